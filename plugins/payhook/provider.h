@@ -1,0 +1,270 @@
+/*
+ * payhook provider plugin contract.
+ *
+ * A provider plugin is a shared object exporting exactly one symbol,
+ * payhook_provider(), which returns a const table (struct ph_provider)
+ * whose first field is the ABI version.  Write the table with
+ * PH_PROVIDER_DEFINE() so no field is forgotten.
+ *
+ * Plugins are sans-I/O: they turn bytes into verified, normalised events
+ * and requests into bytes.  They never open files or sockets, never touch
+ * the store and keep no global state; everything they know about a merchant
+ * account lives in the per-profile context made by profile_new().  The core
+ * reads every file a profile names (keys, certificates) and hands the plugin
+ * the bytes.
+ *
+ * Verification has one "valid" answer: parse_notify() returns PH_OK only
+ * for a notification whose signature (or MAC, or decryption) checked out.
+ * Every other outcome, including allocation failure, is a refusal.
+ */
+#ifndef PAYHOOK_PROVIDER_H
+#define PAYHOOK_PROVIDER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped whenever struct ph_provider or anything it reaches changes. */
+#define PH_PROVIDER_ABI 1
+
+/* The exported symbol's name, as the loader looks it up. */
+#define PH_PROVIDER_SYMBOL "payhook_provider"
+
+/* The project's one error enum; 0 is success.  ph_strerror() names each. */
+enum ph_status {
+	PH_OK = 0,
+	PH_E_NOMEM,		/* allocation failed */
+	PH_E_MALFORMED,		/* input is not well-formed */
+	PH_E_TOOBIG,		/* input exceeds a configured bound */
+	PH_E_FIELD,		/* a required field is missing or invalid */
+	PH_E_SIGNATURE,		/* signature, MAC or decryption failed */
+	PH_E_MERCHANT,		/* addressed to another merchant or app */
+	PH_E_UNSUPPORTED,	/* version, algorithm or operation not supported */
+	PH_E_CONFIG,		/* configuration error */
+	PH_E_IO,		/* file or network I/O failed */
+	PH_E_STORE,		/* storage error */
+	PH_E_STORE_FULL,	/* storage map is full */
+	PH_E_NOTFOUND,		/* no such record */
+	PH_E_CONFLICT,		/* exists with different content */
+	PH_E_PLUGIN,		/* plugin refused to load */
+	PH_E_INTERNAL,		/* a bug: an invariant did not hold */
+	PH_E__MAX
+};
+
+/* Human-readable text for a status; never NULL. */
+const char *ph_strerror(int status);
+
+/*
+ * A diagnostic a plugin (or the core) fills when it refuses something:
+ * one line, no newline, meant for the log and, trimmed, for the provider's
+ * failure answer.  Never contains secrets.
+ */
+#define PH_DIAG_MAX 256
+struct ph_diag {
+	char msg[PH_DIAG_MAX];
+};
+
+/* ---- Configuration handed to a profile ------------------------------- */
+
+enum ph_conf_type {
+	PH_CONF_STRING,		/* the value as written */
+	PH_CONF_INT,		/* decimal integer within [min, max] */
+	PH_CONF_BOOL,		/* yes/no, true/false, on/off, 1/0 */
+	PH_CONF_ENUM,		/* one of choices[] */
+	PH_CONF_FILE,		/* a path; the core reads the file into data/len */
+	PH_CONF_SECRET_FILE,	/* as FILE, refused if group/other may read it;
+				 * one trailing newline is dropped */
+	PH_CONF_FILES,		/* space-separated paths; read into files[] */
+	PH_CONF__MAX
+};
+
+/* A key a plugin accepts in its profiles.  Arrays end with name == NULL. */
+struct ph_conf_key {
+	const char *name;
+	enum ph_conf_type type;
+	int required;
+	const char *const *choices;	/* PH_CONF_ENUM: NULL-terminated */
+	long long min, max;		/* PH_CONF_INT */
+	const char *def;		/* default when absent, or NULL */
+	const char *help;		/* one line for docs and `payhook check` */
+};
+
+struct ph_blob {
+	const unsigned char *data;
+	size_t len;
+};
+
+/*
+ * A configured value.  All pointers are owned by the core and stay valid
+ * until profile_free() returns, so a plugin may keep them in its context.
+ */
+struct ph_conf_value {
+	const char *name;
+	int present;		/* given in the file or by a default */
+	const char *str;	/* the text as written (or default); "" if absent */
+	long long num;		/* INT and BOOL */
+	struct ph_blob blob;	/* FILE and SECRET_FILE: the file's bytes, NUL
+				 * terminated one past len */
+	const struct ph_blob *files;	/* FILES */
+	size_t nfiles;
+};
+
+struct ph_conf {
+	const char *profile;		/* the profile's name */
+	const struct ph_conf_value *values;	/* parallel to the plugin's conf_keys */
+	size_t nvalues;
+};
+
+/* ---- Requests and events ---------------------------------------------- */
+
+struct ph_header {
+	const char *name;	/* as received, e.g. "Wechatpay-Signature" */
+	const char *value;
+};
+
+/* A request as received: the body is the exact bytes, never re-serialised. */
+struct ph_request {
+	const char *method;
+	const char *content_type;	/* may be "" */
+	const unsigned char *body;
+	size_t body_len;
+	const struct ph_header *headers;
+	size_t nheaders;
+	int64_t now;		/* unix seconds, for freshness checks */
+};
+
+enum ph_event_kind {
+	PH_EV_PAYMENT_SUCCEEDED,
+	PH_EV_PAYMENT_FAILED,
+	PH_EV_PAYMENT_PENDING,	/* not paid yet (query answers) */
+	PH_EV_PAYMENT_CLOSED,
+	PH_EV_REFUND_SUCCEEDED,
+	PH_EV_REFUND_FAILED,
+	PH_EV_NOT_FOUND,	/* the provider does not know the order */
+	PH_EV_IGNORED,		/* verified, but nothing payhook acts on */
+	PH_EV__MAX
+};
+
+#define PH_ID_MAX	64	/* order ids, transaction ids, refund ids */
+#define PH_DEDUP_MAX	160
+#define PH_CHANNEL_MAX	32
+
+/*
+ * A verified, normalised event.  Fixed-size fields: nothing to free.
+ * Strings are NUL-terminated; a plugin that cannot fit a value refuses
+ * the notification rather than truncate it.
+ */
+struct ph_event {
+	enum ph_event_kind kind;
+	char order_id[PH_ID_MAX + 1];	/* merchant's order id */
+	char txn_id[PH_ID_MAX + 1];	/* provider's transaction id */
+	char refund_id[PH_ID_MAX + 1];	/* provider's refund id, refunds only */
+	int64_t amount;			/* minor units (fen), >= 0 */
+	char currency[4];		/* ISO 4217 alphabetic, e.g. "CNY" */
+	int64_t occurred_at;		/* unix seconds UTC; 0 if unknown */
+	char dedup_key[PH_DEDUP_MAX + 1];	/* unique per provider fact */
+	char channel[PH_CHANNEL_MAX + 1];	/* aggregators: underlying wallet */
+};
+
+/* What the core decided; the plugin renders it in the provider's format. */
+enum ph_ack_kind {
+	PH_ACK_OK,		/* durably recorded (or already was) */
+	PH_ACK_REFUSED,		/* not verified or not acceptable */
+	PH_ACK_RETRY,		/* payhook could not record it now */
+	PH_ACK__MAX
+};
+
+#define PH_RESP_BODY_MAX 4096
+
+/* A response to write back, filled by the plugin. */
+struct ph_response {
+	int status;			/* HTTP status */
+	char content_type[64];		/* "" for none */
+	unsigned char body[PH_RESP_BODY_MAX];
+	size_t body_len;
+};
+
+/* ---- The table -------------------------------------------------------- */
+
+/* What a plugin can do; the core checks before calling optional entries. */
+#define PH_CAP_NOTIFY		0x01u
+#define PH_CAP_QUERY		0x02u
+#define PH_CAP_CLOSE		0x04u
+#define PH_CAP_REFUND		0x08u
+#define PH_CAP_STATEMENT	0x10u
+
+struct ph_provider {
+	uint32_t abi;			/* PH_PROVIDER_ABI, always first */
+	const char *name;		/* "wechat", as named by `plugin =` */
+	const char *description;
+	uint32_t caps;			/* PH_CAP_* */
+	const struct ph_conf_key *conf_keys;
+
+	/*
+	 * Makes a profile context from its configuration.  On failure returns
+	 * non-zero and fills diag.  *ctx is owned by the core, which frees it
+	 * with profile_free().
+	 */
+	int (*profile_new)(const struct ph_conf *conf, void **ctx,
+	    struct ph_diag *diag);
+	void (*profile_free)(void *ctx);
+
+	/*
+	 * Verifies and parses a notification.  PH_OK only when verified, with
+	 * ev filled; otherwise a status and diag say why.
+	 */
+	int (*parse_notify)(void *ctx, const struct ph_request *req,
+	    struct ph_event *ev, struct ph_diag *diag);
+
+	/*
+	 * Renders the acknowledgement for an outcome.  reason is a short
+	 * English text for failure answers (may be NULL).  Never fails: a
+	 * plugin that cannot render an answer sets status 500 and no body.
+	 */
+	void (*ack)(void *ctx, enum ph_ack_kind kind, const char *reason,
+	    struct ph_response *out);
+
+	/* Reserved for query, close, refund and statement entries (NULL). */
+	void (*reserved[8])(void);
+};
+
+/* The exported entry point: returns the plugin's static table. */
+typedef const struct ph_provider *(*ph_provider_fn)(void);
+
+#if defined(__GNUC__)
+#define PH_EXPORT __attribute__((visibility("default")))
+#else
+#define PH_EXPORT
+#endif
+
+/*
+ * PH_PROVIDER_DEFINE(name, description, caps, conf_keys, profile_new,
+ *     profile_free, parse_notify, ack)
+ * defines the table and the one exported symbol.
+ */
+#define PH_PROVIDER_DEFINE(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE, ACK) \
+	static const struct ph_provider ph_provider_table_ = {		\
+		.abi = PH_PROVIDER_ABI,					\
+		.name = (NAME),						\
+		.description = (DESC),					\
+		.caps = (CAPS),						\
+		.conf_keys = (KEYS),					\
+		.profile_new = (NEW),					\
+		.profile_free = (FREE),					\
+		.parse_notify = (PARSE),				\
+		.ack = (ACK),						\
+	};								\
+	PH_EXPORT const struct ph_provider *payhook_provider(void);	\
+	PH_EXPORT const struct ph_provider *payhook_provider(void)	\
+	{								\
+		return &ph_provider_table_;				\
+	}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PAYHOOK_PROVIDER_H */

@@ -1,0 +1,73 @@
+/*
+ * A minimal TAP producer for payhook's unit tests: each check is one test
+ * point, the plan is printed at the end, the exit status is non-zero when
+ * any check failed.  Include once per test program.
+ */
+#ifndef PH_TAP_H
+#define PH_TAP_H
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int tap_count, tap_failed;
+
+static int __attribute__((format(printf, 2, 3)))
+ok(int cond, const char *fmt, ...)
+{
+	va_list ap;
+
+	tap_count++;
+	if (!cond)
+		tap_failed++;
+	printf("%sok %d - ", cond ? "" : "not ", tap_count);
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	fflush(stdout);
+	return cond;
+}
+
+#define is_int(got, want, ...) tap_is_int(__LINE__, (long long)(got), \
+    (long long)(want), __VA_ARGS__)
+#define is_str(got, want, ...) tap_is_str(__LINE__, (got), (want), __VA_ARGS__)
+
+static void
+tap_is_int(int line, long long got, long long want, const char *name, ...)
+{
+	if (!ok(got == want, "%s", name))
+		printf("# line %d: got %lld, want %lld\n", line, got, want);
+}
+
+static void
+tap_is_str(int line, const char *got, const char *want, const char *name, ...)
+{
+	int same = got != NULL && want != NULL && strcmp(got, want) == 0;
+
+	if (!ok(same, "%s", name))
+		printf("# line %d: got \"%s\", want \"%s\"\n", line,
+		    got ? got : "(null)", want ? want : "(null)");
+}
+
+static void
+diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+}
+
+static int
+done_testing(void)
+{
+	printf("1..%d\n", tap_count);
+	return tap_failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+#endif
