@@ -1,0 +1,15 @@
+/* The merchant API: JSON in and out, behind the bearer token. */
+#ifndef PH_API_H
+#define PH_API_H
+
+#include "fc.h"
+
+void api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
+    struct fc_response *resp);
+void api_get_order(struct fc_ctx *ctx, const char *order_id,
+    struct fc_response *resp);
+void api_events(struct fc_ctx *ctx, const struct fc_request *req,
+    struct fc_response *resp);
+void api_health(struct fc_ctx *ctx, struct fc_response *resp);
+
+#endif

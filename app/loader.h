@@ -1,0 +1,39 @@
+/*
+ * Provider plugin loader: opens shared objects from the plugin folder and
+ * checks their table before anything calls into them.
+ */
+#ifndef PH_LOADER_H
+#define PH_LOADER_H
+
+#include <stddef.h>
+
+#include <payhook/provider.h>
+
+struct loader_plugin {
+	char *file;			/* the path opened */
+	char *file_name;		/* as the config named it */
+	void *handle;			/* dlopen handle */
+	const struct ph_provider *prov;	/* points into the object */
+};
+
+#define LOADER_MAX 32
+
+struct loader {
+	struct loader_plugin plugins[LOADER_MAX];
+	size_t n;
+};
+
+/*
+ * Returns the plugin the config calls name ("wechat" opens dir/wechat.so),
+ * opening it on first use.  Refuses a missing file, a missing symbol, a
+ * wrong ABI, an incomplete table, or a second file with a name already
+ * taken; diag names the file and the reason.
+ */
+int loader_get(struct loader *l, const char *dir, const char *name,
+    const struct loader_plugin **out, struct ph_diag *diag);
+/* Opens one file by path, for tools and tests. */
+int loader_open_path(struct loader *l, const char *path,
+    const struct loader_plugin **out, struct ph_diag *diag);
+void loader_close(struct loader *l);
+
+#endif

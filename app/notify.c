@@ -1,0 +1,97 @@
+/*
+ * A provider's notification: the plugin verifies and normalises it, the
+ * ledger applies it durably, and only then does the plugin render the
+ * acknowledgement.  A refusal or a storage failure is never acknowledged
+ * as success, so the provider retries.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ledger.h"
+#include "log.h"
+#include "notify.h"
+
+static void
+notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
+    const char *reason, struct fc_response *resp)
+{
+	struct ph_response *out;
+
+	/* The plugin's answer buffer is large: keep it off the stack. */
+	if ((out = calloc(1, sizeof(*out))) == NULL) {
+		fc_error(resp, 500, "internal", "out of memory");
+		return;
+	}
+	out->status = 500;
+	pr->plugin->prov->ack(pr->ctx, kind, reason, out);
+	if (out->body_len > sizeof(out->body))
+		out->body_len = 0;
+	resp->status = out->status;
+	snprintf(resp->content_type, sizeof(resp->content_type), "%s",
+	    out->content_type);
+	ph_buf_free(&resp->body);
+	ph_buf_init(&resp->body, FC_RESP_MAX);
+	ph_buf_append(&resp->body, out->body, out->body_len);
+	free(out);
+}
+
+void
+notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
+    const struct fc_request *req, struct fc_response *resp)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+	struct ledger_result res;
+	struct ledger_fact fact;
+	struct ph_request preq;
+	struct ph_event ev;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&preq, 0, sizeof(preq));
+	preq.method = req->method;
+	preq.content_type = req->content_type != NULL ? req->content_type : "";
+	preq.body = req->body;
+	preq.body_len = req->body_len;
+	preq.headers = req->headers;
+	preq.nheaders = req->nheaders;
+	preq.now = req->now;
+	memset(&ev, 0, sizeof(ev));
+	memset(&diag, 0, sizeof(diag));
+
+	rc = prov->parse_notify(pr->ctx, &preq, &ev, &diag);
+	if (rc != PH_OK) {
+		log_warn("notify %s: refused (%s): %s", pr->name,
+		    ph_strerror(rc), diag.msg[0] != '\0' ? diag.msg : "-");
+		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
+		return;
+	}
+	/* The contract says PH_OK means verified and complete; hold it to
+	 * that before anything is written. */
+	ev.order_id[sizeof(ev.order_id) - 1] = '\0';
+	ev.txn_id[sizeof(ev.txn_id) - 1] = '\0';
+	ev.refund_id[sizeof(ev.refund_id) - 1] = '\0';
+	ev.currency[sizeof(ev.currency) - 1] = '\0';
+	ev.dedup_key[sizeof(ev.dedup_key) - 1] = '\0';
+	ev.channel[sizeof(ev.channel) - 1] = '\0';
+
+	fact.profile = pr->name;
+	fact.provider = prov->name;
+	fact.source = "notify";
+	fact.ev = &ev;
+	fact.now = req->now;
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_apply(ctx->store, &fact, &res, &diag);
+	if (rc != PH_OK) {
+		log_err("notify %s: order %s, %s: NOT recorded, provider will "
+		    "retry: %s", pr->name, ev.order_id, ev.dedup_key,
+		    diag.msg);
+		notify_answer(pr, PH_ACK_RETRY, "temporarily unavailable",
+		    resp);
+		return;
+	}
+	log_info("notify %s: order %s, %s: %s%s%s", pr->name, ev.order_id,
+	    ev.dedup_key, ledger_outcome_name(res.outcome),
+	    res.event_type[0] != '\0' ? ", raised " : "", res.event_type);
+	notify_answer(pr, PH_ACK_OK, NULL, resp);
+}

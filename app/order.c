@@ -1,0 +1,147 @@
+/*
+ * Order state machine and representations.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "order.h"
+
+static const char *const order_state_names[ORDER__MAX] = {
+	"PENDING", "PAID", "CLOSED", "REFUNDING", "REFUNDED",
+};
+
+const char *
+order_state_name(enum order_state s)
+{
+	return s < ORDER__MAX ? order_state_names[s] : "UNKNOWN";
+}
+
+int
+order_state_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; i < ORDER__MAX; i++)
+		if (strcmp(s, order_state_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+enum order_verdict
+order_decide_payment(enum order_state st, int64_t order_amount,
+    const char *order_currency, const char *paid_txn, int64_t amount,
+    const char *currency, const char *txn_id)
+{
+	if (paid_txn != NULL && strcmp(paid_txn, txn_id) == 0)
+		return ORDER_V_SAME;
+	switch (st) {
+	case ORDER_PENDING:
+		if (amount != order_amount ||
+		    strcmp(currency, order_currency) != 0)
+			return ORDER_V_MISMATCH;
+		return ORDER_V_PAY;
+	case ORDER_CLOSED:
+		return ORDER_V_LATE;
+	case ORDER_PAID:
+	case ORDER_REFUNDING:
+	case ORDER_REFUNDED:
+	default:
+		/* Paid once already: whatever its amount, this is a second
+		 * payment and its money goes back. */
+		return ORDER_V_DOUBLE;
+	}
+}
+
+int
+order_id_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 64)
+		return 0;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("_-|*.:", c) != NULL) ||
+		    c == '\0')
+			return 0;
+	}
+	return 1;
+}
+
+json_t *
+order_record_new(const char *order_id, const char *profile, int64_t amount,
+    const char *currency, int64_t now)
+{
+	return json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:n, s:n, "
+	    "s:n, s:[]}",
+	    "v", ORDER_RECORD_VERSION,
+	    "order_id", order_id,
+	    "profile", profile,
+	    "amount", (json_int_t)amount,
+	    "currency", currency,
+	    "state", order_state_names[ORDER_PENDING],
+	    "created_at", (json_int_t)now,
+	    "updated_at", (json_int_t)now,
+	    "paid_at",
+	    "provider_txn_id",
+	    "provider",
+	    "exceptions");
+}
+
+void
+order_time_text(int64_t t, char out[32])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		out[0] = '\0';
+}
+
+/* Replaces the integer time at key with its RFC 3339 text (null stays). */
+static void
+order_time_field(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	char buf[32];
+
+	if (v == NULL || !json_is_integer(v))
+		return;
+	order_time_text(json_integer_value(v), buf);
+	json_object_set_new(o, key, json_string(buf));
+}
+
+json_t *
+order_to_api(const json_t *rec)
+{
+	json_t *o, *ex, *e;
+	size_t i;
+
+	if ((o = json_deep_copy(rec)) == NULL)
+		return NULL;
+	json_object_del(o, "v");
+	order_time_field(o, "created_at");
+	order_time_field(o, "updated_at");
+	order_time_field(o, "paid_at");
+	order_time_field(o, "expires_at");
+	ex = json_object_get(o, "exceptions");
+	json_array_foreach(ex, i, e)
+		order_time_field(e, "at");
+	return o;
+}
+
+json_t *
+order_event_to_api(const json_t *rec)
+{
+	json_t *o;
+
+	if ((o = json_deep_copy(rec)) == NULL)
+		return NULL;
+	json_object_del(o, "v");
+	order_time_field(o, "at");
+	order_time_field(o, "occurred_at");
+	return o;
+}

@@ -1,0 +1,100 @@
+/*
+ * The store: one LMDB environment per process, opened once at start (never
+ * before a fork), with one named database per kind of record.  Keys sort:
+ * a record-class byte, then big-endian integers or length-prefixed
+ * strings.  Values are versioned JSON documents ("v": 1).
+ *
+ * A transaction keeps a sticky error: callers do a run of gets and puts and
+ * check once, at store_commit(), which aborts instead when anything failed.
+ */
+#ifndef PH_STORE_H
+#define PH_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lmdb.h>
+
+#include <payhook/provider.h>
+
+#define STORE_SCHEMA_VERSION 1
+
+enum store_db {
+	STORE_DB_ORDERS,	/* order id -> order */
+	STORE_DB_PAYMENTS,	/* provider, transaction id -> payment */
+	STORE_DB_DEDUP,		/* provider, dedup key -> first sighting */
+	STORE_DB_EVENTS,	/* sequence -> event (the outbox) */
+	STORE_DB_REFUNDS,	/* sequence -> refund work item */
+	STORE_DB_META,		/* "schema" -> version */
+	STORE_DB__MAX
+};
+
+/* Record-class bytes, first byte of every key of that database. */
+#define STORE_KEY_ORDER		'O'
+#define STORE_KEY_PAYMENT	'P'
+#define STORE_KEY_DEDUP		'D'
+
+struct store;
+
+struct store_txn {
+	struct store *store;
+	MDB_txn *txn;
+	int write;
+	int err;		/* sticky: first failure, PH_OK while none */
+};
+
+#define STORE_KEY_MAX 511	/* LMDB's default maximum key size */
+
+struct store_key {
+	unsigned char b[STORE_KEY_MAX];
+	size_t len;
+	int err;		/* set when a part did not fit */
+};
+
+/*
+ * Opens (creating if needed) the database file at path with a map of
+ * map_size bytes, clears reader slots left by killed processes and checks
+ * the schema version.  Durable by default: every commit is synced.
+ */
+int store_open(const char *path, size_t map_size, struct store **out,
+    struct ph_diag *diag);
+void store_close(struct store *s);
+/* The one translation of LMDB's errors into ph_status. */
+int store_status(int mdb_rc);
+
+int store_begin(struct store *s, int write, struct store_txn *t);
+/* PH_OK, PH_E_NOTFOUND, or the sticky error.  val points into the map,
+ * valid until the transaction ends. */
+int store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
+    MDB_val *val);
+void store_put(struct store_txn *t, enum store_db db,
+    const struct store_key *k, const void *val, size_t len);
+/* One past the largest 8-byte big-endian key of db (1 when empty). */
+uint64_t store_next_seq(struct store_txn *t, enum store_db db);
+/* Commits a write transaction (or ends a read one); aborts on a sticky
+ * error and returns it. */
+int store_commit(struct store_txn *t);
+void store_abort(struct store_txn *t);
+/* A cursor over db, for scans (caller closes with mdb_cursor_close). */
+MDB_cursor *store_cursor(struct store_txn *t, enum store_db db);
+/* Marks t failed with the translation of an LMDB error; returns it. */
+int store_fail(struct store_txn *t, int mdb_rc);
+
+/* Key builders. */
+void store_key_init(struct store_key *k, unsigned char klass);
+void store_key_str(struct store_key *k, const char *s);	/* u8 len + bytes */
+void store_key_u64(struct store_key *k, uint64_t v);	/* big-endian */
+/* The u64 a sequence key holds (8 bytes big-endian). */
+uint64_t store_key_get_u64(const MDB_val *v);
+
+/* Database statistics for operators: entries per database, map use. */
+struct store_stats {
+	size_t entries[STORE_DB__MAX];
+	size_t map_size;
+	size_t map_used;
+	unsigned readers_used, readers_max;
+};
+int store_stats(struct store *s, struct store_stats *st);
+const char *store_db_name(enum store_db db);
+
+#endif
