@@ -1,0 +1,941 @@
+"""Shared support for payhook's end-to-end tests.
+
+Every test file imports this module and calls ``harness.run(main)``.  The
+harness gives a test:
+
+* ``Tap``: TAP output for automake's tap-driver (``ok N - name``,
+  ``not ok N - name``, ``# diag`` lines, the plan ``1..N`` at the end, or
+  ``1..0 # SKIP reason`` for the whole file);
+* ``Instance``: a temporary directory holding a payhook configuration, key
+  files (mode 0600), the API token and the LMDB file;
+* ``Server``: a real lighttpd (``lighttpd -D``) on a free 127.0.0.1 port that
+  spawns two or more ``payhook.fcgi`` processes through mod_fastcgi; it is
+  stopped by pid at exit and on failure, and its error log is copied into
+  the TAP output as ``#`` lines whenever a check fails;
+* WeChat Pay v2 helpers computed here, independently of payhook's code:
+  ``sign_v2``, ``notify_xml``, ``make_payment``;
+* merchant API helpers: ``api``, ``create_order``, ``get_order``, ``events``.
+
+Environment (set by ``make check``): top_srcdir, top_builddir, PYTHON3,
+LIGHTTPD (a path, or "no").  Run by hand from the source tree after a build:
+``tests/e2e/run-python tests/e2e/test_api.py``.  Set PAYHOOK_E2E_KEEP=1 to keep
+the temporary directories for inspection.
+
+Only the standard library is used, and nothing talks to any address other
+than 127.0.0.1.
+"""
+
+import concurrent.futures
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOP_SRCDIR = os.path.abspath(os.environ.get('top_srcdir')
+                             or os.path.join(HERE, '..', '..'))
+TOP_BUILDDIR = os.path.abspath(os.environ.get('top_builddir') or TOP_SRCDIR)
+PAYHOOK = os.path.join(TOP_BUILDDIR, 'payhook')
+PAYHOOK_FCGI = os.path.join(TOP_BUILDDIR, 'payhook.fcgi')
+PLUGIN_DIR = os.path.join(TOP_BUILDDIR, 'providers', '.libs')
+CASES_DIR = os.path.join(HERE, 'cases')
+
+HOST = '127.0.0.1'
+
+SUCCESS_ACK = (b'<xml><return_code><![CDATA[SUCCESS]]></return_code>'
+               b'<return_msg><![CDATA[OK]]></return_msg></xml>')
+FAIL_ACK_RE = re.compile(
+    rb'\A<xml><return_code><!\[CDATA\[FAIL\]\]></return_code>'
+    rb'<return_msg><!\[CDATA\[(.+?)\]\]></return_msg></xml>\Z', re.S)
+RFC3339_UTC_RE = re.compile(
+    r'\A\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z\Z')
+
+# The profiles every instance is configured with.  Keys are exactly 32
+# characters; wxshop uses the key of WeChat's published signing example.
+PROFILES = {
+    'wxshop': {
+        'plugin': 'wechat',
+        'appid': 'wx2421b1c4370ec43b',
+        'mch_id': '10000100',
+        'key': '192006250b4c09247ec02edce69f6a2d',
+        'sign_type': 'MD5',
+    },
+    'wxhmac': {
+        'plugin': 'wechat',
+        'appid': 'wxd930ea5d5a258f4f',
+        'mch_id': '10000200',
+        'key': 'Hm4cK3yE2eTestKeyForSha256Prof1x',
+        'sign_type': 'HMAC-SHA256',
+    },
+}
+assert all(len(p['key']) == 32 for p in PROFILES.values())
+
+ORDER_KEYS = {'order_id', 'profile', 'amount', 'currency', 'state',
+              'created_at', 'updated_at', 'paid_at', 'provider_txn_id',
+              'exceptions'}
+
+
+def lighttpd_path():
+    """The lighttpd binary to use, or None when there is none."""
+    env = os.environ.get('LIGHTTPD')
+    if env == 'no':
+        return None
+    if env:
+        return env if os.access(env, os.X_OK) else None
+    found = shutil.which('lighttpd')
+    if found:
+        return found
+    for cand in ('/usr/sbin/lighttpd', '/usr/local/sbin/lighttpd'):
+        if os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
+# ---------------------------------------------------------------------------
+# TAP
+# ---------------------------------------------------------------------------
+
+class Tap:
+    """A TAP producer: one check = one test point, plan printed at the end."""
+
+    def __init__(self):
+        self.count = 0
+        self.failed = 0
+        self.fail_hooks = []        # run after a failed check
+        self.mark_hooks = []        # run after every check
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _clean(name):
+        # '#' would start a TAP directive; keep a name on one line.
+        return ' '.join(str(name).replace('#', 'no.').split())
+
+    def _out(self, line):
+        sys.stdout.write(line + '\n')
+        sys.stdout.flush()
+
+    def diag(self, msg):
+        text = str(msg)
+        for line in text.splitlines() or ['']:
+            self._out('# ' + line)
+
+    def ok(self, cond, name, *diags):
+        with self._lock:
+            self.count += 1
+            self._out('%sok %d - %s' % ('' if cond else 'not ', self.count,
+                                        self._clean(name)))
+            if not cond:
+                self.failed += 1
+                for d in diags:
+                    self.diag(d)
+                for hook in list(self.fail_hooks):
+                    try:
+                        hook()
+                    except Exception as exc:  # never let a hook hide a result
+                        self.diag('(fail hook raised %r)' % exc)
+            for hook in list(self.mark_hooks):
+                try:
+                    hook()
+                except Exception as exc:
+                    self.diag('(mark hook raised %r)' % exc)
+        return bool(cond)
+
+    def is_(self, got, want, name, *diags):
+        return self.ok(got == want, name, 'got:  %s' % _short(got),
+                       'want: %s' % _short(want), *diags)
+
+    def like(self, got, regex, name, *diags):
+        good = isinstance(got, (str, bytes)) and re.search(regex, got) is not None
+        return self.ok(good, name, 'got:  %s' % _short(got),
+                       'want: match %r' % (regex,), *diags)
+
+    def skip_all(self, reason):
+        self._out('1..0 # SKIP %s' % self._clean(reason))
+        sys.exit(0)
+
+    def bail(self, reason):
+        self._out('Bail out! %s' % self._clean(reason))
+
+    def done(self):
+        self._out('1..%d' % self.count)
+        return 1 if self.failed else 0
+
+
+def _short(value, limit=600):
+    if isinstance(value, bytes):
+        text = repr(value)
+    elif isinstance(value, (dict, list)):
+        try:
+            text = json.dumps(value, sort_keys=True)
+        except (TypeError, ValueError):
+            text = repr(value)
+    else:
+        text = repr(value)
+    if len(text) > limit:
+        text = text[:limit] + '... (%d chars)' % len(text)
+    return text
+
+
+# ---------------------------------------------------------------------------
+# WeChat Pay v2, computed here (never by payhook's code)
+# ---------------------------------------------------------------------------
+
+def _pairs(fields):
+    if isinstance(fields, dict):
+        return list(fields.items())
+    return [tuple(p) for p in fields]
+
+
+def sign_v2(fields, key, sign_type='MD5'):
+    """WeChat v2 signature: every non-empty field but `sign`, sorted by name
+    (bytewise), `k=v` joined by `&`, then `&key=KEY`; MD5 or HMAC-SHA256,
+    upper-case hex."""
+    items = [(str(k), str(v)) for k, v in _pairs(fields)
+             if k != 'sign' and v is not None and str(v) != '']
+    items.sort(key=lambda kv: kv[0].encode('utf-8'))
+    text = '&'.join('%s=%s' % kv for kv in items) + '&key=' + key
+    data = text.encode('utf-8')
+    if sign_type == 'MD5':
+        return hashlib.md5(data).hexdigest().upper()
+    if sign_type == 'HMAC-SHA256':
+        return hmac.new(key.encode('utf-8'), data,
+                        hashlib.sha256).hexdigest().upper()
+    raise ValueError('unknown sign_type %r' % sign_type)
+
+
+def _cdata(value):
+    return '<![CDATA[' + value.replace(']]>', ']]]]><![CDATA[>') + ']]>'
+
+
+def _xml_escape(value):
+    return (value.replace('&', '&amp;').replace('<', '&lt;')
+            .replace('>', '&gt;'))
+
+
+def notify_xml(fields, cdata=True):
+    """The notification body: `<xml>` with one element per field; Python
+    ints are written bare, strings in CDATA (or escaped text when
+    cdata=False).  `fields` is a dict or a list of (name, value) pairs (a
+    list may repeat a name)."""
+    parts = ['<xml>']
+    for k, v in _pairs(fields):
+        if isinstance(v, int) and not isinstance(v, bool):
+            text = str(v)
+        elif cdata:
+            text = _cdata(str(v))
+        else:
+            text = _xml_escape(str(v))
+        parts.append('<%s>%s</%s>' % (k, text, k))
+    parts.append('</xml>')
+    return ''.join(parts).encode('utf-8')
+
+
+def beijing_time_end(when=None):
+    """`time_end` format: yyyyMMddHHmmss, Beijing time (UTC+8)."""
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    return (when + datetime.timedelta(hours=8)).strftime('%Y%m%d%H%M%S')
+
+
+def nonce():
+    return os.urandom(16).hex()[:32]
+
+
+_DEFAULT = object()
+
+
+def make_payment(order_id, amount, txn_id, profile='wxshop', currency='CNY',
+                 result_code='SUCCESS', sign_type=None, key=None,
+                 sign_type_field=_DEFAULT, extra=None, omit=(), sign=True,
+                 profiles=None, **overrides):
+    """The fields of a WeChat v2 payment notification, signed.
+
+    sign_type: the algorithm used (default: the profile's).
+    sign_type_field: the value of the `sign_type` field; by default
+        "HMAC-SHA256" when signing with HMAC and absent for MD5; None = absent.
+    extra: more fields (added before signing); omit: fields to leave out;
+    overrides: replace field values (before signing).
+    Returns an insertion-ordered dict ending with `sign`."""
+    prof = (profiles or PROFILES)[profile]
+    sign_type = sign_type or prof['sign_type']
+    key = key or prof['key']
+    if sign_type_field is _DEFAULT:
+        sign_type_field = 'HMAC-SHA256' if sign_type == 'HMAC-SHA256' else None
+    f = {
+        'return_code': 'SUCCESS',
+        'appid': prof['appid'],
+        'mch_id': prof['mch_id'],
+        'nonce_str': nonce(),
+    }
+    if sign_type_field is not None:
+        f['sign_type'] = sign_type_field
+    f['result_code'] = result_code
+    if result_code != 'SUCCESS':
+        f['err_code'] = 'SYSTEMERROR'
+        f['err_code_des'] = 'payment failed'
+    f.update({
+        'openid': 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o',
+        'is_subscribe': 'N',
+        'trade_type': 'JSAPI',
+        'bank_type': 'CFT',
+        'total_fee': amount,
+        'fee_type': currency,
+        'cash_fee': amount,
+        'transaction_id': txn_id,
+        'out_trade_no': order_id,
+        'time_end': beijing_time_end(),
+    })
+    if extra:
+        f.update(extra)
+    f.update(overrides)
+    for name in omit:
+        f.pop(name, None)
+    if sign:
+        f['sign'] = sign_v2(f, key, sign_type)
+    return f
+
+
+def txn_id(tag):
+    """A 28-32 digit WeChat-looking transaction id, unique per call."""
+    global _TXN_SEQ
+    with _TXN_LOCK:
+        _TXN_SEQ += 1
+        seq = _TXN_SEQ
+    digest = hashlib.sha256(('%s/%d/%f' % (tag, seq, time.time()))
+                            .encode()).hexdigest()
+    return '4200' + str(int(digest[:20], 16))[:24].rjust(24, '0')
+
+
+_TXN_SEQ = 0
+_TXN_LOCK = threading.Lock()
+
+
+# ---------------------------------------------------------------------------
+# HTTP
+# ---------------------------------------------------------------------------
+
+class Response:
+    def __init__(self, status, headers, body, error=None):
+        self.status = status
+        self.headers = headers          # lower-case names
+        self.body = body                # bytes
+        self.error = error              # exception text when no answer
+        self._json = _DEFAULT
+
+    @property
+    def json(self):
+        """The decoded JSON body, or None when it is not JSON."""
+        if self._json is _DEFAULT:
+            try:
+                self._json = json.loads(self.body.decode('utf-8'))
+            except (ValueError, UnicodeDecodeError):
+                self._json = None
+        return self._json
+
+    @property
+    def content_type(self):
+        return self.headers.get('content-type', '')
+
+    def describe(self):
+        if self.error:
+            return 'no answer: %s' % self.error
+        return 'HTTP %s %s body=%s' % (self.status, self.content_type,
+                                        _short(self.body, 400))
+
+    def __repr__(self):
+        return '<Response %s>' % self.describe()
+
+
+def http_request(port, method, path, body=None, headers=None, timeout=60):
+    if isinstance(body, str):
+        body = body.encode('utf-8')
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        resp = conn.getresponse()
+        data = resp.read()
+        hdrs = {k.lower(): v for k, v in resp.getheaders()}
+        return Response(resp.status, hdrs, data)
+    except (OSError, http.client.HTTPException) as exc:
+        return Response(None, {}, b'', error='%s: %s' % (type(exc).__name__, exc))
+    finally:
+        conn.close()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+class LoopbackListener:
+    """A TCP listener on 127.0.0.1 that records every connection it gets:
+    used to prove that an XML external entity was never fetched."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((HOST, 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self):
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self):
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+# ---------------------------------------------------------------------------
+# Instances: config, keys, token, LMDB, and the lighttpd in front
+# ---------------------------------------------------------------------------
+
+_LIVE = []          # every Instance created, cleaned up at exit
+
+
+def config_text(core, profiles, extra=''):
+    """INI text for payhook: `core` and each profile are ordered dicts."""
+    lines = ['; payhook end-to-end test configuration', '[core]']
+    lines += ['%s = %s' % kv for kv in core.items()]
+    for name, settings in profiles.items():
+        lines += ['', '[profile.%s]' % name]
+        lines += ['%s = %s' % kv for kv in settings.items()]
+    return '\n'.join(lines) + '\n' + extra
+
+
+def write_file(path, data, mode=0o600):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    with open(path, 'wb') as fh:
+        fh.write(data)
+    os.chmod(path, mode)
+
+
+class Instance:
+    """One payhook installation in a temporary directory:
+
+        DIR/etc/payhook.conf       the config (PAYHOOK_CONFIG / -c)
+        DIR/etc/keys/api.token     bearer token, mode 0600
+        DIR/etc/keys/<profile>.key API keys, mode 0600
+        DIR/etc/var/payhook.mdb    the LMDB file (db_path = var/payhook.mdb)
+        DIR/lighttpd.conf, DIR/lighttpd-error.log, DIR/run/ (sockets)
+    """
+
+    def __init__(self, tap, name='main', base_path=None, max_body_bytes=65536,
+                 max_procs=2, profiles=None, log_level='info'):
+        self.tap = tap
+        self.name = name
+        self.base_path = base_path
+        self.max_body_bytes = max_body_bytes
+        self.max_procs = max_procs
+        self.profiles = profiles or PROFILES
+        self.log_level = log_level
+        tmp = tempfile.gettempdir()
+        if len(tmp) > 40:       # unix socket paths are short
+            tmp = '/tmp'
+        self.dir = tempfile.mkdtemp(prefix='payhook-e2e-%s-' % name, dir=tmp)
+        self.etc = os.path.join(self.dir, 'etc')
+        self.config = os.path.join(self.etc, 'payhook.conf')
+        self.db = os.path.join(self.etc, 'var', 'payhook.mdb')
+        self.token = 'e2e-' + os.urandom(18).hex()
+        self.server = None
+        _LIVE.append(self)
+        self.write()
+
+    def core_settings(self):
+        core = {
+            'db_path': 'var/payhook.mdb',
+            'map_size_mb': '64',
+            'plugin_dir': PLUGIN_DIR,
+            'api_token_file': 'keys/api.token',
+            'max_body_bytes': str(self.max_body_bytes),
+        }
+        if self.base_path is not None:
+            core['base_path'] = self.base_path
+        if self.log_level:
+            core['log_level'] = self.log_level
+        return core
+
+    def profile_settings(self):
+        out = {}
+        for name, p in self.profiles.items():
+            out[name] = {
+                'plugin': p['plugin'],
+                'appid': p['appid'],
+                'mch_id': p['mch_id'],
+                'api_key_file': 'keys/%s.key' % name,
+                'sign_type': p['sign_type'],
+            }
+        return out
+
+    def write(self):
+        os.makedirs(os.path.join(self.etc, 'var'), exist_ok=True)
+        # One trailing newline is allowed in the token file: use it.
+        write_file(os.path.join(self.etc, 'keys', 'api.token'),
+                   self.token + '\n')
+        for name, p in self.profiles.items():
+            write_file(os.path.join(self.etc, 'keys', '%s.key' % name),
+                       p['key'])
+        write_file(self.config,
+                   config_text(self.core_settings(), self.profile_settings()),
+                   mode=0o644)
+
+    # -- the web server ----------------------------------------------------
+    def start(self):
+        self.server = Server(self)
+        self.server.start()
+        return self.server
+
+    def stop(self):
+        if self.server:
+            self.server.stop()
+
+    def cleanup(self):
+        if self.server:
+            self.server.stop()
+        if os.environ.get('PAYHOOK_E2E_KEEP') == '1':
+            sys.stdout.write('# kept %s\n' % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- HTTP helpers -------------------------------------------------------
+    def path(self, route):
+        """A route below base_path: path('/orders') -> '/pay/orders'."""
+        if not self.base_path or self.base_path == '/':
+            return route
+        return self.base_path.rstrip('/') + route
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        return http_request(self.server.port, method, path, body, headers,
+                            timeout)
+
+    def api(self, method, route, body=None, token=_DEFAULT, headers=None,
+            raw_path=False):
+        """A merchant API call: body dict/list -> JSON; token: default the
+        instance's, None = no Authorization header, str = that token."""
+        hdrs = {}
+        if token is _DEFAULT:
+            token = self.token
+        if token is not None:
+            hdrs['Authorization'] = 'Bearer ' + token
+        if body is not None and not isinstance(body, (str, bytes)):
+            body = json.dumps(body)
+        if body is not None:
+            hdrs['Content-Type'] = 'application/json'
+        hdrs.update(headers or {})
+        return self.request(method, route if raw_path else self.path(route),
+                            body, hdrs)
+
+    def create_order(self, order_id, amount, currency='CNY', profile='wxshop',
+                     **more):
+        body = {'order_id': order_id, 'amount': amount,
+                'currency': currency, 'profile': profile}
+        body.update(more)
+        return self.api('POST', '/orders', body)
+
+    def get_order(self, order_id):
+        return self.api('GET', '/orders/' + order_id)
+
+    def order(self, order_id):
+        """The order JSON, or None."""
+        r = self.get_order(order_id)
+        return r.json if r.status == 200 else None
+
+    def events(self, after=None, limit=None):
+        q = []
+        if after is not None:
+            q.append('after=%s' % after)
+        if limit is not None:
+            q.append('limit=%s' % limit)
+        return self.api('GET', '/events' + ('?' + '&'.join(q) if q else ''))
+
+    def all_events(self, after=0):
+        """Every event after `after`, following `next` (limit 1000)."""
+        out = []
+        for _ in range(1000):
+            r = self.events(after, 1000)
+            if r.status != 200 or not isinstance(r.json, dict):
+                raise RuntimeError('GET /events failed: ' + r.describe())
+            batch = r.json.get('events') or []
+            out += batch
+            if not batch:
+                return out
+            after = r.json['next']
+        raise RuntimeError('event feed does not end')
+
+    def last_seq(self):
+        evs = self.all_events(0)
+        return evs[-1]['seq'] if evs else 0
+
+    def notify(self, body, profile='wxshop', content_type='text/xml',
+               method='POST', route=None):
+        if isinstance(body, (dict, list)):
+            body = notify_xml(body)
+        return self.request(method, self.path(route or '/notify/' + profile),
+                            body, {'Content-Type': content_type})
+
+    def pay(self, order_id, amount, txn, profile='wxshop', **kw):
+        """Send a signed payment notification; returns (response, fields)."""
+        fields = make_payment(order_id, amount, txn, profile=profile,
+                              profiles=self.profiles, **kw)
+        return self.notify(fields, profile), fields
+
+    # -- the command-line tool -------------------------------------------
+    def cli(self, *args, config=None, cwd=None, timeout=60):
+        return run_cli(['-c', config or self.config] + list(args), cwd=cwd,
+                       timeout=timeout)
+
+
+def run_cli(args, cwd=None, timeout=60):
+    """Run the `payhook` command-line tool; returns CompletedProcess (text)."""
+    try:
+        return subprocess.run([PAYHOOK] + list(args), cwd=cwd,
+                              stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              timeout=timeout, text=True, errors='replace')
+    except subprocess.TimeoutExpired as exc:
+        return subprocess.CompletedProcess(exc.cmd, -999, exc.stdout or '',
+                                           'timed out after %ss' % timeout)
+
+
+def _proc_children(pid):
+    """pids of the direct children of `pid` (from /proc)."""
+    kids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        # pid (comm) state ppid ...; comm may contain spaces and ')'
+        rest = data[data.rfind(')') + 2:].split()
+        if len(rest) > 1 and rest[1] == str(pid):
+            kids.append(int(entry))
+    return kids
+
+
+def _cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as fh:
+            return fh.read().replace(b'\0', b' ').decode('utf-8', 'replace')
+    except OSError:
+        return ''
+
+
+def _alive(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as fh:
+            data = fh.read()
+    except OSError:
+        return False
+    state = data[data.rfind(')') + 2:].split()[0]
+    return state != 'Z'
+
+
+class StartError(Exception):
+    pass
+
+
+class Server:
+    """lighttpd in the foreground (-D), spawning payhook.fcgi processes."""
+
+    def __init__(self, inst):
+        self.inst = inst
+        self.lighttpd = lighttpd_path()
+        self.proc = None
+        self.port = None
+        self.conf = os.path.join(inst.dir, 'lighttpd.conf')
+        self.errorlog = os.path.join(inst.dir, 'lighttpd-error.log')
+        self.stdout_log = os.path.join(inst.dir, 'lighttpd-stdout.log')
+        self.rundir = os.path.join(inst.dir, 'run')
+        self.docroot = os.path.join(inst.dir, 'htdocs')
+        self.uploads = os.path.join(inst.dir, 'uploads')
+        self._log_offset = 0
+        self._backend_pids = set()
+
+    def write_conf(self):
+        for d in (self.rundir, self.docroot, self.uploads):
+            os.makedirs(d, exist_ok=True)
+        conf = '''# lighttpd for payhook end-to-end tests (generated)
+server.modules += ( "mod_fastcgi" )
+server.bind = "{host}"
+server.port = {port}
+server.document-root = "{docroot}"
+server.upload-dirs = ( "{uploads}" )
+server.errorlog = "{errorlog}"
+server.max-request-size = 8192
+server.max-connections = 512
+fastcgi.server = (
+  "/" => ((
+    "bin-path" => "{fcgi}",
+    "bin-environment" => ( "PAYHOOK_CONFIG" => "{config}" ),
+    "socket" => "{rundir}/payhook.sock",
+    "min-procs" => {procs},
+    "max-procs" => {procs},
+    "check-local" => "disable",
+    "fix-root-scriptname" => "enable"
+  ))
+)
+'''.format(host=HOST, port=self.port, docroot=self.docroot,
+           uploads=self.uploads, errorlog=self.errorlog, fcgi=PAYHOOK_FCGI,
+           config=self.inst.config, rundir=self.rundir,
+           procs=self.inst.max_procs)
+        write_file(self.conf, conf, mode=0o644)
+
+    def start(self, timeout=30):
+        if not os.access(PAYHOOK_FCGI, os.X_OK):
+            raise StartError('%s is not built' % PAYHOOK_FCGI)
+        last = ''
+        for _attempt in range(3):
+            self.port = free_port()
+            self.write_conf()
+            self._log_offset = self._log_size()
+            out = open(self.stdout_log, 'ab')
+            self.proc = subprocess.Popen(
+                [self.lighttpd, '-D', '-f', self.conf],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                cwd=self.inst.dir, start_new_session=True)
+            out.close()
+            deadline = time.time() + timeout
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                r = http_request(self.port, 'GET', self.inst.path('/healthz'),
+                                 timeout=5)
+                if r.status == 200:
+                    self._backend_pids = set(self.backend_pids())
+                    tap = self.inst.tap
+                    tap.fail_hooks.append(self.dump_log)
+                    tap.mark_hooks.append(self.mark_log)
+                    return
+                time.sleep(0.1)
+            log = self.read_log()
+            self.stop()
+            last = log
+            if 'Address already in use' in log:
+                continue
+            break
+        raise StartError('lighttpd did not serve /healthz on %s:%s\n%s'
+                         % (HOST, self.port, last[-4000:]))
+
+    def backend_pids(self):
+        """pids of the payhook.fcgi processes lighttpd spawned."""
+        if not self.proc:
+            return []
+        return [p for p in _proc_children(self.proc.pid)
+                if 'payhook' in _cmdline(p)]
+
+    def stop(self):
+        """SIGTERM lighttpd, wait, SIGKILL as a fallback; then make sure the
+        payhook.fcgi processes it spawned are gone (by pid)."""
+        if not self.proc:
+            return
+        backends = set(self.backend_pids()) | self._backend_pids
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            except ProcessLookupError:
+                pass
+        for pid in backends:
+            deadline = time.time() + 5
+            while _alive(pid) and time.time() < deadline:
+                time.sleep(0.05)
+            if _alive(pid) and 'payhook' in _cmdline(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        self.proc = None
+        tap = self.inst.tap
+        for hooks, fn in ((tap.fail_hooks, self.dump_log),
+                          (tap.mark_hooks, self.mark_log)):
+            if fn in hooks:
+                hooks.remove(fn)
+
+    def _log_size(self):
+        try:
+            return os.path.getsize(self.errorlog)
+        except OSError:
+            return 0
+
+    def read_log(self):
+        text = ''
+        for path in (self.errorlog, self.stdout_log):
+            try:
+                with open(path, 'rb') as fh:
+                    text += fh.read().decode('utf-8', 'replace')
+            except OSError:
+                pass
+        return text
+
+    def mark_log(self):
+        """After each check: what the log holds so far belongs to earlier
+        checks."""
+        self._log_offset = self._log_size()
+
+    def dump_log(self, max_lines=60):
+        """Copy what lighttpd (and payhook.fcgi on its stderr) logged since
+        the previous check into the TAP output."""
+        if self.proc is None:
+            return
+        try:
+            with open(self.errorlog, 'rb') as fh:
+                fh.seek(self._log_offset)
+                data = fh.read()
+                self._log_offset = fh.tell()
+        except OSError:
+            return
+        lines = data.decode('utf-8', 'replace').splitlines()
+        if not lines:
+            return
+        tap = self.inst.tap
+        tap.diag('--- lighttpd error log (%s), last %d of %d new lines ---'
+                 % (self.inst.name, min(len(lines), max_lines), len(lines)))
+        for line in lines[-max_lines:]:
+            tap.diag('  ' + line)
+        tap.diag('--- end of log ---')
+
+
+# ---------------------------------------------------------------------------
+# Checks shared by several test files
+# ---------------------------------------------------------------------------
+
+def check_json_error(tap, resp, status, name):
+    """An error answer: the status, and a JSON body with string "error" and
+    "message"."""
+    good = tap.is_(resp.status, status, '%s: HTTP %d' % (name, status),
+                   resp.describe())
+    body = resp.json
+    shaped = (isinstance(body, dict) and isinstance(body.get('error'), str)
+              and body.get('error') != ''
+              and isinstance(body.get('message'), str))
+    tap.ok(shaped, '%s: JSON {"error","message"}' % name, resp.describe())
+    return good and shaped
+
+
+def check_ack(tap, resp, ack, name):
+    """A WeChat acknowledgement: HTTP 200 and the exact SUCCESS bytes, or
+    the FAIL shape with a non-empty reason."""
+    tap.is_(resp.status, 200, '%s: HTTP 200' % name, resp.describe())
+    if ack == 'SUCCESS':
+        return tap.is_(resp.body, SUCCESS_ACK,
+                       '%s: SUCCESS ack, byte-exact' % name)
+    m = FAIL_ACK_RE.match(resp.body or b'')
+    ok = tap.ok(m is not None, '%s: FAIL ack with a reason' % name,
+                resp.describe())
+    if m:
+        tap.diag('%s: FAIL reason: %s' % (name, m.group(1).decode(
+            'utf-8', 'replace')))
+    return ok
+
+
+def check_order_keys(tap, order, name):
+    """Every documented key of the order JSON is there (extra keys are
+    reported as a diagnostic, not an error)."""
+    keys = set(order) if isinstance(order, dict) else set()
+    missing = sorted(ORDER_KEYS - keys)
+    tap.ok(not missing, '%s has every documented key' % name,
+           'missing: %r' % missing)
+    extra = sorted(keys - ORDER_KEYS)
+    if extra:
+        tap.diag('%s: keys beyond the contract: %r' % (name, extra))
+
+
+def is_rfc3339_utc(value):
+    return isinstance(value, str) and RFC3339_UTC_RE.match(value) is not None
+
+
+def parallel(fn, items, workers=16):
+    """Run fn(item) for every item on `workers` threads; results in order."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
+
+
+def load_cases():
+    """Every scenario in tests/e2e/cases/*.json, sorted by file name."""
+    out = []
+    for name in sorted(os.listdir(CASES_DIR)):
+        if name.endswith('.json'):
+            with open(os.path.join(CASES_DIR, name), encoding='utf-8') as fh:
+                out.append((name, json.load(fh)))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Running a test file
+# ---------------------------------------------------------------------------
+
+def cleanup_all():
+    while _LIVE:
+        inst = _LIVE.pop()
+        try:
+            inst.cleanup()
+        except Exception as exc:
+            sys.stdout.write('# cleanup of %s failed: %r\n' % (inst.dir, exc))
+
+
+def _on_signal(signum, _frame):
+    raise KeyboardInterrupt('signal %d' % signum)
+
+
+def run(main, need_lighttpd=True):
+    """Run `main(tap)`, print the plan, stop every server, exit."""
+    tap = Tap()
+    if need_lighttpd and lighttpd_path() is None:
+        tap.skip_all('lighttpd not found (configure found LIGHTTPD=%s)'
+                     % os.environ.get('LIGHTTPD', 'unset'))
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    status = 1
+    try:
+        for prog in (PAYHOOK, PAYHOOK_FCGI):
+            if not os.access(prog, os.X_OK):
+                tap.ok(False, '%s is built' % os.path.relpath(prog,
+                                                              TOP_BUILDDIR),
+                       'run make first (top_builddir=%s)' % TOP_BUILDDIR)
+        if tap.failed == 0:
+            main(tap)
+    except KeyboardInterrupt as exc:
+        tap.ok(False, 'interrupted (%s)' % exc)
+    except Exception as exc:
+        tap.ok(False, 'test script stopped early: %s: %s'
+               % (type(exc).__name__, str(exc).splitlines()[0] if str(exc)
+                  else ''), traceback.format_exc())
+    finally:
+        cleanup_all()
+        status = tap.done()
+    sys.exit(status)
