@@ -13,7 +13,7 @@
 
 static int tap_count, tap_failed;
 
-static int __attribute__((format(printf, 2, 3)))
+static int __attribute__((format(printf, 2, 3), unused))
 ok(int cond, const char *fmt, ...)
 {
 	va_list ap;
@@ -34,14 +34,14 @@ ok(int cond, const char *fmt, ...)
     (long long)(want), __VA_ARGS__)
 #define is_str(got, want, ...) tap_is_str(__LINE__, (got), (want), __VA_ARGS__)
 
-static void
+static void __attribute__((unused))
 tap_is_int(int line, long long got, long long want, const char *name, ...)
 {
 	if (!ok(got == want, "%s", name))
 		printf("# line %d: got %lld, want %lld\n", line, got, want);
 }
 
-static void
+static void __attribute__((unused))
 tap_is_str(int line, const char *got, const char *want, const char *name, ...)
 {
 	int same = got != NULL && want != NULL && strcmp(got, want) == 0;
@@ -51,7 +51,7 @@ tap_is_str(int line, const char *got, const char *want, const char *name, ...)
 		    got ? got : "(null)", want ? want : "(null)");
 }
 
-static void
+static void __attribute__((unused))
 diag(const char *fmt, ...)
 {
 	va_list ap;
@@ -63,7 +63,7 @@ diag(const char *fmt, ...)
 	printf("\n");
 }
 
-static int
+static int __attribute__((unused))
 done_testing(void)
 {
 	printf("1..%d\n", tap_count);

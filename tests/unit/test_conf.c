@@ -1,0 +1,191 @@
+/*
+ * Configuration: a good file opens; each kind of mistake is refused with
+ * a message that names it (and its line), never silently ignored.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/payhook-conf-XXXXXX";
+static char plugin_dir[512];
+
+static void
+put(const char *name, mode_t mode, const char *fmt, ...)
+{
+	char path[600];
+	va_list ap;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+	chmod(path, mode);
+}
+
+#define CORE_FMT \
+    "[core]\n" \
+    "db_path = var/payhook.mdb\n" \
+    "plugin_dir = %s\n" \
+    "api_token_file = keys/api.token\n"
+
+#define PROFILE_FMT \
+    "[profile.wxshop]\n" \
+    "plugin = wechat\n" \
+    "appid = wx2421b1c4370ec43b\n" \
+    "mch_id = 10000100\n" \
+    "api_key_file = keys/wechat.key\n" \
+    "sign_type = %s\n"
+
+/* Writes core + extra + profile and opens it; returns the first error
+ * line (or "" when it opened). */
+static const char *
+open_with(const char *extra_core, const char *sign_type, const char *tail,
+    struct conf **out)
+{
+	static struct conf_errs errs;
+	struct conf *c = NULL;
+	char path[600], body[4096];
+	size_t i;
+
+	snprintf(body, sizeof(body), CORE_FMT, plugin_dir);
+	snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s",
+	    extra_core);
+	snprintf(body + strlen(body), sizeof(body) - strlen(body),
+	    PROFILE_FMT, sign_type);
+	snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s", tail);
+	put("payhook.conf", 0644, "%s", body);
+	snprintf(path, sizeof(path), "%s/payhook.conf", dir);
+	memset(&errs, 0, sizeof(errs));
+	if (conf_open(path, &c, &errs) == 0) {
+		if (out != NULL)
+			*out = c;
+		else
+			conf_free(c);
+		return "";
+	}
+	for (i = 0; i < errs.n; i++)
+		if (!errs.warning[i]) {
+			diag("%s", errs.line[i]);
+			return errs.line[i];
+		}
+	return "?";
+}
+
+int
+main(void)
+{
+	const char *b = getenv("top_builddir");
+	const struct conf_profile *pr;
+	struct conf *c = NULL;
+	const char *e;
+	char path[600];
+
+	char *abs;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	abs = realpath(b != NULL ? b : ".", NULL);
+	snprintf(plugin_dir, sizeof(plugin_dir), "%s/providers/.libs",
+	    abs != NULL ? abs : ".");
+	free(abs);
+	snprintf(path, sizeof(path), "%s/keys", dir);
+	mkdir(path, 0700);
+	put("keys/api.token", 0600, "t0ken-for-the-merchant-api\n");
+	put("keys/wechat.key", 0600, "192006250b4c09247ec02edce69f6a2d\n");
+
+	e = open_with("", "MD5", "", &c);
+	is_str(e, "", "a good configuration opens");
+	if (c != NULL) {
+		ok(strcmp(c->db_path + strlen(c->db_path) - 15,
+		    "var/payhook.mdb") == 0 && c->db_path[0] == '/',
+		    "db_path is made absolute, from the config's folder");
+		is_int(c->map_size_mb, 256, "map_size_mb defaults to 256");
+		is_int(c->max_body_bytes, 65536, "max_body_bytes defaults");
+		is_str(c->base_path, "", "base_path defaults to /");
+		ok(c->api_token_len == 26 &&
+		    memcmp(c->api_token, "t0ken-for-the-merchant-api", 26) == 0,
+		    "token read, final newline dropped");
+		pr = conf_profile(c, "wxshop");
+		ok(pr != NULL && pr->ctx != NULL &&
+		    strcmp(pr->plugin->prov->name, "wechat") == 0,
+		    "profile wxshop bound to the wechat plugin");
+		ok(conf_profile(c, "other") == NULL, "no other profile");
+		conf_free(c);
+		c = NULL;
+	}
+
+	e = open_with("map_size_mb = 64\nmax_body_bytes = 2048\n"
+	    "base_path = /pay/\nlog_level = debug\n", "HMAC-SHA256", "", &c);
+	is_str(e, "", "all core keys accepted");
+	if (c != NULL) {
+		is_int(c->map_size_mb, 64, "map_size_mb read");
+		is_int(c->max_body_bytes, 2048, "max_body_bytes read");
+		is_str(c->base_path, "/pay", "base_path kept without slash");
+		conf_free(c);
+	}
+
+	e = open_with("colour = blue\n", "MD5", "", NULL);
+	ok(strstr(e, "line 5") && strstr(e, "unknown key \"colour\""),
+	    "unknown core key refused with its line");
+	e = open_with("", "MD5", "[extra]\nx = 1\n", NULL);
+	ok(strstr(e, "unknown section [extra]") != NULL,
+	    "unknown section refused");
+	e = open_with("", "MD5", "colour = red\n", NULL);
+	ok(strstr(e, "unknown key \"colour\"") && strstr(e, "profile.wxshop"),
+	    "unknown profile key refused");
+	e = open_with("", "SHA1", "", NULL);
+	ok(strstr(e, "sign_type \"SHA1\" is not one of MD5, HMAC-SHA256") !=
+	    NULL, "bad enum refused, naming the choices");
+	e = open_with("map_size_mb = lots\n", "MD5", "", NULL);
+	ok(strstr(e, "map_size_mb") != NULL, "bad number refused");
+	e = open_with("db_path = x.mdb\n", "MD5", "", NULL);
+	ok(strstr(e, "given twice") != NULL, "duplicate core key refused");
+	e = open_with("base_path = pay\n", "MD5", "", NULL);
+	ok(strstr(e, "base_path") != NULL, "relative base_path refused");
+	e = open_with("", "MD5", "[profile.Bad Name]\nplugin = wechat\n", NULL);
+	ok(strstr(e, "profile name") != NULL, "invalid profile name refused");
+	e = open_with("", "MD5", "[profile.second]\nappid = x\n", NULL);
+	ok(strstr(e, "has no plugin key") != NULL, "profile without plugin");
+	e = open_with("", "MD5", "[profile.third]\nplugin = nosuch\n", NULL);
+	ok(strstr(e, "nosuch.so") != NULL, "missing plugin file named");
+
+	put("keys/wechat.key", 0644, "192006250b4c09247ec02edce69f6a2d");
+	e = open_with("", "MD5", "", NULL);
+	ok(strstr(e, "wechat.key") && strstr(e, "group or others") &&
+	    strstr(e, "0644"), "group/other-readable key file refused");
+	put("keys/wechat.key", 0600, "192006250b4c09247ec02edce69f6a2");
+	e = open_with("", "MD5", "", NULL);
+	ok(strstr(e, "refused it") != NULL, "plugin refuses a 31-char key");
+	put("keys/wechat.key", 0600, "192006250b4c09247ec02edce69f6a2d");
+	put("keys/api.token", 0640, "t0ken-for-the-merchant-api");
+	e = open_with("", "MD5", "", NULL);
+	ok(strstr(e, "api.token") && strstr(e, "group or others"),
+	    "group-readable token file refused");
+	put("keys/api.token", 0600, "t0ken-for-the-merchant-api");
+
+	snprintf(path, sizeof(path), "%s/nowhere.conf", dir);
+	{
+		struct conf_errs errs;
+
+		memset(&errs, 0, sizeof(errs));
+		ok(conf_open(path, &c, &errs) == -1 && errs.n == 1 &&
+		    strstr(errs.line[0], "nowhere.conf") != NULL,
+		    "a missing config file is named");
+	}
+	if (getenv("KEEP_TMP") == NULL) {
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			diag("could not remove %s", dir);
+	}
+	return done_testing();
+}

@@ -1,0 +1,303 @@
+/*
+ * The front controller without a web server: routing below base_path,
+ * methods, authentication, the merchant API's validation, and a signed
+ * notification through the real wechat plugin into a real store.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <jansson.h>
+
+#include "fc.h"
+#include "tap.h"
+
+#define TOKEN "t0ken-for-the-merchant-api"
+#define WXKEY "192006250b4c09247ec02edce69f6a2d"
+
+static char dir[] = "/tmp/payhook-fc-XXXXXX";
+static struct fc_ctx ctx;
+
+static void
+put(const char *name, mode_t mode, const char *text)
+{
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		return;
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+}
+
+static struct fc_response resp;
+
+static int
+call(const char *method, const char *uri, const char *auth, const char *body)
+{
+	struct fc_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.method = method;
+	req.uri = uri;
+	req.content_type = "application/json";
+	req.authorization = auth;
+	req.body = (const unsigned char *)(body != NULL ? body : "");
+	req.body_len = body != NULL ? strlen(body) : 0;
+	req.now = 1764500000;
+	fc_response_free(&resp);
+	fc_response_init(&resp);
+	fc_handle(&ctx, &req, &resp);
+	return resp.status;
+}
+
+static const char *
+field(const char *name)
+{
+	static char buf[256];
+	json_t *j = json_loadb(resp.body.data, resp.body.len, 0, NULL);
+	json_t *v = json_object_get(j, name);
+
+	if (json_is_string(v))
+		snprintf(buf, sizeof(buf), "%s", json_string_value(v));
+	else if (json_is_integer(v))
+		snprintf(buf, sizeof(buf), "%lld",
+		    (long long)json_integer_value(v));
+	else
+		snprintf(buf, sizeof(buf), "(none)");
+	json_decref(j);
+	return buf;
+}
+
+#define AUTH "Bearer " TOKEN
+
+/* A WeChat v2 notification signed with MD5 by hand. */
+static void
+notification(char *out, size_t cap, const char *order, const char *txn,
+    const char *fee)
+{
+	char sign_src[1024], hex[33];
+	unsigned char md[16];
+
+	snprintf(sign_src, sizeof(sign_src),
+	    "appid=wx2421b1c4370ec43b&bank_type=CFT&cash_fee=%s&fee_type=CNY"
+	    "&mch_id=10000100&nonce_str=n0nce&openid=o1&out_trade_no=%s"
+	    "&result_code=SUCCESS&return_code=SUCCESS&time_end=20261130183000"
+	    "&total_fee=%s&trade_type=JSAPI&transaction_id=%s&key=" WXKEY,
+	    fee, order, fee, txn);
+	ph_md5(sign_src, strlen(sign_src), md);
+	ph_hex_upper(md, sizeof(md), hex);
+	snprintf(out, cap, "<xml><appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
+	    "<bank_type>CFT</bank_type><cash_fee>%s</cash_fee>"
+	    "<fee_type>CNY</fee_type><mch_id>10000100</mch_id>"
+	    "<nonce_str>n0nce</nonce_str><openid>o1</openid>"
+	    "<out_trade_no>%s</out_trade_no><result_code>SUCCESS</result_code>"
+	    "<return_code>SUCCESS</return_code><sign>%s</sign>"
+	    "<time_end>20261130183000</time_end><total_fee>%s</total_fee>"
+	    "<trade_type>JSAPI</trade_type><transaction_id>%s</transaction_id>"
+	    "</xml>", fee, order, hex, fee, txn);
+}
+
+static void
+test_routes(void)
+{
+	struct fc_request req;
+
+	is_int(call("GET", "/healthz", NULL, NULL), 200, "healthz");
+	is_str(field("status"), "ok", "... says ok");
+	is_int(call("POST", "/healthz", NULL, NULL), 405, "POST healthz: 405");
+	is_str(resp.allow, "GET, HEAD", "... with Allow");
+	is_int(call("GET", "/nope", NULL, NULL), 404, "unknown route: 404");
+	is_str(field("error"), "not_found", "... as JSON");
+	is_int(call("POST", "/notify/nope", NULL, "<xml/>"), 404,
+	    "unknown profile: 404");
+	is_str(field("error"), "unknown_profile", "... named so");
+	is_int(call("GET", "/notify/wxshop", NULL, NULL), 405,
+	    "GET on a notify route: 405");
+	is_int(call("GET", "/orders/A1", NULL, NULL), 401, "no token: 401");
+	is_int(call("GET", "/orders/A1", "Bearer wrong", NULL), 401,
+	    "wrong token: 401");
+	is_int(call("GET", "/orders/A1", "Basic " TOKEN, NULL), 401,
+	    "other scheme: 401");
+	is_int(call("GET", "/orders/A1", "Bearer " TOKEN "x", NULL), 401,
+	    "token with a suffix: 401");
+	is_int(call("GET", "/orders/A1", AUTH, NULL), 404,
+	    "right token, unknown order: 404");
+	is_int(call("GET", "/orders/A1?x=1", "bearer " TOKEN, NULL), 404,
+	    "scheme is case-insensitive; query string ignored");
+	is_int(call("DELETE", "/orders", AUTH, NULL), 405, "DELETE /orders");
+	is_int(call("GET", "/orders/a/b", AUTH, NULL), 404, "nested path: 404");
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.uri = "/notify/wxshop";
+	req.body = (const unsigned char *)"";
+	req.body_too_big = 1;
+	fc_response_free(&resp);
+	fc_response_init(&resp);
+	fc_handle(&ctx, &req, &resp);
+	is_int(resp.status, 413, "oversized body: 413");
+}
+
+static void
+test_orders(void)
+{
+	is_int(call("POST", "/orders", AUTH, "{\"order_id\":\"A-1\","
+	    "\"amount\":100,\"currency\":\"CNY\",\"profile\":\"wxshop\"}"),
+	    201, "order created: 201");
+	is_str(field("state"), "PENDING", "... PENDING");
+	is_str(field("amount"), "100", "... amount as an integer");
+	is_int(call("POST", "/orders", AUTH, "{\"order_id\":\"A-1\","
+	    "\"amount\":100,\"currency\":\"CNY\",\"profile\":\"wxshop\"}"),
+	    200, "same order again: 200");
+	is_int(call("POST", "/orders", AUTH, "{\"order_id\":\"A-1\","
+	    "\"amount\":200,\"currency\":\"CNY\",\"profile\":\"wxshop\"}"),
+	    409, "same id, other amount: 409");
+	is_int(call("GET", "/orders/A%2D1", AUTH, NULL), 200,
+	    "GET with a percent-escaped id");
+	is_str(field("order_id"), "A-1", "... decoded");
+
+	static const struct {
+		const char *body, *what;
+	} bad[] = {
+		{ "{\"order_id\":\"B\",\"amount\":12.5,\"currency\":\"CNY\","
+		    "\"profile\":\"wxshop\"}", "a fractional amount" },
+		{ "{\"order_id\":\"B\",\"amount\":\"12\",\"currency\":\"CNY\","
+		    "\"profile\":\"wxshop\"}", "an amount as a string" },
+		{ "{\"order_id\":\"B\",\"amount\":0,\"currency\":\"CNY\","
+		    "\"profile\":\"wxshop\"}", "a zero amount" },
+		{ "{\"order_id\":\"B\",\"amount\":-5,\"currency\":\"CNY\","
+		    "\"profile\":\"wxshop\"}", "a negative amount" },
+		{ "{\"order_id\":\"B\",\"currency\":\"CNY\","
+		    "\"profile\":\"wxshop\"}", "no amount" },
+		{ "{\"order_id\":\"B\",\"amount\":1,\"currency\":\"cny\","
+		    "\"profile\":\"wxshop\"}", "a lowercase currency" },
+		{ "{\"order_id\":\"B\",\"amount\":1,\"currency\":\"CNY\","
+		    "\"profile\":\"nope\"}", "an unknown profile" },
+		{ "{\"order_id\":\"B B\",\"amount\":1,\"currency\":\"CNY\","
+		    "\"profile\":\"wxshop\"}", "a space in the id" },
+		{ "{\"order_id\":\"B\",\"amount\":1,\"currency\":\"CNY\","
+		    "\"profile\":\"wxshop\",\"colour\":1}", "an unknown field" },
+		{ "{\"order_id\":\"B\",\"order_id\":\"C\",\"amount\":1,"
+		    "\"currency\":\"CNY\",\"profile\":\"wxshop\"}",
+		    "a duplicate key" },
+		{ "{\"order_id\":", "truncated JSON" },
+		{ "[1,2]", "an array" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		is_int(call("POST", "/orders", AUTH, bad[i].body), 400,
+		    "400 for %s", bad[i].what);
+	}
+	is_int(call("GET", "/orders/B", AUTH, NULL), 404,
+	    "none of them created anything");
+}
+
+static void
+test_notify(void)
+{
+	char body[4096];
+
+	call("POST", "/orders", AUTH, "{\"order_id\":\"N1\",\"amount\":1,"
+	    "\"currency\":\"CNY\",\"profile\":\"wxshop\"}");
+	notification(body, sizeof(body), "N1", "4200000001", "1");
+	is_int(call("POST", "/notify/wxshop", NULL, body), 200,
+	    "signed notification: 200");
+	ok(resp.body.len > 0 && strcmp(resp.body.data,
+	    "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg>"
+	    "<![CDATA[OK]]></return_msg></xml>") == 0, "... SUCCESS ack");
+	call("GET", "/orders/N1", AUTH, NULL);
+	is_str(field("state"), "PAID", "... order PAID");
+	is_str(field("provider_txn_id"), "4200000001", "... by the txn");
+
+	is_int(call("POST", "/notify/wxshop", NULL, body), 200, "again: 200");
+	ok(strstr(resp.body.data, "SUCCESS") != NULL, "... SUCCESS again");
+	call("GET", "/events?after=0&limit=10", AUTH, NULL);
+	is_str(field("next"), "1", "one event in the feed");
+
+	/* Another transaction id under the old signature. */
+	strstr(body, "4200000001</transaction_id>")[9] = '2';
+	call("POST", "/notify/wxshop", NULL, body);
+	ok(strstr(resp.body.data, "FAIL") != NULL, "tampered: FAIL ack");
+	call("GET", "/orders/N1", AUTH, NULL);
+	is_str(field("provider_txn_id"), "4200000001", "... order unchanged");
+	call("GET", "/events?after=0", AUTH, NULL);
+	is_str(field("next"), "1", "... nothing new in the feed");
+
+	is_int(call("GET", "/events?after=x", AUTH, NULL), 400,
+	    "events: bad after");
+	is_int(call("GET", "/events?limit=0", AUTH, NULL), 400,
+	    "events: limit 0");
+	is_int(call("GET", "/events?limit=1001", AUTH, NULL), 400,
+	    "events: limit over 1000");
+	is_int(call("GET", "/events?after=1", AUTH, NULL), 200,
+	    "events after the last");
+	is_str(field("next"), "1", "... next stays");
+}
+
+static void
+test_base_path(void)
+{
+	free(ctx.conf->base_path);
+	ctx.conf->base_path = strdup("/pay");
+	is_int(call("GET", "/pay/healthz", NULL, NULL), 200,
+	    "below base_path: found");
+	is_int(call("GET", "/healthz", NULL, NULL), 404,
+	    "outside base_path: 404");
+	is_int(call("GET", "/payhealthz", NULL, NULL), 404,
+	    "a prefix that is not a path segment: 404");
+	is_int(call("GET", "/pay/orders/N1", AUTH, NULL), 200,
+	    "merchant API below base_path");
+}
+
+int
+main(void)
+{
+	const char *b = getenv("top_builddir");
+	struct conf_errs errs;
+	struct ph_diag d;
+	char path[600], conf[2048], *abs;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	abs = realpath(b != NULL ? b : ".", NULL);
+	snprintf(path, sizeof(path), "%s/keys", dir);
+	mkdir(path, 0700);
+	put("keys/api.token", 0600, TOKEN "\n");
+	put("keys/wechat.key", 0600, WXKEY);
+	snprintf(conf, sizeof(conf), "[core]\nplugin_dir = %s/providers/.libs\n"
+	    "api_token_file = keys/api.token\nmap_size_mb = 16\n"
+	    "[profile.wxshop]\nplugin = wechat\nappid = wx2421b1c4370ec43b\n"
+	    "mch_id = 10000100\napi_key_file = keys/wechat.key\n", abs);
+	free(abs);
+	put("payhook.conf", 0644, conf);
+	snprintf(path, sizeof(path), "%s/payhook.conf", dir);
+	memset(&errs, 0, sizeof(errs));
+	if (!ok(conf_open(path, &ctx.conf, &errs) == 0, "config opens (%s)",
+	    errs.n ? errs.line[0] : ""))
+		return done_testing();
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(ctx.conf->db_path, 16 << 20, &ctx.store, &d) ==
+	    PH_OK, "store opens (%s)", d.msg))
+		return done_testing();
+	fc_response_init(&resp);
+	test_routes();
+	test_orders();
+	test_notify();
+	test_base_path();
+	fc_response_free(&resp);
+	store_close(ctx.store);
+	conf_free(ctx.conf);
+	if (getenv("KEEP_TMP") == NULL) {
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			diag("could not remove %s", dir);
+	}
+	return done_testing();
+}

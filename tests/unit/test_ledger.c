@@ -1,0 +1,319 @@
+/*
+ * The ledger against a real LMDB file: every outcome of the order state
+ * machine, durability across a reopen, and a full map.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ledger.h"
+#include "order.h"
+#include "store.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/payhook-ledger-XXXXXX";
+static char dbpath[256];
+
+static struct ph_event
+ev_pay(const char *order, const char *txn, int64_t amount, const char *cur)
+{
+	struct ph_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PH_EV_PAYMENT_SUCCEEDED;
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order);
+	snprintf(ev.txn_id, sizeof(ev.txn_id), "%s", txn);
+	ev.amount = amount;
+	snprintf(ev.currency, sizeof(ev.currency), "%s", cur);
+	ev.occurred_at = 1700000000;
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "pay:%s", txn);
+	return ev;
+}
+
+static struct ph_diag last_diag;	/* of the last apply() */
+
+static int
+apply(struct store *s, const struct ph_event *ev, struct ledger_result *r)
+{
+	struct ledger_fact f = { "wxshop", "wechat", "notify", ev, 1700000100 };
+
+	memset(&last_diag, 0, sizeof(last_diag));
+	return ledger_apply(s, &f, r, &last_diag);
+}
+
+static const char *
+state_of(struct store *s, const char *id)
+{
+	static char buf[32];
+	json_t *o;
+
+	if (ledger_get_order(s, id, &o) != PH_OK)
+		return "(none)";
+	snprintf(buf, sizeof(buf), "%s",
+	    json_string_value(json_object_get(o, "state")));
+	json_decref(o);
+	return buf;
+}
+
+static size_t
+exceptions_of(struct store *s, const char *id, const char *type)
+{
+	json_t *o, *e;
+	size_t i, n = 0;
+
+	if (ledger_get_order(s, id, &o) != PH_OK)
+		return 0;
+	json_array_foreach(json_object_get(o, "exceptions"), i, e)
+		if (strcmp(json_string_value(json_object_get(e, "type")),
+		    type) == 0)
+			n++;
+	json_decref(o);
+	return n;
+}
+
+static size_t
+events_of_type(struct store *s, const char *type, uint64_t *last)
+{
+	json_t *arr, *e;
+	uint64_t next;
+	size_t i, n = 0;
+
+	if (ledger_events(s, 0, 1000, &arr, &next) != PH_OK)
+		return (size_t)-1;
+	json_array_foreach(arr, i, e)
+		if (strcmp(json_string_value(json_object_get(e, "type")),
+		    type) == 0)
+			n++;
+	if (last != NULL)
+		*last = next;
+	json_decref(arr);
+	return n;
+}
+
+static void
+create(struct store *s, const char *id, int64_t amount, const char *cur)
+{
+	struct ph_diag d;
+	json_t *o;
+	int created;
+
+	memset(&d, 0, sizeof(d));
+	ok(ledger_create_order(s, id, "wxshop", amount, cur, 1700000000, &o,
+	    &created, &d) == PH_OK && created, "order %s created", id);
+	json_decref(o);
+}
+
+static void
+test_orders(struct store *s)
+{
+	struct ph_diag d;
+	json_t *o;
+	int created;
+
+	create(s, "A1", 100, "CNY");
+	memset(&d, 0, sizeof(d));
+	is_int(ledger_create_order(s, "A1", "wxshop", 100, "CNY", 1700000001,
+	    &o, &created, &d), PH_OK, "same order again is fine");
+	is_int(created, 0, "... and not created twice");
+	json_decref(o);
+	is_int(ledger_create_order(s, "A1", "wxshop", 101, "CNY", 1700000001,
+	    &o, &created, &d), PH_E_CONFLICT, "same id, other amount: conflict");
+	json_decref(o);
+	is_int(ledger_get_order(s, "nope", &o), PH_E_NOTFOUND,
+	    "unknown order is not found");
+}
+
+static void
+test_payments(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	uint64_t last, before;
+
+	ev = ev_pay("A1", "T1", 100, "CNY");
+	is_int(apply(s, &ev, &r), PH_OK, "payment applies");
+	is_int(r.outcome, LEDGER_APPLIED, "... outcome applied");
+	is_str(r.event_type, "order.paid", "... raises order.paid");
+	is_str(state_of(s, "A1"), "PAID", "... order is PAID");
+	is_int(events_of_type(s, "order.paid", &before), 1, "one order.paid");
+
+	is_int(apply(s, &ev, &r), PH_OK, "same notification again");
+	is_int(r.outcome, LEDGER_DUPLICATE, "... is a duplicate");
+	events_of_type(s, "order.paid", &last);
+	is_int(last, before, "... and raises nothing");
+
+	/* Same payment seen through another path (another dedup key). */
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "query:T1");
+	is_int(apply(s, &ev, &r), PH_OK, "same payment via a query");
+	is_int(r.outcome, LEDGER_DUPLICATE, "... is a duplicate too");
+
+	ev = ev_pay("A1", "T2", 100, "CNY");
+	is_int(apply(s, &ev, &r), PH_OK, "second payment for a paid order");
+	is_int(r.outcome, LEDGER_RECORDED, "... recorded");
+	is_str(r.event_type, "order.double_payment", "... raised");
+	is_str(state_of(s, "A1"), "PAID", "... order stays PAID");
+	is_int(exceptions_of(s, "A1", "double_payment"), 1,
+	    "... exception on the order");
+
+	create(s, "B1", 500, "CNY");
+	ev = ev_pay("B1", "T3", 499, "CNY");
+	is_int(apply(s, &ev, &r), PH_OK, "amount mismatch applies");
+	is_int(r.outcome, LEDGER_RECORDED, "... recorded");
+	is_str(r.event_type, "order.amount_mismatch", "... raised");
+	is_str(state_of(s, "B1"), "PENDING", "... order not paid");
+	is_int(exceptions_of(s, "B1", "amount_mismatch"), 1, "... exception");
+
+	ev = ev_pay("B1", "T4", 500, "USD");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "order.amount_mismatch", "currency mismatch too");
+	is_str(state_of(s, "B1"), "PENDING", "... order not paid");
+
+	ev = ev_pay("B1", "T5", 500, "CNY");
+	apply(s, &ev, &r);
+	is_str(state_of(s, "B1"), "PAID", "then the right payment pays it");
+
+	ev = ev_pay("ZZ", "T6", 1, "CNY");
+	is_int(apply(s, &ev, &r), PH_OK, "payment for an unknown order");
+	is_str(r.event_type, "payment.unknown_order", "... raised");
+	is_str(state_of(s, "ZZ"), "(none)", "... no order invented");
+
+	create(s, "C1", 100, "CNY");
+	ev = ev_pay("C1", "T7", 100, "CNY");
+	ev.kind = PH_EV_PAYMENT_FAILED;
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "fail:C1:T7:-");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "payment.failed", "failed payment raised");
+	is_str(state_of(s, "C1"), "PENDING", "... order unchanged");
+
+	/* Conflict: a known dedup key with a different payload. */
+	ev = ev_pay("C1", "T8", 100, "CNY");
+	apply(s, &ev, &r);
+	is_str(state_of(s, "C1"), "PAID", "C1 paid by T8");
+	ev.amount = 1;
+	is_int(apply(s, &ev, &r), PH_OK, "same key, other amount");
+	is_int(r.outcome, LEDGER_CONFLICT, "... is a conflict");
+	is_str(r.event_type, "notification.conflict", "... raised");
+	is_int(exceptions_of(s, "C1", "notification_conflict"), 1,
+	    "... on the order");
+
+	is_int(events_of_type(s, "order.paid", NULL), 3, "three orders paid");
+}
+
+static void
+test_events_paging(struct store *s)
+{
+	json_t *arr;
+	uint64_t next, prev = 0, seen = 0, expect = 1;
+	int good = 1;
+
+	for (;;) {
+		size_t i;
+		json_t *e;
+
+		if (ledger_events(s, prev, 2, &arr, &next) != PH_OK) {
+			good = 0;
+			break;
+		}
+		if (json_array_size(arr) == 0) {
+			json_decref(arr);
+			break;
+		}
+		json_array_foreach(arr, i, e) {
+			if ((uint64_t)json_integer_value(json_object_get(e,
+			    "seq")) != expect++)
+				good = 0;
+			seen++;
+		}
+		json_decref(arr);
+		prev = next;
+	}
+	ok(good && seen > 5, "paging by 2 sees every event once, in order");
+	ok(ledger_events(s, 1000000, 10, &arr, &next) == PH_OK &&
+	    json_array_size(arr) == 0 && next == 1000000,
+	    "after the end: empty, next unchanged");
+	json_decref(arr);
+}
+
+static void
+test_map_full(void)
+{
+	char path[300];
+	struct store *s;
+	struct ph_diag d;
+	struct ledger_result r;
+	struct ph_event ev;
+	int i, rc = PH_OK;
+	char id[32], txn[32];
+
+	snprintf(path, sizeof(path), "%s/small.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 64 * 1024, &s, &d) == PH_OK,
+	    "small store opens"))
+		return;
+	for (i = 0; i < 5000 && rc == PH_OK; i++) {
+		json_t *o;
+		int created;
+
+		snprintf(id, sizeof(id), "O%d", i);
+		snprintf(txn, sizeof(txn), "X%d", i);
+		rc = ledger_create_order(s, id, "wxshop", 1, "CNY", 1, &o,
+		    &created, &d);
+		json_decref(o);
+		if (rc != PH_OK)
+			break;
+		ev = ev_pay(id, txn, 1, "CNY");
+		if ((rc = apply(s, &ev, &r)) != PH_OK)
+			d = last_diag;
+	}
+	is_int(rc, PH_E_STORE_FULL, "a full map is reported as such");
+	ok(strstr(d.msg, "map_size_mb") != NULL || strstr(d.msg, "full") !=
+	    NULL, "... with a message that says so (%s)", d.msg);
+	/* Whatever failed left nothing half-written: either the order was
+	 * never created, or its payment was not applied. */
+	{
+		json_t *o = NULL;
+		int st = ledger_get_order(s, id, &o);
+
+		ok(st == PH_E_NOTFOUND || (st == PH_OK &&
+		    strcmp(json_string_value(json_object_get(o, "state")),
+		    "PENDING") == 0), "the failed write left nothing behind");
+		json_decref(o);
+	}
+	store_close(s);
+}
+
+int
+main(void)
+{
+	struct store *s;
+	struct ph_diag d;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(dbpath, sizeof(dbpath), "%s/var/payhook.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(dbpath, 16 << 20, &s, &d) == PH_OK,
+	    "store opens, creating its folder (%s)", d.msg))
+		return done_testing();
+	test_orders(s);
+	test_payments(s);
+	test_events_paging(s);
+	store_close(s);
+
+	/* Committed means durable: a new environment sees everything. */
+	ok(store_open(dbpath, 16 << 20, &s, &d) == PH_OK, "store reopens");
+	is_str(state_of(s, "A1"), "PAID", "A1 still PAID after reopen");
+	store_close(s);
+
+	test_map_full();
+	if (getenv("KEEP_TMP") == NULL) {
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			diag("could not remove %s", dir);
+	}
+	return done_testing();
+}
