@@ -1,0 +1,76 @@
+/*
+ * Status names, one-line diagnostics and configuration look-up.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <payhook/sdk.h>
+
+static const char *const ph_status_names[PH_E__MAX] = {
+	[PH_OK] = "success",
+	[PH_E_NOMEM] = "out of memory",
+	[PH_E_MALFORMED] = "malformed input",
+	[PH_E_TOOBIG] = "input too large",
+	[PH_E_FIELD] = "missing or invalid field",
+	[PH_E_SIGNATURE] = "signature verification failed",
+	[PH_E_MERCHANT] = "addressed to another merchant",
+	[PH_E_UNSUPPORTED] = "not supported",
+	[PH_E_CONFIG] = "configuration error",
+	[PH_E_IO] = "input/output error",
+	[PH_E_STORE] = "storage error",
+	[PH_E_STORE_FULL] = "storage full",
+	[PH_E_NOTFOUND] = "not found",
+	[PH_E_CONFLICT] = "conflicting record",
+	[PH_E_PLUGIN] = "plugin refused to load",
+	[PH_E_INTERNAL] = "internal error",
+};
+
+const char *
+ph_strerror(int status)
+{
+	if (status < 0 || status >= PH_E__MAX ||
+	    ph_status_names[status] == NULL)
+		return "unknown error";
+	return ph_status_names[status];
+}
+
+int
+ph_fail(struct ph_diag *diag, int status, const char *fmt, ...)
+{
+	va_list ap;
+	size_t i;
+
+	if (diag == NULL)
+		return status;
+	va_start(ap, fmt);
+	if (vsnprintf(diag->msg, sizeof(diag->msg), fmt, ap) < 0)
+		diag->msg[0] = '\0';
+	va_end(ap);
+	/*
+	 * Diagnostics go to logs and into provider answers, and the format
+	 * arguments may carry bytes from a request: keep them one line of
+	 * printable ASCII.
+	 */
+	for (i = 0; diag->msg[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)diag->msg[i];
+
+		if (c < 0x20 || c > 0x7e)
+			diag->msg[i] = '?';
+	}
+	return status;
+}
+
+const struct ph_conf_value *
+ph_conf_get(const struct ph_conf *conf, const char *name)
+{
+	size_t i;
+
+	if (conf == NULL || name == NULL || conf->values == NULL)
+		return NULL;
+	for (i = 0; i < conf->nvalues; i++)
+		if (conf->values[i].name != NULL &&
+		    strcmp(conf->values[i].name, name) == 0)
+			return &conf->values[i];
+	return NULL;
+}
