@@ -95,9 +95,10 @@ main_headers(char **envp, struct ph_header *headers, char names[][128])
 }
 
 /*
- * Reads the body, never more than max bytes.  Returns 1 when the declared
- * or actual length is over max (nothing more is read), 0 when read, -1 on
- * a read error.  *body is malloc'd (caller frees).
+ * Reads exactly CONTENT_LENGTH bytes of body, never more than max.
+ * Returns 1 when the declared length is over max (nothing is read), 0 when
+ * read, -1 on a malformed length or a short read.  *body is malloc'd
+ * (caller frees).
  */
 static int
 main_read_body(FCGX_Request *r, size_t max, unsigned char **body,
@@ -123,8 +124,9 @@ main_read_body(FCGX_Request *r, size_t max, unsigned char **body,
 		}
 		if (want > max)
 			return 1;
-	} else
-		want = max + 1;	/* no length: read to the end, bounded */
+	}
+	/* Without CONTENT_LENGTH there is no body: libfcgi does not delimit
+	 * stdin for us, so reading on would trust the peer. */
 	if ((buf = malloc((size_t)want + 1)) == NULL)
 		return -1;
 	while (got < want) {
@@ -133,11 +135,7 @@ main_read_body(FCGX_Request *r, size_t max, unsigned char **body,
 			break;
 		got += (size_t)n;
 	}
-	if (got > max) {
-		free(buf);
-		return 1;
-	}
-	if (cl != NULL && *cl != '\0' && got != want) {
+	if (got != want) {	/* truncated: never half a notification */
 		free(buf);
 		return -1;
 	}
@@ -165,9 +163,12 @@ main_write(FCGX_Request *r, const struct fc_response *resp)
 	    resp->allow[0] != '\0' ? "\r\n" : "", resp->body.len);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return;
-	FCGX_PutStr(head, n, r->out);
-	if (resp->body.len > 0)
-		FCGX_PutStr(resp->body.data, (int)resp->body.len, r->out);
+	if (FCGX_PutStr(head, n, r->out) != n ||
+	    (resp->body.len > 0 && FCGX_PutStr(resp->body.data,
+	    (int)resp->body.len, r->out) != (int)resp->body.len) ||
+	    FCGX_FFlush(r->out) != 0)
+		log_warn("response of status %d could not be written: the "
+		    "client went away", resp->status);
 }
 
 static void

@@ -117,6 +117,7 @@ store_open(const char *path, size_t map_size, struct store **out,
 {
 	struct store *s;
 	MDB_txn *txn = NULL;
+	unsigned int flags = 0;
 	int rc, dead = 0, i;
 
 	*out = NULL;
@@ -141,6 +142,14 @@ store_open(const char *path, size_t map_size, struct store **out,
 	rc = mdb_env_open(s->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0600);
 	if (rc != 0)
 		goto fail;
+	if (mdb_env_get_flags(s->env, &flags) == 0 && (flags & (MDB_NOSYNC |
+	    MDB_NOMETASYNC | MDB_MAPASYNC | MDB_WRITEMAP | MDB_NOLOCK))) {
+		ph_fail(diag, PH_E_STORE, "database %s: opened with flags "
+		    "0x%x that give up durability; refusing to serve", path,
+		    flags);
+		store_close(s);
+		return PH_E_STORE;
+	}
 	/* Reader slots of processes killed mid-read would pin old pages. */
 	if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
 		log_warn("database %s: cleared %d stale reader slot(s)", path,
