@@ -172,6 +172,61 @@ def test_routes(tap, inst):
             'GET /orders/A1?foo=bar')
 
 
+def test_chunked(tap, inst):
+    """Bodies sent with Transfer-Encoding: chunked (no Content-Length from
+    the client) reach payhook whole."""
+    import http.client
+    inst.create_order('CHUNK1', 42)
+    body = harness.notify_xml(harness.make_payment('CHUNK1', 42,
+                                                   harness.txn_id('chunk')))
+    conn = http.client.HTTPConnection(harness.HOST, inst.server.port,
+                                      timeout=30)
+    try:
+        conn.request('POST', inst.path('/notify/wxshop'),
+                     body=iter([body[:100], body[100:333], body[333:]]),
+                     headers={'Content-Type': 'text/xml',
+                              'Transfer-Encoding': 'chunked'},
+                     encode_chunked=True)
+        resp = conn.getresponse()
+        r = harness.Response(resp.status, {k.lower(): v for k, v in
+                                           resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+    check_ack(tap, r, 'SUCCESS', 'chunked notification')
+    tap.is_((inst.order('CHUNK1') or {}).get('state'), 'PAID',
+            'chunked notification: order PAID')
+    conn = http.client.HTTPConnection(harness.HOST, inst.server.port,
+                                      timeout=30)
+    b = json.dumps({'order_id': 'CHUNK2', 'amount': 5, 'currency': 'CNY',
+                    'profile': 'wxshop'}).encode()
+    try:
+        conn.request('POST', inst.path('/orders'), body=iter([b[:10], b[10:]]),
+                     headers={'Content-Type': 'application/json',
+                              'Authorization': 'Bearer ' + inst.token,
+                              'Transfer-Encoding': 'chunked'},
+                     encode_chunked=True)
+        resp = conn.getresponse()
+        status = resp.status
+        resp.read()
+    finally:
+        conn.close()
+    tap.is_(status, 201, 'chunked POST /orders: 201')
+    # Two requests on one kept-alive connection.
+    conn = http.client.HTTPConnection(harness.HOST, inst.server.port,
+                                      timeout=30)
+    try:
+        got = []
+        for oid in ('CHUNK1', 'CHUNK2'):
+            conn.request('GET', inst.path('/orders/' + oid),
+                         headers={'Authorization': 'Bearer ' + inst.token})
+            resp = conn.getresponse()
+            got.append((resp.status, json.loads(resp.read()).get('order_id')))
+    finally:
+        conn.close()
+    tap.is_(got, [(200, 'CHUNK1'), (200, 'CHUNK2')],
+            'two requests on one keep-alive connection')
+
+
 def test_body_limit(tap, inst):
     pad = inst.max_body_bytes
     b = json.dumps({'order_id': 'BIG1', 'amount': 1, 'currency': 'CNY',
@@ -318,6 +373,7 @@ def main(tap):
     test_auth(tap, inst)
     test_create(tap, inst)
     test_routes(tap, inst)
+    test_chunked(tap, inst)
     test_body_limit(tap, inst)
     test_events(tap, inst)
     inst.stop()

@@ -12,6 +12,7 @@ A case file:
       "sign": "MD5" | "HMAC-SHA256" | "none" | "bad",
       "cdata": true,                // false: values as escaped text
       "truncate": -20,              // optional: cut the body (python slice)
+      "prefix": "...", "suffix": "...",  // optional: text around the body
       "raw": "..."                  // optional: this body instead
     },
     "expect": {
@@ -76,6 +77,8 @@ def build_body(case, env, prof):
         body = harness.notify_xml(pairs, cdata=note.get('cdata', True))
     if 'truncate' in note:
         body = body[:note['truncate']]
+    body = note.get('prefix', '').encode('utf-8') + body + \
+        note.get('suffix', '').encode('utf-8')
     return body
 
 

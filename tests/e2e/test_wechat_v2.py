@@ -439,9 +439,35 @@ def main(tap):
     txns = {oid_: txn_id(oid_) for oid_ in ids}
     bodies = {oid_: notify_xml(make_payment(oid_, 1000 + int(oid_[-3:]),
                                             txns[oid_])) for oid_ in ids}
+    # A merchant reading the feed while the payments land: following
+    # `next`, it must see every event once, none skipped.
+    import threading
+    stop_reading = threading.Event()
+    read, read_errors = [], []
+
+    def feed_reader():
+        cur = base_conc
+        while True:
+            r = inst.events(after=cur, limit=7)
+            if r.status != 200 or not isinstance(r.json, dict):
+                read_errors.append(r.describe())
+                if len(read_errors) > 20:
+                    return
+                time.sleep(0.01)
+                continue
+            evs_ = r.json.get('events') or []
+            if evs_:
+                read.extend(evs_)
+                cur = r.json.get('next')
+            elif stop_reading.is_set():
+                return
+    reader = threading.Thread(target=feed_reader, daemon=True)
+    reader.start()
     t0 = time.time()
     res = harness.parallel(lambda oid_: inst.notify(bodies[oid_]), ids, 16)
     tap.diag('%d notifications on 16 threads: %.2fs' % (n, time.time() - t0))
+    stop_reading.set()
+    reader.join(60)
     bad = ['%s: %s' % (i, r.describe()) for i, r in zip(ids, res)
            if (r.status, r.body) != (200, SUCCESS_ACK)]
     tap.ok(not bad, '%d concurrent notifications: all SUCCESS' % n, *bad[:5])
@@ -460,6 +486,11 @@ def main(tap):
     tap.is_(sorted(ev_ids), sorted(ids), 'each order_id exactly once in the feed')
     seqs = [e.get('seq') for e in evs]
     tap.ok(seqs == sorted(set(seqs)), 'event seqs strictly increasing')
+    tap.ok(not read_errors, 'feed read during the burst: no error',
+           *read_errors[:3])
+    tap.is_([e.get('seq') for e in read], seqs,
+            'feed read during the burst (limit=7, following next): every '
+            'event exactly once, none skipped')
     base = evs[-1]['seq'] if evs else base
 
     r = inst.events(after=base_conc)
