@@ -1,0 +1,466 @@
+/*
+ * WeChat Pay API v2 payment notifications (XML, MD5 or HMAC-SHA256).
+ *
+ * Order of work, cheapest and least trusting first: a bounded, strict
+ * parse of the flat XML; the signature over every received field with
+ * the algorithm the profile pins; only then the merchant identity and the
+ * business fields.  See README.md for the keys and the quirks.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include <payhook/provider.h>
+#include <payhook/sdk.h>
+
+#define WX_KEY_LEN	32	/* an APIv2 key is exactly 32 characters */
+#define WX_ID_MAX	32	/* appid, mch_id, out_trade_no, transaction_id */
+#define WX_BEIJING	28800	/* time_end is in UTC+8 */
+
+enum wx_sign_type {
+	WX_SIGN_MD5,
+	WX_SIGN_HMAC_SHA256,
+	WX_SIGN__MAX
+};
+
+static const char *const wx_sign_names[WX_SIGN__MAX + 1] = {
+	[WX_SIGN_MD5] = "MD5",
+	[WX_SIGN_HMAC_SHA256] = "HMAC-SHA256",
+	[WX_SIGN__MAX] = NULL,
+};
+
+/* Parallel to the values the core hands profile_new(). */
+enum wx_conf {
+	WX_CONF_APPID,
+	WX_CONF_MCH_ID,
+	WX_CONF_API_KEY_FILE,
+	WX_CONF_SIGN_TYPE,
+	WX_CONF__MAX
+};
+
+static const struct ph_conf_key wx_conf_keys[WX_CONF__MAX + 1] = {
+	[WX_CONF_APPID] = { "appid", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
+	    "the appid notifications must carry (wx...)" },
+	[WX_CONF_MCH_ID] = { "mch_id", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
+	    "the merchant id notifications must carry" },
+	[WX_CONF_API_KEY_FILE] = { "api_key_file", PH_CONF_SECRET_FILE, 1,
+	    NULL, 0, 0, NULL,
+	    "file holding the 32-character APIv2 key" },
+	[WX_CONF_SIGN_TYPE] = { "sign_type", PH_CONF_ENUM, 0, wx_sign_names,
+	    0, 0, "MD5",
+	    "the only signature type accepted: MD5 or HMAC-SHA256" },
+	[WX_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const struct ph_xml_limits wx_xml_limits = {
+	.max_bytes = 64 * 1024,
+	.max_fields = 128,
+	.max_value = 2048,
+};
+
+/* Extra characters WeChat allows in out_trade_no. */
+#define WX_ORDER_EXTRA "_-|*"
+/* err_code values look like SYSTEMERROR or USER_ERR. */
+#define WX_ERR_EXTRA "_-"
+
+struct wx_ctx {
+	char appid[WX_ID_MAX + 1];
+	char mch_id[WX_ID_MAX + 1];
+	unsigned char key[WX_KEY_LEN];
+	enum wx_sign_type sign_type;
+};
+
+static void
+wx_profile_free(void *p)
+{
+	struct wx_ctx *ctx = p;
+
+	if (ctx == NULL)
+		return;
+	OPENSSL_cleanse(ctx->key, sizeof(ctx->key));
+	free(ctx);
+}
+
+static int
+wx_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+{
+	const struct ph_conf_value *appid, *mch_id, *key, *st;
+	struct wx_ctx *ctx = NULL;
+	const char *st_name;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	appid = ph_conf_get(conf, "appid");
+	mch_id = ph_conf_get(conf, "mch_id");
+	key = ph_conf_get(conf, "api_key_file");
+	st = ph_conf_get(conf, "sign_type");
+
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if (appid == NULL || !appid->present) {
+		rc = ph_fail(diag, PH_E_CONFIG, "appid is required");
+		goto fail;
+	}
+	if (ph_copy_token(ctx->appid, sizeof(ctx->appid), appid->str, NULL,
+	    "appid", diag) != PH_OK) {
+		rc = PH_E_CONFIG;
+		goto fail;
+	}
+	if (mch_id == NULL || !mch_id->present) {
+		rc = ph_fail(diag, PH_E_CONFIG, "mch_id is required");
+		goto fail;
+	}
+	if (ph_copy_token(ctx->mch_id, sizeof(ctx->mch_id), mch_id->str,
+	    NULL, "mch_id", diag) != PH_OK) {
+		rc = PH_E_CONFIG;
+		goto fail;
+	}
+
+	if (key == NULL || !key->present || key->blob.data == NULL) {
+		rc = ph_fail(diag, PH_E_CONFIG, "api_key_file is required");
+		goto fail;
+	}
+	/* A wrong key fails every notification later; say so now. */
+	if (key->blob.len != WX_KEY_LEN) {
+		rc = ph_fail(diag, PH_E_CONFIG, "api_key_file: the APIv2 key "
+		    "must be exactly %d characters, the file holds %zu bytes",
+		    WX_KEY_LEN, key->blob.len);
+		goto fail;
+	}
+	for (i = 0; i < WX_KEY_LEN; i++)
+		if (key->blob.data[i] < 0x21 || key->blob.data[i] > 0x7e) {
+			rc = ph_fail(diag, PH_E_CONFIG, "api_key_file: the "
+			    "APIv2 key must be printable ASCII without spaces "
+			    "(byte %zu is not)", i + 1);
+			goto fail;
+		}
+	memcpy(ctx->key, key->blob.data, WX_KEY_LEN);
+
+	st_name = st != NULL && st->present && st->str != NULL ?
+	    st->str : "MD5";
+	for (i = 0; i < WX_SIGN__MAX; i++)
+		if (strcmp(st_name, wx_sign_names[i]) == 0)
+			break;
+	if (i == WX_SIGN__MAX) {
+		rc = ph_fail(diag, PH_E_CONFIG,
+		    "sign_type must be MD5 or HMAC-SHA256");
+		goto fail;
+	}
+	ctx->sign_type = (enum wx_sign_type)i;
+	*out = ctx;
+	return PH_OK;
+fail:
+	wx_profile_free(ctx);
+	return rc;
+}
+
+/* A present, non-empty value; WeChat treats empty values as absent. */
+static const char *
+wx_get(const struct ph_kvlist *kv, const char *name)
+{
+	const char *v = ph_kvlist_get(kv, name);
+
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/*
+ * The expected sign: every received field but sign, empty values
+ * skipped, sorted, joined, "&key=" appended, digested with the pinned
+ * algorithm, upper hex.  hex holds 2 * PH_SHA256_LEN + 1.
+ */
+static int
+wx_sign(const struct wx_ctx *ctx, const struct ph_kvlist *kv, char *hex,
+    struct ph_diag *diag)
+{
+	static const char *const skip[] = { "sign", NULL };
+	unsigned char md[PH_SHA256_LEN];
+	struct ph_buf s;
+	int rc;
+
+	ph_buf_init(&s, 2 * wx_xml_limits.max_bytes);
+	ph_canonical_join(kv, skip, 1, &s);
+	ph_buf_puts(&s, "&key=");
+	ph_buf_append(&s, ctx->key, WX_KEY_LEN);
+	if ((rc = s.err) != PH_OK) {
+		ph_fail(diag, rc, "cannot build the sign string");
+		goto out;
+	}
+	if (ctx->sign_type == WX_SIGN_MD5) {
+		if ((rc = ph_md5(s.data, s.len, md)) == PH_OK)
+			ph_hex_upper(md, PH_MD5_LEN, hex);
+	} else {
+		if ((rc = ph_hmac_sha256(ctx->key, WX_KEY_LEN, s.data, s.len,
+		    md)) == PH_OK)
+			ph_hex_upper(md, PH_SHA256_LEN, hex);
+	}
+	if (rc != PH_OK)
+		ph_fail(diag, rc, "cannot compute the signature");
+out:
+	/* The sign string ends with the key. */
+	if (s.data != NULL)
+		OPENSSL_cleanse(s.data, s.cap);
+	ph_buf_free(&s);
+	OPENSSL_cleanse(md, sizeof(md));
+	return rc;
+}
+
+static int
+wx_verify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
+    struct ph_diag *diag)
+{
+	char want[2 * PH_SHA256_LEN + 1];
+	const char *sign, *claimed;
+	int rc;
+
+	if ((sign = wx_get(kv, "sign")) == NULL)
+		return ph_fail(diag, PH_E_SIGNATURE,
+		    "notification is not signed");
+	/*
+	 * The message names its algorithm but does not choose it: anything
+	 * but the profile's sign_type is refused, so no downgrade to MD5.
+	 */
+	if ((claimed = wx_get(kv, "sign_type")) == NULL)
+		claimed = "MD5";
+	if (strcmp(claimed, wx_sign_names[ctx->sign_type]) != 0)
+		return ph_fail(diag, PH_E_SIGNATURE, "sign_type %.32s does "
+		    "not match the configured %s", claimed,
+		    wx_sign_names[ctx->sign_type]);
+	if ((rc = wx_sign(ctx, kv, want, diag)) != PH_OK)
+		return rc;
+	rc = ph_ct_equal_nocase(sign, strlen(sign), want, strlen(want)) ?
+	    PH_OK : ph_fail(diag, PH_E_SIGNATURE, "signature mismatch");
+	OPENSSL_cleanse(want, sizeof(want));
+	return rc;
+}
+
+static int
+wx_copy_id(char *dst, size_t cap, const struct ph_kvlist *kv,
+    const char *name, const char *extra, struct ph_diag *diag)
+{
+	const char *v = wx_get(kv, name);
+
+	if (v == NULL)
+		return ph_fail(diag, PH_E_FIELD, "%s: missing", name);
+	if (!ph_token_valid(v, strlen(v), WX_ID_MAX, extra))
+		return ph_fail(diag, PH_E_FIELD, "%s: invalid", name);
+	return ph_copy_token(dst, cap, v, extra, name, diag);
+}
+
+static int
+wx_succeeded(const struct ph_kvlist *kv, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const char *v;
+	int rc;
+
+	ev->kind = PH_EV_PAYMENT_SUCCEEDED;
+	if ((rc = wx_copy_id(ev->order_id, sizeof(ev->order_id), kv,
+	    "out_trade_no", WX_ORDER_EXTRA, diag)) != PH_OK)
+		return rc;
+	if ((rc = wx_copy_id(ev->txn_id, sizeof(ev->txn_id), kv,
+	    "transaction_id", NULL, diag)) != PH_OK)
+		return rc;
+	if ((v = wx_get(kv, "total_fee")) == NULL)
+		return ph_fail(diag, PH_E_FIELD, "total_fee: missing");
+	if (ph_money_parse_minor(v, strlen(v), &ev->amount) != PH_OK)
+		return ph_fail(diag, PH_E_FIELD, "total_fee: invalid");
+	if ((v = wx_get(kv, "fee_type")) == NULL)
+		v = "CNY";
+	if (!ph_currency_valid(v))
+		return ph_fail(diag, PH_E_FIELD, "fee_type: invalid");
+	memcpy(ev->currency, v, 4);
+	if ((v = wx_get(kv, "time_end")) == NULL)
+		return ph_fail(diag, PH_E_FIELD, "time_end: missing");
+	if (ph_time_parse_compact(v, WX_BEIJING, &ev->occurred_at) != PH_OK)
+		return ph_fail(diag, PH_E_FIELD, "time_end: invalid");
+	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
+	    ev->txn_id) >= (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+/*
+ * A signed failure.  Only out_trade_no is required; the rest is taken
+ * when present and valid.  Identifiers that go into the dedup key must
+ * be valid when present, since dropping them would merge distinct facts.
+ */
+static int
+wx_failed(const struct ph_kvlist *kv, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const char *v, *err = "-";
+	int64_t n;
+	int rc;
+
+	ev->kind = PH_EV_PAYMENT_FAILED;
+	if ((rc = wx_copy_id(ev->order_id, sizeof(ev->order_id), kv,
+	    "out_trade_no", WX_ORDER_EXTRA, diag)) != PH_OK)
+		return rc;
+	if (wx_get(kv, "transaction_id") != NULL &&
+	    (rc = wx_copy_id(ev->txn_id, sizeof(ev->txn_id), kv,
+	    "transaction_id", NULL, diag)) != PH_OK)
+		return rc;
+	if ((v = wx_get(kv, "err_code")) != NULL) {
+		if (!ph_token_valid(v, strlen(v), WX_ID_MAX, WX_ERR_EXTRA))
+			return ph_fail(diag, PH_E_FIELD, "err_code: invalid");
+		err = v;
+	}
+	if ((v = wx_get(kv, "total_fee")) != NULL &&
+	    ph_money_parse_minor(v, strlen(v), &n) == PH_OK)
+		ev->amount = n;
+	if ((v = wx_get(kv, "fee_type")) == NULL || !ph_currency_valid(v))
+		v = "CNY";
+	memcpy(ev->currency, v, 4);
+	if ((v = wx_get(kv, "time_end")) != NULL &&
+	    ph_time_parse_compact(v, WX_BEIJING, &n) == PH_OK)
+		ev->occurred_at = n;
+	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "fail:%s:%s:%s",
+	    ev->order_id, ev->txn_id[0] != '\0' ? ev->txn_id : "-", err) >=
+	    (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+/* "SUCCESS" or "FAIL"; anything else is not a result we understand. */
+static int
+wx_result(const struct ph_kvlist *kv, const char *name, int *success,
+    struct ph_diag *diag)
+{
+	const char *v = wx_get(kv, name);
+
+	if (v == NULL)
+		return ph_fail(diag, PH_E_FIELD, "%s: missing", name);
+	if (strcmp(v, "SUCCESS") == 0)
+		*success = 1;
+	else if (strcmp(v, "FAIL") == 0)
+		*success = 0;
+	else
+		return ph_fail(diag, PH_E_FIELD, "%s: invalid", name);
+	return PH_OK;
+}
+
+static int
+wx_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+	struct ph_kvlist kv;
+	const char *v;
+	int rc, ret_ok, res_ok = 0;
+
+	if (ctx == NULL || req == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	if ((rc = ph_xml_parse_flat(req->body, req->body_len, "xml",
+	    &wx_xml_limits, &kv, diag)) != PH_OK)
+		return rc;
+	if ((rc = wx_verify(ctx, &kv, diag)) != PH_OK)
+		goto out;
+
+	/* Verified from here on; now is it ours, and what does it say. */
+	if ((v = wx_get(&kv, "appid")) == NULL || strcmp(v, ctx->appid)) {
+		rc = ph_fail(diag, PH_E_MERCHANT, "appid does not match");
+		goto out;
+	}
+	if ((v = wx_get(&kv, "mch_id")) == NULL || strcmp(v, ctx->mch_id)) {
+		rc = ph_fail(diag, PH_E_MERCHANT, "mch_id does not match");
+		goto out;
+	}
+	/* Service-provider notifications name a sub-merchant this
+	 * profile cannot check. */
+	if (wx_get(&kv, "sub_mch_id") != NULL ||
+	    wx_get(&kv, "sub_appid") != NULL) {
+		rc = ph_fail(diag, PH_E_MERCHANT,
+		    "sub_mch_id/sub_appid: service-provider mode is not "
+		    "supported");
+		goto out;
+	}
+	if ((rc = wx_result(&kv, "return_code", &ret_ok, diag)) != PH_OK)
+		goto out;
+	if (ret_ok && (rc = wx_result(&kv, "result_code", &res_ok,
+	    diag)) != PH_OK)
+		goto out;
+	rc = ret_ok && res_ok ? wx_succeeded(&kv, ev, diag) :
+	    wx_failed(&kv, ev, diag);
+out:
+	ph_kvlist_free(&kv);
+	if (rc != PH_OK)
+		memset(ev, 0, sizeof(*ev));
+	return rc;
+}
+
+/*
+ * Copies reason as printable ASCII, at most 128 bytes, never forming
+ * "]]>" (which would end the CDATA section early).
+ */
+static size_t
+wx_reason(char *dst, size_t cap, const char *reason, const char *def)
+{
+	size_t n = 0;
+	const char *s;
+
+	for (s = reason; s != NULL && *s != '\0' && n < cap - 1 && n < 128;
+	    s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c < 0x20 || c > 0x7e)
+			continue;
+		if (c == '>' && n >= 2 && dst[n - 1] == ']' &&
+		    dst[n - 2] == ']')
+			continue;
+		dst[n++] = (char)c;
+	}
+	if (n == 0) {
+		n = strlen(def);
+		memcpy(dst, def, n);
+	}
+	dst[n] = '\0';
+	return n;
+}
+
+static void
+wx_ack(void *p, enum ph_ack_kind kind, const char *reason,
+    struct ph_response *out)
+{
+	static const char ok[] = "<xml><return_code><![CDATA[SUCCESS]]>"
+	    "</return_code><return_msg><![CDATA[OK]]></return_msg></xml>";
+	char msg[129];
+	int n;
+
+	memset(out, 0, sizeof(*out));
+	switch (kind) {
+	case PH_ACK_OK:
+		out->status = 200;
+		memcpy(out->body, ok, sizeof(ok) - 1);
+		out->body_len = sizeof(ok) - 1;
+		break;
+	case PH_ACK_REFUSED:
+	case PH_ACK_RETRY:
+		/* WeChat retries on FAIL whatever the status; a 5xx also
+		 * tells any proxy in between that we failed. */
+		out->status = kind == PH_ACK_RETRY ? 500 : 200;
+		wx_reason(msg, sizeof(msg), reason, kind == PH_ACK_RETRY ?
+		    "temporarily unavailable" : "invalid notification");
+		n = snprintf((char *)out->body, sizeof(out->body),
+		    "<xml><return_code><![CDATA[FAIL]]></return_code>"
+		    "<return_msg><![CDATA[%s]]></return_msg></xml>", msg);
+		if (n < 0 || (size_t)n >= sizeof(out->body)) {
+			memset(out, 0, sizeof(*out));
+			out->status = 500;
+			return;
+		}
+		out->body_len = (size_t)n;
+		break;
+	default:
+		out->status = 500;
+		return;
+	}
+	memcpy(out->content_type, "text/xml", sizeof("text/xml"));
+}
+
+PH_PROVIDER_DEFINE("wechat", "WeChat Pay API v2 payment notifications",
+    PH_CAP_NOTIFY, wx_conf_keys, wx_profile_new, wx_profile_free,
+    wx_parse_notify, wx_ack)
