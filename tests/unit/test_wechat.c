@@ -337,6 +337,18 @@ test_md5(void)
 		is_int(run(ctx, &n, &ev), PH_OK, "MD5: lower-case sign");
 	}
 
+	/* Non-ASCII values are signed over their UTF-8 bytes. */
+	base_note(&n, "A1", "T1");
+	set(&n, "attach", "\xe5\xbe\xae\xe4\xbf\xa1\xe6\x94\xaf\xe4\xbb\x98 #22");
+	sign_note(&n, KEY_MD5, "MD5");
+	is_int(run(ctx, &n, &ev), PH_OK, "UTF-8 attach signed as bytes");
+
+	/* An XML declaration in front changes nothing. */
+	len = render(&n, body + 38, sizeof(body) - 38);
+	memcpy(body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>", 38);
+	is_int(run_body(ctx, body, len + 38, &ev), PH_OK,
+	    "XML declaration accepted");
+
 	/* sign_type=MD5 spelled out is the same algorithm. */
 	base_note(&n, "A1", "T1");
 	set(&n, "sign_type", "MD5");
