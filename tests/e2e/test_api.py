@@ -143,6 +143,29 @@ def test_create(tap, inst):
                 'rejected order %s was not stored' % oid)
 
 
+def test_create_races(tap, inst):
+    """16 clients create the same order at once: one 201, the rest 200
+    with the same order; 16 clients create one id with 16 different
+    amounts: one 201, fifteen 409."""
+    body = {'order_id': 'RACE1', 'amount': 300, 'currency': 'CNY',
+            'profile': 'wxshop'}
+    res = harness.parallel(lambda _i: inst.api('POST', '/orders', body),
+                           range(16), 16)
+    tap.is_(sorted(r.status for r in res), [200] * 15 + [201],
+            '16 identical creates at once: one 201, fifteen 200')
+    tap.ok(len({json.dumps(r.json, sort_keys=True) for r in res}) == 1,
+           '16 identical creates at once: the same order JSON')
+    res = harness.parallel(
+        lambda i: inst.api('POST', '/orders', dict(body, order_id='RACE2',
+                                                   amount=100 + i)),
+        range(16), 16)
+    tap.is_(sorted(r.status for r in res), [201] + [409] * 15,
+            '16 conflicting creates at once: one 201, fifteen 409')
+    winner = [r.json for r in res if r.status == 201]
+    tap.is_(inst.order('RACE2'), winner[0] if winner else None,
+            'the stored order is the one answered 201')
+
+
 def test_routes(tap, inst):
     tok = inst.token
     for method, path in (('DELETE', '/orders/A1'), ('PUT', '/orders/A1'),
@@ -372,6 +395,7 @@ def main(tap):
     inst.start()
     test_auth(tap, inst)
     test_create(tap, inst)
+    test_create_races(tap, inst)
     test_routes(tap, inst)
     test_chunked(tap, inst)
     test_body_limit(tap, inst)

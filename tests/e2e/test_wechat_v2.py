@@ -427,6 +427,34 @@ def main(tap):
             '16 concurrent copies: order PAID once with the txn')
     base = evs[-1]['seq'] if evs else base
 
+    # ---- two different payments of one order at the same moment ---------
+    for round_ in range(3):
+        oidr = 'R%d-%s' % (round_, os.urandom(4).hex())
+        inst.create_order(oidr, 400)
+        ta, tb = txn_id('ra'), txn_id('rb')
+        ba = notify_xml(make_payment(oidr, 400, ta))
+        bb = notify_xml(make_payment(oidr, 400, tb))
+        res = harness.parallel(lambda b_: inst.notify(b_), [ba, bb, ba, bb], 4)
+        tap.ok(all((r.status, r.body) == (200, SUCCESS_ACK) for r in res),
+               'race %d: two payments at once, all SUCCESS' % round_,
+               *[r.describe() for r in res])
+        orr = inst.order(oidr) or {}
+        evs = new_events(inst, base)
+        tap.is_(sorted(types_of(evs)), ['order.double_payment', 'order.paid'],
+                'race %d: one order.paid and one order.double_payment'
+                % round_)
+        paid_ev = [e for e in evs if e.get('type') == 'order.paid']
+        dbl_ev = [e for e in evs if e.get('type') == 'order.double_payment']
+        if paid_ev and dbl_ev:
+            tap.is_((orr.get('state'), orr.get('provider_txn_id')),
+                    ('PAID', paid_ev[0].get('provider_txn_id')),
+                    'race %d: the order keeps the txn of order.paid' % round_)
+            tap.is_([(e.get('type'), e.get('provider_txn_id')) for e in
+                     orr.get('exceptions') or []],
+                    [('double_payment', dbl_ev[0].get('provider_txn_id'))],
+                    'race %d: the other txn is the double_payment' % round_)
+        base = evs[-1]['seq'] if evs else base
+
     # ---- 200 orders paid concurrently ----------------------------------
     n = 200
     tag = os.urandom(3).hex()
