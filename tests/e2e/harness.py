@@ -912,6 +912,29 @@ def _on_signal(signum, _frame):
     raise KeyboardInterrupt('signal %d' % signum)
 
 
+def _stop_servers():
+    for inst in list(_LIVE):
+        try:
+            inst.stop()
+        except Exception:
+            pass
+
+
+def _on_alarm(_signum, _frame):
+    # Stop the servers first so that worker threads waiting on them fail
+    # at once instead of running into their own timeouts.
+    _stop_servers()
+    raise KeyboardInterrupt('watchdog: the test ran longer than %ss '
+                            '(PAYHOOK_E2E_TIMEOUT)' % _timeout())
+
+
+def _timeout():
+    try:
+        return max(1, int(os.environ.get('PAYHOOK_E2E_TIMEOUT', '900')))
+    except ValueError:
+        return 900
+
+
 def run(main, need_lighttpd=True):
     """Run `main(tap)`, print the plan, stop every server, exit."""
     tap = Tap()
@@ -920,6 +943,8 @@ def run(main, need_lighttpd=True):
                      % os.environ.get('LIGHTTPD', 'unset'))
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.alarm(_timeout())
     status = 1
     try:
         for prog in (PAYHOOK, PAYHOOK_FCGI):
@@ -936,6 +961,7 @@ def run(main, need_lighttpd=True):
                % (type(exc).__name__, str(exc).splitlines()[0] if str(exc)
                   else ''), traceback.format_exc())
     finally:
+        signal.alarm(0)
         cleanup_all()
         status = tap.done()
     sys.exit(status)
