@@ -129,6 +129,7 @@ tpl_header(const struct ph_request *req, const char *name,
 	*value = NULL;
 	for (i = 0; i < req->nheaders; i++) {
 		if (req->headers[i].name == NULL ||
+		    req->headers[i].value == NULL ||
 		    strcasecmp(req->headers[i].name, name) != 0)
 			continue;
 		if (*value != NULL)
