@@ -20,7 +20,7 @@ static void
 api_store_error(struct fc_response *resp, int rc)
 {
 	if (rc == PH_E_STORE_FULL)
-		fc_error(resp, 507, "store_full", "the database is full; "
+		fc_error(resp, 503, "store_full", "the database is full; "
 		    "the operator must raise map_size_mb");
 	else
 		fc_error(resp, 503, "store_unavailable",

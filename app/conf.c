@@ -809,10 +809,11 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 		free(p.seen_core[i]);
 	if (rc > 0)
 		conf_err(errs, "line %d: not a valid INI line", rc);
-	else if (rc < 0)
+	else if (rc < 0) {
 		conf_err(errs, "%s: cannot be read", path);
-	if (conf_errs_count(errs) > 0)
 		goto fail;
+	}
+	/* Go on after mistakes so that one run reports all of them. */
 
 	if (c->api_token_file == NULL)
 		conf_err(errs, "[core] lacks api_token_file (the merchant API "

@@ -294,6 +294,8 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	json_t *pay = NULL, *order = NULL;
 	const char *disposition, *paid_txn, *type;
 	enum order_verdict verdict;
+	struct order_view view;
+	struct order_payment pay_in;
 	uint64_t seq, refund;
 	int state, rc;
 
@@ -342,10 +344,16 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		json_decref(order);
 		return;
 	}
-	verdict = order_decide_payment(state,
-	    json_integer_value(json_object_get(order, "amount")),
-	    ledger_str(order, "currency"), paid_txn, ev->amount, ev->currency,
-	    ev->txn_id);
+	view.state = state;
+	view.amount = json_integer_value(json_object_get(order, "amount"));
+	view.currency = ledger_str(order, "currency");
+	view.profile = ledger_str(order, "profile");
+	view.paid_txn = paid_txn;
+	pay_in.amount = ev->amount;
+	pay_in.currency = ev->currency;
+	pay_in.profile = f->profile;
+	pay_in.txn_id = ev->txn_id;
+	verdict = order_decide_payment(&view, &pay_in);
 
 	switch (verdict) {
 	case ORDER_V_SAME:
@@ -391,6 +399,21 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    "{s:O, s:O}",
 		    "expected_amount", json_object_get(order, "amount"),
 		    "expected_currency", json_object_get(order, "currency")));
+		break;
+	case ORDER_V_PROFILE:
+		ledger_add_exception(order, f, "profile_mismatch",
+		    json_pack("{s:s, s:O}", "paid_through", f->profile,
+		    "expected_profile", json_object_get(order, "profile")));
+		disposition = "profile_mismatch";
+		type = "order.profile_mismatch";
+		r->outcome = LEDGER_RECORDED;
+		log_warn("order %s: payment %s of %lld %s arrived through "
+		    "profile %s, the order belongs to %s: recorded, order not "
+		    "paid", ev->order_id, ev->txn_id, (long long)ev->amount,
+		    ev->currency, f->profile, view.profile);
+		seq = ledger_emit(t, f, type, ev->order_id, json_pack(
+		    "{s:O}", "expected_profile",
+		    json_object_get(order, "profile")));
 		break;
 	case ORDER_V_DOUBLE:
 	case ORDER_V_LATE:

@@ -28,16 +28,18 @@ order_state_parse(const char *s)
 }
 
 enum order_verdict
-order_decide_payment(enum order_state st, int64_t order_amount,
-    const char *order_currency, const char *paid_txn, int64_t amount,
-    const char *currency, const char *txn_id)
+order_decide_payment(const struct order_view *o, const struct order_payment *p)
 {
-	if (paid_txn != NULL && strcmp(paid_txn, txn_id) == 0)
+	if (o->paid_txn != NULL && strcmp(o->paid_txn, p->txn_id) == 0)
 		return ORDER_V_SAME;
-	switch (st) {
+	switch (o->state) {
 	case ORDER_PENDING:
-		if (amount != order_amount ||
-		    strcmp(currency, order_currency) != 0)
+		/* Order ids are unique per merchant account at the provider:
+		 * the same id under another account is another order. */
+		if (strcmp(o->profile, p->profile) != 0)
+			return ORDER_V_PROFILE;
+		if (p->amount != o->amount ||
+		    strcmp(p->currency, o->currency) != 0)
 			return ORDER_V_MISMATCH;
 		return ORDER_V_PAY;
 	case ORDER_CLOSED:
@@ -46,8 +48,8 @@ order_decide_payment(enum order_state st, int64_t order_amount,
 	case ORDER_REFUNDING:
 	case ORDER_REFUNDED:
 	default:
-		/* Paid once already: whatever its amount, this is a second
-		 * payment and its money goes back. */
+		/* Paid once already: whatever its amount or account, this is a
+		 * second payment and its money goes back. */
 		return ORDER_V_DOUBLE;
 	}
 }

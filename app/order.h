@@ -34,6 +34,7 @@ enum order_verdict {
 	ORDER_V_SAME,		/* already paid by this very transaction */
 	ORDER_V_DOUBLE,		/* paid by another transaction: double payment */
 	ORDER_V_MISMATCH,	/* amount or currency differs: not paid */
+	ORDER_V_PROFILE,	/* arrived through another merchant account */
 	ORDER_V_LATE,		/* order closed: late payment */
 	ORDER_V__MAX
 };
@@ -42,13 +43,26 @@ const char *order_state_name(enum order_state s);
 /* -1 if s names no state. */
 int order_state_parse(const char *s);
 
-/*
- * Decides what a successful payment of amount/currency by txn_id does to
- * an order in state st, paid by paid_txn (NULL when unpaid).
- */
-enum order_verdict order_decide_payment(enum order_state st,
-    int64_t order_amount, const char *order_currency, const char *paid_txn,
-    int64_t amount, const char *currency, const char *txn_id);
+/* An order as the state machine sees it. */
+struct order_view {
+	enum order_state state;
+	int64_t amount;
+	const char *currency;
+	const char *profile;	/* the merchant account it is payable through */
+	const char *paid_txn;	/* NULL while unpaid */
+};
+
+/* A verified successful payment as the state machine sees it. */
+struct order_payment {
+	int64_t amount;
+	const char *currency;
+	const char *profile;	/* the account the payment arrived through */
+	const char *txn_id;
+};
+
+/* Decides what a successful payment does to an order. */
+enum order_verdict order_decide_payment(const struct order_view *o,
+    const struct order_payment *p);
 
 /* Order ids: 1-64 of [A-Za-z0-9_-|*.:]. */
 int order_id_valid(const char *s, size_t len);

@@ -198,6 +198,23 @@ test_payments(struct store *s)
 	is_int(exceptions_of(s, "C1", "notification_conflict"), 1,
 	    "... on the order");
 
+	{
+		json_t *o;
+		int created;
+
+		ok(ledger_create_order(s, "D1", "other", 100, "CNY",
+		    1700000000, &o, &created, &last_diag) == PH_OK,
+		    "order D1 created under profile other");
+		json_decref(o);
+	}
+	ev = ev_pay("D1", "T9", 100, "CNY");
+	apply(s, &ev, &r);
+	is_int(r.outcome, LEDGER_RECORDED,
+	    "payment through another profile is recorded");
+	is_str(r.event_type, "order.profile_mismatch", "... raised");
+	is_str(state_of(s, "D1"), "PENDING", "... does not pay the order");
+	is_int(exceptions_of(s, "D1", "profile_mismatch"), 1, "... exception");
+
 	is_int(events_of_type(s, "order.paid", NULL), 3, "three orders paid");
 }
 
