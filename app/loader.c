@@ -50,6 +50,14 @@ loader_check_table(const char *path, const struct ph_provider *p,
 		return ph_fail(diag, PH_E_PLUGIN,
 		    "plugin %s: claims notifications but has no parse_notify",
 		    path);
+	if ((p->caps & PH_CAP_QUERY) && (p->query_request == NULL ||
+	    p->query_response == NULL))
+		return ph_fail(diag, PH_E_PLUGIN, "plugin %s: claims queries "
+		    "but lacks query_request or query_response", path);
+	if ((p->caps & PH_CAP_CLOSE) && (p->close_request == NULL ||
+	    p->close_response == NULL))
+		return ph_fail(diag, PH_E_PLUGIN, "plugin %s: claims close "
+		    "but lacks close_request or close_response", path);
 	return PH_OK;
 }
 

@@ -51,6 +51,8 @@ enum ph_status {
 	PH_E_CONFLICT,		/* exists with different content */
 	PH_E_PLUGIN,		/* plugin refused to load */
 	PH_E_INTERNAL,		/* a bug: an invariant did not hold */
+	PH_E_PROVIDER,		/* the provider answered with an error; ask later */
+	PH_E_UNAVAILABLE,	/* the provider could not be reached */
 	PH_E__MAX
 };
 
@@ -187,6 +189,61 @@ struct ph_response {
 	size_t body_len;
 };
 
+/* ---- Outbound calls (query, close) ----------------------------------- */
+
+/* What the core knows of an order when it asks the provider about it. */
+struct ph_order_ref {
+	const char *order_id;
+	int64_t amount;			/* minor units */
+	const char *currency;
+	const char *txn_id;		/* provider transaction id, or "" */
+	int64_t created_at;		/* unix seconds */
+	/*
+	 * Provider-specific data the merchant gave for the payment attempt
+	 * (e.g. UnionPay's txnTime), as JSON object text; "" when none.
+	 */
+	const char *attempt;
+};
+
+/*
+ * What a request builder needs from the world: plugins do no I/O, so the
+ * core hands them the time and fresh random bytes for nonces.
+ */
+struct ph_call_ctx {
+	int64_t now;			/* unix seconds */
+	unsigned char random[32];
+};
+
+#define PH_HTTP_HEADERS_MAX	8
+#define PH_HTTP_BODY_MAX	16384
+#define PH_HTTP_VALUE_MAX	2048
+
+/* An outbound request, built by a plugin, sent by the core to the
+ * profile's api_base followed by path. */
+struct ph_http_request {
+	char method[8];			/* "POST" or "GET" */
+	char path[512];			/* starts with '/', query string allowed */
+	char content_type[64];		/* "" for none */
+	struct {
+		char name[64];
+		char value[PH_HTTP_VALUE_MAX];
+	} headers[PH_HTTP_HEADERS_MAX];
+	size_t nheaders;
+	unsigned char body[PH_HTTP_BODY_MAX];
+	size_t body_len;
+};
+
+/* The provider's answer as the core received it.  Pointers are borrowed
+ * for the duration of the call. */
+struct ph_http_response {
+	int status;			/* HTTP status */
+	const struct ph_header *headers;
+	size_t nheaders;
+	const unsigned char *body;
+	size_t body_len;
+	int64_t now;			/* unix seconds, for freshness checks */
+};
+
 /* ---- The table -------------------------------------------------------- */
 
 /* What a plugin can do; the core checks before calling optional entries. */
@@ -227,8 +284,39 @@ struct ph_provider {
 	void (*ack)(void *ctx, enum ph_ack_kind kind, const char *reason,
 	    struct ph_response *out);
 
-	/* Reserved for query, close, refund and statement entries (NULL). */
-	void (*reserved[8])(void);
+	/*
+	 * Active query (PH_CAP_QUERY).  query_request builds the signed
+	 * request for one order; query_response verifies the answer (a
+	 * response whose signature does not check is an error, never an
+	 * event) and maps it to an event: PAYMENT_SUCCEEDED (paid, with the
+	 * transaction, amount and a dedup key equal to the one its payment
+	 * notification would carry), PAYMENT_PENDING (not paid yet),
+	 * PAYMENT_CLOSED, PAYMENT_FAILED or NOT_FOUND.  A provider-side error
+	 * worth retrying is PH_E_PROVIDER.
+	 */
+	int (*query_request)(void *ctx, const struct ph_order_ref *order,
+	    const struct ph_call_ctx *cc, struct ph_http_request *out,
+	    struct ph_diag *diag);
+	int (*query_response)(void *ctx, const struct ph_order_ref *order,
+	    const struct ph_http_response *in, struct ph_event *ev,
+	    struct ph_diag *diag);
+
+	/*
+	 * Close an unpaid order at the provider (PH_CAP_CLOSE).
+	 * close_response sets ev->kind to PAYMENT_CLOSED only when the
+	 * provider confirms the order is closed (or was already); any other
+	 * kind (e.g. PAYMENT_SUCCEEDED for "already paid") tells the core to
+	 * query before deciding anything.
+	 */
+	int (*close_request)(void *ctx, const struct ph_order_ref *order,
+	    const struct ph_call_ctx *cc, struct ph_http_request *out,
+	    struct ph_diag *diag);
+	int (*close_response)(void *ctx, const struct ph_order_ref *order,
+	    const struct ph_http_response *in, struct ph_event *ev,
+	    struct ph_diag *diag);
+
+	/* Reserved for refund and statement entries (NULL). */
+	void (*reserved[4])(void);
 };
 
 /* The exported entry point: returns the plugin's static table. */
@@ -243,9 +331,17 @@ typedef const struct ph_provider *(*ph_provider_fn)(void);
 /*
  * PH_PROVIDER_DEFINE(name, description, caps, conf_keys, profile_new,
  *     profile_free, parse_notify, ack)
- * defines the table and the one exported symbol.
+ * defines the table and the one exported symbol, for a plugin that only
+ * takes notifications.  PH_PROVIDER_DEFINE_CALLS adds the outbound entries
+ * (query_request, query_response, close_request, close_response; NULL for
+ * those it lacks, with caps saying what it has).
  */
 #define PH_PROVIDER_DEFINE(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE, ACK) \
+	PH_PROVIDER_DEFINE_CALLS(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE, \
+	    ACK, NULL, NULL, NULL, NULL)
+
+#define PH_PROVIDER_DEFINE_CALLS(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE, \
+    ACK, QREQ, QRESP, CREQ, CRESP)					\
 	static const struct ph_provider ph_provider_table_ = {		\
 		.abi = PH_PROVIDER_ABI,					\
 		.name = (NAME),						\
@@ -256,6 +352,10 @@ typedef const struct ph_provider *(*ph_provider_fn)(void);
 		.profile_free = (FREE),					\
 		.parse_notify = (PARSE),				\
 		.ack = (ACK),						\
+		.query_request = (QREQ),				\
+		.query_response = (QRESP),				\
+		.close_request = (CREQ),				\
+		.close_response = (CRESP),				\
 	};								\
 	PH_EXPORT const struct ph_provider *payhook_provider(void);	\
 	PH_EXPORT const struct ph_provider *payhook_provider(void)	\

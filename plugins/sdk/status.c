@@ -24,6 +24,8 @@ static const char *const ph_status_names[PH_E__MAX] = {
 	[PH_E_CONFLICT] = "conflicting record",
 	[PH_E_PLUGIN] = "plugin refused to load",
 	[PH_E_INTERNAL] = "internal error",
+	[PH_E_PROVIDER] = "provider answered with an error",
+	[PH_E_UNAVAILABLE] = "provider unreachable",
 };
 
 const char *
