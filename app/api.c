@@ -2,7 +2,9 @@
  * Merchant API handlers.  Input is validated field by field before the
  * ledger sees it; every refusal names the field.
  */
+#include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <jansson.h>
@@ -11,6 +13,7 @@
 #include "ledger.h"
 #include "log.h"
 #include "order.h"
+#include "query.h"
 
 #define API_EVENTS_DEFAULT 100
 #define API_EVENTS_MAX 1000
@@ -28,14 +31,57 @@ api_store_error(struct fc_response *resp, int rc)
 }
 
 static const char *const api_order_fields[] = {
-	"order_id", "amount", "currency", "profile", NULL,
+	"order_id", "amount", "currency", "profile", "expires_in", "attempt",
+	NULL,
 };
+
+#define API_EXPIRES_MAX (90L * 86400)	/* an order may wait 90 days */
+#define API_ATTEMPT_MAX 2048		/* bytes of provider attempt data */
+#define API_GUARD_HOLD_S 60		/* seconds the guard holds an order */
+
+/* Validates provider attempt data: a small JSON object, or absent. */
+static int
+api_attempt_valid(const json_t *v, struct fc_response *resp,
+    const char *field)
+{
+	char *text;
+	size_t len;
+
+	if (v == NULL)
+		return 1;
+	if (!json_is_object(v)) {
+		fc_error(resp, 400, "bad_request", "%s must be a JSON object "
+		    "of provider-specific attempt data", field);
+		return 0;
+	}
+	text = json_dumps(v, JSON_COMPACT);
+	len = text != NULL ? strlen(text) : API_ATTEMPT_MAX + 1;
+	free(text);
+	if (len > API_ATTEMPT_MAX) {
+		fc_error(resp, 400, "bad_request", "%s is larger than %d "
+		    "bytes", field, API_ATTEMPT_MAX);
+		return 0;
+	}
+	return 1;
+}
+
+/* When the sweeper first asks about a new attempt on profile pr. */
+static int64_t
+api_first_query(const struct conf_profile *pr, int64_t now,
+    int64_t expires_at)
+{
+	return order_next_query(now, 0, expires_at, pr->schedule,
+	    pr->nschedule);
+}
 
 void
 api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
     struct fc_response *resp)
 {
 	const char *key, *order_id, *currency, *profile;
+	const struct conf_profile *pr;
+	struct ledger_new_order n;
+	json_int_t expires_in = 0;
 	struct ph_diag diag;
 	json_error_t jerr;
 	json_t *in, *v, *order = NULL, *view;
@@ -93,15 +139,34 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 		    "configured profile");
 		goto done;
 	}
-	if (conf_profile(ctx->conf, profile) == NULL) {
+	if ((pr = conf_profile(ctx->conf, profile)) == NULL) {
 		fc_error(resp, 400, "bad_request", "profile \"%s\" is not "
 		    "configured", profile);
 		goto done;
 	}
+	v = json_object_get(in, "expires_in");
+	if (v != NULL && (!json_is_integer(v) ||
+	    (expires_in = json_integer_value(v)) < 1 ||
+	    expires_in > API_EXPIRES_MAX)) {
+		fc_error(resp, 400, "bad_request", "expires_in must be a whole "
+		    "number of seconds from 1 to %ld", API_EXPIRES_MAX);
+		goto done;
+	}
+	if (!api_attempt_valid(json_object_get(in, "attempt"), resp,
+	    "attempt"))
+		goto done;
 
+	memset(&n, 0, sizeof(n));
+	n.order_id = order_id;
+	n.profile = profile;
+	n.amount = amount;
+	n.currency = currency;
+	n.expires_at = expires_in > 0 ? req->now + expires_in : 0;
+	n.attempt = json_object_get(in, "attempt");
+	n.first_query_at = api_first_query(pr, req->now, n.expires_at);
 	memset(&diag, 0, sizeof(diag));
-	rc = ledger_create_order(ctx->store, order_id, profile, amount,
-	    currency, req->now, &order, &created, &diag);
+	rc = ledger_create_order(ctx->store, &n, req->now, &order, &created,
+	    &diag);
 	if (rc == PH_E_CONFLICT) {
 		view = json_pack("{s:s, s:s, s:o}", "error", "conflict",
 		    "message", "an order with this id exists with other "
@@ -150,6 +215,192 @@ api_get_order(struct fc_ctx *ctx, const char *order_id,
 	fc_json(resp, 200, view);
 	json_decref(view);
 	json_decref(order);
+}
+
+/*
+ * Asks every queryable profile of order now and applies what they say.
+ * Returns a JSON array describing each call (caller owns); *unreached is
+ * set when a provider could not be asked or gave no usable answer.
+ */
+static json_t *
+api_ask(struct fc_ctx *ctx, const json_t *order, int64_t now, int *unreached)
+{
+	const struct conf_profile *prs[8];
+	struct query_job jobs[8];
+	json_t *out = json_array(), *r;
+	size_t i, n;
+
+	*unreached = 0;
+	n = query_profiles(ctx->conf, order, prs, 8);
+	for (i = 0; i < n; i++)
+		query_prepare(&jobs[i], QUERY_OP_QUERY, prs[i], order, now);
+	query_send(ctx->conf, jobs, n, n);
+	for (i = 0; i < n; i++) {
+		query_finish(ctx->store, &jobs[i], now);
+		if (jobs[i].err == PH_OK)
+			r = json_pack("{s:s, s:b, s:s}", "profile",
+			    prs[i]->name, "asked", 1, "result",
+			    query_kind_name(jobs[i].ev.kind));
+		else {
+			*unreached = 1;
+			r = json_pack("{s:s, s:b, s:s}", "profile",
+			    prs[i]->name, "asked", 0, "error",
+			    jobs[i].message);
+		}
+		json_array_append_new(out, r);
+		query_job_free(&jobs[i]);
+	}
+	return out;
+}
+
+void
+api_query_order(struct fc_ctx *ctx, const char *order_id,
+    const struct fc_request *req, struct fc_response *resp)
+{
+	json_t *order, *asked, *view;
+	int rc, unreached = 0;
+
+	rc = order_id_valid(order_id, strlen(order_id)) ?
+	    ledger_get_order(ctx->store, order_id, &order) : PH_E_NOTFOUND;
+	if (rc == PH_E_NOTFOUND) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		return;
+	}
+	if (rc != PH_OK) {
+		api_store_error(resp, rc);
+		return;
+	}
+	if (strcmp(json_string_value(json_object_get(order, "state")),
+	    order_state_name(ORDER_PENDING)) != 0)
+		asked = json_array();	/* settled: nothing to ask */
+	else {
+		asked = api_ask(ctx, order, req->now, &unreached);
+		json_decref(order);
+		if ((rc = ledger_get_order(ctx->store, order_id, &order)) !=
+		    PH_OK) {
+			json_decref(asked);
+			api_store_error(resp, rc);
+			return;
+		}
+	}
+	view = order_to_api(order);
+	json_object_set_new(view, "query", json_pack("{s:b, s:o}",
+	    "provider_unavailable", unreached, "calls", asked));
+	fc_json(resp, 200, view);
+	json_decref(view);
+	json_decref(order);
+}
+
+void
+api_attempt(struct fc_ctx *ctx, const char *order_id,
+    const struct fc_request *req, struct fc_response *resp)
+{
+	const struct conf_profile *pr;
+	char token[33];
+	unsigned char rnd[16];
+	struct ph_diag diag;
+	json_error_t jerr;
+	json_t *in, *order = NULL, *asked = NULL, *view, *v;
+	const char *key, *profile;
+	int64_t expires_at;
+	int rc, unreached = 0;
+
+	in = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL || !json_is_object(in)) {
+		fc_error(resp, 400, "bad_request", "body must be a JSON object "
+		    "like {\"profile\": \"wxshop\"}");
+		json_decref(in);
+		return;
+	}
+	json_object_foreach(in, key, v)
+		if (strcmp(key, "profile") != 0 && strcmp(key, "data") != 0) {
+			fc_error(resp, 400, "bad_request",
+			    "unknown field \"%s\"", key);
+			goto done;
+		}
+	profile = json_string_value(json_object_get(in, "profile"));
+	if (profile == NULL || (pr = conf_profile(ctx->conf, profile)) ==
+	    NULL) {
+		fc_error(resp, 400, "bad_request", "profile must name a "
+		    "configured profile");
+		goto done;
+	}
+	if (!api_attempt_valid(json_object_get(in, "data"), resp, "data"))
+		goto done;
+	if (!order_id_valid(order_id, strlen(order_id))) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		goto done;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		fc_error(resp, 500, "internal", "no randomness available");
+		goto done;
+	}
+	ph_hex_lower(rnd, sizeof(rnd), token);
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_guard_begin(ctx->store, order_id, req->now,
+	    API_GUARD_HOLD_S, token, &order, &diag);
+	if (rc == PH_E_NOTFOUND) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		goto done;
+	}
+	if (rc == PH_E_CONFLICT)
+		goto refused;
+	if (rc != PH_OK) {
+		api_store_error(resp, rc);
+		goto done;
+	}
+	/* Earlier attempts may have been paid without a word yet. */
+	asked = api_ask(ctx, order, req->now, &unreached);
+	if (unreached) {
+		ledger_guard_release(ctx->store, order_id, token);
+		view = json_pack("{s:s, s:s, s:O}", "error",
+		    "provider_unavailable", "message", "an earlier payment "
+		    "attempt could not be checked at the provider; not opening "
+		    "another one (try again)", "query", asked);
+		fc_json(resp, 503, view);
+		json_decref(view);
+		goto done;
+	}
+	expires_at = json_integer_value(json_object_get(order, "expires_at"));
+	json_decref(order);
+	order = NULL;
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_guard_end(ctx->store, order_id, token, profile,
+	    json_object_get(in, "data"), req->now,
+	    api_first_query(pr, req->now, expires_at), &order, &diag);
+	if (rc == PH_E_CONFLICT)
+		goto refused;
+	if (rc != PH_OK) {
+		log_err("attempt on order %s: %s", order_id, diag.msg);
+		api_store_error(resp, rc);
+		goto done;
+	}
+	log_info("order %s: payment attempt opened on profile %s", order_id,
+	    profile);
+	view = order_to_api(order);
+	fc_json(resp, 201, view);
+	json_decref(view);
+	goto done;
+refused:
+	{
+		const char *st = json_string_value(json_object_get(order,
+		    "state"));
+		const char *code = "already_paid";
+
+		if (st == NULL || strcmp(st, "PENDING") == 0)
+			code = "attempt_in_progress";
+		else if (strcmp(st, "CLOSED") == 0)
+			code = "order_closed";
+		view = json_pack("{s:s, s:s, s:o}", "error", code,
+		    "message", diag.msg, "order", order_to_api(order));
+		fc_json(resp, 409, view);
+		json_decref(view);
+	}
+done:
+	json_decref(asked);
+	json_decref(order);
+	json_decref(in);
 }
 
 /* Parses a decimal query parameter; -1 when present but invalid. */

@@ -5,22 +5,30 @@
  *   payhook [-c FILE] order ID
  *   payhook [-c FILE] events [--after SEQ] [--limit N]
  *   payhook [-c FILE] stats
+ *   payhook [-c FILE] sweep [--watch] [--interval SECONDS]
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
+#include <payhook/sdk.h>
+
 #include "conf.h"
+#include "http.h"
 #include "ledger.h"
 #include "log.h"
 #include "order.h"
 #include "store.h"
+#include "sweep.h"
 
 static void
 cli_usage(FILE *f)
@@ -35,6 +43,10 @@ cli_usage(FILE *f)
 	    "  events [--after SEQ] [--limit N]\n"
 	    "                                print the event feed as JSON\n"
 	    "  stats                         print database statistics as JSON\n"
+	    "  sweep [--watch] [--interval S]\n"
+	    "                                ask providers about pending orders that\n"
+	    "                                are due, close expired unpaid ones; one\n"
+	    "                                pass, or every S seconds with --watch\n"
 	    "\n"
 	    "The configuration file is FILE, else $PAYHOOK_CONFIG.\n");
 }
@@ -233,6 +245,79 @@ cli_stats(const char *path)
 	return rc;
 }
 
+static volatile sig_atomic_t cli_stop;
+
+static void
+cli_on_signal(int sig)
+{
+	(void)sig;
+	cli_stop = 1;
+}
+
+static int
+cli_sweep(const char *path, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "watch", no_argument, NULL, 'w' },
+		{ "interval", required_argument, NULL, 'i' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long long interval = 5;
+	struct sweep_stats st;
+	struct sigaction sa;
+	struct conf *conf;
+	struct store *store;
+	unsigned char rnd[16];
+	char token[33];
+	int ch, watch = 0, rc = 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'w') {
+			watch = 1;
+			continue;
+		}
+		if (ch == 'i' && cli_number(optarg, &interval) == 0 &&
+		    interval >= 1 && interval <= 3600)
+			continue;
+		fprintf(stderr, "payhook: sweep: --interval takes seconds "
+		    "from 1 to 3600\n");
+		return 1;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		fprintf(stderr, "payhook: sweep: no randomness\n");
+		return 1;
+	}
+	ph_hex_lower(rnd, sizeof(rnd), token);
+	if (cli_open(path, &conf, &store, 1) != 0)
+		return 1;
+	log_set_level(conf->log_level);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = cli_on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	do {
+		int64_t now = (int64_t)time(NULL);
+
+		if ((rc = sweep_pass(conf, store, now, token, &st)) != PH_OK) {
+			log_err("sweep: %s", ph_strerror(rc));
+			rc = 1;
+		} else {
+			rc = 0;
+			if (st.due > 0 || !watch)
+				log_info("sweep: %zu due, %zu taken, %zu "
+				    "queries, %zu failed, %zu paid, %zu closed",
+				    st.due, st.leased, st.queries, st.failures,
+				    st.paid, st.closed);
+		}
+		if (watch && !cli_stop)
+			sleep((unsigned)interval);
+	} while (watch && !cli_stop);
+	store_close(store);
+	conf_free(conf);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -272,6 +357,13 @@ main(int argc, char **argv)
 		return cli_events(path, argc, argv);
 	if (strcmp(argv[0], "stats") == 0 && argc == 1)
 		return cli_stats(path);
+	if (strcmp(argv[0], "sweep") == 0) {
+		if (http_global_init() != PH_OK) {
+			fprintf(stderr, "payhook: libcurl cannot start\n");
+			return 1;
+		}
+		return cli_sweep(path, argc, argv);
+	}
 	fprintf(stderr, "payhook: unknown command or wrong arguments: %s\n",
 	    argv[0]);
 	cli_usage(stderr);

@@ -254,13 +254,47 @@ enum conf_core_key {
 	CORE_MAX_BODY_BYTES,
 	CORE_BASE_PATH,
 	CORE_LOG_LEVEL,
+	CORE_CA_FILE,
+	CORE_HTTP_TIMEOUT_S,
+	CORE_HTTP_CONNECT_TIMEOUT_S,
+	CORE_SWEEP_CONCURRENCY,
+	CORE_LEASE_S,
 	CORE__MAX
 };
 
 static const char *const conf_core_names[CORE__MAX] = {
 	"db_path", "map_size_mb", "plugin_dir", "api_token_file",
-	"max_body_bytes", "base_path", "log_level",
+	"max_body_bytes", "base_path", "log_level", "ca_file",
+	"http_timeout_s", "http_connect_timeout_s", "sweep_concurrency",
+	"lease_s",
 };
+
+/* Whole-number core keys: where each goes and its range. */
+static unsigned long *
+conf_core_number(struct conf *c, int k, unsigned long *min,
+    unsigned long *max)
+{
+	switch (k) {
+	case CORE_HTTP_TIMEOUT_S:
+		*min = 1;
+		*max = 600;
+		return &c->http_timeout_s;
+	case CORE_HTTP_CONNECT_TIMEOUT_S:
+		*min = 1;
+		*max = 120;
+		return &c->http_connect_timeout_s;
+	case CORE_SWEEP_CONCURRENCY:
+		*min = 1;
+		*max = 256;
+		return &c->sweep_concurrency;
+	case CORE_LEASE_S:
+		*min = 5;
+		*max = 3600;
+		return &c->lease_s;
+	default:
+		return NULL;
+	}
+}
 
 static char *
 conf_ini_reader(char *str, int num, void *stream)
@@ -354,6 +388,24 @@ conf_core(struct conf_parse *p, const char *key, const char *val)
 		else
 			c->log_level = lvl;
 		break;
+	case CORE_CA_FILE:
+		if (*val == '\0')
+			conf_err(p->errs, "line %d: ca_file is empty", p->line);
+		else if (conf_set_str(&c->ca_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+		break;
+	default: {
+		unsigned long min = 0, max = 0, *dst;
+
+		dst = conf_core_number(c, k, &min, &max);
+		if (dst == NULL || conf_parse_ulong(val, min, max, &n) == -1)
+			conf_err(p->errs, "line %d: %s \"%s\" is not a whole "
+			    "number from %lu to %lu", p->line,
+			    conf_core_names[k], val, min, max);
+		else
+			*dst = n;
+		break;
+	}
 	}
 }
 
@@ -381,12 +433,137 @@ conf_profile_add(struct conf_parse *p, const char *name)
 	return np;
 }
 
+static int
+conf_parse_bool(const char *s, long long *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+conf_parse_schedule(const char *s, long *out, size_t max, size_t *n,
+    char *why, size_t whylen)
+{
+	const char *q = s;
+
+	*n = 0;
+	while (*q != '\0') {
+		long v = 0, mult;
+		int digits = 0;
+
+		while (*q == ' ')
+			q++;
+		for (; *q >= '0' && *q <= '9'; q++, digits++) {
+			v = v * 10 + (*q - '0');
+			if (v > 100000000L) {
+				snprintf(why, whylen, "a delay is too long");
+				return -1;
+			}
+		}
+		switch (*q) {
+		case 's': mult = 1; break;
+		case 'm': mult = 60; break;
+		case 'h': mult = 3600; break;
+		case 'd': mult = 86400; break;
+		default:
+			snprintf(why, whylen, "each delay is a number with "
+			    "s, m, h or d, like 30s or 3m");
+			return -1;
+		}
+		q++;
+		if (digits == 0 || v == 0) {
+			snprintf(why, whylen, "delays must be positive");
+			return -1;
+		}
+		if (*n == max) {
+			snprintf(why, whylen, "more than %zu delays", max);
+			return -1;
+		}
+		out[(*n)++] = v * mult;
+		while (*q == ' ')
+			q++;
+		if (*q == ',')
+			q++;
+		else if (*q != '\0') {
+			snprintf(why, whylen, "delays are separated by commas");
+			return -1;
+		}
+	}
+	if (*n == 0) {
+		snprintf(why, whylen, "no delay given");
+		return -1;
+	}
+	return 0;
+}
+
+/* Profile keys the core reads itself; 1 when key was one of them. */
+static int
+conf_profile_core_key(struct conf_parse *p, struct conf_profile *pr,
+    const char *key, const char *val)
+{
+	char why[96];
+	long long b;
+
+	if (strcmp(key, "plugin") == 0) {
+		if (conf_set_str(&pr->plugin_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "api_base") == 0) {
+		size_t len = strlen(val);
+
+		if ((strncmp(val, "https://", 8) != 0 &&
+		    strncmp(val, "http://", 7) != 0) ||
+		    strpbrk(val, " \t?#") != NULL || len > 400)
+			conf_err(p->errs, "line %d: [profile.%s] api_base "
+			    "\"%s\" must be an https:// URL", p->line,
+			    pr->name, val);
+		else if (conf_set_str(&pr->api_base, val) == -1)
+			conf_err(p->errs, "out of memory");
+		else
+			while (len > 0 && pr->api_base[len - 1] == '/')
+				pr->api_base[--len] = '\0';
+	} else if (strcmp(key, "allow_insecure_http") == 0) {
+		if (conf_parse_bool(val, &b) == -1)
+			conf_err(p->errs, "line %d: [profile.%s] "
+			    "allow_insecure_http \"%s\" is not yes or no",
+			    p->line, pr->name, val);
+		else
+			pr->allow_insecure_http = (int)b;
+	} else if (strcmp(key, "query_schedule") == 0) {
+		if (conf_parse_schedule(val, pr->schedule, CONF_SCHEDULE_MAX,
+		    &pr->nschedule, why, sizeof(why)) == -1)
+			conf_err(p->errs, "line %d: [profile.%s] query_schedule "
+			    "\"%s\": %s", p->line, pr->name, val, why);
+	} else if (strcmp(key, "client_cert_file") == 0) {
+		if (conf_set_str(&pr->client_cert_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "client_key_file") == 0) {
+		if (conf_set_str(&pr->client_key_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else
+		return 0;
+	return 1;
+}
+
 static void
 conf_profile_key(struct conf_parse *p, struct conf_profile *pr,
     const char *key, const char *val)
 {
 	struct conf_raw *nr;
 	size_t i;
+	int core;
 
 	for (i = 0; i < pr->nraw; i++)
 		if (strcmp(pr->raw[i].key, key) == 0) {
@@ -400,10 +577,7 @@ conf_profile_key(struct conf_parse *p, struct conf_profile *pr,
 		    p->line, pr->name);
 		return;
 	}
-	if (strcmp(key, "plugin") == 0) {
-		if (conf_set_str(&pr->plugin_file, val) == -1)
-			conf_err(p->errs, "out of memory");
-	}
+	core = conf_profile_core_key(p, pr, key, val);
 	nr = realloc(pr->raw, (pr->nraw + 1) * sizeof(*nr));
 	if (nr == NULL) {
 		conf_err(p->errs, "out of memory");
@@ -414,7 +588,7 @@ conf_profile_key(struct conf_parse *p, struct conf_profile *pr,
 	nr->key = strdup(key);
 	nr->val = strdup(val);
 	nr->line = p->line;
-	nr->used = strcmp(key, "plugin") == 0;
+	nr->used = core;
 	if (nr->key == NULL || nr->val == NULL) {
 		free(nr->key);
 		free(nr->val);
@@ -481,26 +655,6 @@ conf_ini_handler(void *user, const char *section, const char *key,
 }
 
 /* ---- Binding profiles to plugins -------------------------------------- */
-
-static int
-conf_parse_bool(const char *s, long long *out)
-{
-	static const char *const yes[] = { "yes", "true", "on", "1" };
-	static const char *const no[] = { "no", "false", "off", "0" };
-	size_t i;
-
-	for (i = 0; i < 4; i++) {
-		if (strcasecmp(s, yes[i]) == 0) {
-			*out = 1;
-			return 0;
-		}
-		if (strcasecmp(s, no[i]) == 0) {
-			*out = 0;
-			return 0;
-		}
-	}
-	return -1;
-}
 
 static struct conf_file *
 conf_profile_file(struct conf_profile *pr)
@@ -645,6 +799,73 @@ conf_value(struct conf *c, struct conf_profile *pr,
 	}
 }
 
+/* Resolves a path from the file against the config's folder, in place. */
+static int
+conf_resolve(struct conf *c, char **p)
+{
+	char *r;
+
+	if ((*p)[0] == '/')
+		return 0;
+	if ((r = conf_path(c, *p)) == NULL)
+		return -1;
+	free(*p);
+	*p = r;
+	return 0;
+}
+
+/* The default query schedule follows WeChat Pay's notification retries. */
+static const char conf_default_schedule[] =
+    "15s,15s,30s,3m,10m,20m,30m,30m,30m,1h,3h,3h,3h,6h,6h";
+
+/* Checks the keys that say how the core calls the provider. */
+static void
+conf_profile_calls(struct conf *c, struct conf_profile *pr,
+    struct conf_errs *errs)
+{
+	struct stat st;
+	char why[96];
+
+	if (pr->nschedule == 0)
+		conf_parse_schedule(conf_default_schedule, pr->schedule,
+		    CONF_SCHEDULE_MAX, &pr->nschedule, why, sizeof(why));
+	if (pr->api_base != NULL && strncmp(pr->api_base, "http://", 7) == 0) {
+		if (!pr->allow_insecure_http)
+			conf_err(errs, "line %d: [profile.%s] api_base %s is "
+			    "plain http: refused unless the profile also says "
+			    "allow_insecure_http = yes (tests only)", pr->line,
+			    pr->name, pr->api_base);
+		else
+			conf_warn(errs, "[profile.%s] allow_insecure_http = "
+			    "yes: provider calls to %s are not encrypted or "
+			    "authenticated; never use this in production",
+			    pr->name, pr->api_base);
+	}
+	if ((pr->client_cert_file == NULL) != (pr->client_key_file == NULL)) {
+		conf_err(errs, "line %d: [profile.%s] client_cert_file and "
+		    "client_key_file go together", pr->line, pr->name);
+		return;
+	}
+	if (pr->client_cert_file == NULL)
+		return;
+	if (conf_resolve(c, &pr->client_cert_file) == -1 ||
+	    conf_resolve(c, &pr->client_key_file) == -1) {
+		conf_err(errs, "out of memory");
+		return;
+	}
+	if (access(pr->client_cert_file, R_OK) == -1)
+		conf_err(errs, "[profile.%s] client_cert_file %s: %s", pr->name,
+		    pr->client_cert_file, strerror(errno));
+	if (stat(pr->client_key_file, &st) == -1)
+		conf_err(errs, "[profile.%s] client_key_file %s: %s", pr->name,
+		    pr->client_key_file, strerror(errno));
+	else if (st.st_mode & (S_IRWXG | S_IRWXO))
+		conf_err(errs, "[profile.%s] client_key_file %s is accessible "
+		    "by group or others (mode %04o); refusing it: chmod 600 %s",
+		    pr->name, pr->client_key_file,
+		    (unsigned)(st.st_mode & 07777), pr->client_key_file);
+}
+
 static void
 conf_bind_profile(struct conf *c, struct conf_profile *pr,
     struct conf_errs *errs)
@@ -659,6 +880,7 @@ conf_bind_profile(struct conf *c, struct conf_profile *pr,
 		    pr->line, pr->name);
 		return;
 	}
+	conf_profile_calls(c, pr, errs);
 	memset(&diag, 0, sizeof(diag));
 	if (loader_get(&c->loader, c->plugin_dir, pr->plugin_file,
 	    &pr->plugin, &diag) != PH_OK) {
@@ -732,26 +954,15 @@ conf_defaults(struct conf *c)
 {
 	c->map_size_mb = 256;
 	c->max_body_bytes = 65536;
+	c->http_timeout_s = 10;
+	c->http_connect_timeout_s = 5;
+	c->sweep_concurrency = 8;
+	c->lease_s = 60;
 	c->log_level = LOG_LVL_INFO;
 	if ((c->db_path = strdup("var/payhook.mdb")) == NULL ||
 	    (c->plugin_dir = strdup(PH_PLUGIN_DIR)) == NULL ||
 	    (c->base_path = strdup("")) == NULL)
 		return -1;
-	return 0;
-}
-
-/* Resolves a path from the file against the config's folder, in place. */
-static int
-conf_resolve(struct conf *c, char **p)
-{
-	char *r;
-
-	if ((*p)[0] == '/')
-		return 0;
-	if ((r = conf_path(c, *p)) == NULL)
-		return -1;
-	free(*p);
-	*p = r;
 	return 0;
 }
 
@@ -823,6 +1034,7 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 		    "can be received");
 	if (conf_resolve(c, &c->db_path) == -1 ||
 	    conf_resolve(c, &c->plugin_dir) == -1 ||
+	    (c->ca_file != NULL && conf_resolve(c, &c->ca_file) == -1) ||
 	    (c->api_token_file != NULL &&
 	    conf_resolve(c, &c->api_token_file) == -1)) {
 		conf_err(errs, "out of memory");
@@ -880,6 +1092,9 @@ conf_free(struct conf *c)
 		free(pr->values);
 		free(pr->name);
 		free(pr->plugin_file);
+		free(pr->api_base);
+		free(pr->client_cert_file);
+		free(pr->client_key_file);
 	}
 	free(c->profiles);
 	loader_close(&c->loader);
@@ -893,5 +1108,6 @@ conf_free(struct conf *c)
 	free(c->plugin_dir);
 	free(c->api_token_file);
 	free(c->base_path);
+	free(c->ca_file);
 	free(c);
 }

@@ -33,9 +33,18 @@ size_t conf_errs_count(const struct conf_errs *e);
 
 struct conf_raw;		/* a key as written, with its line */
 
+#define CONF_SCHEDULE_MAX 32
+
 struct conf_profile {
 	char *name;			/* "wxshop" from [profile.wxshop] */
 	char *plugin_file;		/* `plugin =`, a file in plugin_dir */
+	/* Keys the core itself reads from a profile. */
+	char *api_base;			/* provider endpoints, no trailing '/' */
+	int allow_insecure_http;	/* api_base may be plain http:// */
+	long schedule[CONF_SCHEDULE_MAX];	/* query_schedule, seconds */
+	size_t nschedule;
+	char *client_cert_file;		/* TLS client certificate, or NULL */
+	char *client_key_file;		/* its key (secret), or NULL */
 	const struct loader_plugin *plugin;
 	struct ph_conf pconf;		/* values handed to the plugin */
 	struct ph_conf_value *values;	/* owned; parallel to conf_keys */
@@ -58,6 +67,11 @@ struct conf {
 	size_t api_token_len;
 	size_t max_body_bytes;
 	char *base_path;		/* "/" or "/prefix" without trailing '/' */
+	char *ca_file;			/* CA bundle for provider TLS, or NULL */
+	unsigned long http_timeout_s;	/* whole outbound call */
+	unsigned long http_connect_timeout_s;
+	unsigned long sweep_concurrency; /* queries in flight at once */
+	unsigned long lease_s;		/* how long a sweeper owns an order */
 	int log_level;
 	struct conf_profile *profiles;
 	size_t nprofiles;
@@ -74,6 +88,13 @@ void conf_free(struct conf *c);
 
 const struct conf_profile *conf_profile(const struct conf *c,
     const char *name);
+
+/*
+ * Parses a schedule like "15s,30s,1m,3m,10m,1h" into seconds; -1 with a
+ * reason in why (64 bytes) when malformed.
+ */
+int conf_parse_schedule(const char *s, long *out, size_t max, size_t *n,
+    char *why, size_t whylen);
 
 /* Profile names: 1-32 of [a-z0-9_-]. */
 int conf_name_valid(const char *s, size_t len);

@@ -221,17 +221,51 @@ fc_route_path(const struct conf *c, const char *uri, char *buf, size_t cap)
 	return buf[blen] == '\0' ? "/" : buf + blen;
 }
 
+/*
+ * "<id>/query" or "<id>/attempts": the decoded id into id and the action
+ * (a static string) into *action; 0 on a match.
+ */
+static int
+fc_order_action(const char *rest, char *id, size_t cap, const char **action)
+{
+	const char *slash = strchr(rest, '/');
+
+	*action = NULL;
+	if (slash == NULL)
+		return -1;
+	if (strcmp(slash, "/query") == 0)
+		*action = "query";
+	else if (strcmp(slash, "/attempts") == 0)
+		*action = "attempts";
+	else
+		return -1;
+	if (fc_unescape(rest, (size_t)(slash - rest), id, cap, 0) == -1 ||
+	    id[0] == '\0')
+		return -1;
+	return 0;
+}
+
 static void
 fc_merchant(struct fc_ctx *ctx, const struct fc_request *req,
     const char *path, struct fc_response *resp)
 {
 	char id[PH_ID_MAX + 2];
+	const char *action;
 
 	if (strcmp(path, "/orders") == 0) {
 		if (!fc_method_is(req, "POST"))
 			fc_method_not_allowed(resp, "POST", req->method);
 		else
 			api_create_order(ctx, req, resp);
+	} else if (strncmp(path, "/orders/", 8) == 0 &&
+	    fc_order_action(path + 8, id, sizeof(id), &action) == 0 &&
+	    action != NULL) {
+		if (!fc_method_is(req, "POST"))
+			fc_method_not_allowed(resp, "POST", req->method);
+		else if (strcmp(action, "query") == 0)
+			api_query_order(ctx, id, req, resp);
+		else
+			api_attempt(ctx, id, req, resp);
 	} else if (strncmp(path, "/orders/", 8) == 0 &&
 	    strchr(path + 8, '/') == NULL) {
 		if (fc_unescape(path + 8, strlen(path + 8), id, sizeof(id),

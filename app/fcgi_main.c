@@ -16,6 +16,7 @@
 
 #include "conf.h"
 #include "fc.h"
+#include "http.h"
 #include "log.h"
 #include "store.h"
 
@@ -258,7 +259,8 @@ main(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&r, 0, 0) != 0) {
+	if (http_global_init() != PH_OK || FCGX_Init() != 0 ||
+	    FCGX_InitRequest(&r, 0, 0) != 0) {
 		log_err("FastCGI initialisation failed");
 		store_close(ctx.store);
 		conf_free(ctx.conf);

@@ -8,10 +8,10 @@
 #include <payhook/sdk.h>
 
 #include "ledger.h"
+#include "ledger_int.h"
 #include "log.h"
 #include "order.h"
 
-#define LEDGER_RECORD_VERSION 1
 #define LEDGER_EVENTS_MAX 1000
 
 static const char *const ledger_outcome_names[LEDGER__MAX] = {
@@ -32,7 +32,7 @@ ledger_outcome_name(enum ledger_outcome o)
 
 /* ---- Records in and out of the store ------------------------------------ */
 
-static json_t *
+json_t *
 ledger_load(const MDB_val *v)
 {
 	json_error_t jerr;
@@ -48,7 +48,7 @@ ledger_load(const MDB_val *v)
 }
 
 /* Reads a JSON record; PH_OK, PH_E_NOTFOUND or a sticky error. */
-static int
+int
 ledger_get(struct store_txn *t, enum store_db db, const struct store_key *k,
     json_t **out)
 {
@@ -63,7 +63,7 @@ ledger_get(struct store_txn *t, enum store_db db, const struct store_key *k,
 	return PH_OK;
 }
 
-static void
+void
 ledger_put(struct store_txn *t, enum store_db db, const struct store_key *k,
     const json_t *j)
 {
@@ -83,14 +83,14 @@ ledger_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 	free(s);
 }
 
-static void
+void
 ledger_key_order(struct store_key *k, const char *order_id)
 {
 	store_key_init(k, STORE_KEY_ORDER);
 	store_key_str(k, order_id);
 }
 
-static void
+void
 ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
     const char *b)
 {
@@ -100,7 +100,7 @@ ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
 }
 
 /* Appends an event to the outbox; returns its sequence number. */
-static uint64_t
+uint64_t
 ledger_emit(struct store_txn *t, const struct ledger_fact *f,
     const char *type, const char *order_id, json_t *extra)
 {
@@ -141,7 +141,7 @@ ledger_emit(struct store_txn *t, const struct ledger_fact *f,
 	return seq;
 }
 
-static void
+void
 ledger_note(struct ledger_result *r, const char *type, uint64_t seq)
 {
 	if (r->event_type[0] == '\0' && seq != 0) {
@@ -182,7 +182,7 @@ ledger_queue_refund(struct store_txn *t, const struct ledger_fact *f,
 	return seq;
 }
 
-static void
+void
 ledger_add_exception(json_t *order, const struct ledger_fact *f,
     const char *type, json_t *extra)
 {
@@ -251,7 +251,7 @@ ledger_payment_record(struct store_txn *t, const struct ledger_fact *f,
 	json_decref(p);
 }
 
-static const char *
+const char *
 ledger_str(const json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
@@ -283,6 +283,22 @@ ledger_conflict(struct store_txn *t, const struct ledger_fact *f,
 	}
 	json_decref(order);
 	r->outcome = LEDGER_CONFLICT;
+}
+
+/* A payment may arrive through the order's profile or any profile the
+ * merchant opened an attempt with. */
+static int
+ledger_profile_allowed(const json_t *order, const char *profile)
+{
+	json_t *a;
+	size_t i;
+
+	if (strcmp(ledger_str(order, "profile"), profile) == 0)
+		return 1;
+	json_array_foreach(json_object_get(order, "attempts"), i, a)
+		if (strcmp(ledger_str(a, "profile"), profile) == 0)
+			return 1;
+	return 0;
 }
 
 static void
@@ -347,11 +363,10 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	view.state = state;
 	view.amount = json_integer_value(json_object_get(order, "amount"));
 	view.currency = ledger_str(order, "currency");
-	view.profile = ledger_str(order, "profile");
 	view.paid_txn = paid_txn;
 	pay_in.amount = ev->amount;
 	pay_in.currency = ev->currency;
-	pay_in.profile = f->profile;
+	pay_in.account_ok = ledger_profile_allowed(order, f->profile);
 	pay_in.txn_id = ev->txn_id;
 	verdict = order_decide_payment(&view, &pay_in);
 
@@ -374,6 +389,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		if (ev->channel[0] != '\0')
 			json_object_set_new(order, "channel",
 			    json_string(ev->channel));
+		ledger_set_due(t, order, 0);
 		disposition = "paid";
 		type = "order.paid";
 		r->outcome = LEDGER_APPLIED;
@@ -410,7 +426,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		log_warn("order %s: payment %s of %lld %s arrived through "
 		    "profile %s, the order belongs to %s: recorded, order not "
 		    "paid", ev->order_id, ev->txn_id, (long long)ev->amount,
-		    ev->currency, f->profile, view.profile);
+		    ev->currency, f->profile, ledger_str(order, "profile"));
 		seq = ledger_emit(t, f, type, ev->order_id, json_pack(
 		    "{s:O}", "expected_profile",
 		    json_object_get(order, "profile")));
@@ -570,36 +586,47 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 /* ---- Orders and the event feed ------------------------------------------ */
 
 int
-ledger_create_order(struct store *s, const char *order_id,
-    const char *profile, int64_t amount, const char *currency, int64_t now,
-    json_t **out, int *created, struct ph_diag *diag)
+ledger_create_order(struct store *s, const struct ledger_new_order *n,
+    int64_t now, json_t **out, int *created, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
-	json_t *o = NULL;
+	json_t *o = NULL, *att;
 	int rc;
 
 	*out = NULL;
 	*created = 0;
-	ledger_key_order(&k, order_id);
+	ledger_key_order(&k, n->order_id);
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	rc = ledger_get(&t, STORE_DB_ORDERS, &k, &o);
 	if (rc == PH_OK) {
 		store_abort(&t);
 		*out = o;
-		if (strcmp(ledger_str(o, "profile"), profile) == 0 &&
+		if (strcmp(ledger_str(o, "profile"), n->profile) == 0 &&
 		    json_integer_value(json_object_get(o, "amount")) ==
-		    amount && strcmp(ledger_str(o, "currency"), currency) == 0)
+		    n->amount && strcmp(ledger_str(o, "currency"),
+		    n->currency) == 0)
 			return PH_OK;
 		return ph_fail(diag, PH_E_CONFLICT, "order %s exists with "
-		    "other content", order_id);
+		    "other content", n->order_id);
 	}
 	if (rc != PH_E_NOTFOUND) {
 		store_abort(&t);
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	}
-	o = order_record_new(order_id, profile, amount, currency, now);
+	o = order_record_new(n->order_id, n->profile, n->amount, n->currency,
+	    now);
+	att = json_pack("{s:s, s:I}", "profile", n->profile, "at",
+	    (json_int_t)now);
+	if (att != NULL && n->attempt != NULL)
+		json_object_set(att, "data", (json_t *)n->attempt);
+	json_object_set_new(o, "attempts", json_pack("[o]", att));
+	json_object_set_new(o, "expires_at", n->expires_at > 0 ?
+	    json_integer(n->expires_at) : json_null());
+	json_object_set_new(o, "query_count", json_integer(0));
+	json_object_set_new(o, "next_query_at", json_null());
+	ledger_set_due(&t, o, n->first_query_at);
 	ledger_put(&t, STORE_DB_ORDERS, &k, o);
 	if ((rc = store_commit(&t)) != PH_OK) {
 		json_decref(o);

@@ -44,14 +44,63 @@ const char *ledger_outcome_name(enum ledger_outcome o);
 int ledger_apply(struct store *s, const struct ledger_fact *f,
     struct ledger_result *res, struct ph_diag *diag);
 
+struct ledger_new_order {
+	const char *order_id;
+	const char *profile;		/* where the first attempt is made */
+	int64_t amount;
+	const char *currency;
+	int64_t expires_at;		/* unix seconds; 0 for none */
+	const json_t *attempt;		/* provider data of the first attempt,
+					 * a JSON object, or NULL */
+	int64_t first_query_at;		/* the sweeper's first look; 0: never */
+};
+
 /*
- * Registers an order.  The same order again is not an error (*created 0,
- * the stored order returned); the same id with other content is
- * PH_E_CONFLICT with the stored order in *out.  Caller frees *out.
+ * Registers an order (its profile is its first payment attempt).  The
+ * same order again is not an error (*created 0, the stored order
+ * returned); the same id with other content is PH_E_CONFLICT with the
+ * stored order in *out.  Caller frees *out.
  */
-int ledger_create_order(struct store *s, const char *order_id,
-    const char *profile, int64_t amount, const char *currency, int64_t now,
-    json_t **out, int *created, struct ph_diag *diag);
+int ledger_create_order(struct store *s, const struct ledger_new_order *n,
+    int64_t now, json_t **out, int *created, struct ph_diag *diag);
+
+/*
+ * The pre-payment guard, in two steps around the provider queries the
+ * caller makes in between.  ledger_guard_begin holds the order for hold_s
+ * seconds under token: PH_OK (held, *order set), PH_E_NOTFOUND, or
+ * PH_E_CONFLICT with *order set (already paid or closed, or another
+ * attempt is being opened right now).  ledger_guard_end records the
+ * attempt and lets go: PH_OK, or PH_E_CONFLICT when the order was paid
+ * meanwhile.  ledger_guard_release lets go without recording.
+ */
+int ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
+    int64_t hold_s, const char *token, json_t **order, struct ph_diag *diag);
+int ledger_guard_end(struct store *s, const char *order_id, const char *token,
+    const char *profile, const json_t *data, int64_t now,
+    int64_t next_query_at, json_t **order, struct ph_diag *diag);
+void ledger_guard_release(struct store *s, const char *order_id,
+    const char *token);
+
+/* Order ids whose next query time is at or before now, earliest first,
+ * at most limit, as a JSON array of strings (caller frees). */
+int ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids);
+
+/*
+ * Takes the sweeper's lease on a due order for lease_s seconds: PH_OK
+ * (held, *order set), or PH_E_CONFLICT when someone else holds it or the
+ * order no longer needs asking (then it also leaves the due list).
+ */
+int ledger_lease(struct store *s, const char *order_id, int64_t now,
+    int64_t lease_s, const char *token, json_t **order);
+/* Counts a query, sets the next one (0: none) and lets the lease go. */
+int ledger_reschedule(struct store *s, const char *order_id,
+    const char *token, int64_t next_at, int64_t now);
+/*
+ * Closes a PENDING order (the provider confirmed it unpaid): CLOSED, off
+ * the due list, order.closed raised.  PH_E_CONFLICT if it is not PENDING.
+ */
+int ledger_close_order(struct store *s, const char *order_id, int64_t now,
+    const char *reason, struct ledger_result *res, struct ph_diag *diag);
 
 /* The stored order record, or PH_E_NOTFOUND.  Caller frees *out. */
 int ledger_get_order(struct store *s, const char *order_id, json_t **out);

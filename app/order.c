@@ -36,7 +36,7 @@ order_decide_payment(const struct order_view *o, const struct order_payment *p)
 	case ORDER_PENDING:
 		/* Order ids are unique per merchant account at the provider:
 		 * the same id under another account is another order. */
-		if (strcmp(o->profile, p->profile) != 0)
+		if (!p->account_ok)
 			return ORDER_V_PROFILE;
 		if (p->amount != o->amount ||
 		    strcmp(p->currency, o->currency) != 0)
@@ -52,6 +52,26 @@ order_decide_payment(const struct order_view *o, const struct order_payment *p)
 		 * second payment and its money goes back. */
 		return ORDER_V_DOUBLE;
 	}
+}
+
+int64_t
+order_next_query(int64_t now, long done, int64_t expires_at,
+    const long *schedule, size_t n)
+{
+	int64_t next;
+
+	if (n == 0 || done < 0)
+		return 0;
+	if ((size_t)done < n)
+		next = now + schedule[done];
+	else if (expires_at > 0)
+		next = now + schedule[n - 1];
+	else
+		return 0;
+	/* Be there when it expires: that is when it gets closed. */
+	if (expires_at > now && next > expires_at)
+		next = expires_at;
+	return next;
 }
 
 int
@@ -125,12 +145,21 @@ order_to_api(const json_t *rec)
 	if ((o = json_deep_copy(rec)) == NULL)
 		return NULL;
 	json_object_del(o, "v");
+	/* Coordination between payhook's own processes, not order facts. */
+	json_object_del(o, "lease_until");
+	json_object_del(o, "lease_owner");
+	json_object_del(o, "guard_until");
+	json_object_del(o, "guard_owner");
 	order_time_field(o, "created_at");
+	order_time_field(o, "closed_at");
+	order_time_field(o, "next_query_at");
 	order_time_field(o, "updated_at");
 	order_time_field(o, "paid_at");
 	order_time_field(o, "expires_at");
 	ex = json_object_get(o, "exceptions");
 	json_array_foreach(ex, i, e)
+		order_time_field(e, "at");
+	json_array_foreach(json_object_get(o, "attempts"), i, e)
 		order_time_field(e, "at");
 	return o;
 }

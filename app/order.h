@@ -48,7 +48,6 @@ struct order_view {
 	enum order_state state;
 	int64_t amount;
 	const char *currency;
-	const char *profile;	/* the merchant account it is payable through */
 	const char *paid_txn;	/* NULL while unpaid */
 };
 
@@ -56,13 +55,24 @@ struct order_view {
 struct order_payment {
 	int64_t amount;
 	const char *currency;
-	const char *profile;	/* the account the payment arrived through */
 	const char *txn_id;
+	/* Arrived through a merchant account the order was offered on (its
+	 * profile or one of its attempts'). */
+	int account_ok;
 };
 
 /* Decides what a successful payment does to an order. */
 enum order_verdict order_decide_payment(const struct order_view *o,
     const struct order_payment *p);
+
+/*
+ * When to ask the provider next, after done queries of an order: the
+ * schedule gives the delays, the last repeating until the order expires
+ * (never past its expiry while it has not come); without an expiry the
+ * schedule runs once.  0 means no more queries.
+ */
+int64_t order_next_query(int64_t now, long done, int64_t expires_at,
+    const long *schedule, size_t n);
 
 /* Order ids: 1-64 of [A-Za-z0-9_-|*.:]. */
 int order_id_valid(const char *s, size_t len);

@@ -21,7 +21,7 @@ struct store {
 };
 
 static const char *const store_db_names[STORE_DB__MAX] = {
-	"orders", "payments", "dedup", "events", "refunds", "meta",
+	"orders", "payments", "dedup", "events", "refunds", "meta", "due",
 };
 
 const char *
@@ -266,6 +266,25 @@ store_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 	v.mv_data = (void *)val;
 	v.mv_size = len;
 	if ((rc = mdb_put(t->txn, t->store->dbi[db], &key, &v, 0)) != 0)
+		store_fail(t, rc);
+}
+
+void
+store_del(struct store_txn *t, enum store_db db, const struct store_key *k)
+{
+	MDB_val key;
+	int rc;
+
+	if (t->err != PH_OK)
+		return;
+	if (k->err || !t->write) {
+		t->err = PH_E_INTERNAL;
+		return;
+	}
+	key.mv_data = (void *)k->b;
+	key.mv_size = k->len;
+	rc = mdb_del(t->txn, t->store->dbi[db], &key, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
 		store_fail(t, rc);
 }
 

@@ -26,6 +26,7 @@ enum store_db {
 	STORE_DB_EVENTS,	/* sequence -> event (the outbox) */
 	STORE_DB_REFUNDS,	/* sequence -> refund work item */
 	STORE_DB_META,		/* "schema" -> version */
+	STORE_DB_DUE,		/* next query time, order id -> "" */
 	STORE_DB__MAX
 };
 
@@ -69,6 +70,9 @@ int store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
     MDB_val *val);
 void store_put(struct store_txn *t, enum store_db db,
     const struct store_key *k, const void *val, size_t len);
+/* Deletes a key; a missing key is not an error. */
+void store_del(struct store_txn *t, enum store_db db,
+    const struct store_key *k);
 /* One past the largest 8-byte big-endian key of db (1 when empty). */
 uint64_t store_next_seq(struct store_txn *t, enum store_db db);
 /* Commits a write transaction (or ends a read one); aborts on a sticky

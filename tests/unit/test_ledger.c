@@ -92,6 +92,21 @@ events_of_type(struct store *s, const char *type, uint64_t *last)
 	return n;
 }
 
+static int
+create_in(struct store *s, const char *id, const char *profile,
+    int64_t amount, const char *cur, int64_t now, json_t **o, int *created,
+    struct ph_diag *d)
+{
+	struct ledger_new_order n;
+
+	memset(&n, 0, sizeof(n));
+	n.order_id = id;
+	n.profile = profile;
+	n.amount = amount;
+	n.currency = cur;
+	return ledger_create_order(s, &n, now, o, created, d);
+}
+
 static void
 create(struct store *s, const char *id, int64_t amount, const char *cur)
 {
@@ -100,7 +115,7 @@ create(struct store *s, const char *id, int64_t amount, const char *cur)
 	int created;
 
 	memset(&d, 0, sizeof(d));
-	ok(ledger_create_order(s, id, "wxshop", amount, cur, 1700000000, &o,
+	ok(create_in(s, id, "wxshop", amount, cur, 1700000000, &o,
 	    &created, &d) == PH_OK && created, "order %s created", id);
 	json_decref(o);
 }
@@ -114,11 +129,11 @@ test_orders(struct store *s)
 
 	create(s, "A1", 100, "CNY");
 	memset(&d, 0, sizeof(d));
-	is_int(ledger_create_order(s, "A1", "wxshop", 100, "CNY", 1700000001,
+	is_int(create_in(s, "A1", "wxshop", 100, "CNY", 1700000001,
 	    &o, &created, &d), PH_OK, "same order again is fine");
 	is_int(created, 0, "... and not created twice");
 	json_decref(o);
-	is_int(ledger_create_order(s, "A1", "wxshop", 101, "CNY", 1700000001,
+	is_int(create_in(s, "A1", "wxshop", 101, "CNY", 1700000001,
 	    &o, &created, &d), PH_E_CONFLICT, "same id, other amount: conflict");
 	json_decref(o);
 	is_int(ledger_get_order(s, "nope", &o), PH_E_NOTFOUND,
@@ -202,8 +217,8 @@ test_payments(struct store *s)
 		json_t *o;
 		int created;
 
-		ok(ledger_create_order(s, "D1", "other", 100, "CNY",
-		    1700000000, &o, &created, &last_diag) == PH_OK,
+		ok(create_in(s, "D1", "other", 100, "CNY", 1700000000, &o,
+		    &created, &last_diag) == PH_OK,
 		    "order D1 created under profile other");
 		json_decref(o);
 	}
@@ -275,7 +290,7 @@ test_map_full(void)
 
 		snprintf(id, sizeof(id), "O%d", i);
 		snprintf(txn, sizeof(txn), "X%d", i);
-		rc = ledger_create_order(s, id, "wxshop", 1, "CNY", 1, &o,
+		rc = create_in(s, id, "wxshop", 1, "CNY", 1, &o,
 		    &created, &d);
 		json_decref(o);
 		if (rc != PH_OK)

@@ -1,0 +1,255 @@
+/*
+ * Provider queries and closes: plugin builds, core sends, plugin reads,
+ * ledger applies.  The answer of a query is a verified fact like a
+ * notification; its payment event carries the same dedup key as the
+ * payment's notification, so whichever arrives second changes nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <payhook/sdk.h>
+
+#include "log.h"
+#include "query.h"
+
+static const char *const query_kind_names[PH_EV__MAX] = {
+	"paid", "failed", "pending", "closed", "refunded", "refund_failed",
+	"not_found", "ignored",
+};
+
+static const char *const query_op_names[QUERY_OP__MAX] = {
+	"query", "close",
+};
+
+const char *
+query_kind_name(enum ph_event_kind k)
+{
+	return k < PH_EV__MAX ? query_kind_names[k] : "unknown";
+}
+
+/* The attempt data the merchant gave for this profile (the latest). */
+static char *
+query_attempt_text(const json_t *order, const char *profile)
+{
+	json_t *a, *data = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(order, "attempts"), i, a) {
+		const char *p = json_string_value(json_object_get(a,
+		    "profile"));
+
+		if (p != NULL && strcmp(p, profile) == 0 &&
+		    json_is_object(json_object_get(a, "data")))
+			data = json_object_get(a, "data");
+	}
+	return data != NULL ? json_dumps(data, JSON_COMPACT) : strdup("");
+}
+
+size_t
+query_profiles(const struct conf *c, const json_t *order,
+    const struct conf_profile **out, size_t max)
+{
+	const struct conf_profile *pr;
+	const char *names[64];
+	json_t *a;
+	size_t i, j, n = 0, nn = 0;
+
+	names[nn++] = json_string_value(json_object_get(order, "profile"));
+	json_array_foreach(json_object_get(order, "attempts"), i, a)
+		if (nn < 64)
+			names[nn++] = json_string_value(json_object_get(a,
+			    "profile"));
+	for (i = 0; i < nn && n < max; i++) {
+		if (names[i] == NULL ||
+		    (pr = conf_profile(c, names[i])) == NULL ||
+		    !(pr->plugin->prov->caps & PH_CAP_QUERY))
+			continue;
+		for (j = 0; j < n; j++)
+			if (out[j] == pr)
+				break;
+		if (j == n)
+			out[n++] = pr;
+	}
+	return n;
+}
+
+void
+query_prepare(struct query_job *job, enum query_op op,
+    const struct conf_profile *pr, const json_t *order, int64_t now)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+	struct ph_call_ctx cc;
+	struct ph_diag diag;
+	int rc;
+
+	memset(job, 0, sizeof(*job));
+	job->op = op;
+	job->profile = pr;
+	job->err = PH_E_UNSUPPORTED;
+	if ((op == QUERY_OP_QUERY && !(prov->caps & PH_CAP_QUERY)) ||
+	    (op == QUERY_OP_CLOSE && !(prov->caps & PH_CAP_CLOSE))) {
+		snprintf(job->message, sizeof(job->message), "provider %s "
+		    "cannot %s", prov->name, query_op_names[op]);
+		return;
+	}
+	if (pr->api_base == NULL) {
+		job->err = PH_E_CONFIG;
+		snprintf(job->message, sizeof(job->message), "profile %s has "
+		    "no api_base", pr->name);
+		return;
+	}
+	snprintf(job->order_id, sizeof(job->order_id), "%s",
+	    json_string_value(json_object_get(order, "order_id")));
+	snprintf(job->currency, sizeof(job->currency), "%s",
+	    json_string_value(json_object_get(order, "currency")));
+	if (json_is_string(json_object_get(order, "provider_txn_id")))
+		snprintf(job->txn_id, sizeof(job->txn_id), "%s",
+		    json_string_value(json_object_get(order,
+		    "provider_txn_id")));
+	job->attempt = query_attempt_text(order, pr->name);
+	job->req = calloc(1, sizeof(*job->req));
+	if (job->attempt == NULL || job->req == NULL) {
+		job->err = PH_E_NOMEM;
+		snprintf(job->message, sizeof(job->message), "out of memory");
+		return;
+	}
+	job->ref.order_id = job->order_id;
+	job->ref.amount = json_integer_value(json_object_get(order, "amount"));
+	job->ref.currency = job->currency;
+	job->ref.txn_id = job->txn_id;
+	job->ref.created_at = json_integer_value(json_object_get(order,
+	    "created_at"));
+	job->ref.attempt = job->attempt;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.now = now;
+	if (getrandom(cc.random, sizeof(cc.random), 0) !=
+	    (ssize_t)sizeof(cc.random)) {
+		job->err = PH_E_INTERNAL;
+		snprintf(job->message, sizeof(job->message), "no randomness");
+		return;
+	}
+	memset(&diag, 0, sizeof(diag));
+	rc = op == QUERY_OP_QUERY ?
+	    prov->query_request(pr->ctx, &job->ref, &cc, job->req, &diag) :
+	    prov->close_request(pr->ctx, &job->ref, &cc, job->req, &diag);
+	if (rc != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "%s request not "
+		    "built: %s", query_op_names[op], diag.msg[0] != '\0' ?
+		    diag.msg : ph_strerror(rc));
+		return;
+	}
+	job->call.profile = pr;
+	job->call.req = job->req;
+	job->prepared = 1;
+	job->err = PH_OK;
+}
+
+void
+query_send(const struct conf *c, struct query_job *jobs, size_t n,
+    size_t parallel)
+{
+	struct http_call *calls;
+	size_t i, m = 0;
+
+	if ((calls = calloc(n ? n : 1, sizeof(*calls))) == NULL) {
+		for (i = 0; i < n; i++)
+			if (jobs[i].prepared) {
+				jobs[i].err = PH_E_NOMEM;
+				jobs[i].prepared = 0;
+			}
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (jobs[i].prepared)
+			calls[m++] = jobs[i].call;
+	http_run(c, calls, m, parallel);
+	for (i = 0, m = 0; i < n; i++)
+		if (jobs[i].prepared)
+			jobs[i].call = calls[m++];
+	free(calls);
+}
+
+void
+query_finish(struct store *s, struct query_job *job, int64_t now)
+{
+	const struct ph_provider *prov;
+	struct ph_http_response resp;
+	struct ledger_fact fact;
+	struct ph_diag diag;
+	int rc;
+
+	if (!job->prepared)
+		return;
+	prov = job->profile->plugin->prov;
+	if (job->call.err != PH_OK) {
+		job->err = job->call.err;
+		snprintf(job->message, sizeof(job->message), "provider not "
+		    "reached: %s", job->call.errmsg);
+		log_warn("%s %s at %s: %s", query_op_names[job->op],
+		    job->order_id, job->profile->name, job->message);
+		return;
+	}
+	http_call_response(&job->call, now, &resp);
+	memset(&diag, 0, sizeof(diag));
+	memset(&job->ev, 0, sizeof(job->ev));
+	rc = job->op == QUERY_OP_QUERY ?
+	    prov->query_response(job->profile->ctx, &job->ref, &resp,
+	    &job->ev, &diag) :
+	    prov->close_response(job->profile->ctx, &job->ref, &resp,
+	    &job->ev, &diag);
+	if (rc != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "answer (HTTP "
+		    "%d) not accepted: %s", job->call.status,
+		    diag.msg[0] != '\0' ? diag.msg : ph_strerror(rc));
+		log_warn("%s %s at %s: %s", query_op_names[job->op],
+		    job->order_id, job->profile->name, job->message);
+		return;
+	}
+	job->ev.order_id[sizeof(job->ev.order_id) - 1] = '\0';
+	job->ev.txn_id[sizeof(job->ev.txn_id) - 1] = '\0';
+	job->ev.dedup_key[sizeof(job->ev.dedup_key) - 1] = '\0';
+	job->ev.currency[sizeof(job->ev.currency) - 1] = '\0';
+	log_info("%s %s at %s: %s", query_op_names[job->op], job->order_id,
+	    job->profile->name, query_kind_name(job->ev.kind));
+	/* Only a payment with its transaction is a fact to apply; a close
+	 * answer of "already paid" carries none and asks for a query. */
+	if (job->ev.kind != PH_EV_PAYMENT_SUCCEEDED ||
+	    job->ev.txn_id[0] == '\0')
+		return;
+	if (strcmp(job->ev.order_id, job->order_id) != 0) {
+		job->err = PH_E_FIELD;
+		snprintf(job->message, sizeof(job->message), "provider "
+		    "answered about order %s", job->ev.order_id);
+		log_warn("%s %s at %s: %s", query_op_names[job->op],
+		    job->order_id, job->profile->name, job->message);
+		return;
+	}
+	fact.profile = job->profile->name;
+	fact.provider = prov->name;
+	fact.source = "query";
+	fact.ev = &job->ev;
+	fact.now = now;
+	memset(&diag, 0, sizeof(diag));
+	if ((rc = ledger_apply(s, &fact, &job->applied, &diag)) != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "paid at the "
+		    "provider but not recorded: %s", diag.msg);
+		log_err("query %s at %s: %s", job->order_id,
+		    job->profile->name, job->message);
+	}
+}
+
+void
+query_job_free(struct query_job *job)
+{
+	http_call_free(&job->call);
+	free(job->attempt);
+	free(job->req);
+	job->attempt = NULL;
+	job->req = NULL;
+}
