@@ -239,7 +239,6 @@ struct conf_parse {
 	struct conf_errs *errs;
 	FILE *fp;
 	int line;
-	char section[128];	/* the section being read */
 	char *seen_core[8];	/* core keys seen, for duplicates */
 	size_t nseen_core;
 	char seen_sections[CONF_PROFILES_MAX + 1][128];
@@ -296,16 +295,7 @@ conf_core_number(struct conf *c, int k, unsigned long *min,
 	}
 }
 
-static char *
-conf_ini_reader(char *str, int num, void *stream)
-{
-	struct conf_parse *p = stream;
-	char *r = fgets(str, num, p->fp);
 
-	if (r != NULL)
-		p->line++;
-	return r;
-}
 
 static int
 conf_set_str(char **dst, const char *v)
@@ -598,6 +588,64 @@ conf_profile_key(struct conf_parse *p, struct conf_profile *pr,
 	pr->nraw++;
 }
 
+/*
+ * Section headers are checked as lines are read, so that an empty section
+ * with a misspelt name is reported too (inih only calls back for keys).
+ */
+static void
+conf_section(struct conf_parse *p, const char *line)
+{
+	char name[128];
+	const char *end;
+	size_t i, len;
+
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (*line != '[' || (end = strchr(line, ']')) == NULL)
+		return;
+	len = (size_t)(end - line - 1);
+	if (len >= sizeof(name)) {
+		conf_err(p->errs, "line %d: section name too long", p->line);
+		return;
+	}
+	memcpy(name, line + 1, len);
+	name[len] = '\0';
+	for (i = 0; i < p->nseen; i++)
+		if (strcmp(p->seen_sections[i], name) == 0) {
+			conf_err(p->errs, "line %d: section [%s] is given "
+			    "twice", p->line, name);
+			return;
+		}
+	if (p->nseen < CONF_PROFILES_MAX + 1)
+		snprintf(p->seen_sections[p->nseen++],
+		    sizeof(p->seen_sections[0]), "%s", name);
+	if (strcmp(name, "core") == 0)
+		return;
+	if (strncmp(name, "profile.", 8) != 0) {
+		conf_err(p->errs, "line %d: unknown section [%s]", p->line,
+		    name);
+		return;
+	}
+	if (!conf_name_valid(name + 8, strlen(name + 8)))
+		conf_err(p->errs, "line %d: profile name \"%s\" is invalid: "
+		    "1-32 of [a-z0-9_-]", p->line, name + 8);
+	else if (conf_profile(p->c, name + 8) == NULL)
+		conf_profile_add(p, name + 8);
+}
+
+static char *
+conf_ini_reader(char *str, int num, void *stream)
+{
+	struct conf_parse *p = stream;
+	char *r = fgets(str, num, p->fp);
+
+	if (r != NULL) {
+		p->line++;
+		conf_section(p, r);
+	}
+	return r;
+}
+
 static int
 conf_ini_handler(void *user, const char *section, const char *key,
     const char *val)
@@ -606,25 +654,6 @@ conf_ini_handler(void *user, const char *section, const char *key,
 	struct conf *c = p->c;
 	size_t i;
 
-	if (strcmp(section, p->section) != 0) {
-		for (i = 0; i < p->nseen; i++)
-			if (strcmp(p->seen_sections[i], section) == 0)
-				conf_err(p->errs, "line %d: section [%s] is "
-				    "given twice", p->line, section);
-		if (p->nseen < CONF_PROFILES_MAX + 1 &&
-		    strlen(section) < sizeof(p->seen_sections[0]))
-			snprintf(p->seen_sections[p->nseen++],
-			    sizeof(p->seen_sections[0]), "%s", section);
-		snprintf(p->section, sizeof(p->section), "%s", section);
-		if (strncmp(section, "profile.", 8) == 0) {
-			if (!conf_name_valid(section + 8, strlen(section + 8)))
-				conf_err(p->errs, "line %d: profile name "
-				    "\"%s\" is invalid: 1-32 of [a-z0-9_-]",
-				    p->line, section + 8);
-			else if (conf_profile(c, section + 8) == NULL)
-				conf_profile_add(p, section + 8);
-		}
-	}
 	if (key == NULL)	/* an empty section: nothing more to do */
 		return 1;
 	if (strcmp(section, "core") == 0) {
@@ -647,10 +676,8 @@ conf_ini_handler(void *user, const char *section, const char *key,
 	} else if (section[0] == '\0') {
 		conf_err(p->errs, "line %d: key \"%s\" outside any section",
 		    p->line, key);
-	} else {
-		conf_err(p->errs, "line %d: unknown section [%s]", p->line,
-		    section);
 	}
+	/* Keys of an unknown section: the section was reported. */
 	return 1;
 }
 

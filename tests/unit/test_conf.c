@@ -132,6 +132,43 @@ main(void)
 		conf_free(c);
 	}
 
+	e = open_with("", "MD5", "api_base = http://127.0.0.1:9\n", NULL);
+	ok(strstr(e, "plain http") != NULL,
+	    "plain http api_base refused without allow_insecure_http");
+	e = open_with("", "MD5", "api_base = http://127.0.0.1:9/\n"
+	    "allow_insecure_http = yes\nquery_schedule = 1s, 2m,3h\n", &c);
+	is_str(e, "", "... accepted with it");
+	if (c != NULL) {
+		pr = conf_profile(c, "wxshop");
+		is_str(pr->api_base, "http://127.0.0.1:9", "api_base kept "
+		    "without its trailing slash");
+		ok(pr->nschedule == 3 && pr->schedule[0] == 1 &&
+		    pr->schedule[1] == 120 && pr->schedule[2] == 10800,
+		    "query_schedule read in seconds");
+		conf_free(c);
+		c = NULL;
+	}
+	e = open_with("", "MD5", "", &c);
+	if (c != NULL) {
+		pr = conf_profile(c, "wxshop");
+		ok(pr->nschedule == 15 && pr->schedule[0] == 15 &&
+		    pr->schedule[14] == 21600, "default schedule follows "
+		    "WeChat's notification retries");
+		ok(pr->api_base == NULL, "no api_base by default");
+		conf_free(c);
+		c = NULL;
+	}
+	e = open_with("", "MD5", "query_schedule = 15s,0m\n", NULL);
+	ok(strstr(e, "query_schedule") != NULL, "zero delay refused");
+	e = open_with("", "MD5", "query_schedule = 15x\n", NULL);
+	ok(strstr(e, "query_schedule") != NULL, "bad unit refused");
+	e = open_with("", "MD5", "api_base = ftp://x\n", NULL);
+	ok(strstr(e, "api_base") != NULL, "non-http api_base refused");
+	e = open_with("", "MD5", "client_cert_file = keys/c.pem\n", NULL);
+	ok(strstr(e, "go together") != NULL, "client cert without key");
+	e = open_with("http_timeout_s = 0\n", "MD5", "", NULL);
+	ok(strstr(e, "http_timeout_s") != NULL, "zero timeout refused");
+
 	e = open_with("colour = blue\n", "MD5", "", NULL);
 	ok(strstr(e, "line 5") && strstr(e, "unknown key \"colour\""),
 	    "unknown core key refused with its line");

@@ -234,6 +234,128 @@ test_payments(struct store *s)
 }
 
 static void
+test_schedule(void)
+{
+	static const long sched[] = { 15, 30, 60 };
+
+	is_int(order_next_query(1000, 0, 0, sched, 3), 1015, "first: +15s");
+	is_int(order_next_query(1000, 2, 0, sched, 3), 1060, "third: +60s");
+	is_int(order_next_query(1000, 3, 0, sched, 3), 0,
+	    "no expiry: the schedule runs once");
+	is_int(order_next_query(1000, 7, 5000, sched, 3), 1060,
+	    "with expiry: the last delay repeats");
+	is_int(order_next_query(1000, 2, 1020, sched, 3), 1020,
+	    "never past the expiry");
+	is_int(order_next_query(2000, 9, 1020, sched, 3), 2060,
+	    "expired but not closed yet: keeps trying");
+	is_int(order_next_query(1000, 0, 0, sched, 0), 0, "no schedule");
+}
+
+static void
+test_sweeper_side(struct store *s)
+{
+	struct ledger_new_order n;
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	json_t *o, *ids;
+	int created;
+
+	memset(&n, 0, sizeof(n));
+	n.order_id = "S1";
+	n.profile = "wxshop";
+	n.amount = 300;
+	n.currency = "CNY";
+	n.expires_at = 1700000900;
+	n.first_query_at = 1700000015;
+	memset(&d, 0, sizeof(d));
+	ok(ledger_create_order(s, &n, 1700000000, &o, &created, &d) == PH_OK,
+	    "order S1 with expiry and a first query time");
+	json_decref(o);
+	ok(ledger_due(s, 1700000014, 100, &ids) == PH_OK &&
+	    json_array_size(ids) == 0, "not due before its time");
+	json_decref(ids);
+	ok(ledger_due(s, 1700000015, 100, &ids) == PH_OK &&
+	    json_array_size(ids) == 1 &&
+	    strcmp(json_string_value(json_array_get(ids, 0)), "S1") == 0,
+	    "due at its time");
+	json_decref(ids);
+
+	is_int(ledger_lease(s, "S1", 1700000015, 60, "sweeper-a", &o), PH_OK,
+	    "sweeper a takes the lease");
+	json_decref(o);
+	is_int(ledger_lease(s, "S1", 1700000016, 60, "sweeper-b", &o),
+	    PH_E_CONFLICT, "sweeper b cannot take it meanwhile");
+	json_decref(o);
+	is_int(ledger_lease(s, "S1", 1700000080, 60, "sweeper-b", &o), PH_OK,
+	    "a lease that ran out (killed sweeper) is taken over");
+	json_decref(o);
+	is_int(ledger_reschedule(s, "S1", "sweeper-b", 1700000100, 1700000080),
+	    PH_OK, "rescheduled");
+	ok(ledger_due(s, 1700000099, 100, &ids) == PH_OK &&
+	    json_array_size(ids) == 0, "... off the list until then");
+	json_decref(ids);
+	ok(ledger_get_order(s, "S1", &o) == PH_OK &&
+	    json_integer_value(json_object_get(o, "query_count")) == 1 &&
+	    json_object_get(o, "lease_until") == NULL, "... counted, released");
+	json_decref(o);
+
+	/* The guard. */
+	is_int(ledger_guard_begin(s, "S1", 1700000100, 60, "g1", &o, &d),
+	    PH_OK, "guard held by g1");
+	json_decref(o);
+	is_int(ledger_guard_begin(s, "S1", 1700000101, 60, "g2", &o, &d),
+	    PH_E_CONFLICT, "a concurrent attempt is refused");
+	json_decref(o);
+	is_int(ledger_guard_end(s, "S1", "g1", "wxhmac", NULL, 1700000102,
+	    1700000200, &o, &d), PH_OK, "g1 records its attempt");
+	ok(json_array_size(json_object_get(o, "attempts")) == 2,
+	    "two attempts on the order");
+	json_decref(o);
+
+	/* A payment through the attempt's profile pays the order. */
+	ev = ev_pay("S1", "TS1", 300, "CNY");
+	{
+		struct ledger_fact f = { "wxhmac", "wechat", "query", &ev,
+		    1700000300 };
+
+		ok(ledger_apply(s, &f, &r, &d) == PH_OK &&
+		    r.outcome == LEDGER_APPLIED, "paid through the attempt's "
+		    "profile");
+	}
+	ok(ledger_due(s, 1800000000, 100, &ids) == PH_OK, "due list read");
+	{
+		size_t i;
+		int found = 0;
+
+		for (i = 0; i < json_array_size(ids); i++)
+			if (strcmp(json_string_value(json_array_get(ids, i)),
+			    "S1") == 0)
+				found = 1;
+		ok(!found, "a paid order leaves the due list");
+	}
+	json_decref(ids);
+	is_int(ledger_guard_begin(s, "S1", 1700000400, 60, "g3", &o, &d),
+	    PH_E_CONFLICT, "guard refuses an attempt on a paid order");
+	json_decref(o);
+	is_int(ledger_close_order(s, "S1", 1700001000, "expired", &r, &d),
+	    PH_E_CONFLICT, "a paid order is never closed");
+	is_str(state_of(s, "S1"), "PAID", "... stays PAID");
+
+	/* Closing, then a late payment. */
+	create(s, "S2", 100, "CNY");
+	is_int(ledger_close_order(s, "S2", 1700001000, "expired", &r, &d),
+	    PH_OK, "pending order closed");
+	is_str(r.event_type, "order.closed", "... order.closed raised");
+	is_str(state_of(s, "S2"), "CLOSED", "... CLOSED");
+	ev = ev_pay("S2", "TS2", 100, "CNY");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "order.late_payment", "late payment raised");
+	is_str(state_of(s, "S2"), "CLOSED", "... order stays CLOSED");
+	is_int(exceptions_of(s, "S2", "late_payment"), 1, "... exception");
+}
+
+static void
 test_events_paging(struct store *s)
 {
 	json_t *arr;
@@ -331,6 +453,8 @@ main(void)
 		return done_testing();
 	test_orders(s);
 	test_payments(s);
+	test_schedule();
+	test_sweeper_side(s);
 	test_events_paging(s);
 	store_close(s);
 
