@@ -965,3 +965,177 @@ def run(main, need_lighttpd=True):
         cleanup_all()
         status = tap.done()
     sys.exit(status)
+
+
+# ---------------------------------------------------------------------------
+# The provider simulator (tests/sim/provsim.py)
+# ---------------------------------------------------------------------------
+
+PROVSIM = os.path.join(TOP_SRCDIR, 'tests', 'sim', 'provsim.py')
+
+
+def sim_profile(name, prof, notify_url=''):
+    """A provsim profile (sim.json entry) from one of PROFILES."""
+    return {'name': name, 'provider': prof['plugin'],
+            'appid': prof['appid'], 'mch_id': prof['mch_id'],
+            'key': prof['key'], 'sign_type': prof['sign_type'],
+            'notify_url': notify_url}
+
+
+class Simulator:
+    """provsim on a free 127.0.0.1 port (``--port 0``), in its own
+    temporary directory (sim.json, provsim.log, its stdout and stderr),
+    stopped by pid at exit and on failure.
+
+        sim = Simulator(tap, time_factor=1000).start()
+        inst = SimInstance(tap, sim_port=sim.port); inst.start()
+        sim.point_at(inst)          # notify_url of every profile
+        sim.control('/_sim/pay', {...}).json
+    """
+
+    def __init__(self, tap, profiles=None, time_factor=1, name='sim'):
+        self.tap = tap
+        self.name = name
+        self.profiles = profiles or PROFILES
+        self.time_factor = time_factor
+        self.proc = None
+        self.port = None
+        self.returncode = None
+        self.dir = tempfile.mkdtemp(prefix='payhook-%s-' % name)
+        self.config = os.path.join(self.dir, 'sim.json')
+        self.log = os.path.join(self.dir, 'provsim.log')
+        self.stdout_log = os.path.join(self.dir, 'stdout.log')
+        self.stderr_log = os.path.join(self.dir, 'stderr.log')
+        _LIVE.append(self)
+
+    def write_config(self, notify_base=''):
+        profiles = [sim_profile(n, p, notify_base + '/notify/' + n
+                                if notify_base else '')
+                    for n, p in self.profiles.items()]
+        write_file(self.config, json.dumps({'profiles': profiles},
+                                           indent=1), mode=0o600)
+
+    def start(self, timeout=20, notify_base=''):
+        self.write_config(notify_base)
+        out = open(self.stdout_log, 'wb')
+        err = open(self.stderr_log, 'wb')
+        self.proc = subprocess.Popen(
+            [sys.executable, PROVSIM, '--port', '0', '--config', self.config,
+             '--time-factor', str(self.time_factor), '--log', self.log],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=self.dir,
+            start_new_session=True)
+        out.close()
+        err.close()
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            m = re.match(r'provsim listening on 127\.0\.0\.1:(\d+)\n',
+                         self.read(self.stdout_log))
+            if m:
+                self.port = int(m.group(1))
+                self.tap.fail_hooks.append(self.dump_log)
+                return self
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        text = self.read(self.stderr_log)
+        self.stop()
+        raise StartError('provsim did not start: %s' % text[-2000:])
+
+    @staticmethod
+    def read(path):
+        try:
+            with open(path, 'rb') as fh:
+                return fh.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    @property
+    def api_base(self):
+        return 'http://%s:%d' % (HOST, self.port)
+
+    def request(self, method, path, body=None, headers=None, timeout=60):
+        return http_request(self.port, method, path, body, headers, timeout)
+
+    def control(self, path, obj=None, method='POST'):
+        """A /_sim/ call: obj -> JSON body; the Response (see .json)."""
+        if method == 'GET':
+            return self.request('GET', path)
+        return self.request('POST', path, json.dumps(obj or {}),
+                            {'Content-Type': 'application/json'})
+
+    def point_at(self, inst):
+        """Sets every profile's notify_url to inst's /notify/<profile>."""
+        for name, p in self.profiles.items():
+            url = 'http://%s:%d%s' % (HOST, inst.server.port,
+                                      inst.path('/notify/' + name))
+            r = self.control('/_sim/profile', sim_profile(name, p, url))
+            if r.status != 200:
+                raise StartError('provsim refused profile %s: %s'
+                                 % (name, r.describe()))
+
+    def ledger(self):
+        return self.control('/_sim/ledger', method='GET').json
+
+    def deliveries(self, order_id=None):
+        q = '?order_id=' + order_id if order_id else ''
+        return self.control('/_sim/deliveries' + q, method='GET').json
+
+    def stats(self):
+        return self.control('/_sim/stats', method='GET').json
+
+    def stop(self):
+        """SIGTERM by pid, wait, SIGKILL as a fallback.  Returns the exit
+        status (None when it was not running)."""
+        if not self.proc:
+            return self.returncode
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+            except ProcessLookupError:
+                pass
+        self.returncode = self.proc.returncode
+        self.proc = None
+        if self.dump_log in self.tap.fail_hooks:
+            self.tap.fail_hooks.remove(self.dump_log)
+        return self.returncode
+
+    def dump_log(self, max_lines=40):
+        lines = self.read(self.log).splitlines()
+        if lines:
+            self.tap.diag('--- provsim log (%s), last %d lines ---'
+                          % (self.name, min(len(lines), max_lines)))
+            for line in lines[-max_lines:]:
+                self.tap.diag('  ' + line)
+        errs = self.read(self.stderr_log).strip()
+        if errs:
+            self.tap.diag('--- provsim stderr ---\n' + errs[-2000:])
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get('PAYHOOK_E2E_KEEP') == '1':
+            sys.stdout.write('# kept %s\n' % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class SimInstance(Instance):
+    """An Instance whose profiles send their queries and closes to a
+    simulator: ``api_base = http://127.0.0.1:<sim_port>`` and
+    ``allow_insecure_http = yes``.  Without sim_port (the default) it is a
+    plain Instance and the two keys are not written."""
+
+    def __init__(self, tap, name='main', sim_port=None, **kw):
+        self.sim_port = sim_port
+        Instance.__init__(self, tap, name, **kw)
+
+    def profile_settings(self):
+        out = Instance.profile_settings(self)
+        if self.sim_port:
+            for settings in out.values():
+                settings['api_base'] = 'http://%s:%d' % (HOST, self.sim_port)
+                settings['allow_insecure_http'] = 'yes'
+        return out
