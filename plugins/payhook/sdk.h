@@ -106,6 +106,34 @@ int ph_xml_parse_flat(const unsigned char *doc, size_t len,
 int ph_xml_write_flat(const char *root_name, const struct ph_kvlist *l,
     struct ph_buf *out);
 
+/* ---- Forms (application/x-www-form-urlencoded) ------------------------ */
+
+struct ph_form_limits {
+	size_t max_bytes;	/* whole body */
+	size_t max_fields;	/* k=v pairs */
+	size_t max_value;	/* bytes of one decoded name or value */
+};
+
+/*
+ * Decodes a form body: pairs split on '&', name and value on the first
+ * '=', '+' is a space, %XX a byte (RFC 3986 percent-decoding, by
+ * libcurl).  Refused: a '%' not followed by two hex digits, an empty pair
+ * (leading, trailing or doubled '&'), a pair without '=', an empty name,
+ * a name given twice (compared after decoding), a NUL byte, and anything
+ * past the limits.  Values keep their decoded bytes as they are (no
+ * charset is assumed); an empty value is kept.  An empty body is no
+ * fields.  Fills out (caller frees, also on failure it is left empty).
+ */
+int ph_form_parse(const unsigned char *body, size_t len,
+    const struct ph_form_limits *lim, struct ph_kvlist *out,
+    struct ph_diag *diag);
+
+/*
+ * Appends l as a form body, k=v joined with '&' in list order, names and
+ * values escaped by libcurl (everything but ALPHA DIGIT - . _ ~ as %XX).
+ */
+int ph_form_write(const struct ph_kvlist *l, struct ph_buf *out);
+
 /* ---- Digests, MACs, signatures (OpenSSL libcrypto) -------------------- */
 
 #define PH_MD5_LEN	16
