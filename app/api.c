@@ -368,6 +368,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 	memset(&diag, 0, sizeof(diag));
 	rc = ledger_guard_end(ctx->store, order_id, token, profile,
 	    json_object_get(in, "data"), req->now,
+	    (int64_t)ctx->conf->attempt_hold_s,
 	    api_first_query(pr, req->now, expires_at), &order, &diag);
 	if (rc == PH_E_CONFLICT)
 		goto refused;

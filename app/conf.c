@@ -258,6 +258,7 @@ enum conf_core_key {
 	CORE_HTTP_CONNECT_TIMEOUT_S,
 	CORE_SWEEP_CONCURRENCY,
 	CORE_LEASE_S,
+	CORE_ATTEMPT_HOLD_S,
 	CORE__MAX
 };
 
@@ -265,7 +266,7 @@ static const char *const conf_core_names[CORE__MAX] = {
 	"db_path", "map_size_mb", "plugin_dir", "api_token_file",
 	"max_body_bytes", "base_path", "log_level", "ca_file",
 	"http_timeout_s", "http_connect_timeout_s", "sweep_concurrency",
-	"lease_s",
+	"lease_s", "attempt_hold_s",
 };
 
 /* Whole-number core keys: where each goes and its range. */
@@ -290,6 +291,10 @@ conf_core_number(struct conf *c, int k, unsigned long *min,
 		*min = 5;
 		*max = 3600;
 		return &c->lease_s;
+	case CORE_ATTEMPT_HOLD_S:
+		*min = 0;
+		*max = 3600;
+		return &c->attempt_hold_s;
 	default:
 		return NULL;
 	}
@@ -985,6 +990,7 @@ conf_defaults(struct conf *c)
 	c->http_connect_timeout_s = 5;
 	c->sweep_concurrency = 8;
 	c->lease_s = 60;
+	c->attempt_hold_s = 60;
 	c->log_level = LOG_LVL_INFO;
 	if ((c->db_path = strdup("var/payhook.mdb")) == NULL ||
 	    (c->plugin_dir = strdup(PH_PLUGIN_DIR)) == NULL ||

@@ -72,6 +72,8 @@ struct conf {
 	unsigned long http_connect_timeout_s;
 	unsigned long sweep_concurrency; /* queries in flight at once */
 	unsigned long lease_s;		/* how long a sweeper owns an order */
+	unsigned long attempt_hold_s;	/* a new attempt waits this long
+					 * after the last unsettled one */
 	int log_level;
 	struct conf_profile *profiles;
 	size_t nprofiles;

@@ -617,8 +617,8 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	}
 	o = order_record_new(n->order_id, n->profile, n->amount, n->currency,
 	    now);
-	att = json_pack("{s:s, s:I}", "profile", n->profile, "at",
-	    (json_int_t)now);
+	att = json_pack("{s:s, s:I, s:s}", "profile", n->profile, "at",
+	    (json_int_t)now, "source", "order");
 	if (att != NULL && n->attempt != NULL)
 		json_object_set(att, "data", (json_t *)n->attempt);
 	json_object_set_new(o, "attempts", json_pack("[o]", att));

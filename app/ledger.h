@@ -71,12 +71,13 @@ int ledger_create_order(struct store *s, const struct ledger_new_order *n,
  * PH_E_CONFLICT with *order set (already paid or closed, or another
  * attempt is being opened right now).  ledger_guard_end records the
  * attempt and lets go: PH_OK, or PH_E_CONFLICT when the order was paid
- * meanwhile.  ledger_guard_release lets go without recording.
+ * meanwhile or when an earlier attempt, still unsettled, was opened less
+ * than hold_s seconds ago (the shopper may be paying it right now).  ledger_guard_release lets go without recording.
  */
 int ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
     int64_t hold_s, const char *token, json_t **order, struct ph_diag *diag);
 int ledger_guard_end(struct store *s, const char *order_id, const char *token,
-    const char *profile, const json_t *data, int64_t now,
+    const char *profile, const json_t *data, int64_t now, int64_t hold_s,
     int64_t next_query_at, json_t **order, struct ph_diag *diag);
 void ledger_guard_release(struct store *s, const char *order_id,
     const char *token);

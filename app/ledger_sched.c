@@ -118,14 +118,31 @@ ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
 	return PH_OK;
 }
 
+/* When the latest attempt the merchant opened (not the order's creation)
+ * was opened; 0 when none. */
+static int64_t
+ledger_last_attempt(const json_t *order)
+{
+	json_t *a;
+	size_t i;
+	int64_t last = 0;
+
+	json_array_foreach(json_object_get(order, "attempts"), i, a)
+		if (strcmp(ledger_str(a, "source"), "attempt") == 0 &&
+		    json_integer_value(json_object_get(a, "at")) > last)
+			last = json_integer_value(json_object_get(a, "at"));
+	return last;
+}
+
 int
 ledger_guard_end(struct store *s, const char *order_id, const char *token,
-    const char *profile, const json_t *data, int64_t now,
+    const char *profile, const json_t *data, int64_t now, int64_t hold_s,
     int64_t next_query_at, json_t **order, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
 	json_t *att, *list;
+	int64_t last;
 	int rc, paid;
 
 	if ((rc = ledger_open_order(s, order_id, &t, &k, order)) != PH_OK)
@@ -139,6 +156,18 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 	}
 	ledger_hold(*order, "guard_until", "guard_owner", NULL, 0);
 	list = json_object_get(*order, "attempts");
+	last = ledger_last_attempt(*order);
+	if (!paid && hold_s > 0 && last > 0 && now - last < hold_s) {
+		/* Let go, and say why no new attempt may start yet. */
+		ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+		if ((rc = store_commit(&t)) != PH_OK)
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
+		return ph_fail(diag, PH_E_CONFLICT, "a payment attempt for "
+		    "order %s was opened %llds ago and is not settled; a new "
+		    "one may start %llds after it", order_id,
+		    (long long)(now - last), (long long)hold_s);
+	}
 	if (!paid) {
 		if (!json_is_array(list)) {
 			list = json_array();
@@ -150,8 +179,8 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 			    "payment attempts already", order_id,
 			    LEDGER_ATTEMPTS_MAX);
 		}
-		att = json_pack("{s:s, s:I}", "profile", profile, "at",
-		    (json_int_t)now);
+		att = json_pack("{s:s, s:I, s:s}", "profile", profile, "at",
+		    (json_int_t)now, "source", "attempt");
 		if (att != NULL && data != NULL)
 			json_object_set(att, "data", (json_t *)data);
 		json_array_append_new(list, att);

@@ -4,6 +4,7 @@
  * sweeper killed mid-pass leaves leases that simply run out.  Nothing here
  * changes an order except through the ledger.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,7 +21,7 @@
 
 struct sweep_order {
 	json_t *order;			/* leased record, owned */
-	const char *id;			/* points into order */
+	char id[PH_ID_MAX + 1];
 	const struct conf_profile *profiles[SWEEP_PROFILES_MAX];
 	size_t nprofiles;
 	size_t first_job, njobs;
@@ -149,8 +150,7 @@ sweep_batch(const struct conf *c, struct store *s, int64_t now,
 			so->order = NULL;
 			continue;
 		}
-		so->id = json_string_value(json_object_get(so->order,
-		    "order_id"));
+		snprintf(so->id, sizeof(so->id), "%s", id);
 		so->nprofiles = query_profiles(c, so->order, so->profiles,
 		    SWEEP_PROFILES_MAX);
 		so->first_job = njobs;
@@ -167,7 +167,7 @@ sweep_batch(const struct conf *c, struct store *s, int64_t now,
 		st->queries++;
 		if (jobs[i].err != PH_OK)
 			st->failures++;
-		else if (jobs[i].applied.outcome == LEDGER_APPLIED)
+		else if (strcmp(jobs[i].applied.event_type, "order.paid") == 0)
 			st->paid++;
 	}
 	for (i = 0; i < n; i++) {

@@ -308,10 +308,22 @@ test_sweeper_side(struct store *s)
 	    PH_E_CONFLICT, "a concurrent attempt is refused");
 	json_decref(o);
 	is_int(ledger_guard_end(s, "S1", "g1", "wxhmac", NULL, 1700000102,
-	    1700000200, &o, &d), PH_OK, "g1 records its attempt");
+	    60, 1700000200, &o, &d), PH_OK, "g1 records its attempt");
 	ok(json_array_size(json_object_get(o, "attempts")) == 2,
 	    "two attempts on the order");
 	json_decref(o);
+	is_int(ledger_guard_begin(s, "S1", 1700000110, 60, "g4", &o, &d),
+	    PH_OK, "guard free again");
+	json_decref(o);
+	is_int(ledger_guard_end(s, "S1", "g4", "wxshop", NULL, 1700000110,
+	    60, 1700000200, &o, &d), PH_E_CONFLICT,
+	    "a new attempt 8s after an unsettled one is refused");
+	ok(strstr(d.msg, "not settled") != NULL, "... saying why: %s", d.msg);
+	json_decref(o);
+	is_int(ledger_guard_begin(s, "S1", 1700000111, 60, "g5", &o, &d),
+	    PH_OK, "... and the guard was let go");
+	json_decref(o);
+	ledger_guard_release(s, "S1", "g5");
 
 	/* A payment through the attempt's profile pays the order. */
 	ev = ev_pay("S1", "TS1", 300, "CNY");

@@ -1,0 +1,383 @@
+"""End to end: no missed and no double payments.
+
+lighttpd + payhook.fcgi + the provider simulator + the sweeper, all on
+127.0.0.1.  Covers: a notification dropped every time, recovered by the
+sweeper; a late notification after the sweeper applied the query; a second
+payment prevented by the pre-payment guard; a double payment that still
+happens, recorded and queued for refund; expiry (closed at the provider and
+here when unpaid, PAID when paid but never notified); a provider down or
+answering garbage; a sweeper killed with SIGKILL in the middle of a pass;
+the merchant's "query now"; concurrent attempts.
+
+The schedules are compressed: the profiles poll at 1s,1s,2s and the
+sweeper is run pass by pass, so every scenario takes seconds.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+
+SCHEDULE = '1s,1s,2s'
+
+
+class SweepInstance(SimInstance):
+    """A simulator-backed instance with a compressed query schedule and
+    short leases and timeouts."""
+
+    def core_settings(self):
+        core = SimInstance.core_settings(self)
+        core['lease_s'] = '5'
+        core['http_timeout_s'] = '3'
+        core['http_connect_timeout_s'] = '2'
+        return core
+
+    def profile_settings(self):
+        out = SimInstance.profile_settings(self)
+        for settings in out.values():
+            settings['query_schedule'] = SCHEDULE
+        return out
+
+
+def oid(tag):
+    return '%s-%s' % (tag, os.urandom(4).hex())
+
+
+def sweep(inst, *extra, timeout=60):
+    """One sweeper pass; (exit status, stderr)."""
+    p = subprocess.run([PAYHOOK, '-c', inst.config, 'sweep'] + list(extra),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stderr.decode('utf-8', 'replace')
+
+
+def sweep_until(inst, order_id, state, limit_s=30):
+    """Runs passes until the order reaches state; seconds taken, or None."""
+    start = time.time()
+    while time.time() - start < limit_s:
+        sweep(inst)
+        if inst.order(order_id).get('state') == state:
+            return time.time() - start
+        time.sleep(0.3)
+    return None
+
+
+def events_for(inst, order_id, base):
+    return [e['type'] for e in inst.all_events(base)
+            if e.get('order_id') == order_id]
+
+
+def sim_pay(sim, tap, order_id, amount, notify=None, profile='wxshop'):
+    r = sim.control('/_sim/pay', {'profile': profile, 'order_id': order_id,
+                                  'amount': amount,
+                                  'notify': notify or {'mode': 'normal'}})
+    tap.is_(r.status, 200, 'simulator took the payment for %s' % order_id,
+            r.describe())
+    return (r.json or {}).get('txn_id')
+
+
+def wait_for(pred, limit_s=10):
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_dropped(tap, inst, sim):
+    o = oid('DROP')
+    base = inst.last_seq()
+    inst.create_order(o, 1234)
+    txn = sim_pay(sim, tap, o, 1234, {'drop_all': True})
+    took = sweep_until(inst, o, 'PAID')
+    tap.ok(took is not None, 'dropped notifications: the sweeper made the '
+           'order PAID')
+    tap.diag('dropped-notification recovery took %.1fs with query_schedule '
+             '%s' % (took or -1, SCHEDULE))
+    order = inst.order(o)
+    tap.is_(order.get('provider_txn_id'), txn, '... with the provider txn')
+    tap.is_(events_for(inst, o, base), ['order.paid'],
+            '... exactly one order.paid event')
+    sweep(inst)
+    tap.is_(events_for(inst, o, base), ['order.paid'],
+            '... and another pass adds nothing')
+    tap.ok(order.get('next_query_at') is None, '... off the query schedule')
+
+
+def test_late_notification(tap, inst, sim):
+    o = oid('LATE')
+    base = inst.last_seq()
+    inst.create_order(o, 500)
+    sim.control('/_sim/mode', {'notify': 'pause'})
+    txn = sim_pay(sim, tap, o, 500)
+    took = sweep_until(inst, o, 'PAID')
+    tap.ok(took is not None, 'late notification: sweeper applied the query '
+           'result first')
+    sim.control('/_sim/mode', {'notify': 'ok'})
+    acked = wait_for(lambda: any(d.get('acked') for d in
+                                 sim.deliveries(o) or []), 15)
+    tap.ok(acked, '... the late notification then got a SUCCESS ack',
+           json.dumps(sim.deliveries(o))[:800])
+    tap.is_(events_for(inst, o, base), ['order.paid'],
+            '... and nothing changed twice')
+    tap.is_(inst.order(o).get('provider_txn_id'), txn, '... same txn')
+
+
+def test_guard(tap, inst, sim):
+    o = oid('GUARD')
+    base = inst.last_seq()
+    inst.create_order(o, 800)
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop'})
+    tap.is_(r.status, 201, 'first attempt: 201', r.describe())
+    tap.ok(len((r.json or {}).get('attempts') or []) >= 1,
+           '... recorded on the order')
+    sim.control('/_sim/mode', {'notify': 'pause'})
+    sim_pay(sim, tap, o, 800)
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop'})
+    tap.is_(r.status, 409, 'second attempt after an unnotified payment: '
+            '409 (the guard asked the provider)', r.describe())
+    tap.is_((r.json or {}).get('error'), 'already_paid', '... already_paid')
+    tap.is_(inst.order(o).get('state'), 'PAID', '... and the order is PAID')
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop'})
+    tap.is_(r.status, 409, 'a third attempt: 409 straight away')
+    sim.control('/_sim/mode', {'notify': 'ok'})
+    wait_for(lambda: any(d.get('acked') for d in sim.deliveries(o) or []))
+    tap.is_(events_for(inst, o, base), ['order.paid'],
+            '... one order.paid in all')
+
+    r = inst.api('POST', '/orders/nope-%s/attempts' % o,
+                 {'profile': 'wxshop'})
+    tap.is_(r.status, 404, 'attempt on an unknown order: 404')
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'nope'})
+    tap.is_(r.status, 400, 'attempt on an unknown profile: 400')
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop',
+                                                      'extra': 1})
+    tap.is_(r.status, 400, 'attempt with an unknown field: 400')
+    r = inst.api('GET', '/orders/%s/attempts' % o)
+    tap.is_(r.status, 405, 'GET on attempts: 405')
+
+    # Concurrent attempts on a fresh order: never two 201s.
+    o2 = oid('RACE')
+    inst.create_order(o2, 900)
+    sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o2,
+                                'amount': 900})
+    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 1})
+    statuses = []
+
+    def attempt(_):
+        statuses.append(inst.api('POST', '/orders/%s/attempts' % o2,
+                                 {'profile': 'wxshop'}).status)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sim.control('/_sim/mode', {'query': 'ok'})
+    tap.ok(statuses.count(201) <= 1, 'concurrent attempts: at most one 201',
+           repr(statuses))
+    tap.ok(all(s in (201, 409, 503) for s in statuses),
+           '... the others 409 (in progress) or 503 (provider slow)',
+           repr(statuses))
+
+
+def test_double_payment(tap, inst, sim):
+    o = oid('TWICE')
+    base = inst.last_seq()
+    inst.create_order(o, 700)
+    r = sim.control('/_sim/pay_twice', {'profile': 'wxshop', 'order_id': o,
+                                        'amount': 700})
+    tap.is_(r.status, 200, 'simulator took two payments', r.describe())
+    ok = wait_for(lambda: 'order.double_payment' in events_for(inst, o, base),
+                  15)
+    tap.ok(ok, 'two payments notified: order.double_payment raised',
+           repr(events_for(inst, o, base)))
+    order = inst.order(o)
+    tap.is_(order.get('state'), 'PAID', '... order PAID once')
+    ex = [e for e in order.get('exceptions') or []
+          if e.get('type') == 'double_payment']
+    tap.is_(len(ex), 1, '... one double_payment exception')
+    tap.ok(ex and isinstance(ex[0].get('refund_seq'), int),
+           '... queued for refund', repr(ex))
+    tap.is_(events_for(inst, o, base).count('order.paid'), 1,
+            '... one order.paid')
+
+
+def test_expiry(tap, inst, sim):
+    # Unpaid: closed at the provider, then here.
+    o = oid('EXP')
+    base = inst.last_seq()
+    r = inst.api('POST', '/orders', {'order_id': o, 'amount': 100,
+                                     'currency': 'CNY', 'profile': 'wxshop',
+                                     'expires_in': 2})
+    tap.is_(r.status, 201, 'order with expires_in: 201', r.describe())
+    tap.ok(isinstance((r.json or {}).get('expires_at'), str),
+           '... expires_at shown')
+    sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o,
+                                'amount': 100})
+    took = sweep_until(inst, o, 'CLOSED', 20)
+    tap.ok(took is not None, 'expired unpaid order: CLOSED here',
+           repr(inst.order(o)))
+    tap.ok((sim.ledger() or {}).get('orders', {}).get(o, {}).get('closed'),
+           '... and closed at the provider first',
+           json.dumps((sim.ledger() or {}).get('orders', {}).get(o)))
+    tap.ok(((sim.stats() or {}).get('by_order') or {}).get(o, {}).get(
+        'close', 0) >= 1, '... the close API was called')
+    tap.is_(events_for(inst, o, base), ['order.closed'],
+            '... order.closed raised')
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop'})
+    tap.is_((r.status, (r.json or {}).get('error')), (409, 'order_closed'),
+            '... no new attempt on a closed order')
+
+    # Paid but never notified: PAID, never CLOSED.
+    o = oid('EXPPAID')
+    base = inst.last_seq()
+    inst.api('POST', '/orders', {'order_id': o, 'amount': 100,
+                                 'currency': 'CNY', 'profile': 'wxshop',
+                                 'expires_in': 2})
+    sim_pay(sim, tap, o, 100, {'drop_all': True})
+    time.sleep(2.2)
+    took = sweep_until(inst, o, 'PAID', 20)
+    tap.ok(took is not None, 'expired order paid but never notified: PAID',
+           repr(inst.order(o)))
+    sweep(inst)
+    time.sleep(1)
+    sweep(inst)
+    tap.is_(inst.order(o).get('state'), 'PAID', '... and stays PAID')
+    tap.is_(events_for(inst, o, base), ['order.paid'],
+            '... no order.closed')
+
+
+def test_provider_trouble(tap, inst, sim):
+    for mode in ('down', 'garbage'):
+        o = oid('DOWN')
+        base = inst.last_seq()
+        inst.create_order(o, 321)
+        sim_pay(sim, tap, o, 321, {'drop_all': True})
+        sim.control('/_sim/mode', {'query': mode})
+        time.sleep(1.1)
+        rc, err = sweep(inst)
+        tap.is_(rc, 0, 'provider %s: the sweeper pass ends normally' % mode,
+                err[-600:])
+        tap.ok('query ' + o in err or o in err,
+               '... and logs the failed query', err[-600:])
+        order = inst.order(o)
+        tap.is_(order.get('state'), 'PENDING', '... order still PENDING')
+        tap.ok(isinstance(order.get('next_query_at'), str),
+               '... rescheduled (backs off)', repr(order))
+        sim.control('/_sim/mode', {'query': 'ok'})
+        took = sweep_until(inst, o, 'PAID', 20)
+        tap.ok(took is not None, '... recovers when the provider is back')
+        tap.is_(events_for(inst, o, base), ['order.paid'],
+                '... one order.paid, nothing lost')
+
+
+def test_query_now(tap, inst, sim):
+    o = oid('QNOW')
+    inst.create_order(o, 250)
+    r = inst.api('POST', '/orders/%s/query' % o)
+    tap.is_(r.status, 200, 'query now on an unpaid order: 200',
+            r.describe())
+    q = (r.json or {}).get('query') or {}
+    tap.is_(q.get('provider_unavailable'), False, '... provider asked')
+    tap.is_([c.get('result') for c in q.get('calls') or []], ['not_found'],
+            '... which does not know the order yet')
+    sim_pay(sim, tap, o, 250, {'drop_all': True})
+    sim.control('/_sim/mode', {'query': 'down'})
+    r = inst.api('POST', '/orders/%s/query' % o)
+    tap.is_(r.status, 200, 'query now with the provider down: 200')
+    tap.is_(((r.json or {}).get('query') or {}).get('provider_unavailable'),
+            True, '... says the provider could not be asked')
+    tap.is_((r.json or {}).get('state'), 'PENDING',
+            '... the stored state, not a guess')
+    sim.control('/_sim/mode', {'query': 'ok'})
+    r = inst.api('POST', '/orders/%s/query' % o)
+    tap.is_((r.json or {}).get('state'), 'PAID',
+            'query now after paying: PAID', r.describe())
+    tap.is_([c.get('result') for c in
+             ((r.json or {}).get('query') or {}).get('calls') or []],
+            ['paid'], '... the provider said paid')
+    r = inst.api('POST', '/orders/nope-%s/query' % o)
+    tap.is_(r.status, 404, 'query now on an unknown order: 404')
+    r = inst.api('POST', '/orders/%s/query' % o, token='wrong')
+    tap.is_(r.status, 401, 'query now without the token: 401')
+
+
+def test_killed_sweeper(tap, inst, sim):
+    o = oid('KILL')
+    base = inst.last_seq()
+    inst.create_order(o, 999)
+    sim_pay(sim, tap, o, 999, {'drop_all': True})
+    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 10})
+    time.sleep(1.1)
+    p = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    got_query = wait_for(lambda: ((sim.stats() or {}).get('by_order') or
+                                  {}).get(o, {}).get('query', 0) > 0, 5)
+    time.sleep(0.5)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    tap.ok(got_query, 'sweeper killed with SIGKILL while its query was in '
+           'flight')
+    sim.control('/_sim/mode', {'query': 'ok'})
+    rc, err = sweep(inst)
+    tap.is_(inst.order(o).get('state'), 'PENDING',
+            '... a pass right after skips the leased order', err[-400:])
+    took = sweep_until(inst, o, 'PAID', 30)
+    tap.ok(took is not None, '... once the lease runs out the next pass '
+           'finishes the work')
+    tap.is_(events_for(inst, o, base), ['order.paid'],
+            '... applied exactly once')
+
+
+def test_watch(tap, inst, sim):
+    o = oid('WATCH')
+    inst.create_order(o, 42)
+    sim_pay(sim, tap, o, 42, {'drop_all': True})
+    p = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep', '--watch',
+                          '--interval', '1'],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    ok = wait_for(lambda: inst.order(o).get('state') == 'PAID', 20)
+    p.send_signal(signal.SIGTERM)
+    try:
+        rc = p.wait(15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        rc = p.wait()
+    tap.ok(ok, 'sweep --watch pays a dropped order by itself')
+    tap.is_(rc, 0, '... and stops cleanly on SIGTERM')
+
+
+def main(tap):
+    sim = Simulator(tap, time_factor=1000).start()
+    inst = SweepInstance(tap, sim_port=sim.port)
+    inst.start()
+    sim.point_at(inst)
+    r = inst.cli('check')
+    tap.is_(r.returncode, 0, 'payhook check passes', r.stderr[-400:])
+    tap.ok('allow_insecure_http' in r.stderr,
+           '... and warns about the plain-http profiles', r.stderr[-400:])
+    test_dropped(tap, inst, sim)
+    test_late_notification(tap, inst, sim)
+    test_guard(tap, inst, sim)
+    test_double_payment(tap, inst, sim)
+    test_query_now(tap, inst, sim)
+    test_provider_trouble(tap, inst, sim)
+    test_killed_sweeper(tap, inst, sim)
+    test_expiry(tap, inst, sim)
+    test_watch(tap, inst, sim)
+
+
+if __name__ == '__main__':
+    harness.run(main)
