@@ -1,0 +1,1491 @@
+/*
+ * China UnionPay online gateway (ACP, 全渠道): backend notifications and
+ * the transaction status query (queryTrans.do).
+ *
+ * Messages are forms signed with RSA: the signature covers the lowercase
+ * hex text of a digest of the sorted k=v string.  Version 5.1.0 carries
+ * the signing certificate in the message (signPubKeyCert); it is trusted
+ * only after it chains to the configured root through the configured
+ * intermediate, at the request's time, and names the configured company
+ * in its CN.  Version 5.0.0 names a locally configured certificate by
+ * serial (certId).  Order of work: a bounded strict parse, the signature,
+ * then the merchant and the business fields.  See README.md.
+ */
+#include <errno.h>
+#include <iconv.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include <payhook/provider.h>
+#include <payhook/sdk.h>
+
+#define UP_BEIJING	28800	/* txnTime is Beijing time, UTC+8 */
+#define UP_ORDER_MAX	40	/* orderId: alphanumeric, 8 to 40 */
+#define UP_MERID_MAX	32	/* merId: 15 digits in practice */
+#define UP_CERTID_MAX	64	/* a serial number in decimal */
+#define UP_CN_MAX	256
+#define UP_SIG_MAX	1024	/* RSA up to 8192 bits */
+#define UP_CACHE	8	/* verified signPubKeyCerts kept per profile */
+#define UP_RSA_MIN_BITS	2048
+#define UP_QUERY_PATH	"/gateway/api/queryTrans.do"
+
+/* Parallel to the values the core hands profile_new(). */
+enum up_conf {
+	UP_CONF_MER_ID,
+	UP_CONF_ROOT_CERT_FILE,
+	UP_CONF_MIDDLE_CERT_FILE,
+	UP_CONF_SIGNER_CN,
+	UP_CONF_VERIFY_CERT_FILES,
+	UP_CONF_SIGN_KEY_FILE,
+	UP_CONF_SIGN_CERT_FILE,
+	UP_CONF__MAX
+};
+
+static const struct ph_conf_key up_conf_keys[UP_CONF__MAX + 1] = {
+	[UP_CONF_MER_ID] = { "mer_id", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
+	    "the merchant code (merId) messages must carry" },
+	[UP_CONF_ROOT_CERT_FILE] = { "root_cert_file", PH_CONF_FILE, 1, NULL,
+	    0, 0, NULL, "UnionPay's root CA certificate (PEM)" },
+	[UP_CONF_MIDDLE_CERT_FILE] = { "middle_cert_file", PH_CONF_FILE, 1,
+	    NULL, 0, 0, NULL,
+	    "UnionPay's intermediate CA certificate (PEM)" },
+	[UP_CONF_SIGNER_CN] = { "signer_cn", PH_CONF_STRING, 0, NULL, 0, 0,
+	    "中国银联股份有限公司",
+	    "the company named in the signing certificate's CN" },
+	[UP_CONF_VERIFY_CERT_FILES] = { "verify_cert_files", PH_CONF_FILES, 0,
+	    NULL, 0, 0, NULL,
+	    "certificates for 5.0.0 messages, chosen by certId (PEM)" },
+	[UP_CONF_SIGN_KEY_FILE] = { "sign_key_file", PH_CONF_SECRET_FILE, 0,
+	    NULL, 0, 0, NULL,
+	    "the merchant's signing key for queries (PEM, unencrypted)" },
+	[UP_CONF_SIGN_CERT_FILE] = { "sign_cert_file", PH_CONF_FILE, 0, NULL,
+	    0, 0, NULL,
+	    "the certificate of sign_key_file (PEM); its serial is certId" },
+	[UP_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static const struct ph_form_limits up_form_limits = {
+	.max_bytes = 32 * 1024,
+	.max_fields = 96,
+	.max_value = 8192,
+};
+
+/* A 5.0.0 verification certificate, chosen by its serial. */
+struct up_vcert {
+	char cert_id[UP_CERTID_MAX + 1];
+	const unsigned char *pem;	/* the core's bytes, valid with ctx */
+	size_t pem_len;
+	int64_t not_before, not_after;
+};
+
+/* A signPubKeyCert that passed chain and name checks. */
+struct up_cached {
+	unsigned char id[PH_SHA256_LEN];	/* SHA-256 of its bytes */
+	int64_t not_before, not_after;		/* the chain's window */
+	int used;
+};
+
+struct up_ctx {
+	char mer_id[UP_MERID_MAX + 1];
+	char signer_cn[UP_CN_MAX + 1];
+	X509_STORE *store;		/* the root, trusted */
+	STACK_OF(X509) *middle;		/* the intermediate(s), untrusted */
+	struct up_vcert *vcerts;
+	size_t nvcerts;
+	EVP_PKEY *sign_key;		/* NULL: no queries */
+	char cert_id[UP_CERTID_MAX + 1];
+	pthread_mutex_t lock;		/* guards the cache */
+	struct up_cached cache[UP_CACHE];
+	size_t cache_next;
+};
+
+/* What a verified message says, read once. */
+struct up_msg {
+	struct ph_kvlist kv;
+	int gbk;			/* encoding=GBK, else UTF-8 */
+};
+
+/* ---- OpenSSL helpers ----------------------------------------------------- */
+
+static int
+up_ossl_fail(struct ph_diag *diag, int status, const char *what)
+{
+	unsigned long e = ERR_peek_last_error();
+	char buf[128];
+
+	if (e != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		ph_fail(diag, status, "%s: %s", what, buf);
+	} else
+		ph_fail(diag, status, "%s", what);
+	ERR_clear_error();
+	return status;
+}
+
+static int
+up_is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/*
+ * Certificates from PEM text: at least one, at most max, nothing but
+ * whitespace around the blocks, no headers, DER without trailing bytes.
+ * Fills certs[] (caller frees each) and *n.
+ */
+static int
+up_pem_certs(const unsigned char *pem, size_t len, X509 **certs, size_t max,
+    size_t *n, const char *what, struct ph_diag *diag)
+{
+	BIO *bio = NULL;
+	char *name = NULL, *header = NULL;
+	unsigned char *der = NULL;
+	const unsigned char *p;
+	long der_len;
+	size_t i;
+	int rc = PH_E_MALFORMED;
+
+	*n = 0;
+	if (pem == NULL || len == 0 || len > INT_MAX)
+		return ph_fail(diag, PH_E_MALFORMED, "%s: no certificate",
+		    what);
+	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
+		return up_ossl_fail(diag, PH_E_NOMEM, what);
+	for (;;) {
+		char *rest;
+		long rest_len = BIO_get_mem_data(bio, &rest);
+
+		for (i = 0; i < (size_t)rest_len &&
+		    up_is_space((unsigned char)rest[i]); i++)
+			continue;
+		if (i == (size_t)rest_len)
+			break;
+		if ((size_t)rest_len - i < 11 ||
+		    memcmp(rest + i, "-----BEGIN ", 11) != 0) {
+			ph_fail(diag, rc, "%s: data outside a PEM block",
+			    what);
+			goto fail;
+		}
+		if (*n == max) {
+			ph_fail(diag, rc, "%s: more than %zu certificates",
+			    what, max);
+			goto fail;
+		}
+		if (PEM_read_bio(bio, &name, &header, &der, &der_len) != 1) {
+			up_ossl_fail(diag, rc, what);
+			goto fail;
+		}
+		if (strcmp(name, "CERTIFICATE") != 0 ||
+		    (header != NULL && header[0] != '\0')) {
+			ph_fail(diag, rc, "%s: a PEM block that is not a plain "
+			    "CERTIFICATE", what);
+			goto fail;
+		}
+		p = der;
+		if ((certs[*n] = d2i_X509(NULL, &p, der_len)) == NULL) {
+			up_ossl_fail(diag, rc, what);
+			goto fail;
+		}
+		(*n)++;
+		if (p != der + der_len) {
+			ph_fail(diag, rc, "%s: trailing bytes in a certificate",
+			    what);
+			goto fail;
+		}
+		OPENSSL_free(name);
+		OPENSSL_free(header);
+		OPENSSL_free(der);
+		name = header = NULL;
+		der = NULL;
+	}
+	if (*n == 0) {
+		ph_fail(diag, rc, "%s: no certificate", what);
+		goto fail;
+	}
+	BIO_free(bio);
+	ERR_clear_error();
+	return PH_OK;
+fail:
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	OPENSSL_free(der);
+	BIO_free(bio);
+	while (*n > 0)
+		X509_free(certs[--*n]);
+	ERR_clear_error();
+	return rc;
+}
+
+static int
+up_pem_cert(const unsigned char *pem, size_t len, X509 **out,
+    const char *what, struct ph_diag *diag)
+{
+	size_t n;
+
+	return up_pem_certs(pem, len, out, 1, &n, what, diag);
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date. */
+static int64_t
+up_days(int64_t y, int64_t m, int64_t d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static int
+up_asn1_time(const ASN1_TIME *t, int64_t *out)
+{
+	struct tm tm;
+
+	memset(&tm, 0, sizeof(tm));
+	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+		return PH_E_MALFORMED;
+	*out = up_days(tm.tm_year + 1900LL, tm.tm_mon + 1LL, tm.tm_mday) *
+	    86400 + tm.tm_hour * 3600LL + tm.tm_min * 60LL + tm.tm_sec;
+	return PH_OK;
+}
+
+/* The serial in decimal, as Java's BigInteger.toString() writes it. */
+static int
+up_serial_dec(X509 *x, char *out, size_t cap)
+{
+	BIGNUM *bn;
+	char *dec;
+	int rc = PH_E_MALFORMED;
+
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) ==
+	    NULL)
+		return PH_E_NOMEM;
+	if ((dec = BN_bn2dec(bn)) != NULL && strlen(dec) < cap) {
+		memcpy(out, dec, strlen(dec) + 1);
+		rc = PH_OK;
+	}
+	OPENSSL_free(dec);
+	BN_free(bn);
+	return rc;
+}
+
+static int
+up_rsa_ok(EVP_PKEY *k)
+{
+	return k != NULL && EVP_PKEY_base_id(k) == EVP_PKEY_RSA &&
+	    EVP_PKEY_bits(k) >= UP_RSA_MIN_BITS;
+}
+
+/* ---- Profiles ------------------------------------------------------------ */
+
+static void
+up_profile_free(void *p)
+{
+	struct up_ctx *ctx = p;
+
+	if (ctx == NULL)
+		return;
+	X509_STORE_free(ctx->store);
+	sk_X509_pop_free(ctx->middle, X509_free);
+	free(ctx->vcerts);
+	EVP_PKEY_free(ctx->sign_key);
+	pthread_mutex_destroy(&ctx->lock);
+	free(ctx);
+}
+
+static const struct ph_conf_value *
+up_conf(const struct ph_conf *conf, const char *name)
+{
+	const struct ph_conf_value *v = ph_conf_get(conf, name);
+
+	return v != NULL && v->present ? v : NULL;
+}
+
+static int
+up_load_chain(struct up_ctx *ctx, const struct ph_conf *conf,
+    struct ph_diag *diag)
+{
+	const struct ph_conf_value *root, *mid;
+	X509 *certs[8];
+	size_t n = 0, i;
+	int rc;
+
+	root = up_conf(conf, "root_cert_file");
+	mid = up_conf(conf, "middle_cert_file");
+	if (root == NULL || root->blob.data == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "root_cert_file is required");
+	if (mid == NULL || mid->blob.data == NULL)
+		return ph_fail(diag, PH_E_CONFIG,
+		    "middle_cert_file is required");
+	if ((ctx->store = X509_STORE_new()) == NULL ||
+	    (ctx->middle = sk_X509_new_null()) == NULL)
+		return up_ossl_fail(diag, PH_E_NOMEM, "certificate store");
+
+	if (up_pem_certs(root->blob.data, root->blob.len, certs, 8, &n,
+	    "root_cert_file", diag) != PH_OK)
+		return PH_E_CONFIG;
+	rc = PH_OK;
+	for (i = 0; i < n; i++) {
+		if (rc == PH_OK && X509_STORE_add_cert(ctx->store,
+		    certs[i]) != 1)
+			rc = up_ossl_fail(diag, PH_E_CONFIG, "root_cert_file");
+		X509_free(certs[i]);
+	}
+	if (rc != PH_OK)
+		return rc;
+
+	if (up_pem_certs(mid->blob.data, mid->blob.len, certs, 8, &n,
+	    "middle_cert_file", diag) != PH_OK)
+		return PH_E_CONFIG;
+	for (i = 0; i < n; i++) {
+		if (rc == PH_OK && sk_X509_push(ctx->middle, certs[i]) > 0)
+			continue;
+		if (rc == PH_OK)
+			rc = up_ossl_fail(diag, PH_E_NOMEM, "middle_cert_file");
+		X509_free(certs[i]);
+	}
+	return rc;
+}
+
+static int
+up_load_vcerts(struct up_ctx *ctx, const struct ph_conf *conf,
+    struct ph_diag *diag)
+{
+	const struct ph_conf_value *v = up_conf(conf, "verify_cert_files");
+	struct up_vcert *vc;
+	EVP_PKEY *k;
+	X509 *x;
+	size_t i, j;
+	int rc;
+
+	if (v == NULL || v->nfiles == 0)
+		return PH_OK;
+	if ((ctx->vcerts = calloc(v->nfiles, sizeof(*ctx->vcerts))) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	for (i = 0; i < v->nfiles; i++) {
+		vc = &ctx->vcerts[i];
+		if (up_pem_cert(v->files[i].data, v->files[i].len, &x,
+		    "verify_cert_files", diag) != PH_OK)
+			return PH_E_CONFIG;
+		rc = PH_OK;
+		k = X509_get0_pubkey(x);
+		if (!up_rsa_ok(k))
+			rc = ph_fail(diag, PH_E_CONFIG, "verify_cert_files: "
+			    "file %zu: not an RSA key of %d bits or more",
+			    i + 1, UP_RSA_MIN_BITS);
+		else if (up_serial_dec(x, vc->cert_id,
+		    sizeof(vc->cert_id)) != PH_OK ||
+		    up_asn1_time(X509_get0_notBefore(x),
+		    &vc->not_before) != PH_OK ||
+		    up_asn1_time(X509_get0_notAfter(x),
+		    &vc->not_after) != PH_OK)
+			rc = ph_fail(diag, PH_E_CONFIG, "verify_cert_files: "
+			    "file %zu: unreadable serial or dates", i + 1);
+		X509_free(x);
+		if (rc != PH_OK)
+			return rc;
+		for (j = 0; j < i; j++)
+			if (strcmp(ctx->vcerts[j].cert_id, vc->cert_id) == 0)
+				return ph_fail(diag, PH_E_CONFIG,
+				    "verify_cert_files: two certificates with "
+				    "serial %s", vc->cert_id);
+		vc->pem = v->files[i].data;
+		vc->pem_len = v->files[i].len;
+		ctx->nvcerts++;
+	}
+	return PH_OK;
+}
+
+/* Encrypted keys are refused: nobody is there to type a passphrase. */
+static int
+up_no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+	(void)buf;
+	(void)size;
+	(void)rwflag;
+	(void)u;
+	return -1;
+}
+
+static int
+up_load_sign_key(struct up_ctx *ctx, const struct ph_conf *conf,
+    struct ph_diag *diag)
+{
+	const struct ph_conf_value *key, *cert;
+	BIO *bio = NULL;
+	X509 *x = NULL;
+	int rc = PH_E_CONFIG;
+
+	key = up_conf(conf, "sign_key_file");
+	cert = up_conf(conf, "sign_cert_file");
+	if (key == NULL && cert == NULL)
+		return PH_OK;
+	if (key == NULL || cert == NULL || key->blob.data == NULL ||
+	    cert->blob.data == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "sign_key_file and "
+		    "sign_cert_file go together: give both or neither");
+	if (key->blob.len > INT_MAX ||
+	    (bio = BIO_new_mem_buf(key->blob.data, (int)key->blob.len)) ==
+	    NULL)
+		return up_ossl_fail(diag, PH_E_NOMEM, "sign_key_file");
+	ctx->sign_key = PEM_read_bio_PrivateKey(bio, NULL, up_no_passphrase,
+	    NULL);
+	BIO_free(bio);
+	if (ctx->sign_key == NULL) {
+		/* The reason may quote the file; say only what is wrong. */
+		ERR_clear_error();
+		return ph_fail(diag, PH_E_CONFIG, "sign_key_file: not an "
+		    "unencrypted PEM private key");
+	}
+	if (!up_rsa_ok(ctx->sign_key)) {
+		ph_fail(diag, PH_E_CONFIG, "sign_key_file: not an RSA key of "
+		    "%d bits or more", UP_RSA_MIN_BITS);
+		goto out;
+	}
+	if (up_pem_cert(cert->blob.data, cert->blob.len, &x,
+	    "sign_cert_file", diag) != PH_OK)
+		goto out;
+	if (X509_check_private_key(x, ctx->sign_key) != 1) {
+		ERR_clear_error();
+		ph_fail(diag, PH_E_CONFIG, "sign_cert_file is not the "
+		    "certificate of sign_key_file");
+		goto out;
+	}
+	if (up_serial_dec(x, ctx->cert_id, sizeof(ctx->cert_id)) != PH_OK) {
+		ph_fail(diag, PH_E_CONFIG, "sign_cert_file: unreadable serial");
+		goto out;
+	}
+	rc = PH_OK;
+out:
+	X509_free(x);
+	if (rc != PH_OK) {
+		EVP_PKEY_free(ctx->sign_key);
+		ctx->sign_key = NULL;
+	}
+	return rc;
+}
+
+static int
+up_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+{
+	const struct ph_conf_value *mer, *cn;
+	struct up_ctx *ctx;
+	const char *cn_text;
+	size_t len;
+	int rc;
+
+	*out = NULL;
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if (pthread_mutex_init(&ctx->lock, NULL) != 0) {
+		free(ctx);
+		return ph_fail(diag, PH_E_NOMEM, "cannot make a lock");
+	}
+	if ((mer = up_conf(conf, "mer_id")) == NULL) {
+		rc = ph_fail(diag, PH_E_CONFIG, "mer_id is required");
+		goto fail;
+	}
+	if (ph_copy_token(ctx->mer_id, sizeof(ctx->mer_id), mer->str, NULL,
+	    "mer_id", diag) != PH_OK) {
+		rc = PH_E_CONFIG;
+		goto fail;
+	}
+	cn = up_conf(conf, "signer_cn");
+	cn_text = cn != NULL && cn->str != NULL ? cn->str : "";
+	len = strlen(cn_text);
+	if (len == 0 || len > UP_CN_MAX || strchr(cn_text, '@') != NULL) {
+		rc = ph_fail(diag, PH_E_CONFIG, "signer_cn must be 1 to %d "
+		    "bytes without '@'", UP_CN_MAX);
+		goto fail;
+	}
+	memcpy(ctx->signer_cn, cn_text, len + 1);
+	if ((rc = up_load_chain(ctx, conf, diag)) != PH_OK ||
+	    (rc = up_load_vcerts(ctx, conf, diag)) != PH_OK ||
+	    (rc = up_load_sign_key(ctx, conf, diag)) != PH_OK)
+		goto fail;
+	*out = ctx;
+	return PH_OK;
+fail:
+	up_profile_free(ctx);
+	return rc;
+}
+
+/* ---- Text ---------------------------------------------------------------- */
+
+/*
+ * The UTF-8 text of a value of the message, for what leaves the plugin
+ * (event fields, diagnostics): GBK messages are converted with iconv, and
+ * UTF-8 ones are checked the same way.  The signature is always checked
+ * over the bytes as received, never over this.
+ */
+static int
+up_utf8(const struct up_msg *m, const char *in, char *out, size_t cap)
+{
+	iconv_t cd;
+	char *ip = (char *)(uintptr_t)in, *op = out;
+	size_t il = strlen(in), ol = cap - 1, r;
+
+	if (cap == 0)
+		return PH_E_INTERNAL;
+	out[0] = '\0';
+	if ((cd = iconv_open("UTF-8", m->gbk ? "GBK" : "UTF-8")) ==
+	    (iconv_t)-1)
+		return PH_E_UNSUPPORTED;
+	r = iconv(cd, &ip, &il, &op, &ol);
+	iconv_close(cd);
+	if (r == (size_t)-1 || il != 0)
+		return errno == E2BIG ? PH_E_TOOBIG : PH_E_MALFORMED;
+	*op = '\0';
+	return PH_OK;
+}
+
+/* A present, non-empty value. */
+static const char *
+up_get(const struct up_msg *m, const char *name)
+{
+	const char *v = ph_kvlist_get(&m->kv, name);
+
+	return v != NULL && v[0] != '\0' ? v : NULL;
+}
+
+/* A field copied as a token of [A-Za-z0-9] into dst. */
+static int
+up_token(const struct up_msg *m, const char *name, char *dst, size_t cap,
+    size_t max, struct ph_diag *diag)
+{
+	char buf[PH_ID_MAX + 1];
+	const char *v = up_get(m, name);
+
+	dst[0] = '\0';
+	if (v == NULL)
+		return ph_fail(diag, PH_E_FIELD, "%s: missing", name);
+	if (up_utf8(m, v, buf, sizeof(buf)) != PH_OK ||
+	    !ph_token_valid(buf, strlen(buf), max < cap - 1 ? max : cap - 1,
+	    NULL))
+		return ph_fail(diag, PH_E_FIELD, "%s: invalid", name);
+	memcpy(dst, buf, strlen(buf) + 1);
+	return PH_OK;
+}
+
+/* Printable, short, for a diagnostic. */
+static const char *
+up_diag_text(const struct up_msg *m, const char *name, char *buf,
+    size_t cap)
+{
+	const char *v = up_get(m, name);
+	size_t i;
+
+	if (v == NULL || up_utf8(m, v, buf, cap) != PH_OK)
+		return "-";
+	for (i = 0; buf[i] != '\0'; i++)
+		if ((unsigned char)buf[i] < 0x20 || buf[i] == 0x7f)
+			buf[i] = ' ';
+	return buf;
+}
+
+/* ---- Verification -------------------------------------------------------- */
+
+/* Every name a plain ASCII identifier: sorting is then Java's order, and
+ * no name can bring '=' or '&' into the sign string. */
+static int
+up_check_names(const struct up_msg *m, struct ph_diag *diag)
+{
+	size_t i;
+
+	for (i = 0; i < m->kv.n; i++)
+		if (!ph_token_valid(m->kv.items[i].key,
+		    strlen(m->kv.items[i].key), 64, "_"))
+			return ph_fail(diag, PH_E_MALFORMED,
+			    "a field name that is not an ASCII identifier");
+	return PH_OK;
+}
+
+static int
+up_find_cached(struct up_ctx *ctx, const unsigned char *id, int64_t now,
+    int *hit, struct ph_diag *diag)
+{
+	size_t i;
+	int rc = PH_OK;
+
+	*hit = 0;
+	pthread_mutex_lock(&ctx->lock);
+	for (i = 0; i < UP_CACHE; i++) {
+		const struct up_cached *c = &ctx->cache[i];
+
+		if (!c->used || CRYPTO_memcmp(c->id, id, PH_SHA256_LEN) != 0)
+			continue;
+		*hit = 1;
+		if (now < c->not_before || now > c->not_after)
+			rc = ph_fail(diag, PH_E_SIGNATURE, "signPubKeyCert: "
+			    "outside its validity period");
+		break;
+	}
+	pthread_mutex_unlock(&ctx->lock);
+	return rc;
+}
+
+static void
+up_add_cached(struct up_ctx *ctx, const unsigned char *id, int64_t nb,
+    int64_t na)
+{
+	struct up_cached *c;
+
+	pthread_mutex_lock(&ctx->lock);
+	c = &ctx->cache[ctx->cache_next];
+	ctx->cache_next = (ctx->cache_next + 1) % UP_CACHE;
+	memcpy(c->id, id, PH_SHA256_LEN);
+	c->not_before = nb;
+	c->not_after = na;
+	c->used = 1;
+	pthread_mutex_unlock(&ctx->lock);
+}
+
+/*
+ * The owner check: the subject has exactly one CN, and its third
+ * '@'-separated part is exactly signer_cn (compared as UTF-8).
+ */
+static int
+up_check_cn(const struct up_ctx *ctx, X509 *x, struct ph_diag *diag)
+{
+	X509_NAME *name = X509_get_subject_name(x);
+	unsigned char *cn = NULL;
+	const char *part, *at;
+	size_t want = strlen(ctx->signer_cn);
+	int idx, len, i, rc = PH_E_SIGNATURE;
+
+	if ((idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1)) < 0 ||
+	    X509_NAME_get_index_by_NID(name, NID_commonName, idx) >= 0)
+		return ph_fail(diag, rc, "signPubKeyCert: the subject must "
+		    "have exactly one CN");
+	len = ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(
+	    X509_NAME_get_entry(name, idx)));
+	if (len < 0) {
+		ERR_clear_error();
+		return ph_fail(diag, rc, "signPubKeyCert: unreadable CN");
+	}
+	if (memchr(cn, '\0', (size_t)len) != NULL) {
+		ph_fail(diag, rc, "signPubKeyCert: CN contains NUL");
+		goto out;
+	}
+	part = (const char *)cn;
+	for (i = 0; i < 2 && part != NULL; i++)
+		part = (at = strchr(part, '@')) != NULL ? at + 1 : NULL;
+	if (part == NULL) {
+		ph_fail(diag, rc, "signPubKeyCert: CN has fewer than three "
+		    "'@'-separated parts");
+		goto out;
+	}
+	at = strchr(part, '@');
+	if ((size_t)(at != NULL ? at - part : (ptrdiff_t)strlen(part)) !=
+	    want || memcmp(part, ctx->signer_cn, want) != 0) {
+		ph_fail(diag, rc, "signPubKeyCert: not issued to signer_cn");
+		goto out;
+	}
+	rc = PH_OK;
+out:
+	OPENSSL_free(cn);
+	return rc;
+}
+
+/*
+ * A 5.1.0 signPubKeyCert: one certificate, chaining to the configured
+ * root through the configured intermediate at time now, for an RSA key,
+ * usable for signatures, issued to signer_cn.  Verified certificates are
+ * remembered by the SHA-256 of their bytes, with the chain's validity
+ * window, which is checked again on every use.
+ */
+static int
+up_check_cert(struct up_ctx *ctx, const char *pem, size_t pem_len,
+    int64_t now, struct ph_diag *diag)
+{
+	unsigned char id[PH_SHA256_LEN];
+	X509_STORE_CTX *sc = NULL;
+	STACK_OF(X509) *chain;
+	X509 *x = NULL;
+	int64_t nb = INT64_MIN, na = INT64_MAX, t;
+	int hit, rc, i, err;
+
+	if ((rc = ph_sha256(pem, pem_len, id)) != PH_OK)
+		return ph_fail(diag, rc, "cannot hash signPubKeyCert");
+	if ((rc = up_find_cached(ctx, id, now, &hit, diag)) != PH_OK || hit)
+		return rc;
+
+	rc = PH_E_SIGNATURE;
+	if (up_pem_cert((const unsigned char *)pem, pem_len, &x,
+	    "signPubKeyCert", diag) != PH_OK)
+		return PH_E_SIGNATURE;
+	if (!up_rsa_ok(X509_get0_pubkey(x))) {
+		ph_fail(diag, rc, "signPubKeyCert: not an RSA key of %d bits "
+		    "or more", UP_RSA_MIN_BITS);
+		goto out;
+	}
+	if ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) &&
+	    !(X509_get_key_usage(x) & (KU_DIGITAL_SIGNATURE |
+	    KU_NON_REPUDIATION))) {
+		ph_fail(diag, rc, "signPubKeyCert: key usage does not allow "
+		    "signatures");
+		goto out;
+	}
+	if ((sc = X509_STORE_CTX_new()) == NULL ||
+	    X509_STORE_CTX_init(sc, ctx->store, x, ctx->middle) != 1) {
+		rc = up_ossl_fail(diag, PH_E_NOMEM, "certificate check");
+		goto out;
+	}
+	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(sc),
+	    (time_t)now);
+	if (X509_verify_cert(sc) != 1) {
+		err = X509_STORE_CTX_get_error(sc);
+		ERR_clear_error();
+		ph_fail(diag, rc, "signPubKeyCert: not trusted: %s",
+		    X509_verify_cert_error_string(err));
+		goto out;
+	}
+	if ((rc = up_check_cn(ctx, x, diag)) != PH_OK)
+		goto out;
+	rc = PH_E_SIGNATURE;
+	chain = X509_STORE_CTX_get0_chain(sc);
+	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
+		X509 *c = sk_X509_value(chain, i);
+
+		if (up_asn1_time(X509_get0_notBefore(c), &t) != PH_OK) {
+			ph_fail(diag, rc, "signPubKeyCert: unreadable dates");
+			goto out;
+		}
+		nb = t > nb ? t : nb;
+		if (up_asn1_time(X509_get0_notAfter(c), &t) != PH_OK) {
+			ph_fail(diag, rc, "signPubKeyCert: unreadable dates");
+			goto out;
+		}
+		na = t < na ? t : na;
+	}
+	up_add_cached(ctx, id, nb, na);
+	rc = PH_OK;
+out:
+	X509_STORE_CTX_free(sc);
+	X509_free(x);
+	ERR_clear_error();
+	return rc;
+}
+
+/* A 5.0.0 message's key: the configured certificate whose serial is
+ * certId, within its validity period. */
+static int
+up_find_vcert(const struct up_ctx *ctx, const struct up_msg *m, int64_t now,
+    const struct up_vcert **out, struct ph_diag *diag)
+{
+	char buf[UP_CERTID_MAX + 1];
+	const char *id = up_get(m, "certId");
+	size_t i;
+
+	*out = NULL;
+	if (id == NULL)
+		return ph_fail(diag, PH_E_SIGNATURE,
+		    "5.0.0 message without certId");
+	if (ctx->nvcerts == 0)
+		return ph_fail(diag, PH_E_SIGNATURE, "5.0.0 messages need "
+		    "verify_cert_files, and this profile has none");
+	for (i = 0; i < ctx->nvcerts; i++)
+		if (strcmp(ctx->vcerts[i].cert_id, id) == 0)
+			break;
+	if (i == ctx->nvcerts)
+		return ph_fail(diag, PH_E_SIGNATURE, "certId %s is not one "
+		    "of verify_cert_files", up_diag_text(m, "certId", buf,
+		    sizeof(buf)));
+	if (now < ctx->vcerts[i].not_before || now > ctx->vcerts[i].not_after)
+		return ph_fail(diag, PH_E_SIGNATURE, "the certificate of "
+		    "certId %s is outside its validity period",
+		    ctx->vcerts[i].cert_id);
+	*out = &ctx->vcerts[i];
+	return PH_OK;
+}
+
+/*
+ * The one "valid" answer for a message: version and signMethod pinned to
+ * what is implemented, the canonical string of every received field but
+ * signature (empty values included) hashed over its bytes as received,
+ * RSA over the lowercase hex text of that digest.
+ */
+static int
+up_verify(struct up_ctx *ctx, struct up_msg *m, int64_t now,
+    struct ph_diag *diag)
+{
+	static const char *const skip[] = { "signature", NULL };
+	unsigned char sig[UP_SIG_MAX], md[PH_SHA256_LEN];
+	char hex[2 * PH_SHA256_LEN + 1], vbuf[24];
+	const char *version, *method, *enc, *b64;
+	const unsigned char *pem;
+	const struct up_vcert *vc;
+	size_t sig_len, pem_len;
+	struct ph_buf s;
+	int v51, rc;
+
+	if ((rc = up_check_names(m, diag)) != PH_OK)
+		return rc;
+	if ((version = up_get(m, "version")) == NULL)
+		return ph_fail(diag, PH_E_FIELD, "version: missing");
+	if (strcmp(version, "5.1.0") == 0)
+		v51 = 1;
+	else if (strcmp(version, "5.0.0") == 0)
+		v51 = 0;
+	else
+		return ph_fail(diag, PH_E_UNSUPPORTED, "UnionPay version %s is "
+		    "not supported (5.0.0 and 5.1.0 are)",
+		    up_diag_text(m, "version", vbuf, sizeof(vbuf)));
+	if ((method = up_get(m, "signMethod")) == NULL)
+		return ph_fail(diag, PH_E_SIGNATURE, "signMethod: missing");
+	if (strcmp(method, "01") != 0)
+		return ph_fail(diag, PH_E_UNSUPPORTED, "signMethod %s is not "
+		    "supported: only 01 (RSA with UnionPay's certificate); "
+		    "11 and 12 (secureKey digests) are refused",
+		    up_diag_text(m, "signMethod", vbuf, sizeof(vbuf)));
+	if ((enc = up_get(m, "encoding")) == NULL)
+		return ph_fail(diag, PH_E_FIELD, "encoding: missing");
+	if (strcasecmp(enc, "UTF-8") == 0)
+		m->gbk = 0;
+	else if (strcasecmp(enc, "GBK") == 0)
+		m->gbk = 1;
+	else
+		return ph_fail(diag, PH_E_UNSUPPORTED, "encoding %s is not "
+		    "supported (UTF-8 and GBK are)",
+		    up_diag_text(m, "encoding", vbuf, sizeof(vbuf)));
+	if ((b64 = up_get(m, "signature")) == NULL)
+		return ph_fail(diag, PH_E_SIGNATURE, "message is not signed");
+	if (ph_base64_decode(b64, strlen(b64), sig, sizeof(sig),
+	    &sig_len) != PH_OK || sig_len == 0)
+		return ph_fail(diag, PH_E_SIGNATURE,
+		    "signature is not valid base64");
+
+	if (v51) {
+		const char *cert = up_get(m, "signPubKeyCert");
+
+		if (cert == NULL)
+			return ph_fail(diag, PH_E_SIGNATURE,
+			    "5.1.0 message without signPubKeyCert");
+		pem = (const unsigned char *)cert;
+		pem_len = strlen(cert);
+		if ((rc = up_check_cert(ctx, cert, pem_len, now, diag)) !=
+		    PH_OK)
+			return rc;
+	} else {
+		if ((rc = up_find_vcert(ctx, m, now, &vc, diag)) != PH_OK)
+			return rc;
+		pem = vc->pem;
+		pem_len = vc->pem_len;
+	}
+
+	ph_buf_init(&s, up_form_limits.max_bytes);
+	if ((rc = ph_canonical_join(&m->kv, skip, 0, &s)) != PH_OK) {
+		ph_buf_free(&s);
+		return ph_fail(diag, rc, "cannot build the sign string");
+	}
+	rc = v51 ? ph_sha256(s.data, s.len, md) : ph_sha1(s.data, s.len, md);
+	ph_buf_free(&s);
+	if (rc != PH_OK)
+		return ph_fail(diag, rc, "cannot digest the sign string");
+	ph_hex_lower(md, v51 ? PH_SHA256_LEN : PH_SHA1_LEN, hex);
+	rc = ph_rsa_verify_pem(v51 ? "SHA256" : "SHA1", pem, pem_len, hex,
+	    strlen(hex), sig, sig_len, diag);
+	/* Whatever went wrong with a key the message brought, it is the
+	 * message that is refused. */
+	return rc == PH_OK ? PH_OK : PH_E_SIGNATURE;
+}
+
+/* Parses (form), verifies and checks the merchant of a message. */
+static int
+up_open(struct up_ctx *ctx, struct up_msg *m, int64_t now,
+    struct ph_diag *diag)
+{
+	const char *mer;
+	int rc;
+
+	if ((rc = up_verify(ctx, m, now, diag)) != PH_OK)
+		return rc;
+	/* Verified from here on: is it ours? */
+	if ((mer = up_get(m, "merId")) == NULL || strcmp(mer, ctx->mer_id))
+		return ph_fail(diag, PH_E_MERCHANT, "merId does not match "
+		    "the profile");
+	return PH_OK;
+}
+
+/* ---- Meaning ------------------------------------------------------------- */
+
+struct up_currency {
+	const char *num, *alpha;
+};
+
+static const struct up_currency up_currencies[] = {
+	{ "156", "CNY" }, { "344", "HKD" }, { "840", "USD" },
+	{ "978", "EUR" }, { "392", "JPY" }, { "826", "GBP" },
+	{ NULL, NULL },
+};
+
+static int
+up_amount(const struct up_msg *m, struct ph_event *ev, struct ph_diag *diag)
+{
+	const char *v;
+	size_t i;
+
+	if ((v = up_get(m, "txnAmt")) == NULL)
+		return ph_fail(diag, PH_E_FIELD, "txnAmt: missing");
+	if (ph_money_parse_minor(v, strlen(v), &ev->amount) != PH_OK)
+		return ph_fail(diag, PH_E_FIELD, "txnAmt: invalid");
+	if ((v = up_get(m, "currencyCode")) == NULL)
+		return ph_fail(diag, PH_E_FIELD, "currencyCode: missing");
+	for (i = 0; up_currencies[i].num != NULL; i++)
+		if (strcmp(v, up_currencies[i].num) == 0)
+			break;
+	if (up_currencies[i].num == NULL)
+		return ph_fail(diag, PH_E_FIELD, "currencyCode: not a "
+		    "currency this plugin knows");
+	memcpy(ev->currency, up_currencies[i].alpha, 4);
+	return PH_OK;
+}
+
+static int
+up_txn_time(const struct up_msg *m, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const char *v = up_get(m, "txnTime");
+
+	if (v == NULL)
+		return ph_fail(diag, PH_E_FIELD, "txnTime: missing");
+	if (ph_time_parse_compact(v, UP_BEIJING, &ev->occurred_at) != PH_OK)
+		return ph_fail(diag, PH_E_FIELD, "txnTime: invalid");
+	return PH_OK;
+}
+
+static int
+up_is(const char *v, const char *const *set)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && set[i] != NULL; i++)
+		if (strcmp(v, set[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static const char *const up_success_codes[] = { "00", "A6", NULL };
+static const char *const up_busy_codes[] = { "03", "04", "05", NULL };
+
+/* A verified notification: a payment (01), a refund (04) or an undo
+ * (31), whether it succeeded, and the dedup key of that fact. */
+static int
+up_notify_event(const struct up_msg *m, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	static const char *const refunds[] = { "04", "31", NULL };
+	char type[3], resp[3], qid[PH_ID_MAX + 1];
+	int rc, ok, refund;
+
+	if ((rc = up_token(m, "txnType", type, sizeof(type), 2, diag)) !=
+	    PH_OK)
+		return rc;
+	refund = up_is(type, refunds);
+	if (!refund && strcmp(type, "01") != 0)
+		return ph_fail(diag, PH_E_UNSUPPORTED, "txnType %s is not a "
+		    "payment (01), refund (04) or undo (31)", type);
+	if ((rc = up_token(m, "respCode", resp, sizeof(resp), 2, diag)) !=
+	    PH_OK)
+		return rc;
+	ok = up_is(resp, up_success_codes);
+	if ((rc = up_token(m, "orderId", ev->order_id, sizeof(ev->order_id),
+	    UP_ORDER_MAX, diag)) != PH_OK ||
+	    (rc = up_token(m, "queryId", qid, sizeof(qid), PH_ID_MAX,
+	    diag)) != PH_OK ||
+	    (rc = up_amount(m, ev, diag)) != PH_OK ||
+	    (rc = up_txn_time(m, ev, diag)) != PH_OK)
+		return rc;
+	if (refund) {
+		ev->kind = ok ? PH_EV_REFUND_SUCCEEDED : PH_EV_REFUND_FAILED;
+		memcpy(ev->refund_id, qid, strlen(qid) + 1);
+		if (up_get(m, "origQryId") != NULL &&
+		    (rc = up_token(m, "origQryId", ev->txn_id,
+		    sizeof(ev->txn_id), PH_ID_MAX, diag)) != PH_OK)
+			return rc;
+	} else {
+		ev->kind = ok ? PH_EV_PAYMENT_SUCCEEDED : PH_EV_PAYMENT_FAILED;
+		memcpy(ev->txn_id, qid, strlen(qid) + 1);
+	}
+	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "up:%s:%s:%s",
+	    qid, type, resp) >= (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+/* Only forms are decoded as forms: a servlet's getParameter, which the
+ * official demo relies on, reads the body only for this type. */
+static int
+up_is_form(const char *ct)
+{
+	static const char form[] = "application/x-www-form-urlencoded";
+	size_t n = sizeof(form) - 1;
+
+	if (ct == NULL || strncasecmp(ct, form, n) != 0)
+		return 0;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' ||
+	    ct[n] == '\t';
+}
+
+static int
+up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	struct up_ctx *ctx = p;
+	struct up_msg m;
+	int rc;
+
+	if (ctx == NULL || req == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "unionpay: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	memset(&m, 0, sizeof(m));
+	if (req->content_type != NULL && req->content_type[0] != '\0' &&
+	    !up_is_form(req->content_type))
+		return ph_fail(diag, PH_E_MALFORMED, "Content-Type is not "
+		    "application/x-www-form-urlencoded");
+	if ((rc = ph_form_parse(req->body, req->body_len, &up_form_limits,
+	    &m.kv, diag)) != PH_OK)
+		return rc;
+	if ((rc = up_open(ctx, &m, req->now, diag)) == PH_OK)
+		rc = up_notify_event(&m, ev, diag);
+	ph_kvlist_free(&m.kv);
+	if (rc != PH_OK)
+		memset(ev, 0, sizeof(*ev));
+	return rc;
+}
+
+/* ---- Acknowledgement ----------------------------------------------------- */
+
+static void
+up_ack(void *p, enum ph_ack_kind kind, const char *reason,
+    struct ph_response *out)
+{
+	const char *text;
+	size_t n = 0;
+
+	(void)p;
+	memset(out, 0, sizeof(*out));
+	switch (kind) {
+	case PH_ACK_OK:
+		/* UnionPay counts HTTP 200 as received; the demo says ok. */
+		out->status = 200;
+		text = "ok";
+		break;
+	case PH_ACK_REFUSED:
+		out->status = 400;
+		text = reason != NULL && reason[0] != '\0' ? reason :
+		    "refused";
+		break;
+	case PH_ACK_RETRY:
+		out->status = 500;
+		text = "temporarily unavailable";
+		break;
+	default:
+		out->status = 500;
+		return;
+	}
+	/* Printable ASCII only, and short. */
+	for (; *text != '\0' && n < 128; text++)
+		if ((unsigned char)*text >= 0x20 && (unsigned char)*text < 0x7f)
+			out->body[n++] = (unsigned char)*text;
+	out->body_len = n;
+	memcpy(out->content_type, "text/plain", sizeof("text/plain"));
+}
+
+/* ---- Query --------------------------------------------------------------- */
+
+/* txnTime of the payment attempt: {"txnTime":"yyyyMMddHHmmss"}. */
+static int
+up_attempt_time(const char *attempt, char out[15], struct ph_diag *diag)
+{
+	json_error_t jerr;
+	json_t *root = NULL, *t;
+	const char *v;
+	int64_t ignored;
+	int rc = PH_E_FIELD;
+
+	if (attempt == NULL || attempt[0] == '\0' ||
+	    (root = json_loads(attempt, JSON_REJECT_DUPLICATES, &jerr)) ==
+	    NULL || !json_is_object(root) ||
+	    (t = json_object_get(root, "txnTime")) == NULL) {
+		ph_fail(diag, rc, "UnionPay query needs the attempt's txnTime");
+		goto out;
+	}
+	if (!json_is_string(t) || strlen(v = json_string_value(t)) != 14 ||
+	    ph_time_parse_compact(v, UP_BEIJING, &ignored) != PH_OK) {
+		ph_fail(diag, rc, "the attempt's txnTime is not "
+		    "yyyyMMddHHmmss");
+		goto out;
+	}
+	memcpy(out, v, 15);
+	rc = PH_OK;
+out:
+	json_decref(root);
+	return rc;
+}
+
+/* signature: base64 RSA-SHA256 over the lowercase hex SHA-256 of the
+ * canonical string of the non-empty fields. */
+static int
+up_sign(const struct up_ctx *ctx, struct ph_kvlist *kv, struct ph_diag *diag)
+{
+	static const char *const skip[] = { "signature", NULL };
+	unsigned char md[PH_SHA256_LEN], sig[UP_SIG_MAX];
+	char hex[2 * PH_SHA256_LEN + 1];
+	EVP_MD_CTX *mc = NULL;
+	EVP_PKEY_CTX *pc = NULL;
+	struct ph_buf s, b64;
+	size_t sig_len = sizeof(sig);
+	int rc;
+
+	ph_buf_init(&s, PH_HTTP_BODY_MAX);
+	ph_buf_init(&b64, 2 * UP_SIG_MAX);
+	if ((rc = ph_canonical_join(kv, skip, 1, &s)) != PH_OK ||
+	    (rc = ph_sha256(s.data, s.len, md)) != PH_OK) {
+		ph_fail(diag, rc, "cannot build the sign string");
+		goto out;
+	}
+	ph_hex_lower(md, PH_SHA256_LEN, hex);
+	if (EVP_PKEY_size(ctx->sign_key) > (int)sizeof(sig)) {
+		rc = ph_fail(diag, PH_E_CONFIG, "sign_key_file: key too large");
+		goto out;
+	}
+	if ((mc = EVP_MD_CTX_new()) == NULL ||
+	    EVP_DigestSignInit(mc, &pc, EVP_sha256(), NULL,
+	    ctx->sign_key) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) <= 0 ||
+	    EVP_DigestSign(mc, sig, &sig_len, (const unsigned char *)hex,
+	    strlen(hex)) != 1) {
+		rc = up_ossl_fail(diag, PH_E_INTERNAL, "RSA signing");
+		goto out;
+	}
+	if ((rc = ph_base64_encode(sig, sig_len, &b64)) != PH_OK ||
+	    (rc = ph_kvlist_add(kv, "signature", 9, b64.data, b64.len,
+	    diag)) != PH_OK) {
+		ph_fail(diag, rc, "cannot add the signature");
+		goto out;
+	}
+	rc = PH_OK;
+out:
+	EVP_MD_CTX_free(mc);
+	ph_buf_free(&s);
+	ph_buf_free(&b64);
+	return rc;
+}
+
+static int
+up_query_request(void *p, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	static const char ct[] = "application/x-www-form-urlencoded";
+	const struct up_ctx *ctx = p;
+	struct ph_kvlist kv;
+	struct ph_buf body;
+	char txn_time[15];
+	size_t i;
+	int rc;
+	const char *fields[][2] = {
+		{ "version", "5.1.0" },
+		{ "encoding", "UTF-8" },
+		{ "signMethod", "01" },
+		{ "txnType", "00" },
+		{ "txnSubType", "00" },
+		{ "bizType", "000000" },
+		{ "accessType", "0" },
+		{ "channelType", "07" },
+		{ "merId", NULL },
+		{ "orderId", NULL },
+		{ "txnTime", txn_time },
+		{ "certId", NULL },
+	};
+
+	(void)cc;
+	if (ctx == NULL || order == NULL || out == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "unionpay: NULL argument");
+	memset(out, 0, sizeof(*out));
+	if (ctx->sign_key == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "UnionPay queries need "
+		    "sign_key_file and sign_cert_file in the profile");
+	if (order->order_id == NULL || !ph_token_valid(order->order_id,
+	    strlen(order->order_id), UP_ORDER_MAX, NULL))
+		return ph_fail(diag, PH_E_FIELD, "order id is not a UnionPay "
+		    "orderId (1 to %d letters and digits)", UP_ORDER_MAX);
+	if ((rc = up_attempt_time(order->attempt, txn_time, diag)) != PH_OK)
+		return rc;
+	fields[8][1] = ctx->mer_id;
+	fields[9][1] = order->order_id;
+	fields[11][1] = ctx->cert_id;
+
+	ph_kvlist_init(&kv, 16);
+	ph_buf_init(&body, sizeof(out->body));
+	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+		if ((rc = ph_kvlist_add(&kv, fields[i][0],
+		    strlen(fields[i][0]), fields[i][1], strlen(fields[i][1]),
+		    diag)) != PH_OK)
+			goto out;
+	if ((rc = up_sign(ctx, &kv, diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_form_write(&kv, &body)) != PH_OK) {
+		ph_fail(diag, rc, "cannot write the request body");
+		goto out;
+	}
+	memcpy(out->method, "POST", sizeof("POST"));
+	memcpy(out->path, UP_QUERY_PATH, sizeof(UP_QUERY_PATH));
+	memcpy(out->content_type, ct, sizeof(ct));
+	memcpy(out->body, body.data, body.len);
+	out->body_len = body.len;
+out:
+	ph_kvlist_free(&kv);
+	ph_buf_free(&body);
+	if (rc != PH_OK)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+/*
+ * A reply in UnionPay's own syntax, as its SDKs read it: k=v joined by
+ * '&', values not percent-encoded, a value opening with '{' or '[' runs
+ * to the matching close so it may hold '&'.  Strict: every pair has a
+ * name and '=', no pair is empty, no name repeats, brackets close.
+ */
+static int
+up_parse_reply(const unsigned char *body, size_t len, struct ph_kvlist *kv,
+    struct ph_diag *diag)
+{
+	const char *s = (const char *)body, *key = NULL, *val = NULL;
+	size_t i, start = 0;
+	char close = 0;
+	int rc;
+
+	ph_kvlist_init(kv, up_form_limits.max_fields);
+	if (len > up_form_limits.max_bytes)
+		return ph_fail(diag, PH_E_TOOBIG, "reply larger than %zu bytes",
+		    up_form_limits.max_bytes);
+	if (len == 0)
+		return ph_fail(diag, PH_E_MALFORMED, "empty reply");
+	for (i = 0; i <= len; i++) {
+		char c = i < len ? s[i] : '&';
+
+		if (key == NULL || val == NULL) {
+			if (c == '=' && i > start) {
+				key = s + start;
+				val = s + i + 1;
+			} else if (c == '&' || c == '=') {
+				rc = ph_fail(diag, PH_E_MALFORMED, "reply: a "
+				    "field without a name or '='");
+				goto fail;
+			}
+			continue;
+		}
+		if (close != 0) {
+			if (c == close)
+				close = 0;
+			if (i < len)
+				continue;
+			rc = ph_fail(diag, PH_E_MALFORMED,
+			    "reply: unclosed bracket");
+			goto fail;
+		}
+		if (c == '{' || c == '[') {
+			close = c == '{' ? '}' : ']';
+			continue;
+		}
+		if (c != '&')
+			continue;
+		if ((size_t)(s + i - val) > up_form_limits.max_value) {
+			rc = ph_fail(diag, PH_E_TOOBIG, "reply: a value "
+			    "longer than %zu bytes", up_form_limits.max_value);
+			goto fail;
+		}
+		if ((rc = ph_kvlist_add(kv, key, (size_t)(val - 1 - key), val,
+		    (size_t)(s + i - val), diag)) != PH_OK)
+			goto fail;
+		key = val = NULL;
+		start = i + 1;
+	}
+	return PH_OK;
+fail:
+	ph_kvlist_free(kv);
+	return rc;
+}
+
+static const char *
+up_header(const struct ph_http_response *in, const char *name)
+{
+	size_t i;
+
+	for (i = 0; in->headers != NULL && i < in->nheaders; i++)
+		if (in->headers[i].name != NULL &&
+		    strcasecmp(in->headers[i].name, name) == 0)
+			return in->headers[i].value;
+	return NULL;
+}
+
+/* Fields of an answer that is not a payment: from the order. */
+static int
+up_from_order(const struct ph_order_ref *order, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	if (order->currency == NULL || !ph_currency_valid(order->currency))
+		return ph_fail(diag, PH_E_FIELD, "order currency invalid");
+	if (ph_copy_token(ev->order_id, sizeof(ev->order_id), order->order_id,
+	    NULL, "order id", diag) != PH_OK)
+		return PH_E_FIELD;
+	ev->amount = order->amount;
+	memcpy(ev->currency, order->currency, 4);
+	return PH_OK;
+}
+
+/*
+ * The decision table of the official demo for a verified answer:
+ * respCode 00 with origRespCode 00 (or A6) paid; 03/04/05 still
+ * processing; anything else failed.  respCode 34: no such order;
+ * 03/04/05: busy, ask later; anything else: the query was refused.
+ */
+static int
+up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	char resp[3], orig[3], qid[PH_ID_MAX + 1], oid[PH_ID_MAX + 1];
+	char type[3], msg[96];
+	int rc;
+
+	if ((rc = up_token(m, "respCode", resp, sizeof(resp), 2, diag)) !=
+	    PH_OK)
+		return rc;
+	if (strcmp(resp, "34") == 0) {
+		ev->kind = PH_EV_NOT_FOUND;
+		if ((rc = up_from_order(order, ev, diag)) != PH_OK)
+			return rc;
+		snprintf(ev->dedup_key, sizeof(ev->dedup_key),
+		    "up:query:%s:34", ev->order_id);
+		return PH_OK;
+	}
+	if (strcmp(resp, "00") != 0)
+		return ph_fail(diag, PH_E_PROVIDER, "UnionPay %s the query: "
+		    "respCode %s (%s)", up_is(resp, up_busy_codes) ?
+		    "is busy; ask again later for" : "refused", resp,
+		    up_diag_text(m, "respMsg", msg, sizeof(msg)));
+
+	if ((rc = up_token(m, "orderId", oid, sizeof(oid), UP_ORDER_MAX,
+	    diag)) != PH_OK)
+		return rc;
+	if (strcmp(oid, order->order_id) != 0)
+		return ph_fail(diag, PH_E_FIELD, "the answer is about another "
+		    "order");
+	if (up_get(m, "txnType") != NULL) {
+		if ((rc = up_token(m, "txnType", type, sizeof(type), 2,
+		    diag)) != PH_OK)
+			return rc;
+		if (strcmp(type, "00") != 0 && strcmp(type, "01") != 0)
+			return ph_fail(diag, PH_E_FIELD, "the answer is about "
+			    "a txnType %s transaction, not a payment", type);
+	}
+	if ((rc = up_token(m, "origRespCode", orig, sizeof(orig), 2,
+	    diag)) != PH_OK)
+		return rc;
+	if (up_is(orig, up_busy_codes)) {
+		ev->kind = PH_EV_PAYMENT_PENDING;
+		if ((rc = up_from_order(order, ev, diag)) != PH_OK)
+			return rc;
+		snprintf(ev->dedup_key, sizeof(ev->dedup_key),
+		    "up:query:%s:pending:%s", ev->order_id, orig);
+		return PH_OK;
+	}
+	memcpy(ev->order_id, oid, strlen(oid) + 1);
+	if (up_is(orig, up_success_codes)) {
+		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
+		if ((rc = up_token(m, "queryId", qid, sizeof(qid), PH_ID_MAX,
+		    diag)) != PH_OK ||
+		    (rc = up_amount(m, ev, diag)) != PH_OK ||
+		    (rc = up_txn_time(m, ev, diag)) != PH_OK)
+			return rc;
+	} else {
+		ev->kind = PH_EV_PAYMENT_FAILED;
+		qid[0] = '\0';
+		if (up_get(m, "queryId") != NULL && (rc = up_token(m,
+		    "queryId", qid, sizeof(qid), PH_ID_MAX, diag)) != PH_OK)
+			return rc;
+		if (up_get(m, "txnAmt") != NULL) {
+			if ((rc = up_amount(m, ev, diag)) != PH_OK)
+				return rc;
+		} else if ((rc = up_from_order(order, ev, diag)) != PH_OK)
+			return rc;
+		if (up_get(m, "txnTime") != NULL &&
+		    (rc = up_txn_time(m, ev, diag)) != PH_OK)
+			return rc;
+	}
+	memcpy(ev->txn_id, qid, strlen(qid) + 1);
+	/* The key the notification of this payment carries. */
+	if (qid[0] != '\0')
+		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
+		    "up:%s:01:%s", qid, orig);
+	else
+		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
+		    "up:query:%s:01:%s", ev->order_id, orig);
+	if (rc < 0 || rc >= (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+static int
+up_query_response(void *p, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	struct up_ctx *ctx = p;
+	struct up_msg m;
+	int rc;
+
+	if (ctx == NULL || order == NULL || in == NULL || ev == NULL ||
+	    order->order_id == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "unionpay: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	memset(&m, 0, sizeof(m));
+	if (in->status != 200)
+		return ph_fail(diag, PH_E_PROVIDER, "UnionPay answered the "
+		    "query with HTTP %d", in->status);
+	/* UnionPay's SDKs read replies without percent-decoding; a reply
+	 * that says it is a form is decoded as one. */
+	if (up_is_form(up_header(in, "Content-Type")))
+		rc = ph_form_parse(in->body, in->body_len, &up_form_limits,
+		    &m.kv, diag);
+	else
+		rc = up_parse_reply(in->body, in->body_len, &m.kv, diag);
+	if (rc != PH_OK)
+		return rc;
+	if ((rc = up_open(ctx, &m, in->now, diag)) == PH_OK)
+		rc = up_query_event(&m, order, ev, diag);
+	ph_kvlist_free(&m.kv);
+	if (rc != PH_OK)
+		memset(ev, 0, sizeof(*ev));
+	return rc;
+}
+
+PH_PROVIDER_DEFINE_CALLS("unionpay",
+    "China UnionPay online gateway (ACP 5.0.0/5.1.0): notifications, query",
+    PH_CAP_NOTIFY | PH_CAP_QUERY, up_conf_keys, up_profile_new,
+    up_profile_free, up_parse_notify, up_ack, up_query_request,
+    up_query_response, NULL, NULL)
