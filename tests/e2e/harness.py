@@ -323,6 +323,101 @@ _TXN_LOCK = threading.Lock()
 
 
 # ---------------------------------------------------------------------------
+# UnionPay (ACP), computed here (never by payhook's code)
+# ---------------------------------------------------------------------------
+
+UP_SIGNER_CN = '\u4e2d\u56fd\u94f6\u8054\u80a1\u4efd\u6709\u9650\u516c\u53f8'
+
+
+def _up_bytes(value):
+    return value if isinstance(value, bytes) else str(value).encode('utf-8')
+
+
+def unionpay_sign_string(fields, skip_empty=False):
+    """The ACP canonical string (bytes): every field but `signature`
+    (empty values too, as UnionPay verifies; skip_empty for requests),
+    names sorted bytewise, `k=v` joined by `&`, values as their bytes
+    (bytes values are taken as they are, e.g. GBK)."""
+    items = [(str(k).encode('ascii'), _up_bytes(v))
+             for k, v in _pairs(fields)
+             if k != 'signature' and not (skip_empty and _up_bytes(v) == b'')]
+    items.sort(key=lambda kv: kv[0])
+    return b'&'.join(k + b'=' + v for k, v in items)
+
+
+def unionpay_digest_hex(fields, version='5.1.0'):
+    """What UnionPay's RSA signature covers: the lowercase hex text of the
+    SHA-256 (5.1.0) or SHA-1 (5.0.0) of the canonical string."""
+    alg = hashlib.sha1 if version == '5.0.0' else hashlib.sha256
+    return alg(unionpay_sign_string(fields)).hexdigest().encode('ascii')
+
+
+def unionpay_form(fields):
+    """A form body (bytes): each name and value percent-encoded (a space
+    as '+'), in the given order; a list may repeat a name."""
+    from urllib.parse import quote_plus
+    return '&'.join('%s=%s' % (quote_plus(_up_bytes(k), safe=''),
+                               quote_plus(_up_bytes(v), safe=''))
+                    for k, v in _pairs(fields)).encode('ascii')
+
+
+def _openssl(args, cwd):
+    r = subprocess.run(['openssl'] + args, cwd=cwd, stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError('openssl %s: %s' % (' '.join(args),
+                                               r.stderr.decode('utf-8',
+                                                               'replace')))
+
+
+def unionpay_test_pki(d, signer_cn=UP_SIGNER_CN):
+    """A test PKI made with the `openssl` command in directory d: a root
+    and an intermediate (root.pem, middle.pem), UnionPay's signing
+    certificate leaf.pem (CN 041@Z12@<signer_cn>@00000001, serial
+    69026276696, key leaf.key) and, with the same key, othercn.pem (right
+    chain, another company) and foreign.pem (right CN, under another root
+    and intermediate of the same names).  Returns {name: path}."""
+    def ext(name, text):
+        with open(os.path.join(d, name), 'w') as fh:
+            fh.write(text)
+    ext('ca.ext', 'basicConstraints=critical,CA:TRUE\n'
+                  'keyUsage=critical,keyCertSign,cRLSign\n')
+    ext('leaf.ext', 'keyUsage=critical,digitalSignature,nonRepudiation\n')
+    root_subj = '/C=CN/O=Test UnionPay/CN=Test UnionPay Root'
+    mid_subj = '/C=CN/O=Test UnionPay/CN=Test UnionPay Middle'
+    for tag in ('', 'x'):
+        _openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                  '-keyout', tag + 'root.key', '-out', tag + 'root.pem',
+                  '-subj', root_subj, '-days', '3650', '-sha256',
+                  '-addext', 'basicConstraints=critical,CA:TRUE',
+                  '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], d)
+        _openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes',
+                  '-keyout', tag + 'middle.key', '-out', tag + 'middle.csr',
+                  '-subj', mid_subj], d)
+        _openssl(['x509', '-req', '-in', tag + 'middle.csr', '-CA',
+                  tag + 'root.pem', '-CAkey', tag + 'root.key',
+                  '-set_serial', '2', '-days', '3000', '-sha256',
+                  '-extfile', 'ca.ext', '-out', tag + 'middle.pem'], d)
+    _openssl(['genpkey', '-algorithm', 'RSA', '-pkeyopt',
+              'rsa_keygen_bits:2048', '-out', 'leaf.key'], d)
+    for name, cn, serial, tag in (
+            ('leaf', signer_cn, '69026276696', ''),
+            ('othercn', '\u67d0\u5546\u6237\u6709\u9650\u516c\u53f8', '11', ''),
+            ('foreign', signer_cn, '12', 'x')):
+        _openssl(['req', '-new', '-key', 'leaf.key', '-utf8', '-out',
+                  name + '.csr', '-subj',
+                  '/C=CN/O=China UnionPay/CN=041@Z12@%s@00000001' % cn], d)
+        _openssl(['x509', '-req', '-in', name + '.csr', '-CA',
+                  tag + 'middle.pem', '-CAkey', tag + 'middle.key',
+                  '-set_serial', serial, '-days', '700', '-sha256',
+                  '-extfile', 'leaf.ext', '-out', name + '.pem'], d)
+    names = ('root.pem', 'middle.pem', 'root.key', 'middle.key', 'leaf.key',
+             'leaf.pem', 'othercn.pem', 'foreign.pem')
+    return {n: os.path.join(d, n) for n in names}
+
+
+# ---------------------------------------------------------------------------
 # HTTP
 # ---------------------------------------------------------------------------
 
@@ -487,6 +582,11 @@ class Instance:
     def profile_settings(self):
         out = {}
         for name, p in self.profiles.items():
+            if 'settings' in p:
+                # A profile given as its config keys (e.g. unionpay):
+                # written as they are, files named relative to etc/.
+                out[name] = dict({'plugin': p['plugin']}, **p['settings'])
+                continue
             out[name] = {
                 'plugin': p['plugin'],
                 'appid': p['appid'],
@@ -502,8 +602,12 @@ class Instance:
         write_file(os.path.join(self.etc, 'keys', 'api.token'),
                    self.token + '\n')
         for name, p in self.profiles.items():
-            write_file(os.path.join(self.etc, 'keys', '%s.key' % name),
-                       p['key'])
+            if 'key' in p:
+                write_file(os.path.join(self.etc, 'keys', '%s.key' % name),
+                           p['key'])
+            # Extra files of a profile: {path below etc/: (bytes, mode)}.
+            for rel, (data, mode) in p.get('files', {}).items():
+                write_file(os.path.join(self.etc, rel), data, mode=mode)
         write_file(self.config,
                    config_text(self.core_settings(), self.profile_settings()),
                    mode=0o644)

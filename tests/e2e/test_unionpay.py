@@ -1,0 +1,401 @@
+"""UnionPay (ACP) backend notifications and the status query end to end:
+lighttpd in front of two payhook.fcgi processes, a [profile.upshop] with
+plugin = unionpay.
+
+The PKI is made here with the `openssl` command (a root, an intermediate,
+UnionPay's signing certificate and its impostors, a merchant key), and
+messages are signed here with the `cryptography` package, independently of
+payhook's code.  Covers: a signed 5.1.0 notification pays the order (HTTP
+200, body `ok`); a repeat changes nothing; GBK and 5.0.0 messages; every
+forgery and misaddressed message is refused with a non-200 answer and
+leaves the order and the event feed as they were; the query of an order
+through a loopback UnionPay that checks the request's signature.
+"""
+
+import base64
+import datetime
+import http.server
+import os
+import shutil
+import sys
+import tempfile
+import threading
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import (unionpay_digest_hex, unionpay_form,  # noqa: E402
+                     unionpay_sign_string)
+
+try:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+except ImportError:     # the whole file needs it
+    x509 = None
+
+MER_ID = '777290058110048'
+FORM = 'application/x-www-form-urlencoded'
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+
+_SEQ = [0]
+
+
+def new_query_id():
+    _SEQ[0] += 1
+    return '7826%017d' % (int.from_bytes(os.urandom(6), 'big') * 100 +
+                          _SEQ[0] % 100)
+
+
+def load_key(path):
+    with open(path, 'rb') as fh:
+        return serialization.load_pem_private_key(fh.read(), None)
+
+
+def read(path):
+    with open(path, 'rb') as fh:
+        return fh.read()
+
+
+class Signer:
+    def __init__(self, pki, d):
+        self.key = load_key(pki['leaf.key'])
+        self.leaf = read(pki['leaf.pem']).decode('ascii')
+        self.othercn = read(pki['othercn.pem']).decode('ascii')
+        self.foreign = read(pki['foreign.pem']).decode('ascii')
+        self.serial = str(x509.load_pem_x509_certificate(
+            self.leaf.encode()).serial_number)
+        self.expired = self._expired(pki)
+
+    def _expired(self, pki):
+        """Right chain, right CN, ended yesterday (made here: the openssl
+        command cannot backdate)."""
+        mid = x509.load_pem_x509_certificate(read(pki['middle.pem']))
+        leaf = x509.load_pem_x509_certificate(self.leaf.encode())
+        now = datetime.datetime.now(datetime.timezone.utc)
+        cert = (x509.CertificateBuilder()
+                .subject_name(leaf.subject).issuer_name(mid.subject)
+                .public_key(self.key.public_key()).serial_number(13)
+                .not_valid_before(now - datetime.timedelta(days=800))
+                .not_valid_after(now - datetime.timedelta(days=1))
+                .add_extension(x509.KeyUsage(True, True, False, False, False,
+                                             False, False, False, False),
+                               critical=True)
+                .sign(load_key(pki['middle.key']), hashes.SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM).decode('ascii')
+
+    def sign(self, fields, version='5.1.0', how='hex'):
+        """Returns fields + [('signature', ...)]: RSA over the hex text of
+        the digest ('hex'), or over the raw digest ('raw')."""
+        alg = hashes.SHA1() if version == '5.0.0' else hashes.SHA256()
+        data = unionpay_digest_hex(fields, version)
+        if how == 'raw':
+            data = bytes.fromhex(data.decode('ascii'))
+        sig = self.key.sign(data, padding.PKCS1v15(), alg)
+        return [f for f in fields if f[0] != 'signature'] + [
+            ('signature', base64.b64encode(sig).decode('ascii'))]
+
+
+def notification(signer, order_id, query_id, amount=1000, version='5.1.0',
+                 **over):
+    now = datetime.datetime.now(BEIJING)
+    f = {
+        'accessType': '0', 'bizType': '000201', 'currencyCode': '156',
+        'encoding': 'UTF-8', 'merId': MER_ID, 'orderId': order_id,
+        'queryId': query_id, 'respCode': '00', 'respMsg': '成功[0000000]',
+        'settleAmt': str(amount), 'settleCurrencyCode': '156',
+        'settleDate': now.strftime('%m%d'), 'signMethod': '01',
+        'traceNo': '123456', 'traceTime': now.strftime('%m%d%H%M%S'),
+        'txnAmt': str(amount), 'txnSubType': '01',
+        'txnTime': now.strftime('%Y%m%d%H%M%S'), 'txnType': '01',
+        'version': version, 'reqReserved': '',
+    }
+    if version == '5.1.0':
+        f['signPubKeyCert'] = signer.leaf
+    else:
+        f['certId'] = signer.serial
+    f.update(over)
+    return [(k, v) for k, v in f.items() if v is not None]
+
+
+def types_of(evs):
+    return [e.get('type') for e in evs]
+
+
+def check_refused(tap, inst, name, body, order_id, base):
+    before = inst.order(order_id)
+    r = inst.notify(body, 'upshop', content_type=FORM)
+    tap.ok(r.status is not None and r.status != 200,
+           '%s: refused (not 200)' % name, r.describe())
+    tap.is_(r.status, 400, '%s: HTTP 400' % name)
+    tap.ok(r.body != b'ok' and r.content_type.startswith('text/plain'),
+           '%s: a short text reason' % name, r.describe())
+    tap.is_(inst.order(order_id), before, '%s: order unchanged' % name)
+    tap.is_(types_of(inst.all_events(base)), [], '%s: no new event' % name)
+
+
+class MockUnionPay:
+    """queryTrans.do on 127.0.0.1: checks the request's signature with the
+    merchant's certificate and answers in UnionPay's reply syntax (values
+    not percent-encoded), signed with UnionPay's key."""
+
+    def __init__(self, signer, mer_cert_pem):
+        self.signer = signer
+        self.mer_key = x509.load_pem_x509_certificate(
+            mer_cert_pem).public_key()
+        self.answers = {}           # orderId -> (respCode, origRespCode, qid)
+        self.requests = []
+        mock = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get('Content-Length', '0'))
+                mock.handle(self, self.rfile.read(n))
+
+        self.httpd = http.server.HTTPServer((harness.HOST, 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def handle(self, h, body):
+        from urllib.parse import parse_qsl
+        fields = parse_qsl(body.decode('ascii'), keep_blank_values=True,
+                           strict_parsing=True)
+        req = dict(fields)
+        sig_ok = False
+        try:
+            self.mer_key.verify(
+                base64.b64decode(req.get('signature', '')),
+                __import__('hashlib').sha256(unionpay_sign_string(
+                    fields, skip_empty=True)).hexdigest().encode(),
+                padding.PKCS1v15(), hashes.SHA256())
+            sig_ok = True
+        except Exception:
+            pass
+        self.requests.append((h.path, h.headers.get('Content-Type'), req,
+                              sig_ok))
+        resp, orig, qid = self.answers.get(req.get('orderId'),
+                                           ('34', None, None))
+        if not sig_ok:
+            resp, orig = '11', None
+        f = [('version', '5.1.0'), ('encoding', 'UTF-8'),
+             ('signMethod', '01'), ('txnType', '00'), ('txnSubType', '00'),
+             ('bizType', '000000'), ('accessType', '0'), ('merId', MER_ID),
+             ('orderId', req.get('orderId', '')),
+             ('txnTime', req.get('txnTime', '')), ('respCode', resp),
+             ('respMsg', '成功[0000000]')]
+        if orig is not None:
+            f += [('origRespCode', orig), ('origRespMsg', '成功[0000000]'),
+                  ('queryId', qid), ('txnAmt', '1000'),
+                  ('currencyCode', '156'), ('traceNo', '654321')]
+        f += [('signPubKeyCert', self.signer.leaf)]
+        f = self.signer.sign(f)
+        out = '&'.join('%s=%s' % kv for kv in f).encode('utf-8')
+        h.send_response(200)
+        h.send_header('Content-Type', 'text/html;charset=UTF-8')
+        h.send_header('Content-Length', str(len(out)))
+        h.end_headers()
+        h.wfile.write(out)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_notifications(tap, inst, signer, base):
+    # ---- the happy path ------------------------------------------------
+    oid = 'UP' + os.urandom(5).hex().upper()
+    r = inst.create_order(oid, 1000, profile='upshop')
+    tap.is_(r.status, 201, 'order created on profile upshop', r.describe())
+    qid = new_query_id()
+    fields = signer.sign(notification(signer, oid, qid))
+    r = inst.notify(unionpay_form(fields), 'upshop', content_type=FORM)
+    tap.is_((r.status, r.body), (200, b'ok'),
+            'signed 5.1.0 notification: 200 ok', r.describe())
+    tap.like(r.content_type, r'^text/plain', 'ack is text/plain')
+    o = inst.order(oid)
+    tap.is_((o or {}).get('state'), 'PAID', 'order PAID', repr(o))
+    tap.is_((o or {}).get('provider_txn_id'), qid,
+            'order carries queryId as the transaction')
+    evs = inst.all_events(base)
+    tap.is_(types_of(evs), ['order.paid'], 'one event: order.paid',
+            repr(evs))
+    base = inst.last_seq()
+
+    r = inst.notify(unionpay_form(fields), 'upshop', content_type=FORM)
+    tap.is_((r.status, r.body), (200, b'ok'), 'repeat: 200 ok')
+    tap.is_(types_of(inst.all_events(base)), [], 'repeat: no new event')
+
+    # ---- refusals, each against a fresh PENDING order ------------------
+    pend = 'UP' + os.urandom(5).hex().upper()
+    tap.is_(inst.create_order(pend, 1000, profile='upshop').status, 201,
+            'second order created')
+
+    def note(**over):
+        return notification(signer, pend, new_query_id(), **over)
+
+    cases = [
+        ('certificate from another root with the right CN',
+         signer.sign(note(signPubKeyCert=signer.foreign))),
+        ('right chain, another company in the CN',
+         signer.sign(note(signPubKeyCert=signer.othercn))),
+        ('expired certificate',
+         signer.sign(note(signPubKeyCert=signer.expired))),
+        ('signature over a different amount',
+         [(k, '1000' if k == 'txnAmt' else v)
+          for k, v in signer.sign(note(txnAmt='1'))]),
+        ('signature over the raw SHA-256 digest',
+         signer.sign(note(), how='raw')),
+        ('duplicated txnAmt', signer.sign(note(txnAmt='1')) +
+         [('txnAmt', '1000')]),
+        ('merId of another merchant',
+         signer.sign(note(merId='777290058110049'))),
+        ('signMethod 11', signer.sign(note(signMethod='11'))),
+        ('version 6.0.0', signer.sign(note(version='6.0.0'))),
+        ('missing signature', note()),
+        ('bad base64', note() + [('signature', 'not*base64==')]),
+        ('5.0.0 with an unknown certId',
+         signer.sign(notification(signer, pend, new_query_id(),
+                                  version='5.0.0', certId='1234567'),
+                     version='5.0.0')),
+    ]
+    for name, f in cases:
+        check_refused(tap, inst, name, unionpay_form(f), pend, base)
+    body = unionpay_form(signer.sign(note())) + b'&txn%41mt=1'
+    check_refused(tap, inst, 'duplicate spelt with an escape', body, pend,
+                  base)
+    check_refused(tap, inst, 'invalid escape',
+                  unionpay_form(signer.sign(note())) + b'&x=%G1', pend, base)
+    tap.is_((inst.order(pend) or {}).get('state'), 'PENDING',
+            'after every refusal the order is still PENDING')
+
+    # ---- GBK and 5.0.0 ----------------------------------------------------
+    gbk = 'UP' + os.urandom(5).hex().upper()
+    inst.create_order(gbk, 1000, profile='upshop')
+    f = signer.sign(notification(
+        signer, gbk, new_query_id(), encoding='GBK',
+        reqReserved='中文备注'.encode('gbk'),
+        respMsg='成功[0000000]'.encode('gbk')))
+    r = inst.notify(unionpay_form(f), 'upshop', content_type=FORM)
+    tap.is_((r.status, r.body), (200, b'ok'),
+            'GBK notification (GBK bytes in reqReserved): 200 ok',
+            r.describe())
+    tap.is_((inst.order(gbk) or {}).get('state'), 'PAID', 'GBK: order PAID')
+
+    v50 = 'UP' + os.urandom(5).hex().upper()
+    inst.create_order(v50, 1000, profile='upshop')
+    f = signer.sign(notification(signer, v50, new_query_id(),
+                                 version='5.0.0'), version='5.0.0')
+    r = inst.notify(unionpay_form(f), 'upshop', content_type=FORM)
+    tap.is_((r.status, r.body), (200, b'ok'),
+            '5.0.0 notification with a configured certId: 200 ok',
+            r.describe())
+    tap.is_((inst.order(v50) or {}).get('state'), 'PAID', '5.0.0: order PAID')
+
+
+def test_query(tap, inst, signer, mock):
+    oid = 'UQ' + os.urandom(5).hex().upper()
+    txn_time = datetime.datetime.now(BEIJING).strftime('%Y%m%d%H%M%S')
+    r = inst.create_order(oid, 1000, profile='upshop',
+                          attempt={'txnTime': txn_time})
+    tap.is_(r.status, 201, 'order with attempt data created', r.describe())
+    qid = new_query_id()
+    mock.answers[oid] = ('00', '00', qid)
+    base = inst.last_seq()
+    r = inst.api('POST', '/orders/%s/query' % oid)
+    tap.is_(r.status, 200, 'POST /orders/<id>/query', r.describe())
+    tap.ok(len(mock.requests) >= 1, 'UnionPay was asked')
+    if mock.requests:
+        path, ctype, req, sig_ok = mock.requests[-1]
+        tap.is_(path, '/gateway/api/queryTrans.do', 'query path')
+        tap.like(ctype or '', '^application/x-www-form-urlencoded',
+                 'query content type')
+        tap.ok(sig_ok, 'query signature verifies with the merchant '
+               'certificate')
+        tap.is_((req.get('orderId'), req.get('txnTime'), req.get('txnType'),
+                 req.get('merId')), (oid, txn_time, '00', MER_ID),
+                'query names the order, its txnTime, txnType 00, merId')
+    o = inst.order(oid)
+    tap.is_(((o or {}).get('state'), (o or {}).get('provider_txn_id')),
+            ('PAID', qid), 'query answer 00/00: order PAID')
+    tap.is_(types_of(inst.all_events(base)), ['order.paid'],
+            'query: one order.paid event')
+
+    # The notification of the same payment is then a duplicate.
+    f = signer.sign(notification(signer, oid, qid, txnTime=txn_time))
+    base = inst.last_seq()
+    r = inst.notify(unionpay_form(f), 'upshop', content_type=FORM)
+    tap.is_((r.status, r.body), (200, b'ok'),
+            'late notification after the query: 200 ok')
+    tap.is_(types_of(inst.all_events(base)), [],
+            'late notification: same dedup key, no new event')
+
+    pend = 'UQ' + os.urandom(5).hex().upper()
+    inst.create_order(pend, 1000, profile='upshop',
+                      attempt={'txnTime': txn_time})
+    mock.answers[pend] = ('00', '04', None)
+    r = inst.api('POST', '/orders/%s/query' % pend)
+    tap.is_((inst.order(pend) or {}).get('state'), 'PENDING',
+            'query answer 00/04: order stays PENDING', r.describe())
+
+
+def main(tap):
+    if x509 is None:
+        tap.skip_all('python3 cryptography not installed '
+                     '(Debian package python3-cryptography)')
+    if shutil.which('openssl') is None:
+        tap.skip_all('the openssl command is not installed')
+    work = tempfile.mkdtemp(prefix='payhook-e2e-up-pki-')
+    mock = None
+    try:
+        pki = harness.unionpay_test_pki(work)
+        harness._openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                          '-keyout', 'mer.key', '-out', 'mer.pem', '-subj',
+                          '/C=CN/CN=041@Z12@Test Merchant@00000004',
+                          '-days', '700', '-set_serial', '68759529225'],
+                         work)
+        signer = Signer(pki, work)
+        mock = MockUnionPay(signer, read(os.path.join(work, 'mer.pem')))
+        files = {
+            'unionpay/root.pem': (read(pki['root.pem']), 0o644),
+            'unionpay/middle.pem': (read(pki['middle.pem']), 0o644),
+            'unionpay/verify.pem': (read(pki['leaf.pem']), 0o644),
+            'unionpay/sign.pem': (read(os.path.join(work, 'mer.pem')),
+                                  0o644),
+            'keys/upshop-sign.key': (read(os.path.join(work, 'mer.key')),
+                                     0o600),
+        }
+        profiles = {'upshop': {
+            'plugin': 'unionpay',
+            'settings': {
+                'mer_id': MER_ID,
+                'root_cert_file': 'unionpay/root.pem',
+                'middle_cert_file': 'unionpay/middle.pem',
+                'verify_cert_files': 'unionpay/verify.pem',
+                'sign_key_file': 'keys/upshop-sign.key',
+                'sign_cert_file': 'unionpay/sign.pem',
+                'api_base': 'http://%s:%d' % (harness.HOST, mock.port),
+                'allow_insecure_http': 'yes',
+            },
+            'files': files,
+        }}
+        inst = harness.Instance(tap, 'unionpay', profiles=profiles)
+        r = inst.cli('check')
+        tap.is_(r.returncode, 0, 'payhook check accepts the upshop profile',
+                r.stdout + r.stderr)
+        inst.start()
+        base = inst.last_seq()
+        test_notifications(tap, inst, signer, base)
+        test_query(tap, inst, signer, mock)
+    finally:
+        if mock is not None:
+            mock.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == '__main__':
+    harness.run(main)
