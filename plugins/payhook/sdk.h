@@ -209,6 +209,71 @@ int ph_token_valid(const char *s, size_t len, size_t max, const char *extra);
 int ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
     const char *field, struct ph_diag *diag);
 
+/* ---- JSON (jansson) ---------------------------------------------------- */
+
+/*
+ * JSON from providers, parsed once and strictly with jansson.  Documents
+ * are jansson's json_t, named here by its struct tag so that this header
+ * does not need <jansson.h>; free one with json_decref().  Members are
+ * found by a dotted path from an object ("amount.total"); diagnostics
+ * name the path.  A member whose value is JSON null counts as absent.
+ */
+struct json_t;
+
+struct ph_json_limits {
+	size_t max_bytes;	/* whole document */
+	size_t max_depth;	/* nesting: 1 is an object of scalars */
+};
+
+/*
+ * Parses a document of at most lim->max_bytes: duplicate keys (after
+ * unescaping), invalid UTF-8, \u0000, trailing bytes, a top level that is
+ * not an object, and nesting deeper than lim->max_depth are refused.
+ * *out is the document (caller json_decref()s it).
+ */
+int ph_json_parse(const unsigned char *doc, size_t len,
+    const struct ph_json_limits *lim, struct json_t **out,
+    struct ph_diag *diag);
+
+/* The member at path, or NULL; points into obj. */
+const struct json_t *ph_json_lookup(const struct json_t *obj,
+    const char *path);
+
+/*
+ * A required string of at most max bytes (empty allowed); *out points
+ * into obj, *len (may be NULL) is its length.  The opt variant returns
+ * PH_OK with *out NULL when the member is absent; present but not a
+ * string is an error in both.
+ */
+int ph_json_get_string(const struct json_t *obj, const char *path,
+    size_t max, const char **out, size_t *len, struct ph_diag *diag);
+int ph_json_opt_string(const struct json_t *obj, const char *path,
+    size_t max, const char **out, size_t *len, struct ph_diag *diag);
+
+/* A required identifier (as ph_token_valid, at most cap - 1 bytes)
+ * copied into dst. */
+int ph_json_copy_token(const struct json_t *obj, const char *path,
+    char *dst, size_t cap, const char *extra, struct ph_diag *diag);
+
+/*
+ * A required JSON integer in [min, max].  A real (12.5, 1e2, 100.0) or a
+ * string ("12") is refused, as is a number jansson cannot hold.
+ */
+int ph_json_get_int(const struct json_t *obj, const char *path,
+    int64_t min, int64_t max, int64_t *out, struct ph_diag *diag);
+
+/* An amount in minor units: a JSON integer from 0 to PH_AMOUNT_MAX. */
+int ph_json_get_amount(const struct json_t *obj, const char *path,
+    int64_t *out, struct ph_diag *diag);
+
+/* A required true or false. */
+int ph_json_get_bool(const struct json_t *obj, const char *path, int *out,
+    struct ph_diag *diag);
+
+/* A required object member; *out points into obj. */
+int ph_json_get_object(const struct json_t *obj, const char *path,
+    const struct json_t **out, struct ph_diag *diag);
+
 #ifdef __cplusplus
 }
 #endif
