@@ -1,17 +1,30 @@
 /*
  * WeChat Pay API v2 payment notifications (XML, MD5 or HMAC-SHA256), and
- * the order query (orderquery) and close (closeorder) calls.
+ * the order query (orderquery) and close (closeorder) calls; and, for
+ * profiles with api_version = 3, WeChat Pay API v3 notifications (JSON,
+ * RSA-signed headers, AES-256-GCM resource) and order query: the wx3_
+ * functions, in their own section below.
  *
  * Order of work, cheapest and least trusting first: a bounded, strict
  * parse of the flat XML; the signature over every received field with
  * the algorithm the profile pins; only then the merchant identity and the
  * business fields.  See README.md for the keys and the quirks.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
+#include <jansson.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include <payhook/provider.h>
 #include <payhook/sdk.h>
@@ -38,20 +51,62 @@ enum wx_conf {
 	WX_CONF_MCH_ID,
 	WX_CONF_API_KEY_FILE,
 	WX_CONF_SIGN_TYPE,
+	WX_CONF_API_VERSION,
+	WX_CONF_APIV3_KEY_FILE,
+	WX_CONF_PLATFORM_CERT_FILES,
+	WX_CONF_PLATFORM_PUBLIC_KEY_FILE,
+	WX_CONF_PLATFORM_PUBLIC_KEY_ID,
+	WX_CONF_MERCHANT_PRIVATE_KEY_FILE,
+	WX_CONF_MERCHANT_SERIAL,
+	WX_CONF_TIMESTAMP_TOLERANCE_S,
 	WX_CONF__MAX
 };
+
+static const char *const wx_api_versions[] = { "2", "3", NULL };
 
 static const struct ph_conf_key wx_conf_keys[WX_CONF__MAX + 1] = {
 	[WX_CONF_APPID] = { "appid", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
 	    "the appid notifications must carry (wx...)" },
 	[WX_CONF_MCH_ID] = { "mch_id", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
 	    "the merchant id notifications must carry" },
-	[WX_CONF_API_KEY_FILE] = { "api_key_file", PH_CONF_SECRET_FILE, 1,
+	/*
+	 * Keys of one API version are not required by the table, and have
+	 * no table default, so that profile_new() can require them for
+	 * their version and refuse them on a profile of the other.
+	 */
+	[WX_CONF_API_KEY_FILE] = { "api_key_file", PH_CONF_SECRET_FILE, 0,
 	    NULL, 0, 0, NULL,
-	    "file holding the 32-character APIv2 key" },
+	    "v2 (required): file holding the 32-character APIv2 key" },
 	[WX_CONF_SIGN_TYPE] = { "sign_type", PH_CONF_ENUM, 0, wx_sign_names,
-	    0, 0, "MD5",
-	    "the only signature type accepted: MD5 or HMAC-SHA256" },
+	    0, 0, NULL,
+	    "v2: the only signature type accepted: MD5 (default) or "
+	    "HMAC-SHA256" },
+	[WX_CONF_API_VERSION] = { "api_version", PH_CONF_ENUM, 0,
+	    wx_api_versions, 0, 0, "2",
+	    "WeChat Pay API of this merchant account: 2 (XML) or 3 (JSON)" },
+	[WX_CONF_APIV3_KEY_FILE] = { "apiv3_key_file", PH_CONF_SECRET_FILE, 0,
+	    NULL, 0, 0, NULL,
+	    "v3 (required): file holding the 32-byte APIv3 key" },
+	[WX_CONF_PLATFORM_CERT_FILES] = { "platform_cert_files",
+	    PH_CONF_FILES, 0, NULL, 0, 0, NULL,
+	    "v3: WeChat Pay platform certificates (PEM, one per file)" },
+	[WX_CONF_PLATFORM_PUBLIC_KEY_FILE] = { "platform_public_key_file",
+	    PH_CONF_FILE, 0, NULL, 0, 0, NULL,
+	    "v3: the WeChat Pay public key (PEM)" },
+	[WX_CONF_PLATFORM_PUBLIC_KEY_ID] = { "platform_public_key_id",
+	    PH_CONF_STRING, 0, NULL, 0, 0, NULL,
+	    "v3: the id of that public key, PUB_KEY_ID_..." },
+	[WX_CONF_MERCHANT_PRIVATE_KEY_FILE] = { "merchant_private_key_file",
+	    PH_CONF_SECRET_FILE, 0, NULL, 0, 0, NULL,
+	    "v3: private key of the merchant API certificate (PEM), to sign "
+	    "queries" },
+	[WX_CONF_MERCHANT_SERIAL] = { "merchant_serial", PH_CONF_STRING, 0,
+	    NULL, 0, 0, NULL,
+	    "v3: serial number (hex) of the merchant API certificate" },
+	[WX_CONF_TIMESTAMP_TOLERANCE_S] = { "timestamp_tolerance_s",
+	    PH_CONF_INT, 0, NULL, 1, 3600, NULL,
+	    "v3: most seconds between Wechatpay-Timestamp and now (default "
+	    "300)" },
 	[WX_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -71,7 +126,20 @@ struct wx_ctx {
 	char mch_id[WX_ID_MAX + 1];
 	unsigned char key[WX_KEY_LEN];
 	enum wx_sign_type sign_type;
+	int api_version;		/* 2 or 3 */
+	struct wx3_ctx *v3;		/* api_version 3 only, else NULL */
 };
+
+/* API v3, in the wx3_ section below. */
+static int wx3_version(const struct ph_conf *conf, int *version,
+    struct ph_diag *diag);
+static int wx3_profile_new(const struct ph_conf *conf, struct wx_ctx *ctx,
+    struct ph_diag *diag);
+static void wx3_ctx_free(struct wx3_ctx *v3);
+static int wx3_parse_notify(const struct wx_ctx *ctx,
+    const struct ph_request *req, struct ph_event *ev, struct ph_diag *diag);
+static void wx3_ack(enum ph_ack_kind kind, const char *reason,
+    struct ph_response *out);
 
 static void
 wx_profile_free(void *p)
@@ -80,6 +148,7 @@ wx_profile_free(void *p)
 
 	if (ctx == NULL)
 		return;
+	wx3_ctx_free(ctx->v3);
 	OPENSSL_cleanse(ctx->key, sizeof(ctx->key));
 	free(ctx);
 }
@@ -118,6 +187,16 @@ wx_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 	    NULL, "mch_id", diag) != PH_OK) {
 		rc = PH_E_CONFIG;
 		goto fail;
+	}
+
+	/* An API v3 profile shares appid and mch_id and nothing else. */
+	if ((rc = wx3_version(conf, &ctx->api_version, diag)) != PH_OK)
+		goto fail;
+	if (ctx->api_version == 3) {
+		if ((rc = wx3_profile_new(conf, ctx, diag)) != PH_OK)
+			goto fail;
+		*out = ctx;
+		return PH_OK;
 	}
 
 	if (key == NULL || !key->present || key->blob.data == NULL) {
@@ -355,6 +434,8 @@ wx_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if (ctx == NULL || req == NULL || ev == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
 	memset(ev, 0, sizeof(*ev));
+	if (ctx->api_version == 3)
+		return wx3_parse_notify(ctx, req, ev, diag);
 	if ((rc = ph_xml_parse_flat(req->body, req->body_len, "xml",
 	    &wx_xml_limits, &kv, diag)) != PH_OK)
 		return rc;
@@ -428,9 +509,14 @@ wx_ack(void *p, enum ph_ack_kind kind, const char *reason,
 {
 	static const char ok[] = "<xml><return_code><![CDATA[SUCCESS]]>"
 	    "</return_code><return_msg><![CDATA[OK]]></return_msg></xml>";
+	const struct wx_ctx *ctx = p;
 	char msg[129];
 	int n;
 
+	if (ctx != NULL && ctx->api_version == 3) {
+		wx3_ack(kind, reason, out);
+		return;
+	}
 	memset(out, 0, sizeof(*out));
 	switch (kind) {
 	case PH_ACK_OK:
@@ -888,8 +974,1518 @@ out:
 	return rc;
 }
 
+/* ---- WeChat Pay API v3 (JSON, RSA-signed headers, AES-256-GCM) ---------- */
+
+/*
+ * Profiles with api_version = 3.  A notification is trusted in this order,
+ * cheapest and least trusting first: the body bound; the Wechatpay-*
+ * headers, each exactly once; the timestamp within timestamp_tolerance_s
+ * of now; the platform key named by Wechatpay-Serial, looked up only among
+ * the configured ones (never fetched, never taken from the message); the
+ * RSA-SHA256 signature over "timestamp\nnonce\nbody\n" of the raw body; a
+ * strict parse of the envelope; AES-256-GCM decryption of resource with
+ * the APIv3 key (a bad tag refuses the whole notification, nothing of the
+ * plaintext is looked at); a strict parse of the plaintext; its mchid and
+ * appid; then the business fields, always from the decrypted object,
+ * never from the clear-text event_type or summary.  A query answer goes
+ * through the same signature check.
+ */
+
+#define WX3_BODY_MAX		(64 * 1024)
+#define WX3_KEY_LEN		32	/* the APIv3 key */
+#define WX3_KEYS_MAX		8	/* platform keys at once */
+#define WX3_SERIAL_MAX		64
+#define WX3_NONCE_MAX		64
+#define WX3_TS_DIGITS		12
+#define WX3_SIG_MAX		512	/* RSA-4096 */
+#define WX3_GCM_IV_LEN		12
+#define WX3_GCM_TAG_LEN		16
+#define WX3_AAD_MAX		256
+#define WX3_TOLERANCE_DEF	300
+#define WX3_RSA_MIN_BITS	2048
+#define WX3_NONCE_BYTES		16	/* 32 upper-case hex characters */
+#define WX3_TEXT_MAX		96	/* provider text quoted in a diagnostic */
+#define WX3_SCHEME		"WECHATPAY2-SHA256-RSA2048"
+#define WX3_PUB_KEY_PREFIX	"PUB_KEY_ID_"
+#define WX3_QUERY_PATH		"/v3/pay/transactions/out-trade-no/"
+#define WX3_USER_AGENT		"payhook"
+/* Notification ids ("EV-2018022511223320873"), refund ids, event types. */
+#define WX3_ID_EXTRA		"_-"
+#define WX3_TYPE_EXTRA		"._"
+
+/* The envelope is an object holding one object; the decrypted
+ * transaction nests promotion_detail[].goods_detail[] (depth 5). */
+static const struct ph_json_limits wx3_envelope_limits = { WX3_BODY_MAX, 4 };
+static const struct ph_json_limits wx3_resource_limits = { WX3_BODY_MAX, 8 };
+
+struct wx3_key {
+	char serial[WX3_SERIAL_MAX + 1];	/* as Wechatpay-Serial names it */
+	EVP_PKEY *pkey;
+	X509 *cert;		/* platform certificate; NULL for the public key */
+};
+
+struct wx3_ctx {
+	unsigned char apiv3_key[WX3_KEY_LEN];
+	struct wx3_key keys[WX3_KEYS_MAX];
+	size_t nkeys;
+	int64_t tolerance;
+	EVP_PKEY *merchant_key;			/* NULL: no outbound calls */
+	char merchant_serial[WX3_SERIAL_MAX + 1];
+};
+
+/* trade_state of a decrypted transaction and the event it becomes. */
+static const struct {
+	const char *name;
+	enum ph_event_kind kind;
+} wx3_trade_states[] = {
+	{ "SUCCESS", PH_EV_PAYMENT_SUCCEEDED },
+	/* Refunded after payment: the money did move; the refund is a
+	 * separate fact. */
+	{ "REFUND", PH_EV_PAYMENT_SUCCEEDED },
+	{ "NOTPAY", PH_EV_PAYMENT_PENDING },
+	{ "USERPAYING", PH_EV_PAYMENT_PENDING },
+	{ "CLOSED", PH_EV_PAYMENT_CLOSED },
+	{ "REVOKED", PH_EV_PAYMENT_FAILED },
+	{ "PAYERROR", PH_EV_PAYMENT_FAILED },
+	{ NULL, PH_EV__MAX },
+};
+
+/* The v3-only and v2-only configuration keys, for the cross checks. */
+static const char *const wx3_only_keys[] = {
+	"apiv3_key_file", "platform_cert_files", "platform_public_key_file",
+	"platform_public_key_id", "merchant_private_key_file",
+	"merchant_serial", "timestamp_tolerance_s", NULL
+};
+static const char *const wx3_v2_only_keys[] = {
+	"api_key_file", "sign_type", NULL
+};
+
+/* Refuses any of names given on this profile. */
+static int
+wx3_refuse_keys(const struct ph_conf *conf, const char *const *names,
+    int version, struct ph_diag *diag)
+{
+	const struct ph_conf_value *v;
+	size_t i;
+
+	for (i = 0; names[i] != NULL; i++)
+		if ((v = ph_conf_get(conf, names[i])) != NULL && v->present)
+			return ph_fail(diag, PH_E_CONFIG, "%s is an API v%d key "
+			    "but this profile has api_version = %d", names[i],
+			    version == 2 ? 3 : 2, version);
+	return PH_OK;
+}
+
+/*
+ * api_version: "2" (the default) or "3".  The keys of the other version
+ * are refused rather than ignored: a v3 key on a v2 profile (or the
+ * reverse) means the profile is not what its author thinks.
+ */
+static int
+wx3_version(const struct ph_conf *conf, int *version, struct ph_diag *diag)
+{
+	const struct ph_conf_value *v = ph_conf_get(conf, "api_version");
+
+	*version = 2;
+	if (v != NULL && v->present && v->str != NULL) {
+		if (strcmp(v->str, "3") == 0)
+			*version = 3;
+		else if (strcmp(v->str, "2") != 0)
+			return ph_fail(diag, PH_E_CONFIG,
+			    "api_version must be 2 or 3");
+	}
+	return wx3_refuse_keys(conf, *version == 2 ? wx3_only_keys :
+	    wx3_v2_only_keys, *version, diag);
+}
+
+static void
+wx3_key_clear(struct wx3_key *k)
+{
+	EVP_PKEY_free(k->pkey);
+	X509_free(k->cert);
+	memset(k, 0, sizeof(*k));
+}
+
+static void
+wx3_ctx_free(struct wx3_ctx *v3)
+{
+	size_t i;
+
+	if (v3 == NULL)
+		return;
+	for (i = 0; i < v3->nkeys; i++)
+		wx3_key_clear(&v3->keys[i]);
+	EVP_PKEY_free(v3->merchant_key);
+	OPENSSL_cleanse(v3, sizeof(*v3));
+	free(v3);
+}
+
+/* OpenSSL's error queue is emptied on every failure, so nothing stale
+ * reaches an unrelated caller. */
+static int
+wx3_ossl_fail(struct ph_diag *diag, int status, const char *what)
+{
+	unsigned long e = ERR_peek_last_error();
+	char buf[128];
+
+	if (e != 0) {
+		ERR_error_string_n(e, buf, sizeof(buf));
+		ph_fail(diag, status, "%s: %s", what, buf);
+	} else
+		ph_fail(diag, status, "%s", what);
+	ERR_clear_error();
+	return status;
+}
+
+/*
+ * One PEM block of the expected label and nothing but whitespace around
+ * it; no headers, so no encrypted keys.  *der is OpenSSL's (caller
+ * cleanses and frees it with OPENSSL_free).
+ */
+static int
+wx3_pem(const struct ph_blob *b, const char *key, const char *const *labels,
+    unsigned char **der, long *der_len, size_t *label, struct ph_diag *diag)
+{
+	BIO *bio = NULL;
+	char *name = NULL, *header = NULL, *rest = NULL;
+	long rest_len, i;
+	size_t start, j;
+	int rc = PH_E_CONFIG;
+
+	*der = NULL;
+	*der_len = 0;
+	for (start = 0; start < b->len && (b->data[start] == ' ' ||
+	    b->data[start] == '\t' || b->data[start] == '\r' ||
+	    b->data[start] == '\n'); start++)
+		continue;
+	if (b->len - start < 11 || b->len > INT_MAX ||
+	    memcmp(b->data + start, "-----BEGIN ", 11) != 0)
+		return ph_fail(diag, PH_E_CONFIG, "%s: not a PEM file", key);
+	if ((bio = BIO_new_mem_buf(b->data + start,
+	    (int)(b->len - start))) == NULL)
+		return wx3_ossl_fail(diag, PH_E_NOMEM, key);
+	if (PEM_read_bio(bio, &name, &header, der, der_len) != 1) {
+		rc = wx3_ossl_fail(diag, PH_E_CONFIG, key);
+		goto out;
+	}
+	rest_len = BIO_get_mem_data(bio, &rest);
+	for (i = 0; i < rest_len; i++)
+		if (rest[i] != ' ' && rest[i] != '\t' && rest[i] != '\r' &&
+		    rest[i] != '\n') {
+			ph_fail(diag, PH_E_CONFIG, "%s: more than one PEM block "
+			    "or trailing data (one per file)", key);
+			goto out;
+		}
+	if (header != NULL && header[0] != '\0') {
+		ph_fail(diag, PH_E_CONFIG, "%s: PEM headers (an encrypted "
+		    "key?) are not supported", key);
+		goto out;
+	}
+	for (j = 0; labels[j] != NULL; j++)
+		if (strcmp(name, labels[j]) == 0)
+			break;
+	if (labels[j] == NULL) {
+		ph_fail(diag, PH_E_CONFIG, "%s: a PEM \"%.40s\" where %s was "
+		    "expected", key, name, labels[0]);
+		goto out;
+	}
+	*label = j;
+	rc = PH_OK;
+out:
+	if (rc != PH_OK && *der != NULL) {
+		OPENSSL_cleanse(*der, (size_t)*der_len);
+		OPENSSL_free(*der);
+		*der = NULL;
+		*der_len = 0;
+	}
+	OPENSSL_free(name);
+	OPENSSL_free(header);
+	BIO_free(bio);
+	ERR_clear_error();
+	return rc;
+}
+
+static int
+wx3_rsa_ok(EVP_PKEY *pkey, const char *key, struct ph_diag *diag)
+{
+	if (EVP_PKEY_base_id(pkey) != EVP_PKEY_RSA)
+		return ph_fail(diag, PH_E_CONFIG, "%s: not an RSA key", key);
+	if (EVP_PKEY_bits(pkey) < WX3_RSA_MIN_BITS)
+		return ph_fail(diag, PH_E_CONFIG, "%s: RSA key shorter than %d "
+		    "bits", key, WX3_RSA_MIN_BITS);
+	return PH_OK;
+}
+
+/*
+ * The serial as WeChat writes it in Wechatpay-Serial: upper-case hex of
+ * the (positive) serial number without leading zeros, as the official
+ * SDKs print it (Java BigInteger.toString(16), Go %X).
+ */
+static int
+wx3_cert_serial(X509 *cert, char *out, size_t cap, struct ph_diag *diag)
+{
+	BIGNUM *bn;
+	char *hex = NULL, *p;
+	int rc = PH_E_CONFIG;
+
+	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert),
+	    NULL)) == NULL)
+		return wx3_ossl_fail(diag, PH_E_CONFIG,
+		    "platform_cert_files: serial number");
+	if (BN_is_negative(bn) || BN_is_zero(bn)) {
+		ph_fail(diag, PH_E_CONFIG, "platform_cert_files: a certificate "
+		    "with a zero or negative serial number");
+		goto out;
+	}
+	if ((hex = BN_bn2hex(bn)) == NULL) {
+		rc = wx3_ossl_fail(diag, PH_E_NOMEM, "platform_cert_files");
+		goto out;
+	}
+	for (p = hex; *p == '0'; p++)
+		continue;
+	if (strlen(p) >= cap) {
+		ph_fail(diag, PH_E_CONFIG, "platform_cert_files: serial number "
+		    "longer than %zu hex digits", cap - 1);
+		goto out;
+	}
+	memcpy(out, p, strlen(p) + 1);
+	rc = PH_OK;
+out:
+	OPENSSL_free(hex);
+	BN_free(bn);
+	ERR_clear_error();
+	return rc;
+}
+
+static int
+wx3_load_cert(const struct ph_blob *b, struct wx3_key *k,
+    struct ph_diag *diag)
+{
+	static const char *const labels[] = { "CERTIFICATE", NULL };
+	const unsigned char *p;
+	unsigned char *der = NULL;
+	long der_len;
+	size_t label;
+	int rc;
+
+	if ((rc = wx3_pem(b, "platform_cert_files", labels, &der, &der_len,
+	    &label, diag)) != PH_OK)
+		return rc;
+	p = der;
+	if ((k->cert = d2i_X509(NULL, &p, der_len)) == NULL) {
+		rc = wx3_ossl_fail(diag, PH_E_CONFIG,
+		    "platform_cert_files: bad certificate");
+		goto out;
+	}
+	if (p != der + der_len) {
+		rc = ph_fail(diag, PH_E_CONFIG, "platform_cert_files: trailing "
+		    "bytes after the certificate");
+		goto out;
+	}
+	if ((k->pkey = X509_get_pubkey(k->cert)) == NULL) {
+		rc = wx3_ossl_fail(diag, PH_E_CONFIG,
+		    "platform_cert_files: no public key");
+		goto out;
+	}
+	if ((rc = wx3_rsa_ok(k->pkey, "platform_cert_files", diag)) != PH_OK)
+		goto out;
+	rc = wx3_cert_serial(k->cert, k->serial, sizeof(k->serial), diag);
+out:
+	OPENSSL_free(der);
+	ERR_clear_error();
+	if (rc != PH_OK)
+		wx3_key_clear(k);
+	return rc;
+}
+
+static int
+wx3_load_pubkey(const struct ph_blob *b, const char *id, struct wx3_key *k,
+    struct ph_diag *diag)
+{
+	static const char *const labels[] = { "PUBLIC KEY", NULL };
+	const unsigned char *p;
+	unsigned char *der = NULL;
+	long der_len;
+	size_t label, n = strlen(id);
+	int rc;
+
+	if (n <= strlen(WX3_PUB_KEY_PREFIX) || n > WX3_SERIAL_MAX ||
+	    strncmp(id, WX3_PUB_KEY_PREFIX, strlen(WX3_PUB_KEY_PREFIX)) != 0 ||
+	    !ph_token_valid(id, n, WX3_SERIAL_MAX, "_"))
+		return ph_fail(diag, PH_E_CONFIG, "platform_public_key_id must "
+		    "be PUB_KEY_ID_ followed by letters and digits (at most %d "
+		    "characters in all)", WX3_SERIAL_MAX);
+	if ((rc = wx3_pem(b, "platform_public_key_file", labels, &der,
+	    &der_len, &label, diag)) != PH_OK)
+		return rc;
+	p = der;
+	if ((k->pkey = d2i_PUBKEY(NULL, &p, der_len)) == NULL) {
+		rc = wx3_ossl_fail(diag, PH_E_CONFIG,
+		    "platform_public_key_file: bad key");
+		goto out;
+	}
+	if (p != der + der_len) {
+		rc = ph_fail(diag, PH_E_CONFIG, "platform_public_key_file: "
+		    "trailing bytes after the key");
+		goto out;
+	}
+	if ((rc = wx3_rsa_ok(k->pkey, "platform_public_key_file",
+	    diag)) != PH_OK)
+		goto out;
+	memcpy(k->serial, id, n + 1);
+out:
+	OPENSSL_free(der);
+	ERR_clear_error();
+	if (rc != PH_OK)
+		wx3_key_clear(k);
+	return rc;
+}
+
+static int
+wx3_load_private(const struct ph_blob *b, EVP_PKEY **out,
+    struct ph_diag *diag)
+{
+	static const char *const labels[] = { "PRIVATE KEY",
+	    "RSA PRIVATE KEY", NULL };
+	const unsigned char *p;
+	unsigned char *der = NULL;
+	long der_len;
+	size_t label;
+	int rc;
+
+	*out = NULL;
+	if ((rc = wx3_pem(b, "merchant_private_key_file", labels, &der,
+	    &der_len, &label, diag)) != PH_OK)
+		return rc;
+	p = der;
+	*out = label == 0 ? d2i_AutoPrivateKey(NULL, &p, der_len) :
+	    d2i_PrivateKey(EVP_PKEY_RSA, NULL, &p, der_len);
+	if (*out == NULL) {
+		rc = wx3_ossl_fail(diag, PH_E_CONFIG,
+		    "merchant_private_key_file: bad key");
+		goto out;
+	}
+	if (p != der + der_len) {
+		rc = ph_fail(diag, PH_E_CONFIG, "merchant_private_key_file: "
+		    "trailing bytes after the key");
+		goto out;
+	}
+	rc = wx3_rsa_ok(*out, "merchant_private_key_file", diag);
+out:
+	OPENSSL_cleanse(der, (size_t)der_len);
+	OPENSSL_free(der);
+	ERR_clear_error();
+	if (rc != PH_OK) {
+		EVP_PKEY_free(*out);
+		*out = NULL;
+	}
+	return rc;
+}
+
+static int
+wx3_add_key(struct wx3_ctx *v3, const struct wx3_key *k,
+    struct ph_diag *diag)
+{
+	size_t i;
+
+	for (i = 0; i < v3->nkeys; i++)
+		if (strcmp(v3->keys[i].serial, k->serial) == 0)
+			return ph_fail(diag, PH_E_CONFIG, "platform key %s is "
+			    "configured twice", k->serial);
+	if (v3->nkeys == WX3_KEYS_MAX)
+		return ph_fail(diag, PH_E_CONFIG, "more than %d platform keys",
+		    WX3_KEYS_MAX);
+	v3->keys[v3->nkeys++] = *k;
+	return PH_OK;
+}
+
+/* A value given in the profile (and not only declared). */
+static const struct ph_conf_value *
+wx3_conf(const struct ph_conf *conf, const char *name)
+{
+	const struct ph_conf_value *v = ph_conf_get(conf, name);
+
+	return v != NULL && v->present ? v : NULL;
+}
+
+static int
+wx3_profile_new(const struct ph_conf *conf, struct wx_ctx *ctx,
+    struct ph_diag *diag)
+{
+	const struct ph_conf_value *key, *certs, *pubf, *pubid, *priv, *ser,
+	    *tol;
+	struct wx3_ctx *v3;
+	struct wx3_key k;
+	size_t i;
+	int rc;
+
+	if ((v3 = calloc(1, sizeof(*v3))) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	key = wx3_conf(conf, "apiv3_key_file");
+	certs = wx3_conf(conf, "platform_cert_files");
+	pubf = wx3_conf(conf, "platform_public_key_file");
+	pubid = wx3_conf(conf, "platform_public_key_id");
+	priv = wx3_conf(conf, "merchant_private_key_file");
+	ser = wx3_conf(conf, "merchant_serial");
+	tol = wx3_conf(conf, "timestamp_tolerance_s");
+
+	if (key == NULL || key->blob.data == NULL) {
+		rc = ph_fail(diag, PH_E_CONFIG, "apiv3_key_file is required "
+		    "with api_version = 3");
+		goto fail;
+	}
+	/* Checked now: a wrong key would fail every notification later. */
+	if (key->blob.len != WX3_KEY_LEN) {
+		rc = ph_fail(diag, PH_E_CONFIG, "apiv3_key_file: the APIv3 key "
+		    "must be exactly %d bytes, the file holds %zu", WX3_KEY_LEN,
+		    key->blob.len);
+		goto fail;
+	}
+	for (i = 0; i < WX3_KEY_LEN; i++)
+		if (key->blob.data[i] < 0x21 || key->blob.data[i] > 0x7e) {
+			rc = ph_fail(diag, PH_E_CONFIG, "apiv3_key_file: the "
+			    "APIv3 key must be printable ASCII without spaces "
+			    "(byte %zu is not)", i + 1);
+			goto fail;
+		}
+	memcpy(v3->apiv3_key, key->blob.data, WX3_KEY_LEN);
+
+	v3->tolerance = WX3_TOLERANCE_DEF;
+	if (tol != NULL) {
+		if (tol->num < 1 || tol->num > 3600) {
+			rc = ph_fail(diag, PH_E_CONFIG, "timestamp_tolerance_s "
+			    "must be from 1 to 3600");
+			goto fail;
+		}
+		v3->tolerance = tol->num;
+	}
+
+	for (i = 0; certs != NULL && i < certs->nfiles; i++) {
+		memset(&k, 0, sizeof(k));
+		if ((rc = wx3_load_cert(&certs->files[i], &k, diag)) != PH_OK)
+			goto fail;
+		if ((rc = wx3_add_key(v3, &k, diag)) != PH_OK) {
+			wx3_key_clear(&k);
+			goto fail;
+		}
+	}
+	if ((pubf == NULL) != (pubid == NULL)) {
+		rc = ph_fail(diag, PH_E_CONFIG, "platform_public_key_file and "
+		    "platform_public_key_id go together");
+		goto fail;
+	}
+	if (pubf != NULL) {
+		memset(&k, 0, sizeof(k));
+		if ((rc = wx3_load_pubkey(&pubf->blob, pubid->str, &k,
+		    diag)) != PH_OK)
+			goto fail;
+		if ((rc = wx3_add_key(v3, &k, diag)) != PH_OK) {
+			wx3_key_clear(&k);
+			goto fail;
+		}
+	}
+	if (v3->nkeys == 0) {
+		rc = ph_fail(diag, PH_E_CONFIG, "api_version = 3 needs "
+		    "platform_cert_files, or platform_public_key_file with "
+		    "platform_public_key_id, to verify WeChat Pay's signatures");
+		goto fail;
+	}
+
+	if ((priv == NULL) != (ser == NULL)) {
+		rc = ph_fail(diag, PH_E_CONFIG, "merchant_private_key_file and "
+		    "merchant_serial go together");
+		goto fail;
+	}
+	if (priv != NULL) {
+		if (ser->str == NULL || strlen(ser->str) > WX3_SERIAL_MAX ||
+		    !ph_token_valid(ser->str, strlen(ser->str),
+		    WX3_SERIAL_MAX, NULL) ||
+		    strspn(ser->str, "0123456789ABCDEFabcdef") !=
+		    strlen(ser->str)) {
+			rc = ph_fail(diag, PH_E_CONFIG, "merchant_serial must "
+			    "be the hex serial number of the merchant API "
+			    "certificate");
+			goto fail;
+		}
+		memcpy(v3->merchant_serial, ser->str, strlen(ser->str) + 1);
+		if ((rc = wx3_load_private(&priv->blob, &v3->merchant_key,
+		    diag)) != PH_OK)
+			goto fail;
+	}
+	ctx->v3 = v3;
+	return PH_OK;
+fail:
+	wx3_ctx_free(v3);
+	return rc;
+}
+
+/* ---- v3 signatures ------------------------------------------------------ */
+
+/* The one value of a header (names compared without case); a header
+ * sent twice is ambiguous and refused. */
+static int
+wx3_header(const struct ph_header *h, size_t nh, const char *name,
+    const char *what, const char **value, struct ph_diag *diag)
+{
+	size_t i;
+
+	*value = NULL;
+	for (i = 0; h != NULL && i < nh; i++) {
+		if (h[i].name == NULL || h[i].value == NULL ||
+		    strcasecmp(h[i].name, name) != 0)
+			continue;
+		if (*value != NULL)
+			return ph_fail(diag, PH_E_SIGNATURE, "%s: %s sent more "
+			    "than once", what, name);
+		*value = h[i].value;
+	}
+	if (*value == NULL || **value == '\0')
+		return ph_fail(diag, PH_E_SIGNATURE, "%s: %s missing", what,
+		    name);
+	return PH_OK;
+}
+
+/* Lines joined as WeChat signs them: each one followed by "\n". */
+struct wx3_line {
+	const void *p;
+	size_t n;
+};
+
+static int
+wx3_message(const struct wx3_line *l, size_t n, struct ph_buf *msg)
+{
+	size_t i;
+
+	ph_buf_append(msg, "", 0);
+	for (i = 0; i < n; i++) {
+		ph_buf_append(msg, l[i].p, l[i].n);
+		ph_buf_append(msg, "\n", 1);
+	}
+	return msg->err;
+}
+
+/* base64(RSA-SHA256, PKCS#1 v1.5, of msg) appended to out. */
+static int
+wx3_rsa_sign(EVP_PKEY *key, const void *msg, size_t len, struct ph_buf *out,
+    struct ph_diag *diag)
+{
+	unsigned char sig[WX3_SIG_MAX];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *mctx;
+	EVP_PKEY_CTX *pctx = NULL;
+	int rc = PH_OK;
+
+	if (key == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "merchant_private_key_file "
+		    "and merchant_serial are needed to sign requests");
+	if (EVP_PKEY_size(key) <= 0 || (size_t)EVP_PKEY_size(key) > siglen)
+		return ph_fail(diag, PH_E_CONFIG, "merchant key too large");
+	if ((mctx = EVP_MD_CTX_new()) == NULL)
+		return wx3_ossl_fail(diag, PH_E_NOMEM, "RSA sign");
+	if (EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, key) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0 ||
+	    EVP_DigestSign(mctx, sig, &siglen, len > 0 ? msg :
+	    (const void *)"", len) != 1)
+		rc = wx3_ossl_fail(diag, PH_E_INTERNAL, "RSA sign");
+	else if ((rc = ph_base64_encode(sig, siglen, out)) != PH_OK)
+		ph_fail(diag, rc, "cannot encode the signature");
+	EVP_MD_CTX_free(mctx);
+	OPENSSL_cleanse(sig, sizeof(sig));
+	return rc;
+}
+
+/* The signature of lines (each ending in "\n"), base64, into sig. */
+static int
+wx3_sign_lines(const struct wx3_ctx *v3, const struct wx3_line *l, size_t n,
+    struct ph_buf *sig, struct ph_diag *diag)
+{
+	struct ph_buf msg;
+	int rc;
+
+	ph_buf_init(&msg, PH_HTTP_BODY_MAX + 4096);
+	if ((rc = wx3_message(l, n, &msg)) != PH_OK)
+		rc = ph_fail(diag, rc, "cannot build the sign string");
+	else
+		rc = wx3_rsa_sign(v3->merchant_key, msg.data, msg.len, sig,
+		    diag);
+	ph_buf_free(&msg);
+	return rc;
+}
+
+/* A decimal of 1..12 digits, no sign. */
+static int
+wx3_timestamp(const char *s, int64_t *out)
+{
+	size_t i, n = strlen(s);
+	int64_t v = 0;
+
+	if (n == 0 || n > WX3_TS_DIGITS)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+/*
+ * Verifies the Wechatpay-* signature of a notification or an answer:
+ * PH_OK only when the platform key the configuration holds under
+ * Wechatpay-Serial signed "timestamp\nnonce\nbody\n" within the
+ * tolerance of now.  Signature probes (WECHATPAY/SIGNTEST/...) are not
+ * base64 and fail like any other bad signature.
+ */
+static int
+wx3_verify(const struct wx3_ctx *v3, const struct ph_header *h, size_t nh,
+    const unsigned char *body, size_t len, int64_t now, const char *what,
+    struct ph_diag *diag)
+{
+	const char *ts, *nonce, *sig64, *serial, *type;
+	const struct wx3_key *k = NULL;
+	unsigned char sig[WX3_SIG_MAX];
+	struct wx3_line lines[3];
+	struct ph_buf msg;
+	EVP_MD_CTX *mctx = NULL;
+	EVP_PKEY_CTX *pctx = NULL;
+	size_t siglen = 0, i;
+	int64_t t, skew;
+	time_t tnow;
+	int rc;
+
+	if ((rc = wx3_header(h, nh, "Wechatpay-Timestamp", what, &ts,
+	    diag)) != PH_OK ||
+	    (rc = wx3_header(h, nh, "Wechatpay-Nonce", what, &nonce,
+	    diag)) != PH_OK ||
+	    (rc = wx3_header(h, nh, "Wechatpay-Signature", what, &sig64,
+	    diag)) != PH_OK ||
+	    (rc = wx3_header(h, nh, "Wechatpay-Serial", what, &serial,
+	    diag)) != PH_OK)
+		return rc;
+	/* Optional, but when sent it must name the one scheme we verify. */
+	rc = wx3_header(h, nh, "Wechatpay-Signature-Type", what, &type, NULL);
+	if (type != NULL && (rc != PH_OK || strcmp(type, WX3_SCHEME) != 0))
+		return ph_fail(diag, PH_E_SIGNATURE, "%s: "
+		    "Wechatpay-Signature-Type %.40s is not %s", what, type,
+		    WX3_SCHEME);
+	if (!wx3_timestamp(ts, &t))
+		return ph_fail(diag, PH_E_SIGNATURE, "%s: Wechatpay-Timestamp "
+		    "is not unix seconds", what);
+	skew = t > now ? t - now : now - t;
+	if (skew > v3->tolerance)
+		return ph_fail(diag, PH_E_SIGNATURE, "%s: Wechatpay-Timestamp "
+		    "%lld is %lld s from now, more than %lld s", what,
+		    (long long)t, (long long)skew, (long long)v3->tolerance);
+	if (!ph_token_valid(nonce, strlen(nonce), WX3_NONCE_MAX, WX3_ID_EXTRA))
+		return ph_fail(diag, PH_E_SIGNATURE, "%s: Wechatpay-Nonce is "
+		    "invalid", what);
+	for (i = 0; i < v3->nkeys; i++)
+		if (strcmp(v3->keys[i].serial, serial) == 0) {
+			k = &v3->keys[i];
+			break;
+		}
+	if (k == NULL)
+		return ph_fail(diag, PH_E_SIGNATURE, "%s: unknown "
+		    "Wechatpay-Serial %.64s: no configured platform "
+		    "certificate or public key has it", what, serial);
+	tnow = (time_t)now;
+	if (k->cert != NULL &&
+	    (X509_cmp_time(X509_get0_notBefore(k->cert), &tnow) >= 0 ||
+	    X509_cmp_time(X509_get0_notAfter(k->cert), &tnow) <= 0)) {
+		ERR_clear_error();
+		return ph_fail(diag, PH_E_SIGNATURE, "%s: platform certificate "
+		    "%s is not valid now", what, k->serial);
+	}
+	if (ph_base64_decode(sig64, strlen(sig64), sig, sizeof(sig),
+	    &siglen) != PH_OK || siglen == 0 ||
+	    siglen != (size_t)EVP_PKEY_size(k->pkey)) {
+		ERR_clear_error();
+		return ph_fail(diag, PH_E_SIGNATURE, "%s: Wechatpay-Signature "
+		    "is not a base64 RSA signature for key %s", what,
+		    k->serial);
+	}
+
+	lines[0].p = ts;
+	lines[0].n = strlen(ts);
+	lines[1].p = nonce;
+	lines[1].n = strlen(nonce);
+	lines[2].p = body != NULL ? (const void *)body : "";
+	lines[2].n = body != NULL ? len : 0;
+	ph_buf_init(&msg, WX3_BODY_MAX + 128);
+	if ((rc = wx3_message(lines, 3, &msg)) != PH_OK) {
+		ph_fail(diag, rc, "%s: body larger than %d bytes", what,
+		    WX3_BODY_MAX);
+		goto out;
+	}
+	rc = PH_E_SIGNATURE;
+	if ((mctx = EVP_MD_CTX_new()) == NULL) {
+		rc = wx3_ossl_fail(diag, PH_E_NOMEM, "RSA verify");
+		goto out;
+	}
+	if (EVP_DigestVerifyInit(mctx, &pctx, EVP_sha256(), NULL,
+	    k->pkey) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0) {
+		rc = wx3_ossl_fail(diag, PH_E_INTERNAL, "RSA verify");
+		goto out;
+	}
+	if (EVP_DigestVerify(mctx, sig, siglen, (const unsigned char *)msg.data,
+	    msg.len) != 1) {
+		ERR_clear_error();
+		ph_fail(diag, PH_E_SIGNATURE, "%s: signature mismatch "
+		    "(platform key %s)", what, k->serial);
+		goto out;
+	}
+	rc = PH_OK;
+out:
+	EVP_MD_CTX_free(mctx);
+	ph_buf_free(&msg);
+	ERR_clear_error();
+	return rc;
+}
+
+/* ---- v3 resource decryption -------------------------------------------- */
+
+/*
+ * AEAD_AES_256_GCM (RFC 5116) with the APIv3 key: IV = the 12 bytes of
+ * resource.nonce, AAD = resource.associated_data (fed even when empty),
+ * ciphertext = base64 of data || 16-byte tag.  *plain (plen bytes, NUL
+ * after them) is the caller's to cleanse and free; nothing is returned
+ * unless the tag checked.
+ */
+static int
+wx3_decrypt(const struct wx3_ctx *v3, const struct json_t *res,
+    unsigned char **plain, size_t *plen, struct ph_diag *diag)
+{
+	const char *alg, *iv, *aad, *ct64;
+	size_t ivlen, aadlen, ct64len, ctlen = 0;
+	unsigned char *ct = NULL, *pt = NULL;
+	EVP_CIPHER_CTX *c = NULL;
+	int rc, n, fin;
+
+	*plain = NULL;
+	*plen = 0;
+	if ((rc = ph_json_get_string(res, "algorithm", 32, &alg, NULL,
+	    diag)) != PH_OK)
+		return rc;
+	if (strcmp(alg, "AEAD_AES_256_GCM") != 0)
+		return ph_fail(diag, PH_E_UNSUPPORTED, "resource.algorithm "
+		    "%.32s is not AEAD_AES_256_GCM", alg);
+	if ((rc = ph_json_get_string(res, "nonce", 64, &iv, &ivlen,
+	    diag)) != PH_OK ||
+	    (rc = ph_json_get_string(res, "associated_data", WX3_AAD_MAX,
+	    &aad, &aadlen, diag)) != PH_OK ||
+	    (rc = ph_json_get_string(res, "ciphertext", WX3_BODY_MAX, &ct64,
+	    &ct64len, diag)) != PH_OK)
+		return rc;
+	if (ivlen != WX3_GCM_IV_LEN)
+		return ph_fail(diag, PH_E_FIELD, "resource.nonce: %zu bytes, "
+		    "not %d", ivlen, WX3_GCM_IV_LEN);
+	if ((ct = malloc(ct64len / 4 * 3 + 1)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if (ph_base64_decode(ct64, ct64len, ct, ct64len / 4 * 3 + 1,
+	    &ctlen) != PH_OK) {
+		rc = ph_fail(diag, PH_E_SIGNATURE, "resource.ciphertext is "
+		    "not base64");
+		goto out;
+	}
+	/* Checked before subtracting the tag: no size_t underflow. */
+	if (ctlen <= WX3_GCM_TAG_LEN) {
+		rc = ph_fail(diag, PH_E_SIGNATURE, "resource.ciphertext: %zu "
+		    "bytes, shorter than data and a 16-byte tag", ctlen);
+		goto out;
+	}
+	if ((pt = malloc(ctlen - WX3_GCM_TAG_LEN + 1)) == NULL ||
+	    (c = EVP_CIPHER_CTX_new()) == NULL) {
+		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
+		goto out;
+	}
+	rc = PH_E_INTERNAL;
+	if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, WX3_GCM_IV_LEN,
+	    NULL) != 1 ||
+	    EVP_DecryptInit_ex(c, NULL, NULL, v3->apiv3_key,
+	    (const unsigned char *)iv) != 1 ||
+	    EVP_DecryptUpdate(c, NULL, &n, (const unsigned char *)aad,
+	    (int)aadlen) != 1 ||
+	    EVP_DecryptUpdate(c, pt, &n, ct,
+	    (int)(ctlen - WX3_GCM_TAG_LEN)) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, WX3_GCM_TAG_LEN,
+	    ct + ctlen - WX3_GCM_TAG_LEN) != 1) {
+		rc = wx3_ossl_fail(diag, PH_E_INTERNAL, "AES-256-GCM");
+		goto out;
+	}
+	if (EVP_DecryptFinal_ex(c, pt + n, &fin) != 1) {
+		ERR_clear_error();
+		rc = ph_fail(diag, PH_E_SIGNATURE, "resource: AES-256-GCM "
+		    "authentication failed (wrong APIv3 key, or the "
+		    "ciphertext, tag, nonce or associated_data changed)");
+		goto out;
+	}
+	*plen = (size_t)n + (size_t)fin;
+	pt[*plen] = '\0';
+	*plain = pt;
+	pt = NULL;
+	rc = PH_OK;
+out:
+	EVP_CIPHER_CTX_free(c);
+	if (pt != NULL) {
+		OPENSSL_cleanse(pt, ctlen - WX3_GCM_TAG_LEN);
+		free(pt);
+	}
+	free(ct);
+	ERR_clear_error();
+	return rc;
+}
+
+/* ---- v3 business fields ------------------------------------------------ */
+
+/*
+ * RFC 3339 as WeChat writes it, "2018-06-08T10:34:56+08:00": upper-case
+ * T, an offset or Z, optional fractional seconds (dropped).
+ */
+static int
+wx3_time(const char *s, int64_t *out)
+{
+	char compact[15];
+	const char *p;
+	long off = 0;
+	int i;
+
+	if (s == NULL || strnlen(s, 20) < 20 || s[4] != '-' || s[7] != '-' ||
+	    s[10] != 'T' || s[13] != ':' || s[16] != ':')
+		return PH_E_FIELD;
+	memcpy(compact, s, 4);
+	memcpy(compact + 4, s + 5, 2);
+	memcpy(compact + 6, s + 8, 2);
+	memcpy(compact + 8, s + 11, 2);
+	memcpy(compact + 10, s + 14, 2);
+	memcpy(compact + 12, s + 17, 2);
+	compact[14] = '\0';
+	p = s + 19;
+	if (*p == '.') {
+		for (i = 0, p++; *p >= '0' && *p <= '9' && i < 10; p++, i++)
+			continue;
+		if (i == 0 || i > 9)
+			return PH_E_FIELD;
+	}
+	if (p[0] == 'Z' && p[1] == '\0')
+		off = 0;
+	else if ((p[0] == '+' || p[0] == '-') && strnlen(p, 7) == 6 &&
+	    p[3] == ':' && p[1] >= '0' && p[1] <= '2' && p[2] >= '0' &&
+	    p[2] <= '9' && p[4] >= '0' && p[4] <= '5' && p[5] >= '0' &&
+	    p[5] <= '9') {
+		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600L +
+		    ((p[4] - '0') * 10 + (p[5] - '0')) * 60L;
+		if (off >= 86400)
+			return PH_E_FIELD;
+		if (p[0] == '-')
+			off = -off;
+	} else
+		return PH_E_FIELD;
+	return ph_time_parse_compact(compact, off, out);
+}
+
+/* mchid (and appid for transactions) must be the profile's; a
+ * service-provider object names a sub-merchant we cannot check. */
+static int
+wx3_merchant(const struct wx_ctx *ctx, const struct json_t *o,
+    int with_appid, struct ph_diag *diag)
+{
+	const char *v;
+
+	if (ph_json_get_string(o, "mchid", WX_ID_MAX, &v, NULL, NULL) !=
+	    PH_OK || strcmp(v, ctx->mch_id) != 0)
+		return ph_fail(diag, PH_E_MERCHANT, "mchid does not match");
+	if (with_appid && (ph_json_get_string(o, "appid", WX_ID_MAX, &v, NULL,
+	    NULL) != PH_OK || strcmp(v, ctx->appid) != 0))
+		return ph_fail(diag, PH_E_MERCHANT, "appid does not match");
+	if (ph_json_lookup(o, "sp_mchid") != NULL ||
+	    ph_json_lookup(o, "sub_mchid") != NULL ||
+	    ph_json_lookup(o, "sp_appid") != NULL ||
+	    ph_json_lookup(o, "sub_appid") != NULL)
+		return ph_fail(diag, PH_E_MERCHANT, "sp_mchid/sub_mchid: "
+		    "service-provider mode is not supported");
+	return PH_OK;
+}
+
+/* WeChat ids: out_trade_no with its extra characters, the others plain,
+ * at most 32; copied into an event field. */
+static int
+wx3_id(const struct json_t *o, const char *path, const char *extra,
+    char *dst, size_t cap, struct ph_diag *diag)
+{
+	char tmp[WX_ID_MAX + 1];
+	int rc;
+
+	if ((rc = ph_json_copy_token(o, path, tmp, sizeof(tmp), extra,
+	    diag)) != PH_OK)
+		return rc;
+	return ph_copy_token(dst, cap, tmp, extra, path, diag);
+}
+
+static int
+wx3_currency(const struct json_t *o, const char *path, int required,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	const char *v;
+	int rc;
+
+	if ((rc = (required ? ph_json_get_string : ph_json_opt_string)(o, path,
+	    3, &v, NULL, diag)) != PH_OK)
+		return rc;
+	if (v == NULL)
+		v = "CNY";
+	if (!ph_currency_valid(v))
+		return ph_fail(diag, PH_E_FIELD, "%s: invalid", path);
+	memcpy(ev->currency, v, 4);
+	return PH_OK;
+}
+
+/*
+ * A decrypted transaction (notification) or a query answer.  notify_id
+ * is the notification's id, NULL for a query; state tells the caller
+ * what trade_state said.
+ */
+static int
+wx3_transaction(const struct wx_ctx *ctx, const struct json_t *tx,
+    const char *notify_id, struct ph_event *ev, const char **state,
+    struct ph_diag *diag)
+{
+	const char *st, *v;
+	size_t i;
+	int rc;
+
+	*state = NULL;
+	if ((rc = wx3_merchant(ctx, tx, 1, diag)) != PH_OK)
+		return rc;
+	if ((rc = wx3_id(tx, "out_trade_no", WX_ORDER_EXTRA, ev->order_id,
+	    sizeof(ev->order_id), diag)) != PH_OK)
+		return rc;
+	if ((rc = ph_json_get_string(tx, "trade_state", 32, &st, NULL,
+	    diag)) != PH_OK)
+		return rc;
+	for (i = 0; wx3_trade_states[i].name != NULL; i++)
+		if (strcmp(st, wx3_trade_states[i].name) == 0)
+			break;
+	if (wx3_trade_states[i].name == NULL)
+		return ph_fail(diag, PH_E_FIELD, "trade_state: unknown");
+	*state = wx3_trade_states[i].name;
+	ev->kind = wx3_trade_states[i].kind;
+
+	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED) {
+		if ((rc = wx3_id(tx, "transaction_id", NULL, ev->txn_id,
+		    sizeof(ev->txn_id), diag)) != PH_OK ||
+		    (rc = ph_json_get_amount(tx, "amount.total", &ev->amount,
+		    diag)) != PH_OK ||
+		    (rc = wx3_currency(tx, "amount.currency", 1, ev,
+		    diag)) != PH_OK ||
+		    (rc = ph_json_get_string(tx, "success_time", 40, &v, NULL,
+		    diag)) != PH_OK)
+			return rc;
+		if (wx3_time(v, &ev->occurred_at) != PH_OK)
+			return ph_fail(diag, PH_E_FIELD, "success_time: "
+			    "invalid");
+		/* The key of the payment whatever told us: notification,
+		 * v2 or v3, or a query. */
+		if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
+		    ev->txn_id) >= (int)sizeof(ev->dedup_key))
+			return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+		return PH_OK;
+	}
+
+	/* Not a payment: what else is there must still be valid. */
+	if (ph_json_lookup(tx, "transaction_id") != NULL &&
+	    (rc = wx3_id(tx, "transaction_id", NULL, ev->txn_id,
+	    sizeof(ev->txn_id), diag)) != PH_OK)
+		return rc;
+	if (ph_json_lookup(tx, "amount.total") != NULL &&
+	    (rc = ph_json_get_amount(tx, "amount.total", &ev->amount,
+	    diag)) != PH_OK)
+		return rc;
+	if ((rc = wx3_currency(tx, "amount.currency", 0, ev, diag)) != PH_OK)
+		return rc;
+	if (notify_id != NULL)
+		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
+		    "notify:%s", notify_id);
+	else
+		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
+		    "query:%s:%s", ev->order_id, *state);
+	if (rc < 0 || rc >= (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+/* A decrypted refund (REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED). */
+static int
+wx3_refund(const struct wx_ctx *ctx, const struct json_t *r,
+    const char *notify_id, struct ph_event *ev, struct ph_diag *diag)
+{
+	const char *st, *v;
+	int rc;
+
+	if ((rc = wx3_merchant(ctx, r, 0, diag)) != PH_OK)
+		return rc;
+	if ((rc = wx3_id(r, "out_trade_no", WX_ORDER_EXTRA, ev->order_id,
+	    sizeof(ev->order_id), diag)) != PH_OK ||
+	    (rc = wx3_id(r, "transaction_id", NULL, ev->txn_id,
+	    sizeof(ev->txn_id), diag)) != PH_OK ||
+	    (rc = ph_json_copy_token(r, "refund_id", ev->refund_id,
+	    sizeof(ev->refund_id), WX3_ID_EXTRA, diag)) != PH_OK ||
+	    (rc = ph_json_get_string(r, "refund_status", 32, &st, NULL,
+	    diag)) != PH_OK)
+		return rc;
+	if (strcmp(st, "SUCCESS") == 0)
+		ev->kind = PH_EV_REFUND_SUCCEEDED;
+	else if (strcmp(st, "CLOSED") == 0 || strcmp(st, "ABNORMAL") == 0)
+		ev->kind = PH_EV_REFUND_FAILED;
+	else
+		return ph_fail(diag, PH_E_FIELD, "refund_status: unknown");
+	if ((rc = ph_json_get_amount(r, "amount.refund", &ev->amount,
+	    diag)) != PH_OK ||
+	    (rc = wx3_currency(r, "amount.currency", 0, ev, diag)) != PH_OK ||
+	    (rc = ph_json_opt_string(r, "success_time", 40, &v, NULL,
+	    diag)) != PH_OK)
+		return rc;
+	if (v != NULL && wx3_time(v, &ev->occurred_at) != PH_OK)
+		return ph_fail(diag, PH_E_FIELD, "success_time: invalid");
+	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "notify:%s",
+	    notify_id) >= (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+/*
+ * A verified notification of a kind payhook does not act on: it is
+ * acknowledged.  The core wants an order id in every event; a resource
+ * that names none gets "-".
+ */
+static int
+wx3_ignored(const struct wx_ctx *ctx, const struct json_t *o,
+    const char *notify_id, struct ph_event *ev, struct ph_diag *diag)
+{
+	int rc;
+
+	if (ph_json_lookup(o, "mchid") != NULL &&
+	    (rc = wx3_merchant(ctx, o, 0, diag)) != PH_OK)
+		return rc;
+	ev->kind = PH_EV_IGNORED;
+	if (ph_json_lookup(o, "out_trade_no") == NULL ||
+	    wx3_id(o, "out_trade_no", WX_ORDER_EXTRA, ev->order_id,
+	    sizeof(ev->order_id), NULL) != PH_OK)
+		memcpy(ev->order_id, "-", 2);
+	memcpy(ev->currency, "CNY", 4);
+	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "notify:%s",
+	    notify_id) >= (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+static int
+wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	const struct json_t *res;
+	json_t *env = NULL, *doc = NULL;
+	unsigned char *plain = NULL;
+	const char *v, *otype, *state;
+	char id[PH_ID_MAX + 1];
+	size_t plen = 0;
+	int rc;
+
+	if (req->body == NULL || req->body_len == 0)
+		return ph_fail(diag, PH_E_MALFORMED, "empty body");
+	if (req->body_len > WX3_BODY_MAX)
+		return ph_fail(diag, PH_E_TOOBIG, "body larger than %d bytes",
+		    WX3_BODY_MAX);
+	if ((rc = wx3_verify(ctx->v3, req->headers, req->nheaders, req->body,
+	    req->body_len, req->now, "notification", diag)) != PH_OK)
+		return rc;
+
+	/* Signed by WeChat Pay from here on; parse it once, strictly. */
+	if ((rc = ph_json_parse(req->body, req->body_len,
+	    &wx3_envelope_limits, &env, diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_json_copy_token(env, "id", id, sizeof(id), WX3_ID_EXTRA,
+	    diag)) != PH_OK ||
+	    (rc = ph_json_get_string(env, "event_type", 64, &v, NULL,
+	    diag)) != PH_OK)
+		goto out;
+	if (!ph_token_valid(v, strlen(v), 64, WX3_TYPE_EXTRA)) {
+		rc = ph_fail(diag, PH_E_FIELD, "event_type: invalid");
+		goto out;
+	}
+	if ((rc = ph_json_get_string(env, "resource_type", 64, &v, NULL,
+	    diag)) != PH_OK)
+		goto out;
+	if (strcmp(v, "encrypt-resource") != 0) {
+		rc = ph_fail(diag, PH_E_UNSUPPORTED, "resource_type %.32s is "
+		    "not encrypt-resource", v);
+		goto out;
+	}
+	if ((rc = ph_json_get_object(env, "resource", &res, diag)) != PH_OK ||
+	    (rc = ph_json_get_string(res, "original_type", 64, &otype, NULL,
+	    diag)) != PH_OK)
+		goto out;
+	if ((rc = wx3_decrypt(ctx->v3, res, &plain, &plen, diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_json_parse(plain, plen, &wx3_resource_limits, &doc,
+	    diag)) != PH_OK)
+		goto out;
+
+	if (strcmp(otype, "transaction") == 0)
+		rc = wx3_transaction(ctx, doc, id, ev, &state, diag);
+	else if (strcmp(otype, "refund") == 0)
+		rc = wx3_refund(ctx, doc, id, ev, diag);
+	else
+		rc = wx3_ignored(ctx, doc, id, ev, diag);
+out:
+	if (plain != NULL) {
+		OPENSSL_cleanse(plain, plen);
+		free(plain);
+	}
+	json_decref(doc);
+	json_decref(env);
+	if (rc != PH_OK)
+		memset(ev, 0, sizeof(*ev));
+	return rc;
+}
+
+/*
+ * The v3 answer: success is 204 with no body; a failure is 4xx/5xx with
+ * {"code":"FAIL","message":"..."} (400 refused, 500 retry later).  The
+ * status decides: WeChat retries on any non-2xx.
+ */
+static void
+wx3_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
+{
+	char msg[WX3_TEXT_MAX + 1];
+	const char *s;
+	size_t n = 0, len;
+	json_t *doc;
+
+	memset(out, 0, sizeof(*out));
+	switch (kind) {
+	case PH_ACK_OK:
+		out->status = 204;
+		return;
+	case PH_ACK_REFUSED:
+		out->status = 400;
+		break;
+	case PH_ACK_RETRY:
+		out->status = 500;
+		break;
+	default:
+		out->status = 500;
+		return;
+	}
+	for (s = reason; s != NULL && *s != '\0' && n < sizeof(msg) - 1; s++)
+		if ((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e)
+			msg[n++] = *s;
+	msg[n] = '\0';
+	if (n == 0)
+		snprintf(msg, sizeof(msg), "%s", kind == PH_ACK_RETRY ?
+		    "temporarily unavailable" : "invalid notification");
+	if ((doc = json_pack("{s:s, s:s}", "code", "FAIL", "message",
+	    msg)) == NULL)
+		return;
+	len = json_dumpb(doc, (char *)out->body, sizeof(out->body),
+	    JSON_COMPACT);
+	json_decref(doc);
+	if (len == 0 || len > sizeof(out->body)) {
+		out->body_len = 0;
+		return;
+	}
+	out->body_len = len;
+	memcpy(out->content_type, "application/json",
+	    sizeof("application/json"));
+}
+
+/* ---- v3 order query ------------------------------------------------------ */
+
+/* Percent-encodes everything but RFC 3986 unreserved characters. */
+static void
+wx3_pct(struct ph_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char c;
+
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~')
+			ph_buf_append(b, s, 1);
+		else
+			ph_buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+	}
+}
+
+static int
+wx3_set_header(struct ph_http_request *out, const char *name,
+    const char *value)
+{
+	size_t i = out->nheaders;
+
+	if (i == PH_HTTP_HEADERS_MAX ||
+	    strlen(name) >= sizeof(out->headers[i].name) ||
+	    strlen(value) >= sizeof(out->headers[i].value))
+		return PH_E_TOOBIG;
+	memcpy(out->headers[i].name, name, strlen(name) + 1);
+	memcpy(out->headers[i].value, value, strlen(value) + 1);
+	out->nheaders++;
+	return PH_OK;
+}
+
+/*
+ * The Authorization header of a request: WECHATPAY2-SHA256-RSA2048 with
+ * mchid, nonce_str, signature, timestamp and serial_no, the signature
+ * over "METHOD\nPATH?QUERY\nTIMESTAMP\nNONCE\nBODY\n".
+ */
+static int
+wx3_authorization(const struct wx_ctx *ctx, const char *method,
+    const char *path, int64_t now, const char *nonce,
+    const unsigned char *body, size_t body_len, struct ph_buf *out,
+    struct ph_diag *diag)
+{
+	struct wx3_line l[5];
+	struct ph_buf sig;
+	char ts[24];
+	int rc;
+
+	snprintf(ts, sizeof(ts), "%lld", (long long)now);
+	l[0].p = method;
+	l[0].n = strlen(method);
+	l[1].p = path;
+	l[1].n = strlen(path);
+	l[2].p = ts;
+	l[2].n = strlen(ts);
+	l[3].p = nonce;
+	l[3].n = strlen(nonce);
+	l[4].p = body != NULL ? (const void *)body : "";
+	l[4].n = body != NULL ? body_len : 0;
+	ph_buf_init(&sig, 1024);
+	if ((rc = wx3_sign_lines(ctx->v3, l, 5, &sig, diag)) == PH_OK) {
+		ph_buf_printf(out, "%s mchid=\"%s\",nonce_str=\"%s\","
+		    "signature=\"%s\",timestamp=\"%s\",serial_no=\"%s\"",
+		    WX3_SCHEME, ctx->mch_id, nonce, sig.data, ts,
+		    ctx->v3->merchant_serial);
+		if ((rc = out->err) != PH_OK)
+			ph_fail(diag, rc, "Authorization header too long");
+	}
+	ph_buf_free(&sig);
+	return rc;
+}
+
+/*
+ * GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mch_id},
+ * signed with the merchant key at cc->now with a nonce of 16 of the
+ * core's random bytes (32 upper-case hex).
+ */
+static int
+wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	char nonce[2 * WX3_NONCE_BYTES + 1];
+	struct ph_buf path, auth;
+	int rc;
+
+	if (cc == NULL || out == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(out, 0, sizeof(*out));
+	if (ctx->v3->merchant_key == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "query needs "
+		    "merchant_private_key_file and merchant_serial in this "
+		    "profile");
+	if (order == NULL || order->order_id == NULL ||
+	    !ph_token_valid(order->order_id, strlen(order->order_id),
+	    WX_ID_MAX, WX_ORDER_EXTRA))
+		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
+		    "WeChat out_trade_no (at most 32 of [A-Za-z0-9_-|*])");
+	ph_hex_upper(cc->random, WX3_NONCE_BYTES, nonce);
+	ph_buf_init(&path, sizeof(out->path) - 1);
+	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
+	ph_buf_puts(&path, WX3_QUERY_PATH);
+	wx3_pct(&path, order->order_id);
+	ph_buf_puts(&path, "?mchid=");
+	wx3_pct(&path, ctx->mch_id);
+	if ((rc = path.err) != PH_OK) {
+		ph_fail(diag, rc, "request path too long");
+		goto out;
+	}
+	if ((rc = wx3_authorization(ctx, "GET", path.data, cc->now, nonce,
+	    NULL, 0, &auth, diag)) != PH_OK)
+		goto out;
+	memcpy(out->method, "GET", sizeof("GET"));
+	memcpy(out->path, path.data, path.len + 1);
+	if ((rc = wx3_set_header(out, "Accept", "application/json")) !=
+	    PH_OK ||
+	    (rc = wx3_set_header(out, "Authorization", auth.data)) != PH_OK ||
+	    (rc = wx3_set_header(out, "User-Agent", WX3_USER_AGENT)) != PH_OK)
+		ph_fail(diag, rc, "request headers too long");
+out:
+	ph_buf_free(&path);
+	ph_buf_free(&auth);
+	if (rc != PH_OK)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+/* Provider text for a diagnostic: printable ASCII only, bounded. */
+static void
+wx3_text(char *dst, size_t cap, const char *src)
+{
+	size_t n = 0;
+
+	for (; src != NULL && *src != '\0' && n + 1 < cap && n < WX3_TEXT_MAX;
+	    src++)
+		if ((unsigned char)*src >= 0x20 && (unsigned char)*src < 0x7f)
+			dst[n++] = *src;
+	if (n == 0 && cap > 1)
+		dst[n++] = '-';
+	dst[n] = '\0';
+}
+
+/*
+ * The answer to a query.  5xx and SYSTEM_ERROR are "ask later" and need
+ * no signature, since they change nothing.  Anything that becomes an
+ * event (200, and 404 ORDER_NOT_EXIST) must carry a valid Wechatpay-*
+ * signature, exactly as a notification.
+ */
+static int
+wx3_query_response(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_http_response *in,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	char code[WX3_TEXT_MAX + 1], text[WX3_TEXT_MAX + 1];
+	json_t *doc = NULL;
+	const char *state, *c = NULL, *m = NULL;
+	int rc;
+
+	if (in == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	if (order == NULL || order->order_id == NULL ||
+	    !ph_token_valid(order->order_id, strlen(order->order_id),
+	    WX_ID_MAX, WX_ORDER_EXTRA))
+		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
+		    "WeChat out_trade_no");
+	if (in->status != 200) {
+		/* An error answer: its code, if it has one, is read before
+		 * any signature, but only "ask later" comes of it unsigned. */
+		if (in->body != NULL && in->body_len > 0 &&
+		    ph_json_parse(in->body, in->body_len,
+		    &wx3_envelope_limits, &doc, NULL) == PH_OK) {
+			ph_json_opt_string(doc, "code", 64, &c, NULL, NULL);
+			ph_json_opt_string(doc, "message", 256, &m, NULL, NULL);
+		}
+		wx3_text(code, sizeof(code), c);
+		wx3_text(text, sizeof(text), m);
+		if (in->status == 404 && c != NULL &&
+		    (strcmp(c, "ORDER_NOT_EXIST") == 0 ||
+		    strcmp(c, "ORDERNOTEXIST") == 0)) {
+			if ((rc = wx3_verify(ctx->v3, in->headers, in->nheaders,
+			    in->body, in->body_len, in->now, "query answer",
+			    diag)) != PH_OK)
+				goto out;
+			ev->kind = PH_EV_NOT_FOUND;
+			memcpy(ev->currency, "CNY", 4);
+			if ((rc = ph_copy_token(ev->order_id,
+			    sizeof(ev->order_id), order->order_id,
+			    WX_ORDER_EXTRA, "out_trade_no", diag)) != PH_OK)
+				goto out;
+			if (snprintf(ev->dedup_key, sizeof(ev->dedup_key),
+			    "query:%s:%s", ev->order_id, c) >=
+			    (int)sizeof(ev->dedup_key))
+				rc = ph_fail(diag, PH_E_FIELD,
+				    "dedup key too long");
+			goto out;
+		}
+		rc = ph_fail(diag, PH_E_PROVIDER, "query: HTTP %d, code %s: %s",
+		    in->status, code, text);
+		goto out;
+	}
+	if ((rc = wx3_verify(ctx->v3, in->headers, in->nheaders, in->body,
+	    in->body_len, in->now, "query answer", diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_json_parse(in->body, in->body_len, &wx3_resource_limits,
+	    &doc, diag)) != PH_OK)
+		goto out;
+	if ((rc = wx3_transaction(ctx, doc, NULL, ev, &state, diag)) != PH_OK)
+		goto out;
+	if (strcmp(ev->order_id, order->order_id) != 0)
+		rc = ph_fail(diag, PH_E_FIELD, "query: out_trade_no is not the "
+		    "order asked about");
+out:
+	json_decref(doc);
+	if (rc != PH_OK)
+		memset(ev, 0, sizeof(*ev));
+	return rc;
+}
+
+/* ---- The table: one entry per call, dispatched on api_version ----------- */
+
+static int
+wx_dispatch_query_request(void *p, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3)
+		return wx3_query_request(ctx, order, cc, out, diag);
+	return wx_query_request(p, order, cc, out, diag);
+}
+
+static int
+wx_dispatch_query_response(void *p, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3)
+		return wx3_query_response(ctx, order, in, ev, diag);
+	return wx_query_response(p, order, in, ev, diag);
+}
+
+/* Closing an order is implemented for API v2 only. */
+static int
+wx_dispatch_close_request(void *p, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3) {
+		if (out != NULL)
+			memset(out, 0, sizeof(*out));
+		return ph_fail(diag, PH_E_UNSUPPORTED, "close is not "
+		    "implemented for api_version = 3 profiles");
+	}
+	return wx_close_request(p, order, cc, out, diag);
+}
+
+static int
+wx_dispatch_close_response(void *p, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3) {
+		if (ev != NULL)
+			memset(ev, 0, sizeof(*ev));
+		return ph_fail(diag, PH_E_UNSUPPORTED, "close is not "
+		    "implemented for api_version = 3 profiles");
+	}
+	return wx_close_response(p, order, in, ev, diag);
+}
+
 PH_PROVIDER_DEFINE_CALLS("wechat",
-    "WeChat Pay API v2 payment notifications, order query and close",
+    "WeChat Pay API v2 and v3 notifications and order query; v2 close",
     PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE, wx_conf_keys,
     wx_profile_new, wx_profile_free, wx_parse_notify, wx_ack,
-    wx_query_request, wx_query_response, wx_close_request, wx_close_response)
+    wx_dispatch_query_request, wx_dispatch_query_response,
+    wx_dispatch_close_request, wx_dispatch_close_response)
