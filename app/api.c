@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "ledger.h"
+#include "metrics.h"
 #include "log.h"
 #include "order.h"
 #include "query.h"
@@ -156,6 +157,7 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 	    "attempt"))
 		goto done;
 
+	fc_note_set(resp->note.order_id, order_id);
 	memset(&n, 0, sizeof(n));
 	n.order_id = order_id;
 	n.profile = profile;
@@ -477,4 +479,58 @@ api_health(struct fc_ctx *ctx, struct fc_response *resp)
 	j = json_pack("{s:s}", "status", "ok");
 	fc_json(resp, 200, j);
 	json_decref(j);
+}
+
+void
+api_metrics(struct fc_ctx *ctx, struct fc_response *resp)
+{
+	uint64_t counts[ORDER__MAX];
+	struct store_stats st;
+	struct ph_buf *b = &resp->body;
+	int i;
+
+	ph_buf_free(b);
+	ph_buf_init(b, FC_RESP_MAX);
+	metrics_render(b);
+	if (ledger_counts(ctx->store, counts, ORDER__MAX) == PH_OK) {
+		ph_buf_puts(b, "# HELP payhook_orders Orders by state.\n"
+		    "# TYPE payhook_orders gauge\n");
+		for (i = 0; i < ORDER__MAX; i++)
+			ph_buf_printf(b, "payhook_orders{state=\"%s\"} %llu\n",
+			    order_state_name(i), (unsigned long long)counts[i]);
+	}
+	if (store_stats(ctx->store, &st) == PH_OK) {
+		ph_buf_puts(b, "# HELP payhook_store_entries Records per "
+		    "database.\n# TYPE payhook_store_entries gauge\n");
+		for (i = 0; i < STORE_DB__MAX; i++)
+			ph_buf_printf(b, "payhook_store_entries{db=\"%s\"} "
+			    "%zu\n", store_db_name(i), st.entries[i]);
+		ph_buf_printf(b, "# HELP payhook_outbox_events Events in the "
+		    "outbox (the feed).\n# TYPE payhook_outbox_events gauge\n"
+		    "payhook_outbox_events %zu\n"
+		    "# HELP payhook_due_orders Orders waiting for a query.\n"
+		    "# TYPE payhook_due_orders gauge\npayhook_due_orders %zu\n"
+		    "# HELP payhook_refunds_queued Refund work items.\n"
+		    "# TYPE payhook_refunds_queued gauge\n"
+		    "payhook_refunds_queued %zu\n"
+		    "# HELP payhook_store_map_bytes LMDB map size.\n"
+		    "# TYPE payhook_store_map_bytes gauge\n"
+		    "payhook_store_map_bytes %zu\n"
+		    "# HELP payhook_store_used_bytes LMDB map in use.\n"
+		    "# TYPE payhook_store_used_bytes gauge\n"
+		    "payhook_store_used_bytes %zu\n"
+		    "# HELP payhook_store_readers LMDB reader slots in use.\n"
+		    "# TYPE payhook_store_readers gauge\n"
+		    "payhook_store_readers %u\n",
+		    st.entries[STORE_DB_EVENTS], st.entries[STORE_DB_DUE],
+		    st.entries[STORE_DB_REFUNDS], st.map_size, st.map_used,
+		    st.readers_used);
+	}
+	if (b->err) {
+		fc_error(resp, 500, "internal", "metrics did not fit");
+		return;
+	}
+	resp->status = 200;
+	snprintf(resp->content_type, sizeof(resp->content_type),
+	    "text/plain; version=0.0.4");
 }

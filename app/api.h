@@ -17,5 +17,7 @@ void api_attempt(struct fc_ctx *ctx, const char *order_id,
 void api_events(struct fc_ctx *ctx, const struct fc_request *req,
     struct fc_response *resp);
 void api_health(struct fc_ctx *ctx, struct fc_response *resp);
+/* GET /metrics: Prometheus text format. */
+void api_metrics(struct fc_ctx *ctx, struct fc_response *resp);
 
 #endif

@@ -9,6 +9,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
+#include <libgen.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,7 @@
 #include "conf.h"
 #include "http.h"
 #include "ledger.h"
+#include "metrics.h"
 #include "log.h"
 #include "order.h"
 #include "store.h"
@@ -37,12 +41,21 @@ cli_usage(FILE *f)
 	    "usage: payhook [-c FILE] COMMAND [ARGS]\n"
 	    "\n"
 	    "commands:\n"
-	    "  check                         validate the configuration, keys,\n"
-	    "                                plugins and database; exit 1 on a problem\n"
-	    "  order ID                      print an order as JSON\n"
+	    "  check [--user USER]           validate the configuration, keys,\n"
+	    "                                plugins and database; with --user, also\n"
+	    "                                that USER (the web server's) can use them\n"
+	    "  order show ID                 print an order as JSON (also: order ID)\n"
+	    "  order list [--state S] [--limit N] [--after ID] [--json]\n"
+	    "                                list orders, one per line\n"
 	    "  events [--after SEQ] [--limit N]\n"
 	    "                                print the event feed as JSON\n"
+	    "  events tail [--after SEQ] [--follow]\n"
+	    "                                print events one JSON object per line\n"
 	    "  stats                         print database statistics as JSON\n"
+	    "  dedup prune --older-than AGE  forget dedup keys first seen before AGE\n"
+	    "                                ago (e.g. 90d); payments stay deduplicated\n"
+	    "  backup FILE                   write a consistent, compacted copy of the\n"
+	    "                                database to FILE while payhook runs\n"
 	    "  sweep [--watch] [--interval S]\n"
 	    "                                ask providers about pending orders that\n"
 	    "                                are due, close expired unpaid ones; one\n"
@@ -96,8 +109,137 @@ cli_print(json_t *j)
 	return 0;
 }
 
+/* The identity a check is made for: the web server's user. */
+struct cli_user {
+	const char *name;
+	uid_t uid;
+	gid_t groups[64];
+	int ngroups;
+};
+
+/* What user may do to a file by its mode bits (root may do all). */
 static int
-cli_check(const char *path)
+cli_mode_allows(const struct cli_user *u, const struct stat *st, int want)
+{
+	int i, shift = 0;
+
+	if (u->uid == 0)
+		return 1;
+	if (st->st_uid == u->uid)
+		shift = 6;
+	else
+		for (i = 0; i < u->ngroups; i++)
+			if (st->st_gid == u->groups[i]) {
+				shift = 3;
+				break;
+			}
+	return (int)((st->st_mode >> shift) & 7 & (unsigned)want) == want;
+}
+
+/* Can user reach and use path?  Prints the problem; 0 when fine. */
+static int
+cli_user_may(const struct cli_user *u, const char *path, int want,
+    const char *what)
+{
+	char dir[4096], *slash;
+	struct stat st;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	/* Every folder on the way must be searchable. */
+	for (slash = strchr(dir + 1, '/'); slash != NULL;
+	    slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		if (stat(dir, &st) == 0 && !cli_mode_allows(u, &st, 1)) {
+			fprintf(stderr, "payhook: user %s cannot enter %s, on the "
+			    "way to the %s %s\n", u->name, dir, what, path);
+			return -1;
+		}
+		*slash = '/';
+	}
+	if (stat(path, &st) == -1) {
+		fprintf(stderr, "payhook: %s %s: %s\n", what, path,
+		    strerror(errno));
+		return -1;
+	}
+	if (!cli_mode_allows(u, &st, want)) {
+		fprintf(stderr, "payhook: user %s cannot %s the %s %s (mode "
+		    "%04o, owner %ld)\n", u->name, want & 2 ? "write" : "read",
+		    what, path, (unsigned)(st.st_mode & 07777),
+		    (long)st.st_uid);
+		return -1;
+	}
+	return 0;
+}
+
+/* Everything payhook.fcgi opens, checked as the web server's user. */
+static int
+cli_check_user(const struct conf *conf, const char *user)
+{
+	struct cli_user u;
+	struct passwd *pw;
+	char *dir, path[4096];
+	size_t i, j, k;
+	int bad = 0;
+
+	if ((pw = getpwnam(user)) == NULL) {
+		fprintf(stderr, "payhook: no user %s on this machine\n", user);
+		return -1;
+	}
+	u.name = user;
+	u.uid = pw->pw_uid;
+	u.ngroups = 64;
+	if (getgrouplist(user, pw->pw_gid, u.groups, &u.ngroups) == -1)
+		u.ngroups = 0;
+	bad |= cli_user_may(&u, conf->path, 4, "configuration file");
+	if (conf->api_token_file != NULL)
+		bad |= cli_user_may(&u, conf->api_token_file, 4, "token file");
+	bad |= cli_user_may(&u, conf->plugin_dir, 5, "plugin folder");
+	for (i = 0; i < conf->loader.n; i++)
+		bad |= cli_user_may(&u, conf->loader.plugins[i].file, 4,
+		    "plugin");
+	for (i = 0; i < conf->nprofiles; i++) {
+		const struct conf_profile *pr = &conf->profiles[i];
+		const struct ph_conf_key *keys = pr->plugin->prov->conf_keys;
+
+		for (j = 0; keys[j].name != NULL; j++) {
+			char list[4096], *tok, *save;
+
+			if ((keys[j].type != PH_CONF_FILE &&
+			    keys[j].type != PH_CONF_SECRET_FILE &&
+			    keys[j].type != PH_CONF_FILES) ||
+			    !pr->values[j].present)
+				continue;
+			snprintf(list, sizeof(list), "%s", pr->values[j].str);
+			for (k = 0, tok = strtok_r(list, " \t", &save);
+			    tok != NULL; tok = strtok_r(NULL, " \t", &save),
+			    k++) {
+				char *full = conf_path(conf, tok);
+
+				if (full != NULL)
+					bad |= cli_user_may(&u, full, 4,
+					    keys[j].name);
+				free(full);
+			}
+		}
+		if (pr->client_key_file != NULL)
+			bad |= cli_user_may(&u, pr->client_key_file, 4,
+			    "client_key_file");
+	}
+	if ((dir = strdup(conf->db_path)) != NULL) {
+		bad |= cli_user_may(&u, dirname(dir), 7, "database folder");
+		free(dir);
+	}
+	bad |= cli_user_may(&u, conf->db_path, 6, "database");
+	snprintf(path, sizeof(path), "%s-lock", conf->db_path);
+	bad |= cli_user_may(&u, path, 6, "database lock file");
+	snprintf(path, sizeof(path), "%s-metrics", conf->db_path);
+	if (access(path, F_OK) == 0)
+		bad |= cli_user_may(&u, path, 6, "metrics file");
+	return bad ? -1 : 0;
+}
+
+static int
+cli_check(const char *path, const char *user)
 {
 	struct conf *conf;
 	struct store *store = NULL;
@@ -119,9 +261,16 @@ cli_check(const char *path)
 		return 1;
 	}
 	store_close(store);
+	if (user != NULL && cli_check_user(conf, user) != 0) {
+		fprintf(stderr, "payhook: %s: user %s cannot run payhook with "
+		    "this configuration\n", path, user);
+		conf_free(conf);
+		return 1;
+	}
 	printf("payhook: %s: configuration OK (%zu profile(s), %zu "
-	    "plugin(s), database %s%s)\n", path, conf->nprofiles,
-	    conf->loader.n, conf->db_path, exists ? "" : ", created");
+	    "plugin(s), database %s%s)%s%s\n", path, conf->nprofiles,
+	    conf->loader.n, conf->db_path, exists ? "" : ", created",
+	    user != NULL ? "; usable by " : "", user != NULL ? user : "");
 	conf_free(conf);
 	return 0;
 }
@@ -231,8 +380,17 @@ cli_stats(const char *path)
 		for (i = 0; i < STORE_DB__MAX; i++)
 			json_object_set_new(dbs, store_db_name(i),
 			    json_integer((json_int_t)st.entries[i]));
-		out = json_pack("{s:s, s:o, s:I, s:I, s:i, s:i}",
-		    "database", conf->db_path, "entries", dbs,
+		uint64_t counts[ORDER__MAX];
+		json_t *states = json_object();
+
+		if (ledger_counts_init(store) == PH_OK &&
+		    ledger_counts(store, counts, ORDER__MAX) == PH_OK)
+			for (i = 0; i < ORDER__MAX; i++)
+				json_object_set_new(states, order_state_name(i),
+				    json_integer((json_int_t)counts[i]));
+		out = json_pack("{s:s, s:o, s:o, s:I, s:I, s:i, s:i}",
+		    "database", conf->db_path, "orders", states,
+		    "entries", dbs,
 		    "map_size", (json_int_t)st.map_size,
 		    "map_used", (json_int_t)st.map_used,
 		    "readers_used", (int)st.readers_used,
@@ -246,6 +404,204 @@ cli_stats(const char *path)
 }
 
 static volatile sig_atomic_t cli_stop;
+
+static int
+cli_order_list(const char *path, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state", required_argument, NULL, 's' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ "after", required_argument, NULL, 'a' },
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long long limit = 100;
+	const char *state = NULL, *after = "";
+	struct conf *conf;
+	struct store *store;
+	json_t *list, *o;
+	size_t i;
+	int ch, json = 0, rc;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 's' && order_state_parse(optarg) >= 0) {
+			state = optarg;
+			continue;
+		}
+		if (ch == 'l' && cli_number(optarg, &limit) == 0 &&
+		    limit >= 1 && limit <= 100000)
+			continue;
+		if (ch == 'a') {
+			after = optarg;
+			continue;
+		}
+		if (ch == 'j') {
+			json = 1;
+			continue;
+		}
+		fprintf(stderr, "payhook: order list: --state takes PENDING, "
+		    "PAID, CLOSED, REFUNDING or REFUNDED; --limit 1 to "
+		    "100000\n");
+		return 1;
+	}
+	if (cli_open(path, &conf, &store, 1) != 0)
+		return 1;
+	if ((rc = ledger_list_orders(store, state, after, limit, &list)) !=
+	    PH_OK) {
+		fprintf(stderr, "payhook: order list: %s\n", ph_strerror(rc));
+		rc = 1;
+	} else if (json) {
+		json_t *views = json_array();
+
+		json_array_foreach(list, i, o)
+			json_array_append_new(views, order_to_api(o));
+		rc = cli_print(views);
+		json_decref(views);
+	} else {
+		json_array_foreach(list, i, o) {
+			json_t *v = order_to_api(o);
+
+			printf("%s\t%s\t%lld\t%s\t%s\t%s\n",
+			    json_string_value(json_object_get(v, "order_id")),
+			    json_string_value(json_object_get(v, "state")),
+			    (long long)json_integer_value(json_object_get(v,
+			    "amount")),
+			    json_string_value(json_object_get(v, "currency")),
+			    json_string_value(json_object_get(v, "profile")),
+			    json_string_value(json_object_get(v,
+			    "updated_at")));
+			json_decref(v);
+		}
+		rc = 0;
+	}
+	json_decref(list);
+	store_close(store);
+	conf_free(conf);
+	return rc;
+}
+
+static int
+cli_events_tail(const char *path, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "after", required_argument, NULL, 'a' },
+		{ "follow", no_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long long after = 0;
+	struct conf *conf;
+	struct store *store;
+	json_t *events, *e;
+	uint64_t next;
+	size_t i;
+	int ch, follow = 0, rc = 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'a' && cli_number(optarg, &after) == 0)
+			continue;
+		if (ch == 'f') {
+			follow = 1;
+			continue;
+		}
+		fprintf(stderr, "payhook: events tail: --after takes a "
+		    "sequence number\n");
+		return 1;
+	}
+	if (cli_open(path, &conf, &store, 1) != 0)
+		return 1;
+	do {
+		if ((rc = ledger_events(store, after, 1000, &events, &next)) !=
+		    PH_OK) {
+			fprintf(stderr, "payhook: events: %s\n",
+			    ph_strerror(rc));
+			rc = 1;
+			break;
+		}
+		json_array_foreach(events, i, e) {
+			json_t *v = order_event_to_api(e);
+			char *line = json_dumps(v, JSON_COMPACT |
+			    JSON_PRESERVE_ORDER);
+
+			if (line != NULL)
+				printf("%s\n", line);
+			free(line);
+			json_decref(v);
+		}
+		fflush(stdout);
+		if (json_array_size(events) == 0 && follow)
+			sleep(1);
+		json_decref(events);
+		after = next;
+	} while (follow && !cli_stop);
+	store_close(store);
+	conf_free(conf);
+	return rc;
+}
+
+static int
+cli_dedup_prune(const char *path, int argc, char **argv)
+{
+	struct conf *conf;
+	struct store *store;
+	long age[1];
+	size_t n = 0, removed;
+	char why[96];
+	int rc;
+
+	if (argc != 3 || strcmp(argv[1], "--older-than") != 0 ||
+	    conf_parse_schedule(argv[2], age, 1, &n, why, sizeof(why)) != 0) {
+		fprintf(stderr, "payhook: dedup prune --older-than AGE, with "
+		    "AGE like 90d or 720h\n");
+		return 1;
+	}
+	if (cli_open(path, &conf, &store, 1) != 0)
+		return 1;
+	rc = ledger_prune_dedup(store, (int64_t)time(NULL) - age[0],
+	    &removed);
+	if (rc != PH_OK)
+		fprintf(stderr, "payhook: dedup prune: %s (%zu removed before "
+		    "it)\n", ph_strerror(rc), removed);
+	else
+		printf("payhook: dedup prune: %zu key(s) first seen more than "
+		    "%s ago removed\n", removed, argv[2]);
+	store_close(store);
+	conf_free(conf);
+	return rc == PH_OK ? 0 : 1;
+}
+
+static int
+cli_backup(const char *path, const char *file)
+{
+	struct conf *conf;
+	struct store *store;
+	struct ph_diag diag;
+	int rc;
+
+	if (cli_open(path, &conf, &store, 1) != 0)
+		return 1;
+	memset(&diag, 0, sizeof(diag));
+	if ((rc = store_backup(store, file, &diag)) != PH_OK)
+		fprintf(stderr, "payhook: %s\n", diag.msg);
+	else
+		printf("payhook: database %s copied to %s\n", conf->db_path,
+		    file);
+	store_close(store);
+	conf_free(conf);
+	return rc == PH_OK ? 0 : 1;
+}
+
+/* The counters shared with payhook.fcgi, beside the database. */
+static void
+cli_metrics_open(const struct conf *conf)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s-metrics", conf->db_path) <
+	    (int)sizeof(path))
+		metrics_open(path);
+}
 
 static void
 cli_on_signal(int sig)
@@ -292,6 +648,7 @@ cli_sweep(const char *path, int argc, char **argv)
 	if (cli_open(path, &conf, &store, 1) != 0)
 		return 1;
 	log_set_level(conf->log_level);
+	cli_metrics_open(conf);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = cli_on_signal;
 	sigaction(SIGTERM, &sa, NULL);
@@ -301,12 +658,20 @@ cli_sweep(const char *path, int argc, char **argv)
 
 		if ((rc = sweep_pass(conf, store, now, token, &st)) != PH_OK) {
 			log_err("sweep: %s", ph_strerror(rc));
+			metrics_add("payhook_sweeper_passes_total",
+			    "result=error", 1);
 			rc = 1;
 		} else {
 			rc = 0;
+			metrics_add("payhook_sweeper_passes_total",
+			    "result=ok", 1);
+			metrics_add("payhook_sweeper_orders_paid_total", NULL,
+			    st.paid);
+			metrics_add("payhook_sweeper_orders_closed_total", NULL,
+			    st.closed);
 			if (st.due > 0 || !watch)
-				log_info("sweep: %zu due, %zu taken, %zu "
-				    "queries, %zu failed, %zu paid, %zu closed",
+				log_kv(LOG_LVL_INFO, "sweep", "due=%zu taken=%zu "
+				    "queries=%zu failed=%zu paid=%zu closed=%zu",
 				    st.due, st.leased, st.queries, st.failures,
 				    st.paid, st.closed);
 		}
@@ -350,11 +715,28 @@ main(int argc, char **argv)
 		return 1;
 	}
 	if (strcmp(argv[0], "check") == 0 && argc == 1)
-		return cli_check(path);
+		return cli_check(path, NULL);
+	if (strcmp(argv[0], "check") == 0 && argc == 3 &&
+	    strcmp(argv[1], "--user") == 0)
+		return cli_check(path, argv[2]);
+	if (strcmp(argv[0], "order") == 0 && argc == 3 &&
+	    strcmp(argv[1], "show") == 0)
+		return cli_order(path, argv[2]);
+	if (strcmp(argv[0], "order") == 0 && argc >= 2 &&
+	    strcmp(argv[1], "list") == 0)
+		return cli_order_list(path, argc - 1, argv + 1);
 	if (strcmp(argv[0], "order") == 0 && argc == 2)
 		return cli_order(path, argv[1]);
+	if (strcmp(argv[0], "events") == 0 && argc >= 2 &&
+	    strcmp(argv[1], "tail") == 0)
+		return cli_events_tail(path, argc - 1, argv + 1);
 	if (strcmp(argv[0], "events") == 0)
 		return cli_events(path, argc, argv);
+	if (strcmp(argv[0], "dedup") == 0 && argc >= 2 &&
+	    strcmp(argv[1], "prune") == 0)
+		return cli_dedup_prune(path, argc - 1, argv + 1);
+	if (strcmp(argv[0], "backup") == 0 && argc == 2)
+		return cli_backup(path, argv[1]);
 	if (strcmp(argv[0], "stats") == 0 && argc == 1)
 		return cli_stats(path);
 	if (strcmp(argv[0], "sweep") == 0) {

@@ -104,7 +104,7 @@ conf_name_valid(const char *s, size_t len)
 	return 1;
 }
 
-static char *
+char *
 conf_path(const struct conf *c, const char *p)
 {
 	struct ph_buf b;

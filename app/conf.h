@@ -91,6 +91,9 @@ void conf_free(struct conf *c);
 const struct conf_profile *conf_profile(const struct conf *c,
     const char *name);
 
+/* p made absolute against the config file's folder (caller frees). */
+char *conf_path(const struct conf *c, const char *p);
+
 /*
  * Parses a schedule like "15s,30s,1m,3m,10m,1h" into seconds; -1 with a
  * reason in why (64 bytes) when malformed.

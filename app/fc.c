@@ -253,6 +253,7 @@ fc_merchant(struct fc_ctx *ctx, const struct fc_request *req,
 	const char *action;
 
 	if (strcmp(path, "/orders") == 0) {
+		fc_note_set(resp->note.route, "orders");
 		if (!fc_method_is(req, "POST"))
 			fc_method_not_allowed(resp, "POST", req->method);
 		else
@@ -260,6 +261,8 @@ fc_merchant(struct fc_ctx *ctx, const struct fc_request *req,
 	} else if (strncmp(path, "/orders/", 8) == 0 &&
 	    fc_order_action(path + 8, id, sizeof(id), &action) == 0 &&
 	    action != NULL) {
+		fc_note_set(resp->note.route, action);
+		fc_note_set(resp->note.order_id, id);
 		if (!fc_method_is(req, "POST"))
 			fc_method_not_allowed(resp, "POST", req->method);
 		else if (strcmp(action, "query") == 0)
@@ -268,14 +271,18 @@ fc_merchant(struct fc_ctx *ctx, const struct fc_request *req,
 			api_attempt(ctx, id, req, resp);
 	} else if (strncmp(path, "/orders/", 8) == 0 &&
 	    strchr(path + 8, '/') == NULL) {
+		fc_note_set(resp->note.route, "order");
 		if (fc_unescape(path + 8, strlen(path + 8), id, sizeof(id),
 		    0) == -1 || id[0] == '\0')
 			fc_error(resp, 404, "not_found", "no such order");
 		else if (!fc_method_is(req, "GET"))
 			fc_method_not_allowed(resp, "GET", req->method);
-		else
+		else {
+			fc_note_set(resp->note.order_id, id);
 			api_get_order(ctx, id, resp);
+		}
 	} else if (strcmp(path, "/events") == 0) {
+		fc_note_set(resp->note.route, "events");
 		if (!fc_method_is(req, "GET"))
 			fc_method_not_allowed(resp, "GET", req->method);
 		else
@@ -298,8 +305,11 @@ fc_notify(struct fc_ctx *ctx, const struct fc_request *req,
 	const struct conf_profile *pr = NULL;
 	char name[40];
 
+	fc_note_set(resp->note.route, "notify");
 	if (fc_unescape(path, strlen(path), name, sizeof(name), 0) == 0)
 		pr = conf_profile(ctx->conf, name);
+	if (pr != NULL)
+		fc_note_set(resp->note.profile, pr->name);
 	if (pr == NULL)
 		fc_error(resp, 404, "unknown_profile",
 		    "no notification profile named \"%s\"", path);
@@ -323,15 +333,23 @@ fc_handle(struct fc_ctx *ctx, const struct fc_request *req,
 	char buf[FC_PATH_MAX];
 	const char *path;
 
+	fc_note_set(resp->note.route, "none");
 	path = fc_route_path(ctx->conf, req->uri != NULL ? req->uri : "", buf,
 	    sizeof(buf));
 	if (path == NULL || req->method == NULL)
 		fc_error(resp, 404, "not_found", "no route");
 	else if (strcmp(path, "/healthz") == 0) {
+		fc_note_set(resp->note.route, "healthz");
 		if (!fc_method_is(req, "GET") && !fc_method_is(req, "HEAD"))
 			fc_method_not_allowed(resp, "GET, HEAD", req->method);
 		else
 			api_health(ctx, resp);
+	} else if (strcmp(path, "/metrics") == 0) {
+		fc_note_set(resp->note.route, "metrics");
+		if (!fc_method_is(req, "GET"))
+			fc_method_not_allowed(resp, "GET", req->method);
+		else
+			api_metrics(ctx, resp);
 	} else if (strncmp(path, "/notify/", 8) == 0)
 		fc_notify(ctx, req, path + 8, resp);
 	else if (!fc_is_merchant_route(path))

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <payhook/provider.h>
 #include <payhook/sdk.h>
@@ -31,7 +32,16 @@ struct fc_request {
 	int64_t now;
 };
 
+/* What the request's log line and counters say, filled by the handlers. */
+struct fc_note {
+	char route[16];			/* "notify", "order", "events", ... */
+	char profile[48];
+	char order_id[PH_ID_MAX + 2];
+	char outcome[48];		/* "applied", "refused_signature", ... */
+};
+
 struct fc_response {
+	struct fc_note note;
 	int status;
 	char content_type[64];
 	char allow[32];			/* Allow header for 405, or "" */
@@ -47,6 +57,10 @@ void fc_response_init(struct fc_response *r);
 void fc_response_free(struct fc_response *r);
 void fc_handle(struct fc_ctx *ctx, const struct fc_request *req,
     struct fc_response *resp);
+
+/* Copies a value into a note field. */
+#define fc_note_set(field, value) \
+	snprintf((field), sizeof(field), "%s", (value))
 
 /* A JSON error body: {"error": code, "message": text}. */
 void fc_error(struct fc_response *r, int status, const char *code,

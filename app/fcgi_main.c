@@ -17,6 +17,8 @@
 #include "conf.h"
 #include "fc.h"
 #include "http.h"
+#include "ledger.h"
+#include "metrics.h"
 #include "log.h"
 #include "store.h"
 
@@ -172,6 +174,40 @@ main_write(FCGX_Request *r, const struct fc_response *resp)
 		    "client went away", resp->status);
 }
 
+/* One log line and the counters for every request. */
+static void
+main_log(const struct fc_request *req, const struct fc_response *resp,
+    struct timespec started)
+{
+	char method[24], path[300], qpath[700], profile[60], order[100];
+	char labels[96], *q;
+	struct timespec end;
+	double ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	ms = (double)(end.tv_sec - started.tv_sec) * 1e3 +
+	    (double)(end.tv_nsec - started.tv_nsec) / 1e6;
+	/* The path without its query string: nothing is logged that need
+	 * not be. */
+	snprintf(path, sizeof(path), "%s", req->uri != NULL ? req->uri : "-");
+	if ((q = strchr(path, '?')) != NULL)
+		*q = '\0';
+	log_kv(resp->status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "request",
+	    "method=%s path=%s route=%s profile=%s order_id=%s outcome=%s "
+	    "status=%d duration_ms=%.1f",
+	    log_value(req->method != NULL ? req->method : "-", method,
+	    sizeof(method)), log_value(path, qpath, sizeof(qpath)),
+	    resp->note.route,
+	    log_value(resp->note.profile[0] ? resp->note.profile : "-",
+	    profile, sizeof(profile)),
+	    log_value(resp->note.order_id[0] ? resp->note.order_id : "-",
+	    order, sizeof(order)),
+	    resp->note.outcome[0] ? resp->note.outcome : "-", resp->status, ms);
+	snprintf(labels, sizeof(labels), "route=%s&status=%d",
+	    resp->note.route, resp->status);
+	metrics_add("payhook_requests_total", labels, 1);
+}
+
 static void
 main_serve(struct fc_ctx *ctx, FCGX_Request *r)
 {
@@ -180,9 +216,11 @@ main_serve(struct fc_ctx *ctx, FCGX_Request *r)
 	struct fc_request req;
 	struct fc_response resp;
 	unsigned char *body = NULL;
+	struct timespec started;
 	const char *ct;
 	int rc;
 
+	clock_gettime(CLOCK_MONOTONIC, &started);
 	memset(&req, 0, sizeof(req));
 	req.method = FCGX_GetParam("REQUEST_METHOD", r->envp);
 	req.uri = FCGX_GetParam("REQUEST_URI", r->envp);
@@ -207,10 +245,20 @@ main_serve(struct fc_ctx *ctx, FCGX_Request *r)
 		fc_handle(ctx, &req, &resp);
 	}
 	main_write(r, &resp);
-	log_debug("%s %s -> %d", req.method != NULL ? req.method : "-",
-	    req.uri != NULL ? req.uri : "-", resp.status);
+	main_log(&req, &resp, started);
 	fc_response_free(&resp);
 	free(body);
+}
+
+/* The shared counters live beside the database: DB-metrics. */
+static void
+main_metrics_open(const char *db_path)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s-metrics", db_path) <
+	    (int)sizeof(path))
+		metrics_open(path);
 }
 
 int
@@ -266,6 +314,10 @@ main(void)
 		conf_free(ctx.conf);
 		return 1;
 	}
+	if (ledger_counts_init(ctx.store) != PH_OK)
+		log_warn("database %s: orders could not be counted per state",
+		    ctx.conf->db_path);
+	main_metrics_open(ctx.conf->db_path);
 	log_info("serving %zu profile(s), database %s", ctx.conf->nprofiles,
 	    ctx.conf->db_path);
 	while (!main_stop && FCGX_Accept_r(&r) >= 0) {

@@ -3,6 +3,8 @@
  * the dedup table, the refund work list and the outbox happens here, in
  * one write transaction per fact.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <payhook/sdk.h>
@@ -390,6 +392,8 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 			json_object_set_new(order, "channel",
 			    json_string(ev->channel));
 		ledger_set_due(t, order, 0);
+		ledger_count(t, ORDER_PENDING, -1);
+		ledger_count(t, ORDER_PAID, 1);
 		disposition = "paid";
 		type = "order.paid";
 		r->outcome = LEDGER_APPLIED;
@@ -583,6 +587,119 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 	return PH_OK;
 }
 
+/* ---- Counts of orders per state ------------------------------------------ */
+
+static void
+ledger_key_count(struct store_key *k, int state)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "orders.%s", order_state_name(state));
+	store_key_init(k, 0);
+	store_key_str(k, name);
+}
+
+static uint64_t
+ledger_count_get(struct store_txn *t, int state)
+{
+	struct store_key k;
+	MDB_val v;
+	char buf[24];
+
+	ledger_key_count(&k, state);
+	if (store_get(t, STORE_DB_META, &k, &v) != PH_OK || v.mv_size == 0 ||
+	    v.mv_size >= sizeof(buf))
+		return 0;
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[v.mv_size] = '\0';
+	return strtoull(buf, NULL, 10);
+}
+
+static void
+ledger_count_set(struct store_txn *t, int state, uint64_t n)
+{
+	struct store_key k;
+	char buf[24];
+	int len;
+
+	ledger_key_count(&k, state);
+	len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)n);
+	store_put(t, STORE_DB_META, &k, buf, (size_t)len);
+}
+
+void
+ledger_count(struct store_txn *t, int state, int delta)
+{
+	uint64_t n = ledger_count_get(t, state);
+
+	if (delta < 0 && n < (uint64_t)-delta)
+		n = 0;
+	else
+		n += (uint64_t)(int64_t)delta;
+	ledger_count_set(t, state, n);
+}
+
+int
+ledger_counts_init(struct store *s)
+{
+	uint64_t counts[ORDER__MAX] = { 0 };
+	struct store_txn t;
+	struct store_key k;
+	MDB_cursor *c;
+	MDB_val key, val;
+	json_t *o;
+	int rc, i;
+
+	store_key_init(&k, 0);
+	store_key_str(&k, "orders.counted");
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	rc = store_get(&t, STORE_DB_META, &k, &val);
+	store_abort(&t);
+	if (rc == PH_OK)
+		return PH_OK;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	if (store_get(&t, STORE_DB_META, &k, &val) == PH_OK) {
+		store_abort(&t);
+		return PH_OK;
+	}
+	if ((c = store_cursor(&t, STORE_DB_ORDERS)) == NULL) {
+		rc = t.err;
+		store_abort(&t);
+		return rc;
+	}
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if ((o = ledger_load(&val)) == NULL)
+			continue;
+		if ((i = order_state_parse(ledger_str(o, "state"))) >= 0)
+			counts[i]++;
+		json_decref(o);
+	}
+	mdb_cursor_close(c);
+	for (i = 0; i < ORDER__MAX; i++)
+		ledger_count_set(&t, i, counts[i]);
+	store_put(&t, STORE_DB_META, &k, "1", 1);
+	return store_commit(&t);
+}
+
+int
+ledger_counts(struct store *s, uint64_t counts[], size_t n)
+{
+	struct store_txn t;
+	size_t i;
+	int rc;
+
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	for (i = 0; i < n && i < ORDER__MAX; i++)
+		counts[i] = ledger_count_get(&t, (int)i);
+	rc = t.err;
+	store_abort(&t);
+	return rc;
+}
+
 /* ---- Orders and the event feed ------------------------------------------ */
 
 int
@@ -628,6 +745,7 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	json_object_set_new(o, "next_query_at", json_null());
 	ledger_set_due(&t, o, n->first_query_at);
 	ledger_put(&t, STORE_DB_ORDERS, &k, o);
+	ledger_count(&t, ORDER_PENDING, 1);
 	if ((rc = store_commit(&t)) != PH_OK) {
 		json_decref(o);
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
@@ -705,5 +823,118 @@ done:
 		return rc;
 	}
 	*out = arr;
+	return PH_OK;
+}
+
+int
+ledger_list_orders(struct store *s, const char *state, const char *after,
+    size_t limit, json_t **out)
+{
+	struct store_txn t;
+	struct store_key k;
+	MDB_cursor *c;
+	MDB_val key, val;
+	json_t *arr, *o;
+	int rc;
+
+	*out = NULL;
+	if ((arr = json_array()) == NULL)
+		return PH_E_NOMEM;
+	if ((rc = store_begin(s, 0, &t)) != PH_OK) {
+		json_decref(arr);
+		return rc;
+	}
+	if ((c = store_cursor(&t, STORE_DB_ORDERS)) == NULL) {
+		rc = t.err;
+		store_abort(&t);
+		json_decref(arr);
+		return rc;
+	}
+	ledger_key_order(&k, after);
+	key.mv_data = k.b;
+	key.mv_size = k.len;
+	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+	if (rc == 0 && *after != '\0' && key.mv_size == k.len &&
+	    memcmp(key.mv_data, k.b, k.len) == 0)
+		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+	for (; rc == 0 && json_array_size(arr) < limit;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if ((o = ledger_load(&val)) == NULL)
+			continue;
+		if (state == NULL || strcmp(ledger_str(o, "state"), state) == 0)
+			json_array_append_new(arr, o);
+		else
+			json_decref(o);
+	}
+	mdb_cursor_close(c);
+	store_abort(&t);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		json_decref(arr);
+		return PH_E_STORE;
+	}
+	*out = arr;
+	return PH_OK;
+}
+
+int
+ledger_prune_dedup(struct store *s, int64_t before, size_t *removed)
+{
+	struct store_txn t;
+	MDB_cursor *c;
+	MDB_val key, val;
+	unsigned char resume[STORE_KEY_MAX];
+	size_t batch, resume_len = 0;
+	json_t *d;
+	int rc, more = 1;
+
+	*removed = 0;
+	/* Short transactions: the FastCGI processes must not wait on us. */
+	while (more) {
+		if ((rc = store_begin(s, 1, &t)) != PH_OK)
+			return rc;
+		if ((c = store_cursor(&t, STORE_DB_DEDUP)) == NULL) {
+			rc = t.err;
+			store_abort(&t);
+			return rc;
+		}
+		batch = 0;
+		more = 0;
+		key.mv_data = resume;
+		key.mv_size = resume_len;
+		rc = resume_len == 0 ? mdb_cursor_get(c, &key, &val, MDB_FIRST) :
+		    mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		for (; rc == 0; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+			/* Where to go on from, copied before a delete. */
+			if (key.mv_size <= sizeof(resume)) {
+				memcpy(resume, key.mv_data, key.mv_size);
+				resume_len = key.mv_size;
+			}
+			if ((d = ledger_load(&val)) == NULL)
+				continue;
+			if (json_integer_value(json_object_get(d,
+			    "first_seen")) < before) {
+				if ((rc = mdb_cursor_del(c, 0)) != 0) {
+					json_decref(d);
+					break;
+				}
+				batch++;
+			}
+			json_decref(d);
+			if (batch == 1000) {
+				/* Go on from here in the next transaction. */
+				more = 1;
+				break;
+			}
+		}
+		mdb_cursor_close(c);
+		if (rc != 0 && rc != MDB_NOTFOUND) {
+			store_fail(&t, rc);
+			store_abort(&t);
+			return t.err;
+		}
+		if ((rc = store_commit(&t)) != PH_OK)
+			return rc;
+		*removed += batch;
+	}
 	return PH_OK;
 }

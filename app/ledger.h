@@ -41,6 +41,14 @@ struct ledger_result {
 
 const char *ledger_outcome_name(enum ledger_outcome o);
 
+/*
+ * Orders per state, kept in the meta database by the same transactions
+ * that change states.  ledger_counts_init counts once, for a database
+ * written before the counts existed; ledger_counts reads them.
+ */
+int ledger_counts_init(struct store *s);
+int ledger_counts(struct store *s, uint64_t counts[], size_t n);
+
 int ledger_apply(struct store *s, const struct ledger_fact *f,
     struct ledger_result *res, struct ph_diag *diag);
 
@@ -112,5 +120,21 @@ int ledger_get_order(struct store *s, const char *order_id, json_t **out);
  */
 int ledger_events(struct store *s, uint64_t after, unsigned limit,
     json_t **out, uint64_t *next);
+
+/*
+ * Orders, in id order, in the given state (NULL: any), at most limit, as
+ * a JSON array of stored records (caller frees); after: continue past this
+ * order id ("" from the start).
+ */
+int ledger_list_orders(struct store *s, const char *state, const char *after,
+    size_t limit, json_t **out);
+
+/*
+ * Drops dedup records first seen before `before` (unix seconds), in
+ * batches of short transactions; *removed counts them.  A payment seen
+ * again after its record is pruned is still a duplicate (its payment
+ * record remains); pruning only forgets other facts' keys.
+ */
+int ledger_prune_dedup(struct store *s, int64_t before, size_t *removed);
 
 #endif

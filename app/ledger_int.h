@@ -28,6 +28,9 @@ void ledger_add_exception(json_t *order, const struct ledger_fact *f,
     const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);
 
+/* Adds delta to the count of orders in state (an order_state). */
+void ledger_count(struct store_txn *t, int state, int delta);
+
 /* Moves the order's entry in the due list to at (0: off the list). */
 void ledger_set_due(struct store_txn *t, json_t *order, int64_t at);
 

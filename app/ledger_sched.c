@@ -4,6 +4,7 @@
  * from, its leases, and closing orders the provider confirmed unpaid.
  * Each function is one write transaction.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <payhook/sdk.h>
@@ -340,6 +341,8 @@ ledger_close_order(struct store *s, const char *order_id, int64_t now,
 	ledger_hold(order, "guard_until", "guard_owner", NULL, 0);
 	ledger_set_due(&t, order, 0);
 	ledger_put(&t, STORE_DB_ORDERS, &k, order);
+	ledger_count(&t, ORDER_PENDING, -1);
+	ledger_count(&t, ORDER_CLOSED, 1);
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = PH_EV_PAYMENT_CLOSED;

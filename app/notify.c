@@ -10,6 +10,7 @@
 
 #include "ledger.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify.h"
 
 static void
@@ -34,6 +35,52 @@ notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
 	ph_buf_init(&resp->body, FC_RESP_MAX);
 	ph_buf_append(&resp->body, out->body, out->body_len);
 	free(out);
+}
+
+/* The outcome label of a refusal, for the log line and the counters. */
+static const char *
+notify_refusal(int rc)
+{
+	switch (rc) {
+	case PH_E_SIGNATURE:
+		return "refused_signature";
+	case PH_E_MERCHANT:
+		return "refused_merchant";
+	case PH_E_MALFORMED:
+	case PH_E_TOOBIG:
+		return "refused_malformed";
+	case PH_E_FIELD:
+		return "refused_field";
+	case PH_E_UNSUPPORTED:
+		return "refused_unsupported";
+	default:
+		return "refused_other";
+	}
+}
+
+/* The outcome label of a recorded fact: its kind, from the event raised. */
+static const char *
+notify_outcome(const struct ledger_result *res)
+{
+	const char *dot;
+
+	if (res->outcome == LEDGER_RECORDED && res->event_type[0] != '\0') {
+		if (strcmp(res->event_type, "payment.failed") == 0)
+			return "payment_failed";
+		dot = strchr(res->event_type, '.');
+		return dot != NULL ? dot + 1 : res->event_type;
+	}
+	return ledger_outcome_name(res->outcome);
+}
+
+static void
+notify_count(const struct conf_profile *pr, const char *outcome)
+{
+	char labels[128];
+
+	snprintf(labels, sizeof(labels), "profile=%s&outcome=%s", pr->name,
+	    outcome);
+	metrics_add("payhook_notifications_total", labels, 1);
 }
 
 void
@@ -64,6 +111,8 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		log_warn("notify %s: refused (%s): %s", pr->name,
 		    ph_strerror(rc), diag.msg[0] != '\0' ? diag.msg : "-");
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
+		fc_note_set(resp->note.outcome, notify_refusal(rc));
+		notify_count(pr, resp->note.outcome);
 		return;
 	}
 	/* The contract says PH_OK means verified and complete; hold it to
@@ -88,10 +137,16 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		    diag.msg);
 		notify_answer(pr, PH_ACK_RETRY, "temporarily unavailable",
 		    resp);
+		fc_note_set(resp->note.order_id, ev.order_id);
+		fc_note_set(resp->note.outcome, "storage_failure");
+		notify_count(pr, resp->note.outcome);
 		return;
 	}
 	log_info("notify %s: order %s, %s: %s%s%s", pr->name, ev.order_id,
 	    ev.dedup_key, ledger_outcome_name(res.outcome),
 	    res.event_type[0] != '\0' ? ", raised " : "", res.event_type);
 	notify_answer(pr, PH_ACK_OK, NULL, resp);
+	fc_note_set(resp->note.order_id, ev.order_id);
+	fc_note_set(resp->note.outcome, notify_outcome(&res));
+	notify_count(pr, resp->note.outcome);
 }

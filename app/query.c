@@ -12,6 +12,7 @@
 #include <payhook/sdk.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "query.h"
 
 static const char *const query_kind_names[PH_EV__MAX] = {
@@ -173,6 +174,16 @@ query_send(const struct conf *c, struct query_job *jobs, size_t n,
 	free(calls);
 }
 
+static void
+query_count(const struct query_job *job, const char *result)
+{
+	char labels[160];
+
+	snprintf(labels, sizeof(labels), "profile=%s&op=%s&result=%s",
+	    job->profile->name, query_op_names[job->op], result);
+	metrics_add("payhook_provider_calls_total", labels, 1);
+}
+
 void
 query_finish(struct store *s, struct query_job *job, int64_t now)
 {
@@ -191,6 +202,7 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 		    "reached: %s", job->call.errmsg);
 		log_warn("%s %s at %s: %s", query_op_names[job->op],
 		    job->order_id, job->profile->name, job->message);
+		query_count(job, "unreachable");
 		return;
 	}
 	http_call_response(&job->call, now, &resp);
@@ -208,6 +220,8 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 		    diag.msg[0] != '\0' ? diag.msg : ph_strerror(rc));
 		log_warn("%s %s at %s: %s", query_op_names[job->op],
 		    job->order_id, job->profile->name, job->message);
+		query_count(job, rc == PH_E_PROVIDER ? "provider_error" :
+		    "bad_answer");
 		return;
 	}
 	job->ev.order_id[sizeof(job->ev.order_id) - 1] = '\0';
@@ -216,6 +230,7 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 	job->ev.currency[sizeof(job->ev.currency) - 1] = '\0';
 	log_info("%s %s at %s: %s", query_op_names[job->op], job->order_id,
 	    job->profile->name, query_kind_name(job->ev.kind));
+	query_count(job, query_kind_name(job->ev.kind));
 	/* Only a payment with its transaction is a fact to apply; a close
 	 * answer of "already paid" carries none and asks for a query. */
 	if (job->ev.kind != PH_EV_PAYMENT_SUCCEEDED ||

@@ -3,6 +3,8 @@
  * store_status() is where they become payhook's.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -422,6 +424,32 @@ store_stats(struct store *s, struct store_stats *st)
 		st->map_used = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
 		st->readers_used = info.me_numreaders;
 		st->readers_max = info.me_maxreaders;
+	}
+	return PH_OK;
+}
+
+int
+store_backup(struct store *s, const char *path, struct ph_diag *diag)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (stat(path, &st) == 0)
+		return ph_fail(diag, PH_E_IO, "backup %s: the file exists; "
+		    "refusing to overwrite it", path);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1)
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
+		    strerror(errno));
+	rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+	if (rc == 0 && fsync(fd) == -1)
+		rc = errno;
+	if (close(fd) == -1 && rc == 0)
+		rc = errno;
+	if (rc != 0) {
+		unlink(path);
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
+		    mdb_strerror(rc));
 	}
 	return PH_OK;
 }

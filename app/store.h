@@ -91,6 +91,12 @@ void store_key_u64(struct store_key *k, uint64_t v);	/* big-endian */
 /* The u64 a sequence key holds (8 bytes big-endian). */
 uint64_t store_key_get_u64(const MDB_val *v);
 
+/*
+ * A consistent copy of the database to path (which must not exist),
+ * compacted, while other processes keep reading and writing.
+ */
+int store_backup(struct store *s, const char *path, struct ph_diag *diag);
+
 /* Database statistics for operators: entries per database, map use. */
 struct store_stats {
 	size_t entries[STORE_DB__MAX];
