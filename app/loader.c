@@ -58,6 +58,13 @@ loader_check_table(const char *path, const struct ph_provider *p,
 	    p->close_response == NULL))
 		return ph_fail(diag, PH_E_PLUGIN, "plugin %s: claims close "
 		    "but lacks close_request or close_response", path);
+	if ((p->caps & PH_CAP_REFUND) && (p->refund_request == NULL ||
+	    p->refund_response == NULL))
+		return ph_fail(diag, PH_E_PLUGIN, "plugin %s: claims refunds "
+		    "but lacks refund_request or refund_response", path);
+	if ((p->caps & PH_CAP_STATEMENT) && p->statement_line == NULL)
+		return ph_fail(diag, PH_E_PLUGIN, "plugin %s: claims "
+		    "statements but has no statement_line", path);
 	return PH_OK;
 }
 

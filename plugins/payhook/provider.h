@@ -169,6 +169,12 @@ struct ph_event {
 	int64_t occurred_at;		/* unix seconds UTC; 0 if unknown */
 	char dedup_key[PH_DEDUP_MAX + 1];	/* unique per provider fact */
 	char channel[PH_CHANNEL_MAX + 1];	/* aggregators: underlying wallet */
+	/*
+	 * Refund events: the merchant-side refund id payhook gave the refund
+	 * (WeChat out_refund_no), when the provider echoes it; "" otherwise.
+	 * refund_id above is the provider's own id of the refund.
+	 */
+	char merchant_refund_id[PH_ID_MAX + 1];
 };
 
 /* What the core decided; the plugin renders it in the provider's format. */
@@ -244,6 +250,35 @@ struct ph_http_response {
 	int64_t now;			/* unix seconds, for freshness checks */
 };
 
+/* ---- Refunds and statements ------------------------------------------ */
+
+/* A refund payhook asks the provider to make. */
+struct ph_refund_ref {
+	const char *order_id;		/* the paid order */
+	const char *txn_id;		/* the payment refunded */
+	const char *refund_id;		/* payhook's idempotent refund id: the
+					 * same id on every retry, so the
+					 * provider never refunds twice */
+	int64_t amount;			/* to refund, minor units */
+	int64_t payment_amount;		/* the payment's whole amount */
+	const char *currency;
+	const char *reason;		/* short text for the provider */
+	const char *attempt;		/* as in ph_order_ref, or "" */
+};
+
+/*
+ * State a statement parser keeps between lines, owned by the core and
+ * zeroed before the first line: plugins need no allocation and no global
+ * state to read a statement of any length one line at a time.
+ */
+#define PH_STATEMENT_STATE_MAX 4096
+struct ph_statement {
+	uint64_t line;			/* 1-based number of the line given */
+	uint64_t facts;			/* facts returned so far */
+	int64_t total;			/* their amounts, for summary checks */
+	unsigned char state[PH_STATEMENT_STATE_MAX];	/* the plugin's */
+};
+
 /* ---- The table -------------------------------------------------------- */
 
 /* What a plugin can do; the core checks before calling optional entries. */
@@ -315,8 +350,37 @@ struct ph_provider {
 	    const struct ph_http_response *in, struct ph_event *ev,
 	    struct ph_diag *diag);
 
-	/* Reserved for refund and statement entries (NULL). */
-	void (*reserved[4])(void);
+	/*
+	 * Refunds (PH_CAP_REFUND).  refund_response maps the answer to
+	 * REFUND_SUCCEEDED (done), REFUND_FAILED (refused for good), or
+	 * PAYMENT_PENDING (accepted, result later: by notification or a
+	 * later call with the same refund id); an error worth retrying is
+	 * PH_E_PROVIDER.  The event's merchant_refund_id is ref->refund_id.
+	 */
+	int (*refund_request)(void *ctx, const struct ph_refund_ref *ref,
+	    const struct ph_call_ctx *cc, struct ph_http_request *out,
+	    struct ph_diag *diag);
+	int (*refund_response)(void *ctx, const struct ph_refund_ref *ref,
+	    const struct ph_http_response *in, struct ph_event *ev,
+	    struct ph_diag *diag);
+
+	/*
+	 * Statements (PH_CAP_STATEMENT), streamed: the core gives one line
+	 * at a time (without its line terminator) and st, which the plugin
+	 * keeps its parsing state in.  For a line that is a fact (a payment
+	 * or a refund) the plugin fills ev (PAYMENT_SUCCEEDED with the same
+	 * dedup key a notification of it would carry, or REFUND_SUCCEEDED)
+	 * and returns PH_OK; for any other line (header, summary) it sets
+	 * ev->kind to PH_EV_IGNORED.  At the end line is NULL: the plugin
+	 * checks the statement's own totals against st and returns PH_OK or
+	 * an error.  A malformed line is an error naming the line.
+	 */
+	int (*statement_line)(void *ctx, struct ph_statement *st,
+	    const char *line, size_t len, struct ph_event *ev,
+	    struct ph_diag *diag);
+
+	/* Reserved (NULL). */
+	void (*reserved[1])(void);
 };
 
 /* The exported entry point: returns the plugin's static table. */
@@ -342,6 +406,12 @@ typedef const struct ph_provider *(*ph_provider_fn)(void);
 
 #define PH_PROVIDER_DEFINE_CALLS(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE, \
     ACK, QREQ, QRESP, CREQ, CRESP)					\
+	PH_PROVIDER_DEFINE_ALL(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE,	\
+	    ACK, QREQ, QRESP, CREQ, CRESP, NULL, NULL, NULL)
+
+/* Every entry: ..., refund_request, refund_response, statement_line. */
+#define PH_PROVIDER_DEFINE_ALL(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE,	\
+    ACK, QREQ, QRESP, CREQ, CRESP, RREQ, RRESP, STLINE)		\
 	static const struct ph_provider ph_provider_table_ = {		\
 		.abi = PH_PROVIDER_ABI,					\
 		.name = (NAME),						\
@@ -356,6 +426,9 @@ typedef const struct ph_provider *(*ph_provider_fn)(void);
 		.query_response = (QRESP),				\
 		.close_request = (CREQ),				\
 		.close_response = (CRESP),				\
+		.refund_request = (RREQ),				\
+		.refund_response = (RRESP),				\
+		.statement_line = (STLINE),				\
 	};								\
 	PH_EXPORT const struct ph_provider *payhook_provider(void);	\
 	PH_EXPORT const struct ph_provider *payhook_provider(void)	\

@@ -546,10 +546,9 @@ test_table(void)
 	    p->query_request && p->query_response, "table: entries set");
 	ok(p->close_request == NULL && p->close_response == NULL,
 	    "table: no close");
-	for (i = 0; i < 4; i++)
-		if (p->reserved[i] != NULL)
-			break;
-	is_int(i, 4, "table: reserved entries NULL");
+	ok(p->refund_request == NULL && p->refund_response == NULL &&
+	    p->statement_line == NULL && p->reserved[0] == NULL,
+	    "table: no refunds or statements yet, reserved entry NULL");
 	for (i = 0; p->conf_keys[i].name != NULL; i++)
 		ok(strcmp(p->conf_keys[i].name, "api_base") != 0,
 		    "key %s is not api_base", p->conf_keys[i].name);

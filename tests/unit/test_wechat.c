@@ -221,10 +221,9 @@ test_table(void)
 	    "table: notify, query and close");
 	ok(p->profile_new && p->profile_free && p->parse_notify && p->ack,
 	    "table: all notify entries set");
-	for (i = 0; i < 4; i++)
-		if (p->reserved[i] != NULL)
-			break;
-	is_int(i, 4, "table: reserved entries NULL");
+	ok(p->refund_request == NULL && p->refund_response == NULL &&
+	    p->statement_line == NULL && p->reserved[0] == NULL,
+	    "table: no refunds or statements yet, reserved entry NULL");
 	is_str(p->conf_keys[WX_CONF_APPID].name, "appid", "key 0 appid");
 	is_str(p->conf_keys[WX_CONF_MCH_ID].name, "mch_id", "key 1 mch_id");
 	is_str(p->conf_keys[WX_CONF_API_KEY_FILE].name, "api_key_file",
