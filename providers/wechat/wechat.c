@@ -1008,7 +1008,6 @@ out:
 #define WX3_SCHEME		"WECHATPAY2-SHA256-RSA2048"
 #define WX3_PUB_KEY_PREFIX	"PUB_KEY_ID_"
 #define WX3_QUERY_PATH		"/v3/pay/transactions/out-trade-no/"
-#define WX3_USER_AGENT		"payhook"
 /* Notification ids ("EV-2018022511223320873"), refund ids, event types. */
 #define WX3_ID_EXTRA		"_-"
 #define WX3_TYPE_EXTRA		"._"
@@ -2321,8 +2320,7 @@ wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
 	memcpy(out->path, path.data, path.len + 1);
 	if ((rc = wx3_set_header(out, "Accept", "application/json")) !=
 	    PH_OK ||
-	    (rc = wx3_set_header(out, "Authorization", auth.data)) != PH_OK ||
-	    (rc = wx3_set_header(out, "User-Agent", WX3_USER_AGENT)) != PH_OK)
+	    (rc = wx3_set_header(out, "Authorization", auth.data)) != PH_OK)
 		ph_fail(diag, rc, "request headers too long");
 out:
 	ph_buf_free(&path);
