@@ -115,6 +115,15 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		notify_count(pr, resp->note.outcome);
 		return;
 	}
+	/* A payment moves money: a verified "success" of nothing is not
+	 * one, whatever the provider's grammar allowed (SECURITY.md 1.10). */
+	if (ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.amount <= 0) {
+		log_warn("notify %s: refused: a successful payment of amount "
+		    "%lld", pr->name, (long long)ev.amount);
+		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(PH_E_FIELD),
+		    resp);
+		return;
+	}
 	/* The contract says PH_OK means verified and complete; hold it to
 	 * that before anything is written. */
 	ev.order_id[sizeof(ev.order_id) - 1] = '\0';
