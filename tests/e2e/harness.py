@@ -625,6 +625,7 @@ class Instance:
     def cleanup(self):
         if self.server:
             self.server.stop()
+        collect_logs(self)
         if os.environ.get('PAYHOOK_E2E_KEEP') == '1':
             sys.stdout.write('# kept %s\n' % self.dir)
         else:
@@ -716,6 +717,32 @@ class Instance:
     def cli(self, *args, config=None, cwd=None, timeout=60):
         return run_cli(['-c', config or self.config] + list(args), cwd=cwd,
                        timeout=timeout)
+
+
+def collect_logs(inst):
+    """With PAYHOOK_E2E_LOGDIR set (tools/run-tests), keeps the instance's
+    logs and the secrets it configured there, for check_logs.py to prove
+    that no log line carries a key or token."""
+    dest = os.environ.get('PAYHOOK_E2E_LOGDIR')
+    if not dest or not os.path.isdir(inst.dir):
+        return
+    out = tempfile.mkdtemp(prefix='%s-' % inst.name, dir=dest)
+    secrets = [inst.token]
+    keys = os.path.join(inst.etc, 'keys')
+    for root, _dirs, files in os.walk(inst.dir):
+        for name in files:
+            path = os.path.join(root, name)
+            if root.startswith(keys) and name != 'README':
+                try:
+                    with open(path, 'rb') as fh:
+                        secrets.append(fh.read().decode('utf-8', 'replace'))
+                except OSError:
+                    pass
+            elif name.endswith('.log'):
+                shutil.copy(path, os.path.join(
+                    out, os.path.relpath(path, inst.dir).replace('/', '_')))
+    with open(os.path.join(out, 'secrets.json'), 'w') as fh:
+        json.dump(secrets, fh)
 
 
 def run_cli(args, cwd=None, timeout=60):

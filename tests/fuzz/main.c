@@ -1,0 +1,368 @@
+/*
+ * The driver shared by every fuzz target.
+ *
+ *   fuzz_NAME                 replays tests/fuzz/corpus/NAME/ (TAP)
+ *   fuzz_NAME FILE|DIR...     replays those files (TAP)
+ *
+ * In a build configured with --enable-fuzzing (clang, CFLAGS with
+ * -fsanitize=fuzzer-no-link,address,undefined) and PAYHOOK_FUZZ_SECONDS
+ * set, it runs libFuzzer instead for that many seconds, starting from the
+ * corpus, writing new inputs to tests/fuzz/work/NAME/ and crashers to
+ * tests/fuzz/artifacts/ in the build tree, then prints one TAP point with
+ * the CPU time used.  A crash, sanitizer report or leak ends the process
+ * before the point is printed, which the TAP driver reports as an error.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fuzz.h"
+
+#define FZ_FILE_MAX (1u << 20)
+#define FZ_PROFILES_MAX 8
+
+static struct {
+	const struct ph_provider *prov;
+	void *ctx;
+	struct ph_conf_value *values;
+	struct ph_blob *files;
+} fz_profiles[FZ_PROFILES_MAX];
+static size_t fz_nprofiles;
+
+void *
+fz_profile(const struct ph_provider *prov, const char *name,
+    const struct fz_setting *settings)
+{
+	struct ph_conf_value *v;
+	struct ph_blob *files;
+	struct ph_conf conf;
+	struct ph_diag diag;
+	size_t n, i, j;
+	void *ctx = NULL;
+
+	for (n = 0; prov->conf_keys[n].name != NULL; n++)
+		continue;
+	if (fz_nprofiles == FZ_PROFILES_MAX ||
+	    (v = calloc(n + 1, sizeof(*v))) == NULL ||
+	    (files = calloc(n + 1, sizeof(*files))) == NULL)
+		abort();
+	for (i = 0; i < n; i++) {
+		const struct ph_conf_key *k = &prov->conf_keys[i];
+		const char *val = k->def;
+
+		v[i].name = k->name;
+		v[i].str = "";
+		for (j = 0; settings[j].name != NULL; j++)
+			if (strcmp(settings[j].name, k->name) == 0)
+				val = settings[j].value;
+		if (val == NULL)
+			continue;
+		v[i].present = 1;
+		switch (k->type) {
+		case PH_CONF_FILE:
+		case PH_CONF_SECRET_FILE:
+			v[i].str = "fuzz-file";
+			v[i].blob.data = (const unsigned char *)val;
+			v[i].blob.len = strlen(val);
+			break;
+		case PH_CONF_FILES:
+			v[i].str = "fuzz-file";
+			files[i].data = (const unsigned char *)val;
+			files[i].len = strlen(val);
+			v[i].files = &files[i];
+			v[i].nfiles = 1;
+			break;
+		case PH_CONF_BOOL:
+			v[i].str = val;
+			v[i].num = strcmp(val, "yes") == 0 ||
+			    strcmp(val, "true") == 0 || strcmp(val, "on") == 0 ||
+			    strcmp(val, "1") == 0;
+			break;
+		case PH_CONF_INT:
+			v[i].str = val;
+			v[i].num = strtoll(val, NULL, 10);
+			break;
+		default:
+			v[i].str = val;
+			break;
+		}
+	}
+	for (j = 0; settings[j].name != NULL; j++) {
+		for (i = 0; i < n; i++)
+			if (strcmp(settings[j].name, v[i].name) == 0)
+				break;
+		if (i == n) {
+			fprintf(stderr, "fuzz: %s has no setting %s\n",
+			    prov->name, settings[j].name);
+			abort();
+		}
+	}
+	conf.profile = name;
+	conf.values = v;
+	conf.nvalues = n;
+	memset(&diag, 0, sizeof(diag));
+	if (prov->profile_new(&conf, &ctx, &diag) != PH_OK) {
+		fprintf(stderr, "fuzz: profile %s refused: %s\n", name,
+		    diag.msg);
+		abort();
+	}
+	fz_profiles[fz_nprofiles].prov = prov;
+	fz_profiles[fz_nprofiles].ctx = ctx;
+	fz_profiles[fz_nprofiles].values = v;
+	fz_profiles[fz_nprofiles].files = files;
+	fz_nprofiles++;
+	return ctx;
+}
+
+static void
+fz_profiles_free(void)
+{
+	size_t i;
+
+	for (i = 0; i < fz_nprofiles; i++) {
+		fz_profiles[i].prov->profile_free(fz_profiles[i].ctx);
+		free(fz_profiles[i].values);
+		free(fz_profiles[i].files);
+	}
+	fz_nprofiles = 0;
+}
+
+const uint8_t *
+fz_split(const uint8_t *data, size_t size, uint8_t sep, size_t *head_len,
+    size_t *rest_len)
+{
+	const uint8_t *p = memchr(data, sep, size);
+
+	if (p == NULL) {
+		*head_len = size;
+		*rest_len = 0;
+		return data + size;
+	}
+	*head_len = (size_t)(p - data);
+	*rest_len = size - *head_len - 1;
+	return p + 1;
+}
+
+char *
+fz_strndup(const uint8_t *p, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (s == NULL)
+		abort();
+	if (n > 0)
+		memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
+/* ---- Replaying a corpus ------------------------------------------------ */
+
+static int fz_tap_fd = STDOUT_FILENO;
+static unsigned fz_points;
+
+static int
+fz_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int
+fz_replay_file(const char *path)
+{
+	unsigned char *buf;
+	size_t n = 0;
+	FILE *f;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return -1;
+	if ((buf = malloc(FZ_FILE_MAX)) == NULL) {
+		fclose(f);
+		return -1;
+	}
+	n = fread(buf, 1, FZ_FILE_MAX, f);
+	fclose(f);
+	LLVMFuzzerTestOneInput(buf, n);
+	free(buf);
+	return 0;
+}
+
+static int
+fz_replay(const char *path)
+{
+	char **names = NULL, full[4096];
+	size_t n = 0, cap = 0, i;
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	int bad = 0;
+
+	if (stat(path, &st) == -1) {
+		dprintf(fz_tap_fd, "not ok %u - %s: %s\n", ++fz_points, path,
+		    strerror(errno));
+		return 1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		bad = fz_replay_file(path) != 0;
+		dprintf(fz_tap_fd, "%sok %u - replay %s\n", bad ? "not " : "",
+		    ++fz_points, path);
+		return bad;
+	}
+	if ((d = opendir(path)) == NULL)
+		return 1;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 64;
+			if ((names = realloc(names, cap * sizeof(*names))) ==
+			    NULL)
+				abort();
+		}
+		if ((names[n++] = strdup(de->d_name)) == NULL)
+			abort();
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), fz_cmp);
+	for (i = 0; i < n; i++) {
+		snprintf(full, sizeof(full), "%s/%s", path, names[i]);
+		if (fz_replay_file(full) != 0) {
+			bad = 1;
+			dprintf(fz_tap_fd, "# %s unreadable\n", full);
+		}
+		free(names[i]);
+	}
+	free(names);
+	/* One point per folder: its inputs ran without a report. */
+	dprintf(fz_tap_fd, "%sok %u - replayed %zu input(s) of %s\n",
+	    bad ? "not " : "", ++fz_points, n, path);
+	return bad;
+}
+
+static const char *
+fz_name(const char *argv0)
+{
+	const char *s = strrchr(argv0, '/');
+
+	s = s != NULL ? s + 1 : argv0;
+	/* libtool may run us as lt-fuzz_NAME */
+	if (strncmp(s, "lt-", 3) == 0)
+		s += 3;
+	return s;
+}
+
+/* ---- Running libFuzzer --------------------------------------------------- */
+
+#ifdef PH_FUZZING
+int LLVMFuzzerRunDriver(int *argc, char ***argv,
+    int (*cb)(const uint8_t *, size_t));
+
+static char fz_target[128];
+static unsigned long fz_seconds;
+
+static void
+fz_report(void)
+{
+	struct rusage ru;
+	double cpu;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return;
+	cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	dprintf(fz_tap_fd, "ok 1 - %s: %lu s under libFuzzer, no crash, "
+	    "leak or sanitizer report\n# fuzz-cpu-seconds: %s %.1f\n1..1\n",
+	    fz_target, fz_seconds, fz_target, cpu);
+}
+
+static int
+fz_fuzz(const char *argv0, const char *name, unsigned long seconds)
+{
+	const char *top = getenv("top_srcdir"), *build = getenv("top_builddir");
+	static char a_time[64], a_art[4096], a_work[4096], a_seed[4096],
+	    a_dict[4096];
+	char *args[12];
+	char **av = args;
+	int ac = 0;
+	struct stat st;
+
+	if (top == NULL)
+		top = ".";
+	if (build == NULL)
+		build = ".";
+	snprintf(fz_target, sizeof(fz_target), "%s", name);
+	fz_seconds = seconds;
+	snprintf(a_time, sizeof(a_time), "-max_total_time=%lu", seconds);
+	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/work", build);
+	mkdir(a_work, 0755);
+	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/work/%s", build, name);
+	mkdir(a_work, 0755);
+	snprintf(a_art, sizeof(a_art), "%s/tests/fuzz/artifacts", build);
+	mkdir(a_art, 0755);
+	snprintf(a_art, sizeof(a_art),
+	    "-artifact_prefix=%s/tests/fuzz/artifacts/%s-", build, name);
+	snprintf(a_seed, sizeof(a_seed), "%s/tests/fuzz/corpus/%s", top, name);
+	snprintf(a_dict, sizeof(a_dict), "-dict=%s/tests/fuzz/dict/%s.dict",
+	    top, name);
+	args[ac++] = (char *)argv0;
+	args[ac++] = a_time;
+	args[ac++] = a_art;
+	args[ac++] = (char *)"-timeout=10";
+	args[ac++] = (char *)"-rss_limit_mb=2048";
+	args[ac++] = (char *)"-max_len=65536";
+	args[ac++] = (char *)"-close_fd_mask=1";
+	args[ac++] = (char *)"-print_final_stats=1";
+	if (stat(a_dict + 6, &st) == 0)
+		args[ac++] = a_dict;
+	args[ac++] = a_work;
+	args[ac++] = a_seed;
+	args[ac] = NULL;
+	atexit(fz_report);
+	return LLVMFuzzerRunDriver(&ac, &av, LLVMFuzzerTestOneInput);
+}
+#endif
+
+int
+main(int argc, char **argv)
+{
+	const char *name = fz_name(argv[0]), *top, *secs;
+	char dir[4096];
+	int i, bad = 0;
+
+	/* Our TAP goes to a copy of stdout: libFuzzer may close fd 1. */
+	if ((fz_tap_fd = dup(STDOUT_FILENO)) == -1)
+		fz_tap_fd = STDOUT_FILENO;
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (fz_init != NULL)
+		fz_init();
+	secs = getenv("PAYHOOK_FUZZ_SECONDS");
+	if (secs != NULL && *secs != '\0' && argc == 1) {
+#ifdef PH_FUZZING
+		return fz_fuzz(argv[0], name, strtoul(secs, NULL, 10));
+#else
+		dprintf(fz_tap_fd, "1..0 # SKIP built without "
+		    "--enable-fuzzing: nothing to fuzz with\n");
+		return 0;
+#endif
+	}
+	if (argc > 1) {
+		for (i = 1; i < argc; i++)
+			bad |= fz_replay(argv[i]);
+	} else {
+		if ((top = getenv("top_srcdir")) == NULL)
+			top = ".";
+		snprintf(dir, sizeof(dir), "%s/tests/fuzz/corpus/%s", top,
+		    name);
+		bad |= fz_replay(dir);
+	}
+	fz_profiles_free();
+	if (fz_fini != NULL)
+		fz_fini();
+	dprintf(fz_tap_fd, "1..%u\n", fz_points);
+	return bad;
+}
