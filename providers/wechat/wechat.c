@@ -1011,6 +1011,8 @@ out:
 /* Notification ids ("EV-2018022511223320873"), refund ids, event types. */
 #define WX3_ID_EXTRA		"_-"
 #define WX3_TYPE_EXTRA		"._"
+/* out_refund_no: [0-9A-Za-z_-|*@]. */
+#define WX3_REFUND_EXTRA	"_-|*@"
 
 /* The envelope is an object holding one object; the decrypted
  * transaction nests promotion_detail[].goods_detail[] (depth 5). */
@@ -2033,6 +2035,12 @@ wx3_refund(const struct wx_ctx *ctx, const struct json_t *r,
 	    sizeof(ev->refund_id), WX3_ID_EXTRA, diag)) != PH_OK ||
 	    (rc = ph_json_get_string(r, "refund_status", 32, &st, NULL,
 	    diag)) != PH_OK)
+		return rc;
+	/* Our own refund number, echoed: must be sane when given. */
+	if (ph_json_lookup(r, "out_refund_no") != NULL &&
+	    (rc = ph_json_copy_token(r, "out_refund_no",
+	    ev->merchant_refund_id, sizeof(ev->merchant_refund_id),
+	    WX3_REFUND_EXTRA, diag)) != PH_OK)
 		return rc;
 	if (strcmp(st, "SUCCESS") == 0)
 		ev->kind = PH_EV_REFUND_SUCCEEDED;

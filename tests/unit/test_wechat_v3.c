@@ -909,7 +909,7 @@ test_notify(void)
 	snprintf(plain, sizeof(plain), "{\"mchid\":\"" MCHID "\","
 	    "\"out_trade_no\":\"1217752501201407033233368018\","
 	    "\"transaction_id\":\"1217752501201407033233368018\","
-	    "\"out_refund_no\":\"1217752501201407033233368018\","
+	    "\"out_refund_no\":\"R1217752501201407033233368@1\","
 	    "\"refund_id\":\"1217752501201407033233368018\","
 	    "\"refund_status\":\"SUCCESS\","
 	    "\"success_time\":\"2018-06-08T10:34:56+08:00\","
@@ -920,9 +920,16 @@ test_notify(void)
 	    "REFUND.SUCCESS accepted");
 	ok(ev.kind == PH_EV_REFUND_SUCCEEDED && ev.amount == 990 &&
 	    strcmp(ev.refund_id, "1217752501201407033233368018") == 0 &&
+	    strcmp(ev.merchant_refund_id, "R1217752501201407033233368@1") ==
+	    0 &&
 	    strcmp(ev.currency, "CNY") == 0 && ev.occurred_at == 1528425296 &&
 	    strcmp(ev.dedup_key, "notify:EV-2018022511223320873") == 0,
-	    "refund: amount.refund, refund_id, CNY, time, notification id");
+	    "refund: amount.refund, refund_id, out_refund_no, CNY, time, "
+	    "notification id");
+	memcpy(strstr(plain, "368@1"), "368 1", 5);
+	is_int(notify_plain(ctx, "refund", plain, &ev), PH_E_FIELD,
+	    "refund with an invalid out_refund_no refused");
+	memcpy(strstr(plain, "368 1"), "368@1", 5);
 	memcpy(strstr(plain, "\"SUCCESS\""), "\"CLOSED\" ", 9);
 	notify_plain(ctx, "refund", plain, &ev);
 	is_int(ev.kind, PH_EV_REFUND_FAILED, "refund CLOSED: refund failed");
