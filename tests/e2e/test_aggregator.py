@@ -250,13 +250,22 @@ def test_profile(tap, inst, profile, headers_for, refusals):
     b = event(refund, 'refund.succeeded', rid)
     check_ok(tap, post(inst, profile, b, headers_for(b)),
              '%s: refund.succeeded' % profile)
+    # What the core raises for a refund it did not ask for is its own
+    # business; the plugin's part is that a repeat is one fact.
+    tap.diag('%s: refund.succeeded raised %r'
+             % (profile, types_of(inst.all_events(base))))
+    base = inst.last_seq()
+    check_ok(tap, post(inst, profile, b, headers_for(b)),
+             '%s: refund.succeeded again' % profile)
+    tap.is_(types_of(inst.all_events(base)), [],
+            '%s: refund.succeeded again: no new event' % profile)
     refund['amount'] = 60
     b = event(refund, 'refund.succeeded', rid)
     check_ok(tap, post(inst, profile, b, headers_for(b)),
              '%s: the same refund event id with another amount' % profile)
-    evs = inst.all_events(base)
-    tap.is_(types_of(evs), ['notification.conflict'],
-            '%s: refund conflict raised' % profile)
+    evs = [e for e in inst.all_events(base)
+           if e.get('type') == 'notification.conflict']
+    tap.is_(len(evs), 1, '%s: refund conflict raised' % profile)
     if evs:
         tap.is_(evs[0].get('dedup_key'), 'evt:' + rid,
                 '%s: the conflict names evt:<event id>' % profile)
