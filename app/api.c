@@ -406,6 +406,96 @@ done:
 	json_decref(in);
 }
 
+/* A refund work item as the API shows it. */
+static json_t *
+api_refund_view(const json_t *item)
+{
+	json_t *v = json_deep_copy(item);
+	char buf[32];
+	const char *k;
+	static const char *const times[] = { "created_at", "updated_at" };
+	size_t i;
+
+	if (v == NULL)
+		return NULL;
+	json_object_del(v, "v");
+	json_object_del(v, "lease_until");
+	json_object_del(v, "lease_owner");
+	for (i = 0; i < 2; i++) {
+		k = times[i];
+		if (json_is_integer(json_object_get(v, k))) {
+			order_time_text(json_integer_value(json_object_get(v,
+			    k)), buf);
+			json_object_set_new(v, k, json_string(buf));
+		}
+	}
+	return v;
+}
+
+void
+api_refund(struct fc_ctx *ctx, const char *order_id,
+    const struct fc_request *req, struct fc_response *resp)
+{
+	json_error_t jerr;
+	json_t *in, *v, *item = NULL, *view;
+	struct ph_diag diag;
+	const char *key, *reason = "";
+	json_int_t amount;
+	int rc;
+
+	in = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL || !json_is_object(in)) {
+		fc_error(resp, 400, "bad_request", "body must be a JSON object "
+		    "like {\"amount\": 100, \"reason\": \"...\"}");
+		json_decref(in);
+		return;
+	}
+	json_object_foreach(in, key, v)
+		if (strcmp(key, "amount") != 0 && strcmp(key, "reason") != 0) {
+			fc_error(resp, 400, "bad_request",
+			    "unknown field \"%s\"", key);
+			goto done;
+		}
+	v = json_object_get(in, "amount");
+	if (!json_is_integer(v) || (amount = json_integer_value(v)) <= 0 ||
+	    amount > PH_AMOUNT_MAX) {
+		fc_error(resp, 400, "bad_request", "amount must be a positive "
+		    "integer in minor units");
+		goto done;
+	}
+	v = json_object_get(in, "reason");
+	if (v != NULL && (!json_is_string(v) ||
+	    json_string_length(v) > 80)) {
+		fc_error(resp, 400, "bad_request", "reason must be a string of "
+		    "at most 80 bytes");
+		goto done;
+	}
+	if (v != NULL)
+		reason = json_string_value(v);
+	if (!order_id_valid(order_id, strlen(order_id))) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		goto done;
+	}
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_request_refund(ctx->store, order_id, amount, reason,
+	    req->now, &item, &diag);
+	if (rc == PH_E_NOTFOUND)
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+	else if (rc == PH_E_CONFLICT)
+		fc_error(resp, 409, "conflict", "%s", diag.msg);
+	else if (rc != PH_OK)
+		api_store_error(resp, rc);
+	else {
+		view = api_refund_view(item);
+		fc_json(resp, 201, view);
+		json_decref(view);
+	}
+done:
+	json_decref(item);
+	json_decref(in);
+}
+
 /* Parses a decimal query parameter; -1 when present but invalid. */
 static int
 api_uint_param(const char *uri, const char *name, unsigned long long max,

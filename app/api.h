@@ -14,6 +14,9 @@ void api_query_order(struct fc_ctx *ctx, const char *order_id,
 /* POST /orders/<id>/attempts: the pre-payment guard. */
 void api_attempt(struct fc_ctx *ctx, const char *order_id,
     const struct fc_request *req, struct fc_response *resp);
+/* POST /orders/<id>/refunds: the merchant asks for a refund. */
+void api_refund(struct fc_ctx *ctx, const char *order_id,
+    const struct fc_request *req, struct fc_response *resp);
 void api_events(struct fc_ctx *ctx, const struct fc_request *req,
     struct fc_response *resp);
 void api_health(struct fc_ctx *ctx, struct fc_response *resp);

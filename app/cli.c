@@ -31,6 +31,8 @@
 #include "metrics.h"
 #include "log.h"
 #include "order.h"
+#include "recon.h"
+#include "refund.h"
 #include "store.h"
 #include "sweep.h"
 
@@ -56,12 +58,29 @@ cli_usage(FILE *f)
 	    "                                ago (e.g. 90d); payments stay deduplicated\n"
 	    "  backup FILE                   write a consistent, compacted copy of the\n"
 	    "                                database to FILE while payhook runs\n"
+	    "  reconcile --profile P --statement FILE [--date YYYY-MM-DD]\n"
+	    "            [--report-dir DIR]  compare a provider statement with the\n"
+	    "                                store; repair what is missing here, raise\n"
+	    "                                the rest; report as CSV and JSON\n"
+	    "  refunds run                   carry out the refund work list\n"
+	    "  refunds list [--all]          list open (or all) refunds\n"
 	    "  sweep [--watch] [--interval S]\n"
 	    "                                ask providers about pending orders that\n"
 	    "                                are due, close expired unpaid ones; one\n"
 	    "                                pass, or every S seconds with --watch\n"
 	    "\n"
 	    "The configuration file is FILE, else $PAYHOOK_CONFIG.\n");
+}
+
+/* The counters shared with payhook.fcgi, beside the database. */
+static void
+cli_metrics_open(const struct conf *conf)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s-metrics", conf->db_path) <
+	    (int)sizeof(path))
+		metrics_open(path);
 }
 
 static int
@@ -406,6 +425,131 @@ cli_stats(const char *path)
 static volatile sig_atomic_t cli_stop;
 
 static int
+cli_reconcile(const char *path, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "profile", required_argument, NULL, 'p' },
+		{ "statement", required_argument, NULL, 's' },
+		{ "date", required_argument, NULL, 'd' },
+		{ "report-dir", required_argument, NULL, 'r' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct recon_opts o;
+	struct recon_summary sum;
+	struct ph_diag diag;
+	struct conf *conf;
+	struct store *store;
+	int ch, rc, i;
+
+	memset(&o, 0, sizeof(o));
+	o.report_dir = ".";
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'p': o.profile = optarg; break;
+		case 's': o.statement = optarg; break;
+		case 'd': o.date = optarg; break;
+		case 'r': o.report_dir = optarg; break;
+		default:
+			o.profile = NULL;
+			break;
+		}
+	}
+	if (o.profile == NULL || o.statement == NULL || optind != argc) {
+		fprintf(stderr, "payhook: reconcile --profile P --statement "
+		    "FILE [--date YYYY-MM-DD] [--report-dir DIR]\n");
+		return 1;
+	}
+	if (cli_open(path, &conf, &store, 1) != 0)
+		return 1;
+	cli_metrics_open(conf);
+	memset(&diag, 0, sizeof(diag));
+	rc = recon_run(conf, store, &o, (int64_t)time(NULL), &sum, &diag);
+	if (rc != PH_OK) {
+		fprintf(stderr, "payhook: reconcile %s: %s\n", o.statement,
+		    diag.msg[0] != '\0' ? diag.msg : ph_strerror(rc));
+	} else {
+		printf("reconcile %s %s: %llu statement lines\n", o.profile,
+		    sum.date, (unsigned long long)sum.lines);
+		for (i = 0; i < RECON__MAX; i++)
+			printf("  %-20s %8zu  %14lld\n", recon_cat_name(i),
+			    sum.count[i], (long long)sum.amount[i]);
+		printf("report: %s\n        %s\n", sum.csv_path, sum.json_path);
+	}
+	store_close(store);
+	conf_free(conf);
+	return rc == PH_OK ? 0 : 1;
+}
+
+static int
+cli_refunds(const char *path, int argc, char **argv)
+{
+	struct refund_stats st;
+	struct conf *conf;
+	struct store *store;
+	json_t *items, *it;
+	unsigned char rnd[16];
+	char token[33];
+	size_t i;
+	int rc;
+
+	if (argc == 1 && strcmp(argv[0], "run") == 0) {
+		if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+			return 1;
+		ph_hex_lower(rnd, sizeof(rnd), token);
+		if (cli_open(path, &conf, &store, 1) != 0)
+			return 1;
+		log_set_level(conf->log_level);
+		cli_metrics_open(conf);
+		rc = refund_run(conf, store, (int64_t)time(NULL), token, &st);
+		if (rc != PH_OK)
+			fprintf(stderr, "payhook: refunds run: %s\n",
+			    ph_strerror(rc));
+		else
+			log_kv(LOG_LVL_INFO, "refunds", "due=%zu sent=%zu "
+			    "succeeded=%zu failed=%zu pending=%zu errors=%zu",
+			    st.due, st.sent, st.succeeded, st.failed,
+			    st.pending, st.errors);
+		store_close(store);
+		conf_free(conf);
+		return rc == PH_OK && st.errors == 0 ? 0 : 1;
+	}
+	if (argc >= 1 && strcmp(argv[0], "list") == 0 &&
+	    (argc == 1 || (argc == 2 && strcmp(argv[1], "--all") == 0))) {
+		if (cli_open(path, &conf, &store, 1) != 0)
+			return 1;
+		rc = argc == 2 ? ledger_refunds_list(store, 0, 100000, &items) :
+		    ledger_refunds_due(store, 100000, &items);
+		if (rc == PH_OK) {
+			json_array_foreach(items, i, it)
+				printf("%s\t%s\t%s\t%s\t%lld\t%s\t%s\n",
+				    json_string_value(json_object_get(it,
+				    "refund_id")),
+				    json_string_value(json_object_get(it,
+				    "state")),
+				    json_string_value(json_object_get(it,
+				    "reason")),
+				    json_string_value(json_object_get(it,
+				    "order_id")),
+				    (long long)json_integer_value(
+				    json_object_get(it, "amount")),
+				    json_string_value(json_object_get(it,
+				    "currency")),
+				    json_string_value(json_object_get(it,
+				    "provider_txn_id")));
+			json_decref(items);
+		} else
+			fprintf(stderr, "payhook: refunds list: %s\n",
+			    ph_strerror(rc));
+		store_close(store);
+		conf_free(conf);
+		return rc == PH_OK ? 0 : 1;
+	}
+	fprintf(stderr, "payhook: refunds run | refunds list [--all]\n");
+	return 1;
+}
+
+static int
 cli_order_list(const char *path, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -592,16 +736,7 @@ cli_backup(const char *path, const char *file)
 	return rc == PH_OK ? 0 : 1;
 }
 
-/* The counters shared with payhook.fcgi, beside the database. */
-static void
-cli_metrics_open(const struct conf *conf)
-{
-	char path[4096];
 
-	if (snprintf(path, sizeof(path), "%s-metrics", conf->db_path) <
-	    (int)sizeof(path))
-		metrics_open(path);
-}
 
 static void
 cli_on_signal(int sig)
@@ -737,6 +872,15 @@ main(int argc, char **argv)
 		return cli_dedup_prune(path, argc - 1, argv + 1);
 	if (strcmp(argv[0], "backup") == 0 && argc == 2)
 		return cli_backup(path, argv[1]);
+	if (strcmp(argv[0], "reconcile") == 0)
+		return cli_reconcile(path, argc, argv);
+	if (strcmp(argv[0], "refunds") == 0) {
+		if (http_global_init() != PH_OK) {
+			fprintf(stderr, "payhook: libcurl cannot start\n");
+			return 1;
+		}
+		return cli_refunds(path, argc - 1, argv + 1);
+	}
 	if (strcmp(argv[0], "stats") == 0 && argc == 1)
 		return cli_stats(path);
 	if (strcmp(argv[0], "sweep") == 0) {

@@ -222,7 +222,7 @@ fc_route_path(const struct conf *c, const char *uri, char *buf, size_t cap)
 }
 
 /*
- * "<id>/query" or "<id>/attempts": the decoded id into id and the action
+ * "<id>/query", "<id>/attempts" or "<id>/refunds": the decoded id into id and the action
  * (a static string) into *action; 0 on a match.
  */
 static int
@@ -237,6 +237,8 @@ fc_order_action(const char *rest, char *id, size_t cap, const char **action)
 		*action = "query";
 	else if (strcmp(slash, "/attempts") == 0)
 		*action = "attempts";
+	else if (strcmp(slash, "/refunds") == 0)
+		*action = "refunds";
 	else
 		return -1;
 	if (fc_unescape(rest, (size_t)(slash - rest), id, cap, 0) == -1 ||
@@ -267,6 +269,8 @@ fc_merchant(struct fc_ctx *ctx, const struct fc_request *req,
 			fc_method_not_allowed(resp, "POST", req->method);
 		else if (strcmp(action, "query") == 0)
 			api_query_order(ctx, id, req, resp);
+		else if (strcmp(action, "refunds") == 0)
+			api_refund(ctx, id, req, resp);
 		else
 			api_attempt(ctx, id, req, resp);
 	} else if (strncmp(path, "/orders/", 8) == 0 &&

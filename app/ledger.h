@@ -137,4 +137,86 @@ int ledger_list_orders(struct store *s, const char *state, const char *after,
  */
 int ledger_prune_dedup(struct store *s, int64_t before, size_t *removed);
 
+/* ---- Batches for reconciliation ------------------------------------------
+ *
+ * Reconciling a statement reads and marks many rows; doing each in its own
+ * durable transaction would take hours.  A batch keeps one write
+ * transaction open for a bounded number of rows, then commits.  Nothing in
+ * a batch is a fact about money: facts found missing go through
+ * ledger_apply() after ledger_batch_flush().
+ */
+struct ledger_batch {
+	struct store *s;
+	struct store_txn t;
+	size_t n;
+	int open;
+	int scanning;			/* under a cursor: do not commit */
+};
+
+int ledger_batch_begin(struct ledger_batch *b, struct store *s);
+/* Commits what the batch holds and opens the next transaction. */
+int ledger_batch_flush(struct ledger_batch *b);
+/* Commits (or, after an error, aborts) and closes. */
+int ledger_batch_end(struct ledger_batch *b);
+/* The stored payment (provider, txn), or PH_E_NOTFOUND. */
+int ledger_batch_payment(struct ledger_batch *b, const char *provider,
+    const char *txn_id, json_t **pay);
+/* The refund work item with payhook refund id, or PH_E_NOTFOUND. */
+int ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
+    json_t **item);
+/* Forgets the seen-marks of run (profile and day). */
+int ledger_batch_clear(struct ledger_batch *b, const char *run);
+/* Marks txn seen in run's statement. */
+void ledger_batch_mark(struct ledger_batch *b, const char *run,
+    const char *txn_id);
+int ledger_batch_seen(struct ledger_batch *b, const char *run,
+    const char *txn_id);
+/*
+ * Raises an alarm event once per (run, txn, type): a later run over the
+ * same statement raises nothing.  pay is the stored payment or NULL; the
+ * event carries the statement's figures from ev.
+ */
+void ledger_batch_alarm(struct ledger_batch *b, const char *run,
+    const char *type, const char *profile, const char *provider,
+    const struct ph_event *ev, json_t *extra, int64_t now);
+/* Every stored payment record of provider, in key order, in chunks of
+ * the batch: calls fn with each; stops at the first non-zero return.  fn
+ * may use ledger_batch_seen() and ledger_batch_alarm(). */
+int ledger_batch_payments(struct ledger_batch *b, const char *provider,
+    int (*fn)(struct ledger_batch *b, const json_t *pay, void *arg),
+    void *arg);
+
+/* ---- Refunds ---------------------------------------------------------- */
+
+/* payhook's refund id for refund work item seq: "phr" and 13 digits. */
+void ledger_refund_id(uint64_t seq, char out[24]);
+
+/*
+ * The merchant asks to refund amount of a paid order: never more than was
+ * paid, counting refunds requested and not failed.  PH_E_NOTFOUND,
+ * PH_E_CONFLICT (not paid, or too much; diag says which), or PH_OK with
+ * the work item in *item (caller frees).  Raises refund.requested.
+ */
+int ledger_request_refund(struct store *s, const char *order_id,
+    int64_t amount, const char *reason, int64_t now, json_t **item,
+    struct ph_diag *diag);
+
+/* Work items to carry out (PENDING or PROCESSING), oldest first. */
+int ledger_refunds_due(struct store *s, size_t limit, json_t **items);
+/* All work items (for listing), oldest first, from seq after. */
+int ledger_refunds_list(struct store *s, uint64_t after, size_t limit,
+    json_t **items);
+/* Takes a runner's lease on item seq: PH_OK (*item set), PH_E_CONFLICT. */
+int ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
+    int64_t lease_s, const char *token, json_t **item);
+/*
+ * What the provider said of refund seq: REFUND_SUCCEEDED, REFUND_FAILED,
+ * PAYMENT_PENDING (accepted, not done), or err != PH_OK (not known: try
+ * again later, with message).  Applies it to the order, raises
+ * refund.succeeded or refund.failed, lets the lease go.
+ */
+int ledger_refund_result(struct store *s, uint64_t seq, const char *token,
+    int err, const char *message, const struct ph_event *ev, int64_t now,
+    struct ledger_result *res);
+
 #endif

@@ -31,6 +31,14 @@ const char *ledger_str(const json_t *o, const char *key);
 /* Adds delta to the count of orders in state (an order_state). */
 void ledger_count(struct store_txn *t, int state, int delta);
 
+/* Puts a refund of the whole payment f describes on the work list;
+ * returns its sequence number (0 on failure). */
+uint64_t ledger_queue_refund(struct store_txn *t, const struct ledger_fact *f,
+    const char *reason);
+/* A refund result from a notification or a statement. */
+void ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
+    struct ledger_result *r);
+
 /* Moves the order's entry in the due list to at (0: off the list). */
 void ledger_set_due(struct store_txn *t, json_t *order, int64_t at);
 

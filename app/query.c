@@ -21,7 +21,7 @@ static const char *const query_kind_names[PH_EV__MAX] = {
 };
 
 static const char *const query_op_names[QUERY_OP__MAX] = {
-	"query", "close",
+	"query", "close", "refund",
 };
 
 const char *
@@ -150,6 +150,80 @@ query_prepare(struct query_job *job, enum query_op op,
 }
 
 void
+query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
+    const json_t *item, const json_t *order, int64_t now)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+	struct ph_call_ctx cc;
+	struct ph_diag diag;
+	int rc;
+
+	memset(job, 0, sizeof(*job));
+	job->op = QUERY_OP_REFUND;
+	job->profile = pr;
+	job->err = PH_E_UNSUPPORTED;
+	if (!(prov->caps & PH_CAP_REFUND)) {
+		snprintf(job->message, sizeof(job->message), "provider %s "
+		    "cannot refund", prov->name);
+		return;
+	}
+	if (pr->api_base == NULL) {
+		job->err = PH_E_CONFIG;
+		snprintf(job->message, sizeof(job->message), "profile %s has "
+		    "no api_base", pr->name);
+		return;
+	}
+	snprintf(job->order_id, sizeof(job->order_id), "%s",
+	    json_string_value(json_object_get(item, "order_id")));
+	snprintf(job->txn_id, sizeof(job->txn_id), "%s",
+	    json_string_value(json_object_get(item, "provider_txn_id")));
+	snprintf(job->currency, sizeof(job->currency), "%s",
+	    json_string_value(json_object_get(item, "currency")));
+	snprintf(job->refund_id, sizeof(job->refund_id), "%s",
+	    json_string_value(json_object_get(item, "refund_id")));
+	snprintf(job->reason, sizeof(job->reason), "%s",
+	    json_string_value(json_object_get(item, "reason")));
+	job->attempt = order != NULL ? query_attempt_text(order, pr->name) :
+	    strdup("");
+	job->req = calloc(1, sizeof(*job->req));
+	if (job->attempt == NULL || job->req == NULL) {
+		job->err = PH_E_NOMEM;
+		snprintf(job->message, sizeof(job->message), "out of memory");
+		return;
+	}
+	job->rref.order_id = job->order_id;
+	job->rref.txn_id = job->txn_id;
+	job->rref.refund_id = job->refund_id;
+	job->rref.amount = json_integer_value(json_object_get(item, "amount"));
+	job->rref.payment_amount = json_integer_value(json_object_get(item,
+	    "payment_amount"));
+	job->rref.currency = job->currency;
+	job->rref.reason = job->reason;
+	job->rref.attempt = job->attempt;
+	memset(&cc, 0, sizeof(cc));
+	cc.now = now;
+	if (getrandom(cc.random, sizeof(cc.random), 0) !=
+	    (ssize_t)sizeof(cc.random)) {
+		job->err = PH_E_INTERNAL;
+		snprintf(job->message, sizeof(job->message), "no randomness");
+		return;
+	}
+	memset(&diag, 0, sizeof(diag));
+	if ((rc = prov->refund_request(pr->ctx, &job->rref, &cc, job->req,
+	    &diag)) != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "refund request "
+		    "not built: %s", diag.msg[0] != '\0' ? diag.msg :
+		    ph_strerror(rc));
+		return;
+	}
+	job->call.profile = pr;
+	job->call.req = job->req;
+	job->prepared = 1;
+	job->err = PH_OK;
+}
+
+void
 query_send(const struct conf *c, struct query_job *jobs, size_t n,
     size_t parallel)
 {
@@ -208,11 +282,15 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 	http_call_response(&job->call, now, &resp);
 	memset(&diag, 0, sizeof(diag));
 	memset(&job->ev, 0, sizeof(job->ev));
-	rc = job->op == QUERY_OP_QUERY ?
-	    prov->query_response(job->profile->ctx, &job->ref, &resp,
-	    &job->ev, &diag) :
-	    prov->close_response(job->profile->ctx, &job->ref, &resp,
-	    &job->ev, &diag);
+	if (job->op == QUERY_OP_QUERY)
+		rc = prov->query_response(job->profile->ctx, &job->ref, &resp,
+		    &job->ev, &diag);
+	else if (job->op == QUERY_OP_CLOSE)
+		rc = prov->close_response(job->profile->ctx, &job->ref, &resp,
+		    &job->ev, &diag);
+	else
+		rc = prov->refund_response(job->profile->ctx, &job->rref,
+		    &resp, &job->ev, &diag);
 	if (rc != PH_OK) {
 		job->err = rc;
 		snprintf(job->message, sizeof(job->message), "answer (HTTP "
@@ -232,8 +310,10 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 	    job->profile->name, query_kind_name(job->ev.kind));
 	query_count(job, query_kind_name(job->ev.kind));
 	/* Only a payment with its transaction is a fact to apply; a close
-	 * answer of "already paid" carries none and asks for a query. */
-	if (job->ev.kind != PH_EV_PAYMENT_SUCCEEDED ||
+	 * answer of "already paid" carries none and asks for a query.  A
+	 * refund answer goes to the refund runner. */
+	if (job->op == QUERY_OP_REFUND ||
+	    job->ev.kind != PH_EV_PAYMENT_SUCCEEDED ||
 	    job->ev.txn_id[0] == '\0')
 		return;
 	if (strcmp(job->ev.order_id, job->order_id) != 0) {

@@ -17,6 +17,7 @@
 enum query_op {
 	QUERY_OP_QUERY,
 	QUERY_OP_CLOSE,
+	QUERY_OP_REFUND,
 	QUERY_OP__MAX
 };
 
@@ -31,6 +32,9 @@ struct query_job {
 	struct ledger_result applied;	/* for a payment that was applied */
 	/* Private. */
 	struct ph_order_ref ref;
+	struct ph_refund_ref rref;
+	char refund_id[24];
+	char reason[64];
 	char order_id[PH_ID_MAX + 1];
 	char currency[4];
 	char txn_id[PH_ID_MAX + 1];
@@ -47,6 +51,15 @@ struct query_job {
  */
 void query_prepare(struct query_job *job, enum query_op op,
     const struct conf_profile *profile, const json_t *order, int64_t now);
+/*
+ * Prepares the refund of work item (a stored refund record) through
+ * profile.  query_finish() then reads the answer into job->ev but applies
+ * nothing: the refund runner hands it to ledger_refund_result().
+ */
+void query_prepare_refund(struct query_job *job,
+    const struct conf_profile *profile, const json_t *item,
+    const json_t *order, int64_t now);
+
 /* Sends every prepared job, at most parallel at once. */
 void query_send(const struct conf *c, struct query_job *jobs, size_t n,
     size_t parallel);
