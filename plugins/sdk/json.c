@@ -61,8 +61,8 @@ ph_json_parse(const unsigned char *doc, size_t len,
 	if (doc == NULL || len == 0)
 		return ph_fail(diag, PH_E_MALFORMED, "JSON: empty document");
 	if (len > lim->max_bytes)
-		return ph_fail(diag, PH_E_TOOBIG, "JSON: document of %zu bytes, "
-		    "at most %zu accepted", len, lim->max_bytes);
+		return ph_fail(diag, PH_E_TOOBIG, "JSON: document of %zu "
+		    "bytes, at most %zu accepted", len, lim->max_bytes);
 	/*
 	 * Default flags also refuse \u0000 inside strings and any bytes
 	 * after the document; JSON_REJECT_DUPLICATES is the one to add.

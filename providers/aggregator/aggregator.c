@@ -305,7 +305,7 @@ fail:
 	return rc;
 }
 
-/* ---- Verification --------------------------------------------------------- */
+/* ---- Verification ------------------------------------------------------- */
 
 /* The one value of a header; a header sent twice is ambiguous. */
 static int
@@ -320,8 +320,8 @@ agg_header(const struct ph_header *h, size_t nh, const char *name,
 		    strcasecmp(h[i].name, name) != 0)
 			continue;
 		if (*value != NULL)
-			return ph_fail(diag, PH_E_SIGNATURE, "%s sent more than "
-			    "once", name);
+			return ph_fail(diag, PH_E_SIGNATURE, "%s sent more "
+			    "than once", name);
 		*value = h[i].value;
 	}
 	if (*value == NULL || **value == '\0')
@@ -438,7 +438,7 @@ agg_verify_hmac(const struct agg_ctx *ctx, const char *hv,
 	    "%s: no v1 signature matches", ctx->header);
 }
 
-/* ---- Mapping ---------------------------------------------------------------- */
+/* ---- Mapping ------------------------------------------------------------ */
 
 /* A three-letter currency in either case ("cny"), upper-cased. */
 static int
@@ -598,7 +598,8 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	int rc, live, paid;
 
 	if (ctx == NULL || req == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "aggregator: NULL argument");
+		return ph_fail(diag, PH_E_INTERNAL,
+		    "aggregator: NULL argument");
 	memset(ev, 0, sizeof(*ev));
 	if (req->body == NULL || req->body_len == 0)
 		return ph_fail(diag, PH_E_MALFORMED, "empty body");
@@ -730,7 +731,7 @@ agg_ack(void *p, enum ph_ack_kind kind, const char *reason,
 	    sizeof("application/json"));
 }
 
-/* ---- Query ----------------------------------------------------------------- */
+/* ---- Query -------------------------------------------------------------- */
 
 /* Percent-encodes everything but RFC 3986 unreserved characters. */
 static void
@@ -778,7 +779,8 @@ agg_query_request(void *p, const struct ph_order_ref *order,
 	int rc;
 
 	if (ctx == NULL || out == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "aggregator: NULL argument");
+		return ph_fail(diag, PH_E_INTERNAL,
+		    "aggregator: NULL argument");
 	memset(out, 0, sizeof(*out));
 	if (ctx->api_key == NULL)
 		return ph_fail(diag, PH_E_CONFIG, "query needs api_key_file in "
@@ -866,7 +868,8 @@ agg_query_response(void *p, const struct ph_order_ref *order,
 	size_t i;
 
 	if (ctx == NULL || in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "aggregator: NULL argument");
+		return ph_fail(diag, PH_E_INTERNAL,
+		    "aggregator: NULL argument");
 	memset(ev, 0, sizeof(*ev));
 	memset(&first, 0, sizeof(first));
 	if (order == NULL || order->order_id == NULL ||
@@ -925,8 +928,8 @@ agg_query_response(void *p, const struct ph_order_ref *order,
 		if ((rc = agg_charge(ctx, ch, 0, &cur, &paid, diag)) != PH_OK)
 			goto out;
 		if (strcmp(cur.order_id, order->order_id) != 0) {
-			rc = ph_fail(diag, PH_E_FIELD, "query: the answer lists "
-			    "a charge of another order");
+			rc = ph_fail(diag, PH_E_FIELD, "query: the answer "
+			    "lists a charge of another order");
 			goto out;
 		}
 		if (paid) {

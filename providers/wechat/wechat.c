@@ -1004,7 +1004,7 @@ out:
 #define WX3_TOLERANCE_DEF	300
 #define WX3_RSA_MIN_BITS	2048
 #define WX3_NONCE_BYTES		16	/* 32 upper-case hex characters */
-#define WX3_TEXT_MAX		96	/* provider text quoted in a diagnostic */
+#define WX3_TEXT_MAX		96	/* provider text in a diagnostic */
 #define WX3_SCHEME		"WECHATPAY2-SHA256-RSA2048"
 #define WX3_PUB_KEY_PREFIX	"PUB_KEY_ID_"
 #define WX3_QUERY_PATH		"/v3/pay/transactions/out-trade-no/"
@@ -1020,9 +1020,9 @@ static const struct ph_json_limits wx3_envelope_limits = { WX3_BODY_MAX, 4 };
 static const struct ph_json_limits wx3_resource_limits = { WX3_BODY_MAX, 8 };
 
 struct wx3_key {
-	char serial[WX3_SERIAL_MAX + 1];	/* as Wechatpay-Serial names it */
+	char serial[WX3_SERIAL_MAX + 1];	/* as Wechatpay-Serial has it */
 	EVP_PKEY *pkey;
-	X509 *cert;		/* platform certificate; NULL for the public key */
+	X509 *cert;		/* certificate; NULL for the public key */
 };
 
 struct wx3_ctx {
@@ -1071,9 +1071,9 @@ wx3_refuse_keys(const struct ph_conf *conf, const char *const *names,
 
 	for (i = 0; names[i] != NULL; i++)
 		if ((v = ph_conf_get(conf, names[i])) != NULL && v->present)
-			return ph_fail(diag, PH_E_CONFIG, "%s is an API v%d key "
-			    "but this profile has api_version = %d", names[i],
-			    version == 2 ? 3 : 2, version);
+			return ph_fail(diag, PH_E_CONFIG, "%s is an API v%d "
+			    "key but this profile has api_version = %d",
+			    names[i], version == 2 ? 3 : 2, version);
 	return PH_OK;
 }
 
@@ -1173,8 +1173,8 @@ wx3_pem(const struct ph_blob *b, const char *key, const char *const *labels,
 	for (i = 0; i < rest_len; i++)
 		if (rest[i] != ' ' && rest[i] != '\t' && rest[i] != '\r' &&
 		    rest[i] != '\n') {
-			ph_fail(diag, PH_E_CONFIG, "%s: more than one PEM block "
-			    "or trailing data (one per file)", key);
+			ph_fail(diag, PH_E_CONFIG, "%s: more than one PEM "
+			    "block or trailing data (one per file)", key);
 			goto out;
 		}
 	if (header != NULL && header[0] != '\0') {
@@ -1488,7 +1488,8 @@ wx3_profile_new(const struct ph_conf *conf, struct wx_ctx *ctx,
 	if (v3->nkeys == 0) {
 		rc = ph_fail(diag, PH_E_CONFIG, "api_version = 3 needs "
 		    "platform_cert_files, or platform_public_key_file with "
-		    "platform_public_key_id, to verify WeChat Pay's signatures");
+		    "platform_public_key_id, to verify WeChat Pay's "
+		    "signatures");
 		goto fail;
 	}
 

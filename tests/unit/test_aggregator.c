@@ -108,7 +108,7 @@ mkprof(const struct prof *p, void **ctx)
 	setv(&v[AGG_CONF_SIGNATURE_HEADER], p->header);
 	setv(&v[AGG_CONF_TOLERANCE_S], p->tolerance);
 	if (p->tolerance != NULL)
-		v[AGG_CONF_TOLERANCE_S].num = atoll(p->tolerance);
+		v[AGG_CONF_TOLERANCE_S].num = strtoll(p->tolerance, NULL, 10);
 	setv(&v[AGG_CONF_LIVEMODE], p->livemode);
 	if (p->livemode != NULL)
 		v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
@@ -151,9 +151,11 @@ charge(char *out, size_t cap, const char *ch, const char *order,
 	    "\"refunded\":false,\"reversed\":false,\"app\":\"%s\","
 	    "\"channel\":\"%s\",\"order_no\":\"%s\",\"client_ip\":"
 	    "\"127.0.0.1\",\"amount\":%s,\"amount_settle\":%s,"
-	    "\"currency\":%s,\"subject\":\"Your Subject\",\"body\":\"Your Body\","
+	    "\"currency\":%s,\"subject\":\"Your Subject\","
+	    "\"body\":\"Your Body\","
 	    "\"extra\":{},\"time_paid\":%s,\"time_expire\":1410838127,"
-	    "\"time_settle\":null,\"transaction_no\":%s,\"refunds\":{\"object\":"
+	    "\"time_settle\":null,\"transaction_no\":%s,"
+	    "\"refunds\":{\"object\":"
 	    "\"list\",\"url\":\"/v1/charges/%s/refunds\",\"has_more\":false,"
 	    "\"data\":[]},\"amount_refunded\":0,\"failure_code\":null,"
 	    "\"failure_msg\":null,\"metadata\":{},\"credential\":{},"
@@ -225,7 +227,7 @@ event_empty(const struct ph_event *ev)
 	return memcmp(ev, &zero, sizeof(zero)) == 0;
 }
 
-/* ---- tests ---------------------------------------------------------------- */
+/* ---- tests ------------------------------------------------------------- */
 
 static void
 test_table(void)
@@ -614,8 +616,9 @@ test_ack(void)
 	    memcmp(r.body, "{\"ok\":true}", 11) == 0, "ack: 200 {\"ok\":true}");
 	payhook_provider()->ack(NULL, PH_ACK_REFUSED, "bad \"sig\"", &r);
 	ok(r.status == 400 && r.body_len == strlen("{\"error\":\"bad "
-	    "\\\"sig\\\"\"}") && memcmp(r.body, "{\"error\":\"bad \\\"sig\\\"\"}",
-	    r.body_len) == 0, "ack: refused 400, reason escaped");
+	    "\\\"sig\\\"\"}") && memcmp(r.body, "{\"error\":\"bad "
+	    "\\\"sig\\\"\"}", r.body_len) == 0,
+	    "ack: refused 400, reason escaped");
 	payhook_provider()->ack(NULL, PH_ACK_RETRY, NULL, &r);
 	ok(r.status == 500 && strstr((char *)r.body, "temporarily") != NULL,
 	    "ack: retry 500");

@@ -253,7 +253,8 @@ mkprof(const struct prof *p, void **ctx)
 	setv(&v[WX_CONF_MERCHANT_SERIAL], p->serial);
 	setv(&v[WX_CONF_TIMESTAMP_TOLERANCE_S], p->tolerance);
 	if (p->tolerance != NULL)
-		v[WX_CONF_TIMESTAMP_TOLERANCE_S].num = atoll(p->tolerance);
+		v[WX_CONF_TIMESTAMP_TOLERANCE_S].num =
+		    strtoll(p->tolerance, NULL, 10);
 	setv(&v[WX_CONF_API_KEY_FILE], p->api_key);
 	setv(&v[WX_CONF_SIGN_TYPE], p->sign_type);
 	d.msg[0] = '\0';
@@ -359,7 +360,8 @@ sign_body(struct sent *s, EVP_PKEY *k, const char *serial, long long ts,
 
 	memset(s, 0, sizeof(*s));
 	snprintf(s->ts, sizeof(s->ts), "%lld", ts);
-	snprintf(s->nonce, sizeof(s->nonce), "593BEC0C930BF1AFEB40B4A08C8FB242");
+	snprintf(s->nonce, sizeof(s->nonce), "%s",
+	    "593BEC0C930BF1AFEB40B4A08C8FB242");
 	snprintf(s->serial, sizeof(s->serial), "%s", serial);
 	n = (size_t)snprintf(msg, sizeof(msg), "%s\n%s\n", s->ts, s->nonce);
 	memcpy(msg + n, body, len);
@@ -1183,7 +1185,7 @@ test_tv5(void)
 	payhook_provider()->profile_free(ctx);
 }
 
-/* ---- order query ----------------------------------------------------------- */
+/* ---- order query -------------------------------------------------------- */
 
 static struct ph_order_ref *
 order_ref(const char *id)
@@ -1269,7 +1271,8 @@ test_query_request(void)
 	is_str(r.headers[0].value, "application/json", "Accept JSON");
 	is_str(r.headers[1].name, "Authorization", "header 2: Authorization");
 	snprintf(want, sizeof(want), "WECHATPAY2-SHA256-RSA2048 "
-	    "mchid=\"1230000109\",nonce_str=\"000102030405060708090A0B0C0D0E0F\","
+	    "mchid=\"1230000109\","
+	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\","
 	    "signature=\"%s\",timestamp=\"1554208460\",serial_no=\""
 	    TV3_SERIAL "\"", sig_q);
 	is_str(r.headers[1].value, want, "v3 query: Authorization, byte for "
@@ -1298,7 +1301,8 @@ test_query_request(void)
 	is_str(r.path, "/v3/pay/transactions/out-trade-no/A%7CB%2A1"
 	    "?mchid=1230000109", "v3 query: percent-encoded as signed");
 	snprintf(want, sizeof(want), "WECHATPAY2-SHA256-RSA2048 "
-	    "mchid=\"1230000109\",nonce_str=\"000102030405060708090A0B0C0D0E0F\","
+	    "mchid=\"1230000109\","
+	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\","
 	    "signature=\"%s\",timestamp=\"1554208460\",serial_no=\""
 	    TV3_SERIAL "\"", sig_pct);
 	is_str(r.headers[1].value, want, "v3 query: the encoded path is what "
