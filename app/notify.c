@@ -122,6 +122,8 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		    "%lld", pr->name, (long long)ev.amount);
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(PH_E_FIELD),
 		    resp);
+		fc_note_set(resp->note.outcome, notify_refusal(PH_E_FIELD));
+		notify_count(pr, resp->note.outcome);
 		return;
 	}
 	/* The contract says PH_OK means verified and complete; hold it to
