@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "api.h"
+#include "certs.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "log.h"
@@ -571,6 +572,78 @@ api_health(struct fc_ctx *ctx, struct fc_response *resp)
 	json_decref(j);
 }
 
+/*
+ * Per profile: the share of paid orders learnt by query or statement
+ * instead of notification (the 掉单 rate), and the mean delay between the
+ * provider's payment time and payhook learning of it.
+ */
+static void
+api_metrics_rates(const struct conf *c, struct ph_buf *b)
+{
+	static const char *const sources[] = {
+		"notify", "query", "statement", "replay",
+	};
+	char labels[128];
+	size_t i, j;
+
+	ph_buf_puts(b, "# HELP payhook_missed_notification_ratio Share of "
+	    "paid orders settled by query or statement, not notification.\n"
+	    "# TYPE payhook_missed_notification_ratio gauge\n"
+	    "# HELP payhook_payment_lag_seconds_mean Mean delay from the "
+	    "provider's payment time to payhook knowing.\n"
+	    "# TYPE payhook_payment_lag_seconds_mean gauge\n");
+	for (i = 0; i < c->nprofiles; i++) {
+		const char *p = c->profiles[i].name;
+		uint64_t paid[4], all = 0, lag = 0, n = 0;
+
+		for (j = 0; j < 4; j++) {
+			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
+			    p, sources[j]);
+			paid[j] = metrics_get("payhook_orders_paid_total",
+			    labels);
+			all += paid[j];
+			lag += metrics_get("payhook_payment_lag_seconds_sum",
+			    labels);
+			n += metrics_get("payhook_payment_lag_seconds_count",
+			    labels);
+		}
+		ph_buf_printf(b, "payhook_missed_notification_ratio{profile="
+		    "\"%s\"} %.4f\n", p, all == 0 ? 0.0 :
+		    (double)(paid[1] + paid[2]) / (double)all);
+		ph_buf_printf(b, "payhook_payment_lag_seconds_mean{profile="
+		    "\"%s\"} %.1f\n", p, n == 0 ? 0.0 : (double)lag /
+		    (double)n);
+	}
+}
+
+struct api_certs {
+	struct ph_buf *b;
+	int64_t now;
+};
+
+static void
+api_cert_metric(const struct certs_item *it, void *arg)
+{
+	struct api_certs *ac = arg;
+	char file[300], subject[200];
+	size_t i, o;
+
+	/* Label values: no quotes or backslashes to escape in them. */
+	for (i = o = 0; it->file[i] != '\0' && o + 1 < sizeof(file); i++)
+		if (it->file[i] != '"' && it->file[i] != '\\')
+			file[o++] = it->file[i];
+	file[o] = '\0';
+	for (i = o = 0; it->subject[i] != '\0' && o + 1 < sizeof(subject);
+	    i++)
+		if (it->subject[i] != '"' && it->subject[i] != '\\')
+			subject[o++] = it->subject[i];
+	subject[o] = '\0';
+	ph_buf_printf(ac->b, "payhook_certificate_expiry_seconds{profile="
+	    "\"%s\",key=\"%s\",file=\"%s\",subject=\"%s\"} %lld\n",
+	    it->profile, it->key, file, subject,
+	    (long long)(it->not_after - ac->now));
+}
+
 void
 api_metrics(struct fc_ctx *ctx, struct fc_response *resp)
 {
@@ -582,6 +655,16 @@ api_metrics(struct fc_ctx *ctx, struct fc_response *resp)
 	ph_buf_free(b);
 	ph_buf_init(b, FC_RESP_MAX);
 	metrics_render(b);
+	api_metrics_rates(ctx->conf, b);
+	{
+		struct api_certs ac = { b, (int64_t)time(NULL) };
+
+		ph_buf_puts(b, "# HELP payhook_certificate_expiry_seconds "
+		    "Seconds until each configured certificate expires "
+		    "(negative: expired).\n# TYPE "
+		    "payhook_certificate_expiry_seconds gauge\n");
+		certs_each(ctx->conf, api_cert_metric, &ac);
+	}
 	if (ledger_counts(ctx->store, counts, ORDER__MAX) == PH_OK) {
 		ph_buf_puts(b, "# HELP payhook_orders Orders by state.\n"
 		    "# TYPE payhook_orders gauge\n");

@@ -25,12 +25,15 @@
 
 #include <payhook/sdk.h>
 
+#include "archive.h"
+#include "certs.h"
 #include "conf.h"
 #include "http.h"
 #include "ledger.h"
 #include "metrics.h"
 #include "log.h"
 #include "order.h"
+#include "push.h"
 #include "recon.h"
 #include "refund.h"
 #include "store.h"
@@ -53,6 +56,10 @@ cli_usage(FILE *f)
 	    "                                print the event feed as JSON\n"
 	    "  events tail [--after SEQ] [--follow]\n"
 	    "                                print events one JSON object per line\n"
+	    "  events resend --endpoint NAME [--from SEQ]\n"
+	    "                                push events again from SEQ (default 1)\n"
+	    "  events deliveries [--endpoint NAME]\n"
+	    "                                the push delivery log\n"
 	    "  stats                         print database statistics as JSON\n"
 	    "  dedup prune --older-than AGE  forget dedup keys first seen before AGE\n"
 	    "                                ago (e.g. 90d); payments stay deduplicated\n"
@@ -62,6 +69,11 @@ cli_usage(FILE *f)
 	    "            [--report-dir DIR]  compare a provider statement with the\n"
 	    "                                store; repair what is missing here, raise\n"
 	    "                                the rest; report as CSV and JSON\n"
+	    "  notifications list [--after ID] [--limit N]\n"
+	    "                                archived notifications, one per line\n"
+	    "  notifications show ID         one archived notification as JSON\n"
+	    "  notifications replay ID       run it through the current plugin and\n"
+	    "                                configuration again, applying it\n"
 	    "  refunds run                   carry out the refund work list\n"
 	    "  refunds list [--all]          list open (or all) refunds\n"
 	    "  sweep [--watch] [--interval S]\n"
@@ -257,9 +269,40 @@ cli_check_user(const struct conf *conf, const char *user)
 	return bad ? -1 : 0;
 }
 
+struct cli_certs {
+	int64_t now;
+	int near;
+};
+
+static void
+cli_cert_line(const struct certs_item *it, void *arg)
+{
+	struct cli_certs *cc = arg;
+	int64_t left = it->not_after - cc->now;
+	char when[32];
+
+	order_time_text(it->not_after, when);
+	if (left <= 0) {
+		cc->near++;
+		fprintf(stderr, "payhook: warning: profile %s: %s %s: "
+		    "certificate %s EXPIRED on %s\n", it->profile, it->key,
+		    it->file, it->subject, when);
+	} else if (left <= (int64_t)CERTS_WARN_DAYS * 86400) {
+		cc->near++;
+		fprintf(stderr, "payhook: warning: profile %s: %s %s: "
+		    "certificate %s expires on %s, in %lld day(s)\n",
+		    it->profile, it->key, it->file, it->subject, when,
+		    (long long)(left / 86400));
+	} else
+		printf("payhook: profile %s: %s %s: certificate %s expires on "
+		    "%s, in %lld days\n", it->profile, it->key, it->file,
+		    it->subject, when, (long long)(left / 86400));
+}
+
 static int
 cli_check(const char *path, const char *user)
 {
+	struct cli_certs cc;
 	struct conf *conf;
 	struct store *store = NULL;
 	struct stat st;
@@ -280,6 +323,9 @@ cli_check(const char *path, const char *user)
 		return 1;
 	}
 	store_close(store);
+	cc.now = (int64_t)time(NULL);
+	cc.near = 0;
+	certs_each(conf, cli_cert_line, &cc);
 	if (user != NULL && cli_check_user(conf, user) != 0) {
 		fprintf(stderr, "payhook: %s: user %s cannot run payhook with "
 		    "this configuration\n", path, user);
@@ -380,6 +426,62 @@ cli_events(const char *path, int argc, char **argv)
 	return rc;
 }
 
+/*
+ * Per profile, from the shared counters: how paid orders were learnt
+ * (the 掉单 rate is the share not by notification), the mean payment lag,
+ * notification outcomes.
+ */
+static json_t *
+cli_profile_rates(const struct conf *conf)
+{
+	static const char *const sources[] = {
+		"notify", "query", "statement", "replay",
+	};
+	static const char *const outcomes[] = {
+		"applied", "duplicate", "refused_signature", "refused_merchant",
+		"refused_malformed", "refused_field", "storage_failure",
+	};
+	json_t *all = json_object(), *p, *by, *no;
+	char labels[128];
+	size_t i, j;
+
+	for (i = 0; i < conf->nprofiles; i++) {
+		const char *name = conf->profiles[i].name;
+		uint64_t total = 0, missed = 0, lag = 0, n = 0, v;
+
+		by = json_object();
+		for (j = 0; j < 4; j++) {
+			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
+			    name, sources[j]);
+			v = metrics_get("payhook_orders_paid_total", labels);
+			json_object_set_new(by, sources[j],
+			    json_integer((json_int_t)v));
+			total += v;
+			if (j == 1 || j == 2)
+				missed += v;
+			lag += metrics_get("payhook_payment_lag_seconds_sum",
+			    labels);
+			n += metrics_get("payhook_payment_lag_seconds_count",
+			    labels);
+		}
+		no = json_object();
+		for (j = 0; j < sizeof(outcomes) / sizeof(outcomes[0]); j++) {
+			snprintf(labels, sizeof(labels),
+			    "profile=%s&outcome=%s", name, outcomes[j]);
+			json_object_set_new(no, outcomes[j], json_integer(
+			    (json_int_t)metrics_get(
+			    "payhook_notifications_total", labels)));
+		}
+		p = json_pack("{s:o, s:f, s:f, s:o}", "paid_by", by,
+		    "missed_notification_ratio", total == 0 ? 0.0 :
+		    (double)missed / (double)total,
+		    "payment_lag_seconds_mean", n == 0 ? 0.0 :
+		    (double)lag / (double)n, "notifications", no);
+		json_object_set_new(all, name, p);
+	}
+	return all;
+}
+
 static int
 cli_stats(const char *path)
 {
@@ -414,6 +516,8 @@ cli_stats(const char *path)
 		    "map_used", (json_int_t)st.map_used,
 		    "readers_used", (int)st.readers_used,
 		    "readers_max", (int)st.readers_max);
+		cli_metrics_open(conf);
+		json_object_set_new(out, "profiles", cli_profile_rates(conf));
 		rc = cli_print(out);
 		json_decref(out);
 	}
@@ -479,6 +583,280 @@ cli_reconcile(const char *path, int argc, char **argv)
 	store_close(store);
 	conf_free(conf);
 	return rc == PH_OK ? 0 : 1;
+}
+
+static int
+cli_replay(struct conf *conf, struct store *store, uint64_t id)
+{
+	const struct conf_profile *pr;
+	struct ph_header *h = NULL;
+	struct ledger_result res;
+	struct ledger_fact fact;
+	struct archive_rec a;
+	struct ph_request req;
+	struct ph_event ev;
+	struct ph_diag diag;
+	unsigned char *body = NULL;
+	json_t *rec, *hs, *pair;
+	size_t len, i;
+	int rc;
+
+	if ((rc = archive_get(id, &rec)) != PH_OK) {
+		fprintf(stderr, "payhook: notification %llu: %s\n",
+		    (unsigned long long)id, rc == PH_E_NOTFOUND ?
+		    "not in the archive" : ph_strerror(rc));
+		return 1;
+	}
+	pr = conf_profile(conf, json_string_value(json_object_get(rec,
+	    "profile")));
+	if (pr == NULL || !(pr->plugin->prov->caps & PH_CAP_NOTIFY)) {
+		fprintf(stderr, "payhook: notification %llu: profile %s is not "
+		    "configured (any more)\n", (unsigned long long)id,
+		    json_string_value(json_object_get(rec, "profile")));
+		json_decref(rec);
+		return 1;
+	}
+	if (archive_body(rec, &body, &len) != PH_OK) {
+		fprintf(stderr, "payhook: notification %llu: unreadable body\n",
+		    (unsigned long long)id);
+		free(body);
+		json_decref(rec);
+		return 1;
+	}
+	hs = json_object_get(rec, "headers");
+	h = calloc(json_array_size(hs) + 1, sizeof(*h));
+	json_array_foreach(hs, i, pair) {
+		h[i].name = json_string_value(json_array_get(pair, 0));
+		h[i].value = json_string_value(json_array_get(pair, 1));
+	}
+	memset(&req, 0, sizeof(req));
+	req.method = json_string_value(json_object_get(rec, "method"));
+	req.content_type = json_string_value(json_object_get(rec,
+	    "content_type"));
+	req.body = body;
+	req.body_len = len;
+	req.headers = h;
+	req.nheaders = json_array_size(hs);
+	/* Verified as of its arrival: freshness windows still apply to
+	 * when the provider sent it, not to today. */
+	req.now = json_integer_value(json_object_get(rec, "at"));
+	memset(&ev, 0, sizeof(ev));
+	memset(&diag, 0, sizeof(diag));
+	memset(&a, 0, sizeof(a));
+	a.at = (int64_t)time(NULL);
+	a.profile = pr->name;
+	a.provider = pr->plugin->prov->name;
+	a.method = req.method;
+	a.content_type = req.content_type;
+	a.headers = h;
+	a.nheaders = req.nheaders;
+	a.body = body;
+	a.body_len = len;
+	a.replay_of = id;
+	rc = pr->plugin->prov->parse_notify(pr->ctx, &req, &ev, &diag);
+	if (rc != PH_OK) {
+		printf("notification %llu: still refused: %s (%s)\n",
+		    (unsigned long long)id, ph_strerror(rc), diag.msg);
+		a.verdict = "refused";
+		a.reason = diag.msg;
+		a.order_id = "";
+		a.outcome = "refused";
+		archive_put(&a);
+		rc = 1;
+		goto done;
+	}
+	fact.profile = pr->name;
+	fact.provider = pr->plugin->prov->name;
+	fact.source = "replay";
+	fact.ev = &ev;
+	fact.now = (int64_t)time(NULL);
+	if ((rc = ledger_apply(store, &fact, &res, &diag)) != PH_OK) {
+		fprintf(stderr, "payhook: notification %llu: verified but not "
+		    "recorded: %s\n", (unsigned long long)id, diag.msg);
+		rc = 1;
+		goto done;
+	}
+	printf("notification %llu: verified; order %s: %s%s%s\n",
+	    (unsigned long long)id, ev.order_id,
+	    ledger_outcome_name(res.outcome),
+	    res.event_type[0] != '\0' ? ", raised " : "", res.event_type);
+	a.verdict = "verified";
+	a.reason = "";
+	a.order_id = ev.order_id;
+	a.outcome = ledger_outcome_name(res.outcome);
+	archive_put(&a);
+	rc = 0;
+done:
+	free(h);
+	free(body);
+	json_decref(rec);
+	return rc;
+}
+
+static int
+cli_notifications(const char *path, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "after", required_argument, NULL, 'a' },
+		{ "limit", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long long after = 0, limit = 100, id;
+	struct conf *conf;
+	struct store *store;
+	json_t *list, *r;
+	size_t i;
+	int ch, rc = 0;
+
+	if (argc < 1)
+		goto usage;
+	if (strcmp(argv[0], "list") == 0) {
+		optind = 1;
+		while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+			if (ch == 'a' && cli_number(optarg, &after) == 0)
+				continue;
+			if (ch == 'l' && cli_number(optarg, &limit) == 0 &&
+			    limit >= 1 && limit <= 100000)
+				continue;
+			goto usage;
+		}
+	} else if ((strcmp(argv[0], "show") != 0 &&
+	    strcmp(argv[0], "replay") != 0) || argc != 2 ||
+	    cli_number(argv[1], &id) != 0)
+		goto usage;
+	if (cli_open(path, &conf, &store, 1) != 0)
+		return 1;
+	cli_metrics_open(conf);
+	archive_open(conf->db_path, conf->archive_map_mb);
+	if (strcmp(argv[0], "list") == 0) {
+		if ((rc = archive_list(after, limit, &list)) == PH_OK) {
+			json_array_foreach(list, i, r) {
+				char when[32];
+
+				order_time_text(json_integer_value(
+				    json_object_get(r, "at")), when);
+				printf("%lld\t%s\t%s\t%s\t%s\t%s",
+				    (long long)json_integer_value(
+				    json_object_get(r, "id")), when,
+				    json_string_value(json_object_get(r,
+				    "profile")),
+				    json_string_value(json_object_get(r,
+				    "order_id"))[0] != '\0' ?
+				    json_string_value(json_object_get(r,
+				    "order_id")) : "-",
+				    json_string_value(json_object_get(r,
+				    "verdict")),
+				    json_string_value(json_object_get(r,
+				    "outcome")));
+				if (json_integer_value(json_object_get(r,
+				    "replay_of")) != 0)
+					printf("\treplay_of=%lld", (long long)
+					    json_integer_value(json_object_get(r,
+					    "replay_of")));
+				printf("\n");
+			}
+		}
+		json_decref(list);
+	} else if (strcmp(argv[0], "show") == 0) {
+		if ((rc = archive_get(id, &r)) == PH_OK) {
+			unsigned char *body;
+			size_t len;
+
+			json_t *text = NULL;
+
+			/* The body as text too, when it is UTF-8. */
+			if (archive_body(r, &body, &len) == PH_OK &&
+			    body != NULL)
+				text = json_stringn((char *)body, len);
+			if (text != NULL)
+				json_object_set_new(r, "body_text", text);
+			free(body);
+			cli_print(r);
+			json_decref(r);
+		} else
+			fprintf(stderr, "payhook: notification %llu: %s\n",
+			    id, rc == PH_E_NOTFOUND ? "not in the archive" :
+			    ph_strerror(rc));
+		rc = rc == PH_OK ? 0 : 1;
+	} else
+		rc = cli_replay(conf, store, id);
+	archive_close();
+	store_close(store);
+	conf_free(conf);
+	return rc;
+usage:
+	fprintf(stderr, "payhook: notifications list [--after ID] [--limit N] "
+	    "| notifications show ID | notifications replay ID\n");
+	return 1;
+}
+
+static int
+cli_events_push(const char *path, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "endpoint", required_argument, NULL, 'e' },
+		{ "from", required_argument, NULL, 'f' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long long from = 1;
+	const char *name = NULL;
+	struct conf *conf;
+	struct store *store;
+	json_t *log, *e;
+	size_t i;
+	int ch, rc = 0, resend = strcmp(argv[0], "resend") == 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'e') {
+			name = optarg;
+			continue;
+		}
+		if (ch == 'f' && resend && cli_number(optarg, &from) == 0)
+			continue;
+		goto usage;
+	}
+	if (resend && name == NULL)
+		goto usage;
+	if (cli_open(path, &conf, &store, 1) != 0)
+		return 1;
+	if (resend) {
+		for (i = 0; i < conf->npushes; i++)
+			if (strcmp(conf->pushes[i].name, name) == 0)
+				break;
+		if (i == conf->npushes) {
+			fprintf(stderr, "payhook: no [push.%s] endpoint\n",
+			    name);
+			rc = 1;
+		} else if ((rc = push_resend(store, name, from)) != PH_OK) {
+			fprintf(stderr, "payhook: events resend: %s\n",
+			    ph_strerror(rc));
+			rc = 1;
+		} else
+			printf("payhook: push %s delivers again from event "
+			    "%llu at the next sweep\n", name, from);
+	} else if ((rc = push_log(store, name, 1000, &log)) == PH_OK) {
+		json_array_foreach(log, i, e) {
+			char when[32];
+
+			order_time_text(json_integer_value(json_object_get(e,
+			    "at")), when);
+			printf("%s\t%s\t%lld\t%lld\t%s\n", when,
+			    json_string_value(json_object_get(e, "endpoint")),
+			    (long long)json_integer_value(json_object_get(e,
+			    "seq")), (long long)json_integer_value(
+			    json_object_get(e, "status")),
+			    json_string_value(json_object_get(e, "error")));
+		}
+		json_decref(log);
+	}
+	store_close(store);
+	conf_free(conf);
+	return rc == PH_OK ? 0 : 1;
+usage:
+	fprintf(stderr, "payhook: events resend --endpoint NAME [--from SEQ] "
+	    "| events deliveries [--endpoint NAME]\n");
+	return 1;
 }
 
 static int
@@ -784,6 +1162,8 @@ cli_sweep(const char *path, int argc, char **argv)
 		return 1;
 	log_set_level(conf->log_level);
 	cli_metrics_open(conf);
+	if (conf->archive_days > 0)
+		archive_open(conf->db_path, conf->archive_map_mb);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = cli_on_signal;
 	sigaction(SIGTERM, &sa, NULL);
@@ -791,6 +1171,21 @@ cli_sweep(const char *path, int argc, char **argv)
 	do {
 		int64_t now = (int64_t)time(NULL);
 
+		certs_warn_daily(conf, store, now);
+		if (conf->archive_days > 0) {
+			size_t pruned;
+
+			archive_prune(now - (int64_t)conf->archive_days * 86400,
+			    &pruned);
+		}
+		if (conf->npushes > 0) {
+			struct push_stats ps;
+
+			if (push_run(conf, store, now, &ps) == PH_OK &&
+			    (ps.delivered > 0 || ps.failed > 0))
+				log_kv(LOG_LVL_INFO, "push", "delivered=%zu "
+				    "failed=%zu", ps.delivered, ps.failed);
+		}
 		if ((rc = sweep_pass(conf, store, now, token, &st)) != PH_OK) {
 			log_err("sweep: %s", ph_strerror(rc));
 			metrics_add("payhook_sweeper_passes_total",
@@ -865,6 +1260,10 @@ main(int argc, char **argv)
 	if (strcmp(argv[0], "events") == 0 && argc >= 2 &&
 	    strcmp(argv[1], "tail") == 0)
 		return cli_events_tail(path, argc - 1, argv + 1);
+	if (strcmp(argv[0], "events") == 0 && argc >= 2 &&
+	    (strcmp(argv[1], "resend") == 0 ||
+	    strcmp(argv[1], "deliveries") == 0))
+		return cli_events_push(path, argc - 1, argv + 1);
 	if (strcmp(argv[0], "events") == 0)
 		return cli_events(path, argc, argv);
 	if (strcmp(argv[0], "dedup") == 0 && argc >= 2 &&
@@ -874,6 +1273,8 @@ main(int argc, char **argv)
 		return cli_backup(path, argv[1]);
 	if (strcmp(argv[0], "reconcile") == 0)
 		return cli_reconcile(path, argc, argv);
+	if (strcmp(argv[0], "notifications") == 0)
+		return cli_notifications(path, argc - 1, argv + 1);
 	if (strcmp(argv[0], "refunds") == 0) {
 		if (http_global_init() != PH_OK) {
 			fprintf(stderr, "payhook: libcurl cannot start\n");

@@ -259,6 +259,9 @@ enum conf_core_key {
 	CORE_SWEEP_CONCURRENCY,
 	CORE_LEASE_S,
 	CORE_ATTEMPT_HOLD_S,
+	CORE_ARCHIVE_DAYS,
+	CORE_ARCHIVE_MAP_MB,
+	CORE_HINT_PER_MINUTE,
 	CORE__MAX
 };
 
@@ -266,7 +269,8 @@ static const char *const conf_core_names[CORE__MAX] = {
 	"db_path", "map_size_mb", "plugin_dir", "api_token_file",
 	"max_body_bytes", "base_path", "log_level", "ca_file",
 	"http_timeout_s", "http_connect_timeout_s", "sweep_concurrency",
-	"lease_s", "attempt_hold_s",
+	"lease_s", "attempt_hold_s", "archive_days", "archive_map_mb",
+	"hint_per_minute",
 };
 
 /* Whole-number core keys: where each goes and its range. */
@@ -295,6 +299,18 @@ conf_core_number(struct conf *c, int k, unsigned long *min,
 		*min = 0;
 		*max = 3600;
 		return &c->attempt_hold_s;
+	case CORE_ARCHIVE_DAYS:
+		*min = 0;
+		*max = 3650;
+		return &c->archive_days;
+	case CORE_ARCHIVE_MAP_MB:
+		*min = 1;
+		*max = 1024UL * 1024;
+		return &c->archive_map_mb;
+	case CORE_HINT_PER_MINUTE:
+		*min = 0;
+		*max = 10000;
+		return &c->hint_per_minute;
 	default:
 		return NULL;
 	}
@@ -626,6 +642,22 @@ conf_section(struct conf_parse *p, const char *line)
 		    sizeof(p->seen_sections[0]), "%s", name);
 	if (strcmp(name, "core") == 0)
 		return;
+	if (strncmp(name, "push.", 5) == 0) {
+		struct conf_push *pu;
+
+		if (!conf_name_valid(name + 5, strlen(name + 5)))
+			conf_err(p->errs, "line %d: push name \"%s\" is "
+			    "invalid: 1-32 of [a-z0-9_-]", p->line, name + 5);
+		else if (p->c->npushes == CONF_PUSH_MAX)
+			conf_err(p->errs, "line %d: more than %d [push.*] "
+			    "sections", p->line, CONF_PUSH_MAX);
+		else {
+			pu = &p->c->pushes[p->c->npushes++];
+			pu->name = strdup(name + 5);
+			pu->line = p->line;
+		}
+		return;
+	}
 	if (strncmp(name, "profile.", 8) != 0) {
 		conf_err(p->errs, "line %d: unknown section [%s]", p->line,
 		    name);
@@ -649,6 +681,43 @@ conf_ini_reader(char *str, int num, void *stream)
 		conf_section(p, r);
 	}
 	return r;
+}
+
+static void
+conf_push_key(struct conf_parse *p, struct conf_push *pu, const char *key,
+    const char *val)
+{
+	long long b;
+
+	if (strcmp(key, "url") == 0) {
+		if ((strncmp(val, "https://", 8) != 0 &&
+		    strncmp(val, "http://", 7) != 0) ||
+		    strpbrk(val, " \t") != NULL)
+			conf_err(p->errs, "line %d: [push.%s] url \"%s\" must "
+			    "be an https:// URL", p->line, pu->name, val);
+		else if (conf_set_str(&pu->url, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "secret_file") == 0) {
+		if (conf_set_str(&pu->secret_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "signature_header") == 0) {
+		if (*val == '\0' || strpbrk(val, " \t:\r\n") != NULL)
+			conf_err(p->errs, "line %d: [push.%s] signature_header "
+			    "\"%s\" is not a header name", p->line, pu->name,
+			    val);
+		else if (conf_set_str(&pu->signature_header, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "allow_insecure_http") == 0) {
+		if (conf_parse_bool(val, &b) == -1)
+			conf_err(p->errs, "line %d: [push.%s] "
+			    "allow_insecure_http \"%s\" is not yes or no",
+			    p->line, pu->name, val);
+		else
+			pu->allow_insecure_http = (int)b;
+	} else
+		conf_err(p->errs, "line %d: unknown key \"%s\" in [push.%s] "
+		    "(url, secret_file, signature_header, "
+		    "allow_insecure_http)", p->line, key, pu->name);
 }
 
 static int
@@ -678,6 +747,10 @@ conf_ini_handler(void *user, const char *section, const char *key,
 		pr = (struct conf_profile *)conf_profile(c, section + 8);
 		if (pr != NULL)
 			conf_profile_key(p, pr, key, val);
+	} else if (strncmp(section, "push.", 5) == 0 && c->npushes > 0 &&
+	    c->pushes[c->npushes - 1].name != NULL &&
+	    strcmp(c->pushes[c->npushes - 1].name, section + 5) == 0) {
+		conf_push_key(p, &c->pushes[c->npushes - 1], key, val);
 	} else if (section[0] == '\0') {
 		conf_err(p->errs, "line %d: key \"%s\" outside any section",
 		    p->line, key);
@@ -968,6 +1041,43 @@ conf_bind_profile(struct conf *c, struct conf_profile *pr,
 	}
 }
 
+static void
+conf_bind_push(struct conf *c, struct conf_push *pu, struct conf_errs *errs)
+{
+	struct conf_file f;
+
+	if (pu->name == NULL)
+		return;
+	if (pu->url == NULL || pu->secret_file == NULL) {
+		conf_err(errs, "line %d: [push.%s] needs url and secret_file",
+		    pu->line, pu->name);
+		return;
+	}
+	if (strncmp(pu->url, "http://", 7) == 0) {
+		if (!pu->allow_insecure_http)
+			conf_err(errs, "line %d: [push.%s] url %s is plain "
+			    "http: refused unless allow_insecure_http = yes",
+			    pu->line, pu->name, pu->url);
+		else
+			conf_warn(errs, "[push.%s] allow_insecure_http = yes: "
+			    "events go to %s unencrypted", pu->name, pu->url);
+	}
+	if (pu->signature_header == NULL &&
+	    (pu->signature_header = strdup("X-Payhook-Signature")) == NULL) {
+		conf_err(errs, "out of memory");
+		return;
+	}
+	if (conf_resolve(c, &pu->secret_file) == -1) {
+		conf_err(errs, "out of memory");
+		return;
+	}
+	if (conf_read_file(pu->secret_file, "secret_file", 1, &f, errs,
+	    pu->line) == 0) {
+		pu->secret = f.data;
+		pu->secret_len = f.len;
+	}
+}
+
 /* ---- Open and free ---------------------------------------------------- */
 
 const struct conf_profile *
@@ -991,6 +1101,9 @@ conf_defaults(struct conf *c)
 	c->sweep_concurrency = 8;
 	c->lease_s = 60;
 	c->attempt_hold_s = 60;
+	c->archive_days = 30;
+	c->archive_map_mb = 256;
+	c->hint_per_minute = 10;
 	c->log_level = LOG_LVL_INFO;
 	if ((c->db_path = strdup("var/payhook.mdb")) == NULL ||
 	    (c->plugin_dir = strdup(PH_PLUGIN_DIR)) == NULL ||
@@ -1091,6 +1204,8 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 	}
 	for (i = 0; i < c->nprofiles; i++)
 		conf_bind_profile(c, &c->profiles[i], errs);
+	for (i = 0; i < c->npushes; i++)
+		conf_bind_push(c, &c->pushes[i], errs);
 	if (conf_errs_count(errs) > 0)
 		goto fail;
 	free(tmp);
@@ -1130,6 +1245,18 @@ conf_free(struct conf *c)
 		free(pr->client_key_file);
 	}
 	free(c->profiles);
+	for (i = 0; i < c->npushes; i++) {
+		struct conf_push *pu = &c->pushes[i];
+
+		free(pu->name);
+		free(pu->url);
+		free(pu->secret_file);
+		free(pu->signature_header);
+		if (pu->secret != NULL) {
+			explicit_bzero(pu->secret, pu->secret_len);
+			free(pu->secret);
+		}
+	}
 	loader_close(&c->loader);
 	if (c->api_token != NULL) {
 		explicit_bzero(c->api_token, c->api_token_len);

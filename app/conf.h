@@ -56,6 +56,20 @@ struct conf_profile {
 	int line;			/* where the section starts */
 };
 
+#define CONF_PUSH_MAX 8
+
+/* An endpoint of the merchant's that outbox events are pushed to. */
+struct conf_push {
+	char *name;			/* from [push.NAME] */
+	char *url;
+	char *secret_file;
+	unsigned char *secret;		/* the HMAC key; owned */
+	size_t secret_len;
+	int allow_insecure_http;
+	char *signature_header;		/* default X-Payhook-Signature */
+	int line;
+};
+
 struct conf {
 	char *path;			/* as given */
 	char *dir;			/* folder relative paths start from */
@@ -74,9 +88,16 @@ struct conf {
 	unsigned long lease_s;		/* how long a sweeper owns an order */
 	unsigned long attempt_hold_s;	/* a new attempt waits this long
 					 * after the last unsettled one */
+	unsigned long archive_days;	/* notification archive retention;
+					 * 0: no archive */
+	unsigned long archive_map_mb;
+	unsigned long hint_per_minute;	/* queries an unverified notification
+					 * may trigger, per profile */
 	int log_level;
 	struct conf_profile *profiles;
 	size_t nprofiles;
+	struct conf_push pushes[CONF_PUSH_MAX];
+	size_t npushes;
 	struct loader loader;
 };
 

@@ -14,6 +14,8 @@
 
 #include <fcgiapp.h>
 
+#include "archive.h"
+#include "certs.h"
 #include "conf.h"
 #include "fc.h"
 #include "http.h"
@@ -206,6 +208,15 @@ main_log(const struct fc_request *req, const struct fc_response *resp,
 	snprintf(labels, sizeof(labels), "route=%s&status=%d",
 	    resp->note.route, resp->status);
 	metrics_add("payhook_requests_total", labels, 1);
+	if (strcmp(resp->note.route, "notify") == 0 &&
+	    resp->note.profile[0] != '\0') {
+		/* How long providers wait for their acknowledgement. */
+		snprintf(labels, sizeof(labels), "profile=%s",
+		    resp->note.profile);
+		metrics_add("payhook_notify_ack_microseconds_sum", labels,
+		    (uint64_t)(ms * 1000.0));
+		metrics_add("payhook_notify_ack_microseconds_count", labels, 1);
+	}
 }
 
 static void
@@ -318,6 +329,9 @@ main(void)
 		log_warn("database %s: orders could not be counted per state",
 		    ctx.conf->db_path);
 	main_metrics_open(ctx.conf->db_path);
+	if (ctx.conf->archive_days > 0)
+		archive_open(ctx.conf->db_path, ctx.conf->archive_map_mb);
+	certs_warn_daily(ctx.conf, ctx.store, (int64_t)time(NULL));
 	log_info("serving %zu profile(s), database %s", ctx.conf->nprofiles,
 	    ctx.conf->db_path);
 	while (!main_stop && FCGX_Accept_r(&r) >= 0) {

@@ -123,12 +123,18 @@ http_setup(const struct conf *conf, struct http_xfer *x)
 	size_t i;
 	CURL *e;
 
-	if (pr->api_base == NULL) {
+	if (c->url != NULL) {
+		if (snprintf(url, sizeof(url), "%s", c->url) >=
+		    (int)sizeof(url)) {
+			snprintf(x->call->errmsg, sizeof(x->call->errmsg),
+			    "URL too long");
+			return PH_E_CONFIG;
+		}
+	} else if (pr == NULL || pr->api_base == NULL) {
 		snprintf(x->call->errmsg, sizeof(x->call->errmsg),
-		    "profile %s has no api_base", pr->name);
+		    "profile %s has no api_base", pr != NULL ? pr->name : "-");
 		return PH_E_CONFIG;
-	}
-	if (rq->path[0] != '/' || snprintf(url, sizeof(url), "%s%s",
+	} else if (rq->path[0] != '/' || snprintf(url, sizeof(url), "%s%s",
 	    pr->api_base, rq->path) >= (int)sizeof(url)) {
 		snprintf(x->call->errmsg, sizeof(x->call->errmsg),
 		    "plugin built a bad request path");
@@ -142,12 +148,13 @@ http_setup(const struct conf *conf, struct http_xfer *x)
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR,
-	    pr->allow_insecure_http ? "https,http" : "https");
+	    (c->url != NULL ? c->allow_insecure_http :
+	    pr->allow_insecure_http) ? "https,http" : "https");
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (conf->ca_file != NULL)
 		curl_easy_setopt(e, CURLOPT_CAINFO, conf->ca_file);
-	if (pr->client_cert_file != NULL) {
+	if (pr != NULL && pr->client_cert_file != NULL) {
 		curl_easy_setopt(e, CURLOPT_SSLCERT, pr->client_cert_file);
 		curl_easy_setopt(e, CURLOPT_SSLKEY, pr->client_key_file);
 	}

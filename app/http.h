@@ -17,8 +17,11 @@
 
 struct http_call {
 	/* In: borrowed for the duration of http_run(). */
-	const struct conf_profile *profile;
+	const struct conf_profile *profile;	/* or NULL with url */
 	const struct ph_http_request *req;
+	const char *url;		/* whole URL instead of the profile's
+					 * api_base + req->path, or NULL */
+	int allow_insecure_http;	/* with url: plain http allowed */
 	/* Out: owned by the call; free with http_call_free(). */
 	int status;			/* HTTP status, 0 when none came */
 	int err;			/* PH_OK, or PH_E_UNAVAILABLE etc. */

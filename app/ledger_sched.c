@@ -5,6 +5,7 @@
  * Each function is one write transaction.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <payhook/sdk.h>
@@ -365,4 +366,52 @@ ledger_close_order(struct store *s, const char *order_id, int64_t now,
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	log_info("order %s closed: %s", order_id, reason);
 	return PH_OK;
+}
+
+int
+ledger_hint(struct store *s, const char *order_id, const char *profile,
+    int64_t now, unsigned long per_minute, int *queued)
+{
+	struct store_txn t;
+	struct store_key k, rk;
+	json_t *order;
+	char name[96], buf[24];
+	unsigned long used = 0;
+	MDB_val v;
+	int rc, len;
+
+	*queued = 0;
+	if (!order_id_valid(order_id, strlen(order_id)))
+		return PH_E_NOTFOUND;
+	if ((rc = ledger_open_order(s, order_id, &t, &k, &order)) != PH_OK)
+		return rc;
+	if (!ledger_is_pending(order)) {
+		store_abort(&t);
+		json_decref(order);
+		return PH_OK;
+	}
+	/* The budget of this profile for this minute. */
+	snprintf(name, sizeof(name), "hint.%s.%lld", profile,
+	    (long long)(now / 60));
+	store_key_init(&rk, 0);
+	store_key_str(&rk, name);
+	if (store_get(&t, STORE_DB_META, &rk, &v) == PH_OK &&
+	    v.mv_size < sizeof(buf)) {
+		memcpy(buf, v.mv_data, v.mv_size);
+		buf[v.mv_size] = '\0';
+		used = strtoul(buf, NULL, 10);
+	}
+	if (used >= per_minute) {
+		store_abort(&t);
+		json_decref(order);
+		return PH_OK;
+	}
+	len = snprintf(buf, sizeof(buf), "%lu", used + 1);
+	store_put(&t, STORE_DB_META, &rk, buf, (size_t)len);
+	ledger_set_due(&t, order, now);
+	ledger_put(&t, STORE_DB_ORDERS, &k, order);
+	json_decref(order);
+	if ((rc = store_commit(&t)) == PH_OK)
+		*queued = 1;
+	return rc;
 }

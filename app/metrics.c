@@ -217,6 +217,20 @@ metrics_add(const char *name, const char *labels, uint64_t n)
 	__atomic_fetch_add(&metrics_map->slots[i].value, n, __ATOMIC_RELAXED);
 }
 
+uint64_t
+metrics_get(const char *name, const char *labels)
+{
+	char key[METRICS_KEY];
+	int i;
+
+	if (metrics_map == NULL ||
+	    metrics_key(key, sizeof(key), name, labels) == -1 ||
+	    (i = metrics_find(key)) < 0)
+		return 0;
+	return __atomic_load_n(&metrics_map->slots[i].value,
+	    __ATOMIC_RELAXED);
+}
+
 static int
 metrics_cmp(const void *a, const void *b)
 {

@@ -24,6 +24,9 @@ void metrics_close(void);
  */
 void metrics_add(const char *name, const char *labels, uint64_t n);
 
+/* The current value of a series (0 when it has none). */
+uint64_t metrics_get(const char *name, const char *labels);
+
 /* Appends every counter in Prometheus text format, families sorted. */
 int metrics_render(struct ph_buf *out);
 

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "archive.h"
 #include "ledger.h"
 #include "log.h"
 #include "metrics.h"
@@ -83,6 +84,63 @@ notify_count(const struct conf_profile *pr, const char *outcome)
 	metrics_add("payhook_notifications_total", labels, 1);
 }
 
+/*
+ * A refused notification may still be genuine (a key mix-up): if it names
+ * a pending order, the order is queried soon.  Returns the order id named
+ * (static; "" when none), for the archive.
+ */
+static const char *
+notify_hint(struct fc_ctx *ctx, const struct conf_profile *pr,
+    const struct ph_request *preq)
+{
+	static char order_id[PH_ID_MAX + 1];
+	const struct ph_provider *prov = pr->plugin->prov;
+	int queued = 0;
+
+	order_id[0] = '\0';
+	if (prov->notify_hint == NULL ||
+	    prov->notify_hint(pr->ctx, preq, order_id) != PH_OK) {
+		order_id[0] = '\0';
+		return order_id;
+	}
+	order_id[PH_ID_MAX] = '\0';
+	if (ctx->conf->hint_per_minute == 0 || pr->api_base == NULL ||
+	    !(prov->caps & PH_CAP_QUERY))
+		return order_id;
+	if (ledger_hint(ctx->store, order_id, pr->name, preq->now,
+	    ctx->conf->hint_per_minute, &queued) == PH_OK && queued) {
+		log_info("notify %s: refused, but it names pending order %s: "
+		    "queued for a query at the provider", pr->name, order_id);
+		metrics_add("payhook_hints_queued_total", "", 1);
+	}
+	return order_id;
+}
+
+/* Keeps the notification in the archive, whatever became of it. */
+static void
+notify_archive(const struct conf_profile *pr, const struct fc_request *req,
+    const char *verdict, const char *reason, const char *order_id,
+    const char *outcome)
+{
+	struct archive_rec a;
+
+	memset(&a, 0, sizeof(a));
+	a.at = req->now;
+	a.profile = pr->name;
+	a.provider = pr->plugin->prov->name;
+	a.method = req->method;
+	a.content_type = req->content_type != NULL ? req->content_type : "";
+	a.headers = req->headers;
+	a.nheaders = req->nheaders;
+	a.body = req->body;
+	a.body_len = req->body_len;
+	a.verdict = verdict;
+	a.reason = reason;
+	a.order_id = order_id;
+	a.outcome = outcome;
+	archive_put(&a);
+}
+
 void
 notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
     const struct fc_request *req, struct fc_response *resp)
@@ -113,6 +171,8 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
 		fc_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
+		notify_archive(pr, req, "refused", diag.msg,
+		    notify_hint(ctx, pr, &preq), resp->note.outcome);
 		return;
 	}
 	/* A payment moves money: a verified "success" of nothing is not
@@ -124,6 +184,8 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		    resp);
 		fc_note_set(resp->note.outcome, notify_refusal(PH_E_FIELD));
 		notify_count(pr, resp->note.outcome);
+		notify_archive(pr, req, "refused", "payment of zero",
+		    ev.order_id, resp->note.outcome);
 		return;
 	}
 	/* The contract says PH_OK means verified and complete; hold it to
@@ -151,6 +213,8 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		fc_note_set(resp->note.order_id, ev.order_id);
 		fc_note_set(resp->note.outcome, "storage_failure");
 		notify_count(pr, resp->note.outcome);
+		notify_archive(pr, req, "verified", diag.msg, ev.order_id,
+		    resp->note.outcome);
 		return;
 	}
 	log_info("notify %s: order %s, %s: %s%s%s", pr->name, ev.order_id,
@@ -160,4 +224,6 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 	fc_note_set(resp->note.order_id, ev.order_id);
 	fc_note_set(resp->note.outcome, notify_outcome(&res));
 	notify_count(pr, resp->note.outcome);
+	notify_archive(pr, req, "verified", "", ev.order_id,
+	    resp->note.outcome);
 }

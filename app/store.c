@@ -24,7 +24,7 @@ struct store {
 
 static const char *const store_db_names[STORE_DB__MAX] = {
 	"orders", "payments", "dedup", "events", "refunds", "meta", "due",
-	"recon",
+	"recon", "push",
 };
 
 const char *

@@ -28,6 +28,7 @@ enum store_db {
 	STORE_DB_META,		/* "schema" -> version */
 	STORE_DB_DUE,		/* next query time, order id -> "" */
 	STORE_DB_RECON,		/* reconciliation marks and alarms raised */
+	STORE_DB_PUSH,		/* event push: cursors and delivery log */
 	STORE_DB__MAX
 };
 

@@ -99,6 +99,12 @@ sweep_close(const struct conf *c, struct store *s, struct sweep_order *so,
 	}
 	query_send(c, jobs, n, c->sweep_concurrency);
 	for (i = 0; i < n; i++) {
+		if (!jobs[i].prepared && jobs[i].err == PH_E_UNSUPPORTED) {
+			/* This profile cannot close (e.g. an API version
+			 * without it): the query's "unpaid" is all there is. */
+			query_job_free(&jobs[i]);
+			continue;
+		}
 		query_finish(s, &jobs[i], now);
 		if (jobs[i].err != PH_OK) {
 			confirmed = 0;

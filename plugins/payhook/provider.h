@@ -379,8 +379,16 @@ struct ph_provider {
 	    const char *line, size_t len, struct ph_event *ev,
 	    struct ph_diag *diag);
 
-	/* Reserved (NULL). */
-	void (*reserved[1])(void);
+	/*
+	 * Optional: the merchant order id a notification names, read WITHOUT
+	 * verifying it.  The core uses it only as a hint: when a notification
+	 * is refused but names a pending order, that order is queried at the
+	 * provider soon (rate-limited per profile), so a genuine notification
+	 * refused by a configuration mistake still settles the order, while a
+	 * forged one changes nothing.  Nothing is ever applied from a hint.
+	 */
+	int (*notify_hint)(void *ctx, const struct ph_request *req,
+	    char order_id[PH_ID_MAX + 1]);
 };
 
 /* The exported entry point: returns the plugin's static table. */
@@ -412,6 +420,12 @@ typedef const struct ph_provider *(*ph_provider_fn)(void);
 /* Every entry: ..., refund_request, refund_response, statement_line. */
 #define PH_PROVIDER_DEFINE_ALL(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE,	\
     ACK, QREQ, QRESP, CREQ, CRESP, RREQ, RRESP, STLINE)		\
+	PH_PROVIDER_DEFINE_HINT(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE,	\
+	    ACK, QREQ, QRESP, CREQ, CRESP, RREQ, RRESP, STLINE, NULL)
+
+/* As PH_PROVIDER_DEFINE_ALL, with notify_hint last. */
+#define PH_PROVIDER_DEFINE_HINT(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE,	\
+    ACK, QREQ, QRESP, CREQ, CRESP, RREQ, RRESP, STLINE, HINT)		\
 	static const struct ph_provider ph_provider_table_ = {		\
 		.abi = PH_PROVIDER_ABI,					\
 		.name = (NAME),						\
@@ -429,6 +443,7 @@ typedef const struct ph_provider *(*ph_provider_fn)(void);
 		.refund_request = (RREQ),				\
 		.refund_response = (RRESP),				\
 		.statement_line = (STLINE),				\
+		.notify_hint = (HINT),					\
 	};								\
 	PH_EXPORT const struct ph_provider *payhook_provider(void);	\
 	PH_EXPORT const struct ph_provider *payhook_provider(void)	\
