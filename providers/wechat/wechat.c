@@ -2490,9 +2490,36 @@ wx_dispatch_close_response(void *p, const struct ph_order_ref *order,
 	return wx_close_response(p, order, in, ev, diag);
 }
 
-PH_PROVIDER_DEFINE_CALLS("wechat",
+/*
+ * The order a v2 notification names, read without verifying it: the core
+ * only queries that order at WeChat, it never applies anything from here.
+ * v3 notifications carry the order inside the encrypted resource: no hint.
+ */
+static int
+wx_notify_hint(void *p, const struct ph_request *req,
+    char order_id[PH_ID_MAX + 1])
+{
+	const struct wx_ctx *ctx = p;
+	struct ph_kvlist kv;
+	const char *v;
+	int rc;
+
+	if (ctx == NULL || req == NULL || ctx->api_version == 3)
+		return PH_E_UNSUPPORTED;
+	if ((rc = ph_xml_parse_flat(req->body, req->body_len, "xml",
+	    &wx_xml_limits, &kv, NULL)) != PH_OK)
+		return rc;
+	v = wx_get(&kv, "out_trade_no");
+	rc = v != NULL ? ph_copy_token(order_id, PH_ID_MAX + 1, v, "_-|*",
+	    "out_trade_no", NULL) : PH_E_FIELD;
+	ph_kvlist_free(&kv);
+	return rc;
+}
+
+PH_PROVIDER_DEFINE_HINT("wechat",
     "WeChat Pay API v2 and v3 notifications and order query; v2 close",
     PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE, wx_conf_keys,
     wx_profile_new, wx_profile_free, wx_parse_notify, wx_ack,
     wx_dispatch_query_request, wx_dispatch_query_response,
-    wx_dispatch_close_request, wx_dispatch_close_response)
+    wx_dispatch_close_request, wx_dispatch_close_response, NULL, NULL,
+    NULL, wx_notify_hint)

@@ -1403,6 +1403,45 @@ test_close_answers(void)
 	payhook_provider()->profile_free(ctx);
 }
 
+/* The hint reads the order id without verifying anything, and nothing
+ * else: garbage and documents without out_trade_no give no hint. */
+static void
+test_hint(void)
+{
+	const struct ph_provider *p = payhook_provider();
+	struct ph_request req;
+	char order[PH_ID_MAX + 1];
+	void *ctx = NULL;
+	static const char good[] = "<xml><out_trade_no>H-1</out_trade_no>"
+	    "<sign>FORGED</sign></xml>";
+	static const char none[] = "<xml><total_fee>1</total_fee></xml>";
+	static const char bad[] = "<xml><out_trade_no>a/b</out_trade_no></xml>";
+
+	if (!ok(mkprofile(&ctx, APPID, MCH_ID, KEY_MD5, "MD5") == PH_OK,
+	    "hint: profile"))
+		return;
+	ok(p->notify_hint != NULL, "hint: entry set");
+	memset(&req, 0, sizeof(req));
+	req.body = (const unsigned char *)good;
+	req.body_len = sizeof(good) - 1;
+	is_int(p->notify_hint(ctx, &req, order), PH_OK,
+	    "hint: a forged notification still names its order");
+	is_str(order, "H-1", "hint: the order id");
+	req.body = (const unsigned char *)none;
+	req.body_len = sizeof(none) - 1;
+	ok(p->notify_hint(ctx, &req, order) != PH_OK, "hint: none without "
+	    "out_trade_no");
+	req.body = (const unsigned char *)bad;
+	req.body_len = sizeof(bad) - 1;
+	ok(p->notify_hint(ctx, &req, order) != PH_OK, "hint: an order id "
+	    "with a slash is no hint");
+	req.body = (const unsigned char *)"garbage";
+	req.body_len = 7;
+	ok(p->notify_hint(ctx, &req, order) != PH_OK, "hint: none from "
+	    "garbage");
+	p->profile_free(ctx);
+}
+
 int
 main(void)
 {
@@ -1414,5 +1453,6 @@ main(void)
 	test_call_requests();
 	test_query_answers();
 	test_close_answers();
+	test_hint();
 	return done_testing();
 }

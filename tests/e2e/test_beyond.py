@@ -1,0 +1,348 @@
+"""End to end: beyond the peers.
+
+The notification archive and replay (a notification refused by a key
+mix-up is replayed after the key is fixed and settles the order); refused
+notifications that name a pending order becoming query hints, rate-limited
+per profile; certificate expiry in `payhook check` and /metrics; the
+missed-notification (掉单) rate of a simulated day with dropped
+notifications; events pushed to the merchant, signed, in order, again after
+the receiver comes back, with a delivery log and `events resend`.
+"""
+
+import hashlib
+import hmac
+import http.server
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import (PAYHOOK, PROFILES, SUCCESS_ACK, SimInstance,  # noqa
+                     Simulator, make_payment, txn_id)
+
+PUSH_SECRET = 'push-secret-' + os.urandom(8).hex()
+
+
+class Receiver:
+    """The merchant's event endpoint: records what arrives, answers 200
+    or, while down, 503."""
+
+    def __init__(self):
+        self.got = []
+        self.down = False
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                n = int(self.headers.get('Content-Length') or 0)
+                body = self.rfile.read(n)
+                outer.got.append((dict(self.headers), body, outer.down))
+                self.send_response(503 if outer.down else 200)
+                self.send_header('Content-Length', '0')
+                self.end_headers()
+
+            def log_message(self, *_a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)
+        self.port = self.srv.server_address[1]
+        self.thread = threading.Thread(target=self.srv.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def accepted(self):
+        return [json.loads(b) for h, b, down in self.got if not down]
+
+    def close(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+class BeyondInstance(SimInstance):
+    def __init__(self, tap, recv_port, **kw):
+        self.recv_port = recv_port
+        SimInstance.__init__(self, tap, **kw)
+
+    def core_settings(self):
+        core = SimInstance.core_settings(self)
+        core['hint_per_minute'] = '3'
+        core['lease_s'] = '5'
+        return core
+
+    def profile_settings(self):
+        out = SimInstance.profile_settings(self)
+        for s in out.values():
+            if s.get('plugin') == 'wechat':
+                s['query_schedule'] = '1s,1s,2s'
+        return out
+
+    def write(self):
+        SimInstance.write(self)
+        harness.write_file(os.path.join(self.etc, 'keys', 'push.secret'),
+                           PUSH_SECRET)
+        with open(self.config, 'a') as fh:
+            fh.write('\n[push.erp]\nurl = http://127.0.0.1:%d/hook\n'
+                     'secret_file = keys/push.secret\n'
+                     'allow_insecure_http = yes\n' % self.recv_port)
+
+
+def sweep(inst):
+    return subprocess.run([PAYHOOK, '-c', inst.config, 'sweep'],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=60)
+
+
+def metric(text, series):
+    for line in text.splitlines():
+        if line.startswith(series + ' '):
+            return float(line.rsplit(' ', 1)[1])
+    return None
+
+
+def test_replay(tap, inst):
+    o = 'RPL-' + os.urandom(3).hex()
+    inst.create_order(o, 300)
+    keyfile = os.path.join(inst.etc, 'keys', 'wxshop.key')
+    good = PROFILES['wxshop']['key']
+    # A key mix-up: payhook holds the wrong key for a while.
+    harness.write_file(keyfile, good[::-1])
+    inst.stop()
+    inst.start()
+    body = make_payment(o, 300, txn_id('replay'))
+    r = inst.notify(body)
+    tap.ok(SUCCESS_ACK != r.body and b'FAIL' in r.body,
+           'genuine notification refused while the key is wrong')
+    r = inst.cli('notifications', 'list')
+    lines = [l for l in r.stdout.splitlines() if '\t%s\t' % o in l]
+    tap.is_(len(lines), 1, 'the archive lists it once', r.stdout[-500:])
+    tap.ok(lines and '\trefused\t' in lines[0], '... as refused', *lines)
+    nid = lines[0].split('\t')[0] if lines else '0'
+    r = inst.cli('notifications', 'show', nid)
+    shown = json.loads(r.stdout or '{}')
+    tap.is_(shown.get('verdict'), 'refused', 'show: verdict')
+    tap.ok('<out_trade_no>' in (shown.get('body_text') or '') or o in
+           (shown.get('body_text') or ''), 'show: the raw body kept')
+    r = inst.cli('notifications', 'replay', nid)
+    tap.ok(r.returncode != 0 and 'still refused' in r.stdout,
+           'replay before the fix: still refused', r.stdout + r.stderr)
+    tap.is_(inst.order(o).get('state'), 'PENDING', '... order unchanged')
+    harness.write_file(keyfile, good)      # the fix
+    base = inst.last_seq()
+    r = inst.cli('notifications', 'replay', nid)
+    tap.is_(r.returncode, 0, 'replay after the fix', r.stdout + r.stderr)
+    tap.like(r.stdout, r'verified; order %s: applied, raised order\.paid'
+             % o, '... verified and applied')
+    tap.is_(inst.order(o).get('state'), 'PAID', '... the order is PAID')
+    r = inst.cli('notifications', 'replay', nid)
+    tap.like(r.stdout, r'duplicate', 'a second replay is a duplicate')
+    tap.is_(len([e for e in inst.all_events(base)
+                 if e.get('order_id') == o]), 1, '... one event in all')
+    inst.stop()
+    inst.start()                            # serve with the good key
+
+
+def test_hints(tap, inst, sim):
+    o = 'HINT-' + os.urandom(3).hex()
+    inst.create_order(o, 400)
+    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
+                              'amount': 400, 'notify': {'drop_all': True}})
+    before = ((sim.stats() or {}).get('by_order') or {}).get(o, {}).get(
+        'query', 0)
+    forged = make_payment(o, 400, txn_id('forged'), key='f' * 32)
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    q0 = metric(text, 'payhook_hints_queued_total') or 0
+    r = inst.notify(forged)
+    tap.ok(b'FAIL' in r.body, 'forged notification refused')
+    tap.is_(inst.order(o).get('state'), 'PENDING', '... no state change')
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    tap.is_((metric(text, 'payhook_hints_queued_total') or 0) - q0, 1,
+            '... but the order it names is queued for a query')
+    rc = sweep(inst)
+    n = ((sim.stats() or {}).get('by_order') or {}).get(o, {}).get(
+        'query', 0) - before
+    tap.is_(n, 1, 'forged notifications naming the order: exactly one '
+            'query', rc.stderr[-400:])
+    tap.is_(inst.order(o).get('state'), 'PAID',
+            '... which settles it (the payment was real)')
+    # A flood naming other pending orders: no more than the limit.
+    others = ['FLD-%s-%d' % (os.urandom(2).hex(), i) for i in range(8)]
+    for x in others:
+        inst.create_order(x, 10)
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    q1 = metric(text, 'payhook_hints_queued_total') or 0
+    for x in others:
+        inst.notify(make_payment(x, 10, txn_id('fl'), key='f' * 32))
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    q2 = metric(text, 'payhook_hints_queued_total') or 0
+    # 3 a minute per profile, shared with the hints above; the test may
+    # straddle one minute boundary.
+    tap.ok(q2 - q1 <= 3 + 3 and q2 - q1 < len(others),
+           'a flood of %d forged notifications queues no more than '
+           'hint_per_minute (%d)' % (len(others), q2 - q1))
+
+
+def test_missed_rate(tap, inst, sim):
+    ids = ['DAY-%s-%d' % (os.urandom(2).hex(), i) for i in range(10)]
+    for i, o in enumerate(ids):
+        inst.create_order(o, 100)
+        sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
+                                  'amount': 100,
+                                  'notify': {'drop_all': i < 3}})
+    deadline = time.time() + 30
+    while time.time() < deadline and any(
+            inst.order(o).get('state') != 'PAID' for o in ids):
+        sweep(inst)
+        time.sleep(0.5)
+    tap.ok(all(inst.order(o).get('state') == 'PAID' for o in ids),
+           'a day of 10 payments, 3 notifications dropped: all PAID')
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    by = {src: metric(text, 'payhook_orders_paid_total{profile="wxshop",'
+                            'source="%s"}' % src) or 0
+          for src in ('notify', 'query', 'statement', 'replay')}
+    paid_q = by['query']
+    ratio = metric(text, 'payhook_missed_notification_ratio{profile='
+                         '"wxshop"}')
+    tap.ok(paid_q >= 3, 'paid by query: at least the 3 dropped', by)
+    want = (by['query'] + by['statement']) / sum(by.values())
+    tap.ok(ratio is not None and abs(ratio - want) < 0.001,
+           'missed-notification ratio = (query + statement) / all (%s, '
+           'want %.4f)' % (ratio, want), by)
+    tap.ok(metric(text, 'payhook_payment_lag_seconds_mean{profile='
+                        '"wxshop"}') is not None, 'payment lag reported')
+    r = inst.cli('stats')
+    st = json.loads(r.stdout or '{}')
+    tap.is_(((st.get('profiles') or {}).get('wxshop') or {}).get(
+        'paid_by', {}).get('query'), int(paid_q), 'stats: paid by query')
+
+
+def test_push(tap, inst, recv):
+    sweep(inst)
+    got = recv.accepted()
+    last = inst.last_seq()
+    tap.ok(len(got) >= 1 and got[-1].get('seq') == last,
+           'events pushed up to the last (%d)' % last,
+           repr([g.get('seq') for g in got][-5:]))
+    seqs = [g.get('seq') for g in got]
+    tap.is_(seqs, sorted(seqs), '... in order')
+    tap.is_(seqs, list(range(1, last + 1)), '... each once')
+    ok = True
+    for h, body, down in recv.got:
+        sig = h.get('X-Payhook-Signature', '')
+        m = re.match(r'^t=(\d+),v1=([0-9a-f]{64})$', sig)
+        want = m and hmac.new(PUSH_SECRET.encode(),
+                              m.group(1).encode() + b'.' + body,
+                              hashlib.sha256).hexdigest()
+        ok = ok and bool(m) and hmac.compare_digest(want, m.group(2))
+    tap.ok(ok, 'every push signed t=...,v1=HMAC-SHA256(secret, t.body)')
+    # The receiver goes down: events wait, in order.
+    recv.down = True
+    o = 'PUSH-' + os.urandom(3).hex()
+    inst.create_order(o, 5)
+    inst.notify(make_payment(o, 5, txn_id('push')))
+    r = sweep(inst)
+    tap.ok('not delivered' in r.stderr, 'receiver down: the sweeper logs it',
+           r.stderr[-400:])
+    n_before = len(recv.accepted())
+    recv.down = False
+    time.sleep(5.5)                         # the first backoff
+    sweep(inst)
+    got = recv.accepted()
+    tap.is_(len(got), n_before + 1, '... delivered when it is back')
+    tap.is_(got[-1].get('order_id'), o, '... the waiting event')
+    r = inst.cli('events', 'deliveries', '--endpoint', 'erp')
+    tap.ok('\t503\t' in r.stdout and '\t200\t' in r.stdout,
+           'delivery log shows the failure and the delivery',
+           r.stdout[-400:])
+    r = inst.cli('events', 'resend', '--endpoint', 'erp', '--from', '1')
+    tap.is_(r.returncode, 0, 'events resend', r.stderr)
+    sweep(inst)
+    tap.is_(len(recv.accepted()), len(got) + inst.last_seq(),
+            '... everything pushed again')
+
+
+def test_certs(tap):
+    work = tempfile.mkdtemp(prefix='payhook-e2e-certs-')
+    try:
+        pki = harness.unionpay_test_pki(work)
+        harness._openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+                          '-keyout', 'mer.key', '-out', 'mer.pem', '-subj',
+                          '/C=CN/CN=041@Z12@Test Merchant@00000004',
+                          '-days', '10', '-set_serial', '68759529225'],
+                         work)
+
+        def read(p):
+            with open(p, 'rb') as fh:
+                return fh.read()
+        profiles = {'upshop': {
+            'plugin': 'unionpay',
+            'settings': {
+                'mer_id': '777290058110048',
+                'root_cert_file': 'unionpay/root.pem',
+                'middle_cert_file': 'unionpay/middle.pem',
+                'sign_key_file': 'keys/upshop-sign.key',
+                'sign_cert_file': 'unionpay/sign.pem',
+            },
+            'files': {
+                'unionpay/root.pem': (read(pki['root.pem']), 0o644),
+                'unionpay/middle.pem': (read(pki['middle.pem']), 0o644),
+                'unionpay/sign.pem': (read(os.path.join(work, 'mer.pem')),
+                                      0o644),
+                'keys/upshop-sign.key': (read(os.path.join(work,
+                                                           'mer.key')),
+                                         0o600),
+            }}}
+        inst = harness.Instance(tap, 'certs', profiles=profiles)
+        r = inst.cli('check')
+        tap.is_(r.returncode, 0, 'check passes with a certificate near '
+                'expiry', r.stderr[-400:])
+        tap.like(r.stderr, r'warning: profile upshop: sign_cert_file '
+                 r'unionpay/sign\.pem: certificate .* expires on .*, in '
+                 r'(9|10) day', 'check warns about the 10-day certificate',
+                 r.stderr[-400:])
+        tap.like(r.stdout, r'profile upshop: root_cert_file .* in \d{3,} '
+                 'days', 'check lists the others with their expiry')
+        inst.start()
+        text = inst.request('GET', inst.path('/metrics')).body.decode()
+        m = re.search(r'^payhook_certificate_expiry_seconds\{profile='
+                      r'"upshop",key="sign_cert_file",[^}]*\} (-?\d+)$',
+                      text, re.M)
+        tap.ok(m and 8 * 86400 < int(m.group(1)) <= 10 * 86400,
+               '/metrics shows it expiring within 10 days',
+               m.group(0) if m else text[-600:])
+        log = open(os.path.join(inst.dir, 'lighttpd-stdout.log'),
+                   errors='replace').read()
+        tap.ok('expires in' in log and 'sign_cert_file' in log,
+               'the log warns about it')
+        inst.cleanup()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main(tap):
+    recv = Receiver()
+    sim = Simulator(tap, time_factor=1000).start()
+    inst = BeyondInstance(tap, recv.port, sim_port=sim.port)
+    inst.start()
+    try:
+        test_replay(tap, inst)
+        sim.point_at(inst)              # the restarted server's port
+        test_hints(tap, inst, sim)
+        test_missed_rate(tap, inst, sim)
+        test_push(tap, inst, recv)
+        if shutil.which('openssl'):
+            test_certs(tap)
+    finally:
+        recv.close()
+
+
+if __name__ == '__main__':
+    harness.run(main)
