@@ -963,8 +963,33 @@ out:
 	return rc;
 }
 
-PH_PROVIDER_DEFINE_CALLS("aggregator",
+/*
+ * The order an event names, read without verifying it: the core only
+ * asks the aggregator about that order, it never applies anything from it.
+ */
+static int
+agg_notify_hint(void *p, const struct ph_request *req,
+    char order_id[PH_ID_MAX + 1])
+{
+	const json_t *obj;
+	json_t *doc;
+	int rc;
+
+	if (p == NULL || req == NULL)
+		return PH_E_INTERNAL;
+	if ((rc = ph_json_parse(req->body, req->body_len, &agg_event_limits,
+	    &doc, NULL)) != PH_OK)
+		return rc;
+	obj = ph_json_lookup(doc, "data.object");
+	rc = obj != NULL && json_is_object(obj) ? ph_json_copy_token(obj,
+	    "order_no", order_id, PH_ID_MAX + 1, AGG_ORDER_EXTRA, NULL) :
+	    PH_E_FIELD;
+	json_decref(doc);
+	return rc;
+}
+
+PH_PROVIDER_DEFINE_HINT("aggregator",
     "Aggregator webhooks (Ping++ style, RSA or HMAC) and charge query",
     PH_CAP_NOTIFY | PH_CAP_QUERY, agg_conf_keys, agg_profile_new,
     agg_profile_free, agg_parse_notify, agg_ack, agg_query_request,
-    agg_query_response, NULL, NULL)
+    agg_query_response, NULL, NULL, NULL, NULL, NULL, agg_notify_hint)

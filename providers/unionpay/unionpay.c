@@ -1484,8 +1484,32 @@ up_query_response(void *p, const struct ph_order_ref *order,
 	return rc;
 }
 
-PH_PROVIDER_DEFINE_CALLS("unionpay",
+/*
+ * The order a notification names, read without verifying it: the core
+ * only asks UnionPay about that order, it never applies anything from it.
+ */
+static int
+up_notify_hint(void *p, const struct ph_request *req,
+    char order_id[PH_ID_MAX + 1])
+{
+	struct ph_kvlist kv;
+	const char *v;
+	int rc;
+
+	if (p == NULL || req == NULL)
+		return PH_E_INTERNAL;
+	if ((rc = ph_form_parse(req->body, req->body_len, &up_form_limits,
+	    &kv, NULL)) != PH_OK)
+		return rc;
+	v = ph_kvlist_get(&kv, "orderId");
+	rc = v != NULL ? ph_copy_token(order_id, PH_ID_MAX + 1, v, NULL,
+	    "orderId", NULL) : PH_E_FIELD;
+	ph_kvlist_free(&kv);
+	return rc;
+}
+
+PH_PROVIDER_DEFINE_HINT("unionpay",
     "China UnionPay online gateway (ACP 5.0.0/5.1.0): notifications, query",
     PH_CAP_NOTIFY | PH_CAP_QUERY, up_conf_keys, up_profile_new,
     up_profile_free, up_parse_notify, up_ack, up_query_request,
-    up_query_response, NULL, NULL)
+    up_query_response, NULL, NULL, NULL, NULL, NULL, up_notify_hint)

@@ -799,6 +799,35 @@ test_query_response(void)
 	payhook_provider()->profile_free(ctx);
 }
 
+/* The hint needs no verification and no context beyond a non-NULL one. */
+static void
+test_hint(void)
+{
+	static int dummy;
+	struct ph_request req;
+	char order[PH_ID_MAX + 1];
+	static const char good[] = "{\"id\":\"evt_1\",\"type\":"
+	    "\"charge.succeeded\",\"data\":{\"object\":{\"order_no\":"
+	    "\"A-77\",\"amount\":1}}}";
+	static const char none[] = "{\"id\":\"evt_1\",\"data\":{}}";
+
+	memset(&req, 0, sizeof(req));
+	req.body = (const unsigned char *)good;
+	req.body_len = sizeof(good) - 1;
+	ok(payhook_provider()->notify_hint == agg_notify_hint, "hint: entry");
+	is_int(agg_notify_hint(&dummy, &req, order), PH_OK,
+	    "hint: an unverified event names its order");
+	is_str(order, "A-77", "hint: order_no");
+	req.body = (const unsigned char *)none;
+	req.body_len = sizeof(none) - 1;
+	ok(agg_notify_hint(&dummy, &req, order) != PH_OK, "hint: none without "
+	    "data.object.order_no");
+	req.body = (const unsigned char *)"{";
+	req.body_len = 1;
+	ok(agg_notify_hint(&dummy, &req, order) != PH_OK, "hint: none from "
+	    "broken JSON");
+}
+
 int
 main(void)
 {
@@ -816,6 +845,7 @@ main(void)
 	test_ack();
 	test_query_request();
 	test_query_response();
+	test_hint();
 	free(agg_pub);
 	free(weak_pub);
 	EVP_PKEY_free(agg_key);
