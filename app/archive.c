@@ -18,7 +18,8 @@
 #include "log.h"
 
 static MDB_env *archive_env;
-static MDB_dbi archive_dbi;
+static MDB_dbi archive_dbi;		/* id -> notification record */
+static MDB_dbi archive_hints;		/* order id -> profile; rate counts */
 
 int
 archive_open(const char *db_path, size_t map_mb)
@@ -33,6 +34,7 @@ archive_open(const char *db_path, size_t map_mb)
 	if ((rc = mdb_env_create(&archive_env)) != 0)
 		goto fail;
 	if ((rc = mdb_env_set_mapsize(archive_env, map_mb << 20)) != 0 ||
+	    (rc = mdb_env_set_maxdbs(archive_env, 4)) != 0 ||
 	    (rc = mdb_env_set_maxreaders(archive_env, 256)) != 0 ||
 	    (rc = mdb_env_open(archive_env, path, MDB_NOSUBDIR | MDB_NOTLS |
 	    MDB_NOSYNC, 0600)) != 0)
@@ -40,7 +42,9 @@ archive_open(const char *db_path, size_t map_mb)
 	mdb_reader_check(archive_env, NULL);
 	if ((rc = mdb_txn_begin(archive_env, NULL, 0, &txn)) != 0)
 		goto fail;
-	if ((rc = mdb_dbi_open(txn, NULL, 0, &archive_dbi)) != 0) {
+	if ((rc = mdb_dbi_open(txn, "notifications", MDB_CREATE,
+	    &archive_dbi)) != 0 || (rc = mdb_dbi_open(txn, "hints",
+	    MDB_CREATE, &archive_hints)) != 0) {
 		mdb_txn_abort(txn);
 		goto fail;
 	}
@@ -294,4 +298,90 @@ archive_body(const json_t *rec, unsigned char **body, size_t *len)
 	if (n == 0)
 		return PH_OK;
 	return ph_base64_decode(b64, n, *body, n / 4 * 3 + 3, len);
+}
+
+/*
+ * Hints live here, not in the store: a refused notification must leave
+ * the store of money facts exactly as it was.
+ */
+int
+archive_hint(const char *profile, const char *order_id, int64_t now,
+    unsigned long per_minute)
+{
+	char rate[128], buf[24];
+	unsigned long used = 0;
+	MDB_txn *txn;
+	MDB_val key, val;
+	int n;
+
+	if (archive_env == NULL || per_minute == 0)
+		return 0;
+	if (mdb_txn_begin(archive_env, NULL, 0, &txn) != 0)
+		return 0;
+	n = snprintf(rate, sizeof(rate), "\001rate:%s:%lld", profile,
+	    (long long)(now / 60));
+	key.mv_data = rate;
+	key.mv_size = (size_t)n;
+	if (mdb_get(txn, archive_hints, &key, &val) == 0 &&
+	    val.mv_size < sizeof(buf)) {
+		memcpy(buf, val.mv_data, val.mv_size);
+		buf[val.mv_size] = '\0';
+		used = strtoul(buf, NULL, 10);
+	}
+	if (used >= per_minute) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	n = snprintf(buf, sizeof(buf), "%lu", used + 1);
+	val.mv_data = buf;
+	val.mv_size = (size_t)n;
+	if (mdb_put(txn, archive_hints, &key, &val, 0) != 0) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	key.mv_data = (void *)order_id;
+	key.mv_size = strlen(order_id);
+	val.mv_data = (void *)profile;
+	val.mv_size = strlen(profile);
+	if (mdb_put(txn, archive_hints, &key, &val, 0) != 0 ||
+	    mdb_txn_commit(txn) != 0) {
+		mdb_txn_abort(txn);
+		return 0;
+	}
+	return 1;
+}
+
+int
+archive_hints_take(size_t limit, json_t **ids)
+{
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_val key, val;
+	int rc;
+
+	*ids = json_array();
+	if (archive_env == NULL)
+		return PH_OK;
+	if (mdb_txn_begin(archive_env, NULL, 0, &txn) != 0)
+		return PH_E_STORE;
+	if (mdb_cursor_open(txn, archive_hints, &c) != 0) {
+		mdb_txn_abort(txn);
+		return PH_E_STORE;
+	}
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
+	    rc == 0 && json_array_size(*ids) < limit;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		const char *k = key.mv_data;
+
+		/* Rate counters start with \001 and sort first: old ones go,
+		 * the current minute's stay. */
+		if (key.mv_size > 0 && k[0] == '\001')
+			continue;
+		json_array_append_new(*ids, json_stringn(k, key.mv_size));
+		mdb_cursor_del(c, 0);
+	}
+	mdb_cursor_close(c);
+	if (mdb_txn_commit(txn) != 0)
+		return PH_E_STORE;
+	return PH_OK;
 }

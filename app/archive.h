@@ -48,6 +48,15 @@ int archive_get(uint64_t id, json_t **out);
 int archive_list(uint64_t after, size_t limit, json_t **out);
 /* Drops records received before `before`; *removed counts them. */
 int archive_prune(int64_t before, size_t *removed);
+/*
+ * Notes that a refused notification named order_id, so the sweeper asks
+ * the provider about it; at most per_minute per profile.  1 if noted.
+ */
+int archive_hint(const char *profile, const char *order_id, int64_t now,
+    unsigned long per_minute);
+/* The order ids hinted since the last call, removing them (caller frees). */
+int archive_hints_take(size_t limit, json_t **ids);
+
 /* The raw body of a record (caller frees *body). */
 int archive_body(const json_t *rec, unsigned char **body, size_t *len);
 

@@ -186,14 +186,6 @@ int ledger_batch_payments(struct ledger_batch *b, const char *provider,
     int (*fn)(struct ledger_batch *b, const json_t *pay, void *arg),
     void *arg);
 
-/*
- * A refused notification named order_id: if it is a pending order, have
- * the sweeper ask the provider about it now, at most per_minute times a
- * minute per profile.  *queued says whether it was.  Changes no fact.
- */
-int ledger_hint(struct store *s, const char *order_id, const char *profile,
-    int64_t now, unsigned long per_minute, int *queued);
-
 /* ---- Refunds ---------------------------------------------------------- */
 
 /* payhook's refund id for refund work item seq: "phr" and 13 digits. */

@@ -95,7 +95,8 @@ notify_hint(struct fc_ctx *ctx, const struct conf_profile *pr,
 {
 	static char order_id[PH_ID_MAX + 1];
 	const struct ph_provider *prov = pr->plugin->prov;
-	int queued = 0;
+	json_t *order;
+	int pending;
 
 	order_id[0] = '\0';
 	if (prov->notify_hint == NULL ||
@@ -107,8 +108,14 @@ notify_hint(struct fc_ctx *ctx, const struct conf_profile *pr,
 	if (ctx->conf->hint_per_minute == 0 || pr->api_base == NULL ||
 	    !(prov->caps & PH_CAP_QUERY))
 		return order_id;
-	if (ledger_hint(ctx->store, order_id, pr->name, preq->now,
-	    ctx->conf->hint_per_minute, &queued) == PH_OK && queued) {
+	/* Only orders payhook knows and still waits for; read-only. */
+	if (ledger_get_order(ctx->store, order_id, &order) != PH_OK)
+		return order_id;
+	pending = strcmp(json_string_value(json_object_get(order, "state")),
+	    "PENDING") == 0;
+	json_decref(order);
+	if (pending && archive_hint(pr->name, order_id, preq->now,
+	    ctx->conf->hint_per_minute)) {
 		log_info("notify %s: refused, but it names pending order %s: "
 		    "queued for a query at the provider", pr->name, order_id);
 		metrics_add("payhook_hints_queued_total", "", 1);

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "archive.h"
 #include "ledger.h"
 #include "log.h"
 #include "order.h"
@@ -208,6 +209,13 @@ sweep_pass(const struct conf *c, struct store *s, int64_t now,
 	int rc;
 
 	memset(st, 0, sizeof(*st));
+	/* Orders refused notifications named: asked about first. */
+	if (archive_hints_take(SWEEP_BATCH, &ids) == PH_OK) {
+		st->due += json_array_size(ids);
+		if (json_array_size(ids) > 0)
+			sweep_batch(c, s, now, token, ids, st);
+		json_decref(ids);
+	}
 	/* Batches, so a backlog of many thousands stays in bounded memory;
 	 * each order handled is rescheduled into the future or dropped from
 	 * the due list, so the next batch is new work. */
