@@ -418,6 +418,39 @@ def unionpay_test_pki(d, signer_cn=UP_SIGNER_CN):
 
 
 # ---------------------------------------------------------------------------
+# Alipay, computed here (never by payhook's code)
+# ---------------------------------------------------------------------------
+
+def alipay_sign_string(fields, skip=('sign', 'sign_type'), skip_empty=False):
+    """What Alipay's RSA2 sign covers (bytes): every field but `skip`
+    (notifications: sign and sign_type, empty values kept; requests:
+    skip=('sign',), skip_empty=True), names sorted bytewise, `k=v` joined
+    by `&`, values as their UTF-8 bytes."""
+    items = [(str(k).encode('ascii'), _up_bytes(v))
+             for k, v in _pairs(fields)
+             if k not in skip and not (skip_empty and _up_bytes(v) == b'')]
+    items.sort(key=lambda kv: kv[0])
+    return b'&'.join(k + b'=' + v for k, v in items)
+
+
+def alipay_profile(app_id, seller_id, alipay_public_pem, app_private_pem=None,
+                   api_base=None, name='alishop'):
+    """A profile entry for Instance(profiles=...) with plugin = alipay:
+    the keys as files below etc/ (the app key mode 0600) and, with
+    api_base, the loopback Alipay it calls (allow_insecure_http)."""
+    settings = {'app_id': app_id, 'seller_id': seller_id,
+                'alipay_public_key_file': 'alipay/%s-alipay.pem' % name}
+    files = {settings['alipay_public_key_file']: (alipay_public_pem, 0o644)}
+    if app_private_pem is not None:
+        settings['app_private_key_file'] = 'keys/%s-app.key' % name
+        files[settings['app_private_key_file']] = (app_private_pem, 0o600)
+    if api_base is not None:
+        settings['api_base'] = api_base
+        settings['allow_insecure_http'] = 'yes'
+    return {'plugin': 'alipay', 'settings': settings, 'files': files}
+
+
+# ---------------------------------------------------------------------------
 # HTTP
 # ---------------------------------------------------------------------------
 

@@ -6,7 +6,8 @@ payments, notifies the merchant on the provider's retry schedule (dropping,
 delaying and duplicating deliveries on request), and answers the
 provider's query and close APIs from its ledger.  Signatures are computed
 here, from the providers' published rules, never by payhook's code.
-Standard library only.
+Standard library only, but for the python3 cryptography package, which
+UnionPay, WeChat Pay v3 and RSA aggregator profiles need.
 
     python3 tests/sim/provsim.py --port PORT --config sim.json \\
         [--time-factor F] [--log FILE]
@@ -91,12 +92,30 @@ Provider API (WeChat Pay v2):
 POST /pay/orderquery, POST /pay/closeorder: XML in, XML out, every answer
 signed with the profile's key (see WeChatV2).
 
+Provider API (UnionPay, "provider": "unionpay"):
+POST /gateway/api/queryTrans.do (no close: UnionPay has none).
+WeChat Pay v3 ("wechat_v3"): GET /v3/pay/transactions/out-trade-no/{id}
+?mchid=, GET /v3/pay/transactions/id/{transaction_id}?mchid=, POST
+/v3/pay/transactions/out-trade-no/{id}/close.
+Aggregator, Ping++ style ("aggregator"): GET /v1/charges?order_no=
+&app[id]= (no close).
+Their profile fields (merchant ids; key material as PEM text or a file
+path), notifications, acknowledgements, request checks and answers are
+described in the classes UnionPay, WeChatV3 and Aggregator.  Their
+schedules: WeChat v3 as v2 (16 sends); UnionPay 5 sends, 1, 2, 4 and 5
+minutes apart, and the aggregator 8 sends, 2m, 10m, 10m, 1h, 2h, 6h and
+15h apart: neither is confirmed (PROTOCOLS.md section 8), and a profile
+of these three may give its own "retry_gaps": [seconds, ...].
+
 Adding a provider: subclass Provider, give it a name, its retry gaps, how
-to render and sign a notification, how to recognise an acknowledgement
-and the API routes it answers; list it in PROVIDERS.
+to render and sign a notification (delivery_headers for headers signed
+afresh at each send), how to recognise an acknowledgement and the API
+routes it answers (api_routes and answer, or api_kind and api_answer for
+paths with parameters and answers with headers); list it in PROVIDERS.
 """
 
 import argparse
+import base64
 import datetime
 import hashlib
 import hmac
@@ -111,7 +130,17 @@ import sys
 import threading
 import time
 import urllib.parse
+import uuid
 import xml.etree.ElementTree as ET
+
+try:        # UnionPay, WeChat Pay v3 and RSA aggregator profiles need it
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+except ImportError:
+    x509 = None
 
 HOST = '127.0.0.1'
 NOTIFY_TIMEOUT = 5          # seconds a merchant has to answer (WeChat: 5 s)
@@ -163,6 +192,37 @@ class Provider:
 
     def is_ack(self, status, body):
         raise NotImplementedError
+
+    def delivery_headers(self, body):
+        """Headers of one send of a notification beyond its Content-Type,
+        computed at each send (e.g. a signature over a fresh timestamp)."""
+        return {}
+
+    # -- the provider API: how the HTTP layer reaches a class --------------
+    # The defaults serve WeChatV2-style classes: exact paths in api_routes,
+    # order_of_request(body) and answer(sim, kind, method, body).
+    api_content_type = 'text/xml'
+
+    @classmethod
+    def api_kind(cls, method, url):
+        """'query', 'close', ... for a request to url (a urlsplit result)
+        that this provider answers; None when it is not one of its."""
+        return cls.api_routes.get(url.path)
+
+    @classmethod
+    def api_order(cls, kind, req):
+        """The order a request (an ApiRequest) is about, for the stats."""
+        return cls.order_of_request(req.body)
+
+    @classmethod
+    def order_of_request(cls, body):
+        return ''
+
+    @classmethod
+    def api_answer(cls, sim, kind, req):
+        """(HTTP status, content type, body bytes, {header: value})."""
+        status, out = cls.answer(sim, kind, req.method, req.body)
+        return status, cls.api_content_type, out, {}
 
 
 class WeChatV2(Provider):
@@ -394,7 +454,861 @@ class WeChatV2(Provider):
                     ('trade_state_desc', desc.get(state, state))]
 
 
-PROVIDERS = {cls.name: cls for cls in (WeChatV2,)}
+# ---------------------------------------------------------------------------
+# Providers that sign with RSA (and encrypt with AES): python3-cryptography
+# ---------------------------------------------------------------------------
+
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+
+
+def _json_bytes(obj):
+    return json.dumps(obj, ensure_ascii=False,
+                      separators=(',', ':')).encode('utf-8')
+
+
+def _beijing_epoch(stamp):
+    """yyyyMMddHHmmss, Beijing time -> unix seconds; None if it is not
+    one (such a value is passed on as given, for tests of refusals)."""
+    try:
+        return int(datetime.datetime.strptime(stamp, '%Y%m%d%H%M%S')
+                   .replace(tzinfo=BEIJING).timestamp())
+    except (TypeError, ValueError):
+        return None
+
+
+def _rfc3339(stamp):
+    """yyyyMMddHHmmss, Beijing -> 2018-06-08T10:34:56+08:00 (as given
+    when it is not one)."""
+    t = _beijing_epoch(stamp)
+    if t is None:
+        return stamp
+    return datetime.datetime.fromtimestamp(t, BEIJING).isoformat()
+
+
+def _alnum(n):
+    chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789'
+    return ''.join(chars[b % 62] for b in os.urandom(n))
+
+
+def _digits(n, seed=None):
+    """n digits: random, or derived from seed (the same seed, the same
+    digits)."""
+    src = os.urandom(n) if seed is None else hashlib.sha256(
+        seed.encode('utf-8')).digest() * (n // 32 + 1)
+    return ''.join('%d' % (b % 10) for b in src[:n])
+
+
+class KeyedProvider(Provider):
+    """What the providers below share.  Key material is given in the
+    profile as PEM text or as the path of a PEM file (absolute, or
+    relative to the simulator's working directory).  Where the provider's
+    retry schedule is not confirmed, a profile may replace it:
+    "retry_gaps": [seconds between sends, ...]."""
+
+    required = ()
+
+    def __init__(self, conf):
+        Provider.__init__(self, conf)
+        self.keys = self.load(conf)
+        if conf.get('retry_gaps') is not None:
+            self.retry_gaps = tuple(conf['retry_gaps'])
+
+    @classmethod
+    def needs_crypto(cls, conf):
+        return True
+
+    @classmethod
+    def check(cls, conf):
+        name = conf.get('name')
+        if cls.needs_crypto(conf) and x509 is None:
+            raise ValueError('profile %s: provider %s needs the python3 '
+                             'cryptography package' % (name, cls.name))
+        for k in cls.required:
+            if not isinstance(conf.get(k), str) or not conf[k]:
+                raise ValueError('profile %s: %s is required' % (name, k))
+        gaps = conf.get('retry_gaps')
+        if gaps is not None and not (
+                isinstance(gaps, list) and
+                all(isinstance(g, (int, float)) and not isinstance(g, bool)
+                    and g >= 0 for g in gaps)):
+            raise ValueError('profile %s: retry_gaps: a list of '
+                             'non-negative seconds' % name)
+        cls.load(conf)
+
+    @classmethod
+    def load(cls, conf):
+        """The profile's keys, loaded; ValueError when one is unusable."""
+        return {}
+
+    @staticmethod
+    def pem(conf, key):
+        v = conf.get(key)
+        if not isinstance(v, str) or not v:
+            raise ValueError('profile %s: %s is required'
+                             % (conf.get('name'), key))
+        if v.lstrip().startswith('-----BEGIN'):
+            return v.encode('ascii')
+        try:
+            with open(v, 'rb') as fh:
+                return fh.read()
+        except OSError as exc:
+            raise ValueError('profile %s: %s: %s' % (conf.get('name'), key,
+                                                     exc))
+
+    @classmethod
+    def private_key(cls, conf, key):
+        data = cls.pem(conf, key)
+        try:
+            return serialization.load_pem_private_key(data, None)
+        except Exception as exc:
+            raise ValueError('profile %s: %s: not an unencrypted PEM '
+                             'private key (%s)' % (conf.get('name'), key,
+                                                   exc))
+
+    @classmethod
+    def certificate(cls, conf, key):
+        data = cls.pem(conf, key)
+        try:
+            return x509.load_pem_x509_certificate(data)
+        except Exception as exc:
+            raise ValueError('profile %s: %s: not a PEM certificate (%s)'
+                             % (conf.get('name'), key, exc))
+
+    @classmethod
+    def public_key(cls, conf, key):
+        """A PUBLIC KEY, or the key of a CERTIFICATE."""
+        data = cls.pem(conf, key)
+        if b'CERTIFICATE' in data:
+            return cls.certificate(conf, key).public_key()
+        try:
+            return serialization.load_pem_public_key(data)
+        except Exception as exc:
+            raise ValueError('profile %s: %s: not a PEM public key (%s)'
+                             % (conf.get('name'), key, exc))
+
+    @staticmethod
+    def rsa_sign(key, data, alg=None):
+        return key.sign(data, padding.PKCS1v15(), alg or hashes.SHA256())
+
+    @staticmethod
+    def rsa_ok(pub, sig, data, alg=None):
+        try:
+            pub.verify(sig, data, padding.PKCS1v15(), alg or hashes.SHA256())
+            return True
+        except (InvalidSignature, ValueError, TypeError):
+            return False
+
+
+class UnionPay(KeyedProvider):
+    """China UnionPay online gateway, ACP (PROTOCOLS.md section 3).
+
+    Profile: "mer_id"; "sign_key" and "sign_cert", UnionPay's signing key
+    and its certificate (for payhook to accept it, issued under the root
+    and intermediate payhook is configured with, CN x@y@<signer_cn>@z);
+    "merchant_cert" (or "merchant_public_key"), what verifies the
+    merchant's query requests; optional "version" ("5.1.0", or "5.0.0":
+    certId instead of signPubKeyCert, SHA-1), "encoding" ("UTF-8" or
+    "GBK"), "reply_syntax" ("raw": query answers as UnionPay's SDKs read
+    them, k=v& with values not escaped, Content-Type text/html; "form":
+    percent-encoded, application/x-www-form-urlencoded), "retry_gaps".
+
+    Every message is signed as ACP signs: the fields but signature,
+    sorted by name, k=v joined by &, over the bytes in the message's
+    encoding; SHA-256 (5.1.0) or SHA-1 (5.0.0) of that, as lowercase hex
+    text, signed with RSA PKCS#1 v1.5 (SHA256withRSA, SHA1withRSA).
+    Notifications are forms (txnType 01, respCode 00, or 60 for a failed
+    payment), acknowledged by HTTP 200 whatever the body.
+
+    queryTrans.do: the request's signature is checked over its non-empty
+    fields (the SDK signs requests after dropping blank values) with the
+    merchant's key, and certId must be the serial of merchant_cert when
+    one is configured: otherwise respCode 11.  A request without orderId
+    or txnTime, or of another txnType, gets 10.  The order is UnionPay's
+    order key (orderId, txnTime): an order with payments is found only
+    with the txnTime of one of them (a payment's time_end), an order
+    registered unpaid with any.  Answers, signed: paid 00 with
+    origRespCode 00 and the payment (queryId, txnAmt, ...); known but
+    unpaid 00 with origRespCode 05 (processing); unknown 34.  A request
+    naming no configured merId gets HTTP 400 text.  UnionPay has no close
+    API.
+    """
+
+    name = 'unionpay'
+    # Unconfirmed (PROTOCOLS.md 3.4 and 8.1): "up to 5 sends", the gaps
+    # quoted as "0,1,2,4 min" in one copy and "1,2,4,5 min" in another.
+    # Chosen: the first send at once, then 1, 2, 4 and 5 minutes later (5
+    # sends over 12 minutes).  A profile may give its own retry_gaps.
+    retry_gaps = (60, 120, 240, 300)
+    api_routes = {'/gateway/api/queryTrans.do': 'query'}
+    api_content_type = 'text/html;charset=UTF-8'
+    required = ('mer_id',)
+    CURRENCIES = {'CNY': '156', 'HKD': '344', 'USD': '840', 'EUR': '978',
+                  'JPY': '392', 'GBP': '826'}
+
+    @classmethod
+    def load(cls, conf):
+        name = conf.get('name')
+        if conf.get('version', '5.1.0') not in ('5.1.0', '5.0.0'):
+            raise ValueError('profile %s: version must be 5.1.0 or 5.0.0'
+                             % name)
+        if str(conf.get('encoding', 'UTF-8')).upper() not in ('UTF-8',
+                                                               'GBK'):
+            raise ValueError('profile %s: encoding must be UTF-8 or GBK'
+                             % name)
+        if conf.get('reply_syntax', 'raw') not in ('raw', 'form'):
+            raise ValueError('profile %s: reply_syntax must be raw or form'
+                             % name)
+        keys = {'sign_key': cls.private_key(conf, 'sign_key')}
+        cert = cls.certificate(conf, 'sign_cert')
+        if cert.public_key().public_numbers() != \
+                keys['sign_key'].public_key().public_numbers():
+            raise ValueError('profile %s: sign_cert is not the certificate '
+                             'of sign_key' % name)
+        keys['sign_cert'] = cert.public_bytes(
+            serialization.Encoding.PEM).decode('ascii')
+        keys['cert_id'] = str(cert.serial_number)
+        keys['merchant_key'] = keys['merchant_cert_id'] = None
+        if conf.get('merchant_cert'):
+            mc = cls.certificate(conf, 'merchant_cert')
+            keys['merchant_key'] = mc.public_key()
+            keys['merchant_cert_id'] = str(mc.serial_number)
+        elif conf.get('merchant_public_key'):
+            keys['merchant_key'] = cls.public_key(conf,
+                                                  'merchant_public_key')
+        return keys
+
+    @property
+    def version(self):
+        return self.conf.get('version', '5.1.0')
+
+    @property
+    def encoding(self):
+        return str(self.conf.get('encoding', 'UTF-8')).upper()
+
+    def new_txn_id(self):
+        # queryId: 21 digits.
+        return beijing_now()[4:] + _digits(11)
+
+    # -- the ACP signature ------------------------------------------------
+    @staticmethod
+    def sign_string(fields, skip_empty=False):
+        """fields: (bytes name, bytes value) pairs -> the canonical bytes:
+        all but signature (and the empty ones, skip_empty), sorted by
+        name, k=v joined by &."""
+        items = sorted((k, v) for k, v in fields
+                       if k != b'signature' and not (skip_empty and v == b''))
+        return b'&'.join(k + b'=' + v for k, v in items)
+
+    @staticmethod
+    def digest_alg(version):
+        if version == '5.0.0':
+            return hashlib.sha1, hashes.SHA1()
+        return hashlib.sha256, hashes.SHA256()
+
+    def signed(self, fields):
+        """(name, text) pairs -> (bytes, bytes) pairs in the profile's
+        encoding, with signPubKeyCert (5.1.0) or certId (5.0.0) and
+        signature."""
+        codec = 'gbk' if self.encoding == 'GBK' else 'utf-8'
+        out = [(k.encode('ascii'), v.encode(codec)) for k, v in fields]
+        if self.version == '5.1.0':
+            out.append((b'signPubKeyCert',
+                        self.keys['sign_cert'].encode('ascii')))
+        else:
+            out.append((b'certId', self.keys['cert_id'].encode('ascii')))
+        digest, alg = self.digest_alg(self.version)
+        hexd = digest(self.sign_string(out)).hexdigest().encode('ascii')
+        sig = self.rsa_sign(self.keys['sign_key'], hexd, alg)
+        return out + [(b'signature', base64.b64encode(sig))]
+
+    @staticmethod
+    def form(fields):
+        return '&'.join('%s=%s' % (urllib.parse.quote_plus(k, safe=''),
+                                   urllib.parse.quote_plus(v, safe=''))
+                        for k, v in fields).encode('ascii')
+
+    @staticmethod
+    def parse_form(body):
+        """A form -> (bytes, bytes) pairs, strictly: ValueError on an
+        empty pair, a pair without '=', an empty or repeated name."""
+        if not body:
+            raise ValueError('empty body')
+        out, seen = [], set()
+        for pair in body.split(b'&'):
+            if b'=' not in pair:
+                raise ValueError('a field without "="')
+            k, v = (urllib.parse.unquote_to_bytes(x.replace(b'+', b' '))
+                    for x in pair.split(b'=', 1))
+            if not k or k in seen:
+                raise ValueError('an empty or repeated field name')
+            seen.add(k)
+            out.append((k, v))
+        return out
+
+    def payment_fields(self, p):
+        amount = str(p['amount'])
+        cur = self.CURRENCIES.get(p['currency'], p['currency'])
+        now = beijing_now()
+        return [('queryId', p['txn_id']), ('txnAmt', amount),
+                ('currencyCode', cur), ('traceNo', p['txn_id'][-6:]),
+                ('traceTime', now[4:]), ('settleAmt', amount),
+                ('settleCurrencyCode', cur), ('settleDate', now[4:8])]
+
+    # -- notifications ------------------------------------------------------
+    def notification(self, order, payment, result):
+        ok = result == 'SUCCESS'
+        f = [('version', self.version), ('encoding', self.encoding),
+             ('signMethod', '01'), ('txnType', '01'), ('txnSubType', '01'),
+             ('bizType', '000201'), ('accessType', '0'),
+             ('merId', self.conf['mer_id']), ('orderId', order['order_id']),
+             ('txnTime', payment['time_end'])]
+        f += self.payment_fields(payment)
+        if ok:
+            f += [('respCode', '00'), ('respMsg', '成功[0000000]')]
+        else:
+            f = [kv for kv in f if not kv[0].startswith('settle')]
+            f += [('respCode', '60'), ('respMsg', '交易失败')]
+        return ('application/x-www-form-urlencoded;charset=' + self.encoding,
+                self.form(self.signed(f)))
+
+    def is_ack(self, status, body):
+        return status == 200
+
+    # -- queryTrans.do ------------------------------------------------------
+    @classmethod
+    def api_order(cls, kind, req):
+        try:
+            oid = dict(cls.parse_form(req.body)).get(b'orderId', b'')
+        except ValueError:
+            return ''
+        return oid.decode('utf-8', 'replace')
+
+    @classmethod
+    def api_answer(cls, sim, kind, req):
+        if req.method != 'POST':
+            return 405, 'text/plain', b'POST only\n', {'Allow': 'POST'}
+        try:
+            fields = cls.parse_form(req.body)
+        except ValueError as exc:
+            return 400, 'text/plain', ('%s\n' % exc).encode(), {}
+        mer = dict(fields).get(b'merId', b'').decode('utf-8', 'replace')
+        prof = sim.find_profile(cls.name, mer_id=mer)
+        if prof is None:
+            return 400, 'text/plain', b'no merchant with this merId\n', {}
+        return prof.query(sim, fields)
+
+    def request_error(self, fields):
+        """(respCode, respMsg) when a query request is not acceptable."""
+        f = dict(fields)
+        version = f.get(b'version', b'').decode('ascii', 'replace')
+        if version not in ('5.1.0', '5.0.0') or \
+                f.get(b'signMethod') != b'01':
+            return '10', '报文格式错误 (version or signMethod)'
+        key, cert_id = self.keys['merchant_key'], \
+            self.keys['merchant_cert_id']
+        if key is None:
+            return '11', '验证签名失败 (no merchant key configured)'
+        if cert_id is not None and f.get(b'certId', b'').decode(
+                'ascii', 'replace') != cert_id:
+            return '11', '验证签名失败 (certId)'
+        try:
+            sig = base64.b64decode(f.get(b'signature', b''), validate=True)
+        except ValueError:
+            sig = b''
+        digest, alg = self.digest_alg(version)
+        hexd = digest(self.sign_string(fields, skip_empty=True)) \
+            .hexdigest().encode('ascii')
+        if not sig or not self.rsa_ok(key, sig, hexd, alg):
+            return '11', '验证签名失败'
+        if f.get(b'txnType') != b'00' or not f.get(b'orderId') or \
+                not f.get(b'txnTime'):
+            return '10', '报文格式错误 (txnType 00, orderId, txnTime)'
+        return None
+
+    def query(self, sim, fields):
+        f = dict(fields)
+        enc = f.get(b'encoding', b'UTF-8').decode('ascii', 'replace')
+        codec = 'gbk' if enc.upper() == 'GBK' else 'utf-8'
+
+        def val(name):
+            return f.get(name.encode(), b'').decode(codec, 'replace')
+
+        oid, txn_time = val('orderId'), val('txnTime')
+        head = [('version', self.version), ('encoding', self.encoding),
+                ('signMethod', '01'), ('txnType', '00'),
+                ('txnSubType', '00'), ('bizType', val('bizType') or '000000'),
+                ('accessType', '0'), ('merId', self.conf['mer_id']),
+                ('orderId', oid), ('txnTime', txn_time)]
+
+        def reply(code, msg, more=()):
+            out = self.signed(head + [('respCode', code), ('respMsg', msg)] +
+                              list(more))
+            if self.conf.get('reply_syntax', 'raw') == 'form':
+                return (200, 'application/x-www-form-urlencoded;charset=' +
+                        self.encoding, self.form(out), {})
+            return (200, 'text/html;charset=' + self.encoding,
+                    b'&'.join(k + b'=' + v for k, v in out), {})
+
+        bad = self.request_error(fields)
+        if bad is not None:
+            return reply(*bad)
+        with sim.lock:
+            order = sim.orders.get(oid)
+            if order is not None and order['profile'] != self.profile:
+                order = None
+            pays = order['payments'] if order is not None else []
+            match = [p for p in pays if p['time_end'] == txn_time]
+            if order is None or (pays and not match):
+                return reply('34', '无此交易')
+            if order['trade_state'] != 'SUCCESS':
+                return reply('00', '成功[0000000]',
+                             [('origRespCode', '05'),
+                              ('origRespMsg', '交易处理中')])
+            return reply('00', '成功[0000000]',
+                         [('origRespCode', '00'),
+                          ('origRespMsg', '成功[0000000]')] +
+                         self.payment_fields(match[0]))
+
+
+class WeChatV3(KeyedProvider):
+    """WeChat Pay API v3 (PROTOCOLS.md section 2); the profile's
+    "provider" is "wechat_v3" (payhook: plugin wechat, api_version 3).
+
+    Profile: "appid", "mch_id", "apiv3_key" (the 32-byte APIv3 key);
+    "platform_key", the private key that signs as WeChat Pay, and
+    "platform_serial", what Wechatpay-Serial says (a platform certificate
+    serial in upper-case hex, or PUB_KEY_ID_...); "merchant_public_key"
+    (a PUBLIC KEY or the merchant's API CERTIFICATE), what verifies the
+    merchant's requests, and optional "merchant_serial", the serial_no
+    they must name.
+
+    Notifications: JSON, the transaction (trade_state SUCCESS, or
+    PAYERROR for a failed payment) encrypted with AEAD_AES_256_GCM under
+    the APIv3 key (12-character nonce, associated_data "transaction"),
+    the same notification id and body at every send, Wechatpay-* headers
+    signed afresh at each send (RSA-SHA256 over timestamp\\nnonce\\nbody\\n).
+    Acknowledged by HTTP 200 or 204.
+
+    API: GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=,
+    GET /v3/pay/transactions/id/{transaction_id}?mchid= (query) and
+    POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close with
+    {"mchid"} (close).  The Authorization (WECHATPAY2-SHA256-RSA2048 with
+    mchid, nonce_str, signature, timestamp, serial_no) must verify over
+    METHOD\\npath?query as sent\\ntimestamp\\nnonce\\nbody\\n with the
+    merchant key, its timestamp within 5 minutes: otherwise 401
+    SIGN_ERROR.  mchid of the query string or close body must be the
+    Authorization's (400 PARAM_ERROR).  Every answer is signed with the
+    platform key, errors too.  Query: 200 with the transaction (SUCCESS
+    with the first payment, or NOTPAY/CLOSED with the order's amount),
+    404 ORDER_NOT_EXIST.  Close: 204; a paid order 400 ORDERPAID, a
+    closed one 400 ORDERCLOSED (v3 codes for these two are unconfirmed;
+    the v2 ones are used), unknown 404 ORDER_NOT_EXIST.  A request whose
+    Authorization names no configured mchid gets an unsigned 401.
+    """
+
+    name = 'wechat_v3'
+    # 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h (PROTOCOLS.md
+    # 2.5), as v2: 16 sends.
+    retry_gaps = WeChatV2.retry_gaps
+    api_content_type = 'application/json'
+    required = ('appid', 'mch_id', 'apiv3_key', 'platform_serial')
+    SCHEME = 'WECHATPAY2-SHA256-RSA2048'
+    QUERY_RE = re.compile(r'\A/v3/pay/transactions/(out-trade-no|id)/'
+                          r'([^/]+)\Z')
+    CLOSE_RE = re.compile(r'\A/v3/pay/transactions/out-trade-no/([^/]+)'
+                          r'/close\Z')
+    TOLERANCE = 300
+    STATE_DESC = {'SUCCESS': '支付成功', 'NOTPAY': '订单未支付',
+                  'CLOSED': '已关闭', 'PAYERROR': '支付失败'}
+
+    @classmethod
+    def load(cls, conf):
+        if len(conf['apiv3_key'].encode('utf-8')) != 32:
+            raise ValueError('profile %s: apiv3_key must be 32 bytes'
+                             % conf['name'])
+        keys = {'platform_key': cls.private_key(conf, 'platform_key'),
+                'merchant_key': None}
+        if conf.get('merchant_public_key'):
+            keys['merchant_key'] = cls.public_key(conf,
+                                                  'merchant_public_key')
+        return keys
+
+    def new_txn_id(self):
+        return '4200' + _digits(24)
+
+    def sign_headers(self, body):
+        ts = str(int(time.time()))
+        nonce = os.urandom(16).hex().upper()
+        msg = ts.encode() + b'\n' + nonce.encode() + b'\n' + body + b'\n'
+        sig = self.rsa_sign(self.keys['platform_key'], msg)
+        return {'Wechatpay-Timestamp': ts, 'Wechatpay-Nonce': nonce,
+                'Wechatpay-Signature': base64.b64encode(sig).decode('ascii'),
+                'Wechatpay-Serial': self.conf['platform_serial'],
+                'Wechatpay-Signature-Type': self.SCHEME}
+
+    def transaction(self, order, payment, state):
+        t = {'appid': self.conf['appid'], 'mchid': self.conf['mch_id'],
+             'out_trade_no': order['order_id']}
+        if payment is None:
+            t.update({'trade_state': state,
+                      'trade_state_desc': self.STATE_DESC.get(state, state),
+                      'amount': {'total': order['amount'],
+                                 'currency': order['currency'],
+                                 'payer_currency': order['currency']}})
+            return t
+        t.update({'transaction_id': payment['txn_id'], 'trade_type': 'JSAPI',
+                  'trade_state': state,
+                  'trade_state_desc': self.STATE_DESC.get(state, state),
+                  'bank_type': 'OTHERS', 'attach': ''})
+        if state == 'SUCCESS':
+            t['success_time'] = _rfc3339(payment['time_end'])
+        t['payer'] = {'openid': 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o'}
+        t['amount'] = {'total': payment['amount'],
+                       'payer_total': payment['amount'],
+                       'currency': payment['currency'],
+                       'payer_currency': payment['currency']}
+        return t
+
+    # -- notifications ------------------------------------------------------
+    def notification(self, order, payment, result):
+        ok = result == 'SUCCESS'
+        plain = _json_bytes(self.transaction(order, payment,
+                                             'SUCCESS' if ok else 'PAYERROR'))
+        nonce, aad = _alnum(12), 'transaction'
+        ct = AESGCM(self.conf['apiv3_key'].encode('utf-8')).encrypt(
+            nonce.encode('ascii'), plain, aad.encode('ascii'))
+        env = {'id': str(uuid.uuid4()),
+               'create_time': datetime.datetime.now(BEIJING).isoformat(
+                   timespec='seconds'),
+               'resource_type': 'encrypt-resource',
+               'event_type': 'TRANSACTION.SUCCESS' if ok else
+               'TRANSACTION.FAIL',
+               'summary': '支付成功' if ok else '支付失败',
+               'resource': {'original_type': 'transaction',
+                            'algorithm': 'AEAD_AES_256_GCM',
+                            'ciphertext': base64.b64encode(ct).decode(),
+                            'associated_data': aad, 'nonce': nonce}}
+        return 'application/json', _json_bytes(env)
+
+    def delivery_headers(self, body):
+        return self.sign_headers(body)
+
+    def is_ack(self, status, body):
+        return status in (200, 204)
+
+    # -- the API ------------------------------------------------------------
+    @classmethod
+    def api_kind(cls, method, url):
+        if cls.CLOSE_RE.match(url.path):
+            return 'close'
+        if cls.QUERY_RE.match(url.path):
+            return 'query'
+        return None
+
+    @classmethod
+    def api_order(cls, kind, req):
+        m = cls.CLOSE_RE.match(req.url.path)
+        if m:
+            return urllib.parse.unquote(m.group(1))
+        m = cls.QUERY_RE.match(req.url.path)
+        if m and m.group(1) == 'out-trade-no':
+            return urllib.parse.unquote(m.group(2))
+        return ''
+
+    @classmethod
+    def authorization(cls, value):
+        """The items of an Authorization header, or None."""
+        if not value or not value.startswith(cls.SCHEME + ' '):
+            return None
+        items = {}
+        for part in value[len(cls.SCHEME) + 1:].split(','):
+            m = re.match(r'\A\s*([a-z_]+)="([^"]*)"\s*\Z', part)
+            if not m or m.group(1) in items:
+                return None
+            items[m.group(1)] = m.group(2)
+        if set(items) != {'mchid', 'nonce_str', 'signature', 'timestamp',
+                          'serial_no'}:
+            return None
+        return items
+
+    @classmethod
+    def api_answer(cls, sim, kind, req):
+        auth = cls.authorization(req.headers.get('Authorization'))
+        prof = sim.find_profile(cls.name, mch_id=auth['mchid']) \
+            if auth else None
+        if prof is None:
+            return (401, 'application/json', _json_bytes(
+                {'code': 'SIGN_ERROR', 'message': 'Authorization missing, '
+                 'malformed or of an unknown mchid'}), {})
+        return prof.answer_request(sim, kind, req, auth)
+
+    def reply(self, status, obj=None):
+        body = _json_bytes(obj) if obj is not None else b''
+        return status, 'application/json', body, self.sign_headers(body)
+
+    def error(self, status, code, message):
+        return self.reply(status, {'code': code, 'message': message})
+
+    def answer_request(self, sim, kind, req, auth):
+        if req.method != ('POST' if kind == 'close' else 'GET'):
+            return self.error(405, 'METHOD_NOT_ALLOWED', 'method not allowed')
+        key = self.keys['merchant_key']
+        msg = ('%s\n%s\n%s\n%s\n' % (req.method, req.target,
+                                     auth['timestamp'], auth['nonce_str'])
+               ).encode('utf-8') + req.body + b'\n'
+        try:
+            sig = base64.b64decode(auth['signature'], validate=True)
+        except ValueError:
+            sig = b''
+        ts = auth['timestamp']
+        if not (ts.isdigit() and abs(int(ts) - time.time()) <=
+                self.TOLERANCE):
+            return self.error(401, 'SIGN_ERROR', 'Authorization timestamp '
+                              'is more than 5 minutes off')
+        if self.conf.get('merchant_serial') and \
+                auth['serial_no'] != self.conf['merchant_serial']:
+            return self.error(401, 'SIGN_ERROR', 'serial_no is not the '
+                              "merchant's certificate")
+        if key is None or not sig or not self.rsa_ok(key, sig, msg):
+            return self.error(401, 'SIGN_ERROR', '签名错误')
+        if kind == 'close':
+            m = self.CLOSE_RE.match(req.url.path)
+            by, ident = 'out-trade-no', urllib.parse.unquote(m.group(1))
+            try:
+                mchid = json.loads(req.body.decode('utf-8')).get('mchid')
+            except (ValueError, UnicodeDecodeError, AttributeError):
+                mchid = None
+        else:
+            m = self.QUERY_RE.match(req.url.path)
+            by, ident = m.group(1), urllib.parse.unquote(m.group(2))
+            mchid = (urllib.parse.parse_qs(req.url.query).get('mchid') or
+                     [None])[0]
+        if mchid != auth['mchid']:
+            return self.error(400, 'PARAM_ERROR', 'mchid is missing or is '
+                              "not the Authorization's")
+        with sim.lock:
+            order = sim.orders.get(ident) if by == 'out-trade-no' else \
+                sim.order_by_txn(ident)
+            if order is not None and order['profile'] != self.profile:
+                order = None
+            if order is None:
+                return self.error(404, 'ORDER_NOT_EXIST', '订单不存在')
+            state = order['trade_state']
+            if kind == 'query':
+                pay = None
+                if state == 'SUCCESS':
+                    pay = [p for p in order['payments']
+                           if by == 'out-trade-no' or p['txn_id'] == ident]
+                    pay = pay[0]
+                return self.reply(200, self.transaction(order, pay, state))
+            if state == 'SUCCESS':
+                return self.error(400, 'ORDERPAID', '订单已支付')
+            if state == 'CLOSED':
+                return self.error(400, 'ORDERCLOSED', '订单已关闭')
+            order['trade_state'] = 'CLOSED'
+            order['closed'] = True
+            sim.log('close %s: closed' % order['order_id'])
+            return self.reply(204)
+
+
+class Aggregator(KeyedProvider):
+    """A Ping++-style aggregator (PROTOCOLS.md 5.1 and 5.2).
+
+    Profile: "app_id"; "signature": "rsa" with "webhook_private_key"
+    (events carry X-Pingplusplus-Signature, base64 RSA-SHA256 over the
+    raw body), or "hmac" with "webhook_secret" and optional
+    "signature_header" (default X-Signature: t=<unix>,v1=<hex
+    HMAC-SHA256 of "<t>.<body>">); "api_key", the secret key queries must
+    bring as Authorization: Bearer; optional "livemode" (true),
+    "channel" (the wallet named in charges, default wx_pub),
+    "sign_answers" (rsa only, default false: Ping++ documents no
+    signature on API answers; true adds X-Pingplusplus-Signature to
+    them), "retry_gaps".
+
+    Notifications: a charge.succeeded event (the same event id and body
+    at every send; an HMAC signature over a fresh t at each send), the
+    charge with id = the txn id (ch_...), order_no, amount, lower-case
+    currency, channel, transaction_no (the wallet's number), paid,
+    time_paid.  Ping++ has no event for a failed charge: paying with
+    result FAIL (out_of_order) is refused with 400.  Any 2xx
+    acknowledges.
+
+    GET /v1/charges?order_no=&app[id]=: the Bearer key must be a
+    profile's api_key (else 401) and app[id] that profile's app_id (else
+    400), errors as {"error": {"type", "message"}}.  The answer is a list
+    (newest first): every payment of the order as a paid charge, or one
+    unpaid charge for an order registered unpaid, or nothing.  The
+    aggregator has no close API.
+    """
+
+    name = 'aggregator'
+    # Unconfirmed (PROTOCOLS.md 5.1 and 8.3): Ping++ documents none.
+    # Chosen: the first send at once, then 2m, 10m, 10m, 1h, 2h, 6h, 15h
+    # (8 sends within 25 hours, the pattern Alipay documents and
+    # aggregators commonly copy).  A profile may give its own retry_gaps.
+    retry_gaps = (120, 600, 600, 3600, 7200, 21600, 54000)
+    api_routes = {'/v1/charges': 'query'}
+    api_content_type = 'application/json'
+    required = ('app_id', 'signature')
+    RSA_HEADER = 'X-Pingplusplus-Signature'
+
+    @classmethod
+    def needs_crypto(cls, conf):
+        return conf.get('signature') != 'hmac'
+
+    @classmethod
+    def load(cls, conf):
+        name, mode = conf.get('name'), conf.get('signature')
+        for k in ('livemode', 'sign_answers'):
+            if not isinstance(conf.get(k, False), bool):
+                raise ValueError('profile %s: %s: true or false' % (name, k))
+        for k in ('api_key', 'channel', 'signature_header'):
+            if k in conf and (not isinstance(conf[k], str) or not conf[k]):
+                raise ValueError('profile %s: %s: a non-empty string'
+                                 % (name, k))
+        if mode == 'rsa':
+            if 'webhook_secret' in conf or 'signature_header' in conf:
+                raise ValueError('profile %s: webhook_secret and '
+                                 'signature_header are for hmac' % name)
+            return {'webhook_key': cls.private_key(conf,
+                                                   'webhook_private_key')}
+        if mode == 'hmac':
+            if not isinstance(conf.get('webhook_secret'), str) or \
+                    not conf['webhook_secret']:
+                raise ValueError('profile %s: webhook_secret is required'
+                                 % name)
+            if 'webhook_private_key' in conf or conf.get('sign_answers'):
+                raise ValueError('profile %s: webhook_private_key and '
+                                 'sign_answers are for rsa' % name)
+            return {}
+        raise ValueError('profile %s: signature must be rsa or hmac' % name)
+
+    @property
+    def livemode(self):
+        return self.conf.get('livemode', True)
+
+    def new_txn_id(self):
+        return 'ch_' + _alnum(24)
+
+    def charge(self, order, payment):
+        """A charge object: payment's (paid), or the order's unpaid one."""
+        paid = payment is not None
+        src = payment if paid else order
+        if paid:
+            ch = payment['txn_id']
+            t = _beijing_epoch(payment['time_end'])
+            time_paid = t if t is not None else payment['time_end']
+            created = (t or int(time.time())) - 60
+            wallet = ('4200' if self.channel.startswith('wx') else '2026') \
+                + _digits(24, ch)
+        else:
+            ch = 'ch_' + hashlib.sha256(('%s/%s' % (
+                self.profile, order['order_id'])).encode()).hexdigest()[:24]
+            time_paid = wallet = None
+            created = int(time.time()) - 60
+        return {'id': ch, 'object': 'charge', 'created': created,
+                'livemode': self.livemode, 'paid': paid, 'refunded': False,
+                'reversed': False, 'app': self.conf['app_id'],
+                'channel': self.channel, 'order_no': order['order_id'],
+                'client_ip': '127.0.0.1', 'amount': src['amount'],
+                'amount_settle': src['amount'],
+                'currency': src['currency'].lower(),
+                'subject': 'provsim order', 'body': 'provsim order',
+                'extra': {}, 'time_paid': time_paid,
+                'time_expire': created + 7200, 'time_settle': None,
+                'transaction_no': wallet,
+                'refunds': {'object': 'list', 'url': '/v1/charges/%s/refunds'
+                            % ch, 'has_more': False, 'data': []},
+                'amount_refunded': 0, 'failure_code': None,
+                'failure_msg': None, 'metadata': {}, 'credential': {},
+                'description': None}
+
+    @property
+    def channel(self):
+        return self.conf.get('channel', 'wx_pub')
+
+    def rsa_signature(self, body):
+        return base64.b64encode(self.rsa_sign(self.keys['webhook_key'],
+                                              body)).decode('ascii')
+
+    # -- notifications ------------------------------------------------------
+    def notification(self, order, payment, result):
+        if result != 'SUCCESS':
+            raise SimError(400, 'profile %s: the aggregator sends no event '
+                           'for a failed charge' % self.profile)
+        ev = {'id': 'evt_' + _alnum(24), 'created': int(time.time()),
+              'livemode': self.livemode, 'type': 'charge.succeeded',
+              'data': {'object': self.charge(order, payment)},
+              'object': 'event', 'pending_webhooks': 1,
+              'request': 'iar_' + _alnum(24)}
+        return 'application/json', _json_bytes(ev)
+
+    def delivery_headers(self, body):
+        if self.conf['signature'] == 'rsa':
+            return {self.RSA_HEADER: self.rsa_signature(body)}
+        t = str(int(time.time()))
+        v1 = hmac.new(self.conf['webhook_secret'].encode('utf-8'),
+                      t.encode() + b'.' + body, hashlib.sha256).hexdigest()
+        return {self.conf.get('signature_header', 'X-Signature'):
+                't=%s,v1=%s' % (t, v1)}
+
+    def is_ack(self, status, body):
+        return 200 <= status <= 299
+
+    # -- GET /v1/charges ------------------------------------------------------
+    @classmethod
+    def api_order(cls, kind, req):
+        q = urllib.parse.parse_qs(req.url.query)
+        return (q.get('order_no') or [''])[0]
+
+    @staticmethod
+    def error(status, message, etype='invalid_request_error'):
+        return (status, 'application/json', _json_bytes(
+            {'error': {'type': etype, 'message': message}}), {})
+
+    @classmethod
+    def api_answer(cls, sim, kind, req):
+        auth = req.headers.get('Authorization') or ''
+        given = auth[7:].encode('utf-8') if auth.startswith('Bearer ') \
+            else b''
+        with sim.lock:
+            profs = [p for p in sim.profiles.values() if p.name == cls.name]
+        prof = None
+        for p in profs:
+            key = p.conf.get('api_key')
+            if key and given and hmac.compare_digest(key.encode('utf-8'),
+                                                     given):
+                prof = p
+                break
+        if prof is None:
+            return cls.error(401, 'No valid API key provided')
+        if req.method != 'GET':
+            return cls.error(400, 'only listing charges is simulated')
+        q = urllib.parse.parse_qs(req.url.query, keep_blank_values=True)
+        if (q.get('app[id]') or [''])[0] != prof.conf['app_id']:
+            return cls.error(400, 'app[id] is not the app of this key')
+        oid = (q.get('order_no') or [''])[0]
+        if not oid:
+            return cls.error(400, 'order_no is required')
+        with sim.lock:
+            order = sim.orders.get(oid)
+            if order is None or order['profile'] != prof.profile:
+                data = []
+            elif order['payments']:
+                data = [prof.charge(order, p)
+                        for p in reversed(order['payments'])]
+            else:
+                data = [prof.charge(order, None)]
+        body = _json_bytes({'object': 'list', 'url': '/v1/charges',
+                            'has_more': False, 'data': data})
+        headers = {}
+        if prof.conf.get('sign_answers'):
+            headers[cls.RSA_HEADER] = prof.rsa_signature(body)
+        return 200, 'application/json', body, headers
+
+
+PROVIDERS = {cls.name: cls for cls in (WeChatV2, UnionPay, WeChatV3,
+                                        Aggregator)}
 
 
 # ---------------------------------------------------------------------------
@@ -595,8 +1509,9 @@ class Sim:
                 path = url.path or '/'
                 if url.query:
                     path += '?' + url.query
-                conn.request('POST', path, body=job.body,
-                             headers={'Content-Type': job.content_type})
+                headers = {'Content-Type': job.content_type}
+                headers.update(job.prov.delivery_headers(job.body))
+                conn.request('POST', path, body=job.body, headers=headers)
                 resp = conn.getresponse()
                 status, raw = resp.status, resp.read()
                 body = raw.decode('utf-8', 'replace')
@@ -652,6 +1567,18 @@ class Hangup(Exception):
     pass
 
 
+class ApiRequest:
+    """A provider API request as received: method, target (path and
+    query exactly as sent), url (its urlsplit), headers (any case), body."""
+
+    def __init__(self, method, target, headers, body):
+        self.method = method
+        self.target = target
+        self.url = urllib.parse.urlsplit(target)
+        self.headers = headers
+        self.body = body
+
+
 class Handler(http.server.BaseHTTPRequestHandler):
     server_version = 'provsim/1'
     protocol_version = 'HTTP/1.1'
@@ -669,9 +1596,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise SimError(400, 'bad Content-Length')
         return self.rfile.read(n) if n else b''
 
-    def _send(self, status, body, ctype):
+    def _send(self, status, body, ctype, headers=None):
         self.send_response(status)
         self.send_header('Content-Type', ctype)
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -696,9 +1625,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self._json(status, obj)
                 return
             for cls in PROVIDERS.values():
-                kind = cls.api_routes.get(url.path)
+                kind = cls.api_kind(method, url)
                 if kind is not None:
-                    self._provider_api(sim, cls, kind, method, body)
+                    self._provider_api(sim, cls, kind,
+                                       ApiRequest(method, self.path,
+                                                  self.headers, body))
                     return
             self._json(404, {'error': 'no route %s' % url.path})
         except SimError as exc:
@@ -706,23 +1637,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except Hangup:
             self.close_connection = True
 
-    def _provider_api(self, sim, cls, kind, method, body):
-        sim.count(kind, cls.order_of_request(body))
+    def _provider_api(self, sim, cls, kind, req):
+        order_id = cls.api_order(kind, req)
+        sim.count(kind, order_id)
         with sim.lock:
             mode, slow = sim.modes[kind], sim.slow_s
-        sim.log('%s %s (mode %s)' % (kind, cls.order_of_request(body), mode))
+        sim.log('%s %s (mode %s)' % (kind, order_id, mode))
         if mode == 'down':
             self._send(503, b'Service Unavailable\n', 'text/plain')
             return
         if mode == 'hangup':
             raise Hangup()
         if mode == 'garbage':
-            self._send(200, b'\x00\xffnot xml at all <<<\x01', 'text/xml')
+            self._send(200, b'\x00\xffnot xml at all <<<\x01',
+                       cls.api_content_type)
             return
         if mode == 'slow':
             time.sleep(slow)
-        status, out = cls.answer(sim, kind, method, body)
-        self._send(status, out, 'text/xml')
+        status, ctype, out, headers = cls.api_answer(sim, kind, req)
+        self._send(status, out, ctype, headers)
 
 
 def _json_body(body):

@@ -1,0 +1,442 @@
+"""Alipay notifications, the trade query and the trade-detail bill end to
+end: lighttpd in front of two payhook.fcgi processes, a [profile.alishop]
+with plugin = alipay.
+
+Keys are made here with the `cryptography` package (Alipay's, the app's,
+an impostor's) and messages are signed here, independently of payhook's
+code, by Alipay's rule: every parameter but sign and sign_type, sorted,
+k=v joined by '&', SHA256withRSA.  Covers: a signed notification pays the
+order (HTTP 200, body exactly `success`); a replay answers `success` and
+changes nothing; every forgery and misaddressed message is refused (not
+`success`) and leaves the order and the event feed as they were; the same
+payment notified with another amount raises notification.conflict; the
+query of an order through a loopback Alipay that checks the request's
+signature and signs its answer; `payhook reconcile` over a GBK bill.
+"""
+
+import base64
+import datetime
+import http.server
+import json
+import os
+import sys
+import threading
+from urllib.parse import parse_qsl
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import alipay_sign_string, unionpay_form  # noqa: E402
+
+try:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+except ImportError:     # the whole file needs it
+    rsa = None
+
+APP_ID = '2021004123456789'
+SELLER_ID = '2088102119685838'
+FORM = 'application/x-www-form-urlencoded; charset=utf-8'
+BEIJING = datetime.timezone(datetime.timedelta(hours=8))
+PAY_TIME = datetime.datetime.now(BEIJING).strftime('%Y-%m-%d %H:%M:%S')
+
+_SEQ = [0]
+
+
+def new_trade_no():
+    _SEQ[0] += 1
+    return '2026%018d%06d' % (int.from_bytes(os.urandom(7), 'big') %
+                              10 ** 18, _SEQ[0])
+
+
+def new_notify_id():
+    return os.urandom(17).hex()
+
+
+def new_key():
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_pem(key):
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def private_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def sign(fields, key, sha1=False):
+    """fields (without sign) + [('sign', RSA2 of the sign string)]."""
+    fields = [f for f in fields if f[0] != 'sign']
+    sig = key.sign(alipay_sign_string(fields), padding.PKCS1v15(),
+                   hashes.SHA1() if sha1 else hashes.SHA256())
+    return fields + [('sign', base64.b64encode(sig).decode('ascii'))]
+
+
+def notification(order_id, trade_no, amount='12.34', notify_id=None,
+                 **over):
+    f = {
+        'gmt_create': PAY_TIME, 'charset': 'utf-8',
+        'seller_email': 'shop@example.com', 'subject': '测试 订单 & more',
+        'buyer_id': '2088102116773037', 'invoice_amount': amount,
+        'notify_id': notify_id or new_notify_id(),
+        'fund_bill_list': json.dumps([{'amount': amount,
+                                       'fundChannel': 'ALIPAYACCOUNT'}]),
+        'notify_type': 'trade_status_sync', 'trade_status': 'TRADE_SUCCESS',
+        'receipt_amount': amount, 'app_id': APP_ID,
+        'buyer_pay_amount': amount, 'sign_type': 'RSA2',
+        'seller_id': SELLER_ID, 'gmt_payment': PAY_TIME,
+        'notify_time': PAY_TIME, 'version': '1.0', 'out_trade_no': order_id,
+        'total_amount': amount, 'trade_no': trade_no,
+        'auth_app_id': APP_ID, 'buyer_logon_id': 'abc***@example.com',
+        'point_amount': '0.00', 'passback_params': '',
+    }
+    f.update(over)
+    return [(k, v) for k, v in f.items() if v is not None]
+
+
+def types_of(evs):
+    return [e.get('type') for e in evs]
+
+
+def check_success(tap, r, name):
+    tap.is_((r.status, r.body), (200, b'success'),
+            '%s: 200 success' % name, r.describe())
+    tap.like(r.content_type, r'^text/plain', '%s: text/plain' % name)
+
+
+def without_schedule(order):
+    """The order but when it is next queried: a refused notification
+    naming a pending order may bring its query forward (a hint), which
+    changes nothing else."""
+    return {k: v for k, v in (order or {}).items() if k != 'next_query_at'}
+
+
+def check_refused(tap, inst, name, body, order_id, base):
+    before = inst.order(order_id)
+    r = inst.notify(body, 'alishop', content_type=FORM)
+    tap.ok(r.status is not None and r.body != b'success',
+           '%s: refused (not success)' % name, r.describe())
+    tap.is_((r.status, r.body), (400, b'failure'),
+            '%s: 400 failure' % name)
+    after = inst.order(order_id)
+    tap.is_(without_schedule(after), without_schedule(before),
+            '%s: order unchanged' % name)
+    tap.is_(types_of(inst.all_events(base)), [], '%s: no new event' % name)
+
+
+class MockAlipay:
+    """/gateway.do on 127.0.0.1: checks the request's sign with the app's
+    public key and answers alipay.trade.query as Alipay does, the response
+    object signed with Alipay's key over its text as sent."""
+
+    def __init__(self, alipay_key, app_public):
+        self.key = alipay_key
+        self.app_public = app_public
+        self.answers = {}       # out_trade_no -> (status, trade_no)
+        self.requests = []
+        mock = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get('Content-Length', '0'))
+                mock.handle(self, self.rfile.read(n))
+
+        self.httpd = http.server.HTTPServer((harness.HOST, 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def handle(self, h, body):
+        fields = parse_qsl(body.decode('ascii'), keep_blank_values=True,
+                           strict_parsing=True)
+        req = dict(fields)
+        sig_ok = False
+        try:
+            self.app_public.verify(
+                base64.b64decode(req.get('sign', '')),
+                alipay_sign_string(fields, skip=('sign',), skip_empty=True),
+                padding.PKCS1v15(), hashes.SHA256())
+            sig_ok = True
+        except Exception:
+            pass
+        self.requests.append((h.path, h.headers.get('Content-Type'), req,
+                              sig_ok))
+        biz = json.loads(req.get('biz_content', '{}'))
+        oid = biz.get('out_trade_no', '')
+        status, trade_no = self.answers.get(oid, (None, None))
+        if not sig_ok:
+            obj = {'code': '40002', 'msg': 'Invalid Arguments',
+                   'sub_code': 'isv.invalid-signature'}
+        elif status is None:
+            obj = {'code': '40004', 'msg': 'Business Failed',
+                   'sub_code': 'ACQ.TRADE_NOT_EXIST',
+                   'sub_msg': '交易不存在', 'out_trade_no': oid}
+        else:
+            obj = {'code': '10000', 'msg': 'Success',
+                   'buyer_logon_id': 'abc***@example.com',
+                   'buyer_pay_amount': '12.34', 'out_trade_no': oid,
+                   'point_amount': '0.00', 'receipt_amount': '12.34',
+                   'send_pay_date': PAY_TIME, 'total_amount': '12.34',
+                   'trade_no': trade_no, 'trade_status': status}
+        text = json.dumps(obj, ensure_ascii=False,
+                          separators=(',', ':')).encode('utf-8')
+        sig = base64.b64encode(self.key.sign(text, padding.PKCS1v15(),
+                                             hashes.SHA256()))
+        out = (b'{"alipay_trade_query_response":' + text + b',"sign":"' +
+               sig + b'"}')
+        h.send_response(200)
+        h.send_header('Content-Type', 'text/html;charset=utf-8')
+        h.send_header('Content-Length', str(len(out)))
+        h.end_headers()
+        h.wfile.write(out)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_notifications(tap, inst, keys, base):
+    alipay_key, other_key = keys['alipay'], keys['other']
+
+    # ---- the happy path ------------------------------------------------
+    oid = 'AL' + os.urandom(5).hex().upper()
+    r = inst.create_order(oid, 1234, profile='alishop')
+    tap.is_(r.status, 201, 'order created on profile alishop', r.describe())
+    trade = new_trade_no()
+    fields = sign(notification(oid, trade), alipay_key)
+    r = inst.notify(unionpay_form(fields), 'alishop', content_type=FORM)
+    check_success(tap, r, 'signed notification')
+    o = inst.order(oid) or {}
+    tap.is_((o.get('state'), o.get('provider_txn_id'), o.get('amount')),
+            ('PAID', trade, 1234), 'order PAID with the trade_no', repr(o))
+    evs = inst.all_events(base)
+    tap.is_(types_of(evs), ['order.paid'], 'one event: order.paid',
+            repr(evs))
+    if evs:
+        tap.is_((evs[0].get('order_id'), evs[0].get('provider'),
+                 evs[0].get('amount'), evs[0].get('currency')),
+                (oid, 'alipay', 1234, 'CNY'),
+                'order.paid: order, provider, amount in fen, currency')
+    base = inst.last_seq()
+
+    # ---- replays -------------------------------------------------------
+    r = inst.notify(unionpay_form(fields), 'alishop', content_type=FORM)
+    check_success(tap, r, 'replay of the same bytes')
+    again = sign(notification(oid, trade), alipay_key)
+    check_success(tap, inst.notify(unionpay_form(again), 'alishop',
+                                   content_type=FORM),
+                  'the same payment under a new notify_id')
+    finished = sign(notification(oid, trade, trade_status='TRADE_FINISHED'),
+                    alipay_key)
+    check_success(tap, inst.notify(unionpay_form(finished), 'alishop',
+                                   content_type=FORM),
+                  'TRADE_FINISHED of the same payment')
+    tap.is_(inst.order(oid), o, 'replays: order unchanged')
+    tap.is_(types_of(inst.all_events(base)), [], 'replays: no new event')
+
+    # ---- the same payment with another amount: a conflict ----------------
+    other = sign(notification(oid, trade, amount='0.01'), alipay_key)
+    r = inst.notify(unionpay_form(other), 'alishop', content_type=FORM)
+    tap.is_(r.status, 200, 'conflicting notification: recorded (200)',
+            r.describe())
+    oc = inst.order(oid) or {}
+    tap.is_((oc.get('state'), oc.get('provider_txn_id'), oc.get('amount')),
+            ('PAID', trade, 1234), 'conflict: order unchanged')
+    tap.ok('notification_conflict' in [e.get('type') for e in
+                                       oc.get('exceptions') or []],
+           'conflict: notification_conflict exception on the order',
+           repr(oc.get('exceptions')))
+    evs = inst.all_events(base)
+    tap.is_(types_of(evs), ['notification.conflict'],
+            'conflict: notification.conflict event')
+    if evs:
+        tap.is_(evs[0].get('dedup_key'), 'pay:' + trade,
+                'conflict: names the dedup key pay:<trade_no>')
+    base = inst.last_seq()
+
+    # ---- refusals, each against a fresh PENDING order ------------------
+    pend = 'AL' + os.urandom(5).hex().upper()
+    tap.is_(inst.create_order(pend, 1234, profile='alishop').status, 201,
+            'second order created')
+
+    def note(**over):
+        return notification(pend, new_trade_no(), **over)
+
+    cases = [
+        ('tampered amount',
+         [(k, '12.34' if k == 'total_amount' else v)
+          for k, v in sign(note(amount='0.01'), alipay_key)]),
+        ('signed by another key', sign(note(), other_key)),
+        ('signed by the app key', sign(note(), keys['app'])),
+        ('sign_type RSA (SHA1withRSA)',
+         sign(note(sign_type='RSA'), alipay_key, sha1=True)),
+        ('no sign_type', sign(note(sign_type=None), alipay_key)),
+        ('wrong app_id', sign(note(app_id='2021004123456780'), alipay_key)),
+        ('wrong seller_id',
+         sign(note(seller_id='2088102119685839'), alipay_key)),
+        ('duplicate total_amount',
+         sign(note(amount='0.01'), alipay_key) + [('total_amount', '12.34')]),
+        ('total_amount 1.234', sign(note(amount='1.234'), alipay_key)),
+        ('total_amount -1', sign(note(amount='-1'), alipay_key)),
+        ('total_amount 1e3', sign(note(amount='1e3'), alipay_key)),
+        ('missing sign', note()),
+        ('bad base64', note() + [('sign', 'not*base64==')]),
+        ('another notify_type',
+         sign(note(notify_type='trade_refund_sync'), alipay_key)),
+    ]
+    for name, f in cases:
+        check_refused(tap, inst, name, unionpay_form(f), pend, base)
+    body = unionpay_form(sign(note(), alipay_key)) + b'&total%5Famount=0.01'
+    check_refused(tap, inst, 'duplicate spelt with an escape', body, pend,
+                  base)
+    tap.is_((inst.order(pend) or {}).get('state'), 'PENDING',
+            'after every refusal the order is still PENDING')
+
+    # WAIT_BUYER_PAY and TRADE_CLOSED are acknowledged, change nothing.
+    for status in ('WAIT_BUYER_PAY', 'TRADE_CLOSED'):
+        f = sign(note(trade_status=status, gmt_payment=None), alipay_key)
+        check_success(tap, inst.notify(unionpay_form(f), 'alishop',
+                                       content_type=FORM), status)
+    tap.is_((inst.order(pend) or {}).get('state'), 'PENDING',
+            'not paid: the order is still PENDING')
+    return oid, trade
+
+
+def test_query(tap, inst, mock):
+    oid = 'AQ' + os.urandom(5).hex().upper()
+    r = inst.create_order(oid, 1234, profile='alishop')
+    tap.is_(r.status, 201, 'order for the query created', r.describe())
+    trade = new_trade_no()
+    mock.answers[oid] = ('TRADE_SUCCESS', trade)
+    base = inst.last_seq()
+    r = inst.api('POST', '/orders/%s/query' % oid)
+    tap.is_(r.status, 200, 'POST /orders/<id>/query', r.describe())
+    tap.ok(len(mock.requests) >= 1, 'Alipay was asked')
+    if mock.requests:
+        path, ctype, req, sig_ok = mock.requests[-1]
+        tap.is_(path, '/gateway.do', 'query path')
+        tap.like(ctype or '', '^application/x-www-form-urlencoded',
+                 'query content type')
+        tap.ok(sig_ok, 'query sign verifies with the app public key')
+        tap.is_((req.get('app_id'), req.get('method'), req.get('sign_type'),
+                 req.get('charset'), req.get('version'),
+                 json.loads(req.get('biz_content', '{}'))),
+                (APP_ID, 'alipay.trade.query', 'RSA2', 'utf-8', '1.0',
+                 {'out_trade_no': oid}),
+                'query: app_id, method, RSA2, biz_content')
+    o = inst.order(oid) or {}
+    tap.is_((o.get('state'), o.get('provider_txn_id')), ('PAID', trade),
+            'query answer TRADE_SUCCESS: order PAID', repr(o))
+    tap.is_(types_of(inst.all_events(base)), ['order.paid'],
+            'query: one order.paid event')
+
+    # The notification of the same payment is then a duplicate.
+    base = inst.last_seq()
+    f = sign(notification(oid, trade), mock.key)
+    check_success(tap, inst.notify(unionpay_form(f), 'alishop',
+                                   content_type=FORM),
+                  'late notification after the query')
+    tap.is_(types_of(inst.all_events(base)), [],
+            'late notification: same dedup key, no new event')
+
+    pend = 'AQ' + os.urandom(5).hex().upper()
+    inst.create_order(pend, 1234, profile='alishop')
+    mock.answers[pend] = ('WAIT_BUYER_PAY', new_trade_no())
+    r = inst.api('POST', '/orders/%s/query' % pend)
+    tap.is_((inst.order(pend) or {}).get('state'), 'PENDING',
+            'query answer WAIT_BUYER_PAY: order stays PENDING',
+            r.describe())
+    return oid, trade
+
+
+BILL_HEADER = ('支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,'
+               '门店编号,门店名称,操作员,终端号,对方账户,订单金额（元）,'
+               '商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,'
+               '商家优惠（元）,券核销金额（元）,券名称,商家红包消费金额（元）,'
+               '卡消费金额（元）,退款批次号/请求号,服务费（元）,分润（元）,'
+               '备注')
+
+
+def bill_row(trade, oid, amount):
+    return ('%s\t,%s\t,交易\t,测试,%s,%s,\t,\t,\t,\t,abc***@example.com\t,'
+            '%s,%s,0.00,0.00,0.00,0.00,0.00,,0.00\t,0.00,\t,0.00,0.00,'
+            % (trade, oid, PAY_TIME, PAY_TIME, amount, amount))
+
+
+def test_reconcile(tap, inst, paid):
+    day = PAY_TIME[:10]
+    rows = [bill_row(t, o, '12.34') for o, t in paid]
+    lines = ['#支付宝业务明细查询', '#账号：[%s0156]' % SELLER_ID,
+             '#-----------------------------------------业务明细列表'
+             '----------------------------------------',
+             BILL_HEADER] + rows + [
+             '#-----------------------------------------业务明细列表结束'
+             '------------------------------------',
+             '#交易合计：%d笔，商家实收共%d.%02d元，商家优惠共0.00元'
+             % (len(rows), 1234 * len(rows) // 100, 1234 * len(rows) % 100),
+             '#退款合计：0笔，商家实收退款共0.00元，商家优惠退款共0.00元',
+             '#导出时间：[%s]' % PAY_TIME]
+    path = os.path.join(inst.dir, 'bill.csv')
+    with open(path, 'wb') as fh:
+        fh.write('\r\n'.join(lines).encode('gbk') + b'\r\n')
+    r = inst.cli('reconcile', '--profile', 'alishop', '--statement', path,
+                 '--date', day, '--report-dir', inst.dir)
+    tap.is_(r.returncode, 0, 'payhook reconcile reads the GBK bill',
+            r.stdout + r.stderr)
+    counts = {}
+    for line in r.stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    tap.is_((counts.get('matched'), counts.get('missing_here'),
+             counts.get('missing_at_provider')), (len(rows), 0, 0),
+            'every payment of the bill matched', r.stdout)
+
+    bad = lines[:]
+    bad[-3] = bad[-3].replace('笔，商家实收共', '笔，商家实收共1')
+    with open(path, 'wb') as fh:
+        fh.write('\r\n'.join(bad).encode('gbk') + b'\r\n')
+    r = inst.cli('reconcile', '--profile', 'alishop', '--statement', path,
+                 '--date', day, '--report-dir', inst.dir)
+    tap.ok(r.returncode != 0 and 'totals' in r.stderr,
+           'a bill whose totals do not add up is refused',
+           r.stdout + r.stderr)
+
+
+def main(tap):
+    if rsa is None:
+        tap.skip_all('python3 cryptography not installed '
+                     '(Debian package python3-cryptography)')
+    keys = {'alipay': new_key(), 'app': new_key(), 'other': new_key()}
+    mock = None
+    try:
+        mock = MockAlipay(keys['alipay'], keys['app'].public_key())
+        profiles = {'alishop': harness.alipay_profile(
+            APP_ID, SELLER_ID, public_pem(keys['alipay']),
+            private_pem(keys['app']),
+            api_base='http://%s:%d' % (harness.HOST, mock.port))}
+        inst = harness.Instance(tap, 'alipay', profiles=profiles)
+        r = inst.cli('check')
+        tap.is_(r.returncode, 0, 'payhook check accepts the alishop profile',
+                r.stdout + r.stderr)
+        inst.start()
+        base = inst.last_seq()
+        paid = [test_notifications(tap, inst, keys, base)]
+        paid.append(test_query(tap, inst, mock))
+        test_reconcile(tap, inst, paid)
+    finally:
+        if mock is not None:
+            mock.close()
+
+
+if __name__ == '__main__':
+    harness.run(main)
