@@ -1,0 +1,99 @@
+/*
+ * Aggregator (Ping++-style) webhooks through the plugin's table, on an
+ * HMAC profile.  A first byte 'S' makes the rest the body, signed here
+ * with the profile's fixed test secret ("t=<now>,v1=<hex>" over
+ * "<t>.<body>"); anything else is "<signature header>\n<body>", raw.
+ */
+#include "../../providers/aggregator/aggregator.c"
+
+#include "fuzz.h"
+
+#define FZ_SECRET "fuzz-webhook-secret-0123456789abcdef"
+#define FZ_NOW 1764500000
+
+static void *fz_ctx;
+
+void
+fz_init(void)
+{
+	static const struct fz_setting settings[] = {
+		{ "signature", "hmac" },
+		{ "app_id", "app_fuzz" },
+		{ "webhook_secret_file", FZ_SECRET },
+		{ NULL, NULL },
+	};
+
+	fz_ctx = fz_profile(payhook_provider(), "aggfuzz", settings);
+}
+
+void
+fz_fini(void)
+{
+	payhook_provider()->profile_free(fz_ctx);
+	fz_ctx = NULL;
+}
+
+static void
+fz_run(const char *sig, const void *body, size_t len)
+{
+	struct ph_header h[2] = {
+		{ "X-Signature", sig },
+		{ "Content-Type", "application/json" },
+	};
+	struct ph_request req;
+	struct ph_event ev;
+	struct ph_diag diag;
+	char order[PH_ID_MAX + 1];
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.content_type = "application/json";
+	req.body = body;
+	req.body_len = len;
+	req.headers = h;
+	req.nheaders = 2;
+	req.now = FZ_NOW;
+	memset(&ev, 0, sizeof(ev));
+	memset(&diag, 0, sizeof(diag));
+	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
+	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
+		abort();
+	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
+	    ev.amount > PH_AMOUNT_MAX || ev.dedup_key[0] == '\0' ||
+	    strnlen(ev.order_id, sizeof(ev.order_id)) == sizeof(ev.order_id)))
+		abort();
+	if (payhook_provider()->notify_hint(fz_ctx, &req, order) == PH_OK &&
+	    strnlen(order, sizeof(order)) == sizeof(order))
+		abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	unsigned char mac[PH_SHA256_LEN];
+	char hex[2 * PH_SHA256_LEN + 1], sig[128];
+	struct ph_buf msg;
+	const uint8_t *rest;
+	size_t head, n;
+	char *h;
+
+	if (size > 0 && data[0] == 'S') {
+		ph_buf_init(&msg, size + 32);
+		ph_buf_printf(&msg, "%d.", FZ_NOW);
+		ph_buf_append(&msg, data + 1, size - 1);
+		ph_hmac_sha256(FZ_SECRET, strlen(FZ_SECRET), msg.data, msg.len,
+		    mac);
+		ph_buf_free(&msg);
+		ph_hex_lower(mac, sizeof(mac), hex);
+		snprintf(sig, sizeof(sig), "t=%d,v1=%s", FZ_NOW, hex);
+		fz_run(sig, data + 1, size - 1);
+		return 0;
+	}
+	rest = fz_split(data, size, '\n', &head, &n);
+	if ((h = fz_strndup(data, head)) == NULL)
+		return 0;
+	fz_run(h, rest, n);
+	free(h);
+	return 0;
+}
