@@ -1139,7 +1139,11 @@ PROVSIM = os.path.join(TOP_SRCDIR, 'tests', 'sim', 'provsim.py')
 
 
 def sim_profile(name, prof, notify_url=''):
-    """A provsim profile (sim.json entry) from one of PROFILES."""
+    """A provsim profile (sim.json entry) from one of PROFILES, or from a
+    profile's own 'sim' entry (the provider's fields, e.g. keys) when it
+    has one."""
+    if 'sim' in prof:
+        return dict(prof['sim'], name=name, notify_url=notify_url)
     return {'name': name, 'provider': prof['plugin'],
             'appid': prof['appid'], 'mch_id': prof['mch_id'],
             'key': prof['key'], 'sign_type': prof['sign_type'],
