@@ -2,7 +2,8 @@
  * Aggregator (Ping++-style) webhooks through the plugin's table, on an
  * HMAC profile.  A first byte 'S' makes the rest the body, signed here
  * with the profile's fixed test secret ("t=<now>,v1=<hex>" over
- * "<t>.<body>"); anything else is "<signature header>\n<body>", raw.
+ * "<t>.<body>"); 'Q' makes the rest a charge query answer (HTTP 200);
+ * anything else is "<signature header>\n<body>", raw.
  */
 #include "../../providers/aggregator/aggregator.c"
 
@@ -20,6 +21,7 @@ fz_init(void)
 		{ "signature", "hmac" },
 		{ "app_id", "app_fuzz" },
 		{ "webhook_secret_file", FZ_SECRET },
+		{ "api_key_file", "sk_test_fuzz" },
 		{ NULL, NULL },
 	};
 
@@ -68,6 +70,27 @@ fz_run(const char *sig, const void *body, size_t len)
 		abort();
 }
 
+static void
+fz_query(const uint8_t *data, size_t size)
+{
+	struct ph_order_ref o = { "A-1", 100, "CNY", "", FZ_NOW, "" };
+	struct ph_http_response in;
+	struct ph_event ev;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&in, 0, sizeof(in));
+	in.status = 200;
+	in.body = data;
+	in.body_len = size;
+	in.now = FZ_NOW;
+	memset(&diag, 0, sizeof(diag));
+	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);
+	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
+	    ev.amount > PH_AMOUNT_MAX))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -88,6 +111,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ph_hex_lower(mac, sizeof(mac), hex);
 		snprintf(sig, sizeof(sig), "t=%d,v1=%s", FZ_NOW, hex);
 		fz_run(sig, data + 1, size - 1);
+		return 0;
+	}
+	if (size > 0 && data[0] == 'Q') {
+		fz_query(data + 1, size - 1);
 		return 0;
 	}
 	rest = fz_split(data, size, '\n', &head, &n);
