@@ -1808,6 +1808,9 @@ ali_row(struct ali_stmt *z, struct ph_statement *st, char *text,
 	    z->refund_receipt < -PH_AMOUNT_MAX)
 		return ph_fail(diag, PH_E_FIELD, "statement line %llu: sums "
 		    "out of range", ln);
+	if (st->total > INT64_MAX - ev->amount)
+		return ph_fail(diag, PH_E_FIELD, "statement line %llu: sums "
+		    "out of range", ln);
 	st->facts++;
 	st->total += ev->amount;
 	return PH_OK;

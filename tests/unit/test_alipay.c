@@ -662,6 +662,15 @@ test_valid(void *ctx)
 	is_int(run(ctx, &n, &ev), PH_OK, "total_amount 99999999.99");
 	is_int(ev.amount, 9999999999LL, "... exactly, in fen");
 
+	/* charset=gbk: verified over the GBK bytes as received. */
+	base_note(&n);
+	set(&n, "charset", "gbk");
+	set(&n, "subject", "\xb2\xe2\xca\xd4 \xb6\xa9\xb5\xa5");
+	sign_note(&n);
+	is_int(run(ctx, &n, &ev), PH_OK, "GBK notification verifies over "
+	    "its GBK bytes");
+	is_int(ev.amount, 1234, "GBK: amount");
+
 	base_note(&n);
 	set(&n, "trade_status", "TRADE_CLOSED");
 	set(&n, "gmt_close", "2026-11-30 15:29:40");
