@@ -76,6 +76,80 @@ query_profiles(const struct conf *c, const json_t *order,
 	return n;
 }
 
+static const uint32_t query_op_caps[QUERY_OP__MAX] = {
+	PH_CAP_QUERY, PH_CAP_CLOSE, PH_CAP_REFUND,
+};
+
+/* The checks every job starts with; 0 when it may go on. */
+static int
+query_job_start(struct query_job *job, enum query_op op,
+    const struct conf_profile *pr)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+
+	memset(job, 0, sizeof(*job));
+	job->op = op;
+	job->profile = pr;
+	job->err = PH_E_UNSUPPORTED;
+	if (!(prov->caps & query_op_caps[op])) {
+		snprintf(job->message, sizeof(job->message), "provider %s "
+		    "cannot %s", prov->name, query_op_names[op]);
+		return -1;
+	}
+	if (pr->api_base == NULL) {
+		job->err = PH_E_CONFIG;
+		snprintf(job->message, sizeof(job->message), "profile %s has "
+		    "no api_base", pr->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* The request buffer, once attempt data is known; 0 when allocated. */
+static int
+query_job_alloc(struct query_job *job)
+{
+	job->req = calloc(1, sizeof(*job->req));
+	if (job->attempt == NULL || job->req == NULL) {
+		job->err = PH_E_NOMEM;
+		snprintf(job->message, sizeof(job->message), "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Time and fresh randomness for a request builder; 0 when available. */
+static int
+query_call_ctx(struct query_job *job, int64_t now, struct ph_call_ctx *cc)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->now = now;
+	if (getrandom(cc->random, sizeof(cc->random), 0) !=
+	    (ssize_t)sizeof(cc->random)) {
+		job->err = PH_E_INTERNAL;
+		snprintf(job->message, sizeof(job->message), "no randomness");
+		return -1;
+	}
+	return 0;
+}
+
+/* Records a request builder's refusal, or marks the job ready to send. */
+static void
+query_built(struct query_job *job, int rc, const struct ph_diag *diag)
+{
+	if (rc != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "%s request not "
+		    "built: %s", query_op_names[job->op], diag->msg[0] != '\0' ?
+		    diag->msg : ph_strerror(rc));
+		return;
+	}
+	job->call.profile = job->profile;
+	job->call.req = job->req;
+	job->prepared = 1;
+	job->err = PH_OK;
+}
+
 void
 query_prepare(struct query_job *job, enum query_op op,
     const struct conf_profile *pr, const json_t *order, int64_t now)
@@ -83,24 +157,9 @@ query_prepare(struct query_job *job, enum query_op op,
 	const struct ph_provider *prov = pr->plugin->prov;
 	struct ph_call_ctx cc;
 	struct ph_diag diag;
-	int rc;
 
-	memset(job, 0, sizeof(*job));
-	job->op = op;
-	job->profile = pr;
-	job->err = PH_E_UNSUPPORTED;
-	if ((op == QUERY_OP_QUERY && !(prov->caps & PH_CAP_QUERY)) ||
-	    (op == QUERY_OP_CLOSE && !(prov->caps & PH_CAP_CLOSE))) {
-		snprintf(job->message, sizeof(job->message), "provider %s "
-		    "cannot %s", prov->name, query_op_names[op]);
+	if (query_job_start(job, op, pr) != 0)
 		return;
-	}
-	if (pr->api_base == NULL) {
-		job->err = PH_E_CONFIG;
-		snprintf(job->message, sizeof(job->message), "profile %s has "
-		    "no api_base", pr->name);
-		return;
-	}
 	snprintf(job->order_id, sizeof(job->order_id), "%s",
 	    json_string_value(json_object_get(order, "order_id")));
 	snprintf(job->currency, sizeof(job->currency), "%s",
@@ -110,12 +169,8 @@ query_prepare(struct query_job *job, enum query_op op,
 		    json_string_value(json_object_get(order,
 		    "provider_txn_id")));
 	job->attempt = query_attempt_text(order, pr->name);
-	job->req = calloc(1, sizeof(*job->req));
-	if (job->attempt == NULL || job->req == NULL) {
-		job->err = PH_E_NOMEM;
-		snprintf(job->message, sizeof(job->message), "out of memory");
+	if (query_job_alloc(job) != 0 || query_call_ctx(job, now, &cc) != 0)
 		return;
-	}
 	job->ref.order_id = job->order_id;
 	job->ref.amount = json_integer_value(json_object_get(order, "amount"));
 	job->ref.currency = job->currency;
@@ -123,30 +178,11 @@ query_prepare(struct query_job *job, enum query_op op,
 	job->ref.created_at = json_integer_value(json_object_get(order,
 	    "created_at"));
 	job->ref.attempt = job->attempt;
-
-	memset(&cc, 0, sizeof(cc));
-	cc.now = now;
-	if (getrandom(cc.random, sizeof(cc.random), 0) !=
-	    (ssize_t)sizeof(cc.random)) {
-		job->err = PH_E_INTERNAL;
-		snprintf(job->message, sizeof(job->message), "no randomness");
-		return;
-	}
 	memset(&diag, 0, sizeof(diag));
-	rc = op == QUERY_OP_QUERY ?
+	query_built(job, op == QUERY_OP_QUERY ?
 	    prov->query_request(pr->ctx, &job->ref, &cc, job->req, &diag) :
-	    prov->close_request(pr->ctx, &job->ref, &cc, job->req, &diag);
-	if (rc != PH_OK) {
-		job->err = rc;
-		snprintf(job->message, sizeof(job->message), "%s request not "
-		    "built: %s", query_op_names[op], diag.msg[0] != '\0' ?
-		    diag.msg : ph_strerror(rc));
-		return;
-	}
-	job->call.profile = pr;
-	job->call.req = job->req;
-	job->prepared = 1;
-	job->err = PH_OK;
+	    prov->close_request(pr->ctx, &job->ref, &cc, job->req, &diag),
+	    &diag);
 }
 
 void
@@ -156,23 +192,9 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	const struct ph_provider *prov = pr->plugin->prov;
 	struct ph_call_ctx cc;
 	struct ph_diag diag;
-	int rc;
 
-	memset(job, 0, sizeof(*job));
-	job->op = QUERY_OP_REFUND;
-	job->profile = pr;
-	job->err = PH_E_UNSUPPORTED;
-	if (!(prov->caps & PH_CAP_REFUND)) {
-		snprintf(job->message, sizeof(job->message), "provider %s "
-		    "cannot refund", prov->name);
+	if (query_job_start(job, QUERY_OP_REFUND, pr) != 0)
 		return;
-	}
-	if (pr->api_base == NULL) {
-		job->err = PH_E_CONFIG;
-		snprintf(job->message, sizeof(job->message), "profile %s has "
-		    "no api_base", pr->name);
-		return;
-	}
 	snprintf(job->order_id, sizeof(job->order_id), "%s",
 	    json_string_value(json_object_get(item, "order_id")));
 	snprintf(job->txn_id, sizeof(job->txn_id), "%s",
@@ -185,12 +207,8 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	    json_string_value(json_object_get(item, "reason")));
 	job->attempt = order != NULL ? query_attempt_text(order, pr->name) :
 	    strdup("");
-	job->req = calloc(1, sizeof(*job->req));
-	if (job->attempt == NULL || job->req == NULL) {
-		job->err = PH_E_NOMEM;
-		snprintf(job->message, sizeof(job->message), "out of memory");
+	if (query_job_alloc(job) != 0 || query_call_ctx(job, now, &cc) != 0)
 		return;
-	}
 	job->rref.order_id = job->order_id;
 	job->rref.txn_id = job->txn_id;
 	job->rref.refund_id = job->refund_id;
@@ -200,27 +218,9 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	job->rref.currency = job->currency;
 	job->rref.reason = job->reason;
 	job->rref.attempt = job->attempt;
-	memset(&cc, 0, sizeof(cc));
-	cc.now = now;
-	if (getrandom(cc.random, sizeof(cc.random), 0) !=
-	    (ssize_t)sizeof(cc.random)) {
-		job->err = PH_E_INTERNAL;
-		snprintf(job->message, sizeof(job->message), "no randomness");
-		return;
-	}
 	memset(&diag, 0, sizeof(diag));
-	if ((rc = prov->refund_request(pr->ctx, &job->rref, &cc, job->req,
-	    &diag)) != PH_OK) {
-		job->err = rc;
-		snprintf(job->message, sizeof(job->message), "refund request "
-		    "not built: %s", diag.msg[0] != '\0' ? diag.msg :
-		    ph_strerror(rc));
-		return;
-	}
-	job->call.profile = pr;
-	job->call.req = job->req;
-	job->prepared = 1;
-	job->err = PH_OK;
+	query_built(job, prov->refund_request(pr->ctx, &job->rref, &cc,
+	    job->req, &diag), &diag);
 }
 
 void
