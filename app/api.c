@@ -34,8 +34,40 @@ api_store_error(struct fc_response *resp, int rc)
 
 static const char *const api_order_fields[] = {
 	"order_id", "amount", "currency", "profile", "expires_in", "attempt",
-	NULL,
+	"attempt_data", "provider_data", "data", NULL,
 };
+
+/*
+ * Provider-specific attempt data (e.g. UnionPay's txnTime) may be given
+ * under any of these names; at most one of them.
+ */
+static const char *const api_attempt_names[] = {
+	"attempt", "attempt_data", "provider_data", "data", NULL,
+};
+
+/* The attempt data of a request body (borrowed), NULL when none; -1 when
+ * given twice under different names. */
+static int
+api_attempt_data(const json_t *in, const json_t **out, struct fc_response *resp)
+{
+	size_t i;
+
+	*out = NULL;
+	for (i = 0; api_attempt_names[i] != NULL; i++) {
+		const json_t *v = json_object_get(in, api_attempt_names[i]);
+
+		if (v == NULL)
+			continue;
+		if (*out != NULL) {
+			fc_error(resp, 400, "bad_request", "attempt data given "
+			    "twice (\"%s\" and another name)",
+			    api_attempt_names[i]);
+			return -1;
+		}
+		*out = v;
+	}
+	return 0;
+}
 
 #define API_EXPIRES_MAX (90L * 86400)	/* an order may wait 90 days */
 #define API_ATTEMPT_MAX 2048		/* bytes of provider attempt data */
@@ -82,6 +114,7 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 {
 	const char *key, *order_id, *currency, *profile;
 	const struct conf_profile *pr;
+	const json_t *attempt;
 	struct ledger_new_order n;
 	json_int_t expires_in = 0;
 	struct ph_diag diag;
@@ -154,8 +187,8 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 		    "number of seconds from 1 to %ld", API_EXPIRES_MAX);
 		goto done;
 	}
-	if (!api_attempt_valid(json_object_get(in, "attempt"), resp,
-	    "attempt"))
+	if (api_attempt_data(in, &attempt, resp) == -1 ||
+	    !api_attempt_valid(attempt, resp, "attempt"))
 		goto done;
 
 	fc_note_set(resp->note.order_id, order_id);
@@ -165,7 +198,7 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 	n.amount = amount;
 	n.currency = currency;
 	n.expires_at = expires_in > 0 ? req->now + expires_in : 0;
-	n.attempt = json_object_get(in, "attempt");
+	n.attempt = attempt;
 	n.first_query_at = api_first_query(pr, req->now, n.expires_at);
 	memset(&diag, 0, sizeof(diag));
 	rc = ledger_create_order(ctx->store, &n, req->now, &order, &created,
@@ -305,6 +338,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 	json_error_t jerr;
 	json_t *in, *order = NULL, *asked = NULL, *view, *v;
 	const char *key, *profile;
+	const json_t *data;
 	int64_t expires_at;
 	int rc, unreached = 0;
 
@@ -316,12 +350,19 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 		json_decref(in);
 		return;
 	}
-	json_object_foreach(in, key, v)
-		if (strcmp(key, "profile") != 0 && strcmp(key, "data") != 0) {
+	json_object_foreach(in, key, v) {
+		size_t i;
+
+		for (i = 0; api_attempt_names[i] != NULL; i++)
+			if (strcmp(key, api_attempt_names[i]) == 0)
+				break;
+		if (strcmp(key, "profile") != 0 &&
+		    api_attempt_names[i] == NULL) {
 			fc_error(resp, 400, "bad_request",
 			    "unknown field \"%s\"", key);
 			goto done;
 		}
+	}
 	profile = json_string_value(json_object_get(in, "profile"));
 	if (profile == NULL || (pr = conf_profile(ctx->conf, profile)) ==
 	    NULL) {
@@ -329,7 +370,8 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 		    "configured profile");
 		goto done;
 	}
-	if (!api_attempt_valid(json_object_get(in, "data"), resp, "data"))
+	if (api_attempt_data(in, &data, resp) == -1 ||
+	    !api_attempt_valid(data, resp, "data"))
 		goto done;
 	if (!order_id_valid(order_id, strlen(order_id))) {
 		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
@@ -370,7 +412,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 	order = NULL;
 	memset(&diag, 0, sizeof(diag));
 	rc = ledger_guard_end(ctx->store, order_id, token, profile,
-	    json_object_get(in, "data"), req->now,
+	    data, req->now,
 	    (int64_t)ctx->conf->attempt_hold_s,
 	    api_first_query(pr, req->now, expires_at), &order, &diag);
 	if (rc == PH_E_CONFLICT)

@@ -195,6 +195,21 @@ test_orders(void)
 	}
 	is_int(call("GET", "/orders/B", AUTH, NULL), 404,
 	    "none of them created anything");
+
+	/* Provider attempt data, under any of its names. */
+	is_int(call("POST", "/orders", AUTH, "{\"order_id\":\"U-1\","
+	    "\"amount\":1,\"currency\":\"CNY\",\"profile\":\"wxshop\","
+	    "\"attempt_data\":{\"txnTime\":\"20261130153000\"}}"), 201,
+	    "order with attempt_data: 201");
+	ok(strstr(resp.body.data, "\"txnTime\":\"20261130153000\"") != NULL,
+	    "... kept on its first attempt");
+	is_int(call("POST", "/orders", AUTH, "{\"order_id\":\"U-2\","
+	    "\"amount\":1,\"currency\":\"CNY\",\"profile\":\"wxshop\","
+	    "\"attempt\":{\"a\":1},\"data\":{\"b\":2}}"), 400,
+	    "attempt data under two names: 400");
+	is_int(call("POST", "/orders", AUTH, "{\"order_id\":\"U-3\","
+	    "\"amount\":1,\"currency\":\"CNY\",\"profile\":\"wxshop\","
+	    "\"attempt\":[1]}"), 400, "attempt data not an object: 400");
 }
 
 static void
