@@ -38,6 +38,7 @@ import harness  # noqa: E402
 
 MAN_PAGES = ('man1/payhook.1', 'man8/payhook.fcgi.8', 'man5/payhook.conf.5',
              'man3/payhook-provider.3')
+DOCS = ('wechat.md', 'unionpay.md', 'alipay.md', 'aggregator.md')
 EXAMPLES = ('payhook.conf.example', 'apache/payhook.conf',
             'lighttpd/payhook.conf', 'systemd/payhook-sweep.service',
             'systemd/payhook-sweep.timer', 'cron/payhook-sweep',
@@ -149,6 +150,9 @@ def check_tree(tap, stage):
            'libpayhook-provider.a installed in libdir')
     for page in MAN_PAGES:
         tap.ok(find(stage, page) is not None, 'man page %s installed' % page)
+    for page in DOCS:
+        tap.ok(find(stage, 'doc/payhook/' + page) is not None,
+               'provider page %s installed' % page)
     for ex in EXAMPLES:
         path = find(stage, 'examples/' + ex)
         tap.ok(path is not None, 'example %s installed' % ex)

@@ -7,6 +7,11 @@ render with `man -l` (groff) without a warning, and every reference to a
 payhook page (.Xr payhook... N) must name a page of doc/.  The names and
 sections the pages give themselves (.Dt) must match their files.
 
+So that the documentation follows the code: payhook.conf(5) documents every
+key of [core], of profiles and of each plugin (the tables in app/conf.c and
+the providers' sources, read as test_deploy.py reads them), and every
+provider in providers/ has its operator's page, docs/<name>.md.
+
 Without mandoc or man the checks that need them are skipped, except under
 CI=true, where that fails (tools/install-deps installs both).
 """
@@ -22,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 '..', 'e2e'))
 import harness  # noqa: E402
 import deployed  # noqa: E402
+import test_deploy  # noqa: E402
 
 DOC = os.path.join(harness.TOP_SRCDIR, 'doc')
 PAGES = ('payhook.1', 'payhook.fcgi.8', 'payhook.conf.5',
@@ -45,6 +51,30 @@ def tool(tap, name):
     return path
 
 
+def documented(tap):
+    with open(os.path.join(DOC, 'payhook.conf.5'), encoding='utf-8') as fh:
+        conf5 = fh.read()
+    keys = set(re.findall(r'^\.It Ic (\w+)', conf5, re.M))
+    core, profile, plugins = test_deploy.code_keys()
+    tap.is_(sorted((core | profile) - keys), [], 'payhook.conf(5) documents '
+            'every key of [core] and of profiles')
+    for name, pkeys in sorted(plugins.items()):
+        if name == 'template':
+            continue
+        tap.is_(sorted(pkeys - keys), [], 'payhook.conf(5) documents every '
+                'key of plugin %s' % name)
+        tap.ok(re.search(r'^\.Ss The %s plugin$' % name, conf5, re.M),
+               'payhook.conf(5) has a section on plugin %s' % name)
+    docs = os.path.join(harness.TOP_SRCDIR, 'docs')
+    for prov in sorted(os.listdir(os.path.join(harness.TOP_SRCDIR,
+                                               'providers'))):
+        if os.path.isfile(os.path.join(harness.TOP_SRCDIR, 'providers',
+                                       prov, prov + '.c')):
+            tap.ok(os.path.isfile(os.path.join(docs, prov + '.md')),
+                   'docs/%s.md: the operator\'s page of provider %s'
+                   % (prov, prov))
+
+
 def main(tap):
     found = sorted(os.path.basename(p) for p in glob.glob(
         os.path.join(DOC, '*.[1-8]')))
@@ -65,6 +95,8 @@ def main(tap):
                          if known.get(r[0]) != r[1]))
         tap.is_(bad, [], '%s: every payhook page it refers to exists'
                 % page)
+
+    documented(tap)
 
     mandoc = tool(tap, 'mandoc')
     if mandoc:
