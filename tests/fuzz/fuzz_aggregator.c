@@ -31,8 +31,7 @@ fz_init(void)
 void
 fz_fini(void)
 {
-	payhook_provider()->profile_free(fz_ctx);
-	fz_ctx = NULL;
+	fz_ctx = NULL;		/* fz_profile() owns it and frees it */
 }
 
 static void
