@@ -351,10 +351,10 @@ def man_page_plugin(tap, inst):
             '... and the order is PAID')
 
 
+TOOLS = ('cc', 'pkg-config', 'objcopy', 'readelf', 'nm')
+
+
 def main(tap):
-    for tool in ('cc', 'pkg-config', 'objcopy', 'readelf', 'nm'):
-        if shutil.which(tool) is None:
-            tap.skip_all('%s not found' % tool)
     with tempfile.TemporaryDirectory(prefix='payhook-install-') as work:
         stage = os.path.join(work, 'destdir')
         r = make_install(stage)
@@ -372,4 +372,7 @@ def main(tap):
 
 
 if __name__ == '__main__':
+    for tool in TOOLS:
+        if shutil.which(tool) is None:
+            harness.Tap().skip_all('%s not found' % tool)
     harness.run(main)
