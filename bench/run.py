@@ -1,0 +1,754 @@
+#!/usr/bin/env python3
+"""payhook's benchmark: its cost against the floor (see bench/README.md).
+
+Starts two lighttpd servers on 127.0.0.1 with the same settings, one in
+front of payhook.fcgi and one in front of bench/floor (a libfcgi responder
+that reads the body and answers a fixed body), loads orders, and drives
+each scenario with wrk replaying pre-generated, correctly signed requests
+(bench/replay.lua) at 1, 8 and 32 connections:
+
+  A  floor: bench/floor under the same server and settings
+  B  new WeChat Pay v2 notifications (MD5), each for a different pending order
+  C  the same notifications again (duplicates: the dedup path)
+  D  GET /orders/<id> on the merchant API
+  E  new notifications of each other provider plugin that is built
+  F  bench/commit_floor: one LMDB write transaction and durable commit per
+     operation, the store's environment flags, on the disk of the store
+
+The disk of a virtual machine is noisy from one second to the next, and
+other work on the machine comes and goes, so every figure comes from short
+rounds: A, C, D one after the other (each C and D is compared with the A
+just before it), and F, B, E.., F, B, E.., F (each B and E is compared
+with the mean of the F before and after it).  A figure is the median over
+its rounds, a ratio the median of the ratios within rounds.  Prints one
+table and writes the same as JSON into bench/results/, with the machine's
+description.
+
+Run by `make bench`, or by hand in the build tree after `make bench`:
+python3 bench/run.py [--quick] [--procs N] [--fcgi PATH --label TEXT].
+Only 127.0.0.1 is contacted.  Every server is stopped by pid at the end.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRCDIR = os.path.abspath(os.environ.get('top_srcdir') or
+                         os.path.join(HERE, '..'))
+BUILDDIR = os.path.abspath(os.environ.get('top_builddir') or SRCDIR)
+PAYHOOK = os.path.join(BUILDDIR, 'payhook')
+PAYHOOK_FCGI = os.path.join(BUILDDIR, 'payhook.fcgi')
+FLOOR = os.path.join(BUILDDIR, 'bench', 'floor')
+COMMIT_FLOOR = os.path.join(BUILDDIR, 'bench', 'commit_floor')
+PLUGIN_DIR = os.path.join(BUILDDIR, 'providers', '.libs')
+REPLAY = os.path.join(SRCDIR, 'bench', 'replay.lua')
+REPLAY_ONCE = os.path.join(SRCDIR, 'bench', 'replay_once.lua')
+HOST = '127.0.0.1'
+
+sys.path.insert(0, HERE)
+import gen  # noqa: E402  (bench/gen.py: signed bodies of every provider)
+
+SUCCESS_ACK = gen.WX_SUCCESS_ACK
+
+
+def log(msg):
+    sys.stderr.write('bench: %s\n' % msg)
+    sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------
+# Processes
+# ---------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def children(pid):
+    kids = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        rest = data[data.rfind(')') + 2:].split()
+        if len(rest) > 1 and rest[1] == str(pid):
+            kids.append(int(entry))
+    return kids
+
+
+def cmdline(pid):
+    try:
+        with open('/proc/%d/cmdline' % pid, 'rb') as fh:
+            return fh.read().replace(b'\0', b' ').decode('utf-8', 'replace')
+    except OSError:
+        return ''
+
+
+def rss_kib(pid):
+    """(VmRSS, RssAnon) in KiB: all resident pages, and those that are
+    the process's own (heap, stacks), not shared libraries or the pages of
+    the database file it has mapped."""
+    got = {}
+    try:
+        with open('/proc/%d/status' % pid) as fh:
+            for line in fh:
+                if line.startswith(('VmRSS:', 'RssAnon:')):
+                    got[line.split(':')[0]] = int(line.split()[1])
+    except OSError:
+        pass
+    return got.get('VmRSS'), got.get('RssAnon')
+
+
+def http(port, method, path, body=None, headers=None, timeout=30):
+    import http.client
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.read()
+    except (OSError, http.client.HTTPException):
+        return None, b''
+    finally:
+        conn.close()
+
+
+class Lighttpd:
+    """lighttpd -D on a free 127.0.0.1 port in front of one FastCGI
+    program; the same settings for payhook.fcgi and for the floor."""
+
+    def __init__(self, workdir, name, program, procs, env=None):
+        self.dir = os.path.join(workdir, name)
+        os.makedirs(os.path.join(self.dir, 'run'), exist_ok=True)
+        os.makedirs(os.path.join(self.dir, 'htdocs'), exist_ok=True)
+        self.program = program
+        self.procs = procs
+        self.env = env or {}
+        self.proc = None
+        self.port = None
+        self.errorlog = os.path.join(self.dir, 'error.log')
+
+    def start(self, probe='/healthz'):
+        lighttpd = shutil.which('lighttpd') or '/usr/sbin/lighttpd'
+        for _ in range(3):
+            self.port = free_port()
+            env = ', '.join('"%s" => "%s"' % kv for kv in self.env.items())
+            conf = os.path.join(self.dir, 'lighttpd.conf')
+            with open(conf, 'w') as fh:
+                fh.write('''server.modules += ( "mod_fastcgi" )
+server.bind = "{host}"
+server.port = {port}
+server.document-root = "{d}/htdocs"
+server.upload-dirs = ( "{d}" )
+server.errorlog = "{log}"
+server.max-request-size = 128
+server.max-connections = 1024
+fastcgi.server = ( "/" => ((
+    "bin-path" => "{prog}",
+    "bin-environment" => ( {env} ),
+    "socket" => "{d}/run/fcgi.sock",
+    "min-procs" => {procs},
+    "max-procs" => {procs},
+    "check-local" => "disable",
+    "fix-root-scriptname" => "enable"
+)))
+'''.format(host=HOST, port=self.port, d=self.dir, log=self.errorlog,
+           prog=self.program, env=env, procs=self.procs))
+            self.proc = subprocess.Popen(
+                [lighttpd, '-D', '-f', conf], stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                cwd=self.dir, start_new_session=True)
+            deadline = time.time() + 30
+            while time.time() < deadline and self.proc.poll() is None:
+                status, _ = http(self.port, 'GET', probe, timeout=5)
+                if status is not None:
+                    return self
+                time.sleep(0.1)
+            self.stop()
+        raise RuntimeError('lighttpd did not start; see %s' % self.errorlog)
+
+    def backends(self):
+        if not self.proc:
+            return []
+        name = os.path.basename(self.program)
+        return sorted(p for p in children(self.proc.pid)
+                      if name in cmdline(p))
+
+    def stop(self):
+        if not self.proc:
+            return
+        kids = self.backends()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        for pid in kids:
+            deadline = time.time() + 5
+            while os.path.exists('/proc/%d' % pid) and time.time() < deadline:
+                time.sleep(0.05)
+        self.proc = None
+
+
+# ---------------------------------------------------------------------------
+# wrk
+# ---------------------------------------------------------------------------
+
+def write_requests(path, reqs):
+    """reqs: (method, path, {header: value}, body bytes) -> one a line."""
+    with open(path, 'wb') as fh:
+        for method, route, headers, body in reqs:
+            hdr = '\x1f'.join('%s: %s' % kv for kv in headers.items())
+            line = ('%s\t%s\t%s\t' % (method, route, hdr)).encode() + body
+            if b'\n' in line or line.count(b'\t') != 3:
+                raise ValueError('a request does not fit on one line')
+            fh.write(line + b'\n')
+
+
+def wrk(port, reqfile, conns, seconds, mode, status, body=None):
+    """Runs wrk with bench/replay.lua.  mode "cycle": for `seconds`;
+    mode "once": until every request of reqfile is answered, or `seconds`
+    if that comes first.  Returns replay.lua's figures plus rate and
+    errors."""
+    threads = min(conns, 2)
+    script = REPLAY
+    work = os.path.dirname(reqfile)
+    marker = os.path.join(work, 'done')
+    if mode == 'once':
+        script = os.path.join(work, 'once.lua')
+        with open(script, 'w') as fh:
+            for part in (REPLAY, REPLAY_ONCE):
+                with open(part) as src:
+                    fh.write(src.read())
+        for t in range(threads):
+            try:
+                os.unlink('%s.%d' % (marker, t))
+            except FileNotFoundError:
+                pass
+    args = ['wrk', '-t', str(threads), '-c', str(conns), '-d',
+            '%ds' % seconds, '--timeout', '10s', '-s', script,
+            'http://%s:%d/' % (HOST, port), '--', reqfile, mode,
+            str(threads), str(status), marker]
+    if body is not None:
+        args.append(body.decode())
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if mode == 'once':
+        deadline = time.time() + seconds + 60
+        while proc.poll() is None and time.time() < deadline:
+            if all(os.path.exists('%s.%d' % (marker, t))
+                   for t in range(threads)):
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.01)
+    try:
+        out, err = proc.communicate(timeout=seconds + 120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    out = out.decode('utf-8', 'replace')
+    m = re.search(r'^BENCH (\{.*\})$', out, re.M)
+    if not m:
+        raise RuntimeError('wrk gave no result:\n%s\n%s' % (
+            out[-2000:], err.decode('utf-8', 'replace')[-2000:]))
+    res = json.loads(m.group(1))
+    res['rate'] = res['requests'] / (res['duration_us'] / 1e6)
+    res['errors'] = res['bad'] + res['socket_errors'] + res['timeouts']
+    return res
+
+
+def commit_floor(db, procs, seconds, mode='full'):
+    for suffix in ('', '-lock'):
+        try:
+            os.unlink(db + suffix)
+        except FileNotFoundError:
+            pass
+    r = subprocess.run([COMMIT_FLOOR, '-m', mode, '-p', str(procs), '-s',
+                        str(seconds), db], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=seconds + 120)
+    if r.returncode != 0 and not r.stdout:
+        raise RuntimeError('commit_floor failed: %s' % r.stderr.decode())
+    res = json.loads(r.stdout.decode())
+    return {'rate': res['rate'], 'requests': res['commits'],
+            'p50_us': res['p50_us'], 'p99_us': res['p99_us'],
+            'max_us': res['max_us'], 'errors': res['errors'],
+            'exhausted': 0}
+
+
+# ---------------------------------------------------------------------------
+# The machine
+# ---------------------------------------------------------------------------
+
+def sh(args):
+    try:
+        return subprocess.run(args, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, timeout=20
+                              ).stdout.decode('utf-8', 'replace').strip()
+    except (OSError, subprocess.SubprocessError):
+        return ''
+
+
+def fsync_us(path, n=200):
+    """Mean microseconds of a 4 KiB overwrite and fdatasync in path's
+    folder: what one flush costs on this disk, now."""
+    fn = os.path.join(path, 'fsync.probe')
+    fd = os.open(fn, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, b'\1' * 65536, 0)
+        os.fsync(fd)
+        t0 = time.perf_counter()
+        for i in range(n):
+            os.pwrite(fd, b'\2' * 4096, (i % 16) * 4096)
+            os.fdatasync(fd)
+        return (time.perf_counter() - t0) / n * 1e6
+    finally:
+        os.close(fd)
+        os.unlink(fn)
+
+
+def machine(workdir):
+    cpu = ''
+    try:
+        with open('/proc/cpuinfo') as fh:
+            for line in fh:
+                if line.startswith('model name'):
+                    cpu = line.split(':', 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ''
+    try:
+        with open('/proc/meminfo') as fh:
+            mem = '%d MiB' % (int(fh.readline().split()[1]) // 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    fs = sh(['findmnt', '-n', '-o', 'SOURCE,FSTYPE,OPTIONS', '-T', workdir])
+    pkgs = {}
+    for p in ('lighttpd', 'liblmdb0', 'libfcgi0ldbl', 'libfcgi-bin', 'wrk',
+              'libxml2', 'libjansson4', 'libssl3'):
+        v = sh(['dpkg-query', '-W', '-f=${Version}', p])
+        if v:
+            pkgs[p] = v
+    return {
+        'hostname': platform.node(), 'cpu': cpu, 'cores': os.cpu_count(),
+        'memory': mem, 'kernel': platform.release(),
+        'os': sh(['sh', '-c', '. /etc/os-release && echo "$PRETTY_NAME"']),
+        'store_fs': fs, 'packages': pkgs,
+        'git': sh(['git', '-C', SRCDIR, 'describe', '--always', '--dirty']),
+        'fdatasync_us': round(fsync_us(workdir), 1),
+    }
+
+
+# ---------------------------------------------------------------------------
+# The benchmark
+# ---------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, opts):
+        self.o = opts
+        tmp = tempfile.gettempdir()
+        if len(tmp) > 40:
+            tmp = '/tmp'
+        self.dir = tempfile.mkdtemp(prefix='payhook-bench-', dir=tmp)
+        self.etc = os.path.join(self.dir, 'etc')
+        self.token = 'bench-' + os.urandom(12).hex()
+        self.providers = []         # gen.Provider of every profile
+        self.ph = self.fl = None
+        self.seq = 0
+        self.served = 0             # requests answered by payhook.fcgi
+        self.rss = []               # (label, served, [kib per process])
+        self.results = {}           # (scenario, conns) -> [round results]
+
+    # -- set-up -----------------------------------------------------------
+    def configure(self):
+        os.makedirs(os.path.join(self.etc, 'var'), exist_ok=True)
+        os.makedirs(os.path.join(self.etc, 'keys'), exist_ok=True)
+        gen.write(os.path.join(self.etc, 'keys', 'api.token'),
+                  self.token + '\n')
+        self.providers = gen.providers(self.etc, PLUGIN_DIR, PAYHOOK,
+                                       skip=self.o.skip, log=log)
+        core = ['[core]', 'db_path = var/payhook.mdb',
+                'map_size_mb = %d' % self.o.map_mb,
+                'plugin_dir = %s' % PLUGIN_DIR,
+                'api_token_file = keys/api.token',
+                'max_body_bytes = 65536', 'log_level = info', '']
+        text = '\n'.join(core + [p.config for p in self.providers])
+        gen.write(os.path.join(self.etc, 'payhook.conf'), text, 0o644)
+        r = subprocess.run([PAYHOOK, '-c', os.path.join(self.etc,
+                                                        'payhook.conf'),
+                            'check'], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise RuntimeError('payhook check: %s' % r.stdout.decode())
+
+    def start(self):
+        self.ph = Lighttpd(self.dir, 'payhook', self.o.fcgi, self.o.procs,
+                           {'PAYHOOK_CONFIG': os.path.join(self.etc,
+                                                           'payhook.conf')}
+                           ).start()
+        self.fl = Lighttpd(self.dir, 'floor', FLOOR, self.o.procs).start(
+            probe='/')
+
+    def stop(self):
+        for srv in (self.ph, self.fl):
+            if srv:
+                srv.stop()
+
+    def reqfile(self, name, reqs):
+        path = os.path.join(self.dir, name + '.req')
+        write_requests(path, reqs)
+        return path
+
+    def order_ids(self, tag, n):
+        out = []
+        for _ in range(n):
+            self.seq += 1
+            out.append('B%s%08d' % (tag, self.seq))
+        return out
+
+    def create_orders(self, orders):
+        """Creates pending orders through the merchant API (wrk, 32
+        connections): orders is [(provider, order id)]; each must answer
+        201."""
+        reqs = [('POST', '/orders', {'Authorization': 'Bearer ' + self.token,
+                                     'Content-Type': 'application/json'},
+                 json.dumps({'order_id': i, 'amount': prov.amount,
+                             'currency': 'CNY', 'profile': prov.profile},
+                            separators=(',', ':')).encode())
+                for prov, i in orders]
+        path = self.reqfile('create', reqs)
+        res = wrk(self.ph.port, path, 32, 300, 'once', 201)
+        self.served += res['requests']
+        if res['bad'] or res['sent'] != len(orders):
+            raise RuntimeError('creating %d orders: %r' % (len(orders), res))
+
+    def run_wrk(self, srv, reqfile, conns, mode, status, body):
+        res = wrk(srv.port, reqfile, conns, self.o.seconds, mode, status,
+                  body)
+        if srv is self.ph:
+            self.served += res['requests']
+        return res
+
+    def sample_rss(self, label):
+        pids = self.ph.backends()
+        vals = [rss_kib(p) for p in pids]
+        self.rss.append({'after': label, 'served': self.served,
+                         'rss_kib': [v[0] for v in vals],
+                         'anon_kib': [v[1] for v in vals]})
+
+    def record(self, scen, conns, res):
+        self.results.setdefault((scen, conns), []).append(res)
+        log('%-18s c=%-2d %8.1f/s p50 %6.2f ms p99 %7.2f ms errors %d%s' % (
+            scen, conns, res['rate'], res['p50_us'] / 1e3,
+            res['p99_us'] / 1e3, res['errors'],
+            ' (ran out after %.1f s)' % (res['duration_us'] / 1e6)
+            if res.get('exhausted') else ''))
+
+    def prepare_dups(self):
+        """The set C replays and D reads: orders paid once already."""
+        wx = self.providers[0]
+        ids = self.order_ids('dup', self.o.dup_orders)
+        self.create_orders([(wx, i) for i in ids])
+        self.dup_ids = ids
+        reqs = [wx.notification(i) for i in ids]
+        self.c_file = self.reqfile('c', reqs)
+        res = wrk(self.ph.port, self.c_file, 8, 300, 'once', 200,
+                  SUCCESS_ACK)
+        self.served += res['requests']
+        if res['bad']:
+            raise RuntimeError('first delivery of the C set: %r' % res)
+        self.d_file = self.reqfile('d', [
+            ('GET', '/orders/' + i, {'Authorization': 'Bearer ' + self.token},
+             b'') for i in ids])
+        self.a_file = self.reqfile('a', [
+            ('POST', '/notify/floor', {'Content-Type': 'text/xml'}, r[3])
+            for r in reqs])
+
+    def new_pools(self, conns):
+        """For every round of this level and every provider, a file of
+        new notifications for orders made here first.  How many: what the
+        fastest earlier round of the provider sent in a round, with room
+        to spare; a round that runs out ends early and counts as the
+        shorter round it was."""
+        want, orders = {}, []
+        for prov in self.providers:
+            scen = 'B' if prov is self.providers[0] else 'E:' + prov.name
+            done = [r['rate'] for (sc, c), rs in self.results.items()
+                    if sc == scen for r in rs]
+            est = max(done + [self.o.first_estimate]) * 1.5
+            n = int(est * self.o.seconds) + 50 * conns
+            want[prov.name] = [self.order_ids(prov.tag, n)
+                               for _ in range(self.o.disk_rounds)]
+            orders += [(prov, i) for ids in want[prov.name] for i in ids]
+        self.create_orders(orders)
+        pools = {}
+        for prov in self.providers:
+            pools[prov.name] = [
+                self.reqfile('new-%s-%d' % (prov.tag, k),
+                             [prov.notification(i) for i in ids])
+                for k, ids in enumerate(want[prov.name])]
+        return pools
+
+    def run(self):
+        o = self.o
+        self.configure()
+        self.start()
+        log('servers up: payhook on %d (%d processes), floor on %d' % (
+            self.ph.port, o.procs, self.fl.port))
+        self.prepare_dups()
+        self.sample_rss('load')
+        fdb = os.path.join(self.dir, 'floor.mdb')
+        for conns in o.levels:
+            # CPU-bound paths: rounds of A, C, D one after the other, so
+            # that each C and D has an A measured under the same load.
+            for _ in range(o.cpu_rounds):
+                self.record('A', conns, self.run_wrk(
+                    self.fl, self.a_file, conns, 'cycle', 200, SUCCESS_ACK))
+                self.record('C', conns, self.run_wrk(
+                    self.ph, self.c_file, conns, 'cycle', 200, SUCCESS_ACK))
+                self.record('D', conns, self.run_wrk(
+                    self.ph, self.d_file, conns, 'cycle', 200, None))
+            self.sample_rss('A/C/D c=%d' % conns)
+            # Disk-bound paths: F, then each provider's new notifications,
+            # then F again, and so on: each round sits between two F.
+            # F runs as many committing processes as payhook can have.
+            pools = self.new_pools(conns)
+            fprocs = min(conns, o.procs)
+            self.record('F', conns, commit_floor(fdb, fprocs, o.seconds))
+            for k in range(o.disk_rounds):
+                for prov in self.providers:
+                    scen = ('B' if prov is self.providers[0] else
+                            'E:' + prov.name)
+                    self.record(scen, conns, self.run_wrk(
+                        self.ph, pools[prov.name][k], conns, 'once',
+                        prov.ok_status, prov.ok_body))
+                self.record('F', conns, commit_floor(fdb, fprocs,
+                                                     o.seconds))
+            self.sample_rss('B/E c=%d' % conns)
+        # The memory target: at least 100 000 requests, then see whether
+        # the processes grew over the last of them.
+        while self.served < o.rss_requests:
+            self.run_wrk(self.ph, self.c_file, 32, 'cycle', 200, SUCCESS_ACK)
+            self.run_wrk(self.ph, self.d_file, 32, 'cycle', 200, None)
+            self.sample_rss('soak')
+        self.run_wrk(self.ph, self.c_file, 32, 'cycle', 200, SUCCESS_ACK)
+        self.run_wrk(self.ph, self.d_file, 32, 'cycle', 200, None)
+        self.sample_rss('final')
+
+    def cleanup(self):
+        self.stop()
+        if os.environ.get('PAYHOOK_BENCH_KEEP') == '1':
+            log('kept %s' % self.dir)
+        else:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------
+
+def summarise(rounds):
+    """Median rate, p50 and p99 over the rounds; the largest max; errors
+    summed."""
+    return {
+        'rate': statistics.median(r['rate'] for r in rounds),
+        'p50_us': statistics.median(r['p50_us'] for r in rounds),
+        'p99_us': statistics.median(r['p99_us'] for r in rounds),
+        'max_us': max(r['max_us'] for r in rounds),
+        'errors': sum(r['errors'] for r in rounds),
+        'requests': sum(r['requests'] for r in rounds),
+        'rounds': [round(r['rate'], 1) for r in rounds],
+    }
+
+
+def ratios_of(results, conns, providers, disk_rounds):
+    """Each ratio is the median over rounds of the ratio within a round:
+    C and D against the A just before them, B and E against the mean of
+    the F before and after them."""
+    out = {}
+    a = [r['rate'] for r in results.get(('A', conns), [])]
+    f = [r['rate'] for r in results.get(('F', conns), [])]
+    for scen in ('C', 'D'):
+        x = [r['rate'] for r in results.get((scen, conns), [])]
+        if a and x:
+            out[scen + '/A'] = statistics.median(
+                xi / ai for xi, ai in zip(x, a))
+    for scen in ['B'] + ['E:' + p.name for p in providers[1:]]:
+        x = [r['rate'] for r in results.get((scen, conns), [])]
+        pairs = [(x[k], (f[k] + f[k + 1]) / 2) for k in range(len(x))
+                 if k + 1 < len(f)]
+        if pairs:
+            out[scen + '/F'] = statistics.median(xi / fi for xi, fi in pairs)
+    return out
+
+
+def report(b, started, opts):
+    summary = {k: summarise(v) for k, v in b.results.items()}
+    ratios = {c: ratios_of(b.results, c, b.providers, opts.disk_rounds)
+              for c in opts.levels}
+    names = {'A': 'A floor (libfcgi)', 'B': 'B new WeChat v2',
+             'C': 'C duplicates', 'D': 'D GET /orders/<id>',
+             'F': 'F commit floor'}
+    order = ['A', 'B', 'C', 'D'] + sorted(
+        k[0] for k in summary if k[0].startswith('E:')) + ['F']
+    lines = ['%-22s %5s %9s %8s %8s %8s %6s  %s' % (
+        'scenario', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'max ms',
+        'errors', 'rounds (req/s)')]
+    for conns in opts.levels:
+        for scen in order:
+            r = summary.get((scen, conns))
+            if r is None:
+                continue
+            lines.append('%-22s %5d %9.0f %8.2f %8.2f %8.1f %6d  %s' % (
+                names.get(scen, 'E ' + scen[2:]), conns, r['rate'],
+                r['p50_us'] / 1e3, r['p99_us'] / 1e3, r['max_us'] / 1e3,
+                r['errors'], ' '.join('%.0f' % x for x in r['rounds'])))
+    lines.append('')
+    lines.append('ratios (median over rounds of the ratio within a round):')
+    for conns in opts.levels:
+        lines.append('  c=%-2d  ' % conns + '  '.join(
+            '%s %.2f' % (k, v) for k, v in ratios[conns].items()))
+    lines.append('')
+    lines.append('RSS of each payhook.fcgi process, KiB: VmRSS (RssAnon: '
+                 'its own memory; the rest is shared libraries and mapped '
+                 'database pages)')
+    for s in b.rss:
+        lines.append('  after %-12s %7d requests: %s' % (
+            s['after'], s['served'], '  '.join(
+                '%s (%s)' % (r, a) for r, a in zip(s['rss_kib'],
+                                                   s['anon_kib']))))
+    text = '\n'.join(lines)
+    out = {
+        'date': started.strftime('%Y-%m-%dT%H:%M:%SZ'),
+        'machine': b.machine,
+        'settings': {'procs': opts.procs, 'seconds': opts.seconds,
+                     'levels': opts.levels, 'disk_rounds': opts.disk_rounds,
+                     'cpu_rounds': opts.cpu_rounds,
+                     'store_sync': b.store_sync, 'fcgi': opts.fcgi,
+                     'providers': [p.name for p in b.providers]},
+        'scenarios': [dict(v, scenario=k[0], conns=k[1])
+                      for k, v in summary.items()],
+        'rounds': [dict(r, scenario=k[0], conns=k[1])
+                   for k, v in b.results.items() for r in v],
+        'ratios': {str(k): v for k, v in ratios.items()},
+        'rss': b.rss,
+        'served': b.served,
+        'table': text,
+    }
+    return text, out
+
+
+def store_sync_mode():
+    """Which commit the built store does, from its own declaration."""
+    try:
+        with open(os.path.join(SRCDIR, 'app', 'store.c')) as fh:
+            m = re.search(r'^#define STORE_SHARED_SYNC\s+(\d)', fh.read(),
+                          re.M)
+    except OSError:
+        m = None
+    if m is None:
+        return 'full (two flushes inside the commit)'
+    return ('shared (MDB_NOMETASYNC, explicit sync before the answer)'
+            if m.group(1) == '1' else 'full (two flushes inside the commit)')
+
+
+def _on_signal(signum, _frame):
+    raise KeyboardInterrupt('signal %d' % signum)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--procs', type=int, default=4,
+                    help='payhook.fcgi (and floor) processes (4)')
+    ap.add_argument('--seconds', type=int, default=2,
+                    help='seconds per round (2)')
+    ap.add_argument('--levels', default='1,8,32',
+                    help='connection counts (1,8,32)')
+    ap.add_argument('--disk-rounds', type=int, default=4,
+                    help='rounds of B and E, interleaved with F (4)')
+    ap.add_argument('--cpu-rounds', type=int, default=3,
+                    help='rounds of A, C and D (3)')
+    ap.add_argument('--dup-orders', type=int, default=2000,
+                    help='orders in the set C replays and D reads (2000)')
+    ap.add_argument('--first-estimate', type=int, default=800,
+                    help='notifications/s foreseen before the first round')
+    ap.add_argument('--rss-requests', type=int, default=100000,
+                    help='requests served before the last RSS sample')
+    ap.add_argument('--map-mb', type=int, default=2048)
+    ap.add_argument('--skip', default='',
+                    help='providers of E to leave out, comma-separated')
+    ap.add_argument('--quick', action='store_true',
+                    help='2-second rounds, one of each, 8 connections only')
+    ap.add_argument('--out', default=os.path.join(BUILDDIR, 'bench',
+                                                  'results'))
+    ap.add_argument('--fcgi', default=PAYHOOK_FCGI,
+                    help='the payhook.fcgi to measure (this build\'s)')
+    ap.add_argument('--label', default=None,
+                    help='its store commit, for the report (default: what '
+                    'app/store.c declares)')
+    opts = ap.parse_args()
+    opts.levels = [int(x) for x in opts.levels.split(',')]
+    opts.skip = [x for x in opts.skip.split(',') if x]
+    if opts.quick:
+        opts.seconds, opts.disk_rounds, opts.cpu_rounds = 2, 2, 1
+        opts.levels, opts.rss_requests = [8], 0
+    for prog in (PAYHOOK, opts.fcgi, FLOOR, COMMIT_FLOOR):
+        if not os.access(prog, os.X_OK):
+            sys.exit('bench: %s is not built (run make bench)' % prog)
+    if shutil.which('wrk') is None:
+        sys.exit('bench: wrk is not installed (apt-get install wrk)')
+    started = datetime.datetime.now(datetime.timezone.utc)
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+    b = Bench(opts)
+    t0 = time.time()
+    try:
+        b.machine = machine(b.dir)
+        b.store_sync = opts.label or store_sync_mode()
+        b.machine['loadavg_before'] = os.getloadavg()
+        log('store commit: %s; one fdatasync here: %.0f us' % (
+            b.store_sync, b.machine['fdatasync_us']))
+        b.run()
+    finally:
+        b.cleanup()
+    text, out = report(b, started, opts)
+    out['elapsed_s'] = round(time.time() - t0, 1)
+    os.makedirs(opts.out, exist_ok=True)
+    path = os.path.join(opts.out, 'bench-%s.json' %
+                        started.strftime('%Y%m%dT%H%M%SZ'))
+    with open(path, 'w') as fh:
+        json.dump(out, fh, indent=1)
+        fh.write('\n')
+    print('payhook bench, %s, %s (%s cores), %s; store commit: %s' % (
+        out['date'], out['machine']['cpu'], out['machine']['cores'],
+        out['machine']['store_fs'], b.store_sync))
+    print('one fdatasync: %.0f us; %d payhook.fcgi processes; %d s rounds; '
+          'load average before: %.2f' % (
+              out['machine']['fdatasync_us'], opts.procs, opts.seconds,
+              out['machine']['loadavg_before'][0]))
+    print(text)
+    print('\nwritten: %s (%.0f s)' % (os.path.relpath(path), out['elapsed_s']))
+
+
+if __name__ == '__main__':
+    main()
