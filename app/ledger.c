@@ -531,11 +531,15 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 		return ph_fail(diag, PH_E_INTERNAL, "dedup key too long");
 
 	/* Retries are the common case: answer them without the writer lock.
-	 * What a read transaction sees is committed, hence durable. */
+	 * What a transaction sees is committed; store_settle() makes sure it
+	 * is on disk before it is acknowledged again. */
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	if (ledger_seen(&t, &dk, digest, &conflict)) {
 		store_abort(&t);
+		if ((rc = store_settle(&t)) != PH_OK)
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
 		r->outcome = LEDGER_DUPLICATE;
 		return PH_OK;
 	}
@@ -545,6 +549,9 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	if (ledger_seen(&t, &dk, digest, &conflict)) {
 		store_abort(&t);
+		if ((rc = store_settle(&t)) != PH_OK)
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
 		r->outcome = LEDGER_DUPLICATE;
 		return PH_OK;
 	}
@@ -720,6 +727,9 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	if (rc == PH_OK) {
 		store_abort(&t);
 		*out = o;
+		if ((rc = store_settle(&t)) != PH_OK)
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
 		if (strcmp(ledger_str(o, "profile"), n->profile) == 0 &&
 		    json_integer_value(json_object_get(o, "amount")) ==
 		    n->amount && strcmp(ledger_str(o, "currency"),
@@ -770,6 +780,10 @@ ledger_get_order(struct store *s, const char *order_id, json_t **out)
 		return rc;
 	rc = ledger_get(&t, STORE_DB_ORDERS, &k, out);
 	store_abort(&t);
+	if (rc == PH_OK && (rc = store_settle(&t)) != PH_OK) {
+		json_decref(*out);
+		*out = NULL;
+	}
 	return rc;
 }
 
@@ -817,6 +831,10 @@ ledger_events(struct store *s, uint64_t after, unsigned limit, json_t **out,
 	rc = rc == 0 || rc == MDB_NOTFOUND ? PH_OK : PH_E_STORE;
 done:
 	store_abort(&t);
+	/* An event shown must not vanish in a crash: its sequence number
+	 * would be given again to another. */
+	if (rc == PH_OK)
+		rc = store_settle(&t);
 	if (rc != PH_OK) {
 		json_decref(arr);
 		*next = after;
@@ -868,7 +886,7 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 	}
 	mdb_cursor_close(c);
 	store_abort(&t);
-	if (rc != 0 && rc != MDB_NOTFOUND) {
+	if ((rc != 0 && rc != MDB_NOTFOUND) || store_settle(&t) != PH_OK) {
 		json_decref(arr);
 		return PH_E_STORE;
 	}

@@ -16,10 +16,40 @@
 #include "log.h"
 #include "store.h"
 
+/*
+ * How a commit becomes durable (SECURITY.md section 3); the one switch.
+ *
+ * 1: the environment is opened with MDB_NOMETASYNC.  mdb_txn_commit()
+ *    writes the data pages and flushes them, writes the meta page without
+ *    a flush and releases the writer lock; store_commit() then flushes
+ *    with mdb_env_sync(env, 1) and returns only when that is done, so
+ *    nothing is acknowledged before its meta page is on disk.  The second
+ *    flush is outside the writer lock: while one process flushes its meta
+ *    page the next one commits, and the flushes of several processes
+ *    overlap (the kernel merges flushes that wait together).  A crash at
+ *    any instant leaves the old meta page or the new one, and either
+ *    points at data pages that were flushed before it was written.
+ *    Other processes see a commit before its meta page is flushed: whoever
+ *    answers from what a transaction saw (a duplicate acknowledged, an
+ *    order or the event feed shown) calls store_settle() first.
+ * 0: LMDB's default: both flushes inside mdb_txn_commit(), under the
+ *    writer lock; store_settle() has nothing to do.
+ *
+ * MDB_NOSYNC, MDB_MAPASYNC, MDB_WRITEMAP and MDB_NOLOCK are refused either
+ * way, and MDB_NOMETASYNC unless this is 1.
+ */
+#ifndef STORE_SHARED_SYNC
+#define STORE_SHARED_SYNC 1
+#endif
+
 struct store {
 	MDB_env *env;
 	MDB_dbi dbi[STORE_DB__MAX];
 	char *path;
+	/* Every transaction up to this id is on disk, as far as this process
+	 * knows (a flush it waited for began after their meta pages were
+	 * written). */
+	uint64_t synced;
 };
 
 static const char *const store_db_names[STORE_DB__MAX] = {
@@ -120,7 +150,7 @@ store_open(const char *path, size_t map_size, struct store **out,
 {
 	struct store *s;
 	MDB_txn *txn = NULL;
-	unsigned int flags = 0;
+	unsigned int flags = 0, unsafe;
 	int rc, dead = 0, i;
 
 	*out = NULL;
@@ -138,15 +168,18 @@ store_open(const char *path, size_t map_size, struct store **out,
 	    (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)
 		goto fail;
 	/*
-	 * No MDB_NOSYNC or MDB_NOMETASYNC: a notification is acknowledged only
-	 * after its transaction is on disk.  MDB_NOTLS because read
+	 * No MDB_NOSYNC: a notification is acknowledged only after its
+	 * transaction is on disk; MDB_NOMETASYNC only with the flush of
+	 * store_commit() (STORE_SHARED_SYNC).  MDB_NOTLS because read
 	 * transactions are not tied to threads here.
 	 */
-	rc = mdb_env_open(s->env, path, MDB_NOSUBDIR | MDB_NOTLS, 0600);
+	rc = mdb_env_open(s->env, path, MDB_NOSUBDIR | MDB_NOTLS |
+	    (STORE_SHARED_SYNC ? MDB_NOMETASYNC : 0), 0600);
 	if (rc != 0)
 		goto fail;
-	if (mdb_env_get_flags(s->env, &flags) == 0 && (flags & (MDB_NOSYNC |
-	    MDB_NOMETASYNC | MDB_MAPASYNC | MDB_WRITEMAP | MDB_NOLOCK))) {
+	unsafe = MDB_NOSYNC | MDB_MAPASYNC | MDB_WRITEMAP | MDB_NOLOCK |
+	    (STORE_SHARED_SYNC ? 0 : MDB_NOMETASYNC);
+	if (mdb_env_get_flags(s->env, &flags) == 0 && (flags & unsafe)) {
 		ph_fail(diag, PH_E_STORE, "database %s: opened with flags "
 		    "0x%x that give up durability; refusing to serve", path,
 		    flags);
@@ -226,6 +259,46 @@ store_begin(struct store *s, int write, struct store_txn *t)
 	if (rc != 0) {
 		t->txn = NULL;
 		return store_fail(t, rc);
+	}
+	/* A reader sees up to its own id, a writer up to the one before. */
+	t->seen = mdb_txn_id(t->txn) - (write ? 1 : 0);
+	return PH_OK;
+}
+
+/*
+ * Returns when every transaction up to id is on disk: at once when this
+ * process knows it already, else after a flush.  The flush covers every
+ * meta page written before it began, so afterwards this process knows up
+ * to the last transaction committed when it began.
+ */
+static int
+store_sync_to(struct store *s, uint64_t id)
+{
+	MDB_envinfo info;
+	int rc;
+
+	if (!STORE_SHARED_SYNC || id <= s->synced)
+		return 0;
+	if ((rc = mdb_env_info(s->env, &info)) != 0)
+		return rc;
+	if ((rc = mdb_env_sync(s->env, 1)) != 0)
+		return rc;
+	if (info.me_last_txnid > s->synced)
+		s->synced = info.me_last_txnid;
+	return 0;
+}
+
+int
+store_settle(struct store_txn *t)
+{
+	int rc;
+
+	if (t->store == NULL)
+		return PH_E_INTERNAL;
+	if ((rc = store_sync_to(t->store, t->seen)) != 0) {
+		log_err("database: flush: %s", mdb_strerror(rc));
+		return store_status(rc) == PH_OK ? PH_E_STORE :
+		    store_status(rc);
 	}
 	return PH_OK;
 }
@@ -328,6 +401,7 @@ store_next_seq(struct store_txn *t, enum store_db db)
 int
 store_commit(struct store_txn *t)
 {
+	uint64_t id;
 	int rc;
 
 	if (t->txn == NULL)
@@ -337,9 +411,14 @@ store_commit(struct store_txn *t)
 		t->txn = NULL;
 		return t->err;
 	}
+	id = mdb_txn_id(t->txn);
 	rc = mdb_txn_commit(t->txn);
 	t->txn = NULL;
 	if (rc != 0)
+		return store_fail(t, rc);
+	/* With STORE_SHARED_SYNC the meta page is flushed here, before the
+	 * caller may answer: a failed flush is a failed commit. */
+	if (t->write && (rc = store_sync_to(t->store, id)) != 0)
 		return store_fail(t, rc);
 	return PH_OK;
 }

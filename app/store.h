@@ -44,6 +44,7 @@ struct store_txn {
 	MDB_txn *txn;
 	int write;
 	int err;		/* sticky: first failure, PH_OK while none */
+	uint64_t seen;		/* the last transaction it can see */
 };
 
 #define STORE_KEY_MAX 511	/* LMDB's default maximum key size */
@@ -81,6 +82,14 @@ uint64_t store_next_seq(struct store_txn *t, enum store_db db);
  * error and returns it. */
 int store_commit(struct store_txn *t);
 void store_abort(struct store_txn *t);
+/*
+ * Returns once what t saw (other processes' commits included) is on disk;
+ * PH_OK, or an error when the flush failed.  Call it, before or after the
+ * transaction ends, before answering from what it read: a duplicate
+ * acknowledged, an order or events shown.  Commits are flushed by
+ * store_commit() itself.
+ */
+int store_settle(struct store_txn *t);
 /* A cursor over db, for scans (caller closes with mdb_cursor_close). */
 MDB_cursor *store_cursor(struct store_txn *t, enum store_db db);
 /* Marks t failed with the translation of an LMDB error; returns it. */
