@@ -31,10 +31,21 @@ static int
 ph_mem_contains_nocase(const unsigned char *p, size_t n, const char *needle)
 {
 	size_t m = strlen(needle), i, j;
+	const unsigned char *q;
+	int first, plain;
 
 	if (m == 0 || m > n)
 		return m == 0;
+	/* A needle that starts with a byte that has no case ("<", "]") can
+	 * only start where memchr finds that byte: skip to it. */
+	first = (unsigned char)needle[0];
+	plain = ph_ascii_lower(first) == first && (first < 'a' || first > 'z');
 	for (i = 0; i + m <= n; i++) {
+		if (plain) {
+			if ((q = memchr(p + i, first, n - m + 1 - i)) == NULL)
+				return 0;
+			i = (size_t)(q - p);
+		}
 		for (j = 0; j < m; j++)
 			if (ph_ascii_lower(p[i + j]) != (unsigned char)needle[j])
 				break;
