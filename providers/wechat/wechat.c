@@ -59,6 +59,7 @@ enum wx_conf {
 	WX_CONF_MERCHANT_PRIVATE_KEY_FILE,
 	WX_CONF_MERCHANT_SERIAL,
 	WX_CONF_TIMESTAMP_TOLERANCE_S,
+	WX_CONF_REFUND_NOTIFY_URL,
 	WX_CONF__MAX
 };
 
@@ -107,6 +108,10 @@ static const struct ph_conf_key wx_conf_keys[WX_CONF__MAX + 1] = {
 	    PH_CONF_INT, 0, NULL, 1, 3600, NULL,
 	    "v3: most seconds between Wechatpay-Timestamp and now (default "
 	    "300)" },
+	[WX_CONF_REFUND_NOTIFY_URL] = { "refund_notify_url", PH_CONF_STRING,
+	    0, NULL, 0, 0, NULL,
+	    "notify_url sent with refunds (payhook's /notify/<profile>); "
+	    "absent: the one set at the merchant platform" },
 	[WX_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
 
@@ -128,6 +133,7 @@ struct wx_ctx {
 	enum wx_sign_type sign_type;
 	int api_version;		/* 2 or 3 */
 	struct wx3_ctx *v3;		/* api_version 3 only, else NULL */
+	char refund_notify_url[257];	/* "" when not configured */
 };
 
 /* API v3, in the wx3_ section below. */
@@ -140,6 +146,11 @@ static int wx3_parse_notify(const struct wx_ctx *ctx,
     const struct ph_request *req, struct ph_event *ev, struct ph_diag *diag);
 static void wx3_ack(enum ph_ack_kind kind, const char *reason,
     struct ph_response *out);
+/* Refunds and bills, in their own section below. */
+static int wx_refund_url(const struct ph_conf *conf, struct wx_ctx *ctx,
+    struct ph_diag *diag);
+static int wx_refund_notify(const struct wx_ctx *ctx,
+    const struct ph_kvlist *kv, struct ph_event *ev, struct ph_diag *diag);
 
 static void
 wx_profile_free(void *p)
@@ -189,7 +200,10 @@ wx_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		goto fail;
 	}
 
-	/* An API v3 profile shares appid and mch_id and nothing else. */
+	if ((rc = wx_refund_url(conf, ctx, diag)) != PH_OK)
+		goto fail;
+	/* An API v3 profile shares appid and mch_id (and the refund
+	 * notify_url) and nothing else. */
 	if ((rc = wx3_version(conf, &ctx->api_version, diag)) != PH_OK)
 		goto fail;
 	if (ctx->api_version == 3) {
@@ -439,6 +453,11 @@ wx_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if ((rc = ph_xml_parse_flat(req->body, req->body_len, "xml",
 	    &wx_xml_limits, &kv, diag)) != PH_OK)
 		return rc;
+	/* A refund result: no sign, an encrypted req_info instead. */
+	if (ph_kvlist_get(&kv, "req_info") != NULL) {
+		rc = wx_refund_notify(ctx, &kv, ev, diag);
+		goto out;
+	}
 	if ((rc = wx_verify(ctx, &kv, diag)) != PH_OK)
 		goto out;
 
@@ -2431,6 +2450,1309 @@ out:
 	return rc;
 }
 
+/* ---- Refunds: v2 refund notification, refund requests, bills ------------ */
+
+/*
+ * API v2 refund result notification (PROTOCOLS.md 1.8): the same
+ * notify_url, an unsigned outer <xml> with appid, mch_id and req_info,
+ * the base64 of AES-256-ECB (PKCS#7) under the 32 ASCII bytes of the
+ * lower-case hex MD5 of the APIv2 key.  There is no signature: what
+ * vouches for it is that req_info decrypts with this profile's key, is
+ * padded correctly and is the <root> document of a refund with sane
+ * fields.  Anything less is refused, never guessed at.
+ */
+
+#define WX_REQ_INFO_MAX		(16 * 1024)	/* decoded bytes */
+#define WX_AES_BLOCK		16
+#define WX_REFUND_ID_MAX	64	/* out_refund_no: String(64) */
+#define WX_REFUND_PATH		"/secapi/pay/refund"
+#define WX3_REFUND_PATH		"/v3/refund/domestic/refunds"
+#define WX_REFUND_DESC_MAX	80	/* refund_desc, reason: 80 bytes */
+
+/* refund_status of a refund notification and the event it becomes. */
+static const struct {
+	const char *name;
+	enum ph_event_kind kind;
+} wx_refund_states[] = {
+	{ "SUCCESS", PH_EV_REFUND_SUCCEEDED },
+	/* CHANGE: the money could not go back (an abnormal refund, to be
+	 * handled by a person at the merchant platform); REFUNDCLOSE:
+	 * closed.  Neither refunded anything. */
+	{ "CHANGE", PH_EV_REFUND_FAILED },
+	{ "REFUNDCLOSE", PH_EV_REFUND_FAILED },
+	{ NULL, PH_EV__MAX },
+};
+
+/* "yyyy-MM-dd HH:mm:ss" in Beijing time (success_time, 交易时间). */
+static int
+wx_time_dashed(const char *s, size_t len, int64_t *out)
+{
+	char compact[15];
+
+	if (s == NULL || len != 19 || s[4] != '-' || s[7] != '-' ||
+	    s[10] != ' ' || s[13] != ':' || s[16] != ':')
+		return PH_E_FIELD;
+	memcpy(compact, s, 4);
+	memcpy(compact + 4, s + 5, 2);
+	memcpy(compact + 6, s + 8, 2);
+	memcpy(compact + 8, s + 11, 2);
+	memcpy(compact + 10, s + 14, 2);
+	memcpy(compact + 12, s + 17, 2);
+	compact[14] = '\0';
+	return ph_time_parse_compact(compact, WX_BEIJING, out);
+}
+
+/* The req_info key: the 32 ASCII characters of lower-hex MD5(APIv2 key). */
+static int
+wx_req_info_key(const struct wx_ctx *ctx, unsigned char key[32])
+{
+	unsigned char md[PH_MD5_LEN];
+	char hex[2 * PH_MD5_LEN + 1];
+	int rc;
+
+	if ((rc = ph_md5(ctx->key, WX_KEY_LEN, md)) == PH_OK) {
+		ph_hex_lower(md, PH_MD5_LEN, hex);
+		memcpy(key, hex, 32);
+	}
+	OPENSSL_cleanse(md, sizeof(md));
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return rc;
+}
+
+/*
+ * base64 -> AES-256-ECB -> PKCS#7.  *plain (plen bytes, NUL after them)
+ * is the caller's to cleanse and free.  Any failure is a refusal: this
+ * decryption is the notification's only authentication.
+ */
+static int
+wx_req_info_decrypt(const struct wx_ctx *ctx, const char *b64,
+    unsigned char **plain, size_t *plen, struct ph_diag *diag)
+{
+	unsigned char key[32], *ct = NULL, *pt = NULL;
+	size_t len = b64 != NULL ? strlen(b64) : 0, ctlen = 0;
+	EVP_CIPHER_CTX *c = NULL;
+	int rc, n = 0, fin = 0;
+
+	*plain = NULL;
+	*plen = 0;
+	if (len == 0 || len > WX_REQ_INFO_MAX / 3 * 4 + 4)
+		return ph_fail(diag, PH_E_SIGNATURE, "req_info: empty or "
+		    "larger than %d bytes", WX_REQ_INFO_MAX);
+	if ((ct = malloc(len / 4 * 3 + 1)) == NULL ||
+	    (pt = malloc(len / 4 * 3 + WX_AES_BLOCK + 1)) == NULL) {
+		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (ph_base64_decode(b64, len, ct, len / 4 * 3 + 1, &ctlen) !=
+	    PH_OK || ctlen == 0 || ctlen % WX_AES_BLOCK != 0) {
+		rc = ph_fail(diag, PH_E_SIGNATURE, "req_info is not base64 of "
+		    "whole AES blocks");
+		goto out;
+	}
+	if ((rc = wx_req_info_key(ctx, key)) != PH_OK) {
+		ph_fail(diag, rc, "cannot derive the req_info key");
+		goto out;
+	}
+	if ((c = EVP_CIPHER_CTX_new()) == NULL) {
+		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
+		goto out;
+	}
+	if (EVP_DecryptInit_ex(c, EVP_aes_256_ecb(), NULL, key, NULL) != 1 ||
+	    EVP_CIPHER_CTX_set_padding(c, 1) != 1 ||
+	    EVP_DecryptUpdate(c, pt, &n, ct, (int)ctlen) != 1) {
+		rc = wx3_ossl_fail(diag, PH_E_INTERNAL, "AES-256-ECB");
+		goto out;
+	}
+	if (EVP_DecryptFinal_ex(c, pt + n, &fin) != 1) {
+		ERR_clear_error();
+		rc = ph_fail(diag, PH_E_SIGNATURE, "req_info does not decrypt "
+		    "with this profile's key (bad padding)");
+		goto out;
+	}
+	*plen = (size_t)n + (size_t)fin;
+	pt[*plen] = '\0';
+	*plain = pt;
+	pt = NULL;
+	rc = PH_OK;
+out:
+	EVP_CIPHER_CTX_free(c);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (pt != NULL) {
+		OPENSSL_cleanse(pt, len / 4 * 3 + WX_AES_BLOCK + 1);
+		free(pt);
+	}
+	free(ct);
+	ERR_clear_error();
+	return rc;
+}
+
+/* refund_notify_url: sent as notify_url with refunds, when given. */
+static int
+wx_refund_url(const struct ph_conf *conf, struct wx_ctx *ctx,
+    struct ph_diag *diag)
+{
+	const struct ph_conf_value *v = ph_conf_get(conf, "refund_notify_url");
+	const char *s;
+	size_t n;
+
+	if (v == NULL || !v->present || v->str == NULL || v->str[0] == '\0')
+		return PH_OK;
+	s = v->str;
+	n = strlen(s);
+	if (n >= sizeof(ctx->refund_notify_url) ||
+	    (strncmp(s, "https://", 8) != 0 && strncmp(s, "http://", 7) != 0) ||
+	    strpbrk(s, "?#") != NULL)
+		return ph_fail(diag, PH_E_CONFIG, "refund_notify_url must be an "
+		    "http(s) URL of at most %zu bytes without query string",
+		    sizeof(ctx->refund_notify_url) - 1);
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f ||
+		    *s == '<' || *s == '>' || *s == '"' || *s == '\'')
+			return ph_fail(diag, PH_E_CONFIG, "refund_notify_url: "
+			    "spaces, quotes and non-ASCII are not allowed");
+	memcpy(ctx->refund_notify_url, v->str, n + 1);
+	return PH_OK;
+}
+
+/* A required amount in fen from a decrypted refund. */
+static int
+wx_fen(const struct ph_kvlist *kv, const char *name, int64_t *out,
+    struct ph_diag *diag)
+{
+	const char *v = wx_get(kv, name);
+
+	if (v == NULL)
+		return ph_fail(diag, PH_E_FIELD, "req_info %s: missing", name);
+	if (ph_money_parse_minor(v, strlen(v), out) != PH_OK)
+		return ph_fail(diag, PH_E_FIELD, "req_info %s: invalid", name);
+	return PH_OK;
+}
+
+/* The decrypted <root> of a refund notification, into ev. */
+static int
+wx_refund_fields(const struct ph_kvlist *kv, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const char *st, *v;
+	int64_t total, n;
+	size_t i;
+	int rc;
+
+	if ((rc = wx_copy_id(ev->order_id, sizeof(ev->order_id), kv,
+	    "out_trade_no", WX_ORDER_EXTRA, diag)) != PH_OK ||
+	    (rc = wx_copy_id(ev->txn_id, sizeof(ev->txn_id), kv,
+	    "transaction_id", NULL, diag)) != PH_OK ||
+	    (rc = wx_copy_id(ev->refund_id, sizeof(ev->refund_id), kv,
+	    "refund_id", NULL, diag)) != PH_OK)
+		return rc;
+	/* Our own refund number (payhook's refund id), echoed. */
+	if ((v = wx_get(kv, "out_refund_no")) == NULL)
+		return ph_fail(diag, PH_E_FIELD, "out_refund_no: missing");
+	if ((rc = ph_copy_token(ev->merchant_refund_id,
+	    sizeof(ev->merchant_refund_id), v, WX3_REFUND_EXTRA,
+	    "out_refund_no", diag)) != PH_OK)
+		return rc;
+	if ((rc = wx_fen(kv, "refund_fee", &ev->amount, diag)) != PH_OK ||
+	    (rc = wx_fen(kv, "total_fee", &total, diag)) != PH_OK)
+		return rc;
+	if (ev->amount == 0 || ev->amount > total)
+		return ph_fail(diag, PH_E_FIELD, "refund_fee %lld is not within "
+		    "1..total_fee %lld", (long long)ev->amount,
+		    (long long)total);
+	/* What the user got back can never exceed what was refunded. */
+	if ((v = wx_get(kv, "settlement_refund_fee")) != NULL &&
+	    (ph_money_parse_minor(v, strlen(v), &n) != PH_OK ||
+	    n > ev->amount))
+		return ph_fail(diag, PH_E_FIELD, "settlement_refund_fee: "
+		    "invalid");
+	if ((st = wx_get(kv, "refund_status")) == NULL)
+		return ph_fail(diag, PH_E_FIELD, "refund_status: missing");
+	for (i = 0; wx_refund_states[i].name != NULL; i++)
+		if (strcmp(st, wx_refund_states[i].name) == 0)
+			break;
+	if (wx_refund_states[i].name == NULL)
+		return ph_fail(diag, PH_E_FIELD, "refund_status: unknown");
+	ev->kind = wx_refund_states[i].kind;
+	/* A refund in any currency but CNY names it; absent means CNY. */
+	if ((v = wx_get(kv, "refund_fee_type")) == NULL &&
+	    (v = wx_get(kv, "fee_type")) == NULL)
+		v = "CNY";
+	if (!ph_currency_valid(v))
+		return ph_fail(diag, PH_E_FIELD, "refund_fee_type: invalid");
+	memcpy(ev->currency, v, 4);
+	v = wx_get(kv, "success_time");
+	if (v == NULL && ev->kind == PH_EV_REFUND_SUCCEEDED)
+		return ph_fail(diag, PH_E_FIELD, "success_time: missing");
+	if (v != NULL &&
+	    wx_time_dashed(v, strlen(v), &ev->occurred_at) != PH_OK)
+		return ph_fail(diag, PH_E_FIELD, "success_time: invalid");
+	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "refund:%s:%s",
+	    ev->refund_id, st) >= (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+/*
+ * A v2 notification carrying req_info: a refund result.  The outer
+ * fields are not authenticated, so they only ever refuse (another
+ * merchant's, a sub-merchant's, a FAIL, a sign that does not belong).
+ */
+static int
+wx_refund_notify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	struct ph_kvlist in;
+	unsigned char *plain = NULL;
+	size_t plen = 0;
+	const char *v;
+	int rc, ok;
+
+	ph_kvlist_init(&in, 0);
+	if (wx_get(kv, "sign") != NULL)
+		return ph_fail(diag, PH_E_SIGNATURE, "a refund notification "
+		    "(req_info) is never signed: refusing one that is");
+	if ((rc = wx_result(kv, "return_code", &ok, diag)) != PH_OK)
+		return rc;
+	if (!ok)
+		return ph_fail(diag, PH_E_FIELD, "refund notification with "
+		    "return_code FAIL");
+	if ((v = wx_get(kv, "appid")) == NULL || strcmp(v, ctx->appid) != 0)
+		return ph_fail(diag, PH_E_MERCHANT, "appid does not match");
+	if ((v = wx_get(kv, "mch_id")) == NULL || strcmp(v, ctx->mch_id) != 0)
+		return ph_fail(diag, PH_E_MERCHANT, "mch_id does not match");
+	if (wx_get(kv, "sub_mch_id") != NULL || wx_get(kv, "sub_appid") != NULL)
+		return ph_fail(diag, PH_E_MERCHANT, "sub_mch_id/sub_appid: "
+		    "service-provider mode is not supported");
+	if ((rc = wx_req_info_decrypt(ctx, wx_get(kv, "req_info"), &plain,
+	    &plen, diag)) != PH_OK)
+		return rc;
+	if (ph_xml_parse_flat(plain, plen, "root", &wx_xml_limits, &in,
+	    NULL) != PH_OK) {
+		rc = ph_fail(diag, PH_E_SIGNATURE, "req_info decrypts, but not "
+		    "to a refund <root> document");
+		goto out;
+	}
+	rc = wx_refund_fields(&in, ev, diag);
+out:
+	ph_kvlist_free(&in);
+	OPENSSL_cleanse(plain, plen);
+	free(plain);
+	return rc;
+}
+
+/* ---- Refund requests (v2 /secapi/pay/refund, v3 domestic refunds) -------- */
+
+/*
+ * err_code of a refused v2 refund that no retry can change: the order
+ * is past the refund period, the payer's account is closed or abnormal,
+ * the transaction is not refundable, or the refund is refused for good
+ * (ERROR: e.g. more than was paid).  Every other code (SYSTEMERROR,
+ * BIZERR_NEED_RETRY, NOTENOUGH, FREQUENCY_LIMITED, a signature or
+ * parameter error, ...) is "ask again later with the same refund id",
+ * which can never refund twice.
+ */
+static const char *const wx_refund_final[] = {
+	"TRADE_OVERDUE", "USER_ACCOUNT_ABNORMAL", "INVALID_TRANSACTIONID",
+	"ERROR", NULL
+};
+/* The same for v3 error codes. */
+static const char *const wx3_refund_final[] = {
+	"USER_ACCOUNT_ABNORMAL", "INVALID_REQUEST", NULL
+};
+
+static int
+wx_in(const char *v, const char *const *set)
+{
+	size_t i;
+
+	for (i = 0; v != NULL && set[i] != NULL; i++)
+		if (strcmp(v, set[i]) == 0)
+			return 1;
+	return 0;
+}
+
+/* Valid UTF-8 without control characters, at most max bytes. */
+static int
+wx_text_ok(const char *s, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i = 0, k, need;
+
+	if (n > max)
+		return 0;
+	while (i < n) {
+		if (p[i] < 0x20 || p[i] == 0x7f)
+			return 0;
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (p[i] >= 0xc2 && p[i] <= 0xdf)
+			need = 1;
+		else if (p[i] >= 0xe0 && p[i] <= 0xef)
+			need = 2;
+		else
+			return 0;	/* no 4-byte characters at WeChat */
+		for (k = 1; k <= need; k++)
+			if (i + k >= n || (p[i + k] & 0xc0) != 0x80)
+				return 0;
+		if (need == 2 && ((p[i] == 0xe0 && p[i + 1] < 0xa0) ||
+		    (p[i] == 0xed && p[i + 1] >= 0xa0)))
+			return 0;
+		i += need + 1;
+	}
+	return 1;
+}
+
+/* What a refund request needs from the core, checked before any byte. */
+static int
+wx_refund_ref_ok(const struct ph_refund_ref *ref, struct ph_diag *diag)
+{
+	if (ref == NULL || ref->refund_id == NULL || ref->txn_id == NULL ||
+	    ref->currency == NULL || ref->order_id == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	if (!ph_token_valid(ref->refund_id, strlen(ref->refund_id),
+	    WX_REFUND_ID_MAX, WX3_REFUND_EXTRA))
+		return ph_fail(diag, PH_E_FIELD, "refund id is not a valid "
+		    "out_refund_no (1 to 64 of [A-Za-z0-9_-|*@])");
+	if (!ph_token_valid(ref->txn_id, strlen(ref->txn_id), WX_ID_MAX,
+	    NULL))
+		return ph_fail(diag, PH_E_FIELD, "the payment has no valid "
+		    "WeChat transaction_id");
+	if (ref->amount <= 0 || ref->payment_amount < ref->amount ||
+	    ref->payment_amount > PH_AMOUNT_MAX)
+		return ph_fail(diag, PH_E_FIELD, "refund of %lld out of a "
+		    "payment of %lld", (long long)ref->amount,
+		    (long long)ref->payment_amount);
+	if (!ph_currency_valid(ref->currency))
+		return ph_fail(diag, PH_E_FIELD, "currency: invalid");
+	return PH_OK;
+}
+
+/* The reason sent along, shown to the payer: only when it is text. */
+static const char *
+wx_refund_reason(const struct ph_refund_ref *ref)
+{
+	if (ref->reason == NULL || ref->reason[0] == '\0' ||
+	    !wx_text_ok(ref->reason, WX_REFUND_DESC_MAX) ||
+	    strstr(ref->reason, "]]>") != NULL)
+		return NULL;
+	return ref->reason;
+}
+
+static int
+wx_kv_add(struct ph_kvlist *kv, const char *k, const char *v,
+    struct ph_diag *diag)
+{
+	return ph_kvlist_add(kv, k, strlen(k), v, strlen(v), diag);
+}
+
+/*
+ * POST /secapi/pay/refund (the core presents the profile's client
+ * certificate): appid, mch_id, nonce_str, sign_type (HMAC-SHA256
+ * profiles), transaction_id, out_refund_no (payhook's refund id, the
+ * same on every retry: WeChat refunds one out_refund_no once),
+ * total_fee, refund_fee, refund_fee_type (not CNY only), refund_desc
+ * (when given), notify_url (when configured), sign; flat XML in that
+ * order.
+ */
+static int
+wx_refund_request_v2(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	char nonce[2 * WX_NONCE_BYTES + 1], sign[2 * PH_SHA256_LEN + 1];
+	char total[24], fee[24];
+	const char *why;
+	struct ph_kvlist kv;
+	struct ph_buf body;
+	int rc;
+
+	ph_kvlist_init(&kv, 16);
+	ph_buf_init(&body, sizeof(out->body));
+	ph_hex_lower(cc->random, WX_NONCE_BYTES, nonce);
+	snprintf(total, sizeof(total), "%lld", (long long)ref->payment_amount);
+	snprintf(fee, sizeof(fee), "%lld", (long long)ref->amount);
+	if ((rc = wx_kv_add(&kv, "appid", ctx->appid, diag)) != PH_OK ||
+	    (rc = wx_kv_add(&kv, "mch_id", ctx->mch_id, diag)) != PH_OK ||
+	    (rc = wx_kv_add(&kv, "nonce_str", nonce, diag)) != PH_OK ||
+	    (ctx->sign_type != WX_SIGN_MD5 && (rc = wx_kv_add(&kv,
+	    "sign_type", wx_sign_names[ctx->sign_type], diag)) != PH_OK) ||
+	    (rc = wx_kv_add(&kv, "transaction_id", ref->txn_id,
+	    diag)) != PH_OK ||
+	    (rc = wx_kv_add(&kv, "out_refund_no", ref->refund_id,
+	    diag)) != PH_OK ||
+	    (rc = wx_kv_add(&kv, "total_fee", total, diag)) != PH_OK ||
+	    (rc = wx_kv_add(&kv, "refund_fee", fee, diag)) != PH_OK ||
+	    (strcmp(ref->currency, "CNY") != 0 && (rc = wx_kv_add(&kv,
+	    "refund_fee_type", ref->currency, diag)) != PH_OK) ||
+	    ((why = wx_refund_reason(ref)) != NULL &&
+	    (rc = wx_kv_add(&kv, "refund_desc", why, diag)) != PH_OK) ||
+	    (ctx->refund_notify_url[0] != '\0' && (rc = wx_kv_add(&kv,
+	    "notify_url", ctx->refund_notify_url, diag)) != PH_OK))
+		goto out;
+	if ((rc = wx_sign(ctx, &kv, sign, diag)) != PH_OK ||
+	    (rc = wx_kv_add(&kv, "sign", sign, diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_xml_write_flat("xml", &kv, &body)) != PH_OK) {
+		ph_fail(diag, rc, "cannot write the request body");
+		goto out;
+	}
+	memcpy(out->method, "POST", sizeof("POST"));
+	memcpy(out->path, WX_REFUND_PATH, sizeof(WX_REFUND_PATH));
+	memcpy(out->content_type, "text/xml", sizeof("text/xml"));
+	memcpy(out->body, body.data, body.len);
+	out->body_len = body.len;
+out:
+	ph_kvlist_free(&kv);
+	ph_buf_free(&body);
+	return rc;
+}
+
+/* The event of a refund answer: ids from the request, the kind given. */
+static int
+wx_refund_event(const struct ph_refund_ref *ref, enum ph_event_kind kind,
+    const char *refund_id, const char *state, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	ev->kind = kind;
+	if (ph_copy_token(ev->order_id, sizeof(ev->order_id), ref->order_id,
+	    WX_ORDER_EXTRA, "out_trade_no", diag) != PH_OK ||
+	    ph_copy_token(ev->txn_id, sizeof(ev->txn_id), ref->txn_id, NULL,
+	    "transaction_id", diag) != PH_OK ||
+	    ph_copy_token(ev->merchant_refund_id,
+	    sizeof(ev->merchant_refund_id), ref->refund_id, WX3_REFUND_EXTRA,
+	    "out_refund_no", diag) != PH_OK)
+		return PH_E_FIELD;
+	if (refund_id != NULL && ph_copy_token(ev->refund_id,
+	    sizeof(ev->refund_id), refund_id, WX3_ID_EXTRA, "refund_id",
+	    diag) != PH_OK)
+		return PH_E_FIELD;
+	ev->amount = ref->amount;
+	memcpy(ev->currency, ref->currency, 4);
+	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "refund:%s:%s",
+	    ev->refund_id[0] != '\0' ? ev->refund_id : ref->refund_id,
+	    state) >= (int)sizeof(ev->dedup_key))
+		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	return PH_OK;
+}
+
+/*
+ * The answer to a v2 refund.  return_code FAIL (unsigned) and a signed
+ * FAIL with a retryable err_code are PH_E_PROVIDER; a signed FAIL with a
+ * final err_code is REFUND_FAILED.  A signed SUCCESS must name the
+ * refund asked for (out_refund_no, transaction_id, refund_fee) and is
+ * PAYMENT_PENDING: accepted, the result comes by the refund notification
+ * (or the next call with the same out_refund_no), unless the answer
+ * carries a final refund_status.
+ */
+static int
+wx_refund_response_v2(const struct wx_ctx *ctx,
+    const struct ph_refund_ref *ref, const struct ph_http_response *in,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	const char *v, *err, *refund_id;
+	struct ph_kvlist kv;
+	int64_t n;
+	size_t i;
+	int rc, res_ok;
+
+	if ((rc = wx_query_parse(ctx, in, "refund", &kv, &res_ok,
+	    diag)) != PH_OK)
+		return rc;
+	if (!res_ok) {
+		if ((rc = wx_query_err_code(&kv, &err, diag)) != PH_OK)
+			goto out;
+		if (wx_in(err, wx_refund_final))
+			rc = wx_refund_event(ref, PH_EV_REFUND_FAILED, NULL, err,
+			    ev, diag);
+		else
+			rc = wx_query_provider_error(&kv, "refund", err, diag);
+		goto out;
+	}
+	if ((v = wx_get(&kv, "out_refund_no")) == NULL ||
+	    strcmp(v, ref->refund_id) != 0) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund: out_refund_no is not "
+		    "the refund asked for");
+		goto out;
+	}
+	if (((v = wx_get(&kv, "transaction_id")) != NULL &&
+	    strcmp(v, ref->txn_id) != 0) ||
+	    ((v = wx_get(&kv, "out_trade_no")) != NULL &&
+	    strcmp(v, ref->order_id) != 0)) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund: transaction_id or "
+		    "out_trade_no is not the payment asked about");
+		goto out;
+	}
+	if ((v = wx_get(&kv, "refund_fee")) == NULL ||
+	    ph_money_parse_minor(v, strlen(v), &n) != PH_OK ||
+	    n != ref->amount) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund: refund_fee is not the "
+		    "amount asked for");
+		goto out;
+	}
+	refund_id = wx_get(&kv, "refund_id");
+	if (refund_id != NULL && !ph_token_valid(refund_id, strlen(refund_id),
+	    WX_ID_MAX, NULL)) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund_id: invalid");
+		goto out;
+	}
+	/* Not in the documented answer; honoured if WeChat sends it. */
+	if ((v = wx_get(&kv, "refund_status")) != NULL) {
+		for (i = 0; wx_refund_states[i].name != NULL; i++)
+			if (strcmp(v, wx_refund_states[i].name) == 0)
+				break;
+		if (wx_refund_states[i].name != NULL) {
+			rc = wx_refund_event(ref, wx_refund_states[i].kind,
+			    refund_id, v, ev, diag);
+			goto out;
+		}
+		if (strcmp(v, "PROCESSING") != 0) {
+			rc = ph_fail(diag, PH_E_FIELD, "refund_status: "
+			    "unknown");
+			goto out;
+		}
+	}
+	rc = wx_refund_event(ref, PH_EV_PAYMENT_PENDING, refund_id,
+	    "ACCEPTED", ev, diag);
+out:
+	ph_kvlist_free(&kv);
+	return rc;
+}
+
+/*
+ * POST /v3/refund/domestic/refunds, JSON in this order:
+ * transaction_id, out_refund_no, reason (when given), notify_url (when
+ * configured), amount {refund, total, currency}; signed like a query.
+ */
+static int
+wx3_refund_request(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	char nonce[2 * WX3_NONCE_BYTES + 1];
+	const char *why = wx_refund_reason(ref);
+	json_t *doc = NULL, *amount;
+	struct ph_buf auth;
+	size_t len;
+	int rc = PH_OK;
+
+	if (ctx->v3->merchant_key == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "refunds need "
+		    "merchant_private_key_file and merchant_serial in this "
+		    "profile");
+	ph_hex_upper(cc->random, WX3_NONCE_BYTES, nonce);
+	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
+	amount = json_pack("{s:I, s:I, s:s}", "refund",
+	    (json_int_t)ref->amount, "total", (json_int_t)ref->payment_amount,
+	    "currency", ref->currency);
+	doc = json_pack("{s:s, s:s}", "transaction_id", ref->txn_id,
+	    "out_refund_no", ref->refund_id);
+	if (amount == NULL || doc == NULL ||
+	    (why != NULL && json_object_set_new(doc, "reason",
+	    json_string(why)) != 0) ||
+	    (ctx->refund_notify_url[0] != '\0' && json_object_set_new(doc,
+	    "notify_url", json_string(ctx->refund_notify_url)) != 0) ||
+	    json_object_set(doc, "amount", amount) != 0) {
+		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
+		goto out;
+	}
+	len = json_dumpb(doc, (char *)out->body, sizeof(out->body),
+	    JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (len == 0 || len > sizeof(out->body)) {
+		rc = ph_fail(diag, PH_E_TOOBIG, "request body too long");
+		goto out;
+	}
+	out->body_len = len;
+	if ((rc = wx3_authorization(ctx, "POST", WX3_REFUND_PATH, cc->now,
+	    nonce, out->body, out->body_len, &auth, diag)) != PH_OK)
+		goto out;
+	memcpy(out->method, "POST", sizeof("POST"));
+	memcpy(out->path, WX3_REFUND_PATH, sizeof(WX3_REFUND_PATH));
+	memcpy(out->content_type, "application/json",
+	    sizeof("application/json"));
+	if ((rc = wx3_set_header(out, "Accept", "application/json")) !=
+	    PH_OK ||
+	    (rc = wx3_set_header(out, "Authorization", auth.data)) != PH_OK)
+		ph_fail(diag, rc, "request headers too long");
+out:
+	json_decref(amount);
+	json_decref(doc);
+	ph_buf_free(&auth);
+	return rc;
+}
+
+/* status of a v3 refund object and the event it becomes. */
+static const struct {
+	const char *name;
+	enum ph_event_kind kind;
+} wx3_refund_states[] = {
+	{ "SUCCESS", PH_EV_REFUND_SUCCEEDED },
+	{ "PROCESSING", PH_EV_PAYMENT_PENDING },
+	{ "CLOSED", PH_EV_REFUND_FAILED },
+	{ "ABNORMAL", PH_EV_REFUND_FAILED },
+	{ NULL, PH_EV__MAX },
+};
+
+/*
+ * The answer to a v3 refund.  200: the refund object, signed like every
+ * answer, which must be the refund asked for; its status decides.  An
+ * error answer is PH_E_PROVIDER, except a code no retry can change,
+ * which is REFUND_FAILED only when its signature checks.
+ */
+static int
+wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	char code[WX3_TEXT_MAX + 1], text[WX3_TEXT_MAX + 1];
+	char refund_id[PH_ID_MAX + 1];
+	const char *c = NULL, *m = NULL, *v;
+	json_t *doc = NULL;
+	int64_t n;
+	size_t i;
+	int rc;
+
+	if (in->status != 200) {
+		if (in->body != NULL && in->body_len > 0 &&
+		    ph_json_parse(in->body, in->body_len,
+		    &wx3_envelope_limits, &doc, NULL) == PH_OK) {
+			ph_json_opt_string(doc, "code", 64, &c, NULL, NULL);
+			ph_json_opt_string(doc, "message", 256, &m, NULL, NULL);
+		}
+		wx3_text(code, sizeof(code), c);
+		wx3_text(text, sizeof(text), m);
+		if (in->status >= 400 && in->status < 500 &&
+		    wx_in(c, wx3_refund_final)) {
+			if ((rc = wx3_verify(ctx->v3, in->headers, in->nheaders,
+			    in->body, in->body_len, in->now, "refund answer",
+			    diag)) == PH_OK)
+				rc = wx_refund_event(ref, PH_EV_REFUND_FAILED,
+				    NULL, c, ev, diag);
+			goto out;
+		}
+		rc = ph_fail(diag, PH_E_PROVIDER, "refund: HTTP %d, code %s: "
+		    "%s", in->status, code, text);
+		goto out;
+	}
+	if ((rc = wx3_verify(ctx->v3, in->headers, in->nheaders, in->body,
+	    in->body_len, in->now, "refund answer", diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_json_parse(in->body, in->body_len, &wx3_resource_limits,
+	    &doc, diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_json_get_string(doc, "out_refund_no", WX_REFUND_ID_MAX,
+	    &v, NULL, diag)) != PH_OK)
+		goto out;
+	if (strcmp(v, ref->refund_id) != 0) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund: out_refund_no is not "
+		    "the refund asked for");
+		goto out;
+	}
+	if (ph_json_lookup(doc, "transaction_id") != NULL &&
+	    (ph_json_get_string(doc, "transaction_id", WX_ID_MAX, &v, NULL,
+	    NULL) != PH_OK || strcmp(v, ref->txn_id) != 0)) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund: transaction_id is not "
+		    "the payment asked about");
+		goto out;
+	}
+	if ((rc = ph_json_get_amount(doc, "amount.refund", &n,
+	    diag)) != PH_OK)
+		goto out;
+	if (n != ref->amount) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund: amount.refund is not "
+		    "the amount asked for");
+		goto out;
+	}
+	if ((rc = ph_json_copy_token(doc, "refund_id", refund_id,
+	    sizeof(refund_id), WX3_ID_EXTRA, diag)) != PH_OK ||
+	    (rc = ph_json_get_string(doc, "status", 32, &v, NULL,
+	    diag)) != PH_OK)
+		goto out;
+	for (i = 0; wx3_refund_states[i].name != NULL; i++)
+		if (strcmp(v, wx3_refund_states[i].name) == 0)
+			break;
+	if (wx3_refund_states[i].name == NULL) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund: status unknown");
+		goto out;
+	}
+	if ((rc = wx_refund_event(ref, wx3_refund_states[i].kind, refund_id,
+	    wx3_refund_states[i].name, ev, diag)) != PH_OK)
+		goto out;
+	if (ph_json_opt_string(doc, "success_time", 40, &v, NULL,
+	    NULL) == PH_OK && v != NULL && wx3_time(v, &ev->occurred_at) !=
+	    PH_OK) {
+		rc = ph_fail(diag, PH_E_FIELD, "success_time: invalid");
+		goto out;
+	}
+out:
+	json_decref(doc);
+	return rc;
+}
+
+static int
+wx_refund_request(void *p, const struct ph_refund_ref *ref,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+	int rc;
+
+	if (ctx == NULL || cc == NULL || out == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(out, 0, sizeof(*out));
+	if ((rc = wx_refund_ref_ok(ref, diag)) != PH_OK)
+		return rc;
+	rc = ctx->api_version == 3 ?
+	    wx3_refund_request(ctx, ref, cc, out, diag) :
+	    wx_refund_request_v2(ctx, ref, cc, out, diag);
+	if (rc != PH_OK)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+static int
+wx_refund_response(void *p, const struct ph_refund_ref *ref,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+	int rc;
+
+	if (ctx == NULL || in == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	if ((rc = wx_refund_ref_ok(ref, diag)) != PH_OK)
+		return rc;
+	rc = ctx->api_version == 3 ?
+	    wx3_refund_response(ctx, ref, in, ev, diag) :
+	    wx_refund_response_v2(ctx, ref, in, ev, diag);
+	if (rc != PH_OK)
+		memset(ev, 0, sizeof(*ev));
+	return rc;
+}
+
+/* ---- Bills (对账单): the trade bill of v2 downloadbill and v3 tradebill -- */
+
+/*
+ * PROTOCOLS.md 1.9 and 2.8: a header line of Chinese column names (a
+ * UTF-8 BOM may precede it), data lines whose every field starts with a
+ * back-tick, a summary header and one summary line.  Columns are found
+ * by name, not position, so the classic layout, the 2018 settlement
+ * layout and the SUCCESS/REFUND bill types all read.  Data fields are
+ * split on ",`" (a field is a back-tick and its text, so a comma inside
+ * a product name does not split it).  Amounts are yuan, read into fen
+ * with ph_money_parse_decimal; times are Beijing time.  The summary's
+ * count and totals are checked at the end; a statement that stops
+ * before its summary is refused as truncated.
+ */
+
+#define WXB_COLS_MAX	64
+#define WXB_MAGIC	0x77786231u	/* "wxb1": the state was started */
+
+enum wxb_col {
+	WXB_TIME,		/* 交易时间 */
+	WXB_MCH,		/* 商户号 */
+	WXB_SUB_MCH,		/* 子商户号 / 特约商户号 */
+	WXB_TXN,		/* 微信订单号 */
+	WXB_ORDER,		/* 商户订单号 */
+	WXB_STATE,		/* 交易状态 */
+	WXB_CURRENCY,		/* 货币种类 */
+	WXB_REFUND_ID,		/* 微信退款单号 */
+	WXB_OUT_REFUND,		/* 商户退款单号 */
+	WXB_REFUND_STATUS,	/* 退款状态 */
+	/* Money columns, summed for the summary check. */
+	WXB_TOTAL,		/* 总金额 (classic) */
+	WXB_ORDER_AMOUNT,	/* 订单金额 (settlement layout) */
+	WXB_SETTLE,		/* 应结订单金额 */
+	WXB_REFUND_FEE,		/* 退款金额 */
+	WXB_REFUND_ASKED,	/* 申请退款金额 */
+	WXB__MAX
+};
+#define WXB_MONEY_FIRST	WXB_TOTAL
+
+static const struct {
+	const char *name;
+	enum wxb_col col;
+} wxb_cols[] = {
+	{ "交易时间", WXB_TIME },
+	{ "商户号", WXB_MCH },
+	{ "子商户号", WXB_SUB_MCH },
+	{ "特约商户号", WXB_SUB_MCH },
+	{ "微信订单号", WXB_TXN },
+	{ "商户订单号", WXB_ORDER },
+	{ "交易状态", WXB_STATE },
+	{ "货币种类", WXB_CURRENCY },
+	{ "微信退款单号", WXB_REFUND_ID },
+	{ "商户退款单号", WXB_OUT_REFUND },
+	{ "退款状态", WXB_REFUND_STATUS },
+	{ "总金额", WXB_TOTAL },
+	{ "订单金额", WXB_ORDER_AMOUNT },
+	{ "应结订单金额", WXB_SETTLE },
+	{ "退款金额", WXB_REFUND_FEE },
+	{ "申请退款金额", WXB_REFUND_ASKED },
+	{ NULL, WXB__MAX },
+};
+
+/* Summary columns: the count, and the total of which money column. */
+#define WXB_COUNT	WXB__MAX
+static const struct {
+	const char *name;
+	enum wxb_col col;		/* WXB_COUNT for the count */
+} wxb_sums[] = {
+	{ "总交易单数", WXB_COUNT },
+	{ "总交易额", WXB_TOTAL },
+	{ "订单总金额", WXB_ORDER_AMOUNT },
+	{ "应结订单总金额", WXB_SETTLE },
+	{ "总退款金额", WXB_REFUND_FEE },
+	{ "退款总金额", WXB_REFUND_FEE },
+	{ "申请退款总金额", WXB_REFUND_ASKED },
+	{ NULL, WXB__MAX },
+};
+
+enum wxb_phase {
+	WXB_HEADER,		/* nothing read yet */
+	WXB_ROWS,		/* data lines, until the summary header */
+	WXB_SUMMARY,		/* the summary line is next */
+	WXB_DONE,		/* only empty lines may follow */
+	WXB__PHASES
+};
+
+/* Kept in ph_statement.state between lines. */
+struct wxb_state {
+	uint32_t magic;
+	int phase;
+	int ncols;			/* columns of the header */
+	int nsum;			/* columns of the summary header */
+	int col[WXB__MAX];		/* index of each column, or -1 */
+	int sum[WXB__MAX + 1];		/* summary index of each total, -1 */
+	uint64_t rows;			/* data lines */
+	int64_t money[WXB__MAX];	/* sums of the money columns */
+	int64_t count;			/* the summary's 总交易单数 */
+	int64_t want[WXB__MAX];		/* the summary's totals */
+};
+
+_Static_assert(sizeof(struct wxb_state) <= PH_STATEMENT_STATE_MAX,
+    "the bill parser's state must fit in struct ph_statement");
+
+/* A field of a line: points into the line. */
+struct wxb_field {
+	const char *p;
+	size_t n;
+};
+
+/*
+ * Splits a header (sep ",") or a back-ticked line (sep ",`", the line
+ * starting with "`") into at most max fields; -1 when it has more or
+ * is not back-ticked.
+ */
+static int
+wxb_split(const char *line, size_t len, int ticked, struct wxb_field *f,
+    int max)
+{
+	size_t i, start;
+	int n = 0;
+
+	if (ticked) {
+		if (len == 0 || line[0] != '`')
+			return -1;
+		start = 1;
+	} else
+		start = 0;
+	for (i = start; i <= len; i++) {
+		if (i < len && !(line[i] == ',' && (!ticked ||
+		    (i + 1 < len && line[i + 1] == '`'))))
+			continue;
+		if (n == max)
+			return -1;
+		f[n].p = line + start;
+		f[n].n = i - start;
+		n++;
+		start = i + 1 + (ticked ? 1 : 0);
+		if (i < len && ticked)
+			i++;
+	}
+	return n;
+}
+
+static int
+wxb_is(const struct wxb_field *f, const char *s)
+{
+	return f->n == strlen(s) && memcmp(f->p, s, f->n) == 0;
+}
+
+/* A field copied as a NUL-terminated string (cap includes the NUL). */
+static int
+wxb_str(const struct wxb_field *f, char *dst, size_t cap)
+{
+	if (f->n >= cap)
+		return -1;
+	memcpy(dst, f->p, f->n);
+	dst[f->n] = '\0';
+	return memchr(dst, '\0', f->n) != NULL ? -1 : 0;
+}
+
+static int
+wxb_header(struct wxb_state *s, const char *line, size_t len,
+    uint64_t lineno, struct ph_diag *diag)
+{
+	struct wxb_field f[WXB_COLS_MAX];
+	int n, i, j;
+
+	/* An optional UTF-8 BOM before the first header only. */
+	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+		line += 3;
+		len -= 3;
+	}
+	if ((n = wxb_split(line, len, 0, f, WXB_COLS_MAX)) < 1)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a bill "
+		    "header (more than %d columns?)",
+		    (unsigned long long)lineno, WXB_COLS_MAX);
+	for (i = 0; i < WXB__MAX; i++)
+		s->col[i] = -1;
+	for (i = 0; i < n; i++)
+		for (j = 0; wxb_cols[j].name != NULL; j++) {
+			if (!wxb_is(&f[i], wxb_cols[j].name))
+				continue;
+			if (s->col[wxb_cols[j].col] != -1)
+				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
+				    "column %d repeats a column name",
+				    (unsigned long long)lineno, i + 1);
+			s->col[wxb_cols[j].col] = i;
+		}
+	if (s->col[WXB_TIME] < 0 || s->col[WXB_MCH] < 0 ||
+	    s->col[WXB_TXN] < 0 || s->col[WXB_ORDER] < 0 ||
+	    s->col[WXB_STATE] < 0 || s->col[WXB_CURRENCY] < 0 ||
+	    (s->col[WXB_TOTAL] < 0 && s->col[WXB_ORDER_AMOUNT] < 0))
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a WeChat "
+		    "Pay trade bill header (the columns of the time, merchant "
+		    "id, WeChat and merchant order numbers, trade state, "
+		    "currency and total or order amount are needed)",
+		    (unsigned long long)lineno);
+	s->ncols = n;
+	s->phase = WXB_ROWS;
+	return PH_OK;
+}
+
+static int
+wxb_summary_header(struct wxb_state *s, const char *line, size_t len,
+    uint64_t lineno, struct ph_diag *diag)
+{
+	struct wxb_field f[WXB_COLS_MAX];
+	int n, i, j, amounts = 0;
+
+	if ((n = wxb_split(line, len, 0, f, WXB_COLS_MAX)) < 1)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a summary "
+		    "header", (unsigned long long)lineno);
+	for (i = 0; i <= WXB__MAX; i++)
+		s->sum[i] = -1;
+	for (i = 0; i < n; i++)
+		for (j = 0; wxb_sums[j].name != NULL; j++) {
+			if (!wxb_is(&f[i], wxb_sums[j].name))
+				continue;
+			if (s->sum[wxb_sums[j].col] != -1)
+				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
+				    "summary column %d repeats a name",
+				    (unsigned long long)lineno, i + 1);
+			/* A total of a column the bill does not have
+			 * cannot be checked. */
+			if (wxb_sums[j].col != WXB_COUNT &&
+			    s->col[wxb_sums[j].col] < 0)
+				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
+				    "summary column %d totals a column the "
+				    "header lacks", (unsigned long long)lineno,
+				    i + 1);
+			s->sum[wxb_sums[j].col] = i;
+			if (wxb_sums[j].col == WXB_TOTAL ||
+			    wxb_sums[j].col == WXB_ORDER_AMOUNT ||
+			    wxb_sums[j].col == WXB_SETTLE)
+				amounts++;
+		}
+	if (s->sum[WXB_COUNT] < 0 || amounts == 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the summary "
+		    "header names no row count or no total of the payments",
+		    (unsigned long long)lineno);
+	s->nsum = n;
+	s->phase = WXB_SUMMARY;
+	return PH_OK;
+}
+
+static int
+wxb_summary(struct wxb_state *s, const char *line, size_t len,
+    uint64_t lineno, struct ph_diag *diag)
+{
+	struct wxb_field f[WXB_COLS_MAX];
+	int64_t v;
+	int n, i;
+
+	if ((n = wxb_split(line, len, 1, f, WXB_COLS_MAX)) != s->nsum)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the summary "
+		    "line has %d fields, its header %d",
+		    (unsigned long long)lineno, n, s->nsum);
+	for (i = 0; i <= WXB__MAX; i++) {
+		if (s->sum[i] < 0)
+			continue;
+		if (i == WXB_COUNT ? ph_money_parse_minor(f[s->sum[i]].p,
+		    f[s->sum[i]].n, &v) != PH_OK :
+		    ph_money_parse_decimal(f[s->sum[i]].p, f[s->sum[i]].n, 2,
+		    &v) != PH_OK)
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
+			    "summary field %d is not a number",
+			    (unsigned long long)lineno, s->sum[i] + 1);
+		/* Compared at the end with what was read. */
+		if (i == WXB_COUNT)
+			s->count = v;
+		else
+			s->want[i] = v;
+	}
+	s->phase = WXB_DONE;
+	return PH_OK;
+}
+
+/* Fills ev from a data line; ev->kind PH_EV_IGNORED for rows that are
+ * not facts. */
+static int
+wxb_row(const struct wx_ctx *ctx, struct wxb_state *s, const char *line,
+    size_t len, uint64_t lineno, struct ph_event *ev, struct ph_diag *diag)
+{
+	struct wxb_field f[WXB_COLS_MAX];
+	int64_t amount[WXB__MAX];
+	char state[32], buf[PH_ID_MAX + 1], text[WX_TEXT_MAX + 1];
+	const struct wxb_field *c;
+	int n, i, refund;
+
+	if ((n = wxb_split(line, len, 1, f, WXB_COLS_MAX)) != s->ncols)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %d fields, the "
+		    "header has %d", (unsigned long long)lineno, n, s->ncols);
+	/* Every money column, checked and summed on every row. */
+	for (i = WXB_MONEY_FIRST; i < WXB__MAX; i++) {
+		amount[i] = 0;
+		if (s->col[i] < 0)
+			continue;
+		c = &f[s->col[i]];
+		if (c->n > 0 && ph_money_parse_decimal(c->p, c->n, 2,
+		    &amount[i]) != PH_OK)
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: field "
+			    "%d is not an amount in yuan",
+			    (unsigned long long)lineno, s->col[i] + 1);
+		if (s->money[i] > INT64_MAX - amount[i])
+			return ph_fail(diag, PH_E_TOOBIG, "line %llu: the "
+			    "bill's totals overflow", (unsigned long long)lineno);
+		s->money[i] += amount[i];
+	}
+	s->rows++;
+
+	c = &f[s->col[WXB_MCH]];
+	if (wxb_str(c, buf, sizeof(buf)) != 0 || strcmp(buf, ctx->mch_id) != 0)
+		return ph_fail(diag, PH_E_MERCHANT, "line %llu: the merchant "
+		    "id is not this profile's mch_id %s", (unsigned long long)lineno,
+		    ctx->mch_id);
+	if (s->col[WXB_SUB_MCH] >= 0) {
+		c = &f[s->col[WXB_SUB_MCH]];
+		if (!(c->n == 0 || wxb_is(c, "0")))
+			return ph_fail(diag, PH_E_MERCHANT, "line %llu: a "
+			    "sub-merchant's row: service-provider mode is not "
+			    "supported", (unsigned long long)lineno);
+	}
+	if (wxb_str(&f[s->col[WXB_STATE]], state, sizeof(state)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the trade "
+		    "state is invalid", (unsigned long long)lineno);
+	if (strcmp(state, "SUCCESS") == 0)
+		refund = 0;
+	else if (strcmp(state, "REFUND") == 0)
+		refund = 1;
+	else if (strcmp(state, "REVOKED") == 0) {
+		/* A micropay revoked after payment: no money stayed. */
+		ev->kind = PH_EV_IGNORED;
+		return PH_OK;
+	} else {
+		wx_query_text(text, sizeof(text), state);
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: trade state "
+		    "%s is not SUCCESS, REFUND or REVOKED",
+		    (unsigned long long)lineno, text);
+	}
+
+	if (refund) {
+		if (s->col[WXB_REFUND_ID] < 0 || s->col[WXB_OUT_REFUND] < 0 ||
+		    s->col[WXB_REFUND_STATUS] < 0 ||
+		    (s->col[WXB_REFUND_FEE] < 0 &&
+		    s->col[WXB_REFUND_ASKED] < 0))
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: a "
+			    "refund in a bill without refund columns",
+			    (unsigned long long)lineno);
+		if (wxb_str(&f[s->col[WXB_REFUND_STATUS]], state,
+		    sizeof(state)) != 0)
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: the refund "
+			    "status is invalid", (unsigned long long)lineno);
+		if (strcmp(state, "PROCESSING") == 0 ||
+		    strcmp(state, "CHANGE") == 0 ||
+		    strcmp(state, "REFUNDCLOSE") == 0 ||
+		    strcmp(state, "FAIL") == 0) {
+			/* No money went back (yet). */
+			ev->kind = PH_EV_IGNORED;
+			return PH_OK;
+		}
+		if (strcmp(state, "SUCCESS") != 0) {
+			wx_query_text(text, sizeof(text), state);
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: refund "
+			    "status %s is unknown", (unsigned long long)lineno, text);
+		}
+		ev->kind = PH_EV_REFUND_SUCCEEDED;
+		ev->amount = s->col[WXB_REFUND_ASKED] >= 0 ?
+		    amount[WXB_REFUND_ASKED] : amount[WXB_REFUND_FEE];
+		c = &f[s->col[s->col[WXB_REFUND_ASKED] >= 0 ?
+		    WXB_REFUND_ASKED : WXB_REFUND_FEE]];
+	} else {
+		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
+		ev->amount = s->col[WXB_TOTAL] >= 0 ? amount[WXB_TOTAL] :
+		    amount[WXB_ORDER_AMOUNT];
+		c = &f[s->col[s->col[WXB_TOTAL] >= 0 ? WXB_TOTAL :
+		    WXB_ORDER_AMOUNT]];
+	}
+	if (c->n == 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the amount "
+		    "(field %d) is empty", (unsigned long long)lineno,
+		    (int)(c - f) + 1);
+
+	/* The identifiers, as the notification of the same fact has them. */
+	if (wxb_str(&f[s->col[WXB_ORDER]], buf, sizeof(buf)) != 0 ||
+	    !ph_token_valid(buf, strlen(buf), WX_ID_MAX, WX_ORDER_EXTRA))
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the merchant "
+		    "order number is not a valid out_trade_no", (unsigned long long)lineno);
+	memcpy(ev->order_id, buf, strlen(buf) + 1);
+	if (wxb_str(&f[s->col[WXB_TXN]], buf, sizeof(buf)) != 0 ||
+	    !ph_token_valid(buf, strlen(buf), WX_ID_MAX, NULL))
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the WeChat "
+		    "order number is not a valid transaction_id", (unsigned long long)lineno);
+	memcpy(ev->txn_id, buf, strlen(buf) + 1);
+	if (wxb_str(&f[s->col[WXB_CURRENCY]], buf, sizeof(buf)) != 0 ||
+	    !ph_currency_valid(buf))
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the currency "
+		    "is not a currency code", (unsigned long long)lineno);
+	memcpy(ev->currency, buf, 4);
+	c = &f[s->col[WXB_TIME]];
+	if (wxb_str(c, buf, sizeof(buf)) != 0 ||
+	    wx_time_dashed(buf, strlen(buf), &ev->occurred_at) != PH_OK)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the time is "
+		    "not yyyy-MM-dd HH:mm:ss", (unsigned long long)lineno);
+	if (refund) {
+		if (wxb_str(&f[s->col[WXB_REFUND_ID]], buf, sizeof(buf)) != 0 ||
+		    !ph_token_valid(buf, strlen(buf), WX_ID_MAX, NULL))
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: the WeChat "
+			    "refund number is invalid", (unsigned long long)lineno);
+		memcpy(ev->refund_id, buf, strlen(buf) + 1);
+		if (wxb_str(&f[s->col[WXB_OUT_REFUND]], buf, sizeof(buf)) !=
+		    0 || !ph_token_valid(buf, strlen(buf), WX_REFUND_ID_MAX,
+		    WX3_REFUND_EXTRA))
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: the merchant "
+			    "refund number is invalid", (unsigned long long)lineno);
+		memcpy(ev->merchant_refund_id, buf, strlen(buf) + 1);
+		snprintf(ev->dedup_key, sizeof(ev->dedup_key),
+		    "refund:%s:SUCCESS", ev->refund_id);
+	} else
+		/* The key of the payment's notification and query. */
+		snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
+		    ev->txn_id);
+	return PH_OK;
+}
+
+/* The end: the summary must have been read and must agree. */
+static int
+wxb_end(const struct wxb_state *s, const struct ph_statement *st,
+    struct ph_diag *diag)
+{
+	static const char *const names[WXB__MAX] = {
+		[WXB_TOTAL] = "total amount",
+		[WXB_ORDER_AMOUNT] = "order amount",
+		[WXB_SETTLE] = "settlement amount",
+		[WXB_REFUND_FEE] = "refund amount",
+		[WXB_REFUND_ASKED] = "requested refund amount",
+	};
+	int i;
+
+	if (s->phase != WXB_DONE)
+		return ph_fail(diag, PH_E_MALFORMED, "the bill ends after line "
+		    "%llu without its summary (truncated?)",
+		    (unsigned long long)(st->line));
+	if (s->count < 0 || (uint64_t)s->count != s->rows)
+		return ph_fail(diag, PH_E_MALFORMED, "summary: the row count "
+		    "says %lld rows, the bill has %llu", (long long)s->count,
+		    (unsigned long long)s->rows);
+	for (i = WXB_MONEY_FIRST; i < WXB__MAX; i++)
+		if (s->sum[i] >= 0 && s->money[i] != s->want[i])
+			return ph_fail(diag, PH_E_MALFORMED, "summary: the total "
+			    "of %s is %lld fen, the rows add up to %lld",
+			    names[i], (long long)s->want[i],
+			    (long long)s->money[i]);
+	return PH_OK;
+}
+
+static int
+wx_statement_line(void *p, struct ph_statement *st, const char *line,
+    size_t len, struct ph_event *ev, struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+	struct wxb_state s;
+	int rc = PH_OK;
+
+	if (ctx == NULL || st == NULL || ev == NULL ||
+	    (line == NULL && len != 0))
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = PH_EV_IGNORED;
+	memcpy(&s, st->state, sizeof(s));
+	if (s.magic != WXB_MAGIC) {
+		memset(&s, 0, sizeof(s));
+		s.magic = WXB_MAGIC;
+		s.phase = WXB_HEADER;
+	}
+	if (line == NULL) {
+		if (s.phase == WXB_HEADER)
+			return ph_fail(diag, PH_E_MALFORMED, "the bill is "
+			    "empty");
+		return wxb_end(&s, st, diag);
+	}
+	/* Lines come without their terminator; a stray CR is one. */
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (memchr(line, '\0', len) != NULL)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: a NUL byte",
+		    (unsigned long long)st->line);
+	switch (s.phase) {
+	case WXB_HEADER:
+		rc = wxb_header(&s, line, len, st->line, diag);
+		break;
+	case WXB_ROWS:
+		if (len > 0 && line[0] == '`')
+			rc = wxb_row(ctx, &s, line, len, st->line, ev, diag);
+		else if (len > 0)
+			rc = wxb_summary_header(&s, line, len, st->line, diag);
+		else
+			rc = ph_fail(diag, PH_E_MALFORMED, "line %llu: an empty "
+			    "line among the rows", (unsigned long long)st->line);
+		break;
+	case WXB_SUMMARY:
+		rc = wxb_summary(&s, line, len, st->line, diag);
+		break;
+	default:
+		if (len > 0)
+			rc = ph_fail(diag, PH_E_MALFORMED, "line %llu: text "
+			    "after the summary", (unsigned long long)st->line);
+		break;
+	}
+	if (rc != PH_OK) {
+		memset(ev, 0, sizeof(*ev));
+		return rc;
+	}
+	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED ||
+	    ev->kind == PH_EV_REFUND_SUCCEEDED) {
+		st->facts++;
+		st->total += ev->amount;
+	}
+	memcpy(st->state, &s, sizeof(s));
+	return PH_OK;
+}
+
 /* ---- The table: one entry per call, dispatched on api_version ----------- */
 
 static int
@@ -2517,9 +3839,12 @@ wx_notify_hint(void *p, const struct ph_request *req,
 }
 
 PH_PROVIDER_DEFINE_HINT("wechat",
-    "WeChat Pay API v2 and v3 notifications and order query; v2 close",
-    PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE, wx_conf_keys,
+    "WeChat Pay API v2 and v3 notifications, order query, refunds and "
+    "trade bills; v2 close",
+    PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE | PH_CAP_REFUND |
+    PH_CAP_STATEMENT, wx_conf_keys,
     wx_profile_new, wx_profile_free, wx_parse_notify, wx_ack,
     wx_dispatch_query_request, wx_dispatch_query_response,
-    wx_dispatch_close_request, wx_dispatch_close_response, NULL, NULL,
-    NULL, wx_notify_hint)
+    wx_dispatch_close_request, wx_dispatch_close_response,
+    wx_refund_request, wx_refund_response, wx_statement_line,
+    wx_notify_hint)
