@@ -414,13 +414,24 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		return rc;
 	}
 	if (err != PH_OK || ev->kind == PH_EV_PAYMENT_PENDING) {
-		/* Not settled: note why, let the lease go, try later. */
-		if (err == PH_OK)
+		/*
+		 * Not settled by this answer: note why, let the lease go, try
+		 * later.  A refund notification may have settled the item
+		 * while the answer was on its way: that state stays.
+		 */
+		const char *st = ledger_str(r, "state");
+		int settled = strcmp(st, "SUCCEEDED") == 0 ||
+		    strcmp(st, "FAILED") == 0;
+
+		if (err == PH_OK && !settled)
 			json_object_set_new(r, "state",
 			    json_string("PROCESSING"));
-		json_object_set_new(r, "last_error", err != PH_OK ?
-		    json_string(message) : json_null());
-		json_object_set_new(r, "updated_at", json_integer(now));
+		if (!settled) {
+			json_object_set_new(r, "last_error", err != PH_OK ?
+			    json_string(message) : json_null());
+			json_object_set_new(r, "updated_at",
+			    json_integer(now));
+		}
 		if (strcmp(ledger_str(r, "lease_owner"), token) == 0) {
 			json_object_del(r, "lease_until");
 			json_object_del(r, "lease_owner");

@@ -402,6 +402,66 @@ test_events_paging(struct store *s)
 	json_decref(arr);
 }
 
+/*
+ * A refund notification can settle a work item while the runner still
+ * waits for the provider's answer to the refund call; that answer
+ * ("accepted, result later") must not take the item back to PROCESSING.
+ */
+static void
+test_refund_race(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev, pending;
+	struct ph_diag d;
+	json_t *item = NULL, *leased = NULL, *o = NULL;
+	uint64_t seq;
+	char id[24];
+
+	create(s, "RR1", 500, "CNY");
+	ev = ev_pay("RR1", "TXNRR1", 500, "CNY");
+	apply(s, &ev, &r);
+	memset(&d, 0, sizeof(d));
+	is_int(ledger_request_refund(s, "RR1", 200, "test", 1700000200, &item,
+	    &d), PH_OK, "race: refund of 200 requested");
+	seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
+	snprintf(id, sizeof(id), "%s",
+	    json_string_value(json_object_get(item, "refund_id")));
+	json_decref(item);
+	is_int(ledger_refund_lease(s, seq, 1700000201, 60, "runner", &leased),
+	    PH_OK, "race: the runner leases it");
+	json_decref(leased);
+
+	/* The notification first. */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PH_EV_REFUND_SUCCEEDED;
+	snprintf(ev.order_id, sizeof(ev.order_id), "RR1");
+	snprintf(ev.txn_id, sizeof(ev.txn_id), "TXNRR1");
+	snprintf(ev.refund_id, sizeof(ev.refund_id), "50000001");
+	snprintf(ev.merchant_refund_id, sizeof(ev.merchant_refund_id), "%s",
+	    id);
+	ev.amount = 200;
+	snprintf(ev.currency, sizeof(ev.currency), "CNY");
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "refund:50000001:SUCCESS");
+	is_int(apply(s, &ev, &r), PH_OK, "race: the refund notification "
+	    "applies");
+	/* Then the answer to the call. */
+	pending = ev;
+	pending.kind = PH_EV_PAYMENT_PENDING;
+	is_int(ledger_refund_result(s, seq, "runner", PH_OK, "", &pending,
+	    1700000202, &r), PH_OK, "race: the late 'accepted' answer is "
+	    "recorded");
+	ok(ledger_refunds_list(s, seq - 1, 1, &item) == PH_OK &&
+	    json_array_size(item) == 1 && strcmp(json_string_value(
+	    json_object_get(json_array_get(item, 0), "state")), "SUCCEEDED") ==
+	    0, "race: the refund stays SUCCEEDED");
+	json_decref(item);
+	ok(ledger_get_order(s, "RR1", &o) == PH_OK &&
+	    json_integer_value(json_object_get(o, "refunded")) == 200 &&
+	    strcmp(json_string_value(json_object_get(o, "state")), "PAID") ==
+	    0, "race: the order shows 200 refunded, PAID");
+	json_decref(o);
+}
+
 static void
 test_map_full(void)
 {
@@ -468,6 +528,7 @@ main(void)
 	test_schedule();
 	test_sweeper_side(s);
 	test_events_paging(s);
+	test_refund_race(s);
 	store_close(s);
 
 	/* Committed means durable: a new environment sees everything. */
