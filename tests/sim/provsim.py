@@ -88,9 +88,51 @@ GET  /_sim/stats      {"total": {"query": n, "close": n},
     Every request to the query/close API is counted, whatever the mode
     and whether or not its signature checks.
 
+GET  /_sim/statement?profile=P&date=YYYY-MM-DD[&bom=1][&eol=lf]
+                      the provider's statement of that (Beijing) day, as
+    the provider would hand it over: for wechat the trade bill of
+    downloadbill (bill_type ALL, classic layout, PROTOCOLS.md 1.9), text
+    with every field back-ticked, CRLF line ends (eol=lf: LF), a UTF-8
+    BOM first when bom=1.  Rows: every successful payment whose time_end
+    is on that day (a double payment is two rows; payments whose
+    notifications were dropped are there like any other) and every
+    refund made on that day (交易状态 REFUND, 总金额 0.00, the refund's
+    amount, ids and status); then the summary (count, totals).
+POST /_sim/alter      {"txn_id", "amount"?: fen, "omit"?: bool}
+                      -> {"txn_id", "amount", "omit"}
+    A discrepancy for reconciliation tests: the statement shows another
+    amount for that payment, or (omit) leaves it out.  The ledger, the
+    notifications and the query answers are not changed.
+POST /_sim/refund_mode {"api"?: "ok"|"down"|"hangup"|"garbage"|"slow",
+                       "error"?: an err_code or "", "status"?: "SUCCESS"|
+                       "CHANGE"|"REFUNDCLOSE", "notify"?: "ok"|"drop"}
+                      -> the refund modes
+    api: as the query modes, for the refund API; error: every new refund
+    is answered result_code FAIL with this err_code (signed) and nothing
+    is refunded; status: the refund_status of refunds made from now on;
+    notify drop: refund notifications are lost.  The notify pause of
+    /_sim/mode holds refund notifications too.  /_sim/reset sets them
+    back to ok, "", SUCCESS, ok.
+GET  /_sim/refunds    {"refunds": {out_refund_no: {"refund_id", "txn_id",
+                       "order_id", "amount", "status", "success_time",
+                       "calls"}}}
+/_sim/stats also carries "refunds": {"calls": n, "made": n, "by_id":
+    {out_refund_no: {"calls": n, "refunds": n}}}: every request to the
+    refund API (whatever the mode), and the refunds actually made per
+    out_refund_no, which is never more than 1.
+
 Provider API (WeChat Pay v2):
 POST /pay/orderquery, POST /pay/closeorder: XML in, XML out, every answer
 signed with the profile's key (see WeChatV2).
+POST /secapi/pay/refund: a refund of a payment (by transaction_id, else
+the order's first payment), recorded under out_refund_no: the same
+out_refund_no again never refunds twice, it is answered with the refund
+already made.  Refunding more than what is left of the payment is
+err_code ERROR.  Each refund made is notified (the refund result
+notification, req_info encrypted with AES-256-ECB under md5(key), no
+sign) to the profile's notify_url on the payment schedule.  The simulator
+speaks plain HTTP, so the client certificate WeChat requires here is not
+checked.
 
 Provider API (UnionPay, "provider": "unionpay"):
 POST /gateway/api/queryTrans.do (no close: UnionPay has none).
@@ -126,6 +168,7 @@ import os
 import re
 import signal
 import socketserver
+import subprocess
 import sys
 import threading
 import time
@@ -241,7 +284,8 @@ class WeChatV2(Provider):
     # 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h: 16 sends.
     retry_gaps = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600,
                   10800, 10800, 10800, 21600, 21600)
-    api_routes = {'/pay/orderquery': 'query', '/pay/closeorder': 'close'}
+    api_routes = {'/pay/orderquery': 'query', '/pay/closeorder': 'close',
+                  '/secapi/pay/refund': 'refund'}
     SIGN_TYPES = ('MD5', 'HMAC-SHA256')
 
     @classmethod
@@ -370,7 +414,10 @@ class WeChatV2(Provider):
     @classmethod
     def answer(cls, sim, kind, method, body):
         """Answers /pay/orderquery (kind 'query') or /pay/closeorder
-        ('close'): (HTTP status, body bytes)."""
+        ('close'), and /secapi/pay/refund ('refund', answer_refund):
+        (HTTP status, body bytes)."""
+        if kind == 'refund':
+            return cls.answer_refund(sim, method, body)
         if method != 'POST':
             return 200, cls.fail_xml('REQUIRE_POST_METHOD')
         try:
@@ -452,6 +499,216 @@ class WeChatV2(Provider):
                     ('out_trade_no', order['order_id']),
                     ('trade_state', state),
                     ('trade_state_desc', desc.get(state, state))]
+
+    # -- refunds (PROTOCOLS.md 1.8) ---------------------------------------
+    def new_refund_id(self):
+        return '5000' + ''.join('%d' % (b % 10) for b in os.urandom(25))
+
+    def req_info(self, plain):
+        """base64(AES-256-ECB(PKCS#7(plain))) under the 32 ASCII bytes of
+        lower-hex md5(APIv2 key)."""
+        key = hashlib.md5(self.conf['key'].encode('utf-8')).hexdigest()
+        try:
+            from cryptography.hazmat.primitives.ciphers import (
+                Cipher, algorithms, modes)
+            pad = 16 - len(plain) % 16
+            enc = Cipher(algorithms.AES(key.encode()), modes.ECB()).encryptor()
+            ct = enc.update(plain + bytes([pad]) * pad) + enc.finalize()
+        except ImportError:
+            ct = subprocess.run(['openssl', 'enc', '-aes-256-ecb', '-K',
+                                 key.encode().hex()], input=plain,
+                                stdout=subprocess.PIPE, check=True).stdout
+        return base64.b64encode(ct).decode('ascii')
+
+    def refund_notification(self, order, refund):
+        """The refund result notification: unsigned outer XML, the facts
+        in req_info."""
+        inner = [('out_refund_no', refund['out_refund_no']),
+                 ('out_trade_no', order['order_id']),
+                 ('refund_account', 'REFUND_SOURCE_RECHARGE_FUNDS'),
+                 ('refund_fee', str(refund['amount'])),
+                 ('refund_id', refund['refund_id']),
+                 ('refund_recv_accout', '支付用户零钱'),
+                 ('refund_request_source', 'API'),
+                 ('refund_status', refund['status']),
+                 ('settlement_refund_fee', str(refund['amount'])),
+                 ('settlement_total_fee', str(refund['total_fee'])),
+                 ('total_fee', str(refund['total_fee'])),
+                 ('transaction_id', refund['txn_id'])]
+        if refund['status'] == 'SUCCESS':
+            inner.append(('success_time', refund['success_time']))
+        plain = self.render(inner).replace(b'<xml>', b'<root>', 1)
+        plain = plain[:-len(b'</xml>')] + b'</root>'
+        f = [('return_code', 'SUCCESS'),
+             ('appid', self.conf['appid']),
+             ('mch_id', self.conf['mch_id']),
+             ('nonce_str', self.nonce()),
+             ('req_info', self.req_info(plain))]
+        return 'text/xml', self.render(f)
+
+    @classmethod
+    def answer_refund(cls, sim, method, body):
+        """Answers /secapi/pay/refund: (HTTP status, body bytes)."""
+        if method != 'POST':
+            return 200, cls.fail_xml('REQUIRE_POST_METHOD')
+        try:
+            fields = cls.parse(body)
+        except (ValueError, ET.ParseError):
+            return 200, cls.fail_xml('XML_FORMAT_ERROR')
+        req = dict(fields)
+        prof = sim.find_profile(cls.name, appid=req.get('appid'),
+                                mch_id=req.get('mch_id'))
+        if prof is None:
+            return 200, cls.fail_xml('appid and mch_id do not match')
+        claimed = req.get('sign_type') or 'MD5'
+        alg = claimed if claimed in cls.SIGN_TYPES else prof.sign_type
+        head = [('return_code', 'SUCCESS'), ('return_msg', 'OK'),
+                ('appid', prof.conf['appid']),
+                ('mch_id', prof.conf['mch_id']),
+                ('nonce_str', prof.nonce())]
+
+        def reply(fields2):
+            return 200, cls.render(prof.signed(head + fields2, alg))
+
+        def error(code, des):
+            return reply([('result_code', 'FAIL'), ('err_code', code),
+                          ('err_code_des', des)])
+
+        want = req.get('sign', '')
+        good = (claimed in cls.SIGN_TYPES and want != '' and
+                hmac.compare_digest(
+                    cls.sign(fields, prof.conf['key'], claimed).encode(),
+                    want.upper().encode()))
+        if not good:
+            return error('SIGNERROR', '签名错误')
+        no = req.get('out_refund_no', '')
+        if not re.fullmatch(r'[0-9A-Za-z_|*@-]{1,64}', no):
+            return error('PARAM_ERROR', 'out_refund_no')
+        try:
+            total, fee = int(req.get('total_fee', '')), \
+                int(req.get('refund_fee', ''))
+        except ValueError:
+            return error('PARAM_ERROR', 'total_fee and refund_fee')
+        txn, oid = req.get('transaction_id', ''), req.get('out_trade_no', '')
+        with sim.lock:
+            order = sim.order_by_txn(txn) if txn else sim.orders.get(oid)
+            if order is None or order['profile'] != prof.profile or \
+                    not order['payments']:
+                return error('ORDERNOTEXIST', '订单不存在')
+            pay = next((p for p in order['payments'] if p['txn_id'] == txn),
+                       order['payments'][0])
+            old = sim.refunds.get(no)
+            if old is not None:
+                # The same out_refund_no: the refund already made, never a
+                # second one.
+                old['calls'] += 1
+                sim.refund_stats['by_id'][no]['calls'] += 1
+                if old['txn_id'] != pay['txn_id'] or old['amount'] != fee:
+                    return error('INVALID_REQUEST',
+                                 '同一退款单号参数不一致')
+                sim.log('refund %s again: already made (%s)'
+                        % (no, old['refund_id']))
+                refund = old
+            else:
+                sim.refund_stats['by_id'].setdefault(
+                    no, {'calls': 0, 'refunds': 0})['calls'] += 1
+                if sim.refund_modes['error']:
+                    return error(sim.refund_modes['error'],
+                                 'refused by the simulator')
+                if total != pay['amount']:
+                    return error('PARAM_ERROR', '订单金额不一致')
+                done = sum(r['amount'] for r in sim.refunds.values()
+                           if r['txn_id'] == pay['txn_id'])
+                if fee <= 0 or fee > pay['amount'] - done:
+                    return error('ERROR', '累计退款金额大于支付金额')
+                refund = {'out_refund_no': no,
+                          'refund_id': prof.new_refund_id(),
+                          'txn_id': pay['txn_id'],
+                          'order_id': order['order_id'],
+                          'profile': prof.profile, 'amount': fee,
+                          'total_fee': pay['amount'],
+                          'status': sim.refund_modes['status'],
+                          'success_time': datetime.datetime.now(
+                              datetime.timezone(datetime.timedelta(hours=8)))
+                          .strftime('%Y-%m-%d %H:%M:%S'),
+                          'calls': 1}
+                sim.refunds[no] = refund
+                sim.refund_stats['made'] += 1
+                sim.refund_stats['by_id'][no]['refunds'] += 1
+                sim.log('refund %s of txn %s: %d fen, %s (%s)'
+                        % (no, pay['txn_id'], fee, refund['status'],
+                           refund['refund_id']))
+                sim.notify_refund(prof, order, pay, refund)
+            return reply([('result_code', 'SUCCESS'),
+                          ('transaction_id', refund['txn_id']),
+                          ('out_trade_no', order['order_id']),
+                          ('out_refund_no', no),
+                          ('refund_id', refund['refund_id']),
+                          ('refund_channel', ''),
+                          ('refund_fee', str(refund['amount'])),
+                          ('coupon_refund_fee', '0'),
+                          ('total_fee', str(refund['total_fee'])),
+                          ('cash_fee', str(refund['total_fee'])),
+                          ('coupon_refund_count', '0'),
+                          ('cash_refund_fee', str(refund['amount']))])
+
+    # -- the trade bill (PROTOCOLS.md 1.9) ----------------------------------
+    BILL_HEADER = ('交易时间,公众账号ID,商户号,子商户号,设备号,微信订单号,'
+                   '商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,'
+                   '总金额,代金券或立减优惠金额,微信退款单号,商户退款单号,'
+                   '退款金额,代金券或立减优惠退款金额,退款类型,退款状态,'
+                   '商品名称,商户数据包,手续费,费率')
+    BILL_SUMMARY = ('总交易单数,总交易额,总退款金额,总代金券或立减优惠退款金额,'
+                    '手续费总金额')
+
+    @staticmethod
+    def yuan(fen):
+        return '%d.%02d' % (fen // 100, fen % 100)
+
+    def statement(self, sim, day, eol='\r\n', bom=False):
+        """The ALL trade bill of day (yyyyMMdd, Beijing) as text."""
+        rows = []
+        dashed = '%s-%s-%s' % (day[:4], day[4:6], day[6:])
+        with sim.lock:
+            for o in sim.orders.values():
+                if o['profile'] != self.profile:
+                    continue
+                for p in o['payments']:
+                    if p['time_end'][:8] != day or p.get('omit'):
+                        continue
+                    t = p['time_end']
+                    when = '%s-%s-%s %s:%s:%s' % (t[:4], t[4:6], t[6:8],
+                                                  t[8:10], t[10:12], t[12:])
+                    amount = p.get('statement_amount', p['amount'])
+                    rows.append((when, [
+                        when, self.conf['appid'], self.conf['mch_id'], '0',
+                        '', p['txn_id'], o['order_id'],
+                        'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'SUCCESS',
+                        'CFT', p['currency'], self.yuan(amount), '0.00', '0',
+                        '0', '0.00', '0.00', '', '', '商品', '', '0.00',
+                        '0.60%'], amount, 0))
+            for r in sim.refunds.values():
+                if r['profile'] != self.profile or \
+                        r['success_time'][:10] != dashed:
+                    continue
+                o = sim.orders[r['order_id']]
+                rows.append((r['success_time'], [
+                    r['success_time'], self.conf['appid'],
+                    self.conf['mch_id'], '0', '', r['txn_id'], o['order_id'],
+                    'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'REFUND', 'CFT',
+                    o['currency'], '0.00', '0.00', r['refund_id'],
+                    r['out_refund_no'], self.yuan(r['amount']), '0.00',
+                    'ORIGINAL', r['status'], '商品', '', '0.00', '0.60%'],
+                    0, r['amount']))
+        rows.sort(key=lambda r: r[0])
+        lines = [('\ufeff' if bom else '') + self.BILL_HEADER]
+        lines += [','.join('`' + v for v in r[1]) for r in rows]
+        lines.append(self.BILL_SUMMARY)
+        lines.append(','.join('`' + v for v in (
+            str(len(rows)), self.yuan(sum(r[2] for r in rows)),
+            self.yuan(sum(r[3] for r in rows)), '0.00', '0.00')))
+        return (eol.join(lines) + eol).encode('utf-8')
+
 
 
 # ---------------------------------------------------------------------------
@@ -1349,6 +1606,10 @@ class Sim:
             self.stats = {'total': {'query': 0, 'close': 0}, 'by_order': {}}
             self.modes = {'query': 'ok', 'close': 'ok', 'notify': 'ok'}
             self.slow_s = 10.0
+            self.refunds = {}       # out_refund_no -> refund
+            self.refund_stats = {'calls': 0, 'made': 0, 'by_id': {}}
+            self.refund_modes = {'api': 'ok', 'error': '',
+                                 'status': 'SUCCESS', 'notify': 'ok'}
             self.cv.notify_all()
 
     # -- logging ------------------------------------------------------------
@@ -1447,6 +1708,15 @@ class Sim:
         threading.Thread(target=self._run_job, args=(job, gen),
                          daemon=True).start()
         return txn
+
+    def notify_refund(self, prov, order, payment, refund):
+        """Schedules the notification of a refund made (lock held)."""
+        opts = {'drop_all': self.refund_modes['notify'] == 'drop'}
+        job = Job(prov, order['order_id'], payment, 'REFUND', opts,
+                  time.monotonic())
+        job.content_type, job.body = prov.refund_notification(order, refund)
+        threading.Thread(target=self._run_job, args=(job, self.generation),
+                         daemon=True).start()
 
     # -- notification delivery -------------------------------------------------
     def _wait_until(self, when, gen):
@@ -1620,6 +1890,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         try:
             body = self._read_body()
+            if url.path == '/_sim/statement' and method == 'GET':
+                self._send(200, statement(sim, url), 'text/plain; '
+                           'charset=utf-8')
+                return
             if url.path.startswith('/_sim/'):
                 status, obj = control(sim, method, url, body)
                 self._json(status, obj)
@@ -1639,9 +1913,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _provider_api(self, sim, cls, kind, req):
         order_id = cls.api_order(kind, req)
-        sim.count(kind, order_id)
-        with sim.lock:
-            mode, slow = sim.modes[kind], sim.slow_s
+        if kind == 'refund':
+            # Counted and moded apart, so the query/close stats and
+            # modes keep their shape.
+            with sim.lock:
+                sim.refund_stats['calls'] += 1
+                mode, slow = sim.refund_modes['api'], sim.slow_s
+        else:
+            sim.count(kind, order_id)
+            with sim.lock:
+                mode, slow = sim.modes[kind], sim.slow_s
         sim.log('%s %s (mode %s)' % (kind, order_id, mode))
         if mode == 'down':
             self._send(503, b'Service Unavailable\n', 'text/plain')
@@ -1656,6 +1937,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             time.sleep(slow)
         status, ctype, out, headers = cls.api_answer(sim, kind, req)
         self._send(status, out, ctype, headers)
+
+
+def statement(sim, url):
+    """GET /_sim/statement: the bill text, or SimError."""
+    q = urllib.parse.parse_qs(url.query)
+    prof = sim.profile((q.get('profile') or [''])[0])
+    date = (q.get('date') or [''])[0]
+    if not re.fullmatch(r'\d{4}-\d{2}-\d{2}', date):
+        raise SimError(400, 'date: YYYY-MM-DD is required')
+    if not hasattr(prof, 'statement'):
+        raise SimError(400, 'provider %s writes no statements' % prof.name)
+    eol = '\n' if (q.get('eol') or [''])[0] == 'lf' else '\r\n'
+    return prof.statement(sim, date.replace('-', ''), eol=eol,
+                          bom=(q.get('bom') or [''])[0] == '1')
 
 
 def _json_body(body):
@@ -1724,8 +2019,15 @@ def control(sim, method, url, body):
                     if key in query:
                         out = [d for d in out if d[key] == query[key][0]]
                 return 200, sorted(out, key=lambda d: d['at'])
+            if route == '/_sim/refunds':
+                return 200, {'refunds': {
+                    no: {k: r[k] for k in ('refund_id', 'txn_id', 'order_id',
+                                           'amount', 'status',
+                                           'success_time', 'calls')}
+                    for no, r in sim.refunds.items()}}
             if route == '/_sim/stats':
                 st = json.loads(json.dumps(sim.stats))
+                st['refunds'] = json.loads(json.dumps(sim.refund_stats))
                 st['notifications'] = {
                     'sent': sum(1 for d in sim.deliveries
                                 if not d['dropped']),
@@ -1795,6 +2097,40 @@ def control(sim, method, url, body):
             sim.cv.notify_all()
             sim.log('mode %s' % json.dumps(sim.modes, sort_keys=True))
             return 200, dict(sim.modes, slow_s=sim.slow_s)
+    if route == '/_sim/alter':
+        txn = _str(req, 'txn_id')
+        with sim.lock:
+            order = sim.order_by_txn(txn)
+            if order is None:
+                raise SimError(404, 'no payment %s' % txn)
+            pay = next(p for p in order['payments'] if p['txn_id'] == txn)
+            if 'amount' in req:
+                pay['statement_amount'] = _amount(req)
+            if 'omit' in req:
+                if not isinstance(req['omit'], bool):
+                    raise SimError(400, 'omit: true or false')
+                pay['omit'] = req['omit']
+            sim.log('alter %s: %s' % (txn, json.dumps(req, sort_keys=True)))
+            return 200, {'txn_id': txn,
+                         'amount': pay.get('statement_amount', pay['amount']),
+                         'omit': bool(pay.get('omit'))}
+    if route == '/_sim/refund_mode':
+        allowed = {'api': ('ok', 'down', 'hangup', 'garbage', 'slow'),
+                   'status': ('SUCCESS', 'CHANGE', 'REFUNDCLOSE'),
+                   'notify': ('ok', 'drop')}
+        for k, v in req.items():
+            if k == 'error':
+                if not isinstance(v, str) or not re.fullmatch(
+                        r'[A-Z_]{0,32}', v):
+                    raise SimError(400, 'error: an err_code or ""')
+            elif k not in allowed or v not in allowed[k]:
+                raise SimError(400, 'refund mode %s=%r: known are %s'
+                               % (k, v, json.dumps(allowed)))
+        with sim.lock:
+            sim.refund_modes.update(req)
+            sim.log('refund mode %s' % json.dumps(sim.refund_modes,
+                                                   sort_keys=True))
+            return 200, dict(sim.refund_modes)
     if route == '/_sim/profile':
         try:
             sim.add_profile(req)
@@ -1811,6 +2147,9 @@ def control(sim, method, url, body):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Tests drive it from many threads at once: the default backlog of 5
+    # resets connections.
+    request_queue_size = 128
 
 
 def main(argv=None):
