@@ -13,6 +13,11 @@ into a temporary root), and then, with the installed files only:
   lighttpd, with examples/lighttpd/payhook.conf, serve a signed WeChat Pay
   notification end to end: order created, notification acknowledged, the
   order PAID, `payhook order show` agrees;
+* as root, Debian's own Apache configuration (a copy of /etc/apache2,
+  moved to a free 127.0.0.1 port and private run and log folders) with the
+  installed snippet put in conf-available and enabled by `a2enmod fcgid`
+  and `a2enconf payhook`, exactly as README.md's Operating section says,
+  serves a notification too;
 * the sweeper's installed systemd unit runs: its ExecStart, as its User;
 * the template provider builds against payhook-dev with nothing but
   `cc -shared -fPIC template.c $(pkg-config --cflags --libs
@@ -221,6 +226,103 @@ def serve(tap, lay, kind):
     return inst
 
 
+class DebianApache(deployed._Base):
+    """apache2 with a copy of Debian's /etc/apache2 (apache2.conf,
+    envvars, the default site), the snippet enabled the Debian way."""
+
+    name = 'apache-debian'
+
+    def __init__(self, inst, snippet, tap):
+        deployed._Base.__init__(self, inst, snippet)
+        self.tap = tap
+        self.confdir = os.path.join(self.dir, 'apache2')
+
+    def write_conf(self):
+        if os.path.exists(self.confdir):
+            shutil.rmtree(self.confdir)
+        shutil.copytree('/etc/apache2', self.confdir, symlinks=True)
+        for sub in ('run', 'lock', 'log', 'fcgid'):
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        self.errorlog = os.path.join(self.dir, 'log', 'error.log')
+        with open(os.path.join(self.confdir, 'envvars'), 'a') as fh:
+            fh.write('export APACHE_RUN_DIR=%s/run\n'
+                     'export APACHE_PID_FILE=%s/run/apache2.pid\n'
+                     'export APACHE_LOCK_DIR=%s/lock\n'
+                     'export APACHE_LOG_DIR=%s/log\n'
+                     % ((self.dir,) * 4))
+        harness.write_file(os.path.join(self.confdir, 'ports.conf'),
+                           'Listen %s:%d\n' % (harness.HOST, self.port),
+                           mode=0o644)
+        site = os.path.join(self.confdir, 'sites-available',
+                            '000-default.conf')
+        with open(site) as fh:
+            text_ = fh.read()
+        harness.write_file(site, text_.replace('<VirtualHost *:80>',
+                                               '<VirtualHost *:%d>'
+                                               % self.port), mode=0o644)
+        with open(os.path.join(self.confdir, 'mods-available', 'fcgid.conf'),
+                  'a') as fh:
+            fh.write('FcgidIPCDir %s/fcgid\nFcgidProcessTableFile '
+                     '%s/fcgid/shm\n' % (self.dir, self.dir))
+        harness.write_file(os.path.join(self.confdir, 'conf-available',
+                                        'payhook.conf'), self.snippet,
+                           mode=0o644)
+        env = clean_env(APACHE_CONFDIR=self.confdir,
+                        APACHE_STATE_DIRECTORY=os.path.join(self.dir,
+                                                            'state'))
+        for cmd in (['a2enmod', '-q', 'fcgid'], ['a2enconf', '-q',
+                                                 'payhook']):
+            r = run(cmd, env=env)
+            if r.returncode != 0:
+                raise harness.StartError('%s: %s' % (' '.join(cmd),
+                                                     text(r)))
+        self.a2_ok = os.path.islink(os.path.join(self.confdir,
+                                                 'conf-enabled',
+                                                 'payhook.conf'))
+
+    def command(self):
+        return ['sh', '-c', '. "$APACHE_CONFDIR/envvars" && exec '
+                '/usr/sbin/apache2 -d "$APACHE_CONFDIR" -DFOREGROUND']
+
+    def start(self, timeout=30, health='/healthz'):
+        os.environ['APACHE_CONFDIR'] = self.confdir
+        try:
+            return deployed._Base.start(self, timeout, health)
+        finally:
+            os.environ.pop('APACHE_CONFDIR', None)
+
+
+def debian_apache(tap, lay):
+    """Debian's Apache layout, configured as README.md says."""
+    if not lay.installed or not os.path.isfile('/etc/apache2/apache2.conf') \
+            or shutil.which('a2enconf') is None:
+        deployed.skip(tap, "Debian's Apache layout: needs the installed "
+                      'package, /etc/apache2 and a2enconf')
+        return
+    inst = harness.Instance(tap, name='deb-a2',
+                            profiles={'wxshop': harness.PROFILES['wxshop']})
+    harness.write_file(inst.config, example_config(lay), mode=0o644)
+    snippet = deployed.render(os.path.join(lay.examples, 'apache',
+                                           'payhook.conf'),
+                              [('/etc/payhook/payhook.conf', inst.config)])
+    server = DebianApache(inst, snippet, tap)
+    inst.server = server
+    server.start()
+    tap.ok(server.a2_ok, "Debian's apache2.conf with the snippet enabled by "
+           'a2enmod fcgid and a2enconf payhook serves /healthz')
+    order = 'DEB-A2-' + os.urandom(4).hex()
+    r = inst.create_order(order, 880)
+    tap.is_(r.status, 201, 'a2enconf: order created', r.describe())
+    resp, _f = inst.pay(order, 880, harness.txn_id('deba2'))
+    harness.check_ack(tap, resp, 'SUCCESS', 'a2enconf: signed notification')
+    tap.is_((inst.order(order) or {}).get('state'), 'PAID',
+            'a2enconf: the order is PAID')
+    r = inst.request('GET', '/', None)
+    tap.ok(r.status in (403, 404), 'a2enconf: / is payhook\'s, not '
+           "Debian's default page", r.describe())
+    inst.cleanup()
+
+
 def sweeper_unit(tap, lay, inst):
     """The installed unit's ExecStart, run as its User."""
     unit = lay.path('/lib/systemd/system/payhook-sweep.service')
@@ -352,6 +454,7 @@ def main(tap):
         lay = Layout(root)
         inst = serve(tap, lay, 'apache')
         serve(tap, lay, 'lighttpd')
+        debian_apache(tap, lay)
         sweeper_unit(tap, lay, inst)
         drop_in(tap, lay, work)
         man_pages(tap, lay)
