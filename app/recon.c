@@ -206,8 +206,13 @@ recon_payment(struct recon *r, struct ph_event *ev)
 
 	rc = ledger_batch_payment(&r->b, provider, ev->txn_id, &pay);
 	if (rc == PH_E_NOTFOUND) {
-		/* Money moved and payhook never heard: apply it now. */
-		if ((rc = ledger_batch_flush(&r->b)) != PH_OK) {
+		/*
+		 * Money moved and payhook never heard: apply it now.  The
+		 * batch's write transaction is committed and closed first:
+		 * LMDB has one writer, and ledger_apply() opens its own
+		 * (opening it under the batch's would wait forever).
+		 */
+		if ((rc = ledger_batch_end(&r->b)) != PH_OK) {
 			r->err = rc;
 			return;
 		}
@@ -216,7 +221,9 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		f.source = "statement";
 		f.ev = ev;
 		f.now = r->now;
-		if ((rc = ledger_apply(r->s, &f, &res, r->diag)) != PH_OK) {
+		rc = ledger_apply(r->s, &f, &res, r->diag);
+		if (rc != PH_OK || (rc = ledger_batch_begin(&r->b, r->s)) !=
+		    PH_OK) {
 			r->err = rc;
 			return;
 		}
@@ -227,8 +234,11 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		cat = rc == PH_OK ? recon_disposition(pay) : RECON_MISSING_HERE;
 		if (cat == RECON_MATCHED)
 			cat = RECON_MISSING_HERE;
-		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount, -1,
-		    ev->currency, recon_action(cat));
+		/* The stored amount as a later run over the same statement
+		 * reports it, so that both runs give the same report. */
+		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
+		    pay != NULL ? json_integer_value(json_object_get(pay,
+		    "amount")) : -1, ev->currency, recon_action(cat));
 		json_decref(pay);
 		return;
 	}

@@ -1,0 +1,538 @@
+"""End to end: reconciliation against the provider's statement, and refunds.
+
+lighttpd + payhook.fcgi + the provider simulator + `payhook reconcile` and
+`payhook refunds run`, all on 127.0.0.1, WeChat Pay v2.
+
+A day in the simulator (PAYHOOK_RECON_N orders, 2000 by default, paid at
+times spread over yesterday, Beijing time): most notified normally, some
+notifications dropped every time, some orders paid twice (notified, or
+the second payment never notified), one amount shown otherwise in the
+statement, one payment left out of it, and one payment payhook holds that
+the simulator never took (a correctly signed notification sent straight
+to payhook).  `payhook reconcile` on the simulator's trade bill must put
+each case in its category, exactly (report CSV and JSON, summary
+counts), make the dropped orders PAID from the statement and have every
+double payment on the refund work list; run again it must report the same
+and change nothing.  `payhook refunds run` refunds each double payment
+exactly once even when killed with SIGKILL while its refund calls are in
+flight and run again (the simulator counts refunds per out_refund_no); the
+refund notifications (req_info, AES-256-ECB) settle the work items; the
+statement of the refunds' day matches them.  Then merchant refunds through
+POST /orders/<id>/refunds: never more than was paid (409), refund.requested,
+refund.succeeded and refund.failed, REFUNDING and REFUNDED.
+"""
+
+import csv
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+
+N = int(os.environ.get('PAYHOOK_RECON_N', '2000'))
+N_DROPPED = 20          # every notification lost
+N_DOUBLE = 10           # paid twice, both notified
+N_DOUBLE_SILENT = 5     # paid twice, the second never notified
+BJ = datetime.timezone(datetime.timedelta(hours=8))
+
+
+class ReconInstance(SimInstance):
+    """Short leases (the killed refund run's leases run out quickly) and
+    enough map for a few thousand orders."""
+
+    def core_settings(self):
+        core = SimInstance.core_settings(self)
+        core['lease_s'] = '5'
+        core['map_size_mb'] = '256'
+        core['http_timeout_s'] = '10'
+        return core
+
+
+def wait_for(pred, limit_s=60, step=0.2):
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return False
+
+
+def cli(inst, *args, timeout=600):
+    p = subprocess.run([PAYHOOK, '-c', inst.config] + list(args),
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    return (p.returncode, p.stdout.decode('utf-8', 'replace'),
+            p.stderr.decode('utf-8', 'replace'))
+
+
+def snapshot(inst):
+    """What reconciling again must not change: the event feed and the
+    orders, as the command line prints them."""
+    rc1, events, _ = cli(inst, 'events', 'tail', '--after', '0')
+    rc2, orders, _ = cli(inst, 'order', 'list', '--limit', '100000',
+                         '--json')
+    return rc1, rc2, events, orders
+
+
+def refunds_list(inst, every=True):
+    rc, out, err = cli(inst, 'refunds', 'list', *(['--all'] if every
+                                                   else []))
+    rows = [line.split('\t') for line in out.splitlines() if line]
+    return rc, [{'refund_id': r[0], 'state': r[1], 'reason': r[2],
+                 'order_id': r[3], 'amount': int(r[4]), 'currency': r[5],
+                 'txn_id': r[6]} for r in rows if len(r) == 7]
+
+
+def reconcile(inst, statement, day, report_dir):
+    rc, out, err = cli(inst, 'reconcile', '--profile', 'wxshop',
+                       '--statement', statement, '--date', day,
+                       '--report-dir', report_dir)
+    counts = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return rc, out, err, counts
+
+
+def read_report(report_dir, day):
+    base = os.path.join(report_dir, 'reconcile-wxshop-%s' % day)
+    with open(base + '.json', encoding='utf-8') as fh:
+        doc = json.load(fh)
+    with open(base + '.csv', encoding='utf-8', newline='') as fh:
+        rows = list(csv.DictReader(fh))
+    return doc, rows
+
+
+def by_cat(rows, cat, key='provider_txn_id'):
+    return sorted(r[key] for r in rows if r['category'] == cat)
+
+
+def fetch_statement(tap, sim, day, path, bom=False):
+    r = sim.request('GET', '/_sim/statement?profile=wxshop&date=%s%s'
+                    % (day, '&bom=1' if bom else ''))
+    tap.is_(r.status, 200, 'the simulator writes the statement of %s' % day,
+            r.describe())
+    with open(path, 'wb') as fh:
+        fh.write(r.body or b'')
+    return r.body or b''
+
+
+def sim_pay(sim, oid, amount, when, notify=None, force=False):
+    body = {'profile': 'wxshop', 'order_id': oid, 'amount': amount,
+            'time_end': when, 'notify': notify or {'mode': 'normal'}}
+    if force:
+        body['force'] = True
+    r = sim.control('/_sim/pay', body)
+    if r.status != 200:
+        raise RuntimeError('simulator refused a payment: ' + r.describe())
+    return r.json['txn_id']
+
+
+def test_day(tap, inst, sim, workdir):
+    yesterday = (datetime.datetime.now(BJ) - datetime.timedelta(days=1))
+    day = yesterday.strftime('%Y-%m-%d')
+    start = datetime.datetime(yesterday.year, yesterday.month,
+                              yesterday.day, 0, 0, 5, tzinfo=BJ)
+    tag = os.urandom(3).hex()
+
+    def when(i):
+        return (start + datetime.timedelta(seconds=37 * i)
+                ).strftime('%Y%m%d%H%M%S')
+
+    oids = ['R%s-%05d' % (tag, i) for i in range(N)]
+    amount = {o: 100 + i % 997 for i, o in enumerate(oids)}
+    dropped = oids[:N_DROPPED]
+    doubles = oids[N_DROPPED:N_DROPPED + N_DOUBLE]
+    silent = oids[N_DROPPED + N_DOUBLE:N_DROPPED + N_DOUBLE + N_DOUBLE_SILENT]
+    k = N_DROPPED + N_DOUBLE + N_DOUBLE_SILENT
+    altered, omitted, only_here = oids[k], oids[k + 1], oids[k + 2]
+    normal = oids[k + 3:]
+
+    t0 = time.time()
+    created = harness.parallel(
+        lambda o: inst.create_order(o, amount[o]).status, oids, workers=16)
+    tap.is_(sorted(set(created)), [201], '%d orders created' % N)
+    tap.diag('created %d orders in %.1f s' % (N, time.time() - t0))
+
+    t0 = time.time()
+    index = {o: i for i, o in enumerate(oids)}
+    txn = {}
+
+    def pay(o):
+        i = index[o]
+        if o in dropped:
+            return [sim_pay(sim, o, amount[o], when(i), {'drop_all': True})]
+        if o in doubles:
+            return [sim_pay(sim, o, amount[o], when(i)),
+                    sim_pay(sim, o, amount[o], when(i + N), force=True)]
+        if o in silent:
+            return [sim_pay(sim, o, amount[o], when(i)),
+                    sim_pay(sim, o, amount[o], when(i + N),
+                            {'drop_all': True}, force=True)]
+        if o == only_here:
+            return []
+        return [sim_pay(sim, o, amount[o], when(i))]
+
+    for o, t in zip(oids, harness.parallel(pay, oids, workers=16)):
+        txn[o] = t
+    # The payment only payhook knows: signed like WeChat's, sent straight
+    # to payhook, for a transaction the simulator never took.
+    txn[only_here] = [harness.txn_id('onlyhere')]
+    r, _ = inst.pay(only_here, amount[only_here], txn[only_here][0],
+                    time_end=when(index[only_here]))
+    tap.ok(r.status == 200 and r.body == harness.SUCCESS_ACK,
+           'a payment the simulator never took, notified to payhook',
+           r.describe())
+    acked_want = N - N_DROPPED - 1 + N_DOUBLE
+    got = wait_for(lambda: sim.stats()['notifications']['acked'] >=
+                   acked_want, limit_s=300)
+    tap.ok(got, 'the simulator delivered %d notifications' % acked_want,
+           repr(sim.stats().get('notifications')))
+    tap.diag('paid and notified in %.1f s' % (time.time() - t0))
+    time.sleep(0.5)
+
+    # The discrepancies of the statement.
+    r = sim.control('/_sim/alter', {'txn_id': txn[altered][0],
+                                    'amount': amount[altered] + 1})
+    tap.is_((r.status, r.json), (200, {'txn_id': txn[altered][0],
+                                       'amount': amount[altered] + 1,
+                                       'omit': False}),
+            'simulator: another amount for one payment in the statement')
+    r = sim.control('/_sim/alter', {'txn_id': txn[omitted][0],
+                                    'omit': True})
+    tap.is_(r.status, 200, 'simulator: one payment left out')
+
+    states = {o: (inst.order(o) or {}).get('state') for o in
+              dropped + doubles[:2] + normal[:5]}
+    tap.ok(all(states[o] == 'PENDING' for o in dropped),
+           'before: the orders whose notifications were lost are PENDING')
+    tap.ok(all(states[o] == 'PAID' for o in doubles[:2] + normal[:5]),
+           'before: the notified ones are PAID')
+    rc, before_refunds = refunds_list(inst)
+    tap.is_(sorted(x['order_id'] for x in before_refunds), sorted(doubles),
+            'before: the notified double payments are on the refund list')
+
+    stmt = os.path.join(workdir, 'bill-%s.txt' % day)
+    text = fetch_statement(tap, sim, day, stmt, bom=True)
+    rows_want = N - 2 + N_DOUBLE + N_DOUBLE_SILENT
+    tap.is_(text.count(b'\r\n'), rows_want + 3,
+            'the statement: header, %d rows, summary (CRLF)' % rows_want)
+    tap.ok(text.startswith(b'\xef\xbb\xbf'), '... after a UTF-8 BOM')
+
+    reports = os.path.join(workdir, 'reports')
+    os.makedirs(reports)
+    t0 = time.time()
+    rc, out, err, counts = reconcile(inst, stmt, day, reports)
+    took = time.time() - t0
+    tap.is_(rc, 0, 'payhook reconcile: exit 0', err)
+    tap.diag('reconcile of %d rows took %.2f s' % (rows_want, took))
+    for line in out.splitlines():
+        tap.diag('  ' + line)
+    want = {'matched': len(normal) + N_DOUBLE + N_DOUBLE_SILENT,
+            'missing_here': N_DROPPED,
+            'missing_at_provider': 2,
+            'amount_differs': 1,
+            'double_payment': N_DOUBLE + N_DOUBLE_SILENT,
+            'amount_mismatch': 0, 'unknown_order': 0, 'late_payment': 0,
+            'other_account': 0, 'refund_matched': 0, 'refund_mismatch': 0}
+    tap.is_(counts, want, 'the summary counts, category by category')
+    tap.ok('%d statement lines' % (rows_want + 3) in out,
+           'the summary counts the statement lines')
+
+    doc, rows = read_report(reports, day)
+    tap.is_(doc.get('summary'), want, 'the JSON report: the same summary')
+    tap.is_((doc.get('profile'), doc.get('date'), doc.get('statement_lines')),
+            ('wxshop', day, rows_want + 3), 'the JSON report: profile, day, '
+            'lines')
+    tap.is_(len(doc.get('rows', [])), sum(want.values()),
+            'the JSON report: a row per fact')
+    tap.is_(len(rows), sum(want.values()), 'the CSV report: a row per fact')
+    tap.is_(by_cat(rows, 'missing_here'), sorted(txn[o][0] for o in dropped),
+            'missing here: exactly the payments whose notifications were '
+            'lost')
+    tap.is_(by_cat(rows, 'missing_at_provider'),
+            sorted([txn[omitted][0], txn[only_here][0]]),
+            'missing at the provider: the payment left out and the one '
+            'only payhook has')
+    tap.is_(by_cat(rows, 'amount_differs'), [txn[altered][0]],
+            'amount differs: the altered payment')
+    differs = [r for r in rows if r['category'] == 'amount_differs']
+    tap.is_([(r['statement_amount'], r['stored_amount']) for r in differs],
+            [(str(amount[altered] + 1), str(amount[altered]))],
+            '... with both amounts')
+    tap.is_(by_cat(rows, 'double_payment', 'order_id'),
+            sorted(doubles + silent),
+            'double payments: one row for each order paid twice')
+    tap.is_(sorted(r['provider_txn_id'] for r in rows
+                   if r['category'] == 'double_payment'
+                   and r['order_id'] in silent),
+            sorted(txn[o][1] for o in silent),
+            '... the silent second payments among them')
+    matched = set(by_cat(rows, 'matched'))
+    tap.ok(all(txn[o][0] in matched for o in normal[:50] + normal[-50:]),
+           'matched: the normal payments')
+    tap.ok(all(r['action'] == 'applied from the statement' for r in rows
+               if r['category'] == 'missing_here') and
+           all(r['action'] == 'on the refund work list' for r in rows
+               if r['category'] == 'double_payment'),
+           'the report says what was done')
+
+    # The repairs.
+    orders = {o: inst.order(o) or {} for o in dropped}
+    tap.ok(all(orders[o].get('state') == 'PAID' and
+               orders[o].get('provider_txn_id') == txn[o][0]
+               for o in dropped), 'the dropped orders are PAID now, with '
+           'their transactions')
+    paid_ev = [e for e in inst.all_events(0)
+               if e['type'] == 'order.paid' and e['order_id'] in dropped]
+    tap.is_(sorted((e['order_id'], e.get('source')) for e in paid_ev),
+            sorted((o, 'statement') for o in dropped),
+            '... one order.paid each, source statement')
+    rc, items = refunds_list(inst)
+    dbl = [x for x in items if x['reason'] == 'double_payment']
+    tap.is_(sorted(x['order_id'] for x in dbl), sorted(doubles + silent),
+            'every double payment is on the refund work list, once')
+    tap.ok(all(x['state'] == 'PENDING' and x['amount'] == amount[x['order_id']]
+               for x in dbl), '... PENDING, for the whole extra payment')
+    tap.ok(all(x['refund_id'].startswith('phr') and len(x['refund_id']) == 16
+               for x in dbl), '... each with its payhook refund id')
+    tap.is_(sorted(x['txn_id'] for x in dbl if x['order_id'] in silent),
+            sorted(txn[o][1] for o in silent),
+            '... the silent ones refund the second payment')
+
+    # Again: the same report, nothing changed.
+    snap = snapshot(inst)
+    with open(os.path.join(reports, 'reconcile-wxshop-%s.json' % day),
+              'rb') as fh:
+        first_json = fh.read()
+    with open(os.path.join(reports, 'reconcile-wxshop-%s.csv' % day),
+              'rb') as fh:
+        first_csv = fh.read()
+    rc, out2, err, counts2 = reconcile(inst, stmt, day, reports)
+    tap.is_((rc, counts2), (0, want), 'reconcile again: the same counts')
+    with open(os.path.join(reports, 'reconcile-wxshop-%s.json' % day),
+              'rb') as fh:
+        tap.ok(fh.read() == first_json, '... the same JSON report')
+    with open(os.path.join(reports, 'reconcile-wxshop-%s.csv' % day),
+              'rb') as fh:
+        tap.ok(fh.read() == first_csv, '... the same CSV report')
+    snap2 = snapshot(inst)
+    tap.ok(snap[:2] == (0, 0) and snap2[:2] == (0, 0), '... (payhook events '
+           'and order list ran)')
+    tap.ok(snap[2] == snap2[2], '... payhook events: unchanged')
+    tap.ok(snap[3] == snap2[3], '... payhook order list: unchanged')
+    rc, items2 = refunds_list(inst)
+    tap.is_(items2, items, '... the refund work list: unchanged')
+
+    test_refund_run(tap, inst, sim, dbl, amount, workdir, reports)
+
+
+def test_refund_run(tap, inst, sim, dbl, amount, workdir, reports):
+    """The double payments refunded exactly once, through a SIGKILL."""
+    ids = sorted(x['refund_id'] for x in dbl)
+    base = inst.last_seq()
+    # Slow refund answers, refund notifications held back: the runner is
+    # killed while its calls are in flight at the simulator.
+    sim.control('/_sim/mode', {'notify': 'pause', 'slow_s': 2})
+    sim.control('/_sim/refund_mode', {'api': 'slow'})
+    p = subprocess.Popen([PAYHOOK, '-c', inst.config, 'refunds', 'run'],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    inflight = wait_for(lambda: sim.stats()['refunds']['calls'] >= 1,
+                        limit_s=20, step=0.05)
+    time.sleep(0.3)
+    p.send_signal(signal.SIGKILL)
+    p.communicate()
+    calls_at_kill = sim.stats()['refunds']['calls']
+    tap.ok(inflight and p.returncode == -signal.SIGKILL and
+           calls_at_kill >= 1, 'refunds run killed with SIGKILL with %d '
+           'refund calls in flight' % calls_at_kill)
+    # The simulator finishes what it was sent: those refunds are made
+    # although payhook never heard the answers.
+    wait_for(lambda: sim.stats()['refunds']['made'] >= calls_at_kill,
+             limit_s=10)
+    made_at_kill = sim.stats()['refunds']['made']
+    rc, items = refunds_list(inst)
+    tap.ok(all(x['state'] == 'PENDING' for x in items
+               if x['refund_id'] in ids),
+           '... payhook still holds every one as PENDING (%d made at the '
+           'provider)' % made_at_kill)
+    sim.control('/_sim/refund_mode', {'api': 'ok'})
+    rc, out, err = cli(inst, 'refunds', 'run')
+    tap.diag('refunds run right after: ' + err.strip().splitlines()[-1]
+             if err.strip() else 'refunds run right after: (no output)')
+    time.sleep(5.5)     # the killed run's leases (lease_s = 5) run out
+    rc, out, err = cli(inst, 'refunds', 'run')
+    tap.is_(rc, 0, 'refunds run again once the leases ran out: exit 0', err)
+    st = sim.stats()['refunds']
+    tap.is_(sorted(st['by_id']), ids, 'the simulator saw exactly our refund '
+            'ids')
+    tap.is_(sorted(set(v['refunds'] for v in st['by_id'].values())), [1],
+            'each refund id refunded exactly once')
+    tap.is_(st['made'], len(ids), '%d refunds in all' % len(ids))
+    tap.ok(any(v['calls'] >= 2 for v in st['by_id'].values()),
+           'the in-flight ones were asked again with the same id (%s)'
+           % sorted(v['calls'] for v in st['by_id'].values()))
+    sref = sim.control('/_sim/refunds', method='GET').json['refunds']
+    tap.is_(sorted((v['txn_id'], v['amount']) for v in sref.values()),
+            sorted((x['txn_id'], x['amount']) for x in dbl),
+            '... of each extra payment, for its whole amount')
+    rc, items = refunds_list(inst)
+    tap.ok(all(x['state'] == 'PROCESSING' for x in items
+               if x['refund_id'] in ids),
+           'accepted: PROCESSING until the refund notifications come')
+
+    sim.control('/_sim/mode', {'notify': 'ok', 'slow_s': 10})
+    tap.ok(wait_for(lambda: all(x['state'] == 'SUCCEEDED' for x in
+                                refunds_list(inst)[1]
+                                if x['refund_id'] in ids), limit_s=60),
+           'the refund notifications (req_info) settle every one: '
+           'SUCCEEDED')
+    evs = [e for e in inst.all_events(base)]
+    succ = [e for e in evs if e['type'] == 'refund.succeeded']
+    tap.is_(sorted(e.get('refund_id') for e in succ), ids,
+            'one refund.succeeded per refund')
+    tap.is_(sorted(e.get('provider_refund_id') for e in succ),
+            sorted(v['refund_id'] for v in sref.values()),
+            '... naming WeChat\'s refund id')
+    tap.ok(not [e for e in evs if e['type'] in ('refund.unmatched',
+                                                'notification.conflict')],
+           '... no refund.unmatched, no conflict')
+    dels = [d for d in sim.deliveries() if d['result'] == 'REFUND']
+    tap.ok(dels and all(d['acked'] for d in dels if not d['dropped']),
+           'payhook acknowledged every refund notification')
+    rc, out, err = cli(inst, 'refunds', 'run')
+    tap.is_((rc, sim.stats()['refunds']['made']), (0, len(ids)),
+            'another refunds run: nothing due, nothing refunded')
+    o = dbl[0]['order_id']
+    ex = [e for e in (inst.order(o) or {}).get('exceptions', [])
+          if e.get('refund_state')]
+    tap.is_([e.get('refund_state') for e in ex], ['SUCCEEDED'],
+            'the order\'s double-payment exception shows the refund done')
+
+    # The refunds' own day: the statement lists them, reconciled as ours.
+    today = datetime.datetime.now(BJ).strftime('%Y-%m-%d')
+    stmt = os.path.join(workdir, 'bill-%s.txt' % today)
+    fetch_statement(tap, sim, today, stmt)
+    rc, out, err, counts = reconcile(inst, stmt, today, reports)
+    tap.is_((rc, counts.get('refund_matched'), counts.get('refund_mismatch'),
+             counts.get('missing_at_provider')), (0, len(ids), 0, 0),
+            'the statement of the refunds\' day: every refund matched', out +
+            err)
+
+
+def test_merchant_refunds(tap, inst, sim):
+    def pay(oid, amount):
+        inst.create_order(oid, amount)
+        sim_pay(sim, oid, amount, None)
+        return wait_for(lambda: (inst.order(oid) or {}).get('state') ==
+                        'PAID', limit_s=20)
+
+    def refund(oid, amount, reason='customer returned the goods'):
+        return inst.api('POST', '/orders/%s/refunds' % oid,
+                        {'amount': amount, 'reason': reason})
+
+    def states(oid):
+        return [x['state'] for x in refunds_list(inst)[1]
+                if x['order_id'] == oid]
+
+    def settled(oid, n):
+        got = wait_for(lambda: sum(1 for s in states(oid)
+                                   if s in ('SUCCEEDED', 'FAILED')) >= n,
+                       limit_s=30)
+        if not got:
+            tap.diag('refunds of %s: %s' % (oid, states(oid)))
+        return got
+
+    oid = 'MR-' + os.urandom(4).hex()
+    tap.ok(pay(oid, 1000), 'merchant refund: order %s PAID' % oid)
+    base = inst.last_seq()
+    r = refund(oid, 300)
+    tap.is_(r.status, 201, 'POST /orders/<id>/refunds 300 of 1000: 201',
+            r.describe())
+    body = r.json or {}
+    tap.ok(body.get('refund_id', '').startswith('phr') and
+           body.get('amount') == 300 and body.get('state') == 'PENDING',
+           '... the refund, PENDING, with its id', r.describe())
+    o = inst.order(oid)
+    tap.is_((o.get('state'), o.get('refund_requested')), ('REFUNDING', 300),
+            '... the order is REFUNDING, 300 asked')
+    r = refund(oid, 701)
+    tap.is_(r.status, 409, 'another 701 would exceed what was paid: 409',
+            r.describe())
+    r = refund(oid, 700)
+    tap.is_(r.status, 201, 'the remaining 700: 201')
+    r = refund(oid, 1)
+    tap.is_(r.status, 409, 'one fen more: 409')
+    tap.is_([e['type'] for e in inst.all_events(base)
+             if e.get('order_id') == oid],
+            ['refund.requested', 'refund.requested'],
+            'refund.requested twice, nothing for the refused ones')
+    rc, out, err = cli(inst, 'refunds', 'run')
+    tap.is_(rc, 0, 'refunds run', err)
+    tap.ok(settled(oid, 2), 'both refunds settle by notification')
+    o = inst.order(oid)
+    tap.is_((o.get('state'), o.get('refunded'), o.get('refund_requested')),
+            ('REFUNDED', 1000, 1000),
+            'the order is REFUNDED, 1000 refunded')
+    tap.is_([e['type'] for e in inst.all_events(base)
+             if e.get('order_id') == oid],
+            ['refund.requested', 'refund.requested', 'refund.succeeded',
+             'refund.succeeded'], '... refund.succeeded twice')
+    r = refund(oid, 1)
+    tap.is_(r.status, 409, 'a refunded order cannot be refunded again')
+
+    # A partial refund, then one the provider refuses for good.
+    oid = 'MF-' + os.urandom(4).hex()
+    tap.ok(pay(oid, 500), 'order %s PAID' % oid)
+    base = inst.last_seq()
+    r = refund(oid, 200)
+    rc, out, err = cli(inst, 'refunds', 'run')
+    tap.ok(settled(oid, 1), 'a partial refund of 200 settles')
+    o = inst.order(oid)
+    tap.is_((o.get('state'), o.get('refunded'), o.get('refund_requested')),
+            ('PAID', 200, 200), '... the order is PAID again, 200 refunded')
+    sim.control('/_sim/refund_mode', {'error': 'TRADE_OVERDUE'})
+    r = refund(oid, 300)
+    tap.is_(r.status, 201, 'another 300 asked')
+    tap.is_(inst.order(oid).get('state'), 'REFUNDING', '... REFUNDING')
+    rc, out, err = cli(inst, 'refunds', 'run')
+    sim.control('/_sim/refund_mode', {'error': ''})
+    o = inst.order(oid)
+    tap.is_((o.get('state'), o.get('refunded'), o.get('refund_requested')),
+            ('PAID', 200, 200), 'TRADE_OVERDUE: refused for good, the order '
+            'is PAID with 200 refunded')
+    tap.is_([e['type'] for e in inst.all_events(base)
+             if e.get('order_id') == oid],
+            ['refund.requested', 'refund.succeeded', 'refund.requested',
+             'refund.failed'], 'refund.failed raised')
+    r = refund(oid, 300)
+    tap.is_(r.status, 201, 'the 300 can be asked again')
+
+    # A notification of a refund payhook never asked for is recorded and
+    # raised, nothing else.
+    r = inst.api('GET', '/orders/nope-' + os.urandom(2).hex())
+    tap.is_(r.status, 404, '(unknown order: 404)')
+
+
+def main(tap):
+    sim = Simulator(tap, time_factor=1000).start()
+    inst = ReconInstance(tap, sim_port=sim.port, max_procs=4)
+    inst.start()
+    sim.point_at(inst)
+    workdir = os.path.join(inst.dir, 'recon')
+    os.makedirs(workdir)
+    test_day(tap, inst, sim, workdir)
+    test_merchant_refunds(tap, inst, sim)
+
+
+if __name__ == '__main__':
+    harness.run(main)
