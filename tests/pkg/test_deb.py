@@ -19,6 +19,9 @@ into a temporary root), and then, with the installed files only:
   and `a2enconf payhook`, exactly as README.md's Operating section says,
   serves a notification too;
 * the sweeper's installed systemd unit runs: its ExecStart, as its User;
+  and, installed, the line of examples/cron/payhook-sweep as its user,
+  appending to /var/log/payhook/sweep.log (logrotate checks the rotation
+  example when it is there);
 * the template provider builds against payhook-dev with nothing but
   `cc -shared -fPIC template.c $(pkg-config --cflags --libs
   payhook-provider)` and loads;
@@ -351,6 +354,45 @@ def sweeper_unit(tap, lay, inst):
     tap.like(text(r), r'event=sweep due=\d+', '... and logs its pass')
 
 
+def cron_line(tap, lay, inst):
+    """The cron example's line, run as its user, as cron would."""
+    if not lay.installed or os.geteuid() != 0:
+        deployed.skip(tap, 'the cron line: needs the installed package')
+        return
+    with open(os.path.join(lay.examples, 'cron', 'payhook-sweep')) as fh:
+        lines = [ln for ln in fh.read().splitlines()
+                 if re.match(r'^[*0-9]', ln)]
+    if not tap.is_(len(lines), 1, 'the cron example has one job line',
+                   lines):
+        return
+    fields = lines[0].split(None, 6)
+    user, command = fields[5], fields[6]
+    tap.like(command, r'^/usr/bin/payhook -c /etc/payhook/payhook\.conf '
+             r'sweep >>/var/log/payhook/sweep\.log 2>&1$',
+             'the cron job runs a sweep pass into /var/log/payhook')
+    command = command.replace('/etc/payhook/payhook.conf', inst.config)
+    r = run(['runuser', '-u', user, '--', 'sh', '-c', command])
+    tap.is_(r.returncode, 0, 'the cron job runs as %s' % user, text(r))
+    try:
+        with open('/var/log/payhook/sweep.log') as fh:
+            log = fh.read()
+    except OSError as exc:
+        log = str(exc)
+    tap.like(log, r'event=sweep due=\d+', '... and appends its pass to '
+             '/var/log/payhook/sweep.log')
+    logrotate = shutil.which('logrotate') or (
+        '/usr/sbin/logrotate' if os.access('/usr/sbin/logrotate', os.X_OK)
+        else None)
+    if logrotate is None:
+        deployed.skip(tap, 'logrotate not installed')
+        return
+    state = os.path.join(inst.dir, 'logrotate.state')
+    r = run([logrotate, '--debug', '--state', state,
+             os.path.join(lay.examples, 'logrotate', 'payhook')])
+    tap.ok(r.returncode == 0 and 'error' not in text(r).lower(),
+           'logrotate accepts the rotation example', text(r))
+
+
 def drop_in(tap, lay, work):
     """The template provider against payhook-dev."""
     src = os.path.join(work, 'tpl')
@@ -456,6 +498,7 @@ def main(tap):
         serve(tap, lay, 'lighttpd')
         debian_apache(tap, lay)
         sweeper_unit(tap, lay, inst)
+        cron_line(tap, lay, inst)
         drop_in(tap, lay, work)
         man_pages(tap, lay)
         harness.cleanup_all()
