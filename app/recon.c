@@ -1,7 +1,10 @@
 /*
  * Reconciliation against a provider statement.
  *
- * Pass 1 streams the statement through the plugin: each payment row is
+ * First the whole statement goes through the plugin once, its end (the
+ * statement's own totals) included, and nothing else happens: a statement
+ * that is truncated, does not add up or has a malformed line changes
+ * nothing.  Pass 1 then streams it again: each payment row is
  * looked up in the payments database and marked seen for this run
  * (profile and day); a payment missing here goes through ledger_apply()
  * with source "statement".  Pass 2 walks the stored payments of the
@@ -386,6 +389,62 @@ recon_finish_reports(struct recon *r, const struct recon_opts *o)
 	return recon_write(r->json, r->sum->json_path, head, tail, r->diag);
 }
 
+/* Reads the next line without its terminator; -1 at the end. */
+static ssize_t
+recon_getline(char **line, size_t *cap, FILE *in)
+{
+	ssize_t len = getline(line, cap, in);
+
+	while (len > 0 && ((*line)[len - 1] == '\n' ||
+	    (*line)[len - 1] == '\r'))
+		(*line)[--len] = '\0';
+	return len;
+}
+
+/*
+ * The first pass: the whole statement through the plugin, the end (its
+ * own totals) included, before anything is applied or marked.  A
+ * statement that is truncated, does not add up or has a malformed line
+ * is refused here and changes nothing.
+ */
+static int
+recon_check(const struct conf_profile *pr, FILE *in, char **line,
+    size_t *cap, struct ph_diag *diag)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+	struct ph_statement *st;
+	struct ph_event ev;
+	ssize_t len;
+	int rc = PH_OK;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	while ((len = recon_getline(line, cap, in)) != -1) {
+		st->line++;
+		if (len > RECON_LINE_MAX) {
+			rc = ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
+			    "longer than %d bytes",
+			    (unsigned long long)st->line, RECON_LINE_MAX);
+			goto out;
+		}
+		memset(&ev, 0, sizeof(ev));
+		if ((rc = prov->statement_line(pr->ctx, st, *line,
+		    (size_t)len, &ev, diag)) != PH_OK)
+			goto out;
+	}
+	if (ferror(in)) {
+		rc = ph_fail(diag, PH_E_IO, "statement: read error");
+		goto out;
+	}
+	memset(&ev, 0, sizeof(ev));
+	rc = prov->statement_line(pr->ctx, st, NULL, 0, &ev, diag);
+out:
+	free(st);
+	if (rc == PH_OK && fseeko(in, 0, SEEK_SET) == -1)
+		rc = ph_fail(diag, PH_E_IO, "statement: %s", strerror(errno));
+	return rc;
+}
+
 int
 recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
     int64_t now, struct recon_summary *sum, struct ph_diag *diag)
@@ -424,6 +483,8 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	if ((in = fopen(o->statement, "r")) == NULL)
 		return ph_fail(diag, PH_E_IO, "statement %s: %s", o->statement,
 		    strerror(errno));
+	if ((rc = recon_check(r.pr, in, &line, &cap, diag)) != PH_OK)
+		goto done;
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
 		goto done;
@@ -432,10 +493,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 		goto done;
 	}
-	while ((len = getline(&line, &cap, in)) != -1) {
-		while (len > 0 && (line[len - 1] == '\n' ||
-		    line[len - 1] == '\r'))
-			line[--len] = '\0';
+	while ((len = recon_getline(&line, &cap, in)) != -1) {
 		st->line++;
 		sum->lines++;
 		if (len > RECON_LINE_MAX) {

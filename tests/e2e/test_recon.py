@@ -229,6 +229,29 @@ def test_day(tap, inst, sim, workdir):
 
     reports = os.path.join(workdir, 'reports')
     os.makedirs(reports)
+
+    # A statement that does not add up changes nothing, not even the rows
+    # before the place where that shows (its summary, at the end).
+    snap0 = snapshot(inst)
+    bad = os.path.join(workdir, 'bill-bad.txt')
+    lines = text.split(b'\r\n')
+    summary = lines[-2].split(b',')
+    summary[0] = b'`%d' % (rows_want + 1)
+    with open(bad, 'wb') as fh:
+        fh.write(b'\r\n'.join(lines[:-2] + [b','.join(summary), b'']))
+    rc, out, err, counts = reconcile(inst, bad, day, reports)
+    tap.ok(rc != 0 and 'row count' in err, 'a statement whose summary '
+           'does not add up: refused', err.strip())
+    with open(bad, 'wb') as fh:
+        fh.write(b'\r\n'.join(lines[:-3] + [b'']))
+    rc, out, err, counts = reconcile(inst, bad, day, reports)
+    tap.ok(rc != 0 and 'truncated' in err, 'a truncated statement: refused',
+           err.strip())
+    tap.ok(snapshot(inst) == snap0 and os.listdir(reports) == [] and
+           all((inst.order(o) or {}).get('state') == 'PENDING'
+               for o in dropped[:3]),
+           '... and nothing changed: no order paid from them, no event, '
+           'no report')
     t0 = time.time()
     rc, out, err, counts = reconcile(inst, stmt, day, reports)
     took = time.time() - t0
