@@ -239,7 +239,7 @@ struct conf_parse {
 	struct conf_errs *errs;
 	FILE *fp;
 	int line;
-	char *seen_core[8];	/* core keys seen, for duplicates */
+	char *seen_core[64];	/* core keys seen, for duplicates */
 	size_t nseen_core;
 	char seen_sections[CONF_PROFILES_MAX + 1][128];
 	size_t nseen;
@@ -737,7 +737,8 @@ conf_ini_handler(void *user, const char *section, const char *key,
 				    "twice in [core]", p->line, key);
 				return 1;
 			}
-		if (p->nseen_core < 8 &&
+		if (p->nseen_core < sizeof(p->seen_core) /
+		    sizeof(p->seen_core[0]) &&
 		    (p->seen_core[p->nseen_core] = strdup(key)) != NULL)
 			p->nseen_core++;
 		conf_core(p, key, val);

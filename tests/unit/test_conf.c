@@ -185,6 +185,12 @@ main(void)
 	ok(strstr(e, "map_size_mb") != NULL, "bad number refused");
 	e = open_with("db_path = x.mdb\n", "MD5", "", NULL);
 	ok(strstr(e, "given twice") != NULL, "duplicate core key refused");
+	e = open_with("map_size_mb = 1\nmax_body_bytes = 2048\nbase_path = /\n"
+	    "log_level = info\nca_file = x\nhttp_timeout_s = 5\n"
+	    "http_connect_timeout_s = 5\nsweep_concurrency = 2\nlease_s = 9\n"
+	    "lease_s = 10\n", "MD5", "", NULL);
+	ok(strstr(e, "\"lease_s\" given twice") != NULL,
+	    "duplicate core key refused after many others (%s)", e);
 	e = open_with("base_path = pay\n", "MD5", "", NULL);
 	ok(strstr(e, "base_path") != NULL, "relative base_path refused");
 	e = open_with("", "MD5", "[profile.Bad Name]\nplugin = wechat\n", NULL);
