@@ -1187,6 +1187,8 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 		conf_err(errs, "out of memory");
 		goto fail;
 	}
+	if (c->ca_file != NULL && access(c->ca_file, R_OK) == -1)
+		conf_err(errs, "ca_file %s: %s", c->ca_file, strerror(errno));
 	if (c->api_token_file != NULL &&
 	    conf_read_file(c->api_token_file, "api_token_file", 1, &tok, errs,
 	    0) == 0) {

@@ -161,6 +161,10 @@ def sweeper_test(tap, inst, sim):
                                   'amount': 321,
                                   'notify': {'drop_all': True}})
     time.sleep(1.2)
+    # Provider answers take a moment, so that passes are killed with their
+    # queries in flight (a fast machine would finish a pass before the
+    # kill otherwise).
+    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 0.3})
     rnd = random.Random(99)
     kills = passes = 0
     end = time.time() + 120
@@ -180,6 +184,7 @@ def sweeper_test(tap, inst, sim):
         time.sleep(0.3)
         pending = {o for o in pending
                    if (inst.order(o) or {}).get('state') != 'PAID'}
+    sim.control('/_sim/mode', {'query': 'ok'})
     tap.diag('sweeper: %d passes, %d killed with SIGKILL' % (passes, kills))
     tap.ok(kills >= 3, 'the sweeper was killed mid-pass at least 3 times')
     tap.is_(sorted(pending), [], 'the passes after the kills paid every '
