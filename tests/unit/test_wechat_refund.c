@@ -253,7 +253,9 @@ test_tv8(void)
 	ok(r.ev[0].refund_id[0] == '\0' &&
 	    r.ev[0].merchant_refund_id[0] == '\0', "TV-8: no refund ids");
 
-	bill(ctx, tv8, "\r\n", 1, &r);
+	/* The core hands lines over without their terminator; a core that
+	 * removed only the LF of a CRLF leaves a CR, which is read as one. */
+	bill(ctx, tv8, "\r", 1, &r);
 	ok(r.rc == PH_OK && r.nev == 2 && r.st.total == 2 &&
 	    strcmp(r.ev[1].txn_id, "1002780740201411100005729794") == 0,
 	    "TV-8 with a UTF-8 BOM and CRLF: the same");
@@ -413,7 +415,7 @@ test_settlement(void)
 
 	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
 	    "settlement: profile");
-	bill(ctx, settle, "\r\n", 0, &r);
+	bill(ctx, settle, "\r", 0, &r);
 	is_int(r.rc, PH_OK, "settlement layout: read to the end");
 	diag("%s", r.msg);
 	is_int(r.nev, 2, "... a payment and a refund (PROCESSING and REVOKED "
