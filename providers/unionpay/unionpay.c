@@ -1020,6 +1020,10 @@ up_notify_event(const struct up_msg *m, struct ph_event *ev,
 	if (refund) {
 		ev->kind = ok ? PH_EV_REFUND_SUCCEEDED : PH_EV_REFUND_FAILED;
 		memcpy(ev->refund_id, qid, strlen(qid) + 1);
+		/* A refund is a transaction of its own, with the orderId the
+		 * merchant gave it: the merchant's refund id. */
+		memcpy(ev->merchant_refund_id, ev->order_id,
+		    strlen(ev->order_id) + 1);
 		if (up_get(m, "origQryId") != NULL &&
 		    (rc = up_token(m, "origQryId", ev->txn_id,
 		    sizeof(ev->txn_id), PH_ID_MAX, diag)) != PH_OK)
@@ -1508,8 +1512,282 @@ up_notify_hint(void *p, const struct ph_request *req,
 	return rc;
 }
 
+/* ---- Statements (payhook reconcile) -------------------------------------- */
+
+/*
+ * UnionPay hands its reconciliation files (对账文件) out zipped, in a
+ * fixed-width layout known only from a third party, separators
+ * unconfirmed (PROTOCOLS.md 3.6 and 8.2).  Rather than guess at widths,
+ * this plugin reads a CSV of ACP field names: the operator converts the
+ * file into it (README.md), the simulator writes it.  UTF-8, an optional
+ * BOM, LF or CRLF:
+ *
+ *   merId,txnType,orderId,queryId,origQryId,txnTime,txnAmt,currencyCode
+ *   777290058110048,01,A1,782611301530001234567,,20261130153000,1000,156
+ *   777290058110048,04,phr0000000000007,782611301530001234599,
+ *       782611301530001234567,20261130180000,400,156   (one line)
+ *   total,2,1400
+ *
+ * Columns by name (others ignored; merId, txnType, orderId, queryId,
+ * txnTime, txnAmt, currencyCode required, origQryId for refunds); no
+ * quoting (every value is an identifier or digits); the last line
+ * "total,<rows>,<sum of txnAmt>" is required, so a truncated file is
+ * refused.  The rows are settled transactions: txnType 01 a payment
+ * (keyed as its notification with respCode 00), 04 and 31 a refund whose
+ * orderId is the refund's own (payhook's refund id when payhook made it).
+ */
+
+#define UP_ST_COLS	32
+#define UP_ST_MAGIC	0x75707331u	/* "ups1" */
+
+enum up_st_col {
+	UP_ST_MERID, UP_ST_TXNTYPE, UP_ST_ORDERID, UP_ST_QUERYID,
+	UP_ST_ORIGQRYID, UP_ST_TXNTIME, UP_ST_TXNAMT, UP_ST_CURRENCY,
+	UP_ST__MAX
+};
+
+static const char *const up_st_names[UP_ST__MAX] = {
+	"merId", "txnType", "orderId", "queryId", "origQryId", "txnTime",
+	"txnAmt", "currencyCode",
+};
+
+struct up_st {
+	uint32_t magic;
+	int phase;			/* 0 header, 1 rows, 2 after the total */
+	int ncols;
+	int col[UP_ST__MAX];		/* index, or -1 */
+	uint64_t rows;
+	int64_t sum;
+};
+
+_Static_assert(sizeof(struct up_st) <= PH_STATEMENT_STATE_MAX,
+    "the statement state must fit in struct ph_statement");
+
+/* Splits on ','; -1 past max fields or on a quote. */
+static int
+up_st_split(const char *line, size_t len, const char **f, size_t *n,
+    int max)
+{
+	size_t i, start = 0;
+	int k = 0;
+
+	if (memchr(line, '"', len) != NULL)
+		return -1;
+	for (i = 0; i <= len; i++) {
+		if (i < len && line[i] != ',')
+			continue;
+		if (k == max)
+			return -1;
+		f[k] = line + start;
+		n[k] = i - start;
+		k++;
+		start = i + 1;
+	}
+	return k;
+}
+
+/* A field as a NUL-terminated token of [A-Za-z0-9], at most max. */
+static int
+up_st_token(const char *f, size_t n, size_t max, char *dst, size_t cap)
+{
+	if (n == 0 || n > max || n >= cap || !ph_token_valid(f, n, max, NULL))
+		return -1;
+	memcpy(dst, f, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+static int
+up_st_header(struct up_st *s, const char *line, size_t len, uint64_t no,
+    struct ph_diag *diag)
+{
+	const char *f[UP_ST_COLS];
+	size_t n[UP_ST_COLS];
+	int k, i, j;
+
+	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+		line += 3;
+		len -= 3;
+	}
+	if ((k = up_st_split(line, len, f, n, UP_ST_COLS)) < 1)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a "
+		    "statement header", (unsigned long long)no);
+	for (i = 0; i < UP_ST__MAX; i++)
+		s->col[i] = -1;
+	for (i = 0; i < k; i++)
+		for (j = 0; j < UP_ST__MAX; j++) {
+			if (n[i] != strlen(up_st_names[j]) ||
+			    memcmp(f[i], up_st_names[j], n[i]) != 0)
+				continue;
+			if (s->col[j] != -1)
+				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
+				    "column %s twice", (unsigned long long)no,
+				    up_st_names[j]);
+			s->col[j] = i;
+		}
+	for (j = 0; j < UP_ST__MAX; j++)
+		if (s->col[j] < 0 && j != UP_ST_ORIGQRYID)
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: no "
+			    "column %s", (unsigned long long)no, up_st_names[j]);
+	s->ncols = k;
+	s->phase = 1;
+	return PH_OK;
+}
+
+static int
+up_st_row(const struct up_ctx *ctx, struct up_st *s, const char *line,
+    size_t len, uint64_t no, struct ph_event *ev, struct ph_diag *diag)
+{
+	static const char *const refunds[] = { "04", "31", NULL };
+	const char *f[UP_ST_COLS];
+	char buf[PH_ID_MAX + 1], type[3], qid[PH_ID_MAX + 1];
+	size_t n[UP_ST_COLS], i;
+	int k, c;
+
+	if ((k = up_st_split(line, len, f, n, UP_ST_COLS)) != s->ncols)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %d fields, the "
+		    "header has %d", (unsigned long long)no, k, s->ncols);
+	c = s->col[UP_ST_MERID];
+	if (up_st_token(f[c], n[c], UP_MERID_MAX, buf, sizeof(buf)) != 0 ||
+	    strcmp(buf, ctx->mer_id) != 0)
+		return ph_fail(diag, PH_E_MERCHANT, "line %llu: merId is not "
+		    "this profile's mer_id %s", (unsigned long long)no,
+		    ctx->mer_id);
+	c = s->col[UP_ST_TXNTYPE];
+	if (up_st_token(f[c], n[c], 2, type, sizeof(type)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnType is "
+		    "invalid", (unsigned long long)no);
+	if (strcmp(type, "01") != 0 && !up_is(type, refunds))
+		return ph_fail(diag, PH_E_UNSUPPORTED, "line %llu: txnType %s "
+		    "is not a payment (01), refund (04) or undo (31)",
+		    (unsigned long long)no, type);
+	c = s->col[UP_ST_TXNAMT];
+	if (ph_money_parse_minor(f[c], n[c], &ev->amount) != PH_OK)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnAmt is not "
+		    "an amount in fen", (unsigned long long)no);
+	if (s->sum > INT64_MAX - ev->amount)
+		return ph_fail(diag, PH_E_TOOBIG, "line %llu: the total "
+		    "overflows", (unsigned long long)no);
+	s->sum += ev->amount;
+	s->rows++;
+	c = s->col[UP_ST_CURRENCY];
+	for (i = 0; up_currencies[i].num != NULL; i++)
+		if (n[c] == 3 && memcmp(f[c], up_currencies[i].num, 3) == 0)
+			break;
+	if (up_currencies[i].num == NULL)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: currencyCode "
+		    "is not one this plugin knows", (unsigned long long)no);
+	memcpy(ev->currency, up_currencies[i].alpha, 4);
+	c = s->col[UP_ST_TXNTIME];
+	if (n[c] != 14 || up_st_token(f[c], n[c], 14, buf, sizeof(buf)) != 0 ||
+	    ph_time_parse_compact(buf, UP_BEIJING, &ev->occurred_at) != PH_OK)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnTime is not "
+		    "yyyyMMddHHmmss", (unsigned long long)no);
+	c = s->col[UP_ST_ORDERID];
+	if (up_st_token(f[c], n[c], UP_ORDER_MAX, ev->order_id,
+	    sizeof(ev->order_id)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: orderId is "
+		    "invalid", (unsigned long long)no);
+	c = s->col[UP_ST_QUERYID];
+	if (up_st_token(f[c], n[c], PH_ID_MAX, qid, sizeof(qid)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: queryId is "
+		    "invalid", (unsigned long long)no);
+	if (strcmp(type, "01") == 0) {
+		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
+		memcpy(ev->txn_id, qid, strlen(qid) + 1);
+	} else {
+		ev->kind = PH_EV_REFUND_SUCCEEDED;
+		memcpy(ev->refund_id, qid, strlen(qid) + 1);
+		memcpy(ev->merchant_refund_id, ev->order_id,
+		    strlen(ev->order_id) + 1);
+		c = s->col[UP_ST_ORIGQRYID];
+		if (c < 0 || up_st_token(f[c], n[c], PH_ID_MAX, ev->txn_id,
+		    sizeof(ev->txn_id)) != 0)
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: a "
+			    "refund without a valid origQryId",
+			    (unsigned long long)no);
+	}
+	/* The key of this transaction's successful notification. */
+	snprintf(ev->dedup_key, sizeof(ev->dedup_key), "up:%s:%s:00", qid,
+	    type);
+	return PH_OK;
+}
+
+static int
+up_st_total(struct up_st *s, const char *line, size_t len, uint64_t no,
+    struct ph_diag *diag)
+{
+	const char *f[UP_ST_COLS];
+	size_t n[UP_ST_COLS];
+	int64_t count, sum;
+
+	if (up_st_split(line, len, f, n, UP_ST_COLS) != 3 ||
+	    ph_money_parse_minor(f[1], n[1], &count) != PH_OK ||
+	    ph_money_parse_minor(f[2], n[2], &sum) != PH_OK)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total line "
+		    "is not total,<rows>,<sum of txnAmt>",
+		    (unsigned long long)no);
+	if ((uint64_t)count != s->rows || sum != s->sum)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total says "
+		    "%lld rows of %lld fen, the statement has %llu of %lld",
+		    (unsigned long long)no, (long long)count, (long long)sum,
+		    (unsigned long long)s->rows, (long long)s->sum);
+	s->phase = 2;
+	return PH_OK;
+}
+
+static int
+up_statement_line(void *p, struct ph_statement *st, const char *line,
+    size_t len, struct ph_event *ev, struct ph_diag *diag)
+{
+	const struct up_ctx *ctx = p;
+	struct up_st s;
+	int rc = PH_OK;
+
+	if (ctx == NULL || st == NULL || ev == NULL ||
+	    (line == NULL && len != 0))
+		return ph_fail(diag, PH_E_INTERNAL, "unionpay: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = PH_EV_IGNORED;
+	memcpy(&s, st->state, sizeof(s));
+	if (s.magic != UP_ST_MAGIC) {
+		memset(&s, 0, sizeof(s));
+		s.magic = UP_ST_MAGIC;
+	}
+	if (line == NULL)
+		return s.phase == 2 ? PH_OK : ph_fail(diag, PH_E_MALFORMED,
+		    "the statement ends after line %llu without its total line "
+		    "(truncated?)", (unsigned long long)st->line);
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (memchr(line, '\0', len) != NULL)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: a NUL byte",
+		    (unsigned long long)st->line);
+	if (s.phase == 0)
+		rc = up_st_header(&s, line, len, st->line, diag);
+	else if (s.phase == 1 && len >= 6 && memcmp(line, "total,", 6) == 0)
+		rc = up_st_total(&s, line, len, st->line, diag);
+	else if (s.phase == 1)
+		rc = up_st_row(ctx, &s, line, len, st->line, ev, diag);
+	else if (len > 0)
+		rc = ph_fail(diag, PH_E_MALFORMED, "line %llu: text after the "
+		    "total line", (unsigned long long)st->line);
+	if (rc != PH_OK) {
+		memset(ev, 0, sizeof(*ev));
+		return rc;
+	}
+	if (ev->kind != PH_EV_IGNORED) {
+		st->facts++;
+		st->total += ev->amount;
+	}
+	memcpy(st->state, &s, sizeof(s));
+	return PH_OK;
+}
+
 PH_PROVIDER_DEFINE_HINT("unionpay",
-    "China UnionPay online gateway (ACP 5.0.0/5.1.0): notifications, query",
-    PH_CAP_NOTIFY | PH_CAP_QUERY, up_conf_keys, up_profile_new,
-    up_profile_free, up_parse_notify, up_ack, up_query_request,
-    up_query_response, NULL, NULL, NULL, NULL, NULL, up_notify_hint)
+    "China UnionPay online gateway (ACP 5.0.0/5.1.0): notifications, "
+    "query, statements",
+    PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_STATEMENT, up_conf_keys,
+    up_profile_new, up_profile_free, up_parse_notify, up_ack,
+    up_query_request, up_query_response, NULL, NULL, NULL, NULL,
+    up_statement_line, up_notify_hint)

@@ -541,14 +541,15 @@ test_table(void)
 
 	is_int(p->abi, PH_PROVIDER_ABI, "table: ABI version");
 	is_str(p->name, "unionpay", "table: name");
-	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY, "table: notify, query");
+	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_STATEMENT,
+	    "table: notify, query, statement");
 	ok(p->profile_new && p->profile_free && p->parse_notify && p->ack &&
 	    p->query_request && p->query_response, "table: entries set");
 	ok(p->close_request == NULL && p->close_response == NULL,
 	    "table: no close");
 	ok(p->refund_request == NULL && p->refund_response == NULL &&
-	    p->statement_line == NULL,
-	    "table: no refunds or statements yet");
+	    p->statement_line != NULL,
+	    "table: statements, no refunds");
 	for (i = 0; p->conf_keys[i].name != NULL; i++)
 		ok(strcmp(p->conf_keys[i].name, "api_base") != 0,
 		    "key %s is not api_base", p->conf_keys[i].name);
@@ -706,6 +707,8 @@ test_refunds(void *ctx)
 	is_str(ev.refund_id, "782611301600009999999", "refund_id is queryId");
 	is_str(ev.txn_id, QUERY_ID, "txn_id is origQryId");
 	is_str(ev.order_id, "RF20261130B2", "refund orderId");
+	is_str(ev.merchant_refund_id, "RF20261130B2",
+	    "the refund's orderId is the merchant refund id");
 	is_int(ev.amount, 300, "refund amount");
 	is_str(ev.dedup_key, "up:782611301600009999999:04:00",
 	    "refund dedup key");
