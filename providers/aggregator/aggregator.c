@@ -988,8 +988,292 @@ agg_notify_hint(void *p, const struct ph_request *req,
 	return rc;
 }
 
+/* ---- Statements (payhook reconcile) -------------------------------------- */
+
+/*
+ * Ping++ documents no statement file for merchants (PROTOCOLS.md 5.1),
+ * so this plugin reads a CSV of its own, in the words of the API's charge
+ * and refund objects: the operator exports the day's charges and refunds
+ * into it, the simulator writes it.  UTF-8, an optional BOM, LF or CRLF:
+ *
+ *   type,id,app,order_no,charge,amount,currency,channel,time,refund_no
+ *   charge,ch_L8qn10mLmr1GS8e5OODmHaL4,app_1Gqj58ynP0mHeX1q,A1,,1000,cny,
+ *       wx_pub,1764487800,                                    (one line)
+ *   refund,re_y1u944PmfnrTHyvnL0nD0iD1,app_1Gqj58ynP0mHeX1q,A1,
+ *       ch_L8qn10mLmr1GS8e5OODmHaL4,400,cny,,1764498600,phr0000000000007
+ *   total,2,1400
+ *
+ * Columns by name (type, id, app, order_no, amount, currency and time
+ * required; charge for refunds; channel and refund_no optional; others
+ * ignored), no quoting, amounts in fen, times in unix seconds, the last
+ * line "total,<rows>,<sum of amount>" required.  Rows are charges paid
+ * and refunds succeeded: a charge is keyed as its charge.succeeded event
+ * ("pay:<charge id>"), a refund carries the refund number payhook gave it
+ * (refund_no), when there is one.
+ */
+
+#define AGG_ST_COLS	32
+#define AGG_ST_MAGIC	0x61677331u	/* "ags1" */
+
+enum agg_st_col {
+	AGG_ST_TYPE, AGG_ST_ID, AGG_ST_APP, AGG_ST_ORDER, AGG_ST_CHARGE,
+	AGG_ST_AMOUNT, AGG_ST_CURRENCY, AGG_ST_CHANNEL, AGG_ST_TIME,
+	AGG_ST_REFUND_NO, AGG_ST__MAX
+};
+
+static const char *const agg_st_names[AGG_ST__MAX] = {
+	"type", "id", "app", "order_no", "charge", "amount", "currency",
+	"channel", "time", "refund_no",
+};
+
+struct agg_st {
+	uint32_t magic;
+	int phase;			/* 0 header, 1 rows, 2 after the total */
+	int ncols;
+	int col[AGG_ST__MAX];		/* index, or -1 */
+	uint64_t rows;
+	int64_t sum;
+};
+
+_Static_assert(sizeof(struct agg_st) <= PH_STATEMENT_STATE_MAX,
+    "the statement state must fit in struct ph_statement");
+
+/* Splits on ','; -1 past max fields or on a quote. */
+static int
+agg_st_split(const char *line, size_t len, const char **f, size_t *n,
+    int max)
+{
+	size_t i, start = 0;
+	int k = 0;
+
+	if (memchr(line, '"', len) != NULL)
+		return -1;
+	for (i = 0; i <= len; i++) {
+		if (i < len && line[i] != ',')
+			continue;
+		if (k == max)
+			return -1;
+		f[k] = line + start;
+		n[k] = i - start;
+		k++;
+		start = i + 1;
+	}
+	return k;
+}
+
+/* A field copied as a token (ph_token_valid with extra) into dst. */
+static int
+agg_st_token(const char *f, size_t n, const char *extra, char *dst,
+    size_t cap)
+{
+	if (n == 0 || n >= cap || !ph_token_valid(f, n, cap - 1, extra))
+		return -1;
+	memcpy(dst, f, n);
+	dst[n] = '\0';
+	return 0;
+}
+
+static int
+agg_st_header(struct agg_st *s, const char *line, size_t len, uint64_t no,
+    struct ph_diag *diag)
+{
+	const char *f[AGG_ST_COLS];
+	size_t n[AGG_ST_COLS];
+	int k, i, j;
+
+	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+		line += 3;
+		len -= 3;
+	}
+	if ((k = agg_st_split(line, len, f, n, AGG_ST_COLS)) < 1)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a "
+		    "statement header", (unsigned long long)no);
+	for (i = 0; i < AGG_ST__MAX; i++)
+		s->col[i] = -1;
+	for (i = 0; i < k; i++)
+		for (j = 0; j < AGG_ST__MAX; j++) {
+			if (n[i] != strlen(agg_st_names[j]) ||
+			    memcmp(f[i], agg_st_names[j], n[i]) != 0)
+				continue;
+			if (s->col[j] != -1)
+				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
+				    "column %s twice", (unsigned long long)no,
+				    agg_st_names[j]);
+			s->col[j] = i;
+		}
+	for (j = 0; j < AGG_ST__MAX; j++)
+		if (s->col[j] < 0 && j != AGG_ST_CHARGE &&
+		    j != AGG_ST_CHANNEL && j != AGG_ST_REFUND_NO)
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: no "
+			    "column %s", (unsigned long long)no,
+			    agg_st_names[j]);
+	s->ncols = k;
+	s->phase = 1;
+	return PH_OK;
+}
+
+static int
+agg_st_row(const struct agg_ctx *ctx, struct agg_st *s, const char *line,
+    size_t len, uint64_t no, struct ph_event *ev, struct ph_diag *diag)
+{
+	const char *f[AGG_ST_COLS];
+	char buf[PH_ID_MAX + 1], id[PH_ID_MAX + 1];
+	size_t n[AGG_ST_COLS], i;
+	int k, c, refund;
+
+	if ((k = agg_st_split(line, len, f, n, AGG_ST_COLS)) != s->ncols)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %d fields, the "
+		    "header has %d", (unsigned long long)no, k, s->ncols);
+	c = s->col[AGG_ST_TYPE];
+	if (n[c] == 6 && memcmp(f[c], "charge", 6) == 0)
+		refund = 0;
+	else if (n[c] == 6 && memcmp(f[c], "refund", 6) == 0)
+		refund = 1;
+	else
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: type is not "
+		    "charge or refund", (unsigned long long)no);
+	c = s->col[AGG_ST_AMOUNT];
+	if (ph_money_parse_minor(f[c], n[c], &ev->amount) != PH_OK)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: amount is not "
+		    "an amount in fen", (unsigned long long)no);
+	if (s->sum > INT64_MAX - ev->amount)
+		return ph_fail(diag, PH_E_TOOBIG, "line %llu: the total "
+		    "overflows", (unsigned long long)no);
+	s->sum += ev->amount;
+	s->rows++;
+	c = s->col[AGG_ST_APP];
+	if (agg_st_token(f[c], n[c], AGG_ID_EXTRA, buf, sizeof(buf)) != 0 ||
+	    strcmp(buf, ctx->app_id) != 0)
+		return ph_fail(diag, PH_E_MERCHANT, "line %llu: app is not this "
+		    "profile's app_id", (unsigned long long)no);
+	c = s->col[AGG_ST_ID];
+	if (agg_st_token(f[c], n[c], AGG_ID_EXTRA, id, sizeof(id)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: id is invalid",
+		    (unsigned long long)no);
+	c = s->col[AGG_ST_ORDER];
+	if (agg_st_token(f[c], n[c], AGG_ORDER_EXTRA, ev->order_id,
+	    sizeof(ev->order_id)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: order_no is "
+		    "invalid", (unsigned long long)no);
+	c = s->col[AGG_ST_CURRENCY];
+	if (n[c] != 3)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: currency is "
+		    "not three letters", (unsigned long long)no);
+	for (i = 0; i < 3; i++)
+		ev->currency[i] = f[c][i] >= 'a' && f[c][i] <= 'z' ?
+		    (char)(f[c][i] - 'a' + 'A') : f[c][i];
+	ev->currency[3] = '\0';
+	if (!ph_currency_valid(ev->currency))
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: currency is "
+		    "not three letters", (unsigned long long)no);
+	c = s->col[AGG_ST_TIME];
+	if (!agg_timestamp(f[c], n[c], &ev->occurred_at) ||
+	    ev->occurred_at > AGG_TIME_MAX)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: time is not "
+		    "unix seconds", (unsigned long long)no);
+	if ((c = s->col[AGG_ST_CHANNEL]) >= 0 && n[c] > 0 &&
+	    agg_st_token(f[c], n[c], "_", ev->channel,
+	    sizeof(ev->channel)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: channel is "
+		    "invalid", (unsigned long long)no);
+	if (!refund) {
+		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
+		memcpy(ev->txn_id, id, strlen(id) + 1);
+		/* The key of the charge's charge.succeeded and query. */
+		snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s", id);
+		return PH_OK;
+	}
+	ev->kind = PH_EV_REFUND_SUCCEEDED;
+	memcpy(ev->refund_id, id, strlen(id) + 1);
+	c = s->col[AGG_ST_CHARGE];
+	if (c < 0 || agg_st_token(f[c], n[c], AGG_ID_EXTRA, ev->txn_id,
+	    sizeof(ev->txn_id)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: a refund "
+		    "without a valid charge", (unsigned long long)no);
+	if ((c = s->col[AGG_ST_REFUND_NO]) >= 0 && n[c] > 0 &&
+	    agg_st_token(f[c], n[c], AGG_ID_EXTRA, ev->merchant_refund_id,
+	    sizeof(ev->merchant_refund_id)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: refund_no is "
+		    "invalid", (unsigned long long)no);
+	snprintf(ev->dedup_key, sizeof(ev->dedup_key), "refund:%s", id);
+	return PH_OK;
+}
+
+static int
+agg_st_total(struct agg_st *s, const char *line, size_t len, uint64_t no,
+    struct ph_diag *diag)
+{
+	const char *f[AGG_ST_COLS];
+	size_t n[AGG_ST_COLS];
+	int64_t count, sum;
+
+	if (agg_st_split(line, len, f, n, AGG_ST_COLS) != 3 ||
+	    ph_money_parse_minor(f[1], n[1], &count) != PH_OK ||
+	    ph_money_parse_minor(f[2], n[2], &sum) != PH_OK)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total line "
+		    "is not total,<rows>,<sum of amount>",
+		    (unsigned long long)no);
+	if ((uint64_t)count != s->rows || sum != s->sum)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total says "
+		    "%lld rows of %lld fen, the statement has %llu of %lld",
+		    (unsigned long long)no, (long long)count, (long long)sum,
+		    (unsigned long long)s->rows, (long long)s->sum);
+	s->phase = 2;
+	return PH_OK;
+}
+
+static int
+agg_statement_line(void *p, struct ph_statement *st, const char *line,
+    size_t len, struct ph_event *ev, struct ph_diag *diag)
+{
+	const struct agg_ctx *ctx = p;
+	struct agg_st s;
+	int rc = PH_OK;
+
+	if (ctx == NULL || st == NULL || ev == NULL ||
+	    (line == NULL && len != 0))
+		return ph_fail(diag, PH_E_INTERNAL, "aggregator: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = PH_EV_IGNORED;
+	memcpy(&s, st->state, sizeof(s));
+	if (s.magic != AGG_ST_MAGIC) {
+		memset(&s, 0, sizeof(s));
+		s.magic = AGG_ST_MAGIC;
+	}
+	if (line == NULL)
+		return s.phase == 2 ? PH_OK : ph_fail(diag, PH_E_MALFORMED,
+		    "the statement ends after line %llu without its total line "
+		    "(truncated?)", (unsigned long long)st->line);
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (memchr(line, '\0', len) != NULL)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: a NUL byte",
+		    (unsigned long long)st->line);
+	if (s.phase == 0)
+		rc = agg_st_header(&s, line, len, st->line, diag);
+	else if (s.phase == 1 && len >= 6 && memcmp(line, "total,", 6) == 0)
+		rc = agg_st_total(&s, line, len, st->line, diag);
+	else if (s.phase == 1)
+		rc = agg_st_row(ctx, &s, line, len, st->line, ev, diag);
+	else if (len > 0)
+		rc = ph_fail(diag, PH_E_MALFORMED, "line %llu: text after the "
+		    "total line", (unsigned long long)st->line);
+	if (rc != PH_OK) {
+		memset(ev, 0, sizeof(*ev));
+		return rc;
+	}
+	if (ev->kind != PH_EV_IGNORED) {
+		st->facts++;
+		st->total += ev->amount;
+	}
+	memcpy(st->state, &s, sizeof(s));
+	return PH_OK;
+}
+
 PH_PROVIDER_DEFINE_HINT("aggregator",
-    "Aggregator webhooks (Ping++ style, RSA or HMAC) and charge query",
-    PH_CAP_NOTIFY | PH_CAP_QUERY, agg_conf_keys, agg_profile_new,
-    agg_profile_free, agg_parse_notify, agg_ack, agg_query_request,
-    agg_query_response, NULL, NULL, NULL, NULL, NULL, agg_notify_hint)
+    "Aggregator webhooks (Ping++ style, RSA or HMAC), charge query and "
+    "statements",
+    PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_STATEMENT, agg_conf_keys,
+    agg_profile_new, agg_profile_free, agg_parse_notify, agg_ack,
+    agg_query_request, agg_query_response, NULL, NULL, NULL, NULL,
+    agg_statement_line, agg_notify_hint)

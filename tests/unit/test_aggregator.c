@@ -236,7 +236,8 @@ test_table(void)
 
 	is_int(p->abi, PH_PROVIDER_ABI, "table: ABI version");
 	is_str(p->name, "aggregator", "table: name");
-	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY, "table: notify, query");
+	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_STATEMENT,
+	    "table: notify, query, statement");
 	ok(p->query_request != NULL && p->query_response != NULL &&
 	    p->close_request == NULL && p->close_response == NULL,
 	    "table: query entries, no close");
