@@ -185,6 +185,26 @@ query_prepare(struct query_job *job, enum query_op op,
 	    &diag);
 }
 
+/*
+ * The text the provider shows the payer: the merchant's own reason for a
+ * refund it asked for, a plain sentence for the ones payhook queues.
+ */
+static const char *
+query_refund_reason(const json_t *item)
+{
+	const char *why = json_string_value(json_object_get(item,
+	    "merchant_reason"));
+	const char *cat = json_string_value(json_object_get(item, "reason"));
+
+	if (why != NULL && *why != '\0')
+		return why;
+	if (cat != NULL && strcmp(cat, "double_payment") == 0)
+		return "Refund of a duplicate payment";
+	if (cat != NULL && strcmp(cat, "late_payment") == 0)
+		return "Refund of a payment made after the order was closed";
+	return "Refund";
+}
+
 void
 query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
     const json_t *item, const json_t *order, int64_t now)
@@ -204,7 +224,7 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	snprintf(job->refund_id, sizeof(job->refund_id), "%s",
 	    json_string_value(json_object_get(item, "refund_id")));
 	snprintf(job->reason, sizeof(job->reason), "%s",
-	    json_string_value(json_object_get(item, "reason")));
+	    query_refund_reason(item));
 	job->attempt = order != NULL ? query_attempt_text(order, pr->name) :
 	    strdup("");
 	if (query_job_alloc(job) != 0 || query_call_ctx(job, now, &cc) != 0)

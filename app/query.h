@@ -34,7 +34,7 @@ struct query_job {
 	struct ph_order_ref ref;
 	struct ph_refund_ref rref;
 	char refund_id[24];
-	char reason[64];
+	char reason[256];		/* what the payer is shown */
 	char order_id[PH_ID_MAX + 1];
 	char currency[4];
 	char txn_id[PH_ID_MAX + 1];
