@@ -1115,7 +1115,7 @@ static const char *
 encrypt_info(const char *key, const char *plain)
 {
 	static char out[8192];
-	unsigned char md[16], k[32], ct[4096];
+	unsigned char md[16], k[33], ct[4096];	/* k: 32 hex + NUL */
 	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
 	int n = 0, f = 0, i;
 	struct ph_buf b;
