@@ -3,11 +3,13 @@
  * HMAC profile.  A first byte 'S' makes the rest the body, signed here
  * with the profile's fixed test secret ("t=<now>,v1=<hex>" over
  * "<t>.<body>"); 'Q' makes the rest a charge query answer (HTTP 200);
+ * 'B' a statement, fed line by line;
  * anything else is "<signature header>\n<body>", raw.
  */
 #include "../../providers/aggregator/aggregator.c"
 
 #include "fuzz.h"
+#include "fzbill.h"
 
 #define FZ_SECRET "fuzz-webhook-secret-0123456789abcdef"
 #define FZ_NOW 1764500000
@@ -110,6 +112,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		ph_hex_lower(mac, sizeof(mac), hex);
 		snprintf(sig, sizeof(sig), "t=%d,v1=%s", FZ_NOW, hex);
 		fz_run(sig, data + 1, size - 1);
+		return 0;
+	}
+	if (size > 0 && data[0] == 'B') {
+		fz_bill(payhook_provider(), fz_ctx, data + 1, size - 1);
 		return 0;
 	}
 	if (size > 0 && data[0] == 'Q') {

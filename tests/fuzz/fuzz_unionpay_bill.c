@@ -1,0 +1,32 @@
+/*
+ * UnionPay statements (the CSV of ACP field names the plugin documents)
+ * through the plugin's streamed statement parser.
+ */
+#include "../../providers/unionpay/unionpay.c"
+
+#include "fuzz.h"
+#include "fzbill.h"
+#include "upsign.h"
+
+static void *fz_ctx;
+
+void
+fz_init(void)
+{
+	fz_pki_make();
+	fz_ctx = fz_up_profile();
+}
+
+void
+fz_fini(void)
+{
+	fz_ctx = NULL;
+	fz_pki_free();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	fz_bill(payhook_provider(), fz_ctx, data, size);
+	return 0;
+}
