@@ -169,6 +169,30 @@ def sweeper_test(tap, inst, sim):
     kills = passes = 0
     end = time.time() + 120
     pending = set(orders)
+
+    def queries():
+        return (sim.stats() or {}).get('total', {}).get('query', 0)
+
+    # Three passes killed while their queries are in flight.  A killed pass
+    # leaves its orders leased for lease_s (5 s), and a pass that finds
+    # everything leased ends at once: wait the leases out between kills.
+    while kills < 3 and time.time() < end:
+        q0 = queries()
+        p = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+        passes += 1
+        deadline = time.time() + 3
+        while time.time() < deadline and p.poll() is None and \
+                queries() == q0:
+            time.sleep(0.02)
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+        p.wait()
+        time.sleep(5.3)
+    # Then passes killed at random moments, until every order is paid.
     while pending and time.time() < end:
         p = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
                              stdin=subprocess.DEVNULL,
