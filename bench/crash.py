@@ -191,7 +191,7 @@ def read_events(port, token):
 def phase_kill(opts):
     print('# kill: rounds of %d orders, each notified twice at once, '
           'SIGKILL every 20-300 ms, until %d kills' % (opts.n, opts.kills))
-    b = run.Bench(argparse.Namespace(procs=4, skip=['all'], map_mb=1024,
+    b = run.Bench(argparse.Namespace(procs=4, skip=['all'], map_mb=1024, archive_mb=4096,
                                      seconds=1))
     try:
         b.configure()
@@ -348,7 +348,7 @@ def phase_trace(opts):
         return
     print('# trace: %d orders under strace, each notified twice at once'
           % opts.trace_n)
-    b = run.Bench(argparse.Namespace(procs=4, skip=['all'], map_mb=256,
+    b = run.Bench(argparse.Namespace(procs=4, skip=['all'], map_mb=256, archive_mb=1024,
                                      seconds=1))
     tdir = os.path.join(b.dir, 'trace')
     os.makedirs(tdir)

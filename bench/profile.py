@@ -41,7 +41,8 @@ FOCUS = [
     'mdb_env_sync', 'notify_answer', 'log_msg', 'api_get_order',
     'ledger_get_order', 'order_to_api', 'fc_json', 'fc_authorised',
     'ph_sha256', 'FCGX_Accept_r', 'FCGX_Finish_r', 'FCGX_GetStr',
-    'FCGX_PutStr', 'malloc', 'free',
+    'FCGX_PutStr', 'notify_archive', 'archive_put', 'ledger_seen',
+    'log_kv', 'ph_mem_contains_nocase', 'EVP_Digest', 'malloc', 'free',
 ]
 
 
@@ -65,7 +66,7 @@ def annotate(path):
         total = int(m.group(1).replace(',', ''))
     incl = {}
     for line in text.splitlines():
-        m = re.match(r'^\s*([\d,]+)\s+\([\d.]+%\)\s+\S*:(\S+?)(?:\s|$)',
+        m = re.match(r'^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+\S*:(\S+?)(?:\s|$)',
                      line)
         if m:
             name = m.group(2).split("'")[0]
@@ -86,7 +87,7 @@ def main():
     os.makedirs(opts.out, exist_ok=True)
     for old in glob.glob(os.path.join(opts.out, 'callgrind.*')):
         os.unlink(old)
-    b = run.Bench(argparse.Namespace(procs=1, skip=['all'], map_mb=256,
+    b = run.Bench(argparse.Namespace(procs=1, skip=['all'], map_mb=256, archive_mb=1024,
                                      seconds=1))
     b.providers = []
     wrapper = os.path.join(b.dir, 'payhook-callgrind')
