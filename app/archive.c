@@ -113,18 +113,89 @@ archive_headers(const struct ph_header *h, size_t n)
 	return a;
 }
 
-uint64_t
-archive_put(const struct archive_rec *r)
+#define ARCHIVE_DROP 1000	/* records dropped when the map is full */
+
+static int archive_warned;	/* said once per process that it is full */
+
+/*
+ * Writes record j under the next id in one transaction; an LMDB error
+ * code.  mdb_txn_commit() frees the transaction even when it fails, so
+ * only a transaction that was not committed is aborted.
+ */
+static int
+archive_write(json_t *j, uint64_t *id_out)
 {
-	struct ph_buf b64;
-	unsigned char k[8], d[PH_SHA256_LEN];
-	char hex[2 * PH_SHA256_LEN + 1];
+	unsigned char k[8];
 	MDB_cursor *c;
 	MDB_txn *txn;
 	MDB_val key, val;
 	uint64_t id = 1;
-	json_t *j;
 	char *s;
+	int rc;
+
+	if ((rc = mdb_txn_begin(archive_env, NULL, 0, &txn)) != 0)
+		return rc;
+	if ((rc = mdb_cursor_open(txn, archive_dbi, &c)) != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if (mdb_cursor_get(c, &key, &val, MDB_LAST) == 0)
+		id = archive_id(&key) + 1;
+	mdb_cursor_close(c);
+	json_object_set_new(j, "id", json_integer((json_int_t)id));
+	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {
+		mdb_txn_abort(txn);
+		return ENOMEM;
+	}
+	archive_key(k, id);
+	key.mv_data = k;
+	key.mv_size = 8;
+	val.mv_data = s;
+	val.mv_size = strlen(s);
+	rc = mdb_put(txn, archive_dbi, &key, &val, 0);
+	free(s);
+	if (rc != 0) {
+		mdb_txn_abort(txn);
+		return rc;
+	}
+	if ((rc = mdb_txn_commit(txn)) != 0)
+		return rc;
+	*id_out = id;
+	return 0;
+}
+
+/* Drops the n oldest records. */
+static void
+archive_drop_oldest(size_t n)
+{
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_val key, val;
+	size_t i = 0;
+	int rc;
+
+	if (mdb_txn_begin(archive_env, NULL, 0, &txn) != 0)
+		return;
+	if (mdb_cursor_open(txn, archive_dbi, &c) != 0) {
+		mdb_txn_abort(txn);
+		return;
+	}
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0 && i < n;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT), i++)
+		if (mdb_cursor_del(c, 0) != 0)
+			break;
+	mdb_cursor_close(c);
+	mdb_txn_commit(txn);
+}
+
+uint64_t
+archive_put(const struct archive_rec *r)
+{
+	struct ph_buf b64;
+	unsigned char d[PH_SHA256_LEN];
+	char hex[2 * PH_SHA256_LEN + 1];
+	uint64_t id = 0;
+	json_t *j;
 	int rc;
 
 	if (archive_env == NULL)
@@ -144,36 +215,24 @@ archive_put(const struct archive_rec *r)
 	    "order_id", r->order_id, "outcome", r->outcome,
 	    "replay_of", (json_int_t)r->replay_of);
 	ph_buf_free(&b64);
-	if (j == NULL || (rc = mdb_txn_begin(archive_env, NULL, 0, &txn)) != 0) {
-		json_decref(j);
+	if (j == NULL)
 		return 0;
+	rc = archive_write(j, &id);
+	if (rc == MDB_MAP_FULL) {
+		/* Full before archive_days ran out: the oldest records go,
+		 * never the new one's acknowledgement. */
+		archive_drop_oldest(ARCHIVE_DROP);
+		rc = archive_write(j, &id);
 	}
-	if ((rc = mdb_cursor_open(txn, archive_dbi, &c)) == 0) {
-		if (mdb_cursor_get(c, &key, &val, MDB_LAST) == 0)
-			id = archive_id(&key) + 1;
-		mdb_cursor_close(c);
-	}
-	json_object_set_new(j, "id", json_integer((json_int_t)id));
-	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {
-		mdb_txn_abort(txn);
-		json_decref(j);
-		return 0;
-	}
-	archive_key(k, id);
-	key.mv_data = k;
-	key.mv_size = 8;
-	val.mv_data = s;
-	val.mv_size = strlen(s);
-	if (rc != 0 || (rc = mdb_put(txn, archive_dbi, &key, &val, 0)) != 0 ||
-	    (rc = mdb_txn_commit(txn)) != 0) {
-		if (rc != 0 && rc != MDB_BAD_TXN)
-			log_warn("notification archive: %s; this notification "
-			    "is not archived (the store is not affected)",
-			    mdb_strerror(rc));
-		mdb_txn_abort(txn);
+	if (rc != 0) {
+		if (!archive_warned)
+			log_warn("notification archive: %s; notifications are "
+			    "not archived (the store of payments is not "
+			    "affected): raise archive_map_mb or lower "
+			    "archive_days", mdb_strerror(rc));
+		archive_warned = 1;
 		id = 0;
 	}
-	free(s);
 	json_decref(j);
 	return id;
 }
@@ -343,12 +402,12 @@ archive_hint(const char *profile, const char *order_id, int64_t now,
 	key.mv_size = strlen(order_id);
 	val.mv_data = (void *)profile;
 	val.mv_size = strlen(profile);
-	if (mdb_put(txn, archive_hints, &key, &val, 0) != 0 ||
-	    mdb_txn_commit(txn) != 0) {
+	if (mdb_put(txn, archive_hints, &key, &val, 0) != 0) {
 		mdb_txn_abort(txn);
 		return 0;
 	}
-	return 1;
+	/* A failed commit frees the transaction: nothing to abort. */
+	return mdb_txn_commit(txn) == 0;
 }
 
 int

@@ -327,6 +327,37 @@ def test_certs(tap):
         shutil.rmtree(work, ignore_errors=True)
 
 
+class SmallArchive(harness.Instance):
+    def core_settings(self):
+        core = harness.Instance.core_settings(self)
+        core['archive_map_mb'] = '1'
+        return core
+
+
+def test_archive_full(tap):
+    """A full archive drops its oldest records; it never costs an
+    acknowledgement."""
+    inst = SmallArchive(tap, 'archfull', max_procs=2)
+    inst.start()
+    ids = ['AF-%s-%d' % (os.urandom(2).hex(), i) for i in range(600)]
+    for x in ids:
+        inst.create_order(x, 10)
+    bodies = [make_payment(x, 10, txn_id('af%d' % i))
+              for i, x in enumerate(ids)]
+    answers = harness.parallel(lambda b: inst.notify(b).body, bodies, 8)
+    tap.is_(sum(1 for a in answers if a == SUCCESS_ACK), len(ids),
+            'a 1 MiB archive filling up: every notification still SUCCESS')
+    tap.ok(all(inst.order(x).get('state') == 'PAID' for x in ids[::50]),
+           '... and applied')
+    r = inst.cli('notifications', 'list', '--limit', '100000')
+    lines = r.stdout.splitlines()
+    tap.is_(r.returncode, 0, 'notifications list works on a full archive',
+            r.stderr[-300:])
+    tap.ok(any(x in r.stdout for x in ids[-20:]),
+           '... the last notifications are in it')
+    inst.cleanup()
+
+
 def main(tap):
     recv = Receiver()
     sim = Simulator(tap, time_factor=1000).start()
@@ -340,6 +371,7 @@ def main(tap):
         test_push(tap, inst, recv)
         if shutil.which('openssl'):
             test_certs(tap)
+        test_archive_full(tap)
     finally:
         recv.close()
 
