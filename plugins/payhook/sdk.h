@@ -134,6 +134,10 @@ int ph_form_parse(const unsigned char *body, size_t len,
  */
 int ph_form_write(const struct ph_kvlist *l, struct ph_buf *out);
 
+/* Appends s percent-encoded: everything but the RFC 3986 unreserved
+ * characters (ALPHA DIGIT - . _ ~) as %XX, for URL paths and queries. */
+int ph_buf_pct(struct ph_buf *b, const char *s);
+
 /* ---- Digests, MACs, signatures (OpenSSL libcrypto) -------------------- */
 
 #define PH_MD5_LEN	16

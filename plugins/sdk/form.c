@@ -177,3 +177,21 @@ ph_form_write(const struct ph_kvlist *l, struct ph_buf *out)
 	}
 	return out->err;
 }
+
+int
+ph_buf_pct(struct ph_buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char c;
+
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~')
+			ph_buf_append(b, s, 1);
+		else
+			ph_buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
+	}
+	return b->err;
+}

@@ -733,24 +733,6 @@ agg_ack(void *p, enum ph_ack_kind kind, const char *reason,
 
 /* ---- Query -------------------------------------------------------------- */
 
-/* Percent-encodes everything but RFC 3986 unreserved characters. */
-static void
-agg_pct(struct ph_buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	unsigned char c;
-
-	for (; *s != '\0'; s++) {
-		c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~')
-			ph_buf_append(b, s, 1);
-		else
-			ph_buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
-	}
-}
-
 static int
 agg_set_header(struct ph_http_request *out, const char *name,
     const char *v1, const char *v2)
@@ -792,9 +774,9 @@ agg_query_request(void *p, const struct ph_order_ref *order,
 		    "order_no");
 	ph_buf_init(&path, sizeof(out->path) - 1);
 	ph_buf_puts(&path, "/v1/charges?order_no=");
-	agg_pct(&path, order->order_id);
+	ph_buf_pct(&path, order->order_id);
 	ph_buf_puts(&path, "&app[id]=");
-	agg_pct(&path, ctx->app_id);
+	ph_buf_pct(&path, ctx->app_id);
 	if ((rc = path.err) != PH_OK) {
 		ph_fail(diag, rc, "request path too long");
 		goto out;

@@ -2230,24 +2230,6 @@ wx3_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
 
 /* ---- v3 order query ------------------------------------------------------ */
 
-/* Percent-encodes everything but RFC 3986 unreserved characters. */
-static void
-wx3_pct(struct ph_buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	unsigned char c;
-
-	for (; *s != '\0'; s++) {
-		c = (unsigned char)*s;
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~')
-			ph_buf_append(b, s, 1);
-		else
-			ph_buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 15]);
-	}
-}
-
 static int
 wx3_set_header(struct ph_http_request *out, const char *name,
     const char *value)
@@ -2334,9 +2316,9 @@ wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
 	ph_buf_init(&path, sizeof(out->path) - 1);
 	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
 	ph_buf_puts(&path, WX3_QUERY_PATH);
-	wx3_pct(&path, order->order_id);
+	ph_buf_pct(&path, order->order_id);
 	ph_buf_puts(&path, "?mchid=");
-	wx3_pct(&path, ctx->mch_id);
+	ph_buf_pct(&path, ctx->mch_id);
 	if ((rc = path.err) != PH_OK) {
 		ph_fail(diag, rc, "request path too long");
 		goto out;

@@ -7,7 +7,7 @@
  * In a build configured with --enable-fuzzing (clang, CFLAGS with
  * -fsanitize=fuzzer-no-link,address,undefined) and PAYHOOK_FUZZ_SECONDS
  * set, it runs libFuzzer instead for that many seconds, starting from the
- * corpus, writing new inputs to tests/fuzz/work/NAME/ and crashers to
+ * corpus, writing new inputs to tests/fuzz/runs/NAME/ and crashers to
  * tests/fuzz/artifacts/ in the build tree, then prints one TAP point with
  * the CPU time used.  A crash, sanitizer report or leak ends the process
  * before the point is printed, which the TAP driver reports as an error.
@@ -298,9 +298,9 @@ fz_fuzz(const char *argv0, const char *name, unsigned long seconds)
 	snprintf(fz_target, sizeof(fz_target), "%s", name);
 	fz_seconds = seconds;
 	snprintf(a_time, sizeof(a_time), "-max_total_time=%lu", seconds);
-	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/work", build);
+	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/runs", build);
 	mkdir(a_work, 0755);
-	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/work/%s", build, name);
+	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/runs/%s", build, name);
 	mkdir(a_work, 0755);
 	snprintf(a_art, sizeof(a_art), "%s/tests/fuzz/artifacts", build);
 	mkdir(a_art, 0755);
