@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Crash tests of the store's shared flush (STORE_SHARED_SYNC in
-app/store.c): every acknowledged notification survives, and nothing is
+src/store/store.c): every acknowledged notification survives, and nothing is
 acknowledged before what it acknowledges is flushed.
 
 1. kill: lighttpd on 127.0.0.1 runs four payhook.fcgi processes.  In

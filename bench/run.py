@@ -735,7 +735,7 @@ def main():
                     help='the payhook.fcgi to measure (this build\'s)')
     ap.add_argument('--label', default=None,
                     help='its store commit, for the report (default: what '
-                    'app/store.c declares)')
+                    'src/store/store.c declares)')
     ap.add_argument('--show', metavar='JSON',
                     help='print the table of an earlier run\'s JSON, again')
     opts = ap.parse_args()

@@ -13,7 +13,7 @@ server, while notifications stay public.
 
 The example configuration must also name every key payhook and its plugins
 know, and nothing else: its keys are compared with the tables in
-app/conf.c and in each provider's source.
+src/conf/conf.c and in each provider's source.
 
 Apache is skipped when apache2 or mod_fcgid is missing, except under CI=true
 where that fails.
@@ -48,7 +48,7 @@ def source(*parts):
 
 def code_keys():
     """{'core': set, 'profile': set, plugin name: set} from the sources."""
-    conf_c = source('app', 'conf.c')
+    conf_c = source('src', 'conf', 'conf.c')
     m = re.search(r'conf_core_names\[CORE__MAX\]\s*=\s*\{(.*?)\};', conf_c,
                   re.S)
     core = set(re.findall(r'"(\w+)"', m.group(1))) if m else set()
@@ -58,8 +58,6 @@ def code_keys():
     plugins = {}
     paths = glob.glob(os.path.join(harness.TOP_SRCDIR, 'providers', '*',
                                    '*.c'))
-    paths.append(os.path.join(harness.TOP_SRCDIR, 'plugins', 'template',
-                              'template.c'))
     for path in sorted(paths):
         with open(path, encoding='utf-8') as fh:
             text = fh.read()
@@ -92,9 +90,9 @@ def example_keys():
 def check_example_keys(tap):
     core, profile, plugins = code_keys()
     tap.ok(len(core) >= 13 and 'db_path' in core and 'lease_s' in core,
-           'read the [core] keys from app/conf.c', sorted(core))
+           'read the [core] keys from src/conf/conf.c', sorted(core))
     tap.ok({'plugin', 'api_base', 'query_schedule'} <= profile,
-           'read the profile keys of the core from app/conf.c',
+           'read the profile keys of the core from src/conf/conf.c',
            sorted(profile))
     tap.ok({'wechat', 'unionpay', 'template'} <= set(plugins),
            'read the keys of every provider plugin', sorted(plugins))

@@ -3,8 +3,8 @@
  * key files and the build tree's plugins.  Inputs naming plugin_dir are
  * skipped, so the loader only ever opens payhook's own plugins.
  */
-#include "conf.h"
-#include "log.h"
+#include "conf/conf.h"
+#include "ops/log.h"
 
 #include "fuzz.h"
 #include "fzcore.h"

@@ -8,10 +8,10 @@
  * METHOD "SIGN" posts BODY, name=value lines, as a WeChat v2 notification
  * to URI signed here with the profile's key (MD5).
  */
-#include "conf.h"
-#include "fc.h"
-#include "log.h"
-#include "store.h"
+#include "conf/conf.h"
+#include "web/fc.h"
+#include "ops/log.h"
+#include "store/store.h"
 
 #include "fuzz.h"
 #include "fzcore.h"

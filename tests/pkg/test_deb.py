@@ -397,7 +397,7 @@ def drop_in(tap, lay, work):
     """The template provider against payhook-dev."""
     src = os.path.join(work, 'tpl')
     os.makedirs(src)
-    shutil.copy(os.path.join(harness.TOP_SRCDIR, 'plugins', 'template',
+    shutil.copy(os.path.join(harness.TOP_SRCDIR, 'providers', 'template',
                              'template.c'), src)
     env = clean_env()
     if not lay.installed:

@@ -211,7 +211,7 @@ def build_provider(tap, stage, where, work):
     folder holding them, or None."""
     src = os.path.join(work, 'acme')
     os.makedirs(src)
-    shutil.copy(os.path.join(harness.TOP_SRCDIR, 'plugins', 'template',
+    shutil.copy(os.path.join(harness.TOP_SRCDIR, 'providers', 'template',
                              'template.c'), src)
     harness.write_file(os.path.join(src, 'acme.c'), man_example(),
                        mode=0o644)

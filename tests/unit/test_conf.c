@@ -7,7 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "conf.h"
+#include "conf/conf.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-conf-XXXXXX";

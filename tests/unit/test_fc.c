@@ -10,7 +10,7 @@
 
 #include <jansson.h>
 
-#include "fc.h"
+#include "web/fc.h"
 #include "tap.h"
 
 #define TOKEN "t0ken-for-the-merchant-api"

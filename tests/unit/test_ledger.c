@@ -8,9 +8,9 @@
 
 #include <jansson.h>
 
-#include "ledger.h"
-#include "order.h"
-#include "store.h"
+#include "ledger/ledger.h"
+#include "ledger/order.h"
+#include "store/store.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-ledger-XXXXXX";

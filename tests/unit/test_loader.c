@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "loader.h"
+#include "plugin/loader.h"
 #include "tap.h"
 
 static char providers[512], unit[512];

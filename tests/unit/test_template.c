@@ -1,7 +1,7 @@
 /*
  * The template provider: the guide must also be correct.
  */
-#include "../../plugins/template/template.c"
+#include "../../providers/template/template.c"
 
 #include "tap.h"
 

@@ -1,0 +1,1276 @@
+/*
+ * Configuration: the INI file, the files it names, and the plugins its
+ * profiles use.  Every problem is collected (with its line) rather than
+ * stopping at the first, so `payhook check` can list them all.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <ini.h>
+
+#include <payhook/sdk.h>
+
+#include "conf/conf.h"
+#include "ops/log.h"
+
+#ifndef PH_PLUGIN_DIR
+#define PH_PLUGIN_DIR "/usr/local/lib/payhook/providers"
+#endif
+
+#define CONF_FILE_MAX	(1024 * 1024)	/* keys and certificates */
+#define CONF_PROFILES_MAX 256
+#define CONF_KEYS_MAX	64		/* keys in one profile */
+
+struct conf_raw {
+	char *key;
+	char *val;
+	int line;
+	int used;
+};
+
+struct conf_file {
+	unsigned char *data;	/* NUL-terminated one past len */
+	size_t len;
+	struct ph_blob *blobs;	/* PH_CONF_FILES: owned array */
+};
+
+/* ---- Problems ---------------------------------------------------------- */
+
+static void
+conf_add(struct conf_errs *e, int warning, const char *fmt, va_list ap)
+{
+	if (e == NULL)
+		return;
+	if (e->n == CONF_ERRS_MAX) {
+		e->dropped++;
+		return;
+	}
+	vsnprintf(e->line[e->n], CONF_ERR_LEN, fmt, ap);
+	e->warning[e->n] = warning;
+	if (warning)
+		e->nwarn++;
+	e->n++;
+}
+
+void
+conf_err(struct conf_errs *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	conf_add(e, 0, fmt, ap);
+	va_end(ap);
+}
+
+void
+conf_warn(struct conf_errs *e, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	conf_add(e, 1, fmt, ap);
+	va_end(ap);
+}
+
+size_t
+conf_errs_count(const struct conf_errs *e)
+{
+	return e->n - e->nwarn + e->dropped;
+}
+
+/* ---- Small helpers ---------------------------------------------------- */
+
+int
+conf_name_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 32)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		    s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+char *
+conf_path(const struct conf *c, const char *p)
+{
+	struct ph_buf b;
+
+	if (p[0] == '/')
+		return strdup(p);
+	ph_buf_init(&b, PATH_MAX);
+	ph_buf_printf(&b, "%s/%s", c->dir, p);
+	if (b.err) {
+		ph_buf_free(&b);
+		return NULL;
+	}
+	return b.data;
+}
+
+static int
+conf_parse_ulong(const char *s, unsigned long min, unsigned long max,
+    unsigned long *out)
+{
+	unsigned long long v = 0;
+	const char *p;
+
+	if (*s == '\0')
+		return -1;
+	for (p = s; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (unsigned)(*p - '0');
+		if (v > max)
+			return -1;
+	}
+	if (v < min)
+		return -1;
+	*out = (unsigned long)v;
+	return 0;
+}
+
+/*
+ * Reads a whole file into a NUL-terminated buffer.  A secret must be a
+ * regular file that neither group nor others may read or write.
+ */
+static int
+conf_read_file(const char *path, const char *what, int secret,
+    struct conf_file *f, struct conf_errs *errs, int line)
+{
+	struct stat st;
+	unsigned char *buf = NULL;
+	size_t got = 0;
+	ssize_t r;
+	int fd;
+
+	char at[32] = "";
+
+	memset(f, 0, sizeof(*f));
+	if (line > 0)
+		snprintf(at, sizeof(at), "line %d: ", line);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+		conf_err(errs, "%s%s %s: %s", at, what, path,
+		    strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		conf_err(errs, "%s%s %s: not a regular file", at,
+		    what, path);
+		goto fail;
+	}
+	if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+		conf_err(errs, "%s%s %s is accessible by group or "
+		    "others (mode %04o); refusing it: chmod 600 %s", at,
+		    what, path, (unsigned)(st.st_mode & 07777), path);
+		goto fail;
+	}
+	if (st.st_size > CONF_FILE_MAX) {
+		conf_err(errs, "%s%s %s is larger than %d bytes",
+		    at, what, path, CONF_FILE_MAX);
+		goto fail;
+	}
+	if ((buf = malloc((size_t)st.st_size + 1)) == NULL) {
+		conf_err(errs, "%s%s %s: out of memory", at, what,
+		    path);
+		goto fail;
+	}
+	while (got < (size_t)st.st_size) {
+		r = read(fd, buf + got, (size_t)st.st_size - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			conf_err(errs, "%s%s %s: read failed", at,
+			    what, path);
+			goto fail;
+		}
+		got += (size_t)r;
+	}
+	if (secret) {
+		/* Editors add a final newline; it is never part of a key. */
+		if (got > 0 && buf[got - 1] == '\n')
+			got--;
+		if (got > 0 && buf[got - 1] == '\r')
+			got--;
+		if (got == 0) {
+			conf_err(errs, "%s%s %s is empty", at, what,
+			    path);
+			goto fail;
+		}
+	}
+	buf[got] = '\0';
+	close(fd);
+	f->data = buf;
+	f->len = got;
+	return 0;
+fail:
+	free(buf);
+	close(fd);
+	return -1;
+}
+
+static void
+conf_file_free(struct conf_file *f)
+{
+	if (f->data != NULL) {
+		/* Key material does not linger in freed memory. */
+		explicit_bzero(f->data, f->len);
+		free(f->data);
+	}
+	free(f->blobs);
+}
+
+/* ---- INI parsing -------------------------------------------------------- */
+
+struct conf_parse {
+	struct conf *c;
+	struct conf_errs *errs;
+	FILE *fp;
+	int line;
+	char *seen_core[64];	/* core keys seen, for duplicates */
+	size_t nseen_core;
+	char seen_sections[CONF_PROFILES_MAX + 1][128];
+	size_t nseen;
+};
+
+enum conf_core_key {
+	CORE_DB_PATH,
+	CORE_MAP_SIZE_MB,
+	CORE_PLUGIN_DIR,
+	CORE_API_TOKEN_FILE,
+	CORE_MAX_BODY_BYTES,
+	CORE_BASE_PATH,
+	CORE_LOG_LEVEL,
+	CORE_CA_FILE,
+	CORE_HTTP_TIMEOUT_S,
+	CORE_HTTP_CONNECT_TIMEOUT_S,
+	CORE_SWEEP_CONCURRENCY,
+	CORE_LEASE_S,
+	CORE_ATTEMPT_HOLD_S,
+	CORE_ARCHIVE_DAYS,
+	CORE_ARCHIVE_MAP_MB,
+	CORE_HINT_PER_MINUTE,
+	CORE__MAX
+};
+
+static const char *const conf_core_names[CORE__MAX] = {
+	"db_path", "map_size_mb", "plugin_dir", "api_token_file",
+	"max_body_bytes", "base_path", "log_level", "ca_file",
+	"http_timeout_s", "http_connect_timeout_s", "sweep_concurrency",
+	"lease_s", "attempt_hold_s", "archive_days", "archive_map_mb",
+	"hint_per_minute",
+};
+
+/* Whole-number core keys: where each goes and its range. */
+static unsigned long *
+conf_core_number(struct conf *c, int k, unsigned long *min,
+    unsigned long *max)
+{
+	switch (k) {
+	case CORE_HTTP_TIMEOUT_S:
+		*min = 1;
+		*max = 600;
+		return &c->http_timeout_s;
+	case CORE_HTTP_CONNECT_TIMEOUT_S:
+		*min = 1;
+		*max = 120;
+		return &c->http_connect_timeout_s;
+	case CORE_SWEEP_CONCURRENCY:
+		*min = 1;
+		*max = 256;
+		return &c->sweep_concurrency;
+	case CORE_LEASE_S:
+		*min = 5;
+		*max = 3600;
+		return &c->lease_s;
+	case CORE_ATTEMPT_HOLD_S:
+		*min = 0;
+		*max = 3600;
+		return &c->attempt_hold_s;
+	case CORE_ARCHIVE_DAYS:
+		*min = 0;
+		*max = 3650;
+		return &c->archive_days;
+	case CORE_ARCHIVE_MAP_MB:
+		*min = 1;
+		*max = 1024UL * 1024;
+		return &c->archive_map_mb;
+	case CORE_HINT_PER_MINUTE:
+		*min = 0;
+		*max = 10000;
+		return &c->hint_per_minute;
+	default:
+		return NULL;
+	}
+}
+
+
+
+static int
+conf_set_str(char **dst, const char *v)
+{
+	free(*dst);
+	return (*dst = strdup(v)) == NULL ? -1 : 0;
+}
+
+static void
+conf_core(struct conf_parse *p, const char *key, const char *val)
+{
+	struct conf *c = p->c;
+	unsigned long n;
+	int k, lvl;
+
+	for (k = 0; k < CORE__MAX; k++)
+		if (strcmp(key, conf_core_names[k]) == 0)
+			break;
+	if (k == CORE__MAX) {
+		conf_err(p->errs, "line %d: unknown key \"%s\" in [core]",
+		    p->line, key);
+		return;
+	}
+	switch (k) {
+	case CORE_DB_PATH:
+		if (*val == '\0')
+			conf_err(p->errs, "line %d: db_path is empty", p->line);
+		else if (conf_set_str(&c->db_path, val) == -1)
+			conf_err(p->errs, "out of memory");
+		break;
+	case CORE_MAP_SIZE_MB:
+		if (conf_parse_ulong(val, 1, 1024UL * 1024, &n) == -1)
+			conf_err(p->errs, "line %d: map_size_mb \"%s\" is not "
+			    "a whole number from 1 to 1048576", p->line, val);
+		else
+			c->map_size_mb = n;
+		break;
+	case CORE_PLUGIN_DIR:
+		if (*val == '\0')
+			conf_err(p->errs, "line %d: plugin_dir is empty",
+			    p->line);
+		else if (conf_set_str(&c->plugin_dir, val) == -1)
+			conf_err(p->errs, "out of memory");
+		break;
+	case CORE_API_TOKEN_FILE:
+		if (*val == '\0')
+			conf_err(p->errs, "line %d: api_token_file is empty",
+			    p->line);
+		else if (conf_set_str(&c->api_token_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+		break;
+	case CORE_MAX_BODY_BYTES:
+		if (conf_parse_ulong(val, 1024, 16UL * 1024 * 1024, &n) == -1)
+			conf_err(p->errs, "line %d: max_body_bytes \"%s\" is "
+			    "not a whole number from 1024 to 16777216",
+			    p->line, val);
+		else
+			c->max_body_bytes = n;
+		break;
+	case CORE_BASE_PATH:
+		if (val[0] != '/' || strstr(val, "//") != NULL ||
+		    strpbrk(val, "?#% \t") != NULL)
+			conf_err(p->errs, "line %d: base_path \"%s\" must be "
+			    "an absolute URL path like / or /pay/", p->line,
+			    val);
+		else if (conf_set_str(&c->base_path, val) == -1)
+			conf_err(p->errs, "out of memory");
+		else {
+			size_t len = strlen(c->base_path);
+
+			/* Stored without the trailing slash; "/" stays "". */
+			while (len > 0 && c->base_path[len - 1] == '/')
+				c->base_path[--len] = '\0';
+		}
+		break;
+	case CORE_LOG_LEVEL:
+		if ((lvl = log_level_parse(val)) < 0)
+			conf_err(p->errs, "line %d: log_level \"%s\" is not "
+			    "one of error, warn, info, debug", p->line, val);
+		else
+			c->log_level = lvl;
+		break;
+	case CORE_CA_FILE:
+		if (*val == '\0')
+			conf_err(p->errs, "line %d: ca_file is empty", p->line);
+		else if (conf_set_str(&c->ca_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+		break;
+	default: {
+		unsigned long min = 0, max = 0, *dst;
+
+		dst = conf_core_number(c, k, &min, &max);
+		if (dst == NULL || conf_parse_ulong(val, min, max, &n) == -1)
+			conf_err(p->errs, "line %d: %s \"%s\" is not a whole "
+			    "number from %lu to %lu", p->line,
+			    conf_core_names[k], val, min, max);
+		else
+			*dst = n;
+		break;
+	}
+	}
+}
+
+static struct conf_profile *
+conf_profile_add(struct conf_parse *p, const char *name)
+{
+	struct conf *c = p->c;
+	struct conf_profile *np;
+
+	if (c->nprofiles == CONF_PROFILES_MAX) {
+		conf_err(p->errs, "line %d: more than %d profiles", p->line,
+		    CONF_PROFILES_MAX);
+		return NULL;
+	}
+	np = realloc(c->profiles, (c->nprofiles + 1) * sizeof(*np));
+	if (np == NULL)
+		return NULL;
+	c->profiles = np;
+	np = &c->profiles[c->nprofiles];
+	memset(np, 0, sizeof(*np));
+	if ((np->name = strdup(name)) == NULL)
+		return NULL;
+	np->line = p->line;
+	c->nprofiles++;
+	return np;
+}
+
+static int
+conf_parse_bool(const char *s, long long *out)
+{
+	static const char *const yes[] = { "yes", "true", "on", "1" };
+	static const char *const no[] = { "no", "false", "off", "0" };
+	size_t i;
+
+	for (i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = 1;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = 0;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int
+conf_parse_schedule(const char *s, long *out, size_t max, size_t *n,
+    char *why, size_t whylen)
+{
+	const char *q = s;
+
+	*n = 0;
+	while (*q != '\0') {
+		long v = 0, mult;
+		int digits = 0;
+
+		while (*q == ' ')
+			q++;
+		for (; *q >= '0' && *q <= '9'; q++, digits++) {
+			v = v * 10 + (*q - '0');
+			if (v > 100000000L) {
+				snprintf(why, whylen, "a delay is too long");
+				return -1;
+			}
+		}
+		switch (*q) {
+		case 's': mult = 1; break;
+		case 'm': mult = 60; break;
+		case 'h': mult = 3600; break;
+		case 'd': mult = 86400; break;
+		default:
+			snprintf(why, whylen, "each delay is a number with "
+			    "s, m, h or d, like 30s or 3m");
+			return -1;
+		}
+		q++;
+		if (digits == 0 || v == 0) {
+			snprintf(why, whylen, "delays must be positive");
+			return -1;
+		}
+		if (*n == max) {
+			snprintf(why, whylen, "more than %zu delays", max);
+			return -1;
+		}
+		out[(*n)++] = v * mult;
+		while (*q == ' ')
+			q++;
+		if (*q == ',')
+			q++;
+		else if (*q != '\0') {
+			snprintf(why, whylen, "delays are separated by commas");
+			return -1;
+		}
+	}
+	if (*n == 0) {
+		snprintf(why, whylen, "no delay given");
+		return -1;
+	}
+	return 0;
+}
+
+/* Profile keys the core reads itself; 1 when key was one of them. */
+static int
+conf_profile_core_key(struct conf_parse *p, struct conf_profile *pr,
+    const char *key, const char *val)
+{
+	char why[96];
+	long long b;
+
+	if (strcmp(key, "plugin") == 0) {
+		if (conf_set_str(&pr->plugin_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "api_base") == 0) {
+		size_t len = strlen(val);
+
+		if ((strncmp(val, "https://", 8) != 0 &&
+		    strncmp(val, "http://", 7) != 0) ||
+		    strpbrk(val, " \t?#") != NULL || len > 400)
+			conf_err(p->errs, "line %d: [profile.%s] api_base "
+			    "\"%s\" must be an https:// URL", p->line,
+			    pr->name, val);
+		else if (conf_set_str(&pr->api_base, val) == -1)
+			conf_err(p->errs, "out of memory");
+		else
+			while (len > 0 && pr->api_base[len - 1] == '/')
+				pr->api_base[--len] = '\0';
+	} else if (strcmp(key, "allow_insecure_http") == 0) {
+		if (conf_parse_bool(val, &b) == -1)
+			conf_err(p->errs, "line %d: [profile.%s] "
+			    "allow_insecure_http \"%s\" is not yes or no",
+			    p->line, pr->name, val);
+		else
+			pr->allow_insecure_http = (int)b;
+	} else if (strcmp(key, "query_schedule") == 0) {
+		if (conf_parse_schedule(val, pr->schedule, CONF_SCHEDULE_MAX,
+		    &pr->nschedule, why, sizeof(why)) == -1)
+			conf_err(p->errs, "line %d: [profile.%s] query_schedule "
+			    "\"%s\": %s", p->line, pr->name, val, why);
+	} else if (strcmp(key, "client_cert_file") == 0) {
+		if (conf_set_str(&pr->client_cert_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "client_key_file") == 0) {
+		if (conf_set_str(&pr->client_key_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else
+		return 0;
+	return 1;
+}
+
+static void
+conf_profile_key(struct conf_parse *p, struct conf_profile *pr,
+    const char *key, const char *val)
+{
+	struct conf_raw *nr;
+	size_t i;
+	int core;
+
+	for (i = 0; i < pr->nraw; i++)
+		if (strcmp(pr->raw[i].key, key) == 0) {
+			conf_err(p->errs, "line %d: key \"%s\" given twice in "
+			    "[profile.%s] (first on line %d)", p->line, key,
+			    pr->name, pr->raw[i].line);
+			return;
+		}
+	if (pr->nraw == CONF_KEYS_MAX) {
+		conf_err(p->errs, "line %d: too many keys in [profile.%s]",
+		    p->line, pr->name);
+		return;
+	}
+	core = conf_profile_core_key(p, pr, key, val);
+	nr = realloc(pr->raw, (pr->nraw + 1) * sizeof(*nr));
+	if (nr == NULL) {
+		conf_err(p->errs, "out of memory");
+		return;
+	}
+	pr->raw = nr;
+	nr = &pr->raw[pr->nraw];
+	nr->key = strdup(key);
+	nr->val = strdup(val);
+	nr->line = p->line;
+	nr->used = core;
+	if (nr->key == NULL || nr->val == NULL) {
+		free(nr->key);
+		free(nr->val);
+		conf_err(p->errs, "out of memory");
+		return;
+	}
+	pr->nraw++;
+}
+
+/*
+ * Section headers are checked as lines are read, so that an empty section
+ * with a misspelt name is reported too (inih only calls back for keys).
+ */
+static void
+conf_section(struct conf_parse *p, const char *line)
+{
+	char name[128];
+	const char *end;
+	size_t i, len;
+
+	while (*line == ' ' || *line == '\t')
+		line++;
+	if (*line != '[' || (end = strchr(line, ']')) == NULL)
+		return;
+	len = (size_t)(end - line - 1);
+	if (len >= sizeof(name)) {
+		conf_err(p->errs, "line %d: section name too long", p->line);
+		return;
+	}
+	memcpy(name, line + 1, len);
+	name[len] = '\0';
+	for (i = 0; i < p->nseen; i++)
+		if (strcmp(p->seen_sections[i], name) == 0) {
+			conf_err(p->errs, "line %d: section [%s] is given "
+			    "twice", p->line, name);
+			return;
+		}
+	if (p->nseen < CONF_PROFILES_MAX + 1)
+		snprintf(p->seen_sections[p->nseen++],
+		    sizeof(p->seen_sections[0]), "%s", name);
+	if (strcmp(name, "core") == 0)
+		return;
+	if (strncmp(name, "push.", 5) == 0) {
+		struct conf_push *pu;
+
+		if (!conf_name_valid(name + 5, strlen(name + 5)))
+			conf_err(p->errs, "line %d: push name \"%s\" is "
+			    "invalid: 1-32 of [a-z0-9_-]", p->line, name + 5);
+		else if (p->c->npushes == CONF_PUSH_MAX)
+			conf_err(p->errs, "line %d: more than %d [push.*] "
+			    "sections", p->line, CONF_PUSH_MAX);
+		else {
+			pu = &p->c->pushes[p->c->npushes++];
+			pu->name = strdup(name + 5);
+			pu->line = p->line;
+		}
+		return;
+	}
+	if (strncmp(name, "profile.", 8) != 0) {
+		conf_err(p->errs, "line %d: unknown section [%s]", p->line,
+		    name);
+		return;
+	}
+	if (!conf_name_valid(name + 8, strlen(name + 8)))
+		conf_err(p->errs, "line %d: profile name \"%s\" is invalid: "
+		    "1-32 of [a-z0-9_-]", p->line, name + 8);
+	else if (conf_profile(p->c, name + 8) == NULL)
+		conf_profile_add(p, name + 8);
+}
+
+static char *
+conf_ini_reader(char *str, int num, void *stream)
+{
+	struct conf_parse *p = stream;
+	char *r = fgets(str, num, p->fp);
+
+	if (r != NULL) {
+		p->line++;
+		conf_section(p, r);
+	}
+	return r;
+}
+
+static void
+conf_push_key(struct conf_parse *p, struct conf_push *pu, const char *key,
+    const char *val)
+{
+	long long b;
+
+	if (strcmp(key, "url") == 0) {
+		if ((strncmp(val, "https://", 8) != 0 &&
+		    strncmp(val, "http://", 7) != 0) ||
+		    strpbrk(val, " \t") != NULL)
+			conf_err(p->errs, "line %d: [push.%s] url \"%s\" must "
+			    "be an https:// URL", p->line, pu->name, val);
+		else if (conf_set_str(&pu->url, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "secret_file") == 0) {
+		if (conf_set_str(&pu->secret_file, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "signature_header") == 0) {
+		if (*val == '\0' || strpbrk(val, " \t:\r\n") != NULL)
+			conf_err(p->errs, "line %d: [push.%s] signature_header "
+			    "\"%s\" is not a header name", p->line, pu->name,
+			    val);
+		else if (conf_set_str(&pu->signature_header, val) == -1)
+			conf_err(p->errs, "out of memory");
+	} else if (strcmp(key, "allow_insecure_http") == 0) {
+		if (conf_parse_bool(val, &b) == -1)
+			conf_err(p->errs, "line %d: [push.%s] "
+			    "allow_insecure_http \"%s\" is not yes or no",
+			    p->line, pu->name, val);
+		else
+			pu->allow_insecure_http = (int)b;
+	} else
+		conf_err(p->errs, "line %d: unknown key \"%s\" in [push.%s] "
+		    "(url, secret_file, signature_header, "
+		    "allow_insecure_http)", p->line, key, pu->name);
+}
+
+static int
+conf_ini_handler(void *user, const char *section, const char *key,
+    const char *val)
+{
+	struct conf_parse *p = user;
+	struct conf *c = p->c;
+	size_t i;
+
+	if (key == NULL)	/* an empty section: nothing more to do */
+		return 1;
+	if (strcmp(section, "core") == 0) {
+		for (i = 0; i < p->nseen_core; i++)
+			if (strcmp(p->seen_core[i], key) == 0) {
+				conf_err(p->errs, "line %d: key \"%s\" given "
+				    "twice in [core]", p->line, key);
+				return 1;
+			}
+		if (p->nseen_core < sizeof(p->seen_core) /
+		    sizeof(p->seen_core[0]) &&
+		    (p->seen_core[p->nseen_core] = strdup(key)) != NULL)
+			p->nseen_core++;
+		conf_core(p, key, val);
+	} else if (strncmp(section, "profile.", 8) == 0) {
+		struct conf_profile *pr;
+
+		pr = (struct conf_profile *)conf_profile(c, section + 8);
+		if (pr != NULL)
+			conf_profile_key(p, pr, key, val);
+	} else if (strncmp(section, "push.", 5) == 0 && c->npushes > 0 &&
+	    c->pushes[c->npushes - 1].name != NULL &&
+	    strcmp(c->pushes[c->npushes - 1].name, section + 5) == 0) {
+		conf_push_key(p, &c->pushes[c->npushes - 1], key, val);
+	} else if (section[0] == '\0') {
+		conf_err(p->errs, "line %d: key \"%s\" outside any section",
+		    p->line, key);
+	}
+	/* Keys of an unknown section: the section was reported. */
+	return 1;
+}
+
+/* ---- Binding profiles to plugins -------------------------------------- */
+
+static struct conf_file *
+conf_profile_file(struct conf_profile *pr)
+{
+	struct conf_file *nf;
+
+	nf = realloc(pr->files, (pr->nfiles + 1) * sizeof(*nf));
+	if (nf == NULL)
+		return NULL;
+	pr->files = nf;
+	memset(&nf[pr->nfiles], 0, sizeof(*nf));
+	return &nf[pr->nfiles++];
+}
+
+/* Fills one value from its text; reads the files it names. */
+static void
+conf_value(struct conf *c, struct conf_profile *pr,
+    const struct ph_conf_key *k, const char *text, int line,
+    struct ph_conf_value *v, struct conf_errs *errs)
+{
+	struct conf_file *f;
+	char *path, *list, *tok, *save;
+	size_t i;
+
+	v->present = 1;
+	v->str = text;
+	switch (k->type) {
+	case PH_CONF_STRING:
+		if (k->required && *text == '\0')
+			conf_err(errs, "line %d: [profile.%s] %s is empty",
+			    line, pr->name, k->name);
+		break;
+	case PH_CONF_INT: {
+		long long n = 0;
+		const char *s = text;
+		int neg = 0, bad = *s == '\0';
+
+		if (*s == '-') {
+			neg = 1;
+			s++;
+			bad = *s == '\0';
+		}
+		for (; *s != '\0' && !bad; s++) {
+			if (*s < '0' || *s > '9' || n > (LLONG_MAX - 9) / 10)
+				bad = 1;
+			else
+				n = n * 10 + (*s - '0');
+		}
+		if (neg)
+			n = -n;
+		if (bad || n < k->min || n > k->max)
+			conf_err(errs, "line %d: [profile.%s] %s \"%s\" is not "
+			    "a whole number from %lld to %lld", line, pr->name,
+			    k->name, text, k->min, k->max);
+		v->num = n;
+		break;
+	}
+	case PH_CONF_BOOL:
+		if (conf_parse_bool(text, &v->num) == -1)
+			conf_err(errs, "line %d: [profile.%s] %s \"%s\" is not "
+			    "yes or no", line, pr->name, k->name, text);
+		break;
+	case PH_CONF_ENUM:
+		for (i = 0; k->choices != NULL && k->choices[i] != NULL; i++)
+			if (strcmp(text, k->choices[i]) == 0)
+				break;
+		if (k->choices == NULL || k->choices[i] == NULL) {
+			char allowed[256] = "";
+
+			for (i = 0; k->choices != NULL &&
+			    k->choices[i] != NULL; i++) {
+				if (i > 0)
+					strncat(allowed, ", ",
+					    sizeof(allowed) - strlen(allowed) - 1);
+				strncat(allowed, k->choices[i],
+				    sizeof(allowed) - strlen(allowed) - 1);
+			}
+			conf_err(errs, "line %d: [profile.%s] %s \"%s\" is not "
+			    "one of %s", line, pr->name, k->name, text,
+			    allowed);
+		} else
+			v->num = (long long)i;
+		break;
+	case PH_CONF_FILE:
+	case PH_CONF_SECRET_FILE:
+		if ((f = conf_profile_file(pr)) == NULL ||
+		    (path = conf_path(c, text)) == NULL) {
+			conf_err(errs, "out of memory");
+			break;
+		}
+		if (conf_read_file(path, k->name, k->type ==
+		    PH_CONF_SECRET_FILE, f, errs, line) == 0) {
+			v->blob.data = f->data;
+			v->blob.len = f->len;
+		}
+		free(path);
+		break;
+	case PH_CONF_FILES: {
+		struct ph_blob *blobs = NULL;
+		size_t n = 0;
+
+		if ((list = strdup(text)) == NULL) {
+			conf_err(errs, "out of memory");
+			break;
+		}
+		for (tok = strtok_r(list, " \t", &save); tok != NULL;
+		    tok = strtok_r(NULL, " \t", &save)) {
+			struct ph_blob *nb;
+
+			if ((f = conf_profile_file(pr)) == NULL ||
+			    (path = conf_path(c, tok)) == NULL ||
+			    (nb = realloc(blobs, (n + 1) *
+			    sizeof(*nb))) == NULL) {
+				conf_err(errs, "out of memory");
+				break;
+			}
+			blobs = nb;
+			if (conf_read_file(path, k->name, 0, f, errs,
+			    line) == 0) {
+				blobs[n].data = f->data;
+				blobs[n].len = f->len;
+				n++;
+			}
+			free(path);
+		}
+		free(list);
+		/* The last file record owns the array of blobs. */
+		if ((f = conf_profile_file(pr)) != NULL)
+			f->blobs = blobs;
+		else
+			free(blobs);
+		v->files = blobs;
+		v->nfiles = n;
+		if (n == 0 && k->required)
+			conf_err(errs, "line %d: [profile.%s] %s names no file",
+			    line, pr->name, k->name);
+		break;
+	}
+	default:
+		conf_err(errs, "line %d: [profile.%s] %s: plugin declares an "
+		    "unknown key type", line, pr->name, k->name);
+	}
+}
+
+/* Resolves a path from the file against the config's folder, in place. */
+static int
+conf_resolve(struct conf *c, char **p)
+{
+	char *r;
+
+	if ((*p)[0] == '/')
+		return 0;
+	if ((r = conf_path(c, *p)) == NULL)
+		return -1;
+	free(*p);
+	*p = r;
+	return 0;
+}
+
+/* The default query schedule follows WeChat Pay's notification retries. */
+static const char conf_default_schedule[] =
+    "15s,15s,30s,3m,10m,20m,30m,30m,30m,1h,3h,3h,3h,6h,6h";
+
+/* Checks the keys that say how the core calls the provider. */
+static void
+conf_profile_calls(struct conf *c, struct conf_profile *pr,
+    struct conf_errs *errs)
+{
+	struct stat st;
+	char why[96];
+
+	if (pr->nschedule == 0)
+		conf_parse_schedule(conf_default_schedule, pr->schedule,
+		    CONF_SCHEDULE_MAX, &pr->nschedule, why, sizeof(why));
+	if (pr->api_base != NULL && strncmp(pr->api_base, "http://", 7) == 0) {
+		if (!pr->allow_insecure_http)
+			conf_err(errs, "line %d: [profile.%s] api_base %s is "
+			    "plain http: refused unless the profile also says "
+			    "allow_insecure_http = yes (tests only)", pr->line,
+			    pr->name, pr->api_base);
+		else
+			conf_warn(errs, "[profile.%s] allow_insecure_http = "
+			    "yes: provider calls to %s are not encrypted or "
+			    "authenticated; never use this in production",
+			    pr->name, pr->api_base);
+	}
+	if ((pr->client_cert_file == NULL) != (pr->client_key_file == NULL)) {
+		conf_err(errs, "line %d: [profile.%s] client_cert_file and "
+		    "client_key_file go together", pr->line, pr->name);
+		return;
+	}
+	if (pr->client_cert_file == NULL)
+		return;
+	if (conf_resolve(c, &pr->client_cert_file) == -1 ||
+	    conf_resolve(c, &pr->client_key_file) == -1) {
+		conf_err(errs, "out of memory");
+		return;
+	}
+	if (access(pr->client_cert_file, R_OK) == -1)
+		conf_err(errs, "[profile.%s] client_cert_file %s: %s", pr->name,
+		    pr->client_cert_file, strerror(errno));
+	if (stat(pr->client_key_file, &st) == -1)
+		conf_err(errs, "[profile.%s] client_key_file %s: %s", pr->name,
+		    pr->client_key_file, strerror(errno));
+	else if (st.st_mode & (S_IRWXG | S_IRWXO))
+		conf_err(errs, "[profile.%s] client_key_file %s is accessible "
+		    "by group or others (mode %04o); refusing it: chmod 600 %s",
+		    pr->name, pr->client_key_file,
+		    (unsigned)(st.st_mode & 07777), pr->client_key_file);
+}
+
+static void
+conf_bind_profile(struct conf *c, struct conf_profile *pr,
+    struct conf_errs *errs)
+{
+	const struct ph_conf_key *keys;
+	struct ph_diag diag;
+	size_t nkeys, i, j;
+	size_t before = conf_errs_count(errs);
+
+	if (pr->plugin_file == NULL) {
+		conf_err(errs, "line %d: [profile.%s] has no plugin key",
+		    pr->line, pr->name);
+		return;
+	}
+	conf_profile_calls(c, pr, errs);
+	memset(&diag, 0, sizeof(diag));
+	if (loader_get(&c->loader, c->plugin_dir, pr->plugin_file,
+	    &pr->plugin, &diag) != PH_OK) {
+		conf_err(errs, "line %d: [profile.%s] %s", pr->line, pr->name,
+		    diag.msg);
+		return;
+	}
+	keys = pr->plugin->prov->conf_keys;
+	for (nkeys = 0; keys[nkeys].name != NULL; nkeys++)
+		continue;
+	if ((pr->values = calloc(nkeys + 1, sizeof(*pr->values))) == NULL) {
+		conf_err(errs, "out of memory");
+		return;
+	}
+	for (i = 0; i < nkeys; i++) {
+		struct ph_conf_value *v = &pr->values[i];
+
+		v->name = keys[i].name;
+		v->str = "";
+		for (j = 0; j < pr->nraw; j++)
+			if (strcmp(pr->raw[j].key, keys[i].name) == 0)
+				break;
+		if (j < pr->nraw) {
+			pr->raw[j].used = 1;
+			conf_value(c, pr, &keys[i], pr->raw[j].val,
+			    pr->raw[j].line, v, errs);
+		} else if (keys[i].def != NULL) {
+			conf_value(c, pr, &keys[i], keys[i].def, pr->line, v,
+			    errs);
+		} else if (keys[i].required) {
+			conf_err(errs, "line %d: [profile.%s] lacks the key "
+			    "\"%s\" that plugin %s requires (%s)", pr->line,
+			    pr->name, keys[i].name, pr->plugin->prov->name,
+			    keys[i].help != NULL ? keys[i].help : "");
+		}
+	}
+	for (j = 0; j < pr->nraw; j++)
+		if (!pr->raw[j].used)
+			conf_err(errs, "line %d: unknown key \"%s\" in "
+			    "[profile.%s] (plugin %s)", pr->raw[j].line,
+			    pr->raw[j].key, pr->name, pr->plugin->prov->name);
+	if (conf_errs_count(errs) != before)
+		return;
+	pr->pconf.profile = pr->name;
+	pr->pconf.values = pr->values;
+	pr->pconf.nvalues = nkeys;
+	memset(&diag, 0, sizeof(diag));
+	if (pr->plugin->prov->profile_new(&pr->pconf, &pr->ctx, &diag) !=
+	    PH_OK) {
+		pr->ctx = NULL;
+		conf_err(errs, "line %d: [profile.%s] plugin %s refused it: %s",
+		    pr->line, pr->name, pr->plugin->prov->name, diag.msg);
+	}
+}
+
+static void
+conf_bind_push(struct conf *c, struct conf_push *pu, struct conf_errs *errs)
+{
+	struct conf_file f;
+
+	if (pu->name == NULL)
+		return;
+	if (pu->url == NULL || pu->secret_file == NULL) {
+		conf_err(errs, "line %d: [push.%s] needs url and secret_file",
+		    pu->line, pu->name);
+		return;
+	}
+	if (strncmp(pu->url, "http://", 7) == 0) {
+		if (!pu->allow_insecure_http)
+			conf_err(errs, "line %d: [push.%s] url %s is plain "
+			    "http: refused unless allow_insecure_http = yes",
+			    pu->line, pu->name, pu->url);
+		else
+			conf_warn(errs, "[push.%s] allow_insecure_http = yes: "
+			    "events go to %s unencrypted", pu->name, pu->url);
+	}
+	if (pu->signature_header == NULL &&
+	    (pu->signature_header = strdup("X-Payhook-Signature")) == NULL) {
+		conf_err(errs, "out of memory");
+		return;
+	}
+	if (conf_resolve(c, &pu->secret_file) == -1) {
+		conf_err(errs, "out of memory");
+		return;
+	}
+	if (conf_read_file(pu->secret_file, "secret_file", 1, &f, errs,
+	    pu->line) == 0) {
+		pu->secret = f.data;
+		pu->secret_len = f.len;
+	}
+}
+
+/* ---- Open and free ---------------------------------------------------- */
+
+const struct conf_profile *
+conf_profile(const struct conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->nprofiles; i++)
+		if (strcmp(c->profiles[i].name, name) == 0)
+			return &c->profiles[i];
+	return NULL;
+}
+
+static int
+conf_defaults(struct conf *c)
+{
+	c->map_size_mb = 256;
+	c->max_body_bytes = 65536;
+	c->http_timeout_s = 10;
+	c->http_connect_timeout_s = 5;
+	c->sweep_concurrency = 8;
+	c->lease_s = 60;
+	c->attempt_hold_s = 60;
+	c->archive_days = 30;
+	c->archive_map_mb = 256;
+	c->hint_per_minute = 10;
+	c->log_level = LOG_LVL_INFO;
+	if ((c->db_path = strdup("var/payhook.mdb")) == NULL ||
+	    (c->plugin_dir = strdup(PH_PLUGIN_DIR)) == NULL ||
+	    (c->base_path = strdup("")) == NULL)
+		return -1;
+	return 0;
+}
+
+int
+conf_open(const char *path, struct conf **out, struct conf_errs *errs)
+{
+	struct conf_parse p;
+	struct conf_file tok;
+	struct conf *c;
+	char *tmp = NULL;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	memset(&p, 0, sizeof(p));
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		conf_err(errs, "out of memory");
+		return -1;
+	}
+	if (conf_defaults(c) == -1 || (c->path = strdup(path)) == NULL ||
+	    (tmp = strdup(path)) == NULL) {
+		conf_err(errs, "out of memory");
+		goto fail;
+	}
+	{
+		char dir[PATH_MAX], *d = dirname(tmp);
+
+		if (d[0] != '/') {
+			if (getcwd(dir, sizeof(dir)) == NULL) {
+				conf_err(errs, "getcwd: %s", strerror(errno));
+				goto fail;
+			}
+			if (strcmp(d, ".") == 0)
+				c->dir = strdup(dir);
+			else if ((c->dir = malloc(strlen(dir) + strlen(d) +
+			    2)) != NULL)
+				snprintf(c->dir, strlen(dir) + strlen(d) + 2,
+				    "%s/%s", dir, d);
+		} else
+			c->dir = strdup(d);
+		if (c->dir == NULL) {
+			conf_err(errs, "out of memory");
+			goto fail;
+		}
+	}
+	if ((p.fp = fopen(path, "re")) == NULL) {
+		conf_err(errs, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	p.c = c;
+	p.errs = errs;
+	rc = ini_parse_stream(conf_ini_reader, &p, conf_ini_handler, &p);
+	fclose(p.fp);
+	for (i = 0; i < p.nseen_core; i++)
+		free(p.seen_core[i]);
+	if (rc > 0)
+		conf_err(errs, "line %d: not a valid INI line", rc);
+	else if (rc < 0) {
+		conf_err(errs, "%s: cannot be read", path);
+		goto fail;
+	}
+	/* Go on after mistakes so that one run reports all of them. */
+
+	if (c->api_token_file == NULL)
+		conf_err(errs, "[core] lacks api_token_file (the merchant API "
+		    "bearer token)");
+	if (c->nprofiles == 0)
+		conf_warn(errs, "no [profile.NAME] section: no notification "
+		    "can be received");
+	if (conf_resolve(c, &c->db_path) == -1 ||
+	    conf_resolve(c, &c->plugin_dir) == -1 ||
+	    (c->ca_file != NULL && conf_resolve(c, &c->ca_file) == -1) ||
+	    (c->api_token_file != NULL &&
+	    conf_resolve(c, &c->api_token_file) == -1)) {
+		conf_err(errs, "out of memory");
+		goto fail;
+	}
+	if (c->ca_file != NULL && access(c->ca_file, R_OK) == -1)
+		conf_err(errs, "ca_file %s: %s", c->ca_file, strerror(errno));
+	if (c->api_token_file != NULL &&
+	    conf_read_file(c->api_token_file, "api_token_file", 1, &tok, errs,
+	    0) == 0) {
+		c->api_token = tok.data;
+		c->api_token_len = tok.len;
+		for (i = 0; i < tok.len; i++)
+			if (tok.data[i] <= ' ' || tok.data[i] >= 0x7f) {
+				conf_err(errs, "api_token_file %s: the token "
+				    "must be printable ASCII without spaces",
+				    c->api_token_file);
+				break;
+			}
+		if (tok.len < 16)
+			conf_warn(errs, "api_token_file %s: the token is "
+			    "shorter than 16 characters", c->api_token_file);
+	}
+	for (i = 0; i < c->nprofiles; i++)
+		conf_bind_profile(c, &c->profiles[i], errs);
+	for (i = 0; i < c->npushes; i++)
+		conf_bind_push(c, &c->pushes[i], errs);
+	if (conf_errs_count(errs) > 0)
+		goto fail;
+	free(tmp);
+	*out = c;
+	return 0;
+fail:
+	free(tmp);
+	conf_free(c);
+	return -1;
+}
+
+void
+conf_free(struct conf *c)
+{
+	size_t i, j;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->nprofiles; i++) {
+		struct conf_profile *pr = &c->profiles[i];
+
+		if (pr->ctx != NULL)
+			pr->plugin->prov->profile_free(pr->ctx);
+		for (j = 0; j < pr->nfiles; j++)
+			conf_file_free(&pr->files[j]);
+		free(pr->files);
+		for (j = 0; j < pr->nraw; j++) {
+			free(pr->raw[j].key);
+			free(pr->raw[j].val);
+		}
+		free(pr->raw);
+		free(pr->values);
+		free(pr->name);
+		free(pr->plugin_file);
+		free(pr->api_base);
+		free(pr->client_cert_file);
+		free(pr->client_key_file);
+	}
+	free(c->profiles);
+	for (i = 0; i < c->npushes; i++) {
+		struct conf_push *pu = &c->pushes[i];
+
+		free(pu->name);
+		free(pu->url);
+		free(pu->secret_file);
+		free(pu->signature_header);
+		if (pu->secret != NULL) {
+			explicit_bzero(pu->secret, pu->secret_len);
+			free(pu->secret);
+		}
+	}
+	loader_close(&c->loader);
+	if (c->api_token != NULL) {
+		explicit_bzero(c->api_token, c->api_token_len);
+		free(c->api_token);
+	}
+	free(c->path);
+	free(c->dir);
+	free(c->db_path);
+	free(c->plugin_dir);
+	free(c->api_token_file);
+	free(c->base_path);
+	free(c->ca_file);
+	free(c);
+}

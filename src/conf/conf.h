@@ -1,0 +1,128 @@
+/*
+ * The configuration file: INI read with inih.  conf_open() reads it, loads
+ * the plugins its profiles name, reads every file they name, and makes each
+ * profile's plugin context; a conf is either whole or not made at all.
+ */
+#ifndef PH_CONF_H
+#define PH_CONF_H
+
+#include <stddef.h>
+
+#include <payhook/provider.h>
+
+#include "plugin/loader.h"
+
+#define CONF_ERRS_MAX	64
+#define CONF_ERR_LEN	384
+
+/* Problems found, one line each, for `payhook check` and the log. */
+struct conf_errs {
+	char line[CONF_ERRS_MAX][CONF_ERR_LEN];
+	size_t n;
+	size_t dropped;		/* problems beyond CONF_ERRS_MAX */
+	size_t nwarn;		/* of which warnings, not errors */
+	int warning[CONF_ERRS_MAX];
+};
+
+void conf_err(struct conf_errs *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void conf_warn(struct conf_errs *e, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Errors, not counting warnings. */
+size_t conf_errs_count(const struct conf_errs *e);
+
+struct conf_raw;		/* a key as written, with its line */
+
+#define CONF_SCHEDULE_MAX 32
+
+struct conf_profile {
+	char *name;			/* "wxshop" from [profile.wxshop] */
+	char *plugin_file;		/* `plugin =`, a file in plugin_dir */
+	/* Keys the core itself reads from a profile. */
+	char *api_base;			/* provider endpoints, no trailing '/' */
+	int allow_insecure_http;	/* api_base may be plain http:// */
+	long schedule[CONF_SCHEDULE_MAX];	/* query_schedule, seconds */
+	size_t nschedule;
+	char *client_cert_file;		/* TLS client certificate, or NULL */
+	char *client_key_file;		/* its key (secret), or NULL */
+	const struct loader_plugin *plugin;
+	struct ph_conf pconf;		/* values handed to the plugin */
+	struct ph_conf_value *values;	/* owned; parallel to conf_keys */
+	struct conf_file *files;	/* owned: every file read for it */
+	size_t nfiles;
+	void *ctx;			/* the plugin's context */
+	struct conf_raw *raw;		/* owned: keys as written */
+	size_t nraw;
+	int line;			/* where the section starts */
+};
+
+#define CONF_PUSH_MAX 8
+
+/* An endpoint of the merchant's that outbox events are pushed to. */
+struct conf_push {
+	char *name;			/* from [push.NAME] */
+	char *url;
+	char *secret_file;
+	unsigned char *secret;		/* the HMAC key; owned */
+	size_t secret_len;
+	int allow_insecure_http;
+	char *signature_header;		/* default X-Payhook-Signature */
+	int line;
+};
+
+struct conf {
+	char *path;			/* as given */
+	char *dir;			/* folder relative paths start from */
+	char *db_path;			/* absolute or relative to cwd, resolved */
+	unsigned long map_size_mb;
+	char *plugin_dir;
+	char *api_token_file;
+	unsigned char *api_token;	/* secret: the bearer token */
+	size_t api_token_len;
+	size_t max_body_bytes;
+	char *base_path;		/* "/" or "/prefix" without trailing '/' */
+	char *ca_file;			/* CA bundle for provider TLS, or NULL */
+	unsigned long http_timeout_s;	/* whole outbound call */
+	unsigned long http_connect_timeout_s;
+	unsigned long sweep_concurrency; /* queries in flight at once */
+	unsigned long lease_s;		/* how long a sweeper owns an order */
+	unsigned long attempt_hold_s;	/* a new attempt waits this long
+					 * after the last unsettled one */
+	unsigned long archive_days;	/* notification archive retention;
+					 * 0: no archive */
+	unsigned long archive_map_mb;
+	unsigned long hint_per_minute;	/* queries an unverified notification
+					 * may trigger, per profile */
+	int log_level;
+	struct conf_profile *profiles;
+	size_t nprofiles;
+	struct conf_push pushes[CONF_PUSH_MAX];
+	size_t npushes;
+	struct loader loader;
+};
+
+/*
+ * Reads path and everything it names.  Returns 0 and sets *out (caller
+ * frees with conf_free) when there is no error; otherwise returns -1 with
+ * the problems in errs.  Warnings never fail it.
+ */
+int conf_open(const char *path, struct conf **out, struct conf_errs *errs);
+void conf_free(struct conf *c);
+
+const struct conf_profile *conf_profile(const struct conf *c,
+    const char *name);
+
+/* p made absolute against the config file's folder (caller frees). */
+char *conf_path(const struct conf *c, const char *p);
+
+/*
+ * Parses a schedule like "15s,30s,1m,3m,10m,1h" into seconds; -1 with a
+ * reason in why (64 bytes) when malformed.
+ */
+int conf_parse_schedule(const char *s, long *out, size_t max, size_t *n,
+    char *why, size_t whylen);
+
+/* Profile names: 1-32 of [a-z0-9_-]. */
+int conf_name_valid(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,32 @@
+/*
+ * Signed event push: besides the pull feed (GET /events), each outbox
+ * event is POSTed to every configured [push.NAME] endpoint, in commit
+ * order, signed with HMAC-SHA256 in a "t=<unix>,v1=<hex>" header over
+ * "<t>.<body>", and retried with backoff by the sweeper until a 2xx.
+ * Every attempt goes into a delivery log.
+ */
+#ifndef PH_PUSH_H
+#define PH_PUSH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "conf/conf.h"
+#include "store/store.h"
+
+struct push_stats {
+	size_t delivered;
+	size_t failed;		/* attempts without a 2xx */
+};
+
+/* Delivers what is due to every endpoint (one pass). */
+int push_run(const struct conf *c, struct store *s, int64_t now,
+    struct push_stats *st);
+/* Makes endpoint name deliver again from event seq on, at once. */
+int push_resend(struct store *s, const char *name, uint64_t from);
+/* The delivery log of endpoint name (NULL: all), newest last. */
+int push_log(struct store *s, const char *name, size_t limit, json_t **out);
+
+#endif

@@ -1,0 +1,370 @@
+/*
+ * Provider queries and closes: plugin builds, core sends, plugin reads,
+ * ledger applies.  The answer of a query is a verified fact like a
+ * notification; its payment event carries the same dedup key as the
+ * payment's notification, so whichever arrives second changes nothing.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include <payhook/sdk.h>
+
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "jobs/query.h"
+
+static const char *const query_kind_names[PH_EV__MAX] = {
+	"paid", "failed", "pending", "closed", "refunded", "refund_failed",
+	"not_found", "ignored",
+};
+
+static const char *const query_op_names[QUERY_OP__MAX] = {
+	"query", "close", "refund",
+};
+
+const char *
+query_kind_name(enum ph_event_kind k)
+{
+	return k < PH_EV__MAX ? query_kind_names[k] : "unknown";
+}
+
+/* The attempt data the merchant gave for this profile (the latest). */
+static char *
+query_attempt_text(const json_t *order, const char *profile)
+{
+	json_t *a, *data = NULL;
+	size_t i;
+
+	json_array_foreach(json_object_get(order, "attempts"), i, a) {
+		const char *p = json_string_value(json_object_get(a,
+		    "profile"));
+
+		if (p != NULL && strcmp(p, profile) == 0 &&
+		    json_is_object(json_object_get(a, "data")))
+			data = json_object_get(a, "data");
+	}
+	return data != NULL ? json_dumps(data, JSON_COMPACT) : strdup("");
+}
+
+size_t
+query_profiles(const struct conf *c, const json_t *order,
+    const struct conf_profile **out, size_t max)
+{
+	const struct conf_profile *pr;
+	const char *names[64];
+	json_t *a;
+	size_t i, j, n = 0, nn = 0;
+
+	names[nn++] = json_string_value(json_object_get(order, "profile"));
+	json_array_foreach(json_object_get(order, "attempts"), i, a)
+		if (nn < 64)
+			names[nn++] = json_string_value(json_object_get(a,
+			    "profile"));
+	for (i = 0; i < nn && n < max; i++) {
+		if (names[i] == NULL ||
+		    (pr = conf_profile(c, names[i])) == NULL ||
+		    !(pr->plugin->prov->caps & PH_CAP_QUERY))
+			continue;
+		for (j = 0; j < n; j++)
+			if (out[j] == pr)
+				break;
+		if (j == n)
+			out[n++] = pr;
+	}
+	return n;
+}
+
+static const uint32_t query_op_caps[QUERY_OP__MAX] = {
+	PH_CAP_QUERY, PH_CAP_CLOSE, PH_CAP_REFUND,
+};
+
+/* The checks every job starts with; 0 when it may go on. */
+static int
+query_job_start(struct query_job *job, enum query_op op,
+    const struct conf_profile *pr)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+
+	memset(job, 0, sizeof(*job));
+	job->op = op;
+	job->profile = pr;
+	job->err = PH_E_UNSUPPORTED;
+	if (!(prov->caps & query_op_caps[op])) {
+		snprintf(job->message, sizeof(job->message), "provider %s "
+		    "cannot %s", prov->name, query_op_names[op]);
+		return -1;
+	}
+	if (pr->api_base == NULL) {
+		job->err = PH_E_CONFIG;
+		snprintf(job->message, sizeof(job->message), "profile %s has "
+		    "no api_base", pr->name);
+		return -1;
+	}
+	return 0;
+}
+
+/* The request buffer, once attempt data is known; 0 when allocated. */
+static int
+query_job_alloc(struct query_job *job)
+{
+	job->req = calloc(1, sizeof(*job->req));
+	if (job->attempt == NULL || job->req == NULL) {
+		job->err = PH_E_NOMEM;
+		snprintf(job->message, sizeof(job->message), "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Time and fresh randomness for a request builder; 0 when available. */
+static int
+query_call_ctx(struct query_job *job, int64_t now, struct ph_call_ctx *cc)
+{
+	memset(cc, 0, sizeof(*cc));
+	cc->now = now;
+	if (getrandom(cc->random, sizeof(cc->random), 0) !=
+	    (ssize_t)sizeof(cc->random)) {
+		job->err = PH_E_INTERNAL;
+		snprintf(job->message, sizeof(job->message), "no randomness");
+		return -1;
+	}
+	return 0;
+}
+
+/* Records a request builder's refusal, or marks the job ready to send. */
+static void
+query_built(struct query_job *job, int rc, const struct ph_diag *diag)
+{
+	if (rc != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "%s request not "
+		    "built: %s", query_op_names[job->op], diag->msg[0] != '\0' ?
+		    diag->msg : ph_strerror(rc));
+		return;
+	}
+	job->call.profile = job->profile;
+	job->call.req = job->req;
+	job->prepared = 1;
+	job->err = PH_OK;
+}
+
+void
+query_prepare(struct query_job *job, enum query_op op,
+    const struct conf_profile *pr, const json_t *order, int64_t now)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+	struct ph_call_ctx cc;
+	struct ph_diag diag;
+
+	if (query_job_start(job, op, pr) != 0)
+		return;
+	snprintf(job->order_id, sizeof(job->order_id), "%s",
+	    json_string_value(json_object_get(order, "order_id")));
+	snprintf(job->currency, sizeof(job->currency), "%s",
+	    json_string_value(json_object_get(order, "currency")));
+	if (json_is_string(json_object_get(order, "provider_txn_id")))
+		snprintf(job->txn_id, sizeof(job->txn_id), "%s",
+		    json_string_value(json_object_get(order,
+		    "provider_txn_id")));
+	job->attempt = query_attempt_text(order, pr->name);
+	if (query_job_alloc(job) != 0 || query_call_ctx(job, now, &cc) != 0)
+		return;
+	job->ref.order_id = job->order_id;
+	job->ref.amount = json_integer_value(json_object_get(order, "amount"));
+	job->ref.currency = job->currency;
+	job->ref.txn_id = job->txn_id;
+	job->ref.created_at = json_integer_value(json_object_get(order,
+	    "created_at"));
+	job->ref.attempt = job->attempt;
+	memset(&diag, 0, sizeof(diag));
+	query_built(job, op == QUERY_OP_QUERY ?
+	    prov->query_request(pr->ctx, &job->ref, &cc, job->req, &diag) :
+	    prov->close_request(pr->ctx, &job->ref, &cc, job->req, &diag),
+	    &diag);
+}
+
+/*
+ * The text the provider shows the payer: the merchant's own reason for a
+ * refund it asked for, a plain sentence for the ones payhook queues.
+ */
+static const char *
+query_refund_reason(const json_t *item)
+{
+	const char *why = json_string_value(json_object_get(item,
+	    "merchant_reason"));
+	const char *cat = json_string_value(json_object_get(item, "reason"));
+
+	if (why != NULL && *why != '\0')
+		return why;
+	if (cat != NULL && strcmp(cat, "double_payment") == 0)
+		return "Refund of a duplicate payment";
+	if (cat != NULL && strcmp(cat, "late_payment") == 0)
+		return "Refund of a payment made after the order was closed";
+	return "Refund";
+}
+
+void
+query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
+    const json_t *item, const json_t *order, int64_t now)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+	struct ph_call_ctx cc;
+	struct ph_diag diag;
+
+	if (query_job_start(job, QUERY_OP_REFUND, pr) != 0)
+		return;
+	snprintf(job->order_id, sizeof(job->order_id), "%s",
+	    json_string_value(json_object_get(item, "order_id")));
+	snprintf(job->txn_id, sizeof(job->txn_id), "%s",
+	    json_string_value(json_object_get(item, "provider_txn_id")));
+	snprintf(job->currency, sizeof(job->currency), "%s",
+	    json_string_value(json_object_get(item, "currency")));
+	snprintf(job->refund_id, sizeof(job->refund_id), "%s",
+	    json_string_value(json_object_get(item, "refund_id")));
+	snprintf(job->reason, sizeof(job->reason), "%s",
+	    query_refund_reason(item));
+	job->attempt = order != NULL ? query_attempt_text(order, pr->name) :
+	    strdup("");
+	if (query_job_alloc(job) != 0 || query_call_ctx(job, now, &cc) != 0)
+		return;
+	job->rref.order_id = job->order_id;
+	job->rref.txn_id = job->txn_id;
+	job->rref.refund_id = job->refund_id;
+	job->rref.amount = json_integer_value(json_object_get(item, "amount"));
+	job->rref.payment_amount = json_integer_value(json_object_get(item,
+	    "payment_amount"));
+	job->rref.currency = job->currency;
+	job->rref.reason = job->reason;
+	job->rref.attempt = job->attempt;
+	memset(&diag, 0, sizeof(diag));
+	query_built(job, prov->refund_request(pr->ctx, &job->rref, &cc,
+	    job->req, &diag), &diag);
+}
+
+void
+query_send(const struct conf *c, struct query_job *jobs, size_t n,
+    size_t parallel)
+{
+	struct http_call *calls;
+	size_t i, m = 0;
+
+	if ((calls = calloc(n ? n : 1, sizeof(*calls))) == NULL) {
+		for (i = 0; i < n; i++)
+			if (jobs[i].prepared) {
+				jobs[i].err = PH_E_NOMEM;
+				jobs[i].prepared = 0;
+			}
+		return;
+	}
+	for (i = 0; i < n; i++)
+		if (jobs[i].prepared)
+			calls[m++] = jobs[i].call;
+	http_run(c, calls, m, parallel);
+	for (i = 0, m = 0; i < n; i++)
+		if (jobs[i].prepared)
+			jobs[i].call = calls[m++];
+	free(calls);
+}
+
+static void
+query_count(const struct query_job *job, const char *result)
+{
+	char labels[160];
+
+	snprintf(labels, sizeof(labels), "profile=%s&op=%s&result=%s",
+	    job->profile->name, query_op_names[job->op], result);
+	metrics_add("payhook_provider_calls_total", labels, 1);
+}
+
+void
+query_finish(struct store *s, struct query_job *job, int64_t now)
+{
+	const struct ph_provider *prov;
+	struct ph_http_response resp;
+	struct ledger_fact fact;
+	struct ph_diag diag;
+	int rc;
+
+	if (!job->prepared)
+		return;
+	prov = job->profile->plugin->prov;
+	if (job->call.err != PH_OK) {
+		job->err = job->call.err;
+		snprintf(job->message, sizeof(job->message), "provider not "
+		    "reached: %s", job->call.errmsg);
+		log_warn("%s %s at %s: %s", query_op_names[job->op],
+		    job->order_id, job->profile->name, job->message);
+		query_count(job, "unreachable");
+		return;
+	}
+	http_call_response(&job->call, now, &resp);
+	memset(&diag, 0, sizeof(diag));
+	memset(&job->ev, 0, sizeof(job->ev));
+	if (job->op == QUERY_OP_QUERY)
+		rc = prov->query_response(job->profile->ctx, &job->ref, &resp,
+		    &job->ev, &diag);
+	else if (job->op == QUERY_OP_CLOSE)
+		rc = prov->close_response(job->profile->ctx, &job->ref, &resp,
+		    &job->ev, &diag);
+	else
+		rc = prov->refund_response(job->profile->ctx, &job->rref,
+		    &resp, &job->ev, &diag);
+	if (rc != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "answer (HTTP "
+		    "%d) not accepted: %s", job->call.status,
+		    diag.msg[0] != '\0' ? diag.msg : ph_strerror(rc));
+		log_warn("%s %s at %s: %s", query_op_names[job->op],
+		    job->order_id, job->profile->name, job->message);
+		query_count(job, rc == PH_E_PROVIDER ? "provider_error" :
+		    "bad_answer");
+		return;
+	}
+	job->ev.order_id[sizeof(job->ev.order_id) - 1] = '\0';
+	job->ev.txn_id[sizeof(job->ev.txn_id) - 1] = '\0';
+	job->ev.dedup_key[sizeof(job->ev.dedup_key) - 1] = '\0';
+	job->ev.currency[sizeof(job->ev.currency) - 1] = '\0';
+	log_info("%s %s at %s: %s", query_op_names[job->op], job->order_id,
+	    job->profile->name, query_kind_name(job->ev.kind));
+	query_count(job, query_kind_name(job->ev.kind));
+	/* Only a payment with its transaction is a fact to apply; a close
+	 * answer of "already paid" carries none and asks for a query.  A
+	 * refund answer goes to the refund runner. */
+	if (job->op == QUERY_OP_REFUND ||
+	    job->ev.kind != PH_EV_PAYMENT_SUCCEEDED ||
+	    job->ev.txn_id[0] == '\0')
+		return;
+	if (strcmp(job->ev.order_id, job->order_id) != 0) {
+		job->err = PH_E_FIELD;
+		snprintf(job->message, sizeof(job->message), "provider "
+		    "answered about order %s", job->ev.order_id);
+		log_warn("%s %s at %s: %s", query_op_names[job->op],
+		    job->order_id, job->profile->name, job->message);
+		return;
+	}
+	fact.profile = job->profile->name;
+	fact.provider = prov->name;
+	fact.source = "query";
+	fact.ev = &job->ev;
+	fact.now = now;
+	memset(&diag, 0, sizeof(diag));
+	if ((rc = ledger_apply(s, &fact, &job->applied, &diag)) != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "paid at the "
+		    "provider but not recorded: %s", diag.msg);
+		log_err("query %s at %s: %s", job->order_id,
+		    job->profile->name, job->message);
+	}
+}
+
+void
+query_job_free(struct query_job *job)
+{
+	http_call_free(&job->call);
+	free(job->attempt);
+	free(job->req);
+	job->attempt = NULL;
+	job->req = NULL;
+}

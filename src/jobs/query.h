@@ -1,0 +1,78 @@
+/*
+ * Asking a provider about an order: the plugin builds the request, the
+ * core sends it (http.c), the plugin verifies and reads the answer, and a
+ * payment it reports goes through the ledger like a notification.  Used by
+ * the merchant's "query now", the pre-payment guard and the sweeper.
+ */
+#ifndef PH_QUERY_H
+#define PH_QUERY_H
+
+#include <jansson.h>
+
+#include "conf/conf.h"
+#include "jobs/http.h"
+#include "ledger/ledger.h"
+#include "store/store.h"
+
+enum query_op {
+	QUERY_OP_QUERY,
+	QUERY_OP_CLOSE,
+	QUERY_OP_REFUND,
+	QUERY_OP__MAX
+};
+
+struct query_job {
+	/* In. */
+	enum query_op op;
+	const struct conf_profile *profile;
+	/* Out, after query_finish(). */
+	int err;			/* PH_OK when the provider answered */
+	char message[512];		/* why not, for logs and the API */
+	struct ph_event ev;		/* what it said (when err == PH_OK) */
+	struct ledger_result applied;	/* for a payment that was applied */
+	/* Private. */
+	struct ph_order_ref ref;
+	struct ph_refund_ref rref;
+	char refund_id[24];
+	char reason[256];		/* what the payer is shown */
+	char order_id[PH_ID_MAX + 1];
+	char currency[4];
+	char txn_id[PH_ID_MAX + 1];
+	char *attempt;			/* JSON text, owned */
+	struct ph_http_request *req;	/* owned */
+	struct http_call call;
+	int prepared;
+};
+
+/*
+ * Prepares a job for op on order (a stored record) through profile: the
+ * plugin builds the request.  On failure job->err says why and the job is
+ * skipped by http_run through query_calls().
+ */
+void query_prepare(struct query_job *job, enum query_op op,
+    const struct conf_profile *profile, const json_t *order, int64_t now);
+/*
+ * Prepares the refund of work item (a stored refund record) through
+ * profile.  query_finish() then reads the answer into job->ev but applies
+ * nothing: the refund runner hands it to ledger_refund_result().
+ */
+void query_prepare_refund(struct query_job *job,
+    const struct conf_profile *profile, const json_t *item,
+    const json_t *order, int64_t now);
+
+/* Sends every prepared job, at most parallel at once. */
+void query_send(const struct conf *c, struct query_job *jobs, size_t n,
+    size_t parallel);
+/* Reads the answer and applies a reported payment through the ledger. */
+void query_finish(struct store *s, struct query_job *job, int64_t now);
+void query_job_free(struct query_job *job);
+
+/* The profiles an order was offered on, distinct, that can be queried:
+ * fills out (max entries), returns how many. */
+size_t query_profiles(const struct conf *c, const json_t *order,
+    const struct conf_profile **out, size_t max);
+
+/* "paid", "pending", "closed", "failed", "not_found", ... */
+const char *query_kind_name(enum ph_event_kind k);
+
+#endif

@@ -1,0 +1,575 @@
+/*
+ * Reconciliation against a provider statement.
+ *
+ * First the whole statement goes through the plugin once, its end (the
+ * statement's own totals) included, and nothing else happens: a statement
+ * that is truncated, does not add up or has a malformed line changes
+ * nothing.  Pass 1 then streams it again: each payment row is
+ * looked up in the payments database and marked seen for this run
+ * (profile and day); a payment missing here goes through ledger_apply()
+ * with source "statement".  Pass 2 walks the stored payments of the
+ * profile's provider for that day and raises each one the statement did
+ * not list.  Categories come from what is stored (a payment first learnt
+ * from a statement stays "missing here"), so a second run prints the same
+ * report; alarms are raised once per run key, so it changes nothing.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include <payhook/sdk.h>
+
+#include "ledger/ledger.h"
+#include "ops/log.h"
+#include "jobs/recon.h"
+
+#define RECON_LINE_MAX (64 * 1024)
+#define RECON_DAY 86400
+#define RECON_CST 28800		/* Beijing time, UTC+8: statements' days */
+
+static const char *const recon_cat_names[RECON__MAX] = {
+	"matched", "missing_here", "missing_at_provider", "amount_differs",
+	"double_payment", "amount_mismatch", "unknown_order", "late_payment",
+	"other_account", "refund_matched", "refund_mismatch",
+};
+
+const char *
+recon_cat_name(enum recon_cat c)
+{
+	return c < RECON__MAX ? recon_cat_names[c] : "?";
+}
+
+struct recon {
+	const struct conf *conf;
+	const struct conf_profile *pr;
+	struct store *s;
+	struct ledger_batch b;
+	struct recon_summary *sum;
+	char run[96];
+	int64_t day_start;		/* unix seconds, 0 until known */
+	int64_t now;
+	FILE *csv, *json;
+	int json_rows;
+	int err;
+	struct ph_diag *diag;
+};
+
+static int
+recon_parse_date(const char *d, int64_t *start)
+{
+	char buf[16];
+
+	/* "YYYY-MM-DD" -> the compact form the SDK parses, at midnight. */
+	if (strlen(d) != 10 || d[4] != '-' || d[7] != '-')
+		return -1;
+	snprintf(buf, sizeof(buf), "%.4s%.2s%.2s000000", d, d + 5, d + 8);
+	return ph_time_parse_compact(buf, RECON_CST, start) == PH_OK ? 0 : -1;
+}
+
+static void
+recon_set_day(struct recon *r, int64_t t)
+{
+	int64_t local = t + RECON_CST;
+	time_t mid;
+	struct tm tm;
+
+	r->day_start = local - (local % RECON_DAY + RECON_DAY) % RECON_DAY -
+	    RECON_CST;
+	mid = (time_t)(r->day_start + RECON_CST);
+	gmtime_r(&mid, &tm);
+	strftime(r->sum->date, sizeof(r->sum->date), "%Y-%m-%d", &tm);
+	snprintf(r->run, sizeof(r->run), "%s:%s", r->pr->name, r->sum->date);
+}
+
+static void
+recon_csv_field(FILE *f, const char *v)
+{
+	if (strpbrk(v, ",\"\r\n") == NULL) {
+		fputs(v, f);
+		return;
+	}
+	fputc('"', f);
+	for (; *v != '\0'; v++) {
+		if (*v == '"')
+			fputc('"', f);
+		fputc(*v, f);
+	}
+	fputc('"', f);
+}
+
+/* One report row, in both files. */
+static void
+recon_row(struct recon *r, enum recon_cat cat, const char *order_id,
+    const char *txn_id, int64_t statement_amount, int64_t stored_amount,
+    const char *currency, const char *action)
+{
+	char sa[32] = "", ha[32] = "";
+	json_t *j;
+	char *line;
+
+	r->sum->count[cat]++;
+	r->sum->amount[cat] += statement_amount >= 0 ? statement_amount :
+	    stored_amount;
+	if (statement_amount >= 0)
+		snprintf(sa, sizeof(sa), "%lld", (long long)statement_amount);
+	if (stored_amount >= 0)
+		snprintf(ha, sizeof(ha), "%lld", (long long)stored_amount);
+	recon_csv_field(r->csv, recon_cat_names[cat]);
+	fputc(',', r->csv);
+	recon_csv_field(r->csv, order_id);
+	fputc(',', r->csv);
+	recon_csv_field(r->csv, txn_id);
+	fprintf(r->csv, ",%s,%s,", sa, ha);
+	recon_csv_field(r->csv, currency);
+	fputc(',', r->csv);
+	recon_csv_field(r->csv, action);
+	fputc('\n', r->csv);
+
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "category",
+	    recon_cat_names[cat], "order_id", order_id, "provider_txn_id",
+	    txn_id, "currency", currency, "action", action);
+	if (j == NULL)
+		return;
+	json_object_set_new(j, "statement_amount", statement_amount >= 0 ?
+	    json_integer(statement_amount) : json_null());
+	json_object_set_new(j, "stored_amount", stored_amount >= 0 ?
+	    json_integer(stored_amount) : json_null());
+	if ((line = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER)) !=
+	    NULL)
+		fprintf(r->json, "%s\n  %s", r->json_rows++ ? "," : "", line);
+	free(line);
+	json_decref(j);
+}
+
+static const char *
+recon_str(const json_t *o, const char *k)
+{
+	const char *v = json_string_value(json_object_get(o, k));
+
+	return v != NULL ? v : "";
+}
+
+/* What a stored payment's disposition makes of a statement row. */
+static enum recon_cat
+recon_disposition(const json_t *pay)
+{
+	const char *d = recon_str(pay, "disposition");
+
+	if (strcmp(d, "double_payment") == 0)
+		return RECON_DOUBLE_PAYMENT;
+	if (strcmp(d, "amount_mismatch") == 0)
+		return RECON_AMOUNT_MISMATCH;
+	if (strcmp(d, "unknown_order") == 0)
+		return RECON_UNKNOWN_ORDER;
+	if (strcmp(d, "late_payment") == 0)
+		return RECON_LATE_PAYMENT;
+	if (strcmp(d, "profile_mismatch") == 0)
+		return RECON_OTHER_ACCOUNT;
+	if (strcmp(recon_str(pay, "source"), "statement") == 0)
+		return RECON_MISSING_HERE;
+	return RECON_MATCHED;
+}
+
+static const char *
+recon_action(enum recon_cat c)
+{
+	switch (c) {
+	case RECON_MISSING_HERE:
+		return "applied from the statement";
+	case RECON_DOUBLE_PAYMENT:
+	case RECON_LATE_PAYMENT:
+		return "on the refund work list";
+	case RECON_AMOUNT_DIFFERS:
+	case RECON_MISSING_AT_PROVIDER:
+	case RECON_REFUND_MISMATCH:
+		return "raised: for a person to look at";
+	case RECON_AMOUNT_MISMATCH:
+	case RECON_UNKNOWN_ORDER:
+	case RECON_OTHER_ACCOUNT:
+		return "recorded as an exception";
+	default:
+		return "";
+	}
+}
+
+static void
+recon_payment(struct recon *r, struct ph_event *ev)
+{
+	const char *provider = r->pr->plugin->prov->name;
+	struct ledger_result res;
+	struct ledger_fact f;
+	enum recon_cat cat;
+	json_t *pay = NULL;
+	int rc;
+
+	rc = ledger_batch_payment(&r->b, provider, ev->txn_id, &pay);
+	if (rc == PH_E_NOTFOUND) {
+		/*
+		 * Money moved and payhook never heard: apply it now.  The
+		 * batch's write transaction is committed and closed first:
+		 * LMDB has one writer, and ledger_apply() opens its own
+		 * (opening it under the batch's would wait forever).
+		 */
+		if ((rc = ledger_batch_end(&r->b)) != PH_OK) {
+			r->err = rc;
+			return;
+		}
+		f.profile = r->pr->name;
+		f.provider = provider;
+		f.source = "statement";
+		f.ev = ev;
+		f.now = r->now;
+		rc = ledger_apply(r->s, &f, &res, r->diag);
+		if (rc != PH_OK || (rc = ledger_batch_begin(&r->b, r->s)) !=
+		    PH_OK) {
+			r->err = rc;
+			return;
+		}
+		ledger_batch_mark(&r->b, r->run, ev->txn_id);
+		rc = ledger_batch_payment(&r->b, provider, ev->txn_id, &pay);
+		/* Learnt from the statement: "missing here", unless it was
+		 * an exception (double, late, wrong amount) all along. */
+		cat = rc == PH_OK ? recon_disposition(pay) : RECON_MISSING_HERE;
+		if (cat == RECON_MATCHED)
+			cat = RECON_MISSING_HERE;
+		/* The stored amount as a later run over the same statement
+		 * reports it, so that both runs give the same report. */
+		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
+		    pay != NULL ? json_integer_value(json_object_get(pay,
+		    "amount")) : -1, ev->currency, recon_action(cat));
+		json_decref(pay);
+		return;
+	}
+	if (rc != PH_OK) {
+		r->err = rc;
+		return;
+	}
+	ledger_batch_mark(&r->b, r->run, ev->txn_id);
+	if (json_integer_value(json_object_get(pay, "amount")) != ev->amount ||
+	    strcmp(recon_str(pay, "currency"), ev->currency) != 0) {
+		ledger_batch_alarm(&r->b, r->run, "reconcile.amount_differs",
+		    r->pr->name, provider, ev, json_pack("{s:O, s:O}",
+		    "stored_amount", json_object_get(pay, "amount"),
+		    "stored_currency", json_object_get(pay, "currency")),
+		    r->now);
+		cat = RECON_AMOUNT_DIFFERS;
+	} else
+		cat = recon_disposition(pay);
+	recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
+	    json_integer_value(json_object_get(pay, "amount")), ev->currency,
+	    recon_action(cat));
+	json_decref(pay);
+}
+
+static void
+recon_refund(struct recon *r, struct ph_event *ev)
+{
+	const char *provider = r->pr->plugin->prov->name;
+	json_t *item = NULL;
+	int ok;
+
+	ok = ev->merchant_refund_id[0] != '\0' &&
+	    ledger_batch_refund(&r->b, ev->merchant_refund_id, &item) ==
+	    PH_OK &&
+	    strcmp(recon_str(item, "state"), "SUCCEEDED") == 0 &&
+	    json_integer_value(json_object_get(item, "amount")) == ev->amount;
+	ledger_batch_mark(&r->b, r->run, ev->refund_id[0] != '\0' ?
+	    ev->refund_id : ev->merchant_refund_id);
+	if (!ok)
+		ledger_batch_alarm(&r->b, r->run, "reconcile.refund_mismatch",
+		    r->pr->name, provider, ev, json_pack("{s:s, s:s}",
+		    "refund_id", ev->merchant_refund_id, "provider_refund_id",
+		    ev->refund_id), r->now);
+	recon_row(r, ok ? RECON_REFUND_MATCHED : RECON_REFUND_MISMATCH,
+	    ev->order_id, ev->txn_id, ev->amount, item != NULL ?
+	    json_integer_value(json_object_get(item, "amount")) : -1,
+	    ev->currency, ok ? "" : recon_action(RECON_REFUND_MISMATCH));
+	json_decref(item);
+}
+
+/* Pass 2: a stored payment of the day that the statement did not list. */
+static int
+recon_unlisted(struct ledger_batch *b, const json_t *pay, void *arg)
+{
+	struct recon *r = arg;
+	int64_t at = json_integer_value(json_object_get(pay, "occurred_at"));
+	struct ph_event ev;
+
+	if (strcmp(recon_str(pay, "status"), "SUCCEEDED") != 0 ||
+	    strcmp(recon_str(pay, "profile"), r->pr->name) != 0 ||
+	    at < r->day_start || at >= r->day_start + RECON_DAY ||
+	    ledger_batch_seen(b, r->run, recon_str(pay, "provider_txn_id")))
+		return 0;
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PH_EV_PAYMENT_SUCCEEDED;
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s",
+	    recon_str(pay, "order_id"));
+	snprintf(ev.txn_id, sizeof(ev.txn_id), "%s",
+	    recon_str(pay, "provider_txn_id"));
+	ev.amount = json_integer_value(json_object_get(pay, "amount"));
+	snprintf(ev.currency, sizeof(ev.currency), "%s",
+	    recon_str(pay, "currency"));
+	ev.occurred_at = at;
+	ledger_batch_alarm(b, r->run, "reconcile.missing_at_provider",
+	    r->pr->name, recon_str(pay, "provider"), &ev, NULL, r->now);
+	recon_row(r, RECON_MISSING_AT_PROVIDER, ev.order_id, ev.txn_id, -1,
+	    ev.amount, ev.currency, recon_action(RECON_MISSING_AT_PROVIDER));
+	return 0;
+}
+
+static int
+recon_open_reports(struct recon *r, const char *dir)
+{
+	snprintf(r->sum->csv_path, sizeof(r->sum->csv_path),
+	    "%s/reconcile-%s-%s.csv", dir, r->pr->name, r->sum->date);
+	snprintf(r->sum->json_path, sizeof(r->sum->json_path),
+	    "%s/reconcile-%s-%s.json", dir, r->pr->name, r->sum->date);
+	if ((r->csv = tmpfile()) == NULL || (r->json = tmpfile()) == NULL)
+		return ph_fail(r->diag, PH_E_IO, "report: %s", strerror(errno));
+	fputs("category,order_id,provider_txn_id,statement_amount,"
+	    "stored_amount,currency,action\n", r->csv);
+	return PH_OK;
+}
+
+/* Writes a finished report from its temporary file into place. */
+static int
+recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
+    struct ph_diag *diag)
+{
+	char part[1100], buf[65536];
+	size_t n;
+	FILE *out;
+
+	snprintf(part, sizeof(part), "%s.part", path);
+	if ((out = fopen(part, "w")) == NULL)
+		return ph_fail(diag, PH_E_IO, "report %s: %s", part,
+		    strerror(errno));
+	fputs(head, out);
+	rewind(tmp);
+	while ((n = fread(buf, 1, sizeof(buf), tmp)) > 0)
+		fwrite(buf, 1, n, out);
+	fputs(tail, out);
+	if (fflush(out) != 0 || ferror(out) || fclose(out) != 0 ||
+	    rename(part, path) == -1) {
+		unlink(part);
+		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		    strerror(errno));
+	}
+	return PH_OK;
+}
+
+static int
+recon_finish_reports(struct recon *r, const struct recon_opts *o)
+{
+	char head[1024], tail[2048];
+	json_t *sum = json_object();
+	char *s;
+	int i, rc;
+
+	for (i = 0; i < RECON__MAX; i++)
+		json_object_set_new(sum, recon_cat_names[i],
+		    json_integer((json_int_t)r->sum->count[i]));
+	s = json_dumps(sum, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(sum);
+	snprintf(head, sizeof(head), "{\"profile\": \"%s\", \"date\": \"%s\", "
+	    "\"statement_lines\": %llu, \"rows\": [", r->pr->name,
+	    r->sum->date, (unsigned long long)r->sum->lines);
+	snprintf(tail, sizeof(tail), "\n], \"summary\": %s}\n",
+	    s != NULL ? s : "{}");
+	free(s);
+	if ((rc = recon_write(r->csv, r->sum->csv_path, "", "", r->diag)) !=
+	    PH_OK)
+		return rc;
+	(void)o;
+	return recon_write(r->json, r->sum->json_path, head, tail, r->diag);
+}
+
+/* Reads the next line without its terminator; -1 at the end. */
+static ssize_t
+recon_getline(char **line, size_t *cap, FILE *in)
+{
+	ssize_t len = getline(line, cap, in);
+
+	while (len > 0 && ((*line)[len - 1] == '\n' ||
+	    (*line)[len - 1] == '\r'))
+		(*line)[--len] = '\0';
+	return len;
+}
+
+/*
+ * The first pass: the whole statement through the plugin, the end (its
+ * own totals) included, before anything is applied or marked.  A
+ * statement that is truncated, does not add up or has a malformed line
+ * is refused here and changes nothing.
+ */
+static int
+recon_check(const struct conf_profile *pr, FILE *in, char **line,
+    size_t *cap, struct ph_diag *diag)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+	struct ph_statement *st;
+	struct ph_event ev;
+	ssize_t len;
+	int rc = PH_OK;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	while ((len = recon_getline(line, cap, in)) != -1) {
+		st->line++;
+		if (len > RECON_LINE_MAX) {
+			rc = ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
+			    "longer than %d bytes",
+			    (unsigned long long)st->line, RECON_LINE_MAX);
+			goto out;
+		}
+		memset(&ev, 0, sizeof(ev));
+		if ((rc = prov->statement_line(pr->ctx, st, *line,
+		    (size_t)len, &ev, diag)) != PH_OK)
+			goto out;
+	}
+	if (ferror(in)) {
+		rc = ph_fail(diag, PH_E_IO, "statement: read error");
+		goto out;
+	}
+	memset(&ev, 0, sizeof(ev));
+	rc = prov->statement_line(pr->ctx, st, NULL, 0, &ev, diag);
+out:
+	free(st);
+	if (rc == PH_OK && fseeko(in, 0, SEEK_SET) == -1)
+		rc = ph_fail(diag, PH_E_IO, "statement: %s", strerror(errno));
+	return rc;
+}
+
+int
+recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
+    int64_t now, struct recon_summary *sum, struct ph_diag *diag)
+{
+	const struct ph_provider *prov;
+	struct ph_statement *st = NULL;
+	struct ph_event ev;
+	struct recon r;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	FILE *in = NULL;
+	int rc = PH_OK, started = 0;
+
+	memset(sum, 0, sizeof(*sum));
+	memset(&r, 0, sizeof(r));
+	r.conf = c;
+	r.s = s;
+	r.sum = sum;
+	r.now = now;
+	r.diag = diag;
+	if ((r.pr = conf_profile(c, o->profile)) == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "no profile %s", o->profile);
+	prov = r.pr->plugin->prov;
+	if (!(prov->caps & PH_CAP_STATEMENT))
+		return ph_fail(diag, PH_E_UNSUPPORTED, "provider %s reads no "
+		    "statements", prov->name);
+	if (o->date != NULL) {
+		int64_t d;
+
+		if (recon_parse_date(o->date, &d) == -1)
+			return ph_fail(diag, PH_E_CONFIG, "--date %s is not "
+			    "YYYY-MM-DD", o->date);
+		recon_set_day(&r, d);
+	}
+	if ((in = fopen(o->statement, "r")) == NULL)
+		return ph_fail(diag, PH_E_IO, "statement %s: %s", o->statement,
+		    strerror(errno));
+	if ((rc = recon_check(r.pr, in, &line, &cap, diag)) != PH_OK)
+		goto done;
+	if ((st = calloc(1, sizeof(*st))) == NULL) {
+		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
+		goto done;
+	}
+	if ((rc = ledger_batch_begin(&r.b, s)) != PH_OK) {
+		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+		goto done;
+	}
+	while ((len = recon_getline(&line, &cap, in)) != -1) {
+		st->line++;
+		sum->lines++;
+		if (len > RECON_LINE_MAX) {
+			rc = ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
+			    "longer than %d bytes",
+			    (unsigned long long)st->line, RECON_LINE_MAX);
+			goto done;
+		}
+		memset(&ev, 0, sizeof(ev));
+		if ((rc = prov->statement_line(r.pr->ctx, st, line,
+		    (size_t)len, &ev, diag)) != PH_OK)
+			goto done;
+		if (ev.kind == PH_EV_IGNORED)
+			continue;
+		if (r.day_start == 0)
+			recon_set_day(&r, ev.occurred_at);
+		if (!started) {
+			if ((rc = recon_open_reports(&r, o->report_dir)) !=
+			    PH_OK || (rc = ledger_batch_clear(&r.b, r.run)) !=
+			    PH_OK)
+				goto done;
+			started = 1;
+		}
+		if (ev.kind == PH_EV_PAYMENT_SUCCEEDED)
+			recon_payment(&r, &ev);
+		else if (ev.kind == PH_EV_REFUND_SUCCEEDED)
+			recon_refund(&r, &ev);
+		if (r.err != PH_OK) {
+			rc = r.err;
+			if (diag->msg[0] == '\0')
+				ph_fail(diag, rc, "line %llu: %s",
+				    (unsigned long long)st->line,
+				    ph_strerror(rc));
+			goto done;
+		}
+	}
+	if (ferror(in)) {
+		rc = ph_fail(diag, PH_E_IO, "statement %s: read error",
+		    o->statement);
+		goto done;
+	}
+	/* The end: the plugin checks the statement's own totals. */
+	memset(&ev, 0, sizeof(ev));
+	if ((rc = prov->statement_line(r.pr->ctx, st, NULL, 0, &ev, diag)) !=
+	    PH_OK)
+		goto done;
+	if (r.day_start == 0) {
+		rc = ph_fail(diag, PH_E_FIELD, "statement %s lists no payment "
+		    "and no --date was given", o->statement);
+		goto done;
+	}
+	if (!started && ((rc = recon_open_reports(&r, o->report_dir)) !=
+	    PH_OK || (rc = ledger_batch_clear(&r.b, r.run)) != PH_OK))
+		goto done;
+	if ((rc = ledger_batch_payments(&r.b, prov->name, recon_unlisted,
+	    &r)) != PH_OK) {
+		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+		goto done;
+	}
+	if ((rc = ledger_batch_end(&r.b)) != PH_OK) {
+		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+		goto done;
+	}
+	rc = recon_finish_reports(&r, o);
+done:
+	if (r.b.open) {
+		store_abort(&r.b.t);
+		r.b.open = 0;
+	}
+	if (r.csv != NULL)
+		fclose(r.csv);
+	if (r.json != NULL)
+		fclose(r.json);
+	if (in != NULL)
+		fclose(in);
+	free(line);
+	free(st);
+	return rc;
+}

@@ -1,0 +1,64 @@
+/*
+ * Reconciliation: a provider's statement against the store.  The plugin
+ * reads the statement line by line (streaming: any size in bounded
+ * memory); every row is sorted into a category, what is missing here is
+ * applied through the ledger like any fact, what payhook holds that the
+ * provider does not list is raised, never changed.  Running it again on
+ * the same statement changes nothing and gives the same report.
+ */
+#ifndef PH_RECON_H
+#define PH_RECON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <payhook/provider.h>
+
+#include "conf/conf.h"
+#include "store/store.h"
+
+enum recon_cat {
+	RECON_MATCHED,			/* both sides agree */
+	RECON_MISSING_HERE,		/* provider took money payhook had not
+					 * recorded: applied now (or earlier
+					 * by a reconcile of this statement) */
+	RECON_MISSING_AT_PROVIDER,	/* payhook holds a payment the
+					 * statement does not list: raised */
+	RECON_AMOUNT_DIFFERS,		/* same transaction, other amount or
+					 * currency: raised */
+	RECON_DOUBLE_PAYMENT,		/* an extra payment of a paid order:
+					 * on the refund work list */
+	RECON_AMOUNT_MISMATCH,		/* paid, but not the order's amount */
+	RECON_UNKNOWN_ORDER,		/* paid for an order payhook lacks */
+	RECON_LATE_PAYMENT,		/* paid after the order was closed */
+	RECON_OTHER_ACCOUNT,		/* paid through another profile */
+	RECON_REFUND_MATCHED,
+	RECON_REFUND_MISMATCH,		/* a refund payhook did not ask for,
+					 * or asked differently: raised */
+	RECON__MAX
+};
+
+struct recon_opts {
+	const char *profile;
+	const char *statement;		/* file path */
+	const char *date;		/* "YYYY-MM-DD" (Beijing), or NULL:
+					 * the day of the first row */
+	const char *report_dir;		/* where the CSV and JSON go */
+};
+
+struct recon_summary {
+	size_t count[RECON__MAX];
+	int64_t amount[RECON__MAX];	/* statement (or stored) amounts */
+	uint64_t lines;			/* statement lines read */
+	char date[16];
+	char csv_path[1024];
+	char json_path[1024];
+};
+
+const char *recon_cat_name(enum recon_cat c);
+
+int recon_run(const struct conf *c, struct store *s,
+    const struct recon_opts *o, int64_t now, struct recon_summary *sum,
+    struct ph_diag *diag);
+
+#endif

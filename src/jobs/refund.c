@@ -1,0 +1,109 @@
+/*
+ * The refund runner.  Work items are leased one by one, so two runners
+ * never send one refund at the same moment; the provider's own
+ * idempotency (the refund id) covers a runner killed after sending.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "ledger/ledger.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "jobs/query.h"
+#include "jobs/refund.h"
+
+#define REFUND_BATCH 256
+
+int
+refund_run(const struct conf *c, struct store *s, int64_t now,
+    const char *token, struct refund_stats *st)
+{
+	struct query_job *jobs;
+	struct ledger_result res;
+	json_t *items, *item, *order;
+	uint64_t *seqs;
+	size_t i, n = 0;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if ((rc = ledger_refunds_due(s, REFUND_BATCH, &items)) != PH_OK)
+		return rc;
+	st->due = json_array_size(items);
+	jobs = calloc(st->due + 1, sizeof(*jobs));
+	seqs = calloc(st->due + 1, sizeof(*seqs));
+	if (jobs == NULL || seqs == NULL) {
+		free(jobs);
+		free(seqs);
+		json_decref(items);
+		return PH_E_NOMEM;
+	}
+	json_array_foreach(items, i, item) {
+		uint64_t seq = (uint64_t)json_integer_value(json_object_get(item,
+		    "seq"));
+		const char *pname = json_string_value(json_object_get(item,
+		    "profile"));
+		const struct conf_profile *pr;
+		json_t *leased;
+
+		if (ledger_refund_lease(s, seq, now, (int64_t)c->lease_s, token,
+		    &leased) != PH_OK) {
+			json_decref(leased);
+			continue;
+		}
+		json_decref(leased);
+		if ((pr = conf_profile(c, pname != NULL ? pname : "")) == NULL) {
+			ledger_refund_result(s, seq, token, PH_E_CONFIG,
+			    "its profile is no longer configured", NULL, now,
+			    &res);
+			st->errors++;
+			continue;
+		}
+		order = NULL;
+		ledger_get_order(s, json_string_value(json_object_get(item,
+		    "order_id")), &order);
+		query_prepare_refund(&jobs[n], pr, item, order, now);
+		json_decref(order);
+		seqs[n++] = seq;
+	}
+	query_send(c, jobs, n, c->sweep_concurrency);
+	for (i = 0; i < n; i++) {
+		struct query_job *j = &jobs[i];
+		const char *result;
+
+		if (j->prepared) {
+			st->sent++;
+			query_finish(s, j, now);
+		}
+		if (j->err != PH_OK) {
+			st->errors++;
+			result = "error";
+			log_warn("refund %s of order %s: %s", j->refund_id,
+			    j->order_id, j->message);
+		} else if (j->ev.kind == PH_EV_REFUND_SUCCEEDED) {
+			st->succeeded++;
+			result = "succeeded";
+		} else if (j->ev.kind == PH_EV_REFUND_FAILED) {
+			st->failed++;
+			result = "failed";
+		} else {
+			j->ev.kind = PH_EV_PAYMENT_PENDING;
+			st->pending++;
+			result = "pending";
+		}
+		if ((rc = ledger_refund_result(s, seqs[i], token, j->err,
+		    j->message, &j->ev, now, &res)) != PH_OK)
+			log_err("refund %s: result not recorded (%s); the "
+			    "next run asks again with the same id",
+			    j->refund_id, ph_strerror(rc));
+		metrics_add("payhook_refunds_total", result[0] == 'e' ?
+		    "result=error" : result[0] == 's' ? "result=succeeded" :
+		    result[0] == 'f' ? "result=failed" : "result=pending", 1);
+		query_job_free(j);
+	}
+	free(jobs);
+	free(seqs);
+	json_decref(items);
+	return PH_OK;
+}

@@ -1,0 +1,27 @@
+/*
+ * The refund runner: carries out the refund work list through the
+ * providers' refund APIs.  Each refund keeps one id for its whole life, so
+ * a run killed in the middle and run again can never refund twice.
+ */
+#ifndef PH_REFUND_H
+#define PH_REFUND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf/conf.h"
+#include "store/store.h"
+
+struct refund_stats {
+	size_t due;		/* open work items seen */
+	size_t sent;		/* refund calls made */
+	size_t succeeded;
+	size_t failed;		/* refused for good by the provider */
+	size_t pending;		/* accepted, result to come */
+	size_t errors;		/* no usable answer: tried again later */
+};
+
+int refund_run(const struct conf *c, struct store *s, int64_t now,
+    const char *token, struct refund_stats *st);
+
+#endif

@@ -1,0 +1,238 @@
+/*
+ * The compensation sweeper.  Every order it touches is leased in LMDB
+ * first, so two sweepers never ask about one order at the same moment; a
+ * sweeper killed mid-pass leaves leases that simply run out.  Nothing here
+ * changes an order except through the ledger.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "store/archive.h"
+#include "ledger/ledger.h"
+#include "ops/log.h"
+#include "ledger/order.h"
+#include "jobs/query.h"
+#include "jobs/sweep.h"
+
+#define SWEEP_BATCH 256
+#define SWEEP_PROFILES_MAX 8
+
+struct sweep_order {
+	json_t *order;			/* leased record, owned */
+	char id[PH_ID_MAX + 1];
+	const struct conf_profile *profiles[SWEEP_PROFILES_MAX];
+	size_t nprofiles;
+	size_t first_job, njobs;
+};
+
+static int
+sweep_is_pending(const json_t *order)
+{
+	const char *st = json_string_value(json_object_get(order, "state"));
+
+	return st != NULL && strcmp(st, order_state_name(ORDER_PENDING)) == 0;
+}
+
+/* Re-reads the order after the queries were applied. */
+static int
+sweep_still_pending(struct store *s, const char *id, json_t **order)
+{
+	json_t *o;
+
+	if (ledger_get_order(s, id, &o) != PH_OK)
+		return 0;
+	json_decref(*order);
+	*order = o;
+	return sweep_is_pending(o);
+}
+
+static int64_t
+sweep_next(const struct conf *c, const json_t *order, int64_t now)
+{
+	const struct conf_profile *pr;
+	json_t *exp = json_object_get(order, "expires_at");
+
+	pr = conf_profile(c, json_string_value(json_object_get(order,
+	    "profile")));
+	if (pr == NULL)
+		return 0;
+	return order_next_query(now, (long)json_integer_value(
+	    json_object_get(order, "query_count")) + 1,
+	    json_is_integer(exp) ? json_integer_value(exp) : 0, pr->schedule,
+	    pr->nschedule);
+}
+
+/*
+ * An expired order every provider says is unpaid: close it where the
+ * provider can close, then here.  Returns 1 when closed here.
+ */
+static int
+sweep_close(const struct conf *c, struct store *s, struct sweep_order *so,
+    struct query_job *qjobs, int64_t now, struct sweep_stats *st)
+{
+	struct query_job jobs[SWEEP_PROFILES_MAX];
+	struct ledger_result res;
+	struct ph_diag diag;
+	size_t i, n = 0;
+	int confirmed = 1, rc;
+
+	for (i = 0; i < so->njobs; i++) {
+		struct query_job *q = &qjobs[so->first_job + i];
+
+		if (q->err != PH_OK)
+			return 0;	/* not confirmed unpaid everywhere */
+		switch (q->ev.kind) {
+		case PH_EV_PAYMENT_PENDING:
+		case PH_EV_PAYMENT_FAILED:
+			if (q->profile->plugin->prov->caps & PH_CAP_CLOSE)
+				query_prepare(&jobs[n++], QUERY_OP_CLOSE,
+				    q->profile, so->order, now);
+			break;
+		case PH_EV_NOT_FOUND:
+		case PH_EV_PAYMENT_CLOSED:
+			break;
+		default:
+			return 0;
+		}
+	}
+	query_send(c, jobs, n, c->sweep_concurrency);
+	for (i = 0; i < n; i++) {
+		if (!jobs[i].prepared && jobs[i].err == PH_E_UNSUPPORTED) {
+			/* This profile cannot close (e.g. an API version
+			 * without it): the query's "unpaid" is all there is. */
+			query_job_free(&jobs[i]);
+			continue;
+		}
+		query_finish(s, &jobs[i], now);
+		if (jobs[i].err != PH_OK) {
+			confirmed = 0;
+			st->failures++;
+		} else if (jobs[i].ev.kind != PH_EV_PAYMENT_CLOSED) {
+			/* "Already paid": the next pass queries it at once. */
+			confirmed = 0;
+			log_warn("close %s at %s: the provider says it is paid; "
+			    "querying it", so->id, jobs[i].profile->name);
+		}
+		query_job_free(&jobs[i]);
+	}
+	if (!confirmed)
+		return 0;
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_close_order(s, so->id, now, "expired, unpaid at the "
+	    "provider", &res, &diag);
+	if (rc != PH_OK) {
+		log_warn("close %s: %s", so->id, diag.msg);
+		return 0;
+	}
+	st->closed++;
+	return 1;
+}
+
+static void
+sweep_batch(const struct conf *c, struct store *s, int64_t now,
+    const char *token, json_t *ids, struct sweep_stats *st)
+{
+	struct sweep_order *orders;
+	struct query_job *jobs;
+	size_t i, j, n = 0, njobs = 0;
+
+	orders = calloc(json_array_size(ids) + 1, sizeof(*orders));
+	jobs = calloc(json_array_size(ids) * SWEEP_PROFILES_MAX + 1,
+	    sizeof(*jobs));
+	if (orders == NULL || jobs == NULL) {
+		free(orders);
+		free(jobs);
+		return;
+	}
+	for (i = 0; i < json_array_size(ids); i++) {
+		const char *id = json_string_value(json_array_get(ids, i));
+		struct sweep_order *so = &orders[n];
+
+		if (ledger_lease(s, id, now, (int64_t)c->lease_s, token,
+		    &so->order) != PH_OK) {
+			json_decref(so->order);
+			so->order = NULL;
+			continue;
+		}
+		snprintf(so->id, sizeof(so->id), "%s", id);
+		so->nprofiles = query_profiles(c, so->order, so->profiles,
+		    SWEEP_PROFILES_MAX);
+		so->first_job = njobs;
+		for (j = 0; j < so->nprofiles; j++)
+			query_prepare(&jobs[njobs++], QUERY_OP_QUERY,
+			    so->profiles[j], so->order, now);
+		so->njobs = njobs - so->first_job;
+		n++;
+	}
+	st->leased += n;
+	query_send(c, jobs, njobs, c->sweep_concurrency);
+	for (i = 0; i < njobs; i++) {
+		query_finish(s, &jobs[i], now);
+		st->queries++;
+		if (jobs[i].err != PH_OK)
+			st->failures++;
+		else if (strcmp(jobs[i].applied.event_type, "order.paid") == 0)
+			st->paid++;
+	}
+	for (i = 0; i < n; i++) {
+		struct sweep_order *so = &orders[i];
+		json_t *exp;
+		int64_t next = 0;
+
+		if (sweep_still_pending(s, so->id, &so->order)) {
+			exp = json_object_get(so->order, "expires_at");
+			if (!(json_is_integer(exp) &&
+			    json_integer_value(exp) <= now &&
+			    so->njobs > 0 &&
+			    sweep_close(c, s, so, jobs, now, st)))
+				next = sweep_next(c, so->order, now);
+		}
+		if (ledger_reschedule(s, so->id, token, next, now) != PH_OK)
+			log_err("sweep: order %s could not be rescheduled; "
+			    "its lease runs out in %lus", so->id, c->lease_s);
+		json_decref(so->order);
+	}
+	for (i = 0; i < njobs; i++)
+		query_job_free(&jobs[i]);
+	free(jobs);
+	free(orders);
+}
+
+int
+sweep_pass(const struct conf *c, struct store *s, int64_t now,
+    const char *token, struct sweep_stats *st)
+{
+	json_t *ids;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	/* Orders refused notifications named: asked about first. */
+	if (archive_hints_take(SWEEP_BATCH, &ids) == PH_OK) {
+		st->due += json_array_size(ids);
+		if (json_array_size(ids) > 0)
+			sweep_batch(c, s, now, token, ids, st);
+		json_decref(ids);
+	}
+	/* Batches, so a backlog of many thousands stays in bounded memory;
+	 * each order handled is rescheduled into the future or dropped from
+	 * the due list, so the next batch is new work. */
+	for (;;) {
+		size_t got, before = st->leased;
+
+		if ((rc = ledger_due(s, now, SWEEP_BATCH, &ids)) != PH_OK)
+			return rc;
+		got = json_array_size(ids);
+		st->due += got;
+		if (got > 0)
+			sweep_batch(c, s, now, token, ids, st);
+		json_decref(ids);
+		/* Done when the list is drained, or when all that is left
+		 * is leased by another sweeper. */
+		if (got < SWEEP_BATCH || st->leased == before)
+			break;
+	}
+	return PH_OK;
+}

@@ -1,0 +1,45 @@
+/*
+ * Internals shared by the ledger's files (ledger.c: facts about money;
+ * ledger_sched.c: attempts, the query schedule, leases, closing).  Not
+ * for use outside the ledger.
+ */
+#ifndef PH_LEDGER_INT_H
+#define PH_LEDGER_INT_H
+
+#include <jansson.h>
+
+#include "ledger/ledger.h"
+#include "store/store.h"
+
+#define LEDGER_RECORD_VERSION 1
+
+json_t *ledger_load(const MDB_val *v);
+int ledger_get(struct store_txn *t, enum store_db db,
+    const struct store_key *k, json_t **out);
+void ledger_put(struct store_txn *t, enum store_db db,
+    const struct store_key *k, const json_t *j);
+void ledger_key_order(struct store_key *k, const char *order_id);
+void ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
+    const char *b);
+uint64_t ledger_emit(struct store_txn *t, const struct ledger_fact *f,
+    const char *type, const char *order_id, json_t *extra);
+void ledger_note(struct ledger_result *r, const char *type, uint64_t seq);
+void ledger_add_exception(json_t *order, const struct ledger_fact *f,
+    const char *type, json_t *extra);
+const char *ledger_str(const json_t *o, const char *key);
+
+/* Adds delta to the count of orders in state (an order_state). */
+void ledger_count(struct store_txn *t, int state, int delta);
+
+/* Puts a refund of the whole payment f describes on the work list;
+ * returns its sequence number (0 on failure). */
+uint64_t ledger_queue_refund(struct store_txn *t, const struct ledger_fact *f,
+    const char *reason);
+/* A refund result from a notification or a statement. */
+void ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
+    struct ledger_result *r);
+
+/* Moves the order's entry in the due list to at (0: off the list). */
+void ledger_set_due(struct store_txn *t, json_t *order, int64_t at);
+
+#endif

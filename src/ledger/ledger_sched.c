@@ -1,0 +1,369 @@
+/*
+ * The ledger's side of the defences against missed payments: payment
+ * attempts behind the pre-payment guard, the due list the sweeper works
+ * from, its leases, and closing orders the provider confirmed unpaid.
+ * Each function is one write transaction.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <payhook/sdk.h>
+
+#include "ledger/ledger_int.h"
+#include "ops/log.h"
+#include "ledger/order.h"
+
+#define LEDGER_ATTEMPTS_MAX 32
+
+static void
+ledger_key_due(struct store_key *k, int64_t at, const char *order_id)
+{
+	store_key_init(k, 0);
+	store_key_u64(k, (uint64_t)at);
+	store_key_str(k, order_id);
+}
+
+void
+ledger_set_due(struct store_txn *t, json_t *order, int64_t at)
+{
+	const char *id = ledger_str(order, "order_id");
+	json_t *old = json_object_get(order, "next_query_at");
+	struct store_key k;
+
+	if (json_is_integer(old)) {
+		ledger_key_due(&k, json_integer_value(old), id);
+		store_del(t, STORE_DB_DUE, &k);
+	}
+	if (at > 0) {
+		ledger_key_due(&k, at, id);
+		store_put(t, STORE_DB_DUE, &k, "", 0);
+		json_object_set_new(order, "next_query_at", json_integer(at));
+	} else
+		json_object_set_new(order, "next_query_at", json_null());
+}
+
+/* Opens a write transaction and reads the order; *order owned by caller. */
+static int
+ledger_open_order(struct store *s, const char *order_id, struct store_txn *t,
+    struct store_key *k, json_t **order)
+{
+	int rc;
+
+	*order = NULL;
+	ledger_key_order(k, order_id);
+	if (k->err)
+		return PH_E_NOTFOUND;
+	if ((rc = store_begin(s, 1, t)) != PH_OK)
+		return rc;
+	if ((rc = ledger_get(t, STORE_DB_ORDERS, k, order)) != PH_OK)
+		store_abort(t);
+	return rc;
+}
+
+static int
+ledger_is_pending(const json_t *order)
+{
+	return strcmp(ledger_str(order, "state"),
+	    order_state_name(ORDER_PENDING)) == 0;
+}
+
+/* True while another holder's claim on field (guard or lease) runs. */
+static int
+ledger_held(const json_t *order, const char *until, const char *owner,
+    const char *token, int64_t now)
+{
+	json_t *u = json_object_get(order, until);
+
+	return json_is_integer(u) && json_integer_value(u) > now &&
+	    strcmp(ledger_str(order, owner), token) != 0;
+}
+
+static void
+ledger_hold(json_t *order, const char *until, const char *owner,
+    const char *token, int64_t expires)
+{
+	if (token == NULL) {
+		json_object_del(order, until);
+		json_object_del(order, owner);
+		return;
+	}
+	json_object_set_new(order, until, json_integer(expires));
+	json_object_set_new(order, owner, json_string(token));
+}
+
+int
+ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
+    int64_t hold_s, const char *token, json_t **order, struct ph_diag *diag)
+{
+	struct store_txn t;
+	struct store_key k;
+	int rc;
+
+	if ((rc = ledger_open_order(s, order_id, &t, &k, order)) != PH_OK)
+		return rc == PH_E_NOTFOUND ? rc :
+		    ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	if (!ledger_is_pending(*order)) {
+		store_abort(&t);
+		return ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
+		    ledger_str(*order, "state"));
+	}
+	if (ledger_held(*order, "guard_until", "guard_owner", token, now)) {
+		store_abort(&t);
+		return ph_fail(diag, PH_E_CONFLICT, "another payment attempt "
+		    "for order %s is being opened right now", order_id);
+	}
+	ledger_hold(*order, "guard_until", "guard_owner", token, now + hold_s);
+	ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+	if ((rc = store_commit(&t)) != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	return PH_OK;
+}
+
+/* When the latest attempt the merchant opened (not the order's creation)
+ * was opened; 0 when none. */
+static int64_t
+ledger_last_attempt(const json_t *order)
+{
+	json_t *a;
+	size_t i;
+	int64_t last = 0;
+
+	json_array_foreach(json_object_get(order, "attempts"), i, a)
+		if (strcmp(ledger_str(a, "source"), "attempt") == 0 &&
+		    json_integer_value(json_object_get(a, "at")) > last)
+			last = json_integer_value(json_object_get(a, "at"));
+	return last;
+}
+
+int
+ledger_guard_end(struct store *s, const char *order_id, const char *token,
+    const char *profile, const json_t *data, int64_t now, int64_t hold_s,
+    int64_t next_query_at, json_t **order, struct ph_diag *diag)
+{
+	struct store_txn t;
+	struct store_key k;
+	json_t *att, *list;
+	int64_t last;
+	int rc, paid;
+
+	if ((rc = ledger_open_order(s, order_id, &t, &k, order)) != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	paid = !ledger_is_pending(*order);
+	if (!paid && ledger_held(*order, "guard_until", "guard_owner", token,
+	    now)) {
+		store_abort(&t);
+		return ph_fail(diag, PH_E_CONFLICT, "another payment attempt "
+		    "for order %s is being opened right now", order_id);
+	}
+	ledger_hold(*order, "guard_until", "guard_owner", NULL, 0);
+	list = json_object_get(*order, "attempts");
+	last = ledger_last_attempt(*order);
+	if (!paid && hold_s > 0 && last > 0 && now - last < hold_s) {
+		/* Let go, and say why no new attempt may start yet. */
+		ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+		if ((rc = store_commit(&t)) != PH_OK)
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
+		return ph_fail(diag, PH_E_CONFLICT, "a payment attempt for "
+		    "order %s was opened %llds ago and is not settled; a new "
+		    "one may start %llds after it", order_id,
+		    (long long)(now - last), (long long)hold_s);
+	}
+	if (!paid) {
+		if (!json_is_array(list)) {
+			list = json_array();
+			json_object_set_new(*order, "attempts", list);
+		}
+		if (json_array_size(list) >= LEDGER_ATTEMPTS_MAX) {
+			store_abort(&t);
+			return ph_fail(diag, PH_E_TOOBIG, "order %s has %d "
+			    "payment attempts already", order_id,
+			    LEDGER_ATTEMPTS_MAX);
+		}
+		att = json_pack("{s:s, s:I, s:s}", "profile", profile, "at",
+		    (json_int_t)now, "source", "attempt");
+		if (att != NULL && data != NULL)
+			json_object_set(att, "data", (json_t *)data);
+		json_array_append_new(list, att);
+		json_object_set_new(*order, "updated_at", json_integer(now));
+		/* A new attempt restarts the polling schedule. */
+		json_object_set_new(*order, "query_count", json_integer(0));
+		ledger_set_due(&t, *order, next_query_at);
+	}
+	ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+	if ((rc = store_commit(&t)) != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	if (paid)
+		return ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
+		    ledger_str(*order, "state"));
+	return PH_OK;
+}
+
+void
+ledger_guard_release(struct store *s, const char *order_id,
+    const char *token)
+{
+	struct store_txn t;
+	struct store_key k;
+	json_t *order;
+
+	if (ledger_open_order(s, order_id, &t, &k, &order) != PH_OK)
+		return;
+	if (strcmp(ledger_str(order, "guard_owner"), token) == 0) {
+		ledger_hold(order, "guard_until", "guard_owner", NULL, 0);
+		ledger_put(&t, STORE_DB_ORDERS, &k, order);
+		store_commit(&t);
+	} else
+		store_abort(&t);
+	json_decref(order);
+}
+
+int
+ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids)
+{
+	struct store_txn t;
+	MDB_cursor *c;
+	MDB_val key, val;
+	json_t *arr;
+	int rc;
+
+	*ids = NULL;
+	if ((arr = json_array()) == NULL)
+		return PH_E_NOMEM;
+	if ((rc = store_begin(s, 0, &t)) != PH_OK) {
+		json_decref(arr);
+		return rc;
+	}
+	if ((c = store_cursor(&t, STORE_DB_DUE)) == NULL) {
+		rc = t.err;
+		store_abort(&t);
+		json_decref(arr);
+		return rc;
+	}
+	rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
+	while (rc == 0 && json_array_size(arr) < limit) {
+		const unsigned char *p = key.mv_data;
+		size_t len;
+
+		if (key.mv_size < 9 || (int64_t)store_key_get_u64(&key) > now)
+			break;
+		len = p[8];
+		if (key.mv_size == 9 + len)
+			json_array_append_new(arr, json_stringn(
+			    (const char *)p + 9, len));
+		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+	}
+	mdb_cursor_close(c);
+	store_abort(&t);
+	*ids = arr;
+	return PH_OK;
+}
+
+int
+ledger_lease(struct store *s, const char *order_id, int64_t now,
+    int64_t lease_s, const char *token, json_t **order)
+{
+	struct store_txn t;
+	struct store_key k;
+	int rc;
+
+	if ((rc = ledger_open_order(s, order_id, &t, &k, order)) != PH_OK)
+		return rc;
+	if (!ledger_is_pending(*order)) {
+		/* Settled since it was scheduled: it leaves the list. */
+		ledger_set_due(&t, *order, 0);
+		ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+		rc = store_commit(&t);
+		return rc == PH_OK ? PH_E_CONFLICT : rc;
+	}
+	if (ledger_held(*order, "lease_until", "lease_owner", token, now)) {
+		store_abort(&t);
+		return PH_E_CONFLICT;
+	}
+	ledger_hold(*order, "lease_until", "lease_owner", token,
+	    now + lease_s);
+	ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+	return store_commit(&t);
+}
+
+int
+ledger_reschedule(struct store *s, const char *order_id, const char *token,
+    int64_t next_at, int64_t now)
+{
+	struct store_txn t;
+	struct store_key k;
+	json_t *order;
+	int rc;
+
+	if ((rc = ledger_open_order(s, order_id, &t, &k, &order)) != PH_OK)
+		return rc;
+	if (strcmp(ledger_str(order, "lease_owner"), token) == 0)
+		ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
+	json_object_set_new(order, "query_count", json_integer(
+	    json_integer_value(json_object_get(order, "query_count")) + 1));
+	json_object_set_new(order, "last_query_at", json_integer(now));
+	ledger_set_due(&t, order, ledger_is_pending(order) ? next_at : 0);
+	ledger_put(&t, STORE_DB_ORDERS, &k, order);
+	rc = store_commit(&t);
+	json_decref(order);
+	return rc;
+}
+
+int
+ledger_close_order(struct store *s, const char *order_id, int64_t now,
+    const char *reason, struct ledger_result *r, struct ph_diag *diag)
+{
+	struct ledger_fact f;
+	struct ph_event ev;
+	struct store_txn t;
+	struct store_key k;
+	json_t *order;
+	uint64_t seq;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = ledger_open_order(s, order_id, &t, &k, &order)) != PH_OK)
+		return ph_fail(diag, rc, "order %s: %s", order_id,
+		    ph_strerror(rc));
+	if (!ledger_is_pending(order)) {
+		store_abort(&t);
+		rc = ph_fail(diag, PH_E_CONFLICT, "order %s is %s, not closed",
+		    order_id, ledger_str(order, "state"));
+		json_decref(order);
+		return rc;
+	}
+	json_object_set_new(order, "state",
+	    json_string(order_state_name(ORDER_CLOSED)));
+	json_object_set_new(order, "closed_at", json_integer(now));
+	json_object_set_new(order, "close_reason", json_string(reason));
+	json_object_set_new(order, "updated_at", json_integer(now));
+	ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
+	ledger_hold(order, "guard_until", "guard_owner", NULL, 0);
+	ledger_set_due(&t, order, 0);
+	ledger_put(&t, STORE_DB_ORDERS, &k, order);
+	ledger_count(&t, ORDER_PENDING, -1);
+	ledger_count(&t, ORDER_CLOSED, 1);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PH_EV_PAYMENT_CLOSED;
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	ev.amount = json_integer_value(json_object_get(order, "amount"));
+	snprintf(ev.currency, sizeof(ev.currency), "%s",
+	    ledger_str(order, "currency"));
+	f.profile = ledger_str(order, "profile");
+	f.provider = "";
+	f.source = "sweep";
+	f.ev = &ev;
+	f.now = now;
+	seq = ledger_emit(&t, &f, "order.closed", order_id,
+	    json_pack("{s:s}", "reason", reason));
+	ledger_note(r, "order.closed", seq);
+	r->outcome = LEDGER_APPLIED;
+	rc = store_commit(&t);
+	json_decref(order);
+	if (rc != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	log_info("order %s closed: %s", order_id, reason);
+	return PH_OK;
+}

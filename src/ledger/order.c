@@ -1,0 +1,178 @@
+/*
+ * Order state machine and representations.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "ledger/order.h"
+
+static const char *const order_state_names[ORDER__MAX] = {
+	"PENDING", "PAID", "CLOSED", "REFUNDING", "REFUNDED",
+};
+
+const char *
+order_state_name(enum order_state s)
+{
+	return s < ORDER__MAX ? order_state_names[s] : "UNKNOWN";
+}
+
+int
+order_state_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; i < ORDER__MAX; i++)
+		if (strcmp(s, order_state_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+enum order_verdict
+order_decide_payment(const struct order_view *o, const struct order_payment *p)
+{
+	if (o->paid_txn != NULL && strcmp(o->paid_txn, p->txn_id) == 0)
+		return ORDER_V_SAME;
+	switch (o->state) {
+	case ORDER_PENDING:
+		/* Order ids are unique per merchant account at the provider:
+		 * the same id under another account is another order. */
+		if (!p->account_ok)
+			return ORDER_V_PROFILE;
+		if (p->amount != o->amount ||
+		    strcmp(p->currency, o->currency) != 0)
+			return ORDER_V_MISMATCH;
+		return ORDER_V_PAY;
+	case ORDER_CLOSED:
+		return ORDER_V_LATE;
+	case ORDER_PAID:
+	case ORDER_REFUNDING:
+	case ORDER_REFUNDED:
+	default:
+		/* Paid once already: whatever its amount or account, this is a
+		 * second payment and its money goes back. */
+		return ORDER_V_DOUBLE;
+	}
+}
+
+int64_t
+order_next_query(int64_t now, long done, int64_t expires_at,
+    const long *schedule, size_t n)
+{
+	int64_t next;
+
+	if (n == 0 || done < 0)
+		return 0;
+	if ((size_t)done < n)
+		next = now + schedule[done];
+	else if (expires_at > 0)
+		next = now + schedule[n - 1];
+	else
+		return 0;
+	/* Be there when it expires: that is when it gets closed. */
+	if (expires_at > now && next > expires_at)
+		next = expires_at;
+	return next;
+}
+
+int
+order_id_valid(const char *s, size_t len)
+{
+	size_t i;
+
+	if (len == 0 || len > 64)
+		return 0;
+	for (i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || strchr("_-|*.:", c) != NULL) ||
+		    c == '\0')
+			return 0;
+	}
+	return 1;
+}
+
+json_t *
+order_record_new(const char *order_id, const char *profile, int64_t amount,
+    const char *currency, int64_t now)
+{
+	return json_pack("{s:i, s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:n, s:n, "
+	    "s:n, s:[]}",
+	    "v", ORDER_RECORD_VERSION,
+	    "order_id", order_id,
+	    "profile", profile,
+	    "amount", (json_int_t)amount,
+	    "currency", currency,
+	    "state", order_state_names[ORDER_PENDING],
+	    "created_at", (json_int_t)now,
+	    "updated_at", (json_int_t)now,
+	    "paid_at",
+	    "provider_txn_id",
+	    "provider",
+	    "exceptions");
+}
+
+void
+order_time_text(int64_t t, char out[32])
+{
+	struct tm tm;
+	time_t tt = (time_t)t;
+
+	if (gmtime_r(&tt, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		out[0] = '\0';
+}
+
+/* Replaces the integer time at key with its RFC 3339 text (null stays). */
+static void
+order_time_field(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	char buf[32];
+
+	if (v == NULL || !json_is_integer(v))
+		return;
+	order_time_text(json_integer_value(v), buf);
+	json_object_set_new(o, key, json_string(buf));
+}
+
+json_t *
+order_to_api(const json_t *rec)
+{
+	json_t *o, *ex, *e;
+	size_t i;
+
+	if ((o = json_deep_copy(rec)) == NULL)
+		return NULL;
+	json_object_del(o, "v");
+	/* Coordination between payhook's own processes, not order facts. */
+	json_object_del(o, "lease_until");
+	json_object_del(o, "lease_owner");
+	json_object_del(o, "guard_until");
+	json_object_del(o, "guard_owner");
+	order_time_field(o, "created_at");
+	order_time_field(o, "closed_at");
+	order_time_field(o, "next_query_at");
+	order_time_field(o, "updated_at");
+	order_time_field(o, "paid_at");
+	order_time_field(o, "expires_at");
+	ex = json_object_get(o, "exceptions");
+	json_array_foreach(ex, i, e)
+		order_time_field(e, "at");
+	json_array_foreach(json_object_get(o, "attempts"), i, e)
+		order_time_field(e, "at");
+	return o;
+}
+
+json_t *
+order_event_to_api(const json_t *rec)
+{
+	json_t *o;
+
+	if ((o = json_deep_copy(rec)) == NULL)
+		return NULL;
+	json_object_del(o, "v");
+	order_time_field(o, "at");
+	order_time_field(o, "occurred_at");
+	return o;
+}

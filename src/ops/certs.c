@@ -1,0 +1,133 @@
+/*
+ * Certificate expiry.  Plugins read their certificates for verification;
+ * the core reads the same bytes (already loaded with the configuration)
+ * only for their dates, with OpenSSL.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/asn1.h>
+#include <openssl/bio.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "ops/certs.h"
+#include "ops/log.h"
+
+static void
+certs_blob(const char *profile, const char *key, const char *file,
+    const struct ph_blob *b, void (*fn)(const struct certs_item *, void *),
+    void *arg)
+{
+	struct certs_item it;
+	struct tm tm;
+	X509 *x;
+	BIO *bio;
+
+	if (b->data == NULL || b->len == 0 ||
+	    memmem(b->data, b->len, "-----BEGIN CERTIFICATE-----", 27) == NULL)
+		return;
+	if ((bio = BIO_new_mem_buf(b->data, (int)b->len)) == NULL)
+		return;
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		memset(&it, 0, sizeof(it));
+		it.profile = profile;
+		it.key = key;
+		it.file = file;
+		X509_NAME_oneline(X509_get_subject_name(x), it.subject,
+		    sizeof(it.subject));
+		if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
+			it.not_after = (int64_t)timegm(&tm);
+			fn(&it, arg);
+		}
+		X509_free(x);
+	}
+	BIO_free(bio);
+}
+
+void
+certs_each(const struct conf *c, void (*fn)(const struct certs_item *, void *),
+    void *arg)
+{
+	size_t i, j, k;
+
+	for (i = 0; i < c->nprofiles; i++) {
+		const struct conf_profile *pr = &c->profiles[i];
+
+		for (j = 0; j < pr->pconf.nvalues; j++) {
+			const struct ph_conf_value *v = &pr->values[j];
+
+			if (!v->present)
+				continue;
+			certs_blob(pr->name, v->name, v->str, &v->blob, fn,
+			    arg);
+			for (k = 0; k < v->nfiles; k++)
+				certs_blob(pr->name, v->name, v->str,
+				    &v->files[k], fn, arg);
+		}
+		if (pr->client_cert_file != NULL) {
+			FILE *f = fopen(pr->client_cert_file, "re");
+			unsigned char buf[65536];
+			struct ph_blob b;
+
+			if (f != NULL) {
+				b.len = fread(buf, 1, sizeof(buf), f);
+				b.data = buf;
+				fclose(f);
+				certs_blob(pr->name, "client_cert_file",
+				    pr->client_cert_file, &b, fn, arg);
+			}
+		}
+	}
+}
+
+struct certs_warn {
+	int64_t now;
+	int warned;
+};
+
+static void
+certs_warn_one(const struct certs_item *it, void *arg)
+{
+	struct certs_warn *w = arg;
+	int64_t days = (it->not_after - w->now) / 86400;
+
+	if (it->not_after - w->now > (int64_t)CERTS_WARN_DAYS * 86400)
+		return;
+	w->warned++;
+	if (it->not_after <= w->now)
+		log_warn("profile %s: %s %s: certificate %s HAS EXPIRED; renew "
+		    "it and reload payhook", it->profile, it->key, it->file,
+		    it->subject);
+	else
+		log_warn("profile %s: %s %s: certificate %s expires in %lld "
+		    "day(s); renew it before then", it->profile, it->key,
+		    it->file, it->subject, (long long)days);
+}
+
+void
+certs_warn_daily(const struct conf *c, struct store *s, int64_t now)
+{
+	struct certs_warn w = { now, 0 };
+	struct store_txn t;
+	struct store_key k;
+	char day[32];
+	time_t tt = (time_t)now;
+	struct tm tm;
+	MDB_val v;
+
+	gmtime_r(&tt, &tm);
+	strftime(day, sizeof(day), "certwarn.%Y-%m-%d", &tm);
+	store_key_init(&k, 0);
+	store_key_str(&k, day);
+	if (store_begin(s, 1, &t) != PH_OK)
+		return;
+	if (store_get(&t, STORE_DB_META, &k, &v) == PH_OK) {
+		store_abort(&t);
+		return;		/* warned today already */
+	}
+	certs_each(c, certs_warn_one, &w);
+	store_put(&t, STORE_DB_META, &k, "1", 1);
+	store_commit(&t);
+}

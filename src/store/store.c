@@ -1,0 +1,535 @@
+/*
+ * LMDB store.  Only this file includes LMDB's error codes in its logic;
+ * store_status() is where they become payhook's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <payhook/sdk.h>
+
+#include "ops/log.h"
+#include "store/store.h"
+
+/*
+ * How a commit becomes durable (SECURITY.md section 3); the one switch.
+ *
+ * 1: the environment is opened with MDB_NOMETASYNC.  mdb_txn_commit()
+ *    writes the data pages and flushes them, writes the meta page without
+ *    a flush and releases the writer lock; store_commit() then flushes
+ *    with mdb_env_sync(env, 1) and returns only when that is done, so
+ *    nothing is acknowledged before its meta page is on disk.  The second
+ *    flush is outside the writer lock: while one process flushes its meta
+ *    page the next one commits, and the flushes of several processes
+ *    overlap (the kernel merges flushes that wait together).  A crash at
+ *    any instant leaves the old meta page or the new one, and either
+ *    points at data pages that were flushed before it was written.
+ *    Other processes see a commit before its meta page is flushed: whoever
+ *    answers from what a transaction saw (a duplicate acknowledged, an
+ *    order or the event feed shown) calls store_settle() first.
+ * 0: LMDB's default: both flushes inside mdb_txn_commit(), under the
+ *    writer lock; store_settle() has nothing to do.
+ *
+ * MDB_NOSYNC, MDB_MAPASYNC, MDB_WRITEMAP and MDB_NOLOCK are refused either
+ * way, and MDB_NOMETASYNC unless this is 1.
+ */
+#ifndef STORE_SHARED_SYNC
+#define STORE_SHARED_SYNC 1
+#endif
+
+struct store {
+	MDB_env *env;
+	MDB_dbi dbi[STORE_DB__MAX];
+	char *path;
+	/* Every transaction up to this id is on disk, as far as this process
+	 * knows (a flush it waited for began after their meta pages were
+	 * written). */
+	uint64_t synced;
+};
+
+static const char *const store_db_names[STORE_DB__MAX] = {
+	"orders", "payments", "dedup", "events", "refunds", "meta", "due",
+	"recon", "push",
+};
+
+const char *
+store_db_name(enum store_db db)
+{
+	return db < STORE_DB__MAX ? store_db_names[db] : "?";
+}
+
+int
+store_status(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return PH_OK;
+	case MDB_NOTFOUND:
+		return PH_E_NOTFOUND;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return PH_E_STORE_FULL;
+	case ENOMEM:
+		return PH_E_NOMEM;
+	default:
+		return PH_E_STORE;
+	}
+}
+
+/* Creates the folder that holds the database file when it is missing. */
+static int
+store_mkparent(const char *path, struct ph_diag *diag)
+{
+	char *tmp, *dir;
+	struct stat st;
+	int rc = PH_OK;
+
+	if ((tmp = strdup(path)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	dir = dirname(tmp);
+	if (stat(dir, &st) == -1) {
+		if (errno != ENOENT || mkdir(dir, 0700) == -1)
+			rc = ph_fail(diag, PH_E_IO, "database folder %s: %s",
+			    dir, strerror(errno));
+	} else if (!S_ISDIR(st.st_mode))
+		rc = ph_fail(diag, PH_E_IO, "database folder %s: not a folder",
+		    dir);
+	free(tmp);
+	return rc;
+}
+
+static int
+store_check_schema(struct store *s, struct ph_diag *diag)
+{
+	struct store_txn t;
+	struct store_key k;
+	MDB_val v;
+	char want[16];
+	int rc, n;
+
+	n = snprintf(want, sizeof(want), "%d", STORE_SCHEMA_VERSION);
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return ph_fail(diag, rc, "database %s: %s", s->path,
+		    ph_strerror(rc));
+	store_key_init(&k, 0);
+	store_key_str(&k, "schema");
+	rc = store_get(&t, STORE_DB_META, &k, &v);
+	if (rc == PH_E_NOTFOUND) {
+		store_put(&t, STORE_DB_META, &k, want, (size_t)n);
+		rc = store_commit(&t);
+		if (rc != PH_OK)
+			return ph_fail(diag, rc, "database %s: cannot write "
+			    "schema version: %s", s->path, ph_strerror(rc));
+		return PH_OK;
+	}
+	if (rc != PH_OK) {
+		store_abort(&t);
+		return ph_fail(diag, rc, "database %s: %s", s->path,
+		    ph_strerror(rc));
+	}
+	if (v.mv_size != (size_t)n || memcmp(v.mv_data, want, n) != 0) {
+		rc = ph_fail(diag, PH_E_STORE, "database %s has schema version "
+		    "%.*s; this payhook reads version %s", s->path,
+		    (int)(v.mv_size > 8 ? 8 : v.mv_size),
+		    (const char *)v.mv_data, want);
+		store_abort(&t);
+		return rc;
+	}
+	store_abort(&t);
+	return PH_OK;
+}
+
+int
+store_open(const char *path, size_t map_size, struct store **out,
+    struct ph_diag *diag)
+{
+	struct store *s;
+	MDB_txn *txn = NULL;
+	unsigned int flags = 0, unsafe;
+	int rc, dead = 0, i;
+
+	*out = NULL;
+	if ((rc = store_mkparent(path, diag)) != PH_OK)
+		return rc;
+	if ((s = calloc(1, sizeof(*s))) == NULL ||
+	    (s->path = strdup(path)) == NULL) {
+		free(s);
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	}
+	if ((rc = mdb_env_create(&s->env)) != 0)
+		goto fail;
+	if ((rc = mdb_env_set_maxdbs(s->env, STORE_DB__MAX + 2)) != 0 ||
+	    (rc = mdb_env_set_mapsize(s->env, map_size)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)
+		goto fail;
+	/*
+	 * No MDB_NOSYNC: a notification is acknowledged only after its
+	 * transaction is on disk; MDB_NOMETASYNC only with the flush of
+	 * store_commit() (STORE_SHARED_SYNC).  MDB_NOTLS because read
+	 * transactions are not tied to threads here.
+	 */
+	rc = mdb_env_open(s->env, path, MDB_NOSUBDIR | MDB_NOTLS |
+	    (STORE_SHARED_SYNC ? MDB_NOMETASYNC : 0), 0600);
+	if (rc != 0)
+		goto fail;
+	unsafe = MDB_NOSYNC | MDB_MAPASYNC | MDB_WRITEMAP | MDB_NOLOCK |
+	    (STORE_SHARED_SYNC ? 0 : MDB_NOMETASYNC);
+	if (mdb_env_get_flags(s->env, &flags) == 0 && (flags & unsafe)) {
+		ph_fail(diag, PH_E_STORE, "database %s: opened with flags "
+		    "0x%x that give up durability; refusing to serve", path,
+		    flags);
+		store_close(s);
+		return PH_E_STORE;
+	}
+	/* Reader slots of processes killed mid-read would pin old pages. */
+	if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
+		log_warn("database %s: cleared %d stale reader slot(s)", path,
+		    dead);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	for (i = 0; i < STORE_DB__MAX; i++)
+		if ((rc = mdb_dbi_open(txn, store_db_names[i], MDB_CREATE,
+		    &s->dbi[i])) != 0)
+			goto fail;
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		goto fail;
+	}
+	txn = NULL;
+	if ((rc = store_check_schema(s, diag)) != PH_OK) {
+		store_close(s);
+		return rc;
+	}
+	*out = s;
+	return PH_OK;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	ph_fail(diag, store_status(rc), "database %s: %s", path,
+	    mdb_strerror(rc));
+	store_close(s);
+	return store_status(rc) == PH_OK ? PH_E_STORE : store_status(rc);
+}
+
+void
+store_close(struct store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	free(s->path);
+	free(s);
+}
+
+int
+store_fail(struct store_txn *t, int mdb_rc)
+{
+	int st = store_status(mdb_rc);
+
+	if (st == PH_OK)
+		st = PH_E_STORE;
+	if (t->err == PH_OK) {
+		t->err = st;
+		log_err("database: %s", mdb_strerror(mdb_rc));
+	}
+	return t->err;
+}
+
+int
+store_begin(struct store *s, int write, struct store_txn *t)
+{
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	t->store = s;
+	t->write = write;
+	rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	if (rc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size and retry. */
+		if (mdb_env_set_mapsize(s->env, 0) == 0)
+			rc = mdb_txn_begin(s->env, NULL,
+			    write ? 0 : MDB_RDONLY, &t->txn);
+	}
+	if (rc != 0) {
+		t->txn = NULL;
+		return store_fail(t, rc);
+	}
+	/* A reader sees up to its own id, a writer up to the one before. */
+	t->seen = mdb_txn_id(t->txn) - (write ? 1 : 0);
+	return PH_OK;
+}
+
+/*
+ * Returns when every transaction up to id is on disk: at once when this
+ * process knows it already, else after a flush.  The flush covers every
+ * meta page written before it began, so afterwards this process knows up
+ * to the last transaction committed when it began.
+ */
+static int
+store_sync_to(struct store *s, uint64_t id)
+{
+	MDB_envinfo info;
+	int rc;
+
+	if (!STORE_SHARED_SYNC || id <= s->synced)
+		return 0;
+	if ((rc = mdb_env_info(s->env, &info)) != 0)
+		return rc;
+	if ((rc = mdb_env_sync(s->env, 1)) != 0)
+		return rc;
+	if (info.me_last_txnid > s->synced)
+		s->synced = info.me_last_txnid;
+	return 0;
+}
+
+int
+store_settle(struct store_txn *t)
+{
+	int rc;
+
+	if (t->store == NULL)
+		return PH_E_INTERNAL;
+	if ((rc = store_sync_to(t->store, t->seen)) != 0) {
+		log_err("database: flush: %s", mdb_strerror(rc));
+		return store_status(rc) == PH_OK ? PH_E_STORE :
+		    store_status(rc);
+	}
+	return PH_OK;
+}
+
+int
+store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
+    MDB_val *val)
+{
+	MDB_val key;
+	int rc;
+
+	if (t->err != PH_OK)
+		return t->err;
+	if (k->err)
+		return t->err = PH_E_INTERNAL;
+	key.mv_data = (void *)k->b;
+	key.mv_size = k->len;
+	rc = mdb_get(t->txn, t->store->dbi[db], &key, val);
+	if (rc == MDB_NOTFOUND)
+		return PH_E_NOTFOUND;
+	if (rc != 0)
+		return store_fail(t, rc);
+	return PH_OK;
+}
+
+void
+store_put(struct store_txn *t, enum store_db db, const struct store_key *k,
+    const void *val, size_t len)
+{
+	MDB_val key, v;
+	int rc;
+
+	if (t->err != PH_OK)
+		return;
+	if (k->err || !t->write) {
+		t->err = PH_E_INTERNAL;
+		return;
+	}
+	key.mv_data = (void *)k->b;
+	key.mv_size = k->len;
+	v.mv_data = (void *)val;
+	v.mv_size = len;
+	if ((rc = mdb_put(t->txn, t->store->dbi[db], &key, &v, 0)) != 0)
+		store_fail(t, rc);
+}
+
+void
+store_del(struct store_txn *t, enum store_db db, const struct store_key *k)
+{
+	MDB_val key;
+	int rc;
+
+	if (t->err != PH_OK)
+		return;
+	if (k->err || !t->write) {
+		t->err = PH_E_INTERNAL;
+		return;
+	}
+	key.mv_data = (void *)k->b;
+	key.mv_size = k->len;
+	rc = mdb_del(t->txn, t->store->dbi[db], &key, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		store_fail(t, rc);
+}
+
+MDB_cursor *
+store_cursor(struct store_txn *t, enum store_db db)
+{
+	MDB_cursor *c;
+	int rc;
+
+	if (t->err != PH_OK)
+		return NULL;
+	if ((rc = mdb_cursor_open(t->txn, t->store->dbi[db], &c)) != 0) {
+		store_fail(t, rc);
+		return NULL;
+	}
+	return c;
+}
+
+uint64_t
+store_next_seq(struct store_txn *t, enum store_db db)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t next = 1;
+	int rc;
+
+	if ((c = store_cursor(t, db)) == NULL)
+		return 0;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	if (rc == 0 && k.mv_size == 8)
+		next = store_key_get_u64(&k) + 1;
+	else if (rc != 0 && rc != MDB_NOTFOUND)
+		store_fail(t, rc);
+	mdb_cursor_close(c);
+	return t->err == PH_OK ? next : 0;
+}
+
+int
+store_commit(struct store_txn *t)
+{
+	uint64_t id;
+	int rc;
+
+	if (t->txn == NULL)
+		return t->err != PH_OK ? t->err : PH_E_INTERNAL;
+	if (t->err != PH_OK) {
+		mdb_txn_abort(t->txn);
+		t->txn = NULL;
+		return t->err;
+	}
+	id = mdb_txn_id(t->txn);
+	rc = mdb_txn_commit(t->txn);
+	t->txn = NULL;
+	if (rc != 0)
+		return store_fail(t, rc);
+	/* With STORE_SHARED_SYNC the meta page is flushed here, before the
+	 * caller may answer: a failed flush is a failed commit. */
+	if (t->write && (rc = store_sync_to(t->store, id)) != 0)
+		return store_fail(t, rc);
+	return PH_OK;
+}
+
+void
+store_abort(struct store_txn *t)
+{
+	if (t->txn != NULL)
+		mdb_txn_abort(t->txn);
+	t->txn = NULL;
+}
+
+void
+store_key_init(struct store_key *k, unsigned char klass)
+{
+	k->len = 0;
+	k->err = 0;
+	if (klass != 0)
+		k->b[k->len++] = klass;
+}
+
+void
+store_key_str(struct store_key *k, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n > 255 || k->len + 1 + n > sizeof(k->b)) {
+		k->err = 1;
+		return;
+	}
+	k->b[k->len++] = (unsigned char)n;
+	memcpy(k->b + k->len, s, n);
+	k->len += n;
+}
+
+void
+store_key_u64(struct store_key *k, uint64_t v)
+{
+	int i;
+
+	if (k->len + 8 > sizeof(k->b)) {
+		k->err = 1;
+		return;
+	}
+	for (i = 7; i >= 0; i--)
+		k->b[k->len++] = (unsigned char)(v >> (i * 8));
+}
+
+uint64_t
+store_key_get_u64(const MDB_val *v)
+{
+	const unsigned char *p = v->mv_data;
+	uint64_t r = 0;
+	size_t i;
+
+	for (i = 0; i < 8 && i < v->mv_size; i++)
+		r = (r << 8) | p[i];
+	return r;
+}
+
+int
+store_stats(struct store *s, struct store_stats *st)
+{
+	struct store_txn t;
+	MDB_envinfo info;
+	MDB_stat ms;
+	int rc, i;
+
+	memset(st, 0, sizeof(*st));
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	for (i = 0; i < STORE_DB__MAX; i++) {
+		if ((rc = mdb_stat(t.txn, s->dbi[i], &ms)) != 0) {
+			store_abort(&t);
+			return store_status(rc);
+		}
+		st->entries[i] = ms.ms_entries;
+	}
+	store_abort(&t);
+	if (mdb_env_info(s->env, &info) == 0 &&
+	    mdb_env_stat(s->env, &ms) == 0) {
+		st->map_size = info.me_mapsize;
+		st->map_used = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+		st->readers_used = info.me_numreaders;
+		st->readers_max = info.me_maxreaders;
+	}
+	return PH_OK;
+}
+
+int
+store_backup(struct store *s, const char *path, struct ph_diag *diag)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (stat(path, &st) == 0)
+		return ph_fail(diag, PH_E_IO, "backup %s: the file exists; "
+		    "refusing to overwrite it", path);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1)
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
+		    strerror(errno));
+	rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+	if (rc == 0 && fsync(fd) == -1)
+		rc = errno;
+	if (close(fd) == -1 && rc == 0)
+		rc = errno;
+	if (rc != 0) {
+		unlink(path);
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
+		    mdb_strerror(rc));
+	}
+	return PH_OK;
+}

@@ -1,0 +1,751 @@
+/*
+ * Merchant API handlers.  Input is validated field by field before the
+ * ledger sees it; every refusal names the field.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "web/api.h"
+#include "ops/certs.h"
+#include "ledger/ledger.h"
+#include "ops/metrics.h"
+#include "ops/log.h"
+#include "ledger/order.h"
+#include "jobs/query.h"
+
+#define API_EVENTS_DEFAULT 100
+#define API_EVENTS_MAX 1000
+
+/* The status a storage problem is answered with. */
+static void
+api_store_error(struct fc_response *resp, int rc)
+{
+	if (rc == PH_E_STORE_FULL)
+		fc_error(resp, 503, "store_full", "the database is full; "
+		    "the operator must raise map_size_mb");
+	else
+		fc_error(resp, 503, "store_unavailable",
+		    "the database is unavailable: %s", ph_strerror(rc));
+}
+
+static const char *const api_order_fields[] = {
+	"order_id", "amount", "currency", "profile", "expires_in", "attempt",
+	"attempt_data", "provider_data", "data", NULL,
+};
+
+/*
+ * Provider-specific attempt data (e.g. UnionPay's txnTime) may be given
+ * under any of these names; at most one of them.
+ */
+static const char *const api_attempt_names[] = {
+	"attempt", "attempt_data", "provider_data", "data", NULL,
+};
+
+/* The attempt data of a request body (borrowed), NULL when none; -1 when
+ * given twice under different names. */
+static int
+api_attempt_data(const json_t *in, const json_t **out, struct fc_response *resp)
+{
+	size_t i;
+
+	*out = NULL;
+	for (i = 0; api_attempt_names[i] != NULL; i++) {
+		const json_t *v = json_object_get(in, api_attempt_names[i]);
+
+		if (v == NULL)
+			continue;
+		if (*out != NULL) {
+			fc_error(resp, 400, "bad_request", "attempt data given "
+			    "twice (\"%s\" and another name)",
+			    api_attempt_names[i]);
+			return -1;
+		}
+		*out = v;
+	}
+	return 0;
+}
+
+#define API_EXPIRES_MAX (90L * 86400)	/* an order may wait 90 days */
+#define API_ATTEMPT_MAX 2048		/* bytes of provider attempt data */
+#define API_GUARD_HOLD_S 60		/* seconds the guard holds an order */
+
+/* Validates provider attempt data: a small JSON object, or absent. */
+static int
+api_attempt_valid(const json_t *v, struct fc_response *resp,
+    const char *field)
+{
+	char *text;
+	size_t len;
+
+	if (v == NULL)
+		return 1;
+	if (!json_is_object(v)) {
+		fc_error(resp, 400, "bad_request", "%s must be a JSON object "
+		    "of provider-specific attempt data", field);
+		return 0;
+	}
+	text = json_dumps(v, JSON_COMPACT);
+	len = text != NULL ? strlen(text) : API_ATTEMPT_MAX + 1;
+	free(text);
+	if (len > API_ATTEMPT_MAX) {
+		fc_error(resp, 400, "bad_request", "%s is larger than %d "
+		    "bytes", field, API_ATTEMPT_MAX);
+		return 0;
+	}
+	return 1;
+}
+
+/* When the sweeper first asks about a new attempt on profile pr. */
+static int64_t
+api_first_query(const struct conf_profile *pr, int64_t now,
+    int64_t expires_at)
+{
+	return order_next_query(now, 0, expires_at, pr->schedule,
+	    pr->nschedule);
+}
+
+void
+api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
+    struct fc_response *resp)
+{
+	const char *key, *order_id, *currency, *profile;
+	const struct conf_profile *pr;
+	const json_t *attempt;
+	struct ledger_new_order n;
+	json_int_t expires_in = 0;
+	struct ph_diag diag;
+	json_error_t jerr;
+	json_t *in, *v, *order = NULL, *view;
+	json_int_t amount;
+	int created, rc;
+	size_t i;
+
+	in = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL) {
+		fc_error(resp, 400, "bad_request", "body is not valid JSON: "
+		    "%s (line %d, column %d)", jerr.text, jerr.line,
+		    jerr.column);
+		return;
+	}
+	if (!json_is_object(in)) {
+		fc_error(resp, 400, "bad_request", "body must be a JSON object");
+		goto done;
+	}
+	json_object_foreach(in, key, v) {
+		for (i = 0; api_order_fields[i] != NULL; i++)
+			if (strcmp(key, api_order_fields[i]) == 0)
+				break;
+		if (api_order_fields[i] == NULL) {
+			fc_error(resp, 400, "bad_request",
+			    "unknown field \"%s\"", key);
+			goto done;
+		}
+	}
+	v = json_object_get(in, "order_id");
+	order_id = json_string_value(v);
+	if (order_id == NULL ||
+	    !order_id_valid(order_id, json_string_length(v))) {
+		fc_error(resp, 400, "bad_request", "order_id must be a string "
+		    "of 1-64 characters from [A-Za-z0-9_-|*.:]");
+		goto done;
+	}
+	v = json_object_get(in, "amount");
+	if (!json_is_integer(v) || (amount = json_integer_value(v)) <= 0 ||
+	    amount > PH_AMOUNT_MAX) {
+		fc_error(resp, 400, "bad_request", "amount must be a positive "
+		    "integer in minor units (fen), at most %lld",
+		    (long long)PH_AMOUNT_MAX);
+		goto done;
+	}
+	currency = json_string_value(json_object_get(in, "currency"));
+	if (currency == NULL || !ph_currency_valid(currency)) {
+		fc_error(resp, 400, "bad_request", "currency must be an ISO "
+		    "4217 code of three uppercase letters, e.g. \"CNY\"");
+		goto done;
+	}
+	profile = json_string_value(json_object_get(in, "profile"));
+	if (profile == NULL) {
+		fc_error(resp, 400, "bad_request", "profile must name a "
+		    "configured profile");
+		goto done;
+	}
+	if ((pr = conf_profile(ctx->conf, profile)) == NULL) {
+		fc_error(resp, 400, "bad_request", "profile \"%s\" is not "
+		    "configured", profile);
+		goto done;
+	}
+	v = json_object_get(in, "expires_in");
+	if (v != NULL && (!json_is_integer(v) ||
+	    (expires_in = json_integer_value(v)) < 1 ||
+	    expires_in > API_EXPIRES_MAX)) {
+		fc_error(resp, 400, "bad_request", "expires_in must be a whole "
+		    "number of seconds from 1 to %ld", API_EXPIRES_MAX);
+		goto done;
+	}
+	if (api_attempt_data(in, &attempt, resp) == -1 ||
+	    !api_attempt_valid(attempt, resp, "attempt"))
+		goto done;
+
+	fc_note_set(resp->note.order_id, order_id);
+	memset(&n, 0, sizeof(n));
+	n.order_id = order_id;
+	n.profile = profile;
+	n.amount = amount;
+	n.currency = currency;
+	n.expires_at = expires_in > 0 ? req->now + expires_in : 0;
+	n.attempt = attempt;
+	n.first_query_at = api_first_query(pr, req->now, n.expires_at);
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_create_order(ctx->store, &n, req->now, &order, &created,
+	    &diag);
+	if (rc == PH_E_CONFLICT) {
+		view = json_pack("{s:s, s:s, s:o}", "error", "conflict",
+		    "message", "an order with this id exists with other "
+		    "content", "order", order_to_api(order));
+		fc_json(resp, 409, view);
+		json_decref(view);
+		goto done;
+	}
+	if (rc != PH_OK) {
+		log_err("create order %s: %s", order_id, diag.msg);
+		api_store_error(resp, rc);
+		goto done;
+	}
+	if (created)
+		log_info("order %s created: %lld %s via profile %s", order_id,
+		    (long long)amount, currency, profile);
+	view = order_to_api(order);
+	fc_json(resp, created ? 201 : 200, view);
+	json_decref(view);
+done:
+	json_decref(order);
+	json_decref(in);
+}
+
+void
+api_get_order(struct fc_ctx *ctx, const char *order_id,
+    struct fc_response *resp)
+{
+	json_t *order, *view;
+	int rc;
+
+	if (!order_id_valid(order_id, strlen(order_id))) {
+		fc_error(resp, 404, "not_found", "no such order");
+		return;
+	}
+	rc = ledger_get_order(ctx->store, order_id, &order);
+	if (rc == PH_E_NOTFOUND) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		return;
+	}
+	if (rc != PH_OK) {
+		api_store_error(resp, rc);
+		return;
+	}
+	view = order_to_api(order);
+	fc_json(resp, 200, view);
+	json_decref(view);
+	json_decref(order);
+}
+
+/*
+ * Asks every queryable profile of order now and applies what they say.
+ * Returns a JSON array describing each call (caller owns); *unreached is
+ * set when a provider could not be asked or gave no usable answer.
+ */
+static json_t *
+api_ask(struct fc_ctx *ctx, const json_t *order, int64_t now, int *unreached)
+{
+	const struct conf_profile *prs[8];
+	struct query_job jobs[8];
+	json_t *out = json_array(), *r;
+	size_t i, n;
+
+	*unreached = 0;
+	n = query_profiles(ctx->conf, order, prs, 8);
+	for (i = 0; i < n; i++)
+		query_prepare(&jobs[i], QUERY_OP_QUERY, prs[i], order, now);
+	query_send(ctx->conf, jobs, n, n);
+	for (i = 0; i < n; i++) {
+		query_finish(ctx->store, &jobs[i], now);
+		if (jobs[i].err == PH_OK)
+			r = json_pack("{s:s, s:b, s:s}", "profile",
+			    prs[i]->name, "asked", 1, "result",
+			    query_kind_name(jobs[i].ev.kind));
+		else {
+			*unreached = 1;
+			r = json_pack("{s:s, s:b, s:s}", "profile",
+			    prs[i]->name, "asked", 0, "error",
+			    jobs[i].message);
+		}
+		json_array_append_new(out, r);
+		query_job_free(&jobs[i]);
+	}
+	return out;
+}
+
+void
+api_query_order(struct fc_ctx *ctx, const char *order_id,
+    const struct fc_request *req, struct fc_response *resp)
+{
+	json_t *order, *asked, *view;
+	int rc, unreached = 0;
+
+	rc = order_id_valid(order_id, strlen(order_id)) ?
+	    ledger_get_order(ctx->store, order_id, &order) : PH_E_NOTFOUND;
+	if (rc == PH_E_NOTFOUND) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		return;
+	}
+	if (rc != PH_OK) {
+		api_store_error(resp, rc);
+		return;
+	}
+	if (strcmp(json_string_value(json_object_get(order, "state")),
+	    order_state_name(ORDER_PENDING)) != 0)
+		asked = json_array();	/* settled: nothing to ask */
+	else {
+		asked = api_ask(ctx, order, req->now, &unreached);
+		json_decref(order);
+		if ((rc = ledger_get_order(ctx->store, order_id, &order)) !=
+		    PH_OK) {
+			json_decref(asked);
+			api_store_error(resp, rc);
+			return;
+		}
+	}
+	view = order_to_api(order);
+	json_object_set_new(view, "query", json_pack("{s:b, s:o}",
+	    "provider_unavailable", unreached, "calls", asked));
+	fc_json(resp, 200, view);
+	json_decref(view);
+	json_decref(order);
+}
+
+void
+api_attempt(struct fc_ctx *ctx, const char *order_id,
+    const struct fc_request *req, struct fc_response *resp)
+{
+	const struct conf_profile *pr;
+	char token[33];
+	unsigned char rnd[16];
+	struct ph_diag diag;
+	json_error_t jerr;
+	json_t *in, *order = NULL, *asked = NULL, *view, *v;
+	const char *key, *profile;
+	const json_t *data;
+	int64_t expires_at;
+	int rc, unreached = 0;
+
+	in = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL || !json_is_object(in)) {
+		fc_error(resp, 400, "bad_request", "body must be a JSON object "
+		    "like {\"profile\": \"wxshop\"}");
+		json_decref(in);
+		return;
+	}
+	json_object_foreach(in, key, v) {
+		size_t i;
+
+		for (i = 0; api_attempt_names[i] != NULL; i++)
+			if (strcmp(key, api_attempt_names[i]) == 0)
+				break;
+		if (strcmp(key, "profile") != 0 &&
+		    api_attempt_names[i] == NULL) {
+			fc_error(resp, 400, "bad_request",
+			    "unknown field \"%s\"", key);
+			goto done;
+		}
+	}
+	profile = json_string_value(json_object_get(in, "profile"));
+	if (profile == NULL || (pr = conf_profile(ctx->conf, profile)) ==
+	    NULL) {
+		fc_error(resp, 400, "bad_request", "profile must name a "
+		    "configured profile");
+		goto done;
+	}
+	if (api_attempt_data(in, &data, resp) == -1 ||
+	    !api_attempt_valid(data, resp, "data"))
+		goto done;
+	if (!order_id_valid(order_id, strlen(order_id))) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		goto done;
+	}
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		fc_error(resp, 500, "internal", "no randomness available");
+		goto done;
+	}
+	ph_hex_lower(rnd, sizeof(rnd), token);
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_guard_begin(ctx->store, order_id, req->now,
+	    API_GUARD_HOLD_S, token, &order, &diag);
+	if (rc == PH_E_NOTFOUND) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		goto done;
+	}
+	if (rc == PH_E_CONFLICT)
+		goto refused;
+	if (rc != PH_OK) {
+		api_store_error(resp, rc);
+		goto done;
+	}
+	/* Earlier attempts may have been paid without a word yet. */
+	asked = api_ask(ctx, order, req->now, &unreached);
+	if (unreached) {
+		ledger_guard_release(ctx->store, order_id, token);
+		view = json_pack("{s:s, s:s, s:O}", "error",
+		    "provider_unavailable", "message", "an earlier payment "
+		    "attempt could not be checked at the provider; not opening "
+		    "another one (try again)", "query", asked);
+		fc_json(resp, 503, view);
+		json_decref(view);
+		goto done;
+	}
+	expires_at = json_integer_value(json_object_get(order, "expires_at"));
+	json_decref(order);
+	order = NULL;
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_guard_end(ctx->store, order_id, token, profile,
+	    data, req->now,
+	    (int64_t)ctx->conf->attempt_hold_s,
+	    api_first_query(pr, req->now, expires_at), &order, &diag);
+	if (rc == PH_E_CONFLICT)
+		goto refused;
+	if (rc != PH_OK) {
+		log_err("attempt on order %s: %s", order_id, diag.msg);
+		api_store_error(resp, rc);
+		goto done;
+	}
+	log_info("order %s: payment attempt opened on profile %s", order_id,
+	    profile);
+	view = order_to_api(order);
+	fc_json(resp, 201, view);
+	json_decref(view);
+	goto done;
+refused:
+	{
+		const char *st = json_string_value(json_object_get(order,
+		    "state"));
+		const char *code = "already_paid";
+
+		if (st == NULL || strcmp(st, "PENDING") == 0)
+			code = "attempt_in_progress";
+		else if (strcmp(st, "CLOSED") == 0)
+			code = "order_closed";
+		view = json_pack("{s:s, s:s, s:o}", "error", code,
+		    "message", diag.msg, "order", order_to_api(order));
+		fc_json(resp, 409, view);
+		json_decref(view);
+	}
+done:
+	json_decref(asked);
+	json_decref(order);
+	json_decref(in);
+}
+
+/* A refund work item as the API shows it. */
+static json_t *
+api_refund_view(const json_t *item)
+{
+	json_t *v = json_deep_copy(item);
+	char buf[32];
+	const char *k;
+	static const char *const times[] = { "created_at", "updated_at" };
+	size_t i;
+
+	if (v == NULL)
+		return NULL;
+	json_object_del(v, "v");
+	json_object_del(v, "lease_until");
+	json_object_del(v, "lease_owner");
+	for (i = 0; i < 2; i++) {
+		k = times[i];
+		if (json_is_integer(json_object_get(v, k))) {
+			order_time_text(json_integer_value(json_object_get(v,
+			    k)), buf);
+			json_object_set_new(v, k, json_string(buf));
+		}
+	}
+	return v;
+}
+
+void
+api_refund(struct fc_ctx *ctx, const char *order_id,
+    const struct fc_request *req, struct fc_response *resp)
+{
+	json_error_t jerr;
+	json_t *in, *v, *item = NULL, *view;
+	struct ph_diag diag;
+	const char *key, *reason = "";
+	json_int_t amount;
+	int rc;
+
+	in = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL || !json_is_object(in)) {
+		fc_error(resp, 400, "bad_request", "body must be a JSON object "
+		    "like {\"amount\": 100, \"reason\": \"...\"}");
+		json_decref(in);
+		return;
+	}
+	json_object_foreach(in, key, v)
+		if (strcmp(key, "amount") != 0 && strcmp(key, "reason") != 0) {
+			fc_error(resp, 400, "bad_request",
+			    "unknown field \"%s\"", key);
+			goto done;
+		}
+	v = json_object_get(in, "amount");
+	if (!json_is_integer(v) || (amount = json_integer_value(v)) <= 0 ||
+	    amount > PH_AMOUNT_MAX) {
+		fc_error(resp, 400, "bad_request", "amount must be a positive "
+		    "integer in minor units");
+		goto done;
+	}
+	v = json_object_get(in, "reason");
+	if (v != NULL && (!json_is_string(v) ||
+	    json_string_length(v) > 80)) {
+		fc_error(resp, 400, "bad_request", "reason must be a string of "
+		    "at most 80 bytes");
+		goto done;
+	}
+	if (v != NULL)
+		reason = json_string_value(v);
+	if (!order_id_valid(order_id, strlen(order_id))) {
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		goto done;
+	}
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_request_refund(ctx->store, order_id, amount, reason,
+	    req->now, &item, &diag);
+	if (rc == PH_E_NOTFOUND)
+		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+	else if (rc == PH_E_CONFLICT)
+		fc_error(resp, 409, "conflict", "%s", diag.msg);
+	else if (rc != PH_OK)
+		api_store_error(resp, rc);
+	else {
+		view = api_refund_view(item);
+		fc_json(resp, 201, view);
+		json_decref(view);
+	}
+done:
+	json_decref(item);
+	json_decref(in);
+}
+
+/* Parses a decimal query parameter; -1 when present but invalid. */
+static int
+api_uint_param(const char *uri, const char *name, unsigned long long max,
+    unsigned long long *out)
+{
+	char buf[32], *p;
+	unsigned long long v = 0;
+	int rc;
+
+	if ((rc = fc_query_param(uri, name, buf, sizeof(buf))) <= 0)
+		return rc;
+	if (buf[0] == '\0')
+		return -1;
+	for (p = buf; *p != '\0'; p++) {
+		if (*p < '0' || *p > '9' || v > (max - (*p - '0')) / 10)
+			return -1;
+		v = v * 10 + (unsigned)(*p - '0');
+	}
+	*out = v;
+	return 1;
+}
+
+void
+api_events(struct fc_ctx *ctx, const struct fc_request *req,
+    struct fc_response *resp)
+{
+	unsigned long long after = 0, limit = API_EVENTS_DEFAULT;
+	json_t *events, *out, *e;
+	uint64_t next;
+	size_t i;
+	int rc;
+
+	if (api_uint_param(req->uri, "after", UINT64_MAX, &after) < 0) {
+		fc_error(resp, 400, "bad_request", "after must be a sequence "
+		    "number (a whole number, 0 for the start)");
+		return;
+	}
+	if (api_uint_param(req->uri, "limit", UINT64_MAX, &limit) < 0 ||
+	    limit < 1 || limit > API_EVENTS_MAX) {
+		fc_error(resp, 400, "bad_request", "limit must be a whole "
+		    "number from 1 to %d", API_EVENTS_MAX);
+		return;
+	}
+	rc = ledger_events(ctx->store, after, (unsigned)limit, &events, &next);
+	if (rc != PH_OK) {
+		api_store_error(resp, rc);
+		return;
+	}
+	out = json_pack("{s:[], s:I}", "events", "next", (json_int_t)next);
+	json_array_foreach(events, i, e)
+		json_array_append_new(json_object_get(out, "events"),
+		    order_event_to_api(e));
+	fc_json(resp, 200, out);
+	json_decref(out);
+	json_decref(events);
+}
+
+void
+api_health(struct fc_ctx *ctx, struct fc_response *resp)
+{
+	struct store_txn t;
+	json_t *j;
+	int rc;
+
+	if ((rc = store_begin(ctx->store, 0, &t)) != PH_OK) {
+		fc_error(resp, 503, "store_unavailable",
+		    "the database is unavailable: %s", ph_strerror(rc));
+		return;
+	}
+	store_abort(&t);
+	j = json_pack("{s:s}", "status", "ok");
+	fc_json(resp, 200, j);
+	json_decref(j);
+}
+
+/*
+ * Per profile: the share of paid orders learnt by query or statement
+ * instead of notification (the 掉单 rate), and the mean delay between the
+ * provider's payment time and payhook learning of it.
+ */
+static void
+api_metrics_rates(const struct conf *c, struct ph_buf *b)
+{
+	static const char *const sources[] = {
+		"notify", "query", "statement", "replay",
+	};
+	char labels[128];
+	size_t i, j;
+
+	ph_buf_puts(b, "# HELP payhook_missed_notification_ratio Share of "
+	    "paid orders settled by query or statement, not notification.\n"
+	    "# TYPE payhook_missed_notification_ratio gauge\n"
+	    "# HELP payhook_payment_lag_seconds_mean Mean delay from the "
+	    "provider's payment time to payhook knowing.\n"
+	    "# TYPE payhook_payment_lag_seconds_mean gauge\n");
+	for (i = 0; i < c->nprofiles; i++) {
+		const char *p = c->profiles[i].name;
+		uint64_t paid[4], all = 0, lag = 0, n = 0;
+
+		for (j = 0; j < 4; j++) {
+			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
+			    p, sources[j]);
+			paid[j] = metrics_get("payhook_orders_paid_total",
+			    labels);
+			all += paid[j];
+			lag += metrics_get("payhook_payment_lag_seconds_sum",
+			    labels);
+			n += metrics_get("payhook_payment_lag_seconds_count",
+			    labels);
+		}
+		ph_buf_printf(b, "payhook_missed_notification_ratio{profile="
+		    "\"%s\"} %.4f\n", p, all == 0 ? 0.0 :
+		    (double)(paid[1] + paid[2]) / (double)all);
+		ph_buf_printf(b, "payhook_payment_lag_seconds_mean{profile="
+		    "\"%s\"} %.1f\n", p, n == 0 ? 0.0 : (double)lag /
+		    (double)n);
+	}
+}
+
+struct api_certs {
+	struct ph_buf *b;
+	int64_t now;
+};
+
+static void
+api_cert_metric(const struct certs_item *it, void *arg)
+{
+	struct api_certs *ac = arg;
+	char file[300], subject[200];
+	size_t i, o;
+
+	/* Label values: no quotes or backslashes to escape in them. */
+	for (i = o = 0; it->file[i] != '\0' && o + 1 < sizeof(file); i++)
+		if (it->file[i] != '"' && it->file[i] != '\\')
+			file[o++] = it->file[i];
+	file[o] = '\0';
+	for (i = o = 0; it->subject[i] != '\0' && o + 1 < sizeof(subject);
+	    i++)
+		if (it->subject[i] != '"' && it->subject[i] != '\\')
+			subject[o++] = it->subject[i];
+	subject[o] = '\0';
+	ph_buf_printf(ac->b, "payhook_certificate_expiry_seconds{profile="
+	    "\"%s\",key=\"%s\",file=\"%s\",subject=\"%s\"} %lld\n",
+	    it->profile, it->key, file, subject,
+	    (long long)(it->not_after - ac->now));
+}
+
+void
+api_metrics(struct fc_ctx *ctx, struct fc_response *resp)
+{
+	uint64_t counts[ORDER__MAX];
+	struct store_stats st;
+	struct ph_buf *b = &resp->body;
+	int i;
+
+	ph_buf_free(b);
+	ph_buf_init(b, FC_RESP_MAX);
+	metrics_render(b);
+	api_metrics_rates(ctx->conf, b);
+	{
+		struct api_certs ac = { b, (int64_t)time(NULL) };
+
+		ph_buf_puts(b, "# HELP payhook_certificate_expiry_seconds "
+		    "Seconds until each configured certificate expires "
+		    "(negative: expired).\n# TYPE "
+		    "payhook_certificate_expiry_seconds gauge\n");
+		certs_each(ctx->conf, api_cert_metric, &ac);
+	}
+	if (ledger_counts(ctx->store, counts, ORDER__MAX) == PH_OK) {
+		ph_buf_puts(b, "# HELP payhook_orders Orders by state.\n"
+		    "# TYPE payhook_orders gauge\n");
+		for (i = 0; i < ORDER__MAX; i++)
+			ph_buf_printf(b, "payhook_orders{state=\"%s\"} %llu\n",
+			    order_state_name(i), (unsigned long long)counts[i]);
+	}
+	if (store_stats(ctx->store, &st) == PH_OK) {
+		ph_buf_puts(b, "# HELP payhook_store_entries Records per "
+		    "database.\n# TYPE payhook_store_entries gauge\n");
+		for (i = 0; i < STORE_DB__MAX; i++)
+			ph_buf_printf(b, "payhook_store_entries{db=\"%s\"} "
+			    "%zu\n", store_db_name(i), st.entries[i]);
+		ph_buf_printf(b, "# HELP payhook_outbox_events Events in the "
+		    "outbox (the feed).\n# TYPE payhook_outbox_events gauge\n"
+		    "payhook_outbox_events %zu\n"
+		    "# HELP payhook_due_orders Orders waiting for a query.\n"
+		    "# TYPE payhook_due_orders gauge\npayhook_due_orders %zu\n"
+		    "# HELP payhook_refunds_queued Refund work items.\n"
+		    "# TYPE payhook_refunds_queued gauge\n"
+		    "payhook_refunds_queued %zu\n"
+		    "# HELP payhook_store_map_bytes LMDB map size.\n"
+		    "# TYPE payhook_store_map_bytes gauge\n"
+		    "payhook_store_map_bytes %zu\n"
+		    "# HELP payhook_store_used_bytes LMDB map in use.\n"
+		    "# TYPE payhook_store_used_bytes gauge\n"
+		    "payhook_store_used_bytes %zu\n"
+		    "# HELP payhook_store_readers LMDB reader slots in use.\n"
+		    "# TYPE payhook_store_readers gauge\n"
+		    "payhook_store_readers %u\n",
+		    st.entries[STORE_DB_EVENTS], st.entries[STORE_DB_DUE],
+		    st.entries[STORE_DB_REFUNDS], st.map_size, st.map_used,
+		    st.readers_used);
+	}
+	if (b->err) {
+		fc_error(resp, 500, "internal", "metrics did not fit");
+		return;
+	}
+	resp->status = 200;
+	snprintf(resp->content_type, sizeof(resp->content_type),
+	    "text/plain; version=0.0.4");
+}

@@ -1,0 +1,347 @@
+/*
+ * payhook.fcgi: the FastCGI responder.  One process serves one request at
+ * a time; the web server runs several.  Configuration, plugins and the
+ * store are opened once at start, after the web server has forked us.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "store/archive.h"
+#include "ops/certs.h"
+#include "conf/conf.h"
+#include "web/fc.h"
+#include "jobs/http.h"
+#include "ledger/ledger.h"
+#include "ops/metrics.h"
+#include "ops/log.h"
+#include "store/store.h"
+
+#define MAIN_HEADERS_MAX 100
+
+static volatile sig_atomic_t main_stop, main_busy;
+
+/*
+ * Idle (blocked in accept, no transaction open) we leave at once; in the
+ * middle of a request we finish it first, so an answer is never cut off
+ * after the store committed.
+ */
+static void
+main_on_term(int sig)
+{
+	(void)sig;
+	if (!main_busy)
+		_exit(0);
+	main_stop = 1;
+}
+
+/* "HTTP_WECHATPAY_SIGNATURE" -> "Wechatpay-Signature" into buf. */
+static const char *
+main_header_name(const char *env, size_t n, char *buf, size_t cap)
+{
+	size_t i;
+	int up = 1;
+
+	if (n + 1 > cap)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		char c = env[i];
+
+		if (c == '_') {
+			buf[i] = '-';
+			up = 1;
+			continue;
+		}
+		if (c >= 'A' && c <= 'Z' && !up)
+			c = (char)(c - 'A' + 'a');
+		buf[i] = c;
+		up = 0;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/*
+ * Collects request headers from the FastCGI environment.  names holds the
+ * rewritten names; headers point into it and into envp.
+ */
+static size_t
+main_headers(char **envp, struct ph_header *headers, char names[][128])
+{
+	size_t n = 0;
+	char **e;
+
+	for (e = envp; *e != NULL && n < MAIN_HEADERS_MAX; e++) {
+		const char *eq = strchr(*e, '='), *name = NULL;
+
+		if (eq == NULL)
+			continue;
+		if (strncmp(*e, "HTTP_", 5) == 0)
+			name = main_header_name(*e + 5, (size_t)(eq - *e - 5),
+			    names[n], sizeof(names[n]));
+		else if (strncmp(*e, "CONTENT_TYPE=", 13) == 0)
+			name = "Content-Type";
+		else if (strncmp(*e, "CONTENT_LENGTH=", 15) == 0)
+			name = "Content-Length";
+		if (name == NULL)
+			continue;
+		headers[n].name = name;
+		headers[n].value = eq + 1;
+		n++;
+	}
+	return n;
+}
+
+/*
+ * Reads exactly CONTENT_LENGTH bytes of body, never more than max.
+ * Returns 1 when the declared length is over max (nothing is read), 0 when
+ * read, -1 on a malformed length or a short read.  *body is malloc'd
+ * (caller frees).
+ */
+static int
+main_read_body(FCGX_Request *r, size_t max, unsigned char **body,
+    size_t *len)
+{
+	const char *cl = FCGX_GetParam("CONTENT_LENGTH", r->envp);
+	unsigned long long want = 0;
+	unsigned char *buf;
+	size_t got = 0;
+	int n;
+
+	*body = NULL;
+	*len = 0;
+	if (cl != NULL && *cl != '\0') {
+		const char *p;
+
+		for (p = cl; *p != '\0'; p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			if (want > max)
+				return 1;
+			want = want * 10 + (unsigned)(*p - '0');
+		}
+		if (want > max)
+			return 1;
+	}
+	/* Without CONTENT_LENGTH there is no body: libfcgi does not delimit
+	 * stdin for us, so reading on would trust the peer. */
+	if ((buf = malloc((size_t)want + 1)) == NULL)
+		return -1;
+	while (got < want) {
+		n = FCGX_GetStr((char *)buf + got, (int)(want - got), r->in);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got != want) {	/* truncated: never half a notification */
+		free(buf);
+		return -1;
+	}
+	buf[got] = '\0';
+	*body = buf;
+	*len = got;
+	return 0;
+}
+
+/* Writes the response.  The head is formatted with snprintf: libfcgi's own
+ * printf knows no size modifiers. */
+static void
+main_write(FCGX_Request *r, const struct fc_response *resp)
+{
+	char head[512];
+	int n;
+
+	n = snprintf(head, sizeof(head), "Status: %d %s\r\n%s%s%s%s%s%s"
+	    "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n",
+	    resp->status, fc_status_text(resp->status),
+	    resp->content_type[0] != '\0' ? "Content-Type: " : "",
+	    resp->content_type,
+	    resp->content_type[0] != '\0' ? "\r\n" : "",
+	    resp->allow[0] != '\0' ? "Allow: " : "", resp->allow,
+	    resp->allow[0] != '\0' ? "\r\n" : "", resp->body.len);
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return;
+	if (FCGX_PutStr(head, n, r->out) != n ||
+	    (resp->body.len > 0 && FCGX_PutStr(resp->body.data,
+	    (int)resp->body.len, r->out) != (int)resp->body.len) ||
+	    FCGX_FFlush(r->out) != 0)
+		log_warn("response of status %d could not be written: the "
+		    "client went away", resp->status);
+}
+
+/* One log line and the counters for every request. */
+static void
+main_log(const struct fc_request *req, const struct fc_response *resp,
+    struct timespec started)
+{
+	char method[24], path[300], qpath[700], profile[60], order[100];
+	char labels[96], *q;
+	struct timespec end;
+	double ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	ms = (double)(end.tv_sec - started.tv_sec) * 1e3 +
+	    (double)(end.tv_nsec - started.tv_nsec) / 1e6;
+	/* The path without its query string: nothing is logged that need
+	 * not be. */
+	snprintf(path, sizeof(path), "%s", req->uri != NULL ? req->uri : "-");
+	if ((q = strchr(path, '?')) != NULL)
+		*q = '\0';
+	log_kv(resp->status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "request",
+	    "method=%s path=%s route=%s profile=%s order_id=%s outcome=%s "
+	    "status=%d duration_ms=%.1f",
+	    log_value(req->method != NULL ? req->method : "-", method,
+	    sizeof(method)), log_value(path, qpath, sizeof(qpath)),
+	    resp->note.route,
+	    log_value(resp->note.profile[0] ? resp->note.profile : "-",
+	    profile, sizeof(profile)),
+	    log_value(resp->note.order_id[0] ? resp->note.order_id : "-",
+	    order, sizeof(order)),
+	    resp->note.outcome[0] ? resp->note.outcome : "-", resp->status, ms);
+	snprintf(labels, sizeof(labels), "route=%s&status=%d",
+	    resp->note.route, resp->status);
+	metrics_add("payhook_requests_total", labels, 1);
+	if (strcmp(resp->note.route, "notify") == 0 &&
+	    resp->note.profile[0] != '\0') {
+		/* How long providers wait for their acknowledgement. */
+		snprintf(labels, sizeof(labels), "profile=%s",
+		    resp->note.profile);
+		metrics_add("payhook_notify_ack_microseconds_sum", labels,
+		    (uint64_t)(ms * 1000.0));
+		metrics_add("payhook_notify_ack_microseconds_count", labels, 1);
+	}
+}
+
+static void
+main_serve(struct fc_ctx *ctx, FCGX_Request *r)
+{
+	static struct ph_header headers[MAIN_HEADERS_MAX];
+	static char names[MAIN_HEADERS_MAX][128];
+	struct fc_request req;
+	struct fc_response resp;
+	unsigned char *body = NULL;
+	struct timespec started;
+	const char *ct;
+	int rc;
+
+	clock_gettime(CLOCK_MONOTONIC, &started);
+	memset(&req, 0, sizeof(req));
+	req.method = FCGX_GetParam("REQUEST_METHOD", r->envp);
+	req.uri = FCGX_GetParam("REQUEST_URI", r->envp);
+	ct = FCGX_GetParam("CONTENT_TYPE", r->envp);
+	req.content_type = ct != NULL ? ct : "";
+	req.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", r->envp);
+	req.now = (int64_t)time(NULL);
+	req.nheaders = main_headers(r->envp, headers, names);
+	req.headers = headers;
+	fc_response_init(&resp);
+
+	if (req.method == NULL || req.uri == NULL) {
+		fc_error(&resp, 400, "bad_request",
+		    "the web server passed no REQUEST_METHOD or REQUEST_URI");
+	} else if ((rc = main_read_body(r, ctx->conf->max_body_bytes, &body,
+	    &req.body_len)) == -1) {
+		fc_error(&resp, 400, "bad_request",
+		    "the request body could not be read");
+	} else {
+		req.body_too_big = rc == 1;
+		req.body = body != NULL ? body : (const unsigned char *)"";
+		fc_handle(ctx, &req, &resp);
+	}
+	main_write(r, &resp);
+	main_log(&req, &resp, started);
+	fc_response_free(&resp);
+	free(body);
+}
+
+/* The shared counters live beside the database: DB-metrics. */
+static void
+main_metrics_open(const char *db_path)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s-metrics", db_path) <
+	    (int)sizeof(path))
+		metrics_open(path);
+}
+
+int
+main(void)
+{
+	struct conf_errs errs;
+	struct ph_diag diag;
+	struct fc_ctx ctx;
+	struct sigaction sa;
+	FCGX_Request r;
+	const char *path;
+	size_t i;
+	int rc;
+
+	log_init("payhook.fcgi", LOG_LVL_INFO);
+	if ((path = getenv("PAYHOOK_CONFIG")) == NULL || *path == '\0') {
+		log_err("PAYHOOK_CONFIG is not set: the web server must pass "
+		    "the configuration file's path in it");
+		return 1;
+	}
+	memset(&errs, 0, sizeof(errs));
+	memset(&ctx, 0, sizeof(ctx));
+	rc = conf_open(path, &ctx.conf, &errs);
+	for (i = 0; i < errs.n; i++)
+		log_msg(errs.warning[i] ? LOG_LVL_WARN : LOG_LVL_ERROR,
+		    "%s: %s", path, errs.line[i]);
+	if (rc != 0) {
+		log_err("%s: configuration refused, not serving", path);
+		return 1;
+	}
+	log_set_level(ctx.conf->log_level);
+	memset(&diag, 0, sizeof(diag));
+	if (store_open(ctx.conf->db_path, (size_t)ctx.conf->map_size_mb <<
+	    20, &ctx.store, &diag) != PH_OK) {
+		log_err("%s", diag.msg);
+		conf_free(ctx.conf);
+		return 1;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	/* Finish the request in hand, then leave: no transaction is ever
+	 * open between requests, so stopping between them loses nothing. */
+	sa.sa_handler = main_on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+
+	if (http_global_init() != PH_OK || FCGX_Init() != 0 ||
+	    FCGX_InitRequest(&r, 0, 0) != 0) {
+		log_err("FastCGI initialisation failed");
+		store_close(ctx.store);
+		conf_free(ctx.conf);
+		return 1;
+	}
+	if (ledger_counts_init(ctx.store) != PH_OK)
+		log_warn("database %s: orders could not be counted per state",
+		    ctx.conf->db_path);
+	main_metrics_open(ctx.conf->db_path);
+	if (ctx.conf->archive_days > 0)
+		archive_open(ctx.conf->db_path, ctx.conf->archive_map_mb);
+	certs_warn_daily(ctx.conf, ctx.store, (int64_t)time(NULL));
+	log_info("serving %zu profile(s), database %s", ctx.conf->nprofiles,
+	    ctx.conf->db_path);
+	while (!main_stop && FCGX_Accept_r(&r) >= 0) {
+		main_busy = 1;
+		main_serve(&ctx, &r);
+		FCGX_Finish_r(&r);
+		main_busy = 0;
+	}
+	FCGX_Free(&r, 1);
+	store_close(ctx.store);
+	conf_free(ctx.conf);
+	return 0;
+}

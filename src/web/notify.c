@@ -1,0 +1,236 @@
+/*
+ * A provider's notification: the plugin verifies and normalises it, the
+ * ledger applies it durably, and only then does the plugin render the
+ * acknowledgement.  A refusal or a storage failure is never acknowledged
+ * as success, so the provider retries.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store/archive.h"
+#include "ledger/ledger.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "web/notify.h"
+
+static void
+notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
+    const char *reason, struct fc_response *resp)
+{
+	struct ph_response *out;
+
+	/* The plugin's answer buffer is large: keep it off the stack. */
+	if ((out = calloc(1, sizeof(*out))) == NULL) {
+		fc_error(resp, 500, "internal", "out of memory");
+		return;
+	}
+	out->status = 500;
+	pr->plugin->prov->ack(pr->ctx, kind, reason, out);
+	if (out->body_len > sizeof(out->body))
+		out->body_len = 0;
+	resp->status = out->status;
+	snprintf(resp->content_type, sizeof(resp->content_type), "%s",
+	    out->content_type);
+	ph_buf_free(&resp->body);
+	ph_buf_init(&resp->body, FC_RESP_MAX);
+	ph_buf_append(&resp->body, out->body, out->body_len);
+	free(out);
+}
+
+/* The outcome label of a refusal, for the log line and the counters. */
+static const char *
+notify_refusal(int rc)
+{
+	switch (rc) {
+	case PH_E_SIGNATURE:
+		return "refused_signature";
+	case PH_E_MERCHANT:
+		return "refused_merchant";
+	case PH_E_MALFORMED:
+	case PH_E_TOOBIG:
+		return "refused_malformed";
+	case PH_E_FIELD:
+		return "refused_field";
+	case PH_E_UNSUPPORTED:
+		return "refused_unsupported";
+	default:
+		return "refused_other";
+	}
+}
+
+/* The outcome label of a recorded fact: its kind, from the event raised. */
+static const char *
+notify_outcome(const struct ledger_result *res)
+{
+	const char *dot;
+
+	if (res->outcome == LEDGER_RECORDED && res->event_type[0] != '\0') {
+		if (strcmp(res->event_type, "payment.failed") == 0)
+			return "payment_failed";
+		dot = strchr(res->event_type, '.');
+		return dot != NULL ? dot + 1 : res->event_type;
+	}
+	return ledger_outcome_name(res->outcome);
+}
+
+static void
+notify_count(const struct conf_profile *pr, const char *outcome)
+{
+	char labels[128];
+
+	snprintf(labels, sizeof(labels), "profile=%s&outcome=%s", pr->name,
+	    outcome);
+	metrics_add("payhook_notifications_total", labels, 1);
+}
+
+/*
+ * A refused notification may still be genuine (a key mix-up): if it names
+ * a pending order, the order is queried soon.  Returns the order id named
+ * (static; "" when none), for the archive.
+ */
+static const char *
+notify_hint(struct fc_ctx *ctx, const struct conf_profile *pr,
+    const struct ph_request *preq)
+{
+	static char order_id[PH_ID_MAX + 1];
+	const struct ph_provider *prov = pr->plugin->prov;
+	json_t *order;
+	int pending;
+
+	order_id[0] = '\0';
+	if (prov->notify_hint == NULL ||
+	    prov->notify_hint(pr->ctx, preq, order_id) != PH_OK) {
+		order_id[0] = '\0';
+		return order_id;
+	}
+	order_id[PH_ID_MAX] = '\0';
+	if (ctx->conf->hint_per_minute == 0 || pr->api_base == NULL ||
+	    !(prov->caps & PH_CAP_QUERY))
+		return order_id;
+	/* Only orders payhook knows and still waits for; read-only. */
+	if (ledger_get_order(ctx->store, order_id, &order) != PH_OK)
+		return order_id;
+	pending = strcmp(json_string_value(json_object_get(order, "state")),
+	    "PENDING") == 0;
+	json_decref(order);
+	if (pending && archive_hint(pr->name, order_id, preq->now,
+	    ctx->conf->hint_per_minute)) {
+		log_info("notify %s: refused, but it names pending order %s: "
+		    "queued for a query at the provider", pr->name, order_id);
+		metrics_add("payhook_hints_queued_total", "", 1);
+	}
+	return order_id;
+}
+
+/* Keeps the notification in the archive, whatever became of it. */
+static void
+notify_archive(const struct conf_profile *pr, const struct fc_request *req,
+    const char *verdict, const char *reason, const char *order_id,
+    const char *outcome)
+{
+	struct archive_rec a;
+
+	memset(&a, 0, sizeof(a));
+	a.at = req->now;
+	a.profile = pr->name;
+	a.provider = pr->plugin->prov->name;
+	a.method = req->method;
+	a.content_type = req->content_type != NULL ? req->content_type : "";
+	a.headers = req->headers;
+	a.nheaders = req->nheaders;
+	a.body = req->body;
+	a.body_len = req->body_len;
+	a.verdict = verdict;
+	a.reason = reason;
+	a.order_id = order_id;
+	a.outcome = outcome;
+	archive_put(&a);
+}
+
+void
+notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
+    const struct fc_request *req, struct fc_response *resp)
+{
+	const struct ph_provider *prov = pr->plugin->prov;
+	struct ledger_result res;
+	struct ledger_fact fact;
+	struct ph_request preq;
+	struct ph_event ev;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&preq, 0, sizeof(preq));
+	preq.method = req->method;
+	preq.content_type = req->content_type != NULL ? req->content_type : "";
+	preq.body = req->body;
+	preq.body_len = req->body_len;
+	preq.headers = req->headers;
+	preq.nheaders = req->nheaders;
+	preq.now = req->now;
+	memset(&ev, 0, sizeof(ev));
+	memset(&diag, 0, sizeof(diag));
+
+	rc = prov->parse_notify(pr->ctx, &preq, &ev, &diag);
+	if (rc != PH_OK) {
+		log_warn("notify %s: refused (%s): %s", pr->name,
+		    ph_strerror(rc), diag.msg[0] != '\0' ? diag.msg : "-");
+		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
+		fc_note_set(resp->note.outcome, notify_refusal(rc));
+		notify_count(pr, resp->note.outcome);
+		notify_archive(pr, req, "refused", diag.msg,
+		    notify_hint(ctx, pr, &preq), resp->note.outcome);
+		return;
+	}
+	/* A payment moves money: a verified "success" of nothing is not
+	 * one, whatever the provider's grammar allowed (SECURITY.md 1.10). */
+	if (ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.amount <= 0) {
+		log_warn("notify %s: refused: a successful payment of amount "
+		    "%lld", pr->name, (long long)ev.amount);
+		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(PH_E_FIELD),
+		    resp);
+		fc_note_set(resp->note.outcome, notify_refusal(PH_E_FIELD));
+		notify_count(pr, resp->note.outcome);
+		notify_archive(pr, req, "refused", "payment of zero",
+		    ev.order_id, resp->note.outcome);
+		return;
+	}
+	/* The contract says PH_OK means verified and complete; hold it to
+	 * that before anything is written. */
+	ev.order_id[sizeof(ev.order_id) - 1] = '\0';
+	ev.txn_id[sizeof(ev.txn_id) - 1] = '\0';
+	ev.refund_id[sizeof(ev.refund_id) - 1] = '\0';
+	ev.currency[sizeof(ev.currency) - 1] = '\0';
+	ev.dedup_key[sizeof(ev.dedup_key) - 1] = '\0';
+	ev.channel[sizeof(ev.channel) - 1] = '\0';
+
+	fact.profile = pr->name;
+	fact.provider = prov->name;
+	fact.source = "notify";
+	fact.ev = &ev;
+	fact.now = req->now;
+	memset(&diag, 0, sizeof(diag));
+	rc = ledger_apply(ctx->store, &fact, &res, &diag);
+	if (rc != PH_OK) {
+		log_err("notify %s: order %s, %s: NOT recorded, provider will "
+		    "retry: %s", pr->name, ev.order_id, ev.dedup_key,
+		    diag.msg);
+		notify_answer(pr, PH_ACK_RETRY, "temporarily unavailable",
+		    resp);
+		fc_note_set(resp->note.order_id, ev.order_id);
+		fc_note_set(resp->note.outcome, "storage_failure");
+		notify_count(pr, resp->note.outcome);
+		notify_archive(pr, req, "verified", diag.msg, ev.order_id,
+		    resp->note.outcome);
+		return;
+	}
+	log_info("notify %s: order %s, %s: %s%s%s", pr->name, ev.order_id,
+	    ev.dedup_key, ledger_outcome_name(res.outcome),
+	    res.event_type[0] != '\0' ? ", raised " : "", res.event_type);
+	notify_answer(pr, PH_ACK_OK, NULL, resp);
+	fc_note_set(resp->note.order_id, ev.order_id);
+	fc_note_set(resp->note.outcome, notify_outcome(&res));
+	notify_count(pr, resp->note.outcome);
+	notify_archive(pr, req, "verified", "", ev.order_id,
+	    resp->note.outcome);
+}
