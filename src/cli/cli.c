@@ -26,7 +26,7 @@
 #include <payhook/sdk.h>
 
 #include "store/archive.h"
-#include "ops/certs.h"
+#include "jobs/certs.h"
 #include "conf/conf.h"
 #include "jobs/http.h"
 #include "ledger/ledger.h"

@@ -10,7 +10,7 @@
 #include <jansson.h>
 
 #include "web/api.h"
-#include "ops/certs.h"
+#include "jobs/certs.h"
 #include "ledger/ledger.h"
 #include "ops/metrics.h"
 #include "ops/log.h"
@@ -22,13 +22,13 @@
 
 /* The status a storage problem is answered with. */
 static void
-api_store_error(struct fc_response *resp, int rc)
+api_store_error(struct web_response *resp, int rc)
 {
 	if (rc == PH_E_STORE_FULL)
-		fc_error(resp, 503, "store_full", "the database is full; "
+		web_error(resp, 503, "store_full", "the database is full; "
 		    "the operator must raise map_size_mb");
 	else
-		fc_error(resp, 503, "store_unavailable",
+		web_error(resp, 503, "store_unavailable",
 		    "the database is unavailable: %s", ph_strerror(rc));
 }
 
@@ -48,7 +48,7 @@ static const char *const api_attempt_names[] = {
 /* The attempt data of a request body (borrowed), NULL when none; -1 when
  * given twice under different names. */
 static int
-api_attempt_data(const json_t *in, const json_t **out, struct fc_response *resp)
+api_attempt_data(const json_t *in, const json_t **out, struct web_response *resp)
 {
 	size_t i;
 
@@ -59,7 +59,7 @@ api_attempt_data(const json_t *in, const json_t **out, struct fc_response *resp)
 		if (v == NULL)
 			continue;
 		if (*out != NULL) {
-			fc_error(resp, 400, "bad_request", "attempt data given "
+			web_error(resp, 400, "bad_request", "attempt data given "
 			    "twice (\"%s\" and another name)",
 			    api_attempt_names[i]);
 			return -1;
@@ -75,7 +75,7 @@ api_attempt_data(const json_t *in, const json_t **out, struct fc_response *resp)
 
 /* Validates provider attempt data: a small JSON object, or absent. */
 static int
-api_attempt_valid(const json_t *v, struct fc_response *resp,
+api_attempt_valid(const json_t *v, struct web_response *resp,
     const char *field)
 {
 	char *text;
@@ -84,7 +84,7 @@ api_attempt_valid(const json_t *v, struct fc_response *resp,
 	if (v == NULL)
 		return 1;
 	if (!json_is_object(v)) {
-		fc_error(resp, 400, "bad_request", "%s must be a JSON object "
+		web_error(resp, 400, "bad_request", "%s must be a JSON object "
 		    "of provider-specific attempt data", field);
 		return 0;
 	}
@@ -92,7 +92,7 @@ api_attempt_valid(const json_t *v, struct fc_response *resp,
 	len = text != NULL ? strlen(text) : API_ATTEMPT_MAX + 1;
 	free(text);
 	if (len > API_ATTEMPT_MAX) {
-		fc_error(resp, 400, "bad_request", "%s is larger than %d "
+		web_error(resp, 400, "bad_request", "%s is larger than %d "
 		    "bytes", field, API_ATTEMPT_MAX);
 		return 0;
 	}
@@ -109,8 +109,8 @@ api_first_query(const struct conf_profile *pr, int64_t now,
 }
 
 void
-api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
-    struct fc_response *resp)
+api_create_order(struct web_ctx *ctx, const struct web_request *req,
+    const char *unused, struct web_response *resp)
 {
 	const char *key, *order_id, *currency, *profile;
 	const struct conf_profile *pr;
@@ -127,13 +127,13 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 	in = json_loadb((const char *)req->body, req->body_len,
 	    JSON_REJECT_DUPLICATES, &jerr);
 	if (in == NULL) {
-		fc_error(resp, 400, "bad_request", "body is not valid JSON: "
+		web_error(resp, 400, "bad_request", "body is not valid JSON: "
 		    "%s (line %d, column %d)", jerr.text, jerr.line,
 		    jerr.column);
 		return;
 	}
 	if (!json_is_object(in)) {
-		fc_error(resp, 400, "bad_request", "body must be a JSON object");
+		web_error(resp, 400, "bad_request", "body must be a JSON object");
 		goto done;
 	}
 	json_object_foreach(in, key, v) {
@@ -141,7 +141,7 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 			if (strcmp(key, api_order_fields[i]) == 0)
 				break;
 		if (api_order_fields[i] == NULL) {
-			fc_error(resp, 400, "bad_request",
+			web_error(resp, 400, "bad_request",
 			    "unknown field \"%s\"", key);
 			goto done;
 		}
@@ -150,32 +150,32 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 	order_id = json_string_value(v);
 	if (order_id == NULL ||
 	    !order_id_valid(order_id, json_string_length(v))) {
-		fc_error(resp, 400, "bad_request", "order_id must be a string "
+		web_error(resp, 400, "bad_request", "order_id must be a string "
 		    "of 1-64 characters from [A-Za-z0-9_-|*.:]");
 		goto done;
 	}
 	v = json_object_get(in, "amount");
 	if (!json_is_integer(v) || (amount = json_integer_value(v)) <= 0 ||
 	    amount > PH_AMOUNT_MAX) {
-		fc_error(resp, 400, "bad_request", "amount must be a positive "
+		web_error(resp, 400, "bad_request", "amount must be a positive "
 		    "integer in minor units (fen), at most %lld",
 		    (long long)PH_AMOUNT_MAX);
 		goto done;
 	}
 	currency = json_string_value(json_object_get(in, "currency"));
 	if (currency == NULL || !ph_currency_valid(currency)) {
-		fc_error(resp, 400, "bad_request", "currency must be an ISO "
+		web_error(resp, 400, "bad_request", "currency must be an ISO "
 		    "4217 code of three uppercase letters, e.g. \"CNY\"");
 		goto done;
 	}
 	profile = json_string_value(json_object_get(in, "profile"));
 	if (profile == NULL) {
-		fc_error(resp, 400, "bad_request", "profile must name a "
+		web_error(resp, 400, "bad_request", "profile must name a "
 		    "configured profile");
 		goto done;
 	}
 	if ((pr = conf_profile(ctx->conf, profile)) == NULL) {
-		fc_error(resp, 400, "bad_request", "profile \"%s\" is not "
+		web_error(resp, 400, "bad_request", "profile \"%s\" is not "
 		    "configured", profile);
 		goto done;
 	}
@@ -183,7 +183,7 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 	if (v != NULL && (!json_is_integer(v) ||
 	    (expires_in = json_integer_value(v)) < 1 ||
 	    expires_in > API_EXPIRES_MAX)) {
-		fc_error(resp, 400, "bad_request", "expires_in must be a whole "
+		web_error(resp, 400, "bad_request", "expires_in must be a whole "
 		    "number of seconds from 1 to %ld", API_EXPIRES_MAX);
 		goto done;
 	}
@@ -191,7 +191,7 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 	    !api_attempt_valid(attempt, resp, "attempt"))
 		goto done;
 
-	fc_note_set(resp->note.order_id, order_id);
+	web_note_set(resp->note.order_id, order_id);
 	memset(&n, 0, sizeof(n));
 	n.order_id = order_id;
 	n.profile = profile;
@@ -207,7 +207,7 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 		view = json_pack("{s:s, s:s, s:o}", "error", "conflict",
 		    "message", "an order with this id exists with other "
 		    "content", "order", order_to_api(order));
-		fc_json(resp, 409, view);
+		web_json(resp, 409, view);
 		json_decref(view);
 		goto done;
 	}
@@ -220,7 +220,7 @@ api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
 		log_info("order %s created: %lld %s via profile %s", order_id,
 		    (long long)amount, currency, profile);
 	view = order_to_api(order);
-	fc_json(resp, created ? 201 : 200, view);
+	web_json(resp, created ? 201 : 200, view);
 	json_decref(view);
 done:
 	json_decref(order);
@@ -228,19 +228,19 @@ done:
 }
 
 void
-api_get_order(struct fc_ctx *ctx, const char *order_id,
-    struct fc_response *resp)
+api_get_order(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp)
 {
 	json_t *order, *view;
 	int rc;
 
 	if (!order_id_valid(order_id, strlen(order_id))) {
-		fc_error(resp, 404, "not_found", "no such order");
+		web_error(resp, 404, "not_found", "no such order");
 		return;
 	}
 	rc = ledger_get_order(ctx->store, order_id, &order);
 	if (rc == PH_E_NOTFOUND) {
-		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 		return;
 	}
 	if (rc != PH_OK) {
@@ -248,7 +248,7 @@ api_get_order(struct fc_ctx *ctx, const char *order_id,
 		return;
 	}
 	view = order_to_api(order);
-	fc_json(resp, 200, view);
+	web_json(resp, 200, view);
 	json_decref(view);
 	json_decref(order);
 }
@@ -259,7 +259,7 @@ api_get_order(struct fc_ctx *ctx, const char *order_id,
  * set when a provider could not be asked or gave no usable answer.
  */
 static json_t *
-api_ask(struct fc_ctx *ctx, const json_t *order, int64_t now, int *unreached)
+api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 {
 	const struct conf_profile *prs[8];
 	struct query_job jobs[8];
@@ -290,8 +290,8 @@ api_ask(struct fc_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 }
 
 void
-api_query_order(struct fc_ctx *ctx, const char *order_id,
-    const struct fc_request *req, struct fc_response *resp)
+api_query_order(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp)
 {
 	json_t *order, *asked, *view;
 	int rc, unreached = 0;
@@ -299,7 +299,7 @@ api_query_order(struct fc_ctx *ctx, const char *order_id,
 	rc = order_id_valid(order_id, strlen(order_id)) ?
 	    ledger_get_order(ctx->store, order_id, &order) : PH_E_NOTFOUND;
 	if (rc == PH_E_NOTFOUND) {
-		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 		return;
 	}
 	if (rc != PH_OK) {
@@ -322,14 +322,14 @@ api_query_order(struct fc_ctx *ctx, const char *order_id,
 	view = order_to_api(order);
 	json_object_set_new(view, "query", json_pack("{s:b, s:o}",
 	    "provider_unavailable", unreached, "calls", asked));
-	fc_json(resp, 200, view);
+	web_json(resp, 200, view);
 	json_decref(view);
 	json_decref(order);
 }
 
 void
-api_attempt(struct fc_ctx *ctx, const char *order_id,
-    const struct fc_request *req, struct fc_response *resp)
+api_attempt(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp)
 {
 	const struct conf_profile *pr;
 	char token[33];
@@ -345,7 +345,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 	in = json_loadb((const char *)req->body, req->body_len,
 	    JSON_REJECT_DUPLICATES, &jerr);
 	if (in == NULL || !json_is_object(in)) {
-		fc_error(resp, 400, "bad_request", "body must be a JSON object "
+		web_error(resp, 400, "bad_request", "body must be a JSON object "
 		    "like {\"profile\": \"wxshop\"}");
 		json_decref(in);
 		return;
@@ -358,7 +358,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 				break;
 		if (strcmp(key, "profile") != 0 &&
 		    api_attempt_names[i] == NULL) {
-			fc_error(resp, 400, "bad_request",
+			web_error(resp, 400, "bad_request",
 			    "unknown field \"%s\"", key);
 			goto done;
 		}
@@ -366,7 +366,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 	profile = json_string_value(json_object_get(in, "profile"));
 	if (profile == NULL || (pr = conf_profile(ctx->conf, profile)) ==
 	    NULL) {
-		fc_error(resp, 400, "bad_request", "profile must name a "
+		web_error(resp, 400, "bad_request", "profile must name a "
 		    "configured profile");
 		goto done;
 	}
@@ -374,11 +374,11 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 	    !api_attempt_valid(data, resp, "data"))
 		goto done;
 	if (!order_id_valid(order_id, strlen(order_id))) {
-		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 		goto done;
 	}
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		fc_error(resp, 500, "internal", "no randomness available");
+		web_error(resp, 500, "internal", "no randomness available");
 		goto done;
 	}
 	ph_hex_lower(rnd, sizeof(rnd), token);
@@ -386,7 +386,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 	rc = ledger_guard_begin(ctx->store, order_id, req->now,
 	    API_GUARD_HOLD_S, token, &order, &diag);
 	if (rc == PH_E_NOTFOUND) {
-		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 		goto done;
 	}
 	if (rc == PH_E_CONFLICT)
@@ -403,7 +403,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 		    "provider_unavailable", "message", "an earlier payment "
 		    "attempt could not be checked at the provider; not opening "
 		    "another one (try again)", "query", asked);
-		fc_json(resp, 503, view);
+		web_json(resp, 503, view);
 		json_decref(view);
 		goto done;
 	}
@@ -425,7 +425,7 @@ api_attempt(struct fc_ctx *ctx, const char *order_id,
 	log_info("order %s: payment attempt opened on profile %s", order_id,
 	    profile);
 	view = order_to_api(order);
-	fc_json(resp, 201, view);
+	web_json(resp, 201, view);
 	json_decref(view);
 	goto done;
 refused:
@@ -440,7 +440,7 @@ refused:
 			code = "order_closed";
 		view = json_pack("{s:s, s:s, s:o}", "error", code,
 		    "message", diag.msg, "order", order_to_api(order));
-		fc_json(resp, 409, view);
+		web_json(resp, 409, view);
 		json_decref(view);
 	}
 done:
@@ -476,8 +476,8 @@ api_refund_view(const json_t *item)
 }
 
 void
-api_refund(struct fc_ctx *ctx, const char *order_id,
-    const struct fc_request *req, struct fc_response *resp)
+api_refund(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp)
 {
 	json_error_t jerr;
 	json_t *in, *v, *item = NULL, *view;
@@ -489,49 +489,49 @@ api_refund(struct fc_ctx *ctx, const char *order_id,
 	in = json_loadb((const char *)req->body, req->body_len,
 	    JSON_REJECT_DUPLICATES, &jerr);
 	if (in == NULL || !json_is_object(in)) {
-		fc_error(resp, 400, "bad_request", "body must be a JSON object "
+		web_error(resp, 400, "bad_request", "body must be a JSON object "
 		    "like {\"amount\": 100, \"reason\": \"...\"}");
 		json_decref(in);
 		return;
 	}
 	json_object_foreach(in, key, v)
 		if (strcmp(key, "amount") != 0 && strcmp(key, "reason") != 0) {
-			fc_error(resp, 400, "bad_request",
+			web_error(resp, 400, "bad_request",
 			    "unknown field \"%s\"", key);
 			goto done;
 		}
 	v = json_object_get(in, "amount");
 	if (!json_is_integer(v) || (amount = json_integer_value(v)) <= 0 ||
 	    amount > PH_AMOUNT_MAX) {
-		fc_error(resp, 400, "bad_request", "amount must be a positive "
+		web_error(resp, 400, "bad_request", "amount must be a positive "
 		    "integer in minor units");
 		goto done;
 	}
 	v = json_object_get(in, "reason");
 	if (v != NULL && (!json_is_string(v) ||
 	    json_string_length(v) > 80)) {
-		fc_error(resp, 400, "bad_request", "reason must be a string of "
+		web_error(resp, 400, "bad_request", "reason must be a string of "
 		    "at most 80 bytes");
 		goto done;
 	}
 	if (v != NULL)
 		reason = json_string_value(v);
 	if (!order_id_valid(order_id, strlen(order_id))) {
-		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 		goto done;
 	}
 	memset(&diag, 0, sizeof(diag));
 	rc = ledger_request_refund(ctx->store, order_id, amount, reason,
 	    req->now, &item, &diag);
 	if (rc == PH_E_NOTFOUND)
-		fc_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 	else if (rc == PH_E_CONFLICT)
-		fc_error(resp, 409, "conflict", "%s", diag.msg);
+		web_error(resp, 409, "conflict", "%s", diag.msg);
 	else if (rc != PH_OK)
 		api_store_error(resp, rc);
 	else {
 		view = api_refund_view(item);
-		fc_json(resp, 201, view);
+		web_json(resp, 201, view);
 		json_decref(view);
 	}
 done:
@@ -548,7 +548,7 @@ api_uint_param(const char *uri, const char *name, unsigned long long max,
 	unsigned long long v = 0;
 	int rc;
 
-	if ((rc = fc_query_param(uri, name, buf, sizeof(buf))) <= 0)
+	if ((rc = web_query_param(uri, name, buf, sizeof(buf))) <= 0)
 		return rc;
 	if (buf[0] == '\0')
 		return -1;
@@ -562,8 +562,8 @@ api_uint_param(const char *uri, const char *name, unsigned long long max,
 }
 
 void
-api_events(struct fc_ctx *ctx, const struct fc_request *req,
-    struct fc_response *resp)
+api_events(struct web_ctx *ctx, const struct web_request *req,
+    const char *unused, struct web_response *resp)
 {
 	unsigned long long after = 0, limit = API_EVENTS_DEFAULT;
 	json_t *events, *out, *e;
@@ -572,13 +572,13 @@ api_events(struct fc_ctx *ctx, const struct fc_request *req,
 	int rc;
 
 	if (api_uint_param(req->uri, "after", UINT64_MAX, &after) < 0) {
-		fc_error(resp, 400, "bad_request", "after must be a sequence "
+		web_error(resp, 400, "bad_request", "after must be a sequence "
 		    "number (a whole number, 0 for the start)");
 		return;
 	}
 	if (api_uint_param(req->uri, "limit", UINT64_MAX, &limit) < 0 ||
 	    limit < 1 || limit > API_EVENTS_MAX) {
-		fc_error(resp, 400, "bad_request", "limit must be a whole "
+		web_error(resp, 400, "bad_request", "limit must be a whole "
 		    "number from 1 to %d", API_EVENTS_MAX);
 		return;
 	}
@@ -591,161 +591,7 @@ api_events(struct fc_ctx *ctx, const struct fc_request *req,
 	json_array_foreach(events, i, e)
 		json_array_append_new(json_object_get(out, "events"),
 		    order_event_to_api(e));
-	fc_json(resp, 200, out);
+	web_json(resp, 200, out);
 	json_decref(out);
 	json_decref(events);
-}
-
-void
-api_health(struct fc_ctx *ctx, struct fc_response *resp)
-{
-	struct store_txn t;
-	json_t *j;
-	int rc;
-
-	if ((rc = store_begin(ctx->store, 0, &t)) != PH_OK) {
-		fc_error(resp, 503, "store_unavailable",
-		    "the database is unavailable: %s", ph_strerror(rc));
-		return;
-	}
-	store_abort(&t);
-	j = json_pack("{s:s}", "status", "ok");
-	fc_json(resp, 200, j);
-	json_decref(j);
-}
-
-/*
- * Per profile: the share of paid orders learnt by query or statement
- * instead of notification (the 掉单 rate), and the mean delay between the
- * provider's payment time and payhook learning of it.
- */
-static void
-api_metrics_rates(const struct conf *c, struct ph_buf *b)
-{
-	static const char *const sources[] = {
-		"notify", "query", "statement", "replay",
-	};
-	char labels[128];
-	size_t i, j;
-
-	ph_buf_puts(b, "# HELP payhook_missed_notification_ratio Share of "
-	    "paid orders settled by query or statement, not notification.\n"
-	    "# TYPE payhook_missed_notification_ratio gauge\n"
-	    "# HELP payhook_payment_lag_seconds_mean Mean delay from the "
-	    "provider's payment time to payhook knowing.\n"
-	    "# TYPE payhook_payment_lag_seconds_mean gauge\n");
-	for (i = 0; i < c->nprofiles; i++) {
-		const char *p = c->profiles[i].name;
-		uint64_t paid[4], all = 0, lag = 0, n = 0;
-
-		for (j = 0; j < 4; j++) {
-			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
-			    p, sources[j]);
-			paid[j] = metrics_get("payhook_orders_paid_total",
-			    labels);
-			all += paid[j];
-			lag += metrics_get("payhook_payment_lag_seconds_sum",
-			    labels);
-			n += metrics_get("payhook_payment_lag_seconds_count",
-			    labels);
-		}
-		ph_buf_printf(b, "payhook_missed_notification_ratio{profile="
-		    "\"%s\"} %.4f\n", p, all == 0 ? 0.0 :
-		    (double)(paid[1] + paid[2]) / (double)all);
-		ph_buf_printf(b, "payhook_payment_lag_seconds_mean{profile="
-		    "\"%s\"} %.1f\n", p, n == 0 ? 0.0 : (double)lag /
-		    (double)n);
-	}
-}
-
-struct api_certs {
-	struct ph_buf *b;
-	int64_t now;
-};
-
-static void
-api_cert_metric(const struct certs_item *it, void *arg)
-{
-	struct api_certs *ac = arg;
-	char file[300], subject[200];
-	size_t i, o;
-
-	/* Label values: no quotes or backslashes to escape in them. */
-	for (i = o = 0; it->file[i] != '\0' && o + 1 < sizeof(file); i++)
-		if (it->file[i] != '"' && it->file[i] != '\\')
-			file[o++] = it->file[i];
-	file[o] = '\0';
-	for (i = o = 0; it->subject[i] != '\0' && o + 1 < sizeof(subject);
-	    i++)
-		if (it->subject[i] != '"' && it->subject[i] != '\\')
-			subject[o++] = it->subject[i];
-	subject[o] = '\0';
-	ph_buf_printf(ac->b, "payhook_certificate_expiry_seconds{profile="
-	    "\"%s\",key=\"%s\",file=\"%s\",subject=\"%s\"} %lld\n",
-	    it->profile, it->key, file, subject,
-	    (long long)(it->not_after - ac->now));
-}
-
-void
-api_metrics(struct fc_ctx *ctx, struct fc_response *resp)
-{
-	uint64_t counts[ORDER__MAX];
-	struct store_stats st;
-	struct ph_buf *b = &resp->body;
-	int i;
-
-	ph_buf_free(b);
-	ph_buf_init(b, FC_RESP_MAX);
-	metrics_render(b);
-	api_metrics_rates(ctx->conf, b);
-	{
-		struct api_certs ac = { b, (int64_t)time(NULL) };
-
-		ph_buf_puts(b, "# HELP payhook_certificate_expiry_seconds "
-		    "Seconds until each configured certificate expires "
-		    "(negative: expired).\n# TYPE "
-		    "payhook_certificate_expiry_seconds gauge\n");
-		certs_each(ctx->conf, api_cert_metric, &ac);
-	}
-	if (ledger_counts(ctx->store, counts, ORDER__MAX) == PH_OK) {
-		ph_buf_puts(b, "# HELP payhook_orders Orders by state.\n"
-		    "# TYPE payhook_orders gauge\n");
-		for (i = 0; i < ORDER__MAX; i++)
-			ph_buf_printf(b, "payhook_orders{state=\"%s\"} %llu\n",
-			    order_state_name(i), (unsigned long long)counts[i]);
-	}
-	if (store_stats(ctx->store, &st) == PH_OK) {
-		ph_buf_puts(b, "# HELP payhook_store_entries Records per "
-		    "database.\n# TYPE payhook_store_entries gauge\n");
-		for (i = 0; i < STORE_DB__MAX; i++)
-			ph_buf_printf(b, "payhook_store_entries{db=\"%s\"} "
-			    "%zu\n", store_db_name(i), st.entries[i]);
-		ph_buf_printf(b, "# HELP payhook_outbox_events Events in the "
-		    "outbox (the feed).\n# TYPE payhook_outbox_events gauge\n"
-		    "payhook_outbox_events %zu\n"
-		    "# HELP payhook_due_orders Orders waiting for a query.\n"
-		    "# TYPE payhook_due_orders gauge\npayhook_due_orders %zu\n"
-		    "# HELP payhook_refunds_queued Refund work items.\n"
-		    "# TYPE payhook_refunds_queued gauge\n"
-		    "payhook_refunds_queued %zu\n"
-		    "# HELP payhook_store_map_bytes LMDB map size.\n"
-		    "# TYPE payhook_store_map_bytes gauge\n"
-		    "payhook_store_map_bytes %zu\n"
-		    "# HELP payhook_store_used_bytes LMDB map in use.\n"
-		    "# TYPE payhook_store_used_bytes gauge\n"
-		    "payhook_store_used_bytes %zu\n"
-		    "# HELP payhook_store_readers LMDB reader slots in use.\n"
-		    "# TYPE payhook_store_readers gauge\n"
-		    "payhook_store_readers %u\n",
-		    st.entries[STORE_DB_EVENTS], st.entries[STORE_DB_DUE],
-		    st.entries[STORE_DB_REFUNDS], st.map_size, st.map_used,
-		    st.readers_used);
-	}
-	if (b->err) {
-		fc_error(resp, 500, "internal", "metrics did not fit");
-		return;
-	}
-	resp->status = 200;
-	snprintf(resp->content_type, sizeof(resp->content_type),
-	    "text/plain; version=0.0.4");
 }

@@ -2,25 +2,23 @@
 #ifndef PH_API_H
 #define PH_API_H
 
-#include "web/fc.h"
+#include "web/web.h"
 
-void api_create_order(struct fc_ctx *ctx, const struct fc_request *req,
-    struct fc_response *resp);
-void api_get_order(struct fc_ctx *ctx, const char *order_id,
-    struct fc_response *resp);
+/* Every handler takes the path's parameter (an order id, or NULL). */
+void api_create_order(struct web_ctx *ctx, const struct web_request *req,
+    const char *unused, struct web_response *resp);
+void api_get_order(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp);
 /* POST /orders/<id>/query: ask the provider now ("I have paid"). */
-void api_query_order(struct fc_ctx *ctx, const char *order_id,
-    const struct fc_request *req, struct fc_response *resp);
+void api_query_order(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp);
 /* POST /orders/<id>/attempts: the pre-payment guard. */
-void api_attempt(struct fc_ctx *ctx, const char *order_id,
-    const struct fc_request *req, struct fc_response *resp);
+void api_attempt(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp);
 /* POST /orders/<id>/refunds: the merchant asks for a refund. */
-void api_refund(struct fc_ctx *ctx, const char *order_id,
-    const struct fc_request *req, struct fc_response *resp);
-void api_events(struct fc_ctx *ctx, const struct fc_request *req,
-    struct fc_response *resp);
-void api_health(struct fc_ctx *ctx, struct fc_response *resp);
-/* GET /metrics: Prometheus text format. */
-void api_metrics(struct fc_ctx *ctx, struct fc_response *resp);
+void api_refund(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp);
+void api_events(struct web_ctx *ctx, const struct web_request *req,
+    const char *unused, struct web_response *resp);
 
 #endif

@@ -1,172 +1,75 @@
 /*
  * Front controller: routing on the path of REQUEST_URI below base_path, so
  * that lighttpd and Apache behave the same whatever SCRIPT_NAME/PATH_INFO
- * split they make; method checks; the bearer token of the merchant API.
+ * split they make; a table of routes, each with its method, whether it
+ * needs the merchant's bearer token, and its handler.
  */
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
-#include <jansson.h>
-
 #include "web/api.h"
 #include "web/fc.h"
-#include "ops/log.h"
 #include "web/notify.h"
+#include "web/status.h"
 
 #define FC_PATH_MAX 1024
+#define FC_PARAM_MAX 128
 
-void
-fc_response_init(struct fc_response *r)
-{
-	memset(r, 0, sizeof(*r));
-	r->status = 500;
-	ph_buf_init(&r->body, FC_RESP_MAX);
-}
+typedef void (*fc_handler_fn)(struct web_ctx *ctx,
+    const struct web_request *req, const char *param,
+    struct web_response *resp);
 
-void
-fc_response_free(struct fc_response *r)
-{
-	ph_buf_free(&r->body);
-}
-
-const char *
-fc_status_text(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
-	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 507: return "Insufficient Storage";
-	default: return "Unknown";
-	}
-}
-
-void
-fc_json(struct fc_response *r, int status, const void *j)
-{
-	char *s;
-
-	ph_buf_free(&r->body);
-	ph_buf_init(&r->body, FC_RESP_MAX);
-	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {
-		r->status = 500;
-		snprintf(r->content_type, sizeof(r->content_type),
-		    "application/json");
-		ph_buf_puts(&r->body, "{\"error\":\"internal\",\"message\":"
-		    "\"out of memory\"}");
-		return;
-	}
-	r->status = status;
-	snprintf(r->content_type, sizeof(r->content_type),
-	    "application/json");
-	ph_buf_puts(&r->body, s);
-	ph_buf_puts(&r->body, "\n");
-	free(s);
-}
-
-void
-fc_error(struct fc_response *r, int status, const char *code,
-    const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	json_t *j;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	j = json_pack("{s:s, s:s}", "error", code, "message", msg);
-	fc_json(r, status, j);
-	r->status = status;
-	json_decref(j);
-}
-
-static int
-fc_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+enum fc_auth {
+	FC_AUTH_NONE,		/* providers and monitoring */
+	FC_AUTH_MERCHANT,	/* Authorization: Bearer <api token> */
+};
 
 /*
- * Percent-decodes n bytes of a URI component into out (cap bytes with the
- * NUL).  Refuses a bad escape, a NUL byte, or a result that does not fit.
+ * A route: the path below base_path, where "{}" stands for one segment,
+ * percent-decoded and handed to the handler (at most param_max bytes, or
+ * the route answers 404 with not_found).  Two rows may share a pattern
+ * with different methods.
  */
-static int
-fc_unescape(const char *s, size_t n, char *out, size_t cap, int plus_space)
+struct fc_route_def {
+	const char *name;
+	const char *method;
+	const char *pattern;
+	enum fc_auth auth;
+	size_t param_max;
+	const char *not_found;	/* the message of a 404 for a bad param */
+	fc_handler_fn handler;
+};
+
+static const struct fc_route_def fc_routes[FC_ROUTE__MAX] = {
+	[FC_ROUTE_HEALTHZ] = { "healthz", "GET", "/healthz", FC_AUTH_NONE,
+	    0, NULL, status_health },
+	[FC_ROUTE_HEALTHZ_HEAD] = { "healthz", "HEAD", "/healthz",
+	    FC_AUTH_NONE, 0, NULL, status_health },
+	[FC_ROUTE_METRICS] = { "metrics", "GET", "/metrics", FC_AUTH_NONE,
+	    0, NULL, status_metrics },
+	[FC_ROUTE_NOTIFY] = { "notify", "POST", "/notify/{}", FC_AUTH_NONE,
+	    40, NULL, notify_route },
+	[FC_ROUTE_ORDERS] = { "orders", "POST", "/orders", FC_AUTH_MERCHANT,
+	    0, NULL, api_create_order },
+	[FC_ROUTE_ORDER] = { "order", "GET", "/orders/{}", FC_AUTH_MERCHANT,
+	    PH_ID_MAX + 1, "no such order", api_get_order },
+	[FC_ROUTE_ORDER_QUERY] = { "query", "POST", "/orders/{}/query",
+	    FC_AUTH_MERCHANT, PH_ID_MAX + 1, "no such order",
+	    api_query_order },
+	[FC_ROUTE_ORDER_ATTEMPTS] = { "attempts", "POST",
+	    "/orders/{}/attempts", FC_AUTH_MERCHANT, PH_ID_MAX + 1,
+	    "no such order", api_attempt },
+	[FC_ROUTE_ORDER_REFUNDS] = { "refunds", "POST", "/orders/{}/refunds",
+	    FC_AUTH_MERCHANT, PH_ID_MAX + 1, "no such order", api_refund },
+	[FC_ROUTE_EVENTS] = { "events", "GET", "/events", FC_AUTH_MERCHANT,
+	    0, NULL, api_events },
+};
+
+const char *
+fc_route_name(enum fc_route r)
 {
-	size_t i, o = 0;
-	int hi, lo;
-
-	for (i = 0; i < n; i++) {
-		char c = s[i];
-
-		if (c == '%') {
-			if (i + 2 >= n)
-				return -1;
-			if ((hi = fc_hexval(s[i + 1])) < 0 ||
-			    (lo = fc_hexval(s[i + 2])) < 0)
-				return -1;
-			c = (char)(hi * 16 + lo);
-			if (c == '\0')
-				return -1;
-			i += 2;
-		} else if (c == '+' && plus_space)
-			c = ' ';
-		if (o + 1 >= cap)
-			return -1;
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
-int
-fc_query_param(const char *uri, const char *name, char *out, size_t cap)
-{
-	const char *q = strchr(uri, '?'), *p, *amp, *eq;
-	size_t nlen = strlen(name);
-
-	if (q == NULL)
-		return 0;
-	for (p = q + 1; *p != '\0'; p = *amp != '\0' ? amp + 1 : amp) {
-		amp = strchr(p, '&');
-		if (amp == NULL)
-			amp = p + strlen(p);
-		eq = memchr(p, '=', (size_t)(amp - p));
-		if (eq == NULL)
-			eq = amp;
-		if ((size_t)(eq - p) == nlen && strncmp(p, name, nlen) == 0) {
-			if (eq == amp) {
-				if (cap > 0)
-					out[0] = '\0';
-				return 1;
-			}
-			return fc_unescape(eq + 1, (size_t)(amp - eq - 1), out,
-			    cap, 1) == 0 ? 1 : -1;
-		}
-	}
-	return 0;
+	return r < FC_ROUTE__MAX ? fc_routes[r].name : "none";
 }
 
 /* Constant-time check of "Bearer <token>" against the configured token.
@@ -188,21 +91,6 @@ fc_authorised(const struct conf *c, const char *auth)
 	return ph_ct_equal(want, sizeof(want), got, sizeof(got));
 }
 
-static int
-fc_method_is(const struct fc_request *req, const char *m)
-{
-	return strcmp(req->method, m) == 0;
-}
-
-static void
-fc_method_not_allowed(struct fc_response *resp, const char *allow,
-    const char *method)
-{
-	fc_error(resp, 405, "method_not_allowed",
-	    "method %s is not allowed here; allowed: %s", method, allow);
-	snprintf(resp->allow, sizeof(resp->allow), "%s", allow);
-}
-
 /* The path below base_path, percent-escapes kept; NULL if outside it. */
 static const char *
 fc_route_path(const struct conf *c, const char *uri, char *buf, size_t cap)
@@ -222,149 +110,123 @@ fc_route_path(const struct conf *c, const char *uri, char *buf, size_t cap)
 }
 
 /*
- * "<id>/query", "<id>/attempts" or "<id>/refunds": the decoded id into id and the action
- * (a static string) into *action; 0 on a match.
+ * Does path match pattern?  The segment "{}" stands for is copied, still
+ * escaped, into seg (cap bytes, "" when the pattern has none); a segment
+ * too long for seg matches and leaves seg empty, for the handler to
+ * refuse.
  */
 static int
-fc_order_action(const char *rest, char *id, size_t cap, const char **action)
+fc_match(const char *pattern, const char *path, char *seg, size_t cap)
 {
-	const char *slash = strchr(rest, '/');
+	const char *brace = strstr(pattern, "{}"), *end;
+	size_t pre, n;
 
-	*action = NULL;
-	if (slash == NULL)
-		return -1;
-	if (strcmp(slash, "/query") == 0)
-		*action = "query";
-	else if (strcmp(slash, "/attempts") == 0)
-		*action = "attempts";
-	else if (strcmp(slash, "/refunds") == 0)
-		*action = "refunds";
-	else
-		return -1;
-	if (fc_unescape(rest, (size_t)(slash - rest), id, cap, 0) == -1 ||
-	    id[0] == '\0')
-		return -1;
-	return 0;
+	seg[0] = '\0';
+	if (brace == NULL)
+		return strcmp(pattern, path) == 0;
+	pre = (size_t)(brace - pattern);
+	if (strncmp(pattern, path, pre) != 0)
+		return 0;
+	path += pre;
+	n = strcspn(path, "/");
+	end = path + n;
+	if (strcmp(end, brace + 2) != 0)
+		return 0;
+	if (n > 0 && n < cap) {
+		memcpy(seg, path, n);
+		seg[n] = '\0';
+	}
+	return 1;
 }
 
-static void
-fc_merchant(struct fc_ctx *ctx, const struct fc_request *req,
-    const char *path, struct fc_response *resp)
+/* The route for path and method: *rt, or NULL with allow listing the
+ * methods path has (allow "" when no route has the path at all). */
+static const struct fc_route_def *
+fc_find(const char *path, const char *method, char *seg, size_t cap,
+    char *allow, size_t acap, const struct fc_route_def **any)
 {
-	char id[PH_ID_MAX + 2];
-	const char *action;
+	const struct fc_route_def *rt;
+	size_t i, n;
 
-	if (strcmp(path, "/orders") == 0) {
-		fc_note_set(resp->note.route, "orders");
-		if (!fc_method_is(req, "POST"))
-			fc_method_not_allowed(resp, "POST", req->method);
-		else
-			api_create_order(ctx, req, resp);
-	} else if (strncmp(path, "/orders/", 8) == 0 &&
-	    fc_order_action(path + 8, id, sizeof(id), &action) == 0 &&
-	    action != NULL) {
-		fc_note_set(resp->note.route, action);
-		fc_note_set(resp->note.order_id, id);
-		if (!fc_method_is(req, "POST"))
-			fc_method_not_allowed(resp, "POST", req->method);
-		else if (strcmp(action, "query") == 0)
-			api_query_order(ctx, id, req, resp);
-		else if (strcmp(action, "refunds") == 0)
-			api_refund(ctx, id, req, resp);
-		else
-			api_attempt(ctx, id, req, resp);
-	} else if (strncmp(path, "/orders/", 8) == 0 &&
-	    strchr(path + 8, '/') == NULL) {
-		fc_note_set(resp->note.route, "order");
-		if (fc_unescape(path + 8, strlen(path + 8), id, sizeof(id),
-		    0) == -1 || id[0] == '\0')
-			fc_error(resp, 404, "not_found", "no such order");
-		else if (!fc_method_is(req, "GET"))
-			fc_method_not_allowed(resp, "GET", req->method);
-		else {
-			fc_note_set(resp->note.order_id, id);
-			api_get_order(ctx, id, resp);
-		}
-	} else if (strcmp(path, "/events") == 0) {
-		fc_note_set(resp->note.route, "events");
-		if (!fc_method_is(req, "GET"))
-			fc_method_not_allowed(resp, "GET", req->method);
-		else
-			api_events(ctx, req, resp);
-	} else
-		fc_error(resp, 404, "not_found", "no route for %s", path);
-}
-
-static int
-fc_is_merchant_route(const char *path)
-{
-	return strcmp(path, "/orders") == 0 ||
-	    strncmp(path, "/orders/", 8) == 0 || strcmp(path, "/events") == 0;
-}
-
-static void
-fc_notify(struct fc_ctx *ctx, const struct fc_request *req,
-    const char *path, struct fc_response *resp)
-{
-	const struct conf_profile *pr = NULL;
-	char name[40];
-
-	fc_note_set(resp->note.route, "notify");
-	if (fc_unescape(path, strlen(path), name, sizeof(name), 0) == 0)
-		pr = conf_profile(ctx->conf, name);
-	if (pr != NULL)
-		fc_note_set(resp->note.profile, pr->name);
-	if (pr == NULL)
-		fc_error(resp, 404, "unknown_profile",
-		    "no notification profile named \"%s\"", path);
-	else if (!fc_method_is(req, "POST"))
-		fc_method_not_allowed(resp, "POST", req->method);
-	else if (req->body_too_big)
-		fc_error(resp, 413, "payload_too_large",
-		    "body exceeds max_body_bytes (%zu)",
-		    ctx->conf->max_body_bytes);
-	else if (!(pr->plugin->prov->caps & PH_CAP_NOTIFY))
-		fc_error(resp, 404, "not_found", "provider %s takes no "
-		    "notifications", pr->plugin->prov->name);
-	else
-		notify_handle(ctx, pr, req, resp);
+	allow[0] = '\0';
+	*any = NULL;
+	for (i = 0; i < FC_ROUTE__MAX; i++) {
+		rt = &fc_routes[i];
+		if (!fc_match(rt->pattern, path, seg, cap))
+			continue;
+		if (strcmp(method, rt->method) == 0)
+			return *any = rt;
+		if (*any == NULL)
+			*any = rt;
+		n = strlen(allow);
+		snprintf(allow + n, acap - n, "%s%s", n > 0 ? ", " : "",
+		    rt->method);
+	}
+	return NULL;
 }
 
 void
-fc_handle(struct fc_ctx *ctx, const struct fc_request *req,
-    struct fc_response *resp)
+fc_handle(struct web_ctx *ctx, const struct web_request *req,
+    struct web_response *resp)
 {
-	char buf[FC_PATH_MAX];
+	char buf[FC_PATH_MAX], seg[3 * FC_PARAM_MAX + 1], param[FC_PARAM_MAX];
+	const struct fc_route_def *rt, *any;
 	const char *path;
+	char allow[sizeof(resp->allow)];
+	size_t cap;
 
-	fc_note_set(resp->note.route, "none");
+	web_note_set(resp->note.route, "none");
 	path = fc_route_path(ctx->conf, req->uri != NULL ? req->uri : "", buf,
 	    sizeof(buf));
-	if (path == NULL || req->method == NULL)
-		fc_error(resp, 404, "not_found", "no route");
-	else if (strcmp(path, "/healthz") == 0) {
-		fc_note_set(resp->note.route, "healthz");
-		if (!fc_method_is(req, "GET") && !fc_method_is(req, "HEAD"))
-			fc_method_not_allowed(resp, "GET, HEAD", req->method);
-		else
-			api_health(ctx, resp);
-	} else if (strcmp(path, "/metrics") == 0) {
-		fc_note_set(resp->note.route, "metrics");
-		if (!fc_method_is(req, "GET"))
-			fc_method_not_allowed(resp, "GET", req->method);
-		else
-			api_metrics(ctx, resp);
-	} else if (strncmp(path, "/notify/", 8) == 0)
-		fc_notify(ctx, req, path + 8, resp);
-	else if (!fc_is_merchant_route(path))
-		fc_error(resp, 404, "not_found", "no route for %s", path);
-	else if (!fc_authorised(ctx->conf, req->authorization))
-		fc_error(resp, 401, "unauthorized",
+	if (path == NULL || req->method == NULL) {
+		web_error(resp, 404, "not_found", "no route");
+		return;
+	}
+	rt = fc_find(path, req->method, seg, sizeof(seg), allow,
+	    sizeof(allow), &any);
+	if (any == NULL) {
+		web_error(resp, 404, "not_found", "no route for %s", path);
+		return;
+	}
+	web_note_set(resp->note.route, any->name);
+	/* The merchant's routes say nothing, not even their methods, to a
+	 * caller without the token. */
+	if (any->auth == FC_AUTH_MERCHANT &&
+	    !fc_authorised(ctx->conf, req->authorization)) {
+		web_error(resp, 401, "unauthorized",
 		    "a valid Authorization: Bearer token is required");
-	else if (req->body_too_big)
-		fc_error(resp, 413, "payload_too_large",
+		return;
+	}
+	if (rt == NULL) {
+		web_error(resp, 405, "method_not_allowed",
+		    "method %s is not allowed here; allowed: %s",
+		    req->method, allow);
+		snprintf(resp->allow, sizeof(resp->allow), "%s", allow);
+		return;
+	}
+	if (req->body_too_big) {
+		web_error(resp, 413, "payload_too_large",
 		    "body exceeds max_body_bytes (%zu)",
 		    ctx->conf->max_body_bytes);
-	else
-		fc_merchant(ctx, req, path, resp);
+		return;
+	}
+	if (rt->param_max == 0) {
+		rt->handler(ctx, req, NULL, resp);
+		return;
+	}
+	cap = rt->param_max + 1 < sizeof(param) ? rt->param_max + 1 :
+	    sizeof(param);
+	if (seg[0] == '\0' ||
+	    web_unescape(seg, strlen(seg), param, cap, 0) == -1 ||
+	    param[0] == '\0') {
+		if (rt->not_found != NULL)
+			web_error(resp, 404, "not_found", "%s", rt->not_found);
+		else
+			rt->handler(ctx, req, "", resp);
+		return;
+	}
+	if (rt->not_found != NULL)
+		snprintf(resp->note.order_id, sizeof(resp->note.order_id),
+		    "%.*s", (int)sizeof(resp->note.order_id) - 1, param);
+	rt->handler(ctx, req, param, resp);
 }

@@ -15,7 +15,7 @@
 #include <fcgiapp.h>
 
 #include "store/archive.h"
-#include "ops/certs.h"
+#include "jobs/certs.h"
 #include "conf/conf.h"
 #include "web/fc.h"
 #include "jobs/http.h"
@@ -153,14 +153,14 @@ main_read_body(FCGX_Request *r, size_t max, unsigned char **body,
 /* Writes the response.  The head is formatted with snprintf: libfcgi's own
  * printf knows no size modifiers. */
 static void
-main_write(FCGX_Request *r, const struct fc_response *resp)
+main_write(FCGX_Request *r, const struct web_response *resp)
 {
 	char head[512];
 	int n;
 
 	n = snprintf(head, sizeof(head), "Status: %d %s\r\n%s%s%s%s%s%s"
 	    "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n",
-	    resp->status, fc_status_text(resp->status),
+	    resp->status, web_status_text(resp->status),
 	    resp->content_type[0] != '\0' ? "Content-Type: " : "",
 	    resp->content_type,
 	    resp->content_type[0] != '\0' ? "\r\n" : "",
@@ -178,7 +178,7 @@ main_write(FCGX_Request *r, const struct fc_response *resp)
 
 /* One log line and the counters for every request. */
 static void
-main_log(const struct fc_request *req, const struct fc_response *resp,
+main_log(const struct web_request *req, const struct web_response *resp,
     struct timespec started)
 {
 	char method[24], path[300], qpath[700], profile[60], order[100];
@@ -220,12 +220,12 @@ main_log(const struct fc_request *req, const struct fc_response *resp,
 }
 
 static void
-main_serve(struct fc_ctx *ctx, FCGX_Request *r)
+main_serve(struct web_ctx *ctx, FCGX_Request *r)
 {
 	static struct ph_header headers[MAIN_HEADERS_MAX];
 	static char names[MAIN_HEADERS_MAX][128];
-	struct fc_request req;
-	struct fc_response resp;
+	struct web_request req;
+	struct web_response resp;
 	unsigned char *body = NULL;
 	struct timespec started;
 	const char *ct;
@@ -241,14 +241,14 @@ main_serve(struct fc_ctx *ctx, FCGX_Request *r)
 	req.now = (int64_t)time(NULL);
 	req.nheaders = main_headers(r->envp, headers, names);
 	req.headers = headers;
-	fc_response_init(&resp);
+	web_response_init(&resp);
 
 	if (req.method == NULL || req.uri == NULL) {
-		fc_error(&resp, 400, "bad_request",
+		web_error(&resp, 400, "bad_request",
 		    "the web server passed no REQUEST_METHOD or REQUEST_URI");
 	} else if ((rc = main_read_body(r, ctx->conf->max_body_bytes, &body,
 	    &req.body_len)) == -1) {
-		fc_error(&resp, 400, "bad_request",
+		web_error(&resp, 400, "bad_request",
 		    "the request body could not be read");
 	} else {
 		req.body_too_big = rc == 1;
@@ -257,7 +257,7 @@ main_serve(struct fc_ctx *ctx, FCGX_Request *r)
 	}
 	main_write(r, &resp);
 	main_log(&req, &resp, started);
-	fc_response_free(&resp);
+	web_response_free(&resp);
 	free(body);
 }
 
@@ -277,7 +277,7 @@ main(void)
 {
 	struct conf_errs errs;
 	struct ph_diag diag;
-	struct fc_ctx ctx;
+	struct web_ctx ctx;
 	struct sigaction sa;
 	FCGX_Request r;
 	const char *path;

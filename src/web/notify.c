@@ -16,13 +16,13 @@
 
 static void
 notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
-    const char *reason, struct fc_response *resp)
+    const char *reason, struct web_response *resp)
 {
 	struct ph_response *out;
 
 	/* The plugin's answer buffer is large: keep it off the stack. */
 	if ((out = calloc(1, sizeof(*out))) == NULL) {
-		fc_error(resp, 500, "internal", "out of memory");
+		web_error(resp, 500, "internal", "out of memory");
 		return;
 	}
 	out->status = 500;
@@ -33,7 +33,7 @@ notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
 	snprintf(resp->content_type, sizeof(resp->content_type), "%s",
 	    out->content_type);
 	ph_buf_free(&resp->body);
-	ph_buf_init(&resp->body, FC_RESP_MAX);
+	ph_buf_init(&resp->body, WEB_RESP_MAX);
 	ph_buf_append(&resp->body, out->body, out->body_len);
 	free(out);
 }
@@ -90,7 +90,7 @@ notify_count(const struct conf_profile *pr, const char *outcome)
  * (static; "" when none), for the archive.
  */
 static const char *
-notify_hint(struct fc_ctx *ctx, const struct conf_profile *pr,
+notify_hint(struct web_ctx *ctx, const struct conf_profile *pr,
     const struct ph_request *preq)
 {
 	static char order_id[PH_ID_MAX + 1];
@@ -125,7 +125,7 @@ notify_hint(struct fc_ctx *ctx, const struct conf_profile *pr,
 
 /* Keeps the notification in the archive, whatever became of it. */
 static void
-notify_archive(const struct conf_profile *pr, const struct fc_request *req,
+notify_archive(const struct conf_profile *pr, const struct web_request *req,
     const char *verdict, const char *reason, const char *order_id,
     const char *outcome)
 {
@@ -149,8 +149,8 @@ notify_archive(const struct conf_profile *pr, const struct fc_request *req,
 }
 
 void
-notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
-    const struct fc_request *req, struct fc_response *resp)
+notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
+    const struct web_request *req, struct web_response *resp)
 {
 	const struct ph_provider *prov = pr->plugin->prov;
 	struct ledger_result res;
@@ -176,7 +176,7 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		log_warn("notify %s: refused (%s): %s", pr->name,
 		    ph_strerror(rc), diag.msg[0] != '\0' ? diag.msg : "-");
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
-		fc_note_set(resp->note.outcome, notify_refusal(rc));
+		web_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
 		notify_archive(pr, req, "refused", diag.msg,
 		    notify_hint(ctx, pr, &preq), resp->note.outcome);
@@ -189,7 +189,7 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		    "%lld", pr->name, (long long)ev.amount);
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(PH_E_FIELD),
 		    resp);
-		fc_note_set(resp->note.outcome, notify_refusal(PH_E_FIELD));
+		web_note_set(resp->note.outcome, notify_refusal(PH_E_FIELD));
 		notify_count(pr, resp->note.outcome);
 		notify_archive(pr, req, "refused", "payment of zero",
 		    ev.order_id, resp->note.outcome);
@@ -217,8 +217,8 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 		    diag.msg);
 		notify_answer(pr, PH_ACK_RETRY, "temporarily unavailable",
 		    resp);
-		fc_note_set(resp->note.order_id, ev.order_id);
-		fc_note_set(resp->note.outcome, "storage_failure");
+		web_note_set(resp->note.order_id, ev.order_id);
+		web_note_set(resp->note.outcome, "storage_failure");
 		notify_count(pr, resp->note.outcome);
 		notify_archive(pr, req, "verified", diag.msg, ev.order_id,
 		    resp->note.outcome);
@@ -228,9 +228,28 @@ notify_handle(struct fc_ctx *ctx, const struct conf_profile *pr,
 	    ev.dedup_key, ledger_outcome_name(res.outcome),
 	    res.event_type[0] != '\0' ? ", raised " : "", res.event_type);
 	notify_answer(pr, PH_ACK_OK, NULL, resp);
-	fc_note_set(resp->note.order_id, ev.order_id);
-	fc_note_set(resp->note.outcome, notify_outcome(&res));
+	web_note_set(resp->note.order_id, ev.order_id);
+	web_note_set(resp->note.outcome, notify_outcome(&res));
 	notify_count(pr, resp->note.outcome);
 	notify_archive(pr, req, "verified", "", ev.order_id,
 	    resp->note.outcome);
+}
+
+void
+notify_route(struct web_ctx *ctx, const struct web_request *req,
+    const char *name, struct web_response *resp)
+{
+	const struct conf_profile *pr = conf_profile(ctx->conf, name);
+
+	if (pr == NULL) {
+		web_error(resp, 404, "unknown_profile",
+		    "no notification profile named \"%s\"", name);
+		return;
+	}
+	web_note_set(resp->note.profile, pr->name);
+	if (!(pr->plugin->prov->caps & PH_CAP_NOTIFY))
+		web_error(resp, 404, "not_found", "provider %s takes no "
+		    "notifications", pr->plugin->prov->name);
+	else
+		notify_handle(ctx, pr, req, resp);
 }

@@ -3,9 +3,13 @@
 #ifndef PH_NOTIFY_H
 #define PH_NOTIFY_H
 
-#include "web/fc.h"
+#include "web/web.h"
 
-void notify_handle(struct fc_ctx *ctx, const struct conf_profile *profile,
-    const struct fc_request *req, struct fc_response *resp);
+void notify_handle(struct web_ctx *ctx, const struct conf_profile *profile,
+    const struct web_request *req, struct web_response *resp);
+
+/* POST /notify/<name>: the profile named, or 404 unknown_profile. */
+void notify_route(struct web_ctx *ctx, const struct web_request *req,
+    const char *name, struct web_response *resp);
 
 #endif

@@ -12,7 +12,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
-#include "ops/certs.h"
+#include "jobs/certs.h"
 #include "ops/log.h"
 
 static void

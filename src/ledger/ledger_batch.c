@@ -1,0 +1,266 @@
+/*
+ * Batches for reconciliation: one write transaction for a bounded number
+ * of statement rows; nothing in a batch is a fact about money.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <payhook/sdk.h>
+
+#include "ledger/ledger.h"
+#include "ledger/ledger_int.h"
+#include "ledger/order.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+
+/* ---- Batches for reconciliation ------------------------------------------ */
+
+#define LEDGER_BATCH_ROWS 2000
+#define LEDGER_KEY_SEEN 'S'
+#define LEDGER_KEY_ALARM 'A'
+
+int
+ledger_batch_begin(struct ledger_batch *b, struct store *s)
+{
+	int rc;
+
+	memset(b, 0, sizeof(*b));
+	b->s = s;
+	if ((rc = store_begin(s, 1, &b->t)) == PH_OK)
+		b->open = 1;
+	return rc;
+}
+
+int
+ledger_batch_flush(struct ledger_batch *b)
+{
+	int rc;
+
+	if (b->open && (rc = store_commit(&b->t)) != PH_OK) {
+		b->open = 0;
+		return rc;
+	}
+	b->open = 0;
+	b->n = 0;
+	if ((rc = store_begin(b->s, 1, &b->t)) == PH_OK)
+		b->open = 1;
+	return rc;
+}
+
+int
+ledger_batch_end(struct ledger_batch *b)
+{
+	int rc = PH_OK;
+
+	if (b->open)
+		rc = store_commit(&b->t);
+	b->open = 0;
+	return rc;
+}
+
+/* Counts a row; commits every LEDGER_BATCH_ROWS so writers elsewhere wait
+ * no longer than that. */
+static void
+ledger_batch_row(struct ledger_batch *b)
+{
+	/* Never under an open cursor: ledger_batch_payments flushes. */
+	if (++b->n >= LEDGER_BATCH_ROWS && !b->scanning)
+		ledger_batch_flush(b);
+}
+
+int
+ledger_batch_payment(struct ledger_batch *b, const char *provider,
+    const char *txn_id, json_t **pay)
+{
+	struct store_key k;
+
+	*pay = NULL;
+	if (!b->open)
+		return PH_E_STORE;
+	ledger_key_pair(&k, STORE_KEY_PAYMENT, provider, txn_id);
+	if (k.err)
+		return PH_E_NOTFOUND;
+	return ledger_get(&b->t, STORE_DB_PAYMENTS, &k, pay);
+}
+
+int
+ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
+    json_t **item)
+{
+	struct store_key k;
+	uint64_t seq = 0;
+	size_t i;
+
+	*item = NULL;
+	if (!b->open)
+		return PH_E_STORE;
+	if (strncmp(refund_id, "phr", 3) != 0 || strlen(refund_id) != 16)
+		return PH_E_NOTFOUND;
+	for (i = 3; refund_id[i] != '\0'; i++) {
+		if (refund_id[i] < '0' || refund_id[i] > '9')
+			return PH_E_NOTFOUND;
+		seq = seq * 10 + (uint64_t)(refund_id[i] - '0');
+	}
+	store_key_init(&k, 0);
+	store_key_u64(&k, seq);
+	return ledger_get(&b->t, STORE_DB_REFUNDS, &k, item);
+}
+
+static void
+ledger_key_recon(struct store_key *k, unsigned char klass, const char *run,
+    const char *txn_id, const char *type)
+{
+	store_key_init(k, klass);
+	store_key_str(k, run);
+	store_key_str(k, txn_id);
+	if (type != NULL)
+		store_key_str(k, type);
+}
+
+int
+ledger_batch_clear(struct ledger_batch *b, const char *run)
+{
+	struct store_key k;
+	MDB_cursor *c;
+	MDB_val key, val;
+	int rc;
+
+	if (!b->open)
+		return PH_E_STORE;
+	store_key_init(&k, LEDGER_KEY_SEEN);
+	store_key_str(&k, run);
+	for (;;) {
+		size_t n = 0;
+
+		if ((c = store_cursor(&b->t, STORE_DB_RECON)) == NULL)
+			return b->t.err;
+		key.mv_data = k.b;
+		key.mv_size = k.len;
+		for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		    rc == 0 && key.mv_size >= k.len &&
+		    memcmp(key.mv_data, k.b, k.len) == 0 &&
+		    n < LEDGER_BATCH_ROWS;
+		    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+			if ((rc = mdb_cursor_del(c, 0)) != 0)
+				break;
+			n++;
+		}
+		mdb_cursor_close(c);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return store_fail(&b->t, rc);
+		if (n < LEDGER_BATCH_ROWS)
+			return PH_OK;
+		if ((rc = ledger_batch_flush(b)) != PH_OK)
+			return rc;
+	}
+}
+
+void
+ledger_batch_mark(struct ledger_batch *b, const char *run, const char *txn_id)
+{
+	struct store_key k;
+
+	if (!b->open)
+		return;
+	ledger_key_recon(&k, LEDGER_KEY_SEEN, run, txn_id, NULL);
+	store_put(&b->t, STORE_DB_RECON, &k, "", 0);
+	ledger_batch_row(b);
+}
+
+int
+ledger_batch_seen(struct ledger_batch *b, const char *run, const char *txn_id)
+{
+	struct store_key k;
+	MDB_val v;
+
+	if (!b->open)
+		return 0;
+	ledger_key_recon(&k, LEDGER_KEY_SEEN, run, txn_id, NULL);
+	return store_get(&b->t, STORE_DB_RECON, &k, &v) == PH_OK;
+}
+
+void
+ledger_batch_alarm(struct ledger_batch *b, const char *run, const char *type,
+    const char *profile, const char *provider, const struct ph_event *ev,
+    json_t *extra, int64_t now)
+{
+	struct ledger_fact f;
+	struct store_key k;
+	MDB_val v;
+
+	if (!b->open) {
+		json_decref(extra);
+		return;
+	}
+	ledger_key_recon(&k, LEDGER_KEY_ALARM, run, ev->txn_id, type);
+	if (store_get(&b->t, STORE_DB_RECON, &k, &v) == PH_OK) {
+		json_decref(extra);
+		return;		/* raised by an earlier run */
+	}
+	store_put(&b->t, STORE_DB_RECON, &k, "", 0);
+	f.profile = profile;
+	f.provider = provider;
+	f.source = "statement";
+	f.ev = ev;
+	f.now = now;
+	log_warn("reconcile %s: %s: order %s, txn %s, %lld %s", run, type,
+	    ev->order_id, ev->txn_id, (long long)ev->amount, ev->currency);
+	ledger_emit(&b->t, &f, type, ev->order_id, extra);
+	ledger_batch_row(b);
+}
+
+int
+ledger_batch_payments(struct ledger_batch *b, const char *provider,
+    int (*fn)(struct ledger_batch *b, const json_t *pay, void *arg),
+    void *arg)
+{
+	unsigned char resume[STORE_KEY_MAX];
+	size_t resume_len, n;
+	struct store_key k;
+	MDB_cursor *c;
+	MDB_val key, val;
+	json_t *p;
+	int rc = 0, stop = 0, first = 1;
+
+	store_key_init(&k, STORE_KEY_PAYMENT);
+	store_key_str(&k, provider);
+	memcpy(resume, k.b, k.len);
+	resume_len = k.len;
+	while (!stop) {
+		if (!b->open)
+			return PH_E_STORE;
+		if ((c = store_cursor(&b->t, STORE_DB_PAYMENTS)) == NULL)
+			return b->t.err;
+		key.mv_data = resume;
+		key.mv_size = resume_len;
+		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+		/* Resuming: skip the record the last chunk ended on. */
+		if (!first && rc == 0 && key.mv_size == resume_len &&
+		    memcmp(key.mv_data, resume, resume_len) == 0)
+			rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+		first = 0;
+		b->scanning = 1;
+		for (n = 0; rc == 0 && !stop && n < LEDGER_BATCH_ROWS &&
+		    key.mv_size > k.len && memcmp(key.mv_data, k.b, k.len) == 0;
+		    n++, rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+			if (key.mv_size <= sizeof(resume)) {
+				memcpy(resume, key.mv_data, key.mv_size);
+				resume_len = key.mv_size;
+			}
+			if ((p = ledger_load(&val)) == NULL)
+				continue;
+			stop = fn(b, p, arg);
+			json_decref(p);
+		}
+		b->scanning = 0;
+		mdb_cursor_close(c);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return store_fail(&b->t, rc);
+		if (n < LEDGER_BATCH_ROWS || stop)
+			break;
+		if ((rc = ledger_batch_flush(b)) != PH_OK)
+			return rc;
+	}
+	return b->t.err;
+}

@@ -1,0 +1,282 @@
+/*
+ * The ledger's records: how they are read from and written to the store,
+ * their keys, the outbox, exceptions on orders, and the counts of orders
+ * per state.  The layer the ledger's other files build on; it calls
+ * nothing above it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <payhook/sdk.h>
+
+#include "ledger/ledger.h"
+#include "ledger/ledger_int.h"
+#include "ledger/order.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+
+/* ---- Records in and out of the store ------------------------------------ */
+
+json_t *
+ledger_load(const MDB_val *v)
+{
+	json_error_t jerr;
+	json_t *j;
+
+	j = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, &jerr);
+	if (j == NULL || !json_is_object(j)) {
+		log_err("database: unreadable record: %s", jerr.text);
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* Reads a JSON record; PH_OK, PH_E_NOTFOUND or a sticky error. */
+int
+ledger_get(struct store_txn *t, enum store_db db, const struct store_key *k,
+    json_t **out)
+{
+	MDB_val v;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_get(t, db, k, &v)) != PH_OK)
+		return rc;
+	if ((*out = ledger_load(&v)) == NULL)
+		return t->err = PH_E_STORE;
+	return PH_OK;
+}
+
+void
+ledger_put(struct store_txn *t, enum store_db db, const struct store_key *k,
+    const json_t *j)
+{
+	char *s;
+
+	if (j == NULL) {
+		if (t->err == PH_OK)
+			t->err = PH_E_NOMEM;
+		return;
+	}
+	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {
+		if (t->err == PH_OK)
+			t->err = PH_E_NOMEM;
+		return;
+	}
+	store_put(t, db, k, s, strlen(s));
+	free(s);
+}
+
+void
+ledger_key_order(struct store_key *k, const char *order_id)
+{
+	store_key_init(k, STORE_KEY_ORDER);
+	store_key_str(k, order_id);
+}
+
+void
+ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
+    const char *b)
+{
+	store_key_init(k, klass);
+	store_key_str(k, a);
+	store_key_str(k, b);
+}
+
+/* Appends an event to the outbox; returns its sequence number. */
+uint64_t
+ledger_emit(struct store_txn *t, const struct ledger_fact *f,
+    const char *type, const char *order_id, json_t *extra)
+{
+	const struct ph_event *ev = f->ev;
+	struct store_key k;
+	uint64_t seq;
+	json_t *e;
+
+	if ((seq = store_next_seq(t, STORE_DB_EVENTS)) == 0) {
+		json_decref(extra);
+		return 0;
+	}
+	e = json_pack("{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, "
+	    "s:s}",
+	    "v", LEDGER_RECORD_VERSION,
+	    "seq", (json_int_t)seq,
+	    "type", type,
+	    "order_id", order_id,
+	    "profile", f->profile,
+	    "provider", f->provider,
+	    "provider_txn_id", ev->txn_id,
+	    "amount", (json_int_t)ev->amount,
+	    "currency", ev->currency,
+	    "at", (json_int_t)f->now,
+	    "source", f->source);
+	if (e != NULL && ev->occurred_at > 0)
+		json_object_set_new(e, "occurred_at",
+		    json_integer(ev->occurred_at));
+	if (e != NULL && ev->channel[0] != '\0')
+		json_object_set_new(e, "channel", json_string(ev->channel));
+	if (e != NULL && extra != NULL)
+		json_object_update(e, extra);
+	json_decref(extra);
+	store_key_init(&k, 0);
+	store_key_u64(&k, seq);
+	ledger_put(t, STORE_DB_EVENTS, &k, e);
+	json_decref(e);
+	return seq;
+}
+
+void
+ledger_note(struct ledger_result *r, const char *type, uint64_t seq)
+{
+	if (r->event_type[0] == '\0' && seq != 0) {
+		snprintf(r->event_type, sizeof(r->event_type), "%s", type);
+		r->seq = seq;
+	}
+}
+
+void
+ledger_add_exception(json_t *order, const struct ledger_fact *f,
+    const char *type, json_t *extra)
+{
+	json_t *ex = json_object_get(order, "exceptions"), *e;
+
+	e = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}",
+	    "type", type,
+	    "provider", f->provider,
+	    "provider_txn_id", f->ev->txn_id,
+	    "amount", (json_int_t)f->ev->amount,
+	    "currency", f->ev->currency,
+	    "at", (json_int_t)f->now);
+	if (e != NULL && extra != NULL)
+		json_object_update(e, extra);
+	json_decref(extra);
+	if (!json_is_array(ex)) {
+		ex = json_array();
+		json_object_set_new(order, "exceptions", ex);
+	}
+	json_array_append_new(ex, e);
+	json_object_set_new(order, "updated_at", json_integer(f->now));
+}
+
+const char *
+ledger_str(const json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s != NULL ? s : "";
+}
+
+/* ---- Counts of orders per state ------------------------------------------ */
+
+static void
+ledger_key_count(struct store_key *k, int state)
+{
+	char name[32];
+
+	snprintf(name, sizeof(name), "orders.%s", order_state_name(state));
+	store_key_init(k, 0);
+	store_key_str(k, name);
+}
+
+static uint64_t
+ledger_count_get(struct store_txn *t, int state)
+{
+	struct store_key k;
+	MDB_val v;
+	char buf[24];
+
+	ledger_key_count(&k, state);
+	if (store_get(t, STORE_DB_META, &k, &v) != PH_OK || v.mv_size == 0 ||
+	    v.mv_size >= sizeof(buf))
+		return 0;
+	memcpy(buf, v.mv_data, v.mv_size);
+	buf[v.mv_size] = '\0';
+	return strtoull(buf, NULL, 10);
+}
+
+static void
+ledger_count_set(struct store_txn *t, int state, uint64_t n)
+{
+	struct store_key k;
+	char buf[24];
+	int len;
+
+	ledger_key_count(&k, state);
+	len = snprintf(buf, sizeof(buf), "%llu", (unsigned long long)n);
+	store_put(t, STORE_DB_META, &k, buf, (size_t)len);
+}
+
+void
+ledger_count(struct store_txn *t, int state, int delta)
+{
+	uint64_t n = ledger_count_get(t, state);
+
+	if (delta < 0 && n < (uint64_t)-delta)
+		n = 0;
+	else
+		n += (uint64_t)(int64_t)delta;
+	ledger_count_set(t, state, n);
+}
+
+int
+ledger_counts_init(struct store *s)
+{
+	uint64_t counts[ORDER__MAX] = { 0 };
+	struct store_txn t;
+	struct store_key k;
+	MDB_cursor *c;
+	MDB_val key, val;
+	json_t *o;
+	int rc, i;
+
+	store_key_init(&k, 0);
+	store_key_str(&k, "orders.counted");
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	rc = store_get(&t, STORE_DB_META, &k, &val);
+	store_abort(&t);
+	if (rc == PH_OK)
+		return PH_OK;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	if (store_get(&t, STORE_DB_META, &k, &val) == PH_OK) {
+		store_abort(&t);
+		return PH_OK;
+	}
+	if ((c = store_cursor(&t, STORE_DB_ORDERS)) == NULL) {
+		rc = t.err;
+		store_abort(&t);
+		return rc;
+	}
+	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		if ((o = ledger_load(&val)) == NULL)
+			continue;
+		if ((i = order_state_parse(ledger_str(o, "state"))) >= 0)
+			counts[i]++;
+		json_decref(o);
+	}
+	mdb_cursor_close(c);
+	for (i = 0; i < ORDER__MAX; i++)
+		ledger_count_set(&t, i, counts[i]);
+	store_put(&t, STORE_DB_META, &k, "1", 1);
+	return store_commit(&t);
+}
+
+int
+ledger_counts(struct store *s, uint64_t counts[], size_t n)
+{
+	struct store_txn t;
+	size_t i;
+	int rc;
+
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	for (i = 0; i < n && i < ORDER__MAX; i++)
+		counts[i] = ledger_count_get(&t, (int)i);
+	rc = t.err;
+	store_abort(&t);
+	return rc;
+}

@@ -1,0 +1,172 @@
+/*
+ * What operators and their monitoring read: /healthz (liveness) and
+ * /metrics (Prometheus text format).  No authentication: nothing here is
+ * a secret or moves money.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "jobs/certs.h"
+#include "ledger/ledger.h"
+#include "ledger/order.h"
+#include "ops/metrics.h"
+#include "web/status.h"
+
+void
+status_health(struct web_ctx *ctx, const struct web_request *req,
+    const char *unused, struct web_response *resp)
+{
+	struct store_txn t;
+	json_t *j;
+	int rc;
+
+	if ((rc = store_begin(ctx->store, 0, &t)) != PH_OK) {
+		web_error(resp, 503, "store_unavailable",
+		    "the database is unavailable: %s", ph_strerror(rc));
+		return;
+	}
+	store_abort(&t);
+	j = json_pack("{s:s}", "status", "ok");
+	web_json(resp, 200, j);
+	json_decref(j);
+}
+
+/*
+ * Per profile: the share of paid orders learnt by query or statement
+ * instead of notification (the 掉单 rate), and the mean delay between the
+ * provider's payment time and payhook learning of it.
+ */
+static void
+status_metrics_rates(const struct conf *c, struct ph_buf *b)
+{
+	static const char *const sources[] = {
+		"notify", "query", "statement", "replay",
+	};
+	char labels[128];
+	size_t i, j;
+
+	ph_buf_puts(b, "# HELP payhook_missed_notification_ratio Share of "
+	    "paid orders settled by query or statement, not notification.\n"
+	    "# TYPE payhook_missed_notification_ratio gauge\n"
+	    "# HELP payhook_payment_lag_seconds_mean Mean delay from the "
+	    "provider's payment time to payhook knowing.\n"
+	    "# TYPE payhook_payment_lag_seconds_mean gauge\n");
+	for (i = 0; i < c->nprofiles; i++) {
+		const char *p = c->profiles[i].name;
+		uint64_t paid[4], all = 0, lag = 0, n = 0;
+
+		for (j = 0; j < 4; j++) {
+			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
+			    p, sources[j]);
+			paid[j] = metrics_get("payhook_orders_paid_total",
+			    labels);
+			all += paid[j];
+			lag += metrics_get("payhook_payment_lag_seconds_sum",
+			    labels);
+			n += metrics_get("payhook_payment_lag_seconds_count",
+			    labels);
+		}
+		ph_buf_printf(b, "payhook_missed_notification_ratio{profile="
+		    "\"%s\"} %.4f\n", p, all == 0 ? 0.0 :
+		    (double)(paid[1] + paid[2]) / (double)all);
+		ph_buf_printf(b, "payhook_payment_lag_seconds_mean{profile="
+		    "\"%s\"} %.1f\n", p, n == 0 ? 0.0 : (double)lag /
+		    (double)n);
+	}
+}
+
+struct status_certs {
+	struct ph_buf *b;
+	int64_t now;
+};
+
+static void
+status_cert_metric(const struct certs_item *it, void *arg)
+{
+	struct status_certs *ac = arg;
+	char file[300], subject[200];
+	size_t i, o;
+
+	/* Label values: no quotes or backslashes to escape in them. */
+	for (i = o = 0; it->file[i] != '\0' && o + 1 < sizeof(file); i++)
+		if (it->file[i] != '"' && it->file[i] != '\\')
+			file[o++] = it->file[i];
+	file[o] = '\0';
+	for (i = o = 0; it->subject[i] != '\0' && o + 1 < sizeof(subject);
+	    i++)
+		if (it->subject[i] != '"' && it->subject[i] != '\\')
+			subject[o++] = it->subject[i];
+	subject[o] = '\0';
+	ph_buf_printf(ac->b, "payhook_certificate_expiry_seconds{profile="
+	    "\"%s\",key=\"%s\",file=\"%s\",subject=\"%s\"} %lld\n",
+	    it->profile, it->key, file, subject,
+	    (long long)(it->not_after - ac->now));
+}
+
+void
+status_metrics(struct web_ctx *ctx, const struct web_request *req,
+    const char *unused, struct web_response *resp)
+{
+	uint64_t counts[ORDER__MAX];
+	struct store_stats st;
+	struct ph_buf *b = &resp->body;
+	int i;
+
+	ph_buf_free(b);
+	ph_buf_init(b, WEB_RESP_MAX);
+	metrics_render(b);
+	status_metrics_rates(ctx->conf, b);
+	{
+		struct status_certs ac = { b, (int64_t)time(NULL) };
+
+		ph_buf_puts(b, "# HELP payhook_certificate_expiry_seconds "
+		    "Seconds until each configured certificate expires "
+		    "(negative: expired).\n# TYPE "
+		    "payhook_certificate_expiry_seconds gauge\n");
+		certs_each(ctx->conf, status_cert_metric, &ac);
+	}
+	if (ledger_counts(ctx->store, counts, ORDER__MAX) == PH_OK) {
+		ph_buf_puts(b, "# HELP payhook_orders Orders by state.\n"
+		    "# TYPE payhook_orders gauge\n");
+		for (i = 0; i < ORDER__MAX; i++)
+			ph_buf_printf(b, "payhook_orders{state=\"%s\"} %llu\n",
+			    order_state_name(i), (unsigned long long)counts[i]);
+	}
+	if (store_stats(ctx->store, &st) == PH_OK) {
+		ph_buf_puts(b, "# HELP payhook_store_entries Records per "
+		    "database.\n# TYPE payhook_store_entries gauge\n");
+		for (i = 0; i < STORE_DB__MAX; i++)
+			ph_buf_printf(b, "payhook_store_entries{db=\"%s\"} "
+			    "%zu\n", store_db_name(i), st.entries[i]);
+		ph_buf_printf(b, "# HELP payhook_outbox_events Events in the "
+		    "outbox (the feed).\n# TYPE payhook_outbox_events gauge\n"
+		    "payhook_outbox_events %zu\n"
+		    "# HELP payhook_due_orders Orders waiting for a query.\n"
+		    "# TYPE payhook_due_orders gauge\npayhook_due_orders %zu\n"
+		    "# HELP payhook_refunds_queued Refund work items.\n"
+		    "# TYPE payhook_refunds_queued gauge\n"
+		    "payhook_refunds_queued %zu\n"
+		    "# HELP payhook_store_map_bytes LMDB map size.\n"
+		    "# TYPE payhook_store_map_bytes gauge\n"
+		    "payhook_store_map_bytes %zu\n"
+		    "# HELP payhook_store_used_bytes LMDB map in use.\n"
+		    "# TYPE payhook_store_used_bytes gauge\n"
+		    "payhook_store_used_bytes %zu\n"
+		    "# HELP payhook_store_readers LMDB reader slots in use.\n"
+		    "# TYPE payhook_store_readers gauge\n"
+		    "payhook_store_readers %u\n",
+		    st.entries[STORE_DB_EVENTS], st.entries[STORE_DB_DUE],
+		    st.entries[STORE_DB_REFUNDS], st.map_size, st.map_used,
+		    st.readers_used);
+	}
+	if (b->err) {
+		web_error(resp, 500, "internal", "metrics did not fit");
+		return;
+	}
+	resp->status = 200;
+	snprintf(resp->content_type, sizeof(resp->content_type),
+	    "text/plain; version=0.0.4");
+}

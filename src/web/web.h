@@ -1,0 +1,80 @@
+/*
+ * What every handler of the web layer shares: the request as the web
+ * server gave it, the response being built, and the helpers that write
+ * answers.  Nothing here knows FastCGI (fcgi_main.c adapts libfcgi) or
+ * the routes (fc.c), so handlers and tests call down into it only.
+ */
+#ifndef PH_WEB_H
+#define PH_WEB_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <payhook/provider.h>
+#include <payhook/sdk.h>
+
+#include "conf/conf.h"
+#include "store/store.h"
+
+#define WEB_RESP_MAX (8u * 1024 * 1024)
+
+/* Everything the web server told us; pointers are borrowed. */
+struct web_request {
+	const char *method;
+	const char *uri;		/* REQUEST_URI, with query string */
+	const char *content_type;	/* "" when absent */
+	const char *authorization;	/* NULL when absent */
+	const unsigned char *body;
+	size_t body_len;
+	int body_too_big;		/* Content-Length over max_body_bytes */
+	const struct ph_header *headers;
+	size_t nheaders;
+	int64_t now;
+};
+
+/* What the request's log line and counters say, filled by the handlers. */
+struct web_note {
+	char route[16];			/* "notify", "order", "events", ... */
+	char profile[48];
+	char order_id[PH_ID_MAX + 2];
+	char outcome[48];		/* "applied", "refused_signature", ... */
+};
+
+struct web_response {
+	struct web_note note;
+	int status;
+	char content_type[64];
+	char allow[32];			/* Allow header for 405, or "" */
+	struct ph_buf body;		/* owned: free with web_response_free */
+};
+
+struct web_ctx {
+	struct conf *conf;
+	struct store *store;
+};
+
+void web_response_init(struct web_response *r);
+void web_response_free(struct web_response *r);
+
+/* Copies a value into a note field. */
+#define web_note_set(field, value) \
+	snprintf((field), sizeof(field), "%s", (value))
+
+/* A JSON error body: {"error": code, "message": text}. */
+void web_error(struct web_response *r, int status, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* Serialises j (borrowed) as the JSON response body. */
+void web_json(struct web_response *r, int status, const void *j);
+const char *web_status_text(int status);
+/* The value of a query parameter, percent-decoded into out; 0 if absent. */
+int web_query_param(const char *uri, const char *name, char *out, size_t cap);
+/*
+ * Percent-decodes n bytes of a URI component into out (cap bytes with the
+ * NUL); plus_space turns '+' into ' ' (query strings).  -1 on a bad
+ * escape, a NUL byte, or a result that does not fit.
+ */
+int web_unescape(const char *s, size_t n, char *out, size_t cap,
+    int plus_space);
+
+#endif
