@@ -16,7 +16,7 @@
 #include "fuzz.h"
 #include "fzcore.h"
 
-static struct fc_ctx fz_ctx;
+static struct web_ctx fz_ctx;
 
 void
 fz_init(void)
@@ -102,8 +102,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *f[4];
 	const uint8_t *p = data;
 	size_t left = size, n, rest, i;
-	struct fc_request req;
-	struct fc_response resp;
+	struct web_request req;
+	struct web_response resp;
 	struct ph_header hdr[2];
 	struct ph_buf body;
 
@@ -139,11 +139,11 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    body.data : "");
 		req.body_len = body.len;
 	}
-	fc_response_init(&resp);
+	web_response_init(&resp);
 	fc_handle(&fz_ctx, &req, &resp);
 	if (resp.status < 100 || resp.status > 599 || resp.body.err)
 		abort();
-	fc_response_free(&resp);
+	web_response_free(&resp);
 	ph_buf_free(&body);
 	for (i = 0; i < 4; i++)
 		free(f[i]);

@@ -17,7 +17,7 @@
 #define WXKEY "192006250b4c09247ec02edce69f6a2d"
 
 static char dir[] = "/tmp/payhook-fc-XXXXXX";
-static struct fc_ctx ctx;
+static struct web_ctx ctx;
 
 static void
 put(const char *name, mode_t mode, const char *text)
@@ -33,12 +33,12 @@ put(const char *name, mode_t mode, const char *text)
 	chmod(path, mode);
 }
 
-static struct fc_response resp;
+static struct web_response resp;
 
 static int
 call(const char *method, const char *uri, const char *auth, const char *body)
 {
-	struct fc_request req;
+	struct web_request req;
 
 	memset(&req, 0, sizeof(req));
 	req.method = method;
@@ -48,8 +48,8 @@ call(const char *method, const char *uri, const char *auth, const char *body)
 	req.body = (const unsigned char *)(body != NULL ? body : "");
 	req.body_len = body != NULL ? strlen(body) : 0;
 	req.now = 1764500000;
-	fc_response_free(&resp);
-	fc_response_init(&resp);
+	web_response_free(&resp);
+	web_response_init(&resp);
 	fc_handle(&ctx, &req, &resp);
 	return resp.status;
 }
@@ -104,7 +104,7 @@ notification(char *out, size_t cap, const char *order, const char *txn,
 static void
 test_routes(void)
 {
-	struct fc_request req;
+	struct web_request req;
 
 	is_int(call("GET", "/healthz", NULL, NULL), 200, "healthz");
 	is_str(field("status"), "ok", "... says ok");
@@ -136,8 +136,8 @@ test_routes(void)
 	req.uri = "/notify/wxshop";
 	req.body = (const unsigned char *)"";
 	req.body_too_big = 1;
-	fc_response_free(&resp);
-	fc_response_init(&resp);
+	web_response_free(&resp);
+	web_response_init(&resp);
 	fc_handle(&ctx, &req, &resp);
 	is_int(resp.status, 413, "oversized body: 413");
 }
@@ -299,12 +299,12 @@ main(void)
 	if (!ok(store_open(ctx.conf->db_path, 16 << 20, &ctx.store, &d) ==
 	    PH_OK, "store opens (%s)", d.msg))
 		return done_testing();
-	fc_response_init(&resp);
+	web_response_init(&resp);
 	test_routes();
 	test_orders();
 	test_notify();
 	test_base_path();
-	fc_response_free(&resp);
+	web_response_free(&resp);
 	store_close(ctx.store);
 	conf_free(ctx.conf);
 	if (getenv("KEEP_TMP") == NULL) {
