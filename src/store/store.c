@@ -17,7 +17,7 @@
 #include "store/store.h"
 
 /*
- * How a commit becomes durable (SECURITY.md section 3); the one switch.
+ * How a commit becomes durable (doc/design/security.md §3); the one switch.
  *
  * 1: the environment is opened with MDB_NOMETASYNC.  mdb_txn_commit()
  *    writes the data pages and flushes them, writes the meta page without

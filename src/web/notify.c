@@ -183,7 +183,7 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		return;
 	}
 	/* A payment moves money: a verified "success" of nothing is not
-	 * one, whatever the provider's grammar allowed (SECURITY.md 1.10). */
+	 * one, whatever the provider's grammar allowed (doc/design/security.md §2.4). */
 	if (ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.amount <= 0) {
 		log_warn("notify %s: refused: a successful payment of amount "
 		    "%lld", pr->name, (long long)ev.amount);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""kill -9 under load (SECURITY.md T14).
+"""kill -9 under load (doc/design/security.md T14).
 
 1. lighttpd runs four payhook.fcgi processes; the provider simulator
    (provsim, retry schedule compressed) pays PAYHOOK_CRASH_N (default 2000)

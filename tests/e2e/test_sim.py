@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import PROFILES, SUCCESS_ACK  # noqa: E402
 
-# The documented WeChat v2 retry gaps (PROTOCOLS.md 1.5), in seconds.
+# The documented WeChat v2 retry gaps (doc/design/protocols.md §1.5), in seconds.
 GAPS = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600,
         10800, 10800, 10800, 21600, 21600]
 

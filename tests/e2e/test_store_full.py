@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Store limits (SECURITY.md T17): a 1 MiB LMDB map fills during the test.
+"""Store limits (doc/design/security.md T17): a 1 MiB LMDB map fills during the test.
 Notifications then get the provider's failure answer (so it retries),
 payhook's log says what to do (raise map_size_mb), nothing half-written
 remains (mdb_dump -a unchanged), and after the map is enlarged and

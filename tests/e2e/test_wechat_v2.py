@@ -39,7 +39,7 @@ def check_nothing_changed(tap, inst, name, order_id, before, base):
 
 
 def test_signer(tap):
-    # The helper itself, on WeChat's published example (PROTOCOLS.md TV-1/2).
+    # The helper itself, on WeChat's published example (doc/design/protocols.md TV-1, TV-2).
     f = {'appid': 'wxd930ea5d5a258f4f', 'mch_id': '10000100',
          'device_info': '1000', 'body': 'test',
          'nonce_str': 'ibuaiVcKdpRxkhJA'}

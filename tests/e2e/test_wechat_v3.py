@@ -510,7 +510,7 @@ def test_query(tap, inst, mock):
         q = mock.requests[-1]
         path = '/v3/pay/transactions/out-trade-no/%s?mchid=%s' % (oid, MCHID)
         tap.is_((q['method'], q['path'], q['body']), ('GET', path, b''),
-                'query: GET, the path of PROTOCOLS.md 2.7, no body')
+                'query: GET, the path of doc/design/protocols.md §2.7, no body')
         hdrs = {k.lower(): v for k, v in q['headers']}
         tap.is_(hdrs.get('accept'), 'application/json', 'Accept JSON')
         tap.like(hdrs.get('user-agent', ''), r'^payhook/',

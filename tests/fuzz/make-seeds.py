@@ -70,7 +70,7 @@ def wechat_cases():
             case.get('profile', 'wxshop').encode() + b'\n-\ntext/xml\n' + body)
 
 
-# WeChat's published signing example (PROTOCOLS.md 1.2).
+# WeChat's published signing example (doc/design/protocols.md §1.2, TV-1).
 WX_EXAMPLE = [('appid', 'wxd930ea5d5a258f4f'), ('mch_id', '10000100'),
               ('device_info', '1000'), ('body', 'test'),
               ('nonce_str', 'ibuaiVcKdpRxkhJA')]

@@ -91,7 +91,7 @@ GET  /_sim/stats      {"total": {"query": n, "close": n},
 GET  /_sim/statement?profile=P&date=YYYY-MM-DD[&bom=1][&eol=lf]
                       the provider's statement of that (Beijing) day, as
     the provider would hand it over: for wechat the trade bill of
-    downloadbill (bill_type ALL, classic layout, PROTOCOLS.md 1.9), text
+    downloadbill (bill_type ALL, classic layout, doc/design/protocols.md §1.9), text
     with every field back-ticked, CRLF line ends (eol=lf: LF), a UTF-8
     BOM first when bom=1.  Rows: every successful payment whose time_end
     is on that day (a double payment is two rows; payments whose
@@ -146,7 +146,7 @@ path), notifications, acknowledgements, request checks and answers are
 described in the classes UnionPay, WeChatV3 and Aggregator.  Their
 schedules: WeChat v3 as v2 (16 sends); UnionPay 5 sends, 1, 2, 4 and 5
 minutes apart, and the aggregator 8 sends, 2m, 10m, 10m, 1h, 2h, 6h and
-15h apart: neither is confirmed (PROTOCOLS.md section 8), and a profile
+15h apart: neither is confirmed (doc/design/protocols.md §8.1, §8.3), and a profile
 of these three may give its own "retry_gaps": [seconds, ...].
 
 Adding a provider: subclass Provider, give it a name, its retry gaps, how
@@ -269,7 +269,7 @@ class Provider:
 
 
 class WeChatV2(Provider):
-    """WeChat Pay API v2: XML, MD5 or HMAC-SHA256 (PROTOCOLS.md section 1).
+    """WeChat Pay API v2: XML, MD5 or HMAC-SHA256 (doc/design/protocols.md §1).
 
     Notifications carry sign_type only when it is HMAC-SHA256.  Query and
     close answers are signed with the algorithm of the request (its
@@ -500,7 +500,7 @@ class WeChatV2(Provider):
                     ('trade_state', state),
                     ('trade_state_desc', desc.get(state, state))]
 
-    # -- refunds (PROTOCOLS.md 1.8) ---------------------------------------
+    # -- refunds (doc/design/protocols.md §1.8, §1.10) ---------------------------------------
     def new_refund_id(self):
         return '5000' + ''.join('%d' % (b % 10) for b in os.urandom(25))
 
@@ -652,7 +652,7 @@ class WeChatV2(Provider):
                           ('coupon_refund_count', '0'),
                           ('cash_refund_fee', str(refund['amount']))])
 
-    # -- the trade bill (PROTOCOLS.md 1.9) ----------------------------------
+    # -- the trade bill (doc/design/protocols.md §1.9) ----------------------------------
     BILL_HEADER = ('交易时间,公众账号ID,商户号,子商户号,设备号,微信订单号,'
                    '商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,'
                    '总金额,代金券或立减优惠金额,微信退款单号,商户退款单号,'
@@ -857,7 +857,7 @@ class KeyedProvider(Provider):
 
 
 class UnionPay(KeyedProvider):
-    """China UnionPay online gateway, ACP (PROTOCOLS.md section 3).
+    """China UnionPay online gateway, ACP (doc/design/protocols.md §3).
 
     Profile: "mer_id"; "sign_key" and "sign_cert", UnionPay's signing key
     and its certificate (for payhook to accept it, issued under the root
@@ -891,7 +891,7 @@ class UnionPay(KeyedProvider):
     """
 
     name = 'unionpay'
-    # Unconfirmed (PROTOCOLS.md 3.4 and 8.1): "up to 5 sends", the gaps
+    # Unconfirmed (doc/design/protocols.md §3.4 and §8.1): "up to 5 sends", the gaps
     # quoted as "0,1,2,4 min" in one copy and "1,2,4,5 min" in another.
     # Chosen: the first send at once, then 1, 2, 4 and 5 minutes later (5
     # sends over 12 minutes).  A profile may give its own retry_gaps.
@@ -1128,7 +1128,7 @@ class UnionPay(KeyedProvider):
 
 
 class WeChatV3(KeyedProvider):
-    """WeChat Pay API v3 (PROTOCOLS.md section 2); the profile's
+    """WeChat Pay API v3 (doc/design/protocols.md §2); the profile's
     "provider" is "wechat_v3" (payhook: plugin wechat, api_version 3).
 
     Profile: "appid", "mch_id", "apiv3_key" (the 32-byte APIv3 key);
@@ -1164,8 +1164,7 @@ class WeChatV3(KeyedProvider):
     """
 
     name = 'wechat_v3'
-    # 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h (PROTOCOLS.md
-    # 2.5), as v2: 16 sends.
+    # 15s/15s/30s/3m/10m/20m/30m/30m/30m/60m/3h/3h/3h/6h/6h (doc/design/protocols.md §2.5), as v2: 16 sends.
     retry_gaps = WeChatV2.retry_gaps
     api_content_type = 'application/json'
     required = ('appid', 'mch_id', 'apiv3_key', 'platform_serial')
@@ -1369,7 +1368,7 @@ class WeChatV3(KeyedProvider):
 
 
 class Aggregator(KeyedProvider):
-    """A Ping++-style aggregator (PROTOCOLS.md 5.1 and 5.2).
+    """A Ping++-style aggregator (doc/design/protocols.md §5.1 and §5.2).
 
     Profile: "app_id"; "signature": "rsa" with "webhook_private_key"
     (events carry X-Pingplusplus-Signature, base64 RSA-SHA256 over the
@@ -1399,7 +1398,7 @@ class Aggregator(KeyedProvider):
     """
 
     name = 'aggregator'
-    # Unconfirmed (PROTOCOLS.md 5.1 and 8.3): Ping++ documents none.
+    # Unconfirmed (doc/design/protocols.md §5.1 and §8.3): Ping++ documents none.
     # Chosen: the first send at once, then 2m, 10m, 10m, 1h, 2h, 6h, 15h
     # (8 sends within 25 hours, the pattern Alipay documents and
     # aggregators commonly copy).  A profile may give its own retry_gaps.
