@@ -122,8 +122,8 @@ int
 ledger_batch_clear(struct ledger_batch *b, const char *run)
 {
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
+	size_t n;
 	int rc;
 
 	if (!b->open)
@@ -131,24 +131,16 @@ ledger_batch_clear(struct ledger_batch *b, const char *run)
 	store_key_init(&k, LEDGER_KEY_SEEN);
 	store_key_str(&k, run);
 	for (;;) {
-		size_t n = 0;
-
-		if ((c = store_cursor(&b->t, STORE_DB_RECON)) == NULL)
-			return b->t.err;
-		key.mv_data = k.b;
-		key.mv_size = k.len;
-		for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		    rc == 0 && key.mv_size >= k.len &&
-		    memcmp(key.mv_data, k.b, k.len) == 0 &&
-		    n < LEDGER_BATCH_ROWS;
-		    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-			if ((rc = mdb_cursor_del(c, 0)) != 0)
-				break;
+		n = 0;
+		store_scan_begin(&sc, &b->t, STORE_DB_RECON, &k);
+		while (n < LEDGER_BATCH_ROWS && store_scan_next(&sc) &&
+		    store_val_has_prefix(&sc.key, &k)) {
+			store_scan_del(&sc);
 			n++;
 		}
-		mdb_cursor_close(c);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return store_fail(&b->t, rc);
+		store_scan_end(&sc);
+		if (b->t.err != PH_OK)
+			return b->t.err;
 		if (n < LEDGER_BATCH_ROWS)
 			return PH_OK;
 		if ((rc = ledger_batch_flush(b)) != PH_OK)
@@ -172,7 +164,7 @@ int
 ledger_batch_seen(struct ledger_batch *b, const char *run, const char *txn_id)
 {
 	struct store_key k;
-	MDB_val v;
+	struct store_val v;
 
 	if (!b->open)
 		return 0;
@@ -187,7 +179,7 @@ ledger_batch_alarm(struct ledger_batch *b, const char *run, const char *type,
 {
 	struct ledger_fact f;
 	struct store_key k;
-	MDB_val v;
+	struct store_val v;
 
 	if (!b->open) {
 		json_decref(extra);
@@ -215,48 +207,39 @@ ledger_batch_payments(struct ledger_batch *b, const char *provider,
     int (*fn)(struct ledger_batch *b, const json_t *pay, void *arg),
     void *arg)
 {
-	unsigned char resume[STORE_KEY_MAX];
-	size_t resume_len, n;
-	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_key k, resume;
+	struct store_scan sc;
+	size_t n;
 	json_t *p;
-	int rc = 0, stop = 0, first = 1;
+	int rc, stop = 0, first = 1;
 
 	store_key_init(&k, STORE_KEY_PAYMENT);
 	store_key_str(&k, provider);
-	memcpy(resume, k.b, k.len);
-	resume_len = k.len;
+	resume = k;
 	while (!stop) {
 		if (!b->open)
 			return PH_E_STORE;
-		if ((c = store_cursor(&b->t, STORE_DB_PAYMENTS)) == NULL)
-			return b->t.err;
-		key.mv_data = resume;
-		key.mv_size = resume_len;
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		/* Resuming: skip the record the last chunk ended on. */
-		if (!first && rc == 0 && key.mv_size == resume_len &&
-		    memcmp(key.mv_data, resume, resume_len) == 0)
-			rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
-		first = 0;
+		store_scan_begin(&sc, &b->t, STORE_DB_PAYMENTS, &resume);
 		b->scanning = 1;
-		for (n = 0; rc == 0 && !stop && n < LEDGER_BATCH_ROWS &&
-		    key.mv_size > k.len && memcmp(key.mv_data, k.b, k.len) == 0;
-		    n++, rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-			if (key.mv_size <= sizeof(resume)) {
-				memcpy(resume, key.mv_data, key.mv_size);
-				resume_len = key.mv_size;
-			}
-			if ((p = ledger_load(&val)) == NULL)
+		n = 0;
+		while (!stop && n < LEDGER_BATCH_ROWS && store_scan_next(&sc) &&
+		    store_val_has_prefix(&sc.key, &k)) {
+			/* Resuming: skip the record the last chunk ended on. */
+			if (!first && sc.key.len == resume.len &&
+			    memcmp(sc.key.data, resume.b, resume.len) == 0)
+				continue;
+			first = 0;
+			store_key_from_val(&resume, &sc.key);
+			n++;
+			if ((p = ledger_load(&sc.val)) == NULL)
 				continue;
 			stop = fn(b, p, arg);
 			json_decref(p);
 		}
 		b->scanning = 0;
-		mdb_cursor_close(c);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return store_fail(&b->t, rc);
+		store_scan_end(&sc);
+		if (b->t.err != PH_OK)
+			return b->t.err;
 		if (n < LEDGER_BATCH_ROWS || stop)
 			break;
 		if ((rc = ledger_batch_flush(b)) != PH_OK)

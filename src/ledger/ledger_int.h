@@ -13,7 +13,7 @@
 
 #define LEDGER_RECORD_VERSION 1
 
-json_t *ledger_load(const MDB_val *v);
+json_t *ledger_load(const struct store_val *v);
 int ledger_get(struct store_txn *t, enum store_db db,
     const struct store_key *k, json_t **out);
 void ledger_put(struct store_txn *t, enum store_db db,

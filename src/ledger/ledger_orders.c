@@ -102,8 +102,7 @@ ledger_events(struct store *s, uint64_t after, unsigned limit, json_t **out,
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr, *e;
 	int rc;
 
@@ -117,28 +116,21 @@ ledger_events(struct store *s, uint64_t after, unsigned limit, json_t **out,
 		json_decref(arr);
 		return rc;
 	}
-	if ((c = store_cursor(&t, STORE_DB_EVENTS)) == NULL) {
-		rc = t.err;
-		goto done;
-	}
-	store_key_init(&k, 0);
-	store_key_u64(&k, after == UINT64_MAX ? after : after + 1);
-	key.mv_data = k.b;
-	key.mv_size = k.len;
-	rc = after == UINT64_MAX ? MDB_NOTFOUND :
-	    mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	while (rc == 0 && json_array_size(arr) < limit) {
-		if ((e = ledger_load(&val)) == NULL) {
-			rc = -1;
-			break;
+	if (after != UINT64_MAX) {
+		store_key_init(&k, 0);
+		store_key_u64(&k, after + 1);
+		store_scan_begin(&sc, &t, STORE_DB_EVENTS, &k);
+		while (json_array_size(arr) < limit && store_scan_next(&sc)) {
+			if ((e = ledger_load(&sc.val)) == NULL) {
+				t.err = PH_E_STORE;
+				break;
+			}
+			json_array_append_new(arr, e);
+			*next = store_key_get_u64(&sc.key);
 		}
-		json_array_append_new(arr, e);
-		*next = store_key_get_u64(&key);
-		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+		store_scan_end(&sc);
 	}
-	mdb_cursor_close(c);
-	rc = rc == 0 || rc == MDB_NOTFOUND ? PH_OK : PH_E_STORE;
-done:
+	rc = t.err;
 	store_abort(&t);
 	/* An event shown must not vanish in a crash: its sequence number
 	 * would be given again to another. */
@@ -159,8 +151,7 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr, *o;
 	int rc;
 
@@ -171,33 +162,28 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 		json_decref(arr);
 		return rc;
 	}
-	if ((c = store_cursor(&t, STORE_DB_ORDERS)) == NULL) {
-		rc = t.err;
-		store_abort(&t);
-		json_decref(arr);
-		return rc;
-	}
 	ledger_key_order(&k, after);
-	key.mv_data = k.b;
-	key.mv_size = k.len;
-	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	if (rc == 0 && *after != '\0' && key.mv_size == k.len &&
-	    memcmp(key.mv_data, k.b, k.len) == 0)
-		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
-	for (; rc == 0 && json_array_size(arr) < limit;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		if ((o = ledger_load(&val)) == NULL)
+	store_scan_begin(&sc, &t, STORE_DB_ORDERS, &k);
+	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
+		/* Past `after`, not at it. */
+		if (*after != '\0' && sc.key.len == k.len &&
+		    memcmp(sc.key.data, k.b, k.len) == 0)
+			continue;
+		if ((o = ledger_load(&sc.val)) == NULL)
 			continue;
 		if (state == NULL || strcmp(ledger_str(o, "state"), state) == 0)
 			json_array_append_new(arr, o);
 		else
 			json_decref(o);
 	}
-	mdb_cursor_close(c);
+	store_scan_end(&sc);
+	rc = t.err;
 	store_abort(&t);
-	if ((rc != 0 && rc != MDB_NOTFOUND) || store_settle(&t) != PH_OK) {
+	if (rc == PH_OK)
+		rc = store_settle(&t);
+	if (rc != PH_OK) {
 		json_decref(arr);
-		return PH_E_STORE;
+		return rc;
 	}
 	*out = arr;
 	return PH_OK;
@@ -207,43 +193,29 @@ int
 ledger_prune_dedup(struct store *s, int64_t before, size_t *removed)
 {
 	struct store_txn t;
-	MDB_cursor *c;
-	MDB_val key, val;
-	unsigned char resume[STORE_KEY_MAX];
-	size_t batch, resume_len = 0;
+	struct store_scan sc;
+	struct store_key resume;
+	size_t batch;
 	json_t *d;
 	int rc, more = 1;
 
 	*removed = 0;
+	store_key_init(&resume, 0);
 	/* Short transactions: the FastCGI processes must not wait on us. */
 	while (more) {
 		if ((rc = store_begin(s, 1, &t)) != PH_OK)
 			return rc;
-		if ((c = store_cursor(&t, STORE_DB_DEDUP)) == NULL) {
-			rc = t.err;
-			store_abort(&t);
-			return rc;
-		}
 		batch = 0;
 		more = 0;
-		key.mv_data = resume;
-		key.mv_size = resume_len;
-		rc = resume_len == 0 ? mdb_cursor_get(c, &key, &val, MDB_FIRST) :
-		    mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		for (; rc == 0; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+		store_scan_begin(&sc, &t, STORE_DB_DEDUP, &resume);
+		while (store_scan_next(&sc)) {
 			/* Where to go on from, copied before a delete. */
-			if (key.mv_size <= sizeof(resume)) {
-				memcpy(resume, key.mv_data, key.mv_size);
-				resume_len = key.mv_size;
-			}
-			if ((d = ledger_load(&val)) == NULL)
+			store_key_from_val(&resume, &sc.key);
+			if ((d = ledger_load(&sc.val)) == NULL)
 				continue;
 			if (json_integer_value(json_object_get(d,
 			    "first_seen")) < before) {
-				if ((rc = mdb_cursor_del(c, 0)) != 0) {
-					json_decref(d);
-					break;
-				}
+				store_scan_del(&sc);
 				batch++;
 			}
 			json_decref(d);
@@ -253,12 +225,7 @@ ledger_prune_dedup(struct store *s, int64_t before, size_t *removed)
 				break;
 			}
 		}
-		mdb_cursor_close(c);
-		if (rc != 0 && rc != MDB_NOTFOUND) {
-			store_fail(&t, rc);
-			store_abort(&t);
-			return t.err;
-		}
+		store_scan_end(&sc);
 		if ((rc = store_commit(&t)) != PH_OK)
 			return rc;
 		*removed += batch;

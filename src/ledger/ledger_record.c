@@ -19,12 +19,12 @@
 /* ---- Records in and out of the store ------------------------------------ */
 
 json_t *
-ledger_load(const MDB_val *v)
+ledger_load(const struct store_val *v)
 {
 	json_error_t jerr;
 	json_t *j;
 
-	j = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, &jerr);
+	j = json_loadb(v->data, v->len, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL || !json_is_object(j)) {
 		log_err("database: unreadable record: %s", jerr.text);
 		json_decref(j);
@@ -38,7 +38,7 @@ int
 ledger_get(struct store_txn *t, enum store_db db, const struct store_key *k,
     json_t **out)
 {
-	MDB_val v;
+	struct store_val v;
 	int rc;
 
 	*out = NULL;
@@ -184,15 +184,15 @@ static uint64_t
 ledger_count_get(struct store_txn *t, int state)
 {
 	struct store_key k;
-	MDB_val v;
+	struct store_val v;
 	char buf[24];
 
 	ledger_key_count(&k, state);
-	if (store_get(t, STORE_DB_META, &k, &v) != PH_OK || v.mv_size == 0 ||
-	    v.mv_size >= sizeof(buf))
+	if (store_get(t, STORE_DB_META, &k, &v) != PH_OK || v.len == 0 ||
+	    v.len >= sizeof(buf))
 		return 0;
-	memcpy(buf, v.mv_data, v.mv_size);
-	buf[v.mv_size] = '\0';
+	memcpy(buf, v.data, v.len);
+	buf[v.len] = '\0';
 	return strtoull(buf, NULL, 10);
 }
 
@@ -226,8 +226,8 @@ ledger_counts_init(struct store *s)
 	uint64_t counts[ORDER__MAX] = { 0 };
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
+	struct store_val val;
 	json_t *o;
 	int rc, i;
 
@@ -245,20 +245,15 @@ ledger_counts_init(struct store *s)
 		store_abort(&t);
 		return PH_OK;
 	}
-	if ((c = store_cursor(&t, STORE_DB_ORDERS)) == NULL) {
-		rc = t.err;
-		store_abort(&t);
-		return rc;
-	}
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		if ((o = ledger_load(&val)) == NULL)
+	store_scan_begin(&sc, &t, STORE_DB_ORDERS, NULL);
+	while (store_scan_next(&sc)) {
+		if ((o = ledger_load(&sc.val)) == NULL)
 			continue;
 		if ((i = order_state_parse(ledger_str(o, "state"))) >= 0)
 			counts[i]++;
 		json_decref(o);
 	}
-	mdb_cursor_close(c);
+	store_scan_end(&sc);
 	for (i = 0; i < ORDER__MAX; i++)
 		ledger_count_set(&t, i, counts[i]);
 	store_put(&t, STORE_DB_META, &k, "1", 1);

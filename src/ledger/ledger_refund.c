@@ -236,8 +236,7 @@ ledger_refund_scan(struct store *s, uint64_t after, size_t limit,
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr, *r;
 	int rc;
 
@@ -248,21 +247,12 @@ ledger_refund_scan(struct store *s, uint64_t after, size_t limit,
 		json_decref(arr);
 		return rc;
 	}
-	if ((c = store_cursor(&t, STORE_DB_REFUNDS)) == NULL) {
-		rc = t.err;
-		store_abort(&t);
-		json_decref(arr);
-		return rc;
-	}
 	ledger_key_seq(&k, after + 1);
-	key.mv_data = k.b;
-	key.mv_size = k.len;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	    rc == 0 && json_array_size(arr) < limit;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
+	store_scan_begin(&sc, &t, STORE_DB_REFUNDS, &k);
+	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
 		const char *st;
 
-		if ((r = ledger_load(&val)) == NULL)
+		if ((r = ledger_load(&sc.val)) == NULL)
 			continue;
 		st = ledger_str(r, "state");
 		if (!open_only || strcmp(st, "PENDING") == 0 ||
@@ -271,8 +261,13 @@ ledger_refund_scan(struct store *s, uint64_t after, size_t limit,
 		else
 			json_decref(r);
 	}
-	mdb_cursor_close(c);
+	store_scan_end(&sc);
+	rc = t.err;
 	store_abort(&t);
+	if (rc != PH_OK) {
+		json_decref(arr);
+		return rc;
+	}
 	*items = arr;
 	return PH_OK;
 }

@@ -223,8 +223,7 @@ int
 ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids)
 {
 	struct store_txn t;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr;
 	int rc;
 
@@ -235,27 +234,26 @@ ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids)
 		json_decref(arr);
 		return rc;
 	}
-	if ((c = store_cursor(&t, STORE_DB_DUE)) == NULL) {
-		rc = t.err;
-		store_abort(&t);
+	store_scan_begin(&sc, &t, STORE_DB_DUE, NULL);
+	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
+		const unsigned char *p = sc.key.data;
+		size_t len;
+
+		if (sc.key.len < 9 ||
+		    (int64_t)store_key_get_u64(&sc.key) > now)
+			break;
+		len = p[8];
+		if (sc.key.len == 9 + len)
+			json_array_append_new(arr, json_stringn(
+			    (const char *)p + 9, len));
+	}
+	store_scan_end(&sc);
+	rc = t.err;
+	store_abort(&t);
+	if (rc != PH_OK) {
 		json_decref(arr);
 		return rc;
 	}
-	rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
-	while (rc == 0 && json_array_size(arr) < limit) {
-		const unsigned char *p = key.mv_data;
-		size_t len;
-
-		if (key.mv_size < 9 || (int64_t)store_key_get_u64(&key) > now)
-			break;
-		len = p[8];
-		if (key.mv_size == 9 + len)
-			json_array_append_new(arr, json_stringn(
-			    (const char *)p + 9, len));
-		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
-	}
-	mdb_cursor_close(c);
-	store_abort(&t);
 	*ids = arr;
 	return PH_OK;
 }

@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <lmdb.h>
+
 #include <payhook/sdk.h>
 
 #include "ops/log.h"
@@ -63,7 +65,8 @@ store_db_name(enum store_db db)
 	return db < STORE_DB__MAX ? store_db_names[db] : "?";
 }
 
-int
+/* The one translation of LMDB's errors into payhook's. */
+static int
 store_status(int rc)
 {
 	switch (rc) {
@@ -108,7 +111,7 @@ store_check_schema(struct store *s, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_val v;
+	struct store_val v;
 	char want[16];
 	int rc, n;
 
@@ -132,11 +135,10 @@ store_check_schema(struct store *s, struct ph_diag *diag)
 		return ph_fail(diag, rc, "database %s: %s", s->path,
 		    ph_strerror(rc));
 	}
-	if (v.mv_size != (size_t)n || memcmp(v.mv_data, want, n) != 0) {
+	if (v.len != (size_t)n || memcmp(v.data, want, n) != 0) {
 		rc = ph_fail(diag, PH_E_STORE, "database %s has schema version "
 		    "%.*s; this payhook reads version %s", s->path,
-		    (int)(v.mv_size > 8 ? 8 : v.mv_size),
-		    (const char *)v.mv_data, want);
+		    (int)(v.len > 8 ? 8 : v.len), (const char *)v.data, want);
 		store_abort(&t);
 		return rc;
 	}
@@ -227,7 +229,8 @@ store_close(struct store *s)
 	free(s);
 }
 
-int
+/* Marks t failed with the translation of an LMDB error; returns it. */
+static int
 store_fail(struct store_txn *t, int mdb_rc)
 {
 	int st = store_status(mdb_rc);
@@ -244,24 +247,24 @@ store_fail(struct store_txn *t, int mdb_rc)
 int
 store_begin(struct store *s, int write, struct store_txn *t)
 {
+	MDB_txn *txn = NULL;
 	int rc;
 
 	memset(t, 0, sizeof(*t));
 	t->store = s;
 	t->write = write;
-	rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &txn);
 	if (rc == MDB_MAP_RESIZED) {
 		/* Another process grew the map: adopt its size and retry. */
 		if (mdb_env_set_mapsize(s->env, 0) == 0)
 			rc = mdb_txn_begin(s->env, NULL,
-			    write ? 0 : MDB_RDONLY, &t->txn);
+			    write ? 0 : MDB_RDONLY, &txn);
 	}
-	if (rc != 0) {
-		t->txn = NULL;
+	if (rc != 0)
 		return store_fail(t, rc);
-	}
+	t->txn = txn;
 	/* A reader sees up to its own id, a writer up to the one before. */
-	t->seen = mdb_txn_id(t->txn) - (write ? 1 : 0);
+	t->seen = mdb_txn_id(txn) - (write ? 1 : 0);
 	return PH_OK;
 }
 
@@ -305,9 +308,9 @@ store_settle(struct store_txn *t)
 
 int
 store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
-    MDB_val *val)
+    struct store_val *out)
 {
-	MDB_val key;
+	MDB_val key, val;
 	int rc;
 
 	if (t->err != PH_OK)
@@ -316,11 +319,13 @@ store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
 		return t->err = PH_E_INTERNAL;
 	key.mv_data = (void *)k->b;
 	key.mv_size = k->len;
-	rc = mdb_get(t->txn, t->store->dbi[db], &key, val);
+	rc = mdb_get(t->txn, t->store->dbi[db], &key, &val);
 	if (rc == MDB_NOTFOUND)
 		return PH_E_NOTFOUND;
 	if (rc != 0)
 		return store_fail(t, rc);
+	out->data = val.mv_data;
+	out->len = val.mv_size;
 	return PH_OK;
 }
 
@@ -364,7 +369,7 @@ store_del(struct store_txn *t, enum store_db db, const struct store_key *k)
 		store_fail(t, rc);
 }
 
-MDB_cursor *
+static MDB_cursor *
 store_cursor(struct store_txn *t, enum store_db db)
 {
 	MDB_cursor *c;
@@ -379,6 +384,91 @@ store_cursor(struct store_txn *t, enum store_db db)
 	return c;
 }
 
+void
+store_scan_begin(struct store_scan *sc, struct store_txn *t,
+    enum store_db db, const struct store_key *from)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->t = t;
+	if (from != NULL && from->err) {
+		if (t->err == PH_OK)
+			t->err = PH_E_INTERNAL;
+		return;
+	}
+	if (from != NULL)
+		sc->from = *from;
+	sc->cursor = store_cursor(t, db);
+}
+
+int
+store_scan_next(struct store_scan *sc)
+{
+	MDB_val k, v;
+	int rc;
+
+	if (sc->cursor == NULL || sc->t->err != PH_OK)
+		return 0;
+	if (!sc->started && sc->from.len > 0) {
+		k.mv_data = sc->from.b;
+		k.mv_size = sc->from.len;
+		rc = mdb_cursor_get(sc->cursor, &k, &v, MDB_SET_RANGE);
+	} else
+		rc = mdb_cursor_get(sc->cursor, &k, &v,
+		    sc->started ? MDB_NEXT : MDB_FIRST);
+	sc->started = 1;
+	if (rc != 0) {
+		if (rc != MDB_NOTFOUND)
+			store_fail(sc->t, rc);
+		store_scan_end(sc);
+		return 0;
+	}
+	sc->key.data = k.mv_data;
+	sc->key.len = k.mv_size;
+	sc->val.data = v.mv_data;
+	sc->val.len = v.mv_size;
+	return 1;
+}
+
+void
+store_scan_del(struct store_scan *sc)
+{
+	int rc;
+
+	if (sc->cursor == NULL || sc->t->err != PH_OK)
+		return;
+	if (!sc->t->write) {
+		sc->t->err = PH_E_INTERNAL;
+		return;
+	}
+	/* LMDB leaves the cursor on the next record, which MDB_NEXT then
+	 * returns rather than skipping. */
+	if ((rc = mdb_cursor_del(sc->cursor, 0)) != 0)
+		store_fail(sc->t, rc);
+}
+
+void
+store_scan_end(struct store_scan *sc)
+{
+	if (sc->cursor != NULL)
+		mdb_cursor_close(sc->cursor);
+	sc->cursor = NULL;
+}
+
+int
+store_val_has_prefix(const struct store_val *v, const struct store_key *k)
+{
+	return v->len >= k->len && memcmp(v->data, k->b, k->len) == 0;
+}
+
+void
+store_key_from_val(struct store_key *k, const struct store_val *v)
+{
+	k->err = v->len > sizeof(k->b);
+	k->len = k->err ? 0 : v->len;
+	if (!k->err)
+		memcpy(k->b, v->data, v->len);
+}
+
 uint64_t
 store_next_seq(struct store_txn *t, enum store_db db)
 {
@@ -390,8 +480,11 @@ store_next_seq(struct store_txn *t, enum store_db db)
 	if ((c = store_cursor(t, db)) == NULL)
 		return 0;
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	if (rc == 0 && k.mv_size == 8)
-		next = store_key_get_u64(&k) + 1;
+	if (rc == 0 && k.mv_size == 8) {
+		struct store_val last = { k.mv_data, k.mv_size };
+
+		next = store_key_get_u64(&last) + 1;
+	}
 	else if (rc != 0 && rc != MDB_NOTFOUND)
 		store_fail(t, rc);
 	mdb_cursor_close(c);
@@ -468,13 +561,13 @@ store_key_u64(struct store_key *k, uint64_t v)
 }
 
 uint64_t
-store_key_get_u64(const MDB_val *v)
+store_key_get_u64(const struct store_val *v)
 {
-	const unsigned char *p = v->mv_data;
+	const unsigned char *p = v->data;
 	uint64_t r = 0;
 	size_t i;
 
-	for (i = 0; i < 8 && i < v->mv_size; i++)
+	for (i = 0; i < 8 && i < v->len; i++)
 		r = (r << 8) | p[i];
 	return r;
 }

@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 #include <payhook/provider.h>
 
 #define STORE_SCHEMA_VERSION 1
@@ -41,7 +39,7 @@ struct store;
 
 struct store_txn {
 	struct store *store;
-	MDB_txn *txn;
+	void *txn;		/* the engine's transaction */
 	int write;
 	int err;		/* sticky: first failure, PH_OK while none */
 	uint64_t seen;		/* the last transaction it can see */
@@ -55,6 +53,31 @@ struct store_key {
 	int err;		/* set when a part did not fit */
 };
 
+/* A key or value as the store holds it: points into the map, valid until
+ * the transaction ends. */
+struct store_val {
+	const void *data;
+	size_t len;
+};
+
+/*
+ * The one way through a database in key order:
+ *
+ *	store_scan_begin(&sc, &t, STORE_DB_ORDERS, NULL);
+ *	while (store_scan_next(&sc))
+ *		... sc.key, sc.val ...
+ *	store_scan_end(&sc);
+ *
+ * An error ends the scan and stays in the transaction (t->err).
+ */
+struct store_scan {
+	struct store_txn *t;
+	void *cursor;
+	int started;
+	struct store_key from;		/* where the scan starts */
+	struct store_val key, val;	/* the record it stands on */
+};
+
 /*
  * Opens (creating if needed) the database file at path with a map of
  * map_size bytes, clears reader slots left by killed processes and checks
@@ -63,14 +86,12 @@ struct store_key {
 int store_open(const char *path, size_t map_size, struct store **out,
     struct ph_diag *diag);
 void store_close(struct store *s);
-/* The one translation of LMDB's errors into ph_status. */
-int store_status(int mdb_rc);
 
 int store_begin(struct store *s, int write, struct store_txn *t);
 /* PH_OK, PH_E_NOTFOUND, or the sticky error.  val points into the map,
  * valid until the transaction ends. */
 int store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
-    MDB_val *val);
+    struct store_val *val);
 void store_put(struct store_txn *t, enum store_db db,
     const struct store_key *k, const void *val, size_t len);
 /* Deletes a key; a missing key is not an error. */
@@ -90,17 +111,26 @@ void store_abort(struct store_txn *t);
  * store_commit() itself.
  */
 int store_settle(struct store_txn *t);
-/* A cursor over db, for scans (caller closes with mdb_cursor_close). */
-MDB_cursor *store_cursor(struct store_txn *t, enum store_db db);
-/* Marks t failed with the translation of an LMDB error; returns it. */
-int store_fail(struct store_txn *t, int mdb_rc);
+/* Starts a scan of db at the first key not below from (NULL: the first). */
+void store_scan_begin(struct store_scan *sc, struct store_txn *t,
+    enum store_db db, const struct store_key *from);
+/* Moves to the next record: 1 when there is one, 0 at the end or on an
+ * error (then t->err says which). */
+int store_scan_next(struct store_scan *sc);
+/* Deletes the record the scan stands on; the scan goes on after it. */
+void store_scan_del(struct store_scan *sc);
+void store_scan_end(struct store_scan *sc);
+/* Does v begin with the bytes of k? */
+int store_val_has_prefix(const struct store_val *v, const struct store_key *k);
+/* k made of v's bytes (k->err when they do not fit), to resume a scan. */
+void store_key_from_val(struct store_key *k, const struct store_val *v);
 
 /* Key builders. */
 void store_key_init(struct store_key *k, unsigned char klass);
 void store_key_str(struct store_key *k, const char *s);	/* u8 len + bytes */
 void store_key_u64(struct store_key *k, uint64_t v);	/* big-endian */
 /* The u64 a sequence key holds (8 bytes big-endian). */
-uint64_t store_key_get_u64(const MDB_val *v);
+uint64_t store_key_get_u64(const struct store_val *v);
 
 /*
  * A consistent copy of the database to path (which must not exist),
