@@ -174,7 +174,7 @@ sweep_batch(const struct conf *c, struct store *s, int64_t now,
 		st->queries++;
 		if (jobs[i].err != PH_OK)
 			st->failures++;
-		else if (strcmp(jobs[i].applied.event_type, "order.paid") == 0)
+		else if (jobs[i].applied.event == LEDGER_EV_ORDER_PAID)
 			st->paid++;
 	}
 	for (i = 0; i < n; i++) {

@@ -88,10 +88,10 @@ ledger_conflict(struct store_txn *t, const struct ledger_fact *f,
 	    "amount %lld %s): recorded, not applied", what,
 	    f->ev->dedup_key, f->ev->order_id, f->provider, f->ev->txn_id,
 	    (long long)f->ev->amount, f->ev->currency);
-	seq = ledger_emit(t, f, "notification.conflict", f->ev->order_id,
+	seq = ledger_emit(t, f, LEDGER_EV_NOTIFICATION_CONFLICT, f->ev->order_id,
 	    json_pack("{s:s, s:s, s:s}", "dedup_key", f->ev->dedup_key,
 	    "detail", what, "kind", ledger_kind_names[f->ev->kind]));
-	ledger_note(r, "notification.conflict", seq);
+	ledger_note(r, LEDGER_EV_NOTIFICATION_CONFLICT, seq);
 	ledger_key_order(&k, f->ev->order_id);
 	if (ledger_get(t, STORE_DB_ORDERS, &k, &order) == PH_OK) {
 		ledger_add_exception(order, f, "notification_conflict",
@@ -125,7 +125,8 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	const struct ph_event *ev = f->ev;
 	struct store_key pk, ok;
 	json_t *pay = NULL, *order = NULL;
-	const char *disposition, *paid_txn, *type;
+	const char *disposition, *paid_txn;
+	enum ledger_event type;
 	enum order_verdict verdict;
 	struct order_view view;
 	struct order_payment pay_in;
@@ -158,9 +159,9 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    "recorded", ev->txn_id, (long long)ev->amount,
 		    ev->currency, f->provider, ev->order_id);
 		ledger_payment_record(t, f, &pk, "SUCCEEDED", "unknown_order");
-		seq = ledger_emit(t, f, "payment.unknown_order", ev->order_id,
+		seq = ledger_emit(t, f, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, ev->order_id,
 		    NULL);
-		ledger_note(r, "payment.unknown_order", seq);
+		ledger_note(r, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, seq);
 		r->outcome = LEDGER_RECORDED;
 		return;
 	}
@@ -210,7 +211,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		ledger_count(t, ORDER_PENDING, -1);
 		ledger_count(t, ORDER_PAID, 1);
 		disposition = "paid";
-		type = "order.paid";
+		type = LEDGER_EV_ORDER_PAID;
 		r->outcome = LEDGER_APPLIED;
 		log_info("order %s paid: %lld %s, %s %s", ev->order_id,
 		    (long long)ev->amount, ev->currency, f->provider,
@@ -223,7 +224,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    "expected_amount", json_object_get(order, "amount"),
 		    "expected_currency", json_object_get(order, "currency")));
 		disposition = "amount_mismatch";
-		type = "order.amount_mismatch";
+		type = LEDGER_EV_ORDER_AMOUNT_MISMATCH;
 		r->outcome = LEDGER_RECORDED;
 		log_warn("order %s: payment %s of %lld %s does not match the "
 		    "order (%lld %s): recorded, order not paid", ev->order_id,
@@ -240,7 +241,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    json_pack("{s:s, s:O}", "paid_through", f->profile,
 		    "expected_profile", json_object_get(order, "profile")));
 		disposition = "profile_mismatch";
-		type = "order.profile_mismatch";
+		type = LEDGER_EV_ORDER_PROFILE_MISMATCH;
 		r->outcome = LEDGER_RECORDED;
 		log_warn("order %s: payment %s of %lld %s arrived through "
 		    "profile %s, the order belongs to %s: recorded, order not "
@@ -255,8 +256,8 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	default:
 		disposition = verdict == ORDER_V_LATE ? "late_payment" :
 		    "double_payment";
-		type = verdict == ORDER_V_LATE ? "order.late_payment" :
-		    "order.double_payment";
+		type = verdict == ORDER_V_LATE ? LEDGER_EV_ORDER_LATE_PAYMENT :
+		    LEDGER_EV_ORDER_DOUBLE_PAYMENT;
 		refund = ledger_queue_refund(t, f, disposition);
 		ledger_add_exception(order, f, disposition,
 		    json_pack("{s:I}", "refund_seq", (json_int_t)refund));
@@ -298,8 +299,8 @@ ledger_payment_failed(struct store_txn *t, const struct ledger_fact *f,
 	}
 	log_info("order %s: payment failed at %s (%s)", ev->order_id,
 	    f->provider, ev->txn_id[0] != '\0' ? ev->txn_id : "no txn");
-	seq = ledger_emit(t, f, "payment.failed", ev->order_id, NULL);
-	ledger_note(r, "payment.failed", seq);
+	seq = ledger_emit(t, f, LEDGER_EV_PAYMENT_FAILED, ev->order_id, NULL);
+	ledger_note(r, LEDGER_EV_PAYMENT_FAILED, seq);
 	r->outcome = LEDGER_RECORDED;
 }
 
@@ -435,7 +436,7 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 		    rc == PH_E_STORE_FULL ? "raise map_size_mb" :
 		    "see the log");
 	}
-	if (strcmp(r->event_type, "order.paid") == 0)
+	if (r->event == LEDGER_EV_ORDER_PAID)
 		ledger_paid_metrics(f);
 	return PH_OK;
 }

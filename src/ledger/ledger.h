@@ -24,6 +24,34 @@ enum ledger_outcome {
 	LEDGER__MAX
 };
 
+/*
+ * The events the ledger raises: the outbox's vocabulary, which merchants
+ * read as "type" in the feed.  Names in ledger_event_names[].
+ */
+enum ledger_event {
+	LEDGER_EV_NONE,
+	LEDGER_EV_ORDER_PAID,
+	LEDGER_EV_ORDER_DOUBLE_PAYMENT,
+	LEDGER_EV_ORDER_LATE_PAYMENT,
+	LEDGER_EV_ORDER_AMOUNT_MISMATCH,
+	LEDGER_EV_ORDER_PROFILE_MISMATCH,
+	LEDGER_EV_ORDER_CLOSED,
+	LEDGER_EV_PAYMENT_UNKNOWN_ORDER,
+	LEDGER_EV_PAYMENT_FAILED,
+	LEDGER_EV_NOTIFICATION_CONFLICT,
+	LEDGER_EV_REFUND_REQUESTED,
+	LEDGER_EV_REFUND_SUCCEEDED,
+	LEDGER_EV_REFUND_FAILED,
+	LEDGER_EV_REFUND_UNMATCHED,
+	LEDGER_EV_RECONCILE_AMOUNT_DIFFERS,
+	LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER,
+	LEDGER_EV_RECONCILE_REFUND_MISMATCH,
+	LEDGER_EV__MAX
+};
+
+/* "order.paid"; "" for LEDGER_EV_NONE. */
+const char *ledger_event_name(enum ledger_event e);
+
 /* A verified fact and where it came from. */
 struct ledger_fact {
 	const char *profile;		/* config profile it arrived through */
@@ -35,7 +63,8 @@ struct ledger_fact {
 
 struct ledger_result {
 	enum ledger_outcome outcome;
-	char event_type[48];		/* first event raised, "" if none */
+	enum ledger_event event;	/* first event raised, or NONE */
+	char event_type[48];		/* its name, "" if none */
 	uint64_t seq;			/* its sequence number, 0 if none */
 };
 
@@ -177,7 +206,7 @@ int ledger_batch_seen(struct ledger_batch *b, const char *run,
  * event carries the statement's figures from ev.
  */
 void ledger_batch_alarm(struct ledger_batch *b, const char *run,
-    const char *type, const char *profile, const char *provider,
+    enum ledger_event type, const char *profile, const char *provider,
     const struct ph_event *ev, json_t *extra, int64_t now);
 /* Every stored payment record of provider, in key order, in chunks of
  * the batch: calls fn with each; stops at the first non-zero return.  fn

@@ -173,8 +173,8 @@ ledger_batch_seen(struct ledger_batch *b, const char *run, const char *txn_id)
 }
 
 void
-ledger_batch_alarm(struct ledger_batch *b, const char *run, const char *type,
-    const char *profile, const char *provider, const struct ph_event *ev,
+ledger_batch_alarm(struct ledger_batch *b, const char *run,
+    enum ledger_event type, const char *profile, const char *provider, const struct ph_event *ev,
     json_t *extra, int64_t now)
 {
 	struct ledger_fact f;
@@ -185,7 +185,8 @@ ledger_batch_alarm(struct ledger_batch *b, const char *run, const char *type,
 		json_decref(extra);
 		return;
 	}
-	ledger_key_recon(&k, LEDGER_KEY_ALARM, run, ev->txn_id, type);
+	ledger_key_recon(&k, LEDGER_KEY_ALARM, run, ev->txn_id,
+	    ledger_event_name(type));
 	if (store_get(&b->t, STORE_DB_RECON, &k, &v) == PH_OK) {
 		json_decref(extra);
 		return;		/* raised by an earlier run */
@@ -196,7 +197,8 @@ ledger_batch_alarm(struct ledger_batch *b, const char *run, const char *type,
 	f.source = "statement";
 	f.ev = ev;
 	f.now = now;
-	log_warn("reconcile %s: %s: order %s, txn %s, %lld %s", run, type,
+	log_warn("reconcile %s: %s: order %s, txn %s, %lld %s", run,
+	    ledger_event_name(type),
 	    ev->order_id, ev->txn_id, (long long)ev->amount, ev->currency);
 	ledger_emit(&b->t, &f, type, ev->order_id, extra);
 	ledger_batch_row(b);

@@ -16,6 +16,33 @@
 #include "ops/log.h"
 #include "ops/metrics.h"
 
+static const char *const ledger_event_names[LEDGER_EV__MAX] = {
+	[LEDGER_EV_NONE] = "",
+	[LEDGER_EV_ORDER_PAID] = "order.paid",
+	[LEDGER_EV_ORDER_DOUBLE_PAYMENT] = "order.double_payment",
+	[LEDGER_EV_ORDER_LATE_PAYMENT] = "order.late_payment",
+	[LEDGER_EV_ORDER_AMOUNT_MISMATCH] = "order.amount_mismatch",
+	[LEDGER_EV_ORDER_PROFILE_MISMATCH] = "order.profile_mismatch",
+	[LEDGER_EV_ORDER_CLOSED] = "order.closed",
+	[LEDGER_EV_PAYMENT_UNKNOWN_ORDER] = "payment.unknown_order",
+	[LEDGER_EV_PAYMENT_FAILED] = "payment.failed",
+	[LEDGER_EV_NOTIFICATION_CONFLICT] = "notification.conflict",
+	[LEDGER_EV_REFUND_REQUESTED] = "refund.requested",
+	[LEDGER_EV_REFUND_SUCCEEDED] = "refund.succeeded",
+	[LEDGER_EV_REFUND_FAILED] = "refund.failed",
+	[LEDGER_EV_REFUND_UNMATCHED] = "refund.unmatched",
+	[LEDGER_EV_RECONCILE_AMOUNT_DIFFERS] = "reconcile.amount_differs",
+	[LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER] = "reconcile.missing_at_provider",
+	[LEDGER_EV_RECONCILE_REFUND_MISMATCH] = "reconcile.refund_mismatch",
+};
+
+const char *
+ledger_event_name(enum ledger_event e)
+{
+	return e < LEDGER_EV__MAX && ledger_event_names[e] != NULL ?
+	    ledger_event_names[e] : "";
+}
+
 /* ---- Records in and out of the store ------------------------------------ */
 
 json_t *
@@ -88,7 +115,7 @@ ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
 /* Appends an event to the outbox; returns its sequence number. */
 uint64_t
 ledger_emit(struct store_txn *t, const struct ledger_fact *f,
-    const char *type, const char *order_id, json_t *extra)
+    enum ledger_event type, const char *order_id, json_t *extra)
 {
 	const struct ph_event *ev = f->ev;
 	struct store_key k;
@@ -103,7 +130,7 @@ ledger_emit(struct store_txn *t, const struct ledger_fact *f,
 	    "s:s}",
 	    "v", LEDGER_RECORD_VERSION,
 	    "seq", (json_int_t)seq,
-	    "type", type,
+	    "type", ledger_event_name(type),
 	    "order_id", order_id,
 	    "profile", f->profile,
 	    "provider", f->provider,
@@ -128,10 +155,12 @@ ledger_emit(struct store_txn *t, const struct ledger_fact *f,
 }
 
 void
-ledger_note(struct ledger_result *r, const char *type, uint64_t seq)
+ledger_note(struct ledger_result *r, enum ledger_event type, uint64_t seq)
 {
-	if (r->event_type[0] == '\0' && seq != 0) {
-		snprintf(r->event_type, sizeof(r->event_type), "%s", type);
+	if (r->event == LEDGER_EV_NONE && seq != 0) {
+		r->event = type;
+		snprintf(r->event_type, sizeof(r->event_type), "%s",
+		    ledger_event_name(type));
 		r->seq = seq;
 	}
 }

@@ -89,8 +89,8 @@ ledger_put_refund(struct store_txn *t, const char *reason,
 
 /* Raises a refund.* event about work item r. */
 static uint64_t
-ledger_refund_event(struct store_txn *t, const json_t *r, const char *type,
-    const char *source, int64_t now, json_t *extra)
+ledger_refund_event(struct store_txn *t, const json_t *r,
+    enum ledger_event type, const char *source, int64_t now, json_t *extra)
 {
 	struct ledger_fact f;
 	struct ph_event ev;
@@ -211,7 +211,7 @@ ledger_request_refund(struct store *s, const char *order_id, int64_t amount,
 		json_object_set_new(*item, "merchant_reason",
 		    json_string(reason));
 		ledger_put(&t, STORE_DB_REFUNDS, &rk, *item);
-		ledger_refund_event(&t, *item, "refund.requested", "api", now,
+		ledger_refund_event(&t, *item, LEDGER_EV_REFUND_REQUESTED, "api", now,
 		    NULL);
 	}
 	if ((rc = store_commit(&t)) != PH_OK) {
@@ -321,22 +321,23 @@ ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
 
 /*
  * Moves item r (stored at k) to SUCCEEDED or FAILED and carries it to its
- * order.  Returns the event type raised, or NULL when it was settled
+ * order.  Returns the event raised, or LEDGER_EV_NONE when it was settled
  * already (a repeat changes nothing).
  */
-static const char *
+static enum ledger_event
 ledger_refund_settle(struct store_txn *t, const struct store_key *k,
     json_t *r, int succeeded, const char *provider_refund_id,
     const char *source, int64_t now, uint64_t *seq_out)
 {
-	const char *st = ledger_str(r, "state"), *type;
+	const char *st = ledger_str(r, "state");
+	enum ledger_event type;
 	struct store_key ok;
 	json_t *order = NULL, *e;
 	int64_t amount = json_integer_value(json_object_get(r, "amount"));
 	size_t i;
 
 	if (strcmp(st, "SUCCEEDED") == 0 || strcmp(st, "FAILED") == 0)
-		return NULL;
+		return LEDGER_EV_NONE;
 	json_object_set_new(r, "state", json_string(succeeded ? "SUCCEEDED" :
 	    "FAILED"));
 	json_object_set_new(r, "updated_at", json_integer(now));
@@ -378,7 +379,7 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 		ledger_put(t, STORE_DB_ORDERS, &ok, order);
 	}
 	json_decref(order);
-	type = succeeded ? "refund.succeeded" : "refund.failed";
+	type = succeeded ? LEDGER_EV_REFUND_SUCCEEDED : LEDGER_EV_REFUND_FAILED;
 	*seq_out = ledger_refund_event(t, r, type, source, now,
 	    provider_refund_id != NULL && *provider_refund_id != '\0' ?
 	    json_pack("{s:s}", "provider_refund_id", provider_refund_id) :
@@ -396,7 +397,7 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 	struct store_txn t;
 	struct store_key k;
 	json_t *r = NULL;
-	const char *type = NULL;
+	enum ledger_event type;
 	uint64_t eseq = 0;
 	int rc;
 
@@ -437,10 +438,9 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		type = ledger_refund_settle(&t, &k, r,
 		    ev->kind == PH_EV_REFUND_SUCCEEDED, ev->refund_id, "refund",
 		    now, &eseq);
-		res->outcome = type != NULL ? LEDGER_APPLIED :
+		res->outcome = type != LEDGER_EV_NONE ? LEDGER_APPLIED :
 		    LEDGER_DUPLICATE;
-		if (type != NULL)
-			ledger_note(res, type, eseq);
+		ledger_note(res, type, eseq);
 	}
 	json_decref(r);
 	return store_commit(&t);
@@ -452,7 +452,7 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 {
 	const struct ph_event *ev = f->ev;
 	struct store_key k;
-	const char *type;
+	enum ledger_event type;
 	uint64_t seq = ledger_refund_seq(ev->merchant_refund_id), eseq = 0;
 	json_t *r = NULL;
 
@@ -469,18 +469,18 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 		    "refund payhook asked for: recorded", ev->refund_id,
 		    ev->merchant_refund_id, (long long)ev->amount,
 		    ev->currency, ev->txn_id, f->provider);
-		seq = ledger_emit(t, f, "refund.unmatched", ev->order_id,
+		seq = ledger_emit(t, f, LEDGER_EV_REFUND_UNMATCHED, ev->order_id,
 		    json_pack("{s:s, s:s}", "provider_refund_id",
 		    ev->refund_id, "refund_id", ev->merchant_refund_id));
-		ledger_note(res, "refund.unmatched", seq);
+		ledger_note(res, LEDGER_EV_REFUND_UNMATCHED, seq);
 		res->outcome = LEDGER_RECORDED;
 		json_decref(r);
 		return;
 	}
 	type = ledger_refund_settle(t, &k, r, ev->kind ==
 	    PH_EV_REFUND_SUCCEEDED, ev->refund_id, f->source, f->now, &eseq);
-	res->outcome = type != NULL ? LEDGER_APPLIED : LEDGER_DUPLICATE;
-	if (type != NULL)
-		ledger_note(res, type, eseq);
+	res->outcome = type != LEDGER_EV_NONE ? LEDGER_APPLIED :
+	    LEDGER_DUPLICATE;
+	ledger_note(res, type, eseq);
 	json_decref(r);
 }

@@ -66,7 +66,7 @@ notify_outcome(const struct ledger_result *res)
 	const char *dot;
 
 	if (res->outcome == LEDGER_RECORDED && res->event_type[0] != '\0') {
-		if (strcmp(res->event_type, "payment.failed") == 0)
+		if (res->event == LEDGER_EV_PAYMENT_FAILED)
 			return "payment_failed";
 		dot = strchr(res->event_type, '.');
 		return dot != NULL ? dot + 1 : res->event_type;
