@@ -252,7 +252,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	ledger_batch_mark(&r->b, r->run, ev->txn_id);
 	if (json_integer_value(json_object_get(pay, "amount")) != ev->amount ||
 	    strcmp(recon_str(pay, "currency"), ev->currency) != 0) {
-		ledger_batch_alarm(&r->b, r->run, LEDGER_EV_RECONCILE_AMOUNT_DIFFERS,
+		ledger_batch_alarm_new(&r->b, r->run, LEDGER_EV_RECONCILE_AMOUNT_DIFFERS,
 		    r->pr->name, provider, ev, json_pack("{s:O, s:O}",
 		    "stored_amount", json_object_get(pay, "amount"),
 		    "stored_currency", json_object_get(pay, "currency")),
@@ -281,7 +281,7 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	ledger_batch_mark(&r->b, r->run, ev->refund_id[0] != '\0' ?
 	    ev->refund_id : ev->merchant_refund_id);
 	if (!ok)
-		ledger_batch_alarm(&r->b, r->run, LEDGER_EV_RECONCILE_REFUND_MISMATCH,
+		ledger_batch_alarm_new(&r->b, r->run, LEDGER_EV_RECONCILE_REFUND_MISMATCH,
 		    r->pr->name, provider, ev, json_pack("{s:s, s:s}",
 		    "refund_id", ev->merchant_refund_id, "provider_refund_id",
 		    ev->refund_id), r->now);
@@ -315,7 +315,7 @@ recon_unlisted(struct ledger_batch *b, const json_t *pay, void *arg)
 	snprintf(ev.currency, sizeof(ev.currency), "%s",
 	    recon_str(pay, "currency"));
 	ev.occurred_at = at;
-	ledger_batch_alarm(b, r->run, LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER,
+	ledger_batch_alarm_new(b, r->run, LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER,
 	    r->pr->name, recon_str(pay, "provider"), &ev, NULL, r->now);
 	recon_row(r, RECON_MISSING_AT_PROVIDER, ev.order_id, ev.txn_id, -1,
 	    ev.amount, ev.currency, recon_action(RECON_MISSING_AT_PROVIDER));

@@ -88,13 +88,13 @@ ledger_conflict(struct store_txn *t, const struct ledger_fact *f,
 	    "amount %lld %s): recorded, not applied", what,
 	    f->ev->dedup_key, f->ev->order_id, f->provider, f->ev->txn_id,
 	    (long long)f->ev->amount, f->ev->currency);
-	seq = ledger_emit(t, f, LEDGER_EV_NOTIFICATION_CONFLICT, f->ev->order_id,
+	seq = ledger_emit_new(t, f, LEDGER_EV_NOTIFICATION_CONFLICT, f->ev->order_id,
 	    json_pack("{s:s, s:s, s:s}", "dedup_key", f->ev->dedup_key,
 	    "detail", what, "kind", ledger_kind_names[f->ev->kind]));
 	ledger_note(r, LEDGER_EV_NOTIFICATION_CONFLICT, seq);
 	ledger_key_order(&k, f->ev->order_id);
 	if (ledger_get(t, STORE_DB_ORDERS, &k, &order) == PH_OK) {
-		ledger_add_exception(order, f, "notification_conflict",
+		ledger_add_exception_new(t, order, f, "notification_conflict",
 		    json_pack("{s:s}", "dedup_key", f->ev->dedup_key));
 		ledger_put(t, STORE_DB_ORDERS, &k, order);
 	}
@@ -159,7 +159,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    "recorded", ev->txn_id, (long long)ev->amount,
 		    ev->currency, f->provider, ev->order_id);
 		ledger_payment_record(t, f, &pk, "SUCCEEDED", "unknown_order");
-		seq = ledger_emit(t, f, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, ev->order_id,
+		seq = ledger_emit_new(t, f, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, ev->order_id,
 		    NULL);
 		ledger_note(r, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, seq);
 		r->outcome = LEDGER_RECORDED;
@@ -216,10 +216,10 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		log_info("order %s paid: %lld %s, %s %s", ev->order_id,
 		    (long long)ev->amount, ev->currency, f->provider,
 		    ev->txn_id);
-		seq = ledger_emit(t, f, type, ev->order_id, NULL);
+		seq = ledger_emit_new(t, f, type, ev->order_id, NULL);
 		break;
 	case ORDER_V_MISMATCH:
-		ledger_add_exception(order, f, "amount_mismatch",
+		ledger_add_exception_new(t, order, f, "amount_mismatch",
 		    json_pack("{s:O, s:O}",
 		    "expected_amount", json_object_get(order, "amount"),
 		    "expected_currency", json_object_get(order, "currency")));
@@ -231,13 +231,13 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    ev->txn_id, (long long)ev->amount, ev->currency,
 		    (long long)json_integer_value(json_object_get(order,
 		    "amount")), ledger_str(order, "currency"));
-		seq = ledger_emit(t, f, type, ev->order_id, json_pack(
+		seq = ledger_emit_new(t, f, type, ev->order_id, json_pack(
 		    "{s:O, s:O}",
 		    "expected_amount", json_object_get(order, "amount"),
 		    "expected_currency", json_object_get(order, "currency")));
 		break;
 	case ORDER_V_PROFILE:
-		ledger_add_exception(order, f, "profile_mismatch",
+		ledger_add_exception_new(t, order, f, "profile_mismatch",
 		    json_pack("{s:s, s:O}", "paid_through", f->profile,
 		    "expected_profile", json_object_get(order, "profile")));
 		disposition = "profile_mismatch";
@@ -247,7 +247,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    "profile %s, the order belongs to %s: recorded, order not "
 		    "paid", ev->order_id, ev->txn_id, (long long)ev->amount,
 		    ev->currency, f->profile, ledger_str(order, "profile"));
-		seq = ledger_emit(t, f, type, ev->order_id, json_pack(
+		seq = ledger_emit_new(t, f, type, ev->order_id, json_pack(
 		    "{s:O}", "expected_profile",
 		    json_object_get(order, "profile")));
 		break;
@@ -259,7 +259,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		type = verdict == ORDER_V_LATE ? LEDGER_EV_ORDER_LATE_PAYMENT :
 		    LEDGER_EV_ORDER_DOUBLE_PAYMENT;
 		refund = ledger_queue_refund(t, f, disposition);
-		ledger_add_exception(order, f, disposition,
+		ledger_add_exception_new(t, order, f, disposition,
 		    json_pack("{s:I}", "refund_seq", (json_int_t)refund));
 		r->outcome = LEDGER_RECORDED;
 		log_warn("order %s: %s %s of %lld %s (paid by %s): recorded, "
@@ -267,7 +267,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    ev->txn_id, (long long)ev->amount, ev->currency,
 		    paid_txn != NULL ? paid_txn : "-",
 		    (unsigned long long)refund);
-		seq = ledger_emit(t, f, type, ev->order_id, json_pack(
+		seq = ledger_emit_new(t, f, type, ev->order_id, json_pack(
 		    "{s:s?, s:I}", "paid_txn_id", paid_txn,
 		    "refund_seq", (json_int_t)refund));
 		break;
@@ -299,7 +299,7 @@ ledger_payment_failed(struct store_txn *t, const struct ledger_fact *f,
 	}
 	log_info("order %s: payment failed at %s (%s)", ev->order_id,
 	    f->provider, ev->txn_id[0] != '\0' ? ev->txn_id : "no txn");
-	seq = ledger_emit(t, f, LEDGER_EV_PAYMENT_FAILED, ev->order_id, NULL);
+	seq = ledger_emit_new(t, f, LEDGER_EV_PAYMENT_FAILED, ev->order_id, NULL);
 	ledger_note(r, LEDGER_EV_PAYMENT_FAILED, seq);
 	r->outcome = LEDGER_RECORDED;
 }

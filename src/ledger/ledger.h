@@ -202,15 +202,15 @@ int ledger_batch_seen(struct ledger_batch *b, const char *run,
     const char *txn_id);
 /*
  * Raises an alarm event once per (run, txn, type): a later run over the
- * same statement raises nothing.  pay is the stored payment or NULL; the
- * event carries the statement's figures from ev.
+ * same statement raises nothing.  The event carries the statement's
+ * figures from ev; extra is taken (merged into it; may be NULL).
  */
-void ledger_batch_alarm(struct ledger_batch *b, const char *run,
+void ledger_batch_alarm_new(struct ledger_batch *b, const char *run,
     enum ledger_event type, const char *profile, const char *provider,
     const struct ph_event *ev, json_t *extra, int64_t now);
 /* Every stored payment record of provider, in key order, in chunks of
  * the batch: calls fn with each; stops at the first non-zero return.  fn
- * may use ledger_batch_seen() and ledger_batch_alarm(). */
+ * may use ledger_batch_seen() and ledger_batch_alarm_new(). */
 int ledger_batch_payments(struct ledger_batch *b, const char *provider,
     int (*fn)(struct ledger_batch *b, const json_t *pay, void *arg),
     void *arg);

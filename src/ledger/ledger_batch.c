@@ -173,7 +173,7 @@ ledger_batch_seen(struct ledger_batch *b, const char *run, const char *txn_id)
 }
 
 void
-ledger_batch_alarm(struct ledger_batch *b, const char *run,
+ledger_batch_alarm_new(struct ledger_batch *b, const char *run,
     enum ledger_event type, const char *profile, const char *provider, const struct ph_event *ev,
     json_t *extra, int64_t now)
 {
@@ -200,7 +200,7 @@ ledger_batch_alarm(struct ledger_batch *b, const char *run,
 	log_warn("reconcile %s: %s: order %s, txn %s, %lld %s", run,
 	    ledger_event_name(type),
 	    ev->order_id, ev->txn_id, (long long)ev->amount, ev->currency);
-	ledger_emit(&b->t, &f, type, ev->order_id, extra);
+	ledger_emit_new(&b->t, &f, type, ev->order_id, extra);
 	ledger_batch_row(b);
 }
 

@@ -21,12 +21,12 @@ void ledger_put(struct store_txn *t, enum store_db db,
 void ledger_key_order(struct store_key *k, const char *order_id);
 void ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
     const char *b);
-uint64_t ledger_emit(struct store_txn *t, const struct ledger_fact *f,
+uint64_t ledger_emit_new(struct store_txn *t, const struct ledger_fact *f,
     enum ledger_event type, const char *order_id, json_t *extra);
 void ledger_note(struct ledger_result *r, enum ledger_event type,
     uint64_t seq);
-void ledger_add_exception(json_t *order, const struct ledger_fact *f,
-    const char *type, json_t *extra);
+void ledger_add_exception_new(struct store_txn *t, json_t *order,
+    const struct ledger_fact *f, const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);
 
 /* Adds delta to the count of orders in state (an order_state). */

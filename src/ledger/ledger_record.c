@@ -112,9 +112,10 @@ ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
 	store_key_str(k, b);
 }
 
-/* Appends an event to the outbox; returns its sequence number. */
+/* Appends an event to the outbox and returns its sequence number; takes
+ * extra (merged into the event; may be NULL). */
 uint64_t
-ledger_emit(struct store_txn *t, const struct ledger_fact *f,
+ledger_emit_new(struct store_txn *t, const struct ledger_fact *f,
     enum ledger_event type, const char *order_id, json_t *extra)
 {
 	const struct ph_event *ev = f->ev;
@@ -165,9 +166,14 @@ ledger_note(struct ledger_result *r, enum ledger_event type, uint64_t seq)
 	}
 }
 
+/*
+ * Adds an exception to the order's list.  extra is taken (its reference
+ * stolen, jansson's _new convention).  Nothing is dropped silently: when
+ * the entry cannot be made the transaction fails with PH_E_NOMEM.
+ */
 void
-ledger_add_exception(json_t *order, const struct ledger_fact *f,
-    const char *type, json_t *extra)
+ledger_add_exception_new(struct store_txn *t, json_t *order,
+    const struct ledger_fact *f, const char *type, json_t *extra)
 {
 	json_t *ex = json_object_get(order, "exceptions"), *e;
 
@@ -178,15 +184,27 @@ ledger_add_exception(json_t *order, const struct ledger_fact *f,
 	    "amount", (json_int_t)f->ev->amount,
 	    "currency", f->ev->currency,
 	    "at", (json_int_t)f->now);
-	if (e != NULL && extra != NULL)
-		json_object_update(e, extra);
-	json_decref(extra);
-	if (!json_is_array(ex)) {
-		ex = json_array();
-		json_object_set_new(order, "exceptions", ex);
+	if (e != NULL && extra != NULL && json_object_update(e, extra) != 0) {
+		json_decref(e);
+		e = NULL;
 	}
-	json_array_append_new(ex, e);
-	json_object_set_new(order, "updated_at", json_integer(f->now));
+	json_decref(extra);
+	if (e != NULL && !json_is_array(ex)) {
+		ex = json_array();
+		if (json_object_set_new(order, "exceptions", ex) != 0)
+			ex = NULL;
+	}
+	if (ex == NULL && e != NULL) {
+		json_decref(e);
+		e = NULL;
+	}
+	/* json_array_append_new takes e even when it fails. */
+	if (e == NULL || json_array_append_new(ex, e) != 0 ||
+	    json_object_set_new(order, "updated_at",
+	    json_integer(f->now)) != 0) {
+		if (t->err == PH_OK)
+			t->err = PH_E_NOMEM;
+	}
 }
 
 const char *

@@ -89,7 +89,7 @@ ledger_put_refund(struct store_txn *t, const char *reason,
 
 /* Raises a refund.* event about work item r. */
 static uint64_t
-ledger_refund_event(struct store_txn *t, const json_t *r,
+ledger_refund_event_new(struct store_txn *t, const json_t *r,
     enum ledger_event type, const char *source, int64_t now, json_t *extra)
 {
 	struct ledger_fact f;
@@ -116,7 +116,7 @@ ledger_refund_event(struct store_txn *t, const json_t *r,
 	if (x != NULL && extra != NULL)
 		json_object_update(x, extra);
 	json_decref(extra);
-	return ledger_emit(t, &f, type, ev.order_id, x);
+	return ledger_emit_new(t, &f, type, ev.order_id, x);
 }
 
 /* The event that queues it (order.double_payment, order.late_payment)
@@ -211,7 +211,7 @@ ledger_request_refund(struct store *s, const char *order_id, int64_t amount,
 		json_object_set_new(*item, "merchant_reason",
 		    json_string(reason));
 		ledger_put(&t, STORE_DB_REFUNDS, &rk, *item);
-		ledger_refund_event(&t, *item, LEDGER_EV_REFUND_REQUESTED, "api", now,
+		ledger_refund_event_new(&t, *item, LEDGER_EV_REFUND_REQUESTED, "api", now,
 		    NULL);
 	}
 	if ((rc = store_commit(&t)) != PH_OK) {
@@ -380,7 +380,7 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	}
 	json_decref(order);
 	type = succeeded ? LEDGER_EV_REFUND_SUCCEEDED : LEDGER_EV_REFUND_FAILED;
-	*seq_out = ledger_refund_event(t, r, type, source, now,
+	*seq_out = ledger_refund_event_new(t, r, type, source, now,
 	    provider_refund_id != NULL && *provider_refund_id != '\0' ?
 	    json_pack("{s:s}", "provider_refund_id", provider_refund_id) :
 	    NULL);
@@ -469,7 +469,7 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 		    "refund payhook asked for: recorded", ev->refund_id,
 		    ev->merchant_refund_id, (long long)ev->amount,
 		    ev->currency, ev->txn_id, f->provider);
-		seq = ledger_emit(t, f, LEDGER_EV_REFUND_UNMATCHED, ev->order_id,
+		seq = ledger_emit_new(t, f, LEDGER_EV_REFUND_UNMATCHED, ev->order_id,
 		    json_pack("{s:s, s:s}", "provider_refund_id",
 		    ev->refund_id, "refund_id", ev->merchant_refund_id));
 		ledger_note(res, LEDGER_EV_REFUND_UNMATCHED, seq);

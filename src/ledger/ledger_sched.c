@@ -354,7 +354,7 @@ ledger_close_order(struct store *s, const char *order_id, int64_t now,
 	f.source = "sweep";
 	f.ev = &ev;
 	f.now = now;
-	seq = ledger_emit(&t, &f, LEDGER_EV_ORDER_CLOSED, order_id,
+	seq = ledger_emit_new(&t, &f, LEDGER_EV_ORDER_CLOSED, order_id,
 	    json_pack("{s:s}", "reason", reason));
 	ledger_note(r, LEDGER_EV_ORDER_CLOSED, seq);
 	r->outcome = LEDGER_APPLIED;
