@@ -117,7 +117,7 @@ cli_open(const char *path, struct conf **conf, struct store **store,
 	if (store == NULL)
 		return 0;
 	memset(&diag, 0, sizeof(diag));
-	if (store_open((*conf)->db_path, (size_t)(*conf)->map_size_mb << 20,
+	if (ledger_open((*conf)->db_path, (size_t)(*conf)->map_size_mb << 20,
 	    store, &diag) != PH_OK) {
 		fprintf(stderr, "payhook: %s\n", diag.msg);
 		conf_free(*conf);
@@ -316,7 +316,7 @@ cli_check(const char *path, const char *user)
 	}
 	exists = stat(conf->db_path, &st) == 0;
 	memset(&diag, 0, sizeof(diag));
-	if (store_open(conf->db_path, (size_t)conf->map_size_mb << 20,
+	if (ledger_open(conf->db_path, (size_t)conf->map_size_mb << 20,
 	    &store, &diag) != PH_OK) {
 		fprintf(stderr, "payhook: %s: %s\n", path, diag.msg);
 		conf_free(conf);

@@ -154,7 +154,14 @@ push_send(const struct conf *c, const struct conf_push *pu, const json_t *ev,
 	    "X-Payhook-Event-Seq");
 	snprintf(rq->headers[1].value, sizeof(rq->headers[1].value), "%lld",
 	    (long long)json_integer_value(json_object_get(ev, "seq")));
-	rq->nheaders = 2;
+	/* The id, unlike the seq, is never given twice, even after a
+	 * restore: what a receiver deduplicates by. */
+	snprintf(rq->headers[2].name, sizeof(rq->headers[2].name),
+	    "X-Payhook-Event-Id");
+	snprintf(rq->headers[2].value, sizeof(rq->headers[2].value), "%s",
+	    json_string_value(json_object_get(ev, "id")) != NULL ?
+	    json_string_value(json_object_get(ev, "id")) : "");
+	rq->nheaders = 3;
 	rq->body_len = strlen(body);
 	memcpy(rq->body, body, rq->body_len);
 	free(body);

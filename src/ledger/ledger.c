@@ -133,7 +133,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	uint64_t seq, refund;
 	int state, rc;
 
-	ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->provider, ev->txn_id);
+	ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->profile, ev->txn_id);
 	rc = ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay);
 	if (rc == PH_OK && strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0) {
 		/* Known through another path (a query, a statement). */
@@ -258,7 +258,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    "double_payment";
 		type = verdict == ORDER_V_LATE ? LEDGER_EV_ORDER_LATE_PAYMENT :
 		    LEDGER_EV_ORDER_DOUBLE_PAYMENT;
-		refund = ledger_queue_refund(t, f, disposition);
+		refund = ledger_queue_refund(t, f, order, disposition);
 		ledger_add_exception_new(t, order, f, disposition,
 		    json_pack("{s:I}", "refund_seq", (json_int_t)refund));
 		r->outcome = LEDGER_RECORDED;
@@ -326,16 +326,21 @@ ledger_paid_metrics(const struct ledger_fact *f)
 	}
 }
 
-/* Looks for the dedup key; 1 when it is known with the same digest. */
+/*
+ * Looks for the dedup key (the profile's, else schema 1's provider-wide
+ * key of the same fact); 1 when it is known with the same digest.
+ */
 static int
 ledger_seen(struct store_txn *t, const struct store_key *dk,
-    const char *digest, int *conflict)
+    const struct store_key *dk_v1, const char *digest, int *conflict)
 {
 	json_t *d = NULL;
 	int rc;
 
 	*conflict = 0;
 	rc = ledger_get(t, STORE_DB_DEDUP, dk, &d);
+	if (rc == PH_E_NOTFOUND && !dk_v1->err)
+		rc = ledger_get(t, STORE_DB_DEDUP, dk_v1, &d);
 	if (rc != PH_OK)
 		return 0;
 	if (strcmp(ledger_str(d, "digest"), digest) == 0) {
@@ -347,6 +352,55 @@ ledger_seen(struct store_txn *t, const struct store_key *dk,
 	return 0;
 }
 
+/* Is the fixed-size field NUL-terminated within its size? */
+#define LEDGER_TERMINATED(field) \
+	(memchr((field), '\0', sizeof(field)) != NULL)
+
+int
+ledger_event_check(const struct ph_event *ev, struct ph_diag *diag)
+{
+	if (!LEDGER_TERMINATED(ev->order_id) ||
+	    !LEDGER_TERMINATED(ev->txn_id) ||
+	    !LEDGER_TERMINATED(ev->refund_id) ||
+	    !LEDGER_TERMINATED(ev->currency) ||
+	    !LEDGER_TERMINATED(ev->dedup_key) ||
+	    !LEDGER_TERMINATED(ev->channel) ||
+	    !LEDGER_TERMINATED(ev->merchant_refund_id))
+		return ph_fail(diag, PH_E_FIELD, "a field of the event is not "
+		    "terminated");
+	if ((unsigned)ev->kind >= PH_EV__MAX)
+		return ph_fail(diag, PH_E_FIELD, "unknown event kind %d",
+		    (int)ev->kind);
+	if (ev->amount < 0 || ev->amount > PH_AMOUNT_MAX)
+		return ph_fail(diag, PH_E_FIELD, "amount %lld out of range",
+		    (long long)ev->amount);
+	/* An event payhook does not act on needs nothing more. */
+	if (ev->kind == PH_EV_IGNORED)
+		return PH_OK;
+	if (ev->dedup_key[0] == '\0')
+		return ph_fail(diag, PH_E_FIELD, "the event has no dedup key");
+	if (!order_id_valid(ev->order_id, strlen(ev->order_id)))
+		return ph_fail(diag, PH_E_FIELD, "invalid order id \"%s\"",
+		    ev->order_id);
+	if (ev->kind == PH_EV_NOT_FOUND || ev->kind == PH_EV_PAYMENT_PENDING)
+		return PH_OK;
+	if (!ph_currency_valid(ev->currency))
+		return ph_fail(diag, PH_E_FIELD, "invalid currency \"%s\"",
+		    ev->currency);
+	/* A payment moves money: a verified "success" of nothing is not
+	 * one, whatever the provider's grammar allowed
+	 * (doc/design/security.md §2.4). */
+	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED && ev->amount <= 0)
+		return ph_fail(diag, PH_E_FIELD, "a successful payment of "
+		    "amount %lld", (long long)ev->amount);
+	if ((ev->kind == PH_EV_PAYMENT_SUCCEEDED ||
+	    ev->kind == PH_EV_REFUND_SUCCEEDED ||
+	    ev->kind == PH_EV_REFUND_FAILED) && ev->txn_id[0] == '\0')
+		return ph_fail(diag, PH_E_FIELD, "the event names no "
+		    "transaction");
+	return PH_OK;
+}
+
 int
 ledger_apply(struct store *s, const struct ledger_fact *f,
     struct ledger_result *r, struct ph_diag *diag)
@@ -354,26 +408,26 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 	const struct ph_event *ev = f->ev;
 	char digest[2 * PH_SHA256_LEN + 1];
 	struct store_txn t;
-	struct store_key dk;
+	struct store_key dk, dk_v1;
+	struct ph_diag why;
 	json_t *d;
 	int rc, conflict;
 
 	memset(r, 0, sizeof(*r));
-	/* Facts about money name their order and currency; an event payhook
-	 * does not act on (IGNORED) needs only its dedup key. */
-	if (ev->kind >= PH_EV__MAX || ev->dedup_key[0] == '\0' ||
-	    (ev->kind != PH_EV_IGNORED &&
-	    (!order_id_valid(ev->order_id, strlen(ev->order_id)) ||
-	    !ph_currency_valid(ev->currency))) ||
-	    ev->amount < 0 || ev->amount > PH_AMOUNT_MAX)
-		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave an "
-		    "invalid event (order id \"%s\", dedup key \"%s\")",
-		    f->provider, ev->order_id, ev->dedup_key);
-	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED && ev->txn_id[0] == '\0')
-		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave a payment "
-		    "without transaction id", f->provider);
+	memset(&why, 0, sizeof(why));
+	/* Every caller has checked the event already; this is the same
+	 * check, for a caller that forgot. */
+	if (ledger_event_check(ev, &why) != PH_OK)
+		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave an invalid "
+		    "event: %s", f->provider, why.msg);
+	/* Whatever is applied is remembered by its dedup key. */
+	if (ev->dedup_key[0] == '\0')
+		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave an event "
+		    "without dedup key", f->provider);
 	ledger_digest(ev, digest);
-	ledger_key_pair(&dk, STORE_KEY_DEDUP, f->provider, ev->dedup_key);
+	ledger_key_pair(&dk, STORE_KEY_DEDUP, f->profile, ev->dedup_key);
+	ledger_key_pair(&dk_v1, STORE_KEY_DEDUP_V1, f->provider,
+	    ev->dedup_key);
 	if (dk.err)
 		return ph_fail(diag, PH_E_INTERNAL, "dedup key too long");
 
@@ -382,7 +436,7 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 	 * is on disk before it is acknowledged again. */
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
-	if (ledger_seen(&t, &dk, digest, &conflict)) {
+	if (ledger_seen(&t, &dk, &dk_v1, digest, &conflict)) {
 		store_abort(&t);
 		if ((rc = store_settle(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
@@ -394,7 +448,7 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
-	if (ledger_seen(&t, &dk, digest, &conflict)) {
+	if (ledger_seen(&t, &dk, &dk_v1, digest, &conflict)) {
 		store_abort(&t);
 		if ((rc = store_settle(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",

@@ -70,7 +70,7 @@ ledger_batch_row(struct ledger_batch *b)
 }
 
 int
-ledger_batch_payment(struct ledger_batch *b, const char *provider,
+ledger_batch_payment(struct ledger_batch *b, const char *profile,
     const char *txn_id, json_t **pay)
 {
 	struct store_key k;
@@ -78,7 +78,7 @@ ledger_batch_payment(struct ledger_batch *b, const char *provider,
 	*pay = NULL;
 	if (!b->open)
 		return PH_E_STORE;
-	ledger_key_pair(&k, STORE_KEY_PAYMENT, provider, txn_id);
+	ledger_key_pair(&k, STORE_KEY_PAYMENT, profile, txn_id);
 	if (k.err)
 		return PH_E_NOTFOUND;
 	return ledger_get(&b->t, STORE_DB_PAYMENTS, &k, pay);
@@ -88,23 +88,10 @@ int
 ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
     json_t **item)
 {
-	struct store_key k;
-	uint64_t seq = 0;
-	size_t i;
-
 	*item = NULL;
 	if (!b->open)
 		return PH_E_STORE;
-	if (strncmp(refund_id, "phr", 3) != 0 || strlen(refund_id) != 16)
-		return PH_E_NOTFOUND;
-	for (i = 3; refund_id[i] != '\0'; i++) {
-		if (refund_id[i] < '0' || refund_id[i] > '9')
-			return PH_E_NOTFOUND;
-		seq = seq * 10 + (uint64_t)(refund_id[i] - '0');
-	}
-	store_key_init(&k, 0);
-	store_key_u64(&k, seq);
-	return ledger_get(&b->t, STORE_DB_REFUNDS, &k, item);
+	return ledger_refund_get_txn(&b->t, refund_id, item);
 }
 
 static void
@@ -205,7 +192,7 @@ ledger_batch_alarm_new(struct ledger_batch *b, const char *run,
 }
 
 int
-ledger_batch_payments(struct ledger_batch *b, const char *provider,
+ledger_batch_payments(struct ledger_batch *b, const char *profile,
     int (*fn)(struct ledger_batch *b, const json_t *pay, void *arg),
     void *arg)
 {
@@ -216,7 +203,7 @@ ledger_batch_payments(struct ledger_batch *b, const char *provider,
 	int rc, stop = 0, first = 1;
 
 	store_key_init(&k, STORE_KEY_PAYMENT);
-	store_key_str(&k, provider);
+	store_key_str(&k, profile);
 	resume = k;
 	while (!stop) {
 		if (!b->open)

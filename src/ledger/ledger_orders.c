@@ -18,9 +18,26 @@
 
 /* ---- Orders and the event feed ------------------------------------------ */
 
+/* Keeps the reply with idem, if any; the transaction commits after. */
+static void
+ledger_order_keep(struct store_txn *t, struct ledger_idem *idem, int rc,
+    int created, enum ledger_refusal why, const char *message,
+    const json_t *order)
+{
+	struct ledger_reply r;
+
+	r.rc = rc;
+	r.created = created;
+	r.why = why;
+	r.message = message;
+	r.rec = order;
+	ledger_idem_keep(t, idem, &r);
+}
+
 int
 ledger_create_order(struct store *s, const struct ledger_new_order *n,
-    int64_t now, json_t **out, int *created, struct ph_diag *diag)
+    int64_t now, struct ledger_idem *idem, json_t **out, int *created,
+    struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
@@ -34,18 +51,31 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	rc = ledger_get(&t, STORE_DB_ORDERS, &k, &o);
 	if (rc == PH_OK) {
-		store_abort(&t);
 		*out = o;
-		if ((rc = store_settle(&t)) != PH_OK)
-			return ph_fail(diag, rc, "database: %s",
-			    ph_strerror(rc));
 		if (strcmp(ledger_str(o, "profile"), n->profile) == 0 &&
 		    json_integer_value(json_object_get(o, "amount")) ==
 		    n->amount && strcmp(ledger_str(o, "currency"),
 		    n->currency) == 0)
-			return PH_OK;
-		return ph_fail(diag, PH_E_CONFLICT, "order %s exists with "
-		    "other content", n->order_id);
+			rc = PH_OK;
+		else
+			rc = ph_fail(diag, PH_E_CONFLICT, "order %s exists with "
+			    "other content", n->order_id);
+		if (idem == NULL) {
+			/* Nothing to write: the answer is about what is
+			 * committed, so it must be on disk. */
+			store_abort(&t);
+			if (store_settle(&t) != PH_OK)
+				return ph_fail(diag, PH_E_STORE, "database: "
+				    "flush failed");
+			return rc;
+		}
+		ledger_order_keep(&t, idem, rc, 0, rc == PH_OK ?
+		    LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ORDER_CONFLICT,
+		    diag->msg, o);
+		if (store_commit(&t) != PH_OK)
+			return ph_fail(diag, t.err, "database: %s",
+			    ph_strerror(t.err));
+		return rc;
 	}
 	if (rc != PH_E_NOTFOUND) {
 		store_abort(&t);
@@ -62,9 +92,11 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	    json_integer(n->expires_at) : json_null());
 	json_object_set_new(o, "query_count", json_integer(0));
 	json_object_set_new(o, "next_query_at", json_null());
+	json_object_set_new(o, "refunds", json_array());
 	ledger_set_due(&t, o, n->first_query_at);
 	ledger_put(&t, STORE_DB_ORDERS, &k, o);
 	ledger_count(&t, ORDER_PENDING, 1);
+	ledger_order_keep(&t, idem, PH_OK, 1, LEDGER_REFUSAL_NONE, "", o);
 	if ((rc = store_commit(&t)) != PH_OK) {
 		json_decref(o);
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
@@ -192,43 +224,6 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 int
 ledger_prune_dedup(struct store *s, int64_t before, size_t *removed)
 {
-	struct store_txn t;
-	struct store_scan sc;
-	struct store_key resume;
-	size_t batch;
-	json_t *d;
-	int rc, more = 1;
-
-	*removed = 0;
-	store_key_init(&resume, 0);
-	/* Short transactions: the FastCGI processes must not wait on us. */
-	while (more) {
-		if ((rc = store_begin(s, 1, &t)) != PH_OK)
-			return rc;
-		batch = 0;
-		more = 0;
-		store_scan_begin(&sc, &t, STORE_DB_DEDUP, &resume);
-		while (store_scan_next(&sc)) {
-			/* Where to go on from, copied before a delete. */
-			store_key_from_val(&resume, &sc.key);
-			if ((d = ledger_load(&sc.val)) == NULL)
-				continue;
-			if (json_integer_value(json_object_get(d,
-			    "first_seen")) < before) {
-				store_scan_del(&sc);
-				batch++;
-			}
-			json_decref(d);
-			if (batch == 1000) {
-				/* Go on from here in the next transaction. */
-				more = 1;
-				break;
-			}
-		}
-		store_scan_end(&sc);
-		if ((rc = store_commit(&t)) != PH_OK)
-			return rc;
-		*removed += batch;
-	}
-	return PH_OK;
+	return ledger_prune_before(s, STORE_DB_DEDUP, "first_seen", before,
+	    removed);
 }

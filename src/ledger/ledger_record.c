@@ -112,6 +112,14 @@ ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
 	store_key_str(k, b);
 }
 
+void
+ledger_event_id(const char *epoch, uint64_t seq,
+    char out[STORE_EPOCH_LEN + 24])
+{
+	snprintf(out, STORE_EPOCH_LEN + 24, "%s-%llu", epoch,
+	    (unsigned long long)seq);
+}
+
 /* Appends an event to the outbox and returns its sequence number; takes
  * extra (merged into the event; may be NULL). */
 uint64_t
@@ -119,6 +127,7 @@ ledger_emit_new(struct store_txn *t, const struct ledger_fact *f,
     enum ledger_event type, const char *order_id, json_t *extra)
 {
 	const struct ph_event *ev = f->ev;
+	char id[STORE_EPOCH_LEN + 24];
 	struct store_key k;
 	uint64_t seq;
 	json_t *e;
@@ -127,9 +136,11 @@ ledger_emit_new(struct store_txn *t, const struct ledger_fact *f,
 		json_decref(extra);
 		return 0;
 	}
-	e = json_pack("{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, "
-	    "s:s}",
+	ledger_event_id(store_epoch(t->store), seq, id);
+	e = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, "
+	    "s:I, s:s}",
 	    "v", LEDGER_RECORD_VERSION,
+	    "id", id,
 	    "seq", (json_int_t)seq,
 	    "type", ledger_event_name(type),
 	    "order_id", order_id,
@@ -321,4 +332,49 @@ ledger_counts(struct store *s, uint64_t counts[], size_t n)
 	rc = t.err;
 	store_abort(&t);
 	return rc;
+}
+
+int
+ledger_prune_before(struct store *s, enum store_db db, const char *field,
+    int64_t before, size_t *removed)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key resume;
+	size_t batch;
+	json_t *d;
+	int rc, more = 1;
+
+	*removed = 0;
+	store_key_init(&resume, 0);
+	/* Short transactions: the FastCGI processes must not wait on us. */
+	while (more) {
+		if ((rc = store_begin(s, 1, &t)) != PH_OK)
+			return rc;
+		batch = 0;
+		more = 0;
+		store_scan_begin(&sc, &t, db, &resume);
+		while (store_scan_next(&sc)) {
+			/* Where to go on from, copied before a delete. */
+			store_key_from_val(&resume, &sc.key);
+			if ((d = ledger_load(&sc.val)) == NULL)
+				continue;
+			if (json_integer_value(json_object_get(d, field)) <
+			    before) {
+				store_scan_del(&sc);
+				batch++;
+			}
+			json_decref(d);
+			if (batch == 1000) {
+				/* Go on from here in the next transaction. */
+				more = 1;
+				break;
+			}
+		}
+		store_scan_end(&sc);
+		if ((rc = store_commit(&t)) != PH_OK)
+			return rc;
+		*removed += batch;
+	}
+	return PH_OK;
 }

@@ -136,10 +136,27 @@ ledger_last_attempt(const json_t *order)
 	return last;
 }
 
+/* Keeps the guard's reply with idem (if any) and commits. */
+static int
+ledger_guard_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
+    const char *message, const json_t *order)
+{
+	struct ledger_reply r;
+
+	r.rc = rc;
+	r.created = rc == PH_OK;
+	r.why = rc == PH_OK ? LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ATTEMPT;
+	r.message = message;
+	r.rec = order;
+	ledger_idem_keep(t, idem, &r);
+	return store_commit(t);
+}
+
 int
 ledger_guard_end(struct store *s, const char *order_id, const char *token,
     const char *profile, const json_t *data, int64_t now, int64_t hold_s,
-    int64_t next_query_at, json_t **order, struct ph_diag *diag)
+    int64_t next_query_at, struct ledger_idem *idem, json_t **order,
+    struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
@@ -162,13 +179,15 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 	if (!paid && hold_s > 0 && last > 0 && now - last < hold_s) {
 		/* Let go, and say why no new attempt may start yet. */
 		ledger_put(&t, STORE_DB_ORDERS, &k, *order);
-		if ((rc = store_commit(&t)) != PH_OK)
+		ph_fail(diag, PH_E_CONFLICT, "a payment attempt for order %s "
+		    "was opened %llds ago and is not settled; a new one may "
+		    "start %llds after it", order_id, (long long)(now - last),
+		    (long long)hold_s);
+		if ((rc = ledger_guard_commit(&t, idem, PH_E_CONFLICT,
+		    diag->msg, *order)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
 			    ph_strerror(rc));
-		return ph_fail(diag, PH_E_CONFLICT, "a payment attempt for "
-		    "order %s was opened %llds ago and is not settled; a new "
-		    "one may start %llds after it", order_id,
-		    (long long)(now - last), (long long)hold_s);
+		return PH_E_CONFLICT;
 	}
 	if (!paid) {
 		if (!json_is_array(list)) {
@@ -192,12 +211,13 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 		ledger_set_due(&t, *order, next_query_at);
 	}
 	ledger_put(&t, STORE_DB_ORDERS, &k, *order);
-	if ((rc = store_commit(&t)) != PH_OK)
-		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	if (paid)
-		return ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
+		ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
 		    ledger_str(*order, "state"));
-	return PH_OK;
+	if ((rc = ledger_guard_commit(&t, idem, paid ? PH_E_CONFLICT : PH_OK,
+	    paid ? diag->msg : "", *order)) != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	return paid ? PH_E_CONFLICT : PH_OK;
 }
 
 void

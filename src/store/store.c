@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 
 #include <lmdb.h>
@@ -52,11 +53,14 @@ struct store {
 	 * knows (a flush it waited for began after their meta pages were
 	 * written). */
 	uint64_t synced;
+	int schema;			/* the file's schema version */
+	char epoch[STORE_EPOCH_LEN + 1];
+	char epoch_new[STORE_EPOCH_LEN + 1];	/* made in an open txn */
 };
 
 static const char *const store_db_names[STORE_DB__MAX] = {
 	"orders", "payments", "dedup", "events", "refunds", "meta", "due",
-	"recon", "push",
+	"recon", "push", "idempotency", "refund_ids",
 };
 
 const char *
@@ -106,28 +110,79 @@ store_mkparent(const char *path, struct ph_diag *diag)
 	return rc;
 }
 
+static void
+store_meta_key(struct store_key *k, const char *name)
+{
+	store_key_init(k, 0);
+	store_key_str(k, name);
+}
+
+int
+store_schema(const struct store *s)
+{
+	return s->schema;
+}
+
+const char *
+store_epoch(const struct store *s)
+{
+	return s->epoch;
+}
+
+void
+store_set_schema(struct store_txn *t, int version)
+{
+	struct store_key k;
+	char v[16];
+	int n;
+
+	n = snprintf(v, sizeof(v), "%d", version);
+	store_meta_key(&k, "schema");
+	store_put(t, STORE_DB_META, &k, v, (size_t)n);
+	if (t->err == PH_OK)
+		t->store->schema = version;
+}
+
+void
+store_new_epoch(struct store_txn *t)
+{
+	unsigned char r[STORE_EPOCH_LEN / 2];
+	struct store_key k;
+
+	if (t->err != PH_OK)
+		return;
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		t->err = PH_E_IO;
+		return;
+	}
+	ph_hex_lower(r, sizeof(r), t->store->epoch_new);
+	store_meta_key(&k, "epoch");
+	store_put(t, STORE_DB_META, &k, t->store->epoch_new,
+	    STORE_EPOCH_LEN);
+}
+
+/* Reads the schema version and the epoch; a new file gets both. */
 static int
-store_check_schema(struct store *s, struct ph_diag *diag)
+store_check_schema(struct store *s, int flags, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
 	struct store_val v;
-	char want[16];
-	int rc, n;
+	char have[16];
+	int rc;
 
-	n = snprintf(want, sizeof(want), "%d", STORE_SCHEMA_VERSION);
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database %s: %s", s->path,
 		    ph_strerror(rc));
-	store_key_init(&k, 0);
-	store_key_str(&k, "schema");
+	store_meta_key(&k, "schema");
 	rc = store_get(&t, STORE_DB_META, &k, &v);
 	if (rc == PH_E_NOTFOUND) {
-		store_put(&t, STORE_DB_META, &k, want, (size_t)n);
-		rc = store_commit(&t);
-		if (rc != PH_OK)
+		store_set_schema(&t, STORE_SCHEMA_VERSION);
+		store_new_epoch(&t);
+		if ((rc = store_commit(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database %s: cannot write "
-			    "schema version: %s", s->path, ph_strerror(rc));
+			    "its schema version: %s", s->path,
+			    ph_strerror(rc));
 		return PH_OK;
 	}
 	if (rc != PH_OK) {
@@ -135,24 +190,34 @@ store_check_schema(struct store *s, struct ph_diag *diag)
 		return ph_fail(diag, rc, "database %s: %s", s->path,
 		    ph_strerror(rc));
 	}
-	if (v.len != (size_t)n || memcmp(v.data, want, n) != 0) {
-		rc = ph_fail(diag, PH_E_STORE, "database %s has schema version "
-		    "%.*s; this payhook reads version %s", s->path,
-		    (int)(v.len > 8 ? 8 : v.len), (const char *)v.data, want);
-		store_abort(&t);
-		return rc;
-	}
+	snprintf(have, sizeof(have), "%.*s", (int)(v.len < 15 ? v.len : 15),
+	    (const char *)v.data);
+	s->schema = (int)strtol(have, NULL, 10);
+	store_meta_key(&k, "epoch");
+	if (store_get(&t, STORE_DB_META, &k, &v) == PH_OK &&
+	    v.len == STORE_EPOCH_LEN)
+		memcpy(s->epoch, v.data, STORE_EPOCH_LEN);
 	store_abort(&t);
+	if (s->schema > STORE_SCHEMA_VERSION || s->schema < 1)
+		return ph_fail(diag, PH_E_STORE, "database %s has schema "
+		    "version %s; this payhook reads versions up to %d: use the "
+		    "payhook that wrote it", s->path, have,
+		    STORE_SCHEMA_VERSION);
+	if (s->schema < STORE_SCHEMA_VERSION && !(flags & STORE_OPEN_OLDER))
+		return ph_fail(diag, PH_E_STORE, "database %s has schema "
+		    "version %d and must be brought up to version %d first "
+		    "(payhook check does it)", s->path, s->schema,
+		    STORE_SCHEMA_VERSION);
 	return PH_OK;
 }
 
 int
-store_open(const char *path, size_t map_size, struct store **out,
+store_open(const char *path, size_t map_size, int flags, struct store **out,
     struct ph_diag *diag)
 {
 	struct store *s;
 	MDB_txn *txn = NULL;
-	unsigned int flags = 0, unsafe;
+	unsigned int envflags = 0, unsafe;
 	int rc, dead = 0, i;
 
 	*out = NULL;
@@ -181,10 +246,10 @@ store_open(const char *path, size_t map_size, struct store **out,
 		goto fail;
 	unsafe = MDB_NOSYNC | MDB_MAPASYNC | MDB_WRITEMAP | MDB_NOLOCK |
 	    (STORE_SHARED_SYNC ? 0 : MDB_NOMETASYNC);
-	if (mdb_env_get_flags(s->env, &flags) == 0 && (flags & unsafe)) {
+	if (mdb_env_get_flags(s->env, &envflags) == 0 && (envflags & unsafe)) {
 		ph_fail(diag, PH_E_STORE, "database %s: opened with flags "
 		    "0x%x that give up durability; refusing to serve", path,
-		    flags);
+		    envflags);
 		store_close(s);
 		return PH_E_STORE;
 	}
@@ -203,7 +268,7 @@ store_open(const char *path, size_t map_size, struct store **out,
 		goto fail;
 	}
 	txn = NULL;
-	if ((rc = store_check_schema(s, diag)) != PH_OK) {
+	if ((rc = store_check_schema(s, flags, diag)) != PH_OK) {
 		store_close(s);
 		return rc;
 	}
@@ -500,8 +565,7 @@ store_commit(struct store_txn *t)
 	if (t->txn == NULL)
 		return t->err != PH_OK ? t->err : PH_E_INTERNAL;
 	if (t->err != PH_OK) {
-		mdb_txn_abort(t->txn);
-		t->txn = NULL;
+		store_abort(t);
 		return t->err;
 	}
 	id = mdb_txn_id(t->txn);
@@ -509,6 +573,11 @@ store_commit(struct store_txn *t)
 	t->txn = NULL;
 	if (rc != 0)
 		return store_fail(t, rc);
+	if (t->store->epoch_new[0] != '\0') {
+		memcpy(t->store->epoch, t->store->epoch_new,
+		    sizeof(t->store->epoch));
+		t->store->epoch_new[0] = '\0';
+	}
 	/* With STORE_SHARED_SYNC the meta page is flushed here, before the
 	 * caller may answer: a failed flush is a failed commit. */
 	if (t->write && (rc = store_sync_to(t->store, id)) != 0)
@@ -519,8 +588,11 @@ store_commit(struct store_txn *t)
 void
 store_abort(struct store_txn *t)
 {
-	if (t->txn != NULL)
+	if (t->txn != NULL) {
 		mdb_txn_abort(t->txn);
+		if (t->write)
+			t->store->epoch_new[0] = '\0';
+	}
 	t->txn = NULL;
 }
 

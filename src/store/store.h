@@ -15,25 +15,44 @@
 
 #include <payhook/provider.h>
 
-#define STORE_SCHEMA_VERSION 1
+/*
+ * The layout of the records.  A store of an older version is opened only
+ * with STORE_OPEN_OLDER, by whoever then brings it up to date
+ * (ledger_open); a newer one is refused.
+ */
+#define STORE_SCHEMA_VERSION 2
+#define STORE_OPEN_OLDER 0x01
+
+/* The store's epoch: random, made when the store is made, made anew by a
+ * restore; every id payhook hands out carries it (hex digits). */
+#define STORE_EPOCH_LEN 16
 
 enum store_db {
 	STORE_DB_ORDERS,	/* order id -> order */
-	STORE_DB_PAYMENTS,	/* provider, transaction id -> payment */
-	STORE_DB_DEDUP,		/* provider, dedup key -> first sighting */
+	STORE_DB_PAYMENTS,	/* profile, transaction id -> payment */
+	STORE_DB_DEDUP,		/* profile, dedup key -> first sighting */
 	STORE_DB_EVENTS,	/* sequence -> event (the outbox) */
 	STORE_DB_REFUNDS,	/* sequence -> refund work item */
-	STORE_DB_META,		/* "schema" -> version */
+	STORE_DB_META,		/* "schema" -> version, "epoch", counts */
 	STORE_DB_DUE,		/* next query time, order id -> "" */
 	STORE_DB_RECON,		/* reconciliation marks and alarms raised */
 	STORE_DB_PUSH,		/* event push: cursors and delivery log */
+	STORE_DB_IDEM,		/* Idempotency-Key -> request and answer */
+	STORE_DB_REFUND_IDS,	/* refund id -> refund sequence */
 	STORE_DB__MAX
 };
 
-/* Record-class bytes, first byte of every key of that database. */
+/*
+ * Record-class bytes, first byte of every key of that database.  Payments
+ * and dedup keys belong to the profile whose credentials verified them;
+ * schema 1 keyed them by provider (the _V1 classes): its payments were
+ * moved, its dedup keys are still read until they are pruned.
+ */
 #define STORE_KEY_ORDER		'O'
-#define STORE_KEY_PAYMENT	'P'
-#define STORE_KEY_DEDUP		'D'
+#define STORE_KEY_PAYMENT	'p'	/* profile, transaction id */
+#define STORE_KEY_DEDUP		'd'	/* profile, dedup key */
+#define STORE_KEY_PAYMENT_V1	'P'	/* provider, transaction id */
+#define STORE_KEY_DEDUP_V1	'D'	/* provider, dedup key */
 
 struct store;
 
@@ -81,10 +100,20 @@ struct store_scan {
 /*
  * Opens (creating if needed) the database file at path with a map of
  * map_size bytes, clears reader slots left by killed processes and checks
- * the schema version.  Durable by default: every commit is synced.
+ * the schema version (flags: STORE_OPEN_OLDER).  A new store gets the
+ * current version and an epoch.  Durable: every commit is synced.
  */
-int store_open(const char *path, size_t map_size, struct store **out,
-    struct ph_diag *diag);
+int store_open(const char *path, size_t map_size, int flags,
+    struct store **out, struct ph_diag *diag);
+/* The schema version the file has (older only with STORE_OPEN_OLDER). */
+int store_schema(const struct store *s);
+/* Records version as the store's schema, in t (a migration's last step). */
+void store_set_schema(struct store_txn *t, int version);
+/* The epoch (STORE_EPOCH_LEN hex digits); "" before one is made. */
+const char *store_epoch(const struct store *s);
+/* Makes a new random epoch in t, replacing any; the process sees it once
+ * t commits. */
+void store_new_epoch(struct store_txn *t);
 void store_close(struct store *s);
 
 int store_begin(struct store *s, int write, struct store_txn *t);

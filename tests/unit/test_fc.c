@@ -296,7 +296,7 @@ main(void)
 	    errs.n ? errs.line[0] : ""))
 		return done_testing();
 	memset(&d, 0, sizeof(d));
-	if (!ok(store_open(ctx.conf->db_path, 16 << 20, &ctx.store, &d) ==
+	if (!ok(store_open(ctx.conf->db_path, 16 << 20, 0, &ctx.store, &d) ==
 	    PH_OK, "store opens (%s)", d.msg))
 		return done_testing();
 	web_response_init(&resp);
