@@ -231,9 +231,13 @@ int ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids);
  */
 int ledger_lease(struct store *s, const char *order_id, int64_t now,
     int64_t lease_s, const char *token, json_t **order);
-/* Counts a query, sets the next one (0: none) and lets the lease go. */
+/*
+ * Lets the lease go after a query: counts it and sets the next one (0:
+ * none), unless the query was hinted by a notification nobody
+ * authenticated, which leaves the order's schedule as it was.
+ */
 int ledger_reschedule(struct store *s, const char *order_id,
-    const char *token, int64_t next_at, int64_t now);
+    const char *token, int64_t next_at, int64_t now, int hinted);
 /*
  * Closes a PENDING order (the provider confirmed it unpaid): CLOSED, off
  * the due list, order.closed raised.  PH_E_CONFLICT if it is not PENDING.

@@ -31,6 +31,7 @@ static const char *const ledger_event_names[LEDGER_EV__MAX] = {
 	[LEDGER_EV_REFUND_SUCCEEDED] = "refund.succeeded",
 	[LEDGER_EV_REFUND_FAILED] = "refund.failed",
 	[LEDGER_EV_REFUND_UNMATCHED] = "refund.unmatched",
+	[LEDGER_EV_REFUND_CANCELLED] = "refund.cancelled",
 	[LEDGER_EV_RECONCILE_AMOUNT_DIFFERS] = "reconcile.amount_differs",
 	[LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER] = "reconcile.missing_at_provider",
 	[LEDGER_EV_RECONCILE_REFUND_MISMATCH] = "reconcile.refund_mismatch",

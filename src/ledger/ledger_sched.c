@@ -307,7 +307,7 @@ ledger_lease(struct store *s, const char *order_id, int64_t now,
 
 int
 ledger_reschedule(struct store *s, const char *order_id, const char *token,
-    int64_t next_at, int64_t now)
+    int64_t next_at, int64_t now, int hinted)
 {
 	struct store_txn t;
 	struct store_key k;
@@ -318,10 +318,17 @@ ledger_reschedule(struct store *s, const char *order_id, const char *token,
 		return rc;
 	if (strcmp(ledger_str(order, "lease_owner"), token) == 0)
 		ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
-	json_object_set_new(order, "query_count", json_integer(
-	    json_integer_value(json_object_get(order, "query_count")) + 1));
 	json_object_set_new(order, "last_query_at", json_integer(now));
-	ledger_set_due(&t, order, ledger_is_pending(order) ? next_at : 0);
+	if (!ledger_is_pending(order))
+		ledger_set_due(&t, order, 0);
+	else if (!hinted) {
+		json_object_set_new(order, "query_count", json_integer(
+		    json_integer_value(json_object_get(order,
+		    "query_count")) + 1));
+		ledger_set_due(&t, order, next_at);
+	}
+	/* A hint is unauthenticated traffic: its query neither uses up the
+	 * order's schedule nor moves it. */
 	ledger_put(&t, STORE_DB_ORDERS, &k, order);
 	rc = store_commit(&t);
 	json_decref(order);

@@ -698,3 +698,187 @@ store_backup(struct store *s, const char *path, struct ph_diag *diag)
 	}
 	return PH_OK;
 }
+
+/*
+ * Is another process holding the LMDB environment at path?  Every process
+ * that opens it keeps a lock on the first byte of its lock file; *pid is
+ * one of them.
+ */
+static int
+store_in_use(const char *path, long *pid)
+{
+	char lock[4096];
+	struct flock fl;
+	int fd, busy = 0;
+
+	*pid = 0;
+	if (snprintf(lock, sizeof(lock), "%s-lock", path) >= (int)sizeof(lock))
+		return -1;
+	if ((fd = open(lock, O_RDWR | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 1;
+	if (fcntl(fd, F_GETLK, &fl) == -1)
+		busy = -1;
+	else if (fl.l_type != F_UNLCK) {
+		busy = 1;
+		*pid = (long)fl.l_pid;
+	}
+	close(fd);
+	return busy;
+}
+
+/* Copies from to a new file to (mode 0600), flushed. */
+static int
+store_copy_file(const char *from, const char *to, size_t *bytes,
+    struct ph_diag *diag)
+{
+	char buf[65536];
+	ssize_t n, w;
+	int in, out, rc = PH_OK;
+
+	*bytes = 0;
+	if ((in = open(from, O_RDONLY | O_CLOEXEC)) == -1)
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", from,
+		    strerror(errno));
+	if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1) {
+		close(in);
+		return ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		for (w = 0; w < n; ) {
+			ssize_t k = write(out, buf + w, (size_t)(n - w));
+
+			if (k == -1) {
+				rc = ph_fail(diag, PH_E_IO, "%s: %s", to,
+				    strerror(errno));
+				goto done;
+			}
+			w += k;
+		}
+		*bytes += (size_t)n;
+	}
+	if (n == -1)
+		rc = ph_fail(diag, PH_E_IO, "backup %s: %s", from,
+		    strerror(errno));
+	else if (fsync(out) == -1)
+		rc = ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+done:
+	close(in);
+	if (close(out) == -1 && rc == PH_OK)
+		rc = ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+	if (rc != PH_OK)
+		unlink(to);
+	return rc;
+}
+
+/* Flushes the folder that holds path, so a rename in it is on disk. */
+static int
+store_sync_dir(const char *path)
+{
+	char *tmp = strdup(path);
+	int fd, rc = -1;
+
+	if (tmp == NULL)
+		return -1;
+	if ((fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) !=
+	    -1) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(tmp);
+	return rc;
+}
+
+int
+store_restore(const char *path, const char *backup, size_t map_size,
+    struct store_restore_report *rep, struct ph_diag *diag)
+{
+	char tmp[4096], lock[4096], tmplock[4200];
+	struct store *s = NULL;
+	struct store_txn t;
+	struct stat st;
+	long pid;
+	int rc, busy;
+
+	memset(rep, 0, sizeof(*rep));
+	if (snprintf(tmp, sizeof(tmp), "%s.restore", path) >=
+	    (int)sizeof(tmp) || snprintf(lock, sizeof(lock), "%s-lock",
+	    path) >= (int)sizeof(lock))
+		return ph_fail(diag, PH_E_CONFIG, "database path too long");
+	snprintf(tmplock, sizeof(tmplock), "%s-lock", tmp);
+	if ((busy = store_in_use(path, &pid)) < 0)
+		return ph_fail(diag, PH_E_IO, "database %s: cannot tell whether "
+		    "it is in use: %s", path, strerror(errno));
+	if (busy)
+		return ph_fail(diag, PH_E_CONFLICT, "database %s is open in "
+		    "process %ld (and maybe others): stop the web server's "
+		    "payhook processes and the sweeper first", path, pid);
+	rep->uid = (long)getuid();
+	rep->gid = (long)getgid();
+	rep->mode = 0600;
+	if (stat(path, &st) == 0) {
+		rep->replaced = 1;
+		rep->uid = (long)st.st_uid;
+		rep->gid = (long)st.st_gid;
+		rep->mode = (unsigned)(st.st_mode & 07777);
+	} else if (errno != ENOENT)
+		return ph_fail(diag, PH_E_IO, "database %s: %s", path,
+		    strerror(errno));
+	unlink(tmp);
+	unlink(tmplock);
+	if ((rc = store_copy_file(backup, tmp, &rep->bytes, diag)) != PH_OK)
+		return rc;
+	/* The copy must be a store this payhook reads; it gets a new epoch
+	 * before anything can read it. */
+	if ((rc = store_open(tmp, map_size, STORE_OPEN_OLDER, &s, diag)) !=
+	    PH_OK)
+		goto fail;
+	snprintf(rep->epoch_before, sizeof(rep->epoch_before), "%s",
+	    s->epoch);
+	if ((rc = store_begin(s, 1, &t)) == PH_OK) {
+		store_new_epoch(&t);
+		rc = store_commit(&t);
+	}
+	if (rc != PH_OK) {
+		ph_fail(diag, rc, "backup %s: cannot give it a new epoch: %s",
+		    backup, ph_strerror(rc));
+		goto fail;
+	}
+	snprintf(rep->epoch_after, sizeof(rep->epoch_after), "%s", s->epoch);
+	store_close(s);
+	s = NULL;
+	unlink(tmplock);
+	if (chown(tmp, (uid_t)rep->uid, (gid_t)rep->gid) == -1 ||
+	    chmod(tmp, (mode_t)rep->mode) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "%s: cannot give it the owner and "
+		    "mode of %s: %s", tmp, path, strerror(errno));
+		goto fail;
+	}
+	/* Checked again: a process may have opened the store meanwhile. */
+	if ((busy = store_in_use(path, &pid)) != 0) {
+		rc = ph_fail(diag, PH_E_CONFLICT, "database %s was opened by "
+		    "process %ld during the restore; nothing was replaced",
+		    path, pid);
+		goto fail;
+	}
+	if (rename(tmp, path) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "rename %s to %s: %s", tmp, path,
+		    strerror(errno));
+		goto fail;
+	}
+	/* The old lock file describes readers of the file replaced. */
+	if (unlink(lock) == 0)
+		rep->lock_removed = 1;
+	store_sync_dir(path);
+	return PH_OK;
+fail:
+	store_close(s);
+	unlink(tmp);
+	unlink(tmplock);
+	return rc;
+}

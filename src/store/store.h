@@ -167,6 +167,28 @@ uint64_t store_key_get_u64(const struct store_val *v);
  */
 int store_backup(struct store *s, const char *path, struct ph_diag *diag);
 
+/* What a restore did, for the operator. */
+struct store_restore_report {
+	char epoch_before[STORE_EPOCH_LEN + 1];	/* the backup's */
+	char epoch_after[STORE_EPOCH_LEN + 1];	/* the store's now */
+	long uid, gid;			/* owner given to the store */
+	unsigned mode;
+	int replaced;			/* a store file was there */
+	int lock_removed;		/* its stale lock file was removed */
+	size_t bytes;
+};
+
+/*
+ * Puts the backup at backup in place of the store at path: refused while
+ * any process has the store open (LMDB's lock file says so); else the
+ * backup is copied beside the store, checked by opening it, given a new
+ * epoch (every id handed out after the restore differs from those handed
+ * out before it), given the owner and mode of the store it replaces, and
+ * renamed over it; the stale lock file goes.
+ */
+int store_restore(const char *path, const char *backup, size_t map_size,
+    struct store_restore_report *rep, struct ph_diag *diag);
+
 /* Database statistics for operators: entries per database, map use. */
 struct store_stats {
 	size_t entries[STORE_DB__MAX];
