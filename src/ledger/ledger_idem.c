@@ -10,10 +10,13 @@
  * Record: key 'K' + the key; {"v", "state": "running"|"done", "fp",
  * "token", "lease_until", "status", "body", "created_at", "expires_at"}.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include <payhook/sdk.h>
 
@@ -43,6 +46,25 @@ ledger_idem_token(char out[33])
 	return PH_OK;
 }
 
+/*
+ * Is the claim's call still running?  Until its lease ends, unless it
+ * ran on this host and its process is gone.
+ */
+static int
+ledger_idem_alive(const json_t *rec, int64_t now)
+{
+	char host[256];
+	pid_t pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
+
+	if (json_integer_value(json_object_get(rec, "lease_until")) <= now)
+		return 0;
+	if (pid > 0 && gethostname(host, sizeof(host)) == 0 &&
+	    strcmp(ledger_str(rec, "host"), host) == 0 &&
+	    kill(pid, 0) == -1 && errno == ESRCH)
+		return 0;
+	return 1;
+}
+
 static void
 ledger_idem_set_answer(struct ledger_idem *idem, int status, const char *body,
     size_t len)
@@ -61,6 +83,7 @@ ledger_idem_begin(struct store *s, struct ledger_idem *idem,
 	struct store_key k;
 	json_t *rec = NULL;
 	const char *st;
+	char host[256];
 	int rc;
 
 	*state = LEDGER_IDEM_RUN;
@@ -90,8 +113,7 @@ ledger_idem_begin(struct store *s, struct ledger_idem *idem,
 			ledger_idem_set_answer(idem, (int)json_integer_value(
 			    json_object_get(rec, "status")), body,
 			    strlen(body));
-		} else if (json_integer_value(json_object_get(rec,
-		    "lease_until")) > idem->now)
+		} else if (ledger_idem_alive(rec, idem->now))
 			*state = LEDGER_IDEM_BUSY;
 		/* else: a claim of a call that died; take it over. */
 		if (*state != LEDGER_IDEM_RUN) {
@@ -104,12 +126,17 @@ ledger_idem_begin(struct store *s, struct ledger_idem *idem,
 		}
 	}
 	json_decref(rec);
-	rec = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I}",
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	rec = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I}",
 	    "v", LEDGER_RECORD_VERSION,
 	    "state", "running",
 	    "fp", idem->fp,
 	    "token", idem->token,
 	    "lease_until", (json_int_t)(idem->now + idem->lease_s),
+	    "pid", (json_int_t)getpid(),
+	    "host", host,
 	    "created_at", (json_int_t)idem->now,
 	    "expires_at", (json_int_t)(idem->now + idem->ttl_s));
 	ledger_put(&t, STORE_DB_IDEM, &k, rec);

@@ -166,6 +166,31 @@ test_idempotency(struct store *s)
 	}
 	ledger_idem_free(&idem);
 
+	/* A claim of a process that died, on this host: taken over at once. */
+	{
+		pid_t child;
+		int status;
+
+		if ((child = fork()) == 0) {
+			/* Its own environment: LMDB's are not shared across
+			 * a fork. */
+			struct store *cs = open_at("m.mdb");
+			struct ledger_idem c;
+
+			idem_init(&c, "dead", "fp-d", FX_NOW);
+			_exit(cs != NULL && ledger_idem_begin(cs, &c, &st) ==
+			    PH_OK && st == LEDGER_IDEM_RUN ? 0 : 1);
+		}
+		waitpid(child, &status, 0);
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "a process claims a key and dies");
+		idem_init(&idem, "dead", "fp-d", FX_NOW + 1);
+		ledger_idem_begin(s, &idem, &st);
+		is_int(st, LEDGER_IDEM_RUN, "... its claim is taken over at "
+		    "once, lease or not");
+		ledger_idem_free(&idem);
+	}
+
 	/* Answers without effect: a 4xx is kept, a 5xx lets go. */
 	idem_init(&idem, "bad", "fp-x", FX_NOW);
 	ledger_idem_begin(s, &idem, &st);
