@@ -263,6 +263,7 @@ enum conf_core_key {
 	CORE_ARCHIVE_MAP_MB,
 	CORE_HINT_PER_MINUTE,
 	CORE_IDEMPOTENCY_TTL_S,
+	CORE_METRICS_TOKEN_FILE,
 	CORE__MAX
 };
 
@@ -271,7 +272,7 @@ static const char *const conf_core_names[CORE__MAX] = {
 	"max_body_bytes", "base_path", "log_level", "ca_file",
 	"http_timeout_s", "http_connect_timeout_s", "sweep_concurrency",
 	"lease_s", "attempt_hold_s", "archive_days", "archive_map_mb",
-	"hint_per_minute", "idempotency_ttl_s",
+	"hint_per_minute", "idempotency_ttl_s", "metrics_token_file",
 };
 
 /* Whole-number core keys: where each goes and its range. */
@@ -367,10 +368,11 @@ conf_core(struct conf_parse *p, const char *key, const char *val)
 			conf_err(p->errs, "out of memory");
 		break;
 	case CORE_API_TOKEN_FILE:
+	case CORE_METRICS_TOKEN_FILE:
 		if (*val == '\0')
-			conf_err(p->errs, "line %d: api_token_file is empty",
-			    p->line);
-		else if (conf_set_str(&c->api_token_file, val) == -1)
+			conf_err(p->errs, "line %d: %s is empty", p->line, key);
+		else if (conf_set_str(k == CORE_API_TOKEN_FILE ?
+		    &c->api_token_file : &c->metrics_token_file, val) == -1)
 			conf_err(p->errs, "out of memory");
 		break;
 	case CORE_MAX_BODY_BYTES:
@@ -1119,11 +1121,33 @@ conf_defaults(struct conf *c)
 	return 0;
 }
 
+/* Reads a bearer token from file (a secret: mode checked), if named. */
+static void
+conf_token(const char *file, const char *key, unsigned char **token,
+    size_t *len, struct conf_errs *errs)
+{
+	struct conf_file tok;
+	size_t i;
+
+	if (file == NULL || conf_read_file(file, key, 1, &tok, errs, 0) != 0)
+		return;
+	*token = tok.data;
+	*len = tok.len;
+	for (i = 0; i < tok.len; i++)
+		if (tok.data[i] <= ' ' || tok.data[i] >= 0x7f) {
+			conf_err(errs, "%s %s: the token must be printable "
+			    "ASCII without spaces", key, file);
+			break;
+		}
+	if (tok.len < 16)
+		conf_warn(errs, "%s %s: the token is shorter than 16 "
+		    "characters", key, file);
+}
+
 int
 conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 {
 	struct conf_parse p;
-	struct conf_file tok;
 	struct conf *c;
 	char *tmp = NULL;
 	size_t i;
@@ -1195,22 +1219,15 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 	}
 	if (c->ca_file != NULL && access(c->ca_file, R_OK) == -1)
 		conf_err(errs, "ca_file %s: %s", c->ca_file, strerror(errno));
-	if (c->api_token_file != NULL &&
-	    conf_read_file(c->api_token_file, "api_token_file", 1, &tok, errs,
-	    0) == 0) {
-		c->api_token = tok.data;
-		c->api_token_len = tok.len;
-		for (i = 0; i < tok.len; i++)
-			if (tok.data[i] <= ' ' || tok.data[i] >= 0x7f) {
-				conf_err(errs, "api_token_file %s: the token "
-				    "must be printable ASCII without spaces",
-				    c->api_token_file);
-				break;
-			}
-		if (tok.len < 16)
-			conf_warn(errs, "api_token_file %s: the token is "
-			    "shorter than 16 characters", c->api_token_file);
+	conf_token(c->api_token_file, "api_token_file", &c->api_token,
+	    &c->api_token_len, errs);
+	if (c->metrics_token_file != NULL &&
+	    conf_resolve(c, &c->metrics_token_file) == -1) {
+		conf_err(errs, "out of memory");
+		goto fail;
 	}
+	conf_token(c->metrics_token_file, "metrics_token_file",
+	    &c->metrics_token, &c->metrics_token_len, errs);
 	for (i = 0; i < c->nprofiles; i++)
 		conf_bind_profile(c, &c->profiles[i], errs);
 	for (i = 0; i < c->npushes; i++)
@@ -1267,6 +1284,11 @@ conf_free(struct conf *c)
 		}
 	}
 	loader_close(&c->loader);
+	if (c->metrics_token != NULL) {
+		explicit_bzero(c->metrics_token, c->metrics_token_len);
+		free(c->metrics_token);
+	}
+	free(c->metrics_token_file);
 	if (c->api_token != NULL) {
 		explicit_bzero(c->api_token, c->api_token_len);
 		free(c->api_token);

@@ -77,6 +77,10 @@ struct conf {
 	unsigned long map_size_mb;
 	char *plugin_dir;
 	char *api_token_file;
+	char *metrics_token_file;	/* optional */
+	unsigned char *metrics_token;	/* secret: /metrics's bearer token,
+					 * NULL when /metrics is open */
+	size_t metrics_token_len;
 	unsigned char *api_token;	/* secret: the bearer token */
 	size_t api_token_len;
 	size_t max_body_bytes;

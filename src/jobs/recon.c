@@ -14,6 +14,7 @@
  * report; alarms are raised once per run key, so it changes nothing.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,7 +337,12 @@ recon_open_reports(struct recon *r, const char *dir)
 	return PH_OK;
 }
 
-/* Writes a finished report from its temporary file into place. */
+/*
+ * Writes a finished report from its temporary file into place: a new file
+ * of a fresh name beside it (mkostemp: O_EXCL, mode 0600, so nothing
+ * planted there is followed or overwritten), flushed, then renamed over
+ * the report, which replaces a link rather than following it.
+ */
 static int
 recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
     struct ph_diag *diag)
@@ -344,18 +350,32 @@ recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
 	char part[1100], buf[65536];
 	size_t n;
 	FILE *out;
+	int fd;
 
-	snprintf(part, sizeof(part), "%s.part", path);
-	if ((out = fopen(part, "w")) == NULL)
+	if (snprintf(part, sizeof(part), "%s.XXXXXX", path) >=
+	    (int)sizeof(part))
+		return ph_fail(diag, PH_E_IO, "report %s: path too long", path);
+	if ((fd = mkostemp(part, O_CLOEXEC)) == -1)
+		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		    strerror(errno));
+	if ((out = fdopen(fd, "w")) == NULL) {
+		close(fd);
+		unlink(part);
 		return ph_fail(diag, PH_E_IO, "report %s: %s", part,
 		    strerror(errno));
+	}
 	fputs(head, out);
 	rewind(tmp);
 	while ((n = fread(buf, 1, sizeof(buf), tmp)) > 0)
 		fwrite(buf, 1, n, out);
 	fputs(tail, out);
-	if (fflush(out) != 0 || ferror(out) || fclose(out) != 0 ||
-	    rename(part, path) == -1) {
+	if (fflush(out) != 0 || ferror(out) || fsync(fileno(out)) != 0) {
+		fclose(out);
+		unlink(part);
+		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		    strerror(errno));
+	}
+	if (fclose(out) != 0 || rename(part, path) == -1) {
 		unlink(part);
 		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
 		    strerror(errno));

@@ -22,8 +22,9 @@ typedef void (*fc_handler_fn)(struct web_ctx *ctx,
     struct web_response *resp);
 
 enum fc_auth {
-	FC_AUTH_NONE,		/* providers and monitoring */
+	FC_AUTH_NONE,		/* providers, health checks */
 	FC_AUTH_MERCHANT,	/* Authorization: Bearer <api token> */
+	FC_AUTH_METRICS,	/* Bearer <metrics token>, when one is set */
 };
 
 /* What the "{}" of a route's path names: how long it may be, and what a
@@ -67,7 +68,7 @@ static const struct fc_route_def fc_routes[FC_ROUTE__MAX] = {
 	    FC_PARAM_NONE, 0, status_health },
 	[FC_ROUTE_HEALTHZ_HEAD] = { "healthz", "HEAD", "/healthz",
 	    FC_AUTH_NONE, FC_PARAM_NONE, 0, status_health },
-	[FC_ROUTE_METRICS] = { "metrics", "GET", "/metrics", FC_AUTH_NONE,
+	[FC_ROUTE_METRICS] = { "metrics", "GET", "/metrics", FC_AUTH_METRICS,
 	    FC_PARAM_NONE, 0, status_metrics },
 	[FC_ROUTE_NOTIFY] = { "notify", "POST", "/notify/{}", FC_AUTH_NONE,
 	    FC_PARAM_PROFILE, 0, notify_route },
@@ -100,23 +101,38 @@ fc_route_name(enum fc_route r)
 	return r < FC_ROUTE__MAX ? fc_routes[r].name : "none";
 }
 
-/* Constant-time check of "Bearer <token>" against the configured token.
+/* Constant-time check of "Bearer <token>" against a configured token.
  * Both sides are hashed first so that not even the length leaks. */
 static int
-fc_authorised(const struct conf *c, const char *auth)
+fc_bearer(const unsigned char *token, size_t len, const char *auth)
 {
 	unsigned char want[PH_SHA256_LEN], got[PH_SHA256_LEN];
 	const char *tok;
 
-	if (auth == NULL || c->api_token == NULL ||
+	if (auth == NULL || token == NULL ||
 	    strncasecmp(auth, "Bearer ", 7) != 0)
 		return 0;
 	for (tok = auth + 7; *tok == ' '; tok++)
 		continue;
-	if (ph_sha256(c->api_token, c->api_token_len, want) != PH_OK ||
+	if (ph_sha256(token, len, want) != PH_OK ||
 	    ph_sha256(tok, strlen(tok), got) != PH_OK)
 		return 0;
 	return ph_ct_equal(want, sizeof(want), got, sizeof(got));
+}
+
+/* May the caller use a route of this kind? */
+static int
+fc_authorised(const struct conf *c, enum fc_auth auth, const char *header)
+{
+	switch (auth) {
+	case FC_AUTH_MERCHANT:
+		return fc_bearer(c->api_token, c->api_token_len, header);
+	case FC_AUTH_METRICS:
+		return c->metrics_token == NULL || fc_bearer(c->metrics_token,
+		    c->metrics_token_len, header);
+	default:
+		return 1;
+	}
 }
 
 /* The path below base_path, percent-escapes kept; NULL if outside it. */
@@ -216,10 +232,9 @@ fc_handle(struct web_ctx *ctx, const struct web_request *req,
 		return;
 	}
 	web_note_set(resp->note.route, any->name);
-	/* The merchant's routes say nothing, not even their methods, to a
-	 * caller without the token. */
-	if (any->auth == FC_AUTH_MERCHANT &&
-	    !fc_authorised(ctx->conf, req->authorization)) {
+	/* A route behind a token says nothing, not even its methods, to a
+	 * caller without it. */
+	if (!fc_authorised(ctx->conf, any->auth, req->authorization)) {
 		web_error(resp, 401, "unauthorized",
 		    "a valid Authorization: Bearer token is required");
 		return;

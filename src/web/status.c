@@ -81,28 +81,31 @@ status_metrics_rates(const struct conf *c, struct ph_buf *b)
 struct status_certs {
 	struct ph_buf *b;
 	int64_t now;
+	char last[128];		/* profile and key of the last certificate */
+	unsigned nth;		/* its place among that key's certificates */
 };
 
+/* A certificate's expiry, labelled by profile, key and place, and by its
+ * subject: never by its file, whose path is no one's business. */
 static void
 status_cert_metric(const struct certs_item *it, void *arg)
 {
 	struct status_certs *ac = arg;
-	char file[300], subject[200];
+	char subject[200], which[128];
 	size_t i, o;
 
+	snprintf(which, sizeof(which), "%s/%s", it->profile, it->key);
+	ac->nth = strcmp(which, ac->last) == 0 ? ac->nth + 1 : 0;
+	snprintf(ac->last, sizeof(ac->last), "%s", which);
 	/* Label values: no quotes or backslashes to escape in them. */
-	for (i = o = 0; it->file[i] != '\0' && o + 1 < sizeof(file); i++)
-		if (it->file[i] != '"' && it->file[i] != '\\')
-			file[o++] = it->file[i];
-	file[o] = '\0';
 	for (i = o = 0; it->subject[i] != '\0' && o + 1 < sizeof(subject);
 	    i++)
 		if (it->subject[i] != '"' && it->subject[i] != '\\')
 			subject[o++] = it->subject[i];
 	subject[o] = '\0';
 	ph_buf_printf(ac->b, "payhook_certificate_expiry_seconds{profile="
-	    "\"%s\",key=\"%s\",file=\"%s\",subject=\"%s\"} %lld\n",
-	    it->profile, it->key, file, subject,
+	    "\"%s\",key=\"%s\",cert=\"%u\",subject=\"%s\"} %lld\n",
+	    it->profile, it->key, ac->nth, subject,
 	    (long long)(it->not_after - ac->now));
 }
 
@@ -120,7 +123,11 @@ status_metrics(struct web_ctx *ctx, const struct web_request *req,
 	metrics_render(b);
 	status_metrics_rates(ctx->conf, b);
 	{
-		struct status_certs ac = { b, (int64_t)time(NULL) };
+		struct status_certs ac;
+
+		memset(&ac, 0, sizeof(ac));
+		ac.b = b;
+		ac.now = (int64_t)time(NULL);
 
 		ph_buf_puts(b, "# HELP payhook_certificate_expiry_seconds "
 		    "Seconds until each configured certificate expires "
