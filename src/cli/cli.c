@@ -95,6 +95,16 @@ cli_metrics_open(const struct conf *conf)
 		metrics_open(path);
 }
 
+/* The notification archive beside the database. */
+static void
+cli_archive_open(const struct conf *conf)
+{
+	struct archive_limits lim;
+
+	conf_archive_limits(conf, &lim);
+	archive_open(conf->db_path, &lim);
+}
+
 static int
 cli_open(const char *path, struct conf **conf, struct store **store,
     int quiet_ok)
@@ -589,61 +599,52 @@ static int
 cli_replay(struct conf *conf, struct store *store, uint64_t id)
 {
 	const struct conf_profile *pr;
-	struct ph_header *h = NULL;
+	struct archive_entry e;
 	struct ledger_result res;
 	struct ledger_fact fact;
 	struct archive_rec a;
 	struct ph_request req;
 	struct ph_event ev;
 	struct ph_diag diag;
-	unsigned char *body = NULL;
-	json_t *rec, *hs, *pair;
-	size_t len, i;
+	const struct ph_header *h;
+	unsigned char *body;
+	size_t len;
 	int rc;
 
-	if ((rc = archive_get(id, &rec)) != PH_OK) {
+	if ((rc = archive_read(id, &e)) != PH_OK) {
 		fprintf(stderr, "payhook: notification %llu: %s\n",
 		    (unsigned long long)id, rc == PH_E_NOTFOUND ?
 		    "not in the archive" : ph_strerror(rc));
 		return 1;
 	}
-	pr = conf_profile(conf, json_string_value(json_object_get(rec,
-	    "profile")));
+	pr = conf_profile(conf, e.profile);
 	if (pr == NULL || !(pr->plugin->prov->caps & PH_CAP_NOTIFY)) {
 		fprintf(stderr, "payhook: notification %llu: profile %s is not "
 		    "configured (any more)\n", (unsigned long long)id,
-		    json_string_value(json_object_get(rec, "profile")));
-		json_decref(rec);
+		    e.profile);
+		archive_free(&e);
 		return 1;
 	}
-	if (archive_body(rec, &body, &len) != PH_OK) {
-		fprintf(stderr, "payhook: notification %llu: unreadable body\n",
-		    (unsigned long long)id);
-		free(body);
-		json_decref(rec);
-		return 1;
-	}
-	hs = json_object_get(rec, "headers");
-	h = calloc(json_array_size(hs) + 1, sizeof(*h));
-	json_array_foreach(hs, i, pair) {
-		h[i].name = json_string_value(json_array_get(pair, 0));
-		h[i].value = json_string_value(json_array_get(pair, 1));
-	}
+	/* The very bytes received: headers and body as they came. */
+	h = e.headers;
+	body = e.body;
+	len = e.body_len;
 	memset(&req, 0, sizeof(req));
-	req.method = json_string_value(json_object_get(rec, "method"));
-	req.content_type = json_string_value(json_object_get(rec,
-	    "content_type"));
+	req.method = e.method;
+	req.content_type = e.content_type;
 	req.body = body;
 	req.body_len = len;
 	req.headers = h;
-	req.nheaders = json_array_size(hs);
+	req.nheaders = e.nheaders;
 	/* Verified as of its arrival: freshness windows still apply to
 	 * when the provider sent it, not to today. */
-	req.now = json_integer_value(json_object_get(rec, "at"));
+	req.now = e.at;
 	memset(&ev, 0, sizeof(ev));
 	memset(&diag, 0, sizeof(diag));
 	memset(&a, 0, sizeof(a));
 	a.at = (int64_t)time(NULL);
+	a.class = ARCHIVE_VERIFIED;
+	a.source = "replay";
 	a.profile = pr->name;
 	a.provider = pr->plugin->prov->name;
 	a.method = req.method;
@@ -657,6 +658,7 @@ cli_replay(struct conf *conf, struct store *store, uint64_t id)
 	if (rc != PH_OK) {
 		printf("notification %llu: still refused: %s (%s)\n",
 		    (unsigned long long)id, ph_strerror(rc), diag.msg);
+		a.class = e.class;
 		a.verdict = "refused";
 		a.reason = diag.msg;
 		a.order_id = "";
@@ -687,9 +689,7 @@ cli_replay(struct conf *conf, struct store *store, uint64_t id)
 	archive_put(&a);
 	rc = 0;
 done:
-	free(h);
-	free(body);
-	json_decref(rec);
+	archive_free(&e);
 	return rc;
 }
 
@@ -727,7 +727,7 @@ cli_notifications(const char *path, int argc, char **argv)
 	if (cli_open(path, &conf, &store, 1) != 0)
 		return 1;
 	cli_metrics_open(conf);
-	archive_open(conf->db_path, conf->archive_map_mb);
+	cli_archive_open(conf);
 	if (strcmp(argv[0], "list") == 0) {
 		if ((rc = archive_list(after, limit, &list)) == PH_OK) {
 			json_array_foreach(list, i, r) {
@@ -759,18 +759,17 @@ cli_notifications(const char *path, int argc, char **argv)
 		json_decref(list);
 	} else if (strcmp(argv[0], "show") == 0) {
 		if ((rc = archive_get(id, &r)) == PH_OK) {
-			unsigned char *body;
-			size_t len;
-
+			struct archive_entry e;
 			json_t *text = NULL;
 
 			/* The body as text too, when it is UTF-8. */
-			if (archive_body(r, &body, &len) == PH_OK &&
-			    body != NULL)
-				text = json_stringn((char *)body, len);
+			if (archive_read(id, &e) == PH_OK) {
+				text = json_stringn((char *)e.body,
+				    e.body_len);
+				archive_free(&e);
+			}
 			if (text != NULL)
 				json_object_set_new(r, "body_text", text);
-			free(body);
 			cli_print(r);
 			json_decref(r);
 		} else
@@ -1162,8 +1161,7 @@ cli_sweep(const char *path, int argc, char **argv)
 		return 1;
 	log_set_level(conf->log_level);
 	cli_metrics_open(conf);
-	if (conf->archive_days > 0)
-		archive_open(conf->db_path, conf->archive_map_mb);
+	cli_archive_open(conf);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = cli_on_signal;
 	sigaction(SIGTERM, &sa, NULL);

@@ -264,6 +264,9 @@ enum conf_core_key {
 	CORE_HINT_PER_MINUTE,
 	CORE_IDEMPOTENCY_TTL_S,
 	CORE_METRICS_TOKEN_FILE,
+	CORE_ARCHIVE_UNVERIFIED_MB,
+	CORE_ARCHIVE_UNVERIFIED_PER_MINUTE,
+	CORE_ARCHIVE_UNVERIFIED_PER_SOURCE,
 	CORE__MAX
 };
 
@@ -273,6 +276,8 @@ static const char *const conf_core_names[CORE__MAX] = {
 	"http_timeout_s", "http_connect_timeout_s", "sweep_concurrency",
 	"lease_s", "attempt_hold_s", "archive_days", "archive_map_mb",
 	"hint_per_minute", "idempotency_ttl_s", "metrics_token_file",
+	"archive_unverified_mb", "archive_unverified_per_minute",
+	"archive_unverified_per_source",
 };
 
 /* Whole-number core keys: where each goes and its range. */
@@ -317,6 +322,18 @@ conf_core_number(struct conf *c, int k, unsigned long *min,
 		*min = 60;
 		*max = 604800;
 		return &c->idempotency_ttl_s;
+	case CORE_ARCHIVE_UNVERIFIED_MB:
+		*min = 1;
+		*max = 1024UL * 1024;
+		return &c->archive_unverified_mb;
+	case CORE_ARCHIVE_UNVERIFIED_PER_MINUTE:
+		*min = 0;
+		*max = 1000000;
+		return &c->archive_unverified_per_minute;
+	case CORE_ARCHIVE_UNVERIFIED_PER_SOURCE:
+		*min = 0;
+		*max = 1000000;
+		return &c->archive_unverified_per_source;
 	default:
 		return NULL;
 	}
@@ -1113,6 +1130,9 @@ conf_defaults(struct conf *c)
 	c->archive_map_mb = 256;
 	c->hint_per_minute = 10;
 	c->idempotency_ttl_s = 86400;
+	c->archive_unverified_mb = 0;	/* a tenth of archive_map_mb */
+	c->archive_unverified_per_minute = 600;
+	c->archive_unverified_per_source = 60;
 	c->log_level = LOG_LVL_INFO;
 	if ((c->db_path = strdup("var/payhook.mdb")) == NULL ||
 	    (c->plugin_dir = strdup(PH_PLUGIN_DIR)) == NULL ||
@@ -1221,6 +1241,12 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 		conf_err(errs, "ca_file %s: %s", c->ca_file, strerror(errno));
 	conf_token(c->api_token_file, "api_token_file", &c->api_token,
 	    &c->api_token_len, errs);
+	if (c->archive_unverified_mb > 0 &&
+	    2 * c->archive_unverified_mb >= c->archive_map_mb)
+		conf_err(errs, "[core] archive_unverified_mb (%lu) must be "
+		    "less than half of archive_map_mb (%lu): the rest is the "
+		    "verified notifications' share", c->archive_unverified_mb,
+		    c->archive_map_mb);
 	if (c->metrics_token_file != NULL &&
 	    conf_resolve(c, &c->metrics_token_file) == -1) {
 		conf_err(errs, "out of memory");
@@ -1301,4 +1327,16 @@ conf_free(struct conf *c)
 	free(c->base_path);
 	free(c->ca_file);
 	free(c);
+}
+
+void
+conf_archive_limits(const struct conf *c, struct archive_limits *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->days = c->archive_days;
+	lim->max_mb = c->archive_map_mb;
+	lim->unverified_mb = c->archive_unverified_mb > 0 ?
+	    c->archive_unverified_mb : (c->archive_map_mb + 9) / 10;
+	lim->unverified_per_minute = c->archive_unverified_per_minute;
+	lim->per_source = c->archive_unverified_per_source;
 }

@@ -11,6 +11,7 @@
 #include <payhook/provider.h>
 
 #include "plugin/loader.h"
+#include "store/archive.h"
 
 #define CONF_ERRS_MAX	64
 #define CONF_ERR_LEN	384
@@ -94,7 +95,11 @@ struct conf {
 					 * after the last unsettled one */
 	unsigned long archive_days;	/* notification archive retention;
 					 * 0: no archive */
-	unsigned long archive_map_mb;
+	unsigned long archive_map_mb;	/* the archive's largest size */
+	unsigned long archive_unverified_mb;	/* each unverified class's
+						 * share; 0: a tenth */
+	unsigned long archive_unverified_per_minute;
+	unsigned long archive_unverified_per_source;
 	unsigned long hint_per_minute;	/* queries an unverified notification
 					 * may trigger, per profile */
 	unsigned long idempotency_ttl_s; /* Idempotency-Keys kept this long */
@@ -116,6 +121,9 @@ void conf_free(struct conf *c);
 
 const struct conf_profile *conf_profile(const struct conf *c,
     const char *name);
+
+/* The archive's limits as configured. */
+void conf_archive_limits(const struct conf *c, struct archive_limits *lim);
 
 /* p made absolute against the config file's folder (caller frees). */
 char *conf_path(const struct conf *c, const char *p);

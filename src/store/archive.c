@@ -1,446 +1,422 @@
 /*
- * Notification archive in a second LMDB environment, opened with
- * MDB_NOSYNC: its commits cost no flush.  A crash may lose the last
- * records or, at worst, the archive file itself; the store of money facts
- * is a different file and is never affected.
+ * The notification archive's write side: segment files, the classes'
+ * budgets, and hints.  archive_read.c reads it back.
+ *
+ * <db_path>-archive/
+ *	seg/YYYYMMDD-c	one segment a day (UTC) and class c (v, o, u):
+ *			records appended with one write(2) each, O_APPEND,
+ *			so that processes appending at once never mix
+ *	budget		per-minute counters shared by every process (mmap)
+ *	hints/		one empty file per order a refused notification named
+ *
+ * A record's id is its place: the day, the class and its offset in that
+ * day's segment (archive_int.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <lmdb.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <payhook/sdk.h>
 
-#include "store/archive.h"
 #include "ops/log.h"
+#include "store/archive.h"
+#include "store/archive_int.h"
 
-static MDB_env *archive_env;
-static MDB_dbi archive_dbi;		/* id -> notification record */
-static MDB_dbi archive_hints;		/* order id -> profile; rate counts */
+struct archive_state archive;
 
-int
-archive_open(const char *db_path, size_t map_mb)
+static const char *const archive_class_names[ARCHIVE__MAX] = {
+	"verified", "ours", "unverified",
+};
+
+const char *
+archive_class_name(enum archive_class c)
 {
-	char path[4096];
-	MDB_txn *txn;
-	int rc;
-
-	if (snprintf(path, sizeof(path), "%s-archive", db_path) >=
-	    (int)sizeof(path))
-		return PH_E_CONFIG;
-	if ((rc = mdb_env_create(&archive_env)) != 0)
-		goto fail;
-	if ((rc = mdb_env_set_mapsize(archive_env, map_mb << 20)) != 0 ||
-	    (rc = mdb_env_set_maxdbs(archive_env, 4)) != 0 ||
-	    (rc = mdb_env_set_maxreaders(archive_env, 256)) != 0 ||
-	    (rc = mdb_env_open(archive_env, path, MDB_NOSUBDIR | MDB_NOTLS |
-	    MDB_NOSYNC, 0600)) != 0)
-		goto fail;
-	mdb_reader_check(archive_env, NULL);
-	if ((rc = mdb_txn_begin(archive_env, NULL, 0, &txn)) != 0)
-		goto fail;
-	if ((rc = mdb_dbi_open(txn, "notifications", MDB_CREATE,
-	    &archive_dbi)) != 0 || (rc = mdb_dbi_open(txn, "hints",
-	    MDB_CREATE, &archive_hints)) != 0) {
-		mdb_txn_abort(txn);
-		goto fail;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		goto fail;
-	return PH_OK;
-fail:
-	log_warn("notification archive %s: %s; notifications are not "
-	    "archived", path, mdb_strerror(rc));
-	if (archive_env != NULL)
-		mdb_env_close(archive_env);
-	archive_env = NULL;
-	return PH_E_STORE;
+	return c < ARCHIVE__MAX ? archive_class_names[c] : "?";
 }
 
-void
-archive_close(void)
+/* ---- Budgets: counters a minute, shared by every process ----------------- */
+
+/*
+ * A slot holds the minute it counts for and its count, in one 64-bit word
+ * changed by compare-and-swap: a new minute starts the count again, and
+ * no process ever waits for another.
+ */
+#define ARCHIVE_SLOT_MINUTE(v)	((int64_t)((v) >> 24))
+#define ARCHIVE_SLOT_COUNT(v)	((uint32_t)((v) & 0xffffffu))
+
+/* Takes one from slot if this minute's count is below limit: 1, else 0. */
+static int
+archive_take(uint64_t *slot, int64_t minute, unsigned long limit)
 {
-	if (archive_env != NULL)
-		mdb_env_close(archive_env);
-	archive_env = NULL;
+	uint64_t old, want;
+
+	old = __atomic_load_n(slot, __ATOMIC_RELAXED);
+	do {
+		uint32_t n = ARCHIVE_SLOT_MINUTE(old) == minute ?
+		    ARCHIVE_SLOT_COUNT(old) : 0;
+
+		if (n >= limit || n >= 0xffffffu)
+			return 0;
+		want = (uint64_t)minute << 24 | (n + 1);
+	} while (!__atomic_compare_exchange_n(slot, &old, want, 0,
+	    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+	return 1;
+}
+
+/* FNV-1a: where a key lands among the slots, and records' checksums. */
+uint32_t
+archive_fnv(const void *p, size_t n, uint32_t h)
+{
+	const unsigned char *b = p;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+static uint64_t *
+archive_slot(uint64_t *slots, const char *key)
+{
+	return &slots[archive_fnv(key, strlen(key), ARCHIVE_FNV_SEED) %
+	    ARCHIVE_SLOTS];
+}
+
+/* May a record of class c from source (or profile) be kept this minute? */
+static int
+archive_admit(enum archive_class c, const char *source, const char *profile,
+    int64_t now)
+{
+	struct archive_budget *b = archive.budget;
+	int64_t minute = now / 60;
+
+	if (c == ARCHIVE_VERIFIED)
+		return 1;
+	if (b == NULL)
+		return 0;
+	if (c == ARCHIVE_OURS)
+		return archive_take(archive_slot(b->per_profile, profile),
+		    minute, archive.lim.per_source) &&
+		    archive_take(&b->total[c], minute,
+		    archive.lim.unverified_per_minute);
+	return archive_take(archive_slot(b->per_source, source), minute,
+	    archive.lim.per_source) && archive_take(&b->total[c], minute,
+	    archive.lim.unverified_per_minute);
+}
+
+static int
+archive_budget_open(void)
+{
+	char path[ARCHIVE_PATH_MAX];
+	struct stat st;
+	void *m;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/budget", archive.dir);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		return -1;
+	if (fstat(fd, &st) == -1 || (st.st_size < (off_t)sizeof(
+	    struct archive_budget) && ftruncate(fd,
+	    (off_t)sizeof(struct archive_budget)) == -1)) {
+		close(fd);
+		return -1;
+	}
+	m = mmap(NULL, sizeof(struct archive_budget), PROT_READ | PROT_WRITE,
+	    MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return -1;
+	archive.budget = m;
+	return 0;
+}
+
+/* ---- Segments ------------------------------------------------------------- */
+
+void
+archive_segment_name(int64_t day, enum archive_class c, char *out,
+    size_t cap)
+{
+	static const char letters[ARCHIVE__MAX] = { 'v', 'o', 'u' };
+	time_t t = (time_t)(day * 86400);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, cap, "%04d%02d%02d-%c", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, letters[c]);
+}
+
+/* Today's segment of class c, opened for appending. */
+static int
+archive_segment(enum archive_class c, int64_t day)
+{
+	char name[32], path[ARCHIVE_PATH_MAX];
+	struct archive_seg *sg = &archive.seg[c];
+
+	if (sg->fd != -1 && sg->day == day)
+		return sg->fd;
+	if (sg->fd != -1)
+		close(sg->fd);
+	sg->fd = -1;
+	archive_segment_name(day, c, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/seg/%s", archive.dir, name);
+	if ((sg->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+	    0600)) == -1)
+		return -1;
+	sg->day = day;
+	/* A new day: what the other days of the class hold is counted
+	 * again, and they may be over the share by now. */
+	archive_usage(archive.used);
+	return sg->fd;
+}
+
+uint64_t
+archive_share(enum archive_class c)
+{
+	uint64_t un = (uint64_t)archive.lim.unverified_mb << 20;
+	uint64_t all = (uint64_t)archive.lim.max_mb << 20;
+
+	if (c != ARCHIVE_VERIFIED)
+		return un;
+	return all > 2 * un ? all - 2 * un : all / 2;
 }
 
 static void
-archive_key(unsigned char k[8], uint64_t id)
+archive_put_u16(struct ph_buf *b, const char *s)
 {
-	int i;
+	size_t n = strlen(s);
+	unsigned char l[2];
 
-	for (i = 7; i >= 0; i--, id >>= 8)
-		k[i] = (unsigned char)id;
+	if (n > 0xffff)
+		n = 0xffff;
+	l[0] = (unsigned char)(n >> 8);
+	l[1] = (unsigned char)n;
+	ph_buf_append(b, l, 2);
+	ph_buf_append(b, s, n);
 }
 
-static uint64_t
-archive_id(const MDB_val *k)
+static void
+archive_put_u32(struct ph_buf *b, const void *p, size_t n)
 {
-	const unsigned char *p = k->mv_data;
-	uint64_t id = 0;
-	size_t i;
+	unsigned char l[4];
 
-	for (i = 0; i < 8 && i < k->mv_size; i++)
-		id = id << 8 | p[i];
-	return id;
+	l[0] = (unsigned char)(n >> 24);
+	l[1] = (unsigned char)(n >> 16);
+	l[2] = (unsigned char)(n >> 8);
+	l[3] = (unsigned char)n;
+	ph_buf_append(b, l, 4);
+	if (p != NULL)
+		ph_buf_append(b, p, n);
 }
 
-static json_t *
-archive_headers(const struct ph_header *h, size_t n)
+/* The record's bytes: header, strings, headers, body. */
+static int
+archive_encode(const struct archive_rec *r, struct ph_buf *b)
 {
 	unsigned char d[PH_SHA256_LEN];
 	char hex[2 * PH_SHA256_LEN + 8];
-	json_t *a = json_array();
+	const char *strs[ARCHIVE_NSTRINGS];
+	unsigned char head[ARCHIVE_HEAD];
+	uint32_t sum;
 	size_t i;
 
-	for (i = 0; i < n; i++) {
-		const char *v = h[i].value;
+	memset(head, 0, sizeof(head));
+	ph_buf_append(b, head, sizeof(head));
+	strs[0] = r->source != NULL ? r->source : "";
+	strs[1] = r->profile;
+	strs[2] = r->provider;
+	strs[3] = r->method;
+	strs[4] = r->content_type;
+	strs[5] = r->verdict;
+	strs[6] = r->reason;
+	strs[7] = r->order_id;
+	strs[8] = r->outcome;
+	for (i = 0; i < ARCHIVE_NSTRINGS; i++)
+		archive_put_u16(b, strs[i] != NULL ? strs[i] : "");
+	archive_put_u32(b, NULL, r->nheaders);
+	for (i = 0; i < r->nheaders; i++) {
+		const char *v = r->headers[i].value;
 
 		/* Secrets of the caller, never of the provider's message. */
-		if (strcasecmp(h[i].name, "Authorization") == 0 ||
-		    strcasecmp(h[i].name, "Cookie") == 0) {
+		if (strcasecmp(r->headers[i].name, "Authorization") == 0 ||
+		    strcasecmp(r->headers[i].name, "Cookie") == 0) {
 			ph_sha256(v, strlen(v), d);
 			memcpy(hex, "sha256:", 7);
 			ph_hex_lower(d, sizeof(d), hex + 7);
 			v = hex;
 		}
-		json_array_append_new(a, json_pack("[s, s]", h[i].name, v));
+		archive_put_u16(b, r->headers[i].name);
+		archive_put_u32(b, v, strlen(v));
 	}
-	return a;
-}
-
-#define ARCHIVE_DROP 1000	/* records dropped when the map is full */
-
-static int archive_warned;	/* said once per process that it is full */
-
-/*
- * Writes record j under the next id in one transaction; an LMDB error
- * code.  mdb_txn_commit() frees the transaction even when it fails, so
- * only a transaction that was not committed is aborted.
- */
-static int
-archive_write(json_t *j, uint64_t *id_out)
-{
-	unsigned char k[8];
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val key, val;
-	uint64_t id = 1;
-	char *s;
-	int rc;
-
-	if ((rc = mdb_txn_begin(archive_env, NULL, 0, &txn)) != 0)
-		return rc;
-	if ((rc = mdb_cursor_open(txn, archive_dbi, &c)) != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	if (mdb_cursor_get(c, &key, &val, MDB_LAST) == 0)
-		id = archive_id(&key) + 1;
-	mdb_cursor_close(c);
-	json_object_set_new(j, "id", json_integer((json_int_t)id));
-	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {
-		mdb_txn_abort(txn);
-		return ENOMEM;
-	}
-	archive_key(k, id);
-	key.mv_data = k;
-	key.mv_size = 8;
-	val.mv_data = s;
-	val.mv_size = strlen(s);
-	rc = mdb_put(txn, archive_dbi, &key, &val, 0);
-	free(s);
-	if (rc != 0) {
-		mdb_txn_abort(txn);
-		return rc;
-	}
-	if ((rc = mdb_txn_commit(txn)) != 0)
-		return rc;
-	*id_out = id;
+	archive_put_u32(b, r->body, r->body_len);
+	if (b->err || b->len > 0xffffffffu)
+		return -1;
+	/* The header, now that the length is known. */
+	memcpy(b->data, ARCHIVE_MAGIC, 4);
+	archive_be(b->data + 4, b->len, 4);
+	archive_be(b->data + 12, (uint64_t)r->at, 8);
+	archive_be(b->data + 20, r->replay_of, 8);
+	b->data[28] = (char)r->class;
+	sum = archive_fnv(b->data + 12, b->len - 12, ARCHIVE_FNV_SEED);
+	archive_be(b->data + 8, sum, 4);
 	return 0;
-}
-
-/* Drops the n oldest records. */
-static void
-archive_drop_oldest(size_t n)
-{
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val key, val;
-	size_t i = 0;
-	int rc;
-
-	if (mdb_txn_begin(archive_env, NULL, 0, &txn) != 0)
-		return;
-	if (mdb_cursor_open(txn, archive_dbi, &c) != 0) {
-		mdb_txn_abort(txn);
-		return;
-	}
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0 && i < n;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT), i++)
-		if (mdb_cursor_del(c, 0) != 0)
-			break;
-	mdb_cursor_close(c);
-	mdb_txn_commit(txn);
 }
 
 uint64_t
 archive_put(const struct archive_rec *r)
 {
-	struct ph_buf b64;
-	unsigned char d[PH_SHA256_LEN];
-	char hex[2 * PH_SHA256_LEN + 1];
+	struct ph_buf b;
+	int64_t day = r->at / 86400;
+	struct stat st;
+	ssize_t w;
+	int fd;
 	uint64_t id = 0;
-	json_t *j;
-	int rc;
 
-	if (archive_env == NULL)
+	if (archive.dir[0] == '\0' || r->class >= ARCHIVE__MAX)
 		return 0;
-	ph_buf_init(&b64, 4 * r->body_len / 3 + 16);
-	ph_base64_encode(r->body, r->body_len, &b64);
-	ph_sha256(r->body, r->body_len, d);
-	ph_hex_lower(d, sizeof(d), hex);
-	j = json_pack("{s:i, s:I, s:s, s:s, s:s, s:s, s:o, s:s, s:s, s:s, "
-	    "s:s, s:s, s:s, s:I}",
-	    "v", 1, "at", (json_int_t)r->at, "profile", r->profile,
-	    "provider", r->provider, "method", r->method,
-	    "content_type", r->content_type,
-	    "headers", archive_headers(r->headers, r->nheaders),
-	    "body", b64.data != NULL ? b64.data : "",
-	    "body_sha256", hex, "verdict", r->verdict, "reason", r->reason,
-	    "order_id", r->order_id, "outcome", r->outcome,
-	    "replay_of", (json_int_t)r->replay_of);
-	ph_buf_free(&b64);
-	if (j == NULL)
+	if (!archive_admit(r->class, r->source != NULL ? r->source : "",
+	    r->profile, r->at)) {
+		archive.dropped[r->class]++;
 		return 0;
-	rc = archive_write(j, &id);
-	if (rc == MDB_MAP_FULL) {
-		/* Full before archive_days ran out: the oldest records go,
-		 * never the new one's acknowledgement. */
-		archive_drop_oldest(ARCHIVE_DROP);
-		rc = archive_write(j, &id);
 	}
-	if (rc != 0) {
-		if (!archive_warned)
-			log_warn("notification archive: %s; notifications are "
-			    "not archived (the store of payments is not "
-			    "affected): raise archive_map_mb or lower "
-			    "archive_days", mdb_strerror(rc));
-		archive_warned = 1;
-		id = 0;
+	ph_buf_init(&b, (size_t)r->body_len + 65536);
+	if (archive_encode(r, &b) != 0 ||
+	    (fd = archive_segment(r->class, day)) == -1 ||
+	    fstat(fd, &st) == -1)
+		goto fail;
+	/* Full: this class keeps what it has; no other class gives room. */
+	if (archive.used[r->class] + (uint64_t)b.len >
+	    archive_share(r->class)) {
+		archive.dropped[r->class]++;
+		if (!archive.warned[r->class])
+			log_warn("notification archive: the %s share is full "
+			    "(%lu MiB): such notifications are not archived "
+			    "until older ones are pruned",
+			    archive_class_name(r->class),
+			    (unsigned long)(archive_share(r->class) >> 20));
+		archive.warned[r->class] = 1;
+		goto done;
 	}
-	json_decref(j);
+	if ((uint64_t)st.st_size >= ARCHIVE_OFFSET_MAX)
+		goto fail;
+	w = write(fd, b.data, b.len);
+	if (w != (ssize_t)b.len) {
+		/* A torn record is skipped by the reader. */
+		errno = w == -1 ? errno : ENOSPC;
+		goto fail;
+	}
+	/* With O_APPEND, where the write ended is where it began plus its
+	 * length, whatever other processes appended. */
+	id = archive_id_make(day, r->class, (uint64_t)lseek(fd, 0,
+	    SEEK_CUR) - b.len);
+	archive.used[r->class] += b.len;
+	archive.warned[r->class] = 0;
+	goto done;
+fail:
+	if (!archive.warned[r->class])
+		log_warn("notification archive: %s; %s notifications are not "
+		    "archived (the store of payments is not affected)",
+		    strerror(errno), archive_class_name(r->class));
+	archive.warned[r->class] = 1;
+done:
+	ph_buf_free(&b);
 	return id;
 }
 
-int
-archive_get(uint64_t id, json_t **out)
-{
-	unsigned char k[8];
-	MDB_txn *txn;
-	MDB_val key, val;
-	int rc;
+/* ---- Opening -------------------------------------------------------------- */
 
-	*out = NULL;
-	if (archive_env == NULL)
-		return PH_E_NOTFOUND;
-	if (mdb_txn_begin(archive_env, NULL, MDB_RDONLY, &txn) != 0)
-		return PH_E_STORE;
-	archive_key(k, id);
-	key.mv_data = k;
-	key.mv_size = 8;
-	rc = mdb_get(txn, archive_dbi, &key, &val);
-	if (rc == 0)
-		*out = json_loadb(val.mv_data, val.mv_size, 0, NULL);
-	mdb_txn_abort(txn);
-	if (rc == MDB_NOTFOUND)
-		return PH_E_NOTFOUND;
-	return *out != NULL ? PH_OK : PH_E_STORE;
+static int
+archive_mkdir(const char *path)
+{
+	return mkdir(path, 0700) == 0 || errno == EEXIST ? 0 : -1;
 }
 
 int
-archive_list(uint64_t after, size_t limit, json_t **out)
+archive_open(const char *db_path, const struct archive_limits *lim)
 {
-	unsigned char k[8];
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val key, val;
-	json_t *arr = json_array(), *j;
-	int rc;
+	char path[ARCHIVE_PATH_MAX];
+	int i;
 
-	*out = arr;
-	if (archive_env == NULL)
+	archive_close();
+	if (lim->days == 0)
 		return PH_OK;
-	if (mdb_txn_begin(archive_env, NULL, MDB_RDONLY, &txn) != 0)
-		return PH_E_STORE;
-	if (mdb_cursor_open(txn, archive_dbi, &c) != 0) {
-		mdb_txn_abort(txn);
-		return PH_E_STORE;
+	if (snprintf(archive.dir, sizeof(archive.dir), "%s-archive",
+	    db_path) >= (int)sizeof(archive.dir)) {
+		archive.dir[0] = '\0';
+		return PH_E_CONFIG;
 	}
-	archive_key(k, after + 1);
-	key.mv_data = k;
-	key.mv_size = 8;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	    rc == 0 && json_array_size(arr) < limit;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT))
-		if ((j = json_loadb(val.mv_data, val.mv_size, 0, NULL)) != NULL)
-			json_array_append_new(arr, j);
-	mdb_cursor_close(c);
-	mdb_txn_abort(txn);
+	archive.lim = *lim;
+	for (i = 0; i < ARCHIVE__MAX; i++)
+		archive.seg[i].fd = -1;
+	snprintf(path, sizeof(path), "%s/seg", archive.dir);
+	if (archive_mkdir(archive.dir) == -1 || archive_mkdir(path) == -1 ||
+	    (snprintf(path, sizeof(path), "%s/hints", archive.dir),
+	    archive_mkdir(path) == -1) || archive_budget_open() == -1) {
+		log_warn("notification archive %s: %s; notifications are not "
+		    "archived", archive.dir, strerror(errno));
+		archive_close();
+		return PH_E_IO;
+	}
+	archive_usage(archive.used);
 	return PH_OK;
 }
 
-int
-archive_prune(int64_t before, size_t *removed)
+void
+archive_close(void)
 {
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val key, val;
-	json_t *j;
-	int rc, more = 1;
+	int i;
 
-	*removed = 0;
-	if (archive_env == NULL)
-		return PH_OK;
-	/* Oldest first: stop at the first record young enough to keep. */
-	while (more) {
-		size_t n = 0;
-
-		more = 0;
-		if (mdb_txn_begin(archive_env, NULL, 0, &txn) != 0)
-			return PH_E_STORE;
-		if (mdb_cursor_open(txn, archive_dbi, &c) != 0) {
-			mdb_txn_abort(txn);
-			return PH_E_STORE;
-		}
-		for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-		    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-			int64_t at;
-
-			j = json_loadb(val.mv_data, val.mv_size, 0, NULL);
-			at = json_integer_value(json_object_get(j, "at"));
-			json_decref(j);
-			if (at >= before)
-				break;
-			if (mdb_cursor_del(c, 0) != 0)
-				break;
-			if (++n == 1000) {
-				more = 1;
-				break;
-			}
-		}
-		mdb_cursor_close(c);
-		if (mdb_txn_commit(txn) != 0)
-			return PH_E_STORE;
-		*removed += n;
+	for (i = 0; i < ARCHIVE__MAX; i++) {
+		if (archive.dir[0] != '\0' && archive.seg[i].fd != -1)
+			close(archive.seg[i].fd);
+		archive.seg[i].fd = -1;
 	}
-	return PH_OK;
+	if (archive.budget != NULL)
+		munmap(archive.budget, sizeof(struct archive_budget));
+	memset(&archive, 0, sizeof(archive));
+	for (i = 0; i < ARCHIVE__MAX; i++)
+		archive.seg[i].fd = -1;
 }
 
-int
-archive_body(const json_t *rec, unsigned char **body, size_t *len)
+/* ---- Hints ---------------------------------------------------------------- */
+
+/* "hints/<hex profile>.<hex order>": any order id makes a file name. */
+static void
+archive_hint_path(const char *profile, const char *order_id, char *out,
+    size_t cap)
 {
-	const char *b64 = json_string_value(json_object_get(rec, "body"));
-	size_t n;
+	char p[2 * 64 + 1], o[2 * PH_ID_MAX + 1];
 
-	*body = NULL;
-	*len = 0;
-	if (b64 == NULL)
-		return PH_E_MALFORMED;
-	n = strlen(b64);
-	if ((*body = malloc(n / 4 * 3 + 4)) == NULL)
-		return PH_E_NOMEM;
-	if (n == 0)
-		return PH_OK;
-	return ph_base64_decode(b64, n, *body, n / 4 * 3 + 3, len);
+	ph_hex_lower((const unsigned char *)profile, strnlen(profile, 64), p);
+	ph_hex_lower((const unsigned char *)order_id,
+	    strnlen(order_id, PH_ID_MAX), o);
+	snprintf(out, cap, "%s/hints/%s.%s", archive.dir, p, o);
 }
 
-/*
- * Hints live here, not in the store: a refused notification must leave
- * the store of money facts exactly as it was.
- */
 int
 archive_hint(const char *profile, const char *order_id, int64_t now,
     unsigned long per_minute)
 {
-	char rate[128], buf[24];
-	unsigned long used = 0;
-	MDB_txn *txn;
-	MDB_val key, val;
-	int n;
+	char path[ARCHIVE_PATH_MAX];
+	char key[96];
+	int fd;
 
-	if (archive_env == NULL || per_minute == 0)
+	if (archive.dir[0] == '\0' || archive.budget == NULL ||
+	    per_minute == 0)
 		return 0;
-	if (mdb_txn_begin(archive_env, NULL, 0, &txn) != 0)
+	snprintf(key, sizeof(key), "hint:%s", profile);
+	if (!archive_take(archive_slot(archive.budget->hints, key), now / 60,
+	    per_minute))
 		return 0;
-	n = snprintf(rate, sizeof(rate), "\001rate:%s:%lld", profile,
-	    (long long)(now / 60));
-	key.mv_data = rate;
-	key.mv_size = (size_t)n;
-	if (mdb_get(txn, archive_hints, &key, &val) == 0 &&
-	    val.mv_size < sizeof(buf)) {
-		memcpy(buf, val.mv_data, val.mv_size);
-		buf[val.mv_size] = '\0';
-		used = strtoul(buf, NULL, 10);
-	}
-	if (used >= per_minute) {
-		mdb_txn_abort(txn);
+	archive_hint_path(profile, order_id, path, sizeof(path));
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) == -1)
 		return 0;
-	}
-	n = snprintf(buf, sizeof(buf), "%lu", used + 1);
-	val.mv_data = buf;
-	val.mv_size = (size_t)n;
-	if (mdb_put(txn, archive_hints, &key, &val, 0) != 0) {
-		mdb_txn_abort(txn);
-		return 0;
-	}
-	key.mv_data = (void *)order_id;
-	key.mv_size = strlen(order_id);
-	val.mv_data = (void *)profile;
-	val.mv_size = strlen(profile);
-	if (mdb_put(txn, archive_hints, &key, &val, 0) != 0) {
-		mdb_txn_abort(txn);
-		return 0;
-	}
-	/* A failed commit frees the transaction: nothing to abort. */
-	return mdb_txn_commit(txn) == 0;
-}
-
-int
-archive_hints_take(size_t limit, json_t **ids)
-{
-	MDB_cursor *c;
-	MDB_txn *txn;
-	MDB_val key, val;
-	int rc;
-
-	*ids = json_array();
-	if (archive_env == NULL)
-		return PH_OK;
-	if (mdb_txn_begin(archive_env, NULL, 0, &txn) != 0)
-		return PH_E_STORE;
-	if (mdb_cursor_open(txn, archive_hints, &c) != 0) {
-		mdb_txn_abort(txn);
-		return PH_E_STORE;
-	}
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
-	    rc == 0 && json_array_size(*ids) < limit;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		const char *k = key.mv_data;
-
-		/* Rate counters start with \001 and sort first: old ones go,
-		 * the current minute's stay. */
-		if (key.mv_size > 0 && k[0] == '\001')
-			continue;
-		json_array_append_new(*ids, json_stringn(k, key.mv_size));
-		mdb_cursor_del(c, 0);
-	}
-	mdb_cursor_close(c);
-	if (mdb_txn_commit(txn) != 0)
-		return PH_E_STORE;
-	return PH_OK;
+	close(fd);
+	return 1;
 }

@@ -240,6 +240,8 @@ main_serve(struct web_ctx *ctx, FCGX_Request *r)
 	ct = FCGX_GetParam("CONTENT_TYPE", r->envp);
 	req.content_type = ct != NULL ? ct : "";
 	req.authorization = FCGX_GetParam("HTTP_AUTHORIZATION", r->envp);
+	if ((req.remote_addr = FCGX_GetParam("REMOTE_ADDR", r->envp)) == NULL)
+		req.remote_addr = "";
 	req.now = (int64_t)time(NULL);
 	req.nheaders = main_headers(r->envp, headers, names);
 	req.headers = headers;
@@ -331,8 +333,12 @@ main(void)
 		log_warn("database %s: orders could not be counted per state",
 		    ctx.conf->db_path);
 	main_metrics_open(ctx.conf->db_path);
-	if (ctx.conf->archive_days > 0)
-		archive_open(ctx.conf->db_path, ctx.conf->archive_map_mb);
+	{
+		struct archive_limits lim;
+
+		conf_archive_limits(ctx.conf, &lim);
+		archive_open(ctx.conf->db_path, &lim);
+	}
 	certs_warn_daily(ctx.conf, ctx.store, (int64_t)time(NULL));
 	log_info("serving %zu profile(s), database %s", ctx.conf->nprofiles,
 	    ctx.conf->db_path);

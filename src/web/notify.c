@@ -86,18 +86,19 @@ notify_count(const struct conf_profile *pr, const char *outcome)
 
 /*
  * A refused notification may still be genuine (a key mix-up): if it names
- * a pending order, the order is queried soon.  Returns the order id named
- * (static; "" when none), for the archive.
+ * one of our pending orders, that order is queried soon, and the
+ * notification is archived among those that may be genuine (*ours).
+ * Returns the order id named (static; "" when none), for the archive.
  */
 static const char *
 notify_hint(struct web_ctx *ctx, const struct conf_profile *pr,
-    const struct ph_request *preq)
+    const struct ph_request *preq, int *ours)
 {
 	static char order_id[PH_ID_MAX + 1];
 	const struct ph_provider *prov = pr->plugin->prov;
 	json_t *order;
-	int pending;
 
+	*ours = 0;
 	order_id[0] = '\0';
 	if (prov->notify_hint == NULL ||
 	    prov->notify_hint(pr->ctx, preq, order_id) != PH_OK) {
@@ -105,16 +106,16 @@ notify_hint(struct web_ctx *ctx, const struct conf_profile *pr,
 		return order_id;
 	}
 	order_id[PH_ID_MAX] = '\0';
-	if (ctx->conf->hint_per_minute == 0 || pr->api_base == NULL ||
-	    !(prov->caps & PH_CAP_QUERY))
-		return order_id;
 	/* Only orders payhook knows and still waits for; read-only. */
 	if (ledger_get_order(ctx->store, order_id, &order) != PH_OK)
 		return order_id;
-	pending = strcmp(json_string_value(json_object_get(order, "state")),
+	*ours = strcmp(json_string_value(json_object_get(order, "state")),
 	    "PENDING") == 0;
 	json_decref(order);
-	if (pending && archive_hint(pr->name, order_id, preq->now,
+	if (!*ours || ctx->conf->hint_per_minute == 0 || pr->api_base == NULL ||
+	    !(prov->caps & PH_CAP_QUERY))
+		return order_id;
+	if (archive_hint(pr->name, order_id, preq->now,
 	    ctx->conf->hint_per_minute)) {
 		log_info("notify %s: refused, but it names pending order %s: "
 		    "queued for a query at the provider", pr->name, order_id);
@@ -123,16 +124,22 @@ notify_hint(struct web_ctx *ctx, const struct conf_profile *pr,
 	return order_id;
 }
 
-/* Keeps the notification in the archive, whatever became of it. */
+/*
+ * Keeps the notification in the archive, whatever became of it: in its
+ * class (verified; refused but naming one of our pending orders; refused),
+ * so that floods of forged ones only ever crowd out each other.
+ */
 static void
 notify_archive(const struct conf_profile *pr, const struct web_request *req,
-    const char *verdict, const char *reason, const char *order_id,
-    const char *outcome)
+    enum archive_class class, const char *verdict, const char *reason,
+    const char *order_id, const char *outcome)
 {
 	struct archive_rec a;
 
 	memset(&a, 0, sizeof(a));
 	a.at = req->now;
+	a.class = class;
+	a.source = req->remote_addr != NULL ? req->remote_addr : "";
 	a.profile = pr->name;
 	a.provider = pr->plugin->prov->name;
 	a.method = req->method;
@@ -158,7 +165,8 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	struct ph_request preq;
 	struct ph_event ev;
 	struct ph_diag diag;
-	int rc;
+	const char *hinted;
+	int rc, ours;
 
 	memset(&preq, 0, sizeof(preq));
 	preq.method = req->method;
@@ -178,8 +186,10 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
 		web_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
-		notify_archive(pr, req, "refused", diag.msg,
-		    notify_hint(ctx, pr, &preq), resp->note.outcome);
+		hinted = notify_hint(ctx, pr, &preq, &ours);
+		notify_archive(pr, req, ours ? ARCHIVE_OURS :
+		    ARCHIVE_UNVERIFIED, "refused", diag.msg, hinted,
+		    resp->note.outcome);
 		return;
 	}
 	/* The contract every event is held to, whatever brought it. */
@@ -189,8 +199,9 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
 		web_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
-		notify_archive(pr, req, "refused", diag.msg, "",
-		    resp->note.outcome);
+		/* Verified by its signature, refused by the contract. */
+		notify_archive(pr, req, ARCHIVE_VERIFIED, "refused", diag.msg,
+		    "", resp->note.outcome);
 		return;
 	}
 
@@ -210,8 +221,8 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		web_note_set(resp->note.order_id, ev.order_id);
 		web_note_set(resp->note.outcome, "storage_failure");
 		notify_count(pr, resp->note.outcome);
-		notify_archive(pr, req, "verified", diag.msg, ev.order_id,
-		    resp->note.outcome);
+		notify_archive(pr, req, ARCHIVE_VERIFIED, "verified", diag.msg,
+		    ev.order_id, resp->note.outcome);
 		return;
 	}
 	log_info("notify %s: order %s, %s: %s%s%s", pr->name, ev.order_id,
@@ -221,7 +232,7 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	web_note_set(resp->note.order_id, ev.order_id);
 	web_note_set(resp->note.outcome, notify_outcome(&res));
 	notify_count(pr, resp->note.outcome);
-	notify_archive(pr, req, "verified", "", ev.order_id,
+	notify_archive(pr, req, ARCHIVE_VERIFIED, "verified", "", ev.order_id,
 	    resp->note.outcome);
 }
 

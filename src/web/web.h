@@ -26,6 +26,7 @@ struct web_request {
 	const char *uri;		/* REQUEST_URI, with query string */
 	const char *content_type;	/* "" when absent */
 	const char *authorization;	/* NULL when absent */
+	const char *remote_addr;	/* the client's address, "" unknown */
 	const unsigned char *body;
 	size_t body_len;
 	int body_too_big;		/* Content-Length over max_body_bytes */

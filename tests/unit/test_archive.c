@@ -1,0 +1,227 @@
+/*
+ * The notification archive on a real folder: records kept and read back
+ * byte for byte whatever their bytes, the classes' rates and shares (a
+ * flood of refused notifications never pushes out verified ones), torn
+ * records skipped, pruning, and hints.
+ */
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "store/archive.h"
+#include "tap.h"
+
+static char dir[] = "/tmp/payhook-archive-XXXXXX";
+static char db[300];
+
+#define NOW 1764500000	/* 2025-11-30 */
+
+static uint64_t
+put(enum archive_class c, const char *source, const char *body, size_t len,
+    int64_t at)
+{
+	static const struct ph_header h[] = {
+		{ "Content-Type", "text/xml" },
+		{ "X-Odd", "\xff\xfe bytes \x80" },
+		{ "Authorization", "Bearer secret-token" },
+	};
+	struct archive_rec r;
+
+	memset(&r, 0, sizeof(r));
+	r.at = at;
+	r.class = c;
+	r.source = source;
+	r.profile = "wxshop";
+	r.provider = "wechat";
+	r.method = "POST";
+	r.content_type = "text/xml; charset=\xff";
+	r.headers = h;
+	r.nheaders = 3;
+	r.body = (const unsigned char *)body;
+	r.body_len = len;
+	r.verdict = c == ARCHIVE_VERIFIED ? "verified" : "refused";
+	r.reason = "";
+	r.order_id = "O-1";
+	r.outcome = "applied";
+	return archive_put(&r);
+}
+
+static void
+test_records(void)
+{
+	static const char body[] = "<xml>\0binary\xff</xml>";
+	struct archive_entry e;
+	json_t *j, *list;
+	uint64_t id, id2;
+
+	id = put(ARCHIVE_VERIFIED, "127.0.0.1", body, sizeof(body), NOW);
+	ok(id != 0, "a verified notification is archived");
+	id2 = put(ARCHIVE_VERIFIED, "127.0.0.1", "second", 6, NOW + 1);
+	ok(id2 > id, "ids grow");
+	is_int(archive_read(id, &e), PH_OK, "read back raw");
+	ok(e.body_len == sizeof(body) && memcmp(e.body, body,
+	    sizeof(body)) == 0, "... the body byte for byte");
+	ok(e.nheaders == 3 && strcmp(e.headers[1].value,
+	    "\xff\xfe bytes \x80") == 0, "... headers that are not UTF-8 too");
+	ok(strncmp(e.headers[2].value, "sha256:", 7) == 0,
+	    "... an Authorization header only as its digest");
+	ok(strcmp(e.content_type, "text/xml; charset=\xff") == 0 &&
+	    e.at == NOW && strcmp(e.profile, "wxshop") == 0,
+	    "... content type, time, profile");
+	archive_free(&e);
+	is_int(archive_get(id, &j), PH_OK, "shown as JSON");
+	ok(j != NULL && strstr(json_string_value(json_array_get(
+	    json_array_get(json_object_get(j, "headers"), 1), 1)),
+	    "\xef\xbf\xbd") != NULL, "... bytes that are not UTF-8 as U+FFFD");
+	ok(json_integer_value(json_object_get(j, "id")) == (json_int_t)id &&
+	    strcmp(json_string_value(json_object_get(j, "class")),
+	    "verified") == 0, "... with its id and class");
+	json_decref(j);
+	is_int(archive_list(0, 100, &list), PH_OK, "listed");
+	is_int(json_array_size(list), 2, "... both");
+	json_decref(list);
+	is_int(archive_list(id, 100, &list), PH_OK, "listed after the first");
+	ok(json_array_size(list) == 1 && json_integer_value(json_object_get(
+	    json_array_get(list, 0), "id")) == (json_int_t)id2, "... the "
+	    "second");
+	json_decref(list);
+	is_int(archive_get(id + 3, &j), PH_E_NOTFOUND, "no record between");
+}
+
+static void
+test_torn(void)
+{
+	char path[400];
+	json_t *list;
+	uint64_t id;
+	size_t before;
+	int fd;
+
+	archive_list(0, 1000, &list);
+	before = json_array_size(list);
+	json_decref(list);
+	/* A write torn by a crash, then more records after it. */
+	snprintf(path, sizeof(path), "%s-archive/seg/20251130-v", db);
+	if ((fd = open(path, O_WRONLY | O_APPEND)) != -1) {
+		if (write(fd, "PHA1\0\0\0\xff garbage", 16) != 16)
+			diag("short write");
+		close(fd);
+	}
+	id = put(ARCHIVE_VERIFIED, "127.0.0.1", "after", 5, NOW + 2);
+	ok(id != 0, "a record after a torn one");
+	archive_list(0, 1000, &list);
+	is_int(json_array_size(list), before + 1, "the torn record is "
+	    "skipped, the next one found");
+	json_decref(list);
+}
+
+static void
+test_budgets(void)
+{
+	char big[60000];
+	int i, kept = 0, verified = 0;
+
+	/* Rates: per source, then in total. */
+	for (i = 0; i < 10; i++)
+		kept += put(ARCHIVE_UNVERIFIED, "10.0.0.1", "x", 1, NOW) != 0;
+	is_int(kept, 5, "one source: 5 a minute");
+	kept = 0;
+	for (i = 0; i < 40; i++) {
+		char src[32];
+
+		snprintf(src, sizeof(src), "10.1.%d.%d", i / 200, i % 200);
+		kept += put(ARCHIVE_UNVERIFIED, src, "x", 1, NOW) != 0;
+	}
+	is_int(kept, 15, "all sources: 20 a minute");
+	ok(put(ARCHIVE_UNVERIFIED, "10.0.0.1", "x", 1, NOW + 60) != 0,
+	    "the next minute counts anew");
+	ok(put(ARCHIVE_VERIFIED, "10.0.0.1", "x", 1, NOW) != 0,
+	    "verified ones are not rated");
+
+	/* Shares: a flood fills its own share, never the verified one's. */
+	memset(big, 'A', sizeof(big));
+	kept = 0;
+	for (i = 0; i < 200; i++) {
+		char src[32];
+
+		snprintf(src, sizeof(src), "10.2.%d.%d", i / 200, i % 200);
+		kept += put(ARCHIVE_UNVERIFIED, src, big, sizeof(big),
+		    NOW + 120 + i * 3) != 0;
+	}
+	ok(kept > 0 && kept < 200, "a flood stops at its share (%d kept)",
+	    kept);
+	for (i = 0; i < 20; i++)
+		verified += put(ARCHIVE_VERIFIED, "10.9.9.9", big, sizeof(big),
+		    NOW + 1000 + i) != 0;
+	is_int(verified, 20, "verified notifications are still archived");
+	kept = 0;
+	for (i = 0; i < 5; i++)
+		kept += put(ARCHIVE_OURS, "10.3.0.1", "maybe genuine", 13,
+		    NOW + 2000 + i) != 0;
+	is_int(kept, 5, "... and those naming our orders too");
+}
+
+static void
+test_prune_and_hints(void)
+{
+	json_t *ids, *list;
+	size_t removed;
+	int i, noted = 0;
+
+	for (i = 0; i < 5; i++)
+		noted += archive_hint("wxshop", i < 3 ? "O-1" : "O.2", NOW, 4);
+	is_int(noted, 4, "hints: at most per_minute");
+	is_int(archive_hints_take(100, &ids), PH_OK, "hints taken");
+	is_int(json_array_size(ids), 2, "... each order once");
+	json_decref(ids);
+	archive_hints_take(100, &ids);
+	is_int(json_array_size(ids), 0, "... and gone");
+	json_decref(ids);
+	ok(archive_hint("wxshop", "..", NOW + 60, 4) == 1,
+	    "an order id that is no file name");
+	archive_hints_take(100, &ids);
+	is_str(json_string_value(json_array_get(ids, 0)), "..",
+	    "... comes back as it was");
+	json_decref(ids);
+
+	put(ARCHIVE_VERIFIED, "127.0.0.1", "later", 5, NOW + 3 * 86400);
+	is_int(archive_prune(NOW + 86400, &removed), PH_OK, "pruned");
+	ok(removed > 0, "... the records of the day past (%zu)", removed);
+	archive_list(0, 1000, &list);
+	is_int(json_array_size(list), 1, "... the later day stays");
+	json_decref(list);
+}
+
+int
+main(void)
+{
+	struct archive_limits lim;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(db, sizeof(db), "%s/payhook.mdb", dir);
+	memset(&lim, 0, sizeof(lim));
+	lim.days = 30;
+	lim.max_mb = 4;
+	lim.unverified_mb = 1;
+	lim.unverified_per_minute = 20;
+	lim.per_source = 5;
+	if (!ok(archive_open(db, &lim) == PH_OK, "archive opens"))
+		return done_testing();
+	test_records();
+	test_torn();
+	test_budgets();
+	test_prune_and_hints();
+	archive_close();
+	if (getenv("KEEP_TMP") == NULL) {
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+		if (system(cmd) != 0)
+			diag("could not remove %s", dir);
+	}
+	return done_testing();
+}
