@@ -444,9 +444,6 @@ cli_events(const char *path, int argc, char **argv)
 static json_t *
 cli_profile_rates(const struct conf *conf)
 {
-	static const char *const sources[] = {
-		"notify", "query", "statement", "replay",
-	};
 	static const char *const outcomes[] = {
 		"applied", "duplicate", "refused_signature", "refused_merchant",
 		"refused_malformed", "refused_field", "storage_failure",
@@ -460,14 +457,14 @@ cli_profile_rates(const struct conf *conf)
 		uint64_t total = 0, missed = 0, lag = 0, n = 0, v;
 
 		by = json_object();
-		for (j = 0; j < 4; j++) {
+		for (j = 0; j < LEDGER_SRC__MAX; j++) {
 			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
-			    name, sources[j]);
+			    name, ledger_source_name(j));
 			v = metrics_get("payhook_orders_paid_total", labels);
-			json_object_set_new(by, sources[j],
+			json_object_set_new(by, ledger_source_name(j),
 			    json_integer((json_int_t)v));
 			total += v;
-			if (j == 1 || j == 2)
+			if (ledger_source_missed(j))
 				missed += v;
 			lag += metrics_get("payhook_payment_lag_seconds_sum",
 			    labels);
@@ -546,6 +543,7 @@ cli_reconcile(const char *path, int argc, char **argv)
 		{ "statement", required_argument, NULL, 's' },
 		{ "date", required_argument, NULL, 'd' },
 		{ "report-dir", required_argument, NULL, 'r' },
+		{ "trust-file", no_argument, NULL, 't' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct recon_opts o;
@@ -564,6 +562,7 @@ cli_reconcile(const char *path, int argc, char **argv)
 		case 's': o.statement = optarg; break;
 		case 'd': o.date = optarg; break;
 		case 'r': o.report_dir = optarg; break;
+		case 't': o.trust = RECON_FILE_TRUSTED; break;
 		default:
 			o.profile = NULL;
 			break;
@@ -571,7 +570,8 @@ cli_reconcile(const char *path, int argc, char **argv)
 	}
 	if (o.profile == NULL || o.statement == NULL || optind != argc) {
 		fprintf(stderr, "payhook: reconcile --profile P --statement "
-		    "FILE [--date YYYY-MM-DD] [--report-dir DIR]\n");
+		    "FILE [--trust-file] [--date YYYY-MM-DD] [--report-dir "
+		    "DIR]\n");
 		return 1;
 	}
 	if (cli_open(path, &conf, &store, 1) != 0)
@@ -588,6 +588,10 @@ cli_reconcile(const char *path, int argc, char **argv)
 		for (i = 0; i < RECON__MAX; i++)
 			printf("  %-20s %8zu  %14lld\n", recon_cat_name(i),
 			    sum.count[i], (long long)sum.amount[i]);
+		if (sum.asked > 0)
+			printf("  asked the provider about %zu order(s) the "
+			    "statement says were paid: %zu confirmed\n",
+			    sum.asked, sum.confirmed);
 		printf("report: %s\n        %s\n", sum.csv_path, sum.json_path);
 	}
 	store_close(store);

@@ -67,6 +67,9 @@ void query_send(const struct conf *c, struct query_job *jobs, size_t n,
 void query_finish(struct store *s, struct query_job *job, int64_t now);
 void query_job_free(struct query_job *job);
 
+/* The most profiles an order is asked about at (its own and its attempts'). */
+#define QUERY_PROFILES_MAX 8
+
 /* The profiles an order was offered on, distinct, that can be queried:
  * fills out (max entries), returns how many. */
 size_t query_profiles(const struct conf *c, const json_t *order,

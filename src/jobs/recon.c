@@ -27,6 +27,7 @@
 
 #include "ledger/ledger.h"
 #include "ops/log.h"
+#include "jobs/query.h"
 #include "jobs/recon.h"
 
 #define RECON_LINE_MAX (64 * 1024)
@@ -58,6 +59,9 @@ struct recon {
 	int json_rows;
 	int err;
 	struct ph_diag *diag;
+	enum recon_trust trust;
+	json_t *ask;			/* orders to ask the provider about:
+					 * id -> true */
 };
 
 static int
@@ -171,7 +175,10 @@ recon_disposition(const json_t *pay)
 		return RECON_LATE_PAYMENT;
 	if (strcmp(d, "profile_mismatch") == 0)
 		return RECON_OTHER_ACCOUNT;
-	if (strcmp(recon_str(pay, "source"), "statement") == 0)
+	if (strcmp(recon_str(pay, "source"),
+	    ledger_source_name(LEDGER_SRC_STATEMENT)) == 0 ||
+	    strcmp(recon_str(pay, "source"),
+	    ledger_source_name(LEDGER_SRC_STATEMENT_FILE)) == 0)
 		return RECON_MISSING_HERE;
 	return RECON_MATCHED;
 }
@@ -209,6 +216,20 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	int rc;
 
 	rc = ledger_batch_payment(&r->b, r->pr->name, ev->txn_id, &pay);
+	if (rc == PH_E_NOTFOUND && r->trust == RECON_FILE) {
+		/* Anyone could have written this file: say so, apply
+		 * nothing, and ask the provider (recon_ask). */
+		ledger_batch_mark(&r->b, r->run, ev->txn_id);
+		ledger_batch_alarm_new(&r->b, r->run,
+		    LEDGER_EV_RECONCILE_MISSING_HERE, r->pr->name, provider, ev,
+		    json_pack("{s:s}", "statement", "unverified"), r->now);
+		if (json_object_set_new(r->ask, ev->order_id, json_true()) != 0)
+			r->err = PH_E_NOMEM;
+		recon_row(r, RECON_MISSING_HERE, ev->order_id, ev->txn_id,
+		    ev->amount, -1, ev->currency, "not applied (an unverified "
+		    "statement): the order is asked about at the provider");
+		return;
+	}
 	if (rc == PH_E_NOTFOUND) {
 		/*
 		 * Money moved and payhook never heard: apply it now.  The
@@ -222,7 +243,8 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		}
 		f.profile = r->pr->name;
 		f.provider = provider;
-		f.source = "statement";
+		f.source = ledger_source_name(r->trust == RECON_FILE_TRUSTED ?
+		    LEDGER_SRC_STATEMENT_FILE : LEDGER_SRC_STATEMENT);
 		f.ev = ev;
 		f.now = r->now;
 		rc = ledger_apply(r->s, &f, &res, r->diag);
@@ -482,6 +504,57 @@ out:
 	return rc;
 }
 
+/*
+ * Asks the provider about the pending orders an unverified statement says
+ * were paid; a payment it confirms is applied as any query's (source
+ * "query").  In rounds of sweep_concurrency calls at once.
+ */
+static void
+recon_ask(struct recon *r)
+{
+	const struct conf_profile *prs[QUERY_PROFILES_MAX];
+	struct query_job *jobs;
+	const char *id;
+	json_t *order;
+	size_t i, n, njobs, round = r->conf->sweep_concurrency * 4;
+	void *iter = json_object_iter(r->ask);
+
+	if ((jobs = calloc(round * QUERY_PROFILES_MAX + 1,
+	    sizeof(*jobs))) == NULL)
+		return;
+	while (iter != NULL) {
+		njobs = 0;
+		for (n = 0; iter != NULL && n < round;
+		    iter = json_object_iter_next(r->ask, iter), n++) {
+			id = json_object_iter_key(iter);
+			if (ledger_get_order(r->s, id, &order) != PH_OK)
+				continue;
+			if (strcmp(recon_str(order, "state"), "PENDING") == 0) {
+				size_t k, np = query_profiles(r->conf, order,
+				    prs, QUERY_PROFILES_MAX);
+
+				for (k = 0; k < np; k++)
+					query_prepare(&jobs[njobs++],
+					    QUERY_OP_QUERY, prs[k], order,
+					    r->now);
+				r->sum->asked += np > 0;
+			}
+			json_decref(order);
+		}
+		query_send(r->conf, jobs, njobs, r->conf->sweep_concurrency);
+		for (i = 0; i < njobs; i++) {
+			query_finish(r->s, &jobs[i], r->now);
+			if (jobs[i].err == PH_OK &&
+			    jobs[i].applied.event == LEDGER_EV_ORDER_PAID)
+				r->sum->confirmed++;
+			query_job_free(&jobs[i]);
+		}
+		memset(jobs, 0, (round * QUERY_PROFILES_MAX + 1) *
+		    sizeof(*jobs));
+	}
+	free(jobs);
+}
+
 int
 recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
     int64_t now, struct recon_summary *sum, struct ph_diag *diag)
@@ -498,6 +571,9 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 
 	memset(sum, 0, sizeof(*sum));
 	memset(&r, 0, sizeof(r));
+	r.trust = o->trust;
+	if ((r.ask = json_object()) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	r.conf = c;
 	r.s = s;
 	r.sum = sum;
@@ -595,6 +671,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 		goto done;
 	}
+	recon_ask(&r);
 	rc = recon_finish_reports(&r, o);
 done:
 	if (r.b.open) {
@@ -609,5 +686,6 @@ done:
 		fclose(in);
 	free(line);
 	free(st);
+	json_decref(r.ask);
 	return rc;
 }

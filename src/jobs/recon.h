@@ -38,7 +38,23 @@ enum recon_cat {
 	RECON__MAX
 };
 
+/*
+ * How far the statement can be trusted.  Only a statement payhook fetched
+ * itself over the profile's authenticated API is a fact about money; a
+ * file handed to it may have been made by anyone: its payments missing
+ * here raise alarms and are asked about at the provider, and only what
+ * the provider then confirms is applied, unless the operator vouches for
+ * the file (--trust-file), which the events then say.
+ */
+enum recon_trust {
+	RECON_FILE,			/* hand-supplied: verify by query */
+	RECON_DOWNLOADED,		/* fetched over the provider's API */
+	RECON_FILE_TRUSTED,		/* hand-supplied, vouched for */
+	RECON_TRUST__MAX
+};
+
 struct recon_opts {
+	enum recon_trust trust;
 	const char *profile;
 	const char *statement;		/* file path */
 	const char *date;		/* "YYYY-MM-DD" (Beijing), or NULL:
@@ -50,6 +66,9 @@ struct recon_summary {
 	size_t count[RECON__MAX];
 	int64_t amount[RECON__MAX];	/* statement (or stored) amounts */
 	uint64_t lines;			/* statement lines read */
+	size_t asked;			/* orders asked about at the provider
+					 * (an unverified statement) */
+	size_t confirmed;		/* of which it said paid */
 	char date[16];
 	char csv_path[1024];
 	char json_path[1024];

@@ -18,7 +18,7 @@
 #include "jobs/sweep.h"
 
 #define SWEEP_BATCH 256
-#define SWEEP_PROFILES_MAX 8
+#define SWEEP_PROFILES_MAX QUERY_PROFILES_MAX
 
 struct sweep_order {
 	json_t *order;			/* leased record, owned */

@@ -48,11 +48,28 @@ enum ledger_event {
 	LEDGER_EV_RECONCILE_AMOUNT_DIFFERS,
 	LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER,
 	LEDGER_EV_RECONCILE_REFUND_MISMATCH,
+	LEDGER_EV_RECONCILE_MISSING_HERE,
 	LEDGER_EV__MAX
 };
 
 /* "order.paid"; "" for LEDGER_EV_NONE. */
 const char *ledger_event_name(enum ledger_event e);
+
+/* Where a fact came from: the event's and the payment's "source". */
+enum ledger_source {
+	LEDGER_SRC_NOTIFY,		/* the provider's notification */
+	LEDGER_SRC_QUERY,		/* payhook asked the provider */
+	LEDGER_SRC_STATEMENT,		/* a statement payhook downloaded */
+	LEDGER_SRC_STATEMENT_FILE,	/* a statement file the operator
+					 * vouched for (--trust-file) */
+	LEDGER_SRC_REPLAY,		/* an archived notification replayed */
+	LEDGER_SRC__MAX
+};
+
+const char *ledger_source_name(enum ledger_source src);
+/* Did the payment come to be known other than by its notification (the
+ * 掉单 the merchant's notify URL missed)? */
+int ledger_source_missed(enum ledger_source src);
 
 /* A verified fact and where it came from. */
 struct ledger_fact {

@@ -35,7 +35,25 @@ static const char *const ledger_event_names[LEDGER_EV__MAX] = {
 	[LEDGER_EV_RECONCILE_AMOUNT_DIFFERS] = "reconcile.amount_differs",
 	[LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER] = "reconcile.missing_at_provider",
 	[LEDGER_EV_RECONCILE_REFUND_MISMATCH] = "reconcile.refund_mismatch",
+	[LEDGER_EV_RECONCILE_MISSING_HERE] = "reconcile.missing_here",
 };
+
+static const char *const ledger_source_names[LEDGER_SRC__MAX] = {
+	"notify", "query", "statement", "statement_file", "replay",
+};
+
+const char *
+ledger_source_name(enum ledger_source src)
+{
+	return src < LEDGER_SRC__MAX ? ledger_source_names[src] : "?";
+}
+
+int
+ledger_source_missed(enum ledger_source src)
+{
+	return src == LEDGER_SRC_QUERY || src == LEDGER_SRC_STATEMENT ||
+	    src == LEDGER_SRC_STATEMENT_FILE;
+}
 
 const char *
 ledger_event_name(enum ledger_event e)

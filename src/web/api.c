@@ -308,13 +308,13 @@ api_get_order(struct web_ctx *ctx, const struct web_request *req,
 static json_t *
 api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 {
-	const struct conf_profile *prs[8];
-	struct query_job jobs[8];
+	const struct conf_profile *prs[QUERY_PROFILES_MAX];
+	struct query_job jobs[QUERY_PROFILES_MAX];
 	json_t *out = json_array(), *r;
 	size_t i, n;
 
 	*unreached = 0;
-	n = query_profiles(ctx->conf, order, prs, 8);
+	n = query_profiles(ctx->conf, order, prs, QUERY_PROFILES_MAX);
 	for (i = 0; i < n; i++)
 		query_prepare(&jobs[i], QUERY_OP_QUERY, prs[i], order, now);
 	query_send(ctx->conf, jobs, n, n);

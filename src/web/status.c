@@ -42,9 +42,6 @@ status_health(struct web_ctx *ctx, const struct web_request *req,
 static void
 status_metrics_rates(const struct conf *c, struct ph_buf *b)
 {
-	static const char *const sources[] = {
-		"notify", "query", "statement", "replay",
-	};
 	char labels[128];
 	size_t i, j;
 
@@ -56,14 +53,15 @@ status_metrics_rates(const struct conf *c, struct ph_buf *b)
 	    "# TYPE payhook_payment_lag_seconds_mean gauge\n");
 	for (i = 0; i < c->nprofiles; i++) {
 		const char *p = c->profiles[i].name;
-		uint64_t paid[4], all = 0, lag = 0, n = 0;
+		uint64_t paid, all = 0, missed = 0, lag = 0, n = 0;
 
-		for (j = 0; j < 4; j++) {
+		for (j = 0; j < LEDGER_SRC__MAX; j++) {
 			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
-			    p, sources[j]);
-			paid[j] = metrics_get("payhook_orders_paid_total",
-			    labels);
-			all += paid[j];
+			    p, ledger_source_name(j));
+			paid = metrics_get("payhook_orders_paid_total", labels);
+			all += paid;
+			if (ledger_source_missed(j))
+				missed += paid;
 			lag += metrics_get("payhook_payment_lag_seconds_sum",
 			    labels);
 			n += metrics_get("payhook_payment_lag_seconds_count",
@@ -71,7 +69,7 @@ status_metrics_rates(const struct conf *c, struct ph_buf *b)
 		}
 		ph_buf_printf(b, "payhook_missed_notification_ratio{profile="
 		    "\"%s\"} %.4f\n", p, all == 0 ? 0.0 :
-		    (double)(paid[1] + paid[2]) / (double)all);
+		    (double)missed / (double)all);
 		ph_buf_printf(b, "payhook_payment_lag_seconds_mean{profile="
 		    "\"%s\"} %.1f\n", p, n == 0 ? 0.0 : (double)lag /
 		    (double)n);

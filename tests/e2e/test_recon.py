@@ -91,10 +91,13 @@ def refunds_list(inst, every=True):
                  'txn_id': r[6]} for r in rows if len(r) == 7]
 
 
-def reconcile(inst, statement, day, report_dir):
+def reconcile(inst, statement, day, report_dir, trust=True):
+    """The statement fetched from the simulator here stands for one
+    payhook fetched itself: the operator vouches for it (--trust-file)."""
     rc, out, err = cli(inst, 'reconcile', '--profile', 'wxshop',
                        '--statement', statement, '--date', day,
-                       '--report-dir', report_dir)
+                       '--report-dir', report_dir,
+                       *(['--trust-file'] if trust else []))
     counts = {}
     for line in out.splitlines():
         parts = line.split()
@@ -318,8 +321,8 @@ def test_day(tap, inst, sim, workdir):
     paid_ev = [e for e in inst.all_events(0)
                if e['type'] == 'order.paid' and e['order_id'] in dropped]
     tap.is_(sorted((e['order_id'], e.get('source')) for e in paid_ev),
-            sorted((o, 'statement') for o in dropped),
-            '... one order.paid each, source statement')
+            sorted((o, 'statement_file') for o in dropped),
+            '... one order.paid each, its source the vouched-for file')
     rc, items = refunds_list(inst)
     dbl = [x for x in items if x['reason'] == 'double_payment']
     tap.is_(sorted(x['order_id'] for x in dbl), sorted(doubles + silent),
@@ -548,6 +551,75 @@ def test_merchant_refunds(tap, inst, sim):
     tap.is_(r.status, 404, '(unknown order: 404)')
 
 
+def test_unverified(tap, inst, sim, workdir):
+    """A statement nobody vouches for: what it says payhook lacks raises
+    alarms and is asked about at the provider; only what the provider
+    confirms is applied, and no refund is queued from it."""
+    two = (datetime.datetime.now(BJ) - datetime.timedelta(days=2))
+    day = two.strftime('%Y-%m-%d')
+    start = datetime.datetime(two.year, two.month, two.day, 1, 0, 0,
+                              tzinfo=BJ)
+    tag = os.urandom(3).hex()
+    oids = ['U%s-%02d' % (tag, i) for i in range(6)]
+    lost, silent, forged = oids[:3], oids[3], oids[4]
+    for i, o in enumerate(oids):
+        inst.create_order(o, 500 + i)
+    stamp = [(start + datetime.timedelta(minutes=i)).strftime('%Y%m%d%H%M%S')
+             for i in range(10)]
+    txn = {}
+    for i, o in enumerate(lost):
+        txn[o] = sim_pay(sim, o, 500 + oids.index(o), stamp[i],
+                         {'drop_all': True})
+    txn[silent] = sim_pay(sim, silent, 503, stamp[3])
+    wait_for(lambda: (inst.order(silent) or {}).get('state') == 'PAID')
+    extra = sim_pay(sim, silent, 503, stamp[4], {'drop_all': True},
+                    force=True)
+    stmt = os.path.join(workdir, 'bill-unverified-%s.txt' % day)
+    fetch_statement(tap, sim, day, stmt)
+    # A row for an order nobody paid, written into the file by hand.
+    with open(stmt, 'rb') as fh:
+        text = fh.read()
+    lines = text.split(b'\r\n')
+    row = lines[1].split(b',')
+    fake_txn = harness.txn_id('forged')
+    row = [f.replace(txn[lost[0]].encode(), fake_txn.encode())
+           .replace(lost[0].encode(), forged.encode()) for f in row]
+    forged_text = b'\r\n'.join(lines[:2] + [b','.join(row)] + lines[2:])
+    reports = os.path.join(workdir, 'reports-unverified')
+    os.makedirs(reports)
+    base = len(inst.all_events(0))
+    rc, out, err, counts = reconcile(inst, stmt, day, reports, trust=False)
+    tap.is_(rc, 0, 'an unverified statement: reconcile runs', err)
+    tap.is_(counts.get('missing_here'), len(lost) + 1,
+            '... the payments payhook lacks are missing here', out)
+    tap.ok('asked the provider about %d order(s)' % len(lost) in out and
+           '%d confirmed' % len(lost) in out,
+           '... and the provider was asked about each pending one', out)
+    doc, rows = read_report(reports, day)
+    tap.ok(all(r['action'].startswith('not applied') for r in rows
+               if r['category'] == 'missing_here'),
+           '... the report says nothing was applied from the file')
+    evs = inst.all_events(0)[base:]
+    tap.is_(sorted(e['order_id'] for e in evs
+                   if e['type'] == 'reconcile.missing_here'),
+            sorted(lost + [silent]), '... reconcile.missing_here raised '
+            'for each')
+    tap.is_(sorted((e['order_id'], e.get('source')) for e in evs
+                   if e['type'] == 'order.paid'),
+            sorted((o, 'query') for o in lost),
+            '... the orders the provider confirmed are PAID, by query')
+    tap.ok(not any(e['type'] == 'order.double_payment' for e in evs),
+           '... the second payment the file shows queues no refund')
+    tap.ok(extra, 'the simulator took the second payment')
+    # The forged row.
+    with open(stmt, 'wb') as fh:
+        fh.write(forged_text)
+    rc, out, err, counts = reconcile(inst, stmt, day, reports, trust=False)
+    tap.is_((inst.order(forged) or {}).get('state'), 'PENDING',
+            'a statement that says an unpaid order was paid: it stays '
+            'PENDING', out + err)
+
+
 def main(tap):
     sim = Simulator(tap, time_factor=1000).start()
     inst = ReconInstance(tap, sim_port=sim.port, max_procs=4)
@@ -556,6 +628,7 @@ def main(tap):
     workdir = os.path.join(inst.dir, 'recon')
     os.makedirs(workdir)
     test_day(tap, inst, sim, workdir)
+    test_unverified(tap, inst, sim, workdir)
     test_merchant_refunds(tap, inst, sim)
 
 
