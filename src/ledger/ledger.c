@@ -401,19 +401,14 @@ ledger_event_check(const struct ph_event *ev, struct ph_diag *diag)
 	return PH_OK;
 }
 
-int
-ledger_apply(struct store *s, const struct ledger_fact *f,
-    struct ledger_result *r, struct ph_diag *diag)
+/* The digest and dedup keys of f: PH_OK, or why f cannot be applied. */
+static int
+ledger_fact_keys(const struct ledger_fact *f, char digest[2 * PH_SHA256_LEN +
+    1], struct store_key *dk, struct store_key *dk_v1, struct ph_diag *diag)
 {
 	const struct ph_event *ev = f->ev;
-	char digest[2 * PH_SHA256_LEN + 1];
-	struct store_txn t;
-	struct store_key dk, dk_v1;
 	struct ph_diag why;
-	json_t *d;
-	int rc, conflict;
 
-	memset(r, 0, sizeof(*r));
 	memset(&why, 0, sizeof(why));
 	/* Every caller has checked the event already; this is the same
 	 * check, for a caller that forgot. */
@@ -425,12 +420,81 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave an event "
 		    "without dedup key", f->provider);
 	ledger_digest(ev, digest);
-	ledger_key_pair(&dk, STORE_KEY_DEDUP, f->profile, ev->dedup_key);
-	ledger_key_pair(&dk_v1, STORE_KEY_DEDUP_V1, f->provider,
+	ledger_key_pair(dk, STORE_KEY_DEDUP, f->profile, ev->dedup_key);
+	ledger_key_pair(dk_v1, STORE_KEY_DEDUP_V1, f->provider,
 	    ev->dedup_key);
-	if (dk.err)
+	if (dk->err)
 		return ph_fail(diag, PH_E_INTERNAL, "dedup key too long");
+	return PH_OK;
+}
 
+int
+ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag)
+{
+	const struct ph_event *ev = f->ev;
+	char digest[2 * PH_SHA256_LEN + 1];
+	struct store_key dk, dk_v1;
+	json_t *d;
+	int rc, conflict;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = ledger_fact_keys(f, digest, &dk, &dk_v1, diag)) != PH_OK)
+		return rc;
+	if (ledger_seen(t, &dk, &dk_v1, digest, &conflict)) {
+		r->outcome = LEDGER_DUPLICATE;
+		return t->err;
+	}
+	if (conflict) {
+		ledger_conflict(t, f, "same dedup key, different payload", r);
+		return t->err;
+	}
+	d = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}",
+	    "v", LEDGER_RECORD_VERSION,
+	    "digest", digest,
+	    "kind", ledger_kind_names[ev->kind],
+	    "order_id", ev->order_id,
+	    "source", f->source,
+	    "first_seen", (json_int_t)f->now);
+	ledger_put(t, STORE_DB_DEDUP, &dk, d);
+	json_decref(d);
+	switch (ev->kind) {
+	case PH_EV_PAYMENT_SUCCEEDED:
+		ledger_payment_succeeded(t, f, r);
+		break;
+	case PH_EV_PAYMENT_FAILED:
+		ledger_payment_failed(t, f, r);
+		break;
+	case PH_EV_REFUND_SUCCEEDED:
+	case PH_EV_REFUND_FAILED:
+		ledger_refund_fact(t, f, r);
+		break;
+	default:
+		r->outcome = LEDGER_NOOP;
+		break;
+	}
+	return t->err;
+}
+
+void
+ledger_applied(const struct ledger_fact *f, const struct ledger_result *r)
+{
+	if (r->event == LEDGER_EV_ORDER_PAID)
+		ledger_paid_metrics(f);
+}
+
+int
+ledger_apply(struct store *s, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag)
+{
+	char digest[2 * PH_SHA256_LEN + 1];
+	struct store_txn t;
+	struct store_key dk, dk_v1;
+	int rc, conflict;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = ledger_fact_keys(f, digest, &dk, &dk_v1, diag)) != PH_OK)
+		return rc;
 	/* Retries are the common case: answer them without the writer lock.
 	 * What a transaction sees is committed; store_settle() makes sure it
 	 * is on disk before it is acknowledged again. */
@@ -445,44 +509,26 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 		return PH_OK;
 	}
 	store_abort(&t);
+	/* New: applied in a write transaction shared with whatever other
+	 * facts are waiting at this moment (ledger_group.c). */
+	return ledger_group_apply(s, f, r, diag);
+}
+
+int
+ledger_apply_alone(struct store *s, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag)
+{
+	struct store_txn t;
+	int rc;
 
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
-	if (ledger_seen(&t, &dk, &dk_v1, digest, &conflict)) {
+	if ((rc = ledger_apply_txn(&t, f, r, diag)) != PH_OK) {
 		store_abort(&t);
-		if ((rc = store_settle(&t)) != PH_OK)
-			return ph_fail(diag, rc, "database: %s",
-			    ph_strerror(rc));
-		r->outcome = LEDGER_DUPLICATE;
-		return PH_OK;
-	}
-	if (conflict) {
-		ledger_conflict(&t, f, "same dedup key, different payload", r);
-	} else {
-		d = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}",
-		    "v", LEDGER_RECORD_VERSION,
-		    "digest", digest,
-		    "kind", ledger_kind_names[ev->kind],
-		    "order_id", ev->order_id,
-		    "source", f->source,
-		    "first_seen", (json_int_t)f->now);
-		ledger_put(&t, STORE_DB_DEDUP, &dk, d);
-		json_decref(d);
-		switch (ev->kind) {
-		case PH_EV_PAYMENT_SUCCEEDED:
-			ledger_payment_succeeded(&t, f, r);
-			break;
-		case PH_EV_PAYMENT_FAILED:
-			ledger_payment_failed(&t, f, r);
-			break;
-		case PH_EV_REFUND_SUCCEEDED:
-		case PH_EV_REFUND_FAILED:
-			ledger_refund_fact(&t, f, r);
-			break;
-		default:
-			r->outcome = LEDGER_NOOP;
-			break;
-		}
+		memset(r, 0, sizeof(*r));
+		return ph_fail(diag, rc, "database: %s: %s", ph_strerror(rc),
+		    rc == PH_E_STORE_FULL ? "raise map_size_mb" :
+		    "see the log");
 	}
 	if ((rc = store_commit(&t)) != PH_OK) {
 		memset(r, 0, sizeof(*r));
@@ -490,7 +536,6 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 		    rc == PH_E_STORE_FULL ? "raise map_size_mb" :
 		    "see the log");
 	}
-	if (r->event == LEDGER_EV_ORDER_PAID)
-		ledger_paid_metrics(f);
+	ledger_applied(f, r);
 	return PH_OK;
 }

@@ -95,6 +95,10 @@ const char *ledger_outcome_name(enum ledger_outcome o);
  */
 int ledger_open(const char *path, size_t map_size, struct store **out,
     struct ph_diag *diag);
+/* Group commits made so far by every process of the store, and the facts
+ * they carried (facts per durable flush = facts / commits). */
+int ledger_group_stats(struct store *s, uint64_t *commits, uint64_t *facts);
+
 /* Brings the store's records up to STORE_SCHEMA_VERSION, in batches of
  * short transactions that a crash can interrupt and a rerun resumes. */
 int ledger_migrate(struct store *s, struct ph_diag *diag);

@@ -63,4 +63,21 @@ void ledger_set_due(struct store_txn *t, json_t *order, int64_t at);
 int ledger_prune_before(struct store *s, enum store_db db, const char *field,
     int64_t before, size_t *removed);
 
+/*
+ * The write part of ledger_apply(), inside t: the dedup key checked again
+ * (another process may have applied the fact since), then the fact.
+ * PH_OK or t's sticky error; diag says why.
+ */
+int ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag);
+/* After the commit that applied f: the counters of how orders are paid. */
+void ledger_applied(const struct ledger_fact *f, const struct ledger_result *r);
+/* ledger_apply() in a write transaction of its own. */
+int ledger_apply_alone(struct store *s, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag);
+/* ledger_apply() in a write transaction shared by every fact waiting at
+ * the moment, one commit and one flush for them all (ledger_group.c). */
+int ledger_group_apply(struct store *s, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag);
+
 #endif

@@ -117,6 +117,12 @@ store_meta_key(struct store_key *k, const char *name)
 	store_key_str(k, name);
 }
 
+const char *
+store_path(const struct store *s)
+{
+	return s->path;
+}
+
 int
 store_schema(const struct store *s)
 {
@@ -330,6 +336,27 @@ store_begin(struct store *s, int write, struct store_txn *t)
 	t->txn = txn;
 	/* A reader sees up to its own id, a writer up to the one before. */
 	t->seen = mdb_txn_id(txn) - (write ? 1 : 0);
+	return PH_OK;
+}
+
+int
+store_begin_nested(struct store_txn *parent, struct store_txn *child)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	memset(child, 0, sizeof(*child));
+	child->store = parent->store;
+	child->write = 1;
+	child->nested = 1;
+	if (parent->err != PH_OK || !parent->write)
+		return child->err = parent->err != PH_OK ? parent->err :
+		    PH_E_INTERNAL;
+	if ((rc = mdb_txn_begin(parent->store->env, parent->txn, 0,
+	    &txn)) != 0)
+		return store_fail(child, rc);
+	child->txn = txn;
+	child->seen = parent->seen;
 	return PH_OK;
 }
 
@@ -573,6 +600,8 @@ store_commit(struct store_txn *t)
 	t->txn = NULL;
 	if (rc != 0)
 		return store_fail(t, rc);
+	if (t->nested)
+		return PH_OK;
 	if (t->store->epoch_new[0] != '\0') {
 		memcpy(t->store->epoch, t->store->epoch_new,
 		    sizeof(t->store->epoch));
@@ -590,7 +619,7 @@ store_abort(struct store_txn *t)
 {
 	if (t->txn != NULL) {
 		mdb_txn_abort(t->txn);
-		if (t->write)
+		if (t->write && !t->nested)
 			t->store->epoch_new[0] = '\0';
 	}
 	t->txn = NULL;

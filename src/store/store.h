@@ -60,6 +60,7 @@ struct store_txn {
 	struct store *store;
 	void *txn;		/* the engine's transaction */
 	int write;
+	int nested;		/* inside another write transaction */
 	int err;		/* sticky: first failure, PH_OK while none */
 	uint64_t seen;		/* the last transaction it can see */
 };
@@ -105,6 +106,8 @@ struct store_scan {
  */
 int store_open(const char *path, size_t map_size, int flags,
     struct store **out, struct ph_diag *diag);
+/* The path the store was opened at. */
+const char *store_path(const struct store *s);
 /* The schema version the file has (older only with STORE_OPEN_OLDER). */
 int store_schema(const struct store *s);
 /* Records version as the store's schema, in t (a migration's last step). */
@@ -117,6 +120,12 @@ void store_new_epoch(struct store_txn *t);
 void store_close(struct store *s);
 
 int store_begin(struct store *s, int write, struct store_txn *t);
+/*
+ * A write transaction inside parent: its changes become parent's when it
+ * commits (no flush: parent's commit makes them durable), and vanish when
+ * it aborts or fails, leaving parent as it was.
+ */
+int store_begin_nested(struct store_txn *parent, struct store_txn *child);
 /* PH_OK, PH_E_NOTFOUND, or the sticky error.  val points into the map,
  * valid until the transaction ends. */
 int store_get(struct store_txn *t, enum store_db db, const struct store_key *k,

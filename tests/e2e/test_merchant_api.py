@@ -193,7 +193,7 @@ def test_killed_between(tap):
 
     def killer():
         rnd = random.Random(7)
-        while not stop.wait(rnd.uniform(0.02, 0.1)):
+        while not stop.wait(rnd.uniform(0.005, 0.03)):
             pids = inst.server.backend_pids()
             if pids:
                 try:

@@ -1,0 +1,391 @@
+/*
+ * Group commit: the facts that processes want applied at the same moment
+ * share one write transaction, one commit and one flush.
+ *
+ * Every process of a store maps the same small file (<db_path>-group):
+ * slots a process puts its fact in, a mutex and a condition variable
+ * shared by every process (robust: a process that dies holding the mutex
+ * does not block the others).  Whoever finds no leader becomes it: takes
+ * every waiting fact, applies each in a nested transaction of one write
+ * transaction (a fact that fails leaves the others applied), commits it
+ * durably (store_commit: the data flushed, the meta page flushed), then
+ * hands each process its result.  Nobody answers before that commit is on
+ * disk, and while one leader waits for the disk the next facts gather for
+ * the next one: the busier payhook is, the more facts share a flush.  It
+ * works the same whether a process serves one request at a time (Apache
+ * mod_fcgid) or several.
+ *
+ * Processes die at any moment.  A waiter whose leader is gone (its pid no
+ * longer runs) puts the facts the leader took back in the queue; a fact of
+ * a process that is gone is applied all the same, and its slot freed.  A
+ * fact applied twice that way is a duplicate the second time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <payhook/sdk.h>
+
+#include "ledger/ledger.h"
+#include "ledger/ledger_int.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+
+#define GROUP_MAGIC	0x50484731u	/* "PHG1" */
+#define GROUP_VERSION	1
+#define GROUP_SLOTS	256
+#define GROUP_WAIT_MS	50		/* how often a waiter checks that
+					 * its leader still runs */
+#define GROUP_STORES	8
+
+enum group_state {
+	GROUP_FREE,
+	GROUP_QUEUED,		/* waiting for a leader */
+	GROUP_TAKEN,		/* a leader is applying it */
+	GROUP_DONE,		/* applied (or refused): result set */
+};
+
+struct group_slot {
+	uint32_t state;
+	pid_t owner;		/* who asked */
+	pid_t taker;		/* the leader that took it */
+	/* The fact. */
+	char profile[64];
+	char provider[40];
+	char source[24];
+	struct ph_event ev;
+	int64_t now;
+	/* The result. */
+	int rc;
+	struct ledger_result res;
+	char diag[PH_DIAG_MAX];
+};
+
+struct group_shm {
+	uint32_t magic;
+	uint32_t version;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pid_t leader;		/* 0 when none */
+	uint64_t commits;	/* group commits made, and the facts they */
+	uint64_t facts;		/* carried: facts per flush */
+	struct group_slot slot[GROUP_SLOTS];
+};
+
+/* The group of each store file this process opened, by its path. */
+static struct {
+	char path[4096];
+	struct group_shm *shm;
+	int failed;
+} group_maps[GROUP_STORES];
+
+static int
+group_init(struct group_shm *g)
+{
+	pthread_mutexattr_t ma;
+	pthread_condattr_t ca;
+
+	memset(g, 0, sizeof(*g));
+	if (pthread_mutexattr_init(&ma) != 0 ||
+	    pthread_mutexattr_setpshared(&ma, PTHREAD_PROCESS_SHARED) != 0 ||
+	    pthread_mutexattr_setrobust(&ma, PTHREAD_MUTEX_ROBUST) != 0 ||
+	    pthread_mutex_init(&g->mu, &ma) != 0)
+		return -1;
+	pthread_mutexattr_destroy(&ma);
+	if (pthread_condattr_init(&ca) != 0 ||
+	    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED) != 0 ||
+	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+	    pthread_cond_init(&g->cv, &ca) != 0)
+		return -1;
+	pthread_condattr_destroy(&ca);
+	g->version = GROUP_VERSION;
+	/* Last: a process that sees the magic sees the rest. */
+	__atomic_store_n(&g->magic, GROUP_MAGIC, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Maps <path>-group, making it the first time (under an flock). */
+static struct group_shm *
+group_map(const char *path)
+{
+	char file[4200];
+	struct group_shm *g = NULL;
+	struct stat st;
+	void *m;
+	int fd;
+
+	snprintf(file, sizeof(file), "%s-group", path);
+	if ((fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		return NULL;
+	if (flock(fd, LOCK_EX) == -1 || fstat(fd, &st) == -1)
+		goto out;
+	if (st.st_size != (off_t)sizeof(struct group_shm) &&
+	    ftruncate(fd, (off_t)sizeof(struct group_shm)) == -1)
+		goto out;
+	m = mmap(NULL, sizeof(struct group_shm), PROT_READ | PROT_WRITE,
+	    MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		goto out;
+	g = m;
+	if ((__atomic_load_n(&g->magic, __ATOMIC_ACQUIRE) != GROUP_MAGIC ||
+	    g->version != GROUP_VERSION) && group_init(g) == -1) {
+		munmap(m, sizeof(struct group_shm));
+		g = NULL;
+	}
+out:
+	/* Unlocked by hand: the mapping keeps the open file, and with it an
+	 * flock, alive after close(). */
+	flock(fd, LOCK_UN);
+	close(fd);
+	return g;
+}
+
+static struct group_shm *
+group_of(struct store *s)
+{
+	const char *path = store_path(s);
+	size_t i, free_i = GROUP_STORES;
+
+	for (i = 0; i < GROUP_STORES; i++) {
+		if (strcmp(group_maps[i].path, path) == 0)
+			return group_maps[i].failed ? NULL :
+			    group_maps[i].shm;
+		if (group_maps[i].path[0] == '\0' && free_i == GROUP_STORES)
+			free_i = i;
+	}
+	if (free_i == GROUP_STORES || strlen(path) >= sizeof(group_maps[0].path))
+		return NULL;
+	snprintf(group_maps[free_i].path, sizeof(group_maps[free_i].path),
+	    "%s", path);
+	if ((group_maps[free_i].shm = group_map(path)) == NULL) {
+		group_maps[free_i].failed = 1;
+		log_warn("database %s: no group commit (%s): each fact commits "
+		    "on its own", path, strerror(errno));
+	}
+	return group_maps[free_i].shm;
+}
+
+static int
+group_alive(pid_t pid)
+{
+	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+}
+
+static void
+group_lock(struct group_shm *g)
+{
+	if (pthread_mutex_lock(&g->mu) == EOWNERDEAD)
+		pthread_mutex_consistent(&g->mu);
+}
+
+/*
+ * Under the mutex: frees the slots of processes that are gone, and puts
+ * back what a leader that is gone took.
+ */
+static void
+group_reap(struct group_shm *g)
+{
+	struct group_slot *sl;
+	size_t i;
+
+	if (g->leader != 0 && !group_alive(g->leader))
+		g->leader = 0;
+	for (i = 0; i < GROUP_SLOTS; i++) {
+		sl = &g->slot[i];
+		if (sl->state == GROUP_TAKEN && sl->taker != g->leader &&
+		    !group_alive(sl->taker))
+			sl->state = GROUP_QUEUED;
+		if (sl->state == GROUP_DONE && !group_alive(sl->owner))
+			sl->state = GROUP_FREE;
+	}
+}
+
+/* A fact as a slot holds it; 0, or -1 when a string does not fit. */
+static int
+group_put_fact(struct group_slot *sl, const struct ledger_fact *f)
+{
+	if (strlen(f->profile) >= sizeof(sl->profile) ||
+	    strlen(f->provider) >= sizeof(sl->provider) ||
+	    strlen(f->source) >= sizeof(sl->source))
+		return -1;
+	snprintf(sl->profile, sizeof(sl->profile), "%s", f->profile);
+	snprintf(sl->provider, sizeof(sl->provider), "%s", f->provider);
+	snprintf(sl->source, sizeof(sl->source), "%s", f->source);
+	sl->ev = *f->ev;
+	sl->now = f->now;
+	return 0;
+}
+
+/*
+ * The leader's work: every queued fact, one write transaction, one
+ * durable commit.  Called without the mutex.
+ */
+static void
+group_lead(struct group_shm *g, struct store *s)
+{
+	struct group_slot *taken[GROUP_SLOTS];
+	struct store_txn t, sub;
+	struct ledger_fact f;
+	struct ph_diag diag;
+	size_t i, n = 0;
+	pid_t me = getpid();
+	int rc;
+
+	group_lock(g);
+	for (i = 0; i < GROUP_SLOTS; i++)
+		if (g->slot[i].state == GROUP_QUEUED) {
+			g->slot[i].state = GROUP_TAKEN;
+			g->slot[i].taker = me;
+			taken[n++] = &g->slot[i];
+		}
+	pthread_mutex_unlock(&g->mu);
+	if (n == 0)
+		return;
+	rc = store_begin(s, 1, &t);
+	for (i = 0; i < n && rc == PH_OK; i++) {
+		struct group_slot *sl = taken[i];
+
+		f.profile = sl->profile;
+		f.provider = sl->provider;
+		f.source = sl->source;
+		f.ev = &sl->ev;
+		f.now = sl->now;
+		memset(&diag, 0, sizeof(diag));
+		/* Each in a transaction of its own inside the leader's: one
+		 * that fails takes nothing of the others with it. */
+		if ((sl->rc = store_begin_nested(&t, &sub)) == PH_OK) {
+			sl->rc = ledger_apply_txn(&sub, &f, &sl->res, &diag);
+			if (sl->rc == PH_OK)
+				sl->rc = store_commit(&sub);
+			else
+				store_abort(&sub);
+		}
+		if (sl->rc != PH_OK) {
+			memset(&sl->res, 0, sizeof(sl->res));
+			if (diag.msg[0] == '\0' ||
+			    sl->rc == PH_E_STORE_FULL)
+				ph_fail(&diag, sl->rc, "database: %s: %s",
+				    ph_strerror(sl->rc), sl->rc ==
+				    PH_E_STORE_FULL ? "raise map_size_mb" :
+				    "see the log");
+		}
+		snprintf(sl->diag, sizeof(sl->diag), "%s", diag.msg);
+		/* A failure of the whole transaction fails every fact. */
+		if (t.err != PH_OK)
+			rc = t.err;
+	}
+	if (rc == PH_OK)
+		rc = store_commit(&t);
+	else
+		store_abort(&t);
+	group_lock(g);
+	for (i = 0; i < n; i++) {
+		struct group_slot *sl = taken[i];
+
+		if (rc != PH_OK) {
+			sl->rc = rc;
+			memset(&sl->res, 0, sizeof(sl->res));
+			snprintf(sl->diag, sizeof(sl->diag), "database: %s: %s",
+			    ph_strerror(rc), rc == PH_E_STORE_FULL ?
+			    "raise map_size_mb" : "see the log");
+		}
+		sl->state = GROUP_DONE;
+	}
+	if (rc == PH_OK) {
+		g->commits++;
+		g->facts += n;
+	}
+	pthread_mutex_unlock(&g->mu);
+	if (rc == PH_OK) {
+		metrics_add("payhook_store_group_commits_total", NULL, 1);
+		metrics_add("payhook_store_group_facts_total", NULL, n);
+	}
+}
+
+int
+ledger_group_apply(struct store *s, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag)
+{
+	struct group_shm *g = group_of(s);
+	struct group_slot *sl = NULL;
+	struct timespec until;
+	size_t i;
+	int rc;
+
+	if (g == NULL)
+		return ledger_apply_alone(s, f, r, diag);
+	group_lock(g);
+	for (i = 0; i < GROUP_SLOTS && sl == NULL; i++)
+		if (g->slot[i].state == GROUP_FREE)
+			sl = &g->slot[i];
+	if (sl == NULL) {
+		group_reap(g);
+		for (i = 0; i < GROUP_SLOTS && sl == NULL; i++)
+			if (g->slot[i].state == GROUP_FREE)
+				sl = &g->slot[i];
+	}
+	if (sl == NULL || group_put_fact(sl, f) == -1) {
+		/* More facts in flight than slots: this one goes alone. */
+		pthread_mutex_unlock(&g->mu);
+		return ledger_apply_alone(s, f, r, diag);
+	}
+	sl->owner = getpid();
+	sl->taker = 0;
+	sl->state = GROUP_QUEUED;
+	while (sl->state != GROUP_DONE) {
+		if (g->leader == 0) {
+			g->leader = getpid();
+			pthread_mutex_unlock(&g->mu);
+			group_lead(g, s);
+			group_lock(g);
+			g->leader = 0;
+			pthread_cond_broadcast(&g->cv);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += GROUP_WAIT_MS * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		if (pthread_cond_timedwait(&g->cv, &g->mu, &until) ==
+		    EOWNERDEAD)
+			pthread_mutex_consistent(&g->mu);
+		/* A leader that died leaves what it took to the next. */
+		if (sl->state != GROUP_DONE)
+			group_reap(g);
+	}
+	rc = sl->rc;
+	*r = sl->res;
+	if (rc != PH_OK)
+		ph_fail(diag, rc, "%s", sl->diag);
+	sl->state = GROUP_FREE;
+	pthread_mutex_unlock(&g->mu);
+	if (rc == PH_OK)
+		ledger_applied(f, r);
+	return rc;
+}
+
+int
+ledger_group_stats(struct store *s, uint64_t *commits, uint64_t *facts)
+{
+	struct group_shm *g = group_of(s);
+
+	*commits = *facts = 0;
+	if (g == NULL)
+		return PH_E_NOTFOUND;
+	group_lock(g);
+	*commits = g->commits;
+	*facts = g->facts;
+	pthread_mutex_unlock(&g->mu);
+	return PH_OK;
+}
