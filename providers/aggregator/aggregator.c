@@ -23,7 +23,6 @@
 #include <strings.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
 
 #include <payhook/provider.h>
 #include <payhook/sdk.h>
@@ -107,7 +106,7 @@ struct agg_ctx {
 	enum agg_mode mode;
 	char app_id[PH_ID_MAX + 1];
 	int livemode;
-	const struct ph_blob *pubkey;	/* rsa: owned by the core */
+	struct ph_key *pubkey;		/* rsa */
 	char header[64];		/* hmac: signature header name */
 	int64_t tolerance;		/* hmac */
 	unsigned char *secret;		/* hmac: owned, cleansed on free */
@@ -124,14 +123,15 @@ agg_profile_free(void *p)
 	if (ctx == NULL)
 		return;
 	if (ctx->secret != NULL) {
-		OPENSSL_cleanse(ctx->secret, ctx->secret_len);
+		ph_cleanse(ctx->secret, ctx->secret_len);
 		free(ctx->secret);
 	}
 	if (ctx->api_key != NULL) {
-		OPENSSL_cleanse(ctx->api_key, ctx->api_key_len);
+		ph_cleanse(ctx->api_key, ctx->api_key_len);
 		free(ctx->api_key);
 	}
-	OPENSSL_cleanse(ctx, sizeof(*ctx));
+	ph_key_free(ctx->pubkey);
+	ph_cleanse(ctx, sizeof(*ctx));
 	free(ctx);
 }
 
@@ -158,9 +158,7 @@ static int
 agg_rsa_profile(const struct ph_conf *conf, struct agg_ctx *ctx,
     struct ph_diag *diag)
 {
-	static const unsigned char probe[1];
 	const struct ph_conf_value *key;
-	struct ph_diag why;
 	int rc;
 
 	if ((rc = agg_refuse(conf, "webhook_secret_file", "rsa",
@@ -172,20 +170,10 @@ agg_rsa_profile(const struct ph_conf *conf, struct agg_ctx *ctx,
 	if (key == NULL || key->blob.data == NULL || key->blob.len == 0)
 		return ph_fail(diag, PH_E_CONFIG, "webhook_public_key_file is "
 		    "required with signature = rsa");
-	/*
-	 * Checked now rather than on the first event: ph_rsa_verify_pem
-	 * parses the key before it looks at the signature, so a one-byte
-	 * probe is a configuration error for a bad key and a signature
-	 * error for a good one.
-	 */
-	memset(&why, 0, sizeof(why));
-	rc = ph_rsa_verify_pem("SHA256", key->blob.data, key->blob.len, "", 0,
-	    probe, sizeof(probe), &why);
-	if (rc != PH_E_SIGNATURE)
-		return ph_fail(diag, rc == PH_OK ? PH_E_INTERNAL : rc,
-		    "webhook_public_key_file: %.200s", why.msg);
-	ctx->pubkey = &key->blob;
-	return PH_OK;
+	/* PEM "PUBLIC KEY", "RSA PUBLIC KEY" or a certificate's, read once
+	 * here: a bad key is a configuration error, not a refused event. */
+	return ph_key_load(&key->blob, PH_KEY_PUBLIC_ANY, 0,
+	    "webhook_public_key_file", &ctx->pubkey, diag);
 }
 
 static int
@@ -340,8 +328,8 @@ agg_verify_rsa(const struct agg_ctx *ctx, const char *sig64,
 	    &siglen) != PH_OK || siglen == 0)
 		return ph_fail(diag, PH_E_SIGNATURE, "%s is not base64",
 		    AGG_RSA_HEADER);
-	return ph_rsa_verify_pem("SHA256", ctx->pubkey->data, ctx->pubkey->len,
-	    body, len, sig, siglen, diag);
+	return ph_rsa_verify(ctx->pubkey, "SHA256", body, len, sig, siglen,
+	    diag);
 }
 
 /* A decimal of 1..12 digits, no sign. */
@@ -432,8 +420,8 @@ agg_verify_hmac(const struct agg_ctx *ctx, const char *hv,
 	for (i = 0; i < nv1; i++)
 		match |= ph_ct_equal_nocase(v1[i], v1len[i], want,
 		    2 * PH_SHA256_LEN);
-	OPENSSL_cleanse(mac, sizeof(mac));
-	OPENSSL_cleanse(want, sizeof(want));
+	ph_cleanse(mac, sizeof(mac));
+	ph_cleanse(want, sizeof(want));
 	return match ? PH_OK : ph_fail(diag, PH_E_SIGNATURE,
 	    "%s: no v1 signature matches", ctx->header);
 }
@@ -791,7 +779,7 @@ agg_query_request(void *p, const struct ph_order_ref *order,
 out:
 	ph_buf_free(&path);
 	if (rc != PH_OK)
-		OPENSSL_cleanse(out, sizeof(*out));
+		ph_cleanse(out, sizeof(*out));
 	return rc;
 }
 
@@ -994,9 +982,6 @@ agg_notify_hint(void *p, const struct ph_request *req,
  * (refund_no), when there is one.
  */
 
-#define AGG_ST_COLS	32
-#define AGG_ST_MAGIC	0x61677331u	/* "ags1" */
-
 enum agg_st_col {
 	AGG_ST_TYPE, AGG_ST_ID, AGG_ST_APP, AGG_ST_ORDER, AGG_ST_CHARGE,
 	AGG_ST_AMOUNT, AGG_ST_CURRENCY, AGG_ST_CHANNEL, AGG_ST_TIME,
@@ -1008,105 +993,27 @@ static const char *const agg_st_names[AGG_ST__MAX] = {
 	"channel", "time", "refund_no",
 };
 
-struct agg_st {
-	uint32_t magic;
-	int phase;			/* 0 header, 1 rows, 2 after the total */
-	int ncols;
-	int col[AGG_ST__MAX];		/* index, or -1 */
-	uint64_t rows;
-	int64_t sum;
-};
-
-_Static_assert(sizeof(struct agg_st) <= PH_STATEMENT_STATE_MAX,
-    "the statement state must fit in struct ph_statement");
-
-/* Splits on ','; -1 past max fields or on a quote. */
-static int
-agg_st_split(const char *line, size_t len, const char **f, size_t *n,
-    int max)
-{
-	size_t i, start = 0;
-	int k = 0;
-
-	if (memchr(line, '"', len) != NULL)
-		return -1;
-	for (i = 0; i <= len; i++) {
-		if (i < len && line[i] != ',')
-			continue;
-		if (k == max)
-			return -1;
-		f[k] = line + start;
-		n[k] = i - start;
-		k++;
-		start = i + 1;
-	}
-	return k;
-}
-
-/* A field copied as a token (ph_token_valid with extra) into dst. */
+/* A field as a token of ph_token_valid(extra) filling at most dst. */
 static int
 agg_st_token(const char *f, size_t n, const char *extra, char *dst,
     size_t cap)
 {
-	if (n == 0 || n >= cap || !ph_token_valid(f, n, cap - 1, extra))
-		return -1;
-	memcpy(dst, f, n);
-	dst[n] = '\0';
-	return 0;
+	return ph_csv_token(f, n, cap - 1, extra, dst, cap);
 }
 
+/* One charge or refund of the statement. */
 static int
-agg_st_header(struct agg_st *s, const char *line, size_t len, uint64_t no,
-    struct ph_diag *diag)
+agg_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
+    struct ph_event *ev, struct ph_diag *diag)
 {
-	const char *f[AGG_ST_COLS];
-	size_t n[AGG_ST_COLS];
-	int k, i, j;
-
-	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
-		line += 3;
-		len -= 3;
-	}
-	if ((k = agg_st_split(line, len, f, n, AGG_ST_COLS)) < 1)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a "
-		    "statement header", (unsigned long long)no);
-	for (i = 0; i < AGG_ST__MAX; i++)
-		s->col[i] = -1;
-	for (i = 0; i < k; i++)
-		for (j = 0; j < AGG_ST__MAX; j++) {
-			if (n[i] != strlen(agg_st_names[j]) ||
-			    memcmp(f[i], agg_st_names[j], n[i]) != 0)
-				continue;
-			if (s->col[j] != -1)
-				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
-				    "column %s twice", (unsigned long long)no,
-				    agg_st_names[j]);
-			s->col[j] = i;
-		}
-	for (j = 0; j < AGG_ST__MAX; j++)
-		if (s->col[j] < 0 && j != AGG_ST_CHARGE &&
-		    j != AGG_ST_CHANNEL && j != AGG_ST_REFUND_NO)
-			return ph_fail(diag, PH_E_MALFORMED, "line %llu: no "
-			    "column %s", (unsigned long long)no,
-			    agg_st_names[j]);
-	s->ncols = k;
-	s->phase = 1;
-	return PH_OK;
-}
-
-static int
-agg_st_row(const struct agg_ctx *ctx, struct agg_st *s, const char *line,
-    size_t len, uint64_t no, struct ph_event *ev, struct ph_diag *diag)
-{
-	const char *f[AGG_ST_COLS];
+	const struct agg_ctx *ctx = p;
+	const char *const *f = r->f;
+	const size_t *n = r->n;
 	char buf[PH_ID_MAX + 1], id[PH_ID_MAX + 1];
-	size_t n[AGG_ST_COLS], i;
-	int k, c, refund;
+	size_t i;
+	int c, refund;
 
-	if ((k = agg_st_split(line, len, f, n, AGG_ST_COLS)) != s->ncols)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %d fields, the "
-		    "header has %d", (unsigned long long)no, k, s->ncols);
-	c = s->col[AGG_ST_TYPE];
+	c = r->col[AGG_ST_TYPE];
 	if (n[c] == 6 && memcmp(f[c], "charge", 6) == 0)
 		refund = 0;
 	else if (n[c] == 6 && memcmp(f[c], "refund", 6) == 0)
@@ -1114,30 +1021,27 @@ agg_st_row(const struct agg_ctx *ctx, struct agg_st *s, const char *line,
 	else
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: type is not "
 		    "charge or refund", (unsigned long long)no);
-	c = s->col[AGG_ST_AMOUNT];
+	c = r->col[AGG_ST_AMOUNT];
 	if (ph_money_parse_minor(f[c], n[c], &ev->amount) != PH_OK)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: amount is not "
 		    "an amount in fen", (unsigned long long)no);
-	if (s->sum > INT64_MAX - ev->amount)
-		return ph_fail(diag, PH_E_TOOBIG, "line %llu: the total "
-		    "overflows", (unsigned long long)no);
-	s->sum += ev->amount;
-	s->rows++;
-	c = s->col[AGG_ST_APP];
-	if (agg_st_token(f[c], n[c], AGG_ID_EXTRA, buf, sizeof(buf)) != 0 ||
+	c = r->col[AGG_ST_APP];
+	if (agg_st_token(f[c], n[c], AGG_ID_EXTRA, buf,
+	    sizeof(buf)) != 0 ||
 	    strcmp(buf, ctx->app_id) != 0)
 		return ph_fail(diag, PH_E_MERCHANT, "line %llu: app is not this "
 		    "profile's app_id", (unsigned long long)no);
-	c = s->col[AGG_ST_ID];
-	if (agg_st_token(f[c], n[c], AGG_ID_EXTRA, id, sizeof(id)) != 0)
+	c = r->col[AGG_ST_ID];
+	if (agg_st_token(f[c], n[c], AGG_ID_EXTRA, id,
+	    sizeof(id)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: id is invalid",
 		    (unsigned long long)no);
-	c = s->col[AGG_ST_ORDER];
+	c = r->col[AGG_ST_ORDER];
 	if (agg_st_token(f[c], n[c], AGG_ORDER_EXTRA, ev->order_id,
 	    sizeof(ev->order_id)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: order_no is "
 		    "invalid", (unsigned long long)no);
-	c = s->col[AGG_ST_CURRENCY];
+	c = r->col[AGG_ST_CURRENCY];
 	if (n[c] != 3)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: currency is "
 		    "not three letters", (unsigned long long)no);
@@ -1148,12 +1052,12 @@ agg_st_row(const struct agg_ctx *ctx, struct agg_st *s, const char *line,
 	if (!ph_currency_valid(ev->currency))
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: currency is "
 		    "not three letters", (unsigned long long)no);
-	c = s->col[AGG_ST_TIME];
+	c = r->col[AGG_ST_TIME];
 	if (!agg_timestamp(f[c], n[c], &ev->occurred_at) ||
 	    ev->occurred_at > AGG_TIME_MAX)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: time is not "
 		    "unix seconds", (unsigned long long)no);
-	if ((c = s->col[AGG_ST_CHANNEL]) >= 0 && n[c] > 0 &&
+	if ((c = r->col[AGG_ST_CHANNEL]) >= 0 && n[c] > 0 &&
 	    agg_st_token(f[c], n[c], "_", ev->channel,
 	    sizeof(ev->channel)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: channel is "
@@ -1167,12 +1071,12 @@ agg_st_row(const struct agg_ctx *ctx, struct agg_st *s, const char *line,
 	}
 	ev->kind = PH_EV_REFUND_SUCCEEDED;
 	memcpy(ev->refund_id, id, strlen(id) + 1);
-	c = s->col[AGG_ST_CHARGE];
+	c = r->col[AGG_ST_CHARGE];
 	if (c < 0 || agg_st_token(f[c], n[c], AGG_ID_EXTRA, ev->txn_id,
 	    sizeof(ev->txn_id)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: a refund "
 		    "without a valid charge", (unsigned long long)no);
-	if ((c = s->col[AGG_ST_REFUND_NO]) >= 0 && n[c] > 0 &&
+	if ((c = r->col[AGG_ST_REFUND_NO]) >= 0 && n[c] > 0 &&
 	    agg_st_token(f[c], n[c], AGG_ID_EXTRA, ev->merchant_refund_id,
 	    sizeof(ev->merchant_refund_id)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: refund_no is "
@@ -1181,75 +1085,18 @@ agg_st_row(const struct agg_ctx *ctx, struct agg_st *s, const char *line,
 	return PH_OK;
 }
 
-static int
-agg_st_total(struct agg_st *s, const char *line, size_t len, uint64_t no,
-    struct ph_diag *diag)
-{
-	const char *f[AGG_ST_COLS];
-	size_t n[AGG_ST_COLS];
-	int64_t count, sum;
-
-	if (agg_st_split(line, len, f, n, AGG_ST_COLS) != 3 ||
-	    ph_money_parse_minor(f[1], n[1], &count) != PH_OK ||
-	    ph_money_parse_minor(f[2], n[2], &sum) != PH_OK)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total line "
-		    "is not total,<rows>,<sum of amount>",
-		    (unsigned long long)no);
-	if ((uint64_t)count != s->rows || sum != s->sum)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total says "
-		    "%lld rows of %lld fen, the statement has %llu of %lld",
-		    (unsigned long long)no, (long long)count, (long long)sum,
-		    (unsigned long long)s->rows, (long long)s->sum);
-	s->phase = 2;
-	return PH_OK;
-}
+static const struct ph_csv_layout agg_st_layout = {
+	agg_st_names, AGG_ST__MAX,
+	(1u << AGG_ST_CHARGE) | (1u << AGG_ST_CHANNEL) | (1u << AGG_ST_REFUND_NO),
+	"amount", agg_st_row,
+};
 
 static int
 agg_statement_line(void *p, struct ph_statement *st, const char *line,
     size_t len, struct ph_event *ev, struct ph_diag *diag)
 {
-	const struct agg_ctx *ctx = p;
-	struct agg_st s;
-	int rc = PH_OK;
-
-	if (ctx == NULL || st == NULL || ev == NULL ||
-	    (line == NULL && len != 0))
-		return ph_fail(diag, PH_E_INTERNAL, "aggregator: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	ev->kind = PH_EV_IGNORED;
-	memcpy(&s, st->state, sizeof(s));
-	if (s.magic != AGG_ST_MAGIC) {
-		memset(&s, 0, sizeof(s));
-		s.magic = AGG_ST_MAGIC;
-	}
-	if (line == NULL)
-		return s.phase == 2 ? PH_OK : ph_fail(diag, PH_E_MALFORMED,
-		    "the statement ends after line %llu without its total line "
-		    "(truncated?)", (unsigned long long)st->line);
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	if (memchr(line, '\0', len) != NULL)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: a NUL byte",
-		    (unsigned long long)st->line);
-	if (s.phase == 0)
-		rc = agg_st_header(&s, line, len, st->line, diag);
-	else if (s.phase == 1 && len >= 6 && memcmp(line, "total,", 6) == 0)
-		rc = agg_st_total(&s, line, len, st->line, diag);
-	else if (s.phase == 1)
-		rc = agg_st_row(ctx, &s, line, len, st->line, ev, diag);
-	else if (len > 0)
-		rc = ph_fail(diag, PH_E_MALFORMED, "line %llu: text after the "
-		    "total line", (unsigned long long)st->line);
-	if (rc != PH_OK) {
-		memset(ev, 0, sizeof(*ev));
-		return rc;
-	}
-	if (ev->kind != PH_EV_IGNORED) {
-		st->facts++;
-		st->total += ev->amount;
-	}
-	memcpy(st->state, &s, sizeof(s));
-	return PH_OK;
+	return ph_csv_statement_line(&agg_st_layout, p, st, line, len, ev,
+	    diag);
 }
 
 PH_PROVIDER_DEFINE_HINT("aggregator",

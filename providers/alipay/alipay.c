@@ -24,19 +24,11 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
 
 #include <payhook/provider.h>
 #include <payhook/sdk.h>
 
 #define ALI_BEIJING	28800	/* gmt_* and timestamps: UTC+8 */
-#define ALI_RSA_MIN_BITS 2048
-#define ALI_SIG_MAX	1024	/* RSA up to 8192 bits */
 #define ALI_APPID_MAX	32
 #define ALI_SELLER_MAX	32	/* "2088" and 12 digits in practice */
 #define ALI_ORDER_EXTRA	"_-|*.:"	/* what payhook takes in order ids */
@@ -85,8 +77,8 @@ static const struct ph_json_limits ali_json_limits = {
 struct ali_ctx {
 	char app_id[ALI_APPID_MAX + 1];
 	char seller_id[ALI_SELLER_MAX + 1];
-	EVP_PKEY *alipay_key;		/* verifies notifications, answers */
-	EVP_PKEY *app_key;		/* signs requests; NULL: none */
+	struct ph_key *alipay_key;	/* verifies notifications, answers */
+	struct ph_key *app_key;		/* signs requests; NULL: none */
 };
 
 /* What an outbound call is, for the names of its answer. */
@@ -102,164 +94,6 @@ static const struct ali_method ali_close = {
 static const struct ali_method ali_refund = {
 	"alipay.trade.refund", "alipay_trade_refund_response" };
 
-/* ---- Keys ---------------------------------------------------------------- */
-
-static int
-ali_is_space(unsigned char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/* Encrypted keys are refused: nobody is there to type a passphrase. */
-static int
-ali_no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
-}
-
-/*
- * The DER inside a file given as bare base64 (how Alipay's console and
- * key tool hand keys out): whitespace anywhere is dropped, anything else
- * must be strict base64.  *out is malloc'd (caller frees).
- */
-static int
-ali_bare_base64(const unsigned char *p, size_t len, unsigned char **out,
-    size_t *out_len)
-{
-	char *text;
-	size_t i, n = 0;
-	int rc;
-
-	*out = NULL;
-	if ((text = malloc(len + 1)) == NULL)
-		return PH_E_NOMEM;
-	for (i = 0; i < len; i++)
-		if (!ali_is_space(p[i]))
-			text[n++] = (char)p[i];
-	if (n == 0 || (*out = malloc(n)) == NULL) {
-		free(text);
-		return n == 0 ? PH_E_MALFORMED : PH_E_NOMEM;
-	}
-	rc = ph_base64_decode(text, n, *out, n, out_len);
-	free(text);
-	if (rc != PH_OK || *out_len == 0) {
-		free(*out);
-		*out = NULL;
-		return PH_E_MALFORMED;
-	}
-	return PH_OK;
-}
-
-static int
-ali_is_pem(const unsigned char *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len && ali_is_space(p[i]); i++)
-		continue;
-	return len - i >= 11 && memcmp(p + i, "-----BEGIN ", 11) == 0;
-}
-
-static int
-ali_rsa_ok(EVP_PKEY *k)
-{
-	return k != NULL && EVP_PKEY_base_id(k) == EVP_PKEY_RSA &&
-	    EVP_PKEY_bits(k) >= ALI_RSA_MIN_BITS;
-}
-
-/* Alipay's public key: PEM "PUBLIC KEY", or a SubjectPublicKeyInfo in
- * bare base64.  Certificates (Alipay's certificate mode) are refused. */
-static int
-ali_load_public(const struct ph_blob *b, EVP_PKEY **out, struct ph_diag *diag)
-{
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	size_t der_len;
-	BIO *bio;
-
-	*out = NULL;
-	if (b->data == NULL || b->len == 0 || b->len > INT_MAX)
-		return ph_fail(diag, PH_E_CONFIG,
-		    "alipay_public_key_file: empty");
-	if (ali_is_pem(b->data, b->len)) {
-		if ((bio = BIO_new_mem_buf(b->data, (int)b->len)) == NULL)
-			return ph_fail(diag, PH_E_NOMEM, "out of memory");
-		*out = PEM_read_bio_PUBKEY(bio, NULL, ali_no_passphrase, NULL);
-		BIO_free(bio);
-	} else if (ali_bare_base64(b->data, b->len, &der, &der_len) ==
-	    PH_OK && der_len <= LONG_MAX) {
-		p = der;
-		*out = d2i_PUBKEY(NULL, &p, (long)der_len);
-		if (*out != NULL && p != der + der_len) {
-			EVP_PKEY_free(*out);
-			*out = NULL;
-		}
-	}
-	free(der);
-	ERR_clear_error();
-	if (*out == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "alipay_public_key_file: not "
-		    "a PEM PUBLIC KEY or a base64 public key (certificate "
-		    "mode is not supported)");
-	if (!ali_rsa_ok(*out)) {
-		EVP_PKEY_free(*out);
-		*out = NULL;
-		return ph_fail(diag, PH_E_CONFIG, "alipay_public_key_file: not "
-		    "an RSA key of %d bits or more", ALI_RSA_MIN_BITS);
-	}
-	return PH_OK;
-}
-
-/* The app's private key: unencrypted PEM (PKCS#8 or PKCS#1), or its
- * DER in bare base64. */
-static int
-ali_load_private(const struct ph_blob *b, EVP_PKEY **out,
-    struct ph_diag *diag)
-{
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	size_t der_len;
-	BIO *bio;
-
-	*out = NULL;
-	if (b->data == NULL || b->len == 0 || b->len > INT_MAX)
-		return ph_fail(diag, PH_E_CONFIG,
-		    "app_private_key_file: empty");
-	if (ali_is_pem(b->data, b->len)) {
-		if ((bio = BIO_new_mem_buf(b->data, (int)b->len)) == NULL)
-			return ph_fail(diag, PH_E_NOMEM, "out of memory");
-		*out = PEM_read_bio_PrivateKey(bio, NULL, ali_no_passphrase,
-		    NULL);
-		BIO_free(bio);
-	} else if (ali_bare_base64(b->data, b->len, &der, &der_len) ==
-	    PH_OK && der_len <= LONG_MAX) {
-		p = der;
-		*out = d2i_AutoPrivateKey(NULL, &p, (long)der_len);
-		if (*out != NULL && p != der + der_len) {
-			EVP_PKEY_free(*out);
-			*out = NULL;
-		}
-		OPENSSL_cleanse(der, der_len);
-	}
-	free(der);
-	/* The reason may quote the file: say only what is wrong. */
-	ERR_clear_error();
-	if (*out == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "app_private_key_file: not "
-		    "an unencrypted PEM private key or a base64 one");
-	if (!ali_rsa_ok(*out)) {
-		EVP_PKEY_free(*out);
-		*out = NULL;
-		return ph_fail(diag, PH_E_CONFIG, "app_private_key_file: not "
-		    "an RSA key of %d bits or more", ALI_RSA_MIN_BITS);
-	}
-	return PH_OK;
-}
-
 /* ---- Profiles ------------------------------------------------------------ */
 
 static void
@@ -269,8 +103,8 @@ ali_profile_free(void *p)
 
 	if (ctx == NULL)
 		return;
-	EVP_PKEY_free(ctx->alipay_key);
-	EVP_PKEY_free(ctx->app_key);
+	ph_key_free(ctx->alipay_key);
+	ph_key_free(ctx->app_key);
 	free(ctx);
 }
 
@@ -311,11 +145,15 @@ ali_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		ph_fail(diag, rc, "alipay_public_key_file is required");
 		goto fail;
 	}
-	if ((rc = ali_load_public(&v->blob, &ctx->alipay_key, diag)) !=
-	    PH_OK)
+	/* Keys as Alipay's console and key tool hand them out: PEM, or the
+	 * DER in bare base64.  Certificates (Alipay's certificate mode) are
+	 * not supported. */
+	if ((rc = ph_key_load(&v->blob, PH_KEY_PUBLIC, PH_KEY_BASE64,
+	    "alipay_public_key_file", &ctx->alipay_key, diag)) != PH_OK)
 		goto fail;
 	if ((v = ali_conf(conf, "app_private_key_file")) != NULL &&
-	    (rc = ali_load_private(&v->blob, &ctx->app_key, diag)) != PH_OK)
+	    (rc = ph_key_load(&v->blob, PH_KEY_PRIVATE, PH_KEY_BASE64,
+	    "app_private_key_file", &ctx->app_key, diag)) != PH_OK)
 		goto fail;
 	*out = ctx;
 	return PH_OK;
@@ -331,40 +169,20 @@ static int
 ali_verify(const struct ali_ctx *ctx, const char *b64, size_t b64_len,
     const void *msg, size_t msg_len, struct ph_diag *diag)
 {
-	unsigned char sig[ALI_SIG_MAX];
-	EVP_MD_CTX *mc = NULL;
-	EVP_PKEY_CTX *pc = NULL;
+	unsigned char sig[PH_RSA_SIG_MAX];
 	size_t sig_len;
-	int rc = PH_E_SIGNATURE;
 
 	if (ph_base64_decode(b64, b64_len, sig, sizeof(sig), &sig_len) !=
 	    PH_OK || sig_len == 0)
-		return ph_fail(diag, rc, "sign is not valid base64");
-	if (EVP_PKEY_size(ctx->alipay_key) <= 0 ||
-	    sig_len != (size_t)EVP_PKEY_size(ctx->alipay_key))
-		return ph_fail(diag, rc, "sign of %zu bytes does not fit "
-		    "Alipay's key", sig_len);
-	if ((mc = EVP_MD_CTX_new()) == NULL) {
-		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
-		goto out;
-	}
-	if (EVP_DigestVerifyInit(mc, &pc, EVP_sha256(), NULL,
-	    ctx->alipay_key) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) <= 0) {
-		rc = ph_fail(diag, PH_E_INTERNAL, "RSA verify setup failed");
-		goto out;
-	}
-	if (EVP_DigestVerify(mc, sig, sig_len, msg_len > 0 ? msg :
-	    (const void *)"", msg_len) != 1) {
-		ph_fail(diag, rc, "RSA2 signature does not verify with "
-		    "Alipay's key");
-		goto out;
-	}
-	rc = PH_OK;
-out:
-	EVP_MD_CTX_free(mc);
-	ERR_clear_error();
-	return rc;
+		return ph_fail(diag, PH_E_SIGNATURE, "sign is not valid base64");
+	if (sig_len != ph_key_size(ctx->alipay_key))
+		return ph_fail(diag, PH_E_SIGNATURE, "sign of %zu bytes does "
+		    "not fit Alipay's key", sig_len);
+	if (ph_rsa_verify(ctx->alipay_key, "SHA256", msg, msg_len, sig,
+	    sig_len, diag) != PH_OK)
+		return ph_fail(diag, PH_E_SIGNATURE, "RSA2 signature does not "
+		    "verify with Alipay's key");
+	return PH_OK;
 }
 
 /* Appends the base64 SHA256withRSA signature of msg by the app's key. */
@@ -372,29 +190,7 @@ static int
 ali_sign(const struct ali_ctx *ctx, const void *msg, size_t msg_len,
     struct ph_buf *out, struct ph_diag *diag)
 {
-	unsigned char sig[ALI_SIG_MAX];
-	EVP_MD_CTX *mc = NULL;
-	EVP_PKEY_CTX *pc = NULL;
-	size_t sig_len = sizeof(sig);
-	int rc;
-
-	if (EVP_PKEY_size(ctx->app_key) > (int)sizeof(sig))
-		return ph_fail(diag, PH_E_CONFIG,
-		    "app_private_key_file: key too large");
-	if ((mc = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestSignInit(mc, &pc, EVP_sha256(), NULL,
-	    ctx->app_key) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) <= 0 ||
-	    EVP_DigestSign(mc, sig, &sig_len, msg, msg_len) != 1) {
-		rc = ph_fail(diag, PH_E_INTERNAL, "RSA signing failed");
-		goto out;
-	}
-	if ((rc = ph_base64_encode(sig, sig_len, out)) != PH_OK)
-		ph_fail(diag, rc, "cannot encode the signature");
-out:
-	EVP_MD_CTX_free(mc);
-	ERR_clear_error();
-	return rc;
+	return ph_rsa_sign(ctx->app_key, "SHA256", msg, msg_len, out, diag);
 }
 
 /* ---- Small parsers ------------------------------------------------------- */
@@ -408,28 +204,6 @@ ali_digits(const char *s, size_t n)
 		if (s[i] < '0' || s[i] > '9')
 			return 0;
 	return 1;
-}
-
-/* "yyyy-MM-dd HH:mm:ss", Beijing time, into unix seconds. */
-static int
-ali_time_parse(const char *s, size_t len, int64_t *out)
-{
-	char c[15];
-
-	if (s == NULL || len != 19 || s[4] != '-' || s[7] != '-' ||
-	    s[10] != ' ' || s[13] != ':' || s[16] != ':' ||
-	    !ali_digits(s, 4) || !ali_digits(s + 5, 2) ||
-	    !ali_digits(s + 8, 2) || !ali_digits(s + 11, 2) ||
-	    !ali_digits(s + 14, 2) || !ali_digits(s + 17, 2))
-		return PH_E_FIELD;
-	memcpy(c, s, 4);
-	memcpy(c + 4, s + 5, 2);
-	memcpy(c + 6, s + 8, 2);
-	memcpy(c + 8, s + 11, 2);
-	memcpy(c + 10, s + 14, 2);
-	memcpy(c + 12, s + 17, 2);
-	c[14] = '\0';
-	return ph_time_parse_compact(c, ALI_BEIJING, out);
 }
 
 /* Unix seconds as "yyyy-MM-dd HH:mm:ss" in Beijing time. */
@@ -612,7 +386,7 @@ ali_opt_time(const struct ph_kvlist *kv, const char *name, int64_t *out,
 	*out = 0;
 	if (v == NULL)
 		return PH_OK;
-	if (ali_time_parse(v, strlen(v), out) != PH_OK)
+	if (ph_time_parse_dashed(v, strlen(v), ALI_BEIJING, out) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "%s: not yyyy-MM-dd HH:mm:ss",
 		    name);
 	return PH_OK;
@@ -656,7 +430,8 @@ ali_notify_event(const struct ph_kvlist *kv, struct ph_event *ev,
 		if ((v = ali_get(kv, "gmt_payment")) == NULL)
 			return ph_fail(diag, PH_E_FIELD,
 			    "gmt_payment: missing");
-		if (ali_time_parse(v, strlen(v), &ev->occurred_at) != PH_OK)
+		if (ph_time_parse_dashed(v, strlen(v), ALI_BEIJING,
+		    &ev->occurred_at) != PH_OK)
 			return ph_fail(diag, PH_E_FIELD, "gmt_payment: not "
 			    "yyyy-MM-dd HH:mm:ss");
 		/* The key a query or a bill line of this payment carries. */
@@ -812,7 +587,7 @@ ali_build(const struct ali_ctx *ctx, const char *method, const json_t *biz,
 
 	ph_kvlist_init(&kv, 16);
 	ph_buf_init(&s, PH_HTTP_BODY_MAX);
-	ph_buf_init(&sig, 2 * ALI_SIG_MAX);
+	ph_buf_init(&sig, 2 * PH_RSA_SIG_MAX);
 	ph_buf_init(&body, sizeof(out->body));
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if ((rc = ph_kvlist_add(&kv, fields[i][0],
@@ -972,6 +747,12 @@ ali_refund_request(void *p, const struct ph_refund_ref *ref,
  * bytes it sent, so they are found, never re-serialised.  A scanner for
  * valid JSON, bounded by len all the same.
  */
+static int
+ali_is_space(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
 static size_t
 ali_json_ws(const char *s, size_t i, size_t n)
 {
@@ -1120,7 +901,7 @@ ali_open_answer(const struct ali_ctx *ctx, const struct ali_method *m,
 	if ((rc = ph_json_parse(in->body, in->body_len, &ali_json_limits,
 	    root, diag)) != PH_OK)
 		return rc;
-	if ((rc = ph_json_opt_string(*root, "sign", 2 * ALI_SIG_MAX, &sign,
+	if ((rc = ph_json_opt_string(*root, "sign", 2 * PH_RSA_SIG_MAX, &sign,
 	    &sign_len, diag)) != PH_OK)
 		goto fail;
 	if ((r = json_object_get(*root, m->node)) == NULL) {
@@ -1226,7 +1007,7 @@ ali_json_opt_time(const json_t *r, const char *path, int64_t *out,
 	if ((rc = ph_json_opt_string(r, path, 32, &v, &len, diag)) != PH_OK ||
 	    v == NULL || len == 0)
 		return rc;
-	if (ali_time_parse(v, len, out) != PH_OK)
+	if (ph_time_parse_dashed(v, len, ALI_BEIJING, out) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "%s: not yyyy-MM-dd HH:mm:ss",
 		    path);
 	return PH_OK;
@@ -1764,7 +1545,8 @@ ali_row(struct ali_stmt *z, struct ph_statement *st, char *text,
 		return ph_fail(diag, PH_E_FIELD, "statement line %llu: "
 		    "支付宝交易号 missing or invalid", ln);
 	v = f[z->col[ALI_COL_DONE]];
-	if (ali_time_parse(v, strlen(v), &ev->occurred_at) != PH_OK)
+	if (ph_time_parse_dashed(v, strlen(v), ALI_BEIJING,
+	    &ev->occurred_at) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "statement line %llu: "
 		    "完成时间 is not yyyy-MM-dd HH:mm:ss", ln);
 	v = f[z->col[ALI_COL_AMOUNT]];

@@ -27,7 +27,6 @@
 #include <strings.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
 
 #include <payhook/provider.h>
 #include <payhook/sdk.h>
@@ -78,7 +77,7 @@ tpl_profile_free(void *p)
 
 	if (ctx == NULL)
 		return;
-	OPENSSL_cleanse(ctx->secret, ctx->secret_len);
+	ph_cleanse(ctx->secret, ctx->secret_len);
 	free(ctx);
 }
 
@@ -164,8 +163,8 @@ tpl_verify(const struct tpl_ctx *ctx, const struct ph_request *req,
 	ph_hex_lower(mac, sizeof(mac), want);
 	rc = ph_ct_equal(got, strlen(got), want, strlen(want)) ? PH_OK :
 	    ph_fail(diag, PH_E_SIGNATURE, "signature mismatch");
-	OPENSSL_cleanse(mac, sizeof(mac));
-	OPENSSL_cleanse(want, sizeof(want));
+	ph_cleanse(mac, sizeof(mac));
+	ph_cleanse(want, sizeof(want));
 	return rc;
 }
 

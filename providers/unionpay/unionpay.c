@@ -24,15 +24,6 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/bio.h>
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
 
 #include <payhook/provider.h>
 #include <payhook/sdk.h>
@@ -42,9 +33,7 @@
 #define UP_MERID_MAX	32	/* merId: 15 digits in practice */
 #define UP_CERTID_MAX	64	/* a serial number in decimal */
 #define UP_CN_MAX	256
-#define UP_SIG_MAX	1024	/* RSA up to 8192 bits */
 #define UP_CACHE	8	/* verified signPubKeyCerts kept per profile */
-#define UP_RSA_MIN_BITS	2048
 #define UP_QUERY_PATH	"/gateway/api/queryTrans.do"
 
 /* Parallel to the values the core hands profile_new(). */
@@ -91,8 +80,7 @@ static const struct ph_form_limits up_form_limits = {
 /* A 5.0.0 verification certificate, chosen by its serial. */
 struct up_vcert {
 	char cert_id[UP_CERTID_MAX + 1];
-	const unsigned char *pem;	/* the core's bytes, valid with ctx */
-	size_t pem_len;
+	struct ph_cert *cert;
 	int64_t not_before, not_after;
 };
 
@@ -106,11 +94,10 @@ struct up_cached {
 struct up_ctx {
 	char mer_id[UP_MERID_MAX + 1];
 	char signer_cn[UP_CN_MAX + 1];
-	X509_STORE *store;		/* the root, trusted */
-	STACK_OF(X509) *middle;		/* the intermediate(s), untrusted */
+	struct ph_trust *trust;		/* the root, and the intermediate(s) */
 	struct up_vcert *vcerts;
 	size_t nvcerts;
-	EVP_PKEY *sign_key;		/* NULL: no queries */
+	struct ph_key *sign_key;	/* NULL: no queries */
 	char cert_id[UP_CERTID_MAX + 1];
 	pthread_mutex_t lock;		/* guards the cache */
 	struct up_cached cache[UP_CACHE];
@@ -123,193 +110,21 @@ struct up_msg {
 	int gbk;			/* encoding=GBK, else UTF-8 */
 };
 
-/* ---- OpenSSL helpers ----------------------------------------------------- */
-
-static int
-up_ossl_fail(struct ph_diag *diag, int status, const char *what)
-{
-	unsigned long e = ERR_peek_last_error();
-	char buf[128];
-
-	if (e != 0) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		ph_fail(diag, status, "%s: %s", what, buf);
-	} else
-		ph_fail(diag, status, "%s", what);
-	ERR_clear_error();
-	return status;
-}
-
-static int
-up_is_space(unsigned char c)
-{
-	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
-}
-
-/*
- * Certificates from PEM text: at least one, at most max, nothing but
- * whitespace around the blocks, no headers, DER without trailing bytes.
- * Fills certs[] (caller frees each) and *n.
- */
-static int
-up_pem_certs(const unsigned char *pem, size_t len, X509 **certs, size_t max,
-    size_t *n, const char *what, struct ph_diag *diag)
-{
-	BIO *bio = NULL;
-	char *name = NULL, *header = NULL;
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	long der_len;
-	size_t i;
-	int rc = PH_E_MALFORMED;
-
-	*n = 0;
-	if (pem == NULL || len == 0 || len > INT_MAX)
-		return ph_fail(diag, PH_E_MALFORMED, "%s: no certificate",
-		    what);
-	if ((bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
-		return up_ossl_fail(diag, PH_E_NOMEM, what);
-	for (;;) {
-		char *rest;
-		long rest_len = BIO_get_mem_data(bio, &rest);
-
-		for (i = 0; i < (size_t)rest_len &&
-		    up_is_space((unsigned char)rest[i]); i++)
-			continue;
-		if (i == (size_t)rest_len)
-			break;
-		if ((size_t)rest_len - i < 11 ||
-		    memcmp(rest + i, "-----BEGIN ", 11) != 0) {
-			ph_fail(diag, rc, "%s: data outside a PEM block",
-			    what);
-			goto fail;
-		}
-		if (*n == max) {
-			ph_fail(diag, rc, "%s: more than %zu certificates",
-			    what, max);
-			goto fail;
-		}
-		if (PEM_read_bio(bio, &name, &header, &der, &der_len) != 1) {
-			up_ossl_fail(diag, rc, what);
-			goto fail;
-		}
-		if (strcmp(name, "CERTIFICATE") != 0 ||
-		    (header != NULL && header[0] != '\0')) {
-			ph_fail(diag, rc, "%s: a PEM block that is not a plain "
-			    "CERTIFICATE", what);
-			goto fail;
-		}
-		p = der;
-		if ((certs[*n] = d2i_X509(NULL, &p, der_len)) == NULL) {
-			up_ossl_fail(diag, rc, what);
-			goto fail;
-		}
-		(*n)++;
-		if (p != der + der_len) {
-			ph_fail(diag, rc, "%s: trailing bytes in a certificate",
-			    what);
-			goto fail;
-		}
-		OPENSSL_free(name);
-		OPENSSL_free(header);
-		OPENSSL_free(der);
-		name = header = NULL;
-		der = NULL;
-	}
-	if (*n == 0) {
-		ph_fail(diag, rc, "%s: no certificate", what);
-		goto fail;
-	}
-	BIO_free(bio);
-	ERR_clear_error();
-	return PH_OK;
-fail:
-	OPENSSL_free(name);
-	OPENSSL_free(header);
-	OPENSSL_free(der);
-	BIO_free(bio);
-	while (*n > 0)
-		X509_free(certs[--*n]);
-	ERR_clear_error();
-	return rc;
-}
-
-static int
-up_pem_cert(const unsigned char *pem, size_t len, X509 **out,
-    const char *what, struct ph_diag *diag)
-{
-	size_t n;
-
-	return up_pem_certs(pem, len, out, 1, &n, what, diag);
-}
-
-/* Days from 1970-01-01 to a proleptic Gregorian date. */
-static int64_t
-up_days(int64_t y, int64_t m, int64_t d)
-{
-	int64_t era, yoe, doy, doe;
-
-	y -= m <= 2;
-	era = (y >= 0 ? y : y - 399) / 400;
-	yoe = y - era * 400;
-	doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-	return era * 146097 + doe - 719468;
-}
-
-static int
-up_asn1_time(const ASN1_TIME *t, int64_t *out)
-{
-	struct tm tm;
-
-	memset(&tm, 0, sizeof(tm));
-	if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
-		return PH_E_MALFORMED;
-	*out = up_days(tm.tm_year + 1900LL, tm.tm_mon + 1LL, tm.tm_mday) *
-	    86400 + tm.tm_hour * 3600LL + tm.tm_min * 60LL + tm.tm_sec;
-	return PH_OK;
-}
-
-/* The serial in decimal, as Java's BigInteger.toString() writes it. */
-static int
-up_serial_dec(X509 *x, char *out, size_t cap)
-{
-	BIGNUM *bn;
-	char *dec;
-	int rc = PH_E_MALFORMED;
-
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL)) ==
-	    NULL)
-		return PH_E_NOMEM;
-	if ((dec = BN_bn2dec(bn)) != NULL && strlen(dec) < cap) {
-		memcpy(out, dec, strlen(dec) + 1);
-		rc = PH_OK;
-	}
-	OPENSSL_free(dec);
-	BN_free(bn);
-	return rc;
-}
-
-static int
-up_rsa_ok(EVP_PKEY *k)
-{
-	return k != NULL && EVP_PKEY_base_id(k) == EVP_PKEY_RSA &&
-	    EVP_PKEY_bits(k) >= UP_RSA_MIN_BITS;
-}
-
 /* ---- Profiles ------------------------------------------------------------ */
 
 static void
 up_profile_free(void *p)
 {
 	struct up_ctx *ctx = p;
+	size_t i;
 
 	if (ctx == NULL)
 		return;
-	X509_STORE_free(ctx->store);
-	sk_X509_pop_free(ctx->middle, X509_free);
+	ph_trust_free(ctx->trust);
+	for (i = 0; i < ctx->nvcerts; i++)
+		ph_cert_free(ctx->vcerts[i].cert);
 	free(ctx->vcerts);
-	EVP_PKEY_free(ctx->sign_key);
+	ph_key_free(ctx->sign_key);
 	pthread_mutex_destroy(&ctx->lock);
 	free(ctx);
 }
@@ -322,50 +137,44 @@ up_conf(const struct ph_conf *conf, const char *name)
 	return v != NULL && v->present ? v : NULL;
 }
 
+/* The certificates of one file, as roots or as intermediates. */
+static int
+up_load_trust(struct up_ctx *ctx, const struct ph_conf_value *v, int root,
+    const char *what, struct ph_diag *diag)
+{
+	struct ph_cert *certs[8];
+	size_t n = 0, i;
+	int rc;
+
+	if (v == NULL || v->blob.data == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "%s is required", what);
+	if (ph_cert_load(v->blob.data, v->blob.len, certs, 8, &n, what,
+	    diag) != PH_OK)
+		return PH_E_CONFIG;
+	rc = PH_OK;
+	for (i = 0; i < n; i++) {
+		if (rc == PH_OK &&
+		    (rc = ph_trust_add(ctx->trust, certs[i], root)) != PH_OK)
+			ph_fail(diag, rc, "%s: cannot add certificate %zu", what,
+			    i + 1);
+		ph_cert_free(certs[i]);
+	}
+	return rc;
+}
+
 static int
 up_load_chain(struct up_ctx *ctx, const struct ph_conf *conf,
     struct ph_diag *diag)
 {
-	const struct ph_conf_value *root, *mid;
-	X509 *certs[8];
-	size_t n = 0, i;
 	int rc;
 
-	root = up_conf(conf, "root_cert_file");
-	mid = up_conf(conf, "middle_cert_file");
-	if (root == NULL || root->blob.data == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "root_cert_file is required");
-	if (mid == NULL || mid->blob.data == NULL)
-		return ph_fail(diag, PH_E_CONFIG,
-		    "middle_cert_file is required");
-	if ((ctx->store = X509_STORE_new()) == NULL ||
-	    (ctx->middle = sk_X509_new_null()) == NULL)
-		return up_ossl_fail(diag, PH_E_NOMEM, "certificate store");
-
-	if (up_pem_certs(root->blob.data, root->blob.len, certs, 8, &n,
-	    "root_cert_file", diag) != PH_OK)
-		return PH_E_CONFIG;
-	rc = PH_OK;
-	for (i = 0; i < n; i++) {
-		if (rc == PH_OK && X509_STORE_add_cert(ctx->store,
-		    certs[i]) != 1)
-			rc = up_ossl_fail(diag, PH_E_CONFIG, "root_cert_file");
-		X509_free(certs[i]);
-	}
-	if (rc != PH_OK)
+	if ((rc = ph_trust_new(&ctx->trust)) != PH_OK)
+		return ph_fail(diag, rc, "certificate store");
+	if ((rc = up_load_trust(ctx, up_conf(conf, "root_cert_file"), 1,
+	    "root_cert_file", diag)) != PH_OK)
 		return rc;
-
-	if (up_pem_certs(mid->blob.data, mid->blob.len, certs, 8, &n,
-	    "middle_cert_file", diag) != PH_OK)
-		return PH_E_CONFIG;
-	for (i = 0; i < n; i++) {
-		if (rc == PH_OK && sk_X509_push(ctx->middle, certs[i]) > 0)
-			continue;
-		if (rc == PH_OK)
-			rc = up_ossl_fail(diag, PH_E_NOMEM, "middle_cert_file");
-		X509_free(certs[i]);
-	}
-	return rc;
+	return up_load_trust(ctx, up_conf(conf, "middle_cert_file"), 0,
+	    "middle_cert_file", diag);
 }
 
 static int
@@ -374,10 +183,7 @@ up_load_vcerts(struct up_ctx *ctx, const struct ph_conf *conf,
 {
 	const struct ph_conf_value *v = up_conf(conf, "verify_cert_files");
 	struct up_vcert *vc;
-	EVP_PKEY *k;
-	X509 *x;
-	size_t i, j;
-	int rc;
+	size_t i, j, n;
 
 	if (v == NULL || v->nfiles == 0)
 		return PH_OK;
@@ -385,47 +191,27 @@ up_load_vcerts(struct up_ctx *ctx, const struct ph_conf *conf,
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	for (i = 0; i < v->nfiles; i++) {
 		vc = &ctx->vcerts[i];
-		if (up_pem_cert(v->files[i].data, v->files[i].len, &x,
-		    "verify_cert_files", diag) != PH_OK)
+		if (ph_cert_load(v->files[i].data, v->files[i].len, &vc->cert,
+		    1, &n, "verify_cert_files", diag) != PH_OK)
 			return PH_E_CONFIG;
-		rc = PH_OK;
-		k = X509_get0_pubkey(x);
-		if (!up_rsa_ok(k))
-			rc = ph_fail(diag, PH_E_CONFIG, "verify_cert_files: "
+		ctx->nvcerts++;
+		if (ph_cert_key(vc->cert) == NULL)
+			return ph_fail(diag, PH_E_CONFIG, "verify_cert_files: "
 			    "file %zu: not an RSA key of %d bits or more",
-			    i + 1, UP_RSA_MIN_BITS);
-		else if (up_serial_dec(x, vc->cert_id,
+			    i + 1, PH_RSA_MIN_BITS);
+		if (ph_cert_serial(vc->cert, 0, vc->cert_id,
 		    sizeof(vc->cert_id)) != PH_OK ||
-		    up_asn1_time(X509_get0_notBefore(x),
-		    &vc->not_before) != PH_OK ||
-		    up_asn1_time(X509_get0_notAfter(x),
+		    ph_cert_validity(vc->cert, &vc->not_before,
 		    &vc->not_after) != PH_OK)
-			rc = ph_fail(diag, PH_E_CONFIG, "verify_cert_files: "
+			return ph_fail(diag, PH_E_CONFIG, "verify_cert_files: "
 			    "file %zu: unreadable serial or dates", i + 1);
-		X509_free(x);
-		if (rc != PH_OK)
-			return rc;
 		for (j = 0; j < i; j++)
 			if (strcmp(ctx->vcerts[j].cert_id, vc->cert_id) == 0)
 				return ph_fail(diag, PH_E_CONFIG,
 				    "verify_cert_files: two certificates with "
 				    "serial %s", vc->cert_id);
-		vc->pem = v->files[i].data;
-		vc->pem_len = v->files[i].len;
-		ctx->nvcerts++;
 	}
 	return PH_OK;
-}
-
-/* Encrypted keys are refused: nobody is there to type a passphrase. */
-static int
-up_no_passphrase(char *buf, int size, int rwflag, void *u)
-{
-	(void)buf;
-	(void)size;
-	(void)rwflag;
-	(void)u;
-	return -1;
 }
 
 static int
@@ -433,8 +219,8 @@ up_load_sign_key(struct up_ctx *ctx, const struct ph_conf *conf,
     struct ph_diag *diag)
 {
 	const struct ph_conf_value *key, *cert;
-	BIO *bio = NULL;
-	X509 *x = NULL;
+	struct ph_cert *x = NULL;
+	size_t n;
 	int rc = PH_E_CONFIG;
 
 	key = up_conf(conf, "sign_key_file");
@@ -445,42 +231,30 @@ up_load_sign_key(struct up_ctx *ctx, const struct ph_conf *conf,
 	    cert->blob.data == NULL)
 		return ph_fail(diag, PH_E_CONFIG, "sign_key_file and "
 		    "sign_cert_file go together: give both or neither");
-	if (key->blob.len > INT_MAX ||
-	    (bio = BIO_new_mem_buf(key->blob.data, (int)key->blob.len)) ==
-	    NULL)
-		return up_ossl_fail(diag, PH_E_NOMEM, "sign_key_file");
-	ctx->sign_key = PEM_read_bio_PrivateKey(bio, NULL, up_no_passphrase,
-	    NULL);
-	BIO_free(bio);
-	if (ctx->sign_key == NULL) {
-		/* The reason may quote the file; say only what is wrong. */
-		ERR_clear_error();
-		return ph_fail(diag, PH_E_CONFIG, "sign_key_file: not an "
-		    "unencrypted PEM private key");
-	}
-	if (!up_rsa_ok(ctx->sign_key)) {
-		ph_fail(diag, PH_E_CONFIG, "sign_key_file: not an RSA key of "
-		    "%d bits or more", UP_RSA_MIN_BITS);
-		goto out;
-	}
-	if (up_pem_cert(cert->blob.data, cert->blob.len, &x,
+	/* Lenient: keys exported from UnionPay's .pfx carry "Bag
+	 * Attributes" lines before the block. */
+	if ((rc = ph_key_load(&key->blob, PH_KEY_PRIVATE, PH_KEY_LENIENT,
+	    "sign_key_file", &ctx->sign_key, diag)) != PH_OK)
+		return rc;
+	rc = PH_E_CONFIG;
+	if (ph_cert_load(cert->blob.data, cert->blob.len, &x, 1, &n,
 	    "sign_cert_file", diag) != PH_OK)
 		goto out;
-	if (X509_check_private_key(x, ctx->sign_key) != 1) {
-		ERR_clear_error();
+	if (!ph_cert_has_key(x, ctx->sign_key)) {
 		ph_fail(diag, PH_E_CONFIG, "sign_cert_file is not the "
 		    "certificate of sign_key_file");
 		goto out;
 	}
-	if (up_serial_dec(x, ctx->cert_id, sizeof(ctx->cert_id)) != PH_OK) {
+	if (ph_cert_serial(x, 0, ctx->cert_id, sizeof(ctx->cert_id)) !=
+	    PH_OK) {
 		ph_fail(diag, PH_E_CONFIG, "sign_cert_file: unreadable serial");
 		goto out;
 	}
 	rc = PH_OK;
 out:
-	X509_free(x);
+	ph_cert_free(x);
 	if (rc != PH_OK) {
-		EVP_PKEY_free(ctx->sign_key);
+		ph_key_free(ctx->sign_key);
 		ctx->sign_key = NULL;
 	}
 	return rc;
@@ -633,7 +407,7 @@ up_find_cached(struct up_ctx *ctx, const unsigned char *id, int64_t now,
 	for (i = 0; i < UP_CACHE; i++) {
 		const struct up_cached *c = &ctx->cache[i];
 
-		if (!c->used || CRYPTO_memcmp(c->id, id, PH_SHA256_LEN) != 0)
+		if (!c->used || !ph_ct_equal(c->id, PH_SHA256_LEN, id, PH_SHA256_LEN))
 			continue;
 		*hit = 1;
 		if (now < c->not_before || now > c->not_after)
@@ -666,29 +440,19 @@ up_add_cached(struct up_ctx *ctx, const unsigned char *id, int64_t nb,
  * '@'-separated part is exactly signer_cn (compared as UTF-8).
  */
 static int
-up_check_cn(const struct up_ctx *ctx, X509 *x, struct ph_diag *diag)
+up_check_cn(const struct up_ctx *ctx, const struct ph_cert *x,
+    struct ph_diag *diag)
 {
-	X509_NAME *name = X509_get_subject_name(x);
-	unsigned char *cn = NULL;
 	const char *part, *at;
 	size_t want = strlen(ctx->signer_cn);
-	int idx, len, i, rc = PH_E_SIGNATURE;
+	char *cn;
+	int i, rc = PH_E_SIGNATURE;
 
-	if ((idx = X509_NAME_get_index_by_NID(name, NID_commonName, -1)) < 0 ||
-	    X509_NAME_get_index_by_NID(name, NID_commonName, idx) >= 0)
-		return ph_fail(diag, rc, "signPubKeyCert: the subject must "
-		    "have exactly one CN");
-	len = ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(
-	    X509_NAME_get_entry(name, idx)));
-	if (len < 0) {
-		ERR_clear_error();
-		return ph_fail(diag, rc, "signPubKeyCert: unreadable CN");
-	}
-	if (memchr(cn, '\0', (size_t)len) != NULL) {
-		ph_fail(diag, rc, "signPubKeyCert: CN contains NUL");
-		goto out;
-	}
-	part = (const char *)cn;
+	if ((rc = ph_cert_subject_cn(x, &cn, "signPubKeyCert",
+	    diag)) != PH_OK)
+		return rc == PH_E_NOMEM ? rc : PH_E_SIGNATURE;
+	rc = PH_E_SIGNATURE;
+	part = cn;
 	for (i = 0; i < 2 && part != NULL; i++)
 		part = (at = strchr(part, '@')) != NULL ? at + 1 : NULL;
 	if (part == NULL) {
@@ -704,7 +468,7 @@ up_check_cn(const struct up_ctx *ctx, X509 *x, struct ph_diag *diag)
 	}
 	rc = PH_OK;
 out:
-	OPENSSL_free(cn);
+	free(cn);
 	return rc;
 }
 
@@ -720,11 +484,10 @@ up_check_cert(struct up_ctx *ctx, const char *pem, size_t pem_len,
     int64_t now, struct ph_diag *diag)
 {
 	unsigned char id[PH_SHA256_LEN];
-	X509_STORE_CTX *sc = NULL;
-	STACK_OF(X509) *chain;
-	X509 *x = NULL;
-	int64_t nb = INT64_MIN, na = INT64_MAX, t;
-	int hit, rc, i, err;
+	struct ph_cert *x = NULL;
+	int64_t nb, na;
+	size_t n;
+	int hit, rc;
 
 	if ((rc = ph_sha256(pem, pem_len, id)) != PH_OK)
 		return ph_fail(diag, rc, "cannot hash signPubKeyCert");
@@ -732,59 +495,27 @@ up_check_cert(struct up_ctx *ctx, const char *pem, size_t pem_len,
 		return rc;
 
 	rc = PH_E_SIGNATURE;
-	if (up_pem_cert((const unsigned char *)pem, pem_len, &x,
+	if (ph_cert_load((const unsigned char *)pem, pem_len, &x, 1, &n,
 	    "signPubKeyCert", diag) != PH_OK)
 		return PH_E_SIGNATURE;
-	if (!up_rsa_ok(X509_get0_pubkey(x))) {
+	if (ph_cert_key(x) == NULL) {
 		ph_fail(diag, rc, "signPubKeyCert: not an RSA key of %d bits "
-		    "or more", UP_RSA_MIN_BITS);
+		    "or more", PH_RSA_MIN_BITS);
 		goto out;
 	}
-	if ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) &&
-	    !(X509_get_key_usage(x) & (KU_DIGITAL_SIGNATURE |
-	    KU_NON_REPUDIATION))) {
+	if (!ph_cert_can_sign(x)) {
 		ph_fail(diag, rc, "signPubKeyCert: key usage does not allow "
 		    "signatures");
 		goto out;
 	}
-	if ((sc = X509_STORE_CTX_new()) == NULL ||
-	    X509_STORE_CTX_init(sc, ctx->store, x, ctx->middle) != 1) {
-		rc = up_ossl_fail(diag, PH_E_NOMEM, "certificate check");
+	if ((rc = ph_trust_verify(ctx->trust, x, now, &nb, &na,
+	    "signPubKeyCert", diag)) != PH_OK ||
+	    (rc = up_check_cn(ctx, x, diag)) != PH_OK)
 		goto out;
-	}
-	X509_VERIFY_PARAM_set_time(X509_STORE_CTX_get0_param(sc),
-	    (time_t)now);
-	if (X509_verify_cert(sc) != 1) {
-		err = X509_STORE_CTX_get_error(sc);
-		ERR_clear_error();
-		ph_fail(diag, rc, "signPubKeyCert: not trusted: %s",
-		    X509_verify_cert_error_string(err));
-		goto out;
-	}
-	if ((rc = up_check_cn(ctx, x, diag)) != PH_OK)
-		goto out;
-	rc = PH_E_SIGNATURE;
-	chain = X509_STORE_CTX_get0_chain(sc);
-	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
-		X509 *c = sk_X509_value(chain, i);
-
-		if (up_asn1_time(X509_get0_notBefore(c), &t) != PH_OK) {
-			ph_fail(diag, rc, "signPubKeyCert: unreadable dates");
-			goto out;
-		}
-		nb = t > nb ? t : nb;
-		if (up_asn1_time(X509_get0_notAfter(c), &t) != PH_OK) {
-			ph_fail(diag, rc, "signPubKeyCert: unreadable dates");
-			goto out;
-		}
-		na = t < na ? t : na;
-	}
 	up_add_cached(ctx, id, nb, na);
 	rc = PH_OK;
 out:
-	X509_STORE_CTX_free(sc);
-	X509_free(x);
-	ERR_clear_error();
+	ph_cert_free(x);
 	return rc;
 }
 
@@ -831,12 +562,12 @@ up_verify(struct up_ctx *ctx, struct up_msg *m, int64_t now,
     struct ph_diag *diag)
 {
 	static const char *const skip[] = { "signature", NULL };
-	unsigned char sig[UP_SIG_MAX], md[PH_SHA256_LEN];
+	unsigned char sig[PH_RSA_SIG_MAX], md[PH_SHA256_LEN];
 	char hex[2 * PH_SHA256_LEN + 1], vbuf[24];
 	const char *version, *method, *enc, *b64;
-	const unsigned char *pem;
-	const struct up_vcert *vc;
-	size_t sig_len, pem_len;
+	const struct up_vcert *vc = NULL;
+	const char *cert = NULL;
+	size_t sig_len;
 	struct ph_buf s;
 	int v51, rc;
 
@@ -877,22 +608,14 @@ up_verify(struct up_ctx *ctx, struct up_msg *m, int64_t now,
 		    "signature is not valid base64");
 
 	if (v51) {
-		const char *cert = up_get(m, "signPubKeyCert");
-
-		if (cert == NULL)
+		if ((cert = up_get(m, "signPubKeyCert")) == NULL)
 			return ph_fail(diag, PH_E_SIGNATURE,
 			    "5.1.0 message without signPubKeyCert");
-		pem = (const unsigned char *)cert;
-		pem_len = strlen(cert);
-		if ((rc = up_check_cert(ctx, cert, pem_len, now, diag)) !=
-		    PH_OK)
+		if ((rc = up_check_cert(ctx, cert, strlen(cert), now,
+		    diag)) != PH_OK)
 			return rc;
-	} else {
-		if ((rc = up_find_vcert(ctx, m, now, &vc, diag)) != PH_OK)
-			return rc;
-		pem = vc->pem;
-		pem_len = vc->pem_len;
-	}
+	} else if ((rc = up_find_vcert(ctx, m, now, &vc, diag)) != PH_OK)
+		return rc;
 
 	ph_buf_init(&s, up_form_limits.max_bytes);
 	if ((rc = ph_canonical_join(&m->kv, skip, 0, &s)) != PH_OK) {
@@ -904,8 +627,10 @@ up_verify(struct up_ctx *ctx, struct up_msg *m, int64_t now,
 	if (rc != PH_OK)
 		return ph_fail(diag, rc, "cannot digest the sign string");
 	ph_hex_lower(md, v51 ? PH_SHA256_LEN : PH_SHA1_LEN, hex);
-	rc = ph_rsa_verify_pem(v51 ? "SHA256" : "SHA1", pem, pem_len, hex,
-	    strlen(hex), sig, sig_len, diag);
+	rc = v51 ? ph_rsa_verify_pem("SHA256", (const unsigned char *)cert,
+	    strlen(cert), hex, strlen(hex), sig, sig_len, diag) :
+	    ph_rsa_verify(ph_cert_key(vc->cert), "SHA1", hex, strlen(hex), sig,
+	    sig_len, diag);
 	/* Whatever went wrong with a key the message brought, it is the
 	 * message that is refused. */
 	return rc == PH_OK ? PH_OK : PH_E_SIGNATURE;
@@ -1155,44 +880,29 @@ static int
 up_sign(const struct up_ctx *ctx, struct ph_kvlist *kv, struct ph_diag *diag)
 {
 	static const char *const skip[] = { "signature", NULL };
-	unsigned char md[PH_SHA256_LEN], sig[UP_SIG_MAX];
+	unsigned char md[PH_SHA256_LEN];
 	char hex[2 * PH_SHA256_LEN + 1];
-	EVP_MD_CTX *mc = NULL;
-	EVP_PKEY_CTX *pc = NULL;
 	struct ph_buf s, b64;
-	size_t sig_len = sizeof(sig);
 	int rc;
 
 	ph_buf_init(&s, PH_HTTP_BODY_MAX);
-	ph_buf_init(&b64, 2 * UP_SIG_MAX);
+	ph_buf_init(&b64, 2 * PH_RSA_SIG_MAX);
 	if ((rc = ph_canonical_join(kv, skip, 1, &s)) != PH_OK ||
 	    (rc = ph_sha256(s.data, s.len, md)) != PH_OK) {
 		ph_fail(diag, rc, "cannot build the sign string");
 		goto out;
 	}
 	ph_hex_lower(md, PH_SHA256_LEN, hex);
-	if (EVP_PKEY_size(ctx->sign_key) > (int)sizeof(sig)) {
-		rc = ph_fail(diag, PH_E_CONFIG, "sign_key_file: key too large");
+	if ((rc = ph_rsa_sign(ctx->sign_key, "SHA256", hex, strlen(hex), &b64,
+	    diag)) != PH_OK)
 		goto out;
-	}
-	if ((mc = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestSignInit(mc, &pc, EVP_sha256(), NULL,
-	    ctx->sign_key) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) <= 0 ||
-	    EVP_DigestSign(mc, sig, &sig_len, (const unsigned char *)hex,
-	    strlen(hex)) != 1) {
-		rc = up_ossl_fail(diag, PH_E_INTERNAL, "RSA signing");
-		goto out;
-	}
-	if ((rc = ph_base64_encode(sig, sig_len, &b64)) != PH_OK ||
-	    (rc = ph_kvlist_add(kv, "signature", 9, b64.data, b64.len,
+	if ((rc = ph_kvlist_add(kv, "signature", 9, b64.data, b64.len,
 	    diag)) != PH_OK) {
 		ph_fail(diag, rc, "cannot add the signature");
 		goto out;
 	}
 	rc = PH_OK;
 out:
-	EVP_MD_CTX_free(mc);
 	ph_buf_free(&s);
 	ph_buf_free(&b64);
 	return rc;
@@ -1537,9 +1247,6 @@ up_notify_hint(void *p, const struct ph_request *req,
  * orderId is the refund's own (payhook's refund id when payhook made it).
  */
 
-#define UP_ST_COLS	32
-#define UP_ST_MAGIC	0x75707331u	/* "ups1" */
-
 enum up_st_col {
 	UP_ST_MERID, UP_ST_TXNTYPE, UP_ST_ORDERID, UP_ST_QUERYID,
 	UP_ST_ORIGQRYID, UP_ST_TXNTIME, UP_ST_TXNAMT, UP_ST_CURRENCY,
@@ -1551,109 +1258,33 @@ static const char *const up_st_names[UP_ST__MAX] = {
 	"txnAmt", "currencyCode",
 };
 
-struct up_st {
-	uint32_t magic;
-	int phase;			/* 0 header, 1 rows, 2 after the total */
-	int ncols;
-	int col[UP_ST__MAX];		/* index, or -1 */
-	uint64_t rows;
-	int64_t sum;
-};
-
-_Static_assert(sizeof(struct up_st) <= PH_STATEMENT_STATE_MAX,
-    "the statement state must fit in struct ph_statement");
-
-/* Splits on ','; -1 past max fields or on a quote. */
-static int
-up_st_split(const char *line, size_t len, const char **f, size_t *n,
-    int max)
-{
-	size_t i, start = 0;
-	int k = 0;
-
-	if (memchr(line, '"', len) != NULL)
-		return -1;
-	for (i = 0; i <= len; i++) {
-		if (i < len && line[i] != ',')
-			continue;
-		if (k == max)
-			return -1;
-		f[k] = line + start;
-		n[k] = i - start;
-		k++;
-		start = i + 1;
-	}
-	return k;
-}
-
 /* A field as a NUL-terminated token of [A-Za-z0-9], at most max. */
 static int
 up_st_token(const char *f, size_t n, size_t max, char *dst, size_t cap)
 {
-	if (n == 0 || n > max || n >= cap || !ph_token_valid(f, n, max, NULL))
-		return -1;
-	memcpy(dst, f, n);
-	dst[n] = '\0';
-	return 0;
+	return ph_csv_token(f, n, max, NULL, dst, cap);
 }
 
+/* One settled payment or refund of the statement. */
 static int
-up_st_header(struct up_st *s, const char *line, size_t len, uint64_t no,
-    struct ph_diag *diag)
-{
-	const char *f[UP_ST_COLS];
-	size_t n[UP_ST_COLS];
-	int k, i, j;
-
-	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
-		line += 3;
-		len -= 3;
-	}
-	if ((k = up_st_split(line, len, f, n, UP_ST_COLS)) < 1)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a "
-		    "statement header", (unsigned long long)no);
-	for (i = 0; i < UP_ST__MAX; i++)
-		s->col[i] = -1;
-	for (i = 0; i < k; i++)
-		for (j = 0; j < UP_ST__MAX; j++) {
-			if (n[i] != strlen(up_st_names[j]) ||
-			    memcmp(f[i], up_st_names[j], n[i]) != 0)
-				continue;
-			if (s->col[j] != -1)
-				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
-				    "column %s twice", (unsigned long long)no,
-				    up_st_names[j]);
-			s->col[j] = i;
-		}
-	for (j = 0; j < UP_ST__MAX; j++)
-		if (s->col[j] < 0 && j != UP_ST_ORIGQRYID)
-			return ph_fail(diag, PH_E_MALFORMED, "line %llu: no "
-			    "column %s", (unsigned long long)no, up_st_names[j]);
-	s->ncols = k;
-	s->phase = 1;
-	return PH_OK;
-}
-
-static int
-up_st_row(const struct up_ctx *ctx, struct up_st *s, const char *line,
-    size_t len, uint64_t no, struct ph_event *ev, struct ph_diag *diag)
+up_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
+    struct ph_event *ev, struct ph_diag *diag)
 {
 	static const char *const refunds[] = { "04", "31", NULL };
-	const char *f[UP_ST_COLS];
+	const struct up_ctx *ctx = p;
+	const char *const *f = r->f;
+	const size_t *n = r->n;
 	char buf[PH_ID_MAX + 1], type[3], qid[PH_ID_MAX + 1];
-	size_t n[UP_ST_COLS], i;
-	int k, c;
+	size_t i;
+	int c;
 
-	if ((k = up_st_split(line, len, f, n, UP_ST_COLS)) != s->ncols)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %d fields, the "
-		    "header has %d", (unsigned long long)no, k, s->ncols);
-	c = s->col[UP_ST_MERID];
+	c = r->col[UP_ST_MERID];
 	if (up_st_token(f[c], n[c], UP_MERID_MAX, buf, sizeof(buf)) != 0 ||
 	    strcmp(buf, ctx->mer_id) != 0)
 		return ph_fail(diag, PH_E_MERCHANT, "line %llu: merId is not "
 		    "this profile's mer_id %s", (unsigned long long)no,
 		    ctx->mer_id);
-	c = s->col[UP_ST_TXNTYPE];
+	c = r->col[UP_ST_TXNTYPE];
 	if (up_st_token(f[c], n[c], 2, type, sizeof(type)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnType is "
 		    "invalid", (unsigned long long)no);
@@ -1661,16 +1292,11 @@ up_st_row(const struct up_ctx *ctx, struct up_st *s, const char *line,
 		return ph_fail(diag, PH_E_UNSUPPORTED, "line %llu: txnType %s "
 		    "is not a payment (01), refund (04) or undo (31)",
 		    (unsigned long long)no, type);
-	c = s->col[UP_ST_TXNAMT];
+	c = r->col[UP_ST_TXNAMT];
 	if (ph_money_parse_minor(f[c], n[c], &ev->amount) != PH_OK)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnAmt is not "
 		    "an amount in fen", (unsigned long long)no);
-	if (s->sum > INT64_MAX - ev->amount)
-		return ph_fail(diag, PH_E_TOOBIG, "line %llu: the total "
-		    "overflows", (unsigned long long)no);
-	s->sum += ev->amount;
-	s->rows++;
-	c = s->col[UP_ST_CURRENCY];
+	c = r->col[UP_ST_CURRENCY];
 	for (i = 0; up_currencies[i].num != NULL; i++)
 		if (n[c] == 3 && memcmp(f[c], up_currencies[i].num, 3) == 0)
 			break;
@@ -1678,17 +1304,17 @@ up_st_row(const struct up_ctx *ctx, struct up_st *s, const char *line,
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: currencyCode "
 		    "is not one this plugin knows", (unsigned long long)no);
 	memcpy(ev->currency, up_currencies[i].alpha, 4);
-	c = s->col[UP_ST_TXNTIME];
+	c = r->col[UP_ST_TXNTIME];
 	if (n[c] != 14 || up_st_token(f[c], n[c], 14, buf, sizeof(buf)) != 0 ||
 	    ph_time_parse_compact(buf, UP_BEIJING, &ev->occurred_at) != PH_OK)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnTime is not "
 		    "yyyyMMddHHmmss", (unsigned long long)no);
-	c = s->col[UP_ST_ORDERID];
+	c = r->col[UP_ST_ORDERID];
 	if (up_st_token(f[c], n[c], UP_ORDER_MAX, ev->order_id,
 	    sizeof(ev->order_id)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: orderId is "
 		    "invalid", (unsigned long long)no);
-	c = s->col[UP_ST_QUERYID];
+	c = r->col[UP_ST_QUERYID];
 	if (up_st_token(f[c], n[c], PH_ID_MAX, qid, sizeof(qid)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: queryId is "
 		    "invalid", (unsigned long long)no);
@@ -1700,7 +1326,7 @@ up_st_row(const struct up_ctx *ctx, struct up_st *s, const char *line,
 		memcpy(ev->refund_id, qid, strlen(qid) + 1);
 		memcpy(ev->merchant_refund_id, ev->order_id,
 		    strlen(ev->order_id) + 1);
-		c = s->col[UP_ST_ORIGQRYID];
+		c = r->col[UP_ST_ORIGQRYID];
 		if (c < 0 || up_st_token(f[c], n[c], PH_ID_MAX, ev->txn_id,
 		    sizeof(ev->txn_id)) != 0)
 			return ph_fail(diag, PH_E_MALFORMED, "line %llu: a "
@@ -1713,75 +1339,16 @@ up_st_row(const struct up_ctx *ctx, struct up_st *s, const char *line,
 	return PH_OK;
 }
 
-static int
-up_st_total(struct up_st *s, const char *line, size_t len, uint64_t no,
-    struct ph_diag *diag)
-{
-	const char *f[UP_ST_COLS];
-	size_t n[UP_ST_COLS];
-	int64_t count, sum;
-
-	if (up_st_split(line, len, f, n, UP_ST_COLS) != 3 ||
-	    ph_money_parse_minor(f[1], n[1], &count) != PH_OK ||
-	    ph_money_parse_minor(f[2], n[2], &sum) != PH_OK)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total line "
-		    "is not total,<rows>,<sum of txnAmt>",
-		    (unsigned long long)no);
-	if ((uint64_t)count != s->rows || sum != s->sum)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total says "
-		    "%lld rows of %lld fen, the statement has %llu of %lld",
-		    (unsigned long long)no, (long long)count, (long long)sum,
-		    (unsigned long long)s->rows, (long long)s->sum);
-	s->phase = 2;
-	return PH_OK;
-}
+static const struct ph_csv_layout up_st_layout = {
+	up_st_names, UP_ST__MAX, 1u << UP_ST_ORIGQRYID, "txnAmt", up_st_row,
+};
 
 static int
 up_statement_line(void *p, struct ph_statement *st, const char *line,
     size_t len, struct ph_event *ev, struct ph_diag *diag)
 {
-	const struct up_ctx *ctx = p;
-	struct up_st s;
-	int rc = PH_OK;
-
-	if (ctx == NULL || st == NULL || ev == NULL ||
-	    (line == NULL && len != 0))
-		return ph_fail(diag, PH_E_INTERNAL, "unionpay: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	ev->kind = PH_EV_IGNORED;
-	memcpy(&s, st->state, sizeof(s));
-	if (s.magic != UP_ST_MAGIC) {
-		memset(&s, 0, sizeof(s));
-		s.magic = UP_ST_MAGIC;
-	}
-	if (line == NULL)
-		return s.phase == 2 ? PH_OK : ph_fail(diag, PH_E_MALFORMED,
-		    "the statement ends after line %llu without its total line "
-		    "(truncated?)", (unsigned long long)st->line);
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	if (memchr(line, '\0', len) != NULL)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: a NUL byte",
-		    (unsigned long long)st->line);
-	if (s.phase == 0)
-		rc = up_st_header(&s, line, len, st->line, diag);
-	else if (s.phase == 1 && len >= 6 && memcmp(line, "total,", 6) == 0)
-		rc = up_st_total(&s, line, len, st->line, diag);
-	else if (s.phase == 1)
-		rc = up_st_row(ctx, &s, line, len, st->line, ev, diag);
-	else if (len > 0)
-		rc = ph_fail(diag, PH_E_MALFORMED, "line %llu: text after the "
-		    "total line", (unsigned long long)st->line);
-	if (rc != PH_OK) {
-		memset(ev, 0, sizeof(*ev));
-		return rc;
-	}
-	if (ev->kind != PH_EV_IGNORED) {
-		st->facts++;
-		st->total += ev->amount;
-	}
-	memcpy(st->state, &s, sizeof(s));
-	return PH_OK;
+	return ph_csv_statement_line(&up_st_layout, p, st, line, len, ev,
+	    diag);
 }
 
 PH_PROVIDER_DEFINE_HINT("unionpay",

@@ -18,13 +18,6 @@
 #include <time.h>
 
 #include <jansson.h>
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
 
 #include <payhook/provider.h>
 #include <payhook/sdk.h>
@@ -160,7 +153,7 @@ wx_profile_free(void *p)
 	if (ctx == NULL)
 		return;
 	wx3_ctx_free(ctx->v3);
-	OPENSSL_cleanse(ctx->key, sizeof(ctx->key));
+	ph_cleanse(ctx->key, sizeof(ctx->key));
 	free(ctx);
 }
 
@@ -295,9 +288,9 @@ wx_sign(const struct wx_ctx *ctx, const struct ph_kvlist *kv, char *hex,
 out:
 	/* The sign string ends with the key. */
 	if (s.data != NULL)
-		OPENSSL_cleanse(s.data, s.cap);
+		ph_cleanse(s.data, s.cap);
 	ph_buf_free(&s);
-	OPENSSL_cleanse(md, sizeof(md));
+	ph_cleanse(md, sizeof(md));
 	return rc;
 }
 
@@ -326,7 +319,7 @@ wx_verify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
 		return rc;
 	rc = ph_ct_equal_nocase(sign, strlen(sign), want, strlen(want)) ?
 	    PH_OK : ph_fail(diag, PH_E_SIGNATURE, "signature mismatch");
-	OPENSSL_cleanse(want, sizeof(want));
+	ph_cleanse(want, sizeof(want));
 	return rc;
 }
 
@@ -741,7 +734,7 @@ wx_query_verify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
 	rc = ph_ct_equal_nocase(sign, strlen(sign), want, strlen(want)) ?
 	    PH_OK : ph_fail(diag, PH_E_SIGNATURE, "%s: signature mismatch",
 	    what);
-	OPENSSL_cleanse(want, sizeof(want));
+	ph_cleanse(want, sizeof(want));
 	return rc;
 }
 
@@ -1018,10 +1011,8 @@ out:
 #define WX3_TS_DIGITS		12
 #define WX3_SIG_MAX		512	/* RSA-4096 */
 #define WX3_GCM_IV_LEN		12
-#define WX3_GCM_TAG_LEN		16
 #define WX3_AAD_MAX		256
 #define WX3_TOLERANCE_DEF	300
-#define WX3_RSA_MIN_BITS	2048
 #define WX3_NONCE_BYTES		16	/* 32 upper-case hex characters */
 #define WX3_TEXT_MAX		96	/* provider text in a diagnostic */
 #define WX3_SCHEME		"WECHATPAY2-SHA256-RSA2048"
@@ -1040,8 +1031,10 @@ static const struct ph_json_limits wx3_resource_limits = { WX3_BODY_MAX, 8 };
 
 struct wx3_key {
 	char serial[WX3_SERIAL_MAX + 1];	/* as Wechatpay-Serial has it */
-	EVP_PKEY *pkey;
-	X509 *cert;		/* certificate; NULL for the public key */
+	const struct ph_key *key;	/* the certificate's, or pubkey */
+	struct ph_key *pubkey;		/* the public key; NULL for a cert */
+	struct ph_cert *cert;		/* certificate; NULL for the key */
+	int64_t not_before, not_after;	/* the certificate's */
 };
 
 struct wx3_ctx {
@@ -1049,7 +1042,7 @@ struct wx3_ctx {
 	struct wx3_key keys[WX3_KEYS_MAX];
 	size_t nkeys;
 	int64_t tolerance;
-	EVP_PKEY *merchant_key;			/* NULL: no outbound calls */
+	struct ph_key *merchant_key;		/* NULL: no outbound calls */
 	char merchant_serial[WX3_SERIAL_MAX + 1];
 };
 
@@ -1121,8 +1114,8 @@ wx3_version(const struct ph_conf *conf, int *version, struct ph_diag *diag)
 static void
 wx3_key_clear(struct wx3_key *k)
 {
-	EVP_PKEY_free(k->pkey);
-	X509_free(k->cert);
+	ph_key_free(k->pubkey);
+	ph_cert_free(k->cert);
 	memset(k, 0, sizeof(*k));
 }
 
@@ -1135,184 +1128,38 @@ wx3_ctx_free(struct wx3_ctx *v3)
 		return;
 	for (i = 0; i < v3->nkeys; i++)
 		wx3_key_clear(&v3->keys[i]);
-	EVP_PKEY_free(v3->merchant_key);
-	OPENSSL_cleanse(v3, sizeof(*v3));
+	ph_key_free(v3->merchant_key);
+	ph_cleanse(v3, sizeof(*v3));
 	free(v3);
 }
 
-/* OpenSSL's error queue is emptied on every failure, so nothing stale
- * reaches an unrelated caller. */
-static int
-wx3_ossl_fail(struct ph_diag *diag, int status, const char *what)
-{
-	unsigned long e = ERR_peek_last_error();
-	char buf[128];
-
-	if (e != 0) {
-		ERR_error_string_n(e, buf, sizeof(buf));
-		ph_fail(diag, status, "%s: %s", what, buf);
-	} else
-		ph_fail(diag, status, "%s", what);
-	ERR_clear_error();
-	return status;
-}
-
 /*
- * One PEM block of the expected label and nothing but whitespace around
- * it; no headers, so no encrypted keys.  *der is OpenSSL's (caller
- * cleanses and frees it with OPENSSL_free).
- */
-static int
-wx3_pem(const struct ph_blob *b, const char *key, const char *const *labels,
-    unsigned char **der, long *der_len, size_t *label, struct ph_diag *diag)
-{
-	BIO *bio = NULL;
-	char *name = NULL, *header = NULL, *rest = NULL;
-	long rest_len, i;
-	size_t start, j;
-	int rc = PH_E_CONFIG;
-
-	*der = NULL;
-	*der_len = 0;
-	for (start = 0; start < b->len && (b->data[start] == ' ' ||
-	    b->data[start] == '\t' || b->data[start] == '\r' ||
-	    b->data[start] == '\n'); start++)
-		continue;
-	if (b->len - start < 11 || b->len > INT_MAX ||
-	    memcmp(b->data + start, "-----BEGIN ", 11) != 0)
-		return ph_fail(diag, PH_E_CONFIG, "%s: not a PEM file", key);
-	if ((bio = BIO_new_mem_buf(b->data + start,
-	    (int)(b->len - start))) == NULL)
-		return wx3_ossl_fail(diag, PH_E_NOMEM, key);
-	if (PEM_read_bio(bio, &name, &header, der, der_len) != 1) {
-		rc = wx3_ossl_fail(diag, PH_E_CONFIG, key);
-		goto out;
-	}
-	rest_len = BIO_get_mem_data(bio, &rest);
-	for (i = 0; i < rest_len; i++)
-		if (rest[i] != ' ' && rest[i] != '\t' && rest[i] != '\r' &&
-		    rest[i] != '\n') {
-			ph_fail(diag, PH_E_CONFIG, "%s: more than one PEM "
-			    "block or trailing data (one per file)", key);
-			goto out;
-		}
-	if (header != NULL && header[0] != '\0') {
-		ph_fail(diag, PH_E_CONFIG, "%s: PEM headers (an encrypted "
-		    "key?) are not supported", key);
-		goto out;
-	}
-	for (j = 0; labels[j] != NULL; j++)
-		if (strcmp(name, labels[j]) == 0)
-			break;
-	if (labels[j] == NULL) {
-		ph_fail(diag, PH_E_CONFIG, "%s: a PEM \"%.40s\" where %s was "
-		    "expected", key, name, labels[0]);
-		goto out;
-	}
-	*label = j;
-	rc = PH_OK;
-out:
-	if (rc != PH_OK && *der != NULL) {
-		OPENSSL_cleanse(*der, (size_t)*der_len);
-		OPENSSL_free(*der);
-		*der = NULL;
-		*der_len = 0;
-	}
-	OPENSSL_free(name);
-	OPENSSL_free(header);
-	BIO_free(bio);
-	ERR_clear_error();
-	return rc;
-}
-
-static int
-wx3_rsa_ok(EVP_PKEY *pkey, const char *key, struct ph_diag *diag)
-{
-	if (EVP_PKEY_base_id(pkey) != EVP_PKEY_RSA)
-		return ph_fail(diag, PH_E_CONFIG, "%s: not an RSA key", key);
-	if (EVP_PKEY_bits(pkey) < WX3_RSA_MIN_BITS)
-		return ph_fail(diag, PH_E_CONFIG, "%s: RSA key shorter than %d "
-		    "bits", key, WX3_RSA_MIN_BITS);
-	return PH_OK;
-}
-
-/*
- * The serial as WeChat writes it in Wechatpay-Serial: upper-case hex of
- * the (positive) serial number without leading zeros, as the official
+ * A platform certificate, one per file; its serial as WeChat writes it in
+ * Wechatpay-Serial: upper-case hex without leading zeros, as the official
  * SDKs print it (Java BigInteger.toString(16), Go %X).
  */
-static int
-wx3_cert_serial(X509 *cert, char *out, size_t cap, struct ph_diag *diag)
-{
-	BIGNUM *bn;
-	char *hex = NULL, *p;
-	int rc = PH_E_CONFIG;
-
-	if ((bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert),
-	    NULL)) == NULL)
-		return wx3_ossl_fail(diag, PH_E_CONFIG,
-		    "platform_cert_files: serial number");
-	if (BN_is_negative(bn) || BN_is_zero(bn)) {
-		ph_fail(diag, PH_E_CONFIG, "platform_cert_files: a certificate "
-		    "with a zero or negative serial number");
-		goto out;
-	}
-	if ((hex = BN_bn2hex(bn)) == NULL) {
-		rc = wx3_ossl_fail(diag, PH_E_NOMEM, "platform_cert_files");
-		goto out;
-	}
-	for (p = hex; *p == '0'; p++)
-		continue;
-	if (strlen(p) >= cap) {
-		ph_fail(diag, PH_E_CONFIG, "platform_cert_files: serial number "
-		    "longer than %zu hex digits", cap - 1);
-		goto out;
-	}
-	memcpy(out, p, strlen(p) + 1);
-	rc = PH_OK;
-out:
-	OPENSSL_free(hex);
-	BN_free(bn);
-	ERR_clear_error();
-	return rc;
-}
-
 static int
 wx3_load_cert(const struct ph_blob *b, struct wx3_key *k,
     struct ph_diag *diag)
 {
-	static const char *const labels[] = { "CERTIFICATE", NULL };
-	const unsigned char *p;
-	unsigned char *der = NULL;
-	long der_len;
-	size_t label;
+	static const char what[] = "platform_cert_files";
+	size_t n;
 	int rc;
 
-	if ((rc = wx3_pem(b, "platform_cert_files", labels, &der, &der_len,
-	    &label, diag)) != PH_OK)
-		return rc;
-	p = der;
-	if ((k->cert = d2i_X509(NULL, &p, der_len)) == NULL) {
-		rc = wx3_ossl_fail(diag, PH_E_CONFIG,
-		    "platform_cert_files: bad certificate");
-		goto out;
-	}
-	if (p != der + der_len) {
-		rc = ph_fail(diag, PH_E_CONFIG, "platform_cert_files: trailing "
-		    "bytes after the certificate");
-		goto out;
-	}
-	if ((k->pkey = X509_get_pubkey(k->cert)) == NULL) {
-		rc = wx3_ossl_fail(diag, PH_E_CONFIG,
-		    "platform_cert_files: no public key");
-		goto out;
-	}
-	if ((rc = wx3_rsa_ok(k->pkey, "platform_cert_files", diag)) != PH_OK)
-		goto out;
-	rc = wx3_cert_serial(k->cert, k->serial, sizeof(k->serial), diag);
-out:
-	OPENSSL_free(der);
-	ERR_clear_error();
+	if ((rc = ph_cert_load(b->data, b->len, &k->cert, 1, &n, what,
+	    diag)) != PH_OK)
+		return rc == PH_E_NOMEM ? rc : PH_E_CONFIG;
+	if ((k->key = ph_cert_key(k->cert)) == NULL)
+		rc = ph_fail(diag, PH_E_CONFIG, "%s: not an RSA key of %d bits "
+		    "or more", what, PH_RSA_MIN_BITS);
+	else if ((rc = ph_cert_serial(k->cert, 1, k->serial,
+	    sizeof(k->serial))) != PH_OK)
+		rc = ph_fail(diag, rc == PH_E_NOMEM ? rc : PH_E_CONFIG, "%s: a "
+		    "serial number that is zero, negative or longer than %zu "
+		    "hex digits", what, sizeof(k->serial) - 1);
+	else if (ph_cert_validity(k->cert, &k->not_before,
+	    &k->not_after) != PH_OK)
+		rc = ph_fail(diag, PH_E_CONFIG, "%s: unreadable dates", what);
 	if (rc != PH_OK)
 		wx3_key_clear(k);
 	return rc;
@@ -1322,11 +1169,7 @@ static int
 wx3_load_pubkey(const struct ph_blob *b, const char *id, struct wx3_key *k,
     struct ph_diag *diag)
 {
-	static const char *const labels[] = { "PUBLIC KEY", NULL };
-	const unsigned char *p;
-	unsigned char *der = NULL;
-	long der_len;
-	size_t label, n = strlen(id);
+	size_t n = strlen(id);
 	int rc;
 
 	if (n <= strlen(WX3_PUB_KEY_PREFIX) || n > WX3_SERIAL_MAX ||
@@ -1335,71 +1178,12 @@ wx3_load_pubkey(const struct ph_blob *b, const char *id, struct wx3_key *k,
 		return ph_fail(diag, PH_E_CONFIG, "platform_public_key_id must "
 		    "be PUB_KEY_ID_ followed by letters and digits (at most %d "
 		    "characters in all)", WX3_SERIAL_MAX);
-	if ((rc = wx3_pem(b, "platform_public_key_file", labels, &der,
-	    &der_len, &label, diag)) != PH_OK)
+	if ((rc = ph_key_load(b, PH_KEY_PUBLIC, 0, "platform_public_key_file",
+	    &k->pubkey, diag)) != PH_OK)
 		return rc;
-	p = der;
-	if ((k->pkey = d2i_PUBKEY(NULL, &p, der_len)) == NULL) {
-		rc = wx3_ossl_fail(diag, PH_E_CONFIG,
-		    "platform_public_key_file: bad key");
-		goto out;
-	}
-	if (p != der + der_len) {
-		rc = ph_fail(diag, PH_E_CONFIG, "platform_public_key_file: "
-		    "trailing bytes after the key");
-		goto out;
-	}
-	if ((rc = wx3_rsa_ok(k->pkey, "platform_public_key_file",
-	    diag)) != PH_OK)
-		goto out;
+	k->key = k->pubkey;
 	memcpy(k->serial, id, n + 1);
-out:
-	OPENSSL_free(der);
-	ERR_clear_error();
-	if (rc != PH_OK)
-		wx3_key_clear(k);
-	return rc;
-}
-
-static int
-wx3_load_private(const struct ph_blob *b, EVP_PKEY **out,
-    struct ph_diag *diag)
-{
-	static const char *const labels[] = { "PRIVATE KEY",
-	    "RSA PRIVATE KEY", NULL };
-	const unsigned char *p;
-	unsigned char *der = NULL;
-	long der_len;
-	size_t label;
-	int rc;
-
-	*out = NULL;
-	if ((rc = wx3_pem(b, "merchant_private_key_file", labels, &der,
-	    &der_len, &label, diag)) != PH_OK)
-		return rc;
-	p = der;
-	*out = label == 0 ? d2i_AutoPrivateKey(NULL, &p, der_len) :
-	    d2i_PrivateKey(EVP_PKEY_RSA, NULL, &p, der_len);
-	if (*out == NULL) {
-		rc = wx3_ossl_fail(diag, PH_E_CONFIG,
-		    "merchant_private_key_file: bad key");
-		goto out;
-	}
-	if (p != der + der_len) {
-		rc = ph_fail(diag, PH_E_CONFIG, "merchant_private_key_file: "
-		    "trailing bytes after the key");
-		goto out;
-	}
-	rc = wx3_rsa_ok(*out, "merchant_private_key_file", diag);
-out:
-	OPENSSL_cleanse(der, (size_t)der_len);
-	OPENSSL_free(der);
-	ERR_clear_error();
-	if (rc != PH_OK) {
-		EVP_PKEY_free(*out);
-		*out = NULL;
-	}
-	return rc;
+	return PH_OK;
 }
 
 static int
@@ -1529,7 +1313,8 @@ wx3_profile_new(const struct ph_conf *conf, struct wx_ctx *ctx,
 			goto fail;
 		}
 		memcpy(v3->merchant_serial, ser->str, strlen(ser->str) + 1);
-		if ((rc = wx3_load_private(&priv->blob, &v3->merchant_key,
+		if ((rc = ph_key_load(&priv->blob, PH_KEY_PRIVATE, 0,
+		    "merchant_private_key_file", &v3->merchant_key,
 		    diag)) != PH_OK)
 			goto fail;
 	}
@@ -1587,32 +1372,13 @@ wx3_message(const struct wx3_line *l, size_t n, struct ph_buf *msg)
 
 /* base64(RSA-SHA256, PKCS#1 v1.5, of msg) appended to out. */
 static int
-wx3_rsa_sign(EVP_PKEY *key, const void *msg, size_t len, struct ph_buf *out,
-    struct ph_diag *diag)
+wx3_rsa_sign(const struct ph_key *key, const void *msg, size_t len,
+    struct ph_buf *out, struct ph_diag *diag)
 {
-	unsigned char sig[WX3_SIG_MAX];
-	size_t siglen = sizeof(sig);
-	EVP_MD_CTX *mctx;
-	EVP_PKEY_CTX *pctx = NULL;
-	int rc = PH_OK;
-
 	if (key == NULL)
 		return ph_fail(diag, PH_E_CONFIG, "merchant_private_key_file "
 		    "and merchant_serial are needed to sign requests");
-	if (EVP_PKEY_size(key) <= 0 || (size_t)EVP_PKEY_size(key) > siglen)
-		return ph_fail(diag, PH_E_CONFIG, "merchant key too large");
-	if ((mctx = EVP_MD_CTX_new()) == NULL)
-		return wx3_ossl_fail(diag, PH_E_NOMEM, "RSA sign");
-	if (EVP_DigestSignInit(mctx, &pctx, EVP_sha256(), NULL, key) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0 ||
-	    EVP_DigestSign(mctx, sig, &siglen, len > 0 ? msg :
-	    (const void *)"", len) != 1)
-		rc = wx3_ossl_fail(diag, PH_E_INTERNAL, "RSA sign");
-	else if ((rc = ph_base64_encode(sig, siglen, out)) != PH_OK)
-		ph_fail(diag, rc, "cannot encode the signature");
-	EVP_MD_CTX_free(mctx);
-	OPENSSL_cleanse(sig, sizeof(sig));
-	return rc;
+	return ph_rsa_sign(key, "SHA256", msg, len, out, diag);
 }
 
 /* The signature of lines (each ending in "\n"), base64, into sig. */
@@ -1668,11 +1434,8 @@ wx3_verify(const struct wx3_ctx *v3, const struct ph_header *h, size_t nh,
 	unsigned char sig[WX3_SIG_MAX];
 	struct wx3_line lines[3];
 	struct ph_buf msg;
-	EVP_MD_CTX *mctx = NULL;
-	EVP_PKEY_CTX *pctx = NULL;
 	size_t siglen = 0, i;
 	int64_t t, skew;
-	time_t tnow;
 	int rc;
 
 	if ((rc = wx3_header(h, nh, "Wechatpay-Timestamp", what, &ts,
@@ -1710,22 +1473,14 @@ wx3_verify(const struct wx3_ctx *v3, const struct ph_header *h, size_t nh,
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: unknown "
 		    "Wechatpay-Serial %.64s: no configured platform "
 		    "certificate or public key has it", what, serial);
-	tnow = (time_t)now;
-	if (k->cert != NULL &&
-	    (X509_cmp_time(X509_get0_notBefore(k->cert), &tnow) >= 0 ||
-	    X509_cmp_time(X509_get0_notAfter(k->cert), &tnow) <= 0)) {
-		ERR_clear_error();
+	if (k->cert != NULL && (now < k->not_before || now >= k->not_after))
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: platform certificate "
 		    "%s is not valid now", what, k->serial);
-	}
 	if (ph_base64_decode(sig64, strlen(sig64), sig, sizeof(sig),
-	    &siglen) != PH_OK || siglen == 0 ||
-	    siglen != (size_t)EVP_PKEY_size(k->pkey)) {
-		ERR_clear_error();
+	    &siglen) != PH_OK || siglen == 0 || siglen != ph_key_size(k->key))
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: Wechatpay-Signature "
 		    "is not a base64 RSA signature for key %s", what,
 		    k->serial);
-	}
 
 	lines[0].p = ts;
 	lines[0].n = strlen(ts);
@@ -1739,29 +1494,15 @@ wx3_verify(const struct wx3_ctx *v3, const struct ph_header *h, size_t nh,
 		    WX3_BODY_MAX);
 		goto out;
 	}
-	rc = PH_E_SIGNATURE;
-	if ((mctx = EVP_MD_CTX_new()) == NULL) {
-		rc = wx3_ossl_fail(diag, PH_E_NOMEM, "RSA verify");
-		goto out;
-	}
-	if (EVP_DigestVerifyInit(mctx, &pctx, EVP_sha256(), NULL,
-	    k->pkey) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0) {
-		rc = wx3_ossl_fail(diag, PH_E_INTERNAL, "RSA verify");
-		goto out;
-	}
-	if (EVP_DigestVerify(mctx, sig, siglen, (const unsigned char *)msg.data,
-	    msg.len) != 1) {
-		ERR_clear_error();
-		ph_fail(diag, PH_E_SIGNATURE, "%s: signature mismatch "
+	if (ph_rsa_verify(k->key, "SHA256", msg.data, msg.len, sig, siglen,
+	    diag) != PH_OK) {
+		rc = ph_fail(diag, PH_E_SIGNATURE, "%s: signature mismatch "
 		    "(platform key %s)", what, k->serial);
 		goto out;
 	}
 	rc = PH_OK;
 out:
-	EVP_MD_CTX_free(mctx);
 	ph_buf_free(&msg);
-	ERR_clear_error();
 	return rc;
 }
 
@@ -1781,8 +1522,7 @@ wx3_decrypt(const struct wx3_ctx *v3, const struct json_t *res,
 	const char *alg, *iv, *aad, *ct64;
 	size_t ivlen, aadlen, ct64len, ctlen = 0;
 	unsigned char *ct = NULL, *pt = NULL;
-	EVP_CIPHER_CTX *c = NULL;
-	int rc, n, fin;
+	int rc;
 
 	*plain = NULL;
 	*plen = 0;
@@ -1810,52 +1550,34 @@ wx3_decrypt(const struct wx3_ctx *v3, const struct json_t *res,
 		    "not base64");
 		goto out;
 	}
-	/* Checked before subtracting the tag: no size_t underflow. */
-	if (ctlen <= WX3_GCM_TAG_LEN) {
+	if (ctlen <= PH_GCM_TAG_LEN) {
 		rc = ph_fail(diag, PH_E_SIGNATURE, "resource.ciphertext: %zu "
 		    "bytes, shorter than data and a 16-byte tag", ctlen);
 		goto out;
 	}
-	if ((pt = malloc(ctlen - WX3_GCM_TAG_LEN + 1)) == NULL ||
-	    (c = EVP_CIPHER_CTX_new()) == NULL) {
+	if ((pt = malloc(ctlen + 1)) == NULL) {
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
 		goto out;
 	}
-	rc = PH_E_INTERNAL;
-	if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, WX3_GCM_IV_LEN,
-	    NULL) != 1 ||
-	    EVP_DecryptInit_ex(c, NULL, NULL, v3->apiv3_key,
-	    (const unsigned char *)iv) != 1 ||
-	    EVP_DecryptUpdate(c, NULL, &n, (const unsigned char *)aad,
-	    (int)aadlen) != 1 ||
-	    EVP_DecryptUpdate(c, pt, &n, ct,
-	    (int)(ctlen - WX3_GCM_TAG_LEN)) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, WX3_GCM_TAG_LEN,
-	    ct + ctlen - WX3_GCM_TAG_LEN) != 1) {
-		rc = wx3_ossl_fail(diag, PH_E_INTERNAL, "AES-256-GCM");
+	if ((rc = ph_aes256gcm_decrypt(v3->apiv3_key,
+	    (const unsigned char *)iv, ivlen, aad, aadlen, ct, ctlen, pt, plen,
+	    diag)) != PH_OK) {
+		if (rc == PH_E_SIGNATURE)
+			ph_fail(diag, rc, "resource: AES-256-GCM authentication "
+			    "failed (wrong APIv3 key, or the ciphertext, tag, "
+			    "nonce or associated_data changed)");
 		goto out;
 	}
-	if (EVP_DecryptFinal_ex(c, pt + n, &fin) != 1) {
-		ERR_clear_error();
-		rc = ph_fail(diag, PH_E_SIGNATURE, "resource: AES-256-GCM "
-		    "authentication failed (wrong APIv3 key, or the "
-		    "ciphertext, tag, nonce or associated_data changed)");
-		goto out;
-	}
-	*plen = (size_t)n + (size_t)fin;
 	pt[*plen] = '\0';
 	*plain = pt;
 	pt = NULL;
 	rc = PH_OK;
 out:
-	EVP_CIPHER_CTX_free(c);
 	if (pt != NULL) {
-		OPENSSL_cleanse(pt, ctlen - WX3_GCM_TAG_LEN);
+		ph_cleanse(pt, ctlen + 1);
 		free(pt);
 	}
 	free(ct);
-	ERR_clear_error();
 	return rc;
 }
 
@@ -2168,7 +1890,7 @@ wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
 		rc = wx3_ignored(ctx, doc, id, ev, diag);
 out:
 	if (plain != NULL) {
-		OPENSSL_cleanse(plain, plen);
+		ph_cleanse(plain, plen);
 		free(plain);
 	}
 	json_decref(doc);
@@ -2496,8 +2218,8 @@ wx_req_info_key(const struct wx_ctx *ctx, unsigned char key[32])
 		ph_hex_lower(md, PH_MD5_LEN, hex);
 		memcpy(key, hex, 32);
 	}
-	OPENSSL_cleanse(md, sizeof(md));
-	OPENSSL_cleanse(hex, sizeof(hex));
+	ph_cleanse(md, sizeof(md));
+	ph_cleanse(hex, sizeof(hex));
 	return rc;
 }
 
@@ -2512,8 +2234,7 @@ wx_req_info_decrypt(const struct wx_ctx *ctx, const char *b64,
 {
 	unsigned char key[32], *ct = NULL, *pt = NULL;
 	size_t len = b64 != NULL ? strlen(b64) : 0, ctlen = 0;
-	EVP_CIPHER_CTX *c = NULL;
-	int rc, n = 0, fin = 0;
+	int rc;
 
 	*plain = NULL;
 	*plen = 0;
@@ -2535,36 +2256,24 @@ wx_req_info_decrypt(const struct wx_ctx *ctx, const char *b64,
 		ph_fail(diag, rc, "cannot derive the req_info key");
 		goto out;
 	}
-	if ((c = EVP_CIPHER_CTX_new()) == NULL) {
-		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if ((rc = ph_aes256ecb_decrypt(key, ct, ctlen, pt, plen,
+	    diag)) != PH_OK) {
+		if (rc == PH_E_SIGNATURE)
+			ph_fail(diag, rc, "req_info does not decrypt with this "
+			    "profile's key (bad padding)");
 		goto out;
 	}
-	if (EVP_DecryptInit_ex(c, EVP_aes_256_ecb(), NULL, key, NULL) != 1 ||
-	    EVP_CIPHER_CTX_set_padding(c, 1) != 1 ||
-	    EVP_DecryptUpdate(c, pt, &n, ct, (int)ctlen) != 1) {
-		rc = wx3_ossl_fail(diag, PH_E_INTERNAL, "AES-256-ECB");
-		goto out;
-	}
-	if (EVP_DecryptFinal_ex(c, pt + n, &fin) != 1) {
-		ERR_clear_error();
-		rc = ph_fail(diag, PH_E_SIGNATURE, "req_info does not decrypt "
-		    "with this profile's key (bad padding)");
-		goto out;
-	}
-	*plen = (size_t)n + (size_t)fin;
 	pt[*plen] = '\0';
 	*plain = pt;
 	pt = NULL;
 	rc = PH_OK;
 out:
-	EVP_CIPHER_CTX_free(c);
-	OPENSSL_cleanse(key, sizeof(key));
+	ph_cleanse(key, sizeof(key));
 	if (pt != NULL) {
-		OPENSSL_cleanse(pt, len / 4 * 3 + WX_AES_BLOCK + 1);
+		ph_cleanse(pt, len / 4 * 3 + WX_AES_BLOCK + 1);
 		free(pt);
 	}
 	free(ct);
-	ERR_clear_error();
 	return rc;
 }
 
@@ -2717,7 +2426,7 @@ wx_refund_notify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
 	rc = wx_refund_fields(&in, ev, diag);
 out:
 	ph_kvlist_free(&in);
-	OPENSSL_cleanse(plain, plen);
+	ph_cleanse(plain, plen);
 	free(plain);
 	return rc;
 }
@@ -3669,70 +3378,49 @@ wxb_end(const struct wxb_state *s, const struct ph_statement *st,
 	return PH_OK;
 }
 
+/* One line of the bill, or its end (line NULL). */
+static int
+wxb_step(const void *p, void *state, const struct ph_statement *st,
+    const char *line, size_t len, struct ph_event *ev, struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+	struct wxb_state *s = state;
+
+	if (line == NULL) {
+		if (s->phase == WXB_HEADER)
+			return ph_fail(diag, PH_E_MALFORMED, "the bill is "
+			    "empty");
+		return wxb_end(s, st, diag);
+	}
+	switch (s->phase) {
+	case WXB_HEADER:
+		return wxb_header(s, line, len, st->line, diag);
+	case WXB_ROWS:
+		if (len > 0 && line[0] == '`')
+			return wxb_row(ctx, s, line, len, st->line, ev, diag);
+		if (len > 0)
+			return wxb_summary_header(s, line, len, st->line, diag);
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: an empty line "
+		    "among the rows", (unsigned long long)st->line);
+	case WXB_SUMMARY:
+		return wxb_summary(s, line, len, st->line, diag);
+	default:
+		if (len > 0)
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: text "
+			    "after the summary", (unsigned long long)st->line);
+		return PH_OK;
+	}
+}
+
 static int
 wx_statement_line(void *p, struct ph_statement *st, const char *line,
     size_t len, struct ph_event *ev, struct ph_diag *diag)
 {
-	const struct wx_ctx *ctx = p;
 	struct wxb_state s;
-	int rc = PH_OK;
 
-	if (ctx == NULL || st == NULL || ev == NULL ||
-	    (line == NULL && len != 0))
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	ev->kind = PH_EV_IGNORED;
-	memcpy(&s, st->state, sizeof(s));
-	if (s.magic != WXB_MAGIC) {
-		memset(&s, 0, sizeof(s));
-		s.magic = WXB_MAGIC;
-		s.phase = WXB_HEADER;
-	}
-	if (line == NULL) {
-		if (s.phase == WXB_HEADER)
-			return ph_fail(diag, PH_E_MALFORMED, "the bill is "
-			    "empty");
-		return wxb_end(&s, st, diag);
-	}
-	/* Lines come without their terminator; a stray CR is one. */
-	if (len > 0 && line[len - 1] == '\r')
-		len--;
-	if (memchr(line, '\0', len) != NULL)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: a NUL byte",
-		    (unsigned long long)st->line);
-	switch (s.phase) {
-	case WXB_HEADER:
-		rc = wxb_header(&s, line, len, st->line, diag);
-		break;
-	case WXB_ROWS:
-		if (len > 0 && line[0] == '`')
-			rc = wxb_row(ctx, &s, line, len, st->line, ev, diag);
-		else if (len > 0)
-			rc = wxb_summary_header(&s, line, len, st->line, diag);
-		else
-			rc = ph_fail(diag, PH_E_MALFORMED, "line %llu: an empty "
-			    "line among the rows", (unsigned long long)st->line);
-		break;
-	case WXB_SUMMARY:
-		rc = wxb_summary(&s, line, len, st->line, diag);
-		break;
-	default:
-		if (len > 0)
-			rc = ph_fail(diag, PH_E_MALFORMED, "line %llu: text "
-			    "after the summary", (unsigned long long)st->line);
-		break;
-	}
-	if (rc != PH_OK) {
-		memset(ev, 0, sizeof(*ev));
-		return rc;
-	}
-	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED ||
-	    ev->kind == PH_EV_REFUND_SUCCEEDED) {
-		st->facts++;
-		st->total += ev->amount;
-	}
-	memcpy(st->state, &s, sizeof(s));
-	return PH_OK;
+	/* A zeroed state is WXB_HEADER: nothing read yet. */
+	return ph_statement_drive(p, st, &s, sizeof(s), WXB_MAGIC, wxb_step,
+	    line, len, ev, diag);
 }
 
 /* ---- The table: one entry per call, dispatched on api_version ----------- */

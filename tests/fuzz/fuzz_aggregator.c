@@ -8,6 +8,14 @@
  */
 #include "../../providers/aggregator/aggregator.c"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
 #include "fuzz.h"
 #include "fzbill.h"
 

@@ -10,6 +10,14 @@
  */
 #include "../../providers/alipay/alipay.c"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
 #include <openssl/pem.h>
 
 #include "fuzz.h"

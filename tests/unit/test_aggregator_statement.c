@@ -6,6 +6,14 @@
  */
 #include "../../providers/aggregator/aggregator.c"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
 #include "tap.h"
 
 #define APP "app_1Gqj58ynP0mHeX1q"

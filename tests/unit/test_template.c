@@ -3,6 +3,14 @@
  */
 #include "../../providers/template/template.c"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
 #include "tap.h"
 
 #define SECRET "whsec_0123456789abcdef0123456789"

@@ -8,6 +8,15 @@
  */
 #include "../../providers/unionpay/unionpay.c"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "tap.h"
 
 #define NOW		1796023800LL	/* 2026-11-30 07:30:00 UTC */

@@ -6,6 +6,15 @@
  */
 #include "../../providers/unionpay/unionpay.c"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include "tap.h"
 
 #define MER "777290058110048"

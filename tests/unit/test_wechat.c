@@ -5,6 +5,14 @@
  */
 #include "../../providers/wechat/wechat.c"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
 #include "tap.h"
 
 #define KEY_MD5  "192006250b4c09247ec02edce69f6a2d"

@@ -9,6 +9,14 @@
  */
 #include "../../providers/wechat/wechat.c"
 
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
 #include <openssl/bio.h>
 
 #include "tap.h"
