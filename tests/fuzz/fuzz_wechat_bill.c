@@ -2,7 +2,7 @@
  * WeChat Pay trade bills (the text with back-quoted fields and summary
  * lines) through the plugin's streamed statement parser.
  */
-#include "../../providers/wechat/wechat.c"
+#include "../../providers/wechat/v3.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -11,7 +11,7 @@
  *   other      a raw v2 body for both v2 profiles (signature must fail
  *              unless the fuzzer forges MD5)
  */
-#include "../../providers/wechat/wechat.c"
+#include "../../providers/wechat/v3.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -9,7 +9,7 @@
  *   other      the raw bytes as a v2 answer to both, and as an unsigned
  *              v3 answer
  */
-#include "../../providers/wechat/wechat.c"
+#include "../../providers/wechat/v3.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -3,7 +3,7 @@
  * signed here by a separate, deliberately plain implementation of the
  * v2 signature rules (PROTOCOLS.md 1.2).
  */
-#include "../../providers/wechat/wechat.c"
+#include "../../providers/wechat/v3.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

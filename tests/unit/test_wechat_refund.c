@@ -8,7 +8,7 @@
  * the one here was made with Python's cryptography and agrees with
  * `openssl enc -aes-256-ecb`.
  */
-#include "../../providers/wechat/wechat.c"
+#include "../../providers/wechat/v3.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -7,7 +7,7 @@
  * paySign) and TV-5 (verification with the WeChat Pay public key) are
  * checked byte for byte.
  */
-#include "../../providers/wechat/wechat.c"
+#include "../../providers/wechat/v3.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
