@@ -2,7 +2,16 @@
  * WeChat Pay trade bills (the text with back-quoted fields and summary
  * lines) through the plugin's streamed statement parser.
  */
-#include "../../providers/wechat/v3.c"
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

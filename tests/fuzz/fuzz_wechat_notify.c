@@ -11,7 +11,16 @@
  *   other      a raw v2 body for both v2 profiles (signature must fail
  *              unless the fuzzer forges MD5)
  */
-#include "../../providers/wechat/v3.c"
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

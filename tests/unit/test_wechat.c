@@ -3,7 +3,16 @@
  * signed here by a separate, deliberately plain implementation of the
  * v2 signature rules (PROTOCOLS.md 1.2).
  */
-#include "../../providers/wechat/v3.c"
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -8,7 +8,16 @@
  * the one here was made with Python's cryptography and agrees with
  * `openssl enc -aes-256-ecb`.
  */
-#include "../../providers/wechat/v3.c"
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -518,7 +527,7 @@ test_stream(void)
 		rc = p->statement_line(ctx, &st, NULL, 0, &ev, &d);
 	is_int(rc, PH_OK, "... and the summary agrees");
 	is_int(st.total, 49950000LL * 100 + 4950000LL, "... st->total");
-	ok(sizeof(struct wxb_state) <= PH_STATEMENT_STATE_MAX,
+	ok(wxb_state_size <= PH_STATEMENT_STATE_MAX,
 	    "the parser's state fits in ph_statement.state");
 	p->profile_free(ctx);
 }

@@ -7,7 +7,16 @@
  * paySign) and TV-5 (verification with the WeChat Pay public key) are
  * checked byte for byte.
  */
-#include "../../providers/wechat/v3.c"
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -239,7 +248,7 @@ mkprof(const struct prof *p, void **ctx)
 
 	memset(v, 0, sizeof(v));
 	for (i = 0; i < WX_CONF__MAX; i++)
-		v[i].name = wx_conf_keys[i].name;
+		v[i].name = payhook_provider()->conf_keys[i].name;
 	setv(&v[WX_CONF_APPID], p->appid);
 	setv(&v[WX_CONF_MCH_ID], p->mch_id);
 	setv(&v[WX_CONF_API_VERSION], p->version);
