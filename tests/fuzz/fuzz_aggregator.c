@@ -6,7 +6,7 @@
  * 'B' a statement, fed line by line;
  * anything else is "<signature header>\n<body>", raw.
  */
-#include "../../providers/aggregator/aggregator.c"
+#include "../../providers/aggregator/notify.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

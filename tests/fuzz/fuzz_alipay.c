@@ -8,7 +8,7 @@
  *        end-of-statement call;
  *   'Q'  the rest is a query answer body (HTTP 200).
  */
-#include "../../providers/alipay/alipay.c"
+#include "../../providers/alipay/trade.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -2,7 +2,7 @@
  * UnionPay statements (the CSV of ACP field names the plugin documents)
  * through the plugin's streamed statement parser.
  */
-#include "../../providers/unionpay/unionpay.c"
+#include "../../providers/unionpay/query.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

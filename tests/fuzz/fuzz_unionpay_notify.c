@@ -3,7 +3,7 @@
  * 'S' makes the rest name=value lines, signed here under a test PKI whose
  * root and middle the profile pins; anything else is a raw form body.
  */
-#include "../../providers/unionpay/unionpay.c"
+#include "../../providers/unionpay/query.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

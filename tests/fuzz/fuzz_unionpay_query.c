@@ -3,7 +3,7 @@
  * byte 'S' makes the rest name=value lines, signed here under the pinned
  * test PKI; anything else is a raw answer body.
  */
-#include "../../providers/unionpay/unionpay.c"
+#include "../../providers/unionpay/query.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -3,7 +3,7 @@
  * here; events are signed here with OpenSSL directly (RSA-SHA256 over the
  * body; HMAC-SHA256 over "<t>.<body>"), not with the plugin's code.
  */
-#include "../../providers/aggregator/aggregator.c"
+#include "../../providers/aggregator/notify.c"
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>

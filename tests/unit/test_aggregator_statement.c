@@ -4,7 +4,7 @@
  * through its table one line at a time.  Only app_id of the profile is
  * used, so the context is made here without keys.
  */
-#include "../../providers/aggregator/aggregator.c"
+#include "../../providers/aggregator/notify.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -5,7 +5,7 @@
  * implementation of Alipay's rules (PROTOCOLS.md 4.2): every parameter
  * but sign and sign_type, sorted, k=v joined with '&', SHA256withRSA.
  */
-#include "../../providers/alipay/alipay.c"
+#include "../../providers/alipay/trade.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

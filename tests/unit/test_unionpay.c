@@ -6,7 +6,7 @@
  * (PROTOCOLS.md 3.2): sorted k=v string, lowercase hex digest, RSA over
  * that hex text.
  */
-#include "../../providers/unionpay/unionpay.c"
+#include "../../providers/unionpay/query.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -4,7 +4,7 @@
  * through its table one line at a time.  Only mer_id of the profile is
  * used, so the context is made here without certificates.
  */
-#include "../../providers/unionpay/unionpay.c"
+#include "../../providers/unionpay/query.c"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
