@@ -6,7 +6,17 @@
  * 'B' a statement, fed line by line;
  * anything else is "<signature header>\n<body>", raw.
  */
-#include "../../providers/aggregator/notify.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/aggregator/aggregator_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

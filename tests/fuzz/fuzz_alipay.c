@@ -8,7 +8,17 @@
  *        end-of-statement call;
  *   'Q'  the rest is a query answer body (HTTP 200).
  */
-#include "../../providers/alipay/trade.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/alipay/alipay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

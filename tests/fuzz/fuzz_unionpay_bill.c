@@ -2,7 +2,17 @@
  * UnionPay statements (the CSV of ACP field names the plugin documents)
  * through the plugin's streamed statement parser.
  */
-#include "../../providers/unionpay/query.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/unionpay/unionpay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

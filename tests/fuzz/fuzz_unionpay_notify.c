@@ -3,7 +3,17 @@
  * 'S' makes the rest name=value lines, signed here under a test PKI whose
  * root and middle the profile pins; anything else is a raw form body.
  */
-#include "../../providers/unionpay/query.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/unionpay/unionpay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

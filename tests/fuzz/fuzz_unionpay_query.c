@@ -3,7 +3,17 @@
  * byte 'S' makes the rest name=value lines, signed here under the pinned
  * test PKI; anything else is a raw answer body.
  */
-#include "../../providers/unionpay/query.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/unionpay/unionpay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

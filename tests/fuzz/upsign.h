@@ -1,5 +1,5 @@
 /*
- * Signing for the UnionPay fuzz targets, included after unionpay.c: a
+ * Signing for the UnionPay fuzz targets, included after unionpay_test.h: a
  * test PKI made at start (root, middle, UnionPay's signing leaf, the
  * merchant's key) and the ACP 5.1.0 signature over fuzzed fields, so that
  * inputs reach the code behind the verifier, which runs unchanged.

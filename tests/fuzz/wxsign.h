@@ -1,5 +1,5 @@
 /*
- * Signing for the WeChat fuzz targets, included after wechat.c: the v2
+ * Signing for the WeChat fuzz targets, included after wechat_test.h: the v2
  * MD5/HMAC-SHA256 sign over fuzzed fields and the v3 RSA header signature
  * and AES-256-GCM resource, with fixed test keys made here.  These sign
  * what the fuzzer produced so that inputs reach the code behind the

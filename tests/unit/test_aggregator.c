@@ -3,7 +3,17 @@
  * here; events are signed here with OpenSSL directly (RSA-SHA256 over the
  * body; HMAC-SHA256 over "<t>.<body>"), not with the plugin's code.
  */
-#include "../../providers/aggregator/notify.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/aggregator/aggregator_test.h"
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
@@ -100,7 +110,7 @@ mkprof(const struct prof *p, void **ctx)
 
 	memset(v, 0, sizeof(v));
 	for (i = 0; i < AGG_CONF__MAX; i++)
-		v[i].name = agg_conf_keys[i].name;
+		v[i].name = payhook_provider()->conf_keys[i].name;
 	setv(&v[AGG_CONF_SIGNATURE], p->signature);
 	setv(&v[AGG_CONF_APP_ID], p->app_id);
 	setv(&v[AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE], p->pub);

@@ -4,7 +4,17 @@
  * through its table one line at a time.  Only app_id of the profile is
  * used, so the context is made here without keys.
  */
-#include "../../providers/aggregator/notify.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/aggregator/aggregator_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

@@ -5,7 +5,18 @@
  * implementation of Alipay's rules (PROTOCOLS.md 4.2): every parameter
  * but sign and sign_type, sorted, k=v joined with '&', SHA256withRSA.
  */
-#include "../../providers/alipay/trade.c"
+#include <errno.h>
+#include <iconv.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/alipay/alipay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -360,10 +371,10 @@ mkprofile(void **ctx, const struct prof *p)
 	vals[ALI_CONF_APP_PRIVATE_KEY_FILE] = p->priv;
 	memset(v, 0, sizeof(v));
 	for (i = 0; i < ALI_CONF__MAX; i++) {
-		int file = ali_conf_keys[i].type == PH_CONF_FILE ||
-		    ali_conf_keys[i].type == PH_CONF_SECRET_FILE;
+		int file = payhook_provider()->conf_keys[i].type == PH_CONF_FILE ||
+		    payhook_provider()->conf_keys[i].type == PH_CONF_SECRET_FILE;
 
-		v[i].name = ali_conf_keys[i].name;
+		v[i].name = payhook_provider()->conf_keys[i].name;
 		v[i].present = vals[i] != NULL;
 		v[i].str = vals[i] == NULL ? "" : file ? "key.pem" : vals[i];
 		if (file && vals[i] != NULL) {

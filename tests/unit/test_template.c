@@ -1,16 +1,16 @@
 /*
  * The template provider: the guide must also be correct.
  */
-#include "../../providers/template/template.c"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
+#include <jansson.h>
 
+#include <payhook/sdk.h>
+
+#include "../../providers/template/template_test.h"
+#include "helpers.h"
 #include "tap.h"
 
 #define SECRET "whsec_0123456789abcdef0123456789"
@@ -20,20 +20,13 @@ static struct ph_diag d;
 static int
 mkprofile(void **ctx, const char *secret, const char *merchant)
 {
-	static struct ph_conf_value v[TPL_CONF__MAX];
-	struct ph_conf conf = { "tpl", v, TPL_CONF__MAX };
+	static struct th_conf c;
 
-	memset(v, 0, sizeof(v));
-	v[TPL_CONF_SECRET_FILE].name = "secret_file";
-	v[TPL_CONF_SECRET_FILE].present = secret != NULL;
-	v[TPL_CONF_SECRET_FILE].str = secret != NULL ? "keys/tpl.key" : "";
-	v[TPL_CONF_SECRET_FILE].blob.data = (const unsigned char *)secret;
-	v[TPL_CONF_SECRET_FILE].blob.len = secret != NULL ? strlen(secret) : 0;
-	v[TPL_CONF_MERCHANT].name = "merchant";
-	v[TPL_CONF_MERCHANT].present = merchant != NULL;
-	v[TPL_CONF_MERCHANT].str = merchant != NULL ? merchant : "";
+	th_conf_init(&c, payhook_provider(), "tpl");
+	th_conf_file(&c, "secret_file", secret);
+	th_conf_str(&c, "merchant", merchant);
 	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&conf, ctx, &d);
+	return payhook_provider()->profile_new(&c.conf, ctx, &d);
 }
 
 /* Lower-case hex HMAC-SHA256 of body, spelled out with snprintf. */

@@ -6,7 +6,17 @@
  * (PROTOCOLS.md 3.2): sorted k=v string, lowercase hex digest, RSA over
  * that hex text.
  */
-#include "../../providers/unionpay/query.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/unionpay/unionpay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -511,7 +521,7 @@ mkprofile(void **ctx, const struct prof *p)
 	v[UP_CONF_SIGNER_CN].name = "signer_cn";
 	v[UP_CONF_SIGNER_CN].present = 1;
 	v[UP_CONF_SIGNER_CN].str = p->signer_cn != NULL ? p->signer_cn :
-	    up_conf_keys[UP_CONF_SIGNER_CN].def;
+	    payhook_provider()->conf_keys[UP_CONF_SIGNER_CN].def;
 	v[UP_CONF_VERIFY_CERT_FILES].name = "verify_cert_files";
 	for (i = 0; i < 3 && p->vcerts[i] != NULL; i++) {
 		files[i].data = (const unsigned char *)p->vcerts[i];

@@ -4,7 +4,17 @@
  * through its table one line at a time.  Only mer_id of the profile is
  * used, so the context is made here without certificates.
  */
-#include "../../providers/unionpay/query.c"
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../providers/unionpay/unionpay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>

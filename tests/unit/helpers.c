@@ -1,0 +1,297 @@
+/*
+ * Helpers the provider tests share; see helpers.h.  OpenSSL is called
+ * here directly: these make the keys, certificates and signatures a
+ * provider is fed, independently of the SDK under test.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "helpers.h"
+
+static char *
+th_bio_string(BIO *b)
+{
+	char *p, *s;
+	long n = BIO_get_mem_data(b, &p);
+
+	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
+		abort();
+	memcpy(s, p, (size_t)n);
+	s[n] = '\0';
+	BIO_free(b);
+	return s;
+}
+
+EVP_PKEY *
+th_rsa_key(int bits)
+{
+	EVP_PKEY *k = EVP_RSA_gen((unsigned int)bits);
+
+	if (k == NULL)
+		abort();
+	return k;
+}
+
+char *
+th_pem_key(EVP_PKEY *k, int priv)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+
+	if (b == NULL || (priv ? PEM_write_bio_PrivateKey(b, k, NULL, NULL,
+	    0, NULL, NULL) : PEM_write_bio_PUBKEY(b, k)) != 1)
+		abort();
+	return th_bio_string(b);
+}
+
+char *
+th_pem_cert(X509 *x)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+
+	if (b == NULL || PEM_write_bio_X509(b, x) != 1)
+		abort();
+	return th_bio_string(b);
+}
+
+EVP_PKEY *
+th_key_of_pem(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k;
+
+	if (b == NULL ||
+	    (k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL)
+		abort();
+	BIO_free(b);
+	return k;
+}
+
+char *
+th_pem_bare(const char *pem)
+{
+	const char *p = strchr(pem, '\n') + 1, *end = strstr(pem, "-----END");
+	char *s = malloc(strlen(pem) + 1);
+	size_t n = 0;
+
+	if (s == NULL)
+		abort();
+	for (; p < end; p++)
+		if (*p != '\n')
+			s[n++] = *p;
+	s[n] = '\0';
+	return s;
+}
+
+static void
+th_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	if ((e = X509V3_EXT_conf_nid(NULL, &v3, nid, value)) == NULL ||
+	    X509_add_ext(x, e, -1) != 1)
+		abort();
+	X509_EXTENSION_free(e);
+}
+
+X509 *
+th_cert(const struct th_cert *c)
+{
+	X509 *x = X509_new(), *is;
+	X509_NAME *n = X509_NAME_new();
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *ai;
+	size_t i;
+
+	if (x == NULL || n == NULL || X509_set_version(x, 2) != 1 ||
+	    BN_hex2bn(&bn, c->serial_hex) == 0 ||
+	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+	    X509_set_serialNumber(x, ai) != 1 ||
+	    ASN1_TIME_set(X509_getm_notBefore(x),
+	    (time_t)c->not_before) == NULL ||
+	    ASN1_TIME_set(X509_getm_notAfter(x),
+	    (time_t)c->not_after) == NULL ||
+	    X509_set_pubkey(x, c->key) != 1)
+		abort();
+	ASN1_INTEGER_free(ai);
+	BN_free(bn);
+	for (i = 0; c->name[i] != NULL; i += 2)
+		if (X509_NAME_add_entry_by_txt(n, c->name[i], MBSTRING_UTF8,
+		    (const unsigned char *)c->name[i + 1], -1, -1, 0) != 1)
+			abort();
+	if (X509_set_subject_name(x, n) != 1 ||
+	    X509_set_issuer_name(x, c->issuer != NULL ?
+	    X509_get_subject_name(c->issuer) : n) != 1)
+		abort();
+	X509_NAME_free(n);
+	is = c->issuer != NULL ? c->issuer : x;
+	if (c->ca) {
+		th_ext(x, is, NID_basic_constraints, "critical,CA:TRUE");
+		th_ext(x, is, NID_key_usage, "critical,keyCertSign,cRLSign");
+	} else if (!c->no_ext)
+		th_ext(x, is, NID_key_usage,
+		    "critical,digitalSignature,nonRepudiation");
+	if (X509_sign(x, c->issuer_key != NULL ? c->issuer_key : c->key,
+	    EVP_sha256()) == 0)
+		abort();
+	return x;
+}
+
+char *
+th_cert_pem(const struct th_cert *c)
+{
+	X509 *x = th_cert(c);
+	char *s = th_pem_cert(x);
+
+	X509_free(x);
+	return s;
+}
+
+void
+th_rsa_sign(EVP_PKEY *key, const char *digest, const void *p, size_t n,
+    char *out)
+{
+	unsigned char sig[1024];
+	size_t sig_len = sizeof(sig);
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+
+	if (mc == NULL || EVP_DigestSignInit(mc, NULL,
+	    strcmp(digest, "SHA1") == 0 ? EVP_sha1() : EVP_sha256(), NULL,
+	    key) != 1 || EVP_DigestSign(mc, sig, &sig_len, p, n) != 1)
+		abort();
+	EVP_MD_CTX_free(mc);
+	EVP_EncodeBlock((unsigned char *)out, sig, (int)sig_len);
+}
+
+int
+th_rsa_check(EVP_PKEY *key, const void *p, size_t n, const char *b64)
+{
+	unsigned char sig[1100];
+	size_t len = strlen(b64);
+	EVP_MD_CTX *mc;
+	int dlen, rc;
+
+	if (len % 4 != 0 || len / 4 * 3 > sizeof(sig))
+		return 0;
+	/* EVP_DecodeBlock counts the padding in: drop it again. */
+	dlen = EVP_DecodeBlock(sig, (const unsigned char *)b64, (int)len);
+	if (dlen < 0)
+		return 0;
+	while (len > 0 && b64[len - 1] == '=') {
+		len--;
+		dlen--;
+	}
+	if ((mc = EVP_MD_CTX_new()) == NULL)
+		abort();
+	rc = EVP_DigestVerifyInit(mc, NULL, EVP_sha256(), NULL, key) == 1 &&
+	    EVP_DigestVerify(mc, sig, (size_t)dlen, p, n) == 1;
+	EVP_MD_CTX_free(mc);
+	return rc;
+}
+
+size_t
+th_form_encode(const char *p, size_t n, char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '*')
+			out[o++] = (char)c;
+		else if (c == ' ')
+			out[o++] = '+';
+		else
+			o += (size_t)snprintf(out + o, 4, "%%%02X", c);
+	}
+	return o;
+}
+
+void
+th_conf_init(struct th_conf *c, const struct ph_provider *p,
+    const char *profile)
+{
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; p->conf_keys[i].name != NULL; i++) {
+		if (i == TH_CONF_MAX)
+			abort();
+		c->v[i].name = p->conf_keys[i].name;
+		c->v[i].str = "";
+	}
+	c->conf.profile = profile;
+	c->conf.values = c->v;
+	c->conf.nvalues = i;
+}
+
+static struct ph_conf_value *
+th_conf_value(struct th_conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->conf.nvalues; i++)
+		if (strcmp(c->v[i].name, name) == 0)
+			return &c->v[i];
+	fprintf(stderr, "th_conf: no key %s\n", name);
+	abort();
+}
+
+void
+th_conf_str(struct th_conf *c, const char *name, const char *str)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+
+	v->present = str != NULL;
+	v->str = str != NULL ? str : "";
+}
+
+void
+th_conf_file(struct th_conf *c, const char *name, const char *data)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+
+	v->present = data != NULL;
+	v->str = data != NULL ? "keys/test.pem" : "";
+	v->blob.data = (const unsigned char *)data;
+	v->blob.len = data != NULL ? strlen(data) : 0;
+}
+
+void
+th_conf_num(struct th_conf *c, const char *name, long long num)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+
+	v->present = 1;
+	v->str = "1";
+	v->num = num;
+}
+
+void
+th_conf_files(struct th_conf *c, const char *name,
+    const char *const *data)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+	struct ph_blob *f = c->files[v - c->v];
+	size_t n;
+
+	for (n = 0; data != NULL && data[n] != NULL; n++) {
+		if (n == 8)
+			abort();
+		f[n].data = (const unsigned char *)data[n];
+		f[n].len = strlen(data[n]);
+	}
+	v->present = n > 0;
+	v->str = n > 0 ? "certs/test.pem" : "";
+	v->files = f;
+	v->nfiles = n;
+}
