@@ -89,8 +89,8 @@ ph_cert_load(const unsigned char *pem, size_t len, struct ph_cert **certs,
 			goto fail;
 		}
 		if (strcmp(name, "CERTIFICATE") != 0) {
-			ph_fail(diag, rc, "%s: a PEM \"%.40s\" where CERTIFICATE "
-			    "was expected", what, name);
+			ph_fail(diag, rc, "%s: a PEM \"%.40s\" where "
+			    "CERTIFICATE was expected", what, name);
 			goto fail;
 		}
 		p = der;

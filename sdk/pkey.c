@@ -286,7 +286,8 @@ ph_rsa_sign(const struct ph_key *k, const char *digest, const void *msg,
 		return ph_fail(diag, PH_E_UNSUPPORTED,
 		    "RSA digest must be SHA1 or SHA256");
 	if (k == NULL || siglen == 0)
-		return ph_fail(diag, PH_E_CONFIG, "no private key to sign with");
+		return ph_fail(diag, PH_E_CONFIG,
+		    "no private key to sign with");
 	if (msg == NULL && len > 0)
 		return ph_fail(diag, PH_E_INTERNAL, "RSA sign: no message");
 	if ((sig = malloc(siglen)) == NULL ||

@@ -15,7 +15,7 @@
 /* The CSV reader's state, in struct ph_statement between lines. */
 struct ph_csv_state {
 	uint32_t magic;
-	int phase;			/* 0 header, 1 rows, 2 after the total */
+	int phase;		/* 0 header, 1 rows, 2 after the total */
 	int ncols;
 	int col[PH_CSV_NAMES_MAX];	/* field index of each name, or -1 */
 	uint64_t rows;

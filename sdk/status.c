@@ -76,3 +76,22 @@ ph_conf_get(const struct ph_conf *conf, const char *name)
 			return &conf->values[i];
 	return NULL;
 }
+
+const struct ph_conf_value *
+ph_conf_given(const struct ph_conf *conf, const char *name)
+{
+	const struct ph_conf_value *v = ph_conf_get(conf, name);
+
+	return v != NULL && v->present ? v : NULL;
+}
+
+int
+ph_in(const char *s, const char *const *set)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && set != NULL && set[i] != NULL; i++)
+		if (strcmp(s, set[i]) == 0)
+			return 1;
+	return 0;
+}

@@ -42,6 +42,11 @@ int ph_fail(struct ph_diag *diag, int status, const char *fmt, ...)
 /* The value configured for key name, or NULL if the plugin declared none. */
 const struct ph_conf_value *ph_conf_get(const struct ph_conf *conf,
     const char *name);
+/* The same, NULL also when the profile does not give it (nor a default). */
+const struct ph_conf_value *ph_conf_given(const struct ph_conf *conf,
+    const char *name);
+/* True when s is one of set (NULL-terminated). */
+int ph_in(const char *s, const char *const *set);
 
 /* ---- Bounded byte buffer --------------------------------------------- */
 
@@ -149,6 +154,41 @@ int ph_form_write(const struct ph_kvlist *l, struct ph_buf *out);
 /* Appends s percent-encoded: everything but the RFC 3986 unreserved
  * characters (ALPHA DIGIT - . _ ~) as %XX, for URL paths and queries. */
 int ph_buf_pct(struct ph_buf *b, const char *s);
+
+/* ---- HTTP messages ------------------------------------------------------ */
+
+struct json_t;
+
+/*
+ * The one value of header name in h (names compared without case).  A
+ * header sent twice is ambiguous (which copy was signed?) and, like a
+ * missing or empty one, PH_E_SIGNATURE.
+ */
+int ph_header_get(const struct ph_header *h, size_t nh, const char *name,
+    const char **value, struct ph_diag *diag);
+
+/* Fills an outbound request: method, path, content type (NULL: none) and
+ * body (NULL: left as it is; a body's sticky error is returned).
+ * PH_E_TOOBIG when one does not fit. */
+int ph_request_set(struct ph_http_request *out, const char *method,
+    const char *path, const char *content_type, const struct ph_buf *body);
+/* Adds header name with the value prefix (may be NULL) and value. */
+int ph_request_header(struct ph_http_request *out, const char *name,
+    const char *prefix, const char *value);
+
+/* The text of a refusal or retry answer: the printable ASCII of reason,
+ * or "invalid notification" / "temporarily unavailable" when none. */
+void ph_ack_reason(enum ph_ack_kind kind, const char *reason, char *dst,
+    size_t cap);
+/* out as status and the compact text of doc (taken: json_decref'd),
+ * application/json.  Without doc, or when it does not fit, out holds the
+ * status alone and the error is returned. */
+int ph_response_json(struct ph_response *out, int status, struct json_t *doc);
+
+/* Provider text made safe for a diagnostic: printable ASCII kept, each
+ * UTF-8 character shown as '?', at most max bytes, "-" when nothing is
+ * left. */
+void ph_diag_text(char *dst, size_t cap, const char *src, size_t max);
 
 /* ---- Digests, MACs, signatures (OpenSSL libcrypto) -------------------- */
 
@@ -404,7 +444,7 @@ typedef int (*ph_csv_row_fn)(const void *ctx, const struct ph_csv_row *row,
     uint64_t no, struct ph_event *ev, struct ph_diag *diag);
 
 struct ph_csv_layout {
-	const char *const *names;	/* the columns read, by the row's enum */
+	const char *const *names;	/* columns read, by the row's enum */
 	int nnames;			/* at most PH_CSV_NAMES_MAX */
 	unsigned optional;		/* bit i: names[i] may be missing */
 	const char *sum_of;		/* the summed column, for diagnostics */
@@ -433,7 +473,6 @@ int ph_csv_token(const char *f, size_t n, size_t max, const char *extra,
  * found by a dotted path from an object ("amount.total"); diagnostics
  * name the path.  A member whose value is JSON null counts as absent.
  */
-struct json_t;
 
 struct ph_json_limits {
 	size_t max_bytes;	/* whole document */

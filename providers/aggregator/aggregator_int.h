@@ -65,8 +65,6 @@ struct agg_ctx {
 };
 
 /* notify.c */
-int agg_header(const struct ph_header *h, size_t nh, const char *name,
-    const char **value, struct ph_diag *diag);
 int agg_verify_rsa(const struct agg_ctx *ctx, const char *sig64,
     const unsigned char *body, size_t len, struct ph_diag *diag);
 int agg_timestamp(const char *s, size_t n, int64_t *out);

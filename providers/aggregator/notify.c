@@ -17,28 +17,6 @@
 
 /* ---- Verification ------------------------------------------------------- */
 
-/* The one value of a header; a header sent twice is ambiguous. */
-int
-agg_header(const struct ph_header *h, size_t nh, const char *name,
-    const char **value, struct ph_diag *diag)
-{
-	size_t i;
-
-	*value = NULL;
-	for (i = 0; h != NULL && i < nh; i++) {
-		if (h[i].name == NULL || h[i].value == NULL ||
-		    strcasecmp(h[i].name, name) != 0)
-			continue;
-		if (*value != NULL)
-			return ph_fail(diag, PH_E_SIGNATURE, "%s sent more "
-			    "than once", name);
-		*value = h[i].value;
-	}
-	if (*value == NULL || **value == '\0')
-		return ph_fail(diag, PH_E_SIGNATURE, "%s missing", name);
-	return PH_OK;
-}
-
 int
 agg_verify_rsa(const struct agg_ctx *ctx, const char *sig64,
     const unsigned char *body, size_t len, struct ph_diag *diag)
@@ -319,14 +297,14 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 
 	/* VERIFY, over the raw bytes, in the one way the profile pins. */
 	if (ctx->mode == AGG_MODE_RSA) {
-		if ((rc = agg_header(req->headers, req->nheaders,
+		if ((rc = ph_header_get(req->headers, req->nheaders,
 		    AGG_RSA_HEADER, &hv, diag)) != PH_OK ||
 		    (rc = agg_verify_rsa(ctx, hv, req->body, req->body_len,
 		    diag)) != PH_OK)
 			return rc;
 	} else {
-		if ((rc = agg_header(req->headers, req->nheaders, ctx->header,
-		    &hv, diag)) != PH_OK ||
+		if ((rc = ph_header_get(req->headers, req->nheaders,
+		    ctx->header, &hv, diag)) != PH_OK ||
 		    (rc = agg_verify_hmac(ctx, hv, req->body, req->body_len,
 		    req->now, diag)) != PH_OK)
 			return rc;
@@ -399,44 +377,21 @@ agg_ack(void *p, enum ph_ack_kind kind, const char *reason,
 {
 	static const char ok[] = "{\"ok\":true}";
 	char msg[AGG_TEXT_MAX + 1];
-	const char *s;
-	size_t n = 0, len;
-	json_t *doc;
 
 	memset(out, 0, sizeof(*out));
-	switch (kind) {
-	case PH_ACK_OK:
+	if (kind == PH_ACK_OK) {
 		out->status = 200;
 		memcpy(out->body, ok, sizeof(ok) - 1);
 		out->body_len = sizeof(ok) - 1;
 		memcpy(out->content_type, "application/json",
 		    sizeof("application/json"));
 		return;
-	case PH_ACK_REFUSED:
-		out->status = 400;
-		break;
-	case PH_ACK_RETRY:
-		out->status = 500;
-		break;
-	default:
+	}
+	if (kind != PH_ACK_REFUSED && kind != PH_ACK_RETRY) {
 		out->status = 500;
 		return;
 	}
-	for (s = reason; s != NULL && *s != '\0' && n < sizeof(msg) - 1; s++)
-		if ((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e)
-			msg[n++] = *s;
-	msg[n] = '\0';
-	if (n == 0)
-		snprintf(msg, sizeof(msg), "%s", kind == PH_ACK_RETRY ?
-		    "temporarily unavailable" : "invalid notification");
-	if ((doc = json_pack("{s:s}", "error", msg)) == NULL)
-		return;
-	len = json_dumpb(doc, (char *)out->body, sizeof(out->body),
-	    JSON_COMPACT);
-	json_decref(doc);
-	if (len == 0 || len > sizeof(out->body))
-		return;
-	out->body_len = len;
-	memcpy(out->content_type, "application/json",
-	    sizeof("application/json"));
+	ph_ack_reason(kind, reason, msg, sizeof(msg));
+	ph_response_json(out, kind == PH_ACK_REFUSED ? 400 : 500,
+	    json_pack("{s:s}", "error", msg));
 }

@@ -89,20 +89,11 @@ agg_profile_free(void *p)
 	free(ctx);
 }
 
-/* A value given in the profile. */
-static const struct ph_conf_value *
-agg_conf(const struct ph_conf *conf, const char *name)
-{
-	const struct ph_conf_value *v = ph_conf_get(conf, name);
-
-	return v != NULL && v->present ? v : NULL;
-}
-
 static int
 agg_refuse(const struct ph_conf *conf, const char *name, const char *mode,
     struct ph_diag *diag)
 {
-	if (agg_conf(conf, name) != NULL)
+	if (ph_conf_given(conf, name) != NULL)
 		return ph_fail(diag, PH_E_CONFIG, "%s is not used with "
 		    "signature = %s", name, mode);
 	return PH_OK;
@@ -120,7 +111,7 @@ agg_rsa_profile(const struct ph_conf *conf, struct agg_ctx *ctx,
 	    (rc = agg_refuse(conf, "signature_header", "rsa", diag)) != PH_OK ||
 	    (rc = agg_refuse(conf, "tolerance_s", "rsa", diag)) != PH_OK)
 		return rc;
-	key = agg_conf(conf, "webhook_public_key_file");
+	key = ph_conf_given(conf, "webhook_public_key_file");
 	if (key == NULL || key->blob.data == NULL || key->blob.len == 0)
 		return ph_fail(diag, PH_E_CONFIG, "webhook_public_key_file is "
 		    "required with signature = rsa");
@@ -141,7 +132,7 @@ agg_hmac_profile(const struct ph_conf *conf, struct agg_ctx *ctx,
 	if ((rc = agg_refuse(conf, "webhook_public_key_file", "hmac",
 	    diag)) != PH_OK)
 		return rc;
-	secret = agg_conf(conf, "webhook_secret_file");
+	secret = ph_conf_given(conf, "webhook_secret_file");
 	if (secret == NULL || secret->blob.data == NULL)
 		return ph_fail(diag, PH_E_CONFIG, "webhook_secret_file is "
 		    "required with signature = hmac");
@@ -155,7 +146,7 @@ agg_hmac_profile(const struct ph_conf *conf, struct agg_ctx *ctx,
 	memcpy(ctx->secret, secret->blob.data, secret->blob.len);
 	ctx->secret_len = secret->blob.len;
 
-	hdr = agg_conf(conf, "signature_header");
+	hdr = ph_conf_given(conf, "signature_header");
 	name = hdr != NULL ? hdr->str : AGG_HMAC_HEADER_DEF;
 	if (name == NULL || !ph_token_valid(name, strlen(name),
 	    sizeof(ctx->header) - 1, "-"))
@@ -164,7 +155,7 @@ agg_hmac_profile(const struct ph_conf *conf, struct agg_ctx *ctx,
 	memcpy(ctx->header, name, strlen(name) + 1);
 
 	ctx->tolerance = AGG_TOLERANCE_DEF;
-	if ((tol = agg_conf(conf, "tolerance_s")) != NULL) {
+	if ((tol = ph_conf_given(conf, "tolerance_s")) != NULL) {
 		if (tol->num < 1 || tol->num > 3600)
 			return ph_fail(diag, PH_E_CONFIG, "tolerance_s must be "
 			    "from 1 to 3600");
@@ -184,7 +175,7 @@ agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 	*out = NULL;
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	mode = agg_conf(conf, "signature");
+	mode = ph_conf_given(conf, "signature");
 	if (mode == NULL || mode->str == NULL) {
 		rc = ph_fail(diag, PH_E_CONFIG, "signature (rsa or hmac) is "
 		    "required");
@@ -199,7 +190,7 @@ agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		    "hmac");
 		goto fail;
 	}
-	app = agg_conf(conf, "app_id");
+	app = ph_conf_given(conf, "app_id");
 	if (app == NULL) {
 		rc = ph_fail(diag, PH_E_CONFIG, "app_id is required");
 		goto fail;
@@ -209,7 +200,7 @@ agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		rc = PH_E_CONFIG;
 		goto fail;
 	}
-	live = agg_conf(conf, "livemode");
+	live = ph_conf_given(conf, "livemode");
 	ctx->livemode = live != NULL ? live->num != 0 : 1;
 
 	rc = ctx->mode == AGG_MODE_RSA ? agg_rsa_profile(conf, ctx, diag) :
@@ -217,7 +208,7 @@ agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 	if (rc != PH_OK)
 		goto fail;
 
-	if ((key = agg_conf(conf, "api_key_file")) != NULL) {
+	if ((key = ph_conf_given(conf, "api_key_file")) != NULL) {
 		if (key->blob.data == NULL || key->blob.len == 0 ||
 		    key->blob.len > AGG_API_KEY_MAX) {
 			rc = ph_fail(diag, PH_E_CONFIG, "api_key_file: the key "

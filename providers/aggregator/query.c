@@ -15,23 +15,6 @@
 
 #include "aggregator_int.h"
 
-static int
-agg_set_header(struct ph_http_request *out, const char *name,
-    const char *v1, const char *v2)
-{
-	size_t i = out->nheaders, n1 = strlen(v1), n2 = strlen(v2);
-
-	if (i == PH_HTTP_HEADERS_MAX ||
-	    strlen(name) >= sizeof(out->headers[i].name) ||
-	    n1 + n2 >= sizeof(out->headers[i].value))
-		return PH_E_TOOBIG;
-	memcpy(out->headers[i].name, name, strlen(name) + 1);
-	memcpy(out->headers[i].value, v1, n1);
-	memcpy(out->headers[i].value + n1, v2, n2 + 1);
-	out->nheaders++;
-	return PH_OK;
-}
-
 /* GET /v1/charges?order_no=<id>&app[id]=<app_id>, Bearer <api key>. */
 int
 agg_query_request(void *p, const struct ph_order_ref *order,
@@ -63,11 +46,11 @@ agg_query_request(void *p, const struct ph_order_ref *order,
 		ph_fail(diag, rc, "request path too long");
 		goto out;
 	}
-	memcpy(out->method, "GET", sizeof("GET"));
-	memcpy(out->path, path.data, path.len + 1);
-	if ((rc = agg_set_header(out, "Accept", "application/json", "")) !=
+	if ((rc = ph_request_set(out, "GET", path.data, NULL, NULL)) !=
 	    PH_OK ||
-	    (rc = agg_set_header(out, "Authorization", "Bearer ",
+	    (rc = ph_request_header(out, "Accept", "application/json", "")) !=
+	    PH_OK ||
+	    (rc = ph_request_header(out, "Authorization", "Bearer ",
 	    ctx->api_key)) != PH_OK)
 		ph_fail(diag, rc, "request headers too long");
 out:
@@ -75,21 +58,6 @@ out:
 	if (rc != PH_OK)
 		ph_cleanse(out, sizeof(*out));
 	return rc;
-}
-
-/* Provider text for a diagnostic: printable ASCII only, bounded. */
-static void
-agg_text(char *dst, size_t cap, const char *src)
-{
-	size_t n = 0;
-
-	for (; src != NULL && *src != '\0' && n + 1 < cap && n < AGG_TEXT_MAX;
-	    src++)
-		if ((unsigned char)*src >= 0x20 && (unsigned char)*src < 0x7f)
-			dst[n++] = *src;
-	if (n == 0 && cap > 1)
-		dst[n++] = '-';
-	dst[n] = '\0';
 }
 
 static int
@@ -150,15 +118,15 @@ agg_query_response(void *p, const struct ph_order_ref *order,
 			ph_json_opt_string(root, "error.message", 256, &m, NULL,
 			    NULL);
 		}
-		agg_text(code, sizeof(code), c);
-		agg_text(text, sizeof(text), m);
+		ph_diag_text(code, sizeof(code), c, AGG_TEXT_MAX);
+		ph_diag_text(text, sizeof(text), m, AGG_TEXT_MAX);
 		rc = ph_fail(diag, PH_E_PROVIDER, "query: HTTP %d, %s: %s",
 		    in->status, code, text);
 		goto out;
 	}
 	if (ctx->mode == AGG_MODE_RSA) {
-		rc = agg_header(in->headers, in->nheaders, AGG_RSA_HEADER, &sig,
-		    NULL);
+		rc = ph_header_get(in->headers, in->nheaders, AGG_RSA_HEADER,
+		    &sig, NULL);
 		if (sig != NULL && (rc != PH_OK || (rc = agg_verify_rsa(ctx,
 		    sig, in->body, in->body_len, diag)) != PH_OK)) {
 			if (rc != PH_E_SIGNATURE)

@@ -138,7 +138,8 @@ agg_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 
 static const struct ph_csv_layout agg_st_layout = {
 	agg_st_names, AGG_ST__MAX,
-	(1u << AGG_ST_CHARGE) | (1u << AGG_ST_CHANNEL) | (1u << AGG_ST_REFUND_NO),
+	(1u << AGG_ST_CHARGE) | (1u << AGG_ST_CHANNEL) |
+	    (1u << AGG_ST_REFUND_NO),
 	"amount", agg_st_row,
 };
 

@@ -56,7 +56,6 @@ int ali_time_text(int64_t t, char out[20]);
 int ali_yuan(const char *s, size_t len, int64_t *out);
 int ali_yuan_signed(const char *s, size_t len, int64_t *out);
 const char *ali_diag_text(const char *v, char *buf, size_t cap);
-int ali_is(const char *v, const char *const *set);
 int ali_check_currency(const char *trans, struct ph_diag *diag);
 int ali_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
     struct ph_diag *diag);

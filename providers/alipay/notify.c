@@ -119,17 +119,6 @@ ali_diag_text(const char *v, char *buf, size_t cap)
 	return buf;
 }
 
-int
-ali_is(const char *v, const char *const *set)
-{
-	size_t i;
-
-	for (i = 0; v != NULL && set[i] != NULL; i++)
-		if (strcmp(v, set[i]) == 0)
-			return 1;
-	return 0;
-}
-
 const char *const ali_paid_states[] = {
 	"TRADE_SUCCESS", "TRADE_FINISHED", NULL };
 
@@ -286,7 +275,7 @@ ali_notify_event(const struct ph_kvlist *kv, struct ph_event *ev,
 	if ((status = ali_get(kv, "trade_status")) == NULL)
 		return ph_fail(diag, PH_E_FIELD, "trade_status: missing");
 
-	if (ali_is(status, ali_paid_states)) {
+	if (ph_in(status, ali_paid_states)) {
 		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
 		if ((v = ali_get(kv, "gmt_payment")) == NULL)
 			return ph_fail(diag, PH_E_FIELD,

@@ -72,14 +72,6 @@ ali_profile_free(void *p)
 	free(ctx);
 }
 
-static const struct ph_conf_value *
-ali_conf(const struct ph_conf *conf, const char *name)
-{
-	const struct ph_conf_value *v = ph_conf_get(conf, name);
-
-	return v != NULL && v->present ? v : NULL;
-}
-
 static int
 ali_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 {
@@ -91,21 +83,21 @@ ali_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	rc = PH_E_CONFIG;
-	if ((v = ali_conf(conf, "app_id")) == NULL) {
+	if ((v = ph_conf_given(conf, "app_id")) == NULL) {
 		ph_fail(diag, rc, "app_id is required");
 		goto fail;
 	}
 	if (ph_copy_token(ctx->app_id, sizeof(ctx->app_id), v->str, NULL,
 	    "app_id", diag) != PH_OK)
 		goto fail;
-	if ((v = ali_conf(conf, "seller_id")) == NULL) {
+	if ((v = ph_conf_given(conf, "seller_id")) == NULL) {
 		ph_fail(diag, rc, "seller_id is required");
 		goto fail;
 	}
 	if (ph_copy_token(ctx->seller_id, sizeof(ctx->seller_id), v->str,
 	    NULL, "seller_id", diag) != PH_OK)
 		goto fail;
-	if ((v = ali_conf(conf, "alipay_public_key_file")) == NULL) {
+	if ((v = ph_conf_given(conf, "alipay_public_key_file")) == NULL) {
 		ph_fail(diag, rc, "alipay_public_key_file is required");
 		goto fail;
 	}
@@ -115,7 +107,7 @@ ali_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 	if ((rc = ph_key_load(&v->blob, PH_KEY_PUBLIC, PH_KEY_BASE64,
 	    "alipay_public_key_file", &ctx->alipay_key, diag)) != PH_OK)
 		goto fail;
-	if ((v = ali_conf(conf, "app_private_key_file")) != NULL &&
+	if ((v = ph_conf_given(conf, "app_private_key_file")) != NULL &&
 	    (rc = ph_key_load(&v->blob, PH_KEY_PRIVATE, PH_KEY_BASE64,
 	    "app_private_key_file", &ctx->app_key, diag)) != PH_OK)
 		goto fail;

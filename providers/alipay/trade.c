@@ -92,11 +92,9 @@ ali_build(const struct ali_ctx *ctx, const char *method, const json_t *biz,
 		    sizeof(out->body));
 		goto out;
 	}
-	memcpy(out->method, "POST", sizeof("POST"));
-	memcpy(out->path, ALI_PATH, sizeof(ALI_PATH));
-	memcpy(out->content_type, ALI_FORM_CT, sizeof(ALI_FORM_CT));
-	memcpy(out->body, body.data, body.len);
-	out->body_len = body.len;
+	if ((rc = ph_request_set(out, "POST", ALI_PATH, ALI_FORM_CT,
+	    &body)) != PH_OK)
+		ph_fail(diag, rc, "cannot write the request");
 out:
 	free(biz_text);
 	ph_kvlist_free(&kv);
@@ -536,7 +534,7 @@ ali_query_event(const json_t *r, const struct ph_order_ref *order,
 	    (rc = ph_json_get_string(r, "trade_status", 32, &status, NULL,
 	    diag)) != PH_OK)
 		return rc;
-	if (ali_is(status, ali_paid_states)) {
+	if (ph_in(status, ali_paid_states)) {
 		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
 		if ((rc = ph_json_copy_token(r, "out_trade_no", ev->order_id,
 		    sizeof(ev->order_id), ALI_ORDER_EXTRA, diag)) != PH_OK ||
@@ -658,7 +656,7 @@ ali_refund_event(const json_t *r, const struct ph_refund_ref *ref,
 	int rc;
 
 	code = ali_code(r, &sub);
-	if (strcmp(code, "40004") == 0 && ali_is(sub, ali_refund_final))
+	if (strcmp(code, "40004") == 0 && ph_in(sub, ali_refund_final))
 		ev->kind = PH_EV_REFUND_FAILED;
 	else if (strcmp(code, "10000") != 0)
 		return ali_provider_error(r, "refund", 1, diag);

@@ -63,17 +63,6 @@ up_txn_time(const struct up_msg *m, struct ph_event *ev,
 	return PH_OK;
 }
 
-int
-up_is(const char *v, const char *const *set)
-{
-	size_t i;
-
-	for (i = 0; v != NULL && set[i] != NULL; i++)
-		if (strcmp(v, set[i]) == 0)
-			return 1;
-	return 0;
-}
-
 const char *const up_success_codes[] = { "00", "A6", NULL };
 const char *const up_busy_codes[] = { "03", "04", "05", NULL };
 
@@ -90,14 +79,14 @@ up_notify_event(const struct up_msg *m, struct ph_event *ev,
 	if ((rc = up_token(m, "txnType", type, sizeof(type), 2, diag)) !=
 	    PH_OK)
 		return rc;
-	refund = up_is(type, refunds);
+	refund = ph_in(type, refunds);
 	if (!refund && strcmp(type, "01") != 0)
 		return ph_fail(diag, PH_E_UNSUPPORTED, "txnType %s is not a "
 		    "payment (01), refund (04) or undo (31)", type);
 	if ((rc = up_token(m, "respCode", resp, sizeof(resp), 2, diag)) !=
 	    PH_OK)
 		return rc;
-	ok = up_is(resp, up_success_codes);
+	ok = ph_in(resp, up_success_codes);
 	if ((rc = up_token(m, "orderId", ev->order_id, sizeof(ev->order_id),
 	    UP_ORDER_MAX, diag)) != PH_OK ||
 	    (rc = up_token(m, "queryId", qid, sizeof(qid), PH_ID_MAX,

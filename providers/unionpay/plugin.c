@@ -72,14 +72,6 @@ up_profile_free(void *p)
 	free(ctx);
 }
 
-static const struct ph_conf_value *
-up_conf(const struct ph_conf *conf, const char *name)
-{
-	const struct ph_conf_value *v = ph_conf_get(conf, name);
-
-	return v != NULL && v->present ? v : NULL;
-}
-
 /* The certificates of one file, as roots or as intermediates. */
 static int
 up_load_trust(struct up_ctx *ctx, const struct ph_conf_value *v, int root,
@@ -98,8 +90,8 @@ up_load_trust(struct up_ctx *ctx, const struct ph_conf_value *v, int root,
 	for (i = 0; i < n; i++) {
 		if (rc == PH_OK &&
 		    (rc = ph_trust_add(ctx->trust, certs[i], root)) != PH_OK)
-			ph_fail(diag, rc, "%s: cannot add certificate %zu", what,
-			    i + 1);
+			ph_fail(diag, rc, "%s: cannot add certificate %zu",
+			    what, i + 1);
 		ph_cert_free(certs[i]);
 	}
 	return rc;
@@ -113,10 +105,10 @@ up_load_chain(struct up_ctx *ctx, const struct ph_conf *conf,
 
 	if ((rc = ph_trust_new(&ctx->trust)) != PH_OK)
 		return ph_fail(diag, rc, "certificate store");
-	if ((rc = up_load_trust(ctx, up_conf(conf, "root_cert_file"), 1,
+	if ((rc = up_load_trust(ctx, ph_conf_given(conf, "root_cert_file"), 1,
 	    "root_cert_file", diag)) != PH_OK)
 		return rc;
-	return up_load_trust(ctx, up_conf(conf, "middle_cert_file"), 0,
+	return up_load_trust(ctx, ph_conf_given(conf, "middle_cert_file"), 0,
 	    "middle_cert_file", diag);
 }
 
@@ -124,10 +116,11 @@ static int
 up_load_vcerts(struct up_ctx *ctx, const struct ph_conf *conf,
     struct ph_diag *diag)
 {
-	const struct ph_conf_value *v = up_conf(conf, "verify_cert_files");
+	const struct ph_conf_value *v;
 	struct up_vcert *vc;
 	size_t i, j, n;
 
+	v = ph_conf_given(conf, "verify_cert_files");
 	if (v == NULL || v->nfiles == 0)
 		return PH_OK;
 	if ((ctx->vcerts = calloc(v->nfiles, sizeof(*ctx->vcerts))) == NULL)
@@ -166,8 +159,8 @@ up_load_sign_key(struct up_ctx *ctx, const struct ph_conf *conf,
 	size_t n;
 	int rc = PH_E_CONFIG;
 
-	key = up_conf(conf, "sign_key_file");
-	cert = up_conf(conf, "sign_cert_file");
+	key = ph_conf_given(conf, "sign_key_file");
+	cert = ph_conf_given(conf, "sign_cert_file");
 	if (key == NULL && cert == NULL)
 		return PH_OK;
 	if (key == NULL || cert == NULL || key->blob.data == NULL ||
@@ -219,7 +212,7 @@ up_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		free(ctx);
 		return ph_fail(diag, PH_E_NOMEM, "cannot make a lock");
 	}
-	if ((mer = up_conf(conf, "mer_id")) == NULL) {
+	if ((mer = ph_conf_given(conf, "mer_id")) == NULL) {
 		rc = ph_fail(diag, PH_E_CONFIG, "mer_id is required");
 		goto fail;
 	}
@@ -228,7 +221,7 @@ up_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		rc = PH_E_CONFIG;
 		goto fail;
 	}
-	cn = up_conf(conf, "signer_cn");
+	cn = ph_conf_given(conf, "signer_cn");
 	cn_text = cn != NULL && cn->str != NULL ? cn->str : "";
 	len = strlen(cn_text);
 	if (len == 0 || len > UP_CN_MAX || strchr(cn_text, '@') != NULL) {

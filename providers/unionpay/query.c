@@ -143,11 +143,9 @@ up_query_request(void *p, const struct ph_order_ref *order,
 		ph_fail(diag, rc, "cannot write the request body");
 		goto out;
 	}
-	memcpy(out->method, "POST", sizeof("POST"));
-	memcpy(out->path, UP_QUERY_PATH, sizeof(UP_QUERY_PATH));
-	memcpy(out->content_type, ct, sizeof(ct));
-	memcpy(out->body, body.data, body.len);
-	out->body_len = body.len;
+	if ((rc = ph_request_set(out, "POST", UP_QUERY_PATH, ct,
+	    &body)) != PH_OK)
+		ph_fail(diag, rc, "cannot write the request");
 out:
 	ph_kvlist_free(&kv);
 	ph_buf_free(&body);
@@ -277,7 +275,7 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 	}
 	if (strcmp(resp, "00") != 0)
 		return ph_fail(diag, PH_E_PROVIDER, "UnionPay %s the query: "
-		    "respCode %s (%s)", up_is(resp, up_busy_codes) ?
+		    "respCode %s (%s)", ph_in(resp, up_busy_codes) ?
 		    "is busy; ask again later for" : "refused", resp,
 		    up_diag_text(m, "respMsg", msg, sizeof(msg)));
 
@@ -298,7 +296,7 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 	if ((rc = up_token(m, "origRespCode", orig, sizeof(orig), 2,
 	    diag)) != PH_OK)
 		return rc;
-	if (up_is(orig, up_busy_codes)) {
+	if (ph_in(orig, up_busy_codes)) {
 		ev->kind = PH_EV_PAYMENT_PENDING;
 		if ((rc = up_from_order(order, ev, diag)) != PH_OK)
 			return rc;
@@ -307,7 +305,7 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 		return PH_OK;
 	}
 	memcpy(ev->order_id, oid, strlen(oid) + 1);
-	if (up_is(orig, up_success_codes)) {
+	if (ph_in(orig, up_success_codes)) {
 		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
 		if ((rc = up_token(m, "queryId", qid, sizeof(qid), PH_ID_MAX,
 		    diag)) != PH_OK ||

@@ -82,7 +82,7 @@ up_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 	if (up_st_token(f[c], n[c], 2, type, sizeof(type)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnType is "
 		    "invalid", (unsigned long long)no);
-	if (strcmp(type, "01") != 0 && !up_is(type, refunds))
+	if (strcmp(type, "01") != 0 && !ph_in(type, refunds))
 		return ph_fail(diag, PH_E_UNSUPPORTED, "line %llu: txnType %s "
 		    "is not a payment (01), refund (04) or undo (31)",
 		    (unsigned long long)no, type);

@@ -72,7 +72,6 @@ int up_amount(const struct up_msg *m, struct ph_event *ev,
     struct ph_diag *diag);
 int up_txn_time(const struct up_msg *m, struct ph_event *ev,
     struct ph_diag *diag);
-int up_is(const char *v, const char *const *set);
 int up_is_form(const char *ct);
 int up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
     struct ph_diag *diag);

@@ -130,7 +130,8 @@ up_find_cached(struct up_ctx *ctx, const unsigned char *id, int64_t now,
 	for (i = 0; i < UP_CACHE; i++) {
 		const struct up_cached *c = &ctx->cache[i];
 
-		if (!c->used || !ph_ct_equal(c->id, PH_SHA256_LEN, id, PH_SHA256_LEN))
+		if (!c->used ||
+		    !ph_ct_equal(c->id, PH_SHA256_LEN, id, PH_SHA256_LEN))
 			continue;
 		*hit = 1;
 		if (now < c->not_before || now > c->not_after)

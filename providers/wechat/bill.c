@@ -348,7 +348,7 @@ wxb_row(const struct wx_ctx *ctx, struct wxb_state *s, const char *line,
 		ev->kind = PH_EV_IGNORED;
 		return PH_OK;
 	} else {
-		wx_query_text(text, sizeof(text), state);
+		ph_diag_text(text, sizeof(text), state, WX_TEXT_MAX);
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: trade state "
 		    "%s is not SUCCESS, REFUND or REVOKED",
 		    (unsigned long long)lineno, text);
@@ -375,7 +375,7 @@ wxb_row(const struct wx_ctx *ctx, struct wxb_state *s, const char *line,
 			return PH_OK;
 		}
 		if (strcmp(state, "SUCCESS") != 0) {
-			wx_query_text(text, sizeof(text), state);
+			ph_diag_text(text, sizeof(text), state, WX_TEXT_MAX);
 			return ph_fail(diag, PH_E_MALFORMED, "line %llu: refund "
 			    "status %s is unknown", (unsigned long long)lineno, text);
 		}

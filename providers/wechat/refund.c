@@ -283,17 +283,6 @@ static const char *const wx3_refund_final[] = {
 	"USER_ACCOUNT_ABNORMAL", "INVALID_REQUEST", NULL
 };
 
-static int
-wx_in(const char *v, const char *const *set)
-{
-	size_t i;
-
-	for (i = 0; v != NULL && set[i] != NULL; i++)
-		if (strcmp(v, set[i]) == 0)
-			return 1;
-	return 0;
-}
-
 /* Valid UTF-8 without control characters, at most max bytes. */
 static int
 wx_text_ok(const char *s, size_t max)
@@ -421,11 +410,9 @@ wx_refund_request_v2(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 		ph_fail(diag, rc, "cannot write the request body");
 		goto out;
 	}
-	memcpy(out->method, "POST", sizeof("POST"));
-	memcpy(out->path, WX_REFUND_PATH, sizeof(WX_REFUND_PATH));
-	memcpy(out->content_type, "text/xml", sizeof("text/xml"));
-	memcpy(out->body, body.data, body.len);
-	out->body_len = body.len;
+	if ((rc = ph_request_set(out, "POST", WX_REFUND_PATH, "text/xml",
+	    &body)) != PH_OK)
+		ph_fail(diag, rc, "cannot write the request");
 out:
 	ph_kvlist_free(&kv);
 	ph_buf_free(&body);
@@ -486,7 +473,7 @@ wx_refund_response_v2(const struct wx_ctx *ctx,
 	if (!res_ok) {
 		if ((rc = wx_query_err_code(&kv, &err, diag)) != PH_OK)
 			goto out;
-		if (wx_in(err, wx_refund_final))
+		if (ph_in(err, wx_refund_final))
 			rc = wx_refund_event(ref, PH_EV_REFUND_FAILED, NULL, err,
 			    ev, diag);
 		else
@@ -590,13 +577,12 @@ wx3_refund_request(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 	if ((rc = wx3_authorization(ctx, "POST", WX3_REFUND_PATH, cc->now,
 	    nonce, out->body, out->body_len, &auth, diag)) != PH_OK)
 		goto out;
-	memcpy(out->method, "POST", sizeof("POST"));
-	memcpy(out->path, WX3_REFUND_PATH, sizeof(WX3_REFUND_PATH));
-	memcpy(out->content_type, "application/json",
-	    sizeof("application/json"));
-	if ((rc = wx3_set_header(out, "Accept", "application/json")) !=
+	if ((rc = ph_request_set(out, "POST", WX3_REFUND_PATH,
+	    "application/json", NULL)) != PH_OK ||
+	    (rc = ph_request_header(out, "Accept", NULL, "application/json")) !=
 	    PH_OK ||
-	    (rc = wx3_set_header(out, "Authorization", auth.data)) != PH_OK)
+	    (rc = ph_request_header(out, "Authorization", NULL,
+	    auth.data)) != PH_OK)
 		ph_fail(diag, rc, "request headers too long");
 out:
 	json_decref(amount);
@@ -643,10 +629,10 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 			ph_json_opt_string(doc, "code", 64, &c, NULL, NULL);
 			ph_json_opt_string(doc, "message", 256, &m, NULL, NULL);
 		}
-		wx3_text(code, sizeof(code), c);
-		wx3_text(text, sizeof(text), m);
+		ph_diag_text(code, sizeof(code), c, WX3_TEXT_MAX);
+		ph_diag_text(text, sizeof(text), m, WX3_TEXT_MAX);
 		if (in->status >= 400 && in->status < 500 &&
-		    wx_in(c, wx3_refund_final)) {
+		    ph_in(c, wx3_refund_final)) {
 			if ((rc = wx3_verify(ctx->v3, in->headers, in->nheaders,
 			    in->body, in->body_len, in->now, "refund answer",
 			    diag)) == PH_OK)

@@ -348,30 +348,6 @@ static const struct {
 	{ NULL, PH_EV__MAX },
 };
 
-/*
- * Copies provider text for a diagnostic: at most WX_TEXT_MAX bytes,
- * control characters dropped, each non-ASCII character (the XML parser
- * hands over valid UTF-8 only) shown as one '?', since diagnostics are
- * printable ASCII; "-" when nothing is left.
- */
-void
-wx_query_text(char *dst, size_t cap, const char *src)
-{
-	const unsigned char *s = (const unsigned char *)src;
-	size_t n = 0;
-
-	for (; s != NULL && *s != '\0' && n + 1 < cap && n < WX_TEXT_MAX;
-	    s++) {
-		if (*s >= 0xc0)
-			dst[n++] = '?';
-		else if (*s >= 0x20 && *s < 0x7f)
-			dst[n++] = (char)*s;
-	}
-	if (n == 0 && cap > 1)
-		dst[n++] = '-';
-	dst[n] = '\0';
-}
-
 /* The order id we send: WeChat's out_trade_no rules. */
 static int
 wx_query_order_id(const struct ph_order_ref *order, struct ph_diag *diag)
@@ -432,11 +408,9 @@ wx_query_build(const struct wx_ctx *ctx, const char *path,
 		ph_fail(diag, rc, "cannot write the request body");
 		goto out;
 	}
-	memcpy(out->method, "POST", sizeof("POST"));
-	memcpy(out->path, path, strlen(path) + 1);
-	memcpy(out->content_type, "text/xml", sizeof("text/xml"));
-	memcpy(out->body, body.data, body.len);
-	out->body_len = body.len;
+	if ((rc = ph_request_set(out, "POST", path, "text/xml",
+	    &body)) != PH_OK)
+		ph_fail(diag, rc, "cannot write the request");
 out:
 	ph_kvlist_free(&kv);
 	ph_buf_free(&body);
@@ -517,7 +491,8 @@ wx_query_parse(const struct wx_ctx *ctx, const struct ph_http_response *in,
 		goto fail;
 	if (!ret_ok) {
 		/* Unsigned as a rule; it only ever becomes an error. */
-		wx_query_text(text, sizeof(text), wx_get(kv, "return_msg"));
+		ph_diag_text(text, sizeof(text), wx_get(kv, "return_msg"),
+		    WX_TEXT_MAX);
 		rc = ph_fail(diag, PH_E_PROVIDER, "%s: return_code FAIL: %s",
 		    what, text);
 		goto fail;
@@ -571,7 +546,8 @@ wx_query_provider_error(const struct ph_kvlist *kv, const char *what,
 {
 	char text[WX_TEXT_MAX + 1];
 
-	wx_query_text(text, sizeof(text), wx_get(kv, "err_code_des"));
+	ph_diag_text(text, sizeof(text), wx_get(kv, "err_code_des"),
+	    WX_TEXT_MAX);
 	return ph_fail(diag, PH_E_PROVIDER, "%s: result_code FAIL, err_code "
 	    "%s: %s", what, err, text);
 }

@@ -192,15 +192,6 @@ wx3_add_key(struct wx3_ctx *v3, const struct wx3_key *k,
 	return PH_OK;
 }
 
-/* A value given in the profile (and not only declared). */
-static const struct ph_conf_value *
-wx3_conf(const struct ph_conf *conf, const char *name)
-{
-	const struct ph_conf_value *v = ph_conf_get(conf, name);
-
-	return v != NULL && v->present ? v : NULL;
-}
-
 int
 wx3_profile_new(const struct ph_conf *conf, struct wx_ctx *ctx,
     struct ph_diag *diag)
@@ -214,13 +205,13 @@ wx3_profile_new(const struct ph_conf *conf, struct wx_ctx *ctx,
 
 	if ((v3 = calloc(1, sizeof(*v3))) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	key = wx3_conf(conf, "apiv3_key_file");
-	certs = wx3_conf(conf, "platform_cert_files");
-	pubf = wx3_conf(conf, "platform_public_key_file");
-	pubid = wx3_conf(conf, "platform_public_key_id");
-	priv = wx3_conf(conf, "merchant_private_key_file");
-	ser = wx3_conf(conf, "merchant_serial");
-	tol = wx3_conf(conf, "timestamp_tolerance_s");
+	key = ph_conf_given(conf, "apiv3_key_file");
+	certs = ph_conf_given(conf, "platform_cert_files");
+	pubf = ph_conf_given(conf, "platform_public_key_file");
+	pubid = ph_conf_given(conf, "platform_public_key_id");
+	priv = ph_conf_given(conf, "merchant_private_key_file");
+	ser = ph_conf_given(conf, "merchant_serial");
+	tol = ph_conf_given(conf, "timestamp_tolerance_s");
 
 	if (key == NULL || key->blob.data == NULL) {
 		rc = ph_fail(diag, PH_E_CONFIG, "apiv3_key_file is required "
@@ -316,30 +307,6 @@ fail:
 
 /* ---- v3 signatures ------------------------------------------------------ */
 
-/* The one value of a header (names compared without case); a header
- * sent twice is ambiguous and refused. */
-static int
-wx3_header(const struct ph_header *h, size_t nh, const char *name,
-    const char *what, const char **value, struct ph_diag *diag)
-{
-	size_t i;
-
-	*value = NULL;
-	for (i = 0; h != NULL && i < nh; i++) {
-		if (h[i].name == NULL || h[i].value == NULL ||
-		    strcasecmp(h[i].name, name) != 0)
-			continue;
-		if (*value != NULL)
-			return ph_fail(diag, PH_E_SIGNATURE, "%s: %s sent more "
-			    "than once", what, name);
-		*value = h[i].value;
-	}
-	if (*value == NULL || **value == '\0')
-		return ph_fail(diag, PH_E_SIGNATURE, "%s: %s missing", what,
-		    name);
-	return PH_OK;
-}
-
 
 PH_UNITTEST_STATIC int
 wx3_message(const struct wx3_line *l, size_t n, struct ph_buf *msg)
@@ -422,17 +389,17 @@ wx3_verify(const struct wx3_ctx *v3, const struct ph_header *h, size_t nh,
 	int64_t t, skew;
 	int rc;
 
-	if ((rc = wx3_header(h, nh, "Wechatpay-Timestamp", what, &ts,
+	if ((rc = ph_header_get(h, nh, "Wechatpay-Timestamp", &ts,
 	    diag)) != PH_OK ||
-	    (rc = wx3_header(h, nh, "Wechatpay-Nonce", what, &nonce,
+	    (rc = ph_header_get(h, nh, "Wechatpay-Nonce", &nonce,
 	    diag)) != PH_OK ||
-	    (rc = wx3_header(h, nh, "Wechatpay-Signature", what, &sig64,
+	    (rc = ph_header_get(h, nh, "Wechatpay-Signature", &sig64,
 	    diag)) != PH_OK ||
-	    (rc = wx3_header(h, nh, "Wechatpay-Serial", what, &serial,
+	    (rc = ph_header_get(h, nh, "Wechatpay-Serial", &serial,
 	    diag)) != PH_OK)
 		return rc;
 	/* Optional, but when sent it must name the one scheme we verify. */
-	rc = wx3_header(h, nh, "Wechatpay-Signature-Type", what, &type, NULL);
+	rc = ph_header_get(h, nh, "Wechatpay-Signature-Type", &type, NULL);
 	if (type != NULL && (rc != PH_OK || strcmp(type, WX3_SCHEME) != 0))
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: "
 		    "Wechatpay-Signature-Type %.40s is not %s", what, type,
@@ -893,64 +860,22 @@ void
 wx3_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
 {
 	char msg[WX3_TEXT_MAX + 1];
-	const char *s;
-	size_t n = 0, len;
-	json_t *doc;
 
 	memset(out, 0, sizeof(*out));
-	switch (kind) {
-	case PH_ACK_OK:
+	if (kind == PH_ACK_OK) {
 		out->status = 204;
 		return;
-	case PH_ACK_REFUSED:
-		out->status = 400;
-		break;
-	case PH_ACK_RETRY:
-		out->status = 500;
-		break;
-	default:
+	}
+	if (kind != PH_ACK_REFUSED && kind != PH_ACK_RETRY) {
 		out->status = 500;
 		return;
 	}
-	for (s = reason; s != NULL && *s != '\0' && n < sizeof(msg) - 1; s++)
-		if ((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e)
-			msg[n++] = *s;
-	msg[n] = '\0';
-	if (n == 0)
-		snprintf(msg, sizeof(msg), "%s", kind == PH_ACK_RETRY ?
-		    "temporarily unavailable" : "invalid notification");
-	if ((doc = json_pack("{s:s, s:s}", "code", "FAIL", "message",
-	    msg)) == NULL)
-		return;
-	len = json_dumpb(doc, (char *)out->body, sizeof(out->body),
-	    JSON_COMPACT);
-	json_decref(doc);
-	if (len == 0 || len > sizeof(out->body)) {
-		out->body_len = 0;
-		return;
-	}
-	out->body_len = len;
-	memcpy(out->content_type, "application/json",
-	    sizeof("application/json"));
+	ph_ack_reason(kind, reason, msg, sizeof(msg));
+	ph_response_json(out, kind == PH_ACK_REFUSED ? 400 : 500,
+	    json_pack("{s:s, s:s}", "code", "FAIL", "message", msg));
 }
 
 /* ---- v3 order query ------------------------------------------------------ */
-
-int
-wx3_set_header(struct ph_http_request *out, const char *name,
-    const char *value)
-{
-	size_t i = out->nheaders;
-
-	if (i == PH_HTTP_HEADERS_MAX ||
-	    strlen(name) >= sizeof(out->headers[i].name) ||
-	    strlen(value) >= sizeof(out->headers[i].value))
-		return PH_E_TOOBIG;
-	memcpy(out->headers[i].name, name, strlen(name) + 1);
-	memcpy(out->headers[i].value, value, strlen(value) + 1);
-	out->nheaders++;
-	return PH_OK;
-}
 
 /*
  * The Authorization header of a request: WECHATPAY2-SHA256-RSA2048 with
@@ -1032,11 +957,12 @@ wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
 	if ((rc = wx3_authorization(ctx, "GET", path.data, cc->now, nonce,
 	    NULL, 0, &auth, diag)) != PH_OK)
 		goto out;
-	memcpy(out->method, "GET", sizeof("GET"));
-	memcpy(out->path, path.data, path.len + 1);
-	if ((rc = wx3_set_header(out, "Accept", "application/json")) !=
+	if ((rc = ph_request_set(out, "GET", path.data, NULL, NULL)) !=
 	    PH_OK ||
-	    (rc = wx3_set_header(out, "Authorization", auth.data)) != PH_OK)
+	    (rc = ph_request_header(out, "Accept", NULL, "application/json")) !=
+	    PH_OK ||
+	    (rc = ph_request_header(out, "Authorization", NULL,
+	    auth.data)) != PH_OK)
 		ph_fail(diag, rc, "request headers too long");
 out:
 	ph_buf_free(&path);
@@ -1044,21 +970,6 @@ out:
 	if (rc != PH_OK)
 		memset(out, 0, sizeof(*out));
 	return rc;
-}
-
-/* Provider text for a diagnostic: printable ASCII only, bounded. */
-void
-wx3_text(char *dst, size_t cap, const char *src)
-{
-	size_t n = 0;
-
-	for (; src != NULL && *src != '\0' && n + 1 < cap && n < WX3_TEXT_MAX;
-	    src++)
-		if ((unsigned char)*src >= 0x20 && (unsigned char)*src < 0x7f)
-			dst[n++] = *src;
-	if (n == 0 && cap > 1)
-		dst[n++] = '-';
-	dst[n] = '\0';
 }
 
 /*
@@ -1094,8 +1005,8 @@ wx3_query_response(const struct wx_ctx *ctx,
 			ph_json_opt_string(doc, "code", 64, &c, NULL, NULL);
 			ph_json_opt_string(doc, "message", 256, &m, NULL, NULL);
 		}
-		wx3_text(code, sizeof(code), c);
-		wx3_text(text, sizeof(text), m);
+		ph_diag_text(code, sizeof(code), c, WX3_TEXT_MAX);
+		ph_diag_text(text, sizeof(text), m, WX3_TEXT_MAX);
 		if (in->status == 404 && c != NULL &&
 		    (strcmp(c, "ORDER_NOT_EXIST") == 0 ||
 		    strcmp(c, "ORDERNOTEXIST") == 0)) {

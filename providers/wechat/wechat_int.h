@@ -132,7 +132,6 @@ int wx_pay_notify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
     struct ph_event *ev, struct ph_diag *diag);
 void wx2_ack(enum ph_ack_kind kind, const char *reason,
     struct ph_response *out);
-void wx_query_text(char *dst, size_t cap, const char *src);
 int wx_query_request(void *p, const struct ph_order_ref *order,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
     struct ph_diag *diag);
@@ -166,8 +165,6 @@ int wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
     struct ph_event *ev, struct ph_diag *diag);
 void wx3_ack(enum ph_ack_kind kind, const char *reason,
     struct ph_response *out);
-int wx3_set_header(struct ph_http_request *out, const char *name,
-    const char *value);
 int wx3_authorization(const struct wx_ctx *ctx, const char *method,
     const char *path, int64_t now, const char *nonce,
     const unsigned char *body, size_t body_len, struct ph_buf *out,
@@ -175,7 +172,6 @@ int wx3_authorization(const struct wx_ctx *ctx, const char *method,
 int wx3_query_request(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
     struct ph_http_request *out, struct ph_diag *diag);
-void wx3_text(char *dst, size_t cap, const char *src);
 int wx3_query_response(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_http_response *in,
     struct ph_event *ev, struct ph_diag *diag);
