@@ -216,3 +216,21 @@ ph_time_parse_dashed(const char *s, size_t len, long utc_offset,
 	c[14] = '\0';
 	return ph_time_parse_compact(c, utc_offset, out);
 }
+
+int
+ph_time_parse_unix(const char *s, size_t len, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i;
+
+	/* 12 digits reach the year 33658: no overflow, no sign. */
+	if (s == NULL || len == 0 || len > 12)
+		return PH_E_FIELD;
+	for (i = 0; i < len; i++) {
+		if (!ph_isdigit(s[i]))
+			return PH_E_FIELD;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
+	return PH_OK;
+}

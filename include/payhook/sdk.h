@@ -151,6 +151,12 @@ int ph_form_parse(const unsigned char *body, size_t len,
  */
 int ph_form_write(const struct ph_kvlist *l, struct ph_buf *out);
 
+/* The order a form notification names in field, read without verifying
+ * it (a provider's notify_hint): for the core to query, never to apply. */
+int ph_form_hint(const struct ph_request *req,
+    const struct ph_form_limits *lim, const char *field, const char *extra,
+    char order_id[PH_ID_MAX + 1]);
+
 /* Appends s percent-encoded: everything but the RFC 3986 unreserved
  * characters (ALPHA DIGIT - . _ ~) as %XX, for URL paths and queries. */
 int ph_buf_pct(struct ph_buf *b, const char *s);
@@ -378,6 +384,9 @@ int ph_currency_valid(const char *s);
  * 28800 for Beijing time) into unix seconds.  Field ranges are checked.
  */
 int ph_time_parse_compact(const char *s, long utc_offset, int64_t *out);
+/* Unix seconds written as 1 to 12 decimal digits, no sign. */
+int ph_time_parse_unix(const char *s, size_t len, int64_t *out);
+
 /* The same for "yyyy-MM-dd HH:mm:ss" (len bytes, not NUL-terminated). */
 int ph_time_parse_dashed(const char *s, size_t len, long utc_offset,
     int64_t *out);

@@ -21,7 +21,6 @@
 #define AGG_API_KEY_MAX		256
 #define AGG_SIG_MAX		512	/* RSA-4096 */
 #define AGG_V1_MAX		16	/* v1 signatures in one header */
-#define AGG_TS_DIGITS		12
 #define AGG_TOLERANCE_DEF	300
 #define AGG_TEXT_MAX		96
 #define AGG_TIME_MAX		253402300799LL	/* 9999-12-31T23:59:59Z */
@@ -67,7 +66,6 @@ struct agg_ctx {
 /* notify.c */
 int agg_verify_rsa(const struct agg_ctx *ctx, const char *sig64,
     const unsigned char *body, size_t len, struct ph_diag *diag);
-int agg_timestamp(const char *s, size_t n, int64_t *out);
 int agg_object_is(const struct json_t *o, const char *want, int required,
     struct ph_diag *diag);
 int agg_charge(const struct agg_ctx *ctx, const struct json_t *ch,

@@ -32,24 +32,6 @@ agg_verify_rsa(const struct agg_ctx *ctx, const char *sig64,
 	    diag);
 }
 
-/* A decimal of 1..12 digits, no sign. */
-int
-agg_timestamp(const char *s, size_t n, int64_t *out)
-{
-	int64_t v = 0;
-	size_t i;
-
-	if (n == 0 || n > AGG_TS_DIGITS)
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 1;
-}
-
 /*
  * "t=<unix>,v1=<hex>[,v1=<hex>...]": t exactly once, every v1 kept
  * (several during a secret rotation), other schemes ignored.  Any v1
@@ -92,7 +74,7 @@ agg_verify_hmac(const struct agg_ctx *ctx, const char *hv,
 		if (*end == '\0')
 			break;
 	}
-	if (t == NULL || !agg_timestamp(t, tlen, &ts))
+	if (t == NULL || ph_time_parse_unix(t, tlen, &ts) != PH_OK)
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: no valid t",
 		    ctx->header);
 	if (nv1 == 0)

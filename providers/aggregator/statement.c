@@ -104,7 +104,7 @@ agg_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: currency is "
 		    "not three letters", (unsigned long long)no);
 	c = r->col[AGG_ST_TIME];
-	if (!agg_timestamp(f[c], n[c], &ev->occurred_at) ||
+	if (ph_time_parse_unix(f[c], n[c], &ev->occurred_at) != PH_OK ||
 	    ev->occurred_at > AGG_TIME_MAX)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: time is not "
 		    "unix seconds", (unsigned long long)no);

@@ -129,20 +129,10 @@ static int
 ali_notify_hint(void *p, const struct ph_request *req,
     char order_id[PH_ID_MAX + 1])
 {
-	struct ph_kvlist kv;
-	const char *v;
-	int rc;
-
-	if (p == NULL || req == NULL)
+	if (p == NULL)
 		return PH_E_INTERNAL;
-	if ((rc = ph_form_parse(req->body, req->body_len, &ali_form_limits,
-	    &kv, NULL)) != PH_OK)
-		return rc;
-	v = ph_kvlist_get(&kv, "out_trade_no");
-	rc = v != NULL ? ph_copy_token(order_id, PH_ID_MAX + 1, v,
-	    ALI_ORDER_EXTRA, "out_trade_no", NULL) : PH_E_FIELD;
-	ph_kvlist_free(&kv);
-	return rc;
+	return ph_form_hint(req, &ali_form_limits, "out_trade_no",
+	    ALI_ORDER_EXTRA, order_id);
 }
 
 PH_PROVIDER_DEFINE_HINT("alipay",

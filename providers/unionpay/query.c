@@ -382,18 +382,7 @@ int
 up_notify_hint(void *p, const struct ph_request *req,
     char order_id[PH_ID_MAX + 1])
 {
-	struct ph_kvlist kv;
-	const char *v;
-	int rc;
-
-	if (p == NULL || req == NULL)
+	if (p == NULL)
 		return PH_E_INTERNAL;
-	if ((rc = ph_form_parse(req->body, req->body_len, &up_form_limits,
-	    &kv, NULL)) != PH_OK)
-		return rc;
-	v = ph_kvlist_get(&kv, "orderId");
-	rc = v != NULL ? ph_copy_token(order_id, PH_ID_MAX + 1, v, NULL,
-	    "orderId", NULL) : PH_E_FIELD;
-	ph_kvlist_free(&kv);
-	return rc;
+	return ph_form_hint(req, &up_form_limits, "orderId", NULL, order_id);
 }

@@ -350,24 +350,6 @@ wx3_sign_lines(const struct wx3_ctx *v3, const struct wx3_line *l, size_t n,
 	return rc;
 }
 
-/* A decimal of 1..12 digits, no sign. */
-static int
-wx3_timestamp(const char *s, int64_t *out)
-{
-	size_t i, n = strlen(s);
-	int64_t v = 0;
-
-	if (n == 0 || n > WX3_TS_DIGITS)
-		return 0;
-	for (i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-		v = v * 10 + (s[i] - '0');
-	}
-	*out = v;
-	return 1;
-}
-
 /*
  * Verifies the Wechatpay-* signature of a notification or an answer:
  * PH_OK only when the platform key the configuration holds under
@@ -404,7 +386,7 @@ wx3_verify(const struct wx3_ctx *v3, const struct ph_header *h, size_t nh,
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: "
 		    "Wechatpay-Signature-Type %.40s is not %s", what, type,
 		    WX3_SCHEME);
-	if (!wx3_timestamp(ts, &t))
+	if (ph_time_parse_unix(ts, strlen(ts), &t) != PH_OK)
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: Wechatpay-Timestamp "
 		    "is not unix seconds", what);
 	skew = t > now ? t - now : now - t;

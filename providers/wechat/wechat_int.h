@@ -67,7 +67,6 @@ struct wx_ctx {
 #define WX3_KEYS_MAX		8	/* platform keys at once */
 #define WX3_SERIAL_MAX		64
 #define WX3_NONCE_MAX		64
-#define WX3_TS_DIGITS		12
 #define WX3_SIG_MAX		512	/* RSA-4096 */
 #define WX3_GCM_IV_LEN		12
 #define WX3_AAD_MAX		256

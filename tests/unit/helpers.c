@@ -217,6 +217,124 @@ th_form_encode(const char *p, size_t n, char *out)
 }
 
 void
+th_note_set_bytes(struct th_note *n, const char *k, const char *v,
+    size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < n->n; i++)
+		if (strcmp(n->f[i].k, k) == 0)
+			break;
+	if (v == NULL) {
+		if (i < n->n) {
+			memmove(&n->f[i], &n->f[i + 1],
+			    (n->n - i - 1) * sizeof(n->f[0]));
+			n->n--;
+		}
+		return;
+	}
+	if (i == n->n) {
+		if (n->n == sizeof(n->f) / sizeof(n->f[0]) ||
+		    len >= sizeof(n->f[0].v))
+			abort();
+		n->n++;
+	}
+	snprintf(n->f[i].k, sizeof(n->f[i].k), "%s", k);
+	memcpy(n->f[i].v, v, len);
+	n->f[i].v[len] = '\0';
+	n->f[i].len = len;
+}
+
+void
+th_note_set(struct th_note *n, const char *k, const char *v)
+{
+	th_note_set_bytes(n, k, v, v != NULL ? strlen(v) : 0);
+}
+
+const char *
+th_note_get(const struct th_note *n, const char *k)
+{
+	size_t i;
+
+	for (i = 0; i < n->n; i++)
+		if (strcmp(n->f[i].k, k) == 0)
+			return n->f[i].v;
+	return NULL;
+}
+
+static int
+th_skipped(const char *k, const char *const *skip)
+{
+	size_t i;
+
+	for (i = 0; skip != NULL && skip[i] != NULL; i++)
+		if (strcmp(k, skip[i]) == 0)
+			return 1;
+	return 0;
+}
+
+size_t
+th_note_join(const struct th_note *n, const char *const *skip,
+    int with_empty, char *out, size_t cap)
+{
+	size_t idx[48], m = 0, i, j, t, len = 0;
+
+	for (i = 0; i < n->n; i++)
+		if (!th_skipped(n->f[i].k, skip) &&
+		    (with_empty || n->f[i].len > 0))
+			idx[m++] = i;
+	for (i = 1; i < m; i++)
+		for (j = i; j > 0 && strcmp(n->f[idx[j - 1]].k,
+		    n->f[idx[j]].k) > 0; j--) {
+			t = idx[j];
+			idx[j] = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	for (i = 0; i < m; i++) {
+		const struct th_field *f = &n->f[idx[i]];
+
+		if (len + strlen(f->k) + f->len + 3 > cap)
+			abort();
+		if (i > 0)
+			out[len++] = '&';
+		memcpy(out + len, f->k, strlen(f->k));
+		len += strlen(f->k);
+		out[len++] = '=';
+		memcpy(out + len, f->v, f->len);
+		len += f->len;
+	}
+	out[len] = '\0';
+	return len;
+}
+
+size_t
+th_note_form(const struct th_note *n, const char *dup, const char *dupval,
+    char *out, size_t cap)
+{
+	size_t len = 0, i;
+
+	for (i = 0; i <= n->n; i++) {
+		const char *k = i < n->n ? n->f[i].k : dup;
+		const char *v = i < n->n ? n->f[i].v : dupval;
+		size_t vlen = i < n->n ? n->f[i].len : 0;
+
+		if (k == NULL)
+			break;
+		if (i == n->n)
+			vlen = strlen(v);
+		if (len + 3 * (strlen(k) + vlen) + 3 > cap)
+			abort();
+		if (i > 0)
+			out[len++] = '&';
+		len += th_form_encode(k, strlen(k), out + len);
+		out[len++] = '=';
+		len += th_form_encode(v, vlen, out + len);
+	}
+	out[len] = '\0';
+	return len;
+}
+
+void
 th_conf_init(struct th_conf *c, const struct ph_provider *p,
     const char *profile)
 {

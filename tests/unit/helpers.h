@@ -55,6 +55,33 @@ int th_rsa_check(EVP_PKEY *key, const void *p, size_t n, const char *b64);
  * rest %XX.  Returns the length written to out (3 * n at most). */
 size_t th_form_encode(const char *p, size_t n, char *out);
 
+/*
+ * The fields of a form message a test builds (UnionPay, Alipay): set in
+ * any order, a value NULL removes its field; joined sorted by name as
+ * those providers sign, or rendered as a form body.
+ */
+struct th_field {
+	char k[64];
+	char v[4096];
+	size_t len;
+};
+struct th_note {
+	struct th_field f[48];
+	size_t n;
+};
+void th_note_set(struct th_note *n, const char *k, const char *v);
+void th_note_set_bytes(struct th_note *n, const char *k, const char *v,
+    size_t len);
+const char *th_note_get(const struct th_note *n, const char *k);
+/* k=v&k=v sorted by name, leaving out skip[] (NULL-terminated) and, unless
+ * with_empty, empty values; into out, its length returned. */
+size_t th_note_join(const struct th_note *n, const char *const *skip,
+    int with_empty, char *out, size_t cap);
+/* The form body, names and values encoded, with the field dup=dupval once
+ * more when dup is not NULL; its length returned. */
+size_t th_note_form(const struct th_note *n, const char *dup,
+    const char *dupval, char *out, size_t cap);
+
 /* The configuration of a profile, its values set by key name: names not
  * among the plugin's keys abort. */
 #define TH_CONF_MAX 32

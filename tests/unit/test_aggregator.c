@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
+#include "helpers.h"
 #include "tap.h"
 
 #define APP	"app_1Gqj58ynP0mHeX1q"
@@ -33,42 +34,6 @@ static EVP_PKEY *agg_key, *other_key, *weak_key;
 static char *agg_pub, *weak_pub;
 
 /* ---- keys -------------------------------------------------------------- */
-
-static char *
-pem_public(EVP_PKEY *k)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p, *s;
-	long n;
-
-	PEM_write_bio_PUBKEY(b, k);
-	n = BIO_get_mem_data(b, &p);
-	if ((s = malloc((size_t)n + 1)) == NULL)
-		abort();
-	memcpy(s, p, (size_t)n);
-	s[n] = '\0';
-	BIO_free(b);
-	return s;
-}
-
-static void
-b64(const unsigned char *p, size_t n, char *out)
-{
-	EVP_EncodeBlock((unsigned char *)out, p, (int)n);
-}
-
-static void
-rsa_sign(EVP_PKEY *k, const char *msg, size_t len, char *out)
-{
-	unsigned char sig[512];
-	size_t siglen = sizeof(sig);
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-
-	EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, k);
-	EVP_DigestSign(m, sig, &siglen, (const unsigned char *)msg, len);
-	EVP_MD_CTX_free(m);
-	b64(sig, siglen, out);
-}
 
 /* lower-case hex HMAC-SHA256(secret, "<t>.<body>") */
 static void
@@ -213,7 +178,7 @@ deliver(void *ctx, const char *hname, const char *hvalue, const char *b,
 static int
 send_rsa(void *ctx, EVP_PKEY *k, const char *b, struct ph_event *ev)
 {
-	rsa_sign(k, b, strlen(b), sig);
+	th_rsa_sign(k, "SHA256", b, strlen(b), sig);
 	return deliver(ctx, "X-Pingplusplus-Signature", sig, b, NOW, ev);
 }
 
@@ -377,7 +342,7 @@ test_rsa(void)
 	    "dedup key pay:<charge id>");
 
 	/* The header name in any case, as the core rebuilds it. */
-	rsa_sign(agg_key, body, strlen(body), sig);
+	th_rsa_sign(agg_key, "SHA256", body, strlen(body), sig);
 	is_int(deliver(ctx, "x-pingplusplus-signature", sig, body, NOW, &ev),
 	    PH_OK, "header name in lower case");
 	/* Tampering and keys. */
@@ -402,7 +367,7 @@ test_rsa(void)
 		};
 		struct ph_request req;
 
-		rsa_sign(agg_key, body, strlen(body), sig);
+		th_rsa_sign(agg_key, "SHA256", body, strlen(body), sig);
 		memset(&req, 0, sizeof(req));
 		req.method = "POST";
 		req.body = (const unsigned char *)body;
@@ -792,10 +757,10 @@ test_query_response(void)
 	    "alipay");
 	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s]}",
 	    c2);
-	rsa_sign(agg_key, list, strlen(list), sig);
+	th_rsa_sign(agg_key, "SHA256", list, strlen(list), sig);
 	is_int(answer(ctx, "Q1", 200, sig, list, &ev), PH_OK,
 	    "a signed answer verified");
-	rsa_sign(other_key, list, strlen(list), sig);
+	th_rsa_sign(other_key, "SHA256", list, strlen(list), sig);
 	is_int(answer(ctx, "Q1", 200, sig, list, &ev), PH_E_SIGNATURE,
 	    "an answer signed by another key refused");
 	is_int(answer(ctx, "Q1", 200, "", list, &ev), PH_E_SIGNATURE,
@@ -847,8 +812,8 @@ main(void)
 	weak_key = EVP_RSA_gen(1024);
 	if (agg_key == NULL || other_key == NULL || weak_key == NULL)
 		abort();
-	agg_pub = pem_public(agg_key);
-	weak_pub = pem_public(weak_key);
+	agg_pub = th_pem_key(agg_key, 0);
+	weak_pub = th_pem_key(weak_key, 0);
 	test_table();
 	test_profiles();
 	test_rsa();

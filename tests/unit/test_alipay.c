@@ -26,6 +26,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "helpers.h"
 #include "tap.h"
 
 #define NOW		1796023800LL	/* 2026-11-30 07:30:00 UTC */
@@ -43,43 +44,6 @@
 static EVP_PKEY *alipay_key, *app_key, *other_key;
 static char *alipay_pub_pem, *app_priv_pem, *other_pub_pem;
 
-static char *
-pem_text(EVP_PKEY *k, int priv)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p, *s;
-	long n;
-
-	if (b == NULL || (priv ? PEM_write_bio_PrivateKey(b, k, NULL, NULL,
-	    0, NULL, NULL) : PEM_write_bio_PUBKEY(b, k)) != 1)
-		abort();
-	n = BIO_get_mem_data(b, &p);
-	if ((s = malloc((size_t)n + 1)) == NULL)
-		abort();
-	memcpy(s, p, (size_t)n);
-	s[n] = '\0';
-	BIO_free(b);
-	return s;
-}
-
-/* The body of a PEM text without its armour or newlines: how Alipay's
- * console shows keys. */
-static char *
-bare_of(const char *pem)
-{
-	const char *p = strchr(pem, '\n') + 1, *end = strstr(pem, "-----END");
-	char *s = malloc(strlen(pem) + 1);
-	size_t n = 0;
-
-	if (s == NULL)
-		abort();
-	for (; p < end; p++)
-		if (*p != '\n')
-			s[n++] = *p;
-	s[n] = '\0';
-	return s;
-}
-
 static void
 keys_make(void)
 {
@@ -87,9 +51,9 @@ keys_make(void)
 	    (app_key = EVP_RSA_gen(2048)) == NULL ||
 	    (other_key = EVP_RSA_gen(2048)) == NULL)
 		abort();
-	alipay_pub_pem = pem_text(alipay_key, 0);
-	app_priv_pem = pem_text(app_key, 1);
-	other_pub_pem = pem_text(other_key, 0);
+	alipay_pub_pem = th_pem_key(alipay_key, 0);
+	app_priv_pem = th_pem_key(app_key, 1);
+	other_pub_pem = th_pem_key(other_key, 0);
 }
 
 static void
@@ -103,124 +67,39 @@ keys_free(void)
 	free(other_pub_pem);
 }
 
-/* base64 SHA256withRSA (or SHA1withRSA) of p by key, into out. */
-static void
-rsa_sign(EVP_PKEY *key, int sha1, const void *p, size_t n, char *out)
-{
-	unsigned char sig[1024];
-	size_t sig_len = sizeof(sig);
-	EVP_MD_CTX *mc = EVP_MD_CTX_new();
-
-	if (mc == NULL || EVP_DigestSignInit(mc, NULL, sha1 ? EVP_sha1() :
-	    EVP_sha256(), NULL, key) != 1 ||
-	    EVP_DigestSign(mc, sig, &sig_len, p, n) != 1)
-		abort();
-	EVP_MD_CTX_free(mc);
-	EVP_EncodeBlock((unsigned char *)out, sig, (int)sig_len);
-}
-
-static int
-rsa_check(EVP_PKEY *key, const void *p, size_t n, const char *b64)
-{
-	unsigned char sig[1024];
-	EVP_MD_CTX *mc = EVP_MD_CTX_new();
-	int len, rc;
-
-	/* EVP_DecodeBlock counts the padding: 344 characters give 258. */
-	len = EVP_DecodeBlock(sig, (const unsigned char *)b64,
-	    (int)strlen(b64));
-	if (mc == NULL || len != 258) {
-		EVP_MD_CTX_free(mc);
-		return 0;
-	}
-	rc = EVP_DigestVerifyInit(mc, NULL, EVP_sha256(), NULL, key) == 1 &&
-	    EVP_DigestVerify(mc, sig, 256, p, n) == 1;
-	EVP_MD_CTX_free(mc);
-	return rc;
-}
-
 /* ---- messages under construction ----------------------------------------- */
-
-struct field {
-	char k[64];
-	char v[1024];
-	size_t len;
-};
-
-struct note {
-	struct field f[48];
-	size_t n;
-};
-
-static void
-set(struct note *n, const char *k, const char *v)
-{
-	size_t i;
-
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, k) == 0)
-			break;
-	if (v == NULL) {
-		if (i < n->n) {
-			memmove(&n->f[i], &n->f[i + 1],
-			    (n->n - i - 1) * sizeof(n->f[0]));
-			n->n--;
-		}
-		return;
-	}
-	if (i == n->n) {
-		if (n->n == sizeof(n->f) / sizeof(n->f[0]) ||
-		    strlen(v) >= sizeof(n->f[0].v))
-			abort();
-		n->n++;
-	}
-	snprintf(n->f[i].k, sizeof(n->f[i].k), "%s", k);
-	snprintf(n->f[i].v, sizeof(n->f[i].v), "%s", v);
-	n->f[i].len = strlen(v);
-}
-
-static const char *
-get(const struct note *n, const char *k)
-{
-	size_t i;
-
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, k) == 0)
-			return n->f[i].v;
-	return NULL;
-}
 
 /* A payment notification of ORDER, 12.34 yuan, paid at PAID_BJ. */
 static void
-base_note(struct note *n)
+base_note(struct th_note *n)
 {
 	memset(n, 0, sizeof(*n));
-	set(n, "gmt_create", "2026-11-30 15:29:30");
-	set(n, "charset", "utf-8");
-	set(n, "seller_email", "shop@example.com");
-	set(n, "subject", "测试 订单 & more=1");
-	set(n, "buyer_id", "2088102116773037");
-	set(n, "invoice_amount", "12.34");
-	set(n, "notify_id", NOTIFY_ID);
-	set(n, "fund_bill_list",
+	th_note_set(n, "gmt_create", "2026-11-30 15:29:30");
+	th_note_set(n, "charset", "utf-8");
+	th_note_set(n, "seller_email", "shop@example.com");
+	th_note_set(n, "subject", "测试 订单 & more=1");
+	th_note_set(n, "buyer_id", "2088102116773037");
+	th_note_set(n, "invoice_amount", "12.34");
+	th_note_set(n, "notify_id", NOTIFY_ID);
+	th_note_set(n, "fund_bill_list",
 	    "[{\"amount\":\"12.34\",\"fundChannel\":\"ALIPAYACCOUNT\"}]");
-	set(n, "notify_type", "trade_status_sync");
-	set(n, "trade_status", "TRADE_SUCCESS");
-	set(n, "receipt_amount", "12.34");
-	set(n, "app_id", APP_ID);
-	set(n, "buyer_pay_amount", "12.34");
-	set(n, "sign_type", "RSA2");
-	set(n, "seller_id", SELLER_ID);
-	set(n, "gmt_payment", PAID_BJ);
-	set(n, "notify_time", "2026-11-30 15:29:41");
-	set(n, "passback_params", "");
-	set(n, "version", "1.0");
-	set(n, "out_trade_no", ORDER);
-	set(n, "total_amount", "12.34");
-	set(n, "trade_no", TRADE_NO);
-	set(n, "auth_app_id", APP_ID);
-	set(n, "buyer_logon_id", "abc***@example.com");
-	set(n, "point_amount", "0.00");
+	th_note_set(n, "notify_type", "trade_status_sync");
+	th_note_set(n, "trade_status", "TRADE_SUCCESS");
+	th_note_set(n, "receipt_amount", "12.34");
+	th_note_set(n, "app_id", APP_ID);
+	th_note_set(n, "buyer_pay_amount", "12.34");
+	th_note_set(n, "sign_type", "RSA2");
+	th_note_set(n, "seller_id", SELLER_ID);
+	th_note_set(n, "gmt_payment", PAID_BJ);
+	th_note_set(n, "notify_time", "2026-11-30 15:29:41");
+	th_note_set(n, "passback_params", "");
+	th_note_set(n, "version", "1.0");
+	th_note_set(n, "out_trade_no", ORDER);
+	th_note_set(n, "total_amount", "12.34");
+	th_note_set(n, "trade_no", TRADE_NO);
+	th_note_set(n, "auth_app_id", APP_ID);
+	th_note_set(n, "buyer_logon_id", "abc***@example.com");
+	th_note_set(n, "point_amount", "0.00");
 }
 
 enum how {
@@ -232,96 +111,40 @@ enum how {
 
 static char sstr[65536];
 
-/* The string Alipay signs, built here: every field but sign (and
- * sign_type unless how says), sorted by name, k=v joined with '&'. */
 static size_t
-sign_string(const struct note *n, enum how how)
+sign_string(const struct th_note *n, enum how how)
 {
-	size_t idx[48], m = 0, i, j, t, len = 0;
+	static const char *const plain[] = { "sign", "sign_type", NULL };
+	static const char *const typed[] = { "sign", NULL };
 
-	for (i = 0; i < n->n; i++) {
-		if (strcmp(n->f[i].k, "sign") == 0 ||
-		    (how != HOW_WITH_TYPE &&
-		    strcmp(n->f[i].k, "sign_type") == 0) ||
-		    (how == HOW_NO_EMPTY && n->f[i].len == 0))
-			continue;
-		idx[m++] = i;
-	}
-	for (i = 1; i < m; i++)
-		for (j = i; j > 0 && strcmp(n->f[idx[j - 1]].k,
-		    n->f[idx[j]].k) > 0; j--) {
-			t = idx[j];
-			idx[j] = idx[j - 1];
-			idx[j - 1] = t;
-		}
-	for (i = 0; i < m; i++)
-		len += (size_t)snprintf(sstr + len, sizeof(sstr) - len,
-		    "%s%s=%s", i > 0 ? "&" : "", n->f[idx[i]].k,
-		    n->f[idx[i]].v);
-	return len;
+	return th_note_join(n, how == HOW_WITH_TYPE ? typed : plain,
+	    how != HOW_NO_EMPTY, sstr, sizeof(sstr));
 }
 
 static void
-sign_how(struct note *n, EVP_PKEY *key, enum how how)
+sign_how(struct th_note *n, EVP_PKEY *key, enum how how)
 {
 	char b64[1500];
 	size_t len;
 
-	set(n, "sign", NULL);
+	th_note_set(n, "sign", NULL);
 	len = sign_string(n, how);
-	rsa_sign(key, how == HOW_SHA1, sstr, len, b64);
-	set(n, "sign", b64);
+	th_rsa_sign(key, how == HOW_SHA1 ? "SHA1" : "SHA256", sstr, len, b64);
+	th_note_set(n, "sign", b64);
 }
 
 static void
-sign_note(struct note *n)
+sign_note(struct th_note *n)
 {
 	sign_how(n, alipay_key, HOW_RIGHT);
-}
-
-/* Form-encoded as a browser would: unreserved as is, space as '+'. */
-static size_t
-encode(const char *p, size_t n, char *out)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '*')
-			out[o++] = (char)c;
-		else if (c == ' ')
-			out[o++] = '+';
-		else
-			o += (size_t)snprintf(out + o, 4, "%%%02X", c);
-	}
-	return o;
 }
 
 static char body[65536];
 
 static size_t
-render(const struct note *n, const char *dup, const char *dupval)
+render(const struct th_note *n, const char *dup, const char *dupval)
 {
-	size_t len = 0, i;
-
-	for (i = 0; i < n->n; i++) {
-		if (i > 0)
-			body[len++] = '&';
-		len += encode(n->f[i].k, strlen(n->f[i].k), body + len);
-		body[len++] = '=';
-		len += encode(n->f[i].v, n->f[i].len, body + len);
-	}
-	if (dup != NULL) {
-		body[len++] = '&';
-		len += encode(dup, strlen(dup), body + len);
-		body[len++] = '=';
-		len += encode(dupval, strlen(dupval), body + len);
-	}
-	body[len] = '\0';
-	return len;
+	return th_note_form(n, dup, dupval, body, sizeof(body));
 }
 
 static struct ph_diag d;
@@ -345,7 +168,7 @@ run_len(void *ctx, size_t len, const char *ct, struct ph_event *ev)
 }
 
 static int
-run(void *ctx, const struct note *n, struct ph_event *ev)
+run(void *ctx, const struct th_note *n, struct ph_event *ev)
 {
 	return run_len(ctx, render(n, NULL, NULL),
 	    "application/x-www-form-urlencoded; charset=utf-8", ev);
@@ -360,30 +183,15 @@ struct prof {
 static int
 mkprofile(void **ctx, const struct prof *p)
 {
-	static struct ph_conf_value v[ALI_CONF__MAX];
-	struct ph_conf conf = { "test", v, ALI_CONF__MAX };
-	const char *vals[ALI_CONF__MAX];
-	size_t i;
+	static struct th_conf c;
 
-	vals[ALI_CONF_APP_ID] = p->app_id;
-	vals[ALI_CONF_SELLER_ID] = p->seller_id;
-	vals[ALI_CONF_ALIPAY_PUBLIC_KEY_FILE] = p->pub;
-	vals[ALI_CONF_APP_PRIVATE_KEY_FILE] = p->priv;
-	memset(v, 0, sizeof(v));
-	for (i = 0; i < ALI_CONF__MAX; i++) {
-		int file = payhook_provider()->conf_keys[i].type == PH_CONF_FILE ||
-		    payhook_provider()->conf_keys[i].type == PH_CONF_SECRET_FILE;
-
-		v[i].name = payhook_provider()->conf_keys[i].name;
-		v[i].present = vals[i] != NULL;
-		v[i].str = vals[i] == NULL ? "" : file ? "key.pem" : vals[i];
-		if (file && vals[i] != NULL) {
-			v[i].blob.data = (const unsigned char *)vals[i];
-			v[i].blob.len = strlen(vals[i]);
-		}
-	}
+	th_conf_init(&c, payhook_provider(), "test");
+	th_conf_str(&c, "app_id", p->app_id);
+	th_conf_str(&c, "seller_id", p->seller_id);
+	th_conf_file(&c, "alipay_public_key_file", p->pub);
+	th_conf_file(&c, "app_private_key_file", p->priv);
 	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&conf, ctx, &d);
+	return payhook_provider()->profile_new(&c.conf, ctx, &d);
 }
 
 static struct prof
@@ -441,8 +249,8 @@ test_profiles(void)
 	is_int(mkprofile(&ctx, &p), PH_OK, "profile: valid");
 	payhook_provider()->profile_free(ctx);
 
-	bare_pub = bare_of(alipay_pub_pem);
-	bare_priv = bare_of(app_priv_pem);
+	bare_pub = th_pem_bare(alipay_pub_pem);
+	bare_priv = th_pem_bare(app_priv_pem);
 	p.pub = bare_pub;
 	p.priv = bare_priv;
 	is_int(mkprofile(&ctx, &p), PH_OK,
@@ -506,13 +314,13 @@ test_profiles(void)
 
 	if ((small = EVP_RSA_gen(1024)) == NULL)
 		abort();
-	s = pem_text(small, 0);
+	s = th_pem_key(small, 0);
 	p = good_prof();
 	p.pub = s;
 	is_int(mkprofile(&ctx, &p), PH_E_CONFIG,
 	    "profile: a 1024-bit Alipay key refused");
 	free(s);
-	s = pem_text(small, 1);
+	s = th_pem_key(small, 1);
 	p = good_prof();
 	p.priv = s;
 	is_int(mkprofile(&ctx, &p), PH_E_CONFIG,
@@ -584,13 +392,13 @@ test_tv7(void)
 	struct ph_kvlist kv;
 	struct ph_event ev;
 	struct ph_buf s;
-	struct note n;
+	struct th_note n;
 	void *ctx = NULL;
 	size_t i, len;
 
 	memset(&n, 0, sizeof(n));
 	for (i = 0; i < sizeof(tv7) / sizeof(tv7[0]); i++)
-		set(&n, tv7[i][0], tv7[i][1]);
+		th_note_set(&n, tv7[i][0], tv7[i][1]);
 	len = render(&n, NULL, NULL);
 	is_int(ph_form_parse((const unsigned char *)body, len,
 	    &ali_form_limits, &kv, &d), PH_OK, "TV-7: the form decodes");
@@ -622,9 +430,9 @@ test_tv7(void)
 	is_int(ev.occurred_at, 1468908647LL,
 	    "TV-7: gmt_payment read as Beijing time");
 	/* Signed without gmt_create, as the documented string is. */
-	set(&n, "gmt_create", NULL);
+	th_note_set(&n, "gmt_create", NULL);
 	sign_note(&n);
-	set(&n, "gmt_create", "2016-07-19 14:10:44");
+	th_note_set(&n, "gmt_create", "2016-07-19 14:10:44");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "TV-7: a signature that left out gmt_create does not verify");
 	payhook_provider()->profile_free(ctx);
@@ -636,7 +444,7 @@ static void
 test_valid(void *ctx)
 {
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 
 	base_note(&n);
 	sign_note(&n);
@@ -654,7 +462,7 @@ test_valid(void *ctx)
 	is_str(ev.dedup_key, "pay:" TRADE_NO, "dedup key pay:<trade_no>");
 	is_str(ev.channel, "", "no channel");
 
-	set(&n, "trade_status", "TRADE_FINISHED");
+	th_note_set(&n, "trade_status", "TRADE_FINISHED");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "TRADE_FINISHED verifies");
 	is_int(ev.kind, PH_EV_PAYMENT_SUCCEEDED, "TRADE_FINISHED: paid");
@@ -662,37 +470,37 @@ test_valid(void *ctx)
 	    "TRADE_FINISHED: the same fact as TRADE_SUCCESS");
 
 	base_note(&n);
-	set(&n, "zz_added_later", "whatever Alipay adds");
+	th_note_set(&n, "zz_added_later", "whatever Alipay adds");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK,
 	    "an unknown field is signed over and accepted");
 
 	base_note(&n);
-	set(&n, "total_amount", "5");
+	th_note_set(&n, "total_amount", "5");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "total_amount without decimals");
 	is_int(ev.amount, 500, "5 yuan is 500 fen");
-	set(&n, "total_amount", "0.01");
+	th_note_set(&n, "total_amount", "0.01");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "total_amount 0.01");
 	is_int(ev.amount, 1, "0.01 yuan is 1 fen");
-	set(&n, "total_amount", "99999999.99");
+	th_note_set(&n, "total_amount", "99999999.99");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "total_amount 99999999.99");
 	is_int(ev.amount, 9999999999LL, "... exactly, in fen");
 
 	/* charset=gbk: verified over the GBK bytes as received. */
 	base_note(&n);
-	set(&n, "charset", "gbk");
-	set(&n, "subject", "\xb2\xe2\xca\xd4 \xb6\xa9\xb5\xa5");
+	th_note_set(&n, "charset", "gbk");
+	th_note_set(&n, "subject", "\xb2\xe2\xca\xd4 \xb6\xa9\xb5\xa5");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "GBK notification verifies over "
 	    "its GBK bytes");
 	is_int(ev.amount, 1234, "GBK: amount");
 
 	base_note(&n);
-	set(&n, "trade_status", "TRADE_CLOSED");
-	set(&n, "gmt_close", "2026-11-30 15:29:40");
+	th_note_set(&n, "trade_status", "TRADE_CLOSED");
+	th_note_set(&n, "gmt_close", "2026-11-30 15:29:40");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "TRADE_CLOSED verifies");
 	is_int(ev.kind, PH_EV_PAYMENT_CLOSED, "TRADE_CLOSED: closed");
@@ -701,15 +509,15 @@ test_valid(void *ctx)
 	is_str(ev.order_id, ORDER, "closed: order");
 
 	base_note(&n);
-	set(&n, "trade_status", "WAIT_BUYER_PAY");
-	set(&n, "gmt_payment", NULL);
+	th_note_set(&n, "trade_status", "WAIT_BUYER_PAY");
+	th_note_set(&n, "gmt_payment", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "WAIT_BUYER_PAY verifies");
 	is_int(ev.kind, PH_EV_PAYMENT_PENDING, "WAIT_BUYER_PAY: pending");
 	is_str(ev.dedup_key, "ali:" NOTIFY_ID, "pending: ali:<notify_id>");
 
 	base_note(&n);
-	set(&n, "trade_status", "TRADE_PENDING");
+	th_note_set(&n, "trade_status", "TRADE_PENDING");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED,
 	    "an unknown trade_status refused");
@@ -724,13 +532,13 @@ test_refused(void *ctx)
 		"１.00", "0x10", "",
 	};
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 	size_t len, i;
 
 	base_note(&n);
-	set(&n, "total_amount", "0.01");
+	th_note_set(&n, "total_amount", "0.01");
 	sign_note(&n);
-	set(&n, "total_amount", "12.34");
+	th_note_set(&n, "total_amount", "12.34");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "tampered amount refused");
 	ok(ev.kind == 0 && ev.order_id[0] == '\0' && ev.dedup_key[0] == '\0',
@@ -746,20 +554,20 @@ test_refused(void *ctx)
 	    "key refused");
 
 	base_note(&n);
-	set(&n, "sign_type", "RSA");
+	th_note_set(&n, "sign_type", "RSA");
 	sign_how(&n, alipay_key, HOW_SHA1);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED,
 	    "sign_type RSA (SHA1withRSA) refused: no downgrade");
 	ok(strstr(d.msg, "RSA2") != NULL, "diagnostic: %s", d.msg);
-	set(&n, "sign_type", "RSA2");
+	th_note_set(&n, "sign_type", "RSA2");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "a SHA1withRSA signature under sign_type RSA2 refused");
 	base_note(&n);
-	set(&n, "sign_type", "rsa2");
+	th_note_set(&n, "sign_type", "rsa2");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED, "sign_type rsa2 refused");
 	base_note(&n);
-	set(&n, "sign_type", NULL);
+	th_note_set(&n, "sign_type", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "no sign_type refused");
 
@@ -773,19 +581,19 @@ test_refused(void *ctx)
 	    "a signature that kept sign_type refused");
 
 	base_note(&n);
-	set(&n, "app_id", "2021004123456780");
+	th_note_set(&n, "app_id", "2021004123456780");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT, "wrong app_id refused");
 	ok(strstr(d.msg, "app_id") != NULL, "diagnostic: %s", d.msg);
-	set(&n, "app_id", NULL);
+	th_note_set(&n, "app_id", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT, "no app_id refused");
 	base_note(&n);
-	set(&n, "seller_id", "2088102119685839");
+	th_note_set(&n, "seller_id", "2088102119685839");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT, "wrong seller_id refused");
 	ok(strstr(d.msg, "seller_id") != NULL, "diagnostic: %s", d.msg);
-	set(&n, "seller_id", NULL);
+	th_note_set(&n, "seller_id", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT, "no seller_id refused");
 
@@ -797,75 +605,75 @@ test_refused(void *ctx)
 	len = render(&n, "total%5Famount", "0.01");
 	is_int(run_len(ctx, len, "application/x-www-form-urlencoded", &ev),
 	    PH_E_MALFORMED, "duplicated field (escaped name) refused");
-	len = render(&n, "sign", get(&n, "sign"));
+	len = render(&n, "sign", th_note_get(&n, "sign"));
 	is_int(run_len(ctx, len, "application/x-www-form-urlencoded", &ev),
 	    PH_E_MALFORMED, "sign given twice refused");
 
 	for (i = 0; i < sizeof(amounts) / sizeof(amounts[0]); i++) {
 		base_note(&n);
-		set(&n, "total_amount", amounts[i]);
+		th_note_set(&n, "total_amount", amounts[i]);
 		sign_note(&n);
 		is_int(run(ctx, &n, &ev), PH_E_FIELD,
 		    "total_amount \"%s\" refused", amounts[i]);
 	}
 	base_note(&n);
-	set(&n, "total_amount", NULL);
+	th_note_set(&n, "total_amount", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "no total_amount refused");
 
 	base_note(&n);
-	set(&n, "sign", NULL);
+	th_note_set(&n, "sign", NULL);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "missing sign refused");
-	set(&n, "sign", "");
+	th_note_set(&n, "sign", "");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "empty sign refused");
-	set(&n, "sign", "not*base64==");
+	th_note_set(&n, "sign", "not*base64==");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "bad base64 refused");
 	ok(strstr(d.msg, "base64") != NULL, "diagnostic: %s", d.msg);
-	set(&n, "sign", "AAAA");
+	th_note_set(&n, "sign", "AAAA");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "short sign refused");
 
 	base_note(&n);
-	set(&n, "gmt_payment", NULL);
+	th_note_set(&n, "gmt_payment", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "paid without gmt_payment "
 	    "refused");
-	set(&n, "gmt_payment", "2026-11-31 15:29:40");
+	th_note_set(&n, "gmt_payment", "2026-11-31 15:29:40");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "impossible gmt_payment "
 	    "refused");
-	set(&n, "gmt_payment", "2026-11-30T15:29:40");
+	th_note_set(&n, "gmt_payment", "2026-11-30T15:29:40");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "gmt_payment with a T refused");
 
 	base_note(&n);
-	set(&n, "out_trade_no", "A1/2");
+	th_note_set(&n, "out_trade_no", "A1/2");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "out_trade_no with '/' "
 	    "refused");
 	base_note(&n);
-	set(&n, "trade_no", NULL);
+	th_note_set(&n, "trade_no", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "no trade_no refused");
 	base_note(&n);
-	set(&n, "notify_id", NULL);
+	th_note_set(&n, "notify_id", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "no notify_id refused");
 	base_note(&n);
-	set(&n, "notify_type", "trade_refund_sync");
+	th_note_set(&n, "notify_type", "trade_refund_sync");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED,
 	    "another notify_type refused");
 	base_note(&n);
-	set(&n, "trans_currency", "USD");
+	th_note_set(&n, "trans_currency", "USD");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED,
 	    "a trade priced in USD refused");
-	set(&n, "trans_currency", "CNY");
+	th_note_set(&n, "trans_currency", "CNY");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "trans_currency CNY accepted");
 
 	base_note(&n);
-	set(&n, "total.amount", "1");
+	th_note_set(&n, "total.amount", "1");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_MALFORMED,
 	    "a field name with punctuation refused");
@@ -909,21 +717,21 @@ test_hint(void *ctx)
 {
 	struct ph_request req;
 	char order[PH_ID_MAX + 1];
-	struct note n;
+	struct th_note n;
 
 	base_note(&n);
-	set(&n, "sign", "forged");
+	th_note_set(&n, "sign", "forged");
 	memset(&req, 0, sizeof(req));
 	req.body = (const unsigned char *)body;
 	req.body_len = render(&n, NULL, NULL);
 	is_int(payhook_provider()->notify_hint(ctx, &req, order), PH_OK,
 	    "hint: read from an unverified notification");
 	is_str(order, ORDER, "hint: its out_trade_no");
-	set(&n, "out_trade_no", "A1/2");
+	th_note_set(&n, "out_trade_no", "A1/2");
 	req.body_len = render(&n, NULL, NULL);
 	ok(payhook_provider()->notify_hint(ctx, &req, order) != PH_OK,
 	    "hint: none from an id payhook cannot hold");
-	set(&n, "out_trade_no", NULL);
+	th_note_set(&n, "out_trade_no", NULL);
 	req.body_len = render(&n, NULL, NULL);
 	ok(payhook_provider()->notify_hint(ctx, &req, order) != PH_OK,
 	    "hint: none without out_trade_no");
@@ -1009,7 +817,7 @@ check_request(const struct ph_http_request *rq, const char *method,
 	ok(strchr(sp, '&') == NULL || strchr(sp, '&') >=
 	    (const char *)rq->body + rq->body_len, "%s: sign is last", what);
 	ok(strlen(sign) == 344, "%s: a 256-byte sign in base64", what);
-	ok(rsa_check(app_key, str, strlen(str), sign),
+	ok(th_rsa_check(app_key, str, strlen(str), sign),
 	    "%s: sign verifies with the app's public key", what);
 }
 
@@ -1100,7 +908,7 @@ answer_text(const char *node, const char *obj, const char *signed_obj,
 	if (key == NULL)
 		return (size_t)snprintf(answer_body, sizeof(answer_body),
 		    "{\"%s\":%s}", node, obj);
-	rsa_sign(key, 0, s, strlen(s), sign);
+	th_rsa_sign(key, "SHA256", s, strlen(s), sign);
 	return (size_t)snprintf(answer_body, sizeof(answer_body),
 	    "{\"%s\":%s,\"sign\":\"%s\"}", node, obj, sign);
 }
@@ -1151,7 +959,7 @@ static void
 test_query_response(void *ctx)
 {
 	struct ph_event ev, nev;
-	struct note n;
+	struct th_note n;
 	size_t len;
 	const char *obj;
 	char spaced[2048];
@@ -1282,7 +1090,7 @@ test_query_response(void *ctx)
 	{
 		char sign[1500], *p = spaced;
 
-		rsa_sign(alipay_key, 0, p, strlen(p), sign);
+		th_rsa_sign(alipay_key, "SHA256", p, strlen(p), sign);
 		len = (size_t)snprintf(answer_body, sizeof(answer_body),
 		    "{\"sign\":\"%s\",\"alipay_cert_sn\":\"x\",\n \"" QNODE
 		    "\" : %s }", sign, p);

@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "helpers.h"
 #include "tap.h"
 
 #define NOW		1796023800LL	/* 2026-11-30 07:30:00 UTC */
@@ -57,37 +58,6 @@ struct pki {
 
 static struct pki pki;
 
-static char *
-pem_of(X509 *x)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p, *s;
-	long n;
-
-	if (b == NULL || PEM_write_bio_X509(b, x) != 1)
-		abort();
-	n = BIO_get_mem_data(b, &p);
-	if ((s = malloc((size_t)n + 1)) == NULL)
-		abort();
-	memcpy(s, p, (size_t)n);
-	s[n] = '\0';
-	BIO_free(b);
-	return s;
-}
-
-static void
-add_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX v3;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-	if ((e = X509V3_EXT_conf_nid(NULL, &v3, nid, value)) == NULL ||
-	    X509_add_ext(x, e, -1) != 1)
-		abort();
-	X509_EXTENSION_free(e);
-}
-
 /*
  * A certificate for key, named by (field, value) pairs, issued by
  * issuer/ikey (NULL: self-signed), valid from nb to na.
@@ -96,36 +66,12 @@ static X509 *
 mkcert(EVP_PKEY *key, const char *const *name, X509 *issuer,
     EVP_PKEY *ikey, int64_t serial, int64_t nb, int64_t na, int ca)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
-	size_t i;
+	char hex[24];
+	const struct th_cert c = { key, name, issuer, ikey, hex, nb, na, ca,
+	    0 };
 
-	if (x == NULL || n == NULL || X509_set_version(x, 2) != 1 ||
-	    ASN1_INTEGER_set_int64(X509_get_serialNumber(x), serial) != 1 ||
-	    ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb) == NULL ||
-	    ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na) == NULL ||
-	    X509_set_pubkey(x, key) != 1)
-		abort();
-	for (i = 0; name[i] != NULL; i += 2)
-		if (X509_NAME_add_entry_by_txt(n, name[i], MBSTRING_UTF8,
-		    (const unsigned char *)name[i + 1], -1, -1, 0) != 1)
-			abort();
-	if (X509_set_subject_name(x, n) != 1 ||
-	    X509_set_issuer_name(x, issuer != NULL ?
-	    X509_get_subject_name(issuer) : n) != 1)
-		abort();
-	X509_NAME_free(n);
-	if (ca) {
-		add_ext(x, issuer != NULL ? issuer : x,
-		    NID_basic_constraints, "critical,CA:TRUE");
-		add_ext(x, issuer != NULL ? issuer : x, NID_key_usage,
-		    "critical,keyCertSign,cRLSign");
-	} else
-		add_ext(x, issuer != NULL ? issuer : x, NID_key_usage,
-		    "critical,digitalSignature,nonRepudiation");
-	if (X509_sign(x, ikey != NULL ? ikey : key, EVP_sha256()) == 0)
-		abort();
-	return x;
+	snprintf(hex, sizeof(hex), "%llX", (unsigned long long)serial);
+	return th_cert(&c);
 }
 
 static char *
@@ -133,7 +79,7 @@ mkcert_pem(EVP_PKEY *key, const char *const *name, X509 *issuer,
     EVP_PKEY *ikey, int64_t serial, int64_t nb, int64_t na)
 {
 	X509 *x = mkcert(key, name, issuer, ikey, serial, nb, na, 0);
-	char *s = pem_of(x);
+	char *s = th_pem_cert(x);
 
 	X509_free(x);
 	return s;
@@ -157,9 +103,6 @@ pki_make(void)
 	    "041@Z12@Test Merchant@00000004", NULL };
 	X509 *root, *mid, *froot, *fmid, *mer;
 	EVP_PKEY *fkey;
-	BIO *b;
-	char *p;
-	long n;
 
 	if ((pki.root_key = EVP_RSA_gen(2048)) == NULL ||
 	    (pki.mid_key = EVP_RSA_gen(2048)) == NULL ||
@@ -170,8 +113,8 @@ pki_make(void)
 	    NOW - 3650 * DAY, NOW + 3650 * DAY, 1);
 	mid = mkcert(pki.mid_key, mid_name, root, pki.root_key, 2,
 	    NOW - 1000 * DAY, NOW + 2000 * DAY, 1);
-	pki.root = pem_of(root);
-	pki.mid = pem_of(mid);
+	pki.root = th_pem_cert(root);
+	pki.mid = th_pem_cert(mid);
 	pki.leaf = mkcert_pem(pki.leaf_key, leaf_name, mid, pki.mid_key,
 	    69026276696LL, NOW - 100 * DAY, NOW + 700 * DAY);
 	snprintf(pki.leaf_serial, sizeof(pki.leaf_serial), "69026276696");
@@ -190,23 +133,14 @@ pki_make(void)
 	    NOW + 3650 * DAY, 1);
 	fmid = mkcert(fkey, mid_name, froot, fkey, 2, NOW - 1000 * DAY,
 	    NOW + 2000 * DAY, 1);
-	pki.foreign_mid = pem_of(fmid);
+	pki.foreign_mid = th_pem_cert(fmid);
 	pki.foreign = mkcert_pem(pki.leaf_key, leaf_name, fmid, fkey, 15,
 	    NOW - 100 * DAY, NOW + 700 * DAY);
 
 	mer = mkcert(pki.mer_key, mer_name, NULL, NULL, MER_SERIAL,
 	    NOW - 100 * DAY, NOW + 700 * DAY, 0);
-	pki.mer_cert = pem_of(mer);
-	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio_PrivateKey(b, pki.mer_key, NULL, NULL, 0, NULL,
-	    NULL) != 1)
-		abort();
-	n = BIO_get_mem_data(b, &p);
-	if ((pki.mer_key_pem = malloc((size_t)n + 1)) == NULL)
-		abort();
-	memcpy(pki.mer_key_pem, p, (size_t)n);
-	pki.mer_key_pem[n] = '\0';
-	BIO_free(b);
+	pki.mer_cert = th_pem_cert(mer);
+	pki.mer_key_pem = th_pem_key(pki.mer_key, 1);
 	X509_free(root);
 	X509_free(mid);
 	X509_free(froot);
@@ -236,80 +170,35 @@ pki_free(void)
 
 /* ---- messages under construction ----------------------------------------- */
 
-struct field {
-	char k[64];
-	char v[4096];
-	size_t len;
-};
-
-struct note {
-	struct field f[48];
-	size_t n;
-};
-
-static void
-set_bytes(struct note *n, const char *k, const char *v, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, k) == 0)
-			break;
-	if (v == NULL) {
-		if (i < n->n) {
-			memmove(&n->f[i], &n->f[i + 1],
-			    (n->n - i - 1) * sizeof(n->f[0]));
-			n->n--;
-		}
-		return;
-	}
-	if (i == n->n) {
-		if (n->n == sizeof(n->f) / sizeof(n->f[0]) ||
-		    len >= sizeof(n->f[0].v))
-			abort();
-		n->n++;
-	}
-	snprintf(n->f[i].k, sizeof(n->f[i].k), "%s", k);
-	memcpy(n->f[i].v, v, len);
-	n->f[i].v[len] = '\0';
-	n->f[i].len = len;
-}
-
-static void
-set(struct note *n, const char *k, const char *v)
-{
-	set_bytes(n, k, v, v != NULL ? strlen(v) : 0);
-}
-
 /* A 5.1.0 backend notification of a successful consume (txnType 01). */
 static void
-base_note(struct note *n)
+base_note(struct th_note *n)
 {
 	memset(n, 0, sizeof(*n));
-	set(n, "accessType", "0");
-	set(n, "bizType", "000201");
-	set(n, "currencyCode", "156");
-	set(n, "encoding", "UTF-8");
-	set(n, "merId", MER_ID);
-	set(n, "orderId", ORDER);
-	set(n, "queryId", QUERY_ID);
-	set(n, "respCode", "00");
-	set(n, "respMsg", "成功[0000000]");
-	set(n, "settleAmt", "1000");
-	set(n, "settleCurrencyCode", "156");
-	set(n, "settleDate", "1130");
-	set(n, "signMethod", "01");
-	set(n, "traceNo", "123456");
-	set(n, "traceTime", "1130153000");
-	set(n, "txnAmt", "1000");
-	set(n, "txnSubType", "01");
-	set(n, "txnTime", TXN_TIME);
-	set(n, "txnType", "01");
-	set(n, "version", "5.1.0");
-	set(n, "reqReserved", "");
-	set(n, "accNo", "6226****0048");
-	set(n, "payCardType", "01");
-	set(n, "signPubKeyCert", pki.leaf);
+	th_note_set(n, "accessType", "0");
+	th_note_set(n, "bizType", "000201");
+	th_note_set(n, "currencyCode", "156");
+	th_note_set(n, "encoding", "UTF-8");
+	th_note_set(n, "merId", MER_ID);
+	th_note_set(n, "orderId", ORDER);
+	th_note_set(n, "queryId", QUERY_ID);
+	th_note_set(n, "respCode", "00");
+	th_note_set(n, "respMsg", "成功[0000000]");
+	th_note_set(n, "settleAmt", "1000");
+	th_note_set(n, "settleCurrencyCode", "156");
+	th_note_set(n, "settleDate", "1130");
+	th_note_set(n, "signMethod", "01");
+	th_note_set(n, "traceNo", "123456");
+	th_note_set(n, "traceTime", "1130153000");
+	th_note_set(n, "txnAmt", "1000");
+	th_note_set(n, "txnSubType", "01");
+	th_note_set(n, "txnTime", TXN_TIME);
+	th_note_set(n, "txnType", "01");
+	th_note_set(n, "version", "5.1.0");
+	th_note_set(n, "reqReserved", "");
+	th_note_set(n, "accNo", "6226****0048");
+	th_note_set(n, "payCardType", "01");
+	th_note_set(n, "signPubKeyCert", pki.leaf);
 }
 
 enum how {
@@ -325,11 +214,12 @@ enum how {
  * then RSA PKCS#1 v1.5 over that text with the same digest.
  */
 static void
-sign_how(struct note *n, EVP_PKEY *key, int sha1, enum how how,
+sign_how(struct th_note *n, EVP_PKEY *key, int sha1, enum how how,
     int with_empty)
 {
-	static unsigned char s[65536];
-	size_t idx[48], m = 0, i, j, t, len = 0, md_len, sig_len;
+	static const char *const skip[] = { "signature", NULL };
+	static char s[65536];
+	size_t i, j, len, md_len, sig_len;
 	unsigned char md[32], sig[1024];
 	char hex[65], b64[1500];
 	const EVP_MD *alg = sha1 ? EVP_sha1() : EVP_sha256();
@@ -337,28 +227,8 @@ sign_how(struct note *n, EVP_PKEY *key, int sha1, enum how how,
 	EVP_PKEY_CTX *pc;
 	unsigned int ul;
 
-	set(n, "signature", NULL);
-	for (i = 0; i < n->n; i++)
-		if (with_empty || n->f[i].len > 0)
-			idx[m++] = i;
-	for (i = 1; i < m; i++)
-		for (j = i; j > 0 && strcmp(n->f[idx[j - 1]].k,
-		    n->f[idx[j]].k) > 0; j--) {
-			t = idx[j];
-			idx[j] = idx[j - 1];
-			idx[j - 1] = t;
-		}
-	for (i = 0; i < m; i++) {
-		const struct field *f = &n->f[idx[i]];
-
-		if (i > 0)
-			s[len++] = '&';
-		memcpy(s + len, f->k, strlen(f->k));
-		len += strlen(f->k);
-		s[len++] = '=';
-		memcpy(s + len, f->v, f->len);
-		len += f->len;
-	}
+	th_note_set(n, "signature", NULL);
+	len = th_note_join(n, skip, with_empty, s, sizeof(s));
 	if (EVP_Digest(s, len, md, &ul, alg, NULL) != 1)
 		abort();
 	md_len = ul;
@@ -375,69 +245,32 @@ sign_how(struct note *n, EVP_PKEY *key, int sha1, enum how how,
 	else if (how == HOW_RAW_DIGEST)
 		j = EVP_DigestSign(mc, sig, &sig_len, md, md_len);
 	else
-		j = EVP_DigestSign(mc, sig, &sig_len, s, len);
+		j = EVP_DigestSign(mc, sig, &sig_len,
+		    (const unsigned char *)s, len);
 	if (j != 1)
 		abort();
 	EVP_MD_CTX_free(mc);
 	EVP_EncodeBlock((unsigned char *)b64, sig, (int)sig_len);
-	set(n, "signature", b64);
+	th_note_set(n, "signature", b64);
 }
 
 static void
-sign_note(struct note *n)
+sign_note(struct th_note *n)
 {
 	sign_how(n, pki.leaf_key, 0, HOW_RIGHT, 1);
 }
 
-/* Form-encoded as a browser would: unreserved as is, space as '+'. */
-static size_t
-encode(const char *p, size_t n, char *out)
-{
-	size_t i, o = 0;
-
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)p[i];
-
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '*')
-			out[o++] = (char)c;
-		else if (c == ' ')
-			out[o++] = '+';
-		else
-			o += (size_t)snprintf(out + o, 4, "%%%02X", c);
-	}
-	return o;
-}
-
 static char body[65536];
 
-/* The message as a form body; dup (may be NULL) is added once more. */
 static size_t
-render(const struct note *n, const char *dup, const char *dupval)
+render(const struct th_note *n, const char *dup, const char *dupval)
 {
-	size_t len = 0, i;
-
-	for (i = 0; i < n->n; i++) {
-		if (i > 0)
-			body[len++] = '&';
-		len += encode(n->f[i].k, strlen(n->f[i].k), body + len);
-		body[len++] = '=';
-		len += encode(n->f[i].v, n->f[i].len, body + len);
-	}
-	if (dup != NULL) {
-		body[len++] = '&';
-		len += encode(dup, strlen(dup), body + len);
-		body[len++] = '=';
-		len += encode(dupval, strlen(dupval), body + len);
-	}
-	body[len] = '\0';
-	return len;
+	return th_note_form(n, dup, dupval, body, sizeof(body));
 }
 
 /* The message in UnionPay's reply syntax: nothing escaped. */
 static size_t
-render_raw(const struct note *n)
+render_raw(const struct th_note *n)
 {
 	size_t len = 0, i;
 
@@ -473,14 +306,14 @@ run_len(void *ctx, size_t len, int64_t now, const char *ct,
 }
 
 static int
-run_at(void *ctx, const struct note *n, int64_t now, struct ph_event *ev)
+run_at(void *ctx, const struct th_note *n, int64_t now, struct ph_event *ev)
 {
 	return run_len(ctx, render(n, NULL, NULL), now,
 	    "application/x-www-form-urlencoded;charset=UTF-8", ev);
 }
 
 static int
-run(void *ctx, const struct note *n, struct ph_event *ev)
+run(void *ctx, const struct th_note *n, struct ph_event *ev)
 {
 	return run_at(ctx, n, NOW, ev);
 }
@@ -664,7 +497,7 @@ static void
 test_valid(void *ctx)
 {
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 
 	base_note(&n);
 	sign_note(&n);
@@ -691,15 +524,15 @@ test_valid(void *ctx)
 	    "refused: event left empty");
 
 	base_note(&n);
-	set(&n, "respCode", "A6");
+	th_note_set(&n, "respCode", "A6");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "respCode A6");
 	is_int(ev.kind, PH_EV_PAYMENT_SUCCEEDED, "A6 is a payment");
 	is_str(ev.dedup_key, "up:" QUERY_ID ":01:A6", "A6 dedup key");
 
 	base_note(&n);
-	set(&n, "respCode", "61");
-	set(&n, "respMsg", "余额不足");
+	th_note_set(&n, "respCode", "61");
+	th_note_set(&n, "respMsg", "余额不足");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "failed payment verifies");
 	is_int(ev.kind, PH_EV_PAYMENT_FAILED, "respCode 61: failed");
@@ -712,14 +545,14 @@ static void
 test_refunds(void *ctx)
 {
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 
 	base_note(&n);
-	set(&n, "txnType", "04");
-	set(&n, "orderId", "RF20261130B2");
-	set(&n, "queryId", "782611301600009999999");
-	set(&n, "origQryId", QUERY_ID);
-	set(&n, "txnAmt", "300");
+	th_note_set(&n, "txnType", "04");
+	th_note_set(&n, "orderId", "RF20261130B2");
+	th_note_set(&n, "queryId", "782611301600009999999");
+	th_note_set(&n, "origQryId", QUERY_ID);
+	th_note_set(&n, "txnAmt", "300");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "refund verifies");
 	is_int(ev.kind, PH_EV_REFUND_SUCCEEDED, "txnType 04: refund");
@@ -732,9 +565,9 @@ test_refunds(void *ctx)
 	is_str(ev.dedup_key, "up:782611301600009999999:04:00",
 	    "refund dedup key");
 
-	set(&n, "txnType", "31");
-	set(&n, "respCode", "12");
-	set(&n, "origQryId", NULL);
+	th_note_set(&n, "txnType", "31");
+	th_note_set(&n, "respCode", "12");
+	th_note_set(&n, "origQryId", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "failed undo verifies");
 	is_int(ev.kind, PH_EV_REFUND_FAILED, "txnType 31 failed: refund "
@@ -744,7 +577,7 @@ test_refunds(void *ctx)
 	    "undo dedup key");
 
 	base_note(&n);
-	set(&n, "txnType", "02");
+	th_note_set(&n, "txnType", "02");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED, "pre-auth refused");
 	ok(strstr(d.msg, "txnType") != NULL, "diagnostic names txnType");
@@ -756,12 +589,12 @@ test_gbk(void *ctx)
 	static const char remark[] = "\xd6\xd0\xce\xc4\xb1\xb8\xd7\xa2";
 	static const char success[] = "\xb3\xc9\xb9\xa6";
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 
 	base_note(&n);
-	set(&n, "encoding", "GBK");
-	set_bytes(&n, "reqReserved", remark, sizeof(remark) - 1);
-	set_bytes(&n, "respMsg", success, sizeof(success) - 1);
+	th_note_set(&n, "encoding", "GBK");
+	th_note_set_bytes(&n, "reqReserved", remark, sizeof(remark) - 1);
+	th_note_set_bytes(&n, "respMsg", success, sizeof(success) - 1);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "GBK message verifies over its "
 	    "GBK bytes");
@@ -772,22 +605,22 @@ test_gbk(void *ctx)
 
 	/* Signed over the UTF-8 text of the same values: not what came. */
 	base_note(&n);
-	set(&n, "encoding", "GBK");
-	set(&n, "reqReserved", "中文备注");
+	th_note_set(&n, "encoding", "GBK");
+	th_note_set(&n, "reqReserved", "中文备注");
 	sign_note(&n);
-	set_bytes(&n, "reqReserved", remark, sizeof(remark) - 1);
+	th_note_set_bytes(&n, "reqReserved", remark, sizeof(remark) - 1);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "GBK message signed over UTF-8 bytes refused");
 
 	base_note(&n);
-	set(&n, "encoding", "GB18030");
+	th_note_set(&n, "encoding", "GB18030");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED, "encoding GB18030 "
 	    "refused");
 
 	base_note(&n);
-	set(&n, "encoding", "GBK");
-	set(&n, "orderId", "UP\xd6\xd0");
+	th_note_set(&n, "encoding", "GBK");
+	th_note_set(&n, "orderId", "UP\xd6\xd0");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "non-ASCII orderId refused");
 }
@@ -796,38 +629,38 @@ static void
 test_refused(void *ctx)
 {
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 	char buf[8192];
 	size_t len;
 
 	base_note(&n);
-	set(&n, "signPubKeyCert", pki.foreign);
+	th_note_set(&n, "signPubKeyCert", pki.foreign);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "certificate from another root with the right CN refused");
 	ok(strstr(d.msg, "signPubKeyCert") != NULL, "diagnostic: %s", d.msg);
 
 	base_note(&n);
-	set(&n, "signPubKeyCert", pki.self_signed);
+	th_note_set(&n, "signPubKeyCert", pki.self_signed);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "self-signed certificate with the right CN refused");
 
 	base_note(&n);
-	set(&n, "signPubKeyCert", pki.other_cn);
+	th_note_set(&n, "signPubKeyCert", pki.other_cn);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "right chain, another company's CN refused");
 	ok(strstr(d.msg, "signer_cn") != NULL, "diagnostic: %s", d.msg);
 
 	base_note(&n);
-	set(&n, "signPubKeyCert", pki.cn_in_o);
+	th_note_set(&n, "signPubKeyCert", pki.cn_in_o);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "the company name in O, not CN, refused");
 
 	base_note(&n);
-	set(&n, "signPubKeyCert", pki.expired);
+	th_note_set(&n, "signPubKeyCert", pki.expired);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "expired certificate "
 	    "refused");
@@ -835,28 +668,28 @@ test_refused(void *ctx)
 
 	base_note(&n);
 	snprintf(buf, sizeof(buf), "%s%s", pki.leaf, pki.mid);
-	set(&n, "signPubKeyCert", buf);
+	th_note_set(&n, "signPubKeyCert", buf);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "two certificates in signPubKeyCert refused");
 
 	base_note(&n);
 	snprintf(buf, sizeof(buf), "%sgarbage", pki.leaf);
-	set(&n, "signPubKeyCert", buf);
+	th_note_set(&n, "signPubKeyCert", buf);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "trailing garbage after the certificate refused");
 
 	base_note(&n);
-	set(&n, "signPubKeyCert", pki.mid);
+	th_note_set(&n, "signPubKeyCert", pki.mid);
 	sign_how(&n, pki.mid_key, 0, HOW_RIGHT, 1);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "the intermediate itself as signer refused");
 
 	base_note(&n);
-	set(&n, "txnAmt", "1");
+	th_note_set(&n, "txnAmt", "1");
 	sign_note(&n);
-	set(&n, "txnAmt", "1000");
+	th_note_set(&n, "txnAmt", "1000");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "signature made over a different amount refused");
 
@@ -890,73 +723,73 @@ test_refused(void *ctx)
 	    &ev), PH_E_MALFORMED, "duplicated field (escaped name) refused");
 
 	base_note(&n);
-	set(&n, "merId", "777290058110049");
+	th_note_set(&n, "merId", "777290058110049");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT,
 	    "merId of another merchant refused");
 
 	base_note(&n);
-	set(&n, "signMethod", "11");
+	th_note_set(&n, "signMethod", "11");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED, "signMethod 11 refused");
 	ok(strstr(d.msg, "signMethod 11") != NULL, "diagnostic: %s", d.msg);
-	set(&n, "signMethod", "12");
+	th_note_set(&n, "signMethod", "12");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED, "signMethod 12 refused");
-	set(&n, "signMethod", NULL);
+	th_note_set(&n, "signMethod", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "no signMethod refused");
 
 	base_note(&n);
-	set(&n, "version", "6.0.0");
+	th_note_set(&n, "version", "6.0.0");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_UNSUPPORTED, "version 6.0.0 refused");
 	ok(strstr(d.msg, "6.0.0") != NULL, "diagnostic: %s", d.msg);
 
 	base_note(&n);
-	set(&n, "signature", NULL);
+	th_note_set(&n, "signature", NULL);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "missing signature refused");
-	set(&n, "signature", "");
+	th_note_set(&n, "signature", "");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "empty signature refused");
 
 	base_note(&n);
 	sign_note(&n);
-	set(&n, "signature", "not*base64==");
+	th_note_set(&n, "signature", "not*base64==");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "bad base64 refused");
 	ok(strstr(d.msg, "base64") != NULL, "diagnostic: %s", d.msg);
-	set(&n, "signature", "AAAA");
+	th_note_set(&n, "signature", "AAAA");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "short signature refused");
 
 	base_note(&n);
-	set(&n, "signPubKeyCert", NULL);
+	th_note_set(&n, "signPubKeyCert", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "5.1.0 without signPubKeyCert refused");
 
 	base_note(&n);
-	set(&n, "currencyCode", "999");
+	th_note_set(&n, "currencyCode", "999");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "unknown currency refused");
-	set(&n, "currencyCode", "840");
+	th_note_set(&n, "currencyCode", "840");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "840 is known");
 	is_str(ev.currency, "USD", "840 is USD");
 
 	base_note(&n);
-	set(&n, "txnAmt", "10.00");
+	th_note_set(&n, "txnAmt", "10.00");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "decimal txnAmt refused");
 	base_note(&n);
-	set(&n, "txnTime", "20261131153000");
+	th_note_set(&n, "txnTime", "20261131153000");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "impossible txnTime refused");
 	base_note(&n);
-	set(&n, "queryId", NULL);
+	th_note_set(&n, "queryId", NULL);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "no queryId refused");
 
 	base_note(&n);
-	set(&n, "txn.Amt", "1");
+	th_note_set(&n, "txn.Amt", "1");
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_MALFORMED,
 	    "a field name with punctuation refused");
@@ -977,25 +810,25 @@ static void
 test_v500(void *ctx)
 {
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 
 	base_note(&n);
-	set(&n, "version", "5.0.0");
-	set(&n, "signPubKeyCert", NULL);
-	set(&n, "certId", pki.leaf_serial);
+	th_note_set(&n, "version", "5.0.0");
+	th_note_set(&n, "signPubKeyCert", NULL);
+	th_note_set(&n, "certId", pki.leaf_serial);
 	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
 	is_int(run(ctx, &n, &ev), PH_OK, "5.0.0 with a configured certId");
 	if (d.msg[0] != '\0')
 		diag("%s", d.msg);
 	is_str(ev.dedup_key, "up:" QUERY_ID ":01:00", "5.0.0 dedup key");
 
-	set(&n, "certId", "1234567");
+	th_note_set(&n, "certId", "1234567");
 	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "5.0.0 unknown certId "
 	    "refused");
 	ok(strstr(d.msg, "1234567") != NULL, "diagnostic: %s", d.msg);
 
-	set(&n, "certId", pki.leaf_serial);
+	th_note_set(&n, "certId", pki.leaf_serial);
 	sign_how(&n, pki.leaf_key, 0, HOW_RIGHT, 1);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "5.0.0 signed with "
 	    "SHA-256 refused");
@@ -1005,7 +838,7 @@ test_v500(void *ctx)
 	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
 	is_int(run_at(ctx, &n, NOW + 701 * DAY, &ev), PH_E_SIGNATURE,
 	    "5.0.0 certificate past its end refused");
-	set(&n, "certId", NULL);
+	th_note_set(&n, "certId", NULL);
 	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "5.0.0 without certId "
 	    "refused");
@@ -1016,16 +849,16 @@ test_v500_unconfigured(void)
 {
 	struct prof p = good_prof();
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 	void *ctx = NULL;
 
 	p.vcerts[0] = NULL;
 	if (mkprofile(&ctx, &p) != PH_OK)
 		abort();
 	base_note(&n);
-	set(&n, "version", "5.0.0");
-	set(&n, "signPubKeyCert", NULL);
-	set(&n, "certId", pki.leaf_serial);
+	th_note_set(&n, "version", "5.0.0");
+	th_note_set(&n, "signPubKeyCert", NULL);
+	th_note_set(&n, "certId", pki.leaf_serial);
 	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "5.0.0 refused by a profile without verify_cert_files");
@@ -1037,14 +870,14 @@ test_signer_cn(void)
 {
 	struct prof p = good_prof();
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 	void *ctx = NULL;
 
 	p.signer_cn = "某商户有限公司";
 	if (mkprofile(&ctx, &p) != PH_OK)
 		abort();
 	base_note(&n);
-	set(&n, "signPubKeyCert", pki.other_cn);
+	th_note_set(&n, "signPubKeyCert", pki.other_cn);
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_OK, "signer_cn is configurable");
 	base_note(&n);
@@ -1087,7 +920,7 @@ hexval(char c)
 
 /* The request body split and decoded here, into a note. */
 static void
-decode_body(const unsigned char *b, size_t len, struct note *n)
+decode_body(const unsigned char *b, size_t len, struct th_note *n)
 {
 	char k[64], v[4096];
 	size_t i = 0, kl, vl;
@@ -1111,29 +944,18 @@ decode_body(const unsigned char *b, size_t len, struct note *n)
 				v[vl++] = (char)b[i++];
 		}
 		i++;
-		set_bytes(n, k, v, vl);
+		th_note_set_bytes(n, k, v, vl);
 	}
-}
-
-static const char *
-get(const struct note *n, const char *k)
-{
-	size_t i;
-
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, k) == 0)
-			return n->f[i].v;
-	return NULL;
 }
 
 /* Checks the request's signature with the merchant's public key, the
  * sign string built here from the non-empty fields. */
 static int
-verify_request(const struct note *n)
+verify_request(const struct th_note *n)
 {
 	static unsigned char str[65536];
 	unsigned char sig[512], md[32];
-	const char *s = get(n, "signature");
+	const char *s = th_note_get(n, "signature");
 	size_t idx[48], k = 0, i, j, t, sl = 0;
 	char hex[65];
 	unsigned int ul;
@@ -1186,7 +1008,7 @@ test_query_request(void *ctx)
 	struct ph_call_ctx cc;
 	struct ph_http_request *rq = calloc(1, sizeof(*rq));
 	struct prof p = good_prof();
-	struct note n;
+	struct th_note n;
 	void *bare = NULL;
 	size_t i;
 
@@ -1204,9 +1026,9 @@ test_query_request(void *ctx)
 	decode_body(rq->body, rq->body_len, &n);
 	is_int(n.n, 13, "query: thirteen fields");
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		is_str(get(&n, want[i][0]), want[i][1], "query field %s",
+		is_str(th_note_get(&n, want[i][0]), want[i][1], "query field %s",
 		    want[i][0]);
-	ok(get(&n, "signature") != NULL && strlen(get(&n, "signature")) ==
+	ok(th_note_get(&n, "signature") != NULL && strlen(th_note_get(&n, "signature")) ==
 	    344, "query: 256-byte signature in base64");
 	ok(verify_request(&n), "query: signature verifies with the "
 	    "merchant's public key");
@@ -1252,38 +1074,38 @@ test_query_request(void *ctx)
 
 /* A 5.1.0 answer of queryTrans.do, signed by UnionPay's certificate. */
 static void
-base_answer(struct note *n, const char *resp, const char *orig)
+base_answer(struct th_note *n, const char *resp, const char *orig)
 {
 	memset(n, 0, sizeof(*n));
-	set(n, "version", "5.1.0");
-	set(n, "encoding", "UTF-8");
-	set(n, "signMethod", "01");
-	set(n, "txnType", "00");
-	set(n, "txnSubType", "00");
-	set(n, "bizType", "000000");
-	set(n, "accessType", "0");
-	set(n, "merId", MER_ID);
-	set(n, "orderId", ORDER);
-	set(n, "txnTime", TXN_TIME);
-	set(n, "respCode", resp);
-	set(n, "respMsg", "成功[0000000]");
+	th_note_set(n, "version", "5.1.0");
+	th_note_set(n, "encoding", "UTF-8");
+	th_note_set(n, "signMethod", "01");
+	th_note_set(n, "txnType", "00");
+	th_note_set(n, "txnSubType", "00");
+	th_note_set(n, "bizType", "000000");
+	th_note_set(n, "accessType", "0");
+	th_note_set(n, "merId", MER_ID);
+	th_note_set(n, "orderId", ORDER);
+	th_note_set(n, "txnTime", TXN_TIME);
+	th_note_set(n, "respCode", resp);
+	th_note_set(n, "respMsg", "成功[0000000]");
 	if (orig != NULL) {
-		set(n, "origRespCode", orig);
-		set(n, "origRespMsg", "成功[0000000]");
-		set(n, "queryId", QUERY_ID);
-		set(n, "txnAmt", "1000");
-		set(n, "currencyCode", "156");
-		set(n, "settleAmt", "1000");
-		set(n, "settleDate", "1130");
-		set(n, "traceNo", "123456");
-		set(n, "traceTime", "1130153000");
+		th_note_set(n, "origRespCode", orig);
+		th_note_set(n, "origRespMsg", "成功[0000000]");
+		th_note_set(n, "queryId", QUERY_ID);
+		th_note_set(n, "txnAmt", "1000");
+		th_note_set(n, "currencyCode", "156");
+		th_note_set(n, "settleAmt", "1000");
+		th_note_set(n, "settleDate", "1130");
+		th_note_set(n, "traceNo", "123456");
+		th_note_set(n, "traceTime", "1130153000");
 	}
-	set(n, "signPubKeyCert", pki.leaf);
+	th_note_set(n, "signPubKeyCert", pki.leaf);
 	sign_note(n);
 }
 
 static int
-answer(void *ctx, const struct note *n, int raw, struct ph_event *ev)
+answer(void *ctx, const struct th_note *n, int raw, struct ph_event *ev)
 {
 	struct ph_order_ref o = { ORDER, 1000, "CNY", "", NOW - 60,
 	    "{\"txnTime\":\"" TXN_TIME "\"}" };
@@ -1309,7 +1131,7 @@ test_query_response(void *ctx)
 	struct ph_event ev, nev;
 	struct ph_http_response in;
 	struct ph_order_ref o = { ORDER, 1000, "CNY", "", NOW - 60, "" };
-	struct note n;
+	struct th_note n;
 	size_t i;
 
 	/* The notification of the same payment, for its dedup key. */
@@ -1372,37 +1194,37 @@ test_query_response(void *ctx)
 
 	/* Signed answers that must not be believed. */
 	base_answer(&n, "00", "00");
-	set(&n, "txnAmt", "1");
+	th_note_set(&n, "txnAmt", "1");
 	is_int(answer(ctx, &n, 1, &ev), PH_E_SIGNATURE,
 	    "altered answer refused");
 	base_answer(&n, "00", "00");
-	set(&n, "signature", NULL);
+	th_note_set(&n, "signature", NULL);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_SIGNATURE,
 	    "unsigned answer refused");
 	base_answer(&n, "00", "00");
-	set(&n, "merId", "777290058110049");
+	th_note_set(&n, "merId", "777290058110049");
 	sign_note(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_MERCHANT,
 	    "answer for another merchant refused");
 	base_answer(&n, "00", "00");
-	set(&n, "orderId", "UP20261130A2");
+	th_note_set(&n, "orderId", "UP20261130A2");
 	sign_note(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_FIELD,
 	    "answer about another order refused");
 	base_answer(&n, "00", "00");
-	set(&n, "signPubKeyCert", pki.other_cn);
+	th_note_set(&n, "signPubKeyCert", pki.other_cn);
 	sign_note(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_SIGNATURE,
 	    "answer signed by another company refused");
 
 	/* Reply syntax: nested values, and what is refused. */
 	base_answer(&n, "00", "00");
-	set(&n, "reqReserved", "{a=1&b=[x&y]}");
+	th_note_set(&n, "reqReserved", "{a=1&b=[x&y]}");
 	sign_note(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_OK,
 	    "a '{...}' value holding '&' is one value");
 	base_answer(&n, "00", "00");
-	set(&n, "reqReserved", "{a=1&b=2");
+	th_note_set(&n, "reqReserved", "{a=1&b=2");
 	sign_note(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_MALFORMED,
 	    "an unclosed '{' refused");

@@ -28,6 +28,7 @@
 
 #include <openssl/bio.h>
 
+#include "helpers.h"
 #include "tap.h"
 
 #define APPID	"wxd678efh567hg6787"
@@ -101,68 +102,16 @@ static struct ph_diag d;
 static EVP_PKEY *plat_a, *plat_b, *plat_c, *tv3_key, *weak;
 static char *cert_a, *cert_b, *cert_old, *pub_c, *cert_weak, *cert_zero;
 
-static char *
-bio_string(BIO *b)
-{
-	char *p, *s;
-	long n = BIO_get_mem_data(b, &p);
-
-	s = malloc((size_t)n + 1);
-	if (s == NULL)
-		abort();
-	memcpy(s, p, (size_t)n);
-	s[n] = '\0';
-	BIO_free(b);
-	return s;
-}
-
-static char *
-pem_public(EVP_PKEY *k)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-
-	PEM_write_bio_PUBKEY(b, k);
-	return bio_string(b);
-}
-
 /* A self-signed certificate of key with this serial and validity. */
 static char *
 mkcert(EVP_PKEY *k, const char *serial_hex, int64_t nb, int64_t na)
 {
-	X509 *x = X509_new();
-	BIGNUM *bn = NULL;
-	ASN1_INTEGER *ai;
-	X509_NAME *n;
-	BIO *b = BIO_new(BIO_s_mem());
+	static const char *const name[] = { "CN",
+	    "Tenpay.com Root CA (payhook test)", NULL };
+	const struct th_cert c = { k, name, NULL, NULL, serial_hex, nb, na, 0,
+	    1 };
 
-	BN_hex2bn(&bn, serial_hex);
-	ai = BN_to_ASN1_INTEGER(bn, NULL);
-	X509_set_version(x, 2);
-	X509_set_serialNumber(x, ai);
-	ASN1_TIME_set(X509_getm_notBefore(x), (time_t)nb);
-	ASN1_TIME_set(X509_getm_notAfter(x), (time_t)na);
-	X509_set_pubkey(x, k);
-	n = X509_get_subject_name(x);
-	X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC,
-	    (const unsigned char *)"Tenpay.com Root CA (payhook test)", -1,
-	    -1, 0);
-	X509_set_issuer_name(x, n);
-	X509_sign(x, k, EVP_sha256());
-	PEM_write_bio_X509(b, x);
-	X509_free(x);
-	ASN1_INTEGER_free(ai);
-	BN_free(bn);
-	return bio_string(b);
-}
-
-static EVP_PKEY *
-load_private(const char *pem)
-{
-	BIO *b = BIO_new_mem_buf(pem, -1);
-	EVP_PKEY *k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
-
-	BIO_free(b);
-	return k;
+	return th_cert_pem(&c);
 }
 
 static void
@@ -172,7 +121,7 @@ make_keys(void)
 	plat_b = EVP_RSA_gen(2048);
 	plat_c = EVP_RSA_gen(2048);
 	weak = EVP_RSA_gen(1024);
-	tv3_key = load_private(tv3_priv_pem);
+	tv3_key = th_key_of_pem(tv3_priv_pem);
 	if (plat_a == NULL || plat_b == NULL || plat_c == NULL ||
 	    weak == NULL || tv3_key == NULL)
 		abort();
@@ -181,7 +130,7 @@ make_keys(void)
 	cert_old = mkcert(plat_b, "7777", NOW - 3 * 86400, NOW - 86400);
 	cert_weak = mkcert(weak, "1234", NOW - 86400, NOW + 86400);
 	cert_zero = mkcert(plat_a, "0", NOW - 86400, NOW + 86400);
-	pub_c = pem_public(plat_c);
+	pub_c = th_pem_key(plat_c, 0);
 }
 
 static void
