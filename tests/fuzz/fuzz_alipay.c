@@ -31,31 +31,13 @@
 #include <openssl/pem.h>
 
 #include "fuzz.h"
+#include "../unit/helpers.h"
 
 #define FZ_NOW 1764500000
 
 static EVP_PKEY *fz_key;
 static char *fz_pub, *fz_priv;
 static void *fz_ctx;
-
-static char *
-fz_pem(EVP_PKEY *k, int private)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *data, *out;
-	long n;
-
-	if (b == NULL || (private ? PEM_write_bio_PrivateKey(b, k, NULL, NULL,
-	    0, NULL, NULL) : PEM_write_bio_PUBKEY(b, k)) != 1)
-		abort();
-	n = BIO_get_mem_data(b, &data);
-	if ((out = malloc((size_t)n + 1)) == NULL)
-		abort();
-	memcpy(out, data, (size_t)n);
-	out[n] = '\0';
-	BIO_free(b);
-	return out;
-}
 
 void
 fz_init(void)
@@ -70,8 +52,8 @@ fz_init(void)
 
 	if ((fz_key = EVP_RSA_gen(2048)) == NULL)
 		abort();
-	fz_pub = fz_pem(fz_key, 0);
-	fz_priv = fz_pem(fz_key, 1);
+	fz_pub = th_pem_key(fz_key, 0);
+	fz_priv = th_pem_key(fz_key, 1);
 	settings[2].value = fz_pub;
 	settings[3].value = fz_priv;
 	fz_ctx = fz_profile(payhook_provider(), "alifuzz", settings);
@@ -127,11 +109,9 @@ fz_signed(const uint8_t *data, size_t size)
 {
 	static const char *const skip[] = { "sign", "sign_type", NULL };
 	static const struct ph_form_limits lim = { 65536, 256, 4096 };
-	unsigned char sig[512];
-	size_t siglen = sizeof(sig);
+	char b64[1400];
 	struct ph_kvlist kv;
-	struct ph_buf text, b64, body;
-	EVP_MD_CTX *md;
+	struct ph_buf text, body;
 
 	if (ph_form_parse(data, size, &lim, &kv, NULL) != PH_OK) {
 		ph_kvlist_free(&kv);
@@ -139,21 +119,14 @@ fz_signed(const uint8_t *data, size_t size)
 	}
 	ph_buf_init(&text, 1 << 20);
 	ph_canonical_join(&kv, skip, 1, &text);
-	if ((md = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, fz_key) != 1 ||
-	    EVP_DigestSign(md, sig, &siglen, (const unsigned char *)
-	    (text.data != NULL ? text.data : ""), text.len) != 1)
-		abort();
-	EVP_MD_CTX_free(md);
-	ph_buf_init(&b64, 4096);
-	ph_base64_encode(sig, siglen, &b64);
+	th_rsa_sign(fz_key, "SHA256", text.data != NULL ? text.data : "",
+	    text.len, b64);
 	ph_kvlist_add(&kv, "sign_type", 9, "RSA2", 4, NULL);
-	ph_kvlist_add(&kv, "sign", 4, b64.data, b64.len, NULL);
+	ph_kvlist_add(&kv, "sign", 4, b64, strlen(b64), NULL);
 	ph_buf_init(&body, 1 << 20);
 	if (ph_form_write(&kv, &body) == PH_OK && body.data != NULL)
 		fz_notify(body.data, body.len);
 	ph_buf_free(&body);
-	ph_buf_free(&b64);
 	ph_buf_free(&text);
 	ph_kvlist_free(&kv);
 }

@@ -11,6 +11,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
+#include "../unit/helpers.h"
+
 #define FZ_MER_ID	"777290058110048"
 #define FZ_DAY		86400L
 
@@ -18,83 +20,28 @@ static EVP_PKEY *fz_leaf_key, *fz_ca_key;
 static char *fz_root, *fz_mid, *fz_leaf, *fz_mer_key_pem, *fz_mer_cert;
 static int64_t fz_now;
 
-static __attribute__((unused)) char *
-fz_pem(X509 *x)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-	char *p, *s;
-	long n;
-
-	if (b == NULL || PEM_write_bio_X509(b, x) != 1)
-		abort();
-	n = BIO_get_mem_data(b, &p);
-	s = fz_strndup((const uint8_t *)p, (size_t)n);
-	BIO_free(b);
-	return s;
-}
-
-static __attribute__((unused)) void
-fz_ext(X509 *x, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX v3;
-	X509_EXTENSION *e;
-
-	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
-	if ((e = X509V3_EXT_conf_nid(NULL, &v3, nid, value)) == NULL ||
-	    X509_add_ext(x, e, -1) != 1)
-		abort();
-	X509_EXTENSION_free(e);
-}
-
 static __attribute__((unused)) X509 *
 fz_cert(EVP_PKEY *key, const char *o, const char *cn, X509 *issuer,
     EVP_PKEY *ikey, long serial, int ca)
 {
-	X509 *x = X509_new();
-	X509_NAME *n = X509_NAME_new();
+	const char *const name[] = { "C", "CN", "O", o, "CN", cn, NULL };
+	char hex[24];
+	const struct th_cert c = { key, name, issuer, ikey, hex,
+	    fz_now - 100 * FZ_DAY, fz_now + 700 * FZ_DAY, ca, 0 };
 
-	if (x == NULL || n == NULL || X509_set_version(x, 2) != 1 ||
-	    ASN1_INTEGER_set(X509_get_serialNumber(x), serial) != 1 ||
-	    X509_gmtime_adj(X509_getm_notBefore(x), -100 * FZ_DAY) == NULL ||
-	    X509_gmtime_adj(X509_getm_notAfter(x), 700 * FZ_DAY) == NULL ||
-	    X509_set_pubkey(x, key) != 1 ||
-	    X509_NAME_add_entry_by_txt(n, "C", MBSTRING_UTF8,
-	    (const unsigned char *)"CN", -1, -1, 0) != 1 ||
-	    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8,
-	    (const unsigned char *)o, -1, -1, 0) != 1 ||
-	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
-	    (const unsigned char *)cn, -1, -1, 0) != 1 ||
-	    X509_set_subject_name(x, n) != 1 ||
-	    X509_set_issuer_name(x, issuer != NULL ?
-	    X509_get_subject_name(issuer) : n) != 1)
-		abort();
-	X509_NAME_free(n);
-	if (ca) {
-		fz_ext(x, issuer != NULL ? issuer : x, NID_basic_constraints,
-		    "critical,CA:TRUE");
-		fz_ext(x, issuer != NULL ? issuer : x, NID_key_usage,
-		    "critical,keyCertSign,cRLSign");
-	} else
-		fz_ext(x, issuer != NULL ? issuer : x, NID_key_usage,
-		    "critical,digitalSignature,nonRepudiation");
-	if (X509_sign(x, ikey != NULL ? ikey : key, EVP_sha256()) == 0)
-		abort();
-	return x;
+	snprintf(hex, sizeof(hex), "%lX", serial);
+	return th_cert(&c);
 }
 
 static __attribute__((unused)) void
 fz_pki_make(void)
 {
 	X509 *root, *mid, *leaf, *mer;
-	BIO *b;
-	char *p;
-	long n;
 
 	fz_now = (int64_t)time(NULL);
 	/* One CA key for root and middle keeps start-up quick. */
-	if ((fz_ca_key = EVP_RSA_gen(2048)) == NULL ||
-	    (fz_leaf_key = EVP_RSA_gen(2048)) == NULL)
-		abort();
+	fz_ca_key = th_rsa_key(2048);
+	fz_leaf_key = th_rsa_key(2048);
 	root = fz_cert(fz_ca_key, "Test UnionPay", "Test UnionPay Root",
 	    NULL, NULL, 1, 1);
 	mid = fz_cert(fz_ca_key, "Test UnionPay", "Test UnionPay Middle",
@@ -105,17 +52,11 @@ fz_pki_make(void)
 	    "@00000001", mid, fz_ca_key, 69026276696L, 0);
 	mer = fz_cert(fz_leaf_key, "Test Merchant",
 	    "041@Z12@Test Merchant@00000004", NULL, NULL, 68759529225L, 0);
-	fz_root = fz_pem(root);
-	fz_mid = fz_pem(mid);
-	fz_leaf = fz_pem(leaf);
-	fz_mer_cert = fz_pem(mer);
-	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio_PrivateKey(b, fz_leaf_key, NULL, NULL, 0, NULL,
-	    NULL) != 1)
-		abort();
-	n = BIO_get_mem_data(b, &p);
-	fz_mer_key_pem = fz_strndup((const uint8_t *)p, (size_t)n);
-	BIO_free(b);
+	fz_root = th_pem_cert(root);
+	fz_mid = th_pem_cert(mid);
+	fz_leaf = th_pem_cert(leaf);
+	fz_mer_cert = th_pem_cert(mer);
+	fz_mer_key_pem = th_pem_key(fz_leaf_key, 1);
 	X509_free(root);
 	X509_free(mid);
 	X509_free(leaf);

@@ -9,6 +9,8 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
+#include "../unit/helpers.h"
+
 #define FZ_V2_KEY_MD5	"192006250b4c09247ec02edce69f6a2d"
 #define FZ_V2_KEY_HMAC	"Hm4cK3yE2eTestKeyForSha256Prof1x"
 #define FZ_V3_KEY	"0123456789abcdefFUZZapiv3key0123"
@@ -20,33 +22,12 @@
 static EVP_PKEY *fz_rsa;
 static char *fz_rsa_pub_pem, *fz_rsa_priv_pem;
 
-static __attribute__((unused)) char *
-fz_bio_text(BIO *b)
-{
-	char *p, *s;
-	long n = BIO_get_mem_data(b, &p);
-
-	s = fz_strndup((const uint8_t *)p, (size_t)n);
-	BIO_free(b);
-	return s;
-}
-
 static __attribute__((unused)) void
 fz_rsa_make(void)
 {
-	BIO *b;
-
-	if ((fz_rsa = EVP_RSA_gen(2048)) == NULL)
-		abort();
-	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio_PUBKEY(b, fz_rsa) != 1)
-		abort();
-	fz_rsa_pub_pem = fz_bio_text(b);
-	if ((b = BIO_new(BIO_s_mem())) == NULL ||
-	    PEM_write_bio_PrivateKey(b, fz_rsa, NULL, NULL, 0, NULL,
-	    NULL) != 1)
-		abort();
-	fz_rsa_priv_pem = fz_bio_text(b);
+	fz_rsa = th_rsa_key(2048);
+	fz_rsa_pub_pem = th_pem_key(fz_rsa, 0);
+	fz_rsa_priv_pem = th_pem_key(fz_rsa, 1);
 }
 
 static __attribute__((unused)) void

@@ -365,6 +365,17 @@ th_conf_value(struct th_conf *c, const char *name)
 }
 
 void
+th_conf_set(struct th_conf *c, const char *name, const char *s)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+
+	v->present = s != NULL;
+	v->str = s != NULL ? s : "";
+	v->blob.data = (const unsigned char *)s;
+	v->blob.len = s != NULL ? strlen(s) : 0;
+}
+
+void
 th_conf_str(struct th_conf *c, const char *name, const char *str)
 {
 	struct ph_conf_value *v = th_conf_value(c, name);

@@ -93,6 +93,8 @@ struct th_conf {
 /* Empty: every key of p's table named, none present. */
 void th_conf_init(struct th_conf *c, const struct ph_provider *p,
     const char *profile);
+/* A present value whose text and bytes are both s (NULL: absent). */
+void th_conf_set(struct th_conf *c, const char *name, const char *s);
 /* A present value: str (NULL: the key is absent again). */
 void th_conf_str(struct th_conf *c, const char *name, const char *str);
 /* A present file value holding data (NULL: absent). */

@@ -57,40 +57,27 @@ struct prof {
 	const char *livemode, *api_key;
 };
 
-static void
-setv(struct ph_conf_value *v, const char *s)
-{
-	v->present = s != NULL;
-	v->str = s != NULL ? s : "";
-	v->blob.data = (const unsigned char *)s;
-	v->blob.len = s != NULL ? strlen(s) : 0;
-}
-
 static int
 mkprof(const struct prof *p, void **ctx)
 {
-	static struct ph_conf_value v[AGG_CONF__MAX];
-	struct ph_conf conf = { "aggtest", v, AGG_CONF__MAX };
-	size_t i;
+	static struct th_conf c;
 
-	memset(v, 0, sizeof(v));
-	for (i = 0; i < AGG_CONF__MAX; i++)
-		v[i].name = payhook_provider()->conf_keys[i].name;
-	setv(&v[AGG_CONF_SIGNATURE], p->signature);
-	setv(&v[AGG_CONF_APP_ID], p->app_id);
-	setv(&v[AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE], p->pub);
-	setv(&v[AGG_CONF_WEBHOOK_SECRET_FILE], p->secret);
-	setv(&v[AGG_CONF_SIGNATURE_HEADER], p->header);
-	setv(&v[AGG_CONF_TOLERANCE_S], p->tolerance);
+	th_conf_init(&c, payhook_provider(), "aggtest");
+	th_conf_set(&c, "signature", p->signature);
+	th_conf_set(&c, "app_id", p->app_id);
+	th_conf_set(&c, "webhook_public_key_file", p->pub);
+	th_conf_set(&c, "webhook_secret_file", p->secret);
+	th_conf_set(&c, "signature_header", p->header);
+	th_conf_set(&c, "tolerance_s", p->tolerance);
 	if (p->tolerance != NULL)
-		v[AGG_CONF_TOLERANCE_S].num = strtoll(p->tolerance, NULL, 10);
-	setv(&v[AGG_CONF_LIVEMODE], p->livemode);
+		c.v[AGG_CONF_TOLERANCE_S].num = strtoll(p->tolerance, NULL, 10);
+	th_conf_set(&c, "livemode", p->livemode);
 	if (p->livemode != NULL)
-		v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
-	setv(&v[AGG_CONF_API_KEY_FILE], p->api_key);
+		c.v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
+	th_conf_set(&c, "api_key_file", p->api_key);
 	d.msg[0] = '\0';
 	*ctx = NULL;
-	return payhook_provider()->profile_new(&conf, ctx, &d);
+	return payhook_provider()->profile_new(&c.conf, ctx, &d);
 }
 
 static void

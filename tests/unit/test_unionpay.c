@@ -326,48 +326,27 @@ struct prof {
 	const char *sign_key, *sign_cert;
 };
 
-static void
-file_val(struct ph_conf_value *v, const char *name, const char *data)
-{
-	v->name = name;
-	v->present = data != NULL;
-	v->str = data != NULL ? "file.pem" : "";
-	v->blob.data = (const unsigned char *)data;
-	v->blob.len = data != NULL ? strlen(data) : 0;
-}
-
 static int
 mkprofile(void **ctx, const struct prof *p)
 {
-	static struct ph_conf_value v[UP_CONF__MAX];
-	static struct ph_blob files[3];
-	struct ph_conf conf = { "test", v, UP_CONF__MAX };
+	static struct th_conf c;
+	const char *vcerts[4];
 	size_t i;
 
-	memset(v, 0, sizeof(v));
-	memset(files, 0, sizeof(files));
-	v[UP_CONF_MER_ID].name = "mer_id";
-	v[UP_CONF_MER_ID].present = p->mer_id != NULL;
-	v[UP_CONF_MER_ID].str = p->mer_id != NULL ? p->mer_id : "";
-	file_val(&v[UP_CONF_ROOT_CERT_FILE], "root_cert_file", p->root);
-	file_val(&v[UP_CONF_MIDDLE_CERT_FILE], "middle_cert_file", p->mid);
-	v[UP_CONF_SIGNER_CN].name = "signer_cn";
-	v[UP_CONF_SIGNER_CN].present = 1;
-	v[UP_CONF_SIGNER_CN].str = p->signer_cn != NULL ? p->signer_cn :
-	    payhook_provider()->conf_keys[UP_CONF_SIGNER_CN].def;
-	v[UP_CONF_VERIFY_CERT_FILES].name = "verify_cert_files";
-	for (i = 0; i < 3 && p->vcerts[i] != NULL; i++) {
-		files[i].data = (const unsigned char *)p->vcerts[i];
-		files[i].len = strlen(p->vcerts[i]);
-	}
-	v[UP_CONF_VERIFY_CERT_FILES].present = i > 0;
-	v[UP_CONF_VERIFY_CERT_FILES].str = i > 0 ? "a.pem" : "";
-	v[UP_CONF_VERIFY_CERT_FILES].files = i > 0 ? files : NULL;
-	v[UP_CONF_VERIFY_CERT_FILES].nfiles = i;
-	file_val(&v[UP_CONF_SIGN_KEY_FILE], "sign_key_file", p->sign_key);
-	file_val(&v[UP_CONF_SIGN_CERT_FILE], "sign_cert_file", p->sign_cert);
+	th_conf_init(&c, payhook_provider(), "test");
+	th_conf_str(&c, "mer_id", p->mer_id);
+	th_conf_file(&c, "root_cert_file", p->root);
+	th_conf_file(&c, "middle_cert_file", p->mid);
+	th_conf_str(&c, "signer_cn", p->signer_cn != NULL ? p->signer_cn :
+	    payhook_provider()->conf_keys[UP_CONF_SIGNER_CN].def);
+	for (i = 0; i < 3 && p->vcerts[i] != NULL; i++)
+		vcerts[i] = p->vcerts[i];
+	vcerts[i] = NULL;
+	th_conf_files(&c, "verify_cert_files", vcerts);
+	th_conf_file(&c, "sign_key_file", p->sign_key);
+	th_conf_file(&c, "sign_cert_file", p->sign_cert);
 	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&conf, ctx, &d);
+	return payhook_provider()->profile_new(&c.conf, ctx, &d);
 }
 
 static struct prof

@@ -22,6 +22,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include "helpers.h"
 #include "tap.h"
 
 #define KEY_MD5  "192006250b4c09247ec02edce69f6a2d"
@@ -204,26 +205,15 @@ static int
 mkprofile(void **ctx, const char *appid, const char *mch_id, const char *key,
     const char *sign_type)
 {
-	static struct ph_conf_value v[WX_CONF__MAX];
-	struct ph_conf conf = { "test", v, WX_CONF__MAX };
+	static struct th_conf c;
 
-	memset(v, 0, sizeof(v));
-	v[WX_CONF_APPID].name = "appid";
-	v[WX_CONF_APPID].present = appid != NULL;
-	v[WX_CONF_APPID].str = appid != NULL ? appid : "";
-	v[WX_CONF_MCH_ID].name = "mch_id";
-	v[WX_CONF_MCH_ID].present = mch_id != NULL;
-	v[WX_CONF_MCH_ID].str = mch_id != NULL ? mch_id : "";
-	v[WX_CONF_API_KEY_FILE].name = "api_key_file";
-	v[WX_CONF_API_KEY_FILE].present = key != NULL;
-	v[WX_CONF_API_KEY_FILE].str = key != NULL ? "keys/test.key" : "";
-	v[WX_CONF_API_KEY_FILE].blob.data = (const unsigned char *)key;
-	v[WX_CONF_API_KEY_FILE].blob.len = key != NULL ? strlen(key) : 0;
-	v[WX_CONF_SIGN_TYPE].name = "sign_type";
-	v[WX_CONF_SIGN_TYPE].present = sign_type != NULL;
-	v[WX_CONF_SIGN_TYPE].str = sign_type != NULL ? sign_type : "";
+	th_conf_init(&c, payhook_provider(), "test");
+	th_conf_str(&c, "appid", appid);
+	th_conf_str(&c, "mch_id", mch_id);
+	th_conf_file(&c, "api_key_file", key);
+	th_conf_str(&c, "sign_type", sign_type);
 	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&conf, ctx, &d);
+	return payhook_provider()->profile_new(&c.conf, ctx, &d);
 }
 
 static void

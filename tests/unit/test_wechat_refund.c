@@ -29,6 +29,7 @@
 
 #include <openssl/bio.h>
 
+#include "helpers.h"
 #include "tap.h"
 
 #define KEY_MD5  "192006250b4c09247ec02edce69f6a2d"
@@ -42,38 +43,20 @@ static struct ph_diag d;
 
 /* ---- profiles ----------------------------------------------------------- */
 
-static struct ph_conf_value cv[WX_CONF__MAX];
-
-static void
-cset(enum wx_conf k, const char *name, const char *str)
-{
-	cv[k].name = name;
-	cv[k].present = str != NULL;
-	cv[k].str = str != NULL ? str : "";
-}
-
-static void
-cfile(enum wx_conf k, const char *name, const char *data)
-{
-	cset(k, name, data != NULL ? "keys/file" : NULL);
-	cv[k].blob.data = (const unsigned char *)data;
-	cv[k].blob.len = data != NULL ? strlen(data) : 0;
-}
+static struct th_conf cv;
 
 static int
 v2profile(void **ctx, const char *appid, const char *mch, const char *key,
     const char *sign_type, const char *url)
 {
-	struct ph_conf conf = { "test", cv, WX_CONF__MAX };
-
-	memset(cv, 0, sizeof(cv));
-	cset(WX_CONF_APPID, "appid", appid);
-	cset(WX_CONF_MCH_ID, "mch_id", mch);
-	cfile(WX_CONF_API_KEY_FILE, "api_key_file", key);
-	cset(WX_CONF_SIGN_TYPE, "sign_type", sign_type);
-	cset(WX_CONF_REFUND_NOTIFY_URL, "refund_notify_url", url);
+	th_conf_init(&cv, payhook_provider(), "test");
+	th_conf_str(&cv, "appid", appid);
+	th_conf_str(&cv, "mch_id", mch);
+	th_conf_file(&cv, "api_key_file", key);
+	th_conf_str(&cv, "sign_type", sign_type);
+	th_conf_str(&cv, "refund_notify_url", url);
 	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&conf, ctx, &d);
+	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
 }
 
 /* The official test key of TV-3 (PROTOCOLS.md section 7): the merchant's
@@ -129,23 +112,21 @@ static const char tv3_pub_pem[] =
 static int
 v3profile(void **ctx, const char *url)
 {
-	struct ph_conf conf = { "test3", cv, WX_CONF__MAX };
-
-	memset(cv, 0, sizeof(cv));
-	cset(WX_CONF_APPID, "appid", V3_APPID);
-	cset(WX_CONF_MCH_ID, "mch_id", V3_MCHID);
-	cset(WX_CONF_API_VERSION, "api_version", "3");
-	cfile(WX_CONF_APIV3_KEY_FILE, "apiv3_key_file", V3_KEY);
-	cfile(WX_CONF_PLATFORM_PUBLIC_KEY_FILE, "platform_public_key_file",
+	th_conf_init(&cv, payhook_provider(), "test3");
+	th_conf_str(&cv, "appid", V3_APPID);
+	th_conf_str(&cv, "mch_id", V3_MCHID);
+	th_conf_str(&cv, "api_version", "3");
+	th_conf_file(&cv, "apiv3_key_file", V3_KEY);
+	th_conf_file(&cv, "platform_public_key_file",
 	    tv3_pub_pem);
-	cset(WX_CONF_PLATFORM_PUBLIC_KEY_ID, "platform_public_key_id",
+	th_conf_str(&cv, "platform_public_key_id",
 	    V3_PUB_ID);
-	cfile(WX_CONF_MERCHANT_PRIVATE_KEY_FILE, "merchant_private_key_file",
+	th_conf_file(&cv, "merchant_private_key_file",
 	    tv3_priv_pem);
-	cset(WX_CONF_MERCHANT_SERIAL, "merchant_serial", V3_SERIAL);
-	cset(WX_CONF_REFUND_NOTIFY_URL, "refund_notify_url", url);
+	th_conf_str(&cv, "merchant_serial", V3_SERIAL);
+	th_conf_str(&cv, "refund_notify_url", url);
 	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&conf, ctx, &d);
+	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
 }
 
 /* ---- bills ---------------------------------------------------------------- */

@@ -178,54 +178,35 @@ prof_v3(struct prof *p)
 	p->serial = TV3_SERIAL;
 }
 
-static void
-setv(struct ph_conf_value *v, const char *s)
-{
-	v->present = s != NULL;
-	v->str = s != NULL ? s : "";
-	v->blob.data = (const unsigned char *)s;
-	v->blob.len = s != NULL ? strlen(s) : 0;
-}
-
 static int
 mkprof(const struct prof *p, void **ctx)
 {
-	static struct ph_conf_value v[WX_CONF__MAX];
-	static struct ph_blob files[4];
-	struct ph_conf conf = { "v3test", v, WX_CONF__MAX };
-	size_t i, n = 0;
+	static struct th_conf c;
+	const char *certs[5];
+	size_t i;
 
-	memset(v, 0, sizeof(v));
-	for (i = 0; i < WX_CONF__MAX; i++)
-		v[i].name = payhook_provider()->conf_keys[i].name;
-	setv(&v[WX_CONF_APPID], p->appid);
-	setv(&v[WX_CONF_MCH_ID], p->mch_id);
-	setv(&v[WX_CONF_API_VERSION], p->version);
-	setv(&v[WX_CONF_APIV3_KEY_FILE], p->v3key);
-	for (i = 0; i < 4 && p->certs[i] != NULL; i++) {
-		files[n].data = (const unsigned char *)p->certs[i];
-		files[n].len = strlen(p->certs[i]);
-		n++;
-	}
-	if (n > 0) {
-		v[WX_CONF_PLATFORM_CERT_FILES].present = 1;
-		v[WX_CONF_PLATFORM_CERT_FILES].str = "certs";
-		v[WX_CONF_PLATFORM_CERT_FILES].files = files;
-		v[WX_CONF_PLATFORM_CERT_FILES].nfiles = n;
-	}
-	setv(&v[WX_CONF_PLATFORM_PUBLIC_KEY_FILE], p->pub);
-	setv(&v[WX_CONF_PLATFORM_PUBLIC_KEY_ID], p->pub_id);
-	setv(&v[WX_CONF_MERCHANT_PRIVATE_KEY_FILE], p->priv);
-	setv(&v[WX_CONF_MERCHANT_SERIAL], p->serial);
-	setv(&v[WX_CONF_TIMESTAMP_TOLERANCE_S], p->tolerance);
+	th_conf_init(&c, payhook_provider(), "v3test");
+	th_conf_set(&c, "appid", p->appid);
+	th_conf_set(&c, "mch_id", p->mch_id);
+	th_conf_set(&c, "api_version", p->version);
+	th_conf_set(&c, "apiv3_key_file", p->v3key);
+	for (i = 0; i < 4 && p->certs[i] != NULL; i++)
+		certs[i] = p->certs[i];
+	certs[i] = NULL;
+	th_conf_files(&c, "platform_cert_files", certs);
+	th_conf_set(&c, "platform_public_key_file", p->pub);
+	th_conf_set(&c, "platform_public_key_id", p->pub_id);
+	th_conf_set(&c, "merchant_private_key_file", p->priv);
+	th_conf_set(&c, "merchant_serial", p->serial);
+	th_conf_set(&c, "timestamp_tolerance_s", p->tolerance);
 	if (p->tolerance != NULL)
-		v[WX_CONF_TIMESTAMP_TOLERANCE_S].num =
+		c.v[WX_CONF_TIMESTAMP_TOLERANCE_S].num =
 		    strtoll(p->tolerance, NULL, 10);
-	setv(&v[WX_CONF_API_KEY_FILE], p->api_key);
-	setv(&v[WX_CONF_SIGN_TYPE], p->sign_type);
+	th_conf_set(&c, "api_key_file", p->api_key);
+	th_conf_set(&c, "sign_type", p->sign_type);
 	d.msg[0] = '\0';
 	*ctx = NULL;
-	return payhook_provider()->profile_new(&conf, ctx, &d);
+	return payhook_provider()->profile_new(&c.conf, ctx, &d);
 }
 
 /* ---- notifications, encrypted and signed here ------------------------ */
