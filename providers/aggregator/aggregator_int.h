@@ -93,7 +93,6 @@ int agg_notify_hint(void *p, const struct ph_request *req,
 int agg_statement_line(void *p, struct ph_statement *st, const char *line,
     size_t len, struct ph_event *ev, struct ph_diag *diag);
 
-
 #ifdef PH_UNITTEST
 #include "aggregator_test.h"
 #endif

@@ -32,13 +32,11 @@
 const struct ph_json_limits agg_event_limits = { AGG_BODY_MAX, 8 };
 const struct ph_json_limits agg_answer_limits = { AGG_ANSWER_MAX, 8 };
 
-
 static const char *const agg_mode_names[AGG_MODE__MAX + 1] = {
 	[AGG_MODE_RSA] = "rsa",
 	[AGG_MODE_HMAC] = "hmac",
 	[AGG_MODE__MAX] = NULL,
 };
-
 
 /*
  * Keys of one mode have no table default, so that profile_new() can
@@ -67,7 +65,6 @@ static const struct ph_conf_key agg_conf_keys[AGG_CONF__MAX + 1] = {
 	    "secret API key (sk_...) for queries, sent as a Bearer token" },
 	[AGG_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
-
 
 static void
 agg_profile_free(void *p)

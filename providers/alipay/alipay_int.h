@@ -94,7 +94,6 @@ int ali_refund_response(void *p, const struct ph_refund_ref *ref,
     const struct ph_http_response *in, struct ph_event *ev,
     struct ph_diag *diag);
 
-
 #ifdef PH_UNITTEST
 #include "alipay_test.h"
 #endif

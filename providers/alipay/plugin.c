@@ -49,8 +49,6 @@ const struct ph_json_limits ali_json_limits = {
 	.max_depth = 8,
 };
 
-
-
 const struct ali_method ali_query = {
 	"alipay.trade.query", "alipay_trade_query_response" };
 const struct ali_method ali_close = {

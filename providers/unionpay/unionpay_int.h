@@ -112,7 +112,6 @@ const char *up_diag_text(const struct up_msg *m, const char *name, char *buf,
 int up_open(struct up_ctx *ctx, struct up_msg *m, int64_t now,
     struct ph_diag *diag);
 
-
 #ifdef PH_UNITTEST
 #include "unionpay_test.h"
 #endif

@@ -18,8 +18,6 @@
 
 #include "wechat_int.h"
 
-
-
 static const char *const wx_api_versions[] = { "2", "3", NULL };
 
 static const struct ph_conf_key wx_conf_keys[WX_CONF__MAX + 1] = {
@@ -71,7 +69,6 @@ static const struct ph_conf_key wx_conf_keys[WX_CONF__MAX + 1] = {
 	    "absent: the one set at the merchant platform" },
 	[WX_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
 };
-
 
 static void
 wx_profile_free(void *p)
@@ -171,7 +168,6 @@ fail:
 	wx_profile_free(ctx);
 	return rc;
 }
-
 
 /* ---- The table: one entry per call, dispatched on api_version ----------- */
 

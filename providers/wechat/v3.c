@@ -33,8 +33,6 @@
 const struct ph_json_limits wx3_envelope_limits = { WX3_BODY_MAX, 4 };
 const struct ph_json_limits wx3_resource_limits = { WX3_BODY_MAX, 8 };
 
-
-
 /* trade_state of a decrypted transaction and the event it becomes. */
 static const struct {
 	const char *name;
@@ -306,7 +304,6 @@ fail:
 }
 
 /* ---- v3 signatures ------------------------------------------------------ */
-
 
 PH_UNITTEST_STATIC int
 wx3_message(const struct wx3_line *l, size_t n, struct ph_buf *msg)

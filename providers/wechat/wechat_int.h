@@ -191,7 +191,6 @@ int wx_refund_response(void *p, const struct ph_refund_ref *ref,
 int wx_statement_line(void *p, struct ph_statement *st, const char *line,
     size_t len, struct ph_event *ev, struct ph_diag *diag);
 
-
 #ifdef PH_UNITTEST
 #include "wechat_test.h"
 #endif

@@ -82,6 +82,31 @@ size_t th_note_join(const struct th_note *n, const char *const *skip,
 size_t th_note_form(const struct th_note *n, const char *dup,
     const char *dupval, char *out, size_t cap);
 
+/* Hands p's parse_notify a POST of body with one Content-Type header
+ * ct, received at now; diag is emptied first. */
+int th_notify(const struct ph_provider *p, void *ctx, const void *body,
+    size_t len, const char *ct, int64_t now, struct ph_event *ev,
+    struct ph_diag *diag);
+
+/* A statement fed line by line to p's statement_line, each line with
+ * term appended, then its end: the result, the line that failed (0: the
+ * end), the first four facts and the reader's counts. */
+struct th_run {
+	int rc;
+	uint64_t fail_line;
+	size_t nev;
+	struct ph_event ev[4];
+	struct ph_statement st;
+};
+void th_feed(const struct ph_provider *p, void *ctx,
+    const char *const *lines, const char *term, struct th_run *r,
+    struct ph_diag *diag);
+
+/* WeChat Pay's published test key (TV-3), as PKCS#8 and as its public
+ * key: the merchant's key in the v3 tests, and the platform's too. */
+extern const char th_tv3_priv_pem[];
+extern const char th_tv3_pub_pem[];
+
 /* The configuration of a profile, its values set by key name: names not
  * among the plugin's keys abort. */
 #define TH_CONF_MAX 32

@@ -152,19 +152,7 @@ static struct ph_diag d;
 static int
 run_len(void *ctx, size_t len, const char *ct, struct ph_event *ev)
 {
-	struct ph_request req;
-	struct ph_header h = { "Content-Type", ct };
-
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = ct;
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
-	req.headers = &h;
-	req.nheaders = 1;
-	req.now = NOW;
-	d.msg[0] = '\0';
-	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
+	return th_notify(payhook_provider(), ctx, body, len, ct, NOW, ev, &d);
 }
 
 static int

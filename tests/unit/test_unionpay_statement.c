@@ -16,53 +16,18 @@
 
 #include "../../providers/unionpay/unionpay_test.h"
 
-#include <openssl/bn.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
-#include <openssl/x509v3.h>
-
+#include "helpers.h"
 #include "tap.h"
 
 #define MER "777290058110048"
 
 static struct ph_diag d;
 
-struct run {
-	int rc;
-	uint64_t fail_line;	/* 0: at the end */
-	size_t nev;
-	struct ph_event ev[4];
-	struct ph_statement st;
-};
-
 static void
-feed(void *ctx, const char *const *lines, const char *term, struct run *r)
+feed(void *ctx, const char *const *lines, const char *term,
+    struct th_run *r)
 {
-	const struct ph_provider *p = payhook_provider();
-	struct ph_event ev;
-	char buf[2048];
-	size_t i;
-	int n;
-
-	memset(r, 0, sizeof(*r));
-	for (i = 0; lines[i] != NULL; i++) {
-		n = snprintf(buf, sizeof(buf), "%s%s", lines[i], term);
-		r->st.line++;
-		d.msg[0] = '\0';
-		if ((r->rc = p->statement_line(ctx, &r->st, buf, (size_t)n, &ev,
-		    &d)) != PH_OK) {
-			r->fail_line = r->st.line;
-			return;
-		}
-		if (ev.kind != PH_EV_IGNORED && r->nev < 4)
-			r->ev[r->nev++] = ev;
-	}
-	d.msg[0] = '\0';
-	r->rc = p->statement_line(ctx, &r->st, NULL, 0, &ev, &d);
+	th_feed(payhook_provider(), ctx, lines, term, r, &d);
 }
 
 static const char *const good[] = {
@@ -97,7 +62,7 @@ main(void)
 {
 	const struct ph_provider *p = payhook_provider();
 	struct up_ctx ctx, other;
-	struct run r;
+	struct th_run r;
 	int64_t t;
 
 	memset(&ctx, 0, sizeof(ctx));

@@ -59,49 +59,9 @@ v2profile(void **ctx, const char *appid, const char *mch, const char *key,
 	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
 }
 
-/* The official test key of TV-3 (PROTOCOLS.md section 7): the merchant's
- * key here, and, as a WeChat Pay public key, the platform's too. */
-static const char tv3_priv_pem[] =
-	"-----BEGIN PRIVATE KEY-----\n"
-	"MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCm2mb6q8gMKH/3\n"
-	"CNTbpJAIrbqiBiQGEOtjGcBrDYltsGynWgNscqT7WvfzU14FQbYcQUC5T4Wvva7m\n"
-	"i3fIp3OgX8VqMDNA0qebnr38Pe6kqiLyZgFpJPXlSKDyPyqhRbVTbXssvSMQeVKc\n"
-	"dXeVxoNNeoOlNFHgF/P0io6AmAVnz+hN8SiZKuOsth5/zUTLGvtkgxBcQooQrtXh\n"
-	"RcpLT798OyIb9xeJ2HO3xRtMv2+perEzb4gMibI74UBz+2QEbnkubPE+2jU2rRZu\n"
-	"dnNEz/BPOt3Qj/w2V6/G0VumGDh6+UeMU0jv4aupHztWITC4Akn0l7lBCNy3lgl8\n"
-	"VFaJnkIxAgMBAAECggEAYGL8aESB7NwciDWW2UdoWUsa7GxFtSdjAz2mFXGdeTsY\n"
-	"mVh7b9OOkRGM+Qio4LqEHDBp1mMk5E/cUJwy1zw8pGGO5nfvs7u9TT3XnHaefIs4\n"
-	"YvUgTYAneIuLRkXNN5rQU+CD7mVYczTSz0Vgjqo9wa1LjUz7G0xbBmJgTdMEFGJs\n"
-	"eJjy6AbJo0CGIwp6HJbTm4CmOUgXnnDAIbEGTIRImkZFH/rzneIeR7oZ77FVwxr1\n"
-	"CZB2gfRCov/yRPbw8vnryYkmvQ7D/ze3j5097vRg/MoDGBSdoOwcmo75vyofr0AS\n"
-	"zytMjmHYyifqkf5slPropSiJeGf4p/7gtKyF6dE/XQKBgQDVAlJ+4U5ZVGOuDc3+\n"
-	"sAhz8CTzgFNlq9vKuSoFK6hOz2L+cwj+E7NXGkOe2DsHHZNy2Xqxk7caKhPEp1z9\n"
-	"hhpMpyLVMoFt6CKemyoRBWDCQwLLwem9SZF/IAyovBkLiH36P42Jm26gUkNMKC/5\n"
-	"Zhtqxf6RZgRQzbVudJi47vIRCwKBgQDIh0+v27Oo+DM3fhObH4I1NrXpWOEGH7OQ\n"
-	"G1dEsMuFYF4hjGhg0kBEP3w9vVdl2+mRllZKTsx9oqjb8OibPLLIH8xsdbAB0WLf\n"
-	"JvjLu4wl/ILUzN1RI03dWnnv2EnEeQn6c3hizvrJ9wR5U4ue9RPVnQooJ0hZF1PU\n"
-	"uCL5fWK3MwKBgElReU/PAYbh80WP3t3Rfbdaa32dKBeQ5iCLR5lsA4zM+YgX1HqQ\n"
-	"EWTj126vgvHaDkyz6vWAoL/Sx+cirHFfXWIRDX5Q2hgYlQH+6qXdMgbrxeSYpHnQ\n"
-	"/tHBGFpkFELSAnrGsVMyOwvYBO4LzyeLK9i+ufcWJFoj1FVmsMLHDG8tAoGARdbi\n"
-	"iQQCoYG4DMarO2aQ6cmhN6EN1h0qY7EyBqlwaIZ0okiNfdMcMOjPc41DKCWcRmlO\n"
-	"qlihXcxN9TQFPzO3rH1urAOdBjUPs1qWYhZyrDQyuLyVBBJApyxAtajloDjrob+f\n"
-	"mQIvVDHk7ACN6xG+E7K6+9salnTKbJapD618uQMCgYBNy6XUvzLkP/A1U/UZdtcx\n"
-	"l8GwU/dturLxz4CyGbqDw4ubaYY2e13lnqHUqQgPtiSyH51nq3tdo8G0YAJdfkSv\n"
-	"KvnfslW91fyEBUKnkdW1o3/1UFU/wprZ7ixVL/F42A4xDu7OFE8EnweJOZ0jWceE\n"
-	"OdhCkaIGBCfRnlECRK8UyQ==\n"
-	"-----END PRIVATE KEY-----\n";
-
-static const char tv3_pub_pem[] =
-	"-----BEGIN PUBLIC KEY-----\n"
-	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAptpm+qvIDCh/9wjU26SQ\n"
-	"CK26ogYkBhDrYxnAaw2JbbBsp1oDbHKk+1r381NeBUG2HEFAuU+Fr72u5ot3yKdz\n"
-	"oF/FajAzQNKnm569/D3upKoi8mYBaST15Uig8j8qoUW1U217LL0jEHlSnHV3lcaD\n"
-	"TXqDpTRR4Bfz9IqOgJgFZ8/oTfEomSrjrLYef81Eyxr7ZIMQXEKKEK7V4UXKS0+/\n"
-	"fDsiG/cXidhzt8UbTL9vqXqxM2+IDImyO+FAc/tkBG55LmzxPto1Nq0WbnZzRM/w\n"
-	"Tzrd0I/8NlevxtFbphg4evlHjFNI7+GrqR87ViEwuAJJ9Je5QQjct5YJfFRWiZ5C\n"
-	"MQIDAQAB\n"
-	"-----END PUBLIC KEY-----\n";
-
+/* The official test key of TV-3 (th_tv3_priv_pem, helpers.h) is the
+ * merchant's key here, and, as a WeChat Pay public key, the platform's
+ * too. */
 #define V3_MCHID	"1230000109"
 #define V3_APPID	"wxd678efh567hg6787"
 #define V3_KEY		"0123456789abcdefABCDEFGHijklmnop"
@@ -118,11 +78,11 @@ v3profile(void **ctx, const char *url)
 	th_conf_str(&cv, "api_version", "3");
 	th_conf_file(&cv, "apiv3_key_file", V3_KEY);
 	th_conf_file(&cv, "platform_public_key_file",
-	    tv3_pub_pem);
+	    th_tv3_pub_pem);
 	th_conf_str(&cv, "platform_public_key_id",
 	    V3_PUB_ID);
 	th_conf_file(&cv, "merchant_private_key_file",
-	    tv3_priv_pem);
+	    th_tv3_priv_pem);
 	th_conf_str(&cv, "merchant_serial", V3_SERIAL);
 	th_conf_str(&cv, "refund_notify_url", url);
 	d.msg[0] = '\0';
@@ -957,7 +917,7 @@ test_v3(void)
 	size_t n;
 	int m;
 
-	tv3 = load_priv(tv3_priv_pem);
+	tv3 = load_priv(th_tv3_priv_pem);
 	mkcc(V3_NOW);
 	ok(v3profile(&ctx, "https://shop.example/notify/wx3") == PH_OK,
 	    "v3 profile with merchant key and refund_notify_url");

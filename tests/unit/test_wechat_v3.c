@@ -40,49 +40,8 @@
 #define PUB_ID	"PUB_KEY_ID_0114232134912410000000000000000000"
 #define TV3_SERIAL "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB"
 
-/* The official test key of TV-3/TV-4 and the public key of TV-5
- * (PROTOCOLS.md section 7), published for exactly this use. */
-static const char tv3_priv_pem[] =
-	"-----BEGIN PRIVATE KEY-----\n"
-	"MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCm2mb6q8gMKH/3\n"
-	"CNTbpJAIrbqiBiQGEOtjGcBrDYltsGynWgNscqT7WvfzU14FQbYcQUC5T4Wvva7m\n"
-	"i3fIp3OgX8VqMDNA0qebnr38Pe6kqiLyZgFpJPXlSKDyPyqhRbVTbXssvSMQeVKc\n"
-	"dXeVxoNNeoOlNFHgF/P0io6AmAVnz+hN8SiZKuOsth5/zUTLGvtkgxBcQooQrtXh\n"
-	"RcpLT798OyIb9xeJ2HO3xRtMv2+perEzb4gMibI74UBz+2QEbnkubPE+2jU2rRZu\n"
-	"dnNEz/BPOt3Qj/w2V6/G0VumGDh6+UeMU0jv4aupHztWITC4Akn0l7lBCNy3lgl8\n"
-	"VFaJnkIxAgMBAAECggEAYGL8aESB7NwciDWW2UdoWUsa7GxFtSdjAz2mFXGdeTsY\n"
-	"mVh7b9OOkRGM+Qio4LqEHDBp1mMk5E/cUJwy1zw8pGGO5nfvs7u9TT3XnHaefIs4\n"
-	"YvUgTYAneIuLRkXNN5rQU+CD7mVYczTSz0Vgjqo9wa1LjUz7G0xbBmJgTdMEFGJs\n"
-	"eJjy6AbJo0CGIwp6HJbTm4CmOUgXnnDAIbEGTIRImkZFH/rzneIeR7oZ77FVwxr1\n"
-	"CZB2gfRCov/yRPbw8vnryYkmvQ7D/ze3j5097vRg/MoDGBSdoOwcmo75vyofr0AS\n"
-	"zytMjmHYyifqkf5slPropSiJeGf4p/7gtKyF6dE/XQKBgQDVAlJ+4U5ZVGOuDc3+\n"
-	"sAhz8CTzgFNlq9vKuSoFK6hOz2L+cwj+E7NXGkOe2DsHHZNy2Xqxk7caKhPEp1z9\n"
-	"hhpMpyLVMoFt6CKemyoRBWDCQwLLwem9SZF/IAyovBkLiH36P42Jm26gUkNMKC/5\n"
-	"Zhtqxf6RZgRQzbVudJi47vIRCwKBgQDIh0+v27Oo+DM3fhObH4I1NrXpWOEGH7OQ\n"
-	"G1dEsMuFYF4hjGhg0kBEP3w9vVdl2+mRllZKTsx9oqjb8OibPLLIH8xsdbAB0WLf\n"
-	"JvjLu4wl/ILUzN1RI03dWnnv2EnEeQn6c3hizvrJ9wR5U4ue9RPVnQooJ0hZF1PU\n"
-	"uCL5fWK3MwKBgElReU/PAYbh80WP3t3Rfbdaa32dKBeQ5iCLR5lsA4zM+YgX1HqQ\n"
-	"EWTj126vgvHaDkyz6vWAoL/Sx+cirHFfXWIRDX5Q2hgYlQH+6qXdMgbrxeSYpHnQ\n"
-	"/tHBGFpkFELSAnrGsVMyOwvYBO4LzyeLK9i+ufcWJFoj1FVmsMLHDG8tAoGARdbi\n"
-	"iQQCoYG4DMarO2aQ6cmhN6EN1h0qY7EyBqlwaIZ0okiNfdMcMOjPc41DKCWcRmlO\n"
-	"qlihXcxN9TQFPzO3rH1urAOdBjUPs1qWYhZyrDQyuLyVBBJApyxAtajloDjrob+f\n"
-	"mQIvVDHk7ACN6xG+E7K6+9salnTKbJapD618uQMCgYBNy6XUvzLkP/A1U/UZdtcx\n"
-	"l8GwU/dturLxz4CyGbqDw4ubaYY2e13lnqHUqQgPtiSyH51nq3tdo8G0YAJdfkSv\n"
-	"KvnfslW91fyEBUKnkdW1o3/1UFU/wprZ7ixVL/F42A4xDu7OFE8EnweJOZ0jWceE\n"
-	"OdhCkaIGBCfRnlECRK8UyQ==\n"
-	"-----END PRIVATE KEY-----\n";
-
-static const char tv3_pub_pem[] =
-	"-----BEGIN PUBLIC KEY-----\n"
-	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAptpm+qvIDCh/9wjU26SQ\n"
-	"CK26ogYkBhDrYxnAaw2JbbBsp1oDbHKk+1r381NeBUG2HEFAuU+Fr72u5ot3yKdz\n"
-	"oF/FajAzQNKnm569/D3upKoi8mYBaST15Uig8j8qoUW1U217LL0jEHlSnHV3lcaD\n"
-	"TXqDpTRR4Bfz9IqOgJgFZ8/oTfEomSrjrLYef81Eyxr7ZIMQXEKKEK7V4UXKS0+/\n"
-	"fDsiG/cXidhzt8UbTL9vqXqxM2+IDImyO+FAc/tkBG55LmzxPto1Nq0WbnZzRM/w\n"
-	"Tzrd0I/8NlevxtFbphg4evlHjFNI7+GrqR87ViEwuAJJ9Je5QQjct5YJfFRWiZ5C\n"
-	"MQIDAQAB\n"
-	"-----END PUBLIC KEY-----\n";
-
+/* The public key of TV-5 (PROTOCOLS.md section 7), published for exactly
+ * this use; the key of TV-3/TV-4 is th_tv3_priv_pem (helpers.h). */
 static const char tv5_pub_pem[] =
 	"-----BEGIN PUBLIC KEY-----\n"
 	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6\n"
@@ -93,7 +52,6 @@ static const char tv5_pub_pem[] =
 	"+O3VBoNDzE3nx23bFeV/RVNCG7cV6VhmYokJNHa/erIPkEmEFID6A5wQOXuxUkmJ\n"
 	"WwIDAQAB\n"
 	"-----END PUBLIC KEY-----\n";
-
 
 static struct ph_diag d;
 
@@ -121,7 +79,7 @@ make_keys(void)
 	plat_b = EVP_RSA_gen(2048);
 	plat_c = EVP_RSA_gen(2048);
 	weak = EVP_RSA_gen(1024);
-	tv3_key = th_key_of_pem(tv3_priv_pem);
+	tv3_key = th_key_of_pem(th_tv3_priv_pem);
 	if (plat_a == NULL || plat_b == NULL || plat_c == NULL ||
 	    weak == NULL || tv3_key == NULL)
 		abort();
@@ -174,7 +132,7 @@ prof_v3(struct prof *p)
 	p->certs[2] = cert_old;
 	p->pub = pub_c;
 	p->pub_id = PUB_ID;
-	p->priv = tv3_priv_pem;
+	p->priv = th_tv3_priv_pem;
 	p->serial = TV3_SERIAL;
 }
 
@@ -518,7 +476,7 @@ test_profiles(void)
 	p.serial = "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DG";
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: merchant_serial not hex");
 	prof_v3(&p);
-	p.priv = tv3_pub_pem;
+	p.priv = th_tv3_pub_pem;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: public key as the "
 	    "merchant private key refused");
 	prof_v3(&p);
@@ -1232,12 +1190,12 @@ test_query_request(void)
 	if (s != NULL && e != NULL && (size_t)(e - s - 11) < sizeof(sig)) {
 		memcpy(sig, s + 11, (size_t)(e - s - 11));
 		sig[e - s - 11] = '\0';
-		ok(verify_with(tv3_pub_pem, "GET\n/v3/pay/transactions/"
+		ok(verify_with(th_tv3_pub_pem, "GET\n/v3/pay/transactions/"
 		    "out-trade-no/1217752501201407033233368018?mchid=1230000109"
 		    "\n1554208460\n000102030405060708090A0B0C0D0E0F\n\n", sig),
 		    "the Authorization signature verifies with the merchant "
 		    "public key");
-		ok(!verify_with(tv3_pub_pem, "GET\n/v3/pay/transactions/"
+		ok(!verify_with(th_tv3_pub_pem, "GET\n/v3/pay/transactions/"
 		    "out-trade-no/1217752501201407033233368018?mchid=1230000109"
 		    "\n1554208461\n000102030405060708090A0B0C0D0E0F\n\n", sig),
 		    "... and not over another timestamp");
