@@ -45,6 +45,12 @@ const struct ph_conf_value *ph_conf_get(const struct ph_conf *conf,
 /* The same, NULL also when the profile does not give it (nor a default). */
 const struct ph_conf_value *ph_conf_given(const struct ph_conf *conf,
     const char *name);
+/* A key read from a file as providers hand API keys out: min to max bytes
+ * of printable ASCII without spaces.  PH_E_CONFIG naming what (the
+ * configuration key) otherwise; checked when the profile is made, since
+ * a wrong key fails every message later. */
+int ph_secret_check(const struct ph_blob *b, size_t min, size_t max,
+    const char *what, struct ph_diag *diag);
 /* True when s is one of set (NULL-terminated). */
 int ph_in(const char *s, const char *const *set);
 

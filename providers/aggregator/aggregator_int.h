@@ -70,28 +70,20 @@ int agg_object_is(const struct json_t *o, const char *want, int required,
     struct ph_diag *diag);
 int agg_charge(const struct agg_ctx *ctx, const struct json_t *ch,
     int64_t created, struct ph_event *ev, int *paid, struct ph_diag *diag);
-int agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
-    struct ph_diag *diag);
-void agg_ack(void *p, enum ph_ack_kind kind, const char *reason,
-    struct ph_response *out);
+ph_parse_notify_fn agg_parse_notify;
+ph_ack_fn agg_ack;
 
 /* plugin.c */
 extern const struct ph_json_limits agg_event_limits;
 extern const struct ph_json_limits agg_answer_limits;
 
 /* query.c */
-int agg_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag);
-int agg_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag);
-int agg_notify_hint(void *p, const struct ph_request *req,
-    char order_id[PH_ID_MAX + 1]);
+ph_call_request_fn agg_query_request;
+ph_call_response_fn agg_query_response;
+ph_notify_hint_fn agg_notify_hint;
 
 /* statement.c */
-int agg_statement_line(void *p, struct ph_statement *st, const char *line,
-    size_t len, struct ph_event *ev, struct ph_diag *diag);
+ph_statement_line_fn agg_statement_line;
 
 #ifdef PH_UNITTEST
 #include "aggregator_test.h"

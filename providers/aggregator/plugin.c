@@ -166,7 +166,6 @@ agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 {
 	const struct ph_conf_value *mode, *app, *live, *key;
 	struct agg_ctx *ctx;
-	size_t i;
 	int rc;
 
 	*out = NULL;
@@ -206,20 +205,9 @@ agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		goto fail;
 
 	if ((key = ph_conf_given(conf, "api_key_file")) != NULL) {
-		if (key->blob.data == NULL || key->blob.len == 0 ||
-		    key->blob.len > AGG_API_KEY_MAX) {
-			rc = ph_fail(diag, PH_E_CONFIG, "api_key_file: the key "
-			    "must be 1 to %d bytes", AGG_API_KEY_MAX);
+		if ((rc = ph_secret_check(&key->blob, 1, AGG_API_KEY_MAX,
+		    "api_key_file", diag)) != PH_OK)
 			goto fail;
-		}
-		for (i = 0; i < key->blob.len; i++)
-			if (key->blob.data[i] < 0x21 ||
-			    key->blob.data[i] > 0x7e) {
-				rc = ph_fail(diag, PH_E_CONFIG, "api_key_file: "
-				    "the key must be printable ASCII without "
-				    "spaces (byte %zu is not)", i + 1);
-				goto fail;
-			}
 		if ((ctx->api_key = malloc(key->blob.len + 1)) == NULL) {
 			rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
 			goto fail;

@@ -57,10 +57,8 @@ int ali_yuan(const char *s, size_t len, int64_t *out);
 int ali_yuan_signed(const char *s, size_t len, int64_t *out);
 const char *ali_diag_text(const char *v, char *buf, size_t cap);
 int ali_check_currency(const char *trans, struct ph_diag *diag);
-int ali_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
-    struct ph_diag *diag);
-void ali_ack(void *p, enum ph_ack_kind kind, const char *reason,
-    struct ph_response *out);
+ph_parse_notify_fn ali_parse_notify;
+ph_ack_fn ali_ack;
 extern const char *const ali_paid_states[];
 
 /* plugin.c */
@@ -71,28 +69,15 @@ extern const struct ali_method ali_close;
 extern const struct ali_method ali_refund;
 
 /* statement.c */
-int ali_statement_line(void *p, struct ph_statement *st, const char *line,
-    size_t len, struct ph_event *ev, struct ph_diag *diag);
+ph_statement_line_fn ali_statement_line;
 
 /* trade.c */
-int ali_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag);
-int ali_close_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag);
-int ali_refund_request(void *p, const struct ph_refund_ref *ref,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag);
-int ali_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag);
-int ali_close_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag);
-int ali_refund_response(void *p, const struct ph_refund_ref *ref,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag);
+ph_call_request_fn ali_query_request;
+ph_call_request_fn ali_close_request;
+ph_refund_request_fn ali_refund_request;
+ph_call_response_fn ali_query_response;
+ph_call_response_fn ali_close_response;
+ph_refund_response_fn ali_refund_response;
 
 #ifdef PH_UNITTEST
 #include "alipay_test.h"

@@ -73,10 +73,8 @@ int up_amount(const struct up_msg *m, struct ph_event *ev,
 int up_txn_time(const struct up_msg *m, struct ph_event *ev,
     struct ph_diag *diag);
 int up_is_form(const char *ct);
-int up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
-    struct ph_diag *diag);
-void up_ack(void *p, enum ph_ack_kind kind, const char *reason,
-    struct ph_response *out);
+ph_parse_notify_fn up_parse_notify;
+ph_ack_fn up_ack;
 /* An ISO 4217 currency: UnionPay's numeric code, payhook's letters. */
 struct up_currency {
 	const char *num, *alpha;
@@ -90,18 +88,12 @@ extern const char *const up_busy_codes[];
 extern const struct ph_form_limits up_form_limits;
 
 /* query.c */
-int up_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag);
-int up_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag);
-int up_notify_hint(void *p, const struct ph_request *req,
-    char order_id[PH_ID_MAX + 1]);
+ph_call_request_fn up_query_request;
+ph_call_response_fn up_query_response;
+ph_notify_hint_fn up_notify_hint;
 
 /* statement.c */
-int up_statement_line(void *p, struct ph_statement *st, const char *line,
-    size_t len, struct ph_event *ev, struct ph_diag *diag);
+ph_statement_line_fn up_statement_line;
 
 /* verify.c */
 const char *up_get(const struct up_msg *m, const char *name);

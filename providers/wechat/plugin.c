@@ -135,20 +135,9 @@ wx_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		rc = ph_fail(diag, PH_E_CONFIG, "api_key_file is required");
 		goto fail;
 	}
-	/* A wrong key fails every notification later; say so now. */
-	if (key->blob.len != WX_KEY_LEN) {
-		rc = ph_fail(diag, PH_E_CONFIG, "api_key_file: the APIv2 key "
-		    "must be exactly %d characters, the file holds %zu bytes",
-		    WX_KEY_LEN, key->blob.len);
+	if ((rc = ph_secret_check(&key->blob, WX_KEY_LEN, WX_KEY_LEN,
+	    "api_key_file", diag)) != PH_OK)
 		goto fail;
-	}
-	for (i = 0; i < WX_KEY_LEN; i++)
-		if (key->blob.data[i] < 0x21 || key->blob.data[i] > 0x7e) {
-			rc = ph_fail(diag, PH_E_CONFIG, "api_key_file: the "
-			    "APIv2 key must be printable ASCII without spaces "
-			    "(byte %zu is not)", i + 1);
-			goto fail;
-		}
 	memcpy(ctx->key, key->blob.data, WX_KEY_LEN);
 
 	st_name = st != NULL && st->present && st->str != NULL ?

@@ -216,20 +216,9 @@ wx3_profile_new(const struct ph_conf *conf, struct wx_ctx *ctx,
 		    "with api_version = 3");
 		goto fail;
 	}
-	/* Checked now: a wrong key would fail every notification later. */
-	if (key->blob.len != WX3_KEY_LEN) {
-		rc = ph_fail(diag, PH_E_CONFIG, "apiv3_key_file: the APIv3 key "
-		    "must be exactly %d bytes, the file holds %zu", WX3_KEY_LEN,
-		    key->blob.len);
+	if ((rc = ph_secret_check(&key->blob, WX3_KEY_LEN, WX3_KEY_LEN,
+	    "apiv3_key_file", diag)) != PH_OK)
 		goto fail;
-	}
-	for (i = 0; i < WX3_KEY_LEN; i++)
-		if (key->blob.data[i] < 0x21 || key->blob.data[i] > 0x7e) {
-			rc = ph_fail(diag, PH_E_CONFIG, "apiv3_key_file: the "
-			    "APIv3 key must be printable ASCII without spaces "
-			    "(byte %zu is not)", i + 1);
-			goto fail;
-		}
 	memcpy(v3->apiv3_key, key->blob.data, WX3_KEY_LEN);
 
 	v3->tolerance = WX3_TOLERANCE_DEF;

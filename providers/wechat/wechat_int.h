@@ -131,12 +131,8 @@ int wx_pay_notify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
     struct ph_event *ev, struct ph_diag *diag);
 void wx2_ack(enum ph_ack_kind kind, const char *reason,
     struct ph_response *out);
-int wx_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag);
-int wx_close_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag);
+ph_call_request_fn wx_query_request;
+ph_call_request_fn wx_close_request;
 int wx_query_parse(const struct wx_ctx *ctx,
     const struct ph_http_response *in, const char *what, struct ph_kvlist *kv,
     int *res_ok, struct ph_diag *diag);
@@ -144,12 +140,8 @@ int wx_query_err_code(const struct ph_kvlist *kv, const char **err,
     struct ph_diag *diag);
 int wx_query_provider_error(const struct ph_kvlist *kv, const char *what,
     const char *err, struct ph_diag *diag);
-int wx_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag);
-int wx_close_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag);
+ph_call_response_fn wx_query_response;
+ph_call_response_fn wx_close_response;
 
 /* v3.c */
 int wx3_version(const struct ph_conf *conf, int *version, struct ph_diag *diag);
@@ -180,16 +172,11 @@ int wx_refund_url(const struct ph_conf *conf, struct wx_ctx *ctx,
     struct ph_diag *diag);
 int wx_refund_notify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
     struct ph_event *ev, struct ph_diag *diag);
-int wx_refund_request(void *p, const struct ph_refund_ref *ref,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag);
-int wx_refund_response(void *p, const struct ph_refund_ref *ref,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag);
+ph_refund_request_fn wx_refund_request;
+ph_refund_response_fn wx_refund_response;
 
 /* bill.c */
-int wx_statement_line(void *p, struct ph_statement *st, const char *line,
-    size_t len, struct ph_event *ev, struct ph_diag *diag);
+ph_statement_line_fn wx_statement_line;
 
 #ifdef PH_UNITTEST
 #include "wechat_test.h"

@@ -18,7 +18,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/wechat/wechat_test.h"
+#include "../../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -28,7 +28,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "fuzz.h"
+#include "../fuzz.h"
 #include "wxsign.h"
 
 static void *fz_md5, *fz_v3;

@@ -17,7 +17,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/wechat/wechat_test.h"
+#include "../../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -29,8 +29,8 @@
 
 #include <openssl/bio.h>
 
-#include "helpers.h"
-#include "tap.h"
+#include "../helpers.h"
+#include "../tap.h"
 
 #define KEY_MD5  "192006250b4c09247ec02edce69f6a2d"
 #define KEY_HMAC "Hm4cK3yE2eTestKeyForSha256Prof1x"

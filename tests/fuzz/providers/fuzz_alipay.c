@@ -18,7 +18,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/alipay/alipay_test.h"
+#include "../../../providers/alipay/alipay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -30,8 +30,8 @@
 
 #include <openssl/pem.h>
 
-#include "fuzz.h"
-#include "../unit/helpers.h"
+#include "../fuzz.h"
+#include "../../unit/helpers.h"
 
 #define FZ_NOW 1764500000
 

@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/aggregator/aggregator_test.h"
+#include "../../../providers/aggregator/aggregator_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -26,7 +26,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "fuzz.h"
+#include "../fuzz.h"
 #include "fzbill.h"
 
 #define FZ_SECRET "fuzz-webhook-secret-0123456789abcdef"

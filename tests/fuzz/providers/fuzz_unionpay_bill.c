@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/unionpay/unionpay_test.h"
+#include "../../../providers/unionpay/unionpay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -23,7 +23,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "fuzz.h"
+#include "../fuzz.h"
 #include "fzbill.h"
 #include "upsign.h"
 

@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "../../providers/aggregator/aggregator_test.h"
+#include "../../../providers/aggregator/aggregator_test.h"
 
-#include "helpers.h"
-#include "tap.h"
+#include "../helpers.h"
+#include "../tap.h"
 
 #define APP "app_1Gqj58ynP0mHeX1q"
 

@@ -13,15 +13,15 @@
 
 #include <jansson.h>
 
-#include "../../providers/aggregator/aggregator_test.h"
+#include "../../../providers/aggregator/aggregator_test.h"
 
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "helpers.h"
-#include "tap.h"
+#include "../helpers.h"
+#include "../tap.h"
 
 #define APP	"app_1Gqj58ynP0mHeX1q"
 #define SECRET	"whsec_test_secret_for_payhook_0001"

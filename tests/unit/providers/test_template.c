@@ -9,9 +9,9 @@
 
 #include <payhook/sdk.h>
 
-#include "../../providers/template/template_test.h"
-#include "helpers.h"
-#include "tap.h"
+#include "../../../providers/template/template_test.h"
+#include "../helpers.h"
+#include "../tap.h"
 
 #define SECRET "whsec_0123456789abcdef0123456789"
 

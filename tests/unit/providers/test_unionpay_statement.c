@@ -14,10 +14,10 @@
 
 #include <jansson.h>
 
-#include "../../providers/unionpay/unionpay_test.h"
+#include "../../../providers/unionpay/unionpay_test.h"
 
-#include "helpers.h"
-#include "tap.h"
+#include "../helpers.h"
+#include "../tap.h"
 
 #define MER "777290058110048"
 

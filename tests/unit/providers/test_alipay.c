@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/alipay/alipay_test.h"
+#include "../../../providers/alipay/alipay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -26,8 +26,8 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "helpers.h"
-#include "tap.h"
+#include "../helpers.h"
+#include "../tap.h"
 
 #define NOW		1796023800LL	/* 2026-11-30 07:30:00 UTC */
 #define NOW_BJ		"2026-11-30 15:30:00"

@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/unionpay/unionpay_test.h"
+#include "../../../providers/unionpay/unionpay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -27,8 +27,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "helpers.h"
-#include "tap.h"
+#include "../helpers.h"
+#include "../tap.h"
 
 #define NOW		1796023800LL	/* 2026-11-30 07:30:00 UTC */
 #define DAY		86400LL

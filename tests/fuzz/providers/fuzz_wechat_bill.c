@@ -11,7 +11,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/wechat/wechat_test.h"
+#include "../../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -21,7 +21,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
-#include "fuzz.h"
+#include "../fuzz.h"
 #include "fzbill.h"
 
 static void *fz_ctx;

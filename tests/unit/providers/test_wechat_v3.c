@@ -16,7 +16,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/wechat/wechat_test.h"
+#include "../../../providers/wechat/wechat_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -28,8 +28,8 @@
 
 #include <openssl/bio.h>
 
-#include "helpers.h"
-#include "tap.h"
+#include "../helpers.h"
+#include "../tap.h"
 
 #define APPID	"wxd678efh567hg6787"
 #define MCHID	"1230000109"

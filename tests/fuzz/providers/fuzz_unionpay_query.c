@@ -13,7 +13,7 @@
 
 #include <jansson.h>
 
-#include "../../providers/unionpay/unionpay_test.h"
+#include "../../../providers/unionpay/unionpay_test.h"
 
 #include <openssl/bn.h>
 #include <openssl/crypto.h>
@@ -24,7 +24,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
-#include "fuzz.h"
+#include "../fuzz.h"
 #include "upsign.h"
 
 static void *fz_ctx;

@@ -11,7 +11,7 @@
 
 #include <payhook/provider.h>
 
-#include "fuzz.h"
+#include "../fuzz.h"
 
 static void
 fz_bill(const struct ph_provider *prov, void *ctx, const uint8_t *data,
