@@ -1,9 +1,10 @@
 /*
  * The aggregator plugin's private header: what its files share and the
  * functions one job offers another.  Files call down only: plugin.c (the
- * table and profiles) calls every job; query.c and statement.c build on
- * the mapping of notify.c.  Nothing here leaves the plugin: it is built
- * with -fvisibility=hidden and exports payhook_provider alone.
+ * table and profiles) calls every job; query.c builds on the signature
+ * check and the mapping of notify.c; statement.c calls no other file.
+ * Nothing here leaves the plugin: it is built with -fvisibility=hidden
+ * and exports payhook_provider alone.
  */
 #ifndef PAYHOOK_AGGREGATOR_INT_H
 #define PAYHOOK_AGGREGATOR_INT_H
