@@ -1,7 +1,9 @@
 /*
- * Digests, MACs, encodings and RSA verification over OpenSSL libcrypto.
- * OpenSSL's error queue is translated here and nowhere else: every
- * failure clears it, so no stale error reaches an unrelated caller.
+ * Digests, MACs, encodings, the reading of PEM and symmetric decryption
+ * over OpenSSL libcrypto.  OpenSSL's error queue is translated here
+ * (ph_ossl_fail) and nowhere else: every failure clears it, so no stale
+ * error reaches an unrelated caller.  Keys and RSA are in pkey.c,
+ * certificates in cert.c; providers call none of OpenSSL themselves.
  */
 #include <limits.h>
 #include <string.h>
@@ -11,15 +13,12 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
-#include <openssl/rsa.h>
-#include <openssl/x509.h>
 
 #include <payhook/sdk.h>
 
-/* RSA keys shorter than this are refused outright. */
-#define PH_RSA_MIN_BITS 2048
+#include "sdk_int.h"
 
-static int
+int
 ph_ossl_fail(struct ph_diag *diag, int status, const char *what)
 {
 	unsigned long e = ERR_peek_last_error();
@@ -236,143 +235,170 @@ ph_base64_encode(const unsigned char *in, size_t len, struct ph_buf *out)
 	return out->err;
 }
 
-/*
- * One PEM block, nothing but whitespace around it, no encryption
- * headers, DER with no trailing bytes.
- */
-static int
-ph_pem_pubkey(const unsigned char *pem, size_t pem_len, EVP_PKEY **pkey,
-    struct ph_diag *diag)
+void
+ph_cleanse(void *p, size_t n)
 {
-	BIO *bio = NULL;
-	X509 *x509 = NULL;
-	char *name = NULL, *header = NULL, *rest = NULL;
-	unsigned char *der = NULL;
-	const unsigned char *p;
-	long der_len = 0, rest_len, i;
-	size_t start;
-	int rc = PH_E_CONFIG;
+	if (p != NULL && n > 0)
+		OPENSSL_cleanse(p, n);
+}
 
-	*pkey = NULL;
-	for (start = 0; start < pem_len && (pem[start] == ' ' ||
-	    pem[start] == '\t' || pem[start] == '\r' || pem[start] == '\n');
-	    start++)
+static int
+ph_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+int
+ph_pem_rest_blank(BIO *bio)
+{
+	char *rest = NULL;
+	long n = BIO_get_mem_data(bio, &rest), i;
+
+	for (i = 0; i < n; i++)
+		if (!ph_is_space(rest[i]))
+			return 0;
+	return 1;
+}
+
+int
+ph_pem_next(BIO *bio, char **label, unsigned char **der, long *der_len,
+    int status, const char *what, struct ph_diag *diag)
+{
+	char *rest = NULL, *header = NULL;
+	long n = BIO_get_mem_data(bio, &rest), i;
+	int rc = status;
+
+	*label = NULL;
+	*der = NULL;
+	*der_len = 0;
+	for (i = 0; i < n && ph_is_space(rest[i]); i++)
 		continue;
-	if (pem_len - start < 11 || memcmp(pem + start, "-----BEGIN ", 11))
-		return ph_fail(diag, PH_E_CONFIG, "not a PEM block");
-	if ((bio = BIO_new_mem_buf(pem + start,
-	    (int)(pem_len - start))) == NULL) {
-		rc = ph_ossl_fail(diag, PH_E_NOMEM, "PEM");
-		goto out;
+	if (i == n)
+		return PH_OK;
+	if (n - i < 11 || memcmp(rest + i, "-----BEGIN ", 11) != 0)
+		return ph_fail(diag, status, "%s: data outside a PEM block",
+		    what);
+	/* PEM_read_bio wants the block at a line start: drop what was
+	 * skipped (a memory BIO reads without copying out of it). */
+	while (i > 0) {
+		char skip[64];
+		int k = BIO_read(bio, skip, i < (long)sizeof(skip) ? (int)i :
+		    (int)sizeof(skip));
+
+		if (k <= 0)
+			return ph_ossl_fail(diag, PH_E_INTERNAL, what);
+		i -= k;
 	}
-	if (PEM_read_bio(bio, &name, &header, &der, &der_len) != 1) {
-		rc = ph_ossl_fail(diag, PH_E_CONFIG, "PEM");
-		goto out;
-	}
-	rest_len = BIO_get_mem_data(bio, &rest);
-	for (i = 0; i < rest_len; i++)
-		if (rest[i] != ' ' && rest[i] != '\t' && rest[i] != '\r' &&
-		    rest[i] != '\n') {
-			ph_fail(diag, PH_E_CONFIG,
-			    "PEM: more than one block or trailing data");
-			goto out;
-		}
+	if (PEM_read_bio(bio, label, &header, der, der_len) != 1)
+		return ph_ossl_fail(diag, status, what);
 	if (header != NULL && header[0] != '\0') {
-		ph_fail(diag, PH_E_CONFIG, "PEM: headers are not supported");
-		goto out;
+		ph_fail(diag, status, "%s: PEM headers (an encrypted key?) are "
+		    "not supported", what);
+		goto fail;
 	}
-	p = der;
-	if (strcmp(name, "PUBLIC KEY") == 0)
-		*pkey = d2i_PUBKEY(NULL, &p, der_len);
-	else if (strcmp(name, "RSA PUBLIC KEY") == 0)
-		*pkey = d2i_PublicKey(EVP_PKEY_RSA, NULL, &p, der_len);
-	else if (strcmp(name, "CERTIFICATE") == 0) {
-		if ((x509 = d2i_X509(NULL, &p, der_len)) != NULL)
-			*pkey = X509_get_pubkey(x509);
-	} else {
-		ph_fail(diag, PH_E_CONFIG,
-		    "PEM: %.40s is not a public key or certificate", name);
-		goto out;
-	}
-	if (*pkey == NULL) {
-		rc = ph_ossl_fail(diag, PH_E_CONFIG, "PEM: bad key");
-		goto out;
-	}
-	if (p != der + der_len) {
-		ph_fail(diag, PH_E_CONFIG, "PEM: trailing bytes after the key");
-		EVP_PKEY_free(*pkey);
-		*pkey = NULL;
-		goto out;
-	}
-	rc = PH_OK;
-out:
-	X509_free(x509);
-	OPENSSL_free(name);
 	OPENSSL_free(header);
-	OPENSSL_free(der);
-	BIO_free(bio);
+	return PH_OK;
+fail:
+	OPENSSL_free(header);
+	OPENSSL_free(*label);
+	if (*der != NULL) {
+		OPENSSL_cleanse(*der, (size_t)*der_len);
+		OPENSSL_free(*der);
+	}
+	*label = NULL;
+	*der = NULL;
+	*der_len = 0;
 	ERR_clear_error();
 	return rc;
 }
 
+/*
+ * AES-256-GCM (the AEAD of WeChat Pay v3 resources) and AES-256-ECB with
+ * PKCS#7 padding (WeChat Pay v2 refund notifications): nothing is handed
+ * back unless the tag, or the padding, checked.
+ */
 int
-ph_rsa_verify_pem(const char *digest, const unsigned char *pem,
-    size_t pem_len, const void *msg, size_t msg_len,
-    const unsigned char *sig, size_t sig_len, struct ph_diag *diag)
+ph_aes256gcm_decrypt(const unsigned char key[PH_AES256_KEY_LEN],
+    const unsigned char *iv, size_t iv_len, const void *aad, size_t aad_len,
+    const unsigned char *ct, size_t ct_len, unsigned char *out,
+    size_t *out_len, struct ph_diag *diag)
 {
-	const EVP_MD *md;
-	EVP_PKEY *pkey = NULL;
-	EVP_MD_CTX *mctx = NULL;
-	EVP_PKEY_CTX *pctx = NULL;
-	int rc;
+	static const unsigned char empty[1];
+	EVP_CIPHER_CTX *c = NULL;
+	size_t n_ct;
+	int rc, n = 0, fin = 0;
 
-	if (digest != NULL && strcmp(digest, "SHA256") == 0)
-		md = EVP_sha256();
-	else if (digest != NULL && strcmp(digest, "SHA1") == 0)
-		md = EVP_sha1();
-	else
-		return ph_fail(diag, PH_E_UNSUPPORTED,
-		    "RSA digest must be SHA1 or SHA256");
-	if (pem == NULL || pem_len == 0 || pem_len > INT_MAX)
-		return ph_fail(diag, PH_E_CONFIG, "no PEM key");
-	if (sig == NULL || (msg == NULL && msg_len > 0))
-		return ph_fail(diag, PH_E_SIGNATURE, "no signature");
-	if ((rc = ph_pem_pubkey(pem, pem_len, &pkey, diag)) != PH_OK)
-		return rc;
-
-	rc = PH_E_SIGNATURE;
-	if (EVP_PKEY_base_id(pkey) != EVP_PKEY_RSA) {
-		rc = ph_fail(diag, PH_E_CONFIG, "key is not an RSA key");
+	*out_len = 0;
+	/* Checked before subtracting the tag: no size_t underflow. */
+	if (ct == NULL || ct_len <= PH_GCM_TAG_LEN)
+		return ph_fail(diag, PH_E_SIGNATURE, "AES-256-GCM: %zu bytes, "
+		    "shorter than data and a %d-byte tag", ct_len,
+		    PH_GCM_TAG_LEN);
+	if (iv == NULL || iv_len == 0 || iv_len > INT_MAX ||
+	    aad_len > INT_MAX || ct_len > INT_MAX ||
+	    (aad == NULL && aad_len > 0))
+		return ph_fail(diag, PH_E_INTERNAL, "AES-256-GCM: bad lengths");
+	n_ct = ct_len - PH_GCM_TAG_LEN;
+	if ((c = EVP_CIPHER_CTX_new()) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if (EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, (int)iv_len,
+	    NULL) != 1 ||
+	    EVP_DecryptInit_ex(c, NULL, NULL, key, iv) != 1 ||
+	    EVP_DecryptUpdate(c, NULL, &n, aad_len > 0 ? aad : empty,
+	    (int)aad_len) != 1 ||
+	    EVP_DecryptUpdate(c, out, &n, ct, (int)n_ct) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, PH_GCM_TAG_LEN,
+	    (void *)(ct + n_ct)) != 1) {
+		rc = ph_ossl_fail(diag, PH_E_INTERNAL, "AES-256-GCM");
 		goto out;
 	}
-	if (EVP_PKEY_bits(pkey) < PH_RSA_MIN_BITS) {
-		rc = ph_fail(diag, PH_E_CONFIG, "RSA key shorter than %d bits",
-		    PH_RSA_MIN_BITS);
+	if (EVP_DecryptFinal_ex(c, out + n, &fin) != 1) {
+		ERR_clear_error();
+		rc = ph_fail(diag, PH_E_SIGNATURE, "AES-256-GCM authentication "
+		    "failed");
 		goto out;
 	}
-	if (EVP_PKEY_size(pkey) <= 0 || sig_len != (size_t)EVP_PKEY_size(pkey)) {
-		ph_fail(diag, PH_E_SIGNATURE, "signature length %zu does not "
-		    "match the key", sig_len);
-		goto out;
-	}
-	if ((mctx = EVP_MD_CTX_new()) == NULL) {
-		rc = ph_ossl_fail(diag, PH_E_NOMEM, "RSA verify");
-		goto out;
-	}
-	if (EVP_DigestVerifyInit(mctx, &pctx, md, NULL, pkey) != 1 ||
-	    EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PADDING) <= 0) {
-		rc = ph_ossl_fail(diag, PH_E_INTERNAL, "RSA verify");
-		goto out;
-	}
-	if (EVP_DigestVerify(mctx, sig, sig_len,
-	    msg_len > 0 ? msg : (const void *)"", msg_len) != 1) {
-		ph_ossl_fail(diag, PH_E_SIGNATURE, "RSA signature mismatch");
-		goto out;
-	}
+	*out_len = (size_t)n + (size_t)fin;
 	rc = PH_OK;
 out:
-	EVP_MD_CTX_free(mctx);
-	EVP_PKEY_free(pkey);
-	ERR_clear_error();
+	if (rc != PH_OK)
+		OPENSSL_cleanse(out, n_ct);
+	EVP_CIPHER_CTX_free(c);
+	return rc;
+}
+
+int
+ph_aes256ecb_decrypt(const unsigned char key[PH_AES256_KEY_LEN],
+    const unsigned char *ct, size_t ct_len, unsigned char *out,
+    size_t *out_len, struct ph_diag *diag)
+{
+	EVP_CIPHER_CTX *c = NULL;
+	int rc, n = 0, fin = 0;
+
+	*out_len = 0;
+	if (ct == NULL || ct_len == 0 || ct_len % PH_AES_BLOCK != 0 ||
+	    ct_len > INT_MAX)
+		return ph_fail(diag, PH_E_SIGNATURE, "AES-256-ECB: not whole "
+		    "AES blocks");
+	if ((c = EVP_CIPHER_CTX_new()) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if (EVP_DecryptInit_ex(c, EVP_aes_256_ecb(), NULL, key, NULL) != 1 ||
+	    EVP_CIPHER_CTX_set_padding(c, 1) != 1 ||
+	    EVP_DecryptUpdate(c, out, &n, ct, (int)ct_len) != 1) {
+		rc = ph_ossl_fail(diag, PH_E_INTERNAL, "AES-256-ECB");
+		goto out;
+	}
+	if (EVP_DecryptFinal_ex(c, out + n, &fin) != 1) {
+		ERR_clear_error();
+		rc = ph_fail(diag, PH_E_SIGNATURE, "AES-256-ECB: bad padding");
+		goto out;
+	}
+	*out_len = (size_t)n + (size_t)fin;
+	rc = PH_OK;
+out:
+	if (rc != PH_OK)
+		OPENSSL_cleanse(out, ct_len + PH_AES_BLOCK);
+	EVP_CIPHER_CTX_free(c);
 	return rc;
 }

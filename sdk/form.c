@@ -195,3 +195,23 @@ ph_buf_pct(struct ph_buf *b, const char *s)
 	}
 	return b->err;
 }
+
+int
+ph_form_hint(const struct ph_request *req, const struct ph_form_limits *lim,
+    const char *field, const char *extra, char order_id[PH_ID_MAX + 1])
+{
+	struct ph_kvlist kv;
+	const char *v;
+	int rc;
+
+	if (req == NULL)
+		return PH_E_INTERNAL;
+	if ((rc = ph_form_parse(req->body, req->body_len, lim, &kv,
+	    NULL)) != PH_OK)
+		return rc;
+	v = ph_kvlist_get(&kv, field);
+	rc = v != NULL ? ph_copy_token(order_id, PH_ID_MAX + 1, v, extra,
+	    field, NULL) : PH_E_FIELD;
+	ph_kvlist_free(&kv);
+	return rc;
+}

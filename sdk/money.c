@@ -8,6 +8,8 @@
 
 #include <payhook/sdk.h>
 
+#include "sdk_int.h"
+
 static int
 ph_isdigit(int c)
 {
@@ -88,7 +90,7 @@ ph_currency_valid(const char *s)
 }
 
 /* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant). */
-static int64_t
+int64_t
 ph_days_from_civil(int64_t y, int m, int d)
 {
 	int64_t era, yoe, doy, doe;
@@ -193,5 +195,42 @@ ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
 		return ph_fail(diag, PH_E_FIELD, "%s: invalid characters",
 		    field);
 	memcpy(dst, src, len + 1);
+	return PH_OK;
+}
+
+int
+ph_time_parse_dashed(const char *s, size_t len, long utc_offset,
+    int64_t *out)
+{
+	char c[15];
+
+	if (s == NULL || len != 19 || s[4] != '-' || s[7] != '-' ||
+	    s[10] != ' ' || s[13] != ':' || s[16] != ':')
+		return PH_E_FIELD;
+	memcpy(c, s, 4);
+	memcpy(c + 4, s + 5, 2);
+	memcpy(c + 6, s + 8, 2);
+	memcpy(c + 8, s + 11, 2);
+	memcpy(c + 10, s + 14, 2);
+	memcpy(c + 12, s + 17, 2);
+	c[14] = '\0';
+	return ph_time_parse_compact(c, utc_offset, out);
+}
+
+int
+ph_time_parse_unix(const char *s, size_t len, int64_t *out)
+{
+	int64_t v = 0;
+	size_t i;
+
+	/* 12 digits reach the year 33658: no overflow, no sign. */
+	if (s == NULL || len == 0 || len > 12)
+		return PH_E_FIELD;
+	for (i = 0; i < len; i++) {
+		if (!ph_isdigit(s[i]))
+			return PH_E_FIELD;
+		v = v * 10 + (s[i] - '0');
+	}
+	*out = v;
 	return PH_OK;
 }

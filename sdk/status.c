@@ -76,3 +76,44 @@ ph_conf_get(const struct ph_conf *conf, const char *name)
 			return &conf->values[i];
 	return NULL;
 }
+
+const struct ph_conf_value *
+ph_conf_given(const struct ph_conf *conf, const char *name)
+{
+	const struct ph_conf_value *v = ph_conf_get(conf, name);
+
+	return v != NULL && v->present ? v : NULL;
+}
+
+int
+ph_in(const char *s, const char *const *set)
+{
+	size_t i;
+
+	for (i = 0; s != NULL && set != NULL && set[i] != NULL; i++)
+		if (strcmp(s, set[i]) == 0)
+			return 1;
+	return 0;
+}
+
+int
+ph_secret_check(const struct ph_blob *b, size_t min, size_t max,
+    const char *what, struct ph_diag *diag)
+{
+	size_t i, len = b != NULL && b->data != NULL ? b->len : 0;
+
+	if (len < min || len > max) {
+		if (min == max)
+			return ph_fail(diag, PH_E_CONFIG, "%s: the key must be "
+			    "exactly %zu characters, the file holds %zu bytes",
+			    what, min, len);
+		return ph_fail(diag, PH_E_CONFIG, "%s: the key must be %zu to "
+		    "%zu bytes, the file holds %zu", what, min, max, len);
+	}
+	for (i = 0; i < len; i++)
+		if (b->data[i] < 0x21 || b->data[i] > 0x7e)
+			return ph_fail(diag, PH_E_CONFIG, "%s: the key must be "
+			    "printable ASCII without spaces (byte %zu is not)",
+			    what, i + 1);
+	return PH_OK;
+}

@@ -394,6 +394,37 @@ struct ph_provider {
 /* The exported entry point: returns the plugin's static table. */
 typedef const struct ph_provider *(*ph_provider_fn)(void);
 
+/*
+ * The types of the table's entries, for a plugin made of several files
+ * to declare each entry once in its private header, as the table has it:
+ *	ph_call_request_fn xx_query_request;
+ */
+typedef int ph_profile_new_fn(const struct ph_conf *conf, void **ctx,
+    struct ph_diag *diag);
+typedef void ph_profile_free_fn(void *ctx);
+typedef int ph_parse_notify_fn(void *ctx, const struct ph_request *req,
+    struct ph_event *ev, struct ph_diag *diag);
+typedef void ph_ack_fn(void *ctx, enum ph_ack_kind kind, const char *reason,
+    struct ph_response *out);
+/* query_request and close_request; query_response and close_response. */
+typedef int ph_call_request_fn(void *ctx, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag);
+typedef int ph_call_response_fn(void *ctx, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag);
+typedef int ph_refund_request_fn(void *ctx, const struct ph_refund_ref *ref,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag);
+typedef int ph_refund_response_fn(void *ctx, const struct ph_refund_ref *ref,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag);
+typedef int ph_statement_line_fn(void *ctx, struct ph_statement *st,
+    const char *line, size_t len, struct ph_event *ev,
+    struct ph_diag *diag);
+typedef int ph_notify_hint_fn(void *ctx, const struct ph_request *req,
+    char order_id[PH_ID_MAX + 1]);
+
 #if defined(__GNUC__)
 #define PH_EXPORT __attribute__((visibility("default")))
 #else

@@ -19,6 +19,18 @@
 extern "C" {
 #endif
 
+/*
+ * Unit tests build a provider once more with -DPH_UNITTEST, as curl does
+ * with UNITTEST, so that they can call the functions they test: mark
+ * those PH_UNITTEST_STATIC, declare them in the provider's test header,
+ * and they stay static (invisible) in the plugin itself.
+ */
+#ifdef PH_UNITTEST
+#define PH_UNITTEST_STATIC
+#else
+#define PH_UNITTEST_STATIC static
+#endif
+
 /* ---- Diagnostics ------------------------------------------------------ */
 
 /* Formats into diag (if not NULL) and returns status, for one-line fails. */
@@ -30,6 +42,17 @@ int ph_fail(struct ph_diag *diag, int status, const char *fmt, ...)
 /* The value configured for key name, or NULL if the plugin declared none. */
 const struct ph_conf_value *ph_conf_get(const struct ph_conf *conf,
     const char *name);
+/* The same, NULL also when the profile does not give it (nor a default). */
+const struct ph_conf_value *ph_conf_given(const struct ph_conf *conf,
+    const char *name);
+/* A key read from a file as providers hand API keys out: min to max bytes
+ * of printable ASCII without spaces.  PH_E_CONFIG naming what (the
+ * configuration key) otherwise; checked when the profile is made, since
+ * a wrong key fails every message later. */
+int ph_secret_check(const struct ph_blob *b, size_t min, size_t max,
+    const char *what, struct ph_diag *diag);
+/* True when s is one of set (NULL-terminated). */
+int ph_in(const char *s, const char *const *set);
 
 /* ---- Bounded byte buffer --------------------------------------------- */
 
@@ -134,9 +157,50 @@ int ph_form_parse(const unsigned char *body, size_t len,
  */
 int ph_form_write(const struct ph_kvlist *l, struct ph_buf *out);
 
+/* The order a form notification names in field, read without verifying
+ * it (a provider's notify_hint): for the core to query, never to apply. */
+int ph_form_hint(const struct ph_request *req,
+    const struct ph_form_limits *lim, const char *field, const char *extra,
+    char order_id[PH_ID_MAX + 1]);
+
 /* Appends s percent-encoded: everything but the RFC 3986 unreserved
  * characters (ALPHA DIGIT - . _ ~) as %XX, for URL paths and queries. */
 int ph_buf_pct(struct ph_buf *b, const char *s);
+
+/* ---- HTTP messages ------------------------------------------------------ */
+
+struct json_t;
+
+/*
+ * The one value of header name in h (names compared without case).  A
+ * header sent twice is ambiguous (which copy was signed?) and, like a
+ * missing or empty one, PH_E_SIGNATURE.
+ */
+int ph_header_get(const struct ph_header *h, size_t nh, const char *name,
+    const char **value, struct ph_diag *diag);
+
+/* Fills an outbound request: method, path, content type (NULL: none) and
+ * body (NULL: left as it is; a body's sticky error is returned).
+ * PH_E_TOOBIG when one does not fit. */
+int ph_request_set(struct ph_http_request *out, const char *method,
+    const char *path, const char *content_type, const struct ph_buf *body);
+/* Adds header name with the value prefix (may be NULL) and value. */
+int ph_request_header(struct ph_http_request *out, const char *name,
+    const char *prefix, const char *value);
+
+/* The text of a refusal or retry answer: the printable ASCII of reason,
+ * or "invalid notification" / "temporarily unavailable" when none. */
+void ph_ack_reason(enum ph_ack_kind kind, const char *reason, char *dst,
+    size_t cap);
+/* out as status and the compact text of doc (taken: json_decref'd),
+ * application/json.  Without doc, or when it does not fit, out holds the
+ * status alone and the error is returned. */
+int ph_response_json(struct ph_response *out, int status, struct json_t *doc);
+
+/* Provider text made safe for a diagnostic: printable ASCII kept, each
+ * UTF-8 character shown as '?', at most max bytes, "-" when nothing is
+ * left. */
+void ph_diag_text(char *dst, size_t cap, const char *src, size_t max);
 
 /* ---- Digests, MACs, signatures (OpenSSL libcrypto) -------------------- */
 
@@ -166,11 +230,138 @@ int ph_base64_decode(const char *in, size_t len, unsigned char *out,
     size_t out_max, size_t *out_len);
 int ph_base64_encode(const unsigned char *in, size_t len, struct ph_buf *out);
 
-/* RSA PKCS#1 v1.5 verification of sig over msg with a PEM public key or
- * certificate.  digest is "SHA1" or "SHA256".  PH_OK only when valid. */
+/* Overwrites n bytes at p with zeros in a way the compiler keeps: for
+ * keys, secrets and decrypted plaintext before they are freed. */
+void ph_cleanse(void *p, size_t n);
+
+/* ---- Keys and RSA signatures ------------------------------------------ */
+
+/*
+ * An RSA key read once per profile (opaque; free with ph_key_free).  Keys
+ * of another type, or shorter than PH_RSA_MIN_BITS, are refused when
+ * loaded.  Signatures are PKCS#1 v1.5; digest is "SHA256" or "SHA1".
+ */
+struct ph_key;
+
+#define PH_RSA_MIN_BITS	2048
+#define PH_RSA_SIG_MAX	1024	/* bytes of a signature, RSA-8192 */
+
+enum ph_key_form {
+	PH_KEY_PUBLIC,		/* PEM "PUBLIC KEY" (SubjectPublicKeyInfo) */
+	PH_KEY_PUBLIC_ANY,	/* that, "RSA PUBLIC KEY" (PKCS#1) or the key
+				 * of a "CERTIFICATE" */
+	PH_KEY_PRIVATE,		/* "PRIVATE KEY" (PKCS#8) or "RSA PRIVATE KEY"
+				 * (PKCS#1), unencrypted */
+	PH_KEY__MAX
+};
+
+/* Flags of ph_key_load; without them, exactly one PEM block with only
+ * whitespace around it and no headers (so no encrypted key). */
+#define PH_KEY_LENIENT	0x01	/* OpenSSL's own PEM reading, which passes
+				 * over text around the block (the "Bag
+				 * Attributes" of a PKCS#12 export) */
+#define PH_KEY_BASE64	0x02	/* lenient, and the DER in bare base64
+				 * (how some consoles hand keys out) */
+
+/*
+ * Reads the key in b of the given form; what (the configuration key)
+ * names it in diagnostics, which never quote the file.  *out is the
+ * caller's (ph_key_free).  PH_E_CONFIG when it is not such a key.
+ */
+int ph_key_load(const struct ph_blob *b, enum ph_key_form form,
+    unsigned flags, const char *what, struct ph_key **out,
+    struct ph_diag *diag);
+void ph_key_free(struct ph_key *k);
+/* Bytes of the key's signatures; 0 for NULL. */
+size_t ph_key_size(const struct ph_key *k);
+
+/* Appends the base64 of k's signature of msg to out. */
+int ph_rsa_sign(const struct ph_key *k, const char *digest, const void *msg,
+    size_t len, struct ph_buf *out, struct ph_diag *diag);
+/* PH_OK only when sig (exactly ph_key_size(k) bytes) is k's signature of
+ * msg; PH_E_SIGNATURE when it is not. */
+int ph_rsa_verify(const struct ph_key *k, const char *digest, const void *msg,
+    size_t msg_len, const unsigned char *sig, size_t sig_len,
+    struct ph_diag *diag);
+/* As ph_rsa_verify with a key read from pem as PH_KEY_PUBLIC_ANY, for a
+ * key that comes with the message. */
 int ph_rsa_verify_pem(const char *digest, const unsigned char *pem,
     size_t pem_len, const void *msg, size_t msg_len,
     const unsigned char *sig, size_t sig_len, struct ph_diag *diag);
+
+/* ---- Certificates (X.509) --------------------------------------------- */
+
+struct ph_cert;		/* opaque; free with ph_cert_free */
+struct ph_trust;	/* roots and intermediates; free with ph_trust_free */
+
+/*
+ * Certificates from PEM text: at least one and at most max "CERTIFICATE"
+ * blocks, nothing but whitespace around them, no headers, DER without
+ * trailing bytes.  Fills certs[] (caller frees each) and *n; anything
+ * else is PH_E_MALFORMED, the diagnostic naming what.
+ */
+int ph_cert_load(const unsigned char *pem, size_t len, struct ph_cert **certs,
+    size_t max, size_t *n, const char *what, struct ph_diag *diag);
+void ph_cert_free(struct ph_cert *c);
+/* The certificate's key, or NULL when it is not RSA of PH_RSA_MIN_BITS
+ * or more; points into c. */
+const struct ph_key *ph_cert_key(const struct ph_cert *c);
+/* The serial number in decimal (as Java's BigInteger.toString()), or with
+ * hex in upper-case hexadecimal without leading zeros (a zero or negative
+ * serial is then PH_E_MALFORMED); PH_E_TOOBIG when it does not fit cap. */
+int ph_cert_serial(const struct ph_cert *c, int hex, char *out, size_t cap);
+/* notBefore and notAfter in unix seconds. */
+int ph_cert_validity(const struct ph_cert *c, int64_t *not_before,
+    int64_t *not_after);
+/* True unless a key usage extension leaves out both digitalSignature and
+ * nonRepudiation. */
+int ph_cert_can_sign(const struct ph_cert *c);
+/* True when priv is the private key of c's public key. */
+int ph_cert_has_key(const struct ph_cert *c, const struct ph_key *priv);
+/* The subject's one CN as UTF-8 without NUL; *out is malloc'd (caller
+ * frees).  No CN, two, or one that does not convert: PH_E_MALFORMED. */
+int ph_cert_subject_cn(const struct ph_cert *c, char **out, const char *what,
+    struct ph_diag *diag);
+
+int ph_trust_new(struct ph_trust **out);
+void ph_trust_free(struct ph_trust *t);
+/* Adds c (the caller keeps it) as a trusted root, or as an untrusted
+ * intermediate a chain may pass through. */
+int ph_trust_add(struct ph_trust *t, const struct ph_cert *c, int root);
+/*
+ * PH_OK when c chains to a root of t through t's intermediates at time
+ * now, with the window in which every certificate of the chain is valid
+ * in *not_before and *not_after; PH_E_SIGNATURE, naming what and the
+ * reason, when it does not.
+ */
+int ph_trust_verify(const struct ph_trust *t, const struct ph_cert *c,
+    int64_t now, int64_t *not_before, int64_t *not_after, const char *what,
+    struct ph_diag *diag);
+
+/* ---- Ciphers ------------------------------------------------------------ */
+
+#define PH_AES256_KEY_LEN	32
+#define PH_AES_BLOCK		16
+#define PH_GCM_TAG_LEN		16
+
+/*
+ * AES-256-GCM (RFC 5116) decryption of ct, whose last PH_GCM_TAG_LEN
+ * bytes are the tag, with aad (fed even when empty).  out holds
+ * ct_len - PH_GCM_TAG_LEN bytes.  PH_E_SIGNATURE when the tag does not
+ * check: then nothing of out is to be looked at (it is zeroed).
+ */
+int ph_aes256gcm_decrypt(const unsigned char key[PH_AES256_KEY_LEN],
+    const unsigned char *iv, size_t iv_len, const void *aad, size_t aad_len,
+    const unsigned char *ct, size_t ct_len, unsigned char *out,
+    size_t *out_len, struct ph_diag *diag);
+/*
+ * AES-256-ECB decryption with PKCS#7 padding of whole blocks; out holds
+ * ct_len + PH_AES_BLOCK bytes.  PH_E_SIGNATURE for bad padding or
+ * length, which is all the authentication ECB has.
+ */
+int ph_aes256ecb_decrypt(const unsigned char key[PH_AES256_KEY_LEN],
+    const unsigned char *ct, size_t ct_len, unsigned char *out,
+    size_t *out_len, struct ph_diag *diag);
 
 /* ---- Money and time --------------------------------------------------- */
 
@@ -199,6 +390,12 @@ int ph_currency_valid(const char *s);
  * 28800 for Beijing time) into unix seconds.  Field ranges are checked.
  */
 int ph_time_parse_compact(const char *s, long utc_offset, int64_t *out);
+/* Unix seconds written as 1 to 12 decimal digits, no sign. */
+int ph_time_parse_unix(const char *s, size_t len, int64_t *out);
+
+/* The same for "yyyy-MM-dd HH:mm:ss" (len bytes, not NUL-terminated). */
+int ph_time_parse_dashed(const char *s, size_t len, long utc_offset,
+    int64_t *out);
 
 /* ---- Validation of provider fields ------------------------------------ */
 
@@ -213,6 +410,75 @@ int ph_token_valid(const char *s, size_t len, size_t max, const char *extra);
 int ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
     const char *field, struct ph_diag *diag);
 
+/* ---- Statements (statement_line) --------------------------------------- */
+
+/*
+ * One step of a provider's statement reader: state is its own (the bytes
+ * ph_statement_drive keeps between lines), line NULL at the end of the
+ * statement.  Fills ev for a fact; returns PH_OK or refuses the line.
+ */
+typedef int (*ph_statement_step_fn)(const void *ctx, void *state,
+    const struct ph_statement *st, const char *line, size_t len,
+    struct ph_event *ev, struct ph_diag *diag);
+
+/*
+ * The opening and closing every statement_line() shares.  Checks the
+ * arguments; starts ev as PH_EV_IGNORED; loads state (size bytes, its
+ * first four bytes a uint32_t magic) from st, zeroed and stamped with
+ * magic on the first line; drops the line's CR and refuses a NUL byte;
+ * calls step.  On success the state is kept and a payment or refund that
+ * succeeded is counted into st->facts and st->total; on failure ev is
+ * zeroed and the state is left as it was.
+ */
+int ph_statement_drive(const void *ctx, struct ph_statement *st, void *state,
+    size_t size, uint32_t magic, ph_statement_step_fn step,
+    const char *line, size_t len, struct ph_event *ev, struct ph_diag *diag);
+
+/*
+ * CSV statements of payhook's own layout, for providers that publish no
+ * statement file: a header line naming the columns (UTF-8, an optional
+ * BOM; columns found by name, others ignored), one line per fact, no
+ * quoting, and a last line "total,<rows>,<sum>" so that a truncated file
+ * is refused.
+ */
+#define PH_CSV_FIELDS_MAX	32	/* fields of a line */
+#define PH_CSV_NAMES_MAX	16	/* columns a layout names */
+
+/* A data line: its fields in file order (not NUL-terminated), and for
+ * each of the layout's names the index of its field, or -1. */
+struct ph_csv_row {
+	const char *f[PH_CSV_FIELDS_MAX];
+	size_t n[PH_CSV_FIELDS_MAX];
+	int nf;
+	int col[PH_CSV_NAMES_MAX];
+};
+
+/* Reads one data line into ev (its amount is summed for the total line);
+ * no is the line's number, for diagnostics. */
+typedef int (*ph_csv_row_fn)(const void *ctx, const struct ph_csv_row *row,
+    uint64_t no, struct ph_event *ev, struct ph_diag *diag);
+
+struct ph_csv_layout {
+	const char *const *names;	/* columns read, by the row's enum */
+	int nnames;			/* at most PH_CSV_NAMES_MAX */
+	unsigned optional;		/* bit i: names[i] may be missing */
+	const char *sum_of;		/* the summed column, for diagnostics */
+	ph_csv_row_fn row;
+};
+
+/* statement_line() for a CSV statement of layout lay; ctx goes to row. */
+int ph_csv_statement_line(const struct ph_csv_layout *lay, const void *ctx,
+    struct ph_statement *st, const char *line, size_t len,
+    struct ph_event *ev, struct ph_diag *diag);
+
+/* Splits on ','; the number of fields, or -1 past max or on a quote. */
+int ph_csv_split(const char *line, size_t len, const char **f, size_t *n,
+    int max);
+/* Copies a field of 1 to max bytes valid as ph_token_valid(extra) into
+ * dst (NUL-terminated, cap bytes); -1 when it is not one or does not fit. */
+int ph_csv_token(const char *f, size_t n, size_t max, const char *extra,
+    char *dst, size_t cap);
+
 /* ---- JSON (jansson) ---------------------------------------------------- */
 
 /*
@@ -222,7 +488,6 @@ int ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
  * found by a dotted path from an object ("amount.total"); diagnostics
  * name the path.  A member whose value is JSON null counts as absent.
  */
-struct json_t;
 
 struct ph_json_limits {
 	size_t max_bytes;	/* whole document */

@@ -27,7 +27,6 @@
 #include <strings.h>
 
 #include <jansson.h>
-#include <openssl/crypto.h>
 
 #include <payhook/provider.h>
 #include <payhook/sdk.h>
@@ -78,7 +77,7 @@ tpl_profile_free(void *p)
 
 	if (ctx == NULL)
 		return;
-	OPENSSL_cleanse(ctx->secret, ctx->secret_len);
+	ph_cleanse(ctx->secret, ctx->secret_len);
 	free(ctx);
 }
 
@@ -116,33 +115,6 @@ tpl_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 }
 
 /*
- * The one header we need.  Header names are case-insensitive in HTTP;
- * a header sent twice is ambiguous (which copy did the sender sign?),
- * so it is refused rather than guessed.
- */
-static int
-tpl_header(const struct ph_request *req, const char *name,
-    const char **value, struct ph_diag *diag)
-{
-	size_t i;
-
-	*value = NULL;
-	for (i = 0; i < req->nheaders; i++) {
-		if (req->headers[i].name == NULL ||
-		    req->headers[i].value == NULL ||
-		    strcasecmp(req->headers[i].name, name) != 0)
-			continue;
-		if (*value != NULL)
-			return ph_fail(diag, PH_E_SIGNATURE,
-			    "%s: sent more than once", name);
-		*value = req->headers[i].value;
-	}
-	if (*value == NULL)
-		return ph_fail(diag, PH_E_SIGNATURE, "%s: missing", name);
-	return PH_OK;
-}
-
-/*
  * Step 1, VERIFY: over the raw bytes, before any parsing of their
  * meaning, with the key our configuration names (never one the message
  * names), compared in constant time.  Any error on the way is a refusal.
@@ -156,7 +128,8 @@ tpl_verify(const struct tpl_ctx *ctx, const struct ph_request *req,
 	const char *got;
 	int rc;
 
-	if ((rc = tpl_header(req, TPL_SIG_HEADER, &got, diag)) != PH_OK)
+	if ((rc = ph_header_get(req->headers, req->nheaders,
+	    TPL_SIG_HEADER, &got, diag)) != PH_OK)
 		return rc;
 	if ((rc = ph_hmac_sha256(ctx->secret, ctx->secret_len, req->body,
 	    req->body_len, mac)) != PH_OK)
@@ -164,8 +137,8 @@ tpl_verify(const struct tpl_ctx *ctx, const struct ph_request *req,
 	ph_hex_lower(mac, sizeof(mac), want);
 	rc = ph_ct_equal(got, strlen(got), want, strlen(want)) ? PH_OK :
 	    ph_fail(diag, PH_E_SIGNATURE, "signature mismatch");
-	OPENSSL_cleanse(mac, sizeof(mac));
-	OPENSSL_cleanse(want, sizeof(want));
+	ph_cleanse(mac, sizeof(mac));
+	ph_cleanse(want, sizeof(want));
 	return rc;
 }
 
@@ -333,44 +306,23 @@ tpl_ack(void *p, enum ph_ack_kind kind, const char *reason,
 {
 	static const char ok[] = "{\"ok\":true}";
 	char msg[129];
-	json_t *doc;
-	size_t n = 0, len;
-	const char *s;
 
+	(void)p;
 	memset(out, 0, sizeof(*out));
-	memcpy(out->content_type, "application/json",
-	    sizeof("application/json"));
-	switch (kind) {
-	case PH_ACK_OK:
+	if (kind == PH_ACK_OK) {
 		out->status = 200;
+		memcpy(out->content_type, "application/json",
+		    sizeof("application/json"));
 		memcpy(out->body, ok, sizeof(ok) - 1);
 		out->body_len = sizeof(ok) - 1;
 		return;
-	case PH_ACK_REFUSED:
-		out->status = 400;
-		break;
-	case PH_ACK_RETRY:
-		out->status = 503;
-		break;
-	default:
-		goto fail;
 	}
-	for (s = reason; s != NULL && *s != '\0' && n < sizeof(msg) - 1; s++)
-		if ((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e)
-			msg[n++] = *s;
-	msg[n] = '\0';
-	if (n == 0)
-		snprintf(msg, sizeof(msg), "%s", kind == PH_ACK_RETRY ?
-		    "temporarily unavailable" : "invalid notification");
-	if ((doc = json_pack("{s:s}", "error", msg)) == NULL)
+	if (kind != PH_ACK_REFUSED && kind != PH_ACK_RETRY)
 		goto fail;
-	len = json_dumpb(doc, (char *)out->body, sizeof(out->body),
-	    JSON_COMPACT);
-	json_decref(doc);
-	if (len == 0 || len > sizeof(out->body))
-		goto fail;
-	out->body_len = len;
-	return;
+	ph_ack_reason(kind, reason, msg, sizeof(msg));
+	if (ph_response_json(out, kind == PH_ACK_REFUSED ? 400 : 503,
+	    json_pack("{s:s}", "error", msg)) == PH_OK)
+		return;
 fail:
 	/* Nothing sensible to say: a bare 500, as the contract asks. */
 	memset(out, 0, sizeof(*out));

@@ -55,16 +55,20 @@ def code_keys():
     m = re.search(r'conf_profile_core_key\(.*?\n\}\n', conf_c, re.S)
     profile = set(re.findall(r'strcmp\(key, "(\w+)"\)', m.group(0))) \
         if m else set()
+    # A provider's folder may hold several files: the table names the
+    # plugin, the conf key table may sit in another file of the folder.
     plugins = {}
-    paths = glob.glob(os.path.join(harness.TOP_SRCDIR, 'providers', '*',
-                                   '*.c'))
-    for path in sorted(paths):
-        with open(path, encoding='utf-8') as fh:
-            text = fh.read()
-        name = re.search(r'PH_PROVIDER_DEFINE\w*\(\s*"(\w+)"', text)
-        keys = re.findall(r'=\s*\{\s*"(\w+)",\s*PH_CONF_', text)
+    for folder in sorted(glob.glob(os.path.join(harness.TOP_SRCDIR,
+                                                'providers', '*'))):
+        name, keys = None, set()
+        for path in sorted(glob.glob(os.path.join(folder, '*.c'))):
+            with open(path, encoding='utf-8') as fh:
+                text = fh.read()
+            m = re.search(r'PH_PROVIDER_DEFINE\w*\(\s*"(\w+)"', text)
+            name = m.group(1) if m else name
+            keys |= set(re.findall(r'=\s*\{\s*"(\w+)",\s*PH_CONF_', text))
         if name and keys:
-            plugins[name.group(1)] = set(keys)
+            plugins[name] = keys
     return core, profile, plugins
 
 

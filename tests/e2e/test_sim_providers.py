@@ -401,7 +401,9 @@ def test_unionpay_variant(tap, sim, inst, cfg):
         r, txn = sim_pay(sim, 'upsim', oid, 1700, tt)
         tap.is_(wait_for(lambda: state_of(inst, oid) == 'PAID'), True,
                 'upsim 5.0.0 GBK: the notification makes the order PAID')
-        ds = sends(sim, oid)
+        # The simulator records a delivery once payhook has answered it,
+        # which may be just after the order is seen PAID.
+        ds = wait_for(lambda: sends(sim, oid))
         tap.ok(ds and 'certId=' in ds[0]['request'] and
                'encoding=GBK' in ds[0]['request'] and
                'signPubKeyCert' not in ds[0]['request'],

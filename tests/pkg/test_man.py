@@ -10,7 +10,8 @@ sections the pages give themselves (.Dt) must match their files.
 So that the documentation follows the code: payhook.conf(5) documents every
 key of [core], of profiles and of each plugin (the tables in src/conf/conf.c and
 the providers' sources, read as test_deploy.py reads them), and every
-provider in providers/ has its operator's page, docs/<name>.md.
+provider in providers/ has its operator's page, docs/<name>.md; and
+payhook-provider(3) lists every function include/payhook/sdk.h declares.
 
 Without mandoc or man the checks that need them are skipped, except under
 CI=true, where that fails (tools/install-deps installs both).
@@ -65,12 +66,24 @@ def documented(tap):
                 'key of plugin %s' % name)
         tap.ok(re.search(r'^\.Ss The %s plugin$' % name, conf5, re.M),
                'payhook.conf(5) has a section on plugin %s' % name)
+    # payhook-provider(3) lists the SDK: every function sdk.h declares.
+    with open(os.path.join(harness.TOP_SRCDIR, 'include', 'payhook',
+                           'sdk.h'), encoding='utf-8') as fh:
+        declared = set(re.findall(r'^[a-z].*?\b(ph_\w+)\(', fh.read(),
+                                  re.M))
+    with open(os.path.join(DOC, 'payhook-provider.3'),
+              encoding='utf-8') as fh:
+        listed = set(re.findall(r'^\.It Fn (ph_\w+)', fh.read(), re.M))
+    tap.ok(len(declared) > 40, 'read the functions of sdk.h',
+           sorted(declared))
+    tap.is_(sorted(declared - listed), [], 'payhook-provider(3) lists '
+            'every function of sdk.h')
     docs = os.path.join(harness.TOP_SRCDIR, 'docs')
     for prov in sorted(os.listdir(os.path.join(harness.TOP_SRCDIR,
                                                'providers'))):
         # The template is a starting point, documented by its README.
-        if prov != 'template' and os.path.isfile(os.path.join(
-                harness.TOP_SRCDIR, 'providers', prov, prov + '.c')):
+        if prov != 'template' and glob.glob(os.path.join(
+                harness.TOP_SRCDIR, 'providers', prov, '*.c')):
             tap.ok(os.path.isfile(os.path.join(docs, prov + '.md')),
                    'docs/%s.md: the operator\'s page of provider %s'
                    % (prov, prov))

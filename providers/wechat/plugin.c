@@ -1,0 +1,294 @@
+/*
+ * WeChat Pay (微信支付): the plugin's table, its configuration keys and
+ * profiles, and the entries that choose between API v2 (v2.c) and v3
+ * (v3.c) by the profile's api_version; refunds are in refund.c, trade
+ * bills in bill.c.  See README.md for the keys and the quirks.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include <payhook/provider.h>
+#include <payhook/sdk.h>
+
+#include "wechat_int.h"
+
+static const char *const wx_api_versions[] = { "2", "3", NULL };
+
+static const struct ph_conf_key wx_conf_keys[WX_CONF__MAX + 1] = {
+	[WX_CONF_APPID] = { "appid", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
+	    "the appid notifications must carry (wx...)" },
+	[WX_CONF_MCH_ID] = { "mch_id", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
+	    "the merchant id notifications must carry" },
+	/*
+	 * Keys of one API version are not required by the table, and have
+	 * no table default, so that profile_new() can require them for
+	 * their version and refuse them on a profile of the other.
+	 */
+	[WX_CONF_API_KEY_FILE] = { "api_key_file", PH_CONF_SECRET_FILE, 0,
+	    NULL, 0, 0, NULL,
+	    "v2 (required): file holding the 32-character APIv2 key" },
+	[WX_CONF_SIGN_TYPE] = { "sign_type", PH_CONF_ENUM, 0, wx_sign_names,
+	    0, 0, NULL,
+	    "v2: the only signature type accepted: MD5 (default) or "
+	    "HMAC-SHA256" },
+	[WX_CONF_API_VERSION] = { "api_version", PH_CONF_ENUM, 0,
+	    wx_api_versions, 0, 0, "2",
+	    "WeChat Pay API of this merchant account: 2 (XML) or 3 (JSON)" },
+	[WX_CONF_APIV3_KEY_FILE] = { "apiv3_key_file", PH_CONF_SECRET_FILE, 0,
+	    NULL, 0, 0, NULL,
+	    "v3 (required): file holding the 32-byte APIv3 key" },
+	[WX_CONF_PLATFORM_CERT_FILES] = { "platform_cert_files",
+	    PH_CONF_FILES, 0, NULL, 0, 0, NULL,
+	    "v3: WeChat Pay platform certificates (PEM, one per file)" },
+	[WX_CONF_PLATFORM_PUBLIC_KEY_FILE] = { "platform_public_key_file",
+	    PH_CONF_FILE, 0, NULL, 0, 0, NULL,
+	    "v3: the WeChat Pay public key (PEM)" },
+	[WX_CONF_PLATFORM_PUBLIC_KEY_ID] = { "platform_public_key_id",
+	    PH_CONF_STRING, 0, NULL, 0, 0, NULL,
+	    "v3: the id of that public key, PUB_KEY_ID_..." },
+	[WX_CONF_MERCHANT_PRIVATE_KEY_FILE] = { "merchant_private_key_file",
+	    PH_CONF_SECRET_FILE, 0, NULL, 0, 0, NULL,
+	    "v3: private key of the merchant API certificate (PEM), to sign "
+	    "queries" },
+	[WX_CONF_MERCHANT_SERIAL] = { "merchant_serial", PH_CONF_STRING, 0,
+	    NULL, 0, 0, NULL,
+	    "v3: serial number (hex) of the merchant API certificate" },
+	[WX_CONF_TIMESTAMP_TOLERANCE_S] = { "timestamp_tolerance_s",
+	    PH_CONF_INT, 0, NULL, 1, 3600, NULL,
+	    "v3: most seconds between Wechatpay-Timestamp and now (default "
+	    "300)" },
+	[WX_CONF_REFUND_NOTIFY_URL] = { "refund_notify_url", PH_CONF_STRING,
+	    0, NULL, 0, 0, NULL,
+	    "notify_url sent with refunds (payhook's /notify/<profile>); "
+	    "absent: the one set at the merchant platform" },
+	[WX_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+};
+
+static void
+wx_profile_free(void *p)
+{
+	struct wx_ctx *ctx = p;
+
+	if (ctx == NULL)
+		return;
+	wx3_ctx_free(ctx->v3);
+	ph_cleanse(ctx->key, sizeof(ctx->key));
+	free(ctx);
+}
+
+static int
+wx_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+{
+	const struct ph_conf_value *appid, *mch_id, *key, *st;
+	struct wx_ctx *ctx = NULL;
+	const char *st_name;
+	size_t i;
+	int rc;
+
+	*out = NULL;
+	appid = ph_conf_get(conf, "appid");
+	mch_id = ph_conf_get(conf, "mch_id");
+	key = ph_conf_get(conf, "api_key_file");
+	st = ph_conf_get(conf, "sign_type");
+
+	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if (appid == NULL || !appid->present) {
+		rc = ph_fail(diag, PH_E_CONFIG, "appid is required");
+		goto fail;
+	}
+	if (ph_copy_token(ctx->appid, sizeof(ctx->appid), appid->str, NULL,
+	    "appid", diag) != PH_OK) {
+		rc = PH_E_CONFIG;
+		goto fail;
+	}
+	if (mch_id == NULL || !mch_id->present) {
+		rc = ph_fail(diag, PH_E_CONFIG, "mch_id is required");
+		goto fail;
+	}
+	if (ph_copy_token(ctx->mch_id, sizeof(ctx->mch_id), mch_id->str,
+	    NULL, "mch_id", diag) != PH_OK) {
+		rc = PH_E_CONFIG;
+		goto fail;
+	}
+
+	if ((rc = wx_refund_url(conf, ctx, diag)) != PH_OK)
+		goto fail;
+	/* An API v3 profile shares appid and mch_id (and the refund
+	 * notify_url) and nothing else. */
+	if ((rc = wx3_version(conf, &ctx->api_version, diag)) != PH_OK)
+		goto fail;
+	if (ctx->api_version == 3) {
+		if ((rc = wx3_profile_new(conf, ctx, diag)) != PH_OK)
+			goto fail;
+		*out = ctx;
+		return PH_OK;
+	}
+
+	if (key == NULL || !key->present || key->blob.data == NULL) {
+		rc = ph_fail(diag, PH_E_CONFIG, "api_key_file is required");
+		goto fail;
+	}
+	if ((rc = ph_secret_check(&key->blob, WX_KEY_LEN, WX_KEY_LEN,
+	    "api_key_file", diag)) != PH_OK)
+		goto fail;
+	memcpy(ctx->key, key->blob.data, WX_KEY_LEN);
+
+	st_name = st != NULL && st->present && st->str != NULL ?
+	    st->str : "MD5";
+	for (i = 0; i < WX_SIGN__MAX; i++)
+		if (strcmp(st_name, wx_sign_names[i]) == 0)
+			break;
+	if (i == WX_SIGN__MAX) {
+		rc = ph_fail(diag, PH_E_CONFIG,
+		    "sign_type must be MD5 or HMAC-SHA256");
+		goto fail;
+	}
+	ctx->sign_type = (enum wx_sign_type)i;
+	*out = ctx;
+	return PH_OK;
+fail:
+	wx_profile_free(ctx);
+	return rc;
+}
+
+/* ---- The table: one entry per call, dispatched on api_version ----------- */
+
+/* A notification: v3 JSON, or v2 XML holding a payment or a refund. */
+static int
+wx_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+	struct ph_kvlist kv;
+	int rc;
+
+	if (ctx == NULL || req == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	if (ctx->api_version == 3)
+		return wx3_parse_notify(ctx, req, ev, diag);
+	if ((rc = ph_xml_parse_flat(req->body, req->body_len, "xml",
+	    &wx_xml_limits, &kv, diag)) != PH_OK)
+		return rc;
+	/* A refund result: no sign, an encrypted req_info instead. */
+	rc = ph_kvlist_get(&kv, "req_info") != NULL ?
+	    wx_refund_notify(ctx, &kv, ev, diag) :
+	    wx_pay_notify(ctx, &kv, ev, diag);
+	ph_kvlist_free(&kv);
+	if (rc != PH_OK)
+		memset(ev, 0, sizeof(*ev));
+	return rc;
+}
+
+static void
+wx_ack(void *p, enum ph_ack_kind kind, const char *reason,
+    struct ph_response *out)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3)
+		wx3_ack(kind, reason, out);
+	else
+		wx2_ack(kind, reason, out);
+}
+
+static int
+wx_dispatch_query_request(void *p, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3)
+		return wx3_query_request(ctx, order, cc, out, diag);
+	return wx_query_request(p, order, cc, out, diag);
+}
+
+static int
+wx_dispatch_query_response(void *p, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3)
+		return wx3_query_response(ctx, order, in, ev, diag);
+	return wx_query_response(p, order, in, ev, diag);
+}
+
+/* Closing an order is implemented for API v2 only. */
+static int
+wx_dispatch_close_request(void *p, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3) {
+		if (out != NULL)
+			memset(out, 0, sizeof(*out));
+		return ph_fail(diag, PH_E_UNSUPPORTED, "close is not "
+		    "implemented for api_version = 3 profiles");
+	}
+	return wx_close_request(p, order, cc, out, diag);
+}
+
+static int
+wx_dispatch_close_response(void *p, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const struct wx_ctx *ctx = p;
+
+	if (ctx != NULL && ctx->api_version == 3) {
+		if (ev != NULL)
+			memset(ev, 0, sizeof(*ev));
+		return ph_fail(diag, PH_E_UNSUPPORTED, "close is not "
+		    "implemented for api_version = 3 profiles");
+	}
+	return wx_close_response(p, order, in, ev, diag);
+}
+
+/*
+ * The order a v2 notification names, read without verifying it: the core
+ * only queries that order at WeChat, it never applies anything from here.
+ * v3 notifications carry the order inside the encrypted resource: no hint.
+ */
+static int
+wx_notify_hint(void *p, const struct ph_request *req,
+    char order_id[PH_ID_MAX + 1])
+{
+	const struct wx_ctx *ctx = p;
+	struct ph_kvlist kv;
+	const char *v;
+	int rc;
+
+	if (ctx == NULL || req == NULL || ctx->api_version == 3)
+		return PH_E_UNSUPPORTED;
+	if ((rc = ph_xml_parse_flat(req->body, req->body_len, "xml",
+	    &wx_xml_limits, &kv, NULL)) != PH_OK)
+		return rc;
+	v = wx_get(&kv, "out_trade_no");
+	rc = v != NULL ? ph_copy_token(order_id, PH_ID_MAX + 1, v, "_-|*",
+	    "out_trade_no", NULL) : PH_E_FIELD;
+	ph_kvlist_free(&kv);
+	return rc;
+}
+
+PH_PROVIDER_DEFINE_HINT("wechat",
+    "WeChat Pay API v2 and v3 notifications, order query, refunds and "
+    "trade bills; v2 close",
+    PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE | PH_CAP_REFUND |
+    PH_CAP_STATEMENT, wx_conf_keys,
+    wx_profile_new, wx_profile_free, wx_parse_notify, wx_ack,
+    wx_dispatch_query_request, wx_dispatch_query_response,
+    wx_dispatch_close_request, wx_dispatch_close_response,
+    wx_refund_request, wx_refund_response, wx_statement_line,
+    wx_notify_hint)

@@ -1,0 +1,137 @@
+/*
+ * What providers read from and write into HTTP messages: one header of a
+ * request, the fields of an outbound request, a JSON answer, and text of
+ * the provider's made safe for a diagnostic.  No I/O: the core sends and
+ * receives.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include <payhook/sdk.h>
+
+int
+ph_header_get(const struct ph_header *h, size_t nh, const char *name,
+    const char **value, struct ph_diag *diag)
+{
+	size_t i;
+
+	*value = NULL;
+	for (i = 0; h != NULL && i < nh; i++) {
+		if (h[i].name == NULL || h[i].value == NULL ||
+		    strcasecmp(h[i].name, name) != 0)
+			continue;
+		if (*value != NULL)
+			return ph_fail(diag, PH_E_SIGNATURE, "%s sent more "
+			    "than once", name);
+		*value = h[i].value;
+	}
+	if (*value == NULL || **value == '\0')
+		return ph_fail(diag, PH_E_SIGNATURE, "%s missing", name);
+	return PH_OK;
+}
+
+int
+ph_request_set(struct ph_http_request *out, const char *method,
+    const char *path, const char *content_type, const struct ph_buf *body)
+{
+	size_t blen = body != NULL ? body->len : 0;
+
+	if (body != NULL && body->err != PH_OK)
+		return body->err;
+	if (strlen(method) >= sizeof(out->method) ||
+	    strlen(path) >= sizeof(out->path) ||
+	    (content_type != NULL &&
+	    strlen(content_type) >= sizeof(out->content_type)) ||
+	    blen > sizeof(out->body))
+		return PH_E_TOOBIG;
+	memcpy(out->method, method, strlen(method) + 1);
+	memcpy(out->path, path, strlen(path) + 1);
+	if (content_type != NULL)
+		memcpy(out->content_type, content_type,
+		    strlen(content_type) + 1);
+	if (body != NULL) {
+		if (blen > 0)
+			memcpy(out->body, body->data, blen);
+		out->body_len = blen;
+	}
+	return PH_OK;
+}
+
+int
+ph_request_header(struct ph_http_request *out, const char *name,
+    const char *prefix, const char *value)
+{
+	size_t i = out->nheaders, np = prefix != NULL ? strlen(prefix) : 0,
+	    nv = strlen(value);
+
+	if (i == PH_HTTP_HEADERS_MAX ||
+	    strlen(name) >= sizeof(out->headers[i].name) ||
+	    np + nv >= sizeof(out->headers[i].value))
+		return PH_E_TOOBIG;
+	memcpy(out->headers[i].name, name, strlen(name) + 1);
+	if (np > 0)
+		memcpy(out->headers[i].value, prefix, np);
+	memcpy(out->headers[i].value + np, value, nv + 1);
+	out->nheaders++;
+	return PH_OK;
+}
+
+void
+ph_ack_reason(enum ph_ack_kind kind, const char *reason, char *dst,
+    size_t cap)
+{
+	const char *s;
+	size_t n = 0;
+
+	if (cap == 0)
+		return;
+	for (s = reason; s != NULL && *s != '\0' && n < cap - 1; s++)
+		if ((unsigned char)*s >= 0x20 && (unsigned char)*s <= 0x7e)
+			dst[n++] = *s;
+	dst[n] = '\0';
+	if (n == 0)
+		snprintf(dst, cap, "%s", kind == PH_ACK_RETRY ?
+		    "temporarily unavailable" : "invalid notification");
+}
+
+int
+ph_response_json(struct ph_response *out, int status, struct json_t *doc)
+{
+	size_t len;
+
+	memset(out, 0, sizeof(*out));
+	out->status = status;
+	if (doc == NULL)
+		return PH_E_NOMEM;
+	len = json_dumpb(doc, (char *)out->body, sizeof(out->body),
+	    JSON_COMPACT);
+	json_decref(doc);
+	if (len == 0 || len > sizeof(out->body))
+		return PH_E_TOOBIG;
+	out->body_len = len;
+	memcpy(out->content_type, "application/json",
+	    sizeof("application/json"));
+	return PH_OK;
+}
+
+void
+ph_diag_text(char *dst, size_t cap, const char *src, size_t max)
+{
+	const unsigned char *s = (const unsigned char *)src;
+	size_t n = 0;
+
+	if (cap == 0)
+		return;
+	for (; s != NULL && *s != '\0' && n + 1 < cap && n < max; s++) {
+		if (*s >= 0xc0)
+			dst[n++] = '?';
+		else if (*s >= 0x20 && *s < 0x7f)
+			dst[n++] = (char)*s;
+	}
+	if (n == 0 && cap > 1)
+		dst[n++] = '-';
+	dst[n] = '\0';
+}

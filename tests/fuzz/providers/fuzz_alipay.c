@@ -1,0 +1,215 @@
+/*
+ * The Alipay plugin's parsers.  The first byte picks one:
+ *   'N'  the rest is a raw notification form body;
+ *   'S'  the rest is a form body signed here (RSA2 over the sorted fields
+ *        but sign and sign_type) with a key the profile trusts, so the
+ *        fuzzer reaches past verification;
+ *   'B'  the rest is a bill, fed line by line to statement_line, then the
+ *        end-of-statement call;
+ *   'Q'  the rest is a query answer body (HTTP 200).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../../providers/alipay/alipay_test.h"
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include <openssl/pem.h>
+
+#include "../fuzz.h"
+#include "../../unit/helpers.h"
+
+#define FZ_NOW 1764500000
+
+static EVP_PKEY *fz_key;
+static char *fz_pub, *fz_priv;
+static void *fz_ctx;
+
+void
+fz_init(void)
+{
+	struct fz_setting settings[] = {
+		{ "app_id", "2021000000000001" },
+		{ "seller_id", "2088000000000001" },
+		{ "alipay_public_key_file", NULL },
+		{ "app_private_key_file", NULL },
+		{ NULL, NULL },
+	};
+
+	if ((fz_key = EVP_RSA_gen(2048)) == NULL)
+		abort();
+	fz_pub = th_pem_key(fz_key, 0);
+	fz_priv = th_pem_key(fz_key, 1);
+	settings[2].value = fz_pub;
+	settings[3].value = fz_priv;
+	fz_ctx = fz_profile(payhook_provider(), "alifuzz", settings);
+}
+
+void
+fz_fini(void)
+{
+	fz_ctx = NULL;
+	EVP_PKEY_free(fz_key);
+	free(fz_pub);
+	free(fz_priv);
+}
+
+static void
+fz_event_sane(int rc, const struct ph_event *ev)
+{
+	if (rc == PH_OK && (ev->kind >= PH_EV__MAX || ev->amount < 0 ||
+	    ev->amount > PH_AMOUNT_MAX ||
+	    strnlen(ev->order_id, sizeof(ev->order_id)) ==
+	    sizeof(ev->order_id)))
+		abort();
+}
+
+static void
+fz_notify(const void *body, size_t len)
+{
+	struct ph_request req;
+	struct ph_event ev;
+	struct ph_diag diag;
+	char order[PH_ID_MAX + 1];
+	int rc;
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.content_type = "application/x-www-form-urlencoded";
+	req.body = body;
+	req.body_len = len;
+	req.now = FZ_NOW;
+	memset(&diag, 0, sizeof(diag));
+	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
+	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
+		abort();
+	fz_event_sane(rc, &ev);
+	if (payhook_provider()->notify_hint(fz_ctx, &req, order) == PH_OK &&
+	    strnlen(order, sizeof(order)) == sizeof(order))
+		abort();
+}
+
+/* Signs a form body's fields and appends sign_type and sign. */
+static void
+fz_signed(const uint8_t *data, size_t size)
+{
+	static const char *const skip[] = { "sign", "sign_type", NULL };
+	static const struct ph_form_limits lim = { 65536, 256, 4096 };
+	char b64[1400];
+	struct ph_kvlist kv;
+	struct ph_buf text, body;
+
+	if (ph_form_parse(data, size, &lim, &kv, NULL) != PH_OK) {
+		ph_kvlist_free(&kv);
+		return;
+	}
+	ph_buf_init(&text, 1 << 20);
+	ph_canonical_join(&kv, skip, 1, &text);
+	th_rsa_sign(fz_key, "SHA256", text.data != NULL ? text.data : "",
+	    text.len, b64);
+	ph_kvlist_add(&kv, "sign_type", 9, "RSA2", 4, NULL);
+	ph_kvlist_add(&kv, "sign", 4, b64, strlen(b64), NULL);
+	ph_buf_init(&body, 1 << 20);
+	if (ph_form_write(&kv, &body) == PH_OK && body.data != NULL)
+		fz_notify(body.data, body.len);
+	ph_buf_free(&body);
+	ph_buf_free(&text);
+	ph_kvlist_free(&kv);
+}
+
+static void
+fz_bill(const uint8_t *data, size_t size)
+{
+	struct ph_statement *st;
+	struct ph_event ev;
+	struct ph_diag diag;
+	const uint8_t *p = data, *nl;
+	size_t left = size;
+	int rc = PH_OK;
+
+	if ((st = calloc(1, sizeof(*st))) == NULL)
+		abort();
+	while (left > 0 && rc == PH_OK) {
+		size_t n;
+		char *line;
+
+		nl = memchr(p, '\n', left);
+		n = nl != NULL ? (size_t)(nl - p) : left;
+		if ((line = fz_strndup(p, n)) == NULL)
+			abort();
+		st->line++;
+		memset(&diag, 0, sizeof(diag));
+		rc = payhook_provider()->statement_line(fz_ctx, st, line, n,
+		    &ev, &diag);
+		fz_event_sane(rc, &ev);
+		free(line);
+		p += n + (nl != NULL);
+		left -= n + (nl != NULL);
+	}
+	if (rc == PH_OK) {
+		memset(&diag, 0, sizeof(diag));
+		(void)payhook_provider()->statement_line(fz_ctx, st, NULL, 0,
+		    &ev, &diag);
+	}
+	free(st);
+}
+
+static void
+fz_query(const uint8_t *data, size_t size)
+{
+	struct ph_order_ref o = { "A-1", 100, "CNY", "", FZ_NOW, "" };
+	struct ph_http_response in;
+	struct ph_event ev;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&in, 0, sizeof(in));
+	in.status = 200;
+	in.body = data;
+	in.body_len = size;
+	in.now = FZ_NOW;
+	memset(&diag, 0, sizeof(diag));
+	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);
+	fz_event_sane(rc, &ev);
+	memset(&diag, 0, sizeof(diag));
+	rc = payhook_provider()->close_response(fz_ctx, &o, &in, &ev, &diag);
+	fz_event_sane(rc, &ev);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size == 0)
+		return 0;
+	switch (data[0]) {
+	case 'N':
+		fz_notify(data + 1, size - 1);
+		break;
+	case 'S':
+		fz_signed(data + 1, size - 1);
+		break;
+	case 'B':
+		fz_bill(data + 1, size - 1);
+		break;
+	case 'Q':
+		fz_query(data + 1, size - 1);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}

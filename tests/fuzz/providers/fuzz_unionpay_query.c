@@ -1,0 +1,90 @@
+/*
+ * UnionPay answers to queryTrans.do through the plugin's table.  A first
+ * byte 'S' makes the rest name=value lines, signed here under the pinned
+ * test PKI; anything else is a raw answer body.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../../providers/unionpay/unionpay_test.h"
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "../fuzz.h"
+#include "upsign.h"
+
+static void *fz_ctx;
+
+void
+fz_init(void)
+{
+	fz_pki_make();
+	fz_ctx = fz_up_profile();
+}
+
+void
+fz_fini(void)
+{
+	fz_ctx = NULL;
+	fz_pki_free();
+}
+
+static void
+fz_run(const void *body, size_t len)
+{
+	const struct ph_provider *p = payhook_provider();
+	struct ph_order_ref order;
+	struct ph_http_response in;
+	struct ph_event ev;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&order, 0, sizeof(order));
+	order.order_id = "20261130153000001";
+	order.amount = 100;
+	order.currency = "CNY";
+	order.txn_id = "";
+	order.created_at = fz_now - 60;
+	order.attempt = "{\"txnTime\":\"20261130153000\"}";
+	memset(&in, 0, sizeof(in));
+	in.status = 200;
+	in.body = body;
+	in.body_len = len;
+	in.now = fz_now;
+	memset(&ev, 0, sizeof(ev));
+	memset(&diag, 0, sizeof(diag));
+	rc = p->query_response(fz_ctx, &order, &in, &ev, &diag);
+	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
+		abort();
+	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
+	    ev.amount > PH_AMOUNT_MAX))
+		abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct ph_buf body;
+
+	if (size > 0 && data[0] == 'S') {
+		if (fz_up_body(data + 1, size - 1, 1, &body))
+			fz_run(body.data, body.len);
+		ph_buf_free(&body);
+	} else
+		fz_run(data, size);
+	return 0;
+}

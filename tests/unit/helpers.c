@@ -1,0 +1,514 @@
+/*
+ * Helpers the provider tests share; see helpers.h.  OpenSSL is called
+ * here directly: these make the keys, certificates and signatures a
+ * provider is fed, independently of the SDK under test.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include "helpers.h"
+
+static char *
+th_bio_string(BIO *b)
+{
+	char *p, *s;
+	long n = BIO_get_mem_data(b, &p);
+
+	if (n < 0 || (s = malloc((size_t)n + 1)) == NULL)
+		abort();
+	memcpy(s, p, (size_t)n);
+	s[n] = '\0';
+	BIO_free(b);
+	return s;
+}
+
+/* WeChat Pay's published test key (TV-3). */
+const char th_tv3_priv_pem[] =
+	"-----BEGIN PRIVATE KEY-----\n"
+	"MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCm2mb6q8gMKH/3\n"
+	"CNTbpJAIrbqiBiQGEOtjGcBrDYltsGynWgNscqT7WvfzU14FQbYcQUC5T4Wvva7m\n"
+	"i3fIp3OgX8VqMDNA0qebnr38Pe6kqiLyZgFpJPXlSKDyPyqhRbVTbXssvSMQeVKc\n"
+	"dXeVxoNNeoOlNFHgF/P0io6AmAVnz+hN8SiZKuOsth5/zUTLGvtkgxBcQooQrtXh\n"
+	"RcpLT798OyIb9xeJ2HO3xRtMv2+perEzb4gMibI74UBz+2QEbnkubPE+2jU2rRZu\n"
+	"dnNEz/BPOt3Qj/w2V6/G0VumGDh6+UeMU0jv4aupHztWITC4Akn0l7lBCNy3lgl8\n"
+	"VFaJnkIxAgMBAAECggEAYGL8aESB7NwciDWW2UdoWUsa7GxFtSdjAz2mFXGdeTsY\n"
+	"mVh7b9OOkRGM+Qio4LqEHDBp1mMk5E/cUJwy1zw8pGGO5nfvs7u9TT3XnHaefIs4\n"
+	"YvUgTYAneIuLRkXNN5rQU+CD7mVYczTSz0Vgjqo9wa1LjUz7G0xbBmJgTdMEFGJs\n"
+	"eJjy6AbJo0CGIwp6HJbTm4CmOUgXnnDAIbEGTIRImkZFH/rzneIeR7oZ77FVwxr1\n"
+	"CZB2gfRCov/yRPbw8vnryYkmvQ7D/ze3j5097vRg/MoDGBSdoOwcmo75vyofr0AS\n"
+	"zytMjmHYyifqkf5slPropSiJeGf4p/7gtKyF6dE/XQKBgQDVAlJ+4U5ZVGOuDc3+\n"
+	"sAhz8CTzgFNlq9vKuSoFK6hOz2L+cwj+E7NXGkOe2DsHHZNy2Xqxk7caKhPEp1z9\n"
+	"hhpMpyLVMoFt6CKemyoRBWDCQwLLwem9SZF/IAyovBkLiH36P42Jm26gUkNMKC/5\n"
+	"Zhtqxf6RZgRQzbVudJi47vIRCwKBgQDIh0+v27Oo+DM3fhObH4I1NrXpWOEGH7OQ\n"
+	"G1dEsMuFYF4hjGhg0kBEP3w9vVdl2+mRllZKTsx9oqjb8OibPLLIH8xsdbAB0WLf\n"
+	"JvjLu4wl/ILUzN1RI03dWnnv2EnEeQn6c3hizvrJ9wR5U4ue9RPVnQooJ0hZF1PU\n"
+	"uCL5fWK3MwKBgElReU/PAYbh80WP3t3Rfbdaa32dKBeQ5iCLR5lsA4zM+YgX1HqQ\n"
+	"EWTj126vgvHaDkyz6vWAoL/Sx+cirHFfXWIRDX5Q2hgYlQH+6qXdMgbrxeSYpHnQ\n"
+	"/tHBGFpkFELSAnrGsVMyOwvYBO4LzyeLK9i+ufcWJFoj1FVmsMLHDG8tAoGARdbi\n"
+	"iQQCoYG4DMarO2aQ6cmhN6EN1h0qY7EyBqlwaIZ0okiNfdMcMOjPc41DKCWcRmlO\n"
+	"qlihXcxN9TQFPzO3rH1urAOdBjUPs1qWYhZyrDQyuLyVBBJApyxAtajloDjrob+f\n"
+	"mQIvVDHk7ACN6xG+E7K6+9salnTKbJapD618uQMCgYBNy6XUvzLkP/A1U/UZdtcx\n"
+	"l8GwU/dturLxz4CyGbqDw4ubaYY2e13lnqHUqQgPtiSyH51nq3tdo8G0YAJdfkSv\n"
+	"KvnfslW91fyEBUKnkdW1o3/1UFU/wprZ7ixVL/F42A4xDu7OFE8EnweJOZ0jWceE\n"
+	"OdhCkaIGBCfRnlECRK8UyQ==\n"
+	"-----END PRIVATE KEY-----\n";
+
+const char th_tv3_pub_pem[] =
+	"-----BEGIN PUBLIC KEY-----\n"
+	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAptpm+qvIDCh/9wjU26SQ\n"
+	"CK26ogYkBhDrYxnAaw2JbbBsp1oDbHKk+1r381NeBUG2HEFAuU+Fr72u5ot3yKdz\n"
+	"oF/FajAzQNKnm569/D3upKoi8mYBaST15Uig8j8qoUW1U217LL0jEHlSnHV3lcaD\n"
+	"TXqDpTRR4Bfz9IqOgJgFZ8/oTfEomSrjrLYef81Eyxr7ZIMQXEKKEK7V4UXKS0+/\n"
+	"fDsiG/cXidhzt8UbTL9vqXqxM2+IDImyO+FAc/tkBG55LmzxPto1Nq0WbnZzRM/w\n"
+	"Tzrd0I/8NlevxtFbphg4evlHjFNI7+GrqR87ViEwuAJJ9Je5QQjct5YJfFRWiZ5C\n"
+	"MQIDAQAB\n"
+	"-----END PUBLIC KEY-----\n";
+
+EVP_PKEY *
+th_rsa_key(int bits)
+{
+	EVP_PKEY *k = EVP_RSA_gen((unsigned int)bits);
+
+	if (k == NULL)
+		abort();
+	return k;
+}
+
+char *
+th_pem_key(EVP_PKEY *k, int priv)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+
+	if (b == NULL || (priv ? PEM_write_bio_PrivateKey(b, k, NULL, NULL,
+	    0, NULL, NULL) : PEM_write_bio_PUBKEY(b, k)) != 1)
+		abort();
+	return th_bio_string(b);
+}
+
+char *
+th_pem_cert(X509 *x)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+
+	if (b == NULL || PEM_write_bio_X509(b, x) != 1)
+		abort();
+	return th_bio_string(b);
+}
+
+EVP_PKEY *
+th_key_of_pem(const char *pem)
+{
+	BIO *b = BIO_new_mem_buf(pem, -1);
+	EVP_PKEY *k;
+
+	if (b == NULL ||
+	    (k = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL)) == NULL)
+		abort();
+	BIO_free(b);
+	return k;
+}
+
+char *
+th_pem_bare(const char *pem)
+{
+	const char *p = strchr(pem, '\n') + 1, *end = strstr(pem, "-----END");
+	char *s = malloc(strlen(pem) + 1);
+	size_t n = 0;
+
+	if (s == NULL)
+		abort();
+	for (; p < end; p++)
+		if (*p != '\n')
+			s[n++] = *p;
+	s[n] = '\0';
+	return s;
+}
+
+static void
+th_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+	X509V3_CTX v3;
+	X509_EXTENSION *e;
+
+	X509V3_set_ctx(&v3, issuer, x, NULL, NULL, 0);
+	if ((e = X509V3_EXT_conf_nid(NULL, &v3, nid, value)) == NULL ||
+	    X509_add_ext(x, e, -1) != 1)
+		abort();
+	X509_EXTENSION_free(e);
+}
+
+X509 *
+th_cert(const struct th_cert *c)
+{
+	X509 *x = X509_new(), *is;
+	X509_NAME *n = X509_NAME_new();
+	BIGNUM *bn = NULL;
+	ASN1_INTEGER *ai;
+	size_t i;
+
+	if (x == NULL || n == NULL || X509_set_version(x, 2) != 1 ||
+	    BN_hex2bn(&bn, c->serial_hex) == 0 ||
+	    (ai = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+	    X509_set_serialNumber(x, ai) != 1 ||
+	    ASN1_TIME_set(X509_getm_notBefore(x),
+	    (time_t)c->not_before) == NULL ||
+	    ASN1_TIME_set(X509_getm_notAfter(x),
+	    (time_t)c->not_after) == NULL ||
+	    X509_set_pubkey(x, c->key) != 1)
+		abort();
+	ASN1_INTEGER_free(ai);
+	BN_free(bn);
+	for (i = 0; c->name[i] != NULL; i += 2)
+		if (X509_NAME_add_entry_by_txt(n, c->name[i], MBSTRING_UTF8,
+		    (const unsigned char *)c->name[i + 1], -1, -1, 0) != 1)
+			abort();
+	if (X509_set_subject_name(x, n) != 1 ||
+	    X509_set_issuer_name(x, c->issuer != NULL ?
+	    X509_get_subject_name(c->issuer) : n) != 1)
+		abort();
+	X509_NAME_free(n);
+	is = c->issuer != NULL ? c->issuer : x;
+	if (c->ca) {
+		th_ext(x, is, NID_basic_constraints, "critical,CA:TRUE");
+		th_ext(x, is, NID_key_usage, "critical,keyCertSign,cRLSign");
+	} else if (!c->no_ext)
+		th_ext(x, is, NID_key_usage,
+		    "critical,digitalSignature,nonRepudiation");
+	if (X509_sign(x, c->issuer_key != NULL ? c->issuer_key : c->key,
+	    EVP_sha256()) == 0)
+		abort();
+	return x;
+}
+
+char *
+th_cert_pem(const struct th_cert *c)
+{
+	X509 *x = th_cert(c);
+	char *s = th_pem_cert(x);
+
+	X509_free(x);
+	return s;
+}
+
+void
+th_rsa_sign(EVP_PKEY *key, const char *digest, const void *p, size_t n,
+    char *out)
+{
+	unsigned char sig[1024];
+	size_t sig_len = sizeof(sig);
+	EVP_MD_CTX *mc = EVP_MD_CTX_new();
+
+	if (mc == NULL || EVP_DigestSignInit(mc, NULL,
+	    strcmp(digest, "SHA1") == 0 ? EVP_sha1() : EVP_sha256(), NULL,
+	    key) != 1 || EVP_DigestSign(mc, sig, &sig_len, p, n) != 1)
+		abort();
+	EVP_MD_CTX_free(mc);
+	EVP_EncodeBlock((unsigned char *)out, sig, (int)sig_len);
+}
+
+int
+th_rsa_check(EVP_PKEY *key, const void *p, size_t n, const char *b64)
+{
+	unsigned char sig[1100];
+	size_t len = strlen(b64);
+	EVP_MD_CTX *mc;
+	int dlen, rc;
+
+	if (len % 4 != 0 || len / 4 * 3 > sizeof(sig))
+		return 0;
+	/* EVP_DecodeBlock counts the padding in: drop it again. */
+	dlen = EVP_DecodeBlock(sig, (const unsigned char *)b64, (int)len);
+	if (dlen < 0)
+		return 0;
+	while (len > 0 && b64[len - 1] == '=') {
+		len--;
+		dlen--;
+	}
+	if ((mc = EVP_MD_CTX_new()) == NULL)
+		abort();
+	rc = EVP_DigestVerifyInit(mc, NULL, EVP_sha256(), NULL, key) == 1 &&
+	    EVP_DigestVerify(mc, sig, (size_t)dlen, p, n) == 1;
+	EVP_MD_CTX_free(mc);
+	return rc;
+}
+
+size_t
+th_form_encode(const char *p, size_t n, char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '*')
+			out[o++] = (char)c;
+		else if (c == ' ')
+			out[o++] = '+';
+		else
+			o += (size_t)snprintf(out + o, 4, "%%%02X", c);
+	}
+	return o;
+}
+
+void
+th_note_set_bytes(struct th_note *n, const char *k, const char *v,
+    size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < n->n; i++)
+		if (strcmp(n->f[i].k, k) == 0)
+			break;
+	if (v == NULL) {
+		if (i < n->n) {
+			memmove(&n->f[i], &n->f[i + 1],
+			    (n->n - i - 1) * sizeof(n->f[0]));
+			n->n--;
+		}
+		return;
+	}
+	if (i == n->n) {
+		if (n->n == sizeof(n->f) / sizeof(n->f[0]) ||
+		    len >= sizeof(n->f[0].v))
+			abort();
+		n->n++;
+	}
+	snprintf(n->f[i].k, sizeof(n->f[i].k), "%s", k);
+	memcpy(n->f[i].v, v, len);
+	n->f[i].v[len] = '\0';
+	n->f[i].len = len;
+}
+
+void
+th_note_set(struct th_note *n, const char *k, const char *v)
+{
+	th_note_set_bytes(n, k, v, v != NULL ? strlen(v) : 0);
+}
+
+const char *
+th_note_get(const struct th_note *n, const char *k)
+{
+	size_t i;
+
+	for (i = 0; i < n->n; i++)
+		if (strcmp(n->f[i].k, k) == 0)
+			return n->f[i].v;
+	return NULL;
+}
+
+static int
+th_skipped(const char *k, const char *const *skip)
+{
+	size_t i;
+
+	for (i = 0; skip != NULL && skip[i] != NULL; i++)
+		if (strcmp(k, skip[i]) == 0)
+			return 1;
+	return 0;
+}
+
+size_t
+th_note_join(const struct th_note *n, const char *const *skip,
+    int with_empty, char *out, size_t cap)
+{
+	size_t idx[48], m = 0, i, j, t, len = 0;
+
+	for (i = 0; i < n->n; i++)
+		if (!th_skipped(n->f[i].k, skip) &&
+		    (with_empty || n->f[i].len > 0))
+			idx[m++] = i;
+	for (i = 1; i < m; i++)
+		for (j = i; j > 0 && strcmp(n->f[idx[j - 1]].k,
+		    n->f[idx[j]].k) > 0; j--) {
+			t = idx[j];
+			idx[j] = idx[j - 1];
+			idx[j - 1] = t;
+		}
+	for (i = 0; i < m; i++) {
+		const struct th_field *f = &n->f[idx[i]];
+
+		if (len + strlen(f->k) + f->len + 3 > cap)
+			abort();
+		if (i > 0)
+			out[len++] = '&';
+		memcpy(out + len, f->k, strlen(f->k));
+		len += strlen(f->k);
+		out[len++] = '=';
+		memcpy(out + len, f->v, f->len);
+		len += f->len;
+	}
+	out[len] = '\0';
+	return len;
+}
+
+size_t
+th_note_form(const struct th_note *n, const char *dup, const char *dupval,
+    char *out, size_t cap)
+{
+	size_t len = 0, i;
+
+	for (i = 0; i <= n->n; i++) {
+		const char *k = i < n->n ? n->f[i].k : dup;
+		const char *v = i < n->n ? n->f[i].v : dupval;
+		size_t vlen = i < n->n ? n->f[i].len : 0;
+
+		if (k == NULL)
+			break;
+		if (i == n->n)
+			vlen = strlen(v);
+		if (len + 3 * (strlen(k) + vlen) + 3 > cap)
+			abort();
+		if (i > 0)
+			out[len++] = '&';
+		len += th_form_encode(k, strlen(k), out + len);
+		out[len++] = '=';
+		len += th_form_encode(v, vlen, out + len);
+	}
+	out[len] = '\0';
+	return len;
+}
+
+int
+th_notify(const struct ph_provider *p, void *ctx, const void *body,
+    size_t len, const char *ct, int64_t now, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	struct ph_request req;
+	struct ph_header h = { "Content-Type", ct };
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.content_type = ct;
+	req.body = (const unsigned char *)body;
+	req.body_len = len;
+	req.headers = &h;
+	req.nheaders = 1;
+	req.now = now;
+	diag->msg[0] = '\0';
+	return p->parse_notify(ctx, &req, ev, diag);
+}
+
+void
+th_feed(const struct ph_provider *p, void *ctx, const char *const *lines,
+    const char *term, struct th_run *r, struct ph_diag *diag)
+{
+	struct ph_event ev;
+	char buf[2048];
+	size_t i;
+	int n;
+
+	memset(r, 0, sizeof(*r));
+	for (i = 0; lines[i] != NULL; i++) {
+		n = snprintf(buf, sizeof(buf), "%s%s", lines[i], term);
+		r->st.line++;
+		diag->msg[0] = '\0';
+		if ((r->rc = p->statement_line(ctx, &r->st, buf, (size_t)n, &ev,
+		    diag)) != PH_OK) {
+			r->fail_line = r->st.line;
+			return;
+		}
+		if (ev.kind != PH_EV_IGNORED && r->nev < 4)
+			r->ev[r->nev++] = ev;
+	}
+	diag->msg[0] = '\0';
+	r->rc = p->statement_line(ctx, &r->st, NULL, 0, &ev, diag);
+}
+
+void
+th_conf_init(struct th_conf *c, const struct ph_provider *p,
+    const char *profile)
+{
+	size_t i;
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; p->conf_keys[i].name != NULL; i++) {
+		if (i == TH_CONF_MAX)
+			abort();
+		c->v[i].name = p->conf_keys[i].name;
+		c->v[i].str = "";
+	}
+	c->conf.profile = profile;
+	c->conf.values = c->v;
+	c->conf.nvalues = i;
+}
+
+static struct ph_conf_value *
+th_conf_value(struct th_conf *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->conf.nvalues; i++)
+		if (strcmp(c->v[i].name, name) == 0)
+			return &c->v[i];
+	fprintf(stderr, "th_conf: no key %s\n", name);
+	abort();
+}
+
+void
+th_conf_set(struct th_conf *c, const char *name, const char *s)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+
+	v->present = s != NULL;
+	v->str = s != NULL ? s : "";
+	v->blob.data = (const unsigned char *)s;
+	v->blob.len = s != NULL ? strlen(s) : 0;
+}
+
+void
+th_conf_str(struct th_conf *c, const char *name, const char *str)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+
+	v->present = str != NULL;
+	v->str = str != NULL ? str : "";
+}
+
+void
+th_conf_file(struct th_conf *c, const char *name, const char *data)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+
+	v->present = data != NULL;
+	v->str = data != NULL ? "keys/test.pem" : "";
+	v->blob.data = (const unsigned char *)data;
+	v->blob.len = data != NULL ? strlen(data) : 0;
+}
+
+void
+th_conf_num(struct th_conf *c, const char *name, long long num)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+
+	v->present = 1;
+	v->str = "1";
+	v->num = num;
+}
+
+void
+th_conf_files(struct th_conf *c, const char *name,
+    const char *const *data)
+{
+	struct ph_conf_value *v = th_conf_value(c, name);
+	struct ph_blob *f = c->files[v - c->v];
+	size_t n;
+
+	for (n = 0; data != NULL && data[n] != NULL; n++) {
+		if (n == 8)
+			abort();
+		f[n].data = (const unsigned char *)data[n];
+		f[n].len = strlen(data[n]);
+	}
+	v->present = n > 0;
+	v->str = n > 0 ? "certs/test.pem" : "";
+	v->files = f;
+	v->nfiles = n;
+}

@@ -1,0 +1,133 @@
+/*
+ * Helpers the provider tests share (tests/unit/helpers.c, linked as
+ * tests/unit/libhelpers.la): RSA keys, certificates and PEM made on the
+ * spot, signatures the way providers make them, form encoding, and the
+ * struct ph_conf a profile is made from.  They abort() on any failure of
+ * the machinery: a test cannot go on without its keys.  Each returned
+ * string is malloc'd (the caller frees it).  TAP itself is tap.h.
+ */
+#ifndef PH_TEST_HELPERS_H
+#define PH_TEST_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <payhook/provider.h>
+
+/* An RSA key of bits bits. */
+EVP_PKEY *th_rsa_key(int bits);
+/* PEM text of a key: "PUBLIC KEY", or with priv "PRIVATE KEY" (PKCS#8). */
+char *th_pem_key(EVP_PKEY *k, int priv);
+/* PEM text of a certificate. */
+char *th_pem_cert(X509 *x);
+/* The key of PEM "PRIVATE KEY" or "RSA PRIVATE KEY" text. */
+EVP_PKEY *th_key_of_pem(const char *pem);
+/* The base64 between a PEM text's armour, without newlines. */
+char *th_pem_bare(const char *pem);
+
+/* A certificate's subject: (field, value) pairs, NULL-terminated. */
+struct th_cert {
+	EVP_PKEY *key;			/* its key */
+	const char *const *name;	/* subject */
+	X509 *issuer;			/* NULL: self-signed */
+	EVP_PKEY *issuer_key;
+	const char *serial_hex;		/* serial number, in hex */
+	int64_t not_before, not_after;
+	int ca;				/* a CA (keyCertSign), else a
+					 * signer (digitalSignature) */
+	int no_ext;			/* no extensions at all */
+};
+X509 *th_cert(const struct th_cert *c);
+/* The same, as PEM text. */
+char *th_cert_pem(const struct th_cert *c);
+
+/* base64 of the PKCS#1 v1.5 signature of p by key, digest "SHA256" or
+ * "SHA1", into out (at least 1400 bytes for RSA-8192). */
+void th_rsa_sign(EVP_PKEY *key, const char *digest, const void *p, size_t n,
+    char *out);
+/* True when b64 is key's SHA256 signature of p. */
+int th_rsa_check(EVP_PKEY *key, const void *p, size_t n, const char *b64);
+
+/* Form-encoded as a browser does: unreserved as is, space as '+', the
+ * rest %XX.  Returns the length written to out (3 * n at most). */
+size_t th_form_encode(const char *p, size_t n, char *out);
+
+/*
+ * The fields of a form message a test builds (UnionPay, Alipay): set in
+ * any order, a value NULL removes its field; joined sorted by name as
+ * those providers sign, or rendered as a form body.
+ */
+struct th_field {
+	char k[64];
+	char v[4096];
+	size_t len;
+};
+struct th_note {
+	struct th_field f[48];
+	size_t n;
+};
+void th_note_set(struct th_note *n, const char *k, const char *v);
+void th_note_set_bytes(struct th_note *n, const char *k, const char *v,
+    size_t len);
+const char *th_note_get(const struct th_note *n, const char *k);
+/* k=v&k=v sorted by name, leaving out skip[] (NULL-terminated) and, unless
+ * with_empty, empty values; into out, its length returned. */
+size_t th_note_join(const struct th_note *n, const char *const *skip,
+    int with_empty, char *out, size_t cap);
+/* The form body, names and values encoded, with the field dup=dupval once
+ * more when dup is not NULL; its length returned. */
+size_t th_note_form(const struct th_note *n, const char *dup,
+    const char *dupval, char *out, size_t cap);
+
+/* Hands p's parse_notify a POST of body with one Content-Type header
+ * ct, received at now; diag is emptied first. */
+int th_notify(const struct ph_provider *p, void *ctx, const void *body,
+    size_t len, const char *ct, int64_t now, struct ph_event *ev,
+    struct ph_diag *diag);
+
+/* A statement fed line by line to p's statement_line, each line with
+ * term appended, then its end: the result, the line that failed (0: the
+ * end), the first four facts and the reader's counts. */
+struct th_run {
+	int rc;
+	uint64_t fail_line;
+	size_t nev;
+	struct ph_event ev[4];
+	struct ph_statement st;
+};
+void th_feed(const struct ph_provider *p, void *ctx,
+    const char *const *lines, const char *term, struct th_run *r,
+    struct ph_diag *diag);
+
+/* WeChat Pay's published test key (TV-3), as PKCS#8 and as its public
+ * key: the merchant's key in the v3 tests, and the platform's too. */
+extern const char th_tv3_priv_pem[];
+extern const char th_tv3_pub_pem[];
+
+/* The configuration of a profile, its values set by key name: names not
+ * among the plugin's keys abort. */
+#define TH_CONF_MAX 32
+struct th_conf {
+	struct ph_conf conf;
+	struct ph_conf_value v[TH_CONF_MAX];
+	struct ph_blob files[TH_CONF_MAX][8];
+};
+/* Empty: every key of p's table named, none present. */
+void th_conf_init(struct th_conf *c, const struct ph_provider *p,
+    const char *profile);
+/* A present value whose text and bytes are both s (NULL: absent). */
+void th_conf_set(struct th_conf *c, const char *name, const char *s);
+/* A present value: str (NULL: the key is absent again). */
+void th_conf_str(struct th_conf *c, const char *name, const char *str);
+/* A present file value holding data (NULL: absent). */
+void th_conf_file(struct th_conf *c, const char *name, const char *data);
+/* A present number (INT or BOOL). */
+void th_conf_num(struct th_conf *c, const char *name, long long num);
+/* A present list of files, data NULL-terminated. */
+void th_conf_files(struct th_conf *c, const char *name,
+    const char *const *data);
+
+#endif /* PH_TEST_HELPERS_H */

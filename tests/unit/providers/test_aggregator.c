@@ -1,0 +1,818 @@
+/*
+ * The aggregator plugin, driven through its table.  Keys are generated
+ * here; events are signed here with OpenSSL directly (RSA-SHA256 over the
+ * body; HMAC-SHA256 over "<t>.<body>"), not with the plugin's code.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "../../../providers/aggregator/aggregator_test.h"
+
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+
+#include "../helpers.h"
+#include "../tap.h"
+
+#define APP	"app_1Gqj58ynP0mHeX1q"
+#define SECRET	"whsec_test_secret_for_payhook_0001"
+#define SECRET2	"whsec_test_secret_for_payhook_0002"
+#define APIKEY	"sk_test_ibbTe5jLGCi5rzfH4OqPW9KC"
+#define NOW	1700000000LL
+
+static struct ph_diag d;
+static EVP_PKEY *agg_key, *other_key, *weak_key;
+static char *agg_pub, *weak_pub;
+
+/* ---- keys -------------------------------------------------------------- */
+
+/* lower-case hex HMAC-SHA256(secret, "<t>.<body>") */
+static void
+hmac_sign(const char *secret, const char *t, const char *body, char *out)
+{
+	static char msg[70000];
+	unsigned char mac[32];
+	unsigned int n = 0, i;
+
+	snprintf(msg, sizeof(msg), "%s.%s", t, body);
+	HMAC(EVP_sha256(), secret, (int)strlen(secret),
+	    (const unsigned char *)msg, strlen(msg), mac, &n);
+	for (i = 0; i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", mac[i]);
+}
+
+/* ---- profiles ----------------------------------------------------------- */
+
+struct prof {
+	const char *signature, *app_id, *pub, *secret, *header, *tolerance;
+	const char *livemode, *api_key;
+};
+
+static int
+mkprof(const struct prof *p, void **ctx)
+{
+	static struct th_conf c;
+
+	th_conf_init(&c, payhook_provider(), "aggtest");
+	th_conf_set(&c, "signature", p->signature);
+	th_conf_set(&c, "app_id", p->app_id);
+	th_conf_set(&c, "webhook_public_key_file", p->pub);
+	th_conf_set(&c, "webhook_secret_file", p->secret);
+	th_conf_set(&c, "signature_header", p->header);
+	th_conf_set(&c, "tolerance_s", p->tolerance);
+	if (p->tolerance != NULL)
+		c.v[AGG_CONF_TOLERANCE_S].num = strtoll(p->tolerance, NULL, 10);
+	th_conf_set(&c, "livemode", p->livemode);
+	if (p->livemode != NULL)
+		c.v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
+	th_conf_set(&c, "api_key_file", p->api_key);
+	d.msg[0] = '\0';
+	*ctx = NULL;
+	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+}
+
+static void
+prof_rsa(struct prof *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->signature = "rsa";
+	p->app_id = APP;
+	p->pub = agg_pub;
+	p->api_key = APIKEY;
+}
+
+static void
+prof_hmac(struct prof *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->signature = "hmac";
+	p->app_id = APP;
+	p->secret = SECRET;
+	p->api_key = APIKEY;
+}
+
+/* ---- events ------------------------------------------------------------ */
+
+/* A Ping++ charge; amount and currency are JSON text. */
+static void
+charge(char *out, size_t cap, const char *ch, const char *order,
+    const char *amount, const char *currency, const char *paid,
+    const char *app, const char *channel)
+{
+	snprintf(out, cap, "{\"id\":\"%s\",\"object\":\"charge\","
+	    "\"created\":1410834527,\"livemode\":true,\"paid\":%s,"
+	    "\"refunded\":false,\"reversed\":false,\"app\":\"%s\","
+	    "\"channel\":\"%s\",\"order_no\":\"%s\",\"client_ip\":"
+	    "\"127.0.0.1\",\"amount\":%s,\"amount_settle\":%s,"
+	    "\"currency\":%s,\"subject\":\"Your Subject\","
+	    "\"body\":\"Your Body\","
+	    "\"extra\":{},\"time_paid\":%s,\"time_expire\":1410838127,"
+	    "\"time_settle\":null,\"transaction_no\":%s,"
+	    "\"refunds\":{\"object\":"
+	    "\"list\",\"url\":\"/v1/charges/%s/refunds\",\"has_more\":false,"
+	    "\"data\":[]},\"amount_refunded\":0,\"failure_code\":null,"
+	    "\"failure_msg\":null,\"metadata\":{},\"credential\":{},"
+	    "\"description\":null}", ch, paid, app, channel, order, amount,
+	    amount, currency, strcmp(paid, "true") == 0 ? "1410834527" : "null",
+	    strcmp(paid, "true") == 0 ? "\"1224524301201409186089400000\"" :
+	    "null", ch);
+}
+
+static void
+event(char *out, size_t cap, const char *id, const char *type,
+    const char *live, const char *object)
+{
+	snprintf(out, cap, "{\"id\":\"%s\",\"created\":1517463360,"
+	    "\"livemode\":%s,\"type\":\"%s\",\"data\":{\"object\":%s},"
+	    "\"object\":\"event\",\"request\":\"iar_qH4y1KbTy5eLGm1uHSTS00s\","
+	    "\"pending_webhooks\":0}", id, live, type, object);
+}
+
+static char obj[16384], body[40000], sig[1024], hdrv[1200];
+
+static int
+deliver(void *ctx, const char *hname, const char *hvalue, const char *b,
+    long long now, struct ph_event *ev)
+{
+	struct ph_header h[2] = {
+		{ "Content-Type", "application/json" },
+		{ hname, hvalue },
+	};
+	struct ph_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.content_type = "application/json";
+	req.body = (const unsigned char *)b;
+	req.body_len = strlen(b);
+	req.headers = h;
+	req.nheaders = hname != NULL ? 2 : 1;
+	req.now = now;
+	d.msg[0] = '\0';
+	memset(ev, 0x5a, sizeof(*ev));
+	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
+}
+
+static int
+send_rsa(void *ctx, EVP_PKEY *k, const char *b, struct ph_event *ev)
+{
+	th_rsa_sign(k, "SHA256", b, strlen(b), sig);
+	return deliver(ctx, "X-Pingplusplus-Signature", sig, b, NOW, ev);
+}
+
+static int
+send_hmac(void *ctx, const char *secret, long long t, const char *b,
+    struct ph_event *ev)
+{
+	char ts[24];
+
+	snprintf(ts, sizeof(ts), "%lld", t);
+	hmac_sign(secret, ts, b, sig);
+	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s", ts, sig);
+	return deliver(ctx, "X-Signature", hdrv, b, NOW, ev);
+}
+
+static int
+event_empty(const struct ph_event *ev)
+{
+	static const struct ph_event zero;
+
+	return memcmp(ev, &zero, sizeof(zero)) == 0;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void
+test_table(void)
+{
+	const struct ph_provider *p = payhook_provider();
+
+	is_int(p->abi, PH_PROVIDER_ABI, "table: ABI version");
+	is_str(p->name, "aggregator", "table: name");
+	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_STATEMENT,
+	    "table: notify, query, statement");
+	ok(p->query_request != NULL && p->query_response != NULL &&
+	    p->close_request == NULL && p->close_response == NULL,
+	    "table: query entries, no close");
+	ok(p->conf_keys[AGG_CONF_SIGNATURE].required &&
+	    p->conf_keys[AGG_CONF_SIGNATURE].def == NULL,
+	    "signature is required, no default");
+	is_int(p->conf_keys[AGG_CONF_WEBHOOK_SECRET_FILE].type,
+	    PH_CONF_SECRET_FILE, "webhook_secret_file is a secret file");
+	is_int(p->conf_keys[AGG_CONF_API_KEY_FILE].type, PH_CONF_SECRET_FILE,
+	    "api_key_file is a secret file");
+	ok(p->conf_keys[AGG_CONF__MAX].name == NULL, "keys end with NULL");
+}
+
+static void
+test_profiles(void)
+{
+	struct agg_ctx *c;
+	struct prof p;
+	void *ctx;
+
+	prof_rsa(&p);
+	is_int(mkprof(&p, &ctx), PH_OK, "rsa profile");
+	c = ctx;
+	ok(c != NULL && c->mode == AGG_MODE_RSA && c->livemode == 1 &&
+	    c->api_key != NULL, "rsa profile: mode, live by default, api key");
+	payhook_provider()->profile_free(ctx);
+	prof_hmac(&p);
+	p.api_key = NULL;
+	is_int(mkprof(&p, &ctx), PH_OK, "hmac profile without api key");
+	c = ctx;
+	ok(c != NULL && strcmp(c->header, "X-Signature") == 0 &&
+	    c->tolerance == 300, "hmac defaults: X-Signature, 300 s");
+	payhook_provider()->profile_free(ctx);
+	prof_hmac(&p);
+	p.header = "Stripe-Signature";
+	p.tolerance = "60";
+	p.livemode = "no";
+	is_int(mkprof(&p, &ctx), PH_OK, "hmac profile with its own header");
+	c = ctx;
+	ok(c != NULL && strcmp(c->header, "Stripe-Signature") == 0 &&
+	    c->tolerance == 60 && c->livemode == 0,
+	    "hmac: header, tolerance and test mode taken");
+	payhook_provider()->profile_free(ctx);
+
+	prof_rsa(&p);
+	p.signature = NULL;
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "no signature mode refused");
+	ok(ctx == NULL, "no context on failure");
+	prof_rsa(&p);
+	p.signature = "none";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "signature = none refused");
+	prof_rsa(&p);
+	p.app_id = NULL;
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "app_id required");
+	prof_rsa(&p);
+	p.app_id = "app 1";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "app_id with a space refused");
+	prof_rsa(&p);
+	p.pub = NULL;
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa without public key");
+	ok(strstr(d.msg, "webhook_public_key_file") != NULL,
+	    "rsa: diagnostic names the key");
+	prof_rsa(&p);
+	p.pub = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: a broken PEM refused");
+	prof_rsa(&p);
+	p.pub = weak_pub;
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: RSA-1024 refused");
+	ok(strstr(d.msg, "2048") != NULL, "rsa: weak key diagnostic");
+	prof_rsa(&p);
+	p.secret = SECRET;
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: webhook_secret_file "
+	    "refused");
+	ok(strstr(d.msg, "webhook_secret_file") && strstr(d.msg, "rsa"),
+	    "rsa: the diagnostic names the hmac key");
+	prof_rsa(&p);
+	p.tolerance = "300";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: tolerance_s refused");
+	prof_rsa(&p);
+	p.header = "X-Signature";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: signature_header refused");
+	prof_hmac(&p);
+	p.pub = agg_pub;
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: public key refused");
+	prof_hmac(&p);
+	p.secret = NULL;
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac without secret");
+	prof_hmac(&p);
+	p.secret = "only15bytes....";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: 15-byte secret refused");
+	prof_hmac(&p);
+	p.header = "X Sig";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: bad header name");
+	prof_hmac(&p);
+	p.tolerance = "0";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: tolerance 0 refused");
+	prof_hmac(&p);
+	p.api_key = "sk_test bad";
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "api key with a space refused");
+	ok(strstr(d.msg, "sk_test") == NULL, "api key not in the diagnostic");
+}
+
+static void
+test_rsa(void)
+{
+	struct ph_event ev;
+	struct prof p;
+	void *ctx;
+
+	prof_rsa(&p);
+	mkprof(&p, &ctx);
+
+	charge(obj, sizeof(obj), "ch_L8qn10mLmr1GS8e5OODmHaL4", "123456789",
+	    "100", "\"cny\"", "true", APP, "wx_pub");
+	event(body, sizeof(body), "evt_401180201144021390210001",
+	    "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_OK,
+	    "charge.succeeded, RSA-signed: verified");
+	is_int(ev.kind, PH_EV_PAYMENT_SUCCEEDED, "payment succeeded");
+	is_str(ev.order_id, "123456789", "order_no");
+	is_str(ev.txn_id, "ch_L8qn10mLmr1GS8e5OODmHaL4", "txn is the charge");
+	is_int(ev.amount, 100, "amount in fen");
+	is_str(ev.currency, "CNY", "cny upper-cased");
+	is_str(ev.channel, "wx_pub", "channel: the underlying wallet");
+	is_int(ev.occurred_at, 1410834527, "time_paid");
+	is_str(ev.dedup_key, "pay:ch_L8qn10mLmr1GS8e5OODmHaL4",
+	    "dedup key pay:<charge id>");
+
+	/* The header name in any case, as the core rebuilds it. */
+	th_rsa_sign(agg_key, "SHA256", body, strlen(body), sig);
+	is_int(deliver(ctx, "x-pingplusplus-signature", sig, body, NOW, &ev),
+	    PH_OK, "header name in lower case");
+	/* Tampering and keys. */
+	body[strlen(body) - 2] = ' ';
+	is_int(deliver(ctx, "X-Pingplusplus-Signature", sig, body, NOW, &ev),
+	    PH_E_SIGNATURE, "tampered body refused");
+	ok(event_empty(&ev), "refusal leaves an empty event");
+	event(body, sizeof(body), "evt_401180201144021390210001",
+	    "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, other_key, body, &ev), PH_E_SIGNATURE,
+	    "signed by another key refused");
+	is_int(deliver(ctx, NULL, NULL, body, NOW, &ev), PH_E_SIGNATURE,
+	    "no signature header refused");
+	is_int(deliver(ctx, "X-Pingplusplus-Signature", "not base64!", body,
+	    NOW, &ev), PH_E_SIGNATURE, "signature not base64 refused");
+	is_int(deliver(ctx, "X-Signature", "t=1,v1=00", body, NOW, &ev),
+	    PH_E_SIGNATURE, "an HMAC header on an rsa profile refused");
+	{
+		struct ph_header h[2] = {
+			{ "X-Pingplusplus-Signature", sig },
+			{ "X-PINGPLUSPLUS-SIGNATURE", sig },
+		};
+		struct ph_request req;
+
+		th_rsa_sign(agg_key, "SHA256", body, strlen(body), sig);
+		memset(&req, 0, sizeof(req));
+		req.method = "POST";
+		req.body = (const unsigned char *)body;
+		req.body_len = strlen(body);
+		req.headers = h;
+		req.nheaders = 2;
+		req.now = NOW;
+		is_int(payhook_provider()->parse_notify(ctx, &req, &ev, &d),
+		    PH_E_SIGNATURE, "the signature header twice refused");
+	}
+
+	/* Validly signed, but not acceptable. */
+	is_int(send_rsa(ctx, agg_key, "{\"id\":\"evt_1\",\"id\":\"evt_2\","
+	    "\"type\":\"charge.succeeded\"}", &ev), PH_E_MALFORMED,
+	    "duplicate JSON key refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "12.5", "\"cny\"", "true", APP,
+	    "alipay");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "amount 12.5 refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "\"12\"", "\"cny\"", "true",
+	    APP, "alipay");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "amount \"12\" refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "-5", "\"cny\"", "true", APP,
+	    "alipay");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "negative amount refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
+	    "alipay");
+	memcpy(strstr(obj, "\"order_no\""), "\"order_XX\"", 10);
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "missing order_no refused");
+	ok(strstr(d.msg, "order_no") != NULL, "missing field named");
+	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true",
+	    "app_other", "alipay");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_MERCHANT,
+	    "a charge of another app refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
+	    "alipay");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "false", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_MERCHANT,
+	    "a test-mode event on a live profile refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "false", APP,
+	    "alipay");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "charge.succeeded with paid false refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cnyy\"", "true", APP,
+	    "alipay");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "four-letter currency refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
+	    "wx pub");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "channel with a space refused");
+	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"USD\"", "true", APP,
+	    "alipay_wap");
+	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_OK, "USD accepted as is");
+	is_str(ev.currency, "USD", "currency USD (the core compares it)");
+
+	/* Refunds and everything else. */
+	snprintf(obj, sizeof(obj), "{\"id\":\"re_y1u944PmfnrTHyvnL0nD0iD1\","
+	    "\"object\":\"refund\",\"order_no\":\"y1u944PmfnrTHyvnL0nD0iD1\","
+	    "\"amount\":90,\"created\":1409634160,\"succeed\":true,"
+	    "\"status\":\"succeeded\",\"time_succeed\":1409634192,"
+	    "\"description\":\"Refund Description\",\"failure_code\":null,"
+	    "\"failure_msg\":null,\"metadata\":{},"
+	    "\"charge\":\"ch_L8qn10mLmr1GS8e5OODmHaL4\","
+	    "\"charge_order_no\":\"123456789\",\"transaction_no\":"
+	    "\"2008450740201411110000174436\",\"funding_source\":null}");
+	event(body, sizeof(body), "evt_refund_1", "refund.succeeded", "true",
+	    obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_OK,
+	    "refund.succeeded accepted");
+	ok(ev.kind == PH_EV_REFUND_SUCCEEDED && ev.amount == 90 &&
+	    strcmp(ev.order_id, "123456789") == 0 &&
+	    strcmp(ev.txn_id, "ch_L8qn10mLmr1GS8e5OODmHaL4") == 0 &&
+	    strcmp(ev.refund_id, "re_y1u944PmfnrTHyvnL0nD0iD1") == 0 &&
+	    strcmp(ev.currency, "CNY") == 0 && ev.occurred_at == 1409634192 &&
+	    strcmp(ev.dedup_key, "evt:evt_refund_1") == 0,
+	    "refund: charge order, charge, refund id, CNY, time, event id");
+	memcpy(strstr(obj, "\"succeeded\""), "\"pending\"  ", 11);
+	event(body, sizeof(body), "evt_refund_2", "refund.succeeded", "true",
+	    obj);
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "refund.succeeded with status pending refused");
+
+	event(body, sizeof(body), "evt_sum_1", "summary.daily.available",
+	    "true", "{\"acct_id\":\"acct_1\",\"summary_from\":1,"
+	    "\"summary_to\":2,\"charges_amount\":1000}");
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_OK,
+	    "summary.daily.available acknowledged");
+	ok(ev.kind == PH_EV_IGNORED && strcmp(ev.order_id, "-") == 0 &&
+	    strcmp(ev.dedup_key, "evt:evt_sum_1") == 0 &&
+	    strcmp(ev.currency, "CNY") == 0, "ignored: placeholder order id, "
+	    "event id");
+	event(body, sizeof(body), "evt_tr_1", "transfer.succeeded", "true",
+	    "{\"id\":\"tr_1\",\"object\":\"transfer\",\"order_no\":\"T-9\"}");
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_OK,
+	    "transfer.succeeded acknowledged");
+	is_str(ev.order_id, "T-9", "ignored: its order_no kept");
+	event(body, sizeof(body), "evt_x", "charge.succeeded", "true",
+	    "[1]");
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "data.object not an object refused");
+	event(body, sizeof(body), "evt x", "charge.succeeded", "true", "{}");
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "event id with a space refused");
+	snprintf(body, sizeof(body), "{\"id\":\"evt_1\",\"type\":\"x.y\","
+	    "\"data\":{\"object\":{}}}");
+	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
+	    "event without livemode refused");
+	payhook_provider()->profile_free(ctx);
+}
+
+static void
+test_hmac(void)
+{
+	struct ph_event ev;
+	struct prof p;
+	void *ctx;
+	char good[80], ts[24];
+
+	prof_hmac(&p);
+	mkprof(&p, &ctx);
+	charge(obj, sizeof(obj), "ch_H1", "H1", "250", "\"cny\"", "true", APP,
+	    "alipay_qr");
+	event(body, sizeof(body), "evt_h1", "charge.succeeded", "true", obj);
+	is_int(send_hmac(ctx, SECRET, NOW, body, &ev), PH_OK,
+	    "HMAC-signed charge.succeeded verified");
+	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.amount == 250 &&
+	    strcmp(ev.channel, "alipay_qr") == 0 &&
+	    strcmp(ev.dedup_key, "pay:ch_H1") == 0, "hmac: the payment");
+	is_int(send_hmac(ctx, SECRET, NOW - 300, body, &ev), PH_OK,
+	    "t 300 s old accepted");
+	is_int(send_hmac(ctx, SECRET, NOW - 301, body, &ev), PH_E_SIGNATURE,
+	    "t 301 s old refused");
+	ok(strstr(d.msg, "t=") != NULL, "stale: diagnostic");
+	is_int(send_hmac(ctx, SECRET, NOW + 301, body, &ev), PH_E_SIGNATURE,
+	    "t 301 s ahead refused");
+	is_int(send_hmac(ctx, SECRET2, NOW, body, &ev), PH_E_SIGNATURE,
+	    "another secret refused");
+
+	snprintf(ts, sizeof(ts), "%lld", NOW);
+	hmac_sign(SECRET, ts, body, good);
+	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%064d,v1=%s,v0=%064d", ts, 0,
+	    good, 0);
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev), PH_OK,
+	    "rotation: the second v1 matches");
+	snprintf(hdrv, sizeof(hdrv), "v1=%s,t=%s", good, ts);
+	is_int(deliver(ctx, "x-signature", hdrv, body, NOW, &ev), PH_OK,
+	    "items in any order, header name in any case");
+	snprintf(hdrv, sizeof(hdrv), "t=%s,v0=%s", ts, good);
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "only a v0 signature refused");
+	snprintf(hdrv, sizeof(hdrv), "t=%s,t=%s,v1=%s", ts, ts, good);
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "t twice refused");
+	snprintf(hdrv, sizeof(hdrv), "v1=%s", good);
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "no t refused");
+	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s,", ts, good);
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "a trailing comma refused");
+	snprintf(hdrv, sizeof(hdrv), "t=-%s,v1=%s", ts, good);
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "a signed t refused");
+	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%.63s", ts, good);
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "a truncated v1 refused");
+	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s", ts, good);
+	body[10] = body[10] == 'x' ? 'y' : 'x';
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "tampered body refused");
+	is_int(deliver(ctx, "X-Pingplusplus-Signature", "AAAA", body, NOW,
+	    &ev), PH_E_SIGNATURE, "an RSA header on an hmac profile refused");
+	payhook_provider()->profile_free(ctx);
+
+	prof_hmac(&p);
+	p.header = "Stripe-Signature";
+	p.tolerance = "60";
+	mkprof(&p, &ctx);
+	event(body, sizeof(body), "evt_h1", "charge.succeeded", "true", obj);
+	snprintf(ts, sizeof(ts), "%lld", NOW - 61);
+	hmac_sign(SECRET, ts, body, good);
+	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s", ts, good);
+	is_int(deliver(ctx, "Stripe-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "tolerance 60: 61 s refused");
+	snprintf(ts, sizeof(ts), "%lld", NOW - 60);
+	hmac_sign(SECRET, ts, body, good);
+	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s", ts, good);
+	is_int(deliver(ctx, "Stripe-Signature", hdrv, body, NOW, &ev),
+	    PH_OK, "tolerance 60: 60 s accepted, from the configured header");
+	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
+	    PH_E_SIGNATURE, "the default header is not read then");
+	payhook_provider()->profile_free(ctx);
+
+	/* A test-mode profile takes test-mode events only. */
+	prof_hmac(&p);
+	p.livemode = "no";
+	mkprof(&p, &ctx);
+	is_int(send_hmac(ctx, SECRET, NOW, body, &ev), PH_E_MERCHANT,
+	    "a live event on a test-mode profile refused");
+	payhook_provider()->profile_free(ctx);
+}
+
+static void
+test_ack(void)
+{
+	struct ph_response r;
+
+	payhook_provider()->ack(NULL, PH_ACK_OK, NULL, &r);
+	ok(r.status == 200 && r.body_len == 11 &&
+	    memcmp(r.body, "{\"ok\":true}", 11) == 0, "ack: 200 {\"ok\":true}");
+	payhook_provider()->ack(NULL, PH_ACK_REFUSED, "bad \"sig\"", &r);
+	ok(r.status == 400 && r.body_len == strlen("{\"error\":\"bad "
+	    "\\\"sig\\\"\"}") && memcmp(r.body, "{\"error\":\"bad "
+	    "\\\"sig\\\"\"}", r.body_len) == 0,
+	    "ack: refused 400, reason escaped");
+	payhook_provider()->ack(NULL, PH_ACK_RETRY, NULL, &r);
+	ok(r.status == 500 && strstr((char *)r.body, "temporarily") != NULL,
+	    "ack: retry 500");
+	payhook_provider()->ack(NULL, PH_ACK__MAX, NULL, &r);
+	ok(r.status == 500 && r.body_len == 0, "ack: unknown kind, bare 500");
+}
+
+/* ---- query -------------------------------------------------------------- */
+
+static struct ph_order_ref *
+order_ref(const char *id)
+{
+	static struct ph_order_ref o;
+
+	memset(&o, 0, sizeof(o));
+	o.order_id = id;
+	o.amount = 100;
+	o.currency = "CNY";
+	o.txn_id = "";
+	o.attempt = "";
+	return &o;
+}
+
+static void
+test_query_request(void)
+{
+	const struct ph_provider *pv = payhook_provider();
+	struct ph_http_request r;
+	struct ph_call_ctx cc;
+	struct prof p;
+	void *ctx;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.now = NOW;
+	prof_rsa(&p);
+	mkprof(&p, &ctx);
+	is_int(pv->query_request(ctx, order_ref("123456789"), &cc, &r, &d),
+	    PH_OK, "query request built");
+	is_str(r.method, "GET", "query: GET");
+	is_str(r.path, "/v1/charges?order_no=123456789&app[id]="
+	    "app_1Gqj58ynP0mHeX1q", "query: path, byte for byte");
+	is_int(r.nheaders, 2, "query: two headers");
+	ok(strcmp(r.headers[0].name, "Accept") == 0 &&
+	    strcmp(r.headers[0].value, "application/json") == 0,
+	    "query: Accept: application/json");
+	ok(strcmp(r.headers[1].name, "Authorization") == 0 &&
+	    strcmp(r.headers[1].value, "Bearer " APIKEY) == 0,
+	    "query: Authorization: Bearer <key>");
+	ok(r.body_len == 0 && r.content_type[0] == '\0', "query: no body");
+	is_int(pv->query_request(ctx, order_ref("A|1:2"), &cc, &r, &d), PH_OK,
+	    "query: an id with | and :");
+	is_str(r.path, "/v1/charges?order_no=A%7C1%3A2&app[id]="
+	    "app_1Gqj58ynP0mHeX1q", "query: percent-encoded");
+	is_int(pv->query_request(ctx, order_ref("A 1"), &cc, &r, &d),
+	    PH_E_FIELD, "query: an invalid id refused");
+	payhook_provider()->profile_free(ctx);
+	prof_rsa(&p);
+	p.api_key = NULL;
+	mkprof(&p, &ctx);
+	is_int(pv->query_request(ctx, order_ref("A1"), &cc, &r, &d),
+	    PH_E_CONFIG, "query without api_key_file: configuration");
+	payhook_provider()->profile_free(ctx);
+}
+
+static int
+answer(void *ctx, const char *order, int status, const char *sighdr,
+    const char *b, struct ph_event *ev)
+{
+	struct ph_header h[1] = { { "X-Pingplusplus-Signature", sighdr } };
+	struct ph_http_response in;
+
+	memset(&in, 0, sizeof(in));
+	in.status = status;
+	in.headers = h;
+	in.nheaders = sighdr != NULL ? 1 : 0;
+	in.body = (const unsigned char *)b;
+	in.body_len = strlen(b);
+	in.now = NOW;
+	d.msg[0] = '\0';
+	memset(ev, 0x5a, sizeof(*ev));
+	return payhook_provider()->query_response(ctx, order_ref(order), &in,
+	    ev, &d);
+}
+
+static void
+test_query_response(void)
+{
+	static char list[40000], c1[8192], c2[8192];
+	struct ph_event ev, nev;
+	struct prof p;
+	void *ctx;
+
+	prof_rsa(&p);
+	mkprof(&p, &ctx);
+	charge(c1, sizeof(c1), "ch_Q0", "Q1", "100", "\"cny\"", "false", APP,
+	    "wx_pub");
+	charge(c2, sizeof(c2), "ch_Q1", "Q1", "100", "\"cny\"", "true", APP,
+	    "alipay");
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"url\":"
+	    "\"/v1/charges\",\"has_more\":false,\"data\":[%s,%s]}", c1, c2);
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_OK,
+	    "a list with a paid charge");
+	event(body, sizeof(body), "evt_q", "charge.succeeded", "true", c2);
+	is_int(send_rsa(ctx, agg_key, body, &nev), PH_OK,
+	    "the same charge as an event");
+	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.kind == nev.kind &&
+	    strcmp(ev.dedup_key, "pay:ch_Q1") == 0 &&
+	    strcmp(ev.dedup_key, nev.dedup_key) == 0 &&
+	    strcmp(ev.order_id, nev.order_id) == 0 &&
+	    strcmp(ev.txn_id, nev.txn_id) == 0 && ev.amount == nev.amount &&
+	    strcmp(ev.currency, nev.currency) == 0 &&
+	    strcmp(ev.channel, nev.channel) == 0,
+	    "query and event of one payment are one fact");
+
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"has_more\":false,"
+	    "\"data\":[%s]}", c1);
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_OK,
+	    "a list with an unpaid charge");
+	ok(ev.kind == PH_EV_PAYMENT_PENDING &&
+	    strcmp(ev.dedup_key, "query:Q1:UNPAID") == 0 &&
+	    strcmp(ev.order_id, "Q1") == 0 && ev.amount == 100,
+	    "unpaid: pending");
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"has_more\":true,"
+	    "\"data\":[%s]}", c1);
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_E_PROVIDER,
+	    "unpaid with more pages: no conclusion");
+	is_int(answer(ctx, "Q1", 200, NULL, "{\"object\":\"list\","
+	    "\"has_more\":false,\"data\":[]}", &ev), PH_OK, "an empty list");
+	ok(ev.kind == PH_EV_NOT_FOUND &&
+	    strcmp(ev.dedup_key, "query:Q1:NOTFOUND") == 0,
+	    "empty: not found");
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s]}",
+	    c2);
+	is_int(answer(ctx, "Q2", 200, NULL, list, &ev), PH_E_FIELD,
+	    "a charge of another order refused");
+	charge(c2, sizeof(c2), "ch_Q1", "Q1", "100", "\"cny\"", "true",
+	    "app_other", "alipay");
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s]}",
+	    c2);
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_E_MERCHANT,
+	    "a charge of another app refused");
+	charge(c2, sizeof(c2), "ch_Q1", "Q1", "10.5", "\"cny\"", "true", APP,
+	    "alipay");
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s]}",
+	    c2);
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_E_FIELD,
+	    "a charge with amount 10.5 refused");
+	is_int(answer(ctx, "Q1", 200, NULL, "{\"object\":\"list\"}", &ev),
+	    PH_E_FIELD, "a list without data refused");
+	is_int(answer(ctx, "Q1", 401, NULL, "{\"error\":{\"type\":"
+	    "\"invalid_request_error\",\"message\":\"No API key provided\"}}",
+	    &ev), PH_E_PROVIDER, "401: an error, no event");
+	ok(strstr(d.msg, "No API key provided") != NULL,
+	    "401: message in the diagnostic");
+	is_int(answer(ctx, "Q1", 503, NULL, "busy", &ev), PH_E_PROVIDER,
+	    "503: ask later");
+
+	/* Signed answers on an rsa profile. */
+	charge(c2, sizeof(c2), "ch_Q1", "Q1", "100", "\"cny\"", "true", APP,
+	    "alipay");
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s]}",
+	    c2);
+	th_rsa_sign(agg_key, "SHA256", list, strlen(list), sig);
+	is_int(answer(ctx, "Q1", 200, sig, list, &ev), PH_OK,
+	    "a signed answer verified");
+	th_rsa_sign(other_key, "SHA256", list, strlen(list), sig);
+	is_int(answer(ctx, "Q1", 200, sig, list, &ev), PH_E_SIGNATURE,
+	    "an answer signed by another key refused");
+	is_int(answer(ctx, "Q1", 200, "", list, &ev), PH_E_SIGNATURE,
+	    "an empty signature header refused");
+	payhook_provider()->profile_free(ctx);
+
+	/* hmac profiles do not look at it. */
+	prof_hmac(&p);
+	mkprof(&p, &ctx);
+	is_int(answer(ctx, "Q1", 200, "garbage", list, &ev), PH_OK,
+	    "hmac profile: answer not signature-checked");
+	payhook_provider()->profile_free(ctx);
+}
+
+/* The hint needs no verification and no context beyond a non-NULL one. */
+static void
+test_hint(void)
+{
+	static int dummy;
+	struct ph_request req;
+	char order[PH_ID_MAX + 1];
+	static const char good[] = "{\"id\":\"evt_1\",\"type\":"
+	    "\"charge.succeeded\",\"data\":{\"object\":{\"order_no\":"
+	    "\"A-77\",\"amount\":1}}}";
+	static const char none[] = "{\"id\":\"evt_1\",\"data\":{}}";
+
+	memset(&req, 0, sizeof(req));
+	req.body = (const unsigned char *)good;
+	req.body_len = sizeof(good) - 1;
+	ok(payhook_provider()->notify_hint == agg_notify_hint, "hint: entry");
+	is_int(agg_notify_hint(&dummy, &req, order), PH_OK,
+	    "hint: an unverified event names its order");
+	is_str(order, "A-77", "hint: order_no");
+	req.body = (const unsigned char *)none;
+	req.body_len = sizeof(none) - 1;
+	ok(agg_notify_hint(&dummy, &req, order) != PH_OK, "hint: none without "
+	    "data.object.order_no");
+	req.body = (const unsigned char *)"{";
+	req.body_len = 1;
+	ok(agg_notify_hint(&dummy, &req, order) != PH_OK, "hint: none from "
+	    "broken JSON");
+}
+
+int
+main(void)
+{
+	agg_key = EVP_RSA_gen(2048);
+	other_key = EVP_RSA_gen(2048);
+	weak_key = EVP_RSA_gen(1024);
+	if (agg_key == NULL || other_key == NULL || weak_key == NULL)
+		abort();
+	agg_pub = th_pem_key(agg_key, 0);
+	weak_pub = th_pem_key(weak_key, 0);
+	test_table();
+	test_profiles();
+	test_rsa();
+	test_hmac();
+	test_ack();
+	test_query_request();
+	test_query_response();
+	test_hint();
+	free(agg_pub);
+	free(weak_pub);
+	EVP_PKEY_free(agg_key);
+	EVP_PKEY_free(other_key);
+	EVP_PKEY_free(weak_key);
+	return done_testing();
+}
