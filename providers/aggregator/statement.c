@@ -1,7 +1,7 @@
 /*
  * Statements (payhook reconcile).
  *
- * Ping++ documents no statement file for merchants (PROTOCOLS.md 5.1),
+ * Ping++ documents no statement file for merchants (doc/design/protocols.md §5.4),
  * so this plugin reads a CSV of its own, in the words of the API's charge
  * and refund objects: the operator exports the day's charges and refunds
  * into it, the simulator writes it.  UTF-8, an optional BOM, LF or CRLF:

@@ -3,7 +3,7 @@
  *
  * UnionPay hands its reconciliation files (对账文件) out zipped, in a
  * fixed-width layout known only from a third party, separators
- * unconfirmed (PROTOCOLS.md 3.6 and 8.2).  Rather than guess at widths,
+ * unconfirmed (doc/design/protocols.md §3.6 and §8.2).  Rather than guess at widths,
  * this plugin reads a CSV of ACP field names: the operator converts the
  * file into it (README.md), the simulator writes it.  UTF-8, an optional
  * BOM, LF or CRLF:

@@ -1,7 +1,7 @@
 /*
  * Bills (对账单): the trade bill of v2 downloadbill and v3 tradebill.
  *
- * PROTOCOLS.md 1.9 and 2.8: a header line of Chinese column names (a
+ * doc/design/protocols.md §1.9 and §2.8: a header line of Chinese column names (a
  * UTF-8 BOM may precede it), data lines whose every field starts with a
  * back-tick, a summary header and one summary line.  Columns are found
  * by name, not position, so the classic layout, the 2018 settlement

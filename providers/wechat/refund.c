@@ -1,7 +1,7 @@
 /*
  * Refunds: v2 refund notification, refund requests, bills.
  *
- * API v2 refund result notification (PROTOCOLS.md 1.8): the same
+ * API v2 refund result notification (doc/design/protocols.md §1.8, §1.10): the same
  * notify_url, an unsigned outer <xml> with appid, mch_id and req_info,
  * the base64 of AES-256-ECB (PKCS#7) under the 32 ASCII bytes of the
  * lower-case hex MD5 of the APIv2 key.  There is no signature: what

@@ -328,7 +328,7 @@ wx2_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
  * field, then appid and mch_id, then result_code and the business fields.
  */
 
-/* trade_state of an orderquery answer (PROTOCOLS.md 1.6) and the event
+/* trade_state of an orderquery answer (doc/design/protocols.md §1.6) and the event
  * it becomes. */
 static const struct {
 	const char *name;

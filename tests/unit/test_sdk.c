@@ -1,6 +1,6 @@
 /*
- * The provider SDK against known answers (PROTOCOLS.md section 7) and
- * against the hostile inputs of SECURITY.md.
+ * The provider SDK against known answers (doc/design/protocols.md §7) and
+ * against the hostile inputs of doc/design/security.md §2.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * The Alipay plugin, driven through its table.  Keys are made when the
  * test runs (Alipay's, the app's, an impostor's); notifications and
  * answers are signed here with a separate, deliberately plain
- * implementation of Alipay's rules (PROTOCOLS.md 4.2): every parameter
+ * implementation of Alipay's rules (doc/design/protocols.md §4.2): every parameter
  * but sign and sign_type, sorted, k=v joined with '&', SHA256withRSA.
  */
 #include <errno.h>
@@ -343,7 +343,7 @@ test_profiles(void)
 /* ---- TV-7 ---------------------------------------------------------------- */
 
 /*
- * PROTOCOLS.md TV-7: Alipay's published example notification.  Its
+ * doc/design/protocols.md TV-7: Alipay's published example notification.  Its
  * documented string to verify leaves out gmt_create; the rule (every
  * received key but sign and sign_type, sorted) keeps it.
  */

@@ -3,7 +3,7 @@
  * PKI when it runs (a root, an intermediate, UnionPay-style signing
  * certificates, a foreign hierarchy, a merchant key) and signs messages
  * with a separate, deliberately plain implementation of the ACP rules
- * (PROTOCOLS.md 3.2): sorted k=v string, lowercase hex digest, RSA over
+ * (doc/design/protocols.md §3.2): sorted k=v string, lowercase hex digest, RSA over
  * that hex text.
  */
 #include <errno.h>

@@ -1,7 +1,7 @@
 /*
  * The WeChat Pay v2 plugin, driven through its table with notifications
  * signed here by a separate, deliberately plain implementation of the
- * v2 signature rules (PROTOCOLS.md 1.2).
+ * v2 signature rules (doc/design/protocols.md §1.2).
  */
 #include <limits.h>
 #include <stdio.h>

@@ -91,7 +91,7 @@ v3profile(void **ctx, const char *url)
 
 /* ---- bills ---------------------------------------------------------------- */
 
-/* TV-8, the official downloadbill example (PROTOCOLS.md section 7). */
+/* TV-8, the official downloadbill example (doc/design/protocols.md §7). */
 static const char *const tv8[] = {
 	"交易时间,公众账号ID,商户号,子商户号,设备号,微信订单号,商户订单号,"
 	"用户标识,交易类型,交易状态,付款银行,货币种类,总金额,代金券或立减优惠金额,"

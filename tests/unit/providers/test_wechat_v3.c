@@ -2,7 +2,7 @@
  * The WeChat Pay API v3 side of the wechat plugin, driven through its
  * table.  Platform keys and certificates are generated here with
  * OpenSSL; notifications and answers are encrypted and signed here by a
- * separate, deliberately plain implementation of PROTOCOLS.md 2.3-2.6.
+ * separate, deliberately plain implementation of doc/design/protocols.md §2.3-2.6.
  * The official worked examples TV-3 (request signature), TV-4 (JSAPI
  * paySign) and TV-5 (verification with the WeChat Pay public key) are
  * checked byte for byte.
@@ -40,7 +40,7 @@
 #define PUB_ID	"PUB_KEY_ID_0114232134912410000000000000000000"
 #define TV3_SERIAL "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB"
 
-/* The public key of TV-5 (PROTOCOLS.md section 7), published for exactly
+/* The public key of TV-5 (doc/design/protocols.md §7), published for exactly
  * this use; the key of TV-3/TV-4 is th_tv3_priv_pem (helpers.h). */
 static const char tv5_pub_pem[] =
 	"-----BEGIN PUBLIC KEY-----\n"
@@ -1167,7 +1167,7 @@ test_query_request(void)
 	is_str(r.method, "GET", "v3 query: GET");
 	is_str(r.path, "/v3/pay/transactions/out-trade-no/"
 	    "1217752501201407033233368018?mchid=1230000109",
-	    "v3 query: path and query string (PROTOCOLS.md 2.7)");
+	    "v3 query: path and query string (doc/design/protocols.md §2.7)");
 	is_str(r.content_type, "", "v3 query: no content type");
 	is_int(r.body_len, 0, "v3 query: no body");
 	is_int(r.nheaders, 2, "v3 query: two headers (the core adds "
