@@ -41,35 +41,33 @@ cli_cert_line(const struct certs_item *it, void *arg)
 
 /*
  * check opens what it checks itself, to say what failed: the
- * configuration, the store (creating it when it is missing), then whether
- * the --user can use it all.
+ * configuration, then (as root) whether the --user can use it all, then
+ * the store, as its owner, creating it when it is missing.
  */
 int
 cli_check_run(struct cli *c)
 {
 	const char *user = c->a.word;
 	int64_t now = (int64_t)time(NULL);
-	struct ph_diag diag;
 	struct stat st;
-	int exists, rc;
+	int exists, rc, usable = CLI_EXIT_OK;
 
 	if ((rc = cli_open_conf(c)) != CLI_EXIT_OK) {
 		fprintf(stderr, "payhook: %s: configuration has errors\n",
 		    c->path);
 		return rc;
 	}
-	exists = stat(c->conf->db_path, &st) == 0;
-	if (cli_open_store(c, &diag) != PH_OK) {
-		fprintf(stderr, "payhook: %s: %s\n", c->path, diag.msg);
-		return CLI_EXIT_FAIL;
-	}
 	certs_each(c->conf, cli_cert_line, &now);
 	if (user != NULL &&
-	    (rc = cli_check_user(c->conf, user)) != CLI_EXIT_OK) {
-		if (rc == CLI_EXIT_CONFIG)
-			fprintf(stderr, "payhook: %s: user %s cannot run payhook "
-			    "with this configuration\n", c->path, user);
+	    (usable = cli_check_user(c->conf, user)) == CLI_EXIT_USAGE)
+		return usable;
+	exists = stat(c->conf->db_path, &st) == 0;
+	if ((rc = cli_open_store(c, c->path)) != CLI_EXIT_OK)
 		return rc;
+	if (usable != CLI_EXIT_OK) {
+		fprintf(stderr, "payhook: %s: user %s cannot run payhook with "
+		    "this configuration\n", c->path, user);
+		return usable;
 	}
 	printf("payhook: %s: configuration OK (%zu profile(s), %zu "
 	    "plugin(s), database %s%s)%s%s\n", c->path, c->conf->nprofiles,

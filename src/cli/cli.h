@@ -2,8 +2,8 @@
  * payhook, the operator's command; private to src/cli.
  *
  *   main.c           the command table, usage, --version, the dispatcher
- *   context.c        opens and closes what a command needs; helpers
- *                    every command shares
+ *   context.c        opens and closes what a command needs, as the
+ *                    store's owner; helpers every command shares
  *   access.c         check --user: can the web server's user do its job
  *   check.c          check, stats, backup, dedup prune
  *   orders.c         order show and list, events, events tail
@@ -72,7 +72,7 @@ enum cli_cmd_id {
 /* What a command needs opened before it runs (bits of a row's needs). */
 enum cli_need {
 	CLI_NEED_CONF = 1 << 0,		/* the configuration */
-	CLI_NEED_STORE = 1 << 1,	/* the store */
+	CLI_NEED_STORE = 1 << 1,	/* the store, as its owner */
 	CLI_NEED_HTTP = 1 << 2,		/* libcurl, for calls out */
 	CLI_NEED_METRICS = 1 << 3,	/* the counters payhook.fcgi shares */
 	CLI_NEED_ARCHIVE = 1 << 4,	/* the notification archive */
@@ -146,7 +146,7 @@ struct cli_cmd {
 extern volatile sig_atomic_t cli_stop;	/* set by SIGTERM and SIGINT */
 void cli_catch_signals(void);
 int cli_open_conf(struct cli *c);
-int cli_open_store(struct cli *c, struct ph_diag *diag);
+int cli_open_store(struct cli *c, const char *where);
 int cli_open(struct cli *c);
 void cli_close(struct cli *c);
 int cli_print_new(json_t *j);

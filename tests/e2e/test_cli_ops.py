@@ -19,8 +19,9 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (PAYHOOK, PAYHOOK_FCGI, SUCCESS_ACK, Instance,  # noqa: E402
-                     make_payment, run_cli, txn_id, write_file)
+from harness import (  # noqa: E402
+    PAYHOOK, PAYHOOK_FCGI, SUCCESS_ACK, Instance, make_payment, run_cli,
+    txn_id, write_file)
 
 EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 64, 75, 78
 
