@@ -20,6 +20,7 @@
 
 #include "cli/cli.h"
 #include "jobs/http.h"
+#include "ledger/ledger.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "store/archive.h"
@@ -136,7 +137,7 @@ cli_open_store(struct cli *c, const char *where)
 	if (cli_become_owner(c) != 0)
 		return CLI_EXIT_FAIL;
 	memset(&diag, 0, sizeof(diag));
-	if (store_open(c->conf->db_path, (size_t)c->conf->map_size_mb << 20,
+	if (ledger_open(c->conf->db_path, (size_t)c->conf->map_size_mb << 20,
 	    &c->store, &diag) != PH_OK) {
 		fprintf(stderr, "payhook: %s%s%s\n", where != NULL ? where : "",
 		    where != NULL ? ": " : "", diag.msg);

@@ -262,6 +262,7 @@ enum conf_core_key {
 	CORE_ARCHIVE_DAYS,
 	CORE_ARCHIVE_MAP_MB,
 	CORE_HINT_PER_MINUTE,
+	CORE_IDEMPOTENCY_TTL_S,
 	CORE__MAX
 };
 
@@ -270,7 +271,7 @@ static const char *const conf_core_names[CORE__MAX] = {
 	"max_body_bytes", "base_path", "log_level", "ca_file",
 	"http_timeout_s", "http_connect_timeout_s", "sweep_concurrency",
 	"lease_s", "attempt_hold_s", "archive_days", "archive_map_mb",
-	"hint_per_minute",
+	"hint_per_minute", "idempotency_ttl_s",
 };
 
 /* Whole-number core keys: where each goes and its range. */
@@ -311,6 +312,10 @@ conf_core_number(struct conf *c, int k, unsigned long *min,
 		*min = 0;
 		*max = 10000;
 		return &c->hint_per_minute;
+	case CORE_IDEMPOTENCY_TTL_S:
+		*min = 60;
+		*max = 604800;
+		return &c->idempotency_ttl_s;
 	default:
 		return NULL;
 	}
@@ -1105,6 +1110,7 @@ conf_defaults(struct conf *c)
 	c->archive_days = 30;
 	c->archive_map_mb = 256;
 	c->hint_per_minute = 10;
+	c->idempotency_ttl_s = 86400;
 	c->log_level = LOG_LVL_INFO;
 	if ((c->db_path = strdup("var/payhook.mdb")) == NULL ||
 	    (c->plugin_dir = strdup(PH_PLUGIN_DIR)) == NULL ||

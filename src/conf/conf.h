@@ -93,6 +93,7 @@ struct conf {
 	unsigned long archive_map_mb;
 	unsigned long hint_per_minute;	/* queries an unverified notification
 					 * may trigger, per profile */
+	unsigned long idempotency_ttl_s; /* Idempotency-Keys kept this long */
 	int log_level;
 	struct conf_profile *profiles;
 	size_t nprofiles;

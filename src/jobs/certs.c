@@ -115,7 +115,7 @@ certs_warn_daily(const struct conf *c, struct store *s, int64_t now)
 	char day[32];
 	time_t tt = (time_t)now;
 	struct tm tm;
-	MDB_val v;
+	struct store_val v;
 
 	gmtime_r(&tt, &tm);
 	strftime(day, sizeof(day), "certwarn.%Y-%m-%d", &tm);

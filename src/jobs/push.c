@@ -45,7 +45,7 @@ push_state(struct store *s, const char *name, uint64_t *next,
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_val v;
+	struct store_val v;
 	json_t *j;
 	int rc;
 
@@ -56,7 +56,7 @@ push_state(struct store *s, const char *name, uint64_t *next,
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return rc;
 	if (store_get(&t, STORE_DB_PUSH, &k, &v) == PH_OK &&
-	    (j = json_loadb(v.mv_data, v.mv_size, 0, NULL)) != NULL) {
+	    (j = json_loadb(v.data, v.len, 0, NULL)) != NULL) {
 		*next = (uint64_t)json_integer_value(json_object_get(j,
 		    "next"));
 		*failures = (uint64_t)json_integer_value(json_object_get(j,
@@ -154,7 +154,14 @@ push_send(const struct conf *c, const struct conf_push *pu, const json_t *ev,
 	    "X-Payhook-Event-Seq");
 	snprintf(rq->headers[1].value, sizeof(rq->headers[1].value), "%lld",
 	    (long long)json_integer_value(json_object_get(ev, "seq")));
-	rq->nheaders = 2;
+	/* The id, unlike the seq, is never given twice, even after a
+	 * restore: what a receiver deduplicates by. */
+	snprintf(rq->headers[2].name, sizeof(rq->headers[2].name),
+	    "X-Payhook-Event-Id");
+	snprintf(rq->headers[2].value, sizeof(rq->headers[2].value), "%s",
+	    json_string_value(json_object_get(ev, "id")) != NULL ?
+	    json_string_value(json_object_get(ev, "id")) : "");
+	rq->nheaders = 3;
 	rq->body_len = strlen(body);
 	memcpy(rq->body, body, rq->body_len);
 	free(body);
@@ -251,35 +258,26 @@ push_log(struct store *s, const char *name, size_t limit, json_t **out)
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr = json_array(), *j;
 	int rc;
 
 	*out = arr;
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return rc;
-	if ((c = store_cursor(&t, STORE_DB_PUSH)) == NULL) {
-		store_abort(&t);
-		return PH_E_STORE;
-	}
 	store_key_init(&k, PUSH_LOG_CLASS);
 	if (name != NULL)
 		store_key_str(&k, name);
-	key.mv_data = k.b;
-	key.mv_size = k.len;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	    rc == 0 && key.mv_size >= k.len &&
-	    memcmp(key.mv_data, k.b, k.len) == 0;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		if ((j = json_loadb(val.mv_data, val.mv_size, 0, NULL)) ==
-		    NULL)
+	store_scan_begin(&sc, &t, STORE_DB_PUSH, &k);
+	while (store_scan_next(&sc) && store_val_has_prefix(&sc.key, &k)) {
+		if ((j = json_loadb(sc.val.data, sc.val.len, 0, NULL)) == NULL)
 			continue;
 		json_array_append_new(arr, j);
 		if (json_array_size(arr) > limit)
 			json_array_remove(arr, 0);
 	}
-	mdb_cursor_close(c);
+	store_scan_end(&sc);
+	rc = t.err;
 	store_abort(&t);
-	return PH_OK;
+	return rc;
 }

@@ -322,10 +322,18 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 		    "bad_answer");
 		return;
 	}
-	job->ev.order_id[sizeof(job->ev.order_id) - 1] = '\0';
-	job->ev.txn_id[sizeof(job->ev.txn_id) - 1] = '\0';
-	job->ev.dedup_key[sizeof(job->ev.dedup_key) - 1] = '\0';
-	job->ev.currency[sizeof(job->ev.currency) - 1] = '\0';
+	if ((rc = ledger_event_check(&job->ev, &diag)) != PH_OK) {
+		job->err = rc;
+		snprintf(job->message, sizeof(job->message), "answer (HTTP "
+		    "%d) read as an invalid event: %s", job->call.status,
+		    diag.msg);
+		log_err("%s %s at %s: plugin %s: %s", query_op_names[job->op],
+		    job->order_id, job->profile->name, prov->name,
+		    job->message);
+		memset(&job->ev, 0, sizeof(job->ev));
+		query_count(job, "bad_answer");
+		return;
+	}
 	log_info("%s %s at %s: %s", query_op_names[job->op], job->order_id,
 	    job->profile->name, query_kind_name(job->ev.kind));
 	query_count(job, query_kind_name(job->ev.kind));

@@ -207,7 +207,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	json_t *pay = NULL;
 	int rc;
 
-	rc = ledger_batch_payment(&r->b, provider, ev->txn_id, &pay);
+	rc = ledger_batch_payment(&r->b, r->pr->name, ev->txn_id, &pay);
 	if (rc == PH_E_NOTFOUND) {
 		/*
 		 * Money moved and payhook never heard: apply it now.  The
@@ -231,7 +231,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 			return;
 		}
 		ledger_batch_mark(&r->b, r->run, ev->txn_id);
-		rc = ledger_batch_payment(&r->b, provider, ev->txn_id, &pay);
+		rc = ledger_batch_payment(&r->b, r->pr->name, ev->txn_id, &pay);
 		/* Learnt from the statement: "missing here", unless it was
 		 * an exception (double, late, wrong amount) all along. */
 		cat = rc == PH_OK ? recon_disposition(pay) : RECON_MISSING_HERE;
@@ -252,7 +252,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	ledger_batch_mark(&r->b, r->run, ev->txn_id);
 	if (json_integer_value(json_object_get(pay, "amount")) != ev->amount ||
 	    strcmp(recon_str(pay, "currency"), ev->currency) != 0) {
-		ledger_batch_alarm(&r->b, r->run, "reconcile.amount_differs",
+		ledger_batch_alarm_new(&r->b, r->run, LEDGER_EV_RECONCILE_AMOUNT_DIFFERS,
 		    r->pr->name, provider, ev, json_pack("{s:O, s:O}",
 		    "stored_amount", json_object_get(pay, "amount"),
 		    "stored_currency", json_object_get(pay, "currency")),
@@ -281,7 +281,7 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	ledger_batch_mark(&r->b, r->run, ev->refund_id[0] != '\0' ?
 	    ev->refund_id : ev->merchant_refund_id);
 	if (!ok)
-		ledger_batch_alarm(&r->b, r->run, "reconcile.refund_mismatch",
+		ledger_batch_alarm_new(&r->b, r->run, LEDGER_EV_RECONCILE_REFUND_MISMATCH,
 		    r->pr->name, provider, ev, json_pack("{s:s, s:s}",
 		    "refund_id", ev->merchant_refund_id, "provider_refund_id",
 		    ev->refund_id), r->now);
@@ -315,7 +315,7 @@ recon_unlisted(struct ledger_batch *b, const json_t *pay, void *arg)
 	snprintf(ev.currency, sizeof(ev.currency), "%s",
 	    recon_str(pay, "currency"));
 	ev.occurred_at = at;
-	ledger_batch_alarm(b, r->run, "reconcile.missing_at_provider",
+	ledger_batch_alarm_new(b, r->run, LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER,
 	    r->pr->name, recon_str(pay, "provider"), &ev, NULL, r->now);
 	recon_row(r, RECON_MISSING_AT_PROVIDER, ev.order_id, ev.txn_id, -1,
 	    ev.amount, ev.currency, recon_action(RECON_MISSING_AT_PROVIDER));
@@ -401,6 +401,22 @@ recon_getline(char **line, size_t *cap, FILE *in)
 	return len;
 }
 
+/* A statement line's fact, held to the ledger's contract; the line number
+ * says where. */
+static int
+recon_event_check(const struct ph_statement *st, const struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	struct ph_diag why;
+	int rc;
+
+	memset(&why, 0, sizeof(why));
+	if ((rc = ledger_event_check(ev, &why)) != PH_OK)
+		return ph_fail(diag, rc, "statement line %llu: %s",
+		    (unsigned long long)st->line, why.msg);
+	return PH_OK;
+}
+
 /*
  * The first pass: the whole statement through the plugin, the end (its
  * own totals) included, before anything is applied or marked.  A
@@ -429,7 +445,8 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 		}
 		memset(&ev, 0, sizeof(ev));
 		if ((rc = prov->statement_line(pr->ctx, st, *line,
-		    (size_t)len, &ev, diag)) != PH_OK)
+		    (size_t)len, &ev, diag)) != PH_OK ||
+		    (rc = recon_event_check(st, &ev, diag)) != PH_OK)
 			goto out;
 	}
 	if (ferror(in)) {
@@ -504,7 +521,8 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 		}
 		memset(&ev, 0, sizeof(ev));
 		if ((rc = prov->statement_line(r.pr->ctx, st, line,
-		    (size_t)len, &ev, diag)) != PH_OK)
+		    (size_t)len, &ev, diag)) != PH_OK ||
+		    (rc = recon_event_check(st, &ev, diag)) != PH_OK)
 			goto done;
 		if (ev.kind == PH_EV_IGNORED)
 			continue;
@@ -548,7 +566,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	if (!started && ((rc = recon_open_reports(&r, o->report_dir)) !=
 	    PH_OK || (rc = ledger_batch_clear(&r.b, r.run)) != PH_OK))
 		goto done;
-	if ((rc = ledger_batch_payments(&r.b, prov->name, recon_unlisted,
+	if ((rc = ledger_batch_payments(&r.b, r.pr->name, recon_unlisted,
 	    &r)) != PH_OK) {
 		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 		goto done;

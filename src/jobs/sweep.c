@@ -133,7 +133,7 @@ sweep_close(const struct conf *c, struct store *s, struct sweep_order *so,
 
 static void
 sweep_batch(const struct conf *c, struct store *s, int64_t now,
-    const char *token, json_t *ids, struct sweep_stats *st)
+    const char *token, json_t *ids, int hinted, struct sweep_stats *st)
 {
 	struct sweep_order *orders;
 	struct query_job *jobs;
@@ -174,7 +174,7 @@ sweep_batch(const struct conf *c, struct store *s, int64_t now,
 		st->queries++;
 		if (jobs[i].err != PH_OK)
 			st->failures++;
-		else if (strcmp(jobs[i].applied.event_type, "order.paid") == 0)
+		else if (jobs[i].applied.event == LEDGER_EV_ORDER_PAID)
 			st->paid++;
 	}
 	for (i = 0; i < n; i++) {
@@ -190,7 +190,8 @@ sweep_batch(const struct conf *c, struct store *s, int64_t now,
 			    sweep_close(c, s, so, jobs, now, st)))
 				next = sweep_next(c, so->order, now);
 		}
-		if (ledger_reschedule(s, so->id, token, next, now) != PH_OK)
+		if (ledger_reschedule(s, so->id, token, next, now,
+		    hinted) != PH_OK)
 			log_err("sweep: order %s could not be rescheduled; "
 			    "its lease runs out in %lus", so->id, c->lease_s);
 		json_decref(so->order);
@@ -201,6 +202,9 @@ sweep_batch(const struct conf *c, struct store *s, int64_t now,
 	free(orders);
 }
 
+#define SWEEP_PRUNE_EVERY_S 3600
+static int64_t sweep_pruned_at;	/* when this process last pruned keys */
+
 int
 sweep_pass(const struct conf *c, struct store *s, int64_t now,
     const char *token, struct sweep_stats *st)
@@ -209,11 +213,16 @@ sweep_pass(const struct conf *c, struct store *s, int64_t now,
 	int rc;
 
 	memset(st, 0, sizeof(*st));
+	/* Keys past their time, at most once an hour per sweeper: the scan
+	 * reads every key. */
+	if (now - sweep_pruned_at >= SWEEP_PRUNE_EVERY_S &&
+	    ledger_prune_idem(s, now, &st->forgotten) == PH_OK)
+		sweep_pruned_at = now;
 	/* Orders refused notifications named: asked about first. */
 	if (archive_hints_take(SWEEP_BATCH, &ids) == PH_OK) {
 		st->due += json_array_size(ids);
 		if (json_array_size(ids) > 0)
-			sweep_batch(c, s, now, token, ids, st);
+			sweep_batch(c, s, now, token, ids, 1, st);
 		json_decref(ids);
 	}
 	/* Batches, so a backlog of many thousands stays in bounded memory;
@@ -227,7 +236,7 @@ sweep_pass(const struct conf *c, struct store *s, int64_t now,
 		got = json_array_size(ids);
 		st->due += got;
 		if (got > 0)
-			sweep_batch(c, s, now, token, ids, st);
+			sweep_batch(c, s, now, token, ids, 0, st);
 		json_decref(ids);
 		/* Done when the list is drained, or when all that is left
 		 * is leased by another sweeper. */

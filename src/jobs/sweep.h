@@ -19,6 +19,7 @@ struct sweep_stats {
 	size_t failures;	/* queries or closes without a usable answer */
 	size_t paid;		/* orders a query found paid */
 	size_t closed;		/* expired orders closed */
+	size_t forgotten;	/* Idempotency-Keys past their time */
 };
 
 /* One pass over everything due at now.  token names this sweeper. */

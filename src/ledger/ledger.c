@@ -88,13 +88,13 @@ ledger_conflict(struct store_txn *t, const struct ledger_fact *f,
 	    "amount %lld %s): recorded, not applied", what,
 	    f->ev->dedup_key, f->ev->order_id, f->provider, f->ev->txn_id,
 	    (long long)f->ev->amount, f->ev->currency);
-	seq = ledger_emit(t, f, "notification.conflict", f->ev->order_id,
+	seq = ledger_emit_new(t, f, LEDGER_EV_NOTIFICATION_CONFLICT, f->ev->order_id,
 	    json_pack("{s:s, s:s, s:s}", "dedup_key", f->ev->dedup_key,
 	    "detail", what, "kind", ledger_kind_names[f->ev->kind]));
-	ledger_note(r, "notification.conflict", seq);
+	ledger_note(r, LEDGER_EV_NOTIFICATION_CONFLICT, seq);
 	ledger_key_order(&k, f->ev->order_id);
 	if (ledger_get(t, STORE_DB_ORDERS, &k, &order) == PH_OK) {
-		ledger_add_exception(order, f, "notification_conflict",
+		ledger_add_exception_new(t, order, f, "notification_conflict",
 		    json_pack("{s:s}", "dedup_key", f->ev->dedup_key));
 		ledger_put(t, STORE_DB_ORDERS, &k, order);
 	}
@@ -125,14 +125,15 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	const struct ph_event *ev = f->ev;
 	struct store_key pk, ok;
 	json_t *pay = NULL, *order = NULL;
-	const char *disposition, *paid_txn, *type;
+	const char *disposition, *paid_txn;
+	enum ledger_event type;
 	enum order_verdict verdict;
 	struct order_view view;
 	struct order_payment pay_in;
 	uint64_t seq, refund;
 	int state, rc;
 
-	ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->provider, ev->txn_id);
+	ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->profile, ev->txn_id);
 	rc = ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay);
 	if (rc == PH_OK && strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0) {
 		/* Known through another path (a query, a statement). */
@@ -158,9 +159,9 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    "recorded", ev->txn_id, (long long)ev->amount,
 		    ev->currency, f->provider, ev->order_id);
 		ledger_payment_record(t, f, &pk, "SUCCEEDED", "unknown_order");
-		seq = ledger_emit(t, f, "payment.unknown_order", ev->order_id,
+		seq = ledger_emit_new(t, f, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, ev->order_id,
 		    NULL);
-		ledger_note(r, "payment.unknown_order", seq);
+		ledger_note(r, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, seq);
 		r->outcome = LEDGER_RECORDED;
 		return;
 	}
@@ -210,43 +211,43 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		ledger_count(t, ORDER_PENDING, -1);
 		ledger_count(t, ORDER_PAID, 1);
 		disposition = "paid";
-		type = "order.paid";
+		type = LEDGER_EV_ORDER_PAID;
 		r->outcome = LEDGER_APPLIED;
 		log_info("order %s paid: %lld %s, %s %s", ev->order_id,
 		    (long long)ev->amount, ev->currency, f->provider,
 		    ev->txn_id);
-		seq = ledger_emit(t, f, type, ev->order_id, NULL);
+		seq = ledger_emit_new(t, f, type, ev->order_id, NULL);
 		break;
 	case ORDER_V_MISMATCH:
-		ledger_add_exception(order, f, "amount_mismatch",
+		ledger_add_exception_new(t, order, f, "amount_mismatch",
 		    json_pack("{s:O, s:O}",
 		    "expected_amount", json_object_get(order, "amount"),
 		    "expected_currency", json_object_get(order, "currency")));
 		disposition = "amount_mismatch";
-		type = "order.amount_mismatch";
+		type = LEDGER_EV_ORDER_AMOUNT_MISMATCH;
 		r->outcome = LEDGER_RECORDED;
 		log_warn("order %s: payment %s of %lld %s does not match the "
 		    "order (%lld %s): recorded, order not paid", ev->order_id,
 		    ev->txn_id, (long long)ev->amount, ev->currency,
 		    (long long)json_integer_value(json_object_get(order,
 		    "amount")), ledger_str(order, "currency"));
-		seq = ledger_emit(t, f, type, ev->order_id, json_pack(
+		seq = ledger_emit_new(t, f, type, ev->order_id, json_pack(
 		    "{s:O, s:O}",
 		    "expected_amount", json_object_get(order, "amount"),
 		    "expected_currency", json_object_get(order, "currency")));
 		break;
 	case ORDER_V_PROFILE:
-		ledger_add_exception(order, f, "profile_mismatch",
+		ledger_add_exception_new(t, order, f, "profile_mismatch",
 		    json_pack("{s:s, s:O}", "paid_through", f->profile,
 		    "expected_profile", json_object_get(order, "profile")));
 		disposition = "profile_mismatch";
-		type = "order.profile_mismatch";
+		type = LEDGER_EV_ORDER_PROFILE_MISMATCH;
 		r->outcome = LEDGER_RECORDED;
 		log_warn("order %s: payment %s of %lld %s arrived through "
 		    "profile %s, the order belongs to %s: recorded, order not "
 		    "paid", ev->order_id, ev->txn_id, (long long)ev->amount,
 		    ev->currency, f->profile, ledger_str(order, "profile"));
-		seq = ledger_emit(t, f, type, ev->order_id, json_pack(
+		seq = ledger_emit_new(t, f, type, ev->order_id, json_pack(
 		    "{s:O}", "expected_profile",
 		    json_object_get(order, "profile")));
 		break;
@@ -255,10 +256,10 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	default:
 		disposition = verdict == ORDER_V_LATE ? "late_payment" :
 		    "double_payment";
-		type = verdict == ORDER_V_LATE ? "order.late_payment" :
-		    "order.double_payment";
-		refund = ledger_queue_refund(t, f, disposition);
-		ledger_add_exception(order, f, disposition,
+		type = verdict == ORDER_V_LATE ? LEDGER_EV_ORDER_LATE_PAYMENT :
+		    LEDGER_EV_ORDER_DOUBLE_PAYMENT;
+		refund = ledger_queue_refund(t, f, order, disposition);
+		ledger_add_exception_new(t, order, f, disposition,
 		    json_pack("{s:I}", "refund_seq", (json_int_t)refund));
 		r->outcome = LEDGER_RECORDED;
 		log_warn("order %s: %s %s of %lld %s (paid by %s): recorded, "
@@ -266,7 +267,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    ev->txn_id, (long long)ev->amount, ev->currency,
 		    paid_txn != NULL ? paid_txn : "-",
 		    (unsigned long long)refund);
-		seq = ledger_emit(t, f, type, ev->order_id, json_pack(
+		seq = ledger_emit_new(t, f, type, ev->order_id, json_pack(
 		    "{s:s?, s:I}", "paid_txn_id", paid_txn,
 		    "refund_seq", (json_int_t)refund));
 		break;
@@ -298,8 +299,8 @@ ledger_payment_failed(struct store_txn *t, const struct ledger_fact *f,
 	}
 	log_info("order %s: payment failed at %s (%s)", ev->order_id,
 	    f->provider, ev->txn_id[0] != '\0' ? ev->txn_id : "no txn");
-	seq = ledger_emit(t, f, "payment.failed", ev->order_id, NULL);
-	ledger_note(r, "payment.failed", seq);
+	seq = ledger_emit_new(t, f, LEDGER_EV_PAYMENT_FAILED, ev->order_id, NULL);
+	ledger_note(r, LEDGER_EV_PAYMENT_FAILED, seq);
 	r->outcome = LEDGER_RECORDED;
 }
 
@@ -325,16 +326,21 @@ ledger_paid_metrics(const struct ledger_fact *f)
 	}
 }
 
-/* Looks for the dedup key; 1 when it is known with the same digest. */
+/*
+ * Looks for the dedup key (the profile's, else schema 1's provider-wide
+ * key of the same fact); 1 when it is known with the same digest.
+ */
 static int
 ledger_seen(struct store_txn *t, const struct store_key *dk,
-    const char *digest, int *conflict)
+    const struct store_key *dk_v1, const char *digest, int *conflict)
 {
 	json_t *d = NULL;
 	int rc;
 
 	*conflict = 0;
 	rc = ledger_get(t, STORE_DB_DEDUP, dk, &d);
+	if (rc == PH_E_NOTFOUND && !dk_v1->err)
+		rc = ledger_get(t, STORE_DB_DEDUP, dk_v1, &d);
 	if (rc != PH_OK)
 		return 0;
 	if (strcmp(ledger_str(d, "digest"), digest) == 0) {
@@ -346,6 +352,55 @@ ledger_seen(struct store_txn *t, const struct store_key *dk,
 	return 0;
 }
 
+/* Is the fixed-size field NUL-terminated within its size? */
+#define LEDGER_TERMINATED(field) \
+	(memchr((field), '\0', sizeof(field)) != NULL)
+
+int
+ledger_event_check(const struct ph_event *ev, struct ph_diag *diag)
+{
+	if (!LEDGER_TERMINATED(ev->order_id) ||
+	    !LEDGER_TERMINATED(ev->txn_id) ||
+	    !LEDGER_TERMINATED(ev->refund_id) ||
+	    !LEDGER_TERMINATED(ev->currency) ||
+	    !LEDGER_TERMINATED(ev->dedup_key) ||
+	    !LEDGER_TERMINATED(ev->channel) ||
+	    !LEDGER_TERMINATED(ev->merchant_refund_id))
+		return ph_fail(diag, PH_E_FIELD, "a field of the event is not "
+		    "terminated");
+	if ((unsigned)ev->kind >= PH_EV__MAX)
+		return ph_fail(diag, PH_E_FIELD, "unknown event kind %d",
+		    (int)ev->kind);
+	if (ev->amount < 0 || ev->amount > PH_AMOUNT_MAX)
+		return ph_fail(diag, PH_E_FIELD, "amount %lld out of range",
+		    (long long)ev->amount);
+	/* An event payhook does not act on needs nothing more. */
+	if (ev->kind == PH_EV_IGNORED)
+		return PH_OK;
+	if (ev->dedup_key[0] == '\0')
+		return ph_fail(diag, PH_E_FIELD, "the event has no dedup key");
+	if (!order_id_valid(ev->order_id, strlen(ev->order_id)))
+		return ph_fail(diag, PH_E_FIELD, "invalid order id \"%s\"",
+		    ev->order_id);
+	if (ev->kind == PH_EV_NOT_FOUND || ev->kind == PH_EV_PAYMENT_PENDING)
+		return PH_OK;
+	if (!ph_currency_valid(ev->currency))
+		return ph_fail(diag, PH_E_FIELD, "invalid currency \"%s\"",
+		    ev->currency);
+	/* A payment moves money: a verified "success" of nothing is not
+	 * one, whatever the provider's grammar allowed
+	 * (doc/design/security.md §2.4). */
+	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED && ev->amount <= 0)
+		return ph_fail(diag, PH_E_FIELD, "a successful payment of "
+		    "amount %lld", (long long)ev->amount);
+	if ((ev->kind == PH_EV_PAYMENT_SUCCEEDED ||
+	    ev->kind == PH_EV_REFUND_SUCCEEDED ||
+	    ev->kind == PH_EV_REFUND_FAILED) && ev->txn_id[0] == '\0')
+		return ph_fail(diag, PH_E_FIELD, "the event names no "
+		    "transaction");
+	return PH_OK;
+}
+
 int
 ledger_apply(struct store *s, const struct ledger_fact *f,
     struct ledger_result *r, struct ph_diag *diag)
@@ -353,26 +408,26 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 	const struct ph_event *ev = f->ev;
 	char digest[2 * PH_SHA256_LEN + 1];
 	struct store_txn t;
-	struct store_key dk;
+	struct store_key dk, dk_v1;
+	struct ph_diag why;
 	json_t *d;
 	int rc, conflict;
 
 	memset(r, 0, sizeof(*r));
-	/* Facts about money name their order and currency; an event payhook
-	 * does not act on (IGNORED) needs only its dedup key. */
-	if (ev->kind >= PH_EV__MAX || ev->dedup_key[0] == '\0' ||
-	    (ev->kind != PH_EV_IGNORED &&
-	    (!order_id_valid(ev->order_id, strlen(ev->order_id)) ||
-	    !ph_currency_valid(ev->currency))) ||
-	    ev->amount < 0 || ev->amount > PH_AMOUNT_MAX)
-		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave an "
-		    "invalid event (order id \"%s\", dedup key \"%s\")",
-		    f->provider, ev->order_id, ev->dedup_key);
-	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED && ev->txn_id[0] == '\0')
-		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave a payment "
-		    "without transaction id", f->provider);
+	memset(&why, 0, sizeof(why));
+	/* Every caller has checked the event already; this is the same
+	 * check, for a caller that forgot. */
+	if (ledger_event_check(ev, &why) != PH_OK)
+		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave an invalid "
+		    "event: %s", f->provider, why.msg);
+	/* Whatever is applied is remembered by its dedup key. */
+	if (ev->dedup_key[0] == '\0')
+		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave an event "
+		    "without dedup key", f->provider);
 	ledger_digest(ev, digest);
-	ledger_key_pair(&dk, STORE_KEY_DEDUP, f->provider, ev->dedup_key);
+	ledger_key_pair(&dk, STORE_KEY_DEDUP, f->profile, ev->dedup_key);
+	ledger_key_pair(&dk_v1, STORE_KEY_DEDUP_V1, f->provider,
+	    ev->dedup_key);
 	if (dk.err)
 		return ph_fail(diag, PH_E_INTERNAL, "dedup key too long");
 
@@ -381,7 +436,7 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 	 * is on disk before it is acknowledged again. */
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
-	if (ledger_seen(&t, &dk, digest, &conflict)) {
+	if (ledger_seen(&t, &dk, &dk_v1, digest, &conflict)) {
 		store_abort(&t);
 		if ((rc = store_settle(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
@@ -393,7 +448,7 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
-	if (ledger_seen(&t, &dk, digest, &conflict)) {
+	if (ledger_seen(&t, &dk, &dk_v1, digest, &conflict)) {
 		store_abort(&t);
 		if ((rc = store_settle(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
@@ -435,7 +490,7 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 		    rc == PH_E_STORE_FULL ? "raise map_size_mb" :
 		    "see the log");
 	}
-	if (strcmp(r->event_type, "order.paid") == 0)
+	if (r->event == LEDGER_EV_ORDER_PAID)
 		ledger_paid_metrics(f);
 	return PH_OK;
 }

@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include <payhook/provider.h>
+#include <payhook/sdk.h>
 
 #include "store/store.h"
 
@@ -24,6 +25,35 @@ enum ledger_outcome {
 	LEDGER__MAX
 };
 
+/*
+ * The events the ledger raises: the outbox's vocabulary, which merchants
+ * read as "type" in the feed.  Names in ledger_event_names[].
+ */
+enum ledger_event {
+	LEDGER_EV_NONE,
+	LEDGER_EV_ORDER_PAID,
+	LEDGER_EV_ORDER_DOUBLE_PAYMENT,
+	LEDGER_EV_ORDER_LATE_PAYMENT,
+	LEDGER_EV_ORDER_AMOUNT_MISMATCH,
+	LEDGER_EV_ORDER_PROFILE_MISMATCH,
+	LEDGER_EV_ORDER_CLOSED,
+	LEDGER_EV_PAYMENT_UNKNOWN_ORDER,
+	LEDGER_EV_PAYMENT_FAILED,
+	LEDGER_EV_NOTIFICATION_CONFLICT,
+	LEDGER_EV_REFUND_REQUESTED,
+	LEDGER_EV_REFUND_SUCCEEDED,
+	LEDGER_EV_REFUND_FAILED,
+	LEDGER_EV_REFUND_UNMATCHED,
+	LEDGER_EV_REFUND_CANCELLED,
+	LEDGER_EV_RECONCILE_AMOUNT_DIFFERS,
+	LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER,
+	LEDGER_EV_RECONCILE_REFUND_MISMATCH,
+	LEDGER_EV__MAX
+};
+
+/* "order.paid"; "" for LEDGER_EV_NONE. */
+const char *ledger_event_name(enum ledger_event e);
+
 /* A verified fact and where it came from. */
 struct ledger_fact {
 	const char *profile;		/* config profile it arrived through */
@@ -35,11 +65,109 @@ struct ledger_fact {
 
 struct ledger_result {
 	enum ledger_outcome outcome;
-	char event_type[48];		/* first event raised, "" if none */
+	enum ledger_event event;	/* first event raised, or NONE */
+	char event_type[48];		/* its name, "" if none */
 	uint64_t seq;			/* its sequence number, 0 if none */
 };
 
 const char *ledger_outcome_name(enum ledger_outcome o);
+
+/*
+ * Opens the store at path and brings an older one up to this payhook's
+ * schema (what ledger_migrate does) before anything else reads it.
+ */
+int ledger_open(const char *path, size_t map_size, struct store **out,
+    struct ph_diag *diag);
+/* Brings the store's records up to STORE_SCHEMA_VERSION, in batches of
+ * short transactions that a crash can interrupt and a rerun resumes. */
+int ledger_migrate(struct store *s, struct ph_diag *diag);
+
+/*
+ * The one contract every plugin event is held to before it reaches the
+ * ledger, whatever brought it (notification, query, close or refund
+ * answer, statement line, replay): every field NUL-terminated within its
+ * size, a known kind, an amount in range; and unless the event is one
+ * payhook does not act on (IGNORED): a dedup key, a valid order id, a
+ * valid currency where money is concerned, a successful payment of a
+ * positive amount, a transaction id for payments and refunds.  PH_OK, or
+ * PH_E_FIELD with diag.
+ */
+int ledger_event_check(const struct ph_event *ev, struct ph_diag *diag);
+
+/* ---- Merchant calls: what they did, kept with an Idempotency-Key ---------- */
+
+/* Why a merchant's call was refused (PH_E_CONFLICT). */
+enum ledger_refusal {
+	LEDGER_REFUSAL_NONE,
+	LEDGER_REFUSAL_ORDER_CONFLICT,	/* the order id exists with other content */
+	LEDGER_REFUSAL_NOT_PAID,	/* only a paid order can be refunded */
+	LEDGER_REFUSAL_TOO_MUCH,	/* more than was paid and not refunded */
+	LEDGER_REFUSAL_REFUND_ID,	/* the refund id names another refund */
+	LEDGER_REFUSAL_IN_FLIGHT,	/* sent to the provider already */
+	LEDGER_REFUSAL_SETTLED,		/* the refund is done */
+	LEDGER_REFUSAL_ATTEMPT,		/* the guard refused the attempt */
+	LEDGER_REFUSAL__MAX
+};
+
+/* What a merchant's call did, for its answer. */
+struct ledger_reply {
+	int rc;				/* PH_OK, PH_E_NOTFOUND, PH_E_CONFLICT */
+	int created;			/* a new record was made */
+	enum ledger_refusal why;	/* with PH_E_CONFLICT */
+	const char *message;		/* why, in words ("" when none) */
+	const json_t *rec;		/* the record concerned (borrowed) */
+};
+
+/* Renders a reply as the merchant sees it: returns the HTTP status and
+ * appends the body to body. */
+typedef int (*ledger_answer_fn)(void *arg, const struct ledger_reply *r,
+    struct ph_buf *body);
+
+/*
+ * An Idempotency-Key the merchant sent with a call.  The call's answer is
+ * kept with its effect, in the transaction that makes the effect, so that
+ * a crash keeps both or neither; the same key and request again get the
+ * kept answer.  The caller fills the first part.
+ */
+#define LEDGER_IDEM_KEY_MAX 255
+struct ledger_idem {
+	char key[LEDGER_IDEM_KEY_MAX + 1];
+	char fp[2 * PH_SHA256_LEN + 1];	/* the request's fingerprint */
+	char token[33];			/* this call's claim */
+	int64_t now;
+	int64_t ttl_s;			/* kept this long */
+	int64_t lease_s;		/* a claim older than this is abandoned */
+	ledger_answer_fn answer;	/* set by the handler before its call */
+	void *arg;
+	/* Filled when an answer is kept (or found): */
+	int kept;
+	int status;
+	struct ph_buf body;		/* owned: ledger_idem_free */
+};
+
+enum ledger_idem_state {
+	LEDGER_IDEM_RUN,	/* claimed: make the call */
+	LEDGER_IDEM_REPLAY,	/* done before: idem->status, idem->body */
+	LEDGER_IDEM_REUSED,	/* the key was used for another request */
+	LEDGER_IDEM_BUSY,	/* the same request is running right now */
+	LEDGER_IDEM__MAX
+};
+
+/* Claims idem's key for this call: *state says what to do. */
+int ledger_idem_begin(struct store *s, struct ledger_idem *idem,
+    enum ledger_idem_state *state);
+/* Inside a call's write transaction, just before it commits: renders the
+ * reply with idem->answer and keeps it with the effect (idem may be
+ * NULL: then nothing). */
+void ledger_idem_keep(struct store_txn *t, struct ledger_idem *idem,
+    const struct ledger_reply *r);
+/* After the call: keeps an answer no effect kept (status below 500), or
+ * lets the claim go (a server error: a retry runs again). */
+int ledger_idem_end(struct store *s, struct ledger_idem *idem, int status,
+    const char *body, size_t len);
+void ledger_idem_free(struct ledger_idem *idem);
+/* Forgets keys kept past their time; *removed counts them. */
+int ledger_prune_idem(struct store *s, int64_t now, size_t *removed);
 
 /*
  * Orders per state, kept in the meta database by the same transactions
@@ -70,7 +198,8 @@ struct ledger_new_order {
  * stored order in *out.  Caller frees *out.
  */
 int ledger_create_order(struct store *s, const struct ledger_new_order *n,
-    int64_t now, json_t **out, int *created, struct ph_diag *diag);
+    int64_t now, struct ledger_idem *idem, json_t **out, int *created,
+    struct ph_diag *diag);
 
 /*
  * The pre-payment guard, in two steps around the provider queries the
@@ -86,7 +215,8 @@ int ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
     int64_t hold_s, const char *token, json_t **order, struct ph_diag *diag);
 int ledger_guard_end(struct store *s, const char *order_id, const char *token,
     const char *profile, const json_t *data, int64_t now, int64_t hold_s,
-    int64_t next_query_at, json_t **order, struct ph_diag *diag);
+    int64_t next_query_at, struct ledger_idem *idem, json_t **order,
+    struct ph_diag *diag);
 void ledger_guard_release(struct store *s, const char *order_id,
     const char *token);
 
@@ -101,9 +231,13 @@ int ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids);
  */
 int ledger_lease(struct store *s, const char *order_id, int64_t now,
     int64_t lease_s, const char *token, json_t **order);
-/* Counts a query, sets the next one (0: none) and lets the lease go. */
+/*
+ * Lets the lease go after a query: counts it and sets the next one (0:
+ * none), unless the query was hinted by a notification nobody
+ * authenticated, which leaves the order's schedule as it was.
+ */
 int ledger_reschedule(struct store *s, const char *order_id,
-    const char *token, int64_t next_at, int64_t now);
+    const char *token, int64_t next_at, int64_t now, int hinted);
 /*
  * Closes a PENDING order (the provider confirmed it unpaid): CLOSED, off
  * the due list, order.closed raised.  PH_E_CONFLICT if it is not PENDING.
@@ -158,10 +292,10 @@ int ledger_batch_begin(struct ledger_batch *b, struct store *s);
 int ledger_batch_flush(struct ledger_batch *b);
 /* Commits (or, after an error, aborts) and closes. */
 int ledger_batch_end(struct ledger_batch *b);
-/* The stored payment (provider, txn), or PH_E_NOTFOUND. */
-int ledger_batch_payment(struct ledger_batch *b, const char *provider,
+/* The stored payment (profile, txn), or PH_E_NOTFOUND. */
+int ledger_batch_payment(struct ledger_batch *b, const char *profile,
     const char *txn_id, json_t **pay);
-/* The refund work item with payhook refund id, or PH_E_NOTFOUND. */
+/* The refund with this id, or PH_E_NOTFOUND. */
 int ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
     json_t **item);
 /* Forgets the seen-marks of run (profile and day). */
@@ -173,40 +307,91 @@ int ledger_batch_seen(struct ledger_batch *b, const char *run,
     const char *txn_id);
 /*
  * Raises an alarm event once per (run, txn, type): a later run over the
- * same statement raises nothing.  pay is the stored payment or NULL; the
- * event carries the statement's figures from ev.
+ * same statement raises nothing.  The event carries the statement's
+ * figures from ev; extra is taken (merged into it; may be NULL).
  */
-void ledger_batch_alarm(struct ledger_batch *b, const char *run,
-    const char *type, const char *profile, const char *provider,
+void ledger_batch_alarm_new(struct ledger_batch *b, const char *run,
+    enum ledger_event type, const char *profile, const char *provider,
     const struct ph_event *ev, json_t *extra, int64_t now);
-/* Every stored payment record of provider, in key order, in chunks of
+/* Every stored payment record of profile, in key order, in chunks of
  * the batch: calls fn with each; stops at the first non-zero return.  fn
- * may use ledger_batch_seen() and ledger_batch_alarm(). */
-int ledger_batch_payments(struct ledger_batch *b, const char *provider,
+ * may use ledger_batch_seen() and ledger_batch_alarm_new(). */
+int ledger_batch_payments(struct ledger_batch *b, const char *profile,
     int (*fn)(struct ledger_batch *b, const json_t *pay, void *arg),
     void *arg);
 
 /* ---- Refunds ---------------------------------------------------------- */
 
-/* payhook's refund id for refund work item seq: "phr" and 13 digits. */
-void ledger_refund_id(uint64_t seq, char out[24]);
+/*
+ * A refund's life: PENDING (queued, never sent), PROCESSING (the provider
+ * accepted it, the result is to come), then SUCCEEDED or FAILED; a
+ * PENDING refund never sent may be CANCELLED by the merchant.
+ */
+enum ledger_refund_state {
+	LEDGER_REFUND_PENDING,
+	LEDGER_REFUND_PROCESSING,
+	LEDGER_REFUND_SUCCEEDED,
+	LEDGER_REFUND_FAILED,
+	LEDGER_REFUND_CANCELLED,
+	LEDGER_REFUND__MAX
+};
+
+const char *ledger_refund_state_name(enum ledger_refund_state st);
+/* The state a name stands for, or -1. */
+int ledger_refund_state_parse(const char *name);
+
+/* A refund id: 1 to 64 of A-Za-z0-9_-|*@. (what WeChat, Alipay and
+ * UnionPay take as the merchant's refund number). */
+#define LEDGER_REFUND_ID_MAX 64
+int ledger_refund_id_valid(const char *id, size_t len);
+
+/* What a merchant asks to refund. */
+struct ledger_refund_req {
+	const char *order_id;
+	const char *refund_id;	/* the merchant's id, or NULL: payhook mints
+				 * one, unique across restores */
+	int64_t amount;
+	const char *reason;	/* "" when none */
+};
 
 /*
- * The merchant asks to refund amount of a paid order: never more than was
- * paid, counting refunds requested and not failed.  PH_E_NOTFOUND,
- * PH_E_CONFLICT (not paid, or too much; diag says which), or PH_OK with
- * the work item in *item (caller frees).  Raises refund.requested.
+ * The merchant asks to refund part or all of a paid order: never more than
+ * was paid, counting refunds requested and neither failed nor cancelled.
+ * The same refund id with the same order and amount is the same refund
+ * (*created 0, the refund as it is now); with another order or amount it
+ * is refused (PH_E_CONFLICT, LEDGER_REFUSAL_REFUND_ID).  PH_E_NOTFOUND,
+ * PH_E_CONFLICT (*why says which), or PH_OK with the refund in *item
+ * (caller frees).  Raises refund.requested.
  */
-int ledger_request_refund(struct store *s, const char *order_id,
-    int64_t amount, const char *reason, int64_t now, json_t **item,
+int ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
+    int64_t now, struct ledger_idem *idem, json_t **item, int *created,
+    enum ledger_refusal *why, struct ph_diag *diag);
+/*
+ * The merchant cancels a refund never sent: CANCELLED, its amount free to
+ * be refunded again, refund.cancelled raised.  PH_E_NOTFOUND,
+ * PH_E_CONFLICT (LEDGER_REFUSAL_IN_FLIGHT or _SETTLED), or PH_OK with the
+ * refund in *item (caller frees).
+ */
+int ledger_cancel_refund(struct store *s, const char *refund_id, int64_t now,
+    struct ledger_idem *idem, json_t **item, enum ledger_refusal *why,
     struct ph_diag *diag);
+/* The refund with this id, or PH_E_NOTFOUND (caller frees *item). */
+int ledger_get_refund(struct store *s, const char *refund_id, json_t **item);
+/* Every refund of the order, in the order they were asked (caller frees
+ * *items); PH_E_NOTFOUND when there is no such order. */
+int ledger_order_refunds(struct store *s, const char *order_id,
+    json_t **items);
 
 /* Work items to carry out (PENDING or PROCESSING), oldest first. */
 int ledger_refunds_due(struct store *s, size_t limit, json_t **items);
 /* All work items (for listing), oldest first, from seq after. */
 int ledger_refunds_list(struct store *s, uint64_t after, size_t limit,
     json_t **items);
-/* Takes a runner's lease on item seq: PH_OK (*item set), PH_E_CONFLICT. */
+/*
+ * Takes a runner's lease on item seq: PH_OK (*item set), PH_E_CONFLICT.
+ * From the first lease on the refund counts as sent: the provider may
+ * have it, whatever the runner then learns.
+ */
 int ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
     int64_t lease_s, const char *token, json_t **item);
 /*

@@ -70,7 +70,7 @@ ledger_batch_row(struct ledger_batch *b)
 }
 
 int
-ledger_batch_payment(struct ledger_batch *b, const char *provider,
+ledger_batch_payment(struct ledger_batch *b, const char *profile,
     const char *txn_id, json_t **pay)
 {
 	struct store_key k;
@@ -78,7 +78,7 @@ ledger_batch_payment(struct ledger_batch *b, const char *provider,
 	*pay = NULL;
 	if (!b->open)
 		return PH_E_STORE;
-	ledger_key_pair(&k, STORE_KEY_PAYMENT, provider, txn_id);
+	ledger_key_pair(&k, STORE_KEY_PAYMENT, profile, txn_id);
 	if (k.err)
 		return PH_E_NOTFOUND;
 	return ledger_get(&b->t, STORE_DB_PAYMENTS, &k, pay);
@@ -88,23 +88,10 @@ int
 ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
     json_t **item)
 {
-	struct store_key k;
-	uint64_t seq = 0;
-	size_t i;
-
 	*item = NULL;
 	if (!b->open)
 		return PH_E_STORE;
-	if (strncmp(refund_id, "phr", 3) != 0 || strlen(refund_id) != 16)
-		return PH_E_NOTFOUND;
-	for (i = 3; refund_id[i] != '\0'; i++) {
-		if (refund_id[i] < '0' || refund_id[i] > '9')
-			return PH_E_NOTFOUND;
-		seq = seq * 10 + (uint64_t)(refund_id[i] - '0');
-	}
-	store_key_init(&k, 0);
-	store_key_u64(&k, seq);
-	return ledger_get(&b->t, STORE_DB_REFUNDS, &k, item);
+	return ledger_refund_get_txn(&b->t, refund_id, item);
 }
 
 static void
@@ -122,8 +109,8 @@ int
 ledger_batch_clear(struct ledger_batch *b, const char *run)
 {
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
+	size_t n;
 	int rc;
 
 	if (!b->open)
@@ -131,24 +118,16 @@ ledger_batch_clear(struct ledger_batch *b, const char *run)
 	store_key_init(&k, LEDGER_KEY_SEEN);
 	store_key_str(&k, run);
 	for (;;) {
-		size_t n = 0;
-
-		if ((c = store_cursor(&b->t, STORE_DB_RECON)) == NULL)
-			return b->t.err;
-		key.mv_data = k.b;
-		key.mv_size = k.len;
-		for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		    rc == 0 && key.mv_size >= k.len &&
-		    memcmp(key.mv_data, k.b, k.len) == 0 &&
-		    n < LEDGER_BATCH_ROWS;
-		    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-			if ((rc = mdb_cursor_del(c, 0)) != 0)
-				break;
+		n = 0;
+		store_scan_begin(&sc, &b->t, STORE_DB_RECON, &k);
+		while (n < LEDGER_BATCH_ROWS && store_scan_next(&sc) &&
+		    store_val_has_prefix(&sc.key, &k)) {
+			store_scan_del(&sc);
 			n++;
 		}
-		mdb_cursor_close(c);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return store_fail(&b->t, rc);
+		store_scan_end(&sc);
+		if (b->t.err != PH_OK)
+			return b->t.err;
 		if (n < LEDGER_BATCH_ROWS)
 			return PH_OK;
 		if ((rc = ledger_batch_flush(b)) != PH_OK)
@@ -172,7 +151,7 @@ int
 ledger_batch_seen(struct ledger_batch *b, const char *run, const char *txn_id)
 {
 	struct store_key k;
-	MDB_val v;
+	struct store_val v;
 
 	if (!b->open)
 		return 0;
@@ -181,19 +160,20 @@ ledger_batch_seen(struct ledger_batch *b, const char *run, const char *txn_id)
 }
 
 void
-ledger_batch_alarm(struct ledger_batch *b, const char *run, const char *type,
-    const char *profile, const char *provider, const struct ph_event *ev,
+ledger_batch_alarm_new(struct ledger_batch *b, const char *run,
+    enum ledger_event type, const char *profile, const char *provider, const struct ph_event *ev,
     json_t *extra, int64_t now)
 {
 	struct ledger_fact f;
 	struct store_key k;
-	MDB_val v;
+	struct store_val v;
 
 	if (!b->open) {
 		json_decref(extra);
 		return;
 	}
-	ledger_key_recon(&k, LEDGER_KEY_ALARM, run, ev->txn_id, type);
+	ledger_key_recon(&k, LEDGER_KEY_ALARM, run, ev->txn_id,
+	    ledger_event_name(type));
 	if (store_get(&b->t, STORE_DB_RECON, &k, &v) == PH_OK) {
 		json_decref(extra);
 		return;		/* raised by an earlier run */
@@ -204,59 +184,51 @@ ledger_batch_alarm(struct ledger_batch *b, const char *run, const char *type,
 	f.source = "statement";
 	f.ev = ev;
 	f.now = now;
-	log_warn("reconcile %s: %s: order %s, txn %s, %lld %s", run, type,
+	log_warn("reconcile %s: %s: order %s, txn %s, %lld %s", run,
+	    ledger_event_name(type),
 	    ev->order_id, ev->txn_id, (long long)ev->amount, ev->currency);
-	ledger_emit(&b->t, &f, type, ev->order_id, extra);
+	ledger_emit_new(&b->t, &f, type, ev->order_id, extra);
 	ledger_batch_row(b);
 }
 
 int
-ledger_batch_payments(struct ledger_batch *b, const char *provider,
+ledger_batch_payments(struct ledger_batch *b, const char *profile,
     int (*fn)(struct ledger_batch *b, const json_t *pay, void *arg),
     void *arg)
 {
-	unsigned char resume[STORE_KEY_MAX];
-	size_t resume_len, n;
-	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_key k, resume;
+	struct store_scan sc;
+	size_t n;
 	json_t *p;
-	int rc = 0, stop = 0, first = 1;
+	int rc, stop = 0, first = 1;
 
 	store_key_init(&k, STORE_KEY_PAYMENT);
-	store_key_str(&k, provider);
-	memcpy(resume, k.b, k.len);
-	resume_len = k.len;
+	store_key_str(&k, profile);
+	resume = k;
 	while (!stop) {
 		if (!b->open)
 			return PH_E_STORE;
-		if ((c = store_cursor(&b->t, STORE_DB_PAYMENTS)) == NULL)
-			return b->t.err;
-		key.mv_data = resume;
-		key.mv_size = resume_len;
-		rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		/* Resuming: skip the record the last chunk ended on. */
-		if (!first && rc == 0 && key.mv_size == resume_len &&
-		    memcmp(key.mv_data, resume, resume_len) == 0)
-			rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
-		first = 0;
+		store_scan_begin(&sc, &b->t, STORE_DB_PAYMENTS, &resume);
 		b->scanning = 1;
-		for (n = 0; rc == 0 && !stop && n < LEDGER_BATCH_ROWS &&
-		    key.mv_size > k.len && memcmp(key.mv_data, k.b, k.len) == 0;
-		    n++, rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-			if (key.mv_size <= sizeof(resume)) {
-				memcpy(resume, key.mv_data, key.mv_size);
-				resume_len = key.mv_size;
-			}
-			if ((p = ledger_load(&val)) == NULL)
+		n = 0;
+		while (!stop && n < LEDGER_BATCH_ROWS && store_scan_next(&sc) &&
+		    store_val_has_prefix(&sc.key, &k)) {
+			/* Resuming: skip the record the last chunk ended on. */
+			if (!first && sc.key.len == resume.len &&
+			    memcmp(sc.key.data, resume.b, resume.len) == 0)
+				continue;
+			first = 0;
+			store_key_from_val(&resume, &sc.key);
+			n++;
+			if ((p = ledger_load(&sc.val)) == NULL)
 				continue;
 			stop = fn(b, p, arg);
 			json_decref(p);
 		}
 		b->scanning = 0;
-		mdb_cursor_close(c);
-		if (rc != 0 && rc != MDB_NOTFOUND)
-			return store_fail(&b->t, rc);
+		store_scan_end(&sc);
+		if (b->t.err != PH_OK)
+			return b->t.err;
 		if (n < LEDGER_BATCH_ROWS || stop)
 			break;
 		if ((rc = ledger_batch_flush(b)) != PH_OK)

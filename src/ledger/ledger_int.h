@@ -13,7 +13,7 @@
 
 #define LEDGER_RECORD_VERSION 1
 
-json_t *ledger_load(const MDB_val *v);
+json_t *ledger_load(const struct store_val *v);
 int ledger_get(struct store_txn *t, enum store_db db,
     const struct store_key *k, json_t **out);
 void ledger_put(struct store_txn *t, enum store_db db,
@@ -21,25 +21,46 @@ void ledger_put(struct store_txn *t, enum store_db db,
 void ledger_key_order(struct store_key *k, const char *order_id);
 void ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
     const char *b);
-uint64_t ledger_emit(struct store_txn *t, const struct ledger_fact *f,
-    const char *type, const char *order_id, json_t *extra);
-void ledger_note(struct ledger_result *r, const char *type, uint64_t seq);
-void ledger_add_exception(json_t *order, const struct ledger_fact *f,
-    const char *type, json_t *extra);
+uint64_t ledger_emit_new(struct store_txn *t, const struct ledger_fact *f,
+    enum ledger_event type, const char *order_id, json_t *extra);
+void ledger_note(struct ledger_result *r, enum ledger_event type,
+    uint64_t seq);
+void ledger_add_exception_new(struct store_txn *t, json_t *order,
+    const struct ledger_fact *f, const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);
+
+/* An event's id: the epoch of the store that made it and its sequence
+ * number, unique across every store and every restore. */
+void ledger_event_id(const char *epoch, uint64_t seq,
+    char out[STORE_EPOCH_LEN + 24]);
 
 /* Adds delta to the count of orders in state (an order_state). */
 void ledger_count(struct store_txn *t, int state, int delta);
 
-/* Puts a refund of the whole payment f describes on the work list;
- * returns its sequence number (0 on failure). */
+/* Puts a refund of the whole payment f describes on the work list and on
+ * order's list of refunds; returns its sequence number (0 on failure). */
 uint64_t ledger_queue_refund(struct store_txn *t, const struct ledger_fact *f,
-    const char *reason);
+    json_t *order, const char *reason);
+/* The refund with this id, read in t (PH_E_NOTFOUND when none). */
+int ledger_refund_get_txn(struct store_txn *t, const char *refund_id,
+    json_t **item);
+/* Indexes refund seq under its id. */
+void ledger_refund_index(struct store_txn *t, const char *id, uint64_t seq);
+/* Adds refund seq to the order's list of refunds (once). */
+void ledger_order_add_refund(struct store_txn *t, json_t *order,
+    uint64_t seq);
 /* A refund result from a notification or a statement. */
 void ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
     struct ledger_result *r);
 
 /* Moves the order's entry in the due list to at (0: off the list). */
 void ledger_set_due(struct store_txn *t, json_t *order, int64_t at);
+
+/*
+ * Deletes the records of db whose integer field is below before, in
+ * batches of short transactions; *removed counts them.
+ */
+int ledger_prune_before(struct store *s, enum store_db db, const char *field,
+    int64_t before, size_t *removed);
 
 #endif

@@ -18,9 +18,26 @@
 
 /* ---- Orders and the event feed ------------------------------------------ */
 
+/* Keeps the reply with idem, if any; the transaction commits after. */
+static void
+ledger_order_keep(struct store_txn *t, struct ledger_idem *idem, int rc,
+    int created, enum ledger_refusal why, const char *message,
+    const json_t *order)
+{
+	struct ledger_reply r;
+
+	r.rc = rc;
+	r.created = created;
+	r.why = why;
+	r.message = message;
+	r.rec = order;
+	ledger_idem_keep(t, idem, &r);
+}
+
 int
 ledger_create_order(struct store *s, const struct ledger_new_order *n,
-    int64_t now, json_t **out, int *created, struct ph_diag *diag)
+    int64_t now, struct ledger_idem *idem, json_t **out, int *created,
+    struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
@@ -34,18 +51,31 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	rc = ledger_get(&t, STORE_DB_ORDERS, &k, &o);
 	if (rc == PH_OK) {
-		store_abort(&t);
 		*out = o;
-		if ((rc = store_settle(&t)) != PH_OK)
-			return ph_fail(diag, rc, "database: %s",
-			    ph_strerror(rc));
 		if (strcmp(ledger_str(o, "profile"), n->profile) == 0 &&
 		    json_integer_value(json_object_get(o, "amount")) ==
 		    n->amount && strcmp(ledger_str(o, "currency"),
 		    n->currency) == 0)
-			return PH_OK;
-		return ph_fail(diag, PH_E_CONFLICT, "order %s exists with "
-		    "other content", n->order_id);
+			rc = PH_OK;
+		else
+			rc = ph_fail(diag, PH_E_CONFLICT, "order %s exists with "
+			    "other content", n->order_id);
+		if (idem == NULL) {
+			/* Nothing to write: the answer is about what is
+			 * committed, so it must be on disk. */
+			store_abort(&t);
+			if (store_settle(&t) != PH_OK)
+				return ph_fail(diag, PH_E_STORE, "database: "
+				    "flush failed");
+			return rc;
+		}
+		ledger_order_keep(&t, idem, rc, 0, rc == PH_OK ?
+		    LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ORDER_CONFLICT,
+		    diag->msg, o);
+		if (store_commit(&t) != PH_OK)
+			return ph_fail(diag, t.err, "database: %s",
+			    ph_strerror(t.err));
+		return rc;
 	}
 	if (rc != PH_E_NOTFOUND) {
 		store_abort(&t);
@@ -62,9 +92,11 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	    json_integer(n->expires_at) : json_null());
 	json_object_set_new(o, "query_count", json_integer(0));
 	json_object_set_new(o, "next_query_at", json_null());
+	json_object_set_new(o, "refunds", json_array());
 	ledger_set_due(&t, o, n->first_query_at);
 	ledger_put(&t, STORE_DB_ORDERS, &k, o);
 	ledger_count(&t, ORDER_PENDING, 1);
+	ledger_order_keep(&t, idem, PH_OK, 1, LEDGER_REFUSAL_NONE, "", o);
 	if ((rc = store_commit(&t)) != PH_OK) {
 		json_decref(o);
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
@@ -102,8 +134,7 @@ ledger_events(struct store *s, uint64_t after, unsigned limit, json_t **out,
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr, *e;
 	int rc;
 
@@ -117,28 +148,21 @@ ledger_events(struct store *s, uint64_t after, unsigned limit, json_t **out,
 		json_decref(arr);
 		return rc;
 	}
-	if ((c = store_cursor(&t, STORE_DB_EVENTS)) == NULL) {
-		rc = t.err;
-		goto done;
-	}
-	store_key_init(&k, 0);
-	store_key_u64(&k, after == UINT64_MAX ? after : after + 1);
-	key.mv_data = k.b;
-	key.mv_size = k.len;
-	rc = after == UINT64_MAX ? MDB_NOTFOUND :
-	    mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	while (rc == 0 && json_array_size(arr) < limit) {
-		if ((e = ledger_load(&val)) == NULL) {
-			rc = -1;
-			break;
+	if (after != UINT64_MAX) {
+		store_key_init(&k, 0);
+		store_key_u64(&k, after + 1);
+		store_scan_begin(&sc, &t, STORE_DB_EVENTS, &k);
+		while (json_array_size(arr) < limit && store_scan_next(&sc)) {
+			if ((e = ledger_load(&sc.val)) == NULL) {
+				t.err = PH_E_STORE;
+				break;
+			}
+			json_array_append_new(arr, e);
+			*next = store_key_get_u64(&sc.key);
 		}
-		json_array_append_new(arr, e);
-		*next = store_key_get_u64(&key);
-		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
+		store_scan_end(&sc);
 	}
-	mdb_cursor_close(c);
-	rc = rc == 0 || rc == MDB_NOTFOUND ? PH_OK : PH_E_STORE;
-done:
+	rc = t.err;
 	store_abort(&t);
 	/* An event shown must not vanish in a crash: its sequence number
 	 * would be given again to another. */
@@ -159,8 +183,7 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr, *o;
 	int rc;
 
@@ -171,33 +194,28 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 		json_decref(arr);
 		return rc;
 	}
-	if ((c = store_cursor(&t, STORE_DB_ORDERS)) == NULL) {
-		rc = t.err;
-		store_abort(&t);
-		json_decref(arr);
-		return rc;
-	}
 	ledger_key_order(&k, after);
-	key.mv_data = k.b;
-	key.mv_size = k.len;
-	rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	if (rc == 0 && *after != '\0' && key.mv_size == k.len &&
-	    memcmp(key.mv_data, k.b, k.len) == 0)
-		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
-	for (; rc == 0 && json_array_size(arr) < limit;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		if ((o = ledger_load(&val)) == NULL)
+	store_scan_begin(&sc, &t, STORE_DB_ORDERS, &k);
+	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
+		/* Past `after`, not at it. */
+		if (*after != '\0' && sc.key.len == k.len &&
+		    memcmp(sc.key.data, k.b, k.len) == 0)
+			continue;
+		if ((o = ledger_load(&sc.val)) == NULL)
 			continue;
 		if (state == NULL || strcmp(ledger_str(o, "state"), state) == 0)
 			json_array_append_new(arr, o);
 		else
 			json_decref(o);
 	}
-	mdb_cursor_close(c);
+	store_scan_end(&sc);
+	rc = t.err;
 	store_abort(&t);
-	if ((rc != 0 && rc != MDB_NOTFOUND) || store_settle(&t) != PH_OK) {
+	if (rc == PH_OK)
+		rc = store_settle(&t);
+	if (rc != PH_OK) {
 		json_decref(arr);
-		return PH_E_STORE;
+		return rc;
 	}
 	*out = arr;
 	return PH_OK;
@@ -206,62 +224,6 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 int
 ledger_prune_dedup(struct store *s, int64_t before, size_t *removed)
 {
-	struct store_txn t;
-	MDB_cursor *c;
-	MDB_val key, val;
-	unsigned char resume[STORE_KEY_MAX];
-	size_t batch, resume_len = 0;
-	json_t *d;
-	int rc, more = 1;
-
-	*removed = 0;
-	/* Short transactions: the FastCGI processes must not wait on us. */
-	while (more) {
-		if ((rc = store_begin(s, 1, &t)) != PH_OK)
-			return rc;
-		if ((c = store_cursor(&t, STORE_DB_DEDUP)) == NULL) {
-			rc = t.err;
-			store_abort(&t);
-			return rc;
-		}
-		batch = 0;
-		more = 0;
-		key.mv_data = resume;
-		key.mv_size = resume_len;
-		rc = resume_len == 0 ? mdb_cursor_get(c, &key, &val, MDB_FIRST) :
-		    mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-		for (; rc == 0; rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-			/* Where to go on from, copied before a delete. */
-			if (key.mv_size <= sizeof(resume)) {
-				memcpy(resume, key.mv_data, key.mv_size);
-				resume_len = key.mv_size;
-			}
-			if ((d = ledger_load(&val)) == NULL)
-				continue;
-			if (json_integer_value(json_object_get(d,
-			    "first_seen")) < before) {
-				if ((rc = mdb_cursor_del(c, 0)) != 0) {
-					json_decref(d);
-					break;
-				}
-				batch++;
-			}
-			json_decref(d);
-			if (batch == 1000) {
-				/* Go on from here in the next transaction. */
-				more = 1;
-				break;
-			}
-		}
-		mdb_cursor_close(c);
-		if (rc != 0 && rc != MDB_NOTFOUND) {
-			store_fail(&t, rc);
-			store_abort(&t);
-			return t.err;
-		}
-		if ((rc = store_commit(&t)) != PH_OK)
-			return rc;
-		*removed += batch;
-	}
-	return PH_OK;
+	return ledger_prune_before(s, STORE_DB_DEDUP, "first_seen", before,
+	    removed);
 }

@@ -16,15 +16,43 @@
 #include "ops/log.h"
 #include "ops/metrics.h"
 
+static const char *const ledger_event_names[LEDGER_EV__MAX] = {
+	[LEDGER_EV_NONE] = "",
+	[LEDGER_EV_ORDER_PAID] = "order.paid",
+	[LEDGER_EV_ORDER_DOUBLE_PAYMENT] = "order.double_payment",
+	[LEDGER_EV_ORDER_LATE_PAYMENT] = "order.late_payment",
+	[LEDGER_EV_ORDER_AMOUNT_MISMATCH] = "order.amount_mismatch",
+	[LEDGER_EV_ORDER_PROFILE_MISMATCH] = "order.profile_mismatch",
+	[LEDGER_EV_ORDER_CLOSED] = "order.closed",
+	[LEDGER_EV_PAYMENT_UNKNOWN_ORDER] = "payment.unknown_order",
+	[LEDGER_EV_PAYMENT_FAILED] = "payment.failed",
+	[LEDGER_EV_NOTIFICATION_CONFLICT] = "notification.conflict",
+	[LEDGER_EV_REFUND_REQUESTED] = "refund.requested",
+	[LEDGER_EV_REFUND_SUCCEEDED] = "refund.succeeded",
+	[LEDGER_EV_REFUND_FAILED] = "refund.failed",
+	[LEDGER_EV_REFUND_UNMATCHED] = "refund.unmatched",
+	[LEDGER_EV_REFUND_CANCELLED] = "refund.cancelled",
+	[LEDGER_EV_RECONCILE_AMOUNT_DIFFERS] = "reconcile.amount_differs",
+	[LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER] = "reconcile.missing_at_provider",
+	[LEDGER_EV_RECONCILE_REFUND_MISMATCH] = "reconcile.refund_mismatch",
+};
+
+const char *
+ledger_event_name(enum ledger_event e)
+{
+	return e < LEDGER_EV__MAX && ledger_event_names[e] != NULL ?
+	    ledger_event_names[e] : "";
+}
+
 /* ---- Records in and out of the store ------------------------------------ */
 
 json_t *
-ledger_load(const MDB_val *v)
+ledger_load(const struct store_val *v)
 {
 	json_error_t jerr;
 	json_t *j;
 
-	j = json_loadb(v->mv_data, v->mv_size, JSON_REJECT_DUPLICATES, &jerr);
+	j = json_loadb(v->data, v->len, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL || !json_is_object(j)) {
 		log_err("database: unreadable record: %s", jerr.text);
 		json_decref(j);
@@ -38,7 +66,7 @@ int
 ledger_get(struct store_txn *t, enum store_db db, const struct store_key *k,
     json_t **out)
 {
-	MDB_val v;
+	struct store_val v;
 	int rc;
 
 	*out = NULL;
@@ -85,12 +113,22 @@ ledger_key_pair(struct store_key *k, unsigned char klass, const char *a,
 	store_key_str(k, b);
 }
 
-/* Appends an event to the outbox; returns its sequence number. */
+void
+ledger_event_id(const char *epoch, uint64_t seq,
+    char out[STORE_EPOCH_LEN + 24])
+{
+	snprintf(out, STORE_EPOCH_LEN + 24, "%s-%llu", epoch,
+	    (unsigned long long)seq);
+}
+
+/* Appends an event to the outbox and returns its sequence number; takes
+ * extra (merged into the event; may be NULL). */
 uint64_t
-ledger_emit(struct store_txn *t, const struct ledger_fact *f,
-    const char *type, const char *order_id, json_t *extra)
+ledger_emit_new(struct store_txn *t, const struct ledger_fact *f,
+    enum ledger_event type, const char *order_id, json_t *extra)
 {
 	const struct ph_event *ev = f->ev;
+	char id[STORE_EPOCH_LEN + 24];
 	struct store_key k;
 	uint64_t seq;
 	json_t *e;
@@ -99,11 +137,13 @@ ledger_emit(struct store_txn *t, const struct ledger_fact *f,
 		json_decref(extra);
 		return 0;
 	}
-	e = json_pack("{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:I, "
-	    "s:s}",
+	ledger_event_id(store_epoch(t->store), seq, id);
+	e = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, "
+	    "s:I, s:s}",
 	    "v", LEDGER_RECORD_VERSION,
+	    "id", id,
 	    "seq", (json_int_t)seq,
-	    "type", type,
+	    "type", ledger_event_name(type),
 	    "order_id", order_id,
 	    "profile", f->profile,
 	    "provider", f->provider,
@@ -128,17 +168,24 @@ ledger_emit(struct store_txn *t, const struct ledger_fact *f,
 }
 
 void
-ledger_note(struct ledger_result *r, const char *type, uint64_t seq)
+ledger_note(struct ledger_result *r, enum ledger_event type, uint64_t seq)
 {
-	if (r->event_type[0] == '\0' && seq != 0) {
-		snprintf(r->event_type, sizeof(r->event_type), "%s", type);
+	if (r->event == LEDGER_EV_NONE && seq != 0) {
+		r->event = type;
+		snprintf(r->event_type, sizeof(r->event_type), "%s",
+		    ledger_event_name(type));
 		r->seq = seq;
 	}
 }
 
+/*
+ * Adds an exception to the order's list.  extra is taken (its reference
+ * stolen, jansson's _new convention).  Nothing is dropped silently: when
+ * the entry cannot be made the transaction fails with PH_E_NOMEM.
+ */
 void
-ledger_add_exception(json_t *order, const struct ledger_fact *f,
-    const char *type, json_t *extra)
+ledger_add_exception_new(struct store_txn *t, json_t *order,
+    const struct ledger_fact *f, const char *type, json_t *extra)
 {
 	json_t *ex = json_object_get(order, "exceptions"), *e;
 
@@ -149,15 +196,27 @@ ledger_add_exception(json_t *order, const struct ledger_fact *f,
 	    "amount", (json_int_t)f->ev->amount,
 	    "currency", f->ev->currency,
 	    "at", (json_int_t)f->now);
-	if (e != NULL && extra != NULL)
-		json_object_update(e, extra);
-	json_decref(extra);
-	if (!json_is_array(ex)) {
-		ex = json_array();
-		json_object_set_new(order, "exceptions", ex);
+	if (e != NULL && extra != NULL && json_object_update(e, extra) != 0) {
+		json_decref(e);
+		e = NULL;
 	}
-	json_array_append_new(ex, e);
-	json_object_set_new(order, "updated_at", json_integer(f->now));
+	json_decref(extra);
+	if (e != NULL && !json_is_array(ex)) {
+		ex = json_array();
+		if (json_object_set_new(order, "exceptions", ex) != 0)
+			ex = NULL;
+	}
+	if (ex == NULL && e != NULL) {
+		json_decref(e);
+		e = NULL;
+	}
+	/* json_array_append_new takes e even when it fails. */
+	if (e == NULL || json_array_append_new(ex, e) != 0 ||
+	    json_object_set_new(order, "updated_at",
+	    json_integer(f->now)) != 0) {
+		if (t->err == PH_OK)
+			t->err = PH_E_NOMEM;
+	}
 }
 
 const char *
@@ -184,15 +243,15 @@ static uint64_t
 ledger_count_get(struct store_txn *t, int state)
 {
 	struct store_key k;
-	MDB_val v;
+	struct store_val v;
 	char buf[24];
 
 	ledger_key_count(&k, state);
-	if (store_get(t, STORE_DB_META, &k, &v) != PH_OK || v.mv_size == 0 ||
-	    v.mv_size >= sizeof(buf))
+	if (store_get(t, STORE_DB_META, &k, &v) != PH_OK || v.len == 0 ||
+	    v.len >= sizeof(buf))
 		return 0;
-	memcpy(buf, v.mv_data, v.mv_size);
-	buf[v.mv_size] = '\0';
+	memcpy(buf, v.data, v.len);
+	buf[v.len] = '\0';
 	return strtoull(buf, NULL, 10);
 }
 
@@ -226,8 +285,8 @@ ledger_counts_init(struct store *s)
 	uint64_t counts[ORDER__MAX] = { 0 };
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
+	struct store_val val;
 	json_t *o;
 	int rc, i;
 
@@ -245,20 +304,15 @@ ledger_counts_init(struct store *s)
 		store_abort(&t);
 		return PH_OK;
 	}
-	if ((c = store_cursor(&t, STORE_DB_ORDERS)) == NULL) {
-		rc = t.err;
-		store_abort(&t);
-		return rc;
-	}
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_FIRST); rc == 0;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		if ((o = ledger_load(&val)) == NULL)
+	store_scan_begin(&sc, &t, STORE_DB_ORDERS, NULL);
+	while (store_scan_next(&sc)) {
+		if ((o = ledger_load(&sc.val)) == NULL)
 			continue;
 		if ((i = order_state_parse(ledger_str(o, "state"))) >= 0)
 			counts[i]++;
 		json_decref(o);
 	}
-	mdb_cursor_close(c);
+	store_scan_end(&sc);
 	for (i = 0; i < ORDER__MAX; i++)
 		ledger_count_set(&t, i, counts[i]);
 	store_put(&t, STORE_DB_META, &k, "1", 1);
@@ -279,4 +333,49 @@ ledger_counts(struct store *s, uint64_t counts[], size_t n)
 	rc = t.err;
 	store_abort(&t);
 	return rc;
+}
+
+int
+ledger_prune_before(struct store *s, enum store_db db, const char *field,
+    int64_t before, size_t *removed)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key resume;
+	size_t batch;
+	json_t *d;
+	int rc, more = 1;
+
+	*removed = 0;
+	store_key_init(&resume, 0);
+	/* Short transactions: the FastCGI processes must not wait on us. */
+	while (more) {
+		if ((rc = store_begin(s, 1, &t)) != PH_OK)
+			return rc;
+		batch = 0;
+		more = 0;
+		store_scan_begin(&sc, &t, db, &resume);
+		while (store_scan_next(&sc)) {
+			/* Where to go on from, copied before a delete. */
+			store_key_from_val(&resume, &sc.key);
+			if ((d = ledger_load(&sc.val)) == NULL)
+				continue;
+			if (json_integer_value(json_object_get(d, field)) <
+			    before) {
+				store_scan_del(&sc);
+				batch++;
+			}
+			json_decref(d);
+			if (batch == 1000) {
+				/* Go on from here in the next transaction. */
+				more = 1;
+				break;
+			}
+		}
+		store_scan_end(&sc);
+		if ((rc = store_commit(&t)) != PH_OK)
+			return rc;
+		*removed += batch;
+	}
+	return PH_OK;
 }

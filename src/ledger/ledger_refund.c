@@ -2,11 +2,15 @@
  * Refunds in the ledger: the work list (double payments, late payments,
  * refunds the merchant asks for), the runner's leases, and what the
  * providers answer.  A refund never exceeds what was paid: the order keeps
- * the total requested (and not failed) and the total refunded.
+ * the total requested (neither failed nor cancelled) and the total
+ * refunded, and the sequence numbers of its refunds ("refunds").
  *
- * Order fields: "refund_requested" (minor units, not failed), "refunded"
- * (succeeded).  Work item states: PENDING (not yet accepted by the
- * provider), PROCESSING (accepted, result to come), SUCCEEDED, FAILED.
+ * A refund is found by its sequence number (STORE_DB_REFUNDS) or by its
+ * id (STORE_DB_REFUND_IDS: id -> sequence).  The id is the merchant's, or
+ * one payhook mints: "phr", the first 12 digits of the store's epoch and
+ * the sequence number, so that no id is ever minted twice, not even
+ * after a restore.  It is the id the provider is sent, which makes the
+ * provider's own idempotency cover a runner that dies after sending.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,27 +22,59 @@
 #include "ops/log.h"
 #include "ledger/order.h"
 
-void
-ledger_refund_id(uint64_t seq, char out[24])
+static const char *const ledger_refund_state_names[LEDGER_REFUND__MAX] = {
+	"PENDING", "PROCESSING", "SUCCEEDED", "FAILED", "CANCELLED",
+};
+
+const char *
+ledger_refund_state_name(enum ledger_refund_state st)
 {
-	snprintf(out, 24, "phr%013llu", (unsigned long long)seq);
+	return st < LEDGER_REFUND__MAX ? ledger_refund_state_names[st] : "?";
 }
 
-/* The work item seq a payhook refund id names, or 0. */
-static uint64_t
-ledger_refund_seq(const char *id)
+int
+ledger_refund_state_parse(const char *name)
 {
-	uint64_t seq = 0;
+	int i;
+
+	for (i = 0; i < LEDGER_REFUND__MAX; i++)
+		if (strcmp(name, ledger_refund_state_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+/* The state of work item r, or -1 when the record says none known. */
+static int
+ledger_refund_state(const json_t *r)
+{
+	return ledger_refund_state_parse(ledger_str(r, "state"));
+}
+
+static int
+ledger_refund_settled(const json_t *r)
+{
+	int st = ledger_refund_state(r);
+
+	return st == LEDGER_REFUND_SUCCEEDED || st == LEDGER_REFUND_FAILED ||
+	    st == LEDGER_REFUND_CANCELLED;
+}
+
+int
+ledger_refund_id_valid(const char *id, size_t len)
+{
 	size_t i;
 
-	if (strncmp(id, "phr", 3) != 0 || strlen(id) != 16)
+	if (len == 0 || len > LEDGER_REFUND_ID_MAX)
 		return 0;
-	for (i = 3; id[i] != '\0'; i++) {
-		if (id[i] < '0' || id[i] > '9')
+	for (i = 0; i < len; i++) {
+		char c = id[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || (c != '\0' &&
+		    strchr("_-|*@.", c) != NULL)))
 			return 0;
-		seq = seq * 10 + (uint64_t)(id[i] - '0');
 	}
-	return seq;
+	return 1;
 }
 
 static void
@@ -48,49 +84,139 @@ ledger_key_seq(struct store_key *k, uint64_t seq)
 	store_key_u64(k, seq);
 }
 
+static void
+ledger_key_refund_id(struct store_key *k, const char *id)
+{
+	store_key_init(k, 0);
+	store_key_str(k, id);
+}
+
+/* The sequence number of the refund with this id, or 0. */
 static uint64_t
-ledger_put_refund(struct store_txn *t, const char *reason,
-    const char *order_id, const char *profile, const char *provider,
+ledger_refund_seq(struct store_txn *t, const char *id)
+{
+	struct store_key k;
+	struct store_val v;
+
+	ledger_key_refund_id(&k, id);
+	if (k.err || store_get(t, STORE_DB_REFUND_IDS, &k, &v) != PH_OK ||
+	    v.len != 8)
+		return 0;
+	return store_key_get_u64(&v);
+}
+
+/* The refund with this id and its key; PH_OK, PH_E_NOTFOUND or an error. */
+static int
+ledger_refund_by_id(struct store_txn *t, const char *id, struct store_key *k,
+    json_t **r)
+{
+	uint64_t seq = ledger_refund_seq(t, id);
+
+	*r = NULL;
+	if (seq == 0)
+		return t->err != PH_OK ? t->err : PH_E_NOTFOUND;
+	ledger_key_seq(k, seq);
+	return ledger_get(t, STORE_DB_REFUNDS, k, r);
+}
+
+int
+ledger_refund_get_txn(struct store_txn *t, const char *refund_id,
+    json_t **item)
+{
+	struct store_key k;
+
+	return ledger_refund_by_id(t, refund_id, &k, item);
+}
+
+void
+ledger_refund_index(struct store_txn *t, const char *id, uint64_t seq)
+{
+	struct store_key k, v;
+
+	ledger_key_refund_id(&k, id);
+	ledger_key_seq(&v, seq);
+	store_put(t, STORE_DB_REFUND_IDS, &k, v.b, v.len);
+}
+
+/* Adds refund seq to the order's list (once). */
+void
+ledger_order_add_refund(struct store_txn *t, json_t *order, uint64_t seq)
+{
+	json_t *list = json_object_get(order, "refunds"), *v;
+	size_t i;
+
+	if (!json_is_array(list)) {
+		list = json_array();
+		if (json_object_set_new(order, "refunds", list) != 0)
+			list = NULL;
+	}
+	if (list == NULL) {
+		t->err = t->err != PH_OK ? t->err : PH_E_NOMEM;
+		return;
+	}
+	json_array_foreach(list, i, v)
+		if ((uint64_t)json_integer_value(v) == seq)
+			return;
+	if (json_array_append_new(list, json_integer((json_int_t)seq)) != 0 &&
+	    t->err == PH_OK)
+		t->err = PH_E_NOMEM;
+}
+
+/*
+ * Puts a new work item on the list and on order's list of refunds (the
+ * caller puts order back); refund_id NULL mints one.  Its sequence
+ * number, 0 on failure (t has the error).
+ */
+static uint64_t
+ledger_put_refund(struct store_txn *t, json_t *order, const char *reason,
+    const char *refund_id, const char *profile, const char *provider,
     const char *txn_id, int64_t amount, int64_t payment_amount,
     const char *currency, int64_t now)
 {
 	struct store_key k;
-	char id[24];
+	char id[LEDGER_REFUND_ID_MAX + 1];
 	uint64_t seq;
 	json_t *r;
 
 	if ((seq = store_next_seq(t, STORE_DB_REFUNDS)) == 0)
 		return 0;
-	ledger_refund_id(seq, id);
+	if (refund_id != NULL)
+		snprintf(id, sizeof(id), "%s", refund_id);
+	else
+		snprintf(id, sizeof(id), "phr%.12s%llu",
+		    store_epoch(t->store), (unsigned long long)seq);
 	r = json_pack("{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
-	    "s:s, s:s, s:I, s:I, s:i, s:n, s:n}",
+	    "s:s, s:s, s:I, s:I, s:i, s:n, s:n, s:n}",
 	    "v", LEDGER_RECORD_VERSION,
 	    "seq", (json_int_t)seq,
 	    "refund_id", id,
 	    "reason", reason,
-	    "order_id", order_id,
+	    "order_id", ledger_str(order, "order_id"),
 	    "profile", profile,
 	    "provider", provider,
 	    "provider_txn_id", txn_id,
 	    "amount", (json_int_t)amount,
 	    "payment_amount", (json_int_t)payment_amount,
 	    "currency", currency,
-	    "state", "PENDING",
+	    "state", ledger_refund_state_name(LEDGER_REFUND_PENDING),
 	    "created_at", (json_int_t)now,
 	    "updated_at", (json_int_t)now,
 	    "tries", 0,
 	    "provider_refund_id",
-	    "last_error");
+	    "last_error",
+	    "sent_at");
 	ledger_key_seq(&k, seq);
 	ledger_put(t, STORE_DB_REFUNDS, &k, r);
 	json_decref(r);
-	return seq;
+	ledger_refund_index(t, id, seq);
+	ledger_order_add_refund(t, order, seq);
+	return t->err == PH_OK ? seq : 0;
 }
 
-/* Raises a refund.* event about work item r. */
+/* Raises a refund.* event about work item r; takes extra. */
 static uint64_t
-ledger_refund_event(struct store_txn *t, const json_t *r, const char *type,
-    const char *source, int64_t now, json_t *extra)
+ledger_refund_event_new(struct store_txn *t, const json_t *r,
+    enum ledger_event type, const char *source, int64_t now, json_t *extra)
 {
 	struct ledger_fact f;
 	struct ph_event ev;
@@ -116,18 +242,18 @@ ledger_refund_event(struct store_txn *t, const json_t *r, const char *type,
 	if (x != NULL && extra != NULL)
 		json_object_update(x, extra);
 	json_decref(extra);
-	return ledger_emit(t, &f, type, ev.order_id, x);
+	return ledger_emit_new(t, &f, type, ev.order_id, x);
 }
 
 /* The event that queues it (order.double_payment, order.late_payment)
  * names the refund: no separate refund.requested. */
 uint64_t
 ledger_queue_refund(struct store_txn *t, const struct ledger_fact *f,
-    const char *reason)
+    json_t *order, const char *reason)
 {
 	const struct ph_event *ev = f->ev;
 
-	return ledger_put_refund(t, reason, ev->order_id, f->profile,
+	return ledger_put_refund(t, order, reason, NULL, f->profile,
 	    f->provider, ev->txn_id, ev->amount, ev->amount, ev->currency,
 	    f->now);
 }
@@ -157,9 +283,28 @@ ledger_order_refund_state(struct store_txn *t, json_t *order, int64_t now)
 	ledger_count(t, to, 1);
 }
 
+/* Keeps the reply with idem, if any, and commits: what every merchant
+ * call of this file ends with. */
+static int
+ledger_refund_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
+    int created, enum ledger_refusal why, const char *message,
+    const json_t *rec)
+{
+	struct ledger_reply r;
+
+	r.rc = rc;
+	r.created = created;
+	r.why = why;
+	r.message = message;
+	r.rec = rec;
+	ledger_idem_keep(t, idem, &r);
+	return store_commit(t);
+}
+
 int
-ledger_request_refund(struct store *s, const char *order_id, int64_t amount,
-    const char *reason, int64_t now, json_t **item, struct ph_diag *diag)
+ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
+    int64_t now, struct ledger_idem *idem, json_t **item, int *created,
+    enum ledger_refusal *why, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key ok, rk;
@@ -170,64 +315,278 @@ ledger_request_refund(struct store *s, const char *order_id, int64_t amount,
 	int rc, st;
 
 	*item = NULL;
-	ledger_key_order(&ok, order_id);
+	*created = 0;
+	*why = LEDGER_REFUSAL_NONE;
+	ledger_key_order(&ok, rq->order_id);
 	if (ok.err)
 		return PH_E_NOTFOUND;
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	if (rq->refund_id != NULL) {
+		rc = ledger_refund_by_id(&t, rq->refund_id, &rk, item);
+		if (rc == PH_OK) {
+			/* Asked before: the same refund, or another one. */
+			if (strcmp(ledger_str(*item, "order_id"),
+			    rq->order_id) == 0 && json_integer_value(
+			    json_object_get(*item, "amount")) == rq->amount)
+				rc = PH_OK;
+			else {
+				*why = LEDGER_REFUSAL_REFUND_ID;
+				rc = ph_fail(diag, PH_E_CONFLICT, "refund id %s "
+				    "names a refund of %lld on order %s",
+				    rq->refund_id, (long long)json_integer_value(
+				    json_object_get(*item, "amount")),
+				    ledger_str(*item, "order_id"));
+			}
+			goto reply;
+		}
+		if (rc != PH_E_NOTFOUND)
+			goto fail;
+	}
 	if ((rc = ledger_get(&t, STORE_DB_ORDERS, &ok, &order)) != PH_OK) {
-		store_abort(&t);
-		return rc == PH_E_NOTFOUND ? rc :
-		    ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+		if (rc != PH_E_NOTFOUND)
+			goto fail;
+		goto reply;
 	}
 	st = order_state_parse(ledger_str(order, "state"));
 	txn = json_string_value(json_object_get(order, "provider_txn_id"));
 	if ((st != ORDER_PAID && st != ORDER_REFUNDING) || txn == NULL) {
+		*why = LEDGER_REFUSAL_NOT_PAID;
 		rc = ph_fail(diag, PH_E_CONFLICT, "order %s is %s: only a paid "
-		    "order can be refunded", order_id,
+		    "order can be refunded", rq->order_id,
 		    ledger_str(order, "state"));
-		goto fail;
+		goto reply;
 	}
 	paid = json_integer_value(json_object_get(order, "amount"));
 	asked = json_integer_value(json_object_get(order, "refund_requested"));
-	if (amount <= 0 || amount > paid - asked) {
+	if (rq->amount <= 0 || rq->amount > paid - asked) {
+		*why = LEDGER_REFUSAL_TOO_MUCH;
 		rc = ph_fail(diag, PH_E_CONFLICT, "order %s: refunding %lld "
 		    "would exceed what was paid (%lld paid, %lld already "
-		    "asked)", order_id, (long long)amount, (long long)paid,
-		    (long long)asked);
-		goto fail;
+		    "asked)", rq->order_id, (long long)rq->amount,
+		    (long long)paid, (long long)asked);
+		goto reply;
 	}
-	seq = ledger_put_refund(&t, "merchant", order_id,
+	seq = ledger_put_refund(&t, order, "merchant", rq->refund_id,
 	    ledger_str(order, "paid_through")[0] != '\0' ?
 	    ledger_str(order, "paid_through") : ledger_str(order, "profile"),
-	    ledger_str(order, "provider"), txn, amount, paid,
+	    ledger_str(order, "provider"), txn, rq->amount, paid,
 	    ledger_str(order, "currency"), now);
 	json_object_set_new(order, "refund_requested",
-	    json_integer(asked + amount));
+	    json_integer(asked + rq->amount));
 	ledger_order_refund_state(&t, order, now);
 	ledger_put(&t, STORE_DB_ORDERS, &ok, order);
 	ledger_key_seq(&rk, seq);
 	if (seq != 0 && ledger_get(&t, STORE_DB_REFUNDS, &rk, item) == PH_OK) {
 		json_object_set_new(*item, "merchant_reason",
-		    json_string(reason));
+		    json_string(rq->reason));
 		ledger_put(&t, STORE_DB_REFUNDS, &rk, *item);
-		ledger_refund_event(&t, *item, "refund.requested", "api", now,
-		    NULL);
+		ledger_refund_event_new(&t, *item, LEDGER_EV_REFUND_REQUESTED,
+		    "api", now, NULL);
 	}
-	if ((rc = store_commit(&t)) != PH_OK) {
-		json_decref(*item);
-		*item = NULL;
+	*created = 1;
+	rc = PH_OK;
+reply:
+	if (idem == NULL && !*created) {
+		/* Nothing written: the answer is about committed state. */
+		store_abort(&t);
 		json_decref(order);
-		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+		if (rc == PH_OK && (rc = store_settle(&t)) != PH_OK) {
+			json_decref(*item);
+			*item = NULL;
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
+		}
+		return rc;
 	}
-	log_info("order %s: refund %llu of %lld requested (%s)", order_id,
-	    (unsigned long long)seq, (long long)amount, reason);
-	json_decref(order);
-	return PH_OK;
+	{
+		int crc = ledger_refund_commit(&t, idem, rc, *created, *why,
+		    diag->msg, *item);
+
+		json_decref(order);
+		if (crc != PH_OK) {
+			json_decref(*item);
+			*item = NULL;
+			*created = 0;
+			return ph_fail(diag, crc, "database: %s",
+			    ph_strerror(crc));
+		}
+	}
+	if (*created)
+		log_info("order %s: refund %s of %lld requested (%s)",
+		    rq->order_id, ledger_str(*item, "refund_id"),
+		    (long long)rq->amount, rq->reason);
+	return rc;
 fail:
 	store_abort(&t);
 	json_decref(order);
+	json_decref(*item);
+	*item = NULL;
+	return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+}
+
+/* Takes refund r's amount off what its order has asked (a refund that
+ * failed or was cancelled), or marks the extra payment's exception. */
+static void
+ledger_refund_release(struct store_txn *t, json_t *order, const json_t *r,
+    int64_t now)
+{
+	int64_t amount = json_integer_value(json_object_get(r, "amount"));
+
+	if (strcmp(ledger_str(r, "reason"), "merchant") == 0) {
+		json_object_set_new(order, "refund_requested",
+		    json_integer(json_integer_value(json_object_get(order,
+		    "refund_requested")) - amount));
+		ledger_order_refund_state(t, order, now);
+	}
+}
+
+/* Marks the exception of the extra payment refund r repays. */
+static void
+ledger_refund_mark_exception(json_t *order, const json_t *r, int64_t now)
+{
+	json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(order, "exceptions"), i, e)
+		if (json_integer_value(json_object_get(e, "refund_seq")) ==
+		    json_integer_value(json_object_get(r, "seq")))
+			json_object_set_new(e, "refund_state",
+			    json_string(ledger_str(r, "state")));
+	json_object_set_new(order, "updated_at", json_integer(now));
+}
+
+int
+ledger_cancel_refund(struct store *s, const char *refund_id, int64_t now,
+    struct ledger_idem *idem, json_t **item, enum ledger_refusal *why,
+    struct ph_diag *diag)
+{
+	struct store_txn t;
+	struct store_key rk, ok;
+	json_t *order = NULL;
+	int rc, st, changed = 0;
+
+	*item = NULL;
+	*why = LEDGER_REFUSAL_NONE;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	rc = ledger_refund_by_id(&t, refund_id, &rk, item);
+	if (rc != PH_OK && rc != PH_E_NOTFOUND)
+		goto fail;
+	if (rc == PH_OK) {
+		st = ledger_refund_state(*item);
+		if (ledger_refund_settled(*item)) {
+			*why = LEDGER_REFUSAL_SETTLED;
+			rc = ph_fail(diag, PH_E_CONFLICT, "refund %s is %s",
+			    refund_id, ledger_str(*item, "state"));
+		} else if (st != LEDGER_REFUND_PENDING ||
+		    json_is_integer(json_object_get(*item, "sent_at"))) {
+			*why = LEDGER_REFUSAL_IN_FLIGHT;
+			rc = ph_fail(diag, PH_E_CONFLICT, "refund %s was sent "
+			    "to the provider already", refund_id);
+		} else {
+			json_object_set_new(*item, "state", json_string(
+			    ledger_refund_state_name(LEDGER_REFUND_CANCELLED)));
+			json_object_set_new(*item, "updated_at",
+			    json_integer(now));
+			ledger_put(&t, STORE_DB_REFUNDS, &rk, *item);
+			ledger_key_order(&ok, ledger_str(*item, "order_id"));
+			if (ledger_get(&t, STORE_DB_ORDERS, &ok, &order) ==
+			    PH_OK) {
+				ledger_refund_release(&t, order, *item, now);
+				ledger_refund_mark_exception(order, *item, now);
+				ledger_put(&t, STORE_DB_ORDERS, &ok, order);
+			}
+			ledger_refund_event_new(&t, *item,
+			    LEDGER_EV_REFUND_CANCELLED, "api", now, NULL);
+			changed = 1;
+		}
+	}
+	if (idem == NULL && !changed) {
+		store_abort(&t);
+		json_decref(order);
+		return rc;
+	}
+	{
+		int crc = ledger_refund_commit(&t, idem, rc, 0, *why,
+		    diag->msg, *item);
+
+		json_decref(order);
+		if (crc != PH_OK) {
+			json_decref(*item);
+			*item = NULL;
+			return ph_fail(diag, crc, "database: %s",
+			    ph_strerror(crc));
+		}
+	}
+	if (changed)
+		log_info("refund %s of order %s cancelled", refund_id,
+		    ledger_str(*item, "order_id"));
 	return rc;
+fail:
+	store_abort(&t);
+	json_decref(*item);
+	*item = NULL;
+	return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+}
+
+int
+ledger_get_refund(struct store *s, const char *refund_id, json_t **item)
+{
+	struct store_txn t;
+	struct store_key k;
+	int rc;
+
+	*item = NULL;
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	rc = ledger_refund_by_id(&t, refund_id, &k, item);
+	store_abort(&t);
+	if (rc == PH_OK && (rc = store_settle(&t)) != PH_OK) {
+		json_decref(*item);
+		*item = NULL;
+	}
+	return rc;
+}
+
+int
+ledger_order_refunds(struct store *s, const char *order_id, json_t **items)
+{
+	struct store_txn t;
+	struct store_key k;
+	json_t *order = NULL, *arr, *v, *r;
+	size_t i;
+	int rc;
+
+	*items = NULL;
+	ledger_key_order(&k, order_id);
+	if (k.err)
+		return PH_E_NOTFOUND;
+	if ((arr = json_array()) == NULL)
+		return PH_E_NOMEM;
+	if ((rc = store_begin(s, 0, &t)) != PH_OK) {
+		json_decref(arr);
+		return rc;
+	}
+	rc = ledger_get(&t, STORE_DB_ORDERS, &k, &order);
+	json_array_foreach(json_object_get(order, "refunds"), i, v) {
+		ledger_key_seq(&k, (uint64_t)json_integer_value(v));
+		if (ledger_get(&t, STORE_DB_REFUNDS, &k, &r) == PH_OK &&
+		    json_array_append_new(arr, r) != 0)
+			t.err = PH_E_NOMEM;
+	}
+	if (rc == PH_OK)
+		rc = t.err;
+	store_abort(&t);
+	json_decref(order);
+	if (rc == PH_OK)
+		rc = store_settle(&t);
+	if (rc != PH_OK) {
+		json_decref(arr);
+		return rc;
+	}
+	*items = arr;
+	return PH_OK;
 }
 
 static int
@@ -236,8 +595,7 @@ ledger_refund_scan(struct store *s, uint64_t after, size_t limit,
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr, *r;
 	int rc;
 
@@ -248,31 +606,27 @@ ledger_refund_scan(struct store *s, uint64_t after, size_t limit,
 		json_decref(arr);
 		return rc;
 	}
-	if ((c = store_cursor(&t, STORE_DB_REFUNDS)) == NULL) {
-		rc = t.err;
-		store_abort(&t);
-		json_decref(arr);
-		return rc;
-	}
 	ledger_key_seq(&k, after + 1);
-	key.mv_data = k.b;
-	key.mv_size = k.len;
-	for (rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
-	    rc == 0 && json_array_size(arr) < limit;
-	    rc = mdb_cursor_get(c, &key, &val, MDB_NEXT)) {
-		const char *st;
+	store_scan_begin(&sc, &t, STORE_DB_REFUNDS, &k);
+	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
+		int st;
 
-		if ((r = ledger_load(&val)) == NULL)
+		if ((r = ledger_load(&sc.val)) == NULL)
 			continue;
-		st = ledger_str(r, "state");
-		if (!open_only || strcmp(st, "PENDING") == 0 ||
-		    strcmp(st, "PROCESSING") == 0)
+		st = ledger_refund_state(r);
+		if (!open_only || st == LEDGER_REFUND_PENDING ||
+		    st == LEDGER_REFUND_PROCESSING)
 			json_array_append_new(arr, r);
 		else
 			json_decref(r);
 	}
-	mdb_cursor_close(c);
+	store_scan_end(&sc);
+	rc = t.err;
 	store_abort(&t);
+	if (rc != PH_OK) {
+		json_decref(arr);
+		return rc;
+	}
 	*items = arr;
 	return PH_OK;
 }
@@ -297,8 +651,7 @@ ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
 	struct store_txn t;
 	struct store_key k;
 	json_t *u;
-	const char *st;
-	int rc;
+	int rc, st;
 
 	*item = NULL;
 	ledger_key_seq(&k, seq);
@@ -308,9 +661,9 @@ ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
 		store_abort(&t);
 		return rc;
 	}
-	st = ledger_str(*item, "state");
+	st = ledger_refund_state(*item);
 	u = json_object_get(*item, "lease_until");
-	if ((strcmp(st, "PENDING") != 0 && strcmp(st, "PROCESSING") != 0) ||
+	if ((st != LEDGER_REFUND_PENDING && st != LEDGER_REFUND_PROCESSING) ||
 	    (json_is_integer(u) && json_integer_value(u) > now &&
 	    strcmp(ledger_str(*item, "lease_owner"), token) != 0)) {
 		store_abort(&t);
@@ -320,30 +673,33 @@ ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
 	json_object_set_new(*item, "lease_owner", json_string(token));
 	json_object_set_new(*item, "tries", json_integer(json_integer_value(
 	    json_object_get(*item, "tries")) + 1));
+	/* Sent from now on, as far as a cancel can tell. */
+	if (!json_is_integer(json_object_get(*item, "sent_at")))
+		json_object_set_new(*item, "sent_at", json_integer(now));
 	ledger_put(&t, STORE_DB_REFUNDS, &k, *item);
 	return store_commit(&t);
 }
 
 /*
  * Moves item r (stored at k) to SUCCEEDED or FAILED and carries it to its
- * order.  Returns the event type raised, or NULL when it was settled
- * already (a repeat changes nothing).
+ * order.  Returns the event raised, or LEDGER_EV_NONE when it was settled
+ * already (a repeat changes nothing).  A refund the merchant cancelled was
+ * never sent, so no answer about it can come: it stays CANCELLED.
  */
-static const char *
+static enum ledger_event
 ledger_refund_settle(struct store_txn *t, const struct store_key *k,
     json_t *r, int succeeded, const char *provider_refund_id,
     const char *source, int64_t now, uint64_t *seq_out)
 {
-	const char *st = ledger_str(r, "state"), *type;
+	enum ledger_event type;
 	struct store_key ok;
-	json_t *order = NULL, *e;
+	json_t *order = NULL;
 	int64_t amount = json_integer_value(json_object_get(r, "amount"));
-	size_t i;
 
-	if (strcmp(st, "SUCCEEDED") == 0 || strcmp(st, "FAILED") == 0)
-		return NULL;
-	json_object_set_new(r, "state", json_string(succeeded ? "SUCCEEDED" :
-	    "FAILED"));
+	if (ledger_refund_settled(r))
+		return LEDGER_EV_NONE;
+	json_object_set_new(r, "state", json_string(ledger_refund_state_name(
+	    succeeded ? LEDGER_REFUND_SUCCEEDED : LEDGER_REFUND_FAILED)));
 	json_object_set_new(r, "updated_at", json_integer(now));
 	json_object_del(r, "lease_until");
 	json_object_del(r, "lease_owner");
@@ -354,37 +710,22 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 
 	ledger_key_order(&ok, ledger_str(r, "order_id"));
 	if (ledger_get(t, STORE_DB_ORDERS, &ok, &order) == PH_OK) {
-		if (strcmp(ledger_str(r, "reason"), "merchant") == 0) {
-			/* A refund of the payment that paid the order. */
-			if (succeeded)
-				json_object_set_new(order, "refunded",
-				    json_integer(json_integer_value(
-				    json_object_get(order, "refunded")) +
-				    amount));
-			else
-				json_object_set_new(order, "refund_requested",
-				    json_integer(json_integer_value(
-				    json_object_get(order,
-				    "refund_requested")) - amount));
-			ledger_order_refund_state(t, order, now);
-		} else {
+		if (strcmp(ledger_str(r, "reason"), "merchant") != 0)
 			/* The refund of an extra payment: its exception. */
-			json_array_foreach(json_object_get(order,
-			    "exceptions"), i, e)
-				if (json_integer_value(json_object_get(e,
-				    "refund_seq")) == json_integer_value(
-				    json_object_get(r, "seq")))
-					json_object_set_new(e, "refund_state",
-					    json_string(succeeded ?
-					    "SUCCEEDED" : "FAILED"));
-			json_object_set_new(order, "updated_at",
-			    json_integer(now));
-		}
+			ledger_refund_mark_exception(order, r, now);
+		else if (succeeded) {
+			/* A refund of the payment that paid the order. */
+			json_object_set_new(order, "refunded",
+			    json_integer(json_integer_value(
+			    json_object_get(order, "refunded")) + amount));
+			ledger_order_refund_state(t, order, now);
+		} else
+			ledger_refund_release(t, order, r, now);
 		ledger_put(t, STORE_DB_ORDERS, &ok, order);
 	}
 	json_decref(order);
-	type = succeeded ? "refund.succeeded" : "refund.failed";
-	*seq_out = ledger_refund_event(t, r, type, source, now,
+	type = succeeded ? LEDGER_EV_REFUND_SUCCEEDED : LEDGER_EV_REFUND_FAILED;
+	*seq_out = ledger_refund_event_new(t, r, type, source, now,
 	    provider_refund_id != NULL && *provider_refund_id != '\0' ?
 	    json_pack("{s:s}", "provider_refund_id", provider_refund_id) :
 	    NULL);
@@ -401,7 +742,7 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 	struct store_txn t;
 	struct store_key k;
 	json_t *r = NULL;
-	const char *type = NULL;
+	enum ledger_event type;
 	uint64_t eseq = 0;
 	int rc;
 
@@ -419,13 +760,12 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		 * later.  A refund notification may have settled the item
 		 * while the answer was on its way: that state stays.
 		 */
-		const char *st = ledger_str(r, "state");
-		int settled = strcmp(st, "SUCCEEDED") == 0 ||
-		    strcmp(st, "FAILED") == 0;
+		int settled = ledger_refund_settled(r);
 
 		if (err == PH_OK && !settled)
-			json_object_set_new(r, "state",
-			    json_string("PROCESSING"));
+			json_object_set_new(r, "state", json_string(
+			    ledger_refund_state_name(
+			    LEDGER_REFUND_PROCESSING)));
 		if (!settled) {
 			json_object_set_new(r, "last_error", err != PH_OK ?
 			    json_string(message) : json_null());
@@ -442,50 +782,60 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		type = ledger_refund_settle(&t, &k, r,
 		    ev->kind == PH_EV_REFUND_SUCCEEDED, ev->refund_id, "refund",
 		    now, &eseq);
-		res->outcome = type != NULL ? LEDGER_APPLIED :
+		res->outcome = type != LEDGER_EV_NONE ? LEDGER_APPLIED :
 		    LEDGER_DUPLICATE;
-		if (type != NULL)
-			ledger_note(res, type, eseq);
+		ledger_note(res, type, eseq);
 	}
 	json_decref(r);
 	return store_commit(&t);
 }
 
+/*
+ * A refund result from a notification or a statement.  It settles only a
+ * refund of its own profile and provider, of the transaction it names and
+ * the amount payhook asked for: a fact verified under one merchant account
+ * never answers for another's refund.  Anything else is recorded and
+ * raised as refund.unmatched.
+ */
 void
 ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
     struct ledger_result *res)
 {
 	const struct ph_event *ev = f->ev;
 	struct store_key k;
-	const char *type;
-	uint64_t seq = ledger_refund_seq(ev->merchant_refund_id), eseq = 0;
+	enum ledger_event type;
+	uint64_t seq, eseq = 0;
 	json_t *r = NULL;
+	int rc;
 
-	ledger_key_seq(&k, seq);
-	if (seq == 0 || ledger_get(t, STORE_DB_REFUNDS, &k, &r) != PH_OK ||
+	rc = ev->merchant_refund_id[0] != '\0' ?
+	    ledger_refund_by_id(t, ev->merchant_refund_id, &k, &r) :
+	    PH_E_NOTFOUND;
+	if (rc != PH_OK ||
+	    strcmp(ledger_str(r, "profile"), f->profile) != 0 ||
+	    strcmp(ledger_str(r, "provider"), f->provider) != 0 ||
 	    strcmp(ledger_str(r, "provider_txn_id"), ev->txn_id) != 0 ||
 	    json_integer_value(json_object_get(r, "amount")) != ev->amount) {
 		/* Not a refund payhook asked for, or not as it asked. */
-		if (t->err != PH_OK) {
-			json_decref(r);
-			return;
-		}
-		log_warn("refund %s (%s) of %lld %s on %s from %s matches no "
-		    "refund payhook asked for: recorded", ev->refund_id,
-		    ev->merchant_refund_id, (long long)ev->amount,
-		    ev->currency, ev->txn_id, f->provider);
-		seq = ledger_emit(t, f, "refund.unmatched", ev->order_id,
-		    json_pack("{s:s, s:s}", "provider_refund_id",
-		    ev->refund_id, "refund_id", ev->merchant_refund_id));
-		ledger_note(res, "refund.unmatched", seq);
-		res->outcome = LEDGER_RECORDED;
 		json_decref(r);
+		if (t->err != PH_OK)
+			return;
+		log_warn("refund %s (%s) of %lld %s on %s from %s (profile %s) "
+		    "matches no refund payhook asked for: recorded",
+		    ev->refund_id, ev->merchant_refund_id,
+		    (long long)ev->amount, ev->currency, ev->txn_id,
+		    f->provider, f->profile);
+		seq = ledger_emit_new(t, f, LEDGER_EV_REFUND_UNMATCHED,
+		    ev->order_id, json_pack("{s:s, s:s}", "provider_refund_id",
+		    ev->refund_id, "refund_id", ev->merchant_refund_id));
+		ledger_note(res, LEDGER_EV_REFUND_UNMATCHED, seq);
+		res->outcome = LEDGER_RECORDED;
 		return;
 	}
 	type = ledger_refund_settle(t, &k, r, ev->kind ==
 	    PH_EV_REFUND_SUCCEEDED, ev->refund_id, f->source, f->now, &eseq);
-	res->outcome = type != NULL ? LEDGER_APPLIED : LEDGER_DUPLICATE;
-	if (type != NULL)
-		ledger_note(res, type, eseq);
+	res->outcome = type != LEDGER_EV_NONE ? LEDGER_APPLIED :
+	    LEDGER_DUPLICATE;
+	ledger_note(res, type, eseq);
 	json_decref(r);
 }

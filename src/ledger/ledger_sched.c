@@ -136,10 +136,27 @@ ledger_last_attempt(const json_t *order)
 	return last;
 }
 
+/* Keeps the guard's reply with idem (if any) and commits. */
+static int
+ledger_guard_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
+    const char *message, const json_t *order)
+{
+	struct ledger_reply r;
+
+	r.rc = rc;
+	r.created = rc == PH_OK;
+	r.why = rc == PH_OK ? LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ATTEMPT;
+	r.message = message;
+	r.rec = order;
+	ledger_idem_keep(t, idem, &r);
+	return store_commit(t);
+}
+
 int
 ledger_guard_end(struct store *s, const char *order_id, const char *token,
     const char *profile, const json_t *data, int64_t now, int64_t hold_s,
-    int64_t next_query_at, json_t **order, struct ph_diag *diag)
+    int64_t next_query_at, struct ledger_idem *idem, json_t **order,
+    struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
@@ -162,13 +179,15 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 	if (!paid && hold_s > 0 && last > 0 && now - last < hold_s) {
 		/* Let go, and say why no new attempt may start yet. */
 		ledger_put(&t, STORE_DB_ORDERS, &k, *order);
-		if ((rc = store_commit(&t)) != PH_OK)
+		ph_fail(diag, PH_E_CONFLICT, "a payment attempt for order %s "
+		    "was opened %llds ago and is not settled; a new one may "
+		    "start %llds after it", order_id, (long long)(now - last),
+		    (long long)hold_s);
+		if ((rc = ledger_guard_commit(&t, idem, PH_E_CONFLICT,
+		    diag->msg, *order)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
 			    ph_strerror(rc));
-		return ph_fail(diag, PH_E_CONFLICT, "a payment attempt for "
-		    "order %s was opened %llds ago and is not settled; a new "
-		    "one may start %llds after it", order_id,
-		    (long long)(now - last), (long long)hold_s);
+		return PH_E_CONFLICT;
 	}
 	if (!paid) {
 		if (!json_is_array(list)) {
@@ -192,12 +211,13 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 		ledger_set_due(&t, *order, next_query_at);
 	}
 	ledger_put(&t, STORE_DB_ORDERS, &k, *order);
-	if ((rc = store_commit(&t)) != PH_OK)
-		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	if (paid)
-		return ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
+		ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
 		    ledger_str(*order, "state"));
-	return PH_OK;
+	if ((rc = ledger_guard_commit(&t, idem, paid ? PH_E_CONFLICT : PH_OK,
+	    paid ? diag->msg : "", *order)) != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	return paid ? PH_E_CONFLICT : PH_OK;
 }
 
 void
@@ -223,8 +243,7 @@ int
 ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids)
 {
 	struct store_txn t;
-	MDB_cursor *c;
-	MDB_val key, val;
+	struct store_scan sc;
 	json_t *arr;
 	int rc;
 
@@ -235,27 +254,26 @@ ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids)
 		json_decref(arr);
 		return rc;
 	}
-	if ((c = store_cursor(&t, STORE_DB_DUE)) == NULL) {
-		rc = t.err;
-		store_abort(&t);
+	store_scan_begin(&sc, &t, STORE_DB_DUE, NULL);
+	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
+		const unsigned char *p = sc.key.data;
+		size_t len;
+
+		if (sc.key.len < 9 ||
+		    (int64_t)store_key_get_u64(&sc.key) > now)
+			break;
+		len = p[8];
+		if (sc.key.len == 9 + len)
+			json_array_append_new(arr, json_stringn(
+			    (const char *)p + 9, len));
+	}
+	store_scan_end(&sc);
+	rc = t.err;
+	store_abort(&t);
+	if (rc != PH_OK) {
 		json_decref(arr);
 		return rc;
 	}
-	rc = mdb_cursor_get(c, &key, &val, MDB_FIRST);
-	while (rc == 0 && json_array_size(arr) < limit) {
-		const unsigned char *p = key.mv_data;
-		size_t len;
-
-		if (key.mv_size < 9 || (int64_t)store_key_get_u64(&key) > now)
-			break;
-		len = p[8];
-		if (key.mv_size == 9 + len)
-			json_array_append_new(arr, json_stringn(
-			    (const char *)p + 9, len));
-		rc = mdb_cursor_get(c, &key, &val, MDB_NEXT);
-	}
-	mdb_cursor_close(c);
-	store_abort(&t);
 	*ids = arr;
 	return PH_OK;
 }
@@ -289,7 +307,7 @@ ledger_lease(struct store *s, const char *order_id, int64_t now,
 
 int
 ledger_reschedule(struct store *s, const char *order_id, const char *token,
-    int64_t next_at, int64_t now)
+    int64_t next_at, int64_t now, int hinted)
 {
 	struct store_txn t;
 	struct store_key k;
@@ -300,10 +318,17 @@ ledger_reschedule(struct store *s, const char *order_id, const char *token,
 		return rc;
 	if (strcmp(ledger_str(order, "lease_owner"), token) == 0)
 		ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
-	json_object_set_new(order, "query_count", json_integer(
-	    json_integer_value(json_object_get(order, "query_count")) + 1));
 	json_object_set_new(order, "last_query_at", json_integer(now));
-	ledger_set_due(&t, order, ledger_is_pending(order) ? next_at : 0);
+	if (!ledger_is_pending(order))
+		ledger_set_due(&t, order, 0);
+	else if (!hinted) {
+		json_object_set_new(order, "query_count", json_integer(
+		    json_integer_value(json_object_get(order,
+		    "query_count")) + 1));
+		ledger_set_due(&t, order, next_at);
+	}
+	/* A hint is unauthenticated traffic: its query neither uses up the
+	 * order's schedule nor moves it. */
 	ledger_put(&t, STORE_DB_ORDERS, &k, order);
 	rc = store_commit(&t);
 	json_decref(order);
@@ -356,9 +381,9 @@ ledger_close_order(struct store *s, const char *order_id, int64_t now,
 	f.source = "sweep";
 	f.ev = &ev;
 	f.now = now;
-	seq = ledger_emit(&t, &f, "order.closed", order_id,
+	seq = ledger_emit_new(&t, &f, LEDGER_EV_ORDER_CLOSED, order_id,
 	    json_pack("{s:s}", "reason", reason));
-	ledger_note(r, "order.closed", seq);
+	ledger_note(r, LEDGER_EV_ORDER_CLOSED, seq);
 	r->outcome = LEDGER_APPLIED;
 	rc = store_commit(&t);
 	json_decref(order);

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+
+#include <lmdb.h>
 
 #include <payhook/sdk.h>
 
@@ -50,11 +53,14 @@ struct store {
 	 * knows (a flush it waited for began after their meta pages were
 	 * written). */
 	uint64_t synced;
+	int schema;			/* the file's schema version */
+	char epoch[STORE_EPOCH_LEN + 1];
+	char epoch_new[STORE_EPOCH_LEN + 1];	/* made in an open txn */
 };
 
 static const char *const store_db_names[STORE_DB__MAX] = {
 	"orders", "payments", "dedup", "events", "refunds", "meta", "due",
-	"recon", "push",
+	"recon", "push", "idempotency", "refund_ids",
 };
 
 const char *
@@ -63,7 +69,8 @@ store_db_name(enum store_db db)
 	return db < STORE_DB__MAX ? store_db_names[db] : "?";
 }
 
-int
+/* The one translation of LMDB's errors into payhook's. */
+static int
 store_status(int rc)
 {
 	switch (rc) {
@@ -103,28 +110,79 @@ store_mkparent(const char *path, struct ph_diag *diag)
 	return rc;
 }
 
+static void
+store_meta_key(struct store_key *k, const char *name)
+{
+	store_key_init(k, 0);
+	store_key_str(k, name);
+}
+
+int
+store_schema(const struct store *s)
+{
+	return s->schema;
+}
+
+const char *
+store_epoch(const struct store *s)
+{
+	return s->epoch;
+}
+
+void
+store_set_schema(struct store_txn *t, int version)
+{
+	struct store_key k;
+	char v[16];
+	int n;
+
+	n = snprintf(v, sizeof(v), "%d", version);
+	store_meta_key(&k, "schema");
+	store_put(t, STORE_DB_META, &k, v, (size_t)n);
+	if (t->err == PH_OK)
+		t->store->schema = version;
+}
+
+void
+store_new_epoch(struct store_txn *t)
+{
+	unsigned char r[STORE_EPOCH_LEN / 2];
+	struct store_key k;
+
+	if (t->err != PH_OK)
+		return;
+	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+		t->err = PH_E_IO;
+		return;
+	}
+	ph_hex_lower(r, sizeof(r), t->store->epoch_new);
+	store_meta_key(&k, "epoch");
+	store_put(t, STORE_DB_META, &k, t->store->epoch_new,
+	    STORE_EPOCH_LEN);
+}
+
+/* Reads the schema version and the epoch; a new file gets both. */
 static int
-store_check_schema(struct store *s, struct ph_diag *diag)
+store_check_schema(struct store *s, int flags, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
-	MDB_val v;
-	char want[16];
-	int rc, n;
+	struct store_val v;
+	char have[16];
+	int rc;
 
-	n = snprintf(want, sizeof(want), "%d", STORE_SCHEMA_VERSION);
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database %s: %s", s->path,
 		    ph_strerror(rc));
-	store_key_init(&k, 0);
-	store_key_str(&k, "schema");
+	store_meta_key(&k, "schema");
 	rc = store_get(&t, STORE_DB_META, &k, &v);
 	if (rc == PH_E_NOTFOUND) {
-		store_put(&t, STORE_DB_META, &k, want, (size_t)n);
-		rc = store_commit(&t);
-		if (rc != PH_OK)
+		store_set_schema(&t, STORE_SCHEMA_VERSION);
+		store_new_epoch(&t);
+		if ((rc = store_commit(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database %s: cannot write "
-			    "schema version: %s", s->path, ph_strerror(rc));
+			    "its schema version: %s", s->path,
+			    ph_strerror(rc));
 		return PH_OK;
 	}
 	if (rc != PH_OK) {
@@ -132,25 +190,34 @@ store_check_schema(struct store *s, struct ph_diag *diag)
 		return ph_fail(diag, rc, "database %s: %s", s->path,
 		    ph_strerror(rc));
 	}
-	if (v.mv_size != (size_t)n || memcmp(v.mv_data, want, n) != 0) {
-		rc = ph_fail(diag, PH_E_STORE, "database %s has schema version "
-		    "%.*s; this payhook reads version %s", s->path,
-		    (int)(v.mv_size > 8 ? 8 : v.mv_size),
-		    (const char *)v.mv_data, want);
-		store_abort(&t);
-		return rc;
-	}
+	snprintf(have, sizeof(have), "%.*s", (int)(v.len < 15 ? v.len : 15),
+	    (const char *)v.data);
+	s->schema = (int)strtol(have, NULL, 10);
+	store_meta_key(&k, "epoch");
+	if (store_get(&t, STORE_DB_META, &k, &v) == PH_OK &&
+	    v.len == STORE_EPOCH_LEN)
+		memcpy(s->epoch, v.data, STORE_EPOCH_LEN);
 	store_abort(&t);
+	if (s->schema > STORE_SCHEMA_VERSION || s->schema < 1)
+		return ph_fail(diag, PH_E_STORE, "database %s has schema "
+		    "version %s; this payhook reads versions up to %d: use the "
+		    "payhook that wrote it", s->path, have,
+		    STORE_SCHEMA_VERSION);
+	if (s->schema < STORE_SCHEMA_VERSION && !(flags & STORE_OPEN_OLDER))
+		return ph_fail(diag, PH_E_STORE, "database %s has schema "
+		    "version %d and must be brought up to version %d first "
+		    "(payhook check does it)", s->path, s->schema,
+		    STORE_SCHEMA_VERSION);
 	return PH_OK;
 }
 
 int
-store_open(const char *path, size_t map_size, struct store **out,
+store_open(const char *path, size_t map_size, int flags, struct store **out,
     struct ph_diag *diag)
 {
 	struct store *s;
 	MDB_txn *txn = NULL;
-	unsigned int flags = 0, unsafe;
+	unsigned int envflags = 0, unsafe;
 	int rc, dead = 0, i;
 
 	*out = NULL;
@@ -179,10 +246,10 @@ store_open(const char *path, size_t map_size, struct store **out,
 		goto fail;
 	unsafe = MDB_NOSYNC | MDB_MAPASYNC | MDB_WRITEMAP | MDB_NOLOCK |
 	    (STORE_SHARED_SYNC ? 0 : MDB_NOMETASYNC);
-	if (mdb_env_get_flags(s->env, &flags) == 0 && (flags & unsafe)) {
+	if (mdb_env_get_flags(s->env, &envflags) == 0 && (envflags & unsafe)) {
 		ph_fail(diag, PH_E_STORE, "database %s: opened with flags "
 		    "0x%x that give up durability; refusing to serve", path,
-		    flags);
+		    envflags);
 		store_close(s);
 		return PH_E_STORE;
 	}
@@ -201,7 +268,7 @@ store_open(const char *path, size_t map_size, struct store **out,
 		goto fail;
 	}
 	txn = NULL;
-	if ((rc = store_check_schema(s, diag)) != PH_OK) {
+	if ((rc = store_check_schema(s, flags, diag)) != PH_OK) {
 		store_close(s);
 		return rc;
 	}
@@ -227,7 +294,8 @@ store_close(struct store *s)
 	free(s);
 }
 
-int
+/* Marks t failed with the translation of an LMDB error; returns it. */
+static int
 store_fail(struct store_txn *t, int mdb_rc)
 {
 	int st = store_status(mdb_rc);
@@ -244,24 +312,24 @@ store_fail(struct store_txn *t, int mdb_rc)
 int
 store_begin(struct store *s, int write, struct store_txn *t)
 {
+	MDB_txn *txn = NULL;
 	int rc;
 
 	memset(t, 0, sizeof(*t));
 	t->store = s;
 	t->write = write;
-	rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+	rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &txn);
 	if (rc == MDB_MAP_RESIZED) {
 		/* Another process grew the map: adopt its size and retry. */
 		if (mdb_env_set_mapsize(s->env, 0) == 0)
 			rc = mdb_txn_begin(s->env, NULL,
-			    write ? 0 : MDB_RDONLY, &t->txn);
+			    write ? 0 : MDB_RDONLY, &txn);
 	}
-	if (rc != 0) {
-		t->txn = NULL;
+	if (rc != 0)
 		return store_fail(t, rc);
-	}
+	t->txn = txn;
 	/* A reader sees up to its own id, a writer up to the one before. */
-	t->seen = mdb_txn_id(t->txn) - (write ? 1 : 0);
+	t->seen = mdb_txn_id(txn) - (write ? 1 : 0);
 	return PH_OK;
 }
 
@@ -305,9 +373,9 @@ store_settle(struct store_txn *t)
 
 int
 store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
-    MDB_val *val)
+    struct store_val *out)
 {
-	MDB_val key;
+	MDB_val key, val;
 	int rc;
 
 	if (t->err != PH_OK)
@@ -316,11 +384,13 @@ store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
 		return t->err = PH_E_INTERNAL;
 	key.mv_data = (void *)k->b;
 	key.mv_size = k->len;
-	rc = mdb_get(t->txn, t->store->dbi[db], &key, val);
+	rc = mdb_get(t->txn, t->store->dbi[db], &key, &val);
 	if (rc == MDB_NOTFOUND)
 		return PH_E_NOTFOUND;
 	if (rc != 0)
 		return store_fail(t, rc);
+	out->data = val.mv_data;
+	out->len = val.mv_size;
 	return PH_OK;
 }
 
@@ -364,7 +434,7 @@ store_del(struct store_txn *t, enum store_db db, const struct store_key *k)
 		store_fail(t, rc);
 }
 
-MDB_cursor *
+static MDB_cursor *
 store_cursor(struct store_txn *t, enum store_db db)
 {
 	MDB_cursor *c;
@@ -379,6 +449,91 @@ store_cursor(struct store_txn *t, enum store_db db)
 	return c;
 }
 
+void
+store_scan_begin(struct store_scan *sc, struct store_txn *t,
+    enum store_db db, const struct store_key *from)
+{
+	memset(sc, 0, sizeof(*sc));
+	sc->t = t;
+	if (from != NULL && from->err) {
+		if (t->err == PH_OK)
+			t->err = PH_E_INTERNAL;
+		return;
+	}
+	if (from != NULL)
+		sc->from = *from;
+	sc->cursor = store_cursor(t, db);
+}
+
+int
+store_scan_next(struct store_scan *sc)
+{
+	MDB_val k, v;
+	int rc;
+
+	if (sc->cursor == NULL || sc->t->err != PH_OK)
+		return 0;
+	if (!sc->started && sc->from.len > 0) {
+		k.mv_data = sc->from.b;
+		k.mv_size = sc->from.len;
+		rc = mdb_cursor_get(sc->cursor, &k, &v, MDB_SET_RANGE);
+	} else
+		rc = mdb_cursor_get(sc->cursor, &k, &v,
+		    sc->started ? MDB_NEXT : MDB_FIRST);
+	sc->started = 1;
+	if (rc != 0) {
+		if (rc != MDB_NOTFOUND)
+			store_fail(sc->t, rc);
+		store_scan_end(sc);
+		return 0;
+	}
+	sc->key.data = k.mv_data;
+	sc->key.len = k.mv_size;
+	sc->val.data = v.mv_data;
+	sc->val.len = v.mv_size;
+	return 1;
+}
+
+void
+store_scan_del(struct store_scan *sc)
+{
+	int rc;
+
+	if (sc->cursor == NULL || sc->t->err != PH_OK)
+		return;
+	if (!sc->t->write) {
+		sc->t->err = PH_E_INTERNAL;
+		return;
+	}
+	/* LMDB leaves the cursor on the next record, which MDB_NEXT then
+	 * returns rather than skipping. */
+	if ((rc = mdb_cursor_del(sc->cursor, 0)) != 0)
+		store_fail(sc->t, rc);
+}
+
+void
+store_scan_end(struct store_scan *sc)
+{
+	if (sc->cursor != NULL)
+		mdb_cursor_close(sc->cursor);
+	sc->cursor = NULL;
+}
+
+int
+store_val_has_prefix(const struct store_val *v, const struct store_key *k)
+{
+	return v->len >= k->len && memcmp(v->data, k->b, k->len) == 0;
+}
+
+void
+store_key_from_val(struct store_key *k, const struct store_val *v)
+{
+	k->err = v->len > sizeof(k->b);
+	k->len = k->err ? 0 : v->len;
+	if (!k->err)
+		memcpy(k->b, v->data, v->len);
+}
+
 uint64_t
 store_next_seq(struct store_txn *t, enum store_db db)
 {
@@ -390,8 +545,11 @@ store_next_seq(struct store_txn *t, enum store_db db)
 	if ((c = store_cursor(t, db)) == NULL)
 		return 0;
 	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
-	if (rc == 0 && k.mv_size == 8)
-		next = store_key_get_u64(&k) + 1;
+	if (rc == 0 && k.mv_size == 8) {
+		struct store_val last = { k.mv_data, k.mv_size };
+
+		next = store_key_get_u64(&last) + 1;
+	}
 	else if (rc != 0 && rc != MDB_NOTFOUND)
 		store_fail(t, rc);
 	mdb_cursor_close(c);
@@ -407,8 +565,7 @@ store_commit(struct store_txn *t)
 	if (t->txn == NULL)
 		return t->err != PH_OK ? t->err : PH_E_INTERNAL;
 	if (t->err != PH_OK) {
-		mdb_txn_abort(t->txn);
-		t->txn = NULL;
+		store_abort(t);
 		return t->err;
 	}
 	id = mdb_txn_id(t->txn);
@@ -416,6 +573,11 @@ store_commit(struct store_txn *t)
 	t->txn = NULL;
 	if (rc != 0)
 		return store_fail(t, rc);
+	if (t->store->epoch_new[0] != '\0') {
+		memcpy(t->store->epoch, t->store->epoch_new,
+		    sizeof(t->store->epoch));
+		t->store->epoch_new[0] = '\0';
+	}
 	/* With STORE_SHARED_SYNC the meta page is flushed here, before the
 	 * caller may answer: a failed flush is a failed commit. */
 	if (t->write && (rc = store_sync_to(t->store, id)) != 0)
@@ -426,8 +588,11 @@ store_commit(struct store_txn *t)
 void
 store_abort(struct store_txn *t)
 {
-	if (t->txn != NULL)
+	if (t->txn != NULL) {
 		mdb_txn_abort(t->txn);
+		if (t->write)
+			t->store->epoch_new[0] = '\0';
+	}
 	t->txn = NULL;
 }
 
@@ -468,13 +633,13 @@ store_key_u64(struct store_key *k, uint64_t v)
 }
 
 uint64_t
-store_key_get_u64(const MDB_val *v)
+store_key_get_u64(const struct store_val *v)
 {
-	const unsigned char *p = v->mv_data;
+	const unsigned char *p = v->data;
 	uint64_t r = 0;
 	size_t i;
 
-	for (i = 0; i < 8 && i < v->mv_size; i++)
+	for (i = 0; i < 8 && i < v->len; i++)
 		r = (r << 8) | p[i];
 	return r;
 }
@@ -532,4 +697,188 @@ store_backup(struct store *s, const char *path, struct ph_diag *diag)
 		    mdb_strerror(rc));
 	}
 	return PH_OK;
+}
+
+/*
+ * Is another process holding the LMDB environment at path?  Every process
+ * that opens it keeps a lock on the first byte of its lock file; *pid is
+ * one of them.
+ */
+static int
+store_in_use(const char *path, long *pid)
+{
+	char lock[4096];
+	struct flock fl;
+	int fd, busy = 0;
+
+	*pid = 0;
+	if (snprintf(lock, sizeof(lock), "%s-lock", path) >= (int)sizeof(lock))
+		return -1;
+	if ((fd = open(lock, O_RDWR | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 1;
+	if (fcntl(fd, F_GETLK, &fl) == -1)
+		busy = -1;
+	else if (fl.l_type != F_UNLCK) {
+		busy = 1;
+		*pid = (long)fl.l_pid;
+	}
+	close(fd);
+	return busy;
+}
+
+/* Copies from to a new file to (mode 0600), flushed. */
+static int
+store_copy_file(const char *from, const char *to, size_t *bytes,
+    struct ph_diag *diag)
+{
+	char buf[65536];
+	ssize_t n, w;
+	int in, out, rc = PH_OK;
+
+	*bytes = 0;
+	if ((in = open(from, O_RDONLY | O_CLOEXEC)) == -1)
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", from,
+		    strerror(errno));
+	if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1) {
+		close(in);
+		return ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		for (w = 0; w < n; ) {
+			ssize_t k = write(out, buf + w, (size_t)(n - w));
+
+			if (k == -1) {
+				rc = ph_fail(diag, PH_E_IO, "%s: %s", to,
+				    strerror(errno));
+				goto done;
+			}
+			w += k;
+		}
+		*bytes += (size_t)n;
+	}
+	if (n == -1)
+		rc = ph_fail(diag, PH_E_IO, "backup %s: %s", from,
+		    strerror(errno));
+	else if (fsync(out) == -1)
+		rc = ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+done:
+	close(in);
+	if (close(out) == -1 && rc == PH_OK)
+		rc = ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+	if (rc != PH_OK)
+		unlink(to);
+	return rc;
+}
+
+/* Flushes the folder that holds path, so a rename in it is on disk. */
+static int
+store_sync_dir(const char *path)
+{
+	char *tmp = strdup(path);
+	int fd, rc = -1;
+
+	if (tmp == NULL)
+		return -1;
+	if ((fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) !=
+	    -1) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(tmp);
+	return rc;
+}
+
+int
+store_restore(const char *path, const char *backup, size_t map_size,
+    struct store_restore_report *rep, struct ph_diag *diag)
+{
+	char tmp[4096], lock[4096], tmplock[4200];
+	struct store *s = NULL;
+	struct store_txn t;
+	struct stat st;
+	long pid;
+	int rc, busy;
+
+	memset(rep, 0, sizeof(*rep));
+	if (snprintf(tmp, sizeof(tmp), "%s.restore", path) >=
+	    (int)sizeof(tmp) || snprintf(lock, sizeof(lock), "%s-lock",
+	    path) >= (int)sizeof(lock))
+		return ph_fail(diag, PH_E_CONFIG, "database path too long");
+	snprintf(tmplock, sizeof(tmplock), "%s-lock", tmp);
+	if ((busy = store_in_use(path, &pid)) < 0)
+		return ph_fail(diag, PH_E_IO, "database %s: cannot tell whether "
+		    "it is in use: %s", path, strerror(errno));
+	if (busy)
+		return ph_fail(diag, PH_E_CONFLICT, "database %s is open in "
+		    "process %ld (and maybe others): stop the web server's "
+		    "payhook processes and the sweeper first", path, pid);
+	rep->uid = (long)getuid();
+	rep->gid = (long)getgid();
+	rep->mode = 0600;
+	if (stat(path, &st) == 0) {
+		rep->replaced = 1;
+		rep->uid = (long)st.st_uid;
+		rep->gid = (long)st.st_gid;
+		rep->mode = (unsigned)(st.st_mode & 07777);
+	} else if (errno != ENOENT)
+		return ph_fail(diag, PH_E_IO, "database %s: %s", path,
+		    strerror(errno));
+	unlink(tmp);
+	unlink(tmplock);
+	if ((rc = store_copy_file(backup, tmp, &rep->bytes, diag)) != PH_OK)
+		return rc;
+	/* The copy must be a store this payhook reads; it gets a new epoch
+	 * before anything can read it. */
+	if ((rc = store_open(tmp, map_size, STORE_OPEN_OLDER, &s, diag)) !=
+	    PH_OK)
+		goto fail;
+	snprintf(rep->epoch_before, sizeof(rep->epoch_before), "%s",
+	    s->epoch);
+	if ((rc = store_begin(s, 1, &t)) == PH_OK) {
+		store_new_epoch(&t);
+		rc = store_commit(&t);
+	}
+	if (rc != PH_OK) {
+		ph_fail(diag, rc, "backup %s: cannot give it a new epoch: %s",
+		    backup, ph_strerror(rc));
+		goto fail;
+	}
+	snprintf(rep->epoch_after, sizeof(rep->epoch_after), "%s", s->epoch);
+	store_close(s);
+	s = NULL;
+	unlink(tmplock);
+	if (chown(tmp, (uid_t)rep->uid, (gid_t)rep->gid) == -1 ||
+	    chmod(tmp, (mode_t)rep->mode) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "%s: cannot give it the owner and "
+		    "mode of %s: %s", tmp, path, strerror(errno));
+		goto fail;
+	}
+	/* Checked again: a process may have opened the store meanwhile. */
+	if ((busy = store_in_use(path, &pid)) != 0) {
+		rc = ph_fail(diag, PH_E_CONFLICT, "database %s was opened by "
+		    "process %ld during the restore; nothing was replaced",
+		    path, pid);
+		goto fail;
+	}
+	if (rename(tmp, path) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "rename %s to %s: %s", tmp, path,
+		    strerror(errno));
+		goto fail;
+	}
+	/* The old lock file describes readers of the file replaced. */
+	if (unlink(lock) == 0)
+		rep->lock_removed = 1;
+	store_sync_dir(path);
+	return PH_OK;
+fail:
+	store_close(s);
+	unlink(tmp);
+	unlink(tmplock);
+	return rc;
 }

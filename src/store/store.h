@@ -13,35 +13,52 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <lmdb.h>
-
 #include <payhook/provider.h>
 
-#define STORE_SCHEMA_VERSION 1
+/*
+ * The layout of the records.  A store of an older version is opened only
+ * with STORE_OPEN_OLDER, by whoever then brings it up to date
+ * (ledger_open); a newer one is refused.
+ */
+#define STORE_SCHEMA_VERSION 2
+#define STORE_OPEN_OLDER 0x01
+
+/* The store's epoch: random, made when the store is made, made anew by a
+ * restore; every id payhook hands out carries it (hex digits). */
+#define STORE_EPOCH_LEN 16
 
 enum store_db {
 	STORE_DB_ORDERS,	/* order id -> order */
-	STORE_DB_PAYMENTS,	/* provider, transaction id -> payment */
-	STORE_DB_DEDUP,		/* provider, dedup key -> first sighting */
+	STORE_DB_PAYMENTS,	/* profile, transaction id -> payment */
+	STORE_DB_DEDUP,		/* profile, dedup key -> first sighting */
 	STORE_DB_EVENTS,	/* sequence -> event (the outbox) */
 	STORE_DB_REFUNDS,	/* sequence -> refund work item */
-	STORE_DB_META,		/* "schema" -> version */
+	STORE_DB_META,		/* "schema" -> version, "epoch", counts */
 	STORE_DB_DUE,		/* next query time, order id -> "" */
 	STORE_DB_RECON,		/* reconciliation marks and alarms raised */
 	STORE_DB_PUSH,		/* event push: cursors and delivery log */
+	STORE_DB_IDEM,		/* Idempotency-Key -> request and answer */
+	STORE_DB_REFUND_IDS,	/* refund id -> refund sequence */
 	STORE_DB__MAX
 };
 
-/* Record-class bytes, first byte of every key of that database. */
+/*
+ * Record-class bytes, first byte of every key of that database.  Payments
+ * and dedup keys belong to the profile whose credentials verified them;
+ * schema 1 keyed them by provider (the _V1 classes): its payments were
+ * moved, its dedup keys are still read until they are pruned.
+ */
 #define STORE_KEY_ORDER		'O'
-#define STORE_KEY_PAYMENT	'P'
-#define STORE_KEY_DEDUP		'D'
+#define STORE_KEY_PAYMENT	'p'	/* profile, transaction id */
+#define STORE_KEY_DEDUP		'd'	/* profile, dedup key */
+#define STORE_KEY_PAYMENT_V1	'P'	/* provider, transaction id */
+#define STORE_KEY_DEDUP_V1	'D'	/* provider, dedup key */
 
 struct store;
 
 struct store_txn {
 	struct store *store;
-	MDB_txn *txn;
+	void *txn;		/* the engine's transaction */
 	int write;
 	int err;		/* sticky: first failure, PH_OK while none */
 	uint64_t seen;		/* the last transaction it can see */
@@ -55,22 +72,55 @@ struct store_key {
 	int err;		/* set when a part did not fit */
 };
 
+/* A key or value as the store holds it: points into the map, valid until
+ * the transaction ends. */
+struct store_val {
+	const void *data;
+	size_t len;
+};
+
+/*
+ * The one way through a database in key order:
+ *
+ *	store_scan_begin(&sc, &t, STORE_DB_ORDERS, NULL);
+ *	while (store_scan_next(&sc))
+ *		... sc.key, sc.val ...
+ *	store_scan_end(&sc);
+ *
+ * An error ends the scan and stays in the transaction (t->err).
+ */
+struct store_scan {
+	struct store_txn *t;
+	void *cursor;
+	int started;
+	struct store_key from;		/* where the scan starts */
+	struct store_val key, val;	/* the record it stands on */
+};
+
 /*
  * Opens (creating if needed) the database file at path with a map of
  * map_size bytes, clears reader slots left by killed processes and checks
- * the schema version.  Durable by default: every commit is synced.
+ * the schema version (flags: STORE_OPEN_OLDER).  A new store gets the
+ * current version and an epoch.  Durable: every commit is synced.
  */
-int store_open(const char *path, size_t map_size, struct store **out,
-    struct ph_diag *diag);
+int store_open(const char *path, size_t map_size, int flags,
+    struct store **out, struct ph_diag *diag);
+/* The schema version the file has (older only with STORE_OPEN_OLDER). */
+int store_schema(const struct store *s);
+/* Records version as the store's schema, in t (a migration's last step). */
+void store_set_schema(struct store_txn *t, int version);
+/* The epoch (STORE_EPOCH_LEN hex digits); "" before one is made. */
+const char *store_epoch(const struct store *s);
+/* Makes a new random epoch in t, replacing any; the process sees it once
+ * t commits. */
+void store_new_epoch(struct store_txn *t);
 void store_close(struct store *s);
-/* The one translation of LMDB's errors into ph_status. */
-int store_status(int mdb_rc);
 
 int store_begin(struct store *s, int write, struct store_txn *t);
 /* PH_OK, PH_E_NOTFOUND, or the sticky error.  val points into the map,
  * valid until the transaction ends. */
 int store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
-    MDB_val *val);
+    struct store_val *val);
 void store_put(struct store_txn *t, enum store_db db,
     const struct store_key *k, const void *val, size_t len);
 /* Deletes a key; a missing key is not an error. */
@@ -90,23 +140,54 @@ void store_abort(struct store_txn *t);
  * store_commit() itself.
  */
 int store_settle(struct store_txn *t);
-/* A cursor over db, for scans (caller closes with mdb_cursor_close). */
-MDB_cursor *store_cursor(struct store_txn *t, enum store_db db);
-/* Marks t failed with the translation of an LMDB error; returns it. */
-int store_fail(struct store_txn *t, int mdb_rc);
+/* Starts a scan of db at the first key not below from (NULL: the first). */
+void store_scan_begin(struct store_scan *sc, struct store_txn *t,
+    enum store_db db, const struct store_key *from);
+/* Moves to the next record: 1 when there is one, 0 at the end or on an
+ * error (then t->err says which). */
+int store_scan_next(struct store_scan *sc);
+/* Deletes the record the scan stands on; the scan goes on after it. */
+void store_scan_del(struct store_scan *sc);
+void store_scan_end(struct store_scan *sc);
+/* Does v begin with the bytes of k? */
+int store_val_has_prefix(const struct store_val *v, const struct store_key *k);
+/* k made of v's bytes (k->err when they do not fit), to resume a scan. */
+void store_key_from_val(struct store_key *k, const struct store_val *v);
 
 /* Key builders. */
 void store_key_init(struct store_key *k, unsigned char klass);
 void store_key_str(struct store_key *k, const char *s);	/* u8 len + bytes */
 void store_key_u64(struct store_key *k, uint64_t v);	/* big-endian */
 /* The u64 a sequence key holds (8 bytes big-endian). */
-uint64_t store_key_get_u64(const MDB_val *v);
+uint64_t store_key_get_u64(const struct store_val *v);
 
 /*
  * A consistent copy of the database to path (which must not exist),
  * compacted, while other processes keep reading and writing.
  */
 int store_backup(struct store *s, const char *path, struct ph_diag *diag);
+
+/* What a restore did, for the operator. */
+struct store_restore_report {
+	char epoch_before[STORE_EPOCH_LEN + 1];	/* the backup's */
+	char epoch_after[STORE_EPOCH_LEN + 1];	/* the store's now */
+	long uid, gid;			/* owner given to the store */
+	unsigned mode;
+	int replaced;			/* a store file was there */
+	int lock_removed;		/* its stale lock file was removed */
+	size_t bytes;
+};
+
+/*
+ * Puts the backup at backup in place of the store at path: refused while
+ * any process has the store open (LMDB's lock file says so); else the
+ * backup is copied beside the store, checked by opening it, given a new
+ * epoch (every id handed out after the restore differs from those handed
+ * out before it), given the owner and mode of the store it replaces, and
+ * renamed over it; the stale lock file goes.
+ */
+int store_restore(const char *path, const char *backup, size_t map_size,
+    struct store_restore_report *rep, struct ph_diag *diag);
 
 /* Database statistics for operators: entries per database, map use. */
 struct store_stats {

@@ -108,6 +108,59 @@ api_first_query(const struct conf_profile *pr, int64_t now,
 	    pr->nschedule);
 }
 
+/* Answers a merchant call from what the ledger did. */
+static void
+api_reply(struct web_response *resp, ledger_answer_fn fn, int rc,
+    int created, enum ledger_refusal why, const char *message,
+    const json_t *rec)
+{
+	struct ledger_reply r;
+
+	r.rc = rc;
+	r.created = created;
+	r.why = why;
+	r.message = message;
+	r.rec = rec;
+	web_reply(resp, fn, NULL, &r);
+}
+
+/* Appends {"error": code, "message": text, key: view} (view taken). */
+static int
+api_refusal(struct ph_buf *body, int status, const char *code,
+    const char *message, const char *key, json_t *view)
+{
+	char msg[512];
+	json_t *j;
+
+	web_utf8_copy(msg, sizeof(msg), message);
+	j = json_pack("{s:s, s:s}", "error", code, "message", msg);
+	if (j != NULL && key != NULL && view != NULL)
+		json_object_set_new(j, key, view);
+	else
+		json_decref(view);
+	if (web_json_text(j, body) != 0)
+		body->err = 1;
+	json_decref(j);
+	return status;
+}
+
+/* The answer to POST /orders. */
+static int
+api_order_answer(void *arg, const struct ledger_reply *r,
+    struct ph_buf *body)
+{
+	json_t *view = order_to_api(r->rec);
+	int status = r->created ? 201 : 200;
+
+	if (r->rc == PH_E_CONFLICT)
+		return api_refusal(body, 409, "conflict", "an order with this id "
+		    "exists with other content", "order", view);
+	if (web_json_text(view, body) != 0)
+		body->err = 1;
+	json_decref(view);
+	return status;
+}
+
 void
 api_create_order(struct web_ctx *ctx, const struct web_request *req,
     const char *unused, struct web_response *resp)
@@ -119,7 +172,7 @@ api_create_order(struct web_ctx *ctx, const struct web_request *req,
 	json_int_t expires_in = 0;
 	struct ph_diag diag;
 	json_error_t jerr;
-	json_t *in, *v, *order = NULL, *view;
+	json_t *in, *v, *order = NULL;
 	json_int_t amount;
 	int created, rc;
 	size_t i;
@@ -201,17 +254,11 @@ api_create_order(struct web_ctx *ctx, const struct web_request *req,
 	n.attempt = attempt;
 	n.first_query_at = api_first_query(pr, req->now, n.expires_at);
 	memset(&diag, 0, sizeof(diag));
-	rc = ledger_create_order(ctx->store, &n, req->now, &order, &created,
-	    &diag);
-	if (rc == PH_E_CONFLICT) {
-		view = json_pack("{s:s, s:s, s:o}", "error", "conflict",
-		    "message", "an order with this id exists with other "
-		    "content", "order", order_to_api(order));
-		web_json(resp, 409, view);
-		json_decref(view);
-		goto done;
-	}
-	if (rc != PH_OK) {
+	if (req->idem != NULL)
+		req->idem->answer = api_order_answer;
+	rc = ledger_create_order(ctx->store, &n, req->now, req->idem, &order,
+	    &created, &diag);
+	if (rc != PH_OK && rc != PH_E_CONFLICT) {
 		log_err("create order %s: %s", order_id, diag.msg);
 		api_store_error(resp, rc);
 		goto done;
@@ -219,9 +266,9 @@ api_create_order(struct web_ctx *ctx, const struct web_request *req,
 	if (created)
 		log_info("order %s created: %lld %s via profile %s", order_id,
 		    (long long)amount, currency, profile);
-	view = order_to_api(order);
-	web_json(resp, created ? 201 : 200, view);
-	json_decref(view);
+	api_reply(resp, api_order_answer, rc, created,
+	    rc == PH_OK ? LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ORDER_CONFLICT,
+	    diag.msg, order);
 done:
 	json_decref(order);
 	json_decref(in);
@@ -327,6 +374,28 @@ api_query_order(struct web_ctx *ctx, const struct web_request *req,
 	json_decref(order);
 }
 
+/* The answer to POST /orders/<id>/attempts. */
+static int
+api_attempt_answer(void *arg, const struct ledger_reply *r,
+    struct ph_buf *body)
+{
+	const char *st = json_string_value(json_object_get(r->rec, "state"));
+	const char *code = "already_paid";
+	json_t *view = order_to_api(r->rec);
+
+	if (r->rc == PH_OK) {
+		if (web_json_text(view, body) != 0)
+			body->err = 1;
+		json_decref(view);
+		return 201;
+	}
+	if (st == NULL || strcmp(st, "PENDING") == 0)
+		code = "attempt_in_progress";
+	else if (strcmp(st, "CLOSED") == 0)
+		code = "order_closed";
+	return api_refusal(body, 409, code, r->message, "order", view);
+}
+
 void
 api_attempt(struct web_ctx *ctx, const struct web_request *req,
     const char *order_id, struct web_response *resp)
@@ -411,80 +480,104 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	json_decref(order);
 	order = NULL;
 	memset(&diag, 0, sizeof(diag));
+	if (req->idem != NULL)
+		req->idem->answer = api_attempt_answer;
 	rc = ledger_guard_end(ctx->store, order_id, token, profile,
 	    data, req->now,
 	    (int64_t)ctx->conf->attempt_hold_s,
-	    api_first_query(pr, req->now, expires_at), &order, &diag);
-	if (rc == PH_E_CONFLICT)
-		goto refused;
-	if (rc != PH_OK) {
+	    api_first_query(pr, req->now, expires_at), req->idem, &order,
+	    &diag);
+	if (rc != PH_OK && rc != PH_E_CONFLICT) {
 		log_err("attempt on order %s: %s", order_id, diag.msg);
 		api_store_error(resp, rc);
 		goto done;
 	}
-	log_info("order %s: payment attempt opened on profile %s", order_id,
-	    profile);
-	view = order_to_api(order);
-	web_json(resp, 201, view);
-	json_decref(view);
-	goto done;
+	if (rc == PH_OK)
+		log_info("order %s: payment attempt opened on profile %s",
+		    order_id, profile);
 refused:
-	{
-		const char *st = json_string_value(json_object_get(order,
-		    "state"));
-		const char *code = "already_paid";
-
-		if (st == NULL || strcmp(st, "PENDING") == 0)
-			code = "attempt_in_progress";
-		else if (strcmp(st, "CLOSED") == 0)
-			code = "order_closed";
-		view = json_pack("{s:s, s:s, s:o}", "error", code,
-		    "message", diag.msg, "order", order_to_api(order));
-		web_json(resp, 409, view);
-		json_decref(view);
-	}
+	api_reply(resp, api_attempt_answer, rc, rc == PH_OK,
+	    rc == PH_OK ? LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ATTEMPT,
+	    diag.msg, order);
 done:
 	json_decref(asked);
 	json_decref(order);
 	json_decref(in);
 }
 
-/* A refund work item as the API shows it. */
+/* A refund as the API shows it (caller frees). */
 static json_t *
 api_refund_view(const json_t *item)
 {
+	static const char *const times[] = {
+		"created_at", "updated_at", "sent_at",
+	};
 	json_t *v = json_deep_copy(item);
 	char buf[32];
-	const char *k;
-	static const char *const times[] = { "created_at", "updated_at" };
 	size_t i;
 
 	if (v == NULL)
 		return NULL;
+	/* Coordination between payhook's own processes, not refund facts. */
 	json_object_del(v, "v");
 	json_object_del(v, "lease_until");
 	json_object_del(v, "lease_owner");
-	for (i = 0; i < 2; i++) {
-		k = times[i];
-		if (json_is_integer(json_object_get(v, k))) {
+	for (i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
+		if (json_is_integer(json_object_get(v, times[i]))) {
 			order_time_text(json_integer_value(json_object_get(v,
-			    k)), buf);
-			json_object_set_new(v, k, json_string(buf));
+			    times[i])), buf);
+			json_object_set_new(v, times[i], json_string(buf));
 		}
 	}
 	return v;
+}
+
+/* The answer to a refund call: POST /orders/<id>/refunds (201 new, 200
+ * the same again) or POST /refunds/<id>/cancel (200). */
+static int
+api_refund_answer(void *arg, const struct ledger_reply *r,
+    struct ph_buf *body)
+{
+	json_t *view;
+
+	if (r->rc == PH_E_NOTFOUND)
+		return api_refusal(body, 404, "not_found", r->message[0] !=
+		    '\0' ? r->message : "no such order or refund", NULL,
+		    NULL);
+	if (r->rc == PH_E_CONFLICT) {
+		switch (r->why) {
+		case LEDGER_REFUSAL_REFUND_ID:
+			return api_refusal(body, 409, "refund_id_conflict",
+			    r->message, "refund", api_refund_view(r->rec));
+		case LEDGER_REFUSAL_IN_FLIGHT:
+			return api_refusal(body, 409, "refund_in_flight",
+			    r->message, "refund", api_refund_view(r->rec));
+		case LEDGER_REFUSAL_SETTLED:
+			return api_refusal(body, 409, "refund_settled",
+			    r->message, "refund", api_refund_view(r->rec));
+		default:
+			return api_refusal(body, 409, "conflict", r->message,
+			    NULL, NULL);
+		}
+	}
+	view = api_refund_view(r->rec);
+	if (web_json_text(view, body) != 0)
+		body->err = 1;
+	json_decref(view);
+	return r->created ? 201 : 200;
 }
 
 void
 api_refund(struct web_ctx *ctx, const struct web_request *req,
     const char *order_id, struct web_response *resp)
 {
+	struct ledger_refund_req rq;
+	enum ledger_refusal why;
 	json_error_t jerr;
-	json_t *in, *v, *item = NULL, *view;
+	json_t *in, *v, *item = NULL;
 	struct ph_diag diag;
-	const char *key, *reason = "";
-	json_int_t amount;
-	int rc;
+	const char *key;
+	int rc, created;
 
 	in = json_loadb((const char *)req->body, req->body_len,
 	    JSON_REJECT_DUPLICATES, &jerr);
@@ -494,15 +587,19 @@ api_refund(struct web_ctx *ctx, const struct web_request *req,
 		json_decref(in);
 		return;
 	}
+	memset(&rq, 0, sizeof(rq));
+	rq.order_id = order_id;
+	rq.reason = "";
 	json_object_foreach(in, key, v)
-		if (strcmp(key, "amount") != 0 && strcmp(key, "reason") != 0) {
+		if (strcmp(key, "amount") != 0 && strcmp(key, "reason") != 0 &&
+		    strcmp(key, "refund_id") != 0) {
 			web_error(resp, 400, "bad_request",
 			    "unknown field \"%s\"", key);
 			goto done;
 		}
 	v = json_object_get(in, "amount");
-	if (!json_is_integer(v) || (amount = json_integer_value(v)) <= 0 ||
-	    amount > PH_AMOUNT_MAX) {
+	if (!json_is_integer(v) || (rq.amount = json_integer_value(v)) <= 0 ||
+	    rq.amount > PH_AMOUNT_MAX) {
 		web_error(resp, 400, "bad_request", "amount must be a positive "
 		    "integer in minor units");
 		goto done;
@@ -515,28 +612,116 @@ api_refund(struct web_ctx *ctx, const struct web_request *req,
 		goto done;
 	}
 	if (v != NULL)
-		reason = json_string_value(v);
+		rq.reason = json_string_value(v);
+	v = json_object_get(in, "refund_id");
+	if (v != NULL && (!json_is_string(v) ||
+	    !ledger_refund_id_valid(json_string_value(v),
+	    json_string_length(v)))) {
+		web_error(resp, 400, "bad_request", "refund_id must be a string "
+		    "of 1-%d characters from [A-Za-z0-9_-|*@.]",
+		    LEDGER_REFUND_ID_MAX);
+		goto done;
+	}
+	if (v != NULL)
+		rq.refund_id = json_string_value(v);
 	if (!order_id_valid(order_id, strlen(order_id))) {
 		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 		goto done;
 	}
 	memset(&diag, 0, sizeof(diag));
-	rc = ledger_request_refund(ctx->store, order_id, amount, reason,
-	    req->now, &item, &diag);
+	if (req->idem != NULL)
+		req->idem->answer = api_refund_answer;
+	rc = ledger_request_refund(ctx->store, &rq, req->now, req->idem, &item,
+	    &created, &why, &diag);
 	if (rc == PH_E_NOTFOUND)
-		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
-	else if (rc == PH_E_CONFLICT)
-		web_error(resp, 409, "conflict", "%s", diag.msg);
-	else if (rc != PH_OK)
+		ph_fail(&diag, rc, "no order \"%s\"", order_id);
+	else if (rc != PH_OK && rc != PH_E_CONFLICT) {
 		api_store_error(resp, rc);
-	else {
-		view = api_refund_view(item);
-		web_json(resp, 201, view);
-		json_decref(view);
+		goto done;
 	}
+	api_reply(resp, api_refund_answer, rc, created, why, diag.msg, item);
 done:
 	json_decref(item);
 	json_decref(in);
+}
+
+void
+api_cancel_refund(struct web_ctx *ctx, const struct web_request *req,
+    const char *refund_id, struct web_response *resp)
+{
+	enum ledger_refusal why;
+	struct ph_diag diag;
+	json_t *item = NULL;
+	int rc;
+
+	if (req->body_len > 0 && !(req->body_len == 2 &&
+	    memcmp(req->body, "{}", 2) == 0)) {
+		web_error(resp, 400, "bad_request", "a cancel takes no body "
+		    "(or {})");
+		return;
+	}
+	memset(&diag, 0, sizeof(diag));
+	if (req->idem != NULL)
+		req->idem->answer = api_refund_answer;
+	rc = ledger_cancel_refund(ctx->store, refund_id, req->now, req->idem,
+	    &item, &why, &diag);
+	if (rc == PH_E_NOTFOUND)
+		ph_fail(&diag, rc, "no refund \"%s\"", refund_id);
+	else if (rc != PH_OK && rc != PH_E_CONFLICT) {
+		api_store_error(resp, rc);
+		return;
+	}
+	api_reply(resp, api_refund_answer, rc, 0, why, diag.msg, item);
+	json_decref(item);
+}
+
+void
+api_get_refund(struct web_ctx *ctx, const struct web_request *req,
+    const char *refund_id, struct web_response *resp)
+{
+	json_t *item, *view;
+	int rc;
+
+	rc = ledger_get_refund(ctx->store, refund_id, &item);
+	if (rc == PH_E_NOTFOUND) {
+		web_error(resp, 404, "not_found", "no refund \"%s\"", refund_id);
+		return;
+	}
+	if (rc != PH_OK) {
+		api_store_error(resp, rc);
+		return;
+	}
+	view = api_refund_view(item);
+	web_json(resp, 200, view);
+	json_decref(view);
+	json_decref(item);
+}
+
+void
+api_order_refunds(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp)
+{
+	json_t *items, *out, *e;
+	size_t i;
+	int rc;
+
+	rc = order_id_valid(order_id, strlen(order_id)) ?
+	    ledger_order_refunds(ctx->store, order_id, &items) : PH_E_NOTFOUND;
+	if (rc == PH_E_NOTFOUND) {
+		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+		return;
+	}
+	if (rc != PH_OK) {
+		api_store_error(resp, rc);
+		return;
+	}
+	out = json_pack("{s:[]}", "refunds");
+	json_array_foreach(items, i, e)
+		json_array_append_new(json_object_get(out, "refunds"),
+		    api_refund_view(e));
+	web_json(resp, 200, out);
+	json_decref(out);
+	json_decref(items);
 }
 
 /* Parses a decimal query parameter; -1 when present but invalid. */
@@ -566,6 +751,8 @@ api_events(struct web_ctx *ctx, const struct web_request *req,
     const char *unused, struct web_response *resp)
 {
 	unsigned long long after = 0, limit = API_EVENTS_DEFAULT;
+	const char *epoch = store_epoch(ctx->store);
+	char want[STORE_EPOCH_LEN + 2];
 	json_t *events, *out, *e;
 	uint64_t next;
 	size_t i;
@@ -582,12 +769,26 @@ api_events(struct web_ctx *ctx, const struct web_request *req,
 		    "number from 1 to %d", API_EVENTS_MAX);
 		return;
 	}
+	/* A cursor of another epoch counts sequence numbers that a restore
+	 * has since given out again: the reader must start over. */
+	rc = web_query_param(req->uri, "epoch", want, sizeof(want));
+	if (rc < 0 || (rc > 0 && strcmp(want, epoch) != 0)) {
+		out = json_pack("{s:s, s:s, s:s}", "error",
+		    "feed_epoch_changed", "message", "the feed was restored "
+		    "from a backup since this cursor was taken: read it again "
+		    "from the start and deduplicate by event id", "epoch",
+		    epoch);
+		web_json(resp, 409, out);
+		json_decref(out);
+		return;
+	}
 	rc = ledger_events(ctx->store, after, (unsigned)limit, &events, &next);
 	if (rc != PH_OK) {
 		api_store_error(resp, rc);
 		return;
 	}
-	out = json_pack("{s:[], s:I}", "events", "next", (json_int_t)next);
+	out = json_pack("{s:s, s:[], s:I}", "epoch", epoch, "events", "next",
+	    (json_int_t)next);
 	json_array_foreach(events, i, e)
 		json_array_append_new(json_object_get(out, "events"),
 		    order_event_to_api(e));

@@ -18,6 +18,15 @@ void api_attempt(struct web_ctx *ctx, const struct web_request *req,
 /* POST /orders/<id>/refunds: the merchant asks for a refund. */
 void api_refund(struct web_ctx *ctx, const struct web_request *req,
     const char *order_id, struct web_response *resp);
+/* POST /refunds/<id>/cancel: a refund never sent is cancelled. */
+void api_cancel_refund(struct web_ctx *ctx, const struct web_request *req,
+    const char *refund_id, struct web_response *resp);
+/* GET /refunds/<id>. */
+void api_get_refund(struct web_ctx *ctx, const struct web_request *req,
+    const char *refund_id, struct web_response *resp);
+/* GET /orders/<id>/refunds: {"refunds": [...]}. */
+void api_order_refunds(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, struct web_response *resp);
 void api_events(struct web_ctx *ctx, const struct web_request *req,
     const char *unused, struct web_response *resp);
 

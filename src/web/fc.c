@@ -10,11 +10,12 @@
 
 #include "web/api.h"
 #include "web/fc.h"
+#include "web/idem.h"
 #include "web/notify.h"
 #include "web/status.h"
 
 #define FC_PATH_MAX 1024
-#define FC_PARAM_MAX 128
+#define FC_PARAM_MAX 128	/* bytes of a decoded path parameter */
 
 typedef void (*fc_handler_fn)(struct web_ctx *ctx,
     const struct web_request *req, const char *param,
@@ -25,45 +26,72 @@ enum fc_auth {
 	FC_AUTH_MERCHANT,	/* Authorization: Bearer <api token> */
 };
 
+/* What the "{}" of a route's path names: how long it may be, and what a
+ * bad one is answered. */
+enum fc_param {
+	FC_PARAM_NONE,
+	FC_PARAM_PROFILE,	/* the handler answers an unknown one */
+	FC_PARAM_ORDER,
+	FC_PARAM_REFUND,
+	FC_PARAM__MAX
+};
+
+static const struct {
+	size_t max;
+	const char *not_found;
+} fc_params[FC_PARAM__MAX] = {
+	[FC_PARAM_NONE] = { 0, NULL },
+	[FC_PARAM_PROFILE] = { 40, NULL },
+	[FC_PARAM_ORDER] = { PH_ID_MAX + 1, "no such order" },
+	[FC_PARAM_REFUND] = { LEDGER_REFUND_ID_MAX + 1, "no such refund" },
+};
+
 /*
  * A route: the path below base_path, where "{}" stands for one segment,
- * percent-decoded and handed to the handler (at most param_max bytes, or
- * the route answers 404 with not_found).  Two rows may share a pattern
- * with different methods.
+ * percent-decoded and handed to the handler.  Two rows may share a
+ * pattern with different methods.  An idempotent route honours the
+ * merchant's Idempotency-Key (web/idem.c).
  */
 struct fc_route_def {
 	const char *name;
 	const char *method;
 	const char *pattern;
 	enum fc_auth auth;
-	size_t param_max;
-	const char *not_found;	/* the message of a 404 for a bad param */
+	enum fc_param param;
+	int idempotent;
 	fc_handler_fn handler;
 };
 
 static const struct fc_route_def fc_routes[FC_ROUTE__MAX] = {
 	[FC_ROUTE_HEALTHZ] = { "healthz", "GET", "/healthz", FC_AUTH_NONE,
-	    0, NULL, status_health },
+	    FC_PARAM_NONE, 0, status_health },
 	[FC_ROUTE_HEALTHZ_HEAD] = { "healthz", "HEAD", "/healthz",
-	    FC_AUTH_NONE, 0, NULL, status_health },
+	    FC_AUTH_NONE, FC_PARAM_NONE, 0, status_health },
 	[FC_ROUTE_METRICS] = { "metrics", "GET", "/metrics", FC_AUTH_NONE,
-	    0, NULL, status_metrics },
+	    FC_PARAM_NONE, 0, status_metrics },
 	[FC_ROUTE_NOTIFY] = { "notify", "POST", "/notify/{}", FC_AUTH_NONE,
-	    40, NULL, notify_route },
+	    FC_PARAM_PROFILE, 0, notify_route },
 	[FC_ROUTE_ORDERS] = { "orders", "POST", "/orders", FC_AUTH_MERCHANT,
-	    0, NULL, api_create_order },
+	    FC_PARAM_NONE, 1, api_create_order },
 	[FC_ROUTE_ORDER] = { "order", "GET", "/orders/{}", FC_AUTH_MERCHANT,
-	    PH_ID_MAX + 1, "no such order", api_get_order },
+	    FC_PARAM_ORDER, 0, api_get_order },
 	[FC_ROUTE_ORDER_QUERY] = { "query", "POST", "/orders/{}/query",
-	    FC_AUTH_MERCHANT, PH_ID_MAX + 1, "no such order",
-	    api_query_order },
+	    FC_AUTH_MERCHANT, FC_PARAM_ORDER, 0, api_query_order },
 	[FC_ROUTE_ORDER_ATTEMPTS] = { "attempts", "POST",
-	    "/orders/{}/attempts", FC_AUTH_MERCHANT, PH_ID_MAX + 1,
-	    "no such order", api_attempt },
+	    "/orders/{}/attempts", FC_AUTH_MERCHANT, FC_PARAM_ORDER, 1,
+	    api_attempt },
 	[FC_ROUTE_ORDER_REFUNDS] = { "refunds", "POST", "/orders/{}/refunds",
-	    FC_AUTH_MERCHANT, PH_ID_MAX + 1, "no such order", api_refund },
+	    FC_AUTH_MERCHANT, FC_PARAM_ORDER, 1, api_refund },
+	[FC_ROUTE_ORDER_REFUND_LIST] = { "refunds", "GET",
+	    "/orders/{}/refunds", FC_AUTH_MERCHANT, FC_PARAM_ORDER, 0,
+	    api_order_refunds },
+	[FC_ROUTE_REFUND] = { "refund", "GET", "/refunds/{}",
+	    FC_AUTH_MERCHANT, FC_PARAM_REFUND, 0, api_get_refund },
+	[FC_ROUTE_REFUND_CANCEL] = { "refund_cancel", "POST",
+	    "/refunds/{}/cancel", FC_AUTH_MERCHANT, FC_PARAM_REFUND, 1,
+	    api_cancel_refund },
 	[FC_ROUTE_EVENTS] = { "events", "GET", "/events", FC_AUTH_MERCHANT,
-	    0, NULL, api_events },
+	    FC_PARAM_NONE, 0, api_events },
 };
 
 const char *
@@ -173,7 +201,6 @@ fc_handle(struct web_ctx *ctx, const struct web_request *req,
 	const struct fc_route_def *rt, *any;
 	const char *path;
 	char allow[sizeof(resp->allow)];
-	size_t cap;
 
 	web_note_set(resp->note.route, "none");
 	path = fc_route_path(ctx->conf, req->uri != NULL ? req->uri : "", buf,
@@ -210,23 +237,25 @@ fc_handle(struct web_ctx *ctx, const struct web_request *req,
 		    ctx->conf->max_body_bytes);
 		return;
 	}
-	if (rt->param_max == 0) {
-		rt->handler(ctx, req, NULL, resp);
-		return;
+	if (rt->param == FC_PARAM_NONE)
+		param[0] = '\0';
+	else if (seg[0] == '\0' ||
+	    web_unescape(seg, strlen(seg), param, fc_params[rt->param].max + 1,
+	    0) == -1 || param[0] == '\0') {
+		if (fc_params[rt->param].not_found != NULL) {
+			web_error(resp, 404, "not_found", "%s",
+			    fc_params[rt->param].not_found);
+			return;
+		}
+		param[0] = '\0';
 	}
-	cap = rt->param_max + 1 < sizeof(param) ? rt->param_max + 1 :
-	    sizeof(param);
-	if (seg[0] == '\0' ||
-	    web_unescape(seg, strlen(seg), param, cap, 0) == -1 ||
-	    param[0] == '\0') {
-		if (rt->not_found != NULL)
-			web_error(resp, 404, "not_found", "%s", rt->not_found);
-		else
-			rt->handler(ctx, req, "", resp);
-		return;
-	}
-	if (rt->not_found != NULL)
+	if (rt->param == FC_PARAM_ORDER)
 		snprintf(resp->note.order_id, sizeof(resp->note.order_id),
 		    "%.*s", (int)sizeof(resp->note.order_id) - 1, param);
-	rt->handler(ctx, req, param, resp);
+	if (rt->idempotent)
+		idem_run(ctx, req, rt->param != FC_PARAM_NONE ? param : NULL,
+		    rt->handler, resp);
+	else
+		rt->handler(ctx, req, rt->param != FC_PARAM_NONE ? param :
+		    NULL, resp);
 }

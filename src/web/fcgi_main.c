@@ -159,14 +159,16 @@ main_write(FCGX_Request *r, const struct web_response *resp)
 	char head[512];
 	int n;
 
-	n = snprintf(head, sizeof(head), "Status: %d %s\r\n%s%s%s%s%s%s"
+	n = snprintf(head, sizeof(head), "Status: %d %s\r\n%s%s%s%s%s%s%s"
 	    "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n",
 	    resp->status, web_status_text(resp->status),
 	    resp->content_type[0] != '\0' ? "Content-Type: " : "",
 	    resp->content_type,
 	    resp->content_type[0] != '\0' ? "\r\n" : "",
 	    resp->allow[0] != '\0' ? "Allow: " : "", resp->allow,
-	    resp->allow[0] != '\0' ? "\r\n" : "", resp->body.len);
+	    resp->allow[0] != '\0' ? "\r\n" : "",
+	    resp->replayed ? "Idempotent-Replayed: true\r\n" : "",
+	    resp->body.len);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return;
 	if (FCGX_PutStr(head, n, r->out) != n ||
@@ -325,7 +327,7 @@ main(int argc, char **argv)
 	}
 	log_set_level(ctx.conf->log_level);
 	memset(&diag, 0, sizeof(diag));
-	if (store_open(ctx.conf->db_path, (size_t)ctx.conf->map_size_mb <<
+	if (ledger_open(ctx.conf->db_path, (size_t)ctx.conf->map_size_mb <<
 	    20, &ctx.store, &diag) != PH_OK) {
 		log_err("%s", diag.msg);
 		conf_free(ctx.conf);

@@ -66,7 +66,7 @@ notify_outcome(const struct ledger_result *res)
 	const char *dot;
 
 	if (res->outcome == LEDGER_RECORDED && res->event_type[0] != '\0') {
-		if (strcmp(res->event_type, "payment.failed") == 0)
+		if (res->event == LEDGER_EV_PAYMENT_FAILED)
 			return "payment_failed";
 		dot = strchr(res->event_type, '.');
 		return dot != NULL ? dot + 1 : res->event_type;
@@ -182,27 +182,17 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		    notify_hint(ctx, pr, &preq), resp->note.outcome);
 		return;
 	}
-	/* A payment moves money: a verified "success" of nothing is not
-	 * one, whatever the provider's grammar allowed (doc/design/security.md §2.4). */
-	if (ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.amount <= 0) {
-		log_warn("notify %s: refused: a successful payment of amount "
-		    "%lld", pr->name, (long long)ev.amount);
-		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(PH_E_FIELD),
-		    resp);
-		web_note_set(resp->note.outcome, notify_refusal(PH_E_FIELD));
+	/* The contract every event is held to, whatever brought it. */
+	if ((rc = ledger_event_check(&ev, &diag)) != PH_OK) {
+		log_warn("notify %s: refused: plugin %s gave an event payhook "
+		    "does not accept: %s", pr->name, prov->name, diag.msg);
+		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
+		web_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
-		notify_archive(pr, req, "refused", "payment of zero",
-		    ev.order_id, resp->note.outcome);
+		notify_archive(pr, req, "refused", diag.msg, "",
+		    resp->note.outcome);
 		return;
 	}
-	/* The contract says PH_OK means verified and complete; hold it to
-	 * that before anything is written. */
-	ev.order_id[sizeof(ev.order_id) - 1] = '\0';
-	ev.txn_id[sizeof(ev.txn_id) - 1] = '\0';
-	ev.refund_id[sizeof(ev.refund_id) - 1] = '\0';
-	ev.currency[sizeof(ev.currency) - 1] = '\0';
-	ev.dedup_key[sizeof(ev.dedup_key) - 1] = '\0';
-	ev.channel[sizeof(ev.channel) - 1] = '\0';
 
 	fact.profile = pr->name;
 	fact.provider = prov->name;

@@ -3,6 +3,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -48,43 +49,134 @@ web_status_text(int status)
 	}
 }
 
-void
-web_json(struct web_response *r, int status, const void *j)
+int
+web_json_text(const json_t *j, struct ph_buf *body)
 {
 	char *s;
 
+	if (j == NULL || (s = json_dumps(j, JSON_COMPACT)) == NULL)
+		return -1;
+	ph_buf_puts(body, s);
+	ph_buf_puts(body, "\n");
+	free(s);
+	return body->err ? -1 : 0;
+}
+
+void
+web_json(struct web_response *r, int status, const void *j)
+{
 	ph_buf_free(&r->body);
 	ph_buf_init(&r->body, WEB_RESP_MAX);
-	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {
-		r->status = 500;
-		snprintf(r->content_type, sizeof(r->content_type),
-		    "application/json");
-		ph_buf_puts(&r->body, "{\"error\":\"internal\",\"message\":"
-		    "\"out of memory\"}");
-		return;
-	}
-	r->status = status;
 	snprintf(r->content_type, sizeof(r->content_type),
 	    "application/json");
-	ph_buf_puts(&r->body, s);
-	ph_buf_puts(&r->body, "\n");
-	free(s);
+	r->status = status;
+	if (web_json_text(j, &r->body) == 0)
+		return;
+	ph_buf_free(&r->body);
+	ph_buf_init(&r->body, WEB_RESP_MAX);
+	r->status = 500;
+	ph_buf_puts(&r->body, j == NULL ?
+	    "{\"error\":\"internal\",\"message\":\"the answer could not be "
+	    "built\"}\n" :
+	    "{\"error\":\"internal\",\"message\":\"out of memory\"}\n");
+}
+
+void
+web_reply(struct web_response *resp, ledger_answer_fn fn, void *arg,
+    const struct ledger_reply *r)
+{
+	int status;
+
+	ph_buf_free(&resp->body);
+	ph_buf_init(&resp->body, WEB_RESP_MAX);
+	snprintf(resp->content_type, sizeof(resp->content_type),
+	    "application/json");
+	status = fn(arg, r, &resp->body);
+	if (resp->body.err) {
+		web_error(resp, 500, "internal", "the answer could not be "
+		    "built");
+		return;
+	}
+	resp->status = status;
+}
+
+/* Length of the UTF-8 sequence starting at p (n bytes left), 0 if none. */
+static size_t
+web_utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len, i;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if ((p[0] & 0xE0) == 0xC0)
+		len = 2, cp = p[0] & 0x1F;
+	else if ((p[0] & 0xF0) == 0xE0)
+		len = 3, cp = p[0] & 0x0F;
+	else if ((p[0] & 0xF8) == 0xF0)
+		len = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (p[i] & 0x3F);
+	}
+	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
+	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+	    (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return len;
+}
+
+void
+web_utf8_copy(char *out, size_t cap, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), o = 0, len;
+
+	if (cap == 0)
+		return;
+	while (n > 0) {
+		if ((len = web_utf8_len(p, n)) == 0) {
+			if (o + 1 >= cap)
+				break;
+			out[o++] = '?';
+			p++;
+			n--;
+			continue;
+		}
+		if (o + len >= cap)
+			break;
+		memcpy(out + o, p, len);
+		o += len;
+		p += len;
+		n -= len;
+	}
+	out[o] = '\0';
 }
 
 void
 web_error(struct web_response *r, int status, const char *code,
     const char *fmt, ...)
 {
-	char msg[512];
+	char raw[1024], msg[512];
 	va_list ap;
 	json_t *j;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	va_end(ap);
+	/* The message may quote what the caller sent: keep it valid UTF-8
+	 * and whole characters, or the answer could not be written. */
+	web_utf8_copy(msg, sizeof(msg), raw);
 	j = json_pack("{s:s, s:s}", "error", code, "message", msg);
 	web_json(r, status, j);
-	r->status = status;
+	if (j != NULL)
+		r->status = status;
 	json_decref(j);
 }
 

@@ -15,6 +15,7 @@
 #include <payhook/sdk.h>
 
 #include "conf/conf.h"
+#include "ledger/ledger.h"
 #include "store/store.h"
 
 #define WEB_RESP_MAX (8u * 1024 * 1024)
@@ -31,6 +32,9 @@ struct web_request {
 	const struct ph_header *headers;
 	size_t nheaders;
 	int64_t now;
+	/* The call's Idempotency-Key (web/idem.c), NULL when it has none:
+	 * handlers pass it to the ledger call that makes their effect. */
+	struct ledger_idem *idem;
 };
 
 /* What the request's log line and counters say, filled by the handlers. */
@@ -46,6 +50,7 @@ struct web_response {
 	int status;
 	char content_type[64];
 	char allow[32];			/* Allow header for 405, or "" */
+	int replayed;			/* an Idempotency-Key's kept answer */
 	struct ph_buf body;		/* owned: free with web_response_free */
 };
 
@@ -66,6 +71,15 @@ void web_error(struct web_response *r, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Serialises j (borrowed) as the JSON response body. */
 void web_json(struct web_response *r, int status, const void *j);
+/* Appends j (borrowed) as compact JSON and a newline to body; -1 when it
+ * cannot be written. */
+int web_json_text(const json_t *j, struct ph_buf *body);
+/* The answer to a merchant's call: fn renders r into the body. */
+void web_reply(struct web_response *resp, ledger_answer_fn fn, void *arg,
+    const struct ledger_reply *r);
+/* Copies s into out (cap bytes with the NUL) as valid UTF-8: cut on a
+ * character boundary, a byte that is not UTF-8 written as '?'. */
+void web_utf8_copy(char *out, size_t cap, const char *s);
 const char *web_status_text(int status);
 /* The value of a query parameter, percent-decoded into out; 0 if absent. */
 int web_query_param(const char *uri, const char *name, char *out, size_t cap);

@@ -4,6 +4,7 @@ route errors, body size, and base_path (a second instance under /pay/)."""
 
 import json
 import os
+import re
 import sys
 import urllib.parse
 
@@ -271,10 +272,13 @@ def test_events(tap, inst):
            isinstance(feed.get('next'), int), 'feed has events[] and next')
     base = inst.last_seq()
     r = inst.events(after=base)
-    tap.is_(r.json, {'events': [], 'next': base},
+    epoch = feed.get('epoch')
+    tap.ok(isinstance(epoch, str) and re.match(r'^[0-9a-f]{16}$', epoch),
+           'the feed names its epoch', feed)
+    tap.is_(r.json, {'epoch': epoch, 'events': [], 'next': base},
             'nothing after the last seq: next = after')
     r = inst.events(after=base + 1000)
-    tap.is_(r.json, {'events': [], 'next': base + 1000},
+    tap.is_(r.json, {'epoch': epoch, 'events': [], 'next': base + 1000},
             'after beyond the end: empty, next = after')
 
     # Make 9 events: 7 paid orders, one unknown order, one failed payment.

@@ -26,6 +26,7 @@ import csv
 import datetime
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -325,8 +326,9 @@ def test_day(tap, inst, sim, workdir):
             'every double payment is on the refund work list, once')
     tap.ok(all(x['state'] == 'PENDING' and x['amount'] == amount[x['order_id']]
                for x in dbl), '... PENDING, for the whole extra payment')
-    tap.ok(all(x['refund_id'].startswith('phr') and len(x['refund_id']) == 16
-               for x in dbl), '... each with its payhook refund id')
+    tap.ok(all(re.match(r'^phr[0-9a-f]{12}[0-9]+$', x['refund_id'])
+               for x in dbl), '... each with a refund id payhook minted '
+           '(phr, the epoch, the sequence)', [x['refund_id'] for x in dbl])
     tap.is_(sorted(x['txn_id'] for x in dbl if x['order_id'] in silent),
             sorted(txn[o][1] for o in silent),
             '... the silent ones refund the second payment')

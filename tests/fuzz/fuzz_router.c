@@ -46,7 +46,7 @@ fz_init(void)
 	}
 	free(errs);
 	memset(&diag, 0, sizeof(diag));
-	if (store_open(fz_ctx.conf->db_path, (size_t)64 << 20, &fz_ctx.store,
+	if (store_open(fz_ctx.conf->db_path, (size_t)64 << 20, 0, &fz_ctx.store,
 	    &diag) != PH_OK) {
 		fprintf(stderr, "fuzz_router: %s\n", diag.msg);
 		abort();

@@ -54,6 +54,32 @@ call(const char *method, const char *uri, const char *auth, const char *body)
 	return resp.status;
 }
 
+#define AUTH "Bearer " TOKEN
+
+/* A call with one Idempotency-Key header. */
+static int
+call_key(const char *method, const char *uri, const char *key,
+    const char *body)
+{
+	struct ph_header h = { "Idempotency-Key", key };
+	struct web_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.method = method;
+	req.uri = uri;
+	req.content_type = "application/json";
+	req.authorization = AUTH;
+	req.body = (const unsigned char *)(body != NULL ? body : "");
+	req.body_len = body != NULL ? strlen(body) : 0;
+	req.headers = &h;
+	req.nheaders = 1;
+	req.now = 1764500000;
+	web_response_free(&resp);
+	web_response_init(&resp);
+	fc_handle(&ctx, &req, &resp);
+	return resp.status;
+}
+
 static const char *
 field(const char *name)
 {
@@ -72,7 +98,6 @@ field(const char *name)
 	return buf;
 }
 
-#define AUTH "Bearer " TOKEN
 
 /* A WeChat v2 notification signed with MD5 by hand. */
 static void
@@ -213,6 +238,47 @@ test_orders(void)
 }
 
 static void
+test_idempotency(void)
+{
+	static const char *const body = "{\"order_id\":\"K-1\",\"amount\":5,"
+	    "\"currency\":\"CNY\",\"profile\":\"wxshop\"}";
+	char long_key[300], first[1024];
+
+	is_int(call_key("POST", "/orders", "", body), 400, "an empty "
+	    "Idempotency-Key: 400");
+	is_str(field("error"), "invalid_idempotency_key",
+	    "... invalid_idempotency_key");
+	memset(long_key, 'k', 256);
+	long_key[256] = '\0';
+	is_int(call_key("POST", "/orders", long_key, body), 400,
+	    "a key of 256 characters: 400");
+	is_int(call_key("POST", "/orders", "line\nbreak", body), 400,
+	    "a key with a control character: 400");
+	long_key[255] = '\0';
+	is_int(call_key("POST", "/orders", long_key, body), 201,
+	    "a key of 255 printable characters: the call runs");
+	snprintf(first, sizeof(first), "%s", resp.body.data);
+	ok(!resp.replayed, "... not a replay");
+	is_int(call_key("POST", "/orders", long_key, body), 201, "again: the "
+	    "same status");
+	ok(resp.replayed && strcmp(resp.body.data, first) == 0,
+	    "... the same bytes, replayed");
+	is_int(call_key("POST", "/orders", long_key, "{\"order_id\":\"K-2\","
+	    "\"amount\":5,\"currency\":\"CNY\",\"profile\":\"wxshop\"}"),
+	    422, "the key with another body: 422");
+	is_str(field("error"), "idempotency_key_reused",
+	    "... idempotency_key_reused");
+	is_int(call_key("POST", "/orders/K-1/refunds", "r-1",
+	    "{\"amount\":1}"), 409, "a refund of an unpaid order: 409");
+	is_int(call_key("POST", "/orders/K-1/refunds", "r-1",
+	    "{\"amount\":1}"), 409, "... kept: the same again");
+	ok(resp.replayed, "... replayed");
+	is_int(call_key("GET", "/orders/K-1", "r-2", NULL), 200,
+	    "a key on a read is ignored");
+	ok(!resp.replayed, "... nothing replayed");
+}
+
+static void
 test_notify(void)
 {
 	char body[4096];
@@ -296,12 +362,13 @@ main(void)
 	    errs.n ? errs.line[0] : ""))
 		return done_testing();
 	memset(&d, 0, sizeof(d));
-	if (!ok(store_open(ctx.conf->db_path, 16 << 20, &ctx.store, &d) ==
+	if (!ok(store_open(ctx.conf->db_path, 16 << 20, 0, &ctx.store, &d) ==
 	    PH_OK, "store opens (%s)", d.msg))
 		return done_testing();
 	web_response_init(&resp);
 	test_routes();
 	test_orders();
+	test_idempotency();
 	test_notify();
 	test_base_path();
 	web_response_free(&resp);

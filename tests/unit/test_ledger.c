@@ -11,100 +11,30 @@
 #include "ledger/ledger.h"
 #include "ledger/order.h"
 #include "store/store.h"
+#include "ledger_fixture.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-ledger-XXXXXX";
 static char dbpath[256];
-
-static struct ph_event
-ev_pay(const char *order, const char *txn, int64_t amount, const char *cur)
-{
-	struct ph_event ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PH_EV_PAYMENT_SUCCEEDED;
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order);
-	snprintf(ev.txn_id, sizeof(ev.txn_id), "%s", txn);
-	ev.amount = amount;
-	snprintf(ev.currency, sizeof(ev.currency), "%s", cur);
-	ev.occurred_at = 1700000000;
-	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "pay:%s", txn);
-	return ev;
-}
 
 static struct ph_diag last_diag;	/* of the last apply() */
 
 static int
 apply(struct store *s, const struct ph_event *ev, struct ledger_result *r)
 {
-	struct ledger_fact f = { "wxshop", "wechat", "notify", ev, 1700000100 };
-
 	memset(&last_diag, 0, sizeof(last_diag));
-	return ledger_apply(s, &f, r, &last_diag);
-}
-
-static const char *
-state_of(struct store *s, const char *id)
-{
-	static char buf[32];
-	json_t *o;
-
-	if (ledger_get_order(s, id, &o) != PH_OK)
-		return "(none)";
-	snprintf(buf, sizeof(buf), "%s",
-	    json_string_value(json_object_get(o, "state")));
-	json_decref(o);
-	return buf;
-}
-
-static size_t
-exceptions_of(struct store *s, const char *id, const char *type)
-{
-	json_t *o, *e;
-	size_t i, n = 0;
-
-	if (ledger_get_order(s, id, &o) != PH_OK)
-		return 0;
-	json_array_foreach(json_object_get(o, "exceptions"), i, e)
-		if (strcmp(json_string_value(json_object_get(e, "type")),
-		    type) == 0)
-			n++;
-	json_decref(o);
-	return n;
-}
-
-static size_t
-events_of_type(struct store *s, const char *type, uint64_t *last)
-{
-	json_t *arr, *e;
-	uint64_t next;
-	size_t i, n = 0;
-
-	if (ledger_events(s, 0, 1000, &arr, &next) != PH_OK)
-		return (size_t)-1;
-	json_array_foreach(arr, i, e)
-		if (strcmp(json_string_value(json_object_get(e, "type")),
-		    type) == 0)
-			n++;
-	if (last != NULL)
-		*last = next;
-	json_decref(arr);
-	return n;
+	return fx_apply(s, "wxshop", ev, r, &last_diag);
 }
 
 static int
-create_in(struct store *s, const char *id, const char *profile,
-    int64_t amount, const char *cur, int64_t now, json_t **o, int *created,
-    struct ph_diag *d)
+request_refund(struct store *s, const char *order_id, int64_t amount,
+    int64_t now, json_t **item, struct ph_diag *d)
 {
-	struct ledger_new_order n;
+	enum ledger_refusal why;
+	int created;
 
-	memset(&n, 0, sizeof(n));
-	n.order_id = id;
-	n.profile = profile;
-	n.amount = amount;
-	n.currency = cur;
-	return ledger_create_order(s, &n, now, o, created, d);
+	return fx_refund(s, order_id, NULL, amount, now, NULL, item, &created,
+	    &why, d);
 }
 
 static void
@@ -115,7 +45,7 @@ create(struct store *s, const char *id, int64_t amount, const char *cur)
 	int created;
 
 	memset(&d, 0, sizeof(d));
-	ok(create_in(s, id, "wxshop", amount, cur, 1700000000, &o,
+	ok(fx_create(s, id, "wxshop", amount, cur, 1700000000, &o,
 	    &created, &d) == PH_OK && created, "order %s created", id);
 	json_decref(o);
 }
@@ -129,11 +59,11 @@ test_orders(struct store *s)
 
 	create(s, "A1", 100, "CNY");
 	memset(&d, 0, sizeof(d));
-	is_int(create_in(s, "A1", "wxshop", 100, "CNY", 1700000001,
+	is_int(fx_create(s, "A1", "wxshop", 100, "CNY", 1700000001,
 	    &o, &created, &d), PH_OK, "same order again is fine");
 	is_int(created, 0, "... and not created twice");
 	json_decref(o);
-	is_int(create_in(s, "A1", "wxshop", 101, "CNY", 1700000001,
+	is_int(fx_create(s, "A1", "wxshop", 101, "CNY", 1700000001,
 	    &o, &created, &d), PH_E_CONFLICT, "same id, other amount: conflict");
 	json_decref(o);
 	is_int(ledger_get_order(s, "nope", &o), PH_E_NOTFOUND,
@@ -147,16 +77,16 @@ test_payments(struct store *s)
 	struct ph_event ev;
 	uint64_t last, before;
 
-	ev = ev_pay("A1", "T1", 100, "CNY");
+	ev = fx_pay_event("A1", "T1", 100, "CNY");
 	is_int(apply(s, &ev, &r), PH_OK, "payment applies");
 	is_int(r.outcome, LEDGER_APPLIED, "... outcome applied");
 	is_str(r.event_type, "order.paid", "... raises order.paid");
-	is_str(state_of(s, "A1"), "PAID", "... order is PAID");
-	is_int(events_of_type(s, "order.paid", &before), 1, "one order.paid");
+	is_str(fx_state(s, "A1"), "PAID", "... order is PAID");
+	is_int(fx_events_of_type(s, "order.paid", &before), 1, "one order.paid");
 
 	is_int(apply(s, &ev, &r), PH_OK, "same notification again");
 	is_int(r.outcome, LEDGER_DUPLICATE, "... is a duplicate");
-	events_of_type(s, "order.paid", &last);
+	fx_events_of_type(s, "order.paid", &last);
 	is_int(last, before, "... and raises nothing");
 
 	/* Same payment seen through another path (another dedup key). */
@@ -164,73 +94,73 @@ test_payments(struct store *s)
 	is_int(apply(s, &ev, &r), PH_OK, "same payment via a query");
 	is_int(r.outcome, LEDGER_DUPLICATE, "... is a duplicate too");
 
-	ev = ev_pay("A1", "T2", 100, "CNY");
+	ev = fx_pay_event("A1", "T2", 100, "CNY");
 	is_int(apply(s, &ev, &r), PH_OK, "second payment for a paid order");
 	is_int(r.outcome, LEDGER_RECORDED, "... recorded");
 	is_str(r.event_type, "order.double_payment", "... raised");
-	is_str(state_of(s, "A1"), "PAID", "... order stays PAID");
-	is_int(exceptions_of(s, "A1", "double_payment"), 1,
+	is_str(fx_state(s, "A1"), "PAID", "... order stays PAID");
+	is_int(fx_exceptions(s, "A1", "double_payment"), 1,
 	    "... exception on the order");
 
 	create(s, "B1", 500, "CNY");
-	ev = ev_pay("B1", "T3", 499, "CNY");
+	ev = fx_pay_event("B1", "T3", 499, "CNY");
 	is_int(apply(s, &ev, &r), PH_OK, "amount mismatch applies");
 	is_int(r.outcome, LEDGER_RECORDED, "... recorded");
 	is_str(r.event_type, "order.amount_mismatch", "... raised");
-	is_str(state_of(s, "B1"), "PENDING", "... order not paid");
-	is_int(exceptions_of(s, "B1", "amount_mismatch"), 1, "... exception");
+	is_str(fx_state(s, "B1"), "PENDING", "... order not paid");
+	is_int(fx_exceptions(s, "B1", "amount_mismatch"), 1, "... exception");
 
-	ev = ev_pay("B1", "T4", 500, "USD");
+	ev = fx_pay_event("B1", "T4", 500, "USD");
 	apply(s, &ev, &r);
 	is_str(r.event_type, "order.amount_mismatch", "currency mismatch too");
-	is_str(state_of(s, "B1"), "PENDING", "... order not paid");
+	is_str(fx_state(s, "B1"), "PENDING", "... order not paid");
 
-	ev = ev_pay("B1", "T5", 500, "CNY");
+	ev = fx_pay_event("B1", "T5", 500, "CNY");
 	apply(s, &ev, &r);
-	is_str(state_of(s, "B1"), "PAID", "then the right payment pays it");
+	is_str(fx_state(s, "B1"), "PAID", "then the right payment pays it");
 
-	ev = ev_pay("ZZ", "T6", 1, "CNY");
+	ev = fx_pay_event("ZZ", "T6", 1, "CNY");
 	is_int(apply(s, &ev, &r), PH_OK, "payment for an unknown order");
 	is_str(r.event_type, "payment.unknown_order", "... raised");
-	is_str(state_of(s, "ZZ"), "(none)", "... no order invented");
+	is_str(fx_state(s, "ZZ"), "(none)", "... no order invented");
 
 	create(s, "C1", 100, "CNY");
-	ev = ev_pay("C1", "T7", 100, "CNY");
+	ev = fx_pay_event("C1", "T7", 100, "CNY");
 	ev.kind = PH_EV_PAYMENT_FAILED;
 	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "fail:C1:T7:-");
 	apply(s, &ev, &r);
 	is_str(r.event_type, "payment.failed", "failed payment raised");
-	is_str(state_of(s, "C1"), "PENDING", "... order unchanged");
+	is_str(fx_state(s, "C1"), "PENDING", "... order unchanged");
 
 	/* Conflict: a known dedup key with a different payload. */
-	ev = ev_pay("C1", "T8", 100, "CNY");
+	ev = fx_pay_event("C1", "T8", 100, "CNY");
 	apply(s, &ev, &r);
-	is_str(state_of(s, "C1"), "PAID", "C1 paid by T8");
+	is_str(fx_state(s, "C1"), "PAID", "C1 paid by T8");
 	ev.amount = 1;
 	is_int(apply(s, &ev, &r), PH_OK, "same key, other amount");
 	is_int(r.outcome, LEDGER_CONFLICT, "... is a conflict");
 	is_str(r.event_type, "notification.conflict", "... raised");
-	is_int(exceptions_of(s, "C1", "notification_conflict"), 1,
+	is_int(fx_exceptions(s, "C1", "notification_conflict"), 1,
 	    "... on the order");
 
 	{
 		json_t *o;
 		int created;
 
-		ok(create_in(s, "D1", "other", 100, "CNY", 1700000000, &o,
+		ok(fx_create(s, "D1", "other", 100, "CNY", 1700000000, &o,
 		    &created, &last_diag) == PH_OK,
 		    "order D1 created under profile other");
 		json_decref(o);
 	}
-	ev = ev_pay("D1", "T9", 100, "CNY");
+	ev = fx_pay_event("D1", "T9", 100, "CNY");
 	apply(s, &ev, &r);
 	is_int(r.outcome, LEDGER_RECORDED,
 	    "payment through another profile is recorded");
 	is_str(r.event_type, "order.profile_mismatch", "... raised");
-	is_str(state_of(s, "D1"), "PENDING", "... does not pay the order");
-	is_int(exceptions_of(s, "D1", "profile_mismatch"), 1, "... exception");
+	is_str(fx_state(s, "D1"), "PENDING", "... does not pay the order");
+	is_int(fx_exceptions(s, "D1", "profile_mismatch"), 1, "... exception");
 
-	is_int(events_of_type(s, "order.paid", NULL), 3, "three orders paid");
+	is_int(fx_events_of_type(s, "order.paid", NULL), 3, "three orders paid");
 }
 
 static void
@@ -269,7 +199,8 @@ test_sweeper_side(struct store *s)
 	n.expires_at = 1700000900;
 	n.first_query_at = 1700000015;
 	memset(&d, 0, sizeof(d));
-	ok(ledger_create_order(s, &n, 1700000000, &o, &created, &d) == PH_OK,
+	ok(ledger_create_order(s, &n, 1700000000, NULL, &o, &created, &d) ==
+	    PH_OK,
 	    "order S1 with expiry and a first query time");
 	json_decref(o);
 	ok(ledger_due(s, 1700000014, 100, &ids) == PH_OK &&
@@ -290,8 +221,8 @@ test_sweeper_side(struct store *s)
 	is_int(ledger_lease(s, "S1", 1700000080, 60, "sweeper-b", &o), PH_OK,
 	    "a lease that ran out (killed sweeper) is taken over");
 	json_decref(o);
-	is_int(ledger_reschedule(s, "S1", "sweeper-b", 1700000100, 1700000080),
-	    PH_OK, "rescheduled");
+	is_int(ledger_reschedule(s, "S1", "sweeper-b", 1700000100,
+	    1700000080, 0), PH_OK, "rescheduled");
 	ok(ledger_due(s, 1700000099, 100, &ids) == PH_OK &&
 	    json_array_size(ids) == 0, "... off the list until then");
 	json_decref(ids);
@@ -308,7 +239,7 @@ test_sweeper_side(struct store *s)
 	    PH_E_CONFLICT, "a concurrent attempt is refused");
 	json_decref(o);
 	is_int(ledger_guard_end(s, "S1", "g1", "wxhmac", NULL, 1700000102,
-	    60, 1700000200, &o, &d), PH_OK, "g1 records its attempt");
+	    60, 1700000200, NULL, &o, &d), PH_OK, "g1 records its attempt");
 	ok(json_array_size(json_object_get(o, "attempts")) == 2,
 	    "two attempts on the order");
 	json_decref(o);
@@ -316,7 +247,7 @@ test_sweeper_side(struct store *s)
 	    PH_OK, "guard free again");
 	json_decref(o);
 	is_int(ledger_guard_end(s, "S1", "g4", "wxshop", NULL, 1700000110,
-	    60, 1700000200, &o, &d), PH_E_CONFLICT,
+	    60, 1700000200, NULL, &o, &d), PH_E_CONFLICT,
 	    "a new attempt 8s after an unsettled one is refused");
 	ok(strstr(d.msg, "not settled") != NULL, "... saying why: %s", d.msg);
 	json_decref(o);
@@ -326,7 +257,7 @@ test_sweeper_side(struct store *s)
 	ledger_guard_release(s, "S1", "g5");
 
 	/* A payment through the attempt's profile pays the order. */
-	ev = ev_pay("S1", "TS1", 300, "CNY");
+	ev = fx_pay_event("S1", "TS1", 300, "CNY");
 	{
 		struct ledger_fact f = { "wxhmac", "wechat", "query", &ev,
 		    1700000300 };
@@ -352,19 +283,19 @@ test_sweeper_side(struct store *s)
 	json_decref(o);
 	is_int(ledger_close_order(s, "S1", 1700001000, "expired", &r, &d),
 	    PH_E_CONFLICT, "a paid order is never closed");
-	is_str(state_of(s, "S1"), "PAID", "... stays PAID");
+	is_str(fx_state(s, "S1"), "PAID", "... stays PAID");
 
 	/* Closing, then a late payment. */
 	create(s, "S2", 100, "CNY");
 	is_int(ledger_close_order(s, "S2", 1700001000, "expired", &r, &d),
 	    PH_OK, "pending order closed");
 	is_str(r.event_type, "order.closed", "... order.closed raised");
-	is_str(state_of(s, "S2"), "CLOSED", "... CLOSED");
-	ev = ev_pay("S2", "TS2", 100, "CNY");
+	is_str(fx_state(s, "S2"), "CLOSED", "... CLOSED");
+	ev = fx_pay_event("S2", "TS2", 100, "CNY");
 	apply(s, &ev, &r);
 	is_str(r.event_type, "order.late_payment", "late payment raised");
-	is_str(state_of(s, "S2"), "CLOSED", "... order stays CLOSED");
-	is_int(exceptions_of(s, "S2", "late_payment"), 1, "... exception");
+	is_str(fx_state(s, "S2"), "CLOSED", "... order stays CLOSED");
+	is_int(fx_exceptions(s, "S2", "late_payment"), 1, "... exception");
 }
 
 static void
@@ -418,11 +349,11 @@ test_refund_race(struct store *s)
 	char id[24];
 
 	create(s, "RR1", 500, "CNY");
-	ev = ev_pay("RR1", "TXNRR1", 500, "CNY");
+	ev = fx_pay_event("RR1", "TXNRR1", 500, "CNY");
 	apply(s, &ev, &r);
 	memset(&d, 0, sizeof(d));
-	is_int(ledger_request_refund(s, "RR1", 200, "test", 1700000200, &item,
-	    &d), PH_OK, "race: refund of 200 requested");
+	is_int(request_refund(s, "RR1", 200, 1700000200, &item, &d), PH_OK,
+	    "race: refund of 200 requested");
 	seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
 	snprintf(id, sizeof(id), "%s",
 	    json_string_value(json_object_get(item, "refund_id")));
@@ -475,7 +406,7 @@ test_map_full(void)
 
 	snprintf(path, sizeof(path), "%s/small.mdb", dir);
 	memset(&d, 0, sizeof(d));
-	if (!ok(store_open(path, 64 * 1024, &s, &d) == PH_OK,
+	if (!ok(store_open(path, 64 * 1024, 0, &s, &d) == PH_OK,
 	    "small store opens"))
 		return;
 	for (i = 0; i < 5000 && rc == PH_OK; i++) {
@@ -484,12 +415,12 @@ test_map_full(void)
 
 		snprintf(id, sizeof(id), "O%d", i);
 		snprintf(txn, sizeof(txn), "X%d", i);
-		rc = create_in(s, id, "wxshop", 1, "CNY", 1, &o,
+		rc = fx_create(s, id, "wxshop", 1, "CNY", 1, &o,
 		    &created, &d);
 		json_decref(o);
 		if (rc != PH_OK)
 			break;
-		ev = ev_pay(id, txn, 1, "CNY");
+		ev = fx_pay_event(id, txn, 1, "CNY");
 		if ((rc = apply(s, &ev, &r)) != PH_OK)
 			d = last_diag;
 	}
@@ -520,7 +451,7 @@ main(void)
 		return 1;
 	snprintf(dbpath, sizeof(dbpath), "%s/var/payhook.mdb", dir);
 	memset(&d, 0, sizeof(d));
-	if (!ok(store_open(dbpath, 16 << 20, &s, &d) == PH_OK,
+	if (!ok(store_open(dbpath, 16 << 20, 0, &s, &d) == PH_OK,
 	    "store opens, creating its folder (%s)", d.msg))
 		return done_testing();
 	test_orders(s);
@@ -532,8 +463,8 @@ main(void)
 	store_close(s);
 
 	/* Committed means durable: a new environment sees everything. */
-	ok(store_open(dbpath, 16 << 20, &s, &d) == PH_OK, "store reopens");
-	is_str(state_of(s, "A1"), "PAID", "A1 still PAID after reopen");
+	ok(store_open(dbpath, 16 << 20, 0, &s, &d) == PH_OK, "store reopens");
+	is_str(fx_state(s, "A1"), "PAID", "A1 still PAID after reopen");
 	store_close(s);
 
 	test_map_full();

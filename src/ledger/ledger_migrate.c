@@ -1,0 +1,223 @@
+/*
+ * Bringing an older store up to this payhook's records, on open.  Each
+ * step runs in batches of short transactions and can be run again: a
+ * crash in the middle leaves a store of the old version that the next
+ * open takes up where it stopped.  The version is written last.
+ *
+ * Schema 1 to 2:
+ *   - the store gets an epoch;
+ *   - payments are keyed by profile, not provider (each record names its
+ *     profile); schema 1's dedup keys stay where they are and are still
+ *     read (ledger_apply) until `dedup prune` forgets them;
+ *   - every refund is found by its id, every order lists its refunds, and
+ *     a refund tried before counts as sent;
+ *   - every event gets its id.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <payhook/sdk.h>
+
+#include "ledger/ledger.h"
+#include "ledger/ledger_int.h"
+#include "ops/log.h"
+
+#define LEDGER_MIGRATE_BATCH 1000
+
+/* Moves schema 1's payments to their profile's keys; *more while some
+ * are left. */
+static int
+ledger_migrate_payments(struct store *s, int *more, size_t *moved)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key v1, k;
+	json_t *p;
+	size_t n = 0;
+	int rc;
+
+	*more = 0;
+	store_key_init(&v1, STORE_KEY_PAYMENT_V1);
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	store_scan_begin(&sc, &t, STORE_DB_PAYMENTS, &v1);
+	while (store_scan_next(&sc) && store_val_has_prefix(&sc.key, &v1)) {
+		if (n == LEDGER_MIGRATE_BATCH) {
+			*more = 1;
+			break;
+		}
+		if ((p = ledger_load(&sc.val)) == NULL) {
+			t.err = PH_E_STORE;
+			break;
+		}
+		ledger_key_pair(&k, STORE_KEY_PAYMENT, ledger_str(p, "profile"),
+		    ledger_str(p, "provider_txn_id"));
+		ledger_put(&t, STORE_DB_PAYMENTS, &k, p);
+		json_decref(p);
+		store_scan_del(&sc);
+		n++;
+	}
+	store_scan_end(&sc);
+	if ((rc = store_commit(&t)) == PH_OK)
+		*moved += n;
+	return rc;
+}
+
+/* Indexes refunds from *resume on, adds them to their orders' lists;
+ * one a runner has tried counts as sent. */
+static int
+ledger_migrate_refunds(struct store *s, struct store_key *resume, int *more)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key ok;
+	json_t *r, *order;
+	size_t n = 0;
+	uint64_t seq;
+	int rc;
+
+	*more = 0;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	store_scan_begin(&sc, &t, STORE_DB_REFUNDS, resume);
+	while (store_scan_next(&sc)) {
+		if (n++ == LEDGER_MIGRATE_BATCH) {
+			store_key_from_val(resume, &sc.key);
+			*more = 1;
+			break;
+		}
+		if (sc.key.len != 8 || (r = ledger_load(&sc.val)) == NULL)
+			continue;
+		seq = store_key_get_u64(&sc.key);
+		ledger_refund_index(&t, ledger_str(r, "refund_id"), seq);
+		if (json_object_get(r, "sent_at") == NULL) {
+			json_object_set_new(r, "sent_at", json_integer_value(
+			    json_object_get(r, "tries")) > 0 ?
+			    json_integer(json_integer_value(json_object_get(r,
+			    "updated_at"))) : json_null());
+			store_key_from_val(&ok, &sc.key);
+			ledger_put(&t, STORE_DB_REFUNDS, &ok, r);
+		}
+		ledger_key_order(&ok, ledger_str(r, "order_id"));
+		order = NULL;
+		if (!ok.err && ledger_get(&t, STORE_DB_ORDERS, &ok, &order) ==
+		    PH_OK) {
+			ledger_order_add_refund(&t, order, seq);
+			ledger_put(&t, STORE_DB_ORDERS, &ok, order);
+		}
+		json_decref(order);
+		json_decref(r);
+	}
+	store_scan_end(&sc);
+	return store_commit(&t);
+}
+
+/* Gives the events from *resume on their ids. */
+static int
+ledger_migrate_events(struct store *s, struct store_key *resume, int *more)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key k;
+	char id[STORE_EPOCH_LEN + 24];
+	json_t *e;
+	size_t n = 0;
+	int rc;
+
+	*more = 0;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	store_scan_begin(&sc, &t, STORE_DB_EVENTS, resume);
+	while (store_scan_next(&sc)) {
+		if (n++ == LEDGER_MIGRATE_BATCH) {
+			store_key_from_val(resume, &sc.key);
+			*more = 1;
+			break;
+		}
+		if ((e = ledger_load(&sc.val)) == NULL)
+			continue;
+		if (json_object_get(e, "id") == NULL) {
+			ledger_event_id(store_epoch(s),
+			    store_key_get_u64(&sc.key), id);
+			json_object_set_new(e, "id", json_string(id));
+			store_key_from_val(&k, &sc.key);
+			ledger_put(&t, STORE_DB_EVENTS, &k, e);
+		}
+		json_decref(e);
+	}
+	store_scan_end(&sc);
+	return store_commit(&t);
+}
+
+/* Runs step over the whole database, batch after batch. */
+static int
+ledger_migrate_all(struct store *s,
+    int (*step)(struct store *, struct store_key *, int *))
+{
+	struct store_key resume;
+	int rc, more = 1;
+
+	store_key_init(&resume, 0);
+	while (more)
+		if ((rc = step(s, &resume, &more)) != PH_OK)
+			return rc;
+	return PH_OK;
+}
+
+static int
+ledger_migrate_1(struct store *s)
+{
+	struct store_txn t;
+	size_t moved = 0;
+	int rc, more = 1;
+
+	if (store_epoch(s)[0] == '\0') {
+		if ((rc = store_begin(s, 1, &t)) != PH_OK)
+			return rc;
+		store_new_epoch(&t);
+		if ((rc = store_commit(&t)) != PH_OK)
+			return rc;
+	}
+	while (more)
+		if ((rc = ledger_migrate_payments(s, &more, &moved)) != PH_OK)
+			return rc;
+	if ((rc = ledger_migrate_all(s, ledger_migrate_refunds)) != PH_OK ||
+	    (rc = ledger_migrate_all(s, ledger_migrate_events)) != PH_OK)
+		return rc;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	store_set_schema(&t, 2);
+	if ((rc = store_commit(&t)) != PH_OK)
+		return rc;
+	log_info("database: brought from schema 1 to 2 (%zu payment(s) "
+	    "keyed by profile, epoch %s)", moved, store_epoch(s));
+	return PH_OK;
+}
+
+int
+ledger_migrate(struct store *s, struct ph_diag *diag)
+{
+	int rc;
+
+	if (store_schema(s) < 2 && (rc = ledger_migrate_1(s)) != PH_OK)
+		return ph_fail(diag, rc, "database: bringing schema 1 up to 2 "
+		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
+	return PH_OK;
+}
+
+int
+ledger_open(const char *path, size_t map_size, struct store **out,
+    struct ph_diag *diag)
+{
+	int rc;
+
+	if ((rc = store_open(path, map_size, STORE_OPEN_OLDER, out,
+	    diag)) != PH_OK)
+		return rc;
+	if ((rc = ledger_migrate(*out, diag)) != PH_OK) {
+		store_close(*out);
+		*out = NULL;
+	}
+	return rc;
+}

@@ -1,0 +1,257 @@
+#!/usr/bin/env python3
+"""The merchant's contract through lighttpd: Idempotency-Key on every
+mutating call, refunds by the merchant's id (create, read, list, cancel),
+the event feed's epoch and event ids, and an Idempotency-Key whose call is
+killed with SIGKILL between its effect and its answer."""
+
+import os
+import random
+import signal
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import check_json_error  # noqa: E402
+
+
+def paid(tap, inst, oid, amount=1000):
+    inst.create_order(oid, amount)
+    r, _ = inst.pay(oid, amount, harness.txn_id(oid))
+    st = (inst.order(oid) or {}).get('state')
+    tap.is_(st, 'PAID', 'order %s paid' % oid, r.describe())
+
+
+def refund(inst, oid, body, key=None):
+    hdrs = {'Idempotency-Key': key} if key is not None else None
+    return inst.api('POST', '/orders/%s/refunds' % oid, body, headers=hdrs)
+
+
+def refunds_of(inst, oid):
+    r = inst.api('GET', '/orders/%s/refunds' % oid)
+    return (r.json or {}).get('refunds') if r.status == 200 else None
+
+
+def test_keys(tap, inst):
+    oid = 'IK-' + os.urandom(4).hex()
+    paid(tap, inst, oid)
+    body = {'amount': 300, 'reason': 'retry'}
+    answers = [refund(inst, oid, body, key='k-' + oid) for _ in range(3)]
+    tap.is_([a.status for a in answers], [201, 201, 201],
+            'a refund sent three times with one key: 201 each time',
+            [a.describe() for a in answers])
+    tap.ok(answers[0].body == answers[1].body == answers[2].body,
+           '... the same bytes each time')
+    tap.is_([a.headers.get('idempotent-replayed') for a in answers],
+            [None, 'true', 'true'],
+            '... the retries say Idempotent-Replayed: true')
+    tap.is_(len(refunds_of(inst, oid) or []), 1, '... one refund made')
+    tap.is_((inst.order(oid) or {}).get('refund_requested'), 300,
+            '... 300 asked, not 900')
+    r = refund(inst, oid, {'amount': 200}, key='k-' + oid)
+    check_json_error(tap, r, 422, 'the key with another body')
+    tap.is_((r.json or {}).get('error'), 'idempotency_key_reused',
+            '... idempotency_key_reused')
+    r = inst.api('POST', '/orders/%s/attempts' % oid, {'profile': 'wxshop'},
+                 headers={'Idempotency-Key': 'k-' + oid})
+    tap.is_((r.status, (r.json or {}).get('error')),
+            (422, 'idempotency_key_reused'),
+            'the key on another route: reused', r.describe())
+    # An empty key is refused too (tests/unit/test_fc.c); lighttpd drops
+    # empty header fields before payhook sees them.
+    for bad, name in (('x' * 256, '256 characters'),
+                      ('caf\u00e9', 'not ASCII'), ('a\tb', 'a tab')):
+        r = refund(inst, oid, body, key=bad)
+        tap.is_((r.status, (r.json or {}).get('error')),
+                (400, 'invalid_idempotency_key'),
+                'an Idempotency-Key %s: 400 invalid_idempotency_key' % name,
+                r.describe())
+    r = refund(inst, oid, {'amount': 1}, key='x' * 255)
+    tap.is_(r.status, 201, 'a key of 255 characters is fine', r.describe())
+    # A 4xx answer is kept too; the body it was given is part of the key.
+    r1 = refund(inst, oid, {'amount': 10 ** 6}, key='too-much-' + oid)
+    r2 = refund(inst, oid, {'amount': 10 ** 6}, key='too-much-' + oid)
+    tap.ok(r1.status == 409 and r2.status == 409 and r1.body == r2.body and
+           r2.headers.get('idempotent-replayed') == 'true',
+           'a refused call is answered the same again', r2.describe())
+    # Orders and attempts.
+    oid2 = 'IO-' + os.urandom(4).hex()
+    create = {'order_id': oid2, 'amount': 50, 'currency': 'CNY',
+              'profile': 'wxshop'}
+    a = inst.api('POST', '/orders', create, headers={'Idempotency-Key': oid2})
+    b = inst.api('POST', '/orders', create, headers={'Idempotency-Key': oid2})
+    tap.ok(a.status == 201 and b.status == 201 and a.body == b.body and
+           b.headers.get('idempotent-replayed') == 'true',
+           'POST /orders replayed: the same 201', b.describe())
+    r = inst.api('POST', '/orders/%s/attempts' % oid2, {'profile': 'wxshop'},
+                 headers={'Idempotency-Key': 'att-' + oid2})
+    r2 = inst.api('POST', '/orders/%s/attempts' % oid2, {'profile': 'wxshop'},
+                  headers={'Idempotency-Key': 'att-' + oid2})
+    tap.ok(r.status == r2.status and r.body == r2.body and
+           r2.headers.get('idempotent-replayed') == 'true',
+           'an attempt replayed: the same answer', r2.describe())
+    o = inst.order(oid2) or {}
+    tap.is_(len([x for x in o.get('attempts', [])
+                 if x.get('source') == 'attempt']), 1,
+            '... one attempt recorded')
+
+
+def test_refund_ids(tap, inst):
+    oid = 'RI-' + os.urandom(4).hex()
+    paid(tap, inst, oid)
+    rid = 'mr-' + os.urandom(4).hex()
+    r = refund(inst, oid, {'amount': 400, 'refund_id': rid})
+    tap.is_(r.status, 201, 'a refund with refund_id: 201', r.describe())
+    tap.is_(((r.json or {}).get('refund_id'), (r.json or {}).get('state')),
+            (rid, 'PENDING'), '... with that id, PENDING')
+    r = refund(inst, oid, {'amount': 400, 'refund_id': rid})
+    tap.is_(r.status, 200, 'the same refund_id, order and amount: 200',
+            r.describe())
+    tap.is_((r.json or {}).get('refund_id'), rid, '... the same refund')
+    r = refund(inst, oid, {'amount': 401, 'refund_id': rid})
+    tap.is_((r.status, (r.json or {}).get('error')),
+            (409, 'refund_id_conflict'), 'another amount: 409 '
+            'refund_id_conflict', r.describe())
+    other = 'RO-' + os.urandom(4).hex()
+    paid(tap, inst, other)
+    r = refund(inst, other, {'amount': 400, 'refund_id': rid})
+    tap.is_((r.status, (r.json or {}).get('error')),
+            (409, 'refund_id_conflict'), 'another order: 409', r.describe())
+    for bad in ('', 'x' * 65, 'has space', 'ü'):
+        r = refund(inst, oid, {'amount': 1, 'refund_id': bad})
+        tap.is_(r.status, 400, 'refund_id %r refused: 400' % bad,
+                r.describe())
+    r = inst.api('GET', '/refunds/' + rid)
+    tap.is_((r.status, (r.json or {}).get('amount')), (200, 400),
+            'GET /refunds/<id>', r.describe())
+    check_json_error(tap, inst.api('GET', '/refunds/nope-' + rid), 404,
+                     'GET an unknown refund')
+    r = refund(inst, oid, {'amount': 100})
+    minted = (r.json or {}).get('refund_id', '')
+    tap.like(minted, r'^phr[0-9a-f]{12}[0-9]+$',
+             'without refund_id payhook mints one')
+    lst = refunds_of(inst, oid)
+    tap.is_([x.get('refund_id') for x in lst or []], [rid, minted],
+            'GET /orders/<id>/refunds: every refund, in the order asked')
+    check_json_error(tap, inst.api('GET', '/orders/NOPE-%s/refunds' % rid),
+                     404, 'refunds of an unknown order')
+    # Cancel.
+    r = inst.api('POST', '/refunds/%s/cancel' % rid)
+    tap.is_((r.status, (r.json or {}).get('state')), (200, 'CANCELLED'),
+            'a refund not yet sent is cancelled', r.describe())
+    tap.is_((inst.order(oid) or {}).get('refund_requested'), 100,
+            '... its amount no longer counts')
+    evs = [e for e in inst.all_events(0) if e.get('type') ==
+           'refund.cancelled' and e.get('refund_id') == rid]
+    tap.is_(len(evs), 1, '... refund.cancelled raised')
+    r = inst.api('POST', '/refunds/%s/cancel' % rid)
+    tap.is_((r.status, (r.json or {}).get('error')), (409, 'refund_settled'),
+            'cancelling it again: 409 refund_settled', r.describe())
+    r = inst.api('POST', '/refunds/nope-%s/cancel' % rid)
+    tap.is_(r.status, 404, 'cancelling an unknown refund: 404')
+    inst.cli('refunds', 'run')
+    r = inst.api('POST', '/refunds/%s/cancel' % minted)
+    tap.is_((r.status, (r.json or {}).get('error')),
+            (409, 'refund_in_flight'),
+            'a refund the runner has sent: 409 refund_in_flight',
+            r.describe())
+
+
+def test_feed(tap, inst):
+    r = inst.events(0, 5)
+    feed = r.json or {}
+    epoch = feed.get('epoch', '')
+    tap.like(epoch, r'^[0-9a-f]{16}$', 'GET /events names the epoch')
+    tap.ok(all(e.get('id') == '%s-%d' % (epoch, e.get('seq'))
+               for e in feed.get('events', [])) and feed.get('events'),
+           'every event has its id: epoch and seq')
+    r = inst.api('GET', '/events?after=0&epoch=' + epoch)
+    tap.is_(r.status, 200, 'a cursor of this epoch reads on', r.describe())
+    r = inst.api('GET', '/events?after=3&epoch=0123456789abcdef')
+    tap.is_((r.status, (r.json or {}).get('error'),
+             (r.json or {}).get('epoch')),
+            (409, 'feed_epoch_changed', epoch),
+            'a cursor of another epoch: 409 feed_epoch_changed and the '
+            'current epoch', r.describe())
+
+
+def test_killed_between(tap):
+    """SIGKILLs of payhook.fcgi while refunds are asked under keys, as
+    clients retry after a timeout: every key ends with exactly one refund,
+    and its answers agree."""
+    inst = harness.Instance(tap, 'idem-kill', max_procs=4, log_level='warn')
+    inst.start()
+    n = int(os.environ.get('PAYHOOK_IDEM_KILL_N', '200'))
+    oids = ['KB%03d-%s' % (i, os.urandom(2).hex()) for i in range(n)]
+    for oid in oids:
+        inst.create_order(oid, 500)
+        inst.pay(oid, 500, harness.txn_id(oid))
+    stop = threading.Event()
+    kills = [0]
+
+    def killer():
+        rnd = random.Random(7)
+        while not stop.wait(rnd.uniform(0.02, 0.1)):
+            pids = inst.server.backend_pids()
+            if pids:
+                try:
+                    os.kill(rnd.choice(pids), signal.SIGKILL)
+                    kills[0] += 1
+                except ProcessLookupError:
+                    pass
+    th = threading.Thread(target=killer, daemon=True)
+    th.start()
+
+    def ask(oid):
+        """Until two answers: the first (maybe after lost ones) and a
+        retry of it."""
+        seen = []
+        deadline = time.time() + 120
+        while len(seen) < 2 and time.time() < deadline:
+            r = refund(inst, oid, {'amount': 120}, key='kill-' + oid)
+            if r.status is not None and r.status < 500 and \
+                    (r.json or {}).get('error') != 'idempotency_key_in_use':
+                seen.append(r)
+            else:
+                # Lost, or its first try still running: later.
+                time.sleep(0.05)
+        return seen
+    res = harness.parallel(ask, oids, workers=8)
+    stop.set()
+    th.join()
+    tap.diag('%d SIGKILLs of payhook.fcgi while %d keys were asked'
+             % (kills[0], n))
+    tap.ok(kills[0] >= 10, 'payhook.fcgi was killed at least 10 times',
+           kills[0])
+    odd = {oid: [r.describe() for r in seen] for oid, seen in
+           zip(oids, res) if len(seen) != 2 or
+           any(r.status != 201 for r in seen)}
+    tap.is_(odd, {}, 'every key was answered 201, and again 201')
+    tap.ok(all(s[0].body == s[1].body for s in res if len(s) == 2),
+           '... with the same bytes both times')
+    time.sleep(1)
+    counts = {oid: len(refunds_of(inst, oid) or []) for oid in oids}
+    tap.is_(sorted(set(counts.values())), [1],
+            'every key made exactly one refund', counts)
+    inst.cleanup()
+
+
+def main(tap):
+    # Attempts ask the provider first, the refund runner sends: both to
+    # the simulator.
+    sim = harness.Simulator(tap, time_factor=1000).start()
+    inst = harness.SimInstance(tap, 'merchant', sim_port=sim.port)
+    inst.start()
+    sim.point_at(inst)
+    test_keys(tap, inst)
+    test_refund_ids(tap, inst)
+    test_feed(tap, inst)
+    inst.cleanup()
+    sim.stop()
+    test_killed_between(tap)
+
+
+if __name__ == '__main__':
+    harness.run(main)
