@@ -26,6 +26,7 @@
 #include <payhook/sdk.h>
 
 #include "ops/log.h"
+#include "ops/metrics.h"
 #include "store/archive.h"
 #include "store/archive_int.h"
 
@@ -137,43 +138,82 @@ archive_budget_open(void)
 	return 0;
 }
 
+/* A record of class c not kept: counted for operators. */
+static void
+archive_dropped(enum archive_class c)
+{
+	char labels[32];
+
+	__atomic_add_fetch(&archive.budget->dropped[c], 1, __ATOMIC_RELAXED);
+	snprintf(labels, sizeof(labels), "class=%s", archive_class_name(c));
+	metrics_add("payhook_archive_dropped_total", labels, 1);
+}
+
 /* ---- Segments ------------------------------------------------------------- */
 
 void
-archive_segment_name(int64_t day, enum archive_class c, char *out,
-    size_t cap)
+archive_segment_name(const struct archive_segid *sg, char *out, size_t cap)
 {
 	static const char letters[ARCHIVE__MAX] = { 'v', 'o', 'u' };
-	time_t t = (time_t)(day * 86400);
+	time_t t = (time_t)(sg->day * 86400);
 	struct tm tm;
 
 	gmtime_r(&t, &tm);
-	snprintf(out, cap, "%04d%02d%02d-%c", tm.tm_year + 1900,
-	    tm.tm_mon + 1, tm.tm_mday, letters[c]);
+	snprintf(out, cap, "%04d%02d%02d-%c-%04u", tm.tm_year + 1900,
+	    tm.tm_mon + 1, tm.tm_mday, letters[sg->class], sg->seq);
 }
 
-/* Today's segment of class c, opened for appending. */
+uint64_t
+archive_segment_max(enum archive_class c)
+{
+	uint64_t n = archive_share(c) / 16;
+
+	if (n < 65536)
+		n = 65536;
+	return n < ARCHIVE_OFFSET_MAX ? n : ARCHIVE_OFFSET_MAX - 1;
+}
+
+/*
+ * The segment a record of class c goes to today, opened for appending:
+ * this process's, unless a new day began or the segment is full, when it
+ * moves to the day's last (another process may have begun it) or the one
+ * after.
+ */
 static int
 archive_segment(enum archive_class c, int64_t day)
 {
-	char name[32], path[ARCHIVE_PATH_MAX];
+	char name[40], path[ARCHIVE_PATH_MAX];
 	struct archive_seg *sg = &archive.seg[c];
+	struct stat st;
+	unsigned seq;
 
-	if (sg->fd != -1 && sg->day == day)
+	if (sg->fd != -1 && sg->id.day == day && fstat(sg->fd, &st) == 0 &&
+	    (uint64_t)st.st_size < archive_segment_max(c))
 		return sg->fd;
 	if (sg->fd != -1)
 		close(sg->fd);
 	sg->fd = -1;
-	archive_segment_name(day, c, name, sizeof(name));
-	snprintf(path, sizeof(path), "%s/seg/%s", archive.dir, name);
-	if ((sg->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
-	    0600)) == -1)
-		return -1;
-	sg->day = day;
-	/* A new day: what the other days of the class hold is counted
-	 * again, and they may be over the share by now. */
-	archive_usage(archive.used);
-	return sg->fd;
+	seq = archive_last_seq(day, c);
+	for (;;) {
+		sg->id.day = day;
+		sg->id.class = c;
+		sg->id.seq = seq;
+		archive_segment_name(&sg->id, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir, name);
+		if ((sg->fd = open(path, O_WRONLY | O_APPEND | O_CREAT |
+		    O_CLOEXEC, 0600)) == -1)
+			return -1;
+		if (fstat(sg->fd, &st) == 0 &&
+		    (uint64_t)st.st_size < archive_segment_max(c))
+			return sg->fd;
+		close(sg->fd);
+		sg->fd = -1;
+		if (seq >= ARCHIVE_SEQ_MAX) {
+			errno = EFBIG;
+			return -1;
+		}
+		seq++;
+	}
 }
 
 uint64_t
@@ -278,11 +318,12 @@ archive_put(const struct archive_rec *r)
 	int fd;
 	uint64_t id = 0;
 
-	if (archive.dir[0] == '\0' || r->class >= ARCHIVE__MAX)
+	if (archive.dir[0] == '\0' || archive.budget == NULL ||
+	    r->class >= ARCHIVE__MAX)
 		return 0;
 	if (!archive_admit(r->class, r->source != NULL ? r->source : "",
 	    r->profile, r->at)) {
-		archive.dropped[r->class]++;
+		archive_dropped(r->class);
 		return 0;
 	}
 	ph_buf_init(&b, (size_t)r->body_len + 65536);
@@ -290,10 +331,21 @@ archive_put(const struct archive_rec *r)
 	    (fd = archive_segment(r->class, day)) == -1 ||
 	    fstat(fd, &st) == -1)
 		goto fail;
-	/* Full: this class keeps what it has; no other class gives room. */
-	if (archive.used[r->class] + (uint64_t)b.len >
-	    archive_share(r->class)) {
-		archive.dropped[r->class]++;
+	/*
+	 * Full: verified notifications make room by dropping their own
+	 * oldest segment; a refused class keeps what it has (a record that
+	 * may be genuine waits there for its replay) and archives no more
+	 * until pruning frees its older days.  No class ever takes room from
+	 * another.  The count is every process's: each adds what it writes.
+	 */
+	while (r->class == ARCHIVE_VERIFIED &&
+	    __atomic_load_n(&archive.budget->used[r->class],
+	    __ATOMIC_RELAXED) + (uint64_t)b.len > archive_share(r->class) &&
+	    archive_evict_oldest(r->class, &archive.seg[r->class].id) == 0)
+		continue;
+	if (__atomic_load_n(&archive.budget->used[r->class],
+	    __ATOMIC_RELAXED) + (uint64_t)b.len > archive_share(r->class)) {
+		archive_dropped(r->class);
 		if (!archive.warned[r->class])
 			log_warn("notification archive: the %s share is full "
 			    "(%lu MiB): such notifications are not archived "
@@ -313,9 +365,10 @@ archive_put(const struct archive_rec *r)
 	}
 	/* With O_APPEND, where the write ended is where it began plus its
 	 * length, whatever other processes appended. */
-	id = archive_id_make(day, r->class, (uint64_t)lseek(fd, 0,
-	    SEEK_CUR) - b.len);
-	archive.used[r->class] += b.len;
+	id = archive_id_make(&archive.seg[r->class].id, (uint64_t)lseek(fd,
+	    0, SEEK_CUR) - b.len);
+	__atomic_add_fetch(&archive.budget->used[r->class], (uint64_t)b.len,
+	    __ATOMIC_RELAXED);
 	archive.warned[r->class] = 0;
 	goto done;
 fail:
@@ -363,7 +416,7 @@ archive_open(const char *db_path, const struct archive_limits *lim)
 		archive_close();
 		return PH_E_IO;
 	}
-	archive_usage(archive.used);
+	archive_usage();
 	return PH_OK;
 }
 

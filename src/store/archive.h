@@ -107,10 +107,11 @@ int archive_read(uint64_t id, struct archive_entry *e);
 void archive_free(struct archive_entry *e);
 
 /*
- * Drops the segments older than before, then the oldest of each class
- * over its share; *removed counts the records dropped.
+ * Drops the days past archive_days, then, while a class holds more than
+ * its share, its own oldest days before today; *removed counts the
+ * records dropped.
  */
-int archive_prune(int64_t before, size_t *removed);
+int archive_prune(int64_t now, size_t *removed);
 
 /*
  * Notes that a refused notification named order_id, so the sweeper asks

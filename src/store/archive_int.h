@@ -33,19 +33,36 @@
 #define ARCHIVE_SLOTS		1024
 #define ARCHIVE_FNV_SEED	2166136261u
 
-/* An id: the day (since 1970), the class, the offset in that segment. */
-#define ARCHIVE_OFFSET_BITS	40
+/*
+ * A segment: a day (since 1970), a class, and its number that day (a
+ * class's day goes on in a new segment once one holds a sixteenth of the
+ * class's share).  An id: the segment and the offset in it, so that ids
+ * grow with time within a class.
+ */
+struct archive_segid {
+	int64_t day;
+	enum archive_class class;
+	unsigned seq;
+};
+
+#define ARCHIVE_OFFSET_BITS	32
+#define ARCHIVE_SEQ_BITS	10
 #define ARCHIVE_OFFSET_MAX	((uint64_t)1 << ARCHIVE_OFFSET_BITS)
-#define archive_id_make(day, cls, off)					\
-	((uint64_t)(day) << (ARCHIVE_OFFSET_BITS + 2) |			\
-	(uint64_t)(cls) << ARCHIVE_OFFSET_BITS | (uint64_t)(off))
-#define archive_id_day(id)	((int64_t)((id) >> (ARCHIVE_OFFSET_BITS + 2)))
-#define archive_id_class(id)	((int)(((id) >> ARCHIVE_OFFSET_BITS) & 3))
+#define ARCHIVE_SEQ_MAX		((1u << ARCHIVE_SEQ_BITS) - 1)
+#define archive_id_make(sg, off)					\
+	((uint64_t)(sg)->day << (ARCHIVE_OFFSET_BITS + ARCHIVE_SEQ_BITS + 2) | \
+	(uint64_t)(sg)->class << (ARCHIVE_OFFSET_BITS + ARCHIVE_SEQ_BITS) | \
+	(uint64_t)(sg)->seq << ARCHIVE_OFFSET_BITS | (uint64_t)(off))
 #define archive_id_offset(id)	((id) & (ARCHIVE_OFFSET_MAX - 1))
 
-/* Counters of the current minute, shared by every process (mmap). */
+/* The segment an id is in. */
+void archive_id_segment(uint64_t id, struct archive_segid *sg);
+
+/* Counters shared by every process (mmap). */
 struct archive_budget {
-	uint64_t total[ARCHIVE__MAX];
+	uint64_t used[ARCHIVE__MAX];	/* bytes each class holds on disk */
+	uint64_t dropped[ARCHIVE__MAX];	/* records not kept, ever */
+	uint64_t total[ARCHIVE__MAX];	/* this minute's, per class */
 	uint64_t per_source[ARCHIVE_SLOTS];
 	uint64_t per_profile[ARCHIVE_SLOTS];
 	uint64_t hints[ARCHIVE_SLOTS];
@@ -53,7 +70,7 @@ struct archive_budget {
 
 struct archive_seg {
 	int fd;
-	int64_t day;
+	struct archive_segid id;
 };
 
 /* The process's archive (archive_open). */
@@ -62,8 +79,6 @@ struct archive_state {
 	struct archive_limits lim;
 	struct archive_seg seg[ARCHIVE__MAX];
 	struct archive_budget *budget;
-	uint64_t used[ARCHIVE__MAX];	/* bytes on disk per class */
-	uint64_t dropped[ARCHIVE__MAX];
 	int warned[ARCHIVE__MAX];
 };
 
@@ -72,12 +87,20 @@ extern struct archive_state archive;
 uint32_t archive_fnv(const void *p, size_t n, uint32_t h);
 /* Writes v as n big-endian bytes at p. */
 void archive_be(void *p, uint64_t v, size_t n);
-/* "YYYYMMDD-c", the segment of a day and class. */
-void archive_segment_name(int64_t day, enum archive_class c, char *out,
+/* "YYYYMMDD-c-NNNN", the name of a segment. */
+void archive_segment_name(const struct archive_segid *sg, char *out,
     size_t cap);
+/* The most a segment holds before its class goes on in the next. */
+uint64_t archive_segment_max(enum archive_class c);
+/* The number of the last segment of a class's day (0 when none). */
+unsigned archive_last_seq(int64_t day, enum archive_class c);
+/* Deletes the class's oldest segment that nobody appends to any more (of
+ * an earlier day than keep, or full); 0 when one went, -1 when there is
+ * none to delete. */
+int archive_evict_oldest(enum archive_class c, const struct archive_segid *keep);
 /* The share of the archive class c may fill, in bytes. */
 uint64_t archive_share(enum archive_class c);
-/* Adds up the bytes each class holds on disk. */
-void archive_usage(uint64_t used[ARCHIVE__MAX]);
+/* Counts again the bytes each class holds on disk, for every process. */
+void archive_usage(void);
 
 #endif

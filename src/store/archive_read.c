@@ -16,6 +16,7 @@
 #include <payhook/sdk.h>
 
 #include "ops/log.h"
+#include "ops/text.h"
 #include "store/archive.h"
 #include "store/archive_int.h"
 
@@ -45,41 +46,55 @@ archive_get_be(const unsigned char *p, size_t n)
 /* ---- Segments on disk ----------------------------------------------------- */
 
 struct archive_segfile {
-	int64_t day;
-	enum archive_class class;
+	struct archive_segid id;
 	off_t size;
-	char name[32];
+	char name[40];
 };
 
-/* Parses "YYYYMMDD-c" into its day and class: 0, or -1. */
+void
+archive_id_segment(uint64_t id, struct archive_segid *sg)
+{
+	sg->day = (int64_t)(id >> (ARCHIVE_OFFSET_BITS + ARCHIVE_SEQ_BITS +
+	    2));
+	sg->class = (enum archive_class)((id >> (ARCHIVE_OFFSET_BITS +
+	    ARCHIVE_SEQ_BITS)) & 3);
+	sg->seq = (unsigned)((id >> ARCHIVE_OFFSET_BITS) & ARCHIVE_SEQ_MAX);
+}
+
+/* Parses "YYYYMMDD-c-NNNN": 0, or -1. */
 static int
-archive_parse_name(const char *name, int64_t *day, enum archive_class *c)
+archive_parse_name(const char *name, struct archive_segid *sg)
 {
 	static const char letters[] = "vou";
 	int y, m, d, n = 0;
+	unsigned seq;
 	char l, *p;
 	struct tm tm;
 
-	if (sscanf(name, "%4d%2d%2d-%c%n", &y, &m, &d, &l, &n) != 4 ||
-	    name[n] != '\0' || (p = strchr(letters, l)) == NULL)
+	if (sscanf(name, "%4d%2d%2d-%c-%4u%n", &y, &m, &d, &l, &seq,
+	    &n) != 5 || name[n] != '\0' || (p = strchr(letters, l)) == NULL ||
+	    seq > ARCHIVE_SEQ_MAX)
 		return -1;
 	memset(&tm, 0, sizeof(tm));
 	tm.tm_year = y - 1900;
 	tm.tm_mon = m - 1;
 	tm.tm_mday = d;
-	*day = (int64_t)timegm(&tm) / 86400;
-	*c = (enum archive_class)(p - letters);
+	sg->day = (int64_t)timegm(&tm) / 86400;
+	sg->class = (enum archive_class)(p - letters);
+	sg->seq = seq;
 	return 0;
 }
 
+/* In id order: day, class, number. */
 static int
 archive_segcmp(const void *a, const void *b)
 {
-	const struct archive_segfile *x = a, *y = b;
+	uint64_t x = archive_id_make(&((const struct archive_segfile *)a)->id,
+	    0);
+	uint64_t y = archive_id_make(&((const struct archive_segfile *)b)->id,
+	    0);
 
-	if (x->day != y->day)
-		return x->day < y->day ? -1 : 1;
-	return (int)x->class - (int)y->class;
+	return x < y ? -1 : x > y;
 }
 
 /* Every segment, in id order (caller frees *out). */
@@ -102,7 +117,7 @@ archive_segments(struct archive_segfile **out, size_t *n)
 		struct archive_segfile f;
 
 		if (strlen(de->d_name) >= sizeof(f.name) ||
-		    archive_parse_name(de->d_name, &f.day, &f.class) != 0 ||
+		    archive_parse_name(de->d_name, &f.id) != 0 ||
 		    fstatat(dirfd(d), de->d_name, &st, 0) == -1)
 			continue;
 		f.size = st.st_size;
@@ -125,17 +140,22 @@ archive_segments(struct archive_segfile **out, size_t *n)
 }
 
 void
-archive_usage(uint64_t used[ARCHIVE__MAX])
+archive_usage(void)
 {
 	struct archive_segfile *segs;
+	uint64_t used[ARCHIVE__MAX];
 	size_t i, n;
 
-	if (archive_segments(&segs, &n) != PH_OK)
+	if (archive.budget == NULL ||
+	    archive_segments(&segs, &n) != PH_OK)
 		return;
-	memset(used, 0, ARCHIVE__MAX * sizeof(used[0]));
+	memset(used, 0, sizeof(used));
 	for (i = 0; i < n; i++)
-		used[segs[i].class] += (uint64_t)segs[i].size;
+		used[segs[i].id.class] += (uint64_t)segs[i].size;
 	free(segs);
+	for (i = 0; i < ARCHIVE__MAX; i++)
+		__atomic_store_n(&archive.budget->used[i], used[i],
+		    __ATOMIC_RELAXED);
 }
 
 /* ---- Records -------------------------------------------------------------- */
@@ -226,16 +246,18 @@ archive_text(const unsigned char *p, size_t n)
 {
 	struct ph_buf b;
 	json_t *j;
-	size_t i;
+	size_t i, len;
 
 	if ((j = json_stringn((const char *)p, n)) != NULL || n == 0)
 		return j != NULL ? j : json_string("");
 	ph_buf_init(&b, 3 * n + 1);
-	for (i = 0; i < n; i++) {
-		if (p[i] < 0x80 && p[i] != 0)
-			ph_buf_append(&b, p + i, 1);
-		else
+	for (i = 0; i < n; i += len) {
+		/* A NUL or a byte that starts no character: U+FFFD. */
+		if ((len = text_utf8_len(p + i, n - i)) == 0 || p[i] == 0) {
 			ph_buf_puts(&b, "\xef\xbf\xbd");
+			len = 1;
+		} else
+			ph_buf_append(&b, p + i, len);
 	}
 	j = json_stringn(b.data != NULL ? b.data : "", b.len);
 	ph_buf_free(&b);
@@ -303,14 +325,17 @@ archive_json(uint64_t id, const unsigned char *rec, size_t len)
 static int
 archive_open_segment(uint64_t id, off_t *size)
 {
-	char name[32], path[ARCHIVE_PATH_MAX];
+	char name[40], path[ARCHIVE_PATH_MAX];
+	struct archive_segid sg;
 	struct stat st;
 	int fd;
 
-	if (archive_id_class(id) >= ARCHIVE__MAX)
+	archive_id_segment(id, &sg);
+	if (sg.class >= ARCHIVE__MAX) {
+		errno = ENOENT;
 		return -1;
-	archive_segment_name(archive_id_day(id), archive_id_class(id), name,
-	    sizeof(name));
+	}
+	archive_segment_name(&sg, name, sizeof(name));
 	snprintf(path, sizeof(path), "%s/seg/%s", archive.dir, name);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
@@ -458,15 +483,15 @@ archive_list(uint64_t after, size_t limit, json_t **out)
 	if ((rc = archive_segments(&segs, &n)) != PH_OK)
 		return rc;
 	for (i = 0; i < n && json_array_size(arr) < limit; i++) {
-		if (archive_id_make(segs[i].day, segs[i].class,
-		    ARCHIVE_OFFSET_MAX - 1) <= after)
+		if (archive_id_make(&segs[i].id, ARCHIVE_OFFSET_MAX - 1) <=
+		    after)
 			continue;
 		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
 		    segs[i].name);
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 			continue;
 		off = 0;
-		if (archive_id_make(segs[i].day, segs[i].class, 0) <= after)
+		if (archive_id_make(&segs[i].id, 0) <= after)
 			off = (off_t)archive_id_offset(after);
 		while (off < segs[i].size && json_array_size(arr) < limit) {
 			if (archive_record_at(fd, off, segs[i].size, &rec,
@@ -474,7 +499,7 @@ archive_list(uint64_t after, size_t limit, json_t **out)
 				off = archive_resync(fd, off, segs[i].size);
 				continue;
 			}
-			id = archive_id_make(segs[i].day, segs[i].class, off);
+			id = archive_id_make(&segs[i].id, off);
 			if (id > after && (j = archive_json(id, rec, len)) !=
 			    NULL)
 				json_array_append_new(arr, j);
@@ -511,13 +536,58 @@ archive_count(const char *path, off_t size)
 	return n;
 }
 
+unsigned
+archive_last_seq(int64_t day, enum archive_class c)
+{
+	struct archive_segfile *segs;
+	unsigned last = 0;
+	size_t i, n;
+
+	if (archive_segments(&segs, &n) != PH_OK)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (segs[i].id.day == day && segs[i].id.class == c &&
+		    segs[i].id.seq > last)
+			last = segs[i].id.seq;
+	free(segs);
+	return last;
+}
+
 int
-archive_prune(int64_t before, size_t *removed)
+archive_evict_oldest(enum archive_class c, const struct archive_segid *keep)
 {
 	struct archive_segfile *segs;
 	char path[ARCHIVE_PATH_MAX];
-	uint64_t used[ARCHIVE__MAX], share;
-	int64_t today = before / 86400;
+	size_t i, n;
+	int rc = -1;
+
+	if (archive_segments(&segs, &n) != PH_OK)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (segs[i].id.class != c || (segs[i].id.day >= keep->day &&
+		    (uint64_t)segs[i].size < archive_segment_max(c)))
+			continue;
+		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
+		    segs[i].name);
+		if (unlink(path) == 0) {
+			__atomic_sub_fetch(&archive.budget->used[c],
+			    (uint64_t)segs[i].size, __ATOMIC_RELAXED);
+			rc = 0;
+		}
+		break;
+	}
+	free(segs);
+	return rc;
+}
+
+int
+archive_prune(int64_t now, size_t *removed)
+{
+	struct archive_segfile *segs;
+	char path[ARCHIVE_PATH_MAX];
+	uint64_t used[ARCHIVE__MAX];
+	int64_t today = now / 86400;
+	int64_t oldest = (now - (int64_t)archive.lim.days * 86400) / 86400;
 	size_t i, n;
 	int rc, c;
 
@@ -528,13 +598,17 @@ archive_prune(int64_t before, size_t *removed)
 		return rc;
 	memset(used, 0, sizeof(used));
 	for (i = 0; i < n; i++)
-		used[segs[i].class] += (uint64_t)segs[i].size;
-	/* Oldest first: days past the retention, then what a class holds
-	 * over its share, never another class's. */
+		used[segs[i].id.class] += (uint64_t)segs[i].size;
+	/*
+	 * Oldest first: the days past the retention, then, while a class
+	 * holds more than its share, its own oldest days; never today's,
+	 * which new records of the class no longer enter once it is full,
+	 * and never another class's.
+	 */
 	for (i = 0; i < n; i++) {
-		c = segs[i].class;
-		share = archive_share(c);
-		if (segs[i].day >= today && used[c] <= share)
+		c = segs[i].id.class;
+		if (segs[i].id.day >= oldest && (segs[i].id.day >= today ||
+		    used[c] <= archive_share(c)))
 			continue;
 		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
 		    segs[i].name);
@@ -543,7 +617,7 @@ archive_prune(int64_t before, size_t *removed)
 			used[c] -= (uint64_t)segs[i].size;
 	}
 	free(segs);
-	archive_usage(archive.used);
+	archive_usage();
 	return PH_OK;
 }
 

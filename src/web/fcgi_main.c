@@ -22,6 +22,7 @@
 #include "ledger/ledger.h"
 #include "ops/metrics.h"
 #include "ops/log.h"
+#include "ops/version.h"
 #include "store/store.h"
 
 #define MAIN_HEADERS_MAX 100
@@ -277,17 +278,39 @@ main_metrics_open(const char *db_path)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
+	static const char usage[] = "usage: payhook.fcgi [--version | --help]\n"
+	    "\n"
+	    "The web server runs it (FastCGI) with the configuration file in\n"
+	    "PAYHOOK_CONFIG; see payhook.fcgi(8).\n";
 	struct conf_errs errs;
 	struct ph_diag diag;
 	struct web_ctx ctx;
 	struct sigaction sa;
 	FCGX_Request r;
 	const char *path;
+	char line[128];
 	size_t i;
 	int rc;
 
+	/* The web server starts us without arguments; these are for people.
+	 * 64 is sysexits' EX_USAGE, as for payhook(1). */
+	if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+		version_line(line, sizeof(line), "payhook.fcgi");
+		printf("%s\n", line);
+		return 0;
+	}
+	if (argc == 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		fputs(usage, stdout);
+		return 0;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "payhook.fcgi: unknown argument %s\n%s",
+		    argv[1], usage);
+		return 64;
+	}
 	log_init("payhook.fcgi", LOG_LVL_INFO);
 	if ((path = getenv("PAYHOOK_CONFIG")) == NULL || *path == '\0') {
 		log_err("PAYHOOK_CONFIG is not set: the web server must pass "

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "ops/text.h"
 #include "web/web.h"
 
 void
@@ -100,38 +101,6 @@ web_reply(struct web_response *resp, ledger_answer_fn fn, void *arg,
 	resp->status = status;
 }
 
-/* Length of the UTF-8 sequence starting at p (n bytes left), 0 if none. */
-static size_t
-web_utf8_len(const unsigned char *p, size_t n)
-{
-	size_t len, i;
-	unsigned cp;
-
-	if (p[0] < 0x80)
-		return 1;
-	if ((p[0] & 0xE0) == 0xC0)
-		len = 2, cp = p[0] & 0x1F;
-	else if ((p[0] & 0xF0) == 0xE0)
-		len = 3, cp = p[0] & 0x0F;
-	else if ((p[0] & 0xF8) == 0xF0)
-		len = 4, cp = p[0] & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (i = 1; i < len; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = cp << 6 | (p[i] & 0x3F);
-	}
-	/* No overlong forms, no surrogates, nothing past U+10FFFF. */
-	if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
-	    (len == 4 && cp < 0x10000) || cp > 0x10FFFF ||
-	    (cp >= 0xD800 && cp <= 0xDFFF))
-		return 0;
-	return len;
-}
-
 void
 web_utf8_copy(char *out, size_t cap, const char *s)
 {
@@ -141,7 +110,7 @@ web_utf8_copy(char *out, size_t cap, const char *s)
 	if (cap == 0)
 		return;
 	while (n > 0) {
-		if ((len = web_utf8_len(p, n)) == 0) {
+		if ((len = text_utf8_len(p, n)) == 0) {
 			if (o + 1 >= cap)
 				break;
 			out[o++] = '?';

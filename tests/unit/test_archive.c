@@ -104,12 +104,13 @@ test_torn(void)
 	before = json_array_size(list);
 	json_decref(list);
 	/* A write torn by a crash, then more records after it. */
-	snprintf(path, sizeof(path), "%s-archive/seg/20251130-v", db);
-	if ((fd = open(path, O_WRONLY | O_APPEND)) != -1) {
-		if (write(fd, "PHA1\0\0\0\xff garbage", 16) != 16)
-			diag("short write");
-		close(fd);
-	}
+	snprintf(path, sizeof(path), "%s-archive/seg/20251130-v-0000", db);
+	if (!ok((fd = open(path, O_WRONLY | O_APPEND)) != -1,
+	    "the day's segment is there"))
+		return;
+	if (write(fd, "PHA1\0\0\0\xff garbage", 16) != 16)
+		diag("short write");
+	close(fd);
 	id = put(ARCHIVE_VERIFIED, "127.0.0.1", "after", 5, NOW + 2);
 	ok(id != 0, "a record after a torn one");
 	archive_list(0, 1000, &list);
@@ -157,6 +158,29 @@ test_budgets(void)
 		verified += put(ARCHIVE_VERIFIED, "10.9.9.9", big, sizeof(big),
 		    NOW + 1000 + i) != 0;
 	is_int(verified, 20, "verified notifications are still archived");
+	{
+		json_t *list, *e;
+		uint64_t last = 0, newest = 0;
+		size_t n = 0, k;
+
+		/* Far more than their share: the oldest segments go. */
+		for (i = 0; i < 80; i++)
+			last = put(ARCHIVE_VERIFIED, "10.9.9.9", big,
+			    sizeof(big), NOW + 1100 + i);
+		ok(last != 0, "verified ones past their share are still "
+		    "archived");
+		archive_list(0, 100000, &list);
+		json_array_foreach(list, k, e)
+			if (strcmp(json_string_value(json_object_get(e,
+			    "class")), "verified") == 0) {
+				n++;
+				newest = (uint64_t)json_integer_value(
+				    json_object_get(e, "id"));
+			}
+		ok(n < 100 && newest == last, "... the oldest dropped to make "
+		    "room (%zu kept), the newest there", n);
+		json_decref(list);
+	}
 	kept = 0;
 	for (i = 0; i < 5; i++)
 		kept += put(ARCHIVE_OURS, "10.3.0.1", "maybe genuine", 13,
@@ -188,7 +212,8 @@ test_prune_and_hints(void)
 	json_decref(ids);
 
 	put(ARCHIVE_VERIFIED, "127.0.0.1", "later", 5, NOW + 3 * 86400);
-	is_int(archive_prune(NOW + 86400, &removed), PH_OK, "pruned");
+	/* 30 days kept: a day later than NOW + 1 stays at NOW + 31 days. */
+	is_int(archive_prune(NOW + 31 * 86400, &removed), PH_OK, "pruned");
 	ok(removed > 0, "... the records of the day past (%zu)", removed);
 	archive_list(0, 1000, &list);
 	is_int(json_array_size(list), 1, "... the later day stays");

@@ -1,0 +1,214 @@
+/*
+ * The commands that look after the installation: check, stats, backup,
+ * dedup prune.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <payhook/sdk.h>
+
+#include "cli/cli.h"
+#include "jobs/certs.h"
+#include "ledger/ledger.h"
+#include "ledger/order.h"
+#include "ops/metrics.h"
+
+/* A certificate's expiry: a warning within CERTS_WARN_DAYS; arg: now. */
+static void
+cli_cert_line(const struct certs_item *it, void *arg)
+{
+	int64_t left = it->not_after - *(const int64_t *)arg;
+	char when[32];
+
+	order_time_text(it->not_after, when);
+	if (left <= 0)
+		fprintf(stderr, "payhook: warning: profile %s: %s %s: "
+		    "certificate %s EXPIRED on %s\n", it->profile, it->key,
+		    it->file, it->subject, when);
+	else if (left <= (int64_t)CERTS_WARN_DAYS * 86400)
+		fprintf(stderr, "payhook: warning: profile %s: %s %s: "
+		    "certificate %s expires on %s, in %lld day(s)\n",
+		    it->profile, it->key, it->file, it->subject, when,
+		    (long long)(left / 86400));
+	else
+		printf("payhook: profile %s: %s %s: certificate %s expires on "
+		    "%s, in %lld days\n", it->profile, it->key, it->file,
+		    it->subject, when, (long long)(left / 86400));
+}
+
+/*
+ * check opens what it checks itself, to say what failed: the
+ * configuration, then (as root) whether the --user can use it all, then
+ * the store, as its owner, creating it when it is missing.
+ */
+int
+cli_check_run(struct cli *c)
+{
+	const char *user = c->a.word;
+	int64_t now = (int64_t)time(NULL);
+	struct stat st;
+	int exists, rc, usable = CLI_EXIT_OK;
+
+	if ((rc = cli_open_conf(c)) != CLI_EXIT_OK) {
+		fprintf(stderr, "payhook: %s: configuration has errors\n",
+		    c->path);
+		return rc;
+	}
+	certs_each(c->conf, cli_cert_line, &now);
+	if (user != NULL &&
+	    (usable = cli_check_user(c->conf, user)) == CLI_EXIT_USAGE)
+		return usable;
+	exists = stat(c->conf->db_path, &st) == 0;
+	if ((rc = cli_open_store(c, c->path)) != CLI_EXIT_OK)
+		return rc;
+	if (usable != CLI_EXIT_OK) {
+		fprintf(stderr, "payhook: %s: user %s cannot run payhook with "
+		    "this configuration\n", c->path, user);
+		return usable;
+	}
+	printf("payhook: %s: configuration OK (%zu profile(s), %zu "
+	    "plugin(s), database %s%s)%s%s\n", c->path, c->conf->nprofiles,
+	    c->conf->loader.n, c->conf->db_path, exists ? "" : ", created",
+	    user != NULL ? "; usable by " : "", user != NULL ? user : "");
+	return CLI_EXIT_OK;
+}
+
+/*
+ * Per profile, from the shared counters: how paid orders were learnt
+ * (the 掉单 rate is the share not by notification), the mean payment lag,
+ * notification outcomes.
+ */
+static json_t *
+cli_profile_rates(const struct conf *conf)
+{
+	static const char *const outcomes[] = {
+		"applied", "duplicate", "refused_signature", "refused_merchant",
+		"refused_malformed", "refused_field", "storage_failure",
+	};
+	json_t *all = json_object(), *p, *by, *no;
+	char labels[128];
+	size_t i, j;
+
+	for (i = 0; i < conf->nprofiles; i++) {
+		const char *name = conf->profiles[i].name;
+		uint64_t total = 0, missed = 0, lag = 0, n = 0, v;
+
+		by = json_object();
+		for (j = 0; j < LEDGER_SRC__MAX; j++) {
+			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
+			    name, ledger_source_name(j));
+			v = metrics_get("payhook_orders_paid_total", labels);
+			json_object_set_new(by, ledger_source_name(j),
+			    json_integer((json_int_t)v));
+			total += v;
+			if (ledger_source_missed(j))
+				missed += v;
+			lag += metrics_get("payhook_payment_lag_seconds_sum",
+			    labels);
+			n += metrics_get("payhook_payment_lag_seconds_count",
+			    labels);
+		}
+		no = json_object();
+		for (j = 0; j < sizeof(outcomes) / sizeof(outcomes[0]); j++) {
+			snprintf(labels, sizeof(labels),
+			    "profile=%s&outcome=%s", name, outcomes[j]);
+			json_object_set_new(no, outcomes[j], json_integer(
+			    (json_int_t)metrics_get(
+			    "payhook_notifications_total", labels)));
+		}
+		p = json_pack("{s:o, s:f, s:f, s:o}", "paid_by", by,
+		    "missed_notification_ratio", total == 0 ? 0.0 :
+		    (double)missed / (double)total,
+		    "payment_lag_seconds_mean", n == 0 ? 0.0 :
+		    (double)lag / (double)n, "notifications", no);
+		json_object_set_new(all, name, p);
+	}
+	return all;
+}
+
+int
+cli_stats_run(struct cli *c)
+{
+	uint64_t counts[ORDER__MAX];
+	struct store_stats st;
+	json_t *out, *dbs, *states;
+	int i, rc;
+
+	if ((rc = store_stats(c->store, &st)) != PH_OK) {
+		fprintf(stderr, "payhook: stats: %s\n", ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	dbs = json_object();
+	for (i = 0; i < STORE_DB__MAX; i++)
+		json_object_set_new(dbs, store_db_name(i),
+		    json_integer((json_int_t)st.entries[i]));
+	states = json_object();
+	if (ledger_counts_init(c->store) == PH_OK &&
+	    ledger_counts(c->store, counts, ORDER__MAX) == PH_OK)
+		for (i = 0; i < ORDER__MAX; i++)
+			json_object_set_new(states, order_state_name(i),
+			    json_integer((json_int_t)counts[i]));
+	out = json_pack("{s:s, s:o, s:o, s:I, s:I, s:i, s:i}",
+	    "database", c->conf->db_path, "orders", states, "entries", dbs,
+	    "map_size", (json_int_t)st.map_size,
+	    "map_used", (json_int_t)st.map_used,
+	    "readers_used", (int)st.readers_used,
+	    "readers_max", (int)st.readers_max);
+	json_object_set_new(out, "profiles", cli_profile_rates(c->conf));
+	return cli_print_new(out);
+}
+
+int
+cli_backup_run(struct cli *c)
+{
+	struct ph_diag diag;
+
+	memset(&diag, 0, sizeof(diag));
+	if (store_backup(c->store, c->a.word, &diag) != PH_OK) {
+		fprintf(stderr, "payhook: %s\n", diag.msg);
+		return CLI_EXIT_FAIL;
+	}
+	printf("payhook: database %s copied to %s\n", c->conf->db_path,
+	    c->a.word);
+	return CLI_EXIT_OK;
+}
+
+/* --older-than AGE, into seconds */
+int
+cli_dedup_valid(struct cli *c)
+{
+	char why[96];
+	size_t n = 0;
+
+	if (conf_parse_schedule(c->a.word, &c->a.age, 1, &n, why,
+	    sizeof(why)) != 0) {
+		fprintf(stderr, "payhook: dedup prune: --older-than takes an "
+		    "age like 90d or 720h\n");
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
+}
+
+int
+cli_dedup_run(struct cli *c)
+{
+	int64_t now = (int64_t)time(NULL);
+	size_t removed, keys = 0;
+	int rc;
+
+	rc = ledger_prune_dedup(c->store, now - c->a.age, &removed);
+	if (rc == PH_OK)
+		rc = ledger_prune_idem(c->store, now, &keys);
+	if (rc != PH_OK) {
+		fprintf(stderr, "payhook: dedup prune: %s (%zu removed before "
+		    "it)\n", ph_strerror(rc), removed);
+		return CLI_EXIT_FAIL;
+	}
+	printf("payhook: dedup prune: %zu key(s) first seen more than %s "
+	    "ago removed; %zu Idempotency-Key(s) past idempotency_ttl_s "
+	    "forgotten\n", removed, c->a.word, keys);
+	return CLI_EXIT_OK;
+}

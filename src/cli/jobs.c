@@ -1,0 +1,246 @@
+/*
+ * The jobs that call out: sweep (with the event push it drives), refunds,
+ * reconcile, and the push endpoints' events resend and deliveries.  A job
+ * that could not reach a provider or an endpoint exits
+ * CLI_EXIT_TEMPFAIL, so that cron and systemd see it.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <payhook/sdk.h>
+
+#include "cli/cli.h"
+#include "jobs/certs.h"
+#include "jobs/push.h"
+#include "jobs/recon.h"
+#include "jobs/refund.h"
+#include "jobs/sweep.h"
+#include "ledger/ledger.h"
+#include "ledger/order.h"
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "store/archive.h"
+
+/* The worse of two statuses: a failure outweighs a call to retry. */
+static int
+cli_worse(int a, int b)
+{
+	if (a == CLI_EXIT_FAIL || b == CLI_EXIT_FAIL)
+		return CLI_EXIT_FAIL;
+	return a != CLI_EXIT_OK ? a : b;
+}
+
+/* Delivers the events due to the push endpoints. */
+static int
+cli_push_pass(struct cli *c, int64_t now)
+{
+	struct push_stats ps;
+	int rc;
+
+	if (c->conf->npushes == 0)
+		return CLI_EXIT_OK;
+	if ((rc = push_run(c->conf, c->store, now, &ps)) != PH_OK) {
+		log_err("push: %s", ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	if (ps.delivered > 0 || ps.failed > 0)
+		log_kv(LOG_LVL_INFO, "push", "delivered=%zu failed=%zu",
+		    ps.delivered, ps.failed);
+	return ps.failed > 0 ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK;
+}
+
+/* One pass of the sweeper and what it drives; its exit status. */
+static int
+cli_sweep_pass(struct cli *c, const char *token)
+{
+	int64_t now = (int64_t)time(NULL);
+	struct sweep_stats st;
+	size_t pruned;
+	int rc, status;
+
+	certs_warn_daily(c->conf, c->store, now);
+	if (c->conf->archive_days > 0)
+		archive_prune(now, &pruned);
+	status = cli_push_pass(c, now);
+	if ((rc = sweep_pass(c->conf, c->store, now, token, &st)) != PH_OK) {
+		log_err("sweep: %s", ph_strerror(rc));
+		metrics_add("payhook_sweeper_passes_total", "result=error", 1);
+		return CLI_EXIT_FAIL;
+	}
+	metrics_add("payhook_sweeper_passes_total", "result=ok", 1);
+	metrics_add("payhook_sweeper_orders_paid_total", NULL, st.paid);
+	metrics_add("payhook_sweeper_orders_closed_total", NULL, st.closed);
+	if (st.due > 0 || !c->a.flag)
+		log_kv(LOG_LVL_INFO, "sweep", "due=%zu taken=%zu queries=%zu "
+		    "failed=%zu paid=%zu closed=%zu", st.due, st.leased,
+		    st.queries, st.failures, st.paid, st.closed);
+	return cli_worse(status, st.failures > 0 ? CLI_EXIT_TEMPFAIL :
+	    CLI_EXIT_OK);
+}
+
+/*
+ * What a job that leases work starts with: a random name for its leases
+ * into token, and the configuration's log level.
+ */
+static int
+cli_job_begin(struct cli *c, char token[33])
+{
+	unsigned char rnd[16];
+
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		fprintf(stderr, "payhook: %s: no randomness\n", c->cmd->name);
+		return CLI_EXIT_FAIL;
+	}
+	ph_hex_lower(rnd, sizeof(rnd), token);
+	log_set_level(c->conf->log_level);
+	return CLI_EXIT_OK;
+}
+
+/* One pass, or with --watch one every --interval until a signal: the
+ * status is the last pass's. */
+int
+cli_sweep_run(struct cli *c)
+{
+	char token[33];
+	int rc;
+
+	if ((rc = cli_job_begin(c, token)) != CLI_EXIT_OK)
+		return rc;
+	cli_catch_signals();
+	do {
+		rc = cli_sweep_pass(c, token);
+		if (c->a.flag && !cli_stop)
+			sleep((unsigned)c->a.interval);
+	} while (c->a.flag && !cli_stop);
+	return rc;
+}
+
+int
+cli_refunds_run(struct cli *c)
+{
+	struct refund_stats st;
+	char token[33];
+	int rc;
+
+	if ((rc = cli_job_begin(c, token)) != CLI_EXIT_OK)
+		return rc;
+	if ((rc = refund_run(c->conf, c->store, (int64_t)time(NULL), token,
+	    &st)) != PH_OK) {
+		fprintf(stderr, "payhook: refunds run: %s\n", ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	log_kv(LOG_LVL_INFO, "refunds", "due=%zu sent=%zu succeeded=%zu "
+	    "failed=%zu pending=%zu errors=%zu", st.due, st.sent,
+	    st.succeeded, st.failed, st.pending, st.errors);
+	/* errors: no usable answer, tried again by the next run. */
+	return st.errors > 0 ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK;
+}
+
+int
+cli_refunds_list_run(struct cli *c)
+{
+	json_t *items, *it;
+	size_t i;
+	int rc;
+
+	rc = c->a.flag ? ledger_refunds_list(c->store, 0, 100000, &items) :
+	    ledger_refunds_due(c->store, 100000, &items);
+	if (rc != PH_OK) {
+		fprintf(stderr, "payhook: refunds list: %s\n", ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	json_array_foreach(items, i, it)
+		printf("%s\t%s\t%s\t%s\t%lld\t%s\t%s\n",
+		    json_string_value(json_object_get(it, "refund_id")),
+		    json_string_value(json_object_get(it, "state")),
+		    json_string_value(json_object_get(it, "reason")),
+		    json_string_value(json_object_get(it, "order_id")),
+		    (long long)json_integer_value(json_object_get(it,
+		    "amount")),
+		    json_string_value(json_object_get(it, "currency")),
+		    json_string_value(json_object_get(it, "provider_txn_id")));
+	json_decref(items);
+	return CLI_EXIT_OK;
+}
+
+int
+cli_reconcile_run(struct cli *c)
+{
+	struct recon_opts *o = &c->a.recon;
+	struct recon_summary sum;
+	struct ph_diag diag;
+	int i, rc;
+
+	if (o->report_dir == NULL)
+		o->report_dir = ".";
+	/* A file is trusted only when the operator vouches for it. */
+	o->trust = c->a.flag ? RECON_FILE_TRUSTED : RECON_FILE;
+	memset(&diag, 0, sizeof(diag));
+	if ((rc = recon_run(c->conf, c->store, o, (int64_t)time(NULL), &sum,
+	    &diag)) != PH_OK) {
+		fprintf(stderr, "payhook: reconcile %s: %s\n", o->statement,
+		    diag.msg[0] != '\0' ? diag.msg : ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	printf("reconcile %s %s: %llu statement lines\n", o->profile,
+	    sum.date, (unsigned long long)sum.lines);
+	for (i = 0; i < RECON__MAX; i++)
+		printf("  %-20s %8zu  %14lld\n", recon_cat_name(i),
+		    sum.count[i], (long long)sum.amount[i]);
+	if (sum.asked > 0)
+		printf("  asked the provider about %zu order(s) the statement "
+		    "says were paid: %zu confirmed\n", sum.asked,
+		    sum.confirmed);
+	printf("report: %s\n        %s\n", sum.csv_path, sum.json_path);
+	return CLI_EXIT_OK;
+}
+
+int
+cli_resend_run(struct cli *c)
+{
+	const char *name = c->a.word;
+	size_t i;
+	int rc;
+
+	for (i = 0; i < c->conf->npushes; i++)
+		if (strcmp(c->conf->pushes[i].name, name) == 0)
+			break;
+	if (i == c->conf->npushes) {
+		fprintf(stderr, "payhook: no [push.%s] endpoint\n", name);
+		return CLI_EXIT_FAIL;
+	}
+	if ((rc = push_resend(c->store, name, c->a.from)) != PH_OK) {
+		fprintf(stderr, "payhook: events resend: %s\n",
+		    ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	printf("payhook: push %s delivers again from event %llu at the next "
+	    "sweep\n", name, c->a.from);
+	return CLI_EXIT_OK;
+}
+
+int
+cli_deliveries_run(struct cli *c)
+{
+	json_t *log, *e;
+	char when[32];
+	size_t i;
+
+	if (push_log(c->store, c->a.word, 1000, &log) != PH_OK)
+		return CLI_EXIT_FAIL;
+	json_array_foreach(log, i, e) {
+		order_time_text(json_integer_value(json_object_get(e, "at")),
+		    when);
+		printf("%s\t%s\t%lld\t%lld\t%s\n", when,
+		    json_string_value(json_object_get(e, "endpoint")),
+		    (long long)json_integer_value(json_object_get(e, "seq")),
+		    (long long)json_integer_value(json_object_get(e,
+		    "status")),
+		    json_string_value(json_object_get(e, "error")));
+	}
+	json_decref(log);
+	return CLI_EXIT_OK;
+}

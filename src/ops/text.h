@@ -1,0 +1,12 @@
+/* Text as payhook shows it to people: valid UTF-8, whatever came in. */
+#ifndef PH_TEXT_H
+#define PH_TEXT_H
+
+#include <stddef.h>
+
+/* The length of the UTF-8 character at p (n bytes left): 1 to 4, or 0
+ * when the bytes there are not one (overlong forms and surrogates are
+ * not). */
+size_t text_utf8_len(const unsigned char *p, size_t n);
+
+#endif

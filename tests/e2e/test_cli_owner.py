@@ -1,0 +1,190 @@
+"""`payhook` run as root never takes the store's files away from the web
+server's user (payhook(1), FILES).
+
+The store's folder belongs to a throwaway user (www-data or nobody), as it
+does when payhook.fcgi runs as that user.  Root then runs check (which
+creates the store), stats, notifications list, sweep and backup: every
+file beside the store (the lock, -metrics, -archive, -archive-lock) and the
+backup belong to that user, none to root.  check --user names each file the
+server needs that is missing (and whether the user can create it) or that
+the user cannot use.  Skipped unless run as root.
+"""
+
+import os
+import pwd
+import shutil
+import stat
+import sys
+import tempfile
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import deployed  # noqa: E402
+import harness  # noqa: E402
+from harness import Instance  # noqa: E402
+
+SIDE = ('', '-lock', '-metrics', '-archive', '-archive-lock')
+
+
+def throwaway_user():
+    for name in ('www-data', 'nobody'):
+        try:
+            return pwd.getpwnam(name)
+        except KeyError:
+            continue
+    return None
+
+
+class Owned(Instance):
+    """The store in a folder of its own, reachable by anyone, owned by
+    user; archive_days on, so that sweep opens the archive."""
+
+    def __init__(self, tap, user):
+        self.user = user
+        self.base = tempfile.mkdtemp(prefix='payhook-e2e-owner-')
+        os.chmod(self.base, 0o755)
+        self.var = os.path.join(self.base, 'var')
+        os.mkdir(self.var, 0o700)
+        os.chown(self.var, user.pw_uid, user.pw_gid)
+        Instance.__init__(self, tap, 'owner')
+        self.db = os.path.join(self.var, 'payhook.mdb')
+
+    def core_settings(self):
+        core = Instance.core_settings(self)
+        core['db_path'] = os.path.join(self.var, 'payhook.mdb')
+        core['archive_days'] = '30'
+        return core
+
+    def cleanup(self):
+        Instance.cleanup(self)
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def owners(folder):
+    """{file name: (uid, gid, mode)} of what folder holds."""
+    out = {}
+    for name in sorted(os.listdir(folder)):
+        st = os.lstat(os.path.join(folder, name))
+        out[name] = (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    return out
+
+
+def reachable(path, user):
+    """Whether user may enter every folder on the way to path."""
+    path = os.path.abspath(path)
+    while path != '/':
+        path = os.path.dirname(path)
+        st = os.stat(path)
+        bit = (stat.S_IXUSR if st.st_uid == user.pw_uid else
+               stat.S_IXGRP if st.st_gid == user.pw_gid else stat.S_IXOTH)
+        if not st.st_mode & bit:
+            return False
+    return True
+
+
+def root_owned(folder):
+    return [n for n, (uid, _gid, _m) in owners(folder).items() if uid == 0]
+
+
+def main(tap):
+    if os.geteuid() != 0:
+        tap.skip_all('not root: the store cannot be given to another user')
+    user = throwaway_user()
+    if user is None:
+        tap.skip_all('no www-data or nobody user to give the store to')
+    run(tap, Owned(tap, user), user, (user.pw_uid, user.pw_gid))
+
+
+def run(tap, inst, user, who):
+    db = os.path.basename(inst.db)
+    p = inst.cli('check')
+    tap.ok(p.returncode == 0 and ', created)' in p.stdout,
+           'root runs check on a store folder of %s\'s: the store is '
+           'created' % user.pw_name, p.stdout, p.stderr)
+    got = owners(inst.var)
+    tap.is_({n: got.get(n, (None, None, 0))[:2] for n in (db, db + '-lock')},
+            {db: who, db + '-lock': who},
+            '... and it and its lock belong to %s' % user.pw_name, got)
+
+    p = inst.cli('stats')
+    tap.is_(p.returncode, 0, 'root runs stats', p.stderr)
+    p = inst.cli('notifications', 'list')
+    tap.is_(p.returncode, 0, 'root runs notifications list', p.stderr)
+    got = owners(inst.var)
+    tap.is_(sorted(got), sorted(db + s for s in SIDE),
+            'the store\'s files are there', got)
+    tap.is_(root_owned(inst.var), [], '... and none is root\'s', got)
+    tap.ok(all(got[n][:2] == who and got[n][2] == 0o600 for n in got),
+           '... each %s\'s, mode 0600' % user.pw_name, got)
+
+    for s in ('-metrics', '-archive', '-archive-lock'):
+        os.unlink(inst.db + s)
+    p = inst.cli('sweep')
+    tap.is_(p.returncode, 0, 'root runs sweep (metrics and archive gone)',
+            p.stderr)
+    got = owners(inst.var)
+    tap.ok(all(db + s in got for s in SIDE) and not root_owned(inst.var),
+           '... which makes them again, %s\'s' % user.pw_name, got)
+
+    backup = os.path.join(inst.var, 'copy.mdb')
+    p = inst.cli('backup', backup)
+    tap.is_(p.returncode, 0, 'root runs backup into the store\'s folder',
+            p.stderr)
+    st = os.stat(backup) if os.path.exists(backup) else None
+    tap.ok(st is not None and (st.st_uid, st.st_gid) == who,
+           '... the copy is %s\'s like the store' % user.pw_name,
+           st and (st.st_uid, st.st_gid))
+    os.unlink(backup)
+    p = inst.cli('backup', os.path.join(inst.dir, 'copy.mdb'))
+    tap.ok(p.returncode == 1 and 'copy.mdb' in p.stderr,
+           'backup into a folder only root may write: refused, naming it',
+           p.returncode, p.stderr)
+
+    # check --user: the server's files, missing or unusable.  The
+    # configuration becomes the user's, as it is in a deployment.
+    for root, dirs, files in os.walk(inst.dir):
+        for n in dirs + files:
+            os.chown(os.path.join(root, n), *who)
+    os.chown(inst.dir, *who)
+    os.chmod(inst.dir, 0o755)
+    p = inst.cli('check', '--user', user.pw_name)
+    if reachable(os.path.join(harness.PLUGIN_DIR, 'x'), user):
+        tap.ok(p.returncode == 0 and p.stdout.rstrip().endswith(
+            '; usable by %s' % user.pw_name), 'check --user %s: everything '
+            'usable' % user.pw_name, p.stdout, p.stderr)
+    else:
+        deployed.skip(tap, 'check --user %s: the plugins of the build are '
+                      'out of its reach' % user.pw_name)
+
+    os.unlink(inst.db + '-archive-lock')
+    os.chown(inst.db + '-metrics', 0, 0)
+    os.chown(inst.db + '-archive', 0, 0)
+    p = inst.cli('check', '--user', user.pw_name)
+    tap.is_(p.returncode, 78, 'check --user with root\'s side files: exit 78',
+            p.stderr)
+    for what, path in (('metrics file', '-metrics'),
+                       ('notification archive', '-archive')):
+        tap.ok('cannot write the %s %s' % (what, inst.db + path) in p.stderr,
+               '... names the %s %s cannot write' % (what, user.pw_name),
+               p.stderr)
+    tap.ok('notification archive lock file %s-archive-lock: missing; user %s '
+           'can create it' % (inst.db, user.pw_name) in p.stdout,
+           '... says the archive lock file is missing, and that %s can '
+           'create it' % user.pw_name, p.stdout)
+    tap.ok('archive lock' not in p.stderr,
+           '... which is not a problem', p.stderr)
+
+    os.chown(inst.db + '-metrics', *who)
+    os.chown(inst.db + '-archive', *who)
+    os.unlink(inst.db + '-metrics')
+    os.chmod(inst.var, 0o500)
+    p = inst.cli('check', '--user', user.pw_name)
+    tap.ok(p.returncode == 78 and 'metrics file %s-metrics: missing, and '
+           'user %s cannot create it' % (inst.db, user.pw_name) in p.stderr,
+           'a missing metrics file %s cannot create: named, exit 78'
+           % user.pw_name, p.returncode, p.stderr)
+    os.chmod(inst.var, 0o700)
+
+
+if __name__ == '__main__':
+    harness.run(main, need_lighttpd=False)
