@@ -95,7 +95,8 @@ cli_user_may(const struct cli_user *u, const char *path, int want,
 
 /*
  * What payhook.fcgi creates when it is missing (the store's folder, the
- * store, its lock, the counters, the archive and its lock): fine when user
+ * store, its lock, the counters, the group commit file, the archive's
+ * folders and its budget file): fine when user
  * may use it, or may create it.  A file whose folder is missing too is
  * made with the folder, which is checked on its own.
  */
@@ -169,12 +170,16 @@ cli_user_store(const struct cli_user *u, const struct conf *conf)
 		const char *suffix;
 		const char *what;
 		int archive;		/* only when archive_days keeps one */
+		int want;
 	} beside[] = {
-		{ "", "database", 0 },
-		{ "-lock", "database lock file", 0 },
-		{ "-metrics", "metrics file", 0 },
-		{ "-archive", "notification archive", 1 },
-		{ "-archive-lock", "notification archive lock file", 1 },
+		{ "", "database", 0, 6 },
+		{ "-lock", "database lock file", 0, 6 },
+		{ "-metrics", "metrics file", 0, 6 },
+		{ "-group", "group commit file", 0, 6 },
+		{ "-archive", "notification archive folder", 1, 7 },
+		{ "-archive/seg", "notification segments folder", 1, 7 },
+		{ "-archive/hints", "query hints folder", 1, 7 },
+		{ "-archive/budget", "archive budget file", 1, 6 },
 	};
 	char *dir, path[4096];
 	size_t i;
@@ -189,7 +194,8 @@ cli_user_store(const struct cli_user *u, const struct conf *conf)
 			continue;
 		snprintf(path, sizeof(path), "%s%s", conf->db_path,
 		    beside[i].suffix);
-		bad |= cli_user_may_make(u, path, 6, beside[i].what);
+		bad |= cli_user_may_make(u, path, beside[i].want,
+		    beside[i].what);
 	}
 	return bad;
 }

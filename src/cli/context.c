@@ -87,7 +87,7 @@ cli_store_owner(const char *db_path, struct stat *st)
 /*
  * As root, becomes the owner of the store (user, group, and the user's
  * groups) when that is not root: the files payhook.fcgi shares with us
- * (the store's lock, -metrics, -archive, -archive-lock) are created by
+ * (the store's lock, -metrics, -group, the -archive folder) are created by
  * whoever opens them first, mode 0600, and a root-owned one locks the web
  * server out.  Prints why when it cannot.
  */

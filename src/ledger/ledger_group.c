@@ -3,9 +3,13 @@
  * share one write transaction, one commit and one flush.
  *
  * Every process of a store maps the same small file (<db_path>-group):
- * slots a process puts its fact in, a mutex and a condition variable
- * shared by every process (robust: a process that dies holding the mutex
- * does not block the others).  Whoever finds no leader becomes it: takes
+ * slots a process puts its fact in, a mutex shared by every process
+ * (robust: a process that dies holding it does not block the others) and
+ * a counter the leader bumps when it is done, which waiters sleep on with
+ * a futex.  Not a process-shared condition variable: a waiter killed
+ * inside pthread_cond_wait leaves glibc's condition variable counting it,
+ * and the next broadcast waits for it for ever; a futex keeps no record
+ * of who sleeps on it.  Whoever finds no leader becomes it: takes
  * every waiting fact, applies each in a nested transaction of one write
  * transaction (a fact that fails leaves the others applied), commits it
  * durably (store_commit: the data flushed, the meta page flushed), then
@@ -21,7 +25,9 @@
  * fact applied twice that way is a duplicate the second time.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,6 +36,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -41,7 +48,7 @@
 #include "ops/metrics.h"
 
 #define GROUP_MAGIC	0x50484731u	/* "PHG1" */
-#define GROUP_VERSION	1
+#define GROUP_VERSION	2
 #define GROUP_SLOTS	256
 #define GROUP_WAIT_MS	50		/* how often a waiter checks that
 					 * its leader still runs */
@@ -74,7 +81,7 @@ struct group_shm {
 	uint32_t magic;
 	uint32_t version;
 	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	uint32_t done_seq;	/* bumped by a leader that is done */
 	pid_t leader;		/* 0 when none */
 	uint64_t commits;	/* group commits made, and the facts they */
 	uint64_t facts;		/* carried: facts per flush */
@@ -92,7 +99,6 @@ static int
 group_init(struct group_shm *g)
 {
 	pthread_mutexattr_t ma;
-	pthread_condattr_t ca;
 
 	memset(g, 0, sizeof(*g));
 	if (pthread_mutexattr_init(&ma) != 0 ||
@@ -101,12 +107,6 @@ group_init(struct group_shm *g)
 	    pthread_mutex_init(&g->mu, &ma) != 0)
 		return -1;
 	pthread_mutexattr_destroy(&ma);
-	if (pthread_condattr_init(&ca) != 0 ||
-	    pthread_condattr_setpshared(&ca, PTHREAD_PROCESS_SHARED) != 0 ||
-	    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
-	    pthread_cond_init(&g->cv, &ca) != 0)
-		return -1;
-	pthread_condattr_destroy(&ca);
 	g->version = GROUP_VERSION;
 	/* Last: a process that sees the magic sees the rest. */
 	__atomic_store_n(&g->magic, GROUP_MAGIC, __ATOMIC_RELEASE);
@@ -178,6 +178,25 @@ static int
 group_alive(pid_t pid)
 {
 	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+}
+
+/* Sleeps until done_seq moves from seen, or GROUP_WAIT_MS pass.  Shared
+ * (not FUTEX_PRIVATE): the word lives in a file every process maps. */
+static void
+group_sleep(struct group_shm *g, uint32_t seen)
+{
+	struct timespec ts = { 0, GROUP_WAIT_MS * 1000000L };
+
+	(void)syscall(SYS_futex, &g->done_seq, FUTEX_WAIT, seen, &ts,
+	    NULL, 0);
+}
+
+static void
+group_wake(struct group_shm *g)
+{
+	__atomic_add_fetch(&g->done_seq, 1, __ATOMIC_SEQ_CST);
+	(void)syscall(SYS_futex, &g->done_seq, FUTEX_WAKE, INT_MAX, NULL,
+	    NULL, 0);
 }
 
 static void
@@ -317,7 +336,7 @@ ledger_group_apply(struct store *s, const struct ledger_fact *f,
 {
 	struct group_shm *g = group_of(s);
 	struct group_slot *sl = NULL;
-	struct timespec until;
+	uint32_t seen;
 	size_t i;
 	int rc;
 
@@ -348,18 +367,13 @@ ledger_group_apply(struct store *s, const struct ledger_fact *f,
 			group_lead(g, s);
 			group_lock(g);
 			g->leader = 0;
-			pthread_cond_broadcast(&g->cv);
+			group_wake(g);
 			continue;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec += GROUP_WAIT_MS * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		if (pthread_cond_timedwait(&g->cv, &g->mu, &until) ==
-		    EOWNERDEAD)
-			pthread_mutex_consistent(&g->mu);
+		seen = __atomic_load_n(&g->done_seq, __ATOMIC_SEQ_CST);
+		pthread_mutex_unlock(&g->mu);
+		group_sleep(g, seen);
+		group_lock(g);
 		/* A leader that died leaves what it took to the next. */
 		if (sl->state != GROUP_DONE)
 			group_reap(g);

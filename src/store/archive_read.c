@@ -134,7 +134,8 @@ archive_segments(struct archive_segfile **out, size_t *n)
 		v[(*n)++] = f;
 	}
 	closedir(d);
-	qsort(v, *n, sizeof(*v), archive_segcmp);
+	if (*n > 1)
+		qsort(v, *n, sizeof(*v), archive_segcmp);
 	*out = v;
 	return PH_OK;
 }

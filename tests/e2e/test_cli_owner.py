@@ -4,8 +4,8 @@ server's user (payhook(1), FILES).
 The store's folder belongs to a throwaway user (www-data or nobody), as it
 does when payhook.fcgi runs as that user.  Root then runs check (which
 creates the store), stats, notifications list, sweep and backup: every
-file beside the store (the lock, -metrics, -archive, -archive-lock) and the
-backup belong to that user, none to root.  check --user names each file the
+file beside the store (the lock, -metrics, the -archive folder and what it
+holds) and the backup belong to that user, none to root.  check --user names each file the
 server needs that is missing (and whether the user can create it) or that
 the user cannot use.  Skipped unless run as root.
 """
@@ -23,7 +23,8 @@ import deployed  # noqa: E402
 import harness  # noqa: E402
 from harness import Instance  # noqa: E402
 
-SIDE = ('', '-lock', '-metrics', '-archive', '-archive-lock')
+SIDE = ('', '-lock', '-metrics', '-archive', '-archive/budget',
+        '-archive/hints', '-archive/seg')
 
 
 def throwaway_user():
@@ -61,12 +62,21 @@ class Owned(Instance):
 
 
 def owners(folder):
-    """{file name: (uid, gid, mode)} of what folder holds."""
+    """{file name: (uid, gid, mode)} of what folder holds, its folders'
+    contents named folder/name."""
     out = {}
-    for name in sorted(os.listdir(folder)):
-        st = os.lstat(os.path.join(folder, name))
-        out[name] = (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    for root, dirs, files in os.walk(folder):
+        for name in dirs + files:
+            path = os.path.join(root, name)
+            st = os.lstat(path)
+            out[os.path.relpath(path, folder)] = (
+                st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
     return out
+
+
+def private(entry):
+    """Mode 0700 for a folder, 0600 for a file: nobody else's business."""
+    return entry[2] in (0o600, 0o700)
 
 
 def reachable(path, user):
@@ -114,11 +124,11 @@ def run(tap, inst, user, who):
     tap.is_(sorted(got), sorted(db + s for s in SIDE),
             'the store\'s files are there', got)
     tap.is_(root_owned(inst.var), [], '... and none is root\'s', got)
-    tap.ok(all(got[n][:2] == who and got[n][2] == 0o600 for n in got),
-           '... each %s\'s, mode 0600' % user.pw_name, got)
+    tap.ok(all(got[n][:2] == who and private(got[n]) for n in got),
+           '... each %s\'s, mode 0600 (folders 0700)' % user.pw_name, got)
 
-    for s in ('-metrics', '-archive', '-archive-lock'):
-        os.unlink(inst.db + s)
+    os.unlink(inst.db + '-metrics')
+    shutil.rmtree(inst.db + '-archive')
     p = inst.cli('sweep')
     tap.is_(p.returncode, 0, 'root runs sweep (metrics and archive gone)',
             p.stderr)
@@ -156,26 +166,26 @@ def run(tap, inst, user, who):
         deployed.skip(tap, 'check --user %s: the plugins of the build are '
                       'out of its reach' % user.pw_name)
 
-    os.unlink(inst.db + '-archive-lock')
+    os.rmdir(inst.db + '-archive/hints')
     os.chown(inst.db + '-metrics', 0, 0)
-    os.chown(inst.db + '-archive', 0, 0)
+    os.chown(inst.db + '-archive/seg', 0, 0)
     p = inst.cli('check', '--user', user.pw_name)
     tap.is_(p.returncode, 78, 'check --user with root\'s side files: exit 78',
             p.stderr)
     for what, path in (('metrics file', '-metrics'),
-                       ('notification archive', '-archive')):
+                       ('notification segments folder', '-archive/seg')):
         tap.ok('cannot write the %s %s' % (what, inst.db + path) in p.stderr,
                '... names the %s %s cannot write' % (what, user.pw_name),
                p.stderr)
-    tap.ok('notification archive lock file %s-archive-lock: missing; user %s '
+    tap.ok('query hints folder %s-archive/hints: missing; user %s '
            'can create it' % (inst.db, user.pw_name) in p.stdout,
-           '... says the archive lock file is missing, and that %s can '
+           '... says the hints folder is missing, and that %s can '
            'create it' % user.pw_name, p.stdout)
-    tap.ok('archive lock' not in p.stderr,
+    tap.ok('hints' not in p.stderr,
            '... which is not a problem', p.stderr)
 
     os.chown(inst.db + '-metrics', *who)
-    os.chown(inst.db + '-archive', *who)
+    os.chown(inst.db + '-archive/seg', *who)
     os.unlink(inst.db + '-metrics')
     os.chmod(inst.var, 0o500)
     p = inst.cli('check', '--user', user.pw_name)
