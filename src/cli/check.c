@@ -176,6 +176,39 @@ cli_backup_run(struct cli *c)
 	return CLI_EXIT_OK;
 }
 
+/*
+ * restore FILE: as whoever runs it, not as the store's owner: root may
+ * have to give the restored file to that owner, and the backup may be
+ * root's.
+ */
+int
+cli_restore_run(struct cli *c)
+{
+	struct store_restore_report rep;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&diag, 0, sizeof(diag));
+	rc = store_restore(c->conf->db_path, c->a.word,
+	    (size_t)c->conf->map_size_mb << 20, &rep, &diag);
+	if (rc != PH_OK) {
+		fprintf(stderr, "payhook: restore: %s\n", diag.msg);
+		return rc == PH_E_CONFLICT ? CLI_EXIT_TEMPFAIL : CLI_EXIT_FAIL;
+	}
+	printf("payhook: restored %s from %s (%zu bytes)%s\n",
+	    c->conf->db_path, c->a.word, rep.bytes, rep.replaced ?
+	    ", replacing the store that was there" : "");
+	printf("payhook: owner uid %ld gid %ld, mode %04o\n", rep.uid,
+	    rep.gid, rep.mode);
+	printf("payhook: epoch %s (the backup's was %s): event and refund ids "
+	    "from now on differ from every id handed out before\n",
+	    rep.epoch_after, rep.epoch_before);
+	if (rep.lock_removed)
+		printf("payhook: removed the stale lock file %s-lock\n",
+		    c->conf->db_path);
+	return CLI_EXIT_OK;
+}
+
 /* --older-than AGE, into seconds */
 int
 cli_dedup_valid(struct cli *c)

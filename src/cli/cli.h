@@ -59,6 +59,7 @@ enum cli_cmd_id {
 	CLI_STATS,
 	CLI_DEDUP_PRUNE,
 	CLI_BACKUP,
+	CLI_RESTORE,
 	CLI_RECONCILE,
 	CLI_NOTIFICATIONS_LIST,
 	CLI_NOTIFICATIONS_SHOW,
@@ -159,6 +160,7 @@ int cli_check_user(const struct conf *conf, const char *user);
 int cli_check_run(struct cli *c);
 int cli_stats_run(struct cli *c);
 int cli_backup_run(struct cli *c);
+int cli_restore_run(struct cli *c);
 int cli_dedup_valid(struct cli *c);
 int cli_dedup_run(struct cli *c);
 

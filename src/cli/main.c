@@ -95,6 +95,12 @@ static const struct cli_cmd cli_cmds[CLI_CMD__MAX] = {
 	    .run = cli_backup_run, .args = "FILE",
 	    .help = "write a consistent, compacted copy of the\n"
 	    "database to FILE while payhook runs" },
+	[CLI_RESTORE] = { .name = "restore",
+	    .needs = CLI_NEED_CONF, .operand = 1,
+	    .run = cli_restore_run, .args = "FILE",
+	    .help = "put a backup in place of the database,\n"
+	    "with a new epoch; refused while any\n"
+	    "payhook process has it open" },
 	[CLI_RECONCILE] = { .name = "reconcile",
 	    .needs = CLI_STORE | CLI_NEED_METRICS,
 	    .opts = { CLI_WORD("profile", recon.profile, 1),

@@ -823,6 +823,20 @@ store_sync_dir(const char *path)
 	return rc;
 }
 
+/* The owner of the folder that holds path. */
+static int
+store_dir_owner(const char *path, struct stat *st)
+{
+	char *tmp = strdup(path);
+	int rc;
+
+	if (tmp == NULL)
+		return -1;
+	rc = stat(dirname(tmp), st);
+	free(tmp);
+	return rc;
+}
+
 int
 store_restore(const char *path, const char *backup, size_t map_size,
     struct store_restore_report *rep, struct ph_diag *diag)
@@ -858,6 +872,12 @@ store_restore(const char *path, const char *backup, size_t map_size,
 	} else if (errno != ENOENT)
 		return ph_fail(diag, PH_E_IO, "database %s: %s", path,
 		    strerror(errno));
+	else if (geteuid() == 0 && store_dir_owner(path, &st) == 0) {
+		/* No store to take after: root gives it to the folder's
+		 * owner, the user payhook.fcgi runs as. */
+		rep->uid = (long)st.st_uid;
+		rep->gid = (long)st.st_gid;
+	}
 	unlink(tmp);
 	unlink(tmplock);
 	if ((rc = store_copy_file(backup, tmp, &rep->bytes, diag)) != PH_OK)
@@ -900,9 +920,12 @@ store_restore(const char *path, const char *backup, size_t map_size,
 		    strerror(errno));
 		goto fail;
 	}
-	/* The old lock file describes readers of the file replaced. */
+	/* The old lock file describes readers of the file replaced, and
+	 * the group commit file facts meant for it. */
 	if (unlink(lock) == 0)
 		rep->lock_removed = 1;
+	snprintf(tmplock, sizeof(tmplock), "%s-group", path);
+	unlink(tmplock);
 	store_sync_dir(path);
 	return PH_OK;
 fail:

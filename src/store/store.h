@@ -188,12 +188,13 @@ struct store_restore_report {
 };
 
 /*
- * Puts the backup at backup in place of the store at path: refused while
- * any process has the store open (LMDB's lock file says so); else the
- * backup is copied beside the store, checked by opening it, given a new
- * epoch (every id handed out after the restore differs from those handed
- * out before it), given the owner and mode of the store it replaces, and
- * renamed over it; the stale lock file goes.
+ * Puts the backup at backup in place of the store at path: refused
+ * (PH_E_CONFLICT) while any process has the store open (LMDB's lock file
+ * says so); else the backup is copied beside the store, checked by opening
+ * it, given a new epoch (every id handed out after the restore differs
+ * from those handed out before it), given the owner and mode of the store
+ * it replaces (of its folder when there is none and root restores), and
+ * renamed over it; the stale lock file and group commit file go.
  */
 int store_restore(const char *path, const char *backup, size_t map_size,
     struct store_restore_report *rep, struct ph_diag *diag);

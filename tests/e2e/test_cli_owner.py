@@ -3,7 +3,7 @@ server's user (payhook(1), FILES).
 
 The store's folder belongs to a throwaway user (www-data or nobody), as it
 does when payhook.fcgi runs as that user.  Root then runs check (which
-creates the store), stats, notifications list, sweep and backup: every
+creates the store), stats, notifications list, sweep, backup and restore: every
 file beside the store (the lock, -metrics, the -archive folder and what it
 holds) and the backup belong to that user, none to root.  check --user names each file the
 server needs that is missing (and whether the user can create it) or that
@@ -144,6 +144,14 @@ def run(tap, inst, user, who):
     tap.ok(st is not None and (st.st_uid, st.st_gid) == who,
            '... the copy is %s\'s like the store' % user.pw_name,
            st and (st.st_uid, st.st_gid))
+    os.chown(backup, 0, 0)
+    p = inst.cli('restore', backup)
+    tap.is_(p.returncode, 0, 'root restores a copy of root\'s', p.stderr)
+    st = os.stat(inst.db)
+    tap.is_((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)), who + (0o600,),
+            '... the restored store is %s\'s, mode 0600' % user.pw_name)
+    tap.is_(root_owned(inst.var), ['copy.mdb'],
+            '... and nothing beside it is root\'s but the copy')
     os.unlink(backup)
     p = inst.cli('backup', os.path.join(inst.dir, 'copy.mdb'))
     tap.ok(p.returncode == 1 and 'copy.mdb' in p.stderr,

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The merchant's contract through lighttpd: Idempotency-Key on every
 mutating call, refunds by the merchant's id (create, read, list, cancel),
-the event feed's epoch and event ids, and an Idempotency-Key whose call is
-killed with SIGKILL between its effect and its answer."""
+the event feed's epoch and event ids, `payhook restore` (no event or refund
+id handed out twice, an old-epoch cursor answered 409), and an
+Idempotency-Key whose call is killed with SIGKILL between its effect and
+its answer."""
 
 import os
 import random
@@ -177,6 +179,68 @@ def test_feed(tap, inst):
             'current epoch', r.describe())
 
 
+def test_restore(tap, inst, sim):
+    """A backup, ids handed out after it, the backup restored: none of
+    those ids is handed out again, and a reader of the old epoch is told."""
+    backup = os.path.join(inst.dir, 'restore-me.mdb')
+    p = inst.cli('backup', backup)
+    tap.is_(p.returncode, 0, 'backup', p.stderr)
+    old_epoch = (inst.events(0, 1).json or {}).get('epoch')
+    before = inst.all_events(0)
+    oid = 'RS-' + os.urandom(4).hex()
+    paid(tap, inst, oid)
+    minted = (refund(inst, oid, {'amount': 100}).json or {}).get('refund_id')
+    after = inst.all_events(0)
+    lost = {e['id'] for e in after} - {e['id'] for e in before}
+    tap.ok(minted and lost, 'ids handed out after the backup: a refund id '
+           'and %d event ids' % len(lost))
+    st0 = os.stat(inst.db)
+    state = (inst.order(oid) or {}).get('state')
+
+    p = inst.cli('restore', backup)
+    tap.ok(p.returncode == 75 and 'is open in process' in p.stderr,
+           'restore while payhook.fcgi has the store open: refused, exit '
+           '75, naming a process', p.returncode, p.stderr)
+    tap.ok(state and (inst.order(oid) or {}).get('state') == state,
+           '... and the store is untouched', state)
+    inst.stop()
+    p = inst.cli('restore', os.path.join(inst.dir, 'no-such.mdb'))
+    tap.ok(p.returncode == 1 and 'no-such.mdb' in p.stderr,
+           'restore of a missing file: exit 1, naming it', p.stderr)
+    p = inst.cli('restore', backup)
+    tap.is_(p.returncode, 0, 'restore once every process is gone',
+            p.stderr)
+    tap.like(p.stdout, r'epoch [0-9a-f]{16} \(the backup\'s was %s\)'
+             % old_epoch, '... prints the new epoch and the backup\'s',
+             p.stdout)
+    tap.ok('removed the stale lock file' in p.stdout,
+           '... and that it removed the stale lock file', p.stdout)
+    st1 = os.stat(inst.db)
+    tap.is_((st1.st_uid, st1.st_gid, st1.st_mode & 0o7777),
+            (st0.st_uid, st0.st_gid, st0.st_mode & 0o7777),
+            '... the store keeps its owner and mode')
+    inst.start()
+    sim.point_at(inst)
+    tap.is_(inst.order(oid), None, 'the restored store is the backup: the '
+            'order made after it is gone')
+    r = inst.api('GET', '/events?after=0&epoch=' + old_epoch)
+    new_epoch = (r.json or {}).get('epoch')
+    tap.ok(r.status == 409 and (r.json or {}).get('error') ==
+           'feed_epoch_changed' and new_epoch not in (None, old_epoch),
+           'a cursor of the old epoch: 409 feed_epoch_changed, with the '
+           'new epoch', r.describe())
+    paid(tap, inst, oid)
+    again = (refund(inst, oid, {'amount': 100}).json or {}).get('refund_id')
+    tap.ok(again and again != minted, 'the refund id minted again differs '
+           '(%s, was %s)' % (again, minted))
+    now = {e['id'] for e in inst.all_events(0)}
+    tap.is_(sorted(now & lost), [], 'no event id handed out after the '
+            'backup is handed out again')
+    tap.ok({e['id'] for e in before} <= now,
+           '... and the events the backup holds keep their ids, so a '
+           'reader that re-reads can deduplicate them')
+
+
 def test_killed_between(tap):
     """SIGKILLs of payhook.fcgi while refunds are asked under keys, as
     clients retry after a timeout: every key ends with exactly one refund,
@@ -248,6 +312,7 @@ def main(tap):
     test_keys(tap, inst)
     test_refund_ids(tap, inst)
     test_feed(tap, inst)
+    test_restore(tap, inst, sim)
     inst.cleanup()
     sim.stop()
     test_killed_between(tap)
