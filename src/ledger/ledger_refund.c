@@ -815,8 +815,14 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 	    strcmp(ledger_str(r, "profile"), f->profile) != 0 ||
 	    strcmp(ledger_str(r, "provider"), f->provider) != 0 ||
 	    strcmp(ledger_str(r, "provider_txn_id"), ev->txn_id) != 0 ||
-	    json_integer_value(json_object_get(r, "amount")) != ev->amount) {
-		/* Not a refund payhook asked for, or not as it asked. */
+	    json_integer_value(json_object_get(r, "amount")) != ev->amount ||
+	    (ev->order_id[0] != '\0' &&
+	    strcmp(ledger_str(r, "order_id"), ev->order_id) != 0) ||
+	    (ev->currency[0] != '\0' &&
+	    strcmp(ledger_str(r, "currency"), ev->currency) != 0)) {
+		/* Not a refund payhook asked for, or not as it asked: every
+		 * field the result names must be the refund's (a WeChat v2
+		 * refund result is AES-ECB, with no integrity of its own). */
 		json_decref(r);
 		if (t->err != PH_OK)
 			return;

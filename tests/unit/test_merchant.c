@@ -343,6 +343,19 @@ test_profiles(struct store *s)
 	fx_apply(s, "attacker", &ev, &r, NULL);
 	is_int(r.event, LEDGER_EV_REFUND_UNMATCHED, "a refund result from "
 	    "another profile matches nothing");
+	/* A WeChat v2 refund result has no integrity of its own (AES-ECB):
+	 * a spliced one naming another order or currency matches nothing. */
+	ev = fx_refund_event("W-other", "TW1", "victim-1", 500, 0);
+	ev.dedup_key[0] = 'x';
+	fx_apply(s, "wxshop", &ev, &r, NULL);
+	is_int(r.event, LEDGER_EV_REFUND_UNMATCHED, "a refund result naming "
+	    "another order matches nothing");
+	ev = fx_refund_event("W1", "TW1", "victim-1", 500, 0);
+	snprintf(ev.currency, sizeof(ev.currency), "USD");
+	ev.dedup_key[0] = 'y';
+	fx_apply(s, "wxshop", &ev, &r, NULL);
+	is_int(r.event, LEDGER_EV_REFUND_UNMATCHED, "... or another currency");
+	ev = fx_refund_event("W1", "TW1", "victim-1", 500, 0);
 	ok(ledger_get_refund(s, "victim-1", &item) == PH_OK &&
 	    strcmp(fx_str(item, "state"), "PENDING") == 0,
 	    "... the victim's refund stays PENDING");
