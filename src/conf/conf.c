@@ -20,6 +20,8 @@
 #include <payhook/sdk.h>
 
 #include "conf/conf.h"
+#include "conf/conf_lines.h"
+#include "conf/conf_suggest.h"
 #include "ops/log.h"
 
 #ifndef PH_PLUGIN_DIR
@@ -237,8 +239,10 @@ conf_file_free(struct conf_file *f)
 struct conf_parse {
 	struct conf *c;
 	struct conf_errs *errs;
-	FILE *fp;
-	int line;
+	struct conf_lines lines;
+	int line;		/* the physical line being read */
+	char *long_key;		/* a long line's key and value so far */
+	char *long_val;
 	char *seen_core[64];	/* core keys seen, for duplicates */
 	size_t nseen_core;
 	char seen_sections[CONF_PROFILES_MAX + 1][128];
@@ -359,8 +363,12 @@ conf_core(struct conf_parse *p, const char *key, const char *val)
 		if (strcmp(key, conf_core_names[k]) == 0)
 			break;
 	if (k == CORE__MAX) {
-		conf_err(p->errs, "line %d: unknown key \"%s\" in [core]",
-		    p->line, key);
+		const char *near = conf_suggest(key, conf_core_names,
+		    CORE__MAX);
+
+		conf_err(p->errs, "line %d: unknown key \"%s\" in [core]%s%s%s",
+		    p->line, key, near != NULL ? "; did you mean \"" : "",
+		    near != NULL ? near : "", near != NULL ? "\"?" : "");
 		return;
 	}
 	switch (k) {
@@ -698,11 +706,19 @@ static char *
 conf_ini_reader(char *str, int num, void *stream)
 {
 	struct conf_parse *p = stream;
-	char *r = fgets(str, num, p->fp);
+	char *r = conf_lines_read(&p->lines, str, num);
 
-	if (r != NULL) {
-		p->line++;
+	if (r == NULL)
+		return NULL;
+	p->line = p->lines.line;
+	if (p->lines.bad != NULL)
+		conf_err(p->errs, "line %d: %s", p->line, p->lines.bad);
+	else if (p->lines.kind == CONF_PIECE_WHOLE)
 		conf_section(p, r);
+	else if (p->lines.kind == CONF_PIECE_FIRST) {
+		free(p->long_key);
+		free(p->long_val);
+		p->long_key = p->long_val = NULL;
 	}
 	return r;
 }
@@ -738,28 +754,33 @@ conf_push_key(struct conf_parse *p, struct conf_push *pu, const char *key,
 			    p->line, pu->name, val);
 		else
 			pu->allow_insecure_http = (int)b;
-	} else
+	} else {
+		static const char *const names[] = { "url", "secret_file",
+		    "signature_header", "allow_insecure_http" };
+		const char *near = conf_suggest(key, names,
+		    sizeof(names) / sizeof(names[0]));
+
 		conf_err(p->errs, "line %d: unknown key \"%s\" in [push.%s] "
 		    "(url, secret_file, signature_header, "
-		    "allow_insecure_http)", p->line, key, pu->name);
+		    "allow_insecure_http)%s%s%s", p->line, key, pu->name,
+		    near != NULL ? "; did you mean \"" : "",
+		    near != NULL ? near : "", near != NULL ? "\"?" : "");
+	}
 }
 
-static int
-conf_ini_handler(void *user, const char *section, const char *key,
+static void
+conf_ini_entry(struct conf_parse *p, const char *section, const char *key,
     const char *val)
 {
-	struct conf_parse *p = user;
 	struct conf *c = p->c;
 	size_t i;
 
-	if (key == NULL)	/* an empty section: nothing more to do */
-		return 1;
 	if (strcmp(section, "core") == 0) {
 		for (i = 0; i < p->nseen_core; i++)
 			if (strcmp(p->seen_core[i], key) == 0) {
 				conf_err(p->errs, "line %d: key \"%s\" given "
 				    "twice in [core]", p->line, key);
-				return 1;
+				return;
 			}
 		if (p->nseen_core < sizeof(p->seen_core) /
 		    sizeof(p->seen_core[0]) &&
@@ -781,10 +802,72 @@ conf_ini_handler(void *user, const char *section, const char *key,
 		    p->line, key);
 	}
 	/* Keys of an unknown section: the section was reported. */
+}
+
+/*
+ * inih's callback: a key of a line, or a piece of a long line's value
+ * (conf_lines.c), joined before it is looked at.
+ */
+static int
+conf_ini_handler(void *user, const char *section, const char *key,
+    const char *val)
+{
+	struct conf_parse *p = user;
+	size_t have, add;
+	char *nv;
+
+	if (key == NULL)	/* an empty section: nothing more to do */
+		return 1;
+	switch (p->lines.kind) {
+	case CONF_PIECE_WHOLE:
+		conf_ini_entry(p, section, key, val);
+		break;
+	case CONF_PIECE_FIRST:
+		if ((p->long_key = strdup(key)) == NULL ||
+		    (p->long_val = strdup(val)) == NULL)
+			conf_err(p->errs, "out of memory");
+		break;
+	case CONF_PIECE_MORE:
+	case CONF_PIECE_LAST:
+		/* Pieces of a first piece inih refused go nowhere. */
+		if (p->long_key == NULL || p->long_val == NULL ||
+		    strcmp(key, p->long_key) != 0)
+			break;
+		have = strlen(p->long_val);
+		add = strlen(val);
+		if ((nv = realloc(p->long_val, have + add + 1)) == NULL) {
+			conf_err(p->errs, "out of memory");
+			break;
+		}
+		memcpy(nv + have, val, add + 1);
+		p->long_val = nv;
+		if (p->lines.kind == CONF_PIECE_LAST)
+			conf_ini_entry(p, section, p->long_key, p->long_val);
+		break;
+	}
 	return 1;
 }
 
 /* ---- Binding profiles to plugins -------------------------------------- */
+
+/* The key of a profile, payhook's own or its plugin's, closest to key. */
+static const char *
+conf_profile_suggest(const struct conf_profile *pr, const char *key)
+{
+	static const char *const own[] = { "plugin", "api_base",
+	    "client_cert_file", "client_key_file", "query_schedule",
+	    "allow_insecure_http" };
+	const struct ph_conf_key *keys = pr->plugin->prov->conf_keys;
+	const char *names[CONF_KEYS_MAX + 8];
+	size_t n = 0, i;
+
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		names[n++] = own[i];
+	for (i = 0; keys != NULL && keys[i].name != NULL &&
+	    n < sizeof(names) / sizeof(names[0]); i++)
+		names[n++] = keys[i].name;
+	return conf_suggest(key, names, n);
+}
 
 static struct conf_file *
 conf_profile_file(struct conf_profile *pr)
@@ -1048,10 +1131,17 @@ conf_bind_profile(struct conf *c, struct conf_profile *pr,
 		}
 	}
 	for (j = 0; j < pr->nraw; j++)
-		if (!pr->raw[j].used)
+		if (!pr->raw[j].used) {
+			const char *near = conf_profile_suggest(pr,
+			    pr->raw[j].key);
+
 			conf_err(errs, "line %d: unknown key \"%s\" in "
-			    "[profile.%s] (plugin %s)", pr->raw[j].line,
-			    pr->raw[j].key, pr->name, pr->plugin->prov->name);
+			    "[profile.%s] (plugin %s)%s%s%s", pr->raw[j].line,
+			    pr->raw[j].key, pr->name, pr->plugin->prov->name,
+			    near != NULL ? "; did you mean \"" : "",
+			    near != NULL ? near : "",
+			    near != NULL ? "\"?" : "");
+		}
 	if (conf_errs_count(errs) != before)
 		return;
 	pr->pconf.profile = pr->name;
@@ -1205,19 +1295,23 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 			goto fail;
 		}
 	}
-	if ((p.fp = fopen(path, "re")) == NULL) {
+	if ((p.lines.fp = fopen(path, "re")) == NULL) {
 		conf_err(errs, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
 	p.c = c;
 	p.errs = errs;
 	rc = ini_parse_stream(conf_ini_reader, &p, conf_ini_handler, &p);
-	fclose(p.fp);
+	fclose(p.lines.fp);
 	for (i = 0; i < p.nseen_core; i++)
 		free(p.seen_core[i]);
+	free(p.long_key);
+	free(p.long_val);
 	if (rc > 0)
-		conf_err(errs, "line %d: not a valid INI line", rc);
-	else if (rc < 0) {
+		conf_err(errs, "line %d: not a valid INI line",
+		    conf_lines_number(&p.lines, rc));
+	conf_lines_free(&p.lines);
+	if (rc < 0) {
 		conf_err(errs, "%s: cannot be read", path);
 		goto fail;
 	}

@@ -52,7 +52,8 @@ open_with(const char *extra_core, const char *sign_type, const char *tail,
 {
 	static struct conf_errs errs;
 	struct conf *c = NULL;
-	char path[600], body[4096];
+	static char body[32768];
+	char path[600];
 	size_t i;
 
 	snprintf(body, sizeof(body), CORE_FMT, plugin_dir);
@@ -77,6 +78,98 @@ open_with(const char *extra_core, const char *sign_type, const char *tail,
 			return errs.line[i];
 		}
 	return "?";
+}
+
+/*
+ * Lines longer than the 200 bytes of Debian's inih: up to 4096, the value
+ * whole, spaces at the cuts kept; longer lines named.
+ */
+static void
+test_long_lines(void)
+{
+	static char tail[12000], want[5000];
+	const struct conf_profile *pr;
+	struct conf *c = NULL;
+	const char *e;
+	size_t i, n;
+
+	/* An api_base of 229 characters. */
+	n = (size_t)snprintf(want, sizeof(want), "https://api.example.com/");
+	while (n < 229)
+		want[n++] = 'p';
+	want[n] = '\0';
+	snprintf(tail, sizeof(tail), "api_base = %s\n", want);
+	e = open_with("", "MD5", tail, &c);
+	is_str(e, "", "a line of 240 bytes is read");
+	pr = c != NULL ? conf_profile(c, "wxshop") : NULL;
+	ok(pr != NULL && pr->api_base != NULL &&
+	    strcmp(pr->api_base, want) == 0, "... the api_base whole (229 "
+	    "characters)");
+	conf_free(c);
+	c = NULL;
+
+	/* A query_schedule of 4096 bytes, spaces at every possible cut. */
+	n = (size_t)snprintf(tail, sizeof(tail), "query_schedule = ");
+	for (i = 0; n + 4 < 4096; i++)
+		n += (size_t)snprintf(tail + n, sizeof(tail) - n, "%s1s",
+		    i ? ", " : "");
+	while (n < 4096)
+		tail[n++] = ' ';
+	tail[n] = '\0';
+	snprintf(want, sizeof(want), "%s", strchr(tail, '=') + 2);
+	while (want[0] != '\0' && want[strlen(want) - 1] == ' ')
+		want[strlen(want) - 1] = '\0';
+	snprintf(tail + n, sizeof(tail) - n, "\n");
+	e = open_with("", "MD5", tail, &c);
+	ok(strstr(e, "line too long") == NULL && strstr(e, "valid INI") ==
+	    NULL, "a line of 4096 bytes is read (%s)", e);
+	conf_free(c);
+	c = NULL;
+
+	/* 4097 bytes: refused, by its number. */
+	memset(tail, 'x', 4097);
+	memcpy(tail, "appid = ", 8);
+	snprintf(tail + 4097, sizeof(tail) - 4097, "\n");
+	e = open_with("", "MD5", tail, NULL);
+	ok(strstr(e, "line 11: line too long (more than 4096 bytes)") != NULL,
+	    "a line of 4097 bytes: \"line too long\", with its number");
+
+	/* A long line that is no key = value. */
+	memset(tail, 'x', 300);
+	snprintf(tail + 300, sizeof(tail) - 300, "\n");
+	e = open_with("", "MD5", tail, NULL);
+	ok(strstr(e, "line 11: line too long for a section or a key") !=
+	    NULL, "a long line without a key is "
+	    "refused by its number: %s", e);
+
+	/* The lines after a long one keep their numbers. */
+	memset(want, 'p', 300);
+	memcpy(want, "https://api.example.com/", 24);
+	want[300] = '\0';
+	snprintf(tail, sizeof(tail), "api_base = %s\nbogus line\n", want);
+	e = open_with("", "MD5", tail, NULL);
+	ok(strstr(e, "line 12: not a valid INI line") != NULL, "the line "
+	    "after a long one keeps its number: %s", e);
+}
+
+static void
+test_suggestions(void)
+{
+	const char *e;
+
+	e = open_with("map_sise_mb = 64\n", "MD5", "", NULL);
+	ok(strstr(e, "unknown key \"map_sise_mb\" in [core]; did you mean "
+	    "\"map_size_mb\"?") != NULL, "a mistyped core key: did you mean");
+	e = open_with("", "MD5", "mchid = 10000100\n", NULL);
+	ok(strstr(e, "unknown key \"mchid\" in [profile.wxshop] (plugin "
+	    "wechat); did you mean \"mch_id\"?") != NULL, "a mistyped plugin "
+	    "key: did you mean");
+	e = open_with("", "MD5", "api_bsae = https://a.example\n", NULL);
+	ok(strstr(e, "did you mean \"api_base\"?") != NULL, "a swapped "
+	    "pair of letters in a profile key: did you mean");
+	e = open_with("", "MD5", "completely_else = 1\n", NULL);
+	ok(strstr(e, "unknown key") != NULL && strstr(e, "did you mean") ==
+	    NULL, "nothing close: no suggestion");
 }
 
 int
@@ -213,6 +306,9 @@ main(void)
 	ok(strstr(e, "api.token") && strstr(e, "group or others"),
 	    "group-readable token file refused");
 	put("keys/api.token", 0600, "t0ken-for-the-merchant-api");
+
+	test_long_lines();
+	test_suggestions();
 
 	snprintf(path, sizeof(path), "%s/nowhere.conf", dir);
 	{
