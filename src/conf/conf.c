@@ -391,6 +391,8 @@ conf_core(struct conf_parse *p, const char *key, const char *val)
 			    p->line);
 		else if (conf_set_str(&c->plugin_dir, val) == -1)
 			conf_err(p->errs, "out of memory");
+		else
+			c->plugin_dir_set = 1;
 		break;
 	case CORE_API_TOKEN_FILE:
 	case CORE_METRICS_TOKEN_FILE:
@@ -850,6 +852,26 @@ conf_ini_handler(void *user, const char *section, const char *key,
 
 /* ---- Binding profiles to plugins -------------------------------------- */
 
+/*
+ * The folder a plugin is loaded from: plugin_dir when the configuration
+ * says; else the packaged folder, or the local one (PH_LOCAL_PLUGIN_DIR)
+ * for a plugin the package does not have.  A local plugin never replaces
+ * a packaged one of the same name.
+ */
+static const char *
+conf_plugin_folder(const struct conf *c, const char *name)
+{
+	char path[4096];
+
+	if (c->plugin_dir_set)
+		return c->plugin_dir;
+	snprintf(path, sizeof(path), "%s/%s.so", c->plugin_dir, name);
+	if (access(path, F_OK) == 0)
+		return c->plugin_dir;
+	snprintf(path, sizeof(path), "%s/%s.so", PH_LOCAL_PLUGIN_DIR, name);
+	return access(path, F_OK) == 0 ? PH_LOCAL_PLUGIN_DIR : c->plugin_dir;
+}
+
 /* The key of a profile, payhook's own or its plugin's, closest to key. */
 static const char *
 conf_profile_suggest(const struct conf_profile *pr, const char *key)
@@ -1095,7 +1117,8 @@ conf_bind_profile(struct conf *c, struct conf_profile *pr,
 	}
 	conf_profile_calls(c, pr, errs);
 	memset(&diag, 0, sizeof(diag));
-	if (loader_get(&c->loader, c->plugin_dir, pr->plugin_file,
+	if (loader_get(&c->loader, conf_plugin_folder(c, pr->plugin_file),
+	    pr->plugin_file,
 	    &pr->plugin, &diag) != PH_OK) {
 		conf_err(errs, "line %d: [profile.%s] %s", pr->line, pr->name,
 		    diag.msg);

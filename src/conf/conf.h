@@ -77,6 +77,7 @@ struct conf {
 	char *db_path;			/* absolute or relative to cwd, resolved */
 	unsigned long map_size_mb;
 	char *plugin_dir;
+	int plugin_dir_set;		/* given, not the default */
 	char *api_token_file;
 	char *metrics_token_file;	/* optional */
 	unsigned char *metrics_token;	/* secret: /metrics's bearer token,

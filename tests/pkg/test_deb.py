@@ -126,7 +126,9 @@ def contents(tap, debs):
     listing = text(r, 100000)
     for path in ('./usr/include/payhook/sdk.h', '/libpayhook-provider.a',
                  '/pkgconfig/payhook-provider.pc',
-                 './usr/share/man/man3/payhook-provider.3.gz'):
+                 './usr/share/man/man3/payhook-provider.3.gz',
+                 './usr/share/payhook/template/template.c',
+                 './usr/share/payhook/template/README.md'):
         tap.ok(path in listing, 'payhook-dev ships %s' % path)
 
 
@@ -335,6 +337,16 @@ def sweeper_unit(tap, lay, inst):
     u = re.search(r'^User=(\S+)$', body, re.M)
     if not tap.ok(m and u, 'the sweeper unit has ExecStart and User'):
         return
+    sa = shutil.which('systemd-analyze')
+    if sa is None:
+        deployed.skip(tap, 'systemd-analyze is not installed')
+    else:
+        r = run([sa, 'security', '--offline=true', '--no-pager', unit])
+        mm = re.search(r'Overall exposure level for \S+: ([0-9.]+) (\w+)',
+                       text(r, 10 ** 5))
+        tap.ok(mm and float(mm.group(1)) <= 4.9,
+               'systemd-analyze security rates the sweeper unit OK or '
+               'better', mm and mm.group(0))
     argv = shlex.split(m.group(1))
     tap.is_(argv[1:], ['-c', '/etc/payhook/payhook.conf', 'sweep'],
             'ExecStart runs one sweep pass with /etc/payhook/payhook.conf',
@@ -397,8 +409,8 @@ def drop_in(tap, lay, work):
     """The template provider against payhook-dev."""
     src = os.path.join(work, 'tpl')
     os.makedirs(src)
-    shutil.copy(os.path.join(harness.TOP_SRCDIR, 'providers', 'template',
-                             'template.c'), src)
+    # The template payhook-dev ships, not the source tree's.
+    shutil.copy(lay.path('/usr/share/payhook/template/template.c'), src)
     env = clean_env()
     if not lay.installed:
         pcs = glob.glob(lay.path('/usr/lib/*/pkgconfig/payhook-provider.pc'))
@@ -434,6 +446,75 @@ def drop_in(tap, lay, work):
     r = run([lay.path('/usr/bin/payhook'), '-c', conf, 'check'])
     tap.like(text(r), r'configuration OK \(1 profile\(s\), 1 plugin\(s\)',
              'the installed payhook loads it from a plugin folder')
+
+    # -Wl,-z,defs from the .pc: a call nobody defines fails to link.
+    with open(os.path.join(src, 'template.c')) as fh:
+        body = fh.read()
+    harness.write_file(os.path.join(src, 'typo.c'), body + (
+        '\nint ph_typo_call(void);\n'
+        'int payhook_typo(void) { return ph_typo_call(); }\n'))
+    r = run(['sh', '-c', cmd.replace('template.c', 'typo.c').replace(
+        'template.so', 'typo.so')], cwd=src, env=env)
+    tap.ok(r.returncode != 0 and 'ph_typo_call' in text(r),
+           'a plugin calling a function the SDK lacks does not link',
+           text(r))
+
+    # The local folder, searched when plugin_dir is not set.
+    local = '/usr/local/lib/payhook/providers'
+    if not lay.installed or os.geteuid() != 0 or os.path.exists(
+            os.path.join(local, 'template.so')):
+        deployed.skip(tap, 'the local plugin folder: needs the installed '
+                      'package, root, and no template.so there')
+        return
+    made = not os.path.isdir(local)
+    os.makedirs(local, exist_ok=True)
+    shutil.copy(os.path.join(src, 'template.so'), local)
+    try:
+        with open(conf) as fh:
+            text_conf = fh.read()
+        harness.write_file(conf, re.sub(r'^plugin_dir = .*\n', '',
+                                        text_conf, flags=re.M), mode=0o644)
+        r = run([lay.path('/usr/bin/payhook'), '-c', conf, 'check'])
+        tap.like(text(r), r'configuration OK', 'without plugin_dir, a '
+                 'plugin in %s is found' % local)
+    finally:
+        os.unlink(os.path.join(local, 'template.so'))
+        if made:
+            shutil.rmtree('/usr/local/lib/payhook', ignore_errors=True)
+
+
+def licence(tap, lay):
+    path = lay.path('/usr/share/doc/payhook/copyright')
+    try:
+        with open(path) as fh:
+            body = fh.read()
+    except OSError as exc:
+        body = str(exc)
+    tap.ok('License: ISC' in body and 'unspecified' not in body,
+           'debian/copyright states the ISC licence', body[:300])
+    with open(os.path.join(harness.TOP_SRCDIR, 'LICENSE')) as fh:
+        tap.like(fh.read(), r'Permission to use, copy, modify, and '
+                 r'distribute', 'the tree carries LICENSE')
+
+
+def upgrade(tap, debs):
+    """Installing the packages again is an upgrade: it succeeds, and the
+    maintainer scripts never stop the sweeper timer for good."""
+    r = run(['dpkg', '-i', debs['payhook'], debs['payhook-dev']])
+    tap.is_(r.returncode, 0, 'dpkg -i again (an upgrade)', text(r))
+    scripts = {}
+    for name in ('prerm', 'postinst'):
+        try:
+            with open('/var/lib/dpkg/info/payhook.%s' % name) as fh:
+                scripts[name] = fh.read()
+        except OSError:
+            scripts[name] = ''
+    tap.ok('stop' not in re.sub(r'#.*', '', scripts['prerm']) or
+           'payhook-sweep' not in scripts['prerm'],
+           'prerm does not stop the sweeper timer on upgrade',
+           scripts['prerm'][:800])
+    tap.ok('restart payhook-sweep.timer' in scripts['postinst'],
+           'postinst restarts a running sweeper timer after an upgrade')
 
 
 def man_pages(tap, lay):
@@ -501,6 +582,9 @@ def main(tap):
         cron_line(tap, lay, inst)
         drop_in(tap, lay, work)
         man_pages(tap, lay)
+        licence(tap, lay)
+        if ours:
+            upgrade(tap, debs)
         harness.cleanup_all()
     finally:
         harness.cleanup_all()
