@@ -11,6 +11,10 @@
  * tests/fuzz/artifacts/ in the build tree, then prints one TAP point with
  * the CPU time used.  A crash, sanitizer report or leak ends the process
  * before the point is printed, which the TAP driver reports as an error.
+ * PAYHOOK_FUZZ_FORK=N runs N fuzzing processes at once (libFuzzer's
+ * -fork); PAYHOOK_FUZZ_MERGE=1 instead adds to the corpus the inputs of
+ * tests/fuzz/runs/NAME/ that reach code it does not (libFuzzer's -merge),
+ * which is how make fuzz-long keeps what it found.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -275,6 +279,10 @@ fz_report(void)
 		return;
 	cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+	/* With -fork the fuzzing is done by children. */
+	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
+		cpu += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 	dprintf(fz_tap_fd, "ok 1 - %s: %lu s under libFuzzer, no crash, "
 	    "leak or sanitizer report\n# fuzz-cpu-seconds: %s %.1f\n1..1\n",
 	    fz_target, fz_seconds, fz_target, cpu);
@@ -285,8 +293,9 @@ fz_fuzz(const char *argv0, const char *name, unsigned long seconds)
 {
 	const char *top = getenv("top_srcdir"), *build = getenv("top_builddir");
 	static char a_time[64], a_art[4096], a_work[4096], a_seed[4096],
-	    a_dict[4096];
-	char *args[12];
+	    a_dict[4096], a_fork[32];
+	const char *fork_n = getenv("PAYHOOK_FUZZ_FORK");
+	char *args[14];
 	char **av = args;
 	int ac = 0;
 	struct stat st;
@@ -317,12 +326,41 @@ fz_fuzz(const char *argv0, const char *name, unsigned long seconds)
 	args[ac++] = (char *)"-max_len=65536";
 	args[ac++] = (char *)"-close_fd_mask=1";
 	args[ac++] = (char *)"-print_final_stats=1";
+	if (fork_n != NULL && strtoul(fork_n, NULL, 10) > 1) {
+		snprintf(a_fork, sizeof(a_fork), "-fork=%lu",
+		    strtoul(fork_n, NULL, 10));
+		args[ac++] = a_fork;
+		args[ac++] = (char *)"-ignore_crashes=0";
+	}
 	if (stat(a_dict + 6, &st) == 0)
 		args[ac++] = a_dict;
 	args[ac++] = a_work;
 	args[ac++] = a_seed;
 	args[ac] = NULL;
 	atexit(fz_report);
+	return LLVMFuzzerRunDriver(&ac, &av, LLVMFuzzerTestOneInput);
+}
+
+/* Adds to the committed corpus what the runs found that it lacks. */
+static int
+fz_merge(const char *argv0, const char *name)
+{
+	const char *top = getenv("top_srcdir"), *build = getenv("top_builddir");
+	static char a_seed[4096], a_work[4096];
+	char *args[6];
+	char **av = args;
+	int ac = 0;
+
+	snprintf(a_seed, sizeof(a_seed), "%s/tests/fuzz/corpus/%s",
+	    top != NULL ? top : ".", name);
+	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/runs/%s",
+	    build != NULL ? build : ".", name);
+	args[ac++] = (char *)argv0;
+	args[ac++] = (char *)"-merge=1";
+	args[ac++] = (char *)"-max_len=65536";
+	args[ac++] = a_seed;
+	args[ac++] = a_work;
+	args[ac] = NULL;
 	return LLVMFuzzerRunDriver(&ac, &av, LLVMFuzzerTestOneInput);
 }
 #endif
@@ -341,6 +379,15 @@ main(int argc, char **argv)
 	if (fz_init != NULL)
 		fz_init();
 	secs = getenv("PAYHOOK_FUZZ_SECONDS");
+	if (getenv("PAYHOOK_FUZZ_MERGE") != NULL && argc == 1) {
+#ifdef PH_FUZZING
+		return fz_merge(argv[0], name);
+#else
+		dprintf(fz_tap_fd, "1..0 # SKIP built without "
+		    "--enable-fuzzing: nothing to merge with\n");
+		return 0;
+#endif
+	}
 	if (secs != NULL && *secs != '\0' && argc == 1) {
 #ifdef PH_FUZZING
 		return fz_fuzz(argv[0], name, strtoul(secs, NULL, 10));
