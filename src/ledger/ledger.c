@@ -484,14 +484,15 @@ ledger_applied(const struct ledger_fact *f, const struct ledger_result *r)
 }
 
 int
-ledger_apply(struct store *s, const struct ledger_fact *f,
-    struct ledger_result *r, struct ph_diag *diag)
+ledger_known(struct store *s, const struct ledger_fact *f,
+    struct ledger_result *r, int *known, struct ph_diag *diag)
 {
 	char digest[2 * PH_SHA256_LEN + 1];
 	struct store_txn t;
 	struct store_key dk, dk_v1;
 	int rc, conflict;
 
+	*known = 0;
 	memset(r, 0, sizeof(*r));
 	if ((rc = ledger_fact_keys(f, digest, &dk, &dk_v1, diag)) != PH_OK)
 		return rc;
@@ -500,18 +501,15 @@ ledger_apply(struct store *s, const struct ledger_fact *f,
 	 * is on disk before it is acknowledged again. */
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
-	if (ledger_seen(&t, &dk, &dk_v1, digest, &conflict)) {
-		store_abort(&t);
+	*known = ledger_seen(&t, &dk, &dk_v1, digest, &conflict);
+	store_abort(&t);
+	if (*known) {
 		if ((rc = store_settle(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
 			    ph_strerror(rc));
 		r->outcome = LEDGER_DUPLICATE;
-		return PH_OK;
 	}
-	store_abort(&t);
-	/* New: applied in a write transaction shared with whatever other
-	 * facts are waiting at this moment (ledger_group.c). */
-	return ledger_group_apply(s, f, r, diag);
+	return PH_OK;
 }
 
 int

@@ -1,6 +1,8 @@
 /*
- * Group commit: the facts that processes want applied at the same moment
- * share one write transaction, one commit and one flush.
+ * ledger_apply(), the way every fact about money comes in: a fact applied
+ * already is answered from a read transaction (ledger_known); a new one
+ * goes through group commit: the facts that processes want applied at the
+ * same moment share one write transaction, one commit and one flush.
  *
  * Every process of a store maps the same small file (<db_path>-group):
  * slots a process puts its fact in, a mutex shared by every process
@@ -330,7 +332,9 @@ group_lead(struct group_shm *g, struct store *s)
 	}
 }
 
-int
+/* A new fact, applied in a write transaction shared by every fact waiting
+ * at the moment: one commit and one flush for them all. */
+static int
 ledger_group_apply(struct store *s, const struct ledger_fact *f,
     struct ledger_result *r, struct ph_diag *diag)
 {
@@ -402,4 +406,15 @@ ledger_group_stats(struct store *s, uint64_t *commits, uint64_t *facts)
 	*facts = g->facts;
 	pthread_mutex_unlock(&g->mu);
 	return PH_OK;
+}
+
+int
+ledger_apply(struct store *s, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag)
+{
+	int rc, known;
+
+	if ((rc = ledger_known(s, f, r, &known, diag)) != PH_OK || known)
+		return rc;
+	return ledger_group_apply(s, f, r, diag);
 }

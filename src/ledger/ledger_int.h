@@ -75,9 +75,12 @@ void ledger_applied(const struct ledger_fact *f, const struct ledger_result *r);
 /* ledger_apply() in a write transaction of its own. */
 int ledger_apply_alone(struct store *s, const struct ledger_fact *f,
     struct ledger_result *r, struct ph_diag *diag);
-/* ledger_apply() in a write transaction shared by every fact waiting at
- * the moment, one commit and one flush for them all (ledger_group.c). */
-int ledger_group_apply(struct store *s, const struct ledger_fact *f,
-    struct ledger_result *r, struct ph_diag *diag);
+/*
+ * The read part of ledger_apply(): *known when the fact was applied
+ * already (r says a duplicate; what the read saw is then on disk), from a
+ * read transaction, without the writer lock.
+ */
+int ledger_known(struct store *s, const struct ledger_fact *f,
+    struct ledger_result *r, int *known, struct ph_diag *diag);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * The notification archive's write side: segment files, the classes'
- * budgets, and hints.  archive_read.c reads it back.
+ * The notification archive's write side: records appended to segment
+ * files, the classes' budgets, and hints.  archive_seg.c keeps the segment
+ * files both sides work on; archive_read.c reads them back.
  *
  * <db_path>-archive/
  *	seg/YYYYMMDD-c	one segment a day (UTC) and class c (v, o, u):
@@ -30,18 +31,6 @@
 #include "store/archive.h"
 #include "store/archive_int.h"
 
-struct archive_state archive;
-
-static const char *const archive_class_names[ARCHIVE__MAX] = {
-	"verified", "ours", "unverified",
-};
-
-const char *
-archive_class_name(enum archive_class c)
-{
-	return c < ARCHIVE__MAX ? archive_class_names[c] : "?";
-}
-
 /* ---- Budgets: counters a minute, shared by every process ----------------- */
 
 /*
@@ -69,18 +58,6 @@ archive_take(uint64_t *slot, int64_t minute, unsigned long limit)
 	} while (!__atomic_compare_exchange_n(slot, &old, want, 0,
 	    __ATOMIC_RELAXED, __ATOMIC_RELAXED));
 	return 1;
-}
-
-/* FNV-1a: where a key lands among the slots, and records' checksums. */
-uint32_t
-archive_fnv(const void *p, size_t n, uint32_t h)
-{
-	const unsigned char *b = p;
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		h = (h ^ b[i]) * 16777619u;
-	return h;
 }
 
 static uint64_t *
@@ -151,28 +128,6 @@ archive_dropped(enum archive_class c)
 
 /* ---- Segments ------------------------------------------------------------- */
 
-void
-archive_segment_name(const struct archive_segid *sg, char *out, size_t cap)
-{
-	static const char letters[ARCHIVE__MAX] = { 'v', 'o', 'u' };
-	time_t t = (time_t)(sg->day * 86400);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	snprintf(out, cap, "%04d%02d%02d-%c-%04u", tm.tm_year + 1900,
-	    tm.tm_mon + 1, tm.tm_mday, letters[sg->class], sg->seq);
-}
-
-uint64_t
-archive_segment_max(enum archive_class c)
-{
-	uint64_t n = archive_share(c) / 16;
-
-	if (n < 65536)
-		n = 65536;
-	return n < ARCHIVE_OFFSET_MAX ? n : ARCHIVE_OFFSET_MAX - 1;
-}
-
 /*
  * The segment a record of class c goes to today, opened for appending:
  * this process's, unless a new day began or the segment is full, when it
@@ -214,17 +169,6 @@ archive_segment(enum archive_class c, int64_t day)
 		}
 		seq++;
 	}
-}
-
-uint64_t
-archive_share(enum archive_class c)
-{
-	uint64_t un = (uint64_t)archive.lim.unverified_mb << 20;
-	uint64_t all = (uint64_t)archive.lim.max_mb << 20;
-
-	if (c != ARCHIVE_VERIFIED)
-		return un;
-	return all > 2 * un ? all - 2 * un : all / 2;
 }
 
 static void

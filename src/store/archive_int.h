@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "store/archive.h"
 
@@ -102,5 +103,15 @@ int archive_evict_oldest(enum archive_class c, const struct archive_segid *keep)
 uint64_t archive_share(enum archive_class c);
 /* Counts again the bytes each class holds on disk, for every process. */
 void archive_usage(void);
+/* A segment file on disk. */
+struct archive_segfile {
+	struct archive_segid id;
+	off_t size;
+	char name[40];
+};
+/* Every segment, in id order (*out the caller's to free). */
+int archive_segments(struct archive_segfile **out, size_t *n);
+/* The segment a file name names; 0, or -1 when it names none. */
+int archive_parse_name(const char *name, struct archive_segid *sg);
 
 #endif
