@@ -178,10 +178,11 @@ enum ledger_idem_state {
 int ledger_idem_begin(struct store *s, struct ledger_idem *idem,
     enum ledger_idem_state *state);
 /* Inside a call's write transaction, just before it commits: renders the
- * reply with idem->answer and keeps it with the effect (idem may be
- * NULL: then nothing). */
+ * reply (the fields of struct ledger_reply) with idem->answer and keeps
+ * it with the effect (idem may be NULL: then nothing). */
 void ledger_idem_keep(struct store_txn *t, struct ledger_idem *idem,
-    const struct ledger_reply *r);
+    int rc, int created, enum ledger_refusal why, const char *message,
+    const json_t *rec);
 /* After the call: keeps an answer no effect kept (status below 500), or
  * lets the claim go (a server error: a retry runs again). */
 int ledger_idem_end(struct store *s, struct ledger_idem *idem, int status,

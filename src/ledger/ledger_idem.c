@@ -180,15 +180,22 @@ ledger_idem_put(struct store_txn *t, struct ledger_idem *idem, int status,
 
 void
 ledger_idem_keep(struct store_txn *t, struct ledger_idem *idem,
-    const struct ledger_reply *r)
+    int rc, int created, enum ledger_refusal why, const char *message,
+    const json_t *rec)
 {
+	struct ledger_reply r;
 	struct ph_buf body;
 	int status;
 
 	if (idem == NULL || idem->answer == NULL || t->err != PH_OK)
 		return;
+	r.rc = rc;
+	r.created = created;
+	r.why = why;
+	r.message = message;
+	r.rec = rec;
 	ph_buf_init(&body, LEDGER_IDEM_BODY_MAX);
-	status = idem->answer(idem->arg, r, &body);
+	status = idem->answer(idem->arg, &r, &body);
 	if (body.err) {
 		t->err = PH_E_NOMEM;
 		ph_buf_free(&body);

@@ -76,6 +76,13 @@ void ledger_applied(const struct ledger_fact *f, const struct ledger_result *r);
 int ledger_apply_alone(struct store *s, const struct ledger_fact *f,
     struct ledger_result *r, struct ph_diag *diag);
 /*
+ * Ends a read transaction whose result is *out, rc its status so far:
+ * what a reader is shown must be on disk (store_settle), or it is not
+ * shown: on failure *out is released and NULL.  Returns the status.
+ */
+int ledger_read_end(struct store_txn *t, int rc, json_t **out);
+
+/*
  * The read part of ledger_apply(): *known when the fact was applied
  * already (r says a duplicate; what the read saw is then on disk), from a
  * read transaction, without the writer lock.

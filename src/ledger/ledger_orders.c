@@ -18,22 +18,6 @@
 
 /* ---- Orders and the event feed ------------------------------------------ */
 
-/* Keeps the reply with idem, if any; the transaction commits after. */
-static void
-ledger_order_keep(struct store_txn *t, struct ledger_idem *idem, int rc,
-    int created, enum ledger_refusal why, const char *message,
-    const json_t *order)
-{
-	struct ledger_reply r;
-
-	r.rc = rc;
-	r.created = created;
-	r.why = why;
-	r.message = message;
-	r.rec = order;
-	ledger_idem_keep(t, idem, &r);
-}
-
 int
 ledger_create_order(struct store *s, const struct ledger_new_order *n,
     int64_t now, struct ledger_idem *idem, json_t **out, int *created,
@@ -69,7 +53,7 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 				    "flush failed");
 			return rc;
 		}
-		ledger_order_keep(&t, idem, rc, 0, rc == PH_OK ?
+		ledger_idem_keep(&t, idem, rc, 0, rc == PH_OK ?
 		    LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ORDER_CONFLICT,
 		    diag->msg, o);
 		if (store_commit(&t) != PH_OK)
@@ -96,7 +80,7 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	ledger_set_due(&t, o, n->first_query_at);
 	ledger_put(&t, STORE_DB_ORDERS, &k, o);
 	ledger_count(&t, ORDER_PENDING, 1);
-	ledger_order_keep(&t, idem, PH_OK, 1, LEDGER_REFUSAL_NONE, "", o);
+	ledger_idem_keep(&t, idem, PH_OK, 1, LEDGER_REFUSAL_NONE, "", o);
 	if ((rc = store_commit(&t)) != PH_OK) {
 		json_decref(o);
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
@@ -120,12 +104,7 @@ ledger_get_order(struct store *s, const char *order_id, json_t **out)
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return rc;
 	rc = ledger_get(&t, STORE_DB_ORDERS, &k, out);
-	store_abort(&t);
-	if (rc == PH_OK && (rc = store_settle(&t)) != PH_OK) {
-		json_decref(*out);
-		*out = NULL;
-	}
-	return rc;
+	return ledger_read_end(&t, rc, out);
 }
 
 int
@@ -162,14 +141,9 @@ ledger_events(struct store *s, uint64_t after, unsigned limit, json_t **out,
 		}
 		store_scan_end(&sc);
 	}
-	rc = t.err;
-	store_abort(&t);
 	/* An event shown must not vanish in a crash: its sequence number
 	 * would be given again to another. */
-	if (rc == PH_OK)
-		rc = store_settle(&t);
-	if (rc != PH_OK) {
-		json_decref(arr);
+	if ((rc = ledger_read_end(&t, t.err, &arr)) != PH_OK) {
 		*next = after;
 		return rc;
 	}
@@ -209,14 +183,8 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 			json_decref(o);
 	}
 	store_scan_end(&sc);
-	rc = t.err;
-	store_abort(&t);
-	if (rc == PH_OK)
-		rc = store_settle(&t);
-	if (rc != PH_OK) {
-		json_decref(arr);
+	if ((rc = ledger_read_end(&t, t.err, &arr)) != PH_OK)
 		return rc;
-	}
 	*out = arr;
 	return PH_OK;
 }

@@ -397,3 +397,16 @@ ledger_prune_before(struct store *s, enum store_db db, const char *field,
 	}
 	return PH_OK;
 }
+
+int
+ledger_read_end(struct store_txn *t, int rc, json_t **out)
+{
+	store_abort(t);
+	if (rc == PH_OK)
+		rc = store_settle(t);
+	if (rc != PH_OK) {
+		json_decref(*out);
+		*out = NULL;
+	}
+	return rc;
+}

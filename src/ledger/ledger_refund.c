@@ -290,14 +290,7 @@ ledger_refund_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
     int created, enum ledger_refusal why, const char *message,
     const json_t *rec)
 {
-	struct ledger_reply r;
-
-	r.rc = rc;
-	r.created = created;
-	r.why = why;
-	r.message = message;
-	r.rec = rec;
-	ledger_idem_keep(t, idem, &r);
+	ledger_idem_keep(t, idem, rc, created, why, message, rec);
 	return store_commit(t);
 }
 
@@ -541,12 +534,7 @@ ledger_get_refund(struct store *s, const char *refund_id, json_t **item)
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return rc;
 	rc = ledger_refund_by_id(&t, refund_id, &k, item);
-	store_abort(&t);
-	if (rc == PH_OK && (rc = store_settle(&t)) != PH_OK) {
-		json_decref(*item);
-		*item = NULL;
-	}
-	return rc;
+	return ledger_read_end(&t, rc, item);
 }
 
 int
@@ -577,14 +565,9 @@ ledger_order_refunds(struct store *s, const char *order_id, json_t **items)
 	}
 	if (rc == PH_OK)
 		rc = t.err;
-	store_abort(&t);
 	json_decref(order);
-	if (rc == PH_OK)
-		rc = store_settle(&t);
-	if (rc != PH_OK) {
-		json_decref(arr);
+	if ((rc = ledger_read_end(&t, rc, &arr)) != PH_OK)
 		return rc;
-	}
 	*items = arr;
 	return PH_OK;
 }

@@ -141,14 +141,8 @@ static int
 ledger_guard_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
     const char *message, const json_t *order)
 {
-	struct ledger_reply r;
-
-	r.rc = rc;
-	r.created = rc == PH_OK;
-	r.why = rc == PH_OK ? LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ATTEMPT;
-	r.message = message;
-	r.rec = order;
-	ledger_idem_keep(t, idem, &r);
+	ledger_idem_keep(t, idem, rc, rc == PH_OK, rc == PH_OK ?
+	    LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ATTEMPT, message, order);
 	return store_commit(t);
 }
 
