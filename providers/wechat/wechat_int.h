@@ -127,7 +127,7 @@ int wx_copy_id(char *dst, size_t cap, const struct ph_kvlist *kv,
     const char *name, const char *extra, struct ph_diag *diag);
 int wx_result(const struct ph_kvlist *kv, const char *name, int *success,
     struct ph_diag *diag);
-int wx_pay_notify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
+int wx_pay_notify(const struct wx_ctx *ctx, struct ph_kvlist *kv,
     struct ph_event *ev, struct ph_diag *diag);
 void wx2_ack(enum ph_ack_kind kind, const char *reason,
     struct ph_response *out);
