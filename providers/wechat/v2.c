@@ -635,7 +635,7 @@ wx_query_provider_error(const struct ph_kvlist *kv, const char *what,
  * "<tag>:<order id>:<state>", and the currency (CNY) so the event is well
  * formed.  Nothing else is set.
  */
-static int
+int
 wx_query_event(const struct ph_order_ref *order, enum ph_event_kind kind,
     const char *tag, const char *state, struct ph_event *ev,
     struct ph_diag *diag)

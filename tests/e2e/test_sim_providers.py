@@ -437,6 +437,42 @@ def test_expiry(tap, sim, inst, prof):
             t + 'no close call (the provider has none)')
 
 
+def test_expiry_v3(tap, sim, inst):
+    """An expired WeChat Pay v3 order the simulator knows unpaid: closed
+    at WeChat (POST .../out-trade-no/{id}/close, answered 204, signed)
+    before it is closed here; while the close fails (503, or an unsigned
+    answer that is not JSON) it stays PENDING and open at WeChat."""
+    t = 'wxv3sim: '
+    oid = new_oid('XC')
+    base = inst.last_seq()
+    r, tt = new_order(inst, 'wxv3sim', oid, 1500, expires_in=1)
+    tap.is_(r.status, 201, t + 'order with expires_in 1', r.describe())
+    sim.control('/_sim/order', {'profile': 'wxv3sim', 'order_id': oid,
+                                'amount': 1500})
+    time.sleep(1.2)
+    for mode in ('down', 'garbage'):
+        sim.control('/_sim/mode', {'close': mode})
+        calls = sim.stats()['by_order'].get(oid, {}).get('close', 0)
+        wait_for(lambda: sweep(inst) and sim.stats()['by_order'].get(
+            oid, {}).get('close', 0) > calls, 15, 0.3)
+        tap.ok(sim.stats()['by_order'].get(oid, {}).get('close', 0) > calls,
+               t + 'close %s: the close API was called' % mode)
+        tap.is_(state_of(inst, oid), 'PENDING',
+                t + 'close %s: the order stays PENDING' % mode)
+        tap.ok(not sim.ledger()['orders'].get(oid, {}).get('closed'),
+               t + 'close %s: and open at WeChat' % mode)
+    tap.is_(events_for(inst, oid, base), [],
+            t + 'no order.closed while the close fails')
+    sim.control('/_sim/mode', {'close': 'ok'})
+    tap.ok(sweep_until(inst, oid, 'CLOSED', 15) is not None,
+           t + 'close answered 204: the order is CLOSED',
+           repr(inst.order(oid)))
+    tap.ok(sim.ledger()['orders'].get(oid, {}).get('closed'),
+           t + '... closed at WeChat first')
+    tap.is_(events_for(inst, oid, base), ['order.closed'],
+            t + '... one order.closed')
+
+
 def test_schedules(tap, cfg):
     """Every send lost, at factor 100000: the number of sends and their
     span; and a profile's own retry_gaps."""
@@ -765,6 +801,7 @@ def main(tap):
         test_unionpay_variant(tap, sim, inst, cfg)
         for prof in ('upsim', 'aggrsa', 'agghmac'):
             test_expiry(tap, sim, inst, prof)
+        test_expiry_v3(tap, sim, inst)
         test_unionpay_api(tap, sim, k)
         test_v3_api(tap, sim, k)
         test_aggregator_api(tap, sim, k)
