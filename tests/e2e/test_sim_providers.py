@@ -692,29 +692,49 @@ def test_v3_api(tap, sim, k):
             (1, 1), 'stats count v3 closes per order')
 
 
+def beijing_ago(seconds):
+    return (datetime.datetime.now(BEIJING) - datetime.timedelta(
+        seconds=seconds)).strftime('%Y%m%d%H%M%S')
+
+
 def test_aggregator_api(tap, sim, k):
+    """The simulator's charges API, as Ping++ documents it: a charge by
+    its id, and the app's list with app[id], limit, paid, created and
+    starting_after; order_no is no parameter and is ignored."""
+    since = int(time.time()) - 600
     oid = new_oid('GA')
-    r, t1 = sim_pay(sim, 'aggrsa', oid, 4000, beijing_now(),
+    r, t1 = sim_pay(sim, 'aggrsa', oid, 4000, beijing_ago(120),
                     {'drop_all': True})
     r, t2 = sim_pay(sim, 'aggrsa', oid, 4000, beijing_now(),
                     {'drop_all': True})
+    other = new_oid('GX')
+    r, t3 = sim_pay(sim, 'aggrsa', other, 10, beijing_ago(60),
+                    {'drop_all': True})
 
-    def call(order, key=APIKEY, app=APP):
-        return sim.request('GET', '/v1/charges?order_no=%s&app[id]=%s'
-                           % (order, app), headers={
-                               'Authorization': 'Bearer ' + key,
-                               'Accept': 'application/json'})
-    r = call(oid)
+    def get(target, key=APIKEY):
+        return sim.request('GET', target, headers={
+            'Authorization': 'Bearer ' + key, 'Accept': 'application/json'})
+
+    def call(query, key=APIKEY, app=APP):
+        return get('/v1/charges?app[id]=%s%s' % (app, query), key)
+
+    def rows(r):
+        return [(c.get('id'), c.get('paid'), c.get('order_no'),
+                 c.get('amount'), c.get('currency'), c.get('channel'),
+                 c.get('app')) for c in (r.json or {}).get('data') or []]
+
+    r = call('&limit=100&created[gte]=%d&order_no=%s' % (since, oid))
     j = r.json or {}
-    data = j.get('data') or []
-    tap.is_((r.status, j.get('object'), j.get('has_more'),
-             [(c.get('id'), c.get('paid'), c.get('order_no'),
-               c.get('amount'), c.get('currency'), c.get('channel'),
-               c.get('app')) for c in data]),
+    mine = [x for x in rows(r) if x[2] == oid]
+    tap.is_((r.status, j.get('object'), j.get('has_more'), mine),
             (200, 'list', False,
              [(t2, True, oid, 4000, 'cny', 'upacp', APP),
               (t1, True, oid, 4000, 'cny', 'upacp', APP)]),
-            'aggregator query: both charges, newest first', r.describe())
+            'aggregator list: the order\'s charges, newest first',
+            r.describe())
+    tap.ok(any(x[0] == t3 for x in rows(r)),
+           'aggregator list: order_no is no parameter: other orders\' '
+           'charges are listed too')
     try:
         k.webhook.public_key().verify(
             base64.b64decode(r.headers.get('x-pingplusplus-signature', '')),
@@ -724,21 +744,49 @@ def test_aggregator_api(tap, sim, k):
         good = False
     tap.ok(good, 'aggregator query (sign_answers): X-Pingplusplus-Signature '
            'verifies over the body (checked here)')
-    r = call(new_oid('GB'))
-    tap.is_((r.status, (r.json or {}).get('data')), (200, []),
-            'aggregator query (unknown order): an empty list')
-    r = call(oid, key='sk_test_wrong')
+    r = call('&limit=1&created[gte]=%d' % since)
+    first = rows(r)
+    tap.ok(r.status == 200 and len(first) == 1 and
+           (r.json or {}).get('has_more') is True,
+           'aggregator list: limit=1, has_more', r.describe())
+    if first:
+        r = call('&limit=1&created[gte]=%d&starting_after=%s'
+                 % (since, first[0][0]))
+        tap.ok(r.status == 200 and len(rows(r)) == 1 and
+               rows(r)[0][0] != first[0][0],
+               'aggregator list: starting_after gives the next page',
+               r.describe())
+    unpaid = new_oid('GU')
+    sim.control('/_sim/order', {'profile': 'aggrsa', 'order_id': unpaid,
+                                'amount': 5})
+    tap.ok(any(x[2] == unpaid and x[1] is False for x in rows(call(
+        '&limit=100&paid=false&created[gte]=%d' % since))) and
+           not any(x[2] == unpaid for x in rows(call(
+               '&limit=100&paid=true&created[gte]=%d' % since))),
+           'aggregator list: paid=false lists the unpaid charge, '
+           'paid=true does not')
+    tap.is_(call('&created[gte]=%d' % (int(time.time()) + 3600)).json.get(
+        'data'), [], 'aggregator list: created[gte] in the future: empty')
+    r = get('/v1/charges/%s' % t1)
+    tap.is_((r.status, (r.json or {}).get('id'), (r.json or {}).get(
+        'order_no'), (r.json or {}).get('paid')), (200, t1, oid, True),
+        'aggregator retrieve: GET /v1/charges/<id>', r.describe())
+    r = get('/v1/charges/ch_nosuchcharge000000000000')
+    tap.is_(r.status, 404, 'aggregator retrieve: an unknown charge: 404')
+    r = call('&limit=100', key='sk_test_wrong')
     tap.ok(r.status == 401 and isinstance(
         ((r.json or {}).get('error') or {}).get('message'), str),
         'aggregator query with a wrong key: 401 {"error": {...}}',
         r.describe())
-    r = call(oid, key=APIKEY + 'h', app=APP + 'h')
-    tap.is_((r.status, (r.json or {}).get('data'),
-             'x-pingplusplus-signature' in r.headers), (200, [], False),
-            "aggregator query with the hmac profile's key: not its "
-            "orders, no signature header")
-    r = call(oid, app=APP + 'h')
+    r = call('&limit=100', key=APIKEY + 'h', app=APP + 'h')
+    tap.ok(r.status == 200 and not any(x[2] == oid for x in rows(r)) and
+           'x-pingplusplus-signature' not in r.headers,
+           "aggregator query with the hmac profile's key: not this "
+           "profile's charges, no signature header", r.describe())
+    r = call('&limit=100', app=APP + 'h')
     tap.is_(r.status, 400, "aggregator query: app[id] of another key: 400")
+    r = call('&limit=101')
+    tap.is_(r.status, 400, "aggregator query: limit above 100: 400")
     r = sim.control('/_sim/out_of_order', {'profile': 'aggrsa',
                                            'order_id': new_oid('GC'),
                                            'amount': 1})
