@@ -11,9 +11,9 @@ libfaketime preloaded (LD_PRELOAD and FAKETIME in "bin-environment"), so
 only payhook's clock moves and no check is loosened.  The same messages are
 also sent to a payhook at today's time, which must refuse them.
 
-Checks named "[needs fix: ...]" assert what the provider's own SDK does
-where payhook differs today (tests/vectors/FINDINGS.md); they fail until
-the plugin follows the SDK.
+Checks named "[FINDINGS §n: ...]" assert what the provider's own SDK does
+where payhook once differed (tests/vectors/FINDINGS.md): they failed until
+the plugin followed the SDK, and keep it following.
 
 Vectors that cannot go through a notification route (payhook has no route
 for them, or the signing certificate was never published) are checked here
@@ -318,7 +318,7 @@ UP_VECTORS = [
      '201703241511197447698', None),
     ('unionpay empty reqReserved, signed as the SDK signs',
      'derived-empty-reqReserved', 'upsdk', '20170601120000', 1,
-     '201706011200001234567', 'needs fix: UnionPay filterBlank'),
+     '201706011200001234567', 'FINDINGS §2: UnionPay filterBlank'),
 ]
 
 
@@ -385,7 +385,7 @@ def test_wechat_v2(tap):
             'wechat v2: order registered')
     base = inst.last_seq()
     name = 'wechat v2 attach with spaces, signed trimmed as WXPayUtil ' \
-        '[needs fix: WeChat v2 trimmed values]'
+        '[FINDINGS §3: WeChat v2 trimmed values]'
     r = inst.notify(vec('wechat/attach-spaces-signed-trimmed.xml'),
                     'wxexample')
     tap.is_((r.status, r.body), (200, WX_SUCCESS),
