@@ -27,8 +27,13 @@
 extern "C" {
 #endif
 
-/* Bumped whenever struct ph_provider or anything it reaches changes. */
-#define PH_PROVIDER_ABI 1
+/*
+ * Bumped whenever struct ph_provider or anything it reaches changes.
+ * 2: ph_http_request.path of PH_HTTP_PATH_MAX bytes (a query string of
+ * signed parameters fits), ph_order_ref.cursor, PH_EV_QUERY_MORE and
+ * ph_event.cursor (queries that read a list page by page).
+ */
+#define PH_PROVIDER_ABI 2
 
 /* The exported symbol's name, as the loader looks it up. */
 #define PH_PROVIDER_SYMBOL "payhook_provider"
@@ -147,6 +152,9 @@ enum ph_event_kind {
 	PH_EV_REFUND_FAILED,
 	PH_EV_NOT_FOUND,	/* the provider does not know the order */
 	PH_EV_IGNORED,		/* verified, but nothing payhook acts on */
+	PH_EV_QUERY_MORE,	/* query_response only: this page of a list
+				 * did not settle the order; ask again with
+				 * ph_order_ref.cursor = ev->cursor */
 	PH_EV__MAX
 };
 
@@ -175,6 +183,9 @@ struct ph_event {
 	 * refund_id above is the provider's own id of the refund.
 	 */
 	char merchant_refund_id[PH_ID_MAX + 1];
+	/* PH_EV_QUERY_MORE: where the next page starts (a provider's id,
+	 * e.g. the last one listed); "" otherwise. */
+	char cursor[PH_ID_MAX + 1];
 };
 
 /* What the core decided; the plugin renders it in the provider's format. */
@@ -209,7 +220,16 @@ struct ph_order_ref {
 	 * (e.g. UnionPay's txnTime), as JSON object text; "" when none.
 	 */
 	const char *attempt;
+	/*
+	 * query_request of a list read page by page: "" (or NULL) for the
+	 * first page, then the cursor the previous answer gave with
+	 * PH_EV_QUERY_MORE.  The core reads at most PH_QUERY_PAGES_MAX
+	 * answers for one query; past that the query is PH_E_PROVIDER.
+	 */
+	const char *cursor;
 };
+
+#define PH_QUERY_PAGES_MAX	10
 
 /*
  * What a request builder needs from the world: plugins do no I/O, so the
@@ -223,12 +243,14 @@ struct ph_call_ctx {
 #define PH_HTTP_HEADERS_MAX	8
 #define PH_HTTP_BODY_MAX	16384
 #define PH_HTTP_VALUE_MAX	2048
+#define PH_HTTP_PATH_MAX	2048
 
 /* An outbound request, built by a plugin, sent by the core to the
  * profile's api_base followed by path. */
 struct ph_http_request {
 	char method[8];			/* "POST" or "GET" */
-	char path[512];			/* starts with '/', query string allowed */
+	char path[PH_HTTP_PATH_MAX];	/* starts with '/', query string
+					 * allowed */
 	char content_type[64];		/* "" for none */
 	struct {
 		char name[64];
@@ -327,7 +349,9 @@ struct ph_provider {
 	 * transaction, amount and a dedup key equal to the one its payment
 	 * notification would carry), PAYMENT_PENDING (not paid yet),
 	 * PAYMENT_CLOSED, PAYMENT_FAILED or NOT_FOUND.  A provider-side error
-	 * worth retrying is PH_E_PROVIDER.
+	 * worth retrying is PH_E_PROVIDER.  An answer that is one page of a
+	 * list, without the order's fate, is QUERY_MORE with ev->cursor: the
+	 * core calls query_request again with order->cursor set to it.
 	 */
 	int (*query_request)(void *ctx, const struct ph_order_ref *order,
 	    const struct ph_call_ctx *cc, struct ph_http_request *out,

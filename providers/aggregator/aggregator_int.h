@@ -32,6 +32,11 @@
 #define AGG_TYPE_EXTRA		"._"
 /* Merchant order numbers: what the core accepts as an order id. */
 #define AGG_ORDER_EXTRA		"_-|*.:"
+/* The charge list a query reads: a page of the most Ping++ gives, from a
+ * little before the order was registered (a charge may be made just
+ * before), at most PH_QUERY_PAGES_MAX pages. */
+#define AGG_PAGE_LIMIT		100
+#define AGG_CREATED_MARGIN_S	600
 enum agg_mode {
 	AGG_MODE_RSA,
 	AGG_MODE_HMAC,
@@ -68,6 +73,8 @@ struct agg_ctx {
 int agg_verify_rsa(const struct agg_ctx *ctx, const char *sig64,
     const unsigned char *body, size_t len, struct ph_diag *diag);
 int agg_object_is(const struct json_t *o, const char *want, int required,
+    struct ph_diag *diag);
+int agg_charge_ours(const struct agg_ctx *ctx, const struct json_t *ch,
     struct ph_diag *diag);
 int agg_charge(const struct agg_ctx *ctx, const struct json_t *ch,
     int64_t created, struct ph_event *ev, int *paid, struct ph_diag *diag);

@@ -164,20 +164,16 @@ agg_object_is(const struct json_t *o, const char *want, int required,
 	return PH_OK;
 }
 
-/*
- * A charge, from an event or a query answer: it must be ours (app, and
- * livemode when it says), then its fields.  Fills a PAYMENT_SUCCEEDED
- * event when paid, and reports paid; created is the fallback time.
- */
+/* A charge of this profile: a charge, of its app, in its mode (when it
+ * says).  Another app's or mode's is refused, never skipped. */
 int
-agg_charge(const struct agg_ctx *ctx, const struct json_t *ch,
-    int64_t created, struct ph_event *ev, int *paid, struct ph_diag *diag)
+agg_charge_ours(const struct agg_ctx *ctx, const struct json_t *ch,
+    struct ph_diag *diag)
 {
-	const char *app, *tn;
+	const char *app;
 	size_t n;
 	int rc, live;
 
-	*paid = 0;
 	if ((rc = agg_object_is(ch, "charge", 1, diag)) != PH_OK)
 		return rc;
 	if (ph_json_get_string(ch, "app", PH_ID_MAX, &app, &n, NULL) != PH_OK ||
@@ -193,6 +189,25 @@ agg_charge(const struct agg_ctx *ctx, const struct json_t *ch,
 			    "%s profile", live ? "live" : "test-mode",
 			    ctx->livemode ? "live" : "test-mode");
 	}
+	return PH_OK;
+}
+
+/*
+ * A charge, from an event or a query answer: it must be ours (app, and
+ * livemode when it says), then its fields.  Fills a PAYMENT_SUCCEEDED
+ * event when paid, and reports paid; created is the fallback time.
+ */
+int
+agg_charge(const struct agg_ctx *ctx, const struct json_t *ch,
+    int64_t created, struct ph_event *ev, int *paid, struct ph_diag *diag)
+{
+	const char *tn;
+	size_t n;
+	int rc;
+
+	*paid = 0;
+	if ((rc = agg_charge_ours(ctx, ch, diag)) != PH_OK)
+		return rc;
 	if ((rc = ph_json_copy_token(ch, "id", ev->txn_id, sizeof(ev->txn_id),
 	    AGG_ID_EXTRA, diag)) != PH_OK ||
 	    (rc = ph_json_copy_token(ch, "order_no", ev->order_id,

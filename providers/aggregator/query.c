@@ -1,7 +1,8 @@
 /*
- * The aggregator's active query: the charges of an order
- * (GET /v1/charges), the answer verified as a webhook is when it carries
- * a signature, and the charge read as the notification reads it.
+ * The aggregator's active query: the order's charge by its id, or the
+ * app's paid charges page by page, the answer verified as a webhook is
+ * when it carries a signature, and the charge read as the notification
+ * reads it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,33 +16,118 @@
 
 #include "aggregator_int.h"
 
-/* GET /v1/charges?order_no=<id>&app[id]=<app_id>, Bearer <api key>. */
+/*
+ * The charge an order is known by: {"charge":"ch_..."} in the attempt's
+ * data (the merchant made the charge), else the transaction payhook has
+ * recorded for it.  "" when neither: the list is read instead.
+ */
+static int
+agg_charge_id(const struct ph_order_ref *order, char id[PH_ID_MAX + 1],
+    struct ph_diag *diag)
+{
+	json_error_t jerr;
+	json_t *root = NULL;
+	const json_t *v;
+	const char *s = NULL;
+	int rc = PH_OK;
+
+	id[0] = '\0';
+	if (order->attempt != NULL && order->attempt[0] != '\0') {
+		if ((root = json_loads(order->attempt, JSON_REJECT_DUPLICATES,
+		    &jerr)) == NULL || !json_is_object(root)) {
+			json_decref(root);
+			return ph_fail(diag, PH_E_FIELD, "the attempt's data is "
+			    "not a JSON object");
+		}
+		if ((v = json_object_get(root, "charge")) != NULL) {
+			if (!json_is_string(v)) {
+				rc = ph_fail(diag, PH_E_FIELD, "the attempt's "
+				    "charge is not a string");
+				goto out;
+			}
+			s = json_string_value(v);
+		}
+	}
+	if (s == NULL && order->txn_id != NULL && order->txn_id[0] != '\0')
+		s = order->txn_id;
+	if (s != NULL && ph_copy_token(id, PH_ID_MAX + 1, s, AGG_ID_EXTRA,
+	    "charge id", diag) != PH_OK)
+		rc = PH_E_FIELD;
+out:
+	json_decref(root);
+	return rc;
+}
+
+static int
+agg_order_ok(const struct agg_ctx *ctx, const struct ph_order_ref *order,
+    struct ph_diag *diag)
+{
+	if (ctx == NULL)
+		return ph_fail(diag, PH_E_INTERNAL,
+		    "aggregator: NULL argument");
+	if (order == NULL || order->order_id == NULL ||
+	    !ph_token_valid(order->order_id, strlen(order->order_id),
+	    PH_ID_MAX, AGG_ORDER_EXTRA))
+		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
+		    "order_no");
+	return PH_OK;
+}
+
+/*
+ * GET /v1/charges/<charge id> when the charge is known; else the list
+ * with the parameters Ping++ documents, nothing that would select the
+ * order (the API has no such parameter, and one that ignored it would
+ * answer with other orders' charges): app[id], limit, paid=true,
+ * created[gte] a little before the order was registered, and
+ * starting_after=<the cursor> for the next page.  Bearer <api key>.
+ * pingpp-python example/charge/list.py and retrieve.py, pingpp-java
+ * ChargeExample.java; tests/vectors/FINDINGS.md section 1.
+ */
 int
 agg_query_request(void *p, const struct ph_order_ref *order,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
     struct ph_diag *diag)
 {
 	const struct agg_ctx *ctx = p;
+	char id[PH_ID_MAX + 1];
+	const char *cursor;
 	struct ph_buf path;
 	int rc;
 
-	if (ctx == NULL || out == NULL)
+	(void)cc;
+	if (out == NULL)
 		return ph_fail(diag, PH_E_INTERNAL,
 		    "aggregator: NULL argument");
 	memset(out, 0, sizeof(*out));
+	if ((rc = agg_order_ok(ctx, order, diag)) != PH_OK)
+		return rc;
 	if (ctx->api_key == NULL)
 		return ph_fail(diag, PH_E_CONFIG, "query needs api_key_file in "
 		    "this profile");
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    PH_ID_MAX, AGG_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "order_no");
+	if ((rc = agg_charge_id(order, id, diag)) != PH_OK)
+		return rc;
+	cursor = order->cursor != NULL ? order->cursor : "";
+	if (cursor[0] != '\0' && (id[0] != '\0' ||
+	    !ph_token_valid(cursor, strlen(cursor), PH_ID_MAX, AGG_ID_EXTRA)))
+		return ph_fail(diag, PH_E_FIELD, "cursor: not a charge id of "
+		    "the list");
 	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_puts(&path, "/v1/charges?order_no=");
-	ph_buf_pct(&path, order->order_id);
-	ph_buf_puts(&path, "&app[id]=");
-	ph_buf_pct(&path, ctx->app_id);
+	if (id[0] != '\0') {
+		ph_buf_puts(&path, "/v1/charges/");
+		ph_buf_pct(&path, id);
+	} else {
+		ph_buf_puts(&path, "/v1/charges?app[id]=");
+		ph_buf_pct(&path, ctx->app_id);
+		ph_buf_printf(&path, "&limit=%d&paid=true", AGG_PAGE_LIMIT);
+		if (order->created_at > AGG_CREATED_MARGIN_S)
+			ph_buf_printf(&path, "&created[gte]=%lld",
+			    (long long)(order->created_at -
+			    AGG_CREATED_MARGIN_S));
+		if (cursor[0] != '\0') {
+			ph_buf_puts(&path, "&starting_after=");
+			ph_buf_pct(&path, cursor);
+		}
+	}
 	if ((rc = path.err) != PH_OK) {
 		ph_fail(diag, rc, "request path too long");
 		goto out;
@@ -60,6 +146,7 @@ out:
 	return rc;
 }
 
+/* Not paid (yet): the order's own amount unless a charge of it said. */
 static int
 agg_query_event(const struct ph_order_ref *order, enum ph_event_kind kind,
     const char *state, struct ph_event *ev, struct ph_diag *diag)
@@ -68,62 +155,47 @@ agg_query_event(const struct ph_order_ref *order, enum ph_event_kind kind,
 	if (ph_copy_token(ev->order_id, sizeof(ev->order_id), order->order_id,
 	    AGG_ORDER_EXTRA, "order_no", diag) != PH_OK)
 		return PH_E_FIELD;
-	if (ev->currency[0] == '\0')
-		memcpy(ev->currency, "CNY", 4);
+	if (ev->currency[0] == '\0') {
+		ev->amount = order->amount >= 0 ? order->amount : 0;
+		memcpy(ev->currency, order->currency != NULL &&
+		    ph_currency_valid(order->currency) ? order->currency :
+		    "CNY", 4);
+	}
 	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "query:%s:%s",
 	    ev->order_id, state) >= (int)sizeof(ev->dedup_key))
 		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
 	return PH_OK;
 }
 
-/*
- * The list of the order's charges.  Verification: the API answers over
- * TLS with our secret key and Ping++ does not document a signature on
- * it; on an rsa profile an answer that does carry X-Pingplusplus-Signature
- * is verified like an event, and refused if it does not check.  Every
- * charge listed must be ours and of this order; the first paid one is
- * the payment (its key is the one its event carries), none paid is
- * pending, no charge is not found.
- */
-int
-agg_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+/* The answer, verified when it carries a signature, parsed; root is the
+ * caller's on PH_OK. */
+static int
+agg_answer(const struct agg_ctx *ctx, const struct ph_http_response *in,
+    json_t **root, struct ph_diag *diag)
 {
-	const struct agg_ctx *ctx = p;
 	char text[AGG_TEXT_MAX + 1], code[AGG_TEXT_MAX + 1];
 	const char *sig = NULL, *m = NULL, *c = NULL;
-	struct ph_event cur, first;
-	const json_t *data, *ch;
-	json_t *root = NULL;
-	int rc, paid, more = 0, found = 0;
-	size_t i;
+	json_t *doc = NULL;
+	int rc;
 
-	if (ctx == NULL || in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL,
-		    "aggregator: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	memset(&first, 0, sizeof(first));
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    PH_ID_MAX, AGG_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "order_no");
+	*root = NULL;
 	if (in->status != 200) {
 		if (in->body != NULL && in->body_len > 0 &&
 		    ph_json_parse(in->body, in->body_len, &agg_answer_limits,
-		    &root, NULL) == PH_OK) {
-			ph_json_opt_string(root, "error.type", 64, &c, NULL,
+		    &doc, NULL) == PH_OK) {
+			ph_json_opt_string(doc, "error.type", 64, &c, NULL,
 			    NULL);
-			ph_json_opt_string(root, "error.message", 256, &m, NULL,
+			ph_json_opt_string(doc, "error.message", 256, &m, NULL,
 			    NULL);
 		}
 		ph_diag_text(code, sizeof(code), c, AGG_TEXT_MAX);
 		ph_diag_text(text, sizeof(text), m, AGG_TEXT_MAX);
-		rc = ph_fail(diag, PH_E_PROVIDER, "query: HTTP %d, %s: %s",
+		json_decref(doc);
+		return ph_fail(diag, PH_E_PROVIDER, "query: HTTP %d, %s: %s",
 		    in->status, code, text);
-		goto out;
 	}
+	/* Ping++ documents no signature on API answers (TLS and the secret
+	 * key vouch for them); one that does carry it must check. */
 	if (ctx->mode == AGG_MODE_RSA) {
 		rc = ph_header_get(in->headers, in->nheaders, AGG_RSA_HEADER,
 		    &sig, NULL);
@@ -133,61 +205,127 @@ agg_query_response(void *p, const struct ph_order_ref *order,
 				rc = ph_fail(diag, PH_E_SIGNATURE, "query: %s "
 				    "sent more than once or empty",
 				    AGG_RSA_HEADER);
-			goto out;
+			return rc;
 		}
 	}
-	if ((rc = ph_json_parse(in->body, in->body_len, &agg_answer_limits,
-	    &root, diag)) != PH_OK)
-		goto out;
-	if ((rc = agg_object_is(root, "list", 0, diag)) != PH_OK)
-		goto out;
-	data = ph_json_lookup(root, "data");
-	if (!json_is_array(data)) {
-		rc = ph_fail(diag, PH_E_FIELD, "data: missing or not a list");
-		goto out;
+	return ph_json_parse(in->body, in->body_len, &agg_answer_limits, root,
+	    diag);
+}
+
+/* One charge, asked for by id: it must be the order's. */
+static int
+agg_query_charge(const struct agg_ctx *ctx, const struct ph_order_ref *order,
+    const json_t *ch, struct ph_event *ev, struct ph_diag *diag)
+{
+	struct ph_event cur;
+	int rc, paid;
+
+	memset(&cur, 0, sizeof(cur));
+	if ((rc = agg_charge(ctx, ch, 0, &cur, &paid, diag)) != PH_OK)
+		return rc;
+	if (strcmp(cur.order_id, order->order_id) != 0)
+		return ph_fail(diag, PH_E_FIELD, "query: the charge asked for "
+		    "is of another order");
+	if (paid) {
+		*ev = cur;
+		return PH_OK;
 	}
+	ev->amount = cur.amount;
+	memcpy(ev->currency, cur.currency, sizeof(ev->currency));
+	memcpy(ev->channel, cur.channel, sizeof(ev->channel));
+	return agg_query_event(order, PH_EV_PAYMENT_PENDING, "UNPAID", ev,
+	    diag);
+}
+
+/*
+ * One page of the app's charges, newest first.  Charges of other orders
+ * are passed over (the list is the app's); one of another app or mode is
+ * refused.  The order's paid charge is the payment (its key is the one
+ * its event carries).  Otherwise, while the list has more, the next page
+ * starts after this page's last charge; at its end, the order has no
+ * paid charge in the window: pending.
+ */
+static int
+agg_query_list(const struct agg_ctx *ctx, const struct ph_order_ref *order,
+    const json_t *root, struct ph_event *ev, struct ph_diag *diag)
+{
+	struct ph_event cur, unpaid;
+	const json_t *data, *ch;
+	const char *no;
+	char last[PH_ID_MAX + 1];
+	int rc, paid, more = 0, found = 0;
+	size_t i, n;
+
+	if ((rc = agg_object_is(root, "list", 1, diag)) != PH_OK)
+		return rc;
+	data = ph_json_lookup(root, "data");
+	if (!json_is_array(data))
+		return ph_fail(diag, PH_E_FIELD, "data: missing or not a list");
 	if (ph_json_lookup(root, "has_more") != NULL &&
 	    (rc = ph_json_get_bool(root, "has_more", &more, diag)) != PH_OK)
-		goto out;
+		return rc;
+	last[0] = '\0';
+	memset(&unpaid, 0, sizeof(unpaid));
 	for (i = 0; i < json_array_size(data); i++) {
 		ch = json_array_get(data, i);
-		memset(&cur, 0, sizeof(cur));
-		if (!json_is_object(ch)) {
-			rc = ph_fail(diag, PH_E_FIELD, "data[%zu]: not an "
+		if (!json_is_object(ch))
+			return ph_fail(diag, PH_E_FIELD, "data[%zu]: not an "
 			    "object", i);
-			goto out;
-		}
+		if ((rc = agg_charge_ours(ctx, ch, diag)) != PH_OK ||
+		    (rc = ph_json_copy_token(ch, "id", last, sizeof(last),
+		    AGG_ID_EXTRA, diag)) != PH_OK ||
+		    (rc = ph_json_get_string(ch, "order_no", PH_ID_MAX, &no,
+		    &n, diag)) != PH_OK)
+			return rc;
+		if (strcmp(no, order->order_id) != 0)
+			continue;
+		memset(&cur, 0, sizeof(cur));
 		if ((rc = agg_charge(ctx, ch, 0, &cur, &paid, diag)) != PH_OK)
-			goto out;
-		if (strcmp(cur.order_id, order->order_id) != 0) {
-			rc = ph_fail(diag, PH_E_FIELD, "query: the answer "
-			    "lists a charge of another order");
-			goto out;
-		}
+			return rc;
 		if (paid) {
 			*ev = cur;
-			goto out;
+			return PH_OK;
 		}
 		if (found++ == 0)
-			first = cur;
+			unpaid = cur;
 	}
-	/* Not paid on this page: say nothing unless the page is all. */
 	if (more) {
-		rc = ph_fail(diag, PH_E_PROVIDER, "query: more charges than "
-		    "one page holds, none of them paid");
+		if (last[0] == '\0')
+			return ph_fail(diag, PH_E_PROVIDER, "query: an empty "
+			    "page that says it has more");
+		ev->kind = PH_EV_QUERY_MORE;
+		memcpy(ev->cursor, last, sizeof(ev->cursor));
+		return PH_OK;
+	}
+	if (found > 0) {
+		ev->amount = unpaid.amount;
+		memcpy(ev->currency, unpaid.currency, sizeof(ev->currency));
+		memcpy(ev->channel, unpaid.channel, sizeof(ev->channel));
+	}
+	return agg_query_event(order, PH_EV_PAYMENT_PENDING, "UNPAID", ev,
+	    diag);
+}
+
+int
+agg_query_response(void *p, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	const struct agg_ctx *ctx = p;
+	char id[PH_ID_MAX + 1];
+	json_t *root = NULL;
+	int rc;
+
+	if (in == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL,
+		    "aggregator: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	if ((rc = agg_order_ok(ctx, order, diag)) != PH_OK ||
+	    (rc = agg_charge_id(order, id, diag)) != PH_OK ||
+	    (rc = agg_answer(ctx, in, &root, diag)) != PH_OK)
 		goto out;
-	}
-	if (found == 0)
-		rc = agg_query_event(order, PH_EV_NOT_FOUND, "NOTFOUND", ev,
-		    diag);
-	else {
-		/* The latest unpaid charge says what there is. */
-		ev->amount = first.amount;
-		memcpy(ev->currency, first.currency, sizeof(ev->currency));
-		memcpy(ev->channel, first.channel, sizeof(ev->channel));
-		rc = agg_query_event(order, PH_EV_PAYMENT_PENDING, "UNPAID",
-		    ev, diag);
-	}
+	rc = id[0] != '\0' ? agg_query_charge(ctx, order, root, ev, diag) :
+	    agg_query_list(ctx, order, root, ev, diag);
 out:
 	json_decref(root);
 	if (rc != PH_OK)

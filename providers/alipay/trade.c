@@ -1,7 +1,8 @@
 /*
  * Alipay trade calls: alipay.trade.query, alipay.trade.close and
- * alipay.trade.refund.  Requests are forms signed with the app's private
- * key (sign_type included, empty values left out); answers are JSON whose
+ * alipay.trade.refund.  Requests are signed with the app's private key
+ * (sign_type included, empty values left out), the common parameters in
+ * the URL and biz_content in the form body; answers are JSON whose
  * response object is signed over its text exactly as it appears in the
  * body.
  */
@@ -34,23 +35,28 @@ ali_set_str(json_t *o, const char *k, const char *v)
 }
 
 /*
- * A signed request: the public parameters and biz_content (JSON text of
- * biz, compact, members in order), signed over every non-empty
- * parameter but sign, sorted, k=v&k=v; POSTed as a form to /gateway.do.
+ * A signed request, sent as Alipay's SDKs send it: the common parameters
+ * (app_id, charset, format, method, sign_type, timestamp, version, then
+ * sign) in the query string of /gateway.do, and biz_content (JSON text of
+ * biz, compact, members in order) alone in the form body.  The sign
+ * covers every non-empty parameter of both but sign, sorted, k=v&k=v.
+ * alipay-sdk-python-all DefaultAlipayClient.py lines 88-91, 122, 133;
+ * alipay-sdk-java-all AbstractAlipayClient.getRequestUrl; public threads
+ * quote the gateway refusing requests without charset in the URL
+ * (tests/vectors/FINDINGS.md section 5).
  */
 static int
 ali_build(const struct ali_ctx *ctx, const char *method, const json_t *biz,
     int64_t now, struct ph_http_request *out, struct ph_diag *diag)
 {
 	static const char *const skip[] = { "sign", NULL };
-	struct ph_kvlist kv;
-	struct ph_buf s, sig, body;
+	struct ph_kvlist common, all, form;
+	struct ph_buf s, sig, path, body;
 	char ts[20], *biz_text = NULL;
 	size_t i;
 	int rc;
 	const char *fields[][2] = {
 		{ "app_id", ctx->app_id },
-		{ "biz_content", NULL },
 		{ "charset", "utf-8" },
 		{ "format", "JSON" },
 		{ "method", method },
@@ -68,38 +74,57 @@ ali_build(const struct ali_ctx *ctx, const char *method, const json_t *biz,
 	if ((biz_text = json_dumps(biz, JSON_COMPACT | JSON_PRESERVE_ORDER)) ==
 	    NULL)
 		return ph_fail(diag, PH_E_NOMEM, "cannot write biz_content");
-	fields[1][1] = biz_text;
 
-	ph_kvlist_init(&kv, 16);
+	ph_kvlist_init(&common, 16);
+	ph_kvlist_init(&all, 16);
+	ph_kvlist_init(&form, 1);
 	ph_buf_init(&s, PH_HTTP_BODY_MAX);
 	ph_buf_init(&sig, 2 * PH_RSA_SIG_MAX);
+	ph_buf_init(&path, sizeof(out->path) - 1);
 	ph_buf_init(&body, sizeof(out->body));
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-		if ((rc = ph_kvlist_add(&kv, fields[i][0],
+		if ((rc = ph_kvlist_add(&common, fields[i][0],
+		    strlen(fields[i][0]), fields[i][1], strlen(fields[i][1]),
+		    diag)) != PH_OK ||
+		    (rc = ph_kvlist_add(&all, fields[i][0],
 		    strlen(fields[i][0]), fields[i][1], strlen(fields[i][1]),
 		    diag)) != PH_OK)
 			goto out;
-	if ((rc = ph_canonical_join(&kv, skip, 1, &s)) != PH_OK) {
+	if ((rc = ph_kvlist_add(&all, "biz_content", 11, biz_text,
+	    strlen(biz_text), diag)) != PH_OK ||
+	    (rc = ph_kvlist_add(&form, "biz_content", 11, biz_text,
+	    strlen(biz_text), diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_canonical_join(&all, skip, 1, &s)) != PH_OK) {
 		ph_fail(diag, rc, "cannot build the sign string");
 		goto out;
 	}
 	if ((rc = ali_sign(ctx, s.data, s.len, &sig, diag)) != PH_OK ||
-	    (rc = ph_kvlist_add(&kv, "sign", 4, sig.data, sig.len,
+	    (rc = ph_kvlist_add(&common, "sign", 4, sig.data, sig.len,
 	    diag)) != PH_OK)
 		goto out;
-	if ((rc = ph_form_write(&kv, &body)) != PH_OK) {
+	ph_buf_puts(&path, ALI_PATH "?");
+	if ((rc = ph_form_write(&common, &path)) != PH_OK) {
+		ph_fail(diag, rc, "request URL longer than %zu bytes",
+		    sizeof(out->path) - 1);
+		goto out;
+	}
+	if ((rc = ph_form_write(&form, &body)) != PH_OK) {
 		ph_fail(diag, rc, "request larger than %zu bytes",
 		    sizeof(out->body));
 		goto out;
 	}
-	if ((rc = ph_request_set(out, "POST", ALI_PATH, ALI_FORM_CT,
+	if ((rc = ph_request_set(out, "POST", path.data, ALI_FORM_CT,
 	    &body)) != PH_OK)
 		ph_fail(diag, rc, "cannot write the request");
 out:
 	free(biz_text);
-	ph_kvlist_free(&kv);
+	ph_kvlist_free(&common);
+	ph_kvlist_free(&all);
+	ph_kvlist_free(&form);
 	ph_buf_free(&s);
 	ph_buf_free(&sig);
+	ph_buf_free(&path);
 	ph_buf_free(&body);
 	if (rc != PH_OK)
 		memset(out, 0, sizeof(*out));

@@ -148,7 +148,7 @@ up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if ((rc = ph_form_parse(req->body, req->body_len, &up_form_limits,
 	    &m.kv, diag)) != PH_OK)
 		return rc;
-	if ((rc = up_open(ctx, &m, req->now, diag)) == PH_OK)
+	if ((rc = up_open(ctx, &m, UP_NOTIFICATION, req->now, diag)) == PH_OK)
 		rc = up_notify_event(&m, ev, diag);
 	ph_kvlist_free(&m.kv);
 	if (rc != PH_OK)

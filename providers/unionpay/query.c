@@ -86,6 +86,13 @@ out:
 	return rc;
 }
 
+/*
+ * The fields of the official query demo, Java 5.1.0 (Form_6_5_Query.java):
+ * no channelType (only older demos send one, 07 or 08, and disagree), and
+ * the profile's bizType, 000201 as that demo sends or 000000 as the .NET
+ * and 5.0.0 demos do.  The order is named by merId, orderId and the
+ * original txnTime in every demo.
+ */
 int
 up_query_request(void *p, const struct ph_order_ref *order,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
@@ -104,9 +111,8 @@ up_query_request(void *p, const struct ph_order_ref *order,
 		{ "signMethod", "01" },
 		{ "txnType", "00" },
 		{ "txnSubType", "00" },
-		{ "bizType", "000000" },
+		{ "bizType", NULL },
 		{ "accessType", "0" },
-		{ "channelType", "07" },
 		{ "merId", NULL },
 		{ "orderId", NULL },
 		{ "txnTime", txn_time },
@@ -126,9 +132,10 @@ up_query_request(void *p, const struct ph_order_ref *order,
 		    "orderId (1 to %d letters and digits)", UP_ORDER_MAX);
 	if ((rc = up_attempt_time(order->attempt, txn_time, diag)) != PH_OK)
 		return rc;
-	fields[8][1] = ctx->mer_id;
-	fields[9][1] = order->order_id;
-	fields[11][1] = ctx->cert_id;
+	fields[5][1] = ctx->query_biz_type;
+	fields[7][1] = ctx->mer_id;
+	fields[8][1] = order->order_id;
+	fields[10][1] = ctx->cert_id;
 
 	ph_kvlist_init(&kv, 16);
 	ph_buf_init(&body, sizeof(out->body));
@@ -366,7 +373,7 @@ up_query_response(void *p, const struct ph_order_ref *order,
 		rc = up_parse_reply(in->body, in->body_len, &m.kv, diag);
 	if (rc != PH_OK)
 		return rc;
-	if ((rc = up_open(ctx, &m, in->now, diag)) == PH_OK)
+	if ((rc = up_open(ctx, &m, UP_ANSWER, in->now, diag)) == PH_OK)
 		rc = up_query_event(&m, order, ev, diag);
 	ph_kvlist_free(&m.kv);
 	if (rc != PH_OK)

@@ -31,6 +31,7 @@ enum up_conf {
 	UP_CONF_VERIFY_CERT_FILES,
 	UP_CONF_SIGN_KEY_FILE,
 	UP_CONF_SIGN_CERT_FILE,
+	UP_CONF_QUERY_BIZ_TYPE,
 	UP_CONF__MAX
 };
 
@@ -56,9 +57,17 @@ struct up_ctx {
 	size_t nvcerts;
 	struct ph_key *sign_key;	/* NULL: no queries */
 	char cert_id[UP_CERTID_MAX + 1];
+	char query_biz_type[7];		/* bizType sent with queries */
 	pthread_mutex_t lock;		/* guards the cache */
 	struct up_cached cache[UP_CACHE];
 	size_t cache_next;
+};
+
+/* Which message is verified: the two are signed over different strings
+ * (verify.c, up_verify). */
+enum up_kind {
+	UP_NOTIFICATION,
+	UP_ANSWER,
 };
 
 /* What a verified message says, read once. */
@@ -86,6 +95,7 @@ extern const char *const up_busy_codes[];
 
 /* plugin.c */
 extern const struct ph_form_limits up_form_limits;
+extern const char *const up_query_biz_types[];
 
 /* query.c */
 ph_call_request_fn up_query_request;
@@ -101,8 +111,8 @@ int up_token(const struct up_msg *m, const char *name, char *dst, size_t cap,
     size_t max, struct ph_diag *diag);
 const char *up_diag_text(const struct up_msg *m, const char *name, char *buf,
     size_t cap);
-int up_open(struct up_ctx *ctx, struct up_msg *m, int64_t now,
-    struct ph_diag *diag);
+int up_open(struct up_ctx *ctx, struct up_msg *m, enum up_kind kind,
+    int64_t now, struct ph_diag *diag);
 
 #ifdef PH_UNITTEST
 #include "unionpay_test.h"

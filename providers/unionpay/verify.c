@@ -278,12 +278,21 @@ up_find_vcert(const struct up_ctx *ctx, const struct up_msg *m, int64_t now,
 /*
  * The one "valid" answer for a message: version and signMethod pinned to
  * what is implemented, the canonical string of every received field but
- * signature (empty values included) hashed over its bytes as received,
- * RSA over the lowercase hex text of that digest.
+ * signature hashed over its bytes as received, RSA over the lowercase hex
+ * text of that digest.
+ *
+ * Empty values: the official SDK signs with SDKUtil.filterBlank (a field
+ * whose value is blank is neither signed nor sent), and its notification
+ * receiver (BackRcvResponse) drops every parameter whose value is "" before
+ * AcpService.validate; a notification is therefore verified without its
+ * empty fields.  A synchronous answer is validated by the SDK as read
+ * (convertResultStringToMap, no filter), so an answer keeps them.  Only a
+ * value that is exactly empty is left out: the receiver does not trim.
+ * tests/vectors/FINDINGS.md section 2 gives the SDK's files and lines.
  */
 static int
-up_verify(struct up_ctx *ctx, struct up_msg *m, int64_t now,
-    struct ph_diag *diag)
+up_verify(struct up_ctx *ctx, struct up_msg *m, enum up_kind kind,
+    int64_t now, struct ph_diag *diag)
 {
 	static const char *const skip[] = { "signature", NULL };
 	unsigned char sig[PH_RSA_SIG_MAX], md[PH_SHA256_LEN];
@@ -342,7 +351,8 @@ up_verify(struct up_ctx *ctx, struct up_msg *m, int64_t now,
 		return rc;
 
 	ph_buf_init(&s, up_form_limits.max_bytes);
-	if ((rc = ph_canonical_join(&m->kv, skip, 0, &s)) != PH_OK) {
+	if ((rc = ph_canonical_join(&m->kv, skip, kind == UP_NOTIFICATION,
+	    &s)) != PH_OK) {
 		ph_buf_free(&s);
 		return ph_fail(diag, rc, "cannot build the sign string");
 	}
@@ -362,13 +372,13 @@ up_verify(struct up_ctx *ctx, struct up_msg *m, int64_t now,
 
 /* Parses (form), verifies and checks the merchant of a message. */
 int
-up_open(struct up_ctx *ctx, struct up_msg *m, int64_t now,
-    struct ph_diag *diag)
+up_open(struct up_ctx *ctx, struct up_msg *m, enum up_kind kind,
+    int64_t now, struct ph_diag *diag)
 {
 	const char *mer;
 	int rc;
 
-	if ((rc = up_verify(ctx, m, now, diag)) != PH_OK)
+	if ((rc = up_verify(ctx, m, kind, now, diag)) != PH_OK)
 		return rc;
 	/* Verified from here on: is it ours? */
 	if ((mer = up_get(m, "merId")) == NULL || strcmp(mer, ctx->mer_id))

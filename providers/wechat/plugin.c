@@ -223,7 +223,6 @@ wx_dispatch_query_response(void *p, const struct ph_order_ref *order,
 	return wx_query_response(p, order, in, ev, diag);
 }
 
-/* Closing an order is implemented for API v2 only. */
 static int
 wx_dispatch_close_request(void *p, const struct ph_order_ref *order,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
@@ -231,12 +230,8 @@ wx_dispatch_close_request(void *p, const struct ph_order_ref *order,
 {
 	const struct wx_ctx *ctx = p;
 
-	if (ctx != NULL && ctx->api_version == 3) {
-		if (out != NULL)
-			memset(out, 0, sizeof(*out));
-		return ph_fail(diag, PH_E_UNSUPPORTED, "close is not "
-		    "implemented for api_version = 3 profiles");
-	}
+	if (ctx != NULL && ctx->api_version == 3)
+		return wx3_close_request(ctx, order, cc, out, diag);
 	return wx_close_request(p, order, cc, out, diag);
 }
 
@@ -247,12 +242,8 @@ wx_dispatch_close_response(void *p, const struct ph_order_ref *order,
 {
 	const struct wx_ctx *ctx = p;
 
-	if (ctx != NULL && ctx->api_version == 3) {
-		if (ev != NULL)
-			memset(ev, 0, sizeof(*ev));
-		return ph_fail(diag, PH_E_UNSUPPORTED, "close is not "
-		    "implemented for api_version = 3 profiles");
-	}
+	if (ctx != NULL && ctx->api_version == 3)
+		return wx3_close_response(ctx, order, in, ev, diag);
 	return wx_close_response(p, order, in, ev, diag);
 }
 
@@ -283,8 +274,8 @@ wx_notify_hint(void *p, const struct ph_request *req,
 }
 
 PH_PROVIDER_DEFINE_HINT("wechat",
-    "WeChat Pay API v2 and v3 notifications, order query, refunds and "
-    "trade bills; v2 close",
+    "WeChat Pay API v2 and v3 notifications, order query and close, "
+    "refunds and trade bills",
     PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE | PH_CAP_REFUND |
     PH_CAP_STATEMENT, wx_conf_keys,
     wx_profile_new, wx_profile_free, wx_parse_notify, wx_ack,

@@ -83,13 +83,98 @@ out:
 	return rc;
 }
 
+/* Java's String.trim() takes every char up to ' ' off both ends. */
 static int
-wx_verify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
+wx_padded(const struct ph_kv *f)
+{
+	return f->val_len > 0 && ((unsigned char)f->val[0] <= ' ' ||
+	    (unsigned char)f->val[f->val_len - 1] <= ' ');
+}
+
+/* kv with every value trimmed, and those left empty dropped. */
+static int
+wx_trimmed(const struct ph_kvlist *kv, struct ph_kvlist *out,
     struct ph_diag *diag)
 {
-	char want[2 * PH_SHA256_LEN + 1];
-	const char *sign, *claimed;
+	const struct ph_kv *f;
+	size_t i, a, b;
 	int rc;
+
+	ph_kvlist_init(out, kv->n);
+	for (i = 0; i < kv->n; i++) {
+		f = &kv->items[i];
+		for (a = 0; a < f->val_len && (unsigned char)f->val[a] <= ' ';
+		    a++)
+			;
+		for (b = f->val_len; b > a &&
+		    (unsigned char)f->val[b - 1] <= ' '; b--)
+			;
+		if (b == a)
+			continue;
+		if ((rc = ph_kvlist_add(out, f->key, strlen(f->key),
+		    f->val + a, b - a, diag)) != PH_OK) {
+			ph_kvlist_free(out);
+			return rc;
+		}
+	}
+	return PH_OK;
+}
+
+/*
+ * Whether sign is WeChat's signature of kv, under either reading of the
+ * signing rule.  The rule (doc/design/protocols.md §1.2) skips empty
+ * values and says nothing of white space, and WeChat's own SDKs differ:
+ * the PHP SDK (WxPayDataBase::ToUrlParams) signs values as they are, the
+ * Java SDK (WXPayUtil.generateSignature) signs them trimmed and skips
+ * those left blank, and verifies notifications that way.  What WeChat's
+ * server does is not documented; a value with surrounding white space can
+ * only be one the merchant chose and WeChat echoes (attach).  Both
+ * readings are keyed with the APIv2 key, so accepting either gives a
+ * forger nothing: the values as received first, then, only when that
+ * fails and some value is padded, the trimmed ones.  When only the
+ * trimmed reading matches, kv becomes the trimmed values, so what is read
+ * afterwards is exactly what was signed.  Both compares are constant-time.
+ * tests/vectors/FINDINGS.md §3.
+ */
+static int
+wx_check_sign(const struct wx_ctx *ctx, struct ph_kvlist *kv,
+    const char *sign, int *match, struct ph_diag *diag)
+{
+	char want[2 * PH_SHA256_LEN + 1];
+	struct ph_kvlist t;
+	size_t i;
+	int rc, padded = 0;
+
+	*match = 0;
+	if ((rc = wx_sign(ctx, kv, want, diag)) != PH_OK)
+		return rc;
+	*match = ph_ct_equal_nocase(sign, strlen(sign), want, strlen(want));
+	ph_cleanse(want, sizeof(want));
+	for (i = 0; i < kv->n; i++)
+		if (strcmp(kv->items[i].key, "sign") != 0 &&
+		    wx_padded(&kv->items[i]))
+			padded = 1;
+	if (*match || !padded)
+		return PH_OK;
+	if ((rc = wx_trimmed(kv, &t, diag)) != PH_OK)
+		return rc;
+	if ((rc = wx_sign(ctx, &t, want, diag)) == PH_OK &&
+	    (*match = ph_ct_equal_nocase(sign, strlen(sign), want,
+	    strlen(want)))) {
+		ph_kvlist_free(kv);
+		*kv = t;
+	} else
+		ph_kvlist_free(&t);
+	ph_cleanse(want, sizeof(want));
+	return rc;
+}
+
+static int
+wx_verify(const struct wx_ctx *ctx, struct ph_kvlist *kv,
+    struct ph_diag *diag)
+{
+	const char *sign, *claimed;
+	int rc, match;
 
 	if ((sign = wx_get(kv, "sign")) == NULL)
 		return ph_fail(diag, PH_E_SIGNATURE,
@@ -104,12 +189,10 @@ wx_verify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
 		return ph_fail(diag, PH_E_SIGNATURE, "sign_type %.32s does "
 		    "not match the configured %s", claimed,
 		    wx_sign_names[ctx->sign_type]);
-	if ((rc = wx_sign(ctx, kv, want, diag)) != PH_OK)
+	if ((rc = wx_check_sign(ctx, kv, sign, &match, diag)) != PH_OK)
 		return rc;
-	rc = ph_ct_equal_nocase(sign, strlen(sign), want, strlen(want)) ?
-	    PH_OK : ph_fail(diag, PH_E_SIGNATURE, "signature mismatch");
-	ph_cleanse(want, sizeof(want));
-	return rc;
+	return match ? PH_OK :
+	    ph_fail(diag, PH_E_SIGNATURE, "signature mismatch");
 }
 
 int
@@ -220,7 +303,7 @@ wx_result(const struct ph_kvlist *kv, const char *name, int *success,
 
 /* A payment notification, its XML parsed by plugin.c. */
 int
-wx_pay_notify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
+wx_pay_notify(const struct wx_ctx *ctx, struct ph_kvlist *kv,
     struct ph_event *ev, struct ph_diag *diag)
 {
 	const char *v;
@@ -441,12 +524,11 @@ wx_close_request(void *p, const struct ph_order_ref *order,
  * refused.
  */
 static int
-wx_query_verify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
+wx_query_verify(const struct wx_ctx *ctx, struct ph_kvlist *kv,
     const char *what, struct ph_diag *diag)
 {
-	char want[2 * PH_SHA256_LEN + 1];
 	const char *sign, *claimed;
-	int rc;
+	int rc, match;
 
 	if ((sign = wx_get(kv, "sign")) == NULL)
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: the answer is not "
@@ -456,13 +538,10 @@ wx_query_verify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: sign_type %.32s "
 		    "does not match the configured %s", what, claimed,
 		    wx_sign_names[ctx->sign_type]);
-	if ((rc = wx_sign(ctx, kv, want, diag)) != PH_OK)
+	if ((rc = wx_check_sign(ctx, kv, sign, &match, diag)) != PH_OK)
 		return rc;
-	rc = ph_ct_equal_nocase(sign, strlen(sign), want, strlen(want)) ?
-	    PH_OK : ph_fail(diag, PH_E_SIGNATURE, "%s: signature mismatch",
-	    what);
-	ph_cleanse(want, sizeof(want));
-	return rc;
+	return match ? PH_OK : ph_fail(diag, PH_E_SIGNATURE,
+	    "%s: signature mismatch", what);
 }
 
 /*
@@ -556,7 +635,7 @@ wx_query_provider_error(const struct ph_kvlist *kv, const char *what,
  * "<tag>:<order id>:<state>", and the currency (CNY) so the event is well
  * formed.  Nothing else is set.
  */
-static int
+int
 wx_query_event(const struct ph_order_ref *order, enum ph_event_kind kind,
     const char *tag, const char *state, struct ph_event *ev,
     struct ph_diag *diag)

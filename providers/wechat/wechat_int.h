@@ -2,8 +2,8 @@
  * The wechat plugin's private header: what its files share (the profile,
  * the configuration keys, limits) and the functions one job offers
  * another.  Files call down only: plugin.c (the table) calls every job;
- * refund.c builds on v2.c and v3.c; bill.c, v2.c and v3.c call no other
- * file of the plugin.  Nothing here leaves the plugin: it is built with
+ * refund.c and v3close.c build on v2.c and v3.c; bill.c, v2.c and v3.c
+ * call no other file of the plugin.  Nothing here leaves the plugin: it is built with
  * -fvisibility=hidden and exports payhook_provider alone.
  */
 #ifndef PAYHOOK_WECHAT_INT_H
@@ -127,7 +127,7 @@ int wx_copy_id(char *dst, size_t cap, const struct ph_kvlist *kv,
     const char *name, const char *extra, struct ph_diag *diag);
 int wx_result(const struct ph_kvlist *kv, const char *name, int *success,
     struct ph_diag *diag);
-int wx_pay_notify(const struct wx_ctx *ctx, const struct ph_kvlist *kv,
+int wx_pay_notify(const struct wx_ctx *ctx, struct ph_kvlist *kv,
     struct ph_event *ev, struct ph_diag *diag);
 void wx2_ack(enum ph_ack_kind kind, const char *reason,
     struct ph_response *out);
@@ -142,6 +142,9 @@ int wx_query_provider_error(const struct ph_kvlist *kv, const char *what,
     const char *err, struct ph_diag *diag);
 ph_call_response_fn wx_query_response;
 ph_call_response_fn wx_close_response;
+int wx_query_event(const struct ph_order_ref *order, enum ph_event_kind kind,
+    const char *tag, const char *state, struct ph_event *ev,
+    struct ph_diag *diag);
 
 /* v3.c */
 int wx3_version(const struct ph_conf *conf, int *version, struct ph_diag *diag);
@@ -164,6 +167,14 @@ int wx3_query_request(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
     struct ph_http_request *out, struct ph_diag *diag);
 int wx3_query_response(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_http_response *in,
+    struct ph_event *ev, struct ph_diag *diag);
+
+/* v3close.c */
+int wx3_close_request(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, struct ph_diag *diag);
+int wx3_close_response(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_http_response *in,
     struct ph_event *ev, struct ph_diag *diag);
 

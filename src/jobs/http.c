@@ -119,7 +119,7 @@ http_setup(const struct conf *conf, struct http_xfer *x)
 	const struct http_call *c = x->call;
 	const struct conf_profile *pr = c->profile;
 	const struct ph_http_request *rq = c->req;
-	char url[1024], line[PH_HTTP_VALUE_MAX + 80];
+	char url[PH_HTTP_PATH_MAX + 1024], line[PH_HTTP_VALUE_MAX + 80];
 	size_t i;
 	CURL *e;
 

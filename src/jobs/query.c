@@ -17,7 +17,7 @@
 
 static const char *const query_kind_names[PH_EV__MAX] = {
 	"paid", "failed", "pending", "closed", "refunded", "refund_failed",
-	"not_found", "ignored",
+	"not_found", "ignored", "more",
 };
 
 static const char *const query_op_names[QUERY_OP__MAX] = {
@@ -178,6 +178,7 @@ query_prepare(struct query_job *job, enum query_op op,
 	job->ref.created_at = json_integer_value(json_object_get(order,
 	    "created_at"));
 	job->ref.attempt = job->attempt;
+	job->ref.cursor = job->cursor;
 	memset(&diag, 0, sizeof(diag));
 	query_built(job, op == QUERY_OP_QUERY ?
 	    prov->query_request(pr->ctx, &job->ref, &cc, job->req, &diag) :
@@ -258,9 +259,11 @@ query_send(const struct conf *c, struct query_job *jobs, size_t n,
 			}
 		return;
 	}
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
+		jobs[i].conf = c;
 		if (jobs[i].prepared)
 			calls[m++] = jobs[i].call;
+	}
 	http_run(c, calls, m, parallel);
 	for (i = 0, m = 0; i < n; i++)
 		if (jobs[i].prepared)
@@ -278,6 +281,41 @@ query_count(const struct query_job *job, const char *result)
 	metrics_add("payhook_provider_calls_total", labels, 1);
 }
 
+/*
+ * The next page of a list a query reads: the request built again with the
+ * cursor the answer gave, sent alone.  0 when sent (the call holds its
+ * answer); otherwise job->err says why.
+ */
+static int
+query_next_page(struct query_job *job, int64_t now)
+{
+	const struct ph_provider *prov = job->profile->plugin->prov;
+	struct ph_call_ctx cc;
+	struct ph_diag diag;
+
+	memcpy(job->cursor, job->ev.cursor, sizeof(job->cursor));
+	job->cursor[sizeof(job->cursor) - 1] = '\0';
+	http_call_free(&job->call);
+	memset(&job->call, 0, sizeof(job->call));
+	memset(job->req, 0, sizeof(*job->req));
+	job->prepared = 0;
+	if (query_call_ctx(job, now, &cc) != 0)
+		return -1;
+	memset(&diag, 0, sizeof(diag));
+	query_built(job, prov->query_request(job->profile->ctx, &job->ref,
+	    &cc, job->req, &diag), &diag);
+	if (!job->prepared)
+		return -1;
+	if (job->conf == NULL) {
+		job->err = PH_E_INTERNAL;
+		snprintf(job->message, sizeof(job->message), "a page asked "
+		    "for outside query_send");
+		return -1;
+	}
+	http_run(job->conf, &job->call, 1, 1);
+	return 0;
+}
+
 void
 query_finish(struct store *s, struct query_job *job, int64_t now)
 {
@@ -285,11 +323,12 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 	struct ph_http_response resp;
 	struct ledger_fact fact;
 	struct ph_diag diag;
-	int rc;
+	int rc, page = 1;
 
 	if (!job->prepared)
 		return;
 	prov = job->profile->plugin->prov;
+again:
 	if (job->call.err != PH_OK) {
 		job->err = job->call.err;
 		snprintf(job->message, sizeof(job->message), "provider not "
@@ -321,6 +360,31 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 		query_count(job, rc == PH_E_PROVIDER ? "provider_error" :
 		    "bad_answer");
 		return;
+	}
+	/* One page of a list: read the next, within the bound. */
+	if (job->op == QUERY_OP_QUERY && job->ev.kind == PH_EV_QUERY_MORE &&
+	    job->ev.cursor[0] != '\0' && memchr(job->ev.cursor, '\0',
+	    sizeof(job->ev.cursor)) != NULL) {
+		if (page >= PH_QUERY_PAGES_MAX) {
+			job->err = PH_E_PROVIDER;
+			snprintf(job->message, sizeof(job->message), "no answer "
+			    "about the order in %d pages; asked again later",
+			    page);
+			log_warn("query %s at %s: %s", job->order_id,
+			    job->profile->name, job->message);
+			memset(&job->ev, 0, sizeof(job->ev));
+			query_count(job, "provider_error");
+			return;
+		}
+		query_count(job, "more");
+		if (query_next_page(job, now) != 0) {
+			log_warn("query %s at %s: %s", job->order_id,
+			    job->profile->name, job->message);
+			memset(&job->ev, 0, sizeof(job->ev));
+			return;
+		}
+		page++;
+		goto again;
 	}
 	if ((rc = ledger_event_check(&job->ev, &diag)) != PH_OK) {
 		job->err = rc;

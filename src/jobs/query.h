@@ -38,9 +38,11 @@ struct query_job {
 	char order_id[PH_ID_MAX + 1];
 	char currency[4];
 	char txn_id[PH_ID_MAX + 1];
+	char cursor[PH_ID_MAX + 1];	/* the page a query asks for */
 	char *attempt;			/* JSON text, owned */
 	struct ph_http_request *req;	/* owned */
 	struct http_call call;
+	const struct conf *conf;	/* set by query_send(), for pages */
 	int prepared;
 };
 
@@ -60,7 +62,9 @@ void query_prepare_refund(struct query_job *job,
     const struct conf_profile *profile, const json_t *item,
     const json_t *order, int64_t now);
 
-/* Sends every prepared job, at most parallel at once. */
+/* Sends every prepared job, at most parallel at once.  A query whose
+ * answer is one page of a list (PH_EV_QUERY_MORE) is asked again for the
+ * next by query_finish(), at most PH_QUERY_PAGES_MAX answers in all. */
 void query_send(const struct conf *c, struct query_job *jobs, size_t n,
     size_t parallel);
 /* Reads the answer and applies a reported payment through the ledger. */

@@ -22,7 +22,7 @@ static const char *const ledger_outcome_names[LEDGER__MAX] = {
 static const char *const ledger_kind_names[PH_EV__MAX] = {
 	"payment.succeeded", "payment.failed", "payment.pending",
 	"payment.closed", "refund.succeeded", "refund.failed", "not_found",
-	"ignored",
+	"ignored", "query.more",
 };
 
 const char *
@@ -365,12 +365,17 @@ ledger_event_check(const struct ph_event *ev, struct ph_diag *diag)
 	    !LEDGER_TERMINATED(ev->currency) ||
 	    !LEDGER_TERMINATED(ev->dedup_key) ||
 	    !LEDGER_TERMINATED(ev->channel) ||
-	    !LEDGER_TERMINATED(ev->merchant_refund_id))
+	    !LEDGER_TERMINATED(ev->merchant_refund_id) ||
+	    !LEDGER_TERMINATED(ev->cursor))
 		return ph_fail(diag, PH_E_FIELD, "a field of the event is not "
 		    "terminated");
 	if ((unsigned)ev->kind >= PH_EV__MAX)
 		return ph_fail(diag, PH_E_FIELD, "unknown event kind %d",
 		    (int)ev->kind);
+	/* The query runner consumes it; anywhere else it is a bug. */
+	if (ev->kind == PH_EV_QUERY_MORE)
+		return ph_fail(diag, PH_E_FIELD, "a page marker (query.more) "
+		    "is not an event");
 	if (ev->amount < 0 || ev->amount > PH_AMOUNT_MAX)
 		return ph_fail(diag, PH_E_FIELD, "amount %lld out of range",
 		    (long long)ev->amount);

@@ -335,7 +335,8 @@ def _up_bytes(value):
 
 def unionpay_sign_string(fields, skip_empty=False):
     """The ACP canonical string (bytes): every field but `signature`
-    (empty values too, as UnionPay verifies; skip_empty for requests),
+    (empty values too, as the SDK validates a query answer; skip_empty for
+    requests and notifications, as the SDK's filterBlank signs them),
     names sorted bytewise, `k=v` joined by `&`, values as their bytes
     (bytes values are taken as they are, e.g. GBK)."""
     items = [(str(k).encode('ascii'), _up_bytes(v))
@@ -345,11 +346,14 @@ def unionpay_sign_string(fields, skip_empty=False):
     return b'&'.join(k + b'=' + v for k, v in items)
 
 
-def unionpay_digest_hex(fields, version='5.1.0'):
+def unionpay_digest_hex(fields, version='5.1.0', skip_empty=True):
     """What UnionPay's RSA signature covers: the lowercase hex text of the
-    SHA-256 (5.1.0) or SHA-1 (5.0.0) of the canonical string."""
+    SHA-256 (5.1.0) or SHA-1 (5.0.0) of the canonical string; a
+    notification's without its empty fields (skip_empty), a query
+    answer's with them."""
     alg = hashlib.sha1 if version == '5.0.0' else hashlib.sha256
-    return alg(unionpay_sign_string(fields)).hexdigest().encode('ascii')
+    return alg(unionpay_sign_string(fields, skip_empty)).hexdigest() \
+        .encode('ascii')
 
 
 def unionpay_form(fields):

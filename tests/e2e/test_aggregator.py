@@ -14,8 +14,10 @@ event types payhook does not act on are acknowledged; every forgery
 (tampered body, another key or secret, a missing header, stale or future
 t) and every unacceptable event (a duplicate JSON key, amount 12.5 or "12",
 a missing field, another app, a test-mode event) is refused with 400 and
-changes nothing.  The charge query through a loopback aggregator, its
-request checked byte for byte, its answers applied.
+changes nothing.  The charge query through a loopback aggregator that,
+like Ping++, takes no order parameter: the app's paid charges read page by
+page (the order's picked here), or the attempt's charge by its id; the
+requests checked byte for byte, the answers applied.
 """
 
 import base64
@@ -146,11 +148,19 @@ def check_refused(tap, inst, r, name, why, mark):
 # ---------------------------------------------------------------------------
 
 class MockAggregator:
-    """GET /v1/charges?order_no=...: answers (status, body, signing key or
-    None) from `answers` by order_no; records every request."""
+    """The charges API as Ping++ documents it, on 127.0.0.1: GET
+    /v1/charges/<id> (one of `charges`, else 404) and GET /v1/charges, the
+    app's charges newest first with app[id], limit (default 10), paid,
+    created[gte] and starting_after, has_more when a page follows.  It
+    takes no order parameter: order_no, if sent, is ignored, so a client
+    relying on it gets other orders' charges.  `sign_key` signs every
+    answer (X-Pingplusplus-Signature) when set; `override` maps a path
+    prefix to (status, body) answered instead.  Records every request."""
 
     def __init__(self):
-        self.answers = {}
+        self.charges = []       # newest first
+        self.sign_key = None
+        self.override = {}
         self.requests = []
         mock = self
 
@@ -167,19 +177,53 @@ class MockAggregator:
                                        daemon=True)
         self.thread.start()
 
+    def add(self, *charges):
+        """Charges made now, newest first after those already there."""
+        self.charges = list(charges) + self.charges
+
+    def answer(self, path):
+        from urllib.parse import parse_qs, urlsplit
+        for prefix, out in self.override.items():
+            if path.startswith(prefix):
+                return out
+        url = urlsplit(path)
+        if url.path.startswith('/v1/charges/'):
+            cid = url.path[len('/v1/charges/'):]
+            found = [c for c in self.charges if c['id'] == cid]
+            if not found:
+                return 404, dumps({'error': {
+                    'type': 'invalid_request_error',
+                    'message': 'No such charge: ' + cid}})
+            return 200, dumps(found[0])
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        if q.get('app[id]') != APP:
+            return 400, dumps({'error': {'type': 'invalid_request_error',
+                                         'message': 'app[id] is required'}})
+        rows = list(self.charges)
+        if 'paid' in q:
+            rows = [c for c in rows if c['paid'] == (q['paid'] == 'true')]
+        if 'created[gte]' in q:
+            since = int(q['created[gte]'])
+            rows = [c for c in rows if c['created'] >= since]
+        if 'starting_after' in q:
+            ids = [c['id'] for c in rows]
+            rows = rows[ids.index(q['starting_after']) + 1:] \
+                if q['starting_after'] in ids else []
+        limit = int(q.get('limit', '10'))
+        return 200, dumps({'object': 'list', 'url': '/v1/charges',
+                           'has_more': len(rows) > limit,
+                           'data': rows[:limit]})
+
     def handle(self, h):
-        from urllib.parse import parse_qsl, urlsplit
         self.requests.append({'method': h.command, 'path': h.path,
                               'headers': list(h.headers.items())})
-        q = dict(parse_qsl(urlsplit(h.path).query))
-        status, out, key = self.answers.get(q.get('order_no'), (
-            200, dumps({'object': 'list', 'url': '/v1/charges',
-                        'has_more': False, 'data': []}), None))
+        status, out = self.answer(h.path)
         h.send_response(status)
         h.send_header('Content-Type', 'application/json')
-        if key is not None:
+        if self.sign_key is not None:
             h.send_header('X-Pingplusplus-Signature', base64.b64encode(
-                key.sign(out, padding.PKCS1v15(), hashes.SHA256())).decode())
+                self.sign_key.sign(out, padding.PKCS1v15(),
+                                   hashes.SHA256())).decode())
         h.send_header('Content-Length', str(len(out)))
         h.end_headers()
         h.wfile.write(out)
@@ -366,36 +410,64 @@ def test_hmac_rotation(tap, inst):
     tap.is_((inst.order(oid) or {}).get('state'), 'PAID', 'rotation: PAID')
 
 
+def created_of(inst, oid):
+    """The order's created_at at payhook, in unix seconds."""
+    import calendar
+    t = (inst.order(oid) or {}).get('created_at', '')[:19]
+    return calendar.timegm(time.strptime(t, '%Y-%m-%dT%H:%M:%S'))
+
+
+def others(n, created):
+    """n paid charges of other orders, newest first."""
+    return [charge('X%d' % i, new_id('ch_'), 100, created=created - i)
+            for i in range(n)]
+
+
+def query(inst, oid):
+    r = inst.api('POST', '/orders/%s/query' % oid)
+    return r, ((r.json or {}).get('query') or {}).get('calls') or []
+
+
 def test_query(tap, inst, mock):
+    """The charge query against an API that has no order parameter (Ping++
+    documents none; tests/vectors/FINDINGS.md section 1): the app's paid
+    charges read page by page, the order's picked by order_no here."""
     oid = 'Q' + os.urandom(5).hex()
     inst.create_order(oid, 700, profile='pingxx')
+    t0 = created_of(inst, oid)
     ch = new_id('ch_')
-    unpaid = charge(oid, new_id('ch_'), 700, paid=False)
-    paid = charge(oid, ch, 700, channel='upacp')
-    mock.answers[oid] = (200, dumps({'object': 'list', 'url': '/v1/charges',
-                                     'has_more': False,
-                                     'data': [unpaid, paid]}), None)
+    paid = charge(oid, ch, 700, channel='upacp', created=t0 + 5)
+    mock.add(charge(oid, new_id('ch_'), 700, paid=False, created=t0 + 1),
+             paid)
+    # 150 newer paid charges of other orders: the order's is on page 2.
+    mock.add(*others(150, t0 + 300))
     base = inst.last_seq()
-    r = inst.api('POST', '/orders/%s/query' % oid)
+    n0 = len(mock.requests)
+    r, calls = query(inst, oid)
     tap.is_(r.status, 200, 'POST /orders/<id>/query', r.describe())
-    calls = ((r.json or {}).get('query') or {}).get('calls') or []
     tap.is_([(c.get('profile'), c.get('asked'), c.get('result'))
              for c in calls], [('pingxx', True, 'paid')],
             'the query asked pingxx and got a payment', repr(calls))
-    tap.is_(len(mock.requests), 1, 'the aggregator was asked once')
-    if mock.requests:
-        q = mock.requests[-1]
-        tap.is_((q['method'], q['path']),
-                ('GET', '/v1/charges?order_no=%s&app[id]=%s' % (oid, APP)),
-                'query: GET /v1/charges?order_no=<id>&app[id]=<app_id>, '
-                'byte for byte')
-        hdrs = {k.lower(): v for k, v in q['headers']}
+    reqs = mock.requests[n0:]
+    first = '/v1/charges?app[id]=%s&limit=100&paid=true&created[gte]=%d' \
+        % (APP, t0 - 600)
+    tap.is_([(q['method'], q['path']) for q in reqs],
+            [('GET', first),
+             ('GET', first + '&starting_after=' +
+              mock.charges[99]['id'])],
+            'query: the app\'s paid charges since 10 minutes before the '
+            'order, then the page after the 100th; byte for byte')
+    tap.ok(not any('order_no' in q['path'] for q in reqs),
+           'query: no order_no (the list has no such parameter)')
+    if reqs:
+        hdrs = {k.lower(): v for k, v in reqs[0]['headers']}
         tap.is_((hdrs.get('accept'), hdrs.get('authorization')),
                 ('application/json', 'Bearer ' + APIKEY),
                 'query: Accept JSON, Authorization: Bearer <api key>')
     o = inst.order(oid) or {}
     tap.is_((o.get('state'), o.get('provider_txn_id')), ('PAID', ch),
-            'query: the paid charge pays the order')
+            'query: the paid charge pays the order, other orders\' '
+            'charges passed over')
     evs = inst.all_events(base)
     tap.is_(types_of(evs), ['order.paid'], 'query: one order.paid')
     if evs:
@@ -408,27 +480,70 @@ def test_query(tap, inst, mock):
     tap.is_(types_of(inst.all_events(base)), [],
             'event after the query: same dedup key, no new event')
 
-    # Unpaid, nothing, a signed answer, a badly signed one.
-    for tag, data, key, state, asked in (
+    # The charge named by the attempt: retrieved by its id.
+    o2 = 'Q' + os.urandom(5).hex()
+    c2 = new_id('ch_')
+    r = inst.create_order(o2, 300, profile='pingxx', attempt={'charge': c2})
+    tap.is_(r.status, 201, 'order with the attempt\'s charge', r.describe())
+    mock.add(charge(o2, c2, 300, created=created_of(inst, o2)))
+    n0 = len(mock.requests)
+    r, calls = query(inst, o2)
+    tap.is_([q['path'] for q in mock.requests[n0:]], ['/v1/charges/' + c2],
+            'query: GET /v1/charges/<the attempt\'s charge>')
+    tap.is_((inst.order(o2) or {}).get('provider_txn_id'), c2,
+            'query by charge id: PAID with it')
+
+    # Not paid (only an unpaid charge, or none); signed answers.
+    for tag, items, key, state, asked in (
             ('unpaid', 'unpaid', None, 'PENDING', True),
-            ('empty list', 'none', None, 'PENDING', True),
+            ('no charge', 'none', None, 'PENDING', True),
             ('signed answer', 'paid', KEY, 'PAID', True),
             ('answer signed by another key', 'paid', OTHER, 'PENDING',
              False)):
-        o2 = 'Q' + os.urandom(5).hex()
-        inst.create_order(o2, 700, profile='pingxx')
-        items = {'unpaid': [charge(o2, amount=700, paid=False)],
-                 'none': [],
-                 'paid': [charge(o2, amount=700)]}[data]
-        mock.answers[o2] = (200, dumps({'object': 'list', 'has_more': False,
-                                        'data': items}), key)
-        r = inst.api('POST', '/orders/%s/query' % o2)
-        calls = ((r.json or {}).get('query') or {}).get('calls') or []
+        o3 = 'Q' + os.urandom(5).hex()
+        inst.create_order(o3, 700, profile='pingxx')
+        t3 = created_of(inst, o3)
+        if items != 'none':
+            mock.add(charge(o3, amount=700, paid=items == 'paid',
+                            created=t3 + 1))
+        mock.sign_key = key
+        r, calls = query(inst, o3)
+        mock.sign_key = None
         tap.ok(r.status == 200 and calls and
                calls[0].get('asked') is asked,
-               'query (%s): asked=%s' % (tag, asked), r.describe())
-        tap.is_((inst.order(o2) or {}).get('state'), state,
+               'query (%s): asked=%s' % (tag, asked), repr(calls))
+        tap.is_((inst.order(o3) or {}).get('state'), state,
                 'query (%s): order %s' % (tag, state))
+
+    # More pages than payhook reads: no conclusion, asked again later.
+    o4 = 'Q' + os.urandom(5).hex()
+    inst.create_order(o4, 700, profile='pingxx')
+    t4 = created_of(inst, o4)
+    mock.add(charge(o4, amount=700, created=t4 + 1))
+    mock.add(*others(1000, t4 + 5000))
+    n0 = len(mock.requests)
+    r, calls = query(inst, o4)
+    tap.is_(len(mock.requests) - n0, 10, 'query: at most 10 pages read')
+    tap.ok(calls and calls[0].get('asked') is False,
+           'query past 10 pages: no answer (asked again later)',
+           repr(calls))
+    tap.is_((inst.order(o4) or {}).get('state'), 'PENDING',
+            'query past 10 pages: the order stays PENDING')
+    mock.charges = [c for c in mock.charges if not c['order_no'].startswith(
+        'X')]
+
+    # A charge of another app on the page is refused, not passed over.
+    o5 = 'Q' + os.urandom(5).hex()
+    inst.create_order(o5, 700, profile='pingxx')
+    mock.add(charge('X1', amount=5, app='app_other',
+                    created=created_of(inst, o5) + 2),
+             charge(o5, amount=700, created=created_of(inst, o5) + 1))
+    r, calls = query(inst, o5)
+    tap.ok(calls and calls[0].get('asked') is False,
+           'query: a charge of another app on the page: refused',
+           repr(calls))
+    tap.is_((inst.order(o5) or {}).get('state'), 'PENDING',
+            '... and the order stays PENDING')
 
 
 def main(tap):

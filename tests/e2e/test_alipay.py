@@ -130,7 +130,9 @@ def check_refused(tap, inst, name, body, order_id, base):
 
 
 class MockAlipay:
-    """/gateway.do on 127.0.0.1: checks the request's sign with the app's
+    """/gateway.do on 127.0.0.1, read as Alipay's gateway reads what its
+    SDKs send: the common parameters from the query string, biz_content
+    from the form body; checks the sign (over both, sorted) with the app's
     public key and answers alipay.trade.query as Alipay does, the response
     object signed with Alipay's key over its text as sent."""
 
@@ -156,8 +158,12 @@ class MockAlipay:
         self.thread.start()
 
     def handle(self, h, body):
-        fields = parse_qsl(body.decode('ascii'), keep_blank_values=True,
-                           strict_parsing=True)
+        path, _, query = h.path.partition('?')
+        common = parse_qsl(query, keep_blank_values=True,
+                           strict_parsing=True) if query else []
+        form = parse_qsl(body.decode('ascii'), keep_blank_values=True,
+                         strict_parsing=True)
+        fields = common + form
         req = dict(fields)
         sig_ok = False
         try:
@@ -168,8 +174,8 @@ class MockAlipay:
             sig_ok = True
         except Exception:
             pass
-        self.requests.append((h.path, h.headers.get('Content-Type'), req,
-                              sig_ok))
+        self.requests.append((path, h.headers.get('Content-Type'), req,
+                              sig_ok, dict(common), dict(form)))
         biz = json.loads(req.get('biz_content', '{}'))
         oid = biz.get('out_trade_no', '')
         status, trade_no = self.answers.get(oid, (None, None))
@@ -322,8 +328,16 @@ def test_query(tap, inst, mock):
     tap.is_(r.status, 200, 'POST /orders/<id>/query', r.describe())
     tap.ok(len(mock.requests) >= 1, 'Alipay was asked')
     if mock.requests:
-        path, ctype, req, sig_ok = mock.requests[-1]
+        path, ctype, req, sig_ok, common, form = mock.requests[-1]
         tap.is_(path, '/gateway.do', 'query path')
+        # The SDKs' split (alipay-sdk-python-all DefaultAlipayClient,
+        # alipay-sdk-java-all AbstractAlipayClient.getRequestUrl).
+        tap.is_(sorted(common), ['app_id', 'charset', 'format', 'method',
+                                 'sign', 'sign_type', 'timestamp',
+                                 'version'],
+                'query: the common parameters and sign in the URL')
+        tap.is_(sorted(form), ['biz_content'],
+                'query: biz_content alone in the body')
         tap.like(ctype or '', '^application/x-www-form-urlencoded',
                  'query content type')
         tap.ok(sig_ok, 'query sign verifies with the app public key')

@@ -437,6 +437,42 @@ def test_expiry(tap, sim, inst, prof):
             t + 'no close call (the provider has none)')
 
 
+def test_expiry_v3(tap, sim, inst):
+    """An expired WeChat Pay v3 order the simulator knows unpaid: closed
+    at WeChat (POST .../out-trade-no/{id}/close, answered 204, signed)
+    before it is closed here; while the close fails (503, or an unsigned
+    answer that is not JSON) it stays PENDING and open at WeChat."""
+    t = 'wxv3sim: '
+    oid = new_oid('XC')
+    base = inst.last_seq()
+    r, tt = new_order(inst, 'wxv3sim', oid, 1500, expires_in=1)
+    tap.is_(r.status, 201, t + 'order with expires_in 1', r.describe())
+    sim.control('/_sim/order', {'profile': 'wxv3sim', 'order_id': oid,
+                                'amount': 1500})
+    time.sleep(1.2)
+    for mode in ('down', 'garbage'):
+        sim.control('/_sim/mode', {'close': mode})
+        calls = sim.stats()['by_order'].get(oid, {}).get('close', 0)
+        wait_for(lambda: sweep(inst) and sim.stats()['by_order'].get(
+            oid, {}).get('close', 0) > calls, 15, 0.3)
+        tap.ok(sim.stats()['by_order'].get(oid, {}).get('close', 0) > calls,
+               t + 'close %s: the close API was called' % mode)
+        tap.is_(state_of(inst, oid), 'PENDING',
+                t + 'close %s: the order stays PENDING' % mode)
+        tap.ok(not sim.ledger()['orders'].get(oid, {}).get('closed'),
+               t + 'close %s: and open at WeChat' % mode)
+    tap.is_(events_for(inst, oid, base), [],
+            t + 'no order.closed while the close fails')
+    sim.control('/_sim/mode', {'close': 'ok'})
+    tap.ok(sweep_until(inst, oid, 'CLOSED', 15) is not None,
+           t + 'close answered 204: the order is CLOSED',
+           repr(inst.order(oid)))
+    tap.ok(sim.ledger()['orders'].get(oid, {}).get('closed'),
+           t + '... closed at WeChat first')
+    tap.is_(events_for(inst, oid, base), ['order.closed'],
+            t + '... one order.closed')
+
+
 def test_schedules(tap, cfg):
     """Every send lost, at factor 100000: the number of sends and their
     span; and a profile's own retry_gaps."""
@@ -656,29 +692,49 @@ def test_v3_api(tap, sim, k):
             (1, 1), 'stats count v3 closes per order')
 
 
+def beijing_ago(seconds):
+    return (datetime.datetime.now(BEIJING) - datetime.timedelta(
+        seconds=seconds)).strftime('%Y%m%d%H%M%S')
+
+
 def test_aggregator_api(tap, sim, k):
+    """The simulator's charges API, as Ping++ documents it: a charge by
+    its id, and the app's list with app[id], limit, paid, created and
+    starting_after; order_no is no parameter and is ignored."""
+    since = int(time.time()) - 600
     oid = new_oid('GA')
-    r, t1 = sim_pay(sim, 'aggrsa', oid, 4000, beijing_now(),
+    r, t1 = sim_pay(sim, 'aggrsa', oid, 4000, beijing_ago(120),
                     {'drop_all': True})
     r, t2 = sim_pay(sim, 'aggrsa', oid, 4000, beijing_now(),
                     {'drop_all': True})
+    other = new_oid('GX')
+    r, t3 = sim_pay(sim, 'aggrsa', other, 10, beijing_ago(60),
+                    {'drop_all': True})
 
-    def call(order, key=APIKEY, app=APP):
-        return sim.request('GET', '/v1/charges?order_no=%s&app[id]=%s'
-                           % (order, app), headers={
-                               'Authorization': 'Bearer ' + key,
-                               'Accept': 'application/json'})
-    r = call(oid)
+    def get(target, key=APIKEY):
+        return sim.request('GET', target, headers={
+            'Authorization': 'Bearer ' + key, 'Accept': 'application/json'})
+
+    def call(query, key=APIKEY, app=APP):
+        return get('/v1/charges?app[id]=%s%s' % (app, query), key)
+
+    def rows(r):
+        return [(c.get('id'), c.get('paid'), c.get('order_no'),
+                 c.get('amount'), c.get('currency'), c.get('channel'),
+                 c.get('app')) for c in (r.json or {}).get('data') or []]
+
+    r = call('&limit=100&created[gte]=%d&order_no=%s' % (since, oid))
     j = r.json or {}
-    data = j.get('data') or []
-    tap.is_((r.status, j.get('object'), j.get('has_more'),
-             [(c.get('id'), c.get('paid'), c.get('order_no'),
-               c.get('amount'), c.get('currency'), c.get('channel'),
-               c.get('app')) for c in data]),
+    mine = [x for x in rows(r) if x[2] == oid]
+    tap.is_((r.status, j.get('object'), j.get('has_more'), mine),
             (200, 'list', False,
              [(t2, True, oid, 4000, 'cny', 'upacp', APP),
               (t1, True, oid, 4000, 'cny', 'upacp', APP)]),
-            'aggregator query: both charges, newest first', r.describe())
+            'aggregator list: the order\'s charges, newest first',
+            r.describe())
+    tap.ok(any(x[0] == t3 for x in rows(r)),
+           'aggregator list: order_no is no parameter: other orders\' '
+           'charges are listed too')
     try:
         k.webhook.public_key().verify(
             base64.b64decode(r.headers.get('x-pingplusplus-signature', '')),
@@ -688,21 +744,49 @@ def test_aggregator_api(tap, sim, k):
         good = False
     tap.ok(good, 'aggregator query (sign_answers): X-Pingplusplus-Signature '
            'verifies over the body (checked here)')
-    r = call(new_oid('GB'))
-    tap.is_((r.status, (r.json or {}).get('data')), (200, []),
-            'aggregator query (unknown order): an empty list')
-    r = call(oid, key='sk_test_wrong')
+    r = call('&limit=1&created[gte]=%d' % since)
+    first = rows(r)
+    tap.ok(r.status == 200 and len(first) == 1 and
+           (r.json or {}).get('has_more') is True,
+           'aggregator list: limit=1, has_more', r.describe())
+    if first:
+        r = call('&limit=1&created[gte]=%d&starting_after=%s'
+                 % (since, first[0][0]))
+        tap.ok(r.status == 200 and len(rows(r)) == 1 and
+               rows(r)[0][0] != first[0][0],
+               'aggregator list: starting_after gives the next page',
+               r.describe())
+    unpaid = new_oid('GU')
+    sim.control('/_sim/order', {'profile': 'aggrsa', 'order_id': unpaid,
+                                'amount': 5})
+    tap.ok(any(x[2] == unpaid and x[1] is False for x in rows(call(
+        '&limit=100&paid=false&created[gte]=%d' % since))) and
+           not any(x[2] == unpaid for x in rows(call(
+               '&limit=100&paid=true&created[gte]=%d' % since))),
+           'aggregator list: paid=false lists the unpaid charge, '
+           'paid=true does not')
+    tap.is_(call('&created[gte]=%d' % (int(time.time()) + 3600)).json.get(
+        'data'), [], 'aggregator list: created[gte] in the future: empty')
+    r = get('/v1/charges/%s' % t1)
+    tap.is_((r.status, (r.json or {}).get('id'), (r.json or {}).get(
+        'order_no'), (r.json or {}).get('paid')), (200, t1, oid, True),
+        'aggregator retrieve: GET /v1/charges/<id>', r.describe())
+    r = get('/v1/charges/ch_nosuchcharge000000000000')
+    tap.is_(r.status, 404, 'aggregator retrieve: an unknown charge: 404')
+    r = call('&limit=100', key='sk_test_wrong')
     tap.ok(r.status == 401 and isinstance(
         ((r.json or {}).get('error') or {}).get('message'), str),
         'aggregator query with a wrong key: 401 {"error": {...}}',
         r.describe())
-    r = call(oid, key=APIKEY + 'h', app=APP + 'h')
-    tap.is_((r.status, (r.json or {}).get('data'),
-             'x-pingplusplus-signature' in r.headers), (200, [], False),
-            "aggregator query with the hmac profile's key: not its "
-            "orders, no signature header")
-    r = call(oid, app=APP + 'h')
+    r = call('&limit=100', key=APIKEY + 'h', app=APP + 'h')
+    tap.ok(r.status == 200 and not any(x[2] == oid for x in rows(r)) and
+           'x-pingplusplus-signature' not in r.headers,
+           "aggregator query with the hmac profile's key: not this "
+           "profile's charges, no signature header", r.describe())
+    r = call('&limit=100', app=APP + 'h')
     tap.is_(r.status, 400, "aggregator query: app[id] of another key: 400")
+    r = call('&limit=101')
+    tap.is_(r.status, 400, "aggregator query: limit above 100: 400")
     r = sim.control('/_sim/out_of_order', {'profile': 'aggrsa',
                                            'order_id': new_oid('GC'),
                                            'amount': 1})
@@ -765,6 +849,7 @@ def main(tap):
         test_unionpay_variant(tap, sim, inst, cfg)
         for prof in ('upsim', 'aggrsa', 'agghmac'):
             test_expiry(tap, sim, inst, prof)
+        test_expiry_v3(tap, sim, inst)
         test_unionpay_api(tap, sim, k)
         test_v3_api(tap, sim, k)
         test_aggregator_api(tap, sim, k)

@@ -84,11 +84,13 @@ class Signer:
                 .sign(load_key(pki['middle.key']), hashes.SHA256()))
         return cert.public_bytes(serialization.Encoding.PEM).decode('ascii')
 
-    def sign(self, fields, version='5.1.0', how='hex'):
+    def sign(self, fields, version='5.1.0', how='hex', answer=False):
         """Returns fields + [('signature', ...)]: RSA over the hex text of
-        the digest ('hex'), or over the raw digest ('raw')."""
+        the digest ('hex'), or over the raw digest ('raw'); a notification
+        signed without its empty fields (the SDK's filterBlank), an answer
+        with them."""
         alg = hashes.SHA1() if version == '5.0.0' else hashes.SHA256()
-        data = unionpay_digest_hex(fields, version)
+        data = unionpay_digest_hex(fields, version, skip_empty=not answer)
         if how == 'raw':
             data = bytes.fromhex(data.decode('ascii'))
         sig = self.key.sign(data, padding.PKCS1v15(), alg)
@@ -193,7 +195,7 @@ class MockUnionPay:
                   ('queryId', qid), ('txnAmt', '1000'),
                   ('currencyCode', '156'), ('traceNo', '654321')]
         f += [('signPubKeyCert', self.signer.leaf)]
-        f = self.signer.sign(f)
+        f = self.signer.sign(f, answer=True)
         out = '&'.join('%s=%s' % kv for kv in f).encode('utf-8')
         h.send_response(200)
         h.send_header('Content-Type', 'text/html;charset=UTF-8')
@@ -319,6 +321,10 @@ def test_query(tap, inst, signer, mock):
         tap.is_((req.get('orderId'), req.get('txnTime'), req.get('txnType'),
                  req.get('merId')), (oid, txn_time, '00', MER_ID),
                 'query names the order, its txnTime, txnType 00, merId')
+        # The official 5.1.0 query demo (Form_6_5_Query.java): bizType
+        # 000201 (query_biz_type's default), no channelType.
+        tap.is_((req.get('bizType'), 'channelType' in req),
+                ('000201', False), 'query: bizType 000201, no channelType')
     o = inst.order(oid)
     tap.is_(((o or {}).get('state'), (o or {}).get('provider_txn_id')),
             ('PAID', qid), 'query answer 00/00: order PAID')

@@ -212,11 +212,13 @@ def txn():
 
 class MockWeChat:
     """Answers GET /v3/pay/transactions/out-trade-no/<id> from `answers`
-    (id -> (status, body bytes, signing key or None, serial)) and records
-    every request."""
+    and POST .../out-trade-no/<id>/close from `closes` (id -> (status, body
+    bytes, signing key or None, serial); a close not listed is 204, signed)
+    and records every request."""
 
     def __init__(self):
         self.answers = {}
+        self.closes = {}
         self.requests = []
         mock = self
 
@@ -242,11 +244,21 @@ class MockWeChat:
         self.requests.append({'method': h.command, 'path': h.path,
                               'headers': list(h.headers.items()),
                               'body': body})
+        m = re.match(r'^/v3/pay/transactions/out-trade-no/([^/?]+)/close$',
+                     h.path)
+        if m:
+            self.reply(h, *self.closes.get(m.group(1), (
+                204, b'', KEYS.a, KEYS.serial_a)))
+            return
         m = re.match(r'^/v3/pay/transactions/out-trade-no/([^?]+)\?', h.path)
         status, out, key, serial = self.answers.get(
             m.group(1) if m else '', (404, dumps({
                 'code': 'ORDER_NOT_EXIST', 'message': '订单不存在'}),
                 KEYS.a, KEYS.serial_a))
+        self.reply(h, status, out, key, serial)
+
+    @staticmethod
+    def reply(h, status, out, key, serial):
         h.send_response(status)
         if key is not None:
             for k, v in signed(out, key, serial).items():
@@ -577,6 +589,120 @@ def test_query(tap, inst, mock):
                    repr(calls))
 
 
+def notpay(order, amount):
+    """A query answer for an order not paid yet: no transaction, payer or
+    time."""
+    t = transaction(order, '', amount=amount, state='NOTPAY',
+                    trade_state_desc='订单未支付')
+    for k in ('transaction_id', 'success_time', 'payer', 'bank_type'):
+        del t[k]
+    return t
+
+
+def close_requests(mock, oid):
+    path = '/v3/pay/transactions/out-trade-no/%s/close' % oid
+    return [q for q in mock.requests if q['path'] == path]
+
+
+def sweep(inst):
+    p = inst.cli('sweep')
+    return p.returncode
+
+
+def sweep_until(inst, pred, limit_s=15):
+    deadline = time.time() + limit_s
+    while time.time() < deadline:
+        sweep(inst)
+        if pred():
+            return True
+        time.sleep(0.3)
+    return pred()
+
+
+def test_close(tap, inst, mock):
+    """An expired order WeChat says is NOTPAY is closed at WeChat
+    (POST .../out-trade-no/{id}/close, {"mchid"}, signed like the query;
+    204 signed over the empty body) and only then here; while WeChat's
+    answer is an error or unsigned, the order stays PENDING."""
+    oid = 'X1' + os.urandom(4).hex()
+    base = inst.last_seq()
+    r = inst.api('POST', '/orders', {'order_id': oid, 'amount': 300,
+                                     'currency': 'CNY', 'profile': 'wxv3',
+                                     'expires_in': 1})
+    tap.is_(r.status, 201, 'close: order with expires_in 1', r.describe())
+    mock.answers[oid] = (200, dumps(notpay(oid, 300)), KEYS.a,
+                         KEYS.serial_a)
+    time.sleep(1.2)
+    for tag, answer in (
+            ('503', (503, b'busy', None, None)),
+            ('204 unsigned', (204, b'', None, None)),
+            ('204 signed by another key', (204, b'', KEYS.other,
+                                           KEYS.serial_a)),
+            ('404 ORDER_NOT_EXIST', (404, dumps({
+                'code': 'ORDER_NOT_EXIST', 'message': 'no'}), KEYS.a,
+                KEYS.serial_a))):
+        mock.closes[oid] = answer
+        n = len(close_requests(mock, oid))
+        sweep_until(inst, lambda: len(close_requests(mock, oid)) > n)
+        tap.ok(len(close_requests(mock, oid)) > n,
+               'close (%s): WeChat was asked to close' % tag)
+        tap.is_((inst.order(oid) or {}).get('state'), 'PENDING',
+                'close answered %s: the order stays PENDING' % tag)
+    tap.is_(types_of(inst.all_events(base)), [],
+            'no order.closed while WeChat has not closed it')
+    q = close_requests(mock, oid)[-1]
+    path = '/v3/pay/transactions/out-trade-no/%s/close' % oid
+    tap.is_((q['method'], q['body']), ('POST', b'{"mchid":"%s"}'
+                                       % MCHID.encode()),
+            'close: POST {"mchid":"..."}')
+    hdrs = {k.lower(): v for k, v in q['headers']}
+    tap.like(hdrs.get('content-type', ''), r'^application/json',
+             'close: Content-Type application/json')
+    tap.is_(hdrs.get('accept'), 'application/json', 'close: Accept JSON')
+    parts = parse_authorization(hdrs.get('authorization'))
+    good = False
+    if parts:
+        mchid, nonce, sig, ts, serial = parts
+        message = ('POST\n%s\n%s\n%s\n' % (path, ts, nonce)).encode() + \
+            q['body'] + b'\n'
+        try:
+            KEYS.merchant.public_key().verify(
+                base64.b64decode(sig), message, padding.PKCS1v15(),
+                hashes.SHA256())
+            good = (mchid, serial) == (MCHID, MERCHANT_SERIAL)
+        except Exception:
+            good = False
+    tap.ok(good, 'close: Authorization signed by the merchant key over '
+           'POST\\npath\\ntimestamp\\nnonce\\nbody\\n',
+           repr(hdrs.get('authorization')))
+
+    del mock.closes[oid]
+    tap.ok(sweep_until(inst, lambda: (inst.order(oid) or {}).get('state') ==
+                       'CLOSED'),
+           'close answered 204, signed: the order is CLOSED',
+           repr(inst.order(oid)))
+    tap.is_(types_of(inst.all_events(base)), ['order.closed'],
+            'close: one order.closed')
+
+    # "Already paid": never closed; the next query finds the payment.
+    o2 = 'X2' + os.urandom(4).hex()
+    inst.api('POST', '/orders', {'order_id': o2, 'amount': 300,
+                                 'currency': 'CNY', 'profile': 'wxv3',
+                                 'expires_in': 1})
+    mock.answers[o2] = (200, dumps(notpay(o2, 300)), KEYS.a, KEYS.serial_a)
+    mock.closes[o2] = (400, dumps({'code': 'ORDERPAID', 'message': 'paid'}),
+                       KEYS.a, KEYS.serial_a)
+    time.sleep(1.2)
+    sweep_until(inst, lambda: close_requests(mock, o2))
+    tap.is_((inst.order(o2) or {}).get('state'), 'PENDING',
+            'close answered ORDERPAID: not closed')
+    tp = txn()
+    mock.answers[o2] = (200, dumps(transaction(o2, tp, amount=300)),
+                        KEYS.a, KEYS.serial_a)
+    tap.ok(sweep_until(inst, lambda: (inst.order(o2) or {}).get('state') ==
+                       'PAID'), 'ORDERPAID: the next query makes it PAID')
+
+
 def main(tap):
     global KEYS
     KEYS = Keys()
@@ -603,6 +729,7 @@ def main(tap):
                 'platform_public_key_id': PUB_ID,
                 'merchant_private_key_file': 'keys/wxv3-merchant.key',
                 'merchant_serial': MERCHANT_SERIAL,
+                'query_schedule': '1s,1s,2s',
                 'api_base': 'http://%s:%d' % (harness.HOST, mock.port),
                 'allow_insecure_http': 'yes',
             },
@@ -628,6 +755,7 @@ def main(tap):
         inst.start()
         test_notifications(tap, inst)
         test_query(tap, inst, mock)
+        test_close(tap, inst, mock)
         inst.stop()
     finally:
         mock.close()

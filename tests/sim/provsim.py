@@ -86,7 +86,9 @@ GET  /_sim/stats      {"total": {"query": n, "close": n},
                        "notifications": {"sent": n, "dropped": n,
                        "acked": n}}
     Every request to the query/close API is counted, whatever the mode
-    and whether or not its signature checks.
+    and whether or not its signature checks; the aggregator's list names
+    no order, and counts by_order for the orders of the page it answers
+    (none when it does not answer).
 
 GET  /_sim/statement?profile=P&date=YYYY-MM-DD[&bom=1][&eol=lf]
                       the provider's statement of that (Beijing) day, as
@@ -139,8 +141,9 @@ POST /gateway/api/queryTrans.do (no close: UnionPay has none).
 WeChat Pay v3 ("wechat_v3"): GET /v3/pay/transactions/out-trade-no/{id}
 ?mchid=, GET /v3/pay/transactions/id/{transaction_id}?mchid=, POST
 /v3/pay/transactions/out-trade-no/{id}/close.
-Aggregator, Ping++ style ("aggregator"): GET /v1/charges?order_no=
-&app[id]= (no close).
+Aggregator, Ping++ style ("aggregator"): GET /v1/charges/{id} and
+GET /v1/charges?app[id]=&limit=&paid=&created[gte]=&starting_after= (no
+close).
 Their profile fields (merchant ids; key material as PEM text or a file
 path), notifications, acknowledgements, request checks and answers are
 described in the classes UnionPay, WeChatV3 and Aggregator.  Their
@@ -1389,12 +1392,19 @@ class Aggregator(KeyedProvider):
     result FAIL (out_of_order) is refused with 400.  Any 2xx
     acknowledges.
 
-    GET /v1/charges?order_no=&app[id]=: the Bearer key must be a
-    profile's api_key (else 401) and app[id] that profile's app_id (else
-    400), errors as {"error": {"type", "message"}}.  The answer is a list
-    (newest first): every payment of the order as a paid charge, or one
-    unpaid charge for an order registered unpaid, or nothing.  The
-    aggregator has no close API.
+    The API, as Ping++ documents it (the Bearer key must be a profile's
+    api_key, else 401; errors as {"error": {"type", "message"}}):
+    GET /v1/charges/{id} retrieves one charge of the key's profile (404
+    when there is none); GET /v1/charges lists the profile's charges,
+    newest first, with app[id] required (that profile's app_id, else 400),
+    limit (1 to 100, default 10), paid=true|false, created[gte|gt|lte|lt]
+    (unix seconds) and starting_after=<charge id> (the page after that
+    charge); has_more says whether a page follows.  The list has no order
+    parameter: order_no, if sent, is ignored, as an API that does not know
+    it would (tests/vectors/FINDINGS.md section 1).  Charges: every payment
+    of an order (paid), or one unpaid charge for an order registered
+    unpaid, created when the order was registered.  The aggregator has no
+    close API.
     """
 
     name = 'aggregator'
@@ -1403,10 +1413,12 @@ class Aggregator(KeyedProvider):
     # (8 sends within 25 hours, the pattern Alipay documents and
     # aggregators commonly copy).  A profile may give its own retry_gaps.
     retry_gaps = (120, 600, 600, 3600, 7200, 21600, 54000)
-    api_routes = {'/v1/charges': 'query'}
     api_content_type = 'application/json'
     required = ('app_id', 'signature')
     RSA_HEADER = 'X-Pingplusplus-Signature'
+    CHARGE_RE = re.compile(r'\A/v1/charges/([A-Za-z0-9_-]{1,64})\Z')
+    CREATED_OPS = {'gte': lambda a, b: a >= b, 'gt': lambda a, b: a > b,
+                   'lte': lambda a, b: a <= b, 'lt': lambda a, b: a < b}
 
     @classmethod
     def needs_crypto(cls, conf):
@@ -1461,7 +1473,7 @@ class Aggregator(KeyedProvider):
             ch = 'ch_' + hashlib.sha256(('%s/%s' % (
                 self.profile, order['order_id'])).encode()).hexdigest()[:24]
             time_paid = wallet = None
-            created = int(time.time()) - 60
+            created = order.get('created', int(time.time()))
         return {'id': ch, 'object': 'charge', 'created': created,
                 'livemode': self.livemode, 'paid': paid, 'refunded': False,
                 'reversed': False, 'app': self.conf['app_id'],
@@ -1511,16 +1523,54 @@ class Aggregator(KeyedProvider):
     def is_ack(self, status, body):
         return 200 <= status <= 299
 
-    # -- GET /v1/charges ------------------------------------------------------
+    # -- GET /v1/charges, GET /v1/charges/{id} -----------------------------
+    @classmethod
+    def api_kind(cls, method, url):
+        if url.path == '/v1/charges' or cls.CHARGE_RE.match(url.path):
+            return 'query'
+        return None
+
     @classmethod
     def api_order(cls, kind, req):
-        q = urllib.parse.parse_qs(req.url.query)
-        return (q.get('order_no') or [''])[0]
+        # A list names no order; a retrieve names a charge.  Counted by
+        # api_answer, which knows the orders.
+        return None
 
     @staticmethod
     def error(status, message, etype='invalid_request_error'):
         return (status, 'application/json', _json_bytes(
             {'error': {'type': etype, 'message': message}}), {})
+
+    def charges(self, sim):
+        """Every charge of this profile, newest first (lock held)."""
+        out = []
+        for order in sim.orders.values():
+            if order['profile'] != self.profile:
+                continue
+            if order['payments']:
+                out += [self.charge(order, p) for p in order['payments']]
+            else:
+                out.append(self.charge(order, None))
+        out.sort(key=lambda c: (c['created'], c['id']), reverse=True)
+        return out
+
+    @classmethod
+    def list_filter(cls, q):
+        """A predicate on charges from the list's query, or an error."""
+        tests = []
+        paid = (q.get('paid') or [None])[0]
+        if paid is not None:
+            if paid not in ('true', 'false'):
+                raise ValueError('paid: true or false')
+            tests.append(lambda c, v=(paid == 'true'): c['paid'] == v)
+        for op, fn in cls.CREATED_OPS.items():
+            v = (q.get('created[%s]' % op) or [None])[0]
+            if v is None:
+                continue
+            if not v.isdigit():
+                raise ValueError('created[%s]: unix seconds' % op)
+            tests.append(lambda c, fn=fn, v=int(v): fn(c['created'], v))
+        return lambda c: all(t(c) for t in tests)
 
     @classmethod
     def api_answer(cls, sim, kind, req):
@@ -1539,27 +1589,46 @@ class Aggregator(KeyedProvider):
         if prof is None:
             return cls.error(401, 'No valid API key provided')
         if req.method != 'GET':
-            return cls.error(400, 'only listing charges is simulated')
+            return cls.error(400, 'only reading charges is simulated')
+        m = cls.CHARGE_RE.match(req.url.path)
+        with sim.lock:
+            charges = prof.charges(sim)
+        if m:
+            found = [c for c in charges if c['id'] == m.group(1)]
+            sim.count_order(kind, found[0]['order_no'] if found else '')
+            if not found:
+                return cls.error(404, 'No such charge: %s' % m.group(1))
+            return prof.answer_body(_json_bytes(found[0]))
         q = urllib.parse.parse_qs(req.url.query, keep_blank_values=True)
         if (q.get('app[id]') or [''])[0] != prof.conf['app_id']:
             return cls.error(400, 'app[id] is not the app of this key')
-        oid = (q.get('order_no') or [''])[0]
-        if not oid:
-            return cls.error(400, 'order_no is required')
-        with sim.lock:
-            order = sim.orders.get(oid)
-            if order is None or order['profile'] != prof.profile:
-                data = []
-            elif order['payments']:
-                data = [prof.charge(order, p)
-                        for p in reversed(order['payments'])]
-            else:
-                data = [prof.charge(order, None)]
-        body = _json_bytes({'object': 'list', 'url': '/v1/charges',
-                            'has_more': False, 'data': data})
+        limit = (q.get('limit') or ['10'])[0]
+        if not limit.isdigit() or not 1 <= int(limit) <= 100:
+            return cls.error(400, 'limit: 1 to 100')
+        try:
+            keep = cls.list_filter(q)
+        except ValueError as exc:
+            return cls.error(400, str(exc))
+        charges = [c for c in charges if keep(c)]
+        after = (q.get('starting_after') or [None])[0]
+        if after is not None:
+            ids = [c['id'] for c in charges]
+            if after not in ids:
+                return cls.error(400, 'starting_after: no such charge')
+            charges = charges[ids.index(after) + 1:]
+        page = charges[:int(limit)]
+        for order_no in sorted({c['order_no'] for c in page}):
+            sim.count_order(kind, order_no)
+        if not page:
+            sim.count_order(kind, '')
+        return prof.answer_body(_json_bytes({
+            'object': 'list', 'url': '/v1/charges',
+            'has_more': len(charges) > len(page), 'data': page}))
+
+    def answer_body(self, body):
         headers = {}
-        if prof.conf.get('sign_answers'):
-            headers[cls.RSA_HEADER] = prof.rsa_signature(body)
+        if self.conf.get('sign_answers'):
+            headers[self.RSA_HEADER] = self.rsa_signature(body)
         return 200, 'application/json', body, headers
 
 
@@ -1662,7 +1731,7 @@ class Sim:
             o = {'order_id': order_id, 'profile': prov.profile,
                  'amount': amount, 'currency': currency,
                  'trade_state': 'NOTPAY', 'txn_ids': [], 'closed': False,
-                 'payments': []}
+                 'payments': [], 'created': int(time.time())}
             self.orders[order_id] = o
         elif o['profile'] != prov.profile:
             raise SimError(409, 'order %s belongs to profile %s'
@@ -1818,9 +1887,17 @@ class Sim:
         with self.lock:
             self.stats['total'][kind] += 1
             if order_id:
-                per = self.stats['by_order'].setdefault(
-                    order_id, {'query': 0, 'close': 0})
-                per[kind] += 1
+                self.count_order(kind, order_id)
+
+    def count_order(self, kind, order_id):
+        """by_order only: for an API whose request names no order (the
+        aggregator's list), counted by the orders its answer is about."""
+        if not order_id:
+            return
+        with self.lock:
+            per = self.stats['by_order'].setdefault(
+                order_id, {'query': 0, 'close': 0})
+            per[kind] += 1
 
     def stop(self):
         with self.cv:

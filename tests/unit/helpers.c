@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/pem.h>
@@ -291,6 +293,60 @@ void
 th_note_set(struct th_note *n, const char *k, const char *v)
 {
 	th_note_set_bytes(n, k, v, v != NULL ? strlen(v) : 0);
+}
+
+char *
+th_vector(const char *rel, size_t *len)
+{
+	const char *top = getenv("top_srcdir");
+	char path[4096];
+	char *buf;
+	FILE *f;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/tests/vectors/%s",
+	    top != NULL && top[0] != '\0' ? top : ".", rel);
+	if ((f = fopen(path, "rb")) == NULL) {
+		fprintf(stderr, "# %s: cannot open (top_srcdir unset?)\n",
+		    path);
+		abort();
+	}
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 ||
+	    (buf = malloc((size_t)n + 1)) == NULL ||
+	    fread(buf, 1, (size_t)n, f) != (size_t)n)
+		abort();
+	fclose(f);
+	buf[n] = '\0';
+	if (len != NULL)
+		*len = (size_t)n;
+	return buf;
+}
+
+void
+th_vector_note(const char *rel, struct th_note *n)
+{
+	json_error_t err;
+	json_t *doc, *fields, *pair;
+	char *text;
+	size_t i;
+
+	memset(n, 0, sizeof(*n));
+	text = th_vector(rel, NULL);
+	if ((doc = json_loads(text, 0, &err)) == NULL ||
+	    !json_is_array(fields = json_object_get(doc, "fields")))
+		abort();
+	json_array_foreach(fields, i, pair) {
+		const json_t *k = json_array_get(pair, 0);
+		const json_t *v = json_array_get(pair, 1);
+
+		if (!json_is_string(k) || !json_is_string(v))
+			abort();
+		th_note_set_bytes(n, json_string_value(k),
+		    json_string_value(v), json_string_length(v));
+	}
+	json_decref(doc);
+	free(text);
 }
 
 const char *

@@ -82,6 +82,16 @@ size_t th_note_join(const struct th_note *n, const char *const *skip,
 size_t th_note_form(const struct th_note *n, const char *dup,
     const char *dupval, char *out, size_t cap);
 
+/*
+ * The providers' published vectors (tests/vectors/, its README.md names
+ * the source of each): the bytes of file rel under that folder, found
+ * through top_srcdir as make check sets it, NUL-terminated, *len (may be
+ * NULL) its length; malloc'd.  th_vector_note reads a vector's
+ * {"fields": [[name, value], ...]} into n in the file's order.
+ */
+char *th_vector(const char *rel, size_t *len);
+void th_vector_note(const char *rel, struct th_note *n);
+
 /* Hands p's parse_notify a POST of body with one Content-Type header
  * ct, received at now; diag is emptied first. */
 int th_notify(const struct ph_provider *p, void *ctx, const void *body,

@@ -1,4 +1,7 @@
-/* A plugin built against a future contract: the loader must refuse it. */
+/*
+ * A plugin built against the contract before this one (ABI 1, whose
+ * request path was 512 bytes): the loader must refuse it.
+ */
 #include <payhook/provider.h>
 
 static const struct ph_conf_key keys[] = { { NULL } };
@@ -22,7 +25,7 @@ p_ack(void *ctx, enum ph_ack_kind k, const char *r, struct ph_response *o)
 }
 
 static const struct ph_provider table = {
-	.abi = PH_PROVIDER_ABI + 998,
+	.abi = PH_PROVIDER_ABI - 1,
 	.name = "badabi",
 	.conf_keys = keys,
 	.profile_new = p_new,

@@ -132,6 +132,14 @@ test_payments(struct store *s)
 	is_str(r.event_type, "payment.failed", "failed payment raised");
 	is_str(fx_state(s, "C1"), "PENDING", "... order unchanged");
 
+	/* A page marker of a paged query is for the query runner only. */
+	ev = fx_pay_event("C1", "T7", 100, "CNY");
+	ev.kind = PH_EV_QUERY_MORE;
+	snprintf(ev.cursor, sizeof(ev.cursor), "ch_next");
+	is_int(apply(s, &ev, &r), PH_E_INTERNAL, "a query.more page marker is "
+	    "refused by the ledger");
+	is_str(fx_state(s, "C1"), "PENDING", "... order unchanged");
+
 	/* Conflict: a known dedup key with a different payload. */
 	ev = fx_pay_event("C1", "T8", 100, "CNY");
 	apply(s, &ev, &r);

@@ -601,16 +601,26 @@ order_ref(const char *id)
 	o.amount = 100;
 	o.currency = "CNY";
 	o.txn_id = "";
+	o.created_at = NOW;
 	o.attempt = "";
 	return &o;
 }
 
+/*
+ * The request: the charge by its id when the attempt names it
+ * (pingpp-python example/charge/retrieve.py, GET /v1/charges/{id}), else
+ * the app's list with the parameters the SDKs' examples send
+ * (example/charge/list.py: app[id], limit, paid) and the API reference
+ * names (created, starting_after), never order_no, which the list does not
+ * take (tests/vectors/FINDINGS.md section 1).
+ */
 static void
 test_query_request(void)
 {
 	const struct ph_provider *pv = payhook_provider();
 	struct ph_http_request r;
 	struct ph_call_ctx cc;
+	struct ph_order_ref *o;
 	struct prof p;
 	void *ctx;
 
@@ -621,8 +631,11 @@ test_query_request(void)
 	is_int(pv->query_request(ctx, order_ref("123456789"), &cc, &r, &d),
 	    PH_OK, "query request built");
 	is_str(r.method, "GET", "query: GET");
-	is_str(r.path, "/v1/charges?order_no=123456789&app[id]="
-	    "app_1Gqj58ynP0mHeX1q", "query: path, byte for byte");
+	is_str(r.path, "/v1/charges?app[id]=app_1Gqj58ynP0mHeX1q&limit=100"
+	    "&paid=true&created[gte]=1699999400", "query: the app's paid "
+	    "charges since 10 minutes before the order, byte for byte");
+	ok(strstr(r.path, "order_no") == NULL, "query: no order_no (not a "
+	    "parameter of the list)");
 	is_int(r.nheaders, 2, "query: two headers");
 	ok(strcmp(r.headers[0].name, "Accept") == 0 &&
 	    strcmp(r.headers[0].value, "application/json") == 0,
@@ -631,10 +644,53 @@ test_query_request(void)
 	    strcmp(r.headers[1].value, "Bearer " APIKEY) == 0,
 	    "query: Authorization: Bearer <key>");
 	ok(r.body_len == 0 && r.content_type[0] == '\0', "query: no body");
-	is_int(pv->query_request(ctx, order_ref("A|1:2"), &cc, &r, &d), PH_OK,
-	    "query: an id with | and :");
-	is_str(r.path, "/v1/charges?order_no=A%7C1%3A2&app[id]="
-	    "app_1Gqj58ynP0mHeX1q", "query: percent-encoded");
+
+	o = order_ref("123456789");
+	o->cursor = "ch_Q0";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
+	    "query: the next page");
+	is_str(r.path, "/v1/charges?app[id]=app_1Gqj58ynP0mHeX1q&limit=100"
+	    "&paid=true&created[gte]=1699999400&starting_after=ch_Q0",
+	    "query: starting_after the last charge of the page before");
+	o->cursor = "ch&x=1";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
+	    "query: a cursor that is no charge id refused");
+	o = order_ref("123456789");
+	o->created_at = 0;
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
+	    "query: an order of unknown creation");
+	is_str(r.path, "/v1/charges?app[id]=app_1Gqj58ynP0mHeX1q&limit=100"
+	    "&paid=true", "query: no created bound then");
+
+	o = order_ref("2015d019f7cf6c0d");
+	o->attempt = "{\"charge\":\"ch_bq9IHKnn6GnLzsS0swOujr4x\"}";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
+	    "query: the attempt names its charge");
+	is_str(r.path, "/v1/charges/ch_bq9IHKnn6GnLzsS0swOujr4x",
+	    "query: the charge retrieved by its id");
+	o->cursor = "ch_Q0";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
+	    "query: no cursor for one charge");
+	o = order_ref("Q1");
+	o->txn_id = "ch_X1";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
+	    "query: the order's recorded charge");
+	is_str(r.path, "/v1/charges/ch_X1", "query: retrieved by its id");
+	o = order_ref("Q1");
+	o->attempt = "{\"charge\":\"ch/1\"}";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
+	    "query: a charge id with '/' refused");
+	o->attempt = "{\"charge\":1}";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
+	    "query: a charge that is not a string refused");
+	o->attempt = "[1]";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
+	    "query: attempt data that is not an object refused");
+	o->attempt = "{\"other\":1}";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
+	    "query: attempt data without a charge: the list");
+	ok(strncmp(r.path, "/v1/charges?", 12) == 0, "... is read");
+
 	is_int(pv->query_request(ctx, order_ref("A 1"), &cc, &r, &d),
 	    PH_E_FIELD, "query: an invalid id refused");
 	payhook_provider()->profile_free(ctx);
@@ -647,7 +703,7 @@ test_query_request(void)
 }
 
 static int
-answer(void *ctx, const char *order, int status, const char *sighdr,
+answer_ref(void *ctx, struct ph_order_ref *o, int status, const char *sighdr,
     const char *b, struct ph_event *ev)
 {
 	struct ph_header h[1] = { { "X-Pingplusplus-Signature", sighdr } };
@@ -662,14 +718,32 @@ answer(void *ctx, const char *order, int status, const char *sighdr,
 	in.now = NOW;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
-	return payhook_provider()->query_response(ctx, order_ref(order), &in,
-	    ev, &d);
+	return payhook_provider()->query_response(ctx, o, &in, ev, &d);
+}
+
+static int
+answer(void *ctx, const char *order, int status, const char *sighdr,
+    const char *b, struct ph_event *ev)
+{
+	return answer_ref(ctx, order_ref(order), status, sighdr, b, ev);
+}
+
+/* src as a test-mode charge, into dst. */
+static void
+test_mode(char *dst, size_t cap, const char *src)
+{
+	const char *at = strstr(src, "\"livemode\":true");
+
+	if (at == NULL)
+		abort();
+	snprintf(dst, cap, "%.*s\"livemode\":false%s", (int)(at - src), src,
+	    at + strlen("\"livemode\":true"));
 }
 
 static void
 test_query_response(void)
 {
-	static char list[40000], c1[8192], c2[8192];
+	static char list[40000], c1[8192], c2[8192], cx[8192], cy[8192];
 	struct ph_event ev, nev;
 	struct prof p;
 	void *ctx;
@@ -680,10 +754,15 @@ test_query_response(void)
 	    "wx_pub");
 	charge(c2, sizeof(c2), "ch_Q1", "Q1", "100", "\"cny\"", "true", APP,
 	    "alipay");
+	charge(cx, sizeof(cx), "ch_X9", "OTHER7", "700", "\"cny\"", "true",
+	    APP, "wx_pub");
+	charge(cy, sizeof(cy), "ch_X8", "OTHER8", "800", "\"cny\"", "true",
+	    APP, "alipay");
 	snprintf(list, sizeof(list), "{\"object\":\"list\",\"url\":"
-	    "\"/v1/charges\",\"has_more\":false,\"data\":[%s,%s]}", c1, c2);
+	    "\"/v1/charges\",\"has_more\":true,\"data\":[%s,%s,%s]}", cx, c1,
+	    c2);
 	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_OK,
-	    "a list with a paid charge");
+	    "a page with another order's charge, then ours, paid");
 	event(body, sizeof(body), "evt_q", "charge.succeeded", "true", c2);
 	is_int(send_rsa(ctx, agg_key, body, &nev), PH_OK,
 	    "the same charge as an event");
@@ -694,41 +773,60 @@ test_query_response(void)
 	    strcmp(ev.txn_id, nev.txn_id) == 0 && ev.amount == nev.amount &&
 	    strcmp(ev.currency, nev.currency) == 0 &&
 	    strcmp(ev.channel, nev.channel) == 0,
-	    "query and event of one payment are one fact");
+	    "query and event of one payment are one fact (the other order's "
+	    "charge passed over)");
 
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"has_more\":true,"
+	    "\"data\":[%s,%s]}", cx, cy);
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_OK,
+	    "a full page of other orders' charges");
+	ok(ev.kind == PH_EV_QUERY_MORE && strcmp(ev.cursor, "ch_X8") == 0 &&
+	    ev.dedup_key[0] == '\0', "... ask for the page after ch_X8");
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"has_more\":false,"
+	    "\"data\":[%s,%s]}", cx, cy);
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_OK,
+	    "the last page, none of ours");
+	ok(ev.kind == PH_EV_PAYMENT_PENDING &&
+	    strcmp(ev.dedup_key, "query:Q1:UNPAID") == 0 &&
+	    strcmp(ev.order_id, "Q1") == 0 && ev.amount == 100 &&
+	    strcmp(ev.currency, "CNY") == 0 && ev.cursor[0] == '\0',
+	    "no paid charge of the order: pending, the order's amount");
+	is_int(answer(ctx, "Q1", 200, NULL, "{\"object\":\"list\","
+	    "\"has_more\":false,\"data\":[]}", &ev), PH_OK, "an empty list");
+	ok(ev.kind == PH_EV_PAYMENT_PENDING &&
+	    strcmp(ev.dedup_key, "query:Q1:UNPAID") == 0,
+	    "empty: pending (the paid list says nothing of unpaid charges)");
 	snprintf(list, sizeof(list), "{\"object\":\"list\",\"has_more\":false,"
 	    "\"data\":[%s]}", c1);
 	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_OK,
-	    "a list with an unpaid charge");
-	ok(ev.kind == PH_EV_PAYMENT_PENDING &&
-	    strcmp(ev.dedup_key, "query:Q1:UNPAID") == 0 &&
-	    strcmp(ev.order_id, "Q1") == 0 && ev.amount == 100,
-	    "unpaid: pending");
-	snprintf(list, sizeof(list), "{\"object\":\"list\",\"has_more\":true,"
-	    "\"data\":[%s]}", c1);
-	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_E_PROVIDER,
-	    "unpaid with more pages: no conclusion");
+	    "an unpaid charge of ours (an API that lists unpaid ones too)");
+	ok(ev.kind == PH_EV_PAYMENT_PENDING && ev.amount == 100 &&
+	    strcmp(ev.channel, "wx_pub") == 0, "unpaid: pending");
 	is_int(answer(ctx, "Q1", 200, NULL, "{\"object\":\"list\","
-	    "\"has_more\":false,\"data\":[]}", &ev), PH_OK, "an empty list");
-	ok(ev.kind == PH_EV_NOT_FOUND &&
-	    strcmp(ev.dedup_key, "query:Q1:NOTFOUND") == 0,
-	    "empty: not found");
-	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s]}",
-	    c2);
-	is_int(answer(ctx, "Q2", 200, NULL, list, &ev), PH_E_FIELD,
-	    "a charge of another order refused");
-	charge(c2, sizeof(c2), "ch_Q1", "Q1", "100", "\"cny\"", "true",
+	    "\"has_more\":true,\"data\":[]}", &ev), PH_E_PROVIDER,
+	    "an empty page that has more: ask later");
+
+	charge(cy, sizeof(cy), "ch_X8", "OTHER8", "800", "\"cny\"", "true",
 	    "app_other", "alipay");
-	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s]}",
-	    c2);
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s,%s]}",
+	    cy, c2);
 	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_E_MERCHANT,
-	    "a charge of another app refused");
+	    "a charge of another app refused, whatever its order");
+	test_mode(cy, sizeof(cy), cx);
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s,%s]}",
+	    cy, c2);
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_E_MERCHANT,
+	    "a test-mode charge on a live profile refused");
+	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[{"
+	    "\"id\":\"ch_N\",\"object\":\"charge\",\"app\":\"" APP "\"}]}");
+	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_E_FIELD,
+	    "a listed charge without order_no refused");
 	charge(c2, sizeof(c2), "ch_Q1", "Q1", "10.5", "\"cny\"", "true", APP,
 	    "alipay");
 	snprintf(list, sizeof(list), "{\"object\":\"list\",\"data\":[%s]}",
 	    c2);
 	is_int(answer(ctx, "Q1", 200, NULL, list, &ev), PH_E_FIELD,
-	    "a charge with amount 10.5 refused");
+	    "a charge of ours with amount 10.5 refused");
 	is_int(answer(ctx, "Q1", 200, NULL, "{\"object\":\"list\"}", &ev),
 	    PH_E_FIELD, "a list without data refused");
 	is_int(answer(ctx, "Q1", 401, NULL, "{\"error\":{\"type\":"
@@ -760,6 +858,92 @@ test_query_response(void)
 	is_int(answer(ctx, "Q1", 200, "garbage", list, &ev), PH_OK,
 	    "hmac profile: answer not signature-checked");
 	payhook_provider()->profile_free(ctx);
+}
+
+/*
+ * The charge retrieved by its id, on the published vector
+ * tests/vectors/aggregator/pingpp-php-charge-succeeded.json (a live
+ * charge.succeeded of pingpp-php @ 16677d4, example/webhooks.php line 27,
+ * its key example/pingpp_rsa_public_key.pem): the charge it carries, as
+ * GET /v1/charges/{id} answers it, is the same fact as the event.
+ */
+static void
+test_query_charge(void)
+{
+	static char one[8192];
+	struct ph_order_ref *o;
+	struct ph_event ev, nev;
+	json_error_t jerr;
+	json_t *doc;
+	char *vbody, *vsig, *pub, *text;
+	size_t len;
+	struct prof p;
+	void *ctx;
+
+	vbody = th_vector("aggregator/pingpp-php-charge-succeeded.json", &len);
+	vsig = th_vector("aggregator/pingpp-php-charge-succeeded.sig", NULL);
+	pub = th_vector("aggregator/pingpp-php-public-key.pem", NULL);
+	vsig[strcspn(vsig, "\r\n")] = '\0';
+	memset(&p, 0, sizeof(p));
+	p.signature = "rsa";
+	p.app_id = "app_vcPcqDeS88ixrPlu";
+	p.pub = pub;
+	p.livemode = "yes";
+	p.api_key = APIKEY;
+	if (mkprof(&p, &ctx) != PH_OK) {
+		diag("profile: %s", d.msg);
+		abort();
+	}
+	is_int(deliver(ctx, "X-Pingplusplus-Signature", vsig, vbody, NOW,
+	    &nev), PH_OK, "vector: the published event verifies");
+	if ((doc = json_loads(vbody, 0, &jerr)) == NULL ||
+	    (text = json_dumps(json_object_get(json_object_get(doc, "data"),
+	    "object"), JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
+		abort();
+
+	o = order_ref("2015d019f7cf6c0d");
+	o->attempt = "{\"charge\":\"ch_bq9IHKnn6GnLzsS0swOujr4x\"}";
+	is_int(answer_ref(ctx, o, 200, NULL, text, &ev), PH_OK,
+	    "vector: the charge retrieved by its id");
+	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+	    strcmp(ev.txn_id, "ch_bq9IHKnn6GnLzsS0swOujr4x") == 0 &&
+	    strcmp(ev.dedup_key, nev.dedup_key) == 0 && ev.amount == 100 &&
+	    ev.occurred_at == nev.occurred_at &&
+	    strcmp(ev.order_id, "2015d019f7cf6c0d") == 0,
+	    "vector: paid, the same fact as its event");
+	o = order_ref("2015d019f7cf6c0e");
+	o->attempt = "{\"charge\":\"ch_bq9IHKnn6GnLzsS0swOujr4x\"}";
+	is_int(answer_ref(ctx, o, 200, NULL, text, &ev), PH_E_FIELD,
+	    "vector: the charge asked for is of another order: refused");
+	snprintf(one, sizeof(one), "{\"object\":\"list\",\"has_more\":false,"
+	    "\"data\":[%s]}", text);
+	o = order_ref("2015d019f7cf6c0d");
+	o->attempt = "{\"charge\":\"ch_bq9IHKnn6GnLzsS0swOujr4x\"}";
+	is_int(answer_ref(ctx, o, 200, NULL, one, &ev), PH_E_FIELD,
+	    "a list where one charge was asked for refused");
+	o = order_ref("2015d019f7cf6c0d");
+	is_int(answer_ref(ctx, o, 200, NULL, one, &ev), PH_OK,
+	    "vector: the same charge in the app's list");
+	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+	    strcmp(ev.dedup_key, nev.dedup_key) == 0, "vector: paid");
+	free(text);
+	json_decref(doc);
+
+	charge(one, sizeof(one), "ch_U1", "U1", "250", "\"cny\"", "false",
+	    "app_vcPcqDeS88ixrPlu", "wx");
+	o = order_ref("U1");
+	o->attempt = "{\"charge\":\"ch_U1\"}";
+	is_int(answer_ref(ctx, o, 200, NULL, one, &ev), PH_OK,
+	    "an unpaid charge retrieved");
+	ok(ev.kind == PH_EV_PAYMENT_PENDING && ev.amount == 250 &&
+	    strcmp(ev.dedup_key, "query:U1:UNPAID") == 0, "unpaid: pending");
+	is_int(answer_ref(ctx, o, 404, NULL, "{\"error\":{\"type\":"
+	    "\"invalid_request_error\",\"message\":\"No such charge\"}}", &ev),
+	    PH_E_PROVIDER, "404 for the charge: ask later");
+	payhook_provider()->profile_free(ctx);
+	free(vbody);
+	free(vsig);
+	free(pub);
 }
 
 /* The hint needs no verification and no context beyond a non-NULL one. */
@@ -808,6 +992,7 @@ main(void)
 	test_ack();
 	test_query_request();
 	test_query_response();
+	test_query_charge();
 	test_hint();
 	free(agg_pub);
 	free(weak_pub);

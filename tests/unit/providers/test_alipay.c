@@ -750,17 +750,28 @@ curl_escape_into(char *out, size_t cap, const char *s)
 }
 
 /*
- * Checks a request against the parameters it must carry, in order: the
- * body byte for byte up to "&sign=", and the sign verified with the app's
- * public key over the string built here.
+ * Checks a request against the parameters it must carry, as Alipay's SDKs
+ * send them (alipay-sdk-python-all @ 6cba10e, alipay/aop/api/
+ * DefaultAlipayClient.py lines 88-91 and 133, util/WebUtils.py lines
+ * 117-144; alipay-easysdk payment/common/Client.java lines 127-156): the
+ * common parameters in the query string, in order, byte for byte up to
+ * "&sign=", then the sign; biz_content alone in the body; the sign
+ * verified with the app's public key over every parameter, sorted, built
+ * here.
  */
 static void
 check_request(const struct ph_http_request *rq, const char *method,
     const char *biz, const char *what)
 {
-	static char want[16384], str[16384], sign[2048];
-	const char *sp;
+	static char want[16384], str[16384], sign[2048], body[16384];
+	const char *sp, *end;
 	size_t i, o = 0;
+	const char *q[][2] = {
+		{ "app_id", APP_ID }, { "charset", "utf-8" },
+		{ "format", "JSON" }, { "method", method },
+		{ "sign_type", "RSA2" }, { "timestamp", NOW_BJ },
+		{ "version", "1.0" },
+	};
 	const char *f[][2] = {
 		{ "app_id", APP_ID }, { "biz_content", biz },
 		{ "charset", "utf-8" }, { "format", "JSON" },
@@ -769,31 +780,39 @@ check_request(const struct ph_http_request *rq, const char *method,
 	};
 
 	is_str(rq->method, "POST", "%s: POST", what);
-	is_str(rq->path, "/gateway.do", "%s: path /gateway.do", what);
 	is_str(rq->content_type,
 	    "application/x-www-form-urlencoded;charset=utf-8",
 	    "%s: form content type", what);
-	want[0] = str[0] = '\0';
-	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+	snprintf(want, sizeof(want), "/gateway.do?");
+	for (i = 0; i < sizeof(q) / sizeof(q[0]); i++) {
 		snprintf(want + strlen(want), sizeof(want) - strlen(want),
-		    "%s%s=", i > 0 ? "&" : "", f[i][0]);
-		curl_escape_into(want, sizeof(want), f[i][1]);
-		snprintf(str + strlen(str), sizeof(str) - strlen(str),
-		    "%s%s=%s", i > 0 ? "&" : "", f[i][0], f[i][1]);
+		    "%s%s=", i > 0 ? "&" : "", q[i][0]);
+		curl_escape_into(want, sizeof(want), q[i][1]);
 	}
 	snprintf(want + strlen(want), sizeof(want) - strlen(want), "&sign=");
-	ok(rq->body_len > strlen(want) &&
-	    memcmp(rq->body, want, strlen(want)) == 0,
-	    "%s: body byte for byte up to the sign", what);
-	if (rq->body_len <= strlen(want) ||
-	    memcmp(rq->body, want, strlen(want)) != 0)
+	str[0] = '\0';
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		snprintf(str + strlen(str), sizeof(str) - strlen(str),
+		    "%s%s=%s", i > 0 ? "&" : "", f[i][0], f[i][1]);
+	ok(strncmp(rq->path, want, strlen(want)) == 0,
+	    "%s: the common parameters in the URL, byte for byte up to the "
+	    "sign", what);
+	if (strncmp(rq->path, want, strlen(want)) != 0)
+		diag("got: %s\nwant: %s", rq->path, want);
+	snprintf(body, sizeof(body), "biz_content=");
+	curl_escape_into(body, sizeof(body), biz);
+	ok(rq->body_len == strlen(body) &&
+	    memcmp(rq->body, body, rq->body_len) == 0,
+	    "%s: the body is biz_content alone", what);
+	if (rq->body_len != strlen(body) ||
+	    memcmp(rq->body, body, rq->body_len) != 0)
 		diag("got: %.*s\nwant: %s", (int)rq->body_len,
-		    (const char *)rq->body, want);
-	sp = (const char *)rq->body + strlen(want);
-	for (i = 0; sp + i < (const char *)rq->body + rq->body_len &&
-	    o + 1 < sizeof(sign); i++) {
-		if (sp[i] == '%' && sp + i + 2 <
-		    (const char *)rq->body + rq->body_len) {
+		    (const char *)rq->body, body);
+	sp = strncmp(rq->path, want, strlen(want)) == 0 ?
+	    rq->path + strlen(want) : "";
+	end = sp + strlen(sp);
+	for (i = 0; sp + i < end && o + 1 < sizeof(sign); i++) {
+		if (sp[i] == '%' && sp + i + 2 < end) {
 			char hex[3] = { sp[i + 1], sp[i + 2], 0 };
 
 			sign[o++] = (char)strtol(hex, NULL, 16);
@@ -802,11 +821,13 @@ check_request(const struct ph_http_request *rq, const char *method,
 			sign[o++] = sp[i];
 	}
 	sign[o] = '\0';
-	ok(strchr(sp, '&') == NULL || strchr(sp, '&') >=
-	    (const char *)rq->body + rq->body_len, "%s: sign is last", what);
+	ok(strchr(sp, '&') == NULL, "%s: sign is last", what);
 	ok(strlen(sign) == 344, "%s: a 256-byte sign in base64", what);
 	ok(th_rsa_check(app_key, str, strlen(str), sign),
-	    "%s: sign verifies with the app's public key", what);
+	    "%s: sign verifies with the app's public key over every "
+	    "parameter, biz_content too", what);
+	ok(strlen(rq->path) > 511, "%s: a URL longer than ABI 1's 512-byte "
+	    "path (%zu bytes)", what, strlen(rq->path));
 }
 
 static void
@@ -850,7 +871,8 @@ test_requests(void *ctx)
 	rr.amount = 1235;
 	is_int(payhook_provider()->refund_request(ctx, &rr, &cc, rq, &d),
 	    PH_E_FIELD, "refund of more than the payment refused");
-	ok(rq->body_len == 0, "refund: nothing built on failure");
+	ok(rq->body_len == 0 && rq->path[0] == '\0',
+	    "refund: nothing built on failure");
 	rr.amount = 0;
 	is_int(payhook_provider()->refund_request(ctx, &rr, &cc, rq, &d),
 	    PH_E_FIELD, "refund of nothing refused");

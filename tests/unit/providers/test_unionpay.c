@@ -254,8 +254,20 @@ sign_how(struct th_note *n, EVP_PKEY *key, int sha1, enum how how,
 	th_note_set(n, "signature", b64);
 }
 
+/*
+ * A notification is signed as the official SDK signs (AcpService.sign
+ * after SDKUtil.filterBlank): empty fields are left out of the string.
+ * An answer of queryTrans.do is validated by the SDK as read, empty
+ * fields included (tests/vectors/FINDINGS.md section 2).
+ */
 static void
 sign_note(struct th_note *n)
+{
+	sign_how(n, pki.leaf_key, 0, HOW_RIGHT, 0);
+}
+
+static void
+sign_answer(struct th_note *n)
 {
 	sign_how(n, pki.leaf_key, 0, HOW_RIGHT, 1);
 }
@@ -309,7 +321,7 @@ run(void *ctx, const struct th_note *n, struct ph_event *ev)
 /* ---- profiles ------------------------------------------------------------ */
 
 struct prof {
-	const char *mer_id, *root, *mid, *signer_cn;
+	const char *mer_id, *root, *mid, *signer_cn, *biz_type;
 	const char *vcerts[3];
 	const char *sign_key, *sign_cert;
 };
@@ -333,6 +345,7 @@ mkprofile(void **ctx, const struct prof *p)
 	th_conf_files(&c, "verify_cert_files", vcerts);
 	th_conf_file(&c, "sign_key_file", p->sign_key);
 	th_conf_file(&c, "sign_cert_file", p->sign_cert);
+	th_conf_str(&c, "query_biz_type", p->biz_type);
 	d.msg[0] = '\0';
 	return payhook_provider()->profile_new(&c.conf, ctx, &d);
 }
@@ -372,7 +385,11 @@ test_table(void)
 	for (i = 0; p->conf_keys[i].name != NULL; i++)
 		ok(strcmp(p->conf_keys[i].name, "api_base") != 0,
 		    "key %s is not api_base", p->conf_keys[i].name);
-	is_int(i, UP_CONF__MAX, "seven keys");
+	is_int(i, UP_CONF__MAX, "eight keys");
+	is_int(p->conf_keys[UP_CONF_QUERY_BIZ_TYPE].type, PH_CONF_ENUM,
+	    "query_biz_type is a choice");
+	is_str(p->conf_keys[UP_CONF_QUERY_BIZ_TYPE].def, "000201",
+	    "query_biz_type defaults to the 5.1.0 demo's 000201");
 	is_int(p->conf_keys[UP_CONF_SIGN_KEY_FILE].type, PH_CONF_SECRET_FILE,
 	    "sign_key_file is a secret file");
 	is_int(p->conf_keys[UP_CONF_VERIFY_CERT_FILES].type, PH_CONF_FILES,
@@ -649,7 +666,7 @@ test_refused(void *ctx)
 
 	base_note(&n);
 	th_note_set(&n, "signPubKeyCert", pki.mid);
-	sign_how(&n, pki.mid_key, 0, HOW_RIGHT, 1);
+	sign_how(&n, pki.mid_key, 0, HOW_RIGHT, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "the intermediate itself as signer refused");
 
@@ -661,22 +678,23 @@ test_refused(void *ctx)
 	    "signature made over a different amount refused");
 
 	base_note(&n);
-	sign_how(&n, pki.leaf_key, 0, HOW_RAW_DIGEST, 1);
+	sign_how(&n, pki.leaf_key, 0, HOW_RAW_DIGEST, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "signature over the raw SHA-256 digest refused");
 
 	base_note(&n);
-	sign_how(&n, pki.leaf_key, 0, HOW_CANONICAL, 1);
+	sign_how(&n, pki.leaf_key, 0, HOW_CANONICAL, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "signature over the canonical string itself refused");
 
 	base_note(&n);
-	sign_how(&n, pki.leaf_key, 0, HOW_RIGHT, 0);
+	sign_how(&n, pki.leaf_key, 0, HOW_RIGHT, 1);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
-	    "signature that left out the empty field refused");
+	    "notification signed over its empty field refused (the SDK "
+	    "verifies without it)");
 
 	base_note(&n);
-	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
+	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "5.1.0 signed with SHA-1 refused");
 
@@ -783,30 +801,30 @@ test_v500(void *ctx)
 	th_note_set(&n, "version", "5.0.0");
 	th_note_set(&n, "signPubKeyCert", NULL);
 	th_note_set(&n, "certId", pki.leaf_serial);
-	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
+	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 0);
 	is_int(run(ctx, &n, &ev), PH_OK, "5.0.0 with a configured certId");
 	if (d.msg[0] != '\0')
 		diag("%s", d.msg);
 	is_str(ev.dedup_key, "up:" QUERY_ID ":01:00", "5.0.0 dedup key");
 
 	th_note_set(&n, "certId", "1234567");
-	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
+	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "5.0.0 unknown certId "
 	    "refused");
 	ok(strstr(d.msg, "1234567") != NULL, "diagnostic: %s", d.msg);
 
 	th_note_set(&n, "certId", pki.leaf_serial);
-	sign_how(&n, pki.leaf_key, 0, HOW_RIGHT, 1);
+	sign_how(&n, pki.leaf_key, 0, HOW_RIGHT, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "5.0.0 signed with "
 	    "SHA-256 refused");
-	sign_how(&n, pki.mer_key, 1, HOW_RIGHT, 1);
+	sign_how(&n, pki.mer_key, 1, HOW_RIGHT, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "5.0.0 signed with "
 	    "another key refused");
-	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
+	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 0);
 	is_int(run_at(ctx, &n, NOW + 701 * DAY, &ev), PH_E_SIGNATURE,
 	    "5.0.0 certificate past its end refused");
 	th_note_set(&n, "certId", NULL);
-	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
+	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "5.0.0 without certId "
 	    "refused");
 }
@@ -826,7 +844,7 @@ test_v500_unconfigured(void)
 	th_note_set(&n, "version", "5.0.0");
 	th_note_set(&n, "signPubKeyCert", NULL);
 	th_note_set(&n, "certId", pki.leaf_serial);
-	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 1);
+	sign_how(&n, pki.leaf_key, 1, HOW_RIGHT, 0);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "5.0.0 refused by a profile without verify_cert_files");
 	payhook_provider()->profile_free(ctx);
@@ -965,8 +983,8 @@ test_query_request(void *ctx)
 	static const char *const want[][2] = {
 		{ "version", "5.1.0" }, { "encoding", "UTF-8" },
 		{ "signMethod", "01" }, { "txnType", "00" },
-		{ "txnSubType", "00" }, { "bizType", "000000" },
-		{ "accessType", "0" }, { "channelType", "07" },
+		{ "txnSubType", "00" }, { "bizType", "000201" },
+		{ "accessType", "0" },
 		{ "merId", MER_ID }, { "orderId", ORDER },
 		{ "txnTime", TXN_TIME }, { "certId", "68759529225" },
 	};
@@ -991,7 +1009,12 @@ test_query_request(void *ctx)
 	is_str(rq->content_type, "application/x-www-form-urlencoded",
 	    "query: form content type");
 	decode_body(rq->body, rq->body_len, &n);
-	is_int(n.n, 13, "query: thirteen fields");
+	/* ACPSample_B2C @ 2e8018c, src/com/unionpay/acp/demo/
+	 * Form_6_5_Query.java lines 60-73, the official 5.1.0 query demo:
+	 * these fields, bizType 000201, no channelType. */
+	is_int(n.n, 12, "query: twelve fields, as the 5.1.0 demo sends");
+	ok(th_note_get(&n, "channelType") == NULL,
+	    "query: no channelType (the 5.1.0 demo sends none)");
 	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		is_str(th_note_get(&n, want[i][0]), want[i][1], "query field %s",
 		    want[i][0]);
@@ -1068,7 +1091,7 @@ base_answer(struct th_note *n, const char *resp, const char *orig)
 		th_note_set(n, "traceTime", "1130153000");
 	}
 	th_note_set(n, "signPubKeyCert", pki.leaf);
-	sign_note(n);
+	sign_answer(n);
 }
 
 static int
@@ -1170,29 +1193,29 @@ test_query_response(void *ctx)
 	    "unsigned answer refused");
 	base_answer(&n, "00", "00");
 	th_note_set(&n, "merId", "777290058110049");
-	sign_note(&n);
+	sign_answer(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_MERCHANT,
 	    "answer for another merchant refused");
 	base_answer(&n, "00", "00");
 	th_note_set(&n, "orderId", "UP20261130A2");
-	sign_note(&n);
+	sign_answer(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_FIELD,
 	    "answer about another order refused");
 	base_answer(&n, "00", "00");
 	th_note_set(&n, "signPubKeyCert", pki.other_cn);
-	sign_note(&n);
+	sign_answer(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_SIGNATURE,
 	    "answer signed by another company refused");
 
 	/* Reply syntax: nested values, and what is refused. */
 	base_answer(&n, "00", "00");
 	th_note_set(&n, "reqReserved", "{a=1&b=[x&y]}");
-	sign_note(&n);
+	sign_answer(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_OK,
 	    "a '{...}' value holding '&' is one value");
 	base_answer(&n, "00", "00");
 	th_note_set(&n, "reqReserved", "{a=1&b=2");
-	sign_note(&n);
+	sign_answer(&n);
 	is_int(answer(ctx, &n, 1, &ev), PH_E_MALFORMED,
 	    "an unclosed '{' refused");
 	base_answer(&n, "00", "00");
@@ -1212,6 +1235,147 @@ test_query_response(void *ctx)
 	in.status = 503;
 	is_int(payhook_provider()->query_response(ctx, &o, &in, &ev, &d),
 	    PH_E_PROVIDER, "HTTP 503: ask later");
+}
+
+/*
+ * Empty values.  A notification is verified without its empty fields
+ * (the SDK's filterBlank when signing, BackRcvResponse dropping "" values
+ * before validate); a value of white space is not empty (the receiver
+ * does not trim).  An answer keeps its empty fields, as the SDK's
+ * validate of a synchronous answer does.
+ */
+static void
+test_empty_fields(void *ctx)
+{
+	struct ph_event ev;
+	struct th_note n;
+
+	base_note(&n);
+	ok(th_note_get(&n, "reqReserved") != NULL &&
+	    th_note_get(&n, "reqReserved")[0] == '\0',
+	    "empty: the notification has an empty reqReserved");
+	sign_note(&n);
+	is_int(run(ctx, &n, &ev), PH_OK,
+	    "empty: notification signed without its empty field verifies");
+	is_int(ev.kind, PH_EV_PAYMENT_SUCCEEDED, "empty: a payment");
+	th_note_set(&n, "reqReserved", NULL);
+	is_int(run(ctx, &n, &ev), PH_OK,
+	    "empty: the same signature without the field at all verifies");
+
+	base_note(&n);
+	th_note_set(&n, "reqReserved", " ");
+	sign_how(&n, pki.leaf_key, 0, HOW_RIGHT, 0);
+	is_int(run(ctx, &n, &ev), PH_OK,
+	    "empty: a value of one space is signed as it is");
+	th_note_set(&n, "reqReserved", "");
+	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
+	    "empty: that signature does not cover the value left empty");
+
+	base_answer(&n, "00", "00");
+	th_note_set(&n, "reqReserved", "");
+	sign_answer(&n);
+	is_int(answer(ctx, &n, 1, &ev), PH_OK,
+	    "empty: answer signed over its empty field verifies");
+	base_answer(&n, "00", "00");
+	th_note_set(&n, "reqReserved", "");
+	sign_note(&n);
+	is_int(answer(ctx, &n, 1, &ev), PH_E_SIGNATURE,
+	    "empty: answer signed without its empty field refused");
+}
+
+/*
+ * Published vectors (tests/vectors/unionpay/, README.md there): the
+ * UnionPay test environment's root and intermediate from the ACP SDK
+ * (acp_test_root.cer, acp_test_middle.cer), at 2017-03-24 02:12:00 UTC,
+ * inside the signing certificates' validity.
+ */
+#define UP_VEC_NOW	1490321520LL
+
+static void
+test_vectors(void)
+{
+	char *root = th_vector("unionpay/acp_test_root.pem", NULL);
+	char *mid = th_vector("unionpay/acp_test_middle.pem", NULL);
+	struct prof p;
+	struct ph_event ev;
+	struct th_note n;
+	void *ctx = NULL;
+
+	/*
+	 * derived-empty-reqReserved.json: a 5.1.0 consumption notification
+	 * with reqReserved empty, signed the SDK's way (SDKUtil.filterBlank,
+	 * caolinke/ACPSample_B2C @ 2e8018c, src/com/unionpay/acp/sdk/
+	 * SDKUtil.java lines 797-812) with the SDK's published test key
+	 * acp_test_sign.pfx (Varorbc/PaySharp, test/PaySharp.UnitTest/).
+	 */
+	memset(&p, 0, sizeof(p));
+	p.mer_id = "700000000000001";
+	p.root = root;
+	p.mid = mid;
+	p.signer_cn = "700000000000001:SIGN";
+	if (mkprofile(&ctx, &p) != PH_OK) {
+		diag("profile: %s", d.msg);
+		abort();
+	}
+	th_vector_note("unionpay/derived-empty-reqReserved.json", &n);
+	is_int(run_at(ctx, &n, UP_VEC_NOW, &ev), PH_OK,
+	    "vector: SDK-signed notification with an empty field verifies");
+	if (d.msg[0] != '\0')
+		diag("%s", d.msg);
+	is_str(ev.order_id, "20170601120000", "vector: orderId");
+	is_str(ev.txn_id, "201706011200001234567", "vector: queryId");
+	is_int(ev.amount, 1, "vector: 1 fen");
+	payhook_provider()->profile_free(ctx);
+
+	/*
+	 * upacp-app-demo-20170324101151.json: a real notification of the
+	 * test environment in the official .NET app demo
+	 * (upacp_demo_app/demo/api_05_app/BackRcvResponse.aspx.cs), no
+	 * empty field: verified as before.
+	 */
+	p.mer_id = "777290058110048";
+	p.signer_cn = "00040000:SIGN";
+	if (mkprofile(&ctx, &p) != PH_OK)
+		abort();
+	th_vector_note("unionpay/upacp-app-demo-20170324101151.json", &n);
+	is_int(run_at(ctx, &n, UP_VEC_NOW, &ev), PH_OK,
+	    "vector: the demo's test-environment notification verifies");
+	is_str(ev.txn_id, "201703241011516777928", "vector: its queryId");
+	payhook_provider()->profile_free(ctx);
+	free(root);
+	free(mid);
+}
+
+/* bizType of queries: the profile's query_biz_type. */
+static void
+test_query_biz_type(void)
+{
+	struct ph_order_ref o = { ORDER, 1000, "CNY", "", NOW - 60,
+	    "{\"txnTime\":\"" TXN_TIME "\"}" };
+	struct ph_http_request *rq = calloc(1, sizeof(*rq));
+	struct prof p = good_prof();
+	struct ph_call_ctx cc;
+	struct th_note n;
+	void *ctx = NULL;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.now = NOW;
+	p.biz_type = "000000";
+	is_int(mkprofile(&ctx, &p), PH_OK, "query_biz_type 000000 accepted");
+	is_int(payhook_provider()->query_request(ctx, &o, &cc, rq, &d), PH_OK,
+	    "query with bizType 000000 built");
+	decode_body(rq->body, rq->body_len, &n);
+	is_str(th_note_get(&n, "bizType"), "000000",
+	    "query: bizType as configured");
+	ok(verify_request(&n), "query: still signed");
+	payhook_provider()->profile_free(ctx);
+	ctx = NULL;
+	p.biz_type = "000202";
+	is_int(mkprofile(&ctx, &p), PH_E_CONFIG, "query_biz_type 000202 "
+	    "refused");
+	ok(strstr(d.msg, "query_biz_type") != NULL, "diagnostic: %s", d.msg);
+	ok(ctx == NULL, "no profile");
+	free(rq);
 }
 
 /* The hint needs no verification and no context beyond a non-NULL one. */
@@ -1266,6 +1430,9 @@ main(void)
 	test_ack(ctx);
 	test_query_request(ctx);
 	test_query_response(ctx);
+	test_empty_fields(ctx);
+	test_query_biz_type();
+	test_vectors();
 	test_hint();
 	payhook_provider()->profile_free(ctx);
 	pki_free();

@@ -157,6 +157,38 @@ sign_note(struct note *n, const char *key, const char *alg)
 	sign_with(n, key, alg, 0);
 }
 
+/*
+ * The sign of WeChat's Java SDK: WXPayUtil.generateSignature
+ * (Yuamo/WXPaySDKJava @ b5a890b, src/main/java/com/github/wxpay/sdk/
+ * WXPayUtil.java lines 239-240) appends k=value.trim() for every value
+ * whose trim() is not empty; Java's trim() takes every char up to ' ' off
+ * both ends.  MD5 only.
+ */
+static void
+sign_trimmed(struct note *n, const char *key)
+{
+	struct note t;
+	size_t i, a, b, len;
+
+	set(n, "sign", NULL);
+	memset(&t, 0, sizeof(t));
+	for (i = 0; i < n->n; i++) {
+		const char *v = n->f[i].v;
+		char buf[sizeof(n->f[0].v)];
+
+		len = strlen(v);
+		for (a = 0; a < len && (unsigned char)v[a] <= ' '; a++)
+			;
+		for (b = len; b > a && (unsigned char)v[b - 1] <= ' '; b--)
+			;
+		memcpy(buf, v + a, b - a);
+		buf[b - a] = '\0';
+		set(&t, n->f[i].k, buf);
+	}
+	sign_with(&t, key, "MD5", 0);
+	set(n, "sign", t.f[t.n - 1].v);
+}
+
 static size_t
 render(const struct note *n, char *out, size_t cap)
 {
@@ -1450,6 +1482,101 @@ test_hint(void)
 	p->profile_free(ctx);
 }
 
+/*
+ * Values with surrounding white space (tests/vectors/FINDINGS.md §3): the
+ * PHP SDK signs them as they are, the Java SDK trimmed; both are WeChat's
+ * own readings of its rule, and both are accepted.
+ */
+static void
+test_padded_values(void)
+{
+	static const char txn[] = "1004400740201409030005092168";
+	struct ph_event ev, ev2;
+	struct note n;
+	char *body;
+	void *ctx = NULL;
+	size_t len;
+
+	/*
+	 * The published vectors: tests/vectors/wechat/attach-spaces-signed-
+	 * {raw,trimmed}.xml, WeChat's documented notification with the ids
+	 * and key of its signing example (pay.weixin.qq.com/wiki/doc/api/
+	 * jsapi.php?chapter=4_3; official-sign-example.json), attach
+	 * " 支付测试 ", signed as the PHP SDK (raw) and as WXPayUtil
+	 * (trimmed) sign.
+	 */
+	if (mkprofile(&ctx, "wxd930ea5d5a258f4f", MCH_ID, KEY_MD5, "MD5") !=
+	    PH_OK)
+		abort();
+	body = th_vector("wechat/attach-spaces-signed-trimmed.xml", &len);
+	is_int(run_body(ctx, body, len, &ev), PH_OK,
+	    "vector: signed over trimmed values (WXPayUtil): verifies");
+	if (d.msg[0] != '\0')
+		diag("%s", d.msg);
+	is_str(ev.order_id, "1409811653", "vector trimmed: order");
+	is_str(ev.txn_id, txn, "vector trimmed: transaction");
+	free(body);
+	body = th_vector("wechat/attach-spaces-signed-raw.xml", &len);
+	is_int(run_body(ctx, body, len, &ev2), PH_OK,
+	    "vector: signed over raw values (WxPayDataBase): verifies");
+	is_str(ev2.dedup_key, ev.dedup_key,
+	    "vector: both forms are one payment (one dedup key)");
+	body[strstr(body, "1004400740") - body] = '2';
+	is_int(run_body(ctx, body, len, &ev2), PH_E_SIGNATURE,
+	    "vector: raw form, transaction id changed: refused");
+	free(body);
+	body = th_vector("wechat/attach-spaces-signed-trimmed.xml", &len);
+	body[strstr(body, "<total_fee>1<") - body + 11] = '2';
+	is_int(run_body(ctx, body, len, &ev2), PH_E_SIGNATURE,
+	    "vector: trimmed form, amount changed: refused");
+	free(body);
+	payhook_provider()->profile_free(ctx);
+
+	ctx = NULL;
+	mkprofile(&ctx, APPID, MCH_ID, KEY_MD5, "MD5");
+	base_note(&n, "1409811653", txn);
+	/* No CR: XML reads CR LF as LF, so the raw reading could not
+	 * match. */
+	set(&n, "attach", "\t support \n");
+	set(&n, "device_info", "   ");
+	sign_trimmed(&n, KEY_MD5);
+	is_int(run(ctx, &n, &ev), PH_OK, "trimmed: tab, LF and a blank "
+	    "value (left out) verify");
+	sign_note(&n, KEY_MD5, "MD5");
+	is_int(run(ctx, &n, &ev), PH_OK, "raw: the same values verify");
+	sign_trimmed(&n, KEY_MD5);
+	set(&n, "attach", "\t support2 \n");
+	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "trimmed: a changed value "
+	    "refused");
+	base_note(&n, "1409811653", txn);
+	set(&n, "attach", " support ");
+	sign_trimmed(&n, "0123456789abcdef0123456789abcdef");
+	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "trimmed: another key "
+	    "refused");
+	base_note(&n, "1409811653", txn);
+	set(&n, "out_trade_no", " 1409811653 ");
+	sign_trimmed(&n, KEY_MD5);
+	is_int(run(ctx, &n, &ev), PH_OK, "trimmed: a padded order id");
+	is_str(ev.order_id, "1409811653", "trimmed: the event holds the "
+	    "value that was signed");
+	base_note(&n, "1409811653", txn);
+	set(&n, "attach", "");
+	set(&n, "device_info", " ");
+	sign_note(&n, KEY_MD5, "MD5");
+	set(&n, "device_info", NULL);
+	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "raw: a signed blank value "
+	    "cannot be dropped");
+
+	/* A query answer is signed by the same server: the same rule. */
+	query_note(&n, "1409811653", txn, "SUCCESS");
+	set(&n, "attach", " support ");
+	sign_trimmed(&n, KEY_MD5);
+	is_int(answer(ctx, 0, "1409811653", &n, &ev), PH_OK,
+	    "query answer signed over trimmed values: accepted");
+	is_int(ev.kind, PH_EV_PAYMENT_SUCCEEDED, "query answer: paid");
+	payhook_provider()->profile_free(ctx);
+}
+
 int
 main(void)
 {
@@ -1461,6 +1588,7 @@ main(void)
 	test_call_requests();
 	test_query_answers();
 	test_close_answers();
+	test_padded_values();
 	test_hint();
 	return done_testing();
 }

@@ -1218,8 +1218,6 @@ test_query_request(void)
 	is_int(pv->query_request(ctx,
 	    order_ref("123456789012345678901234567890123"), &cc, &r, &d),
 	    PH_E_FIELD, "v3 query: 33-character id refused");
-	is_int(pv->close_request(ctx, order_ref("A1"), &cc, &r, &d),
-	    PH_E_UNSUPPORTED, "v3 close: not implemented, says so");
 	payhook_provider()->profile_free(ctx);
 
 	prof_v3(&p);
@@ -1372,6 +1370,168 @@ test_query_response(void)
 	payhook_provider()->profile_free(ctx);
 }
 
+/*
+ * Close (tests/vectors/FINDINGS.md §4): the request of wechatpay-go's
+ * CloseOrder (wechatpay-apiv3/wechatpay-go @ 6dbd7ce, services/payments/
+ * jsapi/api_jsapi.go lines 33-65, body CloseRequest of models.go lines
+ * 130-133, example api_jsapi_example_test.go lines 48-53) and of WeChat's
+ * page for it (pay.weixin.qq.com/doc/v3/merchant/4013070360): POST
+ * .../out-trade-no/{out_trade_no}/close, {"mchid":"1230000109"}, signed
+ * as every request (TV-3's key and serial); answered 204, signed over the
+ * empty body.
+ */
+static void
+test_close_request(void)
+{
+	static const char path[] = "/v3/pay/transactions/out-trade-no/"
+	    "1217752501201407033233368018/close";
+	const struct ph_provider *pv = payhook_provider();
+	struct ph_http_request r;
+	struct ph_call_ctx cc;
+	char msg[1024], sig[400];
+	const char *s, *e;
+	struct prof p;
+	void *ctx;
+
+	ok(pv->caps & PH_CAP_CLOSE, "close: in the table");
+	prof_v3(&p);
+	mkprof(&p, &ctx);
+	fixed_cc(&cc);
+	is_int(pv->close_request(ctx, order_ref("1217752501201407033233368018"),
+	    &cc, &r, &d), PH_OK, "v3 close request built");
+	if (d.msg[0] != '\0')
+		diag("%s", d.msg);
+	is_str(r.method, "POST", "v3 close: POST");
+	is_str(r.path, path, "v3 close: path");
+	is_str(r.content_type, "application/json", "v3 close: JSON body");
+	ok(r.body_len == strlen("{\"mchid\":\"1230000109\"}") &&
+	    memcmp(r.body, "{\"mchid\":\"1230000109\"}", r.body_len) == 0,
+	    "v3 close: the body is exactly {\"mchid\":\"1230000109\"}");
+	is_int(r.nheaders, 2, "v3 close: Accept and Authorization");
+	is_str(r.headers[0].name, "Accept", "close header 1: Accept");
+	is_str(r.headers[1].name, "Authorization", "close header 2");
+	ok(strncmp(r.headers[1].value, WX3_SCHEME " mchid=\"1230000109\","
+	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\",signature=\"",
+	    strlen(WX3_SCHEME) + 71) == 0 && strstr(r.headers[1].value,
+	    "timestamp=\"1554208460\",serial_no=\"" TV3_SERIAL "\"") != NULL,
+	    "v3 close: Authorization names mchid, nonce, time and serial");
+	s = strstr(r.headers[1].value, "signature=\"");
+	e = s != NULL ? strchr(s + 11, '"') : NULL;
+	if (s != NULL && e != NULL && (size_t)(e - s - 11) < sizeof(sig)) {
+		memcpy(sig, s + 11, (size_t)(e - s - 11));
+		sig[e - s - 11] = '\0';
+	} else
+		sig[0] = '\0';
+	snprintf(msg, sizeof(msg), "POST\n%s\n1554208460\n"
+	    "000102030405060708090A0B0C0D0E0F\n{\"mchid\":\"1230000109\"}\n",
+	    path);
+	ok(verify_with(th_tv3_pub_pem, msg, sig), "v3 close: signed over "
+	    "POST, the path, time, nonce and the body");
+
+	is_int(pv->close_request(ctx, order_ref("A|B*1"), &cc, &r, &d), PH_OK,
+	    "v3 close: out_trade_no with | and *");
+	is_str(r.path, "/v3/pay/transactions/out-trade-no/A%7CB%2A1/close",
+	    "v3 close: percent-encoded as the Go SDK's PathEscape");
+	is_int(pv->close_request(ctx, order_ref("A.1"), &cc, &r, &d),
+	    PH_E_FIELD, "v3 close: an id WeChat does not allow refused");
+	ok(r.method[0] == '\0' && r.nheaders == 0 && r.body_len == 0,
+	    "refused close: nothing built");
+	payhook_provider()->profile_free(ctx);
+
+	prof_v3(&p);
+	p.priv = p.serial = NULL;
+	mkprof(&p, &ctx);
+	is_int(pv->close_request(ctx, order_ref("A1"), &cc, &r, &d),
+	    PH_E_CONFIG, "v3 close without a merchant key: configuration");
+	payhook_provider()->profile_free(ctx);
+}
+
+static int
+close_answer(void *ctx, const char *order, int status, struct sent *s,
+    const char *b, struct ph_event *ev)
+{
+	struct ph_http_response in;
+
+	memset(&in, 0, sizeof(in));
+	in.status = status;
+	in.headers = s != NULL ? s->h : NULL;
+	in.nheaders = s != NULL ? s->nh : 0;
+	in.body = (const unsigned char *)b;
+	in.body_len = strlen(b);
+	in.now = NOW;
+	d.msg[0] = '\0';
+	memset(ev, 0x5a, sizeof(*ev));
+	return payhook_provider()->close_response(ctx, order_ref(order), &in,
+	    ev, &d);
+}
+
+static void
+test_close_response(void)
+{
+	static const char paid[] = "{\"code\":\"ORDERPAID\","
+	    "\"message\":\"paid\"}";
+	static const char closed[] = "{\"code\":\"ORDER_CLOSED\","
+	    "\"message\":\"closed\"}";
+	static const char gone[] = "{\"code\":\"ORDER_NOT_EXIST\","
+	    "\"message\":\"no such order\"}";
+	struct ph_event ev;
+	struct sent s;
+	struct prof p;
+	void *ctx;
+
+	prof_v3(&p);
+	mkprof(&p, &ctx);
+	sign_body(&s, plat_a, SER_A, NOW, "", 0);
+	is_int(close_answer(ctx, "C1", 204, &s, "", &ev), PH_OK,
+	    "close 204, signed over the empty body: accepted");
+	ok(ev.kind == PH_EV_PAYMENT_CLOSED && strcmp(ev.order_id, "C1") == 0 &&
+	    strcmp(ev.dedup_key, "close:C1:CLOSED") == 0 &&
+	    strcmp(ev.currency, "CNY") == 0 && ev.txn_id[0] == '\0',
+	    "close 204: payment closed, close:C1:CLOSED");
+	is_int(close_answer(ctx, "C1", 200, &s, "", &ev), PH_OK,
+	    "close 200, signed: accepted");
+	is_int(ev.kind, PH_EV_PAYMENT_CLOSED, "close 200: closed");
+
+	is_int(close_answer(ctx, "C1", 204, NULL, "", &ev), PH_E_PROVIDER,
+	    "close 204 unsigned: not closed, ask later");
+	ok(event_empty(&ev), "unsigned 204: no event");
+	is_int(close_answer(ctx, "C1", 204, &s, "{}", &ev), PH_E_PROVIDER,
+	    "close 204 whose signature covers another body: ask later");
+	sign_body(&s, plat_a, SER_A, NOW - 1000, "", 0);
+	is_int(close_answer(ctx, "C1", 204, &s, "", &ev), PH_E_PROVIDER,
+	    "close 204 with a stale signature: ask later");
+	sign_body(&s, plat_c, SER_A, NOW, "", 0);
+	is_int(close_answer(ctx, "C1", 204, &s, "", &ev), PH_E_PROVIDER,
+	    "close 204 signed by another key: ask later");
+
+	sign_body(&s, plat_a, SER_A, NOW, paid, strlen(paid));
+	is_int(close_answer(ctx, "C1", 400, &s, paid, &ev), PH_OK,
+	    "close 400 ORDERPAID, signed: an answer");
+	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.txn_id[0] == '\0' &&
+	    ev.amount == 0 && strcmp(ev.dedup_key, "close:C1:ORDERPAID") == 0,
+	    "ORDERPAID: 'paid' without a transaction: the core queries");
+	is_int(close_answer(ctx, "C1", 400, NULL, paid, &ev), PH_E_PROVIDER,
+	    "close 400 ORDERPAID unsigned: ask later");
+	sign_body(&s, plat_a, SER_A, NOW, closed, strlen(closed));
+	is_int(close_answer(ctx, "C1", 400, &s, closed, &ev), PH_OK,
+	    "close 400 ORDER_CLOSED, signed: closed already");
+	ok(ev.kind == PH_EV_PAYMENT_CLOSED &&
+	    strcmp(ev.dedup_key, "close:C1:ORDER_CLOSED") == 0,
+	    "ORDER_CLOSED: payment closed");
+	sign_body(&s, plat_a, SER_A, NOW, gone, strlen(gone));
+	is_int(close_answer(ctx, "C1", 404, &s, gone, &ev), PH_E_PROVIDER,
+	    "close 404 ORDER_NOT_EXIST: not a close, ask later (the query "
+	    "decides)");
+	is_int(close_answer(ctx, "C1", 500, NULL, "{\"code\":\"SYSTEM_ERROR\","
+	    "\"message\":\"busy\"}", &ev), PH_E_PROVIDER,
+	    "close 500 SYSTEM_ERROR: ask later");
+	ok(strstr(d.msg, "SYSTEM_ERROR") != NULL, "diagnostic: %s", d.msg);
+	is_int(close_answer(ctx, "C1", 503, NULL, "", &ev), PH_E_PROVIDER,
+	    "close 503 without a body: ask later");
+	ok(event_empty(&ev), "error: no event");
+	payhook_provider()->profile_free(ctx);
+}
+
 int
 main(void)
 {
@@ -1385,6 +1545,8 @@ main(void)
 	test_tv5();
 	test_query_request();
 	test_query_response();
+	test_close_request();
+	test_close_response();
 	free_keys();
 	return done_testing();
 }

@@ -1,0 +1,161 @@
+/*
+ * WeChat Pay API v3: closing an unpaid order, so that an order payhook
+ * gave up on cannot be paid afterwards (doc/design/protocols.md §2.7).
+ *
+ * POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close with
+ * {"mchid":"..."}, signed like the query; WeChat answers 204 with a
+ * Wechatpay-* signature over the empty body.  The request is that of
+ * wechatpay-go's CloseOrder (services/payments/jsapi/api_jsapi.go) and
+ * wechatpay-java's JsapiService.closeOrder; tests/vectors/FINDINGS.md §4.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <payhook/provider.h>
+#include <payhook/sdk.h>
+
+#include "wechat_int.h"
+
+/* Codes of a signed answer: the order is paid (ask the query), or was
+ * closed already.  WeChat's v3 spellings are not confirmed; the v2 ones
+ * are accepted too, as the query accepts ORDERNOTEXIST. */
+static const char *const wx3_close_paid[] = { "ORDERPAID", "ORDER_PAID",
+    NULL };
+static const char *const wx3_close_closed[] = { "ORDERCLOSED",
+    "ORDER_CLOSED", NULL };
+
+static int
+wx3_order_ok(const struct ph_order_ref *order, struct ph_diag *diag)
+{
+	if (order == NULL || order->order_id == NULL ||
+	    !ph_token_valid(order->order_id, strlen(order->order_id),
+	    WX_ID_MAX, WX_ORDER_EXTRA))
+		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
+		    "WeChat out_trade_no (at most 32 of [A-Za-z0-9_-|*])");
+	return PH_OK;
+}
+
+int
+wx3_close_request(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, struct ph_diag *diag)
+{
+	char nonce[2 * WX3_NONCE_BYTES + 1];
+	struct ph_buf path, auth;
+	json_t *doc;
+	size_t len;
+	int rc;
+
+	if (cc == NULL || out == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(out, 0, sizeof(*out));
+	if (ctx->v3->merchant_key == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "close needs "
+		    "merchant_private_key_file and merchant_serial in this "
+		    "profile");
+	if ((rc = wx3_order_ok(order, diag)) != PH_OK)
+		return rc;
+	if ((doc = json_pack("{s:s}", "mchid", ctx->mch_id)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	len = json_dumpb(doc, (char *)out->body, sizeof(out->body),
+	    JSON_COMPACT);
+	json_decref(doc);
+	if (len == 0 || len > sizeof(out->body))
+		return ph_fail(diag, PH_E_TOOBIG, "request body too long");
+	out->body_len = len;
+	ph_hex_upper(cc->random, WX3_NONCE_BYTES, nonce);
+	ph_buf_init(&path, sizeof(out->path) - 1);
+	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
+	ph_buf_puts(&path, WX3_QUERY_PATH);
+	ph_buf_pct(&path, order->order_id);
+	ph_buf_puts(&path, "/close");
+	if ((rc = path.err) != PH_OK) {
+		ph_fail(diag, rc, "request path too long");
+		goto out;
+	}
+	if ((rc = wx3_authorization(ctx, "POST", path.data, cc->now, nonce,
+	    out->body, out->body_len, &auth, diag)) != PH_OK)
+		goto out;
+	if ((rc = ph_request_set(out, "POST", path.data, "application/json",
+	    NULL)) != PH_OK ||
+	    (rc = ph_request_header(out, "Accept", NULL, "application/json")) !=
+	    PH_OK ||
+	    (rc = ph_request_header(out, "Authorization", NULL,
+	    auth.data)) != PH_OK)
+		ph_fail(diag, rc, "request headers too long");
+out:
+	ph_buf_free(&path);
+	ph_buf_free(&auth);
+	if (rc != PH_OK)
+		memset(out, 0, sizeof(*out));
+	return rc;
+}
+
+/*
+ * The answer to a close.  Closed only on WeChat's word: a 204 (or 200)
+ * whose Wechatpay-* signature checks, or a signed error saying the order
+ * was closed already.  A signed "paid" is PAYMENT_SUCCEEDED without a
+ * transaction: nothing to apply, the core queries the order.  Anything
+ * else, unsigned answers included, is PH_E_PROVIDER: ask again later,
+ * the order stays pending.
+ */
+int
+wx3_close_response(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_http_response *in,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	char code[WX3_TEXT_MAX + 1], text[WX3_TEXT_MAX + 1];
+	struct ph_diag why;
+	const char *c = NULL, *m = NULL;
+	json_t *doc = NULL;
+	int rc;
+
+	if (in == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	if ((rc = wx3_order_ok(order, diag)) != PH_OK)
+		return rc;
+	if (in->status == 204 || in->status == 200) {
+		why.msg[0] = '\0';
+		if (wx3_verify(ctx->v3, in->headers, in->nheaders, in->body,
+		    in->body_len, in->now, "close answer", &why) != PH_OK)
+			return ph_fail(diag, PH_E_PROVIDER, "close: HTTP %d "
+			    "without a valid signature (%s): ask again later",
+			    in->status, why.msg);
+		rc = wx_query_event(order, PH_EV_PAYMENT_CLOSED, "close",
+		    "CLOSED", ev, diag);
+		goto out;
+	}
+	if (in->body != NULL && in->body_len > 0 &&
+	    ph_json_parse(in->body, in->body_len, &wx3_envelope_limits, &doc,
+	    NULL) == PH_OK) {
+		ph_json_opt_string(doc, "code", 64, &c, NULL, NULL);
+		ph_json_opt_string(doc, "message", 256, &m, NULL, NULL);
+	}
+	ph_diag_text(code, sizeof(code), c, WX3_TEXT_MAX);
+	ph_diag_text(text, sizeof(text), m, WX3_TEXT_MAX);
+	if (in->status >= 400 && in->status < 500 && c != NULL &&
+	    (ph_in(c, wx3_close_paid) || ph_in(c, wx3_close_closed))) {
+		if (wx3_verify(ctx->v3, in->headers, in->nheaders, in->body,
+		    in->body_len, in->now, "close answer", diag) != PH_OK) {
+			rc = ph_fail(diag, PH_E_PROVIDER, "close: HTTP %d, "
+			    "code %s, not signed: ask again later", in->status,
+			    code);
+			goto out;
+		}
+		rc = wx_query_event(order, ph_in(c, wx3_close_paid) ?
+		    PH_EV_PAYMENT_SUCCEEDED : PH_EV_PAYMENT_CLOSED, "close", c,
+		    ev, diag);
+		goto out;
+	}
+	rc = ph_fail(diag, PH_E_PROVIDER, "close: HTTP %d, code %s: %s",
+	    in->status, code, text);
+out:
+	json_decref(doc);
+	if (rc != PH_OK)
+		memset(ev, 0, sizeof(*ev));
+	return rc;
+}
