@@ -386,6 +386,14 @@ again:
 		page++;
 		goto again;
 	}
+	/* A close answer of "already paid" is no fact: no transaction, no
+	 * amount; the sweeper queries the order for them. */
+	if (job->op == QUERY_OP_CLOSE &&
+	    job->ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+	    job->ev.txn_id[0] == '\0') {
+		query_count(job, query_kind_name(job->ev.kind));
+		return;
+	}
 	if ((rc = ledger_event_check(&job->ev, &diag)) != PH_OK) {
 		job->err = rc;
 		snprintf(job->message, sizeof(job->message), "answer (HTTP "
