@@ -94,7 +94,8 @@ cli_profile_rates(const struct conf *conf)
 
 	for (i = 0; i < conf->nprofiles; i++) {
 		const char *name = conf->profiles[i].name;
-		uint64_t total = 0, missed = 0, lag = 0, n = 0, v;
+		uint64_t total = 0, missed = 0, n = 0, v, vn;
+		double lag = 0, vs;
 
 		by = json_object();
 		for (j = 0; j < LEDGER_SRC__MAX; j++) {
@@ -106,10 +107,10 @@ cli_profile_rates(const struct conf *conf)
 			total += v;
 			if (ledger_source_missed(j))
 				missed += v;
-			lag += metrics_get("payhook_payment_lag_seconds_sum",
-			    labels);
-			n += metrics_get("payhook_payment_lag_seconds_count",
-			    labels);
+			metrics_histogram_get("payhook_payment_lag_seconds",
+			    labels, &vn, &vs);
+			n += vn;
+			lag += vs;
 		}
 		no = json_object();
 		for (j = 0; j < sizeof(outcomes) / sizeof(outcomes[0]); j++) {
@@ -123,7 +124,7 @@ cli_profile_rates(const struct conf *conf)
 		    "missed_notification_ratio", total == 0 ? 0.0 :
 		    (double)missed / (double)total,
 		    "payment_lag_seconds_mean", n == 0 ? 0.0 :
-		    (double)lag / (double)n, "notifications", no);
+		    lag / (double)n, "notifications", no);
 		json_object_set_new(all, name, p);
 	}
 	return all;

@@ -319,11 +319,9 @@ ledger_paid_metrics(const struct ledger_fact *f)
 	snprintf(labels, sizeof(labels), "profile=%s&source=%s", f->profile,
 	    f->source);
 	metrics_add("payhook_orders_paid_total", labels, 1);
-	if (f->ev->occurred_at > 0 && lag >= 0) {
-		metrics_add("payhook_payment_lag_seconds_sum", labels,
-		    (uint64_t)lag);
-		metrics_add("payhook_payment_lag_seconds_count", labels, 1);
-	}
+	if (f->ev->occurred_at > 0 && lag >= 0)
+		metrics_observe("payhook_payment_lag_seconds", labels,
+		    (double)lag);
 }
 
 /*

@@ -211,14 +211,14 @@ main_log(const struct web_request *req, const struct web_response *resp,
 	snprintf(labels, sizeof(labels), "route=%s&status=%d",
 	    resp->note.route, resp->status);
 	metrics_add("payhook_requests_total", labels, 1);
+	snprintf(labels, sizeof(labels), "route=%s", resp->note.route);
+	metrics_observe("payhook_request_duration_seconds", labels, ms / 1e3);
 	if (strcmp(resp->note.route, "notify") == 0 &&
 	    resp->note.profile[0] != '\0') {
 		/* How long providers wait for their acknowledgement. */
 		snprintf(labels, sizeof(labels), "profile=%s",
 		    resp->note.profile);
-		metrics_add("payhook_notify_ack_microseconds_sum", labels,
-		    (uint64_t)(ms * 1000.0));
-		metrics_add("payhook_notify_ack_microseconds_count", labels, 1);
+		metrics_observe("payhook_notify_ack_seconds", labels, ms / 1e3);
 	}
 }
 
