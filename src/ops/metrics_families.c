@@ -54,7 +54,7 @@ const struct metrics_family metrics_families[] = {
 	GAUGE("payhook_orders", "Orders by state.", SCRAPED),
 	COUNTER("payhook_orders_paid_total",
 	    "Orders paid, by profile and by how payhook learnt it (notify, "
-	    "query, statement, replay)."),
+	    "query, statement, statement_file, replay)."),
 	GAUGE("payhook_outbox_events", "Events in the outbox (the feed).",
 	    SCRAPED),
 	HISTOGRAM("payhook_payment_lag_seconds",

@@ -995,6 +995,45 @@ fastcgi.server = (
 
 
 # ---------------------------------------------------------------------------
+# Prometheus's promtool
+# ---------------------------------------------------------------------------
+
+_PROMTOOL = []
+
+
+def promtool():
+    """(path, None) of a promtool, or (None, why there is none).
+
+    tools/promtool finds it: on PATH, else taken out of Debian's prometheus
+    package (apt-get download, never installed) into a cache folder."""
+    if not _PROMTOOL:
+        try:
+            r = subprocess.run([os.path.join(TOP_SRCDIR, 'tools', 'promtool')],
+                               stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=600, text=True, errors='replace')
+            path = r.stdout.strip()
+            if r.returncode == 0 and os.access(path, os.X_OK):
+                _PROMTOOL.append((path, None))
+            else:
+                _PROMTOOL.append((None, r.stderr.strip() or
+                                  'tools/promtool exited %d' % r.returncode))
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            _PROMTOOL.append((None, 'tools/promtool: %s' % exc))
+    return _PROMTOOL[0]
+
+
+def run_promtool(args, stdin=None, timeout=120):
+    """promtool with args (and bytes on stdin): CompletedProcess (text)."""
+    path, why = promtool()
+    if path is None:
+        raise RuntimeError(why)
+    return subprocess.run([path] + list(args), input=stdin,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout)
+
+
+# ---------------------------------------------------------------------------
 # Checks shared by several test files
 # ---------------------------------------------------------------------------
 
