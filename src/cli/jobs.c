@@ -110,6 +110,7 @@ cli_job_begin(struct cli *c, char token[33])
 	}
 	ph_hex_lower(rnd, sizeof(rnd), token);
 	log_set_level(c->conf->log_level);
+	log_set_format(c->conf->log_format);
 	return CLI_EXIT_OK;
 }
 

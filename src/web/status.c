@@ -1,11 +1,14 @@
 /*
- * What operators and their monitoring read: /healthz (liveness) and
- * /metrics (Prometheus text format).  No authentication: nothing here is
- * a secret or moves money.
+ * What operators and their monitoring read: /healthz (liveness), /readyz
+ * (readiness) and /metrics (Prometheus text format).  No authentication:
+ * nothing here is a secret or moves money, and no answer names a path.
  */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -14,6 +17,7 @@
 #include "ledger/order.h"
 #include "ops/metrics.h"
 #include "ops/version.h"
+#include "store/archive.h"
 #include "web/status.h"
 
 void
@@ -32,6 +36,82 @@ status_health(struct web_ctx *ctx, const struct web_request *req,
 	store_abort(&t);
 	j = json_pack("{s:s}", "status", "ok");
 	web_json(resp, 200, j);
+	json_decref(j);
+}
+
+/* One reason of /readyz: "code: what is wrong". */
+static void __attribute__((format(printf, 2, 3)))
+status_reason(json_t *reasons, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_array_append_new(reasons, json_string(text));
+}
+
+/*
+ * Can this process take traffic now?  Not when the database does not
+ * answer a read, is fuller than ready_max_fill, or refuses writes for want
+ * of room; nor when the files beside it that every request writes (the
+ * metrics, and the archive when archive_days keeps one) cannot be written.
+ */
+void
+status_ready(struct web_ctx *ctx, const struct web_request *req,
+    const char *unused, struct web_response *resp)
+{
+	const struct conf *c = ctx->conf;
+	json_t *reasons = json_array(), *j;
+	struct store_stats st;
+	struct store_txn t;
+	char path[4096], why[256], when[32];
+	uint64_t since;
+	int rc;
+
+	if ((rc = store_begin(ctx->store, 0, &t)) != PH_OK)
+		status_reason(reasons, "store_unavailable: the database does "
+		    "not answer a read: %s", ph_strerror(rc));
+	else {
+		store_abort(&t);
+		if (store_stats(ctx->store, &st) == PH_OK &&
+		    store_fill(&st) > c->ready_max_fill)
+			status_reason(reasons, "store_fill: %.3f of the "
+			    "database map is in use, above ready_max_fill %g: "
+			    "raise map_size_mb", store_fill(&st),
+			    c->ready_max_fill);
+	}
+	if ((since = metrics_get("payhook_store_full_since_timestamp_seconds",
+	    NULL)) != 0) {
+		order_time_text((int64_t)since, when);
+		status_reason(reasons, "store_full: writes have failed since "
+		    "%s because the database map is full: raise map_size_mb",
+		    when);
+	}
+	snprintf(path, sizeof(path), "%s-metrics", c->db_path);
+	if (!metrics_active())
+		status_reason(reasons, "metrics_not_writable: the metrics file "
+		    "beside the database could not be opened");
+	else if (access(path, R_OK | W_OK) == -1)
+		status_reason(reasons, "metrics_not_writable: the metrics file "
+		    "beside the database cannot be written: %s",
+		    strerror(errno));
+	if (c->archive_days > 0 && archive_writable(req->now > 0 ? req->now :
+	    (int64_t)time(NULL), why, sizeof(why)) == -1)
+		status_reason(reasons, "archive_not_writable: the notification "
+		    "archive: %s", why);
+	if (json_array_size(reasons) == 0) {
+		j = json_pack("{s:s}", "status", "ready");
+		web_note_set(resp->note.outcome, "ready");
+		web_json(resp, 200, j);
+		json_decref(reasons);
+	} else {
+		j = json_pack("{s:s, s:o}", "status", "not_ready", "reasons",
+		    reasons);
+		web_note_set(resp->note.outcome, "not_ready");
+		web_json(resp, 503, j);
+	}
 	json_decref(j);
 }
 
