@@ -39,6 +39,22 @@ cli_cert_line(const struct certs_item *it, void *arg)
 		    it->subject, when, (long long)(left / 86400));
 }
 
+/* A store nearly full is not a configuration error, but /readyz already
+ * fails: said on stdout, with what to do. */
+static void
+cli_check_fill(const struct cli *c)
+{
+	struct store_stats st;
+
+	if (store_stats(c->store, &st) == PH_OK &&
+	    store_fill(&st) > c->conf->ready_max_fill)
+		printf("payhook: warning: database %s is %.1f%% full, above "
+		    "ready_max_fill (%g): GET /readyz answers 503; raise "
+		    "map_size_mb (now %lu)\n", c->conf->db_path,
+		    100 * store_fill(&st), c->conf->ready_max_fill,
+		    c->conf->map_size_mb);
+}
+
 /*
  * check opens what it checks itself, to say what failed: the
  * configuration, then (as root) whether the --user can use it all, then
@@ -69,6 +85,7 @@ cli_check_run(struct cli *c)
 		    "this configuration\n", c->path, user);
 		return usable;
 	}
+	cli_check_fill(c);
 	printf("payhook: %s: configuration OK (%zu profile(s), %zu "
 	    "plugin(s), database %s%s)%s%s\n", c->path, c->conf->nprofiles,
 	    c->conf->loader.n, c->conf->db_path, exists ? "" : ", created",
@@ -94,7 +111,8 @@ cli_profile_rates(const struct conf *conf)
 
 	for (i = 0; i < conf->nprofiles; i++) {
 		const char *name = conf->profiles[i].name;
-		uint64_t total = 0, missed = 0, lag = 0, n = 0, v;
+		uint64_t total = 0, missed = 0, n = 0, v, vn;
+		double lag = 0, vs;
 
 		by = json_object();
 		for (j = 0; j < LEDGER_SRC__MAX; j++) {
@@ -106,10 +124,10 @@ cli_profile_rates(const struct conf *conf)
 			total += v;
 			if (ledger_source_missed(j))
 				missed += v;
-			lag += metrics_get("payhook_payment_lag_seconds_sum",
-			    labels);
-			n += metrics_get("payhook_payment_lag_seconds_count",
-			    labels);
+			metrics_histogram_get("payhook_payment_lag_seconds",
+			    labels, &vn, &vs);
+			n += vn;
+			lag += vs;
 		}
 		no = json_object();
 		for (j = 0; j < sizeof(outcomes) / sizeof(outcomes[0]); j++) {
@@ -123,7 +141,7 @@ cli_profile_rates(const struct conf *conf)
 		    "missed_notification_ratio", total == 0 ? 0.0 :
 		    (double)missed / (double)total,
 		    "payment_lag_seconds_mean", n == 0 ? 0.0 :
-		    (double)lag / (double)n, "notifications", no);
+		    lag / (double)n, "notifications", no);
 		json_object_set_new(all, name, p);
 	}
 	return all;

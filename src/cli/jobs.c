@@ -33,6 +33,14 @@ cli_worse(int a, int b)
 	return a != CLI_EXIT_OK ? a : b;
 }
 
+/* A job's run completed without a provider (or endpoint) failure: when,
+ * for monitoring to see a job that stopped succeeding. */
+static void
+cli_job_succeeded(const char *metric)
+{
+	metrics_set(metric, NULL, (uint64_t)time(NULL));
+}
+
 /* Delivers the events due to the push endpoints. */
 static int
 cli_push_pass(struct cli *c, int64_t now)
@@ -49,7 +57,10 @@ cli_push_pass(struct cli *c, int64_t now)
 	if (ps.delivered > 0 || ps.failed > 0)
 		log_kv(LOG_LVL_INFO, "push", "delivered=%zu failed=%zu",
 		    ps.delivered, ps.failed);
-	return ps.failed > 0 ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK;
+	if (ps.failed > 0)
+		return CLI_EXIT_TEMPFAIL;
+	cli_job_succeeded("payhook_push_last_success_timestamp_seconds");
+	return CLI_EXIT_OK;
 }
 
 /* One pass of the sweeper and what it drives; its exit status. */
@@ -77,6 +88,9 @@ cli_sweep_pass(struct cli *c, const char *token)
 		log_kv(LOG_LVL_INFO, "sweep", "due=%zu taken=%zu queries=%zu "
 		    "failed=%zu paid=%zu closed=%zu", st.due, st.leased,
 		    st.queries, st.failures, st.paid, st.closed);
+	if (st.failures == 0)
+		cli_job_succeeded(
+		    "payhook_sweep_last_success_timestamp_seconds");
 	return cli_worse(status, st.failures > 0 ? CLI_EXIT_TEMPFAIL :
 	    CLI_EXIT_OK);
 }
@@ -96,6 +110,7 @@ cli_job_begin(struct cli *c, char token[33])
 	}
 	ph_hex_lower(rnd, sizeof(rnd), token);
 	log_set_level(c->conf->log_level);
+	log_set_format(c->conf->log_format);
 	return CLI_EXIT_OK;
 }
 
@@ -136,7 +151,10 @@ cli_refunds_run(struct cli *c)
 	    "failed=%zu pending=%zu errors=%zu", st.due, st.sent,
 	    st.succeeded, st.failed, st.pending, st.errors);
 	/* errors: no usable answer, tried again by the next run. */
-	return st.errors > 0 ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK;
+	if (st.errors > 0)
+		return CLI_EXIT_TEMPFAIL;
+	cli_job_succeeded("payhook_refunds_last_success_timestamp_seconds");
+	return CLI_EXIT_OK;
 }
 
 int
@@ -195,6 +213,9 @@ cli_reconcile_run(struct cli *c)
 		    "says were paid: %zu confirmed\n", sum.asked,
 		    sum.confirmed);
 	printf("report: %s\n        %s\n", sum.csv_path, sum.json_path);
+	if (sum.unanswered == 0)
+		cli_job_succeeded(
+		    "payhook_reconcile_last_success_timestamp_seconds");
 	return CLI_EXIT_OK;
 }
 

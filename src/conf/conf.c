@@ -271,6 +271,8 @@ enum conf_core_key {
 	CORE_ARCHIVE_UNVERIFIED_MB,
 	CORE_ARCHIVE_UNVERIFIED_PER_MINUTE,
 	CORE_ARCHIVE_UNVERIFIED_PER_SOURCE,
+	CORE_READY_MAX_FILL,
+	CORE_LOG_FORMAT,
 	CORE__MAX
 };
 
@@ -281,7 +283,7 @@ static const char *const conf_core_names[CORE__MAX] = {
 	"lease_s", "attempt_hold_s", "archive_days", "archive_map_mb",
 	"hint_per_minute", "idempotency_ttl_s", "metrics_token_file",
 	"archive_unverified_mb", "archive_unverified_per_minute",
-	"archive_unverified_per_source",
+	"archive_unverified_per_source", "ready_max_fill", "log_format",
 };
 
 /* Whole-number core keys: where each goes and its range. */
@@ -344,6 +346,25 @@ conf_core_number(struct conf *c, int k, unsigned long *min,
 }
 
 
+
+/* A decimal fraction above 0 and at most 1 ("0.95", "1"); -1 if not. */
+static int
+conf_parse_fraction(const char *s, double *out)
+{
+	double v = 0, scale = 1;
+	const char *p = s;
+	int digits = 0;
+
+	for (; *p >= '0' && *p <= '9'; p++, digits++)
+		v = v * 10 + (*p - '0');
+	if (*p == '.')
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
+			v += (*p - '0') * (scale /= 10);
+	if (*p != '\0' || digits == 0 || digits > 12 || !(v > 0 && v <= 1))
+		return -1;
+	*out = v;
+	return 0;
+}
 
 static int
 conf_set_str(char **dst, const char *v)
@@ -432,6 +453,19 @@ conf_core(struct conf_parse *p, const char *key, const char *val)
 			    "one of error, warn, info, debug", p->line, val);
 		else
 			c->log_level = lvl;
+		break;
+	case CORE_READY_MAX_FILL:
+		if (conf_parse_fraction(val, &c->ready_max_fill) == -1)
+			conf_err(p->errs, "line %d: ready_max_fill \"%s\" is not "
+			    "a fraction above 0 and at most 1, like 0.95",
+			    p->line, val);
+		break;
+	case CORE_LOG_FORMAT:
+		if ((lvl = log_format_parse(val)) < 0)
+			conf_err(p->errs, "line %d: log_format \"%s\" is not "
+			    "logfmt or json", p->line, val);
+		else
+			c->log_format = lvl;
 		break;
 	case CORE_CA_FILE:
 		if (*val == '\0')
@@ -1247,6 +1281,8 @@ conf_defaults(struct conf *c)
 	c->archive_unverified_per_minute = 600;
 	c->archive_unverified_per_source = 60;
 	c->log_level = LOG_LVL_INFO;
+	c->log_format = LOG_FMT_LOGFMT;
+	c->ready_max_fill = 0.95;
 	if ((c->db_path = strdup("var/payhook.mdb")) == NULL ||
 	    (c->plugin_dir = strdup(PH_PLUGIN_DIR)) == NULL ||
 	    (c->base_path = strdup("")) == NULL)

@@ -105,6 +105,9 @@ struct conf {
 					 * may trigger, per profile */
 	unsigned long idempotency_ttl_s; /* Idempotency-Keys kept this long */
 	int log_level;
+	int log_format;			/* enum log_format */
+	double ready_max_fill;		/* /readyz fails above this share of
+					 * the map in use */
 	struct conf_profile *profiles;
 	size_t nprofiles;
 	struct conf_push pushes[CONF_PUSH_MAX];

@@ -544,6 +544,8 @@ recon_ask(struct recon *r)
 		query_send(r->conf, jobs, njobs, r->conf->sweep_concurrency);
 		for (i = 0; i < njobs; i++) {
 			query_finish(r->s, &jobs[i], r->now);
+			if (jobs[i].err != PH_OK)
+				r->sum->unanswered++;
 			if (jobs[i].err == PH_OK &&
 			    jobs[i].applied.event == LEDGER_EV_ORDER_PAID)
 				r->sum->confirmed++;

@@ -69,6 +69,7 @@ struct recon_summary {
 	size_t asked;			/* orders asked about at the provider
 					 * (an unverified statement) */
 	size_t confirmed;		/* of which it said paid */
+	size_t unanswered;		/* queries without a usable answer */
 	char date[16];
 	char csv_path[1024];
 	char json_path[1024];

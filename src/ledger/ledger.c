@@ -102,6 +102,20 @@ ledger_conflict(struct store_txn *t, const struct ledger_fact *f,
 	r->outcome = LEDGER_CONFLICT;
 }
 
+/* An order paid: the fact, as fields of one line. */
+static void
+ledger_log_paid(const struct ledger_fact *f)
+{
+	char order[2 * PH_ID_MAX + 8], txn[2 * PH_ID_MAX + 8];
+
+	log_kv(LOG_LVL_INFO, "order_paid", "order_id=%s amount=%lld "
+	    "currency=%s profile=%s provider=%s txn_id=%s source=%s",
+	    log_value(f->ev->order_id, order, sizeof(order)),
+	    (long long)f->ev->amount, f->ev->currency, f->profile, f->provider,
+	    log_value(f->ev->txn_id[0] != '\0' ? f->ev->txn_id : "-", txn,
+	    sizeof(txn)), f->source);
+}
+
 /* A payment may arrive through the order's profile or any profile the
  * merchant opened an attempt with. */
 static int
@@ -213,9 +227,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		disposition = "paid";
 		type = LEDGER_EV_ORDER_PAID;
 		r->outcome = LEDGER_APPLIED;
-		log_info("order %s paid: %lld %s, %s %s", ev->order_id,
-		    (long long)ev->amount, ev->currency, f->provider,
-		    ev->txn_id);
+		ledger_log_paid(f);
 		seq = ledger_emit_new(t, f, type, ev->order_id, NULL);
 		break;
 	case ORDER_V_MISMATCH:
@@ -319,11 +331,9 @@ ledger_paid_metrics(const struct ledger_fact *f)
 	snprintf(labels, sizeof(labels), "profile=%s&source=%s", f->profile,
 	    f->source);
 	metrics_add("payhook_orders_paid_total", labels, 1);
-	if (f->ev->occurred_at > 0 && lag >= 0) {
-		metrics_add("payhook_payment_lag_seconds_sum", labels,
-		    (uint64_t)lag);
-		metrics_add("payhook_payment_lag_seconds_count", labels, 1);
-	}
+	if (f->ev->occurred_at > 0 && lag >= 0)
+		metrics_observe("payhook_payment_lag_seconds", labels,
+		    (double)lag);
 }
 
 /*

@@ -50,7 +50,7 @@
 #include "ops/metrics.h"
 
 #define GROUP_MAGIC	0x50484731u	/* "PHG1" */
-#define GROUP_VERSION	2
+#define GROUP_VERSION	3
 #define GROUP_SLOTS	256
 #define GROUP_WAIT_MS	50		/* how often a waiter checks that
 					 * its leader still runs */
@@ -73,6 +73,7 @@ struct group_slot {
 	char source[24];
 	struct ph_event ev;
 	int64_t now;
+	char request_id[80];	/* the asker's, for the lines its fact logs */
 	/* The result. */
 	int rc;
 	struct ledger_result res;
@@ -241,6 +242,8 @@ group_put_fact(struct group_slot *sl, const struct ledger_fact *f)
 	snprintf(sl->profile, sizeof(sl->profile), "%s", f->profile);
 	snprintf(sl->provider, sizeof(sl->provider), "%s", f->provider);
 	snprintf(sl->source, sizeof(sl->source), "%s", f->source);
+	snprintf(sl->request_id, sizeof(sl->request_id), "%s",
+	    log_request_id());
 	sl->ev = *f->ev;
 	sl->now = f->now;
 	return 0;
@@ -254,6 +257,7 @@ static void
 group_lead(struct group_shm *g, struct store *s)
 {
 	struct group_slot *taken[GROUP_SLOTS];
+	char mine[80];
 	struct store_txn t, sub;
 	struct ledger_fact f;
 	struct ph_diag diag;
@@ -271,10 +275,14 @@ group_lead(struct group_shm *g, struct store *s)
 	pthread_mutex_unlock(&g->mu);
 	if (n == 0)
 		return;
+	snprintf(mine, sizeof(mine), "%s", log_request_id());
 	rc = store_begin(s, 1, &t);
 	for (i = 0; i < n && rc == PH_OK; i++) {
 		struct group_slot *sl = taken[i];
 
+		/* What a fact logs carries the id of the request it came
+		 * with, whichever process applies it. */
+		log_request_begin(sl->request_id);
 		f.profile = sl->profile;
 		f.provider = sl->provider;
 		f.source = sl->source;
@@ -304,6 +312,7 @@ group_lead(struct group_shm *g, struct store *s)
 		if (t.err != PH_OK)
 			rc = t.err;
 	}
+	log_request_begin(mine);
 	if (rc == PH_OK)
 		rc = store_commit(&t);
 	else

@@ -1,21 +1,41 @@
 /*
- * Logging: one line per call, written with a single write(2) so lines from
- * the many payhook.fcgi processes sharing one error log never interleave.
+ * Logging: one line per call, written with a single write(2) of at most
+ * LOG_LINE_MAX bytes, so that lines from the many payhook.fcgi processes
+ * sharing one log never interleave, even through a pipe (PIPE_BUF).
+ * A line is a list of fields, rendered as key=value pairs (logfmt) or as
+ * a JSON object (json); a value too long for the line is shortened, so
+ * that a JSON line is always whole.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ops/log.h"
+#include "ops/text.h"
+
+#define LOG_LINE_MAX	4096
+
+enum {
+	LOG_KIND_STR,
+	LOG_KIND_NUM,
+	LOG_KIND_NONE,
+};
 
 static const char *log_ident = "payhook";
 static enum log_level log_level = LOG_LVL_INFO;
+static enum log_format log_format = LOG_FMT_LOGFMT;
+static char log_rid[80];		/* the request's id, "" outside one */
 
 static const char *const log_names[LOG_LVL__MAX] = {
 	"error", "warn", "info", "debug",
+};
+
+static const char *const log_format_names[LOG_FMT__MAX] = {
+	"logfmt", "json",
 };
 
 void
@@ -31,6 +51,13 @@ log_set_level(enum log_level level)
 	log_level = level;
 }
 
+void
+log_set_format(enum log_format format)
+{
+	if (format < LOG_FMT__MAX)
+		log_format = format;
+}
+
 int
 log_level_parse(const char *s)
 {
@@ -40,6 +67,35 @@ log_level_parse(const char *s)
 		if (strcasecmp(s, log_names[i]) == 0)
 			return i;
 	return -1;
+}
+
+int
+log_format_parse(const char *s)
+{
+	int i;
+
+	for (i = 0; i < LOG_FMT__MAX; i++)
+		if (strcmp(s, log_format_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+void
+log_request_begin(const char *request_id)
+{
+	snprintf(log_rid, sizeof(log_rid), "%s", request_id);
+}
+
+void
+log_request_end(void)
+{
+	log_rid[0] = '\0';
+}
+
+const char *
+log_request_id(void)
+{
+	return log_rid;
 }
 
 const char *
@@ -78,39 +134,260 @@ log_value(const char *v, char *out, size_t cap)
 	return out;
 }
 
-/* Writes "ts=... level=... prog=... pid=... " then body, as one line. */
-static void
-log_line(enum log_level level, const char *body)
+/* ---- Lines of fields -------------------------------------------------- */
+
+/* Copies n bytes (fewer when the text is full) into the line's text; its
+ * offset, or -1 when there is no room left at all. */
+static long
+log_line_keep(struct log_line *l, const char *s, size_t n)
 {
-	char line[2048], ts[32];
+	size_t off = l->used;
+
+	if (off >= sizeof(l->text))
+		return -1;
+	if (n > sizeof(l->text) - off - 1)
+		n = sizeof(l->text) - off - 1;
+	memcpy(l->text + off, s, n);
+	l->text[off + n] = '\0';
+	l->used = off + n + 1;
+	return (long)off;
+}
+
+/* A field whose key and value are copied; its value's text is n bytes. */
+static void
+log_line_add(struct log_line *l, const char *key, int kind, const char *v,
+    size_t n)
+{
+	long koff, voff;
+
+	if (n > LOG_VALUE_MAX)
+		n = LOG_VALUE_MAX;
+	if (l->n == LOG_FIELDS_MAX ||
+	    (koff = log_line_keep(l, key, strlen(key))) == -1 ||
+	    (voff = log_line_keep(l, v, n)) == -1)
+		return;
+	l->f[l->n].key = l->text + koff;
+	l->f[l->n].kind = kind;
+	l->f[l->n].off = (size_t)voff;
+	l->n++;
+}
+
+void
+log_line_init(struct log_line *l, enum log_level level, const char *event)
+{
+	l->level = level;
+	l->event = event;
+	l->n = 0;
+	l->used = 0;
+}
+
+void
+log_line_str(struct log_line *l, const char *key, const char *v)
+{
+	if (v == NULL || *v == '\0')
+		log_line_add(l, key, LOG_KIND_NONE, "", 0);
+	else
+		log_line_add(l, key, LOG_KIND_STR, v, strlen(v));
+}
+
+void
+log_line_int(struct log_line *l, const char *key, long long v)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%lld", v);
+	log_line_add(l, key, LOG_KIND_NUM, num, strlen(num));
+}
+
+void
+log_line_num(struct log_line *l, const char *key, double v, int prec)
+{
+	char num[64];
+
+	snprintf(num, sizeof(num), "%.*f", prec, v);
+	log_line_add(l, key, LOG_KIND_NUM, num, strlen(num));
+}
+
+/* The line being rendered: what does not fit is dropped and noted. */
+struct log_out {
+	char b[LOG_LINE_MAX];
+	size_t len;
+	int over;
+};
+
+static void
+log_put(struct log_out *o, const char *s, size_t n)
+{
+	if (o->len + n > sizeof(o->b)) {
+		o->over = 1;
+		return;
+	}
+	memcpy(o->b + o->len, s, n);
+	o->len += n;
+}
+
+static void
+log_puts(struct log_out *o, const char *s)
+{
+	log_put(o, s, strlen(s));
+}
+
+/* A logfmt value, at most max bytes of it. */
+static void
+log_put_logfmt(struct log_out *o, int kind, const char *v, size_t max)
+{
+	char q[LOG_LINE_MAX], cut[LOG_LINE_MAX];
+
+	if (kind == LOG_KIND_NONE) {
+		log_puts(o, "-");
+		return;
+	}
+	snprintf(cut, sizeof(cut), "%.*s", (int)(max < sizeof(cut) - 1 ?
+	    max : sizeof(cut) - 1), v);
+	log_puts(o, log_value(cut, q, sizeof(q)));
+}
+
+/* A JSON string: UTF-8 as it is, control characters as \u00XX, a byte
+ * that is not UTF-8 as the text \xHH (as in logfmt). */
+static void
+log_put_json_str(struct log_out *o, const char *v, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)v;
+	size_t n = strlen(v), len;
+	char esc[8];
+
+	if (n > max)
+		n = max;
+	log_puts(o, "\"");
+	while (n > 0) {
+		if (*p == '"' || *p == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)*p;
+			log_put(o, esc, 2);
+			len = 1;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			snprintf(esc, sizeof(esc), "\\u%04x", *p);
+			log_puts(o, esc);
+			len = 1;
+		} else if (*p < 0x80) {
+			log_put(o, (const char *)p, 1);
+			len = 1;
+		} else if ((len = text_utf8_len(p, n)) > 0)
+			log_put(o, (const char *)p, len);
+		else {
+			snprintf(esc, sizeof(esc), "\\\\x%02x", *p);
+			log_puts(o, esc);
+			len = 1;
+		}
+		p += len;
+		n -= len;
+	}
+	log_puts(o, "\"");
+}
+
+static void
+log_put_json(struct log_out *o, int kind, const char *v, size_t max)
+{
+	if (kind == LOG_KIND_NONE)
+		log_puts(o, "null");
+	else if (kind == LOG_KIND_NUM)
+		log_puts(o, v);
+	else
+		log_put_json_str(o, v, max);
+}
+
+/* One field, " key=value" or ",\"key\":value". */
+static void
+log_put_field(struct log_out *o, const char *key, int kind, const char *v,
+    size_t max)
+{
+	if (log_format == LOG_FMT_JSON) {
+		log_puts(o, ",");
+		log_put_json_str(o, key, 64);
+		log_puts(o, ":");
+		log_put_json(o, kind, v, max);
+	} else {
+		log_puts(o, " ");
+		log_puts(o, key);
+		log_puts(o, "=");
+		log_put_logfmt(o, kind, v, max);
+	}
+}
+
+/* The whole line, every string value cut to max bytes. */
+static void
+log_render(struct log_out *o, const struct log_line *l, const char *ts,
+    size_t max)
+{
+	char head[256];
+	size_t i = 0;
+
+	o->len = 0;
+	o->over = 0;
+	if (log_format == LOG_FMT_JSON) {
+		snprintf(head, sizeof(head), "{\"ts\":\"%s\",\"level\":\"%s\","
+		    "\"prog\":", ts, log_names[l->level]);
+		log_puts(o, head);
+		log_put_json_str(o, log_ident, 64);
+		snprintf(head, sizeof(head), ",\"pid\":%ld", (long)getpid());
+		log_puts(o, head);
+	} else {
+		snprintf(head, sizeof(head), "ts=%s level=%s prog=%s pid=%ld",
+		    ts, log_names[l->level], log_ident, (long)getpid());
+		log_puts(o, head);
+	}
+	/* What the line is: its event, or its message. */
+	if (l->event != NULL)
+		log_put_field(o, "event", LOG_KIND_STR, l->event, 64);
+	else if (l->n > 0) {
+		log_put_field(o, l->f[0].key, l->f[0].kind,
+		    l->text + l->f[0].off, max);
+		i = 1;
+	}
+	if (log_rid[0] != '\0')
+		log_put_field(o, "request_id", LOG_KIND_STR, log_rid, 80);
+	for (; i < l->n; i++)
+		log_put_field(o, l->f[i].key, l->f[i].kind,
+		    l->text + l->f[i].off, max);
+	if (log_format == LOG_FMT_JSON)
+		log_puts(o, "}");
+	log_puts(o, "\n");
+}
+
+void
+log_line_write(struct log_line *l)
+{
+	struct log_out o;
+	char ts[32];
 	struct tm tm;
 	time_t now = time(NULL);
-	size_t i;
-	int n;
+	size_t max;
+	int saved = errno;
 
-	if (level > log_level)
+	if (l->level > log_level)
 		return;
 	if (gmtime_r(&now, &tm) == NULL ||
 	    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		ts[0] = '\0';
-	n = snprintf(line, sizeof(line) - 1, "ts=%s level=%s prog=%s pid=%ld "
-	    "%s", ts, log_names[level], log_ident, (long)getpid(), body);
-	if (n < 0)
-		return;
-	if ((size_t)n > sizeof(line) - 2)
-		n = sizeof(line) - 2;
-	/* A log line is one line, whatever the message carried. */
-	for (i = 0; i < (size_t)n; i++)
-		if (line[i] == '\n' || line[i] == '\r')
-			line[i] = ' ';
-	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, (size_t)n);
+	for (max = LOG_VALUE_MAX; ; max /= 2) {
+		log_render(&o, l, ts, max);
+		if (!o.over || max < 16)
+			break;
+	}
+	if (o.over) {
+		/* Only when the keys alone do not fit: cut, and end it. */
+		o.len = sizeof(o.b) - 1;
+		o.b[o.len++] = '\n';
+	}
+	(void)!write(STDERR_FILENO, o.b, o.len);
+	errno = saved;
 }
 
 void
 log_msg(enum log_level level, const char *fmt, ...)
 {
-	char text[1400], body[1600], q[1500];
+	struct log_line l;
+	char text[1400];
 	va_list ap;
 
 	if (level > log_level)
@@ -118,14 +395,108 @@ log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	snprintf(body, sizeof(body), "msg=%s", log_value(text, q, sizeof(q)));
-	log_line(level, body);
+	log_line_init(&l, level, NULL);
+	log_line_add(&l, "msg", LOG_KIND_STR, text, strlen(text));
+	log_line_write(&l);
+}
+
+/* Is s (n bytes) a number as JSON writes one: digits, maybe a point and
+ * more digits? */
+static int
+log_is_number(const char *s, size_t n)
+{
+	size_t i = 0, digits = 0;
+
+	if (n > 0 && s[0] == '-')
+		i++;
+	for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+		digits++;
+	if (digits == 0 || (digits > 1 && s[s[0] == '-'] == '0'))
+		return 0;
+	if (i < n && s[i] == '.') {
+		for (i++, digits = 0; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			digits++;
+		if (digits == 0)
+			return 0;
+	}
+	return i == n;
+}
+
+static int
+log_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Takes "k=v k=\"q u\"" apart into fields, undoing log_value()'s quoting,
+ * so that either format writes them.
+ */
+static void
+log_kv_fields(struct log_line *l, const char *s)
+{
+	char key[64], val[1400];
+	size_t k, v;
+
+	while (*s != '\0') {
+		while (*s == ' ')
+			s++;
+		if (*s == '\0')
+			break;
+		for (k = 0; *s != '\0' && *s != '=' && *s != ' '; s++)
+			if (k + 1 < sizeof(key))
+				key[k++] = *s;
+		key[k] = '\0';
+		if (*s != '=') {	/* a word alone: kept as text */
+			log_line_add(l, "text", LOG_KIND_STR, key, k);
+			continue;
+		}
+		s++;
+		v = 0;
+		if (*s == '"') {
+			for (s++; *s != '\0' && *s != '"'; s++) {
+				char c = *s;
+				int hi, lo;
+
+				if (c == '\\' && s[1] == 'x' &&
+				    (hi = log_hexval(s[2])) >= 0 &&
+				    (lo = log_hexval(s[3])) >= 0) {
+					c = (char)(hi * 16 + lo);
+					s += 3;
+				} else if (c == '\\' && s[1] != '\0')
+					c = *++s;
+				if (v + 1 < sizeof(val) && c != '\0')
+					val[v++] = c;
+			}
+			if (*s == '"')
+				s++;
+			val[v] = '\0';
+			log_line_add(l, key, LOG_KIND_STR, val, v);
+			continue;
+		}
+		for (; *s != '\0' && *s != ' '; s++)
+			if (v + 1 < sizeof(val))
+				val[v++] = *s;
+		val[v] = '\0';
+		if (v == 1 && val[0] == '-')
+			log_line_add(l, key, LOG_KIND_NONE, "", 0);
+		else
+			log_line_add(l, key, log_is_number(val, v) ?
+			    LOG_KIND_NUM : LOG_KIND_STR, val, v);
+	}
 }
 
 void
 log_kv(enum log_level level, const char *event, const char *fmt, ...)
 {
-	char pairs[1400], body[1600];
+	struct log_line l;
+	char pairs[1400];
 	va_list ap;
 
 	if (level > log_level)
@@ -133,6 +504,7 @@ log_kv(enum log_level level, const char *event, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(pairs, sizeof(pairs), fmt, ap);
 	va_end(ap);
-	snprintf(body, sizeof(body), "event=%s %s", event, pairs);
-	log_line(level, body);
+	log_line_init(&l, level, event);
+	log_kv_fields(&l, pairs);
+	log_line_write(&l);
 }

@@ -1,11 +1,16 @@
 /*
- * Shared counters.  Layout of the file: a header, then fixed slots; a
- * slot is claimed once (under flock, so that two processes never claim
- * the same series twice) and then only ever incremented atomically.  A
- * process that dies holding the flock releases it with its descriptor.
+ * Shared metrics.  Layout of the file: a header, then fixed slots; a
+ * series is claimed once (under flock, so that two processes never claim
+ * the same series twice) and then only ever changed atomically.  A process
+ * that dies holding the flock releases it with its descriptor.
+ *
+ * A counter or gauge is one slot.  A histogram is a run of slots claimed
+ * together: the first holds the series' name and its first bucket, then
+ * one slot per further bucket, the bucket above the last bound, and the
+ * sum in millionths of the unit.  Buckets are counted apart and added up
+ * when rendered, so _count is always the +Inf bucket.
  */
 #include <errno.h>
-#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,10 +23,18 @@
 #include "ops/log.h"
 #include "ops/metrics.h"
 
-#define METRICS_MAGIC	"phmetr1"
-#define METRICS_SLOTS	4096
-#define METRICS_KEY	116
+/* A new layout gets a new magic: a file of another is started afresh. */
+#define METRICS_MAGIC	"phmetr2"
+#define METRICS_SLOTS	8192
+#define METRICS_KEY	148
 #define METRICS_CACHE	1024		/* per-process series -> slot */
+#define METRICS_SUM_UNIT 1e6		/* a histogram's sum, in millionths */
+
+enum {
+	METRICS_FREE,
+	METRICS_SERIES,			/* the first slot of a series */
+	METRICS_MORE,			/* the further slots of a histogram */
+};
 
 struct metrics_slot {
 	uint64_t value;
@@ -65,7 +78,8 @@ metrics_open(const char *path)
 	if (p == MAP_FAILED)
 		goto fail;
 	metrics_map = p;
-	if (memcmp(metrics_map->magic, METRICS_MAGIC, 8) != 0) {
+	if (memcmp(metrics_map->magic, METRICS_MAGIC, 8) != 0 ||
+	    metrics_map->nslots != METRICS_SLOTS) {
 		memset(metrics_map, 0, sizeof(*metrics_map));
 		memcpy(metrics_map->magic, METRICS_MAGIC, 8);
 		metrics_map->nslots = METRICS_SLOTS;
@@ -90,6 +104,12 @@ metrics_close(void)
 	metrics_map = NULL;
 	metrics_fd = -1;
 	memset(metrics_cache, 0, sizeof(metrics_cache));
+}
+
+int
+metrics_active(void)
+{
+	return metrics_map != NULL;
 }
 
 /* FNV-1a, never 0 (0 marks an empty cache entry). */
@@ -157,6 +177,7 @@ metrics_key(char *out, size_t cap, const char *name, const char *labels)
 	return 0;
 }
 
+/* The slot of key, or -(first free slot) - 1. */
 static int
 metrics_find(const char *key)
 {
@@ -165,22 +186,36 @@ metrics_find(const char *key)
 
 	for (i = 0; i < METRICS_SLOTS; i++) {
 		s = &metrics_map->slots[i];
-		if (!__atomic_load_n(&s->used, __ATOMIC_ACQUIRE))
-			return -(int)i - 1;	/* first free slot */
-		if (strcmp(s->key, key) == 0)
-			return (int)i;
+		switch (__atomic_load_n(&s->used, __ATOMIC_ACQUIRE)) {
+		case METRICS_FREE:
+			return -(int)i - 1;
+		case METRICS_SERIES:
+			if (strncmp(s->key, key, METRICS_KEY) == 0)
+				return (int)i;
+			break;
+		}
 	}
 	return -(int)METRICS_SLOTS - 1;
 }
 
+/* How many slots a series of family f takes. */
+static size_t
+metrics_width(const struct metrics_family *f)
+{
+	return f->type == METRICS_HISTOGRAM ? f->nbounds + 2 : 1;
+}
+
+/* The first slot of the series key (width slots), claimed if need be; -1
+ * when the file is full. */
 static int
-metrics_slot(const char *key)
+metrics_slot(const char *key, size_t width)
 {
 	uint32_t h = metrics_hash(key), c = h % METRICS_CACHE;
+	size_t j;
 	int i;
 
-	if (metrics_cache[c].hash == h &&
-	    strcmp(metrics_map->slots[metrics_cache[c].slot].key, key) == 0)
+	if (metrics_cache[c].hash == h && strncmp(metrics_map->slots[
+	    metrics_cache[c].slot].key, key, METRICS_KEY) == 0)
 		return metrics_cache[c].slot;
 	if ((i = metrics_find(key)) < 0) {
 		if (flock(metrics_fd, LOCK_EX) == -1)
@@ -188,14 +223,20 @@ metrics_slot(const char *key)
 		/* Another process may have claimed it meanwhile. */
 		if ((i = metrics_find(key)) < 0) {
 			i = -i - 1;
-			if (i >= METRICS_SLOTS) {
+			if ((size_t)i + width > METRICS_SLOTS) {
 				flock(metrics_fd, LOCK_UN);
 				return -1;
 			}
+			/* The run's further slots before its first: a reader
+			 * stops at the first free slot, so it never sees a
+			 * series without them. */
+			for (j = 1; j < width; j++)
+				__atomic_store_n(&metrics_map->slots[i + j].used,
+				    METRICS_MORE, __ATOMIC_RELEASE);
 			snprintf(metrics_map->slots[i].key, METRICS_KEY, "%s",
 			    key);
-			__atomic_store_n(&metrics_map->slots[i].used, 1,
-			    __ATOMIC_RELEASE);
+			__atomic_store_n(&metrics_map->slots[i].used,
+			    METRICS_SERIES, __ATOMIC_RELEASE);
 		}
 		flock(metrics_fd, LOCK_UN);
 	}
@@ -204,73 +245,269 @@ metrics_slot(const char *key)
 	return i;
 }
 
+/* The first slot of name{labels}, claimed if need be and want is its
+ * family's type; -1 otherwise. */
+static int
+metrics_series(const char *name, const char *labels, enum metrics_type want,
+    const struct metrics_family **fp)
+{
+	const struct metrics_family *f;
+	char key[METRICS_KEY];
+
+	if (metrics_map == NULL || (f = metrics_family(name)) == NULL ||
+	    f->type != want || (f->flags & METRICS_F_SCRAPE) ||
+	    metrics_key(key, sizeof(key), name, labels) == -1)
+		return -1;
+	if (fp != NULL)
+		*fp = f;
+	return metrics_slot(key, metrics_width(f));
+}
+
 void
 metrics_add(const char *name, const char *labels, uint64_t n)
+{
+	int i;
+
+	if ((i = metrics_series(name, labels, METRICS_COUNTER, NULL)) >= 0)
+		__atomic_fetch_add(&metrics_map->slots[i].value, n,
+		    __ATOMIC_RELAXED);
+}
+
+void
+metrics_set(const char *name, const char *labels, uint64_t v)
+{
+	int i;
+
+	/* Written only when it changes: every commit clears one. */
+	if ((i = metrics_series(name, labels, METRICS_GAUGE, NULL)) >= 0 &&
+	    __atomic_load_n(&metrics_map->slots[i].value,
+	    __ATOMIC_RELAXED) != v)
+		__atomic_store_n(&metrics_map->slots[i].value, v,
+		    __ATOMIC_RELAXED);
+}
+
+int
+metrics_set_first(const char *name, const char *labels, uint64_t v)
+{
+	uint64_t zero = 0;
+	int i;
+
+	if ((i = metrics_series(name, labels, METRICS_GAUGE, NULL)) < 0)
+		return 0;
+	return __atomic_compare_exchange_n(&metrics_map->slots[i].value,
+	    &zero, v, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+void
+metrics_observe(const char *name, const char *labels, double v)
+{
+	const struct metrics_family *f;
+	size_t b;
+	int i;
+
+	if (!(v >= 0) || (i = metrics_series(name, labels,
+	    METRICS_HISTOGRAM, &f)) < 0)
+		return;
+	for (b = 0; b < f->nbounds && v > f->bounds[b]; b++)
+		continue;
+	__atomic_fetch_add(&metrics_map->slots[i + b].value, 1,
+	    __ATOMIC_RELAXED);
+	__atomic_fetch_add(&metrics_map->slots[i + f->nbounds + 1].value,
+	    (uint64_t)(v * METRICS_SUM_UNIT + 0.5), __ATOMIC_RELAXED);
+}
+
+/* The first slot of a series already claimed, or -1. */
+static int
+metrics_lookup(const char *name, const char *labels,
+    const struct metrics_family **fp)
 {
 	char key[METRICS_KEY];
 	int i;
 
-	if (metrics_map == NULL ||
+	if (metrics_map == NULL || (*fp = metrics_family(name)) == NULL ||
 	    metrics_key(key, sizeof(key), name, labels) == -1 ||
-	    (i = metrics_slot(key)) < 0)
-		return;
-	__atomic_fetch_add(&metrics_map->slots[i].value, n, __ATOMIC_RELAXED);
+	    (i = metrics_find(key)) < 0)
+		return -1;
+	return i;
 }
 
 uint64_t
 metrics_get(const char *name, const char *labels)
 {
-	char key[METRICS_KEY];
+	const struct metrics_family *f;
 	int i;
 
-	if (metrics_map == NULL ||
-	    metrics_key(key, sizeof(key), name, labels) == -1 ||
-	    (i = metrics_find(key)) < 0)
+	if ((i = metrics_lookup(name, labels, &f)) < 0 ||
+	    f->type == METRICS_HISTOGRAM)
 		return 0;
 	return __atomic_load_n(&metrics_map->slots[i].value,
 	    __ATOMIC_RELAXED);
 }
 
+void
+metrics_histogram_get(const char *name, const char *labels,
+    uint64_t *count, double *sum)
+{
+	const struct metrics_family *f;
+	size_t b;
+	int i;
+
+	*count = 0;
+	*sum = 0;
+	if ((i = metrics_lookup(name, labels, &f)) < 0 ||
+	    f->type != METRICS_HISTOGRAM)
+		return;
+	for (b = 0; b <= f->nbounds; b++)
+		*count += __atomic_load_n(&metrics_map->slots[i + b].value,
+		    __ATOMIC_RELAXED);
+	*sum = (double)__atomic_load_n(&metrics_map->slots[i + f->nbounds +
+	    1].value, __ATOMIC_RELAXED) / METRICS_SUM_UNIT;
+}
+
+static const char *const metrics_type_names[] = {
+	[METRICS_COUNTER] = "counter",
+	[METRICS_GAUGE] = "gauge",
+	[METRICS_HISTOGRAM] = "histogram",
+};
+
+static void
+metrics_head(struct ph_buf *out, const struct metrics_family *f)
+{
+	ph_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", f->name, f->help,
+	    f->name, metrics_type_names[f->type]);
+}
+
+void
+metrics_describe(struct ph_buf *out, const char *name)
+{
+	const struct metrics_family *f = metrics_family(name);
+
+	if (f != NULL)
+		metrics_head(out, f);
+}
+
+/* The family name of a key: its length. */
+static size_t
+metrics_name_len(const char *key)
+{
+	return strcspn(key, "{");
+}
+
+/* Keys in order of family, then of labels: "a_b" never comes between the
+ * series of "a". */
 static int
 metrics_cmp(const void *a, const void *b)
 {
-	return strcmp(*(const char *const *)a, *(const char *const *)b);
+	const char *ka = metrics_map->slots[*(const int *)a].key;
+	const char *kb = metrics_map->slots[*(const int *)b].key;
+	size_t la = metrics_name_len(ka), lb = metrics_name_len(kb);
+	int c = strncmp(ka, kb, la < lb ? la : lb);
+
+	if (c != 0)
+		return c;
+	if (la != lb)
+		return la < lb ? -1 : 1;
+	return strcmp(ka + la, kb + lb);
+}
+
+/* A histogram's series: cumulative buckets with le, the sum, the count. */
+static void
+metrics_render_histogram(struct ph_buf *out, const struct metrics_family *f,
+    int i)
+{
+	const char *key = metrics_map->slots[i].key;
+	const char *labels = key + metrics_name_len(key);
+	char inner[METRICS_KEY];
+	uint64_t cum = 0, sum;
+	size_t b;
+
+	/* The labels without their braces, and a comma to add le after. */
+	if (*labels == '{')
+		snprintf(inner, sizeof(inner), "%.*s,", (int)strlen(labels) - 2,
+		    labels + 1);
+	else
+		inner[0] = '\0';
+	for (b = 0; b <= f->nbounds; b++) {
+		cum += __atomic_load_n(&metrics_map->slots[i + b].value,
+		    __ATOMIC_RELAXED);
+		if (b < f->nbounds)
+			ph_buf_printf(out, "%s_bucket{%sle=\"%.10g\"} %llu\n",
+			    f->name, inner, f->bounds[b],
+			    (unsigned long long)cum);
+		else
+			ph_buf_printf(out, "%s_bucket{%sle=\"+Inf\"} %llu\n",
+			    f->name, inner, (unsigned long long)cum);
+	}
+	sum = __atomic_load_n(&metrics_map->slots[i + f->nbounds + 1].value,
+	    __ATOMIC_RELAXED);
+	ph_buf_printf(out, "%s_sum%s %.6f\n%s_count%s %llu\n", f->name, labels,
+	    (double)sum / METRICS_SUM_UNIT, f->name, labels,
+	    (unsigned long long)cum);
 }
 
 int
 metrics_render(struct ph_buf *out)
 {
-	const char *keys[METRICS_SLOTS];
-	uint64_t vals[METRICS_SLOTS];
-	char family[METRICS_KEY], last[METRICS_KEY] = "";
-	size_t n = 0, i;
+	const struct metrics_family *f = NULL;
+	char seen[256];
+	int *idx;
+	size_t n = 0, i, k;
 
 	if (metrics_map == NULL)
 		return 0;
+	if ((idx = calloc(METRICS_SLOTS, sizeof(*idx))) == NULL)
+		return -1;
 	for (i = 0; i < METRICS_SLOTS; i++) {
 		struct metrics_slot *s = &metrics_map->slots[i];
+		uint32_t used = __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
 
-		if (!__atomic_load_n(&s->used, __ATOMIC_ACQUIRE))
+		if (used == METRICS_FREE)
 			break;
-		keys[n++] = s->key;
+		/* A key is written once before its slot is marked used;
+		 * the last byte stays NUL whatever another layout left. */
+		if (used == METRICS_SERIES &&
+		    memchr(s->key, '\0', METRICS_KEY) != NULL)
+			idx[n++] = (int)i;
 	}
-	qsort(keys, n, sizeof(keys[0]), metrics_cmp);
+	qsort(idx, n, sizeof(idx[0]), metrics_cmp);
+	memset(seen, 0, sizeof(seen));
 	for (i = 0; i < n; i++) {
-		struct metrics_slot *s = (struct metrics_slot *)(void *)
-		    (keys[i] - offsetof(struct metrics_slot, key));
+		const char *key = metrics_map->slots[idx[i]].key;
+		size_t len = metrics_name_len(key);
 
-		vals[i] = __atomic_load_n(&s->value, __ATOMIC_RELAXED);
-	}
-	for (i = 0; i < n; i++) {
-		size_t fl = strcspn(keys[i], "{");
+		if (f == NULL || strncmp(key, f->name, len) != 0 ||
+		    f->name[len] != '\0') {
+			char name[METRICS_KEY];
 
-		snprintf(family, sizeof(family), "%.*s", (int)fl, keys[i]);
-		if (strcmp(family, last) != 0) {
-			ph_buf_printf(out, "# TYPE %s counter\n", family);
-			snprintf(last, sizeof(last), "%s", family);
+			snprintf(name, sizeof(name), "%.*s", (int)len, key);
+			/* A family this build does not describe, from
+			 * another version sharing the file: left out. */
+			if ((f = metrics_family(name)) != NULL &&
+			    (f->flags & METRICS_F_SCRAPE))
+				f = NULL;
+			if (f == NULL)
+				continue;
+			k = (size_t)(f - metrics_families);
+			if (k < sizeof(seen))
+				seen[k] = 1;
+			metrics_head(out, f);
 		}
-		ph_buf_printf(out, "%s %llu\n", keys[i],
-		    (unsigned long long)vals[i]);
+		if (f->type == METRICS_HISTOGRAM) {
+			/* Its further slots must be this run's. */
+			if ((size_t)idx[i] + metrics_width(f) <= METRICS_SLOTS)
+				metrics_render_histogram(out, f, idx[i]);
+		} else
+			ph_buf_printf(out, "%s %llu\n", key, (unsigned long
+			    long)__atomic_load_n(&metrics_map->slots[idx[i]].
+			    value, __ATOMIC_RELAXED));
+	}
+	free(idx);
+	for (k = 0; k < metrics_nfamilies && k < sizeof(seen); k++) {
+		f = &metrics_families[k];
+		if ((f->flags & METRICS_F_ZERO) && !seen[k]) {
+			metrics_head(out, f);
+			ph_buf_printf(out, "%s 0\n", f->name);
+		}
 	}
 	return out->err;
 }

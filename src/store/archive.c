@@ -381,6 +381,51 @@ archive_close(void)
 		archive.seg[i].fd = -1;
 }
 
+int
+archive_writable(int64_t now, char *why, size_t cap)
+{
+	static const struct {
+		const char *name, *what;
+		int mode;
+	} parts[] = {
+		{ "", "its folder", W_OK | X_OK },
+		{ "/seg", "its segment folder", W_OK | X_OK },
+		{ "/hints", "its hints folder", W_OK | X_OK },
+		{ "/budget", "its budget file", R_OK | W_OK },
+	};
+	char path[ARCHIVE_PATH_MAX], name[40];
+	struct archive_segid sg;
+	size_t i;
+
+	if (archive.dir[0] == '\0' || archive.budget == NULL) {
+		snprintf(why, cap, "the archive could not be opened");
+		return -1;
+	}
+	for (i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		snprintf(path, sizeof(path), "%s%s", archive.dir, parts[i].name);
+		if (access(path, parts[i].mode) == -1) {
+			snprintf(why, cap, "%s cannot be written: %s",
+			    parts[i].what, strerror(errno));
+			return -1;
+		}
+	}
+	/* A segment another user began today would refuse our records. */
+	for (i = 0; i < ARCHIVE__MAX; i++) {
+		sg.day = now / 86400;
+		sg.class = (enum archive_class)i;
+		sg.seq = archive_last_seq(sg.day, sg.class);
+		archive_segment_name(&sg, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir, name);
+		if (access(path, W_OK) == -1 && errno != ENOENT) {
+			snprintf(why, cap, "today's %s segment cannot be "
+			    "written: %s", archive_class_name(sg.class),
+			    strerror(errno));
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* ---- Hints ---------------------------------------------------------------- */
 
 /* "hints/<hex profile>.<hex order>": any order id makes a file name. */

@@ -76,6 +76,13 @@ struct archive_rec {
 int archive_open(const char *db_path, const struct archive_limits *lim);
 void archive_close(void);
 
+/*
+ * May this process keep notifications now: its archive open, its folders,
+ * budget and today's segments writable?  0, or -1 with the reason in why
+ * (naming no path: /readyz shows it to anyone).
+ */
+int archive_writable(int64_t now, char *why, size_t cap);
+
 /* Keeps one notification; its id, or 0 when it was not kept (no archive,
  * its class over its rate or share, a write error). */
 uint64_t archive_put(const struct archive_rec *r);

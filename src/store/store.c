@@ -12,12 +12,14 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <lmdb.h>
 
 #include <payhook/sdk.h>
 
 #include "ops/log.h"
+#include "ops/metrics.h"
 #include "store/store.h"
 
 /*
@@ -388,6 +390,23 @@ store_close(struct store *s)
 	free(s);
 }
 
+/*
+ * A write found the map full: counted, and the time writes began to fail
+ * kept for /readyz, until a write transaction commits without meeting a
+ * full map in any of its nested ones (store_commit).
+ */
+static void
+store_full(struct store_txn *t)
+{
+	struct store_txn *p;
+
+	for (p = t; p != NULL; p = p->parent)
+		p->full = 1;
+	metrics_add("payhook_store_full_total", NULL, 1);
+	metrics_set_first("payhook_store_full_since_timestamp_seconds", NULL,
+	    (uint64_t)time(NULL));
+}
+
 /* Marks t failed with the translation of an LMDB error; returns it. */
 static int
 store_fail(struct store_txn *t, int mdb_rc)
@@ -399,6 +418,8 @@ store_fail(struct store_txn *t, int mdb_rc)
 	if (t->err == PH_OK) {
 		t->err = st;
 		log_err("database: %s", mdb_strerror(mdb_rc));
+		if (mdb_rc == MDB_MAP_FULL)
+			store_full(t);
 	}
 	return t->err;
 }
@@ -445,6 +466,7 @@ store_begin_nested(struct store_txn *parent, struct store_txn *child)
 		return store_fail(child, rc);
 	child->txn = txn;
 	child->seen = parent->seen;
+	child->parent = parent;
 	return PH_OK;
 }
 
@@ -699,6 +721,9 @@ store_commit(struct store_txn *t)
 	 * caller may answer: a failed flush is a failed commit. */
 	if (t->write && (rc = store_sync_to(t->store, id)) != 0)
 		return store_fail(t, rc);
+	if (t->write && !t->full)
+		metrics_set("payhook_store_full_since_timestamp_seconds", NULL,
+		    0);
 	return PH_OK;
 }
 
@@ -788,6 +813,15 @@ store_stats(struct store *s, struct store_stats *st)
 		st->readers_max = info.me_maxreaders;
 	}
 	return PH_OK;
+}
+
+double
+store_fill(const struct store_stats *st)
+{
+	if (st->map_size == 0)
+		return 0;
+	return st->map_used >= st->map_size ? 1.0 :
+	    (double)st->map_used / (double)st->map_size;
 }
 
 int

@@ -63,6 +63,9 @@ struct store_txn {
 	int nested;		/* inside another write transaction */
 	int err;		/* sticky: first failure, PH_OK while none */
 	uint64_t seen;		/* the last transaction it can see */
+	struct store_txn *parent;	/* of a nested one */
+	int full;		/* a write here or in a nested one found the
+				 * map full */
 };
 
 #define STORE_KEY_MAX 511	/* LMDB's default maximum key size */
@@ -207,6 +210,9 @@ struct store_stats {
 	unsigned readers_used, readers_max;
 };
 int store_stats(struct store *s, struct store_stats *st);
+/* The share of the map in use, 0 to 1 (the highest page ever written:
+ * LMDB reuses freed pages but never gives them back). */
+double store_fill(const struct store_stats *st);
 const char *store_db_name(enum store_db db);
 
 #endif

@@ -68,6 +68,10 @@ static const struct fc_route_def fc_routes[FC_ROUTE__MAX] = {
 	    FC_PARAM_NONE, 0, status_health },
 	[FC_ROUTE_HEALTHZ_HEAD] = { "healthz", "HEAD", "/healthz",
 	    FC_AUTH_NONE, FC_PARAM_NONE, 0, status_health },
+	[FC_ROUTE_READYZ] = { "readyz", "GET", "/readyz", FC_AUTH_NONE,
+	    FC_PARAM_NONE, 0, status_ready },
+	[FC_ROUTE_READYZ_HEAD] = { "readyz", "HEAD", "/readyz", FC_AUTH_NONE,
+	    FC_PARAM_NONE, 0, status_ready },
 	[FC_ROUTE_METRICS] = { "metrics", "GET", "/metrics", FC_AUTH_METRICS,
 	    FC_PARAM_NONE, 0, status_metrics },
 	[FC_ROUTE_NOTIFY] = { "notify", "POST", "/notify/{}", FC_AUTH_NONE,
@@ -235,6 +239,10 @@ fc_handle(struct web_ctx *ctx, const struct web_request *req,
 	/* A route behind a token says nothing, not even its methods, to a
 	 * caller without it. */
 	if (!fc_authorised(ctx->conf, any->auth, req->authorization)) {
+		/* For the request's line, at warn: never the token. */
+		web_note_set(resp->note.reason, req->authorization == NULL ?
+		    "no Authorization header" : "the bearer token does not "
+		    "match");
 		web_error(resp, 401, "unauthorized",
 		    "a valid Authorization: Bearer token is required");
 		return;

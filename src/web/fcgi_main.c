@@ -154,12 +154,14 @@ main_read_body(FCGX_Request *r, size_t max, unsigned char **body,
 /* Writes the response.  The head is formatted with snprintf: libfcgi's own
  * printf knows no size modifiers. */
 static void
-main_write(FCGX_Request *r, const struct web_response *resp)
+main_write(FCGX_Request *r, const struct web_request *req,
+    const struct web_response *resp)
 {
-	char head[512];
+	char head[640];
 	int n;
 
 	n = snprintf(head, sizeof(head), "Status: %d %s\r\n%s%s%s%s%s%s%s"
+	    "X-Request-Id: %s\r\n"
 	    "Cache-Control: no-store\r\nContent-Length: %zu\r\n\r\n",
 	    resp->status, web_status_text(resp->status),
 	    resp->content_type[0] != '\0' ? "Content-Type: " : "",
@@ -168,7 +170,7 @@ main_write(FCGX_Request *r, const struct web_response *resp)
 	    resp->allow[0] != '\0' ? "Allow: " : "", resp->allow,
 	    resp->allow[0] != '\0' ? "\r\n" : "",
 	    resp->replayed ? "Idempotent-Replayed: true\r\n" : "",
-	    resp->body.len);
+	    req->request_id, resp->body.len);
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return;
 	if (FCGX_PutStr(head, n, r->out) != n ||
@@ -179,13 +181,27 @@ main_write(FCGX_Request *r, const struct web_response *resp)
 		    "client went away", resp->status);
 }
 
+/*
+ * The level of a request's line: what its handler says, and at least warn
+ * for an answer of 5xx and for a caller refused its token.
+ */
+static enum log_level
+main_level(const struct web_response *resp)
+{
+	enum log_level l = (enum log_level)resp->note.level;
+
+	if ((resp->status >= 500 || resp->status == 401) && l > LOG_LVL_WARN)
+		l = LOG_LVL_WARN;
+	return l;
+}
+
 /* One log line and the counters for every request. */
 static void
 main_log(const struct web_request *req, const struct web_response *resp,
     struct timespec started)
 {
-	char method[24], path[300], qpath[700], profile[60], order[100];
-	char labels[96], *q;
+	char path[300], labels[96], *q;
+	struct log_line l;
 	struct timespec end;
 	double ms;
 
@@ -194,31 +210,34 @@ main_log(const struct web_request *req, const struct web_response *resp,
 	    (double)(end.tv_nsec - started.tv_nsec) / 1e6;
 	/* The path without its query string: nothing is logged that need
 	 * not be. */
-	snprintf(path, sizeof(path), "%s", req->uri != NULL ? req->uri : "-");
+	snprintf(path, sizeof(path), "%s", req->uri != NULL ? req->uri : "");
 	if ((q = strchr(path, '?')) != NULL)
 		*q = '\0';
-	log_kv(resp->status >= 500 ? LOG_LVL_WARN : LOG_LVL_INFO, "request",
-	    "method=%s path=%s route=%s profile=%s order_id=%s outcome=%s "
-	    "status=%d duration_ms=%.1f",
-	    log_value(req->method != NULL ? req->method : "-", method,
-	    sizeof(method)), log_value(path, qpath, sizeof(qpath)),
-	    resp->note.route,
-	    log_value(resp->note.profile[0] ? resp->note.profile : "-",
-	    profile, sizeof(profile)),
-	    log_value(resp->note.order_id[0] ? resp->note.order_id : "-",
-	    order, sizeof(order)),
-	    resp->note.outcome[0] ? resp->note.outcome : "-", resp->status, ms);
+	log_line_init(&l, main_level(resp), "request");
+	log_line_str(&l, "client", req->remote_addr);
+	log_line_str(&l, "method", req->method);
+	log_line_str(&l, "path", path);
+	log_line_str(&l, "route", resp->note.route);
+	log_line_str(&l, "profile", resp->note.profile);
+	log_line_str(&l, "order_id", resp->note.order_id);
+	log_line_str(&l, "outcome", resp->note.outcome);
+	log_line_int(&l, "status", resp->status);
+	log_line_num(&l, "duration_ms", ms, 1);
+	if (resp->note.reason[0] != '\0')
+		log_line_str(&l, "reason", resp->note.reason);
+	log_line_write(&l);
+
 	snprintf(labels, sizeof(labels), "route=%s&status=%d",
 	    resp->note.route, resp->status);
 	metrics_add("payhook_requests_total", labels, 1);
+	snprintf(labels, sizeof(labels), "route=%s", resp->note.route);
+	metrics_observe("payhook_request_duration_seconds", labels, ms / 1e3);
 	if (strcmp(resp->note.route, "notify") == 0 &&
 	    resp->note.profile[0] != '\0') {
 		/* How long providers wait for their acknowledgement. */
 		snprintf(labels, sizeof(labels), "profile=%s",
 		    resp->note.profile);
-		metrics_add("payhook_notify_ack_microseconds_sum", labels,
-		    (uint64_t)(ms * 1000.0));
-		metrics_add("payhook_notify_ack_microseconds_count", labels, 1);
+		metrics_observe("payhook_notify_ack_seconds", labels, ms / 1e3);
 	}
 }
 
@@ -227,6 +246,7 @@ main_serve(struct web_ctx *ctx, FCGX_Request *r)
 {
 	static struct ph_header headers[MAIN_HEADERS_MAX];
 	static char names[MAIN_HEADERS_MAX][128];
+	char request_id[WEB_REQUEST_ID_MAX + 1];
 	struct web_request req;
 	struct web_response resp;
 	unsigned char *body = NULL;
@@ -236,6 +256,11 @@ main_serve(struct web_ctx *ctx, FCGX_Request *r)
 
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	memset(&req, 0, sizeof(req));
+	/* Every line of this request carries its id, until main_log's. */
+	web_request_id(FCGX_GetParam("HTTP_X_REQUEST_ID", r->envp),
+	    request_id);
+	req.request_id = request_id;
+	log_request_begin(request_id);
 	req.method = FCGX_GetParam("REQUEST_METHOD", r->envp);
 	req.uri = FCGX_GetParam("REQUEST_URI", r->envp);
 	ct = FCGX_GetParam("CONTENT_TYPE", r->envp);
@@ -260,8 +285,9 @@ main_serve(struct web_ctx *ctx, FCGX_Request *r)
 		req.body = body != NULL ? body : (const unsigned char *)"";
 		fc_handle(ctx, &req, &resp);
 	}
-	main_write(r, &resp);
+	main_write(r, &req, &resp);
 	main_log(&req, &resp, started);
+	log_request_end();
 	web_response_free(&resp);
 	free(body);
 }
@@ -328,6 +354,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	log_set_level(ctx.conf->log_level);
+	log_set_format(ctx.conf->log_format);
 	memset(&diag, 0, sizeof(diag));
 	if (ledger_open(ctx.conf->db_path, (size_t)ctx.conf->map_size_mb <<
 	    20, &ctx.store, &diag) != PH_OK) {

@@ -181,8 +181,12 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 
 	rc = prov->parse_notify(pr->ctx, &preq, &ev, &diag);
 	if (rc != PH_OK) {
-		log_warn("notify %s: refused (%s): %s", pr->name,
-		    ph_strerror(rc), diag.msg[0] != '\0' ? diag.msg : "-");
+		/* Said once, on the request's line (fcgi_main.c), at warn:
+		 * a refused signature is a failed authentication. */
+		resp->note.level = LOG_LVL_WARN;
+		snprintf(resp->note.reason, sizeof(resp->note.reason),
+		    "%s%s%s", ph_strerror(rc), diag.msg[0] != '\0' ? ": " :
+		    "", diag.msg);
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
 		web_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
@@ -194,8 +198,10 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	}
 	/* The contract every event is held to, whatever brought it. */
 	if ((rc = ledger_event_check(&ev, &diag)) != PH_OK) {
-		log_warn("notify %s: refused: plugin %s gave an event payhook "
-		    "does not accept: %s", pr->name, prov->name, diag.msg);
+		resp->note.level = LOG_LVL_WARN;
+		snprintf(resp->note.reason, sizeof(resp->note.reason),
+		    "plugin %s gave an event payhook does not accept: %s",
+		    prov->name, diag.msg);
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
 		web_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
@@ -213,9 +219,10 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	memset(&diag, 0, sizeof(diag));
 	rc = ledger_apply(ctx->store, &fact, &res, &diag);
 	if (rc != PH_OK) {
-		log_err("notify %s: order %s, %s: NOT recorded, provider will "
-		    "retry: %s", pr->name, ev.order_id, ev.dedup_key,
-		    diag.msg);
+		resp->note.level = LOG_LVL_ERROR;
+		snprintf(resp->note.reason, sizeof(resp->note.reason),
+		    "%s: NOT recorded, the provider will retry: %s",
+		    ev.dedup_key, diag.msg);
 		notify_answer(pr, PH_ACK_RETRY, "temporarily unavailable",
 		    resp);
 		web_note_set(resp->note.order_id, ev.order_id);
@@ -225,9 +232,8 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		    ev.order_id, resp->note.outcome);
 		return;
 	}
-	log_info("notify %s: order %s, %s: %s%s%s", pr->name, ev.order_id,
-	    ev.dedup_key, ledger_outcome_name(res.outcome),
-	    res.event_type[0] != '\0' ? ", raised " : "", res.event_type);
+	/* The request's line says it: order and outcome; the ledger's own
+	 * line, the fact it recorded. */
 	notify_answer(pr, PH_ACK_OK, NULL, resp);
 	web_note_set(resp->note.order_id, ev.order_id);
 	web_note_set(resp->note.outcome, notify_outcome(&res));

@@ -1,11 +1,14 @@
 /*
- * What operators and their monitoring read: /healthz (liveness) and
- * /metrics (Prometheus text format).  No authentication: nothing here is
- * a secret or moves money.
+ * What operators and their monitoring read: /healthz (liveness), /readyz
+ * (readiness) and /metrics (Prometheus text format).  No authentication:
+ * nothing here is a secret or moves money, and no answer names a path.
  */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -13,6 +16,8 @@
 #include "ledger/ledger.h"
 #include "ledger/order.h"
 #include "ops/metrics.h"
+#include "ops/version.h"
+#include "store/archive.h"
 #include "web/status.h"
 
 void
@@ -34,10 +39,86 @@ status_health(struct web_ctx *ctx, const struct web_request *req,
 	json_decref(j);
 }
 
+/* One reason of /readyz: "code: what is wrong". */
+static void __attribute__((format(printf, 2, 3)))
+status_reason(json_t *reasons, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	json_array_append_new(reasons, json_string(text));
+}
+
+/*
+ * Can this process take traffic now?  Not when the database does not
+ * answer a read, is fuller than ready_max_fill, or refuses writes for want
+ * of room; nor when the files beside it that every request writes (the
+ * metrics, and the archive when archive_days keeps one) cannot be written.
+ */
+void
+status_ready(struct web_ctx *ctx, const struct web_request *req,
+    const char *unused, struct web_response *resp)
+{
+	const struct conf *c = ctx->conf;
+	json_t *reasons = json_array(), *j;
+	struct store_stats st;
+	struct store_txn t;
+	char path[4096], why[256], when[32];
+	uint64_t since;
+	int rc;
+
+	if ((rc = store_begin(ctx->store, 0, &t)) != PH_OK)
+		status_reason(reasons, "store_unavailable: the database does "
+		    "not answer a read: %s", ph_strerror(rc));
+	else {
+		store_abort(&t);
+		if (store_stats(ctx->store, &st) == PH_OK &&
+		    store_fill(&st) > c->ready_max_fill)
+			status_reason(reasons, "store_fill: %.3f of the "
+			    "database map is in use, above ready_max_fill %g: "
+			    "raise map_size_mb", store_fill(&st),
+			    c->ready_max_fill);
+	}
+	if ((since = metrics_get("payhook_store_full_since_timestamp_seconds",
+	    NULL)) != 0) {
+		order_time_text((int64_t)since, when);
+		status_reason(reasons, "store_full: writes have failed since "
+		    "%s because the database map is full: raise map_size_mb",
+		    when);
+	}
+	snprintf(path, sizeof(path), "%s-metrics", c->db_path);
+	if (!metrics_active())
+		status_reason(reasons, "metrics_not_writable: the metrics file "
+		    "beside the database could not be opened");
+	else if (access(path, R_OK | W_OK) == -1)
+		status_reason(reasons, "metrics_not_writable: the metrics file "
+		    "beside the database cannot be written: %s",
+		    strerror(errno));
+	if (c->archive_days > 0 && archive_writable(req->now > 0 ? req->now :
+	    (int64_t)time(NULL), why, sizeof(why)) == -1)
+		status_reason(reasons, "archive_not_writable: the notification "
+		    "archive: %s", why);
+	if (json_array_size(reasons) == 0) {
+		j = json_pack("{s:s}", "status", "ready");
+		web_note_set(resp->note.outcome, "ready");
+		web_json(resp, 200, j);
+		json_decref(reasons);
+	} else {
+		j = json_pack("{s:s, s:o}", "status", "not_ready", "reasons",
+		    reasons);
+		web_note_set(resp->note.outcome, "not_ready");
+		web_json(resp, 503, j);
+	}
+	json_decref(j);
+}
+
 /*
  * Per profile: the share of paid orders learnt by query or statement
- * instead of notification (the 掉单 rate), and the mean delay between the
- * provider's payment time and payhook learning of it.
+ * instead of notification (the 掉单 rate).  The delay itself is the
+ * histogram payhook_payment_lag_seconds.
  */
 static void
 status_metrics_rates(const struct conf *c, struct ph_buf *b)
@@ -45,15 +126,10 @@ status_metrics_rates(const struct conf *c, struct ph_buf *b)
 	char labels[128];
 	size_t i, j;
 
-	ph_buf_puts(b, "# HELP payhook_missed_notification_ratio Share of "
-	    "paid orders settled by query or statement, not notification.\n"
-	    "# TYPE payhook_missed_notification_ratio gauge\n"
-	    "# HELP payhook_payment_lag_seconds_mean Mean delay from the "
-	    "provider's payment time to payhook knowing.\n"
-	    "# TYPE payhook_payment_lag_seconds_mean gauge\n");
+	metrics_describe(b, "payhook_missed_notification_ratio");
 	for (i = 0; i < c->nprofiles; i++) {
 		const char *p = c->profiles[i].name;
-		uint64_t paid, all = 0, missed = 0, lag = 0, n = 0;
+		uint64_t paid, all = 0, missed = 0;
 
 		for (j = 0; j < LEDGER_SRC__MAX; j++) {
 			snprintf(labels, sizeof(labels), "profile=%s&source=%s",
@@ -62,18 +138,20 @@ status_metrics_rates(const struct conf *c, struct ph_buf *b)
 			all += paid;
 			if (ledger_source_missed(j))
 				missed += paid;
-			lag += metrics_get("payhook_payment_lag_seconds_sum",
-			    labels);
-			n += metrics_get("payhook_payment_lag_seconds_count",
-			    labels);
 		}
 		ph_buf_printf(b, "payhook_missed_notification_ratio{profile="
 		    "\"%s\"} %.4f\n", p, all == 0 ? 0.0 :
 		    (double)missed / (double)all);
-		ph_buf_printf(b, "payhook_payment_lag_seconds_mean{profile="
-		    "\"%s\"} %.1f\n", p, n == 0 ? 0.0 : (double)lag /
-		    (double)n);
 	}
+}
+
+/* Which build answers: a label value needs no escaping in either. */
+static void
+status_build_info(struct ph_buf *b)
+{
+	metrics_describe(b, "payhook_build_info");
+	ph_buf_printf(b, "payhook_build_info{version=\"%s\",commit=\"%s\"} 1\n",
+	    version_number, version_commit);
 }
 
 struct status_certs {
@@ -107,6 +185,14 @@ status_cert_metric(const struct certs_item *it, void *arg)
 	    (long long)(it->not_after - ac->now));
 }
 
+/* A gauge without labels: its HELP, TYPE and value. */
+static void
+status_gauge(struct ph_buf *b, const char *name, size_t v)
+{
+	metrics_describe(b, name);
+	ph_buf_printf(b, "%s %zu\n", name, v);
+}
+
 void
 status_metrics(struct web_ctx *ctx, const struct web_request *req,
     const char *unused, struct web_response *resp)
@@ -118,6 +204,7 @@ status_metrics(struct web_ctx *ctx, const struct web_request *req,
 
 	ph_buf_free(b);
 	ph_buf_init(b, WEB_RESP_MAX);
+	status_build_info(b);
 	metrics_render(b);
 	status_metrics_rates(ctx->conf, b);
 	{
@@ -126,45 +213,32 @@ status_metrics(struct web_ctx *ctx, const struct web_request *req,
 		memset(&ac, 0, sizeof(ac));
 		ac.b = b;
 		ac.now = (int64_t)time(NULL);
-
-		ph_buf_puts(b, "# HELP payhook_certificate_expiry_seconds "
-		    "Seconds until each configured certificate expires "
-		    "(negative: expired).\n# TYPE "
-		    "payhook_certificate_expiry_seconds gauge\n");
+		metrics_describe(b, "payhook_certificate_expiry_seconds");
 		certs_each(ctx->conf, status_cert_metric, &ac);
 	}
 	if (ledger_counts(ctx->store, counts, ORDER__MAX) == PH_OK) {
-		ph_buf_puts(b, "# HELP payhook_orders Orders by state.\n"
-		    "# TYPE payhook_orders gauge\n");
+		metrics_describe(b, "payhook_orders");
 		for (i = 0; i < ORDER__MAX; i++)
 			ph_buf_printf(b, "payhook_orders{state=\"%s\"} %llu\n",
 			    order_state_name(i), (unsigned long long)counts[i]);
 	}
 	if (store_stats(ctx->store, &st) == PH_OK) {
-		ph_buf_puts(b, "# HELP payhook_store_entries Records per "
-		    "database.\n# TYPE payhook_store_entries gauge\n");
+		metrics_describe(b, "payhook_store_entries");
 		for (i = 0; i < STORE_DB__MAX; i++)
 			ph_buf_printf(b, "payhook_store_entries{db=\"%s\"} "
 			    "%zu\n", store_db_name(i), st.entries[i]);
-		ph_buf_printf(b, "# HELP payhook_outbox_events Events in the "
-		    "outbox (the feed).\n# TYPE payhook_outbox_events gauge\n"
-		    "payhook_outbox_events %zu\n"
-		    "# HELP payhook_due_orders Orders waiting for a query.\n"
-		    "# TYPE payhook_due_orders gauge\npayhook_due_orders %zu\n"
-		    "# HELP payhook_refunds_queued Refund work items.\n"
-		    "# TYPE payhook_refunds_queued gauge\n"
-		    "payhook_refunds_queued %zu\n"
-		    "# HELP payhook_store_map_bytes LMDB map size.\n"
-		    "# TYPE payhook_store_map_bytes gauge\n"
-		    "payhook_store_map_bytes %zu\n"
-		    "# HELP payhook_store_used_bytes LMDB map in use.\n"
-		    "# TYPE payhook_store_used_bytes gauge\n"
-		    "payhook_store_used_bytes %zu\n"
-		    "# HELP payhook_store_readers LMDB reader slots in use.\n"
-		    "# TYPE payhook_store_readers gauge\n"
-		    "payhook_store_readers %u\n",
-		    st.entries[STORE_DB_EVENTS], st.entries[STORE_DB_DUE],
-		    st.entries[STORE_DB_REFUNDS], st.map_size, st.map_used,
+		status_gauge(b, "payhook_outbox_events",
+		    st.entries[STORE_DB_EVENTS]);
+		status_gauge(b, "payhook_due_orders",
+		    st.entries[STORE_DB_DUE]);
+		status_gauge(b, "payhook_refunds_queued",
+		    st.entries[STORE_DB_REFUNDS]);
+		status_gauge(b, "payhook_store_map_bytes", st.map_size);
+		status_gauge(b, "payhook_store_used_bytes", st.map_used);
+		metrics_describe(b, "payhook_store_fill_ratio");
+		ph_buf_printf(b, "payhook_store_fill_ratio %.6f\n",
+		    store_fill(&st));
+		status_gauge(b, "payhook_store_readers",
 		    st.readers_used);
 	}
 	if (b->err) {

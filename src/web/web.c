@@ -5,17 +5,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "ops/log.h"
 #include "ops/text.h"
 #include "web/web.h"
+
+void
+web_request_id(const char *in, char *out)
+{
+	static uint64_t seq;
+	unsigned char rnd[8];
+	size_t n = in != NULL ? strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "abcdefghijklmnopqrstuvwxyz0123456789._-") : 0;
+
+	if (n > 0 && n <= WEB_REQUEST_ID_MAX && in[n] == '\0') {
+		memcpy(out, in, n + 1);
+		return;
+	}
+	/* Without randomness, still distinct: the process and a count. */
+	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
+		uint64_t v = ((uint64_t)getpid() << 40) ^ ++seq ^
+		    (uint64_t)time(NULL) << 20;
+		size_t i;
+
+		for (i = 0; i < sizeof(rnd); i++)
+			rnd[i] = (unsigned char)(v >> (8 * i));
+	}
+	ph_hex_lower(rnd, sizeof(rnd), out);
+}
 
 void
 web_response_init(struct web_response *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->status = 500;
+	r->note.level = LOG_LVL_INFO;
 	ph_buf_init(&r->body, WEB_RESP_MAX);
 }
 

@@ -33,6 +33,7 @@ struct web_request {
 	const struct ph_header *headers;
 	size_t nheaders;
 	int64_t now;
+	const char *request_id;		/* X-Request-Id, sent back too */
 	/* The call's Idempotency-Key (web/idem.c), NULL when it has none:
 	 * handlers pass it to the ledger call that makes their effect. */
 	struct ledger_idem *idem;
@@ -44,6 +45,9 @@ struct web_note {
 	char profile[48];
 	char order_id[PH_ID_MAX + 2];
 	char outcome[48];		/* "applied", "refused_signature", ... */
+	char reason[600];		/* why it was refused or failed, or "" */
+	int level;			/* of the request's log line: at least
+					 * LOG_LVL_INFO (ops/log.h) */
 };
 
 struct web_response {
@@ -59,6 +63,14 @@ struct web_ctx {
 	struct conf *conf;
 	struct store *store;
 };
+
+/*
+ * The request's id: the caller's X-Request-Id when it is well-formed (1 to
+ * WEB_REQUEST_ID_MAX of [A-Za-z0-9._-]), else 16 random hex digits; into
+ * out (WEB_REQUEST_ID_MAX + 1 bytes).
+ */
+#define WEB_REQUEST_ID_MAX 64
+void web_request_id(const char *incoming, char *out);
 
 void web_response_init(struct web_response *r);
 void web_response_free(struct web_response *r);

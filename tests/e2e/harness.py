@@ -10,8 +10,9 @@ harness gives a test:
   files (mode 0600), the API token and the LMDB file;
 * ``Server``: a real lighttpd (``lighttpd -D``) on a free 127.0.0.1 port that
   spawns two or more ``payhook.fcgi`` processes through mod_fastcgi; it is
-  stopped by pid at exit and on failure, and its error log is copied into
-  the TAP output as ``#`` lines whenever a check fails;
+  stopped by pid at exit and on failure, and its error log and its
+  standard error (where payhook.fcgi's lines go, lighttpd-stdout.log) are
+  copied into the TAP output as ``#`` lines whenever a check fails;
 * WeChat Pay v2 helpers computed here, independently of payhook's code:
   ``sign_v2``, ``notify_xml``, ``make_payment``;
 * merchant API helpers: ``api``, ``create_order``, ``get_order``, ``events``.
@@ -848,7 +849,7 @@ class Server:
         self.rundir = os.path.join(inst.dir, 'run')
         self.docroot = os.path.join(inst.dir, 'htdocs')
         self.uploads = os.path.join(inst.dir, 'uploads')
-        self._log_offset = 0
+        self._log_offset = {}
         self._backend_pids = set()
 
     def write_conf(self):
@@ -955,10 +956,15 @@ fastcgi.server = (
                 hooks.remove(fn)
 
     def _log_size(self):
-        try:
-            return os.path.getsize(self.errorlog)
-        except OSError:
-            return 0
+        """{log file: its size}: lighttpd's error log and its standard
+        error, which is payhook.fcgi's (lighttpd -D)."""
+        out = {}
+        for path in (self.errorlog, self.stdout_log):
+            try:
+                out[path] = os.path.getsize(path)
+            except OSError:
+                out[path] = 0
+        return out
 
     def read_log(self):
         text = ''
@@ -976,26 +982,73 @@ fastcgi.server = (
         self._log_offset = self._log_size()
 
     def dump_log(self, max_lines=60):
-        """Copy what lighttpd (and payhook.fcgi on its stderr) logged since
-        the previous check into the TAP output."""
+        """Copy what lighttpd logged (server.errorlog) and payhook.fcgi
+        logged (on lighttpd's standard error) since the previous check into
+        the TAP output."""
         if self.proc is None:
             return
-        try:
-            with open(self.errorlog, 'rb') as fh:
-                fh.seek(self._log_offset)
-                data = fh.read()
-                self._log_offset = fh.tell()
-        except OSError:
-            return
-        lines = data.decode('utf-8', 'replace').splitlines()
-        if not lines:
-            return
+        offsets = self._log_offset if isinstance(self._log_offset,
+                                                 dict) else {}
         tap = self.inst.tap
-        tap.diag('--- lighttpd error log (%s), last %d of %d new lines ---'
-                 % (self.inst.name, min(len(lines), max_lines), len(lines)))
-        for line in lines[-max_lines:]:
-            tap.diag('  ' + line)
-        tap.diag('--- end of log ---')
+        for path, what in ((self.errorlog, 'lighttpd error log'),
+                           (self.stdout_log, 'payhook.fcgi (lighttpd '
+                                             'stderr)')):
+            try:
+                with open(path, 'rb') as fh:
+                    fh.seek(offsets.get(path, 0))
+                    data = fh.read()
+                    offsets[path] = fh.tell()
+            except OSError:
+                continue
+            lines = data.decode('utf-8', 'replace').splitlines()
+            if not lines:
+                continue
+            tap.diag('--- %s (%s), last %d of %d new lines ---'
+                     % (what, self.inst.name, min(len(lines), max_lines),
+                        len(lines)))
+            for line in lines[-max_lines:]:
+                tap.diag('  ' + line)
+            tap.diag('--- end of log ---')
+        self._log_offset = offsets
+
+
+# ---------------------------------------------------------------------------
+# Prometheus's promtool
+# ---------------------------------------------------------------------------
+
+_PROMTOOL = []
+
+
+def promtool():
+    """(path, None) of a promtool, or (None, why there is none).
+
+    tools/promtool finds it: on PATH, else taken out of Debian's prometheus
+    package (apt-get download, never installed) into a cache folder."""
+    if not _PROMTOOL:
+        try:
+            r = subprocess.run([os.path.join(TOP_SRCDIR, 'tools', 'promtool')],
+                               stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               timeout=600, text=True, errors='replace')
+            path = r.stdout.strip()
+            if r.returncode == 0 and os.access(path, os.X_OK):
+                _PROMTOOL.append((path, None))
+            else:
+                _PROMTOOL.append((None, r.stderr.strip() or
+                                  'tools/promtool exited %d' % r.returncode))
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            _PROMTOOL.append((None, 'tools/promtool: %s' % exc))
+    return _PROMTOOL[0]
+
+
+def run_promtool(args, stdin=None, timeout=120):
+    """promtool with args (and bytes on stdin): CompletedProcess (text)."""
+    path, why = promtool()
+    if path is None:
+        raise RuntimeError(why)
+    return subprocess.run([path] + list(args), input=stdin,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          timeout=timeout)
 
 
 # ---------------------------------------------------------------------------

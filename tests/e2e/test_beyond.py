@@ -216,8 +216,11 @@ def test_missed_rate(tap, inst, sim):
     tap.ok(ratio is not None and abs(ratio - want) < 0.001,
            'missed-notification ratio = (query + statement) / all (%s, '
            'want %.4f)' % (ratio, want), by)
-    tap.ok(metric(text, 'payhook_payment_lag_seconds_mean{profile='
-                        '"wxshop"}') is not None, 'payment lag reported')
+    lag = metric(text, 'payhook_payment_lag_seconds_count{profile='
+                       '"wxshop",source="query"}')
+    tap.ok(lag is not None and 0 < lag <= paid_q,
+           'payment lag reported: a histogram of the orders paid by query',
+           lag, paid_q)
     r = inst.cli('stats')
     st = json.loads(r.stdout or '{}')
     tap.is_(((st.get('profiles') or {}).get('wxshop') or {}).get(

@@ -230,6 +230,10 @@ def serve(tap, kind):
     r = inst.request('GET', '/healthz')
     tap.is_(r.status, 200, '%s: ... /healthz stays public' % kind,
             r.describe())
+    r = inst.request('GET', '/readyz')
+    tap.ok(r.status in (200, 503) and (r.json or {}).get('status') in
+           ('ready', 'not_ready'), '%s: ... and /readyz' % kind,
+           r.describe())
     again = inst.notify(_fields)
     harness.check_ack(tap, again, 'SUCCESS', '%s: ... notifications stay '
                       'public' % kind)

@@ -42,7 +42,8 @@ DOCS = ('wechat.md', 'unionpay.md', 'alipay.md', 'aggregator.md')
 EXAMPLES = ('payhook.conf.example', 'apache/payhook.conf',
             'lighttpd/payhook.conf', 'systemd/payhook-sweep.service',
             'systemd/payhook-sweep.timer', 'cron/payhook-sweep',
-            'logrotate/payhook')
+            'logrotate/payhook', 'prometheus/alerts.yml',
+            'grafana/payhook.json')
 
 
 def run(cmd, **kw):

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "conf/conf.h"
+#include "ops/log.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-conf-XXXXXX";
@@ -224,6 +225,45 @@ main(void)
 		is_str(c->base_path, "/pay", "base_path kept without slash");
 		conf_free(c);
 	}
+
+	e = open_with("", "MD5", "", &c);
+	if (c != NULL) {
+		ok(c->ready_max_fill == 0.95, "ready_max_fill defaults to "
+		    "0.95");
+		is_int(c->log_format, LOG_FMT_LOGFMT, "log_format defaults "
+		    "to logfmt");
+		conf_free(c);
+		c = NULL;
+	}
+	e = open_with("ready_max_fill = 0.5\nlog_format = json\n", "MD5", "",
+	    &c);
+	is_str(e, "", "ready_max_fill and log_format accepted");
+	if (c != NULL) {
+		ok(c->ready_max_fill == 0.5, "ready_max_fill read");
+		is_int(c->log_format, LOG_FMT_JSON, "log_format read");
+		conf_free(c);
+		c = NULL;
+	}
+	e = open_with("ready_max_fill = 1\n", "MD5", "", NULL);
+	is_str(e, "", "ready_max_fill = 1 accepted");
+	{
+		static const char *const bad[] = { "0", "0.0", "1.01", "95%",
+		    "-0.5", ".", "", "0.9x", "1e-1" };
+		char line[64];
+		size_t i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(line, sizeof(line), "ready_max_fill = %s\n",
+			    bad[i]);
+			e = open_with(line, "MD5", "", NULL);
+			ok(strstr(e, "ready_max_fill") != NULL &&
+			    strstr(e, "at most 1") != NULL,
+			    "ready_max_fill = %s refused", bad[i]);
+		}
+	}
+	e = open_with("log_format = xml\n", "MD5", "", NULL);
+	ok(strstr(e, "log_format \"xml\" is not logfmt or json") != NULL,
+	    "log_format = xml refused, naming the choices");
 
 	e = open_with("", "MD5", "api_base = http://127.0.0.1:9\n", NULL);
 	ok(strstr(e, "plain http") != NULL,

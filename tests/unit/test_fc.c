@@ -7,9 +7,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "store/archive.h"
 #include "web/fc.h"
 #include "tap.h"
 
@@ -304,6 +308,9 @@ test_notify(void)
 	strstr(body, "4200000001</transaction_id>")[9] = '2';
 	call("POST", "/notify/wxshop", NULL, body);
 	ok(strstr(resp.body.data, "FAIL") != NULL, "tampered: FAIL ack");
+	is_int(resp.note.level, LOG_LVL_WARN, "... its line at warn");
+	ok(strstr(resp.note.reason, "signature") != NULL, "... saying why "
+	    "(%s)", resp.note.reason);
 	call("GET", "/orders/N1", AUTH, NULL);
 	is_str(field("provider_txn_id"), "4200000001", "... order unchanged");
 	call("GET", "/events?after=0", AUTH, NULL);
@@ -318,6 +325,132 @@ test_notify(void)
 	is_int(call("GET", "/events?after=1", AUTH, NULL), 200,
 	    "events after the last");
 	is_str(field("next"), "1", "... next stays");
+}
+
+/* The reasons of a /readyz answer, joined by '|'. */
+static const char *
+reasons(void)
+{
+	static char buf[2048];
+	json_t *j = json_loadb(resp.body.data, resp.body.len, 0, NULL), *r;
+	size_t i, o = 0;
+
+	buf[0] = '\0';
+	json_array_foreach(json_object_get(j, "reasons"), i, r)
+		o += (size_t)snprintf(buf + o, sizeof(buf) - o, "%s|",
+		    json_string_value(r));
+	json_decref(j);
+	return buf;
+}
+
+static void
+test_ready(void)
+{
+	char path[700];
+	struct archive_limits lim;
+
+	/* Neither the metrics file nor the archive is open yet. */
+	is_int(call("GET", "/readyz", NULL, NULL), 503,
+	    "readyz without metrics or archive: 503, no token needed");
+	is_str(field("status"), "not_ready", "... not_ready");
+	ok(strstr(reasons(), "metrics_not_writable: ") != NULL,
+	    "... the metrics file is a reason (%s)", reasons());
+	ok(strstr(reasons(), "archive_not_writable: ") != NULL,
+	    "... and the archive");
+	ok(strstr(reasons(), dir) == NULL, "... naming no path");
+	is_int(call("GET", "/healthz", NULL, NULL), 200,
+	    "healthz stays 200: liveness only");
+
+	snprintf(path, sizeof(path), "%s-metrics", ctx.conf->db_path);
+	metrics_open(path);
+	conf_archive_limits(ctx.conf, &lim);
+	archive_open(ctx.conf->db_path, &lim);
+	is_int(call("GET", "/readyz", NULL, NULL), 200, "both open: 200");
+	is_str(resp.body.data, "{\"status\":\"ready\"}\n",
+	    "... {\"status\":\"ready\"}");
+	is_str(resp.note.outcome, "ready", "... outcome ready");
+	is_int(call("HEAD", "/readyz", NULL, NULL), 200, "HEAD readyz");
+	is_int(call("POST", "/readyz", NULL, NULL), 405, "POST readyz: 405");
+
+	ctx.conf->ready_max_fill = 0.000001;
+	is_int(call("GET", "/readyz", NULL, NULL), 503,
+	    "fuller than ready_max_fill: 503");
+	ok(strncmp(reasons(), "store_fill: ", 12) == 0 &&
+	    strstr(reasons(), "map_size_mb") != NULL,
+	    "... store_fill, and what to do (%s)", reasons());
+	ctx.conf->ready_max_fill = 0.95;
+
+	metrics_set_first("payhook_store_full_since_timestamp_seconds", NULL,
+	    1764500000);
+	is_int(call("GET", "/readyz", NULL, NULL), 503,
+	    "writes failing for a full map: 503");
+	ok(strstr(reasons(), "store_full: writes have failed since "
+	    "2025-11-30T10:53:20Z") != NULL, "... store_full, since when (%s)",
+	    reasons());
+	call("POST", "/orders", AUTH, "{\"order_id\":\"R-1\",\"amount\":1,"
+	    "\"currency\":\"CNY\",\"profile\":\"wxshop\"}");
+	is_int(call("GET", "/readyz", NULL, NULL), 200,
+	    "a write that commits clears it: 200");
+
+	archive_close();
+	is_int(call("GET", "/readyz", NULL, NULL), 503,
+	    "the archive closed: 503");
+	ctx.conf->archive_days = 0;
+	is_int(call("GET", "/readyz", NULL, NULL), 200,
+	    "... unless archive_days = 0 keeps none");
+	ctx.conf->archive_days = 30;
+	archive_open(ctx.conf->db_path, &lim);
+	metrics_close();
+	snprintf(path, sizeof(path), "%s-metrics", ctx.conf->db_path);
+	unlink(path);
+	mkdir(path, 0700);	/* as root, only what is not a file fails */
+	metrics_open(path);
+	is_int(call("GET", "/readyz", NULL, NULL), 503,
+	    "a metrics file that cannot be opened: 503");
+	ok(strstr(reasons(), "metrics_not_writable") != NULL &&
+	    strstr(reasons(), "archive") == NULL, "... for the metrics only "
+	    "(%s)", reasons());
+	rmdir(path);
+	metrics_open(path);
+}
+
+static void
+test_request_ids(void)
+{
+	char id[WEB_REQUEST_ID_MAX + 1], id2[WEB_REQUEST_ID_MAX + 1];
+	char long_id[80];
+	size_t i;
+
+	web_request_id("abc-DEF_1.2", id);
+	is_str(id, "abc-DEF_1.2", "a well-formed X-Request-Id is kept");
+	memset(long_id, 'a', 64);
+	long_id[64] = '\0';
+	web_request_id(long_id, id);
+	is_str(id, long_id, "... of 64 characters too");
+	long_id[64] = 'a';
+	long_id[65] = '\0';
+	web_request_id(long_id, id);
+	ok(strlen(id) == 16 && strspn(id, "0123456789abcdef") == 16,
+	    "65 characters: a new one, 16 hex digits (%s)", id);
+	for (i = 0; i < 4; i++) {
+		static const char *const bad[] = { "", "a b", "a\nb", "é" };
+
+		web_request_id(bad[i], id);
+		ok(strlen(id) == 16 && strspn(id, "0123456789abcdef") == 16,
+		    "X-Request-Id %zu of the malformed: replaced", i);
+	}
+	web_request_id(NULL, id);
+	web_request_id(NULL, id2);
+	ok(strlen(id) == 16 && strcmp(id, id2) != 0, "none: minted, each "
+	    "time another");
+
+	is_int(call("GET", "/orders/A1", "Bearer wrong-" TOKEN, NULL), 401,
+	    "a wrong token: 401");
+	ok(strcmp(resp.note.reason, "the bearer token does not match") == 0 &&
+	    strstr(resp.note.reason, TOKEN) == NULL, "... the line says so, "
+	    "without the token");
+	is_int(call("GET", "/orders/A1", NULL, NULL), 401, "no token: 401");
+	is_str(resp.note.reason, "no Authorization header", "... said so");
 }
 
 static void
@@ -370,8 +503,12 @@ main(void)
 	test_orders();
 	test_idempotency();
 	test_notify();
+	test_ready();
+	test_request_ids();
 	test_base_path();
 	web_response_free(&resp);
+	archive_close();
+	metrics_close();
 	store_close(ctx.store);
 	conf_free(ctx.conf);
 	if (getenv("KEEP_TMP") == NULL) {

@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""End to end: GET /readyz, readiness as a load balancer asks for it.
+
+Under lighttpd: a fresh instance is ready; a 1 MiB database filled with
+orders (as in test_store_full.py) turns /readyz to 503 with store_fill
+once more than ready_max_fill of its map is in use, then with store_full
+once writes fail, while /healthz (liveness) stays 200 and `payhook check`
+warns on stdout and exits 0.  A metrics file that cannot be opened and an
+archive that cannot be written are reasons too, named without their
+paths.  /readyz needs no token; its reasons are "code: text".
+"""
+
+import json
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Instance  # noqa: E402
+
+
+class SmallInstance(Instance):
+    def core_settings(self):
+        core = Instance.core_settings(self)
+        core['map_size_mb'] = '1'
+        return core
+
+
+def ready(inst):
+    """(status, body as JSON or None, codes of the reasons)."""
+    r = inst.request('GET', inst.path('/readyz'))
+    body = r.json
+    codes = [x.split(':', 1)[0] for x in (body or {}).get('reasons', [])
+             if isinstance(x, str)]
+    return r.status, body, codes, r
+
+
+def test_fill(tap):
+    inst = SmallInstance(tap, 'readyfill')
+    inst.start()
+    status, body, codes, r = ready(inst)
+    tap.is_((status, body), (200, {'status': 'ready'}),
+            'a fresh instance: 200 {"status":"ready"}', r.describe())
+    p = inst.cli('check')
+    tap.ok(p.returncode == 0 and 'warning' not in p.stdout,
+           'payhook check: no warning on an empty database', p.stdout)
+
+    n, seen_fill, full = 0, None, None
+    for i in range(20000):
+        o = 'RDY%05d-%s' % (i, 'x' * 22)
+        cr = inst.create_order(o, 100)
+        if cr.status != 201:
+            full = cr
+            break
+        n += 1
+        if i % 20 == 0 and seen_fill is None:
+            status, body, codes, r = ready(inst)
+            if status != 200:
+                seen_fill = (status, body, codes, n)
+    tap.ok(seen_fill is not None and seen_fill[0] == 503 and
+           seen_fill[2] == ['store_fill'], '/readyz turned 503 with '
+           'store_fill before the store was full (after %s of %d orders)'
+           % (seen_fill and seen_fill[3], n), seen_fill)
+    if seen_fill:
+        tap.is_(seen_fill[1].get('status'), 'not_ready', '... not_ready')
+        tap.like(seen_fill[1]['reasons'][0], r'^store_fill: 0\.9\d\d of the '
+                 r'database map is in use, above ready_max_fill 0\.95: raise '
+                 r'map_size_mb$', '... saying how full, and what to do')
+    tap.ok(full is not None and full.status in (503, 507),
+           'then the store is full: order creation refused', full and
+           full.describe())
+    status, body, codes, r = ready(inst)
+    tap.is_(status, 503, 'a full store: /readyz 503', r.describe())
+    tap.ok('store_full' in codes and 'store_fill' in codes,
+           '... store_full (writes fail) and store_fill', codes)
+    full_reason = [x for x in (body or {}).get('reasons', [])
+                   if x.startswith('store_full:')]
+    tap.ok(full_reason and re.search(r'since \d{4}-\d\d-\d\dT', full_reason[0]),
+           '... since when', full_reason)
+    tap.ok(inst.dir not in r.body.decode('utf-8', 'replace'),
+           '... naming no path')
+    h = inst.request('GET', inst.path('/healthz'))
+    tap.is_(h.status, 200, '/healthz stays 200: liveness, not readiness',
+            h.describe())
+    r = inst.request('HEAD', inst.path('/readyz'))
+    tap.is_(r.status, 503, 'HEAD /readyz: 503 too')
+    p = inst.cli('check')
+    tap.is_(p.returncode, 0, 'payhook check on the full store: exit 0',
+            p.stderr[-400:])
+    tap.like(p.stdout, r'payhook: warning: database \S+ is \d+\.\d% full, '
+             r'above ready_max_fill \(0\.95\): GET /readyz answers 503; '
+             r'raise map_size_mb \(now 1\)\n', '... and warns on stdout',
+             p.stdout)
+    log = inst.server.read_log()
+    lines = [l for l in log.splitlines() if 'route=readyz' in l and
+             'status=503' in l]
+    tap.ok(lines and all(' level=warn ' in l and 'outcome=not_ready' in l
+                         for l in lines),
+           'a 503 of /readyz is logged at warn, outcome not_ready',
+           *lines[:2])
+    inst.cleanup()
+
+
+def test_files(tap):
+    inst = Instance(tap, 'readyfiles')
+    # What every request writes beside the database, made unusable
+    # (as root no mode keeps a file from being written: a folder where
+    # the metrics file goes, a file where the archive folder goes).
+    os.makedirs(inst.db + '-metrics')
+    with open(inst.db + '-archive', 'w') as fh:
+        fh.write('not a folder\n')
+    inst.start()
+    status, body, codes, r = ready(inst)
+    tap.is_(status, 503, 'metrics and archive unusable: /readyz 503',
+            r.describe())
+    tap.is_(sorted(codes), ['archive_not_writable', 'metrics_not_writable'],
+            '... both named')
+    tap.ok(inst.dir not in r.body.decode('utf-8', 'replace'),
+           '... without their paths', r.body)
+    tap.is_(inst.request('GET', inst.path('/healthz')).status, 200,
+            '/healthz stays 200')
+    tap.is_(inst.request('GET', inst.path('/readyz'),
+                         headers={'Authorization': 'Bearer nope'}).status,
+            503, 'no token is needed (a wrong one changes nothing)')
+    inst.stop()
+    os.rmdir(inst.db + '-metrics')
+    os.unlink(inst.db + '-archive')
+    inst.start()
+    status, body, codes, r = ready(inst)
+    tap.is_((status, body), (200, {'status': 'ready'}),
+            'fixed and restarted: 200 ready', r.describe())
+    inst.cleanup()
+
+
+def main(tap):
+    test_files(tap)
+    test_fill(tap)
+
+
+if __name__ == '__main__':
+    harness.run(main)
