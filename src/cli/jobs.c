@@ -81,7 +81,9 @@ cli_sweep_pass(struct cli *c, const char *token)
 		metrics_add("payhook_sweeper_passes_total", "result=error", 1);
 		return CLI_EXIT_FAIL;
 	}
-	metrics_add("payhook_sweeper_passes_total", "result=ok", 1);
+	/* A pass in which a provider call failed is no success. */
+	metrics_add("payhook_sweeper_passes_total", st.failures > 0 ?
+	    "result=provider_error" : "result=ok", 1);
 	metrics_add("payhook_sweeper_orders_paid_total", NULL, st.paid);
 	metrics_add("payhook_sweeper_orders_closed_total", NULL, st.closed);
 	if (st.due > 0 || !c->a.flag)

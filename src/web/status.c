@@ -34,7 +34,10 @@ status_health(struct web_ctx *ctx, const struct web_request *req,
 		return;
 	}
 	store_abort(&t);
-	j = json_pack("{s:s}", "status", "ok");
+	/* Which build answers, as --version and payhook_build_info say. */
+	j = json_pack("{s:s, s:s}", "status", "ok", "version", version_number);
+	if (j != NULL && version_commit[0] != '\0')
+		json_object_set_new(j, "commit", json_string(version_commit));
 	web_json(resp, 200, j);
 	json_decref(j);
 }

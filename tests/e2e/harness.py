@@ -795,6 +795,19 @@ def run_cli(args, cwd=None, timeout=60):
                                            'timed out after %ss' % timeout)
 
 
+def run_fcgi_version():
+    """(version, commit) from `payhook.fcgi --version`, commit '' when the
+    build names none; None when it cannot be read."""
+    try:
+        out = subprocess.run([PAYHOOK_FCGI, '--version'],
+                             stdout=subprocess.PIPE, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.match(r'payhook\.fcgi (\S+)(?: \(commit (\S+)\))?', out)
+    return (m.group(1), m.group(2) or '') if m else None
+
+
 def _proc_children(pid):
     """pids of the direct children of `pid` (from /proc)."""
     kids = []

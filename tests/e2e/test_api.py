@@ -186,10 +186,15 @@ def test_routes(tap, inst):
                      {'Content-Type': 'text/xml'})
     check_json_error(tap, r, 404, 'POST /notify/<unknown profile>')
     r = inst.request('GET', '/healthz')
-    tap.is_((r.status, r.json), (200, {'status': 'ok'}), 'GET /healthz, no '
-            'auth')
+    tap.is_((r.status, (r.json or {}).get('status')), (200, 'ok'),
+            'GET /healthz, no auth')
+    version = harness.run_fcgi_version()
+    tap.ok(version and (r.json or {}).get('version') == version[0] and
+           (r.json or {}).get('commit', '') == version[1],
+           '... names the build as payhook.fcgi --version does',
+           r.describe(), version)
     r = inst.request('GET', '/healthz?x=1')
-    tap.is_((r.status, r.json), (200, {'status': 'ok'}),
+    tap.is_((r.status, (r.json or {}).get('status')), (200, 'ok'),
             'query string ignored for routing')
     r = inst.api('GET', '/orders/A1?foo=bar')
     tap.is_((r.status, (r.json or {}).get('order_id')), (200, 'A1'),
@@ -359,7 +364,7 @@ def test_base_path(tap):
     inst = harness.Instance(tap, 'basepath', base_path='/pay/')
     inst.start()
     r = inst.request('GET', '/pay/healthz')
-    tap.is_((r.status, r.json), (200, {'status': 'ok'}),
+    tap.is_((r.status, (r.json or {}).get('status')), (200, 'ok'),
             'base_path /pay/: GET /pay/healthz')
     r = inst.api('POST', '/pay/orders', {'order_id': 'BP1', 'amount': 5,
                                          'currency': 'CNY',

@@ -213,6 +213,12 @@ def test_tempfail(tap):
             'exit 75', p.stderr[-600:])
     tap.ok(re.search(r'event=sweep .*queries=1 failed=1', p.stderr),
            '... its pass logs the failed query', p.stderr[-600:])
+    text = inst.request('GET', '/metrics').body.decode('utf-8', 'replace')
+    tap.ok(re.search(r'^payhook_sweeper_passes_total\{result="provider_'
+                     r'error"\} 1$', text, re.M) and
+           'payhook_sweeper_passes_total{result="ok"}' not in text,
+           '... and /metrics counts it as a provider_error pass, not ok',
+           [l for l in text.splitlines() if 'passes' in l])
     p = inst.cli('sweep')
     tap.is_(p.returncode, 0, 'sweep with nothing due: exit 0',
             p.stderr[-600:])
