@@ -285,8 +285,11 @@ main_serve(struct web_ctx *ctx, FCGX_Request *r)
 		req.body = body != NULL ? body : (const unsigned char *)"";
 		fc_handle(ctx, &req, &resp);
 	}
-	main_write(r, &req, &resp);
+	/* Logged before the answer leaves: whoever reads the answer finds
+	 * why in the log already (duration_ms is the handling, not the
+	 * write; a write that fails logs a line of its own). */
 	main_log(&req, &resp, started);
+	main_write(r, &req, &resp);
 	log_request_end();
 	web_response_free(&resp);
 	free(body);
