@@ -29,6 +29,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -387,10 +388,16 @@ def test_archive_flood(tap, inst):
            'after the floods: record %s is still there, its body byte for '
            'byte as sent' % mis_id, shown)
 
-    # ... and the sweeper's pass, which prunes the archive.
+    # ... and the sweeper's pass, which prunes the archive.  This instance
+    # has no provider to ask: once the orders the floods named are due (a
+    # slow, sanitizer, build gets there), their queries fail and the pass
+    # says so with 75; it must never fail (1).
     r = inst.cli('sweep')
-    tap.is_(r.returncode, 0, '`payhook sweep` (which prunes the archive): '
-            'exit 0', r.stderr[-600:])
+    tap.ok(r.returncode == 0 or (r.returncode == 75 and
+           re.search(r'event=sweep .* failed=[1-9]', r.stderr)),
+           '`payhook sweep` (which prunes the archive): exit 0, or 75 for '
+           'the provider this instance lacks', r.returncode,
+           r.stderr[-600:])
     tap.diag('archive after the sweep: %r' % seg_sizes(inst))
 
     shown = archive_show(inst, mis_id) if mis_id else None
