@@ -422,18 +422,6 @@ log_is_number(const char *s, size_t n)
 	return i == n;
 }
 
-static int
-log_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Takes "k=v k=\"q u\"" apart into fields, undoing log_value()'s quoting,
  * so that either format writes them.
@@ -465,8 +453,8 @@ log_kv_fields(struct log_line *l, const char *s)
 				int hi, lo;
 
 				if (c == '\\' && s[1] == 'x' &&
-				    (hi = log_hexval(s[2])) >= 0 &&
-				    (lo = log_hexval(s[3])) >= 0) {
+				    (hi = text_hexval(s[2])) >= 0 &&
+				    (lo = text_hexval(s[3])) >= 0) {
 					c = (char)(hi * 16 + lo);
 					s += 3;
 				} else if (c == '\\' && s[1] != '\0')

@@ -33,3 +33,15 @@ text_utf8_len(const unsigned char *p, size_t n)
 		return 0;
 	return len;
 }
+
+int
+text_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

@@ -9,4 +9,7 @@
  * not). */
 size_t text_utf8_len(const unsigned char *p, size_t n);
 
+/* The value of a hex digit (either case), or -1 when c is none. */
+int text_hexval(char c);
+
 #endif

@@ -178,18 +178,6 @@ web_error(struct web_response *r, int status, const char *code,
 	json_decref(j);
 }
 
-static int
-web_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 web_unescape(const char *s, size_t n, char *out, size_t cap, int plus_space)
 {
@@ -202,8 +190,8 @@ web_unescape(const char *s, size_t n, char *out, size_t cap, int plus_space)
 		if (c == '%') {
 			if (i + 2 >= n)
 				return -1;
-			if ((hi = web_hexval(s[i + 1])) < 0 ||
-			    (lo = web_hexval(s[i + 2])) < 0)
+			if ((hi = text_hexval(s[i + 1])) < 0 ||
+			    (lo = text_hexval(s[i + 2])) < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);
 			if (c == '\0')
