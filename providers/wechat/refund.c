@@ -540,10 +540,8 @@ wx3_refund_request(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
     struct ph_diag *diag)
 {
-	char nonce[2 * WX3_NONCE_BYTES + 1];
 	const char *why = wx_refund_reason(ref);
 	json_t *doc = NULL, *amount;
-	struct ph_buf auth;
 	size_t len;
 	int rc = PH_OK;
 
@@ -551,8 +549,6 @@ wx3_refund_request(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 		return ph_fail(diag, PH_E_CONFIG, "refunds need "
 		    "merchant_private_key_file and merchant_serial in this "
 		    "profile");
-	ph_hex_upper(cc->random, WX3_NONCE_BYTES, nonce);
-	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
 	amount = json_pack("{s:I, s:I, s:s}", "refund",
 	    (json_int_t)ref->amount, "total", (json_int_t)ref->payment_amount,
 	    "currency", ref->currency);
@@ -574,20 +570,10 @@ wx3_refund_request(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 		goto out;
 	}
 	out->body_len = len;
-	if ((rc = wx3_authorization(ctx, "POST", WX3_REFUND_PATH, cc->now,
-	    nonce, out->body, out->body_len, &auth, diag)) != PH_OK)
-		goto out;
-	if ((rc = ph_request_set(out, "POST", WX3_REFUND_PATH,
-	    "application/json", NULL)) != PH_OK ||
-	    (rc = ph_request_header(out, "Accept", NULL, "application/json")) !=
-	    PH_OK ||
-	    (rc = ph_request_header(out, "Authorization", NULL,
-	    auth.data)) != PH_OK)
-		ph_fail(diag, rc, "request headers too long");
+	rc = wx3_request_signed(ctx, cc, "POST", WX3_REFUND_PATH, out, diag);
 out:
 	json_decref(amount);
 	json_decref(doc);
-	ph_buf_free(&auth);
 	return rc;
 }
 

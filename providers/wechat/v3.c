@@ -886,6 +886,36 @@ wx3_authorization(const struct wx_ctx *ctx, const char *method,
 }
 
 /*
+ * Signs out as method path (its body as it stands: the JSON of a POST, none
+ * for a GET) with a nonce from cc, and sets its request line, content type
+ * and headers.
+ */
+int
+wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const char *path, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	char nonce[2 * WX3_NONCE_BYTES + 1];
+	struct ph_buf auth;
+	int rc;
+
+	ph_hex_upper(cc->random, WX3_NONCE_BYTES, nonce);
+	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
+	if ((rc = wx3_authorization(ctx, method, path, cc->now, nonce,
+	    out->body_len > 0 ? out->body : NULL, out->body_len, &auth,
+	    diag)) == PH_OK &&
+	    ((rc = ph_request_set(out, method, path, out->body_len > 0 ?
+	    "application/json" : NULL, NULL)) != PH_OK ||
+	    (rc = ph_request_header(out, "Accept", NULL, "application/json")) !=
+	    PH_OK ||
+	    (rc = ph_request_header(out, "Authorization", NULL,
+	    auth.data)) != PH_OK))
+		ph_fail(diag, rc, "request headers too long");
+	ph_buf_free(&auth);
+	return rc;
+}
+
+/*
  * GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mch_id},
  * signed with the merchant key at cc->now with a nonce of 16 of the
  * core's random bytes (32 upper-case hex).
@@ -895,8 +925,7 @@ wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
     struct ph_diag *diag)
 {
-	char nonce[2 * WX3_NONCE_BYTES + 1];
-	struct ph_buf path, auth;
+	struct ph_buf path;
 	int rc;
 
 	if (cc == NULL || out == NULL)
@@ -911,9 +940,7 @@ wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
 	    WX_ID_MAX, WX_ORDER_EXTRA))
 		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
 		    "WeChat out_trade_no (at most 32 of [A-Za-z0-9_-|*])");
-	ph_hex_upper(cc->random, WX3_NONCE_BYTES, nonce);
 	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
 	ph_buf_puts(&path, WX3_QUERY_PATH);
 	ph_buf_pct(&path, order->order_id);
 	ph_buf_puts(&path, "?mchid=");
@@ -922,19 +949,9 @@ wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
 		ph_fail(diag, rc, "request path too long");
 		goto out;
 	}
-	if ((rc = wx3_authorization(ctx, "GET", path.data, cc->now, nonce,
-	    NULL, 0, &auth, diag)) != PH_OK)
-		goto out;
-	if ((rc = ph_request_set(out, "GET", path.data, NULL, NULL)) !=
-	    PH_OK ||
-	    (rc = ph_request_header(out, "Accept", NULL, "application/json")) !=
-	    PH_OK ||
-	    (rc = ph_request_header(out, "Authorization", NULL,
-	    auth.data)) != PH_OK)
-		ph_fail(diag, rc, "request headers too long");
+	rc = wx3_request_signed(ctx, cc, "GET", path.data, out, diag);
 out:
 	ph_buf_free(&path);
-	ph_buf_free(&auth);
 	if (rc != PH_OK)
 		memset(out, 0, sizeof(*out));
 	return rc;

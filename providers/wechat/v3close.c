@@ -43,8 +43,7 @@ wx3_close_request(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
     struct ph_http_request *out, struct ph_diag *diag)
 {
-	char nonce[2 * WX3_NONCE_BYTES + 1];
-	struct ph_buf path, auth;
+	struct ph_buf path;
 	json_t *doc;
 	size_t len;
 	int rc;
@@ -66,9 +65,7 @@ wx3_close_request(const struct wx_ctx *ctx,
 	if (len == 0 || len > sizeof(out->body))
 		return ph_fail(diag, PH_E_TOOBIG, "request body too long");
 	out->body_len = len;
-	ph_hex_upper(cc->random, WX3_NONCE_BYTES, nonce);
 	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
 	ph_buf_puts(&path, WX3_QUERY_PATH);
 	ph_buf_pct(&path, order->order_id);
 	ph_buf_puts(&path, "/close");
@@ -76,19 +73,9 @@ wx3_close_request(const struct wx_ctx *ctx,
 		ph_fail(diag, rc, "request path too long");
 		goto out;
 	}
-	if ((rc = wx3_authorization(ctx, "POST", path.data, cc->now, nonce,
-	    out->body, out->body_len, &auth, diag)) != PH_OK)
-		goto out;
-	if ((rc = ph_request_set(out, "POST", path.data, "application/json",
-	    NULL)) != PH_OK ||
-	    (rc = ph_request_header(out, "Accept", NULL, "application/json")) !=
-	    PH_OK ||
-	    (rc = ph_request_header(out, "Authorization", NULL,
-	    auth.data)) != PH_OK)
-		ph_fail(diag, rc, "request headers too long");
+	rc = wx3_request_signed(ctx, cc, "POST", path.data, out, diag);
 out:
 	ph_buf_free(&path);
-	ph_buf_free(&auth);
 	if (rc != PH_OK)
 		memset(out, 0, sizeof(*out));
 	return rc;

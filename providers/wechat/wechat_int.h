@@ -163,6 +163,9 @@ int wx3_authorization(const struct wx_ctx *ctx, const char *method,
     const char *path, int64_t now, const char *nonce,
     const unsigned char *body, size_t body_len, struct ph_buf *out,
     struct ph_diag *diag);
+int wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const char *path, struct ph_http_request *out,
+    struct ph_diag *diag);
 int wx3_query_request(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
     struct ph_http_request *out, struct ph_diag *diag);
