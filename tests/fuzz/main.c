@@ -232,7 +232,8 @@ fz_replay(const char *path)
 			abort();
 	}
 	closedir(d);
-	qsort(names, n, sizeof(*names), fz_cmp);
+	if (n > 0)
+		qsort(names, n, sizeof(*names), fz_cmp);
 	for (i = 0; i < n; i++) {
 		snprintf(full, sizeof(full), "%s/%s", path, names[i]);
 		if (fz_replay_file(full) != 0) {
@@ -379,6 +380,12 @@ main(int argc, char **argv)
 	if (fz_init != NULL)
 		fz_init();
 	secs = getenv("PAYHOOK_FUZZ_SECONDS");
+#ifdef PH_FUZZING
+	/* libFuzzer's -fork children: run as it asked, with its flags. */
+	if (argc > 1 && argv[1][0] == '-')
+		return LLVMFuzzerRunDriver(&argc, &argv,
+		    LLVMFuzzerTestOneInput);
+#endif
 	if (getenv("PAYHOOK_FUZZ_MERGE") != NULL && argc == 1) {
 #ifdef PH_FUZZING
 		return fz_merge(argv[0], name);
