@@ -64,7 +64,7 @@ struct recon {
 					 * id -> true */
 };
 
-static int
+int
 recon_parse_date(const char *d, int64_t *start)
 {
 	char buf[16];
@@ -74,6 +74,16 @@ recon_parse_date(const char *d, int64_t *start)
 		return -1;
 	snprintf(buf, sizeof(buf), "%.4s%.2s%.2s000000", d, d + 5, d + 8);
 	return ph_time_parse_compact(buf, RECON_CST, start) == PH_OK ? 0 : -1;
+}
+
+void
+recon_yesterday(int64_t now, char date[11])
+{
+	time_t t = (time_t)(now + RECON_CST - 86400);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(date, 11, "%Y-%m-%d", &tm);
 }
 
 static void
@@ -365,7 +375,7 @@ recon_open_reports(struct recon *r, const char *dir)
  * planted there is followed or overwritten), flushed, then renamed over
  * the report, which replaces a link rather than following it.
  */
-static int
+int
 recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
     struct ph_diag *diag)
 {
@@ -376,14 +386,14 @@ recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
 
 	if (snprintf(part, sizeof(part), "%s.XXXXXX", path) >=
 	    (int)sizeof(part))
-		return ph_fail(diag, PH_E_IO, "report %s: path too long", path);
+		return ph_fail(diag, PH_E_IO, "%s: path too long", path);
 	if ((fd = mkostemp(part, O_CLOEXEC)) == -1)
-		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		return ph_fail(diag, PH_E_IO, "%s: %s", path,
 		    strerror(errno));
 	if ((out = fdopen(fd, "w")) == NULL) {
 		close(fd);
 		unlink(part);
-		return ph_fail(diag, PH_E_IO, "report %s: %s", part,
+		return ph_fail(diag, PH_E_IO, "%s: %s", part,
 		    strerror(errno));
 	}
 	fputs(head, out);
@@ -394,12 +404,12 @@ recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
 	if (fflush(out) != 0 || ferror(out) || fsync(fileno(out)) != 0) {
 		fclose(out);
 		unlink(part);
-		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		return ph_fail(diag, PH_E_IO, "%s: %s", path,
 		    strerror(errno));
 	}
 	if (fclose(out) != 0 || rename(part, path) == -1) {
 		unlink(part);
-		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		return ph_fail(diag, PH_E_IO, "%s: %s", path,
 		    strerror(errno));
 	}
 	return PH_OK;
