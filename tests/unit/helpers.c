@@ -478,6 +478,24 @@ th_feed(const struct ph_provider *p, void *ctx, const char *const *lines,
 	r->rc = p->statement_line(ctx, &r->st, NULL, 0, &ev, diag);
 }
 
+const char **
+th_variant(const char *const *lines, size_t k, const char *repl)
+{
+	static const char *out[64];
+	size_t i, n = 0;
+
+	for (i = 0; lines[i] != NULL && n < 63; i++) {
+		if (i == k) {
+			if (repl != NULL)
+				out[n++] = repl;
+			continue;
+		}
+		out[n++] = lines[i];
+	}
+	out[n] = NULL;
+	return out;
+}
+
 void
 th_conf_init(struct th_conf *c, const struct ph_provider *p,
     const char *profile)

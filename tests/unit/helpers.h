@@ -111,6 +111,11 @@ struct th_run {
 void th_feed(const struct ph_provider *p, void *ctx,
     const char *const *lines, const char *term, struct th_run *r,
     struct ph_diag *diag);
+/* lines (NULL-terminated) with line k (0-based) replaced by repl, or
+ * removed where repl is NULL: a static array, good until the next call
+ * (at most 63 lines are kept). */
+const char **th_variant(const char *const *lines, size_t k,
+    const char *repl);
 
 /* WeChat Pay's published test key (TV-3), as PKCS#8 and as its public
  * key: the merchant's key in the v3 tests, and the platform's too. */
