@@ -75,6 +75,10 @@ void fz_check_hint(const struct ph_provider *prov, void *ctx,
 /* A POST of body with Content-Type ct, received at now: the rest empty. */
 void fz_post(struct ph_request *req, const char *ct, const void *body,
     size_t len, int64_t now);
+/* An order of amount CNY minor units with no txn_id, made at created_at,
+ * with attempt as its attempt data: the rest empty. */
+void fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
+    int64_t created_at, const char *attempt);
 /* An answer of status with body, received at now: the rest empty. */
 void fz_answer_in(struct ph_http_response *in, int status,
     const void *body, size_t len, int64_t now);

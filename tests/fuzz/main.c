@@ -236,6 +236,19 @@ fz_post(struct ph_request *req, const char *ct, const void *body,
 }
 
 void
+fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
+    int64_t created_at, const char *attempt)
+{
+	memset(o, 0, sizeof(*o));
+	o->order_id = order_id;
+	o->amount = amount;
+	o->currency = "CNY";
+	o->txn_id = "";
+	o->created_at = created_at;
+	o->attempt = attempt;
+}
+
+void
 fz_answer_in(struct ph_http_response *in, int status, const void *body,
     size_t len, int64_t now)
 {

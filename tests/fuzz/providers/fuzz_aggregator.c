@@ -80,12 +80,13 @@ fz_run(const char *sig, const void *body, size_t len)
 static void
 fz_query(const uint8_t *data, size_t size)
 {
-	struct ph_order_ref o = { "A-1", 100, "CNY", "", FZ_NOW, "" };
+	struct ph_order_ref o;
 	struct ph_http_response in;
 	struct ph_event ev;
 	struct ph_diag diag;
 	int rc;
 
+	fz_order(&o, "A-1", 100, FZ_NOW, "");
 	fz_answer_in(&in, 200, data, size, FZ_NOW);
 	memset(&diag, 0, sizeof(diag));
 	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);

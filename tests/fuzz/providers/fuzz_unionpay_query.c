@@ -37,13 +37,8 @@ fz_run(const void *body, size_t len)
 	struct ph_diag diag;
 	int rc;
 
-	memset(&order, 0, sizeof(order));
-	order.order_id = "20261130153000001";
-	order.amount = 100;
-	order.currency = "CNY";
-	order.txn_id = "";
-	order.created_at = fz_now - 60;
-	order.attempt = "{\"txnTime\":\"20261130153000\"}";
+	fz_order(&order, "20261130153000001", 100, fz_now - 60,
+	    "{\"txnTime\":\"20261130153000\"}");
 	fz_answer_in(&in, 200, body, len, fz_now);
 	memset(&ev, 0, sizeof(ev));
 	memset(&diag, 0, sizeof(diag));

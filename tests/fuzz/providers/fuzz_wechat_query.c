@@ -58,13 +58,7 @@ fz_answer(void *ctx, int close, int status, const void *body, size_t len,
 	struct ph_diag diag;
 	int rc;
 
-	memset(&order, 0, sizeof(order));
-	order.order_id = "1415659990";
-	order.amount = 1;
-	order.currency = "CNY";
-	order.txn_id = "";
-	order.created_at = FZ_NOW - 60;
-	order.attempt = "";
+	fz_order(&order, "1415659990", 1, FZ_NOW - 60, "");
 	fz_answer_in(&in, status, body, len, FZ_NOW);
 	in.headers = h;
 	in.nheaders = nh;
