@@ -478,6 +478,28 @@ th_feed(const struct ph_provider *p, void *ctx, const char *const *lines,
 	r->rc = p->statement_line(ctx, &r->st, NULL, 0, &ev, diag);
 }
 
+int
+th_ack_body_is(const struct ph_response *r, const char *want)
+{
+	return r->body_len == strlen(want) &&
+	    memcmp(r->body, want, r->body_len) == 0;
+}
+
+int
+th_req_body_is(const struct ph_http_request *r, const char *want)
+{
+	return r->body_len == strlen(want) &&
+	    memcmp(r->body, want, r->body_len) == 0;
+}
+
+int
+th_event_empty(const struct ph_event *ev)
+{
+	static const struct ph_event zero;
+
+	return memcmp(ev, &zero, sizeof(zero)) == 0;
+}
+
 const char **
 th_variant(const char *const *lines, size_t k, const char *repl)
 {

@@ -111,6 +111,14 @@ struct th_run {
 void th_feed(const struct ph_provider *p, void *ctx,
     const char *const *lines, const char *term, struct th_run *r,
     struct ph_diag *diag);
+/* Whether an acknowledgement's body, or an outgoing request's, is want
+ * exactly. */
+int th_ack_body_is(const struct ph_response *r, const char *want);
+int th_req_body_is(const struct ph_http_request *r, const char *want);
+
+/* Whether ev is all zero bytes (an event the plugin left alone). */
+int th_event_empty(const struct ph_event *ev);
+
 /* lines (NULL-terminated) with line k (0-based) replaced by repl, or
  * removed where repl is NULL: a static array, good until the next call
  * (at most 63 lines are kept). */

@@ -181,14 +181,6 @@ send_hmac(void *ctx, const char *secret, long long t, const char *b,
 	return deliver(ctx, "X-Signature", hdrv, b, NOW, ev);
 }
 
-static int
-event_empty(const struct ph_event *ev)
-{
-	static const struct ph_event zero;
-
-	return memcmp(ev, &zero, sizeof(zero)) == 0;
-}
-
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -336,7 +328,7 @@ test_rsa(void)
 	body[strlen(body) - 2] = ' ';
 	is_int(deliver(ctx, "X-Pingplusplus-Signature", sig, body, NOW, &ev),
 	    PH_E_SIGNATURE, "tampered body refused");
-	ok(event_empty(&ev), "refusal leaves an empty event");
+	ok(th_event_empty(&ev), "refusal leaves an empty event");
 	event(body, sizeof(body), "evt_401180201144021390210001",
 	    "charge.succeeded", "true", obj);
 	is_int(send_rsa(ctx, other_key, body, &ev), PH_E_SIGNATURE,

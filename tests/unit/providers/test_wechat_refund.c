@@ -487,13 +487,6 @@ mkref(const char *order, const char *txn, const char *rid, int64_t amount,
 	return r;
 }
 
-static int
-body_is(const struct ph_http_request *req, const char *want)
-{
-	return req->body_len == strlen(want) &&
-	    memcmp(req->body, want, req->body_len) == 0;
-}
-
 static void
 test_v2_requests(void)
 {
@@ -515,7 +508,7 @@ test_v2_requests(void)
 	is_str(req.content_type, "text/xml", "... text/xml");
 	is_int(req.nheaders, 0, "... no extra headers (the client "
 	    "certificate is the core's)");
-	ok(body_is(&req, "<xml><appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
+	ok(th_req_body_is(&req, "<xml><appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
 	    "<mch_id><![CDATA[10000100]]></mch_id><nonce_str><![CDATA["
 	    "000102030405060708090a0b0c0d0e0f]]></nonce_str><transaction_id>"
 	    "<![CDATA[4200000215201811190261405420]]></transaction_id>"
@@ -534,7 +527,7 @@ test_v2_requests(void)
 	    2500, 2500, "重复支付退款");
 	is_int(p->refund_request(hm, &r, &cc, &req, &d), PH_OK,
 	    "v2 HMAC-SHA256 refund request built");
-	ok(body_is(&req, "<xml><appid><![CDATA[wxd930ea5d5a258f4f]]></appid>"
+	ok(th_req_body_is(&req, "<xml><appid><![CDATA[wxd930ea5d5a258f4f]]></appid>"
 	    "<mch_id><![CDATA[10000200]]></mch_id><nonce_str><![CDATA["
 	    "000102030405060708090a0b0c0d0e0f]]></nonce_str><sign_type>"
 	    "<![CDATA[HMAC-SHA256]]></sign_type><transaction_id><![CDATA["
@@ -911,7 +904,7 @@ test_v3(void)
 	is_str(req.path, "/v3/refund/domestic/refunds",
 	    "... /v3/refund/domestic/refunds");
 	is_str(req.content_type, "application/json", "... JSON");
-	ok(body_is(&req, want), "... body byte for byte");
+	ok(th_req_body_is(&req, want), "... body byte for byte");
 	diag("%.*s", (int)req.body_len, (const char *)req.body);
 	is_str(header(&req, "Accept"), "application/json", "... Accept");
 	auth = header(&req, "Authorization");

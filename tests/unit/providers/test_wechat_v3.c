@@ -331,14 +331,6 @@ notify_raw(void *ctx, const char *raw, struct ph_event *ev)
 	return deliver(ctx, &snt, body, blen, NOW, ev);
 }
 
-static int
-event_empty(const struct ph_event *ev)
-{
-	static const struct ph_event zero;
-
-	return memcmp(ev, &zero, sizeof(zero)) == 0;
-}
-
 /* ---- tests ------------------------------------------------------------- */
 
 static void
@@ -580,7 +572,7 @@ test_notify(void)
 	sign_body(&snt, plat_a, SER_A, NOW - 301, body, blen);
 	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
 	    "timestamp 301 s old refused");
-	ok(event_empty(&ev), "refusal leaves an empty event");
+	ok(th_event_empty(&ev), "refusal leaves an empty event");
 	ok(strstr(d.msg, "Wechatpay-Timestamp") != NULL,
 	    "stale: diagnostic names the header");
 	sign_body(&snt, plat_a, SER_A, NOW + 301, body, blen);
@@ -656,7 +648,7 @@ test_notify(void)
 		sign_body(&snt, plat_a, SER_A, NOW, body, blen);
 		is_int(deliver(ctx, &snt, body, blen, NOW, &ev),
 		    PH_E_SIGNATURE, "tampered tag refused");
-		ok(event_empty(&ev), "tampered tag: no partial event");
+		ok(th_event_empty(&ev), "tampered tag: no partial event");
 	}
 	blen = envelope(body, sizeof(body), "EV-1", "TRANSACTION.SUCCESS",
 	    "transaction", plain, "transaction", "fdasflkja484");
@@ -1321,7 +1313,7 @@ test_query_response(void)
 	sign_body(&s, plat_a, SER_A, NOW, plain, strlen(plain));
 	is_int(answer(ctx, "Q1", 200, &s, plain, &ev), PH_E_FIELD,
 	    "an answer about another order refused");
-	ok(event_empty(&ev), "refused answer: empty event");
+	ok(th_event_empty(&ev), "refused answer: empty event");
 	is_int(answer(ctx, "Q1", 200, NULL, plain, &ev), PH_E_SIGNATURE,
 	    "an unsigned 200 refused");
 	tx(plain, sizeof(plain), "Q1", "4200000987", "SUCCESS", "100");
@@ -1494,7 +1486,7 @@ test_close_response(void)
 
 	is_int(close_answer(ctx, "C1", 204, NULL, "", &ev), PH_E_PROVIDER,
 	    "close 204 unsigned: not closed, ask later");
-	ok(event_empty(&ev), "unsigned 204: no event");
+	ok(th_event_empty(&ev), "unsigned 204: no event");
 	is_int(close_answer(ctx, "C1", 204, &s, "{}", &ev), PH_E_PROVIDER,
 	    "close 204 whose signature covers another body: ask later");
 	sign_body(&s, plat_a, SER_A, NOW - 1000, "", 0);
@@ -1528,7 +1520,7 @@ test_close_response(void)
 	ok(strstr(d.msg, "SYSTEM_ERROR") != NULL, "diagnostic: %s", d.msg);
 	is_int(close_answer(ctx, "C1", 503, NULL, "", &ev), PH_E_PROVIDER,
 	    "close 503 without a body: ask later");
-	ok(event_empty(&ev), "error: no event");
+	ok(th_event_empty(&ev), "error: no event");
 	payhook_provider()->profile_free(ctx);
 }
 
