@@ -432,6 +432,18 @@ th_note_form(const struct th_note *n, const char *dup, const char *dupval,
 	return len;
 }
 
+void
+th_post(struct ph_request *req, const char *ct, const void *body,
+    size_t len, int64_t now)
+{
+	memset(req, 0, sizeof(*req));
+	req->method = "POST";
+	req->content_type = ct;
+	req->body = (const unsigned char *)body;
+	req->body_len = len;
+	req->now = now;
+}
+
 int
 th_notify(const struct ph_provider *p, void *ctx, const void *body,
     size_t len, const char *ct, int64_t now, struct ph_event *ev,
@@ -440,14 +452,9 @@ th_notify(const struct ph_provider *p, void *ctx, const void *body,
 	struct ph_request req;
 	struct ph_header h = { "Content-Type", ct };
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = ct;
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
+	th_post(&req, ct, body, len, now);
 	req.headers = &h;
 	req.nheaders = 1;
-	req.now = now;
 	diag->msg[0] = '\0';
 	return p->parse_notify(ctx, &req, ev, diag);
 }
@@ -490,6 +497,21 @@ th_req_body_is(const struct ph_http_request *r, const char *want)
 {
 	return r->body_len == strlen(want) &&
 	    memcmp(r->body, want, r->body_len) == 0;
+}
+
+struct ph_order_ref *
+th_order_ref(const char *id, int64_t amount, int64_t created_at)
+{
+	static struct ph_order_ref o;
+
+	memset(&o, 0, sizeof(o));
+	o.order_id = id;
+	o.amount = amount;
+	o.currency = "CNY";
+	o.txn_id = "";
+	o.created_at = created_at;
+	o.attempt = "";
+	return &o;
 }
 
 int

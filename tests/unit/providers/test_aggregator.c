@@ -149,14 +149,9 @@ deliver(void *ctx, const char *hname, const char *hvalue, const char *b,
 	};
 	struct ph_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/json";
-	req.body = (const unsigned char *)b;
-	req.body_len = strlen(b);
+	th_post(&req, "application/json", b, strlen(b), now);
 	req.headers = h;
 	req.nheaders = hname != NULL ? 2 : 1;
-	req.now = now;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
 	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
@@ -347,13 +342,9 @@ test_rsa(void)
 		struct ph_request req;
 
 		th_rsa_sign(agg_key, "SHA256", body, strlen(body), sig);
-		memset(&req, 0, sizeof(req));
-		req.method = "POST";
-		req.body = (const unsigned char *)body;
-		req.body_len = strlen(body);
+		th_post(&req, NULL, body, strlen(body), NOW);
 		req.headers = h;
 		req.nheaders = 2;
-		req.now = NOW;
 		is_int(payhook_provider()->parse_notify(ctx, &req, &ev, &d),
 		    PH_E_SIGNATURE, "the signature header twice refused");
 	}
@@ -586,16 +577,7 @@ test_ack(void)
 static struct ph_order_ref *
 order_ref(const char *id)
 {
-	static struct ph_order_ref o;
-
-	memset(&o, 0, sizeof(o));
-	o.order_id = id;
-	o.amount = 100;
-	o.currency = "CNY";
-	o.txn_id = "";
-	o.created_at = NOW;
-	o.attempt = "";
-	return &o;
+	return th_order_ref(id, 100, NOW);
 }
 
 /*

@@ -47,14 +47,9 @@ run_h(void *ctx, const char *body, const struct ph_header *h, size_t nh,
 {
 	struct ph_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/json";
-	req.body = (const unsigned char *)body;
-	req.body_len = strlen(body);
+	th_post(&req, "application/json", body, strlen(body), 1700000000);
 	req.headers = h;
 	req.nheaders = nh;
-	req.now = 1700000000;
 	d.msg[0] = '\0';
 	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
 }

@@ -208,19 +208,8 @@ static struct ph_diag d;
 static int
 run_body(void *ctx, const char *body, size_t len, struct ph_event *ev)
 {
-	struct ph_request req;
-	struct ph_header h = { "Content-Type", "text/xml" };
-
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "text/xml";
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
-	req.headers = &h;
-	req.nheaders = 1;
-	req.now = 1414647400;
-	d.msg[0] = '\0';
-	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
+	return th_notify(payhook_provider(), ctx, body, len, "text/xml",
+	    1414647400, ev, &d);
 }
 
 static int
@@ -698,16 +687,7 @@ test_ack(void)
 static struct ph_order_ref *
 order_ref(const char *id)
 {
-	static struct ph_order_ref o;
-
-	memset(&o, 0, sizeof(o));
-	o.order_id = id;
-	o.amount = 1;
-	o.currency = "CNY";
-	o.txn_id = "";
-	o.created_at = 1414647000;
-	o.attempt = "";
-	return &o;
+	return th_order_ref(id, 1, 1414647000);
 }
 
 /* cc->random is first, first + 1, ...: the nonce is the hex of the

@@ -1013,19 +1013,8 @@ static const char req_info[] =
 static int
 notify_body(void *ctx, const char *body, struct ph_event *ev)
 {
-	struct ph_request req;
-	struct ph_header h = { "Content-Type", "text/xml" };
-
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "text/xml";
-	req.body = (const unsigned char *)body;
-	req.body_len = strlen(body);
-	req.headers = &h;
-	req.nheaders = 1;
-	req.now = 1542615853;
-	d.msg[0] = '\0';
-	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
+	return th_notify(payhook_provider(), ctx, body, strlen(body),
+	    "text/xml", 1542615853, ev, &d);
 }
 
 static char nbody[16384];

@@ -294,14 +294,9 @@ deliver(void *ctx, const struct sent *s, const char *body, size_t len,
 {
 	struct ph_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/json";
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
+	th_post(&req, "application/json", body, len, now);
 	req.headers = s->h;
 	req.nheaders = s->nh;
-	req.now = now;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
 	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
@@ -1087,16 +1082,7 @@ test_tv5(void)
 static struct ph_order_ref *
 order_ref(const char *id)
 {
-	static struct ph_order_ref o;
-
-	memset(&o, 0, sizeof(o));
-	o.order_id = id;
-	o.amount = 100;
-	o.currency = "CNY";
-	o.txn_id = "";
-	o.created_at = NOW - 600;
-	o.attempt = "";
-	return &o;
+	return th_order_ref(id, 100, NOW - 600);
 }
 
 static void
@@ -1235,21 +1221,30 @@ test_query_request(void)
 	payhook_provider()->profile_free(ctx);
 }
 
+/* The answer of status with s's headers (none when NULL) and body b,
+ * received at NOW; d emptied and *ev filled with junk beforehand. */
+static void
+answer_in(struct ph_http_response *in, int status, struct sent *s,
+    const char *b, struct ph_event *ev)
+{
+	memset(in, 0, sizeof(*in));
+	in->status = status;
+	in->headers = s != NULL ? s->h : NULL;
+	in->nheaders = s != NULL ? s->nh : 0;
+	in->body = (const unsigned char *)b;
+	in->body_len = strlen(b);
+	in->now = NOW;
+	d.msg[0] = '\0';
+	memset(ev, 0x5a, sizeof(*ev));
+}
+
 static int
 answer(void *ctx, const char *order, int status, struct sent *s,
     const char *b, struct ph_event *ev)
 {
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
-	in.headers = s != NULL ? s->h : NULL;
-	in.nheaders = s != NULL ? s->nh : 0;
-	in.body = (const unsigned char *)b;
-	in.body_len = strlen(b);
-	in.now = NOW;
-	d.msg[0] = '\0';
-	memset(ev, 0x5a, sizeof(*ev));
+	answer_in(&in, status, s, b, ev);
 	return payhook_provider()->query_response(ctx, order_ref(order), &in,
 	    ev, &d);
 }
@@ -1444,15 +1439,7 @@ close_answer(void *ctx, const char *order, int status, struct sent *s,
 {
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
-	in.headers = s != NULL ? s->h : NULL;
-	in.nheaders = s != NULL ? s->nh : 0;
-	in.body = (const unsigned char *)b;
-	in.body_len = strlen(b);
-	in.now = NOW;
-	d.msg[0] = '\0';
-	memset(ev, 0x5a, sizeof(*ev));
+	answer_in(&in, status, s, b, ev);
 	return payhook_provider()->close_response(ctx, order_ref(order), &in,
 	    ev, &d);
 }
