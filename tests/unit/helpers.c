@@ -432,6 +432,18 @@ th_note_form(const struct th_note *n, const char *dup, const char *dupval,
 	return len;
 }
 
+void
+th_post(struct ph_request *req, const char *ct, const void *body,
+    size_t len, int64_t now)
+{
+	memset(req, 0, sizeof(*req));
+	req->method = "POST";
+	req->content_type = ct;
+	req->body = (const unsigned char *)body;
+	req->body_len = len;
+	req->now = now;
+}
+
 int
 th_notify(const struct ph_provider *p, void *ctx, const void *body,
     size_t len, const char *ct, int64_t now, struct ph_event *ev,
@@ -440,14 +452,9 @@ th_notify(const struct ph_provider *p, void *ctx, const void *body,
 	struct ph_request req;
 	struct ph_header h = { "Content-Type", ct };
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = ct;
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
+	th_post(&req, ct, body, len, now);
 	req.headers = &h;
 	req.nheaders = 1;
-	req.now = now;
 	diag->msg[0] = '\0';
 	return p->parse_notify(ctx, &req, ev, diag);
 }
@@ -476,6 +483,61 @@ th_feed(const struct ph_provider *p, void *ctx, const char *const *lines,
 	}
 	diag->msg[0] = '\0';
 	r->rc = p->statement_line(ctx, &r->st, NULL, 0, &ev, diag);
+}
+
+int
+th_ack_body_is(const struct ph_response *r, const char *want)
+{
+	return r->body_len == strlen(want) &&
+	    memcmp(r->body, want, r->body_len) == 0;
+}
+
+int
+th_req_body_is(const struct ph_http_request *r, const char *want)
+{
+	return r->body_len == strlen(want) &&
+	    memcmp(r->body, want, r->body_len) == 0;
+}
+
+struct ph_order_ref *
+th_order_ref(const char *id, int64_t amount, int64_t created_at)
+{
+	static struct ph_order_ref o;
+
+	memset(&o, 0, sizeof(o));
+	o.order_id = id;
+	o.amount = amount;
+	o.currency = "CNY";
+	o.txn_id = "";
+	o.created_at = created_at;
+	o.attempt = "";
+	return &o;
+}
+
+int
+th_event_empty(const struct ph_event *ev)
+{
+	static const struct ph_event zero;
+
+	return memcmp(ev, &zero, sizeof(zero)) == 0;
+}
+
+const char **
+th_variant(const char *const *lines, size_t k, const char *repl)
+{
+	static const char *out[64];
+	size_t i, n = 0;
+
+	for (i = 0; lines[i] != NULL && n < 63; i++) {
+		if (i == k) {
+			if (repl != NULL)
+				out[n++] = repl;
+			continue;
+		}
+		out[n++] = lines[i];
+	}
+	out[n] = NULL;
+	return out;
 }
 
 void

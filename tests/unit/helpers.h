@@ -92,6 +92,11 @@ size_t th_note_form(const struct th_note *n, const char *dup,
 char *th_vector(const char *rel, size_t *len);
 void th_vector_note(const char *rel, struct th_note *n);
 
+/* A POST of len bytes of body with content type ct (NULL: none), received
+ * at now: no headers, the rest empty. */
+void th_post(struct ph_request *req, const char *ct, const void *body,
+    size_t len, int64_t now);
+
 /* Hands p's parse_notify a POST of body with one Content-Type header
  * ct, received at now; diag is emptied first. */
 int th_notify(const struct ph_provider *p, void *ctx, const void *body,
@@ -111,6 +116,24 @@ struct th_run {
 void th_feed(const struct ph_provider *p, void *ctx,
     const char *const *lines, const char *term, struct th_run *r,
     struct ph_diag *diag);
+/* Whether an acknowledgement's body, or an outgoing request's, is want
+ * exactly. */
+int th_ack_body_is(const struct ph_response *r, const char *want);
+int th_req_body_is(const struct ph_http_request *r, const char *want);
+
+/* An order id of amount CNY minor units made at created_at, with no
+ * txn_id and no attempt data: a static, good until the next call. */
+struct ph_order_ref *th_order_ref(const char *id, int64_t amount,
+    int64_t created_at);
+
+/* Whether ev is all zero bytes (an event the plugin left alone). */
+int th_event_empty(const struct ph_event *ev);
+
+/* lines (NULL-terminated) with line k (0-based) replaced by repl, or
+ * removed where repl is NULL: a static array, good until the next call
+ * (at most 63 lines are kept). */
+const char **th_variant(const char *const *lines, size_t k,
+    const char *repl);
 
 /* WeChat Pay's published test key (TV-3), as PKCS#8 and as its public
  * key: the merchant's key in the v3 tests, and the platform's too. */

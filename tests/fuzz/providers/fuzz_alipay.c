@@ -32,6 +32,7 @@
 
 #include "../fuzz.h"
 #include "../../unit/helpers.h"
+#include "fzbill.h"
 
 #define FZ_NOW 1764500000
 
@@ -69,38 +70,19 @@ fz_fini(void)
 }
 
 static void
-fz_event_sane(int rc, const struct ph_event *ev)
-{
-	if (rc == PH_OK && (ev->kind >= PH_EV__MAX || ev->amount < 0 ||
-	    ev->amount > PH_AMOUNT_MAX ||
-	    strnlen(ev->order_id, sizeof(ev->order_id)) ==
-	    sizeof(ev->order_id)))
-		abort();
-}
-
-static void
 fz_notify(const void *body, size_t len)
 {
 	struct ph_request req;
 	struct ph_event ev;
 	struct ph_diag diag;
-	char order[PH_ID_MAX + 1];
 	int rc;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/x-www-form-urlencoded";
-	req.body = body;
-	req.body_len = len;
-	req.now = FZ_NOW;
+	fz_post(&req, "application/x-www-form-urlencoded", body, len, FZ_NOW);
 	memset(&diag, 0, sizeof(diag));
 	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
-	fz_event_sane(rc, &ev);
-	if (payhook_provider()->notify_hint(fz_ctx, &req, order) == PH_OK &&
-	    strnlen(order, sizeof(order)) == sizeof(order))
-		abort();
+	fz_check_diag(&diag);
+	fz_check_event(rc, &ev, FZ_EV_ORDER);
+	fz_check_hint(payhook_provider(), fz_ctx, &req);
 }
 
 /* Signs a form body's fields and appends sign_type and sign. */
@@ -132,62 +114,22 @@ fz_signed(const uint8_t *data, size_t size)
 }
 
 static void
-fz_bill(const uint8_t *data, size_t size)
-{
-	struct ph_statement *st;
-	struct ph_event ev;
-	struct ph_diag diag;
-	const uint8_t *p = data, *nl;
-	size_t left = size;
-	int rc = PH_OK;
-
-	if ((st = calloc(1, sizeof(*st))) == NULL)
-		abort();
-	while (left > 0 && rc == PH_OK) {
-		size_t n;
-		char *line;
-
-		nl = memchr(p, '\n', left);
-		n = nl != NULL ? (size_t)(nl - p) : left;
-		if ((line = fz_strndup(p, n)) == NULL)
-			abort();
-		st->line++;
-		memset(&diag, 0, sizeof(diag));
-		rc = payhook_provider()->statement_line(fz_ctx, st, line, n,
-		    &ev, &diag);
-		fz_event_sane(rc, &ev);
-		free(line);
-		p += n + (nl != NULL);
-		left -= n + (nl != NULL);
-	}
-	if (rc == PH_OK) {
-		memset(&diag, 0, sizeof(diag));
-		(void)payhook_provider()->statement_line(fz_ctx, st, NULL, 0,
-		    &ev, &diag);
-	}
-	free(st);
-}
-
-static void
 fz_query(const uint8_t *data, size_t size)
 {
-	struct ph_order_ref o = { "A-1", 100, "CNY", "", FZ_NOW, "" };
+	struct ph_order_ref o;
 	struct ph_http_response in;
 	struct ph_event ev;
 	struct ph_diag diag;
 	int rc;
 
-	memset(&in, 0, sizeof(in));
-	in.status = 200;
-	in.body = data;
-	in.body_len = size;
-	in.now = FZ_NOW;
+	fz_order(&o, "A-1", 100, FZ_NOW, "");
+	fz_answer_in(&in, 200, data, size, FZ_NOW);
 	memset(&diag, 0, sizeof(diag));
 	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_event_sane(rc, &ev);
+	fz_check_event(rc, &ev, FZ_EV_ORDER);
 	memset(&diag, 0, sizeof(diag));
 	rc = payhook_provider()->close_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_event_sane(rc, &ev);
+	fz_check_event(rc, &ev, FZ_EV_ORDER);
 }
 
 int
@@ -203,7 +145,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_signed(data + 1, size - 1);
 		break;
 	case 'B':
-		fz_bill(data + 1, size - 1);
+		fz_bill_lines(payhook_provider(), fz_ctx, data + 1, size - 1,
+		    1);
 		break;
 	case 'Q':
 		fz_query(data + 1, size - 1);

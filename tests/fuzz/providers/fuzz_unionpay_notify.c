@@ -27,55 +27,21 @@
 #include "../fuzz.h"
 #include "upsign.h"
 
-static void *fz_ctx;
-
-void
-fz_init(void)
-{
-	fz_pki_make();
-	fz_ctx = fz_up_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_ctx = NULL;
-	fz_pki_free();
-}
-
 static void
 fz_run(const void *body, size_t len)
 {
 	struct ph_request req;
 	struct ph_event ev;
 	struct ph_diag diag;
-	struct ph_response *resp;
-	int rc, k;
+	int rc;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/x-www-form-urlencoded";
-	req.body = body;
-	req.body_len = len;
-	req.now = fz_now;
+	fz_post(&req, "application/x-www-form-urlencoded", body, len, fz_now);
 	memset(&ev, 0, sizeof(ev));
 	memset(&diag, 0, sizeof(diag));
 	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
-	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
-	    ev.amount > PH_AMOUNT_MAX || ev.dedup_key[0] == '\0' ||
-	    strnlen(ev.order_id, sizeof(ev.order_id)) == sizeof(ev.order_id)))
-		abort();
-	if ((resp = calloc(1, sizeof(*resp))) == NULL)
-		abort();
-	for (k = 0; k < PH_ACK__MAX; k++) {
-		payhook_provider()->ack(fz_ctx, (enum ph_ack_kind)k,
-		    rc == PH_OK ? NULL : diag.msg, resp);
-		if (resp->body_len > sizeof(resp->body))
-			abort();
-	}
-	free(resp);
+	fz_check_diag(&diag);
+	fz_check_event(rc, &ev, FZ_EV_ORDER | FZ_EV_DEDUP);
+	fz_check_acks(payhook_provider(), fz_ctx, rc, &diag);
 }
 
 int

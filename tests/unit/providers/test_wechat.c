@@ -208,19 +208,8 @@ static struct ph_diag d;
 static int
 run_body(void *ctx, const char *body, size_t len, struct ph_event *ev)
 {
-	struct ph_request req;
-	struct ph_header h = { "Content-Type", "text/xml" };
-
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "text/xml";
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
-	req.headers = &h;
-	req.nheaders = 1;
-	req.now = 1414647400;
-	d.msg[0] = '\0';
-	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
+	return th_notify(payhook_provider(), ctx, body, len, "text/xml",
+	    1414647400, ev, &d);
 }
 
 static int
@@ -631,13 +620,6 @@ test_hmac(void)
 
 /* ---- acknowledgements ----------------------------------------------- */
 
-static int
-body_is(const struct ph_response *r, const char *want)
-{
-	return r->body_len == strlen(want) &&
-	    memcmp(r->body, want, r->body_len) == 0;
-}
-
 static void
 test_ack(void)
 {
@@ -649,34 +631,34 @@ test_ack(void)
 	p->ack(NULL, PH_ACK_OK, "ignored", &r);
 	is_int(r.status, 200, "ack OK: 200");
 	is_str(r.content_type, "text/xml", "ack OK: text/xml");
-	ok(body_is(&r, "<xml><return_code><![CDATA[SUCCESS]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[SUCCESS]]></return_code>"
 	    "<return_msg><![CDATA[OK]]></return_msg></xml>"),
 	    "ack OK: exact bytes");
 
 	p->ack(NULL, PH_ACK_REFUSED, "signature mismatch", &r);
 	is_int(r.status, 200, "ack REFUSED: 200");
 	is_str(r.content_type, "text/xml", "ack REFUSED: text/xml");
-	ok(body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[signature mismatch]]></return_msg></xml>"),
 	    "ack REFUSED: exact bytes with the reason");
 
 	p->ack(NULL, PH_ACK_REFUSED, NULL, &r);
-	ok(body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[invalid notification]]></return_msg></xml>"),
 	    "ack REFUSED: default reason");
 
 	p->ack(NULL, PH_ACK_RETRY, NULL, &r);
 	is_int(r.status, 500, "ack RETRY: 500");
-	ok(body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[temporarily unavailable]]></return_msg>"
 	    "</xml>"), "ack RETRY: exact bytes");
 	p->ack(NULL, PH_ACK_RETRY, "store full", &r);
-	ok(r.status == 500 && body_is(&r, "<xml><return_code><![CDATA[FAIL]]>"
+	ok(r.status == 500 && th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]>"
 	    "</return_code><return_msg><![CDATA[store full]]></return_msg>"
 	    "</xml>"), "ack RETRY: with a reason");
 
 	p->ack(NULL, PH_ACK_REFUSED, "a]]>b\n\xe4\xb8\xad<c>", &r);
-	ok(body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[a]]b<c>]]></return_msg></xml>"),
 	    "ack: reason cannot close the CDATA, printable ASCII only");
 	p->ack(NULL, PH_ACK_REFUSED, "]]]]]>>", &r);
@@ -705,16 +687,7 @@ test_ack(void)
 static struct ph_order_ref *
 order_ref(const char *id)
 {
-	static struct ph_order_ref o;
-
-	memset(&o, 0, sizeof(o));
-	o.order_id = id;
-	o.amount = 1;
-	o.currency = "CNY";
-	o.txn_id = "";
-	o.created_at = 1414647000;
-	o.attempt = "";
-	return &o;
+	return th_order_ref(id, 1, 1414647000);
 }
 
 /* cc->random is first, first + 1, ...: the nonce is the hex of the
@@ -728,13 +701,6 @@ fixed_cc(struct ph_call_ctx *cc, unsigned int first)
 	cc->now = 1414647400;
 	for (i = 0; i < sizeof(cc->random); i++)
 		cc->random[i] = (unsigned char)(first + i);
-}
-
-static int
-req_body_is(const struct ph_http_request *r, const char *want)
-{
-	return r->body_len == strlen(want) &&
-	    memcmp(r->body, want, r->body_len) == 0;
 }
 
 static int
@@ -767,14 +733,6 @@ answer(void *ctx, int close, const char *order, const struct note *n,
 
 	return answer_body(ctx, close, order, 200, body,
 	    render(n, body, sizeof(body)), ev);
-}
-
-static int
-event_is_empty(const struct ph_event *ev)
-{
-	static const struct ph_event zero;
-
-	return memcmp(ev, &zero, sizeof(zero)) == 0;
 }
 
 /* An orderquery answer for a paid order, in the order WeChat writes it
@@ -889,7 +847,7 @@ test_call_requests(void)
 	is_str(r.path, "/pay/orderquery", "orderquery request: path");
 	is_str(r.content_type, "text/xml", "orderquery request: text/xml");
 	is_int(r.nheaders, 0, "orderquery request: no extra headers");
-	ok(req_body_is(&r, "<xml>"
+	ok(th_req_body_is(&r, "<xml>"
 	    "<appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
 	    "<mch_id><![CDATA[10000100]]></mch_id>"
 	    "<nonce_str><![CDATA[000102030405060708090a0b0c0d0e0f]]>"
@@ -936,7 +894,7 @@ test_call_requests(void)
 	is_str(r.method, "POST", "closeorder request: POST");
 	is_str(r.path, "/pay/closeorder", "closeorder request: path");
 	is_str(r.content_type, "text/xml", "closeorder request: text/xml");
-	ok(req_body_is(&r, "<xml>"
+	ok(th_req_body_is(&r, "<xml>"
 	    "<appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
 	    "<mch_id><![CDATA[10000100]]></mch_id>"
 	    "<nonce_str><![CDATA[000102030405060708090a0b0c0d0e0f]]>"
@@ -970,7 +928,7 @@ test_call_requests(void)
 	fixed_cc(&cc, 0xa0);
 	is_int(p->close_request(ctx, order_ref("H-7|x*"), &cc, &r, &d),
 	    PH_OK, "closeorder request (HMAC): built");
-	ok(req_body_is(&r, "<xml>"
+	ok(th_req_body_is(&r, "<xml>"
 	    "<appid><![CDATA[wxd930ea5d5a258f4f]]></appid>"
 	    "<mch_id><![CDATA[10000200]]></mch_id>"
 	    "<nonce_str><![CDATA[a0a1a2a3a4a5a6a7a8a9aaabacadaeaf]]>"
@@ -1109,7 +1067,7 @@ test_query_answers(void)
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query: unknown trade_state refused");
 	ok(strstr(d.msg, "trade_state") != NULL, "unknown trade_state named");
-	ok(event_is_empty(&ev), "refusal leaves an empty event");
+	ok(th_event_empty(&ev), "refusal leaves an empty event");
 	query_note(&n, "O-42", txn, "success");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
@@ -1125,7 +1083,7 @@ test_query_answers(void)
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query SUCCESS: another order's answer refused");
-	ok(event_is_empty(&ev), "another order: empty event");
+	ok(th_event_empty(&ev), "another order: empty event");
 	unpaid_note(&n, "O-43", "NOTPAY");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
@@ -1170,7 +1128,7 @@ test_query_answers(void)
 	ok(strstr(d.msg, "err_code SYSTEMERROR: ????") != NULL,
 	    "query SYSTEMERROR: diagnostic has err_code and its text, "
 	    "one ? per non-ASCII character");
-	ok(event_is_empty(&ev), "query SYSTEMERROR: no event");
+	ok(th_event_empty(&ev), "query SYSTEMERROR: no event");
 	fail_note(&n, "SIGNERROR", "sign error");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_PROVIDER,
@@ -1201,7 +1159,7 @@ test_query_answers(void)
 	    "query return_code FAIL: return_msg in the diagnostic, newline "
 	    "dropped");
 	ok(strchr(d.msg, '\n') == NULL, "diagnostic stays on one line");
-	ok(event_is_empty(&ev), "query return_code FAIL: no event");
+	ok(th_event_empty(&ev), "query return_code FAIL: no event");
 	set(&n, "return_msg", NULL);
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_PROVIDER,
 	    "query return_code FAIL without return_msg");
@@ -1222,7 +1180,7 @@ test_query_answers(void)
 	set_raw(&n, "total_fee", "100000");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: tampered total_fee refused");
-	ok(event_is_empty(&ev), "tampered: empty event");
+	ok(th_event_empty(&ev), "tampered: empty event");
 	query_note(&n, "O-42", txn, "NOTPAY");
 	sign_note(&n, KEY_MD5, "MD5");
 	set(&n, "trade_state", "SUCCESS");
@@ -1296,7 +1254,7 @@ test_query_answers(void)
 		is_int(answer_body(ctx, 0, "O-42", 503, body, len, &ev),
 		    PH_E_PROVIDER, "query: HTTP 503 is an error");
 		ok(strstr(d.msg, "503") != NULL, "HTTP status named");
-		ok(event_is_empty(&ev), "HTTP 503: no event");
+		ok(th_event_empty(&ev), "HTTP 503: no event");
 		is_int(answer_body(ctx, 0, "O-42", 302, body, len, &ev),
 		    PH_E_PROVIDER, "query: HTTP 302 is an error");
 		is_int(answer_body(ctx, 0, "O-42", 200, "garbage\x01\xff", 9,
@@ -1382,7 +1340,7 @@ test_close_answers(void)
 		snprintf(want, sizeof(want), "close:C-1:%s", rows[i].err);
 		if (rows[i].rc != PH_OK) {
 			ok(answer(ctx, 1, "C-1", &n, &ev) == rows[i].rc &&
-			    event_is_empty(&ev) &&
+			    th_event_empty(&ev) &&
 			    strstr(d.msg, rows[i].err) != NULL,
 			    "close %s: an error naming it, no event",
 			    rows[i].err);
@@ -1415,7 +1373,7 @@ test_close_answers(void)
 	set(&n, "err_code", "ORDERCLOSED");
 	is_int(answer(ctx, 1, "C-1", &n, &ev), PH_E_SIGNATURE,
 	    "close: ORDERPAID turned ORDERCLOSED refused");
-	ok(event_is_empty(&ev), "close tampered: no event");
+	ok(th_event_empty(&ev), "close tampered: no event");
 	close_note(&n);
 	sign_note(&n, KEY_HMAC, "MD5");
 	is_int(answer(ctx, 1, "C-1", &n, &ev), PH_E_SIGNATURE,
