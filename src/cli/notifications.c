@@ -141,18 +141,9 @@ cli_notif_replay_run(struct cli *c)
 	req.now = e.at;
 	memset(&ev, 0, sizeof(ev));
 	memset(&diag, 0, sizeof(diag));
-	memset(&a, 0, sizeof(a));
-	a.at = (int64_t)time(NULL);
-	a.class = e.class;
+	archive_rec_init(&a, &req, (int64_t)time(NULL), e.class, pr->name,
+	    pr->plugin->prov->name);
 	a.source = "replay";
-	a.profile = pr->name;
-	a.provider = pr->plugin->prov->name;
-	a.method = req.method;
-	a.content_type = req.content_type;
-	a.headers = req.headers;
-	a.nheaders = req.nheaders;
-	a.body = req.body;
-	a.body_len = req.body_len;
 	a.replay_of = id;
 	if ((rc = pr->plugin->prov->parse_notify(pr->ctx, &req, &ev,
 	    &diag)) != PH_OK || (rc = ledger_event_check(&ev, &diag)) !=

@@ -470,6 +470,37 @@ recon_event_check(const struct ph_statement *st, const struct ph_event *ev,
 }
 
 /*
+ * The statement's next line through the plugin into ev, held to the
+ * ledger's contract; at the end of the file *more is 0 and nothing is
+ * read.  An error names the line.
+ */
+static int
+recon_next(const struct conf_profile *pr, FILE *in, char **line,
+    size_t *cap, struct ph_statement *st, struct ph_event *ev, int *more,
+    struct ph_diag *diag)
+{
+	ssize_t len;
+	int rc;
+
+	if ((len = recon_getline(line, cap, in)) == -1) {
+		*more = 0;
+		return ferror(in) ? ph_fail(diag, PH_E_IO, "statement: read "
+		    "error") : PH_OK;
+	}
+	*more = 1;
+	st->line++;
+	if (len > RECON_LINE_MAX)
+		return ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
+		    "longer than %d bytes", (unsigned long long)st->line,
+		    RECON_LINE_MAX);
+	memset(ev, 0, sizeof(*ev));
+	if ((rc = pr->plugin->prov->statement_line(pr->ctx, st, *line,
+	    (size_t)len, ev, diag)) != PH_OK)
+		return rc;
+	return recon_event_check(st, ev, diag);
+}
+
+/*
  * The first pass: the whole statement through the plugin, the end (its
  * own totals) included, before anything is applied or marked.  A
  * statement that is truncated, does not add up or has a malformed line
@@ -479,35 +510,20 @@ static int
 recon_check(const struct conf_profile *pr, FILE *in, char **line,
     size_t *cap, struct ph_diag *diag)
 {
-	const struct ph_provider *prov = pr->plugin->prov;
 	struct ph_statement *st;
 	struct ph_event ev;
-	ssize_t len;
-	int rc = PH_OK;
+	int rc, more = 1;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	while ((len = recon_getline(line, cap, in)) != -1) {
-		st->line++;
-		if (len > RECON_LINE_MAX) {
-			rc = ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
-			    "longer than %d bytes",
-			    (unsigned long long)st->line, RECON_LINE_MAX);
-			goto out;
-		}
+	while ((rc = recon_next(pr, in, line, cap, st, &ev, &more, diag)) ==
+	    PH_OK && more)
+		continue;
+	if (rc == PH_OK) {
 		memset(&ev, 0, sizeof(ev));
-		if ((rc = prov->statement_line(pr->ctx, st, *line,
-		    (size_t)len, &ev, diag)) != PH_OK ||
-		    (rc = recon_event_check(st, &ev, diag)) != PH_OK)
-			goto out;
+		rc = pr->plugin->prov->statement_line(pr->ctx, st, NULL, 0,
+		    &ev, diag);
 	}
-	if (ferror(in)) {
-		rc = ph_fail(diag, PH_E_IO, "statement: read error");
-		goto out;
-	}
-	memset(&ev, 0, sizeof(ev));
-	rc = prov->statement_line(pr->ctx, st, NULL, 0, &ev, diag);
-out:
 	free(st);
 	if (rc == PH_OK && fseeko(in, 0, SEEK_SET) == -1)
 		rc = ph_fail(diag, PH_E_IO, "statement: %s", strerror(errno));
@@ -577,9 +593,8 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	struct recon r;
 	char *line = NULL;
 	size_t cap = 0;
-	ssize_t len;
 	FILE *in = NULL;
-	int rc = PH_OK, started = 0;
+	int rc = PH_OK, started = 0, more;
 
 	memset(sum, 0, sizeof(*sum));
 	memset(&r, 0, sizeof(r));
@@ -618,20 +633,13 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 		goto done;
 	}
-	while ((len = recon_getline(&line, &cap, in)) != -1) {
-		st->line++;
+	for (;;) {
+		if ((rc = recon_next(r.pr, in, &line, &cap, st, &ev, &more,
+		    diag)) != PH_OK)
+			goto done;
+		if (!more)
+			break;
 		sum->lines++;
-		if (len > RECON_LINE_MAX) {
-			rc = ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
-			    "longer than %d bytes",
-			    (unsigned long long)st->line, RECON_LINE_MAX);
-			goto done;
-		}
-		memset(&ev, 0, sizeof(ev));
-		if ((rc = prov->statement_line(r.pr->ctx, st, line,
-		    (size_t)len, &ev, diag)) != PH_OK ||
-		    (rc = recon_event_check(st, &ev, diag)) != PH_OK)
-			goto done;
 		if (ev.kind == PH_EV_IGNORED)
 			continue;
 		if (r.day_start == 0)
@@ -655,11 +663,6 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 				    ph_strerror(rc));
 			goto done;
 		}
-	}
-	if (ferror(in)) {
-		rc = ph_fail(diag, PH_E_IO, "statement %s: read error",
-		    o->statement);
-		goto done;
 	}
 	/* The end: the plugin checks the statement's own totals. */
 	memset(&ev, 0, sizeof(ev));

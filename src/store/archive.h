@@ -88,6 +88,15 @@ int archive_writable(int64_t now, char *why, size_t cap);
 uint64_t archive_put(const struct archive_rec *r);
 
 /*
+ * Starts *r as the record of req, the very bytes and headers as they
+ * came, kept at `at` in class through profile's provider; the rest is
+ * empty for the caller to fill.
+ */
+void archive_rec_init(struct archive_rec *r, const struct ph_request *req,
+    int64_t at, enum archive_class class, const char *profile,
+    const char *provider);
+
+/*
  * The record as JSON for operators (caller frees): id, at, class, source,
  * profile, provider, method, content_type, headers [[name, value]...],
  * body (base64), body_sha256, verdict, reason, order_id, outcome,
