@@ -1,8 +1,9 @@
 /*
  * The alipay plugin's private header: what its files share and the
  * functions one job offers another.  Files call down only: plugin.c (the
- * table and profiles) calls every job; trade.c and statement.c build on
- * the signatures and parsers of notify.c.  Nothing here leaves the plugin:
+ * table and profiles) calls every job; trade.c makes its calls through
+ * gateway.c, which, like statement.c, builds on the signatures and
+ * parsers of notify.c.  Nothing here leaves the plugin:
  * it is built with -fvisibility=hidden and exports payhook_provider alone.
  */
 #ifndef PAYHOOK_ALIPAY_INT_H
@@ -45,6 +46,20 @@ struct ali_method {
 	const char *method;		/* "alipay.trade.query" */
 	const char *node;		/* "alipay_trade_query_response" */
 };
+
+struct json_t;
+
+/* gateway.c */
+int ali_set_str(struct json_t *o, const char *k, const char *v);
+int ali_build(const struct ali_ctx *ctx, const char *method,
+    const struct json_t *biz, int64_t now, struct ph_http_request *out,
+    struct ph_diag *diag);
+int ali_open_answer(const struct ali_ctx *ctx, const struct ali_method *m,
+    const struct ph_http_response *in, struct json_t **root,
+    const struct json_t **resp, struct ph_diag *diag);
+int ali_provider_error(const struct json_t *r, const char *what,
+    int verified, struct ph_diag *diag);
+const char *ali_code(const struct json_t *r, const char **sub);
 
 /* notify.c */
 int ali_verify(const struct ali_ctx *ctx, const char *b64, size_t b64_len,

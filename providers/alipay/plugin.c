@@ -1,8 +1,9 @@
 /*
  * Alipay open platform (支付宝开放平台): the plugin's table, its
  * configuration keys and profiles.  Notifications and their RSA2
- * signatures are in notify.c, the trade calls (query, close, refund) in
- * trade.c, the trade-detail bill in statement.c.  See README.md for the
+ * signatures are in notify.c, the gateway's signed requests and answers
+ * in gateway.c, the trade calls (query, close, refund) in trade.c, the
+ * trade-detail bill in statement.c.  See README.md for the
  * readings chosen where Alipay's documents are unclear.
  */
 #include <errno.h>
