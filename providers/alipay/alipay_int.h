@@ -1,9 +1,9 @@
 /*
  * The alipay plugin's private header: what its files share and the
  * functions one job offers another.  Files call down only: plugin.c (the
- * table and profiles) calls every job; trade.c makes its calls through
- * gateway.c, which, like statement.c, builds on the signatures and
- * parsers of notify.c.  Nothing here leaves the plugin:
+ * table and profiles) calls every job; trade.c and billget.c make their
+ * calls through gateway.c, which, like statement.c, builds on the
+ * signatures and parsers of notify.c.  Nothing here leaves the plugin:
  * it is built with -fvisibility=hidden and exports payhook_provider alone.
  */
 #ifndef PAYHOOK_ALIPAY_INT_H
@@ -22,6 +22,7 @@
 #define ALI_ID_EXTRA	"_-"
 #define ALI_NOTIFY_ID_MAX 128
 #define ALI_PATH	"/gateway.do"
+#define ALI_BILL_HOST	"dwbillcenter.alipay.com"	/* bill links */
 #define ALI_FORM_CT	"application/x-www-form-urlencoded;charset=utf-8"
 #define ALI_LINE_MAX	(16 * 1024)	/* one statement line, as UTF-8 */
 #define ALI_COLS_MAX	64
@@ -48,6 +49,10 @@ struct ali_method {
 };
 
 struct json_t;
+
+/* billget.c */
+ph_statement_request_fn ali_statement_request;
+ph_statement_response_fn ali_statement_response;
 
 /* gateway.c */
 int ali_set_str(struct json_t *o, const char *k, const char *v);
@@ -82,6 +87,7 @@ extern const struct ph_json_limits ali_json_limits;
 extern const struct ali_method ali_query;
 extern const struct ali_method ali_close;
 extern const struct ali_method ali_refund;
+extern const struct ali_method ali_bill_url;
 
 /* statement.c */
 ph_statement_line_fn ali_statement_line;

@@ -3,8 +3,8 @@
  * makes: a request signed with the app's private key (sign_type included,
  * empty values left out), the common parameters in the URL and
  * biz_content in the form body; an answer is JSON whose response object
- * is signed over its text exactly as it appears in the body.  trade.c
- * says what to ask and reads what the verified answer means.
+ * is signed over its text exactly as it appears in the body.  trade.c and
+ * billget.c say what to ask and read what the verified answer means.
  */
 #include <stddef.h>
 #include <stdint.h>
