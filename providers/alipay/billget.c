@@ -10,7 +10,8 @@
  *
  * Alipay signs the answer that names the link, not the file: the file is
  * believed because its URL came from a verified answer and the core
- * fetches it over https from a host the table names (download_hosts).
+ * fetches it over https from Alipay: api_base's host or one the table
+ * names (download_hosts).
  */
 #include <stddef.h>
 #include <stdint.h>
