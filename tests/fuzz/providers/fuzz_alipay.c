@@ -6,7 +6,10 @@
  *        fuzzer reaches past verification;
  *   'B'  the rest is a bill, fed line by line to statement_line, then the
  *        end-of-statement call;
- *   'Q'  the rest is a query answer body (HTTP 200).
+ *   'Q'  the rest is a query answer body (HTTP 200);
+ *   'D'  the rest is the response object of a bill link answer, signed
+ *        here so that the fuzzer reaches the link's checks, then the body
+ *        of the bill file's answer.
  */
 #include <errno.h>
 #include <limits.h>
@@ -132,6 +135,65 @@ fz_query(const uint8_t *data, size_t size)
 	fz_check_event(rc, &ev, FZ_EV_ORDER);
 }
 
+/*
+ * A link the plugin gives must make its next request, whole; a statement
+ * it gives lies within the answer.
+ */
+static void
+fz_download(const uint8_t *data, size_t size)
+{
+	static const char node[] =
+	    "{\"alipay_data_dataservice_bill_downloadurl_query_response\":";
+	struct ph_download_ref ref = { "2025-11-30", 0, "" };
+	struct ph_http_request *rq;
+	struct ph_http_response in;
+	struct ph_download *dl;
+	struct ph_call_ctx cc;
+	struct ph_diag diag;
+	struct ph_buf body;
+	char b64[1400];
+	int rc;
+
+	if ((dl = calloc(1, sizeof(*dl))) == NULL ||
+	    (rq = calloc(1, sizeof(*rq))) == NULL)
+		abort();
+	th_rsa_sign(fz_key, "SHA256", data, size, b64);
+	ph_buf_init(&body, 1 << 20);
+	ph_buf_puts(&body, node);
+	ph_buf_append(&body, data, size);
+	ph_buf_printf(&body, ",\"sign\":\"%s\"}", b64);
+	memset(&in, 0, sizeof(in));
+	in.status = 200;
+	in.body = (const unsigned char *)body.data;
+	in.body_len = body.len;
+	in.now = FZ_NOW;
+	memset(&diag, 0, sizeof(diag));
+	rc = payhook_provider()->statement_response(fz_ctx, &ref, &in, dl,
+	    &diag);
+	if (rc == PH_OK && dl->kind == PH_DL_NEXT) {
+		memset(&cc, 0, sizeof(cc));
+		cc.now = FZ_NOW;
+		ref.step = 1;
+		ref.next = dl->next;
+		if (payhook_provider()->statement_request(fz_ctx, &ref, &cc, rq,
+		    &diag) != PH_OK || strcmp(rq->path, dl->next) != 0)
+			abort();
+	} else if (rc == PH_OK && dl->kind != PH_DL_NONE)
+		abort();
+	ref.step = 1;
+	ref.next = "https://dwbillcenter.alipay.com/d?token=1";
+	in.body = data;
+	in.body_len = size;
+	rc = payhook_provider()->statement_response(fz_ctx, &ref, &in, dl,
+	    &diag);
+	if (rc == PH_OK && (dl->kind != PH_DL_STATEMENT ||
+	    dl->offset > size || dl->len > size - dl->offset))
+		abort();
+	ph_buf_free(&body);
+	free(rq);
+	free(dl);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -150,6 +212,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		break;
 	case 'Q':
 		fz_query(data + 1, size - 1);
+		break;
+	case 'D':
+		fz_download(data + 1, size - 1);
 		break;
 	default:
 		break;
