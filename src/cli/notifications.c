@@ -72,7 +72,7 @@ cli_notif_get(unsigned long long id, json_t **rec)
 int
 cli_notif_show_run(struct cli *c)
 {
-	struct archive_entry e;
+	struct archive_kept e;
 	json_t *r, *text = NULL;
 	int rc;
 
@@ -81,7 +81,7 @@ cli_notif_show_run(struct cli *c)
 	/* The body as text too, when it is UTF-8. */
 	if (archive_read(c->a.id, &e) == PH_OK) {
 		text = json_stringn((char *)e.body, e.body_len);
-		archive_free(&e);
+		archive_kept_free(&e);
 	}
 	if (text != NULL)
 		json_object_set_new(r, "body_text", text);
@@ -106,7 +106,7 @@ cli_notif_replay_run(struct cli *c)
 {
 	unsigned long long id = c->a.id;
 	const struct conf_profile *pr;
-	struct archive_entry e;
+	struct archive_kept e;
 	struct ledger_result res;
 	struct ledger_fact fact;
 	struct archive_rec a;
@@ -173,6 +173,6 @@ cli_notif_replay_run(struct cli *c)
 	    ledger_outcome_name(res.outcome));
 	rc = CLI_EXIT_OK;
 done:
-	archive_free(&e);
+	archive_kept_free(&e);
 	return rc;
 }

@@ -53,7 +53,7 @@ static void
 test_records(void)
 {
 	static const char body[] = "<xml>\0binary\xff</xml>";
-	struct archive_entry e;
+	struct archive_kept e;
 	json_t *j, *list;
 	uint64_t id, id2;
 
@@ -71,7 +71,7 @@ test_records(void)
 	ok(strcmp(e.content_type, "text/xml; charset=\xff") == 0 &&
 	    e.at == NOW && strcmp(e.profile, "wxshop") == 0,
 	    "... content type, time, profile");
-	archive_free(&e);
+	archive_kept_free(&e);
 	is_int(archive_get(id, &j), PH_OK, "shown as JSON");
 	ok(j != NULL && strstr(json_string_value(json_array_get(
 	    json_array_get(json_object_get(j, "headers"), 1), 1)),
