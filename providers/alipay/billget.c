@@ -72,9 +72,11 @@ ali_bill_loopback(const char *host, size_t len)
  * again before it is sent: printable ASCII that fits a request's path,
  * https (its token must not travel in clear) to a named host, with no
  * user part that could make the host read differently.  Which hosts are
- * allowed is the core's check (api_base's and download_hosts).  The
- * plugin never sees api_base, so plain http is taken only to a loopback
- * host: the test Alipay a profile with allow_insecure_http names.
+ * allowed is the core's check (api_base's and download_hosts).  Alipay's
+ * own samples give the bill host's links as plain http: those are
+ * fetched over https (ali_bill_file_request).  The plugin never sees
+ * api_base, so other plain http is taken only to a loopback host: the
+ * test Alipay a profile with allow_insecure_http names.
  */
 static int
 ali_bill_url_check(const char *url, size_t len, struct ph_diag *diag)
@@ -132,7 +134,9 @@ ali_bill_url_check(const char *url, size_t len, struct ph_diag *diag)
 				return ph_fail(diag, PH_E_FIELD,
 				    "bill_download_url has a bad port");
 	}
-	if (!https && !ali_bill_loopback(host, hlen))
+	if (!https && !ali_bill_loopback(host, hlen) &&
+	    !(alen == strlen(ALI_BILL_HOST) &&
+	    memcmp(host, ALI_BILL_HOST, alen) == 0))
 		return ph_fail(diag, PH_E_FIELD, "bill_download_url is plain "
 		    "http: refused, its token would travel in clear");
 	return PH_OK;
@@ -167,8 +171,10 @@ ali_statement_request(void *p, const struct ph_download_ref *ref,
     struct ph_diag *diag)
 {
 	const struct ali_ctx *ctx = p;
+	char link[PH_HTTP_PATH_MAX];
 	int rc;
 
+	link[0] = '\0';
 	if (ctx == NULL || ref == NULL || cc == NULL || out == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
 	memset(out, 0, sizeof(*out));
@@ -182,9 +188,17 @@ ali_statement_request(void *p, const struct ph_download_ref *ref,
 		if ((rc = ali_bill_url_check(ref->next, strlen(ref->next),
 		    diag)) != PH_OK)
 			return rc;
-		/* The link's own token authorises it: no signature. */
-		if ((rc = ph_request_set(out, "GET", ref->next, NULL,
-		    NULL)) != PH_OK) {
+		/* The link's own token authorises it: no signature.  The
+		 * bill host's link goes over https whatever it says: the
+		 * token must not travel, nor the bill come, in clear. */
+		if (strncmp(ref->next, "http://" ALI_BILL_HOST "/",
+		    8 + strlen(ALI_BILL_HOST)) == 0 && (snprintf(link,
+		    sizeof(link), "https://%s", ref->next + 7) >=
+		    (int)sizeof(link)))
+			return ph_fail(diag, PH_E_TOOBIG, "bill_download_url "
+			    "does not fit a request as https");
+		if ((rc = ph_request_set(out, "GET", link[0] != '\0' ? link :
+		    ref->next, NULL, NULL)) != PH_OK) {
 			memset(out, 0, sizeof(*out));
 			return ph_fail(diag, rc, "cannot write the bill "
 			    "request");
