@@ -252,21 +252,21 @@ cli_reconcile_run(struct cli *c)
 			    diag.msg : ph_strerror(rc));
 			return cli_reconcile_exit(rc);
 		}
-		if (none) {
-			printf("reconcile %s %s: no statement: the provider "
-			    "has none for that day\n", o->profile, o->date);
-			cli_job_succeeded(
-			    "payhook_reconcile_last_success_timestamp_seconds");
-			return CLI_EXIT_OK;
-		}
-		printf("downloaded: %s\n", path);
-		o->statement = path;
+		/* No statement: what payhook holds of the day is all
+		 * "missing at the provider". */
+		if (none)
+			printf("no statement: the provider has none for %s\n",
+			    o->date);
+		else
+			printf("downloaded: %s\n", path);
+		o->statement = none ? NULL : path;
 		o->trust = RECON_DOWNLOADED;
 	}
 	if ((rc = recon_run(c->conf, c->store, o, now, &sum, &diag)) !=
 	    PH_OK) {
-		fprintf(stderr, "payhook: reconcile %s: %s\n", o->statement,
-		    diag.msg[0] != '\0' ? diag.msg : ph_strerror(rc));
+		fprintf(stderr, "payhook: reconcile %s: %s\n", o->statement !=
+		    NULL ? o->statement : o->date, diag.msg[0] != '\0' ?
+		    diag.msg : ph_strerror(rc));
 		return CLI_EXIT_FAIL;
 	}
 	printf("reconcile %s %s: %llu statement lines\n", o->profile,

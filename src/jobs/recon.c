@@ -620,10 +620,15 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 			    "YYYY-MM-DD", o->date);
 		recon_set_day(&r, d);
 	}
-	if ((in = fopen(o->statement, "r")) == NULL)
+	/* No statement at all (the provider has none for the day): only
+	 * what payhook holds of that day is left to compare. */
+	if (o->statement == NULL && r.day_start == 0)
+		return ph_fail(diag, PH_E_INTERNAL, "no statement and no day");
+	if (o->statement != NULL && (in = fopen(o->statement, "r")) == NULL)
 		return ph_fail(diag, PH_E_IO, "statement %s: %s", o->statement,
 		    strerror(errno));
-	if ((rc = recon_check(r.pr, in, &line, &cap, diag)) != PH_OK)
+	if (in != NULL && (rc = recon_check(r.pr, in, &line, &cap, diag)) !=
+	    PH_OK)
 		goto done;
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
@@ -633,7 +638,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 		goto done;
 	}
-	for (;;) {
+	while (in != NULL) {
 		if ((rc = recon_next(r.pr, in, &line, &cap, st, &ev, &more,
 		    diag)) != PH_OK)
 			goto done;
@@ -666,8 +671,8 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	}
 	/* The end: the plugin checks the statement's own totals. */
 	memset(&ev, 0, sizeof(ev));
-	if ((rc = prov->statement_line(r.pr->ctx, st, NULL, 0, &ev, diag)) !=
-	    PH_OK)
+	if (in != NULL && (rc = prov->statement_line(r.pr->ctx, st, NULL, 0,
+	    &ev, diag)) != PH_OK)
 		goto done;
 	if (r.day_start == 0) {
 		rc = ph_fail(diag, PH_E_FIELD, "statement %s lists no payment "

@@ -56,7 +56,8 @@ enum recon_trust {
 struct recon_opts {
 	enum recon_trust trust;
 	const char *profile;
-	const char *statement;		/* file path */
+	const char *statement;		/* file path, or NULL (with date):
+					 * the provider has none for the day */
 	const char *date;		/* "YYYY-MM-DD" (Beijing), or NULL:
 					 * the day of the first row */
 	const char *report_dir;		/* where the CSV and JSON go */

@@ -650,6 +650,20 @@ def test_download(tap, inst, mock, paid):
            'no bill that day: says "no statement"', r.stdout + r.stderr)
     tap.is_(mock.downloads[ndl:], [], 'no bill that day: nothing fetched')
 
+    # "No bill" for a day payhook holds payments of: each is missing at
+    # the provider, raised, not changed.
+    held = mock.bills.pop(day)
+    r = reconcile_download(inst, day)
+    tap.is_(r.returncode, 0, 'no bill for a day with payments: exit 0',
+            r.stdout + r.stderr)
+    tap.is_(tuple(recon_counts(r.stdout).get(c) for c in
+                  ('matched', 'missing_here', 'missing_at_provider')),
+            (0, 0, len(paid) + 2), 'no bill for a day with payments: '
+            'every stored payment missing at the provider', r.stdout)
+    tap.is_((inst.order(missed2) or {}).get('state'), 'PAID',
+            'no bill for a day with payments: nothing changed')
+    mock.bills[day] = held
+
     # Answers that change nothing: a tampered sign, an expired link.
     for days_ago, what, where in ((2, 'tampered sign', mock.tamper),
                                   (1, 'expired link', mock.expire)):
