@@ -82,7 +82,7 @@ recon_get_allowed(const struct conf_profile *pr, const char *url,
 	long p1, p2;
 
 	if (recon_get_origin(url, s1, sizeof(s1), h1, sizeof(h1), &p1) == -1)
-		return ph_fail(diag, PH_E_PROVIDER, "statement download: "
+		return ph_fail(diag, PH_E_FIELD, "statement download: "
 		    "the plugin built a URL that does not parse");
 	if (pr->api_base != NULL && recon_get_origin(pr->api_base, s2,
 	    sizeof(s2), h2, sizeof(h2), &p2) == 0 &&
@@ -92,9 +92,10 @@ recon_get_allowed(const struct conf_profile *pr, const char *url,
 		if (strcasecmp(s1, "https") == 0 && p1 == 443 &&
 		    strcasecmp(h1, *h) == 0)
 			return PH_OK;
-	return ph_fail(diag, PH_E_PROVIDER, "statement download: refused to "
-	    "call %s://%s:%ld, neither api_base's host nor a download host "
-	    "of the %s plugin", s1, h1, p1, pr->plugin->prov->name);
+	return ph_fail(diag, PH_E_FIELD, "statement download: refused to "
+	    "call %s://%s:%ld, neither api_base's origin nor an https "
+	    "download host of the %s plugin", s1, h1, p1,
+	    pr->plugin->prov->name);
 }
 
 /* One call of the download; the answer goes to dl. */

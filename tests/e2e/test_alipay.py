@@ -158,6 +158,7 @@ class MockAlipay:
         self.bills = {}         # bill_date -> zip; absent: no bill that day
         self.tamper = set()     # bill dates whose link answer's sign is bad
         self.expire = set()     # bill dates whose link has expired
+        self.foreign = set()    # bill dates whose link names another host
         self.links = {}         # token -> bill_date
         self.downloads = []     # the paths of the GETs
         mock = self
@@ -254,7 +255,8 @@ class MockAlipay:
                     'http://%s:%d/downloadBill?bizType=trade&userId=%s&'
                     'fileType=csv.zip&bizDates=%s&downloadFileName=%s&'
                     'fileId=%s&timestamp=%d&token=%s' % (
-                        harness.HOST, self.port, pid, ymd,
+                        'localhost' if day in self.foreign else harness.HOST,
+                        self.port, pid, ymd,
                         '%s_%s.csv.zip' % (pid, ymd),
                         quote('/trade/%s/%s.csv.zip' % (pid, ymd), safe=''),
                         int(time.time() * 1000), token))}
@@ -664,9 +666,12 @@ def test_download(tap, inst, mock, paid):
             'no bill for a day with payments: nothing changed')
     mock.bills[day] = held
 
-    # Answers that change nothing: a tampered sign, an expired link.
+    # Answers that change nothing: a tampered sign, an expired link, a
+    # signed link to a host that is neither api_base's nor Alipay's bill
+    # host (payhook calls no host an answer alone names).
     for days_ago, what, where in ((2, 'tampered sign', mock.tamper),
-                                  (1, 'expired link', mock.expire)):
+                                  (1, 'expired link', mock.expire),
+                                  (4, 'link to another host', mock.foreign)):
         bad_day = bill_day(days_ago)
         pend = 'AD' + os.urandom(5).hex().upper()
         inst.create_order(pend, 1234, profile='alishop')
@@ -676,7 +681,7 @@ def test_download(tap, inst, mock, paid):
         before = inst.order(pend)
         base, ndl = inst.last_seq(), len(mock.downloads)
         r = reconcile_download(inst, bad_day)
-        if what == 'tampered sign':
+        if what != 'expired link':
             tap.is_(r.returncode, 1, '%s: exit 1' % what,
                     r.stdout + r.stderr)
             tap.is_(mock.downloads[ndl:], [],
