@@ -21,7 +21,6 @@
  * the two calls the core carries "SHA1 <hex> <download_url>" (next).
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
