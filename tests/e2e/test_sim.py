@@ -7,7 +7,8 @@ drop_all to the end of the 16-send schedule); delayed, duplicated, paused,
 doubled and out-of-order notifications; orderquery and closeorder answered
 from the ledger and signed (MD5 and HMAC-SHA256) for paid, unpaid, unknown
 and closed orders; SIGNERROR for a bad signature; the down, garbage,
-hangup and slow modes; stats and reset; and payhook querying the
+hangup and slow modes; stats and reset; downloadbill (the bill, or No
+Bill Exist); and payhook querying the
 simulator for a payment whose notifications were all lost.
 """
 
@@ -452,6 +453,62 @@ def test_payhook_queries(tap, sim, inst):
     tap.is_(after - before, 1, 'the simulator received one query')
 
 
+def bill_xml(profile, day, key=None, bill_type='ALL'):
+    p = PROFILES[profile]
+    alg = p['sign_type']
+    f = [('appid', p['appid']), ('mch_id', p['mch_id']),
+         ('nonce_str', os.urandom(16).hex()), ('bill_date', day),
+         ('bill_type', bill_type)]
+    if alg != 'MD5':
+        f.append(('sign_type', alg))
+    f.append(('sign', sign(f, key or p['key'], alg)))
+    return harness.notify_xml(f)
+
+
+def test_bill_api(tap, sim):
+    """POST /pay/downloadbill: the bill /_sim/statement shows, as text, or
+    the unsigned FAIL XML of a day without a bill."""
+    oid = 'B1-' + os.urandom(4).hex()
+    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
+                              'amount': 321, 'time_end': '20250102120000',
+                              'notify': {'drop_all': True}})
+    calls = (sim.stats().get('bills') or {}).get('calls', 0)
+    r = sim.request('POST', '/pay/downloadbill',
+                    bill_xml('wxshop', '20250102'),
+                    {'Content-Type': 'text/xml'})
+    want = sim.request('GET', '/_sim/statement?profile=wxshop&'
+                       'date=2025-01-02')
+    tap.ok(r.status == 200 and r.body == want.body and
+           r.content_type.startswith('text/plain'),
+           'downloadbill: the bill of that day, as /_sim/statement has it, '
+           'text/plain', r.describe())
+    tap.ok(oid.encode() in r.body and b'`3.21,' in r.body,
+           'downloadbill: the payment is in it')
+    r = sim.request('POST', '/pay/downloadbill',
+                    bill_xml('wxshop', '19990101'),
+                    {'Content-Type': 'text/xml'})
+    f = dict(parse_xml(r.body) or [])
+    tap.is_((r.status, f.get('return_code'), f.get('return_msg'),
+             f.get('error_code'), 'sign' in f),
+            (200, 'FAIL', 'No Bill Exist', '20002', False),
+            'downloadbill of a day without payments: FAIL No Bill Exist, '
+            'unsigned')
+    r = sim.request('POST', '/pay/downloadbill',
+                    bill_xml('wxshop', '20250102', key='x' * 32),
+                    {'Content-Type': 'text/xml'})
+    f = dict(parse_xml(r.body) or [])
+    tap.is_((f.get('return_code'), f.get('return_msg')),
+            ('FAIL', 'SIGN ERROR'), 'downloadbill with a bad signature: '
+            'FAIL, no bill')
+    r = sim.request('POST', '/pay/downloadbill',
+                    bill_xml('wxshop', '20250102', bill_type='SUCCESS'),
+                    {'Content-Type': 'text/xml'})
+    tap.is_(dict(parse_xml(r.body) or []).get('return_code'), 'FAIL',
+            'downloadbill of another bill_type: FAIL')
+    tap.is_((sim.stats().get('bills') or {}).get('calls'), calls + 4,
+            'stats count the bill calls')
+
+
 def main(tap):
     sim = harness.Simulator(tap, time_factor=1000).start()
     tap.ok(sim.port, 'provsim prints "provsim listening on '
@@ -462,6 +519,7 @@ def main(tap):
 
     test_notify(tap, sim, inst)
     test_api(tap, sim)
+    test_bill_api(tap, sim)
     test_payhook_queries(tap, sim, inst)
     test_schedule(tap)
     inst.stop()

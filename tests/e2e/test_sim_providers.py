@@ -15,8 +15,9 @@ after the sweeper applied its payment, are acknowledged without change;
 an expired order the provider says is unpaid is closed (UnionPay and the
 aggregator).  Then each schedule's number of sends and span (drop_all),
 a profile's own retry_gaps, and the APIs answered from the ledger:
-signed answers for paid, unpaid and unknown orders, WeChat Pay v3 close,
-and requests with a bad signature or key refused.
+signed answers for paid, unpaid and unknown orders, WeChat Pay v3 close
+and its trade bill (tradebill and the file it names), and requests with a
+bad signature or key refused.
 """
 
 import base64
@@ -692,6 +693,43 @@ def test_v3_api(tap, sim, k):
             (1, 1), 'stats count v3 closes per order')
 
 
+def test_v3_bill_api(tap, sim, k):
+    """tradebill: a signed answer naming the file and its SHA1; the file,
+    unsigned, at the simulator's own download_url; NO_STATEMENT_EXIST for
+    a day without a bill."""
+    oid = new_oid('VD')
+    sim_pay(sim, 'wxv3sim', oid, 4321, '20250102120000', {'drop_all': True})
+    r, good = v3_call(sim, k, 'GET', '/v3/bill/tradebill?bill_date='
+                      '2025-01-02&bill_type=ALL')
+    j = r.json or {}
+    url = j.get('download_url') or ''
+    tap.ok(r.status == 200 and good and j.get('hash_type') == 'SHA1' and
+           url.startswith('http://127.0.0.1:%d/v3/billdownload/file?token='
+                          % sim.port),
+           'v3 tradebill: 200, signed, SHA1, a download_url of the '
+           'simulator', r.describe())
+    target = url[len('http://127.0.0.1:%d' % sim.port):]
+    r, good = v3_call(sim, k, 'GET', target)
+    want = sim.request('GET', '/_sim/statement?profile=wxv3sim&'
+                       'date=2025-01-02')
+    tap.ok(r.status == 200 and not good and r.body == want.body and
+           hashlib.sha1(r.body).hexdigest() == j.get('hash_value'),
+           'v3 billdownload: the bill, unsigned, its SHA1 the hash_value',
+           r.describe())
+    tap.ok(oid.encode() in r.body and b'`43.21,' in r.body,
+           'v3 billdownload: the payment is in it')
+    r, good = v3_call(sim, k, 'GET', target, key=k.other)
+    tap.is_(r.status, 401, 'v3 billdownload signed by another key: 401')
+    r, good = v3_call(sim, k, 'GET', '/v3/billdownload/file?token=nope')
+    tap.is_(r.status, 404, 'v3 billdownload of an unknown token: 404')
+    r, good = v3_call(sim, k, 'GET', '/v3/bill/tradebill?bill_date='
+                      '1999-01-01&bill_type=ALL')
+    tap.ok(r.status == 400 and good and
+           (r.json or {}).get('code') == 'NO_STATEMENT_EXIST',
+           'v3 tradebill of a day without payments: 400 NO_STATEMENT_EXIST, '
+           'signed', r.describe())
+
+
 def beijing_ago(seconds):
     return (datetime.datetime.now(BEIJING) - datetime.timedelta(
         seconds=seconds)).strftime('%Y%m%d%H%M%S')
@@ -852,6 +890,7 @@ def main(tap):
         test_expiry_v3(tap, sim, inst)
         test_unionpay_api(tap, sim, k)
         test_v3_api(tap, sim, k)
+        test_v3_bill_api(tap, sim, k)
         test_aggregator_api(tap, sim, k)
         test_forged(tap, sim, inst, k, cfg)
         inst.stop()

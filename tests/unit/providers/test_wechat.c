@@ -245,13 +245,19 @@ test_table(void)
 	is_int(p->abi, PH_PROVIDER_ABI, "table: ABI version");
 	is_str(p->name, "wechat", "table: name");
 	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE |
-	    PH_CAP_REFUND | PH_CAP_STATEMENT,
-	    "table: notify, query, close, refund and statement");
+	    PH_CAP_REFUND | PH_CAP_STATEMENT | PH_CAP_DOWNLOAD,
+	    "table: notify, query, close, refund, statement and download");
 	ok(p->profile_new && p->profile_free && p->parse_notify && p->ack,
 	    "table: all notify entries set");
 	ok(p->refund_request != NULL && p->refund_response != NULL &&
 	    p->statement_line != NULL,
 	    "table: refund and statement entries set");
+	ok(p->statement_request != NULL && p->statement_response != NULL &&
+	    p->download_hosts != NULL &&
+	    strcmp(p->download_hosts[0], "api.mch.weixin.qq.com") == 0 &&
+	    strcmp(p->download_hosts[1], "api2.mch.weixin.qq.com") == 0 &&
+	    p->download_hosts[2] == NULL,
+	    "table: download entries set, WeChat's two API hosts");
 	is_str(p->conf_keys[WX_CONF_APPID].name, "appid", "key 0 appid");
 	is_str(p->conf_keys[WX_CONF_MCH_ID].name, "mch_id", "key 1 mch_id");
 	is_str(p->conf_keys[WX_CONF_API_KEY_FILE].name, "api_key_file",
