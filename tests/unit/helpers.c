@@ -492,6 +492,17 @@ th_ack_body_is(const struct ph_response *r, const char *want)
 	    memcmp(r->body, want, r->body_len) == 0;
 }
 
+const char *
+th_req_header(const struct ph_http_request *req, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++)
+		if (strcmp(req->headers[i].name, name) == 0)
+			return req->headers[i].value;
+	return NULL;
+}
+
 int
 th_req_body_is(const struct ph_http_request *r, const char *want)
 {

@@ -120,6 +120,9 @@ void th_feed(const struct ph_provider *p, void *ctx,
  * exactly. */
 int th_ack_body_is(const struct ph_response *r, const char *want);
 int th_req_body_is(const struct ph_http_request *r, const char *want);
+/* The value of an outgoing request's header name, or NULL. */
+const char *th_req_header(const struct ph_http_request *req,
+    const char *name);
 
 /* An order id of amount CNY minor units made at created_at, with no
  * txn_id and no attempt data: a static, good until the next call. */

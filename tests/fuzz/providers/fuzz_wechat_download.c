@@ -25,21 +25,6 @@
 #define FZ_DATE	"2025-11-30"
 #define FZ_URL	"https://api.mch.weixin.qq.com/v3/billdownload/file?token=fz"
 
-static void *fz_md5, *fz_v3;
-
-void
-fz_init(void)
-{
-	fz_rsa_make();
-	fz_md5 = fz_v2_profile(0);
-	fz_v3 = fz_v3_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_rsa_free();
-}
 
 /* The answer to call step of ref; what it gives must hold. */
 static int

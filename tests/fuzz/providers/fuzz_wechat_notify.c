@@ -33,22 +33,6 @@
 #include "../fuzz.h"
 #include "wxsign.h"
 
-static void *fz_md5, *fz_hmac, *fz_v3;
-
-void
-fz_init(void)
-{
-	fz_rsa_make();
-	fz_md5 = fz_v2_profile(0);
-	fz_hmac = fz_v2_profile(1);
-	fz_v3 = fz_v3_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_rsa_free();
-}
 
 static void
 fz_run(void *ctx, const void *body, size_t len, const struct ph_header *h,

@@ -31,21 +31,6 @@
 #include "../fuzz.h"
 #include "wxsign.h"
 
-static void *fz_md5, *fz_v3;
-
-void
-fz_init(void)
-{
-	fz_rsa_make();
-	fz_md5 = fz_v2_profile(0);
-	fz_v3 = fz_v3_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_rsa_free();
-}
 
 static void
 fz_answer(void *ctx, int close, int status, const void *body, size_t len,

@@ -107,17 +107,6 @@ dref(const char *date, unsigned step, const char *next)
 	return r;
 }
 
-static const char *
-header(const struct ph_http_request *req, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < req->nheaders; i++)
-		if (strcmp(req->headers[i].name, name) == 0)
-			return req->headers[i].value;
-	return NULL;
-}
-
 /* ---- v2 ------------------------------------------------------------------ */
 
 /* Whether the request's sign is key's signature of its other fields,
@@ -335,7 +324,7 @@ v3answer(int status, const char *body, int signed_)
 static int
 v3_authorized(const struct ph_http_request *req, const char *target)
 {
-	const char *auth = header(req, "Authorization"), *sig;
+	const char *auth = th_req_header(req, "Authorization"), *sig;
 	char msg[4096], s[1400];
 	size_t n;
 	int m;

@@ -862,17 +862,6 @@ v3answer(int status, const char *body, int signed_)
 	answer.now = V3_NOW;
 }
 
-static const char *
-header(const struct ph_http_request *req, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < req->nheaders; i++)
-		if (strcmp(req->headers[i].name, name) == 0)
-			return req->headers[i].value;
-	return NULL;
-}
-
 static void
 test_v3(void)
 {
@@ -906,8 +895,8 @@ test_v3(void)
 	is_str(req.content_type, "application/json", "... JSON");
 	ok(th_req_body_is(&req, want), "... body byte for byte");
 	diag("%.*s", (int)req.body_len, (const char *)req.body);
-	is_str(header(&req, "Accept"), "application/json", "... Accept");
-	auth = header(&req, "Authorization");
+	is_str(th_req_header(&req, "Accept"), "application/json", "... Accept");
+	auth = th_req_header(&req, "Authorization");
 	ok(auth != NULL && strncmp(auth, "WECHATPAY2-SHA256-RSA2048 "
 	    "mchid=\"1230000109\",nonce_str=\"000102030405060708090A0B0C0D0E0F"
 	    "\",signature=\"", 96) == 0 && strstr(auth, "\",timestamp=\""
