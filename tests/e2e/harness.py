@@ -84,6 +84,13 @@ PROFILES = {
 }
 assert all(len(p['key']) == 32 for p in PROFILES.values())
 
+# The secret events are pushed with (Instance(push_port=...)).
+PUSH_SECRET = 'push-secret-' + os.urandom(8).hex()
+
+# A sweeper that gives up soon: short leases and provider timeouts.
+QUICK_SWEEP = {'lease_s': '5', 'http_timeout_s': '3',
+               'http_connect_timeout_s': '2'}
+
 ORDER_KEYS = {'order_id', 'profile', 'amount', 'currency', 'state',
               'created_at', 'updated_at', 'paid_at', 'provider_txn_id',
               'exceptions'}
@@ -580,10 +587,16 @@ class Instance:
         DIR/etc/keys/<profile>.key API keys, mode 0600
         DIR/etc/var/payhook.mdb    the LMDB file (db_path = var/payhook.mdb)
         DIR/lighttpd.conf, DIR/lighttpd-error.log, DIR/run/ (sockets)
+
+    core: [core] keys set over the defaults; profile: keys set in every
+    profile; files: more files below etc/, {path: (data, mode)};
+    push_port: events are pushed to http://127.0.0.1:<push_port>/hook,
+    signed with PUSH_SECRET ([push.erp]).
     """
 
     def __init__(self, tap, name='main', base_path=None, max_body_bytes=65536,
-                 max_procs=2, profiles=None, log_level='info'):
+                 max_procs=2, profiles=None, log_level='info', core=None,
+                 profile=None, files=None, push_port=None):
         self.tap = tap
         self.name = name
         self.base_path = base_path
@@ -591,6 +604,10 @@ class Instance:
         self.max_procs = max_procs
         self.profiles = profiles or PROFILES
         self.log_level = log_level
+        self.core_extra = dict(core or {})          # more [core] keys
+        self.profile_extra = dict(profile or {})    # more keys of every profile
+        self.files = dict(files or {})   # {path below etc/: (data, mode)}
+        self.push_port = push_port
         tmp = tempfile.gettempdir()
         if len(tmp) > 40:       # unix socket paths are short
             tmp = '/tmp'
@@ -615,6 +632,7 @@ class Instance:
             core['base_path'] = self.base_path
         if self.log_level:
             core['log_level'] = self.log_level
+        core.update(self.core_extra)
         return core
 
     def profile_settings(self):
@@ -624,15 +642,25 @@ class Instance:
                 # A profile given as its config keys (e.g. unionpay):
                 # written as they are, files named relative to etc/.
                 out[name] = dict({'plugin': p['plugin']}, **p['settings'])
-                continue
-            out[name] = {
-                'plugin': p['plugin'],
-                'appid': p['appid'],
-                'mch_id': p['mch_id'],
-                'api_key_file': 'keys/%s.key' % name,
-                'sign_type': p['sign_type'],
-            }
+            else:
+                out[name] = {
+                    'plugin': p['plugin'],
+                    'appid': p['appid'],
+                    'mch_id': p['mch_id'],
+                    'api_key_file': 'keys/%s.key' % name,
+                    'sign_type': p['sign_type'],
+                }
+            out[name].update(self.profile_extra)
         return out
+
+    def extra_config(self):
+        """Config text after the profiles: the [push.erp] section when
+        events are pushed."""
+        if not self.push_port:
+            return ''
+        return ('\n[push.erp]\nurl = http://127.0.0.1:%d/hook\n'
+                'secret_file = keys/push.secret\n'
+                'allow_insecure_http = yes\n' % self.push_port)
 
     def write(self):
         os.makedirs(os.path.join(self.etc, 'var'), exist_ok=True)
@@ -646,8 +674,14 @@ class Instance:
             # Extra files of a profile: {path below etc/: (bytes, mode)}.
             for rel, (data, mode) in p.get('files', {}).items():
                 write_file(os.path.join(self.etc, rel), data, mode=mode)
+        for rel, (data, mode) in self.files.items():
+            write_file(os.path.join(self.etc, rel), data, mode=mode)
+        if self.push_port:
+            write_file(os.path.join(self.etc, 'keys', 'push.secret'),
+                       PUSH_SECRET)
         write_file(self.config,
-                   config_text(self.core_settings(), self.profile_settings()),
+                   config_text(self.core_settings(), self.profile_settings(),
+                               self.extra_config()),
                    mode=0o644)
 
     # -- the web server ----------------------------------------------------
@@ -1109,6 +1143,67 @@ def check_order_keys(tap, order, name):
         tap.diag('%s: keys beyond the contract: %r' % (name, extra))
 
 
+def metric(text, series):
+    """The value of one exact series line of a Prometheus text page, or
+    None."""
+    for line in text.splitlines():
+        if line.startswith(series + ' '):
+            return float(line.rsplit(' ', 1)[1])
+    return None
+
+
+def parse_metrics(text):
+    """{series: value} and {family: type} of a Prometheus text page."""
+    values, types = {}, {}
+    for line in text.splitlines():
+        m = re.match(r'^# TYPE (\S+) (\S+)$', line)
+        if m:
+            types[m.group(1)] = m.group(2)
+        elif line and not line.startswith('#'):
+            series, value = line.rsplit(' ', 1)
+            values[series] = float(value)
+    return values, types
+
+
+def wait_for(pred, timeout=15, step=0.05):
+    """pred()'s first true value within timeout seconds, else its last."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def store_dump(inst):
+    """The store's whole logical content: every named database, key and
+    value (`mdb_dump -a`)."""
+    r = subprocess.run(['mdb_dump', '-a', '-n', inst.db],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError('mdb_dump: %s' % r.stderr.decode())
+    return r.stdout
+
+
+def fill_store(inst, prefix, after_each=None, most=20000):
+    """Creates orders of 100 (ids: prefix, a number, padding) until one is
+    refused, `most` at the most; after_each(i) runs after the i-th is
+    created.  Returns (the ids created, the refusing Response or None)."""
+    orders, refused = [], None
+    for i in range(most):
+        o = '%s%05d-%s' % (prefix, i, 'x' * 22)
+        r = inst.create_order(o, 100)
+        if r.status != 201:
+            refused = r
+            break
+        orders.append(o)
+        if after_each:
+            after_each(i)
+    return orders, refused
+
+
 def is_rfc3339_utc(value):
     return isinstance(value, str) and RFC3339_UTC_RE.match(value) is not None
 
@@ -1377,3 +1472,15 @@ class SimInstance(Instance):
                 settings['api_base'] = 'http://%s:%d' % (HOST, self.sim_port)
                 settings['allow_insecure_http'] = 'yes'
         return out
+
+
+def start_with_simulator(tap, name='main', time_factor=1, cls=None, **kw):
+    """A simulator and an instance of cls (SimInstance by default, given
+    name and **kw) that sends its queries to it, both started, the
+    simulator's notifications addressed to the instance.  Returns
+    (sim, inst)."""
+    sim = Simulator(tap, time_factor=time_factor).start()
+    inst = (cls or SimInstance)(tap, name, sim_port=sim.port, **kw)
+    inst.start()
+    sim.point_at(inst)
+    return sim, inst

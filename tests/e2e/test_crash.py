@@ -25,27 +25,21 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+from harness import PAYHOOK, SimInstance  # noqa: E402
 
 N = int(os.environ.get('PAYHOOK_CRASH_N', '2000'))
 N_SWEEP = int(os.environ.get('PAYHOOK_CRASH_SWEEP_N', '60'))
 
 
 class CrashInstance(SimInstance):
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['lease_s'] = '5'
-        core['http_timeout_s'] = '3'
-        core['http_connect_timeout_s'] = '2'
-        core['sweep_concurrency'] = '8'
-        core['log_level'] = 'warn'
-        return core
+    """Short leases and timeouts, eight sweepers, every order queried each
+    second, warnings and errors logged only."""
 
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for settings in out.values():
-            settings['query_schedule'] = '1s'
-        return out
+    def __init__(self, tap, name='main', **kw):
+        SimInstance.__init__(self, tap, name, log_level='warn',
+                             core=dict(harness.QUICK_SWEEP,
+                                       sweep_concurrency='8'),
+                             profile={'query_schedule': '1s'}, **kw)
 
 
 class Killer(threading.Thread):
@@ -224,10 +218,8 @@ def sweeper_test(tap, inst, sim):
 
 
 def main(tap):
-    sim = Simulator(tap, time_factor=300).start()
-    inst = CrashInstance(tap, 'crash', sim_port=sim.port, max_procs=4)
-    inst.start()
-    sim.point_at(inst)
+    sim, inst = harness.start_with_simulator(tap, 'crash', time_factor=300,
+                                             cls=CrashInstance, max_procs=4)
     load_test(tap, inst, sim)
     sweeper_test(tap, inst, sim)
 

@@ -21,7 +21,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PROFILES, SUCCESS_ACK  # noqa: E402
+from harness import PROFILES, SUCCESS_ACK, wait_for  # noqa: E402
 
 # The documented WeChat v2 retry gaps (doc/design/protocols.md §1.5), in seconds.
 GAPS = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600,
@@ -77,16 +77,6 @@ def call(sim, path, profile, order_id, **kw):
     d = dict(fields)
     good = 'sign' in d and d['sign'] == sign(fields, p['key'], alg)
     return r, d, good
-
-
-def wait_for(pred, timeout=15, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def order_state(inst, oid):

@@ -35,7 +35,8 @@ import urllib.parse
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+from harness import (PAYHOOK, SimInstance, Simulator,  # noqa: E402
+                     wait_for)
 
 try:
     from cryptography import x509
@@ -209,23 +210,6 @@ def profiles(k):
     }
 
 
-class SweepInstance(SimInstance):
-    """Queries go to the simulator, on a compressed query schedule."""
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['lease_s'] = '5'
-        core['http_timeout_s'] = '3'
-        core['http_connect_timeout_s'] = '2'
-        return core
-
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for settings in out.values():
-            settings['query_schedule'] = SCHEDULE
-        return out
-
-
 # ---- helpers ----------------------------------------------------------------
 
 def beijing_now():
@@ -252,16 +236,6 @@ def sweep_until(inst, oid, state, limit_s=30):
             return time.time() - start
         time.sleep(0.3)
     return None
-
-
-def wait_for(pred, timeout=15, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def state_of(inst, oid):
@@ -837,8 +811,10 @@ def main(tap):
         cfg = profiles(k)
         sim = Simulator(tap, profiles=cfg, time_factor=1000,
                         name='sim-prov').start()
-        inst = SweepInstance(tap, 'simprov', sim_port=sim.port,
-                             profiles=cfg)
+        # Queries go to the simulator, on a compressed query schedule.
+        inst = SimInstance(tap, 'simprov', sim_port=sim.port, profiles=cfg,
+                           core=harness.QUICK_SWEEP,
+                           profile={'query_schedule': SCHEDULE})
         p = inst.cli('check')
         tap.ok(p.returncode == 0, 'payhook check accepts the profiles',
                p.stdout + p.stderr)

@@ -24,27 +24,9 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+from harness import PAYHOOK  # noqa: E402
 
 SCHEDULE = '1s,1s,2s'
-
-
-class SweepInstance(SimInstance):
-    """A simulator-backed instance with a compressed query schedule and
-    short leases and timeouts."""
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['lease_s'] = '5'
-        core['http_timeout_s'] = '3'
-        core['http_connect_timeout_s'] = '2'
-        return core
-
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for settings in out.values():
-            settings['query_schedule'] = SCHEDULE
-        return out
 
 
 def oid(tag):
@@ -360,10 +342,9 @@ def test_watch(tap, inst, sim):
 
 
 def main(tap):
-    sim = Simulator(tap, time_factor=1000).start()
-    inst = SweepInstance(tap, sim_port=sim.port)
-    inst.start()
-    sim.point_at(inst)
+    sim, inst = harness.start_with_simulator(
+        tap, time_factor=1000, core=harness.QUICK_SWEEP,
+        profile={'query_schedule': SCHEDULE})
     r = inst.cli('check')
     tap.is_(r.returncode, 0, 'payhook check passes', r.stderr[-400:])
     tap.ok('allow_insecure_http' in r.stderr,
