@@ -31,6 +31,7 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import re
@@ -429,6 +430,102 @@ def unionpay_test_pki(d, signer_cn=UP_SIGNER_CN):
     return {n: os.path.join(d, n) for n in names}
 
 
+def unionpay_merchant_cert(d, days):
+    """The merchant's signing key and self-signed certificate (CN
+    041@Z12@Test Merchant@00000004, serial 68759529225, valid for `days`
+    days), made with the `openssl` command in directory d as mer.key and
+    mer.pem.  Returns (key path, certificate path)."""
+    _openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+              '-keyout', 'mer.key', '-out', 'mer.pem', '-subj',
+              '/C=CN/CN=041@Z12@Test Merchant@00000004',
+              '-days', str(days), '-set_serial', '68759529225'], d)
+    return os.path.join(d, 'mer.key'), os.path.join(d, 'mer.pem')
+
+
+def unionpay_profile(mer_id, pki, sign_key, sign_cert, verify=False,
+                     api_base=None):
+    """A profile entry for Instance(profiles=...) with plugin = unionpay:
+    the test PKI's root and intermediate (with verify, its signing
+    certificate as verify_cert_files), the merchant's key and certificate
+    (paths of files) as files below etc/ and, with api_base, the loopback
+    UnionPay it calls (allow_insecure_http)."""
+    settings = {'mer_id': mer_id,
+                'root_cert_file': 'unionpay/root.pem',
+                'middle_cert_file': 'unionpay/middle.pem'}
+    files = {'unionpay/root.pem': (read_bytes(pki['root.pem']), 0o644),
+             'unionpay/middle.pem': (read_bytes(pki['middle.pem']), 0o644)}
+    if verify:
+        settings['verify_cert_files'] = 'unionpay/verify.pem'
+        files['unionpay/verify.pem'] = (read_bytes(pki['leaf.pem']), 0o644)
+    settings['sign_key_file'] = 'keys/upshop-sign.key'
+    settings['sign_cert_file'] = 'unionpay/sign.pem'
+    files['unionpay/sign.pem'] = (read_bytes(sign_cert), 0o644)
+    files['keys/upshop-sign.key'] = (read_bytes(sign_key), 0o600)
+    if api_base is not None:
+        settings['api_base'] = api_base
+        settings['allow_insecure_http'] = 'yes'
+    return {'plugin': 'unionpay', 'settings': settings, 'files': files}
+
+
+def read_bytes(path):
+    with open(path, 'rb') as fh:
+        return fh.read()
+
+
+# ---------------------------------------------------------------------------
+# Keys and certificates made with python3's cryptography package (imported
+# only by the tests that need it)
+# ---------------------------------------------------------------------------
+
+def need_cryptography():
+    """Skips the whole test file (a TAP plan 1..0, exit 0) when python3's
+    cryptography package is not installed."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        print('1..0 # SKIP python3 cryptography not installed '
+              '(Debian package python3-cryptography)')
+        sys.exit(0)
+
+
+def rsa_key():
+    """A new 2048-bit RSA key."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def pub_pem(key):
+    """The public half of a private key: SubjectPublicKeyInfo PEM."""
+    from cryptography.hazmat.primitives import serialization
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def priv_pem(key):
+    """A private key as unencrypted PKCS#8 PEM."""
+    from cryptography.hazmat.primitives import serialization
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def self_signed_pem(key, serial, cn):
+    """A self-signed certificate (PEM) of key with the common name cn,
+    valid from yesterday for a year."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+         .public_key(key.public_key()).serial_number(serial)
+         .not_valid_before(now - datetime.timedelta(days=1))
+         .not_valid_after(now + datetime.timedelta(days=365))
+         .sign(key, hashes.SHA256()))
+    return c.public_bytes(serialization.Encoding.PEM)
+
+
 # ---------------------------------------------------------------------------
 # Alipay, computed here (never by payhook's code)
 # ---------------------------------------------------------------------------
@@ -520,6 +617,48 @@ def free_port():
         return s.getsockname()[1]
 
 
+class MockServer:
+    """A loopback provider API: an HTTP server on a free 127.0.0.1 port,
+    on its own thread, that hands each request of the methods in
+    `methods` to self.handle(h, body) (h: the request handler; body: the
+    request's bytes, b'' without one); other methods get 501."""
+
+    methods = ('GET', 'POST')
+
+    def __init__(self):
+        self.requests = []
+        mock = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                mock._serve(self)
+
+            do_POST = do_GET
+
+        self.httpd = http.server.HTTPServer((HOST, 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def _serve(self, h):
+        if h.command not in self.methods:
+            h.send_error(501, 'Unsupported method (%r)' % h.command)
+            return
+        n = int(h.headers.get('Content-Length') or '0')
+        self.handle(h, h.rfile.read(n) if n else b'')
+
+    def handle(self, h, body):
+        raise NotImplementedError
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 class LoopbackListener:
     """A TCP listener on 127.0.0.1 that records every connection it gets:
     used to prove that an XML external entity was never fetched."""
@@ -605,7 +744,7 @@ class Instance:
         self.profiles = profiles or PROFILES
         self.log_level = log_level
         self.core_extra = dict(core or {})          # more [core] keys
-        self.profile_extra = dict(profile or {})    # more keys of every profile
+        self.profile_extra = dict(profile or {})    # in every profile
         self.files = dict(files or {})   # {path below etc/: (data, mode)}
         self.push_port = push_port
         tmp = tempfile.gettempdir()
@@ -789,6 +928,12 @@ class Instance:
     def cli(self, *args, config=None, cwd=None, timeout=60):
         return run_cli(['-c', config or self.config] + list(args), cwd=cwd,
                        timeout=timeout)
+
+    def check_passes(self, name):
+        """One test point, `name`: `payhook check` exits 0 (its output is
+        the diagnostic)."""
+        r = self.cli('check')
+        return self.tap.is_(r.returncode, 0, name, r.stdout + r.stderr)
 
 
 def collect_logs(inst):
@@ -1129,6 +1274,24 @@ def check_ack(tap, resp, ack, name):
         tap.diag('%s: FAIL reason: %s' % (name, m.group(1).decode(
             'utf-8', 'replace')))
     return ok
+
+
+def check_conflict(tap, inst, oid, base, paid, name):
+    """After a validly signed notification that contradicts the order's
+    payment: the order unchanged ((state, provider_txn_id, amount) ==
+    paid), a notification_conflict exception on it, and one
+    notification.conflict event after seq base.  Returns those events."""
+    oc = inst.order(oid) or {}
+    tap.is_((oc.get('state'), oc.get('provider_txn_id'), oc.get('amount')),
+            paid, '%s: order unchanged' % name)
+    tap.ok('notification_conflict' in [e.get('type') for e in
+                                       oc.get('exceptions') or []],
+           '%s: notification_conflict exception on the order' % name,
+           repr(oc.get('exceptions')))
+    evs = inst.all_events(base)
+    tap.is_([e.get('type') for e in evs], ['notification.conflict'],
+            '%s: notification.conflict event' % name)
+    return evs
 
 
 def check_order_keys(tap, order, name):

@@ -239,33 +239,9 @@ def test_certs(tap):
     work = tempfile.mkdtemp(prefix='payhook-e2e-certs-')
     try:
         pki = harness.unionpay_test_pki(work)
-        harness._openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-                          '-keyout', 'mer.key', '-out', 'mer.pem', '-subj',
-                          '/C=CN/CN=041@Z12@Test Merchant@00000004',
-                          '-days', '10', '-set_serial', '68759529225'],
-                         work)
-
-        def read(p):
-            with open(p, 'rb') as fh:
-                return fh.read()
-        profiles = {'upshop': {
-            'plugin': 'unionpay',
-            'settings': {
-                'mer_id': '777290058110048',
-                'root_cert_file': 'unionpay/root.pem',
-                'middle_cert_file': 'unionpay/middle.pem',
-                'sign_key_file': 'keys/upshop-sign.key',
-                'sign_cert_file': 'unionpay/sign.pem',
-            },
-            'files': {
-                'unionpay/root.pem': (read(pki['root.pem']), 0o644),
-                'unionpay/middle.pem': (read(pki['middle.pem']), 0o644),
-                'unionpay/sign.pem': (read(os.path.join(work, 'mer.pem')),
-                                      0o644),
-                'keys/upshop-sign.key': (read(os.path.join(work,
-                                                           'mer.key')),
-                                         0o600),
-            }}}
+        mer_key, mer_cert = harness.unionpay_merchant_cert(work, 10)
+        profiles = {'upshop': harness.unionpay_profile(
+            '777290058110048', pki, mer_key, mer_cert)}
         inst = harness.Instance(tap, 'certs', profiles=profiles)
         r = inst.cli('check')
         tap.is_(r.returncode, 0, 'check passes with a certificate near '

@@ -36,15 +36,14 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (PAYHOOK, SimInstance, Simulator,  # noqa: E402
-                     wait_for)
+                     priv_pem, pub_pem, rsa_key, wait_for)
+from harness import read_bytes as read  # noqa: E402
+from harness import self_signed_pem as self_signed  # noqa: E402
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.x509.oid import NameOID
-except ImportError:
-    x509 = None
+harness.need_cryptography()
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 SCHEDULE = '1s,1s,2s'
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
@@ -67,38 +66,6 @@ assert len(V3_KEY) == 32
 
 
 # ---- keys -----------------------------------------------------------------
-
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def priv_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def pub_pem(key):
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def self_signed(key, serial, cn):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-         .public_key(key.public_key()).serial_number(serial)
-         .not_valid_before(now - datetime.timedelta(days=1))
-         .not_valid_after(now + datetime.timedelta(days=365))
-         .sign(key, hashes.SHA256()))
-    return c.public_bytes(serialization.Encoding.PEM)
-
-
-def read(path):
-    with open(path, 'rb') as fh:
-        return fh.read()
-
 
 class Keys:
     def __init__(self, work):
@@ -800,9 +767,6 @@ def test_forged(tap, sim, inst, k, cfg):
 
 
 def main(tap):
-    if x509 is None:
-        tap.skip_all('python3 cryptography not installed '
-                     '(Debian package python3-cryptography)')
     if shutil.which('openssl') is None:
         tap.skip_all('the openssl command is not installed')
     work = tempfile.mkdtemp(prefix='payhook-e2e-simprov-')

@@ -40,8 +40,8 @@ def main(tap):
            repr([(d.get('status'), d.get('body')) for d in dels[:3]]))
     tap.ok(any(harness.FAIL_ACK_RE.match((d.get('body') or '').encode())
                for d in dels), '... they get the WeChat failure answer')
-    tap.ok(before == harness.store_dump(inst), 'nothing half-written: the store is '
-           'unchanged (mdb_dump -a)')
+    tap.ok(before == harness.store_dump(inst), 'nothing half-written: the '
+           'store is unchanged (mdb_dump -a)')
     log = inst.server.read_log()
     tap.like(log, r'(?i)(full|MDB_MAP_FULL).*map_size_mb',
              'the log says the map is full and to raise map_size_mb')
