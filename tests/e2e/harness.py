@@ -1027,6 +1027,55 @@ class StartError(Exception):
     pass
 
 
+def stop_process(proc, wait):
+    """SIGTERM proc (a Popen), wait `wait` seconds, SIGKILL as a
+    fallback."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        except ProcessLookupError:
+            pass
+
+
+def stop_web_server(server, backends, wait):
+    """Stops a web server (server.proc, see stop_process), then makes sure
+    the payhook.fcgi processes it spawned (backends: pids) are gone, and
+    takes its log hooks (dump_log, mark_log) off its instance's tap."""
+    stop_process(server.proc, wait)
+    for pid in backends:
+        deadline = time.time() + 5
+        while _alive(pid) and time.time() < deadline:
+            time.sleep(0.05)
+        if _alive(pid) and 'payhook' in _cmdline(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    server.proc = None
+    tap = server.inst.tap
+    for hooks, fn in ((tap.fail_hooks, server.dump_log),
+                      (tap.mark_hooks, server.mark_log)):
+        if fn in hooks:
+            hooks.remove(fn)
+
+
+def read_text_files(*paths):
+    """The text of the files one after the other; one that cannot be read
+    adds nothing."""
+    text = ''
+    for path in paths:
+        try:
+            with open(path, 'rb') as fh:
+                text += fh.read().decode('utf-8', 'replace')
+        except OSError:
+            pass
+    return text
+
+
 class Server:
     """lighttpd in the foreground (-D), spawning payhook.fcgi processes."""
 
@@ -1121,31 +1170,8 @@ fastcgi.server = (
         payhook.fcgi processes it spawned are gone (by pid)."""
         if not self.proc:
             return
-        backends = set(self.backend_pids()) | self._backend_pids
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
-        for pid in backends:
-            deadline = time.time() + 5
-            while _alive(pid) and time.time() < deadline:
-                time.sleep(0.05)
-            if _alive(pid) and 'payhook' in _cmdline(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        self.proc = None
-        tap = self.inst.tap
-        for hooks, fn in ((tap.fail_hooks, self.dump_log),
-                          (tap.mark_hooks, self.mark_log)):
-            if fn in hooks:
-                hooks.remove(fn)
+        stop_web_server(self, set(self.backend_pids()) | self._backend_pids,
+                        15)
 
     def _log_size(self):
         """{log file: its size}: lighttpd's error log and its standard
@@ -1159,14 +1185,7 @@ fastcgi.server = (
         return out
 
     def read_log(self):
-        text = ''
-        for path in (self.errorlog, self.stdout_log):
-            try:
-                with open(path, 'rb') as fh:
-                    text += fh.read().decode('utf-8', 'replace')
-            except OSError:
-                pass
-        return text
+        return read_text_files(self.errorlog, self.stdout_log)
 
     def mark_log(self):
         """After each check: what the log holds so far belongs to earlier
@@ -1584,15 +1603,7 @@ class Simulator:
         status (None when it was not running)."""
         if not self.proc:
             return self.returncode
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
+        stop_process(self.proc, 10)
         self.returncode = self.proc.returncode
         self.proc = None
         if self.dump_log in self.tap.fail_hooks:
