@@ -936,6 +936,16 @@ class Instance:
         return self.tap.is_(r.returncode, 0, name, r.stdout + r.stderr)
 
 
+def check_with_settings(tap, name, profiles, profile, **settings):
+    """`payhook check` (a CompletedProcess) of an instance called name
+    with profiles, where profile's settings are changed by settings."""
+    bad = dict(profiles)
+    bad[profile] = dict(profiles[profile],
+                        settings=dict(profiles[profile]['settings'],
+                                      **settings))
+    return Instance(tap, name, profiles=bad).cli('check')
+
+
 def collect_logs(inst):
     """With PAYHOOK_E2E_LOGDIR set (tools/run-tests), keeps the instance's
     logs and the secrets it configured there, for check_logs.py to prove

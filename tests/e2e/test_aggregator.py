@@ -550,11 +550,8 @@ def main(tap):
         }
         inst = harness.Instance(tap, 'aggregator', profiles=profiles)
         inst.check_passes('payhook check accepts both profiles')
-        bad = dict(profiles)
-        bad['pingxx'] = dict(profiles['pingxx'])
-        bad['pingxx']['settings'] = dict(profiles['pingxx']['settings'],
-                                         tolerance_s='300')
-        p = harness.Instance(tap, 'aggbad', profiles=bad).cli('check')
+        p = harness.check_with_settings(tap, 'aggbad', profiles, 'pingxx',
+                                        tolerance_s='300')
         tap.ok(p.returncode != 0 and 'tolerance_s' in p.stdout + p.stderr,
                'payhook check refuses an hmac key on the rsa profile',
                p.stdout + p.stderr)

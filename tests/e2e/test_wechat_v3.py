@@ -676,12 +676,8 @@ def main(tap):
         inst.check_passes('payhook check accepts the v3 profile')
 
         # A v2 key on the v3 profile is refused, naming it.
-        bad = dict(profiles)
-        bad['wxv3'] = dict(profiles['wxv3'])
-        bad['wxv3']['settings'] = dict(profiles['wxv3']['settings'],
-                                       sign_type='MD5')
-        badinst = harness.Instance(tap, 'wxv3bad', profiles=bad)
-        p = badinst.cli('check')
+        p = harness.check_with_settings(tap, 'wxv3bad', profiles, 'wxv3',
+                                        sign_type='MD5')
         tap.ok(p.returncode != 0 and 'sign_type' in p.stderr and
                'api_version = 3' in p.stderr,
                'payhook check refuses sign_type on the v3 profile',
