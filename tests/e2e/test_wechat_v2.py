@@ -70,6 +70,20 @@ def notify_as_provider(inst, bodies, ids):
             if (r.status, r.body) != (200, SUCCESS_ACK)]
 
 
+def check_exception(tap, order, kind, fact, name, what):
+    """The order's exceptions are one of kind, recording fact
+    ((provider_txn_id, amount, currency)).  Returns that exception, or
+    None when there is none."""
+    exc = order.get('exceptions') or []
+    tap.is_([e.get('type') for e in exc], [kind],
+            '%s: exception recorded' % name)
+    if not exc:
+        return None
+    tap.is_((exc[0].get('provider_txn_id'), exc[0].get('amount'),
+             exc[0].get('currency')), fact, '%s exception: %s' % (kind, what))
+    return exc[0]
+
+
 def check_event(tap, ev, name, **want):
     for k, v in want.items():
         tap.is_(ev.get(k), v, '%s: event %s' % (name, k))
@@ -244,14 +258,10 @@ def main(tap):
     tap.is_(om.get('state'), 'PENDING', 'amount mismatch: order stays PENDING')
     tap.is_(om.get('provider_txn_id'), None,
             'amount mismatch: no paying transaction recorded on the order')
-    exc = om.get('exceptions') or []
-    tap.is_([e.get('type') for e in exc], ['amount_mismatch'],
-            'amount mismatch: exception recorded')
-    if exc:
-        tap.is_((exc[0].get('provider_txn_id'), exc[0].get('amount'),
-                 exc[0].get('currency')), (tm, 1, 'CNY'),
-                'amount_mismatch exception: txn, amount, currency')
-        tap.ok(is_rfc3339_utc(exc[0].get('at')), 'exception at is RFC 3339')
+    exc = check_exception(tap, om, 'amount_mismatch', (tm, 1, 'CNY'),
+                          'amount mismatch', 'txn, amount, currency')
+    if exc is not None:
+        tap.ok(is_rfc3339_utc(exc.get('at')), 'exception at is RFC 3339')
     evs = new_events(inst, base)
     tap.is_(types_of(evs), ['order.amount_mismatch'],
             'amount mismatch: order.amount_mismatch event')
@@ -292,13 +302,8 @@ def main(tap):
     tap.is_((od.get('state'), od.get('provider_txn_id'), od.get('paid_at')),
             ('PAID', t1, o1.get('paid_at')),
             'double payment: order stays PAID with the first transaction')
-    exc = od.get('exceptions') or []
-    tap.is_([e.get('type') for e in exc], ['double_payment'],
-            'double payment: exception recorded')
-    if exc:
-        tap.is_((exc[0].get('provider_txn_id'), exc[0].get('amount'),
-                 exc[0].get('currency')), (t2, 100, 'CNY'),
-                'double_payment exception: second txn, amount, currency')
+    check_exception(tap, od, 'double_payment', (t2, 100, 'CNY'),
+                    'double payment', 'second txn, amount, currency')
     evs = new_events(inst, base)
     tap.is_(types_of(evs), ['order.double_payment'],
             'double payment: order.double_payment event')
