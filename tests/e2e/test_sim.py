@@ -22,7 +22,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PROFILES, SUCCESS_ACK  # noqa: E402
+from harness import PROFILES, SUCCESS_ACK, wait_for  # noqa: E402
 
 # The documented WeChat v2 retry gaps (doc/design/protocols.md §1.5), in seconds.
 GAPS = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600,
@@ -80,16 +80,6 @@ def call(sim, path, profile, order_id, **kw):
     return r, d, good
 
 
-def wait_for(pred, timeout=15, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
 def order_state(inst, oid):
     o = inst.order(oid)
     return o.get('state') if o else None
@@ -97,6 +87,23 @@ def order_state(inst, oid):
 
 def sends(sim, oid):
     return sim.deliveries(oid) or []
+
+
+def new_order(inst, tag, amount, profile='wxshop'):
+    """Creates an order of amount (its id: tag, '-', random hex) on
+    profile; returns its id."""
+    oid = tag + '-' + os.urandom(4).hex()
+    inst.create_order(oid, amount, profile=profile)
+    return oid
+
+
+def sim_pay(sim, oid, amount, profile='wxshop', **notify):
+    """The simulator pays order oid; notify: how it sends the
+    notification (drop_first, duplicate, delay_s...)."""
+    body = {'profile': profile, 'order_id': oid, 'amount': amount}
+    if notify:
+        body['notify'] = notify
+    return sim.control('/_sim/pay', body)
 
 
 # ---- the checks -------------------------------------------------------------
@@ -142,10 +149,8 @@ def test_notify(tap, sim, inst):
             'ledger: SUCCESS with the txn')
 
     # Two lost sends: the third is acknowledged.
-    oid = 'S2-' + os.urandom(4).hex()
-    inst.create_order(oid, 200)
-    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
-                              'amount': 200, 'notify': {'drop_first': 2}})
+    oid = new_order(inst, 'S2', 200)
+    sim_pay(sim, oid, 200, drop_first=2)
     tap.is_(wait_for(lambda: order_state(inst, oid) == 'PAID'), True,
             'drop_first 2: the order is PAID')
     time.sleep(0.3)
@@ -161,10 +166,8 @@ def test_notify(tap, sim, inst):
                '(15 s + 15 s at factor 1000 = 30 ms; took %.3f s)' % gap)
 
     # HMAC-SHA256 profile.
-    oid = 'S3-' + os.urandom(4).hex()
-    inst.create_order(oid, 300, profile='wxhmac')
-    sim.control('/_sim/pay', {'profile': 'wxhmac', 'order_id': oid,
-                              'amount': 300})
+    oid = new_order(inst, 'S3', 300, profile='wxhmac')
+    sim_pay(sim, oid, 300, profile='wxhmac')
     tap.is_(wait_for(lambda: order_state(inst, oid) == 'PAID'), True,
             'HMAC-SHA256 profile: the order is PAID')
     ds = sends(sim, oid)
@@ -176,11 +179,9 @@ def test_notify(tap, sim, inst):
                'the HMAC notification is signed and says so')
 
     # Three copies of every send at once: one payment.
-    oid = 'S4-' + os.urandom(4).hex()
-    inst.create_order(oid, 400)
+    oid = new_order(inst, 'S4', 400)
     base = inst.last_seq()
-    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
-                              'amount': 400, 'notify': {'duplicate': 2}})
+    sim_pay(sim, oid, 400, duplicate=2)
     tap.ok(wait_for(lambda: len(sends(sim, oid)) == 3), 'duplicate 2: '
            'three copies sent', repr(sends(sim, oid)))
     time.sleep(0.3)
@@ -193,11 +194,9 @@ def test_notify(tap, sim, inst):
             'duplicate 2: payhook paid the order once')
 
     # Delayed first send.
-    oid = 'S5-' + os.urandom(4).hex()
-    inst.create_order(oid, 500)
+    oid = new_order(inst, 'S5', 500)
     t0 = time.time()
-    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
-                              'amount': 500, 'notify': {'delay_s': 0.6}})
+    sim_pay(sim, oid, 500, delay_s=0.6)
     time.sleep(0.3)
     tap.is_(sends(sim, oid), [], 'delay_s 0.6: nothing sent after 0.3 s')
     tap.ok(wait_for(lambda: any(d['acked'] for d in sends(sim, oid))),
@@ -207,12 +206,10 @@ def test_notify(tap, sim, inst):
            'not divided by the time factor')
 
     # Paused notifications.
-    oid = 'S6-' + os.urandom(4).hex()
-    inst.create_order(oid, 600)
+    oid = new_order(inst, 'S6', 600)
     r = sim.control('/_sim/mode', {'notify': 'pause'})
     tap.is_((r.json or {}).get('notify'), 'pause', 'notify paused')
-    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
-                              'amount': 600})
+    sim_pay(sim, oid, 600)
     time.sleep(0.4)
     tap.is_(sends(sim, oid), [], 'pause: nothing sent')
     tap.is_(order_state(inst, oid), 'PENDING', 'pause: the order waits')
@@ -221,8 +218,7 @@ def test_notify(tap, sim, inst):
             'notify ok again: the held notification is delivered')
 
     # Two payments of one order.
-    oid = 'S7-' + os.urandom(4).hex()
-    inst.create_order(oid, 700)
+    oid = new_order(inst, 'S7', 700)
     r = sim.control('/_sim/pay_twice', {'profile': 'wxshop',
                                         'order_id': oid, 'amount': 700})
     txns = (r.json or {}).get('txn_ids') or []
@@ -241,8 +237,7 @@ def test_notify(tap, sim, inst):
            repr(o))
 
     # A failed attempt notified after the success.
-    oid = 'S8-' + os.urandom(4).hex()
-    inst.create_order(oid, 800)
+    oid = new_order(inst, 'S8', 800)
     r = sim.control('/_sim/out_of_order', {'profile': 'wxshop',
                                            'order_id': oid, 'amount': 800})
     j = r.json or {}

@@ -36,15 +36,15 @@ import urllib.parse
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+from harness import (PAYHOOK, SimInstance, Simulator,  # noqa: E402
+                     priv_pem, pub_pem, rsa_key, wait_for)
+from harness import read_bytes as read  # noqa: E402
+from harness import self_signed_pem as self_signed  # noqa: E402
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.x509.oid import NameOID
-except ImportError:
-    x509 = None
+harness.need_cryptography()
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 SCHEDULE = '1s,1s,2s'
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
@@ -67,38 +67,6 @@ assert len(V3_KEY) == 32
 
 
 # ---- keys -----------------------------------------------------------------
-
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def priv_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def pub_pem(key):
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def self_signed(key, serial, cn):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-         .public_key(key.public_key()).serial_number(serial)
-         .not_valid_before(now - datetime.timedelta(days=1))
-         .not_valid_after(now + datetime.timedelta(days=365))
-         .sign(key, hashes.SHA256()))
-    return c.public_bytes(serialization.Encoding.PEM)
-
-
-def read(path):
-    with open(path, 'rb') as fh:
-        return fh.read()
-
 
 class Keys:
     def __init__(self, work):
@@ -210,23 +178,6 @@ def profiles(k):
     }
 
 
-class SweepInstance(SimInstance):
-    """Queries go to the simulator, on a compressed query schedule."""
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['lease_s'] = '5'
-        core['http_timeout_s'] = '3'
-        core['http_connect_timeout_s'] = '2'
-        return core
-
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for settings in out.values():
-            settings['query_schedule'] = SCHEDULE
-        return out
-
-
 # ---- helpers ----------------------------------------------------------------
 
 def beijing_now():
@@ -253,16 +204,6 @@ def sweep_until(inst, oid, state, limit_s=30):
             return time.time() - start
         time.sleep(0.3)
     return None
-
-
-def wait_for(pred, timeout=15, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def state_of(inst, oid):
@@ -864,9 +805,6 @@ def test_forged(tap, sim, inst, k, cfg):
 
 
 def main(tap):
-    if x509 is None:
-        tap.skip_all('python3 cryptography not installed '
-                     '(Debian package python3-cryptography)')
     if shutil.which('openssl') is None:
         tap.skip_all('the openssl command is not installed')
     work = tempfile.mkdtemp(prefix='payhook-e2e-simprov-')
@@ -875,8 +813,10 @@ def main(tap):
         cfg = profiles(k)
         sim = Simulator(tap, profiles=cfg, time_factor=1000,
                         name='sim-prov').start()
-        inst = SweepInstance(tap, 'simprov', sim_port=sim.port,
-                             profiles=cfg)
+        # Queries go to the simulator, on a compressed query schedule.
+        inst = SimInstance(tap, 'simprov', sim_port=sim.port, profiles=cfg,
+                           core=harness.QUICK_SWEEP,
+                           profile={'query_schedule': SCHEDULE})
         p = inst.cli('check')
         tap.ok(p.returncode == 0, 'payhook check accepts the profiles',
                p.stdout + p.stderr)
