@@ -63,20 +63,9 @@ def new_notify_id():
     return os.urandom(17).hex()
 
 
-def new_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def public_pem(key):
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def private_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+new_key = harness.rsa_key
+public_pem = harness.pub_pem
+private_pem = harness.priv_pem
 
 
 def sign(fields, key, sha1=False):

@@ -22,7 +22,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, PROFILES, SimInstance, Simulator  # noqa: E402
+from harness import PAYHOOK, wait_for, PROFILES, SimInstance, Simulator  # noqa: E402
 
 try:
     from test_sim_providers import (V3_APPID, V3_KEY, V3_MCHID,  # noqa: E402
@@ -43,14 +43,6 @@ def cli(inst, *args, timeout=300):
     return (p.returncode, p.stdout.decode('utf-8', 'replace'),
             p.stderr.decode('utf-8', 'replace'))
 
-
-def wait_for(pred, limit_s=60, step=0.2):
-    deadline = time.time() + limit_s
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
 
 
 def v3_profile():
@@ -98,7 +90,7 @@ def test_profile(tap, inst, sim, prof, workdir):
             {'mode': 'normal'}})
         tap.is_(r.status, 200, '%s: %s paid in the simulator' % (prof, oid))
     tap.ok(wait_for(lambda: all((inst.order(o) or {}).get('state') == 'PAID'
-                                for o in oids[N_LOST:])),
+                                for o in oids[N_LOST:]), timeout=60),
            '%s: the notified orders are PAID' % prof)
     tap.ok(all((inst.order(o) or {}).get('state') == 'PENDING'
                for o in lost), '%s: the lost ones are not' % prof)
