@@ -827,20 +827,12 @@ out:
 void
 wx3_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
 {
-	char msg[WX3_TEXT_MAX + 1];
-
-	memset(out, 0, sizeof(*out));
 	if (kind == PH_ACK_OK) {
+		memset(out, 0, sizeof(*out));
 		out->status = 204;
 		return;
 	}
-	if (kind != PH_ACK_REFUSED && kind != PH_ACK_RETRY) {
-		out->status = 500;
-		return;
-	}
-	ph_ack_reason(kind, reason, msg, sizeof(msg));
-	ph_response_json(out, kind == PH_ACK_REFUSED ? 400 : 500,
-	    json_pack("{s:s, s:s}", "code", "FAIL", "message", msg));
+	ph_ack_json_failure(out, kind, reason, "code", "FAIL", "message");
 }
 
 /* ---- v3 order query ------------------------------------------------------ */
