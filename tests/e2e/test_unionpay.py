@@ -326,6 +326,21 @@ def test_query(tap, inst, signer, mock):
             'query answer 00/04: order stays PENDING', r.describe())
 
 
+def test_no_download(tap, inst, mock):
+    """UnionPay's plugin offers no statement download: asked for one,
+    payhook says so, calls nobody and changes nothing."""
+    base, calls = inst.last_seq(), len(mock.requests)
+    r = inst.cli('reconcile', '--profile', 'upshop', '--download',
+                 '--date', '2026-11-30', '--report-dir', inst.dir)
+    tap.is_(r.returncode, 1, 'reconcile --download of a UnionPay profile: '
+            'exit 1', r.stdout + r.stderr)
+    tap.ok('offers no statement download' in r.stderr and
+           '--statement' in r.stderr, 'and it says to give the file '
+           'with --statement', r.stderr)
+    tap.is_((len(mock.requests) - calls, inst.all_events(base)), (0, []),
+            'no call to UnionPay, no event')
+
+
 def main(tap):
     if shutil.which('openssl') is None:
         tap.skip_all('the openssl command is not installed')
@@ -345,6 +360,7 @@ def main(tap):
         base = inst.last_seq()
         test_notifications(tap, inst, signer, base)
         test_query(tap, inst, signer, mock)
+        test_no_download(tap, inst, mock)
     finally:
         if mock is not None:
             mock.close()
