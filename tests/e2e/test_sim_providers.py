@@ -270,6 +270,9 @@ def test_profile(tap, sim, inst, prof):
     sim_pay(sim, prof, oid, 1100, tt, {'drop_first': 1})
     tap.is_(wait_for(lambda: state_of(inst, oid) == 'PAID'), True,
             t + 'drop_first 1: the second send makes the order PAID')
+    # The simulator records a send once payhook's answer is in: after
+    # the order is PAID, not before.
+    wait_for(lambda: any(d['acked'] for d in sends(sim, oid)))
     tap.is_([(d['attempt'], d['dropped'], d['acked'])
              for d in sends(sim, oid)], [(1, True, False), (2, False, True)],
             t + 'drop_first 1: send 1 lost, send 2 acknowledged')
