@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "helpers.h"
+#include "tap.h"
 
 static char *
 th_bio_string(BIO *b)
@@ -640,4 +641,16 @@ th_conf_files(struct th_conf *c, const char *name,
 	v->str = n > 0 ? "certs/test.pem" : "";
 	v->files = f;
 	v->nfiles = n;
+}
+
+void
+th_scratch_remove(const char *dir)
+{
+	char cmd[700];
+
+	if (getenv("KEEP_TMP") != NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		diag("could not remove %s", dir);
 }

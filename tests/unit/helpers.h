@@ -166,4 +166,8 @@ void th_conf_num(struct th_conf *c, const char *name, long long num);
 void th_conf_files(struct th_conf *c, const char *name,
     const char *const *data);
 
+/* Removes a test's scratch folder and all in it, unless KEEP_TMP is set in
+ * the environment (to look at what a failing run left behind). */
+void th_scratch_remove(const char *dir);
+
 #endif /* PH_TEST_HELPERS_H */

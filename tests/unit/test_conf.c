@@ -9,6 +9,7 @@
 
 #include "conf/conf.h"
 #include "ops/log.h"
+#include "helpers.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-conf-XXXXXX";
@@ -359,12 +360,6 @@ main(void)
 		    strstr(errs.line[0], "nowhere.conf") != NULL,
 		    "a missing config file is named");
 	}
-	if (getenv("KEEP_TMP") == NULL) {
-		char cmd[700];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			diag("could not remove %s", dir);
-	}
+	th_scratch_remove(dir);
 	return done_testing();
 }

@@ -15,6 +15,7 @@
 #include "ops/metrics.h"
 #include "store/archive.h"
 #include "web/fc.h"
+#include "helpers.h"
 #include "tap.h"
 
 #define TOKEN "t0ken-for-the-merchant-api"
@@ -511,12 +512,6 @@ main(void)
 	metrics_close();
 	store_close(ctx.store);
 	conf_free(ctx.conf);
-	if (getenv("KEEP_TMP") == NULL) {
-		char cmd[700];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			diag("could not remove %s", dir);
-	}
+	th_scratch_remove(dir);
 	return done_testing();
 }
