@@ -259,6 +259,25 @@ fz_answer_in(struct ph_http_response *in, int status, const void *body,
 	in->now = now;
 }
 
+void
+fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
+    const struct ph_order_ref *o, const struct ph_http_response *in,
+    unsigned flags)
+{
+	struct ph_event ev;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	memset(&diag, 0, sizeof(diag));
+	if (close)
+		rc = prov->close_response(ctx, o, in, &ev, &diag);
+	else
+		rc = prov->query_response(ctx, o, in, &ev, &diag);
+	fz_check_diag(&diag);
+	fz_check_event(rc, &ev, flags);
+}
+
 /* ---- Replaying a corpus ------------------------------------------------ */
 
 static int fz_tap_fd = STDOUT_FILENO;

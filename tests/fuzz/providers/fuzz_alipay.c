@@ -121,18 +121,11 @@ fz_query(const uint8_t *data, size_t size)
 {
 	struct ph_order_ref o;
 	struct ph_http_response in;
-	struct ph_event ev;
-	struct ph_diag diag;
-	int rc;
 
 	fz_order(&o, "A-1", 100, FZ_NOW, "");
 	fz_answer_in(&in, 200, data, size, FZ_NOW);
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER);
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->close_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER);
+	fz_check_answer(payhook_provider(), fz_ctx, 0, &o, &in, FZ_EV_ORDER);
+	fz_check_answer(payhook_provider(), fz_ctx, 1, &o, &in, FZ_EV_ORDER);
 }
 
 /*
