@@ -76,15 +76,10 @@ static void
 fz_notify(const void *body, size_t len)
 {
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
-	int rc;
 
 	fz_post(&req, "application/x-www-form-urlencoded", body, len, FZ_NOW);
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	fz_check_diag(&diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER);
+	fz_check_notify(payhook_provider(), fz_ctx, &req, FZ_EV_ORDER, &diag);
 	fz_check_hint(payhook_provider(), fz_ctx, &req);
 }
 

@@ -31,16 +31,12 @@ static void
 fz_run(const void *body, size_t len)
 {
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
 	int rc;
 
 	fz_post(&req, "application/x-www-form-urlencoded", body, len, fz_now);
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	fz_check_diag(&diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER | FZ_EV_DEDUP);
+	rc = fz_check_notify(payhook_provider(), fz_ctx, &req,
+	    FZ_EV_ORDER | FZ_EV_DEDUP, &diag);
 	fz_check_acks(payhook_provider(), fz_ctx, rc, &diag);
 }
 
