@@ -43,13 +43,6 @@ fz_run(const void *body, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ph_buf body;
-
-	if (size > 0 && data[0] == 'S') {
-		if (fz_up_body(data + 1, size - 1, 0, &body))
-			fz_run(body.data, body.len);
-		ph_buf_free(&body);
-	} else
-		fz_run(data, size);
+	fz_up_input(data, size, 0, fz_run);
 	return 0;
 }
