@@ -142,6 +142,9 @@ const char **th_variant(const char *const *lines, size_t k,
  * key: the merchant's key in the v3 tests, and the platform's too. */
 extern const char th_tv3_priv_pem[];
 extern const char th_tv3_pub_pem[];
+/* The public key of TV-5 (doc/design/protocols.md §7), published for
+ * checking its signature. */
+extern const char th_tv5_pub_pem[];
 
 /* The configuration of a profile, its values set by key name: names not
  * among the plugin's keys abort. */

@@ -8,6 +8,7 @@
 
 #include <payhook/sdk.h>
 
+#include "helpers.h"
 #include "tap.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -198,18 +199,9 @@ test_tv12(void)
 
 /* ---- RSA: TV-5 and TV-3 ----------------------------------------------------- */
 
-static const char tv5_pem[] =
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6\n"
-    "Cwor9qY747jP8KAfeBMeveEt1TqaHkLfaSD07trZLhGpfs8/AHqjhgSMO1O10YQW\n"
-    "OrrJ4hjIWPKqxbgrYMkBQc+mwdiWp4W3ByCqxBRagCveCXRWCmuJYovl9H/bsDI0\n"
-    "iGbpVtEOghJtfciisYSgxcLufUDTRkvwxjIBK1pCRjk33jJ5YTBWTHMRtMAOcFLN\n"
-    "F6hdEYdX8SPsgHHeLZ5Lv2T/686w1xtgCHef/sd4uSfWmyzsalQdHG/e4IyYmrhx\n"
-    "+O3VBoNDzE3nx23bFeV/RVNCG7cV6VhmYokJNHa/erIPkEmEFID6A5wQOXuxUkmJ\n"
-    "WwIDAQAB\n"
-    "-----END PUBLIC KEY-----\n";
-
-/* The same key in PKCS#1 form (openssl rsa -pubin -RSAPublicKey_out). */
+/* The two keys as PUBLIC KEY are th_tv5_pub_pem and th_tv3_pub_pem
+ * (helpers.h); TV-5's in PKCS#1 form (openssl rsa -pubin
+ * -RSAPublicKey_out) is here. */
 static const char tv5_rsa_pem[] =
     "-----BEGIN RSA PUBLIC KEY-----\n"
     "MIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6Cwor9qY747jP8KAfeBMeveEt1TqaHkLf\n"
@@ -253,17 +245,6 @@ static const char tv3_cert[] =
     "aXbf+cHWFkFFT4WM50bAfKdsVe1Z9QKBrEtih5z/T73d32ZWlgH+mGJc4ep6dWL/\n"
     "Vt8=\n"
     "-----END CERTIFICATE-----\n";
-
-static const char tv3_pub[] =
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAptpm+qvIDCh/9wjU26SQ\n"
-    "CK26ogYkBhDrYxnAaw2JbbBsp1oDbHKk+1r381NeBUG2HEFAuU+Fr72u5ot3yKdz\n"
-    "oF/FajAzQNKnm569/D3upKoi8mYBaST15Uig8j8qoUW1U217LL0jEHlSnHV3lcaD\n"
-    "TXqDpTRR4Bfz9IqOgJgFZ8/oTfEomSrjrLYef81Eyxr7ZIMQXEKKEK7V4UXKS0+/\n"
-    "fDsiG/cXidhzt8UbTL9vqXqxM2+IDImyO+FAc/tkBG55LmzxPto1Nq0WbnZzRM/w\n"
-    "Tzrd0I/8NlevxtFbphg4evlHjFNI7+GrqR87ViEwuAJJ9Je5QQjct5YJfFRWiZ5C\n"
-    "MQIDAQAB\n"
-    "-----END PUBLIC KEY-----\n";
 
 static const char tv3_msg[] =
     "POST\n/v3/pay/transactions/jsapi\n1554208460\n"
@@ -313,7 +294,7 @@ test_rsa(void)
 	is_int(ph_base64_decode(tv5_sig, strlen(tv5_sig), sig, sizeof(sig),
 	    &sig_len), PH_OK, "TV-5: signature decodes");
 	is_int(sig_len, 256, "TV-5: 2048-bit signature");
-	is_int(verify("SHA256", tv5_pem, strlen(tv5_pem), tv5_msg, mlen, sig,
+	is_int(verify("SHA256", th_tv5_pub_pem, strlen(th_tv5_pub_pem), tv5_msg, mlen, sig,
 	    sig_len), PH_OK, "TV-5: verifies");
 	is_int(verify("SHA256", tv5_rsa_pem, strlen(tv5_rsa_pem), tv5_msg,
 	    mlen, sig, sig_len), PH_OK, "TV-5: verifies with RSA PUBLIC KEY");
@@ -322,34 +303,34 @@ test_rsa(void)
 	for (i = 0; i < mlen; i++) {
 		memcpy(msg, tv5_msg, mlen);
 		msg[i] ^= 0x01;
-		if (verify("SHA256", tv5_pem, strlen(tv5_pem), msg, mlen, sig,
+		if (verify("SHA256", th_tv5_pub_pem, strlen(th_tv5_pub_pem), msg, mlen, sig,
 		    sig_len) != PH_E_SIGNATURE)
 			all = 0;
 	}
 	ok(all, "TV-5: flipping any message byte fails");
 	memcpy(msg, tv5_msg, mlen);
 	msg[20] ^= 0x80;
-	is_int(verify("SHA256", tv5_pem, strlen(tv5_pem), msg, mlen, sig,
+	is_int(verify("SHA256", th_tv5_pub_pem, strlen(th_tv5_pub_pem), msg, mlen, sig,
 	    sig_len), PH_E_SIGNATURE, "TV-5: one flipped byte fails");
 	memcpy(bad, sig, sig_len);
 	bad[100] ^= 0x01;
-	is_int(verify("SHA256", tv5_pem, strlen(tv5_pem), tv5_msg, mlen, bad,
+	is_int(verify("SHA256", th_tv5_pub_pem, strlen(th_tv5_pub_pem), tv5_msg, mlen, bad,
 	    sig_len), PH_E_SIGNATURE, "TV-5: flipped signature byte fails");
-	is_int(verify("SHA256", tv5_pem, strlen(tv5_pem), tv5_msg, mlen - 1,
+	is_int(verify("SHA256", th_tv5_pub_pem, strlen(th_tv5_pub_pem), tv5_msg, mlen - 1,
 	    sig, sig_len), PH_E_SIGNATURE, "TV-5: truncated message fails");
-	is_int(verify("SHA256", tv5_pem, strlen(tv5_pem), tv5_msg, mlen, sig,
+	is_int(verify("SHA256", th_tv5_pub_pem, strlen(th_tv5_pub_pem), tv5_msg, mlen, sig,
 	    sig_len - 1), PH_E_SIGNATURE, "TV-5: short signature fails");
-	is_int(verify("SHA1", tv5_pem, strlen(tv5_pem), tv5_msg, mlen, sig,
+	is_int(verify("SHA1", th_tv5_pub_pem, strlen(th_tv5_pub_pem), tv5_msg, mlen, sig,
 	    sig_len), PH_E_SIGNATURE, "TV-5: wrong digest fails");
-	is_int(verify("MD5", tv5_pem, strlen(tv5_pem), tv5_msg, mlen, sig,
+	is_int(verify("MD5", th_tv5_pub_pem, strlen(th_tv5_pub_pem), tv5_msg, mlen, sig,
 	    sig_len), PH_E_UNSUPPORTED, "RSA: MD5 digest unsupported");
-	is_int(verify("SHA256", tv3_pub, strlen(tv3_pub), tv5_msg, mlen, sig,
+	is_int(verify("SHA256", th_tv3_pub_pem, strlen(th_tv3_pub_pem), tv5_msg, mlen, sig,
 	    sig_len), PH_E_SIGNATURE, "TV-5: other key fails");
 
 	is_int(ph_base64_decode(tv3_sig, strlen(tv3_sig), sig3, sizeof(sig3),
 	    &sig3_len), PH_OK, "TV-3: signature decodes");
 	is_int(strlen(tv3_msg), 372, "TV-3: message is 372 bytes");
-	is_int(verify("SHA256", tv3_pub, strlen(tv3_pub), tv3_msg,
+	is_int(verify("SHA256", th_tv3_pub_pem, strlen(th_tv3_pub_pem), tv3_msg,
 	    strlen(tv3_msg), sig3, sig3_len), PH_OK, "TV-3: verifies");
 	is_int(verify("SHA256", tv3_cert, strlen(tv3_cert), tv3_msg,
 	    strlen(tv3_msg), sig3, sig3_len), PH_OK,
@@ -357,16 +338,16 @@ test_rsa(void)
 	is_int(verify("SHA256", tv3_cert, strlen(tv3_cert), tv5_msg, mlen,
 	    sig, sig_len), PH_E_SIGNATURE, "certificate: other key fails");
 
-	snprintf(pem, sizeof(pem), "%sjunk\n", tv5_pem);
+	snprintf(pem, sizeof(pem), "%sjunk\n", th_tv5_pub_pem);
 	is_int(verify("SHA256", pem, strlen(pem), tv5_msg, mlen, sig, sig_len),
 	    PH_E_CONFIG, "PEM: trailing data refused");
-	snprintf(pem, sizeof(pem), "%s%s", tv5_pem, tv3_pub);
+	snprintf(pem, sizeof(pem), "%s%s", th_tv5_pub_pem, th_tv3_pub_pem);
 	is_int(verify("SHA256", pem, strlen(pem), tv5_msg, mlen, sig, sig_len),
 	    PH_E_CONFIG, "PEM: two blocks refused");
-	snprintf(pem, sizeof(pem), "junk\n%s", tv5_pem);
+	snprintf(pem, sizeof(pem), "junk\n%s", th_tv5_pub_pem);
 	is_int(verify("SHA256", pem, strlen(pem), tv5_msg, mlen, sig, sig_len),
 	    PH_E_CONFIG, "PEM: leading data refused");
-	snprintf(pem, sizeof(pem), "\n  %s\n\n", tv5_pem);
+	snprintf(pem, sizeof(pem), "\n  %s\n\n", th_tv5_pub_pem);
 	is_int(verify("SHA256", pem, strlen(pem), tv5_msg, mlen, sig, sig_len),
 	    PH_OK, "PEM: surrounding whitespace accepted");
 	snprintf(pem, sizeof(pem), "-----BEGIN FOO-----\nAAAA\n"
