@@ -294,6 +294,7 @@ th_note_set_bytes(struct th_note *n, const char *k, const char *v,
 		    len >= sizeof(n->f[0].v))
 			abort();
 		n->n++;
+		n->f[i].raw = 0;
 	}
 	snprintf(n->f[i].k, sizeof(n->f[i].k), "%s", k);
 	memcpy(n->f[i].v, v, len);

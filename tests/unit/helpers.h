@@ -56,14 +56,16 @@ int th_rsa_check(EVP_PKEY *key, const void *p, size_t n, const char *b64);
 size_t th_form_encode(const char *p, size_t n, char *out);
 
 /*
- * The fields of a form message a test builds (UnionPay, Alipay): set in
- * any order, a value NULL removes its field; joined sorted by name as
- * those providers sign, or rendered as a form body.
+ * The fields of a message a test builds (UnionPay, Alipay forms, WeChat
+ * XML): set in any order, a value NULL removes its field; joined sorted by
+ * name as the form providers sign, or rendered as a form body.
  */
 struct th_field {
 	char k[64];
 	char v[4096];
 	size_t len;
+	int raw;		/* WeChat XML: written without CDATA (a new
+				 * field starts without) */
 };
 struct th_note {
 	struct th_field f[48];
