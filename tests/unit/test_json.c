@@ -83,6 +83,25 @@ test_parse(void)
 static void
 test_getters(void)
 {
+	/* ph_json_get_amount on the getter document's members: whole
+	 * non-negative numbers up to PH_AMOUNT_MAX, nothing else. */
+	static const struct {
+		const char *path;
+		int rc;
+		int64_t value;		/* when rc is PH_OK */
+		const char *what;
+	} amounts[] = {
+		{ "i", PH_OK, 12, "amount 12" },
+		{ "r", PH_E_FIELD, 0, "amount 12.5 refused" },
+		{ "r0", PH_E_FIELD, 0, "amount 100.0 refused" },
+		{ "x", PH_E_FIELD, 0, "amount 1e2 refused" },
+		{ "q", PH_E_FIELD, 0, "amount \"12\" refused" },
+		{ "neg", PH_E_FIELD, 0, "amount -1 refused" },
+		{ "big", PH_E_FIELD, 0, "amount over PH_AMOUNT_MAX refused" },
+		{ "max", PH_OK, PH_AMOUNT_MAX,
+		    "amount PH_AMOUNT_MAX accepted" },
+		{ "n", PH_E_FIELD, 0, "amount null refused" },
+	};
 	json_t *j = NULL;
 	const json_t *o;
 	const char *s;
@@ -90,6 +109,7 @@ test_getters(void)
 	int64_t v;
 	int b;
 	char tok[8];
+	size_t i;
 
 	if (parse("{\"s\":\"abc\",\"e\":\"\",\"n\":null,\"i\":12,\"r\":12.5,"
 	    "\"r0\":100.0,\"x\":1e2,\"q\":\"12\",\"neg\":-1,"
@@ -118,24 +138,15 @@ test_getters(void)
 	    "optional: absent");
 	is_int(ph_json_opt_string(j, "i", 8, &s, &n, &d), PH_E_FIELD,
 	    "optional: present but not a string refused");
-	ok(ph_json_get_amount(j, "i", &v, &d) == PH_OK && v == 12,
-	    "amount 12");
-	is_int(ph_json_get_amount(j, "r", &v, &d), PH_E_FIELD,
-	    "amount 12.5 refused");
-	is_int(ph_json_get_amount(j, "r0", &v, &d), PH_E_FIELD,
-	    "amount 100.0 refused");
-	is_int(ph_json_get_amount(j, "x", &v, &d), PH_E_FIELD,
-	    "amount 1e2 refused");
-	is_int(ph_json_get_amount(j, "q", &v, &d), PH_E_FIELD,
-	    "amount \"12\" refused");
-	is_int(ph_json_get_amount(j, "neg", &v, &d), PH_E_FIELD,
-	    "amount -1 refused");
-	is_int(ph_json_get_amount(j, "big", &v, &d), PH_E_FIELD,
-	    "amount over PH_AMOUNT_MAX refused");
-	ok(ph_json_get_amount(j, "max", &v, &d) == PH_OK &&
-	    v == PH_AMOUNT_MAX, "amount PH_AMOUNT_MAX accepted");
-	is_int(ph_json_get_amount(j, "n", &v, &d), PH_E_FIELD,
-	    "amount null refused");
+	for (i = 0; i < sizeof(amounts) / sizeof(amounts[0]); i++) {
+		if (amounts[i].rc == PH_OK)
+			ok(ph_json_get_amount(j, amounts[i].path, &v, &d) ==
+			    PH_OK && v == amounts[i].value, "%s",
+			    amounts[i].what);
+		else
+			is_int(ph_json_get_amount(j, amounts[i].path, &v, &d),
+			    amounts[i].rc, amounts[i].what);
+	}
 	ok(ph_json_get_amount(j, "o.total", &v, &d) == PH_OK && v == 7,
 	    "dotted path");
 	is_int(ph_json_get_amount(j, "o.nope", &v, &d), PH_E_FIELD,
