@@ -40,8 +40,11 @@ put(const char *name, mode_t mode, const char *text)
 
 static struct web_response resp;
 
+/* Hands fc_handle a request with the nh headers h; resp holds the answer,
+ * its status returned. */
 static int
-call(const char *method, const char *uri, const char *auth, const char *body)
+call_with(const char *method, const char *uri, const char *auth,
+    const char *body, const struct ph_header *h, size_t nh)
 {
 	struct web_request req;
 
@@ -52,11 +55,19 @@ call(const char *method, const char *uri, const char *auth, const char *body)
 	req.authorization = auth;
 	req.body = (const unsigned char *)(body != NULL ? body : "");
 	req.body_len = body != NULL ? strlen(body) : 0;
+	req.headers = h;
+	req.nheaders = nh;
 	req.now = 1764500000;
 	web_response_free(&resp);
 	web_response_init(&resp);
 	fc_handle(&ctx, &req, &resp);
 	return resp.status;
+}
+
+static int
+call(const char *method, const char *uri, const char *auth, const char *body)
+{
+	return call_with(method, uri, auth, body, NULL, 0);
 }
 
 #define AUTH "Bearer " TOKEN
@@ -67,22 +78,8 @@ call_key(const char *method, const char *uri, const char *key,
     const char *body)
 {
 	struct ph_header h = { "Idempotency-Key", key };
-	struct web_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.method = method;
-	req.uri = uri;
-	req.content_type = "application/json";
-	req.authorization = AUTH;
-	req.body = (const unsigned char *)(body != NULL ? body : "");
-	req.body_len = body != NULL ? strlen(body) : 0;
-	req.headers = &h;
-	req.nheaders = 1;
-	req.now = 1764500000;
-	web_response_free(&resp);
-	web_response_init(&resp);
-	fc_handle(&ctx, &req, &resp);
-	return resp.status;
+	return call_with(method, uri, AUTH, body, &h, 1);
 }
 
 static const char *
