@@ -457,6 +457,17 @@ th_post(struct ph_request *req, const char *ct, const void *body,
 	req->now = now;
 }
 
+void
+th_answer(struct ph_http_response *in, int status, const void *body,
+    size_t len, int64_t now)
+{
+	memset(in, 0, sizeof(*in));
+	in->status = status;
+	in->body = (const unsigned char *)body;
+	in->body_len = len;
+	in->now = now;
+}
+
 int
 th_notify(const struct ph_provider *p, void *ctx, const void *body,
     size_t len, const char *ct, int64_t now, struct ph_event *ev,

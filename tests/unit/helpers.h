@@ -99,6 +99,11 @@ void th_vector_note(const char *rel, struct th_note *n);
 void th_post(struct ph_request *req, const char *ct, const void *body,
     size_t len, int64_t now);
 
+/* An answer of status with len bytes of body, received at now: no
+ * headers, the rest empty. */
+void th_answer(struct ph_http_response *in, int status, const void *body,
+    size_t len, int64_t now);
+
 /* Hands p's parse_notify a POST of body with one Content-Type header
  * ct, received at now; diag is emptied first. */
 int th_notify(const struct ph_provider *p, void *ctx, const void *body,

@@ -681,13 +681,9 @@ answer_body(void *ctx, int close, const char *order, int status,
 	struct ph_http_response in;
 	struct ph_header h = { "Content-Type", "text/xml" };
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
+	th_answer(&in, status, body, len, 1414647400);
 	in.headers = &h;
 	in.nheaders = 1;
-	in.body = (const unsigned char *)body;
-	in.body_len = len;
-	in.now = 1414647400;
 	d.msg[0] = '\0';
 	/* Garbage in the event must not survive any answer. */
 	memset(ev, 0x5a, sizeof(*ev));
