@@ -128,6 +128,41 @@ notification(char *out, size_t cap, const char *order, const char *txn,
 	    "</xml>", fee, order, hex, fee, txn);
 }
 
+/* A GET of uri (with auth, or NULL) and the status it must answer. */
+struct want_status {
+	const char *uri, *auth;
+	int status;
+	const char *what;
+};
+
+/* The event feed's bounds, once the feed has one event. */
+static const struct want_status feed_reads[] = {
+	{ "/events?after=x", AUTH, 400, "events: bad after" },
+	{ "/events?limit=0", AUTH, 400, "events: limit 0" },
+	{ "/events?limit=1001", AUTH, 400, "events: limit over 1000" },
+	{ "/events?after=1", AUTH, 200, "events after the last" },
+};
+
+/* Paths with base_path set to /pay. */
+static const struct want_status below_pay[] = {
+	{ "/pay/healthz", NULL, 200, "below base_path: found" },
+	{ "/healthz", NULL, 404, "outside base_path: 404" },
+	{ "/payhealthz", NULL, 404,
+	    "a prefix that is not a path segment: 404" },
+	{ "/pay/orders/N1", AUTH, 200, "merchant API below base_path" },
+};
+
+/* One test point for each of the n GETs w. */
+static void
+statuses(const struct want_status *w, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		is_int(call("GET", w[i].uri, w[i].auth, NULL), w[i].status,
+		    w[i].what);
+}
+
 static void
 test_routes(void)
 {
@@ -314,14 +349,7 @@ test_notify(void)
 	call("GET", "/events?after=0", AUTH, NULL);
 	is_str(field("next"), "1", "... nothing new in the feed");
 
-	is_int(call("GET", "/events?after=x", AUTH, NULL), 400,
-	    "events: bad after");
-	is_int(call("GET", "/events?limit=0", AUTH, NULL), 400,
-	    "events: limit 0");
-	is_int(call("GET", "/events?limit=1001", AUTH, NULL), 400,
-	    "events: limit over 1000");
-	is_int(call("GET", "/events?after=1", AUTH, NULL), 200,
-	    "events after the last");
+	statuses(feed_reads, sizeof(feed_reads) / sizeof(feed_reads[0]));
 	is_str(field("next"), "1", "... next stays");
 }
 
@@ -456,14 +484,7 @@ test_base_path(void)
 {
 	free(ctx.conf->base_path);
 	ctx.conf->base_path = strdup("/pay");
-	is_int(call("GET", "/pay/healthz", NULL, NULL), 200,
-	    "below base_path: found");
-	is_int(call("GET", "/healthz", NULL, NULL), 404,
-	    "outside base_path: 404");
-	is_int(call("GET", "/payhealthz", NULL, NULL), 404,
-	    "a prefix that is not a path segment: 404");
-	is_int(call("GET", "/pay/orders/N1", AUTH, NULL), 200,
-	    "merchant API below base_path");
+	statuses(below_pay, sizeof(below_pay) / sizeof(below_pay[0]));
 }
 
 int
