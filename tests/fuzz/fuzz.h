@@ -82,5 +82,16 @@ void fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
 /* An answer of status with body, received at now: the rest empty. */
 void fz_answer_in(struct ph_http_response *in, int status,
     const void *body, size_t len, int64_t now);
+/* Hands req to prov's parse_notify and checks the diagnostic (left in
+ * *diag for the acknowledgements) and the event with fz_check_event's
+ * flags; returns what parse_notify said. */
+int fz_check_notify(const struct ph_provider *prov, void *ctx,
+    const struct ph_request *req, unsigned flags, struct ph_diag *diag);
+/* Hands in, the answer about order o, to prov's query_response (with close,
+ * its close_response) and checks the diagnostic and the event with
+ * fz_check_event's flags. */
+void fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
+    const struct ph_order_ref *o, const struct ph_http_response *in,
+    unsigned flags);
 
 #endif

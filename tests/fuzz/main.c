@@ -259,6 +259,40 @@ fz_answer_in(struct ph_http_response *in, int status, const void *body,
 	in->now = now;
 }
 
+int
+fz_check_notify(const struct ph_provider *prov, void *ctx,
+    const struct ph_request *req, unsigned flags, struct ph_diag *diag)
+{
+	struct ph_event ev;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	memset(diag, 0, sizeof(*diag));
+	rc = prov->parse_notify(ctx, req, &ev, diag);
+	fz_check_diag(diag);
+	fz_check_event(rc, &ev, flags);
+	return rc;
+}
+
+void
+fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
+    const struct ph_order_ref *o, const struct ph_http_response *in,
+    unsigned flags)
+{
+	struct ph_event ev;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	memset(&diag, 0, sizeof(diag));
+	if (close)
+		rc = prov->close_response(ctx, o, in, &ev, &diag);
+	else
+		rc = prov->query_response(ctx, o, in, &ev, &diag);
+	fz_check_diag(&diag);
+	fz_check_event(rc, &ev, flags);
+}
+
 /* ---- Replaying a corpus ------------------------------------------------ */
 
 static int fz_tap_fd = STDOUT_FILENO;

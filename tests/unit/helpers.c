@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "helpers.h"
+#include "tap.h"
 
 static char *
 th_bio_string(BIO *b)
@@ -70,6 +71,17 @@ const char th_tv3_pub_pem[] =
 	"fDsiG/cXidhzt8UbTL9vqXqxM2+IDImyO+FAc/tkBG55LmzxPto1Nq0WbnZzRM/w\n"
 	"Tzrd0I/8NlevxtFbphg4evlHjFNI7+GrqR87ViEwuAJJ9Je5QQjct5YJfFRWiZ5C\n"
 	"MQIDAQAB\n"
+	"-----END PUBLIC KEY-----\n";
+
+const char th_tv5_pub_pem[] =
+	"-----BEGIN PUBLIC KEY-----\n"
+	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6\n"
+	"Cwor9qY747jP8KAfeBMeveEt1TqaHkLfaSD07trZLhGpfs8/AHqjhgSMO1O10YQW\n"
+	"OrrJ4hjIWPKqxbgrYMkBQc+mwdiWp4W3ByCqxBRagCveCXRWCmuJYovl9H/bsDI0\n"
+	"iGbpVtEOghJtfciisYSgxcLufUDTRkvwxjIBK1pCRjk33jJ5YTBWTHMRtMAOcFLN\n"
+	"F6hdEYdX8SPsgHHeLZ5Lv2T/686w1xtgCHef/sd4uSfWmyzsalQdHG/e4IyYmrhx\n"
+	"+O3VBoNDzE3nx23bFeV/RVNCG7cV6VhmYokJNHa/erIPkEmEFID6A5wQOXuxUkmJ\n"
+	"WwIDAQAB\n"
 	"-----END PUBLIC KEY-----\n";
 
 EVP_PKEY *
@@ -282,6 +294,7 @@ th_note_set_bytes(struct th_note *n, const char *k, const char *v,
 		    len >= sizeof(n->f[0].v))
 			abort();
 		n->n++;
+		n->f[i].raw = 0;
 	}
 	snprintf(n->f[i].k, sizeof(n->f[i].k), "%s", k);
 	memcpy(n->f[i].v, v, len);
@@ -442,6 +455,17 @@ th_post(struct ph_request *req, const char *ct, const void *body,
 	req->body = (const unsigned char *)body;
 	req->body_len = len;
 	req->now = now;
+}
+
+void
+th_answer(struct ph_http_response *in, int status, const void *body,
+    size_t len, int64_t now)
+{
+	memset(in, 0, sizeof(*in));
+	in->status = status;
+	in->body = (const unsigned char *)body;
+	in->body_len = len;
+	in->now = now;
 }
 
 int
@@ -640,4 +664,16 @@ th_conf_files(struct th_conf *c, const char *name,
 	v->str = n > 0 ? "certs/test.pem" : "";
 	v->files = f;
 	v->nfiles = n;
+}
+
+void
+th_scratch_remove(const char *dir)
+{
+	char cmd[700];
+
+	if (getenv("KEEP_TMP") != NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		diag("could not remove %s", dir);
 }

@@ -56,14 +56,16 @@ int th_rsa_check(EVP_PKEY *key, const void *p, size_t n, const char *b64);
 size_t th_form_encode(const char *p, size_t n, char *out);
 
 /*
- * The fields of a form message a test builds (UnionPay, Alipay): set in
- * any order, a value NULL removes its field; joined sorted by name as
- * those providers sign, or rendered as a form body.
+ * The fields of a message a test builds (UnionPay, Alipay forms, WeChat
+ * XML): set in any order, a value NULL removes its field; joined sorted by
+ * name as the form providers sign, or rendered as a form body.
  */
 struct th_field {
 	char k[64];
 	char v[4096];
 	size_t len;
+	int raw;		/* WeChat XML: written without CDATA (a new
+				 * field starts without) */
 };
 struct th_note {
 	struct th_field f[48];
@@ -95,6 +97,11 @@ void th_vector_note(const char *rel, struct th_note *n);
 /* A POST of len bytes of body with content type ct (NULL: none), received
  * at now: no headers, the rest empty. */
 void th_post(struct ph_request *req, const char *ct, const void *body,
+    size_t len, int64_t now);
+
+/* An answer of status with len bytes of body, received at now: no
+ * headers, the rest empty. */
+void th_answer(struct ph_http_response *in, int status, const void *body,
     size_t len, int64_t now);
 
 /* Hands p's parse_notify a POST of body with one Content-Type header
@@ -142,6 +149,9 @@ const char **th_variant(const char *const *lines, size_t k,
  * key: the merchant's key in the v3 tests, and the platform's too. */
 extern const char th_tv3_priv_pem[];
 extern const char th_tv3_pub_pem[];
+/* The public key of TV-5 (doc/design/protocols.md §7), published for
+ * checking its signature. */
+extern const char th_tv5_pub_pem[];
 
 /* The configuration of a profile, its values set by key name: names not
  * among the plugin's keys abort. */
@@ -165,5 +175,9 @@ void th_conf_num(struct th_conf *c, const char *name, long long num);
 /* A present list of files, data NULL-terminated. */
 void th_conf_files(struct th_conf *c, const char *name,
     const char *const *data);
+
+/* Removes a test's scratch folder and all in it, unless KEEP_TMP is set in
+ * the environment (to look at what a failing run left behind). */
+void th_scratch_remove(const char *dir);
 
 #endif /* PH_TEST_HELPERS_H */

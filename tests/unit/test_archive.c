@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "store/archive.h"
+#include "helpers.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-archive-XXXXXX";
@@ -241,12 +242,6 @@ main(void)
 	test_budgets();
 	test_prune_and_hints();
 	archive_close();
-	if (getenv("KEEP_TMP") == NULL) {
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			diag("could not remove %s", dir);
-	}
+	th_scratch_remove(dir);
 	return done_testing();
 }

@@ -62,18 +62,13 @@ fz_run(const char *sig, const void *body, size_t len)
 		{ "Content-Type", "application/json" },
 	};
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
-	int rc;
 
 	fz_post(&req, "application/json", body, len, FZ_NOW);
 	req.headers = h;
 	req.nheaders = 2;
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	fz_check_diag(&diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER | FZ_EV_DEDUP);
+	fz_check_notify(payhook_provider(), fz_ctx, &req,
+	    FZ_EV_ORDER | FZ_EV_DEDUP, &diag);
 	fz_check_hint(payhook_provider(), fz_ctx, &req);
 }
 
@@ -82,15 +77,10 @@ fz_query(const uint8_t *data, size_t size)
 {
 	struct ph_order_ref o;
 	struct ph_http_response in;
-	struct ph_event ev;
-	struct ph_diag diag;
-	int rc;
 
 	fz_order(&o, "A-1", 100, FZ_NOW, "");
 	fz_answer_in(&in, 200, data, size, FZ_NOW);
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_check_event(rc, &ev, 0);
+	fz_check_answer(payhook_provider(), fz_ctx, 0, &o, &in, 0);
 }
 
 int

@@ -76,15 +76,10 @@ static void
 fz_notify(const void *body, size_t len)
 {
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
-	int rc;
 
 	fz_post(&req, "application/x-www-form-urlencoded", body, len, FZ_NOW);
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	fz_check_diag(&diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER);
+	fz_check_notify(payhook_provider(), fz_ctx, &req, FZ_EV_ORDER, &diag);
 	fz_check_hint(payhook_provider(), fz_ctx, &req);
 }
 
@@ -121,18 +116,11 @@ fz_query(const uint8_t *data, size_t size)
 {
 	struct ph_order_ref o;
 	struct ph_http_response in;
-	struct ph_event ev;
-	struct ph_diag diag;
-	int rc;
 
 	fz_order(&o, "A-1", 100, FZ_NOW, "");
 	fz_answer_in(&in, 200, data, size, FZ_NOW);
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER);
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->close_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER);
+	fz_check_answer(payhook_provider(), fz_ctx, 0, &o, &in, FZ_EV_ORDER);
+	fz_check_answer(payhook_provider(), fz_ctx, 1, &o, &in, FZ_EV_ORDER);
 }
 
 /*

@@ -31,29 +31,18 @@ static void
 fz_run(const void *body, size_t len)
 {
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
 	int rc;
 
 	fz_post(&req, "application/x-www-form-urlencoded", body, len, fz_now);
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	fz_check_diag(&diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER | FZ_EV_DEDUP);
+	rc = fz_check_notify(payhook_provider(), fz_ctx, &req,
+	    FZ_EV_ORDER | FZ_EV_DEDUP, &diag);
 	fz_check_acks(payhook_provider(), fz_ctx, rc, &diag);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ph_buf body;
-
-	if (size > 0 && data[0] == 'S') {
-		if (fz_up_body(data + 1, size - 1, 0, &body))
-			fz_run(body.data, body.len);
-		ph_buf_free(&body);
-	} else
-		fz_run(data, size);
+	fz_up_input(data, size, 0, fz_run);
 	return 0;
 }

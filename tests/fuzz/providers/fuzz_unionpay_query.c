@@ -30,33 +30,18 @@
 static void
 fz_run(const void *body, size_t len)
 {
-	const struct ph_provider *p = payhook_provider();
 	struct ph_order_ref order;
 	struct ph_http_response in;
-	struct ph_event ev;
-	struct ph_diag diag;
-	int rc;
 
 	fz_order(&order, "20261130153000001", 100, fz_now - 60,
 	    "{\"txnTime\":\"20261130153000\"}");
 	fz_answer_in(&in, 200, body, len, fz_now);
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = p->query_response(fz_ctx, &order, &in, &ev, &diag);
-	fz_check_diag(&diag);
-	fz_check_event(rc, &ev, 0);
+	fz_check_answer(payhook_provider(), fz_ctx, 0, &order, &in, 0);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ph_buf body;
-
-	if (size > 0 && data[0] == 'S') {
-		if (fz_up_body(data + 1, size - 1, 1, &body))
-			fz_run(body.data, body.len);
-		ph_buf_free(&body);
-	} else
-		fz_run(data, size);
+	fz_up_input(data, size, 1, fz_run);
 	return 0;
 }

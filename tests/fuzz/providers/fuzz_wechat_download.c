@@ -37,17 +37,12 @@ fz_answer(void *ctx, const struct ph_download_ref *ref, int status,
 	struct ph_diag diag;
 	int rc;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
+	fz_answer_in(&in, status, body, len, FZ_NOW);
 	in.headers = h;
 	in.nheaders = nh;
-	in.body = body;
-	in.body_len = len;
-	in.now = FZ_NOW;
 	memset(&diag, 0, sizeof(diag));
 	rc = p->statement_response(ctx, ref, &in, dl, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
+	fz_check_diag(&diag);
 	if (rc != PH_OK)
 		return rc;
 	if ((dl->kind != PH_DL_NEXT && dl->kind != PH_DL_STATEMENT &&

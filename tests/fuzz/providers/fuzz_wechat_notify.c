@@ -39,7 +39,6 @@ fz_run(void *ctx, const void *body, size_t len, const struct ph_header *h,
     size_t nh)
 {
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
 	int rc;
 
@@ -47,13 +46,9 @@ fz_run(void *ctx, const void *body, size_t len, const struct ph_header *h,
 	    FZ_NOW);
 	req.headers = h;
 	req.nheaders = nh;
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(ctx, &req, &ev, &diag);
-	fz_check_diag(&diag);
 	/* What the core relies on: a complete, bounded event. */
-	fz_check_event(rc, &ev, FZ_EV_ORDER | FZ_EV_DEDUP_BOUNDED |
-	    FZ_EV_DEDUP);
+	rc = fz_check_notify(payhook_provider(), ctx, &req,
+	    FZ_EV_ORDER | FZ_EV_DEDUP_BOUNDED | FZ_EV_DEDUP, &diag);
 	fz_check_acks(payhook_provider(), ctx, rc, &diag);
 }
 

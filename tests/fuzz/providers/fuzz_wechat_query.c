@@ -39,22 +39,13 @@ fz_answer(void *ctx, int close, int status, const void *body, size_t len,
 	const struct ph_provider *p = payhook_provider();
 	struct ph_order_ref order;
 	struct ph_http_response in;
-	struct ph_event ev;
-	struct ph_diag diag;
-	int rc;
 
 	fz_order(&order, "1415659990", 1, FZ_NOW - 60, "");
 	fz_answer_in(&in, status, body, len, FZ_NOW);
 	in.headers = h;
 	in.nheaders = nh;
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	if (close && p->close_response != NULL)
-		rc = p->close_response(ctx, &order, &in, &ev, &diag);
-	else
-		rc = p->query_response(ctx, &order, &in, &ev, &diag);
-	fz_check_diag(&diag);
-	fz_check_event(rc, &ev, FZ_EV_ORDER);
+	fz_check_answer(p, ctx, close && p->close_response != NULL, &order,
+	    &in, FZ_EV_ORDER);
 }
 
 int

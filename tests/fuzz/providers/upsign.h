@@ -158,6 +158,25 @@ fz_up_body(const uint8_t *data, size_t size, int raw, struct ph_buf *body)
 	return ok;
 }
 
+/*
+ * The input of the UnionPay targets: a first byte 'S' makes the rest
+ * name=value lines that fz_up_body() signs (with raw as it takes it)
+ * before run is handed them; anything else goes to run as it is.
+ */
+static __attribute__((unused)) void
+fz_up_input(const uint8_t *data, size_t size, int raw,
+    void (*run)(const void *, size_t))
+{
+	struct ph_buf body;
+
+	if (size > 0 && data[0] == 'S') {
+		if (fz_up_body(data + 1, size - 1, raw, &body))
+			run(body.data, body.len);
+		ph_buf_free(&body);
+	} else
+		run(data, size);
+}
+
 /* The targets' one profile, made at start with the PKI (every target
  * that includes this header uses it). */
 static void *fz_ctx;

@@ -683,13 +683,9 @@ answer_ref(void *ctx, struct ph_order_ref *o, int status, const char *sighdr,
 	struct ph_header h[1] = { { "X-Pingplusplus-Signature", sighdr } };
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
+	th_answer(&in, status, b, strlen(b), NOW);
 	in.headers = h;
 	in.nheaders = sighdr != NULL ? 1 : 0;
-	in.body = (const unsigned char *)b;
-	in.body_len = strlen(b);
-	in.now = NOW;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
 	return payhook_provider()->query_response(ctx, o, &in, ev, &d);

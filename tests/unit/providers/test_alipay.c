@@ -942,11 +942,7 @@ feed(void *ctx, int op, size_t len, int status, struct ph_event *ev)
 	    1234, "CNY", "", "" };
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
-	in.body = (const unsigned char *)answer_body;
-	in.body_len = len;
-	in.now = NOW;
+	th_answer(&in, status, answer_body, len, NOW);
 	d.msg[0] = '\0';
 	if (op == 0)
 		return payhook_provider()->query_response(ctx, &o, &in, ev,
@@ -1388,11 +1384,7 @@ dl_feed(void *ctx, unsigned step, const char *next, const void *b,
 	struct ph_download_ref ref = { BILL_DAY, step, next };
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
-	in.body = b;
-	in.body_len = len;
-	in.now = NOW;
+	th_answer(&in, status, b, len, NOW);
 	d.msg[0] = '\0';
 	memset(&dl, 0x5a, sizeof(dl));
 	return payhook_provider()->statement_response(ctx, &ref, &in, &dl,

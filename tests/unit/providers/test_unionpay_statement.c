@@ -45,10 +45,33 @@ static const char *const good[] = {
 int
 main(void)
 {
+	/* The payment row, each time with one field wrong. */
+	static const struct {
+		const char *row;
+		int rc;
+		const char *what;
+	} bad_row[] = {
+		{ MER ",01,01,A20261130001,782611301530001234567,,"
+		    "20261130153000,10.00,156,1130", PH_E_MALFORMED,
+		    "txnAmt with a decimal point: refused" },
+		{ MER ",01,01,\"A2026\",782611301530001234567,,"
+		    "20261130153000,1000,156,1130", PH_E_MALFORMED,
+		    "a quoted field: refused" },
+		{ MER ",01,01,A20261130001,782611301530001234567,,"
+		    "20261131153000,1000,156,1130", PH_E_MALFORMED,
+		    "November 31st: refused" },
+		{ MER ",02,01,A20261130001,782611301530001234567,,"
+		    "20261130153000,1000,156,1130", PH_E_UNSUPPORTED,
+		    "a pre-authorisation (02): refused" },
+		{ MER ",01,01,A20261130001,782611301530001234567,,"
+		    "20261130153000,1000,999,1130", PH_E_MALFORMED,
+		    "an unknown currencyCode: refused" },
+	};
 	const struct ph_provider *p = payhook_provider();
 	struct up_ctx ctx, other;
 	struct th_run r;
 	int64_t t;
+	size_t i;
 
 	memset(&ctx, 0, sizeof(ctx));
 	snprintf(ctx.mer_id, sizeof(ctx.mer_id), "%s", MER);
@@ -110,21 +133,10 @@ main(void)
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 2 &&
 	    strstr(d.msg, "line 2:") != NULL, "a short row: refused naming "
 	    "line 2");
-	feed(&ctx, th_variant(good, 1, MER ",01,01,A20261130001,782611301530001234567,,"
-	    "20261130153000,10.00,156,1130"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "txnAmt with a decimal point: refused");
-	feed(&ctx, th_variant(good, 1, MER ",01,01,\"A2026\",782611301530001234567,,"
-	    "20261130153000,1000,156,1130"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "a quoted field: refused");
-	feed(&ctx, th_variant(good, 1, MER ",01,01,A20261130001,782611301530001234567,,"
-	    "20261131153000,1000,156,1130"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "November 31st: refused");
-	feed(&ctx, th_variant(good, 1, MER ",02,01,A20261130001,782611301530001234567,,"
-	    "20261130153000,1000,156,1130"), "", &r);
-	is_int(r.rc, PH_E_UNSUPPORTED, "a pre-authorisation (02): refused");
-	feed(&ctx, th_variant(good, 1, MER ",01,01,A20261130001,782611301530001234567,,"
-	    "20261130153000,1000,999,1130"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "an unknown currencyCode: refused");
+	for (i = 0; i < sizeof(bad_row) / sizeof(bad_row[0]); i++) {
+		feed(&ctx, th_variant(good, 1, bad_row[i].row), "", &r);
+		is_int(r.rc, bad_row[i].rc, bad_row[i].what);
+	}
 	feed(&ctx, th_variant(good, 2, MER ",04,00,phr0000000000007,"
 	    "782611301800001234599,,20261130180000,400,156,1130"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(d.msg, "origQryId") != NULL,

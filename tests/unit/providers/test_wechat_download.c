@@ -208,11 +208,7 @@ static struct ph_http_response answer;
 static void
 answer_of(int status, const char *body)
 {
-	memset(&answer, 0, sizeof(answer));
-	answer.status = status;
-	answer.body = (const unsigned char *)body;
-	answer.body_len = strlen(body);
-	answer.now = NOW;
+	th_answer(&answer, status, body, strlen(body), NOW);
 }
 
 static void

@@ -654,11 +654,8 @@ answer_of(const struct kvs *s, int signed_, int status)
 		md5sign(&t, KEY_MD5, sig);
 		kv(&t, "sign", sig);
 	}
-	memset(&answer, 0, sizeof(answer));
-	answer.status = status;
-	answer.body = (const unsigned char *)answer_buf;
-	answer.body_len = render(&t, answer_buf, sizeof(answer_buf));
-	answer.now = 1700000000;
+	th_answer(&answer, status, answer_buf,
+	    render(&t, answer_buf, sizeof(answer_buf)), 1700000000);
 }
 
 static void
@@ -853,13 +850,9 @@ v3answer(int status, const char *body, int signed_)
 	v3h[2].value = signed_ ? v3sig : "WECHATPAY/SIGNTEST/AAAA";
 	v3h[3].name = "Wechatpay-Serial";
 	v3h[3].value = V3_PUB_ID;
-	memset(&answer, 0, sizeof(answer));
-	answer.status = status;
+	th_answer(&answer, status, v3body, strlen(v3body), V3_NOW);
 	answer.headers = v3h;
 	answer.nheaders = 4;
-	answer.body = (const unsigned char *)v3body;
-	answer.body_len = strlen(v3body);
-	answer.now = V3_NOW;
 }
 
 static void

@@ -40,19 +40,6 @@
 #define PUB_ID	"PUB_KEY_ID_0114232134912410000000000000000000"
 #define TV3_SERIAL "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB"
 
-/* The public key of TV-5 (doc/design/protocols.md §7), published for exactly
- * this use; the key of TV-3/TV-4 is th_tv3_priv_pem (helpers.h). */
-static const char tv5_pub_pem[] =
-	"-----BEGIN PUBLIC KEY-----\n"
-	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6\n"
-	"Cwor9qY747jP8KAfeBMeveEt1TqaHkLfaSD07trZLhGpfs8/AHqjhgSMO1O10YQW\n"
-	"OrrJ4hjIWPKqxbgrYMkBQc+mwdiWp4W3ByCqxBRagCveCXRWCmuJYovl9H/bsDI0\n"
-	"iGbpVtEOghJtfciisYSgxcLufUDTRkvwxjIBK1pCRjk33jJ5YTBWTHMRtMAOcFLN\n"
-	"F6hdEYdX8SPsgHHeLZ5Lv2T/686w1xtgCHef/sd4uSfWmyzsalQdHG/e4IyYmrhx\n"
-	"+O3VBoNDzE3nx23bFeV/RVNCG7cV6VhmYokJNHa/erIPkEmEFID6A5wQOXuxUkmJ\n"
-	"WwIDAQAB\n"
-	"-----END PUBLIC KEY-----\n";
-
 static struct ph_diag d;
 
 /* ---- keys and certificates, made here ------------------------------- */
@@ -1048,7 +1035,7 @@ test_tv5(void)
 
 	prof_v3(&p);
 	p.certs[0] = NULL;
-	p.pub = tv5_pub_pem;
+	p.pub = th_tv5_pub_pem;
 	p.pub_id = "PUB_KEY_ID_0000000000000024101100397200000006";
 	is_int(mkprof(&p, &ctx), PH_OK, "TV-5: profile with the official "
 	    "WeChat Pay public key");
