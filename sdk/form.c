@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <curl/curl.h>
 
@@ -73,6 +74,31 @@ ph_form_unescape(const char *p, size_t n, size_t max, const char *what,
 	*out = dec;
 	*out_len = (size_t)olen;
 	return PH_OK;
+}
+
+int
+ph_is_form(const char *ct)
+{
+	static const char form[] = "application/x-www-form-urlencoded";
+	size_t n = sizeof(form) - 1;
+
+	if (ct == NULL || strncasecmp(ct, form, n) != 0)
+		return 0;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' ||
+	    ct[n] == '\t';
+}
+
+int
+ph_form_request(const struct ph_request *req,
+    const struct ph_form_limits *lim, struct ph_kvlist *out,
+    struct ph_diag *diag)
+{
+	memset(out, 0, sizeof(*out));
+	if (req->content_type != NULL && req->content_type[0] != '\0' &&
+	    !ph_is_form(req->content_type))
+		return ph_fail(diag, PH_E_MALFORMED, "Content-Type is not "
+		    "application/x-www-form-urlencoded");
+	return ph_form_parse(req->body, req->body_len, lim, out, diag);
 }
 
 int

@@ -118,6 +118,25 @@ ph_response_json(struct ph_response *out, int status, struct json_t *doc)
 }
 
 void
+ph_ack_json_failure(struct ph_response *out, enum ph_ack_kind kind,
+    const char *reason, const char *code_key, const char *code,
+    const char *text_key)
+{
+	char msg[97];
+	json_t *doc;
+
+	memset(out, 0, sizeof(*out));
+	if (kind != PH_ACK_REFUSED && kind != PH_ACK_RETRY) {
+		out->status = 500;
+		return;
+	}
+	ph_ack_reason(kind, reason, msg, sizeof(msg));
+	doc = code_key != NULL ? json_pack("{s:s, s:s}", code_key, code,
+	    text_key, msg) : json_pack("{s:s}", text_key, msg);
+	ph_response_json(out, kind == PH_ACK_REFUSED ? 400 : 500, doc);
+}
+
+void
 ph_diag_text(char *dst, size_t cap, const char *src, size_t max)
 {
 	const unsigned char *s = (const unsigned char *)src;

@@ -32,8 +32,10 @@ extern "C" {
  * 2: ph_http_request.path of PH_HTTP_PATH_MAX bytes (a query string of
  * signed parameters fits), ph_order_ref.cursor, PH_EV_QUERY_MORE and
  * ph_event.cursor (queries that read a list page by page).
+ * 3: statement_request, statement_response and download_hosts
+ * (PH_CAP_DOWNLOAD: statements payhook fetches itself).
  */
-#define PH_PROVIDER_ABI 2
+#define PH_PROVIDER_ABI 3
 
 /* The exported symbol's name, as the loader looks it up. */
 #define PH_PROVIDER_SYMBOL "payhook_provider"
@@ -301,6 +303,50 @@ struct ph_statement {
 	unsigned char state[PH_STATEMENT_STATE_MAX];	/* the plugin's */
 };
 
+/*
+ * A statement payhook downloads itself (PH_CAP_DOWNLOAD), in at most
+ * PH_DOWNLOAD_STEPS_MAX calls: statement_request builds call number step,
+ * statement_response reads its answer and either gives the statement or
+ * asks for one more call (PH_DL_NEXT, e.g. a signed answer naming where the
+ * file is), carrying what that call needs in next.
+ */
+#define PH_DOWNLOAD_STEPS_MAX	4
+#define PH_DOWNLOAD_NEXT_MAX	(PH_HTTP_PATH_MAX + 512)
+#define PH_DOWNLOAD_MEMBERS_MAX	2
+
+struct ph_download_ref {
+	const char *date;		/* the statement's day, "YYYY-MM-DD" in
+					 * the provider's time zone */
+	unsigned step;			/* 0 for the first call */
+	const char *next;		/* "" at step 0, then the previous
+					 * answer's next */
+};
+
+enum ph_download_kind {
+	PH_DL_NEXT = 1,			/* one more call: see next */
+	PH_DL_STATEMENT,		/* the statement is in this answer */
+	PH_DL_NONE			/* the provider has no statement for
+					 * that day (no transactions) */
+};
+
+/* How the statement's bytes are packed; the core unpacks them. */
+enum ph_download_packing {
+	PH_PACK_NONE,			/* the text itself */
+	PH_PACK_GZIP,			/* gzip */
+	PH_PACK_ZIP			/* a zip archive: the member whose name
+					 * ends with one of member[] */
+};
+
+struct ph_download {
+	enum ph_download_kind kind;
+	char next[PH_DOWNLOAD_NEXT_MAX];	/* NEXT: the plugin's own text
+						 * for the next call */
+	size_t offset, len;		/* STATEMENT: its bytes in in->body */
+	enum ph_download_packing packing;
+	char member[PH_DOWNLOAD_MEMBERS_MAX][64];	/* ZIP: name endings,
+							 * bytes as stored */
+};
+
 /* ---- The table -------------------------------------------------------- */
 
 /* What a plugin can do; the core checks before calling optional entries. */
@@ -309,6 +355,7 @@ struct ph_statement {
 #define PH_CAP_CLOSE		0x04u
 #define PH_CAP_REFUND		0x08u
 #define PH_CAP_STATEMENT	0x10u
+#define PH_CAP_DOWNLOAD		0x20u	/* with PH_CAP_STATEMENT */
 
 struct ph_provider {
 	uint32_t abi;			/* PH_PROVIDER_ABI, always first */
@@ -413,6 +460,29 @@ struct ph_provider {
 	 */
 	int (*notify_hint)(void *ctx, const struct ph_request *req,
 	    char order_id[PH_ID_MAX + 1]);
+
+	/*
+	 * Statement download (PH_CAP_DOWNLOAD): `payhook reconcile
+	 * --download`.  statement_request builds call ref->step; its path is
+	 * under api_base or, from step 1 on, an absolute https URL the
+	 * provider's verified answer named, whose host must be api_base's or
+	 * one of download_hosts (the core refuses any other: no request
+	 * goes where an answer alone says).  statement_response verifies
+	 * the answer as far as the provider allows (signature, the digest a
+	 * signed answer gave) and fills dl.  An error worth retrying later
+	 * is PH_E_PROVIDER.  What it gives as the statement is read by
+	 * statement_line as a fact about money: give nothing unverified.
+	 */
+	int (*statement_request)(void *ctx, const struct ph_download_ref *ref,
+	    const struct ph_call_ctx *cc, struct ph_http_request *out,
+	    struct ph_diag *diag);
+	int (*statement_response)(void *ctx,
+	    const struct ph_download_ref *ref,
+	    const struct ph_http_response *in, struct ph_download *dl,
+	    struct ph_diag *diag);
+	/* Hosts, besides api_base's, that statement_request may name:
+	 * exact names, NULL-terminated; NULL for none. */
+	const char *const *download_hosts;
 };
 
 /* The exported entry point: returns the plugin's static table. */
@@ -448,6 +518,12 @@ typedef int ph_statement_line_fn(void *ctx, struct ph_statement *st,
     struct ph_diag *diag);
 typedef int ph_notify_hint_fn(void *ctx, const struct ph_request *req,
     char order_id[PH_ID_MAX + 1]);
+typedef int ph_statement_request_fn(void *ctx,
+    const struct ph_download_ref *ref, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, struct ph_diag *diag);
+typedef int ph_statement_response_fn(void *ctx,
+    const struct ph_download_ref *ref, const struct ph_http_response *in,
+    struct ph_download *dl, struct ph_diag *diag);
 
 #if defined(__GNUC__)
 #define PH_EXPORT __attribute__((visibility("default")))
@@ -481,6 +557,15 @@ typedef int ph_notify_hint_fn(void *ctx, const struct ph_request *req,
 /* As PH_PROVIDER_DEFINE_ALL, with notify_hint last. */
 #define PH_PROVIDER_DEFINE_HINT(NAME, DESC, CAPS, KEYS, NEW, FREE, PARSE,	\
     ACK, QREQ, QRESP, CREQ, CRESP, RREQ, RRESP, STLINE, HINT)		\
+	PH_PROVIDER_DEFINE_DOWNLOAD(NAME, DESC, CAPS, KEYS, NEW, FREE,	\
+	    PARSE, ACK, QREQ, QRESP, CREQ, CRESP, RREQ, RRESP, STLINE, HINT, \
+	    NULL, NULL, NULL)
+
+/* As PH_PROVIDER_DEFINE_HINT, with statement_request,
+ * statement_response and download_hosts last. */
+#define PH_PROVIDER_DEFINE_DOWNLOAD(NAME, DESC, CAPS, KEYS, NEW, FREE,	\
+    PARSE, ACK, QREQ, QRESP, CREQ, CRESP, RREQ, RRESP, STLINE, HINT,	\
+    DLREQ, DLRESP, DLHOSTS)						\
 	static const struct ph_provider ph_provider_table_ = {		\
 		.abi = PH_PROVIDER_ABI,					\
 		.name = (NAME),						\
@@ -499,6 +584,9 @@ typedef int ph_notify_hint_fn(void *ctx, const struct ph_request *req,
 		.refund_response = (RRESP),				\
 		.statement_line = (STLINE),				\
 		.notify_hint = (HINT),					\
+		.statement_request = (DLREQ),				\
+		.statement_response = (DLRESP),				\
+		.download_hosts = (DLHOSTS),				\
 	};								\
 	PH_EXPORT const struct ph_provider *payhook_provider(void);	\
 	PH_EXPORT const struct ph_provider *payhook_provider(void)	\

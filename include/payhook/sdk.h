@@ -151,6 +151,19 @@ int ph_form_parse(const unsigned char *body, size_t len,
     const struct ph_form_limits *lim, struct ph_kvlist *out,
     struct ph_diag *diag);
 
+/* Whether a Content-Type is application/x-www-form-urlencoded, with any
+ * parameters; NULL is not. */
+int ph_is_form(const char *content_type);
+
+/*
+ * The form a notification's body holds: refused (PH_E_MALFORMED) when it
+ * has a Content-Type that is not a form, as a servlet's getParameter
+ * reads the body of a form only; then ph_form_parse().
+ */
+int ph_form_request(const struct ph_request *req,
+    const struct ph_form_limits *lim, struct ph_kvlist *out,
+    struct ph_diag *diag);
+
 /*
  * Appends l as a form body, k=v joined with '&' in list order, names and
  * values escaped by libcurl (everything but ALPHA DIGIT - . _ ~ as %XX).
@@ -196,6 +209,14 @@ void ph_ack_reason(enum ph_ack_kind kind, const char *reason, char *dst,
  * application/json.  Without doc, or when it does not fit, out holds the
  * status alone and the error is returned. */
 int ph_response_json(struct ph_response *out, int status, struct json_t *doc);
+/*
+ * A JSON provider's answer to a refusal (400) or a retry (500):
+ * {code_key: code, text_key: the reason's text}, without code_key when it
+ * is NULL; any other kind is 500 with no body.
+ */
+void ph_ack_json_failure(struct ph_response *out, enum ph_ack_kind kind,
+    const char *reason, const char *code_key, const char *code,
+    const char *text_key);
 
 /* Provider text made safe for a diagnostic: printable ASCII kept, each
  * UTF-8 character shown as '?', at most max bytes, "-" when nothing is

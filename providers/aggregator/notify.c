@@ -373,10 +373,9 @@ agg_ack(void *p, enum ph_ack_kind kind, const char *reason,
     struct ph_response *out)
 {
 	static const char ok[] = "{\"ok\":true}";
-	char msg[AGG_TEXT_MAX + 1];
 
-	memset(out, 0, sizeof(*out));
 	if (kind == PH_ACK_OK) {
+		memset(out, 0, sizeof(*out));
 		out->status = 200;
 		memcpy(out->body, ok, sizeof(ok) - 1);
 		out->body_len = sizeof(ok) - 1;
@@ -384,11 +383,5 @@ agg_ack(void *p, enum ph_ack_kind kind, const char *reason,
 		    sizeof("application/json"));
 		return;
 	}
-	if (kind != PH_ACK_REFUSED && kind != PH_ACK_RETRY) {
-		out->status = 500;
-		return;
-	}
-	ph_ack_reason(kind, reason, msg, sizeof(msg));
-	ph_response_json(out, kind == PH_ACK_REFUSED ? 400 : 500,
-	    json_pack("{s:s}", "error", msg));
+	ph_ack_json_failure(out, kind, reason, NULL, NULL, "error");
 }

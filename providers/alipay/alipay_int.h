@@ -1,8 +1,9 @@
 /*
  * The alipay plugin's private header: what its files share and the
  * functions one job offers another.  Files call down only: plugin.c (the
- * table and profiles) calls every job; trade.c and statement.c build on
- * the signatures and parsers of notify.c.  Nothing here leaves the plugin:
+ * table and profiles) calls every job; trade.c and billget.c make their
+ * calls through gateway.c, which, like statement.c, builds on the
+ * signatures and parsers of notify.c.  Nothing here leaves the plugin:
  * it is built with -fvisibility=hidden and exports payhook_provider alone.
  */
 #ifndef PAYHOOK_ALIPAY_INT_H
@@ -21,6 +22,7 @@
 #define ALI_ID_EXTRA	"_-"
 #define ALI_NOTIFY_ID_MAX 128
 #define ALI_PATH	"/gateway.do"
+#define ALI_BILL_HOST	"dwbillcenter.alipay.com"	/* bill links */
 #define ALI_FORM_CT	"application/x-www-form-urlencoded;charset=utf-8"
 #define ALI_LINE_MAX	(16 * 1024)	/* one statement line, as UTF-8 */
 #define ALI_COLS_MAX	64
@@ -46,6 +48,24 @@ struct ali_method {
 	const char *node;		/* "alipay_trade_query_response" */
 };
 
+struct json_t;
+
+/* billget.c */
+ph_statement_request_fn ali_statement_request;
+ph_statement_response_fn ali_statement_response;
+
+/* gateway.c */
+int ali_set_str(struct json_t *o, const char *k, const char *v);
+int ali_build(const struct ali_ctx *ctx, const char *method,
+    const struct json_t *biz, int64_t now, struct ph_http_request *out,
+    struct ph_diag *diag);
+int ali_open_answer(const struct ali_ctx *ctx, const struct ali_method *m,
+    const struct ph_http_response *in, struct json_t **root,
+    const struct json_t **resp, struct ph_diag *diag);
+int ali_provider_error(const struct json_t *r, const char *what,
+    int verified, struct ph_diag *diag);
+const char *ali_code(const struct json_t *r, const char **sub);
+
 /* notify.c */
 int ali_verify(const struct ali_ctx *ctx, const char *b64, size_t b64_len,
     const void *msg, size_t msg_len, struct ph_diag *diag);
@@ -67,6 +87,7 @@ extern const struct ph_json_limits ali_json_limits;
 extern const struct ali_method ali_query;
 extern const struct ali_method ali_close;
 extern const struct ali_method ali_refund;
+extern const struct ali_method ali_bill_url;
 
 /* statement.c */
 ph_statement_line_fn ali_statement_line;

@@ -310,19 +310,6 @@ ali_notify_event(const struct ph_kvlist *kv, struct ph_event *ev,
 	return PH_OK;
 }
 
-/* Only forms are decoded as forms. */
-static int
-ali_is_form(const char *ct)
-{
-	static const char form[] = "application/x-www-form-urlencoded";
-	size_t n = sizeof(form) - 1;
-
-	if (ct == NULL || strncasecmp(ct, form, n) != 0)
-		return 0;
-	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' ||
-	    ct[n] == '\t';
-}
-
 int
 ali_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
     struct ph_diag *diag)
@@ -334,12 +321,7 @@ ali_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if (ctx == NULL || req == NULL || ev == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
 	memset(ev, 0, sizeof(*ev));
-	if (req->content_type != NULL && req->content_type[0] != '\0' &&
-	    !ali_is_form(req->content_type))
-		return ph_fail(diag, PH_E_MALFORMED, "Content-Type is not "
-		    "application/x-www-form-urlencoded");
-	if ((rc = ph_form_parse(req->body, req->body_len, &ali_form_limits,
-	    &kv, diag)) != PH_OK)
+	if ((rc = ph_form_request(req, &ali_form_limits, &kv, diag)) != PH_OK)
 		return rc;
 	if ((rc = ali_verify_notify(ctx, &kv, diag)) == PH_OK &&
 	    (rc = ali_check_party(ctx, ali_get(&kv, "app_id"),

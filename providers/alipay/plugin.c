@@ -1,9 +1,10 @@
 /*
  * Alipay open platform (支付宝开放平台): the plugin's table, its
  * configuration keys and profiles.  Notifications and their RSA2
- * signatures are in notify.c, the trade calls (query, close, refund) in
- * trade.c, the trade-detail bill in statement.c.  See README.md for the
- * readings chosen where Alipay's documents are unclear.
+ * signatures are in notify.c, the gateway's signed requests and answers
+ * in gateway.c, the trade calls (query, close, refund) in trade.c, the
+ * trade-detail bill in statement.c and its download in billget.c.  See
+ * README.md for the readings chosen where Alipay's documents are unclear.
  */
 #include <errno.h>
 #include <iconv.h>
@@ -55,6 +56,12 @@ const struct ali_method ali_close = {
 	"alipay.trade.close", "alipay_trade_close_response" };
 const struct ali_method ali_refund = {
 	"alipay.trade.refund", "alipay_trade_refund_response" };
+const struct ali_method ali_bill_url = {
+	"alipay.data.dataservice.bill.downloadurl.query",
+	"alipay_data_dataservice_bill_downloadurl_query_response" };
+
+/* Where the links the bill's download query names point. */
+static const char *const ali_download_hosts[] = { ALI_BILL_HOST, NULL };
 
 /* ---- Profiles ------------------------------------------------------------ */
 
@@ -133,10 +140,13 @@ ali_notify_hint(void *p, const struct ph_request *req,
 	    ALI_ORDER_EXTRA, order_id);
 }
 
-PH_PROVIDER_DEFINE_HINT("alipay",
-    "Alipay open platform: notifications, trade query/close/refund, bills",
+PH_PROVIDER_DEFINE_DOWNLOAD("alipay",
+    "Alipay open platform: notifications, trade query/close/refund, bills "
+    "(read or downloaded)",
     PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE | PH_CAP_REFUND |
-    PH_CAP_STATEMENT, ali_conf_keys, ali_profile_new, ali_profile_free,
-    ali_parse_notify, ali_ack, ali_query_request, ali_query_response,
-    ali_close_request, ali_close_response, ali_refund_request,
-    ali_refund_response, ali_statement_line, ali_notify_hint)
+    PH_CAP_STATEMENT | PH_CAP_DOWNLOAD, ali_conf_keys, ali_profile_new,
+    ali_profile_free, ali_parse_notify, ali_ack, ali_query_request,
+    ali_query_response, ali_close_request, ali_close_response,
+    ali_refund_request, ali_refund_response, ali_statement_line,
+    ali_notify_hint, ali_statement_request, ali_statement_response,
+    ali_download_hosts)

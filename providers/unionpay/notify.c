@@ -115,20 +115,6 @@ up_notify_event(const struct up_msg *m, struct ph_event *ev,
 	return PH_OK;
 }
 
-/* Only forms are decoded as forms: a servlet's getParameter, which the
- * official demo relies on, reads the body only for this type. */
-int
-up_is_form(const char *ct)
-{
-	static const char form[] = "application/x-www-form-urlencoded";
-	size_t n = sizeof(form) - 1;
-
-	if (ct == NULL || strncasecmp(ct, form, n) != 0)
-		return 0;
-	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ' ||
-	    ct[n] == '\t';
-}
-
 int
 up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
     struct ph_diag *diag)
@@ -141,12 +127,10 @@ up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 		return ph_fail(diag, PH_E_INTERNAL, "unionpay: NULL argument");
 	memset(ev, 0, sizeof(*ev));
 	memset(&m, 0, sizeof(m));
-	if (req->content_type != NULL && req->content_type[0] != '\0' &&
-	    !up_is_form(req->content_type))
-		return ph_fail(diag, PH_E_MALFORMED, "Content-Type is not "
-		    "application/x-www-form-urlencoded");
-	if ((rc = ph_form_parse(req->body, req->body_len, &up_form_limits,
-	    &m.kv, diag)) != PH_OK)
+	/* Only forms: the official demo reads the notification with a
+	 * servlet's getParameter. */
+	if ((rc = ph_form_request(req, &up_form_limits, &m.kv, diag)) !=
+	    PH_OK)
 		return rc;
 	if ((rc = up_open(ctx, &m, UP_NOTIFICATION, req->now, diag)) == PH_OK)
 		rc = up_notify_event(&m, ev, diag);

@@ -366,7 +366,7 @@ up_query_response(void *p, const struct ph_order_ref *order,
 		    "query with HTTP %d", in->status);
 	/* UnionPay's SDKs read replies without percent-decoding; a reply
 	 * that says it is a form is decoded as one. */
-	if (up_is_form(up_header(in, "Content-Type")))
+	if (ph_is_form(up_header(in, "Content-Type")))
 		rc = ph_form_parse(in->body, in->body_len, &up_form_limits,
 		    &m.kv, diag);
 	else

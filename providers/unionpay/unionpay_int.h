@@ -81,7 +81,6 @@ int up_amount(const struct up_msg *m, struct ph_event *ev,
     struct ph_diag *diag);
 int up_txn_time(const struct up_msg *m, struct ph_event *ev,
     struct ph_diag *diag);
-int up_is_form(const char *ct);
 ph_parse_notify_fn up_parse_notify;
 ph_ack_fn up_ack;
 /* An ISO 4217 currency: UnionPay's numeric code, payhook's letters. */

@@ -2,7 +2,8 @@
  * WeChat Pay (微信支付): the plugin's table, its configuration keys and
  * profiles, and the entries that choose between API v2 (v2.c) and v3
  * (v3.c) by the profile's api_version; refunds are in refund.c, trade
- * bills in bill.c.  See README.md for the keys and the quirks.
+ * bills in bill.c and their download in billget.c.  See README.md for
+ * the keys and the quirks.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -273,13 +274,19 @@ wx_notify_hint(void *p, const struct ph_request *req,
 	return rc;
 }
 
-PH_PROVIDER_DEFINE_HINT("wechat",
+/* Where tradebill's download_url may point, besides api_base's host. */
+static const char *const wx_download_hosts[] = {
+	"api.mch.weixin.qq.com", "api2.mch.weixin.qq.com", NULL
+};
+
+PH_PROVIDER_DEFINE_DOWNLOAD("wechat",
     "WeChat Pay API v2 and v3 notifications, order query and close, "
-    "refunds and trade bills",
+    "refunds and trade bills, downloaded or given",
     PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE | PH_CAP_REFUND |
-    PH_CAP_STATEMENT, wx_conf_keys,
+    PH_CAP_STATEMENT | PH_CAP_DOWNLOAD, wx_conf_keys,
     wx_profile_new, wx_profile_free, wx_parse_notify, wx_ack,
     wx_dispatch_query_request, wx_dispatch_query_response,
     wx_dispatch_close_request, wx_dispatch_close_response,
     wx_refund_request, wx_refund_response, wx_statement_line,
-    wx_notify_hint)
+    wx_notify_hint, wx_statement_request, wx_statement_response,
+    wx_download_hosts)

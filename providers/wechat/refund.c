@@ -352,13 +352,6 @@ wx_refund_reason(const struct ph_refund_ref *ref)
 	return ref->reason;
 }
 
-static int
-wx_kv_add(struct ph_kvlist *kv, const char *k, const char *v,
-    struct ph_diag *diag)
-{
-	return ph_kvlist_add(kv, k, strlen(k), v, strlen(v), diag);
-}
-
 /*
  * POST /secapi/pay/refund (the core presents the profile's client
  * certificate): appid, mch_id, nonce_str, sign_type (HMAC-SHA256
@@ -373,23 +366,16 @@ wx_refund_request_v2(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
     struct ph_diag *diag)
 {
-	char nonce[2 * WX_NONCE_BYTES + 1], sign[2 * PH_SHA256_LEN + 1];
 	char total[24], fee[24];
 	const char *why;
 	struct ph_kvlist kv;
-	struct ph_buf body;
 	int rc;
 
 	ph_kvlist_init(&kv, 16);
-	ph_buf_init(&body, sizeof(out->body));
-	ph_hex_lower(cc->random, WX_NONCE_BYTES, nonce);
 	snprintf(total, sizeof(total), "%lld", (long long)ref->payment_amount);
 	snprintf(fee, sizeof(fee), "%lld", (long long)ref->amount);
-	if ((rc = wx_kv_add(&kv, "appid", ctx->appid, diag)) != PH_OK ||
-	    (rc = wx_kv_add(&kv, "mch_id", ctx->mch_id, diag)) != PH_OK ||
-	    (rc = wx_kv_add(&kv, "nonce_str", nonce, diag)) != PH_OK ||
-	    (ctx->sign_type != WX_SIGN_MD5 && (rc = wx_kv_add(&kv,
-	    "sign_type", wx_sign_names[ctx->sign_type], diag)) != PH_OK) ||
+	if ((rc = wx_request_head(ctx, cc, &kv, diag)) != PH_OK ||
+	    (rc = wx_request_sign_type(ctx, &kv, diag)) != PH_OK ||
 	    (rc = wx_kv_add(&kv, "transaction_id", ref->txn_id,
 	    diag)) != PH_OK ||
 	    (rc = wx_kv_add(&kv, "out_refund_no", ref->refund_id,
@@ -403,19 +389,9 @@ wx_refund_request_v2(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 	    (ctx->refund_notify_url[0] != '\0' && (rc = wx_kv_add(&kv,
 	    "notify_url", ctx->refund_notify_url, diag)) != PH_OK))
 		goto out;
-	if ((rc = wx_sign(ctx, &kv, sign, diag)) != PH_OK ||
-	    (rc = wx_kv_add(&kv, "sign", sign, diag)) != PH_OK)
-		goto out;
-	if ((rc = ph_xml_write_flat("xml", &kv, &body)) != PH_OK) {
-		ph_fail(diag, rc, "cannot write the request body");
-		goto out;
-	}
-	if ((rc = ph_request_set(out, "POST", WX_REFUND_PATH, "text/xml",
-	    &body)) != PH_OK)
-		ph_fail(diag, rc, "cannot write the request");
+	rc = wx_request_xml(ctx, WX_REFUND_PATH, &kv, out, diag);
 out:
 	ph_kvlist_free(&kv);
-	ph_buf_free(&body);
 	return rc;
 }
 
@@ -602,21 +578,14 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 {
 	char code[WX3_TEXT_MAX + 1], text[WX3_TEXT_MAX + 1];
 	char refund_id[PH_ID_MAX + 1];
-	const char *c = NULL, *m = NULL, *v;
+	const char *c = NULL, *v;
 	json_t *doc = NULL;
 	int64_t n;
 	size_t i;
 	int rc;
 
 	if (in->status != 200) {
-		if (in->body != NULL && in->body_len > 0 &&
-		    ph_json_parse(in->body, in->body_len,
-		    &wx3_envelope_limits, &doc, NULL) == PH_OK) {
-			ph_json_opt_string(doc, "code", 64, &c, NULL, NULL);
-			ph_json_opt_string(doc, "message", 256, &m, NULL, NULL);
-		}
-		ph_diag_text(code, sizeof(code), c, WX3_TEXT_MAX);
-		ph_diag_text(text, sizeof(text), m, WX3_TEXT_MAX);
+		wx3_error_of(in, &doc, &c, code, text);
 		if (in->status >= 400 && in->status < 500 &&
 		    ph_in(c, wx3_refund_final)) {
 			if ((rc = wx3_verify(ctx->v3, in->headers, in->nheaders,

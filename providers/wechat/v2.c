@@ -442,51 +442,56 @@ wx_query_order_id(const struct ph_order_ref *order, struct ph_diag *diag)
 	return PH_OK;
 }
 
-/*
- * Builds a signed request: appid, mch_id, nonce_str, out_trade_no,
- * sign_type (HMAC-SHA256 profiles only; absent means MD5), sign; flat XML
- * in that order.  The nonce is the lower-case hex of 16 random bytes the
- * core provides.
- */
-static int
-wx_query_build(const struct wx_ctx *ctx, const char *path,
-    const struct ph_order_ref *order, const struct ph_call_ctx *cc,
-    struct ph_http_request *out, struct ph_diag *diag)
+int
+wx_kv_add(struct ph_kvlist *kv, const char *k, const char *v,
+    struct ph_diag *diag)
 {
-	char nonce[2 * WX_NONCE_BYTES + 1], sign[2 * PH_SHA256_LEN + 1];
-	struct ph_kvlist kv;
+	return ph_kvlist_add(kv, k, strlen(k), v, strlen(v), diag);
+}
+
+/*
+ * How every v2 request starts: appid, mch_id, and nonce_str, the
+ * lower-case hex of 16 random bytes the core provides.
+ */
+int
+wx_request_head(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    struct ph_kvlist *kv, struct ph_diag *diag)
+{
+	char nonce[2 * WX_NONCE_BYTES + 1];
+	int rc;
+
+	ph_hex_lower(cc->random, WX_NONCE_BYTES, nonce);
+	if ((rc = wx_kv_add(kv, "appid", ctx->appid, diag)) != PH_OK ||
+	    (rc = wx_kv_add(kv, "mch_id", ctx->mch_id, diag)) != PH_OK)
+		return rc;
+	return wx_kv_add(kv, "nonce_str", nonce, diag);
+}
+
+/* sign_type, on HMAC-SHA256 profiles only: absent means MD5. */
+int
+wx_request_sign_type(const struct wx_ctx *ctx, struct ph_kvlist *kv,
+    struct ph_diag *diag)
+{
+	if (ctx->sign_type == WX_SIGN_MD5)
+		return PH_OK;
+	return wx_kv_add(kv, "sign_type", wx_sign_names[ctx->sign_type],
+	    diag);
+}
+
+/* out as a POST of kv to path, signed: sign last, flat XML in kv's order. */
+int
+wx_request_xml(const struct wx_ctx *ctx, const char *path,
+    struct ph_kvlist *kv, struct ph_http_request *out, struct ph_diag *diag)
+{
+	char sign[2 * PH_SHA256_LEN + 1];
 	struct ph_buf body;
 	int rc;
 
-	ph_kvlist_init(&kv, 8);
 	ph_buf_init(&body, sizeof(out->body));
-	if (ctx == NULL || cc == NULL || out == NULL) {
-		rc = ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	if ((rc = wx_sign(ctx, kv, sign, diag)) != PH_OK ||
+	    (rc = wx_kv_add(kv, "sign", sign, diag)) != PH_OK)
 		goto out;
-	}
-	memset(out, 0, sizeof(*out));
-	if ((rc = wx_query_order_id(order, diag)) != PH_OK)
-		goto out;
-	ph_hex_lower(cc->random, WX_NONCE_BYTES, nonce);
-	if ((rc = ph_kvlist_add(&kv, "appid", 5, ctx->appid,
-	    strlen(ctx->appid), diag)) != PH_OK ||
-	    (rc = ph_kvlist_add(&kv, "mch_id", 6, ctx->mch_id,
-	    strlen(ctx->mch_id), diag)) != PH_OK ||
-	    (rc = ph_kvlist_add(&kv, "nonce_str", 9, nonce, strlen(nonce),
-	    diag)) != PH_OK ||
-	    (rc = ph_kvlist_add(&kv, "out_trade_no", 12, order->order_id,
-	    strlen(order->order_id), diag)) != PH_OK)
-		goto out;
-	if (ctx->sign_type != WX_SIGN_MD5 &&
-	    (rc = ph_kvlist_add(&kv, "sign_type", 9,
-	    wx_sign_names[ctx->sign_type],
-	    strlen(wx_sign_names[ctx->sign_type]), diag)) != PH_OK)
-		goto out;
-	if ((rc = wx_sign(ctx, &kv, sign, diag)) != PH_OK ||
-	    (rc = ph_kvlist_add(&kv, "sign", 4, sign, strlen(sign),
-	    diag)) != PH_OK)
-		goto out;
-	if ((rc = ph_xml_write_flat("xml", &kv, &body)) != PH_OK) {
+	if ((rc = ph_xml_write_flat("xml", kv, &body)) != PH_OK) {
 		ph_fail(diag, rc, "cannot write the request body");
 		goto out;
 	}
@@ -494,8 +499,37 @@ wx_query_build(const struct wx_ctx *ctx, const char *path,
 	    &body)) != PH_OK)
 		ph_fail(diag, rc, "cannot write the request");
 out:
-	ph_kvlist_free(&kv);
 	ph_buf_free(&body);
+	return rc;
+}
+
+/*
+ * Builds a signed request: appid, mch_id, nonce_str, out_trade_no,
+ * sign_type (HMAC-SHA256 profiles only), sign; flat XML in that order.
+ */
+static int
+wx_query_build(const struct wx_ctx *ctx, const char *path,
+    const struct ph_order_ref *order, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, struct ph_diag *diag)
+{
+	struct ph_kvlist kv;
+	int rc;
+
+	ph_kvlist_init(&kv, 8);
+	if (ctx == NULL || cc == NULL || out == NULL) {
+		rc = ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+		goto out;
+	}
+	memset(out, 0, sizeof(*out));
+	if ((rc = wx_query_order_id(order, diag)) != PH_OK ||
+	    (rc = wx_request_head(ctx, cc, &kv, diag)) != PH_OK ||
+	    (rc = wx_kv_add(&kv, "out_trade_no", order->order_id,
+	    diag)) != PH_OK ||
+	    (rc = wx_request_sign_type(ctx, &kv, diag)) != PH_OK)
+		goto out;
+	rc = wx_request_xml(ctx, path, &kv, out, diag);
+out:
+	ph_kvlist_free(&kv);
 	if (rc != PH_OK && out != NULL)
 		memset(out, 0, sizeof(*out));
 	return rc;

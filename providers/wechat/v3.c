@@ -827,20 +827,12 @@ out:
 void
 wx3_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
 {
-	char msg[WX3_TEXT_MAX + 1];
-
-	memset(out, 0, sizeof(*out));
 	if (kind == PH_ACK_OK) {
+		memset(out, 0, sizeof(*out));
 		out->status = 204;
 		return;
 	}
-	if (kind != PH_ACK_REFUSED && kind != PH_ACK_RETRY) {
-		out->status = 500;
-		return;
-	}
-	ph_ack_reason(kind, reason, msg, sizeof(msg));
-	ph_response_json(out, kind == PH_ACK_REFUSED ? 400 : 500,
-	    json_pack("{s:s, s:s}", "code", "FAIL", "message", msg));
+	ph_ack_json_failure(out, kind, reason, "code", "FAIL", "message");
 }
 
 /* ---- v3 order query ------------------------------------------------------ */
@@ -886,14 +878,16 @@ wx3_authorization(const struct wx_ctx *ctx, const char *method,
 }
 
 /*
- * Signs out as method path (its body as it stands: the JSON of a POST, none
- * for a GET) with a nonce from cc, and sets its request line, content type
- * and headers.
+ * Signs out as method target (its body as it stands: the JSON of a POST,
+ * none for a GET) with a nonce from cc, and sets its request line to
+ * method path, its content type and headers.  path is target, or an
+ * absolute URL whose path and query are target: the Authorization covers
+ * those alone, as WeChat's SDKs sign a download.
  */
 int
-wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
-    const char *method, const char *path, struct ph_http_request *out,
-    struct ph_diag *diag)
+wx3_request_url(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const char *path, const char *target,
+    struct ph_http_request *out, struct ph_diag *diag)
 {
 	char nonce[2 * WX3_NONCE_BYTES + 1];
 	struct ph_buf auth;
@@ -901,7 +895,7 @@ wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
 
 	ph_hex_upper(cc->random, WX3_NONCE_BYTES, nonce);
 	ph_buf_init(&auth, sizeof(out->headers[0].value) - 1);
-	if ((rc = wx3_authorization(ctx, method, path, cc->now, nonce,
+	if ((rc = wx3_authorization(ctx, method, target, cc->now, nonce,
 	    out->body_len > 0 ? out->body : NULL, out->body_len, &auth,
 	    diag)) == PH_OK &&
 	    ((rc = ph_request_set(out, method, path, out->body_len > 0 ?
@@ -913,6 +907,41 @@ wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
 		ph_fail(diag, rc, "request headers too long");
 	ph_buf_free(&auth);
 	return rc;
+}
+
+/* The same for a request to api_base, path and target one. */
+int
+wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const char *path, struct ph_http_request *out,
+    struct ph_diag *diag)
+{
+	return wx3_request_url(ctx, cc, method, path, path, out, diag);
+}
+
+/*
+ * The code and message of an error answer ({"code", "message"}), read
+ * before any signature: the caller believes nothing of them unsigned
+ * but "ask later".  *code points into *doc (the caller json_decref()s
+ * it), NULL when there is none; ctext and mtext are code and message
+ * made safe for a diagnostic.
+ */
+void
+wx3_error_of(const struct ph_http_response *in, struct json_t **doc,
+    const char **code, char ctext[WX3_TEXT_MAX + 1],
+    char mtext[WX3_TEXT_MAX + 1])
+{
+	const char *m = NULL;
+
+	*doc = NULL;
+	*code = NULL;
+	if (in->body != NULL && in->body_len > 0 &&
+	    ph_json_parse(in->body, in->body_len, &wx3_envelope_limits, doc,
+	    NULL) == PH_OK) {
+		ph_json_opt_string(*doc, "code", 64, code, NULL, NULL);
+		ph_json_opt_string(*doc, "message", 256, &m, NULL, NULL);
+	}
+	ph_diag_text(ctext, WX3_TEXT_MAX + 1, *code, WX3_TEXT_MAX);
+	ph_diag_text(mtext, WX3_TEXT_MAX + 1, m, WX3_TEXT_MAX);
 }
 
 /*
@@ -970,7 +999,7 @@ wx3_query_response(const struct wx_ctx *ctx,
 {
 	char code[WX3_TEXT_MAX + 1], text[WX3_TEXT_MAX + 1];
 	json_t *doc = NULL;
-	const char *state, *c = NULL, *m = NULL;
+	const char *state, *c = NULL;
 	int rc;
 
 	if (in == NULL || ev == NULL)
@@ -982,16 +1011,7 @@ wx3_query_response(const struct wx_ctx *ctx,
 		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
 		    "WeChat out_trade_no");
 	if (in->status != 200) {
-		/* An error answer: its code, if it has one, is read before
-		 * any signature, but only "ask later" comes of it unsigned. */
-		if (in->body != NULL && in->body_len > 0 &&
-		    ph_json_parse(in->body, in->body_len,
-		    &wx3_envelope_limits, &doc, NULL) == PH_OK) {
-			ph_json_opt_string(doc, "code", 64, &c, NULL, NULL);
-			ph_json_opt_string(doc, "message", 256, &m, NULL, NULL);
-		}
-		ph_diag_text(code, sizeof(code), c, WX3_TEXT_MAX);
-		ph_diag_text(text, sizeof(text), m, WX3_TEXT_MAX);
+		wx3_error_of(in, &doc, &c, code, text);
 		if (in->status == 404 && c != NULL &&
 		    (strcmp(c, "ORDER_NOT_EXIST") == 0 ||
 		    strcmp(c, "ORDERNOTEXIST") == 0)) {

@@ -96,7 +96,7 @@ wx3_close_response(const struct wx_ctx *ctx,
 {
 	char code[WX3_TEXT_MAX + 1], text[WX3_TEXT_MAX + 1];
 	struct ph_diag why;
-	const char *c = NULL, *m = NULL;
+	const char *c = NULL;
 	json_t *doc = NULL;
 	int rc;
 
@@ -116,14 +116,7 @@ wx3_close_response(const struct wx_ctx *ctx,
 		    "CLOSED", ev, diag);
 		goto out;
 	}
-	if (in->body != NULL && in->body_len > 0 &&
-	    ph_json_parse(in->body, in->body_len, &wx3_envelope_limits, &doc,
-	    NULL) == PH_OK) {
-		ph_json_opt_string(doc, "code", 64, &c, NULL, NULL);
-		ph_json_opt_string(doc, "message", 256, &m, NULL, NULL);
-	}
-	ph_diag_text(code, sizeof(code), c, WX3_TEXT_MAX);
-	ph_diag_text(text, sizeof(text), m, WX3_TEXT_MAX);
+	wx3_error_of(in, &doc, &c, code, text);
 	if (in->status >= 400 && in->status < 500 && c != NULL &&
 	    (ph_in(c, wx3_close_paid) || ph_in(c, wx3_close_closed))) {
 		if (wx3_verify(ctx->v3, in->headers, in->nheaders, in->body,

@@ -59,6 +59,7 @@ struct wx_ctx {
 
 #define WX_QUERY_PATH	"/pay/orderquery"
 #define WX_CLOSE_PATH	"/pay/closeorder"
+#define WX_BILL_PATH	"/pay/downloadbill"
 #define WX_NONCE_BYTES	16	/* 32 hex characters */
 #define WX_TEXT_MAX	128	/* provider text quoted in a diagnostic */
 
@@ -76,6 +77,7 @@ struct wx_ctx {
 #define WX3_SCHEME		"WECHATPAY2-SHA256-RSA2048"
 #define WX3_PUB_KEY_PREFIX	"PUB_KEY_ID_"
 #define WX3_QUERY_PATH		"/v3/pay/transactions/out-trade-no/"
+#define WX3_BILL_PATH		"/v3/bill/tradebill"
 /* Notification ids ("EV-2018022511223320873"), refund ids, event types. */
 #define WX3_ID_EXTRA		"_-"
 #define WX3_TYPE_EXTRA		"._"
@@ -123,6 +125,14 @@ extern const struct ph_json_limits wx3_resource_limits;
 const char *wx_get(const struct ph_kvlist *kv, const char *name);
 int wx_sign(const struct wx_ctx *ctx, const struct ph_kvlist *kv, char *hex,
     struct ph_diag *diag);
+int wx_kv_add(struct ph_kvlist *kv, const char *k, const char *v,
+    struct ph_diag *diag);
+int wx_request_head(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    struct ph_kvlist *kv, struct ph_diag *diag);
+int wx_request_sign_type(const struct wx_ctx *ctx, struct ph_kvlist *kv,
+    struct ph_diag *diag);
+int wx_request_xml(const struct wx_ctx *ctx, const char *path,
+    struct ph_kvlist *kv, struct ph_http_request *out, struct ph_diag *diag);
 int wx_copy_id(char *dst, size_t cap, const struct ph_kvlist *kv,
     const char *name, const char *extra, struct ph_diag *diag);
 int wx_result(const struct ph_kvlist *kv, const char *name, int *success,
@@ -163,9 +173,16 @@ int wx3_authorization(const struct wx_ctx *ctx, const char *method,
     const char *path, int64_t now, const char *nonce,
     const unsigned char *body, size_t body_len, struct ph_buf *out,
     struct ph_diag *diag);
+int wx3_request_url(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const char *path, const char *target,
+    struct ph_http_request *out, struct ph_diag *diag);
 int wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
     const char *method, const char *path, struct ph_http_request *out,
     struct ph_diag *diag);
+struct json_t;
+void wx3_error_of(const struct ph_http_response *in, struct json_t **doc,
+    const char **code, char ctext[WX3_TEXT_MAX + 1],
+    char mtext[WX3_TEXT_MAX + 1]);
 int wx3_query_request(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
     struct ph_http_request *out, struct ph_diag *diag);
@@ -191,6 +208,10 @@ ph_refund_response_fn wx_refund_response;
 
 /* bill.c */
 ph_statement_line_fn wx_statement_line;
+
+/* billget.c */
+ph_statement_request_fn wx_statement_request;
+ph_statement_response_fn wx_statement_response;
 
 #ifdef PH_UNITTEST
 #include "wechat_test.h"

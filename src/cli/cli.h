@@ -93,7 +93,9 @@ struct cli_args {
 	unsigned long long id;		/* a notification's id */
 	unsigned long long interval;	/* sweep --interval S */
 	long age;			/* dedup prune --older-than, seconds */
-	int flag;			/* --json, --follow, --all, --watch */
+	int flag;			/* --json, --follow, --all, --watch,
+					 * --trust-file */
+	int download;			/* reconcile --download */
 	struct recon_opts recon;	/* reconcile's options */
 };
 
@@ -127,7 +129,7 @@ struct cli {
 typedef int (*cli_valid_fn)(struct cli *);
 typedef int (*cli_run_fn)(struct cli *);
 
-#define CLI_OPTS_MAX	6
+#define CLI_OPTS_MAX	7
 
 /* A row of the command table. */
 struct cli_cmd {
@@ -181,6 +183,7 @@ int cli_notif_replay_run(struct cli *c);
 int cli_sweep_run(struct cli *c);
 int cli_refunds_run(struct cli *c);
 int cli_refunds_list_run(struct cli *c);
+int cli_reconcile_valid(struct cli *c);
 int cli_reconcile_run(struct cli *c);
 int cli_resend_run(struct cli *c);
 int cli_deliveries_run(struct cli *c);

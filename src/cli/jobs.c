@@ -187,22 +187,86 @@ cli_refunds_list_run(struct cli *c)
 }
 
 int
+cli_reconcile_valid(struct cli *c)
+{
+	const struct recon_opts *o = &c->a.recon;
+	int64_t start;
+
+	if ((o->statement != NULL) == (c->a.download != 0)) {
+		fprintf(stderr, "payhook: reconcile: give either --download "
+		    "or --statement FILE\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (c->a.download && c->a.flag) {
+		fprintf(stderr, "payhook: reconcile: --trust-file is for a "
+		    "--statement FILE; a downloaded statement is trusted\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (o->date != NULL && recon_parse_date(o->date, &start) == -1) {
+		fprintf(stderr, "payhook: reconcile: --date %s is not a day "
+		    "(YYYY-MM-DD)\n", o->date);
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* A download's exit: a provider to ask again later is not a failure of
+ * the statement. */
+static int
+cli_reconcile_exit(int rc)
+{
+	return rc == PH_E_UNAVAILABLE || rc == PH_E_PROVIDER ?
+	    CLI_EXIT_TEMPFAIL : CLI_EXIT_FAIL;
+}
+
+int
 cli_reconcile_run(struct cli *c)
 {
 	struct recon_opts *o = &c->a.recon;
+	const struct conf_profile *pr;
 	struct recon_summary sum;
 	struct ph_diag diag;
-	int i, rc;
+	char day[11], path[1024];
+	int64_t now = (int64_t)time(NULL);
+	int i, rc, none;
 
 	if (o->report_dir == NULL)
 		o->report_dir = ".";
 	/* A file is trusted only when the operator vouches for it. */
 	o->trust = c->a.flag ? RECON_FILE_TRUSTED : RECON_FILE;
 	memset(&diag, 0, sizeof(diag));
-	if ((rc = recon_run(c->conf, c->store, o, (int64_t)time(NULL), &sum,
-	    &diag)) != PH_OK) {
-		fprintf(stderr, "payhook: reconcile %s: %s\n", o->statement,
-		    diag.msg[0] != '\0' ? diag.msg : ph_strerror(rc));
+	if (c->a.download) {
+		if ((pr = conf_profile(c->conf, o->profile)) == NULL) {
+			fprintf(stderr, "payhook: reconcile: no profile %s\n",
+			    o->profile);
+			return CLI_EXIT_USAGE;
+		}
+		if (o->date == NULL) {
+			recon_yesterday(now, day);
+			o->date = day;
+		}
+		if ((rc = recon_download(c->conf, pr, o->date, o->report_dir,
+		    now, path, sizeof(path), &none, &diag)) != PH_OK) {
+			fprintf(stderr, "payhook: reconcile %s %s: %s\n",
+			    o->profile, o->date, diag.msg[0] != '\0' ?
+			    diag.msg : ph_strerror(rc));
+			return cli_reconcile_exit(rc);
+		}
+		/* No statement: what payhook holds of the day is all
+		 * "missing at the provider". */
+		if (none)
+			printf("no statement: the provider has none for %s\n",
+			    o->date);
+		else
+			printf("downloaded: %s\n", path);
+		o->statement = none ? NULL : path;
+		o->trust = RECON_DOWNLOADED;
+	}
+	if ((rc = recon_run(c->conf, c->store, o, now, &sum, &diag)) !=
+	    PH_OK) {
+		fprintf(stderr, "payhook: reconcile %s: %s\n", o->statement !=
+		    NULL ? o->statement : o->date, diag.msg[0] != '\0' ?
+		    diag.msg : ph_strerror(rc));
 		return CLI_EXIT_FAIL;
 	}
 	printf("reconcile %s %s: %llu statement lines\n", o->profile,

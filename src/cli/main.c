@@ -104,18 +104,21 @@ static const struct cli_cmd cli_cmds[CLI_CMD__MAX] = {
 	[CLI_RECONCILE] = { .name = "reconcile",
 	    .needs = CLI_STORE | CLI_NEED_METRICS,
 	    .opts = { CLI_WORD("profile", recon.profile, 1),
-		CLI_WORD("statement", recon.statement, 1),
+		CLI_WORD("statement", recon.statement, 0),
+		CLI_FLAG("download", download),
 		CLI_WORD("date", recon.date, 0),
 		CLI_WORD("report-dir", recon.report_dir, 0),
 		CLI_FLAG("trust-file", flag) },
-	    .run = cli_reconcile_run,
-	    .args = "--profile P --statement FILE [--trust-file]\n"
-	    "[--date YYYY-MM-DD] [--report-dir DIR]",
+	    .valid = cli_reconcile_valid, .run = cli_reconcile_run,
+	    .args = "--profile P (--download | --statement FILE\n"
+	    "[--trust-file]) [--date YYYY-MM-DD]\n[--report-dir DIR]",
 	    .help = "compare a provider statement with the\n"
-	    "store: raise what differs; what is missing\n"
-	    "here is asked about at the provider, or\n"
-	    "applied when --trust-file vouches for FILE;\n"
-	    "report as CSV and JSON" },
+	    "store: raise what differs.  --download\n"
+	    "fetches it over the profile's API and\n"
+	    "applies what is missing here; of a FILE,\n"
+	    "what is missing is asked about at the\n"
+	    "provider, or applied when --trust-file\n"
+	    "vouches for it; report as CSV and JSON" },
 	[CLI_NOTIFICATIONS_LIST] = { .name = "notifications", .sub = "list",
 	    .needs = CLI_ARCHIVED,
 	    .opts = { CLI_PAGE(100000) },

@@ -72,7 +72,7 @@ cli_notif_get(unsigned long long id, json_t **rec)
 int
 cli_notif_show_run(struct cli *c)
 {
-	struct archive_entry e;
+	struct archive_kept e;
 	json_t *r, *text = NULL;
 	int rc;
 
@@ -81,7 +81,7 @@ cli_notif_show_run(struct cli *c)
 	/* The body as text too, when it is UTF-8. */
 	if (archive_read(c->a.id, &e) == PH_OK) {
 		text = json_stringn((char *)e.body, e.body_len);
-		archive_free(&e);
+		archive_kept_free(&e);
 	}
 	if (text != NULL)
 		json_object_set_new(r, "body_text", text);
@@ -106,7 +106,7 @@ cli_notif_replay_run(struct cli *c)
 {
 	unsigned long long id = c->a.id;
 	const struct conf_profile *pr;
-	struct archive_entry e;
+	struct archive_kept e;
 	struct ledger_result res;
 	struct ledger_fact fact;
 	struct archive_rec a;
@@ -141,18 +141,9 @@ cli_notif_replay_run(struct cli *c)
 	req.now = e.at;
 	memset(&ev, 0, sizeof(ev));
 	memset(&diag, 0, sizeof(diag));
-	memset(&a, 0, sizeof(a));
-	a.at = (int64_t)time(NULL);
-	a.class = e.class;
+	archive_rec_init(&a, &req, (int64_t)time(NULL), e.class, pr->name,
+	    pr->plugin->prov->name);
 	a.source = "replay";
-	a.profile = pr->name;
-	a.provider = pr->plugin->prov->name;
-	a.method = req.method;
-	a.content_type = req.content_type;
-	a.headers = req.headers;
-	a.nheaders = req.nheaders;
-	a.body = req.body;
-	a.body_len = req.body_len;
 	a.replay_of = id;
 	if ((rc = pr->plugin->prov->parse_notify(pr->ctx, &req, &ev,
 	    &diag)) != PH_OK || (rc = ledger_event_check(&ev, &diag)) !=
@@ -182,6 +173,6 @@ cli_notif_replay_run(struct cli *c)
 	    ledger_outcome_name(res.outcome));
 	rc = CLI_EXIT_OK;
 done:
-	archive_free(&e);
+	archive_kept_free(&e);
 	return rc;
 }

@@ -22,6 +22,7 @@ struct http_xfer {
 	struct curl_slist *hdrs;
 	char errbuf[CURL_ERROR_SIZE];
 	size_t hdr_cap;
+	size_t body_cap;
 	int too_big;
 };
 
@@ -33,6 +34,12 @@ http_global_init(void)
 }
 
 static size_t
+http_body_max(const struct http_call *c)
+{
+	return c->max_body != 0 ? c->max_body : HTTP_RESPONSE_MAX;
+}
+
+static size_t
 http_on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
 	struct http_xfer *x = arg;
@@ -40,13 +47,21 @@ http_on_body(char *p, size_t size, size_t nmemb, void *arg)
 	size_t n = size * nmemb;
 	unsigned char *nb;
 
-	if (c->body_len + n > HTTP_RESPONSE_MAX) {
+	if (c->body_len + n > http_body_max(c)) {
 		x->too_big = 1;
 		return 0;	/* aborts the transfer */
 	}
-	if ((nb = realloc(c->body, c->body_len + n + 1)) == NULL)
-		return 0;
-	c->body = nb;
+	if (c->body_len + n + 1 > x->body_cap) {
+		/* Doubling: a statement of many megabytes in few copies. */
+		size_t cap = x->body_cap ? x->body_cap : 4096;
+
+		while (cap < c->body_len + n + 1)
+			cap *= 2;
+		if ((nb = realloc(c->body, cap)) == NULL)
+			return 0;
+		c->body = nb;
+		x->body_cap = cap;
+	}
 	memcpy(c->body + c->body_len, p, n);
 	c->body_len += n;
 	c->body[c->body_len] = '\0';
@@ -160,9 +175,10 @@ http_setup(const struct conf *conf, struct http_xfer *x)
 	}
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
 	    (long)conf->http_connect_timeout_s);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT, (long)conf->http_timeout_s);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT, c->timeout_s > 0 ? c->timeout_s :
+	    (long)conf->http_timeout_s);
 	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-	    (curl_off_t)HTTP_RESPONSE_MAX);
+	    (curl_off_t)http_body_max(c));
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, http_on_body);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, http_on_header);
@@ -224,7 +240,7 @@ http_finish(struct http_xfer *x, CURLcode rc)
 	c->err = PH_E_UNAVAILABLE;
 	if (x->too_big)
 		snprintf(c->errmsg, sizeof(c->errmsg), "answer larger than "
-		    "%d bytes", HTTP_RESPONSE_MAX);
+		    "%zu bytes", http_body_max(c));
 	else
 		snprintf(c->errmsg, sizeof(c->errmsg), "%s",
 		    x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));

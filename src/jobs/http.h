@@ -22,6 +22,8 @@ struct http_call {
 	const char *url;		/* whole URL instead of the profile's
 					 * api_base + req->path, or NULL */
 	int allow_insecure_http;	/* with url: plain http allowed */
+	size_t max_body;		/* bytes; 0 for HTTP_RESPONSE_MAX */
+	long timeout_s;			/* whole call; 0 for the configured */
 	/* Out: owned by the call; free with http_call_free(). */
 	int status;			/* HTTP status, 0 when none came */
 	int err;			/* PH_OK, or PH_E_UNAVAILABLE etc. */

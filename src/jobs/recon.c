@@ -64,7 +64,7 @@ struct recon {
 					 * id -> true */
 };
 
-static int
+int
 recon_parse_date(const char *d, int64_t *start)
 {
 	char buf[16];
@@ -74,6 +74,16 @@ recon_parse_date(const char *d, int64_t *start)
 		return -1;
 	snprintf(buf, sizeof(buf), "%.4s%.2s%.2s000000", d, d + 5, d + 8);
 	return ph_time_parse_compact(buf, RECON_CST, start) == PH_OK ? 0 : -1;
+}
+
+void
+recon_yesterday(int64_t now, char date[11])
+{
+	time_t t = (time_t)(now + RECON_CST - 86400);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	strftime(date, 11, "%Y-%m-%d", &tm);
 }
 
 static void
@@ -365,7 +375,7 @@ recon_open_reports(struct recon *r, const char *dir)
  * planted there is followed or overwritten), flushed, then renamed over
  * the report, which replaces a link rather than following it.
  */
-static int
+int
 recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
     struct ph_diag *diag)
 {
@@ -376,14 +386,14 @@ recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
 
 	if (snprintf(part, sizeof(part), "%s.XXXXXX", path) >=
 	    (int)sizeof(part))
-		return ph_fail(diag, PH_E_IO, "report %s: path too long", path);
+		return ph_fail(diag, PH_E_IO, "%s: path too long", path);
 	if ((fd = mkostemp(part, O_CLOEXEC)) == -1)
-		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		return ph_fail(diag, PH_E_IO, "%s: %s", path,
 		    strerror(errno));
 	if ((out = fdopen(fd, "w")) == NULL) {
 		close(fd);
 		unlink(part);
-		return ph_fail(diag, PH_E_IO, "report %s: %s", part,
+		return ph_fail(diag, PH_E_IO, "%s: %s", part,
 		    strerror(errno));
 	}
 	fputs(head, out);
@@ -394,12 +404,12 @@ recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
 	if (fflush(out) != 0 || ferror(out) || fsync(fileno(out)) != 0) {
 		fclose(out);
 		unlink(part);
-		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		return ph_fail(diag, PH_E_IO, "%s: %s", path,
 		    strerror(errno));
 	}
 	if (fclose(out) != 0 || rename(part, path) == -1) {
 		unlink(part);
-		return ph_fail(diag, PH_E_IO, "report %s: %s", path,
+		return ph_fail(diag, PH_E_IO, "%s: %s", path,
 		    strerror(errno));
 	}
 	return PH_OK;
@@ -460,6 +470,37 @@ recon_event_check(const struct ph_statement *st, const struct ph_event *ev,
 }
 
 /*
+ * The statement's next line through the plugin into ev, held to the
+ * ledger's contract; at the end of the file *more is 0 and nothing is
+ * read.  An error names the line.
+ */
+static int
+recon_next(const struct conf_profile *pr, FILE *in, char **line,
+    size_t *cap, struct ph_statement *st, struct ph_event *ev, int *more,
+    struct ph_diag *diag)
+{
+	ssize_t len;
+	int rc;
+
+	if ((len = recon_getline(line, cap, in)) == -1) {
+		*more = 0;
+		return ferror(in) ? ph_fail(diag, PH_E_IO, "statement: read "
+		    "error") : PH_OK;
+	}
+	*more = 1;
+	st->line++;
+	if (len > RECON_LINE_MAX)
+		return ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
+		    "longer than %d bytes", (unsigned long long)st->line,
+		    RECON_LINE_MAX);
+	memset(ev, 0, sizeof(*ev));
+	if ((rc = pr->plugin->prov->statement_line(pr->ctx, st, *line,
+	    (size_t)len, ev, diag)) != PH_OK)
+		return rc;
+	return recon_event_check(st, ev, diag);
+}
+
+/*
  * The first pass: the whole statement through the plugin, the end (its
  * own totals) included, before anything is applied or marked.  A
  * statement that is truncated, does not add up or has a malformed line
@@ -469,35 +510,20 @@ static int
 recon_check(const struct conf_profile *pr, FILE *in, char **line,
     size_t *cap, struct ph_diag *diag)
 {
-	const struct ph_provider *prov = pr->plugin->prov;
 	struct ph_statement *st;
 	struct ph_event ev;
-	ssize_t len;
-	int rc = PH_OK;
+	int rc, more = 1;
 
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	while ((len = recon_getline(line, cap, in)) != -1) {
-		st->line++;
-		if (len > RECON_LINE_MAX) {
-			rc = ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
-			    "longer than %d bytes",
-			    (unsigned long long)st->line, RECON_LINE_MAX);
-			goto out;
-		}
+	while ((rc = recon_next(pr, in, line, cap, st, &ev, &more, diag)) ==
+	    PH_OK && more)
+		continue;
+	if (rc == PH_OK) {
 		memset(&ev, 0, sizeof(ev));
-		if ((rc = prov->statement_line(pr->ctx, st, *line,
-		    (size_t)len, &ev, diag)) != PH_OK ||
-		    (rc = recon_event_check(st, &ev, diag)) != PH_OK)
-			goto out;
+		rc = pr->plugin->prov->statement_line(pr->ctx, st, NULL, 0,
+		    &ev, diag);
 	}
-	if (ferror(in)) {
-		rc = ph_fail(diag, PH_E_IO, "statement: read error");
-		goto out;
-	}
-	memset(&ev, 0, sizeof(ev));
-	rc = prov->statement_line(pr->ctx, st, NULL, 0, &ev, diag);
-out:
 	free(st);
 	if (rc == PH_OK && fseeko(in, 0, SEEK_SET) == -1)
 		rc = ph_fail(diag, PH_E_IO, "statement: %s", strerror(errno));
@@ -567,9 +593,8 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	struct recon r;
 	char *line = NULL;
 	size_t cap = 0;
-	ssize_t len;
 	FILE *in = NULL;
-	int rc = PH_OK, started = 0;
+	int rc = PH_OK, started = 0, more;
 
 	memset(sum, 0, sizeof(*sum));
 	memset(&r, 0, sizeof(r));
@@ -595,10 +620,15 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 			    "YYYY-MM-DD", o->date);
 		recon_set_day(&r, d);
 	}
-	if ((in = fopen(o->statement, "r")) == NULL)
+	/* No statement at all (the provider has none for the day): only
+	 * what payhook holds of that day is left to compare. */
+	if (o->statement == NULL && r.day_start == 0)
+		return ph_fail(diag, PH_E_INTERNAL, "no statement and no day");
+	if (o->statement != NULL && (in = fopen(o->statement, "r")) == NULL)
 		return ph_fail(diag, PH_E_IO, "statement %s: %s", o->statement,
 		    strerror(errno));
-	if ((rc = recon_check(r.pr, in, &line, &cap, diag)) != PH_OK)
+	if (in != NULL && (rc = recon_check(r.pr, in, &line, &cap, diag)) !=
+	    PH_OK)
 		goto done;
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
@@ -608,20 +638,13 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 		goto done;
 	}
-	while ((len = recon_getline(&line, &cap, in)) != -1) {
-		st->line++;
+	while (in != NULL) {
+		if ((rc = recon_next(r.pr, in, &line, &cap, st, &ev, &more,
+		    diag)) != PH_OK)
+			goto done;
+		if (!more)
+			break;
 		sum->lines++;
-		if (len > RECON_LINE_MAX) {
-			rc = ph_fail(diag, PH_E_TOOBIG, "statement line %llu is "
-			    "longer than %d bytes",
-			    (unsigned long long)st->line, RECON_LINE_MAX);
-			goto done;
-		}
-		memset(&ev, 0, sizeof(ev));
-		if ((rc = prov->statement_line(r.pr->ctx, st, line,
-		    (size_t)len, &ev, diag)) != PH_OK ||
-		    (rc = recon_event_check(st, &ev, diag)) != PH_OK)
-			goto done;
 		if (ev.kind == PH_EV_IGNORED)
 			continue;
 		if (r.day_start == 0)
@@ -646,15 +669,10 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 			goto done;
 		}
 	}
-	if (ferror(in)) {
-		rc = ph_fail(diag, PH_E_IO, "statement %s: read error",
-		    o->statement);
-		goto done;
-	}
 	/* The end: the plugin checks the statement's own totals. */
 	memset(&ev, 0, sizeof(ev));
-	if ((rc = prov->statement_line(r.pr->ctx, st, NULL, 0, &ev, diag)) !=
-	    PH_OK)
+	if (in != NULL && (rc = prov->statement_line(r.pr->ctx, st, NULL, 0,
+	    &ev, diag)) != PH_OK)
 		goto done;
 	if (r.day_start == 0) {
 		rc = ph_fail(diag, PH_E_FIELD, "statement %s lists no payment "

@@ -56,7 +56,8 @@ enum recon_trust {
 struct recon_opts {
 	enum recon_trust trust;
 	const char *profile;
-	const char *statement;		/* file path */
+	const char *statement;		/* file path, or NULL (with date):
+					 * the provider has none for the day */
 	const char *date;		/* "YYYY-MM-DD" (Beijing), or NULL:
 					 * the day of the first row */
 	const char *report_dir;		/* where the CSV and JSON go */
@@ -76,6 +77,28 @@ struct recon_summary {
 };
 
 const char *recon_cat_name(enum recon_cat c);
+
+/* A statement's day, "YYYY-MM-DD" (Beijing), to its first second; -1 when
+ * it is not one. */
+int recon_parse_date(const char *d, int64_t *start);
+/* The day before now's, in Beijing: the newest statement a provider has. */
+void recon_yesterday(int64_t now, char date[11]);
+
+/*
+ * Writes head, tmp's bytes and tail to path: a fresh file of mode 0600
+ * beside it (nothing planted there is followed), flushed, renamed over.
+ */
+int recon_write(FILE *tmp, const char *path, const char *head,
+    const char *tail, struct ph_diag *diag);
+
+/*
+ * Fetches pr's statement of date ("YYYY-MM-DD") over the provider's API
+ * (recon_get.c) into dir/statement-PROFILE-DATE.txt, its path in path.
+ * *none is set when the provider has no statement for that day.
+ */
+int recon_download(const struct conf *c, const struct conf_profile *pr,
+    const char *date, const char *dir, int64_t now, char *path, size_t cap,
+    int *none, struct ph_diag *diag);
 
 int recon_run(const struct conf *c, struct store *s,
     const struct recon_opts *o, int64_t now, struct recon_summary *sum,

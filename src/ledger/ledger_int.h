@@ -83,6 +83,23 @@ int ledger_apply_alone(struct store *s, const struct ledger_fact *f,
 int ledger_read_end(struct store_txn *t, int rc, json_t **out);
 
 /*
+ * What ledger_collect keeps of a record it passes: keep appends to arr
+ * what it keeps and returns 0 to go on, 1 to stop, or a status that fails
+ * the read.
+ */
+typedef int ledger_keep_fn(const struct store_scan *sc, json_t *arr,
+    void *arg);
+
+/*
+ * Reads db from the key from (NULL: its start) in one read transaction
+ * until *out holds limit entries, offering each record to keep; settles
+ * before answering (ledger_read_end).  *out is the caller's.
+ */
+int ledger_collect(struct store *s, enum store_db db,
+    const struct store_key *from, size_t limit, ledger_keep_fn *keep,
+    void *arg, json_t **out);
+
+/*
  * The read part of ledger_apply(): *known when the fact was applied
  * already (r says a duplicate; what the read saw is then on disk), from a
  * read transaction, without the writer lock.

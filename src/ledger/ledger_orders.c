@@ -107,86 +107,78 @@ ledger_get_order(struct store *s, const char *order_id, json_t **out)
 	return ledger_read_end(&t, rc, out);
 }
 
+/* An event of the feed; the last one's sequence number in *next. */
+static int
+ledger_keep_event(const struct store_scan *sc, json_t *arr, void *arg)
+{
+	uint64_t *next = arg;
+	json_t *e;
+
+	if ((e = ledger_load(&sc->val)) == NULL)
+		return PH_E_STORE;
+	json_array_append_new(arr, e);
+	*next = store_key_get_u64(&sc->key);
+	return 0;
+}
+
 int
 ledger_events(struct store *s, uint64_t after, unsigned limit, json_t **out,
     uint64_t *next)
 {
-	struct store_txn t;
 	struct store_key k;
-	struct store_scan sc;
-	json_t *arr, *e;
 	int rc;
 
-	*out = NULL;
 	*next = after;
 	if (limit == 0 || limit > LEDGER_EVENTS_MAX)
 		limit = LEDGER_EVENTS_MAX;
-	if ((arr = json_array()) == NULL)
-		return PH_E_NOMEM;
-	if ((rc = store_begin(s, 0, &t)) != PH_OK) {
-		json_decref(arr);
-		return rc;
-	}
-	if (after != UINT64_MAX) {
-		store_key_init(&k, 0);
-		store_key_u64(&k, after + 1);
-		store_scan_begin(&sc, &t, STORE_DB_EVENTS, &k);
-		while (json_array_size(arr) < limit && store_scan_next(&sc)) {
-			if ((e = ledger_load(&sc.val)) == NULL) {
-				t.err = PH_E_STORE;
-				break;
-			}
-			json_array_append_new(arr, e);
-			*next = store_key_get_u64(&sc.key);
-		}
-		store_scan_end(&sc);
-	}
-	/* An event shown must not vanish in a crash: its sequence number
-	 * would be given again to another. */
-	if ((rc = ledger_read_end(&t, t.err, &arr)) != PH_OK) {
+	/* Past the last sequence number there is nothing to read; the
+	 * read still settles: an event shown must not vanish in a crash,
+	 * or its sequence number would be given again to another. */
+	store_key_init(&k, 0);
+	store_key_u64(&k, after == UINT64_MAX ? after : after + 1);
+	rc = ledger_collect(s, STORE_DB_EVENTS, &k, after == UINT64_MAX ? 0 :
+	    limit, ledger_keep_event, next, out);
+	if (rc != PH_OK)
 		*next = after;
-		return rc;
-	}
-	*out = arr;
-	return PH_OK;
+	return rc;
+}
+
+struct ledger_order_filter {
+	const char *state;		/* or NULL for any */
+	const struct store_key *after;	/* its key, skipped */
+};
+
+static int
+ledger_keep_order(const struct store_scan *sc, json_t *arr, void *arg)
+{
+	const struct ledger_order_filter *f = arg;
+	json_t *o;
+
+	/* Past `after`, not at it. */
+	if (sc->key.len == f->after->len &&
+	    memcmp(sc->key.data, f->after->b, f->after->len) == 0)
+		return 0;
+	if ((o = ledger_load(&sc->val)) == NULL)
+		return 0;
+	if (f->state == NULL || strcmp(ledger_str(o, "state"), f->state) == 0)
+		json_array_append_new(arr, o);
+	else
+		json_decref(o);
+	return 0;
 }
 
 int
 ledger_list_orders(struct store *s, const char *state, const char *after,
     size_t limit, json_t **out)
 {
-	struct store_txn t;
+	struct ledger_order_filter f;
 	struct store_key k;
-	struct store_scan sc;
-	json_t *arr, *o;
-	int rc;
 
-	*out = NULL;
-	if ((arr = json_array()) == NULL)
-		return PH_E_NOMEM;
-	if ((rc = store_begin(s, 0, &t)) != PH_OK) {
-		json_decref(arr);
-		return rc;
-	}
 	ledger_key_order(&k, after);
-	store_scan_begin(&sc, &t, STORE_DB_ORDERS, &k);
-	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
-		/* Past `after`, not at it. */
-		if (*after != '\0' && sc.key.len == k.len &&
-		    memcmp(sc.key.data, k.b, k.len) == 0)
-			continue;
-		if ((o = ledger_load(&sc.val)) == NULL)
-			continue;
-		if (state == NULL || strcmp(ledger_str(o, "state"), state) == 0)
-			json_array_append_new(arr, o);
-		else
-			json_decref(o);
-	}
-	store_scan_end(&sc);
-	if ((rc = ledger_read_end(&t, t.err, &arr)) != PH_OK)
-		return rc;
-	*out = arr;
-	return PH_OK;
+	f.state = state;
+	f.after = &k;
+	return ledger_collect(s, STORE_DB_ORDERS, &k, limit, ledger_keep_order,
+	    &f, out);
 }
 
 int

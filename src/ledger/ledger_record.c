@@ -410,3 +410,33 @@ ledger_read_end(struct store_txn *t, int rc, json_t **out)
 	}
 	return rc;
 }
+
+int
+ledger_collect(struct store *s, enum store_db db, const struct store_key *from,
+    size_t limit, ledger_keep_fn *keep, void *arg, json_t **out)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	json_t *arr;
+	int rc;
+
+	*out = NULL;
+	if ((arr = json_array()) == NULL)
+		return PH_E_NOMEM;
+	if ((rc = store_begin(s, 0, &t)) != PH_OK) {
+		json_decref(arr);
+		return rc;
+	}
+	store_scan_begin(&sc, &t, db, from);
+	while (json_array_size(arr) < limit && store_scan_next(&sc))
+		if ((rc = keep(&sc, arr, arg)) != 0) {
+			if (rc != 1 && t.err == PH_OK)
+				t.err = rc;
+			break;
+		}
+	store_scan_end(&sc);
+	if ((rc = ledger_read_end(&t, t.err, &arr)) != PH_OK)
+		return rc;
+	*out = arr;
+	return PH_OK;
+}

@@ -283,15 +283,24 @@ ledger_order_refund_state(struct store_txn *t, json_t *order, int64_t now)
 	ledger_count(t, to, 1);
 }
 
-/* Keeps the reply with idem, if any, and commits: what every merchant
- * call of this file ends with. */
+/*
+ * Keeps the reply with idem, if any, and commits: what every merchant
+ * call of this file ends with.  When the commit fails, *item is released
+ * and the status (in diag) says why.
+ */
 static int
 ledger_refund_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
-    int created, enum ledger_refusal why, const char *message,
-    const json_t *rec)
+    int created, enum ledger_refusal why, json_t **item,
+    struct ph_diag *diag)
 {
-	ledger_idem_keep(t, idem, rc, created, why, message, rec);
-	return store_commit(t);
+	int crc;
+
+	ledger_idem_keep(t, idem, rc, created, why, diag->msg, *item);
+	if ((crc = store_commit(t)) == PH_OK)
+		return PH_OK;
+	json_decref(*item);
+	*item = NULL;
+	return ph_fail(diag, crc, "database: %s", ph_strerror(crc));
 }
 
 int
@@ -305,7 +314,7 @@ ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 	int64_t paid, asked;
 	const char *txn;
 	uint64_t seq;
-	int rc, st;
+	int rc, st, crc;
 
 	*item = NULL;
 	*created = 0;
@@ -392,18 +401,11 @@ reply:
 		}
 		return rc;
 	}
-	{
-		int crc = ledger_refund_commit(&t, idem, rc, *created, *why,
-		    diag->msg, *item);
-
-		json_decref(order);
-		if (crc != PH_OK) {
-			json_decref(*item);
-			*item = NULL;
-			*created = 0;
-			return ph_fail(diag, crc, "database: %s",
-			    ph_strerror(crc));
-		}
+	json_decref(order);
+	if ((crc = ledger_refund_commit(&t, idem, rc, *created, *why, item,
+	    diag)) != PH_OK) {
+		*created = 0;
+		return crc;
 	}
 	if (*created)
 		log_info("order %s: refund %s of %lld requested (%s)",
@@ -457,7 +459,7 @@ ledger_cancel_refund(struct store *s, const char *refund_id, int64_t now,
 	struct store_txn t;
 	struct store_key rk, ok;
 	json_t *order = NULL;
-	int rc, st, changed = 0;
+	int rc, st, crc, changed = 0;
 
 	*item = NULL;
 	*why = LEDGER_REFUSAL_NONE;
@@ -500,18 +502,10 @@ ledger_cancel_refund(struct store *s, const char *refund_id, int64_t now,
 		json_decref(order);
 		return rc;
 	}
-	{
-		int crc = ledger_refund_commit(&t, idem, rc, 0, *why,
-		    diag->msg, *item);
-
-		json_decref(order);
-		if (crc != PH_OK) {
-			json_decref(*item);
-			*item = NULL;
-			return ph_fail(diag, crc, "database: %s",
-			    ph_strerror(crc));
-		}
-	}
+	json_decref(order);
+	if ((crc = ledger_refund_commit(&t, idem, rc, 0, *why, item, diag)) !=
+	    PH_OK)
+		return crc;
 	if (changed)
 		log_info("refund %s of order %s cancelled", refund_id,
 		    ledger_str(*item, "order_id"));
@@ -572,46 +566,34 @@ ledger_order_refunds(struct store *s, const char *order_id, json_t **items)
 	return PH_OK;
 }
 
+/* A refund work item; with *open_only, only one still to settle. */
+static int
+ledger_keep_refund(const struct store_scan *sc, json_t *arr, void *arg)
+{
+	const int *open_only = arg;
+	json_t *r;
+	int st;
+
+	if ((r = ledger_load(&sc->val)) == NULL)
+		return 0;
+	st = ledger_refund_state(r);
+	if (!*open_only || st == LEDGER_REFUND_PENDING ||
+	    st == LEDGER_REFUND_PROCESSING)
+		json_array_append_new(arr, r);
+	else
+		json_decref(r);
+	return 0;
+}
+
 static int
 ledger_refund_scan(struct store *s, uint64_t after, size_t limit,
     int open_only, json_t **items)
 {
-	struct store_txn t;
 	struct store_key k;
-	struct store_scan sc;
-	json_t *arr, *r;
-	int rc;
 
-	*items = NULL;
-	if ((arr = json_array()) == NULL)
-		return PH_E_NOMEM;
-	if ((rc = store_begin(s, 0, &t)) != PH_OK) {
-		json_decref(arr);
-		return rc;
-	}
 	ledger_key_seq(&k, after + 1);
-	store_scan_begin(&sc, &t, STORE_DB_REFUNDS, &k);
-	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
-		int st;
-
-		if ((r = ledger_load(&sc.val)) == NULL)
-			continue;
-		st = ledger_refund_state(r);
-		if (!open_only || st == LEDGER_REFUND_PENDING ||
-		    st == LEDGER_REFUND_PROCESSING)
-			json_array_append_new(arr, r);
-		else
-			json_decref(r);
-	}
-	store_scan_end(&sc);
-	rc = t.err;
-	store_abort(&t);
-	if (rc != PH_OK) {
-		json_decref(arr);
-		return rc;
-	}
-	*items = arr;
-	return PH_OK;
+	return ledger_collect(s, STORE_DB_REFUNDS, &k, limit,
+	    ledger_keep_refund, &open_only, items);
 }
 
 int

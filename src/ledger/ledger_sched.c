@@ -233,43 +233,28 @@ ledger_guard_release(struct store *s, const char *order_id,
 	json_decref(order);
 }
 
+/* An order id of the due list (time, length, id), up to now. */
+static int
+ledger_keep_due(const struct store_scan *sc, json_t *arr, void *arg)
+{
+	const int64_t *now = arg;
+	const unsigned char *p = sc->key.data;
+	size_t len;
+
+	if (sc->key.len < 9 || (int64_t)store_key_get_u64(&sc->key) > *now)
+		return 1;
+	len = p[8];
+	if (sc->key.len == 9 + len)
+		json_array_append_new(arr, json_stringn((const char *)p + 9,
+		    len));
+	return 0;
+}
+
 int
 ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids)
 {
-	struct store_txn t;
-	struct store_scan sc;
-	json_t *arr;
-	int rc;
-
-	*ids = NULL;
-	if ((arr = json_array()) == NULL)
-		return PH_E_NOMEM;
-	if ((rc = store_begin(s, 0, &t)) != PH_OK) {
-		json_decref(arr);
-		return rc;
-	}
-	store_scan_begin(&sc, &t, STORE_DB_DUE, NULL);
-	while (json_array_size(arr) < limit && store_scan_next(&sc)) {
-		const unsigned char *p = sc.key.data;
-		size_t len;
-
-		if (sc.key.len < 9 ||
-		    (int64_t)store_key_get_u64(&sc.key) > now)
-			break;
-		len = p[8];
-		if (sc.key.len == 9 + len)
-			json_array_append_new(arr, json_stringn(
-			    (const char *)p + 9, len));
-	}
-	store_scan_end(&sc);
-	rc = t.err;
-	store_abort(&t);
-	if (rc != PH_OK) {
-		json_decref(arr);
-		return rc;
-	}
-	*ids = arr;
-	return PH_OK;
+	return ledger_collect(s, STORE_DB_DUE, NULL, limit, ledger_keep_due,
+	    &now, ids);
 }
 
 int

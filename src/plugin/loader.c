@@ -36,8 +36,9 @@ loader_check_table(const char *path, const struct ph_provider *p,
 		    PH_PROVIDER_SYMBOL);
 	if (p->abi != PH_PROVIDER_ABI)
 		return ph_fail(diag, PH_E_PLUGIN,
-		    "plugin %s: ABI version %u, this payhook needs %u",
-		    path, (unsigned)p->abi, (unsigned)PH_PROVIDER_ABI);
+		    "plugin %s: ABI version %u, this payhook needs %u: "
+		    "rebuild it against this payhook's SDK", path,
+		    (unsigned)p->abi, (unsigned)PH_PROVIDER_ABI);
 	if (p->name == NULL || !loader_name_valid(p->name))
 		return ph_fail(diag, PH_E_PLUGIN,
 		    "plugin %s: missing or invalid provider name", path);
@@ -65,6 +66,11 @@ loader_check_table(const char *path, const struct ph_provider *p,
 	if ((p->caps & PH_CAP_STATEMENT) && p->statement_line == NULL)
 		return ph_fail(diag, PH_E_PLUGIN, "plugin %s: claims "
 		    "statements but has no statement_line", path);
+	if ((p->caps & PH_CAP_DOWNLOAD) && (!(p->caps & PH_CAP_STATEMENT) ||
+	    p->statement_request == NULL || p->statement_response == NULL))
+		return ph_fail(diag, PH_E_PLUGIN, "plugin %s: claims "
+		    "statement downloads but lacks statement_line, "
+		    "statement_request or statement_response", path);
 	return PH_OK;
 }
 

@@ -252,6 +252,26 @@ archive_encode(const struct archive_rec *r, struct ph_buf *b)
 	return 0;
 }
 
+void
+archive_rec_init(struct archive_rec *r, const struct ph_request *req,
+    int64_t at, enum archive_class class, const char *profile,
+    const char *provider)
+{
+	memset(r, 0, sizeof(*r));
+	r->at = at;
+	r->class = class;
+	r->source = "";
+	r->profile = profile;
+	r->provider = provider;
+	r->method = req->method;
+	r->content_type = req->content_type;
+	r->headers = req->headers;
+	r->nheaders = req->nheaders;
+	r->body = req->body;
+	r->body_len = req->body_len;
+	r->verdict = r->reason = r->order_id = r->outcome = "";
+}
+
 uint64_t
 archive_put(const struct archive_rec *r)
 {

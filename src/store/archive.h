@@ -88,6 +88,15 @@ int archive_writable(int64_t now, char *why, size_t cap);
 uint64_t archive_put(const struct archive_rec *r);
 
 /*
+ * Starts *r as the record of req, the very bytes and headers as they
+ * came, kept at `at` in class through profile's provider; the rest is
+ * empty for the caller to fill.
+ */
+void archive_rec_init(struct archive_rec *r, const struct ph_request *req,
+    int64_t at, enum archive_class class, const char *profile,
+    const char *provider);
+
+/*
  * The record as JSON for operators (caller frees): id, at, class, source,
  * profile, provider, method, content_type, headers [[name, value]...],
  * body (base64), body_sha256, verdict, reason, order_id, outcome,
@@ -98,8 +107,9 @@ int archive_get(uint64_t id, json_t **out);
 /* Records with id > after, at most limit, in id order (caller frees). */
 int archive_list(uint64_t after, size_t limit, json_t **out);
 
-/* A record as it was received, for a replay (free with archive_free). */
-struct archive_entry {
+/* A record as it was received, for a replay (free with
+ * archive_kept_free()). */
+struct archive_kept {
 	uint64_t id;
 	int64_t at;
 	enum archive_class class;
@@ -110,8 +120,8 @@ struct archive_entry {
 	size_t body_len;
 	unsigned char *raw;		/* owns every pointer above */
 };
-int archive_read(uint64_t id, struct archive_entry *e);
-void archive_free(struct archive_entry *e);
+int archive_read(uint64_t id, struct archive_kept *e);
+void archive_kept_free(struct archive_kept *e);
 
 /*
  * Drops the days past archive_days, then, while a class holds more than

@@ -256,7 +256,7 @@ archive_get(uint64_t id, json_t **out)
 }
 
 int
-archive_read(uint64_t id, struct archive_entry *e)
+archive_read(uint64_t id, struct archive_kept *e)
 {
 	struct archive_cursor c;
 	const unsigned char *v[ARCHIVE_NSTRINGS], *name, *val;
@@ -315,14 +315,14 @@ archive_read(uint64_t id, struct archive_entry *e)
 			c.err = 1;
 	}
 	if (c.err) {
-		archive_free(e);
+		archive_kept_free(e);
 		return PH_E_MALFORMED;
 	}
 	return PH_OK;
 }
 
 void
-archive_free(struct archive_entry *e)
+archive_kept_free(struct archive_kept *e)
 {
 	size_t i;
 

@@ -531,6 +531,24 @@ store_get(struct store_txn *t, enum store_db db, const struct store_key *k,
 	return PH_OK;
 }
 
+/*
+ * Whether t may write at k, which *key then names; the sticky error is
+ * set (a key that overflowed, a read transaction) when not.
+ */
+static int
+store_writable(struct store_txn *t, const struct store_key *k, MDB_val *key)
+{
+	if (t->err != PH_OK)
+		return 0;
+	if (k->err || !t->write) {
+		t->err = PH_E_INTERNAL;
+		return 0;
+	}
+	key->mv_data = (void *)k->b;
+	key->mv_size = k->len;
+	return 1;
+}
+
 void
 store_put(struct store_txn *t, enum store_db db, const struct store_key *k,
     const void *val, size_t len)
@@ -538,14 +556,8 @@ store_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 	MDB_val key, v;
 	int rc;
 
-	if (t->err != PH_OK)
+	if (!store_writable(t, k, &key))
 		return;
-	if (k->err || !t->write) {
-		t->err = PH_E_INTERNAL;
-		return;
-	}
-	key.mv_data = (void *)k->b;
-	key.mv_size = k->len;
 	v.mv_data = (void *)val;
 	v.mv_size = len;
 	if ((rc = mdb_put(t->txn, t->store->dbi[db], &key, &v, 0)) != 0)
@@ -558,14 +570,8 @@ store_del(struct store_txn *t, enum store_db db, const struct store_key *k)
 	MDB_val key;
 	int rc;
 
-	if (t->err != PH_OK)
+	if (!store_writable(t, k, &key))
 		return;
-	if (k->err || !t->write) {
-		t->err = PH_E_INTERNAL;
-		return;
-	}
-	key.mv_data = (void *)k->b;
-	key.mv_size = k->len;
 	rc = mdb_del(t->txn, t->store->dbi[db], &key, NULL);
 	if (rc != 0 && rc != MDB_NOTFOUND)
 		store_fail(t, rc);

@@ -32,6 +32,39 @@ api_store_error(struct web_response *resp, int rc)
 		    "the database is unavailable: %s", ph_strerror(rc));
 }
 
+/*
+ * After reading the record a request names: 404 naming it when there is
+ * none, the store's answer for any other failure.  Non-zero when resp is
+ * answered and the handler is done.
+ */
+static int
+api_read_failed(struct web_response *resp, int rc, const char *what,
+    const char *id)
+{
+	if (rc == PH_E_NOTFOUND)
+		web_error(resp, 404, "not_found", "no %s \"%s\"", what, id);
+	else if (rc != PH_OK)
+		api_store_error(resp, rc);
+	return rc != PH_OK;
+}
+
+/* Writes view as an answer body kept for idempotent replay; releases it. */
+static void
+api_body(struct ph_buf *body, json_t *view)
+{
+	if (web_json_text(view, body) != 0)
+		body->err = 1;
+	json_decref(view);
+}
+
+/* Answers view and releases it. */
+static void
+api_send(struct web_response *resp, int status, json_t *view)
+{
+	web_json(resp, status, view);
+	json_decref(view);
+}
+
 static const char *const api_order_fields[] = {
 	"order_id", "amount", "currency", "profile", "expires_in", "attempt",
 	"attempt_data", "provider_data", "data", NULL,
@@ -138,9 +171,7 @@ api_refusal(struct ph_buf *body, int status, const char *code,
 		json_object_set_new(j, key, view);
 	else
 		json_decref(view);
-	if (web_json_text(j, body) != 0)
-		body->err = 1;
-	json_decref(j);
+	api_body(body, j);
 	return status;
 }
 
@@ -155,9 +186,7 @@ api_order_answer(void *arg, const struct ledger_reply *r,
 	if (r->rc == PH_E_CONFLICT)
 		return api_refusal(body, 409, "conflict", "an order with this id "
 		    "exists with other content", "order", view);
-	if (web_json_text(view, body) != 0)
-		body->err = 1;
-	json_decref(view);
+	api_body(body, view);
 	return status;
 }
 
@@ -278,7 +307,7 @@ void
 api_get_order(struct web_ctx *ctx, const struct web_request *req,
     const char *order_id, struct web_response *resp)
 {
-	json_t *order, *view;
+	json_t *order;
 	int rc;
 
 	if (!order_id_valid(order_id, strlen(order_id))) {
@@ -286,17 +315,9 @@ api_get_order(struct web_ctx *ctx, const struct web_request *req,
 		return;
 	}
 	rc = ledger_get_order(ctx->store, order_id, &order);
-	if (rc == PH_E_NOTFOUND) {
-		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+	if (api_read_failed(resp, rc, "order", order_id))
 		return;
-	}
-	if (rc != PH_OK) {
-		api_store_error(resp, rc);
-		return;
-	}
-	view = order_to_api(order);
-	web_json(resp, 200, view);
-	json_decref(view);
+	api_send(resp, 200, order_to_api(order));
 	json_decref(order);
 }
 
@@ -345,14 +366,8 @@ api_query_order(struct web_ctx *ctx, const struct web_request *req,
 
 	rc = order_id_valid(order_id, strlen(order_id)) ?
 	    ledger_get_order(ctx->store, order_id, &order) : PH_E_NOTFOUND;
-	if (rc == PH_E_NOTFOUND) {
-		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+	if (api_read_failed(resp, rc, "order", order_id))
 		return;
-	}
-	if (rc != PH_OK) {
-		api_store_error(resp, rc);
-		return;
-	}
 	if (strcmp(json_string_value(json_object_get(order, "state")),
 	    order_state_name(ORDER_PENDING)) != 0)
 		asked = json_array();	/* settled: nothing to ask */
@@ -369,8 +384,7 @@ api_query_order(struct web_ctx *ctx, const struct web_request *req,
 	view = order_to_api(order);
 	json_object_set_new(view, "query", json_pack("{s:b, s:o}",
 	    "provider_unavailable", unreached, "calls", asked));
-	web_json(resp, 200, view);
-	json_decref(view);
+	api_send(resp, 200, view);
 	json_decref(order);
 }
 
@@ -384,9 +398,7 @@ api_attempt_answer(void *arg, const struct ledger_reply *r,
 	json_t *view = order_to_api(r->rec);
 
 	if (r->rc == PH_OK) {
-		if (web_json_text(view, body) != 0)
-			body->err = 1;
-		json_decref(view);
+		api_body(body, view);
 		return 201;
 	}
 	if (st == NULL || strcmp(st, "PENDING") == 0)
@@ -454,16 +466,10 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	memset(&diag, 0, sizeof(diag));
 	rc = ledger_guard_begin(ctx->store, order_id, req->now,
 	    API_GUARD_HOLD_S, token, &order, &diag);
-	if (rc == PH_E_NOTFOUND) {
-		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
-		goto done;
-	}
 	if (rc == PH_E_CONFLICT)
 		goto refused;
-	if (rc != PH_OK) {
-		api_store_error(resp, rc);
+	if (api_read_failed(resp, rc, "order", order_id))
 		goto done;
-	}
 	/* Earlier attempts may have been paid without a word yet. */
 	asked = api_ask(ctx, order, req->now, &unreached);
 	if (unreached) {
@@ -472,8 +478,7 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 		    "provider_unavailable", "message", "an earlier payment "
 		    "attempt could not be checked at the provider; not opening "
 		    "another one (try again)", "query", asked);
-		web_json(resp, 503, view);
-		json_decref(view);
+		api_send(resp, 503, view);
 		goto done;
 	}
 	expires_at = json_integer_value(json_object_get(order, "expires_at"));
@@ -561,9 +566,7 @@ api_refund_answer(void *arg, const struct ledger_reply *r,
 		}
 	}
 	view = api_refund_view(r->rec);
-	if (web_json_text(view, body) != 0)
-		body->err = 1;
-	json_decref(view);
+	api_body(body, view);
 	return r->created ? 201 : 200;
 }
 
@@ -679,21 +682,13 @@ void
 api_get_refund(struct web_ctx *ctx, const struct web_request *req,
     const char *refund_id, struct web_response *resp)
 {
-	json_t *item, *view;
+	json_t *item;
 	int rc;
 
 	rc = ledger_get_refund(ctx->store, refund_id, &item);
-	if (rc == PH_E_NOTFOUND) {
-		web_error(resp, 404, "not_found", "no refund \"%s\"", refund_id);
+	if (api_read_failed(resp, rc, "refund", refund_id))
 		return;
-	}
-	if (rc != PH_OK) {
-		api_store_error(resp, rc);
-		return;
-	}
-	view = api_refund_view(item);
-	web_json(resp, 200, view);
-	json_decref(view);
+	api_send(resp, 200, api_refund_view(item));
 	json_decref(item);
 }
 
@@ -707,20 +702,13 @@ api_order_refunds(struct web_ctx *ctx, const struct web_request *req,
 
 	rc = order_id_valid(order_id, strlen(order_id)) ?
 	    ledger_order_refunds(ctx->store, order_id, &items) : PH_E_NOTFOUND;
-	if (rc == PH_E_NOTFOUND) {
-		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
+	if (api_read_failed(resp, rc, "order", order_id))
 		return;
-	}
-	if (rc != PH_OK) {
-		api_store_error(resp, rc);
-		return;
-	}
 	out = json_pack("{s:[]}", "refunds");
 	json_array_foreach(items, i, e)
 		json_array_append_new(json_object_get(out, "refunds"),
 		    api_refund_view(e));
-	web_json(resp, 200, out);
-	json_decref(out);
+	api_send(resp, 200, out);
 	json_decref(items);
 }
 
@@ -778,8 +766,7 @@ api_events(struct web_ctx *ctx, const struct web_request *req,
 		    "from a backup since this cursor was taken: read it again "
 		    "from the start and deduplicate by event id", "epoch",
 		    epoch);
-		web_json(resp, 409, out);
-		json_decref(out);
+		api_send(resp, 409, out);
 		return;
 	}
 	rc = ledger_events(ctx->store, after, (unsigned)limit, &events, &next);
@@ -792,7 +779,6 @@ api_events(struct web_ctx *ctx, const struct web_request *req,
 	json_array_foreach(events, i, e)
 		json_array_append_new(json_object_get(out, "events"),
 		    order_event_to_api(e));
-	web_json(resp, 200, out);
-	json_decref(out);
+	api_send(resp, 200, out);
 	json_decref(events);
 }

@@ -131,23 +131,16 @@ notify_hint(struct web_ctx *ctx, const struct conf_profile *pr,
  */
 static void
 notify_archive(const struct conf_profile *pr, const struct web_request *req,
-    enum archive_class class, const char *verdict, const char *reason,
-    const char *order_id, const char *outcome)
+    const struct ph_request *preq, enum archive_class class,
+    const char *verdict, const char *reason, const char *order_id,
+    const char *outcome)
 {
 	struct archive_rec a;
 
-	memset(&a, 0, sizeof(a));
-	a.at = req->now;
-	a.class = class;
-	a.source = req->remote_addr != NULL ? req->remote_addr : "";
-	a.profile = pr->name;
-	a.provider = pr->plugin->prov->name;
-	a.method = req->method;
-	a.content_type = req->content_type != NULL ? req->content_type : "";
-	a.headers = req->headers;
-	a.nheaders = req->nheaders;
-	a.body = req->body;
-	a.body_len = req->body_len;
+	archive_rec_init(&a, preq, req->now, class, pr->name,
+	    pr->plugin->prov->name);
+	if (req->remote_addr != NULL)
+		a.source = req->remote_addr;
 	a.verdict = verdict;
 	a.reason = reason;
 	a.order_id = order_id;
@@ -191,7 +184,7 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		web_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
 		hinted = notify_hint(ctx, pr, &preq, &ours);
-		notify_archive(pr, req, ours ? ARCHIVE_OURS :
+		notify_archive(pr, req, &preq, ours ? ARCHIVE_OURS :
 		    ARCHIVE_UNVERIFIED, "refused", diag.msg, hinted,
 		    resp->note.outcome);
 		return;
@@ -206,8 +199,8 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		web_note_set(resp->note.outcome, notify_refusal(rc));
 		notify_count(pr, resp->note.outcome);
 		/* Verified by its signature, refused by the contract. */
-		notify_archive(pr, req, ARCHIVE_VERIFIED, "refused", diag.msg,
-		    "", resp->note.outcome);
+		notify_archive(pr, req, &preq, ARCHIVE_VERIFIED, "refused",
+		    diag.msg, "", resp->note.outcome);
 		return;
 	}
 
@@ -228,8 +221,8 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		web_note_set(resp->note.order_id, ev.order_id);
 		web_note_set(resp->note.outcome, "storage_failure");
 		notify_count(pr, resp->note.outcome);
-		notify_archive(pr, req, ARCHIVE_VERIFIED, "verified", diag.msg,
-		    ev.order_id, resp->note.outcome);
+		notify_archive(pr, req, &preq, ARCHIVE_VERIFIED, "verified",
+		    diag.msg, ev.order_id, resp->note.outcome);
 		return;
 	}
 	/* The request's line says it: order and outcome; the ledger's own
@@ -238,8 +231,8 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	web_note_set(resp->note.order_id, ev.order_id);
 	web_note_set(resp->note.outcome, notify_outcome(&res));
 	notify_count(pr, resp->note.outcome);
-	notify_archive(pr, req, ARCHIVE_VERIFIED, "verified", "", ev.order_id,
-	    resp->note.outcome);
+	notify_archive(pr, req, &preq, ARCHIVE_VERIFIED, "verified", "",
+	    ev.order_id, resp->note.outcome);
 }
 
 void

@@ -28,7 +28,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -160,16 +159,6 @@ def send_raw(port, data, timeout=10):
     return int(head.split()[1]), body
 
 
-def dump(inst):
-    """The store's logical content: every named database, key and value."""
-    r = subprocess.run(['mdb_dump', '-a', '-n', inst.db],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError('mdb_dump: %s' % r.stderr.decode())
-    return r.stdout
-
-
 def secrets_of(inst):
     out = [inst.token] + [p['key'] for p in inst.profiles.values()
                           if 'key' in p]
@@ -234,7 +223,7 @@ def main(tap):
             if built is None:
                 tap.ok(True, '%s # SKIP no UnionPay signer' % name)
                 continue
-            before = dump(inst)
+            before = harness.store_dump(inst)
             if isinstance(built, bytes):
                 status, body = send_raw(inst.server.port, built)
                 ctype = ''
@@ -264,7 +253,7 @@ def main(tap):
             tap.ok(not leaked, '%s: no secret in the answer' % name,
                    repr(leaked))
             time.sleep(0.05)
-            after = dump(inst)
+            after = harness.store_dump(inst)
             if allow:
                 # Genuine but not matching the order: recorded as an
                 # anomaly (and acknowledged), the order stays unpaid.

@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 
@@ -40,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'e2e'))
 import harness  # noqa: E402
 from harness import (PROFILES, SUCCESS_ACK, FAIL_ACK_RE, Instance,  # noqa
-                     SimInstance, Simulator, make_payment, txn_id)
+                     make_payment, store_dump, txn_id)
 from test_walls import BJ, wechat_bill  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -87,28 +86,14 @@ SHOWN_CTYPE = 'text/xml; charset=caf\ufffd; x=\ufffd\ufffd'
 PADDING = [('pad%02d' % i, ('%02d' % i) * 1000) for i in range(30)]
 
 
-class FloodInstance(Instance):
-    """A small archive: 8 MiB, 2 MiB for each refused class, and rates
-    that a flood from one address runs into."""
-
-    def core_settings(self):
-        core = Instance.core_settings(self)
-        core['archive_map_mb'] = str(ARCHIVE_MAP_MB)
-        core['archive_unverified_mb'] = str(ARCHIVE_UNVERIFIED_MB)
-        core['archive_unverified_per_minute'] = str(PER_MINUTE)
-        core['archive_unverified_per_source'] = str(PER_SOURCE)
-        return core
-
-
-def store_dump(inst):
-    """The store's whole logical content: every named database, key and
-    value (`mdb_dump -a`)."""
-    r = subprocess.run(['mdb_dump', '-a', '-n', inst.db],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
-    if r.returncode != 0:
-        raise RuntimeError('mdb_dump: %s' % r.stderr.decode())
-    return r.stdout
+# A small archive: 8 MiB, 2 MiB for each refused class, and rates that a
+# flood from one address runs into.
+FLOOD_CORE = {
+    'archive_map_mb': str(ARCHIVE_MAP_MB),
+    'archive_unverified_mb': str(ARCHIVE_UNVERIFIED_MB),
+    'archive_unverified_per_minute': str(PER_MINUTE),
+    'archive_unverified_per_source': str(PER_SOURCE),
+}
 
 
 def dump_diff(a, b):
@@ -544,17 +529,15 @@ def main(tap):
     if shutil.which('mdb_dump') is None:
         tap.skip_all('mdb_dump not found (Debian package lmdb-utils)')
     t0 = time.time()
-    inst = FloodInstance(tap, name='floods', profiles=FLOOD_PROFILES)
+    inst = Instance(tap, name='floods', profiles=FLOOD_PROFILES,
+                    core=FLOOD_CORE)
     inst.start()
     test_archive_flood(tap, inst)
     inst.stop()
     tap.diag('archive: %.1f s' % (time.time() - t0))
 
     t1 = time.time()
-    sim = Simulator(tap).start()
-    sinst = SimInstance(tap, name='untrusted', sim_port=sim.port)
-    sinst.start()
-    sim.point_at(sinst)
+    sim, sinst = harness.start_with_simulator(tap, 'untrusted')
     test_untrusted_statement(tap, sinst, sim)
     sinst.stop()
     sim.stop()

@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'e2e'))
 import harness  # noqa: E402
 from harness import (PROFILES, SUCCESS_ACK, FAIL_ACK_RE, Instance,  # noqa
-                     SimInstance, Simulator, make_payment, txn_id)
+                     make_payment, metric, txn_id)
 
 BJ = datetime.timezone(datetime.timedelta(hours=8))
 
@@ -112,13 +112,6 @@ def refund_notification(prof, out_refund_no, order_id, txn, refund_fee,
              ('nonce_str', harness.nonce()),
              ('req_info', req_info(prof['key'], plain))]
     return harness.notify_xml(outer)
-
-
-def metric(text, series):
-    for line in text.splitlines():
-        if line.startswith(series + ' '):
-            return float(line.rsplit(' ', 1)[1])
-    return None
 
 
 def strict_utf8_message(resp):
@@ -292,22 +285,6 @@ def test_same_account_twice(tap, inst):
 # ---------------------------------------------------------------------------
 # 2. Forged notifications cannot drain the compensation schedule
 # ---------------------------------------------------------------------------
-
-class HintInstance(SimInstance):
-    """Queries go to the simulator; a long schedule; hints never limited
-    by the rate, so that every forged notification becomes a query."""
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['hint_per_minute'] = '1000'
-        return core
-
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for s in out.values():
-            s['query_schedule'] = '1h'
-        return out
-
 
 FORGED_ROUNDS = 20
 
@@ -564,20 +541,6 @@ class CertInstance(Instance):
         Instance.write(self)
 
 
-class MetricsInstance(CertInstance):
-    """/metrics behind a bearer token."""
-
-    def core_settings(self):
-        core = CertInstance.core_settings(self)
-        core['metrics_token_file'] = 'keys/metrics.token'
-        return core
-
-    def write(self):
-        harness.write_file(os.path.join(self.etc, 'keys', 'metrics.token'),
-                           METRICS_TOKEN, mode=0o600)
-        CertInstance.write(self)
-
-
 def check_metrics_text(tap, inst, text, name):
     """The client certificate's expiry is there, and no path of the
     configuration is."""
@@ -653,17 +616,22 @@ def main(tap):
     tap.diag('walls, errors, reports: %.1f s' % (time.time() - t0))
 
     t1 = time.time()
-    sim = Simulator(tap).start()
-    hinst = HintInstance(tap, name='hints', sim_port=sim.port)
-    hinst.start()
-    sim.point_at(hinst)
+    # A long schedule; hints never limited by the rate, so that every
+    # forged notification becomes a query.
+    sim, hinst = harness.start_with_simulator(
+        tap, 'hints', core={'hint_per_minute': '1000'},
+        profile={'query_schedule': '1h'})
     test_hints_keep_schedule(tap, hinst, sim)
     hinst.stop()
     sim.stop()
     tap.diag('hints: %.1f s' % (time.time() - t1))
 
     t2 = time.time()
-    minst = MetricsInstance(tap, name='metrics')
+    # /metrics behind a bearer token.
+    minst = CertInstance(
+        tap, name='metrics',
+        core={'metrics_token_file': 'keys/metrics.token'},
+        files={'keys/metrics.token': (METRICS_TOKEN, 0o600)})
     minst.start()
     test_metrics_token(tap, minst)
     tap.diag('metrics: %.1f s; in all %.1f s' % (time.time() - t2,

@@ -27,7 +27,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import time
 
@@ -166,6 +165,14 @@ class _Base:
     def command(self):
         raise NotImplementedError
 
+    def write_snippet(self, subdirs):
+        """Makes the folders subdirs below the server's directory and
+        writes the rendered snippet there as payhook.conf."""
+        for sub in subdirs:
+            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
+        self.snippet_path = os.path.join(self.dir, 'payhook.conf')
+        harness.write_file(self.snippet_path, self.snippet, mode=0o644)
+
     def write_conf(self):
         raise NotImplementedError
 
@@ -213,31 +220,8 @@ class _Base:
     def stop(self):
         if not self.proc:
             return
-        backends = set(self.backend_pids()) | self._backends
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
-        for pid in backends:
-            deadline = time.time() + 5
-            while harness._alive(pid) and time.time() < deadline:
-                time.sleep(0.05)
-            if harness._alive(pid) and 'payhook' in harness._cmdline(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        self.proc = None
-        tap = self.inst.tap
-        for hooks, fn in ((tap.fail_hooks, self.dump_log),
-                          (tap.mark_hooks, self.mark_log)):
-            if fn in hooks:
-                hooks.remove(fn)
+        harness.stop_web_server(self, set(self.backend_pids()) |
+                                self._backends, 20)
 
     def _log_size(self):
         try:
@@ -246,14 +230,7 @@ class _Base:
             return 0
 
     def read_log(self):
-        text = ''
-        for path in (self.errorlog, self.stdout_log):
-            try:
-                with open(path, 'rb') as fh:
-                    text += fh.read().decode('utf-8', 'replace')
-            except OSError:
-                pass
-        return text
+        return harness.read_text_files(self.errorlog, self.stdout_log)
 
     def mark_log(self):
         self._log_offset = self._log_size()
@@ -284,10 +261,7 @@ class Apache(_Base):
     name = 'apache'
 
     def write_conf(self):
-        for sub in ('htdocs', 'run', 'fcgid'):
-            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
-        self.snippet_path = os.path.join(self.dir, 'payhook.conf')
-        harness.write_file(self.snippet_path, self.snippet, mode=0o644)
+        self.write_snippet(('htdocs', 'run', 'fcgid'))
         mods = ['mpm_event', 'authz_core', 'authz_host', 'alias', 'fcgid']
         conf = ['# Apache for payhook tests (generated): main part; the',
                 '# payhook part is the shipped deploy/apache snippet.',
@@ -328,10 +302,7 @@ class Lighttpd(_Base):
     name = 'lighttpd'
 
     def write_conf(self):
-        for sub in ('htdocs', 'run', 'uploads'):
-            os.makedirs(os.path.join(self.dir, sub), exist_ok=True)
-        self.snippet_path = os.path.join(self.dir, 'payhook.conf')
-        harness.write_file(self.snippet_path, self.snippet, mode=0o644)
+        self.write_snippet(('htdocs', 'run', 'uploads'))
         conf = ['# lighttpd for payhook tests (generated): main part; the',
                 '# payhook part is the shipped deploy/lighttpd snippet.',
                 'server.modules = ( "mod_indexfile", "mod_access", '

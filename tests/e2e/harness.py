@@ -31,6 +31,7 @@ import datetime
 import hashlib
 import hmac
 import http.client
+import http.server
 import json
 import os
 import re
@@ -84,6 +85,13 @@ PROFILES = {
 }
 assert all(len(p['key']) == 32 for p in PROFILES.values())
 
+# The secret events are pushed with (Instance(push_port=...)).
+PUSH_SECRET = 'push-secret-' + os.urandom(8).hex()
+
+# A sweeper that gives up soon: short leases and provider timeouts.
+QUICK_SWEEP = {'lease_s': '5', 'http_timeout_s': '3',
+               'http_connect_timeout_s': '2'}
+
 ORDER_KEYS = {'order_id', 'profile', 'amount', 'currency', 'state',
               'created_at', 'updated_at', 'paid_at', 'provider_txn_id',
               'exceptions'}
@@ -117,6 +125,7 @@ class Tap:
         self.failed = 0
         self.fail_hooks = []        # run after a failed check
         self.mark_hooks = []        # run after every check
+        self.skipped = False        # the plan was printed by skip_all
         self._lock = threading.Lock()
 
     @staticmethod
@@ -165,12 +174,17 @@ class Tap:
 
     def skip_all(self, reason):
         self._out('1..0 # SKIP %s' % self._clean(reason))
+        self.skipped = True
         sys.exit(0)
 
     def bail(self, reason):
         self._out('Bail out! %s' % self._clean(reason))
 
     def done(self):
+        # skip_all from a test's main() exits through run(), which ends
+        # here: one plan only.
+        if self.skipped:
+            return 0
         self._out('1..%d' % self.count)
         return 1 if self.failed else 0
 
@@ -422,6 +436,102 @@ def unionpay_test_pki(d, signer_cn=UP_SIGNER_CN):
     return {n: os.path.join(d, n) for n in names}
 
 
+def unionpay_merchant_cert(d, days):
+    """The merchant's signing key and self-signed certificate (CN
+    041@Z12@Test Merchant@00000004, serial 68759529225, valid for `days`
+    days), made with the `openssl` command in directory d as mer.key and
+    mer.pem.  Returns (key path, certificate path)."""
+    _openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
+              '-keyout', 'mer.key', '-out', 'mer.pem', '-subj',
+              '/C=CN/CN=041@Z12@Test Merchant@00000004',
+              '-days', str(days), '-set_serial', '68759529225'], d)
+    return os.path.join(d, 'mer.key'), os.path.join(d, 'mer.pem')
+
+
+def unionpay_profile(mer_id, pki, sign_key, sign_cert, verify=False,
+                     api_base=None):
+    """A profile entry for Instance(profiles=...) with plugin = unionpay:
+    the test PKI's root and intermediate (with verify, its signing
+    certificate as verify_cert_files), the merchant's key and certificate
+    (paths of files) as files below etc/ and, with api_base, the loopback
+    UnionPay it calls (allow_insecure_http)."""
+    settings = {'mer_id': mer_id,
+                'root_cert_file': 'unionpay/root.pem',
+                'middle_cert_file': 'unionpay/middle.pem'}
+    files = {'unionpay/root.pem': (read_bytes(pki['root.pem']), 0o644),
+             'unionpay/middle.pem': (read_bytes(pki['middle.pem']), 0o644)}
+    if verify:
+        settings['verify_cert_files'] = 'unionpay/verify.pem'
+        files['unionpay/verify.pem'] = (read_bytes(pki['leaf.pem']), 0o644)
+    settings['sign_key_file'] = 'keys/upshop-sign.key'
+    settings['sign_cert_file'] = 'unionpay/sign.pem'
+    files['unionpay/sign.pem'] = (read_bytes(sign_cert), 0o644)
+    files['keys/upshop-sign.key'] = (read_bytes(sign_key), 0o600)
+    if api_base is not None:
+        settings['api_base'] = api_base
+        settings['allow_insecure_http'] = 'yes'
+    return {'plugin': 'unionpay', 'settings': settings, 'files': files}
+
+
+def read_bytes(path):
+    with open(path, 'rb') as fh:
+        return fh.read()
+
+
+# ---------------------------------------------------------------------------
+# Keys and certificates made with python3's cryptography package (imported
+# only by the tests that need it)
+# ---------------------------------------------------------------------------
+
+def need_cryptography():
+    """Skips the whole test file (a TAP plan 1..0, exit 0) when python3's
+    cryptography package is not installed."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        print('1..0 # SKIP python3 cryptography not installed '
+              '(Debian package python3-cryptography)')
+        sys.exit(0)
+
+
+def rsa_key():
+    """A new 2048-bit RSA key."""
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def pub_pem(key):
+    """The public half of a private key: SubjectPublicKeyInfo PEM."""
+    from cryptography.hazmat.primitives import serialization
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def priv_pem(key):
+    """A private key as unencrypted PKCS#8 PEM."""
+    from cryptography.hazmat.primitives import serialization
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def self_signed_pem(key, serial, cn):
+    """A self-signed certificate (PEM) of key with the common name cn,
+    valid from yesterday for a year."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+         .public_key(key.public_key()).serial_number(serial)
+         .not_valid_before(now - datetime.timedelta(days=1))
+         .not_valid_after(now + datetime.timedelta(days=365))
+         .sign(key, hashes.SHA256()))
+    return c.public_bytes(serialization.Encoding.PEM)
+
+
 # ---------------------------------------------------------------------------
 # Alipay, computed here (never by payhook's code)
 # ---------------------------------------------------------------------------
@@ -513,6 +623,48 @@ def free_port():
         return s.getsockname()[1]
 
 
+class MockServer:
+    """A loopback provider API: an HTTP server on a free 127.0.0.1 port,
+    on its own thread, that hands each request of the methods in
+    `methods` to self.handle(h, body) (h: the request handler; body: the
+    request's bytes, b'' without one); other methods get 501."""
+
+    methods = ('GET', 'POST')
+
+    def __init__(self):
+        self.requests = []
+        mock = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                mock._serve(self)
+
+            do_POST = do_GET
+
+        self.httpd = http.server.HTTPServer((HOST, 0), Handler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def _serve(self, h):
+        if h.command not in self.methods:
+            h.send_error(501, 'Unsupported method (%r)' % h.command)
+            return
+        n = int(h.headers.get('Content-Length') or '0')
+        self.handle(h, h.rfile.read(n) if n else b'')
+
+    def handle(self, h, body):
+        raise NotImplementedError
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
 class LoopbackListener:
     """A TCP listener on 127.0.0.1 that records every connection it gets:
     used to prove that an XML external entity was never fetched."""
@@ -580,10 +732,16 @@ class Instance:
         DIR/etc/keys/<profile>.key API keys, mode 0600
         DIR/etc/var/payhook.mdb    the LMDB file (db_path = var/payhook.mdb)
         DIR/lighttpd.conf, DIR/lighttpd-error.log, DIR/run/ (sockets)
+
+    core: [core] keys set over the defaults; profile: keys set in every
+    profile; files: more files below etc/, {path: (data, mode)};
+    push_port: events are pushed to http://127.0.0.1:<push_port>/hook,
+    signed with PUSH_SECRET ([push.erp]).
     """
 
     def __init__(self, tap, name='main', base_path=None, max_body_bytes=65536,
-                 max_procs=2, profiles=None, log_level='info'):
+                 max_procs=2, profiles=None, log_level='info', core=None,
+                 profile=None, files=None, push_port=None):
         self.tap = tap
         self.name = name
         self.base_path = base_path
@@ -591,6 +749,10 @@ class Instance:
         self.max_procs = max_procs
         self.profiles = profiles or PROFILES
         self.log_level = log_level
+        self.core_extra = dict(core or {})          # more [core] keys
+        self.profile_extra = dict(profile or {})    # in every profile
+        self.files = dict(files or {})   # {path below etc/: (data, mode)}
+        self.push_port = push_port
         tmp = tempfile.gettempdir()
         if len(tmp) > 40:       # unix socket paths are short
             tmp = '/tmp'
@@ -615,6 +777,7 @@ class Instance:
             core['base_path'] = self.base_path
         if self.log_level:
             core['log_level'] = self.log_level
+        core.update(self.core_extra)
         return core
 
     def profile_settings(self):
@@ -624,15 +787,25 @@ class Instance:
                 # A profile given as its config keys (e.g. unionpay):
                 # written as they are, files named relative to etc/.
                 out[name] = dict({'plugin': p['plugin']}, **p['settings'])
-                continue
-            out[name] = {
-                'plugin': p['plugin'],
-                'appid': p['appid'],
-                'mch_id': p['mch_id'],
-                'api_key_file': 'keys/%s.key' % name,
-                'sign_type': p['sign_type'],
-            }
+            else:
+                out[name] = {
+                    'plugin': p['plugin'],
+                    'appid': p['appid'],
+                    'mch_id': p['mch_id'],
+                    'api_key_file': 'keys/%s.key' % name,
+                    'sign_type': p['sign_type'],
+                }
+            out[name].update(self.profile_extra)
         return out
+
+    def extra_config(self):
+        """Config text after the profiles: the [push.erp] section when
+        events are pushed."""
+        if not self.push_port:
+            return ''
+        return ('\n[push.erp]\nurl = http://127.0.0.1:%d/hook\n'
+                'secret_file = keys/push.secret\n'
+                'allow_insecure_http = yes\n' % self.push_port)
 
     def write(self):
         os.makedirs(os.path.join(self.etc, 'var'), exist_ok=True)
@@ -646,8 +819,14 @@ class Instance:
             # Extra files of a profile: {path below etc/: (bytes, mode)}.
             for rel, (data, mode) in p.get('files', {}).items():
                 write_file(os.path.join(self.etc, rel), data, mode=mode)
+        for rel, (data, mode) in self.files.items():
+            write_file(os.path.join(self.etc, rel), data, mode=mode)
+        if self.push_port:
+            write_file(os.path.join(self.etc, 'keys', 'push.secret'),
+                       PUSH_SECRET)
         write_file(self.config,
-                   config_text(self.core_settings(), self.profile_settings()),
+                   config_text(self.core_settings(), self.profile_settings(),
+                               self.extra_config()),
                    mode=0o644)
 
     # -- the web server ----------------------------------------------------
@@ -756,6 +935,22 @@ class Instance:
         return run_cli(['-c', config or self.config] + list(args), cwd=cwd,
                        timeout=timeout)
 
+    def check_passes(self, name):
+        """One test point, `name`: `payhook check` exits 0 (its output is
+        the diagnostic)."""
+        r = self.cli('check')
+        return self.tap.is_(r.returncode, 0, name, r.stdout + r.stderr)
+
+
+def check_with_settings(tap, name, profiles, profile, **settings):
+    """`payhook check` (a CompletedProcess) of an instance called name
+    with profiles, where profile's settings are changed by settings."""
+    bad = dict(profiles)
+    bad[profile] = dict(profiles[profile],
+                        settings=dict(profiles[profile]['settings'],
+                                      **settings))
+    return Instance(tap, name, profiles=bad).cli('check')
+
 
 def collect_logs(inst):
     """With PAYHOOK_E2E_LOGDIR set (tools/run-tests), keeps the instance's
@@ -846,6 +1041,55 @@ def _alive(pid):
 
 class StartError(Exception):
     pass
+
+
+def stop_process(proc, wait):
+    """SIGTERM proc (a Popen), wait `wait` seconds, SIGKILL as a
+    fallback."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        except ProcessLookupError:
+            pass
+
+
+def stop_web_server(server, backends, wait):
+    """Stops a web server (server.proc, see stop_process), then makes sure
+    the payhook.fcgi processes it spawned (backends: pids) are gone, and
+    takes its log hooks (dump_log, mark_log) off its instance's tap."""
+    stop_process(server.proc, wait)
+    for pid in backends:
+        deadline = time.time() + 5
+        while _alive(pid) and time.time() < deadline:
+            time.sleep(0.05)
+        if _alive(pid) and 'payhook' in _cmdline(pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    server.proc = None
+    tap = server.inst.tap
+    for hooks, fn in ((tap.fail_hooks, server.dump_log),
+                      (tap.mark_hooks, server.mark_log)):
+        if fn in hooks:
+            hooks.remove(fn)
+
+
+def read_text_files(*paths):
+    """The text of the files one after the other; one that cannot be read
+    adds nothing."""
+    text = ''
+    for path in paths:
+        try:
+            with open(path, 'rb') as fh:
+                text += fh.read().decode('utf-8', 'replace')
+        except OSError:
+            pass
+    return text
 
 
 class Server:
@@ -942,31 +1186,8 @@ fastcgi.server = (
         payhook.fcgi processes it spawned are gone (by pid)."""
         if not self.proc:
             return
-        backends = set(self.backend_pids()) | self._backend_pids
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
-        for pid in backends:
-            deadline = time.time() + 5
-            while _alive(pid) and time.time() < deadline:
-                time.sleep(0.05)
-            if _alive(pid) and 'payhook' in _cmdline(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-        self.proc = None
-        tap = self.inst.tap
-        for hooks, fn in ((tap.fail_hooks, self.dump_log),
-                          (tap.mark_hooks, self.mark_log)):
-            if fn in hooks:
-                hooks.remove(fn)
+        stop_web_server(self, set(self.backend_pids()) | self._backend_pids,
+                        15)
 
     def _log_size(self):
         """{log file: its size}: lighttpd's error log and its standard
@@ -980,14 +1201,7 @@ fastcgi.server = (
         return out
 
     def read_log(self):
-        text = ''
-        for path in (self.errorlog, self.stdout_log):
-            try:
-                with open(path, 'rb') as fh:
-                    text += fh.read().decode('utf-8', 'replace')
-            except OSError:
-                pass
-        return text
+        return read_text_files(self.errorlog, self.stdout_log)
 
     def mark_log(self):
         """After each check: what the log holds so far belongs to earlier
@@ -1097,6 +1311,24 @@ def check_ack(tap, resp, ack, name):
     return ok
 
 
+def check_conflict(tap, inst, oid, base, paid, name):
+    """After a validly signed notification that contradicts the order's
+    payment: the order unchanged ((state, provider_txn_id, amount) ==
+    paid), a notification_conflict exception on it, and one
+    notification.conflict event after seq base.  Returns those events."""
+    oc = inst.order(oid) or {}
+    tap.is_((oc.get('state'), oc.get('provider_txn_id'), oc.get('amount')),
+            paid, '%s: order unchanged' % name)
+    tap.ok('notification_conflict' in [e.get('type') for e in
+                                       oc.get('exceptions') or []],
+           '%s: notification_conflict exception on the order' % name,
+           repr(oc.get('exceptions')))
+    evs = inst.all_events(base)
+    tap.is_([e.get('type') for e in evs], ['notification.conflict'],
+            '%s: notification.conflict event' % name)
+    return evs
+
+
 def check_order_keys(tap, order, name):
     """Every documented key of the order JSON is there (extra keys are
     reported as a diagnostic, not an error)."""
@@ -1107,6 +1339,67 @@ def check_order_keys(tap, order, name):
     extra = sorted(keys - ORDER_KEYS)
     if extra:
         tap.diag('%s: keys beyond the contract: %r' % (name, extra))
+
+
+def metric(text, series):
+    """The value of one exact series line of a Prometheus text page, or
+    None."""
+    for line in text.splitlines():
+        if line.startswith(series + ' '):
+            return float(line.rsplit(' ', 1)[1])
+    return None
+
+
+def parse_metrics(text):
+    """{series: value} and {family: type} of a Prometheus text page."""
+    values, types = {}, {}
+    for line in text.splitlines():
+        m = re.match(r'^# TYPE (\S+) (\S+)$', line)
+        if m:
+            types[m.group(1)] = m.group(2)
+        elif line and not line.startswith('#'):
+            series, value = line.rsplit(' ', 1)
+            values[series] = float(value)
+    return values, types
+
+
+def wait_for(pred, timeout=15, step=0.05):
+    """pred()'s first true value within timeout seconds, else its last."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    return pred()
+
+
+def store_dump(inst):
+    """The store's whole logical content: every named database, key and
+    value (`mdb_dump -a`)."""
+    r = subprocess.run(['mdb_dump', '-a', '-n', inst.db],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    if r.returncode != 0:
+        raise RuntimeError('mdb_dump: %s' % r.stderr.decode())
+    return r.stdout
+
+
+def fill_store(inst, prefix, after_each=None, most=20000):
+    """Creates orders of 100 (ids: prefix, a number, padding) until one is
+    refused, `most` at the most; after_each(i) runs after the i-th is
+    created.  Returns (the ids created, the refusing Response or None)."""
+    orders, refused = [], None
+    for i in range(most):
+        o = '%s%05d-%s' % (prefix, i, 'x' * 22)
+        r = inst.create_order(o, 100)
+        if r.status != 201:
+            refused = r
+            break
+        orders.append(o)
+        if after_each:
+            after_each(i)
+    return orders, refused
 
 
 def is_rfc3339_utc(value):
@@ -1326,15 +1619,7 @@ class Simulator:
         status (None when it was not running)."""
         if not self.proc:
             return self.returncode
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-            except ProcessLookupError:
-                pass
+        stop_process(self.proc, 10)
         self.returncode = self.proc.returncode
         self.proc = None
         if self.dump_log in self.tap.fail_hooks:
@@ -1377,3 +1662,15 @@ class SimInstance(Instance):
                 settings['api_base'] = 'http://%s:%d' % (HOST, self.sim_port)
                 settings['allow_insecure_http'] = 'yes'
         return out
+
+
+def start_with_simulator(tap, name='main', time_factor=1, cls=None, **kw):
+    """A simulator and an instance of cls (SimInstance by default, given
+    name and **kw) that sends its queries to it, both started, the
+    simulator's notifications addressed to the instance.  Returns
+    (sim, inst)."""
+    sim = Simulator(tap, time_factor=time_factor).start()
+    inst = (cls or SimInstance)(tap, name, sim_port=sim.port, **kw)
+    inst.start()
+    sim.point_at(inst)
+    return sim, inst

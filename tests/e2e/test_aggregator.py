@@ -23,25 +23,19 @@ requests checked byte for byte, the answers applied.
 import base64
 import hashlib
 import hmac
-import http.server
 import json
 import os
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-try:
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-except ImportError:
-    print('1..0 # SKIP python3 cryptography not installed '
-          '(Debian package python3-cryptography)')
-    sys.exit(0)
-
 import harness  # noqa: E402
+from harness import pub_pem, rsa_key  # noqa: E402
+
+harness.need_cryptography()
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 APP = 'app_1Gqj58ynP0mHeX1q'
 APIKEY = 'sk_test_ibbTe5jLGCi5rzfH4OqPW9KC'
@@ -51,16 +45,6 @@ OK = b'{"ok":true}'
 
 KEY = None          # the aggregator's signing key
 OTHER = None        # a key nobody configured
-
-
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def pub_pem(key):
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def dumps(obj):
@@ -147,7 +131,7 @@ def check_refused(tap, inst, r, name, why, mark):
 # A loopback aggregator for the query
 # ---------------------------------------------------------------------------
 
-class MockAggregator:
+class MockAggregator(harness.MockServer):
     """The charges API as Ping++ documents it, on 127.0.0.1: GET
     /v1/charges/<id> (one of `charges`, else 404) and GET /v1/charges, the
     app's charges newest first with app[id], limit (default 10), paid,
@@ -157,25 +141,13 @@ class MockAggregator:
     answer (X-Pingplusplus-Signature) when set; `override` maps a path
     prefix to (status, body) answered instead.  Records every request."""
 
+    methods = ('GET',)
+
     def __init__(self):
         self.charges = []       # newest first
         self.sign_key = None
         self.override = {}
-        self.requests = []
-        mock = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                mock.handle(self)
-
-        self.httpd = http.server.HTTPServer((harness.HOST, 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       daemon=True)
-        self.thread.start()
+        harness.MockServer.__init__(self)
 
     def add(self, *charges):
         """Charges made now, newest first after those already there."""
@@ -214,7 +186,7 @@ class MockAggregator:
                            'has_more': len(rows) > limit,
                            'data': rows[:limit]})
 
-    def handle(self, h):
+    def handle(self, h, body):
         self.requests.append({'method': h.command, 'path': h.path,
                               'headers': list(h.headers.items())})
         status, out = self.answer(h.path)
@@ -227,10 +199,6 @@ class MockAggregator:
         h.send_header('Content-Length', str(len(out)))
         h.end_headers()
         h.wfile.write(out)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 # ---------------------------------------------------------------------------
@@ -581,14 +549,9 @@ def main(tap):
             },
         }
         inst = harness.Instance(tap, 'aggregator', profiles=profiles)
-        p = inst.cli('check')
-        tap.is_(p.returncode, 0, 'payhook check accepts both profiles',
-                p.stdout + p.stderr)
-        bad = dict(profiles)
-        bad['pingxx'] = dict(profiles['pingxx'])
-        bad['pingxx']['settings'] = dict(profiles['pingxx']['settings'],
-                                         tolerance_s='300')
-        p = harness.Instance(tap, 'aggbad', profiles=bad).cli('check')
+        inst.check_passes('payhook check accepts both profiles')
+        p = harness.check_with_settings(tap, 'aggbad', profiles, 'pingxx',
+                                        tolerance_s='300')
         tap.ok(p.returncode != 0 and 'tolerance_s' in p.stdout + p.stderr,
                'payhook check refuses an hmac key on the rsa profile',
                p.stdout + p.stderr)

@@ -26,10 +26,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (PAYHOOK, PROFILES, SUCCESS_ACK, SimInstance,  # noqa
-                     Simulator, make_payment, txn_id)
-
-PUSH_SECRET = 'push-secret-' + os.urandom(8).hex()
+from harness import (PAYHOOK, PROFILES, PUSH_SECRET, SUCCESS_ACK,  # noqa
+                     SimInstance, Simulator, make_payment, metric, txn_id)
 
 
 class Receiver:
@@ -67,45 +65,10 @@ class Receiver:
         self.srv.server_close()
 
 
-class BeyondInstance(SimInstance):
-    def __init__(self, tap, recv_port, **kw):
-        self.recv_port = recv_port
-        SimInstance.__init__(self, tap, **kw)
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['hint_per_minute'] = '3'
-        core['lease_s'] = '5'
-        return core
-
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for s in out.values():
-            if s.get('plugin') == 'wechat':
-                s['query_schedule'] = '1s,1s,2s'
-        return out
-
-    def write(self):
-        SimInstance.write(self)
-        harness.write_file(os.path.join(self.etc, 'keys', 'push.secret'),
-                           PUSH_SECRET)
-        with open(self.config, 'a') as fh:
-            fh.write('\n[push.erp]\nurl = http://127.0.0.1:%d/hook\n'
-                     'secret_file = keys/push.secret\n'
-                     'allow_insecure_http = yes\n' % self.recv_port)
-
-
 def sweep(inst):
     return subprocess.run([PAYHOOK, '-c', inst.config, 'sweep'],
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True, timeout=60)
-
-
-def metric(text, series):
-    for line in text.splitlines():
-        if line.startswith(series + ' '):
-            return float(line.rsplit(' ', 1)[1])
-    return None
 
 
 def test_replay(tap, inst):
@@ -276,33 +239,9 @@ def test_certs(tap):
     work = tempfile.mkdtemp(prefix='payhook-e2e-certs-')
     try:
         pki = harness.unionpay_test_pki(work)
-        harness._openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-                          '-keyout', 'mer.key', '-out', 'mer.pem', '-subj',
-                          '/C=CN/CN=041@Z12@Test Merchant@00000004',
-                          '-days', '10', '-set_serial', '68759529225'],
-                         work)
-
-        def read(p):
-            with open(p, 'rb') as fh:
-                return fh.read()
-        profiles = {'upshop': {
-            'plugin': 'unionpay',
-            'settings': {
-                'mer_id': '777290058110048',
-                'root_cert_file': 'unionpay/root.pem',
-                'middle_cert_file': 'unionpay/middle.pem',
-                'sign_key_file': 'keys/upshop-sign.key',
-                'sign_cert_file': 'unionpay/sign.pem',
-            },
-            'files': {
-                'unionpay/root.pem': (read(pki['root.pem']), 0o644),
-                'unionpay/middle.pem': (read(pki['middle.pem']), 0o644),
-                'unionpay/sign.pem': (read(os.path.join(work, 'mer.pem')),
-                                      0o644),
-                'keys/upshop-sign.key': (read(os.path.join(work,
-                                                           'mer.key')),
-                                         0o600),
-            }}}
+        mer_key, mer_cert = harness.unionpay_merchant_cert(work, 10)
+        profiles = {'upshop': harness.unionpay_profile(
+            '777290058110048', pki, mer_key, mer_cert)}
         inst = harness.Instance(tap, 'certs', profiles=profiles)
         r = inst.cli('check')
         tap.is_(r.returncode, 0, 'check passes with a certificate near '
@@ -330,17 +269,11 @@ def test_certs(tap):
         shutil.rmtree(work, ignore_errors=True)
 
 
-class SmallArchive(harness.Instance):
-    def core_settings(self):
-        core = harness.Instance.core_settings(self)
-        core['archive_map_mb'] = '1'
-        return core
-
-
 def test_archive_full(tap):
     """A full archive drops its oldest records; it never costs an
     acknowledgement."""
-    inst = SmallArchive(tap, 'archfull', max_procs=2)
+    inst = harness.Instance(tap, 'archfull', max_procs=2,
+                            core={'archive_map_mb': '1'})
     inst.start()
     ids = ['AF-%s-%d' % (os.urandom(2).hex(), i) for i in range(600)]
     for x in ids:
@@ -364,7 +297,12 @@ def test_archive_full(tap):
 def main(tap):
     recv = Receiver()
     sim = Simulator(tap, time_factor=1000).start()
-    inst = BeyondInstance(tap, recv.port, sim_port=sim.port)
+    # The default profiles (both WeChat) on a fast query schedule; a
+    # push endpoint.
+    inst = SimInstance(tap, sim_port=sim.port,
+                       core={'hint_per_minute': '3', 'lease_s': '5'},
+                       profile={'query_schedule': '1s,1s,2s'},
+                       push_port=recv.port)
     inst.start()
     try:
         test_replay(tap, inst)

@@ -148,37 +148,17 @@ def test_config_errors(tap, inst):
             'exit 64', p.stderr)
 
 
-class DeadEnds(Instance):
-    """Providers' API and (with push) a push endpoint where nothing
-    listens; an order due a second after it is made, then an hour after."""
-
-    def __init__(self, tap, name, push=False):
-        self.dead_port = harness.free_port()
-        self.push = push
-        Instance.__init__(self, tap, name)
-
-    def core_settings(self):
-        return dict(Instance.core_settings(self), http_timeout_s='5',
-                    http_connect_timeout_s='2')
-
-    def profile_settings(self):
-        out = Instance.profile_settings(self)
-        if not self.push:
-            for s in out.values():
-                s['api_base'] = 'http://127.0.0.1:%d' % self.dead_port
-                s['allow_insecure_http'] = 'yes'
-                s['query_schedule'] = '1s,1h'
-        return out
-
-    def write(self):
-        Instance.write(self)
-        if self.push:
-            write_file(os.path.join(self.etc, 'keys', 'push.secret'),
-                       'p' * 32)
-            with open(self.config, 'a', encoding='utf-8') as fh:
-                fh.write('\n[push.erp]\nurl = http://127.0.0.1:%d/hook\n'
-                         'secret_file = keys/push.secret\n'
-                         'allow_insecure_http = yes\n' % self.dead_port)
+def dead_ends(tap, name, push=False):
+    """An instance whose providers' API (without push) or push endpoint
+    (with push) is a port where nothing listens; without push an order is
+    due a second after it is made, then an hour after."""
+    dead_port = harness.free_port()
+    core = {'http_timeout_s': '5', 'http_connect_timeout_s': '2'}
+    if push:
+        return Instance(tap, name, core=core, push_port=dead_port)
+    return Instance(tap, name, core=core, profile={
+        'api_base': 'http://127.0.0.1:%d' % dead_port,
+        'allow_insecure_http': 'yes', 'query_schedule': '1s,1h'})
 
 
 def paid_order(tap, inst, tag, amount):
@@ -190,7 +170,7 @@ def paid_order(tap, inst, tag, amount):
 
 
 def test_tempfail(tap):
-    inst = DeadEnds(tap, 'deadapi')
+    inst = dead_ends(tap, 'deadapi')
     inst.start()
     o = paid_order(tap, inst, 'RF', 500)
     r = inst.api('POST', '/orders/%s/refunds' % o,
@@ -223,7 +203,7 @@ def test_tempfail(tap):
     tap.is_(p.returncode, 0, 'sweep with nothing due: exit 0',
             p.stderr[-600:])
 
-    inst = DeadEnds(tap, 'deadpush', push=True)
+    inst = dead_ends(tap, 'deadpush', push=True)
     inst.start()
     paid_order(tap, inst, 'PU', 700)
     p = inst.cli('sweep')

@@ -25,27 +25,21 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+from harness import PAYHOOK, SimInstance, wait_for  # noqa: E402
 
 N = int(os.environ.get('PAYHOOK_CRASH_N', '2000'))
 N_SWEEP = int(os.environ.get('PAYHOOK_CRASH_SWEEP_N', '60'))
 
 
 class CrashInstance(SimInstance):
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['lease_s'] = '5'
-        core['http_timeout_s'] = '3'
-        core['http_connect_timeout_s'] = '2'
-        core['sweep_concurrency'] = '8'
-        core['log_level'] = 'warn'
-        return core
+    """Short leases and timeouts, eight sweepers, every order queried each
+    second, warnings and errors logged only."""
 
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for settings in out.values():
-            settings['query_schedule'] = '1s'
-        return out
+    def __init__(self, tap, name='main', **kw):
+        SimInstance.__init__(self, tap, name, log_level='warn',
+                             core=dict(harness.QUICK_SWEEP,
+                                       sweep_concurrency='8'),
+                             profile={'query_schedule': '1s'}, **kw)
 
 
 class Killer(threading.Thread):
@@ -69,15 +63,6 @@ class Killer(threading.Thread):
                 self.kills += 1
             except ProcessLookupError:
                 pass
-
-
-def wait_for(fn, limit):
-    end = time.time() + limit
-    while time.time() < end:
-        if fn():
-            return True
-        time.sleep(0.5)
-    return False
 
 
 def paid_events(inst):
@@ -118,7 +103,7 @@ def load_test(tap, inst, sim):
             if d.get('acked'):
                 acked[d['txn_id']] = d['order_id']
         return len(acked) >= N
-    loaded = wait_for(all_acked, max(60, N * 0.01 + 60)) or True
+    loaded = wait_for(all_acked, max(60, N * 0.01 + 60), 0.5) or True
     killer.stop.set()
     killer.join()
     tap.diag('%d SIGKILLs of payhook.fcgi during %.0f s of notifications'
@@ -126,7 +111,7 @@ def load_test(tap, inst, sim):
     tap.ok(killer.kills >= 10, 'payhook.fcgi was killed at least 10 times',
            'kills: %d' % killer.kills)
     # With the killer gone the simulator's retries finish the rest.
-    done = wait_for(all_acked, 120) and loaded
+    done = wait_for(all_acked, 120, 0.5) and loaded
     tap.ok(done, 'the simulator\'s retries got every notification '
            'acknowledged', '%d of %d' % (len(acked), N))
     deliveries = sim.deliveries()
@@ -143,9 +128,7 @@ def load_test(tap, inst, sim):
             'no order shows two payments')
     tap.is_(len(per), N, 'every order paid once')
     tap.is_(others, [], 'no double payment and no conflict was raised')
-    r = inst.cli('check')
-    tap.is_(r.returncode, 0, 'payhook check: the store opens cleanly',
-            r.stdout + r.stderr)
+    inst.check_passes('payhook check: the store opens cleanly')
     r = inst.cli('stats')
     tap.like(r.stdout, r'"payments": %d\b' % N,
              'stats: exactly %d payments' % N, r.stdout[-500:])
@@ -218,16 +201,12 @@ def sweeper_test(tap, inst, sim):
     tap.is_(sorted(paid), sorted(orders), 'each order paid exactly once')
     tap.is_([e['type'] for e in evs if e.get('type') != 'order.paid'], [],
             'no double payment and no conflict')
-    r = inst.cli('check')
-    tap.is_(r.returncode, 0, 'the store opens cleanly after the killed '
-            'passes', r.stdout + r.stderr)
+    inst.check_passes('the store opens cleanly after the killed passes')
 
 
 def main(tap):
-    sim = Simulator(tap, time_factor=300).start()
-    inst = CrashInstance(tap, 'crash', sim_port=sim.port, max_procs=4)
-    inst.start()
-    sim.point_at(inst)
+    sim, inst = harness.start_with_simulator(tap, 'crash', time_factor=300,
+                                             cls=CrashInstance, max_procs=4)
     load_test(tap, inst, sim)
     sweeper_test(tap, inst, sim)
 

@@ -35,13 +35,6 @@ REQUEST_KEYS = ['ts', 'level', 'prog', 'pid', 'event', 'request_id',
                 'outcome', 'status', 'duration_ms']
 
 
-class JsonInstance(Instance):
-    def core_settings(self):
-        core = Instance.core_settings(self)
-        core['log_format'] = 'json'
-        return core
-
-
 def read_log(inst):
     with open(os.path.join(inst.dir, 'lighttpd-stdout.log'),
               errors='replace') as fh:
@@ -158,7 +151,7 @@ def test_logfmt(tap):
 
 
 def test_json(tap):
-    inst = JsonInstance(tap, 'jsonlogs')
+    inst = Instance(tap, 'jsonlogs', core={'log_format': 'json'})
     inst.start()
     inst.create_order('JS-1', 100)
     paid = inst.pay('JS-1', 100, txn_id('js1'))[0]

@@ -37,59 +37,13 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (PAYHOOK_FCGI, SUCCESS_ACK, SimInstance,  # noqa: E402
-                     Simulator, make_payment, txn_id)
-from test_beyond import PUSH_SECRET, Receiver  # noqa: E402
+from harness import (PAYHOOK_FCGI, SUCCESS_ACK, make_payment,  # noqa: E402
+                     parse_metrics, txn_id)
+from test_beyond import Receiver  # noqa: E402
 
 BJ = datetime.timezone(datetime.timedelta(hours=8))
 JOBS = ('sweep', 'refunds', 'reconcile', 'push')
 SUFFIXES = ('_bucket', '_sum', '_count')
-
-
-class MetricsInstance(SimInstance):
-    """Fast query schedules, short timeouts, one unverified notification a
-    minute per source kept in the archive (the next is dropped and
-    counted), and a push endpoint."""
-
-    def __init__(self, tap, recv_port, **kw):
-        self.recv_port = recv_port
-        SimInstance.__init__(self, tap, **kw)
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['lease_s'] = '5'
-        core['http_timeout_s'] = '3'
-        core['http_connect_timeout_s'] = '2'
-        core['archive_unverified_per_source'] = '1'
-        return core
-
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for s in out.values():
-            s['query_schedule'] = '1s,1s,2s'
-        return out
-
-    def write(self):
-        SimInstance.write(self)
-        harness.write_file(os.path.join(self.etc, 'keys', 'push.secret'),
-                           PUSH_SECRET)
-        with open(self.config, 'a') as fh:
-            fh.write('\n[push.erp]\nurl = http://127.0.0.1:%d/hook\n'
-                     'secret_file = keys/push.secret\n'
-                     'allow_insecure_http = yes\n' % self.recv_port)
-
-
-def parse(text):
-    """{series: value} and {family: type} of a Prometheus text page."""
-    values, types = {}, {}
-    for line in text.splitlines():
-        m = re.match(r'^# TYPE (\S+) (\S+)$', line)
-        if m:
-            types[m.group(1)] = m.group(2)
-        elif line and not line.startswith('#'):
-            series, value = line.rsplit(' ', 1)
-            values[series] = float(value)
-    return values, types
 
 
 def family_of(name, types):
@@ -164,17 +118,19 @@ def main(tap):
     r = harness.run_promtool(['--version'])
     tap.diag((r.stdout + r.stderr).decode('utf-8', 'replace').splitlines()[0])
     recv = Receiver()
-    sim = Simulator(tap, time_factor=1000).start()
-    inst = MetricsInstance(tap, recv.port, name='metrics', sim_port=sim.port,
-                           max_procs=2)
-    inst.start()
-    sim.point_at(inst)
+    # Fast query schedules, short timeouts, one unverified notification a
+    # minute per source kept in the archive (the next is dropped and
+    # counted), and a push endpoint.
+    sim, inst = harness.start_with_simulator(
+        tap, 'metrics', time_factor=1000, max_procs=2,
+        core=dict(harness.QUICK_SWEEP, archive_unverified_per_source='1'),
+        profile={'query_schedule': '1s,1s,2s'}, push_port=recv.port)
     # Only the notifications sent here reach payhook: they are counted.
     sim.control('/_sim/refund_mode', {'notify': 'drop'})
 
     text = scrape(inst)
     promtool_metrics(tap, text, 'a fresh instance')
-    values, types = parse(text)
+    values, types = parse_metrics(text)
     tap.is_(job_times(values), {j: 0 for j in JOBS},
             'no job has succeeded yet: every last-success timestamp is 0')
     tap.ok(0 <= values.get('payhook_store_fill_ratio', -1) < 0.5,
@@ -256,7 +212,7 @@ def main(tap):
 
     text = scrape(inst)
     promtool_metrics(tap, text, 'after every route and job')
-    values, types = parse(text)
+    values, types = parse_metrics(text)
     times = job_times(values)
     for job, since in (('sweep', t_sweep), ('push', t_sweep),
                        ('refunds', t_refunds), ('reconcile', t_recon)):
@@ -314,7 +270,7 @@ def main(tap):
     p = inst.cli('sweep')
     tap.ok(p.returncode != 0, 'sweep with the provider down: exit non-zero '
            '(%d)' % p.returncode, p.stderr[-400:])
-    values2, _t = parse(scrape(inst))
+    values2, _t = parse_metrics(scrape(inst))
     tap.is_((job_times(values2)['sweep'], job_times(values2)['refunds']),
             (times['sweep'], times['refunds']), '... and neither timestamp '
             'moves: they stay those of the last success')

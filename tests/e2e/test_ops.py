@@ -17,15 +17,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import Instance, SUCCESS_ACK, make_payment, txn_id  # noqa: E402
-
-
-def metric(text, series):
-    """The value of one exact series line of a Prometheus text page."""
-    for line in text.splitlines():
-        if line.startswith(series + ' '):
-            return int(line.rsplit(' ', 1)[1])
-    return None
+from harness import (Instance, SUCCESS_ACK, make_payment,  # noqa: E402
+                     metric, txn_id)
 
 
 def main(tap):

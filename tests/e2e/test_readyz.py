@@ -21,13 +21,6 @@ import harness  # noqa: E402
 from harness import Instance  # noqa: E402
 
 
-class SmallInstance(Instance):
-    def core_settings(self):
-        core = Instance.core_settings(self)
-        core['map_size_mb'] = '1'
-        return core
-
-
 def ready(inst):
     """(status, body as JSON or None, codes of the reasons)."""
     r = inst.request('GET', inst.path('/readyz'))
@@ -38,7 +31,7 @@ def ready(inst):
 
 
 def test_fill(tap):
-    inst = SmallInstance(tap, 'readyfill')
+    inst = Instance(tap, 'readyfill', core={'map_size_mb': '1'})
     inst.start()
     status, body, codes, r = ready(inst)
     tap.is_((status, body), (200, {'status': 'ready'}),
@@ -47,18 +40,17 @@ def test_fill(tap):
     tap.ok(p.returncode == 0 and 'warning' not in p.stdout,
            'payhook check: no warning on an empty database', p.stdout)
 
-    n, seen_fill, full = 0, None, None
-    for i in range(20000):
-        o = 'RDY%05d-%s' % (i, 'x' * 22)
-        cr = inst.create_order(o, 100)
-        if cr.status != 201:
-            full = cr
-            break
-        n += 1
-        if i % 20 == 0 and seen_fill is None:
-            status, body, codes, r = ready(inst)
+    seen = []
+
+    def probe(i):
+        if i % 20 == 0 and not seen:
+            status, body, codes, _r = ready(inst)
             if status != 200:
-                seen_fill = (status, body, codes, n)
+                seen.append((status, body, codes, i + 1))
+
+    orders, full = harness.fill_store(inst, 'RDY', probe)
+    n = len(orders)
+    seen_fill = seen[0] if seen else None
     tap.ok(seen_fill is not None and seen_fill[0] == 503 and
            seen_fill[2] == ['store_fill'], '/readyz turned 503 with '
            'store_fill before the store was full (after %s of %d orders)'

@@ -35,7 +35,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+from harness import PAYHOOK, wait_for, SimInstance, Simulator  # noqa: E402
 
 N = int(os.environ.get('PAYHOOK_RECON_N', '2000'))
 N_DROPPED = 20          # every notification lost
@@ -55,14 +55,6 @@ class ReconInstance(SimInstance):
         core['http_timeout_s'] = '10'
         return core
 
-
-def wait_for(pred, limit_s=60, step=0.2):
-    deadline = time.time() + limit_s
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(step)
-    return False
 
 
 def cli(inst, *args, timeout=600):
@@ -197,7 +189,7 @@ def test_day(tap, inst, sim, workdir):
            r.describe())
     acked_want = N - N_DROPPED - 1 + N_DOUBLE
     got = wait_for(lambda: sim.stats()['notifications']['acked'] >=
-                   acked_want, limit_s=300)
+                   acked_want, timeout=300)
     tap.ok(got, 'the simulator delivered %d notifications' % acked_want,
            repr(sim.stats().get('notifications')))
     tap.diag('paid and notified in %.1f s' % (time.time() - t0))
@@ -375,7 +367,7 @@ def test_refund_run(tap, inst, sim, dbl, amount, workdir, reports):
                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     inflight = wait_for(lambda: sim.stats()['refunds']['calls'] >= 1,
-                        limit_s=20, step=0.05)
+                        timeout=20, step=0.05)
     time.sleep(0.3)
     p.send_signal(signal.SIGKILL)
     p.communicate()
@@ -386,7 +378,7 @@ def test_refund_run(tap, inst, sim, dbl, amount, workdir, reports):
     # The simulator finishes what it was sent: those refunds are made
     # although payhook never heard the answers.
     wait_for(lambda: sim.stats()['refunds']['made'] >= calls_at_kill,
-             limit_s=10)
+             timeout=10)
     made_at_kill = sim.stats()['refunds']['made']
     rc, items = refunds_list(inst)
     tap.ok(all(x['state'] == 'PENDING' for x in items
@@ -421,7 +413,7 @@ def test_refund_run(tap, inst, sim, dbl, amount, workdir, reports):
     sim.control('/_sim/mode', {'notify': 'ok', 'slow_s': 10})
     tap.ok(wait_for(lambda: all(x['state'] == 'SUCCEEDED' for x in
                                 refunds_list(inst)[1]
-                                if x['refund_id'] in ids), limit_s=60),
+                                if x['refund_id'] in ids), timeout=60),
            'the refund notifications (req_info) settle every one: '
            'SUCCEEDED')
     evs = [e for e in inst.all_events(base)]
@@ -462,7 +454,7 @@ def test_merchant_refunds(tap, inst, sim):
         inst.create_order(oid, amount)
         sim_pay(sim, oid, amount, None)
         return wait_for(lambda: (inst.order(oid) or {}).get('state') ==
-                        'PAID', limit_s=20)
+                        'PAID', timeout=20)
 
     def refund(oid, amount, reason='customer returned the goods'):
         return inst.api('POST', '/orders/%s/refunds' % oid,
@@ -475,7 +467,7 @@ def test_merchant_refunds(tap, inst, sim):
     def settled(oid, n):
         got = wait_for(lambda: sum(1 for s in states(oid)
                                    if s in ('SUCCEEDED', 'FAILED')) >= n,
-                       limit_s=30)
+                       timeout=30)
         if not got:
             tap.diag('refunds of %s: %s' % (oid, states(oid)))
         return got
@@ -571,7 +563,8 @@ def test_unverified(tap, inst, sim, workdir):
         txn[o] = sim_pay(sim, o, 500 + oids.index(o), stamp[i],
                          {'drop_all': True})
     txn[silent] = sim_pay(sim, silent, 503, stamp[3])
-    wait_for(lambda: (inst.order(silent) or {}).get('state') == 'PAID')
+    wait_for(lambda: (inst.order(silent) or {}).get('state') == 'PAID',
+             timeout=60)
     extra = sim_pay(sim, silent, 503, stamp[4], {'drop_all': True},
                     force=True)
     stmt = os.path.join(workdir, 'bill-unverified-%s.txt' % day)

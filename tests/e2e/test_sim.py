@@ -7,7 +7,8 @@ drop_all to the end of the 16-send schedule); delayed, duplicated, paused,
 doubled and out-of-order notifications; orderquery and closeorder answered
 from the ledger and signed (MD5 and HMAC-SHA256) for paid, unpaid, unknown
 and closed orders; SIGNERROR for a bad signature; the down, garbage,
-hangup and slow modes; stats and reset; and payhook querying the
+hangup and slow modes; stats and reset; downloadbill (the bill, or No
+Bill Exist); and payhook querying the
 simulator for a payment whose notifications were all lost.
 """
 
@@ -21,7 +22,7 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PROFILES, SUCCESS_ACK  # noqa: E402
+from harness import PROFILES, SUCCESS_ACK, wait_for  # noqa: E402
 
 # The documented WeChat v2 retry gaps (doc/design/protocols.md §1.5), in seconds.
 GAPS = [15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600,
@@ -79,16 +80,6 @@ def call(sim, path, profile, order_id, **kw):
     return r, d, good
 
 
-def wait_for(pred, timeout=15, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
-
-
 def order_state(inst, oid):
     o = inst.order(oid)
     return o.get('state') if o else None
@@ -96,6 +87,23 @@ def order_state(inst, oid):
 
 def sends(sim, oid):
     return sim.deliveries(oid) or []
+
+
+def new_order(inst, tag, amount, profile='wxshop'):
+    """Creates an order of amount (its id: tag, '-', random hex) on
+    profile; returns its id."""
+    oid = tag + '-' + os.urandom(4).hex()
+    inst.create_order(oid, amount, profile=profile)
+    return oid
+
+
+def sim_pay(sim, oid, amount, profile='wxshop', **notify):
+    """The simulator pays order oid; notify: how it sends the
+    notification (drop_first, duplicate, delay_s...)."""
+    body = {'profile': profile, 'order_id': oid, 'amount': amount}
+    if notify:
+        body['notify'] = notify
+    return sim.control('/_sim/pay', body)
 
 
 # ---- the checks -------------------------------------------------------------
@@ -141,10 +149,8 @@ def test_notify(tap, sim, inst):
             'ledger: SUCCESS with the txn')
 
     # Two lost sends: the third is acknowledged.
-    oid = 'S2-' + os.urandom(4).hex()
-    inst.create_order(oid, 200)
-    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
-                              'amount': 200, 'notify': {'drop_first': 2}})
+    oid = new_order(inst, 'S2', 200)
+    sim_pay(sim, oid, 200, drop_first=2)
     tap.is_(wait_for(lambda: order_state(inst, oid) == 'PAID'), True,
             'drop_first 2: the order is PAID')
     time.sleep(0.3)
@@ -160,10 +166,8 @@ def test_notify(tap, sim, inst):
                '(15 s + 15 s at factor 1000 = 30 ms; took %.3f s)' % gap)
 
     # HMAC-SHA256 profile.
-    oid = 'S3-' + os.urandom(4).hex()
-    inst.create_order(oid, 300, profile='wxhmac')
-    sim.control('/_sim/pay', {'profile': 'wxhmac', 'order_id': oid,
-                              'amount': 300})
+    oid = new_order(inst, 'S3', 300, profile='wxhmac')
+    sim_pay(sim, oid, 300, profile='wxhmac')
     tap.is_(wait_for(lambda: order_state(inst, oid) == 'PAID'), True,
             'HMAC-SHA256 profile: the order is PAID')
     ds = sends(sim, oid)
@@ -175,11 +179,9 @@ def test_notify(tap, sim, inst):
                'the HMAC notification is signed and says so')
 
     # Three copies of every send at once: one payment.
-    oid = 'S4-' + os.urandom(4).hex()
-    inst.create_order(oid, 400)
+    oid = new_order(inst, 'S4', 400)
     base = inst.last_seq()
-    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
-                              'amount': 400, 'notify': {'duplicate': 2}})
+    sim_pay(sim, oid, 400, duplicate=2)
     tap.ok(wait_for(lambda: len(sends(sim, oid)) == 3), 'duplicate 2: '
            'three copies sent', repr(sends(sim, oid)))
     time.sleep(0.3)
@@ -192,11 +194,9 @@ def test_notify(tap, sim, inst):
             'duplicate 2: payhook paid the order once')
 
     # Delayed first send.
-    oid = 'S5-' + os.urandom(4).hex()
-    inst.create_order(oid, 500)
+    oid = new_order(inst, 'S5', 500)
     t0 = time.time()
-    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
-                              'amount': 500, 'notify': {'delay_s': 0.6}})
+    sim_pay(sim, oid, 500, delay_s=0.6)
     time.sleep(0.3)
     tap.is_(sends(sim, oid), [], 'delay_s 0.6: nothing sent after 0.3 s')
     tap.ok(wait_for(lambda: any(d['acked'] for d in sends(sim, oid))),
@@ -206,12 +206,10 @@ def test_notify(tap, sim, inst):
            'not divided by the time factor')
 
     # Paused notifications.
-    oid = 'S6-' + os.urandom(4).hex()
-    inst.create_order(oid, 600)
+    oid = new_order(inst, 'S6', 600)
     r = sim.control('/_sim/mode', {'notify': 'pause'})
     tap.is_((r.json or {}).get('notify'), 'pause', 'notify paused')
-    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
-                              'amount': 600})
+    sim_pay(sim, oid, 600)
     time.sleep(0.4)
     tap.is_(sends(sim, oid), [], 'pause: nothing sent')
     tap.is_(order_state(inst, oid), 'PENDING', 'pause: the order waits')
@@ -220,8 +218,7 @@ def test_notify(tap, sim, inst):
             'notify ok again: the held notification is delivered')
 
     # Two payments of one order.
-    oid = 'S7-' + os.urandom(4).hex()
-    inst.create_order(oid, 700)
+    oid = new_order(inst, 'S7', 700)
     r = sim.control('/_sim/pay_twice', {'profile': 'wxshop',
                                         'order_id': oid, 'amount': 700})
     txns = (r.json or {}).get('txn_ids') or []
@@ -240,8 +237,7 @@ def test_notify(tap, sim, inst):
            repr(o))
 
     # A failed attempt notified after the success.
-    oid = 'S8-' + os.urandom(4).hex()
-    inst.create_order(oid, 800)
+    oid = new_order(inst, 'S8', 800)
     r = sim.control('/_sim/out_of_order', {'profile': 'wxshop',
                                            'order_id': oid, 'amount': 800})
     j = r.json or {}
@@ -452,6 +448,62 @@ def test_payhook_queries(tap, sim, inst):
     tap.is_(after - before, 1, 'the simulator received one query')
 
 
+def bill_xml(profile, day, key=None, bill_type='ALL'):
+    p = PROFILES[profile]
+    alg = p['sign_type']
+    f = [('appid', p['appid']), ('mch_id', p['mch_id']),
+         ('nonce_str', os.urandom(16).hex()), ('bill_date', day),
+         ('bill_type', bill_type)]
+    if alg != 'MD5':
+        f.append(('sign_type', alg))
+    f.append(('sign', sign(f, key or p['key'], alg)))
+    return harness.notify_xml(f)
+
+
+def test_bill_api(tap, sim):
+    """POST /pay/downloadbill: the bill /_sim/statement shows, as text, or
+    the unsigned FAIL XML of a day without a bill."""
+    oid = 'B1-' + os.urandom(4).hex()
+    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
+                              'amount': 321, 'time_end': '20250102120000',
+                              'notify': {'drop_all': True}})
+    calls = (sim.stats().get('bills') or {}).get('calls', 0)
+    r = sim.request('POST', '/pay/downloadbill',
+                    bill_xml('wxshop', '20250102'),
+                    {'Content-Type': 'text/xml'})
+    want = sim.request('GET', '/_sim/statement?profile=wxshop&'
+                       'date=2025-01-02')
+    tap.ok(r.status == 200 and r.body == want.body and
+           r.content_type.startswith('text/plain'),
+           'downloadbill: the bill of that day, as /_sim/statement has it, '
+           'text/plain', r.describe())
+    tap.ok(oid.encode() in r.body and b'`3.21,' in r.body,
+           'downloadbill: the payment is in it')
+    r = sim.request('POST', '/pay/downloadbill',
+                    bill_xml('wxshop', '19990101'),
+                    {'Content-Type': 'text/xml'})
+    f = dict(parse_xml(r.body) or [])
+    tap.is_((r.status, f.get('return_code'), f.get('return_msg'),
+             f.get('error_code'), 'sign' in f),
+            (200, 'FAIL', 'No Bill Exist', '20002', False),
+            'downloadbill of a day without payments: FAIL No Bill Exist, '
+            'unsigned')
+    r = sim.request('POST', '/pay/downloadbill',
+                    bill_xml('wxshop', '20250102', key='x' * 32),
+                    {'Content-Type': 'text/xml'})
+    f = dict(parse_xml(r.body) or [])
+    tap.is_((f.get('return_code'), f.get('return_msg')),
+            ('FAIL', 'SIGN ERROR'), 'downloadbill with a bad signature: '
+            'FAIL, no bill')
+    r = sim.request('POST', '/pay/downloadbill',
+                    bill_xml('wxshop', '20250102', bill_type='SUCCESS'),
+                    {'Content-Type': 'text/xml'})
+    tap.is_(dict(parse_xml(r.body) or []).get('return_code'), 'FAIL',
+            'downloadbill of another bill_type: FAIL')
+    tap.is_((sim.stats().get('bills') or {}).get('calls'), calls + 4,
+            'stats count the bill calls')
+
+
 def main(tap):
     sim = harness.Simulator(tap, time_factor=1000).start()
     tap.ok(sim.port, 'provsim prints "provsim listening on '
@@ -462,6 +514,7 @@ def main(tap):
 
     test_notify(tap, sim, inst)
     test_api(tap, sim)
+    test_bill_api(tap, sim)
     test_payhook_queries(tap, sim, inst)
     test_schedule(tap)
     inst.stop()

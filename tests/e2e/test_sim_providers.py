@@ -15,8 +15,9 @@ after the sweeper applied its payment, are acknowledged without change;
 an expired order the provider says is unpaid is closed (UnionPay and the
 aggregator).  Then each schedule's number of sends and span (drop_all),
 a profile's own retry_gaps, and the APIs answered from the ledger:
-signed answers for paid, unpaid and unknown orders, WeChat Pay v3 close,
-and requests with a bad signature or key refused.
+signed answers for paid, unpaid and unknown orders, WeChat Pay v3 close
+and its trade bill (tradebill and the file it names), and requests with a
+bad signature or key refused.
 """
 
 import base64
@@ -35,15 +36,15 @@ import urllib.parse
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+from harness import (PAYHOOK, SimInstance, Simulator,  # noqa: E402
+                     priv_pem, pub_pem, rsa_key, wait_for)
+from harness import read_bytes as read  # noqa: E402
+from harness import self_signed_pem as self_signed  # noqa: E402
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.x509.oid import NameOID
-except ImportError:
-    x509 = None
+harness.need_cryptography()
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 SCHEDULE = '1s,1s,2s'
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
@@ -66,38 +67,6 @@ assert len(V3_KEY) == 32
 
 
 # ---- keys -----------------------------------------------------------------
-
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def priv_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def pub_pem(key):
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def self_signed(key, serial, cn):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-         .public_key(key.public_key()).serial_number(serial)
-         .not_valid_before(now - datetime.timedelta(days=1))
-         .not_valid_after(now + datetime.timedelta(days=365))
-         .sign(key, hashes.SHA256()))
-    return c.public_bytes(serialization.Encoding.PEM)
-
-
-def read(path):
-    with open(path, 'rb') as fh:
-        return fh.read()
-
 
 class Keys:
     def __init__(self, work):
@@ -209,23 +178,6 @@ def profiles(k):
     }
 
 
-class SweepInstance(SimInstance):
-    """Queries go to the simulator, on a compressed query schedule."""
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['lease_s'] = '5'
-        core['http_timeout_s'] = '3'
-        core['http_connect_timeout_s'] = '2'
-        return core
-
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for settings in out.values():
-            settings['query_schedule'] = SCHEDULE
-        return out
-
-
 # ---- helpers ----------------------------------------------------------------
 
 def beijing_now():
@@ -252,16 +204,6 @@ def sweep_until(inst, oid, state, limit_s=30):
             return time.time() - start
         time.sleep(0.3)
     return None
-
-
-def wait_for(pred, timeout=15, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    return pred()
 
 
 def state_of(inst, oid):
@@ -328,6 +270,9 @@ def test_profile(tap, sim, inst, prof):
     sim_pay(sim, prof, oid, 1100, tt, {'drop_first': 1})
     tap.is_(wait_for(lambda: state_of(inst, oid) == 'PAID'), True,
             t + 'drop_first 1: the second send makes the order PAID')
+    # The simulator records a send once payhook's answer is in: after
+    # the order is PAID, not before.
+    wait_for(lambda: any(d['acked'] for d in sends(sim, oid)))
     tap.is_([(d['attempt'], d['dropped'], d['acked'])
              for d in sends(sim, oid)], [(1, True, False), (2, False, True)],
             t + 'drop_first 1: send 1 lost, send 2 acknowledged')
@@ -692,6 +637,43 @@ def test_v3_api(tap, sim, k):
             (1, 1), 'stats count v3 closes per order')
 
 
+def test_v3_bill_api(tap, sim, k):
+    """tradebill: a signed answer naming the file and its SHA1; the file,
+    unsigned, at the simulator's own download_url; NO_STATEMENT_EXIST for
+    a day without a bill."""
+    oid = new_oid('VD')
+    sim_pay(sim, 'wxv3sim', oid, 4321, '20250102120000', {'drop_all': True})
+    r, good = v3_call(sim, k, 'GET', '/v3/bill/tradebill?bill_date='
+                      '2025-01-02&bill_type=ALL')
+    j = r.json or {}
+    url = j.get('download_url') or ''
+    tap.ok(r.status == 200 and good and j.get('hash_type') == 'SHA1' and
+           url.startswith('http://127.0.0.1:%d/v3/billdownload/file?token='
+                          % sim.port),
+           'v3 tradebill: 200, signed, SHA1, a download_url of the '
+           'simulator', r.describe())
+    target = url[len('http://127.0.0.1:%d' % sim.port):]
+    r, good = v3_call(sim, k, 'GET', target)
+    want = sim.request('GET', '/_sim/statement?profile=wxv3sim&'
+                       'date=2025-01-02')
+    tap.ok(r.status == 200 and not good and r.body == want.body and
+           hashlib.sha1(r.body).hexdigest() == j.get('hash_value'),
+           'v3 billdownload: the bill, unsigned, its SHA1 the hash_value',
+           r.describe())
+    tap.ok(oid.encode() in r.body and b'`43.21,' in r.body,
+           'v3 billdownload: the payment is in it')
+    r, good = v3_call(sim, k, 'GET', target, key=k.other)
+    tap.is_(r.status, 401, 'v3 billdownload signed by another key: 401')
+    r, good = v3_call(sim, k, 'GET', '/v3/billdownload/file?token=nope')
+    tap.is_(r.status, 404, 'v3 billdownload of an unknown token: 404')
+    r, good = v3_call(sim, k, 'GET', '/v3/bill/tradebill?bill_date='
+                      '1999-01-01&bill_type=ALL')
+    tap.ok(r.status == 400 and good and
+           (r.json or {}).get('code') == 'NO_STATEMENT_EXIST',
+           'v3 tradebill of a day without payments: 400 NO_STATEMENT_EXIST, '
+           'signed', r.describe())
+
+
 def beijing_ago(seconds):
     return (datetime.datetime.now(BEIJING) - datetime.timedelta(
         seconds=seconds)).strftime('%Y%m%d%H%M%S')
@@ -826,9 +808,6 @@ def test_forged(tap, sim, inst, k, cfg):
 
 
 def main(tap):
-    if x509 is None:
-        tap.skip_all('python3 cryptography not installed '
-                     '(Debian package python3-cryptography)')
     if shutil.which('openssl') is None:
         tap.skip_all('the openssl command is not installed')
     work = tempfile.mkdtemp(prefix='payhook-e2e-simprov-')
@@ -837,8 +816,10 @@ def main(tap):
         cfg = profiles(k)
         sim = Simulator(tap, profiles=cfg, time_factor=1000,
                         name='sim-prov').start()
-        inst = SweepInstance(tap, 'simprov', sim_port=sim.port,
-                             profiles=cfg)
+        # Queries go to the simulator, on a compressed query schedule.
+        inst = SimInstance(tap, 'simprov', sim_port=sim.port, profiles=cfg,
+                           core=harness.QUICK_SWEEP,
+                           profile={'query_schedule': SCHEDULE})
         p = inst.cli('check')
         tap.ok(p.returncode == 0, 'payhook check accepts the profiles',
                p.stdout + p.stderr)
@@ -852,6 +833,7 @@ def main(tap):
         test_expiry_v3(tap, sim, inst)
         test_unionpay_api(tap, sim, k)
         test_v3_api(tap, sim, k)
+        test_v3_bill_api(tap, sim, k)
         test_aggregator_api(tap, sim, k)
         test_forged(tap, sim, inst, k, cfg)
         inst.stop()

@@ -8,53 +8,27 @@ payhook restarted the provider simulator's retries succeed."""
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import SimInstance, Simulator  # noqa: E402
-
-
-class SmallInstance(SimInstance):
-    map_mb = '1'
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['map_size_mb'] = self.map_mb
-        return core
-
-
-def dump(inst):
-    return subprocess.run(['mdb_dump', '-a', '-n', inst.db],
-                          stdout=subprocess.PIPE, timeout=60).stdout
 
 
 def main(tap):
     if shutil.which('mdb_dump') is None:
         tap.skip_all('mdb_dump not found (Debian package lmdb-utils)')
-    sim = Simulator(tap, time_factor=30).start()
-    inst = SmallInstance(tap, 'full', sim_port=sim.port)
-    inst.start()
-    sim.point_at(inst)
-    orders = []
-    full = None
-    for i in range(20000):
-        o = 'FULL%05d-%s' % (i, 'x' * 22)
-        r = inst.create_order(o, 100)
-        if r.status != 201:
-            full = r
-            break
-        orders.append(o)
+    sim, inst = harness.start_with_simulator(tap, 'full', time_factor=30,
+                                             core={'map_size_mb': '1'})
+    orders, full = harness.fill_store(inst, 'FULL')
     tap.ok(full is not None and full.status in (503, 507),
            'order creation stops with a storage answer when the 1 MiB map '
            'is full (%d orders fit)' % len(orders),
            full.describe() if full else 'never full')
     tap.like((full.json or {}).get('message', '') if full else '',
              r'map_size_mb', '... and the answer says to raise map_size_mb')
-    before = dump(inst)
+    before = harness.store_dump(inst)
     payers = orders[:5]
     for o in payers:
         sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
@@ -66,14 +40,14 @@ def main(tap):
            repr([(d.get('status'), d.get('body')) for d in dels[:3]]))
     tap.ok(any(harness.FAIL_ACK_RE.match((d.get('body') or '').encode())
                for d in dels), '... they get the WeChat failure answer')
-    tap.ok(before == dump(inst), 'nothing half-written: the store is '
-           'unchanged (mdb_dump -a)')
+    tap.ok(before == harness.store_dump(inst), 'nothing half-written: the '
+           'store is unchanged (mdb_dump -a)')
     log = inst.server.read_log()
     tap.like(log, r'(?i)(full|MDB_MAP_FULL).*map_size_mb',
              'the log says the map is full and to raise map_size_mb')
     # Restart payhook: the web server starts new processes, which read
     # the enlarged map_size_mb.
-    inst.map_mb = '64'
+    inst.core_extra['map_size_mb'] = '64'
     inst.write()
     for pid in inst.server.backend_pids():
         os.kill(pid, signal.SIGTERM)

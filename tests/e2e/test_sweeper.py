@@ -24,27 +24,9 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, SimInstance, Simulator  # noqa: E402
+from harness import PAYHOOK, wait_for  # noqa: E402
 
 SCHEDULE = '1s,1s,2s'
-
-
-class SweepInstance(SimInstance):
-    """A simulator-backed instance with a compressed query schedule and
-    short leases and timeouts."""
-
-    def core_settings(self):
-        core = SimInstance.core_settings(self)
-        core['lease_s'] = '5'
-        core['http_timeout_s'] = '3'
-        core['http_connect_timeout_s'] = '2'
-        return core
-
-    def profile_settings(self):
-        out = SimInstance.profile_settings(self)
-        for settings in out.values():
-            settings['query_schedule'] = SCHEDULE
-        return out
 
 
 def oid(tag):
@@ -84,15 +66,6 @@ def sim_pay(sim, tap, order_id, amount, notify=None, profile='wxshop'):
     return (r.json or {}).get('txn_id')
 
 
-def wait_for(pred, limit_s=10):
-    deadline = time.time() + limit_s
-    while time.time() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_dropped(tap, inst, sim):
     o = oid('DROP')
     base = inst.last_seq()
@@ -124,7 +97,7 @@ def test_late_notification(tap, inst, sim):
            'result first')
     sim.control('/_sim/mode', {'notify': 'ok'})
     acked = wait_for(lambda: any(d.get('acked') for d in
-                                 sim.deliveries(o) or []), 15)
+                                 sim.deliveries(o) or []), 15, 0.1)
     tap.ok(acked, '... the late notification then got a SUCCESS ack',
            json.dumps(sim.deliveries(o))[:800])
     tap.is_(events_for(inst, o, base), ['order.paid'],
@@ -150,7 +123,8 @@ def test_guard(tap, inst, sim):
     r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop'})
     tap.is_(r.status, 409, 'a third attempt: 409 straight away')
     sim.control('/_sim/mode', {'notify': 'ok'})
-    wait_for(lambda: any(d.get('acked') for d in sim.deliveries(o) or []))
+    wait_for(lambda: any(d.get('acked') for d in sim.deliveries(o) or []),
+             10, 0.1)
     tap.is_(events_for(inst, o, base), ['order.paid'],
             '... one order.paid in all')
 
@@ -198,7 +172,7 @@ def test_double_payment(tap, inst, sim):
                                         'amount': 700})
     tap.is_(r.status, 200, 'simulator took two payments', r.describe())
     ok = wait_for(lambda: 'order.double_payment' in events_for(inst, o, base),
-                  15)
+                  15, 0.1)
     tap.ok(ok, 'two payments notified: order.double_payment raised',
            repr(events_for(inst, o, base)))
     order = inst.order(o)
@@ -323,7 +297,7 @@ def test_killed_sweeper(tap, inst, sim):
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL)
     got_query = wait_for(lambda: ((sim.stats() or {}).get('by_order') or
-                                  {}).get(o, {}).get('query', 0) > 0, 5)
+                                  {}).get(o, {}).get('query', 0) > 0, 5, 0.1)
     time.sleep(0.5)
     p.send_signal(signal.SIGKILL)
     p.wait()
@@ -348,7 +322,7 @@ def test_watch(tap, inst, sim):
                           '--interval', '1'],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.PIPE)
-    ok = wait_for(lambda: inst.order(o).get('state') == 'PAID', 20)
+    ok = wait_for(lambda: inst.order(o).get('state') == 'PAID', 20, 0.1)
     p.send_signal(signal.SIGTERM)
     try:
         rc = p.wait(15)
@@ -360,10 +334,9 @@ def test_watch(tap, inst, sim):
 
 
 def main(tap):
-    sim = Simulator(tap, time_factor=1000).start()
-    inst = SweepInstance(tap, sim_port=sim.port)
-    inst.start()
-    sim.point_at(inst)
+    sim, inst = harness.start_with_simulator(
+        tap, time_factor=1000, core=harness.QUICK_SWEEP,
+        profile={'query_schedule': SCHEDULE})
     r = inst.cli('check')
     tap.is_(r.returncode, 0, 'payhook check passes', r.stderr[-400:])
     tap.ok('allow_insecure_http' in r.stderr,

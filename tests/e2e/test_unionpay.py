@@ -14,12 +14,10 @@ through a loopback UnionPay that checks the request's signature.
 
 import base64
 import datetime
-import http.server
 import os
 import shutil
 import sys
 import tempfile
-import threading
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -27,12 +25,10 @@ import harness  # noqa: E402
 from harness import (unionpay_digest_hex, unionpay_form,  # noqa: E402
                      unionpay_sign_string)
 
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
-except ImportError:     # the whole file needs it
-    x509 = None
+harness.need_cryptography()
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 MER_ID = '777290058110048'
 FORM = 'application/x-www-form-urlencoded'
@@ -52,9 +48,7 @@ def load_key(path):
         return serialization.load_pem_private_key(fh.read(), None)
 
 
-def read(path):
-    with open(path, 'rb') as fh:
-        return fh.read()
+read = harness.read_bytes
 
 
 class Signer:
@@ -136,32 +130,19 @@ def check_refused(tap, inst, name, body, order_id, base):
     tap.is_(types_of(inst.all_events(base)), [], '%s: no new event' % name)
 
 
-class MockUnionPay:
+class MockUnionPay(harness.MockServer):
     """queryTrans.do on 127.0.0.1: checks the request's signature with the
     merchant's certificate and answers in UnionPay's reply syntax (values
     not percent-encoded), signed with UnionPay's key."""
+
+    methods = ('POST',)
 
     def __init__(self, signer, mer_cert_pem):
         self.signer = signer
         self.mer_key = x509.load_pem_x509_certificate(
             mer_cert_pem).public_key()
         self.answers = {}           # orderId -> (respCode, origRespCode, qid)
-        self.requests = []
-        mock = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get('Content-Length', '0'))
-                mock.handle(self, self.rfile.read(n))
-
-        self.httpd = http.server.HTTPServer((harness.HOST, 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       daemon=True)
-        self.thread.start()
+        harness.MockServer.__init__(self)
 
     def handle(self, h, body):
         from urllib.parse import parse_qsl
@@ -202,10 +183,6 @@ class MockUnionPay:
         h.send_header('Content-Length', str(len(out)))
         h.end_headers()
         h.wfile.write(out)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def test_notifications(tap, inst, signer, base):
@@ -349,54 +326,41 @@ def test_query(tap, inst, signer, mock):
             'query answer 00/04: order stays PENDING', r.describe())
 
 
+def test_no_download(tap, inst, mock):
+    """UnionPay's plugin offers no statement download: asked for one,
+    payhook says so, calls nobody and changes nothing."""
+    base, calls = inst.last_seq(), len(mock.requests)
+    r = inst.cli('reconcile', '--profile', 'upshop', '--download',
+                 '--date', '2026-11-30', '--report-dir', inst.dir)
+    tap.is_(r.returncode, 1, 'reconcile --download of a UnionPay profile: '
+            'exit 1', r.stdout + r.stderr)
+    tap.ok('offers no statement download' in r.stderr and
+           '--statement' in r.stderr, 'and it says to give the file '
+           'with --statement', r.stderr)
+    tap.is_((len(mock.requests) - calls, inst.all_events(base)), (0, []),
+            'no call to UnionPay, no event')
+
+
 def main(tap):
-    if x509 is None:
-        tap.skip_all('python3 cryptography not installed '
-                     '(Debian package python3-cryptography)')
     if shutil.which('openssl') is None:
         tap.skip_all('the openssl command is not installed')
     work = tempfile.mkdtemp(prefix='payhook-e2e-up-pki-')
     mock = None
     try:
         pki = harness.unionpay_test_pki(work)
-        harness._openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-                          '-keyout', 'mer.key', '-out', 'mer.pem', '-subj',
-                          '/C=CN/CN=041@Z12@Test Merchant@00000004',
-                          '-days', '700', '-set_serial', '68759529225'],
-                         work)
+        mer_key, mer_cert = harness.unionpay_merchant_cert(work, 700)
         signer = Signer(pki, work)
-        mock = MockUnionPay(signer, read(os.path.join(work, 'mer.pem')))
-        files = {
-            'unionpay/root.pem': (read(pki['root.pem']), 0o644),
-            'unionpay/middle.pem': (read(pki['middle.pem']), 0o644),
-            'unionpay/verify.pem': (read(pki['leaf.pem']), 0o644),
-            'unionpay/sign.pem': (read(os.path.join(work, 'mer.pem')),
-                                  0o644),
-            'keys/upshop-sign.key': (read(os.path.join(work, 'mer.key')),
-                                     0o600),
-        }
-        profiles = {'upshop': {
-            'plugin': 'unionpay',
-            'settings': {
-                'mer_id': MER_ID,
-                'root_cert_file': 'unionpay/root.pem',
-                'middle_cert_file': 'unionpay/middle.pem',
-                'verify_cert_files': 'unionpay/verify.pem',
-                'sign_key_file': 'keys/upshop-sign.key',
-                'sign_cert_file': 'unionpay/sign.pem',
-                'api_base': 'http://%s:%d' % (harness.HOST, mock.port),
-                'allow_insecure_http': 'yes',
-            },
-            'files': files,
-        }}
+        mock = MockUnionPay(signer, read(mer_cert))
+        profiles = {'upshop': harness.unionpay_profile(
+            MER_ID, pki, mer_key, mer_cert, verify=True,
+            api_base='http://%s:%d' % (harness.HOST, mock.port))}
         inst = harness.Instance(tap, 'unionpay', profiles=profiles)
-        r = inst.cli('check')
-        tap.is_(r.returncode, 0, 'payhook check accepts the upshop profile',
-                r.stdout + r.stderr)
+        inst.check_passes('payhook check accepts the upshop profile')
         inst.start()
         base = inst.last_seq()
         test_notifications(tap, inst, signer, base)
         test_query(tap, inst, signer, mock)
+        test_no_download(tap, inst, mock)
     finally:
         if mock is not None:
             mock.close()

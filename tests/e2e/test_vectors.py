@@ -140,6 +140,13 @@ def check_clock(tap, inst, order_id, prefix, name):
            'backend pids %r' % pids)
 
 
+def register(tap, inst, name, order_id, amount, profile):
+    """One test point: the order is created (201)."""
+    return tap.is_(inst.create_order(order_id, amount,
+                                     profile=profile).status, 201,
+                   '%s: order registered' % name)
+
+
 def expect_paid(tap, inst, name, order_id, resp, ack, txn, paid_at, base,
                 ack_status=200):
     tap.is_((resp.status, resp.body), (ack_status, ack),
@@ -178,6 +185,16 @@ def ping_post(inst, profile, stem, body=None):
                          'X-Pingplusplus-Signature': sig})
 
 
+def ping_pays(tap, inst, name, profile, stem, order_id, charge_id, paid_at):
+    """The Ping++ vector `stem` (a charge.succeeded of 100), posted to
+    profile, pays its order, registered here first."""
+    base = inst.last_seq()
+    register(tap, inst, name, order_id, 100, profile)
+    r = ping_post(inst, profile, stem)
+    expect_paid(tap, inst, name, order_id, r, b'{"ok":true}', charge_id,
+                paid_at, base)
+
+
 def test_aggregator(tap):
     profiles = {
         'pingphp': ping_profile('app_vcPcqDeS88ixrPlu',
@@ -188,20 +205,14 @@ def test_aggregator(tap):
                                'pingpp-python-public-key.pem', False),
     }
     inst = VInstance(tap, 'vec-pingpp', profiles)
-    p = inst.cli('check')
-    tap.is_(p.returncode, 0, 'Ping++ profiles: payhook check',
-            p.stdout + p.stderr)
+    inst.check_passes('Ping++ profiles: payhook check')
     inst.start()
     ok = b'{"ok":true}'
 
     name = 'pingpp-php charge.succeeded (live)'
-    base = inst.last_seq()
-    tap.is_(inst.create_order('2015d019f7cf6c0d', 100,
-                              profile='pingphp').status, 201,
-            '%s: order registered' % name)
-    r = ping_post(inst, 'pingphp', 'pingpp-php-charge-succeeded')
-    expect_paid(tap, inst, name, '2015d019f7cf6c0d', r, ok,
-                'ch_bq9IHKnn6GnLzsS0swOujr4x', '2015-06-15T11:34:34Z', base)
+    ping_pays(tap, inst, name, 'pingphp', 'pingpp-php-charge-succeeded',
+              '2015d019f7cf6c0d', 'ch_bq9IHKnn6GnLzsS0swOujr4x',
+              '2015-06-15T11:34:34Z')
     base = inst.last_seq()
     r = ping_post(inst, 'pingphp', 'pingpp-php-charge-succeeded')
     tap.is_((r.status, r.body), (200, ok), '%s: resent: 200' % name)
@@ -215,13 +226,9 @@ def test_aggregator(tap):
             r.describe())
 
     name = 'pingpp-java charge.succeeded (test mode)'
-    base = inst.last_seq()
-    tap.is_(inst.create_order('1723795491985uqclqj7', 100,
-                              profile='pingjava').status, 201,
-            '%s: order registered' % name)
-    r = ping_post(inst, 'pingjava', 'pingpp-java-charge-succeeded')
-    expect_paid(tap, inst, name, '1723795491985uqclqj7', r, ok,
-                'ch_100240816592822384640019', '2024-08-16T08:07:55Z', base)
+    ping_pays(tap, inst, name, 'pingjava', 'pingpp-java-charge-succeeded',
+              '1723795491985uqclqj7', 'ch_100240816592822384640019',
+              '2024-08-16T08:07:55Z')
     r = ping_post(inst, 'pingphp', 'pingpp-java-charge-succeeded')
     tap.is_(r.status, 400, '%s: on the live profile (other key): refused'
             % name, r.describe())
@@ -248,17 +255,14 @@ def test_alipay(tap):
         vec('alipay/alipay-public-key-2019073166072302.pem'),
         name='aliyuque')}
     inst = VInstance(tap, 'vec-alipay', profiles)
-    p = inst.cli('check')
-    tap.is_(p.returncode, 0, 'Alipay profile: payhook check',
-            p.stdout + p.stderr)
+    inst.check_passes('Alipay profile: payhook check')
     inst.start()
 
     name = 'alipay yuque TRADE_SUCCESS (production)'
     fields = vjson('alipay/yuque-trade-success.json')['fields']
     oid = dict(fields)['out_trade_no']
     base = inst.last_seq()
-    tap.is_(inst.create_order(oid, 10, profile='aliyuque').status, 201,
-            '%s: order registered' % name)
+    register(tap, inst, name, oid, 10, 'aliyuque')
     r = inst.notify(form(fields), 'aliyuque', content_type=FORM)
     expect_paid(tap, inst, name, oid, r, b'success',
                 '2019081522001468450512505578', '2019-08-15T07:56:24Z',
@@ -272,8 +276,7 @@ def test_alipay(tap):
     name = 'alipay tpxy (signed for another app)'
     fields = vjson('alipay/tpxy-trade-success-other-key.json')['fields']
     oid = dict(fields)['out_trade_no']
-    tap.is_(inst.create_order(oid, 1, profile='aliyuque').status, 201,
-            '%s: order registered' % name)
+    register(tap, inst, name, oid, 1, 'aliyuque')
     base = inst.last_seq()
     r = inst.notify(form(fields), 'aliyuque', content_type=FORM)
     tap.ok(r.status != 200 and r.body != b'success',
@@ -336,8 +339,7 @@ def test_unionpay(tap, lib):
         label = '%s [%s]' % (name, fix) if fix else name
         fields = vjson('unionpay/%s.json' % stem)['fields']
         base = inst.last_seq()
-        tap.is_(inst.create_order(oid, amount, profile=prof).status, 201,
-                '%s: order registered' % name)
+        register(tap, inst, name, oid, amount, prof)
         if first:
             check_clock(tap, inst, oid, '2017-03-24', 'unionpay')
             first = False
@@ -355,8 +357,7 @@ def test_unionpay(tap, lib):
     inst.start()
     for name, stem, prof, oid, amount, qid, fix in UP_VECTORS[:2]:
         fields = vjson('unionpay/%s.json' % stem)['fields']
-        tap.is_(inst.create_order(oid, amount, profile=prof).status, 201,
-                '%s today: order registered' % name)
+        register(tap, inst, name + ' today', oid, amount, prof)
         inst.new_log()
         r = inst.notify(form(fields), prof, content_type=FORM)
         tap.is_(r.status, 400, '%s today: refused' % name, r.describe())
@@ -380,8 +381,7 @@ def test_wechat_v2(tap):
     inst = VInstance(tap, 'vec-wechat', profiles)
     inst.start()
     oid = '1409811653'
-    tap.is_(inst.create_order(oid, 1, profile='wxexample').status, 201,
-            'wechat v2: order registered')
+    register(tap, inst, 'wechat v2', oid, 1, 'wxexample')
     base = inst.last_seq()
     name = 'wechat v2 attach with spaces, signed trimmed as WXPayUtil ' \
         '[FINDINGS §3: WeChat v2 trimmed values]'

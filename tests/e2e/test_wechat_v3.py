@@ -23,29 +23,21 @@ key), and its answers applied.
 
 import base64
 import datetime
-import http.server
 import json
 import os
 import re
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-try:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.x509.oid import NameOID
-except ImportError:
-    print('1..0 # SKIP python3 cryptography not installed '
-          '(Debian package python3-cryptography)')
-    sys.exit(0)
-
 import harness  # noqa: E402
+from harness import priv_pem, pub_pem, rsa_key  # noqa: E402
+
+harness.need_cryptography()
+from cryptography.hazmat.primitives import hashes  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 APPID = 'wxd678efh567hg6787'
 MCHID = '1230000109'
@@ -57,32 +49,8 @@ BEIJING = datetime.timezone(datetime.timedelta(hours=8))
 assert len(APIV3_KEY) == 32
 
 
-def rsa_key():
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
 def cert_pem(key, serial):
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                         'Tenpay.com Root CA (test)')])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    c = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-         .public_key(key.public_key()).serial_number(serial)
-         .not_valid_before(now - datetime.timedelta(days=1))
-         .not_valid_after(now + datetime.timedelta(days=365))
-         .sign(key, hashes.SHA256()))
-    return c.public_bytes(serialization.Encoding.PEM)
-
-
-def pub_pem(key):
-    return key.public_key().public_bytes(
-        serialization.Encoding.PEM,
-        serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def priv_pem(key):
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return harness.self_signed_pem(key, serial, 'Tenpay.com Root CA (test)')
 
 
 class Keys:
@@ -210,7 +178,7 @@ def txn():
 # A loopback WeChat Pay for the query
 # ---------------------------------------------------------------------------
 
-class MockWeChat:
+class MockWeChat(harness.MockServer):
     """Answers GET /v3/pay/transactions/out-trade-no/<id> from `answers`
     and POST .../out-trade-no/<id>/close from `closes` (id -> (status, body
     bytes, signing key or None, serial); a close not listed is 204, signed)
@@ -219,28 +187,9 @@ class MockWeChat:
     def __init__(self):
         self.answers = {}
         self.closes = {}
-        self.requests = []
-        mock = self
+        harness.MockServer.__init__(self)
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                mock.handle(self)
-
-            def do_POST(self):
-                mock.handle(self)
-
-        self.httpd = http.server.HTTPServer((harness.HOST, 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever,
-                                       daemon=True)
-        self.thread.start()
-
-    def handle(self, h):
-        n = int(h.headers.get('Content-Length') or '0')
-        body = h.rfile.read(n) if n else b''
+    def handle(self, h, body):
         self.requests.append({'method': h.command, 'path': h.path,
                               'headers': list(h.headers.items()),
                               'body': body})
@@ -268,10 +217,6 @@ class MockWeChat:
         h.send_header('Content-Length', str(len(out)))
         h.end_headers()
         h.wfile.write(out)
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 # ---------------------------------------------------------------------------
@@ -315,16 +260,8 @@ def test_notifications(tap, inst):
     r = post(inst, body3, signed(body3))
     tap.ok(r.status in (204, 200), 'conflicting notification: acknowledged',
            r.describe())
-    oc = inst.order(oid) or {}
-    tap.is_((oc.get('state'), oc.get('provider_txn_id'), oc.get('amount')),
-            ('PAID', t1, 100), 'conflict: order unchanged')
-    tap.ok('notification_conflict' in [e.get('type') for e in
-                                       oc.get('exceptions') or []],
-           'conflict: notification_conflict exception on the order',
-           repr(oc.get('exceptions')))
-    evs = inst.all_events(base)
-    tap.is_(types_of(evs), ['notification.conflict'],
-            'conflict: notification.conflict event')
+    evs = harness.check_conflict(tap, inst, oid, base, ('PAID', t1, 100),
+                                 'conflict')
     if evs:
         tap.is_(evs[0].get('dedup_key'), 'pay:' + t1,
                 'conflict: names the dedup key pay:<transaction_id>')
@@ -736,17 +673,11 @@ def main(tap):
             'files': files,
         }
         inst = harness.Instance(tap, 'wxv3', profiles=profiles)
-        p = inst.cli('check')
-        tap.is_(p.returncode, 0, 'payhook check accepts the v3 profile',
-                p.stdout + p.stderr)
+        inst.check_passes('payhook check accepts the v3 profile')
 
         # A v2 key on the v3 profile is refused, naming it.
-        bad = dict(profiles)
-        bad['wxv3'] = dict(profiles['wxv3'])
-        bad['wxv3']['settings'] = dict(profiles['wxv3']['settings'],
-                                       sign_type='MD5')
-        badinst = harness.Instance(tap, 'wxv3bad', profiles=bad)
-        p = badinst.cli('check')
+        p = harness.check_with_settings(tap, 'wxv3bad', profiles, 'wxv3',
+                                        sign_type='MD5')
         tap.ok(p.returncode != 0 and 'sign_type' in p.stderr and
                'api_version = 3' in p.stderr,
                'payhook check refuses sign_type on the v3 profile',

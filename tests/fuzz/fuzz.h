@@ -50,4 +50,48 @@ const uint8_t *fz_split(const uint8_t *data, size_t size, uint8_t sep,
 /* A NUL-terminated copy of n bytes (caller frees). */
 char *fz_strndup(const uint8_t *p, size_t n);
 
+/*
+ * What the provider targets check of a plugin's answers; each aborts on
+ * a breach.
+ */
+/* A diagnostic that fills its buffer without a NUL. */
+void fz_check_diag(const struct ph_diag *diag);
+/* Only when rc is PH_OK: an event whose kind is past PH_EV__MAX or whose
+ * amount is below 0 or above PH_AMOUNT_MAX, and with these flags an
+ * order_id that fills its buffer (FZ_EV_ORDER), a dedup_key that fills
+ * its buffer (FZ_EV_DEDUP_BOUNDED) or is empty (FZ_EV_DEDUP). */
+#define FZ_EV_ORDER		0x1u
+#define FZ_EV_DEDUP		0x2u
+#define FZ_EV_DEDUP_BOUNDED	0x4u
+void fz_check_event(int rc, const struct ph_event *ev, unsigned flags);
+/* Every ack kind written for an answer rc (diag's message when not
+ * PH_OK): a body longer than its buffer. */
+void fz_check_acks(const struct ph_provider *prov, void *ctx, int rc,
+    const struct ph_diag *diag);
+/* A notify_hint that says PH_OK with an order id filling its buffer. */
+void fz_check_hint(const struct ph_provider *prov, void *ctx,
+    const struct ph_request *req);
+
+/* A POST of body with Content-Type ct, received at now: the rest empty. */
+void fz_post(struct ph_request *req, const char *ct, const void *body,
+    size_t len, int64_t now);
+/* An order of amount CNY minor units with no txn_id, made at created_at,
+ * with attempt as its attempt data: the rest empty. */
+void fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
+    int64_t created_at, const char *attempt);
+/* An answer of status with body, received at now: the rest empty. */
+void fz_answer_in(struct ph_http_response *in, int status,
+    const void *body, size_t len, int64_t now);
+/* Hands req to prov's parse_notify and checks the diagnostic (left in
+ * *diag for the acknowledgements) and the event with fz_check_event's
+ * flags; returns what parse_notify said. */
+int fz_check_notify(const struct ph_provider *prov, void *ctx,
+    const struct ph_request *req, unsigned flags, struct ph_diag *diag);
+/* Hands in, the answer about order o, to prov's query_response (with close,
+ * its close_response) and checks the diagnostic and the event with
+ * fz_check_event's flags. */
+void fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
+    const struct ph_order_ref *o, const struct ph_http_response *in,
+    unsigned flags);
+
 #endif

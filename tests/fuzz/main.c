@@ -25,6 +25,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <payhook/sdk.h>
+
 #include "fuzz.h"
 
 #define FZ_FILE_MAX (1u << 20)
@@ -163,6 +165,132 @@ fz_strndup(const uint8_t *p, size_t n)
 		memcpy(s, p, n);
 	s[n] = '\0';
 	return s;
+}
+
+/* ---- Checks shared by the provider targets -------------------------- */
+
+void
+fz_check_diag(const struct ph_diag *diag)
+{
+	if (strnlen(diag->msg, sizeof(diag->msg)) == sizeof(diag->msg))
+		abort();
+}
+
+void
+fz_check_event(int rc, const struct ph_event *ev, unsigned flags)
+{
+	if (rc != PH_OK)
+		return;
+	if (ev->kind >= PH_EV__MAX || ev->amount < 0 ||
+	    ev->amount > PH_AMOUNT_MAX)
+		abort();
+	if ((flags & FZ_EV_ORDER) && strnlen(ev->order_id,
+	    sizeof(ev->order_id)) == sizeof(ev->order_id))
+		abort();
+	if ((flags & FZ_EV_DEDUP_BOUNDED) && strnlen(ev->dedup_key,
+	    sizeof(ev->dedup_key)) == sizeof(ev->dedup_key))
+		abort();
+	if ((flags & FZ_EV_DEDUP) && ev->dedup_key[0] == '\0')
+		abort();
+}
+
+void
+fz_check_acks(const struct ph_provider *prov, void *ctx, int rc,
+    const struct ph_diag *diag)
+{
+	struct ph_response *resp;
+	int k;
+
+	if ((resp = calloc(1, sizeof(*resp))) == NULL)
+		abort();
+	for (k = 0; k < PH_ACK__MAX; k++) {
+		prov->ack(ctx, (enum ph_ack_kind)k,
+		    rc == PH_OK ? NULL : diag->msg, resp);
+		if (resp->body_len > sizeof(resp->body))
+			abort();
+	}
+	free(resp);
+}
+
+void
+fz_check_hint(const struct ph_provider *prov, void *ctx,
+    const struct ph_request *req)
+{
+	char order[PH_ID_MAX + 1];
+
+	if (prov->notify_hint(ctx, req, order) == PH_OK &&
+	    strnlen(order, sizeof(order)) == sizeof(order))
+		abort();
+}
+
+void
+fz_post(struct ph_request *req, const char *ct, const void *body,
+    size_t len, int64_t now)
+{
+	memset(req, 0, sizeof(*req));
+	req->method = "POST";
+	req->content_type = ct;
+	req->body = body;
+	req->body_len = len;
+	req->now = now;
+}
+
+void
+fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
+    int64_t created_at, const char *attempt)
+{
+	memset(o, 0, sizeof(*o));
+	o->order_id = order_id;
+	o->amount = amount;
+	o->currency = "CNY";
+	o->txn_id = "";
+	o->created_at = created_at;
+	o->attempt = attempt;
+}
+
+void
+fz_answer_in(struct ph_http_response *in, int status, const void *body,
+    size_t len, int64_t now)
+{
+	memset(in, 0, sizeof(*in));
+	in->status = status;
+	in->body = body;
+	in->body_len = len;
+	in->now = now;
+}
+
+int
+fz_check_notify(const struct ph_provider *prov, void *ctx,
+    const struct ph_request *req, unsigned flags, struct ph_diag *diag)
+{
+	struct ph_event ev;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	memset(diag, 0, sizeof(*diag));
+	rc = prov->parse_notify(ctx, req, &ev, diag);
+	fz_check_diag(diag);
+	fz_check_event(rc, &ev, flags);
+	return rc;
+}
+
+void
+fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
+    const struct ph_order_ref *o, const struct ph_http_response *in,
+    unsigned flags)
+{
+	struct ph_event ev;
+	struct ph_diag diag;
+	int rc;
+
+	memset(&ev, 0, sizeof(ev));
+	memset(&diag, 0, sizeof(diag));
+	if (close)
+		rc = prov->close_response(ctx, o, in, &ev, &diag);
+	else
+		rc = prov->query_response(ctx, o, in, &ev, &diag);
+	fz_check_diag(&diag);
+	fz_check_event(rc, &ev, flags);
 }
 
 /* ---- Replaying a corpus ------------------------------------------------ */

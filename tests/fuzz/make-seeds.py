@@ -97,6 +97,10 @@ WX_QUERY = [('return_code', 'SUCCESS'), ('return_msg', 'OK'),
             ('out_trade_no', '1415659990'), ('attach', 'order-1'),
             ('time_end', '20141111170043'), ('trade_state', 'SUCCESS'),
             ('cash_fee', '1')]
+# The official downloadbill example (TV-8), as the bill target has it.
+with open(os.path.join(CORPUS, 'fuzz_wechat_bill', 'tv8-crlf-bom'),
+          'rb') as _fh:
+    WX_BILL = _fh.read()
 V3_TXN = {'appid': 'wx2421b1c4370ec43b', 'mchid': '1230000109',
           'out_trade_no': '1217752501201407033233368018',
           'transaction_id': '1217752501201407033233368018',
@@ -182,6 +186,18 @@ def main():
     out('fuzz_wechat_query', 'v3-notfound',
         'J4{"code":"ORDER_NOT_EXIST","message":"order does not exist"}')
     out('fuzz_wechat_query', 'raw', harness.notify_xml(WX_QUERY))
+    out('fuzz_wechat_download', 'v2-bill', WX_BILL)
+    out('fuzz_wechat_download', 'v2-nobill', harness.notify_xml(
+        [('return_code', 'FAIL'), ('return_msg', 'No Bill Exist'),
+         ('error_code', '20002')]))
+    out('fuzz_wechat_download', 'v3-tradebill', 'T2' + json.dumps(
+        {'hash_type': 'SHA1',
+         'hash_value': '79bb0f45fc4c42234a918000b2668d689e2bde04',
+         'download_url': 'https://api.mch.weixin.qq.com/v3/billdownload/'
+         'file?token=6XIv5TUPto7pByrTQKhd6kwvyKLG2uY2wMMR8cNXqaA'}))
+    out('fuzz_wechat_download', 'v3-nobill',
+        'T4{"code":"NO_STATEMENT_EXIST","message":"no statement"}')
+    out('fuzz_wechat_download', 'v3-file', b'F' + WX_BILL)
     out('fuzz_unionpay_notify', 'consume', 'S' + lines(UP_NOTIFY))
     out('fuzz_unionpay_notify', 'consume-500', 'S' + lines(
         [(k, '5.0.0' if k == 'version' else v) for k, v in UP_NOTIFY]))

@@ -92,7 +92,8 @@ GET  /_sim/stats      {"total": {"query": n, "close": n},
 
 GET  /_sim/statement?profile=P&date=YYYY-MM-DD[&bom=1][&eol=lf]
                       the provider's statement of that (Beijing) day, as
-    the provider would hand it over: for wechat the trade bill of
+    the provider would hand it over: for wechat (and wechat_v3) the
+    trade bill of
     downloadbill (bill_type ALL, classic layout, doc/design/protocols.md §1.9), text
     with every field back-ticked, CRLF line ends (eol=lf: LF), a UTF-8
     BOM first when bom=1.  Rows: every successful payment whose time_end
@@ -122,6 +123,8 @@ GET  /_sim/refunds    {"refunds": {out_refund_no: {"refund_id", "txn_id",
     {out_refund_no: {"calls": n, "refunds": n}}}: every request to the
     refund API (whatever the mode), and the refunds actually made per
     out_refund_no, which is never more than 1.
+/_sim/stats also carries "bills": {"calls": n}, every request to the bill
+    APIs below; they have no modes and always answer.
 
 Provider API (WeChat Pay v2):
 POST /pay/orderquery, POST /pay/closeorder: XML in, XML out, every answer
@@ -135,12 +138,21 @@ notification, req_info encrypted with AES-256-ECB under md5(key), no
 sign) to the profile's notify_url on the payment schedule.  The simulator
 speaks plain HTTP, so the client certificate WeChat requires here is not
 checked.
+POST /pay/downloadbill: the bill of bill_date (yyyyMMdd, bill_type ALL,
+no tar_type) exactly as /_sim/statement gives it, as text/plain; a day
+without a payment or a refund is <xml> return_code FAIL, return_msg "No
+Bill Exist", error_code 20002; a bad signature, bill_date or bill_type
+is return_code FAIL too.
 
 Provider API (UnionPay, "provider": "unionpay"):
 POST /gateway/api/queryTrans.do (no close: UnionPay has none).
 WeChat Pay v3 ("wechat_v3"): GET /v3/pay/transactions/out-trade-no/{id}
 ?mchid=, GET /v3/pay/transactions/id/{transaction_id}?mchid=, POST
-/v3/pay/transactions/out-trade-no/{id}/close.
+/v3/pay/transactions/out-trade-no/{id}/close, GET /v3/bill/tradebill
+?bill_date=YYYY-MM-DD&bill_type=ALL (signed JSON: hash_type SHA1,
+hash_value, download_url = this simulator's /v3/billdownload/file
+?token=...; 400 NO_STATEMENT_EXIST for a day without a bill) and GET
+/v3/billdownload/file?token= (the bill, unsigned, as WeChat's).
 Aggregator, Ping++ style ("aggregator"): GET /v1/charges/{id} and
 GET /v1/charges?app[id]=&limit=&paid=&created[gte]=&starting_after= (no
 close).
@@ -175,6 +187,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
@@ -271,7 +284,75 @@ class Provider:
         return status, cls.api_content_type, out, {}
 
 
-class WeChatV2(Provider):
+class WeChatBill:
+    """The trade bill of WeChat Pay, v2 and v3 alike (doc/design/protocols.md
+    §1.9, §2.8): what /_sim/statement shows and the bill APIs hand over."""
+
+    BILL_HEADER = ('交易时间,公众账号ID,商户号,子商户号,设备号,微信订单号,'
+                   '商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,'
+                   '总金额,代金券或立减优惠金额,微信退款单号,商户退款单号,'
+                   '退款金额,代金券或立减优惠退款金额,退款类型,退款状态,'
+                   '商品名称,商户数据包,手续费,费率')
+    BILL_SUMMARY = ('总交易单数,总交易额,总退款金额,总代金券或立减优惠退款金额,'
+                    '手续费总金额')
+
+    @staticmethod
+    def yuan(fen):
+        return '%d.%02d' % (fen // 100, fen % 100)
+
+    def bill_rows(self, sim, day):
+        """The rows of the ALL trade bill of day (yyyyMMdd, Beijing):
+        (time, fields, amount paid, amount refunded), in time order."""
+        rows = []
+        dashed = '%s-%s-%s' % (day[:4], day[4:6], day[6:])
+        with sim.lock:
+            for o in sim.orders.values():
+                if o['profile'] != self.profile:
+                    continue
+                for p in o['payments']:
+                    if p['time_end'][:8] != day or p.get('omit'):
+                        continue
+                    t = p['time_end']
+                    when = '%s-%s-%s %s:%s:%s' % (t[:4], t[4:6], t[6:8],
+                                                  t[8:10], t[10:12], t[12:])
+                    amount = p.get('statement_amount', p['amount'])
+                    rows.append((when, [
+                        when, self.conf['appid'], self.conf['mch_id'], '0',
+                        '', p['txn_id'], o['order_id'],
+                        'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'SUCCESS',
+                        'CFT', p['currency'], self.yuan(amount), '0.00', '0',
+                        '0', '0.00', '0.00', '', '', '商品', '', '0.00',
+                        '0.60%'], amount, 0))
+            for r in sim.refunds.values():
+                if r['profile'] != self.profile or \
+                        r['success_time'][:10] != dashed:
+                    continue
+                o = sim.orders[r['order_id']]
+                rows.append((r['success_time'], [
+                    r['success_time'], self.conf['appid'],
+                    self.conf['mch_id'], '0', '', r['txn_id'], o['order_id'],
+                    'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'REFUND', 'CFT',
+                    o['currency'], '0.00', '0.00', r['refund_id'],
+                    r['out_refund_no'], self.yuan(r['amount']), '0.00',
+                    'ORIGINAL', r['status'], '商品', '', '0.00', '0.60%'],
+                    0, r['amount']))
+        rows.sort(key=lambda r: r[0])
+        return rows
+
+    def statement(self, sim, day, eol='\r\n', bom=False, rows=None):
+        """The ALL trade bill of day (yyyyMMdd, Beijing) as text."""
+        if rows is None:
+            rows = self.bill_rows(sim, day)
+        lines = [('\ufeff' if bom else '') + self.BILL_HEADER]
+        lines += [','.join('`' + v for v in r[1]) for r in rows]
+        lines.append(self.BILL_SUMMARY)
+        lines.append(','.join('`' + v for v in (
+            str(len(rows)), self.yuan(sum(r[2] for r in rows)),
+            self.yuan(sum(r[3] for r in rows)), '0.00', '0.00')))
+        return (eol.join(lines) + eol).encode('utf-8')
+
+
+class WeChatV2(WeChatBill, Provider):
     """WeChat Pay API v2: XML, MD5 or HMAC-SHA256 (doc/design/protocols.md §1).
 
     Notifications carry sign_type only when it is HMAC-SHA256.  Query and
@@ -288,7 +369,8 @@ class WeChatV2(Provider):
     retry_gaps = (15, 15, 30, 180, 600, 1200, 1800, 1800, 1800, 3600,
                   10800, 10800, 10800, 21600, 21600)
     api_routes = {'/pay/orderquery': 'query', '/pay/closeorder': 'close',
-                  '/secapi/pay/refund': 'refund'}
+                  '/secapi/pay/refund': 'refund',
+                  '/pay/downloadbill': 'bill'}
     SIGN_TYPES = ('MD5', 'HMAC-SHA256')
 
     @classmethod
@@ -415,23 +497,26 @@ class WeChatV2(Provider):
                                 ('return_msg', msg)])
 
     @classmethod
-    def answer(cls, sim, kind, method, body):
-        """Answers /pay/orderquery (kind 'query') or /pay/closeorder
-        ('close'), and /secapi/pay/refund ('refund', answer_refund):
-        (HTTP status, body bytes)."""
-        if kind == 'refund':
-            return cls.answer_refund(sim, method, body)
+    def checked(cls, sim, method, body):
+        """A v2 API request, checked as WeChat checks it: (refusal, call).
+        refusal is the answer (HTTP status, body) to a request that is not
+        a POST of flat XML naming a profile's appid and mch_id (an unsigned
+        return_code FAIL), else None and call has prof, req (the fields),
+        good (its signature checks), and reply(fields) and error(code,
+        des), which answer with result_code SUCCESS or FAIL, signed with
+        the algorithm the request names (the profile's when it names none
+        we know)."""
         if method != 'POST':
-            return 200, cls.fail_xml('REQUIRE_POST_METHOD')
+            return (200, cls.fail_xml('REQUIRE_POST_METHOD')), None
         try:
             fields = cls.parse(body)
         except (ValueError, ET.ParseError):
-            return 200, cls.fail_xml('XML_FORMAT_ERROR')
+            return (200, cls.fail_xml('XML_FORMAT_ERROR')), None
         req = dict(fields)
         prof = sim.find_profile(cls.name, appid=req.get('appid'),
                                 mch_id=req.get('mch_id'))
         if prof is None:
-            return 200, cls.fail_xml('appid and mch_id do not match')
+            return (200, cls.fail_xml('appid and mch_id do not match')), None
         claimed = req.get('sign_type') or 'MD5'
         alg = claimed if claimed in cls.SIGN_TYPES else prof.sign_type
         head = [('return_code', 'SUCCESS'), ('return_msg', 'OK'),
@@ -451,8 +536,24 @@ class WeChatV2(Provider):
                 hmac.compare_digest(
                     cls.sign(fields, prof.conf['key'], claimed).encode(),
                     want.upper().encode()))
-        if not good:
-            return error('SIGNERROR', '签名错误')
+        return None, types.SimpleNamespace(prof=prof, req=req, good=good,
+                                           reply=reply, error=error)
+
+    @classmethod
+    def answer(cls, sim, kind, method, body):
+        """Answers /pay/orderquery (kind 'query') or /pay/closeorder
+        ('close'), and /secapi/pay/refund ('refund', answer_refund):
+        (HTTP status, body bytes)."""
+        if kind == 'refund':
+            return cls.answer_refund(sim, method, body)
+        if kind == 'bill':
+            return cls.answer_bill(sim, method, body)
+        refusal, call = cls.checked(sim, method, body)
+        if refusal is not None:
+            return refusal
+        if not call.good:
+            return call.error('SIGNERROR', '签名错误')
+        prof, req, reply, error = call.prof, call.req, call.reply, call.error
         order_id = req.get('out_trade_no', '')
         txn = req.get('transaction_id', '')
         if order_id == '' and txn == '':
@@ -552,38 +653,12 @@ class WeChatV2(Provider):
     @classmethod
     def answer_refund(cls, sim, method, body):
         """Answers /secapi/pay/refund: (HTTP status, body bytes)."""
-        if method != 'POST':
-            return 200, cls.fail_xml('REQUIRE_POST_METHOD')
-        try:
-            fields = cls.parse(body)
-        except (ValueError, ET.ParseError):
-            return 200, cls.fail_xml('XML_FORMAT_ERROR')
-        req = dict(fields)
-        prof = sim.find_profile(cls.name, appid=req.get('appid'),
-                                mch_id=req.get('mch_id'))
-        if prof is None:
-            return 200, cls.fail_xml('appid and mch_id do not match')
-        claimed = req.get('sign_type') or 'MD5'
-        alg = claimed if claimed in cls.SIGN_TYPES else prof.sign_type
-        head = [('return_code', 'SUCCESS'), ('return_msg', 'OK'),
-                ('appid', prof.conf['appid']),
-                ('mch_id', prof.conf['mch_id']),
-                ('nonce_str', prof.nonce())]
-
-        def reply(fields2):
-            return 200, cls.render(prof.signed(head + fields2, alg))
-
-        def error(code, des):
-            return reply([('result_code', 'FAIL'), ('err_code', code),
-                          ('err_code_des', des)])
-
-        want = req.get('sign', '')
-        good = (claimed in cls.SIGN_TYPES and want != '' and
-                hmac.compare_digest(
-                    cls.sign(fields, prof.conf['key'], claimed).encode(),
-                    want.upper().encode()))
-        if not good:
-            return error('SIGNERROR', '签名错误')
+        refusal, call = cls.checked(sim, method, body)
+        if refusal is not None:
+            return refusal
+        if not call.good:
+            return call.error('SIGNERROR', '签名错误')
+        prof, req, reply, error = call.prof, call.req, call.reply, call.error
         no = req.get('out_refund_no', '')
         if not re.fullmatch(r'[0-9A-Za-z_|*@-]{1,64}', no):
             return error('PARAM_ERROR', 'out_refund_no')
@@ -655,63 +730,39 @@ class WeChatV2(Provider):
                           ('coupon_refund_count', '0'),
                           ('cash_refund_fee', str(refund['amount']))])
 
-    # -- the trade bill (doc/design/protocols.md §1.9) ----------------------------------
-    BILL_HEADER = ('交易时间,公众账号ID,商户号,子商户号,设备号,微信订单号,'
-                   '商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,'
-                   '总金额,代金券或立减优惠金额,微信退款单号,商户退款单号,'
-                   '退款金额,代金券或立减优惠退款金额,退款类型,退款状态,'
-                   '商品名称,商户数据包,手续费,费率')
-    BILL_SUMMARY = ('总交易单数,总交易额,总退款金额,总代金券或立减优惠退款金额,'
-                    '手续费总金额')
+    # -- the trade bill (downloadbill, doc/design/protocols.md §1.9) --------
+    @classmethod
+    def answer_bill(cls, sim, method, body):
+        """Answers /pay/downloadbill: the bill of bill_date as text (bill
+        type ALL, no tar_type), or return_code FAIL: "No Bill Exist"
+        (error_code 20002) for a day without a payment or a refund, a
+        bad signature, bill_date or bill_type."""
+        refusal, call = cls.checked(sim, method, body)
+        if refusal is not None:
+            return refusal
+        if not call.good:
+            return 200, cls.fail_xml('SIGN ERROR')
+        day = call.req.get('bill_date', '')
+        if not re.fullmatch(r'\d{8}', day):
+            return 200, cls.fail_xml('invalid bill_date')
+        if call.req.get('bill_type', 'ALL') != 'ALL':
+            return 200, cls.fail_xml('invalid bill_type')
+        if call.req.get('tar_type'):
+            return 200, cls.fail_xml('tar_type: the simulator writes no '
+                                     'GZIP')
+        rows = call.prof.bill_rows(sim, day)
+        if not rows:
+            return 200, cls.render([('return_code', 'FAIL'),
+                                    ('return_msg', 'No Bill Exist'),
+                                    ('error_code', '20002')])
+        return 200, call.prof.statement(sim, day, rows=rows)
 
-    @staticmethod
-    def yuan(fen):
-        return '%d.%02d' % (fen // 100, fen % 100)
-
-    def statement(self, sim, day, eol='\r\n', bom=False):
-        """The ALL trade bill of day (yyyyMMdd, Beijing) as text."""
-        rows = []
-        dashed = '%s-%s-%s' % (day[:4], day[4:6], day[6:])
-        with sim.lock:
-            for o in sim.orders.values():
-                if o['profile'] != self.profile:
-                    continue
-                for p in o['payments']:
-                    if p['time_end'][:8] != day or p.get('omit'):
-                        continue
-                    t = p['time_end']
-                    when = '%s-%s-%s %s:%s:%s' % (t[:4], t[4:6], t[6:8],
-                                                  t[8:10], t[10:12], t[12:])
-                    amount = p.get('statement_amount', p['amount'])
-                    rows.append((when, [
-                        when, self.conf['appid'], self.conf['mch_id'], '0',
-                        '', p['txn_id'], o['order_id'],
-                        'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'SUCCESS',
-                        'CFT', p['currency'], self.yuan(amount), '0.00', '0',
-                        '0', '0.00', '0.00', '', '', '商品', '', '0.00',
-                        '0.60%'], amount, 0))
-            for r in sim.refunds.values():
-                if r['profile'] != self.profile or \
-                        r['success_time'][:10] != dashed:
-                    continue
-                o = sim.orders[r['order_id']]
-                rows.append((r['success_time'], [
-                    r['success_time'], self.conf['appid'],
-                    self.conf['mch_id'], '0', '', r['txn_id'], o['order_id'],
-                    'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'REFUND', 'CFT',
-                    o['currency'], '0.00', '0.00', r['refund_id'],
-                    r['out_refund_no'], self.yuan(r['amount']), '0.00',
-                    'ORIGINAL', r['status'], '商品', '', '0.00', '0.60%'],
-                    0, r['amount']))
-        rows.sort(key=lambda r: r[0])
-        lines = [('\ufeff' if bom else '') + self.BILL_HEADER]
-        lines += [','.join('`' + v for v in r[1]) for r in rows]
-        lines.append(self.BILL_SUMMARY)
-        lines.append(','.join('`' + v for v in (
-            str(len(rows)), self.yuan(sum(r[2] for r in rows)),
-            self.yuan(sum(r[3] for r in rows)), '0.00', '0.00')))
-        return (eol.join(lines) + eol).encode('utf-8')
-
+    @classmethod
+    def api_answer(cls, sim, kind, req):
+        status, ctype, out, headers = super().api_answer(sim, kind, req)
+        if kind == 'bill' and not out.startswith(b'<xml>'):
+            ctype = 'text/plain; charset=utf-8'
+        return status, ctype, out, headers
 
 
 # ---------------------------------------------------------------------------
@@ -1130,7 +1181,7 @@ class UnionPay(KeyedProvider):
                          self.payment_fields(match[0]))
 
 
-class WeChatV3(KeyedProvider):
+class WeChatV3(WeChatBill, KeyedProvider):
     """WeChat Pay API v3 (doc/design/protocols.md §2); the profile's
     "provider" is "wechat_v3" (payhook: plugin wechat, api_version 3).
 
@@ -1162,8 +1213,10 @@ class WeChatV3(KeyedProvider):
     with the first payment, or NOTPAY/CLOSED with the order's amount),
     404 ORDER_NOT_EXIST.  Close: 204; a paid order 400 ORDERPAID, a
     closed one 400 ORDERCLOSED (v3 codes for these two are unconfirmed;
-    the v2 ones are used), unknown 404 ORDER_NOT_EXIST.  A request whose
-    Authorization names no configured mchid gets an unsigned 401.
+    the v2 ones are used), unknown 404 ORDER_NOT_EXIST.  Bills: see
+    answer_bill; the Authorization of the file's GET is checked over its
+    path and query too.  A request whose Authorization names no
+    configured mchid gets an unsigned 401.
     """
 
     name = 'wechat_v3'
@@ -1176,6 +1229,8 @@ class WeChatV3(KeyedProvider):
                           r'([^/]+)\Z')
     CLOSE_RE = re.compile(r'\A/v3/pay/transactions/out-trade-no/([^/]+)'
                           r'/close\Z')
+    BILL_ROUTES = {'/v3/bill/tradebill': 'bill',
+                   '/v3/billdownload/file': 'billfile'}
     TOLERANCE = 300
     STATE_DESC = {'SUCCESS': '支付成功', 'NOTPAY': '订单未支付',
                   'CLOSED': '已关闭', 'PAYERROR': '支付失败'}
@@ -1258,6 +1313,8 @@ class WeChatV3(KeyedProvider):
     # -- the API ------------------------------------------------------------
     @classmethod
     def api_kind(cls, method, url):
+        if url.path in cls.BILL_ROUTES:
+            return cls.BILL_ROUTES[url.path]
         if cls.CLOSE_RE.match(url.path):
             return 'close'
         if cls.QUERY_RE.match(url.path):
@@ -1330,6 +1387,8 @@ class WeChatV3(KeyedProvider):
                               "merchant's certificate")
         if key is None or not sig or not self.rsa_ok(key, sig, msg):
             return self.error(401, 'SIGN_ERROR', '签名错误')
+        if kind in self.BILL_ROUTES.values():
+            return self.answer_bill(sim, kind, req)
         if kind == 'close':
             m = self.CLOSE_RE.match(req.url.path)
             by, ident = 'out-trade-no', urllib.parse.unquote(m.group(1))
@@ -1369,6 +1428,39 @@ class WeChatV3(KeyedProvider):
             sim.log('close %s: closed' % order['order_id'])
             return self.reply(204)
 
+
+    def answer_bill(self, sim, kind, req):
+        """GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL: the
+        bill of that day is made now and kept under a fresh token; the
+        signed answer gives its SHA1 and download_url, the simulator's own
+        /v3/billdownload/file?token=...; a day without a payment or a
+        refund is 400 NO_STATEMENT_EXIST.  GET of that download_url: the
+        file as it was made, unsigned, as WeChat's; an unknown token is
+        404 RESOURCE_NOT_EXISTS."""
+        q = urllib.parse.parse_qs(req.url.query)
+        if kind == 'billfile':
+            with sim.lock:
+                data = sim.bill_files.get((q.get('token') or [''])[0])
+            if data is None:
+                return self.error(404, 'RESOURCE_NOT_EXISTS', '文件不存在')
+            return 200, 'application/octet-stream', data, {}
+        date = (q.get('bill_date') or [''])[0]
+        if not re.fullmatch(r'\d{4}-\d{2}-\d{2}', date) or \
+                (q.get('bill_type') or ['ALL'])[0] != 'ALL':
+            return self.error(400, 'PARAM_ERROR', 'bill_date or bill_type')
+        day = date.replace('-', '')
+        rows = self.bill_rows(sim, day)
+        if not rows:
+            return self.error(400, 'NO_STATEMENT_EXIST', '账单文件不存在')
+        data = self.statement(sim, day, rows=rows)
+        token = _alnum(32)
+        with sim.lock:
+            sim.bill_files[token] = data
+        return self.reply(200, {
+            'hash_type': 'SHA1',
+            'hash_value': hashlib.sha1(data).hexdigest(),
+            'download_url': '%s/v3/billdownload/file?token=%s'
+                            % (sim.base_url, token)})
 
 class Aggregator(KeyedProvider):
     """A Ping++-style aggregator (doc/design/protocols.md §5.1 and §5.2).
@@ -1662,6 +1754,7 @@ class Sim:
         self.lock = threading.RLock()
         self.cv = threading.Condition(self.lock)
         self.profiles = {}          # name -> Provider instance
+        self.base_url = 'http://%s' % HOST  # with the port once listening
         self.stopping = False
         self._loglock = threading.Lock()
         self.reset_state()
@@ -1678,6 +1771,8 @@ class Sim:
             self.refund_stats = {'calls': 0, 'made': 0, 'by_id': {}}
             self.refund_modes = {'api': 'ok', 'error': '',
                                  'status': 'SUCCESS', 'notify': 'ok'}
+            self.bill_files = {}    # v3 download token -> bill bytes
+            self.bill_stats = {'calls': 0}
             self.cv.notify_all()
 
     # -- logging ------------------------------------------------------------
@@ -1995,6 +2090,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             with sim.lock:
                 sim.refund_stats['calls'] += 1
                 mode, slow = sim.refund_modes['api'], sim.slow_s
+        elif kind in ('bill', 'billfile'):
+            # The bill APIs have no modes: always answered.
+            with sim.lock:
+                sim.bill_stats['calls'] += 1
+                mode, slow = 'ok', sim.slow_s
         else:
             sim.count(kind, order_id)
             with sim.lock:
@@ -2104,6 +2204,7 @@ def control(sim, method, url, body):
             if route == '/_sim/stats':
                 st = json.loads(json.dumps(sim.stats))
                 st['refunds'] = json.loads(json.dumps(sim.refund_stats))
+                st['bills'] = dict(sim.bill_stats)
                 st['notifications'] = {
                     'sent': sum(1 for d in sim.deliveries
                                 if not d['dropped']),
@@ -2269,6 +2370,7 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     port = srv.server_address[1]
+    sim.base_url = 'http://%s:%d' % (HOST, port)
     sim.log('listening on %s:%d, time factor %g' % (HOST, port,
                                                     args.time_factor))
     sys.stdout.write('provsim listening on %s:%d\n' % (HOST, port))

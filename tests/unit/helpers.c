@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "helpers.h"
+#include "tap.h"
 
 static char *
 th_bio_string(BIO *b)
@@ -70,6 +71,17 @@ const char th_tv3_pub_pem[] =
 	"fDsiG/cXidhzt8UbTL9vqXqxM2+IDImyO+FAc/tkBG55LmzxPto1Nq0WbnZzRM/w\n"
 	"Tzrd0I/8NlevxtFbphg4evlHjFNI7+GrqR87ViEwuAJJ9Je5QQjct5YJfFRWiZ5C\n"
 	"MQIDAQAB\n"
+	"-----END PUBLIC KEY-----\n";
+
+const char th_tv5_pub_pem[] =
+	"-----BEGIN PUBLIC KEY-----\n"
+	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6\n"
+	"Cwor9qY747jP8KAfeBMeveEt1TqaHkLfaSD07trZLhGpfs8/AHqjhgSMO1O10YQW\n"
+	"OrrJ4hjIWPKqxbgrYMkBQc+mwdiWp4W3ByCqxBRagCveCXRWCmuJYovl9H/bsDI0\n"
+	"iGbpVtEOghJtfciisYSgxcLufUDTRkvwxjIBK1pCRjk33jJ5YTBWTHMRtMAOcFLN\n"
+	"F6hdEYdX8SPsgHHeLZ5Lv2T/686w1xtgCHef/sd4uSfWmyzsalQdHG/e4IyYmrhx\n"
+	"+O3VBoNDzE3nx23bFeV/RVNCG7cV6VhmYokJNHa/erIPkEmEFID6A5wQOXuxUkmJ\n"
+	"WwIDAQAB\n"
 	"-----END PUBLIC KEY-----\n";
 
 EVP_PKEY *
@@ -282,6 +294,7 @@ th_note_set_bytes(struct th_note *n, const char *k, const char *v,
 		    len >= sizeof(n->f[0].v))
 			abort();
 		n->n++;
+		n->f[i].raw = 0;
 	}
 	snprintf(n->f[i].k, sizeof(n->f[i].k), "%s", k);
 	memcpy(n->f[i].v, v, len);
@@ -432,6 +445,29 @@ th_note_form(const struct th_note *n, const char *dup, const char *dupval,
 	return len;
 }
 
+void
+th_post(struct ph_request *req, const char *ct, const void *body,
+    size_t len, int64_t now)
+{
+	memset(req, 0, sizeof(*req));
+	req->method = "POST";
+	req->content_type = ct;
+	req->body = (const unsigned char *)body;
+	req->body_len = len;
+	req->now = now;
+}
+
+void
+th_answer(struct ph_http_response *in, int status, const void *body,
+    size_t len, int64_t now)
+{
+	memset(in, 0, sizeof(*in));
+	in->status = status;
+	in->body = (const unsigned char *)body;
+	in->body_len = len;
+	in->now = now;
+}
+
 int
 th_notify(const struct ph_provider *p, void *ctx, const void *body,
     size_t len, const char *ct, int64_t now, struct ph_event *ev,
@@ -440,14 +476,9 @@ th_notify(const struct ph_provider *p, void *ctx, const void *body,
 	struct ph_request req;
 	struct ph_header h = { "Content-Type", ct };
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = ct;
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
+	th_post(&req, ct, body, len, now);
 	req.headers = &h;
 	req.nheaders = 1;
-	req.now = now;
 	diag->msg[0] = '\0';
 	return p->parse_notify(ctx, &req, ev, diag);
 }
@@ -476,6 +507,72 @@ th_feed(const struct ph_provider *p, void *ctx, const char *const *lines,
 	}
 	diag->msg[0] = '\0';
 	r->rc = p->statement_line(ctx, &r->st, NULL, 0, &ev, diag);
+}
+
+int
+th_ack_body_is(const struct ph_response *r, const char *want)
+{
+	return r->body_len == strlen(want) &&
+	    memcmp(r->body, want, r->body_len) == 0;
+}
+
+const char *
+th_req_header(const struct ph_http_request *req, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < req->nheaders; i++)
+		if (strcmp(req->headers[i].name, name) == 0)
+			return req->headers[i].value;
+	return NULL;
+}
+
+int
+th_req_body_is(const struct ph_http_request *r, const char *want)
+{
+	return r->body_len == strlen(want) &&
+	    memcmp(r->body, want, r->body_len) == 0;
+}
+
+struct ph_order_ref *
+th_order_ref(const char *id, int64_t amount, int64_t created_at)
+{
+	static struct ph_order_ref o;
+
+	memset(&o, 0, sizeof(o));
+	o.order_id = id;
+	o.amount = amount;
+	o.currency = "CNY";
+	o.txn_id = "";
+	o.created_at = created_at;
+	o.attempt = "";
+	return &o;
+}
+
+int
+th_event_empty(const struct ph_event *ev)
+{
+	static const struct ph_event zero;
+
+	return memcmp(ev, &zero, sizeof(zero)) == 0;
+}
+
+const char **
+th_variant(const char *const *lines, size_t k, const char *repl)
+{
+	static const char *out[64];
+	size_t i, n = 0;
+
+	for (i = 0; lines[i] != NULL && n < 63; i++) {
+		if (i == k) {
+			if (repl != NULL)
+				out[n++] = repl;
+			continue;
+		}
+		out[n++] = lines[i];
+	}
+	out[n] = NULL;
+	return out;
 }
 
 void
@@ -567,4 +664,16 @@ th_conf_files(struct th_conf *c, const char *name,
 	v->str = n > 0 ? "certs/test.pem" : "";
 	v->files = f;
 	v->nfiles = n;
+}
+
+void
+th_scratch_remove(const char *dir)
+{
+	char cmd[700];
+
+	if (getenv("KEEP_TMP") != NULL)
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		diag("could not remove %s", dir);
 }

@@ -56,14 +56,16 @@ int th_rsa_check(EVP_PKEY *key, const void *p, size_t n, const char *b64);
 size_t th_form_encode(const char *p, size_t n, char *out);
 
 /*
- * The fields of a form message a test builds (UnionPay, Alipay): set in
- * any order, a value NULL removes its field; joined sorted by name as
- * those providers sign, or rendered as a form body.
+ * The fields of a message a test builds (UnionPay, Alipay forms, WeChat
+ * XML): set in any order, a value NULL removes its field; joined sorted by
+ * name as the form providers sign, or rendered as a form body.
  */
 struct th_field {
 	char k[64];
 	char v[4096];
 	size_t len;
+	int raw;		/* WeChat XML: written without CDATA (a new
+				 * field starts without) */
 };
 struct th_note {
 	struct th_field f[48];
@@ -92,6 +94,16 @@ size_t th_note_form(const struct th_note *n, const char *dup,
 char *th_vector(const char *rel, size_t *len);
 void th_vector_note(const char *rel, struct th_note *n);
 
+/* A POST of len bytes of body with content type ct (NULL: none), received
+ * at now: no headers, the rest empty. */
+void th_post(struct ph_request *req, const char *ct, const void *body,
+    size_t len, int64_t now);
+
+/* An answer of status with len bytes of body, received at now: no
+ * headers, the rest empty. */
+void th_answer(struct ph_http_response *in, int status, const void *body,
+    size_t len, int64_t now);
+
 /* Hands p's parse_notify a POST of body with one Content-Type header
  * ct, received at now; diag is emptied first. */
 int th_notify(const struct ph_provider *p, void *ctx, const void *body,
@@ -111,11 +123,35 @@ struct th_run {
 void th_feed(const struct ph_provider *p, void *ctx,
     const char *const *lines, const char *term, struct th_run *r,
     struct ph_diag *diag);
+/* Whether an acknowledgement's body, or an outgoing request's, is want
+ * exactly. */
+int th_ack_body_is(const struct ph_response *r, const char *want);
+int th_req_body_is(const struct ph_http_request *r, const char *want);
+/* The value of an outgoing request's header name, or NULL. */
+const char *th_req_header(const struct ph_http_request *req,
+    const char *name);
+
+/* An order id of amount CNY minor units made at created_at, with no
+ * txn_id and no attempt data: a static, good until the next call. */
+struct ph_order_ref *th_order_ref(const char *id, int64_t amount,
+    int64_t created_at);
+
+/* Whether ev is all zero bytes (an event the plugin left alone). */
+int th_event_empty(const struct ph_event *ev);
+
+/* lines (NULL-terminated) with line k (0-based) replaced by repl, or
+ * removed where repl is NULL: a static array, good until the next call
+ * (at most 63 lines are kept). */
+const char **th_variant(const char *const *lines, size_t k,
+    const char *repl);
 
 /* WeChat Pay's published test key (TV-3), as PKCS#8 and as its public
  * key: the merchant's key in the v3 tests, and the platform's too. */
 extern const char th_tv3_priv_pem[];
 extern const char th_tv3_pub_pem[];
+/* The public key of TV-5 (doc/design/protocols.md §7), published for
+ * checking its signature. */
+extern const char th_tv5_pub_pem[];
 
 /* The configuration of a profile, its values set by key name: names not
  * among the plugin's keys abort. */
@@ -139,5 +175,9 @@ void th_conf_num(struct th_conf *c, const char *name, long long num);
 /* A present list of files, data NULL-terminated. */
 void th_conf_files(struct th_conf *c, const char *name,
     const char *const *data);
+
+/* Removes a test's scratch folder and all in it, unless KEEP_TMP is set in
+ * the environment (to look at what a failing run left behind). */
+void th_scratch_remove(const char *dir);
 
 #endif /* PH_TEST_HELPERS_H */

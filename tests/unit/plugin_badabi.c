@@ -2,27 +2,7 @@
  * A plugin built against the contract before this one (ABI 1, whose
  * request path was 512 bytes): the loader must refuse it.
  */
-#include <payhook/provider.h>
-
-static const struct ph_conf_key keys[] = { { NULL } };
-
-static int
-p_new(const struct ph_conf *c, void **ctx, struct ph_diag *d)
-{
-	*ctx = NULL;
-	return 0;
-}
-
-static void
-p_free(void *ctx)
-{
-}
-
-static void
-p_ack(void *ctx, enum ph_ack_kind k, const char *r, struct ph_response *o)
-{
-	o->status = 200;
-}
+#include "plugin_stub.h"
 
 static const struct ph_provider table = {
 	.abi = PH_PROVIDER_ABI - 1,

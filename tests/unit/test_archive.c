@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "store/archive.h"
+#include "helpers.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-archive-XXXXXX";
@@ -53,7 +54,7 @@ static void
 test_records(void)
 {
 	static const char body[] = "<xml>\0binary\xff</xml>";
-	struct archive_entry e;
+	struct archive_kept e;
 	json_t *j, *list;
 	uint64_t id, id2;
 
@@ -71,7 +72,7 @@ test_records(void)
 	ok(strcmp(e.content_type, "text/xml; charset=\xff") == 0 &&
 	    e.at == NOW && strcmp(e.profile, "wxshop") == 0,
 	    "... content type, time, profile");
-	archive_free(&e);
+	archive_kept_free(&e);
 	is_int(archive_get(id, &j), PH_OK, "shown as JSON");
 	ok(j != NULL && strstr(json_string_value(json_array_get(
 	    json_array_get(json_object_get(j, "headers"), 1), 1)),
@@ -241,12 +242,6 @@ main(void)
 	test_budgets();
 	test_prune_and_hints();
 	archive_close();
-	if (getenv("KEEP_TMP") == NULL) {
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			diag("could not remove %s", dir);
-	}
+	th_scratch_remove(dir);
 	return done_testing();
 }

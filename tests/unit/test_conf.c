@@ -9,6 +9,7 @@
 
 #include "conf/conf.h"
 #include "ops/log.h"
+#include "helpers.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-conf-XXXXXX";
@@ -79,6 +80,67 @@ open_with(const char *extra_core, const char *sign_type, const char *tail,
 			return errs.line[i];
 		}
 	return "?";
+}
+
+/* A configuration open_with() must refuse (core lines, sign_type, profile
+ * tail) and what its first error names: named, and also unless NULL. */
+struct refusal {
+	const char *core, *sign_type, *tail;
+	const char *named, *also;
+	const char *what;
+};
+
+/* Values and keys refused wherever they stand. */
+static const struct refusal bad_values[] = {
+	{ "", "MD5", "query_schedule = 15s,0m\n", "query_schedule", NULL,
+	    "zero delay refused" },
+	{ "", "MD5", "query_schedule = 15x\n", "query_schedule", NULL,
+	    "bad unit refused" },
+	{ "", "MD5", "api_base = ftp://x\n", "api_base", NULL,
+	    "non-http api_base refused" },
+	{ "", "MD5", "client_cert_file = keys/c.pem\n", "go together", NULL,
+	    "client cert without key" },
+	{ "http_timeout_s = 0\n", "MD5", "", "http_timeout_s", NULL,
+	    "zero timeout refused" },
+	{ "colour = blue\n", "MD5", "", "line 5", "unknown key \"colour\"",
+	    "unknown core key refused with its line" },
+	{ "", "MD5", "[extra]\nx = 1\n", "unknown section [extra]", NULL,
+	    "unknown section refused" },
+	{ "", "MD5", "colour = red\n", "unknown key \"colour\"",
+	    "profile.wxshop", "unknown profile key refused" },
+	{ "", "SHA1", "", "sign_type \"SHA1\" is not one of MD5, HMAC-SHA256",
+	    NULL, "bad enum refused, naming the choices" },
+	{ "map_size_mb = lots\n", "MD5", "", "map_size_mb", NULL,
+	    "bad number refused" },
+	{ "db_path = x.mdb\n", "MD5", "", "given twice", NULL,
+	    "duplicate core key refused" },
+};
+
+/* A base path, profiles and plugins that cannot be. */
+static const struct refusal bad_places[] = {
+	{ "base_path = pay\n", "MD5", "", "base_path", NULL,
+	    "relative base_path refused" },
+	{ "", "MD5", "[profile.Bad Name]\nplugin = wechat\n", "profile name",
+	    NULL, "invalid profile name refused" },
+	{ "", "MD5", "[profile.second]\nappid = x\n", "has no plugin key",
+	    NULL, "profile without plugin" },
+	{ "", "MD5", "[profile.third]\nplugin = nosuch\n", "nosuch.so", NULL,
+	    "missing plugin file named" },
+};
+
+/* One test point for each of the n refusals r. */
+static void
+refuses(const struct refusal *r, size_t n)
+{
+	const char *e;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		e = open_with(r[i].core, r[i].sign_type, r[i].tail, NULL);
+		ok(strstr(e, r[i].named) != NULL &&
+		    (r[i].also == NULL || strstr(e, r[i].also) != NULL),
+		    "%s", r[i].what);
+	}
 }
 
 /*
@@ -291,47 +353,14 @@ main(void)
 		conf_free(c);
 		c = NULL;
 	}
-	e = open_with("", "MD5", "query_schedule = 15s,0m\n", NULL);
-	ok(strstr(e, "query_schedule") != NULL, "zero delay refused");
-	e = open_with("", "MD5", "query_schedule = 15x\n", NULL);
-	ok(strstr(e, "query_schedule") != NULL, "bad unit refused");
-	e = open_with("", "MD5", "api_base = ftp://x\n", NULL);
-	ok(strstr(e, "api_base") != NULL, "non-http api_base refused");
-	e = open_with("", "MD5", "client_cert_file = keys/c.pem\n", NULL);
-	ok(strstr(e, "go together") != NULL, "client cert without key");
-	e = open_with("http_timeout_s = 0\n", "MD5", "", NULL);
-	ok(strstr(e, "http_timeout_s") != NULL, "zero timeout refused");
-
-	e = open_with("colour = blue\n", "MD5", "", NULL);
-	ok(strstr(e, "line 5") && strstr(e, "unknown key \"colour\""),
-	    "unknown core key refused with its line");
-	e = open_with("", "MD5", "[extra]\nx = 1\n", NULL);
-	ok(strstr(e, "unknown section [extra]") != NULL,
-	    "unknown section refused");
-	e = open_with("", "MD5", "colour = red\n", NULL);
-	ok(strstr(e, "unknown key \"colour\"") && strstr(e, "profile.wxshop"),
-	    "unknown profile key refused");
-	e = open_with("", "SHA1", "", NULL);
-	ok(strstr(e, "sign_type \"SHA1\" is not one of MD5, HMAC-SHA256") !=
-	    NULL, "bad enum refused, naming the choices");
-	e = open_with("map_size_mb = lots\n", "MD5", "", NULL);
-	ok(strstr(e, "map_size_mb") != NULL, "bad number refused");
-	e = open_with("db_path = x.mdb\n", "MD5", "", NULL);
-	ok(strstr(e, "given twice") != NULL, "duplicate core key refused");
+	refuses(bad_values, sizeof(bad_values) / sizeof(bad_values[0]));
 	e = open_with("map_size_mb = 1\nmax_body_bytes = 2048\nbase_path = /\n"
 	    "log_level = info\nca_file = x\nhttp_timeout_s = 5\n"
 	    "http_connect_timeout_s = 5\nsweep_concurrency = 2\nlease_s = 9\n"
 	    "lease_s = 10\n", "MD5", "", NULL);
 	ok(strstr(e, "\"lease_s\" given twice") != NULL,
 	    "duplicate core key refused after many others (%s)", e);
-	e = open_with("base_path = pay\n", "MD5", "", NULL);
-	ok(strstr(e, "base_path") != NULL, "relative base_path refused");
-	e = open_with("", "MD5", "[profile.Bad Name]\nplugin = wechat\n", NULL);
-	ok(strstr(e, "profile name") != NULL, "invalid profile name refused");
-	e = open_with("", "MD5", "[profile.second]\nappid = x\n", NULL);
-	ok(strstr(e, "has no plugin key") != NULL, "profile without plugin");
-	e = open_with("", "MD5", "[profile.third]\nplugin = nosuch\n", NULL);
-	ok(strstr(e, "nosuch.so") != NULL, "missing plugin file named");
+	refuses(bad_places, sizeof(bad_places) / sizeof(bad_places[0]));
 
 	put("keys/wechat.key", 0644, "192006250b4c09247ec02edce69f6a2d");
 	e = open_with("", "MD5", "", NULL);
@@ -359,12 +388,6 @@ main(void)
 		    strstr(errs.line[0], "nowhere.conf") != NULL,
 		    "a missing config file is named");
 	}
-	if (getenv("KEEP_TMP") == NULL) {
-		char cmd[700];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			diag("could not remove %s", dir);
-	}
+	th_scratch_remove(dir);
 	return done_testing();
 }

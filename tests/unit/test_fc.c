@@ -15,6 +15,7 @@
 #include "ops/metrics.h"
 #include "store/archive.h"
 #include "web/fc.h"
+#include "helpers.h"
 #include "tap.h"
 
 #define TOKEN "t0ken-for-the-merchant-api"
@@ -39,8 +40,11 @@ put(const char *name, mode_t mode, const char *text)
 
 static struct web_response resp;
 
+/* Hands fc_handle a request with the nh headers h; resp holds the answer,
+ * its status returned. */
 static int
-call(const char *method, const char *uri, const char *auth, const char *body)
+call_with(const char *method, const char *uri, const char *auth,
+    const char *body, const struct ph_header *h, size_t nh)
 {
 	struct web_request req;
 
@@ -51,11 +55,19 @@ call(const char *method, const char *uri, const char *auth, const char *body)
 	req.authorization = auth;
 	req.body = (const unsigned char *)(body != NULL ? body : "");
 	req.body_len = body != NULL ? strlen(body) : 0;
+	req.headers = h;
+	req.nheaders = nh;
 	req.now = 1764500000;
 	web_response_free(&resp);
 	web_response_init(&resp);
 	fc_handle(&ctx, &req, &resp);
 	return resp.status;
+}
+
+static int
+call(const char *method, const char *uri, const char *auth, const char *body)
+{
+	return call_with(method, uri, auth, body, NULL, 0);
 }
 
 #define AUTH "Bearer " TOKEN
@@ -66,22 +78,8 @@ call_key(const char *method, const char *uri, const char *key,
     const char *body)
 {
 	struct ph_header h = { "Idempotency-Key", key };
-	struct web_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.method = method;
-	req.uri = uri;
-	req.content_type = "application/json";
-	req.authorization = AUTH;
-	req.body = (const unsigned char *)(body != NULL ? body : "");
-	req.body_len = body != NULL ? strlen(body) : 0;
-	req.headers = &h;
-	req.nheaders = 1;
-	req.now = 1764500000;
-	web_response_free(&resp);
-	web_response_init(&resp);
-	fc_handle(&ctx, &req, &resp);
-	return resp.status;
+	return call_with(method, uri, AUTH, body, &h, 1);
 }
 
 static const char *
@@ -128,6 +126,41 @@ notification(char *out, size_t cap, const char *order, const char *txn,
 	    "<time_end>20261130183000</time_end><total_fee>%s</total_fee>"
 	    "<trade_type>JSAPI</trade_type><transaction_id>%s</transaction_id>"
 	    "</xml>", fee, order, hex, fee, txn);
+}
+
+/* A GET of uri (with auth, or NULL) and the status it must answer. */
+struct want_status {
+	const char *uri, *auth;
+	int status;
+	const char *what;
+};
+
+/* The event feed's bounds, once the feed has one event. */
+static const struct want_status feed_reads[] = {
+	{ "/events?after=x", AUTH, 400, "events: bad after" },
+	{ "/events?limit=0", AUTH, 400, "events: limit 0" },
+	{ "/events?limit=1001", AUTH, 400, "events: limit over 1000" },
+	{ "/events?after=1", AUTH, 200, "events after the last" },
+};
+
+/* Paths with base_path set to /pay. */
+static const struct want_status below_pay[] = {
+	{ "/pay/healthz", NULL, 200, "below base_path: found" },
+	{ "/healthz", NULL, 404, "outside base_path: 404" },
+	{ "/payhealthz", NULL, 404,
+	    "a prefix that is not a path segment: 404" },
+	{ "/pay/orders/N1", AUTH, 200, "merchant API below base_path" },
+};
+
+/* One test point for each of the n GETs w. */
+static void
+statuses(const struct want_status *w, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		is_int(call("GET", w[i].uri, w[i].auth, NULL), w[i].status,
+		    w[i].what);
 }
 
 static void
@@ -316,14 +349,7 @@ test_notify(void)
 	call("GET", "/events?after=0", AUTH, NULL);
 	is_str(field("next"), "1", "... nothing new in the feed");
 
-	is_int(call("GET", "/events?after=x", AUTH, NULL), 400,
-	    "events: bad after");
-	is_int(call("GET", "/events?limit=0", AUTH, NULL), 400,
-	    "events: limit 0");
-	is_int(call("GET", "/events?limit=1001", AUTH, NULL), 400,
-	    "events: limit over 1000");
-	is_int(call("GET", "/events?after=1", AUTH, NULL), 200,
-	    "events after the last");
+	statuses(feed_reads, sizeof(feed_reads) / sizeof(feed_reads[0]));
 	is_str(field("next"), "1", "... next stays");
 }
 
@@ -458,14 +484,7 @@ test_base_path(void)
 {
 	free(ctx.conf->base_path);
 	ctx.conf->base_path = strdup("/pay");
-	is_int(call("GET", "/pay/healthz", NULL, NULL), 200,
-	    "below base_path: found");
-	is_int(call("GET", "/healthz", NULL, NULL), 404,
-	    "outside base_path: 404");
-	is_int(call("GET", "/payhealthz", NULL, NULL), 404,
-	    "a prefix that is not a path segment: 404");
-	is_int(call("GET", "/pay/orders/N1", AUTH, NULL), 200,
-	    "merchant API below base_path");
+	statuses(below_pay, sizeof(below_pay) / sizeof(below_pay[0]));
 }
 
 int
@@ -511,12 +530,6 @@ main(void)
 	metrics_close();
 	store_close(ctx.store);
 	conf_free(ctx.conf);
-	if (getenv("KEEP_TMP") == NULL) {
-		char cmd[700];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			diag("could not remove %s", dir);
-	}
+	th_scratch_remove(dir);
 	return done_testing();
 }

@@ -82,33 +82,42 @@ test_decode(void)
 static void
 test_refused(void)
 {
+	static const struct {
+		const char *body;
+		int rc;
+		const char *what;
+	} bad[] = {
+		{ "a=%G1", PH_E_MALFORMED, "%G1 refused" },
+		{ "a=%1G", PH_E_MALFORMED, "%1G refused" },
+		{ "a=%4", PH_E_MALFORMED, "%4 at the end refused" },
+		{ "a=%4&b=1", PH_E_MALFORMED, "%4 before & refused" },
+		{ "a=1%", PH_E_MALFORMED, "trailing % refused" },
+		{ "a%=1", PH_E_MALFORMED, "bad escape in a name refused" },
+		{ "a=1&a=2", PH_E_MALFORMED, "duplicate key refused" },
+		{ "txnAmt=1&txn%41mt=2", PH_E_MALFORMED,
+		    "duplicate after decoding refused" },
+		{ "a=1&A=2&a=3", PH_E_MALFORMED, "later duplicate refused" },
+		{ "a=1&&b=2", PH_E_MALFORMED, "empty pair refused" },
+		{ "a=1&", PH_E_MALFORMED, "trailing & refused" },
+		{ "&a=1", PH_E_MALFORMED, "leading & refused" },
+		{ "a", PH_E_MALFORMED, "pair without = refused" },
+		{ "a=1&b", PH_E_MALFORMED, "last pair without = refused" },
+		{ "=1", PH_E_MALFORMED, "empty name refused" },
+		{ "%00=1", PH_E_MALFORMED, "NUL in a name refused" },
+		{ "a=x%00y", PH_E_MALFORMED, "NUL in a value refused" },
+		{ "a=1&b=2&c=3&d=4&e=5", PH_E_TOOBIG, "too many fields" },
+		{ "a=1&b=2&c=3&d=4&", PH_E_TOOBIG,
+		    "too many fields counted before parsing" },
+		{ "v=123456789012345678901234567890123", PH_E_TOOBIG,
+		    "value too long" },
+		{ "k123456789012345678901234567890123=1", PH_E_TOOBIG,
+		    "name too long" },
+	};
 	char big[300];
+	size_t i;
 
-	refused("a=%G1", PH_E_MALFORMED, "%G1 refused");
-	refused("a=%1G", PH_E_MALFORMED, "%1G refused");
-	refused("a=%4", PH_E_MALFORMED, "%4 at the end refused");
-	refused("a=%4&b=1", PH_E_MALFORMED, "%4 before & refused");
-	refused("a=1%", PH_E_MALFORMED, "trailing % refused");
-	refused("a%=1", PH_E_MALFORMED, "bad escape in a name refused");
-	refused("a=1&a=2", PH_E_MALFORMED, "duplicate key refused");
-	refused("txnAmt=1&txn%41mt=2", PH_E_MALFORMED,
-	    "duplicate after decoding refused");
-	refused("a=1&A=2&a=3", PH_E_MALFORMED, "later duplicate refused");
-	refused("a=1&&b=2", PH_E_MALFORMED, "empty pair refused");
-	refused("a=1&", PH_E_MALFORMED, "trailing & refused");
-	refused("&a=1", PH_E_MALFORMED, "leading & refused");
-	refused("a", PH_E_MALFORMED, "pair without = refused");
-	refused("a=1&b", PH_E_MALFORMED, "last pair without = refused");
-	refused("=1", PH_E_MALFORMED, "empty name refused");
-	refused("%00=1", PH_E_MALFORMED, "NUL in a name refused");
-	refused("a=x%00y", PH_E_MALFORMED, "NUL in a value refused");
-	refused("a=1&b=2&c=3&d=4&e=5", PH_E_TOOBIG, "too many fields");
-	refused("a=1&b=2&c=3&d=4&", PH_E_TOOBIG,
-	    "too many fields counted before parsing");
-	refused("v=123456789012345678901234567890123", PH_E_TOOBIG,
-	    "value too long");
-	refused("k123456789012345678901234567890123=1", PH_E_TOOBIG,
-	    "name too long");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		refused(bad[i].body, bad[i].rc, bad[i].what);
 	memset(big, 'a', sizeof(big) - 1);
 	big[0] = 'k';
 	big[1] = '=';

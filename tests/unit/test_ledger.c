@@ -12,6 +12,7 @@
 #include "ledger/order.h"
 #include "store/store.h"
 #include "ledger_fixture.h"
+#include "helpers.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-ledger-XXXXXX";
@@ -476,12 +477,6 @@ main(void)
 	store_close(s);
 
 	test_map_full();
-	if (getenv("KEEP_TMP") == NULL) {
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			diag("could not remove %s", dir);
-	}
+	th_scratch_remove(dir);
 	return done_testing();
 }

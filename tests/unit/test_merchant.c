@@ -15,6 +15,7 @@
 #include "ledger/ledger.h"
 #include "store/store.h"
 #include "ledger_fixture.h"
+#include "helpers.h"
 #include "tap.h"
 
 static char dir[] = "/tmp/payhook-merchant-XXXXXX";
@@ -40,6 +41,20 @@ idem_init(struct ledger_idem *idem, const char *key, const char *fp,
 	idem->ttl_s = 86400;
 	idem->lease_s = 60;
 	idem->answer = answer;
+}
+
+/* The state a request under key with fingerprint fp finds at now; its
+ * claim, if it makes one, is let go of at once. */
+static enum ledger_idem_state
+idem_state(struct store *s, const char *key, const char *fp, int64_t now)
+{
+	struct ledger_idem idem;
+	enum ledger_idem_state st;
+
+	idem_init(&idem, key, fp, now);
+	ledger_idem_begin(s, &idem, &st);
+	ledger_idem_free(&idem);
+	return st;
 }
 
 static struct store *
@@ -128,24 +143,18 @@ test_idempotency(struct store *s)
 	is_int(refund_count(s, "I1"), 1, "three tries with one key: one "
 	    "refund");
 	/* The same key for another request. */
-	idem_init(&idem, "retry-me", "fp-b", FX_NOW + 5);
-	ledger_idem_begin(s, &idem, &st);
-	is_int(st, LEDGER_IDEM_REUSED, "the key with another request: "
-	    "reused");
-	ledger_idem_free(&idem);
+	is_int(idem_state(s, "retry-me", "fp-b", FX_NOW + 5),
+	    LEDGER_IDEM_REUSED, "the key with another request: reused");
 
 	/* A claim whose call is still running, then abandoned. */
 	idem_init(&idem, "slow", "fp-s", FX_NOW);
 	ledger_idem_begin(s, &idem, &st);
 	is_int(st, LEDGER_IDEM_RUN, "slow call claims its key");
 	{
-		struct ledger_idem again, later;
+		struct ledger_idem later;
 
-		idem_init(&again, "slow", "fp-s", FX_NOW + 10);
-		ledger_idem_begin(s, &again, &st);
-		is_int(st, LEDGER_IDEM_BUSY, "the same request meanwhile: "
-		    "in use");
-		ledger_idem_free(&again);
+		is_int(idem_state(s, "slow", "fp-s", FX_NOW + 10),
+		    LEDGER_IDEM_BUSY, "the same request meanwhile: in use");
 		idem_init(&later, "slow", "fp-s", FX_NOW + 61);
 		ledger_idem_begin(s, &later, &st);
 		is_int(st, LEDGER_IDEM_RUN, "after the lease: taken over");
@@ -196,11 +205,9 @@ test_idempotency(struct store *s)
 		waitpid(child, &status, 0);
 		ok(claimed && WIFSIGNALED(status),
 		    "a process claims a key and dies");
-		idem_init(&idem, "dead", "fp-d", FX_NOW + 1);
-		ledger_idem_begin(s, &idem, &st);
-		is_int(st, LEDGER_IDEM_RUN, "... its claim is taken over at "
-		    "once, lease or not");
-		ledger_idem_free(&idem);
+		is_int(idem_state(s, "dead", "fp-d", FX_NOW + 1),
+		    LEDGER_IDEM_RUN, "... its claim is taken over at once, "
+		    "lease or not");
 	}
 
 	/* Answers without effect: a 4xx is kept, a 5xx lets go. */
@@ -217,19 +224,15 @@ test_idempotency(struct store *s)
 	ledger_idem_begin(s, &idem, &st);
 	ledger_idem_end(s, &idem, 503, "{}\n", 3);
 	ledger_idem_free(&idem);
-	idem_init(&idem, "down", "fp-y", FX_NOW + 1);
-	ledger_idem_begin(s, &idem, &st);
-	is_int(st, LEDGER_IDEM_RUN, "a 503 is not kept: the retry runs");
-	ledger_idem_free(&idem);
+	is_int(idem_state(s, "down", "fp-y", FX_NOW + 1), LEDGER_IDEM_RUN,
+	    "a 503 is not kept: the retry runs");
 
 	/* Forgotten after their time. */
 	is_int(ledger_prune_idem(s, FX_NOW + 86400 + 100, &pruned), PH_OK,
 	    "keys are pruned");
 	ok(pruned >= 4, "... every key past its time (%zu)", pruned);
-	idem_init(&idem, "retry-me", "fp-b", FX_NOW + 86400 + 200);
-	ledger_idem_begin(s, &idem, &st);
-	is_int(st, LEDGER_IDEM_RUN, "a forgotten key is new again");
-	ledger_idem_free(&idem);
+	is_int(idem_state(s, "retry-me", "fp-b", FX_NOW + 86400 + 200),
+	    LEDGER_IDEM_RUN, "a forgotten key is new again");
 }
 
 static void
@@ -690,12 +693,6 @@ main(void)
 	store_close(s);
 	test_restore();
 	test_migration();
-	if (getenv("KEEP_TMP") == NULL) {
-		char cmd[400];
-
-		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			diag("could not remove %s", dir);
-	}
+	th_scratch_remove(dir);
 	return done_testing();
 }

@@ -8,6 +8,7 @@
 
 #include <payhook/sdk.h>
 
+#include "helpers.h"
 #include "tap.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -198,18 +199,9 @@ test_tv12(void)
 
 /* ---- RSA: TV-5 and TV-3 ----------------------------------------------------- */
 
-static const char tv5_pem[] =
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6\n"
-    "Cwor9qY747jP8KAfeBMeveEt1TqaHkLfaSD07trZLhGpfs8/AHqjhgSMO1O10YQW\n"
-    "OrrJ4hjIWPKqxbgrYMkBQc+mwdiWp4W3ByCqxBRagCveCXRWCmuJYovl9H/bsDI0\n"
-    "iGbpVtEOghJtfciisYSgxcLufUDTRkvwxjIBK1pCRjk33jJ5YTBWTHMRtMAOcFLN\n"
-    "F6hdEYdX8SPsgHHeLZ5Lv2T/686w1xtgCHef/sd4uSfWmyzsalQdHG/e4IyYmrhx\n"
-    "+O3VBoNDzE3nx23bFeV/RVNCG7cV6VhmYokJNHa/erIPkEmEFID6A5wQOXuxUkmJ\n"
-    "WwIDAQAB\n"
-    "-----END PUBLIC KEY-----\n";
-
-/* The same key in PKCS#1 form (openssl rsa -pubin -RSAPublicKey_out). */
+/* The two keys as PUBLIC KEY are th_tv5_pub_pem and th_tv3_pub_pem
+ * (helpers.h); TV-5's in PKCS#1 form (openssl rsa -pubin
+ * -RSAPublicKey_out) is here. */
 static const char tv5_rsa_pem[] =
     "-----BEGIN RSA PUBLIC KEY-----\n"
     "MIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6Cwor9qY747jP8KAfeBMeveEt1TqaHkLf\n"
@@ -254,17 +246,6 @@ static const char tv3_cert[] =
     "Vt8=\n"
     "-----END CERTIFICATE-----\n";
 
-static const char tv3_pub[] =
-    "-----BEGIN PUBLIC KEY-----\n"
-    "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAptpm+qvIDCh/9wjU26SQ\n"
-    "CK26ogYkBhDrYxnAaw2JbbBsp1oDbHKk+1r381NeBUG2HEFAuU+Fr72u5ot3yKdz\n"
-    "oF/FajAzQNKnm569/D3upKoi8mYBaST15Uig8j8qoUW1U217LL0jEHlSnHV3lcaD\n"
-    "TXqDpTRR4Bfz9IqOgJgFZ8/oTfEomSrjrLYef81Eyxr7ZIMQXEKKEK7V4UXKS0+/\n"
-    "fDsiG/cXidhzt8UbTL9vqXqxM2+IDImyO+FAc/tkBG55LmzxPto1Nq0WbnZzRM/w\n"
-    "Tzrd0I/8NlevxtFbphg4evlHjFNI7+GrqR87ViEwuAJJ9Je5QQjct5YJfFRWiZ5C\n"
-    "MQIDAQAB\n"
-    "-----END PUBLIC KEY-----\n";
-
 static const char tv3_msg[] =
     "POST\n/v3/pay/transactions/jsapi\n1554208460\n"
     "593BEC0C930BF1AFEB40B4A08C8FB242\n"
@@ -304,6 +285,7 @@ verify(const char *digest, const char *pem, size_t pem_len, const void *msg,
 static void
 test_rsa(void)
 {
+	const char *tv5_pem = th_tv5_pub_pem, *tv3_pub = th_tv3_pub_pem;
 	unsigned char sig[512], sig3[512], bad[512];
 	char msg[sizeof(tv5_msg)], pem[2048];
 	size_t sig_len = 0, sig3_len = 0, mlen = sizeof(tv5_msg) - 1, i;
@@ -407,6 +389,75 @@ xrefused(const char *doc)
 	return rc;
 }
 
+/* Documents refused as malformed for what they hold: entities and
+ * DOCTYPEs (XXE, billion laughs), anything but one flat level of distinct
+ * fields, another root than asked for. */
+static const struct xml_refusal {
+	const char *doc, *what;
+} xml_bad_shape[] = {
+	{ "<!DOCTYPE xml><xml><a>1</a></xml>", "xml: DOCTYPE refused" },
+	{ "<!doctype xml><xml><a>1</a></xml>",
+	    "xml: lower-case doctype refused" },
+	{ "<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n"
+	    "<!ENTITY lol \"lol\">\n"
+	    "<!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
+	    "<!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n"
+	    "<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
+	    "]>\n<xml><attach>&lol3;</attach></xml>",
+	    "xml: billion laughs refused" },
+	{ "<?xml version=\"1.0\"?><!DOCTYPE xml [<!ENTITY xxe "
+	    "SYSTEM \"file:///etc/passwd\">]><xml><attach>&xxe;</attach>"
+	    "</xml>",
+	    "xml: external entity refused" },
+	{ "<!DOCTYPE xml [<!ENTITY % p SYSTEM "
+	    "\"http://127.0.0.1:9/x.dtd\"> %p;]><xml><a>1</a></xml>",
+	    "xml: parameter entity refused" },
+	{ "<xml><a>&xxe;</a></xml>", "xml: undeclared entity refused" },
+	{ "<xml><a><b>1</b></a></xml>", "xml: nested element refused" },
+	{ "<xml><a>1<b/></a></xml>", "xml: mixed content refused" },
+	{ "<xml><a>1</a><a>2</a></xml>", "xml: duplicate field refused" },
+	{ "<xml><a>1</a><b>2</b><a>1</a></xml>",
+	    "xml: duplicate with the same value refused" },
+	{ "<root><a>1</a></root>", "xml: wrong root refused" },
+};
+
+/* Documents refused as malformed for their syntax, content or encoding. */
+static const struct xml_refusal xml_bad_text[] = {
+	{ "hello", "xml: garbage refused" },
+	{ "<xml><a>1</a>", "xml: unclosed refused" },
+	{ "<xml><a>1</b></xml>", "xml: mismatched tags refused" },
+	{ "<xml><a>1</a></xml><xml/>", "xml: second root refused" },
+	{ "", "xml: empty refused" },
+	{ "<xml>text<a>1</a></xml>", "xml: text in the root refused" },
+	{ "<xml><![CDATA[x]]><a>1</a></xml>",
+	    "xml: CDATA in the root refused" },
+	{ "<xml><!-- c --><a>1</a></xml>", "xml: comment refused" },
+	{ "<xml><a>1<!-- c --></a></xml>", "xml: comment in a field refused" },
+	{ "<xml><?pi x?><a>1</a></xml>",
+	    "xml: processing instruction refused" },
+	{ "<?xml-stylesheet href=\"x\"?><xml><a>1</a></xml>",
+	    "xml: stylesheet PI refused" },
+	{ "<xml><a x=\"1\">1</a></xml>", "xml: attribute refused" },
+	{ "<xml xmlns:xi=\"http://www.w3.org/2001/XInclude\">"
+	    "<xi:include href=\"file:///etc/passwd\"/></xml>",
+	    "xml: XInclude refused" },
+	{ "<?xml version=\"1.0\" encoding=\"GBK\"?><xml><a>1</a>"
+	    "</xml>",
+	    "xml: non-UTF-8 prolog refused" },
+	{ "\xef\xbb\xbf<xml><a>1</a></xml>", "xml: BOM refused" },
+	{ "<xml><a>\xc0\xaf</a></xml>", "xml: overlong UTF-8 refused" },
+};
+
+/* One test point for each of the n documents r: refused as malformed. */
+static void
+xrefuse_all(const struct xml_refusal *r, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		is_int(xrefused(r[i].doc), PH_E_MALFORMED, r[i].what);
+}
+
 static void
 test_xml(void)
 {
@@ -435,69 +486,13 @@ test_xml(void)
 	is_str(ph_kvlist_get(&kv, "total_fee"), "1", "xml: value read");
 	ph_kvlist_free(&kv);
 
-	is_int(xrefused("<!DOCTYPE xml><xml><a>1</a></xml>"), PH_E_MALFORMED,
-	    "xml: DOCTYPE refused");
-	is_int(xrefused("<!doctype xml><xml><a>1</a></xml>"), PH_E_MALFORMED,
-	    "xml: lower-case doctype refused");
-	is_int(xrefused("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n"
-	    "<!ENTITY lol \"lol\">\n"
-	    "<!ENTITY lol1 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">\n"
-	    "<!ENTITY lol2 \"&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;\">\n"
-	    "<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">\n"
-	    "]>\n<xml><attach>&lol3;</attach></xml>"), PH_E_MALFORMED,
-	    "xml: billion laughs refused");
-	is_int(xrefused("<?xml version=\"1.0\"?><!DOCTYPE xml [<!ENTITY xxe "
-	    "SYSTEM \"file:///etc/passwd\">]><xml><attach>&xxe;</attach>"
-	    "</xml>"), PH_E_MALFORMED, "xml: external entity refused");
-	is_int(xrefused("<!DOCTYPE xml [<!ENTITY % p SYSTEM "
-	    "\"http://127.0.0.1:9/x.dtd\"> %p;]><xml><a>1</a></xml>"),
-	    PH_E_MALFORMED, "xml: parameter entity refused");
-	is_int(xrefused("<xml><a>&xxe;</a></xml>"), PH_E_MALFORMED,
-	    "xml: undeclared entity refused");
-	is_int(xrefused("<xml><a><b>1</b></a></xml>"), PH_E_MALFORMED,
-	    "xml: nested element refused");
-	is_int(xrefused("<xml><a>1<b/></a></xml>"), PH_E_MALFORMED,
-	    "xml: mixed content refused");
-	is_int(xrefused("<xml><a>1</a><a>2</a></xml>"), PH_E_MALFORMED,
-	    "xml: duplicate field refused");
-	is_int(xrefused("<xml><a>1</a><b>2</b><a>1</a></xml>"),
-	    PH_E_MALFORMED, "xml: duplicate with the same value refused");
-	is_int(xrefused("<root><a>1</a></root>"), PH_E_MALFORMED,
-	    "xml: wrong root refused");
+	xrefuse_all(xml_bad_shape, sizeof(xml_bad_shape) /
+	    sizeof(xml_bad_shape[0]));
 	rc = xparse("<root><a>1</a></root>", NULL, NULL, &kv);
 	is_int(rc, PH_OK, "xml: any root when root_name is NULL");
 	ph_kvlist_free(&kv);
-	is_int(xrefused("hello"), PH_E_MALFORMED, "xml: garbage refused");
-	is_int(xrefused("<xml><a>1</a>"), PH_E_MALFORMED,
-	    "xml: unclosed refused");
-	is_int(xrefused("<xml><a>1</b></xml>"), PH_E_MALFORMED,
-	    "xml: mismatched tags refused");
-	is_int(xrefused("<xml><a>1</a></xml><xml/>"), PH_E_MALFORMED,
-	    "xml: second root refused");
-	is_int(xrefused(""), PH_E_MALFORMED, "xml: empty refused");
-	is_int(xrefused("<xml>text<a>1</a></xml>"), PH_E_MALFORMED,
-	    "xml: text in the root refused");
-	is_int(xrefused("<xml><![CDATA[x]]><a>1</a></xml>"), PH_E_MALFORMED,
-	    "xml: CDATA in the root refused");
-	is_int(xrefused("<xml><!-- c --><a>1</a></xml>"), PH_E_MALFORMED,
-	    "xml: comment refused");
-	is_int(xrefused("<xml><a>1<!-- c --></a></xml>"), PH_E_MALFORMED,
-	    "xml: comment in a field refused");
-	is_int(xrefused("<xml><?pi x?><a>1</a></xml>"), PH_E_MALFORMED,
-	    "xml: processing instruction refused");
-	is_int(xrefused("<?xml-stylesheet href=\"x\"?><xml><a>1</a></xml>"),
-	    PH_E_MALFORMED, "xml: stylesheet PI refused");
-	is_int(xrefused("<xml><a x=\"1\">1</a></xml>"), PH_E_MALFORMED,
-	    "xml: attribute refused");
-	is_int(xrefused("<xml xmlns:xi=\"http://www.w3.org/2001/XInclude\">"
-	    "<xi:include href=\"file:///etc/passwd\"/></xml>"), PH_E_MALFORMED,
-	    "xml: XInclude refused");
-	is_int(xrefused("<?xml version=\"1.0\" encoding=\"GBK\"?><xml><a>1</a>"
-	    "</xml>"), PH_E_MALFORMED, "xml: non-UTF-8 prolog refused");
-	is_int(xrefused("\xef\xbb\xbf<xml><a>1</a></xml>"), PH_E_MALFORMED,
-	    "xml: BOM refused");
-	is_int(xrefused("<xml><a>\xc0\xaf</a></xml>"), PH_E_MALFORMED,
-	    "xml: overlong UTF-8 refused");
+	xrefuse_all(xml_bad_text, sizeof(xml_bad_text) /
+	    sizeof(xml_bad_text[0]));
 	{
 		static const char nul[] = "<xml><a>1\0</a></xml>";
 		struct ph_diag d;

@@ -62,52 +62,25 @@ fz_run(const char *sig, const void *body, size_t len)
 		{ "Content-Type", "application/json" },
 	};
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
-	char order[PH_ID_MAX + 1];
-	int rc;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/json";
-	req.body = body;
-	req.body_len = len;
+	fz_post(&req, "application/json", body, len, FZ_NOW);
 	req.headers = h;
 	req.nheaders = 2;
-	req.now = FZ_NOW;
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
-	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
-	    ev.amount > PH_AMOUNT_MAX || ev.dedup_key[0] == '\0' ||
-	    strnlen(ev.order_id, sizeof(ev.order_id)) == sizeof(ev.order_id)))
-		abort();
-	if (payhook_provider()->notify_hint(fz_ctx, &req, order) == PH_OK &&
-	    strnlen(order, sizeof(order)) == sizeof(order))
-		abort();
+	fz_check_notify(payhook_provider(), fz_ctx, &req,
+	    FZ_EV_ORDER | FZ_EV_DEDUP, &diag);
+	fz_check_hint(payhook_provider(), fz_ctx, &req);
 }
 
 static void
 fz_query(const uint8_t *data, size_t size)
 {
-	struct ph_order_ref o = { "A-1", 100, "CNY", "", FZ_NOW, "" };
+	struct ph_order_ref o;
 	struct ph_http_response in;
-	struct ph_event ev;
-	struct ph_diag diag;
-	int rc;
 
-	memset(&in, 0, sizeof(in));
-	in.status = 200;
-	in.body = data;
-	in.body_len = size;
-	in.now = FZ_NOW;
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);
-	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
-	    ev.amount > PH_AMOUNT_MAX))
-		abort();
+	fz_order(&o, "A-1", 100, FZ_NOW, "");
+	fz_answer_in(&in, 200, data, size, FZ_NOW);
+	fz_check_answer(payhook_provider(), fz_ctx, 0, &o, &in, 0);
 }
 
 int

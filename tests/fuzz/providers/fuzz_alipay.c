@@ -6,7 +6,10 @@
  *        fuzzer reaches past verification;
  *   'B'  the rest is a bill, fed line by line to statement_line, then the
  *        end-of-statement call;
- *   'Q'  the rest is a query answer body (HTTP 200).
+ *   'Q'  the rest is a query answer body (HTTP 200);
+ *   'D'  the rest is the response object of a bill link answer, signed
+ *        here so that the fuzzer reaches the link's checks, then the body
+ *        of the bill file's answer.
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +35,7 @@
 
 #include "../fuzz.h"
 #include "../../unit/helpers.h"
+#include "fzbill.h"
 
 #define FZ_NOW 1764500000
 
@@ -69,38 +73,14 @@ fz_fini(void)
 }
 
 static void
-fz_event_sane(int rc, const struct ph_event *ev)
-{
-	if (rc == PH_OK && (ev->kind >= PH_EV__MAX || ev->amount < 0 ||
-	    ev->amount > PH_AMOUNT_MAX ||
-	    strnlen(ev->order_id, sizeof(ev->order_id)) ==
-	    sizeof(ev->order_id)))
-		abort();
-}
-
-static void
 fz_notify(const void *body, size_t len)
 {
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
-	char order[PH_ID_MAX + 1];
-	int rc;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/x-www-form-urlencoded";
-	req.body = body;
-	req.body_len = len;
-	req.now = FZ_NOW;
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
-	fz_event_sane(rc, &ev);
-	if (payhook_provider()->notify_hint(fz_ctx, &req, order) == PH_OK &&
-	    strnlen(order, sizeof(order)) == sizeof(order))
-		abort();
+	fz_post(&req, "application/x-www-form-urlencoded", body, len, FZ_NOW);
+	fz_check_notify(payhook_provider(), fz_ctx, &req, FZ_EV_ORDER, &diag);
+	fz_check_hint(payhook_provider(), fz_ctx, &req);
 }
 
 /* Signs a form body's fields and appends sign_type and sign. */
@@ -132,62 +112,74 @@ fz_signed(const uint8_t *data, size_t size)
 }
 
 static void
-fz_bill(const uint8_t *data, size_t size)
-{
-	struct ph_statement *st;
-	struct ph_event ev;
-	struct ph_diag diag;
-	const uint8_t *p = data, *nl;
-	size_t left = size;
-	int rc = PH_OK;
-
-	if ((st = calloc(1, sizeof(*st))) == NULL)
-		abort();
-	while (left > 0 && rc == PH_OK) {
-		size_t n;
-		char *line;
-
-		nl = memchr(p, '\n', left);
-		n = nl != NULL ? (size_t)(nl - p) : left;
-		if ((line = fz_strndup(p, n)) == NULL)
-			abort();
-		st->line++;
-		memset(&diag, 0, sizeof(diag));
-		rc = payhook_provider()->statement_line(fz_ctx, st, line, n,
-		    &ev, &diag);
-		fz_event_sane(rc, &ev);
-		free(line);
-		p += n + (nl != NULL);
-		left -= n + (nl != NULL);
-	}
-	if (rc == PH_OK) {
-		memset(&diag, 0, sizeof(diag));
-		(void)payhook_provider()->statement_line(fz_ctx, st, NULL, 0,
-		    &ev, &diag);
-	}
-	free(st);
-}
-
-static void
 fz_query(const uint8_t *data, size_t size)
 {
-	struct ph_order_ref o = { "A-1", 100, "CNY", "", FZ_NOW, "" };
+	struct ph_order_ref o;
 	struct ph_http_response in;
-	struct ph_event ev;
+
+	fz_order(&o, "A-1", 100, FZ_NOW, "");
+	fz_answer_in(&in, 200, data, size, FZ_NOW);
+	fz_check_answer(payhook_provider(), fz_ctx, 0, &o, &in, FZ_EV_ORDER);
+	fz_check_answer(payhook_provider(), fz_ctx, 1, &o, &in, FZ_EV_ORDER);
+}
+
+/*
+ * A link the plugin gives must make its next request, whole; a statement
+ * it gives lies within the answer.
+ */
+static void
+fz_download(const uint8_t *data, size_t size)
+{
+	static const char node[] =
+	    "{\"alipay_data_dataservice_bill_downloadurl_query_response\":";
+	struct ph_download_ref ref = { "2025-11-30", 0, "" };
+	struct ph_http_request *rq;
+	struct ph_http_response in;
+	struct ph_download *dl;
+	struct ph_call_ctx cc;
 	struct ph_diag diag;
+	struct ph_buf body;
+	char b64[1400];
 	int rc;
 
+	if ((dl = calloc(1, sizeof(*dl))) == NULL ||
+	    (rq = calloc(1, sizeof(*rq))) == NULL)
+		abort();
+	th_rsa_sign(fz_key, "SHA256", data, size, b64);
+	ph_buf_init(&body, 1 << 20);
+	ph_buf_puts(&body, node);
+	ph_buf_append(&body, data, size);
+	ph_buf_printf(&body, ",\"sign\":\"%s\"}", b64);
 	memset(&in, 0, sizeof(in));
 	in.status = 200;
-	in.body = data;
-	in.body_len = size;
+	in.body = (const unsigned char *)body.data;
+	in.body_len = body.len;
 	in.now = FZ_NOW;
 	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->query_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_event_sane(rc, &ev);
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->close_response(fz_ctx, &o, &in, &ev, &diag);
-	fz_event_sane(rc, &ev);
+	rc = payhook_provider()->statement_response(fz_ctx, &ref, &in, dl,
+	    &diag);
+	if (rc == PH_OK && dl->kind == PH_DL_NEXT) {
+		memset(&cc, 0, sizeof(cc));
+		cc.now = FZ_NOW;
+		ref.step = 1;
+		ref.next = dl->next;
+		if (payhook_provider()->statement_request(fz_ctx, &ref, &cc, rq,
+		    &diag) != PH_OK || strcmp(rq->path, dl->next) != 0)
+			abort();
+	} else if (rc == PH_OK && dl->kind != PH_DL_NONE)
+		abort();
+	ref.step = 1;
+	ref.next = "https://dwbillcenter.alipay.com/d?token=1";
+	in.body = data;
+	in.body_len = size;
+	rc = payhook_provider()->statement_response(fz_ctx, &ref, &in, dl,
+	    &diag);
+	if (rc == PH_OK && (dl->kind != PH_DL_STATEMENT ||
+	    dl->offset > size || dl->len > size - dl->offset))
+		abort();
+	ph_buf_free(&body);
+	free(rq);
+	free(dl);
 }
 
 int
@@ -203,10 +195,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fz_signed(data + 1, size - 1);
 		break;
 	case 'B':
-		fz_bill(data + 1, size - 1);
+		fz_bill_lines(payhook_provider(), fz_ctx, data + 1, size - 1,
+		    1);
 		break;
 	case 'Q':
 		fz_query(data + 1, size - 1);
+		break;
+	case 'D':
+		fz_download(data + 1, size - 1);
 		break;
 	default:
 		break;

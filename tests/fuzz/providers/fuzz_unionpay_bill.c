@@ -27,22 +27,6 @@
 #include "fzbill.h"
 #include "upsign.h"
 
-static void *fz_ctx;
-
-void
-fz_init(void)
-{
-	fz_pki_make();
-	fz_ctx = fz_up_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_ctx = NULL;
-	fz_pki_free();
-}
-
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -27,67 +27,22 @@
 #include "../fuzz.h"
 #include "upsign.h"
 
-static void *fz_ctx;
-
-void
-fz_init(void)
-{
-	fz_pki_make();
-	fz_ctx = fz_up_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_ctx = NULL;
-	fz_pki_free();
-}
-
 static void
 fz_run(const void *body, size_t len)
 {
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
-	struct ph_response *resp;
-	int rc, k;
+	int rc;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/x-www-form-urlencoded";
-	req.body = body;
-	req.body_len = len;
-	req.now = fz_now;
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(fz_ctx, &req, &ev, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
-	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
-	    ev.amount > PH_AMOUNT_MAX || ev.dedup_key[0] == '\0' ||
-	    strnlen(ev.order_id, sizeof(ev.order_id)) == sizeof(ev.order_id)))
-		abort();
-	if ((resp = calloc(1, sizeof(*resp))) == NULL)
-		abort();
-	for (k = 0; k < PH_ACK__MAX; k++) {
-		payhook_provider()->ack(fz_ctx, (enum ph_ack_kind)k,
-		    rc == PH_OK ? NULL : diag.msg, resp);
-		if (resp->body_len > sizeof(resp->body))
-			abort();
-	}
-	free(resp);
+	fz_post(&req, "application/x-www-form-urlencoded", body, len, fz_now);
+	rc = fz_check_notify(payhook_provider(), fz_ctx, &req,
+	    FZ_EV_ORDER | FZ_EV_DEDUP, &diag);
+	fz_check_acks(payhook_provider(), fz_ctx, rc, &diag);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ph_buf body;
-
-	if (size > 0 && data[0] == 'S') {
-		if (fz_up_body(data + 1, size - 1, 0, &body))
-			fz_run(body.data, body.len);
-		ph_buf_free(&body);
-	} else
-		fz_run(data, size);
+	fz_up_input(data, size, 0, fz_run);
 	return 0;
 }

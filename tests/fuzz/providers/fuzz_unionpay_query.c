@@ -27,64 +27,21 @@
 #include "../fuzz.h"
 #include "upsign.h"
 
-static void *fz_ctx;
-
-void
-fz_init(void)
-{
-	fz_pki_make();
-	fz_ctx = fz_up_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_ctx = NULL;
-	fz_pki_free();
-}
-
 static void
 fz_run(const void *body, size_t len)
 {
-	const struct ph_provider *p = payhook_provider();
 	struct ph_order_ref order;
 	struct ph_http_response in;
-	struct ph_event ev;
-	struct ph_diag diag;
-	int rc;
 
-	memset(&order, 0, sizeof(order));
-	order.order_id = "20261130153000001";
-	order.amount = 100;
-	order.currency = "CNY";
-	order.txn_id = "";
-	order.created_at = fz_now - 60;
-	order.attempt = "{\"txnTime\":\"20261130153000\"}";
-	memset(&in, 0, sizeof(in));
-	in.status = 200;
-	in.body = body;
-	in.body_len = len;
-	in.now = fz_now;
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = p->query_response(fz_ctx, &order, &in, &ev, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
-	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
-	    ev.amount > PH_AMOUNT_MAX))
-		abort();
+	fz_order(&order, "20261130153000001", 100, fz_now - 60,
+	    "{\"txnTime\":\"20261130153000\"}");
+	fz_answer_in(&in, 200, body, len, fz_now);
+	fz_check_answer(payhook_provider(), fz_ctx, 0, &order, &in, 0);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct ph_buf body;
-
-	if (size > 0 && data[0] == 'S') {
-		if (fz_up_body(data + 1, size - 1, 1, &body))
-			fz_run(body.data, body.len);
-		ph_buf_free(&body);
-	} else
-		fz_run(data, size);
+	fz_up_input(data, size, 1, fz_run);
 	return 0;
 }

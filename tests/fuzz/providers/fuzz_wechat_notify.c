@@ -33,65 +33,23 @@
 #include "../fuzz.h"
 #include "wxsign.h"
 
-static void *fz_md5, *fz_hmac, *fz_v3;
-
-void
-fz_init(void)
-{
-	fz_rsa_make();
-	fz_md5 = fz_v2_profile(0);
-	fz_hmac = fz_v2_profile(1);
-	fz_v3 = fz_v3_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_rsa_free();
-}
 
 static void
 fz_run(void *ctx, const void *body, size_t len, const struct ph_header *h,
     size_t nh)
 {
 	struct ph_request req;
-	struct ph_event ev;
 	struct ph_diag diag;
-	struct ph_response *resp;
-	int rc, k;
+	int rc;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = nh > 0 ? "application/json" : "text/xml";
-	req.body = body;
-	req.body_len = len;
+	fz_post(&req, nh > 0 ? "application/json" : "text/xml", body, len,
+	    FZ_NOW);
 	req.headers = h;
 	req.nheaders = nh;
-	req.now = FZ_NOW;
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	rc = payhook_provider()->parse_notify(ctx, &req, &ev, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
-	if (rc == PH_OK) {
-		/* What the core relies on: a complete, bounded event. */
-		if (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
-		    ev.amount > PH_AMOUNT_MAX ||
-		    strnlen(ev.order_id, sizeof(ev.order_id)) ==
-		    sizeof(ev.order_id) ||
-		    strnlen(ev.dedup_key, sizeof(ev.dedup_key)) ==
-		    sizeof(ev.dedup_key) || ev.dedup_key[0] == '\0')
-			abort();
-	}
-	if ((resp = calloc(1, sizeof(*resp))) == NULL)
-		abort();
-	for (k = 0; k < PH_ACK__MAX; k++) {
-		payhook_provider()->ack(ctx, (enum ph_ack_kind)k,
-		    rc == PH_OK ? NULL : diag.msg, resp);
-		if (resp->body_len > sizeof(resp->body))
-			abort();
-	}
-	free(resp);
+	/* What the core relies on: a complete, bounded event. */
+	rc = fz_check_notify(payhook_provider(), ctx, &req,
+	    FZ_EV_ORDER | FZ_EV_DEDUP_BOUNDED | FZ_EV_DEDUP, &diag);
+	fz_check_acks(payhook_provider(), ctx, rc, &diag);
 }
 
 static void

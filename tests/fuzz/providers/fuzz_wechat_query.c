@@ -31,21 +31,6 @@
 #include "../fuzz.h"
 #include "wxsign.h"
 
-static void *fz_md5, *fz_v3;
-
-void
-fz_init(void)
-{
-	fz_rsa_make();
-	fz_md5 = fz_v2_profile(0);
-	fz_v3 = fz_v3_profile();
-}
-
-void
-fz_fini(void)
-{
-	fz_rsa_free();
-}
 
 static void
 fz_answer(void *ctx, int close, int status, const void *body, size_t len,
@@ -54,36 +39,13 @@ fz_answer(void *ctx, int close, int status, const void *body, size_t len,
 	const struct ph_provider *p = payhook_provider();
 	struct ph_order_ref order;
 	struct ph_http_response in;
-	struct ph_event ev;
-	struct ph_diag diag;
-	int rc;
 
-	memset(&order, 0, sizeof(order));
-	order.order_id = "1415659990";
-	order.amount = 1;
-	order.currency = "CNY";
-	order.txn_id = "";
-	order.created_at = FZ_NOW - 60;
-	order.attempt = "";
-	memset(&in, 0, sizeof(in));
-	in.status = status;
+	fz_order(&order, "1415659990", 1, FZ_NOW - 60, "");
+	fz_answer_in(&in, status, body, len, FZ_NOW);
 	in.headers = h;
 	in.nheaders = nh;
-	in.body = body;
-	in.body_len = len;
-	in.now = FZ_NOW;
-	memset(&ev, 0, sizeof(ev));
-	memset(&diag, 0, sizeof(diag));
-	if (close && p->close_response != NULL)
-		rc = p->close_response(ctx, &order, &in, &ev, &diag);
-	else
-		rc = p->query_response(ctx, &order, &in, &ev, &diag);
-	if (strnlen(diag.msg, sizeof(diag.msg)) == sizeof(diag.msg))
-		abort();
-	if (rc == PH_OK && (ev.kind >= PH_EV__MAX || ev.amount < 0 ||
-	    ev.amount > PH_AMOUNT_MAX ||
-	    strnlen(ev.order_id, sizeof(ev.order_id)) == sizeof(ev.order_id)))
-		abort();
+	fz_check_answer(p, ctx, close && p->close_response != NULL, &order,
+	    &in, FZ_EV_ORDER);
 }
 
 int

@@ -3,6 +3,8 @@
  * test PKI made at start (root, middle, UnionPay's signing leaf, the
  * merchant's key) and the ACP 5.1.0 signature over fuzzed fields, so that
  * inputs reach the code behind the verifier, which runs unchanged.
+ * It also defines the targets' fz_init() and fz_fini(), which make and
+ * free the PKI and the profile fz_ctx.
  */
 #include <time.h>
 
@@ -154,4 +156,41 @@ fz_up_body(const uint8_t *data, size_t size, int raw, struct ph_buf *body)
 	ph_kvlist_free(&kv);
 	ph_kvlist_free(&out);
 	return ok;
+}
+
+/*
+ * The input of the UnionPay targets: a first byte 'S' makes the rest
+ * name=value lines that fz_up_body() signs (with raw as it takes it)
+ * before run is handed them; anything else goes to run as it is.
+ */
+static __attribute__((unused)) void
+fz_up_input(const uint8_t *data, size_t size, int raw,
+    void (*run)(const void *, size_t))
+{
+	struct ph_buf body;
+
+	if (size > 0 && data[0] == 'S') {
+		if (fz_up_body(data + 1, size - 1, raw, &body))
+			run(body.data, body.len);
+		ph_buf_free(&body);
+	} else
+		run(data, size);
+}
+
+/* The targets' one profile, made at start with the PKI (every target
+ * that includes this header uses it). */
+static void *fz_ctx;
+
+void
+fz_init(void)
+{
+	fz_pki_make();
+	fz_ctx = fz_up_profile();
+}
+
+void
+fz_fini(void)
+{
+	fz_ctx = NULL;
+	fz_pki_free();
 }

@@ -205,3 +205,24 @@ fz_v2_profile(int hmac)
 
 	return fz_profile(payhook_provider(), hmac ? "wxhmac" : "wxshop", s);
 }
+
+/*
+ * The profiles every WeChat target answers for, made once: v2 with an MD5
+ * key and with an HMAC-SHA256 key, and v3.
+ */
+static __attribute__((unused)) void *fz_md5, *fz_hmac, *fz_v3;
+
+void
+fz_init(void)
+{
+	fz_rsa_make();
+	fz_md5 = fz_v2_profile(0);
+	fz_hmac = fz_v2_profile(1);
+	fz_v3 = fz_v3_profile();
+}
+
+void
+fz_fini(void)
+{
+	fz_rsa_free();
+}

@@ -149,14 +149,9 @@ deliver(void *ctx, const char *hname, const char *hvalue, const char *b,
 	};
 	struct ph_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/json";
-	req.body = (const unsigned char *)b;
-	req.body_len = strlen(b);
+	th_post(&req, "application/json", b, strlen(b), now);
 	req.headers = h;
 	req.nheaders = hname != NULL ? 2 : 1;
-	req.now = now;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
 	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
@@ -179,14 +174,6 @@ send_hmac(void *ctx, const char *secret, long long t, const char *b,
 	hmac_sign(secret, ts, b, sig);
 	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s", ts, sig);
 	return deliver(ctx, "X-Signature", hdrv, b, NOW, ev);
-}
-
-static int
-event_empty(const struct ph_event *ev)
-{
-	static const struct ph_event zero;
-
-	return memcmp(ev, &zero, sizeof(zero)) == 0;
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -336,7 +323,7 @@ test_rsa(void)
 	body[strlen(body) - 2] = ' ';
 	is_int(deliver(ctx, "X-Pingplusplus-Signature", sig, body, NOW, &ev),
 	    PH_E_SIGNATURE, "tampered body refused");
-	ok(event_empty(&ev), "refusal leaves an empty event");
+	ok(th_event_empty(&ev), "refusal leaves an empty event");
 	event(body, sizeof(body), "evt_401180201144021390210001",
 	    "charge.succeeded", "true", obj);
 	is_int(send_rsa(ctx, other_key, body, &ev), PH_E_SIGNATURE,
@@ -355,13 +342,9 @@ test_rsa(void)
 		struct ph_request req;
 
 		th_rsa_sign(agg_key, "SHA256", body, strlen(body), sig);
-		memset(&req, 0, sizeof(req));
-		req.method = "POST";
-		req.body = (const unsigned char *)body;
-		req.body_len = strlen(body);
+		th_post(&req, NULL, body, strlen(body), NOW);
 		req.headers = h;
 		req.nheaders = 2;
-		req.now = NOW;
 		is_int(payhook_provider()->parse_notify(ctx, &req, &ev, &d),
 		    PH_E_SIGNATURE, "the signature header twice refused");
 	}
@@ -594,16 +577,7 @@ test_ack(void)
 static struct ph_order_ref *
 order_ref(const char *id)
 {
-	static struct ph_order_ref o;
-
-	memset(&o, 0, sizeof(o));
-	o.order_id = id;
-	o.amount = 100;
-	o.currency = "CNY";
-	o.txn_id = "";
-	o.created_at = NOW;
-	o.attempt = "";
-	return &o;
+	return th_order_ref(id, 100, NOW);
 }
 
 /*
@@ -709,13 +683,9 @@ answer_ref(void *ctx, struct ph_order_ref *o, int status, const char *sighdr,
 	struct ph_header h[1] = { { "X-Pingplusplus-Signature", sighdr } };
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
+	th_answer(&in, status, b, strlen(b), NOW);
 	in.headers = h;
 	in.nheaders = sighdr != NULL ? 1 : 0;
-	in.body = (const unsigned char *)b;
-	in.body_len = strlen(b);
-	in.now = NOW;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
 	return payhook_provider()->query_response(ctx, o, &in, ev, &d);

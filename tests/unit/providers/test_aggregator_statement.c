@@ -44,21 +44,6 @@ static const char *const good[] = {
 	NULL
 };
 
-static const char **
-variant(size_t k, const char *repl)
-{
-	static const char *out[16];
-	size_t i, n = 0;
-
-	for (i = 0; good[i] != NULL; i++) {
-		if (i == k && repl == NULL)	/* removed */
-			continue;
-		out[n++] = i == k ? repl : good[i];
-	}
-	out[n] = NULL;
-	return out;
-}
-
 int
 main(void)
 {
@@ -101,11 +86,11 @@ main(void)
 	feed(&ctx, good, "", &r);
 	is_int(r.rc, PH_OK, "LF: read");
 
-	feed(&ctx, variant(4, "total,3,1501"), "", &r);
+	feed(&ctx, th_variant(good, 4, "total,3,1501"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 5 &&
 	    strstr(d.msg, "line 5:") != NULL, "a total off by one fen: "
 	    "refused naming line 5");
-	feed(&ctx, variant(4, "total,4,1500"), "", &r);
+	feed(&ctx, th_variant(good, 4, "total,4,1500"), "", &r);
 	is_int(r.rc, PH_E_MALFORMED, "a total of 4 rows for 3: refused");
 	{
 		const char *const cut[] = { good[0], good[1], good[2], NULL };
@@ -115,28 +100,28 @@ main(void)
 		    strstr(d.msg, "truncated") != NULL, "no total line: "
 		    "refused as truncated");
 	}
-	feed(&ctx, variant(5, "charge"), "", &r);
+	feed(&ctx, th_variant(good, 5, "charge"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 6,
 	    "text after the total line: refused");
-	feed(&ctx, variant(1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
+	feed(&ctx, th_variant(good, 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
 	    ",A-1,,10.00,cny,wx_pub,1764487800,"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(d.msg, "line 2:") != NULL,
 	    "an amount in yuan: refused naming line 2");
-	feed(&ctx, variant(1, "transfer,tr_1," APP ",A-1,,1000,cny,,1764487800,"),
+	feed(&ctx, th_variant(good, 1, "transfer,tr_1," APP ",A-1,,1000,cny,,1764487800,"),
 	    "", &r);
 	is_int(r.rc, PH_E_MALFORMED, "a type other than charge or refund: "
 	    "refused");
-	feed(&ctx, variant(2, "refund,re_y1u944PmfnrTHyvnL0nD0iD1," APP
+	feed(&ctx, th_variant(good, 2, "refund,re_y1u944PmfnrTHyvnL0nD0iD1," APP
 	    ",A-1,,400,cny,,1764498600,phr0000000000007"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(d.msg, "charge") != NULL,
 	    "a refund without its charge: refused");
-	feed(&ctx, variant(1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
+	feed(&ctx, th_variant(good, 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
 	    ",A-1,,1000,cny,wx_pub,-5,"), "", &r);
 	is_int(r.rc, PH_E_MALFORMED, "a negative time: refused");
-	feed(&ctx, variant(1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
+	feed(&ctx, th_variant(good, 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
 	    ",A/1,,1000,cny,wx_pub,1764487800,"), "", &r);
 	is_int(r.rc, PH_E_MALFORMED, "an order_no with a slash: refused");
-	feed(&ctx, variant(0, "type,id,app,order_no,amount,currency"), "", &r);
+	feed(&ctx, th_variant(good, 0, "type,id,app,order_no,amount,currency"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 1 &&
 	    strstr(d.msg, "time") != NULL, "a header without time: refused");
 	feed(&other, good, "", &r);

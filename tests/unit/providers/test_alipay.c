@@ -201,13 +201,18 @@ test_table(void)
 	is_int(p->abi, PH_PROVIDER_ABI, "table: ABI version");
 	is_str(p->name, "alipay", "table: name");
 	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE |
-	    PH_CAP_REFUND | PH_CAP_STATEMENT,
-	    "table: notify, query, close, refund, statement");
+	    PH_CAP_REFUND | PH_CAP_STATEMENT | PH_CAP_DOWNLOAD,
+	    "table: notify, query, close, refund, statement, download");
 	ok(p->profile_new && p->profile_free && p->parse_notify && p->ack &&
 	    p->query_request && p->query_response && p->close_request &&
 	    p->close_response && p->refund_request && p->refund_response &&
-	    p->statement_line, "table: every entry set");
+	    p->statement_line && p->statement_request &&
+	    p->statement_response, "table: every entry set");
 	ok(p->notify_hint != NULL, "table: notify hint set");
+	ok(p->download_hosts != NULL && p->download_hosts[0] != NULL &&
+	    strcmp(p->download_hosts[0], "dwbillcenter.alipay.com") == 0 &&
+	    p->download_hosts[1] == NULL,
+	    "table: bill links on dwbillcenter.alipay.com alone");
 	for (i = 0; p->conf_keys[i].name != NULL; i++)
 		ok(strcmp(p->conf_keys[i].name, "api_base") != 0,
 		    "key %s is not api_base", p->conf_keys[i].name);
@@ -937,11 +942,7 @@ feed(void *ctx, int op, size_t len, int status, struct ph_event *ev)
 	    1234, "CNY", "", "" };
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
-	in.body = (const unsigned char *)answer_body;
-	in.body_len = len;
-	in.now = NOW;
+	th_answer(&in, status, answer_body, len, NOW);
 	d.msg[0] = '\0';
 	if (op == 0)
 		return payhook_provider()->query_response(ctx, &o, &in, ev,
@@ -1362,6 +1363,372 @@ test_statement(void *ctx)
 	    PH_E_MALFORMED, "a GBK line in a UTF-8 file refused");
 }
 
+/* ---- statement download -------------------------------------------------- */
+
+#define BILL_DAY	"2026-11-29"
+#define BNODE		"alipay_data_dataservice_bill_downloadurl_query_response"
+#define BILL_URL	"https://dwbillcenter.alipay.com/downloadBillFile." \
+    "resource?bizType=trade&userId=20881021196858380156&fileType=csv.zip&" \
+    "bizDates=20261129&downloadFileName=20881021196858380156_20261129." \
+    "csv.zip&fileId=%2Ftrade%2F20881021196858380156%2F20261129.csv.zip&" \
+    "timestamp=1796023800&token=4b6f2c0a9e1d"
+#define MOCK_URL	"http://127.0.0.1:41234/downloadBill?token=5e1f"
+
+static struct ph_download dl;
+
+/* The answer in answer_body to step step of the download of BILL_DAY. */
+static int
+dl_feed(void *ctx, unsigned step, const char *next, const void *b,
+    size_t len, int status)
+{
+	struct ph_download_ref ref = { BILL_DAY, step, next };
+	struct ph_http_response in;
+
+	th_answer(&in, status, b, len, NOW);
+	d.msg[0] = '\0';
+	memset(&dl, 0x5a, sizeof(dl));
+	return payhook_provider()->statement_response(ctx, &ref, &in, &dl,
+	    &d);
+}
+
+static int
+dl_where(void *ctx, size_t len)
+{
+	return dl_feed(ctx, 0, "", answer_body, len, 200);
+}
+
+static int
+dl_nothing(void)
+{
+	return dl.kind == 0 && dl.next[0] == '\0' && dl.len == 0;
+}
+
+/* {"code":"10000","msg":"Success","bill_download_url":url} */
+static const char *
+url_obj(const char *url)
+{
+	static char obj[4096];
+
+	snprintf(obj, sizeof(obj), "{\"code\":\"10000\",\"msg\":\"Success\","
+	    "\"bill_download_url\":\"%s\"}", url);
+	return obj;
+}
+
+static int
+dl_request(void *ctx, const char *date, unsigned step, const char *next,
+    struct ph_http_request *rq)
+{
+	struct ph_download_ref ref = { date, step, next };
+	struct ph_call_ctx cc;
+
+	memset(&cc, 0, sizeof(cc));
+	cc.now = NOW;
+	d.msg[0] = '\0';
+	return payhook_provider()->statement_request(ctx, &ref, &cc, rq, &d);
+}
+
+static void
+test_download_request(void *ctx)
+{
+	struct ph_http_request *rq = calloc(1, sizeof(*rq));
+	struct prof p = good_prof();
+	char *url;
+	void *bare = NULL;
+
+	if (rq == NULL || (url = malloc(PH_HTTP_PATH_MAX + 16)) == NULL)
+		abort();
+	is_int(dl_request(ctx, BILL_DAY, 0, "", rq), PH_OK,
+	    "download step 0: the link query built");
+	if (d.msg[0] != '\0')
+		diag("%s", d.msg);
+	check_request(rq, "alipay.data.dataservice.bill.downloadurl.query",
+	    "{\"bill_type\":\"trade\",\"bill_date\":\"" BILL_DAY "\"}",
+	    "bill link query");
+
+	is_int(dl_request(ctx, "2026-02-30", 0, "", rq), PH_E_FIELD,
+	    "step 0: a day not in the calendar refused");
+	ok(rq->path[0] == '\0' && rq->body_len == 0,
+	    "step 0: nothing built on failure");
+	is_int(dl_request(ctx, "2026/11/29", 0, "", rq), PH_E_FIELD,
+	    "step 0: a date not as YYYY-MM-DD refused");
+	is_int(dl_request(ctx, "2026-11", 0, "", rq), PH_E_FIELD,
+	    "step 0: a month (Alipay's monthly bill) refused");
+	is_int(dl_request(ctx, NULL, 0, "", rq), PH_E_FIELD,
+	    "step 0: no date refused");
+	p.priv = NULL;
+	if (mkprofile(&bare, &p) != PH_OK)
+		abort();
+	is_int(dl_request(bare, BILL_DAY, 0, "", rq), PH_E_CONFIG,
+	    "step 0: without an app key refused");
+	ok(strstr(d.msg, "app_private_key_file") != NULL, "diagnostic: %s",
+	    d.msg);
+	payhook_provider()->profile_free(bare);
+
+	is_int(dl_request(ctx, BILL_DAY, 1, BILL_URL, rq), PH_OK,
+	    "download step 1: the file's request built");
+	is_str(rq->method, "GET", "step 1: GET");
+	is_str(rq->path, BILL_URL, "step 1: the link, whole, as the path");
+	ok(rq->content_type[0] == '\0' && rq->body_len == 0 &&
+	    rq->nheaders == 0, "step 1: no body, no header, no signature");
+	is_int(dl_request(ctx, BILL_DAY, 1, MOCK_URL, rq), PH_OK,
+	    "step 1: a plain-http loopback link (a test Alipay) taken");
+	is_str(rq->path, MOCK_URL, "step 1: ... as given");
+	is_int(dl_request(ctx, BILL_DAY, 1, "http://dwbillcenter.alipay.com/"
+	    "downloadBillFile.resource?token=x", rq), PH_OK,
+	    "step 1: a plain-http link to the bill host taken");
+	is_str(rq->path, "https://dwbillcenter.alipay.com/"
+	    "downloadBillFile.resource?token=x", "step 1: ... fetched over "
+	    "https");
+	is_int(dl_request(ctx, BILL_DAY, 1, "http://dwbillcenter.alipay.com."
+	    "evil.example/d", rq), PH_E_FIELD,
+	    "step 1: a plain-http link elsewhere refused");
+	ok(rq->path[0] == '\0', "step 1: nothing built on failure");
+	memset(url, 'a', PH_HTTP_PATH_MAX);
+	memcpy(url, "https://dwbillcenter.alipay.com/x?t=", 36);
+	url[PH_HTTP_PATH_MAX - 1] = '\0';
+	is_int(dl_request(ctx, BILL_DAY, 1, url, rq), PH_OK,
+	    "step 1: a link of %d bytes fills the path", PH_HTTP_PATH_MAX - 1);
+	is_int(strlen(rq->path), PH_HTTP_PATH_MAX - 1, "step 1: ... whole");
+	url[PH_HTTP_PATH_MAX - 1] = 'a';
+	url[PH_HTTP_PATH_MAX] = '\0';
+	is_int(dl_request(ctx, BILL_DAY, 1, url, rq), PH_E_TOOBIG,
+	    "step 1: one byte more refused, not cut");
+	is_int(dl_request(ctx, BILL_DAY, 1, NULL, rq), PH_E_INTERNAL,
+	    "step 1: no link is a bug");
+	is_int(dl_request(ctx, BILL_DAY, 2, BILL_URL, rq), PH_E_INTERNAL,
+	    "step 2 does not exist");
+	free(url);
+	free(rq);
+}
+
+static void
+test_download_where(void *ctx)
+{
+	char url[PH_HTTP_PATH_MAX + 16], altered[4096];
+	size_t len;
+
+	/*
+	 * The response sample of Alipay's 查询对账单下载地址
+	 * (alipay.data.dataservice.bill.downloadurl.query) document:
+	 * {"code":"10000","msg":"Success","bill_download_url":
+	 * "http://dwbillcenter.alipay.com/downloadBillFile.resource?bizType=X
+	 * &userId=X&fileType=X&bizDates=X&downloadFileName=X&fileId=X"},
+	 * signed.  Its link is plain http to the bill host: taken, and
+	 * fetched over https (test_download_request); the same link over
+	 * https is taken as it is.
+	 */
+	len = answer_text(BNODE, url_obj("http://dwbillcenter.alipay.com/"
+	    "downloadBillFile.resource?bizType=X&userId=X&fileType=X&"
+	    "bizDates=X&downloadFileName=X&fileId=X"), NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_OK,
+	    "the document's sample: its plain-http link to the bill host "
+	    "taken");
+	is_int(dl.kind, PH_DL_NEXT, "... one more call");
+	len = answer_text(BNODE, url_obj("https://dwbillcenter.alipay.com/"
+	    "downloadBillFile.resource?bizType=X&userId=X&fileType=X&"
+	    "bizDates=X&downloadFileName=X&fileId=X"), NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "the sample over https verifies");
+	is_int(dl.kind, PH_DL_NEXT, "... one more call");
+
+	len = answer_text(BNODE, url_obj(BILL_URL), NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "signed link verifies");
+	if (d.msg[0] != '\0')
+		diag("%s", d.msg);
+	is_int(dl.kind, PH_DL_NEXT, "signed link: NEXT");
+	is_str(dl.next, BILL_URL, "signed link: next is the link");
+	len = answer_text(BNODE, url_obj(MOCK_URL), NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "a loopback http link (a test "
+	    "Alipay) taken");
+	is_str(dl.next, MOCK_URL, "... as given");
+	/* JSON may escape the slashes; the link is the decoded text. */
+	len = answer_text(BNODE, "{\"code\":\"10000\",\"msg\":\"Success\","
+	    "\"bill_download_url\":\"https:\\/\\/dwbillcenter.alipay.com\\/"
+	    "d?token=1\"}", NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "escaped slashes verify");
+	is_str(dl.next, "https://dwbillcenter.alipay.com/d?token=1",
+	    "... and are read");
+
+	/* Answers not believed. */
+	len = answer_text(BNODE, url_obj(BILL_URL), NULL, other_key);
+	is_int(dl_where(ctx, len), PH_E_SIGNATURE,
+	    "a link signed by another key refused");
+	ok(dl_nothing(), "bad signature: nothing given");
+	snprintf(altered, sizeof(altered), "%s",
+	    url_obj("https://dwbillcenter.alipay.com/d?token=1"));
+	len = answer_text(BNODE, url_obj("https://dwbillcenter.alipay.com/"
+	    "d?token=2"), altered, alipay_key);
+	is_int(dl_where(ctx, len), PH_E_SIGNATURE, "an altered link refused");
+	len = answer_text(BNODE, url_obj(BILL_URL), NULL, NULL);
+	is_int(dl_where(ctx, len), PH_E_SIGNATURE, "an unsigned link refused");
+	len = answer_text(QNODE, url_obj(BILL_URL), NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_E_MALFORMED,
+	    "the answer of another method refused");
+	len = answer_text(BNODE, url_obj(BILL_URL), NULL, alipay_key);
+	is_int(dl_feed(ctx, 0, "", answer_body, len, 502), PH_E_PROVIDER,
+	    "HTTP 502: ask again later");
+
+	/* No bill, or an error. */
+	len = answer_text(BNODE, "{\"code\":\"40004\",\"msg\":\"Business "
+	    "Failed\",\"sub_code\":\"isp.bill_not_exist\",\"sub_msg\":"
+	    "\"账单不存在\"}", NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "isp.bill_not_exist verifies");
+	is_int(dl.kind, PH_DL_NONE, "isp.bill_not_exist: no bill that day");
+	len = answer_text(BNODE, "{\"code\":\"40004\",\"msg\":\"Business "
+	    "Failed\",\"sub_code\":\"isp.bill_not_exist\"}", NULL, NULL);
+	is_int(dl_where(ctx, len), PH_E_PROVIDER,
+	    "unsigned isp.bill_not_exist: an error, nothing believed");
+	len = answer_text(BNODE, "{\"code\":\"40004\",\"msg\":\"Business "
+	    "Failed\",\"sub_code\":\"isp.bill_not_exist\"}", NULL, other_key);
+	is_int(dl_where(ctx, len), PH_E_SIGNATURE,
+	    "isp.bill_not_exist signed by another key refused");
+	len = answer_text(BNODE, "{\"code\":\"40004\",\"msg\":\"Business "
+	    "Failed\",\"sub_code\":\"isp.unknow-error\",\"sub_msg\":"
+	    "\"try later\"}", NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_E_PROVIDER,
+	    "40004 isp.unknow-error: ask again later");
+	ok(strstr(d.msg, "40004") != NULL &&
+	    strstr(d.msg, "isp.unknow-error") != NULL &&
+	    strstr(d.msg, "try later") != NULL,
+	    "diagnostic: code, sub_code, sub_msg: %s", d.msg);
+	ok(dl_nothing(), "provider error: nothing given");
+	len = answer_text(BNODE, "{\"code\":\"40002\",\"msg\":\"Invalid "
+	    "Arguments\",\"sub_code\":\"isv.invalid-arguments\"}", NULL,
+	    alipay_key);
+	is_int(dl_where(ctx, len), PH_E_PROVIDER,
+	    "40002 (a day not billed yet): an error");
+	len = answer_text(BNODE, "{\"code\":\"10000\",\"msg\":\"Success\"}",
+	    NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_E_FIELD, "10000 without a link refused");
+
+	/* Links refused. */
+	{
+		static const char *const bad[] = {
+			"http://dwbillcenter.alipay.com.evil.example/d",
+			"http://dwbillcenter.alipay.com:8080/d",
+			"http://127.0.0.1.evil.example/d",
+			"ftp://dwbillcenter.alipay.com/d",
+			"//dwbillcenter.alipay.com/d",
+			"/downloadBill?token=1",
+			"https://",
+			"https:///d",
+			"https://:443/d",
+			"https://127.0.0.1@evil.example/d",
+			"https://dwbillcenter.alipay.com:x443/d",
+			"https://dwbillcenter.alipay.com:/d",
+			"https://dwbillcenter.alipay.com/d?token=a b",
+			"https://dwbillcenter.alipay.com/d#f",
+			"https://dwbillcenter.alipay.com/d?t=\\u00e9",
+			"",
+		};
+		size_t i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			len = answer_text(BNODE, url_obj(bad[i]), NULL,
+			    alipay_key);
+			is_int(dl_where(ctx, len), PH_E_FIELD,
+			    "link %s refused", bad[i]);
+		}
+	}
+	len = answer_text(BNODE, url_obj("https://[::1]:8443/d"), NULL,
+	    alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "an IPv6 literal with a port "
+	    "read (its host is the core's check)");
+	len = answer_text(BNODE, url_obj("http://[::1]:8080/d"), NULL,
+	    alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "plain http to [::1] taken");
+	len = answer_text(BNODE, url_obj("http://localhost:8080/d"), NULL,
+	    alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "plain http to localhost taken");
+
+	memset(url, 'a', sizeof(url));
+	memcpy(url, "https://dwbillcenter.alipay.com/x?t=", 36);
+	url[PH_HTTP_PATH_MAX - 1] = '\0';
+	len = answer_text(BNODE, url_obj(url), NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_OK, "a link of %d bytes taken",
+	    PH_HTTP_PATH_MAX - 1);
+	is_int(strlen(dl.next), PH_HTTP_PATH_MAX - 1, "... whole");
+	url[PH_HTTP_PATH_MAX - 1] = 'a';
+	url[PH_HTTP_PATH_MAX] = '\0';
+	len = answer_text(BNODE, url_obj(url), NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_E_TOOBIG,
+	    "a link one byte too long for a request refused");
+	ok(dl_nothing(), "too long: nothing given");
+	url[PH_HTTP_PATH_MAX + 8] = '\0';
+	memset(url + PH_HTTP_PATH_MAX, 'a', 8);
+	len = answer_text(BNODE, url_obj(url), NULL, alipay_key);
+	is_int(dl_where(ctx, len), PH_E_TOOBIG,
+	    "a link longer than the next call's text refused");
+}
+
+/* The names of a bill's zip, as Alipay gives them. */
+static int
+ends_with(const char *s, const char *end)
+{
+	size_t n = strlen(s), m = strlen(end);
+
+	return n >= m && memcmp(s + n - m, end, m) == 0;
+}
+
+static void
+test_download_file(void *ctx)
+{
+	/* A zip's local file header: the signature, version 20, a GBK name
+	 * (flags 0, no UTF-8 bit 0x800), what Alipay sends. */
+	static const unsigned char zip[] =
+	    "PK\x03\x04\x14\x00\x00\x00\x08\x00\x00\x00\x21\x00rest";
+	static const char html[] = "<html><body>链接已失效 (link expired)"
+	    "</body></html>";
+	char detail[128], summary[128];
+
+	is_int(dl_feed(ctx, 1, BILL_URL, zip, sizeof(zip) - 1, 200), PH_OK,
+	    "step 1: a zip is the statement");
+	if (d.msg[0] != '\0')
+		diag("%s", d.msg);
+	is_int(dl.kind, PH_DL_STATEMENT, "zip: STATEMENT");
+	ok(dl.offset == 0 && dl.len == sizeof(zip) - 1,
+	    "zip: the whole body");
+	is_int(dl.packing, PH_PACK_ZIP, "zip: packed as a zip");
+	ok(memcmp(dl.member[0], "\xd2\xb5\xce\xf1\xc3\xf7\xcf\xb8.csv",
+	    sizeof("\xd2\xb5\xce\xf1\xc3\xf7\xcf\xb8.csv")) == 0,
+	    "zip: member 业务明细.csv in GBK bytes");
+	is_str(dl.member[1], "业务明细.csv", "zip: ... and in UTF-8");
+
+	snprintf(detail, sizeof(detail), "%s",
+	    to_gbk("20881021196858380156_20261129_业务明细.csv"));
+	snprintf(summary, sizeof(summary), "%s",
+	    to_gbk("20881021196858380156_20261129_业务明细(汇总).csv"));
+	ok(ends_with(detail, dl.member[0]), "the detail's GBK name ends "
+	    "with member 0");
+	ok(!ends_with(summary, dl.member[0]) &&
+	    !ends_with(summary, dl.member[1]),
+	    "the summary's GBK name ends with neither");
+	ok(ends_with("20881021196858380156_20261129_业务明细.csv",
+	    dl.member[1]) &&
+	    !ends_with("20881021196858380156_20261129_业务明细(汇总).csv",
+	    dl.member[1]) &&
+	    !ends_with("20881021196858380156_20261129_业务明细(汇总).csv",
+	    dl.member[0]),
+	    "UTF-8 names: the detail ends with member 1, the summary with "
+	    "neither");
+
+	is_int(dl_feed(ctx, 1, BILL_URL, html, sizeof(html) - 1, 200),
+	    PH_E_PROVIDER, "step 1: an HTML page (expired link) refused");
+	ok(strstr(d.msg, "not a zip") != NULL && strstr(d.msg, "<html>") !=
+	    NULL, "diagnostic: %s", d.msg);
+	ok(dl_nothing(), "HTML: nothing given");
+	is_int(dl_feed(ctx, 1, BILL_URL, "PK", 2, 200), PH_E_PROVIDER,
+	    "step 1: two bytes refused");
+	is_int(dl_feed(ctx, 1, BILL_URL, "", 0, 200), PH_E_PROVIDER,
+	    "step 1: an empty body refused");
+	is_int(dl_feed(ctx, 1, BILL_URL, "PK\x05\x06", 4, 200),
+	    PH_E_PROVIDER, "step 1: an empty zip's end record alone refused");
+	is_int(dl_feed(ctx, 1, BILL_URL, zip, sizeof(zip) - 1, 404),
+	    PH_E_PROVIDER, "step 1: HTTP 404 refused, even with a zip");
+	ok(strstr(d.msg, "404") != NULL, "diagnostic: %s", d.msg);
+	is_int(dl_feed(ctx, 2, BILL_URL, zip, sizeof(zip) - 1, 200),
+	    PH_E_INTERNAL, "an answer to step 2 is a bug");
+}
+
 int
 main(void)
 {
@@ -1385,6 +1752,9 @@ main(void)
 	test_query_response(ctx);
 	test_close_refund_response(ctx);
 	test_statement(ctx);
+	test_download_request(ctx);
+	test_download_where(ctx);
+	test_download_file(ctx);
 	payhook_provider()->profile_free(ctx);
 	keys_free();
 	return done_testing();

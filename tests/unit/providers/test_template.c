@@ -47,14 +47,9 @@ run_h(void *ctx, const char *body, const struct ph_header *h, size_t nh,
 {
 	struct ph_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/json";
-	req.body = (const unsigned char *)body;
-	req.body_len = strlen(body);
+	th_post(&req, "application/json", body, strlen(body), 1700000000);
 	req.headers = h;
 	req.nheaders = nh;
-	req.now = 1700000000;
 	d.msg[0] = '\0';
 	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
 }
@@ -217,13 +212,6 @@ test_notify(void)
 	payhook_provider()->profile_free(ctx);
 }
 
-static int
-body_is(const struct ph_response *r, const char *want)
-{
-	return r->body_len == strlen(want) &&
-	    memcmp(r->body, want, r->body_len) == 0;
-}
-
 static void
 test_ack(void)
 {
@@ -231,20 +219,20 @@ test_ack(void)
 	struct ph_response r;
 
 	p->ack(NULL, PH_ACK_OK, NULL, &r);
-	ok(r.status == 200 && body_is(&r, "{\"ok\":true}"), "ack OK");
+	ok(r.status == 200 && th_ack_body_is(&r, "{\"ok\":true}"), "ack OK");
 	is_str(r.content_type, "application/json", "ack OK: content type");
 	p->ack(NULL, PH_ACK_REFUSED, "signature mismatch", &r);
-	ok(r.status == 400 && body_is(&r, "{\"error\":\"signature mismatch\"}"),
+	ok(r.status == 400 && th_ack_body_is(&r, "{\"error\":\"signature mismatch\"}"),
 	    "ack REFUSED");
 	p->ack(NULL, PH_ACK_REFUSED, "say \"no\" \\ now", &r);
-	ok(body_is(&r, "{\"error\":\"say \\\"no\\\" \\\\ now\"}"),
+	ok(th_ack_body_is(&r, "{\"error\":\"say \\\"no\\\" \\\\ now\"}"),
 	    "ack REFUSED: reason JSON-escaped");
 	p->ack(NULL, PH_ACK_REFUSED, NULL, &r);
-	ok(body_is(&r, "{\"error\":\"invalid notification\"}"),
+	ok(th_ack_body_is(&r, "{\"error\":\"invalid notification\"}"),
 	    "ack REFUSED: default reason");
 	p->ack(NULL, PH_ACK_RETRY, NULL, &r);
 	ok(r.status == 503 &&
-	    body_is(&r, "{\"error\":\"temporarily unavailable\"}"), "ack RETRY");
+	    th_ack_body_is(&r, "{\"error\":\"temporarily unavailable\"}"), "ack RETRY");
 	p->ack(NULL, PH_ACK__MAX, NULL, &r);
 	ok(r.status == 500 && r.body_len == 0, "ack: unknown kind");
 }

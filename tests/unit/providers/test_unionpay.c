@@ -1103,13 +1103,10 @@ answer(void *ctx, const struct th_note *n, int raw, struct ph_event *ev)
 	    "text/html;charset=UTF-8" : "application/x-www-form-urlencoded" };
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = 200;
+	th_answer(&in, 200, body,
+	    raw ? render_raw(n) : render(n, NULL, NULL), NOW);
 	in.headers = &h;
 	in.nheaders = 1;
-	in.body = (const unsigned char *)body;
-	in.body_len = raw ? render_raw(n) : render(n, NULL, NULL);
-	in.now = NOW;
 	d.msg[0] = '\0';
 	return payhook_provider()->query_response(ctx, &o, &in, ev, &d);
 }
@@ -1220,11 +1217,7 @@ test_query_response(void *ctx)
 	    "an unclosed '{' refused");
 	base_answer(&n, "00", "00");
 	render_raw(&n);
-	memset(&in, 0, sizeof(in));
-	in.status = 200;
-	in.body = (const unsigned char *)body;
-	in.body_len = strlen(body);
-	in.now = NOW;
+	th_answer(&in, 200, body, strlen(body), NOW);
 	body[in.body_len++] = '&';
 	is_int(payhook_provider()->query_response(ctx, &o, &in, &ev, &d),
 	    PH_E_MALFORMED, "a trailing '&' refused");

@@ -42,28 +42,36 @@ static const char *const good[] = {
 	NULL
 };
 
-static const char **
-variant(size_t k, const char *repl)
-{
-	static const char *out[16];
-	size_t i, n = 0;
-
-	for (i = 0; good[i] != NULL; i++) {
-		if (i == k && repl == NULL)	/* removed */
-			continue;
-		out[n++] = i == k ? repl : good[i];
-	}
-	out[n] = NULL;
-	return out;
-}
-
 int
 main(void)
 {
+	/* The payment row, each time with one field wrong. */
+	static const struct {
+		const char *row;
+		int rc;
+		const char *what;
+	} bad_row[] = {
+		{ MER ",01,01,A20261130001,782611301530001234567,,"
+		    "20261130153000,10.00,156,1130", PH_E_MALFORMED,
+		    "txnAmt with a decimal point: refused" },
+		{ MER ",01,01,\"A2026\",782611301530001234567,,"
+		    "20261130153000,1000,156,1130", PH_E_MALFORMED,
+		    "a quoted field: refused" },
+		{ MER ",01,01,A20261130001,782611301530001234567,,"
+		    "20261131153000,1000,156,1130", PH_E_MALFORMED,
+		    "November 31st: refused" },
+		{ MER ",02,01,A20261130001,782611301530001234567,,"
+		    "20261130153000,1000,156,1130", PH_E_UNSUPPORTED,
+		    "a pre-authorisation (02): refused" },
+		{ MER ",01,01,A20261130001,782611301530001234567,,"
+		    "20261130153000,1000,999,1130", PH_E_MALFORMED,
+		    "an unknown currencyCode: refused" },
+	};
 	const struct ph_provider *p = payhook_provider();
 	struct up_ctx ctx, other;
 	struct th_run r;
 	int64_t t;
+	size_t i;
 
 	memset(&ctx, 0, sizeof(ctx));
 	snprintf(ctx.mer_id, sizeof(ctx.mer_id), "%s", MER);
@@ -97,12 +105,12 @@ main(void)
 	feed(&ctx, good, "", &r);
 	is_int(r.rc, PH_OK, "LF: read");
 
-	feed(&ctx, variant(3, "total,3,1400"), "", &r);
+	feed(&ctx, th_variant(good, 3, "total,3,1400"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 4 &&
 	    strstr(d.msg, "line 4:") != NULL, "a total of 3 rows for 2: "
 	    "refused naming line 4");
 	diag("%s", d.msg);
-	feed(&ctx, variant(3, "total,2,1401"), "", &r);
+	feed(&ctx, th_variant(good, 3, "total,2,1401"), "", &r);
 	is_int(r.rc, PH_E_MALFORMED, "a total amount off by one fen: refused");
 	{
 		const char *const cut[] = { good[0], good[1], good[2], NULL };
@@ -117,39 +125,28 @@ main(void)
 		ok(r.rc == PH_E_MALFORMED && r.fail_line == 3,
 		    "an empty line among the rows: refused");
 	}
-	feed(&ctx, variant(4, "total,2,1400"), "", &r);
+	feed(&ctx, th_variant(good, 4, "total,2,1400"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 5,
 	    "text after the total line: refused");
-	feed(&ctx, variant(1, MER ",01,01,A20261130001,782611301530001234567"),
+	feed(&ctx, th_variant(good, 1, MER ",01,01,A20261130001,782611301530001234567"),
 	    "", &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 2 &&
 	    strstr(d.msg, "line 2:") != NULL, "a short row: refused naming "
 	    "line 2");
-	feed(&ctx, variant(1, MER ",01,01,A20261130001,782611301530001234567,,"
-	    "20261130153000,10.00,156,1130"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "txnAmt with a decimal point: refused");
-	feed(&ctx, variant(1, MER ",01,01,\"A2026\",782611301530001234567,,"
-	    "20261130153000,1000,156,1130"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "a quoted field: refused");
-	feed(&ctx, variant(1, MER ",01,01,A20261130001,782611301530001234567,,"
-	    "20261131153000,1000,156,1130"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "November 31st: refused");
-	feed(&ctx, variant(1, MER ",02,01,A20261130001,782611301530001234567,,"
-	    "20261130153000,1000,156,1130"), "", &r);
-	is_int(r.rc, PH_E_UNSUPPORTED, "a pre-authorisation (02): refused");
-	feed(&ctx, variant(1, MER ",01,01,A20261130001,782611301530001234567,,"
-	    "20261130153000,1000,999,1130"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "an unknown currencyCode: refused");
-	feed(&ctx, variant(2, MER ",04,00,phr0000000000007,"
+	for (i = 0; i < sizeof(bad_row) / sizeof(bad_row[0]); i++) {
+		feed(&ctx, th_variant(good, 1, bad_row[i].row), "", &r);
+		is_int(r.rc, bad_row[i].rc, bad_row[i].what);
+	}
+	feed(&ctx, th_variant(good, 2, MER ",04,00,phr0000000000007,"
 	    "782611301800001234599,,20261130180000,400,156,1130"), "", &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(d.msg, "origQryId") != NULL,
 	    "a refund without origQryId: refused");
-	feed(&ctx, variant(0, "merId,txnType,orderId,queryId,txnTime,txnAmt"),
+	feed(&ctx, th_variant(good, 0, "merId,txnType,orderId,queryId,txnTime,txnAmt"),
 	    "", &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 1 &&
 	    strstr(d.msg, "currencyCode") != NULL,
 	    "a header without currencyCode: refused at line 1");
-	feed(&ctx, variant(0, "merId,merId,txnType,orderId,queryId,txnTime,"
+	feed(&ctx, th_variant(good, 0, "merId,merId,txnType,orderId,queryId,txnTime,"
 	    "txnAmt,currencyCode"), "", &r);
 	is_int(r.rc, PH_E_MALFORMED, "a column named twice: refused");
 	feed(&other, good, "", &r);

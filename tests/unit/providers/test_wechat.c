@@ -32,49 +32,12 @@
 
 /* ---- a notification under construction ------------------------------ */
 
-struct field {
-	char k[64];
-	char v[3072];
-	int raw;		/* written without CDATA */
-};
-
-struct note {
-	struct field f[48];
-	size_t n;
-};
-
 static void
-set(struct note *n, const char *k, const char *v)
+set_raw(struct th_note *n, const char *k, const char *v)
 {
 	size_t i;
 
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, k) == 0)
-			break;
-	if (v == NULL) {
-		if (i < n->n) {
-			memmove(&n->f[i], &n->f[i + 1],
-			    (n->n - i - 1) * sizeof(n->f[0]));
-			n->n--;
-		}
-		return;
-	}
-	if (i == n->n) {
-		if (n->n == sizeof(n->f) / sizeof(n->f[0]))
-			abort();
-		n->n++;
-		n->f[i].raw = 0;
-	}
-	snprintf(n->f[i].k, sizeof(n->f[i].k), "%s", k);
-	snprintf(n->f[i].v, sizeof(n->f[i].v), "%s", v);
-}
-
-static void
-set_raw(struct note *n, const char *k, const char *v)
-{
-	size_t i;
-
-	set(n, k, v);
+	th_note_set(n, k, v);
 	for (i = 0; i < n->n; i++)
 		if (strcmp(n->f[i].k, k) == 0)
 			n->f[i].raw = 1;
@@ -82,28 +45,28 @@ set_raw(struct note *n, const char *k, const char *v)
 
 /* A realistic successful payment, in the order WeChat sends it. */
 static void
-base_note(struct note *n, const char *order, const char *txn)
+base_note(struct th_note *n, const char *order, const char *txn)
 {
 	memset(n, 0, sizeof(*n));
-	set(n, "appid", APPID);
-	set(n, "attach", "support");
-	set(n, "bank_type", "CFT");
-	set(n, "fee_type", "CNY");
-	set(n, "is_subscribe", "Y");
-	set(n, "mch_id", MCH_ID);
-	set(n, "nonce_str", "5d2b6c2a8db53831f7eda20af46e531c");
-	set(n, "openid", "oUpF8uMEb4qRXf22hE3X68TekukE");
-	set(n, "out_trade_no", order);
-	set(n, "result_code", "SUCCESS");
-	set(n, "return_code", "SUCCESS");
-	set(n, "time_end", "20141030133525");
+	th_note_set(n, "appid", APPID);
+	th_note_set(n, "attach", "support");
+	th_note_set(n, "bank_type", "CFT");
+	th_note_set(n, "fee_type", "CNY");
+	th_note_set(n, "is_subscribe", "Y");
+	th_note_set(n, "mch_id", MCH_ID);
+	th_note_set(n, "nonce_str", "5d2b6c2a8db53831f7eda20af46e531c");
+	th_note_set(n, "openid", "oUpF8uMEb4qRXf22hE3X68TekukE");
+	th_note_set(n, "out_trade_no", order);
+	th_note_set(n, "result_code", "SUCCESS");
+	th_note_set(n, "return_code", "SUCCESS");
+	th_note_set(n, "time_end", "20141030133525");
 	set_raw(n, "total_fee", "1");
-	set(n, "coupon_fee_0", "10");
-	set(n, "coupon_count", "1");
-	set(n, "coupon_type", "CASH");
-	set(n, "coupon_id_0", "10000");
-	set(n, "trade_type", "JSAPI");
-	set(n, "transaction_id", txn);
+	th_note_set(n, "coupon_fee_0", "10");
+	th_note_set(n, "coupon_count", "1");
+	th_note_set(n, "coupon_type", "CASH");
+	th_note_set(n, "coupon_id_0", "10000");
+	th_note_set(n, "trade_type", "JSAPI");
+	th_note_set(n, "transaction_id", txn);
 	set_raw(n, "cash_fee", "1");
 }
 
@@ -114,7 +77,7 @@ base_note(struct note *n, const char *order, const char *txn)
  * builds a wrong sign on purpose.
  */
 static void
-sign_with(struct note *n, const char *key, const char *alg,
+sign_with(struct th_note *n, const char *key, const char *alg,
     int include_empty)
 {
 	size_t idx[48], m = 0, i, j, t;
@@ -124,7 +87,7 @@ sign_with(struct note *n, const char *key, const char *alg,
 	char hex[65];
 	size_t mdlen;
 
-	set(n, "sign", NULL);
+	th_note_set(n, "sign", NULL);
 	for (i = 0; i < n->n; i++)
 		if (include_empty || n->f[i].v[0] != '\0')
 			idx[m++] = i;
@@ -148,11 +111,11 @@ sign_with(struct note *n, const char *key, const char *alg,
 	}
 	for (i = 0; i < mdlen; i++)
 		snprintf(hex + 2 * i, 3, "%02X", md[i]);
-	set(n, "sign", hex);
+	th_note_set(n, "sign", hex);
 }
 
 static void
-sign_note(struct note *n, const char *key, const char *alg)
+sign_note(struct th_note *n, const char *key, const char *alg)
 {
 	sign_with(n, key, alg, 0);
 }
@@ -165,12 +128,12 @@ sign_note(struct note *n, const char *key, const char *alg)
  * both ends.  MD5 only.
  */
 static void
-sign_trimmed(struct note *n, const char *key)
+sign_trimmed(struct th_note *n, const char *key)
 {
-	struct note t;
+	struct th_note t;
 	size_t i, a, b, len;
 
-	set(n, "sign", NULL);
+	th_note_set(n, "sign", NULL);
 	memset(&t, 0, sizeof(t));
 	for (i = 0; i < n->n; i++) {
 		const char *v = n->f[i].v;
@@ -183,14 +146,14 @@ sign_trimmed(struct note *n, const char *key)
 			;
 		memcpy(buf, v + a, b - a);
 		buf[b - a] = '\0';
-		set(&t, n->f[i].k, buf);
+		th_note_set(&t, n->f[i].k, buf);
 	}
 	sign_with(&t, key, "MD5", 0);
-	set(n, "sign", t.f[t.n - 1].v);
+	th_note_set(n, "sign", t.f[t.n - 1].v);
 }
 
 static size_t
-render(const struct note *n, char *out, size_t cap)
+render(const struct th_note *n, char *out, size_t cap)
 {
 	size_t len = 0, i;
 
@@ -208,23 +171,12 @@ static struct ph_diag d;
 static int
 run_body(void *ctx, const char *body, size_t len, struct ph_event *ev)
 {
-	struct ph_request req;
-	struct ph_header h = { "Content-Type", "text/xml" };
-
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "text/xml";
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
-	req.headers = &h;
-	req.nheaders = 1;
-	req.now = 1414647400;
-	d.msg[0] = '\0';
-	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
+	return th_notify(payhook_provider(), ctx, body, len, "text/xml",
+	    1414647400, ev, &d);
 }
 
 static int
-run(void *ctx, const struct note *n, struct ph_event *ev)
+run(void *ctx, const struct th_note *n, struct ph_event *ev)
 {
 	static char body[65536];
 
@@ -256,13 +208,19 @@ test_table(void)
 	is_int(p->abi, PH_PROVIDER_ABI, "table: ABI version");
 	is_str(p->name, "wechat", "table: name");
 	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE |
-	    PH_CAP_REFUND | PH_CAP_STATEMENT,
-	    "table: notify, query, close, refund and statement");
+	    PH_CAP_REFUND | PH_CAP_STATEMENT | PH_CAP_DOWNLOAD,
+	    "table: notify, query, close, refund, statement and download");
 	ok(p->profile_new && p->profile_free && p->parse_notify && p->ack,
 	    "table: all notify entries set");
 	ok(p->refund_request != NULL && p->refund_response != NULL &&
 	    p->statement_line != NULL,
 	    "table: refund and statement entries set");
+	ok(p->statement_request != NULL && p->statement_response != NULL &&
+	    p->download_hosts != NULL &&
+	    strcmp(p->download_hosts[0], "api.mch.weixin.qq.com") == 0 &&
+	    strcmp(p->download_hosts[1], "api2.mch.weixin.qq.com") == 0 &&
+	    p->download_hosts[2] == NULL,
+	    "table: download entries set, WeChat's two API hosts");
 	is_str(p->conf_keys[WX_CONF_APPID].name, "appid", "key 0 appid");
 	is_str(p->conf_keys[WX_CONF_MCH_ID].name, "mch_id", "key 1 mch_id");
 	is_str(p->conf_keys[WX_CONF_API_KEY_FILE].name, "api_key_file",
@@ -339,7 +297,7 @@ static void
 test_md5(void)
 {
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 	void *ctx = NULL;
 	char body[65536];
 	size_t len;
@@ -381,7 +339,8 @@ test_md5(void)
 
 	/* Non-ASCII values are signed over their UTF-8 bytes. */
 	base_note(&n, "A1", "T1");
-	set(&n, "attach", "\xe5\xbe\xae\xe4\xbf\xa1\xe6\x94\xaf\xe4\xbb\x98 #22");
+	th_note_set(&n, "attach", "\xe5\xbe\xae\xe4\xbf\xa1\xe6\x94\xaf"
+	    "\xe4\xbb\x98 #22");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_OK, "UTF-8 attach signed as bytes");
 
@@ -393,7 +352,7 @@ test_md5(void)
 
 	/* sign_type=MD5 spelled out is the same algorithm. */
 	base_note(&n, "A1", "T1");
-	set(&n, "sign_type", "MD5");
+	th_note_set(&n, "sign_type", "MD5");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_OK, "MD5: explicit sign_type=MD5");
 
@@ -411,11 +370,11 @@ test_md5(void)
 
 	base_note(&n, "A1", "T1");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "missing sign refused");
-	set(&n, "sign", "");
+	th_note_set(&n, "sign", "");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "empty sign refused");
 
 	base_note(&n, "A1", "T1");
-	set(&n, "sign_type", "HMAC-SHA256");
+	th_note_set(&n, "sign_type", "HMAC-SHA256");
 	sign_note(&n, KEY_MD5, "HMAC-SHA256");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "HMAC-signed on the MD5 profile refused");
@@ -424,7 +383,7 @@ test_md5(void)
 
 	/* Empty values are not signed; signing them is wrong. */
 	base_note(&n, "A1", "T1");
-	set(&n, "device_info", "");
+	th_note_set(&n, "device_info", "");
 	set_raw(&n, "coupon_fee", "");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_OK, "empty-value fields are not signed");
@@ -434,48 +393,48 @@ test_md5(void)
 
 	/* Unknown fields are signed: one added afterwards breaks it. */
 	base_note(&n, "A1", "T1");
-	set(&n, "coupon_fee_0", NULL);
+	th_note_set(&n, "coupon_fee_0", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_OK, "without coupon_fee_0");
-	set(&n, "coupon_fee_0", "10");
+	th_note_set(&n, "coupon_fee_0", "10");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "unknown field added after signing refused");
 
 	/* Merchant identity, checked after the signature. */
 	base_note(&n, "A1", "T1");
-	set(&n, "appid", "wx0000000000000000");
+	th_note_set(&n, "appid", "wx0000000000000000");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT,
 	    "wrong appid with a valid signature refused");
 	base_note(&n, "A1", "T1");
-	set(&n, "mch_id", "19999999");
+	th_note_set(&n, "mch_id", "19999999");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT,
 	    "wrong mch_id with a valid signature refused");
 	base_note(&n, "A1", "T1");
-	set(&n, "mch_id", NULL);
+	th_note_set(&n, "mch_id", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT, "missing mch_id refused");
 	base_note(&n, "A1", "T1");
-	set(&n, "mch_id", "19999999");
+	th_note_set(&n, "mch_id", "19999999");
 	sign_note(&n, KEY_HMAC, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "wrong mch_id and wrong key: the signature fails first");
 	base_note(&n, "A1", "T1");
-	set(&n, "sub_mch_id", "1900000109");
+	th_note_set(&n, "sub_mch_id", "1900000109");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_MERCHANT,
 	    "service-provider notification refused");
 
 	/* Business fields. */
 	base_note(&n, "A1", "T1");
-	set(&n, "transaction_id", NULL);
+	th_note_set(&n, "transaction_id", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "missing transaction_id refused");
 	ok(strstr(d.msg, "transaction_id") != NULL,
 	    "missing transaction_id: diagnostic names it");
 	base_note(&n, "A1", "T1");
-	set(&n, "out_trade_no", NULL);
+	th_note_set(&n, "out_trade_no", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "missing out_trade_no refused");
 	base_note(&n, "A-1_2|3*4", "T1");
@@ -501,34 +460,34 @@ test_md5(void)
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "missing total_fee refused");
 	base_note(&n, "A1", "T1");
-	set(&n, "fee_type", NULL);
+	th_note_set(&n, "fee_type", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	ok(run(ctx, &n, &ev) == PH_OK && strcmp(ev.currency, "CNY") == 0,
 	    "fee_type defaults to CNY");
 	base_note(&n, "A1", "T1");
-	set(&n, "fee_type", "USD");
+	th_note_set(&n, "fee_type", "USD");
 	sign_note(&n, KEY_MD5, "MD5");
 	ok(run(ctx, &n, &ev) == PH_OK && strcmp(ev.currency, "USD") == 0,
 	    "fee_type USD carried");
 	base_note(&n, "A1", "T1");
-	set(&n, "fee_type", "usd");
+	th_note_set(&n, "fee_type", "usd");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "invalid fee_type refused");
 	base_note(&n, "A1", "T1");
-	set(&n, "time_end", "20141330133525");
+	th_note_set(&n, "time_end", "20141330133525");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "invalid time_end refused");
 	ok(strstr(d.msg, "time_end") != NULL, "time_end named");
 	base_note(&n, "A1", "T1");
-	set(&n, "return_code", "MAYBE");
+	th_note_set(&n, "return_code", "MAYBE");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_FIELD, "unknown return_code refused");
 
 	/* Signed failures. */
 	base_note(&n, "A1", "4200000001");
-	set(&n, "result_code", "FAIL");
-	set(&n, "err_code", "SYSTEMERROR");
-	set(&n, "err_code_des", "bank refused");
+	th_note_set(&n, "result_code", "FAIL");
+	th_note_set(&n, "err_code", "SYSTEMERROR");
+	th_note_set(&n, "err_code_des", "bank refused");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_OK, "result_code FAIL accepted");
 	is_int(ev.kind, PH_EV_PAYMENT_FAILED, "result_code FAIL: payment failed");
@@ -538,19 +497,19 @@ test_md5(void)
 	is_int(ev.amount, 1, "failure: amount when given");
 
 	memset(&n, 0, sizeof(n));
-	set(&n, "return_code", "FAIL");
-	set(&n, "return_msg", "SIGNERROR");
-	set(&n, "appid", APPID);
-	set(&n, "mch_id", MCH_ID);
-	set(&n, "nonce_str", "abc");
-	set(&n, "out_trade_no", "A2");
+	th_note_set(&n, "return_code", "FAIL");
+	th_note_set(&n, "return_msg", "SIGNERROR");
+	th_note_set(&n, "appid", APPID);
+	th_note_set(&n, "mch_id", MCH_ID);
+	th_note_set(&n, "nonce_str", "abc");
+	th_note_set(&n, "out_trade_no", "A2");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_OK, "signed return_code FAIL accepted");
 	is_int(ev.kind, PH_EV_PAYMENT_FAILED, "return_code FAIL: failed");
 	is_str(ev.dedup_key, "fail:A2:-:-", "return_code FAIL: dedup key");
 	is_int(ev.amount, 0, "return_code FAIL: amount 0 when absent");
 	is_str(ev.currency, "CNY", "return_code FAIL: currency default");
-	set(&n, "out_trade_no", NULL);
+	th_note_set(&n, "out_trade_no", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_FIELD,
 	    "failure without out_trade_no refused");
@@ -572,13 +531,13 @@ test_md5(void)
 	is_int(run_body(ctx, "{\"a\":1}", 7, &ev), PH_E_MALFORMED,
 	    "JSON body refused");
 	base_note(&n, "A1", "T1");
-	set(&n, "attach", "");
+	th_note_set(&n, "attach", "");
 	{
 		char big[3000];
 
 		memset(big, 'B', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
-		set(&n, "openid", big);
+		th_note_set(&n, "openid", big);
 	}
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_TOOBIG, "value over 2048 bytes refused");
@@ -590,22 +549,22 @@ static void
 test_hmac(void)
 {
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 	void *ctx = NULL;
 
 	mkprofile(&ctx, "wxd930ea5d5a258f4f", "10000200", KEY_HMAC,
 	    "HMAC-SHA256");
 
 	base_note(&n, "H1", "4200000002");
-	set(&n, "appid", "wxd930ea5d5a258f4f");
-	set(&n, "mch_id", "10000200");
-	set(&n, "sign_type", "HMAC-SHA256");
+	th_note_set(&n, "appid", "wxd930ea5d5a258f4f");
+	th_note_set(&n, "mch_id", "10000200");
+	th_note_set(&n, "sign_type", "HMAC-SHA256");
 	sign_note(&n, KEY_HMAC, "HMAC-SHA256");
 	is_int(run(ctx, &n, &ev), PH_OK, "HMAC: valid");
 	is_str(ev.dedup_key, "pay:4200000002", "HMAC: dedup key");
 	is_int(ev.amount, 1, "HMAC: amount");
 
-	set(&n, "sign_type", NULL);
+	th_note_set(&n, "sign_type", NULL);
 	sign_note(&n, KEY_HMAC, "HMAC-SHA256");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "HMAC sign without the sign_type field refused");
@@ -615,11 +574,11 @@ test_hmac(void)
 	    "MD5-signed (no sign_type) on the HMAC profile refused");
 	ok(strstr(d.msg, "MD5") && strstr(d.msg, "HMAC-SHA256"),
 	    "downgrade diagnostic names both");
-	set(&n, "sign_type", "MD5");
+	th_note_set(&n, "sign_type", "MD5");
 	sign_note(&n, KEY_HMAC, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "MD5-signed (sign_type=MD5) on the HMAC profile refused");
-	set(&n, "sign_type", "HMAC-SHA256");
+	th_note_set(&n, "sign_type", "HMAC-SHA256");
 	sign_note(&n, KEY_HMAC, "MD5");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "sign_type=HMAC-SHA256 with an MD5 sign refused");
@@ -630,13 +589,6 @@ test_hmac(void)
 }
 
 /* ---- acknowledgements ----------------------------------------------- */
-
-static int
-body_is(const struct ph_response *r, const char *want)
-{
-	return r->body_len == strlen(want) &&
-	    memcmp(r->body, want, r->body_len) == 0;
-}
 
 static void
 test_ack(void)
@@ -649,34 +601,34 @@ test_ack(void)
 	p->ack(NULL, PH_ACK_OK, "ignored", &r);
 	is_int(r.status, 200, "ack OK: 200");
 	is_str(r.content_type, "text/xml", "ack OK: text/xml");
-	ok(body_is(&r, "<xml><return_code><![CDATA[SUCCESS]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[SUCCESS]]></return_code>"
 	    "<return_msg><![CDATA[OK]]></return_msg></xml>"),
 	    "ack OK: exact bytes");
 
 	p->ack(NULL, PH_ACK_REFUSED, "signature mismatch", &r);
 	is_int(r.status, 200, "ack REFUSED: 200");
 	is_str(r.content_type, "text/xml", "ack REFUSED: text/xml");
-	ok(body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[signature mismatch]]></return_msg></xml>"),
 	    "ack REFUSED: exact bytes with the reason");
 
 	p->ack(NULL, PH_ACK_REFUSED, NULL, &r);
-	ok(body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[invalid notification]]></return_msg></xml>"),
 	    "ack REFUSED: default reason");
 
 	p->ack(NULL, PH_ACK_RETRY, NULL, &r);
 	is_int(r.status, 500, "ack RETRY: 500");
-	ok(body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[temporarily unavailable]]></return_msg>"
 	    "</xml>"), "ack RETRY: exact bytes");
 	p->ack(NULL, PH_ACK_RETRY, "store full", &r);
-	ok(r.status == 500 && body_is(&r, "<xml><return_code><![CDATA[FAIL]]>"
+	ok(r.status == 500 && th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]>"
 	    "</return_code><return_msg><![CDATA[store full]]></return_msg>"
 	    "</xml>"), "ack RETRY: with a reason");
 
 	p->ack(NULL, PH_ACK_REFUSED, "a]]>b\n\xe4\xb8\xad<c>", &r);
-	ok(body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
+	ok(th_ack_body_is(&r, "<xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[a]]b<c>]]></return_msg></xml>"),
 	    "ack: reason cannot close the CDATA, printable ASCII only");
 	p->ack(NULL, PH_ACK_REFUSED, "]]]]]>>", &r);
@@ -705,16 +657,7 @@ test_ack(void)
 static struct ph_order_ref *
 order_ref(const char *id)
 {
-	static struct ph_order_ref o;
-
-	memset(&o, 0, sizeof(o));
-	o.order_id = id;
-	o.amount = 1;
-	o.currency = "CNY";
-	o.txn_id = "";
-	o.created_at = 1414647000;
-	o.attempt = "";
-	return &o;
+	return th_order_ref(id, 1, 1414647000);
 }
 
 /* cc->random is first, first + 1, ...: the nonce is the hex of the
@@ -731,13 +674,6 @@ fixed_cc(struct ph_call_ctx *cc, unsigned int first)
 }
 
 static int
-req_body_is(const struct ph_http_request *r, const char *want)
-{
-	return r->body_len == strlen(want) &&
-	    memcmp(r->body, want, r->body_len) == 0;
-}
-
-static int
 answer_body(void *ctx, int close, const char *order, int status,
     const char *body, size_t len, struct ph_event *ev)
 {
@@ -745,13 +681,9 @@ answer_body(void *ctx, int close, const char *order, int status,
 	struct ph_http_response in;
 	struct ph_header h = { "Content-Type", "text/xml" };
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
+	th_answer(&in, status, body, len, 1414647400);
 	in.headers = &h;
 	in.nheaders = 1;
-	in.body = (const unsigned char *)body;
-	in.body_len = len;
-	in.now = 1414647400;
 	d.msg[0] = '\0';
 	/* Garbage in the event must not survive any answer. */
 	memset(ev, 0x5a, sizeof(*ev));
@@ -760,7 +692,7 @@ answer_body(void *ctx, int close, const char *order, int status,
 }
 
 static int
-answer(void *ctx, int close, const char *order, const struct note *n,
+answer(void *ctx, int close, const char *order, const struct th_note *n,
     struct ph_event *ev)
 {
 	static char body[65536];
@@ -769,98 +701,79 @@ answer(void *ctx, int close, const char *order, const struct note *n,
 	    render(n, body, sizeof(body)), ev);
 }
 
-static int
-event_is_empty(const struct ph_event *ev)
-{
-	static const struct ph_event zero;
-
-	return memcmp(ev, &zero, sizeof(zero)) == 0;
-}
-
 /* An orderquery answer for a paid order, in the order WeChat writes it
  * (not signed yet). */
 static void
-query_note(struct note *n, const char *order, const char *txn,
+query_note(struct th_note *n, const char *order, const char *txn,
     const char *state)
 {
 	memset(n, 0, sizeof(*n));
-	set(n, "return_code", "SUCCESS");
-	set(n, "return_msg", "OK");
-	set(n, "appid", APPID);
-	set(n, "mch_id", MCH_ID);
-	set(n, "device_info", "");
-	set(n, "nonce_str", "IITRi8Iabbblz1Jc");
-	set(n, "result_code", "SUCCESS");
-	set(n, "openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
-	set(n, "is_subscribe", "Y");
-	set(n, "trade_type", "JSAPI");
-	set(n, "bank_type", "CFT");
+	th_note_set(n, "return_code", "SUCCESS");
+	th_note_set(n, "return_msg", "OK");
+	th_note_set(n, "appid", APPID);
+	th_note_set(n, "mch_id", MCH_ID);
+	th_note_set(n, "device_info", "");
+	th_note_set(n, "nonce_str", "IITRi8Iabbblz1Jc");
+	th_note_set(n, "result_code", "SUCCESS");
+	th_note_set(n, "openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
+	th_note_set(n, "is_subscribe", "Y");
+	th_note_set(n, "trade_type", "JSAPI");
+	th_note_set(n, "bank_type", "CFT");
 	set_raw(n, "total_fee", "1");
-	set(n, "fee_type", "CNY");
-	set(n, "transaction_id", txn);
-	set(n, "out_trade_no", order);
-	set(n, "attach", "");
-	set(n, "time_end", "20141030133525");
-	set(n, "trade_state", state);
-	set(n, "trade_state_desc", "\xe6\x94\xaf\xe4\xbb\x98\xe6\x88\x90"
-	    "\xe5\x8a\x9f");
+	th_note_set(n, "fee_type", "CNY");
+	th_note_set(n, "transaction_id", txn);
+	th_note_set(n, "out_trade_no", order);
+	th_note_set(n, "attach", "");
+	th_note_set(n, "time_end", "20141030133525");
+	th_note_set(n, "trade_state", state);
+	th_note_set(n, "trade_state_desc", "\xe6\x94\xaf\xe4\xbb\x98"
+	    "\xe6\x88\x90\xe5\x8a\x9f");
 	set_raw(n, "cash_fee", "1");
 }
 
 /* An unpaid order's answer: no payer, no transaction, no time. */
 static void
-unpaid_note(struct note *n, const char *order, const char *state)
+unpaid_note(struct th_note *n, const char *order, const char *state)
 {
 	query_note(n, order, "", state);
-	set(n, "openid", NULL);
-	set(n, "is_subscribe", NULL);
-	set(n, "trade_type", NULL);
-	set(n, "bank_type", NULL);
-	set(n, "transaction_id", NULL);
-	set(n, "time_end", NULL);
+	th_note_set(n, "openid", NULL);
+	th_note_set(n, "is_subscribe", NULL);
+	th_note_set(n, "trade_type", NULL);
+	th_note_set(n, "bank_type", NULL);
+	th_note_set(n, "transaction_id", NULL);
+	th_note_set(n, "time_end", NULL);
 	set_raw(n, "cash_fee", NULL);
-	set(n, "trade_state_desc", "\xe8\xae\xa2\xe5\x8d\x95\xe6\x9c\xaa"
-	    "\xe6\x94\xaf\xe4\xbb\x98");
+	th_note_set(n, "trade_state_desc", "\xe8\xae\xa2\xe5\x8d\x95"
+	    "\xe6\x9c\xaa\xe6\x94\xaf\xe4\xbb\x98");
 }
 
 /* A business failure (result_code FAIL) of either call. */
 static void
-fail_note(struct note *n, const char *err, const char *des)
+fail_note(struct th_note *n, const char *err, const char *des)
 {
 	memset(n, 0, sizeof(*n));
-	set(n, "return_code", "SUCCESS");
-	set(n, "return_msg", "OK");
-	set(n, "appid", APPID);
-	set(n, "mch_id", MCH_ID);
-	set(n, "nonce_str", "4CHqpH8KqNqsNnnE");
-	set(n, "result_code", "FAIL");
-	set(n, "err_code", err);
-	set(n, "err_code_des", des);
+	th_note_set(n, "return_code", "SUCCESS");
+	th_note_set(n, "return_msg", "OK");
+	th_note_set(n, "appid", APPID);
+	th_note_set(n, "mch_id", MCH_ID);
+	th_note_set(n, "nonce_str", "4CHqpH8KqNqsNnnE");
+	th_note_set(n, "result_code", "FAIL");
+	th_note_set(n, "err_code", err);
+	th_note_set(n, "err_code_des", des);
 }
 
 /* closeorder's answer when the order was closed. */
 static void
-close_note(struct note *n)
+close_note(struct th_note *n)
 {
 	memset(n, 0, sizeof(*n));
-	set(n, "return_code", "SUCCESS");
-	set(n, "return_msg", "OK");
-	set(n, "appid", APPID);
-	set(n, "mch_id", MCH_ID);
-	set(n, "nonce_str", "BFK89FC6rxKCOjLX");
-	set(n, "result_code", "SUCCESS");
-	set(n, "result_msg", "OK");
-}
-
-static const char *
-note_get(const struct note *n, const char *k)
-{
-	size_t i;
-
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, k) == 0)
-			return n->f[i].v;
-	return NULL;
+	th_note_set(n, "return_code", "SUCCESS");
+	th_note_set(n, "return_msg", "OK");
+	th_note_set(n, "appid", APPID);
+	th_note_set(n, "mch_id", MCH_ID);
+	th_note_set(n, "nonce_str", "BFK89FC6rxKCOjLX");
+	th_note_set(n, "result_code", "SUCCESS");
+	th_note_set(n, "result_msg", "OK");
 }
 
 static void
@@ -869,7 +782,7 @@ test_call_requests(void)
 	const struct ph_provider *p = payhook_provider();
 	struct ph_http_request r;
 	struct ph_call_ctx cc;
-	struct note n;
+	struct th_note n;
 	void *ctx = NULL;
 	char body[4096];
 	size_t len;
@@ -889,7 +802,7 @@ test_call_requests(void)
 	is_str(r.path, "/pay/orderquery", "orderquery request: path");
 	is_str(r.content_type, "text/xml", "orderquery request: text/xml");
 	is_int(r.nheaders, 0, "orderquery request: no extra headers");
-	ok(req_body_is(&r, "<xml>"
+	ok(th_req_body_is(&r, "<xml>"
 	    "<appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
 	    "<mch_id><![CDATA[10000100]]></mch_id>"
 	    "<nonce_str><![CDATA[000102030405060708090a0b0c0d0e0f]]>"
@@ -905,12 +818,12 @@ test_call_requests(void)
 	    "orderquery request: no sign_type on an MD5 profile");
 	/* The sign again, by the test's own signer. */
 	memset(&n, 0, sizeof(n));
-	set(&n, "appid", APPID);
-	set(&n, "mch_id", MCH_ID);
-	set(&n, "nonce_str", "000102030405060708090a0b0c0d0e0f");
-	set(&n, "out_trade_no", "1409811653");
+	th_note_set(&n, "appid", APPID);
+	th_note_set(&n, "mch_id", MCH_ID);
+	th_note_set(&n, "nonce_str", "000102030405060708090a0b0c0d0e0f");
+	th_note_set(&n, "out_trade_no", "1409811653");
 	sign_note(&n, KEY_MD5, "MD5");
-	is_str(note_get(&n, "sign"), "23D4A882058808B5D47964F4AE2C6566",
+	is_str(th_note_get(&n, "sign"), "23D4A882058808B5D47964F4AE2C6566",
 	    "orderquery request: the test's signer agrees");
 	/* And the whole body, rendered by the test from those fields. */
 	len = render(&n, body, sizeof(body));
@@ -936,7 +849,7 @@ test_call_requests(void)
 	is_str(r.method, "POST", "closeorder request: POST");
 	is_str(r.path, "/pay/closeorder", "closeorder request: path");
 	is_str(r.content_type, "text/xml", "closeorder request: text/xml");
-	ok(req_body_is(&r, "<xml>"
+	ok(th_req_body_is(&r, "<xml>"
 	    "<appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
 	    "<mch_id><![CDATA[10000100]]></mch_id>"
 	    "<nonce_str><![CDATA[000102030405060708090a0b0c0d0e0f]]>"
@@ -970,7 +883,7 @@ test_call_requests(void)
 	fixed_cc(&cc, 0xa0);
 	is_int(p->close_request(ctx, order_ref("H-7|x*"), &cc, &r, &d),
 	    PH_OK, "closeorder request (HMAC): built");
-	ok(req_body_is(&r, "<xml>"
+	ok(th_req_body_is(&r, "<xml>"
 	    "<appid><![CDATA[wxd930ea5d5a258f4f]]></appid>"
 	    "<mch_id><![CDATA[10000200]]></mch_id>"
 	    "<nonce_str><![CDATA[a0a1a2a3a4a5a6a7a8a9aaabacadaeaf]]>"
@@ -981,13 +894,13 @@ test_call_requests(void)
 	    "362ACB086DCAE19483]]></sign>"
 	    "</xml>"), "closeorder request: exact bytes (HMAC-SHA256)");
 	memset(&n, 0, sizeof(n));
-	set(&n, "appid", "wxd930ea5d5a258f4f");
-	set(&n, "mch_id", "10000200");
-	set(&n, "nonce_str", "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
-	set(&n, "out_trade_no", "H-7|x*");
-	set(&n, "sign_type", "HMAC-SHA256");
+	th_note_set(&n, "appid", "wxd930ea5d5a258f4f");
+	th_note_set(&n, "mch_id", "10000200");
+	th_note_set(&n, "nonce_str", "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+	th_note_set(&n, "out_trade_no", "H-7|x*");
+	th_note_set(&n, "sign_type", "HMAC-SHA256");
 	sign_note(&n, KEY_HMAC, "HMAC-SHA256");
-	is_str(note_get(&n, "sign"), "41A3F7C7472889E9F446C005F73C5058C79B51"
+	is_str(th_note_get(&n, "sign"), "41A3F7C7472889E9F446C005F73C5058C79B51"
 	    "02445268362ACB086DCAE19483",
 	    "closeorder request (HMAC): the test's signer agrees");
 	is_int(p->query_request(ctx, order_ref("H-7|x*"), &cc, &r, &d),
@@ -1015,7 +928,7 @@ test_query_answers(void)
 	};
 	const char *txn = "1004400740201409030005092168";
 	struct ph_event ev, nev;
-	struct note n;
+	struct th_note n;
 	void *ctx = NULL;
 	char want[128];
 	size_t i;
@@ -1048,13 +961,13 @@ test_query_answers(void)
 	    "query and notification describe the same payment");
 
 	query_note(&n, "1409811653", txn, "SUCCESS");
-	set(&n, "fee_type", NULL);
+	th_note_set(&n, "fee_type", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	ok(answer(ctx, 0, "1409811653", &n, &ev) == PH_OK &&
 	    strcmp(ev.currency, "CNY") == 0, "query SUCCESS: fee_type "
 	    "defaults to CNY");
 	query_note(&n, "1409811653", txn, "SUCCESS");
-	set(&n, "fee_type", "USD");
+	th_note_set(&n, "fee_type", "USD");
 	sign_note(&n, KEY_MD5, "MD5");
 	ok(answer(ctx, 0, "1409811653", &n, &ev) == PH_OK &&
 	    strcmp(ev.currency, "USD") == 0, "query SUCCESS: fee_type carried");
@@ -1086,9 +999,9 @@ test_query_answers(void)
 	}
 	/* Without out_trade_no in the answer, the order asked about. */
 	unpaid_note(&n, "O-42", "NOTPAY");
-	set(&n, "out_trade_no", NULL);
+	th_note_set(&n, "out_trade_no", NULL);
 	set_raw(&n, "total_fee", NULL);
-	set(&n, "fee_type", NULL);
+	th_note_set(&n, "fee_type", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	ok(answer(ctx, 0, "O-42", &n, &ev) == PH_OK &&
 	    ev.kind == PH_EV_PAYMENT_PENDING &&
@@ -1109,13 +1022,13 @@ test_query_answers(void)
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query: unknown trade_state refused");
 	ok(strstr(d.msg, "trade_state") != NULL, "unknown trade_state named");
-	ok(event_is_empty(&ev), "refusal leaves an empty event");
+	ok(th_event_empty(&ev), "refusal leaves an empty event");
 	query_note(&n, "O-42", txn, "success");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query: trade_state is case-sensitive");
 	query_note(&n, "O-42", txn, "SUCCESS");
-	set(&n, "trade_state", NULL);
+	th_note_set(&n, "trade_state", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query: missing trade_state refused");
@@ -1125,13 +1038,13 @@ test_query_answers(void)
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query SUCCESS: another order's answer refused");
-	ok(event_is_empty(&ev), "another order: empty event");
+	ok(th_event_empty(&ev), "another order: empty event");
 	unpaid_note(&n, "O-43", "NOTPAY");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query NOTPAY: another order's answer refused");
 	query_note(&n, "O-42", txn, "SUCCESS");
-	set(&n, "transaction_id", NULL);
+	th_note_set(&n, "transaction_id", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query SUCCESS: missing transaction_id refused");
@@ -1141,7 +1054,7 @@ test_query_answers(void)
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query SUCCESS: decimal total_fee refused");
 	query_note(&n, "O-42", txn, "SUCCESS");
-	set(&n, "time_end", NULL);
+	th_note_set(&n, "time_end", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query SUCCESS: missing time_end refused");
@@ -1170,13 +1083,13 @@ test_query_answers(void)
 	ok(strstr(d.msg, "err_code SYSTEMERROR: ????") != NULL,
 	    "query SYSTEMERROR: diagnostic has err_code and its text, "
 	    "one ? per non-ASCII character");
-	ok(event_is_empty(&ev), "query SYSTEMERROR: no event");
+	ok(th_event_empty(&ev), "query SYSTEMERROR: no event");
 	fail_note(&n, "SIGNERROR", "sign error");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_PROVIDER,
 	    "query SIGNERROR: an error");
 	fail_note(&n, "ORDERNOTEXIST", "x");
-	set(&n, "err_code", NULL);
+	th_note_set(&n, "err_code", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_PROVIDER,
 	    "query result_code FAIL without err_code: an error");
@@ -1185,24 +1098,24 @@ test_query_answers(void)
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query: invalid err_code refused");
 	fail_note(&n, "ORDERNOTEXIST", "x");
-	set(&n, "result_code", "MAYBE");
+	th_note_set(&n, "result_code", "MAYBE");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_FIELD,
 	    "query: unknown result_code refused");
 
 	/* return_code FAIL: unsigned, an error with the provider's text. */
 	memset(&n, 0, sizeof(n));
-	set(&n, "return_code", "FAIL");
-	set(&n, "return_msg", "\xe7\xad\xbe\xe5\x90\x8d\xe9\x94\x99\xe8\xaf"
-	    "\xaf\n<b>");
+	th_note_set(&n, "return_code", "FAIL");
+	th_note_set(&n, "return_msg", "\xe7\xad\xbe\xe5\x90\x8d\xe9\x94\x99"
+	    "\xe8\xaf\xaf\n<b>");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_PROVIDER,
 	    "query return_code FAIL: an error");
 	ok(strstr(d.msg, "return_code FAIL: ????" "<b>") != NULL,
 	    "query return_code FAIL: return_msg in the diagnostic, newline "
 	    "dropped");
 	ok(strchr(d.msg, '\n') == NULL, "diagnostic stays on one line");
-	ok(event_is_empty(&ev), "query return_code FAIL: no event");
-	set(&n, "return_msg", NULL);
+	ok(th_event_empty(&ev), "query return_code FAIL: no event");
+	th_note_set(&n, "return_msg", NULL);
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_PROVIDER,
 	    "query return_code FAIL without return_msg");
 	{
@@ -1210,7 +1123,7 @@ test_query_answers(void)
 
 		memset(big, 'M', sizeof(big) - 1);
 		big[sizeof(big) - 1] = '\0';
-		set(&n, "return_msg", big);
+		th_note_set(&n, "return_msg", big);
 		is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_PROVIDER,
 		    "query return_code FAIL with a long return_msg");
 		ok(strlen(d.msg) < sizeof(d.msg), "long return_msg is cut");
@@ -1222,17 +1135,17 @@ test_query_answers(void)
 	set_raw(&n, "total_fee", "100000");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: tampered total_fee refused");
-	ok(event_is_empty(&ev), "tampered: empty event");
+	ok(th_event_empty(&ev), "tampered: empty event");
 	query_note(&n, "O-42", txn, "NOTPAY");
 	sign_note(&n, KEY_MD5, "MD5");
-	set(&n, "trade_state", "SUCCESS");
+	th_note_set(&n, "trade_state", "SUCCESS");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: trade_state NOTPAY turned SUCCESS refused");
 	query_note(&n, "O-42", txn, "SUCCESS");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: unsigned answer refused");
 	ok(strstr(d.msg, "not signed") != NULL, "unsigned: diagnostic");
-	set(&n, "sign", "");
+	th_note_set(&n, "sign", "");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: empty sign refused");
 	sign_note(&n, KEY_HMAC, "MD5");
@@ -1241,11 +1154,11 @@ test_query_answers(void)
 	sign_note(&n, KEY_MD5, "HMAC-SHA256");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: HMAC sign on the MD5 profile refused");
-	set(&n, "sign_type", "HMAC-SHA256");
+	th_note_set(&n, "sign_type", "HMAC-SHA256");
 	sign_note(&n, KEY_MD5, "HMAC-SHA256");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: sign_type HMAC-SHA256 on the MD5 profile refused");
-	set(&n, "sign_type", "MD5");
+	th_note_set(&n, "sign_type", "MD5");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_OK,
 	    "query: sign_type MD5 spelled out accepted");
@@ -1254,34 +1167,34 @@ test_query_answers(void)
 	    "query: unsigned ORDERNOTEXIST refused");
 	fail_note(&n, "ORDERNOTEXIST", "x");
 	sign_note(&n, KEY_MD5, "MD5");
-	set(&n, "nonce_str", "other");
+	th_note_set(&n, "nonce_str", "other");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: ORDERNOTEXIST with an altered field refused");
 
 	/* Merchant identity, after the signature. */
 	query_note(&n, "O-42", txn, "SUCCESS");
-	set(&n, "appid", "wx0000000000000000");
+	th_note_set(&n, "appid", "wx0000000000000000");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_MERCHANT,
 	    "query: appid mismatch refused");
 	ok(strstr(d.msg, "appid") != NULL, "appid mismatch: diagnostic");
 	query_note(&n, "O-42", txn, "SUCCESS");
-	set(&n, "appid", NULL);
+	th_note_set(&n, "appid", NULL);
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_MERCHANT,
 	    "query: missing appid refused");
 	query_note(&n, "O-42", txn, "SUCCESS");
-	set(&n, "mch_id", "19999999");
+	th_note_set(&n, "mch_id", "19999999");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_MERCHANT,
 	    "query: mch_id mismatch refused");
 	query_note(&n, "O-42", txn, "SUCCESS");
-	set(&n, "sub_mch_id", "1900000109");
+	th_note_set(&n, "sub_mch_id", "1900000109");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_MERCHANT,
 	    "query: sub_mch_id refused");
 	query_note(&n, "O-42", txn, "SUCCESS");
-	set(&n, "appid", "wx0000000000000000");
+	th_note_set(&n, "appid", "wx0000000000000000");
 	sign_note(&n, KEY_HMAC, "MD5");
 	is_int(answer(ctx, 0, "O-42", &n, &ev), PH_E_SIGNATURE,
 	    "query: wrong appid and wrong key, the signature fails first");
@@ -1296,7 +1209,7 @@ test_query_answers(void)
 		is_int(answer_body(ctx, 0, "O-42", 503, body, len, &ev),
 		    PH_E_PROVIDER, "query: HTTP 503 is an error");
 		ok(strstr(d.msg, "503") != NULL, "HTTP status named");
-		ok(event_is_empty(&ev), "HTTP 503: no event");
+		ok(th_event_empty(&ev), "HTTP 503: no event");
 		is_int(answer_body(ctx, 0, "O-42", 302, body, len, &ev),
 		    PH_E_PROVIDER, "query: HTTP 302 is an error");
 		is_int(answer_body(ctx, 0, "O-42", 200, "garbage\x01\xff", 9,
@@ -1321,22 +1234,22 @@ test_query_answers(void)
 	mkprofile(&ctx, "wxd930ea5d5a258f4f", "10000200", KEY_HMAC,
 	    "HMAC-SHA256");
 	query_note(&n, "H1", txn, "SUCCESS");
-	set(&n, "appid", "wxd930ea5d5a258f4f");
-	set(&n, "mch_id", "10000200");
+	th_note_set(&n, "appid", "wxd930ea5d5a258f4f");
+	th_note_set(&n, "mch_id", "10000200");
 	sign_note(&n, KEY_HMAC, "HMAC-SHA256");
 	is_int(answer(ctx, 0, "H1", &n, &ev), PH_OK,
 	    "query (HMAC): answer without sign_type accepted");
 	is_str(ev.dedup_key, "pay:1004400740201409030005092168",
 	    "query (HMAC): dedup key");
-	set(&n, "sign_type", "HMAC-SHA256");
+	th_note_set(&n, "sign_type", "HMAC-SHA256");
 	sign_note(&n, KEY_HMAC, "HMAC-SHA256");
 	is_int(answer(ctx, 0, "H1", &n, &ev), PH_OK,
 	    "query (HMAC): answer with sign_type accepted");
-	set(&n, "sign_type", NULL);
+	th_note_set(&n, "sign_type", NULL);
 	sign_note(&n, KEY_HMAC, "MD5");
 	is_int(answer(ctx, 0, "H1", &n, &ev), PH_E_SIGNATURE,
 	    "query (HMAC): MD5-signed answer refused");
-	set(&n, "sign_type", "MD5");
+	th_note_set(&n, "sign_type", "MD5");
 	sign_note(&n, KEY_HMAC, "MD5");
 	is_int(answer(ctx, 0, "H1", &n, &ev), PH_E_SIGNATURE,
 	    "query (HMAC): sign_type=MD5 answer refused");
@@ -1360,7 +1273,7 @@ test_close_answers(void)
 		{ "XML_FORMAT_ERROR", PH_E_PROVIDER, PH_EV__MAX },
 	};
 	struct ph_event ev;
-	struct note n;
+	struct th_note n;
 	void *ctx = NULL;
 	char want[128];
 	size_t i;
@@ -1382,7 +1295,7 @@ test_close_answers(void)
 		snprintf(want, sizeof(want), "close:C-1:%s", rows[i].err);
 		if (rows[i].rc != PH_OK) {
 			ok(answer(ctx, 1, "C-1", &n, &ev) == rows[i].rc &&
-			    event_is_empty(&ev) &&
+			    th_event_empty(&ev) &&
 			    strstr(d.msg, rows[i].err) != NULL,
 			    "close %s: an error naming it, no event",
 			    rows[i].err);
@@ -1399,8 +1312,8 @@ test_close_answers(void)
 	}
 
 	memset(&n, 0, sizeof(n));
-	set(&n, "return_code", "FAIL");
-	set(&n, "return_msg", "XML_FORMAT_ERROR");
+	th_note_set(&n, "return_code", "FAIL");
+	th_note_set(&n, "return_msg", "XML_FORMAT_ERROR");
 	is_int(answer(ctx, 1, "C-1", &n, &ev), PH_E_PROVIDER,
 	    "close return_code FAIL: an error");
 	ok(strstr(d.msg, "XML_FORMAT_ERROR") != NULL &&
@@ -1412,21 +1325,21 @@ test_close_answers(void)
 	    "close: unsigned SUCCESS refused");
 	fail_note(&n, "ORDERPAID", "paid");
 	sign_note(&n, KEY_MD5, "MD5");
-	set(&n, "err_code", "ORDERCLOSED");
+	th_note_set(&n, "err_code", "ORDERCLOSED");
 	is_int(answer(ctx, 1, "C-1", &n, &ev), PH_E_SIGNATURE,
 	    "close: ORDERPAID turned ORDERCLOSED refused");
-	ok(event_is_empty(&ev), "close tampered: no event");
+	ok(th_event_empty(&ev), "close tampered: no event");
 	close_note(&n);
 	sign_note(&n, KEY_HMAC, "MD5");
 	is_int(answer(ctx, 1, "C-1", &n, &ev), PH_E_SIGNATURE,
 	    "close: another key refused");
 	close_note(&n);
-	set(&n, "appid", "wx0000000000000000");
+	th_note_set(&n, "appid", "wx0000000000000000");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 1, "C-1", &n, &ev), PH_E_MERCHANT,
 	    "close: appid mismatch refused");
 	close_note(&n);
-	set(&n, "mch_id", "19999999");
+	th_note_set(&n, "mch_id", "19999999");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 1, "C-1", &n, &ev), PH_E_MERCHANT,
 	    "close: mch_id mismatch refused");
@@ -1492,7 +1405,7 @@ test_padded_values(void)
 {
 	static const char txn[] = "1004400740201409030005092168";
 	struct ph_event ev, ev2;
-	struct note n;
+	struct th_note n;
 	char *body;
 	void *ctx = NULL;
 	size_t len;
@@ -1537,39 +1450,39 @@ test_padded_values(void)
 	base_note(&n, "1409811653", txn);
 	/* No CR: XML reads CR LF as LF, so the raw reading could not
 	 * match. */
-	set(&n, "attach", "\t support \n");
-	set(&n, "device_info", "   ");
+	th_note_set(&n, "attach", "\t support \n");
+	th_note_set(&n, "device_info", "   ");
 	sign_trimmed(&n, KEY_MD5);
 	is_int(run(ctx, &n, &ev), PH_OK, "trimmed: tab, LF and a blank "
 	    "value (left out) verify");
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(run(ctx, &n, &ev), PH_OK, "raw: the same values verify");
 	sign_trimmed(&n, KEY_MD5);
-	set(&n, "attach", "\t support2 \n");
+	th_note_set(&n, "attach", "\t support2 \n");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "trimmed: a changed value "
 	    "refused");
 	base_note(&n, "1409811653", txn);
-	set(&n, "attach", " support ");
+	th_note_set(&n, "attach", " support ");
 	sign_trimmed(&n, "0123456789abcdef0123456789abcdef");
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "trimmed: another key "
 	    "refused");
 	base_note(&n, "1409811653", txn);
-	set(&n, "out_trade_no", " 1409811653 ");
+	th_note_set(&n, "out_trade_no", " 1409811653 ");
 	sign_trimmed(&n, KEY_MD5);
 	is_int(run(ctx, &n, &ev), PH_OK, "trimmed: a padded order id");
 	is_str(ev.order_id, "1409811653", "trimmed: the event holds the "
 	    "value that was signed");
 	base_note(&n, "1409811653", txn);
-	set(&n, "attach", "");
-	set(&n, "device_info", " ");
+	th_note_set(&n, "attach", "");
+	th_note_set(&n, "device_info", " ");
 	sign_note(&n, KEY_MD5, "MD5");
-	set(&n, "device_info", NULL);
+	th_note_set(&n, "device_info", NULL);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE, "raw: a signed blank value "
 	    "cannot be dropped");
 
 	/* A query answer is signed by the same server: the same rule. */
 	query_note(&n, "1409811653", txn, "SUCCESS");
-	set(&n, "attach", " support ");
+	th_note_set(&n, "attach", " support ");
 	sign_trimmed(&n, KEY_MD5);
 	is_int(answer(ctx, 0, "1409811653", &n, &ev), PH_OK,
 	    "query answer signed over trimmed values: accepted");

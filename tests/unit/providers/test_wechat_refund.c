@@ -152,25 +152,6 @@ bill(void *ctx, const char *const *lines, const char *term, int bom,
 	snprintf(r->msg, sizeof(r->msg), "%s", d.msg);
 }
 
-/* lines with line k (0-based) replaced by repl (NULL: removed). */
-static const char **
-variant(const char *const *lines, size_t k, const char *repl)
-{
-	static const char *out[64];
-	size_t i, n = 0;
-
-	for (i = 0; lines[i] != NULL && n < 63; i++) {
-		if (i == k) {
-			if (repl != NULL)
-				out[n++] = repl;
-			continue;
-		}
-		out[n++] = lines[i];
-	}
-	out[n] = NULL;
-	return out;
-}
-
 static int64_t
 bj(const char *compact)
 {
@@ -221,55 +202,55 @@ test_tv8(void)
 	is_int(r.rc, PH_OK, "lines handed over with a stray CR: read");
 
 	/* The summary, checked at the end. */
-	bill(ctx, variant(tv8, 4, "`3,`0.02,`0.0,`0.0,`0"), "", 0, &r);
+	bill(ctx, th_variant(tv8, 4, "`3,`0.02,`0.0,`0.0,`0"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 0 &&
 	    strstr(r.msg, "row count") != NULL,
 	    "summary count 3 for 2 rows: refused at the end");
 	diag("%s", r.msg);
-	bill(ctx, variant(tv8, 4, "`2,`0.03,`0.0,`0.0,`0"), "", 0, &r);
+	bill(ctx, th_variant(tv8, 4, "`2,`0.03,`0.0,`0.0,`0"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "total amount") != NULL,
 	    "summary total 0.03 for 0.02: refused");
 	diag("%s", r.msg);
-	bill(ctx, variant(tv8, 4, "`2,`0.02,`0.01,`0.0,`0"), "", 0, &r);
+	bill(ctx, th_variant(tv8, 4, "`2,`0.02,`0.01,`0.0,`0"), "", 0, &r);
 	is_int(r.rc, PH_E_MALFORMED, "summary refund total off: refused");
-	bill(ctx, variant(tv8, 4, "`2,`0.02,`0.0,`0.0"), "", 0, &r);
+	bill(ctx, th_variant(tv8, 4, "`2,`0.02,`0.0,`0.0"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 5,
 	    "summary line shorter than its header: refused, line 5");
-	bill(ctx, variant(tv8, 4, "`2,`0.0x,`0.0,`0.0,`0"), "", 0, &r);
+	bill(ctx, th_variant(tv8, 4, "`2,`0.0x,`0.0,`0.0,`0"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 5,
 	    "summary amount not a number: refused");
-	bill(ctx, variant(tv8, 3, "总交易额,总退款金额"), "", 0, &r);
+	bill(ctx, th_variant(tv8, 3, "总交易额,总退款金额"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 4,
 	    "summary header without 总交易单数: refused");
 
 	/* Truncated: no summary. */
-	bill(ctx, variant(variant(tv8, 4, NULL), 3, NULL), "", 0, &r);
+	bill(ctx, th_variant(th_variant(tv8, 4, NULL), 3, NULL), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 0 &&
 	    strstr(r.msg, "truncated") != NULL,
 	    "no summary: refused as truncated");
-	bill(ctx, variant(tv8, 4, NULL), "", 0, &r);
+	bill(ctx, th_variant(tv8, 4, NULL), "", 0, &r);
 	is_int(r.rc, PH_E_MALFORMED, "summary header without values: refused");
 
 	/* Malformed lines are named. */
-	bill(ctx, variant(tv8, 2, "`2014-11-10 16:46:14,`wx2421b1c4370ec43b,"
+	bill(ctx, th_variant(tv8, 2, "`2014-11-10 16:46:14,`wx2421b1c4370ec43b,"
 	    "`10000100,`0,`1000,`1002780740201411100005729794,`1415635270"),
 	    "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 3 &&
 	    strstr(r.msg, "line 3:") != NULL,
 	    "a row with 7 fields: refused naming line 3");
 	diag("%s", r.msg);
-	bill(ctx, variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
+	bill(ctx, th_variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
 	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
 	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
 	    "`0.001,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
 	    "`0.60%"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "line 2:") != NULL,
 	    "an amount with three decimals: refused naming line 2");
-	bill(ctx, variant(tv8, 1, "2014-11-10 16:33:45,wx2421b1c4370ec43b"),
+	bill(ctx, th_variant(tv8, 1, "2014-11-10 16:33:45,wx2421b1c4370ec43b"),
 	    "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 2,
 	    "a row without back-ticks (read as the summary header): refused");
-	bill(ctx, variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
+	bill(ctx, th_variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
 	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
 	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`NOTPAY,`OTHERS,`CNY,"
 	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
@@ -277,30 +258,30 @@ test_tv8(void)
 	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "line 2:") != NULL &&
 	    strstr(r.msg, "NOTPAY") != NULL,
 	    "交易状态 NOTPAY: refused, named");
-	bill(ctx, variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
+	bill(ctx, th_variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
 	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
 	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
 	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
 	    "`0.60%"), "", 0, &r);
 	is_int(r.rc, PH_OK, "(the same row as it was: read)");
-	bill(ctx, variant(tv8, 1, "`2014-11-31 16:33:45,`wx2421b1c4370ec43b,"
+	bill(ctx, th_variant(tv8, 1, "`2014-11-31 16:33:45,`wx2421b1c4370ec43b,"
 	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
 	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
 	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
 	    "`0.60%"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "time") != NULL,
 	    "30 days hath November: 交易时间 refused");
-	bill(ctx, variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
+	bill(ctx, th_variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
 	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
 	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
 	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付,测试,`订单额外描述,`0,"
 	    "`0.60%"), "", 0, &r);
 	is_int(r.rc, PH_OK, "a comma inside 商品名称 does not split it");
-	bill(ctx, variant(tv8, 0, "交易时间,公众账号ID,商户号,微信订单号"), "",
+	bill(ctx, th_variant(tv8, 0, "交易时间,公众账号ID,商户号,微信订单号"), "",
 	    0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 1,
 	    "a header without 商户订单号: refused at line 1");
-	bill(ctx, variant(tv8, 2, ""), "", 0, &r);
+	bill(ctx, th_variant(tv8, 2, ""), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 3,
 	    "an empty line among the rows: refused");
 	{
@@ -397,22 +378,22 @@ test_settlement(void)
 	    "refund:50000000002026113000000000001:SUCCESS",
 	    "... the dedup key of the refund's notification");
 
-	bill(ctx, variant(settle, 6,
+	bill(ctx, th_variant(settle, 6,
 	    "`4,`23.00,`11.00,`0.00,`0.07200,`28.00,`10.00"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "requested refund") != NULL,
 	    "申请退款总金额 off: refused");
-	bill(ctx, variant(settle, 6,
+	bill(ctx, th_variant(settle, 6,
 	    "`4,`23.01,`11.00,`0.00,`0.07200,`28.00,`11.00"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "settlement") != NULL,
 	    "应结订单总金额 off: refused");
-	bill(ctx, variant(settle, 3, "`2026-11-30 11:00:00,`wx2421b1c4370ec43b,"
+	bill(ctx, th_variant(settle, 3, "`2026-11-30 11:00:00,`wx2421b1c4370ec43b,"
 	    "`10000100,`,`,`4200000000202611300000000001,`ORDER-1,`oX,`JSAPI,"
 	    "`REFUND,`CFT,`CNY,`0.00,`0.00,`50000000002026113000000000002,"
 	    "`phr0000000000004,`1.00,`0.00,`ORIGINAL,`LOST,`T恤,`,`-0.00600,"
 	    "`0.60%,`0.00,`1.00,`"), "", 0, &r);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 4,
 	    "退款状态 unknown: refused, line 4");
-	bill(ctx, variant(settle, 1, "`2026-11-30 09:00:01,`wx2421b1c4370ec43b,"
+	bill(ctx, th_variant(settle, 1, "`2026-11-30 09:00:01,`wx2421b1c4370ec43b,"
 	    "`10000100,`1900000109,`,`4200000000202611300000000001,`ORDER-1,`oX,"
 	    "`JSAPI,`SUCCESS,`CFT,`CNY,`20.00,`5.00,`0,`0,`0.00,`0.00,`,`,`T恤,"
 	    "`,`0.12000,`0.60%,`25.00,`0.00,`"), "", 0, &r);
@@ -506,13 +487,6 @@ mkref(const char *order, const char *txn, const char *rid, int64_t amount,
 	return r;
 }
 
-static int
-body_is(const struct ph_http_request *req, const char *want)
-{
-	return req->body_len == strlen(want) &&
-	    memcmp(req->body, want, req->body_len) == 0;
-}
-
 static void
 test_v2_requests(void)
 {
@@ -534,7 +508,7 @@ test_v2_requests(void)
 	is_str(req.content_type, "text/xml", "... text/xml");
 	is_int(req.nheaders, 0, "... no extra headers (the client "
 	    "certificate is the core's)");
-	ok(body_is(&req, "<xml><appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
+	ok(th_req_body_is(&req, "<xml><appid><![CDATA[wx2421b1c4370ec43b]]></appid>"
 	    "<mch_id><![CDATA[10000100]]></mch_id><nonce_str><![CDATA["
 	    "000102030405060708090a0b0c0d0e0f]]></nonce_str><transaction_id>"
 	    "<![CDATA[4200000215201811190261405420]]></transaction_id>"
@@ -553,7 +527,7 @@ test_v2_requests(void)
 	    2500, 2500, "重复支付退款");
 	is_int(p->refund_request(hm, &r, &cc, &req, &d), PH_OK,
 	    "v2 HMAC-SHA256 refund request built");
-	ok(body_is(&req, "<xml><appid><![CDATA[wxd930ea5d5a258f4f]]></appid>"
+	ok(th_req_body_is(&req, "<xml><appid><![CDATA[wxd930ea5d5a258f4f]]></appid>"
 	    "<mch_id><![CDATA[10000200]]></mch_id><nonce_str><![CDATA["
 	    "000102030405060708090a0b0c0d0e0f]]></nonce_str><sign_type>"
 	    "<![CDATA[HMAC-SHA256]]></sign_type><transaction_id><![CDATA["
@@ -680,11 +654,8 @@ answer_of(const struct kvs *s, int signed_, int status)
 		md5sign(&t, KEY_MD5, sig);
 		kv(&t, "sign", sig);
 	}
-	memset(&answer, 0, sizeof(answer));
-	answer.status = status;
-	answer.body = (const unsigned char *)answer_buf;
-	answer.body_len = render(&t, answer_buf, sizeof(answer_buf));
-	answer.now = 1700000000;
+	th_answer(&answer, status, answer_buf,
+	    render(&t, answer_buf, sizeof(answer_buf)), 1700000000);
 }
 
 static void
@@ -879,24 +850,9 @@ v3answer(int status, const char *body, int signed_)
 	v3h[2].value = signed_ ? v3sig : "WECHATPAY/SIGNTEST/AAAA";
 	v3h[3].name = "Wechatpay-Serial";
 	v3h[3].value = V3_PUB_ID;
-	memset(&answer, 0, sizeof(answer));
-	answer.status = status;
+	th_answer(&answer, status, v3body, strlen(v3body), V3_NOW);
 	answer.headers = v3h;
 	answer.nheaders = 4;
-	answer.body = (const unsigned char *)v3body;
-	answer.body_len = strlen(v3body);
-	answer.now = V3_NOW;
-}
-
-static const char *
-header(const struct ph_http_request *req, const char *name)
-{
-	size_t i;
-
-	for (i = 0; i < req->nheaders; i++)
-		if (strcmp(req->headers[i].name, name) == 0)
-			return req->headers[i].value;
-	return NULL;
 }
 
 static void
@@ -930,10 +886,10 @@ test_v3(void)
 	is_str(req.path, "/v3/refund/domestic/refunds",
 	    "... /v3/refund/domestic/refunds");
 	is_str(req.content_type, "application/json", "... JSON");
-	ok(body_is(&req, want), "... body byte for byte");
+	ok(th_req_body_is(&req, want), "... body byte for byte");
 	diag("%.*s", (int)req.body_len, (const char *)req.body);
-	is_str(header(&req, "Accept"), "application/json", "... Accept");
-	auth = header(&req, "Authorization");
+	is_str(th_req_header(&req, "Accept"), "application/json", "... Accept");
+	auth = th_req_header(&req, "Authorization");
 	ok(auth != NULL && strncmp(auth, "WECHATPAY2-SHA256-RSA2048 "
 	    "mchid=\"1230000109\",nonce_str=\"000102030405060708090A0B0C0D0E0F"
 	    "\",signature=\"", 96) == 0 && strstr(auth, "\",timestamp=\""
@@ -1039,19 +995,8 @@ static const char req_info[] =
 static int
 notify_body(void *ctx, const char *body, struct ph_event *ev)
 {
-	struct ph_request req;
-	struct ph_header h = { "Content-Type", "text/xml" };
-
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "text/xml";
-	req.body = (const unsigned char *)body;
-	req.body_len = strlen(body);
-	req.headers = &h;
-	req.nheaders = 1;
-	req.now = 1542615853;
-	d.msg[0] = '\0';
-	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
+	return th_notify(payhook_provider(), ctx, body, strlen(body),
+	    "text/xml", 1542615853, ev, &d);
 }
 
 static char nbody[16384];

@@ -40,19 +40,6 @@
 #define PUB_ID	"PUB_KEY_ID_0114232134912410000000000000000000"
 #define TV3_SERIAL "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB"
 
-/* The public key of TV-5 (doc/design/protocols.md §7), published for exactly
- * this use; the key of TV-3/TV-4 is th_tv3_priv_pem (helpers.h). */
-static const char tv5_pub_pem[] =
-	"-----BEGIN PUBLIC KEY-----\n"
-	"MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAwXNI6sdlknHBnK8Fu2U6\n"
-	"Cwor9qY747jP8KAfeBMeveEt1TqaHkLfaSD07trZLhGpfs8/AHqjhgSMO1O10YQW\n"
-	"OrrJ4hjIWPKqxbgrYMkBQc+mwdiWp4W3ByCqxBRagCveCXRWCmuJYovl9H/bsDI0\n"
-	"iGbpVtEOghJtfciisYSgxcLufUDTRkvwxjIBK1pCRjk33jJ5YTBWTHMRtMAOcFLN\n"
-	"F6hdEYdX8SPsgHHeLZ5Lv2T/686w1xtgCHef/sd4uSfWmyzsalQdHG/e4IyYmrhx\n"
-	"+O3VBoNDzE3nx23bFeV/RVNCG7cV6VhmYokJNHa/erIPkEmEFID6A5wQOXuxUkmJ\n"
-	"WwIDAQAB\n"
-	"-----END PUBLIC KEY-----\n";
-
 static struct ph_diag d;
 
 /* ---- keys and certificates, made here ------------------------------- */
@@ -294,14 +281,9 @@ deliver(void *ctx, const struct sent *s, const char *body, size_t len,
 {
 	struct ph_request req;
 
-	memset(&req, 0, sizeof(req));
-	req.method = "POST";
-	req.content_type = "application/json";
-	req.body = (const unsigned char *)body;
-	req.body_len = len;
+	th_post(&req, "application/json", body, len, now);
 	req.headers = s->h;
 	req.nheaders = s->nh;
-	req.now = now;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
 	return payhook_provider()->parse_notify(ctx, &req, ev, &d);
@@ -329,14 +311,6 @@ notify_raw(void *ctx, const char *raw, struct ph_event *ev)
 	memcpy(body, raw, blen + 1);
 	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
 	return deliver(ctx, &snt, body, blen, NOW, ev);
-}
-
-static int
-event_empty(const struct ph_event *ev)
-{
-	static const struct ph_event zero;
-
-	return memcmp(ev, &zero, sizeof(zero)) == 0;
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -580,7 +554,7 @@ test_notify(void)
 	sign_body(&snt, plat_a, SER_A, NOW - 301, body, blen);
 	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
 	    "timestamp 301 s old refused");
-	ok(event_empty(&ev), "refusal leaves an empty event");
+	ok(th_event_empty(&ev), "refusal leaves an empty event");
 	ok(strstr(d.msg, "Wechatpay-Timestamp") != NULL,
 	    "stale: diagnostic names the header");
 	sign_body(&snt, plat_a, SER_A, NOW + 301, body, blen);
@@ -656,7 +630,7 @@ test_notify(void)
 		sign_body(&snt, plat_a, SER_A, NOW, body, blen);
 		is_int(deliver(ctx, &snt, body, blen, NOW, &ev),
 		    PH_E_SIGNATURE, "tampered tag refused");
-		ok(event_empty(&ev), "tampered tag: no partial event");
+		ok(th_event_empty(&ev), "tampered tag: no partial event");
 	}
 	blen = envelope(body, sizeof(body), "EV-1", "TRANSACTION.SUCCESS",
 	    "transaction", plain, "transaction", "fdasflkja484");
@@ -1061,7 +1035,7 @@ test_tv5(void)
 
 	prof_v3(&p);
 	p.certs[0] = NULL;
-	p.pub = tv5_pub_pem;
+	p.pub = th_tv5_pub_pem;
 	p.pub_id = "PUB_KEY_ID_0000000000000024101100397200000006";
 	is_int(mkprof(&p, &ctx), PH_OK, "TV-5: profile with the official "
 	    "WeChat Pay public key");
@@ -1095,16 +1069,7 @@ test_tv5(void)
 static struct ph_order_ref *
 order_ref(const char *id)
 {
-	static struct ph_order_ref o;
-
-	memset(&o, 0, sizeof(o));
-	o.order_id = id;
-	o.amount = 100;
-	o.currency = "CNY";
-	o.txn_id = "";
-	o.created_at = NOW - 600;
-	o.attempt = "";
-	return &o;
+	return th_order_ref(id, 100, NOW - 600);
 }
 
 static void
@@ -1243,21 +1208,30 @@ test_query_request(void)
 	payhook_provider()->profile_free(ctx);
 }
 
+/* The answer of status with s's headers (none when NULL) and body b,
+ * received at NOW; d emptied and *ev filled with junk beforehand. */
+static void
+answer_in(struct ph_http_response *in, int status, struct sent *s,
+    const char *b, struct ph_event *ev)
+{
+	memset(in, 0, sizeof(*in));
+	in->status = status;
+	in->headers = s != NULL ? s->h : NULL;
+	in->nheaders = s != NULL ? s->nh : 0;
+	in->body = (const unsigned char *)b;
+	in->body_len = strlen(b);
+	in->now = NOW;
+	d.msg[0] = '\0';
+	memset(ev, 0x5a, sizeof(*ev));
+}
+
 static int
 answer(void *ctx, const char *order, int status, struct sent *s,
     const char *b, struct ph_event *ev)
 {
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
-	in.headers = s != NULL ? s->h : NULL;
-	in.nheaders = s != NULL ? s->nh : 0;
-	in.body = (const unsigned char *)b;
-	in.body_len = strlen(b);
-	in.now = NOW;
-	d.msg[0] = '\0';
-	memset(ev, 0x5a, sizeof(*ev));
+	answer_in(&in, status, s, b, ev);
 	return payhook_provider()->query_response(ctx, order_ref(order), &in,
 	    ev, &d);
 }
@@ -1321,7 +1295,7 @@ test_query_response(void)
 	sign_body(&s, plat_a, SER_A, NOW, plain, strlen(plain));
 	is_int(answer(ctx, "Q1", 200, &s, plain, &ev), PH_E_FIELD,
 	    "an answer about another order refused");
-	ok(event_empty(&ev), "refused answer: empty event");
+	ok(th_event_empty(&ev), "refused answer: empty event");
 	is_int(answer(ctx, "Q1", 200, NULL, plain, &ev), PH_E_SIGNATURE,
 	    "an unsigned 200 refused");
 	tx(plain, sizeof(plain), "Q1", "4200000987", "SUCCESS", "100");
@@ -1452,15 +1426,7 @@ close_answer(void *ctx, const char *order, int status, struct sent *s,
 {
 	struct ph_http_response in;
 
-	memset(&in, 0, sizeof(in));
-	in.status = status;
-	in.headers = s != NULL ? s->h : NULL;
-	in.nheaders = s != NULL ? s->nh : 0;
-	in.body = (const unsigned char *)b;
-	in.body_len = strlen(b);
-	in.now = NOW;
-	d.msg[0] = '\0';
-	memset(ev, 0x5a, sizeof(*ev));
+	answer_in(&in, status, s, b, ev);
 	return payhook_provider()->close_response(ctx, order_ref(order), &in,
 	    ev, &d);
 }
@@ -1494,7 +1460,7 @@ test_close_response(void)
 
 	is_int(close_answer(ctx, "C1", 204, NULL, "", &ev), PH_E_PROVIDER,
 	    "close 204 unsigned: not closed, ask later");
-	ok(event_empty(&ev), "unsigned 204: no event");
+	ok(th_event_empty(&ev), "unsigned 204: no event");
 	is_int(close_answer(ctx, "C1", 204, &s, "{}", &ev), PH_E_PROVIDER,
 	    "close 204 whose signature covers another body: ask later");
 	sign_body(&s, plat_a, SER_A, NOW - 1000, "", 0);
@@ -1528,7 +1494,7 @@ test_close_response(void)
 	ok(strstr(d.msg, "SYSTEM_ERROR") != NULL, "diagnostic: %s", d.msg);
 	is_int(close_answer(ctx, "C1", 503, NULL, "", &ev), PH_E_PROVIDER,
 	    "close 503 without a body: ask later");
-	ok(event_empty(&ev), "error: no event");
+	ok(th_event_empty(&ev), "error: no event");
 	payhook_provider()->profile_free(ctx);
 }
 
