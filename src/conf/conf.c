@@ -22,6 +22,7 @@
 #include "conf/conf.h"
 #include "conf/conf_lines.h"
 #include "conf/conf_suggest.h"
+#include "ops/text.h"
 #include "ops/log.h"
 
 #ifndef PH_PLUGIN_DIR
@@ -380,10 +381,8 @@ conf_core(struct conf_parse *p, const char *key, const char *val)
 	unsigned long n;
 	int k, lvl;
 
-	for (k = 0; k < CORE__MAX; k++)
-		if (strcmp(key, conf_core_names[k]) == 0)
-			break;
-	if (k == CORE__MAX) {
+	k = text_name_find(conf_core_names, CORE__MAX, key, 0);
+	if (k < 0) {
 		const char *near = conf_suggest(key, conf_core_names,
 		    CORE__MAX);
 

@@ -39,6 +39,27 @@ http_body_max(const struct http_call *c)
 	return c->max_body != 0 ? c->max_body : HTTP_RESPONSE_MAX;
 }
 
+/*
+ * buf (capacity *cap) grown to hold need bytes, doubling from 4 KiB: a
+ * statement of many megabytes in few copies.  NULL when out of memory,
+ * buf then left as it was.
+ */
+static void *
+http_grow(void *buf, size_t *cap, size_t need)
+{
+	size_t n = *cap != 0 ? *cap : 4096;
+	void *nb;
+
+	if (need <= *cap)
+		return buf;
+	while (n < need)
+		n *= 2;
+	if ((nb = realloc(buf, n)) == NULL)
+		return NULL;
+	*cap = n;
+	return nb;
+}
+
 static size_t
 http_on_body(char *p, size_t size, size_t nmemb, void *arg)
 {
@@ -51,17 +72,10 @@ http_on_body(char *p, size_t size, size_t nmemb, void *arg)
 		x->too_big = 1;
 		return 0;	/* aborts the transfer */
 	}
-	if (c->body_len + n + 1 > x->body_cap) {
-		/* Doubling: a statement of many megabytes in few copies. */
-		size_t cap = x->body_cap ? x->body_cap : 4096;
-
-		while (cap < c->body_len + n + 1)
-			cap *= 2;
-		if ((nb = realloc(c->body, cap)) == NULL)
-			return 0;
-		c->body = nb;
-		x->body_cap = cap;
-	}
+	if ((nb = http_grow(c->body, &x->body_cap, c->body_len + n + 1)) ==
+	    NULL)
+		return 0;
+	c->body = nb;
 	memcpy(c->body + c->body_len, p, n);
 	c->body_len += n;
 	c->body[c->body_len] = '\0';
@@ -89,16 +103,10 @@ http_on_header(char *p, size_t size, size_t nmemb, void *arg)
 		return n;
 	if (c->header_len + len + 2 > HTTP_HEADER_BUF_MAX)
 		return n;	/* drop the excess; signatures are early */
-	if (c->header_len + len + 2 > x->hdr_cap) {
-		size_t cap = x->hdr_cap ? x->hdr_cap * 2 : 4096;
-
-		while (cap < c->header_len + len + 2)
-			cap *= 2;
-		if ((nb = realloc(c->header_buf, cap)) == NULL)
-			return 0;
-		c->header_buf = nb;
-		x->hdr_cap = cap;
-	}
+	if ((nb = http_grow(c->header_buf, &x->hdr_cap,
+	    c->header_len + len + 2)) == NULL)
+		return 0;
+	c->header_buf = nb;
 	memcpy(c->header_buf + c->header_len, p, len);
 	c->header_buf[c->header_len + len] = '\0';
 	c->header_len += len + 1;

@@ -150,6 +150,15 @@ query_built(struct query_job *job, int rc, const struct ph_diag *diag)
 	job->err = PH_OK;
 }
 
+/* Copies record o's string field key into dst; "" when it has none. */
+static void
+query_field(char *dst, size_t size, const json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	snprintf(dst, size, "%s", v != NULL ? v : "");
+}
+
 void
 query_prepare(struct query_job *job, enum query_op op,
     const struct conf_profile *pr, const json_t *order, int64_t now)
@@ -160,14 +169,10 @@ query_prepare(struct query_job *job, enum query_op op,
 
 	if (query_job_start(job, op, pr) != 0)
 		return;
-	snprintf(job->order_id, sizeof(job->order_id), "%s",
-	    json_string_value(json_object_get(order, "order_id")));
-	snprintf(job->currency, sizeof(job->currency), "%s",
-	    json_string_value(json_object_get(order, "currency")));
-	if (json_is_string(json_object_get(order, "provider_txn_id")))
-		snprintf(job->txn_id, sizeof(job->txn_id), "%s",
-		    json_string_value(json_object_get(order,
-		    "provider_txn_id")));
+	query_field(job->order_id, sizeof(job->order_id), order, "order_id");
+	query_field(job->currency, sizeof(job->currency), order, "currency");
+	query_field(job->txn_id, sizeof(job->txn_id), order,
+	    "provider_txn_id");
 	job->attempt = query_attempt_text(order, pr->name);
 	if (query_job_alloc(job) != 0 || query_call_ctx(job, now, &cc) != 0)
 		return;
@@ -216,14 +221,10 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 
 	if (query_job_start(job, QUERY_OP_REFUND, pr) != 0)
 		return;
-	snprintf(job->order_id, sizeof(job->order_id), "%s",
-	    json_string_value(json_object_get(item, "order_id")));
-	snprintf(job->txn_id, sizeof(job->txn_id), "%s",
-	    json_string_value(json_object_get(item, "provider_txn_id")));
-	snprintf(job->currency, sizeof(job->currency), "%s",
-	    json_string_value(json_object_get(item, "currency")));
-	snprintf(job->refund_id, sizeof(job->refund_id), "%s",
-	    json_string_value(json_object_get(item, "refund_id")));
+	query_field(job->order_id, sizeof(job->order_id), item, "order_id");
+	query_field(job->txn_id, sizeof(job->txn_id), item, "provider_txn_id");
+	query_field(job->currency, sizeof(job->currency), item, "currency");
+	query_field(job->refund_id, sizeof(job->refund_id), item, "refund_id");
 	snprintf(job->reason, sizeof(job->reason), "%s",
 	    query_refund_reason(item));
 	job->attempt = order != NULL ? query_attempt_text(order, pr->name) :

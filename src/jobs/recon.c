@@ -338,15 +338,7 @@ recon_unlisted(struct ledger_batch *b, const json_t *pay, void *arg)
 	    at < r->day_start || at >= r->day_start + RECON_DAY ||
 	    ledger_batch_seen(b, r->run, recon_str(pay, "provider_txn_id")))
 		return 0;
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PH_EV_PAYMENT_SUCCEEDED;
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s",
-	    recon_str(pay, "order_id"));
-	snprintf(ev.txn_id, sizeof(ev.txn_id), "%s",
-	    recon_str(pay, "provider_txn_id"));
-	ev.amount = json_integer_value(json_object_get(pay, "amount"));
-	snprintf(ev.currency, sizeof(ev.currency), "%s",
-	    recon_str(pay, "currency"));
+	ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, &ev);
 	ev.occurred_at = at;
 	ledger_batch_alarm_new(b, r->run, LEDGER_EV_RECONCILE_MISSING_AT_PROVIDER,
 	    r->pr->name, recon_str(pay, "provider"), &ev, NULL, r->now);

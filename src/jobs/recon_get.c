@@ -31,11 +31,6 @@
 /* Unpacked, with a ratio no honest statement reaches: no zip bomb. */
 #define RECON_GET_TEXT_MAX	(1024UL * 1024 * 1024)
 
-static const enum unpack_kind recon_get_kinds[] = {
-	[PH_PACK_NONE] = UNPACK_NONE,
-	[PH_PACK_GZIP] = UNPACK_GZIP,
-	[PH_PACK_ZIP] = UNPACK_ZIP,
-};
 #define RECON_GET_TIMEOUT_S	300L
 
 /* scheme, host and port of a URL, lower case; -1 when it has none. */
@@ -221,7 +216,7 @@ recon_download(const struct conf *c, const struct conf_profile *pr,
 	}
 	for (i = 0; i < PH_DOWNLOAD_MEMBERS_MAX; i++)
 		ends[i] = dl->member[i];
-	rc = unpack(recon_get_kinds[dl->packing], ends,
+	rc = unpack(dl->packing, ends,
 	    PH_DOWNLOAD_MEMBERS_MAX, call.body + dl->offset, dl->len, tmp,
 	    RECON_GET_TEXT_MAX, diag);
 	if (rc == PH_OK && fflush(tmp) != 0)

@@ -46,7 +46,7 @@ unpack_wanted(const char *const *ends, size_t nends, const char *name)
 }
 
 int
-unpack(enum unpack_kind kind, const char *const *ends, size_t nends,
+unpack(enum ph_download_packing kind, const char *const *ends, size_t nends,
     const unsigned char *p, size_t n, FILE *out, size_t max,
     struct ph_diag *diag)
 {
@@ -58,7 +58,7 @@ unpack(enum unpack_kind kind, const char *const *ends, size_t nends,
 	locale_t utf8, old = (locale_t)0;
 	int rc = PH_OK, found = 0, r;
 
-	if (kind == UNPACK_NONE)
+	if (kind == PH_PACK_NONE)
 		return unpack_write(out, p, n, &total, max, diag);
 	/*
 	 * libarchive gives a member's name in the thread's locale: under
@@ -73,7 +73,7 @@ unpack(enum unpack_kind kind, const char *const *ends, size_t nends,
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
 		goto done;
 	}
-	if (kind == UNPACK_GZIP) {
+	if (kind == PH_PACK_GZIP) {
 		archive_read_support_filter_gzip(a);
 		archive_read_support_format_raw(a);
 	} else	/* the central directory read: a truncated zip is refused */
@@ -87,7 +87,7 @@ unpack(enum unpack_kind kind, const char *const *ends, size_t nends,
 	 * is still read, its name compared if there is one. */
 	while ((r = archive_read_next_header(a, &e)) == ARCHIVE_OK ||
 	    r == ARCHIVE_WARN) {
-		if (kind == UNPACK_ZIP &&
+		if (kind == PH_PACK_ZIP &&
 		    !unpack_wanted(ends, nends, archive_entry_pathname(e)))
 			continue;
 		if (found++) {

@@ -335,6 +335,10 @@ int ledger_batch_seen(struct ledger_batch *b, const char *run,
 void ledger_batch_alarm_new(struct ledger_batch *b, const char *run,
     enum ledger_event type, const char *profile, const char *provider,
     const struct ph_event *ev, json_t *extra, int64_t now);
+/* The event a stored payment or refund record stands for: its order,
+ * transaction, amount and currency, of the given kind; the rest zero. */
+void ledger_record_event(const json_t *rec, enum ph_event_kind kind,
+    struct ph_event *ev);
 /* Every stored payment record of profile, in key order, in chunks of
  * the batch: calls fn with each; stops at the first non-zero return.  fn
  * may use ledger_batch_seen() and ledger_batch_alarm_new(). */

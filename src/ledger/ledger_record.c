@@ -245,6 +245,21 @@ ledger_str(const json_t *o, const char *key)
 	return s != NULL ? s : "";
 }
 
+void
+ledger_record_event(const json_t *rec, enum ph_event_kind kind,
+    struct ph_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->kind = kind;
+	snprintf(ev->order_id, sizeof(ev->order_id), "%s",
+	    ledger_str(rec, "order_id"));
+	snprintf(ev->txn_id, sizeof(ev->txn_id), "%s",
+	    ledger_str(rec, "provider_txn_id"));
+	ev->amount = json_integer_value(json_object_get(rec, "amount"));
+	snprintf(ev->currency, sizeof(ev->currency), "%s",
+	    ledger_str(rec, "currency"));
+}
+
 /* ---- Counts of orders per state ------------------------------------------ */
 
 static void

@@ -20,6 +20,7 @@
 
 #include "ledger/ledger_int.h"
 #include "ops/log.h"
+#include "ops/text.h"
 #include "ledger/order.h"
 
 static const char *const ledger_refund_state_names[LEDGER_REFUND__MAX] = {
@@ -35,12 +36,8 @@ ledger_refund_state_name(enum ledger_refund_state st)
 int
 ledger_refund_state_parse(const char *name)
 {
-	int i;
-
-	for (i = 0; i < LEDGER_REFUND__MAX; i++)
-		if (strcmp(name, ledger_refund_state_names[i]) == 0)
-			return i;
-	return -1;
+	return text_name_find(ledger_refund_state_names, LEDGER_REFUND__MAX,
+	    name, 0);
 }
 
 /* The state of work item r, or -1 when the record says none known. */
@@ -222,15 +219,7 @@ ledger_refund_event_new(struct store_txn *t, const json_t *r,
 	struct ph_event ev;
 	json_t *x;
 
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PH_EV_REFUND_SUCCEEDED;
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s",
-	    ledger_str(r, "order_id"));
-	snprintf(ev.txn_id, sizeof(ev.txn_id), "%s",
-	    ledger_str(r, "provider_txn_id"));
-	ev.amount = json_integer_value(json_object_get(r, "amount"));
-	snprintf(ev.currency, sizeof(ev.currency), "%s",
-	    ledger_str(r, "currency"));
+	ledger_record_event(r, PH_EV_REFUND_SUCCEEDED, &ev);
 	f.profile = ledger_str(r, "profile");
 	f.provider = ledger_str(r, "provider");
 	f.source = source;

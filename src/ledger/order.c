@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "ledger/order.h"
+#include "ops/text.h"
 
 static const char *const order_state_names[ORDER__MAX] = {
 	"PENDING", "PAID", "CLOSED", "REFUNDING", "REFUNDED",
@@ -19,12 +20,7 @@ order_state_name(enum order_state s)
 int
 order_state_parse(const char *s)
 {
-	int i;
-
-	for (i = 0; i < ORDER__MAX; i++)
-		if (strcmp(s, order_state_names[i]) == 0)
-			return i;
-	return -1;
+	return text_name_find(order_state_names, ORDER__MAX, s, 0);
 }
 
 enum order_verdict

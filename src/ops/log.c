@@ -61,23 +61,13 @@ log_set_format(enum log_format format)
 int
 log_level_parse(const char *s)
 {
-	int i;
-
-	for (i = 0; i < LOG_LVL__MAX; i++)
-		if (strcasecmp(s, log_names[i]) == 0)
-			return i;
-	return -1;
+	return text_name_find(log_names, LOG_LVL__MAX, s, 1);
 }
 
 int
 log_format_parse(const char *s)
 {
-	int i;
-
-	for (i = 0; i < LOG_FMT__MAX; i++)
-		if (strcmp(s, log_format_names[i]) == 0)
-			return i;
-	return -1;
+	return text_name_find(log_format_names, LOG_FMT__MAX, s, 0);
 }
 
 void

@@ -1,4 +1,7 @@
 /* Text as payhook shows it to people: see text.h. */
+#include <string.h>
+#include <strings.h>
+
 #include "ops/text.h"
 
 size_t
@@ -43,5 +46,20 @@ text_hexval(char c)
 		return c - 'a' + 10;
 	if (c >= 'A' && c <= 'F')
 		return c - 'A' + 10;
+	return -1;
+}
+
+int
+text_name_find(const char *const *names, int n, const char *s, int fold)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		if (names[i] == NULL)
+			continue;
+		if (fold ? strcasecmp(s, names[i]) == 0 :
+		    strcmp(s, names[i]) == 0)
+			return i;
+	}
 	return -1;
 }

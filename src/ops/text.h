@@ -12,4 +12,10 @@ size_t text_utf8_len(const unsigned char *p, size_t n);
 /* The value of a hex digit (either case), or -1 when c is none. */
 int text_hexval(char c);
 
+/* The index of s among the n names of an enum's name table (compared
+ * as bytes, or ignoring ASCII case when fold is set), or -1 when it is
+ * none of them.  NULL entries are skipped. */
+int text_name_find(const char *const *names, int n, const char *s,
+    int fold);
+
 #endif

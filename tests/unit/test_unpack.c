@@ -47,7 +47,7 @@ static const char *const ends[] = {
 
 /* Runs unpack into a temporary file; its text in got (NUL-terminated). */
 static int
-run(enum unpack_kind kind, const unsigned char *p, size_t n, size_t max,
+run(enum ph_download_packing kind, const unsigned char *p, size_t n, size_t max,
     char *got, size_t cap, struct ph_diag *diag)
 {
 	FILE *f = tmpfile();
@@ -75,49 +75,49 @@ main(void)
 	char got[4096];
 	int rc;
 
-	rc = run(UNPACK_ZIP, gbk.p, gbk.n, 1 << 20, got,
+	rc = run(PH_PACK_ZIP, gbk.p, gbk.n, 1 << 20, got,
 	    sizeof(got), &diag);
 	is_int(rc, PH_OK, "zip, GBK names without the UTF-8 flag: unpacked");
 	is_str(got, "detail,1\r\n", "the detail member, not the summary");
 
-	rc = run(UNPACK_ZIP, utf8.p, utf8.n, 1 << 20, got,
+	rc = run(PH_PACK_ZIP, utf8.p, utf8.n, 1 << 20, got,
 	    sizeof(got), &diag);
 	is_int(rc, PH_OK, "zip, flagged UTF-8 names: unpacked");
 	is_str(got, "detail,1\r\n", "the detail member, whatever the order");
 
-	rc = run(UNPACK_ZIP, two.p, two.n, 1 << 20, got,
+	rc = run(PH_PACK_ZIP, two.p, two.n, 1 << 20, got,
 	    sizeof(got), &diag);
 	is_int(rc, PH_E_MALFORMED, "zip with two wanted members: refused");
 	ok(strstr(diag.msg, "more than one") != NULL, "and says so: %s",
 	    diag.msg);
 
-	rc = run(UNPACK_ZIP, bomb.p, bomb.n, 1 << 20, got,
+	rc = run(PH_PACK_ZIP, bomb.p, bomb.n, 1 << 20, got,
 	    sizeof(got), &diag);
 	is_int(rc, PH_E_TOOBIG, "2 MiB unpacked from 2 KB over a 1 MiB "
 	    "bound: refused");
 
-	rc = run(UNPACK_ZIP, gz.p, gz.n, 1 << 20, got, sizeof(got),
+	rc = run(PH_PACK_ZIP, gz.p, gz.n, 1 << 20, got, sizeof(got),
 	    &diag);
 	is_int(rc, PH_E_MALFORMED, "gzip given as a zip: refused");
 
-	rc = run(UNPACK_ZIP, (const unsigned char *)"<html>expired</html>",
+	rc = run(PH_PACK_ZIP, (const unsigned char *)"<html>expired</html>",
 	    20, 1 << 20, got, sizeof(got), &diag);
 	is_int(rc, PH_E_MALFORMED, "a page instead of a zip: refused");
 
-	rc = run(UNPACK_ZIP, gbk.p, gbk.n - 40, 1 << 20,
+	rc = run(PH_PACK_ZIP, gbk.p, gbk.n - 40, 1 << 20,
 	    got, sizeof(got), &diag);
 	ok(rc != PH_OK, "a truncated zip: refused (%s)", ph_strerror(rc));
 
-	rc = run(UNPACK_GZIP, gz.p, gz.n, 1 << 20, got, sizeof(got),
+	rc = run(PH_PACK_GZIP, gz.p, gz.n, 1 << 20, got, sizeof(got),
 	    &diag);
 	is_int(rc, PH_OK, "gzip: unpacked");
 	is_str(got, "hello\nbill\n", "gzip: its text");
 
-	rc = run(UNPACK_GZIP, gz.p, gz.n, 5, got, sizeof(got),
+	rc = run(PH_PACK_GZIP, gz.p, gz.n, 5, got, sizeof(got),
 	    &diag);
 	is_int(rc, PH_E_TOOBIG, "gzip over the bound: refused");
 
-	rc = run(UNPACK_NONE, (const unsigned char *)"plain\n", 6, 1 << 20,
+	rc = run(PH_PACK_NONE, (const unsigned char *)"plain\n", 6, 1 << 20,
 	    got, sizeof(got), &diag);
 	is_int(rc, PH_OK, "plain text: as given");
 	is_str(got, "plain\n", "plain text: its bytes");
