@@ -64,105 +64,95 @@ ledger_migrate_payments(struct store *s, int *more, size_t *moved)
 	return rc;
 }
 
-/* Indexes refunds from *resume on, adds them to their orders' lists;
- * one a runner has tried counts as sent. */
+/* Brings one record (key, rec) of a database up to date in t. */
+typedef void ledger_migrate_fn(struct store *s, struct store_txn *t,
+    const struct store_val *key, json_t *rec);
+
+/*
+ * Runs fn over every record of db, LEDGER_MIGRATE_BATCH to a write
+ * transaction (a store of millions is not brought up in one), resuming
+ * where the last batch stopped.
+ */
 static int
-ledger_migrate_refunds(struct store *s, struct store_key *resume, int *more)
+ledger_migrate_all(struct store *s, enum store_db db, ledger_migrate_fn *fn)
 {
 	struct store_txn t;
 	struct store_scan sc;
-	struct store_key ok;
-	json_t *r, *order;
-	size_t n = 0;
-	uint64_t seq;
-	int rc;
-
-	*more = 0;
-	if ((rc = store_begin(s, 1, &t)) != PH_OK)
-		return rc;
-	store_scan_begin(&sc, &t, STORE_DB_REFUNDS, resume);
-	while (store_scan_next(&sc)) {
-		if (n++ == LEDGER_MIGRATE_BATCH) {
-			store_key_from_val(resume, &sc.key);
-			*more = 1;
-			break;
-		}
-		if (sc.key.len != 8 || (r = ledger_load(&sc.val)) == NULL)
-			continue;
-		seq = store_key_get_u64(&sc.key);
-		ledger_refund_index(&t, ledger_str(r, "refund_id"), seq);
-		if (json_object_get(r, "sent_at") == NULL) {
-			json_object_set_new(r, "sent_at", json_integer_value(
-			    json_object_get(r, "tries")) > 0 ?
-			    json_integer(json_integer_value(json_object_get(r,
-			    "updated_at"))) : json_null());
-			store_key_from_val(&ok, &sc.key);
-			ledger_put(&t, STORE_DB_REFUNDS, &ok, r);
-		}
-		ledger_key_order(&ok, ledger_str(r, "order_id"));
-		order = NULL;
-		if (!ok.err && ledger_get(&t, STORE_DB_ORDERS, &ok, &order) ==
-		    PH_OK) {
-			ledger_order_add_refund(&t, order, seq);
-			ledger_put(&t, STORE_DB_ORDERS, &ok, order);
-		}
-		json_decref(order);
-		json_decref(r);
-	}
-	store_scan_end(&sc);
-	return store_commit(&t);
-}
-
-/* Gives the events from *resume on their ids. */
-static int
-ledger_migrate_events(struct store *s, struct store_key *resume, int *more)
-{
-	struct store_txn t;
-	struct store_scan sc;
-	struct store_key k;
-	char id[STORE_EPOCH_LEN + 24];
-	json_t *e;
-	size_t n = 0;
-	int rc;
-
-	*more = 0;
-	if ((rc = store_begin(s, 1, &t)) != PH_OK)
-		return rc;
-	store_scan_begin(&sc, &t, STORE_DB_EVENTS, resume);
-	while (store_scan_next(&sc)) {
-		if (n++ == LEDGER_MIGRATE_BATCH) {
-			store_key_from_val(resume, &sc.key);
-			*more = 1;
-			break;
-		}
-		if ((e = ledger_load(&sc.val)) == NULL)
-			continue;
-		if (json_object_get(e, "id") == NULL) {
-			ledger_event_id(store_epoch(s),
-			    store_key_get_u64(&sc.key), id);
-			json_object_set_new(e, "id", json_string(id));
-			store_key_from_val(&k, &sc.key);
-			ledger_put(&t, STORE_DB_EVENTS, &k, e);
-		}
-		json_decref(e);
-	}
-	store_scan_end(&sc);
-	return store_commit(&t);
-}
-
-/* Runs step over the whole database, batch after batch. */
-static int
-ledger_migrate_all(struct store *s,
-    int (*step)(struct store *, struct store_key *, int *))
-{
 	struct store_key resume;
+	json_t *rec;
+	size_t n;
 	int rc, more = 1;
 
 	store_key_init(&resume, 0);
-	while (more)
-		if ((rc = step(s, &resume, &more)) != PH_OK)
+	while (more) {
+		more = 0;
+		n = 0;
+		if ((rc = store_begin(s, 1, &t)) != PH_OK)
 			return rc;
+		store_scan_begin(&sc, &t, db, &resume);
+		while (store_scan_next(&sc)) {
+			if (n++ == LEDGER_MIGRATE_BATCH) {
+				store_key_from_val(&resume, &sc.key);
+				more = 1;
+				break;
+			}
+			if ((rec = ledger_load(&sc.val)) == NULL)
+				continue;
+			fn(s, &t, &sc.key, rec);
+			json_decref(rec);
+		}
+		store_scan_end(&sc);
+		if ((rc = store_commit(&t)) != PH_OK)
+			return rc;
+	}
 	return PH_OK;
+}
+
+/* Indexes a refund and adds it to its order's list; one a runner has
+ * tried counts as sent. */
+static void
+ledger_migrate_refund(struct store *s, struct store_txn *t,
+    const struct store_val *key, json_t *r)
+{
+	struct store_key ok;
+	json_t *order = NULL;
+	uint64_t seq;
+
+	(void)s;
+	if (key->len != 8)
+		return;
+	seq = store_key_get_u64(key);
+	ledger_refund_index(t, ledger_str(r, "refund_id"), seq);
+	if (json_object_get(r, "sent_at") == NULL) {
+		json_object_set_new(r, "sent_at", json_integer_value(
+		    json_object_get(r, "tries")) > 0 ?
+		    json_integer(json_integer_value(json_object_get(r,
+		    "updated_at"))) : json_null());
+		store_key_from_val(&ok, key);
+		ledger_put(t, STORE_DB_REFUNDS, &ok, r);
+	}
+	ledger_key_order(&ok, ledger_str(r, "order_id"));
+	if (!ok.err && ledger_get(t, STORE_DB_ORDERS, &ok, &order) == PH_OK) {
+		ledger_order_add_refund(t, order, seq);
+		ledger_put(t, STORE_DB_ORDERS, &ok, order);
+	}
+	json_decref(order);
+}
+
+/* Gives an event its id. */
+static void
+ledger_migrate_event(struct store *s, struct store_txn *t,
+    const struct store_val *key, json_t *e)
+{
+	struct store_key k;
+	char id[STORE_EPOCH_LEN + 24];
+
+	if (json_object_get(e, "id") != NULL)
+		return;
+	ledger_event_id(store_epoch(s), store_key_get_u64(key), id);
+	json_object_set_new(e, "id", json_string(id));
+	store_key_from_val(&k, key);
+	ledger_put(t, STORE_DB_EVENTS, &k, e);
 }
 
 static int
@@ -182,8 +172,10 @@ ledger_migrate_1(struct store *s)
 	while (more)
 		if ((rc = ledger_migrate_payments(s, &more, &moved)) != PH_OK)
 			return rc;
-	if ((rc = ledger_migrate_all(s, ledger_migrate_refunds)) != PH_OK ||
-	    (rc = ledger_migrate_all(s, ledger_migrate_events)) != PH_OK)
+	if ((rc = ledger_migrate_all(s, STORE_DB_REFUNDS,
+	    ledger_migrate_refund)) != PH_OK ||
+	    (rc = ledger_migrate_all(s, STORE_DB_EVENTS,
+	    ledger_migrate_event)) != PH_OK)
 		return rc;
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return rc;
