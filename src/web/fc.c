@@ -17,10 +17,6 @@
 #define FC_PATH_MAX 1024
 #define FC_PARAM_MAX 128	/* bytes of a decoded path parameter */
 
-typedef void (*fc_handler_fn)(struct web_ctx *ctx,
-    const struct web_request *req, const char *param,
-    struct web_response *resp);
-
 enum fc_auth {
 	FC_AUTH_NONE,		/* providers, health checks */
 	FC_AUTH_MERCHANT,	/* Authorization: Bearer <api token> */
@@ -60,7 +56,7 @@ struct fc_route_def {
 	enum fc_auth auth;
 	enum fc_param param;
 	int idempotent;
-	fc_handler_fn handler;
+	web_handler *handler;
 };
 
 static const struct fc_route_def fc_routes[FC_ROUTE__MAX] = {

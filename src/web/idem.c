@@ -63,7 +63,7 @@ idem_fingerprint(const struct web_request *req, char out[2 * PH_SHA256_LEN +
 
 void
 idem_run(struct web_ctx *ctx, const struct web_request *req,
-    const char *param, idem_handler_fn handler, struct web_response *resp)
+    const char *param, web_handler *handler, struct web_response *resp)
 {
 	const char *key = idem_header(req);
 	struct web_request call;

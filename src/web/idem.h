@@ -8,10 +8,6 @@
 
 #include "web/web.h"
 
-typedef void (*idem_handler_fn)(struct web_ctx *ctx,
-    const struct web_request *req, const char *param,
-    struct web_response *resp);
-
 /*
  * Runs handler for req under its Idempotency-Key: without one, as is;
  * with an invalid one, 400 invalid_idempotency_key; with one used before
@@ -20,6 +16,6 @@ typedef void (*idem_handler_fn)(struct web_ctx *ctx,
  * answer (resp->replayed).
  */
 void idem_run(struct web_ctx *ctx, const struct web_request *req,
-    const char *param, idem_handler_fn handler, struct web_response *resp);
+    const char *param, web_handler *handler, struct web_response *resp);
 
 #endif

@@ -9,7 +9,6 @@ void notify_handle(struct web_ctx *ctx, const struct conf_profile *profile,
     const struct web_request *req, struct web_response *resp);
 
 /* POST /notify/<name>: the profile named, or 404 unknown_profile. */
-void notify_route(struct web_ctx *ctx, const struct web_request *req,
-    const char *name, struct web_response *resp);
+web_handler notify_route;
 
 #endif

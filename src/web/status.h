@@ -5,14 +5,11 @@
 #include "web/web.h"
 
 /* GET /healthz: 200 while the store can be read. */
-void status_health(struct web_ctx *ctx, const struct web_request *req,
-    const char *unused, struct web_response *resp);
+web_handler status_health;
 /* GET /readyz: 200 {"status":"ready"}, or 503 {"status":"not_ready",
  * "reasons":["code: text", ...]}. */
-void status_ready(struct web_ctx *ctx, const struct web_request *req,
-    const char *unused, struct web_response *resp);
+web_handler status_ready;
 /* GET /metrics: Prometheus text format. */
-void status_metrics(struct web_ctx *ctx, const struct web_request *req,
-    const char *unused, struct web_response *resp);
+web_handler status_metrics;
 
 #endif

@@ -82,6 +82,14 @@ void web_response_free(struct web_response *r);
 /* A JSON error body: {"error": code, "message": text}. */
 void web_error(struct web_response *r, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/*
+ * What serves a route: req answered into resp; param is the path's
+ * parameter (a profile, order or refund id, decoded), or NULL for a route
+ * without one.  Handlers are declared with it (web_handler api_get_order;).
+ */
+typedef void web_handler(struct web_ctx *ctx, const struct web_request *req,
+    const char *param, struct web_response *resp);
+
 /* Serialises j (borrowed) as the JSON response body. */
 void web_json(struct web_response *r, int status, const void *j);
 /* Appends j (borrowed) as compact JSON and a newline to body; -1 when it
