@@ -373,21 +373,36 @@ log_line_write(struct log_line *l)
 	errno = saved;
 }
 
-void
-log_msg(enum log_level level, const char *fmt, ...)
+static void log_kv_fields(struct log_line *l, const char *pairs);
+
+/* One line from fmt: its text as msg, or (event set) as key=value
+ * fields of that event. */
+static void
+log_vline(enum log_level level, const char *event, const char *fmt,
+    va_list ap)
 {
 	struct log_line l;
 	char text[1400];
-	va_list ap;
 
 	if (level > log_level)
 		return;
-	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
-	va_end(ap);
-	log_line_init(&l, level, NULL);
-	log_line_add(&l, "msg", LOG_KIND_STR, text, strlen(text));
+	log_line_init(&l, level, event);
+	if (event == NULL)
+		log_line_add(&l, "msg", LOG_KIND_STR, text, strlen(text));
+	else
+		log_kv_fields(&l, text);
 	log_line_write(&l);
+}
+
+void
+log_msg(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vline(level, NULL, fmt, ap);
+	va_end(ap);
 }
 
 /* Is s (n bytes) a number as JSON writes one: digits, maybe a point and
@@ -473,16 +488,9 @@ log_kv_fields(struct log_line *l, const char *s)
 void
 log_kv(enum log_level level, const char *event, const char *fmt, ...)
 {
-	struct log_line l;
-	char pairs[1400];
 	va_list ap;
 
-	if (level > log_level)
-		return;
 	va_start(ap, fmt);
-	vsnprintf(pairs, sizeof(pairs), fmt, ap);
+	log_vline(level, event, fmt, ap);
 	va_end(ap);
-	log_line_init(&l, level, event);
-	log_kv_fields(&l, pairs);
-	log_line_write(&l);
 }
