@@ -47,6 +47,7 @@
 #include "ledger/ledger.h"
 #include "ledger/ledger_int.h"
 #include "ops/log.h"
+#include "ops/shmfile.h"
 #include "ops/metrics.h"
 
 #define GROUP_MAGIC	0x50484731u	/* "PHG1" */
@@ -116,40 +117,26 @@ group_init(struct group_shm *g)
 	return 0;
 }
 
-/* Maps <path>-group, making it the first time (under an flock). */
+/* The mapping made ours when it is not (shmfile_map's setup). */
+static int
+group_setup(void *p)
+{
+	struct group_shm *g = p;
+
+	if (__atomic_load_n(&g->magic, __ATOMIC_ACQUIRE) == GROUP_MAGIC &&
+	    g->version == GROUP_VERSION)
+		return 0;
+	return group_init(g);
+}
+
+/* Maps <path>-group, making it the first time. */
 static struct group_shm *
 group_map(const char *path)
 {
 	char file[4200];
-	struct group_shm *g = NULL;
-	struct stat st;
-	void *m;
-	int fd;
 
 	snprintf(file, sizeof(file), "%s-group", path);
-	if ((fd = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
-		return NULL;
-	if (flock(fd, LOCK_EX) == -1 || fstat(fd, &st) == -1)
-		goto out;
-	if (st.st_size != (off_t)sizeof(struct group_shm) &&
-	    ftruncate(fd, (off_t)sizeof(struct group_shm)) == -1)
-		goto out;
-	m = mmap(NULL, sizeof(struct group_shm), PROT_READ | PROT_WRITE,
-	    MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED)
-		goto out;
-	g = m;
-	if ((__atomic_load_n(&g->magic, __ATOMIC_ACQUIRE) != GROUP_MAGIC ||
-	    g->version != GROUP_VERSION) && group_init(g) == -1) {
-		munmap(m, sizeof(struct group_shm));
-		g = NULL;
-	}
-out:
-	/* Unlocked by hand: the mapping keeps the open file, and with it an
-	 * flock, alive after close(). */
-	flock(fd, LOCK_UN);
-	close(fd);
-	return g;
+	return shmfile_map(file, sizeof(struct group_shm), group_setup, NULL);
 }
 
 static struct group_shm *

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "ops/log.h"
+#include "ops/shmfile.h"
 #include "ops/metrics.h"
 
 /* A new layout gets a new magic: a file of another is started afresh. */
@@ -56,42 +57,32 @@ static struct {
 	int slot;
 } metrics_cache[METRICS_CACHE];
 
+/* A file of another layout starts empty (shmfile_map's setup). */
+static int
+metrics_setup(void *p)
+{
+	struct metrics_file *m = p;
+
+	if (memcmp(m->magic, METRICS_MAGIC, 8) != 0 ||
+	    m->nslots != METRICS_SLOTS) {
+		memset(m, 0, sizeof(*m));
+		memcpy(m->magic, METRICS_MAGIC, 8);
+		m->nslots = METRICS_SLOTS;
+	}
+	return 0;
+}
+
 int
 metrics_open(const char *path)
 {
-	struct stat st;
-	void *p;
-	int fd;
-
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1) {
+	metrics_map = shmfile_map(path, sizeof(struct metrics_file),
+	    metrics_setup, &metrics_fd);
+	if (metrics_map == NULL) {
 		log_warn("metrics file %s: %s; metrics are off", path,
 		    strerror(errno));
 		return -1;
 	}
-	if (flock(fd, LOCK_EX) == -1 || fstat(fd, &st) == -1)
-		goto fail;
-	if ((size_t)st.st_size < sizeof(struct metrics_file) &&
-	    ftruncate(fd, sizeof(struct metrics_file)) == -1)
-		goto fail;
-	p = mmap(NULL, sizeof(struct metrics_file), PROT_READ | PROT_WRITE,
-	    MAP_SHARED, fd, 0);
-	if (p == MAP_FAILED)
-		goto fail;
-	metrics_map = p;
-	if (memcmp(metrics_map->magic, METRICS_MAGIC, 8) != 0 ||
-	    metrics_map->nslots != METRICS_SLOTS) {
-		memset(metrics_map, 0, sizeof(*metrics_map));
-		memcpy(metrics_map->magic, METRICS_MAGIC, 8);
-		metrics_map->nslots = METRICS_SLOTS;
-	}
-	flock(fd, LOCK_UN);
-	metrics_fd = fd;
 	return 0;
-fail:
-	log_warn("metrics file %s: %s; metrics are off", path,
-	    strerror(errno));
-	close(fd);
-	return -1;
 }
 
 void
