@@ -246,7 +246,9 @@ http_finish(struct http_xfer *x, CURLcode rc)
 		return;
 	}
 	c->err = PH_E_UNAVAILABLE;
-	if (x->too_big)
+	/* Over the bound as it came, or by its Content-Length before. */
+	c->too_big = x->too_big || rc == CURLE_FILESIZE_EXCEEDED;
+	if (c->too_big)
 		snprintf(c->errmsg, sizeof(c->errmsg), "answer larger than "
 		    "%zu bytes", http_body_max(c));
 	else

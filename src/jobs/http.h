@@ -28,6 +28,8 @@ struct http_call {
 	int status;			/* HTTP status, 0 when none came */
 	int err;			/* PH_OK, or PH_E_UNAVAILABLE etc. */
 	char errmsg[256];		/* why, when err != PH_OK */
+	int too_big;			/* the answer was over max_body:
+					 * asking again gets the same */
 	unsigned char *body;		/* NUL-terminated */
 	size_t body_len;
 	struct ph_header headers[HTTP_HEADERS_MAX];

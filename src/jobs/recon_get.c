@@ -131,8 +131,9 @@ recon_get_call(const struct conf *c, const struct conf_profile *pr,
 	}
 	http_run(c, call, 1, 1);
 	if (call->err != PH_OK) {
-		rc = ph_fail(diag, PH_E_UNAVAILABLE, "statement download: %s",
-		    call->errmsg);
+		/* Too big is no "later": the same day is as big tomorrow. */
+		rc = ph_fail(diag, call->too_big ? PH_E_TOOBIG :
+		    PH_E_UNAVAILABLE, "statement download: %s", call->errmsg);
 		goto done;
 	}
 	http_call_response(call, now, &resp);
