@@ -497,15 +497,16 @@ class WeChatV2(WeChatBill, Provider):
                                 ('return_msg', msg)])
 
     @classmethod
-    def checked(cls, sim, method, body):
+    def checked(cls, sim, method, body, bad_sign=None):
         """A v2 API request, checked as WeChat checks it: (refusal, call).
         refusal is the answer (HTTP status, body) to a request that is not
         a POST of flat XML naming a profile's appid and mch_id (an unsigned
-        return_code FAIL), else None and call has prof, req (the fields),
-        good (its signature checks), and reply(fields) and error(code,
-        des), which answer with result_code SUCCESS or FAIL, signed with
-        the algorithm the request names (the profile's when it names none
-        we know)."""
+        return_code FAIL), or to one whose signature does not check
+        (bad_sign, by default result_code FAIL, err_code SIGNERROR); else
+        None and call has prof, req (the fields), and reply(fields) and
+        error(code, des), which answer with result_code SUCCESS or FAIL,
+        signed with the algorithm the request names (the profile's when it
+        names none we know)."""
         if method != 'POST':
             return (200, cls.fail_xml('REQUIRE_POST_METHOD')), None
         try:
@@ -536,8 +537,10 @@ class WeChatV2(WeChatBill, Provider):
                 hmac.compare_digest(
                     cls.sign(fields, prof.conf['key'], claimed).encode(),
                     want.upper().encode()))
-        return None, types.SimpleNamespace(prof=prof, req=req, good=good,
-                                           reply=reply, error=error)
+        if not good:
+            return bad_sign or error('SIGNERROR', '签名错误'), None
+        return None, types.SimpleNamespace(prof=prof, req=req, reply=reply,
+                                           error=error)
 
     @classmethod
     def answer(cls, sim, kind, method, body):
@@ -551,8 +554,6 @@ class WeChatV2(WeChatBill, Provider):
         refusal, call = cls.checked(sim, method, body)
         if refusal is not None:
             return refusal
-        if not call.good:
-            return call.error('SIGNERROR', '签名错误')
         prof, req, reply, error = call.prof, call.req, call.reply, call.error
         order_id = req.get('out_trade_no', '')
         txn = req.get('transaction_id', '')
@@ -656,8 +657,6 @@ class WeChatV2(WeChatBill, Provider):
         refusal, call = cls.checked(sim, method, body)
         if refusal is not None:
             return refusal
-        if not call.good:
-            return call.error('SIGNERROR', '签名错误')
         prof, req, reply, error = call.prof, call.req, call.reply, call.error
         no = req.get('out_refund_no', '')
         if not re.fullmatch(r'[0-9A-Za-z_|*@-]{1,64}', no):
@@ -737,11 +736,10 @@ class WeChatV2(WeChatBill, Provider):
         type ALL, no tar_type), or return_code FAIL: "No Bill Exist"
         (error_code 20002) for a day without a payment or a refund, a
         bad signature, bill_date or bill_type."""
-        refusal, call = cls.checked(sim, method, body)
+        refusal, call = cls.checked(
+            sim, method, body, bad_sign=(200, cls.fail_xml('SIGN ERROR')))
         if refusal is not None:
             return refusal
-        if not call.good:
-            return 200, cls.fail_xml('SIGN ERROR')
         day = call.req.get('bill_date', '')
         if not re.fullmatch(r'\d{8}', day):
             return 200, cls.fail_xml('invalid bill_date')
@@ -867,35 +865,34 @@ class KeyedProvider(Provider):
                                                      exc))
 
     @classmethod
-    def private_key(cls, conf, key):
+    def loaded(cls, conf, key, load, what):
+        """load(the PEM of key); ValueError saying it is not `what` when
+        load fails."""
         data = cls.pem(conf, key)
         try:
-            return serialization.load_pem_private_key(data, None)
+            return load(data)
         except Exception as exc:
-            raise ValueError('profile %s: %s: not an unencrypted PEM '
-                             'private key (%s)' % (conf.get('name'), key,
-                                                   exc))
+            raise ValueError('profile %s: %s: not %s (%s)'
+                             % (conf.get('name'), key, what, exc))
+
+    @classmethod
+    def private_key(cls, conf, key):
+        return cls.loaded(conf, key, lambda data: serialization
+                          .load_pem_private_key(data, None),
+                          'an unencrypted PEM private key')
 
     @classmethod
     def certificate(cls, conf, key):
-        data = cls.pem(conf, key)
-        try:
-            return x509.load_pem_x509_certificate(data)
-        except Exception as exc:
-            raise ValueError('profile %s: %s: not a PEM certificate (%s)'
-                             % (conf.get('name'), key, exc))
+        return cls.loaded(conf, key, x509.load_pem_x509_certificate,
+                          'a PEM certificate')
 
     @classmethod
     def public_key(cls, conf, key):
         """A PUBLIC KEY, or the key of a CERTIFICATE."""
-        data = cls.pem(conf, key)
-        if b'CERTIFICATE' in data:
+        if b'CERTIFICATE' in cls.pem(conf, key):
             return cls.certificate(conf, key).public_key()
-        try:
-            return serialization.load_pem_public_key(data)
-        except Exception as exc:
-            raise ValueError('profile %s: %s: not a PEM public key (%s)'
-                             % (conf.get('name'), key, exc))
+        return cls.loaded(conf, key, serialization.load_pem_public_key,
+                          'a PEM public key')
 
     @staticmethod
     def rsa_sign(key, data, alg=None):
