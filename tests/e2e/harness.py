@@ -26,10 +26,10 @@ Only the standard library is used, and nothing talks to any address other
 than 127.0.0.1.
 """
 
+import base64
 import concurrent.futures
 import datetime
 import hashlib
-import hmac
 import http.client
 import http.server
 import json
@@ -54,6 +54,11 @@ PAYHOOK = os.path.join(TOP_BUILDDIR, 'payhook')
 PAYHOOK_FCGI = os.path.join(TOP_BUILDDIR, 'payhook.fcgi')
 PLUGIN_DIR = os.path.join(TOP_BUILDDIR, 'providers', '.libs')
 CASES_DIR = os.path.join(HERE, 'cases')
+
+# The provider simulator signs and writes bills by the providers' rules;
+# the tests sign and write theirs with the same code.
+sys.path.insert(0, os.path.join(TOP_SRCDIR, 'tests', 'sim'))
+import provsim  # noqa: E402
 
 HOST = '127.0.0.1'
 
@@ -218,17 +223,9 @@ def sign_v2(fields, key, sign_type='MD5'):
     """WeChat v2 signature: every non-empty field but `sign`, sorted by name
     (bytewise), `k=v` joined by `&`, then `&key=KEY`; MD5 or HMAC-SHA256,
     upper-case hex."""
-    items = [(str(k), str(v)) for k, v in _pairs(fields)
-             if k != 'sign' and v is not None and str(v) != '']
-    items.sort(key=lambda kv: kv[0].encode('utf-8'))
-    text = '&'.join('%s=%s' % kv for kv in items) + '&key=' + key
-    data = text.encode('utf-8')
-    if sign_type == 'MD5':
-        return hashlib.md5(data).hexdigest().upper()
-    if sign_type == 'HMAC-SHA256':
-        return hmac.new(key.encode('utf-8'), data,
-                        hashlib.sha256).hexdigest().upper()
-    raise ValueError('unknown sign_type %r' % sign_type)
+    return provsim.WeChatV2.sign([(str(k), str(v)) for k, v in
+                                  _pairs(fields) if v is not None],
+                                 key, sign_type)
 
 
 def _cdata(value):
@@ -514,6 +511,22 @@ def priv_pem(key):
     return key.private_bytes(serialization.Encoding.PEM,
                              serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
+
+
+def rsa_sign(key, data):
+    """key's RSA signature of data, SHA-256 with PKCS#1 v1.5 padding (the
+    simulator's)."""
+    return provsim.KeyedProvider.rsa_sign(key, data)
+
+
+def rsa_verifies(pub, sig_b64, data):
+    """Whether sig_b64 (base64 text) is the RSA signature of data by the
+    private half of pub, SHA-256 with PKCS#1 v1.5 padding."""
+    try:
+        sig = base64.b64decode(sig_b64, validate=True)
+    except ValueError:
+        return False
+    return provsim.KeyedProvider.rsa_ok(pub, sig, data)
 
 
 def self_signed_pem(key, serial, cn):

@@ -300,6 +300,27 @@ class WeChatBill:
     def yuan(fen):
         return '%d.%02d' % (fen // 100, fen % 100)
 
+    @classmethod
+    def payment_row(cls, conf, when, txn_id, order_id, currency, fen):
+        """The fields of one payment's row: when 'yyyy-MM-dd HH:mm:ss',
+        conf the profile's (appid, mch_id)."""
+        return [when, conf['appid'], conf['mch_id'], '0', '', txn_id,
+                order_id, 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'SUCCESS',
+                'CFT', currency, cls.yuan(fen), '0.00', '0', '0', '0.00',
+                '0.00', '', '', '商品', '', '0.00', '0.60%']
+
+    @classmethod
+    def bill_text(cls, rows, eol='\r\n', bom=False):
+        """The bill of rows (time, fields, amount paid, amount refunded):
+        the header, a row each, the summary, every value back-ticked."""
+        lines = [('\ufeff' if bom else '') + cls.BILL_HEADER]
+        lines += [','.join('`' + v for v in r[1]) for r in rows]
+        lines.append(cls.BILL_SUMMARY)
+        lines.append(','.join('`' + v for v in (
+            str(len(rows)), cls.yuan(sum(r[2] for r in rows)),
+            cls.yuan(sum(r[3] for r in rows)), '0.00', '0.00')))
+        return (eol.join(lines) + eol).encode('utf-8')
+
     def bill_rows(self, sim, day):
         """The rows of the ALL trade bill of day (yyyyMMdd, Beijing):
         (time, fields, amount paid, amount refunded), in time order."""
@@ -316,13 +337,9 @@ class WeChatBill:
                     when = '%s-%s-%s %s:%s:%s' % (t[:4], t[4:6], t[6:8],
                                                   t[8:10], t[10:12], t[12:])
                     amount = p.get('statement_amount', p['amount'])
-                    rows.append((when, [
-                        when, self.conf['appid'], self.conf['mch_id'], '0',
-                        '', p['txn_id'], o['order_id'],
-                        'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'SUCCESS',
-                        'CFT', p['currency'], self.yuan(amount), '0.00', '0',
-                        '0', '0.00', '0.00', '', '', '商品', '', '0.00',
-                        '0.60%'], amount, 0))
+                    rows.append((when, self.payment_row(
+                        self.conf, when, p['txn_id'], o['order_id'],
+                        p['currency'], amount), amount, 0))
             for r in sim.refunds.values():
                 if r['profile'] != self.profile or \
                         r['success_time'][:10] != dashed:
@@ -343,13 +360,7 @@ class WeChatBill:
         """The ALL trade bill of day (yyyyMMdd, Beijing) as text."""
         if rows is None:
             rows = self.bill_rows(sim, day)
-        lines = [('\ufeff' if bom else '') + self.BILL_HEADER]
-        lines += [','.join('`' + v for v in r[1]) for r in rows]
-        lines.append(self.BILL_SUMMARY)
-        lines.append(','.join('`' + v for v in (
-            str(len(rows)), self.yuan(sum(r[2] for r in rows)),
-            self.yuan(sum(r[3] for r in rows)), '0.00', '0.00')))
-        return (eol.join(lines) + eol).encode('utf-8')
+        return self.bill_text(rows, eol, bom)
 
 
 class WeChatV2(WeChatBill, Provider):
