@@ -1016,7 +1016,7 @@ def run_fcgi_version():
     return (m.group(1), m.group(2) or '') if m else None
 
 
-def _proc_children(pid):
+def proc_children(pid):
     """pids of the direct children of `pid` (from /proc)."""
     kids = []
     for entry in os.listdir('/proc'):
@@ -1034,7 +1034,7 @@ def _proc_children(pid):
     return kids
 
 
-def _cmdline(pid):
+def cmdline(pid):
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as fh:
             return fh.read().replace(b'\0', b' ').decode('utf-8', 'replace')
@@ -1079,7 +1079,7 @@ def stop_web_server(server, backends, wait):
         deadline = time.time() + 5
         while _alive(pid) and time.time() < deadline:
             time.sleep(0.05)
-        if _alive(pid) and 'payhook' in _cmdline(pid):
+        if _alive(pid) and 'payhook' in cmdline(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -1191,8 +1191,8 @@ fastcgi.server = (
         """pids of the payhook.fcgi processes lighttpd spawned."""
         if not self.proc:
             return []
-        return [p for p in _proc_children(self.proc.pid)
-                if 'payhook' in _cmdline(p)]
+        return [p for p in proc_children(self.proc.pid)
+                if 'payhook' in cmdline(p)]
 
     def stop(self):
         """SIGTERM lighttpd, wait, SIGKILL as a fallback; then make sure the
@@ -1340,6 +1340,16 @@ def check_conflict(tap, inst, oid, base, paid, name):
     tap.is_([e.get('type') for e in evs], ['notification.conflict'],
             '%s: notification.conflict event' % name)
     return evs
+
+
+def recon_counts(stdout):
+    """The category counts `payhook reconcile` prints: {category: n}."""
+    counts = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 def check_order_keys(tap, order, name):

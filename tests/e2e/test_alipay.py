@@ -35,7 +35,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deployed  # noqa: E402
 import harness  # noqa: E402
-from harness import alipay_sign_string, unionpay_form  # noqa: E402
+from harness import (alipay_sign_string, recon_counts,  # noqa: E402
+                     unionpay_form)
 
 try:
     from cryptography.hazmat.primitives import hashes, serialization
@@ -462,16 +463,6 @@ def bill_lines(paid):
 def gbk_text(lines):
     """A bill's bytes as Alipay writes them: GBK, CRLF."""
     return '\r\n'.join(lines).encode('gbk') + b'\r\n'
-
-
-def recon_counts(stdout):
-    """The category counts `payhook reconcile` prints."""
-    counts = {}
-    for line in stdout.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def test_reconcile(tap, inst, paid):
