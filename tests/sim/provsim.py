@@ -123,8 +123,17 @@ GET  /_sim/refunds    {"refunds": {out_refund_no: {"refund_id", "txn_id",
     {out_refund_no: {"calls": n, "refunds": n}}}: every request to the
     refund API (whatever the mode), and the refunds actually made per
     out_refund_no, which is never more than 1.
-/_sim/stats also carries "bills": {"calls": n}, every request to the bill
-    APIs below; they have no modes and always answer.
+/_sim/stats also carries "bills": {"calls": n, "files": n}, every request
+    to the bill APIs below, and those of them that fetched a WeChat Pay
+    v3 bill file; they have no modes and always answer.
+POST /_sim/bill_mode  {"file"?: "ok"|"tampered", "link"?: origin or ""}
+                      -> the bill modes
+    file tampered: the WeChat Pay v3 bill file served is not the one whose
+    SHA1 the signed tradebill answer gives (its first row's amount a fen
+    more, the totals adding up, as a file changed on its way).  link:
+    the signed answer's download_url names this origin (e.g.
+    "https://127.0.0.1:9") instead of the simulator's.  Each setting left
+    out is set back (ok, ""); /_sim/reset sets both back.
 
 Provider API (WeChat Pay v2):
 POST /pay/orderquery, POST /pay/closeorder: XML in, XML out, every answer
@@ -1463,12 +1472,22 @@ class WeChatV3(WeChatBill, KeyedProvider):
         data = self.statement(sim, day, rows=rows)
         token = _alnum(32)
         with sim.lock:
-            sim.bill_files[token] = data
+            modes = dict(sim.bill_modes)
+            sim.bill_files[token] = data if modes['file'] == 'ok' else \
+                self.bill_text(self.tampered(rows))
         return self.reply(200, {
             'hash_type': 'SHA1',
             'hash_value': hashlib.sha1(data).hexdigest(),
             'download_url': '%s/v3/billdownload/file?token=%s'
-                            % (sim.base_url, token)})
+                            % (modes['link'] or sim.base_url, token)})
+
+    def tampered(self, rows):
+        """rows as a file changed on its way would have them: the first
+        one's amount a fen more, the totals adding up."""
+        when, fields, paid, refunded = rows[0]
+        fields = fields[:12] + [self.yuan(paid + 1)] + fields[13:]
+        return [(when, fields, paid + 1, refunded)] + rows[1:]
+
 
 class Aggregator(KeyedProvider):
     """A Ping++-style aggregator (doc/design/protocols.md §5.1 and §5.2).
@@ -1780,7 +1799,8 @@ class Sim:
             self.refund_modes = {'api': 'ok', 'error': '',
                                  'status': 'SUCCESS', 'notify': 'ok'}
             self.bill_files = {}    # v3 download token -> bill bytes
-            self.bill_stats = {'calls': 0}
+            self.bill_stats = {'calls': 0, 'files': 0}
+            self.bill_modes = {'file': 'ok', 'link': ''}
             self.cv.notify_all()
 
     # -- logging ------------------------------------------------------------
@@ -2102,6 +2122,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The bill APIs have no modes: always answered.
             with sim.lock:
                 sim.bill_stats['calls'] += 1
+                sim.bill_stats['files'] += kind == 'billfile'
                 mode, slow = 'ok', sim.slow_s
         else:
             sim.count(kind, order_id)
@@ -2316,6 +2337,19 @@ def control(sim, method, url, body):
             sim.log('refund mode %s' % json.dumps(sim.refund_modes,
                                                    sort_keys=True))
             return 200, dict(sim.refund_modes)
+    if route == '/_sim/bill_mode':
+        file_mode, link = req.get('file', 'ok'), req.get('link', '')
+        if file_mode not in ('ok', 'tampered') or set(req) - {'file', 'link'}:
+            raise SimError(400, 'bill mode: "file": "ok" or "tampered", '
+                           '"link": an origin or ""')
+        if not isinstance(link, str) or not re.fullmatch(
+                r'(https?://[^/?#\s]+)?', link):
+            raise SimError(400, 'link: scheme://host[:port] or ""')
+        with sim.lock:
+            sim.bill_modes.update(file=file_mode, link=link)
+            sim.log('bill mode %s' % json.dumps(sim.bill_modes,
+                                                 sort_keys=True))
+            return 200, dict(sim.bill_modes)
     if route == '/_sim/profile':
         try:
             sim.add_profile(req)
