@@ -640,13 +640,21 @@ class MockServer:
     """A loopback provider API: an HTTP server on a free 127.0.0.1 port,
     on its own thread, that hands each request of the methods in
     `methods` to self.handle(h, body) (h: the request handler; body: the
-    request's bytes, b'' without one); other methods get 501."""
+    request's bytes, b'' without one); other methods get 501.
+    connections counts the connections it accepted, requests or not (a
+    TLS handshake is no request)."""
 
     methods = ('GET', 'POST')
 
     def __init__(self):
         self.requests = []
+        self.connections = 0
         mock = self
+
+        class Server(http.server.HTTPServer):
+            def verify_request(self, request, client_address):
+                mock.connections += 1
+                return True
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -657,7 +665,7 @@ class MockServer:
 
             do_POST = do_GET
 
-        self.httpd = http.server.HTTPServer((HOST, 0), Handler)
+        self.httpd = Server((HOST, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        daemon=True)
