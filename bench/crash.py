@@ -375,8 +375,8 @@ def phase_trace(opts):
         # signals when it writes to files), and lighttpd would start new
         # backends for those that end: so stop lighttpd first, then end
         # the traced processes, and strace finishes its files and exits.
-        tracers = run.children(b.ph.proc.pid)
-        traced = [k for p in tracers for k in run.children(p)]
+        tracers = run.proc_children(b.ph.proc.pid)
+        traced = [k for p in tracers for k in run.proc_children(p)]
         b.ph.stop()
         b.ph = None
         for pid in traced:

@@ -11,20 +11,16 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                '..', 'tests', 'e2e'))
+from harness import write_file  # noqa: E402
 
 WX_SUCCESS_ACK = (b'<xml><return_code><![CDATA[SUCCESS]]></return_code>'
                   b'<return_msg><![CDATA[OK]]></return_msg></xml>')
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
-
-
-def write(path, data, mode=0o600):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode('utf-8')
-    with open(path, 'wb') as fh:
-        fh.write(data)
-    os.chmod(path, mode)
 
 
 class Provider:
@@ -52,7 +48,7 @@ class WeChatV2(Provider):
     ok_body = WX_SUCCESS_ACK
 
     def __init__(self, etc):
-        write(os.path.join(etc, 'keys', 'wxshop.key'), self.key)
+        write_file(os.path.join(etc, 'keys', 'wxshop.key'), self.key)
         self.config = '\n'.join([
             '[profile.wxshop]', 'plugin = wechat', 'appid = ' + self.appid,
             'mch_id = ' + self.mch_id, 'api_key_file = keys/wxshop.key',
@@ -140,10 +136,12 @@ class UnionPay(Provider):
         from cryptography.hazmat.primitives import serialization
         d = os.path.join(etc, 'unionpay')
         os.makedirs(d, exist_ok=True)
-        write(os.path.join(d, 'ca.ext'), 'basicConstraints=critical,CA:TRUE\n'
-              'keyUsage=critical,keyCertSign,cRLSign\n', 0o644)
-        write(os.path.join(d, 'leaf.ext'),
-              'keyUsage=critical,digitalSignature,nonRepudiation\n', 0o644)
+        write_file(os.path.join(d, 'ca.ext'),
+                   'basicConstraints=critical,CA:TRUE\n'
+                   'keyUsage=critical,keyCertSign,cRLSign\n', 0o644)
+        write_file(os.path.join(d, 'leaf.ext'),
+                   'keyUsage=critical,digitalSignature,nonRepudiation\n',
+                   0o644)
         _openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout',
                   'root.key', '-out', 'root.pem', '-subj',
                   '/C=CN/O=Bench UnionPay/CN=Bench UnionPay Root', '-days',
@@ -228,11 +226,11 @@ class WeChatV3(Provider):
                 .not_valid_before(now - datetime.timedelta(days=1))
                 .not_valid_after(now + datetime.timedelta(days=30))
                 .sign(self.key, hashes.SHA256()))
-        write(os.path.join(etc, 'wechatpay', 'cert.pem'),
-              cert.public_bytes(ser.Encoding.PEM), 0o644)
-        write(os.path.join(etc, 'keys', 'wxv3.apiv3'), self.apiv3_key)
-        write(os.path.join(etc, 'keys', 'wxv3-merchant.key'),
-              _pem_private(_rsa_key()))
+        write_file(os.path.join(etc, 'wechatpay', 'cert.pem'),
+                   cert.public_bytes(ser.Encoding.PEM), 0o644)
+        write_file(os.path.join(etc, 'keys', 'wxv3.apiv3'), self.apiv3_key)
+        write_file(os.path.join(etc, 'keys', 'wxv3-merchant.key'),
+                   _pem_private(_rsa_key()))
         self.config = '\n'.join([
             '[profile.wxv3]', 'plugin = wechat', 'api_version = 3',
             'appid = ' + self.appid, 'mch_id = ' + self.mchid,
@@ -294,10 +292,10 @@ class Aggregator(Provider):
 
     def __init__(self, etc):
         self.key = _rsa_key()
-        write(os.path.join(etc, 'pingxx', 'public.pem'),
-              _pem_public(self.key), 0o644)
-        write(os.path.join(etc, 'keys', 'pingxx.apikey'),
-              'sk_test_ibbTe5jLGCi5rzfH4OqPW9KC\n')
+        write_file(os.path.join(etc, 'pingxx', 'public.pem'),
+                   _pem_public(self.key), 0o644)
+        write_file(os.path.join(etc, 'keys', 'pingxx.apikey'),
+                   'sk_test_ibbTe5jLGCi5rzfH4OqPW9KC\n')
         self.config = '\n'.join([
             '[profile.pingxx]', 'plugin = aggregator', 'signature = rsa',
             'app_id = ' + self.app,
@@ -342,7 +340,7 @@ def _check(payhook, etc, config_text):
     """payhook check on a configuration holding config_text; ('', True)
     or (its complaint, False)."""
     path = os.path.join(etc, 'probe.conf')
-    write(path, config_text, 0o644)
+    write_file(path, config_text, 0o644)
     r = subprocess.run([payhook, '-c', path, 'check'], stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=60)
     os.unlink(path)

@@ -101,7 +101,7 @@ def main():
         b.configure()
         b.ph = run.Lighttpd(b.dir, 'payhook', wrapper, 1, {
             'PAYHOOK_CONFIG': os.path.join(b.etc, 'payhook.conf')}).start()
-        pids = [p for p in run.children(b.ph.proc.pid)]
+        pids = [p for p in run.proc_children(b.ph.proc.pid)]
         if len(pids) != 1:
             raise RuntimeError('expected one payhook.fcgi, got %r' % pids)
         pid = pids[0]

@@ -59,6 +59,7 @@ HOST = '127.0.0.1'
 
 sys.path.insert(0, HERE)
 import gen  # noqa: E402  (bench/gen.py: signed bodies of every provider)
+from harness import cmdline, proc_children  # noqa: E402  (from /proc)
 
 SUCCESS_ACK = gen.WX_SUCCESS_ACK
 
@@ -76,30 +77,6 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
-
-
-def children(pid):
-    kids = []
-    for entry in os.listdir('/proc'):
-        if not entry.isdigit():
-            continue
-        try:
-            with open('/proc/%s/stat' % entry) as fh:
-                data = fh.read()
-        except OSError:
-            continue
-        rest = data[data.rfind(')') + 2:].split()
-        if len(rest) > 1 and rest[1] == str(pid):
-            kids.append(int(entry))
-    return kids
-
-
-def cmdline(pid):
-    try:
-        with open('/proc/%d/cmdline' % pid, 'rb') as fh:
-            return fh.read().replace(b'\0', b' ').decode('utf-8', 'replace')
-    except OSError:
-        return ''
 
 
 def rss_kib(pid):
@@ -188,7 +165,7 @@ fastcgi.server = ( "/" => ((
         if not self.proc:
             return []
         name = os.path.basename(self.program)
-        return sorted(p for p in children(self.proc.pid)
+        return sorted(p for p in proc_children(self.proc.pid)
                       if name in cmdline(p))
 
     def stop(self):

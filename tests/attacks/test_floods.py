@@ -39,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, '..', 'e2e'))
 import harness  # noqa: E402
 from harness import (PROFILES, SUCCESS_ACK, FAIL_ACK_RE, Instance,  # noqa
-                     make_payment, store_dump, txn_id)
+                     make_payment, recon_counts, store_dump, txn_id)
 from test_walls import BJ, wechat_bill  # noqa: E402
 
 # ---------------------------------------------------------------------------
@@ -437,15 +437,6 @@ def test_archive_flood(tap, inst):
 # ---------------------------------------------------------------------------
 # Reconciliation and a file nobody vouched for
 # ---------------------------------------------------------------------------
-
-def recon_counts(out):
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    return counts
-
 
 def test_untrusted_statement(tap, inst, sim):
     """Attack: a forged statement handed to `payhook reconcile`.

@@ -410,33 +410,13 @@ def test_error_answers(tap, inst):
 # 4. Reconciliation reports don't follow planted links and are private
 # ---------------------------------------------------------------------------
 
-# The column and summary headers of WeChat Pay's trade bill.
-BILL_HEADER = ('交易时间,公众账号ID,商户号,子商户号,设备号,微信订单号,'
-               '商户订单号,用户标识,交易类型,交易状态,付款银行,货币种类,'
-               '总金额,代金券或立减优惠金额,微信退款单号,商户退款单号,'
-               '退款金额,代金券或立减优惠退款金额,退款类型,退款状态,'
-               '商品名称,商户数据包,手续费,费率')
-BILL_SUMMARY = ('总交易单数,总交易额,总退款金额,总代金券或立减优惠退款金额,'
-                '手续费总金额')
-
-
 def wechat_bill(prof, rows):
     """A WeChat Pay v2 ALL trade bill (CRLF, every value after a
     backtick): rows are (when 'yyyy-MM-dd HH:mm:ss', txn, order_id, fen)."""
-    def yuan(fen):
-        return '%d.%02d' % (fen // 100, fen % 100)
-    lines = [BILL_HEADER]
-    for when, txn, oid, fen in rows:
-        lines.append(','.join('`' + v for v in (
-            when, prof['appid'], prof['mch_id'], '0', '', txn, oid,
-            'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'SUCCESS', 'CFT', 'CNY',
-            yuan(fen), '0.00', '0', '0', '0.00', '0.00', '', '',
-            '商品', '', '0.00', '0.60%')))
-    lines.append(BILL_SUMMARY)
-    lines.append(','.join('`' + v for v in (
-        str(len(rows)), yuan(sum(r[3] for r in rows)), '0.00', '0.00',
-        '0.00')))
-    return ('\r\n'.join(lines) + '\r\n').encode('utf-8')
+    bill = harness.provsim.WeChatBill
+    return bill.bill_text([
+        (when, bill.payment_row(prof, when, txn, oid, 'CNY', fen), fen, 0)
+        for when, txn, oid, fen in rows])
 
 
 def test_report_links(tap, inst):

@@ -138,7 +138,7 @@ def private_copy(inst, fcgi, plugin_dir=None):
 def _descendants(pid):
     out, todo = [], [pid]
     while todo:
-        kids = harness._proc_children(todo.pop())
+        kids = harness.proc_children(todo.pop())
         out += kids
         todo += kids
     return out
@@ -215,7 +215,7 @@ class _Base:
         if not self.proc:
             return []
         return [p for p in _descendants(self.proc.pid)
-                if 'payhook' in harness._cmdline(p)]
+                if 'payhook' in harness.cmdline(p)]
 
     def stop(self):
         if not self.proc:

@@ -26,10 +26,10 @@ Only the standard library is used, and nothing talks to any address other
 than 127.0.0.1.
 """
 
+import base64
 import concurrent.futures
 import datetime
 import hashlib
-import hmac
 import http.client
 import http.server
 import json
@@ -54,6 +54,11 @@ PAYHOOK = os.path.join(TOP_BUILDDIR, 'payhook')
 PAYHOOK_FCGI = os.path.join(TOP_BUILDDIR, 'payhook.fcgi')
 PLUGIN_DIR = os.path.join(TOP_BUILDDIR, 'providers', '.libs')
 CASES_DIR = os.path.join(HERE, 'cases')
+
+# The provider simulator signs and writes bills by the providers' rules;
+# the tests sign and write theirs with the same code.
+sys.path.insert(0, os.path.join(TOP_SRCDIR, 'tests', 'sim'))
+import provsim  # noqa: E402
 
 HOST = '127.0.0.1'
 
@@ -218,17 +223,9 @@ def sign_v2(fields, key, sign_type='MD5'):
     """WeChat v2 signature: every non-empty field but `sign`, sorted by name
     (bytewise), `k=v` joined by `&`, then `&key=KEY`; MD5 or HMAC-SHA256,
     upper-case hex."""
-    items = [(str(k), str(v)) for k, v in _pairs(fields)
-             if k != 'sign' and v is not None and str(v) != '']
-    items.sort(key=lambda kv: kv[0].encode('utf-8'))
-    text = '&'.join('%s=%s' % kv for kv in items) + '&key=' + key
-    data = text.encode('utf-8')
-    if sign_type == 'MD5':
-        return hashlib.md5(data).hexdigest().upper()
-    if sign_type == 'HMAC-SHA256':
-        return hmac.new(key.encode('utf-8'), data,
-                        hashlib.sha256).hexdigest().upper()
-    raise ValueError('unknown sign_type %r' % sign_type)
+    return provsim.WeChatV2.sign([(str(k), str(v)) for k, v in
+                                  _pairs(fields) if v is not None],
+                                 key, sign_type)
 
 
 def _cdata(value):
@@ -516,6 +513,22 @@ def priv_pem(key):
                              serialization.NoEncryption())
 
 
+def rsa_sign(key, data):
+    """key's RSA signature of data, SHA-256 with PKCS#1 v1.5 padding (the
+    simulator's)."""
+    return provsim.KeyedProvider.rsa_sign(key, data)
+
+
+def rsa_verifies(pub, sig_b64, data):
+    """Whether sig_b64 (base64 text) is the RSA signature of data by the
+    private half of pub, SHA-256 with PKCS#1 v1.5 padding."""
+    try:
+        sig = base64.b64decode(sig_b64, validate=True)
+    except ValueError:
+        return False
+    return provsim.KeyedProvider.rsa_ok(pub, sig, data)
+
+
 def self_signed_pem(key, serial, cn):
     """A self-signed certificate (PEM) of key with the common name cn,
     valid from yesterday for a year."""
@@ -627,13 +640,21 @@ class MockServer:
     """A loopback provider API: an HTTP server on a free 127.0.0.1 port,
     on its own thread, that hands each request of the methods in
     `methods` to self.handle(h, body) (h: the request handler; body: the
-    request's bytes, b'' without one); other methods get 501."""
+    request's bytes, b'' without one); other methods get 501.
+    connections counts the connections it accepted, requests or not (a
+    TLS handshake is no request)."""
 
     methods = ('GET', 'POST')
 
     def __init__(self):
         self.requests = []
+        self.connections = 0
         mock = self
+
+        class Server(http.server.HTTPServer):
+            def verify_request(self, request, client_address):
+                mock.connections += 1
+                return True
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def log_message(self, *args):
@@ -644,7 +665,7 @@ class MockServer:
 
             do_POST = do_GET
 
-        self.httpd = http.server.HTTPServer((HOST, 0), Handler)
+        self.httpd = Server((HOST, 0), Handler)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever,
                                        daemon=True)
@@ -1003,7 +1024,7 @@ def run_fcgi_version():
     return (m.group(1), m.group(2) or '') if m else None
 
 
-def _proc_children(pid):
+def proc_children(pid):
     """pids of the direct children of `pid` (from /proc)."""
     kids = []
     for entry in os.listdir('/proc'):
@@ -1021,7 +1042,7 @@ def _proc_children(pid):
     return kids
 
 
-def _cmdline(pid):
+def cmdline(pid):
     try:
         with open('/proc/%d/cmdline' % pid, 'rb') as fh:
             return fh.read().replace(b'\0', b' ').decode('utf-8', 'replace')
@@ -1066,7 +1087,7 @@ def stop_web_server(server, backends, wait):
         deadline = time.time() + 5
         while _alive(pid) and time.time() < deadline:
             time.sleep(0.05)
-        if _alive(pid) and 'payhook' in _cmdline(pid):
+        if _alive(pid) and 'payhook' in cmdline(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -1178,8 +1199,8 @@ fastcgi.server = (
         """pids of the payhook.fcgi processes lighttpd spawned."""
         if not self.proc:
             return []
-        return [p for p in _proc_children(self.proc.pid)
-                if 'payhook' in _cmdline(p)]
+        return [p for p in proc_children(self.proc.pid)
+                if 'payhook' in cmdline(p)]
 
     def stop(self):
         """SIGTERM lighttpd, wait, SIGKILL as a fallback; then make sure the
@@ -1327,6 +1348,16 @@ def check_conflict(tap, inst, oid, base, paid, name):
     tap.is_([e.get('type') for e in evs], ['notification.conflict'],
             '%s: notification.conflict event' % name)
     return evs
+
+
+def recon_counts(stdout):
+    """The category counts `payhook reconcile` prints: {category: n}."""
+    counts = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 def check_order_keys(tap, order, name):

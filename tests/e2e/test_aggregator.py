@@ -34,8 +34,6 @@ import harness  # noqa: E402
 from harness import pub_pem, rsa_key  # noqa: E402
 
 harness.need_cryptography()
-from cryptography.hazmat.primitives import hashes  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 
 APP = 'app_1Gqj58ynP0mHeX1q'
 APIKEY = 'sk_test_ibbTe5jLGCi5rzfH4OqPW9KC'
@@ -86,7 +84,7 @@ def event(obj, type_='charge.succeeded', eid=None, live=True):
 
 
 def rsa_headers(body, key=None):
-    sig = (key or KEY).sign(body, padding.PKCS1v15(), hashes.SHA256())
+    sig = harness.rsa_sign(key or KEY, body)
     return {'X-Pingplusplus-Signature': base64.b64encode(sig).decode(),
             'Content-Type': 'application/json'}
 
@@ -194,8 +192,7 @@ class MockAggregator(harness.MockServer):
         h.send_header('Content-Type', 'application/json')
         if self.sign_key is not None:
             h.send_header('X-Pingplusplus-Signature', base64.b64encode(
-                self.sign_key.sign(out, padding.PKCS1v15(),
-                                   hashes.SHA256())).decode())
+                harness.rsa_sign(self.sign_key, out)).decode())
         h.send_header('Content-Length', str(len(out)))
         h.end_headers()
         h.wfile.write(out)

@@ -7,22 +7,25 @@ most notified, some whose every notification is lost; `reconcile
 --download --date` fetches the day's trade bill, reads it as a statement
 WeChat vouches for (TLS to its API for v2, the SHA1 of a signed answer for
 v3), makes the lost ones PAID from it (their order.paid naming the
-downloaded statement as source) and exits 0.  A day without a bill is no
-error: reconcile says there is no statement and exits 0.
+downloaded statement as source) and exits 0; the statement it read is
+kept beside the reports, statement-PROFILE-DATE.txt, mode 0600, the
+bytes the provider sent.  A day without a bill is no error: reconcile
+says there is no statement and exits 0.  A v3 file that is not the one
+whose SHA1 the signed tradebill answer gives (the simulator serves it
+changed) is refused: exit 1, nothing reconciled, nothing kept.
 
 payhook builds without the download (no --download option) skip this test.
 """
 
 import datetime
 import os
-import subprocess
+import stat
 import sys
-import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import PAYHOOK, wait_for, PROFILES, SimInstance, Simulator  # noqa: E402
+from harness import wait_for, PROFILES, SimInstance, Simulator  # noqa: E402
 
 try:
     from test_sim_providers import (V3_APPID, V3_KEY, V3_MCHID,  # noqa: E402
@@ -36,12 +39,9 @@ BJ = datetime.timezone(datetime.timedelta(hours=8))
 N_PAID, N_LOST = 4, 2
 
 
-def cli(inst, *args, timeout=300):
-    p = subprocess.run([PAYHOOK, '-c', inst.config] + list(args),
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout)
-    return (p.returncode, p.stdout.decode('utf-8', 'replace'),
-            p.stderr.decode('utf-8', 'replace'))
+def reconcile_download(inst, prof, day, reports):
+    return inst.cli('reconcile', '--profile', prof, '--download', '--date',
+                    day, '--report-dir', reports, timeout=300)
 
 
 
@@ -73,19 +73,21 @@ def v3_profile():
     }
 
 
-def test_profile(tap, inst, sim, prof, workdir):
-    yesterday = datetime.datetime.now(BJ) - datetime.timedelta(days=1)
-    day = yesterday.strftime('%Y-%m-%d')
+def pay_day(tap, inst, sim, prof, days_ago):
+    """N_PAID orders paid in the simulator on a past day (Beijing), the
+    first N_LOST of them never notified: (the day, the orders, the lost
+    ones), the notified ones PAID in payhook, the lost ones PENDING."""
+    when = datetime.datetime.now(BJ) - datetime.timedelta(days=days_ago)
     tag = os.urandom(3).hex()
     oids = ['D%s-%02d' % (tag, i) for i in range(N_PAID)]
     lost = oids[:N_LOST]
     for i, oid in enumerate(oids):
         r = inst.create_order(oid, 100 + i, profile=prof)
         tap.is_(r.status, 201, '%s: order %s created' % (prof, oid))
-        when = yesterday.replace(hour=10, minute=i, second=0)
         r = sim.control('/_sim/pay', {
             'profile': prof, 'order_id': oid, 'amount': 100 + i,
-            'time_end': when.strftime('%Y%m%d%H%M%S'),
+            'time_end': when.replace(hour=10, minute=i, second=0)
+            .strftime('%Y%m%d%H%M%S'),
             'notify': {'drop_all': True} if oid in lost else
             {'mode': 'normal'}})
         tap.is_(r.status, 200, '%s: %s paid in the simulator' % (prof, oid))
@@ -94,16 +96,44 @@ def test_profile(tap, inst, sim, prof, workdir):
            '%s: the notified orders are PAID' % prof)
     tap.ok(all((inst.order(o) or {}).get('state') == 'PENDING'
                for o in lost), '%s: the lost ones are not' % prof)
+    return when.strftime('%Y-%m-%d'), oids, lost
 
+
+def check_kept(tap, sim, prof, day, reports, out):
+    """The statement reconciled is kept beside the reports: named as
+    reconcile says, a regular file of mode 0600, the provider's bytes."""
+    kept = os.path.join(reports, 'statement-%s-%s.txt' % (prof, day))
+    tap.ok('downloaded: %s\n' % kept in out,
+           '%s: reconcile names the statement it keeps' % prof, out)
+    try:
+        st = os.lstat(kept)
+        with open(kept, 'rb') as fh:
+            data = fh.read()
+    except OSError as exc:
+        tap.ok(False, '%s: %s is there' % (prof, kept), repr(exc))
+        return
+    tap.ok(stat.S_ISREG(st.st_mode), '%s: the statement kept is a regular '
+           'file' % prof, oct(st.st_mode))
+    tap.is_(oct(stat.S_IMODE(st.st_mode)), oct(0o600),
+            '%s: the statement kept is mode 0600' % prof)
+    r = sim.request('GET', '/_sim/statement?profile=%s&date=%s'
+                    % (prof, day))
+    tap.ok(r.status == 200 and data == r.body and
+           data.startswith('交易时间,'.encode('utf-8')),
+           '%s: the statement kept is the bill the provider sent (%d '
+           'bytes)' % (prof, len(data)), r.describe(), data[:300])
+
+
+def test_profile(tap, inst, sim, prof, workdir):
+    day, _, lost = pay_day(tap, inst, sim, prof, 1)
     base = len(inst.all_events(0))
     reports = os.path.join(workdir, prof)
     os.makedirs(reports)
-    rc, out, err = cli(inst, 'reconcile', '--profile', prof, '--download',
-                       '--date', day, '--report-dir', reports)
-    tap.is_(rc, 0, '%s: reconcile --download of %s' % (prof, day),
-            out + err)
-    tap.ok('statement lines' in out, '%s: it read the statement\'s lines'
-           % prof, out)
+    r = reconcile_download(inst, prof, day, reports)
+    tap.is_(r.returncode, 0, '%s: reconcile --download of %s' % (prof, day),
+            r.stdout + r.stderr)
+    tap.ok('statement lines' in r.stdout, '%s: it read the statement\'s '
+           'lines' % prof, r.stdout)
     tap.ok(all((inst.order(o) or {}).get('state') == 'PAID' for o in lost),
            '%s: the orders whose notifications were lost are PAID' % prof)
     paid = [e for e in inst.all_events(0)[base:]
@@ -115,24 +145,59 @@ def test_profile(tap, inst, sim, prof, workdir):
                e.get('source') != 'statement_file' for e in paid),
            '%s: one order.paid each, its source the downloaded statement'
            % prof, repr([(e['order_id'], e.get('source')) for e in paid]))
+    check_kept(tap, sim, prof, day, reports, r.stdout)
 
     empty = (datetime.datetime.now(BJ) - datetime.timedelta(days=20)
              ).strftime('%Y-%m-%d')
-    rc, out, err = cli(inst, 'reconcile', '--profile', prof, '--download',
-                       '--date', empty, '--report-dir', reports)
-    tap.ok(rc == 0 and 'no statement' in out.lower(),
+    r = reconcile_download(inst, prof, empty, reports)
+    tap.ok(r.returncode == 0 and 'no statement' in r.stdout.lower(),
            '%s: a day without a bill: "no statement", exit 0' % prof,
-           out + err)
+           r.stdout + r.stderr)
+
+
+def test_tampered_file(tap, inst, sim, prof, workdir):
+    """WeChat Pay v3: the file is not the one the signed answer's
+    hash_value names.  Refused, exit 1, after the file was fetched;
+    nothing reconciled, nothing kept.  The same day with the file as
+    signed reconciles: the digest alone made the difference."""
+    day, _, lost = pay_day(tap, inst, sim, prof, 2)
+    reports = os.path.join(workdir, prof + '-tampered')
+    os.makedirs(reports)
+    sim.control('/_sim/bill_mode', {'file': 'tampered'})
+    base = inst.last_seq()
+    files = sim.stats()['bills']['files']
+    r = reconcile_download(inst, prof, day, reports)
+    sim.control('/_sim/bill_mode', {'file': 'ok'})
+    tap.is_(r.returncode, 1, 'tampered file: exit 1', r.stdout + r.stderr)
+    tap.like(r.stderr, r"the file's SHA1 [0-9a-f]{40} is not [0-9a-fA-F]{40}"
+             r", the hash_value of the signed tradebill answer: refused",
+             'tampered file: says its SHA1 is not the signed hash_value',
+             r.stderr)
+    tap.is_(sim.stats()['bills']['files'] - files, 1,
+            'tampered file: refused once fetched, by its digest')
+    tap.ok('statement lines' not in r.stdout and 'downloaded:'
+           not in r.stdout, 'tampered file: nothing reconciled', r.stdout)
+    tap.ok(all((inst.order(o) or {}).get('state') == 'PENDING'
+               for o in lost), 'tampered file: the orders it lists as paid '
+           'stay PENDING')
+    tap.is_([e.get('type') for e in inst.all_events(base)], [],
+            'tampered file: no event')
+    tap.is_(sorted(os.listdir(reports)), [], 'tampered file: no statement '
+            'kept, no report written')
+
+    r = reconcile_download(inst, prof, day, reports)
+    tap.is_(r.returncode, 0, 'the same day, the file as signed: exit 0',
+            r.stdout + r.stderr)
+    tap.ok(all((inst.order(o) or {}).get('state') == 'PAID' for o in lost),
+           'the same day, the file as signed: the lost orders are PAID')
 
 
 def main(tap):
     if x509 is None:
         tap.skip_all('python3 cryptography not installed '
                      '(Debian package python3-cryptography)')
-    p = subprocess.run([PAYHOOK, 'reconcile', '--download'],
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=60)
-    if b"unrecognized option '--download'" in p.stderr:
+    if "unrecognized option '--download'" in harness.run_cli(
+            ['reconcile', '--download']).stderr:
         tap.skip_all('this payhook has no reconcile --download')
     cfg = dict(PROFILES)
     cfg['wxv3dl'] = v3_profile()
@@ -145,6 +210,7 @@ def main(tap):
     os.makedirs(workdir)
     test_profile(tap, inst, sim, 'wxshop', workdir)
     test_profile(tap, inst, sim, 'wxv3dl', workdir)
+    test_tampered_file(tap, inst, sim, 'wxv3dl', workdir)
     inst.stop()
     tap.is_(sim.stop(), 0, 'the simulator stops cleanly')
 

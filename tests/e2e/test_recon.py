@@ -56,46 +56,39 @@ class ReconInstance(SimInstance):
         return core
 
 
-
-def cli(inst, *args, timeout=600):
-    p = subprocess.run([PAYHOOK, '-c', inst.config] + list(args),
-                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=timeout)
-    return (p.returncode, p.stdout.decode('utf-8', 'replace'),
-            p.stderr.decode('utf-8', 'replace'))
+# Bound of each `payhook` command here: a few thousand orders.
+CLI_TIMEOUT = 600
 
 
 def snapshot(inst):
     """What reconciling again must not change: the event feed and the
     orders, as the command line prints them."""
-    rc1, events, _ = cli(inst, 'events', 'tail', '--after', '0')
-    rc2, orders, _ = cli(inst, 'order', 'list', '--limit', '100000',
-                         '--json')
-    return rc1, rc2, events, orders
+    events = inst.cli('events', 'tail', '--after', '0', timeout=CLI_TIMEOUT)
+    orders = inst.cli('order', 'list', '--limit', '100000', '--json',
+                      timeout=CLI_TIMEOUT)
+    return events.returncode, orders.returncode, events.stdout, orders.stdout
 
 
 def refunds_list(inst, every=True):
-    rc, out, err = cli(inst, 'refunds', 'list', *(['--all'] if every
-                                                   else []))
-    rows = [line.split('\t') for line in out.splitlines() if line]
-    return rc, [{'refund_id': r[0], 'state': r[1], 'reason': r[2],
+    r = inst.cli('refunds', 'list', *(['--all'] if every else []),
+                 timeout=CLI_TIMEOUT)
+    rows = [line.split('\t') for line in r.stdout.splitlines() if line]
+    return r.returncode, [{'refund_id': r[0], 'state': r[1], 'reason': r[2],
                  'order_id': r[3], 'amount': int(r[4]), 'currency': r[5],
                  'txn_id': r[6]} for r in rows if len(r) == 7]
+
+
+def refunds_run(inst):
+    return inst.cli('refunds', 'run', timeout=CLI_TIMEOUT)
 
 
 def reconcile(inst, statement, day, report_dir, trust=True):
     """The statement fetched from the simulator here stands for one
     payhook fetched itself: the operator vouches for it (--trust-file)."""
-    rc, out, err = cli(inst, 'reconcile', '--profile', 'wxshop',
-                       '--statement', statement, '--date', day,
-                       '--report-dir', report_dir,
-                       *(['--trust-file'] if trust else []))
-    counts = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) == 3 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
-    return rc, out, err, counts
+    r = inst.cli('reconcile', '--profile', 'wxshop', '--statement',
+                 statement, '--date', day, '--report-dir', report_dir,
+                 *(['--trust-file'] if trust else []), timeout=CLI_TIMEOUT)
+    return r.returncode, r.stdout, r.stderr, harness.recon_counts(r.stdout)
 
 
 def read_report(report_dir, day):
@@ -386,12 +379,13 @@ def test_refund_run(tap, inst, sim, dbl, amount, workdir, reports):
            '... payhook still holds every one as PENDING (%d made at the '
            'provider)' % made_at_kill)
     sim.control('/_sim/refund_mode', {'api': 'ok'})
-    rc, out, err = cli(inst, 'refunds', 'run')
-    tap.diag('refunds run right after: ' + err.strip().splitlines()[-1]
-             if err.strip() else 'refunds run right after: (no output)')
+    err = refunds_run(inst).stderr.strip()
+    tap.diag('refunds run right after: ' + err.splitlines()[-1]
+             if err else 'refunds run right after: (no output)')
     time.sleep(5.5)     # the killed run's leases (lease_s = 5) run out
-    rc, out, err = cli(inst, 'refunds', 'run')
-    tap.is_(rc, 0, 'refunds run again once the leases ran out: exit 0', err)
+    r = refunds_run(inst)
+    tap.is_(r.returncode, 0, 'refunds run again once the leases ran out: '
+            'exit 0', r.stderr)
     st = sim.stats()['refunds']
     tap.is_(sorted(st['by_id']), ids, 'the simulator saw exactly our refund '
             'ids')
@@ -429,7 +423,7 @@ def test_refund_run(tap, inst, sim, dbl, amount, workdir, reports):
     dels = [d for d in sim.deliveries() if d['result'] == 'REFUND']
     tap.ok(dels and all(d['acked'] for d in dels if not d['dropped']),
            'payhook acknowledged every refund notification')
-    rc, out, err = cli(inst, 'refunds', 'run')
+    rc = refunds_run(inst).returncode
     tap.is_((rc, sim.stats()['refunds']['made']), (0, len(ids)),
             'another refunds run: nothing due, nothing refunded')
     o = dbl[0]['order_id']
@@ -464,6 +458,15 @@ def test_merchant_refunds(tap, inst, sim):
         return [x['state'] for x in refunds_list(inst)[1]
                 if x['order_id'] == oid]
 
+    def refunding(oid):
+        """The order's state, amount refunded and amount asked back."""
+        o = inst.order(oid) or {}
+        return o.get('state'), o.get('refunded'), o.get('refund_requested')
+
+    def event_types(oid, base):
+        return [e['type'] for e in inst.all_events(base)
+                if e.get('order_id') == oid]
+
     def settled(oid, n):
         got = wait_for(lambda: sum(1 for s in states(oid)
                                    if s in ('SUCCEEDED', 'FAILED')) >= n,
@@ -492,19 +495,14 @@ def test_merchant_refunds(tap, inst, sim):
     tap.is_(r.status, 201, 'the remaining 700: 201')
     r = refund(oid, 1)
     tap.is_(r.status, 409, 'one fen more: 409')
-    tap.is_([e['type'] for e in inst.all_events(base)
-             if e.get('order_id') == oid],
-            ['refund.requested', 'refund.requested'],
+    tap.is_(event_types(oid, base), ['refund.requested', 'refund.requested'],
             'refund.requested twice, nothing for the refused ones')
-    rc, out, err = cli(inst, 'refunds', 'run')
-    tap.is_(rc, 0, 'refunds run', err)
+    r = refunds_run(inst)
+    tap.is_(r.returncode, 0, 'refunds run', r.stderr)
     tap.ok(settled(oid, 2), 'both refunds settle by notification')
-    o = inst.order(oid)
-    tap.is_((o.get('state'), o.get('refunded'), o.get('refund_requested')),
-            ('REFUNDED', 1000, 1000),
+    tap.is_(refunding(oid), ('REFUNDED', 1000, 1000),
             'the order is REFUNDED, 1000 refunded')
-    tap.is_([e['type'] for e in inst.all_events(base)
-             if e.get('order_id') == oid],
+    tap.is_(event_types(oid, base),
             ['refund.requested', 'refund.requested', 'refund.succeeded',
              'refund.succeeded'], '... refund.succeeded twice')
     r = refund(oid, 1)
@@ -515,23 +513,19 @@ def test_merchant_refunds(tap, inst, sim):
     tap.ok(pay(oid, 500), 'order %s PAID' % oid)
     base = inst.last_seq()
     r = refund(oid, 200)
-    rc, out, err = cli(inst, 'refunds', 'run')
+    refunds_run(inst)
     tap.ok(settled(oid, 1), 'a partial refund of 200 settles')
-    o = inst.order(oid)
-    tap.is_((o.get('state'), o.get('refunded'), o.get('refund_requested')),
-            ('PAID', 200, 200), '... the order is PAID again, 200 refunded')
+    tap.is_(refunding(oid), ('PAID', 200, 200),
+            '... the order is PAID again, 200 refunded')
     sim.control('/_sim/refund_mode', {'error': 'TRADE_OVERDUE'})
     r = refund(oid, 300)
     tap.is_(r.status, 201, 'another 300 asked')
     tap.is_(inst.order(oid).get('state'), 'REFUNDING', '... REFUNDING')
-    rc, out, err = cli(inst, 'refunds', 'run')
+    refunds_run(inst)
     sim.control('/_sim/refund_mode', {'error': ''})
-    o = inst.order(oid)
-    tap.is_((o.get('state'), o.get('refunded'), o.get('refund_requested')),
-            ('PAID', 200, 200), 'TRADE_OVERDUE: refused for good, the order '
-            'is PAID with 200 refunded')
-    tap.is_([e['type'] for e in inst.all_events(base)
-             if e.get('order_id') == oid],
+    tap.is_(refunding(oid), ('PAID', 200, 200), 'TRADE_OVERDUE: refused '
+            'for good, the order is PAID with 200 refunded')
+    tap.is_(event_types(oid, base),
             ['refund.requested', 'refund.succeeded', 'refund.requested',
              'refund.failed'], 'refund.failed raised')
     r = refund(oid, 300)

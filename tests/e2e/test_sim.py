@@ -80,6 +80,18 @@ def call(sim, path, profile, order_id, **kw):
     return r, d, good
 
 
+def check_answer(tap, sim, path, profile, order_id, want, name, absent=(),
+                 **kw):
+    """One test point: the answer to a signed request (see call) is
+    signed, has every field of want with its value and none of absent.
+    Returns the answer's fields."""
+    r, f, good = call(sim, path, profile, order_id, **kw)
+    f = f or {}
+    tap.ok(good and all(f.get(k) == v for k, v in want.items()) and
+           not any(k in f for k in absent), name, r.describe())
+    return f
+
+
 def order_state(inst, oid):
     o = inst.order(oid)
     return o.get('state') if o else None
@@ -321,52 +333,44 @@ def test_api(tap, sim):
     tap.ok(b'<total_fee>123</total_fee>' in r.body,
            'orderquery: total_fee written bare, as WeChat does')
 
-    r, f, good = call(sim, '/pay/orderquery', 'wxshop', unpaid)
-    tap.ok(good and (f or {}).get('trade_state') == 'NOTPAY' and
-           f.get('result_code') == 'SUCCESS' and
-           'transaction_id' not in f, 'orderquery (unpaid): NOTPAY, signed',
-           r.describe())
-    r, f, good = call(sim, '/pay/orderquery', 'wxshop', unknown)
-    tap.ok(good and (f or {}).get('result_code') == 'FAIL' and
-           f.get('err_code') == 'ORDERNOTEXIST',
-           'orderquery (unknown): ORDERNOTEXIST, signed', r.describe())
-    r, f, good = call(sim, '/pay/orderquery', 'wxhmac', paid)
-    tap.ok(good and (f or {}).get('err_code') == 'ORDERNOTEXIST',
-           "orderquery from another merchant: ORDERNOTEXIST, signed with "
-           "that merchant's key (HMAC-SHA256)", r.describe())
+    query, close = '/pay/orderquery', '/pay/closeorder'
+    check_answer(tap, sim, query, 'wxshop', unpaid,
+                 {'trade_state': 'NOTPAY', 'result_code': 'SUCCESS'},
+                 'orderquery (unpaid): NOTPAY, signed',
+                 absent=('transaction_id',))
+    check_answer(tap, sim, query, 'wxshop', unknown,
+                 {'result_code': 'FAIL', 'err_code': 'ORDERNOTEXIST'},
+                 'orderquery (unknown): ORDERNOTEXIST, signed')
+    check_answer(tap, sim, query, 'wxhmac', paid,
+                 {'err_code': 'ORDERNOTEXIST'},
+                 "orderquery from another merchant: ORDERNOTEXIST, signed "
+                 "with that merchant's key (HMAC-SHA256)")
 
-    r, f, good = call(sim, '/pay/orderquery', 'wxshop', paid,
-                      key='00000000000000000000000000000000')
-    tap.ok(good and (f or {}).get('return_code') == 'SUCCESS' and
-           f.get('result_code') == 'FAIL' and f.get('err_code') == 'SIGNERROR',
-           'orderquery with a bad sign: SIGNERROR, properly signed',
-           r.describe())
-    tap.ok('trade_state' not in (f or {}), 'SIGNERROR tells nothing')
+    f = check_answer(tap, sim, query, 'wxshop', paid,
+                     {'return_code': 'SUCCESS', 'result_code': 'FAIL',
+                      'err_code': 'SIGNERROR'},
+                     'orderquery with a bad sign: SIGNERROR, properly '
+                     'signed', key='00000000000000000000000000000000')
+    tap.ok('trade_state' not in f, 'SIGNERROR tells nothing')
     # WeChat takes the algorithm a request names and answers with it.
-    r, f, good = call(sim, '/pay/orderquery', 'wxshop', unpaid,
-                      alg='HMAC-SHA256')
-    tap.ok(good and (f or {}).get('trade_state') == 'NOTPAY',
-           'HMAC-SHA256 request of the MD5 merchant: answered, signed '
-           'with HMAC-SHA256', r.describe())
+    check_answer(tap, sim, query, 'wxshop', unpaid, {'trade_state': 'NOTPAY'},
+                 'HMAC-SHA256 request of the MD5 merchant: answered, signed '
+                 'with HMAC-SHA256', alg='HMAC-SHA256')
 
     # closeorder
-    r, f, good = call(sim, '/pay/closeorder', 'wxshop', paid)
-    tap.ok(good and (f or {}).get('result_code') == 'FAIL' and
-           f.get('err_code') == 'ORDERPAID', 'closeorder (paid): ORDERPAID',
-           r.describe())
-    r, f, good = call(sim, '/pay/closeorder', 'wxshop', unpaid)
-    tap.ok(good and (f or {}).get('return_code') == 'SUCCESS' and
-           f.get('result_code') == 'SUCCESS',
-           'closeorder (unpaid): SUCCESS, signed', r.describe())
-    r, f, good = call(sim, '/pay/orderquery', 'wxshop', unpaid)
-    tap.ok(good and (f or {}).get('trade_state') == 'CLOSED',
-           'orderquery (closed): CLOSED', r.describe())
-    r, f, good = call(sim, '/pay/closeorder', 'wxshop', unpaid)
-    tap.ok(good and (f or {}).get('err_code') == 'ORDERCLOSED',
-           'closeorder (closed): ORDERCLOSED', r.describe())
-    r, f, good = call(sim, '/pay/closeorder', 'wxshop', unknown)
-    tap.ok(good and (f or {}).get('err_code') == 'ORDERNOTEXIST',
-           'closeorder (unknown): ORDERNOTEXIST', r.describe())
+    for path, oid, want, name in (
+            (close, paid, {'result_code': 'FAIL', 'err_code': 'ORDERPAID'},
+             'closeorder (paid): ORDERPAID'),
+            (close, unpaid, {'return_code': 'SUCCESS',
+                             'result_code': 'SUCCESS'},
+             'closeorder (unpaid): SUCCESS, signed'),
+            (query, unpaid, {'trade_state': 'CLOSED'},
+             'orderquery (closed): CLOSED'),
+            (close, unpaid, {'err_code': 'ORDERCLOSED'},
+             'closeorder (closed): ORDERCLOSED'),
+            (close, unknown, {'err_code': 'ORDERNOTEXIST'},
+             'closeorder (unknown): ORDERNOTEXIST')):
+        check_answer(tap, sim, path, 'wxshop', oid, want, name)
     led = sim.ledger()['orders'].get(unpaid, {})
     tap.is_((led.get('trade_state'), led.get('closed'), led.get('txn_ids')),
             ('CLOSED', True, []), 'ledger: the unpaid order is closed')
@@ -378,10 +382,9 @@ def test_api(tap, sim):
     oid = 'Q4-' + os.urandom(4).hex()
     r = sim.control('/_sim/pay', {'profile': 'wxhmac', 'order_id': oid,
                                   'amount': 9, 'notify': {'drop_all': True}})
-    r, f, good = call(sim, '/pay/orderquery', 'wxhmac', oid)
-    tap.ok(good and (f or {}).get('trade_state') == 'SUCCESS' and
-           'sign_type' not in f, 'orderquery (HMAC-SHA256): signed with '
-           'HMAC, no sign_type in the answer', r.describe())
+    check_answer(tap, sim, query, 'wxhmac', oid, {'trade_state': 'SUCCESS'},
+                 'orderquery (HMAC-SHA256): signed with HMAC, no sign_type '
+                 'in the answer', absent=('sign_type',))
 
     st = sim.stats()
     tap.is_(st.get('by_order', {}).get(paid), {'query': 3, 'close': 1},

@@ -128,27 +128,25 @@ V3_ENVELOPE = {'id': 'EV-2018022511223320873',
                             'ciphertext': 'AAAAAAAAAAAAAAAAAAAAAAAAAAAA',
                             'associated_data': 'transaction',
                             'nonce': 'fdasflkja484'}}
-UP_NOTIFY = [('version', '5.1.0'), ('encoding', 'UTF-8'),
-             ('certId', '69026276696'), ('signMethod', '01'),
-             ('txnType', '01'), ('txnSubType', '01'), ('bizType', '000201'),
-             ('accessType', '0'), ('merId', '777290058110048'),
-             ('orderId', '20261130153000001'), ('txnTime', '20261130153000'),
-             ('txnAmt', '100'), ('currencyCode', '156'),
-             ('queryId', '772611301530000000011'), ('traceNo', '000001'),
-             ('traceTime', '1130153000'), ('settleAmt', '100'),
-             ('settleCurrencyCode', '156'), ('settleDate', '1130'),
-             ('respCode', '00'), ('respMsg', 'success')]
-UP_QUERY = [('version', '5.1.0'), ('encoding', 'UTF-8'),
-            ('certId', '69026276696'), ('signMethod', '01'),
-            ('txnType', '00'), ('txnSubType', '00'), ('bizType', '000000'),
-            ('accessType', '0'), ('merId', '777290058110048'),
+# UnionPay's notification and its query answer name one trade alike.
+UP_HEAD = [('version', '5.1.0'), ('encoding', 'UTF-8'),
+           ('certId', '69026276696'), ('signMethod', '01')]
+UP_TRADE = [('accessType', '0'), ('merId', '777290058110048'),
             ('orderId', '20261130153000001'), ('txnTime', '20261130153000'),
             ('txnAmt', '100'), ('currencyCode', '156'),
-            ('queryId', '772611301530000000011'), ('respCode', '00'),
-            ('respMsg', 'success'), ('origRespCode', '00'),
-            ('origRespMsg', 'success'), ('settleAmt', '100'),
-            ('settleDate', '1130'), ('traceNo', '000001'),
-            ('traceTime', '1130153000')]
+            ('queryId', '772611301530000000011')]
+UP_NOTIFY = (UP_HEAD + [('txnType', '01'), ('txnSubType', '01'),
+                        ('bizType', '000201')] + UP_TRADE +
+             [('traceNo', '000001'), ('traceTime', '1130153000'),
+              ('settleAmt', '100'), ('settleCurrencyCode', '156'),
+              ('settleDate', '1130'), ('respCode', '00'),
+              ('respMsg', 'success')])
+UP_QUERY = (UP_HEAD + [('txnType', '00'), ('txnSubType', '00'),
+                       ('bizType', '000000')] + UP_TRADE +
+            [('respCode', '00'), ('respMsg', 'success'),
+             ('origRespCode', '00'), ('origRespMsg', 'success'),
+             ('settleAmt', '100'), ('settleDate', '1130'),
+             ('traceNo', '000001'), ('traceTime', '1130153000')])
 
 
 def form(pairs):

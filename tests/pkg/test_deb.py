@@ -112,24 +112,28 @@ def build(tap, work):
     return debs if len(debs) == len(PACKAGES) else None
 
 
+# Files each package must ship (a part of the path is enough).
+SHIPS = {
+    'payhook': ('./usr/bin/payhook.fcgi', './usr/bin/payhook',
+                '/payhook/providers/wechat.so',
+                './lib/systemd/system/payhook-sweep.timer',
+                './usr/share/doc/payhook/examples/apache/payhook.conf',
+                './usr/share/man/man8/payhook.fcgi.8.gz'),
+    'payhook-dev': ('./usr/include/payhook/sdk.h', '/libpayhook-provider.a',
+                    '/pkgconfig/payhook-provider.pc',
+                    './usr/share/man/man3/payhook-provider.3.gz',
+                    './usr/share/payhook/template/template.c',
+                    './usr/share/payhook/template/README.md'),
+}
+
+
 def contents(tap, debs):
-    r = run(['dpkg-deb', '-c', debs['payhook']])
-    listing = text(r, 100000)
-    for path in ('./usr/bin/payhook.fcgi', './usr/bin/payhook',
-                 '/payhook/providers/wechat.so',
-                 './lib/systemd/system/payhook-sweep.timer',
-                 './usr/share/doc/payhook/examples/apache/payhook.conf',
-                 './usr/share/man/man8/payhook.fcgi.8.gz'):
-        tap.ok(path in listing, 'payhook ships %s' % path)
-    tap.ok('.la\n' not in listing, 'no libtool archives shipped')
-    r = run(['dpkg-deb', '-c', debs['payhook-dev']])
-    listing = text(r, 100000)
-    for path in ('./usr/include/payhook/sdk.h', '/libpayhook-provider.a',
-                 '/pkgconfig/payhook-provider.pc',
-                 './usr/share/man/man3/payhook-provider.3.gz',
-                 './usr/share/payhook/template/template.c',
-                 './usr/share/payhook/template/README.md'):
-        tap.ok(path in listing, 'payhook-dev ships %s' % path)
+    for pkg, paths in SHIPS.items():
+        listing = text(run(['dpkg-deb', '-c', debs[pkg]]), 100000)
+        for path in paths:
+            tap.ok(path in listing, '%s ships %s' % (pkg, path))
+        if pkg == 'payhook':
+            tap.ok('.la\n' not in listing, 'no libtool archives shipped')
 
 
 class Layout:
@@ -181,31 +185,25 @@ def serve(tap, lay, kind):
              'configuration%s' % (kind, '' if not lay.installed else
                                   ', plugins from the compiled-in folder'))
     conf_path = '/etc/payhook/payhook.conf'
-    if kind == 'apache':
-        subs = [(conf_path, inst.config)]
-        if not lay.installed:
-            subs.append(('/usr/bin/payhook.fcgi',
-                         lay.path('/usr/bin/payhook.fcgi')))
-        snippet = deployed.render(os.path.join(lay.examples, 'apache',
-                                               'payhook.conf'), subs)
-        server = deployed.Apache(inst, snippet)
-    else:
-        subs = [(conf_path, inst.config),
-                ('/run/lighttpd/payhook.sock',
-                 os.path.join(inst.dir, 'lighttpd', 'run', 'payhook.sock'))]
-        if not lay.installed:
-            subs.append(('/usr/bin/payhook.fcgi',
-                         lay.path('/usr/bin/payhook.fcgi')))
-        snippet = deployed.render(os.path.join(lay.examples, 'lighttpd',
-                                               'payhook.conf'), subs)
-        server = deployed.Lighttpd(inst, snippet)
+    subs = [(conf_path, inst.config)]
+    if kind == 'lighttpd':
+        subs.append(('/run/lighttpd/payhook.sock',
+                     os.path.join(inst.dir, 'lighttpd', 'run',
+                                  'payhook.sock')))
+    if not lay.installed:
+        subs.append(('/usr/bin/payhook.fcgi',
+                     lay.path('/usr/bin/payhook.fcgi')))
+    snippet = deployed.render(os.path.join(lay.examples, kind,
+                                           'payhook.conf'), subs)
+    server = (deployed.Apache if kind == 'apache' else
+              deployed.Lighttpd)(inst, snippet)
     inst.server = server
     server.start()
     tap.ok(True, '%s with the installed snippet serves /healthz' % kind)
     fcgi = [p for p in server.backend_pids()
-            if lay.path('/usr/bin/payhook.fcgi') in harness._cmdline(p)]
+            if lay.path('/usr/bin/payhook.fcgi') in harness.cmdline(p)]
     tap.ok(fcgi, '%s runs the installed payhook.fcgi' % kind,
-           [harness._cmdline(p) for p in server.backend_pids()])
+           [harness.cmdline(p) for p in server.backend_pids()])
     order = 'DEB-%s-%s' % (kind.upper(), os.urandom(4).hex())
     r = inst.create_order(order, 2590)
     tap.is_(r.status, 201, '%s: order created through the merchant API'

@@ -123,8 +123,17 @@ GET  /_sim/refunds    {"refunds": {out_refund_no: {"refund_id", "txn_id",
     {out_refund_no: {"calls": n, "refunds": n}}}: every request to the
     refund API (whatever the mode), and the refunds actually made per
     out_refund_no, which is never more than 1.
-/_sim/stats also carries "bills": {"calls": n}, every request to the bill
-    APIs below; they have no modes and always answer.
+/_sim/stats also carries "bills": {"calls": n, "files": n}, every request
+    to the bill APIs below, and those of them that fetched a WeChat Pay
+    v3 bill file; they have no modes and always answer.
+POST /_sim/bill_mode  {"file"?: "ok"|"tampered", "link"?: origin or ""}
+                      -> the bill modes
+    file tampered: the WeChat Pay v3 bill file served is not the one whose
+    SHA1 the signed tradebill answer gives (its first row's amount a fen
+    more, the totals adding up, as a file changed on its way).  link:
+    the signed answer's download_url names this origin (e.g.
+    "https://127.0.0.1:9") instead of the simulator's.  Each setting left
+    out is set back (ok, ""); /_sim/reset sets both back.
 
 Provider API (WeChat Pay v2):
 POST /pay/orderquery, POST /pay/closeorder: XML in, XML out, every answer
@@ -300,6 +309,27 @@ class WeChatBill:
     def yuan(fen):
         return '%d.%02d' % (fen // 100, fen % 100)
 
+    @classmethod
+    def payment_row(cls, conf, when, txn_id, order_id, currency, fen):
+        """The fields of one payment's row: when 'yyyy-MM-dd HH:mm:ss',
+        conf the profile's (appid, mch_id)."""
+        return [when, conf['appid'], conf['mch_id'], '0', '', txn_id,
+                order_id, 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'SUCCESS',
+                'CFT', currency, cls.yuan(fen), '0.00', '0', '0', '0.00',
+                '0.00', '', '', '商品', '', '0.00', '0.60%']
+
+    @classmethod
+    def bill_text(cls, rows, eol='\r\n', bom=False):
+        """The bill of rows (time, fields, amount paid, amount refunded):
+        the header, a row each, the summary, every value back-ticked."""
+        lines = [('\ufeff' if bom else '') + cls.BILL_HEADER]
+        lines += [','.join('`' + v for v in r[1]) for r in rows]
+        lines.append(cls.BILL_SUMMARY)
+        lines.append(','.join('`' + v for v in (
+            str(len(rows)), cls.yuan(sum(r[2] for r in rows)),
+            cls.yuan(sum(r[3] for r in rows)), '0.00', '0.00')))
+        return (eol.join(lines) + eol).encode('utf-8')
+
     def bill_rows(self, sim, day):
         """The rows of the ALL trade bill of day (yyyyMMdd, Beijing):
         (time, fields, amount paid, amount refunded), in time order."""
@@ -316,13 +346,9 @@ class WeChatBill:
                     when = '%s-%s-%s %s:%s:%s' % (t[:4], t[4:6], t[6:8],
                                                   t[8:10], t[10:12], t[12:])
                     amount = p.get('statement_amount', p['amount'])
-                    rows.append((when, [
-                        when, self.conf['appid'], self.conf['mch_id'], '0',
-                        '', p['txn_id'], o['order_id'],
-                        'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o', 'JSAPI', 'SUCCESS',
-                        'CFT', p['currency'], self.yuan(amount), '0.00', '0',
-                        '0', '0.00', '0.00', '', '', '商品', '', '0.00',
-                        '0.60%'], amount, 0))
+                    rows.append((when, self.payment_row(
+                        self.conf, when, p['txn_id'], o['order_id'],
+                        p['currency'], amount), amount, 0))
             for r in sim.refunds.values():
                 if r['profile'] != self.profile or \
                         r['success_time'][:10] != dashed:
@@ -343,13 +369,7 @@ class WeChatBill:
         """The ALL trade bill of day (yyyyMMdd, Beijing) as text."""
         if rows is None:
             rows = self.bill_rows(sim, day)
-        lines = [('\ufeff' if bom else '') + self.BILL_HEADER]
-        lines += [','.join('`' + v for v in r[1]) for r in rows]
-        lines.append(self.BILL_SUMMARY)
-        lines.append(','.join('`' + v for v in (
-            str(len(rows)), self.yuan(sum(r[2] for r in rows)),
-            self.yuan(sum(r[3] for r in rows)), '0.00', '0.00')))
-        return (eol.join(lines) + eol).encode('utf-8')
+        return self.bill_text(rows, eol, bom)
 
 
 class WeChatV2(WeChatBill, Provider):
@@ -497,15 +517,16 @@ class WeChatV2(WeChatBill, Provider):
                                 ('return_msg', msg)])
 
     @classmethod
-    def checked(cls, sim, method, body):
+    def checked(cls, sim, method, body, bad_sign=None):
         """A v2 API request, checked as WeChat checks it: (refusal, call).
         refusal is the answer (HTTP status, body) to a request that is not
         a POST of flat XML naming a profile's appid and mch_id (an unsigned
-        return_code FAIL), else None and call has prof, req (the fields),
-        good (its signature checks), and reply(fields) and error(code,
-        des), which answer with result_code SUCCESS or FAIL, signed with
-        the algorithm the request names (the profile's when it names none
-        we know)."""
+        return_code FAIL), or to one whose signature does not check
+        (bad_sign, by default result_code FAIL, err_code SIGNERROR); else
+        None and call has prof, req (the fields), and reply(fields) and
+        error(code, des), which answer with result_code SUCCESS or FAIL,
+        signed with the algorithm the request names (the profile's when it
+        names none we know)."""
         if method != 'POST':
             return (200, cls.fail_xml('REQUIRE_POST_METHOD')), None
         try:
@@ -536,8 +557,10 @@ class WeChatV2(WeChatBill, Provider):
                 hmac.compare_digest(
                     cls.sign(fields, prof.conf['key'], claimed).encode(),
                     want.upper().encode()))
-        return None, types.SimpleNamespace(prof=prof, req=req, good=good,
-                                           reply=reply, error=error)
+        if not good:
+            return bad_sign or error('SIGNERROR', '签名错误'), None
+        return None, types.SimpleNamespace(prof=prof, req=req, reply=reply,
+                                           error=error)
 
     @classmethod
     def answer(cls, sim, kind, method, body):
@@ -551,8 +574,6 @@ class WeChatV2(WeChatBill, Provider):
         refusal, call = cls.checked(sim, method, body)
         if refusal is not None:
             return refusal
-        if not call.good:
-            return call.error('SIGNERROR', '签名错误')
         prof, req, reply, error = call.prof, call.req, call.reply, call.error
         order_id = req.get('out_trade_no', '')
         txn = req.get('transaction_id', '')
@@ -656,8 +677,6 @@ class WeChatV2(WeChatBill, Provider):
         refusal, call = cls.checked(sim, method, body)
         if refusal is not None:
             return refusal
-        if not call.good:
-            return call.error('SIGNERROR', '签名错误')
         prof, req, reply, error = call.prof, call.req, call.reply, call.error
         no = req.get('out_refund_no', '')
         if not re.fullmatch(r'[0-9A-Za-z_|*@-]{1,64}', no):
@@ -737,11 +756,10 @@ class WeChatV2(WeChatBill, Provider):
         type ALL, no tar_type), or return_code FAIL: "No Bill Exist"
         (error_code 20002) for a day without a payment or a refund, a
         bad signature, bill_date or bill_type."""
-        refusal, call = cls.checked(sim, method, body)
+        refusal, call = cls.checked(
+            sim, method, body, bad_sign=(200, cls.fail_xml('SIGN ERROR')))
         if refusal is not None:
             return refusal
-        if not call.good:
-            return 200, cls.fail_xml('SIGN ERROR')
         day = call.req.get('bill_date', '')
         if not re.fullmatch(r'\d{8}', day):
             return 200, cls.fail_xml('invalid bill_date')
@@ -867,35 +885,34 @@ class KeyedProvider(Provider):
                                                      exc))
 
     @classmethod
-    def private_key(cls, conf, key):
+    def loaded(cls, conf, key, load, what):
+        """load(the PEM of key); ValueError saying it is not `what` when
+        load fails."""
         data = cls.pem(conf, key)
         try:
-            return serialization.load_pem_private_key(data, None)
+            return load(data)
         except Exception as exc:
-            raise ValueError('profile %s: %s: not an unencrypted PEM '
-                             'private key (%s)' % (conf.get('name'), key,
-                                                   exc))
+            raise ValueError('profile %s: %s: not %s (%s)'
+                             % (conf.get('name'), key, what, exc))
+
+    @classmethod
+    def private_key(cls, conf, key):
+        return cls.loaded(conf, key, lambda data: serialization
+                          .load_pem_private_key(data, None),
+                          'an unencrypted PEM private key')
 
     @classmethod
     def certificate(cls, conf, key):
-        data = cls.pem(conf, key)
-        try:
-            return x509.load_pem_x509_certificate(data)
-        except Exception as exc:
-            raise ValueError('profile %s: %s: not a PEM certificate (%s)'
-                             % (conf.get('name'), key, exc))
+        return cls.loaded(conf, key, x509.load_pem_x509_certificate,
+                          'a PEM certificate')
 
     @classmethod
     def public_key(cls, conf, key):
         """A PUBLIC KEY, or the key of a CERTIFICATE."""
-        data = cls.pem(conf, key)
-        if b'CERTIFICATE' in data:
+        if b'CERTIFICATE' in cls.pem(conf, key):
             return cls.certificate(conf, key).public_key()
-        try:
-            return serialization.load_pem_public_key(data)
-        except Exception as exc:
-            raise ValueError('profile %s: %s: not a PEM public key (%s)'
-                             % (conf.get('name'), key, exc))
+        return cls.loaded(conf, key, serialization.load_pem_public_key,
+                          'a PEM public key')
 
     @staticmethod
     def rsa_sign(key, data, alg=None):
@@ -1455,12 +1472,22 @@ class WeChatV3(WeChatBill, KeyedProvider):
         data = self.statement(sim, day, rows=rows)
         token = _alnum(32)
         with sim.lock:
-            sim.bill_files[token] = data
+            modes = dict(sim.bill_modes)
+            sim.bill_files[token] = data if modes['file'] == 'ok' else \
+                self.bill_text(self.tampered(rows))
         return self.reply(200, {
             'hash_type': 'SHA1',
             'hash_value': hashlib.sha1(data).hexdigest(),
             'download_url': '%s/v3/billdownload/file?token=%s'
-                            % (sim.base_url, token)})
+                            % (modes['link'] or sim.base_url, token)})
+
+    def tampered(self, rows):
+        """rows as a file changed on its way would have them: the first
+        one's amount a fen more, the totals adding up."""
+        when, fields, paid, refunded = rows[0]
+        fields = fields[:12] + [self.yuan(paid + 1)] + fields[13:]
+        return [(when, fields, paid + 1, refunded)] + rows[1:]
+
 
 class Aggregator(KeyedProvider):
     """A Ping++-style aggregator (doc/design/protocols.md §5.1 and §5.2).
@@ -1772,7 +1799,8 @@ class Sim:
             self.refund_modes = {'api': 'ok', 'error': '',
                                  'status': 'SUCCESS', 'notify': 'ok'}
             self.bill_files = {}    # v3 download token -> bill bytes
-            self.bill_stats = {'calls': 0}
+            self.bill_stats = {'calls': 0, 'files': 0}
+            self.bill_modes = {'file': 'ok', 'link': ''}
             self.cv.notify_all()
 
     # -- logging ------------------------------------------------------------
@@ -2094,6 +2122,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             # The bill APIs have no modes: always answered.
             with sim.lock:
                 sim.bill_stats['calls'] += 1
+                sim.bill_stats['files'] += kind == 'billfile'
                 mode, slow = 'ok', sim.slow_s
         else:
             sim.count(kind, order_id)
@@ -2308,6 +2337,19 @@ def control(sim, method, url, body):
             sim.log('refund mode %s' % json.dumps(sim.refund_modes,
                                                    sort_keys=True))
             return 200, dict(sim.refund_modes)
+    if route == '/_sim/bill_mode':
+        file_mode, link = req.get('file', 'ok'), req.get('link', '')
+        if file_mode not in ('ok', 'tampered') or set(req) - {'file', 'link'}:
+            raise SimError(400, 'bill mode: "file": "ok" or "tampered", '
+                           '"link": an origin or ""')
+        if not isinstance(link, str) or not re.fullmatch(
+                r'(https?://[^/?#\s]+)?', link):
+            raise SimError(400, 'link: scheme://host[:port] or ""')
+        with sim.lock:
+            sim.bill_modes.update(file=file_mode, link=link)
+            sim.log('bill mode %s' % json.dumps(sim.bill_modes,
+                                                 sort_keys=True))
+            return 200, dict(sim.bill_modes)
     if route == '/_sim/profile':
         try:
             sim.add_profile(req)
