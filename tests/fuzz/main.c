@@ -9,8 +9,9 @@
  * set, it runs libFuzzer instead for that many seconds, starting from the
  * corpus, writing new inputs to tests/fuzz/runs/NAME/ and crashers to
  * tests/fuzz/artifacts/ in the build tree, then prints one TAP point with
- * the CPU time used.  A crash, sanitizer report or leak ends the process
- * before the point is printed, which the TAP driver reports as an error.
+ * the CPU time used.  libFuzzer runs in a child process and the point is
+ * "ok" only when that child exited with status 0: a crash, sanitizer
+ * report, leak or timeout (which end it otherwise) makes it "not ok".
  * PAYHOOK_FUZZ_FORK=N runs N fuzzing processes at once (libFuzzer's
  * -fork); PAYHOOK_FUZZ_MERGE=1 instead adds to the corpus the inputs of
  * tests/fuzz/runs/NAME/ that reach code it does not (libFuzzer's -merge),
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <payhook/sdk.h>
@@ -395,26 +397,31 @@ fz_name(const char *argv0)
 int LLVMFuzzerRunDriver(int *argc, char ***argv,
     int (*cb)(const uint8_t *, size_t));
 
-static char fz_target[128];
-static unsigned long fz_seconds;
-
-static void
-fz_report(void)
+/* The TAP point of a libFuzzer run that ended with wait status status:
+ * "ok" only for a clean exit, with the CPU time it used. */
+static int
+fz_report(const char *name, unsigned long seconds, int status)
 {
 	struct rusage ru;
-	double cpu;
+	double cpu = 0;
 
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return;
-	cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	/* With -fork the fuzzing is done by children. */
+	/* libFuzzer ran in a child, and with -fork in the child's children. */
 	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
-		cpu += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	dprintf(fz_tap_fd, "ok 1 - %s: %lu s under libFuzzer, no crash, "
-	    "leak or sanitizer report\n# fuzz-cpu-seconds: %s %.1f\n1..1\n",
-	    fz_target, fz_seconds, fz_target, cpu);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		dprintf(fz_tap_fd, "ok 1 - %s: %lu s under libFuzzer, no "
+		    "crash, leak or sanitizer report\n", name, seconds);
+	else if (WIFEXITED(status))
+		dprintf(fz_tap_fd, "not ok 1 - %s: libFuzzer exited with "
+		    "status %d: a crash, leak, timeout or sanitizer report "
+		    "(tests/fuzz/artifacts/)\n", name, WEXITSTATUS(status));
+	else
+		dprintf(fz_tap_fd, "not ok 1 - %s: libFuzzer killed by "
+		    "signal %d\n", name, WIFSIGNALED(status) ?
+		    WTERMSIG(status) : 0);
+	dprintf(fz_tap_fd, "# fuzz-cpu-seconds: %s %.1f\n1..1\n", name, cpu);
+	return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static int
@@ -426,15 +433,14 @@ fz_fuzz(const char *argv0, const char *name, unsigned long seconds)
 	const char *fork_n = getenv("PAYHOOK_FUZZ_FORK");
 	char *args[14];
 	char **av = args;
-	int ac = 0;
+	int ac = 0, status;
 	struct stat st;
+	pid_t pid;
 
 	if (top == NULL)
 		top = ".";
 	if (build == NULL)
 		build = ".";
-	snprintf(fz_target, sizeof(fz_target), "%s", name);
-	fz_seconds = seconds;
 	snprintf(a_time, sizeof(a_time), "-max_total_time=%lu", seconds);
 	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/runs", build);
 	mkdir(a_work, 0755);
@@ -466,8 +472,23 @@ fz_fuzz(const char *argv0, const char *name, unsigned long seconds)
 	args[ac++] = a_work;
 	args[ac++] = a_seed;
 	args[ac] = NULL;
-	atexit(fz_report);
-	return LLVMFuzzerRunDriver(&ac, &av, LLVMFuzzerTestOneInput);
+	/* libFuzzer ends the process itself, with exit() when done and on
+	 * a crash found by -fork's children alike: it runs in a child, and
+	 * its wait status says how it ended. */
+	if ((pid = fork()) == -1) {
+		dprintf(fz_tap_fd, "not ok 1 - %s: fork: %s\n1..1\n", name,
+		    strerror(errno));
+		return 1;
+	}
+	if (pid == 0)
+		_exit(LLVMFuzzerRunDriver(&ac, &av, LLVMFuzzerTestOneInput));
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			dprintf(fz_tap_fd, "not ok 1 - %s: waitpid: %s\n1..1\n",
+			    name, strerror(errno));
+			return 1;
+		}
+	return fz_report(name, seconds, status);
 }
 
 /* Adds to the committed corpus what the runs found that it lacks. */
