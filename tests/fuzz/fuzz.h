@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <payhook/provider.h>
+#include <payhook/sdk.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,6 +52,14 @@ const uint8_t *fz_split(const uint8_t *data, size_t size, uint8_t sep,
 char *fz_strndup(const uint8_t *p, size_t n);
 
 /*
+ * Adds to kv the fields of data read as "name=value" lines (a shape the
+ * fuzzer finds easily), leaving out a line without '=' or with an empty
+ * name and a field whose name is in skip (NULL-terminated; NULL: none).
+ */
+void fz_fields(const uint8_t *data, size_t size, const char *const *skip,
+    struct ph_kvlist *kv);
+
+/*
  * What the provider targets check of a plugin's answers; each aborts on
  * a breach.
  */
@@ -71,6 +80,12 @@ void fz_check_acks(const struct ph_provider *prov, void *ctx, int rc,
 /* A notify_hint that says PH_OK with an order id filling its buffer. */
 void fz_check_hint(const struct ph_provider *prov, void *ctx,
     const struct ph_request *req);
+
+/* Fields decoded again from what a writer made of a: a count, a name or
+ * a value's length that differs from a's, and with values a value's
+ * bytes. */
+void fz_check_same_fields(const struct ph_kvlist *a,
+    const struct ph_kvlist *again, int values);
 
 /* A POST of body with Content-Type ct, received at now: the rest empty. */
 void fz_post(struct ph_request *req, const char *ct, const void *body,

@@ -169,6 +169,34 @@ fz_strndup(const uint8_t *p, size_t n)
 	return s;
 }
 
+static int
+fz_named(const uint8_t *name, size_t n, const char *const *names)
+{
+	for (; names != NULL && *names != NULL; names++)
+		if (strlen(*names) == n && memcmp(name, *names, n) == 0)
+			return 1;
+	return 0;
+}
+
+void
+fz_fields(const uint8_t *data, size_t size, const char *const *skip,
+    struct ph_kvlist *kv)
+{
+	const uint8_t *p = data, *line, *eq;
+	size_t left = size, n, rest;
+
+	while (left > 0) {
+		line = p;
+		p = fz_split(p, left, '\n', &n, &rest);
+		left = rest;
+		if ((eq = memchr(line, '=', n)) == NULL || eq == line ||
+		    fz_named(line, (size_t)(eq - line), skip))
+			continue;
+		ph_kvlist_add(kv, (const char *)line, (size_t)(eq - line),
+		    (const char *)eq + 1, n - (size_t)(eq - line) - 1, NULL);
+	}
+}
+
 /* ---- Checks shared by the provider targets -------------------------- */
 
 void
@@ -223,6 +251,22 @@ fz_check_hint(const struct ph_provider *prov, void *ctx,
 	if (prov->notify_hint(ctx, req, order) == PH_OK &&
 	    strnlen(order, sizeof(order)) == sizeof(order))
 		abort();
+}
+
+void
+fz_check_same_fields(const struct ph_kvlist *a, const struct ph_kvlist *again,
+    int values)
+{
+	size_t i;
+
+	if (again->n != a->n)
+		abort();
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->items[i].key, again->items[i].key) != 0 ||
+		    a->items[i].val_len != again->items[i].val_len ||
+		    (values && memcmp(a->items[i].val, again->items[i].val,
+		    a->items[i].val_len) != 0))
+			abort();
 }
 
 void
