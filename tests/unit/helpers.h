@@ -136,6 +136,13 @@ const char *th_req_header(const struct ph_http_request *req,
 struct ph_order_ref *th_order_ref(const char *id, int64_t amount,
     int64_t created_at);
 
+/* A provider's state of an order and the event it becomes: a row of the
+ * tests' state tables. */
+struct th_state {
+	const char *state;
+	enum ph_event_kind kind;
+};
+
 /* Whether ev is all zero bytes (an event the plugin left alone). */
 int th_event_empty(const struct ph_event *ev);
 

@@ -915,10 +915,7 @@ test_call_requests(void)
 static void
 test_query_answers(void)
 {
-	static const struct {
-		const char *state;
-		enum ph_event_kind kind;
-	} rows[] = {
+	static const struct th_state rows[] = {
 		{ "NOTPAY", PH_EV_PAYMENT_PENDING },
 		{ "USERPAYING", PH_EV_PAYMENT_PENDING },
 		{ "ACCEPT", PH_EV_PAYMENT_PENDING },

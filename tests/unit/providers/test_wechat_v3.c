@@ -1244,10 +1244,7 @@ test_query_response(void)
 	struct prof p;
 	void *ctx;
 	char plain[8192];
-	static const struct {
-		const char *state;
-		enum ph_event_kind kind;
-	} states[] = {
+	static const struct th_state states[] = {
 		{ "NOTPAY", PH_EV_PAYMENT_PENDING },
 		{ "USERPAYING", PH_EV_PAYMENT_PENDING },
 		{ "CLOSED", PH_EV_PAYMENT_CLOSED },
