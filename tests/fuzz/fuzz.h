@@ -87,16 +87,10 @@ void fz_check_hint(const struct ph_provider *prov, void *ctx,
 void fz_check_same_fields(const struct ph_kvlist *a,
     const struct ph_kvlist *again, int values);
 
-/* A POST of body with Content-Type ct, received at now: the rest empty. */
-void fz_post(struct ph_request *req, const char *ct, const void *body,
-    size_t len, int64_t now);
 /* An order of amount CNY minor units with no txn_id, made at created_at,
  * with attempt as its attempt data: the rest empty. */
 void fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
     int64_t created_at, const char *attempt);
-/* An answer of status with body, received at now: the rest empty. */
-void fz_answer_in(struct ph_http_response *in, int status,
-    const void *body, size_t len, int64_t now);
 /* Hands req to prov's parse_notify and checks the diagnostic (left in
  * *diag for the acknowledgements) and the event with fz_check_event's
  * flags; returns what parse_notify said. */
@@ -107,6 +101,13 @@ int fz_check_notify(const struct ph_provider *prov, void *ctx,
  * fz_check_event's flags. */
 void fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
     const struct ph_order_ref *o, const struct ph_http_response *in,
+    unsigned flags);
+
+/* data as the HTTP 200 answer, received at now, to a query about the
+ * order "A-1" of 100 CNY made at now, checked as fz_check_answer does;
+ * with close, as the answer to closing that order too. */
+void fz_check_query(const struct ph_provider *prov, void *ctx,
+    const uint8_t *data, size_t size, int64_t now, int close,
     unsigned flags);
 
 #endif

@@ -270,18 +270,6 @@ fz_check_same_fields(const struct ph_kvlist *a, const struct ph_kvlist *again,
 }
 
 void
-fz_post(struct ph_request *req, const char *ct, const void *body,
-    size_t len, int64_t now)
-{
-	memset(req, 0, sizeof(*req));
-	req->method = "POST";
-	req->content_type = ct;
-	req->body = body;
-	req->body_len = len;
-	req->now = now;
-}
-
-void
 fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
     int64_t created_at, const char *attempt)
 {
@@ -292,17 +280,6 @@ fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
 	o->txn_id = "";
 	o->created_at = created_at;
 	o->attempt = attempt;
-}
-
-void
-fz_answer_in(struct ph_http_response *in, int status, const void *body,
-    size_t len, int64_t now)
-{
-	memset(in, 0, sizeof(*in));
-	in->status = status;
-	in->body = body;
-	in->body_len = len;
-	in->now = now;
 }
 
 int
@@ -337,6 +314,24 @@ fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
 		rc = prov->query_response(ctx, o, in, &ev, &diag);
 	fz_check_diag(&diag);
 	fz_check_event(rc, &ev, flags);
+}
+
+void
+fz_check_query(const struct ph_provider *prov, void *ctx, const uint8_t *data,
+    size_t size, int64_t now, int close, unsigned flags)
+{
+	struct ph_order_ref o;
+	struct ph_http_response in;
+
+	fz_order(&o, "A-1", 100, now, "");
+	memset(&in, 0, sizeof(in));
+	in.status = 200;
+	in.body = data;
+	in.body_len = size;
+	in.now = now;
+	fz_check_answer(prov, ctx, 0, &o, &in, flags);
+	if (close)
+		fz_check_answer(prov, ctx, 1, &o, &in, flags);
 }
 
 /* ---- Replaying a corpus ------------------------------------------------ */
