@@ -458,6 +458,20 @@ th_post(struct ph_request *req, const char *ct, const void *body,
 }
 
 void
+th_wx3_headers(struct ph_header *h, const char *ts, const char *nonce,
+    const char *sig, const char *serial)
+{
+	h[0].name = "Wechatpay-Timestamp";
+	h[0].value = ts;
+	h[1].name = "Wechatpay-Nonce";
+	h[1].value = nonce;
+	h[2].name = "Wechatpay-Signature";
+	h[2].value = sig;
+	h[3].name = "Wechatpay-Serial";
+	h[3].value = serial;
+}
+
+void
 th_answer(struct ph_http_response *in, int status, const void *body,
     size_t len, int64_t now)
 {
@@ -466,6 +480,23 @@ th_answer(struct ph_http_response *in, int status, const void *body,
 	in->body = (const unsigned char *)body;
 	in->body_len = len;
 	in->now = now;
+}
+
+void
+th_wx3_answer(struct th_wx3_answer *a, EVP_PKEY *key, const char *serial,
+    int status, const char *body, int64_t now)
+{
+	static const char ts[] = "1700000000", nonce[] = "abc123NONCE";
+	char msg[8400];
+	int n;
+
+	snprintf(a->body, sizeof(a->body), "%s", body);
+	n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n", ts, nonce, a->body);
+	th_rsa_sign(key, "SHA256", msg, (size_t)n, a->sig);
+	th_wx3_headers(a->h, ts, nonce, a->sig, serial);
+	th_answer(&a->in, status, a->body, strlen(a->body), now);
+	a->in.headers = a->h;
+	a->in.nheaders = 4;
 }
 
 int

@@ -99,6 +99,23 @@ void th_vector_note(const char *rel, struct th_note *n);
 void th_post(struct ph_request *req, const char *ct, const void *body,
     size_t len, int64_t now);
 
+/* The four headers signing a WeChat Pay APIv3 message, into h[0] to
+ * h[3]: Wechatpay-Timestamp, -Nonce, -Signature and -Serial. */
+void th_wx3_headers(struct ph_header *h, const char *ts, const char *nonce,
+    const char *sig, const char *serial);
+
+/* An answer of WeChat Pay APIv3: status and body, received at now, its
+ * headers signing it with key at a fixed time and nonce and naming serial
+ * (in.headers points at h: the struct must outlive the answer's use). */
+struct th_wx3_answer {
+	struct ph_http_response in;
+	struct ph_header h[4];
+	char sig[1400];
+	char body[8192];
+};
+void th_wx3_answer(struct th_wx3_answer *a, EVP_PKEY *key,
+    const char *serial, int status, const char *body, int64_t now);
+
 /* An answer of status with len bytes of body, received at now: no
  * headers, the rest empty. */
 void th_answer(struct ph_http_response *in, int status, const void *body,

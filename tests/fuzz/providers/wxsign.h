@@ -125,14 +125,7 @@ fz_v3_headers(struct fz_v3_headers *out, const void *body, size_t len)
 	ph_base64_encode(sig, siglen, &b64);
 	snprintf(out->sig, sizeof(out->sig), "%s", b64.data);
 	ph_buf_free(&b64);
-	out->h[0].name = "Wechatpay-Timestamp";
-	out->h[0].value = out->ts;
-	out->h[1].name = "Wechatpay-Nonce";
-	out->h[1].value = nonce;
-	out->h[2].name = "Wechatpay-Signature";
-	out->h[2].value = out->sig;
-	out->h[3].name = "Wechatpay-Serial";
-	out->h[3].value = FZ_V3_KEY_ID;
+	th_wx3_headers(out->h, out->ts, nonce, out->sig, FZ_V3_KEY_ID);
 	out->h[4].name = "Content-Type";
 	out->h[4].value = "application/json";
 }

@@ -286,33 +286,16 @@ test_v2_response(void)
 
 /* ---- v3 ------------------------------------------------------------------ */
 
-static struct ph_header v3h[4];
-static char v3sig[1400], v3body[8192];
+static struct th_wx3_answer v3;
 
 /* An answer of WeChat Pay, signed with the platform key when signed_. */
 static void
 v3answer(int status, const char *body, int signed_)
 {
-	static const char ts[] = "1700000000", nonce[] = "abc123NONCE";
-	char msg[8400];
-	int n;
-
-	snprintf(v3body, sizeof(v3body), "%s", body);
-	n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n", ts, nonce, v3body);
-	th_rsa_sign(tv3, "SHA256", msg, (size_t)n, v3sig);
+	th_wx3_answer(&v3, tv3, V3_PUB_ID, status, body, NOW);
 	if (!signed_)
-		v3sig[10] = v3sig[10] == 'A' ? 'B' : 'A';
-	v3h[0].name = "Wechatpay-Timestamp";
-	v3h[0].value = ts;
-	v3h[1].name = "Wechatpay-Nonce";
-	v3h[1].value = nonce;
-	v3h[2].name = "Wechatpay-Signature";
-	v3h[2].value = v3sig;
-	v3h[3].name = "Wechatpay-Serial";
-	v3h[3].value = V3_PUB_ID;
-	answer_of(status, v3body);
-	answer.headers = v3h;
-	answer.nheaders = 4;
+		v3.sig[10] = v3.sig[10] == 'A' ? 'B' : 'A';
+	answer = v3.in;
 }
 
 /* Whether req's Authorization is the merchant's signature of the request

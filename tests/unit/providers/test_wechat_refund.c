@@ -811,48 +811,16 @@ rsa_verify_b64(const char *msg, size_t len, const char *sig64)
 	return okv;
 }
 
-static void
-rsa_sign_b64(const char *msg, size_t len, char *out, size_t cap)
-{
-	unsigned char sig[512];
-	size_t n = sizeof(sig);
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	struct ph_buf b;
-
-	EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, tv3);
-	EVP_DigestSign(m, sig, &n, (const unsigned char *)msg, len);
-	EVP_MD_CTX_free(m);
-	ph_buf_init(&b, 4096);
-	ph_base64_encode(sig, n, &b);
-	snprintf(out, cap, "%s", b.data);
-	ph_buf_free(&b);
-}
-
-static struct ph_header v3h[5];
-static char v3sig[1024], v3body[4096];
+static struct th_wx3_answer v3;
 
 /* An answer of WeChat Pay, signed with the platform key when signed_. */
 static void
 v3answer(int status, const char *body, int signed_)
 {
-	static const char ts[] = "1700000000", nonce[] = "abc123NONCE";
-	char msg[8192];
-	int n;
-
-	snprintf(v3body, sizeof(v3body), "%s", body);
-	n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n", ts, nonce, v3body);
-	rsa_sign_b64(msg, (size_t)n, v3sig, sizeof(v3sig));
-	v3h[0].name = "Wechatpay-Timestamp";
-	v3h[0].value = ts;
-	v3h[1].name = "Wechatpay-Nonce";
-	v3h[1].value = nonce;
-	v3h[2].name = "Wechatpay-Signature";
-	v3h[2].value = signed_ ? v3sig : "WECHATPAY/SIGNTEST/AAAA";
-	v3h[3].name = "Wechatpay-Serial";
-	v3h[3].value = V3_PUB_ID;
-	th_answer(&answer, status, v3body, strlen(v3body), V3_NOW);
-	answer.headers = v3h;
-	answer.nheaders = 4;
+	th_wx3_answer(&v3, tv3, V3_PUB_ID, status, body, V3_NOW);
+	if (!signed_)
+		v3.h[2].value = "WECHATPAY/SIGNTEST/AAAA";
+	answer = v3.in;
 }
 
 static void

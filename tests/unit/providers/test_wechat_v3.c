@@ -260,14 +260,7 @@ sign_body(struct sent *s, EVP_PKEY *k, const char *serial, long long ts,
 	n += len;
 	msg[n++] = '\n';
 	rsa_sign(k, msg, n, s->sig);
-	s->h[0].name = "Wechatpay-Timestamp";
-	s->h[0].value = s->ts;
-	s->h[1].name = "Wechatpay-Nonce";
-	s->h[1].value = s->nonce;
-	s->h[2].name = "Wechatpay-Signature";
-	s->h[2].value = s->sig;
-	s->h[3].name = "Wechatpay-Serial";
-	s->h[3].value = s->serial;
+	th_wx3_headers(s->h, s->ts, s->nonce, s->sig, s->serial);
 	s->h[4].name = "Wechatpay-Signature-Type";
 	s->h[4].value = WX3_SCHEME;
 	s->h[5].name = "Content-Type";
