@@ -938,10 +938,11 @@ decode_body(const unsigned char *b, size_t len, struct th_note *n)
 static int
 verify_request(const struct th_note *n)
 {
-	static unsigned char str[65536];
+	static const char *const skip[] = { "signature", NULL };
+	static char str[65536];
 	unsigned char sig[512], md[32];
 	const char *s = th_note_get(n, "signature");
-	size_t idx[48], k = 0, i, j, t, sl = 0;
+	size_t i, sl;
 	char hex[65];
 	unsigned int ul;
 	EVP_MD_CTX *mc;
@@ -950,20 +951,7 @@ verify_request(const struct th_note *n)
 	if (s == NULL || EVP_DecodeBlock(sig, (const unsigned char *)s,
 	    (int)strlen(s)) != 258)
 		return 0;
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, "signature") != 0 && n->f[i].len > 0)
-			idx[k++] = i;
-	for (i = 1; i < k; i++)
-		for (j = i; j > 0 && strcmp(n->f[idx[j - 1]].k,
-		    n->f[idx[j]].k) > 0; j--) {
-			t = idx[j];
-			idx[j] = idx[j - 1];
-			idx[j - 1] = t;
-		}
-	for (i = 0; i < k; i++)
-		sl += (size_t)snprintf((char *)str + sl, sizeof(str) - sl,
-		    "%s%s=%s", i > 0 ? "&" : "", n->f[idx[i]].k,
-		    n->f[idx[i]].v);
+	sl = th_note_join(n, skip, 0, str, sizeof(str));
 	if (EVP_Digest(str, sl, md, &ul, EVP_sha256(), NULL) != 1)
 		return 0;
 	for (i = 0; i < 32; i++)
