@@ -580,6 +580,25 @@ th_order_ref(const char *id, int64_t amount, int64_t created_at)
 	return &o;
 }
 
+void
+th_call_ctx(struct ph_call_ctx *cc, int64_t now, unsigned int first)
+{
+	size_t i;
+
+	memset(cc, 0, sizeof(*cc));
+	cc->now = now;
+	for (i = 0; i < sizeof(cc->random); i++)
+		cc->random[i] = (unsigned char)(first + i);
+}
+
+int
+th_profile_new(const struct ph_provider *p, struct th_conf *c, void **ctx,
+    struct ph_diag *diag)
+{
+	diag->msg[0] = '\0';
+	return p->profile_new(&c->conf, ctx, diag);
+}
+
 int
 th_event_empty(const struct ph_event *ev)
 {
@@ -695,6 +714,36 @@ th_conf_files(struct th_conf *c, const char *name,
 	v->str = n > 0 ? "certs/test.pem" : "";
 	v->files = f;
 	v->nfiles = n;
+}
+
+void
+th_wx2_conf(struct th_conf *c, const struct ph_provider *p,
+    const char *profile, const char *appid, const char *mch_id,
+    const char *key, const char *sign_type)
+{
+	th_conf_init(c, p, profile);
+	th_conf_str(c, "appid", appid);
+	th_conf_str(c, "mch_id", mch_id);
+	th_conf_file(c, "api_key_file", key);
+	th_conf_str(c, "sign_type", sign_type);
+}
+
+void
+th_wx3_conf(struct th_conf *c, const struct ph_provider *p,
+    const char *profile, const char *appid, const char *mch_id,
+    const char *apiv3_key, const char *pub_id, const char *serial)
+{
+	th_conf_init(c, p, profile);
+	th_conf_str(c, "appid", appid);
+	th_conf_str(c, "mch_id", mch_id);
+	th_conf_str(c, "api_version", "3");
+	th_conf_file(c, "apiv3_key_file", apiv3_key);
+	th_conf_file(c, "platform_public_key_file", th_tv3_pub_pem);
+	th_conf_str(c, "platform_public_key_id", pub_id);
+	if (serial != NULL) {
+		th_conf_file(c, "merchant_private_key_file", th_tv3_priv_pem);
+		th_conf_str(c, "merchant_serial", serial);
+	}
 }
 
 void

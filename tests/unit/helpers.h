@@ -160,6 +160,10 @@ struct th_state {
 	enum ph_event_kind kind;
 };
 
+/* A call context at now whose random bytes are first, first + 1, ...:
+ * a nonce made of them is known. */
+void th_call_ctx(struct ph_call_ctx *cc, int64_t now, unsigned int first);
+
 /* Whether ev is all zero bytes (an event the plugin left alone). */
 int th_event_empty(const struct ph_event *ev);
 
@@ -199,6 +203,24 @@ void th_conf_num(struct th_conf *c, const char *name, long long num);
 /* A present list of files, data NULL-terminated. */
 void th_conf_files(struct th_conf *c, const char *name,
     const char *const *data);
+
+/* Hands the configuration c to p's profile_new, diag emptied first. */
+int th_profile_new(const struct ph_provider *p, struct th_conf *c,
+    void **ctx, struct ph_diag *diag);
+
+/* The configuration of a WeChat Pay APIv2 profile of p: appid, mch_id,
+ * the API key's file holding key, and sign_type. */
+void th_wx2_conf(struct th_conf *c, const struct ph_provider *p,
+    const char *profile, const char *appid, const char *mch_id,
+    const char *key, const char *sign_type);
+
+/* The configuration of a WeChat Pay APIv3 profile of p (api_version 3,
+ * appid, mch_id, the APIv3 key's file holding apiv3_key) that trusts the
+ * public key of TV-3 as the platform's, of id pub_id; with serial (not
+ * NULL) TV-3 is the merchant's key too, its certificate of that serial. */
+void th_wx3_conf(struct th_conf *c, const struct ph_provider *p,
+    const char *profile, const char *appid, const char *mch_id,
+    const char *apiv3_key, const char *pub_id, const char *serial);
 
 /* Removes a test's scratch folder and all in it, unless KEEP_TMP is set in
  * the environment (to look at what a failing run left behind). */

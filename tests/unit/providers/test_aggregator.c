@@ -75,9 +75,8 @@ mkprof(const struct prof *p, void **ctx)
 	if (p->livemode != NULL)
 		c.v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
 	th_conf_set(&c, "api_key_file", p->api_key);
-	d.msg[0] = '\0';
 	*ctx = NULL;
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 static void

@@ -178,8 +178,7 @@ mkprofile(void **ctx, const struct prof *p)
 	th_conf_str(&c, "seller_id", p->seller_id);
 	th_conf_file(&c, "alipay_public_key_file", p->pub);
 	th_conf_file(&c, "app_private_key_file", p->priv);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 static struct prof

@@ -25,8 +25,7 @@ mkprofile(void **ctx, const char *secret, const char *merchant)
 	th_conf_init(&c, payhook_provider(), "tpl");
 	th_conf_file(&c, "secret_file", secret);
 	th_conf_str(&c, "merchant", merchant);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 /* Lower-case hex HMAC-SHA256 of body, spelled out with snprintf. */

@@ -346,8 +346,7 @@ mkprofile(void **ctx, const struct prof *p)
 	th_conf_file(&c, "sign_key_file", p->sign_key);
 	th_conf_file(&c, "sign_cert_file", p->sign_cert);
 	th_conf_str(&c, "query_biz_type", p->biz_type);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 static struct prof

@@ -191,13 +191,9 @@ mkprofile(void **ctx, const char *appid, const char *mch_id, const char *key,
 {
 	static struct th_conf c;
 
-	th_conf_init(&c, payhook_provider(), "test");
-	th_conf_str(&c, "appid", appid);
-	th_conf_str(&c, "mch_id", mch_id);
-	th_conf_file(&c, "api_key_file", key);
-	th_conf_str(&c, "sign_type", sign_type);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	th_wx2_conf(&c, payhook_provider(), "test", appid, mch_id, key,
+	    sign_type);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 static void
@@ -665,12 +661,7 @@ order_ref(const char *id)
 static void
 fixed_cc(struct ph_call_ctx *cc, unsigned int first)
 {
-	size_t i;
-
-	memset(cc, 0, sizeof(*cc));
-	cc->now = 1414647400;
-	for (i = 0; i < sizeof(cc->random); i++)
-		cc->random[i] = (unsigned char)(first + i);
+	th_call_ctx(cc, 1414647400, first);
 }
 
 static int

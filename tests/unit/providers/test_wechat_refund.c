@@ -49,14 +49,10 @@ static int
 v2profile(void **ctx, const char *appid, const char *mch, const char *key,
     const char *sign_type, const char *url)
 {
-	th_conf_init(&cv, payhook_provider(), "test");
-	th_conf_str(&cv, "appid", appid);
-	th_conf_str(&cv, "mch_id", mch);
-	th_conf_file(&cv, "api_key_file", key);
-	th_conf_str(&cv, "sign_type", sign_type);
+	th_wx2_conf(&cv, payhook_provider(), "test", appid, mch, key,
+	    sign_type);
 	th_conf_str(&cv, "refund_notify_url", url);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &cv, ctx, &d);
 }
 
 /* The official test key of TV-3 (th_tv3_priv_pem, helpers.h) is the
@@ -72,21 +68,10 @@ v2profile(void **ctx, const char *appid, const char *mch, const char *key,
 static int
 v3profile(void **ctx, const char *url)
 {
-	th_conf_init(&cv, payhook_provider(), "test3");
-	th_conf_str(&cv, "appid", V3_APPID);
-	th_conf_str(&cv, "mch_id", V3_MCHID);
-	th_conf_str(&cv, "api_version", "3");
-	th_conf_file(&cv, "apiv3_key_file", V3_KEY);
-	th_conf_file(&cv, "platform_public_key_file",
-	    th_tv3_pub_pem);
-	th_conf_str(&cv, "platform_public_key_id",
-	    V3_PUB_ID);
-	th_conf_file(&cv, "merchant_private_key_file",
-	    th_tv3_priv_pem);
-	th_conf_str(&cv, "merchant_serial", V3_SERIAL);
+	th_wx3_conf(&cv, payhook_provider(), "test3", V3_APPID, V3_MCHID,
+	    V3_KEY, V3_PUB_ID, V3_SERIAL);
 	th_conf_str(&cv, "refund_notify_url", url);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &cv, ctx, &d);
 }
 
 /* ---- bills ---------------------------------------------------------------- */
@@ -461,12 +446,7 @@ static struct ph_call_ctx cc;
 static void
 mkcc(int64_t now)
 {
-	size_t i;
-
-	memset(&cc, 0, sizeof(cc));
-	cc.now = now;
-	for (i = 0; i < sizeof(cc.random); i++)
-		cc.random[i] = (unsigned char)i;
+	th_call_ctx(&cc, now, 0);
 }
 
 static struct ph_refund_ref

@@ -149,9 +149,8 @@ mkprof(const struct prof *p, void **ctx)
 		    strtoll(p->tolerance, NULL, 10);
 	th_conf_set(&c, "api_key_file", p->api_key);
 	th_conf_set(&c, "sign_type", p->sign_type);
-	d.msg[0] = '\0';
 	*ctx = NULL;
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 /* ---- notifications, encrypted and signed here ------------------------ */
@@ -1068,12 +1067,7 @@ order_ref(const char *id)
 static void
 fixed_cc(struct ph_call_ctx *cc)
 {
-	size_t i;
-
-	memset(cc, 0, sizeof(*cc));
-	cc->now = 1554208460;
-	for (i = 0; i < sizeof(cc->random); i++)
-		cc->random[i] = (unsigned char)i;
+	th_call_ctx(cc, 1554208460, 0);
 }
 
 /* Checks an RSA-SHA256 base64 signature with a PEM public key. */
