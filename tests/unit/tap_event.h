@@ -1,12 +1,13 @@
 /*
- * The facts of an event a provider test expects, checked with tap.h one
- * test point a fact.  Include after tap.h.
+ * What a provider test expects of a plugin's events and notification
+ * hints, checked with tap.h one test point a fact.  Include after tap.h.
  */
 #ifndef PH_TAP_EVENT_H
 #define PH_TAP_EVENT_H
 
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <payhook/provider.h>
 
@@ -36,6 +37,32 @@ tap_is_event(int line, const struct ph_event *ev, const char *what,
 	tap_is_str(line, ev->dedup_key, dedup_key,
 	    TAP_EVENT_NAME("dedup key"));
 #undef TAP_EVENT_NAME
+}
+
+/* The notify_hint of p's table is hint, and given ctx: body good names
+ * the order want, body none (naming no order) and body broken (not of the
+ * provider's format) name none.  Five points. */
+static void __attribute__((unused))
+is_hints(const struct ph_provider *p, ph_notify_hint_fn *hint, void *ctx,
+    const char *good, const char *want, const char *none,
+    const char *broken)
+{
+	struct ph_request req;
+	char order[PH_ID_MAX + 1];
+
+	memset(&req, 0, sizeof(req));
+	req.body = (const unsigned char *)good;
+	req.body_len = strlen(good);
+	ok(p->notify_hint == hint, "hint: entry");
+	is_int(hint(ctx, &req, order), PH_OK,
+	    "hint: an unverified notification names its order");
+	is_str(order, want, "hint: the order id");
+	req.body = (const unsigned char *)none;
+	req.body_len = strlen(none);
+	ok(hint(ctx, &req, order) != PH_OK, "hint: none without an order id");
+	req.body = (const unsigned char *)broken;
+	req.body_len = strlen(broken);
+	ok(hint(ctx, &req, order) != PH_OK, "hint: none from a malformed body");
 }
 
 #endif /* PH_TAP_EVENT_H */

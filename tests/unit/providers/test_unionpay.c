@@ -1359,27 +1359,14 @@ static void
 test_hint(void)
 {
 	static int dummy;
-	struct ph_request req;
-	char order[PH_ID_MAX + 1];
+	/* orderId, in a notification not verified; none without it, none
+	 * from a malformed form. */
 	static const char good[] = "version=5.1.0&orderId=ORD20261130001&"
 	    "signature=forged";
 	static const char none[] = "version=5.1.0&txnAmt=1";
 
-	memset(&req, 0, sizeof(req));
-	req.body = (const unsigned char *)good;
-	req.body_len = sizeof(good) - 1;
-	ok(payhook_provider()->notify_hint == up_notify_hint, "hint: entry");
-	is_int(up_notify_hint(&dummy, &req, order), PH_OK,
-	    "hint: an unverified notification names its order");
-	is_str(order, "ORD20261130001", "hint: orderId");
-	req.body = (const unsigned char *)none;
-	req.body_len = sizeof(none) - 1;
-	ok(up_notify_hint(&dummy, &req, order) != PH_OK, "hint: none without "
-	    "orderId");
-	req.body = (const unsigned char *)"a=%zz";
-	req.body_len = 5;
-	ok(up_notify_hint(&dummy, &req, order) != PH_OK, "hint: none from a "
-	    "malformed form");
+	is_hints(payhook_provider(), up_notify_hint, &dummy, good,
+	    "ORD20261130001", none, "a=%zz");
 }
 
 int
