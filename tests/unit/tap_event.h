@@ -1,6 +1,7 @@
 /*
- * What a provider test expects of a plugin's events and notification
- * hints, checked with tap.h one test point a fact.  Include after tap.h.
+ * What a provider test expects of a plugin's events, notification hints
+ * and statements, checked with tap.h one test point a fact.  Include
+ * after tap.h.
  */
 #ifndef PH_TAP_EVENT_H
 #define PH_TAP_EVENT_H
@@ -10,6 +11,8 @@
 #include <string.h>
 
 #include <payhook/provider.h>
+
+#include "helpers.h"
 
 /* Checks ev's kind, order id, transaction id, amount, currency, time and
  * dedup key, seven points named "<what>: kind" and so on. */
@@ -63,6 +66,48 @@ is_hints(const struct ph_provider *p, ph_notify_hint_fn *hint, void *ctx,
 	req.body = (const unsigned char *)broken;
 	req.body_len = strlen(broken);
 	ok(hint(ctx, &req, order) != PH_OK, "hint: none from a malformed body");
+}
+
+/*
+ * The frame of a statement p reads with ctx: good (NULL-terminated, its
+ * total line at good[total], an empty line after it) is read with bare LF
+ * line ends; with the total line wrong_count or wrong_sum instead it is
+ * refused naming that line; without the total line, refused as truncated;
+ * with after in place of the empty line, refused at that line.  Five
+ * points.
+ */
+static void __attribute__((unused))
+is_statement_frame(const struct ph_provider *p, void *ctx,
+    const char *const *good, size_t total, const char *wrong_count,
+    const char *wrong_sum, const char *after)
+{
+	const char *const wrong[] = { wrong_count, wrong_sum };
+	const char *const what[] = { "a row count off", "a sum off" };
+	const char *cut[64];
+	struct ph_diag d;
+	struct th_run r;
+	char at[32];
+	size_t i;
+
+	th_feed(p, ctx, good, "", &r, &d);
+	is_int(r.rc, PH_OK, "LF: read");
+	snprintf(at, sizeof(at), "line %zu:", total + 1);
+	for (i = 0; i < 2; i++) {
+		th_feed(p, ctx, th_variant(good, total, wrong[i]), "", &r, &d);
+		ok(r.rc == PH_E_MALFORMED && r.fail_line == total + 1 &&
+		    strstr(d.msg, at) != NULL, "%s in the total line (%s): "
+		    "refused naming line %zu", what[i], wrong[i], total + 1);
+	}
+	for (i = 0; i < total && i < 63; i++)
+		cut[i] = good[i];
+	cut[i] = NULL;
+	th_feed(p, ctx, cut, "", &r, &d);
+	ok(r.rc == PH_E_MALFORMED && r.fail_line == 0 &&
+	    strstr(d.msg, "truncated") != NULL, "no total line: refused as "
+	    "truncated");
+	th_feed(p, ctx, th_variant(good, total + 1, after), "", &r, &d);
+	ok(r.rc == PH_E_MALFORMED && r.fail_line == total + 2,
+	    "text after the total line: refused");
 }
 
 #endif /* PH_TAP_EVENT_H */
