@@ -42,6 +42,31 @@ tap_is_event(int line, const struct ph_event *ev, const char *what,
 #undef TAP_EVENT_NAME
 }
 
+/* Checks that ev is a refund that succeeded, and its refund id, merchant
+ * refund id and transaction id: four points named "<what>: ...". */
+#define is_refund(ev, what, refund_id, merchant_refund_id, txn_id) \
+	tap_is_refund(__LINE__, (ev), (what), (refund_id), \
+	    (merchant_refund_id), (txn_id))
+
+static void __attribute__((unused))
+tap_is_refund(int line, const struct ph_event *ev, const char *what,
+    const char *refund_id, const char *merchant_refund_id,
+    const char *txn_id)
+{
+	char name[256];
+
+#define TAP_EVENT_NAME(fact) \
+	(snprintf(name, sizeof(name), "%s: %s", what, fact), name)
+	tap_is_int(line, ev->kind, PH_EV_REFUND_SUCCEEDED,
+	    TAP_EVENT_NAME("a refund that succeeded"));
+	tap_is_str(line, ev->refund_id, refund_id,
+	    TAP_EVENT_NAME("refund id"));
+	tap_is_str(line, ev->merchant_refund_id, merchant_refund_id,
+	    TAP_EVENT_NAME("merchant refund id"));
+	tap_is_str(line, ev->txn_id, txn_id, TAP_EVENT_NAME("txn id"));
+#undef TAP_EVENT_NAME
+}
+
 /* The notify_hint of p's table is hint, and given ctx: body good names
  * the order want, body none (naming no order) and body broken (not of the
  * provider's format) name none.  Five points. */

@@ -81,12 +81,8 @@ main(void)
 	    "ch_L8qn10mLmr1GS8e5OODmHaL4", 1000, "CNY", 1764487800,
 	    "pay:ch_L8qn10mLmr1GS8e5OODmHaL4");
 	is_str(r.ev[0].channel, "wx_pub", "charge: channel");
-	is_int(r.ev[1].kind, PH_EV_REFUND_SUCCEEDED, "refund: refund");
-	is_str(r.ev[1].refund_id, "re_y1u944PmfnrTHyvnL0nD0iD1",
-	    "... refund id");
-	is_str(r.ev[1].txn_id, "ch_L8qn10mLmr1GS8e5OODmHaL4", "... charge");
-	is_str(r.ev[1].merchant_refund_id, "phr0000000000007",
-	    "... payhook's refund number");
+	is_refund(&r.ev[1], "refund", "re_y1u944PmfnrTHyvnL0nD0iD1",
+	    "phr0000000000007", "ch_L8qn10mLmr1GS8e5OODmHaL4");
 	is_str(r.ev[1].dedup_key, "refund:re_y1u944PmfnrTHyvnL0nD0iD1",
 	    "... dedup key");
 	is_str(r.ev[2].merchant_refund_id, "", "a refund without refund_no "

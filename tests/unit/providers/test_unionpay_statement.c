@@ -80,13 +80,8 @@ main(void)
 	is_event(&r.ev[0], "txnType 01", PH_EV_PAYMENT_SUCCEEDED,
 	    "A20261130001", "782611301530001234567", 1000, "CNY", t,
 	    "up:782611301530001234567:01:00");
-	is_int(r.ev[1].kind, PH_EV_REFUND_SUCCEEDED, "txnType 04: refund");
-	is_str(r.ev[1].refund_id, "782611301800001234599",
-	    "... refund_id is its queryId");
-	is_str(r.ev[1].merchant_refund_id, "phr0000000000007",
-	    "... merchant_refund_id is its orderId");
-	is_str(r.ev[1].txn_id, "782611301530001234567",
-	    "... txn_id is origQryId");
+	is_refund(&r.ev[1], "txnType 04", "782611301800001234599",
+	    "phr0000000000007", "782611301530001234567");
 	is_str(r.ev[1].dedup_key, "up:782611301800001234599:04:00",
 	    "... the key of its notification");
 	is_statement_frame(p, &ctx, good, 3, "total,3,1400", "total,2,1401",

@@ -31,6 +31,7 @@
 
 #include "../helpers.h"
 #include "../tap.h"
+#include "../tap_event.h"
 
 #define KEY_MD5  "192006250b4c09247ec02edce69f6a2d"
 #define KEY_HMAC "Hm4cK3yE2eTestKeyForSha256Prof1x"
@@ -349,13 +350,8 @@ test_settlement(void)
 	is_int(r.ev[0].kind, PH_EV_PAYMENT_SUCCEEDED, "payment row");
 	is_int(r.ev[0].amount, 2500, "... amount is 订单金额, not 应结订单金额");
 	is_str(r.ev[0].order_id, "ORDER-1", "... order id");
-	is_int(r.ev[1].kind, PH_EV_REFUND_SUCCEEDED, "refund row");
-	is_str(r.ev[1].refund_id, "50000000002026113000000000001",
-	    "... refund_id is 微信退款单号");
-	is_str(r.ev[1].merchant_refund_id, "phr0000000000003",
-	    "... merchant_refund_id is 商户退款单号");
-	is_str(r.ev[1].txn_id, "4200000000202611300000000001",
-	    "... txn_id is 微信订单号");
+	is_refund(&r.ev[1], "refund row", "50000000002026113000000000001",
+	    "phr0000000000003", "4200000000202611300000000001");
 	is_str(r.ev[1].order_id, "ORDER-1", "... order id");
 	is_int(r.ev[1].amount, 1000, "... amount is 申请退款金额");
 	is_int(r.ev[1].occurred_at, bj("20261130100000"), "... time");
@@ -1016,13 +1012,8 @@ test_refund_notify(void)
 	is_int(notify_body(ctx, outer(APPID, MCH_ID, req_info, ""), &ev), PH_OK,
 	    "refund notification: req_info decrypts (vector from Python)");
 	diag("%s", d.msg);
-	is_int(ev.kind, PH_EV_REFUND_SUCCEEDED, "... refund succeeded");
-	is_str(ev.merchant_refund_id, "phr0000000000007",
-	    "... merchant_refund_id = out_refund_no");
-	is_str(ev.refund_id, "50000408942018111907145868882",
-	    "... refund_id = refund_id");
-	is_str(ev.txn_id, "4200000215201811190261405420",
-	    "... txn_id = transaction_id");
+	is_refund(&ev, "refund notification", "50000408942018111907145868882",
+	    "phr0000000000007", "4200000215201811190261405420");
 	is_str(ev.order_id, "A1415640626", "... order_id = out_trade_no");
 	is_int(ev.amount, 50, "... amount = refund_fee");
 	is_str(ev.currency, "CNY", "... CNY");
