@@ -575,29 +575,34 @@ rec_mode(int flags, va_list ap)
 	return (flags & (O_CREAT | O_TMPFILE)) ? (mode_t)va_arg(ap, int) : 0;
 }
 
+/* Sets mode to the mode argument an open call with flags was given after
+ * them (0 when flags create nothing); used in the call itself, whose
+ * "..." it reads. */
+#define REC_MODE_ARG(flags, mode) do {					\
+	va_list ap_;							\
+									\
+	va_start(ap_, flags);						\
+	(mode) = rec_mode((flags), ap_);				\
+	va_end(ap_);							\
+} while (0)
+
 int
 open(const char *path, int flags, ...)
 {
-	va_list ap;
 	mode_t mode;
 
 	rec_ready();
-	va_start(ap, flags);
-	mode = rec_mode(flags, ap);
-	va_end(ap);
+	REC_MODE_ARG(flags, mode);
 	return rec_open(AT_FDCWD, path, flags, mode);
 }
 
 int
 openat(int dirfd, const char *path, int flags, ...)
 {
-	va_list ap;
 	mode_t mode;
 
 	rec_ready();
-	va_start(ap, flags);
-	mode = rec_mode(flags, ap);
-	va_end(ap);
+	REC_MODE_ARG(flags, mode);
 	return rec_open(dirfd, path, flags, mode);
 }
 

@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include <payhook/provider.h>
+#include <payhook/sdk.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -51,6 +52,14 @@ const uint8_t *fz_split(const uint8_t *data, size_t size, uint8_t sep,
 char *fz_strndup(const uint8_t *p, size_t n);
 
 /*
+ * Adds to kv the fields of data read as "name=value" lines (a shape the
+ * fuzzer finds easily), leaving out a line without '=' or with an empty
+ * name and a field whose name is in skip (NULL-terminated; NULL: none).
+ */
+void fz_fields(const uint8_t *data, size_t size, const char *const *skip,
+    struct ph_kvlist *kv);
+
+/*
  * What the provider targets check of a plugin's answers; each aborts on
  * a breach.
  */
@@ -72,16 +81,16 @@ void fz_check_acks(const struct ph_provider *prov, void *ctx, int rc,
 void fz_check_hint(const struct ph_provider *prov, void *ctx,
     const struct ph_request *req);
 
-/* A POST of body with Content-Type ct, received at now: the rest empty. */
-void fz_post(struct ph_request *req, const char *ct, const void *body,
-    size_t len, int64_t now);
+/* Fields decoded again from what a writer made of a: a count, a name or
+ * a value's length that differs from a's, and with values a value's
+ * bytes. */
+void fz_check_same_fields(const struct ph_kvlist *a,
+    const struct ph_kvlist *again, int values);
+
 /* An order of amount CNY minor units with no txn_id, made at created_at,
  * with attempt as its attempt data: the rest empty. */
 void fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
     int64_t created_at, const char *attempt);
-/* An answer of status with body, received at now: the rest empty. */
-void fz_answer_in(struct ph_http_response *in, int status,
-    const void *body, size_t len, int64_t now);
 /* Hands req to prov's parse_notify and checks the diagnostic (left in
  * *diag for the acknowledgements) and the event with fz_check_event's
  * flags; returns what parse_notify said. */
@@ -92,6 +101,13 @@ int fz_check_notify(const struct ph_provider *prov, void *ctx,
  * fz_check_event's flags. */
 void fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
     const struct ph_order_ref *o, const struct ph_http_response *in,
+    unsigned flags);
+
+/* data as the HTTP 200 answer, received at now, to a query about the
+ * order "A-1" of 100 CNY made at now, checked as fz_check_answer does;
+ * with close, as the answer to closing that order too. */
+void fz_check_query(const struct ph_provider *prov, void *ctx,
+    const uint8_t *data, size_t size, int64_t now, int close,
     unsigned flags);
 
 #endif

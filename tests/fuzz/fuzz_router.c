@@ -70,20 +70,9 @@ fz_signed(const uint8_t *data, size_t size, struct ph_buf *body)
 	char hex[2 * PH_MD5_LEN + 1];
 	struct ph_kvlist kv;
 	struct ph_buf s;
-	const uint8_t *p = data, *line, *eq;
-	size_t left = size, n, rest;
 
 	ph_kvlist_init(&kv, 64);
-	while (left > 0) {
-		line = p;
-		p = fz_split(p, left, '\n', &n, &rest);
-		left = rest;
-		if ((eq = memchr(line, '=', n)) == NULL || eq == line ||
-		    (eq - line == 4 && memcmp(line, "sign", 4) == 0))
-			continue;
-		ph_kvlist_add(&kv, (const char *)line, (size_t)(eq - line),
-		    (const char *)eq + 1, n - (size_t)(eq - line) - 1, NULL);
-	}
+	fz_fields(data, size, skip, &kv);
 	ph_buf_init(&s, 1u << 20);
 	ph_canonical_join(&kv, skip, 1, &s);
 	ph_buf_puts(&s, "&key=" FZ_WXKEY);

@@ -14,7 +14,6 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ph_kvlist kv, again;
 	struct ph_diag diag;
 	struct ph_buf out;
-	size_t i;
 
 	ph_kvlist_init(&kv, lim.max_fields);
 	memset(&diag, 0, sizeof(diag));
@@ -26,16 +25,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    !out.err) {
 			ph_kvlist_init(&again, lim.max_fields);
 			if (ph_xml_parse_flat((const unsigned char *)out.data,
-			    out.len, "xml", &lim, &again, &diag) == PH_OK) {
-				if (again.n != kv.n)
-					abort();
-				for (i = 0; i < kv.n; i++)
-					if (strcmp(kv.items[i].key,
-					    again.items[i].key) != 0 ||
-					    kv.items[i].val_len !=
-					    again.items[i].val_len)
-						abort();
-			}
+			    out.len, "xml", &lim, &again, &diag) == PH_OK)
+				fz_check_same_fields(&kv, &again, 0);
 			ph_kvlist_free(&again);
 		}
 		ph_buf_free(&out);

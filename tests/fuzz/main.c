@@ -9,8 +9,9 @@
  * set, it runs libFuzzer instead for that many seconds, starting from the
  * corpus, writing new inputs to tests/fuzz/runs/NAME/ and crashers to
  * tests/fuzz/artifacts/ in the build tree, then prints one TAP point with
- * the CPU time used.  A crash, sanitizer report or leak ends the process
- * before the point is printed, which the TAP driver reports as an error.
+ * the CPU time used.  libFuzzer runs in a child process and the point is
+ * "ok" only when that child exited with status 0: a crash, sanitizer
+ * report, leak or timeout (which end it otherwise) makes it "not ok".
  * PAYHOOK_FUZZ_FORK=N runs N fuzzing processes at once (libFuzzer's
  * -fork); PAYHOOK_FUZZ_MERGE=1 instead adds to the corpus the inputs of
  * tests/fuzz/runs/NAME/ that reach code it does not (libFuzzer's -merge),
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <payhook/sdk.h>
@@ -167,6 +169,34 @@ fz_strndup(const uint8_t *p, size_t n)
 	return s;
 }
 
+static int
+fz_named(const uint8_t *name, size_t n, const char *const *names)
+{
+	for (; names != NULL && *names != NULL; names++)
+		if (strlen(*names) == n && memcmp(name, *names, n) == 0)
+			return 1;
+	return 0;
+}
+
+void
+fz_fields(const uint8_t *data, size_t size, const char *const *skip,
+    struct ph_kvlist *kv)
+{
+	const uint8_t *p = data, *line, *eq;
+	size_t left = size, n, rest;
+
+	while (left > 0) {
+		line = p;
+		p = fz_split(p, left, '\n', &n, &rest);
+		left = rest;
+		if ((eq = memchr(line, '=', n)) == NULL || eq == line ||
+		    fz_named(line, (size_t)(eq - line), skip))
+			continue;
+		ph_kvlist_add(kv, (const char *)line, (size_t)(eq - line),
+		    (const char *)eq + 1, n - (size_t)(eq - line) - 1, NULL);
+	}
+}
+
 /* ---- Checks shared by the provider targets -------------------------- */
 
 void
@@ -224,15 +254,19 @@ fz_check_hint(const struct ph_provider *prov, void *ctx,
 }
 
 void
-fz_post(struct ph_request *req, const char *ct, const void *body,
-    size_t len, int64_t now)
+fz_check_same_fields(const struct ph_kvlist *a, const struct ph_kvlist *again,
+    int values)
 {
-	memset(req, 0, sizeof(*req));
-	req->method = "POST";
-	req->content_type = ct;
-	req->body = body;
-	req->body_len = len;
-	req->now = now;
+	size_t i;
+
+	if (again->n != a->n)
+		abort();
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->items[i].key, again->items[i].key) != 0 ||
+		    a->items[i].val_len != again->items[i].val_len ||
+		    (values && memcmp(a->items[i].val, again->items[i].val,
+		    a->items[i].val_len) != 0))
+			abort();
 }
 
 void
@@ -246,17 +280,6 @@ fz_order(struct ph_order_ref *o, const char *order_id, int64_t amount,
 	o->txn_id = "";
 	o->created_at = created_at;
 	o->attempt = attempt;
-}
-
-void
-fz_answer_in(struct ph_http_response *in, int status, const void *body,
-    size_t len, int64_t now)
-{
-	memset(in, 0, sizeof(*in));
-	in->status = status;
-	in->body = body;
-	in->body_len = len;
-	in->now = now;
 }
 
 int
@@ -291,6 +314,24 @@ fz_check_answer(const struct ph_provider *prov, void *ctx, int close,
 		rc = prov->query_response(ctx, o, in, &ev, &diag);
 	fz_check_diag(&diag);
 	fz_check_event(rc, &ev, flags);
+}
+
+void
+fz_check_query(const struct ph_provider *prov, void *ctx, const uint8_t *data,
+    size_t size, int64_t now, int close, unsigned flags)
+{
+	struct ph_order_ref o;
+	struct ph_http_response in;
+
+	fz_order(&o, "A-1", 100, now, "");
+	memset(&in, 0, sizeof(in));
+	in.status = 200;
+	in.body = data;
+	in.body_len = size;
+	in.now = now;
+	fz_check_answer(prov, ctx, 0, &o, &in, flags);
+	if (close)
+		fz_check_answer(prov, ctx, 1, &o, &in, flags);
 }
 
 /* ---- Replaying a corpus ------------------------------------------------ */
@@ -395,26 +436,31 @@ fz_name(const char *argv0)
 int LLVMFuzzerRunDriver(int *argc, char ***argv,
     int (*cb)(const uint8_t *, size_t));
 
-static char fz_target[128];
-static unsigned long fz_seconds;
-
-static void
-fz_report(void)
+/* The TAP point of a libFuzzer run that ended with wait status status:
+ * "ok" only for a clean exit, with the CPU time it used. */
+static int
+fz_report(const char *name, unsigned long seconds, int status)
 {
 	struct rusage ru;
-	double cpu;
+	double cpu = 0;
 
-	if (getrusage(RUSAGE_SELF, &ru) != 0)
-		return;
-	cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-	    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	/* With -fork the fuzzing is done by children. */
+	/* libFuzzer ran in a child, and with -fork in the child's children. */
 	if (getrusage(RUSAGE_CHILDREN, &ru) == 0)
-		cpu += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		cpu = (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
 		    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
-	dprintf(fz_tap_fd, "ok 1 - %s: %lu s under libFuzzer, no crash, "
-	    "leak or sanitizer report\n# fuzz-cpu-seconds: %s %.1f\n1..1\n",
-	    fz_target, fz_seconds, fz_target, cpu);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		dprintf(fz_tap_fd, "ok 1 - %s: %lu s under libFuzzer, no "
+		    "crash, leak or sanitizer report\n", name, seconds);
+	else if (WIFEXITED(status))
+		dprintf(fz_tap_fd, "not ok 1 - %s: libFuzzer exited with "
+		    "status %d: a crash, leak, timeout or sanitizer report "
+		    "(tests/fuzz/artifacts/)\n", name, WEXITSTATUS(status));
+	else
+		dprintf(fz_tap_fd, "not ok 1 - %s: libFuzzer killed by "
+		    "signal %d\n", name, WIFSIGNALED(status) ?
+		    WTERMSIG(status) : 0);
+	dprintf(fz_tap_fd, "# fuzz-cpu-seconds: %s %.1f\n1..1\n", name, cpu);
+	return !(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
 static int
@@ -426,15 +472,14 @@ fz_fuzz(const char *argv0, const char *name, unsigned long seconds)
 	const char *fork_n = getenv("PAYHOOK_FUZZ_FORK");
 	char *args[14];
 	char **av = args;
-	int ac = 0;
+	int ac = 0, status;
 	struct stat st;
+	pid_t pid;
 
 	if (top == NULL)
 		top = ".";
 	if (build == NULL)
 		build = ".";
-	snprintf(fz_target, sizeof(fz_target), "%s", name);
-	fz_seconds = seconds;
 	snprintf(a_time, sizeof(a_time), "-max_total_time=%lu", seconds);
 	snprintf(a_work, sizeof(a_work), "%s/tests/fuzz/runs", build);
 	mkdir(a_work, 0755);
@@ -466,8 +511,23 @@ fz_fuzz(const char *argv0, const char *name, unsigned long seconds)
 	args[ac++] = a_work;
 	args[ac++] = a_seed;
 	args[ac] = NULL;
-	atexit(fz_report);
-	return LLVMFuzzerRunDriver(&ac, &av, LLVMFuzzerTestOneInput);
+	/* libFuzzer ends the process itself, with exit() when done and on
+	 * a crash found by -fork's children alike: it runs in a child, and
+	 * its wait status says how it ended. */
+	if ((pid = fork()) == -1) {
+		dprintf(fz_tap_fd, "not ok 1 - %s: fork: %s\n1..1\n", name,
+		    strerror(errno));
+		return 1;
+	}
+	if (pid == 0)
+		_exit(LLVMFuzzerRunDriver(&ac, &av, LLVMFuzzerTestOneInput));
+	while (waitpid(pid, &status, 0) == -1)
+		if (errno != EINTR) {
+			dprintf(fz_tap_fd, "not ok 1 - %s: waitpid: %s\n1..1\n",
+			    name, strerror(errno));
+			return 1;
+		}
+	return fz_report(name, seconds, status);
 }
 
 /* Adds to the committed corpus what the runs found that it lacks. */

@@ -458,6 +458,20 @@ th_post(struct ph_request *req, const char *ct, const void *body,
 }
 
 void
+th_wx3_headers(struct ph_header *h, const char *ts, const char *nonce,
+    const char *sig, const char *serial)
+{
+	h[0].name = "Wechatpay-Timestamp";
+	h[0].value = ts;
+	h[1].name = "Wechatpay-Nonce";
+	h[1].value = nonce;
+	h[2].name = "Wechatpay-Signature";
+	h[2].value = sig;
+	h[3].name = "Wechatpay-Serial";
+	h[3].value = serial;
+}
+
+void
 th_answer(struct ph_http_response *in, int status, const void *body,
     size_t len, int64_t now)
 {
@@ -466,6 +480,23 @@ th_answer(struct ph_http_response *in, int status, const void *body,
 	in->body = (const unsigned char *)body;
 	in->body_len = len;
 	in->now = now;
+}
+
+void
+th_wx3_answer(struct th_wx3_answer *a, EVP_PKEY *key, const char *serial,
+    int status, const char *body, int64_t now)
+{
+	static const char ts[] = "1700000000", nonce[] = "abc123NONCE";
+	char msg[8400];
+	int n;
+
+	snprintf(a->body, sizeof(a->body), "%s", body);
+	n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n", ts, nonce, a->body);
+	th_rsa_sign(key, "SHA256", msg, (size_t)n, a->sig);
+	th_wx3_headers(a->h, ts, nonce, a->sig, serial);
+	th_answer(&a->in, status, a->body, strlen(a->body), now);
+	a->in.headers = a->h;
+	a->in.nheaders = 4;
 }
 
 int
@@ -547,6 +578,25 @@ th_order_ref(const char *id, int64_t amount, int64_t created_at)
 	o.created_at = created_at;
 	o.attempt = "";
 	return &o;
+}
+
+void
+th_call_ctx(struct ph_call_ctx *cc, int64_t now, unsigned int first)
+{
+	size_t i;
+
+	memset(cc, 0, sizeof(*cc));
+	cc->now = now;
+	for (i = 0; i < sizeof(cc->random); i++)
+		cc->random[i] = (unsigned char)(first + i);
+}
+
+int
+th_profile_new(const struct ph_provider *p, struct th_conf *c, void **ctx,
+    struct ph_diag *diag)
+{
+	diag->msg[0] = '\0';
+	return p->profile_new(&c->conf, ctx, diag);
 }
 
 int
@@ -664,6 +714,36 @@ th_conf_files(struct th_conf *c, const char *name,
 	v->str = n > 0 ? "certs/test.pem" : "";
 	v->files = f;
 	v->nfiles = n;
+}
+
+void
+th_wx2_conf(struct th_conf *c, const struct ph_provider *p,
+    const char *profile, const char *appid, const char *mch_id,
+    const char *key, const char *sign_type)
+{
+	th_conf_init(c, p, profile);
+	th_conf_str(c, "appid", appid);
+	th_conf_str(c, "mch_id", mch_id);
+	th_conf_file(c, "api_key_file", key);
+	th_conf_str(c, "sign_type", sign_type);
+}
+
+void
+th_wx3_conf(struct th_conf *c, const struct ph_provider *p,
+    const char *profile, const char *appid, const char *mch_id,
+    const char *apiv3_key, const char *pub_id, const char *serial)
+{
+	th_conf_init(c, p, profile);
+	th_conf_str(c, "appid", appid);
+	th_conf_str(c, "mch_id", mch_id);
+	th_conf_str(c, "api_version", "3");
+	th_conf_file(c, "apiv3_key_file", apiv3_key);
+	th_conf_file(c, "platform_public_key_file", th_tv3_pub_pem);
+	th_conf_str(c, "platform_public_key_id", pub_id);
+	if (serial != NULL) {
+		th_conf_file(c, "merchant_private_key_file", th_tv3_priv_pem);
+		th_conf_str(c, "merchant_serial", serial);
+	}
 }
 
 void

@@ -99,6 +99,23 @@ void th_vector_note(const char *rel, struct th_note *n);
 void th_post(struct ph_request *req, const char *ct, const void *body,
     size_t len, int64_t now);
 
+/* The four headers signing a WeChat Pay APIv3 message, into h[0] to
+ * h[3]: Wechatpay-Timestamp, -Nonce, -Signature and -Serial. */
+void th_wx3_headers(struct ph_header *h, const char *ts, const char *nonce,
+    const char *sig, const char *serial);
+
+/* An answer of WeChat Pay APIv3: status and body, received at now, its
+ * headers signing it with key at a fixed time and nonce and naming serial
+ * (in.headers points at h: the struct must outlive the answer's use). */
+struct th_wx3_answer {
+	struct ph_http_response in;
+	struct ph_header h[4];
+	char sig[1400];
+	char body[8192];
+};
+void th_wx3_answer(struct th_wx3_answer *a, EVP_PKEY *key,
+    const char *serial, int status, const char *body, int64_t now);
+
 /* An answer of status with len bytes of body, received at now: no
  * headers, the rest empty. */
 void th_answer(struct ph_http_response *in, int status, const void *body,
@@ -135,6 +152,17 @@ const char *th_req_header(const struct ph_http_request *req,
  * txn_id and no attempt data: a static, good until the next call. */
 struct ph_order_ref *th_order_ref(const char *id, int64_t amount,
     int64_t created_at);
+
+/* A provider's state of an order and the event it becomes: a row of the
+ * tests' state tables. */
+struct th_state {
+	const char *state;
+	enum ph_event_kind kind;
+};
+
+/* A call context at now whose random bytes are first, first + 1, ...:
+ * a nonce made of them is known. */
+void th_call_ctx(struct ph_call_ctx *cc, int64_t now, unsigned int first);
 
 /* Whether ev is all zero bytes (an event the plugin left alone). */
 int th_event_empty(const struct ph_event *ev);
@@ -175,6 +203,24 @@ void th_conf_num(struct th_conf *c, const char *name, long long num);
 /* A present list of files, data NULL-terminated. */
 void th_conf_files(struct th_conf *c, const char *name,
     const char *const *data);
+
+/* Hands the configuration c to p's profile_new, diag emptied first. */
+int th_profile_new(const struct ph_provider *p, struct th_conf *c,
+    void **ctx, struct ph_diag *diag);
+
+/* The configuration of a WeChat Pay APIv2 profile of p: appid, mch_id,
+ * the API key's file holding key, and sign_type. */
+void th_wx2_conf(struct th_conf *c, const struct ph_provider *p,
+    const char *profile, const char *appid, const char *mch_id,
+    const char *key, const char *sign_type);
+
+/* The configuration of a WeChat Pay APIv3 profile of p (api_version 3,
+ * appid, mch_id, the APIv3 key's file holding apiv3_key) that trusts the
+ * public key of TV-3 as the platform's, of id pub_id; with serial (not
+ * NULL) TV-3 is the merchant's key too, its certificate of that serial. */
+void th_wx3_conf(struct th_conf *c, const struct ph_provider *p,
+    const char *profile, const char *appid, const char *mch_id,
+    const char *apiv3_key, const char *pub_id, const char *serial);
 
 /* Removes a test's scratch folder and all in it, unless KEEP_TMP is set in
  * the environment (to look at what a failing run left behind). */

@@ -57,13 +57,13 @@ fx_create(struct store *s, const char *id, const char *profile,
     int64_t amount, const char *currency, int64_t now, json_t **o,
     int *created, struct ph_diag *d)
 {
-	struct ledger_new_order n;
+	const struct ledger_new_order n = {
+		.order_id = id,
+		.profile = profile,
+		.amount = amount,
+		.currency = currency,
+	};
 
-	memset(&n, 0, sizeof(n));
-	n.order_id = id;
-	n.profile = profile;
-	n.amount = amount;
-	n.currency = currency;
 	return ledger_create_order(s, &n, now, NULL, o, created, d);
 }
 
@@ -72,13 +72,13 @@ fx_refund(struct store *s, const char *order_id, const char *refund_id,
     int64_t amount, int64_t now, struct ledger_idem *idem, json_t **item,
     int *created, enum ledger_refusal *why, struct ph_diag *d)
 {
-	struct ledger_refund_req rq;
+	const struct ledger_refund_req rq = {
+		.order_id = order_id,
+		.refund_id = refund_id,
+		.amount = amount,
+		.reason = "test",
+	};
 
-	memset(&rq, 0, sizeof(rq));
-	rq.order_id = order_id;
-	rq.refund_id = refund_id;
-	rq.amount = amount;
-	rq.reason = "test";
 	return ledger_request_refund(s, &rq, now, idem, item, created, why, d);
 }
 

@@ -448,6 +448,25 @@ static const struct xml_refusal xml_bad_text[] = {
 	{ "<xml><a>\xc0\xaf</a></xml>", "xml: overlong UTF-8 refused" },
 };
 
+/* The parser's bounds, each set low on its own (0: as lim): a document
+ * just within it parses, one just past it is refused as too big. */
+static const struct xml_bound {
+	size_t max_bytes, max_fields, max_value;
+	const char *within, *within_what, *past, *past_what;
+} xml_bounds[] = {
+	{ 30, 0, 0,
+	    "<xml><a>123456789012</a></xml>", "xml: document at max_bytes",
+	    "<xml><a>1234567890123</a></xml>",
+	    "xml: document past max_bytes" },
+	{ 0, 3, 0,
+	    "<xml><a>1</a><b>2</b><c>3</c></xml>", "xml: max_fields fields",
+	    "<xml><a>1</a><b>2</b><c>3</c><d>4</d></xml>",
+	    "xml: too many fields refused" },
+	{ 0, 0, 8,
+	    "<xml><a>12345678</a></xml>", "xml: value at max_value",
+	    "<xml><a>123456789</a></xml>", "xml: long value refused" },
+};
+
 /* One test point for each of the n documents r: refused as malformed. */
 static void
 xrefuse_all(const struct xml_refusal *r, size_t n)
@@ -504,37 +523,29 @@ test_xml(void)
 	}
 
 	/* Bounds: one below passes, one above is refused. */
-	small = lim;
-	small.max_bytes = 30;
-	rc = xparse("<xml><a>123456789012</a></xml>", "xml", &small, &kv);
-	is_int(rc, PH_OK, "xml: document at max_bytes");
-	ph_kvlist_free(&kv);
-	rc = xparse("<xml><a>1234567890123</a></xml>", "xml", &small, &kv);
-	is_int(rc, PH_E_TOOBIG, "xml: document past max_bytes");
-	ph_kvlist_free(&kv);
+	for (i = 0; i < sizeof(xml_bounds) / sizeof(xml_bounds[0]); i++) {
+		const struct xml_bound *t = &xml_bounds[i];
+
+		small = lim;
+		if (t->max_bytes != 0)
+			small.max_bytes = t->max_bytes;
+		if (t->max_fields != 0)
+			small.max_fields = t->max_fields;
+		if (t->max_value != 0)
+			small.max_value = t->max_value;
+		rc = xparse(t->within, "xml", &small, &kv);
+		is_int(rc, PH_OK, t->within_what);
+		ph_kvlist_free(&kv);
+		rc = xparse(t->past, "xml", &small, &kv);
+		is_int(rc, PH_E_TOOBIG, t->past_what);
+		ph_kvlist_free(&kv);
+	}
 	memset(big, ' ', sizeof(big));
 	memcpy(big, "<xml><a>1</a>", 13);
 	memcpy(big + sizeof(big) - 7, "</xml>", 7);
 	is_int(xrefused(big), PH_E_TOOBIG, "xml: 70 KB document refused");
-
-	small = lim;
-	small.max_fields = 3;
-	rc = xparse("<xml><a>1</a><b>2</b><c>3</c></xml>", "xml", &small, &kv);
-	is_int(rc, PH_OK, "xml: max_fields fields");
-	ph_kvlist_free(&kv);
-	rc = xparse("<xml><a>1</a><b>2</b><c>3</c><d>4</d></xml>", "xml",
-	    &small, &kv);
-	is_int(rc, PH_E_TOOBIG, "xml: too many fields refused");
-	ph_kvlist_free(&kv);
-
 	small = lim;
 	small.max_value = 8;
-	rc = xparse("<xml><a>12345678</a></xml>", "xml", &small, &kv);
-	is_int(rc, PH_OK, "xml: value at max_value");
-	ph_kvlist_free(&kv);
-	rc = xparse("<xml><a>123456789</a></xml>", "xml", &small, &kv);
-	is_int(rc, PH_E_TOOBIG, "xml: long value refused");
-	ph_kvlist_free(&kv);
 	rc = xparse("<xml><a>1234<![CDATA[56789]]></a></xml>", "xml", &small,
 	    &kv);
 	is_int(rc, PH_E_TOOBIG, "xml: long value over two nodes refused");

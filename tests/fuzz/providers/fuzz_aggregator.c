@@ -27,6 +27,7 @@
 #include <openssl/x509.h>
 
 #include "../fuzz.h"
+#include "../../unit/helpers.h"
 #include "fzbill.h"
 
 #define FZ_SECRET "fuzz-webhook-secret-0123456789abcdef"
@@ -64,23 +65,12 @@ fz_run(const char *sig, const void *body, size_t len)
 	struct ph_request req;
 	struct ph_diag diag;
 
-	fz_post(&req, "application/json", body, len, FZ_NOW);
+	th_post(&req, "application/json", body, len, FZ_NOW);
 	req.headers = h;
 	req.nheaders = 2;
 	fz_check_notify(payhook_provider(), fz_ctx, &req,
 	    FZ_EV_ORDER | FZ_EV_DEDUP, &diag);
 	fz_check_hint(payhook_provider(), fz_ctx, &req);
-}
-
-static void
-fz_query(const uint8_t *data, size_t size)
-{
-	struct ph_order_ref o;
-	struct ph_http_response in;
-
-	fz_order(&o, "A-1", 100, FZ_NOW, "");
-	fz_answer_in(&in, 200, data, size, FZ_NOW);
-	fz_check_answer(payhook_provider(), fz_ctx, 0, &o, &in, 0);
 }
 
 int
@@ -110,7 +100,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 	if (size > 0 && data[0] == 'Q') {
-		fz_query(data + 1, size - 1);
+		fz_check_query(payhook_provider(), fz_ctx, data + 1, size - 1,
+		    FZ_NOW, 0, 0);
 		return 0;
 	}
 	rest = fz_split(data, size, '\n', &head, &n);

@@ -78,7 +78,7 @@ fz_notify(const void *body, size_t len)
 	struct ph_request req;
 	struct ph_diag diag;
 
-	fz_post(&req, "application/x-www-form-urlencoded", body, len, FZ_NOW);
+	th_post(&req, "application/x-www-form-urlencoded", body, len, FZ_NOW);
 	fz_check_notify(payhook_provider(), fz_ctx, &req, FZ_EV_ORDER, &diag);
 	fz_check_hint(payhook_provider(), fz_ctx, &req);
 }
@@ -109,18 +109,6 @@ fz_signed(const uint8_t *data, size_t size)
 	ph_buf_free(&body);
 	ph_buf_free(&text);
 	ph_kvlist_free(&kv);
-}
-
-static void
-fz_query(const uint8_t *data, size_t size)
-{
-	struct ph_order_ref o;
-	struct ph_http_response in;
-
-	fz_order(&o, "A-1", 100, FZ_NOW, "");
-	fz_answer_in(&in, 200, data, size, FZ_NOW);
-	fz_check_answer(payhook_provider(), fz_ctx, 0, &o, &in, FZ_EV_ORDER);
-	fz_check_answer(payhook_provider(), fz_ctx, 1, &o, &in, FZ_EV_ORDER);
 }
 
 /*
@@ -199,7 +187,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    1);
 		break;
 	case 'Q':
-		fz_query(data + 1, size - 1);
+		fz_check_query(payhook_provider(), fz_ctx, data + 1, size - 1,
+		    FZ_NOW, 1, FZ_EV_ORDER);
 		break;
 	case 'D':
 		fz_download(data + 1, size - 1);

@@ -34,7 +34,7 @@ fz_run(const void *body, size_t len)
 	struct ph_diag diag;
 	int rc;
 
-	fz_post(&req, "application/x-www-form-urlencoded", body, len, fz_now);
+	th_post(&req, "application/x-www-form-urlencoded", body, len, fz_now);
 	rc = fz_check_notify(payhook_provider(), fz_ctx, &req,
 	    FZ_EV_ORDER | FZ_EV_DEDUP, &diag);
 	fz_check_acks(payhook_provider(), fz_ctx, rc, &diag);

@@ -35,7 +35,7 @@ fz_run(const void *body, size_t len)
 
 	fz_order(&order, "20261130153000001", 100, fz_now - 60,
 	    "{\"txnTime\":\"20261130153000\"}");
-	fz_answer_in(&in, 200, body, len, fz_now);
+	th_answer(&in, 200, body, len, fz_now);
 	fz_check_answer(payhook_provider(), fz_ctx, 0, &order, &in, 0);
 }
 

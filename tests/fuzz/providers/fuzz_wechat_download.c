@@ -37,7 +37,7 @@ fz_answer(void *ctx, const struct ph_download_ref *ref, int status,
 	struct ph_diag diag;
 	int rc;
 
-	fz_answer_in(&in, status, body, len, FZ_NOW);
+	th_answer(&in, status, body, len, FZ_NOW);
 	in.headers = h;
 	in.nheaders = nh;
 	memset(&diag, 0, sizeof(diag));

@@ -42,7 +42,7 @@ fz_run(void *ctx, const void *body, size_t len, const struct ph_header *h,
 	struct ph_diag diag;
 	int rc;
 
-	fz_post(&req, nh > 0 ? "application/json" : "text/xml", body, len,
+	th_post(&req, nh > 0 ? "application/json" : "text/xml", body, len,
 	    FZ_NOW);
 	req.headers = h;
 	req.nheaders = nh;

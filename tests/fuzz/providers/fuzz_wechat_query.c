@@ -41,7 +41,7 @@ fz_answer(void *ctx, int close, int status, const void *body, size_t len,
 	struct ph_http_response in;
 
 	fz_order(&order, "1415659990", 1, FZ_NOW - 60, "");
-	fz_answer_in(&in, status, body, len, FZ_NOW);
+	th_answer(&in, status, body, len, FZ_NOW);
 	in.headers = h;
 	in.nheaders = nh;
 	fz_check_answer(p, ctx, close && p->close_response != NULL, &order,

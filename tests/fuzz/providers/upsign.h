@@ -102,9 +102,10 @@ static __attribute__((unused)) int
 fz_up_body(const uint8_t *data, size_t size, int raw, struct ph_buf *body)
 {
 	static const char *const skip[] = { "signature", NULL };
+	static const char *const own[] = { "signPubKeyCert", "signature",
+	    NULL };
 	struct ph_kvlist kv, out;
-	const uint8_t *p = data, *line, *eq;
-	size_t left = size, n, rest, i, siglen;
+	size_t i, siglen;
 	unsigned char d[PH_SHA256_LEN], sig[512];
 	char hex[2 * PH_SHA256_LEN + 1];
 	struct ph_buf s, b64;
@@ -112,17 +113,8 @@ fz_up_body(const uint8_t *data, size_t size, int raw, struct ph_buf *body)
 	int ok;
 
 	ph_kvlist_init(&kv, 64);
-	while (left > 0) {
-		line = p;
-		p = fz_split(p, left, '\n', &n, &rest);
-		left = rest;
-		if ((eq = memchr(line, '=', n)) == NULL || eq == line ||
-		    (eq - line == 14 && memcmp(line, "signPubKeyCert", 14) ==
-		    0) || (eq - line == 9 && memcmp(line, "signature", 9) == 0))
-			continue;
-		ph_kvlist_add(&kv, (const char *)line, (size_t)(eq - line),
-		    (const char *)eq + 1, n - (size_t)(eq - line) - 1, NULL);
-	}
+	/* The two fields it sets itself. */
+	fz_fields(data, size, own, &kv);
 	ph_kvlist_add(&kv, "signPubKeyCert", 14, fz_leaf, strlen(fz_leaf),
 	    NULL);
 	ph_buf_init(&s, 1u << 20);

@@ -83,20 +83,10 @@ static __attribute__((unused)) int
 fz_v2_body(const uint8_t *data, size_t size, int hmac, struct ph_buf *body)
 {
 	struct ph_kvlist kv;
-	const uint8_t *p = data, *line, *eq;
-	size_t left = size, n, rest;
 	int ok;
 
 	ph_kvlist_init(&kv, 64);
-	while (left > 0) {
-		line = p;
-		p = fz_split(p, left, '\n', &n, &rest);
-		left = rest;
-		if ((eq = memchr(line, '=', n)) == NULL || eq == line)
-			continue;
-		ph_kvlist_add(&kv, (const char *)line, (size_t)(eq - line),
-		    (const char *)eq + 1, n - (size_t)(eq - line) - 1, NULL);
-	}
+	fz_fields(data, size, NULL, &kv);
 	fz_v2_sign(&kv, hmac);
 	ph_buf_init(body, 1u << 20);
 	ok = ph_xml_write_flat("xml", &kv, body) == PH_OK && !body->err;
@@ -135,14 +125,7 @@ fz_v3_headers(struct fz_v3_headers *out, const void *body, size_t len)
 	ph_base64_encode(sig, siglen, &b64);
 	snprintf(out->sig, sizeof(out->sig), "%s", b64.data);
 	ph_buf_free(&b64);
-	out->h[0].name = "Wechatpay-Timestamp";
-	out->h[0].value = out->ts;
-	out->h[1].name = "Wechatpay-Nonce";
-	out->h[1].value = nonce;
-	out->h[2].name = "Wechatpay-Signature";
-	out->h[2].value = out->sig;
-	out->h[3].name = "Wechatpay-Serial";
-	out->h[3].value = FZ_V3_KEY_ID;
+	th_wx3_headers(out->h, out->ts, nonce, out->sig, FZ_V3_KEY_ID);
 	out->h[4].name = "Content-Type";
 	out->h[4].value = "application/json";
 }

@@ -22,6 +22,7 @@
 
 #include "../helpers.h"
 #include "../tap.h"
+#include "../tap_event.h"
 
 #define APP	"app_1Gqj58ynP0mHeX1q"
 #define SECRET	"whsec_test_secret_for_payhook_0001"
@@ -75,9 +76,8 @@ mkprof(const struct prof *p, void **ctx)
 	if (p->livemode != NULL)
 		c.v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
 	th_conf_set(&c, "api_key_file", p->api_key);
-	d.msg[0] = '\0';
 	*ctx = NULL;
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 static void
@@ -921,28 +921,15 @@ static void
 test_hint(void)
 {
 	static int dummy;
-	struct ph_request req;
-	char order[PH_ID_MAX + 1];
+	/* data.object.order_no, in an event not verified; none without it,
+	 * none from broken JSON. */
 	static const char good[] = "{\"id\":\"evt_1\",\"type\":"
 	    "\"charge.succeeded\",\"data\":{\"object\":{\"order_no\":"
 	    "\"A-77\",\"amount\":1}}}";
 	static const char none[] = "{\"id\":\"evt_1\",\"data\":{}}";
 
-	memset(&req, 0, sizeof(req));
-	req.body = (const unsigned char *)good;
-	req.body_len = sizeof(good) - 1;
-	ok(payhook_provider()->notify_hint == agg_notify_hint, "hint: entry");
-	is_int(agg_notify_hint(&dummy, &req, order), PH_OK,
-	    "hint: an unverified event names its order");
-	is_str(order, "A-77", "hint: order_no");
-	req.body = (const unsigned char *)none;
-	req.body_len = sizeof(none) - 1;
-	ok(agg_notify_hint(&dummy, &req, order) != PH_OK, "hint: none without "
-	    "data.object.order_no");
-	req.body = (const unsigned char *)"{";
-	req.body_len = 1;
-	ok(agg_notify_hint(&dummy, &req, order) != PH_OK, "hint: none from "
-	    "broken JSON");
+	is_hints(payhook_provider(), agg_notify_hint, &dummy, good, "A-77", none,
+	    "{");
 }
 
 int

@@ -18,17 +18,11 @@
 
 #include "../helpers.h"
 #include "../tap.h"
+#include "../tap_event.h"
 
 #define APP "app_1Gqj58ynP0mHeX1q"
 
 static struct ph_diag d;
-
-static void
-feed(void *ctx, const char *const *lines, const char *term,
-    struct th_run *r)
-{
-	th_feed(payhook_provider(), ctx, lines, term, r, &d);
-}
 
 static const char *const good[] = {
 	"\xef\xbb\xbftype,id,app,order_no,charge,amount,currency,channel,time,"
@@ -47,84 +41,66 @@ static const char *const good[] = {
 int
 main(void)
 {
+	/* A row of good (k) replaced: refused as malformed, the diagnostic
+	 * saying msg (NULL: not checked). */
+	static const struct {
+		size_t k;
+		const char *row, *msg, *what;
+	} bad_row[] = {
+		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
+		    ",A-1,,10.00,cny,wx_pub,1764487800,", "line 2:",
+		    "an amount in yuan: refused naming line 2" },
+		{ 1, "transfer,tr_1," APP ",A-1,,1000,cny,,1764487800,", NULL,
+		    "a type other than charge or refund: refused" },
+		{ 2, "refund,re_y1u944PmfnrTHyvnL0nD0iD1," APP
+		    ",A-1,,400,cny,,1764498600,phr0000000000007", "charge",
+		    "a refund without its charge: refused" },
+		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
+		    ",A-1,,1000,cny,wx_pub,-5,", NULL,
+		    "a negative time: refused" },
+		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
+		    ",A/1,,1000,cny,wx_pub,1764487800,", NULL,
+		    "an order_no with a slash: refused" },
+	};
 	const struct ph_provider *p = payhook_provider();
-	struct agg_ctx ctx, other;
+	struct agg_ctx ctx = { .app_id = APP };
+	struct agg_ctx other = { .app_id = "app_Another" };
 	struct th_run r;
-
-	memset(&ctx, 0, sizeof(ctx));
-	snprintf(ctx.app_id, sizeof(ctx.app_id), "%s", APP);
-	memset(&other, 0, sizeof(other));
-	snprintf(other.app_id, sizeof(other.app_id), "app_Another");
+	size_t i;
 
 	ok(p->caps & PH_CAP_STATEMENT, "the table reads statements");
-	feed(&ctx, good, "\r", &r);
+	th_feed(p, &ctx, good, "\r", &r, &d);
 	is_int(r.rc, PH_OK, "a statement with a BOM and CRLF (CR left on): "
 	    "read");
 	diag("%s", d.msg);
 	is_int(r.nev, 3, "... a charge and two refunds");
 	is_int(r.st.facts, 3, "... st->facts");
 	is_int(r.st.total, 1500, "... st->total");
-	is_int(r.ev[0].kind, PH_EV_PAYMENT_SUCCEEDED, "charge: payment");
-	is_str(r.ev[0].txn_id, "ch_L8qn10mLmr1GS8e5OODmHaL4", "... charge id");
-	is_str(r.ev[0].order_id, "A-1", "... order_no");
-	is_int(r.ev[0].amount, 1000, "... amount in fen");
-	is_str(r.ev[0].currency, "CNY", "... cny upper-cased");
-	is_str(r.ev[0].channel, "wx_pub", "... channel");
-	is_int(r.ev[0].occurred_at, 1764487800, "... time");
-	is_str(r.ev[0].dedup_key, "pay:ch_L8qn10mLmr1GS8e5OODmHaL4",
-	    "... the key of its charge.succeeded");
-	is_int(r.ev[1].kind, PH_EV_REFUND_SUCCEEDED, "refund: refund");
-	is_str(r.ev[1].refund_id, "re_y1u944PmfnrTHyvnL0nD0iD1",
-	    "... refund id");
-	is_str(r.ev[1].txn_id, "ch_L8qn10mLmr1GS8e5OODmHaL4", "... charge");
-	is_str(r.ev[1].merchant_refund_id, "phr0000000000007",
-	    "... payhook's refund number");
+	/* cny upper-cased; the key of its charge.succeeded */
+	is_event(&r.ev[0], "charge", PH_EV_PAYMENT_SUCCEEDED, "A-1",
+	    "ch_L8qn10mLmr1GS8e5OODmHaL4", 1000, "CNY", 1764487800,
+	    "pay:ch_L8qn10mLmr1GS8e5OODmHaL4");
+	is_str(r.ev[0].channel, "wx_pub", "charge: channel");
+	is_refund(&r.ev[1], "refund", "re_y1u944PmfnrTHyvnL0nD0iD1",
+	    "phr0000000000007", "ch_L8qn10mLmr1GS8e5OODmHaL4");
 	is_str(r.ev[1].dedup_key, "refund:re_y1u944PmfnrTHyvnL0nD0iD1",
 	    "... dedup key");
 	is_str(r.ev[2].merchant_refund_id, "", "a refund without refund_no "
 	    "has no merchant refund id");
-	feed(&ctx, good, "", &r);
-	is_int(r.rc, PH_OK, "LF: read");
-
-	feed(&ctx, th_variant(good, 4, "total,3,1501"), "", &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 5 &&
-	    strstr(d.msg, "line 5:") != NULL, "a total off by one fen: "
-	    "refused naming line 5");
-	feed(&ctx, th_variant(good, 4, "total,4,1500"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "a total of 4 rows for 3: refused");
-	{
-		const char *const cut[] = { good[0], good[1], good[2], NULL };
-
-		feed(&ctx, cut, "", &r);
-		ok(r.rc == PH_E_MALFORMED && r.fail_line == 0 &&
-		    strstr(d.msg, "truncated") != NULL, "no total line: "
-		    "refused as truncated");
+	is_statement_frame(p, &ctx, good, 4, "total,4,1500", "total,3,1501",
+	    "charge");
+	for (i = 0; i < sizeof(bad_row) / sizeof(bad_row[0]); i++) {
+		th_feed(p, &ctx, th_variant(good, bad_row[i].k, bad_row[i].row),
+		    "", &r, &d);
+		ok(r.rc == PH_E_MALFORMED && (bad_row[i].msg == NULL ||
+		    strstr(d.msg, bad_row[i].msg) != NULL), "%s",
+		    bad_row[i].what);
 	}
-	feed(&ctx, th_variant(good, 5, "charge"), "", &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 6,
-	    "text after the total line: refused");
-	feed(&ctx, th_variant(good, 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
-	    ",A-1,,10.00,cny,wx_pub,1764487800,"), "", &r);
-	ok(r.rc == PH_E_MALFORMED && strstr(d.msg, "line 2:") != NULL,
-	    "an amount in yuan: refused naming line 2");
-	feed(&ctx, th_variant(good, 1, "transfer,tr_1," APP ",A-1,,1000,cny,,1764487800,"),
-	    "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "a type other than charge or refund: "
-	    "refused");
-	feed(&ctx, th_variant(good, 2, "refund,re_y1u944PmfnrTHyvnL0nD0iD1," APP
-	    ",A-1,,400,cny,,1764498600,phr0000000000007"), "", &r);
-	ok(r.rc == PH_E_MALFORMED && strstr(d.msg, "charge") != NULL,
-	    "a refund without its charge: refused");
-	feed(&ctx, th_variant(good, 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
-	    ",A-1,,1000,cny,wx_pub,-5,"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "a negative time: refused");
-	feed(&ctx, th_variant(good, 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
-	    ",A/1,,1000,cny,wx_pub,1764487800,"), "", &r);
-	is_int(r.rc, PH_E_MALFORMED, "an order_no with a slash: refused");
-	feed(&ctx, th_variant(good, 0, "type,id,app,order_no,amount,currency"), "", &r);
+	th_feed(p, &ctx, th_variant(good, 0,
+	    "type,id,app,order_no,amount,currency"), "", &r, &d);
 	ok(r.rc == PH_E_MALFORMED && r.fail_line == 1 &&
 	    strstr(d.msg, "time") != NULL, "a header without time: refused");
-	feed(&other, good, "", &r);
+	th_feed(p, &other, good, "", &r, &d);
 	ok(r.rc == PH_E_MERCHANT && r.fail_line == 2,
 	    "another app's statement: refused at its first row");
 	return done_testing();

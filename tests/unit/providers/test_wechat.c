@@ -24,6 +24,7 @@
 
 #include "../helpers.h"
 #include "../tap.h"
+#include "../tap_event.h"
 
 #define KEY_MD5  "192006250b4c09247ec02edce69f6a2d"
 #define KEY_HMAC "Hm4cK3yE2eTestKeyForSha256Prof1x"
@@ -191,13 +192,9 @@ mkprofile(void **ctx, const char *appid, const char *mch_id, const char *key,
 {
 	static struct th_conf c;
 
-	th_conf_init(&c, payhook_provider(), "test");
-	th_conf_str(&c, "appid", appid);
-	th_conf_str(&c, "mch_id", mch_id);
-	th_conf_file(&c, "api_key_file", key);
-	th_conf_str(&c, "sign_type", sign_type);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	th_wx2_conf(&c, payhook_provider(), "test", appid, mch_id, key,
+	    sign_type);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 static void
@@ -311,14 +308,9 @@ test_md5(void)
 	    strstr(body, "<bank_type><![CDATA[CFT]]></bank_type>") != NULL,
 	    "the body mixes plain and CDATA values");
 	is_int(run_body(ctx, body, len, &ev), PH_OK, "MD5: valid");
-	is_int(ev.kind, PH_EV_PAYMENT_SUCCEEDED, "MD5: payment succeeded");
-	is_str(ev.order_id, "1409811653", "MD5: order id");
-	is_str(ev.txn_id, "1004400740201409030005092168", "MD5: txn id");
-	is_int(ev.amount, 1, "MD5: amount in fen");
-	is_str(ev.currency, "CNY", "MD5: currency");
-	is_int(ev.occurred_at, 1414647325, "MD5: time_end at UTC+8");
-	is_str(ev.dedup_key, "pay:1004400740201409030005092168",
-	    "MD5: dedup key");
+	is_event(&ev, "MD5", PH_EV_PAYMENT_SUCCEEDED, "1409811653",
+	    "1004400740201409030005092168", 1, "CNY", 1414647325,
+	    "pay:1004400740201409030005092168");
 	is_str(ev.refund_id, "", "MD5: no refund id");
 	is_str(ev.channel, "", "MD5: no channel");
 
@@ -665,12 +657,7 @@ order_ref(const char *id)
 static void
 fixed_cc(struct ph_call_ctx *cc, unsigned int first)
 {
-	size_t i;
-
-	memset(cc, 0, sizeof(*cc));
-	cc->now = 1414647400;
-	for (i = 0; i < sizeof(cc->random); i++)
-		cc->random[i] = (unsigned char)(first + i);
+	th_call_ctx(cc, 1414647400, first);
 }
 
 static int
@@ -915,10 +902,7 @@ test_call_requests(void)
 static void
 test_query_answers(void)
 {
-	static const struct {
-		const char *state;
-		enum ph_event_kind kind;
-	} rows[] = {
+	static const struct th_state rows[] = {
 		{ "NOTPAY", PH_EV_PAYMENT_PENDING },
 		{ "USERPAYING", PH_EV_PAYMENT_PENDING },
 		{ "ACCEPT", PH_EV_PAYMENT_PENDING },
@@ -940,14 +924,8 @@ test_query_answers(void)
 	sign_note(&n, KEY_MD5, "MD5");
 	is_int(answer(ctx, 0, "1409811653", &n, &ev), PH_OK,
 	    "query SUCCESS: accepted");
-	is_int(ev.kind, PH_EV_PAYMENT_SUCCEEDED, "query SUCCESS: paid");
-	is_str(ev.order_id, "1409811653", "query SUCCESS: order id");
-	is_str(ev.txn_id, txn, "query SUCCESS: transaction id");
-	is_int(ev.amount, 1, "query SUCCESS: amount");
-	is_str(ev.currency, "CNY", "query SUCCESS: currency");
-	is_int(ev.occurred_at, 1414647325, "query SUCCESS: time_end at UTC+8");
-	is_str(ev.dedup_key, "pay:1004400740201409030005092168",
-	    "query SUCCESS: dedup key pay:<transaction_id>");
+	is_event(&ev, "query SUCCESS", PH_EV_PAYMENT_SUCCEEDED, "1409811653",
+	    txn, 1, "CNY", 1414647325, "pay:1004400740201409030005092168");
 	is_str(ev.refund_id, "", "query SUCCESS: no refund id");
 	/* The same payment's notification: one fact for the core. */
 	base_note(&n, "1409811653", txn);

@@ -56,44 +56,24 @@ static EVP_PKEY *tv3;
 static int
 v2profile(void **ctx, const char *key, const char *sign_type)
 {
-	th_conf_init(&cv, payhook_provider(), "wx2");
-	th_conf_str(&cv, "appid", APPID);
-	th_conf_str(&cv, "mch_id", MCH_ID);
-	th_conf_file(&cv, "api_key_file", key);
-	th_conf_str(&cv, "sign_type", sign_type);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
+	th_wx2_conf(&cv, payhook_provider(), "wx2", APPID, MCH_ID, key,
+	    sign_type);
+	return th_profile_new(payhook_provider(), &cv, ctx, &d);
 }
 
 /* The TV-3 key is the merchant's and, as a public key, the platform's. */
 static int
 v3profile(void **ctx, int with_merchant_key)
 {
-	th_conf_init(&cv, payhook_provider(), "wx3");
-	th_conf_str(&cv, "appid", V3_APPID);
-	th_conf_str(&cv, "mch_id", V3_MCHID);
-	th_conf_str(&cv, "api_version", "3");
-	th_conf_file(&cv, "apiv3_key_file", V3_KEY);
-	th_conf_file(&cv, "platform_public_key_file", th_tv3_pub_pem);
-	th_conf_str(&cv, "platform_public_key_id", V3_PUB_ID);
-	if (with_merchant_key) {
-		th_conf_file(&cv, "merchant_private_key_file",
-		    th_tv3_priv_pem);
-		th_conf_str(&cv, "merchant_serial", V3_SERIAL);
-	}
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
+	th_wx3_conf(&cv, payhook_provider(), "wx3", V3_APPID, V3_MCHID, V3_KEY,
+	    V3_PUB_ID, with_merchant_key ? V3_SERIAL : NULL);
+	return th_profile_new(payhook_provider(), &cv, ctx, &d);
 }
 
 static void
 mkcc(void)
 {
-	size_t i;
-
-	memset(&cc, 0, sizeof(cc));
-	cc.now = NOW;
-	for (i = 0; i < sizeof(cc.random); i++)
-		cc.random[i] = (unsigned char)i;
+	th_call_ctx(&cc, NOW, 0);
 }
 
 static struct ph_download_ref
@@ -286,33 +266,16 @@ test_v2_response(void)
 
 /* ---- v3 ------------------------------------------------------------------ */
 
-static struct ph_header v3h[4];
-static char v3sig[1400], v3body[8192];
+static struct th_wx3_answer v3;
 
 /* An answer of WeChat Pay, signed with the platform key when signed_. */
 static void
 v3answer(int status, const char *body, int signed_)
 {
-	static const char ts[] = "1700000000", nonce[] = "abc123NONCE";
-	char msg[8400];
-	int n;
-
-	snprintf(v3body, sizeof(v3body), "%s", body);
-	n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n", ts, nonce, v3body);
-	th_rsa_sign(tv3, "SHA256", msg, (size_t)n, v3sig);
+	th_wx3_answer(&v3, tv3, V3_PUB_ID, status, body, NOW);
 	if (!signed_)
-		v3sig[10] = v3sig[10] == 'A' ? 'B' : 'A';
-	v3h[0].name = "Wechatpay-Timestamp";
-	v3h[0].value = ts;
-	v3h[1].name = "Wechatpay-Nonce";
-	v3h[1].value = nonce;
-	v3h[2].name = "Wechatpay-Signature";
-	v3h[2].value = v3sig;
-	v3h[3].name = "Wechatpay-Serial";
-	v3h[3].value = V3_PUB_ID;
-	answer_of(status, v3body);
-	answer.headers = v3h;
-	answer.nheaders = 4;
+		v3.sig[10] = v3.sig[10] == 'A' ? 'B' : 'A';
+	answer = v3.in;
 }
 
 /* Whether req's Authorization is the merchant's signature of the request

@@ -31,6 +31,7 @@
 
 #include "../helpers.h"
 #include "../tap.h"
+#include "../tap_event.h"
 
 #define KEY_MD5  "192006250b4c09247ec02edce69f6a2d"
 #define KEY_HMAC "Hm4cK3yE2eTestKeyForSha256Prof1x"
@@ -49,14 +50,10 @@ static int
 v2profile(void **ctx, const char *appid, const char *mch, const char *key,
     const char *sign_type, const char *url)
 {
-	th_conf_init(&cv, payhook_provider(), "test");
-	th_conf_str(&cv, "appid", appid);
-	th_conf_str(&cv, "mch_id", mch);
-	th_conf_file(&cv, "api_key_file", key);
-	th_conf_str(&cv, "sign_type", sign_type);
+	th_wx2_conf(&cv, payhook_provider(), "test", appid, mch, key,
+	    sign_type);
 	th_conf_str(&cv, "refund_notify_url", url);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &cv, ctx, &d);
 }
 
 /* The official test key of TV-3 (th_tv3_priv_pem, helpers.h) is the
@@ -72,21 +69,10 @@ v2profile(void **ctx, const char *appid, const char *mch, const char *key,
 static int
 v3profile(void **ctx, const char *url)
 {
-	th_conf_init(&cv, payhook_provider(), "test3");
-	th_conf_str(&cv, "appid", V3_APPID);
-	th_conf_str(&cv, "mch_id", V3_MCHID);
-	th_conf_str(&cv, "api_version", "3");
-	th_conf_file(&cv, "apiv3_key_file", V3_KEY);
-	th_conf_file(&cv, "platform_public_key_file",
-	    th_tv3_pub_pem);
-	th_conf_str(&cv, "platform_public_key_id",
-	    V3_PUB_ID);
-	th_conf_file(&cv, "merchant_private_key_file",
-	    th_tv3_priv_pem);
-	th_conf_str(&cv, "merchant_serial", V3_SERIAL);
+	th_wx3_conf(&cv, payhook_provider(), "test3", V3_APPID, V3_MCHID,
+	    V3_KEY, V3_PUB_ID, V3_SERIAL);
 	th_conf_str(&cv, "refund_notify_url", url);
-	d.msg[0] = '\0';
-	return payhook_provider()->profile_new(&cv.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &cv, ctx, &d);
 }
 
 /* ---- bills ---------------------------------------------------------------- */
@@ -364,13 +350,8 @@ test_settlement(void)
 	is_int(r.ev[0].kind, PH_EV_PAYMENT_SUCCEEDED, "payment row");
 	is_int(r.ev[0].amount, 2500, "... amount is 订单金额, not 应结订单金额");
 	is_str(r.ev[0].order_id, "ORDER-1", "... order id");
-	is_int(r.ev[1].kind, PH_EV_REFUND_SUCCEEDED, "refund row");
-	is_str(r.ev[1].refund_id, "50000000002026113000000000001",
-	    "... refund_id is 微信退款单号");
-	is_str(r.ev[1].merchant_refund_id, "phr0000000000003",
-	    "... merchant_refund_id is 商户退款单号");
-	is_str(r.ev[1].txn_id, "4200000000202611300000000001",
-	    "... txn_id is 微信订单号");
+	is_refund(&r.ev[1], "refund row", "50000000002026113000000000001",
+	    "phr0000000000003", "4200000000202611300000000001");
 	is_str(r.ev[1].order_id, "ORDER-1", "... order id");
 	is_int(r.ev[1].amount, 1000, "... amount is 申请退款金额");
 	is_int(r.ev[1].occurred_at, bj("20261130100000"), "... time");
@@ -461,12 +442,7 @@ static struct ph_call_ctx cc;
 static void
 mkcc(int64_t now)
 {
-	size_t i;
-
-	memset(&cc, 0, sizeof(cc));
-	cc.now = now;
-	for (i = 0; i < sizeof(cc.random); i++)
-		cc.random[i] = (unsigned char)i;
+	th_call_ctx(&cc, now, 0);
 }
 
 static struct ph_refund_ref
@@ -811,48 +787,16 @@ rsa_verify_b64(const char *msg, size_t len, const char *sig64)
 	return okv;
 }
 
-static void
-rsa_sign_b64(const char *msg, size_t len, char *out, size_t cap)
-{
-	unsigned char sig[512];
-	size_t n = sizeof(sig);
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	struct ph_buf b;
-
-	EVP_DigestSignInit(m, NULL, EVP_sha256(), NULL, tv3);
-	EVP_DigestSign(m, sig, &n, (const unsigned char *)msg, len);
-	EVP_MD_CTX_free(m);
-	ph_buf_init(&b, 4096);
-	ph_base64_encode(sig, n, &b);
-	snprintf(out, cap, "%s", b.data);
-	ph_buf_free(&b);
-}
-
-static struct ph_header v3h[5];
-static char v3sig[1024], v3body[4096];
+static struct th_wx3_answer v3;
 
 /* An answer of WeChat Pay, signed with the platform key when signed_. */
 static void
 v3answer(int status, const char *body, int signed_)
 {
-	static const char ts[] = "1700000000", nonce[] = "abc123NONCE";
-	char msg[8192];
-	int n;
-
-	snprintf(v3body, sizeof(v3body), "%s", body);
-	n = snprintf(msg, sizeof(msg), "%s\n%s\n%s\n", ts, nonce, v3body);
-	rsa_sign_b64(msg, (size_t)n, v3sig, sizeof(v3sig));
-	v3h[0].name = "Wechatpay-Timestamp";
-	v3h[0].value = ts;
-	v3h[1].name = "Wechatpay-Nonce";
-	v3h[1].value = nonce;
-	v3h[2].name = "Wechatpay-Signature";
-	v3h[2].value = signed_ ? v3sig : "WECHATPAY/SIGNTEST/AAAA";
-	v3h[3].name = "Wechatpay-Serial";
-	v3h[3].value = V3_PUB_ID;
-	th_answer(&answer, status, v3body, strlen(v3body), V3_NOW);
-	answer.headers = v3h;
-	answer.nheaders = 4;
+	th_wx3_answer(&v3, tv3, V3_PUB_ID, status, body, V3_NOW);
+	if (!signed_)
+		v3.h[2].value = "WECHATPAY/SIGNTEST/AAAA";
+	answer = v3.in;
 }
 
 static void
@@ -1068,13 +1012,8 @@ test_refund_notify(void)
 	is_int(notify_body(ctx, outer(APPID, MCH_ID, req_info, ""), &ev), PH_OK,
 	    "refund notification: req_info decrypts (vector from Python)");
 	diag("%s", d.msg);
-	is_int(ev.kind, PH_EV_REFUND_SUCCEEDED, "... refund succeeded");
-	is_str(ev.merchant_refund_id, "phr0000000000007",
-	    "... merchant_refund_id = out_refund_no");
-	is_str(ev.refund_id, "50000408942018111907145868882",
-	    "... refund_id = refund_id");
-	is_str(ev.txn_id, "4200000215201811190261405420",
-	    "... txn_id = transaction_id");
+	is_refund(&ev, "refund notification", "50000408942018111907145868882",
+	    "phr0000000000007", "4200000215201811190261405420");
 	is_str(ev.order_id, "A1415640626", "... order_id = out_trade_no");
 	is_int(ev.amount, 50, "... amount = refund_fee");
 	is_str(ev.currency, "CNY", "... CNY");

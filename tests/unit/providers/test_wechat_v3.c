@@ -30,6 +30,7 @@
 
 #include "../helpers.h"
 #include "../tap.h"
+#include "../tap_event.h"
 
 #define APPID	"wxd678efh567hg6787"
 #define MCHID	"1230000109"
@@ -149,9 +150,8 @@ mkprof(const struct prof *p, void **ctx)
 		    strtoll(p->tolerance, NULL, 10);
 	th_conf_set(&c, "api_key_file", p->api_key);
 	th_conf_set(&c, "sign_type", p->sign_type);
-	d.msg[0] = '\0';
 	*ctx = NULL;
-	return payhook_provider()->profile_new(&c.conf, ctx, &d);
+	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
 /* ---- notifications, encrypted and signed here ------------------------ */
@@ -260,14 +260,7 @@ sign_body(struct sent *s, EVP_PKEY *k, const char *serial, long long ts,
 	n += len;
 	msg[n++] = '\n';
 	rsa_sign(k, msg, n, s->sig);
-	s->h[0].name = "Wechatpay-Timestamp";
-	s->h[0].value = s->ts;
-	s->h[1].name = "Wechatpay-Nonce";
-	s->h[1].value = s->nonce;
-	s->h[2].name = "Wechatpay-Signature";
-	s->h[2].value = s->sig;
-	s->h[3].name = "Wechatpay-Serial";
-	s->h[3].value = s->serial;
+	th_wx3_headers(s->h, s->ts, s->nonce, s->sig, s->serial);
 	s->h[4].name = "Wechatpay-Signature-Type";
 	s->h[4].value = WX3_SCHEME;
 	s->h[5].name = "Content-Type";
@@ -514,14 +507,9 @@ test_notify(void)
 	    "4200000123202306011234567890", "SUCCESS", "100");
 	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_OK,
 	    "TRANSACTION.SUCCESS: verified and decrypted");
-	is_int(ev.kind, PH_EV_PAYMENT_SUCCEEDED, "payment succeeded");
-	is_str(ev.order_id, "1217752501201407033233368018", "order id");
-	is_str(ev.txn_id, "4200000123202306011234567890", "transaction id");
-	is_int(ev.amount, 100, "amount.total in fen");
-	is_str(ev.currency, "CNY", "amount.currency");
-	is_int(ev.occurred_at, 1528425296, "success_time with +08:00");
-	is_str(ev.dedup_key, "pay:4200000123202306011234567890",
-	    "dedup key pay:<transaction_id>, as v2 and the query");
+	is_event(&ev, "TRANSACTION.SUCCESS", PH_EV_PAYMENT_SUCCEEDED,
+	    "1217752501201407033233368018", "4200000123202306011234567890", 100,
+	    "CNY", 1528425296, "pay:4200000123202306011234567890");
 	is_str(ev.refund_id, "", "no refund id");
 
 	/* Certificate rotation: the second certificate, and the public key. */
@@ -1075,12 +1063,7 @@ order_ref(const char *id)
 static void
 fixed_cc(struct ph_call_ctx *cc)
 {
-	size_t i;
-
-	memset(cc, 0, sizeof(*cc));
-	cc->now = 1554208460;
-	for (i = 0; i < sizeof(cc->random); i++)
-		cc->random[i] = (unsigned char)i;
+	th_call_ctx(cc, 1554208460, 0);
 }
 
 /* Checks an RSA-SHA256 base64 signature with a PEM public key. */
@@ -1244,10 +1227,7 @@ test_query_response(void)
 	struct prof p;
 	void *ctx;
 	char plain[8192];
-	static const struct {
-		const char *state;
-		enum ph_event_kind kind;
-	} states[] = {
+	static const struct th_state states[] = {
 		{ "NOTPAY", PH_EV_PAYMENT_PENDING },
 		{ "USERPAYING", PH_EV_PAYMENT_PENDING },
 		{ "CLOSED", PH_EV_PAYMENT_CLOSED },

@@ -1,0 +1,138 @@
+/*
+ * What a provider test expects of a plugin's events, notification hints
+ * and statements, checked with tap.h one test point a fact.  Include
+ * after tap.h.
+ */
+#ifndef PH_TAP_EVENT_H
+#define PH_TAP_EVENT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <payhook/provider.h>
+
+#include "helpers.h"
+
+/* Checks ev's kind, order id, transaction id, amount, currency, time and
+ * dedup key, seven points named "<what>: kind" and so on. */
+#define is_event(ev, what, kind, order_id, txn_id, amount, currency, \
+    occurred_at, dedup_key) tap_is_event(__LINE__, (ev), (what), (kind), \
+    (order_id), (txn_id), (amount), (currency), (occurred_at), (dedup_key))
+
+static void __attribute__((unused))
+tap_is_event(int line, const struct ph_event *ev, const char *what,
+    enum ph_event_kind kind, const char *order_id, const char *txn_id,
+    int64_t amount, const char *currency, int64_t occurred_at,
+    const char *dedup_key)
+{
+	char name[256];
+
+#define TAP_EVENT_NAME(fact) \
+	(snprintf(name, sizeof(name), "%s: %s", what, fact), name)
+	tap_is_int(line, ev->kind, kind, TAP_EVENT_NAME("kind"));
+	tap_is_str(line, ev->order_id, order_id, TAP_EVENT_NAME("order id"));
+	tap_is_str(line, ev->txn_id, txn_id, TAP_EVENT_NAME("txn id"));
+	tap_is_int(line, ev->amount, amount, TAP_EVENT_NAME("amount"));
+	tap_is_str(line, ev->currency, currency, TAP_EVENT_NAME("currency"));
+	tap_is_int(line, ev->occurred_at, occurred_at,
+	    TAP_EVENT_NAME("occurred at"));
+	tap_is_str(line, ev->dedup_key, dedup_key,
+	    TAP_EVENT_NAME("dedup key"));
+#undef TAP_EVENT_NAME
+}
+
+/* Checks that ev is a refund that succeeded, and its refund id, merchant
+ * refund id and transaction id: four points named "<what>: ...". */
+#define is_refund(ev, what, refund_id, merchant_refund_id, txn_id) \
+	tap_is_refund(__LINE__, (ev), (what), (refund_id), \
+	    (merchant_refund_id), (txn_id))
+
+static void __attribute__((unused))
+tap_is_refund(int line, const struct ph_event *ev, const char *what,
+    const char *refund_id, const char *merchant_refund_id,
+    const char *txn_id)
+{
+	char name[256];
+
+#define TAP_EVENT_NAME(fact) \
+	(snprintf(name, sizeof(name), "%s: %s", what, fact), name)
+	tap_is_int(line, ev->kind, PH_EV_REFUND_SUCCEEDED,
+	    TAP_EVENT_NAME("a refund that succeeded"));
+	tap_is_str(line, ev->refund_id, refund_id,
+	    TAP_EVENT_NAME("refund id"));
+	tap_is_str(line, ev->merchant_refund_id, merchant_refund_id,
+	    TAP_EVENT_NAME("merchant refund id"));
+	tap_is_str(line, ev->txn_id, txn_id, TAP_EVENT_NAME("txn id"));
+#undef TAP_EVENT_NAME
+}
+
+/* The notify_hint of p's table is hint, and given ctx: body good names
+ * the order want, body none (naming no order) and body broken (not of the
+ * provider's format) name none.  Five points. */
+static void __attribute__((unused))
+is_hints(const struct ph_provider *p, ph_notify_hint_fn *hint, void *ctx,
+    const char *good, const char *want, const char *none,
+    const char *broken)
+{
+	struct ph_request req;
+	char order[PH_ID_MAX + 1];
+
+	memset(&req, 0, sizeof(req));
+	req.body = (const unsigned char *)good;
+	req.body_len = strlen(good);
+	ok(p->notify_hint == hint, "hint: entry");
+	is_int(hint(ctx, &req, order), PH_OK,
+	    "hint: an unverified notification names its order");
+	is_str(order, want, "hint: the order id");
+	req.body = (const unsigned char *)none;
+	req.body_len = strlen(none);
+	ok(hint(ctx, &req, order) != PH_OK, "hint: none without an order id");
+	req.body = (const unsigned char *)broken;
+	req.body_len = strlen(broken);
+	ok(hint(ctx, &req, order) != PH_OK, "hint: none from a malformed body");
+}
+
+/*
+ * The frame of a statement p reads with ctx: good (NULL-terminated, its
+ * total line at good[total], an empty line after it) is read with bare LF
+ * line ends; with the total line wrong_count or wrong_sum instead it is
+ * refused naming that line; without the total line, refused as truncated;
+ * with after in place of the empty line, refused at that line.  Five
+ * points.
+ */
+static void __attribute__((unused))
+is_statement_frame(const struct ph_provider *p, void *ctx,
+    const char *const *good, size_t total, const char *wrong_count,
+    const char *wrong_sum, const char *after)
+{
+	const char *const wrong[] = { wrong_count, wrong_sum };
+	const char *const what[] = { "a row count off", "a sum off" };
+	const char *cut[64];
+	struct ph_diag d;
+	struct th_run r;
+	char at[32];
+	size_t i;
+
+	th_feed(p, ctx, good, "", &r, &d);
+	is_int(r.rc, PH_OK, "LF: read");
+	snprintf(at, sizeof(at), "line %zu:", total + 1);
+	for (i = 0; i < 2; i++) {
+		th_feed(p, ctx, th_variant(good, total, wrong[i]), "", &r, &d);
+		ok(r.rc == PH_E_MALFORMED && r.fail_line == total + 1 &&
+		    strstr(d.msg, at) != NULL, "%s in the total line (%s): "
+		    "refused naming line %zu", what[i], wrong[i], total + 1);
+	}
+	for (i = 0; i < total && i < 63; i++)
+		cut[i] = good[i];
+	cut[i] = NULL;
+	th_feed(p, ctx, cut, "", &r, &d);
+	ok(r.rc == PH_E_MALFORMED && r.fail_line == 0 &&
+	    strstr(d.msg, "truncated") != NULL, "no total line: refused as "
+	    "truncated");
+	th_feed(p, ctx, th_variant(good, total + 1, after), "", &r, &d);
+	ok(r.rc == PH_E_MALFORMED && r.fail_line == total + 2,
+	    "text after the total line: refused");
+}
+
+#endif /* PH_TAP_EVENT_H */
