@@ -218,6 +218,31 @@ void ph_ack_json_failure(struct ph_response *out, enum ph_ack_kind kind,
     const char *reason, const char *code_key, const char *code,
     const char *text_key);
 
+/*
+ * An absolute URL split by ph_url_split(); the pointers are into the URL.
+ */
+struct ph_url {
+	int https;		/* 1 for https://, 0 for http:// */
+	const char *host;	/* a name, or an IPv6 literal with its [] */
+	size_t host_len;
+	unsigned port;		/* as given, else 443 or 80 */
+	int port_given;
+	const char *target;	/* path and query: the rest of the URL, */
+	size_t target_len;	/* empty or from its '/' or '?' */
+};
+
+/*
+ * Splits url (len bytes) strictly: https:// or http:// in lower case, a
+ * host of letters, digits, '.' and '-' (or an IPv6 literal in []), an
+ * optional port from 1 to 65535, then the path and query.  Refused, the
+ * diagnostic naming what: an empty URL or one of PH_HTTP_PATH_MAX bytes
+ * or more (PH_E_TOOBIG), a blank, control, non-ASCII, '\', '"' or '#'
+ * byte, another scheme, user information ('@' before the path), no host
+ * and a bad port (PH_E_FIELD).
+ */
+int ph_url_split(const char *url, size_t len, const char *what,
+    struct ph_url *out, struct ph_diag *diag);
+
 /* Provider text made safe for a diagnostic: printable ASCII kept, each
  * UTF-8 character shown as '?', at most max bytes, "-" when nothing is
  * left. */
