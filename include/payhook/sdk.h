@@ -51,6 +51,11 @@ const struct ph_conf_value *ph_conf_given(const struct ph_conf *conf,
  * a wrong key fails every message later. */
 int ph_secret_check(const struct ph_blob *b, size_t min, size_t max,
     const char *what, struct ph_diag *diag);
+/* A required configuration key read as ph_copy_token() into dst (cap
+ * bytes): PH_E_CONFIG, "<name> is required" when the profile does not
+ * give it, or the reason it is not a token of [A-Za-z0-9] and extra. */
+int ph_conf_token(const struct ph_conf *conf, const char *name, char *dst,
+    size_t cap, const char *extra, struct ph_diag *diag);
 /* True when s is one of set (NULL-terminated). */
 int ph_in(const char *s, const char *const *set);
 
@@ -93,6 +98,11 @@ int ph_kvlist_add(struct ph_kvlist *l, const char *key, size_t key_len,
 /* The value of key, or NULL; points into l. */
 const char *ph_kvlist_get(const struct ph_kvlist *l, const char *key);
 void ph_kvlist_free(struct ph_kvlist *l);
+/* A required amount in minor units (ph_money_parse_minor()) in field
+ * key; an empty value is missing.  PH_E_FIELD, "<key>: missing" or
+ * "<key>: invalid", otherwise. */
+int ph_kv_amount(const struct ph_kvlist *l, const char *key, int64_t *out,
+    struct ph_diag *diag);
 
 /*
  * The canonical sign string shared by WeChat v2, UnionPay and Alipay:
@@ -247,6 +257,27 @@ int ph_url_split(const char *url, size_t len, const char *what,
  * UTF-8 character shown as '?', at most max bytes, "-" when nothing is
  * left. */
 void ph_diag_text(char *dst, size_t cap, const char *src, size_t max);
+
+/* ---- Table entries ----------------------------------------------------- */
+
+/*
+ * An entry's last word: returns rc, having zeroed the size bytes at out
+ * (when not NULL) if rc is a failure, so that a failed call never hands
+ * the core an event, request or download half filled:
+ *	return ph_clear_on_fail(rc, ev, sizeof(*ev));
+ */
+int ph_clear_on_fail(int rc, void *out, size_t size);
+
+/* A notification's body, before anything reads it: none or an empty one
+ * is PH_E_MALFORMED "empty body", more than max bytes PH_E_TOOBIG. */
+int ph_body_check(const struct ph_request *req, size_t max,
+    struct ph_diag *diag);
+
+/* The order a query, close or refund names: an id of 1 to max bytes of
+ * [A-Za-z0-9] and extra, else PH_E_FIELD "order id is not a valid
+ * <what>". */
+int ph_order_check(const struct ph_order_ref *order, size_t max,
+    const char *extra, const char *what, struct ph_diag *diag);
 
 /* ---- Digests, MACs, signatures (OpenSSL libcrypto) -------------------- */
 

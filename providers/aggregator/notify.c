@@ -286,11 +286,8 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 		return ph_fail(diag, PH_E_INTERNAL,
 		    "aggregator: NULL argument");
 	memset(ev, 0, sizeof(*ev));
-	if (req->body == NULL || req->body_len == 0)
-		return ph_fail(diag, PH_E_MALFORMED, "empty body");
-	if (req->body_len > AGG_BODY_MAX)
-		return ph_fail(diag, PH_E_TOOBIG, "body larger than %d bytes",
-		    AGG_BODY_MAX);
+	if ((rc = ph_body_check(req, AGG_BODY_MAX, diag)) != PH_OK)
+		return rc;
 
 	/* VERIFY, over the raw bytes, in the one way the profile pins. */
 	if (ctx->mode == AGG_MODE_RSA) {
@@ -362,9 +359,7 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 		rc = ph_fail(diag, PH_E_FIELD, "dedup key too long");
 out:
 	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /* Any 2xx is received: 200 {"ok":true}; refused 400, retry 500. */

@@ -262,7 +262,5 @@ ali_statement_response(void *p, const struct ph_download_ref *ref,
 		    "calls, not %u", ref->step + 1);
 		break;
 	}
-	if (rc != PH_OK)
-		memset(dl, 0, sizeof(*dl));
-	return rc;
+	return ph_clear_on_fail(rc, dl, sizeof(*dl));
 }

@@ -328,9 +328,7 @@ ali_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	    ali_get(&kv, "seller_id"), diag)) == PH_OK)
 		rc = ali_notify_event(&kv, ev, diag);
 	ph_kvlist_free(&kv);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /* ---- Acknowledgement ----------------------------------------------------- */

@@ -291,9 +291,7 @@ ali_query_response(void *p, const struct ph_order_ref *order,
 		return rc;
 	rc = ali_query_event(r, order, ev, diag);
 	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /*
@@ -337,9 +335,7 @@ ali_close_response(void *p, const struct ph_order_ref *order,
 	} else
 		rc = ali_provider_error(r, "close", 1, diag);
 	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /* Refusals of alipay.trade.refund that no retry can change. */
@@ -432,7 +428,5 @@ ali_refund_response(void *p, const struct ph_refund_ref *ref,
 		return rc;
 	rc = ali_refund_event(r, ref, ev, diag);
 	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

@@ -33,11 +33,10 @@ up_amount(const struct up_msg *m, struct ph_event *ev, struct ph_diag *diag)
 {
 	const char *v;
 	size_t i;
+	int rc;
 
-	if ((v = up_get(m, "txnAmt")) == NULL)
-		return ph_fail(diag, PH_E_FIELD, "txnAmt: missing");
-	if (ph_money_parse_minor(v, strlen(v), &ev->amount) != PH_OK)
-		return ph_fail(diag, PH_E_FIELD, "txnAmt: invalid");
+	if ((rc = ph_kv_amount(&m->kv, "txnAmt", &ev->amount, diag)) != PH_OK)
+		return rc;
 	if ((v = up_get(m, "currencyCode")) == NULL)
 		return ph_fail(diag, PH_E_FIELD, "currencyCode: missing");
 	for (i = 0; up_currencies[i].num != NULL; i++)
@@ -135,9 +134,7 @@ up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if ((rc = up_open(ctx, &m, UP_NOTIFICATION, req->now, diag)) == PH_OK)
 		rc = up_notify_event(&m, ev, diag);
 	ph_kvlist_free(&m.kv);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /* ---- Acknowledgement ----------------------------------------------------- */

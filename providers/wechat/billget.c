@@ -370,9 +370,7 @@ wx_statement_request(void *p, const struct ph_download_ref *ref,
 		return rc;
 	rc = ctx->api_version == 3 ? wxd_request_v3(ctx, ref, cc, out, diag) :
 	    wxd_request_v2(ctx, day, cc, out, diag);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 int
@@ -396,7 +394,5 @@ wx_statement_response(void *p, const struct ph_download_ref *ref,
 		rc = wxd_tradebill(ctx, in, dl, diag);
 	else
 		rc = wxd_file(ref, in, dl, diag);
-	if (rc != PH_OK)
-		memset(dl, 0, sizeof(*dl));
-	return rc;
+	return ph_clear_on_fail(rc, dl, sizeof(*dl));
 }

@@ -670,9 +670,7 @@ wx_refund_request(void *p, const struct ph_refund_ref *ref,
 	rc = ctx->api_version == 3 ?
 	    wx3_refund_request(ctx, ref, cc, out, diag) :
 	    wx_refund_request_v2(ctx, ref, cc, out, diag);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 int
@@ -691,7 +689,5 @@ wx_refund_response(void *p, const struct ph_refund_ref *ref,
 	rc = ctx->api_version == 3 ?
 	    wx3_refund_response(ctx, ref, in, ev, diag) :
 	    wx_refund_response_v2(ctx, ref, in, ev, diag);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

@@ -761,11 +761,8 @@ wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
 	size_t plen = 0;
 	int rc;
 
-	if (req->body == NULL || req->body_len == 0)
-		return ph_fail(diag, PH_E_MALFORMED, "empty body");
-	if (req->body_len > WX3_BODY_MAX)
-		return ph_fail(diag, PH_E_TOOBIG, "body larger than %d bytes",
-		    WX3_BODY_MAX);
+	if ((rc = ph_body_check(req, WX3_BODY_MAX, diag)) != PH_OK)
+		return rc;
 	if ((rc = wx3_verify(ctx->v3, req->headers, req->nheaders, req->body,
 	    req->body_len, req->now, "notification", diag)) != PH_OK)
 		return rc;
@@ -814,9 +811,7 @@ out:
 	}
 	json_decref(doc);
 	json_decref(env);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /*
@@ -964,11 +959,8 @@ wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
 		return ph_fail(diag, PH_E_CONFIG, "query needs "
 		    "merchant_private_key_file and merchant_serial in this "
 		    "profile");
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    WX_ID_MAX, WX_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "WeChat out_trade_no (at most 32 of [A-Za-z0-9_-|*])");
+	if ((rc = wx_order_check(order, diag)) != PH_OK)
+		return rc;
 	ph_buf_init(&path, sizeof(out->path) - 1);
 	ph_buf_puts(&path, WX3_QUERY_PATH);
 	ph_buf_pct(&path, order->order_id);
@@ -981,9 +973,7 @@ wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
 	rc = wx3_request_signed(ctx, cc, "GET", path.data, out, diag);
 out:
 	ph_buf_free(&path);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 /*
@@ -1005,11 +995,8 @@ wx3_query_response(const struct wx_ctx *ctx,
 	if (in == NULL || ev == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
 	memset(ev, 0, sizeof(*ev));
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    WX_ID_MAX, WX_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "WeChat out_trade_no");
+	if ((rc = wx_order_check(order, diag)) != PH_OK)
+		return rc;
 	if (in->status != 200) {
 		wx3_error_of(in, &doc, &c, code, text);
 		if (in->status == 404 && c != NULL &&
@@ -1049,7 +1036,5 @@ wx3_query_response(const struct wx_ctx *ctx,
 		    "order asked about");
 out:
 	json_decref(doc);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

@@ -27,17 +27,6 @@ static const char *const wx3_close_paid[] = { "ORDERPAID", "ORDER_PAID",
 static const char *const wx3_close_closed[] = { "ORDERCLOSED",
     "ORDER_CLOSED", NULL };
 
-static int
-wx3_order_ok(const struct ph_order_ref *order, struct ph_diag *diag)
-{
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    WX_ID_MAX, WX_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "WeChat out_trade_no (at most 32 of [A-Za-z0-9_-|*])");
-	return PH_OK;
-}
-
 int
 wx3_close_request(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
@@ -55,7 +44,7 @@ wx3_close_request(const struct wx_ctx *ctx,
 		return ph_fail(diag, PH_E_CONFIG, "close needs "
 		    "merchant_private_key_file and merchant_serial in this "
 		    "profile");
-	if ((rc = wx3_order_ok(order, diag)) != PH_OK)
+	if ((rc = wx_order_check(order, diag)) != PH_OK)
 		return rc;
 	if ((doc = json_pack("{s:s}", "mchid", ctx->mch_id)) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
@@ -76,9 +65,7 @@ wx3_close_request(const struct wx_ctx *ctx,
 	rc = wx3_request_signed(ctx, cc, "POST", path.data, out, diag);
 out:
 	ph_buf_free(&path);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 /*
@@ -103,7 +90,7 @@ wx3_close_response(const struct wx_ctx *ctx,
 	if (in == NULL || ev == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
 	memset(ev, 0, sizeof(*ev));
-	if ((rc = wx3_order_ok(order, diag)) != PH_OK)
+	if ((rc = wx_order_check(order, diag)) != PH_OK)
 		return rc;
 	if (in->status == 204 || in->status == 200) {
 		why.msg[0] = '\0';
@@ -135,7 +122,5 @@ wx3_close_response(const struct wx_ctx *ctx,
 	    in->status, code, text);
 out:
 	json_decref(doc);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

@@ -133,6 +133,7 @@ int wx_request_sign_type(const struct wx_ctx *ctx, struct ph_kvlist *kv,
     struct ph_diag *diag);
 int wx_request_xml(const struct wx_ctx *ctx, const char *path,
     struct ph_kvlist *kv, struct ph_http_request *out, struct ph_diag *diag);
+int wx_order_check(const struct ph_order_ref *order, struct ph_diag *diag);
 int wx_copy_id(char *dst, size_t cap, const struct ph_kvlist *kv,
     const char *name, const char *extra, struct ph_diag *diag);
 int wx_result(const struct ph_kvlist *kv, const char *name, int *success,
