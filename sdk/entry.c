@@ -1,7 +1,8 @@
 /*
  * What a provider's table entries do on the way in and out: bound the
- * body of a notification, check the order a call names, and give
- * nothing half-filled when they fail.
+ * body of a notification, check the order a call names, map a state the
+ * provider names to an event, and give nothing half-filled when they
+ * fail.
  */
 #include <string.h>
 
@@ -37,4 +38,15 @@ ph_order_check(const struct ph_order_ref *order, size_t max,
 		return ph_fail(diag, PH_E_FIELD, "order id is not a valid %s",
 		    what);
 	return PH_OK;
+}
+
+const struct ph_state *
+ph_state_find(const struct ph_state *table, const char *name)
+{
+	size_t i;
+
+	for (i = 0; name != NULL && table[i].name != NULL; i++)
+		if (strcmp(name, table[i].name) == 0)
+			return &table[i];
+	return NULL;
 }

@@ -279,6 +279,18 @@ int ph_body_check(const struct ph_request *req, size_t max,
 int ph_order_check(const struct ph_order_ref *order, size_t max,
     const char *extra, const char *what, struct ph_diag *diag);
 
+/* A state a provider names (a trade_state, a refund status) and the
+ * event it becomes; a table of them ends with name NULL. */
+struct ph_state {
+	const char *name;
+	enum ph_event_kind kind;
+};
+
+/* The entry of table named name (compared exactly), or NULL when there
+ * is none or name is NULL. */
+const struct ph_state *ph_state_find(const struct ph_state *table,
+    const char *name);
+
 /* ---- Digests, MACs, signatures (OpenSSL libcrypto) -------------------- */
 
 #define PH_MD5_LEN	16

@@ -411,10 +411,7 @@ wx2_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
 
 /* trade_state of an orderquery answer (doc/design/protocols.md §1.6) and the event
  * it becomes. */
-static const struct {
-	const char *name;
-	enum ph_event_kind kind;
-} wx_query_states[] = {
+static const struct ph_state wx_query_states[] = {
 	{ "SUCCESS", PH_EV_PAYMENT_SUCCEEDED },
 	/* Refunded after payment: the money did move, so it is a payment
 	 * with its transaction; the refund is a separate fact. */
@@ -719,10 +716,10 @@ wx_query_response(void *p, const struct ph_order_ref *order,
     struct ph_diag *diag)
 {
 	const struct wx_ctx *ctx = p;
+	const struct ph_state *known;
 	const char *state, *err;
 	struct ph_kvlist kv;
 	int rc, res_ok;
-	size_t i;
 
 	if (ctx == NULL || in == NULL || ev == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
@@ -745,16 +742,13 @@ wx_query_response(void *p, const struct ph_order_ref *order,
 		rc = ph_fail(diag, PH_E_FIELD, "trade_state: missing");
 		goto out;
 	}
-	for (i = 0; wx_query_states[i].name != NULL; i++)
-		if (strcmp(state, wx_query_states[i].name) == 0)
-			break;
-	if (wx_query_states[i].name == NULL) {
+	if ((known = ph_state_find(wx_query_states, state)) == NULL) {
 		rc = ph_fail(diag, PH_E_FIELD, "trade_state: unknown");
 		goto out;
 	}
-	if (wx_query_states[i].kind != PH_EV_PAYMENT_SUCCEEDED) {
-		rc = wx_query_other(&kv, order, wx_query_states[i].kind,
-		    wx_query_states[i].name, ev, diag);
+	if (known->kind != PH_EV_PAYMENT_SUCCEEDED) {
+		rc = wx_query_other(&kv, order, known->kind, known->name, ev,
+		    diag);
 		goto out;
 	}
 	/* Paid: exactly what the payment's notification yields, so the

@@ -34,10 +34,7 @@ const struct ph_json_limits wx3_envelope_limits = { WX3_BODY_MAX, 4 };
 const struct ph_json_limits wx3_resource_limits = { WX3_BODY_MAX, 8 };
 
 /* trade_state of a decrypted transaction and the event it becomes. */
-static const struct {
-	const char *name;
-	enum ph_event_kind kind;
-} wx3_trade_states[] = {
+static const struct ph_state wx3_trade_states[] = {
 	{ "SUCCESS", PH_EV_PAYMENT_SUCCEEDED },
 	/* Refunded after payment: the money did move; the refund is a
 	 * separate fact. */
@@ -614,8 +611,8 @@ wx3_transaction(const struct wx_ctx *ctx, const struct json_t *tx,
     const char *notify_id, struct ph_event *ev, const char **state,
     struct ph_diag *diag)
 {
+	const struct ph_state *known;
 	const char *st, *v;
-	size_t i;
 	int rc;
 
 	*state = NULL;
@@ -627,13 +624,10 @@ wx3_transaction(const struct wx_ctx *ctx, const struct json_t *tx,
 	if ((rc = ph_json_get_string(tx, "trade_state", 32, &st, NULL,
 	    diag)) != PH_OK)
 		return rc;
-	for (i = 0; wx3_trade_states[i].name != NULL; i++)
-		if (strcmp(st, wx3_trade_states[i].name) == 0)
-			break;
-	if (wx3_trade_states[i].name == NULL)
+	if ((known = ph_state_find(wx3_trade_states, st)) == NULL)
 		return ph_fail(diag, PH_E_FIELD, "trade_state: unknown");
-	*state = wx3_trade_states[i].name;
-	ev->kind = wx3_trade_states[i].kind;
+	*state = known->name;
+	ev->kind = known->kind;
 
 	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED) {
 		if ((rc = wx3_id(tx, "transaction_id", NULL, ev->txn_id,

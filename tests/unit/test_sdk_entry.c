@@ -1,8 +1,8 @@
 /*
  * The SDK's helpers of a provider's entries (sdk/entry.c, sdk/status.c,
  * sdk/kv.c): a failed entry gives nothing, a body's bounds, the order a
- * call names, a required token of the configuration and a required
- * amount of a message.
+ * call names, a state's event, a required token of the configuration
+ * and a required amount of a message.
  */
 #include <string.h>
 
@@ -81,6 +81,30 @@ test_order(void)
 }
 
 static void
+test_state(void)
+{
+	static const struct ph_state states[] = {
+		{ "SUCCESS", PH_EV_PAYMENT_SUCCEEDED },
+		{ "NOTPAY", PH_EV_PAYMENT_PENDING },
+		{ "CLOSED", PH_EV_PAYMENT_CLOSED },
+		{ NULL, PH_EV__MAX },
+	};
+	static const struct ph_state none[] = { { NULL, PH_EV__MAX } };
+	const struct ph_state *s;
+
+	s = ph_state_find(states, "NOTPAY");
+	ok(s == &states[1] && s->kind == PH_EV_PAYMENT_PENDING,
+	    "a state found, with its event");
+	ok(ph_state_find(states, "SUCCESS") == &states[0], "the first");
+	ok(ph_state_find(states, "CLOSED") == &states[2], "the last");
+	ok(ph_state_find(states, "closed") == NULL, "case counts");
+	ok(ph_state_find(states, "CLOSED ") == NULL, "a prefix is not it");
+	ok(ph_state_find(states, "") == NULL, "an empty name is none");
+	ok(ph_state_find(states, NULL) == NULL, "no name is none");
+	ok(ph_state_find(none, "SUCCESS") == NULL, "an empty table");
+}
+
+static void
 test_conf_token(void)
 {
 	struct ph_conf_value v[3];
@@ -150,6 +174,7 @@ main(void)
 	test_clear_on_fail();
 	test_body();
 	test_order();
+	test_state();
 	test_conf_token();
 	test_kv_amount();
 	return done_testing();
