@@ -934,40 +934,66 @@ wx3_error_of(const struct ph_http_response *in, struct json_t **doc,
 }
 
 /*
- * GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mch_id},
- * signed with the merchant key at cc->now with a nonce of 16 of the
- * core's random bytes (32 upper-case hex).
+ * What a v3 call about one order needs before it is built: its
+ * arguments, the merchant key that signs it (what names the call) and a
+ * valid order id.  out is emptied.
  */
+int
+wx3_order_call_ok(const struct wx_ctx *ctx, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    const char *what, struct ph_diag *diag)
+{
+	if (cc == NULL || out == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(out, 0, sizeof(*out));
+	if (ctx->v3->merchant_key == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "%s needs "
+		    "merchant_private_key_file and merchant_serial in this "
+		    "profile", what);
+	return wx_order_check(order, diag);
+}
+
+/*
+ * method on WX3_QUERY_PATH, the order id percent-encoded, then tail,
+ * signed with the merchant key at cc->now with a nonce of 16 of the
+ * core's random bytes (32 upper-case hex), over out's body if the caller
+ * set one.  out is emptied on failure.
+ */
+int
+wx3_order_request(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const struct ph_order_ref *order, const char *tail,
+    struct ph_http_request *out, struct ph_diag *diag)
+{
+	struct ph_buf path;
+	int rc;
+
+	ph_buf_init(&path, sizeof(out->path) - 1);
+	ph_buf_puts(&path, WX3_QUERY_PATH);
+	ph_buf_pct(&path, order->order_id);
+	ph_buf_puts(&path, tail);
+	if ((rc = path.err) != PH_OK)
+		ph_fail(diag, rc, "request path too long");
+	else
+		rc = wx3_request_signed(ctx, cc, method, path.data, out, diag);
+	ph_buf_free(&path);
+	return ph_clear_on_fail(rc, out, sizeof(*out));
+}
+
+/* GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mch_id}. */
 int
 wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
     struct ph_diag *diag)
 {
-	struct ph_buf path;
+	char tail[sizeof("?mchid=") + WX_ID_MAX];
 	int rc;
 
-	if (cc == NULL || out == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(out, 0, sizeof(*out));
-	if (ctx->v3->merchant_key == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "query needs "
-		    "merchant_private_key_file and merchant_serial in this "
-		    "profile");
-	if ((rc = wx_order_check(order, diag)) != PH_OK)
+	if ((rc = wx3_order_call_ok(ctx, order, cc, out, "query",
+	    diag)) != PH_OK)
 		return rc;
-	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_puts(&path, WX3_QUERY_PATH);
-	ph_buf_pct(&path, order->order_id);
-	ph_buf_puts(&path, "?mchid=");
-	ph_buf_pct(&path, ctx->mch_id);
-	if ((rc = path.err) != PH_OK) {
-		ph_fail(diag, rc, "request path too long");
-		goto out;
-	}
-	rc = wx3_request_signed(ctx, cc, "GET", path.data, out, diag);
-out:
-	ph_buf_free(&path);
-	return ph_clear_on_fail(rc, out, sizeof(*out));
+	/* mch_id is a token of letters and digits: nothing to escape. */
+	snprintf(tail, sizeof(tail), "?mchid=%s", ctx->mch_id);
+	return wx3_order_request(ctx, cc, "GET", order, tail, out, diag);
 }
 
 /*

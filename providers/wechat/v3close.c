@@ -32,19 +32,12 @@ wx3_close_request(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
     struct ph_http_request *out, struct ph_diag *diag)
 {
-	struct ph_buf path;
 	json_t *doc;
 	size_t len;
 	int rc;
 
-	if (cc == NULL || out == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(out, 0, sizeof(*out));
-	if (ctx->v3->merchant_key == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "close needs "
-		    "merchant_private_key_file and merchant_serial in this "
-		    "profile");
-	if ((rc = wx_order_check(order, diag)) != PH_OK)
+	if ((rc = wx3_order_call_ok(ctx, order, cc, out, "close",
+	    diag)) != PH_OK)
 		return rc;
 	if ((doc = json_pack("{s:s}", "mchid", ctx->mch_id)) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
@@ -54,18 +47,7 @@ wx3_close_request(const struct wx_ctx *ctx,
 	if (len == 0 || len > sizeof(out->body))
 		return ph_fail(diag, PH_E_TOOBIG, "request body too long");
 	out->body_len = len;
-	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_puts(&path, WX3_QUERY_PATH);
-	ph_buf_pct(&path, order->order_id);
-	ph_buf_puts(&path, "/close");
-	if ((rc = path.err) != PH_OK) {
-		ph_fail(diag, rc, "request path too long");
-		goto out;
-	}
-	rc = wx3_request_signed(ctx, cc, "POST", path.data, out, diag);
-out:
-	ph_buf_free(&path);
-	return ph_clear_on_fail(rc, out, sizeof(*out));
+	return wx3_order_request(ctx, cc, "POST", order, "/close", out, diag);
 }
 
 /*

@@ -180,6 +180,12 @@ int wx3_request_url(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
 int wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
     const char *method, const char *path, struct ph_http_request *out,
     struct ph_diag *diag);
+int wx3_order_call_ok(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, const char *what, struct ph_diag *diag);
+int wx3_order_request(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const struct ph_order_ref *order, const char *tail,
+    struct ph_http_request *out, struct ph_diag *diag);
 struct json_t;
 void wx3_error_of(const struct ph_http_response *in, struct json_t **doc,
     const char **code, char ctext[WX3_TEXT_MAX + 1],
