@@ -253,6 +253,16 @@ struct ph_url {
 int ph_url_split(const char *url, size_t len, const char *what,
     struct ph_url *out, struct ph_diag *diag);
 
+/*
+ * A provider's plain-text answer: status 200, 400 or 500 for PH_ACK_OK,
+ * PH_ACK_REFUSED and PH_ACK_RETRY, text/plain, its body the printable
+ * ASCII of text (may be NULL: empty) up to PH_ACK_TEXT_MAX bytes; any
+ * other kind is 500 with no body.
+ */
+#define PH_ACK_TEXT_MAX	128
+void ph_ack_text(struct ph_response *out, enum ph_ack_kind kind,
+    const char *text);
+
 /* Provider text made safe for a diagnostic: printable ASCII kept, each
  * UTF-8 character shown as '?', at most max bytes, "-" when nothing is
  * left. */

@@ -144,33 +144,15 @@ up_ack(void *p, enum ph_ack_kind kind, const char *reason,
     struct ph_response *out)
 {
 	const char *text;
-	size_t n = 0;
 
 	(void)p;
-	memset(out, 0, sizeof(*out));
-	switch (kind) {
-	case PH_ACK_OK:
-		/* UnionPay counts HTTP 200 as received; the demo says ok. */
-		out->status = 200;
+	/* UnionPay counts HTTP 200 as received; the demo says ok. */
+	if (kind == PH_ACK_OK)
 		text = "ok";
-		break;
-	case PH_ACK_REFUSED:
-		out->status = 400;
+	else if (kind == PH_ACK_RETRY)
+		text = "temporarily unavailable";
+	else
 		text = reason != NULL && reason[0] != '\0' ? reason :
 		    "refused";
-		break;
-	case PH_ACK_RETRY:
-		out->status = 500;
-		text = "temporarily unavailable";
-		break;
-	default:
-		out->status = 500;
-		return;
-	}
-	/* Printable ASCII only, and short. */
-	for (; *text != '\0' && n < 128; text++)
-		if ((unsigned char)*text >= 0x20 && (unsigned char)*text < 0x7f)
-			out->body[n++] = (unsigned char)*text;
-	out->body_len = n;
-	memcpy(out->content_type, "text/plain", sizeof("text/plain"));
+	ph_ack_text(out, kind, text);
 }

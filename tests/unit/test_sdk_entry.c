@@ -1,6 +1,7 @@
 /*
  * The SDK's helpers of a provider's entries (sdk/entry.c, sdk/status.c,
- * sdk/kv.c): a failed entry gives nothing, a body's bounds, the order a
+ * sdk/kv.c, sdk/http.c): a failed entry gives nothing, a plain-text
+ * acknowledgement, a body's bounds, the order a
  * call names, a state's event, a required token of the configuration
  * and a required amount of a message.
  */
@@ -27,6 +28,35 @@ test_clear_on_fail(void)
 	    "... out zeroed");
 	is_int(ph_clear_on_fail(PH_E_FIELD, NULL, sizeof(ev)), PH_E_FIELD,
 	    "failure without out: its status");
+}
+
+static void
+test_ack_text(void)
+{
+	static struct ph_response out;
+	char big[PH_ACK_TEXT_MAX + 40];
+
+	ph_ack_text(&out, PH_ACK_OK, "success");
+	ok(out.status == 200 && out.body_len == 7 &&
+	    memcmp(out.body, "success", 7) == 0, "OK: 200 and the text");
+	is_str(out.content_type, "text/plain", "... text/plain");
+	ph_ack_text(&out, PH_ACK_REFUSED, "bad\r\nsign \xe4\xb8\xad");
+	ok(out.status == 400 && out.body_len == 8 &&
+	    memcmp(out.body, "badsign ", 8) == 0,
+	    "REFUSED: 400, control and non-ASCII bytes dropped");
+	ph_ack_text(&out, PH_ACK_RETRY, "later");
+	ok(out.status == 500 && out.body_len == 5, "RETRY: 500 and the text");
+	ph_ack_text(&out, PH_ACK_RETRY, NULL);
+	ok(out.status == 500 && out.body_len == 0 &&
+	    strcmp(out.content_type, "text/plain") == 0,
+	    "no text: an empty body");
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	ph_ack_text(&out, PH_ACK_REFUSED, big);
+	is_int(out.body_len, PH_ACK_TEXT_MAX, "a long text cut");
+	ph_ack_text(&out, (enum ph_ack_kind)99, "success");
+	ok(out.status == 500 && out.body_len == 0 &&
+	    out.content_type[0] == '\0', "another kind: a bare 500");
 }
 
 static int
@@ -172,6 +202,7 @@ int
 main(void)
 {
 	test_clear_on_fail();
+	test_ack_text();
 	test_body();
 	test_order();
 	test_state();
