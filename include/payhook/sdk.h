@@ -489,6 +489,13 @@ int ph_currency_valid(const char *s);
  * 28800 for Beijing time) into unix seconds.  Field ranges are checked.
  */
 int ph_time_parse_compact(const char *s, long utc_offset, int64_t *out);
+/*
+ * RFC 3339 as WeChat Pay v3 writes it, "2018-06-08T10:34:56+08:00"
+ * (NUL-terminated): an upper-case T, optional fractional seconds
+ * (dropped), then Z or an offset of less than 24 hours; field ranges
+ * checked.  Unix seconds in *out.
+ */
+int ph_time_parse_rfc3339(const char *s, int64_t *out);
 /* Unix seconds written as 1 to 12 decimal digits, no sign. */
 int ph_time_parse_unix(const char *s, size_t len, int64_t *out);
 

@@ -499,50 +499,11 @@ out:
 
 /* ---- v3 business fields ------------------------------------------------ */
 
-/*
- * RFC 3339 as WeChat writes it, "2018-06-08T10:34:56+08:00": upper-case
- * T, an offset or Z, optional fractional seconds (dropped).
- */
+/* RFC 3339 as WeChat writes it, "2018-06-08T10:34:56+08:00". */
 int
 wx3_time(const char *s, int64_t *out)
 {
-	char compact[15];
-	const char *p;
-	long off = 0;
-	int i;
-
-	if (s == NULL || strnlen(s, 20) < 20 || s[4] != '-' || s[7] != '-' ||
-	    s[10] != 'T' || s[13] != ':' || s[16] != ':')
-		return PH_E_FIELD;
-	memcpy(compact, s, 4);
-	memcpy(compact + 4, s + 5, 2);
-	memcpy(compact + 6, s + 8, 2);
-	memcpy(compact + 8, s + 11, 2);
-	memcpy(compact + 10, s + 14, 2);
-	memcpy(compact + 12, s + 17, 2);
-	compact[14] = '\0';
-	p = s + 19;
-	if (*p == '.') {
-		for (i = 0, p++; *p >= '0' && *p <= '9' && i < 10; p++, i++)
-			continue;
-		if (i == 0 || i > 9)
-			return PH_E_FIELD;
-	}
-	if (p[0] == 'Z' && p[1] == '\0')
-		off = 0;
-	else if ((p[0] == '+' || p[0] == '-') && strnlen(p, 7) == 6 &&
-	    p[3] == ':' && p[1] >= '0' && p[1] <= '2' && p[2] >= '0' &&
-	    p[2] <= '9' && p[4] >= '0' && p[4] <= '5' && p[5] >= '0' &&
-	    p[5] <= '9') {
-		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600L +
-		    ((p[4] - '0') * 10 + (p[5] - '0')) * 60L;
-		if (off >= 86400)
-			return PH_E_FIELD;
-		if (p[0] == '-')
-			off = -off;
-	} else
-		return PH_E_FIELD;
-	return ph_time_parse_compact(compact, off, out);
+	return ph_time_parse_rfc3339(s, out);
 }
 
 /* mchid (and appid for transactions) must be the profile's; a
