@@ -433,6 +433,21 @@ wx_order_check(const struct ph_order_ref *order, struct ph_diag *diag)
 	    "out_trade_no (at most 32 of [A-Za-z0-9_-|*])", diag);
 }
 
+/*
+ * The start of every answer about an order, v2's and v3's, query and
+ * close: its arguments and the order id; ev is emptied.
+ */
+int
+wx_order_answer_ok(const struct wx_ctx *ctx, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	if (ctx == NULL || in == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	return wx_order_check(order, diag);
+}
+
 int
 wx_kv_add(struct ph_kvlist *kv, const char *k, const char *v,
     struct ph_diag *diag)
@@ -721,10 +736,7 @@ wx_query_response(void *p, const struct ph_order_ref *order,
 	struct ph_kvlist kv;
 	int rc, res_ok;
 
-	if (ctx == NULL || in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = wx_order_check(order, diag)) != PH_OK)
+	if ((rc = wx_order_answer_ok(ctx, order, in, ev, diag)) != PH_OK)
 		return rc;
 	if ((rc = wx_query_parse(ctx, in, "orderquery", &kv, &res_ok,
 	    diag)) != PH_OK)
@@ -779,10 +791,7 @@ wx_close_response(void *p, const struct ph_order_ref *order,
 	const char *err;
 	int rc, res_ok;
 
-	if (ctx == NULL || in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = wx_order_check(order, diag)) != PH_OK)
+	if ((rc = wx_order_answer_ok(ctx, order, in, ev, diag)) != PH_OK)
 		return rc;
 	if ((rc = wx_query_parse(ctx, in, "closeorder", &kv, &res_ok,
 	    diag)) != PH_OK)

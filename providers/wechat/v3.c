@@ -973,10 +973,7 @@ wx3_query_response(const struct wx_ctx *ctx,
 	const char *state, *c = NULL;
 	int rc;
 
-	if (in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = wx_order_check(order, diag)) != PH_OK)
+	if ((rc = wx_order_answer_ok(ctx, order, in, ev, diag)) != PH_OK)
 		return rc;
 	if (in->status != 200) {
 		wx3_error_of(in, &doc, &c, code, text);

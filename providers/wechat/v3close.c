@@ -69,10 +69,7 @@ wx3_close_response(const struct wx_ctx *ctx,
 	json_t *doc = NULL;
 	int rc;
 
-	if (in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = wx_order_check(order, diag)) != PH_OK)
+	if ((rc = wx_order_answer_ok(ctx, order, in, ev, diag)) != PH_OK)
 		return rc;
 	if (in->status == 204 || in->status == 200) {
 		why.msg[0] = '\0';

@@ -134,6 +134,9 @@ int wx_request_sign_type(const struct wx_ctx *ctx, struct ph_kvlist *kv,
 int wx_request_xml(const struct wx_ctx *ctx, const char *path,
     struct ph_kvlist *kv, struct ph_http_request *out, struct ph_diag *diag);
 int wx_order_check(const struct ph_order_ref *order, struct ph_diag *diag);
+int wx_order_answer_ok(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_http_response *in,
+    struct ph_event *ev, struct ph_diag *diag);
 int wx_copy_id(char *dst, size_t cap, const struct ph_kvlist *kv,
     const char *name, const char *extra, struct ph_diag *diag);
 int wx_result(const struct ph_kvlist *kv, const char *name, int *success,
