@@ -276,7 +276,8 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 {
 	const struct agg_ctx *ctx = p;
 	const struct json_t *obj;
-	const char *hv, *type;
+	const char *hv;
+	char type[65];
 	char id[PH_ID_MAX + 1];
 	json_t *root = NULL;
 	int64_t created = 0;
@@ -311,13 +312,9 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if ((rc = agg_object_is(root, "event", 0, diag)) != PH_OK ||
 	    (rc = ph_json_copy_token(root, "id", id, sizeof(id), AGG_ID_EXTRA,
 	    diag)) != PH_OK ||
-	    (rc = ph_json_get_string(root, "type", 64, &type, NULL,
-	    diag)) != PH_OK)
+	    (rc = ph_json_copy_token(root, "type", type, sizeof(type),
+	    AGG_TYPE_EXTRA, diag)) != PH_OK)
 		goto out;
-	if (!ph_token_valid(type, strlen(type), 64, AGG_TYPE_EXTRA)) {
-		rc = ph_fail(diag, PH_E_FIELD, "type: invalid");
-		goto out;
-	}
 	/* Test-mode events prove nothing about live money. */
 	if ((rc = ph_json_get_bool(root, "livemode", &live, diag)) != PH_OK)
 		goto out;

@@ -712,7 +712,7 @@ wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
 	json_t *env = NULL, *doc = NULL;
 	unsigned char *plain = NULL;
 	const char *v, *otype, *state;
-	char id[PH_ID_MAX + 1];
+	char id[PH_ID_MAX + 1], type[65];
 	size_t plen = 0;
 	int rc;
 
@@ -728,14 +728,9 @@ wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
 		goto out;
 	if ((rc = ph_json_copy_token(env, "id", id, sizeof(id), WX3_ID_EXTRA,
 	    diag)) != PH_OK ||
-	    (rc = ph_json_get_string(env, "event_type", 64, &v, NULL,
-	    diag)) != PH_OK)
-		goto out;
-	if (!ph_token_valid(v, strlen(v), 64, WX3_TYPE_EXTRA)) {
-		rc = ph_fail(diag, PH_E_FIELD, "event_type: invalid");
-		goto out;
-	}
-	if ((rc = ph_json_get_string(env, "resource_type", 64, &v, NULL,
+	    (rc = ph_json_copy_token(env, "event_type", type, sizeof(type),
+	    WX3_TYPE_EXTRA, diag)) != PH_OK ||
+	    (rc = ph_json_get_string(env, "resource_type", 64, &v, NULL,
 	    diag)) != PH_OK)
 		goto out;
 	if (strcmp(v, "encrypt-resource") != 0) {
