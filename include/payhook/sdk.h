@@ -585,6 +585,13 @@ int ph_csv_split(const char *line, size_t len, const char **f, size_t *n,
 int ph_csv_token(const char *f, size_t n, size_t max, const char *extra,
     char *dst, size_t cap);
 
+/* The field of a data line under the layout's column col, as
+ * ph_csv_token() into dst; PH_E_MALFORMED "line <no>: <name> is invalid"
+ * when it is not one, or the line has no such column. */
+int ph_csv_row_token(const struct ph_csv_row *r, int col, const char *name,
+    uint64_t no, size_t max, const char *extra, char *dst, size_t cap,
+    struct ph_diag *diag);
+
 /* ---- JSON (jansson) ---------------------------------------------------- */
 
 /*
