@@ -137,6 +137,33 @@ ph_ack_json_failure(struct ph_response *out, enum ph_ack_kind kind,
 }
 
 void
+ph_ack_text(struct ph_response *out, enum ph_ack_kind kind, const char *text)
+{
+	size_t n = 0;
+
+	memset(out, 0, sizeof(*out));
+	switch (kind) {
+	case PH_ACK_OK:
+		out->status = 200;
+		break;
+	case PH_ACK_REFUSED:
+		out->status = 400;
+		break;
+	case PH_ACK_RETRY:
+		out->status = 500;
+		break;
+	default:
+		out->status = 500;
+		return;
+	}
+	for (; text != NULL && *text != '\0' && n < PH_ACK_TEXT_MAX; text++)
+		if ((unsigned char)*text >= 0x20 && (unsigned char)*text < 0x7f)
+			out->body[n++] = (unsigned char)*text;
+	out->body_len = n;
+	memcpy(out->content_type, "text/plain", sizeof("text/plain"));
+}
+
+void
 ph_diag_text(char *dst, size_t cap, const char *src, size_t max)
 {
 	const unsigned char *s = (const unsigned char *)src;

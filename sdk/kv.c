@@ -91,6 +91,19 @@ ph_kvlist_get(const struct ph_kvlist *l, const char *key)
 	return NULL;
 }
 
+int
+ph_kv_amount(const struct ph_kvlist *l, const char *key, int64_t *out,
+    struct ph_diag *diag)
+{
+	const char *v = ph_kvlist_get(l, key);
+
+	if (v == NULL || v[0] == '\0')
+		return ph_fail(diag, PH_E_FIELD, "%s: missing", key);
+	if (ph_money_parse_minor(v, strlen(v), out) != PH_OK)
+		return ph_fail(diag, PH_E_FIELD, "%s: invalid", key);
+	return PH_OK;
+}
+
 void
 ph_kvlist_free(struct ph_kvlist *l)
 {

@@ -198,15 +198,13 @@ ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
 	return PH_OK;
 }
 
-int
-ph_time_parse_dashed(const char *s, size_t len, long utc_offset,
-    int64_t *out)
+/* "yyyy-MM-dd<sep>HH:mm:ss" (19 bytes at s) as "yyyyMMddHHmmss". */
+static int
+ph_time_fields(const char *s, char sep, char c[15])
 {
-	char c[15];
-
-	if (s == NULL || len != 19 || s[4] != '-' || s[7] != '-' ||
-	    s[10] != ' ' || s[13] != ':' || s[16] != ':')
-		return PH_E_FIELD;
+	if (s[4] != '-' || s[7] != '-' || s[10] != sep || s[13] != ':' ||
+	    s[16] != ':')
+		return -1;
 	memcpy(c, s, 4);
 	memcpy(c + 4, s + 5, 2);
 	memcpy(c + 6, s + 8, 2);
@@ -214,7 +212,52 @@ ph_time_parse_dashed(const char *s, size_t len, long utc_offset,
 	memcpy(c + 10, s + 14, 2);
 	memcpy(c + 12, s + 17, 2);
 	c[14] = '\0';
+	return 0;
+}
+
+int
+ph_time_parse_dashed(const char *s, size_t len, long utc_offset,
+    int64_t *out)
+{
+	char c[15];
+
+	if (s == NULL || len != 19 || ph_time_fields(s, ' ', c) != 0)
+		return PH_E_FIELD;
 	return ph_time_parse_compact(c, utc_offset, out);
+}
+
+int
+ph_time_parse_rfc3339(const char *s, int64_t *out)
+{
+	char c[15];
+	const char *p;
+	long off = 0;
+	int i;
+
+	if (s == NULL || strnlen(s, 20) < 20 || ph_time_fields(s, 'T', c) != 0)
+		return PH_E_FIELD;
+	p = s + 19;
+	if (*p == '.') {
+		for (i = 0, p++; *p >= '0' && *p <= '9' && i < 10; p++, i++)
+			continue;
+		if (i == 0 || i > 9)
+			return PH_E_FIELD;
+	}
+	if (p[0] == 'Z' && p[1] == '\0')
+		off = 0;
+	else if ((p[0] == '+' || p[0] == '-') && strnlen(p, 7) == 6 &&
+	    p[3] == ':' && p[1] >= '0' && p[1] <= '2' && p[2] >= '0' &&
+	    p[2] <= '9' && p[4] >= '0' && p[4] <= '5' && p[5] >= '0' &&
+	    p[5] <= '9') {
+		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600L +
+		    ((p[4] - '0') * 10 + (p[5] - '0')) * 60L;
+		if (off >= 86400)
+			return PH_E_FIELD;
+		if (p[0] == '-')
+			off = -off;
+	} else
+		return PH_E_FIELD;
+	return ph_time_parse_compact(c, off, out);
 }
 
 int

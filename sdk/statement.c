@@ -99,6 +99,20 @@ ph_csv_token(const char *f, size_t n, size_t max, const char *extra,
 	return 0;
 }
 
+int
+ph_csv_row_token(const struct ph_csv_row *r, int col, const char *name,
+    uint64_t no, size_t max, const char *extra, char *dst, size_t cap,
+    struct ph_diag *diag)
+{
+	int c = col >= 0 && col < PH_CSV_NAMES_MAX ? r->col[col] : -1;
+
+	if (c < 0 || c >= r->nf ||
+	    ph_csv_token(r->f[c], r->n[c], max, extra, dst, cap) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %s is invalid",
+		    (unsigned long long)no, name);
+	return PH_OK;
+}
+
 static int
 ph_csv_header(const struct ph_csv_layout *lay, struct ph_csv_state *s,
     const char *line, size_t len, uint64_t no, struct ph_diag *diag)

@@ -86,6 +86,19 @@ ph_conf_given(const struct ph_conf *conf, const char *name)
 }
 
 int
+ph_conf_token(const struct ph_conf *conf, const char *name, char *dst,
+    size_t cap, const char *extra, struct ph_diag *diag)
+{
+	const struct ph_conf_value *v = ph_conf_given(conf, name);
+
+	if (v == NULL || v->str == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "%s is required", name);
+	if (ph_copy_token(dst, cap, v->str, extra, name, diag) != PH_OK)
+		return PH_E_CONFIG;
+	return PH_OK;
+}
+
+int
 ph_in(const char *s, const char *const *set)
 {
 	size_t i;

@@ -51,6 +51,11 @@ const struct ph_conf_value *ph_conf_given(const struct ph_conf *conf,
  * a wrong key fails every message later. */
 int ph_secret_check(const struct ph_blob *b, size_t min, size_t max,
     const char *what, struct ph_diag *diag);
+/* A required configuration key read as ph_copy_token() into dst (cap
+ * bytes): PH_E_CONFIG, "<name> is required" when the profile does not
+ * give it, or the reason it is not a token of [A-Za-z0-9] and extra. */
+int ph_conf_token(const struct ph_conf *conf, const char *name, char *dst,
+    size_t cap, const char *extra, struct ph_diag *diag);
 /* True when s is one of set (NULL-terminated). */
 int ph_in(const char *s, const char *const *set);
 
@@ -93,6 +98,11 @@ int ph_kvlist_add(struct ph_kvlist *l, const char *key, size_t key_len,
 /* The value of key, or NULL; points into l. */
 const char *ph_kvlist_get(const struct ph_kvlist *l, const char *key);
 void ph_kvlist_free(struct ph_kvlist *l);
+/* A required amount in minor units (ph_money_parse_minor()) in field
+ * key; an empty value is missing.  PH_E_FIELD, "<key>: missing" or
+ * "<key>: invalid", otherwise. */
+int ph_kv_amount(const struct ph_kvlist *l, const char *key, int64_t *out,
+    struct ph_diag *diag);
 
 /*
  * The canonical sign string shared by WeChat v2, UnionPay and Alipay:
@@ -218,10 +228,78 @@ void ph_ack_json_failure(struct ph_response *out, enum ph_ack_kind kind,
     const char *reason, const char *code_key, const char *code,
     const char *text_key);
 
+/*
+ * An absolute URL split by ph_url_split(); the pointers are into the URL.
+ */
+struct ph_url {
+	int https;		/* 1 for https://, 0 for http:// */
+	const char *host;	/* a name, or an IPv6 literal with its [] */
+	size_t host_len;
+	unsigned port;		/* as given, else 443 or 80 */
+	int port_given;
+	const char *target;	/* path and query: the rest of the URL, */
+	size_t target_len;	/* empty or from its '/' or '?' */
+};
+
+/*
+ * Splits url (len bytes) strictly: https:// or http:// in lower case, a
+ * host of letters, digits, '.' and '-' (or an IPv6 literal in []), an
+ * optional port from 1 to 65535, then the path and query.  Refused, the
+ * diagnostic naming what: an empty URL or one of PH_HTTP_PATH_MAX bytes
+ * or more (PH_E_TOOBIG), a blank, control, non-ASCII, '\', '"' or '#'
+ * byte, another scheme, user information ('@' before the path), no host
+ * and a bad port (PH_E_FIELD).
+ */
+int ph_url_split(const char *url, size_t len, const char *what,
+    struct ph_url *out, struct ph_diag *diag);
+
+/*
+ * A provider's plain-text answer: status 200, 400 or 500 for PH_ACK_OK,
+ * PH_ACK_REFUSED and PH_ACK_RETRY, text/plain, its body the printable
+ * ASCII of text (may be NULL: empty) up to PH_ACK_TEXT_MAX bytes; any
+ * other kind is 500 with no body.
+ */
+#define PH_ACK_TEXT_MAX	128
+void ph_ack_text(struct ph_response *out, enum ph_ack_kind kind,
+    const char *text);
+
 /* Provider text made safe for a diagnostic: printable ASCII kept, each
  * UTF-8 character shown as '?', at most max bytes, "-" when nothing is
  * left. */
 void ph_diag_text(char *dst, size_t cap, const char *src, size_t max);
+
+/* ---- Table entries ----------------------------------------------------- */
+
+/*
+ * An entry's last word: returns rc, having zeroed the size bytes at out
+ * (when not NULL) if rc is a failure, so that a failed call never hands
+ * the core an event, request or download half filled:
+ *	return ph_clear_on_fail(rc, ev, sizeof(*ev));
+ */
+int ph_clear_on_fail(int rc, void *out, size_t size);
+
+/* A notification's body, before anything reads it: none or an empty one
+ * is PH_E_MALFORMED "empty body", more than max bytes PH_E_TOOBIG. */
+int ph_body_check(const struct ph_request *req, size_t max,
+    struct ph_diag *diag);
+
+/* The order a query, close or refund names: an id of 1 to max bytes of
+ * [A-Za-z0-9] and extra, else PH_E_FIELD "order id is not a valid
+ * <what>". */
+int ph_order_check(const struct ph_order_ref *order, size_t max,
+    const char *extra, const char *what, struct ph_diag *diag);
+
+/* A state a provider names (a trade_state, a refund status) and the
+ * event it becomes; a table of them ends with name NULL. */
+struct ph_state {
+	const char *name;
+	enum ph_event_kind kind;
+};
+
+/* The entry of table named name (compared exactly), or NULL when there
+ * is none or name is NULL. */
+const struct ph_state *ph_state_find(const struct ph_state *table,
+    const char *name);
 
 /* ---- Digests, MACs, signatures (OpenSSL libcrypto) -------------------- */
 
@@ -411,6 +489,13 @@ int ph_currency_valid(const char *s);
  * 28800 for Beijing time) into unix seconds.  Field ranges are checked.
  */
 int ph_time_parse_compact(const char *s, long utc_offset, int64_t *out);
+/*
+ * RFC 3339 as WeChat Pay v3 writes it, "2018-06-08T10:34:56+08:00"
+ * (NUL-terminated): an upper-case T, optional fractional seconds
+ * (dropped), then Z or an offset of less than 24 hours; field ranges
+ * checked.  Unix seconds in *out.
+ */
+int ph_time_parse_rfc3339(const char *s, int64_t *out);
 /* Unix seconds written as 1 to 12 decimal digits, no sign. */
 int ph_time_parse_unix(const char *s, size_t len, int64_t *out);
 
@@ -499,6 +584,13 @@ int ph_csv_split(const char *line, size_t len, const char **f, size_t *n,
  * dst (NUL-terminated, cap bytes); -1 when it is not one or does not fit. */
 int ph_csv_token(const char *f, size_t n, size_t max, const char *extra,
     char *dst, size_t cap);
+
+/* The field of a data line under the layout's column col, as
+ * ph_csv_token() into dst; PH_E_MALFORMED "line <no>: <name> is invalid"
+ * when it is not one, or the line has no such column. */
+int ph_csv_row_token(const struct ph_csv_row *r, int col, const char *name,
+    uint64_t no, size_t max, const char *extra, char *dst, size_t cap,
+    struct ph_diag *diag);
 
 /* ---- JSON (jansson) ---------------------------------------------------- */
 

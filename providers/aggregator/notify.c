@@ -276,7 +276,8 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 {
 	const struct agg_ctx *ctx = p;
 	const struct json_t *obj;
-	const char *hv, *type;
+	const char *hv;
+	char type[65];
 	char id[PH_ID_MAX + 1];
 	json_t *root = NULL;
 	int64_t created = 0;
@@ -286,11 +287,8 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 		return ph_fail(diag, PH_E_INTERNAL,
 		    "aggregator: NULL argument");
 	memset(ev, 0, sizeof(*ev));
-	if (req->body == NULL || req->body_len == 0)
-		return ph_fail(diag, PH_E_MALFORMED, "empty body");
-	if (req->body_len > AGG_BODY_MAX)
-		return ph_fail(diag, PH_E_TOOBIG, "body larger than %d bytes",
-		    AGG_BODY_MAX);
+	if ((rc = ph_body_check(req, AGG_BODY_MAX, diag)) != PH_OK)
+		return rc;
 
 	/* VERIFY, over the raw bytes, in the one way the profile pins. */
 	if (ctx->mode == AGG_MODE_RSA) {
@@ -314,13 +312,9 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if ((rc = agg_object_is(root, "event", 0, diag)) != PH_OK ||
 	    (rc = ph_json_copy_token(root, "id", id, sizeof(id), AGG_ID_EXTRA,
 	    diag)) != PH_OK ||
-	    (rc = ph_json_get_string(root, "type", 64, &type, NULL,
-	    diag)) != PH_OK)
+	    (rc = ph_json_copy_token(root, "type", type, sizeof(type),
+	    AGG_TYPE_EXTRA, diag)) != PH_OK)
 		goto out;
-	if (!ph_token_valid(type, strlen(type), 64, AGG_TYPE_EXTRA)) {
-		rc = ph_fail(diag, PH_E_FIELD, "type: invalid");
-		goto out;
-	}
 	/* Test-mode events prove nothing about live money. */
 	if ((rc = ph_json_get_bool(root, "livemode", &live, diag)) != PH_OK)
 		goto out;
@@ -362,9 +356,7 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 		rc = ph_fail(diag, PH_E_FIELD, "dedup key too long");
 out:
 	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /* Any 2xx is received: 200 {"ok":true}; refused 400, retry 500. */

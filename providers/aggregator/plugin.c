@@ -164,7 +164,7 @@ agg_hmac_profile(const struct ph_conf *conf, struct agg_ctx *ctx,
 static int
 agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 {
-	const struct ph_conf_value *mode, *app, *live, *key;
+	const struct ph_conf_value *mode, *live, *key;
 	struct agg_ctx *ctx;
 	int rc;
 
@@ -186,16 +186,9 @@ agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		    "hmac");
 		goto fail;
 	}
-	app = ph_conf_given(conf, "app_id");
-	if (app == NULL) {
-		rc = ph_fail(diag, PH_E_CONFIG, "app_id is required");
+	if ((rc = ph_conf_token(conf, "app_id", ctx->app_id,
+	    sizeof(ctx->app_id), AGG_ID_EXTRA, diag)) != PH_OK)
 		goto fail;
-	}
-	if (ph_copy_token(ctx->app_id, sizeof(ctx->app_id), app->str,
-	    AGG_ID_EXTRA, "app_id", diag) != PH_OK) {
-		rc = PH_E_CONFIG;
-		goto fail;
-	}
 	live = ph_conf_given(conf, "livemode");
 	ctx->livemode = live != NULL ? live->num != 0 : 1;
 

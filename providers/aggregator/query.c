@@ -65,12 +65,8 @@ agg_order_ok(const struct agg_ctx *ctx, const struct ph_order_ref *order,
 	if (ctx == NULL)
 		return ph_fail(diag, PH_E_INTERNAL,
 		    "aggregator: NULL argument");
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    PH_ID_MAX, AGG_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "order_no");
-	return PH_OK;
+	return ph_order_check(order, PH_ID_MAX, AGG_ORDER_EXTRA, "order_no",
+	    diag);
 }
 
 /*
@@ -328,9 +324,7 @@ agg_query_response(void *p, const struct ph_order_ref *order,
 	    agg_query_list(ctx, order, root, ev, diag);
 out:
 	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /*

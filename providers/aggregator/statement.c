@@ -62,7 +62,7 @@ agg_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 	const size_t *n = r->n;
 	char buf[PH_ID_MAX + 1], id[PH_ID_MAX + 1];
 	size_t i;
-	int c, refund;
+	int c, rc, refund;
 
 	c = r->col[AGG_ST_TYPE];
 	if (n[c] == 6 && memcmp(f[c], "charge", 6) == 0)
@@ -82,16 +82,12 @@ agg_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 	    strcmp(buf, ctx->app_id) != 0)
 		return ph_fail(diag, PH_E_MERCHANT, "line %llu: app is not this "
 		    "profile's app_id", (unsigned long long)no);
-	c = r->col[AGG_ST_ID];
-	if (agg_st_token(f[c], n[c], AGG_ID_EXTRA, id,
-	    sizeof(id)) != 0)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: id is invalid",
-		    (unsigned long long)no);
-	c = r->col[AGG_ST_ORDER];
-	if (agg_st_token(f[c], n[c], AGG_ORDER_EXTRA, ev->order_id,
-	    sizeof(ev->order_id)) != 0)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: order_no is "
-		    "invalid", (unsigned long long)no);
+	if ((rc = ph_csv_row_token(r, AGG_ST_ID, "id", no, PH_ID_MAX,
+	    AGG_ID_EXTRA, id, sizeof(id), diag)) != PH_OK ||
+	    (rc = ph_csv_row_token(r, AGG_ST_ORDER, "order_no", no, PH_ID_MAX,
+	    AGG_ORDER_EXTRA, ev->order_id, sizeof(ev->order_id),
+	    diag)) != PH_OK)
+		return rc;
 	c = r->col[AGG_ST_CURRENCY];
 	if (n[c] != 3)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: currency is "

@@ -69,74 +69,28 @@ ali_bill_loopback(const char *host, size_t len)
 
 /*
  * A link the bill can be fetched from, checked before it is kept and
- * again before it is sent: printable ASCII that fits a request's path,
- * https (its token must not travel in clear) to a named host, with no
- * user part that could make the host read differently.  Which hosts are
- * allowed is the core's check (api_base's and download_hosts).  Alipay's
- * own samples give the bill host's links as plain http: those are
- * fetched over https (ali_bill_file_request).  The plugin never sees
- * api_base, so other plain http is taken only to a loopback host: the
- * test Alipay a profile with allow_insecure_http names.
+ * again before it is sent: a URL ph_url_split() takes (printable ASCII
+ * that fits a request's path, a named host, no user part that could make
+ * the host read differently), over https, since its token must not
+ * travel in clear.  Which hosts are allowed is the core's check
+ * (api_base's and download_hosts).  Alipay's own samples give the bill
+ * host's links as plain http: those are fetched over https
+ * (ali_statement_request).  The plugin never sees api_base, so other
+ * plain http is taken only to a loopback host: the test Alipay a profile
+ * with allow_insecure_http names.
  */
 static int
 ali_bill_url_check(const char *url, size_t len, struct ph_diag *diag)
 {
-	const char *host, *end;
-	size_t i, alen, hlen;
-	int https;
+	struct ph_url u;
+	int rc;
 
-	if (len == 0)
-		return ph_fail(diag, PH_E_FIELD, "bill_download_url is empty");
-	if (len >= PH_HTTP_PATH_MAX)
-		return ph_fail(diag, PH_E_TOOBIG, "bill_download_url is %zu "
-		    "bytes, a request holds %d", len, PH_HTTP_PATH_MAX - 1);
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)url[i];
-
-		if (c <= ' ' || c > '~' || c == '\\' || c == '#' || c == '"')
-			return ph_fail(diag, PH_E_FIELD, "bill_download_url "
-			    "holds a byte a URL cannot (at %zu)", i);
-	}
-	if (len > 8 && strncmp(url, "https://", 8) == 0) {
-		https = 1;
-		host = url + 8;
-	} else if (len > 7 && strncmp(url, "http://", 7) == 0) {
-		https = 0;
-		host = url + 7;
-	} else
-		return ph_fail(diag, PH_E_FIELD, "bill_download_url is not an "
-		    "https URL");
-	for (end = host; end < url + len && *end != '/' && *end != '?'; end++)
-		if (*end == '@')
-			return ph_fail(diag, PH_E_FIELD, "bill_download_url "
-			    "names a user");
-	/* The host, a name or an IPv6 literal, then perhaps a port. */
-	alen = (size_t)(end - host);
-	if (alen > 0 && host[0] == '[') {
-		const char *rb = memchr(host, ']', alen);
-
-		hlen = rb != NULL && rb > host + 1 ? (size_t)(rb + 1 - host) :
-		    0;
-	} else {
-		const char *colon = memchr(host, ':', alen);
-
-		hlen = colon != NULL ? (size_t)(colon - host) : alen;
-	}
-	if (hlen == 0)
-		return ph_fail(diag, PH_E_FIELD, "bill_download_url names no "
-		    "host");
-	if (hlen < alen) {
-		if (host[hlen] != ':' || hlen + 1 == alen)
-			return ph_fail(diag, PH_E_FIELD, "bill_download_url "
-			    "has a bad port");
-		for (i = hlen + 1; i < alen; i++)
-			if (host[i] < '0' || host[i] > '9')
-				return ph_fail(diag, PH_E_FIELD,
-				    "bill_download_url has a bad port");
-	}
-	if (!https && !ali_bill_loopback(host, hlen) &&
-	    !(alen == strlen(ALI_BILL_HOST) &&
-	    memcmp(host, ALI_BILL_HOST, alen) == 0))
+	if ((rc = ph_url_split(url, len, "bill_download_url", &u,
+	    diag)) != PH_OK)
+		return rc;
+	if (!u.https && !ali_bill_loopback(u.host, u.host_len) &&
+	    !(!u.port_given && u.host_len == strlen(ALI_BILL_HOST) &&
+	    memcmp(u.host, ALI_BILL_HOST, u.host_len) == 0))
 		return ph_fail(diag, PH_E_FIELD, "bill_download_url is plain "
 		    "http: refused, its token would travel in clear");
 	return PH_OK;
@@ -308,7 +262,5 @@ ali_statement_response(void *p, const struct ph_download_ref *ref,
 		    "calls, not %u", ref->step + 1);
 		break;
 	}
-	if (rc != PH_OK)
-		memset(dl, 0, sizeof(*dl));
-	return rc;
+	return ph_clear_on_fail(rc, dl, sizeof(*dl));
 }

@@ -121,9 +121,7 @@ out:
 	ph_buf_free(&sig);
 	ph_buf_free(&path);
 	ph_buf_free(&body);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 /* ---- Answers ------------------------------------------------------------- */

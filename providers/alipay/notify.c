@@ -328,9 +328,7 @@ ali_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	    ali_get(&kv, "seller_id"), diag)) == PH_OK)
 		rc = ali_notify_event(&kv, ev, diag);
 	ph_kvlist_free(&kv);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /* ---- Acknowledgement ----------------------------------------------------- */
@@ -345,27 +343,7 @@ void
 ali_ack(void *p, enum ph_ack_kind kind, const char *reason,
     struct ph_response *out)
 {
-	const char *text = "failure";
-
 	(void)p;
 	(void)reason;
-	memset(out, 0, sizeof(*out));
-	switch (kind) {
-	case PH_ACK_OK:
-		out->status = 200;
-		text = "success";
-		break;
-	case PH_ACK_REFUSED:
-		out->status = 400;
-		break;
-	case PH_ACK_RETRY:
-		out->status = 500;
-		break;
-	default:
-		out->status = 500;
-		return;
-	}
-	out->body_len = strlen(text);
-	memcpy(out->body, text, out->body_len);
-	memcpy(out->content_type, "text/plain", sizeof("text/plain"));
+	ph_ack_text(out, kind, kind == PH_ACK_OK ? "success" : "failure");
 }

@@ -87,23 +87,14 @@ ali_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 	*out = NULL;
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	rc = PH_E_CONFIG;
-	if ((v = ph_conf_given(conf, "app_id")) == NULL) {
-		ph_fail(diag, rc, "app_id is required");
-		goto fail;
-	}
-	if (ph_copy_token(ctx->app_id, sizeof(ctx->app_id), v->str, NULL,
-	    "app_id", diag) != PH_OK)
-		goto fail;
-	if ((v = ph_conf_given(conf, "seller_id")) == NULL) {
-		ph_fail(diag, rc, "seller_id is required");
-		goto fail;
-	}
-	if (ph_copy_token(ctx->seller_id, sizeof(ctx->seller_id), v->str,
-	    NULL, "seller_id", diag) != PH_OK)
+	if ((rc = ph_conf_token(conf, "app_id", ctx->app_id,
+	    sizeof(ctx->app_id), NULL, diag)) != PH_OK ||
+	    (rc = ph_conf_token(conf, "seller_id", ctx->seller_id,
+	    sizeof(ctx->seller_id), NULL, diag)) != PH_OK)
 		goto fail;
 	if ((v = ph_conf_given(conf, "alipay_public_key_file")) == NULL) {
-		ph_fail(diag, rc, "alipay_public_key_file is required");
+		rc = ph_fail(diag, PH_E_CONFIG, "alipay_public_key_file is "
+		    "required");
 		goto fail;
 	}
 	/* Keys as Alipay's console and key tool hand them out: PEM, or the

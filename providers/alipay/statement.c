@@ -426,9 +426,24 @@ ali_trailer(struct ali_stmt *z, const char *text, uint64_t lineno,
 	return PH_OK;
 }
 
+/* The rows of one kind listed, against the file's totals line for them. */
+static int
+ali_totals_match(const char *what, uint64_t n, int64_t sum, uint64_t file_n,
+    int64_t file_sum, struct ph_diag *diag)
+{
+	if (n != file_n || sum != file_sum)
+		return ph_fail(diag, PH_E_FIELD, "statement totals: %llu %s "
+		    "of %lld fen listed, the file says %llu of %lld",
+		    (unsigned long long)n, what, (long long)sum,
+		    (unsigned long long)file_n, (long long)file_sum);
+	return PH_OK;
+}
+
 static int
 ali_statement_end(const struct ali_stmt *z, struct ph_diag *diag)
 {
+	int rc;
+
 	if (z->phase != ALI_ST_TRAILER)
 		return ph_fail(diag, PH_E_MALFORMED, "statement ended before "
 		    "the end of its list (%s)", z->phase == ALI_ST_ROWS ?
@@ -437,22 +452,11 @@ ali_statement_end(const struct ali_stmt *z, struct ph_diag *diag)
 		return ph_fail(diag, PH_E_MALFORMED, "statement without its "
 		    "%s totals line", !z->have_pay_total ? "payment" :
 		    "refund");
-	if (z->pays != z->pay_total_n || z->pay_receipt != z->pay_total)
-		return ph_fail(diag, PH_E_FIELD, "statement totals: %llu "
-		    "payments of %lld fen listed, the file says %llu of "
-		    "%lld", (unsigned long long)z->pays,
-		    (long long)z->pay_receipt,
-		    (unsigned long long)z->pay_total_n,
-		    (long long)z->pay_total);
-	if (z->refunds != z->refund_total_n ||
-	    z->refund_receipt != z->refund_total)
-		return ph_fail(diag, PH_E_FIELD, "statement totals: %llu "
-		    "refunds of %lld fen listed, the file says %llu of "
-		    "%lld", (unsigned long long)z->refunds,
-		    (long long)z->refund_receipt,
-		    (unsigned long long)z->refund_total_n,
-		    (long long)z->refund_total);
-	return PH_OK;
+	if ((rc = ali_totals_match("payments", z->pays, z->pay_receipt,
+	    z->pay_total_n, z->pay_total, diag)) != PH_OK)
+		return rc;
+	return ali_totals_match("refunds", z->refunds, z->refund_receipt,
+	    z->refund_total_n, z->refund_total, diag);
 }
 
 static int

@@ -219,9 +219,10 @@ ali_json_opt_time(const json_t *r, const char *path, int64_t *out,
  * (20000 busy, 40004 others, 4000x) is an error to retry.
  */
 static int
-ali_query_event(const json_t *r, const struct ph_order_ref *order,
-    struct ph_event *ev, struct ph_diag *diag)
+ali_query_event(const json_t *r, const void *call, struct ph_event *ev,
+    struct ph_diag *diag)
 {
+	const struct ph_order_ref *order = call;
 	const char *code, *sub, *status, *trans;
 	char buf[40];
 	int rc;
@@ -272,28 +273,40 @@ ali_query_event(const json_t *r, const struct ph_order_ref *order,
 	    "this plugin knows", ali_diag_text(status, buf, sizeof(buf)));
 }
 
+/*
+ * The verified answer of method m about call (an order or a refund),
+ * read into ev by read; ev is emptied first, and again on failure.
+ */
+typedef int ali_answer_fn(const json_t *r, const void *call,
+    struct ph_event *ev, struct ph_diag *diag);
+
+static int
+ali_answer_event(const struct ali_ctx *ctx, const struct ali_method *m,
+    const struct ph_http_response *in, ali_answer_fn *read, const void *call,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	const json_t *r;
+	json_t *root;
+	int rc;
+
+	memset(ev, 0, sizeof(*ev));
+	if ((rc = ali_open_answer(ctx, m, in, &root, &r, diag)) != PH_OK)
+		return rc;
+	rc = read(r, call, ev, diag);
+	json_decref(root);
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
+}
+
 int
 ali_query_response(void *p, const struct ph_order_ref *order,
     const struct ph_http_response *in, struct ph_event *ev,
     struct ph_diag *diag)
 {
-	const struct ali_ctx *ctx = p;
-	const json_t *r;
-	json_t *root;
-	int rc;
-
-	if (ctx == NULL || order == NULL || in == NULL || ev == NULL ||
+	if (p == NULL || order == NULL || in == NULL || ev == NULL ||
 	    order->order_id == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = ali_open_answer(ctx, &ali_query, in, &root, &r, diag)) !=
-	    PH_OK)
-		return rc;
-	rc = ali_query_event(r, order, ev, diag);
-	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ali_answer_event(p, &ali_query, in, ali_query_event, order, ev,
+	    diag);
 }
 
 /*
@@ -301,24 +314,14 @@ ali_query_response(void *p, const struct ph_order_ref *order,
  * found; ACQ.TRADE_STATUS_ERROR (paid, or closed already: the answer
  * does not say which) is IGNORED, so the core queries before deciding.
  */
-int
-ali_close_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
+static int
+ali_close_event(const json_t *r, const void *call, struct ph_event *ev,
     struct ph_diag *diag)
 {
-	const struct ali_ctx *ctx = p;
+	const struct ph_order_ref *order = call;
 	const char *code, *sub;
-	const json_t *r;
-	json_t *root;
 	int rc;
 
-	if (ctx == NULL || order == NULL || in == NULL || ev == NULL ||
-	    order->order_id == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = ali_open_answer(ctx, &ali_close, in, &root, &r, diag)) !=
-	    PH_OK)
-		return rc;
 	code = ali_code(r, &sub);
 	if (strcmp(code, "10000") == 0) {
 		ev->kind = PH_EV_PAYMENT_CLOSED;
@@ -336,10 +339,19 @@ ali_close_response(void *p, const struct ph_order_ref *order,
 		rc = ali_from_order(order, ev, "close", "status_error", diag);
 	} else
 		rc = ali_provider_error(r, "close", 1, diag);
-	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
 	return rc;
+}
+
+int
+ali_close_response(void *p, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	if (p == NULL || order == NULL || in == NULL || ev == NULL ||
+	    order->order_id == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
+	return ali_answer_event(p, &ali_close, in, ali_close_event, order, ev,
+	    diag);
 }
 
 /* Refusals of alipay.trade.refund that no retry can change. */
@@ -355,9 +367,10 @@ static const char *const ali_refund_final[] = {
  * bill.  A final refusal is REFUND_FAILED; anything else is retried.
  */
 static int
-ali_refund_event(const json_t *r, const struct ph_refund_ref *ref,
-    struct ph_event *ev, struct ph_diag *diag)
+ali_refund_event(const json_t *r, const void *call, struct ph_event *ev,
+    struct ph_diag *diag)
 {
+	const struct ph_refund_ref *ref = call;
 	const char *code, *sub, *fc;
 	int64_t refunded;
 	int rc;
@@ -418,21 +431,9 @@ ali_refund_response(void *p, const struct ph_refund_ref *ref,
     const struct ph_http_response *in, struct ph_event *ev,
     struct ph_diag *diag)
 {
-	const struct ali_ctx *ctx = p;
-	const json_t *r;
-	json_t *root;
-	int rc;
-
-	if (ctx == NULL || ref == NULL || in == NULL || ev == NULL ||
+	if (p == NULL || ref == NULL || in == NULL || ev == NULL ||
 	    ref->order_id == NULL || ref->refund_id == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = ali_open_answer(ctx, &ali_refund, in, &root, &r, diag)) !=
-	    PH_OK)
-		return rc;
-	rc = ali_refund_event(r, ref, ev, diag);
-	json_decref(root);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ali_answer_event(p, &ali_refund, in, ali_refund_event, ref, ev,
+	    diag);
 }

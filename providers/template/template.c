@@ -84,12 +84,12 @@ tpl_profile_free(void *p)
 static int
 tpl_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 {
-	const struct ph_conf_value *secret, *merchant;
+	const struct ph_conf_value *secret;
 	struct tpl_ctx *ctx;
+	int rc;
 
 	*out = NULL;
 	secret = ph_conf_get(conf, "secret_file");
-	merchant = ph_conf_get(conf, "merchant");
 	if (secret == NULL || !secret->present || secret->blob.data == NULL)
 		return ph_fail(diag, PH_E_CONFIG, "secret_file is required");
 	/* Refuse weak or absurd secrets at start-up, not per request. */
@@ -98,15 +98,13 @@ tpl_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		return ph_fail(diag, PH_E_CONFIG, "secret_file: the secret "
 		    "must be %d to %d bytes, the file holds %zu",
 		    TPL_SECRET_MIN, TPL_SECRET_MAX, secret->blob.len);
-	if (merchant == NULL || !merchant->present)
-		return ph_fail(diag, PH_E_CONFIG, "merchant is required");
 
 	if ((ctx = calloc(1, sizeof(*ctx) + secret->blob.len)) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	if (ph_copy_token(ctx->merchant, sizeof(ctx->merchant),
-	    merchant->str, TPL_ID_EXTRA, "merchant", diag) != PH_OK) {
+	if ((rc = ph_conf_token(conf, "merchant", ctx->merchant,
+	    sizeof(ctx->merchant), TPL_ID_EXTRA, diag)) != PH_OK) {
 		tpl_profile_free(ctx);
-		return PH_E_CONFIG;
+		return rc;
 	}
 	memcpy(ctx->secret, secret->blob.data, secret->blob.len);
 	ctx->secret_len = secret->blob.len;
@@ -234,11 +232,8 @@ tpl_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if (ctx == NULL || req == NULL || ev == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "template: NULL argument");
 	memset(ev, 0, sizeof(*ev));
-	if (req->body == NULL || req->body_len == 0)
-		return ph_fail(diag, PH_E_MALFORMED, "empty body");
-	if (req->body_len > TPL_BODY_MAX)
-		return ph_fail(diag, PH_E_TOOBIG, "body larger than %d bytes",
-		    TPL_BODY_MAX);
+	if ((rc = ph_body_check(req, TPL_BODY_MAX, diag)) != PH_OK)
+		return rc;
 
 	if ((rc = tpl_verify(ctx, req, diag)) != PH_OK)
 		return rc;
@@ -289,9 +284,7 @@ tpl_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 out:
 	json_decref(root);
 	/* Never leave a half-filled event behind a refusal. */
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /*

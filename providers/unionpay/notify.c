@@ -33,11 +33,10 @@ up_amount(const struct up_msg *m, struct ph_event *ev, struct ph_diag *diag)
 {
 	const char *v;
 	size_t i;
+	int rc;
 
-	if ((v = up_get(m, "txnAmt")) == NULL)
-		return ph_fail(diag, PH_E_FIELD, "txnAmt: missing");
-	if (ph_money_parse_minor(v, strlen(v), &ev->amount) != PH_OK)
-		return ph_fail(diag, PH_E_FIELD, "txnAmt: invalid");
+	if ((rc = ph_kv_amount(&m->kv, "txnAmt", &ev->amount, diag)) != PH_OK)
+		return rc;
 	if ((v = up_get(m, "currencyCode")) == NULL)
 		return ph_fail(diag, PH_E_FIELD, "currencyCode: missing");
 	for (i = 0; up_currencies[i].num != NULL; i++)
@@ -135,9 +134,7 @@ up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	if ((rc = up_open(ctx, &m, UP_NOTIFICATION, req->now, diag)) == PH_OK)
 		rc = up_notify_event(&m, ev, diag);
 	ph_kvlist_free(&m.kv);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /* ---- Acknowledgement ----------------------------------------------------- */
@@ -147,33 +144,15 @@ up_ack(void *p, enum ph_ack_kind kind, const char *reason,
     struct ph_response *out)
 {
 	const char *text;
-	size_t n = 0;
 
 	(void)p;
-	memset(out, 0, sizeof(*out));
-	switch (kind) {
-	case PH_ACK_OK:
-		/* UnionPay counts HTTP 200 as received; the demo says ok. */
-		out->status = 200;
+	/* UnionPay counts HTTP 200 as received; the demo says ok. */
+	if (kind == PH_ACK_OK)
 		text = "ok";
-		break;
-	case PH_ACK_REFUSED:
-		out->status = 400;
+	else if (kind == PH_ACK_RETRY)
+		text = "temporarily unavailable";
+	else
 		text = reason != NULL && reason[0] != '\0' ? reason :
 		    "refused";
-		break;
-	case PH_ACK_RETRY:
-		out->status = 500;
-		text = "temporarily unavailable";
-		break;
-	default:
-		out->status = 500;
-		return;
-	}
-	/* Printable ASCII only, and short. */
-	for (; *text != '\0' && n < 128; text++)
-		if ((unsigned char)*text >= 0x20 && (unsigned char)*text < 0x7f)
-			out->body[n++] = (unsigned char)*text;
-	out->body_len = n;
-	memcpy(out->content_type, "text/plain", sizeof("text/plain"));
+	ph_ack_text(out, kind, text);
 }

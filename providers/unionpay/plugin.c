@@ -225,7 +225,7 @@ up_load_biz_type(struct up_ctx *ctx, const struct ph_conf *conf,
 static int
 up_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 {
-	const struct ph_conf_value *mer, *cn;
+	const struct ph_conf_value *cn;
 	struct up_ctx *ctx;
 	const char *cn_text;
 	size_t len;
@@ -238,15 +238,9 @@ up_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 		free(ctx);
 		return ph_fail(diag, PH_E_NOMEM, "cannot make a lock");
 	}
-	if ((mer = ph_conf_given(conf, "mer_id")) == NULL) {
-		rc = ph_fail(diag, PH_E_CONFIG, "mer_id is required");
+	if ((rc = ph_conf_token(conf, "mer_id", ctx->mer_id,
+	    sizeof(ctx->mer_id), NULL, diag)) != PH_OK)
 		goto fail;
-	}
-	if (ph_copy_token(ctx->mer_id, sizeof(ctx->mer_id), mer->str, NULL,
-	    "mer_id", diag) != PH_OK) {
-		rc = PH_E_CONFIG;
-		goto fail;
-	}
 	cn = ph_conf_given(conf, "signer_cn");
 	cn_text = cn != NULL && cn->str != NULL ? cn->str : "";
 	len = strlen(cn_text);

@@ -156,9 +156,7 @@ up_query_request(void *p, const struct ph_order_ref *order,
 out:
 	ph_kvlist_free(&kv);
 	ph_buf_free(&body);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 /*
@@ -376,9 +374,7 @@ up_query_response(void *p, const struct ph_order_ref *order,
 	if ((rc = up_open(ctx, &m, UP_ANSWER, in->now, diag)) == PH_OK)
 		rc = up_query_event(&m, order, ev, diag);
 	ph_kvlist_free(&m.kv);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /*

@@ -70,7 +70,7 @@ up_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 	const size_t *n = r->n;
 	char buf[PH_ID_MAX + 1], type[3], qid[PH_ID_MAX + 1];
 	size_t i;
-	int c;
+	int c, rc;
 
 	c = r->col[UP_ST_MERID];
 	if (up_st_token(f[c], n[c], UP_MERID_MAX, buf, sizeof(buf)) != 0 ||
@@ -78,10 +78,9 @@ up_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 		return ph_fail(diag, PH_E_MERCHANT, "line %llu: merId is not "
 		    "this profile's mer_id %s", (unsigned long long)no,
 		    ctx->mer_id);
-	c = r->col[UP_ST_TXNTYPE];
-	if (up_st_token(f[c], n[c], 2, type, sizeof(type)) != 0)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnType is "
-		    "invalid", (unsigned long long)no);
+	if ((rc = ph_csv_row_token(r, UP_ST_TXNTYPE, "txnType", no, 2, NULL,
+	    type, sizeof(type), diag)) != PH_OK)
+		return rc;
 	if (strcmp(type, "01") != 0 && !ph_in(type, refunds))
 		return ph_fail(diag, PH_E_UNSUPPORTED, "line %llu: txnType %s "
 		    "is not a payment (01), refund (04) or undo (31)",
@@ -103,15 +102,12 @@ up_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 	    ph_time_parse_compact(buf, UP_BEIJING, &ev->occurred_at) != PH_OK)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: txnTime is not "
 		    "yyyyMMddHHmmss", (unsigned long long)no);
-	c = r->col[UP_ST_ORDERID];
-	if (up_st_token(f[c], n[c], UP_ORDER_MAX, ev->order_id,
-	    sizeof(ev->order_id)) != 0)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: orderId is "
-		    "invalid", (unsigned long long)no);
-	c = r->col[UP_ST_QUERYID];
-	if (up_st_token(f[c], n[c], PH_ID_MAX, qid, sizeof(qid)) != 0)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: queryId is "
-		    "invalid", (unsigned long long)no);
+	if ((rc = ph_csv_row_token(r, UP_ST_ORDERID, "orderId", no,
+	    UP_ORDER_MAX, NULL, ev->order_id, sizeof(ev->order_id),
+	    diag)) != PH_OK ||
+	    (rc = ph_csv_row_token(r, UP_ST_QUERYID, "queryId", no, PH_ID_MAX,
+	    NULL, qid, sizeof(qid), diag)) != PH_OK)
+		return rc;
 	if (strcmp(type, "01") == 0) {
 		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
 		memcpy(ev->txn_id, qid, strlen(qid) + 1);

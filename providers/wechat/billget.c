@@ -39,8 +39,6 @@
  * Exist". */
 #define WXD_NO_BILL	"No Bill Exist"
 #define WXD3_NO_BILL	"NO_STATEMENT_EXIST"
-#define WXD_HOST_CHARS	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz" \
-			"0123456789.-:"
 
 /* The digest and place of the file, as the signed tradebill answer gave. */
 struct wxd_file {
@@ -83,40 +81,24 @@ bad:
 }
 
 /*
- * A download_url before it becomes a request: https:// or http://, a
- * host of letters, digits, '.', '-' and a port, then its path; no user
- * information, fragment, blank or control byte.  f->target is its path
- * and query, what the Authorization signs.
+ * A download_url before it becomes a request: a URL ph_url_split()
+ * takes, with a path.  f->target is its path and query, what the
+ * Authorization signs.
  */
 static int
 wxd_url(const char *url, struct wxd_file *f, struct ph_diag *diag)
 {
-	const char *host;
-	size_t n;
+	struct ph_url u;
+	int rc;
 
-	if (strlen(url) >= PH_HTTP_PATH_MAX)
-		return ph_fail(diag, PH_E_TOOBIG, "download_url is longer than "
-		    "%d bytes", PH_HTTP_PATH_MAX - 1);
-	f->plain_http = strncmp(url, "http://", 7) == 0;
-	if (strncmp(url, "https://", 8) == 0)
-		host = url + 8;
-	else if (f->plain_http)
-		host = url + 7;
-	else
-		return ph_fail(diag, PH_E_FIELD, "download_url is not an "
-		    "https URL");
-	n = strspn(host, WXD_HOST_CHARS);
-	if (n == 0 || host[n] != '/')
-		return ph_fail(diag, PH_E_FIELD, "download_url: no host, or "
-		    "one with a character a host name has not");
+	if ((rc = ph_url_split(url, strlen(url), "download_url", &u,
+	    diag)) != PH_OK)
+		return rc;
+	if (u.target[0] != '/')
+		return ph_fail(diag, PH_E_FIELD, "download_url names no path");
 	f->url = url;
-	f->target = host + n;
-	for (host = f->target; *host != '\0'; host++)
-		if ((unsigned char)*host <= ' ' || (unsigned char)*host >= 0x7f ||
-		    *host == '#' || *host == '\\' || *host == '"')
-			return ph_fail(diag, PH_E_FIELD, "download_url has a "
-			    "byte a URL may not have (0x%02x)",
-			    (unsigned char)*host);
+	f->target = u.target;
+	f->plain_http = !u.https;
 	return PH_OK;
 }
 
@@ -388,9 +370,7 @@ wx_statement_request(void *p, const struct ph_download_ref *ref,
 		return rc;
 	rc = ctx->api_version == 3 ? wxd_request_v3(ctx, ref, cc, out, diag) :
 	    wxd_request_v2(ctx, day, cc, out, diag);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 int
@@ -414,7 +394,5 @@ wx_statement_response(void *p, const struct ph_download_ref *ref,
 		rc = wxd_tradebill(ctx, in, dl, diag);
 	else
 		rc = wxd_file(ref, in, dl, diag);
-	if (rc != PH_OK)
-		memset(dl, 0, sizeof(*dl));
-	return rc;
+	return ph_clear_on_fail(rc, dl, sizeof(*dl));
 }

@@ -86,40 +86,23 @@ wx_profile_free(void *p)
 static int
 wx_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
 {
-	const struct ph_conf_value *appid, *mch_id, *key, *st;
+	const struct ph_conf_value *key, *st;
 	struct wx_ctx *ctx = NULL;
 	const char *st_name;
 	size_t i;
 	int rc;
 
 	*out = NULL;
-	appid = ph_conf_get(conf, "appid");
-	mch_id = ph_conf_get(conf, "mch_id");
 	key = ph_conf_get(conf, "api_key_file");
 	st = ph_conf_get(conf, "sign_type");
 
 	if ((ctx = calloc(1, sizeof(*ctx))) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	if (appid == NULL || !appid->present) {
-		rc = ph_fail(diag, PH_E_CONFIG, "appid is required");
-		goto fail;
-	}
-	if (ph_copy_token(ctx->appid, sizeof(ctx->appid), appid->str, NULL,
-	    "appid", diag) != PH_OK) {
-		rc = PH_E_CONFIG;
-		goto fail;
-	}
-	if (mch_id == NULL || !mch_id->present) {
-		rc = ph_fail(diag, PH_E_CONFIG, "mch_id is required");
-		goto fail;
-	}
-	if (ph_copy_token(ctx->mch_id, sizeof(ctx->mch_id), mch_id->str,
-	    NULL, "mch_id", diag) != PH_OK) {
-		rc = PH_E_CONFIG;
-		goto fail;
-	}
-
-	if ((rc = wx_refund_url(conf, ctx, diag)) != PH_OK)
+	if ((rc = ph_conf_token(conf, "appid", ctx->appid, sizeof(ctx->appid),
+	    NULL, diag)) != PH_OK ||
+	    (rc = ph_conf_token(conf, "mch_id", ctx->mch_id,
+	    sizeof(ctx->mch_id), NULL, diag)) != PH_OK ||
+	    (rc = wx_refund_url(conf, ctx, diag)) != PH_OK)
 		goto fail;
 	/* An API v3 profile shares appid and mch_id (and the refund
 	 * notify_url) and nothing else. */
@@ -183,9 +166,7 @@ wx_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	    wx_refund_notify(ctx, &kv, ev, diag) :
 	    wx_pay_notify(ctx, &kv, ev, diag);
 	ph_kvlist_free(&kv);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 static void

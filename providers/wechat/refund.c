@@ -24,10 +24,7 @@
 #include "wechat_int.h"
 
 /* refund_status of a refund notification and the event it becomes. */
-static const struct {
-	const char *name;
-	enum ph_event_kind kind;
-} wx_refund_states[] = {
+static const struct ph_state wx_refund_states[] = {
 	{ "SUCCESS", PH_EV_REFUND_SUCCEEDED },
 	/* CHANGE: the money could not go back (an abnormal refund, to be
 	 * handled by a person at the merchant platform); REFUNDCLOSE:
@@ -155,9 +152,9 @@ static int
 wx_refund_fields(const struct ph_kvlist *kv, struct ph_event *ev,
     struct ph_diag *diag)
 {
+	const struct ph_state *state;
 	const char *st, *v;
 	int64_t total, n;
-	size_t i;
 	int rc;
 
 	if ((rc = wx_copy_id(ev->order_id, sizeof(ev->order_id), kv,
@@ -189,12 +186,9 @@ wx_refund_fields(const struct ph_kvlist *kv, struct ph_event *ev,
 		    "invalid");
 	if ((st = wx_get(kv, "refund_status")) == NULL)
 		return ph_fail(diag, PH_E_FIELD, "refund_status: missing");
-	for (i = 0; wx_refund_states[i].name != NULL; i++)
-		if (strcmp(st, wx_refund_states[i].name) == 0)
-			break;
-	if (wx_refund_states[i].name == NULL)
+	if ((state = ph_state_find(wx_refund_states, st)) == NULL)
 		return ph_fail(diag, PH_E_FIELD, "refund_status: unknown");
-	ev->kind = wx_refund_states[i].kind;
+	ev->kind = state->kind;
 	/* A refund in any currency but CNY names it; absent means CNY. */
 	if ((v = wx_get(kv, "refund_fee_type")) == NULL &&
 	    (v = wx_get(kv, "fee_type")) == NULL)
@@ -438,9 +432,9 @@ wx_refund_response_v2(const struct wx_ctx *ctx,
     struct ph_event *ev, struct ph_diag *diag)
 {
 	const char *v, *err, *refund_id;
+	const struct ph_state *state;
 	struct ph_kvlist kv;
 	int64_t n;
-	size_t i;
 	int rc, res_ok;
 
 	if ((rc = wx_query_parse(ctx, in, "refund", &kv, &res_ok,
@@ -485,12 +479,9 @@ wx_refund_response_v2(const struct wx_ctx *ctx,
 	}
 	/* Not in the documented answer; honoured if WeChat sends it. */
 	if ((v = wx_get(&kv, "refund_status")) != NULL) {
-		for (i = 0; wx_refund_states[i].name != NULL; i++)
-			if (strcmp(v, wx_refund_states[i].name) == 0)
-				break;
-		if (wx_refund_states[i].name != NULL) {
-			rc = wx_refund_event(ref, wx_refund_states[i].kind,
-			    refund_id, v, ev, diag);
+		if ((state = ph_state_find(wx_refund_states, v)) != NULL) {
+			rc = wx_refund_event(ref, state->kind, refund_id, v,
+			    ev, diag);
 			goto out;
 		}
 		if (strcmp(v, "PROCESSING") != 0) {
@@ -554,10 +545,7 @@ out:
 }
 
 /* status of a v3 refund object and the event it becomes. */
-static const struct {
-	const char *name;
-	enum ph_event_kind kind;
-} wx3_refund_states[] = {
+static const struct ph_state wx3_refund_states[] = {
 	{ "SUCCESS", PH_EV_REFUND_SUCCEEDED },
 	{ "PROCESSING", PH_EV_PAYMENT_PENDING },
 	{ "CLOSED", PH_EV_REFUND_FAILED },
@@ -578,10 +566,10 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 {
 	char code[WX3_TEXT_MAX + 1], text[WX3_TEXT_MAX + 1];
 	char refund_id[PH_ID_MAX + 1];
+	const struct ph_state *state;
 	const char *c = NULL, *v;
 	json_t *doc = NULL;
 	int64_t n;
-	size_t i;
 	int rc;
 
 	if (in->status != 200) {
@@ -633,15 +621,12 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 	    (rc = ph_json_get_string(doc, "status", 32, &v, NULL,
 	    diag)) != PH_OK)
 		goto out;
-	for (i = 0; wx3_refund_states[i].name != NULL; i++)
-		if (strcmp(v, wx3_refund_states[i].name) == 0)
-			break;
-	if (wx3_refund_states[i].name == NULL) {
+	if ((state = ph_state_find(wx3_refund_states, v)) == NULL) {
 		rc = ph_fail(diag, PH_E_FIELD, "refund: status unknown");
 		goto out;
 	}
-	if ((rc = wx_refund_event(ref, wx3_refund_states[i].kind, refund_id,
-	    wx3_refund_states[i].name, ev, diag)) != PH_OK)
+	if ((rc = wx_refund_event(ref, state->kind, refund_id, state->name,
+	    ev, diag)) != PH_OK)
 		goto out;
 	if (ph_json_opt_string(doc, "success_time", 40, &v, NULL,
 	    NULL) == PH_OK && v != NULL && wx3_time(v, &ev->occurred_at) !=
@@ -670,9 +655,7 @@ wx_refund_request(void *p, const struct ph_refund_ref *ref,
 	rc = ctx->api_version == 3 ?
 	    wx3_refund_request(ctx, ref, cc, out, diag) :
 	    wx_refund_request_v2(ctx, ref, cc, out, diag);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 int
@@ -691,7 +674,5 @@ wx_refund_response(void *p, const struct ph_refund_ref *ref,
 	rc = ctx->api_version == 3 ?
 	    wx3_refund_response(ctx, ref, in, ev, diag) :
 	    wx_refund_response_v2(ctx, ref, in, ev, diag);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

@@ -222,10 +222,8 @@ wx_succeeded(const struct ph_kvlist *kv, struct ph_event *ev,
 	if ((rc = wx_copy_id(ev->txn_id, sizeof(ev->txn_id), kv,
 	    "transaction_id", NULL, diag)) != PH_OK)
 		return rc;
-	if ((v = wx_get(kv, "total_fee")) == NULL)
-		return ph_fail(diag, PH_E_FIELD, "total_fee: missing");
-	if (ph_money_parse_minor(v, strlen(v), &ev->amount) != PH_OK)
-		return ph_fail(diag, PH_E_FIELD, "total_fee: invalid");
+	if ((rc = ph_kv_amount(kv, "total_fee", &ev->amount, diag)) != PH_OK)
+		return rc;
 	if ((v = wx_get(kv, "fee_type")) == NULL)
 		v = "CNY";
 	if (!ph_currency_valid(v))
@@ -413,10 +411,7 @@ wx2_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
 
 /* trade_state of an orderquery answer (doc/design/protocols.md §1.6) and the event
  * it becomes. */
-static const struct {
-	const char *name;
-	enum ph_event_kind kind;
-} wx_query_states[] = {
+static const struct ph_state wx_query_states[] = {
 	{ "SUCCESS", PH_EV_PAYMENT_SUCCEEDED },
 	/* Refunded after payment: the money did move, so it is a payment
 	 * with its transaction; the refund is a separate fact. */
@@ -430,16 +425,27 @@ static const struct {
 	{ NULL, PH_EV__MAX },
 };
 
-/* The order id we send: WeChat's out_trade_no rules. */
-static int
-wx_query_order_id(const struct ph_order_ref *order, struct ph_diag *diag)
+/* The order id we send, of v2 and v3 alike: WeChat's out_trade_no rules. */
+int
+wx_order_check(const struct ph_order_ref *order, struct ph_diag *diag)
 {
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    WX_ID_MAX, WX_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "WeChat out_trade_no (at most 32 of [A-Za-z0-9_-|*])");
-	return PH_OK;
+	return ph_order_check(order, WX_ID_MAX, WX_ORDER_EXTRA, "WeChat "
+	    "out_trade_no (at most 32 of [A-Za-z0-9_-|*])", diag);
+}
+
+/*
+ * The start of every answer about an order, v2's and v3's, query and
+ * close: its arguments and the order id; ev is emptied.
+ */
+int
+wx_order_answer_ok(const struct wx_ctx *ctx, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	if (ctx == NULL || in == NULL || ev == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(ev, 0, sizeof(*ev));
+	return wx_order_check(order, diag);
 }
 
 int
@@ -521,7 +527,7 @@ wx_query_build(const struct wx_ctx *ctx, const char *path,
 		goto out;
 	}
 	memset(out, 0, sizeof(*out));
-	if ((rc = wx_query_order_id(order, diag)) != PH_OK ||
+	if ((rc = wx_order_check(order, diag)) != PH_OK ||
 	    (rc = wx_request_head(ctx, cc, &kv, diag)) != PH_OK ||
 	    (rc = wx_kv_add(&kv, "out_trade_no", order->order_id,
 	    diag)) != PH_OK ||
@@ -530,9 +536,7 @@ wx_query_build(const struct wx_ctx *ctx, const char *path,
 	rc = wx_request_xml(ctx, path, &kv, out, diag);
 out:
 	ph_kvlist_free(&kv);
-	if (rc != PH_OK && out != NULL)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 int
@@ -727,15 +731,12 @@ wx_query_response(void *p, const struct ph_order_ref *order,
     struct ph_diag *diag)
 {
 	const struct wx_ctx *ctx = p;
+	const struct ph_state *known;
 	const char *state, *err;
 	struct ph_kvlist kv;
 	int rc, res_ok;
-	size_t i;
 
-	if (ctx == NULL || in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = wx_query_order_id(order, diag)) != PH_OK)
+	if ((rc = wx_order_answer_ok(ctx, order, in, ev, diag)) != PH_OK)
 		return rc;
 	if ((rc = wx_query_parse(ctx, in, "orderquery", &kv, &res_ok,
 	    diag)) != PH_OK)
@@ -753,16 +754,13 @@ wx_query_response(void *p, const struct ph_order_ref *order,
 		rc = ph_fail(diag, PH_E_FIELD, "trade_state: missing");
 		goto out;
 	}
-	for (i = 0; wx_query_states[i].name != NULL; i++)
-		if (strcmp(state, wx_query_states[i].name) == 0)
-			break;
-	if (wx_query_states[i].name == NULL) {
+	if ((known = ph_state_find(wx_query_states, state)) == NULL) {
 		rc = ph_fail(diag, PH_E_FIELD, "trade_state: unknown");
 		goto out;
 	}
-	if (wx_query_states[i].kind != PH_EV_PAYMENT_SUCCEEDED) {
-		rc = wx_query_other(&kv, order, wx_query_states[i].kind,
-		    wx_query_states[i].name, ev, diag);
+	if (known->kind != PH_EV_PAYMENT_SUCCEEDED) {
+		rc = wx_query_other(&kv, order, known->kind, known->name, ev,
+		    diag);
 		goto out;
 	}
 	/* Paid: exactly what the payment's notification yields, so the
@@ -774,9 +772,7 @@ wx_query_response(void *p, const struct ph_order_ref *order,
 		    "not the order asked about");
 out:
 	ph_kvlist_free(&kv);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /*
@@ -795,10 +791,7 @@ wx_close_response(void *p, const struct ph_order_ref *order,
 	const char *err;
 	int rc, res_ok;
 
-	if (ctx == NULL || in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = wx_query_order_id(order, diag)) != PH_OK)
+	if ((rc = wx_order_answer_ok(ctx, order, in, ev, diag)) != PH_OK)
 		return rc;
 	if ((rc = wx_query_parse(ctx, in, "closeorder", &kv, &res_ok,
 	    diag)) != PH_OK)
@@ -823,7 +816,5 @@ wx_close_response(void *p, const struct ph_order_ref *order,
 		rc = wx_query_provider_error(&kv, "closeorder", err, diag);
 out:
 	ph_kvlist_free(&kv);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

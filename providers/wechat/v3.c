@@ -34,10 +34,7 @@ const struct ph_json_limits wx3_envelope_limits = { WX3_BODY_MAX, 4 };
 const struct ph_json_limits wx3_resource_limits = { WX3_BODY_MAX, 8 };
 
 /* trade_state of a decrypted transaction and the event it becomes. */
-static const struct {
-	const char *name;
-	enum ph_event_kind kind;
-} wx3_trade_states[] = {
+static const struct ph_state wx3_trade_states[] = {
 	{ "SUCCESS", PH_EV_PAYMENT_SUCCEEDED },
 	/* Refunded after payment: the money did move; the refund is a
 	 * separate fact. */
@@ -502,50 +499,11 @@ out:
 
 /* ---- v3 business fields ------------------------------------------------ */
 
-/*
- * RFC 3339 as WeChat writes it, "2018-06-08T10:34:56+08:00": upper-case
- * T, an offset or Z, optional fractional seconds (dropped).
- */
+/* RFC 3339 as WeChat writes it, "2018-06-08T10:34:56+08:00". */
 int
 wx3_time(const char *s, int64_t *out)
 {
-	char compact[15];
-	const char *p;
-	long off = 0;
-	int i;
-
-	if (s == NULL || strnlen(s, 20) < 20 || s[4] != '-' || s[7] != '-' ||
-	    s[10] != 'T' || s[13] != ':' || s[16] != ':')
-		return PH_E_FIELD;
-	memcpy(compact, s, 4);
-	memcpy(compact + 4, s + 5, 2);
-	memcpy(compact + 6, s + 8, 2);
-	memcpy(compact + 8, s + 11, 2);
-	memcpy(compact + 10, s + 14, 2);
-	memcpy(compact + 12, s + 17, 2);
-	compact[14] = '\0';
-	p = s + 19;
-	if (*p == '.') {
-		for (i = 0, p++; *p >= '0' && *p <= '9' && i < 10; p++, i++)
-			continue;
-		if (i == 0 || i > 9)
-			return PH_E_FIELD;
-	}
-	if (p[0] == 'Z' && p[1] == '\0')
-		off = 0;
-	else if ((p[0] == '+' || p[0] == '-') && strnlen(p, 7) == 6 &&
-	    p[3] == ':' && p[1] >= '0' && p[1] <= '2' && p[2] >= '0' &&
-	    p[2] <= '9' && p[4] >= '0' && p[4] <= '5' && p[5] >= '0' &&
-	    p[5] <= '9') {
-		off = ((p[1] - '0') * 10 + (p[2] - '0')) * 3600L +
-		    ((p[4] - '0') * 10 + (p[5] - '0')) * 60L;
-		if (off >= 86400)
-			return PH_E_FIELD;
-		if (p[0] == '-')
-			off = -off;
-	} else
-		return PH_E_FIELD;
-	return ph_time_parse_compact(compact, off, out);
+	return ph_time_parse_rfc3339(s, out);
 }
 
 /* mchid (and appid for transactions) must be the profile's; a
@@ -614,8 +572,8 @@ wx3_transaction(const struct wx_ctx *ctx, const struct json_t *tx,
     const char *notify_id, struct ph_event *ev, const char **state,
     struct ph_diag *diag)
 {
+	const struct ph_state *known;
 	const char *st, *v;
-	size_t i;
 	int rc;
 
 	*state = NULL;
@@ -627,13 +585,10 @@ wx3_transaction(const struct wx_ctx *ctx, const struct json_t *tx,
 	if ((rc = ph_json_get_string(tx, "trade_state", 32, &st, NULL,
 	    diag)) != PH_OK)
 		return rc;
-	for (i = 0; wx3_trade_states[i].name != NULL; i++)
-		if (strcmp(st, wx3_trade_states[i].name) == 0)
-			break;
-	if (wx3_trade_states[i].name == NULL)
+	if ((known = ph_state_find(wx3_trade_states, st)) == NULL)
 		return ph_fail(diag, PH_E_FIELD, "trade_state: unknown");
-	*state = wx3_trade_states[i].name;
-	ev->kind = wx3_trade_states[i].kind;
+	*state = known->name;
+	ev->kind = known->kind;
 
 	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED) {
 		if ((rc = wx3_id(tx, "transaction_id", NULL, ev->txn_id,
@@ -757,15 +712,12 @@ wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
 	json_t *env = NULL, *doc = NULL;
 	unsigned char *plain = NULL;
 	const char *v, *otype, *state;
-	char id[PH_ID_MAX + 1];
+	char id[PH_ID_MAX + 1], type[65];
 	size_t plen = 0;
 	int rc;
 
-	if (req->body == NULL || req->body_len == 0)
-		return ph_fail(diag, PH_E_MALFORMED, "empty body");
-	if (req->body_len > WX3_BODY_MAX)
-		return ph_fail(diag, PH_E_TOOBIG, "body larger than %d bytes",
-		    WX3_BODY_MAX);
+	if ((rc = ph_body_check(req, WX3_BODY_MAX, diag)) != PH_OK)
+		return rc;
 	if ((rc = wx3_verify(ctx->v3, req->headers, req->nheaders, req->body,
 	    req->body_len, req->now, "notification", diag)) != PH_OK)
 		return rc;
@@ -776,14 +728,9 @@ wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
 		goto out;
 	if ((rc = ph_json_copy_token(env, "id", id, sizeof(id), WX3_ID_EXTRA,
 	    diag)) != PH_OK ||
-	    (rc = ph_json_get_string(env, "event_type", 64, &v, NULL,
-	    diag)) != PH_OK)
-		goto out;
-	if (!ph_token_valid(v, strlen(v), 64, WX3_TYPE_EXTRA)) {
-		rc = ph_fail(diag, PH_E_FIELD, "event_type: invalid");
-		goto out;
-	}
-	if ((rc = ph_json_get_string(env, "resource_type", 64, &v, NULL,
+	    (rc = ph_json_copy_token(env, "event_type", type, sizeof(type),
+	    WX3_TYPE_EXTRA, diag)) != PH_OK ||
+	    (rc = ph_json_get_string(env, "resource_type", 64, &v, NULL,
 	    diag)) != PH_OK)
 		goto out;
 	if (strcmp(v, "encrypt-resource") != 0) {
@@ -814,9 +761,7 @@ out:
 	}
 	json_decref(doc);
 	json_decref(env);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /*
@@ -945,45 +890,66 @@ wx3_error_of(const struct ph_http_response *in, struct json_t **doc,
 }
 
 /*
- * GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mch_id},
- * signed with the merchant key at cc->now with a nonce of 16 of the
- * core's random bytes (32 upper-case hex).
+ * What a v3 call about one order needs before it is built: its
+ * arguments, the merchant key that signs it (what names the call) and a
+ * valid order id.  out is emptied.
  */
+int
+wx3_order_call_ok(const struct wx_ctx *ctx, const struct ph_order_ref *order,
+    const struct ph_call_ctx *cc, struct ph_http_request *out,
+    const char *what, struct ph_diag *diag)
+{
+	if (cc == NULL || out == NULL)
+		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
+	memset(out, 0, sizeof(*out));
+	if (ctx->v3->merchant_key == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "%s needs "
+		    "merchant_private_key_file and merchant_serial in this "
+		    "profile", what);
+	return wx_order_check(order, diag);
+}
+
+/*
+ * method on WX3_QUERY_PATH, the order id percent-encoded, then tail,
+ * signed with the merchant key at cc->now with a nonce of 16 of the
+ * core's random bytes (32 upper-case hex), over out's body if the caller
+ * set one.  out is emptied on failure.
+ */
+int
+wx3_order_request(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const struct ph_order_ref *order, const char *tail,
+    struct ph_http_request *out, struct ph_diag *diag)
+{
+	struct ph_buf path;
+	int rc;
+
+	ph_buf_init(&path, sizeof(out->path) - 1);
+	ph_buf_puts(&path, WX3_QUERY_PATH);
+	ph_buf_pct(&path, order->order_id);
+	ph_buf_puts(&path, tail);
+	if ((rc = path.err) != PH_OK)
+		ph_fail(diag, rc, "request path too long");
+	else
+		rc = wx3_request_signed(ctx, cc, method, path.data, out, diag);
+	ph_buf_free(&path);
+	return ph_clear_on_fail(rc, out, sizeof(*out));
+}
+
+/* GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mch_id}. */
 int
 wx3_query_request(const struct wx_ctx *ctx, const struct ph_order_ref *order,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
     struct ph_diag *diag)
 {
-	struct ph_buf path;
+	char tail[sizeof("?mchid=") + WX_ID_MAX];
 	int rc;
 
-	if (cc == NULL || out == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(out, 0, sizeof(*out));
-	if (ctx->v3->merchant_key == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "query needs "
-		    "merchant_private_key_file and merchant_serial in this "
-		    "profile");
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    WX_ID_MAX, WX_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "WeChat out_trade_no (at most 32 of [A-Za-z0-9_-|*])");
-	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_puts(&path, WX3_QUERY_PATH);
-	ph_buf_pct(&path, order->order_id);
-	ph_buf_puts(&path, "?mchid=");
-	ph_buf_pct(&path, ctx->mch_id);
-	if ((rc = path.err) != PH_OK) {
-		ph_fail(diag, rc, "request path too long");
-		goto out;
-	}
-	rc = wx3_request_signed(ctx, cc, "GET", path.data, out, diag);
-out:
-	ph_buf_free(&path);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	if ((rc = wx3_order_call_ok(ctx, order, cc, out, "query",
+	    diag)) != PH_OK)
+		return rc;
+	/* mch_id is a token of letters and digits: nothing to escape. */
+	snprintf(tail, sizeof(tail), "?mchid=%s", ctx->mch_id);
+	return wx3_order_request(ctx, cc, "GET", order, tail, out, diag);
 }
 
 /*
@@ -1002,14 +968,8 @@ wx3_query_response(const struct wx_ctx *ctx,
 	const char *state, *c = NULL;
 	int rc;
 
-	if (in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    WX_ID_MAX, WX_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "WeChat out_trade_no");
+	if ((rc = wx_order_answer_ok(ctx, order, in, ev, diag)) != PH_OK)
+		return rc;
 	if (in->status != 200) {
 		wx3_error_of(in, &doc, &c, code, text);
 		if (in->status == 404 && c != NULL &&
@@ -1049,7 +1009,5 @@ wx3_query_response(const struct wx_ctx *ctx,
 		    "order asked about");
 out:
 	json_decref(doc);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

@@ -27,35 +27,17 @@ static const char *const wx3_close_paid[] = { "ORDERPAID", "ORDER_PAID",
 static const char *const wx3_close_closed[] = { "ORDERCLOSED",
     "ORDER_CLOSED", NULL };
 
-static int
-wx3_order_ok(const struct ph_order_ref *order, struct ph_diag *diag)
-{
-	if (order == NULL || order->order_id == NULL ||
-	    !ph_token_valid(order->order_id, strlen(order->order_id),
-	    WX_ID_MAX, WX_ORDER_EXTRA))
-		return ph_fail(diag, PH_E_FIELD, "order id is not a valid "
-		    "WeChat out_trade_no (at most 32 of [A-Za-z0-9_-|*])");
-	return PH_OK;
-}
-
 int
 wx3_close_request(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
     struct ph_http_request *out, struct ph_diag *diag)
 {
-	struct ph_buf path;
 	json_t *doc;
 	size_t len;
 	int rc;
 
-	if (cc == NULL || out == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(out, 0, sizeof(*out));
-	if (ctx->v3->merchant_key == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "close needs "
-		    "merchant_private_key_file and merchant_serial in this "
-		    "profile");
-	if ((rc = wx3_order_ok(order, diag)) != PH_OK)
+	if ((rc = wx3_order_call_ok(ctx, order, cc, out, "close",
+	    diag)) != PH_OK)
 		return rc;
 	if ((doc = json_pack("{s:s}", "mchid", ctx->mch_id)) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
@@ -65,20 +47,7 @@ wx3_close_request(const struct wx_ctx *ctx,
 	if (len == 0 || len > sizeof(out->body))
 		return ph_fail(diag, PH_E_TOOBIG, "request body too long");
 	out->body_len = len;
-	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_puts(&path, WX3_QUERY_PATH);
-	ph_buf_pct(&path, order->order_id);
-	ph_buf_puts(&path, "/close");
-	if ((rc = path.err) != PH_OK) {
-		ph_fail(diag, rc, "request path too long");
-		goto out;
-	}
-	rc = wx3_request_signed(ctx, cc, "POST", path.data, out, diag);
-out:
-	ph_buf_free(&path);
-	if (rc != PH_OK)
-		memset(out, 0, sizeof(*out));
-	return rc;
+	return wx3_order_request(ctx, cc, "POST", order, "/close", out, diag);
 }
 
 /*
@@ -100,10 +69,7 @@ wx3_close_response(const struct wx_ctx *ctx,
 	json_t *doc = NULL;
 	int rc;
 
-	if (in == NULL || ev == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
-	memset(ev, 0, sizeof(*ev));
-	if ((rc = wx3_order_ok(order, diag)) != PH_OK)
+	if ((rc = wx_order_answer_ok(ctx, order, in, ev, diag)) != PH_OK)
 		return rc;
 	if (in->status == 204 || in->status == 200) {
 		why.msg[0] = '\0';
@@ -135,7 +101,5 @@ wx3_close_response(const struct wx_ctx *ctx,
 	    in->status, code, text);
 out:
 	json_decref(doc);
-	if (rc != PH_OK)
-		memset(ev, 0, sizeof(*ev));
-	return rc;
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

@@ -133,6 +133,10 @@ int wx_request_sign_type(const struct wx_ctx *ctx, struct ph_kvlist *kv,
     struct ph_diag *diag);
 int wx_request_xml(const struct wx_ctx *ctx, const char *path,
     struct ph_kvlist *kv, struct ph_http_request *out, struct ph_diag *diag);
+int wx_order_check(const struct ph_order_ref *order, struct ph_diag *diag);
+int wx_order_answer_ok(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_http_response *in,
+    struct ph_event *ev, struct ph_diag *diag);
 int wx_copy_id(char *dst, size_t cap, const struct ph_kvlist *kv,
     const char *name, const char *extra, struct ph_diag *diag);
 int wx_result(const struct ph_kvlist *kv, const char *name, int *success,
@@ -179,6 +183,12 @@ int wx3_request_url(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
 int wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
     const char *method, const char *path, struct ph_http_request *out,
     struct ph_diag *diag);
+int wx3_order_call_ok(const struct wx_ctx *ctx,
+    const struct ph_order_ref *order, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, const char *what, struct ph_diag *diag);
+int wx3_order_request(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const struct ph_order_ref *order, const char *tail,
+    struct ph_http_request *out, struct ph_diag *diag);
 struct json_t;
 void wx3_error_of(const struct ph_http_response *in, struct json_t **doc,
     const char **code, char ctext[WX3_TEXT_MAX + 1],
