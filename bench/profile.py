@@ -156,6 +156,13 @@ def main():
             continue
         print('%-22s %12s %12s %12s' % (f, *(
             '%d' % (v // n) if v else '-' for v in vals)))
+    print('\ntargets (instructions per request, whole process):')
+    for s, what, most in (('B', 'new notification', 250000),
+                          ('C', 'duplicate', 100000),
+                          ('D', 'GET /orders/<id>', 80000)):
+        got = results[s][0] // n
+        print('  %-30s %9d  (<= %d)  %s' % (
+            what, got, most, 'met' if got <= most else 'not met'))
     print('\nfiles: %s/callgrind.{B,C,D}' % os.path.relpath(opts.out))
 
 

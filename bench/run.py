@@ -59,7 +59,7 @@ HOST = '127.0.0.1'
 
 sys.path.insert(0, HERE)
 import gen  # noqa: E402  (bench/gen.py: signed bodies of every provider)
-from harness import cmdline, proc_children  # noqa: E402  (from /proc)
+from harness import cmdline, proc_children, write_file  # noqa: E402
 
 SUCCESS_ACK = gen.WX_SUCCESS_ACK
 
@@ -360,7 +360,7 @@ class Bench:
     def configure(self):
         os.makedirs(os.path.join(self.etc, 'var'), exist_ok=True)
         os.makedirs(os.path.join(self.etc, 'keys'), exist_ok=True)
-        gen.write(os.path.join(self.etc, 'keys', 'api.token'),
+        write_file(os.path.join(self.etc, 'keys', 'api.token'),
                   self.token + '\n')
         self.providers = gen.providers(self.etc, PLUGIN_DIR, PAYHOOK,
                                        skip=self.o.skip, log=log)
@@ -374,7 +374,7 @@ class Bench:
         for extra in (['archive_map_mb = %d' % self.o.archive_mb], []):
             text = '\n'.join(core[:-1] + extra + [''] +
                              [p.config for p in self.providers])
-            gen.write(os.path.join(self.etc, 'payhook.conf'), text, 0o644)
+            write_file(os.path.join(self.etc, 'payhook.conf'), text, 0o644)
             r = subprocess.run([PAYHOOK, '-c', os.path.join(
                 self.etc, 'payhook.conf'), 'check'], stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT)
@@ -438,6 +438,31 @@ class Bench:
         self.rss.append({'after': label, 'served': self.served,
                          'rss_kib': [v[0] for v in vals],
                          'anon_kib': [v[1] for v in vals]})
+
+    def group_counts(self):
+        """(commits, facts) of the store's group commit so far, from
+        /metrics: facts over commits is notifications per durable flush."""
+        status, body = http(self.ph.port, 'GET', '/metrics')
+        got = {}
+        if status == 200:
+            for line in body.decode('utf-8', 'replace').splitlines():
+                name, _, val = line.partition(' ')
+                if name in ('payhook_store_group_commits_total',
+                            'payhook_store_group_facts_total'):
+                    got[name] = float(val)
+        return (got.get('payhook_store_group_commits_total'),
+                got.get('payhook_store_group_facts_total'))
+
+    def run_new(self, prov, pool, conns):
+        """A round of new notifications, with the facts each durable
+        commit carried in it."""
+        c0, f0 = self.group_counts()
+        res = self.run_wrk(self.ph, pool, conns, 'once', prov.ok_status,
+                           prov.ok_body)
+        c1, f1 = self.group_counts()
+        if None not in (c0, f0, c1, f1) and c1 > c0:
+            res['facts_per_commit'] = (f1 - f0) / (c1 - c0)
+        return res
 
     def record(self, scen, conns, res):
         self.results.setdefault((scen, conns), []).append(res)
@@ -522,9 +547,8 @@ class Bench:
                 for prov in self.providers:
                     scen = ('B' if prov is self.providers[0] else
                             'E:' + prov.name)
-                    self.record(scen, conns, self.run_wrk(
-                        self.ph, pools[prov.name][k], conns, 'once',
-                        prov.ok_status, prov.ok_body))
+                    self.record(scen, conns, self.run_new(
+                        prov, pools[prov.name][k], conns))
                 self.record('F', conns, commit_floor(fdb, fprocs,
                                                      o.seconds))
             self.sample_rss('B/E c=%d' % conns)
@@ -585,6 +609,69 @@ def ratios_of(results, conns, providers, disk_rounds):
     return out
 
 
+# The hot path's targets: (label, value, met?) from the summary and the
+# ratios; instructions are measured by make bench-profile (profile.py).
+TARGET_RATIO_NEW = 2.0          # B / F, 8 and 32 connections
+TARGET_RATIO_CPU = 0.8          # C / A and D / A
+TARGET_P99_MS = 10.0            # B, C, D at 32 connections
+TARGET_FACTS_PER_COMMIT = 4.0   # at 32 connections
+TARGET_ANON_KIB = 8 * 1024      # RssAnon per process
+FLAT_KIB = 256                  # growth over the soak that still is flat
+
+
+def targets(summary, ratios, rounds, rss, levels):
+    rows = []
+
+    def row(label, value, fmt, met):
+        rows.append('  %-50s %10s  %s' % (
+            label, fmt % value if value is not None else '-',
+            'not measured' if value is None else '' if met is None else
+            ('met' if met(value) else 'not met')))
+
+    for conns in (8, 32):
+        if conns in levels:
+            row('B / F, %d connections (>= %.1f)' % (conns, TARGET_RATIO_NEW),
+                ratios[conns].get('B/F'), '%.2f',
+                lambda v: v >= TARGET_RATIO_NEW)
+    for conns in sorted(set(levels) | {32}):
+        fpc = [r['facts_per_commit'] for r in rounds.get(('B', conns), [])
+               if 'facts_per_commit' in r]
+        if conns != 32 and not fpc:
+            continue
+        # The target is at 32 connections; fewer are shown, not judged.
+        row('notifications per durable flush, %d conns%s' % (
+            conns, ' (>= %d)' % TARGET_FACTS_PER_COMMIT
+            if conns == 32 else ''),
+            statistics.median(fpc) if fpc else None, '%.2f',
+            (lambda v: v >= TARGET_FACTS_PER_COMMIT) if conns == 32 else None)
+    for conns in levels:
+        for k in ('C/A', 'D/A'):
+            row('%s, %d connections (>= %.1f)' % (k, conns, TARGET_RATIO_CPU),
+                ratios[conns].get(k), '%.2f',
+                lambda v: v >= TARGET_RATIO_CPU)
+    for scen in ('B', 'C', 'D'):
+        r = summary.get((scen, 32))
+        row('p99 of %s, 32 connections (<= %.0f ms)' % (scen, TARGET_P99_MS),
+            r['p99_us'] / 1e3 if r else None, '%.2f ms',
+            lambda v: v <= TARGET_P99_MS)
+    anon = [a for s in rss for a in s['anon_kib'] if a is not None]
+    row('RssAnon per process (<= %d MiB)' % (TARGET_ANON_KIB // 1024),
+        max(anon) if anon else None, '%d KiB',
+        lambda v: v <= TARGET_ANON_KIB)
+    soak = [s for s in rss if s['after'] in ('soak', 'final')]
+    if len(soak) >= 2:
+        grew = max(max(a - b for a, b in zip(soak[-1]['anon_kib'],
+                                             soak[0]['anon_kib'])), 0)
+    else:
+        grew = None
+    row('RssAnon growth over the soak (flat: <= %d KiB)' % FLAT_KIB,
+        grew, '%d KiB', lambda v: v <= FLAT_KIB)
+    rows.append('  instructions per request (new <= 250k, duplicate <= '
+                '100k, order read <= 80k): make bench-profile')
+    rows.append('  pages written per commit: not counted by the store yet')
+    return rows
+
+
 def report(b, started, opts):
     summary = {k: summarise(v) for k, v in b.results.items()}
     ratios = {c: ratios_of(b.results, c, b.providers, opts.disk_rounds)
@@ -611,6 +698,9 @@ def report(b, started, opts):
     for conns in opts.levels:
         lines.append('  c=%-2d  ' % conns + '  '.join(
             '%s %.2f' % (k, v) for k, v in ratios[conns].items()))
+    lines.append('')
+    lines.append('targets:')
+    lines.extend(targets(summary, ratios, b.results, b.rss, opts.levels))
     lines.append('')
     lines.append('RSS of each payhook.fcgi process, KiB: VmRSS (RssAnon: '
                  'its own memory; the rest is shared libraries and mapped '
@@ -644,7 +734,7 @@ def report(b, started, opts):
 def store_sync_mode():
     """Which commit the built store does, from its own declaration."""
     try:
-        with open(os.path.join(SRCDIR, 'app', 'store.c')) as fh:
+        with open(os.path.join(SRCDIR, 'src', 'store', 'store.c')) as fh:
             m = re.search(r'^#define STORE_SHARED_SYNC\s+(\d)', fh.read(),
                           re.M)
     except OSError:
