@@ -768,7 +768,7 @@ static void
 check_request(const struct ph_http_request *rq, const char *method,
     const char *biz, const char *what)
 {
-	static char want[16384], str[16384], sign[2048], body[16384];
+	static char want[16384], str[16384], sign[2048], form[16384];
 	const char *sp, *end;
 	size_t i, o = 0;
 	const char *q[][2] = {
@@ -804,15 +804,15 @@ check_request(const struct ph_http_request *rq, const char *method,
 	    "sign", what);
 	if (strncmp(rq->path, want, strlen(want)) != 0)
 		diag("got: %s\nwant: %s", rq->path, want);
-	snprintf(body, sizeof(body), "biz_content=");
-	curl_escape_into(body, sizeof(body), biz);
-	ok(rq->body_len == strlen(body) &&
-	    memcmp(rq->body, body, rq->body_len) == 0,
+	snprintf(form, sizeof(form), "biz_content=");
+	curl_escape_into(form, sizeof(form), biz);
+	ok(rq->body_len == strlen(form) &&
+	    memcmp(rq->body, form, rq->body_len) == 0,
 	    "%s: the body is biz_content alone", what);
-	if (rq->body_len != strlen(body) ||
-	    memcmp(rq->body, body, rq->body_len) != 0)
+	if (rq->body_len != strlen(form) ||
+	    memcmp(rq->body, form, rq->body_len) != 0)
 		diag("got: %.*s\nwant: %s", (int)rq->body_len,
-		    (const char *)rq->body, body);
+		    (const char *)rq->body, form);
 	sp = strncmp(rq->path, want, strlen(want)) == 0 ?
 	    rq->path + strlen(want) : "";
 	end = sp + strlen(sp);
@@ -844,7 +844,8 @@ check_request(const struct ph_http_request *rq, const char *method,
 static void
 test_requests(void *ctx)
 {
-	struct ph_order_ref o = { ORDER, 1234, "CNY", "", NOW - 60, "" };
+	struct ph_order_ref o = { ORDER, 1234, "CNY", "", NOW - 60, "",
+	    NULL };
 	struct ph_refund_ref rr = { ORDER, TRADE_NO, "phr0000000000042", 500,
 	    1234, "CNY", "客户\"退货\"", "" };
 	struct ph_http_request *rq = calloc(1, sizeof(*rq));
@@ -937,7 +938,8 @@ answer_text(const char *node, const char *obj, const char *signed_obj,
 static int
 feed(void *ctx, int op, size_t len, int status, struct ph_event *ev)
 {
-	struct ph_order_ref o = { ORDER, 1234, "CNY", "", NOW - 60, "" };
+	struct ph_order_ref o = { ORDER, 1234, "CNY", "", NOW - 60, "",
+	    NULL };
 	struct ph_refund_ref rr = { ORDER, TRADE_NO, "phr0000000000042", 500,
 	    1234, "CNY", "", "" };
 	struct ph_http_response in;

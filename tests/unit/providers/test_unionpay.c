@@ -974,7 +974,7 @@ test_query_request(void *ctx)
 		{ "txnTime", TXN_TIME }, { "certId", "68759529225" },
 	};
 	struct ph_order_ref o = { ORDER, 1000, "CNY", "", NOW - 60,
-	    "{\"txnTime\":\"" TXN_TIME "\"}" };
+	    "{\"txnTime\":\"" TXN_TIME "\"}", NULL };
 	struct ph_call_ctx cc;
 	struct ph_http_request *rq = calloc(1, sizeof(*rq));
 	struct prof p = good_prof();
@@ -1083,7 +1083,7 @@ static int
 answer(void *ctx, const struct th_note *n, int raw, struct ph_event *ev)
 {
 	struct ph_order_ref o = { ORDER, 1000, "CNY", "", NOW - 60,
-	    "{\"txnTime\":\"" TXN_TIME "\"}" };
+	    "{\"txnTime\":\"" TXN_TIME "\"}", NULL };
 	struct ph_header h = { "Content-Type", raw ?
 	    "text/html;charset=UTF-8" : "application/x-www-form-urlencoded" };
 	struct ph_http_response in;
@@ -1102,7 +1102,8 @@ test_query_response(void *ctx)
 	static const char *const pending[] = { "03", "04", "05" };
 	struct ph_event ev, nev;
 	struct ph_http_response in;
-	struct ph_order_ref o = { ORDER, 1000, "CNY", "", NOW - 60, "" };
+	struct ph_order_ref o = { ORDER, 1000, "CNY", "", NOW - 60, "",
+	    NULL };
 	struct th_note n;
 	size_t i;
 
@@ -1324,7 +1325,7 @@ static void
 test_query_biz_type(void)
 {
 	struct ph_order_ref o = { ORDER, 1000, "CNY", "", NOW - 60,
-	    "{\"txnTime\":\"" TXN_TIME "\"}" };
+	    "{\"txnTime\":\"" TXN_TIME "\"}", NULL };
 	struct ph_http_request *rq = calloc(1, sizeof(*rq));
 	struct prof p = good_prof();
 	struct ph_call_ctx cc;
