@@ -1,5 +1,5 @@
 /*
- * The SDK's helpers of a provider's entries (sdk/entry.c, sdk/status.c,
+ * The SDK's helpers of a provider's entries (sdk/status.c,
  * sdk/kv.c, sdk/http.c): a failed entry gives nothing, a plain-text
  * acknowledgement, a body's bounds, the order a
  * call names, a state's event, a required token of the configuration

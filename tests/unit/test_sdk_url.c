@@ -1,5 +1,5 @@
 /*
- * The SDK's URL splitter (sdk/url.c): scheme, host, port and target of
+ * The SDK's URL splitter (sdk/http.c): scheme, host, port and target of
  * the links a provider's answer names, and the URLs it refuses.
  */
 #include <stdlib.h>
