@@ -242,9 +242,13 @@ def test_endless_answer(tap, inst, api, oid):
         tap.ok(api.sent < SENT_MAX, '%s: payhook hung up before the end '
                '(%d MiB of %d sent)' % (what, api.sent // MIB,
                                         SENT_MAX // MIB))
-        tap.ok(rss < (BOUND + 64 * MIB) // 1024, '%s: payhook held at most '
-               'the bound and 64 MiB (peak RSS %d MiB)'
-               % (what, rss // 1024))
+        held = '%s: payhook held at most the bound and 64 MiB' % what
+        if harness.built_with_asan():
+            tap.skip(held, 'AddressSanitizer build: its quarantine keeps '
+                     'freed buffers (peak RSS %d MiB)' % (rss // 1024))
+        else:
+            tap.ok(rss < (BOUND + 64 * MIB) // 1024, '%s (peak RSS %d MiB)'
+                   % (held, rss // 1024))
         check_unchanged(tap, inst, what, r, base, [oid], reports)
 
 
