@@ -297,15 +297,25 @@ ali_answer_event(const struct ali_ctx *ctx, const struct ali_method *m,
 	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
-int
-ali_query_response(void *p, const struct ph_order_ref *order,
+/* An answer about one order (query, close), its arguments checked. */
+static int
+ali_order_answer(void *p, const struct ali_method *m, ali_answer_fn *read,
+    const struct ph_order_ref *order,
     const struct ph_http_response *in, struct ph_event *ev,
     struct ph_diag *diag)
 {
 	if (p == NULL || order == NULL || in == NULL || ev == NULL ||
 	    order->order_id == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
-	return ali_answer_event(p, &ali_query, in, ali_query_event, order, ev,
+	return ali_answer_event(p, m, in, read, order, ev, diag);
+}
+
+int
+ali_query_response(void *p, const struct ph_order_ref *order,
+    const struct ph_http_response *in, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	return ali_order_answer(p, &ali_query, ali_query_event, order, in, ev,
 	    diag);
 }
 
@@ -347,10 +357,7 @@ ali_close_response(void *p, const struct ph_order_ref *order,
     const struct ph_http_response *in, struct ph_event *ev,
     struct ph_diag *diag)
 {
-	if (p == NULL || order == NULL || in == NULL || ev == NULL ||
-	    order->order_id == NULL)
-		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
-	return ali_answer_event(p, &ali_close, in, ali_close_event, order, ev,
+	return ali_order_answer(p, &ali_close, ali_close_event, order, in, ev,
 	    diag);
 }
 
