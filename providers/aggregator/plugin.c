@@ -43,27 +43,34 @@ static const char *const agg_mode_names[AGG_MODE__MAX + 1] = {
  * require them in their mode and refuse them in the other.
  */
 static const struct ph_conf_key agg_conf_keys[AGG_CONF__MAX + 1] = {
-	[AGG_CONF_SIGNATURE] = { "signature", PH_CONF_ENUM, 1, agg_mode_names,
-	    0, 0, NULL, "how events are verified: rsa or hmac" },
-	[AGG_CONF_APP_ID] = { "app_id", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
-	    "our app at the aggregator (app_...): charges must carry it" },
-	[AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE] = { "webhook_public_key_file",
-	    PH_CONF_FILE, 0, NULL, 0, 0, NULL,
-	    "rsa (required): the aggregator's public key (PEM)" },
-	[AGG_CONF_WEBHOOK_SECRET_FILE] = { "webhook_secret_file",
-	    PH_CONF_SECRET_FILE, 0, NULL, 0, 0, NULL,
-	    "hmac (required): file holding the webhook signing secret" },
-	[AGG_CONF_SIGNATURE_HEADER] = { "signature_header", PH_CONF_STRING, 0,
-	    NULL, 0, 0, NULL,
-	    "hmac: header carrying t=...,v1=... (default X-Signature)" },
-	[AGG_CONF_TOLERANCE_S] = { "tolerance_s", PH_CONF_INT, 0, NULL, 1,
-	    3600, NULL, "hmac: most seconds between t and now (default 300)" },
-	[AGG_CONF_LIVEMODE] = { "livemode", PH_CONF_BOOL, 0, NULL, 0, 0,
-	    "yes", "accept live events (yes) or test-mode events (no)" },
-	[AGG_CONF_API_KEY_FILE] = { "api_key_file", PH_CONF_SECRET_FILE, 0,
-	    NULL, 0, 0, NULL,
-	    "secret API key (sk_...) for queries, sent as a Bearer token" },
-	[AGG_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+	[AGG_CONF_SIGNATURE] = { .name = "signature", .type = PH_CONF_ENUM,
+	    .required = 1, .choices = agg_mode_names,
+	    .help = "how events are verified: rsa or hmac" },
+	[AGG_CONF_APP_ID] = { .name = "app_id", .type = PH_CONF_STRING,
+	    .required = 1,
+	    .help = "our app at the aggregator (app_...): charges must "
+	    "carry it" },
+	[AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE] = {
+	    .name = "webhook_public_key_file", .type = PH_CONF_FILE,
+	    .help = "rsa (required): the aggregator's public key (PEM)" },
+	[AGG_CONF_WEBHOOK_SECRET_FILE] = { .name = "webhook_secret_file",
+	    .type = PH_CONF_SECRET_FILE,
+	    .help = "hmac (required): file holding the webhook signing "
+	    "secret" },
+	[AGG_CONF_SIGNATURE_HEADER] = { .name = "signature_header",
+	    .type = PH_CONF_STRING,
+	    .help = "hmac: header carrying t=...,v1=... (default "
+	    "X-Signature)" },
+	[AGG_CONF_TOLERANCE_S] = { .name = "tolerance_s", .type = PH_CONF_INT,
+	    .min = 1, .max = 3600,
+	    .help = "hmac: most seconds between t and now (default 300)" },
+	[AGG_CONF_LIVEMODE] = { .name = "livemode", .type = PH_CONF_BOOL,
+	    .def = "yes",
+	    .help = "accept live events (yes) or test-mode events (no)" },
+	[AGG_CONF_API_KEY_FILE] = { .name = "api_key_file",
+	    .type = PH_CONF_SECRET_FILE,
+	    .help = "secret API key (sk_...) for queries, sent as a Bearer "
+	    "token" },
 };
 
 static void

@@ -25,18 +25,22 @@
 #include "alipay_int.h"
 
 static const struct ph_conf_key ali_conf_keys[ALI_CONF__MAX + 1] = {
-	[ALI_CONF_APP_ID] = { "app_id", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
-	    "the application (app_id) notifications must be addressed to" },
-	[ALI_CONF_SELLER_ID] = { "seller_id", PH_CONF_STRING, 1, NULL, 0, 0,
-	    NULL, "the seller's Alipay user id (2088...) payments must "
+	[ALI_CONF_APP_ID] = { .name = "app_id", .type = PH_CONF_STRING,
+	    .required = 1,
+	    .help = "the application (app_id) notifications must be "
+	    "addressed to" },
+	[ALI_CONF_SELLER_ID] = { .name = "seller_id", .type = PH_CONF_STRING,
+	    .required = 1,
+	    .help = "the seller's Alipay user id (2088...) payments must "
 	    "go to" },
-	[ALI_CONF_ALIPAY_PUBLIC_KEY_FILE] = { "alipay_public_key_file",
-	    PH_CONF_FILE, 1, NULL, 0, 0, NULL,
-	    "Alipay's RSA2 public key (PEM, or the console's base64 text)" },
-	[ALI_CONF_APP_PRIVATE_KEY_FILE] = { "app_private_key_file",
-	    PH_CONF_SECRET_FILE, 0, NULL, 0, 0, NULL,
-	    "the app's private key that signs requests (PEM or base64)" },
-	[ALI_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+	[ALI_CONF_ALIPAY_PUBLIC_KEY_FILE] = { .name = "alipay_public_key_file",
+	    .type = PH_CONF_FILE, .required = 1,
+	    .help = "Alipay's RSA2 public key (PEM, or the console's "
+	    "base64 text)" },
+	[ALI_CONF_APP_PRIVATE_KEY_FILE] = { .name = "app_private_key_file",
+	    .type = PH_CONF_SECRET_FILE,
+	    .help = "the app's private key that signs requests (PEM or "
+	    "base64)" },
 };
 
 const struct ph_form_limits ali_form_limits = {

@@ -52,11 +52,12 @@ enum tpl_conf {
 
 static const struct ph_conf_key tpl_conf_keys[TPL_CONF__MAX + 1] = {
 	/* SECRET_FILE: the core refuses a group/world-readable file. */
-	[TPL_CONF_SECRET_FILE] = { "secret_file", PH_CONF_SECRET_FILE, 1,
-	    NULL, 0, 0, NULL, "file holding the webhook signing secret" },
-	[TPL_CONF_MERCHANT] = { "merchant", PH_CONF_STRING, 1, NULL, 0, 0,
-	    NULL, "our merchant id; notifications must carry it" },
-	[TPL_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+	[TPL_CONF_SECRET_FILE] = { .name = "secret_file",
+	    .type = PH_CONF_SECRET_FILE, .required = 1,
+	    .help = "file holding the webhook signing secret" },
+	[TPL_CONF_MERCHANT] = { .name = "merchant", .type = PH_CONF_STRING,
+	    .required = 1,
+	    .help = "our merchant id; notifications must carry it" },
 };
 
 /*

@@ -22,53 +22,58 @@
 static const char *const wx_api_versions[] = { "2", "3", NULL };
 
 static const struct ph_conf_key wx_conf_keys[WX_CONF__MAX + 1] = {
-	[WX_CONF_APPID] = { "appid", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
-	    "the appid notifications must carry (wx...)" },
-	[WX_CONF_MCH_ID] = { "mch_id", PH_CONF_STRING, 1, NULL, 0, 0, NULL,
-	    "the merchant id notifications must carry" },
+	[WX_CONF_APPID] = { .name = "appid", .type = PH_CONF_STRING,
+	    .required = 1,
+	    .help = "the appid notifications must carry (wx...)" },
+	[WX_CONF_MCH_ID] = { .name = "mch_id", .type = PH_CONF_STRING,
+	    .required = 1,
+	    .help = "the merchant id notifications must carry" },
 	/*
 	 * Keys of one API version are not required by the table, and have
 	 * no table default, so that profile_new() can require them for
 	 * their version and refuse them on a profile of the other.
 	 */
-	[WX_CONF_API_KEY_FILE] = { "api_key_file", PH_CONF_SECRET_FILE, 0,
-	    NULL, 0, 0, NULL,
-	    "v2 (required): file holding the 32-character APIv2 key" },
-	[WX_CONF_SIGN_TYPE] = { "sign_type", PH_CONF_ENUM, 0, wx_sign_names,
-	    0, 0, NULL,
-	    "v2: the only signature type accepted: MD5 (default) or "
-	    "HMAC-SHA256" },
-	[WX_CONF_API_VERSION] = { "api_version", PH_CONF_ENUM, 0,
-	    wx_api_versions, 0, 0, "2",
-	    "WeChat Pay API of this merchant account: 2 (XML) or 3 (JSON)" },
-	[WX_CONF_APIV3_KEY_FILE] = { "apiv3_key_file", PH_CONF_SECRET_FILE, 0,
-	    NULL, 0, 0, NULL,
-	    "v3 (required): file holding the 32-byte APIv3 key" },
-	[WX_CONF_PLATFORM_CERT_FILES] = { "platform_cert_files",
-	    PH_CONF_FILES, 0, NULL, 0, 0, NULL,
-	    "v3: WeChat Pay platform certificates (PEM, one per file)" },
-	[WX_CONF_PLATFORM_PUBLIC_KEY_FILE] = { "platform_public_key_file",
-	    PH_CONF_FILE, 0, NULL, 0, 0, NULL,
-	    "v3: the WeChat Pay public key (PEM)" },
-	[WX_CONF_PLATFORM_PUBLIC_KEY_ID] = { "platform_public_key_id",
-	    PH_CONF_STRING, 0, NULL, 0, 0, NULL,
-	    "v3: the id of that public key, PUB_KEY_ID_..." },
-	[WX_CONF_MERCHANT_PRIVATE_KEY_FILE] = { "merchant_private_key_file",
-	    PH_CONF_SECRET_FILE, 0, NULL, 0, 0, NULL,
-	    "v3: private key of the merchant API certificate (PEM), to sign "
-	    "queries" },
-	[WX_CONF_MERCHANT_SERIAL] = { "merchant_serial", PH_CONF_STRING, 0,
-	    NULL, 0, 0, NULL,
-	    "v3: serial number (hex) of the merchant API certificate" },
-	[WX_CONF_TIMESTAMP_TOLERANCE_S] = { "timestamp_tolerance_s",
-	    PH_CONF_INT, 0, NULL, 1, 3600, NULL,
-	    "v3: most seconds between Wechatpay-Timestamp and now (default "
-	    "300)" },
-	[WX_CONF_REFUND_NOTIFY_URL] = { "refund_notify_url", PH_CONF_STRING,
-	    0, NULL, 0, 0, NULL,
-	    "notify_url sent with refunds (payhook's /notify/<profile>); "
-	    "absent: the one set at the merchant platform" },
-	[WX_CONF__MAX] = { NULL, 0, 0, NULL, 0, 0, NULL, NULL },
+	[WX_CONF_API_KEY_FILE] = { .name = "api_key_file",
+	    .type = PH_CONF_SECRET_FILE,
+	    .help = "v2 (required): file holding the 32-character APIv2 key" },
+	[WX_CONF_SIGN_TYPE] = { .name = "sign_type", .type = PH_CONF_ENUM,
+	    .choices = wx_sign_names,
+	    .help = "v2: the only signature type accepted: MD5 (default) "
+	    "or HMAC-SHA256" },
+	[WX_CONF_API_VERSION] = { .name = "api_version", .type = PH_CONF_ENUM,
+	    .choices = wx_api_versions, .def = "2",
+	    .help = "WeChat Pay API of this merchant account: 2 (XML) or 3 "
+	    "(JSON)" },
+	[WX_CONF_APIV3_KEY_FILE] = { .name = "apiv3_key_file",
+	    .type = PH_CONF_SECRET_FILE,
+	    .help = "v3 (required): file holding the 32-byte APIv3 key" },
+	[WX_CONF_PLATFORM_CERT_FILES] = { .name = "platform_cert_files",
+	    .type = PH_CONF_FILES,
+	    .help = "v3: WeChat Pay platform certificates (PEM, one per "
+	    "file)" },
+	[WX_CONF_PLATFORM_PUBLIC_KEY_FILE] = {
+	    .name = "platform_public_key_file", .type = PH_CONF_FILE,
+	    .help = "v3: the WeChat Pay public key (PEM)" },
+	[WX_CONF_PLATFORM_PUBLIC_KEY_ID] = { .name = "platform_public_key_id",
+	    .type = PH_CONF_STRING,
+	    .help = "v3: the id of that public key, PUB_KEY_ID_..." },
+	[WX_CONF_MERCHANT_PRIVATE_KEY_FILE] = {
+	    .name = "merchant_private_key_file", .type = PH_CONF_SECRET_FILE,
+	    .help = "v3: private key of the merchant API certificate "
+	    "(PEM), to sign queries" },
+	[WX_CONF_MERCHANT_SERIAL] = { .name = "merchant_serial",
+	    .type = PH_CONF_STRING,
+	    .help = "v3: serial number (hex) of the merchant API "
+	    "certificate" },
+	[WX_CONF_TIMESTAMP_TOLERANCE_S] = { .name = "timestamp_tolerance_s",
+	    .type = PH_CONF_INT, .min = 1, .max = 3600,
+	    .help = "v3: most seconds between Wechatpay-Timestamp and now "
+	    "(default 300)" },
+	[WX_CONF_REFUND_NOTIFY_URL] = { .name = "refund_notify_url",
+	    .type = PH_CONF_STRING,
+	    .help = "notify_url sent with refunds (payhook's "
+	    "/notify/<profile>); absent: the one set at the merchant "
+	    "platform" },
 };
 
 static void
