@@ -146,20 +146,6 @@ ph_json_str_value(const json_t *v, const char *path, size_t max,
 }
 
 int
-ph_json_get_string(const struct json_t *obj, const char *path, size_t max,
-    const char **out, size_t *len, struct ph_diag *diag)
-{
-	const json_t *v = ph_json_present(obj, path);
-
-	*out = NULL;
-	if (len != NULL)
-		*len = 0;
-	if (v == NULL)
-		return ph_fail(diag, PH_E_FIELD, "%.80s: missing", path);
-	return ph_json_str_value(v, path, max, out, len, diag);
-}
-
-int
 ph_json_opt_string(const struct json_t *obj, const char *path, size_t max,
     const char **out, size_t *len, struct ph_diag *diag)
 {
@@ -171,6 +157,18 @@ ph_json_opt_string(const struct json_t *obj, const char *path, size_t max,
 	if (v == NULL)
 		return PH_OK;
 	return ph_json_str_value(v, path, max, out, len, diag);
+}
+
+int
+ph_json_get_string(const struct json_t *obj, const char *path, size_t max,
+    const char **out, size_t *len, struct ph_diag *diag)
+{
+	int rc;
+
+	if ((rc = ph_json_opt_string(obj, path, max, out, len, diag)) == PH_OK &&
+	    *out == NULL)
+		rc = ph_fail(diag, PH_E_FIELD, "%.80s: missing", path);
+	return rc;
 }
 
 int
