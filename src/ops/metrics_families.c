@@ -80,6 +80,11 @@ const struct metrics_family metrics_families[] = {
 	    metrics_latency),
 	COUNTER("payhook_requests_total",
 	    "HTTP requests answered, by route and status."),
+	COUNTER0("payhook_store_commit_written_bytes_total",
+	    "Bytes the write transactions wrote to the database file, as the "
+	    "kernel counts pages first dirtied in its cache."),
+	COUNTER0("payhook_store_commits_total",
+	    "Write transactions committed and flushed."),
 	GAUGE("payhook_store_entries", "Records per database.", SCRAPED),
 	GAUGE("payhook_store_fill_ratio",
 	    "Share of the database map in use (used bytes over map bytes).",

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -699,10 +700,26 @@ store_next_seq(struct store_txn *t, enum store_db db)
 	return t->err == PH_OK ? next : 0;
 }
 
+/*
+ * Bytes this thread has sent towards the disk: the kernel counts a page
+ * when a write first dirties it in the page cache.  Read around a commit
+ * (whose pages the flush leaves clean), it is what the commit wrote: its
+ * dirty B-tree pages and a meta page.
+ */
+static uint64_t
+store_written_bytes(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru) != 0)
+		return 0;
+	return (uint64_t)ru.ru_oublock * 512;
+}
+
 int
 store_commit(struct store_txn *t)
 {
-	uint64_t id;
+	uint64_t id, written;
 	int rc;
 
 	if (t->txn == NULL)
@@ -712,6 +729,7 @@ store_commit(struct store_txn *t)
 		return t->err;
 	}
 	id = mdb_txn_id(t->txn);
+	written = store_written_bytes();
 	rc = mdb_txn_commit(t->txn);
 	t->txn = NULL;
 	if (rc != 0)
@@ -730,6 +748,11 @@ store_commit(struct store_txn *t)
 	if (t->write && !t->full)
 		metrics_set("payhook_store_full_since_timestamp_seconds", NULL,
 		    0);
+	if (t->write) {
+		metrics_add("payhook_store_commits_total", NULL, 1);
+		metrics_add("payhook_store_commit_written_bytes_total", NULL,
+		    store_written_bytes() - written);
+	}
 	return PH_OK;
 }
 

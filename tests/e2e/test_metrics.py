@@ -100,6 +100,39 @@ def scrape(inst):
     return r.body.decode('utf-8')
 
 
+def fs_type(path):
+    """The type of the file system holding path, from /proc/mounts."""
+    best, kind = '', None
+    path = os.path.realpath(path)
+    with open('/proc/mounts') as f:
+        for line in f:
+            parts = line.split()
+            mnt = parts[1].replace('\\040', ' ')
+            if (path == mnt or path.startswith(mnt.rstrip('/') + '/')) and \
+                    len(mnt) > len(best):
+                best, kind = mnt, parts[2]
+    return kind
+
+
+def check_commit_bytes(tap, inst, before, after):
+    """Six orders made and six paid: twelve commits at least, each writing
+    at least a B-tree page and a meta page, as the kernel counts them."""
+    n = after.get('payhook_store_commits_total', 0) - \
+        before.get('payhook_store_commits_total', 0)
+    b = after.get('payhook_store_commit_written_bytes_total', 0) - \
+        before.get('payhook_store_commit_written_bytes_total', 0)
+    tap.ok(n >= 12, 'payhook_store_commits_total counted the 12 writes', n)
+    kind = fs_type(inst.dir)
+    if kind in ('tmpfs', 'ramfs'):
+        tap.skip('payhook_store_commit_written_bytes_total',
+                 'the store is on %s, whose pages the kernel does not count '
+                 'as written' % kind)
+        return
+    tap.ok(n > 0 and b >= 2 * 4096 * n,
+           'payhook_store_commit_written_bytes_total: at least two pages a '
+           'commit (%.1f pages)' % (b / 4096 / n if n else 0), b)
+
+
 def job_times(values):
     return {j: values.get('payhook_%s_last_success_timestamp_seconds' % j)
             for j in JOBS}
@@ -147,6 +180,7 @@ def main(tap):
     tap.is_(types.get('payhook_build_info'), 'gauge', '... a gauge')
 
     # Traffic: each notification counted here.
+    before = values
     sent = {'wxshop': 0, 'wxhmac': 0}
     paid = []
     for i in range(6):
@@ -157,6 +191,7 @@ def main(tap):
         sent[prof] += 1
         tap.is_(r.body, SUCCESS_ACK, 'notification of %s acknowledged' % o)
         paid.append(o)
+    check_commit_bytes(tap, inst, before, parse_metrics(scrape(inst))[0])
     # Forged, naming no order of ours: one a minute from an address is
     # archived, so of three at least one is dropped, whenever the minute
     # turns.
