@@ -272,15 +272,24 @@ th_form_encode(const char *p, size_t n, char *out)
 	return o;
 }
 
-void
-th_note_set_bytes(struct th_note *n, const char *k, const char *v,
-    size_t len)
+/* Where field k stands in n; n->n when it is not there. */
+static size_t
+th_note_at(const struct th_note *n, const char *k)
 {
 	size_t i;
 
 	for (i = 0; i < n->n; i++)
 		if (strcmp(n->f[i].k, k) == 0)
 			break;
+	return i;
+}
+
+void
+th_note_set_bytes(struct th_note *n, const char *k, const char *v,
+    size_t len)
+{
+	size_t i = th_note_at(n, k);
+
 	if (v == NULL) {
 		if (i < n->n) {
 			memmove(&n->f[i], &n->f[i + 1],
@@ -365,12 +374,9 @@ th_vector_note(const char *rel, struct th_note *n)
 const char *
 th_note_get(const struct th_note *n, const char *k)
 {
-	size_t i;
+	size_t i = th_note_at(n, k);
 
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, k) == 0)
-			return n->f[i].v;
-	return NULL;
+	return i < n->n ? n->f[i].v : NULL;
 }
 
 static int
@@ -550,12 +556,18 @@ th_ack_body_is(const struct ph_response *r, const char *want)
 const char *
 th_req_header(const struct ph_http_request *req, const char *name)
 {
+	const char *v = NULL;
 	size_t i;
 
-	for (i = 0; i < req->nheaders; i++)
-		if (strcmp(req->headers[i].name, name) == 0)
-			return req->headers[i].value;
-	return NULL;
+	for (i = 0; i < req->nheaders; i++) {
+		if (strcmp(req->headers[i].name, name) != 0)
+			continue;
+		/* Twice: which copy would the server read? */
+		if (v != NULL)
+			return NULL;
+		v = req->headers[i].value;
+	}
+	return v;
 }
 
 int

@@ -144,7 +144,8 @@ void th_feed(const struct ph_provider *p, void *ctx,
  * exactly. */
 int th_ack_body_is(const struct ph_response *r, const char *want);
 int th_req_body_is(const struct ph_http_request *r, const char *want);
-/* The value of an outgoing request's header name, or NULL. */
+/* The value of an outgoing request's header name, or NULL when it is absent
+ * or sent more than once. */
 const char *th_req_header(const struct ph_http_request *req,
     const char *name);
 
