@@ -712,11 +712,18 @@ void
 th_conf_files(struct th_conf *c, const char *name,
     const char *const *data)
 {
+	th_conf_files_n(c, name, data, SIZE_MAX);
+}
+
+void
+th_conf_files_n(struct th_conf *c, const char *name,
+    const char *const *data, size_t max)
+{
 	struct ph_conf_value *v = th_conf_value(c, name);
 	struct ph_blob *f = c->files[v - c->v];
 	size_t n;
 
-	for (n = 0; data != NULL && data[n] != NULL; n++) {
+	for (n = 0; n < max && data != NULL && data[n] != NULL; n++) {
 		if (n == 8)
 			abort();
 		f[n].data = (const unsigned char *)data[n];

@@ -204,6 +204,9 @@ void th_conf_num(struct th_conf *c, const char *name, long long num);
 /* A present list of files, data NULL-terminated. */
 void th_conf_files(struct th_conf *c, const char *name,
     const char *const *data);
+/* The same of at most the first max of data (a profile's fixed array). */
+void th_conf_files_n(struct th_conf *c, const char *name,
+    const char *const *data, size_t max);
 
 /* Hands the configuration c to p's profile_new, diag emptied first. */
 int th_profile_new(const struct ph_provider *p, struct th_conf *c,
