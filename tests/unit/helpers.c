@@ -371,6 +371,20 @@ th_vector_note(const char *rel, struct th_note *n)
 	free(text);
 }
 
+void
+th_note_set_all(struct th_note *n, const char *const *kv)
+{
+	for (; kv[0] != NULL; kv += 2)
+		th_note_set(n, kv[0], kv[1]);
+}
+
+void
+th_note_fill(struct th_note *n, const char *const *kv)
+{
+	memset(n, 0, sizeof(*n));
+	th_note_set_all(n, kv);
+}
+
 const char *
 th_note_get(const struct th_note *n, const char *k)
 {

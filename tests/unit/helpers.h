@@ -75,6 +75,10 @@ void th_note_set(struct th_note *n, const char *k, const char *v);
 void th_note_set_bytes(struct th_note *n, const char *k, const char *v,
     size_t len);
 const char *th_note_get(const struct th_note *n, const char *k);
+/* Sets each field of kv, name then value, up to a NULL name; emptied
+ * first with th_note_fill. */
+void th_note_set_all(struct th_note *n, const char *const *kv);
+void th_note_fill(struct th_note *n, const char *const *kv);
 /* k=v&k=v sorted by name, leaving out skip[] (NULL-terminated) and, unless
  * with_empty, empty values; into out, its length returned. */
 size_t th_note_join(const struct th_note *n, const char *const *skip,
