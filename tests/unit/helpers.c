@@ -272,15 +272,24 @@ th_form_encode(const char *p, size_t n, char *out)
 	return o;
 }
 
-void
-th_note_set_bytes(struct th_note *n, const char *k, const char *v,
-    size_t len)
+/* Where field k stands in n; n->n when it is not there. */
+static size_t
+th_note_at(const struct th_note *n, const char *k)
 {
 	size_t i;
 
 	for (i = 0; i < n->n; i++)
 		if (strcmp(n->f[i].k, k) == 0)
 			break;
+	return i;
+}
+
+void
+th_note_set_bytes(struct th_note *n, const char *k, const char *v,
+    size_t len)
+{
+	size_t i = th_note_at(n, k);
+
 	if (v == NULL) {
 		if (i < n->n) {
 			memmove(&n->f[i], &n->f[i + 1],
@@ -362,15 +371,26 @@ th_vector_note(const char *rel, struct th_note *n)
 	free(text);
 }
 
+void
+th_note_set_all(struct th_note *n, const char *const *kv)
+{
+	for (; kv[0] != NULL; kv += 2)
+		th_note_set(n, kv[0], kv[1]);
+}
+
+void
+th_note_fill(struct th_note *n, const char *const *kv)
+{
+	memset(n, 0, sizeof(*n));
+	th_note_set_all(n, kv);
+}
+
 const char *
 th_note_get(const struct th_note *n, const char *k)
 {
-	size_t i;
+	size_t i = th_note_at(n, k);
 
-	for (i = 0; i < n->n; i++)
-		if (strcmp(n->f[i].k, k) == 0)
-			return n->f[i].v;
-	return NULL;
+	return i < n->n ? n->f[i].v : NULL;
 }
 
 static int
@@ -550,12 +570,18 @@ th_ack_body_is(const struct ph_response *r, const char *want)
 const char *
 th_req_header(const struct ph_http_request *req, const char *name)
 {
+	const char *v = NULL;
 	size_t i;
 
-	for (i = 0; i < req->nheaders; i++)
-		if (strcmp(req->headers[i].name, name) == 0)
-			return req->headers[i].value;
-	return NULL;
+	for (i = 0; i < req->nheaders; i++) {
+		if (strcmp(req->headers[i].name, name) != 0)
+			continue;
+		/* Twice: which copy would the server read? */
+		if (v != NULL)
+			return NULL;
+		v = req->headers[i].value;
+	}
+	return v;
 }
 
 int
@@ -700,11 +726,18 @@ void
 th_conf_files(struct th_conf *c, const char *name,
     const char *const *data)
 {
+	th_conf_files_n(c, name, data, SIZE_MAX);
+}
+
+void
+th_conf_files_n(struct th_conf *c, const char *name,
+    const char *const *data, size_t max)
+{
 	struct ph_conf_value *v = th_conf_value(c, name);
 	struct ph_blob *f = c->files[v - c->v];
 	size_t n;
 
-	for (n = 0; data != NULL && data[n] != NULL; n++) {
+	for (n = 0; n < max && data != NULL && data[n] != NULL; n++) {
 		if (n == 8)
 			abort();
 		f[n].data = (const unsigned char *)data[n];

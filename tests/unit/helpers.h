@@ -75,6 +75,10 @@ void th_note_set(struct th_note *n, const char *k, const char *v);
 void th_note_set_bytes(struct th_note *n, const char *k, const char *v,
     size_t len);
 const char *th_note_get(const struct th_note *n, const char *k);
+/* Sets each field of kv, name then value, up to a NULL name; emptied
+ * first with th_note_fill. */
+void th_note_set_all(struct th_note *n, const char *const *kv);
+void th_note_fill(struct th_note *n, const char *const *kv);
 /* k=v&k=v sorted by name, leaving out skip[] (NULL-terminated) and, unless
  * with_empty, empty values; into out, its length returned. */
 size_t th_note_join(const struct th_note *n, const char *const *skip,
@@ -144,7 +148,8 @@ void th_feed(const struct ph_provider *p, void *ctx,
  * exactly. */
 int th_ack_body_is(const struct ph_response *r, const char *want);
 int th_req_body_is(const struct ph_http_request *r, const char *want);
-/* The value of an outgoing request's header name, or NULL. */
+/* The value of an outgoing request's header name, or NULL when it is absent
+ * or sent more than once. */
 const char *th_req_header(const struct ph_http_request *req,
     const char *name);
 
@@ -203,6 +208,9 @@ void th_conf_num(struct th_conf *c, const char *name, long long num);
 /* A present list of files, data NULL-terminated. */
 void th_conf_files(struct th_conf *c, const char *name,
     const char *const *data);
+/* The same of at most the first max of data (a profile's fixed array). */
+void th_conf_files_n(struct th_conf *c, const char *name,
+    const char *const *data, size_t max);
 
 /* Hands the configuration c to p's profile_new, diag emptied first. */
 int th_profile_new(const struct ph_provider *p, struct th_conf *c,

@@ -62,20 +62,29 @@ static int
 mkprof(const struct prof *p, void **ctx)
 {
 	static struct th_conf c;
+	const struct {
+		const char *name, *s;
+	} f[] = {
+		{ "signature", p->signature },
+		{ "app_id", p->app_id },
+		{ "webhook_public_key_file", p->pub },
+		{ "webhook_secret_file", p->secret },
+		{ "signature_header", p->header },
+		{ "tolerance_s", p->tolerance },
+		{ "livemode", p->livemode },
+		{ "api_key_file", p->api_key },
+	};
+	size_t i;
 
 	th_conf_init(&c, payhook_provider(), "aggtest");
-	th_conf_set(&c, "signature", p->signature);
-	th_conf_set(&c, "app_id", p->app_id);
-	th_conf_set(&c, "webhook_public_key_file", p->pub);
-	th_conf_set(&c, "webhook_secret_file", p->secret);
-	th_conf_set(&c, "signature_header", p->header);
-	th_conf_set(&c, "tolerance_s", p->tolerance);
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		th_conf_set(&c, f[i].name, f[i].s);
+	/* The two the plugin takes as numbers, as the configuration would
+	 * have parsed them. */
 	if (p->tolerance != NULL)
 		c.v[AGG_CONF_TOLERANCE_S].num = strtoll(p->tolerance, NULL, 10);
-	th_conf_set(&c, "livemode", p->livemode);
 	if (p->livemode != NULL)
 		c.v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
-	th_conf_set(&c, "api_key_file", p->api_key);
 	*ctx = NULL;
 	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }

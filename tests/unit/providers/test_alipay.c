@@ -74,33 +74,37 @@ keys_free(void)
 static void
 base_note(struct th_note *n)
 {
-	memset(n, 0, sizeof(*n));
-	th_note_set(n, "gmt_create", "2026-11-30 15:29:30");
-	th_note_set(n, "charset", "utf-8");
-	th_note_set(n, "seller_email", "shop@example.com");
-	th_note_set(n, "subject", "测试 订单 & more=1");
-	th_note_set(n, "buyer_id", "2088102116773037");
-	th_note_set(n, "invoice_amount", "12.34");
-	th_note_set(n, "notify_id", NOTIFY_ID);
-	th_note_set(n, "fund_bill_list",
-	    "[{\"amount\":\"12.34\",\"fundChannel\":\"ALIPAYACCOUNT\"}]");
-	th_note_set(n, "notify_type", "trade_status_sync");
-	th_note_set(n, "trade_status", "TRADE_SUCCESS");
-	th_note_set(n, "receipt_amount", "12.34");
-	th_note_set(n, "app_id", APP_ID);
-	th_note_set(n, "buyer_pay_amount", "12.34");
-	th_note_set(n, "sign_type", "RSA2");
-	th_note_set(n, "seller_id", SELLER_ID);
-	th_note_set(n, "gmt_payment", PAID_BJ);
-	th_note_set(n, "notify_time", "2026-11-30 15:29:41");
-	th_note_set(n, "passback_params", "");
-	th_note_set(n, "version", "1.0");
-	th_note_set(n, "out_trade_no", ORDER);
-	th_note_set(n, "total_amount", "12.34");
-	th_note_set(n, "trade_no", TRADE_NO);
-	th_note_set(n, "auth_app_id", APP_ID);
-	th_note_set(n, "buyer_logon_id", "abc***@example.com");
-	th_note_set(n, "point_amount", "0.00");
+	const char *const f[] = {
+		"gmt_create", "2026-11-30 15:29:30",
+		"charset", "utf-8",
+		"seller_email", "shop@example.com",
+		"subject", "测试 订单 & more=1",
+		"buyer_id", "2088102116773037",
+		"invoice_amount", "12.34",
+		"notify_id", NOTIFY_ID,
+		"fund_bill_list",
+		    "[{\"amount\":\"12.34\",\"fundChannel\":\"ALIPAYACCOUNT\"}]",
+		"notify_type", "trade_status_sync",
+		"trade_status", "TRADE_SUCCESS",
+		"receipt_amount", "12.34",
+		"app_id", APP_ID,
+		"buyer_pay_amount", "12.34",
+		"sign_type", "RSA2",
+		"seller_id", SELLER_ID,
+		"gmt_payment", PAID_BJ,
+		"notify_time", "2026-11-30 15:29:41",
+		"passback_params", "",
+		"version", "1.0",
+		"out_trade_no", ORDER,
+		"total_amount", "12.34",
+		"trade_no", TRADE_NO,
+		"auth_app_id", APP_ID,
+		"buyer_logon_id", "abc***@example.com",
+		"point_amount", "0.00",
+		NULL
+	};
+
+	th_note_fill(n, f);
 }
 
 enum how {

@@ -331,8 +331,6 @@ static int
 mkprofile(void **ctx, const struct prof *p)
 {
 	static struct th_conf c;
-	const char *vcerts[4];
-	size_t i;
 
 	th_conf_init(&c, payhook_provider(), "test");
 	th_conf_str(&c, "mer_id", p->mer_id);
@@ -340,10 +338,7 @@ mkprofile(void **ctx, const struct prof *p)
 	th_conf_file(&c, "middle_cert_file", p->mid);
 	th_conf_str(&c, "signer_cn", p->signer_cn != NULL ? p->signer_cn :
 	    payhook_provider()->conf_keys[UP_CONF_SIGNER_CN].def);
-	for (i = 0; i < 3 && p->vcerts[i] != NULL; i++)
-		vcerts[i] = p->vcerts[i];
-	vcerts[i] = NULL;
-	th_conf_files(&c, "verify_cert_files", vcerts);
+	th_conf_files_n(&c, "verify_cert_files", p->vcerts, 3);
 	th_conf_file(&c, "sign_key_file", p->sign_key);
 	th_conf_file(&c, "sign_cert_file", p->sign_cert);
 	th_conf_str(&c, "query_biz_type", p->biz_type);

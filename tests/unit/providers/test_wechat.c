@@ -33,42 +33,55 @@
 
 /* ---- a notification under construction ------------------------------ */
 
+/* Field k of n is sent as it is, never encoded. */
 static void
-set_raw(struct th_note *n, const char *k, const char *v)
+mark_raw(struct th_note *n, const char *k)
 {
 	size_t i;
 
-	th_note_set(n, k, v);
 	for (i = 0; i < n->n; i++)
 		if (strcmp(n->f[i].k, k) == 0)
 			n->f[i].raw = 1;
+}
+
+static void
+set_raw(struct th_note *n, const char *k, const char *v)
+{
+	th_note_set(n, k, v);
+	mark_raw(n, k);
 }
 
 /* A realistic successful payment, in the order WeChat sends it. */
 static void
 base_note(struct th_note *n, const char *order, const char *txn)
 {
-	memset(n, 0, sizeof(*n));
-	th_note_set(n, "appid", APPID);
-	th_note_set(n, "attach", "support");
-	th_note_set(n, "bank_type", "CFT");
-	th_note_set(n, "fee_type", "CNY");
-	th_note_set(n, "is_subscribe", "Y");
-	th_note_set(n, "mch_id", MCH_ID);
-	th_note_set(n, "nonce_str", "5d2b6c2a8db53831f7eda20af46e531c");
-	th_note_set(n, "openid", "oUpF8uMEb4qRXf22hE3X68TekukE");
-	th_note_set(n, "out_trade_no", order);
-	th_note_set(n, "result_code", "SUCCESS");
-	th_note_set(n, "return_code", "SUCCESS");
-	th_note_set(n, "time_end", "20141030133525");
-	set_raw(n, "total_fee", "1");
-	th_note_set(n, "coupon_fee_0", "10");
-	th_note_set(n, "coupon_count", "1");
-	th_note_set(n, "coupon_type", "CASH");
-	th_note_set(n, "coupon_id_0", "10000");
-	th_note_set(n, "trade_type", "JSAPI");
-	th_note_set(n, "transaction_id", txn);
-	set_raw(n, "cash_fee", "1");
+	const char *const f[] = {
+		"appid", APPID,
+		"attach", "support",
+		"bank_type", "CFT",
+		"fee_type", "CNY",
+		"is_subscribe", "Y",
+		"mch_id", MCH_ID,
+		"nonce_str", "5d2b6c2a8db53831f7eda20af46e531c",
+		"openid", "oUpF8uMEb4qRXf22hE3X68TekukE",
+		"out_trade_no", order,
+		"result_code", "SUCCESS",
+		"return_code", "SUCCESS",
+		"time_end", "20141030133525",
+		"total_fee", "1",
+		"coupon_fee_0", "10",
+		"coupon_count", "1",
+		"coupon_type", "CASH",
+		"coupon_id_0", "10000",
+		"trade_type", "JSAPI",
+		"transaction_id", txn,
+		"cash_fee", "1",
+		NULL
+	};
+
+	th_note_fill(n, f);
+	mark_raw(n, "total_fee");
+	mark_raw(n, "cash_fee");
 }
 
 /*
@@ -694,73 +707,94 @@ static void
 query_note(struct th_note *n, const char *order, const char *txn,
     const char *state)
 {
-	memset(n, 0, sizeof(*n));
-	th_note_set(n, "return_code", "SUCCESS");
-	th_note_set(n, "return_msg", "OK");
-	th_note_set(n, "appid", APPID);
-	th_note_set(n, "mch_id", MCH_ID);
-	th_note_set(n, "device_info", "");
-	th_note_set(n, "nonce_str", "IITRi8Iabbblz1Jc");
-	th_note_set(n, "result_code", "SUCCESS");
-	th_note_set(n, "openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o");
-	th_note_set(n, "is_subscribe", "Y");
-	th_note_set(n, "trade_type", "JSAPI");
-	th_note_set(n, "bank_type", "CFT");
-	set_raw(n, "total_fee", "1");
-	th_note_set(n, "fee_type", "CNY");
-	th_note_set(n, "transaction_id", txn);
-	th_note_set(n, "out_trade_no", order);
-	th_note_set(n, "attach", "");
-	th_note_set(n, "time_end", "20141030133525");
-	th_note_set(n, "trade_state", state);
-	th_note_set(n, "trade_state_desc", "\xe6\x94\xaf\xe4\xbb\x98"
-	    "\xe6\x88\x90\xe5\x8a\x9f");
-	set_raw(n, "cash_fee", "1");
+	const char *const f[] = {
+		"return_code", "SUCCESS",
+		"return_msg", "OK",
+		"appid", APPID,
+		"mch_id", MCH_ID,
+		"device_info", "",
+		"nonce_str", "IITRi8Iabbblz1Jc",
+		"result_code", "SUCCESS",
+		"openid", "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o",
+		"is_subscribe", "Y",
+		"trade_type", "JSAPI",
+		"bank_type", "CFT",
+		"total_fee", "1",
+		"fee_type", "CNY",
+		"transaction_id", txn,
+		"out_trade_no", order,
+		"attach", "",
+		"time_end", "20141030133525",
+		"trade_state", state,
+		"trade_state_desc",
+		    "\xe6\x94\xaf\xe4\xbb\x98"
+		    "\xe6\x88\x90\xe5\x8a\x9f",
+		"cash_fee", "1",
+		NULL
+	};
+
+	th_note_fill(n, f);
+	mark_raw(n, "total_fee");
+	mark_raw(n, "cash_fee");
 }
 
 /* An unpaid order's answer: no payer, no transaction, no time. */
 static void
 unpaid_note(struct th_note *n, const char *order, const char *state)
 {
+	const char *const f[] = {
+		"openid", NULL,
+		"is_subscribe", NULL,
+		"trade_type", NULL,
+		"bank_type", NULL,
+		"transaction_id", NULL,
+		"time_end", NULL,
+		"cash_fee", NULL,
+		"trade_state_desc",
+		    "\xe8\xae\xa2\xe5\x8d\x95"
+		    "\xe6\x9c\xaa\xe6\x94\xaf\xe4\xbb\x98",
+		NULL
+	};
+
 	query_note(n, order, "", state);
-	th_note_set(n, "openid", NULL);
-	th_note_set(n, "is_subscribe", NULL);
-	th_note_set(n, "trade_type", NULL);
-	th_note_set(n, "bank_type", NULL);
-	th_note_set(n, "transaction_id", NULL);
-	th_note_set(n, "time_end", NULL);
-	set_raw(n, "cash_fee", NULL);
-	th_note_set(n, "trade_state_desc", "\xe8\xae\xa2\xe5\x8d\x95"
-	    "\xe6\x9c\xaa\xe6\x94\xaf\xe4\xbb\x98");
+	th_note_set_all(n, f);
 }
 
 /* A business failure (result_code FAIL) of either call. */
 static void
 fail_note(struct th_note *n, const char *err, const char *des)
 {
-	memset(n, 0, sizeof(*n));
-	th_note_set(n, "return_code", "SUCCESS");
-	th_note_set(n, "return_msg", "OK");
-	th_note_set(n, "appid", APPID);
-	th_note_set(n, "mch_id", MCH_ID);
-	th_note_set(n, "nonce_str", "4CHqpH8KqNqsNnnE");
-	th_note_set(n, "result_code", "FAIL");
-	th_note_set(n, "err_code", err);
-	th_note_set(n, "err_code_des", des);
+	const char *const f[] = {
+		"return_code", "SUCCESS",
+		"return_msg", "OK",
+		"appid", APPID,
+		"mch_id", MCH_ID,
+		"nonce_str", "4CHqpH8KqNqsNnnE",
+		"result_code", "FAIL",
+		"err_code", err,
+		"err_code_des", des,
+		NULL
+	};
+
+	th_note_fill(n, f);
 }
 
 /* closeorder's answer when the order was closed. */
 static void
 close_note(struct th_note *n)
 {
-	memset(n, 0, sizeof(*n));
-	th_note_set(n, "return_code", "SUCCESS");
-	th_note_set(n, "return_msg", "OK");
-	th_note_set(n, "appid", APPID);
-	th_note_set(n, "mch_id", MCH_ID);
-	th_note_set(n, "nonce_str", "BFK89FC6rxKCOjLX");
-	th_note_set(n, "result_code", "SUCCESS");
-	th_note_set(n, "result_msg", "OK");
+	const char *const f[] = {
+		"return_code", "SUCCESS",
+		"return_msg", "OK",
+		"appid", APPID,
+		"mch_id", MCH_ID,
+		"nonce_str", "BFK89FC6rxKCOjLX",
+		"result_code", "SUCCESS",
+		"result_msg", "OK",
+		NULL
+	};
+
+	th_note_fill(n, f);
 }
 
 static void

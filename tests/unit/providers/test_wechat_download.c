@@ -191,26 +191,31 @@ answer_of(int status, const char *body)
 	th_answer(&answer, status, body, strlen(body), NOW);
 }
 
+/*
+ * The answer bill is taken for r as the statement, the whole body as it is
+ * (what and all name the two points); dl is left describing it.
+ */
 static void
-test_v2_response(void)
+is_whole_bill(const struct ph_provider *p, void *ctx,
+    const struct ph_download_ref *r, struct ph_download *dl,
+    const char *what, const char *all)
 {
-	const struct ph_provider *p = payhook_provider();
-	struct ph_download_ref r = dref("2026-12-04", 0, "");
-	struct ph_download dl;
+	answer_of(200, bill);
+	is_int(p->statement_response(ctx, r, &answer, dl, &d), PH_OK, what);
+	ok(dl->kind == PH_DL_STATEMENT && dl->offset == 0 &&
+	    dl->len == strlen(bill) && dl->packing == PH_PACK_NONE, "%s", all);
+}
+
+/* What the core gives statement_line after a download: the bill's lines,
+ * which the reader with ctx takes (one point). */
+static void
+is_bill_read(const struct ph_provider *p, void *ctx)
+{
 	struct th_run run;
 	const char *lines[8];
 	char copy[sizeof(bill)], *s, *e;
 	size_t n = 0;
-	void *ctx = NULL;
 
-	ok(v2profile(&ctx, KEY_MD5, NULL) == PH_OK, "v2 profile");
-	answer_of(200, bill);
-	is_int(p->statement_response(ctx, &r, &answer, &dl, &d), PH_OK,
-	    "v2: the bill text is the statement");
-	ok(dl.kind == PH_DL_STATEMENT && dl.offset == 0 &&
-	    dl.len == strlen(bill) && dl.packing == PH_PACK_NONE,
-	    "... all of the body, as it is");
-	/* What the core gives statement_line next: its lines. */
 	memcpy(copy, bill, sizeof(bill));
 	for (s = copy; n < 7 && (e = strstr(s, "\r\n")) != NULL; s = e + 2) {
 		*e = '\0';
@@ -221,6 +226,20 @@ test_v2_response(void)
 	ok(run.rc == PH_OK && run.nev == 1 &&
 	    strcmp(run.ev[0].order_id, "1415640626") == 0 &&
 	    run.ev[0].amount == 1, "... which the bill reader takes");
+}
+
+static void
+test_v2_response(void)
+{
+	const struct ph_provider *p = payhook_provider();
+	struct ph_download_ref r = dref("2026-12-04", 0, "");
+	struct ph_download dl;
+	void *ctx = NULL;
+
+	ok(v2profile(&ctx, KEY_MD5, NULL) == PH_OK, "v2 profile");
+	is_whole_bill(p, ctx, &r, &dl, "v2: the bill text is the statement",
+	    "... all of the body, as it is");
+	is_bill_read(p, ctx);
 
 	answer_of(200, "\n <xml><return_code><![CDATA[FAIL]]></return_code>"
 	    "<return_msg><![CDATA[No Bill Exist]]></return_msg><error_code>"
@@ -437,11 +456,8 @@ test_v3_file(void)
 	    "Khd6kwvyKLG2uY2wMMR8cNXqaA_Cv_isgaUtBzp4QtiozLO"),
 	    "... its Authorization verifies over the URL's path and query");
 
-	answer_of(200, bill);
-	is_int(p->statement_response(ctx, &r, &answer, &dl, &d), PH_OK,
-	    "v3: the file whose SHA1 is hash_value (upper-case hex)");
-	ok(dl.kind == PH_DL_STATEMENT && dl.offset == 0 &&
-	    dl.len == strlen(bill) && dl.packing == PH_PACK_NONE,
+	is_whole_bill(p, ctx, &r, &dl,
+	    "v3: the file whose SHA1 is hash_value (upper-case hex)",
 	    "... is the statement, all of it, unpacked");
 	ph_hex_lower(md, sizeof(md), hex);
 	snprintf(next, sizeof(next), "SHA1 %s " FILE_URL, hex);

@@ -128,28 +128,31 @@ static int
 mkprof(const struct prof *p, void **ctx)
 {
 	static struct th_conf c;
-	const char *certs[5];
+	const struct {
+		const char *name, *s;
+	} f[] = {
+		{ "appid", p->appid },
+		{ "mch_id", p->mch_id },
+		{ "api_version", p->version },
+		{ "apiv3_key_file", p->v3key },
+		{ "platform_public_key_file", p->pub },
+		{ "platform_public_key_id", p->pub_id },
+		{ "merchant_private_key_file", p->priv },
+		{ "merchant_serial", p->serial },
+		{ "timestamp_tolerance_s", p->tolerance },
+		{ "api_key_file", p->api_key },
+		{ "sign_type", p->sign_type },
+	};
 	size_t i;
 
 	th_conf_init(&c, payhook_provider(), "v3test");
-	th_conf_set(&c, "appid", p->appid);
-	th_conf_set(&c, "mch_id", p->mch_id);
-	th_conf_set(&c, "api_version", p->version);
-	th_conf_set(&c, "apiv3_key_file", p->v3key);
-	for (i = 0; i < 4 && p->certs[i] != NULL; i++)
-		certs[i] = p->certs[i];
-	certs[i] = NULL;
-	th_conf_files(&c, "platform_cert_files", certs);
-	th_conf_set(&c, "platform_public_key_file", p->pub);
-	th_conf_set(&c, "platform_public_key_id", p->pub_id);
-	th_conf_set(&c, "merchant_private_key_file", p->priv);
-	th_conf_set(&c, "merchant_serial", p->serial);
-	th_conf_set(&c, "timestamp_tolerance_s", p->tolerance);
+	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
+		th_conf_set(&c, f[i].name, f[i].s);
+	th_conf_files_n(&c, "platform_cert_files", p->certs, 4);
+	/* Taken as a number, as the configuration would have parsed it. */
 	if (p->tolerance != NULL)
 		c.v[WX_CONF_TIMESTAMP_TOLERANCE_S].num =
 		    strtoll(p->tolerance, NULL, 10);
-	th_conf_set(&c, "api_key_file", p->api_key);
-	th_conf_set(&c, "sign_type", p->sign_type);
 	*ctx = NULL;
 	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
@@ -311,20 +314,30 @@ notify_raw(void *ctx, const char *raw, struct ph_event *ev)
 static void
 test_table(void)
 {
+	/* The kind of value a key takes. */
+	static const struct {
+		int key;
+		enum ph_conf_type type;
+		const char *what;
+	} kind[] = {
+		{ WX_CONF_API_VERSION, PH_CONF_ENUM, "api_version is an enum" },
+		{ WX_CONF_APIV3_KEY_FILE, PH_CONF_SECRET_FILE,
+		    "apiv3_key_file is a secret file" },
+		{ WX_CONF_PLATFORM_CERT_FILES, PH_CONF_FILES,
+		    "platform_cert_files takes several files" },
+		{ WX_CONF_MERCHANT_PRIVATE_KEY_FILE, PH_CONF_SECRET_FILE,
+		    "merchant_private_key_file is secret" },
+	};
 	const struct ph_provider *p = payhook_provider();
+	size_t i;
 
 	is_str(p->conf_keys[WX_CONF_API_VERSION].name, "api_version",
 	    "table: api_version key");
-	is_int(p->conf_keys[WX_CONF_API_VERSION].type, PH_CONF_ENUM,
-	    "api_version is an enum");
+	for (i = 0; i < sizeof(kind) / sizeof(kind[0]); i++)
+		is_int(p->conf_keys[kind[i].key].type, kind[i].type,
+		    kind[i].what);
 	is_str(p->conf_keys[WX_CONF_API_VERSION].def, "2",
 	    "api_version defaults to 2");
-	is_int(p->conf_keys[WX_CONF_APIV3_KEY_FILE].type, PH_CONF_SECRET_FILE,
-	    "apiv3_key_file is a secret file");
-	is_int(p->conf_keys[WX_CONF_PLATFORM_CERT_FILES].type, PH_CONF_FILES,
-	    "platform_cert_files takes several files");
-	is_int(p->conf_keys[WX_CONF_MERCHANT_PRIVATE_KEY_FILE].type,
-	    PH_CONF_SECRET_FILE, "merchant_private_key_file is secret");
 	ok(p->conf_keys[WX_CONF_TIMESTAMP_TOLERANCE_S].type == PH_CONF_INT &&
 	    p->conf_keys[WX_CONF_TIMESTAMP_TOLERANCE_S].def == NULL,
 	    "timestamp_tolerance_s: INT, default applied by the plugin");
