@@ -1,20 +1,21 @@
 /*
- * Flat XML documents (<xml><k>v</k>...</xml>) with libxml2.
+ * Flat XML documents (<xml><k>v</k>...</xml>): a reader of that shape and
+ * nothing else, and the writer of it.
  *
- * The body of a notification is parsed before anyone is authenticated,
- * so the parser sees as little as possible: documents declaring a DTD or
- * an entity are refused on their bytes, before libxml2 runs, and libxml2
- * runs without entity substitution, DTD loading, network or raised
- * limits.  The resulting tree must then have exactly the flat shape.
+ * The body of a notification is read before anyone is authenticated, so
+ * the reader knows only what a flat document needs: an optional XML
+ * declaration, one root element without attributes, child elements
+ * holding text and CDATA, the five predefined entities and character
+ * references.  There is no DTD, so there are no entities to expand or
+ * fetch; whatever else XML allows (comments, processing instructions,
+ * nesting, namespaces, attributes, other encodings) is refused.  What it
+ * accepts is well-formed XML 1.0 read as any conforming parser reads it;
+ * doc/design/security.md §2.1 says how that is checked.
  */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xmlerror.h>
 
 #include <payhook/sdk.h>
 
@@ -55,6 +56,13 @@ ph_mem_contains_nocase(const unsigned char *p, size_t n, const char *needle)
 	return 0;
 }
 
+static int
+ph_xml_name_char(int c, int first)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+	    (!first && ((c >= '0' && c <= '9') || c == '-' || c == '.'));
+}
+
 /* Field names: ASCII only, so no name can smuggle '=' or '&' into a
  * sign string or depend on Unicode case rules. */
 static int
@@ -62,139 +70,494 @@ ph_xml_name_ok(const char *s)
 {
 	size_t i;
 
-	for (i = 0; s[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (i >= PH_XML_NAME_MAX)
+	for (i = 0; s[i] != '\0'; i++)
+		if (i >= PH_XML_NAME_MAX ||
+		    !ph_xml_name_char((unsigned char)s[i], i == 0))
 			return 0;
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '_' || c == '-' ||
-		    c == '.'))
-			return 0;
-	}
-	return i > 0 && !(s[0] >= '0' && s[0] <= '9') && s[0] != '-' &&
-	    s[0] != '.';
+	return i > 0;
 }
 
-static int
-ph_blank(const char *s)
+/*
+ * The length of the character at p (n bytes left) when it is strict
+ * UTF-8 of a character XML 1.0 allows (no C0 control but tab, LF and CR,
+ * no surrogate, U+FFFE or U+FFFF), else 0.
+ */
+static size_t
+ph_xml_char_len(const unsigned char *p, size_t n)
 {
-	for (; s != NULL && *s != '\0'; s++)
-		if (*s != ' ' && *s != '\t' && *s != '\r' && *s != '\n')
+	unsigned long cp;
+	size_t k, need;
+
+	if (n == 0)
+		return 0;
+	if (p[0] < 0x80)
+		return p[0] >= 0x20 || p[0] == '\t' || p[0] == '\n' ||
+		    p[0] == '\r' ? 1 : 0;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf) {
+		need = 1;
+		cp = p[0] & 0x1f;
+	} else if (p[0] >= 0xe0 && p[0] <= 0xef) {
+		need = 2;
+		cp = p[0] & 0x0f;
+	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
+		need = 3;
+		cp = p[0] & 0x07;
+	} else
+		return 0;
+	if (n - 1 < need)
+		return 0;
+	for (k = 1; k <= need; k++) {
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[k] & 0x3f);
+	}
+	if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
+	    cp == 0xfffe || cp == 0xffff)
+		return 0;
+	return need + 1;
+}
+
+/* Strict UTF-8 of characters XML 1.0 allows. */
+static int
+ph_xml_chars_ok(const unsigned char *s, size_t n)
+{
+	size_t i, k;
+
+	for (i = 0; i < n; i += k)
+		if ((k = ph_xml_char_len(s + i, n - i)) == 0)
 			return 0;
 	return 1;
 }
 
-static void
-ph_xml_silent(void *ctx, const char *msg, ...)
-{
-}
+/* ---- Reading ------------------------------------------------------------ */
 
-#if LIBXML_VERSION >= 21200
-static void
-ph_xml_silent_structured(void *ctx, const xmlError *err)
-#else
-static void
-ph_xml_silent_structured(void *ctx, xmlErrorPtr err)
-#endif
-{
-}
+struct ph_xml_in {
+	const unsigned char *start, *p, *end;
+	const struct ph_xml_limits *lim;
+	struct ph_diag *diag;
+};
 
-/* Reads the text of one field: text and CDATA children only. */
 static int
-ph_xml_field(xmlNodePtr el, const struct ph_xml_limits *lim,
-    struct ph_buf *val, struct ph_diag *diag)
+ph_xml_bad(struct ph_xml_in *in, const char *what)
 {
-	const char *name = (const char *)el->name;
-	xmlNodePtr c;
+	return ph_fail(in->diag, PH_E_MALFORMED, "not a flat XML document: "
+	    "%s at byte %zu", what, (size_t)(in->p - in->start));
+}
 
-	if (el->ns != NULL || el->nsDef != NULL || el->properties != NULL)
-		return ph_fail(diag, PH_E_MALFORMED,
-		    "field %.64s: attributes or namespaces", name);
-	for (c = el->children; c != NULL; c = c->next) {
-		switch (c->type) {
-		case XML_TEXT_NODE:
-		case XML_CDATA_SECTION_NODE:
-			if (c->content == NULL ||
-			    ph_buf_puts(val, (const char *)c->content) ==
-			    PH_OK)
-				break;
-			if (val->err == PH_E_TOOBIG)
-				return ph_fail(diag, PH_E_TOOBIG,
-				    "field %.64s: value longer than %zu bytes",
-				    name, lim->max_value);
-			return ph_fail(diag, val->err, "out of memory");
-		case XML_ELEMENT_NODE:
-			return ph_fail(diag, PH_E_MALFORMED,
-			    "field %.64s: nested element", name);
-		default:
-			return ph_fail(diag, PH_E_MALFORMED,
-			    "field %.64s: unexpected node", name);
-		}
+static int
+ph_xml_at(const struct ph_xml_in *in, const char *s)
+{
+	size_t n = strlen(s);
+
+	return (size_t)(in->end - in->p) >= n && memcmp(in->p, s, n) == 0;
+}
+
+static int
+ph_xml_space(int c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Skips white space; returns how much there was. */
+static size_t
+ph_xml_skip_space(struct ph_xml_in *in)
+{
+	const unsigned char *from = in->p;
+
+	while (in->p < in->end && ph_xml_space(*in->p))
+		in->p++;
+	return (size_t)(in->p - from);
+}
+
+/*
+ * Reads a name into name (PH_XML_NAME_MAX + 1 bytes).  A name must end
+ * where a tag can go on (space, '>', '/', '='): a name going on in bytes
+ * XML allows but this reader does not (':', non-ASCII) is refused here.
+ */
+static int
+ph_xml_name(struct ph_xml_in *in, char *name)
+{
+	size_t n = 0;
+
+	while (in->p < in->end && ph_xml_name_char(*in->p, n == 0)) {
+		if (n == PH_XML_NAME_MAX)
+			return ph_xml_bad(in, "name longer than 64 bytes");
+		name[n++] = (char)*in->p++;
 	}
-	/* An empty element still needs a string value. */
-	if (ph_buf_append(val, "", 0) != PH_OK)
-		return ph_fail(diag, val->err, "out of memory");
+	name[n] = '\0';
+	if (n == 0 || in->p == in->end || !(ph_xml_space(*in->p) ||
+	    *in->p == '>' || *in->p == '/' || *in->p == '='))
+		return ph_xml_bad(in, "a name not of ASCII letters, digits, "
+		    "'_', '-' and '.'");
+	return PH_OK;
+}
+
+/* One pseudo-attribute of the declaration: S name Eq quoted-value. */
+static int
+ph_xml_decl_attr(struct ph_xml_in *in, char *name, char *val, size_t cap)
+{
+	const unsigned char *q;
+	unsigned char quote;
+
+	if (ph_xml_skip_space(in) == 0 || ph_xml_name(in, name) != PH_OK)
+		return ph_xml_bad(in, "malformed XML declaration");
+	ph_xml_skip_space(in);
+	if (in->p == in->end || *in->p++ != '=')
+		return ph_xml_bad(in, "malformed XML declaration");
+	ph_xml_skip_space(in);
+	if (in->p == in->end || (*in->p != '"' && *in->p != '\''))
+		return ph_xml_bad(in, "malformed XML declaration");
+	quote = *in->p++;
+	if ((q = memchr(in->p, quote, (size_t)(in->end - in->p))) == NULL ||
+	    (size_t)(q - in->p) >= cap)
+		return ph_xml_bad(in, "malformed XML declaration");
+	memcpy(val, in->p, (size_t)(q - in->p));
+	val[q - in->p] = '\0';
+	in->p = q + 1;
+	return PH_OK;
+}
+
+/*
+ * The XML declaration, at the very start or not at all: version 1.0,
+ * then optionally an encoding, which must be UTF-8 (a document in another
+ * encoding would need transcoding), then optionally standalone.
+ */
+static int
+ph_xml_decl(struct ph_xml_in *in)
+{
+	char name[PH_XML_NAME_MAX + 1], val[32];
+	int step = 0;
+
+	if (!ph_xml_at(in, "<?xml") || in->end - in->p < 6 ||
+	    !ph_xml_space(in->p[5]))
+		return PH_OK;
+	in->p += 5;
+	for (;;) {
+		const unsigned char *mark = in->p;
+
+		ph_xml_skip_space(in);
+		if (ph_xml_at(in, "?>"))
+			break;
+		in->p = mark;
+		if (ph_xml_decl_attr(in, name, val, sizeof(val)) != PH_OK)
+			return PH_E_MALFORMED;
+		if (step == 0 && strcmp(name, "version") == 0) {
+			if (strcmp(val, "1.0") != 0)
+				return ph_xml_bad(in, "XML version is not 1.0");
+			step = 1;
+		} else if (step == 1 && strcmp(name, "encoding") == 0) {
+			if (strcasecmp(val, "UTF-8") != 0)
+				return ph_fail(in->diag, PH_E_MALFORMED,
+				    "encoding is not UTF-8");
+			step = 2;
+		} else if (step >= 1 && step <= 2 &&
+		    strcmp(name, "standalone") == 0) {
+			if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
+				return ph_xml_bad(in, "malformed XML "
+				    "declaration");
+			step = 3;
+		} else
+			return ph_xml_bad(in, "malformed XML declaration");
+	}
+	if (step == 0)
+		return ph_xml_bad(in, "XML declaration without a version");
+	in->p += 2;
 	return PH_OK;
 }
 
 static int
-ph_xml_walk(xmlDocPtr xdoc, const char *root_name,
-    const struct ph_xml_limits *lim, struct ph_kvlist *out,
-    struct ph_diag *diag)
+ph_xml_put(struct ph_xml_in *in, struct ph_buf *val, const char *field,
+    const void *p, size_t n)
 {
-	xmlNodePtr root = NULL, c;
-	struct ph_buf val;
+	if (ph_buf_append(val, p, n) == PH_OK)
+		return PH_OK;
+	if (val->err == PH_E_TOOBIG)
+		return ph_fail(in->diag, PH_E_TOOBIG, "field %.64s: value "
+		    "longer than %zu bytes", field, in->lim->max_value);
+	return ph_fail(in->diag, val->err, "out of memory");
+}
+
+/*
+ * Appends n bytes of character data at p: every character checked, and
+ * line ends normalised as XML 1.0 §2.11 has it (CR LF and a lone CR are
+ * read as LF).
+ */
+static int
+ph_xml_chardata(struct ph_xml_in *in, struct ph_buf *val, const char *field,
+    const unsigned char *p, size_t n)
+{
+	const unsigned char *run = p, *end = p + n;
+	size_t k;
 	int rc;
 
-	if (xdoc->intSubset != NULL || xdoc->extSubset != NULL)
-		return ph_fail(diag, PH_E_MALFORMED, "DTD present");
-	/* A prolog may name an encoding, which libxml2 would transcode. */
-	if (xdoc->encoding != NULL &&
-	    strcasecmp((const char *)xdoc->encoding, "UTF-8") != 0)
-		return ph_fail(diag, PH_E_MALFORMED, "encoding is not UTF-8");
-	for (c = xdoc->children; c != NULL; c = c->next) {
-		if (c->type != XML_ELEMENT_NODE || root != NULL)
-			return ph_fail(diag, PH_E_MALFORMED,
-			    "content outside the root element");
-		root = c;
-	}
-	if (root == NULL)
-		return ph_fail(diag, PH_E_MALFORMED, "no root element");
-	if (root_name != NULL &&
-	    strcmp((const char *)root->name, root_name) != 0)
-		return ph_fail(diag, PH_E_MALFORMED,
-		    "root element is <%.64s>, expected <%s>",
-		    (const char *)root->name, root_name);
-	if (root->ns != NULL || root->nsDef != NULL ||
-	    root->properties != NULL)
-		return ph_fail(diag, PH_E_MALFORMED,
-		    "root element has attributes or namespaces");
-
-	for (c = root->children; c != NULL; c = c->next) {
-		const char *name = (const char *)c->name;
-
-		if (c->type == XML_TEXT_NODE &&
-		    ph_blank((const char *)c->content))
+	while (p < end) {
+		if (*p >= 0x20 && *p < 0x80) {
+			p++;
 			continue;
-		if (c->type != XML_ELEMENT_NODE)
-			return ph_fail(diag, PH_E_MALFORMED,
-			    "unexpected content in the root element");
-		if (!ph_xml_name_ok(name))
-			return ph_fail(diag, PH_E_MALFORMED,
-			    "invalid field name");
-		if (out->n >= lim->max_fields)
-			return ph_fail(diag, PH_E_TOOBIG,
-			    "more than %zu fields", lim->max_fields);
-		ph_buf_init(&val, lim->max_value);
-		rc = ph_xml_field(c, lim, &val, diag);
-		if (rc == PH_OK)
-			rc = ph_kvlist_add(out, name, strlen(name), val.data,
-			    val.len, diag);
-		ph_buf_free(&val);
-		if (rc != PH_OK)
-			return rc;
+		}
+		if (*p == '\r') {
+			if ((rc = ph_xml_put(in, val, field, run,
+			    (size_t)(p - run))) != PH_OK ||
+			    (rc = ph_xml_put(in, val, field, "\n", 1)) != PH_OK)
+				return rc;
+			p += p + 1 < end && p[1] == '\n' ? 2 : 1;
+			run = p;
+			continue;
+		}
+		if ((k = ph_xml_char_len(p, (size_t)(end - p))) == 0) {
+			in->p = p;
+			return ph_xml_bad(in, "a byte that is not a UTF-8 XML "
+			    "character");
+		}
+		p += k;
 	}
+	return ph_xml_put(in, val, field, run, (size_t)(p - run));
+}
+
+/* A reference after '&': one of the five predefined entities, or a
+ * character reference to a character XML allows. */
+static int
+ph_xml_ref(struct ph_xml_in *in, struct ph_buf *val, const char *field)
+{
+	static const struct {
+		const char *name;
+		char c;
+	} predef[] = {
+		{ "lt;", '<' }, { "gt;", '>' }, { "amp;", '&' },
+		{ "quot;", '"' }, { "apos;", '\'' },
+	};
+	unsigned char utf8[4];
+	unsigned long cp = 0;
+	size_t i, n = 0;
+	int hex;
+
+	in->p++;
+	for (i = 0; i < sizeof(predef) / sizeof(predef[0]); i++)
+		if (ph_xml_at(in, predef[i].name)) {
+			in->p += strlen(predef[i].name);
+			return ph_xml_put(in, val, field, &predef[i].c, 1);
+		}
+	if (!ph_xml_at(in, "#"))
+		return ph_xml_bad(in, "an entity that is not declared");
+	in->p++;
+	hex = ph_xml_at(in, "x");
+	in->p += hex;
+	for (; in->p < in->end && *in->p != ';'; in->p++, n++) {
+		int c = *in->p, d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (hex && ph_ascii_lower(c) >= 'a' &&
+		    ph_ascii_lower(c) <= 'f')
+			d = ph_ascii_lower(c) - 'a' + 10;
+		else
+			return ph_xml_bad(in, "malformed character reference");
+		cp = cp * (hex ? 16 : 10) + (unsigned long)d;
+		if (cp > 0x10ffff)
+			return ph_xml_bad(in, "character reference out of "
+			    "range");
+	}
+	if (n == 0 || in->p == in->end)
+		return ph_xml_bad(in, "malformed character reference");
+	in->p++;
+	if (cp < 0x80) {
+		utf8[0] = (unsigned char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		utf8[0] = (unsigned char)(0xc0 | cp >> 6);
+		utf8[1] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else if (cp < 0x10000) {
+		utf8[0] = (unsigned char)(0xe0 | cp >> 12);
+		utf8[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		utf8[2] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 3;
+	} else {
+		utf8[0] = (unsigned char)(0xf0 | cp >> 18);
+		utf8[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
+		utf8[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
+		utf8[3] = (unsigned char)(0x80 | (cp & 0x3f));
+		n = 4;
+	}
+	if (ph_xml_char_len(utf8, n) != n)
+		return ph_xml_bad(in, "character reference to a character "
+		    "XML does not allow");
+	return ph_xml_put(in, val, field, utf8, n);
+}
+
+/* After "<![CDATA[": everything up to "]]>" as it stands. */
+static int
+ph_xml_cdata(struct ph_xml_in *in, struct ph_buf *val, const char *field)
+{
+	const unsigned char *q;
+	size_t left;
+	int rc;
+
+	in->p += 9;
+	for (q = in->p; ; q++) {
+		left = (size_t)(in->end - q);
+		if ((q = memchr(q, ']', left)) == NULL)
+			return ph_xml_bad(in, "CDATA section not closed");
+		if (in->end - q >= 3 && q[1] == ']' && q[2] == '>')
+			break;
+	}
+	if ((rc = ph_xml_chardata(in, val, field, in->p,
+	    (size_t)(q - in->p))) != PH_OK)
+		return rc;
+	in->p = q + 3;
+	return PH_OK;
+}
+
+/* The value of field, up to its end tag: text, references and CDATA. */
+static int
+ph_xml_content(struct ph_xml_in *in, struct ph_buf *val, const char *field)
+{
+	char name[PH_XML_NAME_MAX + 1];
+	const unsigned char *q;
+	int rc;
+
+	for (;;) {
+		for (q = in->p; q < in->end && *q != '<' && *q != '&'; q++)
+			if (*q == ']' && in->end - q >= 3 && q[1] == ']' &&
+			    q[2] == '>') {
+				in->p = q;
+				return ph_xml_bad(in, "\"]]>\" in text");
+			}
+		if ((rc = ph_xml_chardata(in, val, field, in->p,
+		    (size_t)(q - in->p))) != PH_OK)
+			return rc;
+		in->p = q;
+		if (in->p == in->end)
+			return ph_xml_bad(in, "document ends inside a field");
+		if (*in->p == '&') {
+			if ((rc = ph_xml_ref(in, val, field)) != PH_OK)
+				return rc;
+		} else if (ph_xml_at(in, "<![CDATA[")) {
+			if ((rc = ph_xml_cdata(in, val, field)) != PH_OK)
+				return rc;
+		} else if (ph_xml_at(in, "</"))
+			break;
+		else
+			return ph_fail(in->diag, PH_E_MALFORMED, "field %.64s: "
+			    "holds markup other than text and CDATA (nested "
+			    "element, comment or processing instruction)",
+			    field);
+	}
+	in->p += 2;
+	if ((rc = ph_xml_name(in, name)) != PH_OK)
+		return rc;
+	ph_xml_skip_space(in);
+	if (strcmp(name, field) != 0 || in->p == in->end || *in->p != '>')
+		return ph_xml_bad(in, "end tag does not match its start tag");
+	in->p++;
+	return PH_OK;
+}
+
+/*
+ * A start tag after '<': its name, no attributes, then '>' (*empty 0) or
+ * "/>" (*empty 1).
+ */
+static int
+ph_xml_start_tag(struct ph_xml_in *in, char *name, int *empty)
+{
+	int rc;
+
+	in->p++;
+	if ((rc = ph_xml_name(in, name)) != PH_OK)
+		return rc;
+	ph_xml_skip_space(in);
+	*empty = ph_xml_at(in, "/>");
+	if (*empty) {
+		in->p += 2;
+		return PH_OK;
+	}
+	if (in->p < in->end && *in->p == '>') {
+		in->p++;
+		return PH_OK;
+	}
+	return ph_fail(in->diag, PH_E_MALFORMED, "element %.64s has "
+	    "attributes or namespaces", name);
+}
+
+/* The root's children: white space between them and nothing else. */
+static int
+ph_xml_fields(struct ph_xml_in *in, const char *root, struct ph_kvlist *out)
+{
+	char name[PH_XML_NAME_MAX + 1];
+	struct ph_buf val;
+	int empty, rc = PH_OK;
+
+	ph_buf_init(&val, in->lim->max_value);
+	for (;;) {
+		ph_xml_skip_space(in);
+		if (in->p == in->end) {
+			rc = ph_xml_bad(in, "root element not closed");
+			break;
+		}
+		if (ph_xml_at(in, "</"))
+			break;
+		if (*in->p != '<' || ph_xml_at(in, "<!") ||
+		    ph_xml_at(in, "<?")) {
+			rc = ph_fail(in->diag, PH_E_MALFORMED, "unexpected "
+			    "content in the root element at byte %zu",
+			    (size_t)(in->p - in->start));
+			break;
+		}
+		if ((rc = ph_xml_start_tag(in, name, &empty)) != PH_OK)
+			break;
+		if (out->n >= in->lim->max_fields) {
+			rc = ph_fail(in->diag, PH_E_TOOBIG, "more than %zu "
+			    "fields", in->lim->max_fields);
+			break;
+		}
+		val.len = 0;
+		/* An empty element still has a string value. */
+		if ((rc = ph_xml_put(in, &val, name, "", 0)) != PH_OK ||
+		    (!empty && (rc = ph_xml_content(in, &val, name)) !=
+		    PH_OK) ||
+		    (rc = ph_kvlist_add(out, name, strlen(name), val.data,
+		    val.len, in->diag)) != PH_OK)
+			break;
+	}
+	ph_buf_free(&val);
+	if (rc != PH_OK)
+		return rc;
+	in->p += 2;
+	if ((rc = ph_xml_name(in, name)) != PH_OK)
+		return rc;
+	ph_xml_skip_space(in);
+	if (strcmp(name, root) != 0 || in->p == in->end || *in->p != '>')
+		return ph_xml_bad(in, "end tag does not match its start tag");
+	in->p++;
+	return PH_OK;
+}
+
+static int
+ph_xml_document(struct ph_xml_in *in, const char *root_name,
+    struct ph_kvlist *out)
+{
+	char root[PH_XML_NAME_MAX + 1];
+	int empty, rc;
+
+	if ((rc = ph_xml_decl(in)) != PH_OK)
+		return rc;
+	ph_xml_skip_space(in);
+	if (in->p == in->end || *in->p != '<' || ph_xml_at(in, "<!") ||
+	    ph_xml_at(in, "<?"))
+		return ph_fail(in->diag, PH_E_MALFORMED, "content outside the "
+		    "root element");
+	if ((rc = ph_xml_start_tag(in, root, &empty)) != PH_OK)
+		return rc;
+	if (root_name != NULL && strcmp(root, root_name) != 0)
+		return ph_fail(in->diag, PH_E_MALFORMED, "root element is "
+		    "<%.64s>, expected <%s>", root, root_name);
+	if (!empty && (rc = ph_xml_fields(in, root, out)) != PH_OK)
+		return rc;
+	ph_xml_skip_space(in);
+	if (in->p != in->end)
+		return ph_fail(in->diag, PH_E_MALFORMED, "content outside the "
+		    "root element");
 	return PH_OK;
 }
 
@@ -207,11 +570,7 @@ ph_xml_parse_flat(const unsigned char *doc, size_t len,
     const char *root_name, const struct ph_xml_limits *lim,
     struct ph_kvlist *out, struct ph_diag *diag)
 {
-	xmlGenericErrorFunc old_gen;
-	xmlStructuredErrorFunc old_st;
-	void *old_gen_ctx, *old_st_ctx;
-	xmlDocPtr xdoc;
-	size_t i;
+	struct ph_xml_in in;
 	int rc;
 
 	if (out == NULL || lim == NULL)
@@ -222,95 +581,33 @@ ph_xml_parse_flat(const unsigned char *doc, size_t len,
 	if (len > lim->max_bytes || len > INT_MAX)
 		return ph_fail(diag, PH_E_TOOBIG,
 		    "document larger than %zu bytes", lim->max_bytes);
-
 	/*
 	 * Byte-level checks first.  A UTF-8 document holds no NUL, which
 	 * also keeps out UTF-16/32; it must start with markup (no BOM);
 	 * and nothing a flat document needs is declared with <!DOCTYPE or
-	 * <!ENTITY, the doors to XXE and entity expansion.
+	 * <!ENTITY: a document naming either, even inside a value, is not
+	 * one this reader would have to take.
 	 */
 	if (memchr(doc, '\0', len) != NULL)
 		return ph_fail(diag, PH_E_MALFORMED, "NUL byte in document");
-	for (i = 0; i < len && (doc[i] == ' ' || doc[i] == '\t' ||
-	    doc[i] == '\r' || doc[i] == '\n'); i++)
-		continue;
-	if (i == len || doc[i] != '<')
+	in.start = in.p = doc;
+	in.end = doc + len;
+	in.lim = lim;
+	in.diag = diag;
+	ph_xml_skip_space(&in);
+	if (in.p == in.end || *in.p != '<')
 		return ph_fail(diag, PH_E_MALFORMED, "not an XML document");
 	if (ph_mem_contains_nocase(doc, len, "<!doctype") ||
 	    ph_mem_contains_nocase(doc, len, "<!entity"))
 		return ph_fail(diag, PH_E_MALFORMED,
 		    "DOCTYPE or ENTITY declarations are refused");
-
-	xmlInitParser();
-	/*
-	 * libxml2 reports some errors through per-thread handlers whatever
-	 * the options say; silence them for this call only and put back
-	 * whatever the caller had.
-	 */
-	old_gen = xmlGenericError;
-	old_gen_ctx = xmlGenericErrorContext;
-	old_st = xmlStructuredError;
-	old_st_ctx = xmlStructuredErrorContext;
-	xmlSetGenericErrorFunc(NULL, ph_xml_silent);
-	xmlSetStructuredErrorFunc(NULL, ph_xml_silent_structured);
-	xdoc = xmlReadMemory((const char *)doc, (int)len, NULL, NULL,
-	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	xmlSetGenericErrorFunc(old_gen_ctx, old_gen);
-	xmlSetStructuredErrorFunc(old_st_ctx, old_st);
-	xmlResetLastError();
-
-	if (xdoc == NULL)
-		return ph_fail(diag, PH_E_MALFORMED, "not well-formed XML");
-	rc = ph_xml_walk(xdoc, root_name, lim, out, diag);
-	xmlFreeDoc(xdoc);
-	if (rc != PH_OK)
+	in.p = in.start;
+	if ((rc = ph_xml_document(&in, root_name, out)) != PH_OK)
 		ph_kvlist_free(out);
 	return rc;
 }
 
-/* Strict UTF-8 of characters XML 1.0 allows (no other C0 controls). */
-static int
-ph_xml_chars_ok(const unsigned char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		unsigned char c = s[i];
-		unsigned long cp;
-		size_t k, need;
-
-		if (c < 0x80) {
-			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r')
-				return 0;
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			cp = c & 0x07;
-		} else
-			return 0;
-		if (n - i - 1 < need)
-			return 0;
-		for (k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff) ||
-		    cp == 0xfffe || cp == 0xffff)
-			return 0;
-		i += need + 1;
-	}
-	return 1;
-}
+/* ---- Writing ------------------------------------------------------------ */
 
 int
 ph_xml_write_flat(const char *root_name, const struct ph_kvlist *l,
@@ -325,8 +622,11 @@ ph_xml_write_flat(const char *root_name, const struct ph_kvlist *l,
 
 		if (!ph_xml_name_ok(kv->key))
 			return PH_E_FIELD;
+		/* CDATA cannot carry "]]>", nor a CR: a reader takes CR
+		 * for LF (line ends are normalised before anything). */
 		if (!ph_xml_chars_ok((const unsigned char *)kv->val,
-		    kv->val_len) || (kv->val_len >= 3 &&
+		    kv->val_len) || memchr(kv->val, '\r', kv->val_len) !=
+		    NULL || (kv->val_len >= 3 &&
 		    ph_mem_contains_nocase((const unsigned char *)kv->val,
 		    kv->val_len, "]]>")))
 			return PH_E_FIELD;

@@ -122,11 +122,15 @@ struct ph_xml_limits {
 };
 
 /*
- * Parses a flat XML document with libxml2: no DTD, no entity expansion,
- * no network.  A DOCTYPE or ENTITY declaration, a child with element
- * children (depth > 2), a repeated field, a root not named root_name
- * (unless root_name is NULL) or anything not well-formed is refused.
- * Text and CDATA values are both accepted.  Fills out (caller frees).
+ * Parses a flat XML document: an optional XML declaration (version 1.0,
+ * UTF-8), one root element and its child elements, each holding text,
+ * CDATA, the five predefined entities and character references, with
+ * line ends read as XML 1.0 has them (CR LF and CR are LF).  A DOCTYPE or
+ * ENTITY declaration, attributes, namespaces, comments, processing
+ * instructions, a child with element children, a name outside ASCII
+ * [A-Za-z_][A-Za-z0-9_.-]*, a repeated field, a root not named
+ * root_name (unless root_name is NULL) or anything not well-formed is
+ * refused.  Fills out (caller frees).
  */
 int ph_xml_parse_flat(const unsigned char *doc, size_t len,
     const char *root_name, const struct ph_xml_limits *lim,
@@ -134,7 +138,8 @@ int ph_xml_parse_flat(const unsigned char *doc, size_t len,
 
 /*
  * Writes a flat XML document <root><k><![CDATA[v]]></k>...</root> from
- * pairs; a value containing "]]>" is PH_E_FIELD.
+ * pairs; a value containing "]]>" or a carriage return (which a reader
+ * takes for a line feed) is PH_E_FIELD.
  */
 int ph_xml_write_flat(const char *root_name, const struct ph_kvlist *l,
     struct ph_buf *out);
