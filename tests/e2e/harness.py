@@ -497,14 +497,25 @@ def read_bytes(path):
 # only by the tests that need it)
 # ---------------------------------------------------------------------------
 
-def need_cryptography():
-    """Skips the whole test file (a TAP plan 1..0, exit 0) when python3's
-    cryptography package is not installed."""
+NO_CRYPTOGRAPHY = ('python3 cryptography not installed '
+                   '(Debian package python3-cryptography)')
+
+
+def have_cryptography():
+    """Whether python3's cryptography package is installed."""
     try:
         import cryptography  # noqa: F401
     except ImportError:
-        print('1..0 # SKIP python3 cryptography not installed '
-              '(Debian package python3-cryptography)')
+        return False
+    return True
+
+
+def need_cryptography():
+    """Skips the whole test file (a TAP plan 1..0, exit 0) when python3's
+    cryptography package is not installed; for a file that imports it
+    itself, called before that import."""
+    if not have_cryptography():
+        print('1..0 # SKIP ' + NO_CRYPTOGRAPHY)
         sys.exit(0)
 
 
@@ -988,6 +999,15 @@ def check_with_settings(tap, name, profiles, profile, **settings):
                         settings=dict(profiles[profile]['settings'],
                                       **settings))
     return Instance(tap, name, profiles=bad).cli('check')
+
+
+def check_refuses(tap, name, profiles, profile, words, what, **settings):
+    """One test point, what: `payhook check` of an instance called name
+    with profiles, where profile's settings are changed by settings,
+    fails, and what it says on stderr holds each of words."""
+    p = check_with_settings(tap, name, profiles, profile, **settings)
+    return tap.ok(p.returncode != 0 and all(w in p.stderr for w in words),
+                  what, p.stdout + p.stderr)
 
 
 def collect_logs(inst):
@@ -1510,12 +1530,16 @@ def _timeout():
         return 900
 
 
-def run(main, need_lighttpd=True):
-    """Run `main(tap)`, print the plan, stop every server, exit."""
+def run(main, need_lighttpd=True, need_cryptography=False):
+    """Run `main(tap)`, print the plan, stop every server, exit.  Without
+    lighttpd, or python3's cryptography package where need_cryptography
+    is set, the whole file is skipped."""
     tap = Tap()
     if need_lighttpd and lighttpd_path() is None:
         tap.skip_all('lighttpd not found (configure found LIGHTTPD=%s)'
                      % os.environ.get('LIGHTTPD', 'unset'))
+    if need_cryptography and not have_cryptography():
+        tap.skip_all(NO_CRYPTOGRAPHY)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     signal.signal(signal.SIGALRM, _on_alarm)
