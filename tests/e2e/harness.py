@@ -1150,6 +1150,37 @@ def read_text_files(*paths):
     return text
 
 
+def lighttpd_conf(port, docroot, uploads, errorlog, program, env, socket,
+                  procs, max_request_kib, max_connections):
+    """The configuration of a lighttpd on HOST:port in front of procs
+    processes of the FastCGI program, which it spawns with env (a dict)
+    and reaches at socket."""
+    return '''server.modules += ( "mod_fastcgi" )
+server.bind = "{host}"
+server.port = {port}
+server.document-root = "{docroot}"
+server.upload-dirs = ( "{uploads}" )
+server.errorlog = "{errorlog}"
+server.max-request-size = {max_request_kib}
+server.max-connections = {max_connections}
+fastcgi.server = (
+  "/" => ((
+    "bin-path" => "{program}",
+    "bin-environment" => ( {env} ),
+    "socket" => "{socket}",
+    "min-procs" => {procs},
+    "max-procs" => {procs},
+    "check-local" => "disable",
+    "fix-root-scriptname" => "enable"
+  ))
+)
+'''.format(host=HOST, port=port, docroot=docroot, uploads=uploads,
+           errorlog=errorlog, max_request_kib=max_request_kib,
+           max_connections=max_connections, program=program,
+           env=', '.join('"%s" => "%s"' % kv for kv in env.items()),
+           socket=socket, procs=procs)
+
+
 class Server:
     """lighttpd in the foreground (-D), spawning payhook.fcgi processes."""
 
@@ -1170,30 +1201,14 @@ class Server:
     def write_conf(self):
         for d in (self.rundir, self.docroot, self.uploads):
             os.makedirs(d, exist_ok=True)
-        conf = '''# lighttpd for payhook end-to-end tests (generated)
-server.modules += ( "mod_fastcgi" )
-server.bind = "{host}"
-server.port = {port}
-server.document-root = "{docroot}"
-server.upload-dirs = ( "{uploads}" )
-server.errorlog = "{errorlog}"
-server.max-request-size = 8192
-server.max-connections = 512
-fastcgi.server = (
-  "/" => ((
-    "bin-path" => "{fcgi}",
-    "bin-environment" => ( "PAYHOOK_CONFIG" => "{config}" ),
-    "socket" => "{rundir}/payhook.sock",
-    "min-procs" => {procs},
-    "max-procs" => {procs},
-    "check-local" => "disable",
-    "fix-root-scriptname" => "enable"
-  ))
-)
-'''.format(host=HOST, port=self.port, docroot=self.docroot,
-           uploads=self.uploads, errorlog=self.errorlog, fcgi=PAYHOOK_FCGI,
-           config=self.inst.config, rundir=self.rundir,
-           procs=self.inst.max_procs)
+        conf = ('# lighttpd for payhook end-to-end tests (generated)\n' +
+                lighttpd_conf(
+                    self.port, docroot=self.docroot, uploads=self.uploads,
+                    errorlog=self.errorlog, program=PAYHOOK_FCGI,
+                    env={'PAYHOOK_CONFIG': self.inst.config},
+                    socket=os.path.join(self.rundir, 'payhook.sock'),
+                    procs=self.inst.max_procs, max_request_kib=8192,
+                    max_connections=512))
         write_file(self.conf, conf, mode=0o644)
 
     def start(self, timeout=30):
