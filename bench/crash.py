@@ -409,13 +409,11 @@ def phase_trace(opts):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument('-n', type=int, default=1000,
-                    help='orders in each round of the kill phase (1000)')
-    ap.add_argument('--kills', type=int, default=300,
-                    help='SIGKILLs the kill phase sends at least (300)')
+    run.int_option(ap, '-n', 1000, 'orders in each round of the kill phase')
+    run.int_option(ap, '--kills', 300,
+                   'SIGKILLs the kill phase sends at least')
     ap.add_argument('--trace-n', type=int, default=600)
-    ap.add_argument('--seconds', type=int, default=240,
-                    help='bound of each phase (240)')
+    run.int_option(ap, '--seconds', 240, 'bound of each phase')
     ap.add_argument('--fcgi', default=run.PAYHOOK_FCGI)
     ap.add_argument('--only', choices=('kill', 'trace'))
     opts = ap.parse_args()

@@ -59,7 +59,8 @@ HOST = '127.0.0.1'
 
 sys.path.insert(0, HERE)
 import gen  # noqa: E402  (bench/gen.py: signed bodies of every provider)
-from harness import cmdline, proc_children, write_file  # noqa: E402
+from harness import (cmdline, lighttpd_conf, metric,  # noqa: E402
+                     proc_children, write_file)
 
 SUCCESS_ACK = gen.WX_SUCCESS_ACK
 
@@ -126,28 +127,15 @@ class Lighttpd:
         lighttpd = shutil.which('lighttpd') or '/usr/sbin/lighttpd'
         for _ in range(3):
             self.port = free_port()
-            env = ', '.join('"%s" => "%s"' % kv for kv in self.env.items())
             conf = os.path.join(self.dir, 'lighttpd.conf')
             with open(conf, 'w') as fh:
-                fh.write('''server.modules += ( "mod_fastcgi" )
-server.bind = "{host}"
-server.port = {port}
-server.document-root = "{d}/htdocs"
-server.upload-dirs = ( "{d}" )
-server.errorlog = "{log}"
-server.max-request-size = 128
-server.max-connections = 1024
-fastcgi.server = ( "/" => ((
-    "bin-path" => "{prog}",
-    "bin-environment" => ( {env} ),
-    "socket" => "{d}/run/fcgi.sock",
-    "min-procs" => {procs},
-    "max-procs" => {procs},
-    "check-local" => "disable",
-    "fix-root-scriptname" => "enable"
-)))
-'''.format(host=HOST, port=self.port, d=self.dir, log=self.errorlog,
-           prog=self.program, env=env, procs=self.procs))
+                fh.write(lighttpd_conf(
+                    self.port, docroot=os.path.join(self.dir, 'htdocs'),
+                    uploads=self.dir, errorlog=self.errorlog,
+                    program=self.program, env=self.env,
+                    socket=os.path.join(self.dir, 'run', 'fcgi.sock'),
+                    procs=self.procs, max_request_kib=128,
+                    max_connections=1024))
             self.proc = subprocess.Popen(
                 [lighttpd, '-D', '-f', conf], stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -443,15 +431,9 @@ class Bench:
         """(commits, facts) of the store's group commit so far, from
         /metrics: facts over commits is notifications per durable flush."""
         status, body = http(self.ph.port, 'GET', '/metrics')
-        got = {}
-        if status == 200:
-            for line in body.decode('utf-8', 'replace').splitlines():
-                name, _, val = line.partition(' ')
-                if name in ('payhook_store_group_commits_total',
-                            'payhook_store_group_facts_total'):
-                    got[name] = float(val)
-        return (got.get('payhook_store_group_commits_total'),
-                got.get('payhook_store_group_facts_total'))
+        text = body.decode('utf-8', 'replace') if status == 200 else ''
+        return (metric(text, 'payhook_store_group_commits_total'),
+                metric(text, 'payhook_store_group_facts_total'))
 
     def run_new(self, prov, pool, conns):
         """A round of new notifications, with the facts each durable
@@ -767,24 +749,26 @@ def show(path):
     print(text)
 
 
+def int_option(ap, flag, default, text):
+    """An integer option of ap whose help, text, ends with its default."""
+    ap.add_argument(flag, type=int, default=default,
+                    help=text + ' (%(default)d)')
+
+
 def _on_signal(signum, _frame):
     raise KeyboardInterrupt('signal %d' % signum)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--procs', type=int, default=4,
-                    help='payhook.fcgi (and floor) processes (4)')
-    ap.add_argument('--seconds', type=int, default=2,
-                    help='seconds per round (2)')
+    int_option(ap, '--procs', 4, 'payhook.fcgi (and floor) processes')
+    int_option(ap, '--seconds', 2, 'seconds per round')
     ap.add_argument('--levels', default='1,8,32',
                     help='connection counts (1,8,32)')
-    ap.add_argument('--disk-rounds', type=int, default=3,
-                    help='rounds of B and E, interleaved with F (3)')
-    ap.add_argument('--cpu-rounds', type=int, default=3,
-                    help='rounds of A, C and D (3)')
-    ap.add_argument('--dup-orders', type=int, default=2000,
-                    help='orders in the set C replays and D reads (2000)')
+    int_option(ap, '--disk-rounds', 3, 'rounds of B and E, interleaved with F')
+    int_option(ap, '--cpu-rounds', 3, 'rounds of A, C and D')
+    int_option(ap, '--dup-orders', 2000,
+               'orders in the set C replays and D reads')
     ap.add_argument('--first-estimate', type=int, default=800,
                     help='notifications/s foreseen before the first round')
     ap.add_argument('--rss-requests', type=int, default=100000,

@@ -497,14 +497,25 @@ def read_bytes(path):
 # only by the tests that need it)
 # ---------------------------------------------------------------------------
 
-def need_cryptography():
-    """Skips the whole test file (a TAP plan 1..0, exit 0) when python3's
-    cryptography package is not installed."""
+NO_CRYPTOGRAPHY = ('python3 cryptography not installed '
+                   '(Debian package python3-cryptography)')
+
+
+def have_cryptography():
+    """Whether python3's cryptography package is installed."""
     try:
         import cryptography  # noqa: F401
     except ImportError:
-        print('1..0 # SKIP python3 cryptography not installed '
-              '(Debian package python3-cryptography)')
+        return False
+    return True
+
+
+def need_cryptography():
+    """Skips the whole test file (a TAP plan 1..0, exit 0) when python3's
+    cryptography package is not installed; for a file that imports it
+    itself, called before that import."""
+    if not have_cryptography():
+        print('1..0 # SKIP ' + NO_CRYPTOGRAPHY)
         sys.exit(0)
 
 
@@ -990,6 +1001,15 @@ def check_with_settings(tap, name, profiles, profile, **settings):
     return Instance(tap, name, profiles=bad).cli('check')
 
 
+def check_refuses(tap, name, profiles, profile, words, what, **settings):
+    """One test point, what: `payhook check` of an instance called name
+    with profiles, where profile's settings are changed by settings,
+    fails, and what it says on stderr holds each of words."""
+    p = check_with_settings(tap, name, profiles, profile, **settings)
+    return tap.ok(p.returncode != 0 and all(w in p.stderr for w in words),
+                  what, p.stdout + p.stderr)
+
+
 def collect_logs(inst):
     """With PAYHOOK_E2E_LOGDIR set (tools/run-tests), keeps the instance's
     logs and the secrets it configured there, for check_logs.py to prove
@@ -1130,6 +1150,37 @@ def read_text_files(*paths):
     return text
 
 
+def lighttpd_conf(port, docroot, uploads, errorlog, program, env, socket,
+                  procs, max_request_kib, max_connections):
+    """The configuration of a lighttpd on HOST:port in front of procs
+    processes of the FastCGI program, which it spawns with env (a dict)
+    and reaches at socket."""
+    return '''server.modules += ( "mod_fastcgi" )
+server.bind = "{host}"
+server.port = {port}
+server.document-root = "{docroot}"
+server.upload-dirs = ( "{uploads}" )
+server.errorlog = "{errorlog}"
+server.max-request-size = {max_request_kib}
+server.max-connections = {max_connections}
+fastcgi.server = (
+  "/" => ((
+    "bin-path" => "{program}",
+    "bin-environment" => ( {env} ),
+    "socket" => "{socket}",
+    "min-procs" => {procs},
+    "max-procs" => {procs},
+    "check-local" => "disable",
+    "fix-root-scriptname" => "enable"
+  ))
+)
+'''.format(host=HOST, port=port, docroot=docroot, uploads=uploads,
+           errorlog=errorlog, max_request_kib=max_request_kib,
+           max_connections=max_connections, program=program,
+           env=', '.join('"%s" => "%s"' % kv for kv in env.items()),
+           socket=socket, procs=procs)
+
+
 class Server:
     """lighttpd in the foreground (-D), spawning payhook.fcgi processes."""
 
@@ -1150,30 +1201,14 @@ class Server:
     def write_conf(self):
         for d in (self.rundir, self.docroot, self.uploads):
             os.makedirs(d, exist_ok=True)
-        conf = '''# lighttpd for payhook end-to-end tests (generated)
-server.modules += ( "mod_fastcgi" )
-server.bind = "{host}"
-server.port = {port}
-server.document-root = "{docroot}"
-server.upload-dirs = ( "{uploads}" )
-server.errorlog = "{errorlog}"
-server.max-request-size = 8192
-server.max-connections = 512
-fastcgi.server = (
-  "/" => ((
-    "bin-path" => "{fcgi}",
-    "bin-environment" => ( "PAYHOOK_CONFIG" => "{config}" ),
-    "socket" => "{rundir}/payhook.sock",
-    "min-procs" => {procs},
-    "max-procs" => {procs},
-    "check-local" => "disable",
-    "fix-root-scriptname" => "enable"
-  ))
-)
-'''.format(host=HOST, port=self.port, docroot=self.docroot,
-           uploads=self.uploads, errorlog=self.errorlog, fcgi=PAYHOOK_FCGI,
-           config=self.inst.config, rundir=self.rundir,
-           procs=self.inst.max_procs)
+        conf = ('# lighttpd for payhook end-to-end tests (generated)\n' +
+                lighttpd_conf(
+                    self.port, docroot=self.docroot, uploads=self.uploads,
+                    errorlog=self.errorlog, program=PAYHOOK_FCGI,
+                    env={'PAYHOOK_CONFIG': self.inst.config},
+                    socket=os.path.join(self.rundir, 'payhook.sock'),
+                    procs=self.inst.max_procs, max_request_kib=8192,
+                    max_connections=512))
         write_file(self.conf, conf, mode=0o644)
 
     def start(self, timeout=30):
@@ -1510,12 +1545,16 @@ def _timeout():
         return 900
 
 
-def run(main, need_lighttpd=True):
-    """Run `main(tap)`, print the plan, stop every server, exit."""
+def run(main, need_lighttpd=True, need_cryptography=False):
+    """Run `main(tap)`, print the plan, stop every server, exit.  Without
+    lighttpd, or python3's cryptography package where need_cryptography
+    is set, the whole file is skipped."""
     tap = Tap()
     if need_lighttpd and lighttpd_path() is None:
         tap.skip_all('lighttpd not found (configure found LIGHTTPD=%s)'
                      % os.environ.get('LIGHTTPD', 'unset'))
+    if need_cryptography and not have_cryptography():
+        tap.skip_all(NO_CRYPTOGRAPHY)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGHUP, _on_signal)
     signal.signal(signal.SIGALRM, _on_alarm)

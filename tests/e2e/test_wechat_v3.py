@@ -665,12 +665,10 @@ def main(tap):
         inst.check_passes('payhook check accepts the v3 profile')
 
         # A v2 key on the v3 profile is refused, naming it.
-        p = harness.check_with_settings(tap, 'wxv3bad', profiles, 'wxv3',
-                                        sign_type='MD5')
-        tap.ok(p.returncode != 0 and 'sign_type' in p.stderr and
-               'api_version = 3' in p.stderr,
-               'payhook check refuses sign_type on the v3 profile',
-               p.stdout + p.stderr)
+        harness.check_refuses(
+            tap, 'wxv3bad', profiles, 'wxv3', ['sign_type', 'api_version = 3'],
+            'payhook check refuses sign_type on the v3 profile',
+            sign_type='MD5')
 
         inst.start()
         test_notifications(tap, inst)

@@ -18,7 +18,11 @@ sys.path.insert(0, os.path.join(HERE, '..', 'e2e'))
 import harness  # noqa: E402  (only its pure helpers are used)
 
 CORPUS = os.path.join(HERE, 'corpus')
-FIXED = {'{appid}': 'wx2421b1c4370ec43b', '{mch_id}': '10000100',
+# The merchant of WeChat's documented examples: the notification and the
+# query answer name this appid, they and the signing example this mch_id.
+WX_APPID = 'wx2421b1c4370ec43b'
+WX_MCH_ID = '10000100'
+FIXED = {'{appid}': WX_APPID, '{mch_id}': WX_MCH_ID,
          '{nonce}': '5K8264ILTKCH16CQ2502SI8ZNMTM67VS',
          '{txn}': '4200000123202611300000000001',
          '{time_end}': '20261130153000', '{key}': ''}
@@ -71,12 +75,12 @@ def wechat_cases():
 
 
 # WeChat's published signing example (doc/design/protocols.md §1.2, TV-1).
-WX_EXAMPLE = [('appid', 'wxd930ea5d5a258f4f'), ('mch_id', '10000100'),
+WX_EXAMPLE = [('appid', 'wxd930ea5d5a258f4f'), ('mch_id', WX_MCH_ID),
               ('device_info', '1000'), ('body', 'test'),
               ('nonce_str', 'ibuaiVcKdpRxkhJA')]
-WX_NOTIFY = [('appid', 'wx2421b1c4370ec43b'), ('attach', 'support'),
+WX_NOTIFY = [('appid', WX_APPID), ('attach', 'support'),
              ('bank_type', 'CFT'), ('fee_type', 'CNY'),
-             ('is_subscribe', 'Y'), ('mch_id', '10000100'),
+             ('is_subscribe', 'Y'), ('mch_id', WX_MCH_ID),
              ('nonce_str', '5d2b6c2a8db53831f7eda20af46e531c'),
              ('openid', 'oUpF8uMEb4qRXf22hE3X68TekukE'),
              ('out_trade_no', '1409811653'), ('result_code', 'SUCCESS'),
@@ -87,7 +91,7 @@ WX_NOTIFY = [('appid', 'wx2421b1c4370ec43b'), ('attach', 'support'),
              ('trade_type', 'JSAPI'),
              ('transaction_id', '1004400740201409030005092168')]
 WX_QUERY = [('return_code', 'SUCCESS'), ('return_msg', 'OK'),
-            ('appid', 'wx2421b1c4370ec43b'), ('mch_id', '10000100'),
+            ('appid', WX_APPID), ('mch_id', WX_MCH_ID),
             ('nonce_str', 'TN55wO9Pba5yENl8'), ('result_code', 'SUCCESS'),
             ('openid', 'oUpF8uN95-Ptaags6E_roPHg7AG0'),
             ('is_subscribe', 'Y'), ('trade_type', 'MICROPAY'),
@@ -101,7 +105,7 @@ WX_QUERY = [('return_code', 'SUCCESS'), ('return_msg', 'OK'),
 with open(os.path.join(CORPUS, 'fuzz_wechat_bill', 'tv8-crlf-bom'),
           'rb') as _fh:
     WX_BILL = _fh.read()
-V3_TXN = {'appid': 'wx2421b1c4370ec43b', 'mchid': '1230000109',
+V3_TXN = {'appid': WX_APPID, 'mchid': '1230000109',
           'out_trade_no': '1217752501201407033233368018',
           'transaction_id': '1217752501201407033233368018',
           'trade_type': 'JSAPI', 'trade_state': 'SUCCESS',

@@ -2,6 +2,9 @@
  * The SDK's form decoder and encoder (plugins/sdk/form.c): strict
  * percent-decoding, '+' as space, duplicates and bounds refused.
  */
+#include <stdarg.h>
+#include <string.h>
+
 #include <payhook/sdk.h>
 
 #include "tap.h"
@@ -21,6 +24,12 @@ parse(const char *body, struct ph_kvlist *kv)
 	return ph_form_parse((const unsigned char *)body, strlen(body), &lim,
 	    kv, &d);
 }
+
+/* A body the parser refuses, and what is wrong with it. */
+struct bad_body {
+	const char	*body;
+	const char	*what;
+};
 
 /* Parses body and expects status; frees the list. */
 static void
@@ -82,47 +91,71 @@ test_decode(void)
 static void
 test_refused(void)
 {
-	static const struct {
-		const char *body;
-		int rc;
-		const char *what;
-	} bad[] = {
-		{ "a=%G1", PH_E_MALFORMED, "%G1 refused" },
-		{ "a=%1G", PH_E_MALFORMED, "%1G refused" },
-		{ "a=%4", PH_E_MALFORMED, "%4 at the end refused" },
-		{ "a=%4&b=1", PH_E_MALFORMED, "%4 before & refused" },
-		{ "a=1%", PH_E_MALFORMED, "trailing % refused" },
-		{ "a%=1", PH_E_MALFORMED, "bad escape in a name refused" },
-		{ "a=1&a=2", PH_E_MALFORMED, "duplicate key refused" },
-		{ "txnAmt=1&txn%41mt=2", PH_E_MALFORMED,
-		    "duplicate after decoding refused" },
-		{ "a=1&A=2&a=3", PH_E_MALFORMED, "later duplicate refused" },
-		{ "a=1&&b=2", PH_E_MALFORMED, "empty pair refused" },
-		{ "a=1&", PH_E_MALFORMED, "trailing & refused" },
-		{ "&a=1", PH_E_MALFORMED, "leading & refused" },
-		{ "a", PH_E_MALFORMED, "pair without = refused" },
-		{ "a=1&b", PH_E_MALFORMED, "last pair without = refused" },
-		{ "=1", PH_E_MALFORMED, "empty name refused" },
-		{ "%00=1", PH_E_MALFORMED, "NUL in a name refused" },
-		{ "a=x%00y", PH_E_MALFORMED, "NUL in a value refused" },
-		{ "a=1&b=2&c=3&d=4&e=5", PH_E_TOOBIG, "too many fields" },
-		{ "a=1&b=2&c=3&d=4&", PH_E_TOOBIG,
+	/* bodies that are not well-formed forms */
+	static const struct bad_body malformed[] = {
+		{ "a=%G1", "%G1 refused" },
+		{ "a=%1G", "%1G refused" },
+		{ "a=%4", "%4 at the end refused" },
+		{ "a=%4&b=1", "%4 before & refused" },
+		{ "a=1%", "trailing % refused" },
+		{ "a%=1", "bad escape in a name refused" },
+		{ "a=1&a=2", "duplicate key refused" },
+		{ "txnAmt=1&txn%41mt=2", "duplicate after decoding refused" },
+		{ "a=1&A=2&a=3", "later duplicate refused" },
+		{ "a=1&&b=2", "empty pair refused" },
+		{ "a=1&", "trailing & refused" },
+		{ "&a=1", "leading & refused" },
+		{ "a", "pair without = refused" },
+		{ "a=1&b", "last pair without = refused" },
+		{ "=1", "empty name refused" },
+		{ "%00=1", "NUL in a name refused" },
+		{ "a=x%00y", "NUL in a value refused" },
+	};
+	/* bodies past one of the limits in lim */
+	static const struct bad_body toobig[] = {
+		{ "a=1&b=2&c=3&d=4&e=5", "too many fields" },
+		{ "a=1&b=2&c=3&d=4&",
 		    "too many fields counted before parsing" },
-		{ "v=123456789012345678901234567890123", PH_E_TOOBIG,
-		    "value too long" },
-		{ "k123456789012345678901234567890123=1", PH_E_TOOBIG,
-		    "name too long" },
+		{ "v=123456789012345678901234567890123", "value too long" },
+		{ "k123456789012345678901234567890123=1", "name too long" },
 	};
 	char big[300];
 	size_t i;
 
-	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		refused(bad[i].body, bad[i].rc, bad[i].what);
+	for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+		refused(malformed[i].body, PH_E_MALFORMED, malformed[i].what);
+	for (i = 0; i < sizeof(toobig) / sizeof(toobig[0]); i++)
+		refused(toobig[i].body, PH_E_TOOBIG, toobig[i].what);
 	memset(big, 'a', sizeof(big) - 1);
 	big[0] = 'k';
 	big[1] = '=';
 	big[sizeof(big) - 1] = '\0';
 	refused(big, PH_E_TOOBIG, "body too long");
+}
+
+/*
+ * Writes the fields named in the list of name and value pairs that ends
+ * in NULL into b, which may grow to max bytes.
+ */
+static int
+write_form(struct ph_buf *b, size_t max, ...)
+{
+	struct ph_kvlist kv;
+	va_list ap;
+	const char *k, *v;
+	int rc;
+
+	ph_kvlist_init(&kv, 8);
+	va_start(ap, max);
+	while ((k = va_arg(ap, const char *)) != NULL) {
+		v = va_arg(ap, const char *);
+		ph_kvlist_add(&kv, k, strlen(k), v, strlen(v), NULL);
+	}
+	va_end(ap);
+	ph_buf_init(b, max);
+	rc = ph_form_write(&kv, b);
+	ph_kvlist_free(&kv);
+	return rc;
 }
 
 static void
@@ -131,16 +164,11 @@ test_write(void)
 	struct ph_kvlist kv;
 	struct ph_buf b;
 
-	ph_kvlist_init(&kv, 8);
-	ph_kvlist_add(&kv, "orderId", 7, "A1", 2, NULL);
-	ph_kvlist_add(&kv, "sig", 3, "a+b/c=", 6, NULL);
-	ph_kvlist_add(&kv, "text", 4, "x y&z~\xe4\xb8\xad", 9, NULL);
-	ph_kvlist_add(&kv, "empty", 5, "", 0, NULL);
-	ph_buf_init(&b, 1024);
-	is_int(ph_form_write(&kv, &b), PH_OK, "write");
+	is_int(write_form(&b, 1024, "orderId", "A1", "sig", "a+b/c=",
+	    "text", "x y&z~\xe4\xb8\xad", "empty", "", NULL), PH_OK,
+	    "write");
 	is_str(b.data, "orderId=A1&sig=a%2Bb%2Fc%3D&text=x%20y%26z~%E4%B8%AD"
 	    "&empty=", "written in list order, escaped");
-	ph_kvlist_free(&kv);
 	is_int(parse(b.data, &kv), PH_OK, "what is written parses");
 	is_str(ph_kvlist_get(&kv, "sig"), "a+b/c=", "round trip");
 	is_str(ph_kvlist_get(&kv, "text"), "x y&z~\xe4\xb8\xad",
@@ -148,11 +176,8 @@ test_write(void)
 	ph_kvlist_free(&kv);
 	ph_buf_free(&b);
 
-	ph_kvlist_init(&kv, 8);
-	ph_kvlist_add(&kv, "k", 1, "0123456789", 10, NULL);
-	ph_buf_init(&b, 8);
-	is_int(ph_form_write(&kv, &b), PH_E_TOOBIG, "bounded output");
-	ph_kvlist_free(&kv);
+	is_int(write_form(&b, 8, "k", "0123456789", NULL), PH_E_TOOBIG,
+	    "bounded output");
 	ph_buf_free(&b);
 }
 

@@ -68,44 +68,54 @@ test_parts(void)
 	parts("https://h:1/", 1, "h", 1, 1, "/");
 }
 
+/* URLs malformed in one way each, and that way. */
+static const struct {
+	const char	*url;
+	const char	*why;
+} malformed[] = {
+	{ "", "an empty URL" },
+	{ "ftp://h/x", "another scheme" },
+	{ "HTTPS://h/x", "a scheme in upper case" },
+	{ "https:/h/x", "one slash" },
+	{ "https://", "a scheme alone" },
+	{ "https:///x", "an empty host" },
+	{ "https://:443/x", "a port without a host" },
+	{ "https://user@h/x", "user information" },
+	{ "https://h.example@evil.example/x",
+	    "a host that is user information" },
+	{ "https://u:p@h/x", "user and password" },
+	{ "https://h:/x", "an empty port" },
+	{ "https://h:0/x", "port 0" },
+	{ "https://h:65536/x", "port 65536" },
+	{ "https://h:99999999999999999999/x",
+	    "a port past any integer" },
+	{ "https://h:8a/x", "a port with a letter" },
+	{ "https://h:-1/x", "a negative port" },
+	{ "https://h_x/x", "a host with '_'" },
+	{ "https://h%2e/x", "a host with '%'" },
+	{ "https://[::1/x", "an IPv6 literal not closed" },
+	{ "https://[]/x", "an empty IPv6 literal" },
+	{ "https://[::g]/x", "an IPv6 literal with 'g'" },
+	{ "https://[::1]x/", "text after an IPv6 literal" },
+	{ "https://h/a b", "a blank" },
+	{ "https://h/a\tb", "a tab" },
+	{ "https://h/a\r\nHost: evil", "CR LF" },
+	{ "https://h/a\x7f", "DEL" },
+	{ "https://h/\xe4\xb8\xad", "a UTF-8 byte" },
+	{ "https://h/a#frag", "a fragment" },
+	{ "https://h\\@evil/a", "a backslash" },
+	{ "https://h/\"a", "a quote" },
+};
+
 static void
 test_refused(void)
 {
 	struct ph_url u;
 	char *big;
+	size_t i;
 
-	refused("", PH_E_FIELD, "an empty URL");
-	refused("ftp://h/x", PH_E_FIELD, "another scheme");
-	refused("HTTPS://h/x", PH_E_FIELD, "a scheme in upper case");
-	refused("https:/h/x", PH_E_FIELD, "one slash");
-	refused("https://", PH_E_FIELD, "a scheme alone");
-	refused("https:///x", PH_E_FIELD, "an empty host");
-	refused("https://:443/x", PH_E_FIELD, "a port without a host");
-	refused("https://user@h/x", PH_E_FIELD, "user information");
-	refused("https://h.example@evil.example/x", PH_E_FIELD,
-	    "a host that is user information");
-	refused("https://u:p@h/x", PH_E_FIELD, "user and password");
-	refused("https://h:/x", PH_E_FIELD, "an empty port");
-	refused("https://h:0/x", PH_E_FIELD, "port 0");
-	refused("https://h:65536/x", PH_E_FIELD, "port 65536");
-	refused("https://h:99999999999999999999/x", PH_E_FIELD,
-	    "a port past any integer");
-	refused("https://h:8a/x", PH_E_FIELD, "a port with a letter");
-	refused("https://h:-1/x", PH_E_FIELD, "a negative port");
-	refused("https://h_x/x", PH_E_FIELD, "a host with '_'");
-	refused("https://h%2e/x", PH_E_FIELD, "a host with '%'");
-	refused("https://[::1/x", PH_E_FIELD, "an IPv6 literal not closed");
-	refused("https://[]/x", PH_E_FIELD, "an empty IPv6 literal");
-	refused("https://[::g]/x", PH_E_FIELD, "an IPv6 literal with 'g'");
-	refused("https://[::1]x/", PH_E_FIELD, "text after an IPv6 literal");
-	refused("https://h/a b", PH_E_FIELD, "a blank");
-	refused("https://h/a\tb", PH_E_FIELD, "a tab");
-	refused("https://h/a\r\nHost: evil", PH_E_FIELD, "CR LF");
-	refused("https://h/a\x7f", PH_E_FIELD, "DEL");
-	refused("https://h/\xe4\xb8\xad", PH_E_FIELD, "a UTF-8 byte");
-	refused("https://h/a#frag", PH_E_FIELD, "a fragment");
-	refused("https://h\\@evil/a", PH_E_FIELD, "a backslash");
-	refused("https://h/\"a", PH_E_FIELD, "a quote");
+	for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++)
+		refused(malformed[i].url, PH_E_FIELD, malformed[i].why);
 
 	d.msg[0] = '\0';
 	is_int(ph_url_split("https://h/a\0b", 13, "link", &u, &d),

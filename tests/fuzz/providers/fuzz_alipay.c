@@ -178,25 +178,30 @@ fz_download(const uint8_t *data, size_t size)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	const uint8_t *rest;
+	size_t len;
+
 	if (size == 0)
 		return 0;
+	/* What follows the first byte, the input of the parser it picks. */
+	rest = data + 1;
+	len = size - 1;
 	switch (data[0]) {
 	case 'N':
-		fz_notify(data + 1, size - 1);
+		fz_notify(rest, len);
 		break;
 	case 'S':
-		fz_signed(data + 1, size - 1);
+		fz_signed(rest, len);
 		break;
 	case 'B':
-		fz_bill_lines(payhook_provider(), fz_ctx, data + 1, size - 1,
-		    1);
+		fz_bill_lines(payhook_provider(), fz_ctx, rest, len, 1);
 		break;
 	case 'Q':
-		fz_check_query(payhook_provider(), fz_ctx, data + 1, size - 1,
-		    FZ_NOW, 1, FZ_EV_ORDER);
+		fz_check_query(payhook_provider(), fz_ctx, rest, len, FZ_NOW,
+		    1, FZ_EV_ORDER);
 		break;
 	case 'D':
-		fz_download(data + 1, size - 1);
+		fz_download(rest, len);
 		break;
 	default:
 		break;

@@ -77,21 +77,6 @@ fz_pki_free(void)
 	free(fz_mer_cert);
 }
 
-static __attribute__((unused)) void *
-fz_up_profile(void)
-{
-	const struct fz_setting s[] = {
-		{ "mer_id", FZ_MER_ID },
-		{ "root_cert_file", fz_root },
-		{ "middle_cert_file", fz_mid },
-		{ "sign_key_file", fz_mer_key_pem },
-		{ "sign_cert_file", fz_mer_cert },
-		{ NULL, NULL },
-	};
-
-	return fz_profile(payhook_provider(), "upshop", s);
-}
-
 /*
  * Fields from "name=value" lines, with signPubKeyCert set to the leaf and
  * signature computed over all of them (ACP 5.1.0: SHA-256 hex of the
@@ -172,6 +157,21 @@ fz_up_input(const uint8_t *data, size_t size, int raw,
 /* The targets' one profile, made at start with the PKI (every target
  * that includes this header uses it). */
 static void *fz_ctx;
+
+static void *
+fz_up_profile(void)
+{
+	const struct fz_setting s[] = {
+		{ "mer_id", FZ_MER_ID },
+		{ "root_cert_file", fz_root },
+		{ "middle_cert_file", fz_mid },
+		{ "sign_key_file", fz_mer_key_pem },
+		{ "sign_cert_file", fz_mer_cert },
+		{ NULL, NULL },
+	};
+
+	return fz_profile(payhook_provider(), "upshop", s);
+}
 
 void
 fz_init(void)
