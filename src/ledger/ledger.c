@@ -344,21 +344,18 @@ static int
 ledger_seen(struct store_txn *t, const struct store_key *dk,
     const struct store_key *dk_v1, const char *digest, int *conflict)
 {
-	json_t *d = NULL;
+	struct ledger_dedup d;
 	int rc;
 
 	*conflict = 0;
-	rc = ledger_get(t, STORE_DB_DEDUP, dk, &d);
+	rc = ledger_dedup_get(t, dk, &d);
 	if (rc == PH_E_NOTFOUND && !dk_v1->err)
-		rc = ledger_get(t, STORE_DB_DEDUP, dk_v1, &d);
+		rc = ledger_dedup_get(t, dk_v1, &d);
 	if (rc != PH_OK)
 		return 0;
-	if (strcmp(ledger_str(d, "digest"), digest) == 0) {
-		json_decref(d);
+	if (strcmp(d.digest, digest) == 0)
 		return 1;
-	}
 	*conflict = 1;
-	json_decref(d);
 	return 0;
 }
 
@@ -450,7 +447,7 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 	const struct ph_event *ev = f->ev;
 	char digest[2 * PH_SHA256_LEN + 1];
 	struct store_key dk, dk_v1;
-	json_t *d;
+	struct ledger_dedup d;
 	int rc, conflict;
 
 	memset(r, 0, sizeof(*r));
@@ -464,15 +461,13 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 		ledger_conflict(t, f, "same dedup key, different payload", r);
 		return t->err;
 	}
-	d = json_pack("{s:i, s:s, s:s, s:s, s:s, s:I}",
-	    "v", LEDGER_RECORD_VERSION,
-	    "digest", digest,
-	    "kind", ledger_kind_names[ev->kind],
-	    "order_id", ev->order_id,
-	    "source", f->source,
-	    "first_seen", (json_int_t)f->now);
-	ledger_put(t, STORE_DB_DEDUP, &dk, d);
-	json_decref(d);
+	memset(&d, 0, sizeof(d));
+	memcpy(d.digest, digest, sizeof(d.digest));
+	d.first_seen = f->now;
+	snprintf(d.kind, sizeof(d.kind), "%s", ledger_kind_names[ev->kind]);
+	snprintf(d.order_id, sizeof(d.order_id), "%s", ev->order_id);
+	snprintf(d.source, sizeof(d.source), "%s", f->source);
+	ledger_dedup_put(t, &dk, &d);
 	switch (ev->kind) {
 	case PH_EV_PAYMENT_SUCCEEDED:
 		ledger_payment_succeeded(t, f, r);

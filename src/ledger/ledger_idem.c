@@ -253,9 +253,22 @@ ledger_idem_free(struct ledger_idem *idem)
 	ph_buf_free(&idem->body);
 }
 
+/* When an idempotency record may go. */
+static int
+ledger_idem_expires(const struct store_val *v, int64_t *at)
+{
+	json_t *j;
+
+	if ((j = ledger_load(v)) == NULL)
+		return -1;
+	*at = json_integer_value(json_object_get(j, "expires_at"));
+	json_decref(j);
+	return 0;
+}
+
 int
 ledger_prune_idem(struct store *s, int64_t now, size_t *removed)
 {
-	return ledger_prune_before(s, STORE_DB_IDEM, "expires_at", now + 1,
-	    removed);
+	return ledger_prune_before(s, STORE_DB_IDEM, ledger_idem_expires,
+	    now + 1, removed);
 }

@@ -56,12 +56,38 @@ void ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 /* Moves the order's entry in the due list to at (0: off the list). */
 void ledger_set_due(struct store_txn *t, json_t *order, int64_t at);
 
+/* The time a record of some database is judged by (0, with *at set), or
+ * -1 when the record cannot be read. */
+typedef int ledger_time_fn(const struct store_val *v, int64_t *at);
+
 /*
- * Deletes the records of db whose integer field is below before, in
+ * Deletes the records of db whose time (when) is below before, in
  * batches of short transactions; *removed counts them.
  */
-int ledger_prune_before(struct store *s, enum store_db db, const char *field,
-    int64_t before, size_t *removed);
+int ledger_prune_before(struct store *s, enum store_db db,
+    ledger_time_fn *when, int64_t before, size_t *removed);
+
+/* A dedup record (ledger_dedup.c). */
+struct ledger_dedup {
+	char digest[2 * PH_SHA256_LEN + 1];	/* of the fact, hex */
+	int64_t first_seen;
+	char kind[32];
+	char order_id[PH_ID_MAX + 1];
+	char source[32];
+};
+
+/* Writes d at k in STORE_DB_DEDUP, as a binary record. */
+void ledger_dedup_put(struct store_txn *t, const struct store_key *k,
+    const struct ledger_dedup *d);
+/* Reads the dedup record at k: PH_OK, PH_E_NOTFOUND or a sticky error. */
+int ledger_dedup_get(struct store_txn *t, const struct store_key *k,
+    struct ledger_dedup *d);
+/* Decodes a dedup record, binary or (schema 2 and older) JSON. */
+int ledger_dedup_read(const struct store_val *v, struct ledger_dedup *d);
+/* Is it a record of schema 2 or older, still in JSON? */
+int ledger_dedup_is_json(const struct store_val *v);
+/* The first sighting of a dedup record, for pruning. */
+ledger_time_fn ledger_dedup_first_seen;
 
 /*
  * The write part of ledger_apply(), inside t: the dedup key checked again

@@ -12,6 +12,10 @@
  *   - every refund is found by its id, every order lists its refunds, and
  *     a refund tried before counts as sent;
  *   - every event gets its id.
+ *
+ * Schema 2 to 3:
+ *   - dedup records, read by every notification, become binary
+ *     (ledger_dedup.c); a build of schema 2 refuses the store after.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,9 +68,9 @@ ledger_migrate_payments(struct store *s, int *more, size_t *moved)
 	return rc;
 }
 
-/* Brings one record (key, rec) of a database up to date in t. */
+/* Brings one record (key, val) of a database up to date in t. */
 typedef void ledger_migrate_fn(struct store *s, struct store_txn *t,
-    const struct store_val *key, json_t *rec);
+    const struct store_val *key, const struct store_val *val);
 
 /*
  * Runs fn over every record of db, LEDGER_MIGRATE_BATCH to a write
@@ -79,7 +83,6 @@ ledger_migrate_all(struct store *s, enum store_db db, ledger_migrate_fn *fn)
 	struct store_txn t;
 	struct store_scan sc;
 	struct store_key resume;
-	json_t *rec;
 	size_t n;
 	int rc, more = 1;
 
@@ -96,10 +99,7 @@ ledger_migrate_all(struct store *s, enum store_db db, ledger_migrate_fn *fn)
 				more = 1;
 				break;
 			}
-			if ((rec = ledger_load(&sc.val)) == NULL)
-				continue;
-			fn(s, &t, &sc.key, rec);
-			json_decref(rec);
+			fn(s, &t, &sc.key, &sc.val);
 		}
 		store_scan_end(&sc);
 		if ((rc = store_commit(&t)) != PH_OK)
@@ -112,14 +112,14 @@ ledger_migrate_all(struct store *s, enum store_db db, ledger_migrate_fn *fn)
  * tried counts as sent. */
 static void
 ledger_migrate_refund(struct store *s, struct store_txn *t,
-    const struct store_val *key, json_t *r)
+    const struct store_val *key, const struct store_val *val)
 {
 	struct store_key ok;
-	json_t *order = NULL;
+	json_t *r, *order = NULL;
 	uint64_t seq;
 
 	(void)s;
-	if (key->len != 8)
+	if (key->len != 8 || (r = ledger_load(val)) == NULL)
 		return;
 	seq = store_key_get_u64(key);
 	ledger_refund_index(t, ledger_str(r, "refund_id"), seq);
@@ -137,22 +137,62 @@ ledger_migrate_refund(struct store *s, struct store_txn *t,
 		ledger_put(t, STORE_DB_ORDERS, &ok, order);
 	}
 	json_decref(order);
+	json_decref(r);
 }
 
 /* Gives an event its id. */
 static void
 ledger_migrate_event(struct store *s, struct store_txn *t,
-    const struct store_val *key, json_t *e)
+    const struct store_val *key, const struct store_val *val)
 {
 	struct store_key k;
 	char id[STORE_EPOCH_LEN + 24];
+	json_t *e;
 
-	if (json_object_get(e, "id") != NULL)
+	if ((e = ledger_load(val)) == NULL)
 		return;
-	ledger_event_id(store_epoch(s), store_key_get_u64(key), id);
-	json_object_set_new(e, "id", json_string(id));
+	if (json_object_get(e, "id") == NULL) {
+		ledger_event_id(store_epoch(s), store_key_get_u64(key), id);
+		json_object_set_new(e, "id", json_string(id));
+		store_key_from_val(&k, key);
+		ledger_put(t, STORE_DB_EVENTS, &k, e);
+	}
+	json_decref(e);
+}
+
+/* A dedup record still in JSON written again as a binary one; one that
+ * cannot be read is left as it is (and refused where it is read). */
+static void
+ledger_migrate_dedup(struct store *s, struct store_txn *t,
+    const struct store_val *key, const struct store_val *val)
+{
+	struct ledger_dedup d;
+	struct store_key k;
+
+	(void)s;
+	if (!ledger_dedup_is_json(val) || ledger_dedup_read(val, &d) != PH_OK)
+		return;
 	store_key_from_val(&k, key);
-	ledger_put(t, STORE_DB_EVENTS, &k, e);
+	ledger_dedup_put(t, &k, &d);
+}
+
+static int
+ledger_migrate_2(struct store *s)
+{
+	struct store_txn t;
+	int rc;
+
+	if ((rc = ledger_migrate_all(s, STORE_DB_DEDUP,
+	    ledger_migrate_dedup)) != PH_OK)
+		return rc;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	store_set_schema(&t, 3);
+	if ((rc = store_commit(&t)) != PH_OK)
+		return rc;
+	log_info("database: brought from schema 2 to 3 (dedup records in "
+	    "binary form)");
+	return PH_OK;
 }
 
 static int
@@ -194,6 +234,9 @@ ledger_migrate(struct store *s, struct ph_diag *diag)
 
 	if (store_schema(s) < 2 && (rc = ledger_migrate_1(s)) != PH_OK)
 		return ph_fail(diag, rc, "database: bringing schema 1 up to 2 "
+		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
+	if (store_schema(s) < 3 && (rc = ledger_migrate_2(s)) != PH_OK)
+		return ph_fail(diag, rc, "database: bringing schema 2 up to 3 "
 		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
 	return PH_OK;
 }

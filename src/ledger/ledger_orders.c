@@ -184,6 +184,6 @@ ledger_list_orders(struct store *s, const char *state, const char *after,
 int
 ledger_prune_dedup(struct store *s, int64_t before, size_t *removed)
 {
-	return ledger_prune_before(s, STORE_DB_DEDUP, "first_seen", before,
-	    removed);
+	return ledger_prune_before(s, STORE_DB_DEDUP, ledger_dedup_first_seen,
+	    before, removed);
 }

@@ -369,14 +369,14 @@ ledger_counts(struct store *s, uint64_t counts[], size_t n)
 }
 
 int
-ledger_prune_before(struct store *s, enum store_db db, const char *field,
+ledger_prune_before(struct store *s, enum store_db db, ledger_time_fn *when,
     int64_t before, size_t *removed)
 {
 	struct store_txn t;
 	struct store_scan sc;
 	struct store_key resume;
 	size_t batch;
-	json_t *d;
+	int64_t at;
 	int rc, more = 1;
 
 	*removed = 0;
@@ -391,14 +391,12 @@ ledger_prune_before(struct store *s, enum store_db db, const char *field,
 		while (store_scan_next(&sc)) {
 			/* Where to go on from, copied before a delete. */
 			store_key_from_val(&resume, &sc.key);
-			if ((d = ledger_load(&sc.val)) == NULL)
+			if (when(&sc.val, &at) != 0)
 				continue;
-			if (json_integer_value(json_object_get(d, field)) <
-			    before) {
+			if (at < before) {
 				store_scan_del(&sc);
 				batch++;
 			}
-			json_decref(d);
 			if (batch == 1000) {
 				/* Go on from here in the next transaction. */
 				more = 1;

@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "ledger/ledger.h"
+#include "ledger/ledger_int.h"
 #include "ledger/order.h"
 #include "store/store.h"
 #include "ledger_fixture.h"
@@ -450,6 +451,73 @@ test_map_full(void)
 	store_close(s);
 }
 
+/* The dedup record's binary form: what is written reads back, what is
+ * damaged is refused, and schema 2's JSON is still read. */
+static void
+test_dedup_record(struct store *s)
+{
+	static const char json[] = "{\"v\":1,\"digest\":\"ab\",\"kind\":"
+	    "\"payment.succeeded\",\"order_id\":\"J1\",\"source\":"
+	    "\"notify\",\"first_seen\":7}";
+	struct ledger_dedup d, back;
+	struct store_txn t;
+	struct store_key k;
+	struct store_val v;
+	unsigned char copy[512];
+	size_t len = 0;
+
+	memset(&d, 0, sizeof(d));
+	memset(d.digest, 'c', sizeof(d.digest) - 1);
+	d.first_seen = 1700000000123LL;
+	snprintf(d.kind, sizeof(d.kind), "refund.succeeded");
+	snprintf(d.order_id, sizeof(d.order_id), "DD-1");
+	snprintf(d.source, sizeof(d.source), "statement_file");
+	store_key_init(&k, STORE_KEY_DEDUP);
+	store_key_str(&k, "test");
+	store_key_str(&k, "dd");
+	ok(store_begin(s, 1, &t) == PH_OK, "dedup record: write");
+	ledger_dedup_put(&t, &k, &d);
+	is_int(store_commit(&t), PH_OK, "dedup record: committed");
+	ok(store_begin(s, 0, &t) == PH_OK &&
+	    ledger_dedup_get(&t, &k, &back) == PH_OK &&
+	    strcmp(back.digest, d.digest) == 0 &&
+	    back.first_seen == d.first_seen &&
+	    strcmp(back.kind, d.kind) == 0 &&
+	    strcmp(back.order_id, d.order_id) == 0 &&
+	    strcmp(back.source, d.source) == 0,
+	    "dedup record: reads back field for field");
+	if (store_get(&t, STORE_DB_DEDUP, &k, &v) == PH_OK &&
+	    v.len <= sizeof(copy)) {
+		memcpy(copy, v.data, v.len);
+		len = v.len;
+	}
+	store_abort(&t);
+	is_int(len, 1 + 64 + 8 + 1 + 16 + 1 + 4 + 1 + 14,
+	    "dedup record: 110 bytes");
+	v.data = copy;
+	v.len = len - 1;
+	ok(ledger_dedup_read(&v, &back) != PH_OK, "dedup record: one byte "
+	    "short refused");
+	v.len = len + 1;
+	copy[len] = 'x';
+	ok(ledger_dedup_read(&v, &back) != PH_OK, "dedup record: a byte "
+	    "more refused");
+	v.len = len;
+	copy[0] = 0xd2;
+	ok(ledger_dedup_read(&v, &back) != PH_OK, "dedup record: another "
+	    "version's tag refused");
+	copy[0] = 0xd1;
+	copy[1 + 64 + 8] = 200;
+	ok(ledger_dedup_read(&v, &back) != PH_OK, "dedup record: a length "
+	    "past the end refused");
+	v.data = json;
+	v.len = sizeof(json) - 1;
+	ok(ledger_dedup_read(&v, &back) == PH_OK &&
+	    strcmp(back.digest, "ab") == 0 && back.first_seen == 7 &&
+	    strcmp(back.order_id, "J1") == 0, "dedup record: schema 2's "
+	    "JSON still read");
+}
+
 int
 main(void)
 {
@@ -469,6 +537,7 @@ main(void)
 	test_sweeper_side(s);
 	test_events_paging(s);
 	test_refund_race(s);
+	test_dedup_record(s);
 	store_close(s);
 
 	/* Committed means durable: a new environment sees everything. */

@@ -659,6 +659,20 @@ test_migration(void)
 	fx_apply(s, "wxshop", &ev, &r, NULL);
 	is_int(r.outcome, LEDGER_DUPLICATE, "a notification schema 1 saw is "
 	    "still a duplicate");
+	{
+		struct store_txn t;
+		struct store_key k;
+		struct store_val v;
+
+		store_key_init(&k, STORE_KEY_DEDUP_V1);
+		store_key_str(&k, "wechat");
+		store_key_str(&k, "pay:TV1");
+		ok(store_begin(s, 0, &t) == PH_OK &&
+		    store_get(&t, STORE_DB_DEDUP, &k, &v) == PH_OK &&
+		    v.len > 0 && ((const unsigned char *)v.data)[0] == 0xd1,
+		    "its dedup record is a binary one (schema 3)");
+		store_abort(&t);
+	}
 	ok(ledger_get_refund(s, "phr0000000000001", &item) == PH_OK &&
 	    json_object_get(item, "sent_at") != NULL, "its refund is found by "
 	    "id");
