@@ -135,10 +135,16 @@ order_time_field(json_t *o, const char *key)
 json_t *
 order_to_api(const json_t *rec)
 {
-	json_t *o, *ex, *e;
+	return order_to_api_new(json_deep_copy(rec));
+}
+
+json_t *
+order_to_api_new(json_t *o)
+{
+	json_t *ex, *e;
 	size_t i;
 
-	if ((o = json_deep_copy(rec)) == NULL)
+	if (o == NULL)
 		return NULL;
 	json_object_del(o, "v");
 	/* Coordination between payhook's own processes, not order facts. */

@@ -82,6 +82,9 @@ json_t *order_record_new(const char *order_id, const char *profile,
     int64_t amount, const char *currency, int64_t now);
 /* The merchant API's view of a stored order record (caller owns). */
 json_t *order_to_api(const json_t *rec);
+/* The same made of rec itself, whose reference it takes (NULL stays
+ * NULL): for a record read only to be shown. */
+json_t *order_to_api_new(json_t *rec);
 /* The merchant API's view of a stored event record (caller owns). */
 json_t *order_event_to_api(const json_t *rec);
 

@@ -317,8 +317,7 @@ api_get_order(struct web_ctx *ctx, const struct web_request *req,
 	rc = ledger_get_order(ctx->store, order_id, &order);
 	if (api_read_failed(resp, rc, "order", order_id))
 		return;
-	api_send(resp, 200, order_to_api(order));
-	json_decref(order);
+	api_send(resp, 200, order_to_api_new(order));
 }
 
 /*
