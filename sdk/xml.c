@@ -409,11 +409,27 @@ ph_xml_cdata(struct ph_xml_in *in, struct ph_buf *val, const char *field)
 	return PH_OK;
 }
 
+/* After "</": the name, which must be name, white space and '>'. */
+static int
+ph_xml_end_tag(struct ph_xml_in *in, const char *name)
+{
+	char got[PH_XML_NAME_MAX + 1];
+	int rc;
+
+	in->p += 2;
+	if ((rc = ph_xml_name(in, got)) != PH_OK)
+		return rc;
+	ph_xml_skip_space(in);
+	if (strcmp(got, name) != 0 || in->p == in->end || *in->p != '>')
+		return ph_xml_bad(in, "end tag does not match its start tag");
+	in->p++;
+	return PH_OK;
+}
+
 /* The value of field, up to its end tag: text, references and CDATA. */
 static int
 ph_xml_content(struct ph_xml_in *in, struct ph_buf *val, const char *field)
 {
-	char name[PH_XML_NAME_MAX + 1];
 	const unsigned char *q;
 	int rc;
 
@@ -444,14 +460,7 @@ ph_xml_content(struct ph_xml_in *in, struct ph_buf *val, const char *field)
 			    "element, comment or processing instruction)",
 			    field);
 	}
-	in->p += 2;
-	if ((rc = ph_xml_name(in, name)) != PH_OK)
-		return rc;
-	ph_xml_skip_space(in);
-	if (strcmp(name, field) != 0 || in->p == in->end || *in->p != '>')
-		return ph_xml_bad(in, "end tag does not match its start tag");
-	in->p++;
-	return PH_OK;
+	return ph_xml_end_tag(in, field);
 }
 
 /*
@@ -521,16 +530,7 @@ ph_xml_fields(struct ph_xml_in *in, const char *root, struct ph_kvlist *out)
 			break;
 	}
 	ph_buf_free(&val);
-	if (rc != PH_OK)
-		return rc;
-	in->p += 2;
-	if ((rc = ph_xml_name(in, name)) != PH_OK)
-		return rc;
-	ph_xml_skip_space(in);
-	if (strcmp(name, root) != 0 || in->p == in->end || *in->p != '>')
-		return ph_xml_bad(in, "end tag does not match its start tag");
-	in->p++;
-	return PH_OK;
+	return rc != PH_OK ? rc : ph_xml_end_tag(in, root);
 }
 
 static int

@@ -139,42 +139,44 @@ order_to_api(const json_t *rec)
 }
 
 json_t *
-order_to_api_new(json_t *o)
+order_view_new(json_t *o, const char *const *drop, const char *const *times)
 {
-	json_t *ex, *e;
-	size_t i;
-
 	if (o == NULL)
 		return NULL;
-	json_object_del(o, "v");
-	/* Coordination between payhook's own processes, not order facts. */
-	json_object_del(o, "lease_until");
-	json_object_del(o, "lease_owner");
-	json_object_del(o, "guard_until");
-	json_object_del(o, "guard_owner");
-	order_time_field(o, "created_at");
-	order_time_field(o, "closed_at");
-	order_time_field(o, "next_query_at");
-	order_time_field(o, "updated_at");
-	order_time_field(o, "paid_at");
-	order_time_field(o, "expires_at");
-	ex = json_object_get(o, "exceptions");
-	json_array_foreach(ex, i, e)
-		order_time_field(e, "at");
+	for (; drop != NULL && *drop != NULL; drop++)
+		json_object_del(o, *drop);
+	for (; times != NULL && *times != NULL; times++)
+		order_time_field(o, *times);
+	return o;
+}
+
+json_t *
+order_to_api_new(json_t *o)
+{
+	/* The format version, and the coordination between payhook's own
+	 * processes: not order facts. */
+	static const char *const drop[] = { "v", "lease_until",
+	    "lease_owner", "guard_until", "guard_owner", NULL };
+	static const char *const times[] = { "created_at", "closed_at",
+	    "next_query_at", "updated_at", "paid_at", "expires_at", NULL };
+	static const char *const at[] = { "at", NULL };
+	json_t *e;
+	size_t i;
+
+	if (order_view_new(o, drop, times) == NULL)
+		return NULL;
+	json_array_foreach(json_object_get(o, "exceptions"), i, e)
+		order_view_new(e, NULL, at);
 	json_array_foreach(json_object_get(o, "attempts"), i, e)
-		order_time_field(e, "at");
+		order_view_new(e, NULL, at);
 	return o;
 }
 
 json_t *
 order_event_to_api(const json_t *rec)
 {
-	json_t *o;
+	static const char *const drop[] = { "v", NULL };
+	static const char *const times[] = { "at", "occurred_at", NULL };
 
-	if ((o = json_deep_copy(rec)) == NULL)
-		return NULL;
-	json_object_del(o, "v");
-	order_time_field(o, "at");
-	order_time_field(o, "occurred_at");
-	return o;
+	return order_view_new(json_deep_copy(rec), drop, times);
 }

@@ -85,6 +85,11 @@ json_t *order_to_api(const json_t *rec);
 /* The same made of rec itself, whose reference it takes (NULL stays
  * NULL): for a record read only to be shown. */
 json_t *order_to_api_new(json_t *rec);
+/* A record made into what the API shows, in place (taking the reference,
+ * NULL stays NULL): the fields named in drop removed, the integer times
+ * named in times turned into RFC 3339 text (null stays null). */
+json_t *order_view_new(json_t *rec, const char *const *drop,
+    const char *const *times);
 /* The merchant API's view of a stored event record (caller owns). */
 json_t *order_event_to_api(const json_t *rec);
 

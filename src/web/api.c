@@ -513,27 +513,14 @@ done:
 static json_t *
 api_refund_view(const json_t *item)
 {
-	static const char *const times[] = {
-		"created_at", "updated_at", "sent_at",
-	};
-	json_t *v = json_deep_copy(item);
-	char buf[32];
-	size_t i;
+	/* The format version, and the coordination between payhook's own
+	 * processes: not refund facts. */
+	static const char *const drop[] = { "v", "lease_until",
+	    "lease_owner", NULL };
+	static const char *const times[] = { "created_at", "updated_at",
+	    "sent_at", NULL };
 
-	if (v == NULL)
-		return NULL;
-	/* Coordination between payhook's own processes, not refund facts. */
-	json_object_del(v, "v");
-	json_object_del(v, "lease_until");
-	json_object_del(v, "lease_owner");
-	for (i = 0; i < sizeof(times) / sizeof(times[0]); i++) {
-		if (json_is_integer(json_object_get(v, times[i]))) {
-			order_time_text(json_integer_value(json_object_get(v,
-			    times[i])), buf);
-			json_object_set_new(v, times[i], json_string(buf));
-		}
-	}
-	return v;
+	return order_view_new(json_deep_copy(item), drop, times);
 }
 
 /* The answer to a refund call: POST /orders/<id>/refunds (201 new, 200

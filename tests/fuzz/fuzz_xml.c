@@ -3,10 +3,11 @@
  * the same shape (xml_oracle.c), and the writer on what it read: whatever
  * parses must write back and parse to the same.
  *
- * What the reader takes, libxml2 takes too, with the same fields and
- * values.  What libxml2 takes, the reader takes too, but for what it
- * refuses on purpose: names outside ASCII (or with a namespace prefix)
- * and a declaration of another version than 1.0.
+ * Of the documents past the reader's checks on bytes: what the reader
+ * takes, libxml2 takes too, with the same fields and values; what libxml2
+ * takes, the reader takes too, but for what it refuses on purpose: names
+ * outside ASCII (or with a namespace prefix) or over 64 bytes, and a
+ * declaration of another version than 1.0.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,24 @@ static int
 stricter_on_purpose(const char *msg)
 {
 	return strstr(msg, "a name not of ASCII") != NULL ||
+	    strstr(msg, "name longer than 64 bytes") != NULL ||
 	    strstr(msg, "XML version is not 1.0") != NULL;
+}
+
+/* The reader's refusals on the bytes, before it reads any markup: the
+ * reference is not asked about those documents. */
+static int
+refused_on_bytes(const char *msg)
+{
+	static const char *const what[] = { "empty document",
+	    "document larger than", "NUL byte in document",
+	    "not an XML document", "DOCTYPE or ENTITY declarations", NULL };
+	size_t i;
+
+	for (i = 0; what[i] != NULL; i++)
+		if (strncmp(msg, what[i], strlen(what[i])) == 0)
+			return 1;
+	return 0;
 }
 
 static void
@@ -35,6 +53,8 @@ check_against_oracle(const uint8_t *data, size_t size, const char *root,
 	struct ph_diag rdiag;
 	int rrc;
 
+	if (rc != PH_OK && refused_on_bytes(diag->msg))
+		return;
 	memset(&rdiag, 0, sizeof(rdiag));
 	rrc = xml_oracle_parse(data, size, root, &lim, &ref, &rdiag);
 	if (rc == PH_OK && rrc != PH_OK)
