@@ -195,7 +195,8 @@ ph_xml_name(struct ph_xml_in *in, char *name)
 
 /* One pseudo-attribute of the declaration: S name Eq quoted-value. */
 static int
-ph_xml_decl_attr(struct ph_xml_in *in, char *name, char *val, size_t cap)
+ph_xml_decl_attr(struct ph_xml_in *in, char *name, const char **val,
+    size_t *len)
 {
 	const unsigned char *q;
 	unsigned char quote;
@@ -209,11 +210,10 @@ ph_xml_decl_attr(struct ph_xml_in *in, char *name, char *val, size_t cap)
 	if (in->p == in->end || (*in->p != '"' && *in->p != '\''))
 		return ph_xml_bad(in, "malformed XML declaration");
 	quote = *in->p++;
-	if ((q = memchr(in->p, quote, (size_t)(in->end - in->p))) == NULL ||
-	    (size_t)(q - in->p) >= cap)
+	if ((q = memchr(in->p, quote, (size_t)(in->end - in->p))) == NULL)
 		return ph_xml_bad(in, "malformed XML declaration");
-	memcpy(val, in->p, (size_t)(q - in->p));
-	val[q - in->p] = '\0';
+	*val = (const char *)in->p;
+	*len = (size_t)(q - in->p);
 	in->p = q + 1;
 	return PH_OK;
 }
@@ -226,7 +226,9 @@ ph_xml_decl_attr(struct ph_xml_in *in, char *name, char *val, size_t cap)
 static int
 ph_xml_decl(struct ph_xml_in *in)
 {
-	char name[PH_XML_NAME_MAX + 1], val[32];
+	char name[PH_XML_NAME_MAX + 1];
+	const char *val = NULL;
+	size_t len = 0;
 	int step = 0;
 
 	if (!ph_xml_at(in, "<?xml") || in->end - in->p < 6 ||
@@ -240,20 +242,21 @@ ph_xml_decl(struct ph_xml_in *in)
 		if (ph_xml_at(in, "?>"))
 			break;
 		in->p = mark;
-		if (ph_xml_decl_attr(in, name, val, sizeof(val)) != PH_OK)
+		if (ph_xml_decl_attr(in, name, &val, &len) != PH_OK)
 			return PH_E_MALFORMED;
 		if (step == 0 && strcmp(name, "version") == 0) {
-			if (strcmp(val, "1.0") != 0)
+			if (len != 3 || memcmp(val, "1.0", 3) != 0)
 				return ph_xml_bad(in, "XML version is not 1.0");
 			step = 1;
 		} else if (step == 1 && strcmp(name, "encoding") == 0) {
-			if (strcasecmp(val, "UTF-8") != 0)
+			if (len != 5 || strncasecmp(val, "UTF-8", 5) != 0)
 				return ph_fail(in->diag, PH_E_MALFORMED,
 				    "encoding is not UTF-8");
 			step = 2;
 		} else if (step >= 1 && step <= 2 &&
 		    strcmp(name, "standalone") == 0) {
-			if (strcmp(val, "yes") != 0 && strcmp(val, "no") != 0)
+			if ((len != 3 || memcmp(val, "yes", 3) != 0) &&
+			    (len != 2 || memcmp(val, "no", 2) != 0))
 				return ph_xml_bad(in, "malformed XML "
 				    "declaration");
 			step = 3;
@@ -489,6 +492,35 @@ ph_xml_start_tag(struct ph_xml_in *in, char *name, int *empty)
 	    "attributes or namespaces", name);
 }
 
+/*
+ * The text between the root's children, which must be white space: as it
+ * stands, or written as character references (&#10;), as XML allows.
+ */
+static int
+ph_xml_between(struct ph_xml_in *in)
+{
+	struct ph_buf ws;
+	size_t i;
+	int rc = PH_OK;
+
+	ph_buf_init(&ws, 8);
+	while (ph_xml_skip_space(in) > 0 || ph_xml_at(in, "&")) {
+		if (!ph_xml_at(in, "&"))
+			continue;
+		ws.len = 0;
+		if ((rc = ph_xml_ref(in, &ws, "")) != PH_OK)
+			break;
+		for (i = 0; i < ws.len; i++)
+			if (!ph_xml_space((unsigned char)ws.data[i]))
+				rc = ph_fail(in->diag, PH_E_MALFORMED,
+				    "unexpected content in the root element");
+		if (rc != PH_OK)
+			break;
+	}
+	ph_buf_free(&ws);
+	return rc;
+}
+
 /* The root's children: white space between them and nothing else. */
 static int
 ph_xml_fields(struct ph_xml_in *in, const char *root, struct ph_kvlist *out)
@@ -499,7 +531,8 @@ ph_xml_fields(struct ph_xml_in *in, const char *root, struct ph_kvlist *out)
 
 	ph_buf_init(&val, in->lim->max_value);
 	for (;;) {
-		ph_xml_skip_space(in);
+		if ((rc = ph_xml_between(in)) != PH_OK)
+			break;
 		if (in->p == in->end) {
 			rc = ph_xml_bad(in, "root element not closed");
 			break;
