@@ -176,19 +176,27 @@ ledger_migrate_dedup(struct store *s, struct store_txn *t,
 	ledger_dedup_put(t, &k, &d);
 }
 
+/* The last step of a migration: the store says it has version now. */
 static int
-ledger_migrate_2(struct store *s)
+ledger_migrate_done(struct store *s, int version)
 {
 	struct store_txn t;
 	int rc;
 
-	if ((rc = ledger_migrate_all(s, STORE_DB_DEDUP,
-	    ledger_migrate_dedup)) != PH_OK)
-		return rc;
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return rc;
-	store_set_schema(&t, 3);
-	if ((rc = store_commit(&t)) != PH_OK)
+	store_set_schema(&t, version);
+	return store_commit(&t);
+}
+
+static int
+ledger_migrate_2(struct store *s)
+{
+	int rc;
+
+	if ((rc = ledger_migrate_all(s, STORE_DB_DEDUP,
+	    ledger_migrate_dedup)) != PH_OK ||
+	    (rc = ledger_migrate_done(s, 3)) != PH_OK)
 		return rc;
 	log_info("database: brought from schema 2 to 3 (dedup records in "
 	    "binary form)");
@@ -215,12 +223,8 @@ ledger_migrate_1(struct store *s)
 	if ((rc = ledger_migrate_all(s, STORE_DB_REFUNDS,
 	    ledger_migrate_refund)) != PH_OK ||
 	    (rc = ledger_migrate_all(s, STORE_DB_EVENTS,
-	    ledger_migrate_event)) != PH_OK)
-		return rc;
-	if ((rc = store_begin(s, 1, &t)) != PH_OK)
-		return rc;
-	store_set_schema(&t, 2);
-	if ((rc = store_commit(&t)) != PH_OK)
+	    ledger_migrate_event)) != PH_OK ||
+	    (rc = ledger_migrate_done(s, 2)) != PH_OK)
 		return rc;
 	log_info("database: brought from schema 1 to 2 (%zu payment(s) "
 	    "keyed by profile, epoch %s)", moved, store_epoch(s));

@@ -37,6 +37,26 @@ txn_name(char *buf, size_t cap, int w, int i)
 	snprintf(buf, cap, "4200%02d%06d", w, i);
 }
 
+/* Worker w's payments, each applied: how many did not end in want. */
+static int
+pay_all(struct store *s, int w, enum ledger_outcome want)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	char order[32], txn[32];
+	int i, bad = 0;
+
+	for (i = 0; i < ORDERS; i++) {
+		order_name(order, sizeof(order), w, i);
+		txn_name(txn, sizeof(txn), w, i);
+		ev = fx_pay_event(order, txn, 100 + i, "CNY");
+		if (fx_apply(s, "wxshop", &ev, &r, NULL) != PH_OK ||
+		    r.outcome != want)
+			bad++;
+	}
+	return bad;
+}
+
 /*
  * One worker in its own process and its own environment: pays its orders,
  * then sends each payment again.  The exit status counts what went wrong.
@@ -44,32 +64,14 @@ txn_name(char *buf, size_t cap, int w, int i)
 static int
 worker(int w)
 {
-	struct ledger_result r;
-	struct ph_event ev;
 	struct ph_diag d;
 	struct store *s;
-	char order[32], txn[32];
-	int i, bad = 0;
+	int bad;
 
 	memset(&d, 0, sizeof(d));
 	if (ledger_open(dbpath, 16 << 20, &s, &d) != PH_OK)
 		return 100;
-	for (i = 0; i < ORDERS; i++) {
-		order_name(order, sizeof(order), w, i);
-		txn_name(txn, sizeof(txn), w, i);
-		ev = fx_pay_event(order, txn, 100 + i, "CNY");
-		if (fx_apply(s, "wxshop", &ev, &r, NULL) != PH_OK ||
-		    r.outcome != LEDGER_APPLIED)
-			bad++;
-	}
-	for (i = 0; i < ORDERS; i++) {
-		order_name(order, sizeof(order), w, i);
-		txn_name(txn, sizeof(txn), w, i);
-		ev = fx_pay_event(order, txn, 100 + i, "CNY");
-		if (fx_apply(s, "wxshop", &ev, &r, NULL) != PH_OK ||
-		    r.outcome != LEDGER_DUPLICATE)
-			bad++;
-	}
+	bad = pay_all(s, w, LEDGER_APPLIED) + pay_all(s, w, LEDGER_DUPLICATE);
 	store_close(s);
 	return bad > 99 ? 99 : bad;
 }
