@@ -1044,13 +1044,37 @@ root(const char *status, const char *fee, const char *total, const char *time)
 	return out;
 }
 
+/* The notification of our appid and mch_id whose req_info is plain,
+ * encrypted with the MD5 profile's key, read by ctx. */
+static int
+notify_plain(void *ctx, const char *plain, struct ph_event *ev)
+{
+	return notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
+	    plain), ""), ev);
+}
+
 static void
 test_refund_notify(void)
 {
+	/* The contents of a refund of 100, each refused. */
+	static const struct {
+		const char *status, *fee, *time, *what;
+	} refused[] = {
+		{ "SUCCESS", "30", NULL,
+		    "SUCCESS without success_time: refused" },
+		{ "SUCCESS", "101", "2018-11-19 16:24:13",
+		    "refund_fee above total_fee: refused" },
+		{ "SUCCESS", "0", "2018-11-19 16:24:13", "refund_fee 0: refused" },
+		{ "DONE", "30", "2018-11-19 16:24:13",
+		    "refund_status unknown: refused" },
+		{ "SUCCESS", "30", "2018-11-19T16:24:13",
+		    "success_time in another format: refused" },
+	};
 	struct ph_event ev;
 	struct ph_response resp;
 	void *ctx = NULL, *wrong = NULL, *hm = NULL;
 	char bad[sizeof(req_info)];
+	size_t i;
 
 	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
 	    "notify: profile");
@@ -1108,37 +1132,24 @@ test_refund_notify(void)
 	ok(notify_body(ctx, nbody, &ev) != PH_OK, "return_code FAIL: refused");
 
 	/* Contents, encrypted here. */
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("CHANGE", "30", "100", NULL)), ""), &ev), PH_OK,
-	    "CHANGE (abnormal) read");
+	is_int(notify_plain(ctx, root("CHANGE", "30", "100", NULL), &ev),
+	    PH_OK, "CHANGE (abnormal) read");
 	ok(ev.kind == PH_EV_REFUND_FAILED && ev.occurred_at == 0 &&
 	    strcmp(ev.dedup_key, "refund:50000408942018111907145860002:"
 	    "CHANGE") == 0, "... refund failed, its own dedup key");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("REFUNDCLOSE", "30", "100", NULL)), ""), &ev), PH_OK,
-	    "REFUNDCLOSE read");
+	is_int(notify_plain(ctx, root("REFUNDCLOSE", "30", "100", NULL), &ev),
+	    PH_OK, "REFUNDCLOSE read");
 	is_int(ev.kind, PH_EV_REFUND_FAILED, "... refund failed");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("SUCCESS", "30", "100", NULL)), ""), &ev), PH_E_FIELD,
-	    "SUCCESS without success_time: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("SUCCESS", "101", "100", "2018-11-19 16:24:13")), ""), &ev),
-	    PH_E_FIELD, "refund_fee above total_fee: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("SUCCESS", "0", "100", "2018-11-19 16:24:13")), ""), &ev),
-	    PH_E_FIELD, "refund_fee 0: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("DONE", "30", "100", "2018-11-19 16:24:13")), ""), &ev),
-	    PH_E_FIELD, "refund_status unknown: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("SUCCESS", "30", "100", "2018-11-19T16:24:13")), ""), &ev),
-	    PH_E_FIELD, "success_time in another format: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    "<xml><refund_fee>1</refund_fee></xml>"), ""), &ev),
-	    PH_E_SIGNATURE, "decrypts, but the root is not <root>: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    "<!DOCTYPE root [<!ENTITY x \"y\">]><root>&x;</root>"), ""), &ev),
-	    PH_E_SIGNATURE, "a DOCTYPE inside req_info: refused");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		is_int(notify_plain(ctx, root(refused[i].status,
+		    refused[i].fee, "100", refused[i].time), &ev), PH_E_FIELD,
+		    refused[i].what);
+	is_int(notify_plain(ctx, "<xml><refund_fee>1</refund_fee></xml>",
+	    &ev), PH_E_SIGNATURE,
+	    "decrypts, but the root is not <root>: refused");
+	is_int(notify_plain(ctx, "<!DOCTYPE root [<!ENTITY x \"y\">]>"
+	    "<root>&x;</root>", &ev), PH_E_SIGNATURE,
+	    "a DOCTYPE inside req_info: refused");
 
 	/* The HMAC profile's refunds use the same scheme with its key. */
 	ok(v2profile(&hm, APPID2, MCH_ID2, KEY_HMAC, "HMAC-SHA256",
@@ -1156,20 +1167,26 @@ test_refund_notify(void)
 static void
 test_profile_url(void)
 {
+	static const struct {
+		const char *url;
+		int rc;
+		const char *what;
+	} urls[] = {
+		{ "https://shop.example/notify/wxshop?x=1", PH_E_CONFIG,
+		    "refund_notify_url with a query string: refused" },
+		{ "ftp://shop.example/notify", PH_E_CONFIG,
+		    "refund_notify_url not http(s): refused" },
+		{ "https://shop.example/a b", PH_E_CONFIG,
+		    "refund_notify_url with a space: refused" },
+		{ "http://127.0.0.1:8080/notify/wxshop", PH_OK,
+		    "refund_notify_url http: accepted" },
+	};
 	void *ctx = NULL;
+	size_t i;
 
-	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-	    "https://shop.example/notify/wxshop?x=1"), PH_E_CONFIG,
-	    "refund_notify_url with a query string: refused");
-	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-	    "ftp://shop.example/notify"), PH_E_CONFIG,
-	    "refund_notify_url not http(s): refused");
-	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-	    "https://shop.example/a b"), PH_E_CONFIG,
-	    "refund_notify_url with a space: refused");
-	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-	    "http://127.0.0.1:8080/notify/wxshop"), PH_OK,
-	    "refund_notify_url http: accepted");
+	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+		is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, urls[i].url),
+		    urls[i].rc, urls[i].what);
 	payhook_provider()->profile_free(ctx);
 }
 
