@@ -94,6 +94,25 @@ is_hints(const struct ph_provider *p, ph_notify_hint_fn *hint, void *ctx,
 }
 
 /*
+ * p reads statements, and with ctx reads good with a BOM and CRLF line ends
+ * (CR left on): nev events, named events, facts facts of a sum of total.
+ * What it read is left in r and d.  Five points.
+ */
+static void __attribute__((unused))
+is_statement_read(const struct ph_provider *p, void *ctx,
+    const char *const *good, struct th_run *r, struct ph_diag *d, size_t nev,
+    const char *events, uint64_t facts, int64_t total)
+{
+	ok(p->caps & PH_CAP_STATEMENT, "the table reads statements");
+	th_feed(p, ctx, good, "\r", r, d);
+	is_int(r->rc, PH_OK, "a statement with a BOM and CRLF (CR left on): "
+	    "read");
+	is_int(r->nev, nev, events);
+	is_int(r->st.facts, facts, "... st->facts");
+	is_int(r->st.total, total, "... st->total");
+}
+
+/*
  * The frame of a statement p reads with ctx: good (NULL-terminated, its
  * total line at good[total], an empty line after it) is read with bare LF
  * line ends; with the total line wrong_count or wrong_sum instead it is

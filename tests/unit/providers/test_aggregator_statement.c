@@ -68,14 +68,9 @@ main(void)
 	struct th_run r;
 	size_t i;
 
-	ok(p->caps & PH_CAP_STATEMENT, "the table reads statements");
-	th_feed(p, &ctx, good, "\r", &r, &d);
-	is_int(r.rc, PH_OK, "a statement with a BOM and CRLF (CR left on): "
-	    "read");
+	is_statement_read(p, &ctx, good, &r, &d, 3,
+	    "... a charge and two refunds", 3, 1500);
 	diag("%s", d.msg);
-	is_int(r.nev, 3, "... a charge and two refunds");
-	is_int(r.st.facts, 3, "... st->facts");
-	is_int(r.st.total, 1500, "... st->total");
 	/* cny upper-cased; the key of its charge.succeeded */
 	is_event(&r.ev[0], "charge", PH_EV_PAYMENT_SUCCEEDED, "A-1",
 	    "ch_L8qn10mLmr1GS8e5OODmHaL4", 1000, "CNY", 1764487800,

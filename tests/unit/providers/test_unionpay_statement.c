@@ -68,12 +68,8 @@ main(void)
 	int64_t t;
 	size_t i;
 
-	ok(p->caps & PH_CAP_STATEMENT, "the table reads statements");
-	th_feed(p, &ctx, good, "\r", &r, &d);
-	is_int(r.rc, PH_OK, "a statement with a BOM and CRLF (CR left on): read");
-	is_int(r.nev, 2, "... a payment and a refund");
-	is_int(r.st.facts, 2, "... st->facts");
-	is_int(r.st.total, 1400, "... st->total");
+	is_statement_read(p, &ctx, good, &r, &d, 2,
+	    "... a payment and a refund", 2, 1400);
 	/* orderId, queryId, txnAmt in fen, 156 is CNY, txnTime in Beijing
 	 * time, the key of its notification. */
 	ph_time_parse_compact("20261130153000", UP_BEIJING, &t);
