@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,9 +213,47 @@ test_table(void)
 static void
 test_profiles(void)
 {
+	/* A profile of base with one field set to value: refused, the
+	 * diagnostic naming msg (NULL: not checked). */
+	const struct {
+		void (*base)(struct prof *);
+		size_t field;
+		const char *value, *what, *msg, *msg_what;
+	} refused[] = {
+		{ prof_rsa, offsetof(struct prof, signature), "none",
+		    "signature = none refused", NULL, NULL },
+		{ prof_rsa, offsetof(struct prof, app_id), NULL,
+		    "app_id required", NULL, NULL },
+		{ prof_rsa, offsetof(struct prof, app_id), "app 1",
+		    "app_id with a space refused", NULL, NULL },
+		{ prof_rsa, offsetof(struct prof, pub), NULL,
+		    "rsa without public key", "webhook_public_key_file",
+		    "rsa: diagnostic names the key" },
+		{ prof_rsa, offsetof(struct prof, pub), "-----BEGIN PUBLIC "
+		    "KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+		    "rsa: a broken PEM refused", NULL, NULL },
+		{ prof_rsa, offsetof(struct prof, pub), weak_pub,
+		    "rsa: RSA-1024 refused", "2048",
+		    "rsa: weak key diagnostic" },
+		{ prof_rsa, offsetof(struct prof, tolerance), "300",
+		    "rsa: tolerance_s refused", NULL, NULL },
+		{ prof_rsa, offsetof(struct prof, header), "X-Signature",
+		    "rsa: signature_header refused", NULL, NULL },
+		{ prof_hmac, offsetof(struct prof, pub), agg_pub,
+		    "hmac: public key refused", NULL, NULL },
+		{ prof_hmac, offsetof(struct prof, secret), NULL,
+		    "hmac without secret", NULL, NULL },
+		{ prof_hmac, offsetof(struct prof, secret), "only15bytes....",
+		    "hmac: 15-byte secret refused", NULL, NULL },
+		{ prof_hmac, offsetof(struct prof, header), "X Sig",
+		    "hmac: bad header name", NULL, NULL },
+		{ prof_hmac, offsetof(struct prof, tolerance), "0",
+		    "hmac: tolerance 0 refused", NULL, NULL },
+	};
 	struct agg_ctx *c;
 	struct prof p;
 	void *ctx;
+	size_t i;
 
 	prof_rsa(&p);
 	is_int(mkprof(&p, &ctx), PH_OK, "rsa profile");
@@ -244,54 +283,21 @@ test_profiles(void)
 	p.signature = NULL;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "no signature mode refused");
 	ok(ctx == NULL, "no context on failure");
-	prof_rsa(&p);
-	p.signature = "none";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "signature = none refused");
-	prof_rsa(&p);
-	p.app_id = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "app_id required");
-	prof_rsa(&p);
-	p.app_id = "app 1";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "app_id with a space refused");
-	prof_rsa(&p);
-	p.pub = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa without public key");
-	ok(strstr(d.msg, "webhook_public_key_file") != NULL,
-	    "rsa: diagnostic names the key");
-	prof_rsa(&p);
-	p.pub = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: a broken PEM refused");
-	prof_rsa(&p);
-	p.pub = weak_pub;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: RSA-1024 refused");
-	ok(strstr(d.msg, "2048") != NULL, "rsa: weak key diagnostic");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		refused[i].base(&p);
+		*(const char **)((char *)&p + refused[i].field) =
+		    refused[i].value;
+		is_int(mkprof(&p, &ctx), PH_E_CONFIG, refused[i].what);
+		if (refused[i].msg != NULL)
+			ok(strstr(d.msg, refused[i].msg) != NULL, "%s",
+			    refused[i].msg_what);
+	}
 	prof_rsa(&p);
 	p.secret = SECRET;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: webhook_secret_file "
 	    "refused");
 	ok(strstr(d.msg, "webhook_secret_file") && strstr(d.msg, "rsa"),
 	    "rsa: the diagnostic names the hmac key");
-	prof_rsa(&p);
-	p.tolerance = "300";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: tolerance_s refused");
-	prof_rsa(&p);
-	p.header = "X-Signature";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: signature_header refused");
-	prof_hmac(&p);
-	p.pub = agg_pub;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: public key refused");
-	prof_hmac(&p);
-	p.secret = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac without secret");
-	prof_hmac(&p);
-	p.secret = "only15bytes....";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: 15-byte secret refused");
-	prof_hmac(&p);
-	p.header = "X Sig";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: bad header name");
-	prof_hmac(&p);
-	p.tolerance = "0";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: tolerance 0 refused");
 	prof_hmac(&p);
 	p.api_key = "sk_test bad";
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "api key with a space refused");
