@@ -1064,7 +1064,8 @@ test_refund_notify(void)
 		    "SUCCESS without success_time: refused" },
 		{ "SUCCESS", "101", "2018-11-19 16:24:13",
 		    "refund_fee above total_fee: refused" },
-		{ "SUCCESS", "0", "2018-11-19 16:24:13", "refund_fee 0: refused" },
+		{ "SUCCESS", "0", "2018-11-19 16:24:13",
+		    "refund_fee 0: refused" },
 		{ "DONE", "30", "2018-11-19 16:24:13",
 		    "refund_status unknown: refused" },
 		{ "SUCCESS", "30", "2018-11-19T16:24:13",
@@ -1185,8 +1186,8 @@ test_profile_url(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-		is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, urls[i].url),
-		    urls[i].rc, urls[i].what);
+		is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
+		    urls[i].url), urls[i].rc, urls[i].what);
 	payhook_provider()->profile_free(ctx);
 }
 

@@ -8,6 +8,7 @@
  * checked byte for byte.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,9 +352,51 @@ test_table(void)
 static void
 test_profiles(void)
 {
+	/* The v3 profile with one field set to value: refused, the diagnostic
+	 * naming msg (NULL: not checked). */
+	const struct {
+		size_t field;
+		const char *value, *what, *msg, *msg_what;
+	} refused[] = {
+		{ offsetof(struct prof, v3key),
+		    "0123456789abcdef ABCDEFGHijklmno",
+		    "v3: APIv3 key with a space", NULL, NULL },
+		{ offsetof(struct prof, pub_id), NULL,
+		    "v3: public key without id", NULL, NULL },
+		{ offsetof(struct prof, pub_id),
+		    "KEY_0114232134912410000000000000000000",
+		    "v3: id without PUB_KEY_ID_", NULL, NULL },
+		{ offsetof(struct prof, pub), cert_a, "v3: a certificate where "
+		    "the public key is expected", NULL, NULL },
+		{ offsetof(struct prof, certs[0]), pub_c, "v3: a public key "
+		    "where a certificate is expected", NULL, NULL },
+		{ offsetof(struct prof, certs[3]), cert_a,
+		    "v3: one certificate twice", SER_A,
+		    "v3: the duplicate serial is named" },
+		{ offsetof(struct prof, certs[0]), cert_weak,
+		    "v3: RSA-1024 certificate refused", NULL, NULL },
+		{ offsetof(struct prof, certs[0]), cert_zero,
+		    "v3: serial number 0 refused", NULL, NULL },
+		{ offsetof(struct prof, serial), NULL,
+		    "v3: merchant key without merchant_serial", NULL, NULL },
+		{ offsetof(struct prof, priv), NULL,
+		    "v3: merchant_serial without the key", NULL, NULL },
+		{ offsetof(struct prof, serial),
+		    "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DG",
+		    "v3: merchant_serial not hex", NULL, NULL },
+		{ offsetof(struct prof, priv), th_tv3_pub_pem, "v3: public key "
+		    "as the merchant private key refused", NULL, NULL },
+		{ offsetof(struct prof, tolerance), "0",
+		    "v3: tolerance 0 refused", NULL, NULL },
+		{ offsetof(struct prof, version), "4", "api_version 4 refused",
+		    NULL, NULL },
+		{ offsetof(struct prof, sign_type), "MD5",
+		    "v3: sign_type refused", NULL, NULL },
+	};
 	struct prof p;
 	void *ctx;
 	struct wx_ctx *c;
+	size_t i;
 
 	prof_v3(&p);
 	is_int(mkprof(&p, &ctx), PH_OK, "v3 profile: certificates, public key "
@@ -397,40 +440,21 @@ test_profiles(void)
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: 31-byte APIv3 key refused");
 	ok(strstr(d.msg, "32") != NULL && strstr(d.msg, "0123456") == NULL,
 	    "v3: key length named, key not shown");
-	prof_v3(&p);
-	p.v3key = "0123456789abcdef ABCDEFGHijklmno";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: APIv3 key with a space");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		prof_v3(&p);
+		*(const char **)((char *)&p + refused[i].field) =
+		    refused[i].value;
+		is_int(mkprof(&p, &ctx), PH_E_CONFIG, refused[i].what);
+		if (refused[i].msg != NULL)
+			ok(strstr(d.msg, refused[i].msg) != NULL, "%s",
+			    refused[i].msg_what);
+	}
 	prof_v3(&p);
 	p.certs[0] = NULL;
 	p.pub = p.pub_id = NULL;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: no platform key refused");
 	ok(strstr(d.msg, "platform_cert_files") != NULL,
 	    "v3: the diagnostic says which keys are needed");
-	prof_v3(&p);
-	p.pub_id = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: public key without id");
-	prof_v3(&p);
-	p.pub_id = "KEY_0114232134912410000000000000000000";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: id without PUB_KEY_ID_");
-	prof_v3(&p);
-	p.pub = cert_a;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: a certificate where the "
-	    "public key is expected");
-	prof_v3(&p);
-	p.certs[0] = pub_c;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: a public key where a "
-	    "certificate is expected");
-	prof_v3(&p);
-	p.certs[3] = cert_a;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: one certificate twice");
-	ok(strstr(d.msg, SER_A) != NULL, "v3: the duplicate serial is named");
-	prof_v3(&p);
-	p.certs[0] = cert_weak;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: RSA-1024 certificate "
-	    "refused");
-	prof_v3(&p);
-	p.certs[0] = cert_zero;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: serial number 0 refused");
 	{
 		char two[8192];
 
@@ -444,27 +468,6 @@ test_profiles(void)
 		is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: trailing data "
 		    "after a certificate refused");
 	}
-	prof_v3(&p);
-	p.serial = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: merchant key without "
-	    "merchant_serial");
-	prof_v3(&p);
-	p.priv = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: merchant_serial without "
-	    "the key");
-	prof_v3(&p);
-	p.serial = "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DG";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: merchant_serial not hex");
-	prof_v3(&p);
-	p.priv = th_tv3_pub_pem;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: public key as the "
-	    "merchant private key refused");
-	prof_v3(&p);
-	p.tolerance = "0";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: tolerance 0 refused");
-	prof_v3(&p);
-	p.version = "4";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "api_version 4 refused");
 
 	/* Keys of one version on a profile of the other. */
 	prof_v3(&p);
@@ -473,9 +476,6 @@ test_profiles(void)
 	ok(strstr(d.msg, "api_key_file") != NULL &&
 	    strstr(d.msg, "api_version = 3") != NULL,
 	    "v3: the diagnostic names the v2 key and the version");
-	prof_v3(&p);
-	p.sign_type = "MD5";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: sign_type refused");
 	memset(&p, 0, sizeof(p));
 	p.appid = APPID;
 	p.mch_id = MCHID;
