@@ -113,6 +113,42 @@ is_statement_read(const struct ph_provider *p, void *ctx,
 }
 
 /*
+ * A statement of good with its line k (0-based) replaced by row (NULL:
+ * removed): refused with rc, at line (0: the end, -1: not checked), the
+ * diagnostic saying msg (NULL: not checked).
+ */
+struct th_row_case {
+	size_t k;
+	const char *row;
+	int rc;
+	long line;
+	const char *msg, *what;
+};
+
+/* Each case of the array cases, of good read by p with ctx and no line
+ * ends: a point each, named by its what. */
+#define is_statement_rows(p, ctx, good, cases) \
+	tap_is_statement_rows((p), (ctx), (good), (cases), \
+	    sizeof(cases) / sizeof((cases)[0]))
+
+static void __attribute__((unused))
+tap_is_statement_rows(const struct ph_provider *p, void *ctx,
+    const char *const *good, const struct th_row_case *c, size_t n)
+{
+	struct ph_diag d;
+	struct th_run r;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		th_feed(p, ctx, th_variant(good, c[i].k, c[i].row), "", &r,
+		    &d);
+		ok(r.rc == c[i].rc && (c[i].line < 0 ||
+		    r.fail_line == (uint64_t)c[i].line) && (c[i].msg == NULL ||
+		    strstr(d.msg, c[i].msg) != NULL), "%s", c[i].what);
+	}
+}
+
+/*
  * The frame of a statement p reads with ctx: good (NULL-terminated, its
  * total line at good[total], an empty line after it) is read with bare LF
  * line ends; with the total line wrong_count or wrong_sum instead it is
