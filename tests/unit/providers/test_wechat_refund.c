@@ -1168,26 +1168,26 @@ test_refund_notify(void)
 static void
 test_profile_url(void)
 {
+	/* refund_notify_url values refused. */
 	static const struct {
-		const char *url;
-		int rc;
-		const char *what;
-	} urls[] = {
-		{ "https://shop.example/notify/wxshop?x=1", PH_E_CONFIG,
+		const char *url, *what;
+	} refused[] = {
+		{ "https://shop.example/notify/wxshop?x=1",
 		    "refund_notify_url with a query string: refused" },
-		{ "ftp://shop.example/notify", PH_E_CONFIG,
+		{ "ftp://shop.example/notify",
 		    "refund_notify_url not http(s): refused" },
-		{ "https://shop.example/a b", PH_E_CONFIG,
+		{ "https://shop.example/a b",
 		    "refund_notify_url with a space: refused" },
-		{ "http://127.0.0.1:8080/notify/wxshop", PH_OK,
-		    "refund_notify_url http: accepted" },
 	};
 	void *ctx = NULL;
 	size_t i;
 
-	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-		    urls[i].url), urls[i].rc, urls[i].what);
+		    refused[i].url), PH_E_CONFIG, refused[i].what);
+	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
+	    "http://127.0.0.1:8080/notify/wxshop"), PH_OK,
+	    "refund_notify_url http: accepted");
 	payhook_provider()->profile_free(ctx);
 }
 
