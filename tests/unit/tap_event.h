@@ -114,15 +114,16 @@ is_statement_read(const struct ph_provider *p, void *ctx,
 
 /*
  * A statement of good with its line k (0-based) replaced by row (NULL:
- * removed): refused with rc, at line (0: the end, -1: not checked), the
- * diagnostic saying msg (NULL: not checked).
+ * removed): read with rc, refused at line (0: the end, -1: not checked),
+ * the diagnostic saying msg and msg2 (NULL: not checked).
  */
 struct th_row_case {
 	size_t k;
 	const char *row;
 	int rc;
 	long line;
-	const char *msg, *what;
+	const char *msg, *msg2;
+	const char *what;
 };
 
 /* Each case of the array cases, of good read by p with ctx and no line
@@ -144,7 +145,8 @@ tap_is_statement_rows(const struct ph_provider *p, void *ctx,
 		    &d);
 		ok(r.rc == c[i].rc && (c[i].line < 0 ||
 		    r.fail_line == (uint64_t)c[i].line) && (c[i].msg == NULL ||
-		    strstr(d.msg, c[i].msg) != NULL), "%s", c[i].what);
+		    strstr(d.msg, c[i].msg) != NULL) && (c[i].msg2 == NULL ||
+		    strstr(d.msg, c[i].msg2) != NULL), "%s", c[i].what);
 	}
 }
 

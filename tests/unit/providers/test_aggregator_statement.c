@@ -45,22 +45,22 @@ main(void)
 	static const struct th_row_case bad_row[] = {
 		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
 		    ",A-1,,10.00,cny,wx_pub,1764487800,", PH_E_MALFORMED, -1,
-		    "line 2:", "an amount in yuan: refused naming line 2" },
+		    "line 2:", NULL, "an amount in yuan: refused naming line 2" },
 		{ 1, "transfer,tr_1," APP ",A-1,,1000,cny,,1764487800,",
-		    PH_E_MALFORMED, -1, NULL,
+		    PH_E_MALFORMED, -1, NULL, NULL,
 		    "a type other than charge or refund: refused" },
 		{ 2, "refund,re_y1u944PmfnrTHyvnL0nD0iD1," APP
 		    ",A-1,,400,cny,,1764498600,phr0000000000007",
-		    PH_E_MALFORMED, -1, "charge",
+		    PH_E_MALFORMED, -1, "charge", NULL,
 		    "a refund without its charge: refused" },
 		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
-		    ",A-1,,1000,cny,wx_pub,-5,", PH_E_MALFORMED, -1, NULL,
+		    ",A-1,,1000,cny,wx_pub,-5,", PH_E_MALFORMED, -1, NULL, NULL,
 		    "a negative time: refused" },
 		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
 		    ",A/1,,1000,cny,wx_pub,1764487800,", PH_E_MALFORMED, -1,
-		    NULL, "an order_no with a slash: refused" },
+		    NULL, NULL, "an order_no with a slash: refused" },
 		{ 0, "type,id,app,order_no,amount,currency", PH_E_MALFORMED, 1,
-		    "time", "a header without time: refused" },
+		    "time", NULL, "a header without time: refused" },
 	};
 	const struct ph_provider *p = payhook_provider();
 	struct agg_ctx ctx = { .app_id = APP };

@@ -75,16 +75,16 @@ main(void)
 	 * row, the header. */
 	static const struct th_row_case bad_row[] = {
 		{ 1, MER ",01,01,A20261130001,782611301530001234567",
-		    PH_E_MALFORMED, 2, "line 2:",
+		    PH_E_MALFORMED, 2, "line 2:", NULL,
 		    "a short row: refused naming line 2" },
 		{ 2, MER ",04,00,phr0000000000007,782611301800001234599,,"
 		    "20261130180000,400,156,1130", PH_E_MALFORMED, -1,
-		    "origQryId", "a refund without origQryId: refused" },
+		    "origQryId", NULL, "a refund without origQryId: refused" },
 		{ 0, "merId,txnType,orderId,queryId,txnTime,txnAmt",
-		    PH_E_MALFORMED, 1, "currencyCode",
+		    PH_E_MALFORMED, 1, "currencyCode", NULL,
 		    "a header without currencyCode: refused at line 1" },
 		{ 0, "merId,merId,txnType,orderId,queryId,txnTime,txnAmt,"
-		    "currencyCode", PH_E_MALFORMED, -1, NULL,
+		    "currencyCode", PH_E_MALFORMED, -1, NULL, NULL,
 		    "a column named twice: refused" },
 	};
 	const struct ph_provider *p = payhook_provider();

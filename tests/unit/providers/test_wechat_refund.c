@@ -138,42 +138,6 @@ bill(void *ctx, const char *const *lines, const char *term, int bom,
 	snprintf(r->msg, sizeof(r->msg), "%s", d.msg);
 }
 
-#define nitems(a) (sizeof(a) / sizeof((a)[0]))
-
-/*
- * A bill of lines with line k replaced by row (NULL: removed), read with
- * no terminator: its return code rc, the line refused line (0: the end,
- * -1: not checked), the diagnostic naming msg and msg2 (NULL: not
- * checked).
- */
-struct bill_case {
-	size_t k;
-	const char *row;
-	int rc;
-	long line;
-	const char *msg, *msg2;
-	const char *what;
-};
-
-static void
-bill_cases(void *ctx, const char *const *lines, const struct bill_case *c,
-    size_t n)
-{
-	struct bill_run r;
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		bill(ctx, th_variant(lines, c[i].k, c[i].row), "", 0, &r);
-		ok(r.rc == c[i].rc && (c[i].line < 0 ||
-		    r.fail_line == (uint64_t)c[i].line) &&
-		    (c[i].msg == NULL || strstr(r.msg, c[i].msg) != NULL) &&
-		    (c[i].msg2 == NULL || strstr(r.msg, c[i].msg2) != NULL),
-		    "%s", c[i].what);
-		if (r.rc != PH_OK)
-			diag("%s", r.msg);
-	}
-}
-
 /* The first row of TV-8 with its 交易时间, 交易状态, 总金额 and 商品名称
  * as given. */
 #define TV8_ROW1(time, state, amount, goods) \
@@ -183,7 +147,7 @@ bill_cases(void *ctx, const char *const *lines, const struct bill_case *c,
 	amount ",`0.0,`0,`0,`0,`0,`,`,`" goods ",`订单额外描述,`0,`0.60%"
 
 /* The summary of TV-8 changed. */
-static const struct bill_case summary_bad[] = {
+static const struct th_row_case summary_bad[] = {
 	{ 4, "`3,`0.02,`0.0,`0.0,`0", PH_E_MALFORMED, 0, "row count", NULL,
 	    "summary count 3 for 2 rows: refused at the end" },
 	{ 4, "`2,`0.03,`0.0,`0.0,`0", PH_E_MALFORMED, -1, "total amount",
@@ -199,7 +163,7 @@ static const struct bill_case summary_bad[] = {
 };
 
 /* A line of TV-8 changed. */
-static const struct bill_case row_bad[] = {
+static const struct th_row_case row_bad[] = {
 	{ 2, "`2014-11-10 16:46:14,`wx2421b1c4370ec43b,`10000100,`0,`1000,"
 	    "`1002780740201411100005729794,`1415635270", PH_E_MALFORMED, 3,
 	    "line 3:", NULL, "a row with 7 fields: refused naming line 3" },
@@ -277,7 +241,7 @@ test_tv8(void)
 	is_int(r.rc, PH_OK, "lines handed over with a stray CR: read");
 
 	/* The summary, checked at the end. */
-	bill_cases(ctx, tv8, summary_bad, nitems(summary_bad));
+	is_statement_rows(payhook_provider(), ctx, tv8, summary_bad);
 
 	/* Truncated: no summary. */
 	bill(ctx, th_variant(th_variant(tv8, 4, NULL), 3, NULL), "", 0, &r);
@@ -288,7 +252,7 @@ test_tv8(void)
 	is_int(r.rc, PH_E_MALFORMED, "summary header without values: refused");
 
 	/* Malformed lines are named. */
-	bill_cases(ctx, tv8, row_bad, nitems(row_bad));
+	is_statement_rows(payhook_provider(), ctx, tv8, row_bad);
 	{
 		const char *const more[] = { tv8[0], tv8[1], tv8[2], tv8[3],
 		    tv8[4], "", "", NULL };
@@ -352,7 +316,7 @@ static const char *const settle[] = {
 };
 
 /* A line of the settlement bill changed. */
-static const struct bill_case settle_bad[] = {
+static const struct th_row_case settle_bad[] = {
 	{ 6, "`4,`23.00,`11.00,`0.00,`0.07200,`28.00,`10.00", PH_E_MALFORMED,
 	    -1, "requested refund", NULL, "申请退款总金额 off: refused" },
 	{ 6, "`4,`23.01,`11.00,`0.00,`0.07200,`28.00,`11.00", PH_E_MALFORMED,
@@ -397,7 +361,7 @@ test_settlement(void)
 	    "refund:50000000002026113000000000001:SUCCESS",
 	    "... the dedup key of the refund's notification");
 
-	bill_cases(ctx, settle, settle_bad, nitems(settle_bad));
+	is_statement_rows(payhook_provider(), ctx, settle, settle_bad);
 	payhook_provider()->profile_free(ctx);
 }
 
