@@ -45,7 +45,8 @@ main(void)
 	static const struct th_row_case bad_row[] = {
 		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
 		    ",A-1,,10.00,cny,wx_pub,1764487800,", PH_E_MALFORMED, -1,
-		    "line 2:", NULL, "an amount in yuan: refused naming line 2" },
+		    "line 2:", NULL,
+		    "an amount in yuan: refused naming line 2" },
 		{ 1, "transfer,tr_1," APP ",A-1,,1000,cny,,1764487800,",
 		    PH_E_MALFORMED, -1, NULL, NULL,
 		    "a type other than charge or refund: refused" },
