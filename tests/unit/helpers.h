@@ -171,6 +171,9 @@ void th_call_ctx(struct ph_call_ctx *cc, int64_t now, unsigned int first);
 
 /* Whether ev is all zero bytes (an event the plugin left alone). */
 int th_event_empty(const struct ph_event *ev);
+/* Whether a and b are one fact to the core: the same kind, dedup key,
+ * order id, transaction id, amount and currency. */
+int th_same_fact(const struct ph_event *a, const struct ph_event *b);
 
 /* lines (NULL-terminated) with line k (0-based) replaced by repl, or
  * removed where repl is NULL: a static array, good until the next call

@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,60 +53,52 @@ hmac_sign(const char *secret, const char *t, const char *body, char *out)
 
 /* ---- profiles ----------------------------------------------------------- */
 
+/* A profile's configuration: the values of its keys by index (AGG_CONF_),
+ * NULL where absent. */
 struct prof {
-	const char *signature, *app_id, *pub, *secret, *header, *tolerance;
-	const char *livemode, *api_key;
+	const char *v[AGG_CONF__MAX];
 };
 
 static int
 mkprof(const struct prof *p, void **ctx)
 {
 	static struct th_conf c;
-	const struct {
-		const char *name, *s;
-	} f[] = {
-		{ "signature", p->signature },
-		{ "app_id", p->app_id },
-		{ "webhook_public_key_file", p->pub },
-		{ "webhook_secret_file", p->secret },
-		{ "signature_header", p->header },
-		{ "tolerance_s", p->tolerance },
-		{ "livemode", p->livemode },
-		{ "api_key_file", p->api_key },
-	};
+	const struct ph_provider *pv = payhook_provider();
 	size_t i;
 
-	th_conf_init(&c, payhook_provider(), "aggtest");
-	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		th_conf_set(&c, f[i].name, f[i].s);
+	th_conf_init(&c, pv, "aggtest");
+	for (i = 0; i < AGG_CONF__MAX; i++)
+		th_conf_set(&c, pv->conf_keys[i].name, p->v[i]);
 	/* The two the plugin takes as numbers, as the configuration would
 	 * have parsed them. */
-	if (p->tolerance != NULL)
-		c.v[AGG_CONF_TOLERANCE_S].num = strtoll(p->tolerance, NULL, 10);
-	if (p->livemode != NULL)
-		c.v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
+	if (p->v[AGG_CONF_TOLERANCE_S] != NULL)
+		c.v[AGG_CONF_TOLERANCE_S].num =
+		    strtoll(p->v[AGG_CONF_TOLERANCE_S], NULL, 10);
+	if (p->v[AGG_CONF_LIVEMODE] != NULL)
+		c.v[AGG_CONF_LIVEMODE].num =
+		    strcmp(p->v[AGG_CONF_LIVEMODE], "yes") == 0;
 	*ctx = NULL;
-	return th_profile_new(payhook_provider(), &c, ctx, &d);
+	return th_profile_new(pv, &c, ctx, &d);
 }
 
 static void
 prof_rsa(struct prof *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->signature = "rsa";
-	p->app_id = APP;
-	p->pub = agg_pub;
-	p->api_key = APIKEY;
+	p->v[AGG_CONF_SIGNATURE] = "rsa";
+	p->v[AGG_CONF_APP_ID] = APP;
+	p->v[AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE] = agg_pub;
+	p->v[AGG_CONF_API_KEY_FILE] = APIKEY;
 }
 
 static void
 prof_hmac(struct prof *p)
 {
 	memset(p, 0, sizeof(*p));
-	p->signature = "hmac";
-	p->app_id = APP;
-	p->secret = SECRET;
-	p->api_key = APIKEY;
+	p->v[AGG_CONF_SIGNATURE] = "hmac";
+	p->v[AGG_CONF_APP_ID] = APP;
+	p->v[AGG_CONF_WEBHOOK_SECRET_FILE] = SECRET;
+	p->v[AGG_CONF_API_KEY_FILE] = APIKEY;
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -213,41 +204,41 @@ test_table(void)
 static void
 test_profiles(void)
 {
-	/* A profile of base with one field set to value: refused, the
-	 * diagnostic naming msg (NULL: not checked). */
+	/* A profile of base with one key set to value (NULL: absent):
+	 * refused, the diagnostic naming msg (NULL: not checked). */
 	const struct {
 		void (*base)(struct prof *);
-		size_t field;
+		size_t key;
 		const char *value, *what, *msg, *msg_what;
 	} refused[] = {
-		{ prof_rsa, offsetof(struct prof, signature), "none",
+		{ prof_rsa, AGG_CONF_SIGNATURE, "none",
 		    "signature = none refused", NULL, NULL },
-		{ prof_rsa, offsetof(struct prof, app_id), NULL,
+		{ prof_rsa, AGG_CONF_APP_ID, NULL,
 		    "app_id required", NULL, NULL },
-		{ prof_rsa, offsetof(struct prof, app_id), "app 1",
+		{ prof_rsa, AGG_CONF_APP_ID, "app 1",
 		    "app_id with a space refused", NULL, NULL },
-		{ prof_rsa, offsetof(struct prof, pub), NULL,
+		{ prof_rsa, AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, NULL,
 		    "rsa without public key", "webhook_public_key_file",
 		    "rsa: diagnostic names the key" },
-		{ prof_rsa, offsetof(struct prof, pub), "-----BEGIN PUBLIC "
-		    "KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+		{ prof_rsa, AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, "-----BEGIN "
+		    "PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
 		    "rsa: a broken PEM refused", NULL, NULL },
-		{ prof_rsa, offsetof(struct prof, pub), weak_pub,
+		{ prof_rsa, AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, weak_pub,
 		    "rsa: RSA-1024 refused", "2048",
 		    "rsa: weak key diagnostic" },
-		{ prof_rsa, offsetof(struct prof, tolerance), "300",
+		{ prof_rsa, AGG_CONF_TOLERANCE_S, "300",
 		    "rsa: tolerance_s refused", NULL, NULL },
-		{ prof_rsa, offsetof(struct prof, header), "X-Signature",
+		{ prof_rsa, AGG_CONF_SIGNATURE_HEADER, "X-Signature",
 		    "rsa: signature_header refused", NULL, NULL },
-		{ prof_hmac, offsetof(struct prof, pub), agg_pub,
+		{ prof_hmac, AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, agg_pub,
 		    "hmac: public key refused", NULL, NULL },
-		{ prof_hmac, offsetof(struct prof, secret), NULL,
+		{ prof_hmac, AGG_CONF_WEBHOOK_SECRET_FILE, NULL,
 		    "hmac without secret", NULL, NULL },
-		{ prof_hmac, offsetof(struct prof, secret), "only15bytes....",
+		{ prof_hmac, AGG_CONF_WEBHOOK_SECRET_FILE, "only15bytes....",
 		    "hmac: 15-byte secret refused", NULL, NULL },
-		{ prof_hmac, offsetof(struct prof, header), "X Sig",
+		{ prof_hmac, AGG_CONF_SIGNATURE_HEADER, "X Sig",
 		    "hmac: bad header name", NULL, NULL },
-		{ prof_hmac, offsetof(struct prof, tolerance), "0",
+		{ prof_hmac, AGG_CONF_TOLERANCE_S, "0",
 		    "hmac: tolerance 0 refused", NULL, NULL },
 	};
 	struct agg_ctx *c;
@@ -262,16 +253,16 @@ test_profiles(void)
 	    c->api_key != NULL, "rsa profile: mode, live by default, api key");
 	payhook_provider()->profile_free(ctx);
 	prof_hmac(&p);
-	p.api_key = NULL;
+	p.v[AGG_CONF_API_KEY_FILE] = NULL;
 	is_int(mkprof(&p, &ctx), PH_OK, "hmac profile without api key");
 	c = ctx;
 	ok(c != NULL && strcmp(c->header, "X-Signature") == 0 &&
 	    c->tolerance == 300, "hmac defaults: X-Signature, 300 s");
 	payhook_provider()->profile_free(ctx);
 	prof_hmac(&p);
-	p.header = "Stripe-Signature";
-	p.tolerance = "60";
-	p.livemode = "no";
+	p.v[AGG_CONF_SIGNATURE_HEADER] = "Stripe-Signature";
+	p.v[AGG_CONF_TOLERANCE_S] = "60";
+	p.v[AGG_CONF_LIVEMODE] = "no";
 	is_int(mkprof(&p, &ctx), PH_OK, "hmac profile with its own header");
 	c = ctx;
 	ok(c != NULL && strcmp(c->header, "Stripe-Signature") == 0 &&
@@ -280,26 +271,25 @@ test_profiles(void)
 	payhook_provider()->profile_free(ctx);
 
 	prof_rsa(&p);
-	p.signature = NULL;
+	p.v[AGG_CONF_SIGNATURE] = NULL;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "no signature mode refused");
 	ok(ctx == NULL, "no context on failure");
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		refused[i].base(&p);
-		*(const char **)((char *)&p + refused[i].field) =
-		    refused[i].value;
+		p.v[refused[i].key] = refused[i].value;
 		is_int(mkprof(&p, &ctx), PH_E_CONFIG, refused[i].what);
 		if (refused[i].msg != NULL)
 			ok(strstr(d.msg, refused[i].msg) != NULL, "%s",
 			    refused[i].msg_what);
 	}
 	prof_rsa(&p);
-	p.secret = SECRET;
+	p.v[AGG_CONF_WEBHOOK_SECRET_FILE] = SECRET;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: webhook_secret_file "
 	    "refused");
 	ok(strstr(d.msg, "webhook_secret_file") && strstr(d.msg, "rsa"),
 	    "rsa: the diagnostic names the hmac key");
 	prof_hmac(&p);
-	p.api_key = "sk_test bad";
+	p.v[AGG_CONF_API_KEY_FILE] = "sk_test bad";
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "api key with a space refused");
 	ok(strstr(d.msg, "sk_test") == NULL, "api key not in the diagnostic");
 }
@@ -540,8 +530,8 @@ test_hmac(void)
 	payhook_provider()->profile_free(ctx);
 
 	prof_hmac(&p);
-	p.header = "Stripe-Signature";
-	p.tolerance = "60";
+	p.v[AGG_CONF_SIGNATURE_HEADER] = "Stripe-Signature";
+	p.v[AGG_CONF_TOLERANCE_S] = "60";
 	mkprof(&p, &ctx);
 	event(body, sizeof(body), "evt_h1", "charge.succeeded", "true", obj);
 	snprintf(ts, sizeof(ts), "%lld", NOW - 61);
@@ -560,7 +550,7 @@ test_hmac(void)
 
 	/* A test-mode profile takes test-mode events only. */
 	prof_hmac(&p);
-	p.livemode = "no";
+	p.v[AGG_CONF_LIVEMODE] = "no";
 	mkprof(&p, &ctx);
 	is_int(send_hmac(ctx, SECRET, NOW, body, &ev), PH_E_MERCHANT,
 	    "a live event on a test-mode profile refused");
@@ -684,9 +674,9 @@ test_query_request(void)
 	    PH_E_FIELD, "query: an invalid id refused");
 	payhook_provider()->profile_free(ctx);
 	prof_rsa(&p);
-	p.api_key = NULL;
-	mkprof(&p, &ctx);
-	is_int(pv->query_request(ctx, order_ref("A1"), &cc, &r, &d),
+	p.v[AGG_CONF_API_KEY_FILE] = NULL;
+	ok(mkprof(&p, &ctx) == PH_OK &&
+	    pv->query_request(ctx, order_ref("A1"), &cc, &r, &d) ==
 	    PH_E_CONFIG, "query without api_key_file: configuration");
 	payhook_provider()->profile_free(ctx);
 }
@@ -751,12 +741,8 @@ test_query_response(void)
 	event(body, sizeof(body), "evt_q", "charge.succeeded", "true", c2);
 	is_int(send_rsa(ctx, agg_key, body, &nev), PH_OK,
 	    "the same charge as an event");
-	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.kind == nev.kind &&
-	    strcmp(ev.dedup_key, "pay:ch_Q1") == 0 &&
-	    strcmp(ev.dedup_key, nev.dedup_key) == 0 &&
-	    strcmp(ev.order_id, nev.order_id) == 0 &&
-	    strcmp(ev.txn_id, nev.txn_id) == 0 && ev.amount == nev.amount &&
-	    strcmp(ev.currency, nev.currency) == 0 &&
+	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+	    strcmp(ev.dedup_key, "pay:ch_Q1") == 0 && th_same_fact(&ev, &nev) &&
 	    strcmp(ev.channel, nev.channel) == 0,
 	    "query and event of one payment are one fact (the other order's "
 	    "charge passed over)");
@@ -870,11 +856,11 @@ test_query_charge(void)
 	pub = th_vector("aggregator/pingpp-php-public-key.pem", NULL);
 	vsig[strcspn(vsig, "\r\n")] = '\0';
 	memset(&p, 0, sizeof(p));
-	p.signature = "rsa";
-	p.app_id = "app_vcPcqDeS88ixrPlu";
-	p.pub = pub;
-	p.livemode = "yes";
-	p.api_key = APIKEY;
+	p.v[AGG_CONF_SIGNATURE] = "rsa";
+	p.v[AGG_CONF_APP_ID] = "app_vcPcqDeS88ixrPlu";
+	p.v[AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE] = pub;
+	p.v[AGG_CONF_LIVEMODE] = "yes";
+	p.v[AGG_CONF_API_KEY_FILE] = APIKEY;
 	if (mkprof(&p, &ctx) != PH_OK) {
 		diag("profile: %s", d.msg);
 		abort();
