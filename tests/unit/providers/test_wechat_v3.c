@@ -507,6 +507,43 @@ test_profiles(void)
 static void
 test_notify(void)
 {
+	/* A decrypted transaction of order, trade_state and amount.total,
+	 * with part of it (NULL: none) overwritten by with: refused. */
+	static const struct {
+		const char *order, *state, *amount, *part, *with;
+		int rc;
+		const char *what;
+	} bad_tx[] = {
+		{ "A1", "SUCCESS", "\"12\"", NULL, NULL, PH_E_FIELD,
+		    "amount \"12\" refused" },
+		{ "A1", "SUCCESS", "1e2", NULL, NULL, PH_E_FIELD,
+		    "amount 1e2 refused" },
+		{ "A1", "SUCCESS", "-1", NULL, NULL, PH_E_FIELD,
+		    "amount -1 refused" },
+		{ "A1", "SUCCESS", "1000000000000001", NULL, NULL, PH_E_FIELD,
+		    "amount over PH_AMOUNT_MAX refused" },
+		{ "A1", "SUCCESS", "99999999999999999999", NULL, NULL,
+		    PH_E_MALFORMED, "amount beyond 64 bits refused" },
+		{ "A1", "SUCCESS", "1,\"total\":100000", NULL, NULL,
+		    PH_E_MALFORMED, "amount.total given twice refused" },
+		{ "A1", "SUCCESS", "1", "\"transaction_id\"",
+		    "\"transactionXid\"", PH_E_FIELD,
+		    "missing transaction_id refused" },
+		{ "A1", "SUCCESS", "1", MCHID, "1230000108", PH_E_MERCHANT,
+		    "another mchid refused" },
+		{ "A1", "SUCCESS", "1", APPID, "wxd678efh567hg6788",
+		    PH_E_MERCHANT, "another appid refused" },
+		{ "A1", "SUCCESS", "1", "+08:00", "+0800Z", PH_E_FIELD,
+		    "success_time without the offset colon refused" },
+		{ "A\"1", "SUCCESS", "1", NULL, NULL, PH_E_MALFORMED,
+		    "broken plaintext JSON refused" },
+		{ "A 1", "SUCCESS", "1", NULL, NULL, PH_E_FIELD,
+		    "out_trade_no with a space refused" },
+		{ "A1", "SUCCESS", "1", "\"CNY\"", "\"cny\"", PH_E_FIELD,
+		    "lower-case currency refused" },
+		{ "A1", "WEIRD", "1", NULL, NULL, PH_E_FIELD,
+		    "unknown trade_state refused" },
+	};
 	struct ph_event ev;
 	struct prof p;
 	void *ctx;
@@ -708,61 +745,20 @@ test_notify(void)
 	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
 	    "amount 12.5 refused");
 	ok(strstr(d.msg, "amount.total") != NULL, "amount: path named");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "\"12\"");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "amount \"12\" refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1e2");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "amount 1e2 refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "-1");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "amount -1 refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS",
-	    "1000000000000001");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "amount over PH_AMOUNT_MAX refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS",
-	    "99999999999999999999");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MALFORMED,
-	    "amount beyond 64 bits refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS",
-	    "1,\"total\":100000");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MALFORMED,
-	    "amount.total given twice refused");
+	for (i = 0; i < sizeof(bad_tx) / sizeof(bad_tx[0]); i++) {
+		tx(plain, sizeof(plain), bad_tx[i].order, "42000001",
+		    bad_tx[i].state, bad_tx[i].amount);
+		if (bad_tx[i].part != NULL)
+			memcpy(strstr(plain, bad_tx[i].part), bad_tx[i].with,
+			    strlen(bad_tx[i].with));
+		is_int(notify_plain(ctx, "transaction", plain, &ev),
+		    bad_tx[i].rc, bad_tx[i].what);
+	}
 	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, "\"transaction_id\""), "\"transactionXid\"", 16);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "missing transaction_id refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, MCHID), "1230000108", 10);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MERCHANT,
-	    "another mchid refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, APPID), "wxd678efh567hg6788", 18);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MERCHANT,
-	    "another appid refused");
 	snprintf(raw, sizeof(raw), "{\"sub_mchid\":\"1900000109\",%s",
 	    plain + 1);
-	memcpy(strstr(raw, "wxd678efh567hg6788"), APPID, 18);
 	is_int(notify_plain(ctx, "transaction", raw, &ev), PH_E_MERCHANT,
 	    "service-provider sub_mchid refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, "+08:00"), "+0800Z", 6);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "success_time without the offset colon refused");
-	tx(plain, sizeof(plain), "A\"1", "42000001", "SUCCESS", "1");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MALFORMED,
-	    "broken plaintext JSON refused");
-	tx(plain, sizeof(plain), "A 1", "42000001", "SUCCESS", "1");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "out_trade_no with a space refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, "\"CNY\""), "\"cny\"", 5);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "lower-case currency refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "WEIRD", "1");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "unknown trade_state refused");
 
 	/* Mapping of the other states and events. */
 	tx(plain, sizeof(plain), "A1", "42000001", "NOTPAY", "1");
