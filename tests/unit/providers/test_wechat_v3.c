@@ -1200,32 +1200,44 @@ test_query_request(void)
 	payhook_provider()->profile_free(ctx);
 }
 
-/* The answer of status with s's headers (none when NULL) and body b,
- * received at NOW; d emptied and *ev filled with junk beforehand. */
-static void
-answer_in(struct ph_http_response *in, int status, struct sent *s,
+/*
+ * The answer of status with s's headers (none when NULL) and body b,
+ * received at NOW, to a query of order, or with close to a close: d
+ * emptied and *ev filled with junk beforehand.
+ */
+static int
+respond(void *ctx, int close, const char *order, int status, struct sent *s,
     const char *b, struct ph_event *ev)
 {
-	memset(in, 0, sizeof(*in));
-	in->status = status;
-	in->headers = s != NULL ? s->h : NULL;
-	in->nheaders = s != NULL ? s->nh : 0;
-	in->body = (const unsigned char *)b;
-	in->body_len = strlen(b);
-	in->now = NOW;
+	const struct ph_provider *p = payhook_provider();
+	struct ph_http_response in;
+
+	memset(&in, 0, sizeof(in));
+	in.status = status;
+	in.headers = s != NULL ? s->h : NULL;
+	in.nheaders = s != NULL ? s->nh : 0;
+	in.body = (const unsigned char *)b;
+	in.body_len = strlen(b);
+	in.now = NOW;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
+	if (close)
+		return p->close_response(ctx, order_ref(order), &in, ev, &d);
+	return p->query_response(ctx, order_ref(order), &in, ev, &d);
 }
 
 static int
 answer(void *ctx, const char *order, int status, struct sent *s,
     const char *b, struct ph_event *ev)
 {
-	struct ph_http_response in;
+	return respond(ctx, 0, order, status, s, b, ev);
+}
 
-	answer_in(&in, status, s, b, ev);
-	return payhook_provider()->query_response(ctx, order_ref(order), &in,
-	    ev, &d);
+static int
+close_answer(void *ctx, const char *order, int status, struct sent *s,
+    const char *b, struct ph_event *ev)
+{
+	return respond(ctx, 1, order, status, s, b, ev);
 }
 
 static void
@@ -1403,17 +1415,6 @@ test_close_request(void)
 	is_int(pv->close_request(ctx, order_ref("A1"), &cc, &r, &d),
 	    PH_E_CONFIG, "v3 close without a merchant key: configuration");
 	payhook_provider()->profile_free(ctx);
-}
-
-static int
-close_answer(void *ctx, const char *order, int status, struct sent *s,
-    const char *b, struct ph_event *ev)
-{
-	struct ph_http_response in;
-
-	answer_in(&in, status, s, b, ev);
-	return payhook_provider()->close_response(ctx, order_ref(order), &in,
-	    ev, &d);
 }
 
 static void
