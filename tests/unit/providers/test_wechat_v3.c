@@ -158,6 +158,18 @@ mkprof(const struct prof *p, void **ctx)
 	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
+/* A context of the profile of prof_v3. */
+static void *
+v3ctx(void)
+{
+	struct prof p;
+	void *ctx;
+
+	prof_v3(&p);
+	mkprof(&p, &ctx);
+	return ctx;
+}
+
 /* ---- notifications, encrypted and signed here ------------------------ */
 
 static void
@@ -550,8 +562,7 @@ test_notify(void)
 	char plain[8192], raw[70000];
 	size_t i;
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 
 	tx(plain, sizeof(plain), "1217752501201407033233368018",
 	    "4200000123202306011234567890", "SUCCESS", "100");
@@ -879,11 +890,9 @@ static void
 test_ack(void)
 {
 	struct ph_response r;
-	struct prof p;
 	void *ctx;
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 	payhook_provider()->ack(ctx, PH_ACK_OK, NULL, &r);
 	ok(r.status == 204 && r.body_len == 0 && r.content_type[0] == '\0',
 	    "v3 ack: success is 204 with no body");
@@ -1116,8 +1125,7 @@ test_query_request(void)
 	struct prof p;
 	void *ctx;
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 	fixed_cc(&cc);
 	is_int(pv->query_request(ctx, order_ref("1217752501201407033233368018"),
 	    &cc, &r, &d), PH_OK, "v3 query request built");
@@ -1245,7 +1253,6 @@ test_query_response(void)
 {
 	struct ph_event ev, nev;
 	struct sent s;
-	struct prof p;
 	void *ctx;
 	char plain[8192];
 	static const struct th_state states[] = {
@@ -1259,8 +1266,7 @@ test_query_response(void)
 	size_t i;
 	char want[128];
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 
 	tx(plain, sizeof(plain), "Q1", "4200000987", "SUCCESS", "100");
 	sign_body(&s, plat_a, SER_A, NOW, plain, strlen(plain));
@@ -1365,8 +1371,7 @@ test_close_request(void)
 	void *ctx;
 
 	ok(pv->caps & PH_CAP_CLOSE, "close: in the table");
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 	fixed_cc(&cc);
 	is_int(pv->close_request(ctx, order_ref("1217752501201407033233368018"),
 	    &cc, &r, &d), PH_OK, "v3 close request built");
@@ -1428,11 +1433,9 @@ test_close_response(void)
 	    "\"message\":\"no such order\"}";
 	struct ph_event ev;
 	struct sent s;
-	struct prof p;
 	void *ctx;
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 	sign_body(&s, plat_a, SER_A, NOW, "", 0);
 	is_int(close_answer(ctx, "C1", 204, &s, "", &ev), PH_OK,
 	    "close 204, signed over the empty body: accepted");
