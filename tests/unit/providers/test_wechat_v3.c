@@ -1098,6 +1098,31 @@ verify_with(const char *pem, const char *msg, const char *sig64)
 	    strlen(pem), msg, strlen(msg), sig, n, NULL) == PH_OK;
 }
 
+/* A query (or, with close, a close) request of a v3 profile without a
+ * merchant key is refused as configuration, named what, the diagnostic
+ * naming names (NULL: not checked). */
+static void
+no_merchant_key(int close, const char *what, const char *names)
+{
+	const struct ph_provider *pv = payhook_provider();
+	struct ph_http_request r;
+	struct ph_call_ctx cc;
+	struct prof p;
+	void *ctx;
+
+	fixed_cc(&cc);
+	prof_v3(&p);
+	p.priv = p.serial = NULL;
+	mkprof(&p, &ctx);
+	is_int(close ? pv->close_request(ctx, order_ref("A1"), &cc, &r, &d) :
+	    pv->query_request(ctx, order_ref("A1"), &cc, &r, &d), PH_E_CONFIG,
+	    what);
+	if (names != NULL)
+		ok(strstr(d.msg, names) != NULL,
+		    "diagnostic names the missing key");
+	pv->profile_free(ctx);
+}
+
 static void
 test_query_request(void)
 {
@@ -1185,14 +1210,8 @@ test_query_request(void)
 	    PH_E_FIELD, "v3 query: 33-character id refused");
 	payhook_provider()->profile_free(ctx);
 
-	prof_v3(&p);
-	p.priv = p.serial = NULL;
-	mkprof(&p, &ctx);
-	is_int(pv->query_request(ctx, order_ref("A1"), &cc, &r, &d),
-	    PH_E_CONFIG, "v3 query without a merchant key: configuration");
-	ok(strstr(d.msg, "merchant_private_key_file") != NULL,
-	    "diagnostic names the missing key");
-	payhook_provider()->profile_free(ctx);
+	no_merchant_key(0, "v3 query without a merchant key: configuration",
+	    "merchant_private_key_file");
 
 	/* A v2 profile still gets the v2 request. */
 	memset(&p, 0, sizeof(p));
@@ -1367,7 +1386,6 @@ test_close_request(void)
 	struct ph_call_ctx cc;
 	char msg[1024], sig[400];
 	const char *s, *e;
-	struct prof p;
 	void *ctx;
 
 	ok(pv->caps & PH_CAP_CLOSE, "close: in the table");
@@ -1414,12 +1432,8 @@ test_close_request(void)
 	    "refused close: nothing built");
 	payhook_provider()->profile_free(ctx);
 
-	prof_v3(&p);
-	p.priv = p.serial = NULL;
-	mkprof(&p, &ctx);
-	is_int(pv->close_request(ctx, order_ref("A1"), &cc, &r, &d),
-	    PH_E_CONFIG, "v3 close without a merchant key: configuration");
-	payhook_provider()->profile_free(ctx);
+	no_merchant_key(1, "v3 close without a merchant key: configuration",
+	    NULL);
 }
 
 static void
