@@ -556,6 +556,15 @@ test_notify(void)
 		{ "A1", "WEIRD", "1", NULL, NULL, PH_E_FIELD,
 		    "unknown trade_state refused" },
 	};
+	/* Ciphertexts (base64) too short to hold a GCM tag and data. */
+	static const struct {
+		const char *ct, *what;
+	} short_ct[] = {
+		{ "AAAAAAAAAAAAAAAAAAAAAA==",
+		    "ciphertext of 16 bytes (a tag and nothing) refused" },
+		{ "AAAA", "ciphertext of 3 bytes refused before subtracting the "
+		    "tag" },
+	};
 	struct ph_event ev;
 	struct prof p;
 	void *ctx;
@@ -701,21 +710,17 @@ test_notify(void)
 	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
 	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_FIELD,
 	    "an 11-byte GCM nonce refused");
-	/* A short ciphertext: the tag alone, no data. */
-	snprintf(raw, sizeof(raw), "{\"id\":\"EV-1\",\"event_type\":"
-	    "\"TRANSACTION.SUCCESS\",\"resource_type\":\"encrypt-resource\","
-	    "\"resource\":{\"original_type\":\"transaction\",\"algorithm\":"
-	    "\"AEAD_AES_256_GCM\",\"ciphertext\":\"AAAAAAAAAAAAAAAAAAAAAA==\","
-	    "\"associated_data\":\"\",\"nonce\":\"fdasflkja484\"}}");
-	is_int(notify_raw(ctx, raw, &ev), PH_E_SIGNATURE,
-	    "ciphertext of 16 bytes (a tag and nothing) refused");
-	snprintf(raw, sizeof(raw), "{\"id\":\"EV-1\",\"event_type\":"
-	    "\"TRANSACTION.SUCCESS\",\"resource_type\":\"encrypt-resource\","
-	    "\"resource\":{\"original_type\":\"transaction\",\"algorithm\":"
-	    "\"AEAD_AES_256_GCM\",\"ciphertext\":\"AAAA\","
-	    "\"associated_data\":\"\",\"nonce\":\"fdasflkja484\"}}");
-	is_int(notify_raw(ctx, raw, &ev), PH_E_SIGNATURE,
-	    "ciphertext of 3 bytes refused before subtracting the tag");
+	/* A short ciphertext: the tag alone, no data, or less. */
+	for (i = 0; i < sizeof(short_ct) / sizeof(short_ct[0]); i++) {
+		snprintf(raw, sizeof(raw), "{\"id\":\"EV-1\",\"event_type\":"
+		    "\"TRANSACTION.SUCCESS\",\"resource_type\":"
+		    "\"encrypt-resource\",\"resource\":{\"original_type\":"
+		    "\"transaction\",\"algorithm\":\"AEAD_AES_256_GCM\","
+		    "\"ciphertext\":\"%s\",\"associated_data\":\"\","
+		    "\"nonce\":\"fdasflkja484\"}}", short_ct[i].ct);
+		is_int(notify_raw(ctx, raw, &ev), PH_E_SIGNATURE,
+		    short_ct[i].what);
+	}
 
 	/* The envelope, strictly. */
 	is_int(notify_raw(ctx, "{\"id\":\"EV-1\",\"id\":\"EV-2\"}", &ev),
@@ -862,28 +867,31 @@ test_notify(void)
 static void
 test_time(void)
 {
+	/* Times of 2018-06-08 02:34:56 UTC. */
+	static const struct {
+		const char *text, *what;
+	} same[] = {
+		{ "2018-06-08T10:34:56+08:00", "RFC 3339 +08:00" },
+		{ "2018-06-08T02:34:56Z", "RFC 3339 Z" },
+		{ "2018-06-07T21:04:56-05:30", "RFC 3339 -05:30" },
+		{ "2018-06-08T02:34:56.123Z", "fractional seconds dropped" },
+	}, refused[] = {
+		{ "2018-06-08 10:34:56+08:00", "space for T refused" },
+		{ "2018-02-30T10:34:56+08:00", "February 30 refused" },
+		{ "2018-06-08T10:34:56+24:00", "offset of 24 h refused" },
+		{ "2018-06-08T10:34:56", "no offset refused" },
+		{ "2018-06-08T10:34:56+08:00 ", "trailing space refused" },
+		{ "2018-06-08T10:34:56.Z", "empty fraction refused" },
+	};
 	int64_t t;
+	size_t i;
 
-	ok(wx3_time("2018-06-08T10:34:56+08:00", &t) == PH_OK &&
-	    t == 1528425296, "RFC 3339 +08:00");
-	ok(wx3_time("2018-06-08T02:34:56Z", &t) == PH_OK && t == 1528425296,
-	    "RFC 3339 Z");
-	ok(wx3_time("2018-06-07T21:04:56-05:30", &t) == PH_OK &&
-	    t == 1528425296, "RFC 3339 -05:30");
-	ok(wx3_time("2018-06-08T02:34:56.123Z", &t) == PH_OK &&
-	    t == 1528425296, "fractional seconds dropped");
-	ok(wx3_time("2018-06-08 10:34:56+08:00", &t) != PH_OK,
-	    "space for T refused");
-	ok(wx3_time("2018-02-30T10:34:56+08:00", &t) != PH_OK,
-	    "February 30 refused");
-	ok(wx3_time("2018-06-08T10:34:56+24:00", &t) != PH_OK,
-	    "offset of 24 h refused");
-	ok(wx3_time("2018-06-08T10:34:56", &t) != PH_OK,
-	    "no offset refused");
-	ok(wx3_time("2018-06-08T10:34:56+08:00 ", &t) != PH_OK,
-	    "trailing space refused");
-	ok(wx3_time("2018-06-08T10:34:56.Z", &t) != PH_OK,
-	    "empty fraction refused");
+	for (i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+		ok(wx3_time(same[i].text, &t) == PH_OK && t == 1528425296,
+		    "%s", same[i].what);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		ok(wx3_time(refused[i].text, &t) != PH_OK, "%s",
+		    refused[i].what);
 }
 
 static void
