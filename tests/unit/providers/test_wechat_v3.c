@@ -313,13 +313,21 @@ notify_plain(void *ctx, const char *otype, const char *plain,
 	return deliver(ctx, &snt, body, blen, NOW, ev);
 }
 
+/* body as it stands, signed with the first platform certificate at t,
+ * delivered at NOW. */
+static int
+deliver_at(void *ctx, int64_t t, struct ph_event *ev)
+{
+	sign_body(&snt, plat_a, SER_A, t, body, blen);
+	return deliver(ctx, &snt, body, blen, NOW, ev);
+}
+
 static int
 notify_raw(void *ctx, const char *raw, struct ph_event *ev)
 {
 	blen = strlen(raw);
 	memcpy(body, raw, blen + 1);
-	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
-	return deliver(ctx, &snt, body, blen, NOW, ev);
+	return deliver_at(ctx, NOW, ev);
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -606,17 +614,14 @@ test_notify(void)
 	    "header names in any case");
 
 	/* Freshness: 300 s either way is accepted, 301 is not. */
-	sign_body(&snt, plat_a, SER_A, NOW - 300, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
+	is_int(deliver_at(ctx, NOW - 300, &ev), PH_OK,
 	    "timestamp 300 s old accepted");
-	sign_body(&snt, plat_a, SER_A, NOW - 301, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
+	is_int(deliver_at(ctx, NOW - 301, &ev), PH_E_SIGNATURE,
 	    "timestamp 301 s old refused");
 	ok(th_event_empty(&ev), "refusal leaves an empty event");
 	ok(strstr(d.msg, "Wechatpay-Timestamp") != NULL,
 	    "stale: diagnostic names the header");
-	sign_body(&snt, plat_a, SER_A, NOW + 301, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
+	is_int(deliver_at(ctx, NOW + 301, &ev), PH_E_SIGNATURE,
 	    "timestamp 301 s ahead refused");
 	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
 	snprintf(snt.ts, sizeof(snt.ts), "+%lld", NOW);
@@ -697,18 +702,15 @@ test_notify(void)
 
 		memcpy(aad + 19, "TRANSACTION", 11);
 	}
-	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
+	is_int(deliver_at(ctx, NOW, &ev), PH_E_SIGNATURE,
 	    "wrong associated_data refused");
 	blen = envelope(body, sizeof(body), "EV-1", "TRANSACTION.SUCCESS",
 	    "transaction", plain, "", "fdasflkja484");
-	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
+	is_int(deliver_at(ctx, NOW, &ev), PH_OK,
 	    "empty associated_data is fed and checks");
 	blen = envelope(body, sizeof(body), "EV-1", "TRANSACTION.SUCCESS",
 	    "transaction", plain, "", "fdasflkja48");
-	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_FIELD,
+	is_int(deliver_at(ctx, NOW, &ev), PH_E_FIELD,
 	    "an 11-byte GCM nonce refused");
 	/* A short ciphertext: the tag alone, no data, or less. */
 	for (i = 0; i < sizeof(short_ct) / sizeof(short_ct[0]); i++) {
@@ -847,11 +849,9 @@ test_notify(void)
 	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
 	blen = envelope(body, sizeof(body), "EV-1", "TRANSACTION.SUCCESS",
 	    "transaction", plain, "transaction", "fdasflkja484");
-	sign_body(&snt, plat_a, SER_A, NOW - 61, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
+	is_int(deliver_at(ctx, NOW - 61, &ev), PH_E_SIGNATURE,
 	    "tolerance 60: 61 s old refused");
-	sign_body(&snt, plat_a, SER_A, NOW - 60, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
+	is_int(deliver_at(ctx, NOW - 60, &ev), PH_OK,
 	    "tolerance 60: 60 s old accepted");
 	payhook_provider()->profile_free(ctx);
 
