@@ -927,6 +927,18 @@ test_ack(void)
 
 /* ---- the official worked examples ---------------------------------------- */
 
+/* The lines a v3 signature is made over: l[i] is parts[i], i < n. */
+static void
+lines_of(struct wx3_line *l, const char *const *parts, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		l[i].p = parts[i];
+		l[i].n = strlen(parts[i]);
+	}
+}
+
 static void
 test_tv3_tv4(void)
 {
@@ -952,6 +964,12 @@ test_tv3_tv4(void)
 	    "LgWQUMyha5/3nYofuHtS7r+KYyMuxD+oJ9VM1Qdxk4UIG59CP5Y3wtYIFybyF3bd"
 	    "u1caHTRRX+DLyMXyYA/IrTmiW01c4RPjpHBX5Dk1sZyY1zVsWNsvMHr2e1NTWtBx"
 	    "KJ+qk5N61J7caYoepHFaxw==";
+	/* What TV-3 signs, and TV-4 (the JSAPI paySign). */
+	const char *const tv3_lines[] = { "POST", "/v3/pay/transactions/jsapi",
+	    "1554208460", "593BEC0C930BF1AFEB40B4A08C8FB242", tv3_body };
+	static const char *const tv4_lines[] = { "wx2421b1c4370ec43b",
+	    "1554208460", "593BEC0C930BF1AFEB40B4A08C8FB242",
+	    "prepay_id=wx201410272009395522657a690389285100" };
 	struct wx3_line l[5];
 	struct ph_buf sig, msg, auth;
 	unsigned char md[PH_SHA256_LEN];
@@ -966,16 +984,7 @@ test_tv3_tv4(void)
 	    "official test key");
 	c = ctx;
 
-	l[0].p = "POST";
-	l[0].n = 4;
-	l[1].p = "/v3/pay/transactions/jsapi";
-	l[1].n = strlen(l[1].p);
-	l[2].p = "1554208460";
-	l[2].n = 10;
-	l[3].p = "593BEC0C930BF1AFEB40B4A08C8FB242";
-	l[3].n = 32;
-	l[4].p = tv3_body;
-	l[4].n = strlen(tv3_body);
+	lines_of(l, tv3_lines, 5);
 	ph_buf_init(&msg, 4096);
 	wx3_message(l, 5, &msg);
 	is_int(msg.len, 372, "TV-3: the sign string is 372 bytes");
@@ -1005,14 +1014,7 @@ test_tv3_tv4(void)
 	    TV3_SERIAL "\"", "TV-3: the whole Authorization header");
 	ph_buf_free(&auth);
 
-	l[0].p = "wx2421b1c4370ec43b";
-	l[0].n = strlen(l[0].p);
-	l[1].p = "1554208460";
-	l[1].n = 10;
-	l[2].p = "593BEC0C930BF1AFEB40B4A08C8FB242";
-	l[2].n = 32;
-	l[3].p = "prepay_id=wx201410272009395522657a690389285100";
-	l[3].n = strlen(l[3].p);
+	lines_of(l, tv4_lines, 4);
 	ph_buf_init(&sig, 4096);
 	is_int(wx3_sign_lines(c->v3, l, 4, &sig, &d), PH_OK, "TV-4: signed");
 	is_str(sig.data, tv4_sig, "TV-4: the official JSAPI paySign, exactly");
@@ -1106,6 +1108,34 @@ verify_with(const char *pem, const char *msg, const char *sig64)
 	    strlen(pem), msg, strlen(msg), sig, n, NULL) == PH_OK;
 }
 
+/* The Authorization header of prof_v3's requests at fixed_cc's time and
+ * nonce, of signature sig. */
+static void
+auth_want(char *want, size_t cap, const char *sig)
+{
+	snprintf(want, cap, "WECHATPAY2-SHA256-RSA2048 mchid=\"1230000109\","
+	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\",signature=\"%s\","
+	    "timestamp=\"1554208460\",serial_no=\"" TV3_SERIAL "\"", sig);
+}
+
+/* The signature="..." of an Authorization header hdr into sig (cap bytes,
+ * empty where there is none): whether there is one that fits. */
+static int
+auth_signature(const char *hdr, char *sig, size_t cap)
+{
+	const char *s, *e;
+
+	s = strstr(hdr, "signature=\"");
+	e = s != NULL ? strchr(s + 11, '"') : NULL;
+	if (s == NULL || e == NULL || (size_t)(e - s - 11) >= cap) {
+		sig[0] = '\0';
+		return 0;
+	}
+	memcpy(sig, s + 11, (size_t)(e - s - 11));
+	sig[e - s - 11] = '\0';
+	return 1;
+}
+
 /* A query (or, with close, a close) request of a v3 profile without a
  * merchant key is refused as configuration, named what, the diagnostic
  * naming names (NULL: not checked). */
@@ -1154,9 +1184,9 @@ test_query_request(void)
 	struct ph_http_request r;
 	struct ph_call_ctx cc;
 	char want[2048], sig[400];
-	const char *s, *e;
 	struct prof p;
 	void *ctx;
+	int found;
 
 	ctx = v3ctx();
 	fixed_cc(&cc);
@@ -1173,21 +1203,13 @@ test_query_request(void)
 	is_str(r.headers[0].name, "Accept", "header 1: Accept");
 	is_str(r.headers[0].value, "application/json", "Accept JSON");
 	is_str(r.headers[1].name, "Authorization", "header 2: Authorization");
-	snprintf(want, sizeof(want), "WECHATPAY2-SHA256-RSA2048 "
-	    "mchid=\"1230000109\","
-	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\","
-	    "signature=\"%s\",timestamp=\"1554208460\",serial_no=\""
-	    TV3_SERIAL "\"", sig_q);
+	auth_want(want, sizeof(want), sig_q);
 	is_str(r.headers[1].value, want, "v3 query: Authorization, byte for "
 	    "byte");
 	/* And the signature in it verifies with the merchant public key. */
-	s = strstr(r.headers[1].value, "signature=\"");
-	e = s != NULL ? strchr(s + 11, '"') : NULL;
-	ok(s != NULL && e != NULL && (size_t)(e - s - 11) < sizeof(sig),
-	    "signature found in the header");
-	if (s != NULL && e != NULL && (size_t)(e - s - 11) < sizeof(sig)) {
-		memcpy(sig, s + 11, (size_t)(e - s - 11));
-		sig[e - s - 11] = '\0';
+	found = auth_signature(r.headers[1].value, sig, sizeof(sig));
+	ok(found, "signature found in the header");
+	if (found) {
 		ok(verify_with(th_tv3_pub_pem, "GET\n/v3/pay/transactions/"
 		    "out-trade-no/1217752501201407033233368018?mchid=1230000109"
 		    "\n1554208460\n000102030405060708090A0B0C0D0E0F\n\n", sig),
@@ -1203,11 +1225,7 @@ test_query_request(void)
 	    "v3 query: out_trade_no with | and *");
 	is_str(r.path, "/v3/pay/transactions/out-trade-no/A%7CB%2A1"
 	    "?mchid=1230000109", "v3 query: percent-encoded as signed");
-	snprintf(want, sizeof(want), "WECHATPAY2-SHA256-RSA2048 "
-	    "mchid=\"1230000109\","
-	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\","
-	    "signature=\"%s\",timestamp=\"1554208460\",serial_no=\""
-	    TV3_SERIAL "\"", sig_pct);
+	auth_want(want, sizeof(want), sig_pct);
 	is_str(r.headers[1].value, want, "v3 query: the encoded path is what "
 	    "is signed");
 	is_int(pv->query_request(ctx, order_ref("A.1"), &cc, &r, &d),
@@ -1393,7 +1411,6 @@ test_close_request(void)
 	struct ph_http_request r;
 	struct ph_call_ctx cc;
 	char msg[1024], sig[400];
-	const char *s, *e;
 	void *ctx;
 
 	ok(pv->caps & PH_CAP_CLOSE, "close: in the table");
@@ -1417,13 +1434,7 @@ test_close_request(void)
 	    strlen(WX3_SCHEME) + 71) == 0 && strstr(r.headers[1].value,
 	    "timestamp=\"1554208460\",serial_no=\"" TV3_SERIAL "\"") != NULL,
 	    "v3 close: Authorization names mchid, nonce, time and serial");
-	s = strstr(r.headers[1].value, "signature=\"");
-	e = s != NULL ? strchr(s + 11, '"') : NULL;
-	if (s != NULL && e != NULL && (size_t)(e - s - 11) < sizeof(sig)) {
-		memcpy(sig, s + 11, (size_t)(e - s - 11));
-		sig[e - s - 11] = '\0';
-	} else
-		sig[0] = '\0';
+	auth_signature(r.headers[1].value, sig, sizeof(sig));
 	snprintf(msg, sizeof(msg), "POST\n%s\n1554208460\n"
 	    "000102030405060708090A0B0C0D0E0F\n{\"mchid\":\"1230000109\"}\n",
 	    path);
