@@ -1129,26 +1129,27 @@ test_refund_notify(void)
 	payhook_provider()->profile_free(ctx);
 }
 
+/* refund_notify_url values refused. */
+static const struct {
+	const char *url, *what;
+} bad_url[] = {
+	{ "https://shop.example/notify/wxshop?x=1",
+	    "refund_notify_url with a query string: refused" },
+	{ "ftp://shop.example/notify",
+	    "refund_notify_url not http(s): refused" },
+	{ "https://shop.example/a b",
+	    "refund_notify_url with a space: refused" },
+};
+
 static void
 test_profile_url(void)
 {
-	/* refund_notify_url values refused. */
-	static const struct {
-		const char *url, *what;
-	} refused[] = {
-		{ "https://shop.example/notify/wxshop?x=1",
-		    "refund_notify_url with a query string: refused" },
-		{ "ftp://shop.example/notify",
-		    "refund_notify_url not http(s): refused" },
-		{ "https://shop.example/a b",
-		    "refund_notify_url with a space: refused" },
-	};
 	void *ctx = NULL;
 	size_t i;
 
-	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+	for (i = 0; i < sizeof(bad_url) / sizeof(bad_url[0]); i++)
 		is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-		    refused[i].url), PH_E_CONFIG, refused[i].what);
+		    bad_url[i].url), PH_E_CONFIG, bad_url[i].what);
 	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
 	    "http://127.0.0.1:8080/notify/wxshop"), PH_OK,
 	    "refund_notify_url http: accepted");
