@@ -81,24 +81,29 @@ mkprof(const struct prof *p, void **ctx)
 	return th_profile_new(pv, &c, ctx, &d);
 }
 
+/* A profile of APP and APIKEY whose signature mode is signature, its
+ * webhook key (key) the value of key. */
+static void
+prof_mode(struct prof *p, const char *signature, size_t key,
+    const char *value)
+{
+	memset(p, 0, sizeof(*p));
+	p->v[AGG_CONF_SIGNATURE] = signature;
+	p->v[AGG_CONF_APP_ID] = APP;
+	p->v[key] = value;
+	p->v[AGG_CONF_API_KEY_FILE] = APIKEY;
+}
+
 static void
 prof_rsa(struct prof *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->v[AGG_CONF_SIGNATURE] = "rsa";
-	p->v[AGG_CONF_APP_ID] = APP;
-	p->v[AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE] = agg_pub;
-	p->v[AGG_CONF_API_KEY_FILE] = APIKEY;
+	prof_mode(p, "rsa", AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, agg_pub);
 }
 
 static void
 prof_hmac(struct prof *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->v[AGG_CONF_SIGNATURE] = "hmac";
-	p->v[AGG_CONF_APP_ID] = APP;
-	p->v[AGG_CONF_WEBHOOK_SECRET_FILE] = SECRET;
-	p->v[AGG_CONF_API_KEY_FILE] = APIKEY;
+	prof_mode(p, "hmac", AGG_CONF_WEBHOOK_SECRET_FILE, SECRET);
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -297,9 +302,37 @@ test_profiles(void)
 static void
 test_rsa(void)
 {
+	/* A charge "ch_1" of order "A1" in an event "evt_2", validly signed
+	 * but not acceptable: its amount, currency, paid, app and channel,
+	 * the event's livemode. */
+	static const struct {
+		const char *amount, *currency, *paid, *app, *channel;
+		const char *livemode;
+		int rc;
+		const char *what;
+	} bad[] = {
+		{ "12.5", "\"cny\"", "true", APP, "alipay", "true", PH_E_FIELD,
+		    "amount 12.5 refused" },
+		{ "\"12\"", "\"cny\"", "true", APP, "alipay", "true",
+		    PH_E_FIELD, "amount \"12\" refused" },
+		{ "-5", "\"cny\"", "true", APP, "alipay", "true", PH_E_FIELD,
+		    "negative amount refused" },
+		{ "100", "\"cny\"", "true", "app_other", "alipay", "true",
+		    PH_E_MERCHANT, "a charge of another app refused" },
+		{ "100", "\"cny\"", "true", APP, "alipay", "false",
+		    PH_E_MERCHANT,
+		    "a test-mode event on a live profile refused" },
+		{ "100", "\"cny\"", "false", APP, "alipay", "true", PH_E_FIELD,
+		    "charge.succeeded with paid false refused" },
+		{ "100", "\"cnyy\"", "true", APP, "alipay", "true", PH_E_FIELD,
+		    "four-letter currency refused" },
+		{ "100", "\"cny\"", "true", APP, "wx pub", "true", PH_E_FIELD,
+		    "channel with a space refused" },
+	};
 	struct ph_event ev;
 	struct prof p;
 	void *ctx;
+	size_t i;
 
 	prof_rsa(&p);
 	mkprof(&p, &ctx);
@@ -358,21 +391,14 @@ test_rsa(void)
 	is_int(send_rsa(ctx, agg_key, "{\"id\":\"evt_1\",\"id\":\"evt_2\","
 	    "\"type\":\"charge.succeeded\"}", &ev), PH_E_MALFORMED,
 	    "duplicate JSON key refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "12.5", "\"cny\"", "true", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "amount 12.5 refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "\"12\"", "\"cny\"", "true",
-	    APP, "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "amount \"12\" refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "-5", "\"cny\"", "true", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "negative amount refused");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		charge(obj, sizeof(obj), "ch_1", "A1", bad[i].amount,
+		    bad[i].currency, bad[i].paid, bad[i].app, bad[i].channel);
+		event(body, sizeof(body), "evt_2", "charge.succeeded",
+		    bad[i].livemode, obj);
+		is_int(send_rsa(ctx, agg_key, body, &ev), bad[i].rc,
+		    bad[i].what);
+	}
 	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
 	    "alipay");
 	memcpy(strstr(obj, "\"order_no\""), "\"order_XX\"", 10);
@@ -380,31 +406,6 @@ test_rsa(void)
 	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
 	    "missing order_no refused");
 	ok(strstr(d.msg, "order_no") != NULL, "missing field named");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true",
-	    "app_other", "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_MERCHANT,
-	    "a charge of another app refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "false", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_MERCHANT,
-	    "a test-mode event on a live profile refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "false", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "charge.succeeded with paid false refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cnyy\"", "true", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "four-letter currency refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
-	    "wx pub");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "channel with a space refused");
 	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"USD\"", "true", APP,
 	    "alipay_wap");
 	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
