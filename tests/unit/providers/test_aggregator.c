@@ -597,12 +597,23 @@ order_ref(const char *id)
 static void
 test_query_request(void)
 {
+	/* Attempt data of an order, refused. */
+	static const struct {
+		const char *attempt, *what;
+	} bad_attempt[] = {
+		{ "{\"charge\":\"ch/1\"}",
+		    "query: a charge id with '/' refused" },
+		{ "{\"charge\":1}",
+		    "query: a charge that is not a string refused" },
+		{ "[1]", "query: attempt data that is not an object refused" },
+	};
 	const struct ph_provider *pv = payhook_provider();
 	struct ph_http_request r;
 	struct ph_call_ctx cc;
 	struct ph_order_ref *o;
 	struct prof p;
 	void *ctx;
+	size_t i;
 
 	memset(&cc, 0, sizeof(cc));
 	cc.now = NOW;
@@ -657,15 +668,11 @@ test_query_request(void)
 	    "query: the order's recorded charge");
 	is_str(r.path, "/v1/charges/ch_X1", "query: retrieved by its id");
 	o = order_ref("Q1");
-	o->attempt = "{\"charge\":\"ch/1\"}";
-	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
-	    "query: a charge id with '/' refused");
-	o->attempt = "{\"charge\":1}";
-	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
-	    "query: a charge that is not a string refused");
-	o->attempt = "[1]";
-	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
-	    "query: attempt data that is not an object refused");
+	for (i = 0; i < sizeof(bad_attempt) / sizeof(bad_attempt[0]); i++) {
+		o->attempt = bad_attempt[i].attempt;
+		is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
+		    bad_attempt[i].what);
+	}
 	o->attempt = "{\"other\":1}";
 	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
 	    "query: attempt data without a charge: the list");
