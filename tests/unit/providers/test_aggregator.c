@@ -599,9 +599,7 @@ static void
 test_query_request(void)
 {
 	/* Attempt data of an order, refused. */
-	static const struct {
-		const char *attempt, *what;
-	} bad_attempt[] = {
+	static const struct th_case bad_attempt[] = {
 		{ "{\"charge\":\"ch/1\"}",
 		    "query: a charge id with '/' refused" },
 		{ "{\"charge\":1}",
@@ -670,7 +668,7 @@ test_query_request(void)
 	is_str(r.path, "/v1/charges/ch_X1", "query: retrieved by its id");
 	o = order_ref("Q1");
 	for (i = 0; i < sizeof(bad_attempt) / sizeof(bad_attempt[0]); i++) {
-		o->attempt = bad_attempt[i].attempt;
+		o->attempt = bad_attempt[i].in;
 		is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
 		    bad_attempt[i].what);
 	}

@@ -1130,9 +1130,7 @@ test_refund_notify(void)
 }
 
 /* refund_notify_url values refused. */
-static const struct {
-	const char *url, *what;
-} bad_url[] = {
+static const struct th_case bad_url[] = {
 	{ "https://shop.example/notify/wxshop?x=1",
 	    "refund_notify_url with a query string: refused" },
 	{ "ftp://shop.example/notify",
@@ -1149,7 +1147,7 @@ test_profile_url(void)
 
 	for (i = 0; i < sizeof(bad_url) / sizeof(bad_url[0]); i++)
 		is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-		    bad_url[i].url), PH_E_CONFIG, bad_url[i].what);
+		    bad_url[i].in), PH_E_CONFIG, bad_url[i].what);
 	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
 	    "http://127.0.0.1:8080/notify/wxshop"), PH_OK,
 	    "refund_notify_url http: accepted");

@@ -555,9 +555,7 @@ test_notify(void)
 		    "unknown trade_state refused" },
 	};
 	/* Ciphertexts (base64) too short to hold a GCM tag and data. */
-	static const struct {
-		const char *ct, *what;
-	} short_ct[] = {
+	static const struct th_case short_ct[] = {
 		{ "AAAAAAAAAAAAAAAAAAAAAA==",
 		    "ciphertext of 16 bytes (a tag and nothing) refused" },
 		{ "AAAA", "ciphertext of 3 bytes refused before subtracting "
@@ -709,7 +707,7 @@ test_notify(void)
 		    "\"encrypt-resource\",\"resource\":{\"original_type\":"
 		    "\"transaction\",\"algorithm\":\"AEAD_AES_256_GCM\","
 		    "\"ciphertext\":\"%s\",\"associated_data\":\"\","
-		    "\"nonce\":\"fdasflkja484\"}}", short_ct[i].ct);
+		    "\"nonce\":\"fdasflkja484\"}}", short_ct[i].in);
 		is_int(notify_raw(ctx, raw, &ev), PH_E_SIGNATURE,
 		    short_ct[i].what);
 	}
@@ -858,14 +856,13 @@ static void
 test_time(void)
 {
 	/* Times of 2018-06-08 02:34:56 UTC. */
-	static const struct {
-		const char *text, *what;
-	} same[] = {
+	static const struct th_case same[] = {
 		{ "2018-06-08T10:34:56+08:00", "RFC 3339 +08:00" },
 		{ "2018-06-08T02:34:56Z", "RFC 3339 Z" },
 		{ "2018-06-07T21:04:56-05:30", "RFC 3339 -05:30" },
 		{ "2018-06-08T02:34:56.123Z", "fractional seconds dropped" },
-	}, refused[] = {
+	};
+	static const struct th_case refused[] = {
 		{ "2018-06-08 10:34:56+08:00", "space for T refused" },
 		{ "2018-02-30T10:34:56+08:00", "February 30 refused" },
 		{ "2018-06-08T10:34:56+24:00", "offset of 24 h refused" },
@@ -877,10 +874,10 @@ test_time(void)
 	size_t i;
 
 	for (i = 0; i < sizeof(same) / sizeof(same[0]); i++)
-		ok(wx3_time(same[i].text, &t) == PH_OK && t == 1528425296,
+		ok(wx3_time(same[i].in, &t) == PH_OK && t == 1528425296,
 		    "%s", same[i].what);
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
-		ok(wx3_time(refused[i].text, &t) != PH_OK, "%s",
+		ok(wx3_time(refused[i].in, &t) != PH_OK, "%s",
 		    refused[i].what);
 }
 
