@@ -383,8 +383,8 @@ test_profiles(void)
 		{ PROF(pub_id), NULL, "v3: public key without id" },
 		{ PROF(pub_id), "KEY_0114232134912410000000000000000000",
 		    "v3: id without PUB_KEY_ID_" },
-		{ PROF(pub), cert_a, "v3: a certificate where the public "
-		    "key is expected" },
+		{ PROF(pub), cert_a,
+		    "v3: a certificate where the public key is expected" },
 		{ PROF(certs[0]), pub_c, "v3: a public key where a certificate "
 		    "is expected" },
 		{ PROF(certs[0]), cert_weak,
