@@ -158,13 +158,13 @@ const char *th_req_header(const struct ph_http_request *req,
 struct ph_order_ref *th_order_ref(const char *id, int64_t amount,
     int64_t created_at);
 
-/* A provider's state of an order and the event it becomes: a row of the
- * tests' state tables. */
 /* An input a test hands over and the name of the check made of it. */
 struct th_case {
 	const char *in, *what;
 };
 
+/* A provider's state of an order and the event it becomes: a row of the
+ * tests' state tables. */
 struct th_state {
 	const char *state;
 	enum ph_event_kind kind;
