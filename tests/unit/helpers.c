@@ -633,6 +633,15 @@ th_event_empty(const struct ph_event *ev)
 	return memcmp(ev, &zero, sizeof(zero)) == 0;
 }
 
+int
+th_same_fact(const struct ph_event *a, const struct ph_event *b)
+{
+	return a->kind == b->kind && strcmp(a->dedup_key, b->dedup_key) == 0 &&
+	    strcmp(a->order_id, b->order_id) == 0 &&
+	    strcmp(a->txn_id, b->txn_id) == 0 && a->amount == b->amount &&
+	    strcmp(a->currency, b->currency) == 0;
+}
+
 const char **
 th_variant(const char *const *lines, size_t k, const char *repl)
 {

@@ -158,6 +158,11 @@ const char *th_req_header(const struct ph_http_request *req,
 struct ph_order_ref *th_order_ref(const char *id, int64_t amount,
     int64_t created_at);
 
+/* An input a test hands over and the name of the check made of it. */
+struct th_case {
+	const char *in, *what;
+};
+
 /* A provider's state of an order and the event it becomes: a row of the
  * tests' state tables. */
 struct th_state {
@@ -171,6 +176,9 @@ void th_call_ctx(struct ph_call_ctx *cc, int64_t now, unsigned int first);
 
 /* Whether ev is all zero bytes (an event the plugin left alone). */
 int th_event_empty(const struct ph_event *ev);
+/* Whether a and b are one fact to the core: the same kind, dedup key,
+ * order id, transaction id, amount and currency. */
+int th_same_fact(const struct ph_event *a, const struct ph_event *b);
 
 /* lines (NULL-terminated) with line k (0-based) replaced by repl, or
  * removed where repl is NULL: a static array, good until the next call

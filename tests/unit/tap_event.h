@@ -94,6 +94,63 @@ is_hints(const struct ph_provider *p, ph_notify_hint_fn *hint, void *ctx,
 }
 
 /*
+ * p reads statements, and with ctx reads good with a BOM and CRLF line ends
+ * (CR left on): nev events, named events, facts facts of a sum of total.
+ * What it read is left in r and d.  Five points.
+ */
+static void __attribute__((unused))
+is_statement_read(const struct ph_provider *p, void *ctx,
+    const char *const *good, struct th_run *r, struct ph_diag *d, size_t nev,
+    const char *events, uint64_t facts, int64_t total)
+{
+	ok(p->caps & PH_CAP_STATEMENT, "the table reads statements");
+	th_feed(p, ctx, good, "\r", r, d);
+	is_int(r->rc, PH_OK, "a statement with a BOM and CRLF (CR left on): "
+	    "read");
+	is_int(r->nev, nev, events);
+	is_int(r->st.facts, facts, "... st->facts");
+	is_int(r->st.total, total, "... st->total");
+}
+
+/*
+ * A statement of good with its line k (0-based) replaced by row (NULL:
+ * removed): read with rc, refused at line (0: the end, -1: not checked),
+ * the diagnostic saying msg and msg2 (NULL: not checked).
+ */
+struct th_row_case {
+	size_t k;
+	const char *row;
+	int rc;
+	long line;
+	const char *msg, *msg2;
+	const char *what;
+};
+
+/* Each case of the array cases, of good read by p with ctx and no line
+ * ends: a point each, named by its what. */
+#define is_statement_rows(p, ctx, good, cases) \
+	tap_is_statement_rows((p), (ctx), (good), (cases), \
+	    sizeof(cases) / sizeof((cases)[0]))
+
+static void __attribute__((unused))
+tap_is_statement_rows(const struct ph_provider *p, void *ctx,
+    const char *const *good, const struct th_row_case *c, size_t n)
+{
+	struct ph_diag d;
+	struct th_run r;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		th_feed(p, ctx, th_variant(good, c[i].k, c[i].row), "", &r,
+		    &d);
+		ok(r.rc == c[i].rc && (c[i].line < 0 ||
+		    r.fail_line == (uint64_t)c[i].line) && (c[i].msg == NULL ||
+		    strstr(d.msg, c[i].msg) != NULL) && (c[i].msg2 == NULL ||
+		    strstr(d.msg, c[i].msg2) != NULL), "%s", c[i].what);
+	}
+}
+
+/*
  * The frame of a statement p reads with ctx: good (NULL-terminated, its
  * total line at good[total], an empty line after it) is read with bare LF
  * line ends; with the total line wrong_count or wrong_sum instead it is

@@ -53,60 +53,57 @@ hmac_sign(const char *secret, const char *t, const char *body, char *out)
 
 /* ---- profiles ----------------------------------------------------------- */
 
+/* A profile's configuration: the values of its keys by index (AGG_CONF_),
+ * NULL where absent. */
 struct prof {
-	const char *signature, *app_id, *pub, *secret, *header, *tolerance;
-	const char *livemode, *api_key;
+	const char *v[AGG_CONF__MAX];
 };
 
 static int
 mkprof(const struct prof *p, void **ctx)
 {
 	static struct th_conf c;
-	const struct {
-		const char *name, *s;
-	} f[] = {
-		{ "signature", p->signature },
-		{ "app_id", p->app_id },
-		{ "webhook_public_key_file", p->pub },
-		{ "webhook_secret_file", p->secret },
-		{ "signature_header", p->header },
-		{ "tolerance_s", p->tolerance },
-		{ "livemode", p->livemode },
-		{ "api_key_file", p->api_key },
-	};
+	const struct ph_provider *pv = payhook_provider();
 	size_t i;
 
-	th_conf_init(&c, payhook_provider(), "aggtest");
-	for (i = 0; i < sizeof(f) / sizeof(f[0]); i++)
-		th_conf_set(&c, f[i].name, f[i].s);
+	th_conf_init(&c, pv, "aggtest");
+	for (i = 0; i < AGG_CONF__MAX; i++)
+		th_conf_set(&c, pv->conf_keys[i].name, p->v[i]);
 	/* The two the plugin takes as numbers, as the configuration would
 	 * have parsed them. */
-	if (p->tolerance != NULL)
-		c.v[AGG_CONF_TOLERANCE_S].num = strtoll(p->tolerance, NULL, 10);
-	if (p->livemode != NULL)
-		c.v[AGG_CONF_LIVEMODE].num = strcmp(p->livemode, "yes") == 0;
+	if (p->v[AGG_CONF_TOLERANCE_S] != NULL)
+		c.v[AGG_CONF_TOLERANCE_S].num =
+		    strtoll(p->v[AGG_CONF_TOLERANCE_S], NULL, 10);
+	if (p->v[AGG_CONF_LIVEMODE] != NULL)
+		c.v[AGG_CONF_LIVEMODE].num =
+		    strcmp(p->v[AGG_CONF_LIVEMODE], "yes") == 0;
 	*ctx = NULL;
-	return th_profile_new(payhook_provider(), &c, ctx, &d);
+	return th_profile_new(pv, &c, ctx, &d);
+}
+
+/* A profile of APP and APIKEY whose signature mode is signature, its
+ * webhook key (key) the value of key. */
+static void
+prof_mode(struct prof *p, const char *signature, size_t key,
+    const char *value)
+{
+	memset(p, 0, sizeof(*p));
+	p->v[AGG_CONF_SIGNATURE] = signature;
+	p->v[AGG_CONF_APP_ID] = APP;
+	p->v[key] = value;
+	p->v[AGG_CONF_API_KEY_FILE] = APIKEY;
 }
 
 static void
 prof_rsa(struct prof *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->signature = "rsa";
-	p->app_id = APP;
-	p->pub = agg_pub;
-	p->api_key = APIKEY;
+	prof_mode(p, "rsa", AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, agg_pub);
 }
 
 static void
 prof_hmac(struct prof *p)
 {
-	memset(p, 0, sizeof(*p));
-	p->signature = "hmac";
-	p->app_id = APP;
-	p->secret = SECRET;
-	p->api_key = APIKEY;
+	prof_mode(p, "hmac", AGG_CONF_WEBHOOK_SECRET_FILE, SECRET);
 }
 
 /* ---- events ------------------------------------------------------------ */
@@ -212,9 +209,47 @@ test_table(void)
 static void
 test_profiles(void)
 {
+	/* A profile of base with one key set to value (NULL: absent):
+	 * refused, the diagnostic naming msg (NULL: not checked). */
+	const struct {
+		void (*base)(struct prof *);
+		size_t key;
+		const char *value, *what, *msg, *msg_what;
+	} refused[] = {
+		{ prof_rsa, AGG_CONF_SIGNATURE, "none",
+		    "signature = none refused", NULL, NULL },
+		{ prof_rsa, AGG_CONF_APP_ID, NULL,
+		    "app_id required", NULL, NULL },
+		{ prof_rsa, AGG_CONF_APP_ID, "app 1",
+		    "app_id with a space refused", NULL, NULL },
+		{ prof_rsa, AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, NULL,
+		    "rsa without public key", "webhook_public_key_file",
+		    "rsa: diagnostic names the key" },
+		{ prof_rsa, AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, "-----BEGIN "
+		    "PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n",
+		    "rsa: a broken PEM refused", NULL, NULL },
+		{ prof_rsa, AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, weak_pub,
+		    "rsa: RSA-1024 refused", "2048",
+		    "rsa: weak key diagnostic" },
+		{ prof_rsa, AGG_CONF_TOLERANCE_S, "300",
+		    "rsa: tolerance_s refused", NULL, NULL },
+		{ prof_rsa, AGG_CONF_SIGNATURE_HEADER, "X-Signature",
+		    "rsa: signature_header refused", NULL, NULL },
+		{ prof_hmac, AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE, agg_pub,
+		    "hmac: public key refused", NULL, NULL },
+		{ prof_hmac, AGG_CONF_WEBHOOK_SECRET_FILE, NULL,
+		    "hmac without secret", NULL, NULL },
+		{ prof_hmac, AGG_CONF_WEBHOOK_SECRET_FILE, "only15bytes....",
+		    "hmac: 15-byte secret refused", NULL, NULL },
+		{ prof_hmac, AGG_CONF_SIGNATURE_HEADER, "X Sig",
+		    "hmac: bad header name", NULL, NULL },
+		{ prof_hmac, AGG_CONF_TOLERANCE_S, "0",
+		    "hmac: tolerance 0 refused", NULL, NULL },
+	};
 	struct agg_ctx *c;
 	struct prof p;
 	void *ctx;
+	size_t i;
 
 	prof_rsa(&p);
 	is_int(mkprof(&p, &ctx), PH_OK, "rsa profile");
@@ -223,16 +258,16 @@ test_profiles(void)
 	    c->api_key != NULL, "rsa profile: mode, live by default, api key");
 	payhook_provider()->profile_free(ctx);
 	prof_hmac(&p);
-	p.api_key = NULL;
+	p.v[AGG_CONF_API_KEY_FILE] = NULL;
 	is_int(mkprof(&p, &ctx), PH_OK, "hmac profile without api key");
 	c = ctx;
 	ok(c != NULL && strcmp(c->header, "X-Signature") == 0 &&
 	    c->tolerance == 300, "hmac defaults: X-Signature, 300 s");
 	payhook_provider()->profile_free(ctx);
 	prof_hmac(&p);
-	p.header = "Stripe-Signature";
-	p.tolerance = "60";
-	p.livemode = "no";
+	p.v[AGG_CONF_SIGNATURE_HEADER] = "Stripe-Signature";
+	p.v[AGG_CONF_TOLERANCE_S] = "60";
+	p.v[AGG_CONF_LIVEMODE] = "no";
 	is_int(mkprof(&p, &ctx), PH_OK, "hmac profile with its own header");
 	c = ctx;
 	ok(c != NULL && strcmp(c->header, "Stripe-Signature") == 0 &&
@@ -241,59 +276,25 @@ test_profiles(void)
 	payhook_provider()->profile_free(ctx);
 
 	prof_rsa(&p);
-	p.signature = NULL;
+	p.v[AGG_CONF_SIGNATURE] = NULL;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "no signature mode refused");
 	ok(ctx == NULL, "no context on failure");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		refused[i].base(&p);
+		p.v[refused[i].key] = refused[i].value;
+		is_int(mkprof(&p, &ctx), PH_E_CONFIG, refused[i].what);
+		if (refused[i].msg != NULL)
+			ok(strstr(d.msg, refused[i].msg) != NULL, "%s",
+			    refused[i].msg_what);
+	}
 	prof_rsa(&p);
-	p.signature = "none";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "signature = none refused");
-	prof_rsa(&p);
-	p.app_id = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "app_id required");
-	prof_rsa(&p);
-	p.app_id = "app 1";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "app_id with a space refused");
-	prof_rsa(&p);
-	p.pub = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa without public key");
-	ok(strstr(d.msg, "webhook_public_key_file") != NULL,
-	    "rsa: diagnostic names the key");
-	prof_rsa(&p);
-	p.pub = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: a broken PEM refused");
-	prof_rsa(&p);
-	p.pub = weak_pub;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: RSA-1024 refused");
-	ok(strstr(d.msg, "2048") != NULL, "rsa: weak key diagnostic");
-	prof_rsa(&p);
-	p.secret = SECRET;
+	p.v[AGG_CONF_WEBHOOK_SECRET_FILE] = SECRET;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: webhook_secret_file "
 	    "refused");
 	ok(strstr(d.msg, "webhook_secret_file") && strstr(d.msg, "rsa"),
 	    "rsa: the diagnostic names the hmac key");
-	prof_rsa(&p);
-	p.tolerance = "300";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: tolerance_s refused");
-	prof_rsa(&p);
-	p.header = "X-Signature";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "rsa: signature_header refused");
 	prof_hmac(&p);
-	p.pub = agg_pub;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: public key refused");
-	prof_hmac(&p);
-	p.secret = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac without secret");
-	prof_hmac(&p);
-	p.secret = "only15bytes....";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: 15-byte secret refused");
-	prof_hmac(&p);
-	p.header = "X Sig";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: bad header name");
-	prof_hmac(&p);
-	p.tolerance = "0";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "hmac: tolerance 0 refused");
-	prof_hmac(&p);
-	p.api_key = "sk_test bad";
+	p.v[AGG_CONF_API_KEY_FILE] = "sk_test bad";
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "api key with a space refused");
 	ok(strstr(d.msg, "sk_test") == NULL, "api key not in the diagnostic");
 }
@@ -301,9 +302,37 @@ test_profiles(void)
 static void
 test_rsa(void)
 {
+	/* A charge "ch_1" of order "A1" in an event "evt_2", validly signed
+	 * but not acceptable: its amount, currency, paid, app and channel,
+	 * the event's livemode. */
+	static const struct {
+		const char *amount, *currency, *paid, *app, *channel;
+		const char *livemode;
+		int rc;
+		const char *what;
+	} bad[] = {
+		{ "12.5", "\"cny\"", "true", APP, "alipay", "true", PH_E_FIELD,
+		    "amount 12.5 refused" },
+		{ "\"12\"", "\"cny\"", "true", APP, "alipay", "true",
+		    PH_E_FIELD, "amount \"12\" refused" },
+		{ "-5", "\"cny\"", "true", APP, "alipay", "true", PH_E_FIELD,
+		    "negative amount refused" },
+		{ "100", "\"cny\"", "true", "app_other", "alipay", "true",
+		    PH_E_MERCHANT, "a charge of another app refused" },
+		{ "100", "\"cny\"", "true", APP, "alipay", "false",
+		    PH_E_MERCHANT,
+		    "a test-mode event on a live profile refused" },
+		{ "100", "\"cny\"", "false", APP, "alipay", "true", PH_E_FIELD,
+		    "charge.succeeded with paid false refused" },
+		{ "100", "\"cnyy\"", "true", APP, "alipay", "true", PH_E_FIELD,
+		    "four-letter currency refused" },
+		{ "100", "\"cny\"", "true", APP, "wx pub", "true", PH_E_FIELD,
+		    "channel with a space refused" },
+	};
 	struct ph_event ev;
 	struct prof p;
 	void *ctx;
+	size_t i;
 
 	prof_rsa(&p);
 	mkprof(&p, &ctx);
@@ -362,21 +391,14 @@ test_rsa(void)
 	is_int(send_rsa(ctx, agg_key, "{\"id\":\"evt_1\",\"id\":\"evt_2\","
 	    "\"type\":\"charge.succeeded\"}", &ev), PH_E_MALFORMED,
 	    "duplicate JSON key refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "12.5", "\"cny\"", "true", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "amount 12.5 refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "\"12\"", "\"cny\"", "true",
-	    APP, "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "amount \"12\" refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "-5", "\"cny\"", "true", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "negative amount refused");
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		charge(obj, sizeof(obj), "ch_1", "A1", bad[i].amount,
+		    bad[i].currency, bad[i].paid, bad[i].app, bad[i].channel);
+		event(body, sizeof(body), "evt_2", "charge.succeeded",
+		    bad[i].livemode, obj);
+		is_int(send_rsa(ctx, agg_key, body, &ev), bad[i].rc,
+		    bad[i].what);
+	}
 	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
 	    "alipay");
 	memcpy(strstr(obj, "\"order_no\""), "\"order_XX\"", 10);
@@ -384,31 +406,6 @@ test_rsa(void)
 	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
 	    "missing order_no refused");
 	ok(strstr(d.msg, "order_no") != NULL, "missing field named");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true",
-	    "app_other", "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_MERCHANT,
-	    "a charge of another app refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "false", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_MERCHANT,
-	    "a test-mode event on a live profile refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "false", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "charge.succeeded with paid false refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cnyy\"", "true", APP,
-	    "alipay");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "four-letter currency refused");
-	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
-	    "wx pub");
-	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
-	is_int(send_rsa(ctx, agg_key, body, &ev), PH_E_FIELD,
-	    "channel with a space refused");
 	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"USD\"", "true", APP,
 	    "alipay_wap");
 	event(body, sizeof(body), "evt_2", "charge.succeeded", "true", obj);
@@ -473,10 +470,19 @@ test_rsa(void)
 static void
 test_hmac(void)
 {
+	static const char *const bad_what[] = {
+		"only a v0 signature refused",
+		"t twice refused",
+		"no t refused",
+		"a trailing comma refused",
+		"a signed t refused",
+		"a truncated v1 refused",
+	};
 	struct ph_event ev;
 	struct prof p;
 	void *ctx;
-	char good[80], ts[24];
+	char good[80], ts[24], bad[6][160];
+	size_t i;
 
 	prof_hmac(&p);
 	mkprof(&p, &ctx);
@@ -507,24 +513,16 @@ test_hmac(void)
 	snprintf(hdrv, sizeof(hdrv), "v1=%s,t=%s", good, ts);
 	is_int(deliver(ctx, "x-signature", hdrv, body, NOW, &ev), PH_OK,
 	    "items in any order, header name in any case");
-	snprintf(hdrv, sizeof(hdrv), "t=%s,v0=%s", ts, good);
-	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
-	    PH_E_SIGNATURE, "only a v0 signature refused");
-	snprintf(hdrv, sizeof(hdrv), "t=%s,t=%s,v1=%s", ts, ts, good);
-	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
-	    PH_E_SIGNATURE, "t twice refused");
-	snprintf(hdrv, sizeof(hdrv), "v1=%s", good);
-	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
-	    PH_E_SIGNATURE, "no t refused");
-	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s,", ts, good);
-	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
-	    PH_E_SIGNATURE, "a trailing comma refused");
-	snprintf(hdrv, sizeof(hdrv), "t=-%s,v1=%s", ts, good);
-	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
-	    PH_E_SIGNATURE, "a signed t refused");
-	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%.63s", ts, good);
-	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
-	    PH_E_SIGNATURE, "a truncated v1 refused");
+	/* Headers of the right signature, malformed. */
+	snprintf(bad[0], sizeof(bad[0]), "t=%s,v0=%s", ts, good);
+	snprintf(bad[1], sizeof(bad[1]), "t=%s,t=%s,v1=%s", ts, ts, good);
+	snprintf(bad[2], sizeof(bad[2]), "v1=%s", good);
+	snprintf(bad[3], sizeof(bad[3]), "t=%s,v1=%s,", ts, good);
+	snprintf(bad[4], sizeof(bad[4]), "t=-%s,v1=%s", ts, good);
+	snprintf(bad[5], sizeof(bad[5]), "t=%s,v1=%.63s", ts, good);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		is_int(deliver(ctx, "X-Signature", bad[i], body, NOW, &ev),
+		    PH_E_SIGNATURE, bad_what[i]);
 	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s", ts, good);
 	body[10] = body[10] == 'x' ? 'y' : 'x';
 	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
@@ -534,8 +532,8 @@ test_hmac(void)
 	payhook_provider()->profile_free(ctx);
 
 	prof_hmac(&p);
-	p.header = "Stripe-Signature";
-	p.tolerance = "60";
+	p.v[AGG_CONF_SIGNATURE_HEADER] = "Stripe-Signature";
+	p.v[AGG_CONF_TOLERANCE_S] = "60";
 	mkprof(&p, &ctx);
 	event(body, sizeof(body), "evt_h1", "charge.succeeded", "true", obj);
 	snprintf(ts, sizeof(ts), "%lld", NOW - 61);
@@ -554,7 +552,7 @@ test_hmac(void)
 
 	/* A test-mode profile takes test-mode events only. */
 	prof_hmac(&p);
-	p.livemode = "no";
+	p.v[AGG_CONF_LIVEMODE] = "no";
 	mkprof(&p, &ctx);
 	is_int(send_hmac(ctx, SECRET, NOW, body, &ev), PH_E_MERCHANT,
 	    "a live event on a test-mode profile refused");
@@ -600,12 +598,21 @@ order_ref(const char *id)
 static void
 test_query_request(void)
 {
+	/* Attempt data of an order, refused. */
+	static const struct th_case bad_attempt[] = {
+		{ "{\"charge\":\"ch/1\"}",
+		    "query: a charge id with '/' refused" },
+		{ "{\"charge\":1}",
+		    "query: a charge that is not a string refused" },
+		{ "[1]", "query: attempt data that is not an object refused" },
+	};
 	const struct ph_provider *pv = payhook_provider();
 	struct ph_http_request r;
 	struct ph_call_ctx cc;
 	struct ph_order_ref *o;
 	struct prof p;
 	void *ctx;
+	size_t i;
 
 	memset(&cc, 0, sizeof(cc));
 	cc.now = NOW;
@@ -660,15 +667,11 @@ test_query_request(void)
 	    "query: the order's recorded charge");
 	is_str(r.path, "/v1/charges/ch_X1", "query: retrieved by its id");
 	o = order_ref("Q1");
-	o->attempt = "{\"charge\":\"ch/1\"}";
-	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
-	    "query: a charge id with '/' refused");
-	o->attempt = "{\"charge\":1}";
-	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
-	    "query: a charge that is not a string refused");
-	o->attempt = "[1]";
-	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
-	    "query: attempt data that is not an object refused");
+	for (i = 0; i < sizeof(bad_attempt) / sizeof(bad_attempt[0]); i++) {
+		o->attempt = bad_attempt[i].in;
+		is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
+		    bad_attempt[i].what);
+	}
 	o->attempt = "{\"other\":1}";
 	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
 	    "query: attempt data without a charge: the list");
@@ -678,9 +681,9 @@ test_query_request(void)
 	    PH_E_FIELD, "query: an invalid id refused");
 	payhook_provider()->profile_free(ctx);
 	prof_rsa(&p);
-	p.api_key = NULL;
-	mkprof(&p, &ctx);
-	is_int(pv->query_request(ctx, order_ref("A1"), &cc, &r, &d),
+	p.v[AGG_CONF_API_KEY_FILE] = NULL;
+	ok(mkprof(&p, &ctx) == PH_OK &&
+	    pv->query_request(ctx, order_ref("A1"), &cc, &r, &d) ==
 	    PH_E_CONFIG, "query without api_key_file: configuration");
 	payhook_provider()->profile_free(ctx);
 }
@@ -745,12 +748,8 @@ test_query_response(void)
 	event(body, sizeof(body), "evt_q", "charge.succeeded", "true", c2);
 	is_int(send_rsa(ctx, agg_key, body, &nev), PH_OK,
 	    "the same charge as an event");
-	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED && ev.kind == nev.kind &&
-	    strcmp(ev.dedup_key, "pay:ch_Q1") == 0 &&
-	    strcmp(ev.dedup_key, nev.dedup_key) == 0 &&
-	    strcmp(ev.order_id, nev.order_id) == 0 &&
-	    strcmp(ev.txn_id, nev.txn_id) == 0 && ev.amount == nev.amount &&
-	    strcmp(ev.currency, nev.currency) == 0 &&
+	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+	    strcmp(ev.dedup_key, "pay:ch_Q1") == 0 && th_same_fact(&ev, &nev) &&
 	    strcmp(ev.channel, nev.channel) == 0,
 	    "query and event of one payment are one fact (the other order's "
 	    "charge passed over)");
@@ -864,11 +863,11 @@ test_query_charge(void)
 	pub = th_vector("aggregator/pingpp-php-public-key.pem", NULL);
 	vsig[strcspn(vsig, "\r\n")] = '\0';
 	memset(&p, 0, sizeof(p));
-	p.signature = "rsa";
-	p.app_id = "app_vcPcqDeS88ixrPlu";
-	p.pub = pub;
-	p.livemode = "yes";
-	p.api_key = APIKEY;
+	p.v[AGG_CONF_SIGNATURE] = "rsa";
+	p.v[AGG_CONF_APP_ID] = "app_vcPcqDeS88ixrPlu";
+	p.v[AGG_CONF_WEBHOOK_PUBLIC_KEY_FILE] = pub;
+	p.v[AGG_CONF_LIVEMODE] = "yes";
+	p.v[AGG_CONF_API_KEY_FILE] = APIKEY;
 	if (mkprof(&p, &ctx) != PH_OK) {
 		diag("profile: %s", d.msg);
 		abort();

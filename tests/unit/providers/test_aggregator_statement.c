@@ -41,41 +41,36 @@ static const char *const good[] = {
 int
 main(void)
 {
-	/* A row of good (k) replaced: refused as malformed, the diagnostic
-	 * saying msg (NULL: not checked). */
-	static const struct {
-		size_t k;
-		const char *row, *msg, *what;
-	} bad_row[] = {
+	/* A line of good replaced, refused as malformed. */
+	static const struct th_row_case bad_row[] = {
 		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
-		    ",A-1,,10.00,cny,wx_pub,1764487800,", "line 2:",
+		    ",A-1,,10.00,cny,wx_pub,1764487800,", PH_E_MALFORMED, -1,
+		    "line 2:", NULL,
 		    "an amount in yuan: refused naming line 2" },
-		{ 1, "transfer,tr_1," APP ",A-1,,1000,cny,,1764487800,", NULL,
+		{ 1, "transfer,tr_1," APP ",A-1,,1000,cny,,1764487800,",
+		    PH_E_MALFORMED, -1, NULL, NULL,
 		    "a type other than charge or refund: refused" },
 		{ 2, "refund,re_y1u944PmfnrTHyvnL0nD0iD1," APP
-		    ",A-1,,400,cny,,1764498600,phr0000000000007", "charge",
+		    ",A-1,,400,cny,,1764498600,phr0000000000007",
+		    PH_E_MALFORMED, -1, "charge", NULL,
 		    "a refund without its charge: refused" },
 		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
-		    ",A-1,,1000,cny,wx_pub,-5,", NULL,
+		    ",A-1,,1000,cny,wx_pub,-5,", PH_E_MALFORMED, -1, NULL, NULL,
 		    "a negative time: refused" },
 		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
-		    ",A/1,,1000,cny,wx_pub,1764487800,", NULL,
-		    "an order_no with a slash: refused" },
+		    ",A/1,,1000,cny,wx_pub,1764487800,", PH_E_MALFORMED, -1,
+		    NULL, NULL, "an order_no with a slash: refused" },
+		{ 0, "type,id,app,order_no,amount,currency", PH_E_MALFORMED, 1,
+		    "time", NULL, "a header without time: refused" },
 	};
 	const struct ph_provider *p = payhook_provider();
 	struct agg_ctx ctx = { .app_id = APP };
 	struct agg_ctx other = { .app_id = "app_Another" };
 	struct th_run r;
-	size_t i;
 
-	ok(p->caps & PH_CAP_STATEMENT, "the table reads statements");
-	th_feed(p, &ctx, good, "\r", &r, &d);
-	is_int(r.rc, PH_OK, "a statement with a BOM and CRLF (CR left on): "
-	    "read");
+	is_statement_read(p, &ctx, good, &r, &d, 3,
+	    "... a charge and two refunds", 3, 1500);
 	diag("%s", d.msg);
-	is_int(r.nev, 3, "... a charge and two refunds");
-	is_int(r.st.facts, 3, "... st->facts");
-	is_int(r.st.total, 1500, "... st->total");
 	/* cny upper-cased; the key of its charge.succeeded */
 	is_event(&r.ev[0], "charge", PH_EV_PAYMENT_SUCCEEDED, "A-1",
 	    "ch_L8qn10mLmr1GS8e5OODmHaL4", 1000, "CNY", 1764487800,
@@ -89,17 +84,7 @@ main(void)
 	    "has no merchant refund id");
 	is_statement_frame(p, &ctx, good, 4, "total,4,1500", "total,3,1501",
 	    "charge");
-	for (i = 0; i < sizeof(bad_row) / sizeof(bad_row[0]); i++) {
-		th_feed(p, &ctx, th_variant(good, bad_row[i].k, bad_row[i].row),
-		    "", &r, &d);
-		ok(r.rc == PH_E_MALFORMED && (bad_row[i].msg == NULL ||
-		    strstr(d.msg, bad_row[i].msg) != NULL), "%s",
-		    bad_row[i].what);
-	}
-	th_feed(p, &ctx, th_variant(good, 0,
-	    "type,id,app,order_no,amount,currency"), "", &r, &d);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 1 &&
-	    strstr(d.msg, "time") != NULL, "a header without time: refused");
+	is_statement_rows(p, &ctx, good, bad_row);
 	th_feed(p, &other, good, "", &r, &d);
 	ok(r.rc == PH_E_MERCHANT && r.fail_line == 2,
 	    "another app's statement: refused at its first row");

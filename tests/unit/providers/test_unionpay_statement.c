@@ -36,30 +36,56 @@ static const char *const good[] = {
 	NULL
 };
 
+/* The payment row of good with its field i (from 0) v: a static, good
+ * until the next call. */
+static const char *
+pay_row_with(size_t i, const char *v)
+{
+	static const char *const field[] = { MER, "01", "01", "A20261130001",
+	    "782611301530001234567", "", "20261130153000", "1000", "156",
+	    "1130" };
+	static char row[256];
+	size_t j;
+	int n = 0;
+
+	for (j = 0; j < sizeof(field) / sizeof(field[0]); j++)
+		n += snprintf(row + n, sizeof(row) - (size_t)n, "%s%s",
+		    j > 0 ? "," : "", j == i ? v : field[j]);
+	return row;
+}
+
 int
 main(void)
 {
-	/* The payment row, each time with one field wrong. */
+	/* The payment row of good with one field (from 0) wrong. */
 	static const struct {
-		const char *row;
+		size_t field;
+		const char *value;
 		int rc;
 		const char *what;
-	} bad_row[] = {
-		{ MER ",01,01,A20261130001,782611301530001234567,,"
-		    "20261130153000,10.00,156,1130", PH_E_MALFORMED,
+	} bad_field[] = {
+		{ 7, "10.00", PH_E_MALFORMED,
 		    "txnAmt with a decimal point: refused" },
-		{ MER ",01,01,\"A2026\",782611301530001234567,,"
-		    "20261130153000,1000,156,1130", PH_E_MALFORMED,
-		    "a quoted field: refused" },
-		{ MER ",01,01,A20261130001,782611301530001234567,,"
-		    "20261131153000,1000,156,1130", PH_E_MALFORMED,
-		    "November 31st: refused" },
-		{ MER ",02,01,A20261130001,782611301530001234567,,"
-		    "20261130153000,1000,156,1130", PH_E_UNSUPPORTED,
-		    "a pre-authorisation (02): refused" },
-		{ MER ",01,01,A20261130001,782611301530001234567,,"
-		    "20261130153000,1000,999,1130", PH_E_MALFORMED,
-		    "an unknown currencyCode: refused" },
+		{ 3, "\"A2026\"", PH_E_MALFORMED, "a quoted field: refused" },
+		{ 6, "20261131153000", PH_E_MALFORMED, "November 31st: refused" },
+		{ 1, "02", PH_E_UNSUPPORTED, "a pre-authorisation (02): refused" },
+		{ 8, "999", PH_E_MALFORMED, "an unknown currencyCode: refused" },
+	};
+	/* A line of good replaced: the payment row cut short, the refund
+	 * row, the header. */
+	static const struct th_row_case bad_row[] = {
+		{ 1, MER ",01,01,A20261130001,782611301530001234567",
+		    PH_E_MALFORMED, 2, "line 2:", NULL,
+		    "a short row: refused naming line 2" },
+		{ 2, MER ",04,00,phr0000000000007,782611301800001234599,,"
+		    "20261130180000,400,156,1130", PH_E_MALFORMED, -1,
+		    "origQryId", NULL, "a refund without origQryId: refused" },
+		{ 0, "merId,txnType,orderId,queryId,txnTime,txnAmt",
+		    PH_E_MALFORMED, 1, "currencyCode", NULL,
+		    "a header without currencyCode: refused at line 1" },
+		{ 0, "merId,merId,txnType,orderId,queryId,txnTime,txnAmt,"
+		    "currencyCode", PH_E_MALFORMED, -1, NULL, NULL,
+		    "a column named twice: refused" },
 	};
 	const struct ph_provider *p = payhook_provider();
 	struct up_ctx ctx = { .mer_id = MER };
@@ -68,12 +94,8 @@ main(void)
 	int64_t t;
 	size_t i;
 
-	ok(p->caps & PH_CAP_STATEMENT, "the table reads statements");
-	th_feed(p, &ctx, good, "\r", &r, &d);
-	is_int(r.rc, PH_OK, "a statement with a BOM and CRLF (CR left on): read");
-	is_int(r.nev, 2, "... a payment and a refund");
-	is_int(r.st.facts, 2, "... st->facts");
-	is_int(r.st.total, 1400, "... st->total");
+	is_statement_read(p, &ctx, good, &r, &d, 2,
+	    "... a payment and a refund", 2, 1400);
 	/* orderId, queryId, txnAmt in fen, 156 is CNY, txnTime in Beijing
 	 * time, the key of its notification. */
 	ph_time_parse_compact("20261130153000", UP_BEIJING, &t);
@@ -94,31 +116,13 @@ main(void)
 		ok(r.rc == PH_E_MALFORMED && r.fail_line == 3,
 		    "an empty line among the rows: refused");
 	}
-	th_feed(p, &ctx, th_variant(good, 1,
-	    MER ",01,01,A20261130001,782611301530001234567"),
-	    "", &r, &d);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 2 &&
-	    strstr(d.msg, "line 2:") != NULL, "a short row: refused naming "
-	    "line 2");
-	for (i = 0; i < sizeof(bad_row) / sizeof(bad_row[0]); i++) {
+	for (i = 0; i < sizeof(bad_field) / sizeof(bad_field[0]); i++) {
 		th_feed(p, &ctx, th_variant(good, 1,
-		    bad_row[i].row), "", &r, &d);
-		is_int(r.rc, bad_row[i].rc, bad_row[i].what);
+		    pay_row_with(bad_field[i].field, bad_field[i].value)), "",
+		    &r, &d);
+		is_int(r.rc, bad_field[i].rc, bad_field[i].what);
 	}
-	th_feed(p, &ctx, th_variant(good, 2, MER ",04,00,phr0000000000007,"
-	    "782611301800001234599,,20261130180000,400,156,1130"), "", &r, &d);
-	ok(r.rc == PH_E_MALFORMED && strstr(d.msg, "origQryId") != NULL,
-	    "a refund without origQryId: refused");
-	th_feed(p, &ctx, th_variant(good, 0,
-	    "merId,txnType,orderId,queryId,txnTime,txnAmt"),
-	    "", &r, &d);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 1 &&
-	    strstr(d.msg, "currencyCode") != NULL,
-	    "a header without currencyCode: refused at line 1");
-	th_feed(p, &ctx, th_variant(good, 0,
-	    "merId,merId,txnType,orderId,queryId,txnTime,"
-	    "txnAmt,currencyCode"), "", &r, &d);
-	is_int(r.rc, PH_E_MALFORMED, "a column named twice: refused");
+	is_statement_rows(p, &ctx, good, bad_row);
 	th_feed(p, &other, good, "", &r, &d);
 	ok(r.rc == PH_E_MERCHANT && r.fail_line == 2,
 	    "another merchant's statement: refused at its first row");

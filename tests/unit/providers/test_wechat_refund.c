@@ -138,6 +138,59 @@ bill(void *ctx, const char *const *lines, const char *term, int bom,
 	snprintf(r->msg, sizeof(r->msg), "%s", d.msg);
 }
 
+/* The first row of TV-8 with its 交易时间, 交易状态, 总金额 and 商品名称
+ * as given. */
+#define TV8_ROW1(time, state, amount, goods) \
+	"`" time ",`wx2421b1c4370ec43b,`10000100,`0,`1000," \
+	"`1001690740201411100005734289,`1415640626," \
+	"`085e9858e3ba5186aafcbaed1,`MICROPAY,`" state ",`OTHERS,`CNY,`" \
+	amount ",`0.0,`0,`0,`0,`0,`,`,`" goods ",`订单额外描述,`0,`0.60%"
+
+/* The summary of TV-8 changed. */
+static const struct th_row_case summary_bad[] = {
+	{ 4, "`3,`0.02,`0.0,`0.0,`0", PH_E_MALFORMED, 0, "row count", NULL,
+	    "summary count 3 for 2 rows: refused at the end" },
+	{ 4, "`2,`0.03,`0.0,`0.0,`0", PH_E_MALFORMED, -1, "total amount",
+	    NULL, "summary total 0.03 for 0.02: refused" },
+	{ 4, "`2,`0.02,`0.01,`0.0,`0", PH_E_MALFORMED, -1, NULL, NULL,
+	    "summary refund total off: refused" },
+	{ 4, "`2,`0.02,`0.0,`0.0", PH_E_MALFORMED, 5, NULL, NULL,
+	    "summary line shorter than its header: refused, line 5" },
+	{ 4, "`2,`0.0x,`0.0,`0.0,`0", PH_E_MALFORMED, 5, NULL, NULL,
+	    "summary amount not a number: refused" },
+	{ 3, "总交易额,总退款金额", PH_E_MALFORMED, 4, NULL, NULL,
+	    "summary header without 总交易单数: refused" },
+};
+
+/* A line of TV-8 changed. */
+static const struct th_row_case row_bad[] = {
+	{ 2, "`2014-11-10 16:46:14,`wx2421b1c4370ec43b,`10000100,`0,`1000,"
+	    "`1002780740201411100005729794,`1415635270", PH_E_MALFORMED, 3,
+	    "line 3:", NULL, "a row with 7 fields: refused naming line 3" },
+	{ 1, TV8_ROW1("2014-11-10 16:33:45", "SUCCESS", "0.001",
+	    "被扫支付测试"), PH_E_MALFORMED, -1, "line 2:", NULL,
+	    "an amount with three decimals: refused naming line 2" },
+	{ 1, "2014-11-10 16:33:45,wx2421b1c4370ec43b", PH_E_MALFORMED, 2,
+	    NULL, NULL, "a row without back-ticks (read as the summary "
+	    "header): refused" },
+	{ 1, TV8_ROW1("2014-11-10 16:33:45", "NOTPAY", "0.01",
+	    "被扫支付测试"), PH_E_MALFORMED, -1, "line 2:", "NOTPAY",
+	    "交易状态 NOTPAY: refused, named" },
+	{ 1, TV8_ROW1("2014-11-10 16:33:45", "SUCCESS", "0.01",
+	    "被扫支付测试"), PH_OK, -1, NULL, NULL,
+	    "(the same row as it was: read)" },
+	{ 1, TV8_ROW1("2014-11-31 16:33:45", "SUCCESS", "0.01",
+	    "被扫支付测试"), PH_E_MALFORMED, -1, "time", NULL,
+	    "30 days hath November: 交易时间 refused" },
+	{ 1, TV8_ROW1("2014-11-10 16:33:45", "SUCCESS", "0.01",
+	    "被扫支付,测试"), PH_OK, -1, NULL, NULL,
+	    "a comma inside 商品名称 does not split it" },
+	{ 0, "交易时间,公众账号ID,商户号,微信订单号", PH_E_MALFORMED, 1, NULL,
+	    NULL, "a header without 商户订单号: refused at line 1" },
+	{ 2, "", PH_E_MALFORMED, 3, NULL, NULL,
+	    "an empty line among the rows: refused" },
+};
+
 static int64_t
 bj(const char *compact)
 {
@@ -188,26 +241,7 @@ test_tv8(void)
 	is_int(r.rc, PH_OK, "lines handed over with a stray CR: read");
 
 	/* The summary, checked at the end. */
-	bill(ctx, th_variant(tv8, 4, "`3,`0.02,`0.0,`0.0,`0"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 0 &&
-	    strstr(r.msg, "row count") != NULL,
-	    "summary count 3 for 2 rows: refused at the end");
-	diag("%s", r.msg);
-	bill(ctx, th_variant(tv8, 4, "`2,`0.03,`0.0,`0.0,`0"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "total amount") != NULL,
-	    "summary total 0.03 for 0.02: refused");
-	diag("%s", r.msg);
-	bill(ctx, th_variant(tv8, 4, "`2,`0.02,`0.01,`0.0,`0"), "", 0, &r);
-	is_int(r.rc, PH_E_MALFORMED, "summary refund total off: refused");
-	bill(ctx, th_variant(tv8, 4, "`2,`0.02,`0.0,`0.0"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 5,
-	    "summary line shorter than its header: refused, line 5");
-	bill(ctx, th_variant(tv8, 4, "`2,`0.0x,`0.0,`0.0,`0"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 5,
-	    "summary amount not a number: refused");
-	bill(ctx, th_variant(tv8, 3, "总交易额,总退款金额"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 4,
-	    "summary header without 总交易单数: refused");
+	is_statement_rows(payhook_provider(), ctx, tv8, summary_bad);
 
 	/* Truncated: no summary. */
 	bill(ctx, th_variant(th_variant(tv8, 4, NULL), 3, NULL), "", 0, &r);
@@ -218,58 +252,7 @@ test_tv8(void)
 	is_int(r.rc, PH_E_MALFORMED, "summary header without values: refused");
 
 	/* Malformed lines are named. */
-	bill(ctx, th_variant(tv8, 2, "`2014-11-10 16:46:14,`wx2421b1c4370ec43b,"
-	    "`10000100,`0,`1000,`1002780740201411100005729794,`1415635270"),
-	    "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 3 &&
-	    strstr(r.msg, "line 3:") != NULL,
-	    "a row with 7 fields: refused naming line 3");
-	diag("%s", r.msg);
-	bill(ctx, th_variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
-	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
-	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
-	    "`0.001,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
-	    "`0.60%"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "line 2:") != NULL,
-	    "an amount with three decimals: refused naming line 2");
-	bill(ctx, th_variant(tv8, 1, "2014-11-10 16:33:45,wx2421b1c4370ec43b"),
-	    "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 2,
-	    "a row without back-ticks (read as the summary header): refused");
-	bill(ctx, th_variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
-	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
-	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`NOTPAY,`OTHERS,`CNY,"
-	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
-	    "`0.60%"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "line 2:") != NULL &&
-	    strstr(r.msg, "NOTPAY") != NULL,
-	    "交易状态 NOTPAY: refused, named");
-	bill(ctx, th_variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
-	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
-	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
-	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
-	    "`0.60%"), "", 0, &r);
-	is_int(r.rc, PH_OK, "(the same row as it was: read)");
-	bill(ctx, th_variant(tv8, 1, "`2014-11-31 16:33:45,`wx2421b1c4370ec43b,"
-	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
-	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
-	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
-	    "`0.60%"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "time") != NULL,
-	    "30 days hath November: 交易时间 refused");
-	bill(ctx, th_variant(tv8, 1, "`2014-11-10 16:33:45,`wx2421b1c4370ec43b,"
-	    "`10000100,`0,`1000,`1001690740201411100005734289,`1415640626,"
-	    "`085e9858e3ba5186aafcbaed1,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
-	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付,测试,`订单额外描述,`0,"
-	    "`0.60%"), "", 0, &r);
-	is_int(r.rc, PH_OK, "a comma inside 商品名称 does not split it");
-	bill(ctx, th_variant(tv8, 0, "交易时间,公众账号ID,商户号,微信订单号"), "",
-	    0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 1,
-	    "a header without 商户订单号: refused at line 1");
-	bill(ctx, th_variant(tv8, 2, ""), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 3,
-	    "an empty line among the rows: refused");
+	is_statement_rows(payhook_provider(), ctx, tv8, row_bad);
 	{
 		const char *const more[] = { tv8[0], tv8[1], tv8[2], tv8[3],
 		    tv8[4], "", "", NULL };
@@ -332,6 +315,25 @@ static const char *const settle[] = {
 	NULL
 };
 
+/* A line of the settlement bill changed. */
+static const struct th_row_case settle_bad[] = {
+	{ 6, "`4,`23.00,`11.00,`0.00,`0.07200,`28.00,`10.00", PH_E_MALFORMED,
+	    -1, "requested refund", NULL, "申请退款总金额 off: refused" },
+	{ 6, "`4,`23.01,`11.00,`0.00,`0.07200,`28.00,`11.00", PH_E_MALFORMED,
+	    -1, "settlement", NULL, "应结订单总金额 off: refused" },
+	{ 3, "`2026-11-30 11:00:00,`wx2421b1c4370ec43b,`10000100,`,`,"
+	    "`4200000000202611300000000001,`ORDER-1,`oX,`JSAPI,`REFUND,`CFT,"
+	    "`CNY,`0.00,`0.00,`50000000002026113000000000002,"
+	    "`phr0000000000004,`1.00,`0.00,`ORIGINAL,`LOST,`T恤,`,`-0.00600,"
+	    "`0.60%,`0.00,`1.00,`", PH_E_MALFORMED, 4, NULL, NULL,
+	    "退款状态 unknown: refused, line 4" },
+	{ 1, "`2026-11-30 09:00:01,`wx2421b1c4370ec43b,`10000100,`1900000109,"
+	    "`,`4200000000202611300000000001,`ORDER-1,`oX,`JSAPI,`SUCCESS,"
+	    "`CFT,`CNY,`20.00,`5.00,`0,`0,`0.00,`0.00,`,`,`T恤,`,`0.12000,"
+	    "`0.60%,`25.00,`0.00,`", PH_E_MERCHANT, 2, NULL, NULL,
+	    "a sub-merchant's row: refused" },
+};
+
 static void
 test_settlement(void)
 {
@@ -359,27 +361,7 @@ test_settlement(void)
 	    "refund:50000000002026113000000000001:SUCCESS",
 	    "... the dedup key of the refund's notification");
 
-	bill(ctx, th_variant(settle, 6,
-	    "`4,`23.00,`11.00,`0.00,`0.07200,`28.00,`10.00"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "requested refund") != NULL,
-	    "申请退款总金额 off: refused");
-	bill(ctx, th_variant(settle, 6,
-	    "`4,`23.01,`11.00,`0.00,`0.07200,`28.00,`11.00"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && strstr(r.msg, "settlement") != NULL,
-	    "应结订单总金额 off: refused");
-	bill(ctx, th_variant(settle, 3, "`2026-11-30 11:00:00,`wx2421b1c4370ec43b,"
-	    "`10000100,`,`,`4200000000202611300000000001,`ORDER-1,`oX,`JSAPI,"
-	    "`REFUND,`CFT,`CNY,`0.00,`0.00,`50000000002026113000000000002,"
-	    "`phr0000000000004,`1.00,`0.00,`ORIGINAL,`LOST,`T恤,`,`-0.00600,"
-	    "`0.60%,`0.00,`1.00,`"), "", 0, &r);
-	ok(r.rc == PH_E_MALFORMED && r.fail_line == 4,
-	    "退款状态 unknown: refused, line 4");
-	bill(ctx, th_variant(settle, 1, "`2026-11-30 09:00:01,`wx2421b1c4370ec43b,"
-	    "`10000100,`1900000109,`,`4200000000202611300000000001,`ORDER-1,`oX,"
-	    "`JSAPI,`SUCCESS,`CFT,`CNY,`20.00,`5.00,`0,`0,`0.00,`0.00,`,`,`T恤,"
-	    "`,`0.12000,`0.60%,`25.00,`0.00,`"), "", 0, &r);
-	ok(r.rc == PH_E_MERCHANT && r.fail_line == 2,
-	    "a sub-merchant's row: refused");
+	is_statement_rows(payhook_provider(), ctx, settle, settle_bad);
 	payhook_provider()->profile_free(ctx);
 }
 
@@ -471,6 +453,18 @@ test_v2_requests(void)
 	struct ph_refund_ref r;
 	void *ctx = NULL, *hm = NULL;
 	static char long_reason[100];
+	/* Reasons WeChat would refuse, or none: no refund_desc is sent. */
+	const struct {
+		const char *reason, *what;
+	} unsent[] = {
+		{ long_reason, "a reason over 80 bytes is not sent" },
+		{ "line\nbreak", "a reason with a control character is not "
+		    "sent" },
+		{ "\xe9\x87", "a reason cut inside a UTF-8 character is not "
+		    "sent" },
+		{ "", "no reason, no refund_desc" },
+	};
+	size_t i;
 
 	mkcc(1700000000);
 	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
@@ -520,21 +514,12 @@ test_v2_requests(void)
 	memset(long_reason, 'x', 81);
 	r = mkref("A1", "4200000215201811190261405420", "phr0000000000007",
 	    50, 100, long_reason);
-	ok(p->refund_request(ctx, &r, &cc, &req, &d) == PH_OK &&
-	    strstr((const char *)req.body, "refund_desc") == NULL,
-	    "a reason over 80 bytes is not sent");
-	r.reason = "line\nbreak";
-	ok(p->refund_request(ctx, &r, &cc, &req, &d) == PH_OK &&
-	    strstr((const char *)req.body, "refund_desc") == NULL,
-	    "a reason with a control character is not sent");
-	r.reason = "\xe9\x87";
-	ok(p->refund_request(ctx, &r, &cc, &req, &d) == PH_OK &&
-	    strstr((const char *)req.body, "refund_desc") == NULL,
-	    "a reason cut inside a UTF-8 character is not sent");
-	r.reason = "";
-	ok(p->refund_request(ctx, &r, &cc, &req, &d) == PH_OK &&
-	    strstr((const char *)req.body, "refund_desc") == NULL,
-	    "no reason, no refund_desc");
+	for (i = 0; i < sizeof(unsent) / sizeof(unsent[0]); i++) {
+		r.reason = unsent[i].reason;
+		ok(p->refund_request(ctx, &r, &cc, &req, &d) == PH_OK &&
+		    strstr((const char *)req.body, "refund_desc") == NULL,
+		    "%s", unsent[i].what);
+	}
 	r.currency = "HKD";
 	ok(p->refund_request(ctx, &r, &cc, &req, &d) == PH_OK &&
 	    strstr((const char *)req.body, "<refund_fee_type><![CDATA[HKD]]>")
@@ -572,6 +557,17 @@ kv(struct kvs *s, const char *k, const char *v)
 	s->k[s->n] = k;
 	s->v[s->n] = v;
 	s->n++;
+}
+
+/* Sets the value of key k, which s has. */
+static void
+kv_set(struct kvs *s, const char *k, const char *v)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (strcmp(s->k[i], k) == 0)
+			s->v[i] = v;
 }
 
 /* A plain MD5 v2 signature, sorted by insertion sort. */
@@ -663,14 +659,48 @@ refund_ok(struct kvs *s)
 	kv(s, "cash_refund_fee", "50");
 }
 
+/* A FAIL answer with err_code code and, unless NULL, err_code_des des,
+ * signed. */
+static void
+refund_fail(struct kvs *s, const char *code, const char *des)
+{
+	refund_head(s, "FAIL");
+	kv(s, "err_code", code);
+	if (des != NULL)
+		kv(s, "err_code_des", des);
+	answer_of(s, 1, 200);
+}
+
 static void
 test_v2_answers(void)
 {
+	/* A field of a SUCCESS answer changed: refused. */
+	static const struct {
+		const char *key, *value, *what;
+	} other[] = {
+		{ "out_refund_no", "phr0000000000009",
+		    "another out_refund_no: refused" },
+		{ "refund_fee", "51", "another refund_fee: refused" },
+		{ "out_trade_no", "B2", "another order: refused" },
+	};
+	/* A FAIL answer to ask again later, the diagnostic naming msg
+	 * (NULL: not checked). */
+	static const struct {
+		const char *code, *des, *msg, *what;
+	} retry[] = {
+		{ "SYSTEMERROR", "System Error", "SYSTEMERROR",
+		    "SYSTEMERROR: ask again later with the same id" },
+		{ "BIZERR_NEED_RETRY", NULL, NULL,
+		    "BIZERR_NEED_RETRY: ask again later" },
+		{ "NOTENOUGH", NULL, NULL,
+		    "NOTENOUGH (balance): ask again later" },
+	};
 	const struct ph_provider *p = payhook_provider();
 	struct ph_refund_ref r;
 	struct ph_event ev;
 	struct kvs s;
 	void *ctx = NULL;
+	size_t i;
 
 	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
 	    "answers: profile");
@@ -694,20 +724,13 @@ test_v2_answers(void)
 	answer_of(&s, 0, 200);
 	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_SIGNATURE,
 	    "an unsigned SUCCESS: refused");
-	s.v[8] = "phr0000000000009";	/* out_refund_no */
-	answer_of(&s, 1, 200);
-	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_FIELD,
-	    "another out_refund_no: refused");
-	refund_ok(&s);
-	s.v[11] = "51";			/* refund_fee */
-	answer_of(&s, 1, 200);
-	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_FIELD,
-	    "another refund_fee: refused");
-	refund_ok(&s);
-	s.v[7] = "B2";			/* out_trade_no */
-	answer_of(&s, 1, 200);
-	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_FIELD,
-	    "another order: refused");
+	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		refund_ok(&s);
+		kv_set(&s, other[i].key, other[i].value);
+		answer_of(&s, 1, 200);
+		is_int(p->refund_response(ctx, &r, &answer, &ev, &d),
+		    PH_E_FIELD, other[i].what);
+	}
 	refund_ok(&s);
 	kv(&s, "refund_status", "SUCCESS");
 	answer_of(&s, 1, 200);
@@ -719,27 +742,13 @@ test_v2_answers(void)
 	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_PROVIDER,
 	    "HTTP 500: ask again later");
 
-	refund_head(&s, "FAIL");
-	kv(&s, "err_code", "SYSTEMERROR");
-	kv(&s, "err_code_des", "System Error");
-	answer_of(&s, 1, 200);
-	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_E_PROVIDER &&
-	    strstr(d.msg, "SYSTEMERROR") != NULL,
-	    "SYSTEMERROR: ask again later with the same id");
-	refund_head(&s, "FAIL");
-	kv(&s, "err_code", "BIZERR_NEED_RETRY");
-	answer_of(&s, 1, 200);
-	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_PROVIDER,
-	    "BIZERR_NEED_RETRY: ask again later");
-	refund_head(&s, "FAIL");
-	kv(&s, "err_code", "NOTENOUGH");
-	answer_of(&s, 1, 200);
-	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_PROVIDER,
-	    "NOTENOUGH (balance): ask again later");
-	refund_head(&s, "FAIL");
-	kv(&s, "err_code", "TRADE_OVERDUE");
-	kv(&s, "err_code_des", "订单已经超过退款期限");
-	answer_of(&s, 1, 200);
+	for (i = 0; i < sizeof(retry) / sizeof(retry[0]); i++) {
+		refund_fail(&s, retry[i].code, retry[i].des);
+		ok(p->refund_response(ctx, &r, &answer, &ev, &d) ==
+		    PH_E_PROVIDER && (retry[i].msg == NULL ||
+		    strstr(d.msg, retry[i].msg) != NULL), "%s", retry[i].what);
+	}
+	refund_fail(&s, "TRADE_OVERDUE", "订单已经超过退款期限");
 	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
 	    ev.kind == PH_EV_REFUND_FAILED &&
 	    strcmp(ev.merchant_refund_id, "phr0000000000007") == 0 &&
@@ -999,13 +1008,38 @@ root(const char *status, const char *fee, const char *total, const char *time)
 	return out;
 }
 
+/* The notification of our appid and mch_id whose req_info is plain,
+ * encrypted with the MD5 profile's key, read by ctx. */
+static int
+notify_plain(void *ctx, const char *plain, struct ph_event *ev)
+{
+	return notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
+	    plain), ""), ev);
+}
+
 static void
 test_refund_notify(void)
 {
+	/* The contents of a refund of 100, each refused. */
+	static const struct {
+		const char *status, *fee, *time, *what;
+	} refused[] = {
+		{ "SUCCESS", "30", NULL,
+		    "SUCCESS without success_time: refused" },
+		{ "SUCCESS", "101", "2018-11-19 16:24:13",
+		    "refund_fee above total_fee: refused" },
+		{ "SUCCESS", "0", "2018-11-19 16:24:13",
+		    "refund_fee 0: refused" },
+		{ "DONE", "30", "2018-11-19 16:24:13",
+		    "refund_status unknown: refused" },
+		{ "SUCCESS", "30", "2018-11-19T16:24:13",
+		    "success_time in another format: refused" },
+	};
 	struct ph_event ev;
 	struct ph_response resp;
 	void *ctx = NULL, *wrong = NULL, *hm = NULL;
 	char bad[sizeof(req_info)];
+	size_t i;
 
 	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
 	    "notify: profile");
@@ -1063,37 +1097,24 @@ test_refund_notify(void)
 	ok(notify_body(ctx, nbody, &ev) != PH_OK, "return_code FAIL: refused");
 
 	/* Contents, encrypted here. */
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("CHANGE", "30", "100", NULL)), ""), &ev), PH_OK,
-	    "CHANGE (abnormal) read");
+	is_int(notify_plain(ctx, root("CHANGE", "30", "100", NULL), &ev),
+	    PH_OK, "CHANGE (abnormal) read");
 	ok(ev.kind == PH_EV_REFUND_FAILED && ev.occurred_at == 0 &&
 	    strcmp(ev.dedup_key, "refund:50000408942018111907145860002:"
 	    "CHANGE") == 0, "... refund failed, its own dedup key");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("REFUNDCLOSE", "30", "100", NULL)), ""), &ev), PH_OK,
-	    "REFUNDCLOSE read");
+	is_int(notify_plain(ctx, root("REFUNDCLOSE", "30", "100", NULL), &ev),
+	    PH_OK, "REFUNDCLOSE read");
 	is_int(ev.kind, PH_EV_REFUND_FAILED, "... refund failed");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("SUCCESS", "30", "100", NULL)), ""), &ev), PH_E_FIELD,
-	    "SUCCESS without success_time: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("SUCCESS", "101", "100", "2018-11-19 16:24:13")), ""), &ev),
-	    PH_E_FIELD, "refund_fee above total_fee: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("SUCCESS", "0", "100", "2018-11-19 16:24:13")), ""), &ev),
-	    PH_E_FIELD, "refund_fee 0: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("DONE", "30", "100", "2018-11-19 16:24:13")), ""), &ev),
-	    PH_E_FIELD, "refund_status unknown: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    root("SUCCESS", "30", "100", "2018-11-19T16:24:13")), ""), &ev),
-	    PH_E_FIELD, "success_time in another format: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    "<xml><refund_fee>1</refund_fee></xml>"), ""), &ev),
-	    PH_E_SIGNATURE, "decrypts, but the root is not <root>: refused");
-	is_int(notify_body(ctx, outer(APPID, MCH_ID, encrypt_info(KEY_MD5,
-	    "<!DOCTYPE root [<!ENTITY x \"y\">]><root>&x;</root>"), ""), &ev),
-	    PH_E_SIGNATURE, "a DOCTYPE inside req_info: refused");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		is_int(notify_plain(ctx, root(refused[i].status,
+		    refused[i].fee, "100", refused[i].time), &ev), PH_E_FIELD,
+		    refused[i].what);
+	is_int(notify_plain(ctx, "<xml><refund_fee>1</refund_fee></xml>",
+	    &ev), PH_E_SIGNATURE,
+	    "decrypts, but the root is not <root>: refused");
+	is_int(notify_plain(ctx, "<!DOCTYPE root [<!ENTITY x \"y\">]>"
+	    "<root>&x;</root>", &ev), PH_E_SIGNATURE,
+	    "a DOCTYPE inside req_info: refused");
 
 	/* The HMAC profile's refunds use the same scheme with its key. */
 	ok(v2profile(&hm, APPID2, MCH_ID2, KEY_HMAC, "HMAC-SHA256",
@@ -1108,20 +1129,25 @@ test_refund_notify(void)
 	payhook_provider()->profile_free(ctx);
 }
 
+/* refund_notify_url values refused. */
+static const struct th_case bad_url[] = {
+	{ "https://shop.example/notify/wxshop?x=1",
+	    "refund_notify_url with a query string: refused" },
+	{ "ftp://shop.example/notify",
+	    "refund_notify_url not http(s): refused" },
+	{ "https://shop.example/a b",
+	    "refund_notify_url with a space: refused" },
+};
+
 static void
 test_profile_url(void)
 {
 	void *ctx = NULL;
+	size_t i;
 
-	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-	    "https://shop.example/notify/wxshop?x=1"), PH_E_CONFIG,
-	    "refund_notify_url with a query string: refused");
-	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-	    "ftp://shop.example/notify"), PH_E_CONFIG,
-	    "refund_notify_url not http(s): refused");
-	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-	    "https://shop.example/a b"), PH_E_CONFIG,
-	    "refund_notify_url with a space: refused");
+	for (i = 0; i < sizeof(bad_url) / sizeof(bad_url[0]); i++)
+		is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
+		    bad_url[i].in), PH_E_CONFIG, bad_url[i].what);
 	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
 	    "http://127.0.0.1:8080/notify/wxshop"), PH_OK,
 	    "refund_notify_url http: accepted");

@@ -8,6 +8,7 @@
  * checked byte for byte.
  */
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,18 @@ mkprof(const struct prof *p, void **ctx)
 	return th_profile_new(payhook_provider(), &c, ctx, &d);
 }
 
+/* A context of the profile of prof_v3. */
+static void *
+v3ctx(void)
+{
+	struct prof p;
+	void *ctx;
+
+	prof_v3(&p);
+	mkprof(&p, &ctx);
+	return ctx;
+}
+
 /* ---- notifications, encrypted and signed here ------------------------ */
 
 static void
@@ -300,13 +313,21 @@ notify_plain(void *ctx, const char *otype, const char *plain,
 	return deliver(ctx, &snt, body, blen, NOW, ev);
 }
 
+/* body as it stands, signed with the first platform certificate at t,
+ * delivered at NOW. */
+static int
+deliver_at(void *ctx, int64_t t, struct ph_event *ev)
+{
+	sign_body(&snt, plat_a, SER_A, t, body, blen);
+	return deliver(ctx, &snt, body, blen, NOW, ev);
+}
+
 static int
 notify_raw(void *ctx, const char *raw, struct ph_event *ev)
 {
 	blen = strlen(raw);
 	memcpy(body, raw, blen + 1);
-	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
-	return deliver(ctx, &snt, body, blen, NOW, ev);
+	return deliver_at(ctx, NOW, ev);
 }
 
 /* ---- tests ------------------------------------------------------------- */
@@ -351,9 +372,40 @@ test_table(void)
 static void
 test_profiles(void)
 {
+	/* The v3 profile with one field (its offset) set to value: refused. */
+#define PROF(field) offsetof(struct prof, field)
+	const struct {
+		size_t field;
+		const char *value, *what;
+	} refused[] = {
+		{ PROF(v3key), "0123456789abcdef ABCDEFGHijklmno",
+		    "v3: APIv3 key with a space" },
+		{ PROF(pub_id), NULL, "v3: public key without id" },
+		{ PROF(pub_id), "KEY_0114232134912410000000000000000000",
+		    "v3: id without PUB_KEY_ID_" },
+		{ PROF(pub), cert_a,
+		    "v3: a certificate where the public key is expected" },
+		{ PROF(certs[0]), pub_c, "v3: a public key where a certificate "
+		    "is expected" },
+		{ PROF(certs[0]), cert_weak,
+		    "v3: RSA-1024 certificate refused" },
+		{ PROF(certs[0]), cert_zero, "v3: serial number 0 refused" },
+		{ PROF(serial), NULL,
+		    "v3: merchant key without merchant_serial" },
+		{ PROF(priv), NULL, "v3: merchant_serial without the key" },
+		{ PROF(serial), "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DG",
+		    "v3: merchant_serial not hex" },
+		{ PROF(priv), th_tv3_pub_pem, "v3: public key as the merchant "
+		    "private key refused" },
+		{ PROF(tolerance), "0", "v3: tolerance 0 refused" },
+		{ PROF(version), "4", "api_version 4 refused" },
+		{ PROF(sign_type), "MD5", "v3: sign_type refused" },
+	};
+#undef PROF
 	struct prof p;
 	void *ctx;
 	struct wx_ctx *c;
+	size_t i;
 
 	prof_v3(&p);
 	is_int(mkprof(&p, &ctx), PH_OK, "v3 profile: certificates, public key "
@@ -397,40 +449,22 @@ test_profiles(void)
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: 31-byte APIv3 key refused");
 	ok(strstr(d.msg, "32") != NULL && strstr(d.msg, "0123456") == NULL,
 	    "v3: key length named, key not shown");
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		prof_v3(&p);
+		*(const char **)((char *)&p + refused[i].field) =
+		    refused[i].value;
+		is_int(mkprof(&p, &ctx), PH_E_CONFIG, refused[i].what);
+	}
 	prof_v3(&p);
-	p.v3key = "0123456789abcdef ABCDEFGHijklmno";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: APIv3 key with a space");
+	p.certs[3] = cert_a;
+	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: one certificate twice");
+	ok(strstr(d.msg, SER_A) != NULL, "v3: the duplicate serial is named");
 	prof_v3(&p);
 	p.certs[0] = NULL;
 	p.pub = p.pub_id = NULL;
 	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: no platform key refused");
 	ok(strstr(d.msg, "platform_cert_files") != NULL,
 	    "v3: the diagnostic says which keys are needed");
-	prof_v3(&p);
-	p.pub_id = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: public key without id");
-	prof_v3(&p);
-	p.pub_id = "KEY_0114232134912410000000000000000000";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: id without PUB_KEY_ID_");
-	prof_v3(&p);
-	p.pub = cert_a;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: a certificate where the "
-	    "public key is expected");
-	prof_v3(&p);
-	p.certs[0] = pub_c;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: a public key where a "
-	    "certificate is expected");
-	prof_v3(&p);
-	p.certs[3] = cert_a;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: one certificate twice");
-	ok(strstr(d.msg, SER_A) != NULL, "v3: the duplicate serial is named");
-	prof_v3(&p);
-	p.certs[0] = cert_weak;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: RSA-1024 certificate "
-	    "refused");
-	prof_v3(&p);
-	p.certs[0] = cert_zero;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: serial number 0 refused");
 	{
 		char two[8192];
 
@@ -444,27 +478,6 @@ test_profiles(void)
 		is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: trailing data "
 		    "after a certificate refused");
 	}
-	prof_v3(&p);
-	p.serial = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: merchant key without "
-	    "merchant_serial");
-	prof_v3(&p);
-	p.priv = NULL;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: merchant_serial without "
-	    "the key");
-	prof_v3(&p);
-	p.serial = "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DG";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: merchant_serial not hex");
-	prof_v3(&p);
-	p.priv = th_tv3_pub_pem;
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: public key as the "
-	    "merchant private key refused");
-	prof_v3(&p);
-	p.tolerance = "0";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: tolerance 0 refused");
-	prof_v3(&p);
-	p.version = "4";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "api_version 4 refused");
 
 	/* Keys of one version on a profile of the other. */
 	prof_v3(&p);
@@ -473,9 +486,6 @@ test_profiles(void)
 	ok(strstr(d.msg, "api_key_file") != NULL &&
 	    strstr(d.msg, "api_version = 3") != NULL,
 	    "v3: the diagnostic names the v2 key and the version");
-	prof_v3(&p);
-	p.sign_type = "MD5";
-	is_int(mkprof(&p, &ctx), PH_E_CONFIG, "v3: sign_type refused");
 	memset(&p, 0, sizeof(p));
 	p.appid = APPID;
 	p.mch_id = MCHID;
@@ -507,14 +517,57 @@ test_profiles(void)
 static void
 test_notify(void)
 {
+	/* A decrypted transaction of order, trade_state and amount.total,
+	 * with part of it (NULL: none) overwritten by with: refused. */
+	static const struct {
+		const char *order, *state, *amount, *part, *with;
+		int rc;
+		const char *what;
+	} bad_tx[] = {
+		{ "A1", "SUCCESS", "\"12\"", NULL, NULL, PH_E_FIELD,
+		    "amount \"12\" refused" },
+		{ "A1", "SUCCESS", "1e2", NULL, NULL, PH_E_FIELD,
+		    "amount 1e2 refused" },
+		{ "A1", "SUCCESS", "-1", NULL, NULL, PH_E_FIELD,
+		    "amount -1 refused" },
+		{ "A1", "SUCCESS", "1000000000000001", NULL, NULL, PH_E_FIELD,
+		    "amount over PH_AMOUNT_MAX refused" },
+		{ "A1", "SUCCESS", "99999999999999999999", NULL, NULL,
+		    PH_E_MALFORMED, "amount beyond 64 bits refused" },
+		{ "A1", "SUCCESS", "1,\"total\":100000", NULL, NULL,
+		    PH_E_MALFORMED, "amount.total given twice refused" },
+		{ "A1", "SUCCESS", "1", "\"transaction_id\"",
+		    "\"transactionXid\"", PH_E_FIELD,
+		    "missing transaction_id refused" },
+		{ "A1", "SUCCESS", "1", MCHID, "1230000108", PH_E_MERCHANT,
+		    "another mchid refused" },
+		{ "A1", "SUCCESS", "1", APPID, "wxd678efh567hg6788",
+		    PH_E_MERCHANT, "another appid refused" },
+		{ "A1", "SUCCESS", "1", "+08:00", "+0800Z", PH_E_FIELD,
+		    "success_time without the offset colon refused" },
+		{ "A\"1", "SUCCESS", "1", NULL, NULL, PH_E_MALFORMED,
+		    "broken plaintext JSON refused" },
+		{ "A 1", "SUCCESS", "1", NULL, NULL, PH_E_FIELD,
+		    "out_trade_no with a space refused" },
+		{ "A1", "SUCCESS", "1", "\"CNY\"", "\"cny\"", PH_E_FIELD,
+		    "lower-case currency refused" },
+		{ "A1", "WEIRD", "1", NULL, NULL, PH_E_FIELD,
+		    "unknown trade_state refused" },
+	};
+	/* Ciphertexts (base64) too short to hold a GCM tag and data. */
+	static const struct th_case short_ct[] = {
+		{ "AAAAAAAAAAAAAAAAAAAAAA==",
+		    "ciphertext of 16 bytes (a tag and nothing) refused" },
+		{ "AAAA", "ciphertext of 3 bytes refused before subtracting "
+		    "the tag" },
+	};
 	struct ph_event ev;
 	struct prof p;
 	void *ctx;
 	char plain[8192], raw[70000];
 	size_t i;
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 
 	tx(plain, sizeof(plain), "1217752501201407033233368018",
 	    "4200000123202306011234567890", "SUCCESS", "100");
@@ -549,17 +602,14 @@ test_notify(void)
 	    "header names in any case");
 
 	/* Freshness: 300 s either way is accepted, 301 is not. */
-	sign_body(&snt, plat_a, SER_A, NOW - 300, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
+	is_int(deliver_at(ctx, NOW - 300, &ev), PH_OK,
 	    "timestamp 300 s old accepted");
-	sign_body(&snt, plat_a, SER_A, NOW - 301, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
+	is_int(deliver_at(ctx, NOW - 301, &ev), PH_E_SIGNATURE,
 	    "timestamp 301 s old refused");
 	ok(th_event_empty(&ev), "refusal leaves an empty event");
 	ok(strstr(d.msg, "Wechatpay-Timestamp") != NULL,
 	    "stale: diagnostic names the header");
-	sign_body(&snt, plat_a, SER_A, NOW + 301, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
+	is_int(deliver_at(ctx, NOW + 301, &ev), PH_E_SIGNATURE,
 	    "timestamp 301 s ahead refused");
 	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
 	snprintf(snt.ts, sizeof(snt.ts), "+%lld", NOW);
@@ -640,34 +690,27 @@ test_notify(void)
 
 		memcpy(aad + 19, "TRANSACTION", 11);
 	}
-	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
+	is_int(deliver_at(ctx, NOW, &ev), PH_E_SIGNATURE,
 	    "wrong associated_data refused");
 	blen = envelope(body, sizeof(body), "EV-1", "TRANSACTION.SUCCESS",
 	    "transaction", plain, "", "fdasflkja484");
-	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
+	is_int(deliver_at(ctx, NOW, &ev), PH_OK,
 	    "empty associated_data is fed and checks");
 	blen = envelope(body, sizeof(body), "EV-1", "TRANSACTION.SUCCESS",
 	    "transaction", plain, "", "fdasflkja48");
-	sign_body(&snt, plat_a, SER_A, NOW, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_FIELD,
+	is_int(deliver_at(ctx, NOW, &ev), PH_E_FIELD,
 	    "an 11-byte GCM nonce refused");
-	/* A short ciphertext: the tag alone, no data. */
-	snprintf(raw, sizeof(raw), "{\"id\":\"EV-1\",\"event_type\":"
-	    "\"TRANSACTION.SUCCESS\",\"resource_type\":\"encrypt-resource\","
-	    "\"resource\":{\"original_type\":\"transaction\",\"algorithm\":"
-	    "\"AEAD_AES_256_GCM\",\"ciphertext\":\"AAAAAAAAAAAAAAAAAAAAAA==\","
-	    "\"associated_data\":\"\",\"nonce\":\"fdasflkja484\"}}");
-	is_int(notify_raw(ctx, raw, &ev), PH_E_SIGNATURE,
-	    "ciphertext of 16 bytes (a tag and nothing) refused");
-	snprintf(raw, sizeof(raw), "{\"id\":\"EV-1\",\"event_type\":"
-	    "\"TRANSACTION.SUCCESS\",\"resource_type\":\"encrypt-resource\","
-	    "\"resource\":{\"original_type\":\"transaction\",\"algorithm\":"
-	    "\"AEAD_AES_256_GCM\",\"ciphertext\":\"AAAA\","
-	    "\"associated_data\":\"\",\"nonce\":\"fdasflkja484\"}}");
-	is_int(notify_raw(ctx, raw, &ev), PH_E_SIGNATURE,
-	    "ciphertext of 3 bytes refused before subtracting the tag");
+	/* A short ciphertext: the tag alone, no data, or less. */
+	for (i = 0; i < sizeof(short_ct) / sizeof(short_ct[0]); i++) {
+		snprintf(raw, sizeof(raw), "{\"id\":\"EV-1\",\"event_type\":"
+		    "\"TRANSACTION.SUCCESS\",\"resource_type\":"
+		    "\"encrypt-resource\",\"resource\":{\"original_type\":"
+		    "\"transaction\",\"algorithm\":\"AEAD_AES_256_GCM\","
+		    "\"ciphertext\":\"%s\",\"associated_data\":\"\","
+		    "\"nonce\":\"fdasflkja484\"}}", short_ct[i].in);
+		is_int(notify_raw(ctx, raw, &ev), PH_E_SIGNATURE,
+		    short_ct[i].what);
+	}
 
 	/* The envelope, strictly. */
 	is_int(notify_raw(ctx, "{\"id\":\"EV-1\",\"id\":\"EV-2\"}", &ev),
@@ -708,61 +751,20 @@ test_notify(void)
 	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
 	    "amount 12.5 refused");
 	ok(strstr(d.msg, "amount.total") != NULL, "amount: path named");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "\"12\"");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "amount \"12\" refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1e2");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "amount 1e2 refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "-1");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "amount -1 refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS",
-	    "1000000000000001");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "amount over PH_AMOUNT_MAX refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS",
-	    "99999999999999999999");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MALFORMED,
-	    "amount beyond 64 bits refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS",
-	    "1,\"total\":100000");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MALFORMED,
-	    "amount.total given twice refused");
+	for (i = 0; i < sizeof(bad_tx) / sizeof(bad_tx[0]); i++) {
+		tx(plain, sizeof(plain), bad_tx[i].order, "42000001",
+		    bad_tx[i].state, bad_tx[i].amount);
+		if (bad_tx[i].part != NULL)
+			memcpy(strstr(plain, bad_tx[i].part), bad_tx[i].with,
+			    strlen(bad_tx[i].with));
+		is_int(notify_plain(ctx, "transaction", plain, &ev),
+		    bad_tx[i].rc, bad_tx[i].what);
+	}
 	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, "\"transaction_id\""), "\"transactionXid\"", 16);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "missing transaction_id refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, MCHID), "1230000108", 10);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MERCHANT,
-	    "another mchid refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, APPID), "wxd678efh567hg6788", 18);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MERCHANT,
-	    "another appid refused");
 	snprintf(raw, sizeof(raw), "{\"sub_mchid\":\"1900000109\",%s",
 	    plain + 1);
-	memcpy(strstr(raw, "wxd678efh567hg6788"), APPID, 18);
 	is_int(notify_plain(ctx, "transaction", raw, &ev), PH_E_MERCHANT,
 	    "service-provider sub_mchid refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, "+08:00"), "+0800Z", 6);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "success_time without the offset colon refused");
-	tx(plain, sizeof(plain), "A\"1", "42000001", "SUCCESS", "1");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_MALFORMED,
-	    "broken plaintext JSON refused");
-	tx(plain, sizeof(plain), "A 1", "42000001", "SUCCESS", "1");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "out_trade_no with a space refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
-	memcpy(strstr(plain, "\"CNY\""), "\"cny\"", 5);
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "lower-case currency refused");
-	tx(plain, sizeof(plain), "A1", "42000001", "WEIRD", "1");
-	is_int(notify_plain(ctx, "transaction", plain, &ev), PH_E_FIELD,
-	    "unknown trade_state refused");
 
 	/* Mapping of the other states and events. */
 	tx(plain, sizeof(plain), "A1", "42000001", "NOTPAY", "1");
@@ -835,11 +837,9 @@ test_notify(void)
 	tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
 	blen = envelope(body, sizeof(body), "EV-1", "TRANSACTION.SUCCESS",
 	    "transaction", plain, "transaction", "fdasflkja484");
-	sign_body(&snt, plat_a, SER_A, NOW - 61, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
+	is_int(deliver_at(ctx, NOW - 61, &ev), PH_E_SIGNATURE,
 	    "tolerance 60: 61 s old refused");
-	sign_body(&snt, plat_a, SER_A, NOW - 60, body, blen);
-	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
+	is_int(deliver_at(ctx, NOW - 60, &ev), PH_OK,
 	    "tolerance 60: 60 s old accepted");
 	payhook_provider()->profile_free(ctx);
 
@@ -855,39 +855,39 @@ test_notify(void)
 static void
 test_time(void)
 {
+	/* Times of 2018-06-08 02:34:56 UTC. */
+	static const struct th_case same[] = {
+		{ "2018-06-08T10:34:56+08:00", "RFC 3339 +08:00" },
+		{ "2018-06-08T02:34:56Z", "RFC 3339 Z" },
+		{ "2018-06-07T21:04:56-05:30", "RFC 3339 -05:30" },
+		{ "2018-06-08T02:34:56.123Z", "fractional seconds dropped" },
+	};
+	static const struct th_case refused[] = {
+		{ "2018-06-08 10:34:56+08:00", "space for T refused" },
+		{ "2018-02-30T10:34:56+08:00", "February 30 refused" },
+		{ "2018-06-08T10:34:56+24:00", "offset of 24 h refused" },
+		{ "2018-06-08T10:34:56", "no offset refused" },
+		{ "2018-06-08T10:34:56+08:00 ", "trailing space refused" },
+		{ "2018-06-08T10:34:56.Z", "empty fraction refused" },
+	};
 	int64_t t;
+	size_t i;
 
-	ok(wx3_time("2018-06-08T10:34:56+08:00", &t) == PH_OK &&
-	    t == 1528425296, "RFC 3339 +08:00");
-	ok(wx3_time("2018-06-08T02:34:56Z", &t) == PH_OK && t == 1528425296,
-	    "RFC 3339 Z");
-	ok(wx3_time("2018-06-07T21:04:56-05:30", &t) == PH_OK &&
-	    t == 1528425296, "RFC 3339 -05:30");
-	ok(wx3_time("2018-06-08T02:34:56.123Z", &t) == PH_OK &&
-	    t == 1528425296, "fractional seconds dropped");
-	ok(wx3_time("2018-06-08 10:34:56+08:00", &t) != PH_OK,
-	    "space for T refused");
-	ok(wx3_time("2018-02-30T10:34:56+08:00", &t) != PH_OK,
-	    "February 30 refused");
-	ok(wx3_time("2018-06-08T10:34:56+24:00", &t) != PH_OK,
-	    "offset of 24 h refused");
-	ok(wx3_time("2018-06-08T10:34:56", &t) != PH_OK,
-	    "no offset refused");
-	ok(wx3_time("2018-06-08T10:34:56+08:00 ", &t) != PH_OK,
-	    "trailing space refused");
-	ok(wx3_time("2018-06-08T10:34:56.Z", &t) != PH_OK,
-	    "empty fraction refused");
+	for (i = 0; i < sizeof(same) / sizeof(same[0]); i++)
+		ok(wx3_time(same[i].in, &t) == PH_OK && t == 1528425296,
+		    "%s", same[i].what);
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+		ok(wx3_time(refused[i].in, &t) != PH_OK, "%s",
+		    refused[i].what);
 }
 
 static void
 test_ack(void)
 {
 	struct ph_response r;
-	struct prof p;
 	void *ctx;
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 	payhook_provider()->ack(ctx, PH_ACK_OK, NULL, &r);
 	ok(r.status == 204 && r.body_len == 0 && r.content_type[0] == '\0',
 	    "v3 ack: success is 204 with no body");
@@ -914,6 +914,18 @@ test_ack(void)
 
 /* ---- the official worked examples ---------------------------------------- */
 
+/* The lines a v3 signature is made over: l[i] is parts[i], i < n. */
+static void
+lines_of(struct wx3_line *l, const char *const *parts, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		l[i].p = parts[i];
+		l[i].n = strlen(parts[i]);
+	}
+}
+
 static void
 test_tv3_tv4(void)
 {
@@ -939,6 +951,12 @@ test_tv3_tv4(void)
 	    "LgWQUMyha5/3nYofuHtS7r+KYyMuxD+oJ9VM1Qdxk4UIG59CP5Y3wtYIFybyF3bd"
 	    "u1caHTRRX+DLyMXyYA/IrTmiW01c4RPjpHBX5Dk1sZyY1zVsWNsvMHr2e1NTWtBx"
 	    "KJ+qk5N61J7caYoepHFaxw==";
+	/* What TV-3 signs, and TV-4 (the JSAPI paySign). */
+	const char *const tv3_lines[] = { "POST", "/v3/pay/transactions/jsapi",
+	    "1554208460", "593BEC0C930BF1AFEB40B4A08C8FB242", tv3_body };
+	static const char *const tv4_lines[] = { "wx2421b1c4370ec43b",
+	    "1554208460", "593BEC0C930BF1AFEB40B4A08C8FB242",
+	    "prepay_id=wx201410272009395522657a690389285100" };
 	struct wx3_line l[5];
 	struct ph_buf sig, msg, auth;
 	unsigned char md[PH_SHA256_LEN];
@@ -953,16 +971,7 @@ test_tv3_tv4(void)
 	    "official test key");
 	c = ctx;
 
-	l[0].p = "POST";
-	l[0].n = 4;
-	l[1].p = "/v3/pay/transactions/jsapi";
-	l[1].n = strlen(l[1].p);
-	l[2].p = "1554208460";
-	l[2].n = 10;
-	l[3].p = "593BEC0C930BF1AFEB40B4A08C8FB242";
-	l[3].n = 32;
-	l[4].p = tv3_body;
-	l[4].n = strlen(tv3_body);
+	lines_of(l, tv3_lines, 5);
 	ph_buf_init(&msg, 4096);
 	wx3_message(l, 5, &msg);
 	is_int(msg.len, 372, "TV-3: the sign string is 372 bytes");
@@ -992,14 +1001,7 @@ test_tv3_tv4(void)
 	    TV3_SERIAL "\"", "TV-3: the whole Authorization header");
 	ph_buf_free(&auth);
 
-	l[0].p = "wx2421b1c4370ec43b";
-	l[0].n = strlen(l[0].p);
-	l[1].p = "1554208460";
-	l[1].n = 10;
-	l[2].p = "593BEC0C930BF1AFEB40B4A08C8FB242";
-	l[2].n = 32;
-	l[3].p = "prepay_id=wx201410272009395522657a690389285100";
-	l[3].n = strlen(l[3].p);
+	lines_of(l, tv4_lines, 4);
 	ph_buf_init(&sig, 4096);
 	is_int(wx3_sign_lines(c->v3, l, 4, &sig, &d), PH_OK, "TV-4: signed");
 	is_str(sig.data, tv4_sig, "TV-4: the official JSAPI paySign, exactly");
@@ -1093,6 +1095,59 @@ verify_with(const char *pem, const char *msg, const char *sig64)
 	    strlen(pem), msg, strlen(msg), sig, n, NULL) == PH_OK;
 }
 
+/* The Authorization header of prof_v3's requests at fixed_cc's time and
+ * nonce, of signature sig. */
+static void
+auth_want(char *want, size_t cap, const char *sig)
+{
+	snprintf(want, cap, "WECHATPAY2-SHA256-RSA2048 mchid=\"1230000109\","
+	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\",signature=\"%s\","
+	    "timestamp=\"1554208460\",serial_no=\"" TV3_SERIAL "\"", sig);
+}
+
+/* The signature="..." of an Authorization header hdr into sig (cap bytes,
+ * empty where there is none): whether there is one that fits. */
+static int
+auth_signature(const char *hdr, char *sig, size_t cap)
+{
+	const char *s, *e;
+
+	s = strstr(hdr, "signature=\"");
+	e = s != NULL ? strchr(s + 11, '"') : NULL;
+	if (s == NULL || e == NULL || (size_t)(e - s - 11) >= cap) {
+		sig[0] = '\0';
+		return 0;
+	}
+	memcpy(sig, s + 11, (size_t)(e - s - 11));
+	sig[e - s - 11] = '\0';
+	return 1;
+}
+
+/* A query (or, with close, a close) request of a v3 profile without a
+ * merchant key is refused as configuration, named what, the diagnostic
+ * naming names (NULL: not checked). */
+static void
+no_merchant_key(int close, const char *what, const char *names)
+{
+	const struct ph_provider *pv = payhook_provider();
+	struct ph_http_request r;
+	struct ph_call_ctx cc;
+	struct prof p;
+	void *ctx;
+
+	fixed_cc(&cc);
+	prof_v3(&p);
+	p.priv = p.serial = NULL;
+	mkprof(&p, &ctx);
+	is_int(close ? pv->close_request(ctx, order_ref("A1"), &cc, &r, &d) :
+	    pv->query_request(ctx, order_ref("A1"), &cc, &r, &d), PH_E_CONFIG,
+	    what);
+	if (names != NULL)
+		ok(strstr(d.msg, names) != NULL,
+		    "diagnostic names the missing key");
+	pv->profile_free(ctx);
+}
+
 static void
 test_query_request(void)
 {
@@ -1116,12 +1171,11 @@ test_query_request(void)
 	struct ph_http_request r;
 	struct ph_call_ctx cc;
 	char want[2048], sig[400];
-	const char *s, *e;
 	struct prof p;
 	void *ctx;
+	int found;
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 	fixed_cc(&cc);
 	is_int(pv->query_request(ctx, order_ref("1217752501201407033233368018"),
 	    &cc, &r, &d), PH_OK, "v3 query request built");
@@ -1136,21 +1190,13 @@ test_query_request(void)
 	is_str(r.headers[0].name, "Accept", "header 1: Accept");
 	is_str(r.headers[0].value, "application/json", "Accept JSON");
 	is_str(r.headers[1].name, "Authorization", "header 2: Authorization");
-	snprintf(want, sizeof(want), "WECHATPAY2-SHA256-RSA2048 "
-	    "mchid=\"1230000109\","
-	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\","
-	    "signature=\"%s\",timestamp=\"1554208460\",serial_no=\""
-	    TV3_SERIAL "\"", sig_q);
+	auth_want(want, sizeof(want), sig_q);
 	is_str(r.headers[1].value, want, "v3 query: Authorization, byte for "
 	    "byte");
 	/* And the signature in it verifies with the merchant public key. */
-	s = strstr(r.headers[1].value, "signature=\"");
-	e = s != NULL ? strchr(s + 11, '"') : NULL;
-	ok(s != NULL && e != NULL && (size_t)(e - s - 11) < sizeof(sig),
-	    "signature found in the header");
-	if (s != NULL && e != NULL && (size_t)(e - s - 11) < sizeof(sig)) {
-		memcpy(sig, s + 11, (size_t)(e - s - 11));
-		sig[e - s - 11] = '\0';
+	found = auth_signature(r.headers[1].value, sig, sizeof(sig));
+	ok(found, "signature found in the header");
+	if (found) {
 		ok(verify_with(th_tv3_pub_pem, "GET\n/v3/pay/transactions/"
 		    "out-trade-no/1217752501201407033233368018?mchid=1230000109"
 		    "\n1554208460\n000102030405060708090A0B0C0D0E0F\n\n", sig),
@@ -1166,11 +1212,7 @@ test_query_request(void)
 	    "v3 query: out_trade_no with | and *");
 	is_str(r.path, "/v3/pay/transactions/out-trade-no/A%7CB%2A1"
 	    "?mchid=1230000109", "v3 query: percent-encoded as signed");
-	snprintf(want, sizeof(want), "WECHATPAY2-SHA256-RSA2048 "
-	    "mchid=\"1230000109\","
-	    "nonce_str=\"000102030405060708090A0B0C0D0E0F\","
-	    "signature=\"%s\",timestamp=\"1554208460\",serial_no=\""
-	    TV3_SERIAL "\"", sig_pct);
+	auth_want(want, sizeof(want), sig_pct);
 	is_str(r.headers[1].value, want, "v3 query: the encoded path is what "
 	    "is signed");
 	is_int(pv->query_request(ctx, order_ref("A.1"), &cc, &r, &d),
@@ -1181,14 +1223,8 @@ test_query_request(void)
 	    PH_E_FIELD, "v3 query: 33-character id refused");
 	payhook_provider()->profile_free(ctx);
 
-	prof_v3(&p);
-	p.priv = p.serial = NULL;
-	mkprof(&p, &ctx);
-	is_int(pv->query_request(ctx, order_ref("A1"), &cc, &r, &d),
-	    PH_E_CONFIG, "v3 query without a merchant key: configuration");
-	ok(strstr(d.msg, "merchant_private_key_file") != NULL,
-	    "diagnostic names the missing key");
-	payhook_provider()->profile_free(ctx);
+	no_merchant_key(0, "v3 query without a merchant key: configuration",
+	    "merchant_private_key_file");
 
 	/* A v2 profile still gets the v2 request. */
 	memset(&p, 0, sizeof(p));
@@ -1204,32 +1240,44 @@ test_query_request(void)
 	payhook_provider()->profile_free(ctx);
 }
 
-/* The answer of status with s's headers (none when NULL) and body b,
- * received at NOW; d emptied and *ev filled with junk beforehand. */
-static void
-answer_in(struct ph_http_response *in, int status, struct sent *s,
+/*
+ * The answer of status with s's headers (none when NULL) and body b,
+ * received at NOW, to a query of order, or with close to a close: d
+ * emptied and *ev filled with junk beforehand.
+ */
+static int
+respond(void *ctx, int close, const char *order, int status, struct sent *s,
     const char *b, struct ph_event *ev)
 {
-	memset(in, 0, sizeof(*in));
-	in->status = status;
-	in->headers = s != NULL ? s->h : NULL;
-	in->nheaders = s != NULL ? s->nh : 0;
-	in->body = (const unsigned char *)b;
-	in->body_len = strlen(b);
-	in->now = NOW;
+	const struct ph_provider *p = payhook_provider();
+	struct ph_http_response in;
+
+	memset(&in, 0, sizeof(in));
+	in.status = status;
+	in.headers = s != NULL ? s->h : NULL;
+	in.nheaders = s != NULL ? s->nh : 0;
+	in.body = (const unsigned char *)b;
+	in.body_len = strlen(b);
+	in.now = NOW;
 	d.msg[0] = '\0';
 	memset(ev, 0x5a, sizeof(*ev));
+	if (close)
+		return p->close_response(ctx, order_ref(order), &in, ev, &d);
+	return p->query_response(ctx, order_ref(order), &in, ev, &d);
 }
 
 static int
 answer(void *ctx, const char *order, int status, struct sent *s,
     const char *b, struct ph_event *ev)
 {
-	struct ph_http_response in;
+	return respond(ctx, 0, order, status, s, b, ev);
+}
 
-	answer_in(&in, status, s, b, ev);
-	return payhook_provider()->query_response(ctx, order_ref(order), &in,
-	    ev, &d);
+static int
+close_answer(void *ctx, const char *order, int status, struct sent *s,
+    const char *b, struct ph_event *ev)
+{
+	return respond(ctx, 1, order, status, s, b, ev);
 }
 
 static void
@@ -1237,7 +1285,6 @@ test_query_response(void)
 {
 	struct ph_event ev, nev;
 	struct sent s;
-	struct prof p;
 	void *ctx;
 	char plain[8192];
 	static const struct th_state states[] = {
@@ -1251,8 +1298,7 @@ test_query_response(void)
 	size_t i;
 	char want[128];
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 
 	tx(plain, sizeof(plain), "Q1", "4200000987", "SUCCESS", "100");
 	sign_body(&s, plat_a, SER_A, NOW, plain, strlen(plain));
@@ -1260,13 +1306,9 @@ test_query_response(void)
 	    "query SUCCESS: verified");
 	is_int(notify_plain(ctx, "transaction", plain, &nev), PH_OK,
 	    "the same transaction as a notification");
-	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED && nev.kind == ev.kind &&
+	ok(ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
 	    strcmp(ev.dedup_key, "pay:4200000987") == 0 &&
-	    strcmp(ev.dedup_key, nev.dedup_key) == 0 &&
-	    strcmp(ev.order_id, nev.order_id) == 0 &&
-	    strcmp(ev.txn_id, nev.txn_id) == 0 && ev.amount == nev.amount &&
-	    strcmp(ev.currency, nev.currency) == 0 &&
-	    ev.occurred_at == nev.occurred_at,
+	    th_same_fact(&ev, &nev) && ev.occurred_at == nev.occurred_at,
 	    "query and notification of one payment are one fact");
 
 	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
@@ -1356,13 +1398,10 @@ test_close_request(void)
 	struct ph_http_request r;
 	struct ph_call_ctx cc;
 	char msg[1024], sig[400];
-	const char *s, *e;
-	struct prof p;
 	void *ctx;
 
 	ok(pv->caps & PH_CAP_CLOSE, "close: in the table");
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 	fixed_cc(&cc);
 	is_int(pv->close_request(ctx, order_ref("1217752501201407033233368018"),
 	    &cc, &r, &d), PH_OK, "v3 close request built");
@@ -1382,13 +1421,7 @@ test_close_request(void)
 	    strlen(WX3_SCHEME) + 71) == 0 && strstr(r.headers[1].value,
 	    "timestamp=\"1554208460\",serial_no=\"" TV3_SERIAL "\"") != NULL,
 	    "v3 close: Authorization names mchid, nonce, time and serial");
-	s = strstr(r.headers[1].value, "signature=\"");
-	e = s != NULL ? strchr(s + 11, '"') : NULL;
-	if (s != NULL && e != NULL && (size_t)(e - s - 11) < sizeof(sig)) {
-		memcpy(sig, s + 11, (size_t)(e - s - 11));
-		sig[e - s - 11] = '\0';
-	} else
-		sig[0] = '\0';
+	auth_signature(r.headers[1].value, sig, sizeof(sig));
 	snprintf(msg, sizeof(msg), "POST\n%s\n1554208460\n"
 	    "000102030405060708090A0B0C0D0E0F\n{\"mchid\":\"1230000109\"}\n",
 	    path);
@@ -1405,23 +1438,8 @@ test_close_request(void)
 	    "refused close: nothing built");
 	payhook_provider()->profile_free(ctx);
 
-	prof_v3(&p);
-	p.priv = p.serial = NULL;
-	mkprof(&p, &ctx);
-	is_int(pv->close_request(ctx, order_ref("A1"), &cc, &r, &d),
-	    PH_E_CONFIG, "v3 close without a merchant key: configuration");
-	payhook_provider()->profile_free(ctx);
-}
-
-static int
-close_answer(void *ctx, const char *order, int status, struct sent *s,
-    const char *b, struct ph_event *ev)
-{
-	struct ph_http_response in;
-
-	answer_in(&in, status, s, b, ev);
-	return payhook_provider()->close_response(ctx, order_ref(order), &in,
-	    ev, &d);
+	no_merchant_key(1, "v3 close without a merchant key: configuration",
+	    NULL);
 }
 
 static void
@@ -1435,11 +1453,9 @@ test_close_response(void)
 	    "\"message\":\"no such order\"}";
 	struct ph_event ev;
 	struct sent s;
-	struct prof p;
 	void *ctx;
 
-	prof_v3(&p);
-	mkprof(&p, &ctx);
+	ctx = v3ctx();
 	sign_body(&s, plat_a, SER_A, NOW, "", 0);
 	is_int(close_answer(ctx, "C1", 204, &s, "", &ev), PH_OK,
 	    "close 204, signed over the empty body: accepted");
