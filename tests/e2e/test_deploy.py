@@ -66,6 +66,10 @@ def code_keys():
                 text = fh.read()
             m = re.search(r'PH_PROVIDER_DEFINE\w*\(\s*"(\w+)"', text)
             name = m.group(1) if m else name
+            # Entries of a struct ph_conf_key table, designated
+            # ({ .name = "k", .type = PH_CONF_... }) or positional.
+            keys |= set(re.findall(r'\.name\s*=\s*"(\w+)",\s*\.type\s*=\s*'
+                                   r'PH_CONF_', text))
             keys |= set(re.findall(r'=\s*\{\s*"(\w+)",\s*PH_CONF_', text))
         if name and keys:
             plugins[name] = keys
