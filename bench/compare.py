@@ -109,7 +109,10 @@ def main():
     with open(path, 'w') as fh:
         json.dump({'date': started.strftime('%Y-%m-%dT%H:%M:%SZ'),
                    'machine': machine, 'labels': labels,
-                   'settings': vars(opts), 'rounds': rounds,
+                   'settings': {k: run.tree_path(v) if k in ('out', 'other')
+                                and isinstance(v, str) else v
+                                for k, v in vars(opts).items()},
+                   'rounds': rounds,
                    'summary': {str(k): v for k, v in out.items()},
                    'table': text}, fh, indent=1)
         fh.write('\n')

@@ -50,6 +50,13 @@ SRCDIR = os.path.abspath(os.environ.get('top_srcdir') or
 BUILDDIR = os.path.abspath(os.environ.get('top_builddir') or SRCDIR)
 PAYHOOK = os.path.join(BUILDDIR, 'payhook')
 PAYHOOK_FCGI = os.path.join(BUILDDIR, 'payhook.fcgi')
+
+
+def tree_path(path):
+    """path as the results file keeps it, naming none of this machine's
+    folders: relative to the build tree when inside it, else its name."""
+    rel = os.path.relpath(os.path.abspath(path), BUILDDIR)
+    return os.path.basename(path) if rel.startswith('..') else rel
 FLOOR = os.path.join(BUILDDIR, 'bench', 'floor')
 COMMIT_FLOOR = os.path.join(BUILDDIR, 'bench', 'commit_floor')
 PLUGIN_DIR = os.path.join(BUILDDIR, 'providers', '.libs')
@@ -712,7 +719,8 @@ def report(b, started, opts):
         'settings': {'procs': opts.procs, 'seconds': opts.seconds,
                      'levels': opts.levels, 'disk_rounds': opts.disk_rounds,
                      'cpu_rounds': opts.cpu_rounds,
-                     'store_sync': b.store_sync, 'fcgi': opts.fcgi,
+                     'store_sync': b.store_sync,
+                     'fcgi': tree_path(opts.fcgi),
                      'providers': [p.name for p in b.providers]},
         'scenarios': [dict(v, scenario=k[0], conns=k[1])
                       for k, v in summary.items()],
