@@ -61,6 +61,20 @@ ph_buf_append(struct ph_buf *b, const void *p, size_t n)
 	return PH_OK;
 }
 
+size_t
+ph_strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t n = src != NULL ? strlen(src) : 0, c;
+
+	if (size > 0) {
+		c = n < size ? n : size - 1;
+		if (c > 0)
+			memcpy(dst, src, c);
+		dst[c] = '\0';
+	}
+	return n;
+}
+
 int
 ph_buf_puts(struct ph_buf *b, const char *s)
 {

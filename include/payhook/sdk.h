@@ -76,6 +76,11 @@ int ph_buf_printf(struct ph_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void ph_buf_free(struct ph_buf *b);
 
+/* Copies src (NULL: as "") into dst of size bytes, cut to fit and always
+ * NUL-terminated when size > 0; returns strlen(src), so that a result of
+ * size or more says it was cut (OpenBSD's strlcpy). */
+size_t ph_strlcpy(char *dst, const char *src, size_t size);
+
 /* ---- Key/value lists (decoded XML fields, form fields) ---------------- */
 
 struct ph_kv {

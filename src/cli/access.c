@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <payhook/sdk.h>
+
 #include "cli/cli.h"
 
 /* The identity a check is made for. */
@@ -54,7 +56,7 @@ cli_user_blocked(const struct cli_user *u, const char *path, char *dir,
 	char *slash;
 	struct stat st;
 
-	snprintf(dir, len, "%s", path);
+	ph_strlcpy(dir, path, len);
 	for (slash = strchr(dir + 1, '/'); slash != NULL;
 	    slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
@@ -111,7 +113,7 @@ cli_user_may_make(const struct cli_user *u, const char *path, int want,
 		return cli_user_may(u, path, want, what);
 	if ((tmp = strdup(path)) == NULL)
 		return -1;
-	snprintf(dir, sizeof(dir), "%s", dirname(tmp));
+	ph_strlcpy(dir, dirname(tmp), sizeof(dir));
 	free(tmp);
 	if (stat(dir, &st) == -1)
 		return 0;
@@ -143,7 +145,7 @@ cli_user_profile(const struct cli_user *u, const struct conf *conf,
 		    keys[j].type != PH_CONF_SECRET_FILE &&
 		    keys[j].type != PH_CONF_FILES) || !pr->values[j].present)
 			continue;
-		snprintf(list, sizeof(list), "%s", pr->values[j].str);
+		ph_strlcpy(list, pr->values[j].str, sizeof(list));
 		for (tok = strtok_r(list, " \t", &save); tok != NULL;
 		    tok = strtok_r(NULL, " \t", &save)) {
 			char *full = conf_path(conf, tok);

@@ -104,7 +104,7 @@ cli_become_owner(const struct cli *c)
 		return 0;
 	/* Looked up before the switch: NSS may need root's files. */
 	if ((pw = getpwuid(st.st_uid)) != NULL)
-		snprintf(name, sizeof(name), "%s", pw->pw_name);
+		ph_strlcpy(name, pw->pw_name, sizeof(name));
 	else
 		snprintf(name, sizeof(name), "uid %ld", (long)st.st_uid);
 	rc = pw != NULL ? initgroups(pw->pw_name, st.st_gid) :

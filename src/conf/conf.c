@@ -705,8 +705,8 @@ conf_section(struct conf_parse *p, const char *line)
 			return;
 		}
 	if (p->nseen < CONF_PROFILES_MAX + 1)
-		snprintf(p->seen_sections[p->nseen++],
-		    sizeof(p->seen_sections[0]), "%s", name);
+		ph_strlcpy(p->seen_sections[p->nseen++], name,
+		    sizeof(p->seen_sections[0]));
 	if (strcmp(name, "core") == 0)
 		return;
 	if (strncmp(name, "push.", 5) == 0) {

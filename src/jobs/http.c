@@ -11,6 +11,8 @@
 
 #include <curl/curl.h>
 
+#include <payhook/sdk.h>
+
 #include "jobs/http.h"
 #include "ops/log.h"
 
@@ -252,8 +254,9 @@ http_finish(struct http_xfer *x, CURLcode rc)
 		snprintf(c->errmsg, sizeof(c->errmsg), "answer larger than "
 		    "%zu bytes", http_body_max(c));
 	else
-		snprintf(c->errmsg, sizeof(c->errmsg), "%s",
-		    x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc));
+		ph_strlcpy(c->errmsg,
+		    x->errbuf[0] != '\0' ? x->errbuf : curl_easy_strerror(rc),
+		    sizeof(c->errmsg));
 }
 
 void

@@ -146,8 +146,8 @@ push_send(const struct conf *c, const struct conf_push *pu, const json_t *ev,
 	snprintf(rq->method, sizeof(rq->method), "POST");
 	snprintf(rq->content_type, sizeof(rq->content_type),
 	    "application/json");
-	snprintf(rq->headers[0].name, sizeof(rq->headers[0].name), "%s",
-	    pu->signature_header);
+	ph_strlcpy(rq->headers[0].name, pu->signature_header,
+	    sizeof(rq->headers[0].name));
 	snprintf(rq->headers[0].value, sizeof(rq->headers[0].value),
 	    "t=%lld,v1=%s", (long long)now, hex);
 	snprintf(rq->headers[1].name, sizeof(rq->headers[1].name),
@@ -158,9 +158,8 @@ push_send(const struct conf *c, const struct conf_push *pu, const json_t *ev,
 	 * restore: what a receiver deduplicates by. */
 	snprintf(rq->headers[2].name, sizeof(rq->headers[2].name),
 	    "X-Payhook-Event-Id");
-	snprintf(rq->headers[2].value, sizeof(rq->headers[2].value), "%s",
-	    json_string_value(json_object_get(ev, "id")) != NULL ?
-	    json_string_value(json_object_get(ev, "id")) : "");
+	ph_strlcpy(rq->headers[2].value, json_string_value(json_object_get(ev,
+	    "id")), sizeof(rq->headers[2].value));
 	rq->nheaders = 3;
 	rq->body_len = strlen(body);
 	memcpy(rq->body, body, rq->body_len);
@@ -172,7 +171,7 @@ push_send(const struct conf *c, const struct conf_push *pu, const json_t *ev,
 	http_run(c, &call, 1, 1);
 	*status = call.status;
 	if (call.err != PH_OK) {
-		snprintf(err, errlen, "%s", call.errmsg);
+		ph_strlcpy(err, call.errmsg, errlen);
 		rc = PH_E_UNAVAILABLE;
 	} else if (call.status < 200 || call.status > 299) {
 		snprintf(err, errlen, "answered HTTP %d", call.status);

@@ -156,7 +156,7 @@ query_field(char *dst, size_t size, const json_t *o, const char *key)
 {
 	const char *v = json_string_value(json_object_get(o, key));
 
-	snprintf(dst, size, "%s", v != NULL ? v : "");
+	ph_strlcpy(dst, v != NULL ? v : "", size);
 }
 
 void
@@ -225,8 +225,7 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	query_field(job->txn_id, sizeof(job->txn_id), item, "provider_txn_id");
 	query_field(job->currency, sizeof(job->currency), item, "currency");
 	query_field(job->refund_id, sizeof(job->refund_id), item, "refund_id");
-	snprintf(job->reason, sizeof(job->reason), "%s",
-	    query_refund_reason(item));
+	ph_strlcpy(job->reason, query_refund_reason(item), sizeof(job->reason));
 	job->attempt = order != NULL ? query_attempt_text(order, pr->name) :
 	    strdup("");
 	if (query_job_alloc(job) != 0 || query_call_ctx(job, now, &cc) != 0)

@@ -10,6 +10,8 @@
 
 #include <jansson.h>
 
+#include <payhook/sdk.h>
+
 #include "store/archive.h"
 #include "ledger/ledger.h"
 #include "ops/log.h"
@@ -157,7 +159,7 @@ sweep_batch(const struct conf *c, struct store *s, int64_t now,
 			so->order = NULL;
 			continue;
 		}
-		snprintf(so->id, sizeof(so->id), "%s", id);
+		ph_strlcpy(so->id, id, sizeof(so->id));
 		so->nprofiles = query_profiles(c, so->order, so->profiles,
 		    SWEEP_PROFILES_MAX);
 		so->first_job = njobs;

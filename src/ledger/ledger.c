@@ -464,9 +464,9 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 	memset(&d, 0, sizeof(d));
 	memcpy(d.digest, digest, sizeof(d.digest));
 	d.first_seen = f->now;
-	snprintf(d.kind, sizeof(d.kind), "%s", ledger_kind_names[ev->kind]);
-	snprintf(d.order_id, sizeof(d.order_id), "%s", ev->order_id);
-	snprintf(d.source, sizeof(d.source), "%s", f->source);
+	ph_strlcpy(d.kind, ledger_kind_names[ev->kind], sizeof(d.kind));
+	ph_strlcpy(d.order_id, ev->order_id, sizeof(d.order_id));
+	ph_strlcpy(d.source, f->source, sizeof(d.source));
 	ledger_dedup_put(t, &dk, &d);
 	switch (ev->kind) {
 	case PH_EV_PAYMENT_SUCCEEDED:

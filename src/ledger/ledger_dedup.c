@@ -88,11 +88,10 @@ ledger_dedup_json(const struct store_val *v, struct ledger_dedup *d)
 
 	if ((j = ledger_load(v)) == NULL)
 		return PH_E_STORE;
-	snprintf(d->digest, sizeof(d->digest), "%s", ledger_str(j, "digest"));
-	snprintf(d->kind, sizeof(d->kind), "%s", ledger_str(j, "kind"));
-	snprintf(d->order_id, sizeof(d->order_id), "%s",
-	    ledger_str(j, "order_id"));
-	snprintf(d->source, sizeof(d->source), "%s", ledger_str(j, "source"));
+	ph_strlcpy(d->digest, ledger_str(j, "digest"), sizeof(d->digest));
+	ph_strlcpy(d->kind, ledger_str(j, "kind"), sizeof(d->kind));
+	ph_strlcpy(d->order_id, ledger_str(j, "order_id"), sizeof(d->order_id));
+	ph_strlcpy(d->source, ledger_str(j, "source"), sizeof(d->source));
 	d->first_seen = json_integer_value(json_object_get(j, "first_seen"));
 	json_decref(j);
 	return PH_OK;

@@ -154,8 +154,8 @@ group_of(struct store *s)
 	}
 	if (free_i == GROUP_STORES || strlen(path) >= sizeof(group_maps[0].path))
 		return NULL;
-	snprintf(group_maps[free_i].path, sizeof(group_maps[free_i].path),
-	    "%s", path);
+	ph_strlcpy(group_maps[free_i].path, path,
+	    sizeof(group_maps[free_i].path));
 	if ((group_maps[free_i].shm = group_map(path)) == NULL) {
 		group_maps[free_i].failed = 1;
 		log_warn("database %s: no group commit (%s): each fact commits "
@@ -226,11 +226,10 @@ group_put_fact(struct group_slot *sl, const struct ledger_fact *f)
 	    strlen(f->provider) >= sizeof(sl->provider) ||
 	    strlen(f->source) >= sizeof(sl->source))
 		return -1;
-	snprintf(sl->profile, sizeof(sl->profile), "%s", f->profile);
-	snprintf(sl->provider, sizeof(sl->provider), "%s", f->provider);
-	snprintf(sl->source, sizeof(sl->source), "%s", f->source);
-	snprintf(sl->request_id, sizeof(sl->request_id), "%s",
-	    log_request_id());
+	ph_strlcpy(sl->profile, f->profile, sizeof(sl->profile));
+	ph_strlcpy(sl->provider, f->provider, sizeof(sl->provider));
+	ph_strlcpy(sl->source, f->source, sizeof(sl->source));
+	ph_strlcpy(sl->request_id, log_request_id(), sizeof(sl->request_id));
 	sl->ev = *f->ev;
 	sl->now = f->now;
 	return 0;
@@ -262,7 +261,7 @@ group_lead(struct group_shm *g, struct store *s)
 	pthread_mutex_unlock(&g->mu);
 	if (n == 0)
 		return;
-	snprintf(mine, sizeof(mine), "%s", log_request_id());
+	ph_strlcpy(mine, log_request_id(), sizeof(mine));
 	rc = store_begin(s, 1, &t);
 	for (i = 0; i < n && rc == PH_OK; i++) {
 		struct group_slot *sl = taken[i];
@@ -294,7 +293,7 @@ group_lead(struct group_shm *g, struct store *s)
 				    PH_E_STORE_FULL ? "raise map_size_mb" :
 				    "see the log");
 		}
-		snprintf(sl->diag, sizeof(sl->diag), "%s", diag.msg);
+		ph_strlcpy(sl->diag, diag.msg, sizeof(sl->diag));
 		/* A failure of the whole transaction fails every fact. */
 		if (t.err != PH_OK)
 			rc = t.err;

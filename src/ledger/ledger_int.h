@@ -13,6 +13,13 @@
 
 #define LEDGER_RECORD_VERSION 1
 
+/* Records in the store are CBOR (ledger_cbor.c).  ledger_cbor_write
+ * initialises out, which the caller frees, even on failure; it takes an
+ * object only.  ledger_cbor_read returns a new reference to the object
+ * read, or NULL for bytes that are not a record. */
+int ledger_cbor_write(const json_t *j, struct ph_buf *out);
+json_t *ledger_cbor_read(const void *data, size_t len);
+
 json_t *ledger_load(const struct store_val *v);
 int ledger_get(struct store_txn *t, enum store_db db,
     const struct store_key *k, json_t **out);

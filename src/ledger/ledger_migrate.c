@@ -16,6 +16,11 @@
  * Schema 2 to 3:
  *   - dedup records, read by every notification, become binary
  *     (ledger_dedup.c); a build of schema 2 refuses the store after.
+ *
+ * Schema 3 to 4:
+ *   - orders, payments, events, refunds and idempotency records, JSON
+ *     text until now, are written again in CBOR (ledger_cbor.c); a build
+ *     of schema 3 refuses the store after.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,9 +73,10 @@ ledger_migrate_payments(struct store *s, int *more, size_t *moved)
 	return rc;
 }
 
-/* Brings one record (key, val) of a database up to date in t. */
+/* Brings one record (key, val) of database db up to date in t. */
 typedef void ledger_migrate_fn(struct store *s, struct store_txn *t,
-    const struct store_val *key, const struct store_val *val);
+    enum store_db db, const struct store_val *key,
+    const struct store_val *val);
 
 /*
  * Runs fn over every record of db, LEDGER_MIGRATE_BATCH to a write
@@ -99,7 +105,7 @@ ledger_migrate_all(struct store *s, enum store_db db, ledger_migrate_fn *fn)
 				more = 1;
 				break;
 			}
-			fn(s, &t, &sc.key, &sc.val);
+			fn(s, &t, db, &sc.key, &sc.val);
 		}
 		store_scan_end(&sc);
 		if ((rc = store_commit(&t)) != PH_OK)
@@ -111,7 +117,7 @@ ledger_migrate_all(struct store *s, enum store_db db, ledger_migrate_fn *fn)
 /* Indexes a refund and adds it to its order's list; one a runner has
  * tried counts as sent. */
 static void
-ledger_migrate_refund(struct store *s, struct store_txn *t,
+ledger_migrate_refund(struct store *s, struct store_txn *t, enum store_db db,
     const struct store_val *key, const struct store_val *val)
 {
 	struct store_key ok;
@@ -119,6 +125,7 @@ ledger_migrate_refund(struct store *s, struct store_txn *t,
 	uint64_t seq;
 
 	(void)s;
+	(void)db;
 	if (key->len != 8 || (r = ledger_load(val)) == NULL)
 		return;
 	seq = store_key_get_u64(key);
@@ -142,13 +149,14 @@ ledger_migrate_refund(struct store *s, struct store_txn *t,
 
 /* Gives an event its id. */
 static void
-ledger_migrate_event(struct store *s, struct store_txn *t,
+ledger_migrate_event(struct store *s, struct store_txn *t, enum store_db db,
     const struct store_val *key, const struct store_val *val)
 {
 	struct store_key k;
 	char id[STORE_EPOCH_LEN + 24];
 	json_t *e;
 
+	(void)db;
 	if ((e = ledger_load(val)) == NULL)
 		return;
 	if (json_object_get(e, "id") == NULL) {
@@ -163,17 +171,36 @@ ledger_migrate_event(struct store *s, struct store_txn *t,
 /* A dedup record still in JSON written again as a binary one; one that
  * cannot be read is left as it is (and refused where it is read). */
 static void
-ledger_migrate_dedup(struct store *s, struct store_txn *t,
+ledger_migrate_dedup(struct store *s, struct store_txn *t, enum store_db db,
     const struct store_val *key, const struct store_val *val)
 {
 	struct ledger_dedup d;
 	struct store_key k;
 
 	(void)s;
+	(void)db;
 	if (!ledger_dedup_is_json(val) || ledger_dedup_read(val, &d) != PH_OK)
 		return;
 	store_key_from_val(&k, key);
 	ledger_dedup_put(t, &k, &d);
+}
+
+/* A record still in JSON text written again in CBOR; one that cannot be
+ * read is left as it is (and refused where it is read). */
+static void
+ledger_migrate_cbor(struct store *s, struct store_txn *t, enum store_db db,
+    const struct store_val *key, const struct store_val *val)
+{
+	struct store_key k;
+	json_t *j;
+
+	(void)s;
+	if (val->len == 0 || ((const char *)val->data)[0] != '{' ||
+	    (j = ledger_load(val)) == NULL)
+		return;
+	store_key_from_val(&k, key);
+	ledger_put(t, db, &k, j);
+	json_decref(j);
 }
 
 /* The last step of a migration: the store says it has version now. */
@@ -187,6 +214,25 @@ ledger_migrate_done(struct store *s, int version)
 		return rc;
 	store_set_schema(&t, version);
 	return store_commit(&t);
+}
+
+static int
+ledger_migrate_3(struct store *s)
+{
+	static const enum store_db dbs[] = { STORE_DB_ORDERS,
+	    STORE_DB_PAYMENTS, STORE_DB_EVENTS, STORE_DB_REFUNDS,
+	    STORE_DB_IDEM };
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++)
+		if ((rc = ledger_migrate_all(s, dbs[i],
+		    ledger_migrate_cbor)) != PH_OK)
+			return rc;
+	if ((rc = ledger_migrate_done(s, 4)) != PH_OK)
+		return rc;
+	log_info("database: brought from schema 3 to 4 (records in CBOR)");
+	return PH_OK;
 }
 
 static int
@@ -241,6 +287,9 @@ ledger_migrate(struct store *s, struct ph_diag *diag)
 		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
 	if (store_schema(s) < 3 && (rc = ledger_migrate_2(s)) != PH_OK)
 		return ph_fail(diag, rc, "database: bringing schema 2 up to 3 "
+		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
+	if (store_schema(s) < 4 && (rc = ledger_migrate_3(s)) != PH_OK)
+		return ph_fail(diag, rc, "database: bringing schema 3 up to 4 "
 		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
 	return PH_OK;
 }

@@ -64,12 +64,23 @@ ledger_event_name(enum ledger_event e)
 
 /* ---- Records in and out of the store ------------------------------------ */
 
+/*
+ * A record: CBOR (ledger_cbor.c), or JSON text as schema 3 and before
+ * wrote it, and as a payhook of schema 3 still running beside the
+ * migration may write it until it is replaced.
+ */
 json_t *
 ledger_load(const struct store_val *v)
 {
 	json_error_t jerr;
 	json_t *j;
 
+	if (v->len > 0 && ((const char *)v->data)[0] != '{') {
+		if ((j = ledger_cbor_read(v->data, v->len)) == NULL)
+			log_err("database: unreadable record (CBOR, %zu "
+			    "bytes)", v->len);
+		return j;
+	}
 	j = json_loadb(v->data, v->len, JSON_REJECT_DUPLICATES, &jerr);
 	if (j == NULL || !json_is_object(j)) {
 		log_err("database: unreadable record: %s", jerr.text);
@@ -99,20 +110,20 @@ void
 ledger_put(struct store_txn *t, enum store_db db, const struct store_key *k,
     const json_t *j)
 {
-	char *s;
+	struct ph_buf b;
+	int rc;
 
 	if (j == NULL) {
 		if (t->err == PH_OK)
 			t->err = PH_E_NOMEM;
 		return;
 	}
-	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {
+	if ((rc = ledger_cbor_write(j, &b)) != PH_OK) {
 		if (t->err == PH_OK)
-			t->err = PH_E_NOMEM;
-		return;
-	}
-	store_put(t, db, k, s, strlen(s));
-	free(s);
+			t->err = rc;
+	} else
+		store_put(t, db, k, b.data, b.len);
+	ph_buf_free(&b);
 }
 
 void
@@ -190,8 +201,8 @@ ledger_note(struct ledger_result *r, enum ledger_event type, uint64_t seq)
 {
 	if (r->event == LEDGER_EV_NONE && seq != 0) {
 		r->event = type;
-		snprintf(r->event_type, sizeof(r->event_type), "%s",
-		    ledger_event_name(type));
+		ph_strlcpy(r->event_type, ledger_event_name(type),
+		    sizeof(r->event_type));
 		r->seq = seq;
 	}
 }
@@ -251,13 +262,13 @@ ledger_record_event(const json_t *rec, enum ph_event_kind kind,
 {
 	memset(ev, 0, sizeof(*ev));
 	ev->kind = kind;
-	snprintf(ev->order_id, sizeof(ev->order_id), "%s",
-	    ledger_str(rec, "order_id"));
-	snprintf(ev->txn_id, sizeof(ev->txn_id), "%s",
-	    ledger_str(rec, "provider_txn_id"));
+	ph_strlcpy(ev->order_id, ledger_str(rec, "order_id"),
+	    sizeof(ev->order_id));
+	ph_strlcpy(ev->txn_id, ledger_str(rec, "provider_txn_id"),
+	    sizeof(ev->txn_id));
 	ev->amount = json_integer_value(json_object_get(rec, "amount"));
-	snprintf(ev->currency, sizeof(ev->currency), "%s",
-	    ledger_str(rec, "currency"));
+	ph_strlcpy(ev->currency, ledger_str(rec, "currency"),
+	    sizeof(ev->currency));
 }
 
 /* ---- Counts of orders per state ------------------------------------------ */

@@ -178,7 +178,7 @@ ledger_put_refund(struct store_txn *t, json_t *order, const char *reason,
 	if ((seq = store_next_seq(t, STORE_DB_REFUNDS)) == 0)
 		return 0;
 	if (refund_id != NULL)
-		snprintf(id, sizeof(id), "%s", refund_id);
+		ph_strlcpy(id, refund_id, sizeof(id));
 	else
 		snprintf(id, sizeof(id), "phr%.12s%llu",
 		    store_epoch(t->store), (unsigned long long)seq);

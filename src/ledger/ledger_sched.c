@@ -351,10 +351,10 @@ ledger_close_order(struct store *s, const char *order_id, int64_t now,
 
 	memset(&ev, 0, sizeof(ev));
 	ev.kind = PH_EV_PAYMENT_CLOSED;
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	ph_strlcpy(ev.order_id, order_id, sizeof(ev.order_id));
 	ev.amount = json_integer_value(json_object_get(order, "amount"));
-	snprintf(ev.currency, sizeof(ev.currency), "%s",
-	    ledger_str(order, "currency"));
+	ph_strlcpy(ev.currency, ledger_str(order, "currency"),
+	    sizeof(ev.currency));
 	f.profile = ledger_str(order, "profile");
 	f.provider = "";
 	f.source = "sweep";

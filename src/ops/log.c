@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <payhook/sdk.h>
+
 #include "ops/log.h"
 #include "ops/text.h"
 
@@ -73,7 +75,7 @@ log_format_parse(const char *s)
 void
 log_request_begin(const char *request_id)
 {
-	snprintf(log_rid, sizeof(log_rid), "%s", request_id);
+	ph_strlcpy(log_rid, request_id, sizeof(log_rid));
 }
 
 void

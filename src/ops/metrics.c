@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <payhook/sdk.h>
+
 #include "ops/log.h"
 #include "ops/shmfile.h"
 #include "ops/metrics.h"
@@ -120,11 +122,9 @@ metrics_key(char *out, size_t cap, const char *name, const char *labels)
 {
 	size_t o;
 	const char *p;
-	int n;
 
-	if ((n = snprintf(out, cap, "%s", name)) < 0 || (size_t)n >= cap)
+	if ((o = ph_strlcpy(out, name, cap)) >= cap)
 		return -1;
-	o = (size_t)n;
 	if (labels == NULL || *labels == '\0')
 		return 0;
 	if (o + 1 >= cap)
@@ -224,8 +224,7 @@ metrics_slot(const char *key, size_t width)
 			for (j = 1; j < width; j++)
 				__atomic_store_n(&metrics_map->slots[i + j].used,
 				    METRICS_MORE, __ATOMIC_RELEASE);
-			snprintf(metrics_map->slots[i].key, METRICS_KEY, "%s",
-			    key);
+			ph_strlcpy(metrics_map->slots[i].key, key, METRICS_KEY);
 			__atomic_store_n(&metrics_map->slots[i].used,
 			    METRICS_SERIES, __ATOMIC_RELEASE);
 		}

@@ -729,7 +729,8 @@ store_commit(struct store_txn *t)
 		return t->err;
 	}
 	id = mdb_txn_id(t->txn);
-	written = store_written_bytes();
+	/* a system call: only for the commits that are counted */
+	written = t->write && !t->nested ? store_written_bytes() : 0;
 	rc = mdb_txn_commit(t->txn);
 	t->txn = NULL;
 	if (rc != 0)
@@ -1020,8 +1021,7 @@ store_restore(const char *path, const char *backup, size_t map_size,
 	if ((rc = store_open(tmp, map_size, STORE_OPEN_OLDER, &s, diag)) !=
 	    PH_OK)
 		goto fail;
-	snprintf(rep->epoch_before, sizeof(rep->epoch_before), "%s",
-	    s->epoch);
+	ph_strlcpy(rep->epoch_before, s->epoch, sizeof(rep->epoch_before));
 	if ((rc = store_begin(s, 1, &t)) == PH_OK) {
 		store_new_epoch(&t);
 		rc = store_commit(&t);
@@ -1031,7 +1031,7 @@ store_restore(const char *path, const char *backup, size_t map_size,
 		    backup, ph_strerror(rc));
 		goto fail;
 	}
-	snprintf(rep->epoch_after, sizeof(rep->epoch_after), "%s", s->epoch);
+	ph_strlcpy(rep->epoch_after, s->epoch, sizeof(rep->epoch_after));
 	store_close(s);
 	s = NULL;
 	unlink(tmplock);

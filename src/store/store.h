@@ -2,9 +2,9 @@
  * The store: one LMDB environment per process, opened once at start (never
  * before a fork), with one named database per kind of record.  Keys sort:
  * a record-class byte, then big-endian integers or length-prefixed
- * strings.  Values are versioned JSON documents ("v": 1), but for the
- * dedup records, which every notification reads: a binary record
- * (ledger_dedup.c).
+ * strings.  Values are the ledger's records: versioned documents ("v":
+ * 1) in CBOR (ledger_cbor.c), but for the dedup records, which every
+ * notification reads: a binary record of their own (ledger_dedup.c).
  *
  * A transaction keeps a sticky error: callers do a run of gets and puts and
  * check once, at store_commit(), which aborts instead when anything failed.
@@ -22,7 +22,7 @@
  * with STORE_OPEN_OLDER, by whoever then brings it up to date
  * (ledger_open); a newer one is refused.
  */
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 #define STORE_OPEN_OLDER 0x01
 
 /* The store's epoch: random, made when the store is made, made anew by a

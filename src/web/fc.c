@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <payhook/sdk.h>
+
 #include "web/api.h"
 #include "web/fc.h"
 #include "web/idem.h"
@@ -247,7 +249,7 @@ fc_handle(struct web_ctx *ctx, const struct web_request *req,
 		web_error(resp, 405, "method_not_allowed",
 		    "method %s is not allowed here; allowed: %s",
 		    req->method, allow);
-		snprintf(resp->allow, sizeof(resp->allow), "%s", allow);
+		ph_strlcpy(resp->allow, allow, sizeof(resp->allow));
 		return;
 	}
 	if (req->body_too_big) {

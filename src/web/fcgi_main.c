@@ -14,6 +14,8 @@
 
 #include <fcgiapp.h>
 
+#include <payhook/sdk.h>
+
 #include "store/archive.h"
 #include "jobs/certs.h"
 #include "conf/conf.h"
@@ -210,7 +212,7 @@ main_log(const struct web_request *req, const struct web_response *resp,
 	    (double)(end.tv_nsec - started.tv_nsec) / 1e6;
 	/* The path without its query string: nothing is logged that need
 	 * not be. */
-	snprintf(path, sizeof(path), "%s", req->uri != NULL ? req->uri : "");
+	ph_strlcpy(path, req->uri != NULL ? req->uri : "", sizeof(path));
 	if ((q = strchr(path, '?')) != NULL)
 		*q = '\0';
 	log_line_init(&l, main_level(resp), "request");

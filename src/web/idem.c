@@ -82,7 +82,7 @@ idem_run(struct web_ctx *ctx, const struct web_request *req,
 		return;
 	}
 	memset(&idem, 0, sizeof(idem));
-	snprintf(idem.key, sizeof(idem.key), "%s", key);
+	ph_strlcpy(idem.key, key, sizeof(idem.key));
 	idem.now = req->now;
 	idem.ttl_s = (int64_t)ctx->conf->idempotency_ttl_s;
 	/* Long enough for the slowest call (an attempt asks providers). */

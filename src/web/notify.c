@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <payhook/sdk.h>
+
 #include "store/archive.h"
 #include "ledger/ledger.h"
 #include "ops/log.h"
@@ -30,8 +32,8 @@ notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
 	if (out->body_len > sizeof(out->body))
 		out->body_len = 0;
 	resp->status = out->status;
-	snprintf(resp->content_type, sizeof(resp->content_type), "%s",
-	    out->content_type);
+	ph_strlcpy(resp->content_type, out->content_type,
+	    sizeof(resp->content_type));
 	ph_buf_free(&resp->body);
 	ph_buf_init(&resp->body, WEB_RESP_MAX);
 	ph_buf_append(&resp->body, out->body, out->body_len);

@@ -12,6 +12,8 @@
 
 #include <jansson.h>
 
+#include <payhook/sdk.h>
+
 #include "jobs/certs.h"
 #include "ledger/ledger.h"
 #include "ledger/order.h"
@@ -175,7 +177,7 @@ status_cert_metric(const struct certs_item *it, void *arg)
 
 	snprintf(which, sizeof(which), "%s/%s", it->profile, it->key);
 	ac->nth = strcmp(which, ac->last) == 0 ? ac->nth + 1 : 0;
-	snprintf(ac->last, sizeof(ac->last), "%s", which);
+	ph_strlcpy(ac->last, which, sizeof(ac->last));
 	/* Label values: no quotes or backslashes to escape in them. */
 	for (i = o = 0; it->subject[i] != '\0' && o + 1 < sizeof(subject);
 	    i++)

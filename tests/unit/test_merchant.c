@@ -622,6 +622,48 @@ write_v1(const char *path)
 	return 0;
 }
 
+/* How many records of db are still JSON text (-1: the scan failed). */
+static int
+json_records(struct store *s, enum store_db db)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	int n = 0;
+
+	if (store_begin(s, 0, &t) != PH_OK)
+		return -1;
+	store_scan_begin(&sc, &t, db, NULL);
+	while (store_scan_next(&sc))
+		if (sc.val.len > 0 && ((const char *)sc.val.data)[0] == '{')
+			n++;
+	store_scan_end(&sc);
+	if (t.err != PH_OK)
+		n = -1;
+	store_abort(&t);
+	return n;
+}
+
+/* Sets the schema version a store says it has. */
+static int
+set_schema(const char *path, const char *version)
+{
+	struct store_txn t;
+	struct store_key k;
+	struct ph_diag d;
+	struct store *s;
+
+	if (store_open(path, 16 << 20, STORE_OPEN_OLDER, &s, &d) != PH_OK ||
+	    store_begin(s, 1, &t) != PH_OK)
+		return -1;
+	store_key_init(&k, 0);
+	store_key_str(&k, "schema");
+	store_put(&t, STORE_DB_META, &k, version, strlen(version));
+	if (store_commit(&t) != PH_OK)
+		return -1;
+	store_close(s);
+	return 0;
+}
+
 static void
 test_migration(void)
 {
@@ -684,8 +726,22 @@ test_migration(void)
 	    strlen(fx_str(json_array_get(arr, 0), "id")) > STORE_EPOCH_LEN,
 	    "its event has an id");
 	json_decref(arr);
+	ok(json_records(s, STORE_DB_ORDERS) == 0 &&
+	    json_records(s, STORE_DB_PAYMENTS) == 0 &&
+	    json_records(s, STORE_DB_EVENTS) == 0 &&
+	    json_records(s, STORE_DB_REFUNDS) == 0, "no record is JSON text "
+	    "any more (schema 4: CBOR)");
 	store_close(s);
 	ok((s = open_at("v1.mdb")) != NULL, "and opens again as it is");
+	store_close(s);
+
+	/* A build of this schema refuses a store of the next. */
+	ok(set_schema(path, "5") == 0, "the store now says schema 5");
+	s = NULL;
+	memset(&d, 0, sizeof(d));
+	ok(store_open(path, 16 << 20, STORE_OPEN_OLDER, &s, &d) != PH_OK &&
+	    strstr(d.msg, "schema version 5") != NULL, "a newer store is "
+	    "refused, even to a migration: %s", d.msg);
 	store_close(s);
 }
 
