@@ -201,7 +201,11 @@ ph_xml_decl_attr(struct ph_xml_in *in, char *name, const char **val,
 	const unsigned char *q;
 	unsigned char quote;
 
-	if (ph_xml_skip_space(in) == 0 || ph_xml_name(in, name) != PH_OK)
+	/* XML 1.0 asks for the space; libxml2 lets it pass with a warning */
+	if (ph_xml_skip_space(in) == 0)
+		return ph_xml_bad(in, "XML declaration without space before a "
+		    "pseudo-attribute");
+	if (ph_xml_name(in, name) != PH_OK)
 		return ph_xml_bad(in, "malformed XML declaration");
 	ph_xml_skip_space(in);
 	if (in->p == in->end || *in->p++ != '=')

@@ -28,7 +28,8 @@ stricter_on_purpose(const char *msg)
 	return strstr(msg, "a name not of ASCII") != NULL ||
 	    strstr(msg, "name longer than 64 bytes") != NULL ||
 	    strstr(msg, "XML version is not 1.0") != NULL ||
-	    strstr(msg, "malformed XML declaration") != NULL;
+	    strstr(msg, "XML declaration without space before a "
+	    "pseudo-attribute") != NULL;
 }
 
 /* The reader's refusals on the bytes, before it reads any markup: the

@@ -444,6 +444,10 @@ static const struct xml_refusal xml_bad_text[] = {
 	{ "<?xml version=\"1.0\" encoding=\"GBK\"?><xml><a>1</a>"
 	    "</xml>",
 	    "xml: non-UTF-8 prolog refused" },
+	{ "<?xml version=\"1.0\"encoding=\"UTF-8\"?><xml><a>1</a></xml>",
+	    "xml: no space before encoding refused" },
+	{ "<?xml version=\"1.0\" standalone=\"maybe\"?><xml><a>1</a></xml>",
+	    "xml: standalone neither yes nor no refused" },
 	{ "\xef\xbb\xbf<xml><a>1</a></xml>", "xml: BOM refused" },
 	{ "<xml><a>\xc0\xaf</a></xml>", "xml: overlong UTF-8 refused" },
 };
