@@ -214,53 +214,17 @@ ledger_cbor_negint(struct ledger_cbor_rd *r, uint64_t v)
 	ledger_cbor_add(r, json_integer(-(json_int_t)v - 1));
 }
 
-static void
-cb_uint8(void *p, uint8_t v)
-{
-	ledger_cbor_uint(p, v);
-}
-
-static void
-cb_uint16(void *p, uint16_t v)
-{
-	ledger_cbor_uint(p, v);
-}
-
-static void
-cb_uint32(void *p, uint32_t v)
-{
-	ledger_cbor_uint(p, v);
-}
-
-static void
-cb_uint64(void *p, uint64_t v)
-{
-	ledger_cbor_uint(p, v);
-}
-
-static void
-cb_negint8(void *p, uint8_t v)
-{
-	ledger_cbor_negint(p, v);
-}
-
-static void
-cb_negint16(void *p, uint16_t v)
-{
-	ledger_cbor_negint(p, v);
-}
-
-static void
-cb_negint32(void *p, uint32_t v)
-{
-	ledger_cbor_negint(p, v);
-}
-
-static void
-cb_negint64(void *p, uint64_t v)
-{
-	ledger_cbor_negint(p, v);
-}
+/* libcbor calls back with one function type per width of integer. */
+#define LEDGER_CBOR_INT_CB(name, type, fn)				\
+	static void name(void *p, type v) { fn(p, v); }
+LEDGER_CBOR_INT_CB(cb_uint8, uint8_t, ledger_cbor_uint)
+LEDGER_CBOR_INT_CB(cb_uint16, uint16_t, ledger_cbor_uint)
+LEDGER_CBOR_INT_CB(cb_uint32, uint32_t, ledger_cbor_uint)
+LEDGER_CBOR_INT_CB(cb_uint64, uint64_t, ledger_cbor_uint)
+LEDGER_CBOR_INT_CB(cb_negint8, uint8_t, ledger_cbor_negint)
+LEDGER_CBOR_INT_CB(cb_negint16, uint16_t, ledger_cbor_negint)
+LEDGER_CBOR_INT_CB(cb_negint32, uint32_t, ledger_cbor_negint)
+LEDGER_CBOR_INT_CB(cb_negint64, uint64_t, ledger_cbor_negint)
 
 static void
 cb_string(void *p, cbor_data s, size_t len)
@@ -323,31 +287,23 @@ cb_bool(void *p, bool v)
 	ledger_cbor_add(p, json_boolean(v));
 }
 
+/* What this payhook never writes: the record is not one of its own. */
 static void
 cb_refuse(void *p)
 {
 	((struct ledger_cbor_rd *)p)->err = 1;
 }
 
+#define LEDGER_CBOR_REFUSE_CB(name, type)				\
+	static void name(void *p, type v) { (void)v; cb_refuse(p); }
+LEDGER_CBOR_REFUSE_CB(cb_refuse_tag, uint64_t)
+LEDGER_CBOR_REFUSE_CB(cb_refuse_float, float)
+
 static void
 cb_refuse_bytes(void *p, cbor_data s, size_t len)
 {
 	(void)s;
 	(void)len;
-	cb_refuse(p);
-}
-
-static void
-cb_refuse_tag(void *p, uint64_t v)
-{
-	(void)v;
-	cb_refuse(p);
-}
-
-static void
-cb_refuse_float(void *p, float v)
-{
-	(void)v;
 	cb_refuse(p);
 }
 
