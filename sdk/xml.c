@@ -27,6 +27,36 @@ ph_ascii_lower(int c)
 	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
 }
 
+/* True when p (n bytes) starts with word (lower case), in any case. */
+static int
+ph_mem_starts_nocase(const unsigned char *p, size_t n, const char *word)
+{
+	size_t i;
+
+	for (i = 0; word[i] != '\0'; i++)
+		if (i == n || ph_ascii_lower(p[i]) != (unsigned char)word[i])
+			return 0;
+	return 1;
+}
+
+/* True when the document holds "<!DOCTYPE" or "<!ENTITY", in any case:
+ * one pass over its '<', the next byte telling most of them apart. */
+static int
+ph_xml_declares(const unsigned char *p, size_t n)
+{
+	const unsigned char *q, *end = p + n;
+
+	while ((q = memchr(p, '<', (size_t)(end - p))) != NULL) {
+		p = q + 1;
+		if (p < end && *p == '!' &&
+		    (ph_mem_starts_nocase(p + 1, (size_t)(end - p - 1),
+		    "doctype") || ph_mem_starts_nocase(p + 1,
+		    (size_t)(end - p - 1), "entity")))
+			return 1;
+	}
+	return 0;
+}
+
 /* True when needle (lower case) occurs in p, ASCII case-insensitively. */
 static int
 ph_mem_contains_nocase(const unsigned char *p, size_t n, const char *needle)
@@ -634,8 +664,7 @@ ph_xml_parse_flat(const unsigned char *doc, size_t len,
 	ph_xml_skip_space(&in);
 	if (in.p == in.end || *in.p != '<')
 		return ph_fail(diag, PH_E_MALFORMED, "not an XML document");
-	if (ph_mem_contains_nocase(doc, len, "<!doctype") ||
-	    ph_mem_contains_nocase(doc, len, "<!entity"))
+	if (ph_xml_declares(doc, len))
 		return ph_fail(diag, PH_E_MALFORMED,
 		    "DOCTYPE or ENTITY declarations are refused");
 	in.p = in.start;

@@ -106,7 +106,7 @@ ledger_dedup_read(const struct store_val *v, struct ledger_dedup *d)
 	int i;
 
 	memset(d, 0, sizeof(*d));
-	if (v->len > 0 && p[0] == '{')
+	if (ledger_is_json(v))
 		return ledger_dedup_json(v, d);
 	if (v->len < LEDGER_DEDUP_FIXED || p[0] != LEDGER_DEDUP_TAG ||
 	    memchr(p + 1, '\0', LEDGER_DEDUP_DIGEST) != NULL)
@@ -139,12 +139,6 @@ ledger_dedup_get(struct store_txn *t, const struct store_key *k,
 		return t->err = PH_E_STORE;
 	}
 	return PH_OK;
-}
-
-int
-ledger_dedup_is_json(const struct store_val *v)
-{
-	return v->len > 0 && ((const unsigned char *)v->data)[0] == '{';
 }
 
 int

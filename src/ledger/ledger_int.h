@@ -20,6 +20,9 @@
 int ledger_cbor_write(const json_t *j, struct ph_buf *out);
 json_t *ledger_cbor_read(const void *data, size_t len);
 
+/* Is it a record in JSON text, as schema 3 and older wrote every record
+ * (schema 2 and older, the dedup records)? */
+int ledger_is_json(const struct store_val *v);
 json_t *ledger_load(const struct store_val *v);
 int ledger_get(struct store_txn *t, enum store_db db,
     const struct store_key *k, json_t **out);
@@ -91,8 +94,6 @@ int ledger_dedup_get(struct store_txn *t, const struct store_key *k,
     struct ledger_dedup *d);
 /* Decodes a dedup record, binary or (schema 2 and older) JSON. */
 int ledger_dedup_read(const struct store_val *v, struct ledger_dedup *d);
-/* Is it a record of schema 2 or older, still in JSON? */
-int ledger_dedup_is_json(const struct store_val *v);
 /* The first sighting of a dedup record, for pruning. */
 ledger_time_fn ledger_dedup_first_seen;
 

@@ -179,7 +179,7 @@ ledger_migrate_dedup(struct store *s, struct store_txn *t, enum store_db db,
 
 	(void)s;
 	(void)db;
-	if (!ledger_dedup_is_json(val) || ledger_dedup_read(val, &d) != PH_OK)
+	if (!ledger_is_json(val) || ledger_dedup_read(val, &d) != PH_OK)
 		return;
 	store_key_from_val(&k, key);
 	ledger_dedup_put(t, &k, &d);
@@ -195,8 +195,7 @@ ledger_migrate_cbor(struct store *s, struct store_txn *t, enum store_db db,
 	json_t *j;
 
 	(void)s;
-	if (val->len == 0 || ((const char *)val->data)[0] != '{' ||
-	    (j = ledger_load(val)) == NULL)
+	if (!ledger_is_json(val) || (j = ledger_load(val)) == NULL)
 		return;
 	store_key_from_val(&k, key);
 	ledger_put(t, db, &k, j);

@@ -64,6 +64,12 @@ ledger_event_name(enum ledger_event e)
 
 /* ---- Records in and out of the store ------------------------------------ */
 
+int
+ledger_is_json(const struct store_val *v)
+{
+	return v->len > 0 && ((const char *)v->data)[0] == '{';
+}
+
 /*
  * A record: CBOR (ledger_cbor.c), or JSON text as schema 3 and before
  * wrote it, and as a payhook of schema 3 still running beside the
@@ -75,7 +81,7 @@ ledger_load(const struct store_val *v)
 	json_error_t jerr;
 	json_t *j;
 
-	if (v->len > 0 && ((const char *)v->data)[0] != '{') {
+	if (!ledger_is_json(v)) {
 		if ((j = ledger_cbor_read(v->data, v->len)) == NULL)
 			log_err("database: unreadable record (CBOR, %zu "
 			    "bytes)", v->len);

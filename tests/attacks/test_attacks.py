@@ -23,7 +23,6 @@ Content-Length headers.  Run by hand after make:
 tests/e2e/run-python tests/attacks/test_attacks.py
 """
 
-import base64
 import json
 import os
 import shutil
@@ -53,7 +52,6 @@ def _wechat_xml(args, inst):
     signing; 'pairs' appends (name, value) pairs after signing; 'prefix'
     and 'suffix' wrap the XML text; values may hold \\u escapes."""
     profile = args.get('profile', 'wxshop')
-    prof = inst.profiles[profile]
     kw = {}
     for k in ('sign_type', 'sign_type_field'):
         if k in args:
@@ -226,11 +224,10 @@ def main(tap):
             before = harness.store_dump(inst)
             if isinstance(built, bytes):
                 status, body = send_raw(inst.server.port, built)
-                ctype = ''
             else:
                 method, path, hdrs, body = built
                 r = inst.request(method, inst.path(path), body, hdrs)
-                status, body, ctype = r.status, r.body, r.content_type
+                status, body = r.status, r.body
             exp = case['expect']
             good = True
             if 'status' in exp:

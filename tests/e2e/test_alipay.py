@@ -37,7 +37,7 @@ from harness import (alipay_sign_string, recon_counts,  # noqa: E402
                      unionpay_form)
 
 try:
-    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding, rsa
 except ImportError:     # the whole file needs it
     rsa = None

@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -286,7 +285,6 @@ def test_archive_full(tap):
     tap.ok(all(inst.order(x).get('state') == 'PAID' for x in ids[::50]),
            '... and applied')
     r = inst.cli('notifications', 'list', '--limit', '100000')
-    lines = r.stdout.splitlines()
     tap.is_(r.returncode, 0, 'notifications list works on a full archive',
             r.stderr[-300:])
     tap.ok(any(x in r.stdout for x in ids[-20:]),

@@ -23,7 +23,7 @@ from harness import (Instance, SUCCESS_ACK, make_payment,  # noqa: E402
 
 def main(tap):
     inst = Instance(tap, name='ops', max_procs=3)
-    srv = inst.start()
+    inst.start()
     ids = ['OPS-%s-%d' % (os.urandom(3).hex(), i) for i in range(20)]
     bodies = []
     for i, o in enumerate(ids):

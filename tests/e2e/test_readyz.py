@@ -10,7 +10,6 @@ archive that cannot be written are reasons too, named without their
 paths.  /readyz needs no token; its reasons are "code: text".
 """
 
-import json
 import os
 import re
 import sys

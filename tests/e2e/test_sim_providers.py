@@ -23,7 +23,6 @@ bad signature or key refused.
 import base64
 import datetime
 import hashlib
-import hmac
 import json
 import os
 import shutil

@@ -18,8 +18,8 @@ import time
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (SUCCESS_ACK, check_ack, check_json_error,  # noqa: E402
-                     is_rfc3339_utc, make_payment, notify_xml, txn_id)
+from harness import (SUCCESS_ACK, check_ack, is_rfc3339_utc,  # noqa: E402
+                     make_payment, notify_xml, txn_id)
 
 
 def new_events(inst, base):
