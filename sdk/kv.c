@@ -16,25 +16,12 @@ ph_kvlist_init(struct ph_kvlist *l, size_t max)
 	l->max = max;
 }
 
-static char *
-ph_memdup0(const char *p, size_t n)
-{
-	char *s;
-
-	if (n == SIZE_MAX || (s = malloc(n + 1)) == NULL)
-		return NULL;
-	if (n > 0)
-		memcpy(s, p, n);
-	s[n] = '\0';
-	return s;
-}
-
 int
 ph_kvlist_add(struct ph_kvlist *l, const char *key, size_t key_len,
     const char *val, size_t val_len, struct ph_diag *diag)
 {
 	struct ph_kv *kv;
-	char *k = NULL, *v = NULL;
+	char *k, *v;
 	size_t i;
 
 	if (key == NULL || (val == NULL && val_len > 0))
@@ -49,8 +36,8 @@ ph_kvlist_add(struct ph_kvlist *l, const char *key, size_t key_len,
 		    "field %.*s: value contains NUL", (int)(key_len > 64 ?
 		    64 : key_len), key);
 	for (i = 0; i < l->n; i++)
-		if (strlen(l->items[i].key) == key_len &&
-		    memcmp(l->items[i].key, key, key_len) == 0)
+		if (strncmp(l->items[i].key, key, key_len) == 0 &&
+		    l->items[i].key[key_len] == '\0')
 			return ph_fail(diag, PH_E_MALFORMED,
 			    "field %.*s: repeated", (int)(key_len > 64 ?
 			    64 : key_len), key);
@@ -68,11 +55,16 @@ ph_kvlist_add(struct ph_kvlist *l, const char *key, size_t key_len,
 		l->items = kv;
 		l->cap = cap;
 	}
-	if ((k = ph_memdup0(key, key_len)) == NULL ||
-	    (v = ph_memdup0(val, val_len)) == NULL) {
-		free(k);
+	/* key and value in one block, the key first: freed as the key */
+	if (key_len > SIZE_MAX - 2 - val_len ||
+	    (k = malloc(key_len + val_len + 2)) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	}
+	memcpy(k, key, key_len);
+	k[key_len] = '\0';
+	v = k + key_len + 1;
+	if (val_len > 0)
+		memcpy(v, val, val_len);
+	v[val_len] = '\0';
 	kv = &l->items[l->n++];
 	kv->key = k;
 	kv->val = v;
@@ -110,8 +102,7 @@ ph_kvlist_free(struct ph_kvlist *l)
 	size_t i;
 
 	for (i = 0; i < l->n; i++) {
-		free(l->items[i].key);
-		free(l->items[i].val);
+		free(l->items[i].key);	/* the value with it */
 	}
 	free(l->items);
 	l->items = NULL;

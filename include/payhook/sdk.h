@@ -85,7 +85,8 @@ size_t ph_strlcpy(char *dst, const char *src, size_t size);
 
 struct ph_kv {
 	char *key;		/* NUL-terminated */
-	char *val;		/* NUL-terminated; may contain no NUL */
+	char *val;		/* NUL-terminated; may contain no NUL; one
+				 * allocation with key, the list's to free */
 	size_t val_len;
 };
 
