@@ -14,6 +14,7 @@
  * this payhook never wrote it.
  */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cbor.h>
@@ -22,9 +23,11 @@
 
 #include "ledger/ledger_int.h"
 
-#define LEDGER_CBOR_DEPTH 16	/* containers, the record's own included */
+/* Containers, the record's own included: an order's attempt data, the
+ * deepest part of any record, begins at the fourth (web/api.c limits
+ * what a merchant gives). */
+#define LEDGER_CBOR_DEPTH 64
 #define LEDGER_CBOR_MAX (64u << 20)	/* far above any record */
-#define LEDGER_CBOR_KEY_MAX 255
 
 /* ---- Writing ------------------------------------------------------------ */
 
@@ -109,8 +112,9 @@ ledger_cbor_write(const json_t *j, struct ph_buf *out)
 struct ledger_cbor_frame {
 	json_t *c;		/* the map or array being filled */
 	uint64_t left;		/* items still to come (a map's: keys too) */
-	int has_key;		/* a map's: key read, its value to come */
-	char key[LEDGER_CBOR_KEY_MAX + 1];
+	const char *key;	/* a map's: key read (in the record's bytes),
+				 * its value to come; NULL before */
+	size_t key_len;
 };
 
 struct ledger_cbor_rd {
@@ -125,7 +129,31 @@ static int
 ledger_cbor_want_key(const struct ledger_cbor_rd *r)
 {
 	return r->depth > 0 && json_is_object(r->st[r->depth - 1].c) &&
-	    !r->st[r->depth - 1].has_key;
+	    r->st[r->depth - 1].key == NULL;
+}
+
+/* Sets f's pending key to v in its map; non-zero for a key not UTF-8 or
+ * read twice.  Takes the reference to v. */
+static int
+ledger_cbor_set(struct ledger_cbor_frame *f, json_t *v)
+{
+	char buf[128], *key = buf;
+	size_t before = json_object_size(f->c);
+	int rc;
+
+	if (f->key_len >= sizeof(buf) &&
+	    (key = malloc(f->key_len + 1)) == NULL) {
+		json_decref(v);
+		return -1;
+	}
+	memcpy(key, f->key, f->key_len);
+	key[f->key_len] = '\0';
+	rc = json_object_set_new(f->c, key, v) != 0 ||
+	    json_object_size(f->c) == before;
+	if (key != buf)
+		free(key);
+	f->key = NULL;
+	return rc;
 }
 
 /* Puts a finished item where it belongs; takes the reference to v. */
@@ -133,7 +161,6 @@ static void
 ledger_cbor_add(struct ledger_cbor_rd *r, json_t *v)
 {
 	struct ledger_cbor_frame *f;
-	size_t before;
 
 	for (;;) {
 		if (v == NULL || r->err || ledger_cbor_want_key(r)) {
@@ -152,13 +179,10 @@ ledger_cbor_add(struct ledger_cbor_rd *r, json_t *v)
 		}
 		f = &r->st[r->depth - 1];
 		if (json_is_object(f->c)) {
-			before = json_object_size(f->c);
-			if (json_object_set_new(f->c, f->key, v) != 0 ||
-			    json_object_size(f->c) == before) {
-				r->err = 1;	/* a key not UTF-8, or twice */
+			if (ledger_cbor_set(f, v) != 0) {
+				r->err = 1;
 				return;
 			}
-			f->has_key = 0;
 			f->left -= 2;
 		} else {
 			if (json_array_append_new(f->c, v) != 0) {
@@ -190,7 +214,7 @@ ledger_cbor_open(struct ledger_cbor_rd *r, json_t *c, uint64_t items)
 	}
 	r->st[r->depth].c = c;
 	r->st[r->depth].left = items;
-	r->st[r->depth].has_key = 0;
+	r->st[r->depth].key = NULL;
 	r->depth++;
 }
 
@@ -240,14 +264,9 @@ cb_string(void *p, cbor_data s, size_t len)
 		ledger_cbor_add(r, json_stringn((const char *)s, len));
 		return;
 	}
-	if (len > LEDGER_CBOR_KEY_MAX) {
-		r->err = 1;
-		return;
-	}
 	f = &r->st[r->depth - 1];
-	memcpy(f->key, s, len);
-	f->key[len] = '\0';
-	f->has_key = 1;
+	f->key = (const char *)s;	/* the record's bytes outlive the read */
+	f->key_len = len;
 }
 
 static void

@@ -117,6 +117,7 @@ ledger_put(struct store_txn *t, enum store_db db, const struct store_key *k,
     const json_t *j)
 {
 	struct ph_buf b;
+	char *s;
 	int rc;
 
 	if (j == NULL) {
@@ -124,12 +125,26 @@ ledger_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 			t->err = PH_E_NOMEM;
 		return;
 	}
-	if ((rc = ledger_cbor_write(j, &b)) != PH_OK) {
-		if (t->err == PH_OK)
-			t->err = rc;
-	} else
+	rc = ledger_cbor_write(j, &b);
+	if (rc == PH_OK)
 		store_put(t, db, k, b.data, b.len);
 	ph_buf_free(&b);
+	if (rc != PH_E_TOOBIG) {
+		if (rc != PH_OK && t->err == PH_OK)
+			t->err = rc;
+		return;
+	}
+	/* Nested deeper than a CBOR record goes (a record of schema 3 with
+	 * such attempt data): JSON text, which is read as well as ever. */
+	log_warn("database: a record nested too deep for CBOR is kept as "
+	    "JSON text");
+	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {
+		if (t->err == PH_OK)
+			t->err = PH_E_NOMEM;
+		return;
+	}
+	store_put(t, db, k, s, strlen(s));
+	free(s);
 }
 
 void

@@ -104,7 +104,28 @@ api_attempt_data(const json_t *in, const json_t **out, struct web_response *resp
 
 #define API_EXPIRES_MAX (90L * 86400)	/* an order may wait 90 days */
 #define API_ATTEMPT_MAX 2048		/* bytes of provider attempt data */
+#define API_ATTEMPT_DEPTH 8		/* its objects and arrays, nested */
 #define API_GUARD_HOLD_S 60		/* seconds the guard holds an order */
+
+/* How deep objects and arrays nest in v (a string or number: 0). */
+static int
+api_json_depth(const json_t *v)
+{
+	const char *key;
+	json_t *e;
+	size_t i;
+	int d, most = 0;
+
+	if (json_is_object(v))
+		json_object_foreach((json_t *)v, key, e)
+			if ((d = api_json_depth(e)) > most)
+				most = d;
+	if (json_is_array(v))
+		json_array_foreach(v, i, e)
+			if ((d = api_json_depth(e)) > most)
+				most = d;
+	return json_is_object(v) || json_is_array(v) ? most + 1 : 0;
+}
 
 /* Validates provider attempt data: a small JSON object, or absent. */
 static int
@@ -127,6 +148,13 @@ api_attempt_valid(const json_t *v, struct web_response *resp,
 	if (len > API_ATTEMPT_MAX) {
 		web_error(resp, 400, "bad_request", "%s is larger than %d "
 		    "bytes", field, API_ATTEMPT_MAX);
+		return 0;
+	}
+	/* what a record can hold (src/ledger/ledger_cbor.c) and more than
+	 * any provider's attempt data needs */
+	if (api_json_depth(v) > API_ATTEMPT_DEPTH) {
+		web_error(resp, 400, "bad_request", "%s nests objects and "
+		    "arrays more than %d deep", field, API_ATTEMPT_DEPTH);
 		return 0;
 	}
 	return 1;

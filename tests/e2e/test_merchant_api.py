@@ -326,6 +326,32 @@ def test_killed_between(tap):
     inst.cleanup()
 
 
+def nested(depth, leaf):
+    """Attempt data: objects nested depth deep around leaf."""
+    v = leaf
+    for i in range(depth - 1):
+        v = {'n%d' % i: v}
+    return v
+
+
+def test_attempt_data(tap, inst):
+    """Attempt data goes into the order's record (CBOR) and comes back
+    the same: a long key, unicode, numbers, as deep as the API takes."""
+    oid = 'AD-' + os.urandom(4).hex()
+    data = {'list': ['\u6536\u6b3e', -5, 2 ** 40, True, None, {}, []],
+            'deep': nested(7, {'k' * 300: 'v'})}
+    r = inst.create_order(oid, 100, attempt=data)
+    tap.is_(r.status, 201, 'attempt data nested 8 deep, a key of 300 '
+            'bytes: 201', r.describe())
+    atts = (inst.order(oid) or {}).get('attempts') or [{}]
+    tap.is_(atts[0].get('data'), data, '... read back the same')
+    r = inst.create_order(oid + 'x', 100, attempt=nested(9, {'a': 1}))
+    check_json_error(tap, r, 400, 'attempt data nested 9 deep')
+    tap.ok('more than 8 deep' in ((r.json or {}).get('message') or ''),
+           '... the message says how deep it may go', r.describe())
+    tap.is_(inst.get_order(oid + 'x').status, 404, '... no order made')
+
+
 def main(tap):
     # Attempts ask the provider first, the refund runner sends: both to
     # the simulator.
@@ -336,6 +362,7 @@ def main(tap):
     test_keys(tap, inst)
     test_refund_ids(tap, inst)
     test_feed(tap, inst)
+    test_attempt_data(tap, inst)
     test_restore(tap, inst, sim)
     inst.cleanup()
     sim.stop()

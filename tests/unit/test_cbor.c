@@ -107,6 +107,22 @@ test_round_trip(void)
 	ph_buf_free(&b);
 	json_decref(rec);
 
+	/* a key longer than any buffer a reader might have kept for one */
+	{
+		char key[1001];
+
+		memset(key, 'k', sizeof(key) - 1);
+		key[sizeof(key) - 1] = '\0';
+		rec = json_pack("{s:{s:i}}", "data", key, 7);
+		back = NULL;
+		ok(ledger_cbor_write(rec, &b) == PH_OK &&
+		    (back = ledger_cbor_read(b.data, b.len)) != NULL &&
+		    json_equal(rec, back), "a key of 1,000 bytes reads back");
+		json_decref(back);
+		json_decref(rec);
+		ph_buf_free(&b);
+	}
+
 	/* a longer head than needed is still the same value */
 	{
 		static const unsigned char wide[] = { 0xa1, 0x61, 0x61, 0x1b,
@@ -134,14 +150,14 @@ test_write_refusals(void)
 
 	j = json_object();
 	inner = j;
-	for (i = 0; i < 20; i++) {
+	for (i = 0; i < 70; i++) {
 		json_t *o = json_object();
 
 		json_object_set_new(inner, "x", o);
 		inner = o;
 	}
-	is_int(ledger_cbor_write(j, &b), PH_E_TOOBIG, "a record nested 20 "
-	    "deep is refused");
+	is_int(ledger_cbor_write(j, &b), PH_E_TOOBIG, "a record nested 70 "
+	    "deep is refused (ledger_put keeps it as JSON text)");
 	ph_buf_free(&b);
 	json_decref(j);
 }
@@ -149,7 +165,7 @@ test_write_refusals(void)
 static void
 test_read_refusals(void)
 {
-	unsigned char buf[64];
+	unsigned char buf[160];
 	size_t i, n;
 	json_t *j;
 
@@ -160,20 +176,20 @@ test_read_refusals(void)
 		json_decref(j);
 	}
 
-	/* 16 containers deep, the record's own included, is read; 17 not */
-	for (n = 0; n < 15; n++) {
+	/* 64 containers deep, the record's own included, is read; 65 not */
+	for (n = 0; n < 63; n++) {
 		buf[2 * n] = 0xa1;
 		buf[2 * n + 1] = 0x60;		/* key "" */
 	}
 	buf[2 * n] = 0xa0;
 	j = ledger_cbor_read(buf, 2 * n + 1);
-	ok(j != NULL, "maps 16 deep read");
+	ok(j != NULL, "maps 64 deep read");
 	json_decref(j);
 	buf[2 * n] = 0xa1;
 	buf[2 * n + 1] = 0x60;
 	buf[2 * n + 2] = 0xa0;
 	j = ledger_cbor_read(buf, 2 * n + 3);
-	ok(j == NULL, "17 deep do not");
+	ok(j == NULL, "65 deep do not");
 	json_decref(j);
 }
 

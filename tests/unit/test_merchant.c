@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "ledger/ledger.h"
+#include "ledger/ledger_int.h"
 #include "store/store.h"
 #include "ledger_fixture.h"
 #include "helpers.h"
@@ -745,6 +746,53 @@ test_migration(void)
 	store_close(s);
 }
 
+/* An order whose attempt data nests deeper than a CBOR record goes (as
+ * a store of schema 3 may hold one): kept in JSON text, read and written
+ * as any other. */
+static void
+test_deep_record(struct store *s)
+{
+	struct ledger_new_order n;
+	struct store_txn t;
+	struct store_key k;
+	struct store_val v;
+	struct ph_diag d;
+	json_t *data, *inner, *o = NULL;
+	int created = 0, i, json = 0;
+
+	data = json_object();
+	inner = data;
+	for (i = 0; i < 70; i++) {
+		json_t *x = json_object();
+
+		json_object_set_new(inner, "n", x);
+		inner = x;
+	}
+	memset(&n, 0, sizeof(n));
+	n.order_id = "DEEP1";
+	n.profile = "wxshop";
+	n.amount = 100;
+	n.currency = "CNY";
+	n.attempt = data;
+	memset(&d, 0, sizeof(d));
+	is_int(ledger_create_order(s, &n, 1700000000, NULL, &o, &created, &d),
+	    PH_OK, "an order with attempt data 70 deep is made: %s", d.msg);
+	json_decref(o);
+	o = NULL;
+	ledger_key_order(&k, "DEEP1");
+	if (store_begin(s, 0, &t) == PH_OK) {
+		json = store_get(&t, STORE_DB_ORDERS, &k, &v) == PH_OK &&
+		    ledger_is_json(&v);
+		store_abort(&t);
+	}
+	ok(json, "... its record is JSON text");
+	ok(ledger_get_order(s, "DEEP1", &o) == PH_OK &&
+	    json_equal(json_object_get(json_array_get(json_object_get(o,
+	    "attempts"), 0), "data"), data), "... and reads back the same");
+	json_decref(o);
+	json_decref(data);
+}
+
 int
 main(void)
 {
@@ -760,6 +808,7 @@ main(void)
 	test_refund_ids(s);
 	test_profiles(s);
 	test_event_ids(s);
+	test_deep_record(s);
 	store_close(s);
 	test_restore();
 	test_migration();
