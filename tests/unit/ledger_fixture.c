@@ -135,3 +135,16 @@ fx_events_of_type(struct store *s, const char *type, uint64_t *last)
 	json_decref(arr);
 	return n;
 }
+
+json_t *
+fx_nested(int depth)
+{
+	json_t *top = json_object(), *inner = top, *o;
+
+	while (--depth > 0 && inner != NULL) {
+		o = json_object();
+		json_object_set_new(inner, "n", o);
+		inner = o;
+	}
+	return top;
+}

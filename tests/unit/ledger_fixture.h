@@ -47,5 +47,7 @@ size_t fx_exceptions(struct store *s, const char *id, const char *type);
 size_t fx_events_of_type(struct store *s, const char *type, uint64_t *last);
 /* A string field of a JSON object, "" when absent. */
 const char *fx_str(const json_t *o, const char *key);
+/* Objects nested depth deep, each {"n": the next}, the last empty. */
+json_t *fx_nested(int depth);
 
 #endif

@@ -11,6 +11,7 @@
 #include <payhook/sdk.h>
 
 #include "ledger/ledger_int.h"
+#include "ledger_fixture.h"
 #include "tap.h"
 
 /* A record with every kind of value a record holds. */
@@ -139,8 +140,7 @@ static void
 test_write_refusals(void)
 {
 	struct ph_buf b;
-	json_t *j, *inner;
-	int i;
+	json_t *j;
 
 	j = json_array();
 	is_int(ledger_cbor_write(j, &b), PH_E_INTERNAL, "an array is not a "
@@ -148,14 +148,7 @@ test_write_refusals(void)
 	ph_buf_free(&b);
 	json_decref(j);
 
-	j = json_object();
-	inner = j;
-	for (i = 0; i < 70; i++) {
-		json_t *o = json_object();
-
-		json_object_set_new(inner, "x", o);
-		inner = o;
-	}
+	j = fx_nested(70);
 	is_int(ledger_cbor_write(j, &b), PH_E_TOOBIG, "a record nested 70 "
 	    "deep is refused (ledger_put keeps it as JSON text)");
 	ph_buf_free(&b);

@@ -757,17 +757,9 @@ test_deep_record(struct store *s)
 	struct store_key k;
 	struct store_val v;
 	struct ph_diag d;
-	json_t *data, *inner, *o = NULL;
-	int created = 0, i, json = 0;
+	json_t *data = fx_nested(70), *o = NULL;
+	int created = 0, json = 0;
 
-	data = json_object();
-	inner = data;
-	for (i = 0; i < 70; i++) {
-		json_t *x = json_object();
-
-		json_object_set_new(inner, "n", x);
-		inner = x;
-	}
 	memset(&n, 0, sizeof(n));
 	n.order_id = "DEEP1";
 	n.profile = "wxshop";
