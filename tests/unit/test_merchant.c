@@ -785,6 +785,88 @@ test_deep_record(struct store *s)
 	json_decref(data);
 }
 
+/*
+ * A store written by payhook of schema 3 (tests/unit/data/schema3.mdb:
+ * demo/run-demo of 8227430, its order paid and a refund of it asked with
+ * an Idempotency-Key, an order with attempt data made with one, a pending
+ * order), opened by this build: brought to schema 4, every record there.
+ */
+static void
+test_schema3_file(void)
+{
+	const char *top = getenv("top_srcdir");
+	char from[4096], to[400];
+	json_t *o = NULL, *arr = NULL, *r = NULL, *data;
+	struct store *s;
+	uint64_t next;
+	size_t n = 0;
+	char buf[65536];
+	FILE *in, *out;
+
+	snprintf(from, sizeof(from), "%s/tests/unit/data/schema3.mdb",
+	    top != NULL && top[0] != '\0' ? top : ".");
+	snprintf(to, sizeof(to), "%s/s3.mdb", dir);
+	if ((in = fopen(from, "rb")) != NULL) {
+		if ((out = fopen(to, "wb")) != NULL) {
+			while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+				if (fwrite(buf, 1, n, out) != n)
+					break;
+			if (fclose(out) != 0)
+				n = 1;
+		} else
+			n = 1;
+		fclose(in);
+	} else
+		n = 1;
+	if (!ok(n == 0, "the schema 3 store of 8227430 is copied (%s)", from))
+		return;
+	if (!ok((s = open_at("s3.mdb")) != NULL, "ledger_open brings it up"))
+		return;
+	is_int(store_schema(s), 4, "... to schema 4");
+	ok(json_records(s, STORE_DB_ORDERS) == 0 &&
+	    json_records(s, STORE_DB_PAYMENTS) == 0 &&
+	    json_records(s, STORE_DB_EVENTS) == 0 &&
+	    json_records(s, STORE_DB_REFUNDS) == 0 &&
+	    json_records(s, STORE_DB_IDEM) == 0, "... no record left in JSON "
+	    "text");
+	ok(ledger_get_order(s, "DEMO-20261205210818-18227", &o) == PH_OK &&
+	    strcmp(fx_str(o, "state"), "REFUNDING") == 0 &&
+	    strcmp(fx_str(o, "provider_txn_id"),
+	    "420020261206050818b1b9298ad0") == 0 &&
+	    json_integer_value(json_object_get(o, "amount")) == 1,
+	    "the paid order, a refund asked: REFUNDING, its transaction");
+	json_decref(o);
+	o = NULL;
+	data = json_pack("{s:s, s:{s:[i, i, s, b, n]}}", "txnTime",
+	    "20261205210000", "nested", "list", 1, -2, "\xe6\x94\xb6\xe6\xac"
+	    "\xbe", 1);
+	ok(ledger_get_order(s, "MIG-ATT-1", &o) == PH_OK &&
+	    strcmp(fx_str(o, "state"), "PENDING") == 0 &&
+	    json_integer_value(json_object_get(o, "amount")) == 2500 &&
+	    json_equal(json_object_get(json_array_get(json_object_get(o,
+	    "attempts"), 0), "data"), data), "the order with attempt data: "
+	    "pending, 2500, its data the same");
+	json_decref(data);
+	json_decref(o);
+	o = NULL;
+	ok(ledger_get_order(s, "MIG-PEND-2", &o) == PH_OK &&
+	    strcmp(fx_str(o, "state"), "PENDING") == 0, "the pending order");
+	json_decref(o);
+	ok(ledger_get_refund(s, "phr218b6511e63a1", &r) == PH_OK &&
+	    json_integer_value(json_object_get(r, "amount")) == 1 &&
+	    strcmp(fx_str(r, "merchant_reason"), "migration fixture") == 0,
+	    "the refund, found by its id");
+	json_decref(r);
+	ok(ledger_events(s, 0, 10, &arr, &next) == PH_OK &&
+	    json_array_size(arr) == 2 &&
+	    strcmp(fx_str(json_array_get(arr, 0), "type"), "order.paid") == 0 &&
+	    strcmp(fx_str(json_array_get(arr, 0), "id"),
+	    "218b6511e63a6660-1") == 0, "the two events, order.paid first, "
+	    "its id as before");
+	json_decref(arr);
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -804,6 +886,7 @@ main(void)
 	store_close(s);
 	test_restore();
 	test_migration();
+	test_schema3_file();
 	th_scratch_remove(dir);
 	return done_testing();
 }
