@@ -86,6 +86,10 @@ cli_check_run(struct cli *c)
 		return usable;
 	}
 	cli_check_fill(c);
+	if (store_schema_found(c->store) < store_schema(c->store))
+		printf("payhook: database %s brought from schema %d to %d\n",
+		    c->conf->db_path, store_schema_found(c->store),
+		    store_schema(c->store));
 	printf("payhook: %s: configuration OK (%zu profile(s), %zu "
 	    "plugin(s), database %s%s)%s%s\n", c->path, c->conf->nprofiles,
 	    c->conf->loader.n, c->conf->db_path, exists ? "" : ", created",

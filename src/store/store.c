@@ -66,6 +66,7 @@ struct store {
 	 * written). */
 	uint64_t synced;
 	int schema;			/* the file's schema version */
+	int schema_found;		/* ... when it was opened */
 	char epoch[STORE_EPOCH_LEN + 1];
 	char epoch_new[STORE_EPOCH_LEN + 1];	/* made in an open txn */
 };
@@ -141,6 +142,12 @@ store_schema(const struct store *s)
 	return s->schema;
 }
 
+int
+store_schema_found(const struct store *s)
+{
+	return s->schema_found;
+}
+
 const char *
 store_epoch(const struct store *s)
 {
@@ -196,6 +203,7 @@ store_check_schema(struct store *s, int flags, struct ph_diag *diag)
 	rc = store_get(&t, STORE_DB_META, &k, &v);
 	if (rc == PH_E_NOTFOUND) {
 		store_set_schema(&t, STORE_SCHEMA_VERSION);
+		s->schema_found = STORE_SCHEMA_VERSION;
 		store_new_epoch(&t);
 		if ((rc = store_commit(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database %s: cannot write "
@@ -210,7 +218,7 @@ store_check_schema(struct store *s, int flags, struct ph_diag *diag)
 	}
 	snprintf(have, sizeof(have), "%.*s", (int)(v.len < 15 ? v.len : 15),
 	    (const char *)v.data);
-	s->schema = (int)strtol(have, NULL, 10);
+	s->schema = s->schema_found = (int)strtol(have, NULL, 10);
 	store_meta_key(&k, "epoch");
 	if (store_get(&t, STORE_DB_META, &k, &v) == PH_OK &&
 	    v.len == STORE_EPOCH_LEN)

@@ -115,6 +115,8 @@ int store_open(const char *path, size_t map_size, int flags,
 const char *store_path(const struct store *s);
 /* The schema version the file has (older only with STORE_OPEN_OLDER). */
 int store_schema(const struct store *s);
+/* The version the file had when it was opened (before any migration). */
+int store_schema_found(const struct store *s);
 /* Records version as the store's schema, in t (a migration's last step). */
 void store_set_schema(struct store_txn *t, int version);
 /* The epoch (STORE_EPOCH_LEN hex digits); "" before one is made. */
