@@ -68,7 +68,6 @@ ph_digest(const EVP_MD *const *mdp, const void *p, size_t n,
     unsigned char *out, unsigned int want)
 {
 	const EVP_MD *md;
-
 	unsigned int len = 0;
 
 	if (pthread_once(&ph_md_once, ph_md_init) != 0)

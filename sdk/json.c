@@ -48,6 +48,12 @@ ph_json_depth_ok(const json_t *v, size_t depth, size_t max)
 }
 
 int
+ph_json_depth_within(const json_t *v, size_t max)
+{
+	return ph_json_depth_ok(v, 1, max);
+}
+
+int
 ph_json_parse(const unsigned char *doc, size_t len,
     const struct ph_json_limits *lim, struct json_t **out,
     struct ph_diag *diag)

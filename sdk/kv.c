@@ -101,9 +101,8 @@ ph_kvlist_free(struct ph_kvlist *l)
 {
 	size_t i;
 
-	for (i = 0; i < l->n; i++) {
+	for (i = 0; i < l->n; i++)
 		free(l->items[i].key);	/* the value with it */
-	}
 	free(l->items);
 	l->items = NULL;
 	l->n = 0;

@@ -61,7 +61,7 @@ ph_xml_declares(const unsigned char *p, size_t n)
 static int
 ph_mem_contains_nocase(const unsigned char *p, size_t n, const char *needle)
 {
-	size_t m = strlen(needle), i, j;
+	size_t m = strlen(needle), i;
 	const unsigned char *q;
 	int first, plain;
 
@@ -77,10 +77,7 @@ ph_mem_contains_nocase(const unsigned char *p, size_t n, const char *needle)
 				return 0;
 			i = (size_t)(q - p);
 		}
-		for (j = 0; j < m; j++)
-			if (ph_ascii_lower(p[i + j]) != (unsigned char)needle[j])
-				break;
-		if (j == m)
+		if (ph_mem_starts_nocase(p + i, n - i, needle))
 			return 1;
 	}
 	return 0;

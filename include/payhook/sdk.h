@@ -628,6 +628,11 @@ int ph_json_parse(const unsigned char *doc, size_t len,
     const struct ph_json_limits *lim, struct json_t **out,
     struct ph_diag *diag);
 
+/* Non-zero when v's objects and arrays nest max deep at the most (an
+ * object of scalars is 1; a string or number 0), as ph_json_parse
+ * counts. */
+int ph_json_depth_within(const struct json_t *v, size_t max);
+
 /* The member at path, or NULL; points into obj. */
 const struct json_t *ph_json_lookup(const struct json_t *obj,
     const char *path);

@@ -134,8 +134,8 @@ ledger_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 			t->err = rc;
 		return;
 	}
-	/* Nested deeper than a CBOR record goes (a record of schema 3 with
-	 * such attempt data): JSON text, which is read as well as ever. */
+	/* Deeper than a CBOR record goes (a record of schema 3 with such
+	 * attempt data), or larger: JSON text, read as well as ever. */
 	log_warn("database: a record nested too deep for CBOR is kept as "
 	    "JSON text");
 	if ((s = json_dumps(j, JSON_COMPACT)) == NULL) {

@@ -107,26 +107,6 @@ api_attempt_data(const json_t *in, const json_t **out, struct web_response *resp
 #define API_ATTEMPT_DEPTH 8		/* its objects and arrays, nested */
 #define API_GUARD_HOLD_S 60		/* seconds the guard holds an order */
 
-/* How deep objects and arrays nest in v (a string or number: 0). */
-static int
-api_json_depth(const json_t *v)
-{
-	const char *key;
-	json_t *e;
-	size_t i;
-	int d, most = 0;
-
-	if (json_is_object(v))
-		json_object_foreach((json_t *)v, key, e)
-			if ((d = api_json_depth(e)) > most)
-				most = d;
-	if (json_is_array(v))
-		json_array_foreach(v, i, e)
-			if ((d = api_json_depth(e)) > most)
-				most = d;
-	return json_is_object(v) || json_is_array(v) ? most + 1 : 0;
-}
-
 /* Validates provider attempt data: a small JSON object, or absent. */
 static int
 api_attempt_valid(const json_t *v, struct web_response *resp,
@@ -152,7 +132,7 @@ api_attempt_valid(const json_t *v, struct web_response *resp,
 	}
 	/* what a record can hold (src/ledger/ledger_cbor.c) and more than
 	 * any provider's attempt data needs */
-	if (api_json_depth(v) > API_ATTEMPT_DEPTH) {
+	if (!ph_json_depth_within(v, API_ATTEMPT_DEPTH)) {
 		web_error(resp, 400, "bad_request", "%s nests objects and "
 		    "arrays more than %d deep", field, API_ATTEMPT_DEPTH);
 		return 0;

@@ -184,10 +184,26 @@ test_getters(void)
 	json_decref(j);
 }
 
+/* ph_json_depth_within counts as ph_json_parse does. */
+static void
+test_depth(void)
+{
+	json_t *v = json_loads("{\"a\": {\"b\": [1, {}]}}", 0, NULL);
+	json_t *s = json_string("x");
+
+	ok(v != NULL && ph_json_depth_within(v, 4) &&
+	    !ph_json_depth_within(v, 3), "an object, an object, an array, an "
+	    "object: 4 deep, not 3");
+	ok(ph_json_depth_within(s, 0), "a string nests nothing");
+	json_decref(v);
+	json_decref(s);
+}
+
 int
 main(void)
 {
 	test_parse();
 	test_getters();
+	test_depth();
 	return done_testing();
 }
