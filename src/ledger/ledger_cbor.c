@@ -169,12 +169,7 @@ ledger_cbor_add(struct ledger_cbor_rd *r, json_t *v)
 			return;
 		}
 		if (r->depth == 0) {
-			if (r->root != NULL) {
-				json_decref(v);
-				r->err = 1;
-				return;
-			}
-			r->root = v;
+			r->root = v;	/* the last item: the read stops here */
 			return;
 		}
 		f = &r->st[r->depth - 1];
