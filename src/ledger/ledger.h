@@ -269,6 +269,13 @@ int ledger_close_order(struct store *s, const char *order_id, int64_t now,
 
 /* The stored order record, or PH_E_NOTFOUND.  Caller frees *out. */
 int ledger_get_order(struct store *s, const char *order_id, json_t **out);
+/*
+ * The order as the API shows it (order_to_api_new), appended to out as
+ * JSON text, or PH_E_NOTFOUND; on failure out may hold part of it.
+ * Made from the stored bytes without a tree: the read of GET /orders/<id>.
+ */
+int ledger_order_api(struct store *s, const char *order_id,
+    struct ph_buf *out);
 
 /*
  * Up to limit events with seq > after, in commit order, as a JSON array of

@@ -19,6 +19,13 @@
  * read, or NULL for bytes that are not a record. */
 int ledger_cbor_write(const json_t *j, struct ph_buf *out);
 json_t *ledger_cbor_read(const void *data, size_t len);
+/* Appends to out the API's JSON text of the record in data as spec shows
+ * it, without a tree.  PH_OK; PH_E_UNSUPPORTED for a record only its tree
+ * can show (it holds a double); PH_E_STORE for bytes that are not a
+ * record; PH_E_NOMEM.  On failure out is as it was. */
+struct order_api_spec;
+int ledger_cbor_view(const void *data, size_t len,
+    const struct order_api_spec *spec, struct ph_buf *out);
 
 /* Is it a record in JSON text, as schema 3 and older wrote every record
  * (schema 2 and older, the dedup records)? */

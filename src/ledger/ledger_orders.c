@@ -90,6 +90,18 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	return PH_OK;
 }
 
+/* Starts the read of an order: its key in k, a read transaction in t
+ * (PH_OK), or PH_E_NOTFOUND for an id no order can have. */
+static int
+ledger_order_begin(struct store *s, const char *order_id,
+    struct store_txn *t, struct store_key *k)
+{
+	ledger_key_order(k, order_id);
+	if (k->err)
+		return PH_E_NOTFOUND;
+	return store_begin(s, 0, t);
+}
+
 int
 ledger_get_order(struct store *s, const char *order_id, json_t **out)
 {
@@ -98,13 +110,56 @@ ledger_get_order(struct store *s, const char *order_id, json_t **out)
 	int rc;
 
 	*out = NULL;
-	ledger_key_order(&k, order_id);
-	if (k.err)
-		return PH_E_NOTFOUND;
-	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+	if ((rc = ledger_order_begin(s, order_id, &t, &k)) != PH_OK)
 		return rc;
 	rc = ledger_get(&t, STORE_DB_ORDERS, &k, out);
 	return ledger_read_end(&t, rc, out);
+}
+
+/* The API's text of a record read as JSON text, or holding what only its
+ * tree can show: through the tree, as the record's other readers do. */
+static int
+ledger_view_tree(const struct store_val *v, const struct order_api_spec *spec,
+    struct ph_buf *out)
+{
+	json_t *j;
+	char *text;
+
+	if ((j = order_view_new(ledger_load(v), spec)) == NULL)
+		return PH_E_STORE;
+	text = json_dumps(j, JSON_COMPACT);
+	json_decref(j);
+	if (text == NULL)
+		return PH_E_NOMEM;
+	ph_buf_puts(out, text);
+	free(text);
+	return out->err ? PH_E_NOMEM : PH_OK;
+}
+
+int
+ledger_order_api(struct store *s, const char *order_id, struct ph_buf *out)
+{
+	struct store_txn t;
+	struct store_key k;
+	struct store_val v;
+	int rc;
+
+	if ((rc = ledger_order_begin(s, order_id, &t, &k)) != PH_OK)
+		return rc;
+	/* the record's bytes are the store's until the transaction ends */
+	if ((rc = store_get(&t, STORE_DB_ORDERS, &k, &v)) == PH_OK) {
+		rc = ledger_is_json(&v) ? PH_E_UNSUPPORTED :
+		    ledger_cbor_view(v.data, v.len, &order_api_order, out);
+		if (rc == PH_E_UNSUPPORTED)
+			rc = ledger_view_tree(&v, &order_api_order, out);
+		else if (rc == PH_E_STORE)
+			log_err("database: unreadable record (CBOR, %zu bytes)",
+			    v.len);
+	}
+	store_abort(&t);
+	if (rc == PH_OK)
+		rc = store_settle(&t);
+	return rc;
 }
 
 /* An event of the feed; the last one's sequence number in *next. */

@@ -80,16 +80,33 @@ int order_id_valid(const char *s, size_t len);
 /* A new PENDING order record (caller owns the result). */
 json_t *order_record_new(const char *order_id, const char *profile,
     int64_t amount, const char *currency, int64_t now);
+/*
+ * How the API shows a record: the keys named in drop left out, the
+ * integer times named in times shown as RFC 3339 text (anything else
+ * under them as it is), and the maps in the arrays named in lists shown
+ * by sub.  Each list NULL-terminated, or NULL for none.  The one
+ * definition both ways of showing a record follow: from its tree
+ * (order_view_new) and from its stored bytes (ledger_cbor_view).
+ */
+struct order_api_spec {
+	const char *const *drop;
+	const char *const *times;
+	const char *const *lists;
+	const struct order_api_spec *sub;
+};
+
+extern const struct order_api_spec order_api_order;	/* an order */
+extern const struct order_api_spec order_api_event;	/* an event */
+extern const struct order_api_spec order_api_refund;	/* a refund */
+
 /* The merchant API's view of a stored order record (caller owns). */
 json_t *order_to_api(const json_t *rec);
 /* The same made of rec itself, whose reference it takes (NULL stays
  * NULL): for a record read only to be shown. */
 json_t *order_to_api_new(json_t *rec);
-/* A record made into what the API shows, in place (taking the reference,
- * NULL stays NULL): the fields named in drop removed, the integer times
- * named in times turned into RFC 3339 text (null stays null). */
-json_t *order_view_new(json_t *rec, const char *const *drop,
-    const char *const *times);
+/* A record made into what the API shows by spec, in place (taking the
+ * reference, NULL stays NULL). */
+json_t *order_view_new(json_t *rec, const struct order_api_spec *spec);
 /* The merchant API's view of a stored event record (caller owns). */
 json_t *order_event_to_api(const json_t *rec);
 

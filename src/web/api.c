@@ -315,17 +315,18 @@ void
 api_get_order(struct web_ctx *ctx, const struct web_request *req,
     const char *order_id, struct web_response *resp)
 {
-	json_t *order;
+	struct ph_buf *body;
 	int rc;
 
 	if (!order_id_valid(order_id, strlen(order_id))) {
 		web_error(resp, 404, "not_found", "no such order");
 		return;
 	}
-	rc = ledger_get_order(ctx->store, order_id, &order);
-	if (api_read_failed(resp, rc, "order", order_id))
-		return;
-	api_send(resp, 200, order_to_api_new(order));
+	body = web_json_body(resp, 200);
+	rc = ledger_order_api(ctx->store, order_id, body);
+	if (rc == PH_OK && ph_buf_puts(body, "\n") != PH_OK)
+		rc = PH_E_NOMEM;
+	api_read_failed(resp, rc, "order", order_id);
 }
 
 /*
@@ -521,14 +522,7 @@ done:
 static json_t *
 api_refund_view(const json_t *item)
 {
-	/* The format version, and the coordination between payhook's own
-	 * processes: not refund facts. */
-	static const char *const drop[] = { "v", "lease_until",
-	    "lease_owner", NULL };
-	static const char *const times[] = { "created_at", "updated_at",
-	    "sent_at", NULL };
-
-	return order_view_new(json_deep_copy(item), drop, times);
+	return order_view_new(json_deep_copy(item), &order_api_refund);
 }
 
 /* The answer to a refund call: POST /orders/<id>/refunds (201 new, 200

@@ -92,15 +92,21 @@ web_json_text(const json_t *j, struct ph_buf *body)
 	return body->err ? -1 : 0;
 }
 
-void
-web_json(struct web_response *r, int status, const void *j)
+struct ph_buf *
+web_json_body(struct web_response *r, int status)
 {
 	ph_buf_free(&r->body);
 	ph_buf_init(&r->body, WEB_RESP_MAX);
-	snprintf(r->content_type, sizeof(r->content_type),
-	    "application/json");
+	ph_strlcpy(r->content_type, "application/json",
+	    sizeof(r->content_type));
 	r->status = status;
-	if (web_json_text(j, &r->body) == 0)
+	return &r->body;
+}
+
+void
+web_json(struct web_response *r, int status, const void *j)
+{
+	if (web_json_text(j, web_json_body(r, status)) == 0)
 		return;
 	ph_buf_free(&r->body);
 	ph_buf_init(&r->body, WEB_RESP_MAX);

@@ -95,6 +95,9 @@ void web_json(struct web_response *r, int status, const void *j);
 /* Appends j (borrowed) as compact JSON and a newline to body; -1 when it
  * cannot be written. */
 int web_json_text(const json_t *j, struct ph_buf *body);
+/* Makes r a JSON answer of status with an empty body, and returns the body
+ * for the caller to write the text into (web_error replaces it). */
+struct ph_buf *web_json_body(struct web_response *r, int status);
 /* The answer to a merchant's call: fn renders r into the body. */
 void web_reply(struct web_response *resp, ledger_answer_fn fn, void *arg,
     const struct ledger_reply *r);

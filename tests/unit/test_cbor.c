@@ -4,6 +4,7 @@
  */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -11,6 +12,7 @@
 #include <payhook/sdk.h>
 
 #include "ledger/ledger_int.h"
+#include "ledger/order.h"
 #include "ledger_fixture.h"
 #include "tap.h"
 
@@ -186,11 +188,180 @@ test_read_refusals(void)
 	json_decref(j);
 }
 
+/* Records shown both ways: every kind of value, each place a view
+ * changes something, and text needing each escape. */
+static const char *const view_recs[] = {
+	"{\"v\":1,\"order_id\":\"A-1\",\"amount\":1234,\"delta\":-5,"
+	"\"min\":-9223372036854775808,\"max\":9223372036854775807,"
+	"\"paid\":true,\"closed\":false,\"paid_at\":null,"
+	"\"created_at\":1700000000,\"updated_at\":-1,"
+	"\"expires_at\":253402300800,\"closed_at\":\"already text\","
+	"\"next_query_at\":[1],\"lease_until\":{\"deep\":[1,{\"x\":2}]},"
+	"\"lease_owner\":\"host:1\",\"guard_until\":5,\"guard_owner\":null,"
+	"\"note\":\"\\u6536\\u6b3e \\\"ok\\\" \\\\ / \\b\\f\\n\\r\\t"
+	"\\u0001\\u001f\\u007f \\ud83d\\ude00\",\"\":\"empty key\","
+	"\"attempts\":[{\"profile\":\"wx\",\"at\":1700000000,\"meta\":{}},"
+	"[],[1,[2,[3]]],{\"at\":null},{\"at\":{\"at\":1}},7],"
+	"\"exceptions\":[{\"type\":\"late\",\"at\":0,\"v\":1}]}",
+	"{}",
+	"{\"exceptions\":{\"at\":1},\"attempts\":\"none\"}",
+	"{\"at\":1,\"occurred_at\":2,\"sent_at\":3,\"v\":4}",
+};
+
+/* The text the API showed before: the record's tree, shown by spec and
+ * dumped by jansson. */
+static char *
+view_by_tree(const struct ph_buf *rec, const struct order_api_spec *spec)
+{
+	json_t *j = order_view_new(ledger_cbor_read(rec->data, rec->len),
+	    spec);
+	char *s = j != NULL ? json_dumps(j, JSON_COMPACT) : NULL;
+
+	json_decref(j);
+	return s;
+}
+
+static void
+test_view_same(void)
+{
+	static const struct {
+		const struct order_api_spec *spec;
+		const char *name;
+	} specs[] = {
+		{ &order_api_order, "order" },
+		{ &order_api_event, "event" },
+		{ &order_api_refund, "refund" },
+	};
+	struct ph_buf rec, out;
+	size_t i, k;
+	json_t *j;
+	char *want;
+
+	for (i = 0; i < sizeof(view_recs) / sizeof(view_recs[0]); i++) {
+		j = json_loads(view_recs[i], JSON_REJECT_DUPLICATES, NULL);
+		if (!ok(j != NULL && ledger_cbor_write(j, &rec) == PH_OK,
+		    "view sample %zu is a record", i)) {
+			json_decref(j);
+			continue;
+		}
+		for (k = 0; k < sizeof(specs) / sizeof(specs[0]); k++) {
+			want = view_by_tree(&rec, specs[k].spec);
+			ph_buf_init(&out, 1 << 20);
+			ok(ledger_cbor_view(rec.data, rec.len, specs[k].spec,
+			    &out) == PH_OK && want != NULL &&
+			    strcmp(out.data, want) == 0, "sample %zu as an %s: "
+			    "the same text as through the tree", i,
+			    specs[k].name);
+			if (want != NULL && (out.data == NULL ||
+			    strcmp(out.data, want) != 0))
+				diag("want %s\n#  got %s", want,
+				    out.data != NULL ? out.data : "(none)");
+			free(want);
+			ph_buf_free(&out);
+		}
+		ph_buf_free(&rec);
+		json_decref(j);
+	}
+}
+
+static void
+test_view_text(void)
+{
+	static const char want[] = "{\"order_id\":\"A\",\"created_at\":"
+	    "\"2023-11-14T22:13:20Z\",\"attempts\":[{\"at\":"
+	    "\"1970-01-01T00:00:00Z\",\"x\":\"\\u001F\\\"\\\\\xc3\xa9\"},"
+	    "5]}";
+	struct ph_buf rec, out;
+	json_t *j;
+
+	j = json_pack("{s:i, s:s, s:I, s:{s:[i]}, s:[{s:i, s:s}, i]}",
+	    "v", 1, "order_id", "A", "created_at", (json_int_t)1700000000,
+	    "lease_owner", "x", 1, "attempts", "at", 0, "x",
+	    "\x1f\"\\\xc3\xa9", 5);
+	if (!ok(j != NULL && ledger_cbor_write(j, &rec) == PH_OK,
+	    "an order with a lease, a time and an attempt is a record")) {
+		json_decref(j);
+		return;
+	}
+	ph_buf_init(&out, 1 << 20);
+	ph_buf_puts(&out, "[");
+	ok(ledger_cbor_view(rec.data, rec.len, &order_api_order, &out) ==
+	    PH_OK && strcmp(out.data + 1, want) == 0, "it is shown without "
+	    "its lease and version, times as RFC 3339, appended to what the "
+	    "buffer held");
+	if (out.data != NULL && strcmp(out.data + 1, want) != 0)
+		diag("got %s", out.data + 1);
+	ph_buf_free(&out);
+	ph_buf_free(&rec);
+	json_decref(j);
+
+	j = json_pack("{s:s, s:f}", "order_id", "A", "rate", 0.5);
+	ledger_cbor_write(j, &rec);
+	ph_buf_init(&out, 1 << 20);
+	ph_buf_puts(&out, "kept");
+	is_int(ledger_cbor_view(rec.data, rec.len, &order_api_order, &out),
+	    PH_E_UNSUPPORTED, "a record holding a double is left to the tree");
+	ok(strcmp(out.data, "kept") == 0, "... and the buffer is as it was");
+	ph_buf_free(&out);
+	ph_buf_free(&rec);
+	json_decref(j);
+}
+
+static void
+test_view_refusals(void)
+{
+	unsigned char buf[160];
+	struct ph_buf out;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		n = unhex(refused[i].hex, buf, sizeof(buf));
+		ph_buf_init(&out, 1 << 20);
+		ph_buf_puts(&out, "kept");
+		ok(ledger_cbor_view(buf, n, &order_api_order, &out) ==
+		    PH_E_STORE && strcmp(out.data, "kept") == 0, "not shown, "
+		    "buffer as it was: %s", refused[i].why);
+		ph_buf_free(&out);
+	}
+	/* what the view leaves out is checked all the same */
+	n = unhex("a2616101 6176 a1616162ff41", buf, sizeof(buf));
+	ph_buf_init(&out, 1 << 20);
+	is_int(ledger_cbor_view(buf, n, &order_api_order, &out), PH_E_STORE,
+	    "text that is not UTF-8 under a key the view drops is refused");
+	ph_buf_free(&out);
+	n = unhex("a1 6b6c656173655f6f776e6572 a2616101616102", buf,
+	    sizeof(buf));
+	ph_buf_init(&out, 1 << 20);
+	is_int(ledger_cbor_view(buf, n, &order_api_order, &out), PH_E_STORE,
+	    "a key twice in a map the view drops is refused");
+	ph_buf_free(&out);
+
+	for (n = 0; n < 63; n++) {
+		buf[2 * n] = 0xa1;
+		buf[2 * n + 1] = 0x60;
+	}
+	buf[2 * n] = 0xa0;
+	ph_buf_init(&out, 1 << 20);
+	ok(ledger_cbor_view(buf, 2 * n + 1, &order_api_order, &out) == PH_OK &&
+	    out.len == 63 * 5 + 2, "maps 64 deep are shown");
+	ph_buf_free(&out);
+	buf[2 * n] = 0xa1;
+	buf[2 * n + 1] = 0x60;
+	buf[2 * n + 2] = 0xa0;
+	ph_buf_init(&out, 1 << 20);
+	is_int(ledger_cbor_view(buf, 2 * n + 3, &order_api_order, &out),
+	    PH_E_STORE, "65 deep are not");
+	ph_buf_free(&out);
+}
+
 int
 main(void)
 {
 	test_round_trip();
 	test_write_refusals();
 	test_read_refusals();
+	test_view_same();
+	test_view_text();
+	test_view_refusals();
 	return done_testing();
 }

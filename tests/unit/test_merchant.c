@@ -14,6 +14,7 @@
 
 #include "ledger/ledger.h"
 #include "ledger/ledger_int.h"
+#include "ledger/order.h"
 #include "store/store.h"
 #include "ledger_fixture.h"
 #include "helpers.h"
@@ -746,6 +747,30 @@ test_migration(void)
 	store_close(s);
 }
 
+/* Is the API's text of the order, made from its stored bytes, the text
+ * its tree gives (what GET /orders/<id> answered before)? */
+static int
+api_text_same(struct store *s, const char *order_id)
+{
+	struct ph_buf out;
+	json_t *o = NULL;
+	char *want = NULL;
+	int same;
+
+	ph_buf_init(&out, 1 << 20);
+	same = ledger_order_api(s, order_id, &out) == PH_OK &&
+	    ledger_get_order(s, order_id, &o) == PH_OK &&
+	    (want = json_dumps(order_to_api_new(o), JSON_COMPACT)) != NULL &&
+	    strcmp(want, out.data) == 0;
+	if (!same)
+		diag("want %s\n#  got %s", want != NULL ? want : "(none)",
+		    out.data != NULL ? out.data : "(none)");
+	free(want);
+	json_decref(o);
+	ph_buf_free(&out);
+	return same;
+}
+
 /* An order whose attempt data nests deeper than a CBOR record goes (as
  * a store of schema 3 may hold one): kept in JSON text, read and written
  * as any other. */
@@ -781,6 +806,8 @@ test_deep_record(struct store *s)
 	ok(ledger_get_order(s, "DEEP1", &o) == PH_OK &&
 	    json_equal(json_object_get(json_array_get(json_object_get(o,
 	    "attempts"), 0), "data"), data), "... and reads back the same");
+	ok(api_text_same(s, "DEEP1"), "... and the API shows it as it shows "
+	    "its tree");
 	json_decref(o);
 	json_decref(data);
 }
@@ -852,6 +879,20 @@ test_schema3_file(void)
 	ok(ledger_get_order(s, "MIG-PEND-2", &o) == PH_OK &&
 	    strcmp(fx_str(o, "state"), "PENDING") == 0, "the pending order");
 	json_decref(o);
+	ok(api_text_same(s, "DEMO-20261205210818-18227") &&
+	    api_text_same(s, "MIG-ATT-1") && api_text_same(s, "MIG-PEND-2"),
+	    "the API shows each order straight from its record as it shows "
+	    "its tree");
+	{
+		struct ph_buf out;
+
+		ph_buf_init(&out, 1 << 20);
+		ph_buf_puts(&out, "x");
+		is_int(ledger_order_api(s, "NO-SUCH-ORDER", &out),
+		    PH_E_NOTFOUND, "an order not there is not found");
+		ok(strcmp(out.data, "x") == 0, "... and nothing is written");
+		ph_buf_free(&out);
+	}
 	ok(ledger_get_refund(s, "phr218b6511e63a1", &r) == PH_OK &&
 	    json_integer_value(json_object_get(r, "amount")) == 1 &&
 	    strcmp(fx_str(r, "merchant_reason"), "migration fixture") == 0,
