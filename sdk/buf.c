@@ -21,7 +21,7 @@ ph_buf_init(struct ph_buf *b, size_t max)
 }
 
 /* Makes room for n more bytes plus the terminating NUL. */
-static int
+int
 ph_buf_reserve(struct ph_buf *b, size_t n)
 {
 	size_t need, cap;

@@ -36,7 +36,8 @@ ph_kvlist_add(struct ph_kvlist *l, const char *key, size_t key_len,
 		    "field %.*s: value contains NUL", (int)(key_len > 64 ?
 		    64 : key_len), key);
 	for (i = 0; i < l->n; i++)
-		if (strncmp(l->items[i].key, key, key_len) == 0 &&
+		if (l->items[i].key[0] == key[0] &&
+		    strncmp(l->items[i].key, key, key_len) == 0 &&
 		    l->items[i].key[key_len] == '\0')
 			return ph_fail(diag, PH_E_MALFORMED,
 			    "field %.*s: repeated", (int)(key_len > 64 ?
@@ -137,7 +138,7 @@ ph_canonical_join(const struct ph_kvlist *l, const char *const *skip,
     int skip_empty, struct ph_buf *out)
 {
 	const struct ph_kv **sel;
-	size_t i, n = 0;
+	size_t i, n = 0, len;
 	int rc;
 
 	if (l->n == 0)
@@ -153,13 +154,23 @@ ph_canonical_join(const struct ph_kvlist *l, const char *const *skip,
 		sel[n++] = &l->items[i];
 	}
 	qsort(sel, n, sizeof(*sel), ph_kv_cmp);
-	for (i = 0; i < n; i++) {
-		if (i > 0)
-			ph_buf_append(out, "&", 1);
-		ph_buf_puts(out, sel[i]->key);
-		ph_buf_append(out, "=", 1);
-		ph_buf_append(out, sel[i]->val, sel[i]->val_len);
-	}
+	/* one allocation for the whole string, then plain copies */
+	for (i = 0, len = 0; i < n; i++)
+		len += strlen(sel[i]->key) + sel[i]->val_len + 2;
+	if (ph_buf_reserve(out, len) == PH_OK)
+		for (i = 0; i < n; i++) {
+			if (i > 0)
+				out->data[out->len++] = '&';
+			len = strlen(sel[i]->key);
+			memcpy(out->data + out->len, sel[i]->key, len);
+			out->len += len;
+			out->data[out->len++] = '=';
+			memcpy(out->data + out->len, sel[i]->val,
+			    sel[i]->val_len);
+			out->len += sel[i]->val_len;
+		}
+	if (out->data != NULL)
+		out->data[out->len] = '\0';
 	free(sel);
 	rc = out->err;
 	return rc;

@@ -71,6 +71,9 @@ struct ph_buf {
 
 void ph_buf_init(struct ph_buf *b, size_t max);
 int ph_buf_append(struct ph_buf *b, const void *p, size_t n);
+/* Makes room for n more bytes (and the NUL) at once, so that the appends
+ * that follow need no more allocation; fails as an append of n would. */
+int ph_buf_reserve(struct ph_buf *b, size_t n);
 int ph_buf_puts(struct ph_buf *b, const char *s);
 int ph_buf_printf(struct ph_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

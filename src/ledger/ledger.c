@@ -11,6 +11,7 @@
 
 #include "ledger/ledger.h"
 #include "ledger/ledger_int.h"
+#include "ops/text.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "ledger/order.h"
@@ -38,14 +39,20 @@ ledger_outcome_name(enum ledger_outcome o)
 static void
 ledger_digest(const struct ph_event *ev, char hex[2 * PH_SHA256_LEN + 1])
 {
-	struct ph_buf b;
+	/* "kind|order|txn|refund|amount|currency", as "%d|%s|%s|%s|%lld|%s"
+	 * wrote it (every digest stored is of these bytes); the fields are
+	 * the event's bounded arrays, so it always fits */
+	char text[3 * (PH_ID_MAX + 1) + 2 * TEXT_INT_MAX + 16];
+	char kind[TEXT_INT_MAX], amount[TEXT_INT_MAX];
 	unsigned char d[PH_SHA256_LEN];
+	size_t n;
 
-	ph_buf_init(&b, 1024);
-	ph_buf_printf(&b, "%d|%s|%s|%s|%lld|%s", (int)ev->kind, ev->order_id,
-	    ev->txn_id, ev->refund_id, (long long)ev->amount, ev->currency);
-	ph_sha256(b.data != NULL ? b.data : "", b.len, d);
-	ph_buf_free(&b);
+	text_int(kind, (long long)ev->kind);
+	text_int(amount, (long long)ev->amount);
+	n = text_cat(text, sizeof(text), kind, "|", ev->order_id, "|",
+	    ev->txn_id, "|", ev->refund_id, "|", amount, "|", ev->currency,
+	    (char *)NULL);
+	ph_sha256(text, n < sizeof(text) ? n : sizeof(text) - 1, d);
 	ph_hex_lower(d, sizeof(d), hex);
 }
 

@@ -197,10 +197,9 @@ log_line_str(struct log_line *l, const char *key, const char *v)
 void
 log_line_int(struct log_line *l, const char *key, long long v)
 {
-	char num[32];
+	char num[TEXT_INT_MAX];
 
-	snprintf(num, sizeof(num), "%lld", v);
-	log_line_add(l, key, LOG_KIND_NUM, num, strlen(num));
+	log_line_add(l, key, LOG_KIND_NUM, num, text_int(num, v));
 }
 
 void
@@ -210,6 +209,32 @@ log_line_num(struct log_line *l, const char *key, double v, int prec)
 
 	snprintf(num, sizeof(num), "%.*f", prec, v);
 	log_line_add(l, key, LOG_KIND_NUM, num, strlen(num));
+}
+
+void
+log_line_fixed(struct log_line *l, const char *key, long long v,
+    unsigned prec)
+{
+	char digits[TEXT_INT_MAX + 20], num[TEXT_INT_MAX + 22];
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
+	    (unsigned long long)v;
+	size_t n = 0, len = 0, i;
+
+	if (prec > 18)
+		prec = 18;
+	/* the digits of |v|, the last first, at least prec + 1 of them */
+	do {
+		digits[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0 || n <= prec);
+	if (v < 0)
+		num[len++] = '-';
+	for (i = n; i > 0; i--) {
+		if (i == prec)
+			num[len++] = '.';
+		num[len++] = digits[i - 1];
+	}
+	log_line_add(l, key, LOG_KIND_NUM, num, len);
 }
 
 /* The line being rendered: what does not fit is dropped and noted. */
@@ -322,21 +347,23 @@ static void
 log_render(struct log_out *o, const struct log_line *l, const char *ts,
     size_t max)
 {
-	char head[256];
+	char head[256], pid[TEXT_INT_MAX];
 	size_t i = 0;
 
 	o->len = 0;
 	o->over = 0;
+	text_int(pid, (long long)getpid());
 	if (log_format == LOG_FMT_JSON) {
-		snprintf(head, sizeof(head), "{\"ts\":\"%s\",\"level\":\"%s\","
-		    "\"prog\":", ts, log_names[l->level]);
+		text_cat(head, sizeof(head), "{\"ts\":\"", ts, "\",\"level\":\"",
+		    log_names[l->level], "\",\"prog\":", (char *)NULL);
 		log_puts(o, head);
 		log_put_json_str(o, log_ident, 64);
-		snprintf(head, sizeof(head), ",\"pid\":%ld", (long)getpid());
+		text_cat(head, sizeof(head), ",\"pid\":", pid, (char *)NULL);
 		log_puts(o, head);
 	} else {
-		snprintf(head, sizeof(head), "ts=%s level=%s prog=%s pid=%ld",
-		    ts, log_names[l->level], log_ident, (long)getpid());
+		text_cat(head, sizeof(head), "ts=", ts, " level=",
+		    log_names[l->level], " prog=", log_ident, " pid=", pid,
+		    (char *)NULL);
 		log_puts(o, head);
 	}
 	/* What the line is: its event, or its message. */

@@ -78,6 +78,10 @@ void log_line_str(struct log_line *l, const char *key, const char *v);
 void log_line_int(struct log_line *l, const char *key, long long v);
 /* A number with prec digits after the point. */
 void log_line_num(struct log_line *l, const char *key, double v, int prec);
+/* The number v / 10^prec, written with prec digits after the point (up to
+ * 18): a duration counted in integers, without a double's rounding. */
+void log_line_fixed(struct log_line *l, const char *key, long long v,
+    unsigned prec);
 void log_line_write(struct log_line *l);
 
 #define log_err(...)	log_msg(LOG_LVL_ERROR, __VA_ARGS__)

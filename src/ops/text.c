@@ -1,4 +1,5 @@
 /* Text as payhook shows it to people: see text.h. */
+#include <stdarg.h>
 #include <string.h>
 #include <strings.h>
 
@@ -62,4 +63,45 @@ text_name_find(const char *const *names, int n, const char *s, int fold)
 			return i;
 	}
 	return -1;
+}
+
+size_t
+text_int(char out[TEXT_INT_MAX], long long v)
+{
+	char buf[TEXT_INT_MAX], *p = buf + sizeof(buf);
+	/* the magnitude, without overflowing at LLONG_MIN */
+	unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v :
+	    (unsigned long long)v;
+	size_t n;
+
+	*--p = '\0';
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u > 0);
+	if (v < 0)
+		*--p = '-';
+	n = (size_t)(buf + sizeof(buf) - p);
+	memcpy(out, p, n);
+	return n - 1;
+}
+
+size_t
+text_cat(char *out, size_t cap, ...)
+{
+	const char *s;
+	size_t len = 0, n;
+	va_list ap;
+
+	va_start(ap, cap);
+	while ((s = va_arg(ap, const char *)) != NULL) {
+		n = strlen(s);
+		if (len < cap)
+			memcpy(out + len, s, len + n < cap ? n : cap - len);
+		len += n;
+	}
+	va_end(ap);
+	if (cap > 0)
+		out[len < cap ? len : cap - 1] = '\0';
+	return len;
 }

@@ -18,4 +18,15 @@ int text_hexval(char c);
 int text_name_find(const char *const *names, int n, const char *s,
     int fold);
 
+/* The decimal text of v in out, NUL-terminated; returns its length.
+ * (snprintf's "%lld" at a tenth of its cost, for every request's log
+ * line and answer.) */
+#define TEXT_INT_MAX 21
+size_t text_int(char out[TEXT_INT_MAX], long long v);
+
+/* The strings given, up to a NULL, one after the other in out of cap
+ * bytes: cut to fit and NUL-terminated when cap > 0.  Returns the length
+ * of the whole, so that a result of cap or more says it was cut. */
+size_t text_cat(char *out, size_t cap, ...) __attribute__((sentinel));
+
 #endif

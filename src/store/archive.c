@@ -208,10 +208,8 @@ archive_encode(const struct archive_rec *r, struct ph_buf *b)
 	const char *strs[ARCHIVE_NSTRINGS];
 	unsigned char head[ARCHIVE_HEAD];
 	uint32_t sum;
-	size_t i;
+	size_t i, size;
 
-	memset(head, 0, sizeof(head));
-	ph_buf_append(b, head, sizeof(head));
 	strs[0] = r->source != NULL ? r->source : "";
 	strs[1] = r->profile;
 	strs[2] = r->provider;
@@ -221,6 +219,20 @@ archive_encode(const struct archive_rec *r, struct ph_buf *b)
 	strs[6] = r->reason;
 	strs[7] = r->order_id;
 	strs[8] = r->outcome;
+	/* The size at most, so that the record is one allocation: a hashed
+	 * header value is no longer than "sha256:" and 64 hex digits. */
+	size = sizeof(head) + 4 + 4 + r->body_len;
+	for (i = 0; i < ARCHIVE_NSTRINGS; i++)
+		size += 2 + (strs[i] != NULL ? strlen(strs[i]) : 0);
+	for (i = 0; i < r->nheaders; i++)
+		size += 2 + strlen(r->headers[i].name) + 4 +
+		    strlen(r->headers[i].value) + sizeof(hex);
+	/* (an estimate past the buffer's bound leaves the appends to tell
+	 * whether the record itself is too large) */
+	if (ph_buf_reserve(b, size < b->max ? size : b->max) != PH_OK)
+		return -1;
+	memset(head, 0, sizeof(head));
+	ph_buf_append(b, head, sizeof(head));
 	for (i = 0; i < ARCHIVE_NSTRINGS; i++)
 		archive_put_u16(b, strs[i] != NULL ? strs[i] : "");
 	archive_put_u32(b, NULL, r->nheaders);

@@ -12,6 +12,7 @@
 
 #include "store/archive.h"
 #include "ledger/ledger.h"
+#include "ops/text.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "web/notify.h"
@@ -22,12 +23,15 @@ notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
 {
 	struct ph_response *out;
 
-	/* The plugin's answer buffer is large: keep it off the stack. */
-	if ((out = calloc(1, sizeof(*out))) == NULL) {
+	/* The plugin's answer buffer is large: keep it off the stack, and
+	 * clear all but the body (zeroing it cost more than the answer). */
+	if ((out = malloc(sizeof(*out))) == NULL) {
 		web_error(resp, 500, "internal", "out of memory");
 		return;
 	}
 	out->status = 500;
+	memset(out->content_type, 0, sizeof(out->content_type));
+	out->body_len = 0;
 	pr->plugin->prov->ack(pr->ctx, kind, reason, out);
 	if (out->body_len > sizeof(out->body))
 		out->body_len = 0;
@@ -81,8 +85,8 @@ notify_count(const struct conf_profile *pr, const char *outcome)
 {
 	char labels[128];
 
-	snprintf(labels, sizeof(labels), "profile=%s&outcome=%s", pr->name,
-	    outcome);
+	text_cat(labels, sizeof(labels), "profile=", pr->name, "&outcome=",
+	    outcome, (char *)NULL);
 	metrics_add("payhook_notifications_total", labels, 1);
 }
 

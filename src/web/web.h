@@ -77,7 +77,7 @@ void web_response_free(struct web_response *r);
 
 /* Copies a value into a note field. */
 #define web_note_set(field, value) \
-	snprintf((field), sizeof(field), "%s", (value))
+	ph_strlcpy((field), (value), sizeof(field))
 
 /* A JSON error body: {"error": code, "message": text}. */
 void web_error(struct web_response *r, int status, const char *code,

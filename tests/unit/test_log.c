@@ -5,6 +5,7 @@
  * or escaped, a line never longer than 4096 bytes and never cut in the
  * middle of its JSON.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <jansson.h>
 
 #include "ops/log.h"
+#include "ops/text.h"
 #include "tap.h"
 
 static char path[] = "/tmp/payhook-log-XXXXXX";
@@ -87,10 +89,44 @@ test_logfmt(void)
 	    strstr(t, " event=request request_id=req-1 client=192.0.2.1 "
 	    "order_id=- status=401 duration_ms=1.2") != NULL, "a line of "
 	    "fields; an empty value is - (%s)", t);
+	log_line_init(&l, LOG_LVL_WARN, "fixed");
+	log_line_fixed(&l, "a", 12, 1);
+	log_line_fixed(&l, "b", 5, 1);
+	log_line_fixed(&l, "c", 0, 1);
+	log_line_fixed(&l, "d", -5, 3);
+	log_line_fixed(&l, "e", 7, 0);
+	log_line_fixed(&l, "f", LLONG_MIN, 2);
+	log_line_fixed(&l, "g", 123456, 2);
+	log_line_write(&l);
+	t = written();
+	ok(strstr(t, " a=1.2 b=0.5 c=0.0 d=-0.005 e=7 "
+	    "f=-92233720368547758.08 g=1234.56\n") != NULL, "fixed-point "
+	    "numbers: the point where prec says, a 0 before it (%s)", t);
 	log_request_end();
 	log_msg(LOG_LVL_INFO, "outside");
 	t = written();
 	ok(strstr(t, "request_id") == NULL, "after the request: no id");
+}
+
+/* The text helpers the log line and the answer's head are made with. */
+static void
+test_text(void)
+{
+	char b[TEXT_INT_MAX], small[8];
+
+	ok(text_int(b, 0) == 1 && strcmp(b, "0") == 0, "0");
+	ok(text_int(b, -42) == 3 && strcmp(b, "-42") == 0, "-42");
+	ok(text_int(b, LLONG_MAX) == 19 &&
+	    strcmp(b, "9223372036854775807") == 0, "the largest");
+	ok(text_int(b, LLONG_MIN) == 20 &&
+	    strcmp(b, "-9223372036854775808") == 0, "the smallest");
+	ok(text_cat(small, sizeof(small), "ab", "", "cd", (char *)NULL) == 4 &&
+	    strcmp(small, "abcd") == 0, "strings one after the other");
+	ok(text_cat(small, sizeof(small), "abcd", "efgh", (char *)NULL) == 8 &&
+	    strcmp(small, "abcdefg") == 0, "cut to fit, NUL-terminated, the "
+	    "whole length returned");
+	ok(text_cat(small, sizeof(small), (char *)NULL) == 0 &&
+	    small[0] == '\0', "nothing: empty");
 }
 
 static void
@@ -203,6 +239,7 @@ main(void)
 	    log_format_parse("json") == LOG_FMT_JSON &&
 	    log_format_parse("JSON ") == -1, "log_format names");
 	test_logfmt();
+	test_text();
 	test_json();
 	test_long();
 	dup2(saved, STDERR_FILENO);

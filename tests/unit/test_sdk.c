@@ -87,6 +87,22 @@ test_buf(void)
 		    "buf: one past a large max");
 	}
 	ph_buf_free(&b);
+
+	ph_buf_init(&b, 16);
+	ph_buf_puts(&b, "ab");
+	ok(ph_buf_reserve(&b, 14) == PH_OK && b.cap >= 17 && b.len == 2 &&
+	    strcmp(b.data, "ab") == 0, "buf: room reserved, content kept");
+	{
+		char *at = b.data;
+
+		ph_buf_puts(&b, "0123456789abcd");
+		ok(b.data == at && b.len == 16, "buf: what was reserved is "
+		    "appended without moving");
+	}
+	is_int(ph_buf_reserve(&b, 1), PH_E_TOOBIG, "buf: reserving past max "
+	    "fails");
+	is_int(b.err, PH_E_TOOBIG, "buf: ... and sticks");
+	ph_buf_free(&b);
 }
 
 static void
