@@ -110,6 +110,104 @@ ledger_cbor_write(const json_t *j, struct ph_buf *out)
 	return out->err;
 }
 
+/* Appends a head of hn bytes and n bytes of p where ph_buf_reserve made
+ * room for them. */
+static void
+ledger_cbor_raw(struct ph_buf *b, size_t hn, const unsigned char *h,
+    const void *p, size_t n)
+{
+	memcpy(b->data + b->len, h, hn);
+	if (n > 0)
+		memcpy(b->data + b->len + hn, p, n);
+	b->len += hn + n;
+	b->data[b->len] = '\0';
+}
+
+/* Is s valid UTF-8, as jansson wants every string it holds? */
+static int
+ledger_cbor_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n;
+
+	while (i < len) {
+		if (p[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((n = text_utf8_len(p + i, len - i)) == 0)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+/* The member of extra named key, or NULL. */
+static const json_t *
+ledger_cbor_extra(const json_t *extra, const char *key)
+{
+	return extra != NULL ? json_object_get(extra, key) : NULL;
+}
+
+int
+ledger_cbor_fields(const struct ledger_field *f, size_t n,
+    const json_t *extra, struct ph_buf *out)
+{
+	const char *key;
+	const json_t *v;
+	json_t *x;
+	size_t i, total = n, len;
+	unsigned char h[9];
+
+	ph_buf_init(out, LEDGER_CBOR_MAX);
+	if (extra != NULL && !json_is_object(extra))
+		return PH_E_INTERNAL;
+	/* extra's members that are no field come after the fields */
+	json_object_foreach((json_t *)extra, key, x) {
+		for (i = 0; i < n && strcmp(f[i].key, key) != 0; i++)
+			;
+		if (i == n)
+			total++;
+	}
+	ledger_cbor_head(out, cbor_encode_map_start, total);
+	for (i = 0; i < n; i++) {
+		len = strlen(f[i].key);
+		if (f[i].type == LEDGER_F_STR && f[i].s == NULL)
+			return PH_E_INTERNAL;
+		/* room for the key and the value: then plain copies */
+		if (ph_buf_reserve(out, 2 * sizeof(h) + len +
+		    (f[i].type == LEDGER_F_STR ? strlen(f[i].s) : 0)) != PH_OK)
+			return out->err;
+		ledger_cbor_raw(out, cbor_encode_string_start(len, h,
+		    sizeof(h)), h, f[i].key, len);
+		if ((v = ledger_cbor_extra(extra, f[i].key)) != NULL) {
+			ledger_cbor_put(out, v, 1);
+			continue;
+		}
+		if (f[i].type == LEDGER_F_INT) {
+			ledger_cbor_raw(out, f[i].i >= 0 ?
+			    cbor_encode_uint((uint64_t)f[i].i, h, sizeof(h)) :
+			    cbor_encode_negint((uint64_t)-(f[i].i + 1), h,
+			    sizeof(h)), h, NULL, 0);
+			continue;
+		}
+		/* what a tree could not hold: json_pack refused it */
+		if (!ledger_cbor_utf8(f[i].s, (len = strlen(f[i].s))))
+			return PH_E_INTERNAL;
+		ledger_cbor_raw(out, cbor_encode_string_start(len, h,
+		    sizeof(h)), h, f[i].s, len);
+	}
+	json_object_foreach((json_t *)extra, key, x) {
+		for (i = 0; i < n && strcmp(f[i].key, key) != 0; i++)
+			;
+		if (i < n)
+			continue;
+		ledger_cbor_text(out, key, strlen(key));
+		ledger_cbor_put(out, x, 1);
+	}
+	return out->err;
+}
+
 /* ---- Reading ------------------------------------------------------------ */
 
 struct ledger_cbor_frame {

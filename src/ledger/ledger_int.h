@@ -18,6 +18,27 @@
  * object only.  ledger_cbor_read returns a new reference to the object
  * read, or NULL for bytes that are not a record. */
 int ledger_cbor_write(const json_t *j, struct ph_buf *out);
+/*
+ * A record made straight from its fields, without a tree: n fields in
+ * order, a member of extra (may be NULL) in place of the field of its
+ * name, then extra's other members, as json_pack of the fields and
+ * json_object_update with extra would make it; the bytes are the ones
+ * ledger_cbor_write writes of that tree.  Initialises out as
+ * ledger_cbor_write does.  PH_E_INTERNAL for text that is not UTF-8.
+ */
+struct ledger_field {
+	const char *key;
+	enum { LEDGER_F_INT, LEDGER_F_STR } type;
+	int64_t i;
+	const char *s;
+};
+#define LEDGER_INT(k, v)	{ (k), LEDGER_F_INT, (int64_t)(v), NULL }
+#define LEDGER_STR(k, v)	{ (k), LEDGER_F_STR, 0, (v) }
+int ledger_cbor_fields(const struct ledger_field *f, size_t n,
+    const json_t *extra, struct ph_buf *out);
+void ledger_put_fields(struct store_txn *t, enum store_db db,
+    const struct store_key *k, const struct ledger_field *f, size_t n,
+    const json_t *extra);
 json_t *ledger_cbor_read(const void *data, size_t len);
 /* Appends to out the API's JSON text of the record in data as spec shows
  * it, without a tree.  PH_OK; PH_E_UNSUPPORTED for a record only its tree

@@ -148,6 +148,21 @@ ledger_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 }
 
 void
+ledger_put_fields(struct store_txn *t, enum store_db db,
+    const struct store_key *k, const struct ledger_field *f, size_t n,
+    const json_t *extra)
+{
+	struct ph_buf b;
+	int rc;
+
+	if ((rc = ledger_cbor_fields(f, n, extra, &b)) == PH_OK)
+		store_put(t, db, k, b.data, b.len);
+	else if (t->err == PH_OK)
+		t->err = rc;
+	ph_buf_free(&b);
+}
+
+void
 ledger_key_order(struct store_key *k, const char *order_id)
 {
 	store_key_init(k, STORE_KEY_ORDER);
@@ -179,41 +194,40 @@ ledger_emit_new(struct store_txn *t, const struct ledger_fact *f,
 {
 	const struct ph_event *ev = f->ev;
 	char id[STORE_EPOCH_LEN + 24];
+	struct ledger_field e[14];
 	struct store_key k;
 	uint64_t seq;
-	json_t *e;
+	size_t n = 0;
 
 	if ((seq = store_next_seq(t, STORE_DB_EVENTS)) == 0) {
 		json_decref(extra);
 		return 0;
 	}
 	ledger_event_id(store_epoch(t->store), seq, id);
-	e = json_pack("{s:i, s:s, s:I, s:s, s:s, s:s, s:s, s:s, s:I, s:s, "
-	    "s:I, s:s}",
-	    "v", LEDGER_RECORD_VERSION,
-	    "id", id,
-	    "seq", (json_int_t)seq,
-	    "type", ledger_event_name(type),
-	    "order_id", order_id,
-	    "profile", f->profile,
-	    "provider", f->provider,
-	    "provider_txn_id", ev->txn_id,
-	    "amount", (json_int_t)ev->amount,
-	    "currency", ev->currency,
-	    "at", (json_int_t)f->now,
-	    "source", f->source);
-	if (e != NULL && ev->occurred_at > 0)
-		json_object_set_new(e, "occurred_at",
-		    json_integer(ev->occurred_at));
-	if (e != NULL && ev->channel[0] != '\0')
-		json_object_set_new(e, "channel", json_string(ev->channel));
-	if (e != NULL && extra != NULL)
-		json_object_update(e, extra);
-	json_decref(extra);
+	e[n++] = (struct ledger_field)LEDGER_INT("v", LEDGER_RECORD_VERSION);
+	e[n++] = (struct ledger_field)LEDGER_STR("id", id);
+	e[n++] = (struct ledger_field)LEDGER_INT("seq", seq);
+	e[n++] = (struct ledger_field)LEDGER_STR("type",
+	    ledger_event_name(type));
+	e[n++] = (struct ledger_field)LEDGER_STR("order_id", order_id);
+	e[n++] = (struct ledger_field)LEDGER_STR("profile", f->profile);
+	e[n++] = (struct ledger_field)LEDGER_STR("provider", f->provider);
+	e[n++] = (struct ledger_field)LEDGER_STR("provider_txn_id",
+	    ev->txn_id);
+	e[n++] = (struct ledger_field)LEDGER_INT("amount", ev->amount);
+	e[n++] = (struct ledger_field)LEDGER_STR("currency", ev->currency);
+	e[n++] = (struct ledger_field)LEDGER_INT("at", f->now);
+	e[n++] = (struct ledger_field)LEDGER_STR("source", f->source);
+	if (ev->occurred_at > 0)
+		e[n++] = (struct ledger_field)LEDGER_INT("occurred_at",
+		    ev->occurred_at);
+	if (ev->channel[0] != '\0')
+		e[n++] = (struct ledger_field)LEDGER_STR("channel",
+		    ev->channel);
 	store_key_init(&k, 0);
 	store_key_u64(&k, seq);
-	ledger_put(t, STORE_DB_EVENTS, &k, e);
-	json_decref(e);
+	ledger_put_fields(t, STORE_DB_EVENTS, &k, e, n, extra);
+	json_decref(extra);
 	return seq;
 }
 

@@ -354,6 +354,80 @@ test_view_refusals(void)
 	ph_buf_free(&out);
 }
 
+/* Is the record written from fields the bytes of the tree json_pack and
+ * json_object_update would make of them? */
+static int
+fields_same(const struct ledger_field *f, size_t n, json_t *tree,
+    const json_t *extra)
+{
+	struct ph_buf a, b;
+	int same;
+
+	if (extra != NULL)
+		json_object_update(tree, (json_t *)extra);
+	same = ledger_cbor_fields(f, n, extra, &a) == PH_OK &&
+	    ledger_cbor_write(tree, &b) == PH_OK && a.len == b.len &&
+	    memcmp(a.data, b.data, a.len) == 0;
+	ph_buf_free(&a);
+	ph_buf_free(&b);
+	json_decref(tree);
+	return same;
+}
+
+static void
+test_fields(void)
+{
+	const struct ledger_field f[] = {
+		LEDGER_INT("v", 1),
+		LEDGER_STR("order_id", "A-1"),
+		LEDGER_INT("amount", 1234),
+		LEDGER_INT("delta", -5),
+		LEDGER_INT("min", INT64_MIN),
+		LEDGER_INT("max", INT64_MAX),
+		LEDGER_STR("note", "\xe6\x94\xb6\xe6\xac\xbe \"ok\""),
+		LEDGER_STR("empty", ""),
+	};
+	const size_t n = sizeof(f) / sizeof(f[0]);
+	struct ph_buf b;
+	json_t *extra;
+
+	ok(fields_same(f, n, json_pack("{s:i, s:s, s:i, s:i, s:I, s:I, s:s, "
+	    "s:s}", "v", 1, "order_id", "A-1", "amount", 1234, "delta", -5,
+	    "min", (json_int_t)INT64_MIN, "max", (json_int_t)INT64_MAX, "note",
+	    "\xe6\x94\xb6\xe6\xac\xbe \"ok\"", "empty", ""), NULL),
+	    "a record from its fields: the bytes of its tree");
+	extra = json_pack("{s:i, s:{s:[i, s]}, s:s}", "amount", 99, "expected",
+	    "a", 1, "b", "order_id", "B-2");
+	ok(fields_same(f, n, json_pack("{s:i, s:s, s:i, s:i, s:I, s:I, s:s, "
+	    "s:s}", "v", 1, "order_id", "A-1", "amount", 1234, "delta", -5,
+	    "min", (json_int_t)INT64_MIN, "max", (json_int_t)INT64_MAX, "note",
+	    "\xe6\x94\xb6\xe6\xac\xbe \"ok\"", "empty", ""), extra),
+	    "... with extra members: one in a field's place, one after");
+	json_decref(extra);
+	ok(fields_same(f, 1, json_pack("{s:i}", "v", 1), NULL),
+	    "... of one field");
+	{
+		const struct ledger_field bad[] = {
+			LEDGER_STR("order_id", "A-\xff"),
+		};
+		const struct ledger_field none[] = {
+			LEDGER_STR("order_id", NULL),
+		};
+
+		is_int(ledger_cbor_fields(bad, 1, NULL, &b), PH_E_INTERNAL,
+		    "text that is not UTF-8 is refused, as a tree refuses it");
+		ph_buf_free(&b);
+		is_int(ledger_cbor_fields(none, 1, NULL, &b), PH_E_INTERNAL,
+		    "... and no text at all");
+		ph_buf_free(&b);
+	}
+	extra = json_array();
+	is_int(ledger_cbor_fields(f, n, extra, &b), PH_E_INTERNAL, "extra "
+	    "members must be an object's");
+	ph_buf_free(&b);
+	json_decref(extra);
+}
+
 int
 main(void)
 {
@@ -363,5 +437,6 @@ main(void)
 	test_view_same();
 	test_view_text();
 	test_view_refusals();
+	test_fields();
 	return done_testing();
 }
