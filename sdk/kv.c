@@ -79,7 +79,8 @@ ph_kvlist_get(const struct ph_kvlist *l, const char *key)
 	size_t i;
 
 	for (i = 0; i < l->n; i++)
-		if (strcmp(l->items[i].key, key) == 0)
+		if (l->items[i].key[0] == key[0] &&
+		    strcmp(l->items[i].key, key) == 0)
 			return l->items[i].val;
 	return NULL;
 }

@@ -4,6 +4,7 @@
  * touches floating point, and every step is checked against
  * PH_AMOUNT_MAX before it could overflow.
  */
+#include <stdarg.h>
 #include <string.h>
 
 #include <payhook/sdk.h>
@@ -195,6 +196,31 @@ ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
 		return ph_fail(diag, PH_E_FIELD, "%s: invalid characters",
 		    field);
 	memcpy(dst, src, len + 1);
+	return PH_OK;
+}
+
+int
+ph_dedup_key(struct ph_event *ev, struct ph_diag *diag, const char *part, ...)
+{
+	size_t len = 0, n;
+	va_list ap;
+
+	va_start(ap, part);
+	for (; part != NULL; part = va_arg(ap, const char *)) {
+		n = strlen(part);
+		/* the part, and a ':' before every part but the first */
+		if (n + (len > 0) >= sizeof(ev->dedup_key) - len) {
+			va_end(ap);
+			ev->dedup_key[0] = '\0';
+			return ph_fail(diag, PH_E_FIELD, "dedup key too long");
+		}
+		if (len > 0)
+			ev->dedup_key[len++] = ':';
+		memcpy(ev->dedup_key + len, part, n);
+		len += n;
+	}
+	va_end(ap);
+	ev->dedup_key[len] = '\0';
 	return PH_OK;
 }
 

@@ -205,13 +205,17 @@ ph_xml_skip_space(struct ph_xml_in *in)
 static int
 ph_xml_name(struct ph_xml_in *in, char *name)
 {
-	size_t n = 0;
+	const unsigned char *from = in->p;
+	size_t n;
 
-	while (in->p < in->end && ph_xml_name_char(*in->p, n == 0)) {
-		if (n == PH_XML_NAME_MAX)
-			return ph_xml_bad(in, "name longer than 64 bytes");
-		name[n++] = (char)*in->p++;
-	}
+	if (in->p < in->end && ph_xml_name_char(*in->p, 1))
+		for (in->p++; in->p < in->end &&
+		    ph_xml_name_char(*in->p, 0); in->p++)
+			if (in->p - from == PH_XML_NAME_MAX)
+				return ph_xml_bad(in, "name longer than 64 "
+				    "bytes");
+	n = (size_t)(in->p - from);
+	memcpy(name, from, n);
 	name[n] = '\0';
 	if (n == 0 || in->p == in->end || !(ph_xml_space(*in->p) ||
 	    *in->p == '>' || *in->p == '/' || *in->p == '='))
@@ -448,8 +452,15 @@ static int
 ph_xml_end_tag(struct ph_xml_in *in, const char *name)
 {
 	char got[PH_XML_NAME_MAX + 1];
+	size_t len = strlen(name);
 	int rc;
 
+	/* "</name>", as nearly every end tag is: no name to read */
+	if ((size_t)(in->end - in->p) >= len + 3 &&
+	    memcmp(in->p + 2, name, len) == 0 && in->p[len + 2] == '>') {
+		in->p += len + 3;
+		return PH_OK;
+	}
 	in->p += 2;
 	if ((rc = ph_xml_name(in, got)) != PH_OK)
 		return rc;

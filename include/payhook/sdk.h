@@ -530,6 +530,12 @@ int ph_token_valid(const char *s, size_t len, size_t max, const char *extra);
 int ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
     const char *field, struct ph_diag *diag);
 
+/* Sets ev->dedup_key to the parts given, up to a NULL, joined with ':'
+ * ("pay", txn_id: "pay:<txn_id>"); PH_E_FIELD, and no key, when they do
+ * not fit. */
+int ph_dedup_key(struct ph_event *ev, struct ph_diag *diag, const char *part,
+    ...) __attribute__((sentinel));
+
 /* ---- Statements (statement_line) --------------------------------------- */
 
 /*

@@ -234,10 +234,7 @@ agg_charge(const struct agg_ctx *ctx, const struct json_t *ch,
 		return PH_OK;
 	ev->kind = PH_EV_PAYMENT_SUCCEEDED;
 	/* One payment, one key, whatever told us: the event or a query. */
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
-	    ev->txn_id) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "pay", ev->txn_id, (char *)NULL);
 }
 
 static int
@@ -351,9 +348,8 @@ agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 		memcpy(ev->currency, "CNY", 4);
 		ev->occurred_at = created;
 	}
-	if (rc == PH_OK && snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-	    "evt:%s", id) >= (int)sizeof(ev->dedup_key))
-		rc = ph_fail(diag, PH_E_FIELD, "dedup key too long");
+	if (rc == PH_OK)
+		rc = ph_dedup_key(ev, diag, "evt", id, (char *)NULL);
 out:
 	json_decref(root);
 	return ph_clear_on_fail(rc, ev, sizeof(*ev));

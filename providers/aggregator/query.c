@@ -157,10 +157,8 @@ agg_query_event(const struct ph_order_ref *order, enum ph_event_kind kind,
 		    ph_currency_valid(order->currency) ? order->currency :
 		    "CNY", 4);
 	}
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "query:%s:%s",
-	    ev->order_id, state) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "query", ev->order_id, state,
+	    (char *)NULL);
 }
 
 /* The answer, verified when it carries a signature, parsed; root is the

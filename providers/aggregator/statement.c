@@ -113,8 +113,7 @@ agg_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
 		memcpy(ev->txn_id, id, strlen(id) + 1);
 		/* The key of the charge's charge.succeeded and query. */
-		snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s", id);
-		return PH_OK;
+		return ph_dedup_key(ev, diag, "pay", id, (char *)NULL);
 	}
 	ev->kind = PH_EV_REFUND_SUCCEEDED;
 	memcpy(ev->refund_id, id, strlen(id) + 1);
@@ -128,8 +127,7 @@ agg_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 	    sizeof(ev->merchant_refund_id)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: refund_no is "
 		    "invalid", (unsigned long long)no);
-	snprintf(ev->dedup_key, sizeof(ev->dedup_key), "refund:%s", id);
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "refund", id, (char *)NULL);
 }
 
 static const struct ph_csv_layout agg_st_layout = {

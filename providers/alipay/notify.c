@@ -285,8 +285,7 @@ ali_notify_event(const struct ph_kvlist *kv, struct ph_event *ev,
 			return ph_fail(diag, PH_E_FIELD, "gmt_payment: not "
 			    "yyyy-MM-dd HH:mm:ss");
 		/* The key a query or a bill line of this payment carries. */
-		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
-		    ev->txn_id);
+		rc = ph_dedup_key(ev, diag, "pay", ev->txn_id, (char *)NULL);
 	} else {
 		if (strcmp(status, "TRADE_CLOSED") == 0) {
 			ev->kind = PH_EV_PAYMENT_CLOSED;
@@ -302,12 +301,9 @@ ali_notify_event(const struct ph_kvlist *kv, struct ph_event *ev,
 			    ali_diag_text(status, buf, sizeof(buf)));
 		if (rc != PH_OK)
 			return rc;
-		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key), "ali:%s",
-		    notify_id);
+		rc = ph_dedup_key(ev, diag, "ali", notify_id, (char *)NULL);
 	}
-	if (rc < 0 || rc >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return rc;
 }
 
 int

@@ -338,19 +338,18 @@ ali_row(struct ali_stmt *z, struct ph_statement *st, char *text,
 		    "退款批次号/请求号", NULL) != PH_OK)
 			return ph_fail(diag, PH_E_FIELD, "statement line %llu: "
 			    "退款批次号/请求号 is not a refund id", ln);
-		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-		    "refund:%s:%s", ev->txn_id, ev->merchant_refund_id);
+		rc = ph_dedup_key(ev, diag, "refund", ev->txn_id,
+		    ev->merchant_refund_id, (char *)NULL);
 		z->refunds++;
 		z->refund_receipt += receipt;
 	} else {
 		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
 		ev->amount = amount;
-		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
-		    ev->txn_id);
+		rc = ph_dedup_key(ev, diag, "pay", ev->txn_id, (char *)NULL);
 		z->pays++;
 		z->pay_receipt += receipt;
 	}
-	if (rc < 0 || rc >= (int)sizeof(ev->dedup_key))
+	if (rc != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "statement line %llu: dedup "
 		    "key too long", ln);
 	if (z->pay_receipt > PH_AMOUNT_MAX ||

@@ -154,10 +154,8 @@ ali_from_order(const struct ph_order_ref *order, struct ph_event *ev,
 		return PH_E_FIELD;
 	ev->amount = order->amount;
 	memcpy(ev->currency, order->currency, 4);
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "ali:%s:%s:%s",
-	    tag, ev->order_id, state) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "ali", tag, ev->order_id, state,
+	    (char *)NULL);
 }
 
 /* The answer's out_trade_no must be the order asked about (when
@@ -255,10 +253,7 @@ ali_query_event(const json_t *r, const void *call, struct ph_event *ev,
 			return rc;
 		memcpy(ev->currency, "CNY", 4);
 		/* The key the notification of this payment carries. */
-		if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
-		    ev->txn_id) >= (int)sizeof(ev->dedup_key))
-			return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-		return PH_OK;
+		return ph_dedup_key(ev, diag, "pay", ev->txn_id, (char *)NULL);
 	}
 	if (strcmp(status, "WAIT_BUYER_PAY") == 0) {
 		ev->kind = PH_EV_PAYMENT_PENDING;
@@ -427,10 +422,8 @@ ali_refund_event(const json_t *r, const void *call, struct ph_event *ev,
 		return PH_E_FIELD;
 	ev->amount = ref->amount;
 	memcpy(ev->currency, "CNY", 4);
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "refund:%s:%s",
-	    ev->txn_id, ev->merchant_refund_id) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "refund", ev->txn_id,
+	    ev->merchant_refund_id, (char *)NULL);
 }
 
 int

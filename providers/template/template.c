@@ -269,11 +269,8 @@ tpl_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 	/* The event id is the provider's unique fact: our dedup key. */
 	if ((rc = tpl_id(root, "id", id, sizeof(id), diag)) != PH_OK)
 		goto out;
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "evt:%s", id) >=
-	    (int)sizeof(ev->dedup_key)) {
-		rc = ph_fail(diag, PH_E_FIELD, "id: too long");
+	if ((rc = ph_dedup_key(ev, diag, "evt", id, (char *)NULL)) != PH_OK)
 		goto out;
-	}
 
 	v = json_object_get(root, "type");
 	if (!json_is_string(v) || !ph_token_valid(json_string_value(v),

@@ -108,10 +108,7 @@ up_notify_event(const struct up_msg *m, struct ph_event *ev,
 		ev->kind = ok ? PH_EV_PAYMENT_SUCCEEDED : PH_EV_PAYMENT_FAILED;
 		memcpy(ev->txn_id, qid, strlen(qid) + 1);
 	}
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "up:%s:%s:%s",
-	    qid, type, resp) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "up", qid, type, resp, (char *)NULL);
 }
 
 int

@@ -274,9 +274,8 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 		ev->kind = PH_EV_NOT_FOUND;
 		if ((rc = up_from_order(order, ev, diag)) != PH_OK)
 			return rc;
-		snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-		    "up:query:%s:34", ev->order_id);
-		return PH_OK;
+		return ph_dedup_key(ev, diag, "up", "query", ev->order_id,
+		    "34", (char *)NULL);
 	}
 	if (strcmp(resp, "00") != 0)
 		return ph_fail(diag, PH_E_PROVIDER, "UnionPay %s the query: "
@@ -305,9 +304,8 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 		ev->kind = PH_EV_PAYMENT_PENDING;
 		if ((rc = up_from_order(order, ev, diag)) != PH_OK)
 			return rc;
-		snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-		    "up:query:%s:pending:%s", ev->order_id, orig);
-		return PH_OK;
+		return ph_dedup_key(ev, diag, "up", "query", ev->order_id,
+		    "pending", orig, (char *)NULL);
 	}
 	memcpy(ev->order_id, oid, strlen(oid) + 1);
 	if (ph_in(orig, up_success_codes)) {
@@ -335,14 +333,10 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 	memcpy(ev->txn_id, qid, strlen(qid) + 1);
 	/* The key the notification of this payment carries. */
 	if (qid[0] != '\0')
-		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-		    "up:%s:01:%s", qid, orig);
-	else
-		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-		    "up:query:%s:01:%s", ev->order_id, orig);
-	if (rc < 0 || rc >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+		return ph_dedup_key(ev, diag, "up", qid, "01", orig,
+		    (char *)NULL);
+	return ph_dedup_key(ev, diag, "up", "query", ev->order_id, "01", orig,
+	    (char *)NULL);
 }
 
 int

@@ -124,9 +124,7 @@ up_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 			    (unsigned long long)no);
 	}
 	/* The key of this transaction's successful notification. */
-	snprintf(ev->dedup_key, sizeof(ev->dedup_key), "up:%s:%s:00", qid,
-	    type);
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "up", qid, type, "00", (char *)NULL);
 }
 
 static const struct ph_csv_layout up_st_layout = {

@@ -430,13 +430,11 @@ wxb_row(const struct wx_ctx *ctx, struct wxb_state *s, const char *line,
 			return ph_fail(diag, PH_E_MALFORMED, "line %llu: the merchant "
 			    "refund number is invalid", (unsigned long long)lineno);
 		memcpy(ev->merchant_refund_id, buf, strlen(buf) + 1);
-		snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-		    "refund:%s:SUCCESS", ev->refund_id);
-	} else
-		/* The key of the payment's notification and query. */
-		snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
-		    ev->txn_id);
-	return PH_OK;
+		return ph_dedup_key(ev, diag, "refund", ev->refund_id,
+		    "SUCCESS", (char *)NULL);
+	}
+	/* The key of the payment's notification and query. */
+	return ph_dedup_key(ev, diag, "pay", ev->txn_id, (char *)NULL);
 }
 
 /* The end: the summary must have been read and must agree. */

@@ -203,10 +203,8 @@ wx_refund_fields(const struct ph_kvlist *kv, struct ph_event *ev,
 	    ph_time_parse_dashed(v, strlen(v), WX_BEIJING,
 	    &ev->occurred_at) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "success_time: invalid");
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "refund:%s:%s",
-	    ev->refund_id, st) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "refund", ev->refund_id, st,
+	    (char *)NULL);
 }
 
 /*
@@ -410,11 +408,9 @@ wx_refund_event(const struct ph_refund_ref *ref, enum ph_event_kind kind,
 		return PH_E_FIELD;
 	ev->amount = ref->amount;
 	memcpy(ev->currency, ref->currency, 4);
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "refund:%s:%s",
-	    ev->refund_id[0] != '\0' ? ev->refund_id : ref->refund_id,
-	    state) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "refund",
+	    ev->refund_id[0] != '\0' ? ev->refund_id : ref->refund_id, state,
+	    (char *)NULL);
 }
 
 /*

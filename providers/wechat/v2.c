@@ -233,10 +233,7 @@ wx_succeeded(const struct ph_kvlist *kv, struct ph_event *ev,
 		return ph_fail(diag, PH_E_FIELD, "time_end: missing");
 	if (ph_time_parse_compact(v, WX_BEIJING, &ev->occurred_at) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "time_end: invalid");
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
-	    ev->txn_id) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "pay", ev->txn_id, (char *)NULL);
 }
 
 /*
@@ -274,11 +271,8 @@ wx_failed(const struct ph_kvlist *kv, struct ph_event *ev,
 	if ((v = wx_get(kv, "time_end")) != NULL &&
 	    ph_time_parse_compact(v, WX_BEIJING, &n) == PH_OK)
 		ev->occurred_at = n;
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "fail:%s:%s:%s",
-	    ev->order_id, ev->txn_id[0] != '\0' ? ev->txn_id : "-", err) >=
-	    (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "fail", ev->order_id,
+	    ev->txn_id[0] != '\0' ? ev->txn_id : "-", err, (char *)NULL);
 }
 
 /* "SUCCESS" or "FAIL"; anything else is not a result we understand. */
@@ -683,10 +677,7 @@ wx_query_event(const struct ph_order_ref *order, enum ph_event_kind kind,
 	    order->order_id, WX_ORDER_EXTRA, "out_trade_no", diag) != PH_OK)
 		return PH_E_FIELD;
 	memcpy(ev->currency, "CNY", 4);
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "%s:%s:%s", tag,
-	    ev->order_id, state) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, tag, ev->order_id, state, (char *)NULL);
 }
 
 /*

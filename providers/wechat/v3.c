@@ -605,10 +605,7 @@ wx3_transaction(const struct wx_ctx *ctx, const struct json_t *tx,
 			    "invalid");
 		/* The key of the payment whatever told us: notification,
 		 * v2 or v3, or a query. */
-		if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "pay:%s",
-		    ev->txn_id) >= (int)sizeof(ev->dedup_key))
-			return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-		return PH_OK;
+		return ph_dedup_key(ev, diag, "pay", ev->txn_id, (char *)NULL);
 	}
 
 	/* Not a payment: what else is there must still be valid. */
@@ -623,14 +620,10 @@ wx3_transaction(const struct wx_ctx *ctx, const struct json_t *tx,
 	if ((rc = wx3_currency(tx, "amount.currency", 0, ev, diag)) != PH_OK)
 		return rc;
 	if (notify_id != NULL)
-		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-		    "notify:%s", notify_id);
-	else
-		rc = snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-		    "query:%s:%s", ev->order_id, *state);
-	if (rc < 0 || rc >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+		return ph_dedup_key(ev, diag, "notify", notify_id,
+		    (char *)NULL);
+	return ph_dedup_key(ev, diag, "query", ev->order_id, *state,
+	    (char *)NULL);
 }
 
 /* A decrypted refund (REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED). */
@@ -672,10 +665,7 @@ wx3_refund(const struct wx_ctx *ctx, const struct json_t *r,
 		return rc;
 	if (v != NULL && wx3_time(v, &ev->occurred_at) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "success_time: invalid");
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "notify:%s",
-	    notify_id) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "notify", notify_id, (char *)NULL);
 }
 
 /*
@@ -698,10 +688,7 @@ wx3_ignored(const struct wx_ctx *ctx, const struct json_t *o,
 	    sizeof(ev->order_id), NULL) != PH_OK)
 		memcpy(ev->order_id, "-", 2);
 	memcpy(ev->currency, "CNY", 4);
-	if (snprintf(ev->dedup_key, sizeof(ev->dedup_key), "notify:%s",
-	    notify_id) >= (int)sizeof(ev->dedup_key))
-		return ph_fail(diag, PH_E_FIELD, "dedup key too long");
-	return PH_OK;
+	return ph_dedup_key(ev, diag, "notify", notify_id, (char *)NULL);
 }
 
 int
@@ -985,11 +972,8 @@ wx3_query_response(const struct wx_ctx *ctx,
 			    sizeof(ev->order_id), order->order_id,
 			    WX_ORDER_EXTRA, "out_trade_no", diag)) != PH_OK)
 				goto out;
-			if (snprintf(ev->dedup_key, sizeof(ev->dedup_key),
-			    "query:%s:%s", ev->order_id, c) >=
-			    (int)sizeof(ev->dedup_key))
-				rc = ph_fail(diag, PH_E_FIELD,
-				    "dedup key too long");
+			rc = ph_dedup_key(ev, diag, "query", ev->order_id, c,
+			    (char *)NULL);
 			goto out;
 		}
 		rc = ph_fail(diag, PH_E_PROVIDER, "query: HTTP %d, code %s: %s",

@@ -111,36 +111,7 @@ order_record_new(const char *order_id, const char *profile, int64_t amount,
 void
 order_time_text(int64_t t, char out[32])
 {
-	struct tm tm;
-	time_t tt = (time_t)t;
-	int v[6], i;
-
-	if (gmtime_r(&tt, &tm) == NULL) {
-		out[0] = '\0';
-		return;
-	}
-	if (tm.tm_year < 1000 - 1900 || tm.tm_year > 9999 - 1900) {
-		if (strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-			out[0] = '\0';
-		return;
-	}
-	/* What strftime writes for a four-digit year, at a tenth of its
-	 * cost (an order read shows up to eight times). */
-	v[0] = tm.tm_year + 1900;
-	v[1] = tm.tm_mon + 1;
-	v[2] = tm.tm_mday;
-	v[3] = tm.tm_hour;
-	v[4] = tm.tm_min;
-	v[5] = tm.tm_sec;
-	memcpy(out, "0000-00-00T00:00:00Z", 21);
-	out[0] += (char)(v[0] / 1000);
-	out[1] += (char)(v[0] / 100 % 10);
-	out[2] += (char)(v[0] / 10 % 10);
-	out[3] += (char)(v[0] % 10);
-	for (i = 1; i < 6; i++) {
-		out[2 + 3 * i] += (char)(v[i] / 10);
-		out[3 + 3 * i] += (char)(v[i] % 10);
-	}
+	text_time(t, out);
 }
 
 /* Replaces the integer time at key with its RFC 3339 text (null stays). */

@@ -388,17 +388,13 @@ void
 log_line_write(struct log_line *l)
 {
 	struct log_out o;
-	char ts[32];
-	struct tm tm;
-	time_t now = time(NULL);
+	char ts[TEXT_TIME_MAX];
 	size_t max;
 	int saved = errno;
 
 	if (l->level > log_level)
 		return;
-	if (gmtime_r(&now, &tm) == NULL ||
-	    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		ts[0] = '\0';
+	text_time((int64_t)time(NULL), ts);
 	for (max = LOG_VALUE_MAX; ; max /= 2) {
 		log_render(&o, l, ts, max);
 		if (!o.over || max < 16)

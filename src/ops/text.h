@@ -3,6 +3,7 @@
 #define PH_TEXT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The length of the UTF-8 character at p (n bytes left): 1 to 4, or 0
  * when the bytes there are not one (overlong forms and surrogates are
@@ -23,6 +24,11 @@ int text_name_find(const char *const *names, int n, const char *s,
  * line and answer.) */
 #define TEXT_INT_MAX 21
 size_t text_int(char out[TEXT_INT_MAX], long long v);
+
+/* The RFC 3339 UTC text of a unix time ("2026-12-05T23:09:48Z", what
+ * strftime's "%Y-%m-%dT%H:%M:%SZ" writes), "" when it has none. */
+#define TEXT_TIME_MAX 32
+void text_time(int64_t t, char out[TEXT_TIME_MAX]);
 
 /* The strings given, up to a NULL, one after the other in out of cap
  * bytes: cut to fit and NUL-terminated when cap > 0.  Returns the length

@@ -36,9 +36,17 @@ uint32_t
 archive_fnv(const void *p, size_t n, uint32_t h)
 {
 	const unsigned char *b = p;
-	size_t i;
+	size_t i = 0;
 
-	for (i = 0; i < n; i++)
+	/* four bytes a turn: the same hash, half the loop's instructions
+	 * (every notification's record is summed) */
+	for (; i + 4 <= n; i += 4) {
+		h = (h ^ b[i]) * 16777619u;
+		h = (h ^ b[i + 1]) * 16777619u;
+		h = (h ^ b[i + 2]) * 16777619u;
+		h = (h ^ b[i + 3]) * 16777619u;
+	}
+	for (; i < n; i++)
 		h = (h ^ b[i]) * 16777619u;
 	return h;
 }

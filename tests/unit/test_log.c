@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -127,6 +128,33 @@ test_text(void)
 	    "whole length returned");
 	ok(text_cat(small, sizeof(small), (char *)NULL) == 0 &&
 	    small[0] == '\0', "nothing: empty");
+
+	{
+		static const int64_t at[] = { 0, 1700000000, 951782400,
+		    253402300799, 253402300800, -1, -62135596800,
+		    -30610224000, 4102444800 };
+		char want[TEXT_TIME_MAX], got[TEXT_TIME_MAX];
+		struct tm tm;
+		time_t tt;
+		size_t i;
+		int same = 1;
+
+		for (i = 0; i < sizeof(at) / sizeof(at[0]); i++) {
+			tt = (time_t)at[i];
+			gmtime_r(&tt, &tm);
+			strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			text_time(at[i], got);
+			if (strcmp(want, got) != 0) {
+				diag("%lld: want %s, got %s",
+				    (long long)at[i], want, got);
+				same = 0;
+			}
+		}
+		ok(same, "RFC 3339 times: what strftime writes, years 1 to "
+		    "10000");
+		text_time(1700000000, got);
+		is_str(got, "2023-11-14T22:13:20Z", "... e.g. 1700000000");
+	}
 }
 
 static void

@@ -737,6 +737,32 @@ test_tokens(void)
 	    PH_E_FIELD, "copy_token: invalid");
 	is_int(ph_copy_token(dst, sizeof(dst), NULL, NULL, "f", &d),
 	    PH_E_FIELD, "copy_token: missing");
+
+	{
+		struct ph_event ev;
+		char part[PH_DEDUP_MAX + 1];
+
+		memset(&ev, 0, sizeof(ev));
+		is_int(ph_dedup_key(&ev, &d, "up", "q1", "01", "",
+		    (char *)NULL), PH_OK, "dedup_key: parts");
+		is_str(ev.dedup_key, "up:q1:01:", "dedup_key: joined with ':', "
+		    "an empty part kept");
+		is_int(ph_dedup_key(&ev, &d, "pay", (char *)NULL), PH_OK,
+		    "dedup_key: one part");
+		is_str(ev.dedup_key, "pay", "dedup_key: no ':' after the last");
+		/* "pay:" and a part that fills the key to its last byte */
+		memset(part, 'x', PH_DEDUP_MAX - 4);
+		part[PH_DEDUP_MAX - 4] = '\0';
+		ok(ph_dedup_key(&ev, &d, "pay", part, (char *)NULL) == PH_OK &&
+		    strlen(ev.dedup_key) == PH_DEDUP_MAX, "dedup_key: exactly "
+		    "%d bytes fits", PH_DEDUP_MAX);
+		part[PH_DEDUP_MAX - 4] = 'x';
+		part[PH_DEDUP_MAX - 3] = '\0';
+		ok(ph_dedup_key(&ev, &d, "pay", part, (char *)NULL) ==
+		    PH_E_FIELD && ev.dedup_key[0] == '\0' &&
+		    strstr(d.msg, "dedup key too long") != NULL, "dedup_key: "
+		    "one byte more is refused, and no key is left");
+	}
 }
 
 /* ---- base64, constant-time compare ----------------------------------------- */

@@ -1128,6 +1128,14 @@ test_query_response(void *ctx)
 		is_int(ev.kind, PH_EV_PAYMENT_PENDING, "00/%s: pending",
 		    pending[i]);
 		is_str(ev.order_id, ORDER, "pending: order id");
+		{
+			char want[64];
+
+			snprintf(want, sizeof(want), "up:query:%s:pending:%s",
+			    ORDER, pending[i]);
+			is_str(ev.dedup_key, want, "pending: dedup key, as "
+			    "ever");
+		}
 	}
 
 	base_answer(&n, "00", "01");
@@ -1142,6 +1150,7 @@ test_query_response(void *ctx)
 	is_int(answer(ctx, &n, 1, &ev), PH_OK, "34 verifies");
 	is_int(ev.kind, PH_EV_NOT_FOUND, "34: not found");
 	is_str(ev.order_id, ORDER, "34: order id");
+	is_str(ev.dedup_key, "up:query:" ORDER ":34", "34: dedup key, as ever");
 
 	for (i = 0; i < 3; i++) {
 		base_answer(&n, pending[i], NULL);
