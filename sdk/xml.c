@@ -173,12 +173,20 @@ ph_xml_bad(struct ph_xml_in *in, const char *what)
 }
 
 static int
-ph_xml_at(const struct ph_xml_in *in, const char *s)
+ph_xml_at_n(const struct ph_xml_in *in, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-
 	return (size_t)(in->end - in->p) >= n && memcmp(in->p, s, n) == 0;
 }
+
+static int
+ph_xml_at(const struct ph_xml_in *in, const char *s)
+{
+	return ph_xml_at_n(in, s, strlen(s));
+}
+
+/* The same for a string literal, its length known when compiled (the
+ * reader asks a dozen times a field). */
+#define PH_XML_AT(in, lit)	ph_xml_at_n((in), (lit), sizeof(lit) - 1)
 
 static int
 ph_xml_space(int c)
@@ -266,7 +274,7 @@ ph_xml_decl(struct ph_xml_in *in)
 	size_t len = 0;
 	int step = 0;
 
-	if (!ph_xml_at(in, "<?xml") || in->end - in->p < 6 ||
+	if (!PH_XML_AT(in, "<?xml") || in->end - in->p < 6 ||
 	    !ph_xml_space(in->p[5]))
 		return PH_OK;
 	in->p += 5;
@@ -274,7 +282,7 @@ ph_xml_decl(struct ph_xml_in *in)
 		const unsigned char *mark = in->p;
 
 		ph_xml_skip_space(in);
-		if (ph_xml_at(in, "?>"))
+		if (PH_XML_AT(in, "?>"))
 			break;
 		in->p = mark;
 		if (ph_xml_decl_attr(in, name, &val, &len) != PH_OK)
@@ -376,10 +384,10 @@ ph_xml_ref(struct ph_xml_in *in, struct ph_buf *val, const char *field)
 			in->p += strlen(predef[i].name);
 			return ph_xml_put(in, val, field, &predef[i].c, 1);
 		}
-	if (!ph_xml_at(in, "#"))
+	if (!PH_XML_AT(in, "#"))
 		return ph_xml_bad(in, "an entity that is not declared");
 	in->p++;
-	hex = ph_xml_at(in, "x");
+	hex = PH_XML_AT(in, "x");
 	in->p += hex;
 	for (; in->p < in->end && *in->p != ';'; in->p++, n++) {
 		int c = *in->p, d;
@@ -494,10 +502,10 @@ ph_xml_content(struct ph_xml_in *in, struct ph_buf *val, const char *field)
 		if (*in->p == '&') {
 			if ((rc = ph_xml_ref(in, val, field)) != PH_OK)
 				return rc;
-		} else if (ph_xml_at(in, "<![CDATA[")) {
+		} else if (PH_XML_AT(in, "<![CDATA[")) {
 			if ((rc = ph_xml_cdata(in, val, field)) != PH_OK)
 				return rc;
-		} else if (ph_xml_at(in, "</"))
+		} else if (PH_XML_AT(in, "</"))
 			break;
 		else
 			return ph_fail(in->diag, PH_E_MALFORMED, "field %.64s: "
@@ -521,7 +529,7 @@ ph_xml_start_tag(struct ph_xml_in *in, char *name, int *empty)
 	if ((rc = ph_xml_name(in, name)) != PH_OK)
 		return rc;
 	ph_xml_skip_space(in);
-	*empty = ph_xml_at(in, "/>");
+	*empty = PH_XML_AT(in, "/>");
 	if (*empty) {
 		in->p += 2;
 		return PH_OK;
@@ -546,8 +554,8 @@ ph_xml_between(struct ph_xml_in *in)
 	int rc = PH_OK;
 
 	ph_buf_init(&ws, 8);
-	while (ph_xml_skip_space(in) > 0 || ph_xml_at(in, "&")) {
-		if (!ph_xml_at(in, "&"))
+	while (ph_xml_skip_space(in) > 0 || PH_XML_AT(in, "&")) {
+		if (!PH_XML_AT(in, "&"))
 			continue;
 		ws.len = 0;
 		if ((rc = ph_xml_ref(in, &ws, "")) != PH_OK)
@@ -579,10 +587,10 @@ ph_xml_fields(struct ph_xml_in *in, const char *root, struct ph_kvlist *out)
 			rc = ph_xml_bad(in, "root element not closed");
 			break;
 		}
-		if (ph_xml_at(in, "</"))
+		if (PH_XML_AT(in, "</"))
 			break;
-		if (*in->p != '<' || ph_xml_at(in, "<!") ||
-		    ph_xml_at(in, "<?")) {
+		if (*in->p != '<' || PH_XML_AT(in, "<!") ||
+		    PH_XML_AT(in, "<?")) {
 			rc = ph_fail(in->diag, PH_E_MALFORMED, "unexpected "
 			    "content in the root element at byte %zu",
 			    (size_t)(in->p - in->start));
@@ -618,8 +626,8 @@ ph_xml_document(struct ph_xml_in *in, const char *root_name,
 	if ((rc = ph_xml_decl(in)) != PH_OK)
 		return rc;
 	ph_xml_skip_space(in);
-	if (in->p == in->end || *in->p != '<' || ph_xml_at(in, "<!") ||
-	    ph_xml_at(in, "<?"))
+	if (in->p == in->end || *in->p != '<' || PH_XML_AT(in, "<!") ||
+	    PH_XML_AT(in, "<?"))
 		return ph_fail(in->diag, PH_E_MALFORMED, "content outside the "
 		    "root element");
 	if ((rc = ph_xml_start_tag(in, root, &empty)) != PH_OK)

@@ -266,9 +266,20 @@ static void
 log_put_logfmt(struct log_out *o, int kind, const char *v, size_t max)
 {
 	char q[LOG_LINE_MAX], cut[LOG_LINE_MAX];
+	size_t n;
 
 	if (kind == LOG_KIND_NONE) {
 		log_puts(o, "-");
+		return;
+	}
+	/* A value that needs no quotes and is not cut, as most are: as it
+	 * stands, not copied twice on the way. */
+	for (n = 0; n < max && (unsigned char)v[n] > ' ' &&
+	    (unsigned char)v[n] < 0x7f && v[n] != '"' && v[n] != '=' &&
+	    v[n] != '\\'; n++)
+		;
+	if (n > 0 && v[n] == '\0') {
+		log_put(o, v, n);
 		return;
 	}
 	log_copy(cut, sizeof(cut), v, max);

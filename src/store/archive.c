@@ -171,6 +171,20 @@ archive_segment(enum archive_class c, int64_t day)
 	}
 }
 
+/* Appends n bytes at p: a plain copy into the room archive_encode made
+ * for the whole record, an append where there is none. */
+static void
+archive_raw(struct ph_buf *b, const void *p, size_t n)
+{
+	if (b->err != PH_OK || b->cap == 0 || n >= b->cap - b->len) {
+		ph_buf_append(b, p, n);
+		return;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
 static void
 archive_put_u16(struct ph_buf *b, const char *s)
 {
@@ -181,8 +195,8 @@ archive_put_u16(struct ph_buf *b, const char *s)
 		n = 0xffff;
 	l[0] = (unsigned char)(n >> 8);
 	l[1] = (unsigned char)n;
-	ph_buf_append(b, l, 2);
-	ph_buf_append(b, s, n);
+	archive_raw(b, l, 2);
+	archive_raw(b, s, n);
 }
 
 static void
@@ -194,9 +208,9 @@ archive_put_u32(struct ph_buf *b, const void *p, size_t n)
 	l[1] = (unsigned char)(n >> 16);
 	l[2] = (unsigned char)(n >> 8);
 	l[3] = (unsigned char)n;
-	ph_buf_append(b, l, 4);
+	archive_raw(b, l, 4);
 	if (p != NULL)
-		ph_buf_append(b, p, n);
+		archive_raw(b, p, n);
 }
 
 /* The record's bytes: header, strings, headers, body. */
@@ -232,7 +246,7 @@ archive_encode(const struct archive_rec *r, struct ph_buf *b)
 	if (ph_buf_reserve(b, size < b->max ? size : b->max) != PH_OK)
 		return -1;
 	memset(head, 0, sizeof(head));
-	ph_buf_append(b, head, sizeof(head));
+	archive_raw(b, head, sizeof(head));
 	for (i = 0; i < ARCHIVE_NSTRINGS; i++)
 		archive_put_u16(b, strs[i] != NULL ? strs[i] : "");
 	archive_put_u32(b, NULL, r->nheaders);
