@@ -1,8 +1,10 @@
 /*
  * Answers and request helpers shared by every handler of the web layer.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -15,27 +17,56 @@
 #include "ops/text.h"
 #include "web/web.h"
 
+static uint64_t web_rid_next;
+static int web_rid_seeded;
+static pthread_once_t web_rid_once = PTHREAD_ONCE_INIT;
+
+static void
+web_rid_forget(void)
+{
+	web_rid_seeded = 0;
+}
+
+static void
+web_rid_watch(void)
+{
+	pthread_atfork(NULL, NULL, web_rid_forget);
+}
+
 void
 web_request_id(const char *in, char *out)
 {
-	static uint64_t seq;
 	unsigned char rnd[8];
-	size_t n = in != NULL ? strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	uint64_t v;
+	size_t i, n = in != NULL ? strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "abcdefghijklmnopqrstuvwxyz0123456789._-") : 0;
 
 	if (n > 0 && n <= WEB_REQUEST_ID_MAX && in[n] == '\0') {
 		memcpy(out, in, n + 1);
 		return;
 	}
-	/* Without randomness, still distinct: the process and a count. */
-	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
-		uint64_t v = ((uint64_t)getpid() << 40) ^ ++seq ^
-		    (uint64_t)time(NULL) << 20;
-		size_t i;
-
-		for (i = 0; i < sizeof(rnd); i++)
-			rnd[i] = (unsigned char)(v >> (8 * i));
+	/*
+	 * A random start for the process, then a count through splitmix64's
+	 * finaliser, a bijection: ids distinct within the process, as good
+	 * as random between processes, and no getrandom() system call a
+	 * request.  A child of a fork draws a start of its own.
+	 */
+	pthread_once(&web_rid_once, web_rid_watch);
+	if (!web_rid_seeded) {
+		if (getrandom(&web_rid_next, sizeof(web_rid_next),
+		    GRND_NONBLOCK) != (ssize_t)sizeof(web_rid_next))
+			/* without randomness, still distinct: the process
+			 * and the time */
+			web_rid_next = ((uint64_t)getpid() << 40) ^
+			    (uint64_t)time(NULL);
+		web_rid_seeded = 1;
 	}
+	v = web_rid_next++;
+	v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	v = (v ^ (v >> 27)) * 0x94d049bb133111ebULL;
+	v ^= v >> 31;
+	for (i = 0; i < sizeof(rnd); i++)
+		rnd[i] = (unsigned char)(v >> (8 * i));
 	ph_hex_lower(rnd, sizeof(rnd), out);
 }
 

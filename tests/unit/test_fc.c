@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -469,6 +470,35 @@ test_request_ids(void)
 	web_request_id(NULL, id2);
 	ok(strlen(id) == 16 && strcmp(id, id2) != 0, "none: minted, each "
 	    "time another");
+	{
+		/* a thousand minted in a row, all distinct; a child of a
+		 * fork does not mint what its parent mints next */
+		static char seen[1000][WEB_REQUEST_ID_MAX + 1];
+		int fds[2], distinct = 1, st = 0;
+		size_t j;
+		pid_t pid;
+
+		for (i = 0; i < 1000; i++) {
+			web_request_id(NULL, seen[i]);
+			for (j = 0; j < i && distinct; j++)
+				if (strcmp(seen[i], seen[j]) == 0)
+					distinct = 0;
+		}
+		ok(distinct, "a thousand minted ids, no two alike");
+		if (pipe(fds) == 0 && (pid = fork()) == 0) {
+			web_request_id(NULL, id);
+			_exit(write(fds[1], id, 17) == 17 ? 0 : 1);
+		}
+		close(fds[1]);
+		memset(id2, 0, sizeof(id2));
+		st = (int)read(fds[0], id2, 17);
+		close(fds[0]);
+		wait(NULL);
+		web_request_id(NULL, id);
+		ok(st == 17 && strlen(id2) == 16 && strcmp(id, id2) != 0,
+		    "a forked child mints ids of its own (%s, parent %s)",
+		    id2, id);
+	}
 
 	is_int(call("GET", "/orders/A1", "Bearer wrong-" TOKEN, NULL), 401,
 	    "a wrong token: 401");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +68,27 @@ test_logfmt(void)
 	    "a message: ts, level, prog, pid, msg (%s)", t);
 	log_msg(LOG_LVL_DEBUG, "not shown");
 	is_str(written(), "", "below the level: nothing");
+	{
+		/* the pid is asked once; a forked child writes its own */
+		char want[64];
+		pid_t pid;
+
+		if ((pid = fork()) == 0) {
+			log_msg(LOG_LVL_WARN, "from the child");
+			_exit(0);
+		}
+		waitpid(pid, NULL, 0);
+		snprintf(want, sizeof(want), " pid=%ld msg=\"from the child\"",
+		    (long)pid);
+		t = written();
+		ok(pid > 0 && strstr(t, want) != NULL, "a child's line has the "
+		    "child's pid (%s)", t);
+		log_msg(LOG_LVL_WARN, "parent");
+		snprintf(want, sizeof(want), " pid=%ld msg=parent",
+		    (long)getpid());
+		t = written();
+		ok(strstr(t, want) != NULL, "... the parent's still its own");
+	}
 
 	log_request_begin("req-1");
 	log_msg(LOG_LVL_INFO, "inside");
