@@ -7,7 +7,6 @@
  * that a JSON line is always whole.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include <payhook/sdk.h>
 
 #include "ops/log.h"
+#include "ops/proc.h"
 #include "ops/text.h"
 
 #define LOG_LINE_MAX	4096
@@ -32,23 +32,6 @@ static const char *log_ident = "payhook";
 static enum log_level log_level = LOG_LVL_INFO;
 static enum log_format log_format = LOG_FMT_LOGFMT;
 static char log_rid[80];		/* the request's id, "" outside one */
-/* This process's id, asked once: getpid() is a system call, and every
- * line carries it.  A child forgets its parent's (pthread_atfork). */
-static pid_t log_pid;
-static pthread_once_t log_pid_once = PTHREAD_ONCE_INIT;
-
-static void
-log_pid_forget(void)
-{
-	log_pid = 0;
-}
-
-static void
-log_pid_watch(void)
-{
-	pthread_atfork(NULL, NULL, log_pid_forget);
-}
-
 static const char *const log_names[LOG_LVL__MAX] = {
 	"error", "warn", "info", "debug",
 };
@@ -380,10 +363,7 @@ log_render(struct log_out *o, const struct log_line *l, const char *ts,
 
 	o->len = 0;
 	o->over = 0;
-	pthread_once(&log_pid_once, log_pid_watch);
-	if (log_pid == 0)
-		log_pid = getpid();
-	text_int(pid, (long long)log_pid);
+	text_int(pid, (long long)proc_pid());
 	if (log_format == LOG_FMT_JSON) {
 		text_cat(head, sizeof(head), "{\"ts\":\"", ts, "\",\"level\":\"",
 		    log_names[l->level], "\",\"prog\":", (char *)NULL);

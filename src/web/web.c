@@ -1,7 +1,6 @@
 /*
  * Answers and request helpers shared by every handler of the web layer.
  */
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdint.h>
@@ -14,24 +13,12 @@
 #include <jansson.h>
 
 #include "ops/log.h"
+#include "ops/proc.h"
 #include "ops/text.h"
 #include "web/web.h"
 
 static uint64_t web_rid_next;
-static int web_rid_seeded;
-static pthread_once_t web_rid_once = PTHREAD_ONCE_INIT;
-
-static void
-web_rid_forget(void)
-{
-	web_rid_seeded = 0;
-}
-
-static void
-web_rid_watch(void)
-{
-	pthread_atfork(NULL, NULL, web_rid_forget);
-}
+static unsigned web_rid_gen;	/* proc_generation() it was drawn under */
 
 void
 web_request_id(const char *in, char *out)
@@ -51,15 +38,14 @@ web_request_id(const char *in, char *out)
 	 * as random between processes, and no getrandom() system call a
 	 * request.  A child of a fork draws a start of its own.
 	 */
-	pthread_once(&web_rid_once, web_rid_watch);
-	if (!web_rid_seeded) {
+	if (web_rid_gen != proc_generation()) {
 		if (getrandom(&web_rid_next, sizeof(web_rid_next),
 		    GRND_NONBLOCK) != (ssize_t)sizeof(web_rid_next))
 			/* without randomness, still distinct: the process
 			 * and the time */
-			web_rid_next = ((uint64_t)getpid() << 40) ^
+			web_rid_next = ((uint64_t)proc_pid() << 40) ^
 			    (uint64_t)time(NULL);
-		web_rid_seeded = 1;
+		web_rid_gen = proc_generation();
 	}
 	v = web_rid_next++;
 	v = (v ^ (v >> 30)) * 0xbf58476d1ce4e5b9ULL;
