@@ -283,6 +283,10 @@ int ledger_order_api(struct store *s, const char *order_id,
  */
 int ledger_events(struct store *s, uint64_t after, unsigned limit,
     json_t **out, uint64_t *next);
+/* The same events as the API shows them (order_event_to_api), appended to
+ * out as a JSON array, made from their stored bytes without a tree. */
+int ledger_events_api(struct store *s, uint64_t after, unsigned limit,
+    struct ph_buf *out, uint64_t *next);
 
 /*
  * Orders, in id order, in the given state (NULL: any), at most limit, as

@@ -136,6 +136,24 @@ ledger_view_tree(const struct store_val *v, const struct order_api_spec *spec,
 	return out->err ? PH_E_NOMEM : PH_OK;
 }
 
+/* The API's text of a stored record by spec, appended to out: straight
+ * from its CBOR, or through its tree where only the tree can show it. */
+static int
+ledger_view_record(const struct store_val *v,
+    const struct order_api_spec *spec, struct ph_buf *out)
+{
+	int rc;
+
+	rc = ledger_is_json(v) ? PH_E_UNSUPPORTED :
+	    ledger_cbor_view(v->data, v->len, spec, out);
+	if (rc == PH_E_UNSUPPORTED)
+		rc = ledger_view_tree(v, spec, out);
+	else if (rc == PH_E_STORE)
+		log_err("database: unreadable record (CBOR, %zu bytes)",
+		    v->len);
+	return rc;
+}
+
 int
 ledger_order_api(struct store *s, const char *order_id, struct ph_buf *out)
 {
@@ -147,15 +165,8 @@ ledger_order_api(struct store *s, const char *order_id, struct ph_buf *out)
 	if ((rc = ledger_order_begin(s, order_id, &t, &k)) != PH_OK)
 		return rc;
 	/* the record's bytes are the store's until the transaction ends */
-	if ((rc = store_get(&t, STORE_DB_ORDERS, &k, &v)) == PH_OK) {
-		rc = ledger_is_json(&v) ? PH_E_UNSUPPORTED :
-		    ledger_cbor_view(v.data, v.len, &order_api_order, out);
-		if (rc == PH_E_UNSUPPORTED)
-			rc = ledger_view_tree(&v, &order_api_order, out);
-		else if (rc == PH_E_STORE)
-			log_err("database: unreadable record (CBOR, %zu bytes)",
-			    v.len);
-	}
+	if ((rc = store_get(&t, STORE_DB_ORDERS, &k, &v)) == PH_OK)
+		rc = ledger_view_record(&v, &order_api_order, out);
 	store_abort(&t);
 	if (rc == PH_OK)
 		rc = store_settle(&t);
@@ -193,6 +204,53 @@ ledger_events(struct store *s, uint64_t after, unsigned limit, json_t **out,
 	store_key_u64(&k, after == UINT64_MAX ? after : after + 1);
 	rc = ledger_collect(s, STORE_DB_EVENTS, &k, after == UINT64_MAX ? 0 :
 	    limit, ledger_keep_event, next, out);
+	if (rc != PH_OK)
+		*next = after;
+	return rc;
+}
+
+int
+ledger_events_api(struct store *s, uint64_t after, unsigned limit,
+    struct ph_buf *out, uint64_t *next)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key k;
+	unsigned n = 0;
+	int rc;
+
+	*next = after;
+	if (limit == 0 || limit > LEDGER_EVENTS_MAX)
+		limit = LEDGER_EVENTS_MAX;
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	ph_buf_append(out, "[", 1);
+	/* As ledger_events reads them, each shown straight from its record
+	 * while the transaction holds the bytes. */
+	if (after != UINT64_MAX) {
+		store_key_init(&k, 0);
+		store_key_u64(&k, after + 1);
+		store_scan_begin(&sc, &t, STORE_DB_EVENTS, &k);
+		while (n < limit && store_scan_next(&sc)) {
+			if (n++ > 0)
+				ph_buf_append(out, ",", 1);
+			if ((rc = ledger_view_record(&sc.val, &order_api_event,
+			    out)) != PH_OK) {
+				if (t.err == PH_OK)
+					t.err = rc;
+				break;
+			}
+			*next = store_key_get_u64(&sc.key);
+		}
+		store_scan_end(&sc);
+	}
+	ph_buf_append(out, "]", 1);
+	rc = t.err != PH_OK ? t.err : out->err ? PH_E_NOMEM : PH_OK;
+	/* the read still settles: an event shown must not vanish in a
+	 * crash, or its sequence number would be given again to another */
+	store_abort(&t);
+	if (rc == PH_OK)
+		rc = store_settle(&t);
 	if (rc != PH_OK)
 		*next = after;
 	return rc;

@@ -132,10 +132,10 @@ archive_dropped(enum archive_class c)
  * The segment a record of class c goes to today, opened for appending:
  * this process's, unless a new day began or the segment is full, when it
  * moves to the day's last (another process may have begun it) or the one
- * after.
+ * after.  *size is its size as it was seen.
  */
 static int
-archive_segment(enum archive_class c, int64_t day)
+archive_segment(enum archive_class c, int64_t day, uint64_t *size)
 {
 	char name[40], path[ARCHIVE_PATH_MAX];
 	struct archive_seg *sg = &archive.seg[c];
@@ -143,7 +143,7 @@ archive_segment(enum archive_class c, int64_t day)
 	unsigned seq;
 
 	if (sg->fd != -1 && sg->id.day == day && fstat(sg->fd, &st) == 0 &&
-	    (uint64_t)st.st_size < archive_segment_max(c))
+	    (*size = (uint64_t)st.st_size) < archive_segment_max(c))
 		return sg->fd;
 	if (sg->fd != -1)
 		close(sg->fd);
@@ -159,7 +159,7 @@ archive_segment(enum archive_class c, int64_t day)
 		    O_CLOEXEC, 0600)) == -1)
 			return -1;
 		if (fstat(sg->fd, &st) == 0 &&
-		    (uint64_t)st.st_size < archive_segment_max(c))
+		    (*size = (uint64_t)st.st_size) < archive_segment_max(c))
 			return sg->fd;
 		close(sg->fd);
 		sg->fd = -1;
@@ -303,10 +303,9 @@ archive_put(const struct archive_rec *r)
 {
 	struct ph_buf b;
 	int64_t day = r->at / 86400;
-	struct stat st;
+	uint64_t id = 0, size = 0;
 	ssize_t w;
 	int fd;
-	uint64_t id = 0;
 
 	if (archive.dir[0] == '\0' || archive.budget == NULL ||
 	    r->class >= ARCHIVE__MAX)
@@ -318,8 +317,7 @@ archive_put(const struct archive_rec *r)
 	}
 	ph_buf_init(&b, (size_t)r->body_len + 65536);
 	if (archive_encode(r, &b) != 0 ||
-	    (fd = archive_segment(r->class, day)) == -1 ||
-	    fstat(fd, &st) == -1)
+	    (fd = archive_segment(r->class, day, &size)) == -1)
 		goto fail;
 	/*
 	 * Full: verified notifications make room by dropping their own
@@ -345,7 +343,8 @@ archive_put(const struct archive_rec *r)
 		archive.warned[r->class] = 1;
 		goto done;
 	}
-	if ((uint64_t)st.st_size >= ARCHIVE_OFFSET_MAX)
+	/* (the size archive_segment saw: one fstat a record, not two) */
+	if (size >= ARCHIVE_OFFSET_MAX)
 		goto fail;
 	w = write(fd, b.data, b.len);
 	if (w != (ssize_t)b.len) {

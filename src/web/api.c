@@ -12,6 +12,7 @@
 #include "web/api.h"
 #include "jobs/certs.h"
 #include "ledger/ledger.h"
+#include "ops/text.h"
 #include "ops/metrics.h"
 #include "ops/log.h"
 #include "ledger/order.h"
@@ -728,10 +729,11 @@ api_events(struct web_ctx *ctx, const struct web_request *req,
 {
 	unsigned long long after = 0, limit = API_EVENTS_DEFAULT;
 	const char *epoch = store_epoch(ctx->store);
-	char want[STORE_EPOCH_LEN + 2];
-	json_t *events, *out, *e;
+	char want[STORE_EPOCH_LEN + 2], head[STORE_EPOCH_LEN + 64];
+	char num[TEXT_INT_MAX];
+	struct ph_buf *body;
+	json_t *out;
 	uint64_t next;
-	size_t i;
 	int rc;
 
 	if (api_uint_param(req->uri, "after", UINT64_MAX, &after) < 0) {
@@ -757,16 +759,21 @@ api_events(struct web_ctx *ctx, const struct web_request *req,
 		api_send(resp, 409, out);
 		return;
 	}
-	rc = ledger_events(ctx->store, after, (unsigned)limit, &events, &next);
-	if (rc != PH_OK) {
-		api_store_error(resp, rc);
-		return;
+	/* {"epoch":…,"events":[…],"next":N}, the events written straight
+	 * from their records (the epoch is hex digits: nothing to escape) */
+	body = web_json_body(resp, 200);
+	text_cat(head, sizeof(head), "{\"epoch\":\"", epoch, "\",\"events\":",
+	    (char *)NULL);
+	ph_buf_puts(body, head);
+	rc = ledger_events_api(ctx->store, after, (unsigned)limit, body,
+	    &next);
+	if (rc == PH_OK) {
+		text_int(num, (long long)next);
+		text_cat(head, sizeof(head), ",\"next\":", num, "}\n",
+		    (char *)NULL);
+		if (ph_buf_puts(body, head) != PH_OK)
+			rc = PH_E_NOMEM;
 	}
-	out = json_pack("{s:s, s:[], s:I}", "epoch", epoch, "events", "next",
-	    (json_int_t)next);
-	json_array_foreach(events, i, e)
-		json_array_append_new(json_object_get(out, "events"),
-		    order_event_to_api(e));
-	api_send(resp, 200, out);
-	json_decref(events);
+	if (rc != PH_OK)
+		api_store_error(resp, rc);
 }

@@ -5,6 +5,7 @@
  * restore never hands out twice, and a schema 1 store brought up to date.
  */
 #include <signal.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -771,6 +772,38 @@ api_text_same(struct store *s, const char *order_id)
 	return same;
 }
 
+/* Is the API's text of the feed from after, made from the stored bytes,
+ * the text of the events' trees (what GET /events answered before)? */
+static int
+events_text_same(struct store *s, uint64_t after, unsigned limit)
+{
+	struct ph_buf out;
+	json_t *arr = NULL, *views = json_array(), *e;
+	uint64_t next = 0, next2 = 1;
+	char *want = NULL;
+	size_t i;
+	int same;
+
+	ph_buf_init(&out, 1 << 20);
+	same = ledger_events_api(s, after, limit, &out, &next) == PH_OK &&
+	    ledger_events(s, after, limit, &arr, &next2) == PH_OK;
+	json_array_foreach(arr, i, e)
+		json_array_append_new(views, order_event_to_api(e));
+	same = same && next == next2 &&
+	    (want = json_dumps(views, JSON_COMPACT)) != NULL &&
+	    strcmp(want, out.data) == 0;
+	if (!same)
+		diag("want %s (next %llu)\n#  got %s (next %llu)",
+		    want != NULL ? want : "(none)", (unsigned long long)next2,
+		    out.data != NULL ? out.data : "(none)",
+		    (unsigned long long)next);
+	free(want);
+	json_decref(views);
+	json_decref(arr);
+	ph_buf_free(&out);
+	return same;
+}
+
 /* An order whose attempt data nests deeper than a CBOR record goes (as
  * a store of schema 3 may hold one): kept in JSON text, read and written
  * as any other. */
@@ -905,6 +938,11 @@ test_schema3_file(void)
 	    "218b6511e63a6660-1") == 0, "the two events, order.paid first, "
 	    "its id as before");
 	json_decref(arr);
+	ok(events_text_same(s, 0, 10) && events_text_same(s, 0, 1) &&
+	    events_text_same(s, 1, 10) && events_text_same(s, 2, 10) &&
+	    events_text_same(s, UINT64_MAX, 10), "the feed shown straight "
+	    "from its records as from their trees: whole, one, after one, "
+	    "past the end, after the last number there is");
 	store_close(s);
 }
 
@@ -924,6 +962,19 @@ main(void)
 	test_profiles(s);
 	test_event_ids(s);
 	test_deep_record(s);
+	{
+		struct ph_buf b;
+		uint64_t next = 0;
+		int rc;
+
+		ph_buf_init(&b, 1 << 20);
+		rc = ledger_events_api(s, 0, 1000, &b, &next);
+		ok(rc == PH_OK && next > 5 && events_text_same(s, 0, 1000) &&
+		    events_text_same(s, 3, 2), "every event these tests made "
+		    "(%llu) shown straight from its record as from its tree",
+		    (unsigned long long)next);
+		ph_buf_free(&b);
+	}
 	store_close(s);
 	test_restore();
 	test_migration();
