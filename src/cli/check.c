@@ -10,6 +10,7 @@
 
 #include <payhook/sdk.h>
 
+#include "ops/text.h"
 #include "cli/cli.h"
 #include "jobs/certs.h"
 #include "ledger/ledger.h"
@@ -23,7 +24,7 @@ cli_cert_line(const struct certs_item *it, void *arg)
 	int64_t left = it->not_after - *(const int64_t *)arg;
 	char when[32];
 
-	order_time_text(it->not_after, when);
+	text_time(it->not_after, when);
 	if (left <= 0)
 		fprintf(stderr, "payhook: warning: profile %s: %s %s: "
 		    "certificate %s EXPIRED on %s\n", it->profile, it->key,

@@ -12,6 +12,7 @@
 
 #include <payhook/sdk.h>
 
+#include "ops/text.h"
 #include "cli/cli.h"
 #include "jobs/certs.h"
 #include "jobs/push.h"
@@ -319,7 +320,7 @@ cli_deliveries_run(struct cli *c)
 	if (push_log(c->store, c->a.word, 1000, &log) != PH_OK)
 		return CLI_EXIT_FAIL;
 	json_array_foreach(log, i, e) {
-		order_time_text(json_integer_value(json_object_get(e, "at")),
+		text_time(json_integer_value(json_object_get(e, "at")),
 		    when);
 		printf("%s\t%s\t%lld\t%lld\t%s\n", when,
 		    json_string_value(json_object_get(e, "endpoint")),

@@ -9,6 +9,7 @@
 
 #include <payhook/sdk.h>
 
+#include "ops/text.h"
 #include "cli/cli.h"
 #include "ledger/ledger.h"
 #include "ledger/order.h"
@@ -27,7 +28,7 @@ cli_notif_list_run(struct cli *c)
 		return CLI_EXIT_FAIL;
 	}
 	json_array_foreach(list, i, r) {
-		order_time_text(json_integer_value(json_object_get(r, "at")),
+		text_time(json_integer_value(json_object_get(r, "at")),
 		    when);
 		order = json_string_value(json_object_get(r, "order_id"));
 		printf("%lld\t%s\t%s\t%s\t%s\t%s",

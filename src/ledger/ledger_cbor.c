@@ -757,7 +757,7 @@ ledger_view_int(struct ledger_view_wr *w, int neg, uint64_t v)
 	if (!ledger_view_skipped(w)) {
 		ledger_view_sep(w);
 		if (f != NULL && f->map && f->val == VIEW_TIME) {
-			order_time_text(i, buf);
+			text_time(i, buf);
 			ledger_view_text(w, (const unsigned char *)buf,
 			    strlen(buf), 1);
 		} else {

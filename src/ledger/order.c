@@ -108,12 +108,6 @@ order_record_new(const char *order_id, const char *profile, int64_t amount,
 	    "exceptions");
 }
 
-void
-order_time_text(int64_t t, char out[32])
-{
-	text_time(t, out);
-}
-
 /* Replaces the integer time at key with its RFC 3339 text (null stays). */
 static void
 order_time_field(json_t *o, const char *key)
@@ -123,7 +117,7 @@ order_time_field(json_t *o, const char *key)
 
 	if (v == NULL || !json_is_integer(v))
 		return;
-	order_time_text(json_integer_value(v), buf);
+	text_time(json_integer_value(v), buf);
 	json_object_set_new(o, key, json_string(buf));
 }
 

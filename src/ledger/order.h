@@ -110,7 +110,5 @@ json_t *order_view_new(json_t *rec, const struct order_api_spec *spec);
 /* The merchant API's view of a stored event record (caller owns). */
 json_t *order_event_to_api(const json_t *rec);
 
-/* RFC 3339 UTC text of a unix time: out holds at least 21 bytes. */
-void order_time_text(int64_t t, char out[32]);
 
 #endif

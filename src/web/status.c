@@ -14,6 +14,7 @@
 
 #include <payhook/sdk.h>
 
+#include "ops/text.h"
 #include "jobs/certs.h"
 #include "ledger/ledger.h"
 #include "ledger/order.h"
@@ -89,7 +90,7 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 	}
 	if ((since = metrics_get("payhook_store_full_since_timestamp_seconds",
 	    NULL)) != 0) {
-		order_time_text((int64_t)since, when);
+		text_time((int64_t)since, when);
 		status_reason(reasons, "store_full: writes have failed since "
 		    "%s because the database map is full: raise map_size_mb",
 		    when);
