@@ -1,8 +1,8 @@
 /*
  * Scenario F, the durable-commit floor: N processes, each doing nothing
  * but one LMDB write transaction (one small record) and a durable commit
- * per operation, with the environment flags of app/store.c, on the disk
- * that holds DB.  Prints one JSON object: commits, seconds, commits per
+ * per operation, with the environment flags of src/store/store_lmdb.c, on
+ * the disk that holds DB.  Prints one JSON object: commits, seconds, commits per
  * second and commit latency (p50, p99, max, microseconds).
  *
  *	commit_floor [-m full|shared] [-p procs] [-s seconds] [-v bytes] DB

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Crash tests of the store's shared flush (STORE_SHARED_SYNC in
-src/store/store.c): every acknowledged notification survives, and nothing is
-acknowledged before what it acknowledges is flushed.
+src/store/store_lmdb.c): every acknowledged notification survives, and
+nothing is acknowledged before what it acknowledges is flushed.
 
 1. kill: lighttpd on 127.0.0.1 runs four payhook.fcgi processes.  In
    rounds, until 300 kills, N orders are created and each order's WeChat

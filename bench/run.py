@@ -737,7 +737,7 @@ def report(b, started, opts):
 def store_sync_mode():
     """Which commit the built store does, from its own declaration."""
     try:
-        with open(os.path.join(SRCDIR, 'src', 'store', 'store.c')) as fh:
+        with open(os.path.join(SRCDIR, 'src', 'store', 'store_lmdb.c')) as fh:
             m = re.search(r'^#define STORE_SHARED_SYNC\s+(\d)', fh.read(),
                           re.M)
     except OSError:
@@ -807,7 +807,7 @@ def main():
                     help='the payhook.fcgi to measure (this build\'s)')
     ap.add_argument('--label', default=None,
                     help='its store commit, for the report (default: what '
-                    'src/store/store.c declares)')
+                    'src/store/store_lmdb.c declares)')
     ap.add_argument('--show', metavar='JSON',
                     help='print the table of an earlier run\'s JSON, again')
     opts = ap.parse_args()

@@ -1,6 +1,7 @@
 /*
- * The store: one LMDB environment per process, opened once at start (never
- * before a fork), with one named database per kind of record.  Keys sort:
+ * The store: the records of the ledger, kept by an engine (store_int.h;
+ * LMDB: store_lmdb.c).  A store is opened once per process at start (never
+ * before a fork), with one database per kind of record.  Keys sort:
  * a record-class byte, then big-endian integers or length-prefixed
  * strings.  Values are the ledger's records: versioned documents ("v":
  * 1) in CBOR (ledger_cbor.c), but for the dedup records, which every
@@ -26,7 +27,8 @@
 #define STORE_OPEN_OLDER 0x01
 
 /* The store's epoch: random, made when the store is made, made anew by a
- * restore; every id payhook hands out carries it (hex digits). */
+ * restore; every id payhook hands out carries it (lower-case hex digits,
+ * checked at open). */
 #define STORE_EPOCH_LEN 16
 
 enum store_db {

@@ -67,7 +67,8 @@ class Recorder:
         # tools/run-tests, which looks for secrets in logs, leaves it.
         self.log = os.path.join(workdir, 'writes.rec')
         self.db = db
-        # The store, and the copy a new store is made in (src/store/store.c).
+        # The store, and the copy a new store is made in
+        # (src/store/store_lmdb.c).
         self.files = '%s:%s.*.new' % (db, db)
 
     def env(self, stdout=False):

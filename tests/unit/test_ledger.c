@@ -518,6 +518,37 @@ test_dedup_record(struct store *s)
 	    "JSON still read");
 }
 
+/* An epoch that is not 16 hex digits would go into every event id
+ * unescaped: the store refuses to open instead. */
+static void
+test_damaged_epoch(void)
+{
+	char path[600];
+	struct store_txn t;
+	struct store_key k;
+	struct store *s;
+	struct ph_diag d;
+
+	snprintf(path, sizeof(path), "%s/epoch.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 1 << 20, 0, &s, &d) == PH_OK,
+	    "a new store opens (%s)", d.msg))
+		return;
+	ok(strlen(store_epoch(s)) == STORE_EPOCH_LEN &&
+	    strspn(store_epoch(s), "0123456789abcdef") == STORE_EPOCH_LEN,
+	    "its epoch is %d hex digits (%s)", STORE_EPOCH_LEN,
+	    store_epoch(s));
+	store_begin(s, 1, &t);
+	store_key_init(&k, 0);
+	store_key_str(&k, "epoch");
+	store_put(&t, STORE_DB_META, &k, "0123456789ab\"<>", STORE_EPOCH_LEN);
+	ok(store_commit(&t) == PH_OK, "an epoch with a quote written");
+	store_close(s);
+	ok(store_open(path, 1 << 20, 0, &s, &d) != PH_OK &&
+	    strstr(d.msg, "epoch is damaged") != NULL,
+	    "the store is refused, saying why (%s)", d.msg);
+}
+
 int
 main(void)
 {
@@ -545,6 +576,7 @@ main(void)
 	is_str(fx_state(s, "A1"), "PAID", "A1 still PAID after reopen");
 	store_close(s);
 
+	test_damaged_epoch();
 	test_map_full();
 	th_scratch_remove(dir);
 	return done_testing();

@@ -1,0 +1,82 @@
+/*
+ * Inside the store: what every engine (LMDB today) shares, and the
+ * table of functions each one gives.  store.c holds what is the same for
+ * all of them (keys, the schema version and the epoch in the meta
+ * records, the sticky error's rules) and calls the engine for the rest;
+ * no engine's type or error code passes this line.
+ */
+#ifndef PH_STORE_INT_H
+#define PH_STORE_INT_H
+
+#include "store/store.h"
+
+struct store_engine {
+	const char *name;		/* "lmdb" */
+	void (*close)(struct store *s);
+	/* t is zeroed with t->store and t->write set; the engine sets
+	 * t->txn and t->seen, or returns an error (not yet in t->err). */
+	int (*begin)(struct store_txn *t);
+	/* child is zeroed with store, write, nested and parent set. */
+	int (*begin_nested)(struct store_txn *child);
+	/* PH_OK, PH_E_NOTFOUND or an error. */
+	int (*get)(struct store_txn *t, enum store_db db,
+	    const struct store_key *k, struct store_val *out);
+	int (*put)(struct store_txn *t, enum store_db db,
+	    const struct store_key *k, const void *val, size_t len);
+	/* A missing key is not an error. */
+	int (*del)(struct store_txn *t, enum store_db db,
+	    const struct store_key *k);
+	/* The largest key of db (PH_E_NOTFOUND when it is empty). */
+	int (*last)(struct store_txn *t, enum store_db db,
+	    struct store_val *key);
+	/* sc->cursor set, or an error; sc->from says where to start. */
+	int (*scan_open)(struct store_scan *sc, enum store_db db);
+	/* 1 with sc->key and sc->val set, 0 at the end, or an error (< 0:
+	 * -status). */
+	int (*scan_step)(struct store_scan *sc);
+	int (*scan_del)(struct store_scan *sc);
+	void (*scan_close)(struct store_scan *sc);
+	/* Ends the engine's transaction: commits (made durable as the
+	 * engine promises) or, on error, leaves nothing of it. */
+	int (*commit)(struct store_txn *t);
+	void (*abort)(struct store_txn *t);
+	/* Returns once what t saw is durable. */
+	int (*settle)(struct store_txn *t);
+	int (*stats)(struct store *s, struct store_stats *st);
+	int (*backup)(struct store *s, const char *path, struct ph_diag *diag);
+};
+
+/* The part of every engine's store that store.c reads and writes; an
+ * engine's own structure begins with it. */
+struct store {
+	const struct store_engine *eng;
+	char *path;			/* the file the store was opened at */
+	int schema;			/* the records' schema version */
+	int schema_found;		/* ... when the store was opened */
+	char epoch[STORE_EPOCH_LEN + 1];
+	char epoch_new[STORE_EPOCH_LEN + 1];	/* made in an open txn */
+};
+
+/*
+ * Reads the schema version and the epoch; a store with no records yet gets
+ * both when create is set (an engine whose stores are made by an operator's
+ * command passes 0 where a server opens it), and is refused when it is
+ * not.  Every engine's open calls it last.
+ */
+int store_check_schema(struct store *s, int flags, int create,
+    struct ph_diag *diag);
+/* A store whose engine allocated sz bytes, of which struct store is the
+ * first member; NULL when out of memory. */
+void *store_alloc(const struct store_engine *eng, size_t sz,
+    const char *path);
+/* Frees what store_alloc made (the engine has released its own). */
+void store_free(struct store *s);
+/* Counts a write that found the store full, for /readyz and the
+ * metrics (every engine that can be full calls it). */
+void store_note_full(struct store_txn *t);
+
+/* The engines. */
+int store_lmdb_open(const char *path, size_t map_size, int flags,
+    struct store **out, struct ph_diag *diag);
+
+#endif

@@ -1,0 +1,818 @@
+/*
+ * The LMDB engine of the store: one environment per process, a named
+ * database per kind of record.  Only this file includes LMDB's error codes
+ * in its logic; lmdb_status() is where they become payhook's.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <lmdb.h>
+
+#include <payhook/sdk.h>
+
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "store/store_int.h"
+
+/*
+ * How a commit becomes durable (doc/design/security.md §3); the one switch.
+ *
+ * 1: the environment is opened with MDB_NOMETASYNC.  mdb_txn_commit()
+ *    writes the data pages and flushes them, writes the meta page without
+ *    a flush and releases the writer lock; store_commit() then flushes
+ *    with mdb_env_sync(env, 1) and returns only when that is done, so
+ *    nothing is acknowledged before its meta page is on disk.  The second
+ *    flush is outside the writer lock: while one process flushes its meta
+ *    page the next one commits, and the flushes of several processes
+ *    overlap (the kernel merges flushes that wait together).  A crash at
+ *    any instant leaves the old meta page or the new one, and either
+ *    points at data pages that were flushed before it was written.
+ *    Other processes see a commit before its meta page is flushed: whoever
+ *    answers from what a transaction saw (a duplicate acknowledged, an
+ *    order or the event feed shown) calls store_settle() first.
+ * 0: LMDB's default: both flushes inside mdb_txn_commit(), under the
+ *    writer lock; store_settle() has nothing to do.
+ *
+ * MDB_NOSYNC, MDB_MAPASYNC, MDB_WRITEMAP and MDB_NOLOCK are refused either
+ * way, and MDB_NOMETASYNC unless this is 1.
+ */
+#ifndef STORE_SHARED_SYNC
+#define STORE_SHARED_SYNC 1
+#endif
+
+/* A broken store for tests/crash only (its payhook-ackfirst.fcgi): commits
+ * are answered before their meta page is flushed.  No other build sets it. */
+#ifdef PH_TEST_ACK_BEFORE_SYNC
+#define STORE_FLUSH_META 0
+#else
+#define STORE_FLUSH_META 1
+#endif
+
+struct lmdb_store {
+	struct store s;			/* first: what store.c shares */
+	MDB_env *env;
+	MDB_dbi dbi[STORE_DB__MAX];
+	/* Every transaction up to this id is on disk, as far as this process
+	 * knows (a flush it waited for began after their meta pages were
+	 * written). */
+	uint64_t synced;
+};
+
+static const struct store_engine lmdb_engine;
+
+static struct lmdb_store *
+lmdb_of(const struct store *s)
+{
+	return (struct lmdb_store *)s;
+}
+
+/* The one translation of LMDB's errors into payhook's. */
+static int
+lmdb_status(int rc)
+{
+	switch (rc) {
+	case MDB_SUCCESS:
+		return PH_OK;
+	case MDB_NOTFOUND:
+		return PH_E_NOTFOUND;
+	case MDB_MAP_FULL:
+	case MDB_TXN_FULL:
+		return PH_E_STORE_FULL;
+	case ENOMEM:
+		return PH_E_NOMEM;
+	default:
+		return PH_E_STORE;
+	}
+}
+
+/* Creates the folder that holds the database file when it is missing. */
+static int
+store_mkparent(const char *path, struct ph_diag *diag)
+{
+	char *tmp, *dir;
+	struct stat st;
+	int rc = PH_OK;
+
+	if ((tmp = strdup(path)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	dir = dirname(tmp);
+	if (stat(dir, &st) == -1) {
+		if (errno != ENOENT || mkdir(dir, 0700) == -1)
+			rc = ph_fail(diag, PH_E_IO, "database folder %s: %s",
+			    dir, strerror(errno));
+	} else if (!S_ISDIR(st.st_mode))
+		rc = ph_fail(diag, PH_E_IO, "database folder %s: not a folder",
+		    dir);
+	free(tmp);
+	return rc;
+}
+
+/* Opens (creating if needed) the LMDB file at path. */
+static int
+lmdb_open_file(const char *path, size_t map_size, int flags,
+    struct store **out, struct ph_diag *diag)
+{
+	struct lmdb_store *s;
+	MDB_txn *txn = NULL;
+	unsigned int envflags = 0, unsafe;
+	int rc, dead = 0, i;
+
+	*out = NULL;
+	if ((s = store_alloc(&lmdb_engine, sizeof(*s), path)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if ((rc = mdb_env_create(&s->env)) != 0)
+		goto fail;
+	if ((rc = mdb_env_set_maxdbs(s->env, STORE_DB__MAX + 2)) != 0 ||
+	    (rc = mdb_env_set_mapsize(s->env, map_size)) != 0 ||
+	    (rc = mdb_env_set_maxreaders(s->env, 256)) != 0)
+		goto fail;
+	/*
+	 * No MDB_NOSYNC: a notification is acknowledged only after its
+	 * transaction is on disk; MDB_NOMETASYNC only with the flush of
+	 * store_commit() (STORE_SHARED_SYNC).  MDB_NOTLS because read
+	 * transactions are not tied to threads here.
+	 */
+	rc = mdb_env_open(s->env, path, MDB_NOSUBDIR | MDB_NOTLS |
+	    (STORE_SHARED_SYNC ? MDB_NOMETASYNC : 0), 0600);
+	if (rc != 0)
+		goto fail;
+	unsafe = MDB_NOSYNC | MDB_MAPASYNC | MDB_WRITEMAP | MDB_NOLOCK |
+	    (STORE_SHARED_SYNC ? 0 : MDB_NOMETASYNC);
+	if (mdb_env_get_flags(s->env, &envflags) == 0 && (envflags & unsafe)) {
+		ph_fail(diag, PH_E_STORE, "database %s: opened with flags "
+		    "0x%x that give up durability; refusing to serve", path,
+		    envflags);
+		store_close(&s->s);
+		return PH_E_STORE;
+	}
+	/* Reader slots of processes killed mid-read would pin old pages. */
+	if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
+		log_warn("database %s: cleared %d stale reader slot(s)", path,
+		    dead);
+	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+		goto fail;
+	for (i = 0; i < STORE_DB__MAX; i++)
+		if ((rc = mdb_dbi_open(txn, store_db_name(i), MDB_CREATE,
+		    &s->dbi[i])) != 0)
+			goto fail;
+	if ((rc = mdb_txn_commit(txn)) != 0) {
+		txn = NULL;
+		goto fail;
+	}
+	txn = NULL;
+	if ((rc = store_check_schema(&s->s, flags, 1, diag)) != PH_OK) {
+		store_close(&s->s);
+		return rc;
+	}
+	*out = &s->s;
+	return PH_OK;
+fail:
+	if (txn != NULL)
+		mdb_txn_abort(txn);
+	ph_fail(diag, lmdb_status(rc), "database %s: %s", path,
+	    mdb_strerror(rc));
+	store_close(&s->s);
+	return lmdb_status(rc) == PH_OK ? PH_E_STORE : lmdb_status(rc);
+}
+
+/* Flushes the folder that holds path, so a name given in it is on disk. */
+static int
+store_sync_dir(const char *path)
+{
+	char *tmp = strdup(path);
+	int fd, rc = -1;
+
+	if (tmp == NULL)
+		return -1;
+	if ((fd = open(dirname(tmp), O_RDONLY | O_DIRECTORY | O_CLOEXEC)) !=
+	    -1) {
+		rc = fsync(fd);
+		close(fd);
+	}
+	free(tmp);
+	return rc;
+}
+
+/*
+ * Makes a new database whole before it has its name.  mdb_env_open()
+ * writes a new file's two meta pages without a flush, and the first
+ * commit flushes them: a power cut in between can leave a file whose
+ * first page is no meta page, which LMDB refuses (MDB_INVALID) until
+ * somebody deletes it.  And a file's name is on disk only once its
+ * folder is flushed, which nothing else does: without it a power cut
+ * can take the whole database, every acknowledged fact in it.  So the
+ * database is made as PATH.PID.new, its schema and epoch committed and
+ * flushed, then linked to PATH and the folder flushed.  Of processes
+ * starting together the first link wins and the others drop their copy
+ * (each flushes the folder: the winner's link must be on disk before
+ * anyone answers from the file).  A power cut leaves PATH whole or
+ * absent, at worst with a stray PATH.PID.new beside it.
+ */
+static int
+store_create(const char *path, size_t map_size, struct ph_diag *diag)
+{
+	char tmp[PATH_MAX], lock[PATH_MAX];
+	struct store *s;
+	int rc;
+
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%ld.new", path,
+	    (long)getpid()) >= sizeof(tmp) ||
+	    (size_t)snprintf(lock, sizeof(lock), "%s-lock", tmp) >=
+	    sizeof(lock))
+		return ph_fail(diag, PH_E_IO, "database %s: path too long",
+		    path);
+	/* Left by a process of this pid that did not finish. */
+	(void)unlink(tmp);
+	(void)unlink(lock);
+	if ((rc = lmdb_open_file(tmp, map_size, 0, &s, diag)) != PH_OK)
+		goto cleanup;
+	store_close(s);
+	if (link(tmp, path) == -1 && errno != EEXIST)
+		rc = ph_fail(diag, PH_E_IO, "database %s: %s", path,
+		    strerror(errno));
+	else if (store_sync_dir(path) == -1)
+		rc = ph_fail(diag, PH_E_IO, "database folder of %s: %s", path,
+		    strerror(errno));
+cleanup:
+	(void)unlink(tmp);
+	(void)unlink(lock);
+	return rc;
+}
+
+int
+store_lmdb_open(const char *path, size_t map_size, int flags,
+    struct store **out, struct ph_diag *diag)
+{
+	struct stat st;
+	int rc;
+
+	*out = NULL;
+	if ((rc = store_mkparent(path, diag)) != PH_OK)
+		return rc;
+	if (stat(path, &st) == -1 && errno == ENOENT &&
+	    (rc = store_create(path, map_size, diag)) != PH_OK)
+		return rc;
+	return lmdb_open_file(path, map_size, flags, out, diag);
+}
+
+static void
+lmdb_close(struct store *st)
+{
+	struct lmdb_store *s = lmdb_of(st);
+
+	if (s->env != NULL)
+		mdb_env_close(s->env);
+	store_free(st);
+}
+
+/* The translation of an LMDB error, logged once (the first of t's);
+ * a full map counted (store_note_full). */
+static int
+lmdb_fail(struct store_txn *t, int mdb_rc)
+{
+	int st = lmdb_status(mdb_rc);
+
+	if (st == PH_OK)
+		st = PH_E_STORE;
+	if (t->err == PH_OK) {
+		log_err("database: %s", mdb_strerror(mdb_rc));
+		if (mdb_rc == MDB_MAP_FULL)
+			store_note_full(t);
+	}
+	return st;
+}
+
+static int
+lmdb_begin(struct store_txn *t)
+{
+	struct lmdb_store *s = lmdb_of(t->store);
+	MDB_txn *txn = NULL;
+	int rc;
+
+	rc = mdb_txn_begin(s->env, NULL, t->write ? 0 : MDB_RDONLY, &txn);
+	if (rc == MDB_MAP_RESIZED) {
+		/* Another process grew the map: adopt its size and retry. */
+		if (mdb_env_set_mapsize(s->env, 0) == 0)
+			rc = mdb_txn_begin(s->env, NULL,
+			    t->write ? 0 : MDB_RDONLY, &txn);
+	}
+	if (rc != 0)
+		return lmdb_fail(t, rc);
+	t->txn = txn;
+	/* A reader sees up to its own id, a writer up to the one before. */
+	t->seen = mdb_txn_id(txn) - (t->write ? 1 : 0);
+	return PH_OK;
+}
+
+static int
+lmdb_begin_nested(struct store_txn *child)
+{
+	MDB_txn *txn = NULL;
+	int rc;
+
+	if ((rc = mdb_txn_begin(lmdb_of(child->store)->env,
+	    child->parent->txn, 0, &txn)) != 0)
+		return lmdb_fail(child, rc);
+	child->txn = txn;
+	return PH_OK;
+}
+
+/*
+ * Returns when every transaction up to id is on disk: at once when this
+ * process knows it already, else after a flush.  The flush covers every
+ * meta page written before it began, so afterwards this process knows up
+ * to the last transaction committed when it began.
+ */
+static int
+lmdb_sync_to(struct lmdb_store *s, uint64_t id)
+{
+	MDB_envinfo info;
+	int rc;
+
+	if (!STORE_SHARED_SYNC || !STORE_FLUSH_META || id <= s->synced)
+		return 0;
+	if ((rc = mdb_env_info(s->env, &info)) != 0)
+		return rc;
+	if ((rc = mdb_env_sync(s->env, 1)) != 0)
+		return rc;
+	if (info.me_last_txnid > s->synced)
+		s->synced = info.me_last_txnid;
+	return 0;
+}
+
+static int
+lmdb_settle(struct store_txn *t)
+{
+	int rc;
+
+	if ((rc = lmdb_sync_to(lmdb_of(t->store), t->seen)) != 0) {
+		log_err("database: flush: %s", mdb_strerror(rc));
+		return lmdb_status(rc) == PH_OK ? PH_E_STORE :
+		    lmdb_status(rc);
+	}
+	return PH_OK;
+}
+
+static void
+lmdb_key(const struct store_key *k, MDB_val *key)
+{
+	key->mv_data = (void *)k->b;
+	key->mv_size = k->len;
+}
+
+/* What a lookup that returned rc found: v as out, PH_E_NOTFOUND, or the
+ * failure. */
+static int
+lmdb_found(struct store_txn *t, int rc, const MDB_val *v,
+    struct store_val *out)
+{
+	if (rc == MDB_NOTFOUND)
+		return PH_E_NOTFOUND;
+	if (rc != 0)
+		return lmdb_fail(t, rc);
+	out->data = v->mv_data;
+	out->len = v->mv_size;
+	return PH_OK;
+}
+
+static int
+lmdb_get(struct store_txn *t, enum store_db db, const struct store_key *k,
+    struct store_val *out)
+{
+	MDB_val key, val;
+
+	lmdb_key(k, &key);
+	return lmdb_found(t, mdb_get(t->txn, lmdb_of(t->store)->dbi[db], &key,
+	    &val), &val, out);
+}
+
+static int
+lmdb_put(struct store_txn *t, enum store_db db, const struct store_key *k,
+    const void *val, size_t len)
+{
+	MDB_val key, v;
+	int rc;
+
+	lmdb_key(k, &key);
+	v.mv_data = (void *)val;
+	v.mv_size = len;
+	if ((rc = mdb_put(t->txn, lmdb_of(t->store)->dbi[db], &key, &v,
+	    0)) != 0)
+		return lmdb_fail(t, rc);
+	return PH_OK;
+}
+
+static int
+lmdb_del(struct store_txn *t, enum store_db db, const struct store_key *k)
+{
+	MDB_val key;
+	int rc;
+
+	lmdb_key(k, &key);
+	rc = mdb_del(t->txn, lmdb_of(t->store)->dbi[db], &key, NULL);
+	if (rc != 0 && rc != MDB_NOTFOUND)
+		return lmdb_fail(t, rc);
+	return PH_OK;
+}
+
+static int
+lmdb_cursor(struct store_txn *t, enum store_db db, MDB_cursor **c)
+{
+	int rc;
+
+	if ((rc = mdb_cursor_open(t->txn, lmdb_of(t->store)->dbi[db], c)) !=
+	    0) {
+		*c = NULL;
+		return lmdb_fail(t, rc);
+	}
+	return PH_OK;
+}
+
+static int
+lmdb_last(struct store_txn *t, enum store_db db, struct store_val *last)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc;
+
+	if ((rc = lmdb_cursor(t, db, &c)) != PH_OK)
+		return rc;
+	rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	mdb_cursor_close(c);
+	return lmdb_found(t, rc, &k, last);
+}
+
+static int
+lmdb_scan_open(struct store_scan *sc, enum store_db db)
+{
+	MDB_cursor *c;
+	int rc;
+
+	if ((rc = lmdb_cursor(sc->t, db, &c)) == PH_OK)
+		sc->cursor = c;
+	return rc;
+}
+
+static int
+lmdb_scan_step(struct store_scan *sc)
+{
+	MDB_val k, v;
+	int rc;
+
+	if (!sc->started && sc->from.len > 0) {
+		k.mv_data = sc->from.b;
+		k.mv_size = sc->from.len;
+		rc = mdb_cursor_get(sc->cursor, &k, &v, MDB_SET_RANGE);
+	} else
+		rc = mdb_cursor_get(sc->cursor, &k, &v,
+		    sc->started ? MDB_NEXT : MDB_FIRST);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return -lmdb_fail(sc->t, rc);
+	sc->key.data = k.mv_data;
+	sc->key.len = k.mv_size;
+	sc->val.data = v.mv_data;
+	sc->val.len = v.mv_size;
+	return 1;
+}
+
+static int
+lmdb_scan_del(struct store_scan *sc)
+{
+	int rc;
+
+	/* LMDB leaves the cursor on the next record, which MDB_NEXT then
+	 * returns rather than skipping. */
+	if ((rc = mdb_cursor_del(sc->cursor, 0)) != 0)
+		return lmdb_fail(sc->t, rc);
+	return PH_OK;
+}
+
+static void
+lmdb_scan_close(struct store_scan *sc)
+{
+	mdb_cursor_close(sc->cursor);
+}
+
+/*
+ * Bytes this thread has sent towards the disk: the kernel counts a page
+ * when a write first dirties it in the page cache.  Read around a commit
+ * (whose pages the flush leaves clean), it is what the commit wrote: its
+ * dirty B-tree pages and a meta page.
+ */
+static uint64_t
+lmdb_written_bytes(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_THREAD, &ru) != 0)
+		return 0;
+	return (uint64_t)ru.ru_oublock * 512;
+}
+
+static int
+lmdb_commit(struct store_txn *t)
+{
+	uint64_t id, written;
+	int rc;
+
+	id = mdb_txn_id(t->txn);
+	/* a system call: only for the commits that are counted */
+	written = t->write && !t->nested ? lmdb_written_bytes() : 0;
+	rc = mdb_txn_commit(t->txn);
+	t->txn = NULL;
+	if (rc != 0)
+		return lmdb_fail(t, rc);
+	if (t->nested || !t->write)
+		return PH_OK;
+	/* With STORE_SHARED_SYNC the meta page is flushed here, before the
+	 * caller may answer: a failed flush is a failed commit. */
+	if ((rc = lmdb_sync_to(lmdb_of(t->store), id)) != 0)
+		return lmdb_fail(t, rc);
+	metrics_add("payhook_store_commits_total", NULL, 1);
+	metrics_add("payhook_store_commit_written_bytes_total", NULL,
+	    lmdb_written_bytes() - written);
+	return PH_OK;
+}
+
+static void
+lmdb_abort(struct store_txn *t)
+{
+	mdb_txn_abort(t->txn);
+}
+
+static int
+lmdb_stats(struct store *st_, struct store_stats *st)
+{
+	struct lmdb_store *s = lmdb_of(st_);
+	struct store_txn t;
+	MDB_envinfo info;
+	MDB_stat ms;
+	int rc, i;
+
+	if ((rc = store_begin(st_, 0, &t)) != PH_OK)
+		return rc;
+	for (i = 0; i < STORE_DB__MAX; i++) {
+		if ((rc = mdb_stat(t.txn, s->dbi[i], &ms)) != 0) {
+			store_abort(&t);
+			return lmdb_status(rc);
+		}
+		st->entries[i] = ms.ms_entries;
+	}
+	store_abort(&t);
+	if (mdb_env_info(s->env, &info) == 0 &&
+	    mdb_env_stat(s->env, &ms) == 0) {
+		st->map_size = info.me_mapsize;
+		st->map_used = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+		st->readers_used = info.me_numreaders;
+		st->readers_max = info.me_maxreaders;
+	}
+	return PH_OK;
+}
+
+static int
+lmdb_backup(struct store *st_, const char *path, struct ph_diag *diag)
+{
+	struct stat st;
+	int fd, rc;
+
+	if (stat(path, &st) == 0)
+		return ph_fail(diag, PH_E_IO, "backup %s: the file exists; "
+		    "refusing to overwrite it", path);
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1)
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
+		    strerror(errno));
+	rc = mdb_env_copyfd2(lmdb_of(st_)->env, fd, MDB_CP_COMPACT);
+	if (rc == 0 && fsync(fd) == -1)
+		rc = errno;
+	if (close(fd) == -1 && rc == 0)
+		rc = errno;
+	if (rc != 0) {
+		unlink(path);
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
+		    mdb_strerror(rc));
+	}
+	return PH_OK;
+}
+
+static const struct store_engine lmdb_engine = {
+	.name = "lmdb",
+	.close = lmdb_close,
+	.begin = lmdb_begin,
+	.begin_nested = lmdb_begin_nested,
+	.get = lmdb_get,
+	.put = lmdb_put,
+	.del = lmdb_del,
+	.last = lmdb_last,
+	.scan_open = lmdb_scan_open,
+	.scan_step = lmdb_scan_step,
+	.scan_del = lmdb_scan_del,
+	.scan_close = lmdb_scan_close,
+	.commit = lmdb_commit,
+	.abort = lmdb_abort,
+	.settle = lmdb_settle,
+	.stats = lmdb_stats,
+	.backup = lmdb_backup,
+};
+
+/*
+ * Is another process holding the LMDB environment at path?  Every process
+ * that opens it keeps a lock on the first byte of its lock file; *pid is
+ * one of them.
+ */
+static int
+store_in_use(const char *path, long *pid)
+{
+	char lock[4096];
+	struct flock fl;
+	int fd, busy = 0;
+
+	*pid = 0;
+	if (snprintf(lock, sizeof(lock), "%s-lock", path) >= (int)sizeof(lock))
+		return -1;
+	if ((fd = open(lock, O_RDWR | O_CLOEXEC)) == -1)
+		return errno == ENOENT ? 0 : -1;
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	fl.l_start = 0;
+	fl.l_len = 1;
+	if (fcntl(fd, F_GETLK, &fl) == -1)
+		busy = -1;
+	else if (fl.l_type != F_UNLCK) {
+		busy = 1;
+		*pid = (long)fl.l_pid;
+	}
+	close(fd);
+	return busy;
+}
+
+/* Copies from to a new file to (mode 0600), flushed. */
+static int
+store_copy_file(const char *from, const char *to, size_t *bytes,
+    struct ph_diag *diag)
+{
+	char buf[65536];
+	ssize_t n, w;
+	int in, out, rc = PH_OK;
+
+	*bytes = 0;
+	if ((in = open(from, O_RDONLY | O_CLOEXEC)) == -1)
+		return ph_fail(diag, PH_E_IO, "backup %s: %s", from,
+		    strerror(errno));
+	if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	    0600)) == -1) {
+		close(in);
+		return ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		for (w = 0; w < n; ) {
+			ssize_t k = write(out, buf + w, (size_t)(n - w));
+
+			if (k == -1) {
+				rc = ph_fail(diag, PH_E_IO, "%s: %s", to,
+				    strerror(errno));
+				goto done;
+			}
+			w += k;
+		}
+		*bytes += (size_t)n;
+	}
+	if (n == -1)
+		rc = ph_fail(diag, PH_E_IO, "backup %s: %s", from,
+		    strerror(errno));
+	else if (fsync(out) == -1)
+		rc = ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+done:
+	close(in);
+	if (close(out) == -1 && rc == PH_OK)
+		rc = ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+	if (rc != PH_OK)
+		unlink(to);
+	return rc;
+}
+
+/* The owner of the folder that holds path. */
+static int
+store_dir_owner(const char *path, struct stat *st)
+{
+	char *tmp = strdup(path);
+	int rc;
+
+	if (tmp == NULL)
+		return -1;
+	rc = stat(dirname(tmp), st);
+	free(tmp);
+	return rc;
+}
+
+int
+store_restore(const char *path, const char *backup, size_t map_size,
+    struct store_restore_report *rep, struct ph_diag *diag)
+{
+	char tmp[4096], lock[4096], tmplock[4200];
+	struct store *s = NULL;
+	struct store_txn t;
+	struct stat st;
+	long pid;
+	int rc, busy;
+
+	memset(rep, 0, sizeof(*rep));
+	if (snprintf(tmp, sizeof(tmp), "%s.restore", path) >=
+	    (int)sizeof(tmp) || snprintf(lock, sizeof(lock), "%s-lock",
+	    path) >= (int)sizeof(lock))
+		return ph_fail(diag, PH_E_CONFIG, "database path too long");
+	snprintf(tmplock, sizeof(tmplock), "%s-lock", tmp);
+	if ((busy = store_in_use(path, &pid)) < 0)
+		return ph_fail(diag, PH_E_IO, "database %s: cannot tell whether "
+		    "it is in use: %s", path, strerror(errno));
+	if (busy)
+		return ph_fail(diag, PH_E_CONFLICT, "database %s is open in "
+		    "process %ld (and maybe others): stop the web server's "
+		    "payhook processes and the sweeper first", path, pid);
+	rep->uid = (long)getuid();
+	rep->gid = (long)getgid();
+	rep->mode = 0600;
+	if (stat(path, &st) == 0) {
+		rep->replaced = 1;
+		rep->uid = (long)st.st_uid;
+		rep->gid = (long)st.st_gid;
+		rep->mode = (unsigned)(st.st_mode & 07777);
+	} else if (errno != ENOENT)
+		return ph_fail(diag, PH_E_IO, "database %s: %s", path,
+		    strerror(errno));
+	else if (geteuid() == 0 && store_dir_owner(path, &st) == 0) {
+		/* No store to take after: root gives it to the folder's
+		 * owner, the user payhook.fcgi runs as. */
+		rep->uid = (long)st.st_uid;
+		rep->gid = (long)st.st_gid;
+	}
+	unlink(tmp);
+	unlink(tmplock);
+	if ((rc = store_copy_file(backup, tmp, &rep->bytes, diag)) != PH_OK)
+		return rc;
+	/* The copy must be a store this payhook reads; it gets a new epoch
+	 * before anything can read it. */
+	if ((rc = store_lmdb_open(tmp, map_size, STORE_OPEN_OLDER, &s,
+	    diag)) != PH_OK)
+		goto fail;
+	ph_strlcpy(rep->epoch_before, store_epoch(s),
+	    sizeof(rep->epoch_before));
+	if ((rc = store_begin(s, 1, &t)) == PH_OK) {
+		store_new_epoch(&t);
+		rc = store_commit(&t);
+	}
+	if (rc != PH_OK) {
+		ph_fail(diag, rc, "backup %s: cannot give it a new epoch: %s",
+		    backup, ph_strerror(rc));
+		goto fail;
+	}
+	ph_strlcpy(rep->epoch_after, store_epoch(s),
+	    sizeof(rep->epoch_after));
+	store_close(s);
+	s = NULL;
+	unlink(tmplock);
+	if (chown(tmp, (uid_t)rep->uid, (gid_t)rep->gid) == -1 ||
+	    chmod(tmp, (mode_t)rep->mode) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "%s: cannot give it the owner and "
+		    "mode of %s: %s", tmp, path, strerror(errno));
+		goto fail;
+	}
+	/* Checked again: a process may have opened the store meanwhile. */
+	if ((busy = store_in_use(path, &pid)) != 0) {
+		rc = ph_fail(diag, PH_E_CONFLICT, "database %s was opened by "
+		    "process %ld during the restore; nothing was replaced",
+		    path, pid);
+		goto fail;
+	}
+	if (rename(tmp, path) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "rename %s to %s: %s", tmp, path,
+		    strerror(errno));
+		goto fail;
+	}
+	/* The old lock file describes readers of the file replaced, and
+	 * the group commit file facts meant for it. */
+	if (unlink(lock) == 0)
+		rep->lock_removed = 1;
+	snprintf(tmplock, sizeof(tmplock), "%s-group", path);
+	unlink(tmplock);
+	store_sync_dir(path);
+	return PH_OK;
+fail:
+	store_close(s);
+	unlink(tmp);
+	unlink(tmplock);
+	return rc;
+}

@@ -1,0 +1,15 @@
+/*
+ * Opening a store: where an engine is chosen.  Apart from store.c so that
+ * the engines, which build on store.c, are called by a file above it and
+ * not by it.
+ */
+#include <payhook/sdk.h>
+
+#include "store/store_int.h"
+
+int
+store_open(const char *path, size_t map_size, int flags, struct store **out,
+    struct ph_diag *diag)
+{
+	return store_lmdb_open(path, map_size, flags, out, diag);
+}
