@@ -78,8 +78,12 @@ cli_check_run(struct cli *c)
 	if (user != NULL &&
 	    (usable = cli_check_user(c->conf, user)) == CLI_EXIT_USAGE)
 		return usable;
-	exists = stat(c->conf->db_path, &st) == 0;
-	if ((rc = cli_open_store(c, c->path)) != CLI_EXIT_OK)
+	/* A PostgreSQL store's tables are made by store_pg_layout, which
+	 * says so; only a file is counted as created here. */
+	exists = c->conf->store_kind != STORE_LMDB ||
+	    stat(c->conf->db_path, &st) == 0;
+	if ((rc = cli_open_store(c, c->path, STORE_OPEN_CREATE)) !=
+	    CLI_EXIT_OK)
 		return rc;
 	if (usable != CLI_EXIT_OK) {
 		fprintf(stderr, "payhook: %s: user %s cannot run payhook with "
@@ -89,11 +93,11 @@ cli_check_run(struct cli *c)
 	cli_check_fill(c);
 	if (store_schema_found(c->store) < store_schema(c->store))
 		printf("payhook: database %s brought from schema %d to %d\n",
-		    c->conf->db_path, store_schema_found(c->store),
+		    store_where(c->store), store_schema_found(c->store),
 		    store_schema(c->store));
 	printf("payhook: %s: configuration OK (%zu profile(s), %zu "
 	    "plugin(s), database %s%s)%s%s\n", c->path, c->conf->nprofiles,
-	    c->conf->loader.n, c->conf->db_path, exists ? "" : ", created",
+	    c->conf->loader.n, store_where(c->store), exists ? "" : ", created",
 	    user != NULL ? "; usable by " : "", user != NULL ? user : "");
 	return CLI_EXIT_OK;
 }

@@ -149,7 +149,7 @@ struct cli_cmd {
 extern volatile sig_atomic_t cli_stop;	/* set by SIGTERM and SIGINT */
 void cli_catch_signals(void);
 int cli_open_conf(struct cli *c);
-int cli_open_store(struct cli *c, const char *where);
+int cli_open_store(struct cli *c, const char *where, int flags);
 int cli_open(struct cli *c);
 void cli_close(struct cli *c);
 int cli_print_new(json_t *j);

@@ -127,18 +127,20 @@ cli_become_owner(const struct cli *c)
 
 /*
  * Opens the store as its owner, or prints why not after "payhook: " and
- * where, when given (check names the configuration file).
+ * where, when given (check names the configuration file).  flags:
+ * STORE_OPEN_CREATE (check: a PostgreSQL database gets payhook's tables).
  */
 int
-cli_open_store(struct cli *c, const char *where)
+cli_open_store(struct cli *c, const char *where, int flags)
 {
+	struct store_spec spec;
 	struct ph_diag diag;
 
 	if (cli_become_owner(c) != 0)
 		return CLI_EXIT_FAIL;
 	memset(&diag, 0, sizeof(diag));
-	if (ledger_open(c->conf->db_path, (size_t)c->conf->map_size_mb << 20,
-	    &c->store, &diag) != PH_OK) {
+	conf_store_spec(c->conf, &spec);
+	if (ledger_open_spec(&spec, flags, &c->store, &diag) != PH_OK) {
 		fprintf(stderr, "payhook: %s%s%s\n", where != NULL ? where : "",
 		    where != NULL ? ": " : "", diag.msg);
 		return CLI_EXIT_FAIL;
@@ -171,7 +173,7 @@ cli_open(struct cli *c)
 		return CLI_EXIT_FAIL;
 	}
 	if ((needs & CLI_NEED_STORE) &&
-	    (rc = cli_open_store(c, NULL)) != CLI_EXIT_OK)
+	    (rc = cli_open_store(c, NULL, 0)) != CLI_EXIT_OK)
 		return rc;
 	if (needs & CLI_NEED_METRICS)
 		cli_metrics_open(c->conf);

@@ -20,10 +20,12 @@
 #include <payhook/sdk.h>
 
 #include "conf/conf.h"
+#include "conf/conf_int.h"
 #include "conf/conf_lines.h"
 #include "conf/conf_suggest.h"
 #include "ops/text.h"
 #include "ops/log.h"
+#include "store/store.h"
 
 #ifndef PH_PLUGIN_DIR
 #define PH_PLUGIN_DIR "/usr/local/lib/payhook/providers"
@@ -45,50 +47,6 @@ struct conf_file {
 	size_t len;
 	struct ph_blob *blobs;	/* PH_CONF_FILES: owned array */
 };
-
-/* ---- Problems ---------------------------------------------------------- */
-
-static void
-conf_add(struct conf_errs *e, int warning, const char *fmt, va_list ap)
-{
-	if (e == NULL)
-		return;
-	if (e->n == CONF_ERRS_MAX) {
-		e->dropped++;
-		return;
-	}
-	vsnprintf(e->line[e->n], CONF_ERR_LEN, fmt, ap);
-	e->warning[e->n] = warning;
-	if (warning)
-		e->nwarn++;
-	e->n++;
-}
-
-void
-conf_err(struct conf_errs *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	conf_add(e, 0, fmt, ap);
-	va_end(ap);
-}
-
-void
-conf_warn(struct conf_errs *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	conf_add(e, 1, fmt, ap);
-	va_end(ap);
-}
-
-size_t
-conf_errs_count(const struct conf_errs *e)
-{
-	return e->n - e->nwarn + e->dropped;
-}
 
 /* ---- Small helpers ---------------------------------------------------- */
 
@@ -121,28 +79,6 @@ conf_path(const struct conf *c, const char *p)
 		return NULL;
 	}
 	return b.data;
-}
-
-static int
-conf_parse_ulong(const char *s, unsigned long min, unsigned long max,
-    unsigned long *out)
-{
-	unsigned long long v = 0;
-	const char *p;
-
-	if (*s == '\0')
-		return -1;
-	for (p = s; *p != '\0'; p++) {
-		if (*p < '0' || *p > '9')
-			return -1;
-		v = v * 10 + (unsigned)(*p - '0');
-		if (v > max)
-			return -1;
-	}
-	if (v < min)
-		return -1;
-	*out = (unsigned long)v;
-	return 0;
 }
 
 /*
@@ -249,243 +185,6 @@ struct conf_parse {
 	char seen_sections[CONF_PROFILES_MAX + 1][128];
 	size_t nseen;
 };
-
-enum conf_core_key {
-	CORE_DB_PATH,
-	CORE_MAP_SIZE_MB,
-	CORE_PLUGIN_DIR,
-	CORE_API_TOKEN_FILE,
-	CORE_MAX_BODY_BYTES,
-	CORE_BASE_PATH,
-	CORE_LOG_LEVEL,
-	CORE_CA_FILE,
-	CORE_HTTP_TIMEOUT_S,
-	CORE_HTTP_CONNECT_TIMEOUT_S,
-	CORE_SWEEP_CONCURRENCY,
-	CORE_LEASE_S,
-	CORE_ATTEMPT_HOLD_S,
-	CORE_ARCHIVE_DAYS,
-	CORE_ARCHIVE_MAP_MB,
-	CORE_HINT_PER_MINUTE,
-	CORE_IDEMPOTENCY_TTL_S,
-	CORE_METRICS_TOKEN_FILE,
-	CORE_ARCHIVE_UNVERIFIED_MB,
-	CORE_ARCHIVE_UNVERIFIED_PER_MINUTE,
-	CORE_ARCHIVE_UNVERIFIED_PER_SOURCE,
-	CORE_READY_MAX_FILL,
-	CORE_LOG_FORMAT,
-	CORE__MAX
-};
-
-static const char *const conf_core_names[CORE__MAX] = {
-	"db_path", "map_size_mb", "plugin_dir", "api_token_file",
-	"max_body_bytes", "base_path", "log_level", "ca_file",
-	"http_timeout_s", "http_connect_timeout_s", "sweep_concurrency",
-	"lease_s", "attempt_hold_s", "archive_days", "archive_map_mb",
-	"hint_per_minute", "idempotency_ttl_s", "metrics_token_file",
-	"archive_unverified_mb", "archive_unverified_per_minute",
-	"archive_unverified_per_source", "ready_max_fill", "log_format",
-};
-
-/* Whole-number core keys: where each goes and its range. */
-static unsigned long *
-conf_core_number(struct conf *c, int k, unsigned long *min,
-    unsigned long *max)
-{
-	switch (k) {
-	case CORE_HTTP_TIMEOUT_S:
-		*min = 1;
-		*max = 600;
-		return &c->http_timeout_s;
-	case CORE_HTTP_CONNECT_TIMEOUT_S:
-		*min = 1;
-		*max = 120;
-		return &c->http_connect_timeout_s;
-	case CORE_SWEEP_CONCURRENCY:
-		*min = 1;
-		*max = 256;
-		return &c->sweep_concurrency;
-	case CORE_LEASE_S:
-		*min = 5;
-		*max = 3600;
-		return &c->lease_s;
-	case CORE_ATTEMPT_HOLD_S:
-		*min = 0;
-		*max = 3600;
-		return &c->attempt_hold_s;
-	case CORE_ARCHIVE_DAYS:
-		*min = 0;
-		*max = 3650;
-		return &c->archive_days;
-	case CORE_ARCHIVE_MAP_MB:
-		*min = 1;
-		*max = 1024UL * 1024;
-		return &c->archive_map_mb;
-	case CORE_HINT_PER_MINUTE:
-		*min = 0;
-		*max = 10000;
-		return &c->hint_per_minute;
-	case CORE_IDEMPOTENCY_TTL_S:
-		*min = 60;
-		*max = 604800;
-		return &c->idempotency_ttl_s;
-	case CORE_ARCHIVE_UNVERIFIED_MB:
-		*min = 1;
-		*max = 1024UL * 1024;
-		return &c->archive_unverified_mb;
-	case CORE_ARCHIVE_UNVERIFIED_PER_MINUTE:
-		*min = 0;
-		*max = 1000000;
-		return &c->archive_unverified_per_minute;
-	case CORE_ARCHIVE_UNVERIFIED_PER_SOURCE:
-		*min = 0;
-		*max = 1000000;
-		return &c->archive_unverified_per_source;
-	default:
-		return NULL;
-	}
-}
-
-
-
-/* A decimal fraction above 0 and at most 1 ("0.95", "1"); -1 if not. */
-static int
-conf_parse_fraction(const char *s, double *out)
-{
-	double v = 0, scale = 1;
-	const char *p = s;
-	int digits = 0;
-
-	for (; *p >= '0' && *p <= '9'; p++, digits++)
-		v = v * 10 + (*p - '0');
-	if (*p == '.')
-		for (p++; *p >= '0' && *p <= '9'; p++, digits++)
-			v += (*p - '0') * (scale /= 10);
-	if (*p != '\0' || digits == 0 || digits > 12 || !(v > 0 && v <= 1))
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int
-conf_set_str(char **dst, const char *v)
-{
-	free(*dst);
-	return (*dst = strdup(v)) == NULL ? -1 : 0;
-}
-
-static void
-conf_core(struct conf_parse *p, const char *key, const char *val)
-{
-	struct conf *c = p->c;
-	unsigned long n;
-	int k, lvl;
-
-	k = text_name_find(conf_core_names, CORE__MAX, key, 0);
-	if (k < 0) {
-		const char *near = conf_suggest(key, conf_core_names,
-		    CORE__MAX);
-
-		conf_err(p->errs, "line %d: unknown key \"%s\" in [core]%s%s%s",
-		    p->line, key, near != NULL ? "; did you mean \"" : "",
-		    near != NULL ? near : "", near != NULL ? "\"?" : "");
-		return;
-	}
-	switch (k) {
-	case CORE_DB_PATH:
-		if (*val == '\0')
-			conf_err(p->errs, "line %d: db_path is empty", p->line);
-		else if (conf_set_str(&c->db_path, val) == -1)
-			conf_err(p->errs, "out of memory");
-		break;
-	case CORE_MAP_SIZE_MB:
-		if (conf_parse_ulong(val, 1, 1024UL * 1024, &n) == -1)
-			conf_err(p->errs, "line %d: map_size_mb \"%s\" is not "
-			    "a whole number from 1 to 1048576", p->line, val);
-		else
-			c->map_size_mb = n;
-		break;
-	case CORE_PLUGIN_DIR:
-		if (*val == '\0')
-			conf_err(p->errs, "line %d: plugin_dir is empty",
-			    p->line);
-		else if (conf_set_str(&c->plugin_dir, val) == -1)
-			conf_err(p->errs, "out of memory");
-		else
-			c->plugin_dir_set = 1;
-		break;
-	case CORE_API_TOKEN_FILE:
-	case CORE_METRICS_TOKEN_FILE:
-		if (*val == '\0')
-			conf_err(p->errs, "line %d: %s is empty", p->line, key);
-		else if (conf_set_str(k == CORE_API_TOKEN_FILE ?
-		    &c->api_token_file : &c->metrics_token_file, val) == -1)
-			conf_err(p->errs, "out of memory");
-		break;
-	case CORE_MAX_BODY_BYTES:
-		if (conf_parse_ulong(val, 1024, 16UL * 1024 * 1024, &n) == -1)
-			conf_err(p->errs, "line %d: max_body_bytes \"%s\" is "
-			    "not a whole number from 1024 to 16777216",
-			    p->line, val);
-		else
-			c->max_body_bytes = n;
-		break;
-	case CORE_BASE_PATH:
-		if (val[0] != '/' || strstr(val, "//") != NULL ||
-		    strpbrk(val, "?#% \t") != NULL)
-			conf_err(p->errs, "line %d: base_path \"%s\" must be "
-			    "an absolute URL path like / or /pay/", p->line,
-			    val);
-		else if (conf_set_str(&c->base_path, val) == -1)
-			conf_err(p->errs, "out of memory");
-		else {
-			size_t len = strlen(c->base_path);
-
-			/* Stored without the trailing slash; "/" stays "". */
-			while (len > 0 && c->base_path[len - 1] == '/')
-				c->base_path[--len] = '\0';
-		}
-		break;
-	case CORE_LOG_LEVEL:
-		if ((lvl = log_level_parse(val)) < 0)
-			conf_err(p->errs, "line %d: log_level \"%s\" is not "
-			    "one of error, warn, info, debug", p->line, val);
-		else
-			c->log_level = lvl;
-		break;
-	case CORE_READY_MAX_FILL:
-		if (conf_parse_fraction(val, &c->ready_max_fill) == -1)
-			conf_err(p->errs, "line %d: ready_max_fill \"%s\" is not "
-			    "a fraction above 0 and at most 1, like 0.95",
-			    p->line, val);
-		break;
-	case CORE_LOG_FORMAT:
-		if ((lvl = log_format_parse(val)) < 0)
-			conf_err(p->errs, "line %d: log_format \"%s\" is not "
-			    "logfmt or json", p->line, val);
-		else
-			c->log_format = lvl;
-		break;
-	case CORE_CA_FILE:
-		if (*val == '\0')
-			conf_err(p->errs, "line %d: ca_file is empty", p->line);
-		else if (conf_set_str(&c->ca_file, val) == -1)
-			conf_err(p->errs, "out of memory");
-		break;
-	default: {
-		unsigned long min = 0, max = 0, *dst;
-
-		dst = conf_core_number(c, k, &min, &max);
-		if (dst == NULL || conf_parse_ulong(val, min, max, &n) == -1)
-			conf_err(p->errs, "line %d: %s \"%s\" is not a whole "
-			    "number from %lu to %lu", p->line,
-			    conf_core_names[k], val, min, max);
-		else
-			*dst = n;
-		break;
-	}
-	}
-}
 
 static struct conf_profile *
 conf_profile_add(struct conf_parse *p, const char *name)
@@ -821,7 +520,7 @@ conf_ini_entry(struct conf_parse *p, const char *section, const char *key,
 		    sizeof(p->seen_core[0]) &&
 		    (p->seen_core[p->nseen_core] = strdup(key)) != NULL)
 			p->nseen_core++;
-		conf_core(p, key, val);
+		conf_core(p->c, p->errs, p->line, key, val);
 	} else if (strncmp(section, "profile.", 8) == 0) {
 		struct conf_profile *pr;
 
@@ -1312,6 +1011,49 @@ conf_token(const char *file, const char *key, unsigned char **token,
 		    "characters", key, file);
 }
 
+/*
+ * The store's keys together: store = postgresql needs pg_conninfo, and the
+ * password comes from pg_password_file (a secret: mode 0600 or stricter,
+ * one line) or libpq's own passfile, never from payhook.conf.
+ */
+static void
+conf_bind_store(struct conf *c, struct conf_errs *errs)
+{
+	struct conf_file f;
+	size_t n;
+
+	if (c->store_kind != STORE_POSTGRESQL) {
+		if (c->pg_conninfo != NULL || c->pg_password_file != NULL)
+			conf_warn(errs, "[core] pg_conninfo and "
+			    "pg_password_file are not used with store = lmdb");
+		return;
+	}
+	if (c->pg_conninfo == NULL)
+		conf_err(errs, "[core] store = postgresql needs pg_conninfo "
+		    "(a libpq connection string, e.g. host=db1,db2 "
+		    "dbname=payhook user=payhook "
+		    "target_session_attrs=read-write)");
+	if (c->pg_password_file == NULL)
+		return;
+	if (conf_resolve(c, &c->pg_password_file) == -1) {
+		conf_err(errs, "out of memory");
+		return;
+	}
+	if (conf_read_file(c->pg_password_file, "pg_password_file", 1, &f,
+	    errs, 0) != 0)
+		return;
+	n = f.len;
+	while (n > 0 && (f.data[n - 1] == '\n' || f.data[n - 1] == '\r'))
+		n--;
+	if (n == 0 || memchr(f.data, '\n', n) != NULL ||
+	    memchr(f.data, '\0', n) != NULL)
+		conf_err(errs, "pg_password_file %s: must hold the password "
+		    "on one line", c->pg_password_file);
+	else if ((c->pg_password = strndup((char *)f.data, n)) == NULL)
+		conf_err(errs, "out of memory");
+	conf_file_free(&f);
+}
+
 int
 conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 {
@@ -1406,6 +1148,7 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 	}
 	conf_token(c->metrics_token_file, "metrics_token_file",
 	    &c->metrics_token, &c->metrics_token_len, errs);
+	conf_bind_store(c, errs);
 	for (i = 0; i < c->nprofiles; i++)
 		conf_bind_profile(c, &c->profiles[i], errs);
 	for (i = 0; i < c->npushes; i++)
@@ -1478,6 +1221,12 @@ conf_free(struct conf *c)
 	free(c->api_token_file);
 	free(c->base_path);
 	free(c->ca_file);
+	free(c->pg_conninfo);
+	free(c->pg_password_file);
+	if (c->pg_password != NULL) {
+		explicit_bzero(c->pg_password, strlen(c->pg_password));
+		free(c->pg_password);
+	}
 	free(c);
 }
 

@@ -106,6 +106,11 @@ struct conf {
 	unsigned long idempotency_ttl_s; /* Idempotency-Keys kept this long */
 	int log_level;
 	int log_format;			/* enum log_format */
+	int store_kind;			/* enum store_kind: lmdb (default) */
+	char *pg_conninfo;		/* store = postgresql: libpq's
+					 * connection string or URI */
+	char *pg_password_file;		/* optional */
+	char *pg_password;		/* secret: its text, or NULL */
 	double ready_max_fill;		/* /readyz fails above this share of
 					 * the map in use */
 	struct conf_profile *profiles;
@@ -128,6 +133,9 @@ const struct conf_profile *conf_profile(const struct conf *c,
 
 /* The archive's limits as configured. */
 void conf_archive_limits(const struct conf *c, struct archive_limits *lim);
+struct store_spec;
+/* Where c's store is (the strings stay c's). */
+void conf_store_spec(const struct conf *c, struct store_spec *spec);
 
 /* p made absolute against the config file's folder (caller frees). */
 char *conf_path(const struct conf *c, const char *p);

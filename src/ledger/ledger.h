@@ -90,9 +90,13 @@ struct ledger_result {
 const char *ledger_outcome_name(enum ledger_outcome o);
 
 /*
- * Opens the store at path and brings an older one up to this payhook's
- * schema (what ledger_migrate does) before anything else reads it.
+ * Opens the store spec names (flags: STORE_OPEN_CREATE, for payhook check
+ * only) and brings an older one up to this payhook's schema (what
+ * ledger_migrate does) before anything else reads it.  ledger_open: the
+ * LMDB file at path.
  */
+int ledger_open_spec(const struct store_spec *spec, int flags,
+    struct store **out, struct ph_diag *diag);
 int ledger_open(const char *path, size_t map_size, struct store **out,
     struct ph_diag *diag);
 /* Group commits made so far by every process of the store, and the facts

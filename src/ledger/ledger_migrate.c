@@ -293,13 +293,146 @@ ledger_migrate(struct store *s, struct ph_diag *diag)
 	return PH_OK;
 }
 
+/* The text part of a key at *off (a length byte and its bytes) into out;
+ * 0 when the key ends or the text does not fit. */
+static int
+ledger_key_text(const struct store_val *k, size_t *off, char *out,
+    size_t cap)
+{
+	const unsigned char *p = k->data;
+	size_t n;
+
+	if (*off >= k->len || (n = p[*off]) >= cap || *off + 1 + n > k->len)
+		return 0;
+	memcpy(out, p + *off + 1, n);
+	out[n] = '\0';
+	*off += 1 + n;
+	return 1;
+}
+
+/* The parts of a record's key that its value does not hold, as members
+ * of doc; -1 for a key not of the form its kind has. */
+static int
+ledger_key_doc(enum store_db db, const struct store_val *k, json_t *doc)
+{
+	char a[256], b[256];
+	size_t off = 1;
+	uint64_t u;
+
+	switch (db) {
+	case STORE_DB_DEDUP:
+		if (!ledger_key_text(k, &off, a, sizeof(a)) ||
+		    !ledger_key_text(k, &off, b, sizeof(b)))
+			return -1;
+		return json_object_set_new(doc, "profile", json_string(a)) |
+		    json_object_set_new(doc, "dedup_key", json_string(b));
+	case STORE_DB_IDEM:
+		if (!ledger_key_text(k, &off, a, sizeof(a)))
+			return -1;
+		return json_object_set_new(doc, "key", json_string(a));
+	case STORE_DB_DUE:
+		if (k->len < 8)
+			return -1;
+		u = store_key_get_u64(k);
+		off = 8;
+		if (!ledger_key_text(k, &off, a, sizeof(a)) || u > INT64_MAX)
+			return -1;
+		return json_object_set_new(doc, "due_at",
+		    json_integer((json_int_t)u)) |
+		    json_object_set_new(doc, "order_id", json_string(a));
+	case STORE_DB_REFUND_IDS:
+	case STORE_DB_META:
+		off = 0;
+		if (!ledger_key_text(k, &off, a, sizeof(a)))
+			return -1;
+		return json_object_set_new(doc, db == STORE_DB_META ? "name" :
+		    "refund_id", json_string(a));
+	default:
+		return 0;
+	}
+}
+
+/*
+ * The store's projection (store_set_projection): every record an operator
+ * queries, as JSON text, for an engine that keeps it beside the record
+ * (PostgreSQL's typed columns come from it).  The records are shown as
+ * they are; dedup records, the due list and the refund index, which are
+ * not JSON documents, as the fields they hold.  The push state and
+ * reconciliation marks have none.
+ */
+static int
+ledger_project(enum store_db db, const struct store_val *key,
+    const struct store_val *val, struct ph_buf *out)
+{
+	struct ledger_dedup d;
+	json_t *doc = NULL;
+	char *text;
+	int rc = PH_OK;
+
+	switch (db) {
+	case STORE_DB_ORDERS:
+	case STORE_DB_PAYMENTS:
+	case STORE_DB_EVENTS:
+	case STORE_DB_REFUNDS:
+	case STORE_DB_IDEM:
+		if ((doc = ledger_load(val)) == NULL)
+			return -PH_E_STORE;
+		break;
+	case STORE_DB_DEDUP:
+		if (ledger_dedup_read(val, &d) != PH_OK)
+			return -PH_E_STORE;
+		doc = json_pack("{s:s, s:I, s:s, s:s, s:s}", "digest", d.digest,
+		    "first_seen", (json_int_t)d.first_seen, "kind", d.kind,
+		    "order_id", d.order_id, "source", d.source);
+		break;
+	case STORE_DB_REFUND_IDS:
+		doc = json_pack("{s:I}", "seq",
+		    (json_int_t)store_key_get_u64(val));
+		break;
+	case STORE_DB_DUE:
+	case STORE_DB_META:
+		doc = json_object();
+		break;
+	default:
+		return 0;
+	}
+	if (doc == NULL)
+		return -PH_E_NOMEM;
+	if (ledger_key_doc(db, key, doc) != 0)
+		rc = PH_E_STORE;
+	else if ((text = json_dumps(doc, JSON_COMPACT)) == NULL)
+		rc = PH_E_NOMEM;
+	else {
+		if (ph_buf_puts(out, text) != PH_OK)
+			rc = PH_E_NOMEM;
+		free(text);
+	}
+	json_decref(doc);
+	return rc == PH_OK ? 1 : -rc;
+}
+
 int
 ledger_open(const char *path, size_t map_size, struct store **out,
     struct ph_diag *diag)
 {
+	struct store_spec spec;
+
+	memset(&spec, 0, sizeof(spec));
+	spec.kind = STORE_LMDB;
+	spec.path = path;
+	spec.map_size = map_size;
+	return ledger_open_spec(&spec, 0, out, diag);
+}
+
+int
+ledger_open_spec(const struct store_spec *spec, int flags,
+    struct store **out, struct ph_diag *diag)
+{
+	struct store_spec s = *spec;
 	int rc;
 
-	if ((rc = store_open(path, map_size, STORE_OPEN_OLDER, out,
+	s.project = ledger_project;
+	if ((rc = store_open_spec(&s, flags | STORE_OPEN_OLDER, out,
 	    diag)) != PH_OK)
 		return rc;
 	if ((rc = ledger_migrate(*out, diag)) != PH_OK) {

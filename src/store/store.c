@@ -27,17 +27,19 @@ store_db_name(enum store_db db)
 }
 
 void *
-store_alloc(const struct store_engine *eng, size_t sz, const char *path)
+store_alloc(const struct store_engine *eng, size_t sz, const char *path,
+    const char *where)
 {
 	struct store *s;
 
 	if ((s = calloc(1, sz)) == NULL)
 		return NULL;
-	if ((s->path = strdup(path)) == NULL) {
-		free(s);
+	s->eng = eng;
+	if ((s->path = strdup(path)) == NULL ||
+	    (s->where = strdup(where)) == NULL) {
+		store_free(s);
 		return NULL;
 	}
-	s->eng = eng;
 	return s;
 }
 
@@ -47,7 +49,27 @@ store_free(struct store *s)
 	if (s == NULL)
 		return;
 	free(s->path);
+	free(s->where);
 	free(s);
+}
+
+const char *
+store_engine_name(const struct store *s)
+{
+	return s->eng->name;
+}
+
+const char *
+store_where(const struct store *s)
+{
+	return s->where;
+}
+
+int
+store_project(struct store *s, enum store_db db, const struct store_val *key,
+    const struct store_val *val, struct ph_buf *out)
+{
+	return s->project != NULL ? s->project(db, key, val, out) : 0;
 }
 
 void
@@ -148,7 +170,7 @@ store_check_schema(struct store *s, int flags, int create,
 	int rc;
 
 	if ((rc = store_begin(s, create, &t)) != PH_OK)
-		return ph_fail(diag, rc, "database %s: %s", s->path,
+		return ph_fail(diag, rc, "database %s: %s", s->where,
 		    ph_strerror(rc));
 	store_meta_key(&k, "schema");
 	rc = store_get(&t, STORE_DB_META, &k, &v);
@@ -158,18 +180,18 @@ store_check_schema(struct store *s, int flags, int create,
 		store_new_epoch(&t);
 		if ((rc = store_commit(&t)) != PH_OK)
 			return ph_fail(diag, rc, "database %s: cannot write "
-			    "its schema version: %s", s->path,
+			    "its schema version: %s", s->where,
 			    ph_strerror(rc));
 		return PH_OK;
 	}
 	if (rc == PH_E_NOTFOUND) {
 		store_abort(&t);
 		return ph_fail(diag, PH_E_STORE, "database %s holds no "
-		    "payhook records yet (payhook check makes them)", s->path);
+		    "payhook records yet (payhook check makes them)", s->where);
 	}
 	if (rc != PH_OK) {
 		store_abort(&t);
-		return ph_fail(diag, rc, "database %s: %s", s->path,
+		return ph_fail(diag, rc, "database %s: %s", s->where,
 		    ph_strerror(rc));
 	}
 	snprintf(have, sizeof(have), "%.*s", (int)(v.len < 15 ? v.len : 15),
@@ -180,7 +202,7 @@ store_check_schema(struct store *s, int flags, int create,
 	if (rc == PH_OK && !store_epoch_valid(&v)) {
 		store_abort(&t);
 		return ph_fail(diag, PH_E_STORE, "database %s: its epoch is "
-		    "damaged (%zu bytes, not %d hex digits)", s->path, v.len,
+		    "damaged (%zu bytes, not %d hex digits)", s->where, v.len,
 		    STORE_EPOCH_LEN);
 	}
 	if (rc == PH_OK)
@@ -189,12 +211,12 @@ store_check_schema(struct store *s, int flags, int create,
 	if (s->schema > STORE_SCHEMA_VERSION || s->schema < 1)
 		return ph_fail(diag, PH_E_STORE, "database %s has schema "
 		    "version %s; this payhook reads versions up to %d: use the "
-		    "payhook that wrote it", s->path, have,
+		    "payhook that wrote it", s->where, have,
 		    STORE_SCHEMA_VERSION);
 	if (s->schema < STORE_SCHEMA_VERSION && !(flags & STORE_OPEN_OLDER))
 		return ph_fail(diag, PH_E_STORE, "database %s has schema "
 		    "version %d and must be brought up to version %d first "
-		    "(payhook check does it)", s->path, s->schema,
+		    "(payhook check does it)", s->where, s->schema,
 		    STORE_SCHEMA_VERSION);
 	return PH_OK;
 }

@@ -1,7 +1,9 @@
 /*
- * The store: the records of the ledger, kept by an engine (store_int.h;
- * LMDB: store_lmdb.c).  A store is opened once per process at start (never
- * before a fork), with one database per kind of record.  Keys sort:
+ * The store: the records of the ledger, kept by an engine (store_int.h):
+ * an LMDB file (store_lmdb.c; the default, one host) or a PostgreSQL
+ * database (store_pg.c; several hosts).  A store is opened once per process
+ * at start (never before a fork), with one database or table per kind of
+ * record.  Keys sort:
  * a record-class byte, then big-endian integers or length-prefixed
  * strings.  Values are the ledger's records: versioned documents ("v":
  * 1) in CBOR (ledger_cbor.c), but for the dedup records, which every
@@ -25,6 +27,10 @@
  */
 #define STORE_SCHEMA_VERSION 4
 #define STORE_OPEN_OLDER 0x01
+/* PostgreSQL: a database without payhook's tables gets them (payhook
+ * check); without it such a database is refused (payhook.fcgi never
+ * creates or alters them).  An LMDB file is made whenever it is missing. */
+#define STORE_OPEN_CREATE 0x02
 
 /* The store's epoch: random, made when the store is made, made anew by a
  * restore; every id payhook hands out carries it (lower-case hex digits,
@@ -59,6 +65,28 @@ enum store_db {
 #define STORE_KEY_DEDUP_V1	'D'	/* provider, dedup key */
 
 struct store;
+struct store_val;
+struct ph_buf;
+
+enum store_kind {
+	STORE_LMDB,
+	STORE_POSTGRESQL,
+};
+
+/* Where the records are: [core] store, db_path, map_size_mb, pg_conninfo,
+ * pg_password_file. */
+struct store_spec {
+	enum store_kind kind;
+	const char *path;		/* lmdb: the file; postgresql: where
+					 * the local files go beside it */
+	size_t map_size;		/* lmdb: the map, bytes */
+	const char *pg_conninfo;	/* libpq connection string or URI */
+	const char *pg_password;	/* NULL, or pg_password_file's text */
+	/* How records are shown as JSON where an engine keeps them so;
+	 * NULL: nowhere (store_set_projection). */
+	int (*project)(enum store_db db, const struct store_val *key,
+	    const struct store_val *val, struct ph_buf *out);
+};
 
 struct store_txn {
 	struct store *store;
@@ -113,6 +141,19 @@ struct store_scan {
  */
 int store_open(const char *path, size_t map_size, int flags,
     struct store **out, struct ph_diag *diag);
+/* Opens the store spec names, of either engine (flags: STORE_OPEN_*). */
+int store_open_spec(const struct store_spec *spec, int flags,
+    struct store **out, struct ph_diag *diag);
+/* "lmdb" or "postgresql". */
+const char *store_engine_name(const struct store *s);
+/* For messages: the file, or the server (without secrets). */
+const char *store_where(const struct store *s);
+/*
+ * Is conninfo a libpq connection string or URI payhook takes?  Not one
+ * holding a password (pg_password_file or libpq's passfile keep it).
+ * PH_OK, or PH_E_CONFIG with the reason in why.
+ */
+int store_pg_conninfo_check(const char *conninfo, char *why, size_t cap);
 /* The path the store was opened at. */
 const char *store_path(const struct store *s);
 /* The schema version the file has (older only with STORE_OPEN_OLDER). */

@@ -1,5 +1,5 @@
 /*
- * Inside the store: what every engine (LMDB today) shares, and the
+ * Inside the store: what every engine (LMDB, PostgreSQL) shares, and the
  * table of functions each one gives.  store.c holds what is the same for
  * all of them (keys, the schema version and the epoch in the meta
  * records, the sticky error's rules) and calls the engine for the rest;
@@ -11,7 +11,7 @@
 #include "store/store.h"
 
 struct store_engine {
-	const char *name;		/* "lmdb" */
+	const char *name;		/* "lmdb", "postgresql" */
 	void (*close)(struct store *s);
 	/* t is zeroed with t->store and t->write set; the engine sets
 	 * t->txn and t->seen, or returns an error (not yet in t->err). */
@@ -50,7 +50,14 @@ struct store_engine {
  * engine's own structure begins with it. */
 struct store {
 	const struct store_engine *eng;
-	char *path;			/* the file the store was opened at */
+	char *path;			/* the LMDB file, or where the local
+					 * files beside it go (PostgreSQL) */
+	char *where;			/* for messages: the file, or the
+					 * server without secrets */
+	/* How records are shown as JSON (store_spec's project); NULL: not
+	 * at all. */
+	int (*project)(enum store_db db, const struct store_val *key,
+	    const struct store_val *val, struct ph_buf *out);
 	int schema;			/* the records' schema version */
 	int schema_found;		/* ... when the store was opened */
 	char epoch[STORE_EPOCH_LEN + 1];
@@ -68,7 +75,12 @@ int store_check_schema(struct store *s, int flags, int create,
 /* A store whose engine allocated sz bytes, of which struct store is the
  * first member; NULL when out of memory. */
 void *store_alloc(const struct store_engine *eng, size_t sz,
-    const char *path);
+    const char *path, const char *where);
+/* The record as JSON text in out (1), none for its kind (0), or -status:
+ * the store's projection (store_spec's project). */
+int store_project(struct store *s, enum store_db db,
+    const struct store_val *key, const struct store_val *val,
+    struct ph_buf *out);
 /* Frees what store_alloc made (the engine has released its own). */
 void store_free(struct store *s);
 /* Counts a write that found the store full, for /readyz and the
@@ -77,6 +89,8 @@ void store_note_full(struct store_txn *t);
 
 /* The engines. */
 int store_lmdb_open(const char *path, size_t map_size, int flags,
+    struct store **out, struct ph_diag *diag);
+int store_pg_open(const struct store_spec *spec, int flags,
     struct store **out, struct ph_diag *diag);
 
 #endif

@@ -128,7 +128,7 @@ lmdb_open_file(const char *path, size_t map_size, int flags,
 	int rc, dead = 0, i;
 
 	*out = NULL;
-	if ((s = store_alloc(&lmdb_engine, sizeof(*s), path)) == NULL)
+	if ((s = store_alloc(&lmdb_engine, sizeof(*s), path, path)) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	if ((rc = mdb_env_create(&s->env)) != 0)
 		goto fail;

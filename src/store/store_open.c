@@ -13,3 +13,19 @@ store_open(const char *path, size_t map_size, int flags, struct store **out,
 {
 	return store_lmdb_open(path, map_size, flags, out, diag);
 }
+
+int
+store_open_spec(const struct store_spec *spec, int flags, struct store **out,
+    struct ph_diag *diag)
+{
+	*out = NULL;
+	switch (spec->kind) {
+	case STORE_LMDB:
+		return store_lmdb_open(spec->path, spec->map_size, flags, out,
+		    diag);
+	case STORE_POSTGRESQL:
+		return store_pg_open(spec, flags, out, diag);
+	}
+	return ph_fail(diag, PH_E_CONFIG, "store: unknown engine %d",
+	    (int)spec->kind);
+}

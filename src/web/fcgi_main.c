@@ -359,6 +359,7 @@ main(int argc, char **argv)
 	    "The web server runs it (FastCGI) with the configuration file in\n"
 	    "PAYHOOK_CONFIG; see payhook.fcgi(8).\n";
 	struct conf_errs errs;
+	struct store_spec spec;
 	struct ph_diag diag;
 	struct web_ctx ctx;
 	struct sigaction sa;
@@ -404,8 +405,11 @@ main(int argc, char **argv)
 	log_set_level(ctx.conf->log_level);
 	log_set_format(ctx.conf->log_format);
 	memset(&diag, 0, sizeof(diag));
-	if (ledger_open(ctx.conf->db_path, (size_t)ctx.conf->map_size_mb <<
-	    20, &ctx.store, &diag) != PH_OK) {
+	conf_store_spec(ctx.conf, &spec);
+	/* Never STORE_OPEN_CREATE: payhook check makes a PostgreSQL store's
+	 * tables; a server that made or altered them could race another
+	 * host's. */
+	if (ledger_open_spec(&spec, 0, &ctx.store, &diag) != PH_OK) {
 		log_err("%s", diag.msg);
 		conf_free(ctx.conf);
 		return 1;

@@ -1,0 +1,661 @@
+/*
+ * The PostgreSQL engine of the store: for several hosts on one database
+ * (doc/design/store.md, "PostgreSQL").  Only this file speaks SQL or
+ * includes libpq; pg_status() is where PostgreSQL's errors become
+ * payhook's.
+ *
+ * Each kind of record is a table of schema "payhook" (store_pg_schema.c):
+ * the key and the record as the ledger wrote them (k, v: the same bytes as
+ * in LMDB, so every reader and the key order are the same) and, for the
+ * records an operator queries, the record as jsonb (doc) from which typed
+ * columns are generated (amounts bigint, times timestamptz, ids text) with
+ * the constraints that hold the invariants.  doc comes from the ledger's
+ * projection (store_set_projection), made where the record is written.
+ *
+ * Write transactions take one advisory lock (STORE_PG_WRITE_LOCK) first,
+ * so that they run one after the other on every host, as LMDB's writer lock makes
+ * them run on one: a fact is checked and applied by one transaction at a
+ * time, sequence numbers are given in commit order (the event feed never
+ * shows an event behind a cursor already past it), and no transaction
+ * fails on a serialization conflict.  A read transaction is a REPEATABLE
+ * READ snapshot, like an LMDB reader.  A commit returns once the server
+ * made it durable (synchronous_commit as the server has it, on a
+ * synchronous standby too when one is named); whatever a reader sees was
+ * committed so, and settle has nothing to wait for.
+ *
+ * A lost connection fails the transaction it was in (its notification is
+ * answered "retry"); the next transaction connects again, to whichever
+ * host libpq's connection string finds (target_session_attrs=read-write
+ * finds the primary after a promotion).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include <payhook/sdk.h>
+
+#include "ops/log.h"
+#include "ops/metrics.h"
+#include "store/store_int.h"
+#include "store/store_pg.h"
+
+/* The largest record shown as JSON (doc). */
+#define PG_DOC_MAX	(4u << 20)
+/* Rows a scan fetches at a time. */
+#define PG_SCAN_PAGE	"256"
+
+struct pg_store {
+	struct store s;			/* first: what store.c shares */
+	PGconn *conn;
+	char *conninfo;			/* owned */
+	char *password;			/* owned, cleansed; or NULL */
+	int lost;			/* connect again before the next
+					 * transaction */
+};
+
+/* One top-level transaction and the nested ones inside it. */
+struct pg_txn {
+	PGresult **held;		/* results whose values were handed
+					 * out: freed when the transaction
+					 * ends */
+	size_t nheld, capheld;
+	int depth;			/* savepoints open */
+};
+
+struct pg_scan {
+	enum store_db db;
+	PGresult *page;			/* held by the transaction */
+	int row, rows;
+	int last_page;			/* fewer rows than asked for */
+};
+
+static const struct store_engine pg_engine;
+
+static struct pg_store *
+pg_of(const struct store *s)
+{
+	return (struct pg_store *)s;
+}
+
+/*
+ * The one translation of PostgreSQL's failures into payhook's; the first
+ * of a transaction is logged.  A connection that broke is marked lost.
+ */
+static int
+pg_status(struct store_txn *t, PGresult *res, const char *what)
+{
+	struct pg_store *s = pg_of(t->store);
+	const char *state = res != NULL ?
+	    PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	char msg[512];
+	int rc = PH_E_STORE;
+
+	if (PQstatus(s->conn) != CONNECTION_OK)
+		s->lost = 1;
+	if (state != NULL && strcmp(state, "53100") == 0)
+		rc = PH_E_STORE_FULL;	/* disk_full */
+	else if (state != NULL && strcmp(state, "53200") == 0)
+		rc = PH_E_NOMEM;
+	if (t->err == PH_OK) {
+		log_err("database: %s: %s%s%s", what, store_pg_msg(res != NULL ?
+		    PQresultErrorMessage(res) : PQerrorMessage(s->conn), msg,
+		    sizeof(msg)), state != NULL ? " sqlstate=" : "",
+		    state != NULL ? state : "");
+		if (rc == PH_E_STORE_FULL)
+			store_note_full(t);
+	}
+	return rc;
+}
+
+/* Runs a statement without parameters whose result is not kept. */
+static int
+pg_exec(struct store_txn *t, const char *sql)
+{
+	PGresult *res = PQexec(pg_of(t->store)->conn, sql);
+	int rc = PH_OK;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = pg_status(t, res, sql);
+	PQclear(res);
+	return rc;
+}
+
+/* Keeps res until the transaction ends (its values were handed out). */
+static int
+pg_hold(struct store_txn *t, PGresult *res)
+{
+	struct pg_txn *x = t->txn;
+	PGresult **n;
+
+	if (x->nheld == x->capheld) {
+		size_t cap = x->capheld ? x->capheld * 2 : 8;
+
+		if ((n = realloc(x->held, cap * sizeof(*n))) == NULL) {
+			PQclear(res);
+			return PH_E_NOMEM;
+		}
+		x->held = n;
+		x->capheld = cap;
+	}
+	x->held[x->nheld++] = res;
+	return PH_OK;
+}
+
+/* Runs sql with binary parameters (NULL: SQL NULL); PGRES_TUPLES_OK or
+ * PGRES_COMMAND_OK gives *out (NULL when not wanted: cleared). */
+static int
+pg_run(struct store_txn *t, const char *sql, int n, const char *const *vals,
+    const int *lens, const int *fmts, PGresult **out)
+{
+	PGresult *res;
+	ExecStatusType st;
+
+	res = PQexecParams(pg_of(t->store)->conn, sql, n, NULL, vals, lens,
+	    fmts, 1);
+	st = PQresultStatus(res);
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+		int rc = pg_status(t, res, sql);
+
+		PQclear(res);
+		return rc;
+	}
+	if (out != NULL)
+		*out = res;
+	else
+		PQclear(res);
+	return PH_OK;
+}
+
+/* A statement's text about db's table: head, the table, tail. */
+static const char *
+pg_sql(char *buf, size_t cap, const char *head, enum store_db db,
+    const char *tail)
+{
+	snprintf(buf, cap, "%spayhook.%s%s", head, store_db_name(db), tail);
+	return buf;
+}
+
+static int
+pg_connect(struct pg_store *s, struct ph_diag *diag)
+{
+	char msg[512];
+	const char *keys[] = { "dbname", "password", "fallback_application_name",
+	    NULL };
+	const char *vals[] = { s->conninfo, s->password, "payhook", NULL };
+
+	if (s->conn != NULL)
+		PQfinish(s->conn);
+	/* dbname holding a connection string is expanded (expand_dbname). */
+	s->conn = PQconnectdbParams(keys, vals, 1);
+	if (s->conn == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	if (PQstatus(s->conn) != CONNECTION_OK) {
+		ph_fail(diag, PH_E_STORE, "database %s: cannot connect: %s",
+		    s->s.where, store_pg_msg(PQerrorMessage(s->conn), msg,
+		    sizeof(msg)));
+		s->lost = 1;
+		return PH_E_STORE;
+	}
+	s->lost = 0;
+	return PH_OK;
+}
+
+static void
+pg_close(struct store *st)
+{
+	struct pg_store *s = pg_of(st);
+
+	if (s->conn != NULL)
+		PQfinish(s->conn);
+	free(s->conninfo);
+	if (s->password != NULL) {
+		ph_cleanse(s->password, strlen(s->password));
+		free(s->password);
+	}
+	store_free(st);
+}
+
+static void
+pg_txn_free(struct pg_txn *x)
+{
+	size_t i;
+
+	for (i = 0; i < x->nheld; i++)
+		PQclear(x->held[i]);
+	free(x->held);
+	free(x);
+}
+
+static int
+pg_begin(struct store_txn *t)
+{
+	struct pg_store *s = pg_of(t->store);
+	struct ph_diag diag;
+	struct pg_txn *x;
+	int rc;
+
+	if (s->lost || s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
+		memset(&diag, 0, sizeof(diag));
+		if (pg_connect(s, &diag) != PH_OK) {
+			if (t->err == PH_OK)
+				log_err("%s", diag.msg);
+			return PH_E_STORE;
+		}
+		log_info("database %s: connected again", s->s.where);
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return PH_E_NOMEM;
+	t->txn = x;
+	rc = pg_exec(t, t->write ? "BEGIN ISOLATION LEVEL READ COMMITTED; "
+	    "SELECT pg_advisory_xact_lock(" STORE_PG_WRITE_LOCK ")" :
+	    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+	if (rc != PH_OK) {
+		(void)pg_exec(t, "ROLLBACK");
+		pg_txn_free(x);
+		t->txn = NULL;
+	}
+	return rc;
+}
+
+static int
+pg_begin_nested(struct store_txn *child)
+{
+	struct pg_txn *x = child->parent->txn;
+	char sql[48];
+	int rc;
+
+	child->txn = x;
+	snprintf(sql, sizeof(sql), "SAVEPOINT s%d", x->depth + 1);
+	if ((rc = pg_exec(child, sql)) != PH_OK) {
+		child->txn = NULL;
+		return rc;
+	}
+	x->depth++;
+	return PH_OK;
+}
+
+static int
+pg_settle(struct store_txn *t)
+{
+	(void)t;
+	return PH_OK;
+}
+
+static int
+pg_get(struct store_txn *t, enum store_db db, const struct store_key *k,
+    struct store_val *out)
+{
+	const char *vals[1] = { (const char *)k->b };
+	int lens[1] = { (int)k->len }, fmts[1] = { 1 };
+	PGresult *res;
+	char sql[96];
+	int rc;
+
+	if ((rc = pg_run(t, pg_sql(sql, sizeof(sql),
+	    "SELECT v FROM ", db, " WHERE k = $1"), 1, vals, lens, fmts,
+	    &res)) != PH_OK)
+		return rc;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return PH_E_NOTFOUND;
+	}
+	if ((rc = pg_hold(t, res)) != PH_OK)
+		return rc;
+	out->data = PQgetvalue(res, 0, 0);
+	out->len = (size_t)PQgetlength(res, 0, 0);
+	return PH_OK;
+}
+
+static int
+pg_put(struct store_txn *t, enum store_db db, const struct store_key *k,
+    const void *val, size_t len)
+{
+	struct store_val key = { k->b, k->len }, v = { val, len };
+	const char *vals[3];
+	int lens[3], fmts[3] = { 1, 1, 0 };
+	struct ph_buf doc;
+	char sql[200];
+	int rc, have;
+
+	ph_buf_init(&doc, PG_DOC_MAX);
+	have = store_project(t->store, db, &key, &v, &doc);
+	if (have < 0 || (have && doc.data == NULL)) {
+		ph_buf_free(&doc);
+		if (t->err == PH_OK)
+			log_err("database: a %s record that cannot be shown "
+			    "as JSON was not written", store_db_name(db));
+		return have < 0 ? -have : PH_E_STORE;
+	}
+	vals[0] = (const char *)k->b;
+	lens[0] = (int)k->len;
+	vals[1] = len > 0 ? val : "";
+	lens[1] = (int)len;
+	vals[2] = have ? doc.data : NULL;
+	lens[2] = 0;
+	rc = pg_run(t, pg_sql(sql, sizeof(sql),
+	    "INSERT INTO ", db, " (k, v, doc) VALUES ($1, $2, $3) "
+	    "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, doc = EXCLUDED.doc"), 3, vals, lens, fmts, NULL);
+	ph_buf_free(&doc);
+	return rc;
+}
+
+static int
+pg_del(struct store_txn *t, enum store_db db, const struct store_key *k)
+{
+	const char *vals[1] = { (const char *)k->b };
+	int lens[1] = { (int)k->len }, fmts[1] = { 1 };
+	char sql[96];
+
+	return pg_run(t, pg_sql(sql, sizeof(sql),
+	    "DELETE FROM ", db, " WHERE k = $1"), 1, vals, lens, fmts,
+	    NULL);
+}
+
+static int
+pg_last(struct store_txn *t, enum store_db db, struct store_val *key)
+{
+	PGresult *res;
+	char sql[96];
+	int rc;
+
+	if ((rc = pg_run(t, pg_sql(sql, sizeof(sql),
+	    "SELECT k FROM ", db, " ORDER BY k DESC LIMIT 1"), 0, NULL,
+	    NULL, NULL, &res)) != PH_OK)
+		return rc;
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return PH_E_NOTFOUND;
+	}
+	if ((rc = pg_hold(t, res)) != PH_OK)
+		return rc;
+	key->data = PQgetvalue(res, 0, 0);
+	key->len = (size_t)PQgetlength(res, 0, 0);
+	return PH_OK;
+}
+
+static int
+pg_scan_open(struct store_scan *sc, enum store_db db)
+{
+	struct pg_scan *p;
+
+	if ((p = calloc(1, sizeof(*p))) == NULL)
+		return PH_E_NOMEM;
+	p->db = db;
+	sc->cursor = p;
+	return PH_OK;
+}
+
+/* The next page of the scan: from sc->from at first, then past the last
+ * key seen.  bytea compares as memcmp does, which is LMDB's order. */
+static int
+pg_scan_page(struct store_scan *sc)
+{
+	struct pg_scan *p = sc->cursor;
+	const char *vals[1];
+	int lens[1], fmts[1] = { 1 }, rc;
+	char sql[160];
+
+	if (!sc->started) {
+		vals[0] = (const char *)sc->from.b;
+		lens[0] = (int)sc->from.len;
+	} else {
+		vals[0] = sc->key.data;
+		lens[0] = (int)sc->key.len;
+	}
+	if ((rc = pg_run(sc->t, pg_sql(sql, sizeof(sql),
+	    "SELECT k, v FROM ", p->db, sc->started ?
+	    " WHERE k > $1 ORDER BY k LIMIT " PG_SCAN_PAGE :
+	    " WHERE k >= $1 ORDER BY k LIMIT " PG_SCAN_PAGE), 1, vals, lens, fmts,
+	    &p->page)) != PH_OK)
+		return rc;
+	if ((rc = pg_hold(sc->t, p->page)) != PH_OK)
+		return rc;
+	p->row = 0;
+	p->rows = PQntuples(p->page);
+	p->last_page = p->rows < atoi(PG_SCAN_PAGE);
+	return PH_OK;
+}
+
+static int
+pg_scan_step(struct store_scan *sc)
+{
+	struct pg_scan *p = sc->cursor;
+	int rc;
+
+	if (p->page == NULL || p->row >= p->rows) {
+		if (p->page != NULL && p->last_page)
+			return 0;
+		if ((rc = pg_scan_page(sc)) != PH_OK)
+			return -rc;
+		if (p->rows == 0)
+			return 0;
+	}
+	sc->key.data = PQgetvalue(p->page, p->row, 0);
+	sc->key.len = (size_t)PQgetlength(p->page, p->row, 0);
+	sc->val.data = PQgetvalue(p->page, p->row, 1);
+	sc->val.len = (size_t)PQgetlength(p->page, p->row, 1);
+	p->row++;
+	return 1;
+}
+
+static int
+pg_scan_del(struct store_scan *sc)
+{
+	struct store_key k;
+
+	store_key_from_val(&k, &sc->key);
+	if (k.err)
+		return PH_E_INTERNAL;
+	return pg_del(sc->t, ((struct pg_scan *)sc->cursor)->db, &k);
+}
+
+static void
+pg_scan_close(struct store_scan *sc)
+{
+	free(sc->cursor);
+}
+
+static int
+pg_commit(struct store_txn *t)
+{
+	struct pg_txn *x = t->txn;
+	char sql[48];
+	int rc;
+
+	if (t->nested) {
+		snprintf(sql, sizeof(sql), "RELEASE SAVEPOINT s%d", x->depth);
+		x->depth--;
+		return pg_exec(t, sql);
+	}
+	rc = pg_exec(t, "COMMIT");
+	pg_txn_free(x);
+	if (rc == PH_OK && t->write)
+		metrics_add("payhook_store_commits_total", NULL, 1);
+	return rc;
+}
+
+static void
+pg_abort(struct store_txn *t)
+{
+	struct pg_txn *x = t->txn;
+	char sql[80];
+
+	if (t->nested) {
+		snprintf(sql, sizeof(sql), "ROLLBACK TO SAVEPOINT s%d; "
+		    "RELEASE SAVEPOINT s%d", x->depth, x->depth);
+		x->depth--;
+		(void)pg_exec(t, sql);
+		return;
+	}
+	(void)pg_exec(t, "ROLLBACK");
+	pg_txn_free(x);
+}
+
+static int
+pg_stats(struct store *st_, struct store_stats *st)
+{
+	struct store_txn t;
+	PGresult *res;
+	int rc, i, j;
+
+	if ((rc = store_begin(st_, 0, &t)) != PH_OK)
+		return rc;
+	/* The statistics collector's live rows: a count(*) would read every
+	 * table, and /readyz asks. */
+	if ((rc = pg_run(&t, "SELECT relname, n_live_tup FROM "
+	    "pg_stat_user_tables WHERE schemaname = 'payhook'", 0, NULL, NULL,
+	    NULL, &res)) == PH_OK) {
+		for (i = 0; i < PQntuples(res); i++) {
+			const char *name = PQgetvalue(res, i, 0);
+			const unsigned char *n;
+			uint64_t v = 0;
+
+			/* binary int8: big-endian */
+			n = (const unsigned char *)PQgetvalue(res, i, 1);
+			for (j = 0; j < 8 && PQgetlength(res, i, 1) == 8; j++)
+				v = (v << 8) | n[j];
+			for (j = 0; j < STORE_DB__MAX; j++)
+				if (strcmp(name, store_db_name(j)) == 0)
+					st->entries[j] = (size_t)v;
+		}
+		PQclear(res);
+	}
+	store_abort(&t);
+	return rc;
+}
+
+static int
+pg_backup(struct store *s, const char *path, struct ph_diag *diag)
+{
+	(void)path;
+	return ph_fail(diag, PH_E_CONFIG, "database %s is PostgreSQL: back "
+	    "it up with the server's own tools (pg_dump -n payhook, or "
+	    "pg_basebackup), not payhook backup", s->where);
+}
+
+static const struct store_engine pg_engine = {
+	.name = "postgresql",
+	.close = pg_close,
+	.begin = pg_begin,
+	.begin_nested = pg_begin_nested,
+	.get = pg_get,
+	.put = pg_put,
+	.del = pg_del,
+	.last = pg_last,
+	.scan_open = pg_scan_open,
+	.scan_step = pg_scan_step,
+	.scan_del = pg_scan_del,
+	.scan_close = pg_scan_close,
+	.commit = pg_commit,
+	.abort = pg_abort,
+	.settle = pg_settle,
+	.stats = pg_stats,
+	.backup = pg_backup,
+};
+
+/*
+ * What an operator reads in messages: the connection string without a
+ * password=... part (libpq parses it; a URI's password is left out too).
+ */
+static char *
+pg_describe(const char *conninfo)
+{
+	PQconninfoOption *opts, *o;
+	struct ph_buf b;
+	char *out;
+
+	if ((opts = PQconninfoParse(conninfo, NULL)) == NULL)
+		return strdup("postgresql (connection string not readable)");
+	ph_buf_init(&b, 4096);
+	ph_buf_puts(&b, "postgresql");
+	for (o = opts; o->keyword != NULL; o++) {
+		if (o->val == NULL || *o->val == '\0' ||
+		    strcmp(o->keyword, "password") == 0 ||
+		    (strcmp(o->keyword, "host") != 0 &&
+		    strcmp(o->keyword, "port") != 0 &&
+		    strcmp(o->keyword, "dbname") != 0 &&
+		    strcmp(o->keyword, "user") != 0))
+			continue;
+		ph_buf_printf(&b, " %s=%s", o->keyword, o->val);
+	}
+	PQconninfoFree(opts);
+	out = b.err ? NULL : strdup(b.data);
+	ph_buf_free(&b);
+	return out;
+}
+
+int
+store_pg_conninfo_check(const char *conninfo, char *why, size_t cap)
+{
+	PQconninfoOption *opts, *o;
+	char *err = NULL;
+	int rc = PH_OK;
+
+	if (*conninfo == '\0') {
+		snprintf(why, cap, "empty");
+		return PH_E_CONFIG;
+	}
+	if ((opts = PQconninfoParse(conninfo, &err)) == NULL) {
+		store_pg_msg(err != NULL ? err : "out of memory", why, cap);
+		PQfreemem(err);
+		return PH_E_CONFIG;
+	}
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val != NULL &&
+		    *o->val != '\0') {
+			snprintf(why, cap, "holds a password: put it in "
+			    "pg_password_file (mode 0600) or libpq's passfile, "
+			    "not in payhook.conf");
+			rc = PH_E_CONFIG;
+		}
+	PQconninfoFree(opts);
+	return rc;
+}
+
+int
+store_pg_open(const struct store_spec *spec, int flags, struct store **out,
+    struct ph_diag *diag)
+{
+	const char *conninfo = spec->pg_conninfo, *password = spec->pg_password;
+	struct pg_store *s;
+	char *where, *err = NULL;
+	PQconninfoOption *opts;
+	int rc;
+
+	*out = NULL;
+	if (conninfo == NULL || *conninfo == '\0')
+		return ph_fail(diag, PH_E_CONFIG, "store = postgresql needs "
+		    "pg_conninfo");
+	if ((opts = PQconninfoParse(conninfo, &err)) == NULL) {
+		rc = ph_fail(diag, PH_E_CONFIG, "pg_conninfo: %s",
+		    err != NULL ? err : "out of memory");
+		PQfreemem(err);
+		return rc;
+	}
+	PQconninfoFree(opts);
+	if ((where = pg_describe(conninfo)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	s = store_alloc(&pg_engine, sizeof(*s), spec->path, where);
+	free(where);
+	if (s != NULL)
+		s->s.project = spec->project;
+	if (s == NULL || (s->conninfo = strdup(conninfo)) == NULL ||
+	    (password != NULL && (s->password = strdup(password)) == NULL)) {
+		if (s != NULL)
+			pg_close(&s->s);
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	}
+	if ((rc = pg_connect(s, diag)) != PH_OK ||
+	    (rc = store_pg_layout(s->conn, s->s.where,
+	    (flags & STORE_OPEN_CREATE) != 0, diag)) != PH_OK ||
+	    (rc = store_check_schema(&s->s, flags,
+	    (flags & STORE_OPEN_CREATE) != 0, diag)) != PH_OK) {
+		pg_close(&s->s);
+		return rc;
+	}
+	*out = &s->s;
+	return PH_OK;
+}
