@@ -215,6 +215,12 @@ cli_restore_run(struct cli *c)
 	struct ph_diag diag;
 	int rc;
 
+	if (c->conf->store_kind != STORE_LMDB) {
+		fprintf(stderr, "payhook: restore: the store is PostgreSQL: "
+		    "restore it with the server's own tools (pg_restore, a "
+		    "base backup); payhook restore takes an LMDB backup\n");
+		return CLI_EXIT_FAIL;
+	}
 	memset(&diag, 0, sizeof(diag));
 	rc = store_restore(c->conf->db_path, c->a.word,
 	    (size_t)c->conf->map_size_mb << 20, &rep, &diag);
@@ -270,5 +276,100 @@ cli_dedup_run(struct cli *c)
 	printf("payhook: dedup prune: %zu key(s) first seen more than %s "
 	    "ago removed; %zu Idempotency-Key(s) past idempotency_ttl_s "
 	    "forgotten\n", removed, c->a.word, keys);
+	return CLI_EXIT_OK;
+}
+
+/*
+ * store import OTHER.conf: every record of the store OTHER.conf names
+ * (LMDB or PostgreSQL) into this configuration's, which must hold none yet
+ * (made here when it is not there, as check makes it), then both counted.
+ * Opened in that order: the source as whoever runs this, the target as its
+ * owner (cli_open_store).
+ */
+int
+cli_store_import_run(struct cli *c)
+{
+	struct store_copy_report rep;
+	struct store_spec spec;
+	struct conf_errs errs;
+	struct conf *other = NULL;
+	struct store *from = NULL;
+	struct ph_diag diag;
+	size_t i, total = 0;
+	int rc = CLI_EXIT_FAIL;
+
+	memset(&errs, 0, sizeof(errs));
+	if (conf_open(c->a.word, &other, &errs) != 0) {
+		for (i = 0; i < errs.n; i++)
+			if (!errs.warning[i])
+				fprintf(stderr, "payhook: %s: %s\n", c->a.word,
+				    errs.line[i]);
+		fprintf(stderr, "payhook: store import: %s: configuration has "
+		    "errors\n", c->a.word);
+		return CLI_EXIT_CONFIG;
+	}
+	memset(&diag, 0, sizeof(diag));
+	conf_store_spec(other, &spec);
+	if (ledger_open_spec(&spec, 0, &from, &diag) != PH_OK) {
+		fprintf(stderr, "payhook: store import: %s: %s\n", c->a.word,
+		    diag.msg);
+		goto done;
+	}
+	if ((rc = cli_open_store(c, c->path, STORE_OPEN_CREATE)) !=
+	    CLI_EXIT_OK)
+		goto done;
+	rc = CLI_EXIT_FAIL;
+	if (strcmp(store_engine_name(from), store_engine_name(c->store)) ==
+	    0 && strcmp(store_where(from), store_where(c->store)) == 0) {
+		fprintf(stderr, "payhook: store import: %s and %s name the "
+		    "same store\n", c->a.word, c->path);
+		goto done;
+	}
+	if (store_copy(from, c->store, &rep, &diag) != PH_OK) {
+		fprintf(stderr, "payhook: store import: %s\n", diag.msg);
+		goto done;
+	}
+	for (i = 0; i < STORE_DB__MAX; i++) {
+		printf("payhook: %-12s %zu\n", store_db_name(i), rep.to[i]);
+		total += rep.to[i];
+	}
+	printf("payhook: imported %zu records from %s (%s) into %s (%s); the "
+	    "counts of both agree\n", total, store_where(from),
+	    store_engine_name(from), store_where(c->store),
+	    store_engine_name(c->store));
+	rc = CLI_EXIT_OK;
+done:
+	store_close(from);
+	conf_free(other);
+	return rc;
+}
+
+/*
+ * store new-epoch: a new epoch for a store put back by other means than
+ * payhook restore (a PostgreSQL backup): every event and refund id handed
+ * out from now on differs from those handed out before.  Run with every
+ * payhook stopped: a running process keeps the epoch it read at start.
+ */
+int
+cli_store_new_epoch_run(struct cli *c)
+{
+	char before[STORE_EPOCH_LEN + 1];
+	struct store_txn t;
+	int rc;
+
+	ph_strlcpy(before, store_epoch(c->store), sizeof(before));
+	if ((rc = store_begin(c->store, 1, &t)) == PH_OK) {
+		store_new_epoch(&t);
+		rc = store_commit(&t);
+	}
+	if (rc != PH_OK) {
+		fprintf(stderr, "payhook: store new-epoch: %s: %s\n",
+		    store_where(c->store), ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	printf("payhook: epoch %s (was %s): event and refund ids handed out "
+	    "from now on are new; feed readers holding the old epoch are "
+	    "answered 409 feed_epoch_changed\n", store_epoch(c->store),
+	    before);
 	return CLI_EXIT_OK;
 }

@@ -60,6 +60,8 @@ enum cli_cmd_id {
 	CLI_DEDUP_PRUNE,
 	CLI_BACKUP,
 	CLI_RESTORE,
+	CLI_STORE_IMPORT,
+	CLI_STORE_NEW_EPOCH,
 	CLI_RECONCILE,
 	CLI_NOTIFICATIONS_LIST,
 	CLI_NOTIFICATIONS_SHOW,
@@ -163,6 +165,8 @@ int cli_check_run(struct cli *c);
 int cli_stats_run(struct cli *c);
 int cli_backup_run(struct cli *c);
 int cli_restore_run(struct cli *c);
+int cli_store_import_run(struct cli *c);
+int cli_store_new_epoch_run(struct cli *c);
 int cli_dedup_valid(struct cli *c);
 int cli_dedup_run(struct cli *c);
 

@@ -101,6 +101,18 @@ static const struct cli_cmd cli_cmds[CLI_CMD__MAX] = {
 	    .help = "put a backup in place of the database,\n"
 	    "with a new epoch; refused while any\n"
 	    "payhook process has it open" },
+	[CLI_STORE_IMPORT] = { .name = "store", .sub = "import",
+	    .needs = CLI_NEED_CONF, .operand = 1,
+	    .run = cli_store_import_run, .args = "OTHER.conf",
+	    .help = "copy every record of the store OTHER.conf\n"
+	    "names (LMDB or PostgreSQL) into this one,\n"
+	    "which must be new, and compare the counts" },
+	[CLI_STORE_NEW_EPOCH] = { .name = "store", .sub = "new-epoch",
+	    .needs = CLI_STORE,
+	    .run = cli_store_new_epoch_run, .args = "",
+	    .help = "give the store a new epoch after it was\n"
+	    "restored by other means than restore\n"
+	    "(PostgreSQL); payhook stopped" },
 	[CLI_RECONCILE] = { .name = "reconcile",
 	    .needs = CLI_STORE | CLI_NEED_METRICS,
 	    .opts = { CLI_WORD("profile", recon.profile, 1),

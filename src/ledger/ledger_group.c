@@ -56,6 +56,8 @@
 #define GROUP_WAIT_MS	50		/* how often a waiter checks that
 					 * its leader still runs */
 #define GROUP_STORES	8
+#define GROUP_RETRIES	4		/* of a transaction that may pass
+					 * when run again (store_retryable) */
 
 enum group_state {
 	GROUP_FREE,
@@ -164,6 +166,19 @@ group_of(struct store *s)
 	return group_maps[free_i].shm;
 }
 
+/* Before try number try + 2 of a transaction: 50, 100, 200, 400 ms. */
+static void
+group_pause(int try)
+{
+	struct timespec ts = { 0, 50000000L << (try < 4 ? try : 4) };
+
+	while (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	nanosleep(&ts, NULL);
+}
+
 static int
 group_alive(pid_t pid)
 {
@@ -239,29 +254,21 @@ group_put_fact(struct group_slot *sl, const struct ledger_fact *f)
  * The leader's work: every queued fact, one write transaction, one
  * durable commit.  Called without the mutex.
  */
-static void
-group_lead(struct group_shm *g, struct store *s)
+/*
+ * Applies the n facts taken in one write transaction, each in a nested
+ * one of its own (one that fails takes nothing of the others with it),
+ * and commits it durably; every slot gets its result.  The transaction's
+ * own failure is returned (the slots' results then do not stand).
+ */
+static int
+group_apply_all(struct store *s, struct group_slot **taken, size_t n)
 {
-	struct group_slot *taken[GROUP_SLOTS];
-	char mine[80];
 	struct store_txn t, sub;
 	struct ledger_fact f;
 	struct ph_diag diag;
-	size_t i, n = 0;
-	pid_t me = getpid();
+	size_t i;
 	int rc;
 
-	group_lock(g);
-	for (i = 0; i < GROUP_SLOTS; i++)
-		if (g->slot[i].state == GROUP_QUEUED) {
-			g->slot[i].state = GROUP_TAKEN;
-			g->slot[i].taker = me;
-			taken[n++] = &g->slot[i];
-		}
-	pthread_mutex_unlock(&g->mu);
-	if (n == 0)
-		return;
-	ph_strlcpy(mine, log_request_id(), sizeof(mine));
 	rc = store_begin(s, 1, &t);
 	for (i = 0; i < n && rc == PH_OK; i++) {
 		struct group_slot *sl = taken[i];
@@ -275,8 +282,6 @@ group_lead(struct group_shm *g, struct store *s)
 		f.ev = &sl->ev;
 		f.now = sl->now;
 		memset(&diag, 0, sizeof(diag));
-		/* Each in a transaction of its own inside the leader's: one
-		 * that fails takes nothing of the others with it. */
 		if ((sl->rc = store_begin_nested(&t, &sub)) == PH_OK) {
 			sl->rc = ledger_apply_txn(&sub, &f, &sl->res, &diag);
 			if (sl->rc == PH_OK)
@@ -298,11 +303,50 @@ group_lead(struct group_shm *g, struct store *s)
 		if (t.err != PH_OK)
 			rc = t.err;
 	}
-	log_request_begin(mine);
 	if (rc == PH_OK)
 		rc = store_commit(&t);
 	else
 		store_abort(&t);
+	return rc;
+}
+
+/*
+ * The leader: takes every waiting fact, applies them together and hands
+ * each process its result once the commit is durable.  A transaction that
+ * failed in a way another may not (the connection to a database server
+ * lost, a failover) is run again, a few times over about a second: a fact
+ * it applied before failing is then found applied, never applied twice.
+ * Called without the mutex.
+ */
+static void
+group_lead(struct group_shm *g, struct store *s)
+{
+	struct group_slot *taken[GROUP_SLOTS];
+	char mine[80];
+	size_t i, n = 0;
+	pid_t me = getpid();
+	int rc, try;
+
+	group_lock(g);
+	for (i = 0; i < GROUP_SLOTS; i++)
+		if (g->slot[i].state == GROUP_QUEUED) {
+			g->slot[i].state = GROUP_TAKEN;
+			g->slot[i].taker = me;
+			taken[n++] = &g->slot[i];
+		}
+	pthread_mutex_unlock(&g->mu);
+	if (n == 0)
+		return;
+	ph_strlcpy(mine, log_request_id(), sizeof(mine));
+	for (try = 0; ; try++) {
+		rc = group_apply_all(s, taken, n);
+		log_request_begin(mine);
+		if (rc == PH_OK || try == GROUP_RETRIES || !store_retryable(s))
+			break;
+		log_warn("database: the commit of %zu fact(s) failed (%s); "
+		    "trying again", n, ph_strerror(rc));
+		group_pause(try);
+	}
 	group_lock(g);
 	for (i = 0; i < n; i++) {
 		struct group_slot *sl = taken[i];

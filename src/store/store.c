@@ -533,6 +533,12 @@ store_fill(const struct store_stats *st)
 }
 
 int
+store_retryable(const struct store *s)
+{
+	return s->eng->retryable != NULL && s->eng->retryable(s);
+}
+
+int
 store_backup(struct store *s, const char *path, struct ph_diag *diag)
 {
 	return s->eng->backup(s, path, diag);

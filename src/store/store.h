@@ -187,6 +187,13 @@ void store_del(struct store_txn *t, enum store_db db,
     const struct store_key *k);
 /* One past the largest 8-byte big-endian key of db (1 when empty). */
 uint64_t store_next_seq(struct store_txn *t, enum store_db db);
+/*
+ * After a transaction of s failed: may running it again in a new one
+ * succeed (its connection to the server was lost, or it met another's
+ * conflict), as far as the engine can tell?  Whatever was applied is then
+ * applied again only as every fact is: found applied, answered once.
+ */
+int store_retryable(const struct store *s);
 /* Commits a write transaction (or ends a read one); aborts on a sticky
  * error and returns it. */
 int store_commit(struct store_txn *t);
@@ -248,6 +255,22 @@ struct store_restore_report {
  */
 int store_restore(const char *path, const char *backup, size_t map_size,
     struct store_restore_report *rep, struct ph_diag *diag);
+
+/* What store_copy copied: records of each kind in both stores. */
+struct store_copy_report {
+	size_t from[STORE_DB__MAX];
+	size_t to[STORE_DB__MAX];
+};
+
+/*
+ * Copies every record of from (one snapshot) into to, which must hold
+ * nothing but its meta records (PH_E_CONFLICT otherwise; the meta records,
+ * the epoch among them, are from's afterwards: the same store moved, its
+ * ids going on), then counts both: a count that differs fails.  Both must
+ * have the same schema.  Stop every payhook on from first.
+ */
+int store_copy(struct store *from, struct store *to,
+    struct store_copy_report *rep, struct ph_diag *diag);
 
 /* Database statistics for operators: entries per database, map use. */
 struct store_stats {

@@ -44,6 +44,9 @@ struct store_engine {
 	int (*settle)(struct store_txn *t);
 	int (*stats)(struct store *s, struct store_stats *st);
 	int (*backup)(struct store *s, const char *path, struct ph_diag *diag);
+	/* May the transaction that failed last succeed if run again (a
+	 * connection lost, a conflict)?  NULL: never. */
+	int (*retryable)(const struct store *s);
 };
 
 /* The part of every engine's store that store.c reads and writes; an

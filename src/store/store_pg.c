@@ -53,6 +53,8 @@ struct pg_store {
 	char *password;			/* owned, cleansed; or NULL */
 	int lost;			/* connect again before the next
 					 * transaction */
+	int retry;			/* the last failure may not recur in
+					 * a new transaction */
 };
 
 /* One top-level transaction and the nested ones inside it. */
@@ -94,6 +96,15 @@ pg_status(struct store_txn *t, PGresult *res, const char *what)
 
 	if (PQstatus(s->conn) != CONNECTION_OK)
 		s->lost = 1;
+	/* Connection exceptions (08), a rollback the server chose (40:
+	 * serialization, deadlock), a server shutting down or still
+	 * starting (57P01-57P03, a standby being promoted), a read-only
+	 * server (25006: connected to a standby): another try may pass. */
+	s->retry = s->lost || (state != NULL &&
+	    (strncmp(state, "08", 2) == 0 || strncmp(state, "40", 2) == 0 ||
+	    strncmp(state, "57P0", 4) == 0 || strcmp(state, "25006") == 0));
+	if (state != NULL && strcmp(state, "25006") == 0)
+		s->lost = 1;	/* find the primary again */
 	if (state != NULL && strcmp(state, "53100") == 0)
 		rc = PH_E_STORE_FULL;	/* disk_full */
 	else if (state != NULL && strcmp(state, "53200") == 0)
@@ -237,11 +248,13 @@ pg_begin(struct store_txn *t)
 	struct pg_txn *x;
 	int rc;
 
+	s->retry = 0;
 	if (s->lost || s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
 		memset(&diag, 0, sizeof(diag));
 		if (pg_connect(s, &diag) != PH_OK) {
 			if (t->err == PH_OK)
 				log_err("%s", diag.msg);
+			s->retry = 1;
 			return PH_E_STORE;
 		}
 		log_info("database %s: connected again", s->s.where);
@@ -536,6 +549,12 @@ pg_backup(struct store *s, const char *path, struct ph_diag *diag)
 	    "pg_basebackup), not payhook backup", s->where);
 }
 
+static int
+pg_retryable(const struct store *s)
+{
+	return pg_of(s)->retry;
+}
+
 static const struct store_engine pg_engine = {
 	.name = "postgresql",
 	.close = pg_close,
@@ -554,6 +573,7 @@ static const struct store_engine pg_engine = {
 	.settle = pg_settle,
 	.stats = pg_stats,
 	.backup = pg_backup,
+	.retryable = pg_retryable,
 };
 
 /*

@@ -443,7 +443,7 @@ main(int argc, char **argv)
 	}
 	certs_warn_daily(ctx.conf, ctx.store, (int64_t)time(NULL));
 	log_info("serving %zu profile(s), database %s", ctx.conf->nprofiles,
-	    ctx.conf->db_path);
+	    store_where(ctx.store));
 	while (!main_stop && FCGX_Accept_r(&r) >= 0) {
 		main_busy = 1;
 		main_serve(&ctx, &r);

@@ -13,7 +13,7 @@ server, while notifications stay public.
 
 The example configuration must also name every key payhook and its plugins
 know, and nothing else: its keys are compared with the tables in
-src/conf/conf.c and in each provider's source.
+src/conf/conf_core.c and src/conf/conf.c and in each provider's source.
 
 Apache is skipped when apache2 or mod_fcgid is missing, except under CI=true
 where that fails.
@@ -49,8 +49,8 @@ def source(*parts):
 def code_keys():
     """{'core': set, 'profile': set, plugin name: set} from the sources."""
     conf_c = source('src', 'conf', 'conf.c')
-    m = re.search(r'conf_core_names\[CORE__MAX\]\s*=\s*\{(.*?)\};', conf_c,
-                  re.S)
+    m = re.search(r'conf_core_names\[CORE__MAX\]\s*=\s*\{(.*?)\};',
+                  source('src', 'conf', 'conf_core.c'), re.S)
     core = set(re.findall(r'"(\w+)"', m.group(1))) if m else set()
     m = re.search(r'conf_profile_core_key\(.*?\n\}\n', conf_c, re.S)
     profile = set(re.findall(r'strcmp\(key, "(\w+)"\)', m.group(0))) \
@@ -98,7 +98,7 @@ def example_keys():
 def check_example_keys(tap):
     core, profile, plugins = code_keys()
     tap.ok(len(core) >= 13 and 'db_path' in core and 'lease_s' in core,
-           'read the [core] keys from src/conf/conf.c', sorted(core))
+           'read the [core] keys from src/conf/conf_core.c', sorted(core))
     tap.ok({'plugin', 'api_base', 'query_schedule'} <= profile,
            'read the profile keys of the core from src/conf/conf.c',
            sorted(profile))

@@ -1,0 +1,138 @@
+/*
+ * Copying every record of one store into another, of either engine
+ * (payhook store import): from one snapshot of the source, in batches of
+ * short write transactions on the target, then the records counted on
+ * both sides.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <payhook/sdk.h>
+
+#include "store/store.h"
+
+#define COPY_BATCH	500	/* records a write transaction */
+
+/* Records of db that t sees; sets t->err on a failure. */
+static size_t
+copy_count(struct store_txn *t, enum store_db db)
+{
+	struct store_scan sc;
+	size_t n = 0;
+
+	store_scan_begin(&sc, t, db, NULL);
+	while (store_scan_next(&sc))
+		n++;
+	store_scan_end(&sc);
+	return n;
+}
+
+/* Is the target empty but for the meta records its opening wrote? */
+static int
+copy_target_empty(struct store *to, struct ph_diag *diag)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	int rc, db, found = -1;
+
+	if ((rc = store_begin(to, 0, &t)) != PH_OK)
+		return ph_fail(diag, rc, "%s: %s", store_where(to),
+		    ph_strerror(rc));
+	for (db = 0; db < STORE_DB__MAX && found < 0; db++) {
+		if (db == STORE_DB_META)
+			continue;
+		store_scan_begin(&sc, &t, (enum store_db)db, NULL);
+		if (store_scan_next(&sc))
+			found = db;
+		store_scan_end(&sc);
+	}
+	rc = t.err;
+	store_abort(&t);
+	if (rc != PH_OK)
+		return ph_fail(diag, rc, "%s: %s", store_where(to),
+		    ph_strerror(rc));
+	if (found >= 0)
+		return ph_fail(diag, PH_E_CONFLICT, "%s is not empty (it holds "
+		    "%s records): import only into a new store",
+		    store_where(to), store_db_name((enum store_db)found));
+	return PH_OK;
+}
+
+/* Copies db from the source's transaction src into to. */
+static int
+copy_db(struct store_txn *src, struct store *to, enum store_db db,
+    struct ph_diag *diag)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key k;
+	size_t n = 0;
+	int rc = PH_OK, open = 0;
+
+	store_scan_begin(&sc, src, db, NULL);
+	while (rc == PH_OK && store_scan_next(&sc)) {
+		if (!open) {
+			if ((rc = store_begin(to, 1, &t)) != PH_OK)
+				break;
+			open = 1;
+		}
+		store_key_from_val(&k, &sc.key);
+		store_put(&t, db, &k, sc.val.data, sc.val.len);
+		if (++n % COPY_BATCH == 0) {
+			rc = store_commit(&t);
+			open = 0;
+		}
+	}
+	store_scan_end(&sc);
+	if (open && rc == PH_OK)
+		rc = store_commit(&t);
+	else if (open)
+		store_abort(&t);
+	if (rc == PH_OK && src->err != PH_OK)
+		rc = src->err;
+	if (rc != PH_OK)
+		return ph_fail(diag, rc, "%s records: %s", store_db_name(db),
+		    ph_strerror(rc));
+	return PH_OK;
+}
+
+int
+store_copy(struct store *from, struct store *to,
+    struct store_copy_report *rep, struct ph_diag *diag)
+{
+	struct store_txn src, dst;
+	int rc, db;
+
+	memset(rep, 0, sizeof(*rep));
+	if (store_schema(from) != store_schema(to))
+		return ph_fail(diag, PH_E_STORE, "%s has schema %d, %s %d",
+		    store_where(from), store_schema(from), store_where(to),
+		    store_schema(to));
+	if ((rc = copy_target_empty(to, diag)) != PH_OK)
+		return rc;
+	/* One snapshot of the source for every kind of record. */
+	if ((rc = store_begin(from, 0, &src)) != PH_OK)
+		return ph_fail(diag, rc, "%s: %s", store_where(from),
+		    ph_strerror(rc));
+	for (db = 0; db < STORE_DB__MAX && rc == PH_OK; db++)
+		rc = copy_db(&src, to, (enum store_db)db, diag);
+	if (rc == PH_OK && (rc = store_begin(to, 0, &dst)) != PH_OK)
+		ph_fail(diag, rc, "%s: %s", store_where(to), ph_strerror(rc));
+	for (db = 0; db < STORE_DB__MAX && rc == PH_OK; db++) {
+		rep->from[db] = copy_count(&src, (enum store_db)db);
+		rep->to[db] = copy_count(&dst, (enum store_db)db);
+		if (src.err != PH_OK || dst.err != PH_OK)
+			rc = ph_fail(diag, src.err != PH_OK ? src.err : dst.err,
+			    "counting %s records: %s", store_db_name(db),
+			    ph_strerror(src.err != PH_OK ? src.err : dst.err));
+		else if (rep->from[db] != rep->to[db])
+			rc = ph_fail(diag, PH_E_STORE, "%s records: %zu in %s, "
+			    "%zu in %s after the copy", store_db_name(db),
+			    rep->from[db], store_where(from), rep->to[db],
+			    store_where(to));
+	}
+	if (dst.txn != NULL)
+		store_abort(&dst);
+	store_abort(&src);
+	return rc;
+}

@@ -1,0 +1,352 @@
+#!/usr/bin/env python3
+"""End to end: the PostgreSQL store (store = postgresql), on private
+clusters this test makes (pgcluster.py: initdb in a temporary folder, Unix
+sockets only, stopped by pid).
+
+* `payhook check` makes payhook's tables; payhook.fcgi and the other
+  commands refuse a database without them, or of another layout; a
+  password in pg_conninfo is refused, pg_password_file (mode 0600) is how a
+  password is given.
+* Under lighttpd: orders, a notification and its duplicate, the order and
+  the event feed, as on LMDB; the records in typed columns an operator
+  queries with SQL (amounts bigint, times timestamptz).
+* Two hosts (two lighttpd, each with its payhook.fcgi processes and its own
+  local folder) on one database: the same notifications sent to both at
+  the same moment are applied once and acknowledged by both, the feed in
+  order with no hole.
+* Failover: a primary with a synchronous standby, pg_conninfo naming both
+  (target_session_attrs=read-write); the primary killed (immediate) and the
+  standby promoted in the middle of the load: every notification
+  acknowledged is there once, nothing applied twice, those answered "retry"
+  meanwhile are applied when the provider sends them again, the feed in
+  order.
+* `payhook store import`: an LMDB store copied into an empty PostgreSQL
+  one, the counts compared; a store that is not empty is refused.
+"""
+
+import concurrent.futures
+import os
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import Instance  # noqa: E402
+import pgcluster  # noqa: E402
+
+
+def pg_instance(tap, name, conninfo, **kw):
+    core = {'store': 'postgresql', 'pg_conninfo': conninfo}
+    core.update(kw.pop('core', {}))
+    return Instance(tap, name, core=core, **kw)
+
+
+def sql(cluster, text):
+    return cluster.psql(text, dbname='payhook').strip()
+
+
+def acked(resp):
+    return resp.status == 200 and resp.body == harness.SUCCESS_ACK
+
+
+def test_tables(tap, pri):
+    pri.createdb('payhook')
+    inst = pg_instance(tap, 'pgcheck', pri.conninfo())
+    r = inst.cli('stats')
+    tap.ok(r.returncode != 0 and 'holds no payhook tables' in r.stderr and
+           'payhook check makes them' in r.stderr,
+           'a database without payhook tables: refused, saying what makes '
+           'them', r.stderr)
+    env = dict(os.environ, PAYHOOK_CONFIG=inst.config)
+    p = harness.subprocess.run([harness.PAYHOOK_FCGI], env=env,
+                               stdin=harness.subprocess.DEVNULL,
+                               capture_output=True, text=True, timeout=60)
+    tap.ok(p.returncode != 0 and 'holds no payhook tables' in p.stderr,
+           'payhook.fcgi refuses it too and makes nothing', p.stderr)
+    tap.is_(sql(pri, "select count(*) from pg_namespace where nspname = "
+                "'payhook'"), '0', '... no schema payhook was made')
+    r = inst.cli('check')
+    tap.ok(r.returncode == 0 and 'configuration OK' in r.stdout and
+           'postgresql' in r.stdout, 'payhook check makes the tables',
+           r.stdout + r.stderr)
+    tables = sql(pri, "select string_agg(tablename, ',' order by tablename)"
+                 " from pg_tables where schemaname = 'payhook'")
+    tap.is_(tables, 'dedup,due,events,idempotency,layout,meta,orders,'
+            'payments,push,recon,refund_ids,refunds',
+            '... a table per kind of record, and the layout')
+    r = inst.cli('check')
+    tap.is_(r.returncode, 0, 'check again: nothing to make', r.stderr)
+    tap.ok(sql(pri, "select data_type from information_schema.columns "
+               "where table_schema = 'payhook' and table_name = 'payments' "
+               "and column_name = 'amount'") == 'bigint' and
+           sql(pri, "select data_type from information_schema.columns "
+               "where table_schema = 'payhook' and table_name = 'orders' "
+               "and column_name = 'created_at'") ==
+           'timestamp with time zone',
+           'amounts are bigint, times timestamptz')
+    sql(pri, 'update payhook.layout set version = 99')
+    r = inst.cli('check')
+    tap.ok(r.returncode != 0 and 'layout 99' in r.stderr and
+           'layout 1' in r.stderr, 'another layout is refused, naming both',
+           r.stderr)
+    sql(pri, 'update payhook.layout set version = 1')
+
+    bad = pg_instance(tap, 'pgpass', pri.conninfo() + ' password=hunter2')
+    r = bad.cli('check')
+    tap.ok(r.returncode != 0 and 'pg_password_file' in r.stderr and
+           'hunter2' not in r.stderr,
+           'a password in pg_conninfo is refused, without repeating it',
+           r.stderr)
+    return inst
+
+
+def test_password(tap):
+    """A cluster with scram-sha-256: the password from pg_password_file."""
+    base = os.path.dirname(PRI.dir)
+    c = pgcluster.Cluster(base, 'scram').init(password='s3cret-pw').start()
+    c.createdb('payhook')
+    files = {'keys/pg.pw': (b's3cret-pw\n', 0o644)}
+    inst = pg_instance(tap, 'pgscram', c.conninfo(),
+                       core={'pg_password_file': 'keys/pg.pw'}, files=files)
+    r = inst.cli('check')
+    tap.ok(r.returncode != 0 and 'pg_password_file' in r.stderr,
+           'a password file others may read is refused', r.stderr)
+    os.chmod(os.path.join(inst.etc, 'keys', 'pg.pw'), 0o600)
+    r = inst.cli('check')
+    tap.is_(r.returncode, 0, 'mode 0600: check connects with it',
+            r.stdout + r.stderr)
+    os.chmod(os.path.join(inst.etc, 'keys', 'pg.pw'), 0o600)
+    with open(os.path.join(inst.etc, 'keys', 'pg.pw'), 'w') as fh:
+        fh.write('wrong\n')
+    r = inst.cli('stats')
+    tap.ok(r.returncode != 0 and 'password authentication failed' in
+           r.stderr, 'a wrong password: the server\'s refusal is shown',
+           r.stderr)
+    c.stop()
+
+
+def test_one_host(tap, inst):
+    inst.start()
+    tap.is_(inst.create_order('PGA1', 1234).status, 201, 'an order')
+    resp, fields = inst.pay('PGA1', 1234, harness.txn_id('pga1'))
+    tap.ok(acked(resp), 'its payment notification is acknowledged',
+           resp.describe())
+    again = inst.notify(fields)
+    tap.ok(acked(again), '... and again, the duplicate', again.describe())
+    o = inst.order('PGA1')
+    tap.is_((o or {}).get('state'), 'PAID', 'the order is PAID')
+    evs = inst.all_events()
+    tap.is_([(e['seq'], e['type']) for e in evs], [(1, 'order.paid')],
+            'one event, order.paid')
+    tap.is_(sql(PRI, "select order_id || ' ' || amount || ' ' || status || "
+                "' ' || disposition || ' ' || (recorded_at > now() - "
+                "interval '1 hour') from payhook.payments"),
+            'PGA1 1234 SUCCEEDED paid true',
+            'the payment as typed columns: order, amount, status, time')
+    tap.is_(sql(PRI, "select count(*) from payhook.dedup where profile = "
+                "'wxshop' and kind = 'payment.succeeded'"), '1',
+            'one dedup key, its profile and kind queryable')
+    tap.is_(sql(PRI, "select state || ' ' || amount || ' ' || currency "
+                "from payhook.orders where order_id = 'PGA1'"),
+            'PAID 1234 CNY', 'the order as typed columns')
+    r = inst.cli('backup', os.path.join(inst.dir, 'x.mdb'))
+    tap.ok(r.returncode != 0 and 'pg_dump' in r.stderr,
+           'payhook backup points to the server\'s own tools', r.stderr)
+    r = inst.cli('restore', os.path.join(inst.dir, 'x.mdb'))
+    tap.ok(r.returncode != 0 and 'PostgreSQL' in r.stderr,
+           'so does payhook restore', r.stderr)
+
+
+def feed_in_order(tap, evs, name):
+    seqs = [e['seq'] for e in evs]
+    tap.is_(seqs, list(range(1, len(seqs) + 1)), name + ': seq 1..%d, '
+            'no hole, none twice' % len(seqs))
+
+
+def test_two_hosts(tap, a):
+    b = pg_instance(tap, 'pghostb', PRI.conninfo())
+    b.start()
+    base = a.last_seq()
+    n = 60
+    ids = ['PG2H%03d' % i for i in range(n)]
+    for oid in ids:
+        if a.create_order(oid, 500).status != 201:
+            tap.ok(False, 'order %s created' % oid)
+            return
+    notes = [harness.notify_xml(harness.make_payment(
+        oid, 500, harness.txn_id(oid))) for oid in ids]
+    go = threading.Barrier(2)
+
+    def send(inst):
+        go.wait()
+        return [inst.notify(body) for body in notes]
+
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        fa, fb = ex.submit(send, a), ex.submit(send, b)
+        ra, rb = fa.result(), fb.result()
+    tap.ok(all(acked(r) for r in ra + rb),
+           'the same %d notifications at two hosts at once: all '
+           'acknowledged by both' % n,
+           [r.describe() for r in ra + rb if not acked(r)][:3])
+    tap.is_(sql(PRI, "select count(*) from payhook.payments where "
+                "order_id like 'PG2H%'"), str(n), 'each applied once')
+    evs = [e for e in b.all_events(base)]
+    tap.is_(sorted(e['order_id'] for e in evs if e['type'] == 'order.paid'),
+            ids, 'one order.paid per order')
+    feed_in_order(tap, a.all_events(), 'the feed')
+    tap.is_(a.all_events(), b.all_events(), 'both hosts show the same feed')
+    b.stop()
+
+
+def test_failover(tap):
+    base = os.path.dirname(PRI.dir)
+    p = pgcluster.Cluster(base, 'fo1').init().start()
+    p.createdb('payhook')
+    s = p.make_standby('fo2')
+    conninfo = ('host=%s,%s port=%d,%d dbname=payhook user=postgres '
+                'target_session_attrs=read-write connect_timeout=2'
+                % (p.dir, s.dir, p.port, s.port))
+    inst = pg_instance(tap, 'pgfail', conninfo, max_procs=3)
+    r = inst.cli('check')
+    tap.is_(r.returncode, 0, 'failover: check makes the tables on the '
+            'primary', r.stdout + r.stderr)
+    inst.start()
+    n = 240
+    ids = ['PGF%03d' % i for i in range(n)]
+    results = {}
+    stop = threading.Event()
+
+    def load(part):
+        for oid in ids[part::4]:
+            if stop.is_set():
+                return
+            for _ in range(200):        # a merchant retries its own call
+                if inst.create_order(oid, 700).status in (200, 201):
+                    break
+                time.sleep(0.05)
+            body = harness.notify_xml(harness.make_payment(
+                oid, 700, harness.txn_id(oid)))
+            results[oid] = (body, inst.notify(body))
+
+    killed = {}
+
+    def failover():
+        while len(results) < n // 3:
+            time.sleep(0.01)
+        killed['acked_before'] = sum(acked(r) for _b, r in
+                                     list(results.values()))
+        p.kill_immediate()
+        time.sleep(0.5)
+        s.promote()
+        killed['at'] = len(results)
+
+    with concurrent.futures.ThreadPoolExecutor(5) as ex:
+        jobs = [ex.submit(load, i) for i in range(4)]
+        fo = ex.submit(failover)
+        for j in jobs:
+            j.result()
+        fo.result()
+    stop.set()
+    n_acked = sum(acked(r) for _b, r in results.values())
+    retried = [oid for oid, (_b, r) in results.items() if not acked(r)]
+    tap.ok(killed.get('acked_before', 0) > 0 and n_acked > killed.get(
+        'acked_before', 0), 'the primary was killed mid-load (%s acked '
+        'before), the standby promoted; %d of %d acknowledged, %d answered '
+        'otherwise' % (killed.get('acked_before'), n_acked, n, len(retried)))
+    log = open(inst.server.stdout_log, errors='replace').read()
+    tap.ok('connected again' in log,
+           'payhook.fcgi lost its connection and found the new primary '
+           'without a restart', log[-3000:])
+    bad = [(oid, r.status, r.body[:120]) for oid, (_b, r) in results.items()
+           if not acked(r) and r.status == 200 and
+           b'SUCCESS' in r.body]
+    tap.is_(bad, [], 'nothing answered but SUCCESS or the retry format')
+    for oid in retried:                 # the provider sends them again
+        for _ in range(100):
+            if acked(inst.notify(results[oid][0])):
+                break
+            time.sleep(0.1)
+    acked_ids = [oid for oid, (_b, r) in results.items() if acked(r)]
+    lost = [oid for oid in acked_ids if (inst.order(oid) or {}).get(
+        'state') != 'PAID']
+    tap.is_(lost, [], 'every notification acknowledged before, during and '
+            'after the failover is there: its order PAID')
+    tap.is_(sql(s, "select count(*), count(distinct order_id) from "
+                "payhook.payments"), '%d|%d' % (n, n),
+            'after the retries every order paid once: no payment twice')
+    evs = inst.all_events()
+    feed_in_order(tap, evs, 'the feed after the failover')
+    tap.is_(sorted(e['order_id'] for e in evs if e['type'] == 'order.paid'),
+            sorted(ids), 'one order.paid per order')
+    inst.stop()
+    s.stop()
+
+
+def test_import(tap):
+    lm = Instance(tap, 'pgimp-lmdb')
+    lm.start()
+    for i in range(25):
+        oid = 'IMP%02d' % i
+        lm.create_order(oid, 300 + i)
+        if i % 2 == 0:
+            lm.pay(oid, 300 + i, harness.txn_id(oid))
+    feed = lm.all_events()
+    lm.stop()
+    PRI.createdb('imported')
+    pg = pg_instance(tap, 'pgimp', PRI.conninfo(dbname='imported'))
+    r = pg.cli('store', 'import', lm.config)
+    tap.ok(r.returncode == 0 and 'the counts of both agree' in r.stdout,
+           'store import: an LMDB store into a new PostgreSQL database',
+           r.stdout + r.stderr)
+    tap.like(r.stdout, r'orders +25\b', '... 25 orders counted')
+    pg.start()
+    tap.is_(pg.all_events(), feed, 'the feed is the same, ids and epoch')
+    tap.is_((pg.order('IMP04') or {}).get('state'), 'PAID',
+            'a paid order is PAID')
+    tap.is_(PRI.psql("select count(*) from payhook.payments",
+                     dbname='imported').strip(), '13',
+            'its payments are rows with typed columns')
+    pg.stop()
+    r = pg.cli('store', 'import', lm.config)
+    tap.ok(r.returncode != 0 and 'not empty' in r.stderr,
+           'a second import into the same store is refused', r.stderr)
+    old = feed[0]['id'].split('-')[0]
+    r = pg.cli('store', 'new-epoch')
+    tap.ok(r.returncode == 0 and ('(was %s)' % old) in r.stdout,
+           'store new-epoch: a new epoch, the old one named', r.stdout +
+           r.stderr)
+    pg.start()
+    pg.create_order('IMP99', 990)
+    pg.pay('IMP99', 990, harness.txn_id('IMP99'))
+    r = pg.events()
+    new = (r.json or {}).get('epoch')
+    tap.ok(new and new != old and r.json['events'][-1]['id'].startswith(
+        new + '-'), 'the feed shows it, and new events carry it',
+        r.describe())
+    pg.stop()
+
+
+PRI = None
+
+
+def main(tap):
+    global PRI
+    why = pgcluster.available()
+    if why:
+        tap.skip_all(why)
+        return
+    PRI = pgcluster.Cluster(None, 'pg1').init().start()
+    inst = test_tables(tap, PRI)
+    test_password(tap)
+    test_one_host(tap, inst)
+    test_two_hosts(tap, inst)
+    inst.stop()
+    test_import(tap)
+    test_failover(tap)
+    PRI.stop()
+
+
+if __name__ == '__main__':
+    harness.run(main)
