@@ -297,6 +297,24 @@ pg_settle(struct store_txn *t)
 	return PH_OK;
 }
 
+/* The first column of res's one row as out (res held until the
+ * transaction ends), or PH_E_NOTFOUND when it has none. */
+static int
+pg_first(struct store_txn *t, PGresult *res, struct store_val *out)
+{
+	int rc;
+
+	if (PQntuples(res) == 0) {
+		PQclear(res);
+		return PH_E_NOTFOUND;
+	}
+	if ((rc = pg_hold(t, res)) != PH_OK)
+		return rc;
+	out->data = PQgetvalue(res, 0, 0);
+	out->len = (size_t)PQgetlength(res, 0, 0);
+	return PH_OK;
+}
+
 static int
 pg_get(struct store_txn *t, enum store_db db, const struct store_key *k,
     struct store_val *out)
@@ -311,15 +329,7 @@ pg_get(struct store_txn *t, enum store_db db, const struct store_key *k,
 	    "SELECT v FROM ", db, " WHERE k = $1"), 1, vals, lens, fmts,
 	    &res)) != PH_OK)
 		return rc;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return PH_E_NOTFOUND;
-	}
-	if ((rc = pg_hold(t, res)) != PH_OK)
-		return rc;
-	out->data = PQgetvalue(res, 0, 0);
-	out->len = (size_t)PQgetlength(res, 0, 0);
-	return PH_OK;
+	return pg_first(t, res, out);
 }
 
 static int
@@ -378,15 +388,7 @@ pg_last(struct store_txn *t, enum store_db db, struct store_val *key)
 	    "SELECT k FROM ", db, " ORDER BY k DESC LIMIT 1"), 0, NULL,
 	    NULL, NULL, &res)) != PH_OK)
 		return rc;
-	if (PQntuples(res) == 0) {
-		PQclear(res);
-		return PH_E_NOTFOUND;
-	}
-	if ((rc = pg_hold(t, res)) != PH_OK)
-		return rc;
-	key->data = PQgetvalue(res, 0, 0);
-	key->len = (size_t)PQgetlength(res, 0, 0);
-	return PH_OK;
+	return pg_first(t, res, key);
 }
 
 static int

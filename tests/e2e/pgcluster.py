@@ -65,6 +65,8 @@ import subprocess
 import tempfile
 import time
 
+from harness import _alive  # a pid that runs, not a zombie
+
 RUN_AS = ('nobody', 'nogroup')
 PROGS = ('initdb', 'pg_ctl', 'postgres', 'psql', 'pg_basebackup')
 _clusters, _removals, _ports = [], [], set()
@@ -123,14 +125,6 @@ def _quote(v):
         return v
     return "'" + v.replace('\\', '\\\\').replace("'", "\\'") + "'"
 
-
-def _alive(pid):
-    try:
-        with open('/proc/%d/stat' % pid) as fh:
-            data = fh.read()
-    except OSError:
-        return False
-    return data[data.rfind(')') + 2:].split()[0] != 'Z'
 
 
 def _wait_gone(pids, secs):
