@@ -43,6 +43,9 @@
 
 /* The largest record shown as JSON (doc). */
 #define PG_DOC_MAX	(4u << 20)
+/* Above this estimate of a table's rows, statistics give the estimate
+ * instead of a count. */
+#define PG_COUNT_MAX	100000
 /* Rows a scan fetches at a time. */
 #define PG_SCAN_PAGE	"256"
 
@@ -177,6 +180,23 @@ pg_run(struct store_txn *t, const char *sql, int n, const char *const *vals,
 		*out = res;
 	else
 		PQclear(res);
+	return PH_OK;
+}
+
+/* Runs sql, without parameters, for one row of text: *out, or an
+ * error. */
+static int
+pg_run_text(struct store_txn *t, const char *sql, PGresult **out)
+{
+	PGresult *res = PQexec(pg_of(t->store)->conn, sql);
+	int rc;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		rc = pg_status(t, res, sql);
+		PQclear(res);
+		return rc;
+	}
+	*out = res;
 	return PH_OK;
 }
 
@@ -426,8 +446,10 @@ pg_scan_page(struct store_scan *sc)
 	    " WHERE k >= $1 ORDER BY k LIMIT " PG_SCAN_PAGE), 1, vals, lens, fmts,
 	    &p->page)) != PH_OK)
 		return rc;
-	if ((rc = pg_hold(sc->t, p->page)) != PH_OK)
+	if ((rc = pg_hold(sc->t, p->page)) != PH_OK) {
+		p->page = NULL;		/* pg_hold cleared it */
 		return rc;
+	}
 	p->row = 0;
 	p->rows = PQntuples(p->page);
 	p->last_page = p->rows < atoi(PG_SCAN_PAGE);
@@ -509,33 +531,54 @@ pg_abort(struct store_txn *t)
 	pg_txn_free(x);
 }
 
+/* The rows of db's table: counted when PostgreSQL's estimate says there
+ * are few (an estimate lags behind the last commits), the estimate above
+ * PG_COUNT_MAX, where a count would read the whole table at every /readyz
+ * and /metrics. */
+static int
+pg_rows(struct store_txn *t, enum store_db db, size_t *n)
+{
+	PGresult *res;
+	char sql[200];
+	long long est;
+	int rc;
+
+	snprintf(sql, sizeof(sql), "SELECT coalesce((SELECT n_live_tup FROM "
+	    "pg_stat_user_tables WHERE schemaname = 'payhook' AND relname = "
+	    "'%s'), 0)::text", store_db_name(db));
+	if ((rc = pg_run_text(t, sql, &res)) != PH_OK)
+		return rc;
+	est = atoll(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (est < PG_COUNT_MAX) {
+		if ((rc = pg_run_text(t, pg_sql(sql, sizeof(sql),
+		    "SELECT count(*)::text FROM ", db, ""), &res)) != PH_OK)
+			return rc;
+		est = atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	*n = est < 0 ? 0 : (size_t)est;
+	return PH_OK;
+}
+
 static int
 pg_stats(struct store *st_, struct store_stats *st)
 {
 	struct store_txn t;
 	PGresult *res;
-	int rc, i, j;
+	int rc, i;
 
 	if ((rc = store_begin(st_, 0, &t)) != PH_OK)
 		return rc;
-	/* The statistics collector's live rows: a count(*) would read every
-	 * table, and /readyz asks. */
-	if ((rc = pg_run(&t, "SELECT relname, n_live_tup FROM "
-	    "pg_stat_user_tables WHERE schemaname = 'payhook'", 0, NULL, NULL,
-	    NULL, &res)) == PH_OK) {
-		for (i = 0; i < PQntuples(res); i++) {
-			const char *name = PQgetvalue(res, i, 0);
-			const unsigned char *n;
-			uint64_t v = 0;
-
-			/* binary int8: big-endian */
-			n = (const unsigned char *)PQgetvalue(res, i, 1);
-			for (j = 0; j < 8 && PQgetlength(res, i, 1) == 8; j++)
-				v = (v << 8) | n[j];
-			for (j = 0; j < STORE_DB__MAX; j++)
-				if (strcmp(name, store_db_name(j)) == 0)
-					st->entries[j] = (size_t)v;
-		}
+	for (i = 0; i < STORE_DB__MAX && rc == PH_OK; i++)
+		rc = pg_rows(&t, (enum store_db)i, &st->entries[i]);
+	/* The space payhook's tables take, indexes and TOAST included (no
+	 * map: map_size stays 0, and no fill is reported). */
+	if (rc == PH_OK && (rc = pg_run_text(&t, "SELECT coalesce(sum("
+	    "pg_total_relation_size(c.oid)), 0)::text FROM pg_class c JOIN "
+	    "pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+	    "'payhook' AND c.relkind = 'r'", &res)) == PH_OK) {
+		st->map_used = (size_t)atoll(PQgetvalue(res, 0, 0));
 		PQclear(res);
 	}
 	store_abort(&t);

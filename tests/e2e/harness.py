@@ -752,6 +752,36 @@ class LoopbackListener:
 
 _LIVE = []          # every Instance created, cleaned up at exit
 
+# PAYHOOK_E2E_STORE=postgresql (tools/run-tests sets it for a second pass
+# of the suite): every Instance keeps its records in a database of its own
+# on one private PostgreSQL cluster (pgcluster.py), made with the first
+# Instance and stopped at exit; its tables are made by `payhook check` as
+# soon as the Instance is written.  A file that tests what only the LMDB
+# store has calls lmdb_only(tap, why) first.
+E2E_STORE = os.environ.get('PAYHOOK_E2E_STORE') or 'lmdb'
+_PG = {'cluster': None, 'n': 0}
+
+
+def pg_database(name):
+    """A new database on the suite's cluster: (its name, its libpq
+    conninfo)."""
+    import pgcluster
+    if _PG['cluster'] is None:
+        why = pgcluster.available()
+        if why:
+            raise StartError('PAYHOOK_E2E_STORE=postgresql: ' + why)
+        _PG['cluster'] = pgcluster.Cluster(None, 'e2e').init().start()
+    _PG['n'] += 1
+    db = ('e2e_%d_%s' % (_PG['n'], re.sub(r'\W', '_', name)))[:60]
+    _PG['cluster'].createdb(db)
+    return db, _PG['cluster'].conninfo(dbname=db)
+
+
+def lmdb_only(tap, why):
+    """Skips the whole file when the suite runs on PostgreSQL."""
+    if E2E_STORE != 'lmdb':
+        tap.skip_all('tests the LMDB store only: ' + why)
+
 
 def config_text(core, profiles, extra=''):
     """INI text for payhook: `core` and each profile are ordered dicts."""
@@ -811,7 +841,18 @@ class Instance:
         self.token = 'e2e-' + os.urandom(18).hex()
         self.server = None
         _LIVE.append(self)
+        pg = E2E_STORE == 'postgresql' and 'store' not in self.core_extra
+        self.pg_dbname = None       # the suite's database, on PostgreSQL
+        if pg:
+            self.core_extra['store'] = 'postgresql'
+            self.pg_dbname, self.core_extra['pg_conninfo'] = pg_database(
+                name)
         self.write()
+        if pg:
+            # What the operator does first: the tables (a configuration a
+            # test means to be refused is refused here too, and again
+            # where the test asks).
+            run_cli(['-c', self.config, 'check'])
 
     def core_settings(self):
         core = {
@@ -1458,7 +1499,17 @@ def wait_for(pred, timeout=15, step=0.05):
 
 def store_dump(inst):
     """The store's whole logical content: every named database, key and
-    value (`mdb_dump -a`)."""
+    value (`mdb_dump -a`; on PostgreSQL, every table's k and v)."""
+    if inst.pg_dbname is not None:
+        c = _PG['cluster']
+        tables = c.psql("select string_agg(tablename, ' ' order by "
+                        "tablename) from pg_tables where schemaname = "
+                        "'payhook' and tablename <> 'layout'",
+                        dbname=inst.pg_dbname).split()
+        return ''.join(c.psql("select '%s', encode(k, 'hex'), "
+                              "encode(v, 'hex') from payhook.%s order by k"
+                              % (t, t), dbname=inst.pg_dbname)
+                       for t in tables).encode()
     r = subprocess.run(['mdb_dump', '-a', '-n', inst.db],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        timeout=60)

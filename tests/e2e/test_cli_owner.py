@@ -97,6 +97,7 @@ def root_owned(folder):
 
 
 def main(tap):
+    harness.lmdb_only(tap, 'who owns the LMDB file and its lock')
     if os.geteuid() != 0:
         tap.skip_all('not root: the store cannot be given to another user')
     user = throwaway_user()

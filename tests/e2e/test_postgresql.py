@@ -21,6 +21,8 @@ sockets only, stopped by pid).
   acknowledged is there once, nothing applied twice, those answered "retry"
   meanwhile are applied when the provider sends them again, the feed in
   order.
+* Two hosts' sweepers at once over the same due orders whose
+  notifications never came: each paid once.
 * `payhook store import`: an LMDB store copied into an empty PostgreSQL
   one, the counts compared; a store that is not empty is refused.
 """
@@ -337,6 +339,46 @@ def test_import(tap):
     pg.stop()
 
 
+def test_two_host_sweep(tap):
+    """Payments whose notifications never came (the simulator holds
+    them): both hosts' sweepers query the same due orders at once; each
+    order is paid once, one event each."""
+    PRI.createdb('sweep2')
+    conninfo = PRI.conninfo(dbname='sweep2')
+    sim = harness.Simulator(tap).start()
+    hosts = [harness.SimInstance(tap, 'pgsweep%d' % i, sim_port=sim.port,
+                                 core={'store': 'postgresql',
+                                       'pg_conninfo': conninfo},
+                                 profile={'query_schedule': '1s,1h'})
+             for i in (1, 2)]
+    r = hosts[0].cli('check')
+    tap.is_(r.returncode, 0, 'sweep: the tables made', r.stderr)
+    hosts[0].start()
+    sim.point_at(hosts[0])
+    sim.control('/_sim/mode', {'notify': 'pause'})
+    ids = ['PGSW%02d' % i for i in range(30)]
+    for oid in ids:
+        hosts[0].create_order(oid, 800)
+        sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
+                                  'amount': 800})
+    time.sleep(1.3)
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        runs = list(ex.map(lambda h: h.cli('sweep', timeout=120), hosts))
+    tap.ok(all(p.returncode == 0 for p in runs), 'payhook sweep on both '
+           'hosts at once: both exit 0', [p.stderr[-400:] for p in runs])
+    tap.is_([o for o in ids if (hosts[0].order(o) or {}).get('state') !=
+             'PAID'], [], 'every order found paid by a query')
+    tap.is_(PRI.psql("select count(*) || ' ' || count(distinct order_id) "
+                     "from payhook.payments", dbname='sweep2').strip(),
+            '30 30', 'each paid once')
+    evs = hosts[0].all_events()
+    feed_in_order(tap, evs, 'the sweepers\' feed')
+    tap.is_(sorted(e['order_id'] for e in evs if e['type'] == 'order.paid'),
+            ids, 'one order.paid per order')
+    hosts[0].stop()
+    sim.stop()
+
+
 PRI = None
 
 
@@ -353,6 +395,7 @@ def main(tap):
     test_two_hosts(tap, inst)
     inst.stop()
     test_import(tap)
+    test_two_host_sweep(tap)
     test_failover(tap)
     PRI.stop()
 

@@ -17,6 +17,7 @@ import harness  # noqa: E402
 
 
 def main(tap):
+    harness.lmdb_only(tap, 'an LMDB map filling up')
     if shutil.which('mdb_dump') is None:
         tap.skip_all('mdb_dump not found (Debian package lmdb-utils)')
     sim, inst = harness.start_with_simulator(tap, 'full', time_factor=30,

@@ -19,6 +19,8 @@ FIXTURE = os.path.join(harness.TOP_SRCDIR, 'tests', 'unit', 'data',
 
 
 def main(tap):
+    harness.lmdb_only(tap, 'LMDB stores of older schemas brought up to '
+                      'date')
     inst = harness.Instance(tap, 'upgrade')
     os.makedirs(os.path.dirname(inst.db), exist_ok=True)
     shutil.copyfile(FIXTURE, inst.db)
