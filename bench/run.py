@@ -404,10 +404,10 @@ class Bench:
             out.append('B%s%08d' % (tag, self.seq))
         return out
 
-    def create_orders(self, orders):
+    def create_orders(self, orders, srv=None):
         """Creates pending orders through the merchant API (wrk, 32
-        connections): orders is [(provider, order id)]; each must answer
-        201."""
+        connections) of srv (payhook's LMDB server by default): orders is
+        [(provider, order id)]; each must answer 201."""
         reqs = [('POST', '/orders', {'Authorization': 'Bearer ' + self.token,
                                      'Content-Type': 'application/json'},
                  json.dumps({'order_id': i, 'amount': prov.amount,
@@ -415,7 +415,7 @@ class Bench:
                             separators=(',', ':')).encode())
                 for prov, i in orders]
         path = self.reqfile('create', reqs)
-        res = wrk(self.ph.port, path, 32, 300, 'once', 201)
+        res = wrk((srv or self.ph).port, path, 32, 300, 'once', 201)
         self.served += res['requests']
         if res['bad'] or res['sent'] != len(orders):
             raise RuntimeError('creating %d orders: %r' % (len(orders), res))
@@ -426,6 +426,10 @@ class Bench:
         if srv is self.ph:
             self.served += res['requests']
         return res
+
+    @staticmethod
+    def scenario_of(prov, first, suffix=''):
+        return ('B' if prov is first else 'E:' + prov.name) + suffix
 
     def sample_rss(self, label):
         pids = self.ph.backends()
@@ -488,15 +492,16 @@ class Bench:
             ('POST', '/notify/floor', {'Content-Type': 'text/xml'}, r[3])
             for r in reqs])
 
-    def new_pools(self, conns):
-        """For every round of this level and every provider, a file of
-        new notifications for orders made here first.  How many: what the
-        fastest earlier round of the provider sent in a round, with room
-        to spare; a round that runs out ends early and counts as the
-        shorter round it was."""
+    def new_pools(self, conns, srv=None, providers=None, suffix=''):
+        """For every round of this level and every provider (of
+        providers; default all), a file of new notifications for orders
+        made first on srv (default payhook's LMDB server).  How many: what
+        the fastest earlier round of the provider's scenario (its name and
+        suffix) sent in a round, with room to spare; a round that runs out
+        ends early and counts as the shorter round it was."""
         want, orders = {}, []
-        for prov in self.providers:
-            scen = 'B' if prov is self.providers[0] else 'E:' + prov.name
+        for prov in providers or self.providers:
+            scen = self.scenario_of(prov, self.providers[0], suffix)
             done = [r['rate'] for (sc, c), rs in self.results.items()
                     if sc == scen for r in rs]
             est = max(done + [self.o.first_estimate]) * 1.5
@@ -504,9 +509,9 @@ class Bench:
             want[prov.name] = [self.order_ids(prov.tag, n)
                                for _ in range(self.o.disk_rounds)]
             orders += [(prov, i) for ids in want[prov.name] for i in ids]
-        self.create_orders(orders)
+        self.create_orders(orders, srv)
         pools = {}
-        for prov in self.providers:
+        for prov in providers or self.providers:
             pools[prov.name] = [
                 self.reqfile('new-%s-%d' % (prov.tag, k),
                              [prov.notification(i) for i in ids])
@@ -541,8 +546,7 @@ class Bench:
             self.record('F', conns, commit_floor(fdb, fprocs, o.seconds))
             for k in range(o.disk_rounds):
                 for prov in self.providers:
-                    scen = ('B' if prov is self.providers[0] else
-                            'E:' + prov.name)
+                    scen = self.scenario_of(prov, self.providers[0])
                     self.record(scen, conns, self.run_new(
                         prov, pools[prov.name][k], conns))
                 self.record('F', conns, commit_floor(fdb, fprocs,
@@ -557,6 +561,64 @@ class Bench:
         self.run_wrk(self.ph, self.c_file, 32, 'cycle', 200, SUCCESS_ACK)
         self.run_wrk(self.ph, self.d_file, 32, 'cycle', 200, None)
         self.sample_rss('final')
+        if not o.no_postgresql:
+            self.run_pg()
+
+    def run_pg(self):
+        """B, C and D again with store = postgresql, side by side with
+        LMDB: the same requests to a second lighttpd and payhook.fcgi
+        whose store is a private PostgreSQL cluster made here
+        (tests/e2e/pgcluster.py: initdb in a temporary folder, a Unix
+        socket, fsync and synchronous_commit on)."""
+        sys.path.insert(0, os.path.join(SRCDIR, 'tests', 'e2e'))
+        import pgcluster
+        why = pgcluster.available()
+        if why:
+            log('PostgreSQL: left out (%s)' % why)
+            return
+        o, wx, srv = self.o, self.providers[0], None
+        cl = pgcluster.Cluster(None, 'bench').init().start()
+        try:
+            cl.createdb('payhook')
+            with open(os.path.join(self.etc, 'payhook.conf')) as fh:
+                text = fh.read()
+            text = text.replace('[core]\n', '[core]\nstore = postgresql\n'
+                                'pg_conninfo = %s\n' % cl.conninfo(), 1)
+            text = text.replace('db_path = var/payhook.mdb',
+                                'db_path = var/pg/payhook.mdb', 1)
+            conf = os.path.join(self.etc, 'payhook-pg.conf')
+            write_file(conf, text, 0o644)
+            r = subprocess.run([PAYHOOK, '-c', conf, 'check'],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            if r.returncode != 0:
+                raise RuntimeError('payhook check (PostgreSQL): %s' %
+                                   r.stdout.decode())
+            srv = Lighttpd(self.dir, 'payhook-pg', o.fcgi, o.procs,
+                           {'PAYHOOK_CONFIG': conf}).start()
+            log('PostgreSQL: payhook on %d (%d processes)' % (srv.port,
+                                                             o.procs))
+            self.create_orders([(wx, i) for i in self.dup_ids], srv)
+            res = wrk(srv.port, self.c_file, 8, 300, 'once', 200,
+                      SUCCESS_ACK)
+            if res['bad']:
+                raise RuntimeError('first delivery of the C set '
+                                   '(PostgreSQL): %r' % res)
+            for conns in o.levels:
+                for _ in range(o.cpu_rounds):
+                    self.record('C:pg', conns, self.run_wrk(
+                        srv, self.c_file, conns, 'cycle', 200, SUCCESS_ACK))
+                    self.record('D:pg', conns, self.run_wrk(
+                        srv, self.d_file, conns, 'cycle', 200, None))
+                pools = self.new_pools(conns, srv, [wx], ':pg')
+                for k in range(o.disk_rounds):
+                    self.record('B:pg', conns, self.run_wrk(
+                        srv, pools[wx.name][k], conns, 'once',
+                        wx.ok_status, wx.ok_body))
+        finally:
+            if srv is not None:
+                srv.stop()
+            cl.stop()
 
     def cleanup(self):
         self.stop()
@@ -680,9 +742,11 @@ def report(b, started, opts):
               for c in opts.levels}
     names = {'A': 'A floor (libfcgi)', 'B': 'B new WeChat v2',
              'C': 'C duplicates', 'D': 'D GET /orders/<id>',
-             'F': 'F commit floor'}
+             'F': 'F commit floor', 'B:pg': 'B PostgreSQL',
+             'C:pg': 'C PostgreSQL', 'D:pg': 'D PostgreSQL'}
     order = ['A', 'B', 'C', 'D'] + sorted(set(
-        k[0] for k in summary if k[0].startswith('E:'))) + ['F']
+        k[0] for k in summary if k[0].startswith('E:'))) + ['F', 'B:pg',
+                                                            'C:pg', 'D:pg']
     lines = ['%-22s %5s %9s %8s %8s %8s %6s  %s' % (
         'scenario', 'conns', 'req/s', 'p50 ms', 'p99 ms', 'max ms',
         'errors', 'rounds (req/s)')]
@@ -700,6 +764,19 @@ def report(b, started, opts):
     for conns in opts.levels:
         lines.append('  c=%-2d  ' % conns + '  '.join(
             '%s %.2f' % (k, v) for k, v in ratios[conns].items()))
+    pg = [(conns, scen) for conns in opts.levels for scen in 'BCD'
+          if (scen + ':pg', conns) in summary and (scen, conns) in summary]
+    if pg:
+        lines.append('')
+        lines.append('PostgreSQL beside LMDB (req/s of the PostgreSQL store '
+                     'over the LMDB one; p99 ms):')
+        for conns in opts.levels:
+            lines.append('  c=%-2d  ' % conns + '  '.join(
+                '%s %.2f (p99 %.1f)' % (
+                    scen, summary[(scen + ':pg', conns)]['rate'] /
+                    summary[(scen, conns)]['rate'],
+                    summary[(scen + ':pg', conns)]['p99_us'] / 1e3)
+                for c, scen in pg if c == conns))
     lines.append('')
     lines.append('targets:')
     lines.extend(targets(summary, ratios, b.results, b.rss, opts.levels))
@@ -799,6 +876,8 @@ def main():
                     help='archive_map_mb, where the tree has an archive')
     ap.add_argument('--skip', default='',
                     help='providers of E to leave out, comma-separated')
+    ap.add_argument('--no-postgresql', action='store_true',
+                    help='leave out B, C and D on a PostgreSQL store')
     ap.add_argument('--quick', action='store_true',
                     help='2-second rounds, one of each, 8 connections only')
     ap.add_argument('--out', default=os.path.join(BUILDDIR, 'bench',

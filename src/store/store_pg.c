@@ -260,37 +260,48 @@ pg_txn_free(struct pg_txn *x)
 	free(x);
 }
 
+/*
+ * Begins t on the store's connection, connecting first when it was lost.
+ * A connection found broken by the BEGIN itself (the server restarted or
+ * failed over while this process was idle) is replaced once: nothing was
+ * done in it.
+ */
 static int
 pg_begin(struct store_txn *t)
 {
 	struct pg_store *s = pg_of(t->store);
 	struct ph_diag diag;
 	struct pg_txn *x;
-	int rc;
+	int rc, try;
 
-	s->retry = 0;
-	if (s->lost || s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
-		memset(&diag, 0, sizeof(diag));
-		if (pg_connect(s, &diag) != PH_OK) {
-			if (t->err == PH_OK)
-				log_err("%s", diag.msg);
-			s->retry = 1;
-			return PH_E_STORE;
+	for (try = 0; ; try++) {
+		s->retry = 0;
+		if (s->lost || s->conn == NULL ||
+		    PQstatus(s->conn) != CONNECTION_OK) {
+			memset(&diag, 0, sizeof(diag));
+			if (pg_connect(s, &diag) != PH_OK) {
+				if (t->err == PH_OK)
+					log_err("%s", diag.msg);
+				s->retry = 1;
+				return PH_E_STORE;
+			}
+			log_info("database %s: connected again", s->s.where);
 		}
-		log_info("database %s: connected again", s->s.where);
-	}
-	if ((x = calloc(1, sizeof(*x))) == NULL)
-		return PH_E_NOMEM;
-	t->txn = x;
-	rc = pg_exec(t, t->write ? "BEGIN ISOLATION LEVEL READ COMMITTED; "
-	    "SELECT pg_advisory_xact_lock(" STORE_PG_WRITE_LOCK ")" :
-	    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-	if (rc != PH_OK) {
+		if ((x = calloc(1, sizeof(*x))) == NULL)
+			return PH_E_NOMEM;
+		t->txn = x;
+		rc = pg_exec(t, t->write ? "BEGIN ISOLATION LEVEL READ "
+		    "COMMITTED; SELECT pg_advisory_xact_lock("
+		    STORE_PG_WRITE_LOCK ")" :
+		    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+		if (rc == PH_OK)
+			return PH_OK;
 		(void)pg_exec(t, "ROLLBACK");
 		pg_txn_free(x);
 		t->txn = NULL;
+		if (try > 0 || !s->lost)
+			return rc;
 	}
-	return rc;
 }
 
 static int
