@@ -10,23 +10,24 @@
  * records an operator queries, the record as jsonb (doc) from which typed
  * columns are generated (amounts bigint, times timestamptz, ids text) with
  * the constraints that hold the invariants.  doc comes from the ledger's
- * projection (store_set_projection), made where the record is written.
+ * projection (store_spec's project), made where the record is written.
  *
  * Write transactions take one advisory lock (STORE_PG_WRITE_LOCK) first,
- * so that they run one after the other on every host, as LMDB's writer lock makes
- * them run on one: a fact is checked and applied by one transaction at a
- * time, sequence numbers are given in commit order (the event feed never
- * shows an event behind a cursor already past it), and no transaction
- * fails on a serialization conflict.  A read transaction is a REPEATABLE
- * READ snapshot, like an LMDB reader.  A commit returns once the server
- * made it durable (synchronous_commit as the server has it, on a
- * synchronous standby too when one is named); whatever a reader sees was
- * committed so, and settle has nothing to wait for.
+ * so that they run one after the other on every host, as LMDB's writer
+ * lock makes them run on one: a fact is checked and applied by one
+ * transaction at a time, sequence numbers are given in commit order (the
+ * event feed never shows an event behind a cursor already past it), and
+ * no transaction fails on a serialization conflict.  A read transaction
+ * is a REPEATABLE READ snapshot, like an LMDB reader.  A commit returns
+ * once the server made it durable (synchronous_commit as the server has
+ * it, on a synchronous standby too when one is named); whatever a reader
+ * sees was committed so, and settle has nothing to wait for.
  *
- * A lost connection fails the transaction it was in (its notification is
- * answered "retry"); the next transaction connects again, to whichever
- * host libpq's connection string finds (target_session_attrs=read-write
- * finds the primary after a promotion).
+ * A lost connection fails the transaction it was in, and says so
+ * (store_retryable: the group commit runs it again, and a notification
+ * still not recorded is answered "retry"); the next transaction connects
+ * again, to whichever host libpq's connection string finds
+ * (target_session_attrs=read-write finds the primary after a promotion).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -391,7 +392,8 @@ pg_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 	lens[2] = 0;
 	rc = pg_run(t, pg_sql(sql, sizeof(sql),
 	    "INSERT INTO ", db, " (k, v, doc) VALUES ($1, $2, $3) "
-	    "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, doc = EXCLUDED.doc"), 3, vals, lens, fmts, NULL);
+	    "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, "
+	    "doc = EXCLUDED.doc"), 3, vals, lens, fmts, NULL);
 	ph_buf_free(&doc);
 	return rc;
 }
