@@ -230,6 +230,20 @@ conf_parse_bool(const char *s, long long *out)
 	return -1;
 }
 
+/* A yes/no key of [kind.name] into *dst, or a mistake recorded. */
+static void
+conf_flag(struct conf_parse *p, const char *kind, const char *name,
+    const char *key, const char *val, int *dst)
+{
+	long long b;
+
+	if (conf_parse_bool(val, &b) == -1)
+		conf_err(p->errs, "line %d: [%s.%s] %s \"%s\" is not yes or no",
+		    p->line, kind, name, key, val);
+	else
+		*dst = (int)b;
+}
+
 int
 conf_parse_schedule(const char *s, long *out, size_t max, size_t *n,
     char *why, size_t whylen)
@@ -292,7 +306,6 @@ conf_profile_core_key(struct conf_parse *p, struct conf_profile *pr,
     const char *key, const char *val)
 {
 	char why[96];
-	long long b;
 
 	if (strcmp(key, "plugin") == 0) {
 		if (conf_set_str(&pr->plugin_file, val) == -1)
@@ -312,12 +325,8 @@ conf_profile_core_key(struct conf_parse *p, struct conf_profile *pr,
 			while (len > 0 && pr->api_base[len - 1] == '/')
 				pr->api_base[--len] = '\0';
 	} else if (strcmp(key, "allow_insecure_http") == 0) {
-		if (conf_parse_bool(val, &b) == -1)
-			conf_err(p->errs, "line %d: [profile.%s] "
-			    "allow_insecure_http \"%s\" is not yes or no",
-			    p->line, pr->name, val);
-		else
-			pr->allow_insecure_http = (int)b;
+		conf_flag(p, "profile", pr->name, key, val,
+		    &pr->allow_insecure_http);
 	} else if (strcmp(key, "query_schedule") == 0) {
 		if (conf_parse_schedule(val, pr->schedule, CONF_SCHEDULE_MAX,
 		    &pr->nschedule, why, sizeof(why)) == -1)
@@ -461,8 +470,6 @@ static void
 conf_push_key(struct conf_parse *p, struct conf_push *pu, const char *key,
     const char *val)
 {
-	long long b;
-
 	if (strcmp(key, "url") == 0) {
 		if ((strncmp(val, "https://", 8) != 0 &&
 		    strncmp(val, "http://", 7) != 0) ||
@@ -482,12 +489,8 @@ conf_push_key(struct conf_parse *p, struct conf_push *pu, const char *key,
 		else if (conf_set_str(&pu->signature_header, val) == -1)
 			conf_err(p->errs, "out of memory");
 	} else if (strcmp(key, "allow_insecure_http") == 0) {
-		if (conf_parse_bool(val, &b) == -1)
-			conf_err(p->errs, "line %d: [push.%s] "
-			    "allow_insecure_http \"%s\" is not yes or no",
-			    p->line, pu->name, val);
-		else
-			pu->allow_insecure_http = (int)b;
+		conf_flag(p, "push", pu->name, key, val,
+		    &pu->allow_insecure_http);
 	} else {
 		static const char *const names[] = { "url", "secret_file",
 		    "signature_header", "allow_insecure_http" };

@@ -135,6 +135,23 @@ conf_parse_fraction(const char *s, double *out)
 	return 0;
 }
 
+/* A key that must not be empty, copied to *dst; 0, or -1 with the
+ * mistake recorded. */
+static int
+conf_core_text(struct conf_errs *errs, int line, const char *key,
+    const char *val, char **dst)
+{
+	if (*val == '\0') {
+		conf_err(errs, "line %d: %s is empty", line, key);
+		return -1;
+	}
+	if (conf_set_str(dst, val) == -1) {
+		conf_err(errs, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 void
 conf_core(struct conf *c, struct conf_errs *errs, int line, const char *key,
     const char *val)
@@ -154,10 +171,16 @@ conf_core(struct conf *c, struct conf_errs *errs, int line, const char *key,
 	}
 	switch (k) {
 	case CORE_DB_PATH:
-		if (*val == '\0')
-			conf_err(errs, "line %d: db_path is empty", line);
-		else if (conf_set_str(&c->db_path, val) == -1)
-			conf_err(errs, "out of memory");
+	case CORE_API_TOKEN_FILE:
+	case CORE_METRICS_TOKEN_FILE:
+	case CORE_PG_PASSWORD_FILE:
+	case CORE_CA_FILE:
+		(void)conf_core_text(errs, line, key, val,
+		    k == CORE_DB_PATH ? &c->db_path :
+		    k == CORE_API_TOKEN_FILE ? &c->api_token_file :
+		    k == CORE_METRICS_TOKEN_FILE ? &c->metrics_token_file :
+		    k == CORE_PG_PASSWORD_FILE ? &c->pg_password_file :
+		    &c->ca_file);
 		break;
 	case CORE_MAP_SIZE_MB:
 		if (conf_parse_ulong(val, 1, 1024UL * 1024, &n) == -1)
@@ -167,21 +190,8 @@ conf_core(struct conf *c, struct conf_errs *errs, int line, const char *key,
 			c->map_size_mb = n;
 		break;
 	case CORE_PLUGIN_DIR:
-		if (*val == '\0')
-			conf_err(errs, "line %d: plugin_dir is empty",
-			    line);
-		else if (conf_set_str(&c->plugin_dir, val) == -1)
-			conf_err(errs, "out of memory");
-		else
+		if (conf_core_text(errs, line, key, val, &c->plugin_dir) == 0)
 			c->plugin_dir_set = 1;
-		break;
-	case CORE_API_TOKEN_FILE:
-	case CORE_METRICS_TOKEN_FILE:
-		if (*val == '\0')
-			conf_err(errs, "line %d: %s is empty", line, key);
-		else if (conf_set_str(k == CORE_API_TOKEN_FILE ?
-		    &c->api_token_file : &c->metrics_token_file, val) == -1)
-			conf_err(errs, "out of memory");
 		break;
 	case CORE_MAX_BODY_BYTES:
 		if (conf_parse_ulong(val, 1024, 16UL * 1024 * 1024, &n) == -1)
@@ -208,11 +218,17 @@ conf_core(struct conf *c, struct conf_errs *errs, int line, const char *key,
 		}
 		break;
 	case CORE_LOG_LEVEL:
-		if ((lvl = log_level_parse(val)) < 0)
-			conf_err(errs, "line %d: log_level \"%s\" is not "
-			    "one of error, warn, info, debug", line, val);
+	case CORE_LOG_FORMAT:
+		/* The log's two words: a name each of ops/log.h's enums. */
+		lvl = k == CORE_LOG_LEVEL ? log_level_parse(val) :
+		    log_format_parse(val);
+		if (lvl < 0)
+			conf_err(errs, "line %d: %s \"%s\" is not %s", line, key,
+			    val, k == CORE_LOG_LEVEL ? "one of error, warn, "
+			    "info, debug" : "logfmt or json");
 		else
-			c->log_level = lvl;
+			*(k == CORE_LOG_LEVEL ? &c->log_level :
+			    &c->log_format) = lvl;
 		break;
 	case CORE_READY_MAX_FILL:
 		if (conf_parse_fraction(val, &c->ready_max_fill) == -1)
@@ -220,13 +236,7 @@ conf_core(struct conf *c, struct conf_errs *errs, int line, const char *key,
 			    "a fraction above 0 and at most 1, like 0.95",
 			    line, val);
 		break;
-	case CORE_LOG_FORMAT:
-		if ((lvl = log_format_parse(val)) < 0)
-			conf_err(errs, "line %d: log_format \"%s\" is not "
-			    "logfmt or json", line, val);
-		else
-			c->log_format = lvl;
-		break;
+
 	case CORE_STORE:
 		if (strcmp(val, "lmdb") == 0)
 			c->store_kind = STORE_LMDB;
@@ -245,19 +255,6 @@ conf_core(struct conf *c, struct conf_errs *errs, int line, const char *key,
 			conf_err(errs, "out of memory");
 		break;
 	}
-	case CORE_PG_PASSWORD_FILE:
-		if (*val == '\0')
-			conf_err(errs, "line %d: pg_password_file is empty",
-			    line);
-		else if (conf_set_str(&c->pg_password_file, val) == -1)
-			conf_err(errs, "out of memory");
-		break;
-	case CORE_CA_FILE:
-		if (*val == '\0')
-			conf_err(errs, "line %d: ca_file is empty", line);
-		else if (conf_set_str(&c->ca_file, val) == -1)
-			conf_err(errs, "out of memory");
-		break;
 	default: {
 		unsigned long min = 0, max = 0, *dst;
 

@@ -81,7 +81,9 @@ struct store_spec {
 					 * the local files go beside it */
 	size_t map_size;		/* lmdb: the map, bytes */
 	const char *pg_conninfo;	/* libpq connection string or URI */
-	const char *pg_password;	/* NULL, or pg_password_file's text */
+	const char *pg_password;	/* NULL, or pg_password_file's text:
+					 * kept by reference, for reconnecting,
+					 * so it must outlive the store */
 	/* How records are shown as JSON where an engine keeps them so;
 	 * NULL: nowhere (store_set_projection). */
 	int (*project)(enum store_db db, const struct store_val *key,

@@ -54,7 +54,8 @@ struct pg_store {
 	struct store s;			/* first: what store.c shares */
 	PGconn *conn;
 	char *conninfo;			/* owned */
-	char *password;			/* owned, cleansed; or NULL */
+	const char *password;		/* the caller's (store_spec), which
+					 * outlives the store; or NULL */
 	int lost;			/* connect again before the next
 					 * transaction */
 	int retry;			/* the last failure may not recur in
@@ -243,10 +244,6 @@ pg_close(struct store *st)
 	if (s->conn != NULL)
 		PQfinish(s->conn);
 	free(s->conninfo);
-	if (s->password != NULL) {
-		ph_cleanse(s->password, strlen(s->password));
-		free(s->password);
-	}
 	store_free(st);
 }
 
@@ -718,10 +715,11 @@ store_pg_open(const struct store_spec *spec, int flags, struct store **out,
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	s = store_alloc(&pg_engine, sizeof(*s), spec->path, where);
 	free(where);
-	if (s != NULL)
+	if (s != NULL) {
 		s->s.project = spec->project;
-	if (s == NULL || (s->conninfo = strdup(conninfo)) == NULL ||
-	    (password != NULL && (s->password = strdup(password)) == NULL)) {
+		s->password = password;
+	}
+	if (s == NULL || (s->conninfo = strdup(conninfo)) == NULL) {
 		if (s != NULL)
 			pg_close(&s->s);
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
