@@ -310,6 +310,17 @@ ledger_key_text(const struct store_val *k, size_t *off, char *out,
 	return 1;
 }
 
+/* name = text in doc; text that is not UTF-8 (JSON cannot hold it) is
+ * left out: its column stays empty rather than the record unwritten. */
+static void
+ledger_doc_text(json_t *doc, const char *name, const char *text)
+{
+	json_t *v = json_string(text);
+
+	if (v != NULL)
+		json_object_set_new(doc, name, v);
+}
+
 /* The parts of a record's key that its value does not hold, as members
  * of doc; -1 for a key not of the form its kind has. */
 static int
@@ -324,12 +335,14 @@ ledger_key_doc(enum store_db db, const struct store_val *k, json_t *doc)
 		if (!ledger_key_text(k, &off, a, sizeof(a)) ||
 		    !ledger_key_text(k, &off, b, sizeof(b)))
 			return -1;
-		return json_object_set_new(doc, "profile", json_string(a)) |
-		    json_object_set_new(doc, "dedup_key", json_string(b));
+		ledger_doc_text(doc, "profile", a);
+		ledger_doc_text(doc, "dedup_key", b);
+		return 0;
 	case STORE_DB_IDEM:
 		if (!ledger_key_text(k, &off, a, sizeof(a)))
 			return -1;
-		return json_object_set_new(doc, "key", json_string(a));
+		ledger_doc_text(doc, "key", a);
+		return 0;
 	case STORE_DB_DUE:
 		if (k->len < 8)
 			return -1;
@@ -337,23 +350,24 @@ ledger_key_doc(enum store_db db, const struct store_val *k, json_t *doc)
 		off = 8;
 		if (!ledger_key_text(k, &off, a, sizeof(a)) || u > INT64_MAX)
 			return -1;
+		ledger_doc_text(doc, "order_id", a);
 		return json_object_set_new(doc, "due_at",
-		    json_integer((json_int_t)u)) |
-		    json_object_set_new(doc, "order_id", json_string(a));
+		    json_integer((json_int_t)u));
 	case STORE_DB_REFUND_IDS:
 	case STORE_DB_META:
 		off = 0;
 		if (!ledger_key_text(k, &off, a, sizeof(a)))
 			return -1;
-		return json_object_set_new(doc, db == STORE_DB_META ? "name" :
-		    "refund_id", json_string(a));
+		ledger_doc_text(doc, db == STORE_DB_META ? "name" :
+		    "refund_id", a);
+		return 0;
 	default:
 		return 0;
 	}
 }
 
 /*
- * The store's projection (store_set_projection): every record an operator
+ * The store's projection (store_spec's project): every record an operator
  * queries, as JSON text, for an engine that keeps it beside the record
  * (PostgreSQL's typed columns come from it).  The records are shown as
  * they are; dedup records, the due list and the refund index, which are

@@ -84,8 +84,13 @@ struct store_spec {
 	const char *pg_password;	/* NULL, or pg_password_file's text:
 					 * kept by reference, for reconnecting,
 					 * so it must outlive the store */
-	/* How records are shown as JSON where an engine keeps them so;
-	 * NULL: nowhere (store_set_projection). */
+	/*
+	 * How a record is shown as JSON where an engine keeps it so beside
+	 * the record (PostgreSQL's doc column, which its typed columns come
+	 * from): out filled and 1, 0 for a kind of record that has none, or
+	 * -status.  The ledger, which knows the records, gives it
+	 * (ledger_open_spec); NULL: nowhere.
+	 */
 	int (*project)(enum store_db db, const struct store_val *key,
 	    const struct store_val *val, struct ph_buf *out);
 };

@@ -9,7 +9,7 @@
 
 #include <payhook/sdk.h>
 
-#include "store/store.h"
+#include "store/store_int.h"
 
 #define COPY_BATCH	500	/* records a write transaction */
 
@@ -104,6 +104,7 @@ store_copy(struct store *from, struct store *to,
 	int rc, db;
 
 	memset(rep, 0, sizeof(*rep));
+	memset(&dst, 0, sizeof(dst));
 	if (store_schema(from) != store_schema(to))
 		return ph_fail(diag, PH_E_STORE, "%s has schema %d, %s %d",
 		    store_where(from), store_schema(from), store_where(to),
@@ -134,5 +135,8 @@ store_copy(struct store *from, struct store *to,
 	if (dst.txn != NULL)
 		store_abort(&dst);
 	store_abort(&src);
+	/* The target's meta records are the source's now: its epoch too. */
+	if (rc == PH_OK)
+		rc = store_check_schema(to, STORE_OPEN_OLDER, 0, diag);
 	return rc;
 }

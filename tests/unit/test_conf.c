@@ -114,6 +114,21 @@ static const struct refusal bad_values[] = {
 	    "bad number refused" },
 	{ "db_path = x.mdb\n", "MD5", "", "given twice", NULL,
 	    "duplicate core key refused" },
+	{ "store = mysql\n", "MD5", "", "store \"mysql\" is not lmdb or "
+	    "postgresql", NULL, "an unknown store engine refused" },
+	{ "store = postgresql\n", "MD5", "", "needs pg_conninfo", NULL,
+	    "store = postgresql without pg_conninfo refused" },
+	{ "store = postgresql\npg_conninfo = host=/run/pg password=hunter2\n",
+	    "MD5", "", "pg_conninfo: holds a password", "pg_password_file",
+	    "a password in pg_conninfo refused, pointing to the file" },
+	{ "store = postgresql\npg_conninfo = host='/run/pg\n", "MD5", "",
+	    "pg_conninfo: ", NULL, "a connection string libpq cannot read "
+	    "refused" },
+	{ "store = postgresql\npg_conninfo = dbname=payhook\n"
+	    "pg_password_file = keys/none\n", "MD5", "", "pg_password_file",
+	    NULL, "a missing pg_password_file refused" },
+	{ "pg_password_file = \n", "MD5", "", "pg_password_file is empty",
+	    NULL, "an empty pg_password_file refused" },
 };
 
 /* A base path, profiles and plugins that cannot be. */

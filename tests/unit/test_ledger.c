@@ -518,6 +518,44 @@ test_dedup_record(struct store *s)
 	    "JSON still read");
 }
 
+/* store_copy (payhook store import): every record into a new store, the
+ * counts compared; the same store moved (its epoch goes with it); a store
+ * that holds records refused. */
+static void
+test_copy(struct store *from)
+{
+	struct store_copy_report rep;
+	char path[600];
+	struct store *to;
+	struct ph_diag d;
+	size_t i, total = 0, same = 0;
+
+	snprintf(path, sizeof(path), "%s/copy.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 16 << 20, 0, &to, &d) == PH_OK,
+	    "a new store to copy into (%s)", d.msg))
+		return;
+	ok(store_copy(from, to, &rep, &d) == PH_OK, "store_copy (%s)", d.msg);
+	for (i = 0; i < STORE_DB__MAX; i++) {
+		total += rep.from[i];
+		same += rep.from[i] == rep.to[i];
+	}
+	ok(total > 20 && same == STORE_DB__MAX && rep.to[STORE_DB_ORDERS] > 0 &&
+	    rep.to[STORE_DB_EVENTS] > 0, "every kind counted alike on both "
+	    "sides (%zu records)", total);
+	is_str(fx_state(to, "A1"), "PAID", "the copy holds A1, PAID");
+	is_str(store_epoch(to), store_epoch(from), "... and the epoch: the "
+	    "same store moved");
+	store_close(to);
+	ok(store_open(path, 16 << 20, 0, &to, &d) == PH_OK,
+	    "the copy reopens");
+	is_str(store_epoch(to), store_epoch(from), "... with that epoch");
+	ok(store_copy(from, to, &rep, &d) == PH_E_CONFLICT &&
+	    strstr(d.msg, "not empty") != NULL, "a second copy into it is "
+	    "refused (%s)", d.msg);
+	store_close(to);
+}
+
 /* An epoch that is not 16 hex digits would go into every event id
  * unescaped: the store refuses to open instead. */
 static void
@@ -569,6 +607,7 @@ main(void)
 	test_events_paging(s);
 	test_refund_race(s);
 	test_dedup_record(s);
+	test_copy(s);
 	store_close(s);
 
 	/* Committed means durable: a new environment sees everything. */
