@@ -50,9 +50,40 @@
 /* Rows a scan fetches at a time. */
 #define PG_SCAN_PAGE	"256"
 
+/* The statements on a table: head, the table, tail. */
+enum pg_op {
+	PG_GET,
+	PG_PUT,
+	PG_DEL,
+	PG_LAST,
+	PG_SCAN_FROM,
+	PG_SCAN_AFTER,
+	PG_OP__MAX
+};
+
+struct pg_stmt_text {
+	const char *head, *tail;
+	int nparams;
+};
+
+static const struct pg_stmt_text pg_stmts[PG_OP__MAX] = {
+	[PG_GET] = { "SELECT v FROM ", " WHERE k = $1", 1 },
+	[PG_PUT] = { "INSERT INTO ", " (k, v, doc) VALUES ($1, $2, $3) "
+	    "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, "
+	    "doc = EXCLUDED.doc", 3 },
+	[PG_DEL] = { "DELETE FROM ", " WHERE k = $1", 1 },
+	[PG_LAST] = { "SELECT k FROM ", " ORDER BY k DESC LIMIT 1", 0 },
+	[PG_SCAN_FROM] = { "SELECT k, v FROM ", " WHERE k >= $1 ORDER BY k "
+	    "LIMIT " PG_SCAN_PAGE, 1 },
+	[PG_SCAN_AFTER] = { "SELECT k, v FROM ", " WHERE k > $1 ORDER BY k "
+	    "LIMIT " PG_SCAN_PAGE, 1 },
+};
+
 struct pg_store {
 	struct store s;			/* first: what store.c shares */
 	PGconn *conn;
+	uint32_t prepared[STORE_DB__MAX];	/* of this connection: bit
+						 * (1 << pg_op) */
 	char *conninfo;			/* owned */
 	const char *password;		/* the caller's (store_spec), which
 					 * outlives the store; or NULL */
@@ -160,21 +191,50 @@ pg_hold(struct store_txn *t, PGresult *res)
 	return PH_OK;
 }
 
-/* Runs sql with binary parameters (NULL: SQL NULL); PGRES_TUPLES_OK or
- * PGRES_COMMAND_OK gives *out (NULL when not wanted: cleared). */
-static int
-pg_run(struct store_txn *t, const char *sql, int n, const char *const *vals,
-    const int *lens, const int *fmts, PGresult **out)
+/* A statement's text about db's table: head, the table, tail. */
+static const char *
+pg_sql(char *buf, size_t cap, const char *head, enum store_db db,
+    const char *tail)
 {
+	snprintf(buf, cap, "%spayhook.%s%s", head, store_db_name(db), tail);
+	return buf;
+}
+
+/*
+ * Runs statement op on db's table with binary parameters (NULL: SQL
+ * NULL), prepared on the connection the first time it is used there: a
+ * request's statements are parsed and planned once a process, not once
+ * each.  PGRES_TUPLES_OK or PGRES_COMMAND_OK gives *out (NULL when not
+ * wanted: cleared).
+ */
+static int
+pg_stmt(struct store_txn *t, enum pg_op op, enum store_db db,
+    const char *const *vals, const int *lens, const int *fmts,
+    PGresult **out)
+{
+	struct pg_store *s = pg_of(t->store);
+	const struct pg_stmt_text *st = &pg_stmts[op];
+	char name[32], sql[240];
 	PGresult *res;
-	ExecStatusType st;
+	ExecStatusType rs;
+	int rc;
 
-	res = PQexecParams(pg_of(t->store)->conn, sql, n, NULL, vals, lens,
-	    fmts, 1);
-	st = PQresultStatus(res);
-	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-		int rc = pg_status(t, res, sql);
-
+	snprintf(name, sizeof(name), "ph_%d_%d", (int)op, (int)db);
+	pg_sql(sql, sizeof(sql), st->head, db, st->tail);
+	if (!(s->prepared[db] & (1u << op))) {
+		res = PQprepare(s->conn, name, sql, st->nparams, NULL);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			rc = pg_status(t, res, sql);
+			PQclear(res);
+			return rc;
+		}
+		PQclear(res);
+		s->prepared[db] |= 1u << op;
+	}
+	res = PQexecPrepared(s->conn, name, st->nparams, vals, lens, fmts, 1);
+	rs = PQresultStatus(res);
+	if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK) {
+		rc = pg_status(t, res, sql);
 		PQclear(res);
 		return rc;
 	}
@@ -202,15 +262,6 @@ pg_run_text(struct store_txn *t, const char *sql, PGresult **out)
 	return PH_OK;
 }
 
-/* A statement's text about db's table: head, the table, tail. */
-static const char *
-pg_sql(char *buf, size_t cap, const char *head, enum store_db db,
-    const char *tail)
-{
-	snprintf(buf, cap, "%spayhook.%s%s", head, store_db_name(db), tail);
-	return buf;
-}
-
 static int
 pg_connect(struct pg_store *s, struct ph_diag *diag)
 {
@@ -223,6 +274,7 @@ pg_connect(struct pg_store *s, struct ph_diag *diag)
 		PQfinish(s->conn);
 	/* dbname holding a connection string is expanded (expand_dbname). */
 	s->conn = PQconnectdbParams(keys, vals, 1);
+	memset(s->prepared, 0, sizeof(s->prepared));
 	if (s->conn == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	if (PQstatus(s->conn) != CONNECTION_OK) {
@@ -351,12 +403,9 @@ pg_get(struct store_txn *t, enum store_db db, const struct store_key *k,
 	const char *vals[1] = { (const char *)k->b };
 	int lens[1] = { (int)k->len }, fmts[1] = { 1 };
 	PGresult *res;
-	char sql[96];
 	int rc;
 
-	if ((rc = pg_run(t, pg_sql(sql, sizeof(sql),
-	    "SELECT v FROM ", db, " WHERE k = $1"), 1, vals, lens, fmts,
-	    &res)) != PH_OK)
+	if ((rc = pg_stmt(t, PG_GET, db, vals, lens, fmts, &res)) != PH_OK)
 		return rc;
 	return pg_first(t, res, out);
 }
@@ -369,7 +418,6 @@ pg_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 	const char *vals[3];
 	int lens[3], fmts[3] = { 1, 1, 0 };
 	struct ph_buf doc;
-	char sql[200];
 	int rc, have;
 
 	ph_buf_init(&doc, PG_DOC_MAX);
@@ -387,10 +435,7 @@ pg_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 	lens[1] = (int)len;
 	vals[2] = have ? doc.data : NULL;
 	lens[2] = 0;
-	rc = pg_run(t, pg_sql(sql, sizeof(sql),
-	    "INSERT INTO ", db, " (k, v, doc) VALUES ($1, $2, $3) "
-	    "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, "
-	    "doc = EXCLUDED.doc"), 3, vals, lens, fmts, NULL);
+	rc = pg_stmt(t, PG_PUT, db, vals, lens, fmts, NULL);
 	ph_buf_free(&doc);
 	return rc;
 }
@@ -400,23 +445,17 @@ pg_del(struct store_txn *t, enum store_db db, const struct store_key *k)
 {
 	const char *vals[1] = { (const char *)k->b };
 	int lens[1] = { (int)k->len }, fmts[1] = { 1 };
-	char sql[96];
 
-	return pg_run(t, pg_sql(sql, sizeof(sql),
-	    "DELETE FROM ", db, " WHERE k = $1"), 1, vals, lens, fmts,
-	    NULL);
+	return pg_stmt(t, PG_DEL, db, vals, lens, fmts, NULL);
 }
 
 static int
 pg_last(struct store_txn *t, enum store_db db, struct store_val *key)
 {
 	PGresult *res;
-	char sql[96];
 	int rc;
 
-	if ((rc = pg_run(t, pg_sql(sql, sizeof(sql),
-	    "SELECT k FROM ", db, " ORDER BY k DESC LIMIT 1"), 0, NULL,
-	    NULL, NULL, &res)) != PH_OK)
+	if ((rc = pg_stmt(t, PG_LAST, db, NULL, NULL, NULL, &res)) != PH_OK)
 		return rc;
 	return pg_first(t, res, key);
 }
@@ -441,7 +480,6 @@ pg_scan_page(struct store_scan *sc)
 	struct pg_scan *p = sc->cursor;
 	const char *vals[1];
 	int lens[1], fmts[1] = { 1 }, rc;
-	char sql[160];
 
 	if (!sc->started) {
 		vals[0] = (const char *)sc->from.b;
@@ -450,11 +488,8 @@ pg_scan_page(struct store_scan *sc)
 		vals[0] = sc->key.data;
 		lens[0] = (int)sc->key.len;
 	}
-	if ((rc = pg_run(sc->t, pg_sql(sql, sizeof(sql),
-	    "SELECT k, v FROM ", p->db, sc->started ?
-	    " WHERE k > $1 ORDER BY k LIMIT " PG_SCAN_PAGE :
-	    " WHERE k >= $1 ORDER BY k LIMIT " PG_SCAN_PAGE), 1, vals, lens, fmts,
-	    &p->page)) != PH_OK)
+	if ((rc = pg_stmt(sc->t, sc->started ? PG_SCAN_AFTER : PG_SCAN_FROM,
+	    p->db, vals, lens, fmts, &p->page)) != PH_OK)
 		return rc;
 	if ((rc = pg_hold(sc->t, p->page)) != PH_OK) {
 		p->page = NULL;		/* pg_hold cleared it */
