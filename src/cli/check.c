@@ -78,8 +78,8 @@ cli_check_run(struct cli *c)
 	if (user != NULL &&
 	    (usable = cli_check_user(c->conf, user)) == CLI_EXIT_USAGE)
 		return usable;
-	/* A PostgreSQL store's tables are made by store_pg_layout, which
-	 * says so; only a file is counted as created here. */
+	/* Only an LMDB file is counted as created here: whether a
+	 * PostgreSQL store's tables were made is not reported. */
 	exists = c->conf->store_kind != STORE_LMDB ||
 	    stat(c->conf->db_path, &st) == 0;
 	if ((rc = cli_open_store(c, c->path, STORE_OPEN_CREATE)) !=
