@@ -132,7 +132,11 @@ archive_dropped(enum archive_class c)
  * The segment a record of class c goes to today, opened for appending:
  * this process's, unless a new day began or the segment is full, when it
  * moves to the day's last (another process may have begun it) or the one
- * after.  *size is its size as it was seen.
+ * after.  *size is its size as this process last saw it: at open, or where
+ * its own last record ended.  Other processes' records since are not
+ * counted, which saves an fstat(2) a notification: a segment may end a
+ * few records past its maximum, never near ARCHIVE_OFFSET_MAX
+ * (archive_segment_max stays at half of it).
  */
 static int
 archive_segment(enum archive_class c, int64_t day, uint64_t *size)
@@ -142,8 +146,8 @@ archive_segment(enum archive_class c, int64_t day, uint64_t *size)
 	struct stat st;
 	unsigned seq;
 
-	if (sg->fd != -1 && sg->id.day == day && fstat(sg->fd, &st) == 0 &&
-	    (*size = (uint64_t)st.st_size) < archive_segment_max(c))
+	if (sg->fd != -1 && sg->id.day == day &&
+	    (*size = sg->end) < archive_segment_max(c))
 		return sg->fd;
 	if (sg->fd != -1)
 		close(sg->fd);
@@ -158,8 +162,8 @@ archive_segment(enum archive_class c, int64_t day, uint64_t *size)
 		if ((sg->fd = open(path, O_WRONLY | O_APPEND | O_CREAT |
 		    O_CLOEXEC, 0600)) == -1)
 			return -1;
-		if (fstat(sg->fd, &st) == 0 &&
-		    (*size = (uint64_t)st.st_size) < archive_segment_max(c))
+		if (fstat(sg->fd, &st) == 0 && (*size = sg->end =
+		    (uint64_t)st.st_size) < archive_segment_max(c))
 			return sg->fd;
 		close(sg->fd);
 		sg->fd = -1;
@@ -305,6 +309,7 @@ archive_put(const struct archive_rec *r)
 	int64_t day = r->at / 86400;
 	uint64_t id = 0, size = 0;
 	ssize_t w;
+	off_t end;
 	int fd;
 
 	if (archive.dir[0] == '\0' || archive.budget == NULL ||
@@ -343,7 +348,6 @@ archive_put(const struct archive_rec *r)
 		archive.warned[r->class] = 1;
 		goto done;
 	}
-	/* (the size archive_segment saw: one fstat a record, not two) */
 	if (size >= ARCHIVE_OFFSET_MAX)
 		goto fail;
 	w = write(fd, b.data, b.len);
@@ -354,8 +358,14 @@ archive_put(const struct archive_rec *r)
 	}
 	/* With O_APPEND, where the write ended is where it began plus its
 	 * length, whatever other processes appended. */
-	id = archive_id_make(&archive.seg[r->class].id, (uint64_t)lseek(fd,
-	    0, SEEK_CUR) - b.len);
+	if ((end = lseek(fd, 0, SEEK_CUR)) < (off_t)b.len)
+		goto fail;
+	archive.seg[r->class].end = (uint64_t)end;
+	if ((uint64_t)end - b.len >= ARCHIVE_OFFSET_MAX) {
+		errno = EFBIG;
+		goto fail;
+	}
+	id = archive_id_make(&archive.seg[r->class].id, (uint64_t)end - b.len);
 	__atomic_add_fetch(&archive.budget->used[r->class], (uint64_t)b.len,
 	    __ATOMIC_RELAXED);
 	archive.warned[r->class] = 0;

@@ -72,6 +72,8 @@ struct archive_budget {
 struct archive_seg {
 	int fd;
 	struct archive_segid id;
+	uint64_t end;		/* where it ended when this process last looked:
+				 * at open, then after each of its own records */
 };
 
 /* The process's archive (archive_open). */

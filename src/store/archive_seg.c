@@ -70,7 +70,9 @@ archive_segment_max(enum archive_class c)
 
 	if (n < 65536)
 		n = 65536;
-	return n < ARCHIVE_OFFSET_MAX ? n : ARCHIVE_OFFSET_MAX - 1;
+	/* Half the offsets an id holds: a segment may run a few records past
+	 * its maximum (archive_segment), never past what an id can say. */
+	return n < ARCHIVE_OFFSET_MAX / 2 ? n : ARCHIVE_OFFSET_MAX / 2;
 }
 
 uint64_t

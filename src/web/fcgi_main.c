@@ -217,10 +217,17 @@ main_write(FCGX_Request *r, const struct web_request *req,
 	    "\r\n\r\n", (char *)NULL);
 	if (n >= sizeof(head))
 		return;
+	/*
+	 * The streams are closed here, stderr (never written) first: closing
+	 * stdout last puts the answer, its end and the end of the request in
+	 * one write(2), where a flush and FCGX_Finish_r would take two, and
+	 * still tells whether the answer went out.  FCGX_Finish_r then finds
+	 * both closed.
+	 */
 	if (FCGX_PutStr(head, (int)n, r->out) != (int)n ||
 	    (resp->body.len > 0 && FCGX_PutStr(resp->body.data,
 	    (int)resp->body.len, r->out) != (int)resp->body.len) ||
-	    FCGX_FFlush(r->out) != 0)
+	    FCGX_FClose(r->err) != 0 || FCGX_FClose(r->out) != 0)
 		log_warn("response of status %d could not be written: the "
 		    "client went away", resp->status);
 }
