@@ -47,6 +47,7 @@
 #include "ledger/ledger.h"
 #include "ledger/ledger_int.h"
 #include "ops/log.h"
+#include "ops/proc.h"
 #include "ops/shmfile.h"
 #include "ops/metrics.h"
 
@@ -185,15 +186,16 @@ group_alive(pid_t pid)
 	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
 }
 
-/* Sleeps until done_seq moves from seen, or GROUP_WAIT_MS pass.  Shared
- * (not FUTEX_PRIVATE): the word lives in a file every process maps. */
-static void
+/* Sleeps until done_seq moves from seen, or GROUP_WAIT_MS pass; 1 when
+ * the time ran out.  Shared (not FUTEX_PRIVATE): the word lives in a file
+ * every process maps. */
+static int
 group_sleep(struct group_shm *g, uint32_t seen)
 {
 	struct timespec ts = { 0, GROUP_WAIT_MS * 1000000L };
 
-	(void)syscall(SYS_futex, &g->done_seq, FUTEX_WAIT, seen, &ts,
-	    NULL, 0);
+	return syscall(SYS_futex, &g->done_seq, FUTEX_WAIT, seen, &ts,
+	    NULL, 0) == -1 && errno == ETIMEDOUT;
 }
 
 static void
@@ -324,7 +326,7 @@ group_lead(struct group_shm *g, struct store *s)
 	struct group_slot *taken[GROUP_SLOTS];
 	char mine[80];
 	size_t i, n = 0;
-	pid_t me = getpid();
+	pid_t me = proc_pid();
 	int rc, try;
 
 	group_lock(g);
@@ -381,7 +383,7 @@ ledger_group_apply(struct store *s, const struct ledger_fact *f,
 	struct group_slot *sl = NULL;
 	uint32_t seen;
 	size_t i;
-	int rc;
+	int rc, timed_out;
 
 	if (g == NULL)
 		return ledger_apply_alone(s, f, r, diag);
@@ -400,12 +402,12 @@ ledger_group_apply(struct store *s, const struct ledger_fact *f,
 		pthread_mutex_unlock(&g->mu);
 		return ledger_apply_alone(s, f, r, diag);
 	}
-	sl->owner = getpid();
+	sl->owner = proc_pid();
 	sl->taker = 0;
 	sl->state = GROUP_QUEUED;
 	while (sl->state != GROUP_DONE) {
 		if (g->leader == 0) {
-			g->leader = getpid();
+			g->leader = sl->owner;
 			pthread_mutex_unlock(&g->mu);
 			group_lead(g, s);
 			group_lock(g);
@@ -415,10 +417,12 @@ ledger_group_apply(struct store *s, const struct ledger_fact *f,
 		}
 		seen = __atomic_load_n(&g->done_seq, __ATOMIC_SEQ_CST);
 		pthread_mutex_unlock(&g->mu);
-		group_sleep(g, seen);
+		timed_out = group_sleep(g, seen);
 		group_lock(g);
-		/* A leader that died leaves what it took to the next. */
-		if (sl->state != GROUP_DONE)
+		/* A leader that died leaves what it took to the next.  Looked
+		 * for when nobody woke the waiter for GROUP_WAIT_MS (a leader
+		 * that ended woke it): not a kill(2) per process per commit. */
+		if (sl->state != GROUP_DONE && timed_out)
 			group_reap(g);
 	}
 	rc = sl->rc;
