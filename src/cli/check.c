@@ -47,7 +47,7 @@ cli_check_fill(const struct cli *c)
 {
 	struct store_stats st;
 
-	if (store_stats(c->store, &st) == PH_OK &&
+	if (store_space(c->store, &st) == PH_OK &&
 	    store_fill(&st) > c->conf->ready_max_fill)
 		printf("payhook: warning: database %s is %.1f%% full, above "
 		    "ready_max_fill (%g): GET /readyz answers 503; raise "

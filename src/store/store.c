@@ -523,6 +523,13 @@ store_stats(struct store *s, struct store_stats *st)
 	return s->eng->stats(s, st);
 }
 
+int
+store_space(struct store *s, struct store_stats *st)
+{
+	memset(st, 0, sizeof(*st));
+	return s->eng->space != NULL ? s->eng->space(s, st) : PH_OK;
+}
+
 double
 store_fill(const struct store_stats *st)
 {

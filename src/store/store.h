@@ -287,6 +287,10 @@ struct store_stats {
 	unsigned readers_used, readers_max;
 };
 int store_stats(struct store *s, struct store_stats *st);
+/* Of st, only the map's size and use and the readers: what /readyz asks
+ * on every call, without counting anything (no query on a database
+ * server, which has no map: both stay 0 there). */
+int store_space(struct store *s, struct store_stats *st);
 /* The share of the map in use, 0 to 1 (the highest page ever written:
  * LMDB reuses freed pages but never gives them back). */
 double store_fill(const struct store_stats *st);

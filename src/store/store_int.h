@@ -43,6 +43,9 @@ struct store_engine {
 	/* Returns once what t saw is durable. */
 	int (*settle)(struct store_txn *t);
 	int (*stats)(struct store *s, struct store_stats *st);
+	/* The map's size and use and the readers only, cheaply (no entry
+	 * counted).  NULL: the engine has no map (nothing filled in). */
+	int (*space)(struct store *s, struct store_stats *st);
 	int (*backup)(struct store *s, const char *path, struct ph_diag *diag);
 	/* May the transaction that failed last succeed if run again (a
 	 * connection lost, a conflict)?  NULL: never. */

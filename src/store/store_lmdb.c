@@ -553,11 +553,27 @@ lmdb_abort(struct store_txn *t)
 }
 
 static int
+lmdb_space(struct store *st_, struct store_stats *st)
+{
+	struct lmdb_store *s = lmdb_of(st_);
+	MDB_envinfo info;
+	MDB_stat ms;
+
+	if (mdb_env_info(s->env, &info) == 0 &&
+	    mdb_env_stat(s->env, &ms) == 0) {
+		st->map_size = info.me_mapsize;
+		st->map_used = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
+		st->readers_used = info.me_numreaders;
+		st->readers_max = info.me_maxreaders;
+	}
+	return PH_OK;
+}
+
+static int
 lmdb_stats(struct store *st_, struct store_stats *st)
 {
 	struct lmdb_store *s = lmdb_of(st_);
 	struct store_txn t;
-	MDB_envinfo info;
 	MDB_stat ms;
 	int rc, i;
 
@@ -571,14 +587,7 @@ lmdb_stats(struct store *st_, struct store_stats *st)
 		st->entries[i] = ms.ms_entries;
 	}
 	store_abort(&t);
-	if (mdb_env_info(s->env, &info) == 0 &&
-	    mdb_env_stat(s->env, &ms) == 0) {
-		st->map_size = info.me_mapsize;
-		st->map_used = (info.me_last_pgno + 1) * (size_t)ms.ms_psize;
-		st->readers_used = info.me_numreaders;
-		st->readers_max = info.me_maxreaders;
-	}
-	return PH_OK;
+	return lmdb_space(st_, st);
 }
 
 static int
@@ -624,6 +633,7 @@ static const struct store_engine lmdb_engine = {
 	.abort = lmdb_abort,
 	.settle = lmdb_settle,
 	.stats = lmdb_stats,
+	.space = lmdb_space,
 	.backup = lmdb_backup,
 };
 

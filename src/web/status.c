@@ -81,7 +81,7 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 		    "not answer a read: %s", ph_strerror(rc));
 	else {
 		store_abort(&t);
-		if (store_stats(ctx->store, &st) == PH_OK &&
+		if (store_space(ctx->store, &st) == PH_OK &&
 		    store_fill(&st) > c->ready_max_fill)
 			status_reason(reasons, "store_fill: %.3f of the "
 			    "database map is in use, above ready_max_fill %g: "

@@ -154,12 +154,42 @@ def test_one_host(tap, inst):
     tap.is_(sql(PRI, "select state || ' ' || amount || ' ' || currency "
                 "from payhook.orders where order_id = 'PGA1'"),
             'PAID 1234 CNY', 'the order as typed columns')
+    test_readyz_no_tables(tap, inst)
     r = inst.cli('backup', os.path.join(inst.dir, 'x.mdb'))
     tap.ok(r.returncode != 0 and 'pg_dump' in r.stderr,
            'payhook backup points to the server\'s own tools', r.stderr)
     r = inst.cli('restore', os.path.join(inst.dir, 'x.mdb'))
     tap.ok(r.returncode != 0 and 'PostgreSQL' in r.stderr,
            'so does payhook restore', r.stderr)
+
+
+def test_readyz_no_tables(tap, inst):
+    """/readyz, asked every few seconds by every load balancer, reads
+    none of payhook's tables: it answers while a session holds every one
+    of them locked (a count of rows would wait for the lock)."""
+    tables = [t for t in sql(PRI, "select string_agg('payhook.' || relname, "
+                             "',') from pg_stat_user_tables where schemaname "
+                             "= 'payhook'").split(',') if t]
+    holder = threading.Thread(target=PRI.psql, args=(
+        'BEGIN; LOCK TABLE %s IN ACCESS EXCLUSIVE MODE; '
+        'SELECT pg_sleep(6); COMMIT;' % ', '.join(tables),), kwargs={
+            'dbname': 'payhook'})
+    holder.start()
+    PRI.wait_for("select count(*) from pg_locks where mode = "
+                 "'AccessExclusiveLock' and granted and relation in (select "
+                 "oid from pg_class where relnamespace = 'payhook'::regnamespace"
+                 " and relkind = 'r')", str(len(tables)), 10, 'payhook')
+    t0 = time.monotonic()
+    try:
+        r = inst.request('GET', inst.path('/readyz'), timeout=4)
+        status = r.status
+    except Exception as e:  # noqa: BLE001 (a timeout is the failure)
+        status = 'no answer: %s' % e
+    took = time.monotonic() - t0
+    holder.join()
+    tap.ok(status == 200 and took < 3, '/readyz answers while every table '
+           'of payhook is locked (%d tables, %.2f s)' % (len(tables), took),
+           'status %s' % status)
 
 
 def feed_in_order(tap, evs, name):
