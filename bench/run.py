@@ -553,7 +553,9 @@ class Bench:
                                                      o.seconds))
             self.sample_rss('B/E c=%d' % conns)
         # The memory target: at least 100 000 requests, then see whether
-        # the processes grew over the last of them.
+        # the processes grew over the last of them (from this sample on,
+        # however many were served already).
+        self.sample_rss('soak')
         while self.served < o.rss_requests:
             self.run_wrk(self.ph, self.c_file, 32, 'cycle', 200, SUCCESS_ACK)
             self.run_wrk(self.ph, self.d_file, 32, 'cycle', 200, None)
