@@ -405,8 +405,65 @@ def test_two_host_sweep(tap):
     feed_in_order(tap, evs, 'the sweepers\' feed')
     tap.is_(sorted(e['order_id'] for e in evs if e['type'] == 'order.paid'),
             ids, 'one order.paid per order')
-    hosts[0].stop()
+    hosts[1].start()
+    test_two_host_guard(tap, hosts)
+    test_two_host_refunds(tap, hosts, sim, ids)
+    for h in hosts:
+        h.stop()
     sim.stop()
+
+
+def test_two_host_guard(tap, hosts):
+    """The pre-payment guard asked on both hosts at the same moment for
+    the same order: one attempt is recorded, the other refused."""
+    gids = ['PGGU%02d' % i for i in range(12)]
+    for oid in gids:
+        hosts[0].create_order(oid, 500)
+    calls = [(h, oid) for oid in gids for h in hosts]
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as ex:
+        got = list(ex.map(lambda c: c[0].api(
+            'POST', '/orders/%s/attempts' % c[1], {'profile': 'wxshop'}),
+            calls))
+    pairs = [sorted((r.status, (r.json or {}).get('error', '') if
+                     r.status != 201 else '') for r in got[i:i + 2])
+             for i in range(0, len(got), 2)]
+    tap.is_([p for p in pairs if p != [(201, ''), (409,
+             'attempt_in_progress')]], [], 'the pre-payment guard on both '
+            'hosts at once: for each of %d orders one 201 and one 409 '
+            'attempt_in_progress' % len(gids))
+
+
+def test_two_host_refunds(tap, hosts, sim, ids):
+    """A refund of each paid order, then both hosts' refund runners at
+    once: the provider is asked to make each refund once."""
+    asked = [hosts[k % 2].api('POST', '/orders/%s/refunds' % oid,
+                              {'amount': 300, 'refund_id': 'R-' + oid})
+             for k, oid in enumerate(ids)]
+    tap.is_([r.status for r in asked if r.status != 201], [],
+            '%d refunds asked for, half on each host' % len(ids))
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        runs = list(ex.map(lambda h: h.cli('refunds', 'run', timeout=120),
+                           hosts))
+    tap.ok(all(p.returncode == 0 for p in runs), 'payhook refunds run on '
+           'both hosts at once: both exit 0',
+           [p.stderr[-400:] for p in runs])
+    made = (sim.control('/_sim/stats', method='GET').json or {}).get(
+        'refunds', {})
+    by_order = {}
+    for r in (sim.control('/_sim/refunds', method='GET').json or {}).get(
+            'refunds', {}).values():
+        by_order[r['order_id']] = by_order.get(r['order_id'], 0) + 1
+    tap.ok(made.get('made') == len(ids) and by_order == {o: 1 for o in ids}
+           and all(v.get('refunds', 0) <= 1 for v in
+                   made.get('by_id', {}).values()),
+           'the provider made each refund once (%s made, %d calls)' % (
+               made.get('made'), made.get('calls', 0)),
+           'by order: %r' % {o: n for o, n in by_order.items() if n != 1})
+    r = hosts[1].cli('refunds', 'list', '--all')
+    rows = [line.split('\t') for line in r.stdout.splitlines() if line]
+    tap.is_(sorted((x[0], x[1] != 'PENDING') for x in rows),
+            [('R-' + o, True) for o in ids],
+            'each refund listed once, none left to send', r.stdout[-600:])
 
 
 PRI = None
