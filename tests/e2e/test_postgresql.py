@@ -22,12 +22,19 @@ sockets only, stopped by pid).
   meanwhile are applied when the provider sends them again, the feed in
   order.
 * Two hosts' sweepers at once over the same due orders whose
-  notifications never came: each paid once.
+  notifications never came: each paid once.  Then, on both hosts at the
+  same moment: the pre-payment guard for the same orders (one attempt
+  recorded), the refund runners (each refund made once at the provider),
+  and the reconciliation of one day's statement (one refund for each
+  payment made twice).
+* /readyz reads none of payhook's tables (it answers while a session
+  holds them all locked).
 * `payhook store import`: an LMDB store copied into an empty PostgreSQL
   one, the counts compared; a store that is not empty is refused.
 """
 
 import concurrent.futures
+import datetime
 import os
 import sys
 import threading
@@ -190,6 +197,54 @@ def test_readyz_no_tables(tap, inst):
     tap.ok(status == 200 and took < 3, '/readyz answers while every table '
            'of payhook is locked (%d tables, %.2f s)' % (len(tables), took),
            'status %s' % status)
+
+
+def test_two_host_recon(tap, hosts, sim):
+    """Yesterday's statement reconciled by both hosts at the same moment:
+    each payment made twice (the second never notified) gets one refund of
+    the extra payment, not one per host."""
+    bj = datetime.timezone(datetime.timedelta(hours=8))
+    day0 = datetime.datetime.now(bj) - datetime.timedelta(days=1)
+    day = day0.strftime('%Y-%m-%d')
+    at = datetime.datetime(day0.year, day0.month, day0.day, 10, 0, 0,
+                           tzinfo=bj).strftime('%Y%m%d%H%M%S')
+    sim.control('/_sim/mode', {'notify': 'ok'})
+    oids = ['PGRC%02d' % i for i in range(8)]
+    twice = oids[:3]
+    extra = []
+    for oid in oids:
+        hosts[0].create_order(oid, 700)
+        body = {'profile': 'wxshop', 'order_id': oid, 'amount': 700,
+                'time_end': at, 'notify': {'mode': 'normal'}}
+        sim.control('/_sim/pay', body)
+        if oid in twice:
+            body.update(force=True, notify={'drop_all': True})
+            extra.append(sim.control('/_sim/pay', body).json['txn_id'])
+    paid = harness.wait_for(lambda: all(
+        (hosts[1].order(o) or {}).get('state') == 'PAID' for o in oids),
+        timeout=60)
+    tap.ok(paid, 'reconcile: %d orders paid, %d of them twice (the second '
+           'never notified)' % (len(oids), len(twice)))
+    stmt = os.path.join(hosts[0].dir, 'statement.csv')
+    r = sim.request('GET', '/_sim/statement?profile=wxshop&date=' + day)
+    with open(stmt, 'wb') as fh:
+        fh.write(r.body or b'')
+
+    def recon(h):
+        return h.cli('reconcile', '--profile', 'wxshop', '--statement', stmt,
+                     '--date', day, '--report-dir', h.dir, '--trust-file',
+                     timeout=120)
+    with concurrent.futures.ThreadPoolExecutor(2) as ex:
+        runs = list(ex.map(recon, hosts))
+    tap.ok(all(p.returncode == 0 for p in runs), 'payhook reconcile '
+           'of the same day on both hosts at once: both exit 0 (%s)' %
+           [p.returncode for p in runs], [p.stderr[-400:] for p in runs])
+    r = hosts[1].cli('refunds', 'list', '--all')
+    rows = [line.split('\t') for line in r.stdout.splitlines() if line]
+    tap.is_(sorted(x[6] for x in rows if len(x) == 7 and
+                   x[2] == 'double_payment'), sorted(extra),
+            'one refund for each extra payment, whichever host found it',
+            r.stdout[-800:])
 
 
 def feed_in_order(tap, evs, name):
@@ -408,6 +463,7 @@ def test_two_host_sweep(tap):
     hosts[1].start()
     test_two_host_guard(tap, hosts)
     test_two_host_refunds(tap, hosts, sim, ids)
+    test_two_host_recon(tap, hosts, sim)
     for h in hosts:
         h.stop()
     sim.stop()
