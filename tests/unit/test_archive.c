@@ -221,6 +221,55 @@ test_prune_and_hints(void)
 	json_decref(list);
 }
 
+/* Bits 32 to 41 of an id: the segment's number within its day. */
+#define SEG_OF(id)	(((id) >> 32) & 0x3ff)
+
+/*
+ * Other processes append to the segment this one writes, and this one
+ * counts only its own records: the segment runs past its maximum by
+ * theirs, this process's next record still gets the id that reads it
+ * back, and the one after goes to the day's next segment.
+ */
+static void
+test_others_append(void)
+{
+	static char other[300000];
+	int64_t day = NOW + 10 * 86400;
+	struct archive_kept e;
+	char path[400];
+	uint64_t id1, id2, id3;
+	int fd;
+
+	id1 = put(ARCHIVE_VERIFIED, "10.4.0.1", "first", 5, day);
+	snprintf(path, sizeof(path), "%s-archive/seg/20251210-v-0000", db);
+	if (!ok(id1 != 0 && SEG_OF(id1) == 0 && (fd = open(path,
+	    O_WRONLY | O_APPEND)) != -1, "a record in a new day's first "
+	    "segment"))
+		return;
+	/* What another process appended meanwhile, past the maximum. */
+	memset(other, 'B', sizeof(other));
+	ok(write(fd, other, sizeof(other)) == (ssize_t)sizeof(other),
+	    "another process appends %zu bytes", sizeof(other));
+	close(fd);
+	id2 = put(ARCHIVE_VERIFIED, "10.4.0.1", "second", 6, day + 1);
+	ok(id2 > id1 && SEG_OF(id2) == 0 && (id2 & 0xffffffffu) >
+	    sizeof(other), "this process's next record goes on in the same "
+	    "segment, after the other's bytes");
+	if (ok(archive_read(id2, &e) == PH_OK, "... read back by its id")) {
+		ok(e.body_len == 6 && memcmp(e.body, "second", 6) == 0,
+		    "... its own body");
+		archive_kept_free(&e);
+	}
+	id3 = put(ARCHIVE_VERIFIED, "10.4.0.1", "third", 5, day + 2);
+	ok(id3 > id2 && SEG_OF(id3) == 1, "the record after it goes to the "
+	    "next segment");
+	if (ok(archive_read(id3, &e) == PH_OK, "... read back by its id")) {
+		ok(e.body_len == 5 && memcmp(e.body, "third", 5) == 0,
+		    "... its own body");
+		archive_kept_free(&e);
+	}
+}
+
 int
 main(void)
 {
@@ -241,6 +290,7 @@ main(void)
 	test_torn();
 	test_budgets();
 	test_prune_and_hints();
+	test_others_append();
 	archive_close();
 	th_scratch_remove(dir);
 	return done_testing();
