@@ -200,6 +200,20 @@ ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
 }
 
 int
+ph_event_from_order(struct ph_event *ev, const struct ph_order_ref *order,
+    const char *extra, struct ph_diag *diag)
+{
+	if (order->currency == NULL || !ph_currency_valid(order->currency))
+		return ph_fail(diag, PH_E_FIELD, "order currency invalid");
+	if (ph_copy_token(ev->order_id, sizeof(ev->order_id), order->order_id,
+	    extra, "order id", diag) != PH_OK)
+		return PH_E_FIELD;
+	ev->amount = order->amount;
+	memcpy(ev->currency, order->currency, sizeof(ev->currency));
+	return PH_OK;
+}
+
+int
 ph_dedup_key(struct ph_event *ev, struct ph_diag *diag, const char *part, ...)
 {
 	size_t len = 0, n;

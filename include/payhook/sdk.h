@@ -530,6 +530,15 @@ int ph_token_valid(const char *s, size_t len, size_t max, const char *extra);
 int ph_copy_token(char *dst, size_t cap, const char *src, const char *extra,
     const char *field, struct ph_diag *diag);
 
+/*
+ * ev's order id, amount and currency from the order a query or a close was
+ * about, for an answer that does not carry them (an order not paid, not
+ * found, closed): the id checked as ph_copy_token with extra, the currency
+ * as ph_currency_valid; PH_E_FIELD when either is not.
+ */
+int ph_event_from_order(struct ph_event *ev, const struct ph_order_ref *order,
+    const char *extra, struct ph_diag *diag);
+
 /* Sets ev->dedup_key to the parts given, up to a NULL, joined with ':'
  * ("pay", txn_id: "pay:<txn_id>"); PH_E_FIELD, and no key, when they do
  * not fit. */

@@ -147,13 +147,8 @@ static int
 ali_from_order(const struct ph_order_ref *order, struct ph_event *ev,
     const char *tag, const char *state, struct ph_diag *diag)
 {
-	if (order->currency == NULL || !ph_currency_valid(order->currency))
-		return ph_fail(diag, PH_E_FIELD, "order currency invalid");
-	if (ph_copy_token(ev->order_id, sizeof(ev->order_id), order->order_id,
-	    ALI_ORDER_EXTRA, "order id", diag) != PH_OK)
+	if (ph_event_from_order(ev, order, ALI_ORDER_EXTRA, diag) != PH_OK)
 		return PH_E_FIELD;
-	ev->amount = order->amount;
-	memcpy(ev->currency, order->currency, 4);
 	return ph_dedup_key(ev, diag, "ali", tag, ev->order_id, state,
 	    (char *)NULL);
 }

@@ -238,21 +238,6 @@ up_header(const struct ph_http_response *in, const char *name)
 	return NULL;
 }
 
-/* Fields of an answer that is not a payment: from the order. */
-static int
-up_from_order(const struct ph_order_ref *order, struct ph_event *ev,
-    struct ph_diag *diag)
-{
-	if (order->currency == NULL || !ph_currency_valid(order->currency))
-		return ph_fail(diag, PH_E_FIELD, "order currency invalid");
-	if (ph_copy_token(ev->order_id, sizeof(ev->order_id), order->order_id,
-	    NULL, "order id", diag) != PH_OK)
-		return PH_E_FIELD;
-	ev->amount = order->amount;
-	memcpy(ev->currency, order->currency, 4);
-	return PH_OK;
-}
-
 /*
  * The decision table of the official demo for a verified answer:
  * respCode 00 with origRespCode 00 (or A6) paid; 03/04/05 still
@@ -272,7 +257,7 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 		return rc;
 	if (strcmp(resp, "34") == 0) {
 		ev->kind = PH_EV_NOT_FOUND;
-		if ((rc = up_from_order(order, ev, diag)) != PH_OK)
+		if ((rc = ph_event_from_order(ev, order, NULL, diag)) != PH_OK)
 			return rc;
 		return ph_dedup_key(ev, diag, "up", "query", ev->order_id,
 		    "34", (char *)NULL);
@@ -302,7 +287,7 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 		return rc;
 	if (ph_in(orig, up_busy_codes)) {
 		ev->kind = PH_EV_PAYMENT_PENDING;
-		if ((rc = up_from_order(order, ev, diag)) != PH_OK)
+		if ((rc = ph_event_from_order(ev, order, NULL, diag)) != PH_OK)
 			return rc;
 		return ph_dedup_key(ev, diag, "up", "query", ev->order_id,
 		    "pending", orig, (char *)NULL);
@@ -324,7 +309,7 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 		if (up_get(m, "txnAmt") != NULL) {
 			if ((rc = up_amount(m, ev, diag)) != PH_OK)
 				return rc;
-		} else if ((rc = up_from_order(order, ev, diag)) != PH_OK)
+		} else if ((rc = ph_event_from_order(ev, order, NULL, diag)) != PH_OK)
 			return rc;
 		if (up_get(m, "txnTime") != NULL &&
 		    (rc = up_txn_time(m, ev, diag)) != PH_OK)

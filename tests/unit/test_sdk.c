@@ -739,6 +739,31 @@ test_tokens(void)
 	    PH_E_FIELD, "copy_token: missing");
 
 	{
+		struct ph_order_ref o;
+		struct ph_event ev;
+
+		memset(&o, 0, sizeof(o));
+		memset(&ev, 0, sizeof(ev));
+		o.order_id = "A-1|2";
+		o.amount = 1234;
+		o.currency = "CNY";
+		is_int(ph_event_from_order(&ev, &o, "-|", &d), PH_OK,
+		    "event_from_order");
+		ok(strcmp(ev.order_id, "A-1|2") == 0 && ev.amount == 1234 &&
+		    strcmp(ev.currency, "CNY") == 0, "event_from_order: id, "
+		    "amount, currency");
+		is_int(ph_event_from_order(&ev, &o, NULL, &d), PH_E_FIELD,
+		    "event_from_order: an id with characters not allowed");
+		o.order_id = "A1";
+		o.currency = "cny";
+		is_int(ph_event_from_order(&ev, &o, NULL, &d), PH_E_FIELD,
+		    "event_from_order: a currency that is not ISO 4217");
+		o.currency = NULL;
+		is_int(ph_event_from_order(&ev, &o, NULL, &d), PH_E_FIELD,
+		    "event_from_order: no currency");
+	}
+
+	{
 		struct ph_event ev;
 		char part[PH_DEDUP_MAX + 1];
 
