@@ -219,9 +219,11 @@ pg_stmt(struct store_txn *t, enum pg_op op, enum store_db db,
 	ExecStatusType rs;
 	int rc;
 
+	/* Its name, ph_<op>_<db>; its text only to prepare it, or for a
+	 * message. */
 	snprintf(name, sizeof(name), "ph_%d_%d", (int)op, (int)db);
-	pg_sql(sql, sizeof(sql), st->head, db, st->tail);
 	if (!(s->prepared[db] & (1u << op))) {
+		pg_sql(sql, sizeof(sql), st->head, db, st->tail);
 		res = PQprepare(s->conn, name, sql, st->nparams, NULL);
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			rc = pg_status(t, res, sql);
@@ -234,7 +236,8 @@ pg_stmt(struct store_txn *t, enum pg_op op, enum store_db db,
 	res = PQexecPrepared(s->conn, name, st->nparams, vals, lens, fmts, 1);
 	rs = PQresultStatus(res);
 	if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK) {
-		rc = pg_status(t, res, sql);
+		rc = pg_status(t, res, pg_sql(sql, sizeof(sql), st->head, db,
+		    st->tail));
 		PQclear(res);
 		return rc;
 	}
