@@ -34,6 +34,7 @@ import datetime
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -298,6 +299,42 @@ def fsync_us(path, n=200):
         os.unlink(fn)
 
 
+def flush_pattern_us(path, pages=32, n=60):
+    """Median microseconds of one fdatasync after overwriting `pages` 4 KiB
+    pages of a 64 MiB file already on disk: the pages side by side, and
+    the pages scattered over the file, as LMDB's commits write them once
+    it reuses freed pages (what a flush of a commit costs depends on how
+    many separate writes the disk is given, not only on the bytes)."""
+    fn = os.path.join(path, 'flush.probe')
+    span = 16384
+    fd = os.open(fn, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        chunk = b'\1' * (1 << 20)
+        for i in range(span * 4096 // len(chunk)):
+            os.pwrite(fd, chunk, i * len(chunk))
+        os.fsync(fd)
+        rng = random.Random(1)
+        out = {}
+        for name in ('contiguous', 'scattered'):
+            ts = []
+            for _ in range(n):
+                if name == 'contiguous':
+                    base = rng.randrange(0, span - pages)
+                    where = range(base, base + pages)
+                else:
+                    where = sorted(rng.sample(range(span), pages))
+                for pg in where:
+                    os.pwrite(fd, b'\2' * 4096, pg * 4096)
+                t0 = time.perf_counter()
+                os.fdatasync(fd)
+                ts.append(time.perf_counter() - t0)
+            out[name] = round(statistics.median(ts) * 1e6, 1)
+        return out
+    finally:
+        os.close(fd)
+        os.unlink(fn)
+
+
 def machine(workdir):
     cpu = ''
     try:
@@ -328,6 +365,7 @@ def machine(workdir):
         'store_fs': fs, 'packages': pkgs,
         'git': sh(['git', '-C', SRCDIR, 'describe', '--always', '--dirty']),
         'fdatasync_us': round(fsync_us(workdir), 1),
+        'fdatasync_32_pages_us': flush_pattern_us(workdir),
     }
 
 
@@ -934,6 +972,9 @@ def main():
           'load average before: %.2f' % (
               out['machine']['fdatasync_us'], opts.procs, opts.seconds,
               out['machine']['loadavg_before'][0]))
+    f32 = out['machine']['fdatasync_32_pages_us']
+    print('fdatasync after 32 pages written: %.0f us side by side, %.0f us '
+          'scattered' % (f32['contiguous'], f32['scattered']))
     print(text)
     print('\nwritten: %s (%.0f s)' % (os.path.relpath(path), out['elapsed_s']))
 
