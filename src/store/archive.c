@@ -128,6 +128,34 @@ archive_dropped(enum archive_class c)
 
 /* ---- Segments ------------------------------------------------------------- */
 
+/* Closes the process's open segment of a class. */
+static void
+archive_seg_drop(struct archive_seg *sg)
+{
+	close(sg->fd);
+	sg->fd = -1;
+}
+
+/*
+ * Whether sg's file may have been deleted since sg->removals (a segment
+ * was, somewhere): then 1 when it was (the file has no name any more),
+ * else sg->removals catches up.  One load when nothing was deleted.
+ */
+static int
+archive_seg_deleted(struct archive_seg *sg)
+{
+	uint64_t now = __atomic_load_n(&archive.budget->removals,
+	    __ATOMIC_SEQ_CST);
+	struct stat st;
+
+	if (now == sg->removals)
+		return 0;
+	if (fstat(sg->fd, &st) == 0 && st.st_nlink == 0)
+		return 1;
+	sg->removals = now;
+	return 0;
+}
+
 /*
  * The segment a record of class c goes to today, opened for appending:
  * this process's, unless a new day began or the segment is full, when it
@@ -146,6 +174,9 @@ archive_segment(enum archive_class c, int64_t day, uint64_t *size)
 	struct stat st;
 	unsigned seq;
 
+	/* Deleted under this process (another evicted or pruned it)? */
+	if (sg->fd != -1 && archive_seg_deleted(sg))
+		archive_seg_drop(sg);
 	if (sg->fd != -1 && sg->id.day == day &&
 	    (*size = sg->end) < archive_segment_max(c))
 		return sg->fd;
@@ -159,6 +190,10 @@ archive_segment(enum archive_class c, int64_t day, uint64_t *size)
 		sg->id.seq = seq;
 		archive_segment_name(&sg->id, name, sizeof(name));
 		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir, name);
+		/* Read first: a deletion after it is seen after the
+		 * write (archive_put). */
+		sg->removals = __atomic_load_n(&archive.budget->removals,
+		    __ATOMIC_SEQ_CST);
 		if ((sg->fd = open(path, O_WRONLY | O_APPEND | O_CREAT |
 		    O_CLOEXEC, 0600)) == -1)
 			return -1;
@@ -308,9 +343,9 @@ archive_put(const struct archive_rec *r)
 	struct ph_buf b;
 	int64_t day = r->at / 86400;
 	uint64_t id = 0, size = 0;
+	int fd, again = 1;
 	ssize_t w;
 	off_t end;
-	int fd;
 
 	if (archive.dir[0] == '\0' || archive.budget == NULL ||
 	    r->class >= ARCHIVE__MAX)
@@ -321,8 +356,10 @@ archive_put(const struct archive_rec *r)
 		return 0;
 	}
 	ph_buf_init(&b, (size_t)r->body_len + 65536);
-	if (archive_encode(r, &b) != 0 ||
-	    (fd = archive_segment(r->class, day, &size)) == -1)
+	if (archive_encode(r, &b) != 0)
+		goto fail;
+place:
+	if ((fd = archive_segment(r->class, day, &size)) == -1)
 		goto fail;
 	/*
 	 * Full: verified notifications make room by dropping their own
@@ -354,6 +391,16 @@ archive_put(const struct archive_rec *r)
 	if (w != (ssize_t)b.len) {
 		/* A torn record is skipped by the reader. */
 		errno = w == -1 ? errno : ENOSPC;
+		goto fail;
+	}
+	/* Appended to a segment deleted meanwhile (by another process, or
+	 * by the eviction above): written again where it stays (once: a
+	 * second deletion this soon is the archive being emptied). */
+	if (archive_seg_deleted(&archive.seg[r->class])) {
+		archive_seg_drop(&archive.seg[r->class]);
+		if (again-- > 0)
+			goto place;
+		errno = ENOENT;
 		goto fail;
 	}
 	/* With O_APPEND, where the write ended is where it began plus its

@@ -67,6 +67,10 @@ struct archive_budget {
 	uint64_t per_source[ARCHIVE_SLOTS];
 	uint64_t per_profile[ARCHIVE_SLOTS];
 	uint64_t hints[ARCHIVE_SLOTS];
+	/* Segments deleted, ever (eviction, pruning): moved before each
+	 * unlink, so a process that appended to its open segment and sees it
+	 * unmoved knows the record is in a file that is still there. */
+	uint64_t removals;
 };
 
 struct archive_seg {
@@ -74,6 +78,8 @@ struct archive_seg {
 	struct archive_segid id;
 	uint64_t end;		/* where it ended when this process last looked:
 				 * at open, then after each of its own records */
+	uint64_t removals;	/* the budget's removals when fd was last
+				 * known to name a segment still there */
 };
 
 /* The process's archive (archive_open). */
@@ -98,9 +104,12 @@ uint64_t archive_segment_max(enum archive_class c);
 /* The number of the last segment of a class's day (0 when none). */
 unsigned archive_last_seq(int64_t day, enum archive_class c);
 /* Deletes the class's oldest segment that nobody appends to any more (of
- * an earlier day than keep, or full); 0 when one went, -1 when there is
- * none to delete. */
+ * an earlier day than keep, or full), never the class's newest; 0 when
+ * one went, -1 when there is none to delete. */
 int archive_evict_oldest(enum archive_class c, const struct archive_segid *keep);
+/* Before a segment file is deleted: every process's open segment may be
+ * it (archive_put looks again). */
+void archive_removing(void);
 /* The share of the archive class c may fill, in bytes. */
 uint64_t archive_share(enum archive_class c);
 /* Counts again the bytes each class holds on disk, for every process. */

@@ -444,6 +444,7 @@ archive_prune(int64_t now, size_t *removed)
 		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
 		    segs[i].name);
 		*removed += archive_count(path, segs[i].size);
+		archive_removing();
 		if (unlink(path) == 0)
 			used[c] -= (uint64_t)segs[i].size;
 	}

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,22 +222,38 @@ archive_last_seq(int64_t day, enum archive_class c)
 	return last;
 }
 
+void
+archive_removing(void)
+{
+	if (archive.budget != NULL)
+		__atomic_add_fetch(&archive.budget->removals, 1,
+		    __ATOMIC_SEQ_CST);
+}
+
 int
 archive_evict_oldest(enum archive_class c, const struct archive_segid *keep)
 {
 	struct archive_segfile *segs;
 	char path[ARCHIVE_PATH_MAX];
-	size_t i, n;
+	size_t i, n, last = SIZE_MAX;
 	int rc = -1;
 
 	if (archive_segments(&segs, &n) != PH_OK)
 		return -1;
+	/* The class's newest segment stays, full or not: its number is the
+	 * day's last (archive_last_seq), which the next segment goes on
+	 * from, so an id is never given twice. */
+	for (i = 0; i < n; i++)
+		if (segs[i].id.class == c)
+			last = i;
 	for (i = 0; i < n; i++) {
-		if (segs[i].id.class != c || (segs[i].id.day >= keep->day &&
+		if (segs[i].id.class != c || i == last ||
+		    (segs[i].id.day >= keep->day &&
 		    (uint64_t)segs[i].size < archive_segment_max(c)))
 			continue;
 		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
 		    segs[i].name);
+		archive_removing();
 		if (unlink(path) == 0) {
 			__atomic_sub_fetch(&archive.budget->used[c],
 			    (uint64_t)segs[i].size, __ATOMIC_RELAXED);

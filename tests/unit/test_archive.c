@@ -7,11 +7,14 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "store/archive.h"
+#include "store/archive_int.h"
 #include "helpers.h"
 #include "tap.h"
 
@@ -270,6 +273,100 @@ test_others_append(void)
 	}
 }
 
+/* Another process's eviction, run in a child: deletes the class's oldest
+ * segments nobody appends to until path is gone. */
+static void
+evict_until_gone(const char *path, const struct archive_segid *keep)
+{
+	pid_t pid;
+	int st;
+
+	if ((pid = fork()) == 0) {
+		while (access(path, F_OK) == 0 &&
+		    archive_evict_oldest(ARCHIVE_VERIFIED, keep) == 0)
+			continue;
+		_exit(access(path, F_OK) == 0);
+	}
+	ok(pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+	    WEXITSTATUS(st) == 0, "another process evicts the segment this "
+	    "process appends to");
+}
+
+/*
+ * The segment this process has open, deleted by another process (it ran
+ * past its maximum with the other's records, so it can be evicted): the
+ * next record goes to a segment that is there, before the write (the
+ * deletion seen) and after it (deleted while this process wrote).
+ */
+static void
+test_deleted_under(void)
+{
+	static char other[300000];
+	int64_t day = NOW + 20 * 86400;
+	struct archive_segid keep = { day, ARCHIVE_VERIFIED, 1 };
+	struct archive_kept e;
+	char seg0[400], seg1[400], seg2[400];
+	uint64_t id1, id2, id3, share;
+	struct stat st;
+	int fd;
+
+	id1 = put(ARCHIVE_VERIFIED, "10.5.0.1", "first", 5, day);
+	snprintf(seg0, sizeof(seg0), "%s-archive/seg/20251220-v-0000", db);
+	snprintf(seg1, sizeof(seg1), "%s-archive/seg/20251220-v-0001", db);
+	snprintf(seg2, sizeof(seg2), "%s-archive/seg/20251220-v-0002", db);
+	if (!ok(id1 != 0 && SEG_OF(id1) == 0 && (fd = open(seg0,
+	    O_WRONLY | O_APPEND)) != -1, "a record in a new day's first "
+	    "segment"))
+		return;
+	/* Another process fills it past its maximum and goes on in the
+	 * next one. */
+	memset(other, 'C', sizeof(other));
+	ok(write(fd, other, sizeof(other)) == (ssize_t)sizeof(other),
+	    "another process appends %zu bytes", sizeof(other));
+	close(fd);
+	ok((fd = open(seg1, O_WRONLY | O_APPEND | O_CREAT, 0600)) != -1 &&
+	    write(fd, "x", 1) == 1, "... and begins the next segment");
+	if (fd != -1)
+		close(fd);
+	archive_usage();	/* what the other process counted */
+	evict_until_gone(seg0, &keep);
+	id2 = put(ARCHIVE_VERIFIED, "10.5.0.1", "second", 6, day + 1);
+	ok(id2 != 0 && SEG_OF(id2) == 1, "this process's next record goes "
+	    "to the segment that is there, not to the deleted one");
+	if (ok(archive_read(id2, &e) == PH_OK, "... read back by its id")) {
+		ok(e.body_len == 6 && memcmp(e.body, "second", 6) == 0,
+		    "... its own body");
+		archive_kept_free(&e);
+	}
+
+	/* Deleted while this process writes: its own eviction (the share
+	 * full) takes the segment it had open, which others had filled. */
+	ok((fd = open(seg1, O_WRONLY | O_APPEND)) != -1 &&
+	    write(fd, other, sizeof(other)) == (ssize_t)sizeof(other),
+	    "another process fills the second segment past its maximum");
+	if (fd != -1)
+		close(fd);
+	ok((fd = open(seg2, O_WRONLY | O_APPEND | O_CREAT, 0600)) != -1 &&
+	    write(fd, "x", 1) == 1, "... and begins the third");
+	if (fd != -1)
+		close(fd);
+	archive_usage();
+	share = archive_share(ARCHIVE_VERIFIED);
+	__atomic_store_n(&archive.budget->used[ARCHIVE_VERIFIED], share - 100,
+	    __ATOMIC_RELAXED);
+	id3 = put(ARCHIVE_VERIFIED, "10.5.0.1", "third", 5, day + 2);
+	ok(stat(seg1, &st) == -1 && stat(seg2, &st) == 0, "the full share "
+	    "evicted the segment this process had open, not the newest");
+	ok(id3 != 0 && SEG_OF(id3) == 2, "the record went again to a new "
+	    "segment");
+	if (ok(archive_read(id3, &e) == PH_OK, "... read back by its id")) {
+		ok(e.body_len == 5 && memcmp(e.body, "third", 5) == 0,
+		    "... its own body");
+		archive_kept_free(&e);
+	}
+	archive_usage();
+}
+
 int
 main(void)
 {
@@ -291,6 +388,7 @@ main(void)
 	test_budgets();
 	test_prune_and_hints();
 	test_others_append();
+	test_deleted_under();
 	archive_close();
 	th_scratch_remove(dir);
 	return done_testing();
