@@ -227,6 +227,36 @@ test_prune_and_hints(void)
 /* Bits 32 to 41 of an id: the segment's number within its day. */
 #define SEG_OF(id)	(((id) >> 32) & 0x3ff)
 
+/* What another process appends to a segment file (made if need be):
+ * n bytes of no record; 1 when they were written. */
+static int
+another_appends(const char *path, size_t n)
+{
+	static char other[300000];
+	int fd, rc;
+
+	if (n > sizeof(other) ||
+	    (fd = open(path, O_WRONLY | O_APPEND | O_CREAT, 0600)) == -1)
+		return 0;
+	memset(other, 'B', n);
+	rc = write(fd, other, n) == (ssize_t)n;
+	close(fd);
+	return rc;
+}
+
+/* The record id names, read back with its own body. */
+static void
+read_back(uint64_t id, const char *body, size_t len)
+{
+	struct archive_kept e;
+
+	if (ok(archive_read(id, &e) == PH_OK, "... read back by its id")) {
+		ok(e.body_len == len && memcmp(e.body, body, len) == 0,
+		    "... its own body");
+		archive_kept_free(&e);
+	}
+}
+
 /*
  * Other processes append to the segment this one writes, and this one
  * counts only its own records: the segment runs past its maximum by
@@ -236,41 +266,27 @@ test_prune_and_hints(void)
 static void
 test_others_append(void)
 {
-	static char other[300000];
 	int64_t day = NOW + 10 * 86400;
-	struct archive_kept e;
 	char path[400];
 	uint64_t id1, id2, id3;
-	int fd;
 
 	id1 = put(ARCHIVE_VERIFIED, "10.4.0.1", "first", 5, day);
 	snprintf(path, sizeof(path), "%s-archive/seg/20251210-v-0000", db);
-	if (!ok(id1 != 0 && SEG_OF(id1) == 0 && (fd = open(path,
-	    O_WRONLY | O_APPEND)) != -1, "a record in a new day's first "
+	if (!ok(id1 != 0 && SEG_OF(id1) == 0, "a record in a new day's first "
 	    "segment"))
 		return;
 	/* What another process appended meanwhile, past the maximum. */
-	memset(other, 'B', sizeof(other));
-	ok(write(fd, other, sizeof(other)) == (ssize_t)sizeof(other),
-	    "another process appends %zu bytes", sizeof(other));
-	close(fd);
+	ok(another_appends(path, 300000), "another process appends 300000 "
+	    "bytes");
 	id2 = put(ARCHIVE_VERIFIED, "10.4.0.1", "second", 6, day + 1);
-	ok(id2 > id1 && SEG_OF(id2) == 0 && (id2 & 0xffffffffu) >
-	    sizeof(other), "this process's next record goes on in the same "
-	    "segment, after the other's bytes");
-	if (ok(archive_read(id2, &e) == PH_OK, "... read back by its id")) {
-		ok(e.body_len == 6 && memcmp(e.body, "second", 6) == 0,
-		    "... its own body");
-		archive_kept_free(&e);
-	}
+	ok(id2 > id1 && SEG_OF(id2) == 0 && (id2 & 0xffffffffu) > 300000,
+	    "this process's next record goes on in the same segment, after "
+	    "the other's bytes");
+	read_back(id2, "second", 6);
 	id3 = put(ARCHIVE_VERIFIED, "10.4.0.1", "third", 5, day + 2);
 	ok(id3 > id2 && SEG_OF(id3) == 1, "the record after it goes to the "
 	    "next segment");
-	if (ok(archive_read(id3, &e) == PH_OK, "... read back by its id")) {
-		ok(e.body_len == 5 && memcmp(e.body, "third", 5) == 0,
-		    "... its own body");
-		archive_kept_free(&e);
-	}
+	read_back(id3, "third", 5);
 }
 
 /* Another process's eviction, run in a child: deletes the class's oldest
@@ -301,55 +317,34 @@ evict_until_gone(const char *path, const struct archive_segid *keep)
 static void
 test_deleted_under(void)
 {
-	static char other[300000];
 	int64_t day = NOW + 20 * 86400;
 	struct archive_segid keep = { day, ARCHIVE_VERIFIED, 1 };
-	struct archive_kept e;
 	char seg0[400], seg1[400], seg2[400];
 	uint64_t id1, id2, id3, share;
 	struct stat st;
-	int fd;
 
 	id1 = put(ARCHIVE_VERIFIED, "10.5.0.1", "first", 5, day);
 	snprintf(seg0, sizeof(seg0), "%s-archive/seg/20251220-v-0000", db);
 	snprintf(seg1, sizeof(seg1), "%s-archive/seg/20251220-v-0001", db);
 	snprintf(seg2, sizeof(seg2), "%s-archive/seg/20251220-v-0002", db);
-	if (!ok(id1 != 0 && SEG_OF(id1) == 0 && (fd = open(seg0,
-	    O_WRONLY | O_APPEND)) != -1, "a record in a new day's first "
+	if (!ok(id1 != 0 && SEG_OF(id1) == 0, "a record in a new day's first "
 	    "segment"))
 		return;
 	/* Another process fills it past its maximum and goes on in the
 	 * next one. */
-	memset(other, 'C', sizeof(other));
-	ok(write(fd, other, sizeof(other)) == (ssize_t)sizeof(other),
-	    "another process appends %zu bytes", sizeof(other));
-	close(fd);
-	ok((fd = open(seg1, O_WRONLY | O_APPEND | O_CREAT, 0600)) != -1 &&
-	    write(fd, "x", 1) == 1, "... and begins the next segment");
-	if (fd != -1)
-		close(fd);
+	ok(another_appends(seg0, 300000) && another_appends(seg1, 1),
+	    "another process fills the segment and begins the next one");
 	archive_usage();	/* what the other process counted */
 	evict_until_gone(seg0, &keep);
 	id2 = put(ARCHIVE_VERIFIED, "10.5.0.1", "second", 6, day + 1);
 	ok(id2 != 0 && SEG_OF(id2) == 1, "this process's next record goes "
 	    "to the segment that is there, not to the deleted one");
-	if (ok(archive_read(id2, &e) == PH_OK, "... read back by its id")) {
-		ok(e.body_len == 6 && memcmp(e.body, "second", 6) == 0,
-		    "... its own body");
-		archive_kept_free(&e);
-	}
+	read_back(id2, "second", 6);
 
 	/* Deleted while this process writes: its own eviction (the share
 	 * full) takes the segment it had open, which others had filled. */
-	ok((fd = open(seg1, O_WRONLY | O_APPEND)) != -1 &&
-	    write(fd, other, sizeof(other)) == (ssize_t)sizeof(other),
-	    "another process fills the second segment past its maximum");
-	if (fd != -1)
-		close(fd);
-	ok((fd = open(seg2, O_WRONLY | O_APPEND | O_CREAT, 0600)) != -1 &&
-	    write(fd, "x", 1) == 1, "... and begins the third");
-	if (fd != -1)
-		close(fd);
+	ok(another_appends(seg1, 300000) && another_appends(seg2, 1),
+	    "another process fills the second segment and begins the third");
 	archive_usage();
 	share = archive_share(ARCHIVE_VERIFIED);
 	__atomic_store_n(&archive.budget->used[ARCHIVE_VERIFIED], share - 100,
@@ -359,11 +354,7 @@ test_deleted_under(void)
 	    "evicted the segment this process had open, not the newest");
 	ok(id3 != 0 && SEG_OF(id3) == 2, "the record went again to a new "
 	    "segment");
-	if (ok(archive_read(id3, &e) == PH_OK, "... read back by its id")) {
-		ok(e.body_len == 5 && memcmp(e.body, "third", 5) == 0,
-		    "... its own body");
-		archive_kept_free(&e);
-	}
+	read_back(id3, "third", 5);
 	archive_usage();
 }
 
