@@ -349,24 +349,55 @@ ledger_paid_metrics(const struct ledger_fact *f)
 		    (double)lag);
 }
 
+/* Where a fact is looked for: its digest and dedup keys. */
+struct ledger_fact_keys {
+	char digest[2 * PH_SHA256_LEN + 1];
+	struct store_key dk;		/* the profile's dedup key */
+	struct store_key dk_v1;		/* schema 1's, provider-wide */
+	struct store_key conflict;	/* this content of a known dedup key
+					 * recorded as a conflict (made by
+					 * ledger_seen when it is one) */
+};
+
+/* The dedup key of f with the digest of its content: where a conflict
+ * is remembered.  Its text stays in PH_DEDUP_MAX + 74 bytes, a key's
+ * text in 255. */
+static void
+ledger_conflict_key(const struct ledger_fact *f, const char *digest,
+    struct store_key *k)
+{
+	char text[PH_DEDUP_MAX + sizeof("#conflict:") + 2 * PH_SHA256_LEN];
+
+	snprintf(text, sizeof(text), "%s#conflict:%s", f->ev->dedup_key,
+	    digest);
+	ledger_key_pair(k, STORE_KEY_DEDUP, f->profile, text);
+}
+
 /*
  * Looks for the dedup key (the profile's, else schema 1's provider-wide
- * key of the same fact); 1 when it is known with the same digest.
+ * key of the same fact); 1 when it is known with the same digest, or
+ * when this other content of it was recorded as a conflict already: a
+ * provider sends a conflicting notification again and again, and it is
+ * one conflict.
  */
 static int
-ledger_seen(struct store_txn *t, const struct store_key *dk,
-    const struct store_key *dk_v1, const char *digest, int *conflict)
+ledger_seen(struct store_txn *t, const struct ledger_fact *f,
+    struct ledger_fact_keys *k, int *conflict)
 {
 	struct ledger_dedup d;
 	int rc;
 
 	*conflict = 0;
-	rc = ledger_dedup_get(t, dk, &d);
-	if (rc == PH_E_NOTFOUND && !dk_v1->err)
-		rc = ledger_dedup_get(t, dk_v1, &d);
+	rc = ledger_dedup_get(t, &k->dk, &d);
+	if (rc == PH_E_NOTFOUND && !k->dk_v1.err)
+		rc = ledger_dedup_get(t, &k->dk_v1, &d);
 	if (rc != PH_OK)
 		return 0;
-	if (strcmp(d.digest, digest) == 0)
+	if (strcmp(d.digest, k->digest) == 0)
+		return 1;
+	ledger_conflict_key(f, k->digest, &k->conflict);
+	if (!k->conflict.err && ledger_dedup_get(t, &k->conflict, &d) ==
+	    PH_OK && strcmp(d.digest, k->digest) == 0)
 		return 1;
 	*conflict = 1;
 	return 0;
@@ -428,8 +459,8 @@ ledger_event_check(const struct ph_event *ev, struct ph_diag *diag)
 
 /* The digest and dedup keys of f: PH_OK, or why f cannot be applied. */
 static int
-ledger_fact_keys(const struct ledger_fact *f, char digest[2 * PH_SHA256_LEN +
-    1], struct store_key *dk, struct store_key *dk_v1, struct ph_diag *diag)
+ledger_fact_keys(const struct ledger_fact *f, struct ledger_fact_keys *k,
+    struct ph_diag *diag)
 {
 	const struct ph_event *ev = f->ev;
 	struct ph_diag why;
@@ -444,11 +475,12 @@ ledger_fact_keys(const struct ledger_fact *f, char digest[2 * PH_SHA256_LEN +
 	if (ev->dedup_key[0] == '\0')
 		return ph_fail(diag, PH_E_INTERNAL, "plugin %s gave an event "
 		    "without dedup key", f->provider);
-	ledger_digest(ev, digest);
-	ledger_key_pair(dk, STORE_KEY_DEDUP, f->profile, ev->dedup_key);
-	ledger_key_pair(dk_v1, STORE_KEY_DEDUP_V1, f->provider,
+	ledger_digest(ev, k->digest);
+	ledger_key_pair(&k->dk, STORE_KEY_DEDUP, f->profile, ev->dedup_key);
+	ledger_key_pair(&k->dk_v1, STORE_KEY_DEDUP_V1, f->provider,
 	    ev->dedup_key);
-	if (dk->err)
+	k->conflict.err = 1;
+	if (k->dk.err)
 		return ph_fail(diag, PH_E_INTERNAL, "dedup key too long");
 	return PH_OK;
 }
@@ -458,29 +490,31 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
     struct ledger_result *r, struct ph_diag *diag)
 {
 	const struct ph_event *ev = f->ev;
-	char digest[2 * PH_SHA256_LEN + 1];
-	struct store_key dk, dk_v1;
+	struct ledger_fact_keys k;
 	struct ledger_dedup d;
 	int rc, conflict;
 
 	memset(r, 0, sizeof(*r));
-	if ((rc = ledger_fact_keys(f, digest, &dk, &dk_v1, diag)) != PH_OK)
+	if ((rc = ledger_fact_keys(f, &k, diag)) != PH_OK)
 		return rc;
-	if (ledger_seen(t, &dk, &dk_v1, digest, &conflict)) {
+	if (ledger_seen(t, f, &k, &conflict)) {
 		r->outcome = LEDGER_DUPLICATE;
 		return t->err;
 	}
-	if (conflict) {
-		ledger_conflict(t, f, "same dedup key, different payload", r);
-		return t->err;
-	}
 	memset(&d, 0, sizeof(d));
-	memcpy(d.digest, digest, sizeof(d.digest));
+	memcpy(d.digest, k.digest, sizeof(d.digest));
 	d.first_seen = f->now;
 	ph_strlcpy(d.kind, ledger_kind_names[ev->kind], sizeof(d.kind));
 	ph_strlcpy(d.order_id, ev->order_id, sizeof(d.order_id));
 	ph_strlcpy(d.source, f->source, sizeof(d.source));
-	ledger_dedup_put(t, &dk, &d);
+	if (conflict) {
+		ledger_conflict(t, f, "same dedup key, different payload", r);
+		/* The same conflicting content again is a duplicate. */
+		if (!k.conflict.err)
+			ledger_dedup_put(t, &k.conflict, &d);
+		return t->err;
+	}
+	ledger_dedup_put(t, &k.dk, &d);
 	switch (ev->kind) {
 	case PH_EV_PAYMENT_SUCCEEDED:
 		ledger_payment_succeeded(t, f, r);
@@ -510,21 +544,20 @@ int
 ledger_known(struct store *s, const struct ledger_fact *f,
     struct ledger_result *r, int *known, struct ph_diag *diag)
 {
-	char digest[2 * PH_SHA256_LEN + 1];
+	struct ledger_fact_keys k;
 	struct store_txn t;
-	struct store_key dk, dk_v1;
 	int rc, conflict;
 
 	*known = 0;
 	memset(r, 0, sizeof(*r));
-	if ((rc = ledger_fact_keys(f, digest, &dk, &dk_v1, diag)) != PH_OK)
+	if ((rc = ledger_fact_keys(f, &k, diag)) != PH_OK)
 		return rc;
 	/* Retries are the common case: answer them without the writer lock.
 	 * What a transaction sees is committed; store_settle() makes sure it
 	 * is on disk before it is acknowledged again. */
 	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
-	*known = ledger_seen(&t, &dk, &dk_v1, digest, &conflict);
+	*known = ledger_seen(&t, f, &k, &conflict);
 	store_abort(&t);
 	if (*known) {
 		if ((rc = store_settle(&t)) != PH_OK)

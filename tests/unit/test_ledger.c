@@ -152,6 +152,25 @@ test_payments(struct store *s)
 	is_str(r.event_type, "notification.conflict", "... raised");
 	is_int(fx_exceptions(s, "C1", "notification_conflict"), 1,
 	    "... on the order");
+	/* Providers send it again and again: the same conflict, once. */
+	is_int(apply(s, &ev, &r), PH_OK, "the same conflicting fact again");
+	is_int(r.outcome, LEDGER_DUPLICATE, "... is a duplicate");
+	apply(s, &ev, &r);
+	is_int(fx_exceptions(s, "C1", "notification_conflict"), 1,
+	    "... no second exception on the order");
+	is_int(fx_events_of_type(s, "notification.conflict", NULL), 1,
+	    "... no second conflict event");
+	ev.amount = 2;
+	apply(s, &ev, &r);
+	is_int(r.outcome, LEDGER_CONFLICT, "other content of the key: "
+	    "another conflict");
+	is_int(fx_exceptions(s, "C1", "notification_conflict"), 2,
+	    "... on the order");
+	ev.amount = 100;
+	apply(s, &ev, &r);
+	is_int(r.outcome, LEDGER_DUPLICATE, "the first content is still a "
+	    "duplicate");
+	is_str(fx_state(s, "C1"), "PAID", "... C1 paid as before");
 
 	{
 		json_t *o;
