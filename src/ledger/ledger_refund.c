@@ -9,8 +9,11 @@
  * id (STORE_DB_REFUND_IDS: id -> sequence).  The id is the merchant's, or
  * one payhook mints: "phr", the first 12 digits of the store's epoch and
  * the sequence number, so that no id is ever minted twice, not even
- * after a restore.  It is the id the provider is sent, which makes the
- * provider's own idempotency cover a runner that dies after sending.
+ * after a restore.  A merchant may have taken that id for a refund of its
+ * own already: then "n" and a count follow, until the id is free (no
+ * id minted without them has an "n" there).  It is the id the provider is
+ * sent, which makes the provider's own idempotency cover a runner that
+ * dies after sending.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,6 +138,22 @@ ledger_refund_index(struct store_txn *t, const char *id, uint64_t seq)
 	store_put(t, STORE_DB_REFUND_IDS, &k, v.b, v.len);
 }
 
+/* A refund id for refund seq that no refund has: into id (cap bytes, at
+ * least LEDGER_REFUND_ID_MAX + 1); PH_OK, or the failure t holds. */
+static int
+ledger_refund_mint(struct store_txn *t, uint64_t seq, char *id, size_t cap)
+{
+	unsigned n;
+
+	snprintf(id, cap, "phr%.12s%llu", store_epoch(t->store),
+	    (unsigned long long)seq);
+	/* Letters and digits only: what every provider takes. */
+	for (n = 1; ledger_refund_seq(t, id) != 0; n++)
+		snprintf(id, cap, "phr%.12s%llun%u", store_epoch(t->store),
+		    (unsigned long long)seq, n);
+	return t->err;
+}
+
 /* Adds refund seq to the order's list (once). */
 void
 ledger_order_add_refund(struct store_txn *t, json_t *order, uint64_t seq)
@@ -179,9 +198,8 @@ ledger_put_refund(struct store_txn *t, json_t *order, const char *reason,
 		return 0;
 	if (refund_id != NULL)
 		ph_strlcpy(id, refund_id, sizeof(id));
-	else
-		snprintf(id, sizeof(id), "phr%.12s%llu",
-		    store_epoch(t->store), (unsigned long long)seq);
+	else if (ledger_refund_mint(t, seq, id, sizeof(id)) != PH_OK)
+		return 0;
 	r = json_pack("{s:i, s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, "
 	    "s:s, s:s, s:I, s:I, s:i, s:n, s:n, s:n}",
 	    "v", LEDGER_RECORD_VERSION,

@@ -327,6 +327,38 @@ test_refund_ids(struct store *s)
 	json_decref(items);
 	is_int(ledger_order_refunds(s, "nope", &items), PH_E_NOTFOUND,
 	    "refunds of an unknown order");
+
+	/* The merchant takes, for a refund of its own, the id payhook would
+	 * mint next: payhook mints another. */
+	paid_order(s, "R3", "wxshop", "TR3", 1000);
+	fx_refund(s, "R3", NULL, 10, FX_NOW, NULL, &item, &created, &why, &d);
+	seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
+	json_decref(item);
+	{
+		char taken[LEDGER_REFUND_ID_MAX + 1], want[80];
+		json_t *mine = NULL;
+
+		snprintf(taken, sizeof(taken), "phr%.12s%llu", store_epoch(s),
+		    (unsigned long long)seq + 2);
+		ok(fx_refund(s, "R3", taken, 20, FX_NOW, NULL, &item,
+		    &created, &why, &d) == PH_OK && created, "a merchant's "
+		    "refund under the id payhook mints next");
+		json_decref(item);
+		ok(fx_refund(s, "R3", NULL, 30, FX_NOW, NULL, &item, &created,
+		    &why, &d) == PH_OK && created, "then a refund payhook "
+		    "names");
+		snprintf(want, sizeof(want), "%sn1", taken);
+		is_str(fx_str(item, "refund_id"), want, "... under another id");
+		ok(ledger_get_refund(s, taken, &mine) == PH_OK &&
+		    json_integer_value(json_object_get(mine, "amount")) == 20,
+		    "the merchant's id still finds the merchant's refund");
+		json_decref(mine);
+		ok(ledger_get_refund(s, fx_str(item, "refund_id"), &mine) ==
+		    PH_OK && json_integer_value(json_object_get(mine,
+		    "amount")) == 30, "... and payhook's its own");
+		json_decref(mine);
+		json_decref(item);
+	}
 }
 
 static void
