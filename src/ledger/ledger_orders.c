@@ -18,6 +18,29 @@
 
 /* ---- Orders and the event feed ------------------------------------------ */
 
+/*
+ * Whether o is the order n asks for, made now: the same profile, amount,
+ * currency, expiry (seconds after it was made) and first attempt's data.
+ * Anything else is another order under the same id.
+ */
+static int
+ledger_order_same(const json_t *o, const struct ledger_new_order *n,
+    int64_t now)
+{
+	const json_t *exp = json_object_get(o, "expires_at");
+	const json_t *data = json_object_get(json_array_get(json_object_get(o,
+	    "attempts"), 0), "data");
+	int64_t made = json_integer_value(json_object_get(o, "created_at"));
+	int64_t had = json_is_integer(exp) ? json_integer_value(exp) - made : 0;
+	int64_t asks = n->expires_at > 0 ? n->expires_at - now : 0;
+
+	return strcmp(ledger_str(o, "profile"), n->profile) == 0 &&
+	    json_integer_value(json_object_get(o, "amount")) == n->amount &&
+	    strcmp(ledger_str(o, "currency"), n->currency) == 0 &&
+	    had == asks && (data == NULL ? n->attempt == NULL :
+	    n->attempt != NULL && json_equal(data, n->attempt));
+}
+
 int
 ledger_create_order(struct store *s, const struct ledger_new_order *n,
     int64_t now, struct ledger_idem *idem, json_t **out, int *created,
@@ -36,10 +59,7 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	rc = ledger_get(&t, STORE_DB_ORDERS, &k, &o);
 	if (rc == PH_OK) {
 		*out = o;
-		if (strcmp(ledger_str(o, "profile"), n->profile) == 0 &&
-		    json_integer_value(json_object_get(o, "amount")) ==
-		    n->amount && strcmp(ledger_str(o, "currency"),
-		    n->currency) == 0)
+		if (ledger_order_same(o, n, now))
 			rc = PH_OK;
 		else
 			rc = ph_fail(diag, PH_E_CONFLICT, "order %s exists with "

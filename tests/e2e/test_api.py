@@ -75,12 +75,31 @@ def test_create(tap, inst):
     tap.is_((r.status, r.json), (200, r2.json), 'GET /orders/A1')
     for name, change in (('amount', {'amount': 101}),
                          ('currency', {'currency': 'USD'}),
-                         ('profile', {'profile': 'wxhmac'})):
+                         ('profile', {'profile': 'wxhmac'}),
+                         ('expires_in', {'expires_in': 600}),
+                         ('attempt data', {'attempt': {'x': '1'}})):
         b = dict(body, **change)
         check_json_error(tap, inst.api('POST', '/orders', b), 409,
                          'same order_id, different %s' % name)
     tap.is_(inst.order('A1'), r2.json, 'the conflicting creates changed '
             'nothing')
+    # Expiry and attempt data are part of what is identical.
+    be = dict(body, order_id='A1-exp', expires_in=600,
+              attempt={'x': '1'})
+    r = inst.api('POST', '/orders', be)
+    tap.is_(r.status, 201, 'an order with expires_in and attempt data',
+            r.describe())
+    r2 = inst.api('POST', '/orders', dict(be))
+    tap.is_((r2.status, r2.json), (200, r.json), '... the same again: 200, '
+            'the same order', r2.describe())
+    for name, change in (('another expires_in', {'expires_in': 7776000}),
+                         ('no expires_in', {'expires_in': None}),
+                         ('other attempt data', {'attempt': {'x': '2'}}),
+                         ('no attempt data', {'attempt': None})):
+        b = {k: v for k, v in dict(be, **change).items() if v is not None}
+        check_json_error(tap, inst.api('POST', '/orders', b), 409,
+                         '... again with %s: 409' % name)
+    tap.is_(inst.order('A1-exp'), r.json, '... which changed nothing')
 
     # order_id: 1-64 chars of [A-Za-z0-9_-|*.:]
     for oid in ('x' * 64, 'a', 'Az09_-|*.:', '2026.11.30:42|*x'):
