@@ -736,9 +736,10 @@ api_events(struct web_ctx *ctx, const struct web_request *req,
 	uint64_t next;
 	int rc;
 
-	if (api_uint_param(req->uri, "after", UINT64_MAX, &after) < 0) {
+	/* Up to what next can say: a JSON integer is signed. */
+	if (api_uint_param(req->uri, "after", INT64_MAX, &after) < 0) {
 		web_error(resp, 400, "bad_request", "after must be a sequence "
-		    "number (a whole number, 0 for the start)");
+		    "number (a whole number from 0, the start, to 2^63-1)");
 		return;
 	}
 	if (api_uint_param(req->uri, "limit", UINT64_MAX, &limit) < 0 ||

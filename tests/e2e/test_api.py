@@ -304,6 +304,9 @@ def test_events(tap, inst):
     r = inst.events(after=base + 1000)
     tap.is_(r.json, {'epoch': epoch, 'events': [], 'next': base + 1000},
             'after beyond the end: empty, next = after')
+    r = inst.events(after=2 ** 63 - 1)
+    tap.is_(r.json, {'epoch': epoch, 'events': [], 'next': 2 ** 63 - 1},
+            'after 2^63-1, the largest sequence number: next = after')
 
     # Make 9 events: 7 paid orders, one unknown order, one failed payment.
     ids = ['E%d' % i for i in range(7)]
@@ -368,7 +371,8 @@ def test_events(tap, inst):
         (r.json or {}).get('events') or []) <= 1000),
         'limit over 1000: refused or capped', r.describe())
     for q in ('after=abc', 'after=-1', 'limit=abc', 'limit=-5',
-              'after=1.5', 'after=99999999999999999999999'):
+              'after=1.5', 'after=99999999999999999999999',
+              'after=9223372036854775808', 'after=18446744073709551615'):
         r = inst.api('GET', '/events?' + q)
         check_json_error(tap, r, 400, 'GET /events?%s' % q)
 
