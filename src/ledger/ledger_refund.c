@@ -383,6 +383,9 @@ ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 	    ledger_str(order, "currency"), now);
 	json_object_set_new(order, "refund_requested",
 	    json_integer(asked + rq->amount));
+	/* Both totals shown from the first refund asked for on. */
+	if (json_object_get(order, "refunded") == NULL)
+		json_object_set_new(order, "refunded", json_integer(0));
 	ledger_order_refund_state(&t, order, now);
 	ledger_put(&t, STORE_DB_ORDERS, &ok, order);
 	ledger_key_seq(&rk, seq);

@@ -52,6 +52,8 @@ def test_keys(tap, inst):
     tap.is_(len(refunds_of(inst, oid) or []), 1, '... one refund made')
     tap.is_((inst.order(oid) or {}).get('refund_requested'), 300,
             '... 300 asked, not 900')
+    tap.is_((inst.order(oid) or {}).get('refunded'), 0,
+            '... the order shows refunded too: 0 so far')
     r = refund(inst, oid, {'amount': 200}, key='k-' + oid)
     check_json_error(tap, r, 422, 'the key with another body')
     tap.is_((r.json or {}).get('error'), 'idempotency_key_reused',
