@@ -314,7 +314,9 @@ ledger_payment_failed(struct store_txn *t, const struct ledger_fact *f,
 	int rc;
 
 	if (ev->txn_id[0] != '\0') {
-		ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->provider,
+		/* The profile's, as every payment is (doc/design/store.md):
+		 * where a success of the same transaction is found. */
+		ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->profile,
 		    ev->txn_id);
 		rc = ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay);
 		/* A failure never overwrites a payment known to succeed. */

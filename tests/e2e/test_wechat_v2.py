@@ -381,6 +381,28 @@ def main(tap):
     evs = new_events(inst, base)
     tap.is_(types_of(evs), ['order.paid'], 'order.paid after a failed attempt')
     base = evs[-1]['seq'] if evs else base
+    # A failure of the transaction that paid it changes nothing.
+    r, _ = inst.pay(oidf, 700, tf, result_code='FAIL')
+    check_ack(tap, r, 'SUCCESS', 'result_code=FAIL for the transaction that '
+              'paid the order')
+    tap.is_((inst.order(oidf) or {}).get('state'), 'PAID', '... still PAID')
+    evs = new_events(inst, base)
+    tap.is_(types_of(evs), ['payment.failed'], '... payment.failed raised')
+    base = evs[-1]['seq'] if evs else base
+    # One transaction reported failed, then paid: it pays the order.
+    oidg = 'F2-' + os.urandom(4).hex()
+    tap.is_(inst.create_order(oidg, 700).status, 201, 'create order %s' % oidg)
+    tg = txn_id('fail-then-paid')
+    r, _ = inst.pay(oidg, 700, tg, result_code='FAIL')
+    check_ack(tap, r, 'SUCCESS', 'a transaction reported FAIL')
+    r, _ = inst.pay(oidg, 700, tg)
+    check_ack(tap, r, 'SUCCESS', '... then SUCCESS')
+    tap.is_((inst.order(oidg) or {}).get('state'), 'PAID',
+            '... the order is PAID by it')
+    evs = new_events(inst, base)
+    tap.is_(types_of(evs), ['payment.failed', 'order.paid'],
+            '... payment.failed, then order.paid')
+    base = evs[-1]['seq'] if evs else base
 
     # ---- DOCTYPE / XXE -----------------------------------------------------
     oidx = 'X1-' + os.urandom(4).hex()

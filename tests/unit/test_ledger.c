@@ -28,6 +28,36 @@ apply(struct store *s, const struct ph_event *ev, struct ledger_result *r)
 	return fx_apply(s, "wxshop", ev, r, &last_diag);
 }
 
+/* How many payment records name transaction txn, and whether each is
+ * under the profile it names (-1 when one is not). */
+static int
+payments_of(struct store *s, const char *txn)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key want;
+	json_t *p;
+	int n = 0;
+
+	if (store_begin(s, 0, &t) != PH_OK)
+		return -1;
+	store_scan_begin(&sc, &t, STORE_DB_PAYMENTS, NULL);
+	while (store_scan_next(&sc)) {
+		if ((p = ledger_load(&sc.val)) == NULL)
+			continue;
+		if (strcmp(fx_str(p, "provider_txn_id"), txn) == 0) {
+			ledger_key_pair(&want, STORE_KEY_PAYMENT,
+			    fx_str(p, "profile"), txn);
+			n = n < 0 || sc.key.len != want.len || memcmp(
+			    sc.key.data, want.b, want.len) != 0 ? -1 : n + 1;
+		}
+		json_decref(p);
+	}
+	store_scan_end(&sc);
+	store_abort(&t);
+	return n;
+}
+
 static int
 request_refund(struct store *s, const char *order_id, int64_t amount,
     int64_t now, json_t **item, struct ph_diag *d)
@@ -133,6 +163,19 @@ test_payments(struct store *s)
 	apply(s, &ev, &r);
 	is_str(r.event_type, "payment.failed", "failed payment raised");
 	is_str(fx_state(s, "C1"), "PENDING", "... order unchanged");
+	is_int(payments_of(s, "T7"), 1, "... one payment record, the "
+	    "profile's");
+	create(s, "C2", 100, "CNY");
+	ev = fx_pay_event("C2", "T70", 100, "CNY");
+	ev.kind = PH_EV_PAYMENT_FAILED;
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "fail:C2:T70:-");
+	apply(s, &ev, &r);
+	ev = fx_pay_event("C2", "T70", 100, "CNY");
+	apply(s, &ev, &r);
+	is_str(fx_state(s, "C2"), "PAID", "a transaction that failed, then "
+	    "succeeded, pays its order");
+	is_int(payments_of(s, "T70"), 1, "... one payment record, the "
+	    "success over the failure");
 
 	/* A page marker of a paged query is for the query runner only. */
 	ev = fx_pay_event("C1", "T7", 100, "CNY");
@@ -189,7 +232,7 @@ test_payments(struct store *s)
 	is_str(fx_state(s, "D1"), "PENDING", "... does not pay the order");
 	is_int(fx_exceptions(s, "D1", "profile_mismatch"), 1, "... exception");
 
-	is_int(fx_events_of_type(s, "order.paid", NULL), 3, "three orders paid");
+	is_int(fx_events_of_type(s, "order.paid", NULL), 4, "four orders paid");
 }
 
 static void
