@@ -21,6 +21,13 @@
  *   - orders, payments, events, refunds and idempotency records, JSON
  *     text until now, are written again in CBOR (ledger_cbor.c); a build
  *     of schema 3 refuses the store after.
+ *
+ * Schema 4 to 5:
+ *   - the payment records of failed payments, which schema 4 wrote under
+ *     the provider's name instead of the profile's, are moved to their
+ *     profile's key (or dropped where a record of the same transaction is
+ *     there already); on PostgreSQL they blocked the success of the same
+ *     transaction.  A build of schema 4 refuses the store after.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +40,9 @@
 #include "ops/log.h"
 
 #define LEDGER_MIGRATE_BATCH 1000
+
+static int ledger_key_text(const struct store_val *k, size_t *off, char *out,
+    size_t cap);
 
 /* Moves schema 1's payments to their profile's keys; *more while some
  * are left. */
@@ -71,6 +81,59 @@ ledger_migrate_payments(struct store *s, int *more, size_t *moved)
 	if ((rc = store_commit(&t)) == PH_OK)
 		*moved += n;
 	return rc;
+}
+
+/*
+ * Moves the payments of class 'p' whose key does not name the profile
+ * their record does, from *resume on, a batch in one transaction; *more
+ * while some are left to look at.
+ */
+static int
+ledger_migrate_payment_keys(struct store *s, struct store_key *resume,
+    int *more, size_t *moved)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key pre, k;
+	struct store_val v;
+	json_t *p;
+	size_t n = 0, off;
+	char profile[256];
+	int rc;
+
+	*more = 0;
+	store_key_init(&pre, STORE_KEY_PAYMENT);
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	store_scan_begin(&sc, &t, STORE_DB_PAYMENTS, resume->len > 0 ?
+	    resume : &pre);
+	while (store_scan_next(&sc) && store_val_has_prefix(&sc.key, &pre)) {
+		if (n++ == LEDGER_MIGRATE_BATCH) {
+			store_key_from_val(resume, &sc.key);
+			*more = 1;
+			break;
+		}
+		off = 1;
+		if ((p = ledger_load(&sc.val)) == NULL)
+			continue;	/* refused where it is read */
+		if (ledger_key_text(&sc.key, &off, profile, sizeof(profile)) &&
+		    ledger_str(p, "profile")[0] != '\0' &&
+		    strcmp(profile, ledger_str(p, "profile")) != 0) {
+			ledger_key_pair(&k, STORE_KEY_PAYMENT,
+			    ledger_str(p, "profile"),
+			    ledger_str(p, "provider_txn_id"));
+			/* Gone first: PostgreSQL holds one record per profile
+			 * and transaction at every statement. */
+			store_scan_del(&sc);
+			if (!k.err && store_get(&t, STORE_DB_PAYMENTS, &k, &v) ==
+			    PH_E_NOTFOUND)
+				ledger_put(&t, STORE_DB_PAYMENTS, &k, p);
+			(*moved)++;
+		}
+		json_decref(p);
+	}
+	store_scan_end(&sc);
+	return store_commit(&t);
 }
 
 /* Brings one record (key, val) of database db up to date in t. */
@@ -216,6 +279,25 @@ ledger_migrate_done(struct store *s, int version)
 }
 
 static int
+ledger_migrate_4(struct store *s)
+{
+	struct store_key resume;
+	size_t moved = 0;
+	int rc, more = 1;
+
+	store_key_init(&resume, 0);
+	while (more)
+		if ((rc = ledger_migrate_payment_keys(s, &resume, &more,
+		    &moved)) != PH_OK)
+			return rc;
+	if ((rc = ledger_migrate_done(s, 5)) != PH_OK)
+		return rc;
+	log_info("database: brought from schema 4 to 5 (%zu payment "
+	    "record(s) of failed payments keyed by profile)", moved);
+	return PH_OK;
+}
+
+static int
 ledger_migrate_3(struct store *s)
 {
 	static const enum store_db dbs[] = { STORE_DB_ORDERS,
@@ -289,6 +371,9 @@ ledger_migrate(struct store *s, struct ph_diag *diag)
 		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
 	if (store_schema(s) < 4 && (rc = ledger_migrate_3(s)) != PH_OK)
 		return ph_fail(diag, rc, "database: bringing schema 3 up to 4 "
+		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
+	if (store_schema(s) < 5 && (rc = ledger_migrate_4(s)) != PH_OK)
+		return ph_fail(diag, rc, "database: bringing schema 4 up to 5 "
 		    "failed: %s (run it again: it resumes)", ph_strerror(rc));
 	return PH_OK;
 }

@@ -25,7 +25,7 @@
  * with STORE_OPEN_OLDER, by whoever then brings it up to date
  * (ledger_open); a newer one is refused.
  */
-#define STORE_SCHEMA_VERSION 4
+#define STORE_SCHEMA_VERSION 5
 #define STORE_OPEN_OLDER 0x01
 /* PostgreSQL: a database without payhook's tables gets them (payhook
  * check); without it such a database is refused (payhook.fcgi never

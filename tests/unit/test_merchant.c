@@ -771,12 +771,19 @@ test_migration(void)
 	store_close(s);
 
 	/* A build of this schema refuses a store of the next. */
-	ok(set_schema(path, "5") == 0, "the store now says schema 5");
-	s = NULL;
-	memset(&d, 0, sizeof(d));
-	ok(store_open(path, 16 << 20, STORE_OPEN_OLDER, &s, &d) != PH_OK &&
-	    strstr(d.msg, "schema version 5") != NULL, "a newer store is "
-	    "refused, even to a migration: %s", d.msg);
+	{
+		char newer[16], words[40];
+
+		snprintf(newer, sizeof(newer), "%d", STORE_SCHEMA_VERSION + 1);
+		snprintf(words, sizeof(words), "schema version %s", newer);
+		ok(set_schema(path, newer) == 0, "the store now says schema "
+		    "%s", newer);
+		s = NULL;
+		memset(&d, 0, sizeof(d));
+		ok(store_open(path, 16 << 20, STORE_OPEN_OLDER, &s, &d) !=
+		    PH_OK && strstr(d.msg, words) != NULL, "a newer store is "
+		    "refused, even to a migration: %s", d.msg);
+	}
 	store_close(s);
 }
 
@@ -881,7 +888,7 @@ test_deep_record(struct store *s)
  * A store written by payhook of schema 3 (tests/unit/data/schema3.mdb:
  * demo/run-demo of 8227430, its order paid and a refund of it asked with
  * an Idempotency-Key, an order with attempt data made with one, a pending
- * order), opened by this build: brought to schema 4, every record there.
+ * order), opened by this build: brought up to date, every record there.
  */
 static void
 test_schema3_file(void)
@@ -914,7 +921,8 @@ test_schema3_file(void)
 		return;
 	if (!ok((s = open_at("s3.mdb")) != NULL, "ledger_open brings it up"))
 		return;
-	is_int(store_schema(s), 4, "... to schema 4");
+	is_int(store_schema(s), STORE_SCHEMA_VERSION, "... to schema %d",
+	    STORE_SCHEMA_VERSION);
 	ok(json_records(s, STORE_DB_ORDERS) == 0 &&
 	    json_records(s, STORE_DB_PAYMENTS) == 0 &&
 	    json_records(s, STORE_DB_EVENTS) == 0 &&
@@ -949,14 +957,14 @@ test_schema3_file(void)
 	    "the API shows each order straight from its record as it shows "
 	    "its tree");
 	{
-		struct ph_buf out;
+		struct ph_buf view;
 
-		ph_buf_init(&out, 1 << 20);
-		ph_buf_puts(&out, "x");
-		is_int(ledger_order_api(s, "NO-SUCH-ORDER", &out),
+		ph_buf_init(&view, 1 << 20);
+		ph_buf_puts(&view, "x");
+		is_int(ledger_order_api(s, "NO-SUCH-ORDER", &view),
 		    PH_E_NOTFOUND, "an order not there is not found");
-		ok(strcmp(out.data, "x") == 0, "... and nothing is written");
-		ph_buf_free(&out);
+		ok(strcmp(view.data, "x") == 0, "... and nothing is written");
+		ph_buf_free(&view);
 	}
 	ok(ledger_get_refund(s, "phr218b6511e63a1", &r) == PH_OK &&
 	    json_integer_value(json_object_get(r, "amount")) == 1 &&
@@ -975,6 +983,91 @@ test_schema3_file(void)
 	    events_text_same(s, UINT64_MAX, 10), "the feed shown straight "
 	    "from its records as from their trees: whole, one, after one, "
 	    "past the end, after the last number there is");
+	store_close(s);
+}
+
+/* A payment record as JSON text under ('p', key_profile, txn). */
+static void
+put_payment(struct store_txn *t, const char *key_profile, const char *txn,
+    const char *status)
+{
+	struct store_key k;
+	char val[512];
+
+	snprintf(val, sizeof(val), "{\"v\":1,\"order_id\":\"O-%s\","
+	    "\"profile\":\"wxshop\",\"provider\":\"wechat\","
+	    "\"provider_txn_id\":\"%s\",\"amount\":100,\"currency\":"
+	    "\"CNY\",\"status\":\"%s\",\"disposition\":\"%s\","
+	    "\"source\":\"notify\",\"occurred_at\":0,\"recorded_at\":1}",
+	    txn, txn, status, strcmp(status, "FAILED") == 0 ? "failed" :
+	    "paid");
+	ledger_key_pair(&k, STORE_KEY_PAYMENT, key_profile, txn);
+	store_put(t, STORE_DB_PAYMENTS, &k, val, strlen(val));
+}
+
+/* The status of the payment record under ('p', profile, txn), or NULL. */
+static char *
+payment_status(struct store *s, const char *profile, const char *txn)
+{
+	struct store_txn t;
+	struct store_key k;
+	json_t *p = NULL;
+	char *st = NULL;
+
+	if (store_begin(s, 0, &t) != PH_OK)
+		return NULL;
+	ledger_key_pair(&k, STORE_KEY_PAYMENT, profile, txn);
+	if (ledger_get(&t, STORE_DB_PAYMENTS, &k, &p) == PH_OK)
+		st = strdup(fx_str(p, "status"));
+	json_decref(p);
+	store_abort(&t);
+	return st;
+}
+
+/*
+ * Schema 4 wrote a failed payment under the provider's name: brought to
+ * schema 5, it is under its profile's key, unless a record of the same
+ * transaction is there already.
+ */
+static void
+test_schema4_failed_payments(void)
+{
+	char path[400], *st;
+	struct store *s;
+	struct store_txn t;
+	struct ph_diag d;
+
+	snprintf(path, sizeof(path), "%s/s4.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 16 << 20, 0, &s, &d) == PH_OK &&
+	    store_begin(s, 1, &t) == PH_OK, "a store of schema 4"))
+		return;
+	put_payment(&t, "wechat", "TF1", "FAILED");	/* failed only */
+	put_payment(&t, "wechat", "TF2", "FAILED");	/* failed, then paid */
+	put_payment(&t, "wxshop", "TF2", "SUCCEEDED");
+	put_payment(&t, "wxshop", "TF3", "SUCCEEDED");
+	store_set_schema(&t, 4);
+	ok(store_commit(&t) == PH_OK, "... with failed payments under the "
+	    "provider's name");
+	store_close(s);
+	if (!ok((s = open_at("s4.mdb")) != NULL, "ledger_open brings it up"))
+		return;
+	is_int(store_schema(s), 5, "... to schema 5");
+	st = payment_status(s, "wxshop", "TF1");
+	is_str(st != NULL ? st : "(none)", "FAILED", "a failed payment: under "
+	    "its profile's key");
+	free(st);
+	st = payment_status(s, "wxshop", "TF2");
+	is_str(st != NULL ? st : "(none)", "SUCCEEDED", "failed, then paid: "
+	    "the success stays");
+	free(st);
+	st = payment_status(s, "wxshop", "TF3");
+	is_str(st != NULL ? st : "(none)", "SUCCEEDED", "a payment under its "
+	    "profile's key is left");
+	free(st);
+	ok(payment_status(s, "wechat", "TF1") == NULL &&
+	    payment_status(s, "wechat", "TF2") == NULL, "nothing left under "
+	    "the provider's name");
 	store_close(s);
 }
 
@@ -1011,6 +1104,7 @@ main(void)
 	test_restore();
 	test_migration();
 	test_schema3_file();
+	test_schema4_failed_payments();
 	th_scratch_remove(dir);
 	return done_testing();
 }
