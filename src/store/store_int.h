@@ -94,6 +94,8 @@ void store_free(struct store *s);
 void store_note_full(struct store_txn *t);
 
 /* The engines. */
+/* Creates the folder that holds path when it is missing (0700). */
+int store_mkparent(const char *path, struct ph_diag *diag);
 int store_lmdb_open(const char *path, size_t map_size, int flags,
     struct store **out, struct ph_diag *diag);
 int store_pg_open(const struct store_spec *spec, int flags,

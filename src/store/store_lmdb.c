@@ -95,28 +95,6 @@ lmdb_status(int rc)
 	}
 }
 
-/* Creates the folder that holds the database file when it is missing. */
-static int
-store_mkparent(const char *path, struct ph_diag *diag)
-{
-	char *tmp, *dir;
-	struct stat st;
-	int rc = PH_OK;
-
-	if ((tmp = strdup(path)) == NULL)
-		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	dir = dirname(tmp);
-	if (stat(dir, &st) == -1) {
-		if (errno != ENOENT || mkdir(dir, 0700) == -1)
-			rc = ph_fail(diag, PH_E_IO, "database folder %s: %s",
-			    dir, strerror(errno));
-	} else if (!S_ISDIR(st.st_mode))
-		rc = ph_fail(diag, PH_E_IO, "database folder %s: not a folder",
-		    dir);
-	free(tmp);
-	return rc;
-}
-
 /* Opens (creating if needed) the LMDB file at path. */
 static int
 lmdb_open_file(const char *path, size_t map_size, int flags,

@@ -36,6 +36,7 @@ sockets only, stopped by pid).
 import concurrent.futures
 import datetime
 import os
+import shutil
 import sys
 import threading
 import time
@@ -77,10 +78,15 @@ def test_tables(tap, pri):
            'payhook.fcgi refuses it too and makes nothing', p.stderr)
     tap.is_(sql(pri, "select count(*) from pg_namespace where nspname = "
                 "'payhook'"), '0', '... no schema payhook was made')
+    # A new host: db_path's folder, where its own files go, not there yet.
+    var = os.path.dirname(inst.db)
+    shutil.rmtree(var, ignore_errors=True)
     r = inst.cli('check')
     tap.ok(r.returncode == 0 and 'configuration OK' in r.stdout and
            'postgresql' in r.stdout, 'payhook check makes the tables',
            r.stdout + r.stderr)
+    tap.ok(os.path.isdir(var) and os.stat(var).st_mode & 0o777 == 0o700,
+           '... and db_path\'s folder, mode 0700, for the host\'s own files')
     tables = sql(pri, "select string_agg(tablename, ',' order by tablename)"
                  " from pg_tables where schemaname = 'payhook'")
     tap.is_(tables, 'dedup,due,events,idempotency,layout,meta,orders,'
