@@ -227,6 +227,12 @@ cli_check_user(const struct conf *conf, const char *user)
 	bad |= cli_user_may(&u, conf->path, 4, "configuration file");
 	if (conf->api_token_file != NULL)
 		bad |= cli_user_may(&u, conf->api_token_file, 4, "token file");
+	if (conf->metrics_token_file != NULL)
+		bad |= cli_user_may(&u, conf->metrics_token_file, 4,
+		    "metrics_token_file");
+	if (conf->pg_password_file != NULL)
+		bad |= cli_user_may(&u, conf->pg_password_file, 4,
+		    "pg_password_file");
 	if (conf->ca_file != NULL)
 		bad |= cli_user_may(&u, conf->ca_file, 4, "ca_file");
 	for (i = 0; i < conf->npushes; i++)

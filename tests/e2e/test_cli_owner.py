@@ -204,6 +204,24 @@ def run(tap, inst, user, who):
            % user.pw_name, p.returncode, p.stderr)
     os.chmod(inst.var, 0o700)
 
+    # A metrics token only root may read: payhook.fcgi as the user would
+    # refuse the configuration, so check --user does.
+    with open(inst.config) as fh:
+        conf = fh.read()
+    token = os.path.join(inst.etc, 'keys', 'metrics.token')
+    harness.write_file(token, 'metrics-' + os.urandom(16).hex() + '\n')
+    os.chown(token, 0, 0)
+    with open(inst.config, 'w') as fh:
+        fh.write(conf.replace('[core]\n', '[core]\nmetrics_token_file = '
+                              'keys/metrics.token\n', 1))
+    p = inst.cli('check', '--user', user.pw_name)
+    tap.ok(p.returncode == 78 and 'cannot read the metrics_token_file '
+           '%s' % token in p.stderr, 'a metrics_token_file %s cannot read: '
+           'named, exit 78' % user.pw_name, p.returncode, p.stderr)
+    with open(inst.config, 'w') as fh:
+        fh.write(conf)
+    os.unlink(token)
+
 
 if __name__ == '__main__':
     harness.run(main, need_lighttpd=False)
