@@ -100,7 +100,10 @@ conf_read_file(const char *path, const char *what, int secret,
 	memset(f, 0, sizeof(*f));
 	if (line > 0)
 		snprintf(at, sizeof(at), "line %d: ", line);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) == -1) {
+	/* O_NONBLOCK: a FIFO would block the open until a writer came; it
+	 * is refused below instead, like anything not a regular file. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
+	    O_NONBLOCK)) == -1) {
 		conf_err(errs, "%s%s %s: %s", at, what, path,
 		    strerror(errno));
 		return -1;
@@ -1062,6 +1065,7 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 {
 	struct conf_parse p;
 	struct conf *c;
+	struct stat st;
 	char *tmp = NULL;
 	size_t i;
 	int rc;
@@ -1100,6 +1104,12 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 	}
 	if ((p.lines.fp = fopen(path, "re")) == NULL) {
 		conf_err(errs, "%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	/* A folder opens, and reads as nothing: a file without [core]. */
+	if (fstat(fileno(p.lines.fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		conf_err(errs, "%s: a folder, not a configuration file", path);
+		fclose(p.lines.fp);
 		goto fail;
 	}
 	p.c = c;

@@ -63,6 +63,19 @@ def main(tap):
     case(tap, 'missing key file', inst, r'(?i)wxshop\.key.*(no such|missing|cannot|not found)')
     os.rename(keyfile + '.gone', keyfile)
 
+    # A FIFO would block whoever opens it until something writes to it.
+    os.rename(keyfile, keyfile + '.real')
+    os.mkfifo(keyfile, 0o600)
+    case(tap, 'key file that is a FIFO', inst,
+         r'wxshop\.key: not a regular file')
+    os.unlink(keyfile)
+    os.rename(keyfile + '.real', keyfile)
+
+    r = harness.run_cli(['-c', inst.etc, 'check'])
+    tap.ok(r.returncode == 78 and '%s: a folder, not a configuration file'
+           % inst.etc in r.stderr, '-c naming a folder: refused as one, '
+           'exit 78', r.returncode, r.stderr)
+
     plugins = os.path.join(inst.dir, 'plugins')
     os.makedirs(plugins)
     for so in os.listdir(harness.PLUGIN_DIR):
