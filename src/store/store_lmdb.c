@@ -730,6 +730,9 @@ store_restore(const char *path, const char *backup, size_t map_size,
 		return ph_fail(diag, PH_E_CONFLICT, "database %s is open in "
 		    "process %ld (and maybe others): stop the web server's "
 		    "payhook processes and the sweeper first", path, pid);
+	/* A new host: the folder as the store's open would make it. */
+	if ((rc = store_mkparent(path, diag)) != PH_OK)
+		return rc;
 	rep->uid = (long)getuid();
 	rep->gid = (long)getgid();
 	rep->mode = 0600;

@@ -8,6 +8,7 @@ its answer."""
 
 import os
 import random
+import shutil
 import signal
 import sys
 import threading
@@ -241,6 +242,17 @@ def test_restore(tap, inst, sim):
     tap.ok({e['id'] for e in before} <= now,
            '... and the events the backup holds keep their ids, so a '
            'reader that re-reads can deduplicate them')
+
+    # A new host: db_path's folder not there yet.
+    fresh = harness.Instance(tap, 'restore-fresh')
+    var = os.path.dirname(fresh.db)
+    shutil.rmtree(var)
+    p = fresh.cli('restore', backup)
+    tap.ok(p.returncode == 0 and os.path.isfile(fresh.db) and
+           os.stat(var).st_mode & 0o777 == 0o700,
+           'restore on a host without db_path\'s folder: made (0700), the '
+           'store restored in it', p.returncode, p.stderr)
+    fresh.cleanup()
 
 
 def test_killed_between(tap):
