@@ -54,6 +54,8 @@ struct metrics_file {
 
 static struct metrics_file *metrics_map;
 static int metrics_fd = -1;
+static char metrics_path[4096];		/* the file mapped, for metrics_follow */
+static int64_t metrics_looked;		/* when metrics_follow last looked */
 static struct {
 	uint32_t hash;
 	int slot;
@@ -77,6 +79,8 @@ metrics_setup(void *p)
 int
 metrics_open(const char *path)
 {
+	if (path != metrics_path)
+		ph_strlcpy(metrics_path, path, sizeof(metrics_path));
 	metrics_map = shmfile_map(path, sizeof(struct metrics_file),
 	    metrics_setup, &metrics_fd);
 	if (metrics_map == NULL) {
@@ -97,6 +101,22 @@ metrics_close(void)
 	metrics_map = NULL;
 	metrics_fd = -1;
 	memset(metrics_cache, 0, sizeof(metrics_cache));
+}
+
+void
+metrics_follow(int64_t now)
+{
+	struct stat st;
+
+	if (metrics_fd == -1 || now == metrics_looked)
+		return;
+	metrics_looked = now;
+	if (fstat(metrics_fd, &st) == -1 || st.st_nlink > 0)
+		return;
+	log_info("metrics file %s was removed: counting again from zero in a "
+	    "new one", metrics_path);
+	metrics_close();
+	metrics_open(metrics_path);
 }
 
 int

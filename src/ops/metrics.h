@@ -46,6 +46,10 @@ const struct metrics_family *metrics_family(const char *name);
  * metrics_* call does nothing, so a process never fails over metrics. */
 int metrics_open(const char *path);
 void metrics_close(void);
+/* Once a second at most (now: unix seconds): when the file was removed
+ * (its figures start again from zero, payhook.fcgi(8)), maps the new one
+ * that whoever counts next makes. */
+void metrics_follow(int64_t now);
 /* Is the file open in this process? */
 int metrics_active(void);
 

@@ -453,6 +453,7 @@ main(int argc, char **argv)
 	    store_where(ctx.store));
 	while (!main_stop && FCGX_Accept_r(&r) >= 0) {
 		main_busy = 1;
+		metrics_follow((int64_t)time(NULL));
 		main_serve(&ctx, &r);
 		FCGX_Finish_r(&r);
 		main_busy = 0;

@@ -374,6 +374,22 @@ def main(tap):
         if missing:
             tap.diag('families the dashboard does not show: %s'
                      % ', '.join(missing))
+
+    # The file removed: every process counts again from zero, in the file
+    # the next sweep makes (payhook.fcgi(8)); a process looks once a
+    # second.
+    os.remove(inst.db + '-metrics')
+    time.sleep(1.1)
+    for _ in range(4):
+        scrape(inst)
+    inst.cli('sweep')
+
+    def passes():
+        return sum(v for k, v in parse_metrics(scrape(inst))[0].items()
+                   if k.startswith('payhook_sweeper_passes_total{'))
+    tap.is_({passes() for _ in range(8)}, {1.0},
+            'the metrics file removed: every process shows the one sweep '
+            'pass since')
     recv.close()
 
 
