@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <payhook/sdk.h>
 
@@ -69,6 +70,28 @@ push_state(struct store *s, const char *name, uint64_t *next,
 	return PH_OK;
 }
 
+/* The endpoint's state in t: where it goes on, failures in a row, when
+ * it is tried again. */
+static void
+push_state_put(struct store_txn *t, const char *name, uint64_t next,
+    uint64_t failures, int64_t retry_at)
+{
+	struct store_key k;
+	json_t *j;
+	char *text;
+
+	push_key_state(&k, name);
+	j = json_pack("{s:i, s:I, s:I, s:I}", "v", 1, "next", (json_int_t)next,
+	    "failures", (json_int_t)failures, "retry_at",
+	    (json_int_t)retry_at);
+	if (j != NULL && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
+		store_put(t, STORE_DB_PUSH, &k, text, strlen(text));
+		free(text);
+	} else if (t->err == PH_OK)
+		t->err = PH_E_NOMEM;
+	json_decref(j);
+}
+
 /* Records one attempt and the endpoint's new state in one transaction. */
 static int
 push_record(struct store *s, const char *name, uint64_t seq, int status,
@@ -77,27 +100,24 @@ push_record(struct store *s, const char *name, uint64_t seq, int status,
 {
 	struct store_txn t;
 	struct store_key k;
-	uint64_t lseq;
+	struct timespec ts;
 	json_t *j;
 	char *text;
 	int rc;
 
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return rc;
-	push_key_state(&k, name);
-	j = json_pack("{s:i, s:I, s:I, s:I}", "v", 1, "next", (json_int_t)next,
-	    "failures", (json_int_t)failures, "retry_at",
-	    (json_int_t)retry_at);
-	if (j != NULL && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
-		store_put(&t, STORE_DB_PUSH, &k, text, strlen(text));
-		free(text);
-	}
-	json_decref(j);
-	/* The log: class, endpoint, then a running number. */
-	lseq = (uint64_t)now * 1000000ULL + (seq % 1000000ULL);
+	push_state_put(&t, name, next, failures, retry_at);
+	/* The log: class, endpoint, the microsecond of the attempt and the
+	 * event, so that two attempts of one event within a second are two
+	 * lines (the logs of older builds have now * 10^6 + seq there: they
+	 * sort among these). */
+	clock_gettime(CLOCK_REALTIME, &ts);
 	store_key_init(&k, PUSH_LOG_CLASS);
 	store_key_str(&k, name);
-	store_key_u64(&k, lseq);
+	store_key_u64(&k, (uint64_t)ts.tv_sec * 1000000ULL +
+	    (uint64_t)ts.tv_nsec / 1000);
+	store_key_u64(&k, seq);
 	j = json_pack("{s:s, s:I, s:I, s:i, s:s}", "endpoint", name, "seq",
 	    (json_int_t)seq, "at", (json_int_t)now, "status", status,
 	    "error", error);
@@ -248,8 +268,14 @@ push_run(const struct conf *c, struct store *s, int64_t now,
 int
 push_resend(struct store *s, const char *name, uint64_t from)
 {
-	return push_record(s, name, 0, 0, "resend requested", 0,
-	    from > 0 ? from : 1, 0, 0);
+	struct store_txn t;
+	int rc;
+
+	/* Not an attempt: the delivery log shows attempts only. */
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	push_state_put(&t, name, from > 0 ? from : 1, 0, 0);
+	return store_commit(&t);
 }
 
 int

@@ -227,11 +227,21 @@ def test_push(tap, inst, recv):
     tap.ok('\t503\t' in r.stdout and '\t200\t' in r.stdout,
            'delivery log shows the failure and the delivery',
            r.stdout[-400:])
+    log_before = inst.cli('events', 'deliveries', '--endpoint',
+                          'erp').stdout.splitlines()
     r = inst.cli('events', 'resend', '--endpoint', 'erp', '--from', '1')
     tap.is_(r.returncode, 0, 'events resend', r.stderr)
+    r = inst.cli('events', 'deliveries', '--endpoint', 'erp')
+    tap.is_(r.stdout.splitlines(), log_before,
+            '... which is no delivery attempt: the log is unchanged')
     sweep(inst)
     tap.is_(len(recv.accepted()), len(got) + inst.last_seq(),
             '... everything pushed again')
+    lines = inst.cli('events', 'deliveries', '--endpoint',
+                     'erp').stdout.splitlines()
+    tap.is_(len(lines), len(log_before) + inst.last_seq(),
+            '... each attempt a line in the delivery log, the second of an '
+            'event within a second too', lines[-4:])
 
 
 def test_certs(tap):
