@@ -482,6 +482,7 @@ conf_push_key(struct conf_parse *p, struct conf_push *pu, const char *key,
 		else if (conf_set_str(&pu->url, val) == -1)
 			conf_err(p->errs, "out of memory");
 	} else if (strcmp(key, "secret_file") == 0) {
+		pu->secret_line = p->line;
 		if (conf_set_str(&pu->secret_file, val) == -1)
 			conf_err(p->errs, "out of memory");
 	} else if (strcmp(key, "signature_header") == 0) {
@@ -948,7 +949,7 @@ conf_bind_push(struct conf *c, struct conf_push *pu, struct conf_errs *errs)
 		return;
 	}
 	if (conf_read_file(pu->secret_file, "secret_file", 1, &f, errs,
-	    pu->line) == 0) {
+	    pu->secret_line) == 0) {
 		pu->secret = f.data;
 		pu->secret_len = f.len;
 	}
@@ -996,13 +997,13 @@ conf_defaults(struct conf *c)
 
 /* Reads a bearer token from file (a secret: mode checked), if named. */
 static void
-conf_token(const char *file, const char *key, unsigned char **token,
+conf_token(const char *file, const char *key, int line, unsigned char **token,
     size_t *len, struct conf_errs *errs)
 {
 	struct conf_file tok;
 	size_t i;
 
-	if (file == NULL || conf_read_file(file, key, 1, &tok, errs, 0) != 0)
+	if (file == NULL || conf_read_file(file, key, 1, &tok, errs, line) != 0)
 		return;
 	*token = tok.data;
 	*len = tok.len;
@@ -1046,7 +1047,7 @@ conf_bind_store(struct conf *c, struct conf_errs *errs)
 		return;
 	}
 	if (conf_read_file(c->pg_password_file, "pg_password_file", 1, &f,
-	    errs, 0) != 0)
+	    errs, c->pg_password_line) != 0)
 		return;
 	n = f.len;
 	while (n > 0 && (f.data[n - 1] == '\n' || f.data[n - 1] == '\r'))
@@ -1108,7 +1109,7 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 	}
 	/* A folder opens, and reads as nothing: a file without [core]. */
 	if (fstat(fileno(p.lines.fp), &st) == 0 && S_ISDIR(st.st_mode)) {
-		conf_err(errs, "%s: a folder, not a configuration file", path);
+		conf_err(errs, "a folder, not a configuration file");
 		fclose(p.lines.fp);
 		goto fail;
 	}
@@ -1145,9 +1146,10 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 		goto fail;
 	}
 	if (c->ca_file != NULL && access(c->ca_file, R_OK) == -1)
-		conf_err(errs, "ca_file %s: %s", c->ca_file, strerror(errno));
-	conf_token(c->api_token_file, "api_token_file", &c->api_token,
-	    &c->api_token_len, errs);
+		conf_err(errs, "line %d: ca_file %s: %s", c->ca_file_line,
+		    c->ca_file, strerror(errno));
+	conf_token(c->api_token_file, "api_token_file", c->api_token_line,
+	    &c->api_token, &c->api_token_len, errs);
 	if (c->archive_unverified_mb > 0 &&
 	    2 * c->archive_unverified_mb >= c->archive_map_mb)
 		conf_err(errs, "[core] archive_unverified_mb (%lu) must be "
@@ -1160,7 +1162,8 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 		goto fail;
 	}
 	conf_token(c->metrics_token_file, "metrics_token_file",
-	    &c->metrics_token, &c->metrics_token_len, errs);
+	    c->metrics_token_line, &c->metrics_token, &c->metrics_token_len,
+	    errs);
 	conf_bind_store(c, errs);
 	for (i = 0; i < c->nprofiles; i++)
 		conf_bind_profile(c, &c->profiles[i], errs);

@@ -69,6 +69,7 @@ struct conf_push {
 	int allow_insecure_http;
 	char *signature_header;		/* default X-Payhook-Signature */
 	int line;
+	int secret_line;		/* of secret_file, for its errors */
 };
 
 struct conf {
@@ -113,6 +114,9 @@ struct conf {
 	char *pg_password;		/* secret: its text, or NULL */
 	double ready_max_fill;		/* /readyz fails above this share of
 					 * the map in use */
+	/* The lines of the [core] keys that name files, for their errors
+	 * (0: not given). */
+	int api_token_line, metrics_token_line, pg_password_line, ca_file_line;
 	struct conf_profile *profiles;
 	size_t nprofiles;
 	struct conf_push pushes[CONF_PUSH_MAX];

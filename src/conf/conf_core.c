@@ -181,6 +181,14 @@ conf_core(struct conf *c, struct conf_errs *errs, int line, const char *key,
 		    k == CORE_METRICS_TOKEN_FILE ? &c->metrics_token_file :
 		    k == CORE_PG_PASSWORD_FILE ? &c->pg_password_file :
 		    &c->ca_file);
+		if (k == CORE_API_TOKEN_FILE)
+			c->api_token_line = line;
+		else if (k == CORE_METRICS_TOKEN_FILE)
+			c->metrics_token_line = line;
+		else if (k == CORE_PG_PASSWORD_FILE)
+			c->pg_password_line = line;
+		else if (k == CORE_CA_FILE)
+			c->ca_file_line = line;
 		break;
 	case CORE_MAP_SIZE_MB:
 		if (conf_parse_ulong(val, 1, 1024UL * 1024, &n) == -1)

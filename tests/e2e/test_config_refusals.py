@@ -71,6 +71,15 @@ def main(tap):
     os.unlink(keyfile)
     os.rename(keyfile + '.real', keyfile)
 
+    # A file of [core] named with the line of its key.
+    token = os.path.join(inst.etc, 'keys', 'api.token')
+    os.rename(token, token + '.gone')
+    line = [n for n, text in enumerate(open(inst.config), 1)
+            if text.startswith('api_token_file')][0]
+    case(tap, 'missing api_token_file', inst,
+         r'line %d: api_token_file \S*api\.token: No such file' % line)
+    os.rename(token + '.gone', token)
+
     r = harness.run_cli(['-c', inst.etc, 'check'])
     tap.ok(r.returncode == 78 and '%s: a folder, not a configuration file'
            % inst.etc in r.stderr, '-c naming a folder: refused as one, '

@@ -566,6 +566,10 @@ def main(tap):
             tap.is_((st.st_mode & 0o777, pwd.getpwuid(st.st_uid).pw_name),
                     (0o700, 'www-data'), 'the package makes /var/lib/payhook '
                     'www-data\'s, mode 0700')
+            st = os.stat('/var/backups/payhook')
+            tap.is_((st.st_mode & 0o777, pwd.getpwuid(st.st_uid).pw_name),
+                    (0o700, 'www-data'), '... and /var/backups/payhook, '
+                    'where backups go')
         else:
             root = os.path.join(work, 'root')
             for pkg in PACKAGES:
