@@ -178,8 +178,10 @@ cli_stats_run(struct cli *c)
 		for (i = 0; i < ORDER__MAX; i++)
 			json_object_set_new(states, order_state_name(i),
 			    json_integer((json_int_t)counts[i]));
-	out = json_pack("{s:s, s:o, s:o, s:I, s:I, s:i, s:i}",
-	    "database", c->conf->db_path, "orders", states, "entries", dbs,
+	out = json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:i, s:i}",
+	    "store", store_engine_name(c->store),
+	    "database", store_where(c->store), "orders", states, "entries",
+	    dbs,
 	    "map_size", (json_int_t)st.map_size,
 	    "map_used", (json_int_t)st.map_used,
 	    "readers_used", (int)st.readers_used,

@@ -35,6 +35,7 @@ sockets only, stopped by pid).
 
 import concurrent.futures
 import datetime
+import json
 import os
 import shutil
 import sys
@@ -164,6 +165,13 @@ def test_one_host(tap, inst):
     tap.is_(sql(PRI, "select count(*) from payhook.dedup where profile = "
                 "'wxshop' and kind = 'payment.succeeded'"), '1',
             'one dedup key, its profile and kind queryable')
+    r = inst.cli('stats')
+    st = json.loads(r.stdout) if r.returncode == 0 else {}
+    tap.ok(st.get('store') == 'postgresql' and
+           'dbname' in (st.get('database') or '') and
+           not (st.get('database') or '').endswith('.mdb'),
+           'stats names the engine and the server\'s database, not a file',
+           r.stdout[:300], r.stderr[-300:])
     tap.is_(sql(PRI, "select state || ' ' || amount || ' ' || currency "
                 "from payhook.orders where order_id = 'PGA1'"),
             'PAID 1234 CNY', 'the order as typed columns')
