@@ -3,10 +3,13 @@
  * the schema version and the epoch (meta records), and the dispatch to the
  * engine (store_lmdb.c, store_pg.c) for everything that touches records.
  */
+#include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <payhook/sdk.h>
@@ -549,4 +552,30 @@ int
 store_backup(struct store *s, const char *path, struct ph_diag *diag)
 {
 	return s->eng->backup(s, path, diag);
+}
+
+/*
+ * Creates the folder that holds path when it is missing (mode 0700): the
+ * LMDB file's, and with either engine the files local to a host beside
+ * it (metrics, the archive, the group commit's).
+ */
+int
+store_mkparent(const char *path, struct ph_diag *diag)
+{
+	char *tmp, *dir;
+	struct stat st;
+	int rc = PH_OK;
+
+	if ((tmp = strdup(path)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	dir = dirname(tmp);
+	if (stat(dir, &st) == -1) {
+		if (errno != ENOENT || mkdir(dir, 0700) == -1)
+			rc = ph_fail(diag, PH_E_IO, "database folder %s: %s",
+			    dir, strerror(errno));
+	} else if (!S_ISDIR(st.st_mode))
+		rc = ph_fail(diag, PH_E_IO, "database folder %s: not a folder",
+		    dir);
+	free(tmp);
+	return rc;
 }

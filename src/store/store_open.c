@@ -3,42 +3,9 @@
  * the engines, which build on store.c, are called by a file above it and
  * not by it.
  */
-#include <errno.h>
-#include <libgen.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
 #include <payhook/sdk.h>
 
 #include "store/store_int.h"
-
-/*
- * Creates the folder that holds path when it is missing (mode 0700): the
- * LMDB file's, and with either engine the files local to a host beside
- * it (metrics, the archive, the group commit's).
- */
-int
-store_mkparent(const char *path, struct ph_diag *diag)
-{
-	char *tmp, *dir;
-	struct stat st;
-	int rc = PH_OK;
-
-	if ((tmp = strdup(path)) == NULL)
-		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	dir = dirname(tmp);
-	if (stat(dir, &st) == -1) {
-		if (errno != ENOENT || mkdir(dir, 0700) == -1)
-			rc = ph_fail(diag, PH_E_IO, "database folder %s: %s",
-			    dir, strerror(errno));
-	} else if (!S_ISDIR(st.st_mode))
-		rc = ph_fail(diag, PH_E_IO, "database folder %s: not a folder",
-		    dir);
-	free(tmp);
-	return rc;
-}
-
 
 int
 store_open(const char *path, size_t map_size, int flags, struct store **out,
