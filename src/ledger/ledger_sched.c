@@ -120,8 +120,9 @@ ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
 	return PH_OK;
 }
 
-/* When the latest attempt the merchant opened (not the order's creation)
- * was opened; 0 when none. */
+/* When the latest attempt the merchant opened was opened: through
+ * /attempts, or with the order when its provider data came with it (the
+ * order's creation alone is none); 0 when none. */
 static int64_t
 ledger_last_attempt(const json_t *order)
 {
@@ -130,7 +131,8 @@ ledger_last_attempt(const json_t *order)
 	int64_t last = 0;
 
 	json_array_foreach(json_object_get(order, "attempts"), i, a)
-		if (strcmp(ledger_str(a, "source"), "attempt") == 0 &&
+		if ((strcmp(ledger_str(a, "source"), "attempt") == 0 ||
+		    json_object_get(a, "data") != NULL) &&
 		    json_integer_value(json_object_get(a, "at")) > last)
 			last = json_integer_value(json_object_get(a, "at"));
 	return last;

@@ -126,7 +126,8 @@ order_time_field(json_t *o, const char *key)
 static const char *const order_api_drop[] = { "v", "lease_until",
     "lease_owner", "guard_until", "guard_owner", NULL };
 static const char *const order_api_times[] = { "created_at", "closed_at",
-    "next_query_at", "updated_at", "paid_at", "expires_at", NULL };
+    "next_query_at", "last_query_at", "updated_at", "paid_at", "expires_at",
+    NULL };
 static const char *const order_api_lists[] = { "exceptions", "attempts",
     NULL };
 static const char *const order_api_at[] = { "at", NULL };

@@ -84,6 +84,9 @@ def test_dropped(tap, inst, sim):
     tap.is_(events_for(inst, o, base), ['order.paid'],
             '... and another pass adds nothing')
     tap.ok(order.get('next_query_at') is None, '... off the query schedule')
+    tap.ok(harness.is_rfc3339_utc(order.get('last_query_at')),
+           '... last_query_at an RFC 3339 time like the others',
+           order.get('last_query_at'))
 
 
 def test_late_notification(tap, inst, sim):
@@ -162,6 +165,21 @@ def test_guard(tap, inst, sim):
     tap.ok(all(s in (201, 409, 503) for s in statuses),
            '... the others 409 (in progress) or 503 (provider slow)',
            repr(statuses))
+
+    # Provider data given with the order is its first attempt: the hold
+    # counts from it.
+    o3 = oid('WITHDATA')
+    r = inst.api('POST', '/orders', {'order_id': o3, 'amount': 300,
+                                     'currency': 'CNY', 'profile': 'wxshop',
+                                     'attempt': {'prepay_id': 'wx-1'}})
+    tap.is_(r.status, 201, 'an order made with its first attempt\'s data',
+            r.describe())
+    sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o3,
+                                'amount': 300})
+    r = inst.api('POST', '/orders/%s/attempts' % o3, {'profile': 'wxshop'})
+    tap.is_((r.status, (r.json or {}).get('error')),
+            (409, 'attempt_in_progress'), '... another attempt right after: '
+            '409 attempt_in_progress', r.describe())
 
 
 def test_double_payment(tap, inst, sim):
