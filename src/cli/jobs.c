@@ -76,8 +76,11 @@ cli_sweep_pass(struct cli *c, const char *token)
 	certs_warn_daily(c->conf, c->store, now);
 	if (c->conf->archive_days > 0)
 		archive_prune(now, &pruned);
-	status = cli_push_pass(c, now);
-	if ((rc = sweep_pass(c->conf, c->store, now, token, &st)) != PH_OK) {
+	rc = sweep_pass(c->conf, c->store, now, token, &st);
+	/* After the sweep, so that the events it raised go out in this pass,
+	 * and whether it worked or not. */
+	status = cli_push_pass(c, (int64_t)time(NULL));
+	if (rc != PH_OK) {
 		log_err("sweep: %s", ph_strerror(rc));
 		metrics_add("payhook_sweeper_passes_total", "result=error", 1);
 		return CLI_EXIT_FAIL;

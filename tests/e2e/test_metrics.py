@@ -228,6 +228,10 @@ def main(tap):
     tap.ok(all((inst.order(o) or {}).get('state') == 'PAID' for o in lost),
            'the sweeper found the lost payments')
     tap.ok(recv.accepted(), 'the sweep pushed events to the receiver')
+    tap.ok(set(lost) <= {e.get('order_id') for e in recv.accepted()
+                         if e.get('type') == 'order.paid'},
+           '... the order.paid events of the payments that pass found, in '
+           'the same pass', [e.get('order_id') for e in recv.accepted()])
 
     # A refund of a payment the simulator made, carried out.
     r = inst.api('POST', '/orders/%s/refunds' % lost[0],
