@@ -219,12 +219,15 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	struct ph_call_ctx cc;
 	struct ph_diag diag;
 
-	if (query_job_start(job, QUERY_OP_REFUND, pr) != 0)
-		return;
+	int can = query_job_start(job, QUERY_OP_REFUND, pr) == 0;
+
+	/* Named even when it cannot be sent: the runner says which. */
 	query_field(job->order_id, sizeof(job->order_id), item, "order_id");
 	query_field(job->txn_id, sizeof(job->txn_id), item, "provider_txn_id");
 	query_field(job->currency, sizeof(job->currency), item, "currency");
 	query_field(job->refund_id, sizeof(job->refund_id), item, "refund_id");
+	if (!can)
+		return;
 	ph_strlcpy(job->reason, query_refund_reason(item), sizeof(job->reason));
 	job->attempt = order != NULL ? query_attempt_text(order, pr->name) :
 	    strdup("");

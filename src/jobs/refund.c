@@ -76,7 +76,19 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 			st->sent++;
 			query_finish(s, j, now);
 		}
-		if (j->err != PH_OK) {
+		if (!j->prepared && (j->err == PH_E_UNSUPPORTED ||
+		    j->err == PH_E_FIELD)) {
+			/* Never sent and never sendable as it is (the provider
+			 * makes no refunds, or the plugin refuses what it
+			 * holds): it fails here instead of waiting for ever,
+			 * and its amount may be asked for again. */
+			st->failed++;
+			result = "failed";
+			log_warn("refund %s of order %s: not sent: %s; it failed",
+			    j->refund_id, j->order_id, j->message);
+			j->err = PH_OK;
+			j->ev.kind = PH_EV_REFUND_FAILED;
+		} else if (j->err != PH_OK) {
 			st->errors++;
 			result = "error";
 			log_warn("refund %s of order %s: %s", j->refund_id,

@@ -754,6 +754,10 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
 		res->outcome = LEDGER_NOOP;
 	} else {
+		/* Why a refund failed, where the runner knows it. */
+		if (ev->kind == PH_EV_REFUND_FAILED && message != NULL &&
+		    *message != '\0')
+			json_object_set_new(r, "last_error", json_string(message));
 		type = ledger_refund_settle(&t, &k, r,
 		    ev->kind == PH_EV_REFUND_SUCCEEDED, ev->refund_id, "refund",
 		    now, &eseq);

@@ -559,6 +559,38 @@ api_refund_answer(void *arg, const struct ledger_reply *r,
 	return r->created ? 201 : 200;
 }
 
+/*
+ * Whether the provider an order was paid through makes refunds through
+ * payhook (PH_CAP_REFUND); when it does not, resp is the 409 and 0.  A
+ * refund it cannot send would wait for ever.  An order not there or not
+ * paid is for ledger_request_refund to answer.
+ */
+static int
+api_refundable(struct web_ctx *ctx, const char *order_id,
+    struct web_response *resp)
+{
+	const struct conf_profile *pr;
+	const char *profile;
+	json_t *order = NULL;
+	int ok = 1;
+
+	if (ledger_get_order(ctx->store, order_id, &order) != PH_OK)
+		return 1;
+	profile = json_string_value(json_object_get(order, "paid_through"));
+	if (profile == NULL)
+		profile = json_string_value(json_object_get(order, "profile"));
+	if (profile != NULL && (pr = conf_profile(ctx->conf, profile)) !=
+	    NULL && !(pr->plugin->prov->caps & PH_CAP_REFUND)) {
+		web_error(resp, 409, "refund_unsupported", "order \"%s\" was "
+		    "paid through profile %s, whose provider (%s) makes no "
+		    "refunds through payhook: refund it at the provider",
+		    order_id, profile, pr->plugin->prov->name);
+		ok = 0;
+	}
+	json_decref(order);
+	return ok;
+}
+
 void
 api_refund(struct web_ctx *ctx, const struct web_request *req,
     const char *order_id, struct web_response *resp)
@@ -620,6 +652,8 @@ api_refund(struct web_ctx *ctx, const struct web_request *req,
 		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 		goto done;
 	}
+	if (!api_refundable(ctx, order_id, resp))
+		goto done;
 	memset(&diag, 0, sizeof(diag));
 	if (req->idem != NULL)
 		req->idem->answer = api_refund_answer;

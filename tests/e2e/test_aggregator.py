@@ -247,6 +247,27 @@ def test_profile(tap, inst, profile, headers_for, refusals):
             % profile)
     base = inst.last_seq()
 
+    # The aggregator makes no refunds through payhook: a refund asked for
+    # is refused, one payhook queues itself (a second payment) fails at
+    # the runner with its reason, never waits for ever.
+    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 50})
+    tap.is_((r.status, (r.json or {}).get('error')),
+            (409, 'refund_unsupported'), '%s: a refund asked for: 409 '
+            'refund_unsupported' % profile, r.describe())
+    b = event(charge(oid, new_id('ch_'), 200, channel='alipay_wap'))
+    check_ok(tap, post(inst, profile, b, headers_for(b)),
+             '%s: a second charge of the paid order' % profile)
+    p = inst.cli('refunds', 'run')
+    evs = types_of(inst.all_events(base))
+    tap.ok(p.returncode == 0 and evs == ['order.double_payment',
+                                         'refund.failed'],
+           '%s: its refund fails at the first run (exit 0): '
+           'order.double_payment, refund.failed' % profile, p.returncode,
+           evs, p.stderr[-300:])
+    tap.ok('cannot refund' in p.stderr, '%s: ... the runner says why'
+           % profile, p.stderr[-300:])
+    base = inst.last_seq()
+
     # A refund event id re-sent with another amount is a conflict too.
     rid = new_id('evt_')
     refund = {'id': new_id('re_'), 'object': 'refund', 'order_no': 'r1',
