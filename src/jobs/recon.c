@@ -299,6 +299,25 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	json_decref(pay);
 }
 
+/*
+ * Whether the statement's refund is the one payhook asked for beyond its
+ * id and amount: of the same profile and payment, and, once the provider
+ * named its own refund id, that one (a second refund under the same id
+ * names another).
+ */
+static int
+recon_refund_same(const struct recon *r, const json_t *item,
+    const struct ph_event *ev)
+{
+	const char *theirs = recon_str(item, "provider_refund_id");
+
+	return strcmp(recon_str(item, "profile"), r->pr->name) == 0 &&
+	    (ev->txn_id[0] == '\0' ||
+	    strcmp(recon_str(item, "provider_txn_id"), ev->txn_id) == 0) &&
+	    (theirs[0] == '\0' || ev->refund_id[0] == '\0' ||
+	    strcmp(theirs, ev->refund_id) == 0);
+}
+
 static void
 recon_refund(struct recon *r, struct ph_event *ev)
 {
@@ -310,7 +329,8 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	    ledger_batch_refund(&r->b, ev->merchant_refund_id, &item) ==
 	    PH_OK &&
 	    strcmp(recon_str(item, "state"), "SUCCEEDED") == 0 &&
-	    json_integer_value(json_object_get(item, "amount")) == ev->amount;
+	    json_integer_value(json_object_get(item, "amount")) == ev->amount &&
+	    recon_refund_same(r, item, ev);
 	ledger_batch_mark(&r->b, r->run, ev->refund_id[0] != '\0' ?
 	    ev->refund_id : ev->merchant_refund_id);
 	if (!ok)

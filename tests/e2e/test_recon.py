@@ -442,6 +442,35 @@ def test_refund_run(tap, inst, sim, dbl, amount, workdir, reports):
             'the statement of the refunds\' day: every refund matched', out +
             err)
 
+    # A refund is ours only with its payment and the provider's own id
+    # too: a row naming another payment, or a second refund under one of
+    # our ids (another WeChat refund id, the summary adding up), is not.
+    with open(stmt, encoding='utf-8', newline='') as fh:
+        lines = fh.read().split('\r\n')
+    at = [i for i, line in enumerate(lines) if '`REFUND,' in line][0]
+    f = lines[at].split(',`')
+    moved = f[:5] + ['4200000000000000000000000001'] + f[6:]
+    twice = f[:14] + ['50000000000000000000000000001'] + f[15:]
+    total = lines[-2].split(',')
+    total[0] = '`%d' % (int(total[0][1:]) + 1)
+    total[2] = '`%.2f' % (float(total[2][1:]) + float(f[16]))
+    for name, text in (
+            ('another payment',
+             lines[:at] + [',`'.join(moved)] + lines[at + 1:]),
+            ('a second refund under the same id',
+             lines[:-3] + [',`'.join(twice), lines[-3], ','.join(total),
+                           lines[-1]])):
+        bad = os.path.join(workdir, 'bill-%s-%s.txt' % (today, len(name)))
+        with open(bad, 'w', encoding='utf-8', newline='') as fh:
+            fh.write('\r\n'.join(text))
+        base = inst.last_seq()
+        rc, out, err, counts = reconcile(inst, bad, today, reports)
+        tap.is_((rc, counts.get('refund_mismatch'),
+                 [e['type'] for e in inst.all_events(base)]),
+                (0, 1, ['reconcile.refund_mismatch']),
+                'a refund row of %s: refund_mismatch, raised' % name,
+                out + err)
+
 
 def test_merchant_refunds(tap, inst, sim):
     def pay(oid, amount):
