@@ -46,6 +46,9 @@ enum wxb_col {
 	WXB_SETTLE,		/* 应结订单金额 */
 	WXB_REFUND_FEE,		/* 退款金额 */
 	WXB_REFUND_ASKED,	/* 申请退款金额 */
+	WXB_COUPON_REFUND,	/* 代金券或立减优惠退款金额, 充值券退款金额 */
+	WXB_FEE,		/* 手续费: signed (refunds give it back), in
+				 * hundred-thousandths of a yuan */
 	WXB__MAX
 };
 #define WXB_MONEY_FIRST	WXB_TOTAL
@@ -70,6 +73,9 @@ static const struct {
 	{ "应结订单金额", WXB_SETTLE },
 	{ "退款金额", WXB_REFUND_FEE },
 	{ "申请退款金额", WXB_REFUND_ASKED },
+	{ "代金券或立减优惠退款金额", WXB_COUPON_REFUND },
+	{ "充值券退款金额", WXB_COUPON_REFUND },
+	{ "手续费", WXB_FEE },
 	{ NULL, WXB__MAX },
 };
 
@@ -86,8 +92,29 @@ static const struct {
 	{ "总退款金额", WXB_REFUND_FEE },
 	{ "退款总金额", WXB_REFUND_FEE },
 	{ "申请退款总金额", WXB_REFUND_ASKED },
+	{ "总代金券或立减优惠退款金额", WXB_COUPON_REFUND },
+	{ "充值券退款总金额", WXB_COUPON_REFUND },
+	{ "手续费总金额", WXB_FEE },
 	{ NULL, WXB__MAX },
 };
+
+/*
+ * A money field of column c: yuan with at most two decimals, the fee
+ * with at most five (the bill gives it to a thousandth of a fen) and a
+ * sign; PH_OK or PH_E_FIELD.
+ */
+static int
+wxb_money(int c, const char *p, size_t n, int64_t *v)
+{
+	int neg = c == WXB_FEE && n > 1 && p[0] == '-';
+	int rc;
+
+	rc = ph_money_parse_decimal(p + neg, n - neg, c == WXB_FEE ? 5 : 2,
+	    v);
+	if (rc == PH_OK && neg)
+		*v = -*v;
+	return rc;
+}
 
 enum wxb_phase {
 	WXB_HEADER,		/* nothing read yet */
@@ -276,8 +303,7 @@ wxb_summary(struct wxb_state *s, const char *line, size_t len,
 			continue;
 		if (i == WXB_COUNT ? ph_money_parse_minor(f[s->sum[i]].p,
 		    f[s->sum[i]].n, &v) != PH_OK :
-		    ph_money_parse_decimal(f[s->sum[i]].p, f[s->sum[i]].n, 2,
-		    &v) != PH_OK)
+		    wxb_money(i, f[s->sum[i]].p, f[s->sum[i]].n, &v) != PH_OK)
 			return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
 			    "summary field %d is not a number",
 			    (unsigned long long)lineno, s->sum[i] + 1);
@@ -312,12 +338,12 @@ wxb_row(const struct wx_ctx *ctx, struct wxb_state *s, const char *line,
 		if (s->col[i] < 0)
 			continue;
 		c = &f[s->col[i]];
-		if (c->n > 0 && ph_money_parse_decimal(c->p, c->n, 2,
-		    &amount[i]) != PH_OK)
+		if (c->n > 0 && wxb_money(i, c->p, c->n, &amount[i]) != PH_OK)
 			return ph_fail(diag, PH_E_MALFORMED, "line %llu: field "
 			    "%d is not an amount in yuan",
 			    (unsigned long long)lineno, s->col[i] + 1);
-		if (s->money[i] > INT64_MAX - amount[i])
+		if ((amount[i] > 0 && s->money[i] > INT64_MAX - amount[i]) ||
+		    (amount[i] < 0 && s->money[i] < INT64_MIN - amount[i]))
 			return ph_fail(diag, PH_E_TOOBIG, "line %llu: the "
 			    "bill's totals overflow", (unsigned long long)lineno);
 		s->money[i] += amount[i];
@@ -448,6 +474,8 @@ wxb_end(const struct wxb_state *s, const struct ph_statement *st,
 		[WXB_SETTLE] = "settlement amount",
 		[WXB_REFUND_FEE] = "refund amount",
 		[WXB_REFUND_ASKED] = "requested refund amount",
+		[WXB_COUPON_REFUND] = "coupon refund amount",
+		[WXB_FEE] = "fee",
 	};
 	int i;
 
@@ -462,8 +490,9 @@ wxb_end(const struct wxb_state *s, const struct ph_statement *st,
 	for (i = WXB_MONEY_FIRST; i < WXB__MAX; i++)
 		if (s->sum[i] >= 0 && s->money[i] != s->want[i])
 			return ph_fail(diag, PH_E_MALFORMED, "summary: the total "
-			    "of %s is %lld fen, the rows add up to %lld",
-			    names[i], (long long)s->want[i],
+			    "of %s is %lld %s, the rows add up to %lld",
+			    names[i], (long long)s->want[i], i == WXB_FEE ?
+			    "hundred-thousandths of a yuan" : "fen",
 			    (long long)s->money[i]);
 	return PH_OK;
 }

@@ -321,6 +321,18 @@ static const struct th_row_case settle_bad[] = {
 	    -1, "requested refund", NULL, "申请退款总金额 off: refused" },
 	{ 6, "`4,`23.01,`11.00,`0.00,`0.07200,`28.00,`11.00", PH_E_MALFORMED,
 	    -1, "settlement", NULL, "应结订单总金额 off: refused" },
+	{ 6, "`4,`23.00,`11.00,`0.00,`9.99000,`28.00,`11.00", PH_E_MALFORMED,
+	    -1, "fee", NULL, "手续费总金额 off: refused" },
+	{ 6, "`4,`23.00,`11.00,`0.00,`0.07201,`28.00,`11.00", PH_E_MALFORMED,
+	    -1, "fee", NULL, "手续费总金额 off by a thousandth of a fen: "
+	    "refused" },
+	{ 6, "`4,`23.00,`11.00,`7.77,`0.07200,`28.00,`11.00", PH_E_MALFORMED,
+	    -1, "coupon refund", NULL, "充值券退款总金额 off: refused" },
+	{ 1, "`2026-11-30 09:00:01,`wx2421b1c4370ec43b,`10000100,`,`,"
+	    "`4200000000202611300000000001,`ORDER-1,`oX,`JSAPI,`SUCCESS,`CFT,"
+	    "`CNY,`20.00,`5.00,`0,`0,`0.00,`0.00,`,`,`T恤,`,`0.120001,`0.60%,"
+	    "`25.00,`0.00,`", PH_E_MALFORMED, 2, NULL, NULL,
+	    "a fee of six decimals: refused" },
 	{ 3, "`2026-11-30 11:00:00,`wx2421b1c4370ec43b,`10000100,`,`,"
 	    "`4200000000202611300000000001,`ORDER-1,`oX,`JSAPI,`REFUND,`CFT,"
 	    "`CNY,`0.00,`0.00,`50000000002026113000000000002,"
