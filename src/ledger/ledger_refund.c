@@ -659,7 +659,11 @@ ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
  * Moves item r (stored at k) to SUCCEEDED or FAILED and carries it to its
  * order.  Returns the event raised, or LEDGER_EV_NONE when it was settled
  * already (a repeat changes nothing).  A refund the merchant cancelled was
- * never sent, so no answer about it can come: it stays CANCELLED.
+ * never sent, so no answer about it can come: it stays CANCELLED.  One
+ * that FAILED and is then verified SUCCEEDED (WeChat Pay's abnormal
+ * refund, settled by hand at the merchant platform) did give the money
+ * back: it becomes SUCCEEDED, counts on its order again, and the event
+ * says what it was.
  */
 static enum ledger_event
 ledger_refund_settle(struct store_txn *t, const struct store_key *k,
@@ -668,11 +672,15 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 {
 	enum ledger_event type;
 	struct store_key ok;
-	json_t *order = NULL;
+	json_t *order = NULL, *extra;
 	int64_t amount = json_integer_value(json_object_get(r, "amount"));
+	int late = 0;
 
-	if (ledger_refund_settled(r))
-		return LEDGER_EV_NONE;
+	if (ledger_refund_settled(r)) {
+		if (!succeeded || ledger_refund_state(r) != LEDGER_REFUND_FAILED)
+			return LEDGER_EV_NONE;
+		late = 1;
+	}
 	json_object_set_new(r, "state", json_string(ledger_refund_state_name(
 	    succeeded ? LEDGER_REFUND_SUCCEEDED : LEDGER_REFUND_FAILED)));
 	json_object_set_new(r, "updated_at", json_integer(now));
@@ -689,7 +697,13 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 			/* The refund of an extra payment: its exception. */
 			ledger_refund_mark_exception(order, r, now);
 		else if (succeeded) {
-			/* A refund of the payment that paid the order. */
+			/* A refund of the payment that paid the order; one
+			 * that had failed was released then: asked again. */
+			if (late)
+				json_object_set_new(order, "refund_requested",
+				    json_integer(json_integer_value(
+				    json_object_get(order,
+				    "refund_requested")) + amount));
 			json_object_set_new(order, "refunded",
 			    json_integer(json_integer_value(
 			    json_object_get(order, "refunded")) + amount));
@@ -700,12 +714,22 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	}
 	json_decref(order);
 	type = succeeded ? LEDGER_EV_REFUND_SUCCEEDED : LEDGER_EV_REFUND_FAILED;
-	*seq_out = ledger_refund_event_new(t, r, type, source, now,
-	    provider_refund_id != NULL && *provider_refund_id != '\0' ?
-	    json_pack("{s:s}", "provider_refund_id", provider_refund_id) :
-	    NULL);
-	log_info("refund %s of order %s: %s", ledger_str(r, "refund_id"),
-	    ledger_str(r, "order_id"), succeeded ? "succeeded" : "failed");
+	extra = json_object();
+	if (provider_refund_id != NULL && *provider_refund_id != '\0')
+		json_object_set_new(extra, "provider_refund_id",
+		    json_string(provider_refund_id));
+	if (late)
+		json_object_set_new(extra, "previous_state", json_string(
+		    ledger_refund_state_name(LEDGER_REFUND_FAILED)));
+	*seq_out = ledger_refund_event_new(t, r, type, source, now, extra);
+	if (late)
+		log_warn("refund %s of order %s: succeeded after it had failed: "
+		    "the money went back; counted on its order again",
+		    ledger_str(r, "refund_id"), ledger_str(r, "order_id"));
+	else
+		log_info("refund %s of order %s: %s", ledger_str(r,
+		    "refund_id"), ledger_str(r, "order_id"), succeeded ?
+		    "succeeded" : "failed");
 	return type;
 }
 

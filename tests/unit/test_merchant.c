@@ -359,6 +359,39 @@ test_refund_ids(struct store *s)
 		json_decref(mine);
 		json_decref(item);
 	}
+
+	/* A refund that failed, then verified made after all (an abnormal
+	 * refund settled by hand at the provider): the money went back. */
+	paid_order(s, "R4", "wxshop", "TR4", 1000);
+	fx_refund(s, "R4", "m-ref-4", 600, FX_NOW, NULL, &item, &created,
+	    &why, &d);
+	json_decref(item);
+	ev = fx_refund_event("R4", "TR4", "m-ref-4", 600, 0);
+	fx_apply(s, "wxshop", &ev, &r, NULL);
+	ok(ledger_get_refund(s, "m-ref-4", &item) == PH_OK &&
+	    strcmp(fx_str(item, "state"), "FAILED") == 0, "a refund failed");
+	json_decref(item);
+	ev = fx_refund_event("R4", "TR4", "m-ref-4", 600, 1);
+	is_int(fx_apply(s, "wxshop", &ev, &r, NULL), PH_OK, "then its "
+	    "success, verified");
+	is_str(r.event_type, "refund.succeeded", "... raised");
+	ok(ledger_get_refund(s, "m-ref-4", &item) == PH_OK &&
+	    strcmp(fx_str(item, "state"), "SUCCEEDED") == 0, "... the refund "
+	    "SUCCEEDED");
+	json_decref(item);
+	ok(ledger_get_order(s, "R4", &item) == PH_OK &&
+	    json_integer_value(json_object_get(item, "refunded")) == 600 &&
+	    json_integer_value(json_object_get(item, "refund_requested")) ==
+	    600 && strcmp(fx_str(item, "state"), "PAID") == 0,
+	    "... counted on its order again: 600 refunded of 1000, PAID");
+	json_decref(item);
+	is_int(fx_refund(s, "R4", NULL, 401, FX_NOW, NULL, &item, &created,
+	    &why, &d), PH_E_CONFLICT, "... so only 400 is left to refund");
+	json_decref(item);
+	ok(fx_events_of_type(s, "refund.succeeded", NULL) >= 1,
+	    "... one refund.succeeded");
+	fx_apply(s, "wxshop", &ev, &r, NULL);
+	is_int(r.outcome, LEDGER_DUPLICATE, "the success again: a duplicate");
 }
 
 static void
