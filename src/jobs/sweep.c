@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -133,26 +134,31 @@ sweep_close(const struct conf *c, struct store *s, struct sweep_order *so,
 	return 1;
 }
 
+/*
+ * One wave of a batch: orders of ids from *at on, leased now, as many as
+ * make at most sweep_concurrency provider calls (one order at least), so
+ * that every call of the wave is in flight at once and the wave ends
+ * within about one http_timeout_s, inside the leases (lease_s is above
+ * it).  A batch sent whole would keep the last orders' leases running
+ * while the first ones' calls were answered, and another sweeper could
+ * take them and ask again.  *at moves past the orders looked at; orders
+ * holds cap of them, jobs cap calls.
+ */
 static void
-sweep_batch(const struct conf *c, struct store *s, int64_t now,
-    const char *token, json_t *ids, int hinted, struct sweep_stats *st)
+sweep_wave(const struct conf *c, struct store *s, const char *token,
+    json_t *ids, size_t *at, int hinted, struct sweep_order *orders,
+    size_t cap, struct query_job *jobs, struct sweep_stats *st)
 {
-	struct sweep_order *orders;
-	struct query_job *jobs;
+	int64_t now = (int64_t)time(NULL);
 	size_t i, j, n = 0, njobs = 0;
 
-	orders = calloc(json_array_size(ids) + 1, sizeof(*orders));
-	jobs = calloc(json_array_size(ids) * SWEEP_PROFILES_MAX + 1,
-	    sizeof(*jobs));
-	if (orders == NULL || jobs == NULL) {
-		free(orders);
-		free(jobs);
-		return;
-	}
-	for (i = 0; i < json_array_size(ids); i++) {
-		const char *id = json_string_value(json_array_get(ids, i));
+	for (; *at < json_array_size(ids); (*at)++) {
+		const char *id = json_string_value(json_array_get(ids, *at));
 		struct sweep_order *so = &orders[n];
 
+		if (n == cap || (njobs > 0 && njobs + SWEEP_PROFILES_MAX >
+		    c->sweep_concurrency))
+			break;
 		if (ledger_lease(s, id, now, (int64_t)c->lease_s, token,
 		    &so->order) != PH_OK) {
 			json_decref(so->order);
@@ -200,6 +206,22 @@ sweep_batch(const struct conf *c, struct store *s, int64_t now,
 	}
 	for (i = 0; i < njobs; i++)
 		query_job_free(&jobs[i]);
+}
+
+static void
+sweep_batch(const struct conf *c, struct store *s, const char *token,
+    json_t *ids, int hinted, struct sweep_stats *st)
+{
+	struct sweep_order *orders;
+	struct query_job *jobs;
+	size_t at = 0, wave = c->sweep_concurrency + SWEEP_PROFILES_MAX;
+
+	orders = calloc(wave, sizeof(*orders));
+	jobs = calloc(wave, sizeof(*jobs));
+	if (orders != NULL && jobs != NULL)
+		while (at < json_array_size(ids))
+			sweep_wave(c, s, token, ids, &at, hinted, orders,
+			    wave, jobs, st);
 	free(jobs);
 	free(orders);
 }
@@ -224,7 +246,7 @@ sweep_pass(const struct conf *c, struct store *s, int64_t now,
 	if (archive_hints_take(SWEEP_BATCH, &ids) == PH_OK) {
 		st->due += json_array_size(ids);
 		if (json_array_size(ids) > 0)
-			sweep_batch(c, s, now, token, ids, 1, st);
+			sweep_batch(c, s, token, ids, 1, st);
 		json_decref(ids);
 	}
 	/* Batches, so a backlog of many thousands stays in bounded memory;
@@ -238,7 +260,7 @@ sweep_pass(const struct conf *c, struct store *s, int64_t now,
 		got = json_array_size(ids);
 		st->due += got;
 		if (got > 0)
-			sweep_batch(c, s, now, token, ids, 0, st);
+			sweep_batch(c, s, token, ids, 0, st);
 		json_decref(ids);
 		/* Done when the list is drained, or when all that is left
 		 * is leased by another sweeper. */

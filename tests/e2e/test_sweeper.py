@@ -351,6 +351,40 @@ def test_watch(tap, inst, sim):
     tap.is_(rc, 0, '... and stops cleanly on SIGTERM')
 
 
+def test_lease_waves(tap):
+    """A sweeper leases the orders of a batch as it asks about them, a
+    wave of sweep_concurrency calls at a time, not the whole batch at
+    once: a second sweeper coming after the first's oldest leases would
+    have run out never asks the provider about an order again."""
+    sim, inst = harness.start_with_simulator(
+        tap, 'waves', time_factor=1000,
+        core=dict(harness.QUICK_SWEEP, sweep_concurrency='1'),
+        profile={'query_schedule': SCHEDULE})
+    ids = [oid('WAVE%d' % i) for i in range(5)]
+    for o in ids:
+        inst.create_order(o, 100)
+        sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
+                                  'amount': 100, 'notify': {'drop_all': True}})
+    time.sleep(1.2)
+    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 1.5})
+    first = {}
+    t = threading.Thread(target=lambda: first.update(rc=sweep(inst)))
+    t.start()
+    time.sleep(5.5)             # the first wave's lease (5 s) is over
+    second = sweep(inst)
+    t.join()
+    sim.control('/_sim/mode', {'query': 'ok'})
+    by = sim.stats().get('by_order', {})
+    asked = {o: (by.get(o) or {}).get('query') for o in ids}
+    tap.is_(sorted(set(asked.values())), [1], 'two sweepers, one after '
+            'the other\'s leases would have run out: each order asked '
+            'about once', asked, first.get('rc'), second)
+    tap.ok(all((inst.order(o) or {}).get('state') == 'PAID' for o in ids),
+           '... and every one of them PAID')
+    inst.stop()
+    sim.stop()
+
+
 def main(tap):
     sim, inst = harness.start_with_simulator(
         tap, time_factor=1000, core=harness.QUICK_SWEEP,
@@ -368,6 +402,7 @@ def main(tap):
     test_killed_sweeper(tap, inst, sim)
     test_expiry(tap, inst, sim)
     test_watch(tap, inst, sim)
+    test_lease_waves(tap)
 
 
 if __name__ == '__main__':
