@@ -318,19 +318,63 @@ recon_refund_same(const struct recon *r, const json_t *item,
 	    strcmp(theirs, ev->refund_id) == 0);
 }
 
+/*
+ * A refund payhook asked for whose result never came (its notification
+ * lost: the runner's answers only say it is being processed), listed as
+ * made by a statement payhook downloaded or the operator vouches for:
+ * settled from it, as a payment missing here is.  Then item is read
+ * again; PH_OK or the failure.
+ */
+static int
+recon_refund_settle(struct recon *r, struct ph_event *ev, json_t **item)
+{
+	struct ledger_result res;
+	struct ledger_fact f;
+	int rc;
+
+	json_decref(*item);
+	*item = NULL;
+	if ((rc = ledger_batch_end(&r->b)) != PH_OK)
+		return rc;
+	f.profile = r->pr->name;
+	f.provider = r->pr->plugin->prov->name;
+	f.source = ledger_source_name(r->trust == RECON_FILE_TRUSTED ?
+	    LEDGER_SRC_STATEMENT_FILE : LEDGER_SRC_STATEMENT);
+	f.ev = ev;
+	f.now = r->now;
+	if ((rc = ledger_apply(r->s, &f, &res, r->diag)) != PH_OK ||
+	    (rc = ledger_batch_begin(&r->b, r->s)) != PH_OK)
+		return rc;
+	rc = ledger_batch_refund(&r->b, ev->merchant_refund_id, item);
+	return rc == PH_E_NOTFOUND ? PH_OK : rc;
+}
+
 static void
 recon_refund(struct recon *r, struct ph_event *ev)
 {
 	const char *provider = r->pr->plugin->prov->name;
+	const char *state;
 	json_t *item = NULL;
-	int ok;
+	int ok, same;
 
-	ok = ev->merchant_refund_id[0] != '\0' &&
+	same = ev->merchant_refund_id[0] != '\0' &&
 	    ledger_batch_refund(&r->b, ev->merchant_refund_id, &item) ==
 	    PH_OK &&
-	    strcmp(recon_str(item, "state"), "SUCCEEDED") == 0 &&
 	    json_integer_value(json_object_get(item, "amount")) == ev->amount &&
 	    recon_refund_same(r, item, ev);
+	state = recon_str(item, "state");
+	if (same && r->trust != RECON_FILE && ev->dedup_key[0] != '\0' &&
+	    (strcmp(state, "PENDING") == 0 ||
+	    strcmp(state, "PROCESSING") == 0)) {
+		/* Reported as matched, as a later run over the same
+		 * statement reports it: the event says it was settled. */
+		if ((r->err = recon_refund_settle(r, ev, &item)) != PH_OK) {
+			json_decref(item);
+			return;
+		}
+	}
+	ok = same && item != NULL &&
+	    strcmp(recon_str(item, "state"), "SUCCEEDED") == 0;
 	ledger_batch_mark(&r->b, r->run, ev->refund_id[0] != '\0' ?
 	    ev->refund_id : ev->merchant_refund_id);
 	if (!ok)

@@ -643,6 +643,54 @@ def main(tap):
     test_day(tap, inst, sim, workdir)
     test_unverified(tap, inst, sim, workdir)
     test_merchant_refunds(tap, inst, sim)
+    test_lost_refund_result(tap, inst, sim, workdir)
+
+
+def test_lost_refund_result(tap, inst, sim, workdir):
+    """A refund made at the provider whose result notification is lost
+    (the refund API's answers only say it is being processed): the day's
+    statement settles it, only when it is one payhook may trust."""
+    oid = 'LR-' + os.urandom(4).hex()
+    inst.create_order(oid, 800)
+    sim_pay(sim, oid, 800, None)
+    wait_for(lambda: (inst.order(oid) or {}).get('state') == 'PAID',
+             timeout=20)
+    sim.control('/_sim/refund_mode', {'notify': 'drop'})
+    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 800})
+    rid = (r.json or {}).get('refund_id')
+    refunds_run(inst)
+    refunds_run(inst)
+    sim.control('/_sim/refund_mode', {'notify': 'ok'})
+    got = inst.api('GET', '/refunds/%s' % rid).json or {}
+    tap.is_(got.get('state'), 'PROCESSING', 'a refund whose result never '
+            'came: PROCESSING after two runs', got)
+    today = datetime.datetime.now(BJ).strftime('%Y-%m-%d')
+    stmt = os.path.join(workdir, 'bill-lost-%s.txt' % today)
+    fetch_statement(tap, sim, today, stmt)
+    reports = os.path.join(workdir, 'lost')
+    os.makedirs(reports)
+    rc, out, err, counts = reconcile(inst, stmt, today, reports,
+                                     trust=False)
+    got = inst.api('GET', '/refunds/%s' % rid).json or {}
+    tap.ok(rc == 0 and got.get('state') == 'PROCESSING',
+           '... an unverified statement listing it settles nothing',
+           rc, got, err[-300:])
+    base = inst.last_seq()
+    rc, out, err, counts = reconcile(inst, stmt, today, reports)
+    got = inst.api('GET', '/refunds/%s' % rid).json or {}
+    o = inst.order(oid) or {}
+    tap.ok(rc == 0 and got.get('state') == 'SUCCEEDED' and
+           o.get('state') == 'REFUNDED' and o.get('refunded') == 800,
+           '... the statement payhook trusts settles it: SUCCEEDED, the '
+           'order REFUNDED', rc, got, o, err[-300:])
+    evs = [(e['type'], e.get('source')) for e in inst.all_events(base)
+           if e.get('order_id') == oid]
+    tap.is_(evs, [('refund.succeeded', 'statement_file')],
+            '... refund.succeeded, learnt from the statement')
+    rc, out2, err, counts = reconcile(inst, stmt, today, reports)
+    tap.ok(rc == 0 and counts.get('refund_mismatch') == 0,
+           '... and the statement reconciled again: every refund matched',
+           out2 + err)
 
 
 if __name__ == '__main__':
