@@ -218,9 +218,9 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	const struct ph_provider *prov = pr->plugin->prov;
 	struct ph_call_ctx cc;
 	struct ph_diag diag;
+	int can;
 
-	int can = query_job_start(job, QUERY_OP_REFUND, pr) == 0;
-
+	can = query_job_start(job, QUERY_OP_REFUND, pr) == 0;
 	/* Named even when it cannot be sent: the runner says which. */
 	query_field(job->order_id, sizeof(job->order_id), item, "order_id");
 	query_field(job->txn_id, sizeof(job->txn_id), item, "provider_txn_id");
