@@ -215,12 +215,36 @@ recon_action(enum recon_cat c)
 	}
 }
 
+/*
+ * Applies a fact the statement proves, as a notification would be: the
+ * batch's write transaction is committed and closed first (LMDB has one
+ * writer, and ledger_apply() opens its own: under the batch's it would
+ * wait for ever), then begun again for the rest of the statement.
+ */
+static int
+recon_apply(struct recon *r, struct ph_event *ev)
+{
+	struct ledger_result res;
+	struct ledger_fact f;
+	int rc;
+
+	if ((rc = ledger_batch_end(&r->b)) != PH_OK)
+		return rc;
+	f.profile = r->pr->name;
+	f.provider = r->pr->plugin->prov->name;
+	f.source = ledger_source_name(r->trust == RECON_FILE_TRUSTED ?
+	    LEDGER_SRC_STATEMENT_FILE : LEDGER_SRC_STATEMENT);
+	f.ev = ev;
+	f.now = r->now;
+	if ((rc = ledger_apply(r->s, &f, &res, r->diag)) != PH_OK)
+		return rc;
+	return ledger_batch_begin(&r->b, r->s);
+}
+
 static void
 recon_payment(struct recon *r, struct ph_event *ev)
 {
 	const char *provider = r->pr->plugin->prov->name;
-	struct ledger_result res;
-	struct ledger_fact f;
 	enum recon_cat cat;
 	json_t *pay = NULL;
 	int rc;
@@ -241,25 +265,8 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		return;
 	}
 	if (rc == PH_E_NOTFOUND) {
-		/*
-		 * Money moved and payhook never heard: apply it now.  The
-		 * batch's write transaction is committed and closed first:
-		 * LMDB has one writer, and ledger_apply() opens its own
-		 * (opening it under the batch's would wait forever).
-		 */
-		if ((rc = ledger_batch_end(&r->b)) != PH_OK) {
-			r->err = rc;
-			return;
-		}
-		f.profile = r->pr->name;
-		f.provider = provider;
-		f.source = ledger_source_name(r->trust == RECON_FILE_TRUSTED ?
-		    LEDGER_SRC_STATEMENT_FILE : LEDGER_SRC_STATEMENT);
-		f.ev = ev;
-		f.now = r->now;
-		rc = ledger_apply(r->s, &f, &res, r->diag);
-		if (rc != PH_OK || (rc = ledger_batch_begin(&r->b, r->s)) !=
-		    PH_OK) {
+		/* Money moved and payhook never heard: apply it now. */
+		if ((rc = recon_apply(r, ev)) != PH_OK) {
 			r->err = rc;
 			return;
 		}
@@ -328,22 +335,11 @@ recon_refund_same(const struct recon *r, const json_t *item,
 static int
 recon_refund_settle(struct recon *r, struct ph_event *ev, json_t **item)
 {
-	struct ledger_result res;
-	struct ledger_fact f;
 	int rc;
 
 	json_decref(*item);
 	*item = NULL;
-	if ((rc = ledger_batch_end(&r->b)) != PH_OK)
-		return rc;
-	f.profile = r->pr->name;
-	f.provider = r->pr->plugin->prov->name;
-	f.source = ledger_source_name(r->trust == RECON_FILE_TRUSTED ?
-	    LEDGER_SRC_STATEMENT_FILE : LEDGER_SRC_STATEMENT);
-	f.ev = ev;
-	f.now = r->now;
-	if ((rc = ledger_apply(r->s, &f, &res, r->diag)) != PH_OK ||
-	    (rc = ledger_batch_begin(&r->b, r->s)) != PH_OK)
+	if ((rc = recon_apply(r, ev)) != PH_OK)
 		return rc;
 	rc = ledger_batch_refund(&r->b, ev->merchant_refund_id, item);
 	return rc == PH_E_NOTFOUND ? PH_OK : rc;
