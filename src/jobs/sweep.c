@@ -69,12 +69,33 @@ sweep_next(const struct conf *c, const json_t *order, int64_t now)
 }
 
 /*
+ * Holds the order's lease again before its closes go out: a wave's
+ * closes are sent an order at a time, after all its queries, so the last
+ * ones can come after the lease the wave took has run out and another
+ * sweeper has taken the order.  0: that sweeper has it (or it is settled
+ * now): it is left to it.
+ */
+static int
+sweep_renew(const struct conf *c, struct store *s, const char *token,
+    const char *id)
+{
+	json_t *order = NULL;
+	int rc;
+
+	rc = ledger_lease(s, id, (int64_t)time(NULL), (int64_t)c->lease_s,
+	    token, &order);
+	json_decref(order);
+	return rc == PH_OK;
+}
+
+/*
  * An expired order every provider says is unpaid: close it where the
  * provider can close, then here.  Returns 1 when closed here.
  */
 static int
-sweep_close(const struct conf *c, struct store *s, struct sweep_order *so,
-    struct query_job *qjobs, int64_t now, struct sweep_stats *st)
+sweep_close(const struct conf *c, struct store *s, const char *token,
+    struct sweep_order *so, struct query_job *qjobs, int64_t now,
+    struct sweep_stats *st)
 {
 	struct query_job jobs[SWEEP_PROFILES_MAX];
 	struct ledger_result res;
@@ -82,24 +103,29 @@ sweep_close(const struct conf *c, struct store *s, struct sweep_order *so,
 	size_t i, n = 0;
 	int confirmed = 1, rc;
 
+	/* Unpaid everywhere, every query answered, before any close. */
 	for (i = 0; i < so->njobs; i++) {
-		struct query_job *q = &qjobs[so->first_job + i];
+		const struct query_job *q = &qjobs[so->first_job + i];
 
-		if (q->err != PH_OK)
-			return 0;	/* not confirmed unpaid everywhere */
-		switch (q->ev.kind) {
-		case PH_EV_PAYMENT_PENDING:
-		case PH_EV_PAYMENT_FAILED:
-			if (q->profile->plugin->prov->caps & PH_CAP_CLOSE)
-				query_prepare(&jobs[n++], QUERY_OP_CLOSE,
-				    q->profile, so->order, now);
-			break;
-		case PH_EV_NOT_FOUND:
-		case PH_EV_PAYMENT_CLOSED:
-			break;
-		default:
+		if (q->err != PH_OK || (q->ev.kind != PH_EV_PAYMENT_PENDING &&
+		    q->ev.kind != PH_EV_PAYMENT_FAILED &&
+		    q->ev.kind != PH_EV_NOT_FOUND &&
+		    q->ev.kind != PH_EV_PAYMENT_CLOSED))
 			return 0;
-		}
+	}
+	for (i = 0; i < so->njobs; i++) {
+		const struct query_job *q = &qjobs[so->first_job + i];
+
+		if ((q->ev.kind == PH_EV_PAYMENT_PENDING ||
+		    q->ev.kind == PH_EV_PAYMENT_FAILED) &&
+		    (q->profile->plugin->prov->caps & PH_CAP_CLOSE))
+			query_prepare(&jobs[n++], QUERY_OP_CLOSE, q->profile,
+			    so->order, now);
+	}
+	if (n > 0 && !sweep_renew(c, s, token, so->id)) {
+		for (i = 0; i < n; i++)
+			query_job_free(&jobs[i]);
+		return 0;
 	}
 	query_send(c, jobs, n, c->sweep_concurrency);
 	for (i = 0; i < n; i++) {
@@ -195,7 +221,7 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 			if (!(json_is_integer(exp) &&
 			    json_integer_value(exp) <= now &&
 			    so->njobs > 0 &&
-			    sweep_close(c, s, so, jobs, now, st)))
+			    sweep_close(c, s, token, so, jobs, now, st)))
 				next = sweep_next(c, so->order, now);
 		}
 		if (ledger_reschedule(s, so->id, token, next, now,

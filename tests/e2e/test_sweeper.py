@@ -385,6 +385,46 @@ def test_lease_waves(tap):
     sim.stop()
 
 
+def test_close_lease(tap):
+    """The closes of a wave go out an order at a time, after its queries:
+    each holds its order's lease again first, so that a close sent after
+    the wave's lease ran out is never sent by two sweepers."""
+    sim, inst = harness.start_with_simulator(
+        tap, 'closelease', time_factor=1000,
+        core=dict(harness.QUICK_SWEEP, sweep_concurrency='16'),
+        profile={'query_schedule': SCHEDULE})
+    # 16 calls: the 5 orders in one wave (room is kept for an order of
+    # 8 profiles), their closes 2 s each, one after the other.
+    ids = [oid('CLOSE%d' % i) for i in range(5)]
+    for o in ids:
+        r = inst.api('POST', '/orders', {'order_id': o, 'amount': 100,
+                                         'currency': 'CNY',
+                                         'profile': 'wxshop',
+                                         'expires_in': 1})
+        sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o,
+                                    'amount': 100})
+    time.sleep(1.5)
+    sim.control('/_sim/mode', {'close': 'slow', 'slow_s': 2})
+    first = {}
+    t = threading.Thread(target=lambda: first.update(rc=sweep(inst)))
+    t.start()
+    time.sleep(5.5)             # the wave's leases (5 s) are over
+    second = sweep(inst)
+    t.join()
+    sim.control('/_sim/mode', {'close': 'ok'})
+    by = sim.stats().get('by_order', {})
+    closes = {o: (by.get(o) or {}).get('close') for o in ids}
+    tap.is_(sorted(set(closes.values())), [1], 'two sweepers, the second '
+            'after the first\'s wave lease ran out, its closes still '
+            'going out: each order closed at the provider once', closes,
+            first.get('rc'), second)
+    tap.ok(all((inst.order(o) or {}).get('state') == 'CLOSED' for o in ids),
+           '... and every one of them CLOSED',
+           [(inst.order(o) or {}).get('state') for o in ids])
+    inst.stop()
+    sim.stop()
+
+
 def main(tap):
     sim, inst = harness.start_with_simulator(
         tap, time_factor=1000, core=harness.QUICK_SWEEP,
@@ -403,6 +443,7 @@ def main(tap):
     test_expiry(tap, inst, sim)
     test_watch(tap, inst, sim)
     test_lease_waves(tap)
+    test_close_lease(tap)
 
 
 if __name__ == '__main__':
