@@ -44,14 +44,14 @@ cli_job_succeeded(const char *metric)
 
 /* Delivers the events due to the push endpoints. */
 static int
-cli_push_pass(struct cli *c, int64_t now)
+cli_push_pass(struct cli *c, int64_t now, const char *token)
 {
 	struct push_stats ps;
 	int rc;
 
 	if (c->conf->npushes == 0)
 		return CLI_EXIT_OK;
-	if ((rc = push_run(c->conf, c->store, now, &ps)) != PH_OK) {
+	if ((rc = push_run(c->conf, c->store, now, token, &ps)) != PH_OK) {
 		log_err("push: %s", ph_strerror(rc));
 		return CLI_EXIT_FAIL;
 	}
@@ -79,7 +79,7 @@ cli_sweep_pass(struct cli *c, const char *token)
 	rc = sweep_pass(c->conf, c->store, now, token, &st);
 	/* After the sweep, so that the events it raised go out in this pass,
 	 * and whether it worked or not. */
-	status = cli_push_pass(c, (int64_t)time(NULL));
+	status = cli_push_pass(c, (int64_t)time(NULL), token);
 	if (rc != PH_OK) {
 		log_err("sweep: %s", ph_strerror(rc));
 		metrics_add("payhook_sweeper_passes_total", "result=error", 1);
@@ -293,6 +293,7 @@ int
 cli_resend_run(struct cli *c)
 {
 	const char *name = c->a.word;
+	uint64_t next;
 	size_t i;
 	int rc;
 
@@ -303,7 +304,16 @@ cli_resend_run(struct cli *c)
 		fprintf(stderr, "payhook: no [push.%s] endpoint\n", name);
 		return CLI_EXIT_FAIL;
 	}
-	if ((rc = push_resend(c->store, name, c->a.from)) != PH_OK) {
+	if ((rc = push_resend(c->store, name, c->a.from, &next)) ==
+	    PH_E_CONFLICT) {
+		fprintf(stderr, "payhook: events resend: push %s has not "
+		    "delivered event %llu yet (it delivers from there on): "
+		    "--from %llu would skip what it never delivered; resend "
+		    "goes back, never forward\n", name,
+		    (unsigned long long)next, c->a.from);
+		return CLI_EXIT_FAIL;
+	}
+	if (rc != PH_OK) {
 		fprintf(stderr, "payhook: events resend: %s\n",
 		    ph_strerror(rc));
 		return CLI_EXIT_FAIL;

@@ -39,51 +39,60 @@ push_key_state(struct store_key *k, const char *name)
 	store_key_str(k, name);
 }
 
-/* The endpoint's state: next seq, failures in a row, retry time. */
-static int
-push_state(struct store *s, const char *name, uint64_t *next,
-    uint64_t *failures, int64_t *retry_at)
+/*
+ * An endpoint's state: the next event to deliver, failures in a row, when
+ * to try again, and which pusher holds it until when.  Two sweepers (of
+ * one host or several) would otherwise both send from the same next
+ * event: every event twice, and out of order.
+ */
+struct push_state {
+	uint64_t next;
+	uint64_t failures;
+	int64_t retry_at;
+	int64_t lease_until;
+	char owner[33];
+};
+
+static void
+push_state_get(struct store_txn *t, const char *name, struct push_state *ps)
 {
-	struct store_txn t;
 	struct store_key k;
 	struct store_val v;
 	json_t *j;
-	int rc;
 
-	*next = 1;
-	*failures = 0;
-	*retry_at = 0;
+	memset(ps, 0, sizeof(*ps));
+	ps->next = 1;
 	push_key_state(&k, name);
-	if ((rc = store_begin(s, 0, &t)) != PH_OK)
-		return rc;
-	if (store_get(&t, STORE_DB_PUSH, &k, &v) == PH_OK &&
-	    (j = json_loadb(v.data, v.len, 0, NULL)) != NULL) {
-		*next = (uint64_t)json_integer_value(json_object_get(j,
-		    "next"));
-		*failures = (uint64_t)json_integer_value(json_object_get(j,
-		    "failures"));
-		*retry_at = json_integer_value(json_object_get(j,
-		    "retry_at"));
-		json_decref(j);
-	}
-	store_abort(&t);
-	return PH_OK;
+	if (store_get(t, STORE_DB_PUSH, &k, &v) != PH_OK ||
+	    (j = json_loadb(v.data, v.len, 0, NULL)) == NULL)
+		return;
+	ps->next = (uint64_t)json_integer_value(json_object_get(j, "next"));
+	ps->failures = (uint64_t)json_integer_value(json_object_get(j,
+	    "failures"));
+	ps->retry_at = json_integer_value(json_object_get(j, "retry_at"));
+	ps->lease_until = json_integer_value(json_object_get(j,
+	    "lease_until"));
+	ph_strlcpy(ps->owner, json_string_value(json_object_get(j,
+	    "lease_owner")) != NULL ? json_string_value(json_object_get(j,
+	    "lease_owner")) : "", sizeof(ps->owner));
+	if (ps->next == 0)
+		ps->next = 1;
+	json_decref(j);
 }
 
-/* The endpoint's state in t: where it goes on, failures in a row, when
- * it is tried again. */
 static void
-push_state_put(struct store_txn *t, const char *name, uint64_t next,
-    uint64_t failures, int64_t retry_at)
+push_state_put(struct store_txn *t, const char *name,
+    const struct push_state *ps)
 {
 	struct store_key k;
 	json_t *j;
 	char *text;
 
 	push_key_state(&k, name);
-	j = json_pack("{s:i, s:I, s:I, s:I}", "v", 1, "next", (json_int_t)next,
-	    "failures", (json_int_t)failures, "retry_at",
-	    (json_int_t)retry_at);
+	j = json_pack("{s:i, s:I, s:I, s:I, s:I, s:s}", "v", 1, "next",
+	    (json_int_t)ps->next, "failures", (json_int_t)ps->failures,
+	    "retry_at", (json_int_t)ps->retry_at, "lease_until",
+	    (json_int_t)ps->lease_until, "lease_owner", ps->owner);
 	if (j != NULL && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
 		store_put(t, STORE_DB_PUSH, &k, text, strlen(text));
 		free(text);
@@ -92,22 +101,60 @@ push_state_put(struct store_txn *t, const char *name, uint64_t next,
 	json_decref(j);
 }
 
-/* Records one attempt and the endpoint's new state in one transaction. */
+/*
+ * Takes endpoint name for this pass (token) until now + lease_s and reads
+ * its state into ps; PH_E_CONFLICT while another pusher holds it or it is
+ * backing off after a failure.
+ */
 static int
-push_record(struct store *s, const char *name, uint64_t seq, int status,
-    const char *error, int64_t now, uint64_t next, uint64_t failures,
-    int64_t retry_at)
+push_take(const struct conf *c, struct store *s, const char *name,
+    const char *token, int64_t now, struct push_state *ps)
 {
+	struct store_txn t;
+	int rc;
+
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	push_state_get(&t, name, ps);
+	if (ps->retry_at > now || (ps->lease_until > now &&
+	    strcmp(ps->owner, token) != 0)) {
+		store_abort(&t);
+		return PH_E_CONFLICT;
+	}
+	ph_strlcpy(ps->owner, token, sizeof(ps->owner));
+	ps->lease_until = now + (int64_t)c->lease_s;
+	push_state_put(&t, name, ps);
+	return store_commit(&t);
+}
+
+/*
+ * Records one attempt and, while this pass still holds the endpoint, its
+ * new state (ps, the lease renewed), in one transaction.  PH_E_CONFLICT
+ * when the endpoint was taken from it (its lease ran out and another
+ * pusher took it, or `events resend` moved it): the attempt is logged,
+ * the state left to the other, and the pass goes no further there.
+ */
+static int
+push_record(const struct conf *c, struct store *s, const char *name,
+    uint64_t seq, int status, const char *error, int64_t at,
+    struct push_state *ps)
+{
+	struct push_state cur;
 	struct store_txn t;
 	struct store_key k;
 	struct timespec ts;
 	json_t *j;
 	char *text;
-	int rc;
+	int rc, held;
 
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return rc;
-	push_state_put(&t, name, next, failures, retry_at);
+	push_state_get(&t, name, &cur);
+	held = strcmp(cur.owner, ps->owner) == 0;
+	if (held) {
+		ps->lease_until = at + (int64_t)c->lease_s;
+		push_state_put(&t, name, ps);
+	}
 	/* The log: class, endpoint, the microsecond of the attempt and the
 	 * event, so that two attempts of one event within a second are two
 	 * lines (the logs of older builds have now * 10^6 + seq there: they
@@ -119,14 +166,37 @@ push_record(struct store *s, const char *name, uint64_t seq, int status,
 	    (uint64_t)ts.tv_nsec / 1000);
 	store_key_u64(&k, seq);
 	j = json_pack("{s:s, s:I, s:I, s:i, s:s}", "endpoint", name, "seq",
-	    (json_int_t)seq, "at", (json_int_t)now, "status", status,
+	    (json_int_t)seq, "at", (json_int_t)at, "status", status,
 	    "error", error);
 	if (j != NULL && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
 		store_put(&t, STORE_DB_PUSH, &k, text, strlen(text));
 		free(text);
 	}
 	json_decref(j);
-	return store_commit(&t);
+	if ((rc = store_commit(&t)) != PH_OK)
+		return rc;
+	return held ? PH_OK : PH_E_CONFLICT;
+}
+
+/* Lets go of the endpoint at the end of a pass, if it is still this
+ * pass's. */
+static void
+push_release(struct store *s, const char *name, struct push_state *ps)
+{
+	struct push_state cur;
+	struct store_txn t;
+
+	if (store_begin(s, 1, &t) != PH_OK)
+		return;
+	push_state_get(&t, name, &cur);
+	if (strcmp(cur.owner, ps->owner) != 0) {
+		store_abort(&t);
+		return;
+	}
+	cur.lease_until = 0;
+	cur.owner[0] = '\0';
+	push_state_put(&t, name, &cur);
+	(void)store_commit(&t);
 }
 
 /* Sends one event; PH_OK on a 2xx. */
@@ -207,10 +277,11 @@ push_send(const struct conf *c, const struct conf_push *pu, const json_t *ev,
 
 int
 push_run(const struct conf *c, struct store *s, int64_t now,
-    struct push_stats *st)
+    const char *token, struct push_stats *st)
 {
-	uint64_t next, failures, last;
-	int64_t retry_at;
+	struct push_state ps;
+	uint64_t last;
+	int64_t at;
 	json_t *events, *ev;
 	size_t i, j;
 	char err[300];
@@ -222,59 +293,79 @@ push_run(const struct conf *c, struct store *s, int64_t now,
 
 		if (pu->name == NULL || pu->secret == NULL)
 			continue;
-		if ((rc = push_state(s, pu->name, &next, &failures,
-		    &retry_at)) != PH_OK)
+		rc = push_take(c, s, pu->name, token, now, &ps);
+		if (rc == PH_E_CONFLICT)
+			continue;	/* backing off, or another's */
+		if (rc != PH_OK)
 			return rc;
-		if (retry_at > now)
-			continue;	/* backing off */
-		if (next == 0)
-			next = 1;
-		if ((rc = ledger_events(s, next - 1, PUSH_BATCH, &events,
-		    &last)) != PH_OK)
+		if ((rc = ledger_events(s, ps.next - 1, PUSH_BATCH, &events,
+		    &last)) != PH_OK) {
+			push_release(s, pu->name, &ps);
 			return rc;
+		}
 		json_array_foreach(events, j, ev) {
 			uint64_t seq = (uint64_t)json_integer_value(
 			    json_object_get(ev, "seq"));
 
-			rc = push_send(c, pu, ev, now, &status, err,
+			/* Signed with the time it is sent: a receiver
+			 * checks t against its clock. */
+			at = (int64_t)time(NULL);
+			rc = push_send(c, pu, ev, at, &status, err,
 			    sizeof(err));
 			if (rc == PH_OK) {
 				st->delivered++;
-				next = seq + 1;
-				failures = 0;
-				push_record(s, pu->name, seq, status, "", now,
-				    next, 0, 0);
+				ps.next = seq + 1;
+				ps.failures = 0;
+				ps.retry_at = 0;
 				metrics_add("payhook_push_total",
 				    "result=delivered", 1);
+				if (push_record(c, s, pu->name, seq, status,
+				    "", at, &ps) != PH_OK)
+					break;
 				continue;
 			}
 			st->failed++;
-			failures++;
-			retry_at = now + push_backoff(failures);
-			push_record(s, pu->name, seq, status, err, now, next,
-			    failures, retry_at);
+			ps.failures++;
+			ps.retry_at = at + push_backoff(ps.failures);
 			metrics_add("payhook_push_total", "result=failed", 1);
 			log_warn("push %s: event %llu not delivered (%s); "
 			    "trying again in %llds", pu->name,
 			    (unsigned long long)seq, err,
-			    (long long)(retry_at - now));
+			    (long long)(ps.retry_at - at));
+			(void)push_record(c, s, pu->name, seq, status, err, at,
+			    &ps);
 			break;	/* in order: nothing later goes first */
 		}
 		json_decref(events);
+		push_release(s, pu->name, &ps);
 	}
 	return PH_OK;
 }
 
 int
-push_resend(struct store *s, const char *name, uint64_t from)
+push_resend(struct store *s, const char *name, uint64_t from,
+    uint64_t *next)
 {
+	struct push_state ps;
 	struct store_txn t;
 	int rc;
 
-	/* Not an attempt: the delivery log shows attempts only. */
+	if (from == 0)
+		from = 1;
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return rc;
-	push_state_put(&t, name, from > 0 ? from : 1, 0, 0);
+	push_state_get(&t, name, &ps);
+	*next = ps.next;
+	/* Again, never forward: events not yet delivered are not skipped. */
+	if (from > ps.next) {
+		store_abort(&t);
+		return PH_E_CONFLICT;
+	}
+	/* Not an attempt: the delivery log shows attempts only.  A pass
+	 * under way loses the endpoint and stops at its next event. */
+	memset(&ps, 0, sizeof(ps));
+	ps.next = from;
+	push_state_put(&t, name, &ps);
 	return store_commit(&t);
 }
 

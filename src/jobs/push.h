@@ -21,11 +21,16 @@ struct push_stats {
 	size_t failed;		/* attempts without a 2xx */
 };
 
-/* Delivers what is due to every endpoint (one pass). */
+/* Delivers what is due to every endpoint (one pass); an endpoint is held
+ * for the pass under token (lease_s, renewed at every event), so that two
+ * sweepers never send it the same events. */
 int push_run(const struct conf *c, struct store *s, int64_t now,
-    struct push_stats *st);
-/* Makes endpoint name deliver again from event seq on, at once. */
-int push_resend(struct store *s, const char *name, uint64_t from);
+    const char *token, struct push_stats *st);
+/* Makes endpoint name deliver again from event seq on, at once.
+ * PH_E_CONFLICT when seq is past *next, the next event it has to deliver:
+ * that would skip events never delivered. */
+int push_resend(struct store *s, const char *name, uint64_t from,
+    uint64_t *next);
 /* The delivery log of endpoint name (NULL: all), newest last. */
 int push_log(struct store *s, const char *name, size_t limit, json_t **out);
 
