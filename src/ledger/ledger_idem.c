@@ -46,6 +46,18 @@ ledger_idem_token(char out[33])
 	return PH_OK;
 }
 
+int
+ledger_proc_gone(const json_t *rec, const char *pid_name,
+    const char *host_name)
+{
+	char host[256];
+	pid_t pid = (pid_t)json_integer_value(json_object_get(rec, pid_name));
+
+	return pid > 0 && gethostname(host, sizeof(host)) == 0 &&
+	    strcmp(ledger_str(rec, host_name), host) == 0 &&
+	    kill(pid, 0) == -1 && errno == ESRCH;
+}
+
 /*
  * Is the claim's call still running?  Until its lease ends, unless it
  * ran on this host and its process is gone.
@@ -53,16 +65,9 @@ ledger_idem_token(char out[33])
 static int
 ledger_idem_alive(const json_t *rec, int64_t now)
 {
-	char host[256];
-	pid_t pid = (pid_t)json_integer_value(json_object_get(rec, "pid"));
-
 	if (json_integer_value(json_object_get(rec, "lease_until")) <= now)
 		return 0;
-	if (pid > 0 && gethostname(host, sizeof(host)) == 0 &&
-	    strcmp(ledger_str(rec, "host"), host) == 0 &&
-	    kill(pid, 0) == -1 && errno == ESRCH)
-		return 0;
-	return 1;
+	return !ledger_proc_gone(rec, "pid", "host");
 }
 
 static void

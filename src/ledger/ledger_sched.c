@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <payhook/sdk.h>
 
@@ -92,6 +93,35 @@ ledger_hold(json_t *order, const char *until, const char *owner,
 	json_object_set_new(order, owner, json_string(token));
 }
 
+/*
+ * The pre-payment guard: held by one call at a time, named by token and by
+ * its process, so that a call whose process was killed (on this host) is
+ * taken over at once, as its Idempotency-Key is, instead of refusing every
+ * attempt of the order until the hold runs out.
+ */
+static int
+ledger_guard_held(const json_t *order, const char *token, int64_t now)
+{
+	return ledger_held(order, "guard_until", "guard_owner", token, now) &&
+	    !ledger_proc_gone(order, "guard_pid", "guard_host");
+}
+
+static void
+ledger_guard_hold(json_t *order, const char *token, int64_t until)
+{
+	char host[256];
+
+	ledger_hold(order, "guard_until", "guard_owner", token, until);
+	if (token == NULL || gethostname(host, sizeof(host)) != 0) {
+		json_object_del(order, "guard_pid");
+		json_object_del(order, "guard_host");
+		return;
+	}
+	host[sizeof(host) - 1] = '\0';
+	json_object_set_new(order, "guard_pid", json_integer(getpid()));
+	json_object_set_new(order, "guard_host", json_string(host));
+}
+
 int
 ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
     int64_t hold_s, const char *token, json_t **order, struct ph_diag *diag)
@@ -108,12 +138,12 @@ ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
 		return ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
 		    ledger_str(*order, "state"));
 	}
-	if (ledger_held(*order, "guard_until", "guard_owner", token, now)) {
+	if (ledger_guard_held(*order, token, now)) {
 		store_abort(&t);
 		return ph_fail(diag, PH_E_CONFLICT, "another payment attempt "
 		    "for order %s is being opened right now", order_id);
 	}
-	ledger_hold(*order, "guard_until", "guard_owner", token, now + hold_s);
+	ledger_guard_hold(*order, token, now + hold_s);
 	ledger_put(&t, STORE_DB_ORDERS, &k, *order);
 	if ((rc = store_commit(&t)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
@@ -163,13 +193,15 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 	if ((rc = ledger_open_order(s, order_id, &t, &k, order)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	paid = !ledger_is_pending(*order);
-	if (!paid && ledger_held(*order, "guard_until", "guard_owner", token,
-	    now)) {
+	/* Still this call's: its hold may have run out while it asked the
+	 * provider, and another call taken the guard (and let it go). */
+	if (!paid && strcmp(ledger_str(*order, "guard_owner"), token) != 0) {
 		store_abort(&t);
 		return ph_fail(diag, PH_E_CONFLICT, "another payment attempt "
-		    "for order %s is being opened right now", order_id);
+		    "for order %s was opened while this one was being checked",
+		    order_id);
 	}
-	ledger_hold(*order, "guard_until", "guard_owner", NULL, 0);
+	ledger_guard_hold(*order, NULL, 0);
 	list = json_object_get(*order, "attempts");
 	last = ledger_last_attempt(*order);
 	if (!paid && hold_s > 0 && last > 0 && now - last < hold_s) {
@@ -227,7 +259,7 @@ ledger_guard_release(struct store *s, const char *order_id,
 	if (ledger_open_order(s, order_id, &t, &k, &order) != PH_OK)
 		return;
 	if (strcmp(ledger_str(order, "guard_owner"), token) == 0) {
-		ledger_hold(order, "guard_until", "guard_owner", NULL, 0);
+		ledger_guard_hold(order, NULL, 0);
 		ledger_put(&t, STORE_DB_ORDERS, &k, order);
 		store_commit(&t);
 	} else
@@ -345,7 +377,7 @@ ledger_close_order(struct store *s, const char *order_id, int64_t now,
 	json_object_set_new(order, "close_reason", json_string(reason));
 	json_object_set_new(order, "updated_at", json_integer(now));
 	ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
-	ledger_hold(order, "guard_until", "guard_owner", NULL, 0);
+	ledger_guard_hold(order, NULL, 0);
 	ledger_set_due(&t, order, 0);
 	ledger_put(&t, STORE_DB_ORDERS, &k, order);
 	ledger_count(&t, ORDER_PENDING, -1);

@@ -106,7 +106,8 @@ api_attempt_data(const json_t *in, const json_t **out, struct web_response *resp
 #define API_EXPIRES_MAX (90L * 86400)	/* an order may wait 90 days */
 #define API_ATTEMPT_MAX 2048		/* bytes of provider attempt data */
 #define API_ATTEMPT_DEPTH 8		/* its objects and arrays, nested */
-#define API_GUARD_HOLD_S 60		/* seconds the guard holds an order */
+#define API_GUARD_HOLD_S 60		/* seconds the guard holds an order,
+					 * besides its calls' time */
 
 /* Validates provider attempt data: a small JSON object, or absent. */
 static int
@@ -473,8 +474,11 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	}
 	ph_hex_lower(rnd, sizeof(rnd), token);
 	memset(&diag, 0, sizeof(diag));
+	/* Held past the slowest call (its queries of earlier attempts):
+	 * a call whose hold ran out is refused at its end anyway. */
 	rc = ledger_guard_begin(ctx->store, order_id, req->now,
-	    API_GUARD_HOLD_S, token, &order, &diag);
+	    API_GUARD_HOLD_S + 2 * (int64_t)ctx->conf->http_timeout_s, token,
+	    &order, &diag);
 	if (rc == PH_E_CONFLICT)
 		goto refused;
 	if (api_read_failed(resp, rc, "order", order_id))

@@ -2,6 +2,9 @@
  * The ledger against a real LMDB file: every outcome of the order state
  * machine, durability across a reopen, and a full map.
  */
+#include <sys/wait.h>
+
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -327,6 +330,59 @@ test_sweeper_side(struct store *s)
 	    PH_OK, "... and the guard was let go");
 	json_decref(o);
 	ledger_guard_release(s, "S1", "g5");
+
+	/* A call whose hold ran out while it asked the provider, another
+	 * call having taken the guard meanwhile: refused at its end. */
+	is_int(ledger_guard_begin(s, "S1", 1700000120, 60, "g6", &o, &d),
+	    PH_OK, "g6 holds the guard");
+	json_decref(o);
+	is_int(ledger_guard_begin(s, "S1", 1700000181, 60, "g7", &o, &d),
+	    PH_OK, "its hold run out, g7 takes it");
+	json_decref(o);
+	is_int(ledger_guard_end(s, "S1", "g7", "wxhmac", NULL, 1700000181,
+	    0, 1700000200, NULL, &o, &d), PH_OK, "... and opens its attempt");
+	json_decref(o);
+	is_int(ledger_guard_end(s, "S1", "g6", "wxhmac", NULL, 1700000120,
+	    0, 1700000200, NULL, &o, &d), PH_E_CONFLICT,
+	    "g6 at its end: refused, never two attempts at once");
+	ok(strstr(d.msg, "while this one was being checked") != NULL,
+	    "... saying why: %s", d.msg);
+	json_decref(o);
+
+	/* The guard of a call whose process was killed: taken over at once,
+	 * not refusing every attempt until its hold runs out. */
+	{
+		pid_t child;
+		int status, ready[2];
+		char held = 0;
+
+		if (pipe(ready) == -1)
+			ready[0] = ready[1] = -1;
+		if ((child = fork()) == 0) {
+			/* Its own environment: LMDB's are not shared across
+			 * a fork. */
+			struct store *cs = NULL;
+			json_t *co = NULL;
+
+			close(ready[0]);
+			held = store_open(dbpath, 16 << 20, 0, &cs, &d) ==
+			    PH_OK && ledger_guard_begin(cs, "S1", 1700000190,
+			    60, "dead", &co, &d) == PH_OK;
+			(void)!write(ready[1], &held, 1);
+			raise(SIGKILL);
+		}
+		close(ready[1]);
+		if (read(ready[0], &held, 1) != 1)
+			held = 0;
+		close(ready[0]);
+		waitpid(child, &status, 0);
+		ok(held && WIFSIGNALED(status), "a call holds the guard and "
+		    "its process is killed");
+		is_int(ledger_guard_begin(s, "S1", 1700000191, 60, "g8", &o,
+		    &d), PH_OK, "... the next call takes the guard at once");
+		json_decref(o);
+		ledger_guard_release(s, "S1", "g8");
+	}
 
 	/* A payment through the attempt's profile pays the order. */
 	ev = fx_pay_event("S1", "TS1", 300, "CNY");
