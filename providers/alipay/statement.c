@@ -458,9 +458,36 @@ ali_statement_end(const struct ali_stmt *z, struct ph_diag *diag)
 	    z->refund_total_n, z->refund_total, diag);
 }
 
+/*
+ * "#账号：[20881021196858380156]": whose bill it is, the seller's id (2088
+ * and 12 digits) and the account's code.  The bill of another seller is
+ * refused: its payments are not this profile's.
+ */
 static int
-ali_statement_step(struct ali_stmt *z, struct ph_statement *st,
-    const char *line, size_t len, struct ph_event *ev, struct ph_diag *diag)
+ali_account(const struct ali_ctx *ctx, const char *text, uint64_t lineno,
+    struct ph_diag *diag)
+{
+	size_t n = strlen(ctx->seller_id), len;
+	const char *p, *e;
+
+	if (!ali_starts(text, "#账号：") && !ali_starts(text, "#账号:"))
+		return PH_OK;
+	if ((p = strchr(text, '[')) == NULL || (e = strchr(++p, ']')) ==
+	    NULL || (len = (size_t)(e - p)) == 0 || strspn(p, "0123456789") !=
+	    len)
+		return ph_fail(diag, PH_E_MALFORMED, "statement line %llu: "
+		    "the account is not understood", (unsigned long long)lineno);
+	if (len < n || memcmp(p, ctx->seller_id, n) != 0)
+		return ph_fail(diag, PH_E_MERCHANT, "statement line %llu: the "
+		    "bill of account %.*s, not of this profile's seller_id %s",
+		    (unsigned long long)lineno, (int)len, p, ctx->seller_id);
+	return PH_OK;
+}
+
+static int
+ali_statement_step(const struct ali_ctx *ctx, struct ali_stmt *z,
+    struct ph_statement *st, const char *line, size_t len,
+    struct ph_event *ev, struct ph_diag *diag)
 {
 	char text[ALI_LINE_MAX];
 	int rc;
@@ -487,6 +514,8 @@ ali_statement_step(struct ali_stmt *z, struct ph_statement *st,
 			return ph_fail(diag, PH_E_MALFORMED, "statement line "
 			    "%llu: the list ends before it starts",
 			    (unsigned long long)st->line);
+		if ((rc = ali_account(ctx, text, st->line, diag)) != PH_OK)
+			return rc;
 		if (strstr(text, ALI_MARK_LIST) != NULL)
 			z->phase = ALI_ST_HEADER;
 		return PH_OK;
@@ -523,7 +552,7 @@ ali_statement_line(void *p, struct ph_statement *st, const char *line,
 	memcpy(&z, st->state, sizeof(z));
 	if (z.phase < 0 || z.phase >= ALI_ST__MAX)
 		return ph_fail(diag, PH_E_INTERNAL, "statement state corrupt");
-	rc = ali_statement_step(&z, st, line, len, ev, diag);
+	rc = ali_statement_step(p, &z, st, line, len, ev, diag);
 	memcpy(st->state, &z, sizeof(z));
 	if (rc != PH_OK) {
 		memset(ev, 0, sizeof(*ev));

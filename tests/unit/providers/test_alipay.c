@@ -1353,6 +1353,16 @@ test_statement(void *ctx)
 	    PH_E_MALFORMED, "data after the list refused");
 	is_int(stream(ctx, 0, NULL, 6, "\xb2\xe2\xca\xd4,x", evs, &n),
 	    PH_E_MALFORMED, "a GBK line in a UTF-8 file refused");
+	is_int(stream(ctx, 1, NULL, 1, "#账号：[20889999999999990156]", evs,
+	    &n), PH_E_MERCHANT, "the bill of another seller refused");
+	ok(strstr(d.msg, "line 2") != NULL && strstr(d.msg,
+	    "20889999999999990156") != NULL, "... naming the line and the "
+	    "account: %s", d.msg);
+	is_int(n, 0, "... before any fact");
+	is_int(stream(ctx, 0, NULL, 1, "#账号：[2088102119685838]", evs, &n),
+	    PH_OK, "the seller's id alone, without the account's code, reads");
+	is_int(stream(ctx, 0, NULL, 1, "#账号：[2088102119685838x]", evs, &n),
+	    PH_E_MALFORMED, "an account that is not digits refused");
 }
 
 /* ---- statement download -------------------------------------------------- */
