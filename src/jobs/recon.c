@@ -13,6 +13,8 @@
  * from a statement stays "missing here"), so a second run prints the same
  * report; alarms are raised once per run key, so it changes nothing.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -32,6 +34,8 @@
 
 #define RECON_LINE_MAX (64 * 1024)
 #define RECON_DAY 86400
+#define RECON_SLACK 7200		/* a statement's payments may be this far
+				 * outside its day */
 #define RECON_CST 28800		/* Beijing time, UTC+8: statements' days */
 
 static const char *const recon_cat_names[RECON__MAX] = {
@@ -86,15 +90,22 @@ recon_yesterday(int64_t now, char date[11])
 	strftime(date, 11, "%Y-%m-%d", &tm);
 }
 
+/* A statement's day in Beijing time: where the day that holds t starts. */
+static int64_t
+recon_day_of(int64_t t)
+{
+	int64_t local = t + RECON_CST;
+
+	return local - (local % RECON_DAY + RECON_DAY) % RECON_DAY - RECON_CST;
+}
+
 static void
 recon_set_day(struct recon *r, int64_t t)
 {
-	int64_t local = t + RECON_CST;
 	time_t mid;
 	struct tm tm;
 
-	r->day_start = local - (local % RECON_DAY + RECON_DAY) % RECON_DAY -
-	    RECON_CST;
+	r->day_start = recon_day_of(t);
 	mid = (time_t)(r->day_start + RECON_CST);
 	gmtime_r(&mid, &tm);
 	strftime(r->sum->date, sizeof(r->sum->date), "%Y-%m-%d", &tm);
@@ -553,30 +564,108 @@ recon_next(const struct conf_profile *pr, FILE *in, char **line,
 }
 
 /*
+ * A fact listed twice is one fact: a statement that lists it again is
+ * refused (its money would count twice in the report).  seen maps each
+ * fact's key to the line that listed it.
+ */
+static int
+recon_once(json_t *seen, const struct ph_statement *st,
+    const struct ph_event *ev, struct ph_diag *diag)
+{
+	char key[PH_DEDUP_MAX + 8];
+	json_t *at;
+
+	snprintf(key, sizeof(key), "%d:%s", (int)ev->kind, ev->dedup_key);
+	if ((at = json_object_get(seen, key)) != NULL)
+		return ph_fail(diag, PH_E_MALFORMED, "statement line %llu: "
+		    "the %s of line %lld again (%s): a fact is listed once",
+		    (unsigned long long)st->line, ev->kind ==
+		    PH_EV_PAYMENT_SUCCEEDED ? "payment" : "refund",
+		    (long long)json_integer_value(at), ev->dedup_key);
+	if (json_object_set_new(seen, key, json_integer(
+	    (json_int_t)st->line)) != 0)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	return PH_OK;
+}
+
+/*
+ * Whether a payment of the statement is of its day: one more than two
+ * hours outside it (the most a provider's cut-off or clock is allowed to
+ * be off) is of another day's statement.
+ */
+static int
+recon_of_day(int64_t day_start, const struct ph_statement *st,
+    const struct ph_event *ev, struct ph_diag *diag)
+{
+	char day[11], its[11];
+	time_t t;
+	struct tm tm;
+
+	if (ev->occurred_at >= day_start - RECON_SLACK &&
+	    ev->occurred_at < day_start + RECON_DAY + RECON_SLACK)
+		return PH_OK;
+	t = (time_t)(day_start + RECON_CST);
+	gmtime_r(&t, &tm);
+	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
+	t = (time_t)(ev->occurred_at + RECON_CST);
+	gmtime_r(&t, &tm);
+	strftime(its, sizeof(its), "%Y-%m-%d", &tm);
+	return ph_fail(diag, PH_E_FIELD, "statement line %llu: a payment of "
+	    "%s in the statement of %s: the statement of another day?",
+	    (unsigned long long)st->line, its, day);
+}
+
+/*
  * The first pass: the whole statement through the plugin, the end (its
  * own totals) included, before anything is applied or marked.  A
- * statement that is truncated, does not add up or has a malformed line
- * is refused here and changes nothing.
+ * statement that is truncated, does not add up, has a malformed line,
+ * lists a fact twice, or is of another day than day_start's (0: the day
+ * of its first payment) is refused here and changes nothing.
  */
 static int
 recon_check(const struct conf_profile *pr, FILE *in, char **line,
-    size_t *cap, struct ph_diag *diag)
+    size_t *cap, int64_t day_start, struct ph_diag *diag)
 {
 	struct ph_statement *st;
 	struct ph_event ev;
+	json_t *seen;
+	uint64_t inside = 0, pays = 0;
 	int rc, more = 1;
 
-	if ((st = calloc(1, sizeof(*st))) == NULL)
+	st = calloc(1, sizeof(*st));
+	seen = json_object();
+	if (st == NULL || seen == NULL) {
+		free(st);
+		json_decref(seen);
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	}
 	while ((rc = recon_next(pr, in, line, cap, st, &ev, &more, diag)) ==
-	    PH_OK && more)
-		continue;
+	    PH_OK && more) {
+		if (ev.kind == PH_EV_IGNORED)
+			continue;
+		if ((rc = recon_once(seen, st, &ev, diag)) != PH_OK)
+			break;
+		if (ev.kind != PH_EV_PAYMENT_SUCCEEDED || ev.occurred_at == 0)
+			continue;
+		if (day_start == 0)
+			day_start = recon_day_of(ev.occurred_at);
+		if ((rc = recon_of_day(day_start, st, &ev, diag)) != PH_OK)
+			break;
+		pays++;
+		inside += ev.occurred_at >= day_start &&
+		    ev.occurred_at < day_start + RECON_DAY;
+	}
 	if (rc == PH_OK) {
 		memset(&ev, 0, sizeof(ev));
 		rc = pr->plugin->prov->statement_line(pr->ctx, st, NULL, 0,
 		    &ev, diag);
 	}
+	if (rc == PH_OK && pays > 0 && inside == 0)
+		rc = ph_fail(diag, PH_E_FIELD, "the statement lists %llu "
+		    "payment(s), none of the day asked: the statement of "
+		    "another day?", (unsigned long long)pays);
 	free(st);
+	json_decref(seen);
 	if (rc == PH_OK && fseeko(in, 0, SEEK_SET) == -1)
 		rc = ph_fail(diag, PH_E_IO, "statement: %s", strerror(errno));
 	return rc;
@@ -642,6 +731,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	const struct ph_provider *prov;
 	struct ph_statement *st = NULL;
 	struct ph_event ev;
+	struct stat sb;
 	struct recon r;
 	char *line = NULL;
 	size_t cap = 0;
@@ -651,8 +741,6 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	memset(sum, 0, sizeof(*sum));
 	memset(&r, 0, sizeof(r));
 	r.trust = o->trust;
-	if ((r.ask = json_object()) == NULL)
-		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	r.conf = c;
 	r.s = s;
 	r.sum = sum;
@@ -676,11 +764,24 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	 * what payhook holds of that day is left to compare. */
 	if (o->statement == NULL && r.day_start == 0)
 		return ph_fail(diag, PH_E_INTERNAL, "no statement and no day");
+	/* Where the report goes, before anything is applied: a run that
+	 * cannot write it would have changed the store and said nothing. */
+	if (stat(o->report_dir, &sb) == -1)
+		return ph_fail(diag, PH_E_IO, "report folder %s: %s",
+		    o->report_dir, strerror(errno));
+	if (!S_ISDIR(sb.st_mode) || access(o->report_dir, W_OK | X_OK) == -1)
+		return ph_fail(diag, PH_E_IO, "report folder %s: %s",
+		    o->report_dir, !S_ISDIR(sb.st_mode) ? "not a folder" :
+		    strerror(errno));
 	if (o->statement != NULL && (in = fopen(o->statement, "r")) == NULL)
 		return ph_fail(diag, PH_E_IO, "statement %s: %s", o->statement,
 		    strerror(errno));
-	if (in != NULL && (rc = recon_check(r.pr, in, &line, &cap, diag)) !=
-	    PH_OK)
+	if ((r.ask = json_object()) == NULL) {
+		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
+		goto done;
+	}
+	if (in != NULL && (rc = recon_check(r.pr, in, &line, &cap,
+	    r.day_start, diag)) != PH_OK)
 		goto done;
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");

@@ -633,6 +633,63 @@ def test_unverified(tap, inst, sim, workdir):
             'PENDING', out + err)
 
 
+def test_refused_statements(tap, inst, sim, workdir):
+    """A statement that lists a payment twice, a statement of another day
+    than the one asked, and a report folder that cannot be written: each
+    refused before anything is applied."""
+    three = (datetime.datetime.now(BJ) - datetime.timedelta(days=3))
+    day = three.strftime('%Y-%m-%d')
+    other = (three + datetime.timedelta(days=1)).strftime('%Y-%m-%d')
+    at = datetime.datetime(three.year, three.month, three.day, 10, 0, 0,
+                           tzinfo=BJ).strftime('%Y%m%d%H%M%S')
+    o = 'RF-' + os.urandom(4).hex()
+    inst.create_order(o, 900)
+    sim_pay(sim, o, 900, at, {'drop_all': True})
+    stmt = os.path.join(workdir, 'bill-refused-%s.txt' % day)
+    fetch_statement(tap, sim, day, stmt)
+    reports = os.path.join(workdir, 'reports-refused')
+    os.makedirs(reports)
+    with open(stmt, 'rb') as fh:
+        text = fh.read()
+    lines = text.split(b'\r\n')
+    base = inst.last_seq()
+
+    # The row of the payment twice, the summary made to agree.
+    rows = [ln for ln in lines[1:] if o.encode() in ln]
+    summary = lines[-2].split(b',')
+    n = int(summary[0].strip(b'`')) + 1
+    total = '%.2f' % (float(summary[1].strip(b'`')) + 9.00)
+    summary[0], summary[1] = b'`%d' % n, b'`' + total.encode()
+    twice = b'\r\n'.join(lines[:-3] + rows + lines[-3:-2] +
+                          [b','.join(summary)] + lines[-1:])
+    dup = os.path.join(workdir, 'bill-twice-%s.txt' % day)
+    with open(dup, 'wb') as fh:
+        fh.write(twice)
+    rc, out, err, counts = reconcile(inst, dup, day, reports)
+    tap.ok(rc == 1 and 'a fact is listed once' in err,
+           'a statement that lists a payment twice: refused, naming the '
+           'lines', rc, err[-300:])
+
+    rc, out, err, counts = reconcile(inst, stmt, other, reports)
+    tap.ok(rc == 1 and 'another day' in err,
+           'the statement of %s given as the one of %s: refused' % (day,
+                                                                   other),
+           rc, err[-300:])
+
+    missing = os.path.join(workdir, 'no-such-folder')
+    rc, out, err, counts = reconcile(inst, stmt, day, missing)
+    tap.ok(rc == 1 and 'report folder' in err,
+           'a report folder that is not there: refused', rc, err[-300:])
+    tap.is_([e['type'] for e in inst.all_events(base)], [],
+            '... none of the three changed anything: no event')
+    tap.is_((inst.order(o) or {}).get('state'), 'PENDING',
+            '... the payment they list is not applied')
+    rc, out, err, counts = reconcile(inst, stmt, day, reports)
+    tap.ok(rc == 0 and (inst.order(o) or {}).get('state') == 'PAID',
+           'the statement itself, into a folder that is there: applied',
+           rc, err[-300:])
+
+
 def main(tap):
     sim = Simulator(tap, time_factor=1000).start()
     inst = ReconInstance(tap, sim_port=sim.port, max_procs=4)
@@ -644,6 +701,7 @@ def main(tap):
     test_unverified(tap, inst, sim, workdir)
     test_merchant_refunds(tap, inst, sim)
     test_lost_refund_result(tap, inst, sim, workdir)
+    test_refused_statements(tap, inst, sim, workdir)
 
 
 def test_lost_refund_result(tap, inst, sim, workdir):
