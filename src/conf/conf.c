@@ -303,12 +303,40 @@ conf_parse_schedule(const char *s, long *out, size_t max, size_t *n,
 	return 0;
 }
 
+/*
+ * A URL as messages show it: without the user and password it may carry
+ * and without its query, which may hold a token (doc/design/security.md:
+ * no credential is written to a log).  "?..." says a query was cut.
+ */
+static const char *
+conf_url_shown(const char *url, char *out, size_t cap)
+{
+	const char *sep = strstr(url, "://"), *host, *at, *rest;
+	size_t hl, pl;
+
+	if (sep == NULL) {
+		snprintf(out, cap, "(not a URL)");
+		return out;
+	}
+	host = sep + 3;
+	hl = strcspn(host, "/?#");
+	if ((at = memchr(host, '@', hl)) != NULL) {
+		hl -= (size_t)(at + 1 - host);
+		host = at + 1;
+	}
+	rest = host + hl;
+	pl = strcspn(rest, "?#");
+	snprintf(out, cap, "%.*s%.*s%.*s%s", (int)(sep + 3 - url), url,
+	    (int)hl, host, (int)pl, rest, rest[pl] != '\0' ? "?..." : "");
+	return out;
+}
+
 /* Profile keys the core reads itself; 1 when key was one of them. */
 static int
 conf_profile_core_key(struct conf_parse *p, struct conf_profile *pr,
     const char *key, const char *val)
 {
-	char why[96];
+	char why[96], shown[512];
 
 	if (strcmp(key, "plugin") == 0) {
 		if (conf_set_str(&pr->plugin_file, val) == -1)
@@ -321,7 +349,8 @@ conf_profile_core_key(struct conf_parse *p, struct conf_profile *pr,
 		    strpbrk(val, " \t?#") != NULL || len > 400)
 			conf_err(p->errs, "line %d: [profile.%s] api_base "
 			    "\"%s\" must be an https:// URL", p->line,
-			    pr->name, val);
+			    pr->name, conf_url_shown(val, shown,
+			    sizeof(shown)));
 		else if (conf_set_str(&pr->api_base, val) == -1)
 			conf_err(p->errs, "out of memory");
 		else
@@ -797,6 +826,7 @@ static void
 conf_profile_calls(struct conf *c, struct conf_profile *pr,
     struct conf_errs *errs)
 {
+	char shown[512];
 	struct stat st;
 	char why[96];
 
@@ -808,12 +838,14 @@ conf_profile_calls(struct conf *c, struct conf_profile *pr,
 			conf_err(errs, "line %d: [profile.%s] api_base %s is "
 			    "plain http: refused unless the profile also says "
 			    "allow_insecure_http = yes (tests only)", pr->line,
-			    pr->name, pr->api_base);
+			    pr->name, conf_url_shown(pr->api_base, shown,
+			    sizeof(shown)));
 		else
 			conf_warn(errs, "[profile.%s] allow_insecure_http = "
 			    "yes: provider calls to %s are not encrypted or "
 			    "authenticated; never use this in production",
-			    pr->name, pr->api_base);
+			    pr->name, conf_url_shown(pr->api_base, shown,
+			    sizeof(shown)));
 	}
 	if ((pr->client_cert_file == NULL) != (pr->client_key_file == NULL)) {
 		conf_err(errs, "line %d: [profile.%s] client_cert_file and "
@@ -922,6 +954,7 @@ static void
 conf_bind_push(struct conf *c, struct conf_push *pu, struct conf_errs *errs)
 {
 	struct conf_file f;
+	char shown[512];
 
 	if (pu->name == NULL)
 		return;
@@ -934,10 +967,12 @@ conf_bind_push(struct conf *c, struct conf_push *pu, struct conf_errs *errs)
 		if (!pu->allow_insecure_http)
 			conf_err(errs, "line %d: [push.%s] url %s is plain "
 			    "http: refused unless allow_insecure_http = yes",
-			    pu->line, pu->name, pu->url);
+			    pu->line, pu->name, conf_url_shown(pu->url, shown,
+			    sizeof(shown)));
 		else
 			conf_warn(errs, "[push.%s] allow_insecure_http = yes: "
-			    "events go to %s unencrypted", pu->name, pu->url);
+			    "events go to %s unencrypted", pu->name,
+			    conf_url_shown(pu->url, shown, sizeof(shown)));
 	}
 	if (pu->signature_header == NULL &&
 	    (pu->signature_header = strdup("X-Payhook-Signature")) == NULL) {

@@ -345,6 +345,12 @@ main(void)
 	e = open_with("", "MD5", "api_base = http://127.0.0.1:9\n", NULL);
 	ok(strstr(e, "plain http") != NULL,
 	    "plain http api_base refused without allow_insecure_http");
+	e = open_with("", "MD5", "api_base = http://ops:s3cret@127.0.0.1:9/"
+	    "v?token=t0k\n", NULL);
+	ok(strstr(e, "http://127.0.0.1:9/v?...") != NULL &&
+	    strstr(e, "s3cret") == NULL && strstr(e, "t0k") == NULL,
+	    "... its message shows the URL without user, password or "
+	    "query: %s", e);
 	e = open_with("", "MD5", "api_base = http://127.0.0.1:9/\n"
 	    "allow_insecure_http = yes\nquery_schedule = 1s, 2m,3h\n", &c);
 	is_str(e, "", "... accepted with it");
