@@ -227,6 +227,33 @@ recon_action(enum recon_cat c)
 }
 
 /*
+ * What is done with a payment only an unverified statement lists, for
+ * its report row: a pending order is asked about at the provider; any
+ * other waits for a statement payhook may trust.
+ */
+static const char *
+recon_unverified(struct recon *r, const struct ph_event *ev)
+{
+	json_t *order = NULL;
+	int pending;
+
+	if (ledger_batch_order(&r->b, ev->order_id, &order) != PH_OK)
+		return "not applied (an unverified statement): no such order "
+		    "here";
+	pending = strcmp(recon_str(order, "state"), "PENDING") == 0;
+	json_decref(order);
+	if (!pending)
+		return "not applied (an unverified statement): the order is "
+		    "settled already; a payment beyond it is applied from a "
+		    "statement payhook downloads or one vouched for "
+		    "(--trust-file)";
+	if (json_object_set_new(r->ask, ev->order_id, json_true()) != 0)
+		r->err = PH_E_NOMEM;
+	return "not applied (an unverified statement): the order is asked "
+	    "about at the provider";
+}
+
+/*
  * Applies a fact the statement proves, as a notification would be: the
  * batch's write transaction is committed and closed first (LMDB has one
  * writer, and ledger_apply() opens its own: under the batch's it would
@@ -263,16 +290,15 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	rc = ledger_batch_payment(&r->b, r->pr->name, ev->txn_id, &pay);
 	if (rc == PH_E_NOTFOUND && r->trust == RECON_FILE) {
 		/* Anyone could have written this file: say so, apply
-		 * nothing, and ask the provider (recon_ask). */
+		 * nothing, and ask the provider about a pending order
+		 * (recon_ask); one paid or closed already has nothing a query
+		 * of it would tell of a payment beyond it. */
 		ledger_batch_mark(&r->b, r->run, ev->txn_id);
 		ledger_batch_alarm_new(&r->b, r->run,
 		    LEDGER_EV_RECONCILE_MISSING_HERE, r->pr->name, provider, ev,
 		    json_pack("{s:s}", "statement", "unverified"), r->now);
-		if (json_object_set_new(r->ask, ev->order_id, json_true()) != 0)
-			r->err = PH_E_NOMEM;
 		recon_row(r, RECON_MISSING_HERE, ev->order_id, ev->txn_id,
-		    ev->amount, -1, ev->currency, "not applied (an unverified "
-		    "statement): the order is asked about at the provider");
+		    ev->amount, -1, ev->currency, recon_unverified(r, ev));
 		return;
 	}
 	if (rc == PH_E_NOTFOUND) {
@@ -362,7 +388,7 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	const char *provider = r->pr->plugin->prov->name;
 	const char *state;
 	json_t *item = NULL;
-	int ok, same;
+	int ok, same, waiting;
 
 	same = ev->merchant_refund_id[0] != '\0' &&
 	    ledger_batch_refund(&r->b, ev->merchant_refund_id, &item) ==
@@ -380,19 +406,27 @@ recon_refund(struct recon *r, struct ph_event *ev)
 			return;
 		}
 	}
+	/* Ours, its result still awaited, listed by a file nobody vouches
+	 * for: it matches, and settles only from a statement payhook may
+	 * trust or its result. */
+	waiting = same && item != NULL && r->trust == RECON_FILE &&
+	    (strcmp(recon_str(item, "state"), "PENDING") == 0 ||
+	    strcmp(recon_str(item, "state"), "PROCESSING") == 0);
 	ok = same && item != NULL &&
 	    strcmp(recon_str(item, "state"), "SUCCEEDED") == 0;
 	ledger_batch_mark(&r->b, r->run, ev->refund_id[0] != '\0' ?
 	    ev->refund_id : ev->merchant_refund_id);
-	if (!ok)
+	if (!ok && !waiting)
 		ledger_batch_alarm_new(&r->b, r->run, LEDGER_EV_RECONCILE_REFUND_MISMATCH,
 		    r->pr->name, provider, ev, json_pack("{s:s, s:s}",
 		    "refund_id", ev->merchant_refund_id, "provider_refund_id",
 		    ev->refund_id), r->now);
-	recon_row(r, ok ? RECON_REFUND_MATCHED : RECON_REFUND_MISMATCH,
-	    ev->order_id, ev->txn_id, ev->amount, item != NULL ?
-	    json_integer_value(json_object_get(item, "amount")) : -1,
-	    ev->currency, ok ? "" : recon_action(RECON_REFUND_MISMATCH));
+	recon_row(r, ok || waiting ? RECON_REFUND_MATCHED :
+	    RECON_REFUND_MISMATCH, ev->order_id, ev->txn_id, ev->amount,
+	    item != NULL ? json_integer_value(json_object_get(item,
+	    "amount")) : -1, ev->currency, ok ? "" : waiting ? "not settled "
+	    "(an unverified statement): its result, or a statement payhook "
+	    "may trust, settles it" : recon_action(RECON_REFUND_MISMATCH));
 	json_decref(item);
 }
 

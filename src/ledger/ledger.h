@@ -333,6 +333,9 @@ int ledger_batch_end(struct ledger_batch *b);
 int ledger_batch_payment(struct ledger_batch *b, const char *profile,
     const char *txn_id, json_t **pay);
 /* The refund with this id, or PH_E_NOTFOUND. */
+/* The order of that id as the batch sees it (new reference); NOTFOUND. */
+int ledger_batch_order(struct ledger_batch *b, const char *order_id,
+    json_t **order);
 int ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
     json_t **item);
 /* Forgets the seen-marks of run (profile and day). */

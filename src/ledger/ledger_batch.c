@@ -85,6 +85,21 @@ ledger_batch_payment(struct ledger_batch *b, const char *profile,
 }
 
 int
+ledger_batch_order(struct ledger_batch *b, const char *order_id,
+    json_t **order)
+{
+	struct store_key k;
+
+	*order = NULL;
+	if (!b->open)
+		return PH_E_STORE;
+	ledger_key_order(&k, order_id);
+	if (k.err)
+		return PH_E_NOTFOUND;
+	return ledger_get(&b->t, STORE_DB_ORDERS, &k, order);
+}
+
+int
 ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
     json_t **item)
 {

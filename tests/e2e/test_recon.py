@@ -624,6 +624,11 @@ def test_unverified(tap, inst, sim, workdir):
     tap.ok(not any(e['type'] == 'order.double_payment' for e in evs),
            '... the second payment the file shows queues no refund')
     tap.ok(extra, 'the simulator took the second payment')
+    tap.ok(any(r['provider_txn_id'] == extra and 'settled already' in
+               r['action'] for r in rows),
+           '... its row says it waits for a trusted statement, the order '
+           'being paid already (nothing to ask)',
+           [r for r in rows if r['provider_txn_id'] == extra])
     # The forged row.
     with open(stmt, 'wb') as fh:
         fh.write(forged_text)
@@ -733,6 +738,13 @@ def test_lost_refund_result(tap, inst, sim, workdir):
     tap.ok(rc == 0 and got.get('state') == 'PROCESSING',
            '... an unverified statement listing it settles nothing',
            rc, got, err[-300:])
+    doc, rows = read_report(reports, today)
+    mine = [r for r in rows if r['order_id'] == oid and
+            r['category'].startswith('refund')]
+    tap.ok(len(mine) == 1 and mine[0]['category'] == 'refund_matched' and
+           'not settled' in mine[0]['action'],
+           '... and matches it, saying it is not settled: ours, its result '
+           'awaited, no mismatch', mine)
     base = inst.last_seq()
     rc, out, err, counts = reconcile(inst, stmt, today, reports)
     got = inst.api('GET', '/refunds/%s' % rid).json or {}
