@@ -1,6 +1,10 @@
 /* Shared by the ledger's unit tests: see ledger_fixture.h. */
+#include <sys/wait.h>
+
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ledger_fixture.h"
 
@@ -147,4 +151,28 @@ fx_nested(int depth)
 		inner = o;
 	}
 	return top;
+}
+
+int
+fx_in_killed_child(int (*fn)(void *), void *arg)
+{
+	pid_t child;
+	int status, ready[2];
+	char done = 0;
+
+	if (pipe(ready) == -1)
+		return 0;
+	if ((child = fork()) == 0) {
+		close(ready[0]);
+		done = fn(arg) != 0;
+		(void)!write(ready[1], &done, 1);
+		raise(SIGKILL);
+	}
+	close(ready[1]);
+	if (child == -1 || read(ready[0], &done, 1) != 1)
+		done = 0;
+	close(ready[0]);
+	if (child != -1)
+		waitpid(child, &status, 0);
+	return done && child != -1 && WIFSIGNALED(status);
 }

@@ -50,4 +50,13 @@ const char *fx_str(const json_t *o, const char *key);
 /* Objects nested depth deep, each {"n": the next}, the last empty. */
 json_t *fx_nested(int depth);
 
+/*
+ * Runs fn(arg) in a child process that then dies as a killed process
+ * does (SIGKILL: no exit handlers, nor valgrind's leak check of the
+ * parent's heap).  The child opens its own store: LMDB's environments
+ * are not shared across a fork.  1 when fn returned non-zero and the
+ * child was killed.
+ */
+int fx_in_killed_child(int (*fn)(void *), void *arg);
+
 #endif

@@ -2,9 +2,6 @@
  * The ledger against a real LMDB file: every outcome of the order state
  * machine, durability across a reopen, and a full map.
  */
-#include <sys/wait.h>
-
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -21,6 +18,21 @@
 
 static char dir[] = "/tmp/payhook-ledger-XXXXXX";
 static char dbpath[256];
+
+/* In a child: takes the guard of order S1 as call "dead". */
+static int
+guard_dead(void *arg)
+{
+	struct store *cs = NULL;
+	struct ph_diag d;
+	json_t *o = NULL;
+
+	(void)arg;
+	memset(&d, 0, sizeof(d));
+	return store_open(dbpath, 16 << 20, 0, &cs, &d) == PH_OK &&
+	    ledger_guard_begin(cs, "S1", 1700000190, 60, "dead", &o, &d) ==
+	    PH_OK;
+}
 
 static struct ph_diag last_diag;	/* of the last apply() */
 
@@ -351,38 +363,12 @@ test_sweeper_side(struct store *s)
 
 	/* The guard of a call whose process was killed: taken over at once,
 	 * not refusing every attempt until its hold runs out. */
-	{
-		pid_t child;
-		int status, ready[2];
-		char held = 0;
-
-		if (pipe(ready) == -1)
-			ready[0] = ready[1] = -1;
-		if ((child = fork()) == 0) {
-			/* Its own environment: LMDB's are not shared across
-			 * a fork. */
-			struct store *cs = NULL;
-			json_t *co = NULL;
-
-			close(ready[0]);
-			held = store_open(dbpath, 16 << 20, 0, &cs, &d) ==
-			    PH_OK && ledger_guard_begin(cs, "S1", 1700000190,
-			    60, "dead", &co, &d) == PH_OK;
-			(void)!write(ready[1], &held, 1);
-			raise(SIGKILL);
-		}
-		close(ready[1]);
-		if (read(ready[0], &held, 1) != 1)
-			held = 0;
-		close(ready[0]);
-		waitpid(child, &status, 0);
-		ok(held && WIFSIGNALED(status), "a call holds the guard and "
-		    "its process is killed");
-		is_int(ledger_guard_begin(s, "S1", 1700000191, 60, "g8", &o,
-		    &d), PH_OK, "... the next call takes the guard at once");
-		json_decref(o);
-		ledger_guard_release(s, "S1", "g8");
-	}
+	ok(fx_in_killed_child(guard_dead, NULL), "a call holds the guard and "
+	    "its process is killed");
+	is_int(ledger_guard_begin(s, "S1", 1700000191, 60, "g8", &o, &d),
+	    PH_OK, "... the next call takes the guard at once");
+	json_decref(o);
+	ledger_guard_release(s, "S1", "g8");
 
 	/* A payment through the attempt's profile pays the order. */
 	ev = fx_pay_event("S1", "TS1", 300, "CNY");

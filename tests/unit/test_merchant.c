@@ -76,6 +76,20 @@ open_at(const char *name)
 	return s;
 }
 
+/* In a child: claims the key "dead" and reports whether it got it. */
+static int
+claim_dead(void *arg)
+{
+	struct store *cs = open_at("m.mdb");
+	enum ledger_idem_state st;
+	struct ledger_idem c;
+
+	(void)arg;
+	idem_init(&c, "dead", "fp-d", FX_NOW);
+	return cs != NULL && ledger_idem_begin(cs, &c, &st) == PH_OK &&
+	    st == LEDGER_IDEM_RUN;
+}
+
 /* An order of profile paid by txn. */
 static void
 paid_order(struct store *s, const char *id, const char *profile,
@@ -180,33 +194,7 @@ test_idempotency(struct store *s)
 
 	/* A claim of a process that died, on this host: taken over at once. */
 	{
-		pid_t child;
-		int status, ready[2];
-		char claimed = 0;
-
-		if (pipe(ready) == -1)
-			ready[0] = ready[1] = -1;
-		if ((child = fork()) == 0) {
-			/* Its own environment: LMDB's are not shared across
-			 * a fork. */
-			struct store *cs = open_at("m.mdb");
-			struct ledger_idem c;
-
-			close(ready[0]);
-			idem_init(&c, "dead", "fp-d", FX_NOW);
-			claimed = cs != NULL && ledger_idem_begin(cs, &c,
-			    &st) == PH_OK && st == LEDGER_IDEM_RUN;
-			(void)!write(ready[1], &claimed, 1);
-			/* Dies as a killed process does: no exit handlers
-			 * (nor valgrind's leak check of the parent's heap). */
-			raise(SIGKILL);
-		}
-		close(ready[1]);
-		if (read(ready[0], &claimed, 1) != 1)
-			claimed = 0;
-		close(ready[0]);
-		waitpid(child, &status, 0);
-		ok(claimed && WIFSIGNALED(status),
+		ok(fx_in_killed_child(claim_dead, NULL),
 		    "a process claims a key and dies");
 		is_int(idem_state(s, "dead", "fp-d", FX_NOW + 1),
 		    LEDGER_IDEM_RUN, "... its claim is taken over at once, "
