@@ -351,6 +351,21 @@ def test_watch(tap, inst, sim):
     tap.is_(rc, 0, '... and stops cleanly on SIGTERM')
 
 
+def two_sweepers(sim, inst, call, slow_s):
+    """A sweeper pass while the provider answers call ('query' or 'close')
+    in slow_s seconds, and a second pass started once the first one's
+    leases (QUICK_SWEEP: 5 s) have run out; the results of both."""
+    sim.control('/_sim/mode', {call: 'slow', 'slow_s': slow_s})
+    first = {}
+    t = threading.Thread(target=lambda: first.update(rc=sweep(inst)))
+    t.start()
+    time.sleep(5.5)
+    second = sweep(inst)
+    t.join()
+    sim.control('/_sim/mode', {call: 'ok'})
+    return first.get('rc'), second
+
+
 def test_lease_waves(tap):
     """A sweeper leases the orders of a batch as it asks about them, a
     wave of sweep_concurrency calls at a time, not the whole batch at
@@ -366,19 +381,12 @@ def test_lease_waves(tap):
         sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
                                   'amount': 100, 'notify': {'drop_all': True}})
     time.sleep(1.2)
-    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 1.5})
-    first = {}
-    t = threading.Thread(target=lambda: first.update(rc=sweep(inst)))
-    t.start()
-    time.sleep(5.5)             # the first wave's lease (5 s) is over
-    second = sweep(inst)
-    t.join()
-    sim.control('/_sim/mode', {'query': 'ok'})
+    first, second = two_sweepers(sim, inst, 'query', 1.5)
     by = sim.stats().get('by_order', {})
     asked = {o: (by.get(o) or {}).get('query') for o in ids}
     tap.is_(sorted(set(asked.values())), [1], 'two sweepers, one after '
             'the other\'s leases would have run out: each order asked '
-            'about once', asked, first.get('rc'), second)
+            'about once', asked, first, second)
     tap.ok(all((inst.order(o) or {}).get('state') == 'PAID' for o in ids),
            '... and every one of them PAID')
     inst.stop()
@@ -397,27 +405,19 @@ def test_close_lease(tap):
     # 8 profiles), their closes 2 s each, one after the other.
     ids = [oid('CLOSE%d' % i) for i in range(5)]
     for o in ids:
-        r = inst.api('POST', '/orders', {'order_id': o, 'amount': 100,
-                                         'currency': 'CNY',
-                                         'profile': 'wxshop',
-                                         'expires_in': 1})
+        inst.api('POST', '/orders', {'order_id': o, 'amount': 100,
+                                     'currency': 'CNY', 'profile': 'wxshop',
+                                     'expires_in': 1})
         sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o,
                                     'amount': 100})
     time.sleep(1.5)
-    sim.control('/_sim/mode', {'close': 'slow', 'slow_s': 2})
-    first = {}
-    t = threading.Thread(target=lambda: first.update(rc=sweep(inst)))
-    t.start()
-    time.sleep(5.5)             # the wave's leases (5 s) are over
-    second = sweep(inst)
-    t.join()
-    sim.control('/_sim/mode', {'close': 'ok'})
+    first, second = two_sweepers(sim, inst, 'close', 2)
     by = sim.stats().get('by_order', {})
     closes = {o: (by.get(o) or {}).get('close') for o in ids}
     tap.is_(sorted(set(closes.values())), [1], 'two sweepers, the second '
             'after the first\'s wave lease ran out, its closes still '
             'going out: each order closed at the provider once', closes,
-            first.get('rc'), second)
+            first, second)
     tap.ok(all((inst.order(o) or {}).get('state') == 'CLOSED' for o in ids),
            '... and every one of them CLOSED',
            [(inst.order(o) or {}).get('state') for o in ids])
