@@ -118,9 +118,27 @@ wx3_ctx_free(struct wx3_ctx *v3)
 }
 
 /*
- * A platform certificate, one per file; its serial as WeChat writes it in
- * Wechatpay-Serial: upper-case hex without leading zeros, as the official
- * SDKs print it (Java BigInteger.toString(16), Go %X).
+ * Whether a Wechatpay-Serial names key serial: a public key by its id,
+ * exactly; a certificate by its serial number, the same number in hex
+ * whatever its case and leading zeros (WeChat writes the serial's bytes,
+ * 0C4AEF34...; older SDKs printed the number, C4AEF34...).
+ */
+static int
+wx3_serial_same(const char *serial, const char *named)
+{
+	if (strncmp(serial, WX3_PUB_KEY_PREFIX, strlen(WX3_PUB_KEY_PREFIX)) ==
+	    0 || strncmp(named, WX3_PUB_KEY_PREFIX,
+	    strlen(WX3_PUB_KEY_PREFIX)) == 0)
+		return strcmp(serial, named) == 0;
+	serial += strspn(serial, "0");
+	named += strspn(named, "0");
+	return *named != '\0' && strcasecmp(serial, named) == 0;
+}
+
+/*
+ * A platform certificate, one per file; its serial in upper-case hex
+ * without leading zeros (ph_cert_serial), matched as a number
+ * (wx3_serial_same).
  */
 static int
 wx3_load_cert(const struct ph_blob *b, struct wx3_key *k,
@@ -177,7 +195,7 @@ wx3_add_key(struct wx3_ctx *v3, const struct wx3_key *k,
 	size_t i;
 
 	for (i = 0; i < v3->nkeys; i++)
-		if (strcmp(v3->keys[i].serial, k->serial) == 0)
+		if (wx3_serial_same(v3->keys[i].serial, k->serial))
 			return ph_fail(diag, PH_E_CONFIG, "platform key %s is "
 			    "configured twice", k->serial);
 	if (v3->nkeys == WX3_KEYS_MAX)
@@ -381,7 +399,7 @@ wx3_verify(const struct wx3_ctx *v3, const struct ph_header *h, size_t nh,
 		return ph_fail(diag, PH_E_SIGNATURE, "%s: Wechatpay-Nonce is "
 		    "invalid", what);
 	for (i = 0; i < v3->nkeys; i++)
-		if (strcmp(v3->keys[i].serial, serial) == 0) {
+		if (wx3_serial_same(v3->keys[i].serial, serial)) {
 			k = &v3->keys[i];
 			break;
 		}

@@ -38,7 +38,7 @@
 #define V3KEY	"0123456789abcdefABCDEFGHijklmnop"
 #define NOW	1700000000LL
 #define SER_A	"5157F09EFDC096DE15EBE81A47057A7232F1B8E1"
-#define SER_B	"0ABCDEF0123456789"	/* WeChat writes it ABCDEF0123456789 */
+#define SER_B	"0ABCDEF0123456789"	/* ABCDEF0123456789, the same number */
 #define PUB_ID	"PUB_KEY_ID_0114232134912410000000000000000000"
 #define TV3_SERIAL "408B07E79B8269FEC3D5D3E6AB8ED163A6A380DB"
 
@@ -586,8 +586,15 @@ test_notify(void)
 	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
 	    "signed with the WeChat Pay public key (PUB_KEY_ID_...)");
 	sign_body(&snt, plat_b, SER_B, NOW, body, blen);
+	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
+	    "the serial with its leading zero (WeChat writes the serial's "
+	    "bytes) names the same certificate");
+	sign_body(&snt, plat_b, "000abcdef0123456789", NOW, body, blen);
+	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_OK,
+	    "... so do lower case and more zeros: the same number");
+	sign_body(&snt, plat_b, "ABCDEF012345678", NOW, body, blen);
 	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
-	    "serial with a leading zero is not WeChat's spelling");
+	    "another number is another certificate");
 	sign_body(&snt, plat_b, "7777", NOW, body, blen);
 	is_int(deliver(ctx, &snt, body, blen, NOW, &ev), PH_E_SIGNATURE,
 	    "expired platform certificate refused");
