@@ -131,6 +131,7 @@ enum ledger_refusal {
 	LEDGER_REFUSAL_IN_FLIGHT,	/* sent to the provider already */
 	LEDGER_REFUSAL_SETTLED,		/* the refund is done */
 	LEDGER_REFUSAL_ATTEMPT,		/* the guard refused the attempt */
+	LEDGER_REFUSAL_ATTEMPTS_MAX,	/* the order has had all it may */
 	LEDGER_REFUSAL__MAX
 };
 

@@ -171,10 +171,9 @@ ledger_last_attempt(const json_t *order)
 /* Keeps the guard's reply with idem (if any) and commits. */
 static int
 ledger_guard_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
-    const char *message, const json_t *order)
+    enum ledger_refusal why, const char *message, const json_t *order)
 {
-	ledger_idem_keep(t, idem, rc, rc == PH_OK, rc == PH_OK ?
-	    LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ATTEMPT, message, order);
+	ledger_idem_keep(t, idem, rc, rc == PH_OK, why, message, order);
 	return store_commit(t);
 }
 
@@ -212,7 +211,7 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 		    "start %llds after it", order_id, (long long)(now - last),
 		    (long long)hold_s);
 		if ((rc = ledger_guard_commit(&t, idem, PH_E_CONFLICT,
-		    diag->msg, *order)) != PH_OK)
+		    LEDGER_REFUSAL_ATTEMPT, diag->msg, *order)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
 			    ph_strerror(rc));
 		return PH_E_CONFLICT;
@@ -223,10 +222,18 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 			json_object_set_new(*order, "attempts", list);
 		}
 		if (json_array_size(list) >= LEDGER_ATTEMPTS_MAX) {
-			store_abort(&t);
-			return ph_fail(diag, PH_E_TOOBIG, "order %s has %d "
-			    "payment attempts already", order_id,
+			/* Let go too: refused for good, not "in progress". */
+			ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+			ph_fail(diag, PH_E_TOOBIG, "order %s has had %d payment "
+			    "attempts (its creation counts as one), the most an "
+			    "order may have: open a new order", order_id,
 			    LEDGER_ATTEMPTS_MAX);
+			if ((rc = ledger_guard_commit(&t, idem, PH_E_CONFLICT,
+			    LEDGER_REFUSAL_ATTEMPTS_MAX, diag->msg, *order)) !=
+			    PH_OK)
+				return ph_fail(diag, rc, "database: %s",
+				    ph_strerror(rc));
+			return PH_E_TOOBIG;
 		}
 		att = json_pack("{s:s, s:I, s:s}", "profile", profile, "at",
 		    (json_int_t)now, "source", "attempt");
@@ -243,6 +250,7 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 		ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
 		    ledger_str(*order, "state"));
 	if ((rc = ledger_guard_commit(&t, idem, paid ? PH_E_CONFLICT : PH_OK,
+	    paid ? LEDGER_REFUSAL_ATTEMPT : LEDGER_REFUSAL_NONE,
 	    paid ? diag->msg : "", *order)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	return paid ? PH_E_CONFLICT : PH_OK;

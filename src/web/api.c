@@ -411,7 +411,9 @@ api_attempt_answer(void *arg, const struct ledger_reply *r,
 		api_body(body, view);
 		return 201;
 	}
-	if (st == NULL || strcmp(st, "PENDING") == 0)
+	if (r->why == LEDGER_REFUSAL_ATTEMPTS_MAX)
+		code = "too_many_attempts";
+	else if (st == NULL || strcmp(st, "PENDING") == 0)
 		code = "attempt_in_progress";
 	else if (strcmp(st, "CLOSED") == 0)
 		code = "order_closed";
@@ -505,6 +507,11 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	    (int64_t)ctx->conf->attempt_hold_s,
 	    api_first_query(pr, req->now, expires_at), req->idem, &order,
 	    &diag);
+	if (rc == PH_E_TOOBIG) {
+		api_reply(resp, api_attempt_answer, PH_E_CONFLICT, 0,
+		    LEDGER_REFUSAL_ATTEMPTS_MAX, diag.msg, order);
+		goto done;
+	}
 	if (rc != PH_OK && rc != PH_E_CONFLICT) {
 		log_err("attempt on order %s: %s", order_id, diag.msg);
 		api_store_error(resp, rc);

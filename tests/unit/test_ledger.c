@@ -370,6 +370,38 @@ test_sweeper_side(struct store *s)
 	json_decref(o);
 	ledger_guard_release(s, "S1", "g8");
 
+	/* An order has at most 32 attempts, its creation one of them: the
+	 * next is refused for good, and the guard let go. */
+	{
+		char tok[16];
+		int i, got = PH_OK, created;
+
+		fx_create(s, "SA", "wxshop", 100, "CNY", 1700000100, &o,
+		    &created, &d);
+		json_decref(o);
+		for (i = 0; i < 40 && got == PH_OK; i++) {
+			snprintf(tok, sizeof(tok), "a%d", i);
+			if ((got = ledger_guard_begin(s, "SA", 1700000101 + i,
+			    60, tok, &o, &d)) != PH_OK)
+				break;
+			json_decref(o);
+			got = ledger_guard_end(s, "SA", tok, "wxshop", NULL,
+			    1700000101 + i, 0, 0, NULL, &o, &d);
+			json_decref(o);
+		}
+		ok(got == PH_E_TOOBIG && ledger_get_order(s, "SA", &o) ==
+		    PH_OK && json_array_size(json_object_get(o,
+		    "attempts")) == 32, "the attempt after 32 refused: too "
+		    "many (%d calls: %s)", i, d.msg);
+		json_decref(o);
+		ok(strstr(d.msg, "the most an order may have") != NULL,
+		    "... saying so: %s", d.msg);
+		is_int(ledger_guard_begin(s, "SA", 1700000101 + i, 60, "after",
+		    &o, &d), PH_OK, "... and the guard was let go at once");
+		json_decref(o);
+		ledger_guard_release(s, "SA", "after");
+	}
+
 	/* A payment through the attempt's profile pays the order. */
 	ev = fx_pay_event("S1", "TS1", 300, "CNY");
 	{
