@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <payhook/sdk.h>
 
@@ -43,7 +44,8 @@ push_key_state(struct store_key *k, const char *name)
  * An endpoint's state: the next event to deliver, failures in a row, when
  * to try again, and which pusher holds it until when.  Two sweepers (of
  * one host or several) would otherwise both send from the same next
- * event: every event twice, and out of order.
+ * event: every event twice, and out of order.  A holder killed on this
+ * host is taken over at once.
  */
 struct push_state {
 	uint64_t next;
@@ -51,6 +53,8 @@ struct push_state {
 	int64_t retry_at;
 	int64_t lease_until;
 	char owner[33];
+	long pid;			/* the holder's process and host: */
+	char host[256];			/* one killed is taken over at once */
 };
 
 static void
@@ -75,6 +79,10 @@ push_state_get(struct store_txn *t, const char *name, struct push_state *ps)
 	ph_strlcpy(ps->owner, json_string_value(json_object_get(j,
 	    "lease_owner")) != NULL ? json_string_value(json_object_get(j,
 	    "lease_owner")) : "", sizeof(ps->owner));
+	ps->pid = (long)json_integer_value(json_object_get(j, "lease_pid"));
+	ph_strlcpy(ps->host, json_string_value(json_object_get(j,
+	    "lease_host")) != NULL ? json_string_value(json_object_get(j,
+	    "lease_host")) : "", sizeof(ps->host));
 	if (ps->next == 0)
 		ps->next = 1;
 	json_decref(j);
@@ -89,10 +97,11 @@ push_state_put(struct store_txn *t, const char *name,
 	char *text;
 
 	push_key_state(&k, name);
-	j = json_pack("{s:i, s:I, s:I, s:I, s:I, s:s}", "v", 1, "next",
-	    (json_int_t)ps->next, "failures", (json_int_t)ps->failures,
+	j = json_pack("{s:i, s:I, s:I, s:I, s:I, s:s, s:I, s:s}", "v", 1,
+	    "next", (json_int_t)ps->next, "failures", (json_int_t)ps->failures,
 	    "retry_at", (json_int_t)ps->retry_at, "lease_until",
-	    (json_int_t)ps->lease_until, "lease_owner", ps->owner);
+	    (json_int_t)ps->lease_until, "lease_owner", ps->owner, "lease_pid",
+	    (json_int_t)ps->pid, "lease_host", ps->host);
 	if (j != NULL && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
 		store_put(t, STORE_DB_PUSH, &k, text, strlen(text));
 		free(text);
@@ -117,12 +126,17 @@ push_take(const struct conf *c, struct store *s, const char *name,
 		return rc;
 	push_state_get(&t, name, ps);
 	if (ps->retry_at > now || (ps->lease_until > now &&
-	    strcmp(ps->owner, token) != 0)) {
+	    strcmp(ps->owner, token) != 0 &&
+	    !ledger_proc_gone(ps->pid, ps->host))) {
 		store_abort(&t);
 		return PH_E_CONFLICT;
 	}
 	ph_strlcpy(ps->owner, token, sizeof(ps->owner));
 	ps->lease_until = now + (int64_t)c->lease_s;
+	ps->pid = (long)getpid();
+	if (gethostname(ps->host, sizeof(ps->host)) != 0)
+		ps->host[0] = '\0';
+	ps->host[sizeof(ps->host) - 1] = '\0';
 	push_state_put(&t, name, ps);
 	return store_commit(&t);
 }
@@ -195,6 +209,8 @@ push_release(struct store *s, const char *name, struct push_state *ps)
 	}
 	cur.lease_until = 0;
 	cur.owner[0] = '\0';
+	cur.pid = 0;
+	cur.host[0] = '\0';
 	push_state_put(&t, name, &cur);
 	(void)store_commit(&t);
 }

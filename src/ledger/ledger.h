@@ -334,6 +334,11 @@ int ledger_batch_end(struct ledger_batch *b);
 int ledger_batch_payment(struct ledger_batch *b, const char *profile,
     const char *txn_id, json_t **pay);
 /* The refund with this id, or PH_E_NOTFOUND. */
+/* Whether process pid of host ran on this host and is gone: what it held
+ * (a lease, a guard, an Idempotency-Key's claim) can be taken over at
+ * once, not when its time runs out. */
+int ledger_proc_gone(long pid, const char *host);
+
 /* The order of that id as the batch sees it (new reference); NOTFOUND. */
 int ledger_batch_order(struct ledger_batch *b, const char *order_id,
     json_t **order);

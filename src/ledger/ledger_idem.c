@@ -47,15 +47,13 @@ ledger_idem_token(char out[33])
 }
 
 int
-ledger_proc_gone(const json_t *rec, const char *pid_name,
-    const char *host_name)
+ledger_proc_gone(long pid, const char *host)
 {
-	char host[256];
-	pid_t pid = (pid_t)json_integer_value(json_object_get(rec, pid_name));
+	char here[256];
 
-	return pid > 0 && gethostname(host, sizeof(host)) == 0 &&
-	    strcmp(ledger_str(rec, host_name), host) == 0 &&
-	    kill(pid, 0) == -1 && errno == ESRCH;
+	return pid > 0 && host != NULL && gethostname(here, sizeof(here)) ==
+	    0 && strcmp(host, here) == 0 && kill((pid_t)pid, 0) == -1 &&
+	    errno == ESRCH;
 }
 
 /*
@@ -67,7 +65,8 @@ ledger_idem_alive(const json_t *rec, int64_t now)
 {
 	if (json_integer_value(json_object_get(rec, "lease_until")) <= now)
 		return 0;
-	return !ledger_proc_gone(rec, "pid", "host");
+	return !ledger_proc_gone((long)json_integer_value(json_object_get(rec,
+	    "pid")), ledger_str(rec, "host"));
 }
 
 static void

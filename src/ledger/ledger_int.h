@@ -52,11 +52,6 @@ int ledger_cbor_view(const void *data, size_t len,
  * (schema 2 and older, the dedup records)? */
 int ledger_is_json(const struct store_val *v);
 json_t *ledger_load(const struct store_val *v);
-/* Whether the process rec names (its members pid_name and host_name) ran
- * on this host and is gone: what it held can be taken over at once. */
-int ledger_proc_gone(const json_t *rec, const char *pid_name,
-    const char *host_name);
-
 int ledger_get(struct store_txn *t, enum store_db db,
     const struct store_key *k, json_t **out);
 void ledger_put(struct store_txn *t, enum store_db db,

@@ -103,7 +103,8 @@ static int
 ledger_guard_held(const json_t *order, const char *token, int64_t now)
 {
 	return ledger_held(order, "guard_until", "guard_owner", token, now) &&
-	    !ledger_proc_gone(order, "guard_pid", "guard_host");
+	    !ledger_proc_gone((long)json_integer_value(json_object_get(order,
+	    "guard_pid")), ledger_str(order, "guard_host"));
 }
 
 static void

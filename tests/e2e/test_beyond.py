@@ -26,7 +26,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import (PAYHOOK, PROFILES, PUSH_SECRET, SUCCESS_ACK,  # noqa
-                     SimInstance, Simulator, make_payment, metric, txn_id)
+                     SimInstance, Simulator, make_payment, metric, txn_id,
+                     wait_for)
 
 
 class Receiver:
@@ -268,6 +269,28 @@ def test_push_shared(tap, inst, recv):
     seqs = [json.loads(b).get('seq') for h, b, down in recv.got[n_before:]]
     tap.is_(seqs, list(range(first, last + 1)), 'two sweepers at once: '
             'every event pushed once, in order', [e[-300:] for e in errs])
+    # A sweeper killed while it holds the endpoint: the next one takes
+    # it over at once, not when the lease runs out.
+    first = inst.last_seq() + 1
+    for i in range(10):
+        o = 'PUSHK-%d-%s' % (i, os.urandom(3).hex())
+        inst.create_order(o, 9)
+        inst.notify(make_payment(o, 9, txn_id('pushk%d' % i)))
+    last = inst.last_seq()
+    recv.delay = 0.3
+    n_before = len(recv.got)
+    p = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    wait_for(lambda: len(recv.got) > n_before + 1, timeout=20)
+    p.kill()
+    p.wait()
+    recv.delay = 0.0
+    sweep(inst)
+    seqs = [json.loads(b).get('seq') for h, b, down in recv.got[n_before:]]
+    tap.is_(sorted(set(seqs)), list(range(first, last + 1)),
+            'a sweeper killed while pushing: the next pass, at once, '
+            'delivers the rest', seqs)
     o = 'PUSH3-' + os.urandom(3).hex()
     inst.create_order(o, 8)
     inst.notify(make_payment(o, 8, txn_id('push3')))
