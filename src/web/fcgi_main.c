@@ -100,17 +100,20 @@ static const struct {
  * Collects the parameters and the request headers from the FastCGI
  * environment in one pass (FCGX_GetParam searches it from the start at
  * each call).  names holds the rewritten header names; headers point into
- * it and into envp.
+ * it and into envp.  *over when there were more than MAIN_HEADERS_MAX:
+ * the request is refused, never read with some of its headers left out
+ * (an Idempotency-Key among them).
  */
 static size_t
 main_headers(char **envp, struct main_params *p, struct ph_header *headers,
-    char names[][128])
+    char names[][128], int *over)
 {
 	size_t n = 0, len, i;
 	const char *eq, *name;
 	char **e;
 
 	memset(p, 0, sizeof(*p));
+	*over = 0;
 	for (e = envp; *e != NULL; e++) {
 		if ((eq = strchr(*e, '=')) == NULL)
 			continue;
@@ -127,8 +130,10 @@ main_headers(char **envp, struct main_params *p, struct ph_header *headers,
 				break;
 			}
 		name = NULL;
-		if (n >= MAIN_HEADERS_MAX)
+		if (n >= MAIN_HEADERS_MAX) {
+			*over |= (len > 5 && memcmp(*e, "HTTP_", 5) == 0);
 			continue;
+		}
 		if (len > 5 && memcmp(*e, "HTTP_", 5) == 0)
 			name = main_header_name(*e + 5, len - 5, names[n],
 			    sizeof(names[n]));
@@ -307,11 +312,11 @@ main_serve(struct web_ctx *ctx, FCGX_Request *r)
 	unsigned char *body = NULL;
 	struct timespec started;
 	struct main_params p;
-	int rc;
+	int rc, over;
 
 	clock_gettime(CLOCK_MONOTONIC, &started);
 	memset(&req, 0, sizeof(req));
-	req.nheaders = main_headers(r->envp, &p, headers, names);
+	req.nheaders = main_headers(r->envp, &p, headers, names, &over);
 	req.headers = headers;
 	/* Every line of this request carries its id, until main_log's. */
 	web_request_id(p.request_id, request_id);
@@ -328,6 +333,9 @@ main_serve(struct web_ctx *ctx, FCGX_Request *r)
 	if (req.method == NULL || req.uri == NULL) {
 		web_error(&resp, 400, "bad_request",
 		    "the web server passed no REQUEST_METHOD or REQUEST_URI");
+	} else if (over) {
+		web_error(&resp, 431, "too_many_headers", "more than %d "
+		    "request headers", MAIN_HEADERS_MAX);
 	} else if ((rc = main_read_body(r, p.content_length,
 	    ctx->conf->max_body_bytes, &body, &req.body_len)) == -1) {
 		web_error(&resp, 400, "bad_request",

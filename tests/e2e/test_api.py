@@ -422,6 +422,27 @@ def test_base_path(tap):
     inst.stop()
 
 
+def test_header_limit(tap, inst):
+    """More request headers than payhook reads is a refusal, never a call
+    run with some of them (an Idempotency-Key among them) left out."""
+    inst.create_order('HDR1', 30)
+    inst.pay('HDR1', 30, harness.txn_id('hdr1'))
+    many = {'X-Trace-%03d' % i: 'v' for i in range(120)}
+    many['Idempotency-Key'] = 'hdr-key'
+    got = [inst.api('POST', '/orders/HDR1/refunds', {'amount': 10},
+                    headers=many) for _ in range(2)]
+    tap.is_([(r.status, (r.json or {}).get('error')) for r in got],
+            [(431, 'too_many_headers')] * 2,
+            'a call with 121 headers: 431 too_many_headers')
+    r = inst.api('GET', '/orders/HDR1/refunds')
+    tap.is_((r.json or {}).get('refunds'), [], '... and no refund made')
+    few = dict(list(many.items())[-20:])
+    r = inst.api('POST', '/orders/HDR1/refunds', {'amount': 10},
+                 headers=few)
+    tap.is_(r.status, 201, 'the same call with 20 headers: 201',
+            r.describe())
+
+
 def main(tap):
     inst = harness.Instance(tap, 'api')
     inst.start()
@@ -431,6 +452,7 @@ def main(tap):
     test_routes(tap, inst)
     test_chunked(tap, inst)
     test_body_limit(tap, inst)
+    test_header_limit(tap, inst)
     test_events(tap, inst)
     inst.stop()
     test_base_path(tap)
