@@ -69,6 +69,11 @@ def main(tap):
     tap.is_(events_of(inst, o, base), ['order.paid'],
             'exactly one order.paid')
 
+    r = inst.api('TRACE', '/orders/' + o)
+    tap.ok(r.status == 405 and inst.token.encode() not in (r.body or b''),
+           'TRACE is payhook\'s 405, no echo of the request and its token',
+           r.status, (r.body or b'')[:200])
+
     o2 = 'AP2-' + os.urandom(4).hex()
     inst.create_order(o2, 100)
     before = inst.order(o2)
