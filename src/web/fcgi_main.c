@@ -216,6 +216,8 @@ main_write(FCGX_Request *r, const struct web_request *req,
 	    web_status_text(resp->status), "\r\n",
 	    ct ? "Content-Type: " : "", resp->content_type, ct ? "\r\n" : "",
 	    allow ? "Allow: " : "", resp->allow, allow ? "\r\n" : "",
+	    resp->status == 401 ? "WWW-Authenticate: Bearer "
+	    "realm=\"payhook\"\r\n" : "",
 	    resp->replayed ? "Idempotent-Replayed: true\r\n" : "",
 	    "X-Request-Id: ", req->request_id, "\r\n"
 	    "Cache-Control: no-store\r\nContent-Length: ", length,

@@ -17,6 +17,8 @@ from harness import check_ack, check_json_error, is_rfc3339_utc  # noqa: E402
 def test_auth(tap, inst):
     r = inst.api('GET', '/orders/NOPE', token=None)
     check_json_error(tap, r, 401, 'GET /orders/x without Authorization')
+    tap.is_(r.headers.get('www-authenticate'), 'Bearer realm="payhook"',
+            '... saying how to authenticate (WWW-Authenticate)')
     r = inst.api('GET', '/orders/NOPE', token='wrong-token')
     check_json_error(tap, r, 401, 'GET /orders/x with a wrong token')
     r = inst.api('GET', '/orders/NOPE', token=inst.token + 'x')
