@@ -176,9 +176,11 @@ fc_match(const char *pattern, const char *path, char *seg, size_t cap)
 	path += pre;
 	n = strcspn(path, "/");
 	end = path + n;
-	if (strcmp(end, brace + 2) != 0)
+	/* An empty segment names nothing: "/orders/" is no order's path (a
+	 * 405 would say the method was wrong, not the path). */
+	if (n == 0 || strcmp(end, brace + 2) != 0)
 		return 0;
-	if (n > 0 && n < cap) {
+	if (n < cap) {
 		memcpy(seg, path, n);
 		seg[n] = '\0';
 	}

@@ -193,6 +193,12 @@ test_routes(void)
 	    "scheme is case-insensitive; query string ignored");
 	is_int(call("DELETE", "/orders", AUTH, NULL), 405, "DELETE /orders");
 	is_int(call("GET", "/orders/a/b", AUTH, NULL), 404, "nested path: 404");
+	is_int(call("POST", "/orders/", AUTH, NULL), 404,
+	    "POST /orders/ (an empty id): 404, not 405 naming GET");
+	is_int(call("POST", "/refunds/", AUTH, NULL), 404,
+	    "POST /refunds/: 404");
+	is_int(call("POST", "/orders//refunds", AUTH, NULL), 404,
+	    "POST /orders//refunds: 404");
 
 	memset(&req, 0, sizeof(req));
 	req.method = "POST";
