@@ -374,10 +374,10 @@ test_sweeper_side(struct store *s)
 	 * next is refused for good, and the guard let go. */
 	{
 		char tok[16];
-		int i, got = PH_OK, created;
+		int i, got = PH_OK, made;
 
 		fx_create(s, "SA", "wxshop", 100, "CNY", 1700000100, &o,
-		    &created, &d);
+		    &made, &d);
 		json_decref(o);
 		for (i = 0; i < 40 && got == PH_OK; i++) {
 			snprintf(tok, sizeof(tok), "a%d", i);
