@@ -378,9 +378,13 @@ def test_notifications(tap, inst):
                  'signed with the %s' % tag)
         tap.is_((inst.order(o) or {}).get('state'), 'PAID',
                 '%s: order PAID' % tag)
-    bad = '0' + KEYS.serial_b
-    check_refused(tap, post(inst, b, signed(b, key=KEYS.b, serial=bad)),
-                  'serial with a leading zero (not how WeChat writes it)')
+    # WeChat writes a serial's bytes: a leading 0 names the same number.
+    check_ok(tap, post(inst, b, signed(b, key=KEYS.b,
+                                       serial='0' + KEYS.serial_b)),
+             'serial with a leading zero: the same certificate')
+    check_refused(tap, post(inst, b, signed(b, key=KEYS.b,
+                                            serial=KEYS.serial_b[:-1])),
+                  'another serial number: refused')
     base = inst.last_seq()
 
     # ---- states other than SUCCESS, refunds -----------------------------
