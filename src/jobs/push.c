@@ -54,8 +54,17 @@ struct push_state {
 	int64_t lease_until;
 	char owner[33];
 	long pid;			/* the holder's process and host: */
-	char host[256];			/* one killed is taken over at once */
+	char host[LEDGER_HOST_MAX];	/* one killed is taken over at once */
 };
+
+/* A text member of j into out; "" when it is not text. */
+static void
+push_text(const json_t *j, const char *key, char *out, size_t cap)
+{
+	const char *v = json_string_value(json_object_get(j, key));
+
+	ph_strlcpy(out, v != NULL ? v : "", cap);
+}
 
 static void
 push_state_get(struct store_txn *t, const char *name, struct push_state *ps)
@@ -76,13 +85,9 @@ push_state_get(struct store_txn *t, const char *name, struct push_state *ps)
 	ps->retry_at = json_integer_value(json_object_get(j, "retry_at"));
 	ps->lease_until = json_integer_value(json_object_get(j,
 	    "lease_until"));
-	ph_strlcpy(ps->owner, json_string_value(json_object_get(j,
-	    "lease_owner")) != NULL ? json_string_value(json_object_get(j,
-	    "lease_owner")) : "", sizeof(ps->owner));
+	push_text(j, "lease_owner", ps->owner, sizeof(ps->owner));
 	ps->pid = (long)json_integer_value(json_object_get(j, "lease_pid"));
-	ph_strlcpy(ps->host, json_string_value(json_object_get(j,
-	    "lease_host")) != NULL ? json_string_value(json_object_get(j,
-	    "lease_host")) : "", sizeof(ps->host));
+	push_text(j, "lease_host", ps->host, sizeof(ps->host));
 	if (ps->next == 0)
 		ps->next = 1;
 	json_decref(j);
@@ -134,9 +139,7 @@ push_take(const struct conf *c, struct store *s, const char *name,
 	ph_strlcpy(ps->owner, token, sizeof(ps->owner));
 	ps->lease_until = now + (int64_t)c->lease_s;
 	ps->pid = (long)getpid();
-	if (gethostname(ps->host, sizeof(ps->host)) != 0)
-		ps->host[0] = '\0';
-	ps->host[sizeof(ps->host) - 1] = '\0';
+	ledger_proc_host(ps->host);
 	push_state_put(&t, name, ps);
 	return store_commit(&t);
 }

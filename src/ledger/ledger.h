@@ -338,6 +338,10 @@ int ledger_batch_payment(struct ledger_batch *b, const char *profile,
  * (a lease, a guard, an Idempotency-Key's claim) can be taken over at
  * once, not when its time runs out. */
 int ledger_proc_gone(long pid, const char *host);
+/* This host's name as holders record it with their pid ("" when it has
+ * none). */
+#define LEDGER_HOST_MAX 256
+void ledger_proc_host(char host[LEDGER_HOST_MAX]);
 
 /* The order of that id as the batch sees it (new reference); NOTFOUND. */
 int ledger_batch_order(struct ledger_batch *b, const char *order_id,

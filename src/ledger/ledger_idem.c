@@ -46,13 +46,22 @@ ledger_idem_token(char out[33])
 	return PH_OK;
 }
 
+void
+ledger_proc_host(char host[LEDGER_HOST_MAX])
+{
+	if (gethostname(host, LEDGER_HOST_MAX) != 0)
+		host[0] = '\0';
+	host[LEDGER_HOST_MAX - 1] = '\0';
+}
+
 int
 ledger_proc_gone(long pid, const char *host)
 {
-	char here[256];
+	char here[LEDGER_HOST_MAX];
 
-	return pid > 0 && host != NULL && gethostname(here, sizeof(here)) ==
-	    0 && strcmp(host, here) == 0 && kill((pid_t)pid, 0) == -1 &&
+	ledger_proc_host(here);
+	return pid > 0 && host != NULL && here[0] != '\0' &&
+	    strcmp(host, here) == 0 && kill((pid_t)pid, 0) == -1 &&
 	    errno == ESRCH;
 }
 
@@ -87,7 +96,7 @@ ledger_idem_begin(struct store *s, struct ledger_idem *idem,
 	struct store_key k;
 	json_t *rec = NULL;
 	const char *st;
-	char host[256];
+	char host[LEDGER_HOST_MAX];
 	int rc;
 
 	*state = LEDGER_IDEM_RUN;
@@ -130,9 +139,7 @@ ledger_idem_begin(struct store *s, struct ledger_idem *idem,
 		}
 	}
 	json_decref(rec);
-	if (gethostname(host, sizeof(host)) != 0)
-		host[0] = '\0';
-	host[sizeof(host) - 1] = '\0';
+	ledger_proc_host(host);
 	rec = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I}",
 	    "v", LEDGER_RECORD_VERSION,
 	    "state", "running",

@@ -110,15 +110,15 @@ ledger_guard_held(const json_t *order, const char *token, int64_t now)
 static void
 ledger_guard_hold(json_t *order, const char *token, int64_t until)
 {
-	char host[256];
+	char host[LEDGER_HOST_MAX];
 
 	ledger_hold(order, "guard_until", "guard_owner", token, until);
-	if (token == NULL || gethostname(host, sizeof(host)) != 0) {
+	if (token == NULL) {
 		json_object_del(order, "guard_pid");
 		json_object_del(order, "guard_host");
 		return;
 	}
-	host[sizeof(host) - 1] = '\0';
+	ledger_proc_host(host);
 	json_object_set_new(order, "guard_pid", json_integer(getpid()));
 	json_object_set_new(order, "guard_host", json_string(host));
 }
