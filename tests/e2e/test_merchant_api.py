@@ -64,7 +64,7 @@ def test_keys(tap, inst):
     tap.is_((r.status, (r.json or {}).get('error')),
             (422, 'idempotency_key_reused'),
             'the key on another route: reused', r.describe())
-    # An empty key is refused too (tests/unit/test_fc.c); lighttpd drops
+    # An empty key is refused too (tests/unit/src/web/test_fc.c); lighttpd drops
     # empty header fields before payhook sees them.
     for bad, name in (('x' * 256, '256 characters'),
                       ('caf\u00e9', 'not ASCII'), ('a\tb', 'a tab')):

@@ -27,7 +27,7 @@
 #include <openssl/x509.h>
 
 #include "../fuzz.h"
-#include "../../unit/helpers.h"
+#include "../../unit/lib/helpers.h"
 #include "fzbill.h"
 
 #define FZ_SECRET "fuzz-webhook-secret-0123456789abcdef"

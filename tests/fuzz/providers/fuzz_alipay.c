@@ -34,7 +34,7 @@
 #include <openssl/pem.h>
 
 #include "../fuzz.h"
-#include "../../unit/helpers.h"
+#include "../../unit/lib/helpers.h"
 #include "fzbill.h"
 
 #define FZ_NOW 1764500000

@@ -13,7 +13,7 @@
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
 
-#include "../../unit/helpers.h"
+#include "../../unit/lib/helpers.h"
 
 #define FZ_MER_ID	"777290058110048"
 #define FZ_DAY		86400L

@@ -9,7 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "../../unit/helpers.h"
+#include "../../unit/lib/helpers.h"
 
 #define FZ_V2_KEY_MD5	"192006250b4c09247ec02edce69f6a2d"
 #define FZ_V2_KEY_HMAC	"Hm4cK3yE2eTestKeyForSha256Prof1x"

@@ -1,0 +1,414 @@
+/*
+ * Configuration: a good file opens; each kind of mistake is refused with
+ * a message that names it (and its line), never silently ignored.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "conf/conf.h"
+#include "ops/log.h"
+#include "../../lib/helpers.h"
+#include "../../lib/tap.h"
+
+static char dir[] = "/tmp/payhook-conf-XXXXXX";
+static char plugin_dir[512];
+
+static void
+put(const char *name, mode_t mode, const char *fmt, ...)
+{
+	char path[600];
+	va_list ap;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		return;
+	va_start(ap, fmt);
+	vfprintf(f, fmt, ap);
+	va_end(ap);
+	fclose(f);
+	chmod(path, mode);
+}
+
+#define CORE_FMT \
+    "[core]\n" \
+    "db_path = var/payhook.mdb\n" \
+    "plugin_dir = %s\n" \
+    "api_token_file = keys/api.token\n"
+
+#define PROFILE_FMT \
+    "[profile.wxshop]\n" \
+    "plugin = wechat\n" \
+    "appid = wx2421b1c4370ec43b\n" \
+    "mch_id = 10000100\n" \
+    "api_key_file = keys/wechat.key\n" \
+    "sign_type = %s\n"
+
+/* Writes core + extra + profile and opens it; returns the first error
+ * line (or "" when it opened). */
+static const char *
+open_with(const char *extra_core, const char *sign_type, const char *tail,
+    struct conf **out)
+{
+	static struct conf_errs errs;
+	struct conf *c = NULL;
+	static char body[32768];
+	char path[600];
+	size_t i;
+
+	snprintf(body, sizeof(body), CORE_FMT, plugin_dir);
+	snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s",
+	    extra_core);
+	snprintf(body + strlen(body), sizeof(body) - strlen(body),
+	    PROFILE_FMT, sign_type);
+	snprintf(body + strlen(body), sizeof(body) - strlen(body), "%s", tail);
+	put("payhook.conf", 0644, "%s", body);
+	snprintf(path, sizeof(path), "%s/payhook.conf", dir);
+	memset(&errs, 0, sizeof(errs));
+	if (conf_open(path, &c, &errs) == 0) {
+		if (out != NULL)
+			*out = c;
+		else
+			conf_free(c);
+		return "";
+	}
+	for (i = 0; i < errs.n; i++)
+		if (!errs.warning[i]) {
+			diag("%s", errs.line[i]);
+			return errs.line[i];
+		}
+	return "?";
+}
+
+/* A configuration open_with() must refuse (core lines, sign_type, profile
+ * tail) and what its first error names: named, and also unless NULL. */
+struct refusal {
+	const char *core, *sign_type, *tail;
+	const char *named, *also;
+	const char *what;
+};
+
+/* Values and keys refused wherever they stand. */
+static const struct refusal bad_values[] = {
+	{ "", "MD5", "query_schedule = 15s,0m\n", "query_schedule", NULL,
+	    "zero delay refused" },
+	{ "", "MD5", "query_schedule = 15x\n", "query_schedule", NULL,
+	    "bad unit refused" },
+	{ "", "MD5", "api_base = ftp://x\n", "api_base", NULL,
+	    "non-http api_base refused" },
+	{ "", "MD5", "client_cert_file = keys/c.pem\n", "go together", NULL,
+	    "client cert without key" },
+	{ "http_timeout_s = 0\n", "MD5", "", "http_timeout_s", NULL,
+	    "zero timeout refused" },
+	{ "colour = blue\n", "MD5", "", "line 5", "unknown key \"colour\"",
+	    "unknown core key refused with its line" },
+	{ "", "MD5", "[extra]\nx = 1\n", "unknown section [extra]", NULL,
+	    "unknown section refused" },
+	{ "", "MD5", "colour = red\n", "unknown key \"colour\"",
+	    "profile.wxshop", "unknown profile key refused" },
+	{ "", "SHA1", "", "sign_type \"SHA1\" is not one of MD5, HMAC-SHA256",
+	    NULL, "bad enum refused, naming the choices" },
+	{ "map_size_mb = lots\n", "MD5", "", "map_size_mb", NULL,
+	    "bad number refused" },
+	{ "db_path = x.mdb\n", "MD5", "", "given twice", NULL,
+	    "duplicate core key refused" },
+	{ "store = mysql\n", "MD5", "", "store \"mysql\" is not lmdb or "
+	    "postgresql", NULL, "an unknown store engine refused" },
+	{ "store = postgresql\n", "MD5", "", "needs pg_conninfo", NULL,
+	    "store = postgresql without pg_conninfo refused" },
+	{ "store = postgresql\npg_conninfo = host=/run/pg password=hunter2\n",
+	    "MD5", "", "pg_conninfo: holds a password", "pg_password_file",
+	    "a password in pg_conninfo refused, pointing to the file" },
+	{ "store = postgresql\npg_conninfo = host='/run/pg\n", "MD5", "",
+	    "pg_conninfo: ", NULL, "a connection string libpq cannot read "
+	    "refused" },
+	{ "store = postgresql\npg_conninfo = dbname=payhook\n"
+	    "pg_password_file = keys/none\n", "MD5", "", "pg_password_file",
+	    NULL, "a missing pg_password_file refused" },
+	{ "pg_password_file = \n", "MD5", "", "pg_password_file is empty",
+	    NULL, "an empty pg_password_file refused" },
+};
+
+/* A base path, profiles and plugins that cannot be. */
+static const struct refusal bad_places[] = {
+	{ "base_path = pay\n", "MD5", "", "base_path", NULL,
+	    "relative base_path refused" },
+	{ "", "MD5", "[profile.Bad Name]\nplugin = wechat\n", "profile name",
+	    NULL, "invalid profile name refused" },
+	{ "", "MD5", "[profile.second]\nappid = x\n", "has no plugin key",
+	    NULL, "profile without plugin" },
+	{ "", "MD5", "[profile.third]\nplugin = nosuch\n", "nosuch.so", NULL,
+	    "missing plugin file named" },
+};
+
+/* One test point for each of the n refusals r. */
+static void
+refuses(const struct refusal *r, size_t n)
+{
+	const char *e;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		e = open_with(r[i].core, r[i].sign_type, r[i].tail, NULL);
+		ok(strstr(e, r[i].named) != NULL &&
+		    (r[i].also == NULL || strstr(e, r[i].also) != NULL),
+		    "%s", r[i].what);
+	}
+}
+
+/*
+ * Lines longer than the 200 bytes of Debian's inih: up to 4096, the value
+ * whole, spaces at the cuts kept; longer lines named.
+ */
+static void
+test_long_lines(void)
+{
+	static char tail[12000], want[5000];
+	const struct conf_profile *pr;
+	struct conf *c = NULL;
+	const char *e;
+	size_t i, n;
+
+	/* An api_base of 229 characters. */
+	n = (size_t)snprintf(want, sizeof(want), "https://api.example.com/");
+	while (n < 229)
+		want[n++] = 'p';
+	want[n] = '\0';
+	snprintf(tail, sizeof(tail), "api_base = %s\n", want);
+	e = open_with("", "MD5", tail, &c);
+	is_str(e, "", "a line of 240 bytes is read");
+	pr = c != NULL ? conf_profile(c, "wxshop") : NULL;
+	ok(pr != NULL && pr->api_base != NULL &&
+	    strcmp(pr->api_base, want) == 0, "... the api_base whole (229 "
+	    "characters)");
+	conf_free(c);
+	c = NULL;
+
+	/* A query_schedule of 4096 bytes, spaces at every possible cut. */
+	n = (size_t)snprintf(tail, sizeof(tail), "query_schedule = ");
+	for (i = 0; n + 4 < 4096; i++)
+		n += (size_t)snprintf(tail + n, sizeof(tail) - n, "%s1s",
+		    i ? ", " : "");
+	while (n < 4096)
+		tail[n++] = ' ';
+	tail[n] = '\0';
+	snprintf(want, sizeof(want), "%s", strchr(tail, '=') + 2);
+	while (want[0] != '\0' && want[strlen(want) - 1] == ' ')
+		want[strlen(want) - 1] = '\0';
+	snprintf(tail + n, sizeof(tail) - n, "\n");
+	e = open_with("", "MD5", tail, &c);
+	ok(strstr(e, "line too long") == NULL && strstr(e, "valid INI") ==
+	    NULL, "a line of 4096 bytes is read (%s)", e);
+	conf_free(c);
+	c = NULL;
+
+	/* 4097 bytes: refused, by its number. */
+	memset(tail, 'x', 4097);
+	memcpy(tail, "appid = ", 8);
+	snprintf(tail + 4097, sizeof(tail) - 4097, "\n");
+	e = open_with("", "MD5", tail, NULL);
+	ok(strstr(e, "line 11: line too long (more than 4096 bytes)") != NULL,
+	    "a line of 4097 bytes: \"line too long\", with its number");
+
+	/* A long line that is no key = value. */
+	memset(tail, 'x', 300);
+	snprintf(tail + 300, sizeof(tail) - 300, "\n");
+	e = open_with("", "MD5", tail, NULL);
+	ok(strstr(e, "line 11: line too long for a section or a key") !=
+	    NULL, "a long line without a key is "
+	    "refused by its number: %s", e);
+
+	/* The lines after a long one keep their numbers. */
+	memset(want, 'p', 300);
+	memcpy(want, "https://api.example.com/", 24);
+	want[300] = '\0';
+	snprintf(tail, sizeof(tail), "api_base = %s\nbogus line\n", want);
+	e = open_with("", "MD5", tail, NULL);
+	ok(strstr(e, "line 12: not a valid INI line") != NULL, "the line "
+	    "after a long one keeps its number: %s", e);
+}
+
+static void
+test_suggestions(void)
+{
+	const char *e;
+
+	e = open_with("map_sise_mb = 64\n", "MD5", "", NULL);
+	ok(strstr(e, "unknown key \"map_sise_mb\" in [core]; did you mean "
+	    "\"map_size_mb\"?") != NULL, "a mistyped core key: did you mean");
+	e = open_with("", "MD5", "mchid = 10000100\n", NULL);
+	ok(strstr(e, "unknown key \"mchid\" in [profile.wxshop] (plugin "
+	    "wechat); did you mean \"mch_id\"?") != NULL, "a mistyped plugin "
+	    "key: did you mean");
+	e = open_with("", "MD5", "api_bsae = https://a.example\n", NULL);
+	ok(strstr(e, "did you mean \"api_base\"?") != NULL, "a swapped "
+	    "pair of letters in a profile key: did you mean");
+	e = open_with("", "MD5", "completely_else = 1\n", NULL);
+	ok(strstr(e, "unknown key") != NULL && strstr(e, "did you mean") ==
+	    NULL, "nothing close: no suggestion");
+}
+
+int
+main(void)
+{
+	const char *b = getenv("top_builddir");
+	const struct conf_profile *pr;
+	struct conf *c = NULL;
+	const char *e;
+	char path[600];
+
+	char *abs;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	abs = realpath(b != NULL ? b : ".", NULL);
+	snprintf(plugin_dir, sizeof(plugin_dir), "%s/providers/.libs",
+	    abs != NULL ? abs : ".");
+	free(abs);
+	snprintf(path, sizeof(path), "%s/keys", dir);
+	mkdir(path, 0700);
+	put("keys/api.token", 0600, "t0ken-for-the-merchant-api\n");
+	put("keys/wechat.key", 0600, "192006250b4c09247ec02edce69f6a2d\n");
+
+	e = open_with("", "MD5", "", &c);
+	is_str(e, "", "a good configuration opens");
+	if (c != NULL) {
+		ok(strcmp(c->db_path + strlen(c->db_path) - 15,
+		    "var/payhook.mdb") == 0 && c->db_path[0] == '/',
+		    "db_path is made absolute, from the config's folder");
+		is_int(c->map_size_mb, 256, "map_size_mb defaults to 256");
+		is_int(c->max_body_bytes, 65536, "max_body_bytes defaults");
+		is_str(c->base_path, "", "base_path defaults to /");
+		ok(c->api_token_len == 26 &&
+		    memcmp(c->api_token, "t0ken-for-the-merchant-api", 26) == 0,
+		    "token read, final newline dropped");
+		pr = conf_profile(c, "wxshop");
+		ok(pr != NULL && pr->ctx != NULL &&
+		    strcmp(pr->plugin->prov->name, "wechat") == 0,
+		    "profile wxshop bound to the wechat plugin");
+		ok(conf_profile(c, "other") == NULL, "no other profile");
+		conf_free(c);
+		c = NULL;
+	}
+
+	e = open_with("map_size_mb = 64\nmax_body_bytes = 2048\n"
+	    "base_path = /pay/\nlog_level = debug\n", "HMAC-SHA256", "", &c);
+	is_str(e, "", "all core keys accepted");
+	if (c != NULL) {
+		is_int(c->map_size_mb, 64, "map_size_mb read");
+		is_int(c->max_body_bytes, 2048, "max_body_bytes read");
+		is_str(c->base_path, "/pay", "base_path kept without slash");
+		conf_free(c);
+	}
+
+	e = open_with("", "MD5", "", &c);
+	if (c != NULL) {
+		ok(c->ready_max_fill == 0.95, "ready_max_fill defaults to "
+		    "0.95");
+		is_int(c->log_format, LOG_FMT_LOGFMT, "log_format defaults "
+		    "to logfmt");
+		conf_free(c);
+		c = NULL;
+	}
+	e = open_with("ready_max_fill = 0.5\nlog_format = json\n", "MD5", "",
+	    &c);
+	is_str(e, "", "ready_max_fill and log_format accepted");
+	if (c != NULL) {
+		ok(c->ready_max_fill == 0.5, "ready_max_fill read");
+		is_int(c->log_format, LOG_FMT_JSON, "log_format read");
+		conf_free(c);
+		c = NULL;
+	}
+	e = open_with("ready_max_fill = 1\n", "MD5", "", NULL);
+	is_str(e, "", "ready_max_fill = 1 accepted");
+	{
+		static const char *const bad[] = { "0", "0.0", "1.01", "95%",
+		    "-0.5", ".", "", "0.9x", "1e-1" };
+		char line[64];
+		size_t i;
+
+		for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			snprintf(line, sizeof(line), "ready_max_fill = %s\n",
+			    bad[i]);
+			e = open_with(line, "MD5", "", NULL);
+			ok(strstr(e, "ready_max_fill") != NULL &&
+			    strstr(e, "at most 1") != NULL,
+			    "ready_max_fill = %s refused", bad[i]);
+		}
+	}
+	e = open_with("log_format = xml\n", "MD5", "", NULL);
+	ok(strstr(e, "log_format \"xml\" is not logfmt or json") != NULL,
+	    "log_format = xml refused, naming the choices");
+
+	e = open_with("", "MD5", "api_base = http://127.0.0.1:9\n", NULL);
+	ok(strstr(e, "plain http") != NULL,
+	    "plain http api_base refused without allow_insecure_http");
+	e = open_with("", "MD5", "api_base = http://ops:s3cret@127.0.0.1:9/"
+	    "v?token=t0k\n", NULL);
+	ok(strstr(e, "http://127.0.0.1:9/v?...") != NULL &&
+	    strstr(e, "s3cret") == NULL && strstr(e, "t0k") == NULL,
+	    "... its message shows the URL without user, password or "
+	    "query: %s", e);
+	e = open_with("", "MD5", "api_base = http://127.0.0.1:9/\n"
+	    "allow_insecure_http = yes\nquery_schedule = 1s, 2m,3h\n", &c);
+	is_str(e, "", "... accepted with it");
+	if (c != NULL) {
+		pr = conf_profile(c, "wxshop");
+		is_str(pr->api_base, "http://127.0.0.1:9", "api_base kept "
+		    "without its trailing slash");
+		ok(pr->nschedule == 3 && pr->schedule[0] == 1 &&
+		    pr->schedule[1] == 120 && pr->schedule[2] == 10800,
+		    "query_schedule read in seconds");
+		conf_free(c);
+		c = NULL;
+	}
+	e = open_with("", "MD5", "", &c);
+	if (c != NULL) {
+		pr = conf_profile(c, "wxshop");
+		ok(pr->nschedule == 15 && pr->schedule[0] == 15 &&
+		    pr->schedule[14] == 21600, "default schedule follows "
+		    "WeChat's notification retries");
+		ok(pr->api_base == NULL, "no api_base by default");
+		conf_free(c);
+		c = NULL;
+	}
+	refuses(bad_values, sizeof(bad_values) / sizeof(bad_values[0]));
+	e = open_with("map_size_mb = 1\nmax_body_bytes = 2048\nbase_path = /\n"
+	    "log_level = info\nca_file = x\nhttp_timeout_s = 5\n"
+	    "http_connect_timeout_s = 5\nsweep_concurrency = 2\nlease_s = 9\n"
+	    "lease_s = 10\n", "MD5", "", NULL);
+	ok(strstr(e, "\"lease_s\" given twice") != NULL,
+	    "duplicate core key refused after many others (%s)", e);
+	refuses(bad_places, sizeof(bad_places) / sizeof(bad_places[0]));
+
+	put("keys/wechat.key", 0644, "192006250b4c09247ec02edce69f6a2d");
+	e = open_with("", "MD5", "", NULL);
+	ok(strstr(e, "wechat.key") && strstr(e, "group or others") &&
+	    strstr(e, "0644"), "group/other-readable key file refused");
+	put("keys/wechat.key", 0600, "192006250b4c09247ec02edce69f6a2");
+	e = open_with("", "MD5", "", NULL);
+	ok(strstr(e, "refused it") != NULL, "plugin refuses a 31-char key");
+	put("keys/wechat.key", 0600, "192006250b4c09247ec02edce69f6a2d");
+	put("keys/api.token", 0640, "t0ken-for-the-merchant-api");
+	e = open_with("", "MD5", "", NULL);
+	ok(strstr(e, "api.token") && strstr(e, "group or others"),
+	    "group-readable token file refused");
+	put("keys/api.token", 0600, "t0ken-for-the-merchant-api");
+
+	test_long_lines();
+	test_suggestions();
+
+	snprintf(path, sizeof(path), "%s/nowhere.conf", dir);
+	{
+		struct conf_errs errs;
+
+		memset(&errs, 0, sizeof(errs));
+		ok(conf_open(path, &c, &errs) == -1 && errs.n == 1 &&
+		    strstr(errs.line[0], "nowhere.conf") != NULL,
+		    "a missing config file is named");
+	}
+	th_scratch_remove(dir);
+	return done_testing();
+}

@@ -1,0 +1,150 @@
+/*
+ * The group commit between processes: several processes apply new facts
+ * to one store at once; each fact is applied exactly once, its duplicate
+ * is known, and the store's counters say how many facts the shared
+ * commits carried.
+ */
+#include <sys/wait.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ledger/ledger.h"
+#include "store/store.h"
+#include "../../lib/ledger_fixture.h"
+#include "../../lib/helpers.h"
+#include "../../lib/tap.h"
+
+#define WORKERS	6
+#define ORDERS	40		/* per worker */
+
+static char dir[] = "/tmp/payhook-group-XXXXXX";
+static char dbpath[256];
+
+static void
+order_name(char *buf, size_t cap, int w, int i)
+{
+	snprintf(buf, cap, "G%d-%03d", w, i);
+}
+
+static void
+txn_name(char *buf, size_t cap, int w, int i)
+{
+	snprintf(buf, cap, "4200%02d%06d", w, i);
+}
+
+/* Worker w's payments, each applied: how many did not end in want. */
+static int
+pay_all(struct store *s, int w, enum ledger_outcome want)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	char order[32], txn[32];
+	int i, bad = 0;
+
+	for (i = 0; i < ORDERS; i++) {
+		order_name(order, sizeof(order), w, i);
+		txn_name(txn, sizeof(txn), w, i);
+		ev = fx_pay_event(order, txn, 100 + i, "CNY");
+		if (fx_apply(s, "wxshop", &ev, &r, NULL) != PH_OK ||
+		    r.outcome != want)
+			bad++;
+	}
+	return bad;
+}
+
+/*
+ * One worker in its own process and its own environment: pays its orders,
+ * then sends each payment again.  The exit status counts what went wrong.
+ */
+static int
+worker(int w)
+{
+	struct ph_diag d;
+	struct store *s;
+	int bad;
+
+	memset(&d, 0, sizeof(d));
+	if (ledger_open(dbpath, 16 << 20, &s, &d) != PH_OK)
+		return 100;
+	bad = pay_all(s, w, LEDGER_APPLIED) + pay_all(s, w, LEDGER_DUPLICATE);
+	store_close(s);
+	return bad > 99 ? 99 : bad;
+}
+
+int
+main(void)
+{
+	struct ph_diag d;
+	struct store *s;
+	pid_t pid[WORKERS];
+	uint64_t commits0, facts0, commits, facts;
+	char order[32];
+	json_t *o;
+	int w, i, created, status, bad, paid;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(dbpath, sizeof(dbpath), "%s/payhook.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(ledger_open(dbpath, 16 << 20, &s, &d) == PH_OK,
+	    "store opens (%s)", d.msg))
+		return done_testing();
+	bad = 0;
+	for (w = 0; w < WORKERS; w++)
+		for (i = 0; i < ORDERS; i++) {
+			order_name(order, sizeof(order), w, i);
+			if (fx_create(s, order, "wxshop", 100 + i, "CNY",
+			    1700000000, &o, &created, &d) != PH_OK || !created)
+				bad++;
+			json_decref(o);
+		}
+	ok(bad == 0, "%d orders created", WORKERS * ORDERS);
+	ok(ledger_group_stats(s, &commits0, &facts0) == PH_OK,
+	    "the group's counters are there before any payment");
+	store_close(s);
+
+	for (w = 0; w < WORKERS; w++) {
+		fflush(NULL);
+		if ((pid[w] = fork()) == 0)
+			_exit(worker(w));
+	}
+	for (w = 0; w < WORKERS; w++) {
+		status = -1;
+		if (pid[w] > 0)
+			waitpid(pid[w], &status, 0);
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		    "worker %d: each payment applied, then known as a "
+		    "duplicate (status %d)", w, status);
+	}
+
+	if (!ok(ledger_open(dbpath, 16 << 20, &s, &d) == PH_OK,
+	    "store reopens"))
+		return done_testing();
+	paid = 0;
+	for (w = 0; w < WORKERS; w++)
+		for (i = 0; i < ORDERS; i++) {
+			order_name(order, sizeof(order), w, i);
+			if (strcmp(fx_state(s, order), "PAID") == 0)
+				paid++;
+		}
+	is_int(paid, WORKERS * ORDERS, "every order PAID");
+	ok(ledger_group_stats(s, &commits, &facts) == PH_OK,
+	    "the group's counters after the run");
+	/* Only new facts reach the group; duplicates are answered from a
+	 * read transaction. */
+	is_int((long long)(facts - facts0), WORKERS * ORDERS,
+	    "the shared commits carried each new payment once");
+	ok(commits > commits0 && commits - commits0 <= facts - facts0,
+	    "%llu commits for %llu facts", (unsigned long long)(commits -
+	    commits0), (unsigned long long)(facts - facts0));
+	diag("facts per commit: %.2f", commits > commits0 ?
+	    (double)(facts - facts0) / (double)(commits - commits0) : 0.0);
+	store_close(s);
+	th_scratch_remove(dir);
+	return done_testing();
+}

@@ -1,0 +1,758 @@
+/*
+ * The ledger against a real LMDB file: every outcome of the order state
+ * machine, durability across a reopen, and a full map.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ledger/ledger.h"
+#include "ledger/ledger_int.h"
+#include "ledger/order.h"
+#include "store/store.h"
+#include "../../lib/ledger_fixture.h"
+#include "../../lib/helpers.h"
+#include "../../lib/tap.h"
+
+static char dir[] = "/tmp/payhook-ledger-XXXXXX";
+static char dbpath[256];
+
+/* In a child: takes the guard of order S1 as call "dead". */
+static int
+guard_dead(void *arg)
+{
+	struct store *cs = NULL;
+	struct ph_diag d;
+	json_t *o = NULL;
+
+	(void)arg;
+	memset(&d, 0, sizeof(d));
+	return store_open(dbpath, 16 << 20, 0, &cs, &d) == PH_OK &&
+	    ledger_guard_begin(cs, "S1", 1700000190, 60, "dead", &o, &d) ==
+	    PH_OK;
+}
+
+static struct ph_diag last_diag;	/* of the last apply() */
+
+static int
+apply(struct store *s, const struct ph_event *ev, struct ledger_result *r)
+{
+	memset(&last_diag, 0, sizeof(last_diag));
+	return fx_apply(s, "wxshop", ev, r, &last_diag);
+}
+
+/* How many payment records name transaction txn, and whether each is
+ * under the profile it names (-1 when one is not). */
+static int
+payments_of(struct store *s, const char *txn)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key want;
+	json_t *p;
+	int n = 0;
+
+	if (store_begin(s, 0, &t) != PH_OK)
+		return -1;
+	store_scan_begin(&sc, &t, STORE_DB_PAYMENTS, NULL);
+	while (store_scan_next(&sc)) {
+		if ((p = ledger_load(&sc.val)) == NULL)
+			continue;
+		if (strcmp(fx_str(p, "provider_txn_id"), txn) == 0) {
+			ledger_key_pair(&want, STORE_KEY_PAYMENT,
+			    fx_str(p, "profile"), txn);
+			n = n < 0 || sc.key.len != want.len || memcmp(
+			    sc.key.data, want.b, want.len) != 0 ? -1 : n + 1;
+		}
+		json_decref(p);
+	}
+	store_scan_end(&sc);
+	store_abort(&t);
+	return n;
+}
+
+static int
+request_refund(struct store *s, const char *order_id, int64_t amount,
+    int64_t now, json_t **item, struct ph_diag *d)
+{
+	enum ledger_refusal why;
+	int created;
+
+	return fx_refund(s, order_id, NULL, amount, now, NULL, item, &created,
+	    &why, d);
+}
+
+static void
+create(struct store *s, const char *id, int64_t amount, const char *cur)
+{
+	struct ph_diag d;
+	json_t *o;
+	int created;
+
+	memset(&d, 0, sizeof(d));
+	ok(fx_create(s, id, "wxshop", amount, cur, 1700000000, &o,
+	    &created, &d) == PH_OK && created, "order %s created", id);
+	json_decref(o);
+}
+
+static void
+test_orders(struct store *s)
+{
+	struct ph_diag d;
+	json_t *o;
+	int created;
+
+	create(s, "A1", 100, "CNY");
+	memset(&d, 0, sizeof(d));
+	is_int(fx_create(s, "A1", "wxshop", 100, "CNY", 1700000001,
+	    &o, &created, &d), PH_OK, "same order again is fine");
+	is_int(created, 0, "... and not created twice");
+	json_decref(o);
+	is_int(fx_create(s, "A1", "wxshop", 101, "CNY", 1700000001,
+	    &o, &created, &d), PH_E_CONFLICT, "same id, other amount: conflict");
+	json_decref(o);
+	is_int(ledger_get_order(s, "nope", &o), PH_E_NOTFOUND,
+	    "unknown order is not found");
+}
+
+static void
+test_payments(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	uint64_t last, before;
+
+	ev = fx_pay_event("A1", "T1", 100, "CNY");
+	is_int(apply(s, &ev, &r), PH_OK, "payment applies");
+	is_int(r.outcome, LEDGER_APPLIED, "... outcome applied");
+	is_str(r.event_type, "order.paid", "... raises order.paid");
+	is_str(fx_state(s, "A1"), "PAID", "... order is PAID");
+	is_int(fx_events_of_type(s, "order.paid", &before), 1, "one order.paid");
+
+	is_int(apply(s, &ev, &r), PH_OK, "same notification again");
+	is_int(r.outcome, LEDGER_DUPLICATE, "... is a duplicate");
+	fx_events_of_type(s, "order.paid", &last);
+	is_int(last, before, "... and raises nothing");
+
+	/* Same payment seen through another path (another dedup key). */
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "query:T1");
+	is_int(apply(s, &ev, &r), PH_OK, "same payment via a query");
+	is_int(r.outcome, LEDGER_DUPLICATE, "... is a duplicate too");
+
+	ev = fx_pay_event("A1", "T2", 100, "CNY");
+	is_int(apply(s, &ev, &r), PH_OK, "second payment for a paid order");
+	is_int(r.outcome, LEDGER_RECORDED, "... recorded");
+	is_str(r.event_type, "order.double_payment", "... raised");
+	is_str(fx_state(s, "A1"), "PAID", "... order stays PAID");
+	is_int(fx_exceptions(s, "A1", "double_payment"), 1,
+	    "... exception on the order");
+
+	create(s, "B1", 500, "CNY");
+	ev = fx_pay_event("B1", "T3", 499, "CNY");
+	is_int(apply(s, &ev, &r), PH_OK, "amount mismatch applies");
+	is_int(r.outcome, LEDGER_RECORDED, "... recorded");
+	is_str(r.event_type, "order.amount_mismatch", "... raised");
+	is_str(fx_state(s, "B1"), "PENDING", "... order not paid");
+	is_int(fx_exceptions(s, "B1", "amount_mismatch"), 1, "... exception");
+
+	ev = fx_pay_event("B1", "T4", 500, "USD");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "order.amount_mismatch", "currency mismatch too");
+	is_str(fx_state(s, "B1"), "PENDING", "... order not paid");
+
+	ev = fx_pay_event("B1", "T5", 500, "CNY");
+	apply(s, &ev, &r);
+	is_str(fx_state(s, "B1"), "PAID", "then the right payment pays it");
+
+	ev = fx_pay_event("ZZ", "T6", 1, "CNY");
+	is_int(apply(s, &ev, &r), PH_OK, "payment for an unknown order");
+	is_str(r.event_type, "payment.unknown_order", "... raised");
+	is_str(fx_state(s, "ZZ"), "(none)", "... no order invented");
+
+	create(s, "C1", 100, "CNY");
+	ev = fx_pay_event("C1", "T7", 100, "CNY");
+	ev.kind = PH_EV_PAYMENT_FAILED;
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "fail:C1:T7:-");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "payment.failed", "failed payment raised");
+	is_str(fx_state(s, "C1"), "PENDING", "... order unchanged");
+	is_int(payments_of(s, "T7"), 1, "... one payment record, the "
+	    "profile's");
+	create(s, "C2", 100, "CNY");
+	ev = fx_pay_event("C2", "T70", 100, "CNY");
+	ev.kind = PH_EV_PAYMENT_FAILED;
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "fail:C2:T70:-");
+	apply(s, &ev, &r);
+	ev = fx_pay_event("C2", "T70", 100, "CNY");
+	apply(s, &ev, &r);
+	is_str(fx_state(s, "C2"), "PAID", "a transaction that failed, then "
+	    "succeeded, pays its order");
+	is_int(payments_of(s, "T70"), 1, "... one payment record, the "
+	    "success over the failure");
+
+	/* A page marker of a paged query is for the query runner only. */
+	ev = fx_pay_event("C1", "T7", 100, "CNY");
+	ev.kind = PH_EV_QUERY_MORE;
+	snprintf(ev.cursor, sizeof(ev.cursor), "ch_next");
+	is_int(apply(s, &ev, &r), PH_E_INTERNAL, "a query.more page marker is "
+	    "refused by the ledger");
+	is_str(fx_state(s, "C1"), "PENDING", "... order unchanged");
+
+	/* Conflict: a known dedup key with a different payload. */
+	ev = fx_pay_event("C1", "T8", 100, "CNY");
+	apply(s, &ev, &r);
+	is_str(fx_state(s, "C1"), "PAID", "C1 paid by T8");
+	ev.amount = 1;
+	is_int(apply(s, &ev, &r), PH_OK, "same key, other amount");
+	is_int(r.outcome, LEDGER_CONFLICT, "... is a conflict");
+	is_str(r.event_type, "notification.conflict", "... raised");
+	is_int(fx_exceptions(s, "C1", "notification_conflict"), 1,
+	    "... on the order");
+	/* Providers send it again and again: the same conflict, once. */
+	is_int(apply(s, &ev, &r), PH_OK, "the same conflicting fact again");
+	is_int(r.outcome, LEDGER_DUPLICATE, "... is a duplicate");
+	apply(s, &ev, &r);
+	is_int(fx_exceptions(s, "C1", "notification_conflict"), 1,
+	    "... no second exception on the order");
+	is_int(fx_events_of_type(s, "notification.conflict", NULL), 1,
+	    "... no second conflict event");
+	ev.amount = 2;
+	apply(s, &ev, &r);
+	is_int(r.outcome, LEDGER_CONFLICT, "other content of the key: "
+	    "another conflict");
+	is_int(fx_exceptions(s, "C1", "notification_conflict"), 2,
+	    "... on the order");
+	ev.amount = 100;
+	apply(s, &ev, &r);
+	is_int(r.outcome, LEDGER_DUPLICATE, "the first content is still a "
+	    "duplicate");
+	is_str(fx_state(s, "C1"), "PAID", "... C1 paid as before");
+
+	{
+		json_t *o;
+		int created;
+
+		ok(fx_create(s, "D1", "other", 100, "CNY", 1700000000, &o,
+		    &created, &last_diag) == PH_OK,
+		    "order D1 created under profile other");
+		json_decref(o);
+	}
+	ev = fx_pay_event("D1", "T9", 100, "CNY");
+	apply(s, &ev, &r);
+	is_int(r.outcome, LEDGER_RECORDED,
+	    "payment through another profile is recorded");
+	is_str(r.event_type, "order.profile_mismatch", "... raised");
+	is_str(fx_state(s, "D1"), "PENDING", "... does not pay the order");
+	is_int(fx_exceptions(s, "D1", "profile_mismatch"), 1, "... exception");
+
+	is_int(fx_events_of_type(s, "order.paid", NULL), 4, "four orders paid");
+}
+
+static void
+test_schedule(void)
+{
+	static const long sched[] = { 15, 30, 60 };
+
+	is_int(order_next_query(1000, 0, 0, sched, 3), 1015, "first: +15s");
+	is_int(order_next_query(1000, 2, 0, sched, 3), 1060, "third: +60s");
+	is_int(order_next_query(1000, 3, 0, sched, 3), 0,
+	    "no expiry: the schedule runs once");
+	is_int(order_next_query(1000, 7, 5000, sched, 3), 1060,
+	    "with expiry: the last delay repeats");
+	is_int(order_next_query(1000, 2, 1020, sched, 3), 1020,
+	    "never past the expiry");
+	is_int(order_next_query(2000, 9, 1020, sched, 3), 2060,
+	    "expired but not closed yet: keeps trying");
+	is_int(order_next_query(1000, 0, 0, sched, 0), 0, "no schedule");
+}
+
+static void
+test_sweeper_side(struct store *s)
+{
+	struct ledger_new_order n;
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	json_t *o, *ids;
+	int created;
+
+	memset(&n, 0, sizeof(n));
+	n.order_id = "S1";
+	n.profile = "wxshop";
+	n.amount = 300;
+	n.currency = "CNY";
+	n.expires_at = 1700000900;
+	n.first_query_at = 1700000015;
+	memset(&d, 0, sizeof(d));
+	ok(ledger_create_order(s, &n, 1700000000, NULL, &o, &created, &d) ==
+	    PH_OK,
+	    "order S1 with expiry and a first query time");
+	json_decref(o);
+	ok(ledger_due(s, 1700000014, 100, &ids) == PH_OK &&
+	    json_array_size(ids) == 0, "not due before its time");
+	json_decref(ids);
+	ok(ledger_due(s, 1700000015, 100, &ids) == PH_OK &&
+	    json_array_size(ids) == 1 &&
+	    strcmp(json_string_value(json_array_get(ids, 0)), "S1") == 0,
+	    "due at its time");
+	json_decref(ids);
+
+	is_int(ledger_lease(s, "S1", 1700000015, 60, "sweeper-a", &o), PH_OK,
+	    "sweeper a takes the lease");
+	json_decref(o);
+	is_int(ledger_lease(s, "S1", 1700000016, 60, "sweeper-b", &o),
+	    PH_E_CONFLICT, "sweeper b cannot take it meanwhile");
+	json_decref(o);
+	is_int(ledger_lease(s, "S1", 1700000080, 60, "sweeper-b", &o), PH_OK,
+	    "a lease that ran out (killed sweeper) is taken over");
+	json_decref(o);
+	is_int(ledger_reschedule(s, "S1", "sweeper-b", 1700000100,
+	    1700000080, 0), PH_OK, "rescheduled");
+	ok(ledger_due(s, 1700000099, 100, &ids) == PH_OK &&
+	    json_array_size(ids) == 0, "... off the list until then");
+	json_decref(ids);
+	ok(ledger_get_order(s, "S1", &o) == PH_OK &&
+	    json_integer_value(json_object_get(o, "query_count")) == 1 &&
+	    json_object_get(o, "lease_until") == NULL, "... counted, released");
+	json_decref(o);
+
+	/* The guard. */
+	is_int(ledger_guard_begin(s, "S1", 1700000100, 60, "g1", &o, &d),
+	    PH_OK, "guard held by g1");
+	json_decref(o);
+	is_int(ledger_guard_begin(s, "S1", 1700000101, 60, "g2", &o, &d),
+	    PH_E_CONFLICT, "a concurrent attempt is refused");
+	json_decref(o);
+	is_int(ledger_guard_end(s, "S1", "g1", "wxhmac", NULL, 1700000102,
+	    60, 1700000200, NULL, &o, &d), PH_OK, "g1 records its attempt");
+	ok(json_array_size(json_object_get(o, "attempts")) == 2,
+	    "two attempts on the order");
+	json_decref(o);
+	is_int(ledger_guard_begin(s, "S1", 1700000110, 60, "g4", &o, &d),
+	    PH_OK, "guard free again");
+	json_decref(o);
+	is_int(ledger_guard_end(s, "S1", "g4", "wxshop", NULL, 1700000110,
+	    60, 1700000200, NULL, &o, &d), PH_E_CONFLICT,
+	    "a new attempt 8s after an unsettled one is refused");
+	ok(strstr(d.msg, "not settled") != NULL, "... saying why: %s", d.msg);
+	json_decref(o);
+	is_int(ledger_guard_begin(s, "S1", 1700000111, 60, "g5", &o, &d),
+	    PH_OK, "... and the guard was let go");
+	json_decref(o);
+	ledger_guard_release(s, "S1", "g5");
+
+	/* A call whose hold ran out while it asked the provider, another
+	 * call having taken the guard meanwhile: refused at its end. */
+	is_int(ledger_guard_begin(s, "S1", 1700000120, 60, "g6", &o, &d),
+	    PH_OK, "g6 holds the guard");
+	json_decref(o);
+	is_int(ledger_guard_begin(s, "S1", 1700000181, 60, "g7", &o, &d),
+	    PH_OK, "its hold run out, g7 takes it");
+	json_decref(o);
+	is_int(ledger_guard_end(s, "S1", "g7", "wxhmac", NULL, 1700000181,
+	    0, 1700000200, NULL, &o, &d), PH_OK, "... and opens its attempt");
+	json_decref(o);
+	is_int(ledger_guard_end(s, "S1", "g6", "wxhmac", NULL, 1700000120,
+	    0, 1700000200, NULL, &o, &d), PH_E_CONFLICT,
+	    "g6 at its end: refused, never two attempts at once");
+	ok(strstr(d.msg, "while this one was being checked") != NULL,
+	    "... saying why: %s", d.msg);
+	json_decref(o);
+
+	/* The guard of a call whose process was killed: taken over at once,
+	 * not refusing every attempt until its hold runs out. */
+	ok(fx_in_killed_child(guard_dead, NULL), "a call holds the guard and "
+	    "its process is killed");
+	is_int(ledger_guard_begin(s, "S1", 1700000191, 60, "g8", &o, &d),
+	    PH_OK, "... the next call takes the guard at once");
+	json_decref(o);
+	ledger_guard_release(s, "S1", "g8");
+
+	/* An order has at most 32 attempts, its creation one of them: the
+	 * next is refused for good, and the guard let go. */
+	{
+		char tok[16];
+		int i, got = PH_OK, made;
+
+		fx_create(s, "SA", "wxshop", 100, "CNY", 1700000100, &o,
+		    &made, &d);
+		json_decref(o);
+		for (i = 0; i < 40 && got == PH_OK; i++) {
+			snprintf(tok, sizeof(tok), "a%d", i);
+			if ((got = ledger_guard_begin(s, "SA", 1700000101 + i,
+			    60, tok, &o, &d)) != PH_OK)
+				break;
+			json_decref(o);
+			got = ledger_guard_end(s, "SA", tok, "wxshop", NULL,
+			    1700000101 + i, 0, 0, NULL, &o, &d);
+			json_decref(o);
+		}
+		ok(got == PH_E_TOOBIG && ledger_get_order(s, "SA", &o) ==
+		    PH_OK && json_array_size(json_object_get(o,
+		    "attempts")) == 32, "the attempt after 32 refused: too "
+		    "many (%d calls: %s)", i, d.msg);
+		json_decref(o);
+		ok(strstr(d.msg, "the most an order may have") != NULL,
+		    "... saying so: %s", d.msg);
+		is_int(ledger_guard_begin(s, "SA", 1700000101 + i, 60, "after",
+		    &o, &d), PH_OK, "... and the guard was let go at once");
+		json_decref(o);
+		ledger_guard_release(s, "SA", "after");
+	}
+
+	/* A payment through the attempt's profile pays the order. */
+	ev = fx_pay_event("S1", "TS1", 300, "CNY");
+	{
+		struct ledger_fact f = { "wxhmac", "wechat", "query", &ev,
+		    1700000300 };
+
+		ok(ledger_apply(s, &f, &r, &d) == PH_OK &&
+		    r.outcome == LEDGER_APPLIED, "paid through the attempt's "
+		    "profile");
+	}
+	ok(ledger_due(s, 1800000000, 100, &ids) == PH_OK, "due list read");
+	{
+		size_t i;
+		int found = 0;
+
+		for (i = 0; i < json_array_size(ids); i++)
+			if (strcmp(json_string_value(json_array_get(ids, i)),
+			    "S1") == 0)
+				found = 1;
+		ok(!found, "a paid order leaves the due list");
+	}
+	json_decref(ids);
+	is_int(ledger_guard_begin(s, "S1", 1700000400, 60, "g3", &o, &d),
+	    PH_E_CONFLICT, "guard refuses an attempt on a paid order");
+	json_decref(o);
+	is_int(ledger_close_order(s, "S1", 1700001000, "expired", &r, &d),
+	    PH_E_CONFLICT, "a paid order is never closed");
+	is_str(fx_state(s, "S1"), "PAID", "... stays PAID");
+
+	/* Closing, then a late payment. */
+	create(s, "S2", 100, "CNY");
+	is_int(ledger_close_order(s, "S2", 1700001000, "expired", &r, &d),
+	    PH_OK, "pending order closed");
+	is_str(r.event_type, "order.closed", "... order.closed raised");
+	is_str(fx_state(s, "S2"), "CLOSED", "... CLOSED");
+	ev = fx_pay_event("S2", "TS2", 100, "CNY");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "order.late_payment", "late payment raised");
+	is_str(fx_state(s, "S2"), "CLOSED", "... order stays CLOSED");
+	is_int(fx_exceptions(s, "S2", "late_payment"), 1, "... exception");
+}
+
+static void
+test_events_paging(struct store *s)
+{
+	json_t *arr;
+	uint64_t next, prev = 0, seen = 0, expect = 1;
+	int good = 1;
+
+	for (;;) {
+		size_t i;
+		json_t *e;
+
+		if (ledger_events(s, prev, 2, &arr, &next) != PH_OK) {
+			good = 0;
+			break;
+		}
+		if (json_array_size(arr) == 0) {
+			json_decref(arr);
+			break;
+		}
+		json_array_foreach(arr, i, e) {
+			if ((uint64_t)json_integer_value(json_object_get(e,
+			    "seq")) != expect++)
+				good = 0;
+			seen++;
+		}
+		json_decref(arr);
+		prev = next;
+	}
+	ok(good && seen > 5, "paging by 2 sees every event once, in order");
+	ok(ledger_events(s, 1000000, 10, &arr, &next) == PH_OK &&
+	    json_array_size(arr) == 0 && next == 1000000,
+	    "after the end: empty, next unchanged");
+	json_decref(arr);
+}
+
+/*
+ * A refund notification can settle a work item while the runner still
+ * waits for the provider's answer to the refund call; that answer
+ * ("accepted, result later") must not take the item back to PROCESSING.
+ */
+static void
+test_refund_race(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev, pending;
+	struct ph_diag d;
+	json_t *item = NULL, *leased = NULL, *o = NULL;
+	uint64_t seq;
+	char id[24];
+
+	create(s, "RR1", 500, "CNY");
+	ev = fx_pay_event("RR1", "TXNRR1", 500, "CNY");
+	apply(s, &ev, &r);
+	memset(&d, 0, sizeof(d));
+	is_int(request_refund(s, "RR1", 200, 1700000200, &item, &d), PH_OK,
+	    "race: refund of 200 requested");
+	seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
+	snprintf(id, sizeof(id), "%s",
+	    json_string_value(json_object_get(item, "refund_id")));
+	json_decref(item);
+	is_int(ledger_refund_lease(s, seq, 1700000201, 60, "runner", &leased),
+	    PH_OK, "race: the runner leases it");
+	json_decref(leased);
+
+	/* The notification first. */
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PH_EV_REFUND_SUCCEEDED;
+	snprintf(ev.order_id, sizeof(ev.order_id), "RR1");
+	snprintf(ev.txn_id, sizeof(ev.txn_id), "TXNRR1");
+	snprintf(ev.refund_id, sizeof(ev.refund_id), "50000001");
+	snprintf(ev.merchant_refund_id, sizeof(ev.merchant_refund_id), "%s",
+	    id);
+	ev.amount = 200;
+	snprintf(ev.currency, sizeof(ev.currency), "CNY");
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "refund:50000001:SUCCESS");
+	is_int(apply(s, &ev, &r), PH_OK, "race: the refund notification "
+	    "applies");
+	/* Then the answer to the call. */
+	pending = ev;
+	pending.kind = PH_EV_PAYMENT_PENDING;
+	is_int(ledger_refund_result(s, seq, "runner", PH_OK, "", &pending,
+	    1700000202, &r), PH_OK, "race: the late 'accepted' answer is "
+	    "recorded");
+	ok(ledger_refunds_list(s, seq - 1, 1, &item) == PH_OK &&
+	    json_array_size(item) == 1 && strcmp(json_string_value(
+	    json_object_get(json_array_get(item, 0), "state")), "SUCCEEDED") ==
+	    0, "race: the refund stays SUCCEEDED");
+	json_decref(item);
+	ok(ledger_get_order(s, "RR1", &o) == PH_OK &&
+	    json_integer_value(json_object_get(o, "refunded")) == 200 &&
+	    strcmp(json_string_value(json_object_get(o, "state")), "PAID") ==
+	    0, "race: the order shows 200 refunded, PAID");
+	json_decref(o);
+}
+
+static void
+test_map_full(void)
+{
+	char path[300];
+	struct store *s;
+	struct ph_diag d;
+	struct ledger_result r;
+	struct ph_event ev;
+	int i, rc = PH_OK;
+	char id[32], txn[32];
+
+	snprintf(path, sizeof(path), "%s/small.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 64 * 1024, 0, &s, &d) == PH_OK,
+	    "small store opens"))
+		return;
+	for (i = 0; i < 5000 && rc == PH_OK; i++) {
+		json_t *o;
+		int created;
+
+		snprintf(id, sizeof(id), "O%d", i);
+		snprintf(txn, sizeof(txn), "X%d", i);
+		rc = fx_create(s, id, "wxshop", 1, "CNY", 1, &o,
+		    &created, &d);
+		json_decref(o);
+		if (rc != PH_OK)
+			break;
+		ev = fx_pay_event(id, txn, 1, "CNY");
+		if ((rc = apply(s, &ev, &r)) != PH_OK)
+			d = last_diag;
+	}
+	is_int(rc, PH_E_STORE_FULL, "a full map is reported as such");
+	ok(strstr(d.msg, "map_size_mb") != NULL || strstr(d.msg, "full") !=
+	    NULL, "... with a message that says so (%s)", d.msg);
+	/* Whatever failed left nothing half-written: either the order was
+	 * never created, or its payment was not applied. */
+	{
+		json_t *o = NULL;
+		int st = ledger_get_order(s, id, &o);
+
+		ok(st == PH_E_NOTFOUND || (st == PH_OK &&
+		    strcmp(json_string_value(json_object_get(o, "state")),
+		    "PENDING") == 0), "the failed write left nothing behind");
+		json_decref(o);
+	}
+	store_close(s);
+}
+
+/* The dedup record's binary form: what is written reads back, what is
+ * damaged is refused, and schema 2's JSON is still read. */
+static void
+test_dedup_record(struct store *s)
+{
+	static const char json[] = "{\"v\":1,\"digest\":\"ab\",\"kind\":"
+	    "\"payment.succeeded\",\"order_id\":\"J1\",\"source\":"
+	    "\"notify\",\"first_seen\":7}";
+	struct ledger_dedup d, back;
+	struct store_txn t;
+	struct store_key k;
+	struct store_val v;
+	unsigned char copy[512];
+	size_t len = 0;
+
+	memset(&d, 0, sizeof(d));
+	memset(d.digest, 'c', sizeof(d.digest) - 1);
+	d.first_seen = 1700000000123LL;
+	snprintf(d.kind, sizeof(d.kind), "refund.succeeded");
+	snprintf(d.order_id, sizeof(d.order_id), "DD-1");
+	snprintf(d.source, sizeof(d.source), "statement_file");
+	store_key_init(&k, STORE_KEY_DEDUP);
+	store_key_str(&k, "test");
+	store_key_str(&k, "dd");
+	ok(store_begin(s, 1, &t) == PH_OK, "dedup record: write");
+	ledger_dedup_put(&t, &k, &d);
+	is_int(store_commit(&t), PH_OK, "dedup record: committed");
+	ok(store_begin(s, 0, &t) == PH_OK &&
+	    ledger_dedup_get(&t, &k, &back) == PH_OK &&
+	    strcmp(back.digest, d.digest) == 0 &&
+	    back.first_seen == d.first_seen &&
+	    strcmp(back.kind, d.kind) == 0 &&
+	    strcmp(back.order_id, d.order_id) == 0 &&
+	    strcmp(back.source, d.source) == 0,
+	    "dedup record: reads back field for field");
+	if (store_get(&t, STORE_DB_DEDUP, &k, &v) == PH_OK &&
+	    v.len <= sizeof(copy)) {
+		memcpy(copy, v.data, v.len);
+		len = v.len;
+	}
+	store_abort(&t);
+	is_int(len, 1 + 64 + 8 + 1 + 16 + 1 + 4 + 1 + 14,
+	    "dedup record: 110 bytes");
+	v.data = copy;
+	v.len = len - 1;
+	ok(ledger_dedup_read(&v, &back) != PH_OK, "dedup record: one byte "
+	    "short refused");
+	v.len = len + 1;
+	copy[len] = 'x';
+	ok(ledger_dedup_read(&v, &back) != PH_OK, "dedup record: a byte "
+	    "more refused");
+	v.len = len;
+	copy[0] = 0xd2;
+	ok(ledger_dedup_read(&v, &back) != PH_OK, "dedup record: another "
+	    "version's tag refused");
+	copy[0] = 0xd1;
+	copy[1 + 64 + 8] = 200;
+	ok(ledger_dedup_read(&v, &back) != PH_OK, "dedup record: a length "
+	    "past the end refused");
+	v.data = json;
+	v.len = sizeof(json) - 1;
+	ok(ledger_dedup_read(&v, &back) == PH_OK &&
+	    strcmp(back.digest, "ab") == 0 && back.first_seen == 7 &&
+	    strcmp(back.order_id, "J1") == 0, "dedup record: schema 2's "
+	    "JSON still read");
+}
+
+/* store_copy (payhook store import): every record into a new store, the
+ * counts compared; the same store moved (its epoch goes with it); a store
+ * that holds records refused. */
+static void
+test_copy(struct store *from)
+{
+	struct store_copy_report rep;
+	char path[600];
+	struct store *to;
+	struct ph_diag d;
+	size_t i, total = 0, same = 0;
+
+	snprintf(path, sizeof(path), "%s/copy.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 16 << 20, 0, &to, &d) == PH_OK,
+	    "a new store to copy into (%s)", d.msg))
+		return;
+	ok(store_copy(from, to, &rep, &d) == PH_OK, "store_copy (%s)", d.msg);
+	for (i = 0; i < STORE_DB__MAX; i++) {
+		total += rep.from[i];
+		same += rep.from[i] == rep.to[i];
+	}
+	ok(total > 20 && same == STORE_DB__MAX && rep.to[STORE_DB_ORDERS] > 0 &&
+	    rep.to[STORE_DB_EVENTS] > 0, "every kind counted alike on both "
+	    "sides (%zu records)", total);
+	is_str(fx_state(to, "A1"), "PAID", "the copy holds A1, PAID");
+	is_str(store_epoch(to), store_epoch(from), "... and the epoch: the "
+	    "same store moved");
+	store_close(to);
+	ok(store_open(path, 16 << 20, 0, &to, &d) == PH_OK,
+	    "the copy reopens");
+	is_str(store_epoch(to), store_epoch(from), "... with that epoch");
+	ok(store_copy(from, to, &rep, &d) == PH_E_CONFLICT &&
+	    strstr(d.msg, "not empty") != NULL, "a second copy into it is "
+	    "refused (%s)", d.msg);
+	store_close(to);
+}
+
+/* An epoch that is not 16 hex digits would go into every event id
+ * unescaped: the store refuses to open instead. */
+static void
+test_damaged_epoch(void)
+{
+	char path[600];
+	struct store_txn t;
+	struct store_key k;
+	struct store *s;
+	struct ph_diag d;
+
+	snprintf(path, sizeof(path), "%s/epoch.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 1 << 20, 0, &s, &d) == PH_OK,
+	    "a new store opens (%s)", d.msg))
+		return;
+	ok(strlen(store_epoch(s)) == STORE_EPOCH_LEN &&
+	    strspn(store_epoch(s), "0123456789abcdef") == STORE_EPOCH_LEN,
+	    "its epoch is %d hex digits (%s)", STORE_EPOCH_LEN,
+	    store_epoch(s));
+	store_begin(s, 1, &t);
+	store_key_init(&k, 0);
+	store_key_str(&k, "epoch");
+	store_put(&t, STORE_DB_META, &k, "0123456789ab\"<>", STORE_EPOCH_LEN);
+	ok(store_commit(&t) == PH_OK, "an epoch with a quote written");
+	store_close(s);
+	ok(store_open(path, 1 << 20, 0, &s, &d) != PH_OK &&
+	    strstr(d.msg, "epoch is damaged") != NULL,
+	    "the store is refused, saying why (%s)", d.msg);
+}
+
+int
+main(void)
+{
+	struct store *s;
+	struct ph_diag d;
+
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	snprintf(dbpath, sizeof(dbpath), "%s/var/payhook.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(dbpath, 16 << 20, 0, &s, &d) == PH_OK,
+	    "store opens, creating its folder (%s)", d.msg))
+		return done_testing();
+	test_orders(s);
+	test_payments(s);
+	test_schedule();
+	test_sweeper_side(s);
+	test_events_paging(s);
+	test_refund_race(s);
+	test_dedup_record(s);
+	test_copy(s);
+	store_close(s);
+
+	/* Committed means durable: a new environment sees everything. */
+	ok(store_open(dbpath, 16 << 20, 0, &s, &d) == PH_OK, "store reopens");
+	is_str(fx_state(s, "A1"), "PAID", "A1 still PAID after reopen");
+	store_close(s);
+
+	test_damaged_epoch();
+	test_map_full();
+	th_scratch_remove(dir);
+	return done_testing();
+}
