@@ -288,6 +288,15 @@ struct ph_refund_ref {
 	const char *currency;
 	const char *reason;		/* short text for the provider */
 	const char *attempt;		/* as in ph_order_ref, or "" */
+	/*
+	 * Nonzero: the provider has accepted this refund already (its result
+	 * was awaited and has not come).  A plugin that can ask for a
+	 * refund's state builds that query instead, and refund_response
+	 * reads its answer; one that cannot sends the refund again under the
+	 * same refund id.  Added within ABI 3, at the end: a plugin built
+	 * before it never reads it and always sends the refund.
+	 */
+	int query;
 };
 
 /*
@@ -425,8 +434,9 @@ struct ph_provider {
 	 * Refunds (PH_CAP_REFUND).  refund_response maps the answer to
 	 * REFUND_SUCCEEDED (done), REFUND_FAILED (refused for good), or
 	 * PAYMENT_PENDING (accepted, result later: by notification or a
-	 * later call with the same refund id); an error worth retrying is
-	 * PH_E_PROVIDER.  The event's merchant_refund_id is ref->refund_id.
+	 * later call with the same refund id, ref->query set); an error
+	 * worth retrying is PH_E_PROVIDER.  The event's merchant_refund_id
+	 * is ref->refund_id.
 	 */
 	int (*refund_request)(void *ctx, const struct ph_refund_ref *ref,
 	    const struct ph_call_ctx *cc, struct ph_http_request *out,

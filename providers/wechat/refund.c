@@ -550,10 +550,11 @@ static const struct ph_state wx3_refund_states[] = {
 };
 
 /*
- * The answer to a v3 refund.  200: the refund object, signed like every
- * answer, which must be the refund asked for; its status decides.  An
- * error answer is PH_E_PROVIDER, except a code no retry can change,
- * which is REFUND_FAILED only when its signature checks.
+ * The answer to a v3 refund or its query.  200: the refund object,
+ * signed like every answer, which must be the refund asked for; its
+ * status decides.  An error answer is PH_E_PROVIDER, except a refund's
+ * code no retry can change, which is REFUND_FAILED only when its
+ * signature checks.
  */
 static int
 wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
@@ -570,7 +571,8 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 
 	if (in->status != 200) {
 		wx3_error_of(in, &doc, &c, code, text);
-		if (in->status >= 400 && in->status < 500 &&
+		/* A query's refusal says nothing of the refund asked about. */
+		if (!ref->query && in->status >= 400 && in->status < 500 &&
 		    ph_in(c, wx3_refund_final)) {
 			if ((rc = wx3_verify(ctx->v3, in->headers, in->nheaders,
 			    in->body, in->body_len, in->now, "refund answer",
@@ -635,6 +637,162 @@ out:
 	return rc;
 }
 
+/* ---- Refund queries (v2 /pay/refundquery, v3 GET of the refund) -------- */
+
+/*
+ * POST /pay/refundquery: appid, mch_id, nonce_str, sign_type
+ * (HMAC-SHA256 profiles), out_refund_no, sign.  WeChat needs no client
+ * certificate here; the one the core presents with refund calls is
+ * harmless.
+ */
+static int
+wx_refundquery_request_v2(const struct wx_ctx *ctx,
+    const struct ph_refund_ref *ref, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, struct ph_diag *diag)
+{
+	struct ph_kvlist kv;
+	int rc;
+
+	ph_kvlist_init(&kv, 8);
+	if ((rc = wx_request_head(ctx, cc, &kv, diag)) == PH_OK &&
+	    (rc = wx_request_sign_type(ctx, &kv, diag)) == PH_OK &&
+	    (rc = wx_kv_add(&kv, "out_refund_no", ref->refund_id,
+	    diag)) == PH_OK)
+		rc = wx_request_xml(ctx, WX_REFUNDQUERY_PATH, &kv, out, diag);
+	ph_kvlist_free(&kv);
+	return rc;
+}
+
+/* Field name_i of a refundquery answer's i-th refund. */
+static const char *
+wx_refund_nth(const struct ph_kvlist *kv, const char *name, int i)
+{
+	char key[40];
+
+	snprintf(key, sizeof(key), "%s_%d", name, i);
+	return wx_get(kv, key);
+}
+
+/*
+ * The answer to a v2 refundquery.  A signed SUCCESS lists the refunds
+ * asked about (refund_count of them, fields suffixed _0, _1, ...): the
+ * one whose out_refund_no is ours must be of the payment and amount
+ * asked for, and its refund_status decides as a notification's would
+ * (PROCESSING: still awaited).  Every FAIL is PH_E_PROVIDER, REFUNDNOTEXIST
+ * among them: a refund WeChat accepted is never taken for failed because
+ * one answer does not find it.
+ */
+static int
+wx_refundquery_response_v2(const struct wx_ctx *ctx,
+    const struct ph_refund_ref *ref, const struct ph_http_response *in,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	const char *v, *err, *st, *refund_id;
+	const struct ph_state *state;
+	struct ph_kvlist kv;
+	int64_t count, n;
+	int rc, res_ok, i;
+
+	if ((rc = wx_query_parse(ctx, in, "refundquery", &kv, &res_ok,
+	    diag)) != PH_OK)
+		return rc;
+	if (!res_ok) {
+		if ((rc = wx_query_err_code(&kv, &err, diag)) == PH_OK)
+			rc = wx_query_provider_error(&kv, "refundquery", err,
+			    diag);
+		goto out;
+	}
+	if (((v = wx_get(&kv, "transaction_id")) != NULL &&
+	    strcmp(v, ref->txn_id) != 0) ||
+	    ((v = wx_get(&kv, "out_trade_no")) != NULL &&
+	    strcmp(v, ref->order_id) != 0)) {
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: transaction_id or "
+		    "out_trade_no is not the payment asked about");
+		goto out;
+	}
+	if ((v = wx_get(&kv, "refund_count")) == NULL ||
+	    ph_money_parse_minor(v, strlen(v), &count) != PH_OK ||
+	    count > WX_REFUNDQUERY_MAX) {
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: refund_count "
+		    "missing or invalid");
+		goto out;
+	}
+	for (i = 0; i < count; i++)
+		if ((v = wx_refund_nth(&kv, "out_refund_no", i)) != NULL &&
+		    strcmp(v, ref->refund_id) == 0)
+			break;
+	if (i == count) {
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: the answer does "
+		    "not list the refund asked about");
+		goto out;
+	}
+	if ((v = wx_refund_nth(&kv, "refund_fee", i)) == NULL ||
+	    ph_money_parse_minor(v, strlen(v), &n) != PH_OK ||
+	    n != ref->amount) {
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: refund_fee is not "
+		    "the amount asked for");
+		goto out;
+	}
+	refund_id = wx_refund_nth(&kv, "refund_id", i);
+	if (refund_id == NULL || !ph_token_valid(refund_id, strlen(refund_id),
+	    WX_ID_MAX, NULL)) {
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: refund_id missing "
+		    "or invalid");
+		goto out;
+	}
+	if ((st = wx_refund_nth(&kv, "refund_status", i)) == NULL) {
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: refund_status "
+		    "missing");
+		goto out;
+	}
+	if ((state = ph_state_find(wx_refund_states, st)) != NULL)
+		rc = wx_refund_event(ref, state->kind, refund_id, st, ev, diag);
+	else if (strcmp(st, "PROCESSING") == 0)
+		rc = wx_refund_event(ref, PH_EV_PAYMENT_PENDING, refund_id, st,
+		    ev, diag);
+	else {
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: refund_status "
+		    "unknown");
+		goto out;
+	}
+	if (rc == PH_OK && ev->kind == PH_EV_REFUND_SUCCEEDED &&
+	    (v = wx_refund_nth(&kv, "refund_success_time", i)) != NULL &&
+	    ph_time_parse_dashed(v, strlen(v), WX_BEIJING,
+	    &ev->occurred_at) != PH_OK)
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: "
+		    "refund_success_time invalid");
+out:
+	ph_kvlist_free(&kv);
+	return rc;
+}
+
+/*
+ * GET /v3/refund/domestic/refunds/{out_refund_no}: its answer is the
+ * refund object a refund's answer is, read by wx3_refund_response.
+ */
+static int
+wx3_refundquery_request(const struct wx_ctx *ctx,
+    const struct ph_refund_ref *ref, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, struct ph_diag *diag)
+{
+	struct ph_buf path;
+	int rc;
+
+	if (ctx->v3->merchant_key == NULL)
+		return ph_fail(diag, PH_E_CONFIG, "refund queries need "
+		    "merchant_private_key_file and merchant_serial in this "
+		    "profile");
+	ph_buf_init(&path, sizeof(out->path) - 1);
+	ph_buf_puts(&path, WX3_REFUND_PATH "/");
+	ph_buf_pct(&path, ref->refund_id);
+	if ((rc = path.err) != PH_OK)
+		ph_fail(diag, rc, "request path too long");
+	else
+		rc = wx3_request_signed(ctx, cc, "GET", path.data, out, diag);
+	ph_buf_free(&path);
+	return rc;
+}
+
 int
 wx_refund_request(void *p, const struct ph_refund_ref *ref,
     const struct ph_call_ctx *cc, struct ph_http_request *out,
@@ -648,9 +806,12 @@ wx_refund_request(void *p, const struct ph_refund_ref *ref,
 	memset(out, 0, sizeof(*out));
 	if ((rc = wx_refund_ref_ok(ref, diag)) != PH_OK)
 		return rc;
-	rc = ctx->api_version == 3 ?
-	    wx3_refund_request(ctx, ref, cc, out, diag) :
-	    wx_refund_request_v2(ctx, ref, cc, out, diag);
+	if (ctx->api_version == 3)
+		rc = ref->query ? wx3_refundquery_request(ctx, ref, cc, out,
+		    diag) : wx3_refund_request(ctx, ref, cc, out, diag);
+	else
+		rc = ref->query ? wx_refundquery_request_v2(ctx, ref, cc, out,
+		    diag) : wx_refund_request_v2(ctx, ref, cc, out, diag);
 	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
@@ -667,8 +828,11 @@ wx_refund_response(void *p, const struct ph_refund_ref *ref,
 	memset(ev, 0, sizeof(*ev));
 	if ((rc = wx_refund_ref_ok(ref, diag)) != PH_OK)
 		return rc;
-	rc = ctx->api_version == 3 ?
-	    wx3_refund_response(ctx, ref, in, ev, diag) :
-	    wx_refund_response_v2(ctx, ref, in, ev, diag);
+	/* v3 answers a refund and its query with the same object. */
+	if (ctx->api_version == 3)
+		rc = wx3_refund_response(ctx, ref, in, ev, diag);
+	else
+		rc = ref->query ? wx_refundquery_response_v2(ctx, ref, in, ev,
+		    diag) : wx_refund_response_v2(ctx, ref, in, ev, diag);
 	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }

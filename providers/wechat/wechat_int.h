@@ -112,6 +112,8 @@ struct wx3_line {
 #define WX_REFUND_ID_MAX	64	/* out_refund_no: String(64) */
 #define WX_REFUND_PATH		"/secapi/pay/refund"
 #define WX3_REFUND_PATH		"/v3/refund/domestic/refunds"
+#define WX_REFUNDQUERY_PATH	"/pay/refundquery"
+#define WX_REFUNDQUERY_MAX	50	/* refunds one refundquery answer lists */
 #define WX_REFUND_DESC_MAX	80	/* refund_desc, reason: 80 bytes */
 /* The flat XML of API v2 messages, and the names of the v2 signature
  * types (v2.c). */

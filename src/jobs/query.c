@@ -11,6 +11,7 @@
 
 #include <payhook/sdk.h>
 
+#include "ledger/ledger.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
 #include "jobs/query.h"
@@ -218,6 +219,7 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	const struct ph_provider *prov = pr->plugin->prov;
 	struct ph_call_ctx cc;
 	struct ph_diag diag;
+	const char *state;
 	int can;
 
 	can = query_job_start(job, QUERY_OP_REFUND, pr) == 0;
@@ -242,6 +244,11 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	job->rref.currency = job->currency;
 	job->rref.reason = job->reason;
 	job->rref.attempt = job->attempt;
+	/* Accepted already, its result awaited: the plugin may ask for it
+	 * (WeChat Pay's refund query) instead of sending it again. */
+	state = json_string_value(json_object_get(item, "state"));
+	job->rref.query = state != NULL &&
+	    ledger_refund_state_parse(state) == LEDGER_REFUND_PROCESSING;
 	memset(&diag, 0, sizeof(diag));
 	query_built(job, prov->refund_request(pr->ctx, &job->rref, &cc,
 	    job->req, &diag), &diag);

@@ -705,14 +705,82 @@ def main(tap):
     test_day(tap, inst, sim, workdir)
     test_unverified(tap, inst, sim, workdir)
     test_merchant_refunds(tap, inst, sim)
+    test_refund_query(tap, inst, sim)
     test_lost_refund_result(tap, inst, sim, workdir)
     test_refused_statements(tap, inst, sim, workdir)
 
 
+def test_refund_query(tap, inst, sim):
+    """A refund WeChat accepted whose result notification is lost: the
+    next run asks for its state (/pay/refundquery) instead of sending it
+    again, and that answer settles it, either way."""
+    def paid_refund(amount):
+        oid = 'RQ-' + os.urandom(4).hex()
+        inst.create_order(oid, amount)
+        sim_pay(sim, oid, amount, None)
+        wait_for(lambda: (inst.order(oid) or {}).get('state') == 'PAID',
+                 timeout=20)
+        r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': amount})
+        return oid, (r.json or {}).get('refund_id')
+
+    def state(rid):
+        return (inst.api('GET', '/refunds/%s' % rid).json or {}).get('state')
+
+    def seen(rid):
+        return sim.stats()['refunds']['by_id'].get(rid)
+
+    sim.control('/_sim/refund_mode', {'notify': 'drop'})
+    oid, rid = paid_refund(600)
+    base = inst.last_seq()
+    r = refunds_run(inst)
+    tap.ok(r.returncode == 0 and state(rid) == 'PROCESSING' and
+           seen(rid) == {'calls': 1, 'refunds': 1, 'queries': 0},
+           'refund query: the first run sends the refund, accepted: '
+           'PROCESSING, nothing asked', r.stderr[-300:], seen(rid))
+    sim.control('/_sim/refund_mode', {'api': 'down'})
+    r = refunds_run(inst)
+    tap.ok(r.returncode != 0 and state(rid) == 'PROCESSING',
+           '... the refund API down: the next run fails and it stays '
+           'PROCESSING', r.returncode, state(rid))
+    sim.control('/_sim/refund_mode', {'api': 'ok'})
+    r = refunds_run(inst)
+    o = inst.order(oid) or {}
+    tap.ok(r.returncode == 0 and state(rid) == 'SUCCEEDED' and
+           o.get('state') == 'REFUNDED' and o.get('refunded') == 600,
+           '... then the run asks WeChat and the answer settles it: '
+           'SUCCEEDED, the order REFUNDED', r.stderr[-300:], o)
+    tap.is_(seen(rid), {'calls': 1, 'refunds': 1, 'queries': 1},
+            '... one refund query, the refund never sent again')
+    sref = sim.control('/_sim/refunds', method='GET').json['refunds']
+    evs = [(e['type'], e.get('source'), e.get('provider_refund_id'))
+           for e in inst.all_events(base) if e.get('order_id') == oid]
+    tap.is_(evs, [('refund.succeeded', 'refund', sref[rid]['refund_id'])],
+            '... refund.succeeded, naming WeChat\'s refund id')
+    refunds_run(inst)
+    tap.is_(seen(rid), {'calls': 1, 'refunds': 1, 'queries': 1},
+            '... settled: not asked about again')
+
+    # Closed at WeChat (REFUNDCLOSE): the query fails it, the amount may
+    # be asked for again.
+    sim.control('/_sim/refund_mode', {'status': 'REFUNDCLOSE'})
+    oid, rid = paid_refund(700)
+    refunds_run(inst)
+    sim.control('/_sim/refund_mode', {'status': 'SUCCESS'})
+    r = refunds_run(inst)
+    o = inst.order(oid) or {}
+    tap.ok(r.returncode == 0 and state(rid) == 'FAILED' and
+           o.get('state') == 'PAID' and not o.get('refunded') and
+           not o.get('refund_requested'),
+           'refund query: REFUNDCLOSE fails it, the order PAID, nothing '
+           'held back', r.stderr[-300:], o)
+    sim.control('/_sim/refund_mode', {'notify': 'ok'})
+
+
 def test_lost_refund_result(tap, inst, sim, workdir):
     """A refund made at the provider whose result notification is lost
-    (the refund API's answers only say it is being processed): the day's
-    statement settles it, only when it is one payhook may trust."""
+    and whose state cannot be asked (the refund API down after it was
+    accepted): the day's statement settles it, only when it is one
+    payhook may trust."""
     oid = 'LR-' + os.urandom(4).hex()
     inst.create_order(oid, 800)
     sim_pay(sim, oid, 800, None)
@@ -722,11 +790,12 @@ def test_lost_refund_result(tap, inst, sim, workdir):
     r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 800})
     rid = (r.json or {}).get('refund_id')
     refunds_run(inst)
+    sim.control('/_sim/refund_mode', {'api': 'down'})
     refunds_run(inst)
     sim.control('/_sim/refund_mode', {'notify': 'ok'})
     got = inst.api('GET', '/refunds/%s' % rid).json or {}
     tap.is_(got.get('state'), 'PROCESSING', 'a refund whose result never '
-            'came: PROCESSING after two runs', got)
+            'came and cannot be asked: PROCESSING after two runs', got)
     today = datetime.datetime.now(BJ).strftime('%Y-%m-%d')
     stmt = os.path.join(workdir, 'bill-lost-%s.txt' % today)
     fetch_statement(tap, sim, today, stmt)
@@ -761,6 +830,7 @@ def test_lost_refund_result(tap, inst, sim, workdir):
     tap.ok(rc == 0 and counts.get('refund_mismatch') == 0,
            '... and the statement reconciled again: every refund matched',
            out2 + err)
+    sim.control('/_sim/refund_mode', {'api': 'ok'})
 
 
 if __name__ == '__main__':

@@ -119,10 +119,12 @@ POST /_sim/refund_mode {"api"?: "ok"|"down"|"hangup"|"garbage"|"slow",
 GET  /_sim/refunds    {"refunds": {out_refund_no: {"refund_id", "txn_id",
                        "order_id", "amount", "status", "success_time",
                        "calls"}}}
-/_sim/stats also carries "refunds": {"calls": n, "made": n, "by_id":
-    {out_refund_no: {"calls": n, "refunds": n}}}: every request to the
-    refund API (whatever the mode), and the refunds actually made per
-    out_refund_no, which is never more than 1.
+/_sim/stats also carries "refunds": {"calls": n, "made": n, "queries": n,
+    "by_id": {out_refund_no: {"calls": n, "refunds": n, "queries": n}}}:
+    every request to the refund API (whatever the mode), the refunds
+    actually made per out_refund_no, which is never more than 1, and the
+    refund queries answered (/pay/refundquery; the refund modes' api
+    applies to them).
 /_sim/stats also carries "bills": {"calls": n, "files": n}, every request
     to the bill APIs below, and those of them that fetched a WeChat Pay
     v3 bill file; they have no modes and always answer.
@@ -144,7 +146,10 @@ out_refund_no again never refunds twice, it is answered with the refund
 already made.  Refunding more than what is left of the payment is
 err_code ERROR.  Each refund made is notified (the refund result
 notification, req_info encrypted with AES-256-ECB under md5(key), no
-sign) to the profile's notify_url on the payment schedule.  The simulator
+sign) to the profile's notify_url on the payment schedule.
+POST /pay/refundquery by out_refund_no: that refund's state (fields
+suffixed _0, refund_status_0 its status), signed; err_code REFUNDNOTEXIST
+for a refund not made.  The simulator
 speaks plain HTTP, so the client certificate WeChat requires here is not
 checked.
 POST /pay/downloadbill: the bill of bill_date (yyyyMMdd, bill_type ALL,
@@ -390,6 +395,7 @@ class WeChatV2(WeChatBill, Provider):
                   10800, 10800, 10800, 21600, 21600)
     api_routes = {'/pay/orderquery': 'query', '/pay/closeorder': 'close',
                   '/secapi/pay/refund': 'refund',
+                  '/pay/refundquery': 'refundquery',
                   '/pay/downloadbill': 'bill'}
     SIGN_TYPES = ('MD5', 'HMAC-SHA256')
 
@@ -569,6 +575,8 @@ class WeChatV2(WeChatBill, Provider):
         (HTTP status, body bytes)."""
         if kind == 'refund':
             return cls.answer_refund(sim, method, body)
+        if kind == 'refundquery':
+            return cls.answer_refundquery(sim, method, body)
         if kind == 'bill':
             return cls.answer_bill(sim, method, body)
         refusal, call = cls.checked(sim, method, body)
@@ -708,7 +716,7 @@ class WeChatV2(WeChatBill, Provider):
                 refund = old
             else:
                 sim.refund_stats['by_id'].setdefault(
-                    no, {'calls': 0, 'refunds': 0})['calls'] += 1
+                    no, {'calls': 0, 'refunds': 0, 'queries': 0})['calls'] += 1
                 if sim.refund_modes['error']:
                     return error(sim.refund_modes['error'],
                                  'refused by the simulator')
@@ -748,6 +756,42 @@ class WeChatV2(WeChatBill, Provider):
                           ('cash_fee', str(refund['total_fee'])),
                           ('coupon_refund_count', '0'),
                           ('cash_refund_fee', str(refund['amount']))])
+
+    @classmethod
+    def answer_refundquery(cls, sim, method, body):
+        """Answers /pay/refundquery by out_refund_no (the one way payhook
+        asks): the refund's state as WeChat lists it, fields suffixed _0;
+        err_code REFUNDNOTEXIST for a refund never made."""
+        refusal, call = cls.checked(sim, method, body)
+        if refusal is not None:
+            return refusal
+        no = call.req.get('out_refund_no', '')
+        if not no:
+            return call.error('PARAM_ERROR', 'out_refund_no')
+        with sim.lock:
+            sim.refund_stats['queries'] += 1
+            refund = sim.refunds.get(no)
+            if no in sim.refund_stats['by_id']:
+                sim.refund_stats['by_id'][no]['queries'] += 1
+            if refund is None or refund['profile'] != call.prof.profile:
+                return call.error('REFUNDNOTEXIST', '退款订单查询失败')
+            fields = [('result_code', 'SUCCESS'),
+                      ('transaction_id', refund['txn_id']),
+                      ('out_trade_no', refund['order_id']),
+                      ('total_fee', str(refund['total_fee'])),
+                      ('cash_fee', str(refund['total_fee'])),
+                      ('refund_count', '1'),
+                      ('out_refund_no_0', no),
+                      ('refund_id_0', refund['refund_id']),
+                      ('refund_channel_0', 'ORIGINAL'),
+                      ('refund_fee_0', str(refund['amount'])),
+                      ('refund_status_0', refund['status']),
+                      ('refund_account_0', 'REFUND_SOURCE_RECHARGE_FUNDS'),
+                      ('refund_recv_accout_0', '支付用户零钱')]
+            if refund['status'] == 'SUCCESS':
+                fields.append(('refund_success_time_0',
+                               refund['success_time']))
+        return call.reply(fields)
 
     # -- the trade bill (downloadbill, doc/design/protocols.md §1.9) --------
     @classmethod
@@ -1795,7 +1839,8 @@ class Sim:
             self.modes = {'query': 'ok', 'close': 'ok', 'notify': 'ok'}
             self.slow_s = 10.0
             self.refunds = {}       # out_refund_no -> refund
-            self.refund_stats = {'calls': 0, 'made': 0, 'by_id': {}}
+            self.refund_stats = {'calls': 0, 'made': 0, 'queries': 0,
+                                 'by_id': {}}
             self.refund_modes = {'api': 'ok', 'error': '',
                                  'status': 'SUCCESS', 'notify': 'ok'}
             self.bill_files = {}    # v3 download token -> bill bytes
@@ -2112,11 +2157,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _provider_api(self, sim, cls, kind, req):
         order_id = cls.api_order(kind, req)
-        if kind == 'refund':
+        if kind in ('refund', 'refundquery'):
             # Counted and moded apart, so the query/close stats and
-            # modes keep their shape.
+            # modes keep their shape; a refund's query is of the refund
+            # API (its mode), counted under "queries".
             with sim.lock:
-                sim.refund_stats['calls'] += 1
+                sim.refund_stats['calls'] += kind == 'refund'
                 mode, slow = sim.refund_modes['api'], sim.slow_s
         elif kind in ('bill', 'billfile'):
             # The bill APIs have no modes: always answered.

@@ -933,6 +933,215 @@ test_v3(void)
 	EVP_PKEY_free(tv3);
 }
 
+/* ---- a refund's query (ref->query) ----------------------------------------- */
+
+/* A signed refundquery answer listing our refund with refund_status st
+ * (SUCCESS: with its success time). */
+static void
+refundquery_ok(struct kvs *s, const char *st)
+{
+	refund_head(s, "SUCCESS");
+	kv(s, "transaction_id", "4200000215201811190261405420");
+	kv(s, "out_trade_no", "A1415640626");
+	kv(s, "total_fee", "100");
+	kv(s, "cash_fee", "100");
+	kv(s, "refund_count", "1");
+	kv(s, "out_refund_no_0", "phr0000000000007");
+	kv(s, "refund_id_0", "50000408942018111907145868882");
+	kv(s, "refund_channel_0", "ORIGINAL");
+	kv(s, "refund_fee_0", "50");
+	kv(s, "refund_status_0", st);
+	kv(s, "refund_recv_accout_0", "支付用户零钱");
+	if (strcmp(st, "SUCCESS") == 0)
+		kv(s, "refund_success_time_0", "2018-11-19 16:24:13");
+}
+
+static void
+test_v2_query(void)
+{
+	/* refund_status of the refund listed and the event it makes. */
+	static const struct {
+		const char *status;
+		enum ph_event_kind kind;
+		const char *what;
+	} states[] = {
+		{ "PROCESSING", PH_EV_PAYMENT_PENDING,
+		    "refundquery PROCESSING: still awaited" },
+		{ "REFUNDCLOSE", PH_EV_REFUND_FAILED,
+		    "refundquery REFUNDCLOSE: refund failed" },
+		{ "CHANGE", PH_EV_REFUND_FAILED,
+		    "refundquery CHANGE: refund failed (the money did not go "
+		    "back)" },
+	};
+	/* A field of the listed refund or its payment changed: refused. */
+	static const struct {
+		const char *key, *value, *what;
+	} other[] = {
+		{ "out_refund_no_0", "phr0000000000009",
+		    "refundquery listing another refund: refused" },
+		{ "refund_fee_0", "51", "refundquery of another amount: refused" },
+		{ "transaction_id", "4200000215201811190261405421",
+		    "refundquery of another payment: refused" },
+		{ "refund_count", "", "refundquery without refund_count: "
+		    "refused" },
+		{ "refund_status_0", "SOMETHING", "refundquery with an unknown "
+		    "refund_status: refused" },
+		{ "refund_id_0", "", "refundquery without WeChat's refund id: "
+		    "refused" },
+	};
+	const struct ph_provider *p = payhook_provider();
+	struct ph_http_request req;
+	struct ph_refund_ref r;
+	struct ph_event ev;
+	struct kvs s;
+	char sig[33], want[1024];
+	void *ctx = NULL;
+	size_t i;
+
+	mkcc(1700000000);
+	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
+	    "refund query: MD5 profile");
+	r = mkref("A1415640626", "4200000215201811190261405420",
+	    "phr0000000000007", 50, 100, "duplicate payment");
+	r.query = 1;
+	is_int(p->refund_request(ctx, &r, &cc, &req, &d), PH_OK,
+	    "v2 refund query built");
+	is_str(req.method, "POST", "... POST");
+	is_str(req.path, "/pay/refundquery", "... to /pay/refundquery");
+	memset(&s, 0, sizeof(s));
+	kv(&s, "appid", APPID);
+	kv(&s, "mch_id", MCH_ID);
+	kv(&s, "nonce_str", "000102030405060708090a0b0c0d0e0f");
+	kv(&s, "out_refund_no", "phr0000000000007");
+	md5sign(&s, KEY_MD5, sig);
+	kv(&s, "sign", sig);
+	render(&s, want, sizeof(want));
+	ok(th_req_body_is(&req, want), "... appid, mch_id, nonce_str, "
+	    "out_refund_no, sign: byte for byte (signed independently)");
+	diag("%.*s", (int)req.body_len, (const char *)req.body);
+
+	refundquery_ok(&s, "SUCCESS");
+	answer_of(&s, 1, 200);
+	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
+	    ev.kind == PH_EV_REFUND_SUCCEEDED,
+	    "refundquery SUCCESS: refund succeeded");
+	diag("%s", d.msg);
+	is_str(ev.refund_id, "50000408942018111907145868882",
+	    "... WeChat's refund id");
+	is_str(ev.merchant_refund_id, "phr0000000000007", "... ours");
+	is_int(ev.amount, 50, "... amount");
+	is_int(ev.occurred_at, 1542615853, "... at refund_success_time_0 "
+	    "(Beijing time)");
+	ok(strstr(ev.dedup_key, "SUCCESS") != NULL, "... dedup key %s names "
+	    "the state as the notification's does", ev.dedup_key);
+	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
+		refundquery_ok(&s, states[i].status);
+		answer_of(&s, 1, 200);
+		ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
+		    ev.kind == states[i].kind, "%s", states[i].what);
+	}
+	for (i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		refundquery_ok(&s, "SUCCESS");
+		kv_set(&s, other[i].key, other[i].value);
+		answer_of(&s, 1, 200);
+		is_int(p->refund_response(ctx, &r, &answer, &ev, &d),
+		    PH_E_FIELD, other[i].what);
+	}
+	refundquery_ok(&s, "SUCCESS");
+	answer_of(&s, 0, 200);
+	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_SIGNATURE,
+	    "an unsigned refundquery answer: refused");
+	/* Ours the second of two listed. */
+	refundquery_ok(&s, "SUCCESS");
+	kv_set(&s, "refund_count", "2");
+	kv_set(&s, "out_refund_no_0", "phr0000000000006");
+	kv_set(&s, "refund_status_0", "PROCESSING");
+	kv(&s, "out_refund_no_1", "phr0000000000007");
+	kv(&s, "refund_id_1", "50000408942018111907145868883");
+	kv(&s, "refund_fee_1", "50");
+	kv(&s, "refund_status_1", "REFUNDCLOSE");
+	answer_of(&s, 1, 200);
+	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
+	    ev.kind == PH_EV_REFUND_FAILED &&
+	    strcmp(ev.refund_id, "50000408942018111907145868883") == 0,
+	    "ours listed second: its own fields (_1) decide");
+	refund_fail(&s, "REFUNDNOTEXIST", "退款订单查询失败");
+	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_E_PROVIDER &&
+	    strstr(d.msg, "REFUNDNOTEXIST") != NULL,
+	    "REFUNDNOTEXIST: ask again later, never a failed refund");
+	refund_fail(&s, "SYSTEMERROR", NULL);
+	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_PROVIDER,
+	    "SYSTEMERROR: ask again later");
+	/* The same answer to a refund sent (not a query) is not read as a
+	 * refund's answer. */
+	refundquery_ok(&s, "SUCCESS");
+	answer_of(&s, 1, 200);
+	r.query = 0;
+	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_FIELD,
+	    "a refundquery answer to a refund sent: refused");
+	p->profile_free(ctx);
+}
+
+static void
+test_v3_query(void)
+{
+	static const char path[] =
+	    "/v3/refund/domestic/refunds/phr0000000000011";
+	const struct ph_provider *p = payhook_provider();
+	struct ph_http_request req;
+	struct ph_refund_ref r;
+	struct ph_event ev;
+	const char *auth, *sig;
+	char msg[1024], sigbuf[1024];
+	void *ctx = NULL;
+	size_t n = 0;
+	int m;
+
+	tv3 = load_priv(th_tv3_priv_pem);
+	mkcc(V3_NOW);
+	ok(v3profile(&ctx, NULL) == PH_OK, "v3 refund query: profile");
+	r = mkref("sdk12345678920210326145039", "4200000991202103266853086457",
+	    "phr0000000000011", 1, 1, "duplicate payment");
+	r.query = 1;
+	is_int(p->refund_request(ctx, &r, &cc, &req, &d), PH_OK,
+	    "v3 refund query built");
+	is_str(req.method, "GET", "... GET");
+	is_str(req.path, path, "... of the refund by out_refund_no");
+	is_int(req.body_len, 0, "... no body");
+	auth = th_req_header(&req, "Authorization");
+	sig = auth != NULL ? strstr(auth, "signature=\"") : NULL;
+	if (sig != NULL) {
+		sig += strlen("signature=\"");
+		n = strcspn(sig, "\"");
+		snprintf(sigbuf, sizeof(sigbuf), "%.*s", (int)n, sig);
+	}
+	m = snprintf(msg, sizeof(msg), "GET\n%s\n1700000000\n"
+	    "000102030405060708090A0B0C0D0E0F\n\n", path);
+	ok(n > 0 && rsa_verify_b64(msg, (size_t)m, sigbuf),
+	    "... signed over the five lines, the body empty");
+
+	v3answer(200, "{\"amount\":{\"currency\":\"CNY\",\"refund\":1,"
+	    "\"total\":1},\"out_refund_no\":\"phr0000000000011\",\"refund_id\":"
+	    "\"50001307732021032607480019805\",\"status\":\"SUCCESS\","
+	    "\"success_time\":\"2021-03-26T14:52:11+08:00\","
+	    "\"transaction_id\":\"4200000991202103266853086457\"}", 1);
+	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
+	    ev.kind == PH_EV_REFUND_SUCCEEDED &&
+	    strcmp(ev.refund_id, "50001307732021032607480019805") == 0,
+	    "v3 refund object SUCCESS: refund succeeded");
+	v3answer(400, "{\"code\":\"INVALID_REQUEST\",\"message\":"
+	    "\"参数错误\"}", 1);
+	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_PROVIDER,
+	    "a query's signed 400 INVALID_REQUEST: ask again, the refund not "
+	    "failed");
+	v3answer(404, "{\"code\":\"RESOURCE_NOT_EXISTS\",\"message\":"
+	    "\"退款单不存在\"}", 1);
+	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_PROVIDER,
+	    "404 RESOURCE_NOT_EXISTS: ask again later");
+	p->profile_free(ctx);
+	EVP_PKEY_free(tv3);
+}
+
 /* ---- the v2 refund notification ------------------------------------------ */
 
 /* Made with Python's cryptography (AES-256-ECB, PKCS#7), the key the
@@ -1174,7 +1383,9 @@ main(void)
 	test_stream();
 	test_v2_requests();
 	test_v2_answers();
+	test_v2_query();
 	test_v3();
+	test_v3_query();
 	test_refund_notify();
 	test_profile_url();
 	return done_testing();
