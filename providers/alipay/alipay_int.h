@@ -87,6 +87,7 @@ extern const struct ph_json_limits ali_json_limits;
 extern const struct ali_method ali_query;
 extern const struct ali_method ali_close;
 extern const struct ali_method ali_refund;
+extern const struct ali_method ali_refund_query;
 extern const struct ali_method ali_bill_url;
 
 /* statement.c */

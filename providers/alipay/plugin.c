@@ -60,6 +60,9 @@ const struct ali_method ali_close = {
 	"alipay.trade.close", "alipay_trade_close_response" };
 const struct ali_method ali_refund = {
 	"alipay.trade.refund", "alipay_trade_refund_response" };
+const struct ali_method ali_refund_query = {
+	"alipay.trade.fastpay.refund.query",
+	"alipay_trade_fastpay_refund_query_response" };
 const struct ali_method ali_bill_url = {
 	"alipay.data.dataservice.bill.downloadurl.query",
 	"alipay_data_dataservice_bill_downloadurl_query_response" };

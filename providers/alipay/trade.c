@@ -1,7 +1,7 @@
 /*
- * Alipay trade calls: alipay.trade.query, alipay.trade.close and
- * alipay.trade.refund, signed and verified by gateway.c: what each asks
- * and what its answer means.
+ * Alipay trade calls: alipay.trade.query, alipay.trade.close,
+ * alipay.trade.refund and alipay.trade.fastpay.refund.query, signed and
+ * verified by gateway.c: what each asks and what its answer means.
  */
 #include <errno.h>
 #include <iconv.h>
@@ -85,6 +85,36 @@ ali_yuan_text(int64_t fen, char *out, size_t cap)
 	return n > 0 && (size_t)n < cap ? PH_OK : PH_E_FIELD;
 }
 
+/*
+ * alipay.trade.fastpay.refund.query of a refund Alipay answered without
+ * moving money (a repeated out_request_no): out_trade_no, trade_no (when
+ * known), out_request_no, and query_options asking for gmt_refund_pay.
+ */
+static int
+ali_refund_query_request(const struct ali_ctx *ctx,
+    const struct ph_refund_ref *ref, const struct ph_call_ctx *cc,
+    struct ph_http_request *out, struct ph_diag *diag)
+{
+	json_t *biz, *opts;
+	int rc;
+
+	opts = json_pack("[s]", "gmt_refund_pay");
+	if ((biz = json_object()) == NULL || opts == NULL ||
+	    ali_set_str(biz, "out_trade_no", ref->order_id) != 0 ||
+	    (ref->txn_id != NULL && ref->txn_id[0] != '\0' &&
+	    ali_set_str(biz, "trade_no", ref->txn_id) != 0) ||
+	    ali_set_str(biz, "out_request_no", ref->refund_id) != 0 ||
+	    json_object_set(biz, "query_options", opts) != 0) {
+		json_decref(opts);
+		json_decref(biz);
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	}
+	json_decref(opts);
+	rc = ali_build(ctx, ali_refund_query.method, biz, cc->now, out, diag);
+	json_decref(biz);
+	return rc;
+}
+
 /* alipay.trade.refund with out_request_no = payhook's refund id, so a
  * retry can never refund twice. */
 int
@@ -119,6 +149,8 @@ ali_refund_request(void *p, const struct ph_refund_ref *ref,
 	    ali_yuan_text(ref->amount, amount, sizeof(amount)) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "refund amount %lld is not "
 		    "refundable", (long long)ref->amount);
+	if (ref->query)
+		return ali_refund_query_request(ctx, ref, cc, out, diag);
 	if ((biz = json_object()) == NULL ||
 	    ali_set_str(biz, "out_trade_no", ref->order_id) != 0 ||
 	    (ref->txn_id != NULL && ref->txn_id[0] != '\0' &&
@@ -363,6 +395,9 @@ static const char *const ali_refund_final[] = {
  * out_request_no is answered as well: pending, to be confirmed by the
  * bill.  A final refusal is REFUND_FAILED; anything else is retried.
  */
+static int ali_refund_ids(const struct ph_refund_ref *, struct ph_event *,
+    struct ph_diag *);
+
 static int
 ali_refund_event(const json_t *r, const void *call, struct ph_event *ev,
     struct ph_diag *diag)
@@ -403,7 +438,74 @@ ali_refund_event(const json_t *r, const void *call, struct ph_event *ev,
 		    &ev->occurred_at, diag)) != PH_OK)
 			return rc;
 	}
-	/* A refusal names no trade: the one payhook asked about. */
+	return ali_refund_ids(ref, ev, diag);
+}
+
+/*
+ * alipay.trade.fastpay.refund.query, verified: the refund asked about
+ * (out_request_no, the trade, the amount) with refund_status
+ * REFUND_SUCCESS is done; without refund_status Alipay has not done it
+ * (yet): pending, asked again.  Every error code is retried: a query's
+ * refusal says nothing of the refund.
+ */
+static int
+ali_refund_query_event(const json_t *r, const void *call,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	const struct ph_refund_ref *ref = call;
+	const char *code, *sub, *v, *st;
+	int64_t amount;
+	int rc;
+
+	code = ali_code(r, &sub);
+	if (strcmp(code, "10000") != 0)
+		return ali_provider_error(r, "refund query", 1, diag);
+	if ((rc = ali_same_order(r, ref->order_id, 0, diag)) != PH_OK ||
+	    (rc = ph_json_get_string(r, "out_request_no", 64, &v, NULL,
+	    diag)) != PH_OK)
+		return rc;
+	if (strcmp(v, ref->refund_id) != 0)
+		return ph_fail(diag, PH_E_FIELD, "the answer is about another "
+		    "refund");
+	if ((rc = ph_json_opt_string(r, "trade_no", PH_ID_MAX, &v, NULL,
+	    diag)) != PH_OK)
+		return rc;
+	if (v != NULL && ref->txn_id != NULL && ref->txn_id[0] != '\0' &&
+	    strcmp(v, ref->txn_id) != 0)
+		return ph_fail(diag, PH_E_FIELD, "the answer is about another "
+		    "trade");
+	if (v != NULL && ph_copy_token(ev->txn_id, sizeof(ev->txn_id), v,
+	    NULL, "trade_no", diag) != PH_OK)
+		return PH_E_FIELD;
+	if ((rc = ph_json_opt_string(r, "refund_status", 32, &st, NULL,
+	    diag)) != PH_OK)
+		return rc;
+	if (st == NULL || *st == '\0')
+		ev->kind = PH_EV_PAYMENT_PENDING;
+	else if (strcmp(st, "REFUND_SUCCESS") == 0) {
+		ev->kind = PH_EV_REFUND_SUCCEEDED;
+		/* refund_amount is this refund's, not the trade's total. */
+		if ((rc = ali_json_yuan(r, "refund_amount", &amount,
+		    diag)) != PH_OK)
+			return rc;
+		if (amount != ref->amount)
+			return ph_fail(diag, PH_E_FIELD, "refund_amount is not "
+			    "the amount asked for");
+		if ((rc = ali_json_opt_time(r, "gmt_refund_pay",
+		    &ev->occurred_at, diag)) != PH_OK)
+			return rc;
+	} else
+		return ph_fail(diag, PH_E_FIELD, "refund_status: unknown");
+	return ali_refund_ids(ref, ev, diag);
+}
+
+/* What a refund's event carries of the refund asked about, and its dedup
+ * key: the same whichever answer (the refund's, its query's) made it. */
+static int
+ali_refund_ids(const struct ph_refund_ref *ref, struct ph_event *ev,
+    struct ph_diag *diag)
+{
+	/* An answer naming no trade (a refusal): the one asked about. */
 	if (ev->txn_id[0] == '\0' && ref->txn_id != NULL &&
 	    ref->txn_id[0] != '\0' && ph_copy_token(ev->txn_id,
 	    sizeof(ev->txn_id), ref->txn_id, NULL, "transaction id",
@@ -429,6 +531,7 @@ ali_refund_response(void *p, const struct ph_refund_ref *ref,
 	if (p == NULL || ref == NULL || in == NULL || ev == NULL ||
 	    ref->order_id == NULL || ref->refund_id == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "alipay: NULL argument");
-	return ali_answer_event(p, &ali_refund, in, ali_refund_event, ref, ev,
-	    diag);
+	return ref->query ? ali_answer_event(p, &ali_refund_query, in,
+	    ali_refund_query_event, ref, ev, diag) : ali_answer_event(p,
+	    &ali_refund, in, ali_refund_event, ref, ev, diag);
 }

@@ -16,7 +16,9 @@ signature and signs its answer; `payhook reconcile` over a GBK bill; and
 (alipay.data.dataservice.bill.downloadurl.query) and the zip the link
 serves, with its names in GBK as Alipay writes them or in flagged UTF-8,
 a day without a bill, an answer whose signature was tampered with and an
-expired link.
+expired link; and a refund whose first answer was lost: sent again, Alipay
+answers without moving money (fund_change N), and the next run asks
+(alipay.trade.fastpay.refund.query) and settles it.
 """
 
 import base64
@@ -48,6 +50,8 @@ FORM = 'application/x-www-form-urlencoded; charset=utf-8'
 BEIJING = datetime.timezone(datetime.timedelta(hours=8))
 PAY_TIME = datetime.datetime.now(BEIJING).strftime('%Y-%m-%d %H:%M:%S')
 BILL_METHOD = 'alipay.data.dataservice.bill.downloadurl.query'
+REFUND_METHOD = 'alipay.trade.refund'
+REFUND_QUERY_METHOD = 'alipay.trade.fastpay.refund.query'
 
 _SEQ = [0]
 
@@ -148,6 +152,8 @@ class MockAlipay(harness.MockServer):
         self.elsewhere = {}     # bill date -> the origin its link names
         self.links = {}         # token -> bill_date
         self.downloads = []     # the paths of the GETs
+        self.refunds = {}       # out_request_no -> the refund made
+        self.lose_refund = False    # the first answer of a refund is lost
         harness.MockServer.__init__(self)
 
     def handle(self, h, body):
@@ -184,6 +190,11 @@ class MockAlipay(harness.MockServer):
                    'sub_code': 'isv.invalid-signature'}
         elif method == BILL_METHOD:
             obj = self.bill_link(biz.get('bill_date', ''))
+        elif method in (REFUND_METHOD, REFUND_QUERY_METHOD):
+            obj = self.refund(method, biz, trade_no)
+            if obj is None:     # made, its answer lost on the way
+                self.send_status(h, 504)
+                return
         elif status is None:
             obj = {'code': '40004', 'msg': 'Business Failed',
                    'sub_code': 'ACQ.TRADE_NOT_EXIST',
@@ -200,11 +211,52 @@ class MockAlipay(harness.MockServer):
         raw = self.key.sign(text, padding.PKCS1v15(), hashes.SHA256())
         if method == BILL_METHOD and biz.get('bill_date') in self.tamper:
             raw = raw[:-1] + bytes([raw[-1] ^ 1])
-        node = (method if method == BILL_METHOD else 'alipay.trade.query')
+        node = (method if method in (BILL_METHOD, REFUND_METHOD,
+                                     REFUND_QUERY_METHOD)
+                else 'alipay.trade.query')
         out = (b'{"' + node.replace('.', '_').encode('ascii') +
                b'_response":' + text + b',"sign":"' +
                base64.b64encode(raw) + b'"}')
         self.send(h, 'text/html;charset=utf-8', out)
+
+    def refund(self, method, biz, trade_no):
+        """alipay.trade.refund: made once per out_request_no (the same
+        number again is answered fund_change N, money not moved in this
+        call); None when its answer is to be lost.  Its query: the refund
+        with refund_status REFUND_SUCCESS, or none for one not made."""
+        no = biz.get('out_request_no', '')
+        oid = biz.get('out_trade_no', '')
+        made = self.refunds.get(no)
+        head = {'code': '10000', 'msg': 'Success', 'out_trade_no': oid,
+                'trade_no': trade_no}
+        if method == REFUND_QUERY_METHOD:
+            head['out_request_no'] = no
+            if made is not None:
+                head.update(total_amount='12.34',
+                            refund_amount=made['refund_amount'],
+                            refund_status='REFUND_SUCCESS',
+                            gmt_refund_pay=made['at'])
+            return head
+        head.update(buyer_logon_id='abc***@example.com',
+                    buyer_user_id=SELLER_ID[:-4] + '0001')
+        if made is None:
+            made = self.refunds[no] = {
+                'refund_amount': biz.get('refund_amount', ''),
+                'at': datetime.datetime.now(BEIJING).strftime(
+                    '%Y-%m-%d %H:%M:%S')}
+            if self.lose_refund:
+                return None
+            head.update(fund_change='Y', refund_fee=made['refund_amount'],
+                        gmt_refund_pay=made['at'])
+        else:
+            head.update(fund_change='N', refund_fee=made['refund_amount'])
+        return head
+
+    @staticmethod
+    def send_status(h, status):
+        h.send_response(status)
+        h.send_header('Content-Length', '0')
+        h.end_headers()
 
     @staticmethod
     def send(h, ctype, body):
@@ -410,6 +462,64 @@ def test_query(tap, inst, mock):
             'query answer WAIT_BUYER_PAY: order stays PENDING',
             r.describe())
     return oid, trade
+
+
+def test_refund(tap, inst, mock):
+    """A refund whose first answer is lost on the way back (Alipay made
+    it): the run sends it again with the same out_request_no, Alipay
+    answers that no money moved in that call (fund_change N), and the next
+    run asks for the refund's state instead of sending it a third time."""
+    oid = 'AR' + os.urandom(5).hex().upper()
+    inst.create_order(oid, 1234, profile='alishop')
+    trade = new_trade_no()
+    mock.answers[oid] = ('TRADE_SUCCESS', trade)
+    inst.api('POST', '/orders/%s/query' % oid)
+    tap.is_((inst.order(oid) or {}).get('state'), 'PAID',
+            'refund: the order is paid')
+    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 1234})
+    rid = (r.json or {}).get('refund_id')
+    tap.is_(r.status, 201, 'refund asked for', r.describe())
+    base = inst.last_seq()
+
+    def state():
+        return (inst.api('GET', '/refunds/%s' % rid).json or {}).get('state')
+
+    def sent():
+        return [json.loads(q[2].get('biz_content', '{}'))
+                for q in mock.requests if q[2].get('method') in
+                (REFUND_METHOD, REFUND_QUERY_METHOD)]
+
+    mock.lose_refund = True
+    r1 = inst.cli('refunds', 'run')
+    mock.lose_refund = False
+    tap.ok(r1.returncode != 0 and state() == 'PENDING' and
+           list(mock.refunds) == [rid],
+           'refund: made at Alipay, its answer lost: still PENDING',
+           r1.returncode, state(), r1.stderr[-300:])
+    r2 = inst.cli('refunds', 'run')
+    tap.ok(r2.returncode == 0 and state() == 'PROCESSING',
+           '... sent again, the same out_request_no: fund_change N, '
+           'PROCESSING', r2.returncode, state(), r2.stderr[-300:])
+    r3 = inst.cli('refunds', 'run')
+    o = inst.order(oid) or {}
+    tap.ok(r3.returncode == 0 and state() == 'SUCCEEDED' and
+           o.get('state') == 'REFUNDED' and o.get('refunded') == 1234,
+           '... the next run asks, REFUND_SUCCESS: SUCCEEDED, the order '
+           'REFUNDED', r3.returncode, state(), o, r3.stderr[-300:])
+    calls = [(q[2].get('method'), q[3]) for q in mock.requests
+             if q[2].get('method') in (REFUND_METHOD, REFUND_QUERY_METHOD)]
+    tap.is_(calls, [(REFUND_METHOD, True), (REFUND_METHOD, True),
+                    (REFUND_QUERY_METHOD, True)],
+            '... two refund calls, then one signed refund query')
+    tap.is_(sent()[-1], {'out_trade_no': oid, 'trade_no': trade,
+                         'out_request_no': rid,
+                         'query_options': ['gmt_refund_pay']},
+            '... the query names the order, the trade and the refund')
+    tap.is_(len(mock.refunds), 1, '... one refund made at Alipay')
+    evs = [(e['type'], e.get('amount'), e.get('source'))
+           for e in inst.all_events(base) if e.get('order_id') == oid]
+    tap.is_(evs, [('refund.succeeded', 1234, 'refund')],
+            '... one refund.succeeded, learnt by the refund runner')
 
 
 BILL_HEADER = ('支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,'
@@ -677,6 +787,7 @@ def main(tap):
         paid.append(test_query(tap, inst, mock))
         test_reconcile(tap, inst, paid)
         test_download(tap, inst, mock, paid)
+        test_refund(tap, inst, mock)
     finally:
         if mock is not None:
             mock.close()
