@@ -34,18 +34,37 @@ ok(int cond, const char *fmt, ...)
     (long long)(want), __VA_ARGS__)
 #define is_str(got, want, ...) tap_is_str(__LINE__, (got), (want), __VA_ARGS__)
 
-static void __attribute__((unused))
-tap_is_int(int line, long long got, long long want, const char *name, ...)
+/* The description of an is_int/is_str point, formatted as ok() would. */
+static const char *
+tap_name(char *buf, size_t cap, const char *fmt, va_list ap)
 {
+	vsnprintf(buf, cap, fmt, ap);
+	return buf;
+}
+
+static void __attribute__((format(printf, 4, 5), unused))
+tap_is_int(int line, long long got, long long want, const char *fmt, ...)
+{
+	char name[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	tap_name(name, sizeof(name), fmt, ap);
+	va_end(ap);
 	if (!ok(got == want, "%s", name))
 		printf("# line %d: got %lld, want %lld\n", line, got, want);
 }
 
-static void __attribute__((unused))
-tap_is_str(int line, const char *got, const char *want, const char *name, ...)
+static void __attribute__((format(printf, 4, 5), unused))
+tap_is_str(int line, const char *got, const char *want, const char *fmt, ...)
 {
 	int same = got != NULL && want != NULL && strcmp(got, want) == 0;
+	char name[1024];
+	va_list ap;
 
+	va_start(ap, fmt);
+	tap_name(name, sizeof(name), fmt, ap);
+	va_end(ap);
 	if (!ok(same, "%s", name))
 		printf("# line %d: got \"%s\", want \"%s\"\n", line,
 		    got ? got : "(null)", want ? want : "(null)");

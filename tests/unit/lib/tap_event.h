@@ -30,15 +30,17 @@ tap_is_event(int line, const struct ph_event *ev, const char *what,
 
 #define TAP_EVENT_NAME(fact) \
 	(snprintf(name, sizeof(name), "%s: %s", what, fact), name)
-	tap_is_int(line, ev->kind, kind, TAP_EVENT_NAME("kind"));
-	tap_is_str(line, ev->order_id, order_id, TAP_EVENT_NAME("order id"));
-	tap_is_str(line, ev->txn_id, txn_id, TAP_EVENT_NAME("txn id"));
-	tap_is_int(line, ev->amount, amount, TAP_EVENT_NAME("amount"));
-	tap_is_str(line, ev->currency, currency, TAP_EVENT_NAME("currency"));
+	tap_is_int(line, ev->kind, kind, "%s", TAP_EVENT_NAME("kind"));
+	tap_is_str(line, ev->order_id, order_id, "%s",
+	    TAP_EVENT_NAME("order id"));
+	tap_is_str(line, ev->txn_id, txn_id, "%s", TAP_EVENT_NAME("txn id"));
+	tap_is_int(line, ev->amount, amount, "%s", TAP_EVENT_NAME("amount"));
+	tap_is_str(line, ev->currency, currency, "%s",
+	    TAP_EVENT_NAME("currency"));
 	tap_is_int(line, ev->occurred_at, occurred_at,
-	    TAP_EVENT_NAME("occurred at"));
+	    "%s", TAP_EVENT_NAME("occurred at"));
 	tap_is_str(line, ev->dedup_key, dedup_key,
-	    TAP_EVENT_NAME("dedup key"));
+	    "%s", TAP_EVENT_NAME("dedup key"));
 #undef TAP_EVENT_NAME
 }
 
@@ -58,12 +60,12 @@ tap_is_refund(int line, const struct ph_event *ev, const char *what,
 #define TAP_EVENT_NAME(fact) \
 	(snprintf(name, sizeof(name), "%s: %s", what, fact), name)
 	tap_is_int(line, ev->kind, PH_EV_REFUND_SUCCEEDED,
-	    TAP_EVENT_NAME("a refund that succeeded"));
+	    "%s", TAP_EVENT_NAME("a refund that succeeded"));
 	tap_is_str(line, ev->refund_id, refund_id,
-	    TAP_EVENT_NAME("refund id"));
+	    "%s", TAP_EVENT_NAME("refund id"));
 	tap_is_str(line, ev->merchant_refund_id, merchant_refund_id,
-	    TAP_EVENT_NAME("merchant refund id"));
-	tap_is_str(line, ev->txn_id, txn_id, TAP_EVENT_NAME("txn id"));
+	    "%s", TAP_EVENT_NAME("merchant refund id"));
+	tap_is_str(line, ev->txn_id, txn_id, "%s", TAP_EVENT_NAME("txn id"));
 #undef TAP_EVENT_NAME
 }
 
@@ -107,7 +109,7 @@ is_statement_read(const struct ph_provider *p, void *ctx,
 	th_feed(p, ctx, good, "\r", r, d);
 	is_int(r->rc, PH_OK, "a statement with a BOM and CRLF (CR left on): "
 	    "read");
-	is_int(r->nev, nev, events);
+	is_int(r->nev, nev, "%s", events);
 	is_int(r->st.facts, facts, "... st->facts");
 	is_int(r->st.total, total, "... st->total");
 }

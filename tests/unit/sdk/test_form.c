@@ -37,7 +37,7 @@ refused(const char *body, int want, const char *name)
 {
 	struct ph_kvlist kv;
 
-	is_int(parse(body, &kv), want, name);
+	is_int(parse(body, &kv), want, "%s", name);
 	ok(kv.n == 0 && kv.items == NULL, "%s: list left empty", name);
 	ok(d.msg[0] != '\0', "%s: diagnostic says why", name);
 	ph_kvlist_free(&kv);
@@ -50,10 +50,10 @@ test_decode(void)
 	const char *v;
 
 	is_int(parse("a=1+2&b=x%2By&c=%E4%B8%AD", &kv), PH_OK,
-	    "plus, %2B and UTF-8 escapes");
+	    "plus, %%2B and UTF-8 escapes");
 	is_int(kv.n, 3, "three fields");
 	is_str(ph_kvlist_get(&kv, "a"), "1 2", "+ is a space");
-	is_str(ph_kvlist_get(&kv, "b"), "x+y", "%2B is a plus");
+	is_str(ph_kvlist_get(&kv, "b"), "x+y", "%%2B is a plus");
 	is_str(ph_kvlist_get(&kv, "c"), "\xe4\xb8\xad", "bytes kept");
 	ph_kvlist_free(&kv);
 

@@ -152,7 +152,7 @@ test_getters(void)
 			    amounts[i].what);
 		else
 			is_int(ph_json_get_amount(j, amounts[i].path, &v, &d),
-			    amounts[i].rc, amounts[i].what);
+			    amounts[i].rc, "%s", amounts[i].what);
 	}
 	ok(ph_json_get_amount(j, "o.total", &v, &d) == PH_OK && v == 7,
 	    "dotted path");

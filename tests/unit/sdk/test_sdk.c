@@ -494,7 +494,7 @@ xrefuse_all(const struct xml_refusal *r, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		is_int(xrefused(r[i].doc), PH_E_MALFORMED, r[i].what);
+		is_int(xrefused(r[i].doc), PH_E_MALFORMED, "%s", r[i].what);
 }
 
 static void
@@ -554,10 +554,10 @@ test_xml(void)
 		if (t->max_value != 0)
 			small.max_value = t->max_value;
 		rc = xparse(t->within, "xml", &small, &kv);
-		is_int(rc, PH_OK, t->within_what);
+		is_int(rc, PH_OK, "%s", t->within_what);
 		ph_kvlist_free(&kv);
 		rc = xparse(t->past, "xml", &small, &kv);
-		is_int(rc, PH_E_TOOBIG, t->past_what);
+		is_int(rc, PH_E_TOOBIG, "%s", t->past_what);
 		ph_kvlist_free(&kv);
 	}
 	memset(big, ' ', sizeof(big));

@@ -282,7 +282,7 @@ test_profiles(void)
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
 		refused[i].base(&p);
 		p.v[refused[i].key] = refused[i].value;
-		is_int(mkprof(&p, &ctx), PH_E_CONFIG, refused[i].what);
+		is_int(mkprof(&p, &ctx), PH_E_CONFIG, "%s", refused[i].what);
 		if (refused[i].msg != NULL)
 			ok(strstr(d.msg, refused[i].msg) != NULL, "%s",
 			    refused[i].msg_what);
@@ -397,7 +397,7 @@ test_rsa(void)
 		event(body, sizeof(body), "evt_2", "charge.succeeded",
 		    bad[i].livemode, obj);
 		is_int(send_rsa(ctx, agg_key, body, &ev), bad[i].rc,
-		    bad[i].what);
+		    "%s", bad[i].what);
 	}
 	charge(obj, sizeof(obj), "ch_1", "A1", "100", "\"cny\"", "true", APP,
 	    "alipay");
@@ -522,7 +522,7 @@ test_hmac(void)
 	snprintf(bad[5], sizeof(bad[5]), "t=%s,v1=%.63s", ts, good);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		is_int(deliver(ctx, "X-Signature", bad[i], body, NOW, &ev),
-		    PH_E_SIGNATURE, bad_what[i]);
+		    PH_E_SIGNATURE, "%s", bad_what[i]);
 	snprintf(hdrv, sizeof(hdrv), "t=%s,v1=%s", ts, good);
 	body[10] = body[10] == 'x' ? 'y' : 'x';
 	is_int(deliver(ctx, "X-Signature", hdrv, body, NOW, &ev),
@@ -670,7 +670,7 @@ test_query_request(void)
 	for (i = 0; i < sizeof(bad_attempt) / sizeof(bad_attempt[0]); i++) {
 		o->attempt = bad_attempt[i].in;
 		is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
-		    bad_attempt[i].what);
+		    "%s", bad_attempt[i].what);
 	}
 	o->attempt = "{\"other\":1}";
 	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,

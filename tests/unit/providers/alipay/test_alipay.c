@@ -690,7 +690,7 @@ test_requests(void *ctx)
 	struct ph_order_ref o = { ORDER, 1234, "CNY", "", NOW - 60, "",
 	    NULL };
 	struct ph_refund_ref rr = { ORDER, TRADE_NO, "phr0000000000042", 500,
-	    1234, "CNY", "客户\"退货\"", "" };
+	    1234, "CNY", "客户\"退货\"", "", 0 };
 	struct ph_http_request *rq = calloc(1, sizeof(*rq));
 	struct ph_call_ctx cc;
 	struct afx_prof p = afx_good_prof();
@@ -765,7 +765,7 @@ feed(void *ctx, int op, size_t len, int status, struct ph_event *ev)
 	struct ph_order_ref o = { ORDER, 1234, "CNY", "", NOW - 60, "",
 	    NULL };
 	struct ph_refund_ref rr = { ORDER, TRADE_NO, "phr0000000000042", 500,
-	    1234, "CNY", "", "" };
+	    1234, "CNY", "", "", 0 };
 	struct ph_http_response in;
 
 	th_answer(&in, status, afx_answer_body, len, NOW);

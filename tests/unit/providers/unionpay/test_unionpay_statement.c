@@ -120,7 +120,7 @@ main(void)
 		th_feed(p, &ctx, th_variant(good, 1,
 		    pay_row_with(bad_field[i].field, bad_field[i].value)), "",
 		    &r, &d);
-		is_int(r.rc, bad_field[i].rc, bad_field[i].what);
+		is_int(r.rc, bad_field[i].rc, "%s", bad_field[i].what);
 	}
 	is_statement_rows(p, &ctx, good, bad_row);
 	th_feed(p, &other, good, "", &r, &d);

@@ -201,7 +201,8 @@ is_whole_bill(const struct ph_provider *p, void *ctx,
     const char *what, const char *all)
 {
 	answer_of(200, bill);
-	is_int(p->statement_response(ctx, r, &answer, dl, &d), PH_OK, what);
+	is_int(p->statement_response(ctx, r, &answer, dl, &d), PH_OK, "%s",
+	    what);
 	ok(dl->kind == PH_DL_STATEMENT && dl->offset == 0 &&
 	    dl->len == strlen(bill) && dl->packing == PH_PACK_NONE, "%s", all);
 }

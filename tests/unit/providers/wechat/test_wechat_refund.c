@@ -741,7 +741,7 @@ test_v2_answers(void)
 		kv_set(&s, other[i].key, other[i].value);
 		answer_of(&s, 1, 200);
 		is_int(p->refund_response(ctx, &r, &answer, &ev, &d),
-		    PH_E_FIELD, other[i].what);
+		    PH_E_FIELD, "%s", other[i].what);
 	}
 	refund_ok(&s);
 	kv(&s, "refund_status", "SUCCESS");
@@ -1045,7 +1045,7 @@ test_v2_query(void)
 		kv_set(&s, other[i].key, other[i].value);
 		answer_of(&s, 1, 200);
 		is_int(p->refund_response(ctx, &r, &answer, &ev, &d),
-		    PH_E_FIELD, other[i].what);
+		    PH_E_FIELD, "%s", other[i].what);
 	}
 	refundquery_ok(&s, "SUCCESS");
 	answer_of(&s, 0, 200);
@@ -1329,7 +1329,7 @@ test_refund_notify(void)
 	for (i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
 		is_int(notify_plain(ctx, root(refused[i].status,
 		    refused[i].fee, "100", refused[i].time), &ev), PH_E_FIELD,
-		    refused[i].what);
+		    "%s", refused[i].what);
 	is_int(notify_plain(ctx, "<xml><refund_fee>1</refund_fee></xml>",
 	    &ev), PH_E_SIGNATURE,
 	    "decrypts, but the root is not <root>: refused");
@@ -1368,7 +1368,7 @@ test_profile_url(void)
 
 	for (i = 0; i < sizeof(bad_url) / sizeof(bad_url[0]); i++)
 		is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
-		    bad_url[i].in), PH_E_CONFIG, bad_url[i].what);
+		    bad_url[i].in), PH_E_CONFIG, "%s", bad_url[i].what);
 	is_int(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL,
 	    "http://127.0.0.1:8080/notify/wxshop"), PH_OK,
 	    "refund_notify_url http: accepted");

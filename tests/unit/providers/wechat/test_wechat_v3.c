@@ -83,7 +83,7 @@ test_table(void)
 	    "table: api_version key");
 	for (i = 0; i < sizeof(kind) / sizeof(kind[0]); i++)
 		is_int(p->conf_keys[kind[i].key].type, kind[i].type,
-		    kind[i].what);
+		    "%s", kind[i].what);
 	is_str(p->conf_keys[WX_CONF_API_VERSION].def, "2",
 	    "api_version defaults to 2");
 	ok(p->conf_keys[WX_CONF_TIMESTAMP_TOLERANCE_S].type == PH_CONF_INT &&
@@ -184,7 +184,8 @@ test_profiles(void)
 		w3fx_prof_v3(&p);
 		*(const char **)((char *)&p + refused[i].field) =
 		    refused[i].value;
-		is_int(w3fx_mkprof(&p, &ctx, &d), PH_E_CONFIG, refused[i].what);
+		is_int(w3fx_mkprof(&p, &ctx, &d), PH_E_CONFIG, "%s",
+		    refused[i].what);
 	}
 	w3fx_prof_v3(&p);
 	p.certs[3] = w3fx_cert_a;
@@ -458,7 +459,7 @@ test_notify(void)
 		    "\"ciphertext\":\"%s\",\"associated_data\":\"\","
 		    "\"nonce\":\"fdasflkja484\"}}", short_ct[i].in);
 		is_int(notify_raw(ctx, raw, &ev), PH_E_SIGNATURE,
-		    short_ct[i].what);
+		    "%s", short_ct[i].what);
 	}
 
 	/* The envelope, strictly. */
@@ -507,7 +508,7 @@ test_notify(void)
 			memcpy(strstr(plain, bad_tx[i].part), bad_tx[i].with,
 			    strlen(bad_tx[i].with));
 		is_int(w3fx_notify_plain(ctx, &m, "transaction", plain, &ev,
-		    &d), bad_tx[i].rc, bad_tx[i].what);
+		    &d), bad_tx[i].rc, "%s", bad_tx[i].what);
 	}
 	w3fx_tx(plain, sizeof(plain), "A1", "42000001", "SUCCESS", "1");
 	snprintf(raw, sizeof(raw), "{\"sub_mchid\":\"1900000109\",%s",

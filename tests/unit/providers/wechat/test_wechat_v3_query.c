@@ -92,7 +92,7 @@ no_merchant_key(int close, const char *what, const char *names)
 	w3fx_mkprof(&p, &ctx, &d);
 	is_int(close ? pv->close_request(ctx, order_ref("A1"), &cc, &r, &d) :
 	    pv->query_request(ctx, order_ref("A1"), &cc, &r, &d), PH_E_CONFIG,
-	    what);
+	    "%s", what);
 	if (names != NULL)
 		ok(strstr(d.msg, names) != NULL,
 		    "diagnostic names the missing key");
@@ -269,8 +269,8 @@ test_query_response(void)
 		w3fx_sign_body(&s, w3fx_plat_b, "ABCDEF0123456789", NOW, plain,
 		    strlen(plain));
 		is_int(answer(ctx, "Q1", 200, &s, plain, &ev), PH_OK,
-		    states[i].state);
-		is_int(ev.kind, states[i].kind, states[i].state);
+		    "%s", states[i].state);
+		is_int(ev.kind, states[i].kind, "%s", states[i].state);
 		if (states[i].kind != PH_EV_PAYMENT_SUCCEEDED) {
 			snprintf(want, sizeof(want), "query:Q1:%s",
 			    states[i].state);

@@ -66,7 +66,7 @@ main(void)
 	    (unsigned)PH_PROVIDER_ABI - 1, (unsigned)PH_PROVIDER_ABI);
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		is_int(try(&l, bad[i].ours ? unit : providers, bad[i].name, &d),
-		    PH_E_PLUGIN, bad[i].what);
+		    PH_E_PLUGIN, "%s", bad[i].what);
 		snprintf(file, sizeof(file), "%s.so", bad[i].name);
 		ok(strstr(d.msg, file) != NULL && strstr(d.msg,
 		    bad[i].named != NULL ? bad[i].named : abi) != NULL,

@@ -161,7 +161,7 @@ statuses(const struct want_status *w, size_t n)
 
 	for (i = 0; i < n; i++)
 		is_int(call("GET", w[i].uri, w[i].auth, NULL), w[i].status,
-		    w[i].what);
+		    "%s", w[i].what);
 }
 
 static void
