@@ -723,6 +723,15 @@ test_requests(void *ctx)
 	    "\"out_request_no\":\"phr0000000000042\","
 	    "\"refund_reason\":\"客户\\\"退货\\\"\"}", "refund");
 
+	rr.query = 1;
+	is_int(payhook_provider()->refund_request(ctx, &rr, &cc, rq, &d),
+	    PH_OK, "refund query built");
+	afx_check_request(rq, "alipay.trade.fastpay.refund.query",
+	    "{\"out_trade_no\":\"" ORDER "\",\"trade_no\":\"" TRADE_NO "\","
+	    "\"out_request_no\":\"phr0000000000042\","
+	    "\"query_options\":[\"gmt_refund_pay\"]}", "refund query");
+	rr.query = 0;
+
 	rr.amount = 1235;
 	is_int(payhook_provider()->refund_request(ctx, &rr, &cc, rq, &d),
 	    PH_E_FIELD, "refund of more than the payment refused");
@@ -776,6 +785,7 @@ feed(void *ctx, int op, size_t len, int status, struct ph_event *ev)
 	if (op == 1)
 		return payhook_provider()->close_response(ctx, &o, &in, ev,
 		    &d);
+	rr.query = op == 3;
 	return payhook_provider()->refund_response(ctx, &rr, &in, ev, &d);
 }
 
@@ -1010,6 +1020,78 @@ test_close_refund_response(void *ctx)
 	    "ACQ.SELLER_BALANCE_NOT_ENOUGH: retried");
 }
 
+#define RQNODE "alipay_trade_fastpay_refund_query_response"
+
+/* A signed refund query answer: out_request_no req, refund_amount amount
+ * and refund_status status (NULL: none, as Alipay answers for a refund
+ * it has not made). */
+static size_t
+refund_query_answer(const char *req, const char *amount, const char *status)
+{
+	char obj[1024];
+
+	snprintf(obj, sizeof(obj), "{\"code\":\"10000\",\"msg\":\"Success\","
+	    "\"gmt_refund_pay\":\"" PAID_BJ "\",\"out_request_no\":\"%s\","
+	    "\"out_trade_no\":\"" ORDER "\",\"refund_amount\":\"%s\","
+	    "%s%s%s\"total_amount\":\"12.34\",\"trade_no\":\"" TRADE_NO "\"}",
+	    req, amount, status != NULL ? "\"refund_status\":\"" : "",
+	    status != NULL ? status : "", status != NULL ? "\"," : "");
+	return afx_answer_text(RQNODE, obj, NULL, afx_alipay_key);
+}
+
+static void
+test_refund_query_response(void *ctx)
+{
+	struct ph_event ev;
+	size_t len;
+
+	len = refund_query_answer("phr0000000000042", "5.00",
+	    "REFUND_SUCCESS");
+	is_int(feed(ctx, 3, len, 200, &ev), PH_OK, "refund query verifies");
+	is_int(ev.kind, PH_EV_REFUND_SUCCEEDED,
+	    "REFUND_SUCCESS: refunded");
+	is_str(ev.merchant_refund_id, "phr0000000000042",
+	    "... merchant refund id is out_request_no");
+	is_str(ev.txn_id, TRADE_NO, "... trade_no");
+	is_int(ev.amount, 500, "... amount asked for");
+	is_int(ev.occurred_at, PAID_AT, "... at gmt_refund_pay");
+	is_str(ev.dedup_key, "refund:" TRADE_NO ":phr0000000000042",
+	    "... the refund answer's dedup key");
+	len = refund_query_answer("phr0000000000042", "5.00", NULL);
+	is_int(feed(ctx, 3, len, 200, &ev), PH_OK, "no refund_status "
+	    "verifies");
+	is_int(ev.kind, PH_EV_PAYMENT_PENDING,
+	    "... not made (yet): pending, asked again");
+	len = refund_query_answer("phr0000000000043", "5.00",
+	    "REFUND_SUCCESS");
+	is_int(feed(ctx, 3, len, 200, &ev), PH_E_FIELD,
+	    "an answer about another refund refused");
+	len = refund_query_answer("phr0000000000042", "4.99",
+	    "REFUND_SUCCESS");
+	is_int(feed(ctx, 3, len, 200, &ev), PH_E_FIELD,
+	    "refund_amount other than asked for refused");
+	len = refund_query_answer("phr0000000000042", "5.00", "REFUND_ODD");
+	is_int(feed(ctx, 3, len, 200, &ev), PH_E_FIELD,
+	    "an unknown refund_status refused");
+	len = afx_answer_text(RQNODE, "{\"code\":\"40004\",\"msg\":"
+	    "\"Business Failed\",\"sub_code\":\"ACQ.TRADE_NOT_EXIST\"}",
+	    NULL, afx_alipay_key);
+	is_int(feed(ctx, 3, len, 200, &ev), PH_E_PROVIDER,
+	    "a query's ACQ.TRADE_NOT_EXIST: asked again, the refund not "
+	    "failed");
+	len = refund_query_answer("phr0000000000042", "5.00",
+	    "REFUND_SUCCESS");
+	afx_answer_body[len - 3] ^= 1;	/* inside the sign */
+	ok(feed(ctx, 3, len, 200, &ev) != PH_OK,
+	    "a refund query answer whose sign does not verify refused");
+	len = afx_answer_text(RNODE, "{\"code\":\"10000\",\"msg\":\"Success\","
+	    "\"fund_change\":\"Y\",\"out_trade_no\":\"" ORDER "\","
+	    "\"refund_fee\":\"5.00\",\"trade_no\":\"" TRADE_NO "\"}", NULL,
+	    afx_alipay_key);
+	is_int(feed(ctx, 3, len, 200, &ev), PH_E_MALFORMED,
+	    "a refund's answer to a query refused (another method's node)");
+}
+
 int
 main(void)
 {
@@ -1027,6 +1109,7 @@ main(void)
 	test_requests(ctx);
 	test_query_response(ctx);
 	test_close_refund_response(ctx);
+	test_refund_query_response(ctx);
 	payhook_provider()->profile_free(ctx);
 	afx_keys_free();
 	return done_testing();
