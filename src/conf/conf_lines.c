@@ -57,6 +57,33 @@ conf_lines_cut(const char *s, size_t len, size_t max)
 	return 0;
 }
 
+/*
+ * The length of a long key = value line s (len bytes) without its inline
+ * comment and the white space before it, as inih strips one from a line
+ * it reads whole: a ';' after white space in the value, the value's first
+ * character not counting.  inih would strip it from each piece of the
+ * line instead, and keep the tail of a comment cut in two.
+ */
+static size_t
+conf_lines_uncomment(const char *s, size_t len)
+{
+	size_t i = strcspn(s, "=:");
+	int was_space = 0;
+
+	if (i >= len)
+		return len;
+	for (i++; i < len && (s[i] == ' ' || s[i] == '\t'); i++)
+		;
+	for (; i < len; i++) {
+		if (was_space && s[i] == ';')
+			break;
+		was_space = conf_lines_space(s[i]);
+	}
+	while (i > 0 && conf_lines_space(s[i - 1]))
+		i--;
+	return i;
+}
+
 /* Hands out a piece: s (n bytes) after pre, and a newline. */
 static char *
 conf_lines_give(char *str, int num, const char *pre, const char *s,
@@ -70,6 +97,7 @@ char *
 conf_lines_read(struct conf_lines *l, char *str, int num)
 {
 	size_t max, n, len;
+	const char *s;
 	ssize_t got;
 
 	l->bad = NULL;
@@ -100,6 +128,13 @@ conf_lines_read(struct conf_lines *l, char *str, int num)
 	}
 	if (len <= max)
 		return conf_lines_give(str, num, "", l->buf, len);
+	/* A long comment or blank line: nothing for inih to read. */
+	s = l->buf + strspn(l->buf, " \t");
+	if (*s == '\0' || *s == ';' || *s == '#')
+		return conf_lines_give(str, num, "", "", 0);
+	if ((len = conf_lines_uncomment(l->buf, len)) <= max)
+		return conf_lines_give(str, num, "", l->buf, len);
+	l->buf[len] = '\0';
 	/* A long line: only key = value may be one; its first piece must
 	 * hold the key and the '='. */
 	n = strcspn(l->buf, "=:");
@@ -117,9 +152,9 @@ conf_lines_read(struct conf_lines *l, char *str, int num)
 	l->rest_len = len - n;
 	/* Every later cut must exist too, or the value would be lost. */
 	{
-		const char *s = l->rest;
 		size_t left = l->rest_len, k;
 
+		s = l->rest;
 		while (left > 0 && (k = conf_lines_cut(s, left, max)) > 0) {
 			s += k;
 			left -= k;

@@ -220,6 +220,55 @@ test_long_lines(void)
 	    NULL, "a long line without a key is "
 	    "refused by its number: %s", e);
 
+	/* Long comment and blank lines: nothing to read, nothing refused;
+	 * the line after them keeps its number. */
+	n = (size_t)snprintf(tail, sizeof(tail), "; ");
+	while (n < 1000)
+		n += (size_t)snprintf(tail + n, sizeof(tail) - n, "a comment ");
+	n += (size_t)snprintf(tail + n, sizeof(tail) - n, "\n  # ");
+	while (n < 1500)
+		tail[n++] = '#';
+	tail[n++] = '\n';
+	memset(tail + n, ' ', 300);
+	n += 300;
+	snprintf(tail + n, sizeof(tail) - n, "\nbogus line\n");
+	e = open_with("", "MD5", tail, NULL);
+	ok(strstr(e, "too long") == NULL &&
+	    strstr(e, "line 14: not a valid INI line") != NULL,
+	    "comment lines of 1000 and 500 bytes, a blank one of 300: "
+	    "skipped, the next line numbered (%s)", e);
+
+	/* A long line's inline comment is no part of its value, however
+	 * long either is; a ';' with no white space before it is. */
+	n = (size_t)snprintf(want, sizeof(want), "https://api.example.com/a;b/");
+	while (n < 229)
+		want[n++] = 'p';
+	want[n] = '\0';
+	n = (size_t)snprintf(tail, sizeof(tail), "api_base = %s    ; ", want);
+	while (n < 700)
+		n += (size_t)snprintf(tail + n, sizeof(tail) - n, "see the "
+		    "provider's docs; ");
+	snprintf(tail + n, sizeof(tail) - n, "\n");
+	e = open_with("", "MD5", tail, &c);
+	pr = c != NULL ? conf_profile(c, "wxshop") : NULL;
+	ok(pr != NULL && pr->api_base != NULL &&
+	    strcmp(pr->api_base, want) == 0, "a value of 229 bytes and a "
+	    "comment of 470: the value alone (%s)", e);
+	conf_free(c);
+	c = NULL;
+	n = (size_t)snprintf(tail, sizeof(tail), "api_base = "
+	    "https://api.example.com    ; ");
+	while (n < 400)
+		n += (size_t)snprintf(tail + n, sizeof(tail) - n, "more words ");
+	snprintf(tail + n, sizeof(tail) - n, "\n");
+	e = open_with("", "MD5", tail, &c);
+	pr = c != NULL ? conf_profile(c, "wxshop") : NULL;
+	ok(pr != NULL && pr->api_base != NULL &&
+	    strcmp(pr->api_base, "https://api.example.com") == 0,
+	    "a short value and a long comment: the value alone (%s)", e);
+	conf_free(c);
+	c = NULL;
+
 	/* The lines after a long one keep their numbers. */
 	memset(want, 'p', 300);
 	memcpy(want, "https://api.example.com/", 24);
