@@ -31,6 +31,10 @@
  * check); without it such a database is refused (payhook.fcgi never
  * creates or alters them).  An LMDB file is made whenever it is missing. */
 #define STORE_OPEN_CREATE 0x02
+/* LMDB: the file must hold payhook's records already (a backup to
+ * restore); an empty file, or another program's, is refused, not made
+ * into a new store. */
+#define STORE_OPEN_EXISTING 0x04
 
 /* The store's epoch: random, made when the store is made, made anew by a
  * restore; every id payhook hands out carries it (lower-case hex digits,

@@ -148,7 +148,8 @@ lmdb_open_file(const char *path, size_t map_size, int flags,
 		goto fail;
 	}
 	txn = NULL;
-	if ((rc = store_check_schema(&s->s, flags, 1, diag)) != PH_OK) {
+	if ((rc = store_check_schema(&s->s, flags,
+	    !(flags & STORE_OPEN_EXISTING), diag)) != PH_OK) {
 		store_close(&s->s);
 		return rc;
 	}
@@ -711,6 +712,7 @@ store_restore(const char *path, const char *backup, size_t map_size,
     struct store_restore_report *rep, struct ph_diag *diag)
 {
 	char tmp[4096], lock[4096], tmplock[4200];
+	char why[sizeof(((struct ph_diag *)0)->msg)];
 	struct store *s = NULL;
 	struct store_txn t;
 	struct stat st;
@@ -754,11 +756,21 @@ store_restore(const char *path, const char *backup, size_t map_size,
 	unlink(tmplock);
 	if ((rc = store_copy_file(backup, tmp, &rep->bytes, diag)) != PH_OK)
 		return rc;
-	/* The copy must be a store this payhook reads; it gets a new epoch
-	 * before anything can read it. */
-	if ((rc = store_lmdb_open(tmp, map_size, STORE_OPEN_OLDER, &s,
-	    diag)) != PH_OK)
+	/* The copy must be a store this payhook reads, never one LMDB
+	 * would make of an empty file; it gets a new epoch before anything
+	 * can read it. */
+	if (rep->bytes == 0) {
+		rc = ph_fail(diag, PH_E_STORE, "backup %s is empty (0 bytes): "
+		    "not a payhook database; nothing was replaced", backup);
 		goto fail;
+	}
+	if ((rc = store_lmdb_open(tmp, map_size, STORE_OPEN_OLDER |
+	    STORE_OPEN_EXISTING, &s, diag)) != PH_OK) {
+		ph_strlcpy(why, diag->msg, sizeof(why));
+		ph_fail(diag, rc, "backup %s is not a database this payhook "
+		    "reads (%s); nothing was replaced", backup, why);
+		goto fail;
+	}
 	ph_strlcpy(rep->epoch_before, store_epoch(s),
 	    sizeof(rep->epoch_before));
 	if ((rc = store_begin(s, 1, &t)) == PH_OK) {

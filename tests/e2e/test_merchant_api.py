@@ -10,6 +10,7 @@ import os
 import random
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -221,6 +222,24 @@ def test_restore(tap, inst, sim):
     p = inst.cli('restore', os.path.join(inst.dir, 'no-such.mdb'))
     tap.ok(p.returncode == 1 and 'no-such.mdb' in p.stderr,
            'restore of a missing file: exit 1, naming it', p.stderr)
+    # A backup whose copy failed (0 bytes), and another program's LMDB
+    # file: LMDB would make a new, empty store of either.
+    empty = os.path.join(inst.dir, 'empty.mdb')
+    open(empty, 'wb').close()
+    foreign = os.path.join(inst.dir, 'foreign.mdb')
+    subprocess.run(['mdb_load', '-n', '-f', '/dev/stdin', foreign],
+                   input=b'VERSION=3\nformat=print\ntype=btree\n'
+                   b'HEADER=END\n key\n value\nDATA=END\n', check=True)
+    for path, why in ((empty, 'is empty (0 bytes)'),
+                      (foreign, 'is not a database this payhook reads')):
+        p = inst.cli('restore', path)
+        tap.ok(p.returncode == 1 and why in p.stderr and
+               'nothing was replaced' in p.stderr,
+               'restore of %s: refused, exit 1 (%s)'
+               % (os.path.basename(path), why), p.returncode, p.stderr)
+        tap.ok(os.stat(inst.db).st_ino == st0.st_ino and
+               inst.cli('order', 'show', oid).returncode == 0,
+               '... the store is the one that was there, its orders kept')
     p = inst.cli('restore', backup)
     tap.is_(p.returncode, 0, 'restore once every process is gone',
             p.stderr)
