@@ -100,17 +100,20 @@ static const struct {
  * Collects the parameters and the request headers from the FastCGI
  * environment in one pass (FCGX_GetParam searches it from the start at
  * each call).  names holds the rewritten header names; headers point into
- * it and into envp.  *over when there were more than MAIN_HEADERS_MAX:
- * the request is refused, never read with some of its headers left out
- * (an Idempotency-Key among them).
+ * it and into envp (MAIN_HEADERS_MAX + 1 of each).  *over when there were
+ * more than MAIN_HEADERS_MAX: the request is refused, never read with some
+ * of its headers left out (an Idempotency-Key among them).  CONTENT_LENGTH
+ * is kept but not counted: the web server sets it whether or not the
+ * client sent the header (lighttpd: 0 for a GET).
  */
 static size_t
 main_headers(char **envp, struct main_params *p, struct ph_header *headers,
     char names[][128], int *over)
 {
-	size_t n = 0, len, i;
+	size_t n = 0, counted = 0, len, i;
 	const char *eq, *name;
 	char **e;
+	int length;
 
 	memset(p, 0, sizeof(*p));
 	*over = 0;
@@ -130,8 +133,10 @@ main_headers(char **envp, struct main_params *p, struct ph_header *headers,
 				break;
 			}
 		name = NULL;
-		if (n >= MAIN_HEADERS_MAX) {
-			*over |= (len > 5 && memcmp(*e, "HTTP_", 5) == 0);
+		length = len == 14 && memcmp(*e, "CONTENT_LENGTH", 14) == 0;
+		if (!length && counted >= MAIN_HEADERS_MAX) {
+			*over |= (len > 5 && memcmp(*e, "HTTP_", 5) == 0) ||
+			    (len == 12 && memcmp(*e, "CONTENT_TYPE", 12) == 0);
 			continue;
 		}
 		if (len > 5 && memcmp(*e, "HTTP_", 5) == 0)
@@ -139,13 +144,14 @@ main_headers(char **envp, struct main_params *p, struct ph_header *headers,
 			    sizeof(names[n]));
 		else if (len == 12 && memcmp(*e, "CONTENT_TYPE", 12) == 0)
 			name = "Content-Type";
-		else if (len == 14 && memcmp(*e, "CONTENT_LENGTH", 14) == 0)
+		else if (length)
 			name = "Content-Length";
 		if (name == NULL)
 			continue;
 		headers[n].name = name;
 		headers[n].value = eq + 1;
 		n++;
+		counted += !length;
 	}
 	return n;
 }
@@ -306,8 +312,8 @@ main_log(const struct web_request *req, const struct web_response *resp,
 static void
 main_serve(struct web_ctx *ctx, FCGX_Request *r)
 {
-	static struct ph_header headers[MAIN_HEADERS_MAX];
-	static char names[MAIN_HEADERS_MAX][128];
+	static struct ph_header headers[MAIN_HEADERS_MAX + 1];
+	static char names[MAIN_HEADERS_MAX + 1][128];
 	char request_id[WEB_REQUEST_ID_MAX + 1];
 	struct web_request req;
 	struct web_response resp;

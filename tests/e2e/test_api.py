@@ -5,6 +5,7 @@ route errors, body size, and base_path (a second instance under /pay/)."""
 import json
 import os
 import re
+import socket
 import sys
 import urllib.parse
 
@@ -443,6 +444,18 @@ def test_header_limit(tap, inst):
                  headers=few)
     tap.is_(r.status, 201, 'the same call with 20 headers: 201',
             r.describe())
+    # The bound itself, every line counted: lighttpd adds a
+    # CONTENT_LENGTH of 0 to a GET, which is no header of the client's.
+    for n, want in ((100, 200), (101, 431)):
+        lines = ['GET /orders/HDR1 HTTP/1.1', 'Host: %s' % harness.HOST,
+                 'Authorization: Bearer ' + inst.token, 'Connection: close']
+        lines += ['X-Pad-%03d: v' % i for i in range(n - 3)]
+        with socket.create_connection((harness.HOST, inst.server.port),
+                                      timeout=10) as sk:
+            sk.sendall(('\r\n'.join(lines) + '\r\n\r\n').encode())
+            head = sk.makefile('rb').readline()
+        tap.like(head.decode('latin-1'), r'^HTTP/1\.1 %d ' % want,
+                 'a GET of exactly %d request headers: %d' % (n, want))
 
 
 def main(tap):
