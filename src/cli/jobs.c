@@ -289,18 +289,26 @@ cli_reconcile_run(struct cli *c)
 	return CLI_EXIT_OK;
 }
 
+/* Whether name is a configured [push.name] endpoint. */
+static int
+cli_push_known(const struct cli *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < c->conf->npushes; i++)
+		if (strcmp(c->conf->pushes[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
 int
 cli_resend_run(struct cli *c)
 {
 	const char *name = c->a.word;
 	uint64_t next;
-	size_t i;
 	int rc;
 
-	for (i = 0; i < c->conf->npushes; i++)
-		if (strcmp(c->conf->pushes[i].name, name) == 0)
-			break;
-	if (i == c->conf->npushes) {
+	if (!cli_push_known(c, name)) {
 		fprintf(stderr, "payhook: no [push.%s] endpoint\n", name);
 		return CLI_EXIT_FAIL;
 	}
@@ -329,9 +337,22 @@ cli_deliveries_run(struct cli *c)
 	json_t *log, *e;
 	char when[32];
 	size_t i;
+	int rc;
 
-	if (push_log(c->store, c->a.word, 1000, &log) != PH_OK)
+	if ((rc = push_log(c->store, c->a.word, 1000, &log)) != PH_OK) {
+		fprintf(stderr, "payhook: events deliveries: %s\n",
+		    ph_strerror(rc));
 		return CLI_EXIT_FAIL;
+	}
+	/* A name no longer configured may still have its log; one never
+	 * configured and never logged is a mistake, not an empty log. */
+	if (c->a.word != NULL && json_array_size(log) == 0 &&
+	    !cli_push_known(c, c->a.word)) {
+		fprintf(stderr, "payhook: no [push.%s] endpoint, and no "
+		    "deliveries logged under that name\n", c->a.word);
+		json_decref(log);
+		return CLI_EXIT_FAIL;
+	}
 	json_array_foreach(log, i, e) {
 		text_time(json_integer_value(json_object_get(e, "at")),
 		    when);

@@ -26,8 +26,11 @@
 	{ name, CLI_OPT_WORD, CLI_ARG(f), needed, 0, 0, 0 }
 #define CLI_NUMBER(name, f, min, max, def) \
 	{ name, CLI_OPT_NUMBER, CLI_ARG(f), 0, min, max, def }
+/* Sequence numbers and ids, as the feed and the API take them: JSON's
+ * 64-bit signed integers, 0 to 2^63-1. */
+#define CLI_SEQ_MAX ((unsigned long long)LLONG_MAX)
 /* A page of a list: after a number, up to --limit (default 100). */
-#define CLI_PAGE(max) CLI_NUMBER("after", after, 0, ULLONG_MAX, 0), \
+#define CLI_PAGE(max) CLI_NUMBER("after", after, 0, CLI_SEQ_MAX, 0), \
 	CLI_NUMBER("limit", limit, 1, max, 100)
 
 /*
@@ -64,14 +67,14 @@ static const struct cli_cmd cli_cmds[CLI_CMD__MAX] = {
 	    .help = "print the event feed as JSON" },
 	[CLI_EVENTS_TAIL] = { .name = "events", .sub = "tail",
 	    .needs = CLI_STORE,
-	    .opts = { CLI_NUMBER("after", after, 0, ULLONG_MAX, 0),
+	    .opts = { CLI_NUMBER("after", after, 0, CLI_SEQ_MAX, 0),
 		CLI_FLAG("follow", flag) },
 	    .run = cli_events_tail_run, .args = "[--after SEQ] [--follow]",
 	    .help = "print events one JSON object per line" },
 	[CLI_EVENTS_RESEND] = { .name = "events", .sub = "resend",
 	    .needs = CLI_STORE,
 	    .opts = { CLI_WORD("endpoint", word, 1),
-		CLI_NUMBER("from", from, 0, ULLONG_MAX, 1) },
+		CLI_NUMBER("from", from, 0, CLI_SEQ_MAX, 1) },
 	    .run = cli_resend_run, .args = "--endpoint NAME [--from SEQ]",
 	    .help = "push events again from SEQ (default 1)" },
 	[CLI_EVENTS_DELIVERIES] = { .name = "events", .sub = "deliveries",

@@ -230,6 +230,10 @@ def test_push(tap, inst, recv):
     tap.ok('\t503\t' in r.stdout and '\t200\t' in r.stdout,
            'delivery log shows the failure and the delivery',
            r.stdout[-400:])
+    r = inst.cli('events', 'deliveries', '--endpoint', 'epr')
+    tap.ok(r.returncode == 1 and 'no [push.epr] endpoint' in r.stderr,
+           'a delivery log of a name never configured: exit 1, said so, '
+           'not an empty log', r.returncode, r.stderr)
     log_before = inst.cli('events', 'deliveries', '--endpoint',
                           'erp').stdout.splitlines()
     r = inst.cli('events', 'resend', '--endpoint', 'erp', '--from', '1')

@@ -126,6 +126,17 @@ def main(tap):
     tap.is_(len(json.loads(r.stdout or '[]')), 5, 'order list --json')
     r = inst.cli('events', 'tail', '--after', '15')
     tap.is_(len(r.stdout.splitlines()), 5, 'events tail --after 15: 5 lines')
+    # Sequence numbers are JSON's signed 64-bit integers, as GET /events
+    # takes them: 2^63-1 is the last, one more is a usage error.
+    r = inst.cli('events', '--after', str(2 ** 63 - 1))
+    tap.ok(r.returncode == 0 and json.loads(r.stdout or '{}').get('next') ==
+           2 ** 63 - 1, 'events --after 2^63-1: nothing after it, next '
+           'the same', r.stdout[-200:])
+    for cmd in (['events'], ['events', 'tail']):
+        r = inst.cli(*cmd, '--after', str(2 ** 63))
+        tap.ok(r.returncode == 64 and '--after' in r.stderr,
+               '%s --after 2^63: exit 64, naming --after' % ' '.join(cmd),
+               r.returncode, r.stdout[-200:], r.stderr)
     tap.ok(all(json.loads(l).get('type') == 'order.paid'
                for l in r.stdout.splitlines()), '... one JSON event each')
     r = inst.cli('stats')
