@@ -530,11 +530,16 @@ done:
 	json_decref(in);
 }
 
-/* A refund as the API shows it (caller frees). */
+/* A refund as the API shows it (caller frees): merchant_reason on every
+ * one, null for those payhook queues itself (none was given). */
 static json_t *
 api_refund_view(const json_t *item)
 {
-	return order_view_new(json_deep_copy(item), &order_api_refund);
+	json_t *v = order_view_new(json_deep_copy(item), &order_api_refund);
+
+	if (v != NULL && json_object_get(v, "merchant_reason") == NULL)
+		json_object_set_new(v, "merchant_reason", json_null());
+	return v;
 }
 
 /* The answer to a refund call: POST /orders/<id>/refunds (201 new, 200

@@ -392,6 +392,11 @@ def test_refund_run(tap, inst, sim, dbl, amount, workdir, reports):
     tap.is_(sorted(set(v['refunds'] for v in st['by_id'].values())), [1],
             'each refund id refunded exactly once')
     tap.is_(st['made'], len(ids), '%d refunds in all' % len(ids))
+    views = [inst.api('GET', '/refunds/%s' % i).json or {} for i in ids]
+    tap.ok(all('merchant_reason' in v and v['merchant_reason'] is None and
+               v.get('reason') == 'double_payment' for v in views),
+           'GET /refunds/<id> of a refund payhook queued: reason '
+           'double_payment, merchant_reason null', views[:1])
     tap.ok(any(v['calls'] >= 2 for v in st['by_id'].values()),
            'the in-flight ones were asked again with the same id (%s)'
            % sorted(v['calls'] for v in st['by_id'].values()))
@@ -729,8 +734,15 @@ def test_refund_query(tap, inst, sim):
     def seen(rid):
         return sim.stats()['refunds']['by_id'].get(rid)
 
+    def view(rid):
+        return inst.api('GET', '/refunds/%s' % rid).json or {}
+
     sim.control('/_sim/refund_mode', {'notify': 'drop'})
     oid, rid = paid_refund(600)
+    tap.ok(view(rid).get('merchant_reason') == '' and
+           view(rid).get('reason') == 'merchant',
+           'a merchant\'s refund asked for without a reason: '
+           'merchant_reason empty', view(rid))
     base = inst.last_seq()
     r = refunds_run(inst)
     tap.ok(r.returncode == 0 and state(rid) == 'PROCESSING' and
