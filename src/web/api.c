@@ -777,15 +777,25 @@ void
 api_events(struct web_ctx *ctx, const struct web_request *req,
     const char *unused, struct web_response *resp)
 {
+	static const char *const api_events_params[] = { "after", "limit",
+	    "epoch", NULL };
 	unsigned long long after = 0, limit = API_EVENTS_DEFAULT;
 	const char *epoch = store_epoch(ctx->store);
-	char want[STORE_EPOCH_LEN + 2], head[STORE_EPOCH_LEN + 64];
+	char want[STORE_EPOCH_LEN + 2], head[STORE_EPOCH_LEN + 64], bad[72];
+	int twice;
 	char num[TEXT_INT_MAX];
 	struct ph_buf *body;
 	json_t *out;
 	uint64_t next;
 	int rc;
 
+	if (web_query_known(req->uri, api_events_params, bad, sizeof(bad),
+	    &twice) != 0) {
+		web_error(resp, 400, "bad_request", twice ? "query parameter "
+		    "%s given twice" : "unknown query parameter \"%s\" (after, "
+		    "limit, epoch)", bad);
+		return;
+	}
 	/* Up to what next can say: a JSON integer is signed. */
 	if (api_uint_param(req->uri, "after", INT64_MAX, &after) < 0) {
 		web_error(resp, 400, "bad_request", "after must be a sequence "
@@ -801,7 +811,13 @@ api_events(struct web_ctx *ctx, const struct web_request *req,
 	/* A cursor of another epoch counts sequence numbers that a restore
 	 * has since given out again: the reader must start over. */
 	rc = web_query_param(req->uri, "epoch", want, sizeof(want));
-	if (rc < 0 || (rc > 0 && strcmp(want, epoch) != 0)) {
+	if (rc != 0 && (rc < 0 || strlen(want) != STORE_EPOCH_LEN ||
+	    strspn(want, "0123456789abcdef") != STORE_EPOCH_LEN)) {
+		web_error(resp, 400, "bad_request", "epoch must be the %d hex "
+		    "digits a page of the feed gave", STORE_EPOCH_LEN);
+		return;
+	}
+	if (rc > 0 && strcmp(want, epoch) != 0) {
 		out = json_pack("{s:s, s:s, s:s}", "error",
 		    "feed_epoch_changed", "message", "the feed was restored "
 		    "from a backup since this cursor was taken: read it again "

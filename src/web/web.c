@@ -232,6 +232,43 @@ web_unescape(const char *s, size_t n, char *out, size_t cap, int plus_space)
 }
 
 int
+web_query_known(const char *uri, const char *const *known, char *bad,
+    size_t cap, int *twice)
+{
+	const char *q = strchr(uri, '?'), *p, *amp, *eq;
+	unsigned seen = 0;
+	size_t i, n;
+
+	*twice = 0;
+	for (p = q != NULL ? q + 1 : ""; *p != '\0';
+	    p = *amp != '\0' ? amp + 1 : amp) {
+		if ((amp = strchr(p, '&')) == NULL)
+			amp = p + strlen(p);
+		if ((eq = memchr(p, '=', (size_t)(amp - p))) == NULL)
+			eq = amp;
+		n = (size_t)(eq - p);
+		if (n == 0 && eq == amp)
+			continue;		/* "&&" or a trailing '&' */
+		for (i = 0; known[i] != NULL && i < 32; i++)
+			if (strlen(known[i]) == n &&
+			    strncmp(p, known[i], n) == 0)
+				break;
+		if (known[i] == NULL || i == 32 || (seen & (1u << i))) {
+			*twice = known[i] != NULL && i < 32;
+			/* As sent, cut, anything but printable ASCII as '?'. */
+			for (i = 0; i < n && i + 1 < cap; i++)
+				bad[i] = p[i] > ' ' && p[i] < 0x7f && p[i] != '"' &&
+				    p[i] != '\\' ? p[i] : '?';
+			if (cap > 0)
+				bad[i] = '\0';
+			return -1;
+		}
+		seen |= 1u << i;
+	}
+	return 0;
+}
+
+int
 web_query_param(const char *uri, const char *name, char *out, size_t cap)
 {
 	const char *q = strchr(uri, '?'), *p, *amp, *eq;

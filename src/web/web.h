@@ -107,6 +107,11 @@ void web_utf8_copy(char *out, size_t cap, const char *s);
 const char *web_status_text(int status);
 /* The value of a query parameter, percent-decoded into out; 0 if absent. */
 int web_query_param(const char *uri, const char *name, char *out, size_t cap);
+/* 0 when every parameter of uri's query string is one of known (NULL-
+ * terminated), each at most once; else -1, the first other or repeated
+ * one's name (cut to cap) in bad and *twice set when it was repeated. */
+int web_query_known(const char *uri, const char *const *known, char *bad,
+    size_t cap, int *twice);
 /*
  * Percent-decodes n bytes of a URI component into out (cap bytes with the
  * NUL); plus_space turns '+' into ' ' (query strings).  -1 on a bad

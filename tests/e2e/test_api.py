@@ -378,6 +378,22 @@ def test_events(tap, inst):
               'after=9223372036854775808', 'after=18446744073709551615'):
         r = inst.api('GET', '/events?' + q)
         check_json_error(tap, r, 400, 'GET /events?%s' % q)
+    # A parameter twice or misspelt, or an epoch no page gave: refused,
+    # never the first value taken or the rest ignored.
+    for q, why in (('after=1&after=3', 'after given twice'),
+                   ('limit=1&limit=1000', 'limit given twice'),
+                   ('limt=2', 'unknown query parameter "limt"'),
+                   ('epoch=not-an-epoch', 'epoch must be'),
+                   ('epoch=', 'epoch must be'),
+                   ('epoch=ABCDEF0123456789', 'epoch must be')):
+        r = inst.api('GET', '/events?' + q)
+        tap.ok(r.status == 400 and why in ((r.json or {}).get('message')
+                                           or ''),
+               'GET /events?%s: 400, %s' % (q, why), r.describe())
+    epoch = (inst.events(after=0, limit=1).json or {}).get('epoch')
+    r = inst.api('GET', '/events?after=0&limit=1&epoch=%s&' % epoch)
+    tap.is_(r.status, 200, 'after, limit and the epoch once each (a '
+            'trailing &): 200', r.describe())
 
     ev = full[0]
     tap.is_(set(ev) >= {'seq', 'type', 'order_id', 'profile', 'provider',
