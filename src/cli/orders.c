@@ -88,7 +88,9 @@ cli_events_run(struct cli *c)
 		fprintf(stderr, "payhook: events: %s\n", ph_strerror(rc));
 		return CLI_EXIT_FAIL;
 	}
-	out = json_pack("{s:[], s:I}", "events", "next", (json_int_t)next);
+	/* As GET /events serves it, the epoch its cursor goes with too. */
+	out = json_pack("{s:s, s:[], s:I}", "epoch", store_epoch(c->store),
+	    "events", "next", (json_int_t)next);
 	json_array_foreach(events, i, e)
 		json_array_append_new(json_object_get(out, "events"),
 		    order_event_to_api(e));

@@ -128,6 +128,10 @@ def main(tap):
     tap.is_(len(r.stdout.splitlines()), 5, 'events tail --after 15: 5 lines')
     # Sequence numbers are JSON's signed 64-bit integers, as GET /events
     # takes them: 2^63-1 is the last, one more is a usage error.
+    r = inst.cli('events', '--limit', '1')
+    tap.is_(json.loads(r.stdout or '{}').get('epoch'),
+            (inst.events(after=0, limit=1).json or {}).get('epoch'),
+            'events: the epoch, as GET /events serves it')
     r = inst.cli('events', '--after', str(2 ** 63 - 1))
     tap.ok(r.returncode == 0 and json.loads(r.stdout or '{}').get('next') ==
            2 ** 63 - 1, 'events --after 2^63-1: nothing after it, next '
