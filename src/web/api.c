@@ -367,6 +367,18 @@ api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 	return out;
 }
 
+/* A call that takes no body: none, or {}; else 400, and 0. */
+static int
+api_no_body(const struct web_request *req, struct web_response *resp,
+    const char *what)
+{
+	if (req->body_len == 0 || (req->body_len == 2 &&
+	    memcmp(req->body, "{}", 2) == 0))
+		return 1;
+	web_error(resp, 400, "bad_request", "%s takes no body (or {})", what);
+	return 0;
+}
+
 void
 api_query_order(struct web_ctx *ctx, const struct web_request *req,
     const char *order_id, struct web_response *resp)
@@ -374,6 +386,8 @@ api_query_order(struct web_ctx *ctx, const struct web_request *req,
 	json_t *order, *asked, *view;
 	int rc, unreached = 0;
 
+	if (!api_no_body(req, resp, "a query"))
+		return;
 	rc = order_id_valid(order_id, strlen(order_id)) ?
 	    ledger_get_order(ctx->store, order_id, &order) : PH_E_NOTFOUND;
 	if (api_read_failed(resp, rc, "order", order_id))
@@ -696,12 +710,8 @@ api_cancel_refund(struct web_ctx *ctx, const struct web_request *req,
 	json_t *item = NULL;
 	int rc;
 
-	if (req->body_len > 0 && !(req->body_len == 2 &&
-	    memcmp(req->body, "{}", 2) == 0)) {
-		web_error(resp, 400, "bad_request", "a cancel takes no body "
-		    "(or {})");
+	if (!api_no_body(req, resp, "a cancel"))
 		return;
-	}
 	memset(&diag, 0, sizeof(diag));
 	if (req->idem != NULL)
 		req->idem->answer = api_refund_answer;

@@ -302,6 +302,18 @@ def test_query_now(tap, inst, sim):
     tap.is_(r.status, 404, 'query now on an unknown order: 404')
     r = inst.api('POST', '/orders/%s/query' % o, token='wrong')
     tap.is_(r.status, 401, 'query now without the token: 401')
+    r = inst.api('POST', '/orders/%s/query' % o, {})
+    tap.is_(r.status, 200, 'query now with {}: 200', r.describe())
+    o2 = oid('QBODY')
+    inst.create_order(o2, 250)
+    asked = sim.stats()['total']['query']
+    for body in ('{', 'not json at all', '{"force":true}', '[1,2]'):
+        r = inst.api('POST', '/orders/%s/query' % o2, body)
+        tap.ok(r.status == 400 and (r.json or {}).get('error') ==
+               'bad_request', 'query now with the body %r: 400 bad_request'
+               % body, r.describe())
+    tap.is_(sim.stats()['total']['query'], asked,
+            '... and the provider was not asked')
 
 
 def test_killed_sweeper(tap, inst, sim):
