@@ -78,6 +78,13 @@ cli_check_run(struct cli *c)
 	if (user != NULL &&
 	    (usable = cli_check_user(c->conf, user)) == CLI_EXIT_USAGE)
 		return usable;
+	/* Nothing is made for a user who cannot use it: a database made
+	 * now would be root's, in a folder made root's. */
+	if (usable != CLI_EXIT_OK) {
+		fprintf(stderr, "payhook: %s: user %s cannot run payhook with "
+		    "this configuration\n", c->path, user);
+		return usable;
+	}
 	/* Only an LMDB file is counted as created here: whether a
 	 * PostgreSQL store's tables were made is not reported. */
 	exists = c->conf->store_kind != STORE_LMDB ||
@@ -85,11 +92,6 @@ cli_check_run(struct cli *c)
 	if ((rc = cli_open_store(c, c->path, STORE_OPEN_CREATE)) !=
 	    CLI_EXIT_OK)
 		return rc;
-	if (usable != CLI_EXIT_OK) {
-		fprintf(stderr, "payhook: %s: user %s cannot run payhook with "
-		    "this configuration\n", c->path, user);
-		return usable;
-	}
 	cli_check_fill(c);
 	if (store_schema_found(c->store) < store_schema(c->store))
 		printf("payhook: database %s brought from schema %d to %d\n",

@@ -222,6 +222,20 @@ def run(tap, inst, user, who):
         fh.write(conf)
     os.unlink(token)
 
+    # The database's folder missing, in a folder the user cannot write:
+    # refused, and nothing made (made by root, it would be root's and the
+    # next check would name another problem).
+    var = os.path.dirname(inst.db)
+    shutil.rmtree(var)
+    os.chown(inst.etc, 0, 0)
+    os.chmod(inst.etc, 0o755)
+    p = inst.cli('check', '--user', user.pw_name)
+    tap.ok(p.returncode == 78 and 'user %s cannot create it' % user.pw_name
+           in p.stderr, 'a database folder %s cannot create: named, exit 78'
+           % user.pw_name, p.returncode, p.stderr)
+    tap.ok(not os.path.exists(var), '... and nothing made there',
+           os.listdir(inst.etc))
+
 
 if __name__ == '__main__':
     harness.run(main, need_lighttpd=False)
