@@ -512,12 +512,16 @@ metrics_render(struct ph_buf *out)
 			    value, __ATOMIC_RELAXED));
 	}
 	free(idx);
+	/* Every family is described, one without a series yet too (its
+	 * labels are not known before its first sample): a dashboard or an
+	 * alert can name it from the first scrape. */
 	for (k = 0; k < metrics_nfamilies && k < sizeof(seen); k++) {
 		f = &metrics_families[k];
-		if ((f->flags & METRICS_F_ZERO) && !seen[k]) {
-			metrics_head(out, f);
+		if (seen[k] || (f->flags & METRICS_F_SCRAPE))
+			continue;
+		metrics_head(out, f);
+		if (f->flags & METRICS_F_ZERO)
 			ph_buf_printf(out, "%s 0\n", f->name);
-		}
 	}
 	return out->err;
 }

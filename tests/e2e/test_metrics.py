@@ -168,6 +168,13 @@ def main(tap):
     text = scrape(inst)
     promtool_metrics(tap, text, 'a fresh instance')
     values, types = parse_metrics(text)
+    fresh = {f: types.get(f) for f in ('payhook_provider_calls_total',
+                                       'payhook_refunds_total')}
+    tap.is_(fresh, {f: 'counter' for f in fresh}, 'a fresh instance '
+            'describes the families without a sample yet (HELP and TYPE)')
+    tap.is_(len(re.findall(r'^# TYPE ', text, re.M)),
+            len(set(re.findall(r'^# TYPE (\S+)', text, re.M))),
+            '... each family once')
     tap.is_(job_times(values), {j: 0 for j in JOBS},
             'no job has succeeded yet: every last-success timestamp is 0')
     tap.ok(0 <= values.get('payhook_store_fill_ratio', -1) < 0.5,
