@@ -218,10 +218,8 @@ wxd_request_v3(const struct wx_ctx *ctx, const struct ph_download_ref *ref,
 	struct wxd_file f;
 	int rc;
 
-	if (ctx->v3->merchant_key == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "statement download needs "
-		    "merchant_private_key_file and merchant_serial in this "
-		    "profile");
+	if (!wx3_can_sign(ctx, "a statement download", diag))
+		return PH_E_CONFIG;
 	if (ref->step == 0) {
 		snprintf(path, sizeof(path), "%s?bill_date=%s&bill_type=ALL",
 		    WX3_BILL_PATH, ref->date);

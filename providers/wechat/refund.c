@@ -508,10 +508,8 @@ wx3_refund_request(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 	size_t len;
 	int rc = PH_OK;
 
-	if (ctx->v3->merchant_key == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "refunds need "
-		    "merchant_private_key_file and merchant_serial in this "
-		    "profile");
+	if (!wx3_can_sign(ctx, "a refund", diag))
+		return PH_E_CONFIG;
 	amount = json_pack("{s:I, s:I, s:s}", "refund",
 	    (json_int_t)ref->amount, "total", (json_int_t)ref->payment_amount,
 	    "currency", ref->currency);
@@ -775,22 +773,10 @@ wx3_refundquery_request(const struct wx_ctx *ctx,
     const struct ph_refund_ref *ref, const struct ph_call_ctx *cc,
     struct ph_http_request *out, struct ph_diag *diag)
 {
-	struct ph_buf path;
-	int rc;
-
-	if (ctx->v3->merchant_key == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "refund queries need "
-		    "merchant_private_key_file and merchant_serial in this "
-		    "profile");
-	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_puts(&path, WX3_REFUND_PATH "/");
-	ph_buf_pct(&path, ref->refund_id);
-	if ((rc = path.err) != PH_OK)
-		ph_fail(diag, rc, "request path too long");
-	else
-		rc = wx3_request_signed(ctx, cc, "GET", path.data, out, diag);
-	ph_buf_free(&path);
-	return rc;
+	if (!wx3_can_sign(ctx, "a refund query", diag))
+		return PH_E_CONFIG;
+	return wx3_request_id(ctx, cc, "GET", WX3_REFUND_PATH "/",
+	    ref->refund_id, NULL, out, diag);
 }
 
 int

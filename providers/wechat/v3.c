@@ -907,11 +907,47 @@ wx3_order_call_ok(const struct wx_ctx *ctx, const struct ph_order_ref *order,
 	if (cc == NULL || out == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
 	memset(out, 0, sizeof(*out));
-	if (ctx->v3->merchant_key == NULL)
-		return ph_fail(diag, PH_E_CONFIG, "%s needs "
-		    "merchant_private_key_file and merchant_serial in this "
-		    "profile", what);
+	if (!wx3_can_sign(ctx, what, diag))
+		return PH_E_CONFIG;
 	return wx_order_check(order, diag);
+}
+
+/* Whether the profile has the merchant key a call (named what) is signed
+ * with; diag says what is missing when not. */
+int
+wx3_can_sign(const struct wx_ctx *ctx, const char *what,
+    struct ph_diag *diag)
+{
+	if (ctx->v3->merchant_key != NULL)
+		return 1;
+	ph_fail(diag, PH_E_CONFIG, "%s needs merchant_private_key_file and "
+	    "merchant_serial in this profile", what);
+	return 0;
+}
+
+/*
+ * method on base, then id percent-encoded, then tail (NULL: none),
+ * signed as wx3_request_signed signs.  out is emptied on failure.
+ */
+int
+wx3_request_id(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const char *base, const char *id, const char *tail,
+    struct ph_http_request *out, struct ph_diag *diag)
+{
+	struct ph_buf path;
+	int rc;
+
+	ph_buf_init(&path, sizeof(out->path) - 1);
+	ph_buf_puts(&path, base);
+	ph_buf_pct(&path, id);
+	if (tail != NULL)
+		ph_buf_puts(&path, tail);
+	if ((rc = path.err) != PH_OK)
+		ph_fail(diag, rc, "request path too long");
+	else
+		rc = wx3_request_signed(ctx, cc, method, path.data, out, diag);
+	ph_buf_free(&path);
+	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
 /*
@@ -925,19 +961,8 @@ wx3_order_request(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
     const char *method, const struct ph_order_ref *order, const char *tail,
     struct ph_http_request *out, struct ph_diag *diag)
 {
-	struct ph_buf path;
-	int rc;
-
-	ph_buf_init(&path, sizeof(out->path) - 1);
-	ph_buf_puts(&path, WX3_QUERY_PATH);
-	ph_buf_pct(&path, order->order_id);
-	ph_buf_puts(&path, tail);
-	if ((rc = path.err) != PH_OK)
-		ph_fail(diag, rc, "request path too long");
-	else
-		rc = wx3_request_signed(ctx, cc, method, path.data, out, diag);
-	ph_buf_free(&path);
-	return ph_clear_on_fail(rc, out, sizeof(*out));
+	return wx3_request_id(ctx, cc, method, WX3_QUERY_PATH,
+	    order->order_id, tail, out, diag);
 }
 
 /* GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid={mch_id}. */

@@ -185,6 +185,11 @@ int wx3_request_url(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
 int wx3_request_signed(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
     const char *method, const char *path, struct ph_http_request *out,
     struct ph_diag *diag);
+int wx3_can_sign(const struct wx_ctx *ctx, const char *what,
+    struct ph_diag *diag);
+int wx3_request_id(const struct wx_ctx *ctx, const struct ph_call_ctx *cc,
+    const char *method, const char *base, const char *id, const char *tail,
+    struct ph_http_request *out, struct ph_diag *diag);
 int wx3_order_call_ok(const struct wx_ctx *ctx,
     const struct ph_order_ref *order, const struct ph_call_ctx *cc,
     struct ph_http_request *out, const char *what, struct ph_diag *diag);

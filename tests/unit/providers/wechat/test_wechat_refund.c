@@ -808,6 +808,27 @@ rsa_verify_b64(const char *msg, size_t len, const char *sig64)
 	return okv;
 }
 
+/* Whether req's Authorization signature verifies over method, path,
+ * the test's time and nonce and body, as WeChat Pay checks it. */
+static int
+signed_over(const struct ph_http_request *req, const char *method,
+    const char *path, const char *body)
+{
+	const char *auth = th_req_header(req, "Authorization"), *sig;
+	char msg[4096], sigbuf[1024];
+	size_t n;
+	int m;
+
+	if (auth == NULL || (sig = strstr(auth, "signature=\"")) == NULL)
+		return 0;
+	sig += strlen("signature=\"");
+	n = strcspn(sig, "\"");
+	snprintf(sigbuf, sizeof(sigbuf), "%.*s", (int)n, sig);
+	m = snprintf(msg, sizeof(msg), "%s\n%s\n1700000000\n"
+	    "000102030405060708090A0B0C0D0E0F\n%s\n", method, path, body);
+	return n > 0 && rsa_verify_b64(msg, (size_t)m, sigbuf);
+}
+
 static struct th_wx3_answer v3;
 
 /* An answer of WeChat Pay, signed with the platform key when signed_. */
@@ -832,11 +853,8 @@ test_v3(void)
 	struct ph_http_request req;
 	struct ph_refund_ref r;
 	struct ph_event ev;
-	const char *auth, *sig;
-	char msg[4096], sigbuf[1024];
+	const char *auth;
 	void *ctx = NULL;
-	size_t n;
-	int m;
 
 	tv3 = load_priv(th_tv3_priv_pem);
 	mkcc(V3_NOW);
@@ -860,16 +878,7 @@ test_v3(void)
 	    "\",signature=\"", 96) == 0 && strstr(auth, "\",timestamp=\""
 	    "1700000000\",serial_no=\"" V3_SERIAL "\"") != NULL,
 	    "... Authorization names mchid, nonce, timestamp, serial");
-	sig = auth != NULL ? strstr(auth, "signature=\"") : NULL;
-	n = 0;
-	if (sig != NULL) {
-		sig += strlen("signature=\"");
-		n = strcspn(sig, "\"");
-		snprintf(sigbuf, sizeof(sigbuf), "%.*s", (int)n, sig);
-	}
-	m = snprintf(msg, sizeof(msg), "POST\n/v3/refund/domestic/refunds\n"
-	    "1700000000\n000102030405060708090A0B0C0D0E0F\n%s\n", want);
-	ok(n > 0 && rsa_verify_b64(msg, (size_t)m, sigbuf),
+	ok(signed_over(&req, "POST", "/v3/refund/domestic/refunds", want),
 	    "... its signature verifies over the five lines with the body");
 
 	v3answer(200, "{\"amount\":{\"currency\":\"CNY\",\"discount_refund\":0,"
@@ -1091,11 +1100,7 @@ test_v3_query(void)
 	struct ph_http_request req;
 	struct ph_refund_ref r;
 	struct ph_event ev;
-	const char *auth, *sig;
-	char msg[1024], sigbuf[1024];
 	void *ctx = NULL;
-	size_t n = 0;
-	int m;
 
 	tv3 = load_priv(th_tv3_priv_pem);
 	mkcc(V3_NOW);
@@ -1108,16 +1113,7 @@ test_v3_query(void)
 	is_str(req.method, "GET", "... GET");
 	is_str(req.path, path, "... of the refund by out_refund_no");
 	is_int(req.body_len, 0, "... no body");
-	auth = th_req_header(&req, "Authorization");
-	sig = auth != NULL ? strstr(auth, "signature=\"") : NULL;
-	if (sig != NULL) {
-		sig += strlen("signature=\"");
-		n = strcspn(sig, "\"");
-		snprintf(sigbuf, sizeof(sigbuf), "%.*s", (int)n, sig);
-	}
-	m = snprintf(msg, sizeof(msg), "GET\n%s\n1700000000\n"
-	    "000102030405060708090A0B0C0D0E0F\n\n", path);
-	ok(n > 0 && rsa_verify_b64(msg, (size_t)m, sigbuf),
+	ok(signed_over(&req, "GET", path, ""),
 	    "... signed over the five lines, the body empty");
 
 	v3answer(200, "{\"amount\":{\"currency\":\"CNY\",\"refund\":1,"
