@@ -457,6 +457,21 @@ mkref(const char *order, const char *txn, const char *rid, int64_t amount,
 	return r;
 }
 
+/* The MD5 profile and the refund the v2 tests ask about (A1415640626's
+ * 50 of 100, phr0000000000007); the profile's context. */
+static void *
+v2_refund(struct ph_refund_ref *r, const char *what)
+{
+	void *ctx = NULL;
+
+	mkcc(1700000000);
+	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
+	    "%s: MD5 profile", what);
+	*r = mkref("A1415640626", "4200000215201811190261405420",
+	    "phr0000000000007", 50, 100, "duplicate payment");
+	return ctx;
+}
+
 static void
 test_v2_requests(void)
 {
@@ -478,11 +493,7 @@ test_v2_requests(void)
 	};
 	size_t i;
 
-	mkcc(1700000000);
-	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
-	    "refund: MD5 profile");
-	r = mkref("A1415640626", "4200000215201811190261405420",
-	    "phr0000000000007", 50, 100, "duplicate payment");
+	ctx = v2_refund(&r, "refund");
 	is_int(p->refund_request(ctx, &r, &cc, &req, &d), PH_OK,
 	    "v2 refund request built");
 	is_str(req.method, "POST", "... POST");
@@ -714,10 +725,7 @@ test_v2_answers(void)
 	void *ctx = NULL;
 	size_t i;
 
-	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
-	    "answers: profile");
-	r = mkref("A1415640626", "4200000215201811190261405420",
-	    "phr0000000000007", 50, 100, "duplicate payment");
+	ctx = v2_refund(&r, "answers");
 
 	refund_ok(&s);
 	answer_of(&s, 1, 200);
@@ -1007,11 +1015,7 @@ test_v2_query(void)
 	void *ctx = NULL;
 	size_t i;
 
-	mkcc(1700000000);
-	ok(v2profile(&ctx, APPID, MCH_ID, KEY_MD5, NULL, NULL) == PH_OK,
-	    "refund query: MD5 profile");
-	r = mkref("A1415640626", "4200000215201811190261405420",
-	    "phr0000000000007", 50, 100, "duplicate payment");
+	ctx = v2_refund(&r, "refund query");
 	r.query = 1;
 	is_int(p->refund_request(ctx, &r, &cc, &req, &d), PH_OK,
 	    "v2 refund query built");
