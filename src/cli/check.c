@@ -364,6 +364,7 @@ cli_store_new_epoch_run(struct cli *c)
 	ph_strlcpy(before, store_epoch(c->store), sizeof(before));
 	if ((rc = store_begin(c->store, 1, &t)) == PH_OK) {
 		store_new_epoch(&t);
+		store_seq_jump(&t);
 		rc = store_commit(&t);
 	}
 	if (rc != PH_OK) {

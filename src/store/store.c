@@ -169,7 +169,7 @@ store_check_schema(struct store *s, int flags, int create,
 	struct store_txn t;
 	struct store_key k;
 	struct store_val v;
-	char have[16];
+	char have[16], num[24];
 	int rc;
 
 	if ((rc = store_begin(s, create, &t)) != PH_OK)
@@ -210,6 +210,16 @@ store_check_schema(struct store *s, int flags, int create,
 	}
 	if (rc == PH_OK)
 		memcpy(s->epoch, v.data, STORE_EPOCH_LEN);
+	/* Decimal text, as the schema version: every engine's meta holds
+	 * text. */
+	store_meta_key(&k, "seq_floor");
+	s->seq_floor = 0;
+	if (store_get(&t, STORE_DB_META, &k, &v) == PH_OK && v.len > 0 &&
+	    v.len < sizeof(num)) {
+		snprintf(num, sizeof(num), "%.*s", (int)v.len,
+		    (const char *)v.data);
+		s->seq_floor = strtoull(num, NULL, 10);
+	}
 	store_abort(&t);
 	if (s->schema > STORE_SCHEMA_VERSION || s->schema < 1)
 		return ph_fail(diag, PH_E_STORE, "database %s has schema "
@@ -330,8 +340,9 @@ store_del(struct store_txn *t, enum store_db db, const struct store_key *k)
 		store_failed(t, rc);
 }
 
-uint64_t
-store_next_seq(struct store_txn *t, enum store_db db)
+/* The sequence number after the last of db's keys; 0 on t's error. */
+static uint64_t
+store_after_last(struct store_txn *t, enum store_db db)
 {
 	struct store_val last;
 	int rc;
@@ -346,6 +357,39 @@ store_next_seq(struct store_txn *t, enum store_db db)
 		return 0;
 	}
 	return last.len == 8 ? store_key_get_u64(&last) + 1 : 1;
+}
+
+void
+store_seq_jump(struct store_txn *t)
+{
+	uint64_t floor = t->store->seq_floor, e, r;
+	struct store_key k;
+	char num[24];
+	int n;
+
+	e = store_after_last(t, STORE_DB_EVENTS);
+	r = store_after_last(t, STORE_DB_REFUNDS);
+	if (t->err != PH_OK)
+		return;
+	if (e > floor)
+		floor = e;
+	if (r > floor)
+		floor = r;
+	floor += STORE_SEQ_GAP;
+	n = snprintf(num, sizeof(num), "%llu", (unsigned long long)floor);
+	store_meta_key(&k, "seq_floor");
+	store_put(t, STORE_DB_META, &k, num, (size_t)n);
+	if (t->err == PH_OK)
+		t->store->seq_floor = floor;
+}
+
+uint64_t
+store_next_seq(struct store_txn *t, enum store_db db)
+{
+	uint64_t seq = store_after_last(t, db);
+
+	return seq != 0 && seq < t->store->seq_floor ? t->store->seq_floor :
+	    seq;
 }
 
 int

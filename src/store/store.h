@@ -178,6 +178,15 @@ const char *store_epoch(const struct store *s);
 /* Makes a new random epoch in t, replacing any; the process sees it once
  * t commits. */
 void store_new_epoch(struct store_txn *t);
+/*
+ * After a restore (and with a new epoch): sequence numbers of events and
+ * refunds go on STORE_SEQ_GAP past every one the store holds, so none
+ * handed out after the backup was made is handed out again, even to a
+ * feed reader that sends no epoch.  Like the epoch, a running process
+ * keeps the floor it read when it opened the store.
+ */
+#define STORE_SEQ_GAP	((uint64_t)1 << 32)
+void store_seq_jump(struct store_txn *t);
 void store_close(struct store *s);
 
 int store_begin(struct store *s, int write, struct store_txn *t);

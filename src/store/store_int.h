@@ -68,6 +68,8 @@ struct store {
 	int schema_found;		/* ... when the store was opened */
 	char epoch[STORE_EPOCH_LEN + 1];
 	char epoch_new[STORE_EPOCH_LEN + 1];	/* made in an open txn */
+	uint64_t seq_floor;		/* the least sequence number handed
+					 * out from now on (store_seq_jump) */
 };
 
 /*

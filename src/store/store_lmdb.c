@@ -775,6 +775,7 @@ store_restore(const char *path, const char *backup, size_t map_size,
 	    sizeof(rep->epoch_before));
 	if ((rc = store_begin(s, 1, &t)) == PH_OK) {
 		store_new_epoch(&t);
+		store_seq_jump(&t);
 		rc = store_commit(&t);
 	}
 	if (rc != PH_OK) {

@@ -272,6 +272,21 @@ def test_restore(tap, inst, sim):
     tap.ok({e['id'] for e in before} <= now,
            '... and the events the backup holds keep their ids, so a '
            'reader that re-reads can deduplicate them')
+    # A reader that never sends the epoch, its cursor at the last event
+    # it read before the restore: it is given every event made since, as
+    # sequence numbers go on far past any handed out before.
+    cursor = max(e['seq'] for e in after)
+    since = [e for e in inst.all_events(0)
+             if e['id'] not in {x['id'] for x in before}]
+    r = inst.api('GET', '/events?after=%d&limit=1000' % cursor)
+    tap.is_(sorted(e['id'] for e in (r.json or {}).get('events') or []),
+            sorted(e['id'] for e in since), 'a reader without the epoch, '
+            'its cursor past the backup: given every event made since the '
+            'restore, none skipped', r.describe())
+    tap.ok(since and min(e['seq'] for e in since) >=
+           max(e['seq'] for e in before) + 2 ** 32,
+           '... their sequence numbers 2^32 past the backup\'s',
+           [e['seq'] for e in since][:3])
 
     # A new host: db_path's folder not there yet.
     fresh = harness.Instance(tap, 'restore-fresh')

@@ -435,6 +435,9 @@ def test_import(tap):
     tap.ok(new and new != old and r.json['events'][-1]['id'].startswith(
         new + '-'), 'the feed shows it, and new events carry it',
         r.describe())
+    tap.ok(r.json['events'][-1]['seq'] >= feed[-1]['seq'] + 2 ** 32,
+           '... with sequence numbers 2^32 past the store\'s before',
+           r.json['events'][-1]['seq'], feed[-1]['seq'])
     pg.stop()
 
 
