@@ -507,10 +507,27 @@ def upgrade(tap, debs):
                 scripts[name] = fh.read()
         except OSError:
             scripts[name] = ''
-    tap.ok('stop' not in re.sub(r'#.*', '', scripts['prerm']) or
-           'payhook-sweep' not in scripts['prerm'],
-           'prerm does not stop the sweeper timer on upgrade',
-           scripts['prerm'][:800])
+    # The installed prerm run as dpkg runs it, deb-systemd-invoke replaced
+    # by one that notes what it is asked.
+    calls = {}
+    with tempfile.TemporaryDirectory() as bindir:
+        log = os.path.join(bindir, 'calls')
+        fake = os.path.join(bindir, 'deb-systemd-invoke')
+        with open(fake, 'w') as fh:
+            fh.write('#!/bin/sh\necho "$@" >> %s\n' % log)
+        os.chmod(fake, 0o755)
+        for arg in ('upgrade', 'remove'):
+            if os.path.exists(log):
+                os.unlink(log)
+            r = run(['sh', '/var/lib/dpkg/info/payhook.prerm', arg, '0.1'],
+                    env=clean_env(PATH=bindir + ':' + os.environ['PATH']))
+            calls[arg] = (r.returncode, open(log).read().strip()
+                          if os.path.exists(log) else '')
+    tap.is_(calls['upgrade'], (0, ''),
+            'prerm upgrade: the sweeper timer is left running')
+    tap.ok(calls['remove'][0] == 0 and 'stop payhook-sweep.timer' in
+           calls['remove'][1], 'prerm remove: the sweeper timer stopped',
+           calls['remove'])
     tap.ok('restart payhook-sweep.timer' in scripts['postinst'],
            'postinst restarts a running sweeper timer after an upgrade')
 
