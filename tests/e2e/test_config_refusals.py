@@ -15,7 +15,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
-TEST_PLUGINS = os.path.join(harness.TOP_BUILDDIR, 'tests', 'unit', '.libs')
+TEST_PLUGINS = os.path.join(harness.TOP_BUILDDIR, 'tests', 'unit', 'src',
+                            'plugin', '.libs')
 
 
 def fcgi_start(inst):
