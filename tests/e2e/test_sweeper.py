@@ -378,15 +378,22 @@ def two_sweepers(sim, inst, call, slow_s):
     return first.get('rc'), second
 
 
+def lease_instance(tap, name, concurrency):
+    """An instance of its own for a test of the sweepers' leases: quick
+    sweeps, sweep_concurrency calls a wave."""
+    return harness.start_with_simulator(
+        tap, name, time_factor=1000,
+        core=dict(harness.QUICK_SWEEP,
+                  sweep_concurrency=str(concurrency)),
+        profile={'query_schedule': SCHEDULE})
+
+
 def test_lease_waves(tap):
     """A sweeper leases the orders of a batch as it asks about them, a
     wave of sweep_concurrency calls at a time, not the whole batch at
     once: a second sweeper coming after the first's oldest leases would
     have run out never asks the provider about an order again."""
-    sim, inst = harness.start_with_simulator(
-        tap, 'waves', time_factor=1000,
-        core=dict(harness.QUICK_SWEEP, sweep_concurrency='1'),
-        profile={'query_schedule': SCHEDULE})
+    sim, inst = lease_instance(tap, 'waves', 1)
     ids = [oid('WAVE%d' % i) for i in range(5)]
     for o in ids:
         inst.create_order(o, 100)
@@ -409,10 +416,7 @@ def test_close_lease(tap):
     """The closes of a wave go out an order at a time, after its queries:
     each holds its order's lease again first, so that a close sent after
     the wave's lease ran out is never sent by two sweepers."""
-    sim, inst = harness.start_with_simulator(
-        tap, 'closelease', time_factor=1000,
-        core=dict(harness.QUICK_SWEEP, sweep_concurrency='16'),
-        profile={'query_schedule': SCHEDULE})
+    sim, inst = lease_instance(tap, 'closelease', 16)
     # 16 calls: the 5 orders in one wave (room is kept for an order of
     # 8 profiles), their closes 2 s each, one after the other.
     ids = [oid('CLOSE%d' % i) for i in range(5)]
