@@ -378,6 +378,15 @@ def two_sweepers(sim, inst, call, slow_s):
     return first.get('rc'), second
 
 
+def each_once(tap, sim, inst, ids, kind, delay, what):
+    """Two sweepers (two_sweepers) with kind calls delay seconds long:
+    one test point, that the provider got one call of kind per order."""
+    first, second = two_sweepers(sim, inst, kind, delay)
+    by = sim.stats().get('by_order', {})
+    calls = {o: (by.get(o) or {}).get(kind) for o in ids}
+    tap.is_(sorted(set(calls.values())), [1], what, calls, first, second)
+
+
 def lease_instance(tap, name, concurrency):
     """An instance of its own for a test of the sweepers' leases: quick
     sweeps, sweep_concurrency calls a wave."""
@@ -400,12 +409,9 @@ def test_lease_waves(tap):
         sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
                                   'amount': 100, 'notify': {'drop_all': True}})
     time.sleep(1.2)
-    first, second = two_sweepers(sim, inst, 'query', 1.5)
-    by = sim.stats().get('by_order', {})
-    asked = {o: (by.get(o) or {}).get('query') for o in ids}
-    tap.is_(sorted(set(asked.values())), [1], 'two sweepers, one after '
-            'the other\'s leases would have run out: each order asked '
-            'about once', asked, first, second)
+    each_once(tap, sim, inst, ids, 'query', 1.5, 'two sweepers, one after '
+              'the other\'s leases would have run out: each order asked '
+              'about once')
     tap.ok(all((inst.order(o) or {}).get('state') == 'PAID' for o in ids),
            '... and every one of them PAID')
     inst.stop()
@@ -427,13 +433,9 @@ def test_close_lease(tap):
         sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o,
                                     'amount': 100})
     time.sleep(1.5)
-    first, second = two_sweepers(sim, inst, 'close', 2)
-    by = sim.stats().get('by_order', {})
-    closes = {o: (by.get(o) or {}).get('close') for o in ids}
-    tap.is_(sorted(set(closes.values())), [1], 'two sweepers, the second '
-            'after the first\'s wave lease ran out, its closes still '
-            'going out: each order closed at the provider once', closes,
-            first, second)
+    each_once(tap, sim, inst, ids, 'close', 2, 'two sweepers, the second '
+              'after the first\'s wave lease ran out, its closes still '
+              'going out: each order closed at the provider once')
     tap.ok(all((inst.order(o) or {}).get('state') == 'CLOSED' for o in ids),
            '... and every one of them CLOSED',
            [(inst.order(o) or {}).get('state') for o in ids])

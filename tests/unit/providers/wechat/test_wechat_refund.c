@@ -665,12 +665,19 @@ refund_head(struct kvs *s, const char *result)
 	kv(s, "result_code", result);
 }
 
+/* A SUCCESS answer's head and the payment the tests' refund is of. */
 static void
-refund_ok(struct kvs *s)
+refund_payment(struct kvs *s)
 {
 	refund_head(s, "SUCCESS");
 	kv(s, "transaction_id", "4200000215201811190261405420");
 	kv(s, "out_trade_no", "A1415640626");
+}
+
+static void
+refund_ok(struct kvs *s)
+{
+	refund_payment(s);
 	kv(s, "out_refund_no", "phr0000000000007");
 	kv(s, "refund_id", "50000408942018111907145868882");
 	kv(s, "refund_channel", "");
@@ -957,9 +964,7 @@ test_v3(void)
 static void
 refundquery_ok(struct kvs *s, const char *st)
 {
-	refund_head(s, "SUCCESS");
-	kv(s, "transaction_id", "4200000215201811190261405420");
-	kv(s, "out_trade_no", "A1415640626");
+	refund_payment(s);
 	kv(s, "total_fee", "100");
 	kv(s, "cash_fee", "100");
 	kv(s, "refund_count", "1");
