@@ -249,12 +249,13 @@ web_query_known(const char *uri, const char *const *known, char *bad,
 		n = (size_t)(eq - p);
 		if (n == 0 && eq == amp)
 			continue;		/* "&&" or a trailing '&' */
-		for (i = 0; known[i] != NULL && i < 32; i++)
+		/* At most 32 known names: one bit of seen each. */
+		for (i = 0; i < 32 && known[i] != NULL; i++)
 			if (strlen(known[i]) == n &&
 			    strncmp(p, known[i], n) == 0)
 				break;
-		if (known[i] == NULL || i == 32 || (seen & (1u << i))) {
-			*twice = known[i] != NULL && i < 32;
+		if (i == 32 || known[i] == NULL || (seen & (1u << i))) {
+			*twice = i < 32 && known[i] != NULL;
 			/* As sent, cut, anything but printable ASCII as '?'. */
 			for (i = 0; i < n && i + 1 < cap; i++)
 				bad[i] = p[i] > ' ' && p[i] < 0x7f && p[i] != '"' &&
