@@ -53,10 +53,13 @@ enum wxb_col {
 };
 #define WXB_MONEY_FIRST	WXB_TOTAL
 
-static const struct {
+/* A column's name in a header and the column it is. */
+struct wxb_name {
 	const char *name;
-	enum wxb_col col;
-} wxb_cols[] = {
+	int col;			/* enum wxb_col, or WXB_COUNT */
+};
+
+static const struct wxb_name wxb_cols[] = {
 	{ "交易时间", WXB_TIME },
 	{ "商户号", WXB_MCH },
 	{ "子商户号", WXB_SUB_MCH },
@@ -81,10 +84,7 @@ static const struct {
 
 /* Summary columns: the count, and the total of which money column. */
 #define WXB_COUNT	WXB__MAX
-static const struct {
-	const char *name;
-	enum wxb_col col;		/* WXB_COUNT for the count */
-} wxb_sums[] = {
+static const struct wxb_name wxb_sums[] = {
 	{ "总交易单数", WXB_COUNT },
 	{ "总交易额", WXB_TOTAL },
 	{ "订单总金额", WXB_ORDER_AMOUNT },
@@ -201,12 +201,37 @@ wxb_str(const struct wxb_field *f, char *dst, size_t cap)
 	return memchr(dst, '\0', f->n) != NULL ? -1 : 0;
 }
 
+/*
+ * Where the names of table t stand among the n fields f: map[col] is the
+ * field's index, or -1 when none has the name (map has nmap entries, one
+ * for each col of t).  Returns 0, or the number (from 1) of a field that
+ * names a column already found.
+ */
+static int
+wxb_map(const struct wxb_field *f, int n, const struct wxb_name *t,
+    int *map, int nmap)
+{
+	int i, j;
+
+	for (i = 0; i < nmap; i++)
+		map[i] = -1;
+	for (i = 0; i < n; i++)
+		for (j = 0; t[j].name != NULL; j++) {
+			if (!wxb_is(&f[i], t[j].name))
+				continue;
+			if (map[t[j].col] != -1)
+				return i + 1;
+			map[t[j].col] = i;
+		}
+	return 0;
+}
+
 static int
 wxb_header(struct wxb_state *s, const char *line, size_t len,
     uint64_t lineno, struct ph_diag *diag)
 {
 	struct wxb_field f[WXB_COLS_MAX];
-	int n, i, j;
+	int n, i;
 
 	/* An optional UTF-8 BOM before the first header only. */
 	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
@@ -217,18 +242,9 @@ wxb_header(struct wxb_state *s, const char *line, size_t len,
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a bill "
 		    "header (more than %d columns?)",
 		    (unsigned long long)lineno, WXB_COLS_MAX);
-	for (i = 0; i < WXB__MAX; i++)
-		s->col[i] = -1;
-	for (i = 0; i < n; i++)
-		for (j = 0; wxb_cols[j].name != NULL; j++) {
-			if (!wxb_is(&f[i], wxb_cols[j].name))
-				continue;
-			if (s->col[wxb_cols[j].col] != -1)
-				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
-				    "column %d repeats a column name",
-				    (unsigned long long)lineno, i + 1);
-			s->col[wxb_cols[j].col] = i;
-		}
+	if ((i = wxb_map(f, n, wxb_cols, s->col, WXB__MAX)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: column %d "
+		    "repeats a column name", (unsigned long long)lineno, i);
 	if (s->col[WXB_TIME] < 0 || s->col[WXB_MCH] < 0 ||
 	    s->col[WXB_TXN] < 0 || s->col[WXB_ORDER] < 0 ||
 	    s->col[WXB_STATE] < 0 || s->col[WXB_CURRENCY] < 0 ||
@@ -248,35 +264,27 @@ wxb_summary_header(struct wxb_state *s, const char *line, size_t len,
     uint64_t lineno, struct ph_diag *diag)
 {
 	struct wxb_field f[WXB_COLS_MAX];
-	int n, i, j, amounts = 0;
+	int n, i, c, amounts = 0;
 
 	if ((n = wxb_split(line, len, 0, f, WXB_COLS_MAX)) < 1)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a summary "
 		    "header", (unsigned long long)lineno);
-	for (i = 0; i <= WXB__MAX; i++)
-		s->sum[i] = -1;
-	for (i = 0; i < n; i++)
-		for (j = 0; wxb_sums[j].name != NULL; j++) {
-			if (!wxb_is(&f[i], wxb_sums[j].name))
-				continue;
-			if (s->sum[wxb_sums[j].col] != -1)
-				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
-				    "summary column %d repeats a name",
-				    (unsigned long long)lineno, i + 1);
-			/* A total of a column the bill does not have
-			 * cannot be checked. */
-			if (wxb_sums[j].col != WXB_COUNT &&
-			    s->col[wxb_sums[j].col] < 0)
-				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
-				    "summary column %d totals a column the "
-				    "header lacks", (unsigned long long)lineno,
-				    i + 1);
-			s->sum[wxb_sums[j].col] = i;
-			if (wxb_sums[j].col == WXB_TOTAL ||
-			    wxb_sums[j].col == WXB_ORDER_AMOUNT ||
-			    wxb_sums[j].col == WXB_SETTLE)
-				amounts++;
-		}
+	if ((i = wxb_map(f, n, wxb_sums, s->sum, WXB__MAX + 1)) != 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: summary "
+		    "column %d repeats a name", (unsigned long long)lineno, i);
+	for (c = 0; c < WXB__MAX; c++) {
+		if (s->sum[c] < 0)
+			continue;
+		/* A total of a column the bill does not have cannot be
+		 * checked. */
+		if (s->col[c] < 0)
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
+			    "summary column %d totals a column the header "
+			    "lacks", (unsigned long long)lineno,
+			    s->sum[c] + 1);
+		if (c == WXB_TOTAL || c == WXB_ORDER_AMOUNT || c == WXB_SETTLE)
+			amounts++;
+	}
 	if (s->sum[WXB_COUNT] < 0 || amounts == 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the summary "
 		    "header names no row count or no total of the payments",

@@ -160,6 +160,13 @@ static const struct th_row_case summary_bad[] = {
 	    "summary amount not a number: refused" },
 	{ 3, "总交易额,总退款金额", PH_E_MALFORMED, 4, NULL, NULL,
 	    "summary header without 总交易单数: refused" },
+	{ 3, "总交易单数,总交易额,总退款金额,总交易额,手续费总金额",
+	    PH_E_MALFORMED, 4, "line 4: summary column 4 repeats a name",
+	    NULL, "summary header naming 总交易额 twice: refused, column 4" },
+	{ 3, "总交易单数,总交易额,总退款金额,应结订单总金额,手续费总金额",
+	    PH_E_MALFORMED, 4, "summary column 4 totals a column the header "
+	    "lacks", NULL, "summary of 应结订单金额, a column TV-8 has not: "
+	    "refused" },
 };
 
 /* A line of TV-8 changed. */
@@ -187,6 +194,10 @@ static const struct th_row_case row_bad[] = {
 	    "a comma inside 商品名称 does not split it" },
 	{ 0, "交易时间,公众账号ID,商户号,微信订单号", PH_E_MALFORMED, 1, NULL,
 	    NULL, "a header without 商户订单号: refused at line 1" },
+	{ 0, "交易时间,公众账号ID,商户号,子商户号,特约商户号,微信订单号,"
+	    "商户订单号", PH_E_MALFORMED, 1, "line 1: column 5 repeats a "
+	    "column name", NULL, "a header naming the sub-merchant twice: "
+	    "refused, column 5" },
 	{ 2, "", PH_E_MALFORMED, 3, NULL, NULL,
 	    "an empty line among the rows: refused" },
 };
