@@ -13,11 +13,7 @@
 void
 ph_buf_init(struct ph_buf *b, size_t max)
 {
-	b->data = NULL;
-	b->len = 0;
-	b->cap = 0;
-	b->max = max;
-	b->err = PH_OK;
+	*b = (struct ph_buf){ .max = max, .err = PH_OK };
 }
 
 /* Makes room for n more bytes plus the terminating NUL. */

@@ -10,10 +10,7 @@
 void
 ph_kvlist_init(struct ph_kvlist *l, size_t max)
 {
-	l->items = NULL;
-	l->n = 0;
-	l->cap = 0;
-	l->max = max;
+	*l = (struct ph_kvlist){ .max = max };
 }
 
 int

@@ -268,6 +268,38 @@ test_schedule(void)
 	is_int(order_next_query(1000, 0, 0, sched, 0), 0, "no schedule");
 }
 
+/* Order S1's guard taken by token at now for 60 s; the order it gives
+ * let go. */
+static int
+guard_begin(struct store *s, int64_t now, const char *token,
+    struct ph_diag *d)
+{
+	json_t *o = NULL;
+	int rc;
+
+	rc = ledger_guard_begin(s, "S1", now, 60, token, &o, d);
+	json_decref(o);
+	return rc;
+}
+
+/* token's attempt at S1 for profile at now, the next query due at
+ * 1700000200; the order kept in *o when o is not NULL. */
+static int
+guard_end(struct store *s, const char *token, const char *profile,
+    int64_t now, int64_t hold_s, json_t **o, struct ph_diag *d)
+{
+	json_t *got = NULL;
+	int rc;
+
+	rc = ledger_guard_end(s, "S1", token, profile, NULL, now, hold_s,
+	    1700000200, NULL, &got, d);
+	if (o != NULL)
+		*o = got;
+	else
+		json_decref(got);
+	return rc;
+}
+
 static void
 test_sweeper_side(struct store *s)
 {
@@ -319,55 +351,45 @@ test_sweeper_side(struct store *s)
 	json_decref(o);
 
 	/* The guard. */
-	is_int(ledger_guard_begin(s, "S1", 1700000100, 60, "g1", &o, &d),
-	    PH_OK, "guard held by g1");
-	json_decref(o);
-	is_int(ledger_guard_begin(s, "S1", 1700000101, 60, "g2", &o, &d),
-	    PH_E_CONFLICT, "a concurrent attempt is refused");
-	json_decref(o);
-	is_int(ledger_guard_end(s, "S1", "g1", "wxhmac", NULL, 1700000102,
-	    60, 1700000200, NULL, &o, &d), PH_OK, "g1 records its attempt");
+	is_int(guard_begin(s, 1700000100, "g1", &d), PH_OK,
+	    "guard held by g1");
+	is_int(guard_begin(s, 1700000101, "g2", &d), PH_E_CONFLICT,
+	    "a concurrent attempt is refused");
+	is_int(guard_end(s, "g1", "wxhmac", 1700000102, 60, &o, &d), PH_OK,
+	    "g1 records its attempt");
 	ok(json_array_size(json_object_get(o, "attempts")) == 2,
 	    "two attempts on the order");
 	json_decref(o);
-	is_int(ledger_guard_begin(s, "S1", 1700000110, 60, "g4", &o, &d),
-	    PH_OK, "guard free again");
-	json_decref(o);
-	is_int(ledger_guard_end(s, "S1", "g4", "wxshop", NULL, 1700000110,
-	    60, 1700000200, NULL, &o, &d), PH_E_CONFLICT,
-	    "a new attempt 8s after an unsettled one is refused");
+	is_int(guard_begin(s, 1700000110, "g4", &d), PH_OK,
+	    "guard free again");
+	is_int(guard_end(s, "g4", "wxshop", 1700000110, 60, NULL, &d),
+	    PH_E_CONFLICT, "a new attempt 8s after an unsettled one is "
+	    "refused");
 	ok(strstr(d.msg, "not settled") != NULL, "... saying why: %s", d.msg);
-	json_decref(o);
-	is_int(ledger_guard_begin(s, "S1", 1700000111, 60, "g5", &o, &d),
-	    PH_OK, "... and the guard was let go");
-	json_decref(o);
+	is_int(guard_begin(s, 1700000111, "g5", &d), PH_OK,
+	    "... and the guard was let go");
 	ledger_guard_release(s, "S1", "g5");
 
 	/* A call whose hold ran out while it asked the provider, another
 	 * call having taken the guard meanwhile: refused at its end. */
-	is_int(ledger_guard_begin(s, "S1", 1700000120, 60, "g6", &o, &d),
-	    PH_OK, "g6 holds the guard");
-	json_decref(o);
-	is_int(ledger_guard_begin(s, "S1", 1700000181, 60, "g7", &o, &d),
-	    PH_OK, "its hold run out, g7 takes it");
-	json_decref(o);
-	is_int(ledger_guard_end(s, "S1", "g7", "wxhmac", NULL, 1700000181,
-	    0, 1700000200, NULL, &o, &d), PH_OK, "... and opens its attempt");
-	json_decref(o);
-	is_int(ledger_guard_end(s, "S1", "g6", "wxhmac", NULL, 1700000120,
-	    0, 1700000200, NULL, &o, &d), PH_E_CONFLICT,
-	    "g6 at its end: refused, never two attempts at once");
+	is_int(guard_begin(s, 1700000120, "g6", &d), PH_OK,
+	    "g6 holds the guard");
+	is_int(guard_begin(s, 1700000181, "g7", &d), PH_OK,
+	    "its hold run out, g7 takes it");
+	is_int(guard_end(s, "g7", "wxhmac", 1700000181, 0, NULL, &d),
+	    PH_OK, "... and opens its attempt");
+	is_int(guard_end(s, "g6", "wxhmac", 1700000120, 0, NULL, &d),
+	    PH_E_CONFLICT, "g6 at its end: refused, never two attempts at "
+	    "once");
 	ok(strstr(d.msg, "while this one was being checked") != NULL,
 	    "... saying why: %s", d.msg);
-	json_decref(o);
 
 	/* The guard of a call whose process was killed: taken over at once,
 	 * not refusing every attempt until its hold runs out. */
 	ok(fx_in_killed_child(guard_dead, NULL), "a call holds the guard and "
 	    "its process is killed");
-	is_int(ledger_guard_begin(s, "S1", 1700000191, 60, "g8", &o, &d),
-	    PH_OK, "... the next call takes the guard at once");
-	json_decref(o);
+	is_int(guard_begin(s, 1700000191, "g8", &d), PH_OK,
+	    "... the next call takes the guard at once");
 	ledger_guard_release(s, "S1", "g8");
 
 	/* An order has at most 32 attempts, its creation one of them: the
@@ -424,9 +446,8 @@ test_sweeper_side(struct store *s)
 		ok(!found, "a paid order leaves the due list");
 	}
 	json_decref(ids);
-	is_int(ledger_guard_begin(s, "S1", 1700000400, 60, "g3", &o, &d),
-	    PH_E_CONFLICT, "guard refuses an attempt on a paid order");
-	json_decref(o);
+	is_int(guard_begin(s, 1700000400, "g3", &d), PH_E_CONFLICT,
+	    "guard refuses an attempt on a paid order");
 	is_int(ledger_close_order(s, "S1", 1700001000, "expired", &r, &d),
 	    PH_E_CONFLICT, "a paid order is never closed");
 	is_str(fx_state(s, "S1"), "PAID", "... stays PAID");
