@@ -113,27 +113,22 @@ ph_csv_row_token(const struct ph_csv_row *r, int col, const char *name,
 	return PH_OK;
 }
 
+/* The header: where each of the layout's names stands. */
 static int
 ph_csv_header(const struct ph_csv_layout *lay, struct ph_csv_state *s,
-    const char *line, size_t len, uint64_t no, struct ph_diag *diag)
+    const struct ph_csv_row *r, uint64_t no, struct ph_diag *diag)
 {
-	const char *f[PH_CSV_FIELDS_MAX];
-	size_t n[PH_CSV_FIELDS_MAX];
-	int k, i, j;
+	int i, j;
 
-	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
-		line += 3;
-		len -= 3;
-	}
-	if ((k = ph_csv_split(line, len, f, n, PH_CSV_FIELDS_MAX)) < 1)
+	if (r->nf < 1)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a "
 		    "statement header", (unsigned long long)no);
 	for (j = 0; j < lay->nnames; j++)
 		s->col[j] = -1;
-	for (i = 0; i < k; i++)
+	for (i = 0; i < r->nf; i++)
 		for (j = 0; j < lay->nnames; j++) {
-			if (n[i] != strlen(lay->names[j]) ||
-			    memcmp(f[i], lay->names[j], n[i]) != 0)
+			if (r->n[i] != strlen(lay->names[j]) ||
+			    memcmp(r->f[i], lay->names[j], r->n[i]) != 0)
 				continue;
 			if (s->col[j] != -1)
 				return ph_fail(diag, PH_E_MALFORMED, "line %llu: "
@@ -146,22 +141,21 @@ ph_csv_header(const struct ph_csv_layout *lay, struct ph_csv_state *s,
 			return ph_fail(diag, PH_E_MALFORMED, "line %llu: no "
 			    "column %s", (unsigned long long)no,
 			    lay->names[j]);
-	s->ncols = k;
+	s->ncols = r->nf;
 	s->phase = 1;
 	return PH_OK;
 }
 
+/* The total line: total,<rows>,<sum>, which must agree with the rows. */
 static int
 ph_csv_total(const struct ph_csv_layout *lay, struct ph_csv_state *s,
-    const char *line, size_t len, uint64_t no, struct ph_diag *diag)
+    const struct ph_csv_row *r, uint64_t no, struct ph_diag *diag)
 {
-	const char *f[PH_CSV_FIELDS_MAX];
-	size_t n[PH_CSV_FIELDS_MAX];
 	int64_t count, sum;
 
-	if (ph_csv_split(line, len, f, n, PH_CSV_FIELDS_MAX) != 3 ||
-	    ph_money_parse_minor(f[1], n[1], &count) != PH_OK ||
-	    ph_money_parse_minor(f[2], n[2], &sum) != PH_OK)
+	if (r->nf != 3 ||
+	    ph_money_parse_minor(r->f[1], r->n[1], &count) != PH_OK ||
+	    ph_money_parse_minor(r->f[2], r->n[2], &sum) != PH_OK)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the total line "
 		    "is not total,<rows>,<sum of %s>", (unsigned long long)no,
 		    lay->sum_of);
@@ -174,21 +168,19 @@ ph_csv_total(const struct ph_csv_layout *lay, struct ph_csv_state *s,
 	return PH_OK;
 }
 
+/* A data line, given to the layout's row reader. */
 static int
 ph_csv_data(const struct ph_csv_layout *lay, const void *ctx,
-    struct ph_csv_state *s, const char *line, size_t len, uint64_t no,
+    struct ph_csv_state *s, struct ph_csv_row *r, uint64_t no,
     struct ph_event *ev, struct ph_diag *diag)
 {
-	struct ph_csv_row row;
-	int rc, k;
+	int rc;
 
-	if ((k = ph_csv_split(line, len, row.f, row.n,
-	    PH_CSV_FIELDS_MAX)) != s->ncols)
+	if (r->nf != s->ncols)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %d fields, the "
-		    "header has %d", (unsigned long long)no, k, s->ncols);
-	row.nf = k;
-	memcpy(row.col, s->col, sizeof(row.col));
-	if ((rc = lay->row(ctx, &row, no, ev, diag)) != PH_OK)
+		    "header has %d", (unsigned long long)no, r->nf, s->ncols);
+	memcpy(r->col, s->col, sizeof(r->col));
+	if ((rc = lay->row(ctx, r, no, ev, diag)) != PH_OK)
 		return rc;
 	if (ev->amount < 0 || s->sum > INT64_MAX - ev->amount)
 		return ph_fail(diag, PH_E_TOOBIG, "line %llu: the total "
@@ -211,21 +203,28 @@ ph_csv_step(const void *p, void *state, const struct ph_statement *st,
 	const struct ph_csv_call *call = p;
 	struct ph_csv_state *s = state;
 
+	struct ph_csv_row row;
+
 	if (line == NULL)
 		return s->phase == 2 ? PH_OK : ph_fail(diag, PH_E_MALFORMED,
 		    "the statement ends after line %llu without its total line "
 		    "(truncated?)", (unsigned long long)st->line);
+	if (s->phase == 2)
+		return len == 0 ? PH_OK : ph_fail(diag, PH_E_MALFORMED,
+		    "line %llu: text after the total line",
+		    (unsigned long long)st->line);
+	/* An optional UTF-8 BOM before the header. */
+	if (s->phase == 0 && len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+		line += 3;
+		len -= 3;
+	}
+	/* -1 (too many fields) is no header, total or row: each says so. */
+	row.nf = ph_csv_split(line, len, row.f, row.n, PH_CSV_FIELDS_MAX);
 	if (s->phase == 0)
-		return ph_csv_header(call->lay, s, line, len, st->line, diag);
-	if (s->phase == 1 && len >= 6 && memcmp(line, "total,", 6) == 0)
-		return ph_csv_total(call->lay, s, line, len, st->line, diag);
-	if (s->phase == 1)
-		return ph_csv_data(call->lay, call->ctx, s, line, len, st->line,
-		    ev, diag);
-	if (len > 0)
-		return ph_fail(diag, PH_E_MALFORMED, "line %llu: text after the "
-		    "total line", (unsigned long long)st->line);
-	return PH_OK;
+		return ph_csv_header(call->lay, s, &row, st->line, diag);
+	if (len >= 6 && memcmp(line, "total,", 6) == 0)
+		return ph_csv_total(call->lay, s, &row, st->line, diag);
+	return ph_csv_data(call->lay, call->ctx, s, &row, st->line, ev, diag);
 }
 
 int
