@@ -200,10 +200,9 @@ static int
 ph_csv_step(const void *p, void *state, const struct ph_statement *st,
     const char *line, size_t len, struct ph_event *ev, struct ph_diag *diag)
 {
+	struct ph_csv_row row;
 	const struct ph_csv_call *call = p;
 	struct ph_csv_state *s = state;
-
-	struct ph_csv_row row;
 
 	if (line == NULL)
 		return s->phase == 2 ? PH_OK : ph_fail(diag, PH_E_MALFORMED,

@@ -150,6 +150,12 @@ struct wxb_field {
 	size_t n;
 };
 
+/* A line in its fields: n of them, or -1 (too many, or not back-ticked). */
+struct wxb_line {
+	struct wxb_field f[WXB_COLS_MAX];
+	int n;
+};
+
 /*
  * Splits a header (sep ",") or a back-ticked line (sep ",`", the line
  * starting with "`") into at most max fields; -1 when it has more or
@@ -227,22 +233,16 @@ wxb_map(const struct wxb_field *f, int n, const struct wxb_name *t,
 }
 
 static int
-wxb_header(struct wxb_state *s, const char *line, size_t len,
-    uint64_t lineno, struct ph_diag *diag)
+wxb_header(struct wxb_state *s, const struct wxb_line *l, uint64_t lineno,
+    struct ph_diag *diag)
 {
-	struct wxb_field f[WXB_COLS_MAX];
-	int n, i;
+	int i;
 
-	/* An optional UTF-8 BOM before the first header only. */
-	if (len >= 3 && memcmp(line, "\xef\xbb\xbf", 3) == 0) {
-		line += 3;
-		len -= 3;
-	}
-	if ((n = wxb_split(line, len, 0, f, WXB_COLS_MAX)) < 1)
+	if (l->n < 1)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a bill "
 		    "header (more than %d columns?)",
 		    (unsigned long long)lineno, WXB_COLS_MAX);
-	if ((i = wxb_map(f, n, wxb_cols, s->col, WXB__MAX)) != 0)
+	if ((i = wxb_map(l->f, l->n, wxb_cols, s->col, WXB__MAX)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: column %d "
 		    "repeats a column name", (unsigned long long)lineno, i);
 	if (s->col[WXB_TIME] < 0 || s->col[WXB_MCH] < 0 ||
@@ -254,22 +254,21 @@ wxb_header(struct wxb_state *s, const char *line, size_t len,
 		    "id, WeChat and merchant order numbers, trade state, "
 		    "currency and total or order amount are needed)",
 		    (unsigned long long)lineno);
-	s->ncols = n;
+	s->ncols = l->n;
 	s->phase = WXB_ROWS;
 	return PH_OK;
 }
 
 static int
-wxb_summary_header(struct wxb_state *s, const char *line, size_t len,
+wxb_summary_header(struct wxb_state *s, const struct wxb_line *l,
     uint64_t lineno, struct ph_diag *diag)
 {
-	struct wxb_field f[WXB_COLS_MAX];
-	int n, i, c, amounts = 0;
+	int i, c, amounts = 0;
 
-	if ((n = wxb_split(line, len, 0, f, WXB_COLS_MAX)) < 1)
+	if (l->n < 1)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: not a summary "
 		    "header", (unsigned long long)lineno);
-	if ((i = wxb_map(f, n, wxb_sums, s->sum, WXB__MAX + 1)) != 0)
+	if ((i = wxb_map(l->f, l->n, wxb_sums, s->sum, WXB__MAX + 1)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: summary "
 		    "column %d repeats a name", (unsigned long long)lineno, i);
 	for (c = 0; c < WXB__MAX; c++) {
@@ -289,23 +288,23 @@ wxb_summary_header(struct wxb_state *s, const char *line, size_t len,
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the summary "
 		    "header names no row count or no total of the payments",
 		    (unsigned long long)lineno);
-	s->nsum = n;
+	s->nsum = l->n;
 	s->phase = WXB_SUMMARY;
 	return PH_OK;
 }
 
 static int
-wxb_summary(struct wxb_state *s, const char *line, size_t len,
-    uint64_t lineno, struct ph_diag *diag)
+wxb_summary(struct wxb_state *s, const struct wxb_line *l, uint64_t lineno,
+    struct ph_diag *diag)
 {
-	struct wxb_field f[WXB_COLS_MAX];
+	const struct wxb_field *f = l->f;
 	int64_t v;
-	int n, i;
+	int i;
 
-	if ((n = wxb_split(line, len, 1, f, WXB_COLS_MAX)) != s->nsum)
+	if (l->n != s->nsum)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the summary "
 		    "line has %d fields, its header %d",
-		    (unsigned long long)lineno, n, s->nsum);
+		    (unsigned long long)lineno, l->n, s->nsum);
 	for (i = 0; i <= WXB__MAX; i++) {
 		if (s->sum[i] < 0)
 			continue;
@@ -328,18 +327,19 @@ wxb_summary(struct wxb_state *s, const char *line, size_t len,
 /* Fills ev from a data line; ev->kind PH_EV_IGNORED for rows that are
  * not facts. */
 static int
-wxb_row(const struct wx_ctx *ctx, struct wxb_state *s, const char *line,
-    size_t len, uint64_t lineno, struct ph_event *ev, struct ph_diag *diag)
+wxb_row(const struct wx_ctx *ctx, struct wxb_state *s,
+    const struct wxb_line *l, uint64_t lineno, struct ph_event *ev,
+    struct ph_diag *diag)
 {
-	struct wxb_field f[WXB_COLS_MAX];
+	const struct wxb_field *f = l->f;
 	int64_t amount[WXB__MAX];
 	char state[32], buf[PH_ID_MAX + 1], text[WX_TEXT_MAX + 1];
 	const struct wxb_field *c;
-	int n, i, refund;
+	int i, refund;
 
-	if ((n = wxb_split(line, len, 1, f, WXB_COLS_MAX)) != s->ncols)
+	if (l->n != s->ncols)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %d fields, the "
-		    "header has %d", (unsigned long long)lineno, n, s->ncols);
+		    "header has %d", (unsigned long long)lineno, l->n, s->ncols);
 	/* Every money column, checked and summed on every row. */
 	for (i = WXB_MONEY_FIRST; i < WXB__MAX; i++) {
 		amount[i] = 0;
@@ -512,6 +512,8 @@ wxb_step(const void *p, void *state, const struct ph_statement *st,
 {
 	const struct wx_ctx *ctx = p;
 	struct wxb_state *s = state;
+	struct wxb_line l;
+	int ticked;
 
 	if (line == NULL) {
 		if (s->phase == WXB_HEADER)
@@ -519,24 +521,30 @@ wxb_step(const void *p, void *state, const struct ph_statement *st,
 			    "empty");
 		return wxb_end(s, st, diag);
 	}
-	switch (s->phase) {
-	case WXB_HEADER:
-		return wxb_header(s, line, len, st->line, diag);
-	case WXB_ROWS:
-		if (len > 0 && line[0] == '`')
-			return wxb_row(ctx, s, line, len, st->line, ev, diag);
-		if (len > 0)
-			return wxb_summary_header(s, line, len, st->line, diag);
+	if (s->phase == WXB_DONE)
+		return len == 0 ? PH_OK : ph_fail(diag, PH_E_MALFORMED,
+		    "line %llu: text after the summary",
+		    (unsigned long long)st->line);
+	if (s->phase == WXB_ROWS && len == 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: an empty line "
 		    "among the rows", (unsigned long long)st->line);
-	case WXB_SUMMARY:
-		return wxb_summary(s, line, len, st->line, diag);
-	default:
-		if (len > 0)
-			return ph_fail(diag, PH_E_MALFORMED, "line %llu: text "
-			    "after the summary", (unsigned long long)st->line);
-		return PH_OK;
+	/* An optional UTF-8 BOM before the first header only. */
+	if (s->phase == WXB_HEADER && len >= 3 &&
+	    memcmp(line, "\xef\xbb\xbf", 3) == 0) {
+		line += 3;
+		len -= 3;
 	}
+	/* Rows and the summary are back-ticked; the headers are not. */
+	ticked = s->phase == WXB_SUMMARY ||
+	    (s->phase == WXB_ROWS && line[0] == '`');
+	l.n = wxb_split(line, len, ticked, l.f, WXB_COLS_MAX);
+	if (s->phase == WXB_HEADER)
+		return wxb_header(s, &l, st->line, diag);
+	if (s->phase == WXB_SUMMARY)
+		return wxb_summary(s, &l, st->line, diag);
+	if (ticked)
+		return wxb_row(ctx, s, &l, st->line, ev, diag);
+	return wxb_summary_header(s, &l, st->line, diag);
 }
 
 int

@@ -25,10 +25,12 @@ struct conf_errs {
 	int warning[CONF_ERRS_MAX];
 };
 
-void conf_err(struct conf_errs *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-void conf_warn(struct conf_errs *e, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* A problem added to e (NULL: none kept): an error, or a warning that
+ * does not stop payhook from starting. */
+void conf_note(struct conf_errs *e, int warning, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+#define conf_err(e, ...)	conf_note((e), 0, __VA_ARGS__)
+#define conf_warn(e, ...)	conf_note((e), 1, __VA_ARGS__)
 /* Errors, not counting warnings. */
 size_t conf_errs_count(const struct conf_errs *e);
 

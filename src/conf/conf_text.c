@@ -11,40 +11,24 @@
 #include "conf/conf.h"
 #include "conf/conf_int.h"
 
-static void
-conf_add(struct conf_errs *e, int warning, const char *fmt, va_list ap)
+void
+conf_note(struct conf_errs *e, int warning, const char *fmt, ...)
 {
+	va_list ap;
+
 	if (e == NULL)
 		return;
 	if (e->n == CONF_ERRS_MAX) {
 		e->dropped++;
 		return;
 	}
+	va_start(ap, fmt);
 	vsnprintf(e->line[e->n], CONF_ERR_LEN, fmt, ap);
+	va_end(ap);
 	e->warning[e->n] = warning;
 	if (warning)
 		e->nwarn++;
 	e->n++;
-}
-
-void
-conf_err(struct conf_errs *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	conf_add(e, 0, fmt, ap);
-	va_end(ap);
-}
-
-void
-conf_warn(struct conf_errs *e, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	conf_add(e, 1, fmt, ap);
-	va_end(ap);
 }
 
 size_t
