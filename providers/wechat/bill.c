@@ -255,7 +255,6 @@ wxb_header(struct wxb_state *s, const struct wxb_line *l, uint64_t lineno,
 		    "currency and total or order amount are needed)",
 		    (unsigned long long)lineno);
 	s->ncols = l->n;
-	s->phase = WXB_ROWS;
 	return PH_OK;
 }
 
@@ -289,7 +288,6 @@ wxb_summary_header(struct wxb_state *s, const struct wxb_line *l,
 		    "header names no row count or no total of the payments",
 		    (unsigned long long)lineno);
 	s->nsum = l->n;
-	s->phase = WXB_SUMMARY;
 	return PH_OK;
 }
 
@@ -320,7 +318,6 @@ wxb_summary(struct wxb_state *s, const struct wxb_line *l, uint64_t lineno,
 		else
 			s->want[i] = v;
 	}
-	s->phase = WXB_DONE;
 	return PH_OK;
 }
 
@@ -513,7 +510,7 @@ wxb_step(const void *p, void *state, const struct ph_statement *st,
 	const struct wx_ctx *ctx = p;
 	struct wxb_state *s = state;
 	struct wxb_line l;
-	int ticked;
+	int ticked, rc, next;
 
 	if (line == NULL) {
 		if (s->phase == WXB_HEADER)
@@ -538,13 +535,24 @@ wxb_step(const void *p, void *state, const struct ph_statement *st,
 	ticked = s->phase == WXB_SUMMARY ||
 	    (s->phase == WXB_ROWS && line[0] == '`');
 	l.n = wxb_split(line, len, ticked, l.f, WXB_COLS_MAX);
-	if (s->phase == WXB_HEADER)
-		return wxb_header(s, &l, st->line, diag);
-	if (s->phase == WXB_SUMMARY)
-		return wxb_summary(s, &l, st->line, diag);
-	if (ticked)
-		return wxb_row(ctx, s, &l, st->line, ev, diag);
-	return wxb_summary_header(s, &l, st->line, diag);
+	switch (s->phase) {
+	case WXB_HEADER:
+		rc = wxb_header(s, &l, st->line, diag);
+		next = WXB_ROWS;
+		break;
+	case WXB_SUMMARY:
+		rc = wxb_summary(s, &l, st->line, diag);
+		next = WXB_DONE;
+		break;
+	default:
+		if (ticked)
+			return wxb_row(ctx, s, &l, st->line, ev, diag);
+		rc = wxb_summary_header(s, &l, st->line, diag);
+		next = WXB_SUMMARY;
+	}
+	if (rc == PH_OK)
+		s->phase = next;
+	return rc;
 }
 
 int
