@@ -69,19 +69,29 @@ ledger_batch_row(struct ledger_batch *b)
 		ledger_batch_flush(b);
 }
 
+/* The record under k in db, read in the batch's transaction: PH_OK,
+ * PH_E_NOTFOUND (also for a key too long to have been stored), or the
+ * store's error; *out NULL unless PH_OK. */
+static int
+ledger_batch_get(struct ledger_batch *b, enum store_db db,
+    const struct store_key *k, json_t **out)
+{
+	*out = NULL;
+	if (!b->open)
+		return PH_E_STORE;
+	if (k->err)
+		return PH_E_NOTFOUND;
+	return ledger_get(&b->t, db, k, out);
+}
+
 int
 ledger_batch_payment(struct ledger_batch *b, const char *profile,
     const char *txn_id, json_t **pay)
 {
 	struct store_key k;
 
-	*pay = NULL;
-	if (!b->open)
-		return PH_E_STORE;
 	ledger_key_pair(&k, STORE_KEY_PAYMENT, profile, txn_id);
-	if (k.err)
-		return PH_E_NOTFOUND;
-	return ledger_get(&b->t, STORE_DB_PAYMENTS, &k, pay);
+	return ledger_batch_get(b, STORE_DB_PAYMENTS, &k, pay);
 }
 
 int
@@ -90,13 +100,8 @@ ledger_batch_order(struct ledger_batch *b, const char *order_id,
 {
 	struct store_key k;
 
-	*order = NULL;
-	if (!b->open)
-		return PH_E_STORE;
 	ledger_key_order(&k, order_id);
-	if (k.err)
-		return PH_E_NOTFOUND;
-	return ledger_get(&b->t, STORE_DB_ORDERS, &k, order);
+	return ledger_batch_get(b, STORE_DB_ORDERS, &k, order);
 }
 
 int
