@@ -77,6 +77,34 @@ query_profiles(const struct conf *c, const json_t *order,
 	return n;
 }
 
+size_t
+query_unconfigured(const struct conf *c, const json_t *order,
+    const char **out, size_t max)
+{
+	const char *name;
+	json_t *a;
+	size_t i, j, n = 0;
+
+	for (i = 0; n < max; i++) {
+		if (i == 0)
+			name = json_string_value(json_object_get(order,
+			    "profile"));
+		else if ((a = json_array_get(json_object_get(order,
+		    "attempts"), i - 1)) != NULL)
+			name = json_string_value(json_object_get(a,
+			    "profile"));
+		else
+			break;
+		if (name == NULL || conf_profile(c, name) != NULL)
+			continue;
+		for (j = 0; j < n && strcmp(out[j], name) != 0; j++)
+			;
+		if (j == n)
+			out[n++] = name;
+	}
+	return n;
+}
+
 static const uint32_t query_op_caps[QUERY_OP__MAX] = {
 	PH_CAP_QUERY, PH_CAP_CLOSE, PH_CAP_REFUND,
 };

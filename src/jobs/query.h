@@ -79,6 +79,13 @@ void query_job_free(struct query_job *job);
 size_t query_profiles(const struct conf *c, const json_t *order,
     const struct conf_profile **out, size_t max);
 
+/* The profiles an order was offered on that the configuration no longer
+ * has (renamed or removed), distinct: the order cannot be asked there, so
+ * it must neither be closed nor left unasked.  Fills out (max entries,
+ * names inside order), returns how many. */
+size_t query_unconfigured(const struct conf *c, const json_t *order,
+    const char **out, size_t max);
+
 /* "paid", "pending", "closed", "failed", "not_found", ... */
 const char *query_kind_name(enum ph_event_kind k);
 

@@ -69,6 +69,30 @@ sweep_next(const struct conf *c, const json_t *order, int64_t now)
 }
 
 /*
+ * A pending order offered on profiles (names, n of them) the configuration
+ * no longer has: it cannot be asked there, so it is never closed and never
+ * dropped, but asked again (at its other profiles too) within
+ * SWEEP_UNCONFIGURED_S, with a warning each time, until the profile is
+ * configured again.  Returns the next query time.
+ */
+#define SWEEP_UNCONFIGURED_S 600
+static int64_t
+sweep_unconfigured(const struct conf *c, const json_t *order, const char *id,
+    const char **names, size_t n, int64_t now, struct sweep_stats *st)
+{
+	int64_t next = sweep_next(c, order, now);
+
+	log_warn("sweep: order %s was offered on profile %s%s, which the "
+	    "configuration no longer has: not asked there, not closed; "
+	    "asked again in %ds", id, names[0], n > 1 ? " (and others)" : "",
+	    SWEEP_UNCONFIGURED_S);
+	st->failures++;
+	if (next == 0 || next > now + SWEEP_UNCONFIGURED_S)
+		next = now + SWEEP_UNCONFIGURED_S;
+	return next;
+}
+
+/*
  * Holds the order's lease again before its closes go out: a wave's
  * closes are sent an order at a time, after all its queries, so the last
  * ones can come after the lease the wave took has run out and another
@@ -213,12 +237,19 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 	}
 	for (i = 0; i < n; i++) {
 		struct sweep_order *so = &orders[i];
+		const char *gone[SWEEP_PROFILES_MAX];
+		size_t ngone;
 		json_t *exp;
 		int64_t next = 0;
 
 		if (sweep_still_pending(s, so->id, &so->order)) {
 			exp = json_object_get(so->order, "expires_at");
-			if (!(json_is_integer(exp) &&
+			ngone = query_unconfigured(c, so->order, gone,
+			    SWEEP_PROFILES_MAX);
+			if (ngone > 0)
+				next = sweep_unconfigured(c, so->order, so->id,
+				    gone, ngone, now, st);
+			else if (!(json_is_integer(exp) &&
 			    json_integer_value(exp) <= now &&
 			    so->njobs > 0 &&
 			    sweep_close(c, s, token, so, jobs, now, st)))

@@ -341,10 +341,20 @@ api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 {
 	const struct conf_profile *prs[QUERY_PROFILES_MAX];
 	struct query_job jobs[QUERY_PROFILES_MAX];
+	const char *gone[QUERY_PROFILES_MAX];
 	json_t *out = json_array(), *r;
 	size_t i, n;
 
 	*unreached = 0;
+	/* A profile taken out of the configuration cannot be asked: the
+	 * order stays as stored, and the answer says so. */
+	n = query_unconfigured(ctx->conf, order, gone, QUERY_PROFILES_MAX);
+	for (i = 0; i < n; i++) {
+		*unreached = 1;
+		json_array_append_new(out, json_pack("{s:s, s:b, s:s++}",
+		    "profile", gone[i], "asked", 0, "error", "profile ",
+		    gone[i], " is not configured"));
+	}
 	n = query_profiles(ctx->conf, order, prs, QUERY_PROFILES_MAX);
 	for (i = 0; i < n; i++)
 		query_prepare(&jobs[i], QUERY_OP_QUERY, prs[i], order, now);

@@ -418,6 +418,53 @@ def test_lease_waves(tap):
     sim.stop()
 
 
+def test_removed_profile(tap):
+    """A profile taken out of the configuration (renamed, or removed by
+    mistake) while an order of it is pending and paid at the provider, its
+    notification lost: the order is neither dropped from the schedule nor
+    closed when it expires, the sweep and the query route say why, and the
+    order is asked again, and paid, once the profile is back."""
+    sim, inst = lease_instance(tap, 'rmprof', 4)
+    o = oid('RMPROF')
+    r = inst.create_order(o, 100, profile='wxhmac', expires_in=2)
+    tap.is_(r.status, 201, 'an order on wxhmac', r.describe())
+    sim_pay(sim, tap, o, 100, {'drop_all': True}, profile='wxhmac')
+    inst.stop()
+    kept = dict(inst.profiles)
+    del inst.profiles['wxhmac']
+    inst.write()
+    time.sleep(2.2)
+    rc, err = sweep(inst)
+    tap.is_(rc, 75, 'profile gone: the sweep exits 75, the order waits', err)
+    tap.ok(o in err and 'wxhmac' in err and 'no longer has' in err,
+           '... a warning naming the order and the profile', err)
+    got = inst.cli('order', 'show', o)
+    order = json.loads(got.stdout) if got.returncode == 0 else {}
+    tap.is_(order.get('state'), 'PENDING', '... expired, but not closed')
+    tap.ok(order.get('next_query_at') is not None,
+           '... and still on the schedule', got.stdout)
+    inst.start()
+    r = inst.api('POST', '/orders/%s/query' % o)
+    tap.is_(((r.json or {}).get('query') or {}), {
+        'provider_unavailable': True,
+        'calls': [{'profile': 'wxhmac', 'asked': False,
+                   'error': 'profile wxhmac is not configured'}]},
+        'POST /query: the profile not asked, and why', r.describe())
+    inst.stop()
+    inst.profiles = kept
+    inst.write()
+    # Asked again within ten minutes: a sweep eleven minutes on.
+    p = subprocess.run(['faketime', '-f', '+660s', PAYHOOK, '-c',
+                        inst.config, 'sweep'], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    got = inst.cli('order', 'show', o)
+    tap.is_((json.loads(got.stdout) if got.returncode == 0 else {}).get(
+        'state'), 'PAID', 'the profile back: asked again, PAID',
+        p.stderr.decode('utf-8', 'replace'))
+    sim.stop()
+
+
 def test_close_lease(tap):
     """The closes of a wave go out an order at a time, after its queries:
     each holds its order's lease again first, so that a close sent after
@@ -462,6 +509,7 @@ def main(tap):
     test_watch(tap, inst, sim)
     test_lease_waves(tap)
     test_close_lease(tap)
+    test_removed_profile(tap)
 
 
 if __name__ == '__main__':
