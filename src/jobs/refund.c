@@ -16,6 +16,15 @@
 
 #define REFUND_BATCH 256
 
+/* A string member of a refund record, "" when it has none. */
+static const char *
+refund_text(const json_t *item, const char *name)
+{
+	const char *v = json_string_value(json_object_get(item, name));
+
+	return v != NULL ? v : "";
+}
+
 int
 refund_run(const struct conf *c, struct store *s, int64_t now,
     const char *token, struct refund_stats *st)
@@ -54,6 +63,13 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 		}
 		json_decref(leased);
 		if ((pr = conf_profile(c, pname != NULL ? pname : "")) == NULL) {
+			/* Kept: the money is owed, and the profile may be
+			 * configured again. */
+			log_warn("refund %s of order %s: not sent: its profile "
+			    "%s is no longer configured; it waits until it is",
+			    refund_text(item, "refund_id"),
+			    refund_text(item, "order_id"), refund_text(item,
+			    "profile"));
 			ledger_refund_result(s, seq, token, PH_E_CONFIG,
 			    "its profile is no longer configured", NULL, now,
 			    &res);

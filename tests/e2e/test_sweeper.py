@@ -429,10 +429,27 @@ def test_removed_profile(tap):
     r = inst.create_order(o, 100, profile='wxhmac', expires_in=2)
     tap.is_(r.status, 201, 'an order on wxhmac', r.describe())
     sim_pay(sim, tap, o, 100, {'drop_all': True}, profile='wxhmac')
+    # A paid order of the same profile with a refund asked for.
+    paid = oid('RMREF')
+    inst.create_order(paid, 100, profile='wxhmac')
+    sim_pay(sim, tap, paid, 100, profile='wxhmac')
+    wait_for(lambda: (inst.order(paid) or {}).get('state') == 'PAID', 10)
+    r = inst.api('POST', '/orders/%s/refunds' % paid, {'amount': 40})
+    tap.is_(r.status, 201, 'a refund of a paid wxhmac order', r.describe())
+    rid = (r.json or {}).get('refund_id') or '?'
     inst.stop()
     kept = dict(inst.profiles)
     del inst.profiles['wxhmac']
     inst.write()
+    p = inst.cli('refunds', 'run')
+    tap.ok(p.returncode == 75 and rid in p.stderr and 'wxhmac' in p.stderr
+           and 'no longer configured' in p.stderr, 'refunds run, profile '
+           'gone: exit 75, a warning naming the refund and the profile',
+           p.returncode, p.stderr[-400:])
+    got = inst.cli('refunds', 'list')
+    tap.is_([line.split('\t')[1] for line in got.stdout.splitlines()
+             if line.split('\t')[0] == rid], ['PENDING'],
+            '... and the refund waits', got.stdout[-300:])
     time.sleep(2.2)
     rc, err = sweep(inst)
     tap.is_(rc, 75, 'profile gone: the sweep exits 75, the order waits', err)
