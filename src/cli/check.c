@@ -2,11 +2,14 @@
  * The commands that look after the installation: check, stats, backup,
  * dedup prune.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <payhook/sdk.h>
 
@@ -208,16 +211,18 @@ cli_backup_run(struct cli *c)
 }
 
 /*
- * restore FILE: as whoever runs it, not as the store's owner: root may
- * have to give the restored file to that owner, and the backup may be
- * root's.
+ * restore FILE: the backup is opened as whoever runs payhook (it may be
+ * root's alone), the rest done as the store's owner, as every other
+ * command: the store's folder is that user's, and root working there by
+ * name would follow any link that user planted.
  */
 int
 cli_restore_run(struct cli *c)
 {
 	struct store_restore_report rep;
 	struct ph_diag diag;
-	int rc;
+	struct stat st;
+	int rc, fd;
 
 	if (c->conf->store_kind != STORE_LMDB) {
 		fprintf(stderr, "payhook: restore: the store is PostgreSQL: "
@@ -225,9 +230,25 @@ cli_restore_run(struct cli *c)
 		    "base backup); payhook restore takes an LMDB backup\n");
 		return CLI_EXIT_FAIL;
 	}
+	if ((fd = open(c->a.word, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
+		fprintf(stderr, "payhook: restore: backup %s: %s\n", c->a.word,
+		    strerror(errno));
+		return CLI_EXIT_FAIL;
+	}
+	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
+		fprintf(stderr, "payhook: restore: backup %s: not a regular "
+		    "file\n", c->a.word);
+		close(fd);
+		return CLI_EXIT_FAIL;
+	}
+	if (cli_become_owner(c) != 0) {
+		close(fd);
+		return CLI_EXIT_FAIL;
+	}
 	memset(&diag, 0, sizeof(diag));
-	rc = store_restore(c->conf->db_path, c->a.word,
+	rc = store_restore(c->conf->db_path, fd, c->a.word,
 	    (size_t)c->conf->map_size_mb << 20, &rep, &diag);
+	close(fd);
 	if (rc != PH_OK) {
 		fprintf(stderr, "payhook: restore: %s\n", diag.msg);
 		return rc == PH_E_CONFLICT ? CLI_EXIT_TEMPFAIL : CLI_EXIT_FAIL;

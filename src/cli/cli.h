@@ -152,6 +152,9 @@ extern volatile sig_atomic_t cli_stop;	/* set by SIGTERM and SIGINT */
 void cli_catch_signals(void);
 int cli_open_conf(struct cli *c);
 int cli_open_store(struct cli *c, const char *where, int flags);
+/* As root, becomes the store's owner (the owner of its folder while there
+ * is no store); 0, or -1 after printing why. */
+int cli_become_owner(const struct cli *c);
 int cli_open(struct cli *c);
 void cli_close(struct cli *c);
 int cli_print_new(json_t *j);

@@ -91,7 +91,7 @@ cli_store_owner(const char *db_path, struct stat *st)
  * whoever opens them first, mode 0600, and a root-owned one locks the web
  * server out.  Prints why when it cannot.
  */
-static int
+int
 cli_become_owner(const struct cli *c)
 {
 	const char *db = c->conf->db_path;

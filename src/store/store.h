@@ -265,16 +265,21 @@ struct store_restore_report {
 };
 
 /*
- * Puts the backup at backup in place of the store at path: refused
- * (PH_E_CONFLICT) while any process has the store open (LMDB's lock file
- * says so); else the backup is copied beside the store, checked by opening
- * it, given a new epoch (every id handed out after the restore differs
- * from those handed out before it), given the owner and mode of the store
- * it replaces (of its folder when there is none and root restores), and
- * renamed over it; the stale lock file and group commit file go.
+ * Puts the backup read from fd (named backup in messages; the caller
+ * keeps fd) in place of the store at path: refused (PH_E_CONFLICT) while
+ * any process has the store open (LMDB's lock file says so); else the
+ * backup is copied beside the store, checked by opening it, given a new
+ * epoch (every id handed out after the restore differs from those handed
+ * out before it), given the mode (and, run by root, the owner) of the
+ * store it replaces, and renamed over it; the stale lock file and group
+ * commit file go.  Everything it does in the store's folder is done by
+ * name as whoever calls it: the caller must be the folder's owner, never
+ * root in a folder another user may write (links planted there would be
+ * followed).
  */
-int store_restore(const char *path, const char *backup, size_t map_size,
-    struct store_restore_report *rep, struct ph_diag *diag);
+int store_restore(const char *path, int fd, const char *backup,
+    size_t map_size, struct store_restore_report *rep,
+    struct ph_diag *diag);
 
 /* What store_copy copied: records of each kind in both stores. */
 struct store_copy_report {

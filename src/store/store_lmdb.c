@@ -648,23 +648,28 @@ store_in_use(const char *path, long *pid)
 	return busy;
 }
 
-/* Copies from to a new file to (mode 0600), flushed. */
+/*
+ * Copies what fd holds (from, in messages) to a new file to, flushed, with
+ * rep's mode and, as root, its owner: set through the new file's own
+ * descriptor, never by name.
+ */
 static int
-store_copy_file(const char *from, const char *to, size_t *bytes,
-    struct ph_diag *diag)
+store_copy_file(int in, const char *from, const char *to,
+    struct store_restore_report *rep, struct ph_diag *diag)
 {
 	char buf[65536];
 	ssize_t n, w;
-	int in, out, rc = PH_OK;
+	int out, rc = PH_OK;
 
-	*bytes = 0;
-	if ((in = open(from, O_RDONLY | O_CLOEXEC)) == -1)
-		return ph_fail(diag, PH_E_IO, "backup %s: %s", from,
-		    strerror(errno));
-	if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) == -1) {
-		close(in);
+	rep->bytes = 0;
+	if ((out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+	    O_CLOEXEC, 0600)) == -1)
 		return ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
+	if ((geteuid() == 0 && fchown(out, (uid_t)rep->uid,
+	    (gid_t)rep->gid) == -1) || fchmod(out, (mode_t)rep->mode) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "%s: cannot give it the owner and "
+		    "mode of the database: %s", to, strerror(errno));
+		goto done;
 	}
 	while ((n = read(in, buf, sizeof(buf))) > 0) {
 		for (w = 0; w < n; ) {
@@ -677,7 +682,7 @@ store_copy_file(const char *from, const char *to, size_t *bytes,
 			}
 			w += k;
 		}
-		*bytes += (size_t)n;
+		rep->bytes += (size_t)n;
 	}
 	if (n == -1)
 		rc = ph_fail(diag, PH_E_IO, "backup %s: %s", from,
@@ -685,7 +690,6 @@ store_copy_file(const char *from, const char *to, size_t *bytes,
 	else if (fsync(out) == -1)
 		rc = ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
 done:
-	close(in);
 	if (close(out) == -1 && rc == PH_OK)
 		rc = ph_fail(diag, PH_E_IO, "%s: %s", to, strerror(errno));
 	if (rc != PH_OK)
@@ -693,23 +697,10 @@ done:
 	return rc;
 }
 
-/* The owner of the folder that holds path. */
-static int
-store_dir_owner(const char *path, struct stat *st)
-{
-	char *tmp = strdup(path);
-	int rc;
-
-	if (tmp == NULL)
-		return -1;
-	rc = stat(dirname(tmp), st);
-	free(tmp);
-	return rc;
-}
-
 int
-store_restore(const char *path, const char *backup, size_t map_size,
-    struct store_restore_report *rep, struct ph_diag *diag)
+store_restore(const char *path, int fd, const char *backup,
+    size_t map_size, struct store_restore_report *rep,
+    struct ph_diag *diag)
 {
 	char tmp[4096], lock[4096], tmplock[4200];
 	char why[sizeof(((struct ph_diag *)0)->msg)];
@@ -746,15 +737,11 @@ store_restore(const char *path, const char *backup, size_t map_size,
 	} else if (errno != ENOENT)
 		return ph_fail(diag, PH_E_IO, "database %s: %s", path,
 		    strerror(errno));
-	else if (geteuid() == 0 && store_dir_owner(path, &st) == 0) {
-		/* No store to take after: root gives it to the folder's
-		 * owner, the user payhook.fcgi runs as. */
-		rep->uid = (long)st.st_uid;
-		rep->gid = (long)st.st_gid;
-	}
+	/* The store must stay the owner's to read and write. */
+	rep->mode |= S_IRUSR | S_IWUSR;
 	unlink(tmp);
 	unlink(tmplock);
-	if ((rc = store_copy_file(backup, tmp, &rep->bytes, diag)) != PH_OK)
+	if ((rc = store_copy_file(fd, backup, tmp, rep, diag)) != PH_OK)
 		return rc;
 	/* The copy must be a store this payhook reads, never one LMDB
 	 * would make of an empty file; it gets a new epoch before anything
@@ -788,12 +775,6 @@ store_restore(const char *path, const char *backup, size_t map_size,
 	store_close(s);
 	s = NULL;
 	unlink(tmplock);
-	if (chown(tmp, (uid_t)rep->uid, (gid_t)rep->gid) == -1 ||
-	    chmod(tmp, (mode_t)rep->mode) == -1) {
-		rc = ph_fail(diag, PH_E_IO, "%s: cannot give it the owner and "
-		    "mode of %s: %s", tmp, path, strerror(errno));
-		goto fail;
-	}
 	/* Checked again: a process may have opened the store meanwhile. */
 	if ((busy = store_in_use(path, &pid)) != 0) {
 		rc = ph_fail(diag, PH_E_CONFLICT, "database %s was opened by "

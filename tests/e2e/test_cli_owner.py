@@ -10,12 +10,16 @@ server needs that is missing (and whether the user can create it) or that
 the user cannot use.  Skipped unless run as root.
 """
 
+import ctypes
+import ctypes.util
 import os
 import pwd
 import shutil
 import stat
+import struct
 import sys
 import tempfile
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -96,6 +100,72 @@ def root_owned(folder):
     return [n for n, (uid, _gid, _m) in owners(folder).items() if uid == 0]
 
 
+IN_CREATE, IN_DELETE = 0x100, 0x200
+
+
+def plant_links(var, db, victim, user):
+    """In a child, as user, the owner of the store's folder var: a link to
+    victim at each name restore works with there, the moment the name
+    appears or goes (inotify).  Never returns."""
+    os.setgroups([])
+    os.setresgid(user.pw_gid, user.pw_gid, user.pw_gid)
+    os.setresuid(user.pw_uid, user.pw_uid, user.pw_uid)
+    libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
+    fd = libc.inotify_init()
+    libc.inotify_add_watch(fd, var.encode(), IN_CREATE | IN_DELETE)
+    tmp = os.path.join(var, db + '.restore')
+    while True:
+        buf, off = os.read(fd, 65536), 0
+        while off < len(buf):
+            _wd, mask, _cookie, n = struct.unpack_from('iIII', buf, off)
+            name = buf[off + 16:off + 16 + n].split(b'\0', 1)[0].decode()
+            off += 16 + n
+            try:
+                if mask & IN_CREATE and name == db + '.restore':
+                    os.symlink(victim, tmp + '-lock')
+                elif mask & IN_DELETE and name == db + '.restore-lock':
+                    os.rename(tmp, tmp + '.moved')
+                    os.symlink(victim, tmp)
+            except OSError:
+                pass
+
+
+def restore_under_links(tap, inst, user, backup):
+    """Root restores while the store's owner plants links in the store's
+    folder: root writes through none of them and gives none away."""
+    db = os.path.basename(inst.db)
+    victim = os.path.join(inst.base, 'root-only')
+    with open(victim, 'wb') as fh:
+        fh.write(b'root only\n' * 64)
+    os.chmod(victim, 0o600)
+    with open(victim, 'rb') as fh:
+        before = fh.read()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            plant_links(inst.var, db, victim, user)
+        finally:
+            os._exit(0)
+    time.sleep(0.3)
+    rcs = [inst.cli('restore', backup).returncode for _ in range(5)]
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    st = os.stat(victim)
+    with open(victim, 'rb') as fh:
+        after = fh.read()
+    tap.ok(after == before and (st.st_uid, stat.S_IMODE(st.st_mode)) ==
+           (0, 0o600), 'links planted by %s while root restores (five '
+           'times): root wrote through none and gave none away'
+           % user.pw_name, rcs, after[:32], (st.st_uid, st.st_mode))
+    for n in os.listdir(inst.var):
+        path = os.path.join(inst.var, n)
+        if os.path.islink(path) or n.endswith('.moved'):
+            os.unlink(path)
+    p = inst.cli('restore', backup)
+    tap.is_(p.returncode, 0, '... and the next restore, with no links, '
+            'puts the backup back', p.stderr)
+
+
 def main(tap):
     harness.lmdb_only(tap, 'who owns the LMDB file and its lock')
     if os.geteuid() != 0:
@@ -153,6 +223,7 @@ def run(tap, inst, user, who):
             '... the restored store is %s\'s, mode 0600' % user.pw_name)
     tap.is_(root_owned(inst.var), ['copy.mdb'],
             '... and nothing beside it is root\'s but the copy')
+    restore_under_links(tap, inst, user, backup)
     os.unlink(backup)
     p = inst.cli('backup', os.path.join(inst.dir, 'copy.mdb'))
     tap.ok(p.returncode == 1 and 'copy.mdb' in p.stderr,

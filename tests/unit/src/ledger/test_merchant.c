@@ -4,6 +4,8 @@
  * and their cancelling, facts that stay within their profile, ids that a
  * restore never hands out twice, and a schema 1 store brought up to date.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -489,6 +491,21 @@ ids_of(struct store *s)
 	return ids;
 }
 
+/* store_restore of the backup file at backup, opened here. */
+static int
+restore_from(const char *path, const char *backup,
+    struct store_restore_report *rep, struct ph_diag *d)
+{
+	int fd, rc;
+
+	if ((fd = open(backup, O_RDONLY | O_CLOEXEC)) == -1)
+		return ph_fail(d, PH_E_IO, "%s: %s", backup,
+		    strerror(errno));
+	rc = store_restore(path, fd, backup, 16 << 20, rep, d);
+	close(fd);
+	return rc;
+}
+
 static void
 test_restore(void)
 {
@@ -541,7 +558,7 @@ test_restore(void)
 	(void)!read(ready[0], &byte, 1);
 	close(ready[0]);
 	memset(&d, 0, sizeof(d));
-	is_int(store_restore(path, backup, 16 << 20, &rep, &d),
+	is_int(restore_from(path, backup, &rep, &d),
 	    PH_E_CONFLICT, "restore is refused while a process has the store "
 	    "open");
 	ok(strstr(d.msg, "process") != NULL, "... naming it: %s", d.msg);
@@ -549,7 +566,7 @@ test_restore(void)
 	waitpid(child, &status, 0);
 
 	memset(&d, 0, sizeof(d));
-	is_int(store_restore(path, backup, 16 << 20, &rep, &d), PH_OK,
+	is_int(restore_from(path, backup, &rep, &d), PH_OK,
 	    "restore once nobody has it open (%s)", d.msg);
 	ok(rep.replaced && strcmp(rep.epoch_before, rep.epoch_after) != 0,
 	    "... it gets a new epoch (%s to %s)", rep.epoch_before,
