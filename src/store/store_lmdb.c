@@ -95,6 +95,34 @@ lmdb_status(int rc)
 	}
 }
 
+/*
+ * Refuses a file shorter than its last page: LMDB maps the file, and a
+ * page read past its end kills the process with SIGBUS, without a word.
+ * A copy cut short, or a file system that lost the file's tail, leaves
+ * one like that.
+ */
+static int
+lmdb_check_size(MDB_env *env, const char *path, struct ph_diag *diag)
+{
+	MDB_envinfo info;
+	MDB_stat ms;
+	mdb_filehandle_t fd;
+	struct stat st;
+	unsigned long long need;
+
+	if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &ms) != 0 ||
+	    mdb_env_get_fd(env, &fd) != 0 || fstat(fd, &st) == -1)
+		return ph_fail(diag, PH_E_STORE, "database %s: cannot tell its "
+		    "size", path);
+	need = ((unsigned long long)info.me_last_pgno + 1) * ms.ms_psize;
+	if ((unsigned long long)st.st_size < need)
+		return ph_fail(diag, PH_E_STORE, "database %s is truncated: "
+		    "%lld bytes, its pages need %llu (a copy cut short?); "
+		    "nothing was read: put a backup back (payhook restore)",
+		    path, (long long)st.st_size, need);
+	return PH_OK;
+}
+
 /* Opens (creating if needed) the LMDB file at path. */
 static int
 lmdb_open_file(const char *path, size_t map_size, int flags,
@@ -132,6 +160,10 @@ lmdb_open_file(const char *path, size_t map_size, int flags,
 		    envflags);
 		store_close(&s->s);
 		return PH_E_STORE;
+	}
+	if ((rc = lmdb_check_size(s->env, path, diag)) != PH_OK) {
+		store_close(&s->s);
+		return rc;
 	}
 	/* Reader slots of processes killed mid-read would pin old pages. */
 	if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
@@ -238,9 +270,16 @@ store_lmdb_open(const char *path, size_t map_size, int flags,
 	*out = NULL;
 	if ((rc = store_mkparent(path, diag)) != PH_OK)
 		return rc;
-	if (stat(path, &st) == -1 && errno == ENOENT &&
-	    (rc = store_create(path, map_size, diag)) != PH_OK)
-		return rc;
+	if (stat(path, &st) == -1) {
+		if (errno == ENOENT &&
+		    (rc = store_create(path, map_size, diag)) != PH_OK)
+			return rc;
+	} else if (st.st_size == 0)
+		/* LMDB would make a new database of it: every order the
+		 * file held would be gone without a word. */
+		return ph_fail(diag, PH_E_STORE, "database %s is an empty file "
+		    "(0 bytes), not a database: put a backup back (payhook "
+		    "restore), or remove it to start a new store", path);
 	return lmdb_open_file(path, map_size, flags, out, diag);
 }
 

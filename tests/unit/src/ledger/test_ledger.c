@@ -2,6 +2,8 @@
  * The ledger against a real LMDB file: every outcome of the order state
  * machine, durability across a reopen, and a full map.
  */
+#include <sys/stat.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -744,6 +746,56 @@ test_damaged_epoch(void)
 	    "the store is refused, saying why (%s)", d.msg);
 }
 
+/*
+ * A database file cut short (a copy that ran out of room) or emptied is
+ * refused at open, saying so: never read, since a page past the end of
+ * LMDB's map kills the process with SIGBUS, and never made a new store.
+ */
+static void
+test_damaged_file(void)
+{
+	char path[300], id[32];
+	struct store *s = NULL;
+	struct ph_diag d;
+	struct stat st;
+	json_t *o;
+	int i, created;
+
+	snprintf(path, sizeof(path), "%s/cut.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 16 << 20, 0, &s, &d) == PH_OK,
+	    "a store to cut opens (%s)", d.msg))
+		return;
+	for (i = 0; i < 400; i++) {
+		snprintf(id, sizeof(id), "CUT%d", i);
+		fx_create(s, id, "wxshop", 100, "CNY", 1700000000, &o,
+		    &created, &d);
+		json_decref(o);
+	}
+	store_close(s);
+	s = NULL;
+	memset(&st, 0, sizeof(st));
+	(void)stat(path, &st);
+	if (!ok(st.st_size > 16 * 4096 && truncate(path, st.st_size / 2) ==
+	    0, "its file (%lld bytes) cut to half", (long long)st.st_size))
+		return;
+	memset(&d, 0, sizeof(d));
+	is_int(store_open(path, 16 << 20, 0, &s, &d), PH_E_STORE,
+	    "a database cut short: refused at open, not read");
+	ok(s == NULL && strstr(d.msg, "truncated") != NULL &&
+	    strstr(d.msg, path) != NULL, "... naming it: %s", d.msg);
+	store_close(s);
+	s = NULL;
+	ok(truncate(path, 0) == 0, "its file emptied");
+	memset(&d, 0, sizeof(d));
+	is_int(store_open(path, 16 << 20, 0, &s, &d), PH_E_STORE,
+	    "an empty file in place of the database: refused");
+	ok(strstr(d.msg, "empty file") != NULL, "... saying so: %s", d.msg);
+	ok(stat(path, &st) == 0 && st.st_size == 0,
+	    "... and not made a new store");
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -773,6 +825,7 @@ main(void)
 	store_close(s);
 
 	test_damaged_epoch();
+	test_damaged_file();
 	test_map_full();
 	th_scratch_remove(dir);
 	return done_testing();
