@@ -145,6 +145,40 @@ ledger_profile_allowed(const json_t *order, const char *profile)
 	return 0;
 }
 
+/*
+ * A payment recorded while its order did not exist (disposition
+ * unknown_order: the provider took the money before the merchant's
+ * POST /orders went through) whose order exists now, brought again by a
+ * query, a statement or a replay: it is applied to the order then, not
+ * answered as a duplicate, or the order would stay unpaid for good.  The
+ * notifications' own retries are left to that query (the sweeper asks
+ * about every pending order), so that a duplicate costs no more reads.
+ */
+static int
+ledger_payment_orphan(struct store_txn *t, const struct ledger_fact *f)
+{
+	const struct ph_event *ev = f->ev;
+	struct store_key pk, ok;
+	struct store_val v;
+	json_t *pay = NULL;
+	int orphan;
+
+	if (ev->kind != PH_EV_PAYMENT_SUCCEEDED ||
+	    strcmp(f->source, ledger_source_name(LEDGER_SRC_NOTIFY)) == 0)
+		return 0;
+	ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->profile, ev->txn_id);
+	if (pk.err || ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay) != PH_OK)
+		return 0;
+	orphan = strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0 &&
+	    strcmp(ledger_str(pay, "disposition"), "unknown_order") == 0 &&
+	    strcmp(ledger_str(pay, "order_id"), ev->order_id) == 0;
+	json_decref(pay);
+	if (!orphan)
+		return 0;
+	ledger_key_order(&ok, ev->order_id);
+	return !ok.err && store_get(t, STORE_DB_ORDERS, &ok, &v) == PH_OK;
+}
+
 static void
 ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
     struct ledger_result *r)
@@ -162,7 +196,8 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 
 	ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->profile, ev->txn_id);
 	rc = ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay);
-	if (rc == PH_OK && strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0) {
+	if (rc == PH_OK && strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0 &&
+	    !ledger_payment_orphan(t, f)) {
 		/* Known through another path (a query, a statement). */
 		if (strcmp(ledger_str(pay, "order_id"), ev->order_id) == 0 &&
 		    json_integer_value(json_object_get(pay, "amount")) ==
@@ -396,7 +431,7 @@ ledger_seen(struct store_txn *t, const struct ledger_fact *f,
 	if (rc != PH_OK)
 		return 0;
 	if (strcmp(d.digest, k->digest) == 0)
-		return 1;
+		return !ledger_payment_orphan(t, f);
 	ledger_conflict_key(f, k->digest, &k->conflict);
 	if (!k->conflict.err && ledger_dedup_get(t, &k->conflict, &d) ==
 	    PH_OK && strcmp(d.digest, k->digest) == 0)

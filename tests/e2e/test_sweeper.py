@@ -397,6 +397,40 @@ def lease_instance(tap, name, concurrency):
         profile={'query_schedule': SCHEDULE})
 
 
+def test_paid_before_registered(tap, inst, sim):
+    """The shopper pays before the merchant's POST /orders goes through:
+    the notification is recorded as payment.unknown_order and
+    acknowledged; once the order is registered, the provider's answer to
+    a query (the merchant's, or the sweeper's) pays it."""
+    for how in ('query', 'sweep'):
+        o = oid('EARLY')
+        base = inst.last_seq()
+        sim_pay(sim, tap, o, 100)
+        wait_for(lambda: any(d['acked'] for d in sim.deliveries(o)), 10)
+        tap.is_(events_for(inst, o, base), ['payment.unknown_order'],
+                '%s: paid before it was registered: payment.unknown_order'
+                % how)
+        r = inst.create_order(o, 100)
+        tap.is_((r.status, (r.json or {}).get('state')), (201, 'PENDING'),
+                '... then registered: 201 PENDING', r.describe())
+        if how == 'query':
+            r = inst.api('POST', '/orders/%s/query' % o)
+            tap.is_((r.json or {}).get('state'), 'PAID',
+                    '... the merchant\'s query pays it', r.describe())
+        else:
+            took = sweep_until(inst, o, 'PAID', 20)
+            tap.ok(took is not None, '... the sweeper pays it',
+                   repr(inst.order(o)))
+        tap.is_(events_for(inst, o, base), ['payment.unknown_order',
+                                            'order.paid'],
+                '... order.paid raised once')
+        sweep(inst)
+        r = inst.api('POST', '/orders/%s/query' % o)
+        tap.is_(events_for(inst, o, base), ['payment.unknown_order',
+                                            'order.paid'],
+                '... and asking again changes nothing')
+
+
 def test_lease_waves(tap):
     """A sweeper leases the orders of a batch as it asks about them, a
     wave of sweep_concurrency calls at a time, not the whole batch at
@@ -523,6 +557,7 @@ def main(tap):
     test_provider_trouble(tap, inst, sim)
     test_killed_sweeper(tap, inst, sim)
     test_expiry(tap, inst, sim)
+    test_paid_before_registered(tap, inst, sim)
     test_watch(tap, inst, sim)
     test_lease_waves(tap)
     test_close_lease(tap)
