@@ -149,7 +149,7 @@ ledger_profile_allowed(const json_t *order, const char *profile)
  * A payment recorded while its order did not exist (disposition
  * unknown_order: the provider took the money before the merchant's
  * POST /orders went through) whose order exists now, brought again by a
- * query, a statement or a replay: it is applied to the order then, not
+ * query or a replay: it is applied to the order then, not
  * answered as a duplicate, or the order would stay unpaid for good.  The
  * notifications' own retries are left to that query (the sweeper asks
  * about every pending order), so that a duplicate costs no more reads.
