@@ -80,6 +80,8 @@ cli_sweep_pass(struct cli *c, const char *token)
 	/* After the sweep, so that the events it raised go out in this pass,
 	 * and whether it worked or not. */
 	status = cli_push_pass(c, (int64_t)time(NULL), token);
+	if (rc == PH_OK && st.store_errors > 0)
+		rc = PH_E_STORE;
 	if (rc != PH_OK) {
 		log_err("sweep: %s", ph_strerror(rc));
 		metrics_add("payhook_sweeper_passes_total", "result=error", 1);
@@ -148,14 +150,15 @@ cli_refunds_run(struct cli *c)
 
 	if ((rc = cli_job_begin(c, token)) != CLI_EXIT_OK)
 		return rc;
-	if ((rc = refund_run(c->conf, c->store, (int64_t)time(NULL), token,
-	    &st)) != PH_OK) {
-		fprintf(stderr, "payhook: refunds run: %s\n", ph_strerror(rc));
-		return CLI_EXIT_FAIL;
-	}
+	rc = refund_run(c->conf, c->store, (int64_t)time(NULL), token, &st);
 	log_kv(LOG_LVL_INFO, "refunds", "due=%zu sent=%zu succeeded=%zu "
 	    "failed=%zu pending=%zu errors=%zu", st.due, st.sent,
 	    st.succeeded, st.failed, st.pending, st.errors);
+	if (rc != PH_OK) {
+		fprintf(stderr, "payhook: refunds run: database: %s\n",
+		    ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
 	/* errors: no usable answer, tried again by the next run. */
 	if (st.errors > 0)
 		return CLI_EXIT_TEMPFAIL;

@@ -470,6 +470,7 @@ again:
 	memset(&diag, 0, sizeof(diag));
 	if ((rc = ledger_apply(s, &fact, &job->applied, &diag)) != PH_OK) {
 		job->err = rc;
+		job->store_err = rc;
 		snprintf(job->message, sizeof(job->message), "paid at the "
 		    "provider but not recorded: %s", diag.msg);
 		log_err("query %s at %s: %s", job->order_id,

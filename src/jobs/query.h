@@ -27,6 +27,8 @@ struct query_job {
 	const struct conf_profile *profile;
 	/* Out, after query_finish(). */
 	int err;			/* PH_OK when the provider answered */
+	int store_err;			/* PH_OK, or the database's error
+					 * when what it said was not recorded */
 	char message[512];		/* why not, for logs and the API */
 	struct ph_event ev;		/* what it said (when err == PH_OK) */
 	struct ledger_result applied;	/* for a payment that was applied */

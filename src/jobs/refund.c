@@ -34,7 +34,7 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 	json_t *items, *item, *order;
 	uint64_t *seqs;
 	size_t i, n = 0;
-	int rc;
+	int rc, failed = PH_OK;	/* the first result not recorded */
 
 	memset(st, 0, sizeof(*st));
 	if ((rc = ledger_refunds_due(s, REFUND_BATCH, &items)) != PH_OK)
@@ -121,10 +121,13 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 			result = "pending";
 		}
 		if ((rc = ledger_refund_result(s, seqs[i], token, j->err,
-		    j->message, &j->ev, now, &res)) != PH_OK)
+		    j->message, &j->ev, now, &res)) != PH_OK) {
 			log_err("refund %s: result not recorded (%s); the "
 			    "next run asks again with the same id",
 			    j->refund_id, ph_strerror(rc));
+			if (failed == PH_OK)
+				failed = rc;
+		}
 		metrics_add("payhook_refunds_total", result[0] == 'e' ?
 		    "result=error" : result[0] == 's' ? "result=succeeded" :
 		    result[0] == 'f' ? "result=failed" : "result=pending", 1);
@@ -133,5 +136,7 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 	free(jobs);
 	free(seqs);
 	json_decref(items);
-	return PH_OK;
+	/* The database failed: the run did not do its work, whatever the
+	 * providers answered. */
+	return failed;
 }

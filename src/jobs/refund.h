@@ -21,6 +21,8 @@ struct refund_stats {
 	size_t errors;		/* no usable answer: tried again later */
 };
 
+/* One pass over the refunds due: PH_OK, or the database's error (st is
+ * filled either way with what the pass did). */
 int refund_run(const struct conf *c, struct store *s, int64_t now,
     const char *token, struct refund_stats *st);
 

@@ -230,7 +230,9 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 	for (i = 0; i < njobs; i++) {
 		query_finish(s, &jobs[i], now);
 		st->queries++;
-		if (jobs[i].err != PH_OK)
+		if (jobs[i].store_err != PH_OK)
+			st->store_errors++;
+		else if (jobs[i].err != PH_OK)
 			st->failures++;
 		else if (jobs[i].applied.event == LEDGER_EV_ORDER_PAID)
 			st->paid++;
@@ -256,9 +258,11 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 				next = sweep_next(c, so->order, now);
 		}
 		if (ledger_reschedule(s, so->id, token, next, now,
-		    hinted) != PH_OK)
+		    hinted) != PH_OK) {
 			log_err("sweep: order %s could not be rescheduled; "
 			    "its lease runs out in %lus", so->id, c->lease_s);
+			st->store_errors++;
+		}
 		json_decref(so->order);
 	}
 	for (i = 0; i < njobs; i++)

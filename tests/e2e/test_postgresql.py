@@ -38,6 +38,7 @@ import datetime
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -539,6 +540,83 @@ def test_two_host_refunds(tap, hosts, sim, ids):
             'each refund listed once, none left to send', r.stdout[-600:])
 
 
+def test_store_down(tap):
+    """The database going down while the sweeper and the refund runner
+    wait for the provider: the provider's answers are not recorded, and
+    each command says the database failed (exit 1, the sweeper's pass
+    counted as an error), not that the provider did; once the database is
+    back, the next runs record them once."""
+    cl = pgcluster.Cluster(None, 'pgdown').init().start()
+    cl.createdb('down')
+    sim = harness.Simulator(tap).start()
+    inst = harness.SimInstance(tap, 'pgdown', sim_port=sim.port, core={
+        'store': 'postgresql', 'pg_conninfo': cl.conninfo(dbname='down'),
+        'lease_s': '5', 'http_timeout_s': '4'},
+        profile={'query_schedule': '1s'})
+    tap.is_(inst.cli('check').returncode, 0, 'down: the tables made')
+    inst.start()
+    sim.point_at(inst)
+    inst.create_order('DOWN1', 1000)
+    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': 'DOWN1',
+                              'amount': 1000, 'notify': {'drop_all': True}})
+    time.sleep(1.3)
+
+    def down_during(args, asked):
+        """Runs payhook args; the database stopped once asked() holds."""
+        p = subprocess.Popen([harness.PAYHOOK, '-c', inst.config] + args,
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+        harness.wait_for(asked, 10, 0.02)
+        cl.stop(mode='immediate')
+        err = p.communicate(timeout=90)[1]
+        cl.start()
+        return p.returncode, err
+
+    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 2.0})
+    rc, err = down_during(['sweep'], lambda: sim.stats()['total'].get(
+        'query', 0) >= 1)
+    sim.control('/_sim/mode', {'query': 'ok'})
+    tap.ok(rc == 1 and 'not recorded' in err, 'the database down while '
+           'the sweeper asks: exit 1, the payment not recorded', rc,
+           err[-400:])
+    passes = [line for line in inst.request('GET', '/metrics').body.decode()
+              .splitlines() if line.startswith('payhook_sweeper_passes_total{')]
+    tap.ok(any('result="error"' in x and not x.endswith(' 0')
+               for x in passes), '... the pass counted as an error',
+           passes)
+    took = harness.wait_for(lambda: inst.cli('sweep').returncode == 0 and
+                            (inst.order('DOWN1') or {}).get('state') ==
+                            'PAID', 20, 0.5)
+    tap.ok(took, '... the database back: the next pass pays the order')
+
+    r = inst.api('POST', '/orders/DOWN1/refunds', {'amount': 1000})
+    tap.is_(r.status, 201, 'a refund asked for', r.describe())
+    rid = (r.json or {}).get('refund_id')
+    sim.control('/_sim/refund_mode', {'api': 'slow'})
+    sim.control('/_sim/mode', {'slow_s': 2.0})
+    rc, err = down_during(['refunds', 'run'], lambda: sim.stats()[
+        'refunds']['calls'] >= 1)
+    sim.control('/_sim/refund_mode', {'api': 'ok'})
+    tap.ok(rc == 1 and 'not recorded' in err, 'the database down while '
+           'the refund runner waits for the provider: exit 1, the result '
+           'not recorded', rc, err[-400:])
+
+    def settled():
+        """A run after the lease of the failed one ran out."""
+        inst.cli('refunds', 'run')
+        return (inst.api('GET', '/refunds/%s' % rid).json or {}).get(
+            'state') in ('PROCESSING', 'SUCCEEDED')
+
+    tap.ok(harness.wait_for(settled, 30, 1) and
+           sim.stats()['refunds']['made'] == 1, '... the database back: '
+           'a later run records it, the refund made once at the provider',
+           sim.stats()['refunds'])
+    inst.stop()
+    sim.stop()
+    cl.stop()
+
+
 PRI = None
 
 
@@ -557,6 +635,7 @@ def main(tap):
     test_import(tap)
     test_two_host_sweep(tap)
     test_failover(tap)
+    test_store_down(tap)
     PRI.stop()
 
 
