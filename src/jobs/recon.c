@@ -314,6 +314,14 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		cat = rc == PH_OK ? recon_disposition(pay) : RECON_MISSING_HERE;
 		if (cat == RECON_MATCHED)
 			cat = RECON_MISSING_HERE;
+		/* Applied, and still an alarm: the notifications and the
+		 * sweeper missed it. */
+		if (cat == RECON_MISSING_HERE)
+			ledger_batch_alarm_new(&r->b, r->run,
+			    LEDGER_EV_RECONCILE_MISSING_HERE, r->pr->name,
+			    provider, ev, json_pack("{s:s}", "statement",
+			    r->trust == RECON_FILE_TRUSTED ? "vouched_for" :
+			    "downloaded"), r->now);
 		/* The stored amount as a later run over the same statement
 		 * reports it, so that both runs give the same report. */
 		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,

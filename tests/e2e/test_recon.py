@@ -308,6 +308,12 @@ def test_day(tap, inst, sim, workdir):
     tap.is_(sorted((e['order_id'], e.get('source')) for e in paid_ev),
             sorted((o, 'statement_file') for o in dropped),
             '... one order.paid each, its source the vouched-for file')
+    here_ev = [e for e in inst.all_events(0)
+               if e['type'] == 'reconcile.missing_here' and
+               e['order_id'] in dropped]
+    tap.is_(sorted((e['order_id'], e.get('statement')) for e in here_ev),
+            sorted((o, 'vouched_for') for o in dropped),
+            '... and one reconcile.missing_here each, the file vouched for')
     rc, items = refunds_list(inst)
     dbl = [x for x in items if x['reason'] == 'double_payment']
     tap.is_(sorted(x['order_id'] for x in dbl), sorted(doubles + silent),
