@@ -239,6 +239,21 @@ ali_json_opt_time(const json_t *r, const char *path, int64_t *out,
 
 
 /*
+ * TRADE_CLOSED is also a trade paid and then refunded in full: its
+ * send_pay_date (when the money reached the seller) says it was paid.
+ * The money did move, so it is a payment, as WeChat Pay's REFUND state;
+ * the refund is a fact of its own.  Only an unpaid trade is closed.
+ */
+static int
+ali_closed_paid(const json_t *r, const char *status)
+{
+	const char *v = json_string_value(json_object_get(r,
+	    "send_pay_date"));
+
+	return strcmp(status, "TRADE_CLOSED") == 0 && v != NULL && *v != '\0';
+}
+
+/*
  * alipay.trade.query, verified: 10000 with trade_status; 40004 with
  * ACQ.TRADE_NOT_EXIST is an order Alipay never saw; any other code
  * (20000 busy, 40004 others, 4000x) is an error to retry.
@@ -267,7 +282,7 @@ ali_query_event(const json_t *r, const void *call, struct ph_event *ev,
 	    (rc = ph_json_get_string(r, "trade_status", 32, &status, NULL,
 	    diag)) != PH_OK)
 		return rc;
-	if (ph_in(status, ali_paid_states)) {
+	if (ph_in(status, ali_paid_states) || ali_closed_paid(r, status)) {
 		ev->kind = PH_EV_PAYMENT_SUCCEEDED;
 		if ((rc = ph_json_copy_token(r, "out_trade_no", ev->order_id,
 		    sizeof(ev->order_id), ALI_ORDER_EXTRA, diag)) != PH_OK ||

@@ -656,6 +656,67 @@ ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
 }
 
 /*
+ * A refund that failed and then succeeded counts on its order again, but
+ * the merchant may have asked for its amount again meanwhile (a failed
+ * refund's amount is released).  What no longer fits the payment must
+ * not go out: the refunds of the order not sent yet are cancelled, the
+ * newest first, until what is asked fits, each with refund.cancelled; one
+ * the provider has already cannot be called back, and a warning says so.
+ */
+static void
+ledger_refund_overask(struct store_txn *t, json_t *order, const json_t *late,
+    const char *source, int64_t now)
+{
+	int64_t paid = json_integer_value(json_object_get(order, "amount"));
+	int64_t asked = json_integer_value(json_object_get(order,
+	    "refund_requested"));
+	json_t *list = json_object_get(order, "refunds"), *r;
+	struct store_key k;
+	size_t i;
+
+	for (i = json_array_size(list); i-- > 0 && asked > paid; ) {
+		ledger_key_seq(&k, (uint64_t)json_integer_value(
+		    json_array_get(list, i)));
+		if (ledger_get(t, STORE_DB_REFUNDS, &k, &r) != PH_OK)
+			continue;
+		if (strcmp(ledger_str(r, "reason"), "merchant") != 0 ||
+		    ledger_refund_settled(r) ||
+		    json_equal(json_object_get(r, "seq"),
+		    json_object_get(late, "seq"))) {
+			json_decref(r);
+			continue;
+		}
+		if (ledger_refund_state(r) != LEDGER_REFUND_PENDING ||
+		    json_is_integer(json_object_get(r, "sent_at"))) {
+			log_warn("refund %s of order %s is with the provider "
+			    "already, though refund %s, which had failed, gave "
+			    "the money back: more than the payment may go back",
+			    ledger_str(r, "refund_id"), ledger_str(r,
+			    "order_id"), ledger_str(late, "refund_id"));
+			json_decref(r);
+			continue;
+		}
+		json_object_set_new(r, "state", json_string(
+		    ledger_refund_state_name(LEDGER_REFUND_CANCELLED)));
+		json_object_set_new(r, "updated_at", json_integer(now));
+		json_object_set_new(r, "last_error", json_pack("s++",
+		    "cancelled: refund ", ledger_str(late, "refund_id"),
+		    " succeeded after it had failed and gave the money back"));
+		ledger_put(t, STORE_DB_REFUNDS, &k, r);
+		asked -= json_integer_value(json_object_get(r, "amount"));
+		ledger_refund_event_new(t, r, LEDGER_EV_REFUND_CANCELLED,
+		    source, now, json_pack("{s:s}", "refunded_by",
+		    ledger_str(late, "refund_id")));
+		log_warn("refund %s of order %s cancelled: refund %s, which "
+		    "had failed, gave the money back", ledger_str(r,
+		    "refund_id"), ledger_str(r, "order_id"), ledger_str(late,
+		    "refund_id"));
+		json_decref(r);
+	}
+	json_object_set_new(order, "refund_requested", json_integer(asked));
+}
+
+/*
  * Moves item r (stored at k) to SUCCEEDED or FAILED and carries it to its
  * order.  Returns the event raised, or LEDGER_EV_NONE when it was settled
  * already (a repeat changes nothing).  A refund the merchant cancelled was
@@ -699,11 +760,14 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 		else if (succeeded) {
 			/* A refund of the payment that paid the order; one
 			 * that had failed was released then: asked again. */
-			if (late)
+			if (late) {
 				json_object_set_new(order, "refund_requested",
 				    json_integer(json_integer_value(
 				    json_object_get(order,
 				    "refund_requested")) + amount));
+				ledger_refund_overask(t, order, r, source,
+				    now);
+			}
 			json_object_set_new(order, "refunded",
 			    json_integer(json_integer_value(
 			    json_object_get(order, "refunded")) + amount));

@@ -849,6 +849,16 @@ test_query_response(void *ctx)
 	is_int(feed(ctx, 0, len, 200, &ev), PH_OK, "TRADE_CLOSED verifies");
 	is_int(ev.kind, PH_EV_PAYMENT_CLOSED, "TRADE_CLOSED: closed");
 
+	/* Paid, then refunded in full (at the merchant's portal, say):
+	 * closed too, but with the day the money reached the seller. */
+	len = afx_answer_text(QNODE, paid_obj("TRADE_CLOSED", "12.34"), NULL,
+	    afx_alipay_key);
+	is_int(feed(ctx, 0, len, 200, &ev), PH_OK,
+	    "TRADE_CLOSED with send_pay_date verifies");
+	is_event(&ev, "closed after a full refund: paid",
+	    PH_EV_PAYMENT_SUCCEEDED, ORDER, TRADE_NO, 1234, "CNY", PAID_AT,
+	    nev.dedup_key);
+
 	len = afx_answer_text(QNODE, "{\"code\":\"40004\",\"msg\":\"Business "
 	    "Failed\",\"sub_code\":\"ACQ.TRADE_NOT_EXIST\",\"sub_msg\":"
 	    "\"交易不存在\",\"out_trade_no\":\"" ORDER "\"}", NULL, afx_alipay_key);
