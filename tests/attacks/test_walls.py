@@ -19,9 +19,7 @@ real LMDB store, and what payhook must do about it:
 Run by hand after make: tests/e2e/run-python tests/attacks/test_walls.py
 """
 
-import base64
 import datetime
-import hashlib
 import json
 import os
 import stat
@@ -66,52 +64,6 @@ def events_since(inst, base):
 def of_order(evs, oid, etype=None):
     return [e for e in evs if e.get('order_id') == oid and
             (etype is None or e.get('type') == etype)]
-
-
-def aes_ecb_encrypt(key, plain):
-    """AES-256-ECB with PKCS#7 padding (python3-cryptography)."""
-    from cryptography.hazmat.primitives.ciphers import (Cipher, algorithms,
-                                                        modes)
-    pad = 16 - len(plain) % 16
-    enc = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return enc.update(plain + bytes([pad]) * pad) + enc.finalize()
-
-
-def req_info(api_key, plain):
-    """base64(AES-256-ECB(PKCS#7(plain))) under the 32 ASCII bytes of the
-    lower-hex MD5 of the APIv2 key, as WeChat encrypts refund results."""
-    key = hashlib.md5(api_key.encode('utf-8')).hexdigest().encode('ascii')
-    return base64.b64encode(aes_ecb_encrypt(key, plain)).decode('ascii')
-
-
-def refund_notification(prof, out_refund_no, order_id, txn, refund_fee,
-                        total_fee, status, refund_id=None):
-    """A WeChat v2 refund result notification made with `prof`'s key:
-    unsigned outer XML with the profile's appid and mch_id, the facts in
-    req_info (a <root> document)."""
-    inner = [('out_refund_no', out_refund_no),
-             ('out_trade_no', order_id),
-             ('refund_account', 'REFUND_SOURCE_RECHARGE_FUNDS'),
-             ('refund_fee', str(refund_fee)),
-             ('refund_id', refund_id or '50300' + txn_id('refund')[4:27]),
-             ('refund_recv_accout', '支付用户零钱'),
-             ('refund_request_source', 'API'),
-             ('refund_status', status),
-             ('settlement_refund_fee', str(refund_fee)),
-             ('settlement_total_fee', str(total_fee)),
-             ('total_fee', str(total_fee)),
-             ('transaction_id', txn)]
-    if status == 'SUCCESS':
-        inner.append(('success_time', datetime.datetime.now(BJ)
-                      .strftime('%Y-%m-%d %H:%M:%S')))
-    plain = harness.notify_xml(inner)
-    plain = b'<root>' + plain[len(b'<xml>'):-len(b'</xml>')] + b'</root>'
-    outer = [('return_code', 'SUCCESS'),
-             ('appid', prof['appid']),
-             ('mch_id', prof['mch_id']),
-             ('nonce_str', harness.nonce()),
-             ('req_info', req_info(prof['key'], plain))]
-    return harness.notify_xml(outer)
 
 
 def strict_utf8_message(resp):
@@ -165,8 +117,9 @@ def test_foreign_refund_result(tap, inst):
     base = inst.last_seq()
 
     for status in ('CHANGE', 'SUCCESS'):
-        body = refund_notification(WALL_PROFILES['wxevil'], 'victim-r1', oid,
-                                   txn, 300, 1000, status)
+        body = harness.wechat_refund_notification(
+            WALL_PROFILES['wxevil'], 'victim-r1', oid, txn, 300, 1000,
+            status)
         r = inst.notify(body, 'wxevil')
         tap.is_(r.status, 200, 'forged refund %s on /notify/wxevil: HTTP '
                 '200 (verified under wxevil, recorded)' % status,

@@ -574,6 +574,54 @@ def test_merchant_refunds(tap, inst, sim):
     tap.is_(r.status, 404, '(unknown order: 404)')
 
 
+def test_late_refund_success(tap, inst, sim):
+    """A refund reported failed (WeChat Pay's abnormal CHANGE), its amount
+    asked again by the merchant, then reported SUCCESS after all (settled
+    by hand at the merchant platform): the money went back once, so the
+    second refund, not sent yet, is cancelled and never sent."""
+    oid = 'LATE-' + os.urandom(4).hex()
+    inst.create_order(oid, 1000)
+    txn = sim_pay(sim, oid, 1000, None)
+    wait_for(lambda: (inst.order(oid) or {}).get('state') == 'PAID',
+             timeout=20)
+    base = inst.last_seq()
+    sim.control('/_sim/refund_mode', {'notify': 'drop'})
+    inst.api('POST', '/orders/%s/refunds' % oid,
+             {'amount': 1000, 'refund_id': oid + '-r1'})
+    refunds_run(inst)
+    sim.control('/_sim/refund_mode', {'notify': 'ok'})
+    prof = harness.PROFILES['wxshop']
+    # The refund the simulator made, under its own refund id, which the
+    # day's statement lists.
+    theirs = (sim.control('/_sim/refunds', method='GET').json or {}).get(
+        'refunds', {}).get(oid + '-r1', {}).get('refund_id')
+    inst.notify(harness.wechat_refund_notification(
+        prof, oid + '-r1', oid, txn, 1000, 1000, 'CHANGE', theirs))
+    tap.is_((inst.api('GET', '/refunds/%s-r1' % oid).json or {}).get(
+        'state'), 'FAILED', 'late success: the refund reported CHANGE '
+        'fails, its amount released')
+    r2 = inst.api('POST', '/orders/%s/refunds' % oid,
+                  {'amount': 1000, 'refund_id': oid + '-r2'})
+    tap.is_(r2.status, 201, '... asked again as a second refund: 201',
+            r2.describe())
+    inst.notify(harness.wechat_refund_notification(
+        prof, oid + '-r1', oid, txn, 1000, 1000, 'SUCCESS', theirs))
+    o = inst.order(oid) or {}
+    tap.is_((o.get('state'), o.get('refunded'), o.get('refund_requested')),
+            ('REFUNDED', 1000, 1000), 'the first reported SUCCESS after '
+            'all: REFUNDED, 1000 refunded of 1000 asked', o)
+    tap.is_([(e['type'], e.get('refund_id')) for e in
+             inst.all_events(base) if e.get('order_id') == oid][-2:],
+            [('refund.cancelled', oid + '-r2'),
+             ('refund.succeeded', oid + '-r1')],
+            '... the second refund cancelled, then the first succeeded')
+    refunds_run(inst)
+    made = (sim.stats().get('refunds') or {}).get('by_id', {})
+    tap.is_(((inst.api('GET', '/refunds/%s-r2' % oid).json or {}).get(
+        'state'), made.get(oid + '-r2', {}).get('calls', 0)),
+        ('CANCELLED', 0), '... and never sent to the provider')
+
+
 def test_unverified(tap, inst, sim, workdir):
     """A statement nobody vouches for: what it says payhook lacks raises
     alarms and is asked about at the provider; only what the provider
@@ -716,6 +764,7 @@ def main(tap):
     test_day(tap, inst, sim, workdir)
     test_unverified(tap, inst, sim, workdir)
     test_merchant_refunds(tap, inst, sim)
+    test_late_refund_success(tap, inst, sim)
     test_refund_query(tap, inst, sim)
     test_lost_refund_result(tap, inst, sim, workdir)
     test_refused_statements(tap, inst, sim, workdir)
