@@ -738,6 +738,22 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	int late = 0;
 
 	if (ledger_refund_settled(r)) {
+		if (!succeeded && ledger_refund_state(r) ==
+		    LEDGER_REFUND_SUCCEEDED) {
+			/* The money went back; a failure reported after that
+			 * cannot undo it, but nobody may miss that it came. */
+			log_warn("refund %s of order %s: reported failed after it "
+			    "had succeeded: it stays SUCCEEDED; raised",
+			    ledger_str(r, "refund_id"), ledger_str(r,
+			    "order_id"));
+			*seq_out = ledger_refund_event_new(t, r,
+			    LEDGER_EV_REFUND_FAILED, source, now, json_pack(
+			    "{s:s, s:s}", "previous_state",
+			    ledger_refund_state_name(LEDGER_REFUND_SUCCEEDED),
+			    "state", ledger_refund_state_name(
+			    LEDGER_REFUND_SUCCEEDED)));
+			return LEDGER_EV_REFUND_FAILED;
+		}
 		if (!succeeded || ledger_refund_state(r) != LEDGER_REFUND_FAILED)
 			return LEDGER_EV_NONE;
 		late = 1;
@@ -857,6 +873,25 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 	return store_commit(&t);
 }
 
+/* A refund result payhook cannot match, on a known order: an exception
+ * there too, as every fact that does not fit. */
+static void
+ledger_refund_unmatched_mark(struct store_txn *t, const struct ledger_fact *f)
+{
+	const struct ph_event *ev = f->ev;
+	struct store_key ok;
+	json_t *order = NULL;
+
+	ledger_key_order(&ok, ev->order_id);
+	if (ok.err || ledger_get(t, STORE_DB_ORDERS, &ok, &order) != PH_OK)
+		return;
+	ledger_add_exception_new(t, order, f, "refund_unmatched", json_pack(
+	    "{s:s, s:s}", "provider_refund_id", ev->refund_id, "refund_id",
+	    ev->merchant_refund_id));
+	ledger_put(t, STORE_DB_ORDERS, &ok, order);
+	json_decref(order);
+}
+
 /*
  * A refund result from a notification or a statement.  It settles only a
  * refund of its own profile and provider, of the transaction it names and
@@ -901,6 +936,7 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 		seq = ledger_emit_new(t, f, LEDGER_EV_REFUND_UNMATCHED,
 		    ev->order_id, json_pack("{s:s, s:s}", "provider_refund_id",
 		    ev->refund_id, "refund_id", ev->merchant_refund_id));
+		ledger_refund_unmatched_mark(t, f);
 		ledger_note(res, LEDGER_EV_REFUND_UNMATCHED, seq);
 		res->outcome = LEDGER_RECORDED;
 		return;

@@ -621,6 +621,31 @@ def test_late_refund_success(tap, inst, sim):
         'state'), made.get(oid + '-r2', {}).get('calls', 0)),
         ('CANCELLED', 0), '... and never sent to the provider')
 
+    # A failure reported after that: raised, the refund still SUCCEEDED.
+    base = inst.last_seq()
+    r = inst.notify(harness.wechat_refund_notification(
+        prof, oid + '-r1', oid, txn, 1000, 1000, 'REFUNDCLOSE', theirs))
+    tap.is_((r.status, [(e['type'], e.get('previous_state'), e.get('state'))
+                        for e in inst.all_events(base)]),
+            (200, [('refund.failed', 'SUCCEEDED', 'SUCCEEDED')]),
+            'REFUNDCLOSE after SUCCESS: acknowledged, raised as '
+            'refund.failed with previous_state SUCCEEDED', r.describe())
+    tap.is_((inst.api('GET', '/refunds/%s-r1' % oid).json or {}).get(
+        'state'), 'SUCCEEDED', '... the refund still SUCCEEDED')
+
+    # A refund payhook never asked for (made at the merchant platform):
+    # raised, and an exception on the order.
+    base = inst.last_seq()
+    r = inst.notify(harness.wechat_refund_notification(
+        prof, 'portal-' + os.urandom(3).hex(), oid, txn, 300, 1000,
+        'SUCCESS'))
+    tap.is_([e['type'] for e in inst.all_events(base)],
+            ['refund.unmatched'], 'a refund made by hand at the platform: '
+            'refund.unmatched')
+    tap.is_([x.get('type') for x in (inst.order(oid) or {}).get(
+        'exceptions', [])], ['refund_unmatched'],
+        '... and an exception refund_unmatched on the order')
+
 
 def test_unverified(tap, inst, sim, workdir):
     """A statement nobody vouches for: what it says payhook lacks raises
