@@ -741,7 +741,15 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 		if (!succeeded && ledger_refund_state(r) ==
 		    LEDGER_REFUND_SUCCEEDED) {
 			/* The money went back; a failure reported after that
-			 * cannot undo it, but nobody may miss that it came. */
+			 * cannot undo it, but nobody may miss that it came:
+			 * raised once (a provider that keys each notification
+			 * of it apart would repeat it). */
+			if (json_is_true(json_object_get(r,
+			    "failed_after_success")))
+				return LEDGER_EV_NONE;
+			json_object_set_new(r, "failed_after_success",
+			    json_true());
+			ledger_put(t, STORE_DB_REFUNDS, k, r);
 			log_warn("refund %s of order %s: reported failed after it "
 			    "had succeeded: it stays SUCCEEDED; raised",
 			    ledger_str(r, "refund_id"), ledger_str(r,

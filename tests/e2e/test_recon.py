@@ -632,6 +632,12 @@ def test_late_refund_success(tap, inst, sim):
             'refund.failed with previous_state SUCCEEDED', r.describe())
     tap.is_((inst.api('GET', '/refunds/%s-r1' % oid).json or {}).get(
         'state'), 'SUCCEEDED', '... the refund still SUCCEEDED')
+    base = inst.last_seq()
+    r = inst.notify(harness.wechat_refund_notification(
+        prof, oid + '-r1', oid, txn, 1000, 1000, 'CHANGE', theirs))
+    tap.is_((r.status, [e['type'] for e in inst.all_events(base)]),
+            (200, []), '... another failure of it after that: acknowledged, '
+            'raised once only', r.describe())
 
     # A refund payhook never asked for (made at the merchant platform):
     # raised, and an exception on the order.
