@@ -49,20 +49,31 @@ query_attempt_text(const json_t *order, const char *profile)
 	return data != NULL ? json_dumps(data, JSON_COMPACT) : strdup("");
 }
 
+/* The profile names an order was offered on, its own first, then its
+ * attempts' (NULL where one has none): at most QUERY_NAMES_MAX. */
+#define QUERY_NAMES_MAX 64
+static size_t
+query_names(const json_t *order, const char *names[QUERY_NAMES_MAX])
+{
+	json_t *a;
+	size_t i, n = 0;
+
+	names[n++] = json_string_value(json_object_get(order, "profile"));
+	json_array_foreach(json_object_get(order, "attempts"), i, a)
+		if (n < QUERY_NAMES_MAX)
+			names[n++] = json_string_value(json_object_get(a,
+			    "profile"));
+	return n;
+}
+
 size_t
 query_profiles(const struct conf *c, const json_t *order,
     const struct conf_profile **out, size_t max)
 {
 	const struct conf_profile *pr;
-	const char *names[64];
-	json_t *a;
-	size_t i, j, n = 0, nn = 0;
+	const char *names[QUERY_NAMES_MAX];
+	size_t i, j, n = 0, nn = query_names(order, names);
 
-	names[nn++] = json_string_value(json_object_get(order, "profile"));
-	json_array_foreach(json_object_get(order, "attempts"), i, a)
-		if (nn < 64)
-			names[nn++] = json_string_value(json_object_get(a,
-			    "profile"));
 	for (i = 0; i < nn && n < max; i++) {
 		if (names[i] == NULL ||
 		    (pr = conf_profile(c, names[i])) == NULL ||
@@ -81,26 +92,16 @@ size_t
 query_unconfigured(const struct conf *c, const json_t *order,
     const char **out, size_t max)
 {
-	const char *name;
-	json_t *a;
-	size_t i, j, n = 0;
+	const char *names[QUERY_NAMES_MAX];
+	size_t i, j, n = 0, nn = query_names(order, names);
 
-	for (i = 0; n < max; i++) {
-		if (i == 0)
-			name = json_string_value(json_object_get(order,
-			    "profile"));
-		else if ((a = json_array_get(json_object_get(order,
-		    "attempts"), i - 1)) != NULL)
-			name = json_string_value(json_object_get(a,
-			    "profile"));
-		else
-			break;
-		if (name == NULL || conf_profile(c, name) != NULL)
+	for (i = 0; i < nn && n < max; i++) {
+		if (names[i] == NULL || conf_profile(c, names[i]) != NULL)
 			continue;
-		for (j = 0; j < n && strcmp(out[j], name) != 0; j++)
+		for (j = 0; j < n && strcmp(out[j], names[i]) != 0; j++)
 			;
 		if (j == n)
-			out[n++] = name;
+			out[n++] = names[i];
 	}
 	return n;
 }
