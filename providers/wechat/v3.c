@@ -647,7 +647,7 @@ wx3_transaction(const struct wx_ctx *ctx, const struct json_t *tx,
 /* A decrypted refund (REFUND.SUCCESS, REFUND.ABNORMAL, REFUND.CLOSED). */
 static int
 wx3_refund(const struct wx_ctx *ctx, const struct json_t *r,
-    const char *notify_id, struct ph_event *ev, struct ph_diag *diag)
+    struct ph_event *ev, struct ph_diag *diag)
 {
 	const char *st, *v;
 	int rc;
@@ -683,7 +683,11 @@ wx3_refund(const struct wx_ctx *ctx, const struct json_t *r,
 		return rc;
 	if (v != NULL && wx3_time(v, &ev->occurred_at) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "success_time: invalid");
-	return ph_dedup_key(ev, diag, "notify", notify_id, (char *)NULL);
+	/* Keyed by the refund and its status, not by the notification:
+	 * WeChat gives each notification of one result its own id, and a
+	 * refund's query answer makes this same key. */
+	return ph_dedup_key(ev, diag, "refund", ev->refund_id, st,
+	    (char *)NULL);
 }
 
 /*
@@ -756,7 +760,7 @@ wx3_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
 	if (strcmp(otype, "transaction") == 0)
 		rc = wx3_transaction(ctx, doc, id, ev, &state, diag);
 	else if (strcmp(otype, "refund") == 0)
-		rc = wx3_refund(ctx, doc, id, ev, diag);
+		rc = wx3_refund(ctx, doc, ev, diag);
 	else
 		rc = wx3_ignored(ctx, doc, id, ev, diag);
 out:

@@ -742,8 +742,8 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 		    LEDGER_REFUND_SUCCEEDED) {
 			/* The money went back; a failure reported after that
 			 * cannot undo it, but nobody may miss that it came:
-			 * raised once (a provider that keys each notification
-			 * of it apart would repeat it). */
+			 * raised once (a statement row, a query answer and a
+			 * notification of it each bring it again). */
 			if (json_is_true(json_object_get(r,
 			    "failed_after_success")))
 				return LEDGER_EV_NONE;

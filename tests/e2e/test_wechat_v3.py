@@ -420,6 +420,16 @@ def test_notifications(tap, inst):
     check_ok(tap, post(inst, b, signed(b)), 'REFUND.SUCCESS again')
     tap.is_(types_of(inst.all_events(base)), [],
             'REFUND.SUCCESS again: no new event')
+    # WeChat gives each notification of one result its own id: the fact
+    # is the refund and its status.
+    b = envelope(refund, nid='EV-refund-' + os.urandom(4).hex(),
+                 event_type='REFUND.SUCCESS', original_type='refund',
+                 aad='refund')
+    check_ok(tap, post(inst, b, signed(b)),
+             'REFUND.SUCCESS under another notification id')
+    tap.is_(types_of(inst.all_events(base)), [],
+            'another notification id of the same refund result: no new '
+            'event')
     refund['amount']['refund'] = 60
     b = envelope(refund, nid=nid, event_type='REFUND.SUCCESS',
                  original_type='refund', aad='refund')
@@ -430,8 +440,9 @@ def test_notifications(tap, inst):
     tap.is_(len(evs), 1,
             'same notification id, another amount: notification.conflict')
     if evs:
-        tap.is_(evs[0].get('dedup_key'), 'notify:' + nid,
-                'conflict names notify:<id>')
+        tap.is_(evs[0].get('dedup_key'),
+                'refund:%s:SUCCESS' % refund['refund_id'],
+                'conflict names refund:<refund_id>:<refund_status>')
 
 
 def parse_authorization(value):

@@ -558,9 +558,10 @@ test_notify(void)
 	    strcmp(ev.merchant_refund_id, "R1217752501201407033233368@1") ==
 	    0 &&
 	    strcmp(ev.currency, "CNY") == 0 && ev.occurred_at == 1528425296 &&
-	    strcmp(ev.dedup_key, "notify:EV-2018022511223320873") == 0,
+	    strcmp(ev.dedup_key,
+	    "refund:1217752501201407033233368018:SUCCESS") == 0,
 	    "refund: amount.refund, refund_id, out_refund_no, CNY, time, "
-	    "notification id");
+	    "keyed by the refund and its status (as its query answer)");
 	memcpy(strstr(plain, "368@1"), "368 1", 5);
 	is_int(w3fx_notify_plain(ctx, &m, "refund", plain, &ev, &d), PH_E_FIELD,
 	    "refund with an invalid out_refund_no refused");
@@ -568,6 +569,8 @@ test_notify(void)
 	memcpy(strstr(plain, "\"SUCCESS\""), "\"CLOSED\" ", 9);
 	w3fx_notify_plain(ctx, &m, "refund", plain, &ev, &d);
 	is_int(ev.kind, PH_EV_REFUND_FAILED, "refund CLOSED: refund failed");
+	is_str(ev.dedup_key, "refund:1217752501201407033233368018:CLOSED",
+	    "refund CLOSED: its own key, apart from its success's");
 	memcpy(strstr(plain, MCHID), "1230000108", 10);
 	is_int(w3fx_notify_plain(ctx, &m, "refund", plain, &ev, &d),
 	    PH_E_MERCHANT, "refund of another mchid refused");
