@@ -16,6 +16,7 @@
 #include "ops/text.h"
 #include "cli/cli.h"
 #include "jobs/certs.h"
+#include "jobs/query.h"
 #include "ledger/ledger.h"
 #include "ledger/order.h"
 #include "ops/metrics.h"
@@ -59,6 +60,111 @@ cli_check_fill(const struct cli *c)
 		    c->conf->map_size_mb);
 }
 
+/* What waits on a profile that is gone: pending orders and refunds. */
+struct cli_stranded {
+	char	profile[64];		/* a profile's name: 1-32 bytes */
+	char	first[2][PH_ID_MAX + 1];	/* an order's id, a refund's */
+	size_t	n[2];
+};
+
+#define CLI_STRANDED_MAX	16
+#define CHECK_PENDING_MAX	100000	/* orders and refunds read at most */
+
+struct cli_strandeds {
+	struct cli_stranded	p[CLI_STRANDED_MAX];
+	size_t			n, more;
+};
+
+/* Counts id (0: an order, 1: a refund) against profile. */
+static void
+cli_stranded_add(struct cli_strandeds *s, const char *profile, int which,
+    const char *id)
+{
+	struct cli_stranded *p;
+	size_t k;
+
+	for (k = 0; k < s->n && strcmp(s->p[k].profile, profile) != 0; k++)
+		;
+	if (k == CLI_STRANDED_MAX) {
+		s->more++;
+		return;
+	}
+	p = &s->p[k];
+	if (k == s->n) {
+		memset(p, 0, sizeof(*p));
+		ph_strlcpy(p->profile, profile, sizeof(p->profile));
+		s->n++;
+	}
+	if (p->n[which]++ == 0)
+		ph_strlcpy(p->first[which], id, sizeof(p->first[which]));
+}
+
+/*
+ * Pending orders offered on a profile the configuration no longer has,
+ * and refunds to send through one: the sweeper can neither settle nor
+ * close those orders (it asks again every ten minutes and warns), and the
+ * refunds wait.  Said here, where a removed profile is noticed first.
+ */
+static void
+cli_check_stranded(const struct cli *c)
+{
+	static const char *const what[2] = { "pending order(s) were offered "
+	    "on it", "refund(s) wait to be sent through it" };
+	struct cli_strandeds s;
+	const char *gone[QUERY_NAMES_MAX], *pname;
+	json_t *ids = NULL, *items = NULL, *v, *order;
+	size_t i, j, k, n;
+	int w;
+
+	memset(&s, 0, sizeof(s));
+	if (ledger_due(c->store, INT64_MAX, CHECK_PENDING_MAX, &ids) == PH_OK)
+		json_array_foreach(ids, i, v) {
+			order = NULL;
+			if (ledger_get_order(c->store, json_string_value(v),
+			    &order) == PH_OK && order_state_parse(
+			    json_string_value(json_object_get(order,
+			    "state"))) == ORDER_PENDING) {
+				n = query_unconfigured(c->conf, order, gone,
+				    QUERY_NAMES_MAX);
+				for (j = 0; j < n; j++)
+					cli_stranded_add(&s, gone[j], 0,
+					    json_string_value(v));
+			}
+			json_decref(order);
+		}
+	if (ledger_refunds_due(c->store, CHECK_PENDING_MAX, &items) == PH_OK)
+		json_array_foreach(items, i, v) {
+			pname = json_string_value(json_object_get(v,
+			    "profile"));
+			if (pname != NULL && conf_profile(c->conf, pname) ==
+			    NULL)
+				cli_stranded_add(&s, pname, 1,
+				    json_string_value(json_object_get(v,
+				    "refund_id")));
+		}
+	for (k = 0; k < s.n; k++)
+		for (w = 0; w < 2; w++)
+			if (s.p[k].n[w] > 0)
+				fprintf(stderr, "payhook: warning: profile %s "
+				    "is not configured, but %zu %s (%s%s): "
+				    "payhook cannot reach its provider for "
+				    "them; configure the profile again, or "
+				    "settle them by hand\n", s.p[k].profile,
+				    s.p[k].n[w], what[w], s.p[k].first[w],
+				    s.p[k].n[w] > 1 ? ", ..." : "");
+	if (s.more > 0)
+		fprintf(stderr, "payhook: warning: %zu more pending order(s) "
+		    "and refund(s) of other profiles that are not "
+		    "configured\n", s.more);
+	if (json_array_size(ids) == CHECK_PENDING_MAX ||
+	    json_array_size(items) == CHECK_PENDING_MAX)
+		printf("payhook: the first %d scheduled orders and refunds were "
+		    "checked for profiles that are not configured\n",
+		    CHECK_PENDING_MAX);
+	json_decref(ids);
+	json_decref(items);
+}
+
 /*
  * check opens what it checks itself, to say what failed: the
  * configuration, then (as root) whether the --user can use it all, then
@@ -96,6 +202,7 @@ cli_check_run(struct cli *c)
 	    CLI_EXIT_OK)
 		return rc;
 	cli_check_fill(c);
+	cli_check_stranded(c);
 	if (store_schema_found(c->store) < store_schema(c->store))
 		printf("payhook: database %s brought from schema %d to %d\n",
 		    store_where(c->store), store_schema_found(c->store),

@@ -51,7 +51,6 @@ query_attempt_text(const json_t *order, const char *profile)
 
 /* The profile names an order was offered on, its own first, then its
  * attempts' (NULL where one has none): at most QUERY_NAMES_MAX. */
-#define QUERY_NAMES_MAX 64
 static size_t
 query_names(const json_t *order, const char *names[QUERY_NAMES_MAX])
 {

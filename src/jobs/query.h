@@ -81,6 +81,9 @@ void query_job_free(struct query_job *job);
 size_t query_profiles(const struct conf *c, const json_t *order,
     const struct conf_profile **out, size_t max);
 
+/* The most profile names of one order looked at (its own, its attempts'). */
+#define QUERY_NAMES_MAX 64
+
 /* The profiles an order was offered on that the configuration no longer
  * has (renamed or removed), distinct: the order cannot be asked there, so
  * it must neither be closed nor left unasked.  Fills out (max entries,

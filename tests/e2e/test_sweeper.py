@@ -476,6 +476,14 @@ def test_removed_profile(tap):
     kept = dict(inst.profiles)
     del inst.profiles['wxhmac']
     inst.write()
+    p = inst.cli('check')
+    tap.ok(p.returncode == 0 and 'warning: profile wxhmac is not '
+           'configured, but 1 pending order(s)' in p.stderr and o in p.stderr
+           and paid not in p.stderr and 'but 1 refund(s) wait to be sent '
+           'through it (%s)' % rid in p.stderr, 'check: warnings naming the '
+           'profile, its pending order (not its paid one) and its refund',
+           p.returncode,
+           p.stderr[-400:])
     p = inst.cli('refunds', 'run')
     tap.ok(p.returncode == 75 and rid in p.stderr and 'wxhmac' in p.stderr
            and 'no longer configured' in p.stderr, 'refunds run, profile '
