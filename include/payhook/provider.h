@@ -436,7 +436,10 @@ struct ph_provider {
 	 * PAYMENT_PENDING (accepted, result later: by notification or a
 	 * later call with the same refund id, ref->query set); an error
 	 * worth retrying is PH_E_PROVIDER.  The event's merchant_refund_id
-	 * is ref->refund_id.
+	 * is ref->refund_id; its amount is the one the answer reports for
+	 * this refund (ref->amount where it reports none): an answer about
+	 * the refund asked for with another amount is the core's to raise,
+	 * not an error.
 	 */
 	int (*refund_request)(void *ctx, const struct ph_refund_ref *ref,
 	    const struct ph_call_ctx *cc, struct ph_http_request *out,

@@ -410,8 +410,8 @@ static const char *const ali_refund_final[] = {
  * out_request_no is answered as well: pending, to be confirmed by the
  * bill.  A final refusal is REFUND_FAILED; anything else is retried.
  */
-static int ali_refund_ids(const struct ph_refund_ref *, struct ph_event *,
-    struct ph_diag *);
+static int ali_refund_ids(const struct ph_refund_ref *, int64_t,
+    struct ph_event *, struct ph_diag *);
 
 static int
 ali_refund_event(const json_t *r, const void *call, struct ph_event *ev,
@@ -453,12 +453,14 @@ ali_refund_event(const json_t *r, const void *call, struct ph_event *ev,
 		    &ev->occurred_at, diag)) != PH_OK)
 			return rc;
 	}
-	return ali_refund_ids(ref, ev, diag);
+	/* refund_fee is the trade's whole: this refund's amount is not
+	 * told, only that it is not more than that. */
+	return ali_refund_ids(ref, ref->amount, ev, diag);
 }
 
 /*
  * alipay.trade.fastpay.refund.query, verified: the refund asked about
- * (out_request_no, the trade, the amount) with refund_status
+ * (out_request_no, the trade; refund_amount the event's) with refund_status
  * REFUND_SUCCESS is done; without refund_status Alipay has not done it
  * (yet): pending, asked again.  Every error code is retried: a query's
  * refusal says nothing of the refund.
@@ -469,7 +471,7 @@ ali_refund_query_event(const json_t *r, const void *call,
 {
 	const struct ph_refund_ref *ref = call;
 	const char *code, *sub, *v, *st;
-	int64_t amount;
+	int64_t amount = ref->amount;
 	int rc;
 
 	code = ali_code(r, &sub);
@@ -503,22 +505,21 @@ ali_refund_query_event(const json_t *r, const void *call,
 		if ((rc = ali_json_yuan(r, "refund_amount", &amount,
 		    diag)) != PH_OK)
 			return rc;
-		if (amount != ref->amount)
-			return ph_fail(diag, PH_E_FIELD, "refund_amount is not "
-			    "the amount asked for");
 		if ((rc = ali_json_opt_time(r, "gmt_refund_pay",
 		    &ev->occurred_at, diag)) != PH_OK)
 			return rc;
 	} else
 		return ph_fail(diag, PH_E_FIELD, "refund_status: unknown");
-	return ali_refund_ids(ref, ev, diag);
+	return ali_refund_ids(ref, amount, ev, diag);
 }
 
-/* What a refund's event carries of the refund asked about, and its dedup
- * key: the same whichever answer (the refund's, its query's) made it. */
+/* What a refund's event carries of the refund asked about, the amount
+ * the answer reports (the core matches it with the refund's), and its
+ * dedup key: the same whichever answer (the refund's, its query's) made
+ * it. */
 static int
-ali_refund_ids(const struct ph_refund_ref *ref, struct ph_event *ev,
-    struct ph_diag *diag)
+ali_refund_ids(const struct ph_refund_ref *ref, int64_t amount,
+    struct ph_event *ev, struct ph_diag *diag)
 {
 	/* An answer naming no trade (a refusal): the one asked about. */
 	if (ev->txn_id[0] == '\0' && ref->txn_id != NULL &&
@@ -532,7 +533,7 @@ ali_refund_ids(const struct ph_refund_ref *ref, struct ph_event *ev,
 	    sizeof(ev->merchant_refund_id), ref->refund_id, ALI_ID_EXTRA,
 	    "refund id", diag) != PH_OK)
 		return PH_E_FIELD;
-	ev->amount = ref->amount;
+	ev->amount = amount;
 	memcpy(ev->currency, "CNY", 4);
 	return ph_dedup_key(ev, diag, "refund", ev->txn_id,
 	    ev->merchant_refund_id, (char *)NULL);

@@ -387,11 +387,13 @@ out:
 	return rc;
 }
 
-/* The event of a refund answer: ids from the request, the kind given. */
+/* The event of a refund answer: ids from the request, the kind given,
+ * the amount the answer reports (the core matches it with the refund's:
+ * another is raised, not settled). */
 static int
 wx_refund_event(const struct ph_refund_ref *ref, enum ph_event_kind kind,
-    const char *refund_id, const char *state, struct ph_event *ev,
-    struct ph_diag *diag)
+    const char *refund_id, const char *state, int64_t amount,
+    struct ph_event *ev, struct ph_diag *diag)
 {
 	ev->kind = kind;
 	if (ph_copy_token(ev->order_id, sizeof(ev->order_id), ref->order_id,
@@ -406,7 +408,7 @@ wx_refund_event(const struct ph_refund_ref *ref, enum ph_event_kind kind,
 	    sizeof(ev->refund_id), refund_id, WX3_ID_EXTRA, "refund_id",
 	    diag) != PH_OK)
 		return PH_E_FIELD;
-	ev->amount = ref->amount;
+	ev->amount = amount;
 	memcpy(ev->currency, ref->currency, 4);
 	return ph_dedup_key(ev, diag, "refund",
 	    ev->refund_id[0] != '\0' ? ev->refund_id : ref->refund_id, state,
@@ -417,8 +419,8 @@ wx_refund_event(const struct ph_refund_ref *ref, enum ph_event_kind kind,
  * The answer to a v2 refund.  return_code FAIL (unsigned) and a signed
  * FAIL with a retryable err_code are PH_E_PROVIDER; a signed FAIL with a
  * final err_code is REFUND_FAILED.  A signed SUCCESS must name the
- * refund asked for (out_refund_no, transaction_id, refund_fee) and is
- * PAYMENT_PENDING: accepted, the result comes by the refund notification
+ * refund asked for (out_refund_no, transaction_id; its refund_fee is the
+ * event's amount, which the core matches) and is PAYMENT_PENDING: accepted, the result comes by the refund notification
  * (or the next call with the same out_refund_no), unless the answer
  * carries a final refund_status.
  */
@@ -441,7 +443,7 @@ wx_refund_response_v2(const struct wx_ctx *ctx,
 			goto out;
 		if (ph_in(err, wx_refund_final))
 			rc = wx_refund_event(ref, PH_EV_REFUND_FAILED, NULL, err,
-			    ev, diag);
+			    ref->amount, ev, diag);
 		else
 			rc = wx_query_provider_error(&kv, "refund", err, diag);
 		goto out;
@@ -461,10 +463,9 @@ wx_refund_response_v2(const struct wx_ctx *ctx,
 		goto out;
 	}
 	if ((v = wx_get(&kv, "refund_fee")) == NULL ||
-	    ph_money_parse_minor(v, strlen(v), &n) != PH_OK ||
-	    n != ref->amount) {
-		rc = ph_fail(diag, PH_E_FIELD, "refund: refund_fee is not the "
-		    "amount asked for");
+	    ph_money_parse_minor(v, strlen(v), &n) != PH_OK) {
+		rc = ph_fail(diag, PH_E_FIELD, "refund: refund_fee missing or "
+		    "invalid");
 		goto out;
 	}
 	refund_id = wx_get(&kv, "refund_id");
@@ -477,7 +478,7 @@ wx_refund_response_v2(const struct wx_ctx *ctx,
 	if ((v = wx_get(&kv, "refund_status")) != NULL) {
 		if ((state = ph_state_find(wx_refund_states, v)) != NULL) {
 			rc = wx_refund_event(ref, state->kind, refund_id, v,
-			    ev, diag);
+			    n, ev, diag);
 			goto out;
 		}
 		if (strcmp(v, "PROCESSING") != 0) {
@@ -487,7 +488,7 @@ wx_refund_response_v2(const struct wx_ctx *ctx,
 		}
 	}
 	rc = wx_refund_event(ref, PH_EV_PAYMENT_PENDING, refund_id,
-	    "ACCEPTED", ev, diag);
+	    "ACCEPTED", n, ev, diag);
 out:
 	ph_kvlist_free(&kv);
 	return rc;
@@ -576,7 +577,7 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 			    in->body, in->body_len, in->now, "refund answer",
 			    diag)) == PH_OK)
 				rc = wx_refund_event(ref, PH_EV_REFUND_FAILED,
-				    NULL, c, ev, diag);
+				    NULL, c, ref->amount, ev, diag);
 			goto out;
 		}
 		rc = ph_fail(diag, PH_E_PROVIDER, "refund: HTTP %d, code %s: "
@@ -607,11 +608,6 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 	if ((rc = ph_json_get_amount(doc, "amount.refund", &n,
 	    diag)) != PH_OK)
 		goto out;
-	if (n != ref->amount) {
-		rc = ph_fail(diag, PH_E_FIELD, "refund: amount.refund is not "
-		    "the amount asked for");
-		goto out;
-	}
 	if ((rc = ph_json_copy_token(doc, "refund_id", refund_id,
 	    sizeof(refund_id), WX3_ID_EXTRA, diag)) != PH_OK ||
 	    (rc = ph_json_get_string(doc, "status", 32, &v, NULL,
@@ -622,7 +618,7 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 		goto out;
 	}
 	if ((rc = wx_refund_event(ref, state->kind, refund_id, state->name,
-	    ev, diag)) != PH_OK)
+	    n, ev, diag)) != PH_OK)
 		goto out;
 	if (ph_json_opt_string(doc, "success_time", 40, &v, NULL,
 	    NULL) == PH_OK && v != NULL && wx3_time(v, &ev->occurred_at) !=
@@ -674,8 +670,8 @@ wx_refund_nth(const struct ph_kvlist *kv, const char *name, int i)
 /*
  * The answer to a v2 refundquery.  A signed SUCCESS lists the refunds
  * asked about (refund_count of them, fields suffixed _0, _1, ...): the
- * one whose out_refund_no is ours must be of the payment and amount
- * asked for, and its refund_status decides as a notification's would
+ * one whose out_refund_no is ours must be of the payment asked about
+ * (its refund_fee is the event's amount), and its refund_status decides as a notification's would
  * (PROCESSING: still awaited).  Every FAIL is PH_E_PROVIDER, REFUNDNOTEXIST
  * among them: a refund WeChat accepted is never taken for failed because
  * one answer does not find it.
@@ -725,10 +721,9 @@ wx_refundquery_response_v2(const struct wx_ctx *ctx,
 		goto out;
 	}
 	if ((v = wx_refund_nth(&kv, "refund_fee", i)) == NULL ||
-	    ph_money_parse_minor(v, strlen(v), &n) != PH_OK ||
-	    n != ref->amount) {
-		rc = ph_fail(diag, PH_E_FIELD, "refundquery: refund_fee is not "
-		    "the amount asked for");
+	    ph_money_parse_minor(v, strlen(v), &n) != PH_OK) {
+		rc = ph_fail(diag, PH_E_FIELD, "refundquery: refund_fee "
+		    "missing or invalid");
 		goto out;
 	}
 	refund_id = wx_refund_nth(&kv, "refund_id", i);
@@ -744,10 +739,11 @@ wx_refundquery_response_v2(const struct wx_ctx *ctx,
 		goto out;
 	}
 	if ((state = ph_state_find(wx_refund_states, st)) != NULL)
-		rc = wx_refund_event(ref, state->kind, refund_id, st, ev, diag);
+		rc = wx_refund_event(ref, state->kind, refund_id, st, n, ev,
+		    diag);
 	else if (strcmp(st, "PROCESSING") == 0)
 		rc = wx_refund_event(ref, PH_EV_PAYMENT_PENDING, refund_id, st,
-		    ev, diag);
+		    n, ev, diag);
 	else {
 		rc = ph_fail(diag, PH_E_FIELD, "refundquery: refund_status "
 		    "unknown");

@@ -109,6 +109,17 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 			result = "error";
 			log_warn("refund %s of order %s: %s", j->refund_id,
 			    j->order_id, j->message);
+		} else if (j->ev.amount != 0 &&
+		    j->ev.amount != j->rref.amount) {
+			/* Not the refund as asked: the ledger raises it, and
+			 * it stays to be settled by hand. */
+			st->errors++;
+			result = "error";
+			log_warn("refund %s of order %s: the provider reports "
+			    "%lld, not the %lld asked; settle it by hand",
+			    j->refund_id, j->order_id,
+			    (long long)j->ev.amount,
+			    (long long)j->rref.amount);
 		} else if (j->ev.kind == PH_EV_REFUND_SUCCEEDED) {
 			st->succeeded++;
 			result = "succeeded";

@@ -821,6 +821,98 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	return type;
 }
 
+/* A refund result payhook cannot match, on a known order: an exception
+ * there too, as every fact that does not fit. */
+static void
+ledger_refund_unmatched_mark(struct store_txn *t, const struct ledger_fact *f)
+{
+	const struct ph_event *ev = f->ev;
+	struct store_key ok;
+	json_t *order = NULL;
+
+	ledger_key_order(&ok, ev->order_id);
+	if (ok.err || ledger_get(t, STORE_DB_ORDERS, &ok, &order) != PH_OK)
+		return;
+	ledger_add_exception_new(t, order, f, "refund_unmatched", json_pack(
+	    "{s:s, s:s}", "provider_refund_id", ev->refund_id, "refund_id",
+	    ev->merchant_refund_id));
+	ledger_put(t, STORE_DB_ORDERS, &ok, order);
+	json_decref(order);
+}
+
+/* Raises refund result f, which settles nothing: refund.unmatched with
+ * the amount f reports, and an exception on its order. */
+static void
+ledger_refund_unmatched(struct store_txn *t, const struct ledger_fact *f,
+    struct ledger_result *res)
+{
+	const struct ph_event *ev = f->ev;
+	uint64_t seq;
+
+	seq = ledger_emit_new(t, f, LEDGER_EV_REFUND_UNMATCHED, ev->order_id,
+	    json_pack("{s:s, s:s}", "provider_refund_id", ev->refund_id,
+	    "refund_id", ev->merchant_refund_id));
+	ledger_refund_unmatched_mark(t, f);
+	ledger_note(res, LEDGER_EV_REFUND_UNMATCHED, seq);
+	res->outcome = LEDGER_RECORDED;
+}
+
+/* Lets the runner's lease on r go, when token holds it. */
+static void
+ledger_refund_unlease(json_t *r, const char *token)
+{
+	if (strcmp(ledger_str(r, "lease_owner"), token) == 0) {
+		json_object_del(r, "lease_until");
+		json_object_del(r, "lease_owner");
+	}
+}
+
+/*
+ * The provider's answer about refund r reports another amount: not the
+ * refund as payhook asked for it, so it settles nothing.  Raised once as
+ * refund.unmatched (the answer's amount and state; an exception on the
+ * order), the refund held PROCESSING with why: asked about again, the
+ * same answer raises nothing more, until someone settles it by hand.
+ */
+static void
+ledger_refund_other_amount(struct store_txn *t, json_t *r,
+    const struct ph_event *ev, int64_t now, struct ledger_result *res)
+{
+	struct ledger_fact f;
+	char why[160];
+
+	res->outcome = LEDGER_NOOP;
+	if (!ledger_refund_settled(r)) {
+		snprintf(why, sizeof(why), "the provider reports this refund "
+		    "%s with %lld, not the %lld asked: raised as "
+		    "refund.unmatched; settle it by hand", ev->kind ==
+		    PH_EV_REFUND_SUCCEEDED ? "succeeded" : ev->kind ==
+		    PH_EV_REFUND_FAILED ? "failed" : "accepted",
+		    (long long)ev->amount, (long long)json_integer_value(
+		    json_object_get(r, "amount")));
+		json_object_set_new(r, "state", json_string(
+		    ledger_refund_state_name(LEDGER_REFUND_PROCESSING)));
+		json_object_set_new(r, "last_error", json_string(why));
+		json_object_set_new(r, "updated_at", json_integer(now));
+	}
+	if (json_integer_value(json_object_get(r, "answer_amount")) !=
+	    ev->amount) {
+		json_object_set_new(r, "answer_amount",
+		    json_integer(ev->amount));
+		log_info("refund %s of order %s: the provider reports %lld, "
+		    "not the %lld asked: raised as refund.unmatched",
+		    ledger_str(r, "refund_id"), ledger_str(r, "order_id"),
+		    (long long)ev->amount, (long long)json_integer_value(
+		    json_object_get(r, "amount")));
+		f.profile = ledger_str(r, "profile");
+		f.provider = ledger_str(r, "provider");
+		f.source = "refund";
+		f.ev = ev;
+		f.now = now;
+		ledger_refund_unmatched(t, &f, res);
+	}
+}
+
 int
 ledger_refund_result(struct store *s, uint64_t seq, const char *token,
     int err, const char *message, const struct ph_event *ev, int64_t now,
@@ -841,7 +933,12 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		store_abort(&t);
 		return rc;
 	}
-	if (err != PH_OK || ev->kind == PH_EV_PAYMENT_PENDING) {
+	if (err == PH_OK && ev->amount != 0 && ev->amount !=
+	    json_integer_value(json_object_get(r, "amount"))) {
+		ledger_refund_other_amount(&t, r, ev, now, res);
+		ledger_refund_unlease(r, token);
+		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
+	} else if (err != PH_OK || ev->kind == PH_EV_PAYMENT_PENDING) {
 		/*
 		 * Not settled by this answer: note why, let the lease go, try
 		 * later.  A refund notification may have settled the item
@@ -859,10 +956,7 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 			json_object_set_new(r, "updated_at",
 			    json_integer(now));
 		}
-		if (strcmp(ledger_str(r, "lease_owner"), token) == 0) {
-			json_object_del(r, "lease_until");
-			json_object_del(r, "lease_owner");
-		}
+		ledger_refund_unlease(r, token);
 		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
 		res->outcome = LEDGER_NOOP;
 	} else {
@@ -881,25 +975,6 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 	return store_commit(&t);
 }
 
-/* A refund result payhook cannot match, on a known order: an exception
- * there too, as every fact that does not fit. */
-static void
-ledger_refund_unmatched_mark(struct store_txn *t, const struct ledger_fact *f)
-{
-	const struct ph_event *ev = f->ev;
-	struct store_key ok;
-	json_t *order = NULL;
-
-	ledger_key_order(&ok, ev->order_id);
-	if (ok.err || ledger_get(t, STORE_DB_ORDERS, &ok, &order) != PH_OK)
-		return;
-	ledger_add_exception_new(t, order, f, "refund_unmatched", json_pack(
-	    "{s:s, s:s}", "provider_refund_id", ev->refund_id, "refund_id",
-	    ev->merchant_refund_id));
-	ledger_put(t, STORE_DB_ORDERS, &ok, order);
-	json_decref(order);
-}
-
 /*
  * A refund result from a notification or a statement.  It settles only a
  * refund of its own profile and provider, of the transaction it names and
@@ -914,7 +989,7 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 	const struct ph_event *ev = f->ev;
 	struct store_key k;
 	enum ledger_event type;
-	uint64_t seq, eseq = 0;
+	uint64_t eseq = 0;
 	json_t *r = NULL;
 	int rc;
 
@@ -941,12 +1016,7 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 		    ev->refund_id, ev->merchant_refund_id,
 		    (long long)ev->amount, ev->currency, ev->txn_id,
 		    f->provider, f->profile);
-		seq = ledger_emit_new(t, f, LEDGER_EV_REFUND_UNMATCHED,
-		    ev->order_id, json_pack("{s:s, s:s}", "provider_refund_id",
-		    ev->refund_id, "refund_id", ev->merchant_refund_id));
-		ledger_refund_unmatched_mark(t, f);
-		ledger_note(res, LEDGER_EV_REFUND_UNMATCHED, seq);
-		res->outcome = LEDGER_RECORDED;
+		ledger_refund_unmatched(t, f, res);
 		return;
 	}
 	type = ledger_refund_settle(t, &k, r, ev->kind ==

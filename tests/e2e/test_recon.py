@@ -871,6 +871,42 @@ def test_refund_query(tap, inst, sim):
            not o.get('refund_requested'),
            'refund query: REFUNDCLOSE fails it, the order PAID, nothing '
            'held back', r.stderr[-300:], o)
+
+    # WeChat's signed answers about our refund report another amount:
+    # not the refund as asked, so nothing is settled; raised once as
+    # refund.unmatched, held PROCESSING for a person to settle.
+    sim.control('/_sim/refund_mode', {'answer_delta': -100})
+    oid, rid = paid_refund(800)
+    base = inst.last_seq()
+    r = refunds_run(inst)
+    evs = [(e['type'], e.get('amount'), e.get('refund_id'))
+           for e in inst.all_events(base) if e.get('order_id') == oid]
+    tap.ok(r.returncode == 75 and state(rid) == 'PROCESSING' and
+           'the provider reports 700, not the 800 asked' in r.stderr and
+           evs == [('refund.unmatched', 700, rid)],
+           'an answer reporting 700 of a refund of 800: exit 75, a '
+           'warning, PROCESSING, refund.unmatched with the amount '
+           'reported', r.returncode, r.stderr[-300:], evs)
+    tap.ok('settle it by hand' in (view(rid).get('last_error') or '') and
+           [x.get('type') for x in (inst.order(oid) or {}).get(
+               'exceptions', [])] == ['refund_unmatched'] and
+           (inst.order(oid) or {}).get('refunded', 0) == 0,
+           '... its last_error says why, an exception on the order, '
+           'nothing counted refunded', view(rid), inst.order(oid))
+    base = inst.last_seq()
+    r = refunds_run(inst)
+    tap.ok(r.returncode == 75 and state(rid) == 'PROCESSING' and
+           inst.all_events(base) == [] and seen(rid) == {
+               'calls': 1, 'refunds': 1, 'queries': 1},
+           '... the next run asks (refundquery: SUCCESS, 700 again): '
+           'exit 75, nothing raised again, never sent again',
+           r.returncode, seen(rid), inst.all_events(base))
+    sim.control('/_sim/refund_mode', {'answer_delta': 0})
+    r = refunds_run(inst)
+    o = inst.order(oid) or {}
+    tap.ok(r.returncode == 0 and state(rid) == 'SUCCEEDED' and
+           o.get('refunded') == 800, '... an answer of the amount asked '
+           'settles it', r.returncode, r.stderr[-300:], o)
     sim.control('/_sim/refund_mode', {'notify': 'ok'})
 
 

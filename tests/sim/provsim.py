@@ -108,14 +108,18 @@ POST /_sim/alter      {"txn_id", "amount"?: fen, "omit"?: bool}
     notifications and the query answers are not changed.
 POST /_sim/refund_mode {"api"?: "ok"|"down"|"hangup"|"garbage"|"slow",
                        "error"?: an err_code or "", "status"?: "SUCCESS"|
-                       "CHANGE"|"REFUNDCLOSE", "notify"?: "ok"|"drop"}
+                       "CHANGE"|"REFUNDCLOSE", "notify"?: "ok"|"drop",
+                       "answer_delta"?: fen}
                       -> the refund modes
     api: as the query modes, for the refund API; error: every new refund
     is answered result_code FAIL with this err_code (signed) and nothing
     is refunded; status: the refund_status of refunds made from now on;
-    notify drop: refund notifications are lost.  The notify pause of
-    /_sim/mode holds refund notifications too.  /_sim/reset sets them
-    back to ok, "", SUCCESS, ok.
+    notify drop: refund notifications are lost; answer_delta: the
+    WeChat Pay v2 refund and refundquery answers report refund_fee this
+    many fen off the refund's (signed; the refund and its notification
+    keep theirs).  The notify pause of /_sim/mode holds refund
+    notifications too.  /_sim/reset sets them back to ok, "", SUCCESS,
+    ok, 0.
 GET  /_sim/refunds    {"refunds": {out_refund_no: {"refund_id", "txn_id",
                        "order_id", "amount", "status", "success_time",
                        "calls"}}}
@@ -750,7 +754,8 @@ class WeChatV2(WeChatBill, Provider):
                           ('out_refund_no', no),
                           ('refund_id', refund['refund_id']),
                           ('refund_channel', ''),
-                          ('refund_fee', str(refund['amount'])),
+                          ('refund_fee', str(refund['amount'] +
+                                             sim.refund_modes['answer_delta'])),
                           ('coupon_refund_fee', '0'),
                           ('total_fee', str(refund['total_fee'])),
                           ('cash_fee', str(refund['total_fee'])),
@@ -784,7 +789,8 @@ class WeChatV2(WeChatBill, Provider):
                       ('out_refund_no_0', no),
                       ('refund_id_0', refund['refund_id']),
                       ('refund_channel_0', 'ORIGINAL'),
-                      ('refund_fee_0', str(refund['amount'])),
+                      ('refund_fee_0', str(refund['amount'] +
+                                           sim.refund_modes['answer_delta'])),
                       ('refund_status_0', refund['status']),
                       ('refund_account_0', 'REFUND_SOURCE_RECHARGE_FUNDS'),
                       ('refund_recv_accout_0', '支付用户零钱')]
@@ -1842,7 +1848,8 @@ class Sim:
             self.refund_stats = {'calls': 0, 'made': 0, 'queries': 0,
                                  'by_id': {}}
             self.refund_modes = {'api': 'ok', 'error': '',
-                                 'status': 'SUCCESS', 'notify': 'ok'}
+                                 'status': 'SUCCESS', 'notify': 'ok',
+                                 'answer_delta': 0}
             self.bill_files = {}    # v3 download token -> bill bytes
             self.bill_stats = {'calls': 0, 'files': 0}
             self.bill_modes = {'file': 'ok', 'link': ''}
@@ -2375,6 +2382,10 @@ def control(sim, method, url, body):
                 if not isinstance(v, str) or not re.fullmatch(
                         r'[A-Z_]{0,32}', v):
                     raise SimError(400, 'error: an err_code or ""')
+            elif k == 'answer_delta':
+                if type(v) is not int:
+                    raise SimError(400, 'answer_delta: a whole number '
+                                   'of fen')
             elif k not in allowed or v not in allowed[k]:
                 raise SimError(400, 'refund mode %s=%r: known are %s'
                                % (k, v, json.dumps(allowed)))

@@ -721,7 +721,8 @@ test_v2_answers(void)
 	} other[] = {
 		{ "out_refund_no", "phr0000000000009",
 		    "another out_refund_no: refused" },
-		{ "refund_fee", "51", "another refund_fee: refused" },
+		{ "refund_fee", "5x", "a refund_fee that is no amount: "
+		    "refused" },
 		{ "out_trade_no", "B2", "another order: refused" },
 	};
 	/* A FAIL answer to ask again later, the diagnostic naming msg
@@ -769,6 +770,13 @@ test_v2_answers(void)
 		is_int(p->refund_response(ctx, &r, &answer, &ev, &d),
 		    PH_E_FIELD, "%s", other[i].what);
 	}
+	refund_ok(&s);
+	kv_set(&s, "refund_fee", "51");
+	answer_of(&s, 1, 200);
+	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
+	    ev.kind == PH_EV_PAYMENT_PENDING && ev.amount == 51,
+	    "another refund_fee: the amount WeChat reports, for the core to "
+	    "match");
 	refund_ok(&s);
 	kv(&s, "refund_status", "SUCCESS");
 	answer_of(&s, 1, 200);
@@ -940,8 +948,10 @@ test_v3(void)
 	    "\"total\":2},\"out_refund_no\":\"phr0000000000011\",\"refund_id\":"
 	    "\"50001307732021032607480019805\",\"status\":\"SUCCESS\","
 	    "\"transaction_id\":\"4200000991202103266853086457\"}", 1);
-	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_FIELD,
-	    "v3 answer of another amount: refused");
+	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
+	    ev.kind == PH_EV_REFUND_SUCCEEDED && ev.amount == 2,
+	    "v3 answer of another amount: the amount WeChat reports, for the "
+	    "core to match");
 	v3answer(200, "{\"amount\":{\"currency\":\"CNY\",\"refund\":1,"
 	    "\"total\":1},\"out_refund_no\":\"phr0000000000011\",\"refund_id\":"
 	    "\"50001307732021032607480019805\",\"status\":\"CLOSED\","
@@ -1012,7 +1022,7 @@ test_v2_query(void)
 	} other[] = {
 		{ "out_refund_no_0", "phr0000000000009",
 		    "refundquery listing another refund: refused" },
-		{ "refund_fee_0", "51", "refundquery of another amount: refused" },
+		{ "refund_fee_0", "", "refundquery without an amount: refused" },
 		{ "transaction_id", "4200000215201811190261405421",
 		    "refundquery of another payment: refused" },
 		{ "refund_count", "", "refundquery without refund_count: "
@@ -1063,6 +1073,13 @@ test_v2_query(void)
 	    "(Beijing time)");
 	ok(strstr(ev.dedup_key, "SUCCESS") != NULL, "... dedup key %s names "
 	    "the state as the notification's does", ev.dedup_key);
+	refundquery_ok(&s, "SUCCESS");
+	kv_set(&s, "refund_fee_0", "51");
+	answer_of(&s, 1, 200);
+	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
+	    ev.kind == PH_EV_REFUND_SUCCEEDED && ev.amount == 51,
+	    "refundquery of another amount: the amount WeChat reports, for "
+	    "the core to match");
 	for (i = 0; i < sizeof(states) / sizeof(states[0]); i++) {
 		refundquery_ok(&s, states[i].status);
 		answer_of(&s, 1, 200);
