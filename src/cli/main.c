@@ -4,6 +4,7 @@
  * what it needs opened, its options and operand (read and checked here,
  * before anything is opened) and what it does.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -382,6 +383,25 @@ cli_parse(struct cli *c, int argc, char **argv)
 	return cmd->valid != NULL ? cmd->valid(c) : CLI_EXIT_OK;
 }
 
+/*
+ * What a command printed must have reached its reader: on a full disk or
+ * a file that fails its writes, `payhook order list --json > f` is not
+ * done.  0, or -1 said on the standard error.
+ */
+static int
+cli_stdout_done(void)
+{
+	int err;
+
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	err = errno != 0 ? errno : EIO;
+	fprintf(stderr, "payhook: the standard output could not be written: "
+	    "%s\n", strerror(err));
+	return -1;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -447,5 +467,7 @@ main(int argc, char **argv)
 	if ((rc = cli_open(&c)) == CLI_EXIT_OK)
 		rc = c.cmd->run(&c);
 	cli_close(&c);
+	if (cli_stdout_done() != 0 && rc == CLI_EXIT_OK)
+		rc = CLI_EXIT_FAIL;
 	return rc;
 }

@@ -219,6 +219,25 @@ def test_tempfail(tap):
             'exit 1', p.stderr)
 
 
+def test_output_lost(tap, inst):
+    """A command whose standard output cannot be written (a full disk)
+    did not do its job: exit 1 and a message, not 0."""
+    inst.start()
+    o = paid_order(tap, inst, 'DF', 300)
+    inst.stop()
+    for args in (['order', 'list'], ['order', 'list', '--json'],
+                 ['order', 'show', o], ['events'], ['stats']):
+        with open('/dev/full', 'w') as full:
+            p = subprocess.run([PAYHOOK, '-c', inst.config] + args,
+                               stdin=subprocess.DEVNULL, stdout=full,
+                               stderr=subprocess.PIPE, text=True,
+                               timeout=60)
+        tap.ok(p.returncode == 1 and 'standard output could not be '
+               'written: No space left on device' in p.stderr,
+               '%s, its output to a full disk: exit 1, said' %
+               ' '.join(args), p.returncode, p.stderr[-300:])
+
+
 def main(tap):
     test_versions(tap)
     inst = Instance(tap, 'cliops')
@@ -226,6 +245,7 @@ def main(tap):
     test_config_errors(tap, inst)
     p = inst.cli('order', 'show', 'NO-SUCH-ORDER')
     tap.is_(p.returncode, 2, 'order show of an unknown order: exit 2')
+    test_output_lost(tap, inst)
     test_tempfail(tap)
 
 
