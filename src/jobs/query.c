@@ -195,10 +195,12 @@ query_prepare(struct query_job *job, enum query_op op,
 	const struct ph_provider *prov = pr->plugin->prov;
 	struct ph_call_ctx cc;
 	struct ph_diag diag;
+	int started = query_job_start(job, op, pr);
 
-	if (query_job_start(job, op, pr) != 0)
-		return;
+	/* The order's id even for a job that cannot start: its log line. */
 	query_field(job->order_id, sizeof(job->order_id), order, "order_id");
+	if (started != 0)
+		return;
 	query_field(job->currency, sizeof(job->currency), order, "currency");
 	query_field(job->txn_id, sizeof(job->txn_id), order,
 	    "provider_txn_id");
@@ -363,8 +365,15 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 	struct ph_diag diag;
 	int rc, page = 1;
 
-	if (!job->prepared)
+	if (!job->prepared) {
+		/* Never sent (no api_base, a plugin's refusal): why, in
+		 * the log; the refund runner says it for its own. */
+		if (job->op != QUERY_OP_REFUND && job->message[0] != '\0')
+			log_warn("%s %s at %s: not sent: %s",
+			    query_op_names[job->op], job->order_id,
+			    job->profile->name, job->message);
 		return;
+	}
 	prov = job->profile->plugin->prov;
 again:
 	if (job->call.err != PH_OK) {

@@ -238,6 +238,22 @@ def test_output_lost(tap, inst):
                ' '.join(args), p.returncode, p.stderr[-300:])
 
 
+def test_no_api_base(tap):
+    """A profile without api_base: the sweep's query is never sent, and
+    its log says why (payhook.conf(5): it fails with "no api_base")."""
+    inst = Instance(tap, 'noapibase', profile={'query_schedule': '1s,1h'})
+    inst.start()
+    o = 'NB-%s' % os.urandom(3).hex()
+    inst.create_order(o, 300)
+    inst.stop()
+    time.sleep(1.2)
+    p = inst.cli('sweep')
+    tap.ok(p.returncode == EX_TEMPFAIL and re.search(
+        r'query %s at \w+: not sent: profile \w+ has no api_base' % o,
+        p.stderr), 'sweep, a profile without api_base: exit 75, a warn '
+        'line naming the order and why', p.returncode, p.stderr[-600:])
+
+
 def main(tap):
     test_versions(tap)
     inst = Instance(tap, 'cliops')
@@ -246,6 +262,7 @@ def main(tap):
     p = inst.cli('order', 'show', 'NO-SUCH-ORDER')
     tap.is_(p.returncode, 2, 'order show of an unknown order: exit 2')
     test_output_lost(tap, inst)
+    test_no_api_base(tap)
     test_tempfail(tap)
 
 
