@@ -81,6 +81,9 @@ enum cli_need {
 	CLI_NEED_ARCHIVE = 1 << 4,	/* the notification archive */
 	CLI_NEED_ARCHIVE_KEPT = 1 << 5,	/* the archive when archive_days
 					 * keeps one (sweep prunes it) */
+	CLI_NEED_LOG = 1 << 6,		/* a job: logs at the configuration's
+					 * log_level and log_format, its
+					 * warnings too */
 };
 
 /* A command's arguments, as the table's options and its valid read them. */

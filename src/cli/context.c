@@ -56,6 +56,15 @@ cli_open_conf(struct cli *c)
 
 	memset(&errs, 0, sizeof(errs));
 	rc = conf_open(c->path, &c->conf, &errs);
+	/* A job's log is read by machines: once the configuration says
+	 * how, its warnings are lines of that log too. */
+	if (rc == 0 && (c->cmd->needs & CLI_NEED_LOG)) {
+		log_set_level(c->conf->log_level);
+		log_set_format(c->conf->log_format);
+		for (i = 0; i < errs.n; i++)
+			log_warn("%s: %s", c->path, errs.line[i]);
+		errs.n = 0;
+	}
 	for (i = 0; i < errs.n; i++)
 		fprintf(stderr, "payhook: %s: %s%s\n", c->path,
 		    errs.warning[i] ? "warning: " : "", errs.line[i]);

@@ -103,10 +103,8 @@ cli_sweep_pass(struct cli *c, const char *token)
 	    CLI_EXIT_OK);
 }
 
-/*
- * What a job that leases work starts with: a random name for its leases
- * into token, and the configuration's log level.
- */
+/* What a job that leases work starts with: a random name for its leases
+ * into token (its log is set up with the configuration: CLI_NEED_LOG). */
 static int
 cli_job_begin(struct cli *c, char token[33])
 {
@@ -117,8 +115,6 @@ cli_job_begin(struct cli *c, char token[33])
 		return CLI_EXIT_FAIL;
 	}
 	ph_hex_lower(rnd, sizeof(rnd), token);
-	log_set_level(c->conf->log_level);
-	log_set_format(c->conf->log_format);
 	return CLI_EXIT_OK;
 }
 

@@ -151,7 +151,8 @@ static const struct cli_cmd cli_cmds[CLI_CMD__MAX] = {
 	    .help = "run it through the current plugin and\n"
 	    "configuration again, applying it" },
 	[CLI_REFUNDS_RUN] = { .name = "refunds", .sub = "run",
-	    .needs = CLI_STORE | CLI_NEED_HTTP | CLI_NEED_METRICS,
+	    .needs = CLI_STORE | CLI_NEED_HTTP | CLI_NEED_METRICS |
+	    CLI_NEED_LOG,
 	    .run = cli_refunds_run, .args = "",
 	    .help = "carry out the refund work list" },
 	[CLI_REFUNDS_LIST] = { .name = "refunds", .sub = "list",
@@ -161,7 +162,7 @@ static const struct cli_cmd cli_cmds[CLI_CMD__MAX] = {
 	    .help = "list open (or all) refunds" },
 	[CLI_SWEEP] = { .name = "sweep",
 	    .needs = CLI_STORE | CLI_NEED_HTTP | CLI_NEED_METRICS |
-	    CLI_NEED_ARCHIVE_KEPT,
+	    CLI_NEED_ARCHIVE_KEPT | CLI_NEED_LOG,
 	    .opts = { CLI_FLAG("watch", flag),
 		CLI_NUMBER("interval", interval, 1, 3600, 5) },
 	    .run = cli_sweep_run, .args = "[--watch] [--interval S]",

@@ -9,6 +9,7 @@ a push endpoint exits 75, under lighttpd with the providers' API and the
 push endpoint on ports where nothing listens.
 """
 
+import json
 import os
 import re
 import shutil
@@ -254,6 +255,33 @@ def test_no_api_base(tap):
         'line naming the order and why', p.returncode, p.stderr[-600:])
 
 
+def test_job_log_json(tap):
+    """log_format = json: every line the jobs write is a JSON object of
+    prog payhook, the configuration's warnings among them (push to plain
+    HTTP is one)."""
+    inst = Instance(tap, 'jsonlog', push_port=harness.free_port(),
+                    core={'log_format': 'json'})
+    inst.start()
+    paid_order(tap, inst, 'JL', 100)
+    inst.stop()
+    for args in (['sweep'], ['refunds', 'run']):
+        p = inst.cli(*args)
+        bad, warned = [], False
+        for line in p.stderr.splitlines():
+            try:
+                o = json.loads(line)
+            except ValueError:
+                o = None
+            if not isinstance(o, dict) or o.get('prog') != 'payhook':
+                bad.append(line)
+            elif o.get('level') == 'warn' and 'allow_insecure_http' in \
+                    o.get('msg', ''):
+                warned = True
+        tap.ok(not bad and warned, '%s, log_format json: every line a '
+               'JSON object, the configuration\'s warning too' %
+               ' '.join(args), bad[:3], p.stderr[-400:])
+
+
 def main(tap):
     test_versions(tap)
     inst = Instance(tap, 'cliops')
@@ -263,6 +291,7 @@ def main(tap):
     tap.is_(p.returncode, 2, 'order show of an unknown order: exit 2')
     test_output_lost(tap, inst)
     test_no_api_base(tap)
+    test_job_log_json(tap)
     test_tempfail(tap)
 
 
