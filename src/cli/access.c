@@ -46,21 +46,20 @@ cli_mode_allows(const struct cli_user *u, const struct stat *st, int want)
 }
 
 /*
- * The first folder on the way to path that user cannot enter, into dir;
- * 0 when there is none.
+ * The first folder on the way to path that user cannot enter, into dir
+ * and *st; 0 when there is none.
  */
 static int
 cli_user_blocked(const struct cli_user *u, const char *path, char *dir,
-    size_t len)
+    size_t len, struct stat *st)
 {
 	char *slash;
-	struct stat st;
 
 	ph_strlcpy(dir, path, len);
 	for (slash = strchr(dir + 1, '/'); slash != NULL;
 	    slash = strchr(slash + 1, '/')) {
 		*slash = '\0';
-		if (stat(dir, &st) == 0 && !cli_mode_allows(u, &st, 1))
+		if (stat(dir, st) == 0 && !cli_mode_allows(u, st, 1))
 			return 1;
 		*slash = '/';
 	}
@@ -75,9 +74,11 @@ cli_user_may(const struct cli_user *u, const char *path, int want,
 	char dir[4096];
 	struct stat st;
 
-	if (cli_user_blocked(u, path, dir, sizeof(dir))) {
-		fprintf(stderr, "payhook: user %s cannot enter %s, on the way "
-		    "to the %s %s\n", u->name, dir, what, path);
+	if (cli_user_blocked(u, path, dir, sizeof(dir), &st)) {
+		fprintf(stderr, "payhook: user %s cannot enter %s (mode %04o, "
+		    "owner %ld), on the way to the %s %s\n", u->name, dir,
+		    (unsigned)(st.st_mode & 07777), (long)st.st_uid, what,
+		    path);
 		return -1;
 	}
 	if (stat(path, &st) == -1) {
@@ -107,7 +108,7 @@ cli_user_may_make(const struct cli_user *u, const char *path, int want,
     const char *what)
 {
 	char *tmp, dir[4096], blocked[4096];
-	struct stat st;
+	struct stat st, bst;
 
 	if (stat(path, &st) == 0 || errno != ENOENT)
 		return cli_user_may(u, path, want, what);
@@ -119,13 +120,22 @@ cli_user_may_make(const struct cli_user *u, const char *path, int want,
 		return 0;
 	/* Creating a file takes writing and searching its folder. */
 	if (cli_mode_allows(u, &st, 3) &&
-	    !cli_user_blocked(u, dir, blocked, sizeof(blocked))) {
+	    !cli_user_blocked(u, dir, blocked, sizeof(blocked), &bst)) {
 		printf("payhook: %s %s: missing; user %s can create it\n", what,
 		    path, u->name);
 		return 0;
 	}
-	fprintf(stderr, "payhook: %s %s: missing, and user %s cannot create "
-	    "it in %s\n", what, path, u->name, dir);
+	if (cli_mode_allows(u, &st, 3))
+		/* The folder would do, but one on the way is closed. */
+		fprintf(stderr, "payhook: %s %s: missing, and user %s cannot "
+		    "enter %s (mode %04o, owner %ld) to create it\n", what,
+		    path, u->name, blocked, (unsigned)(bst.st_mode & 07777),
+		    (long)bst.st_uid);
+	else
+		fprintf(stderr, "payhook: %s %s: missing, and user %s cannot "
+		    "create it in %s (mode %04o, owner %ld)\n", what, path,
+		    u->name, dir, (unsigned)(st.st_mode & 07777),
+		    (long)st.st_uid);
 	return -1;
 }
 

@@ -270,7 +270,8 @@ def run(tap, inst, user, who):
     os.chmod(inst.var, 0o500)
     p = inst.cli('check', '--user', user.pw_name)
     tap.ok(p.returncode == 78 and 'metrics file %s-metrics: missing, and '
-           'user %s cannot create it' % (inst.db, user.pw_name) in p.stderr,
+           'user %s cannot create it in %s (mode 0500, owner ' %
+           (inst.db, user.pw_name, inst.var) in p.stderr,
            'a missing metrics file %s cannot create: named, exit 78'
            % user.pw_name, p.returncode, p.stderr)
     os.chmod(inst.var, 0o700)
@@ -289,6 +290,21 @@ def run(tap, inst, user, who):
     tap.ok(p.returncode == 78 and 'cannot read the metrics_token_file '
            '%s' % token in p.stderr, 'a metrics_token_file %s cannot read: '
            'named, exit 78' % user.pw_name, p.returncode, p.stderr)
+    # ... in a folder the user cannot enter: the folder named, with its
+    # mode and owner, as every refusal is.
+    keys = os.path.dirname(token)
+    was = os.stat(keys)
+    os.chown(token, *who)
+    os.chown(keys, 0, 0)
+    os.chmod(keys, 0o700)
+    p = inst.cli('check', '--user', user.pw_name)
+    tap.ok(p.returncode == 78 and 'user %s cannot enter %s (mode 0700, '
+           'owner 0), on the way to the metrics_token_file' %
+           (user.pw_name, keys) in p.stderr, 'a folder %s cannot enter: '
+           'named with its mode and owner, exit 78' % user.pw_name,
+           p.returncode, p.stderr)
+    os.chown(keys, was.st_uid, was.st_gid)
+    os.chmod(keys, was.st_mode & 0o7777)
     with open(inst.config, 'w') as fh:
         fh.write(conf)
     os.unlink(token)
