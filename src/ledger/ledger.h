@@ -236,7 +236,9 @@ int ledger_create_order(struct store *s, const struct ledger_new_order *n,
  * attempt is being opened right now).  ledger_guard_end records the
  * attempt and lets go: PH_OK, or PH_E_CONFLICT when the order was paid
  * meanwhile or when an earlier attempt, still unsettled, was opened less
- * than hold_s seconds ago (the shopper may be paying it right now).  ledger_guard_release lets go without recording.
+ * than hold_s seconds ago (the shopper may be paying it right now).
+ * ledger_guard_release lets go without recording: PH_OK (let go, or not
+ * token's any more), or why the store could not.
  */
 int ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
     int64_t hold_s, const char *token, json_t **order, struct ph_diag *diag);
@@ -244,7 +246,7 @@ int ledger_guard_end(struct store *s, const char *order_id, const char *token,
     const char *profile, const json_t *data, int64_t now, int64_t hold_s,
     int64_t next_query_at, struct ledger_idem *idem, json_t **order,
     struct ph_diag *diag);
-void ledger_guard_release(struct store *s, const char *order_id,
+int ledger_guard_release(struct store *s, const char *order_id,
     const char *token);
 
 /* Order ids whose next query time is at or before now, earliest first,

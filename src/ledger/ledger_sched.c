@@ -257,23 +257,25 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 	return paid ? PH_E_CONFLICT : PH_OK;
 }
 
-void
+int
 ledger_guard_release(struct store *s, const char *order_id,
     const char *token)
 {
 	struct store_txn t;
 	struct store_key k;
 	json_t *order;
+	int rc;
 
-	if (ledger_open_order(s, order_id, &t, &k, &order) != PH_OK)
-		return;
+	if ((rc = ledger_open_order(s, order_id, &t, &k, &order)) != PH_OK)
+		return rc == PH_E_NOTFOUND ? PH_OK : rc;
 	if (strcmp(ledger_str(order, "guard_owner"), token) == 0) {
 		ledger_guard_hold(order, NULL, 0);
 		ledger_put(&t, STORE_DB_ORDERS, &k, order);
-		store_commit(&t);
+		rc = store_commit(&t);
 	} else
 		store_abort(&t);
 	json_decref(order);
+	return rc;
 }
 
 /* An order id of the due list (time, length, id), up to now. */

@@ -17,6 +17,7 @@
 #include "ops/log.h"
 #include "ledger/order.h"
 #include "jobs/query.h"
+#include "web/stuck.h"
 
 #define API_EVENTS_DEFAULT 100
 #define API_EVENTS_MAX 1000
@@ -512,7 +513,8 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	/* Earlier attempts may have been paid without a word yet. */
 	asked = api_ask(ctx, order, req->now, &unreached);
 	if (unreached) {
-		ledger_guard_release(ctx->store, order_id, token);
+		if (ledger_guard_release(ctx->store, order_id, token) != PH_OK)
+			web_stuck_add(WEB_STUCK_GUARD, order_id, token);
 		view = json_pack("{s:s, s:s, s:O}", "error",
 		    "provider_unavailable", "message", "an earlier payment "
 		    "attempt could not be checked at the provider; not opening "
@@ -538,6 +540,8 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	}
 	if (rc != PH_OK && rc != PH_E_CONFLICT) {
 		log_err("attempt on order %s: %s", order_id, diag.msg);
+		/* The guard is still ours: let go once the store is back. */
+		web_stuck_add(WEB_STUCK_GUARD, order_id, token);
 		api_store_error(resp, rc);
 		goto done;
 	}

@@ -13,6 +13,7 @@
 #include "web/api.h"
 #include "web/fc.h"
 #include "web/idem.h"
+#include "web/stuck.h"
 #include "web/notify.h"
 #include "web/status.h"
 
@@ -223,6 +224,7 @@ fc_handle(struct web_ctx *ctx, const struct web_request *req,
 	char allow[sizeof(resp->allow)];
 
 	web_note_set(resp->note.route, "none");
+	web_stuck_release(ctx->store);
 	path = fc_route_path(ctx->conf, req->uri != NULL ? req->uri : "", buf,
 	    sizeof(buf));
 	if (path == NULL || req->method == NULL) {

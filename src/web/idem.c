@@ -12,6 +12,7 @@
 
 #include "ops/log.h"
 #include "web/idem.h"
+#include "web/stuck.h"
 
 #define IDEM_LEASE_MIN_S 60
 
@@ -131,10 +132,12 @@ idem_run(struct web_ctx *ctx, const struct web_request *req,
 		idem.kept = 0;
 		if ((rc = ledger_idem_end(ctx->store, &idem, resp->status,
 		    resp->body.data != NULL ? resp->body.data : "",
-		    resp->body.len)) != PH_OK)
+		    resp->body.len)) != PH_OK) {
 			log_err("Idempotency-Key %s: the answer could not be "
 			    "kept: %s; a retry runs the call again",
 			    idem.key, ph_strerror(rc));
+			web_stuck_add(WEB_STUCK_IDEM, idem.key, idem.token);
+		}
 		break;
 	}
 	ledger_idem_free(&idem);

@@ -551,8 +551,8 @@ def test_store_down(tap):
     sim = harness.Simulator(tap).start()
     inst = harness.SimInstance(tap, 'pgdown', sim_port=sim.port, core={
         'store': 'postgresql', 'pg_conninfo': cl.conninfo(dbname='down'),
-        'lease_s': '5', 'http_timeout_s': '4'},
-        profile={'query_schedule': '1s'})
+        'lease_s': '5', 'http_timeout_s': '4', 'attempt_hold_s': '0'},
+        profile={'query_schedule': '1s'}, max_procs=1)
     tap.is_(inst.cli('check').returncode, 0, 'down: the tables made')
     inst.start()
     sim.point_at(inst)
@@ -612,6 +612,40 @@ def test_store_down(tap):
            sim.stats()['refunds']['made'] == 1, '... the database back: '
            'a later run records it, the refund made once at the provider',
            sim.stats()['refunds'])
+
+    # A merchant's keyed call the database fails under, while it asks the
+    # provider about the order's earlier attempt: answered 503, and its
+    # claims (the Idempotency-Key's, the order's guard) let go once the
+    # database is back, so that the retry the README asks for runs.
+    inst.create_order('DOWN2', 500)
+    r = inst.api('POST', '/orders/DOWN2/attempts', {'profile': 'wxshop'})
+    tap.is_(r.status, 201, 'an attempt on DOWN2', r.describe())
+    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 2.0})
+    asked = sim.stats()['total'].get('query', 0)
+    out = {}
+    key = {'Idempotency-Key': 'down2-' + os.urandom(3).hex()}
+
+    def call():
+        out['r'] = inst.api('POST', '/orders/DOWN2/attempts',
+                            {'profile': 'wxshop'}, headers=key)
+    th = threading.Thread(target=call)
+    th.start()
+    harness.wait_for(lambda: sim.stats()['total'].get('query', 0) > asked,
+                     10, 0.02)
+    cl.stop(mode='immediate')
+    th.join(60)
+    sim.control('/_sim/mode', {'query': 'ok'})
+    cl.start()
+    first = out.get('r')
+    tap.is_((first.status, (first.json or {}).get('error')) if first else
+            None, (503, 'store_unavailable'), 'a keyed attempt the '
+            'database fails under: 503 store_unavailable',
+            first.describe() if first else '')
+    r = inst.api('POST', '/orders/DOWN2/attempts', {'profile': 'wxshop'},
+                 headers=key)
+    tap.is_(r.status, 201, '... the database back: the retry with its '
+            'key runs at once (not 409 while the claims\' leases run)',
+            r.describe())
     inst.stop()
     sim.stop()
     cl.stop()
