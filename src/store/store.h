@@ -266,16 +266,17 @@ struct store_restore_report {
 
 /*
  * Puts the backup read from fd (named backup in messages; the caller
- * keeps fd) in place of the store at path: refused (PH_E_CONFLICT) while
- * any process has the store open (LMDB's lock file says so); else the
- * backup is copied beside the store, checked by opening it, given a new
- * epoch (every id handed out after the restore differs from those handed
- * out before it), given the mode (and, run by root, the owner) of the
- * store it replaces, and renamed over it; the stale lock file and group
- * commit file go.  Everything it does in the store's folder is done by
- * name as whoever calls it: the caller must be the folder's owner, never
- * root in a folder another user may write (links planted there would be
- * followed).
+ * keeps fd) in place of the store at path: refused (PH_E_STORE) while
+ * another restore of it runs (it holds a flock of the store's folder),
+ * and (PH_E_CONFLICT) while any process has the store open (LMDB's lock
+ * file says so); else the backup is copied beside the store, checked by
+ * opening it, given a new epoch (every id handed out after the restore
+ * differs from those handed out before it), given the mode (and, run by
+ * root, the owner) of the store it replaces, and renamed over it; the
+ * stale lock file and group commit file go.  Everything it does in the
+ * store's folder is done by name as whoever calls it: the caller must be
+ * the folder's owner, never root in a folder another user may write
+ * (links planted there would be followed).
  */
 int store_restore(const char *path, int fd, const char *backup,
     size_t map_size, struct store_restore_report *rep,

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -736,8 +737,49 @@ done:
 	return rc;
 }
 
-int
-store_restore(const char *path, int fd, const char *backup,
+/*
+ * One restore of the store at a time: each copies the backup to the same
+ * name beside the store, removing what is there first, and renames it
+ * over the store, so two that overlap put an empty or half-written copy
+ * in place.  An exclusive flock of the store's folder, held until the
+ * restore returns (the kernel drops it when a restore dies); another
+ * restore is refused at once.  *dfd gets the folder's descriptor.
+ */
+static int
+restore_lock(const char *path, int *dfd, struct ph_diag *diag)
+{
+	char *tmp, *dir;
+	int fd, rc = PH_OK;
+
+	*dfd = -1;
+	if ((tmp = strdup(path)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	dir = dirname(tmp);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "database folder %s: %s", dir,
+		    strerror(errno));
+		goto done;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			rc = ph_fail(diag, PH_E_STORE, "database %s: another "
+			    "payhook restore of it is running; nothing was "
+			    "replaced", path);
+		else
+			rc = ph_fail(diag, PH_E_IO, "database folder %s: "
+			    "cannot lock it: %s", dir, strerror(errno));
+		close(fd);
+		goto done;
+	}
+	*dfd = fd;
+done:
+	free(tmp);
+	return rc;
+}
+
+/* The restore itself, its lock held (restore_lock). */
+static int
+restore_locked(const char *path, int fd, const char *backup,
     size_t map_size, struct store_restore_report *rep,
     struct ph_diag *diag)
 {
@@ -749,7 +791,6 @@ store_restore(const char *path, int fd, const char *backup,
 	long pid;
 	int rc, busy;
 
-	memset(rep, 0, sizeof(*rep));
 	if (snprintf(tmp, sizeof(tmp), "%s.restore", path) >=
 	    (int)sizeof(tmp) || snprintf(lock, sizeof(lock), "%s-lock",
 	    path) >= (int)sizeof(lock))
@@ -762,9 +803,6 @@ store_restore(const char *path, int fd, const char *backup,
 		return ph_fail(diag, PH_E_CONFLICT, "database %s is open in "
 		    "process %ld (and maybe others): stop the web server's "
 		    "payhook processes and the sweeper first", path, pid);
-	/* A new host: the folder as the store's open would make it. */
-	if ((rc = store_mkparent(path, diag)) != PH_OK)
-		return rc;
 	rep->uid = (long)getuid();
 	rep->gid = (long)getgid();
 	rep->mode = 0600;
@@ -778,6 +816,7 @@ store_restore(const char *path, int fd, const char *backup,
 		    strerror(errno));
 	/* The store must stay the owner's to read and write. */
 	rep->mode |= S_IRUSR | S_IWUSR;
+	/* Left by a restore that died: the lock makes the name this run's. */
 	unlink(tmp);
 	unlink(tmplock);
 	if ((rc = store_copy_file(fd, backup, tmp, rep, diag)) != PH_OK)
@@ -838,5 +877,23 @@ fail:
 	store_close(s);
 	unlink(tmp);
 	unlink(tmplock);
+	return rc;
+}
+
+int
+store_restore(const char *path, int fd, const char *backup,
+    size_t map_size, struct store_restore_report *rep,
+    struct ph_diag *diag)
+{
+	int dfd, rc;
+
+	memset(rep, 0, sizeof(*rep));
+	/* A new host: the folder as the store's open would make it. */
+	if ((rc = store_mkparent(path, diag)) != PH_OK)
+		return rc;
+	if ((rc = restore_lock(path, &dfd, diag)) != PH_OK)
+		return rc;
+	rc = restore_locked(path, fd, backup, map_size, rep, diag);
+	close(dfd);
 	return rc;
 }

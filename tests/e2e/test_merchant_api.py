@@ -6,10 +6,14 @@ id handed out twice, an old-epoch cursor answered 409), and an
 Idempotency-Key whose call is killed with SIGKILL between its effect and
 its answer."""
 
+import ctypes
+import ctypes.util
 import os
 import random
+import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -300,6 +304,90 @@ def test_restore(tap, inst, sim):
     fresh.cleanup()
 
 
+def padded_backup(tap, inst, mib):
+    """A backup of inst's store (stopped) grown by mib MiB of padding in a
+    table of its own, so that copying it takes a while."""
+    pad = os.path.join(inst.dir, 'pad.txt')
+    with open(pad, 'w') as fh:
+        fh.write('VERSION=3\nformat=print\ntype=btree\nmapsize=%d\n'
+                 'HEADER=END\n' % (256 << 20))
+        for i in range(mib):
+            fh.write(' k%05d\n %s\n' % (i, 'ab' * (1 << 19)))
+        fh.write('DATA=END\n')
+    subprocess.run(['mdb_load', '-n', '-s', 'zpad', '-f', pad, inst.db],
+                   check=True)
+    os.unlink(pad)
+    backup = os.path.join(inst.dir, 'padded.mdb')
+    p = inst.cli('backup', backup)
+    tap.is_(p.returncode, 0, 'a backup of %d MiB' % mib, p.stderr)
+    return backup
+
+
+def stopped_mid_copy(inst, backup):
+    """A restore of backup, stopped (SIGSTOP) the moment its copy beside
+    the store appears (inotify): (process, whether it was caught before
+    its rename)."""
+    libc = ctypes.CDLL(ctypes.util.find_library('c'), use_errno=True)
+    ino = libc.inotify_init()
+    var, name = os.path.split(inst.db)
+    libc.inotify_add_watch(ino, var.encode(), 0x100)      # IN_CREATE
+    proc = subprocess.Popen([harness.PAYHOOK, '-c', inst.config, 'restore',
+                             backup], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    caught, ino_before = False, os.stat(inst.db).st_ino
+    deadline = time.time() + 10
+    while not caught and time.time() < deadline:
+        if not select.select([ino], [], [], 0.5)[0]:
+            continue
+        buf, off = os.read(ino, 65536), 0
+        while off < len(buf):
+            n = struct.unpack_from('iIII', buf, off)[3]
+            got = buf[off + 16:off + 16 + n].split(b'\0', 1)[0].decode()
+            off += 16 + n
+            if got == name + '.restore':
+                os.kill(proc.pid, signal.SIGSTOP)
+                caught = True
+                break
+    os.close(ino)
+    return proc, caught and os.stat(inst.db).st_ino == ino_before
+
+
+def test_restore_one_at_a_time(tap):
+    """Two restores of one store at once: the second is refused at once
+    (exit 1) and the first puts the whole backup in place; before, both
+    copied to the same name beside the store and the store left was an
+    empty one."""
+    inst = harness.Instance(tap, 'restore-twice-at-once',
+                            core={'map_size_mb': '256'})
+    inst.start()
+    inst.create_order('RT-1', 100)
+    inst.pay('RT-1', 100, harness.txn_id('RT-1'))
+    inst.stop()
+    backup = padded_backup(tap, inst, 48)
+    first, caught = stopped_mid_copy(inst, backup)
+    tap.ok(caught, 'a restore stopped while it copies the backup')
+    p = inst.cli('restore', backup)
+    tap.ok(p.returncode == 1 and 'another payhook restore of it is '
+           'running; nothing was replaced' in p.stderr,
+           '... a second restore meanwhile: refused at once, exit 1',
+           p.returncode, p.stdout, p.stderr)
+    os.kill(first.pid, signal.SIGCONT)
+    out, err = first.communicate(timeout=60)
+    tap.is_(first.returncode, 0, '... and the first one, let go, puts the '
+            'backup in place', err)
+    tap.ok(os.path.getsize(inst.db) >= os.path.getsize(backup) and
+           inst.cli('order', 'show', 'RT-1').returncode == 0,
+           '... the store is the whole backup, its order there',
+           os.path.getsize(inst.db), os.path.getsize(backup))
+    tap.is_(sorted(n for n in os.listdir(os.path.dirname(inst.db))
+                   if '.restore' in n), [],
+            '... and no copy is left beside it')
+    p = inst.cli('restore', backup)
+    tap.is_(p.returncode, 0, 'a restore after it: done', p.stderr)
+    inst.cleanup()
+
+
 def test_killed_between(tap):
     """SIGKILLs of payhook.fcgi while refunds are asked under keys, as
     clients retry after a timeout: every key ends with exactly one refund,
@@ -424,6 +512,7 @@ def main(tap):
     test_attempt_data(tap, inst)
     if harness.E2E_STORE == 'lmdb':      # payhook backup and restore
         test_restore(tap, inst, sim)
+        test_restore_one_at_a_time(tap)
     inst.cleanup()
     sim.stop()
     test_killed_between(tap)
