@@ -317,6 +317,27 @@ cli_backup_run(struct cli *c)
 	return CLI_EXIT_OK;
 }
 
+/* Where a restore's sequence numbers go on from, and why they may not be
+ * past the replaced store's. */
+static void
+cli_restore_seq(const struct store_restore_report *rep)
+{
+	printf("payhook: event and refund sequence numbers go on from %llu: "
+	    "2^32 past the backup's next (%llu)", (unsigned long long)
+	    rep->seq_from, (unsigned long long)rep->seq_backup);
+	if (rep->seq_replaced != 0)
+		printf(" and the replaced store's (%llu)",
+		    (unsigned long long)rep->seq_replaced);
+	printf("\n");
+	if (rep->replaced_unread[0] != '\0')
+		fprintf(stderr, "payhook: restore: warning: the store replaced "
+		    "could not be read (%s): sequence numbers go on past the "
+		    "backup's only, and a feed reader that keeps no epoch "
+		    "misses events if that store had handed out %llu or "
+		    "more\n", rep->replaced_unread,
+		    (unsigned long long)rep->seq_from);
+}
+
 /*
  * restore FILE: the backup is opened as whoever runs payhook (it may be
  * root's alone), the rest done as the store's owner, as every other
@@ -368,6 +389,7 @@ cli_restore_run(struct cli *c)
 	printf("payhook: epoch %s (the backup's was %s): event and refund ids "
 	    "from now on differ from every id handed out before\n",
 	    rep.epoch_after, rep.epoch_before);
+	cli_restore_seq(&rep);
 	if (rep.lock_removed)
 		printf("payhook: removed the stale lock file %s-lock\n",
 		    c->conf->db_path);
@@ -492,7 +514,7 @@ cli_store_new_epoch_run(struct cli *c)
 	ph_strlcpy(before, store_epoch(c->store), sizeof(before));
 	if ((rc = store_begin(c->store, 1, &t)) == PH_OK) {
 		store_new_epoch(&t);
-		store_seq_jump(&t);
+		store_seq_jump(&t, 0);
 		rc = store_commit(&t);
 	}
 	if (rc != PH_OK) {

@@ -359,28 +359,60 @@ store_after_last(struct store_txn *t, enum store_db db)
 	return last.len == 8 ? store_key_get_u64(&last) + 1 : 1;
 }
 
-void
-store_seq_jump(struct store_txn *t)
+/* The least sequence number t's store may hand out next: past its floor
+ * and the last of its events and refunds; 0 on t's error. */
+static uint64_t
+store_seq_high(struct store_txn *t)
 {
-	uint64_t floor = t->store->seq_floor, e, r;
-	struct store_key k;
-	char num[24];
-	int n;
+	uint64_t high = t->store->seq_floor, e, r;
 
 	e = store_after_last(t, STORE_DB_EVENTS);
 	r = store_after_last(t, STORE_DB_REFUNDS);
 	if (t->err != PH_OK)
-		return;
-	if (e > floor)
-		floor = e;
-	if (r > floor)
-		floor = r;
+		return 0;
+	if (e > high)
+		high = e;
+	if (r > high)
+		high = r;
+	return high;
+}
+
+int
+store_seq_next(struct store *s, uint64_t *next)
+{
+	struct store_txn t;
+	int rc;
+
+	*next = 0;
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	*next = store_seq_high(&t);
+	rc = t.err;
+	store_abort(&t);
+	return rc;
+}
+
+uint64_t
+store_seq_jump(struct store_txn *t, uint64_t past)
+{
+	uint64_t floor;
+	struct store_key k;
+	char num[24];
+	int n;
+
+	floor = store_seq_high(t);
+	if (t->err != PH_OK)
+		return 0;
+	if (past > floor)
+		floor = past;
 	floor += STORE_SEQ_GAP;
 	n = snprintf(num, sizeof(num), "%llu", (unsigned long long)floor);
 	store_meta_key(&k, "seq_floor");
 	store_put(t, STORE_DB_META, &k, num, (size_t)n);
-	if (t->err == PH_OK)
-		t->store->seq_floor = floor;
+	if (t->err != PH_OK)
+		return 0;
+	t->store->seq_floor = floor;
+	return floor;
 }
 
 uint64_t

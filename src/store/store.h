@@ -180,13 +180,19 @@ const char *store_epoch(const struct store *s);
 void store_new_epoch(struct store_txn *t);
 /*
  * After a restore (and with a new epoch): sequence numbers of events and
- * refunds go on STORE_SEQ_GAP past every one the store holds, so none
- * handed out after the backup was made is handed out again, even to a
- * feed reader that sends no epoch.  Like the epoch, a running process
- * keeps the floor it read when it opened the store.
+ * refunds go on STORE_SEQ_GAP past every one the store holds and past
+ * past (the next of the store a restore replaces, which may have handed
+ * out more since the backup, or been restored from it before; 0 for
+ * none), so none handed out before is handed out again, even to a feed
+ * reader that sends no epoch.  Returns the first one from now on, 0 on
+ * t's error.  Like the epoch, a running process keeps the floor it read
+ * when it opened the store.
  */
 #define STORE_SEQ_GAP	((uint64_t)1 << 32)
-void store_seq_jump(struct store_txn *t);
+uint64_t store_seq_jump(struct store_txn *t, uint64_t past);
+/* The least sequence number s would hand out next to an event or a
+ * refund (its floor, or past their last), in *next. */
+int store_seq_next(struct store *s, uint64_t *next);
 void store_close(struct store *s);
 
 int store_begin(struct store *s, int write, struct store_txn *t);
@@ -260,6 +266,10 @@ struct store_restore_report {
 	long uid, gid;			/* owner given to the store */
 	unsigned mode;
 	int replaced;			/* a store file was there */
+	uint64_t seq_backup;		/* the backup's next sequence number */
+	uint64_t seq_replaced;		/* the replaced store's; 0: none read */
+	char replaced_unread[128];	/* why it could not be read, or "" */
+	uint64_t seq_from;		/* the first handed out from now on */
 	int lock_removed;		/* its stale lock file was removed */
 	size_t bytes;
 };
@@ -271,12 +281,13 @@ struct store_restore_report {
  * and (PH_E_CONFLICT) while any process has the store open (LMDB's lock
  * file says so); else the backup is copied beside the store, checked by
  * opening it, given a new epoch (every id handed out after the restore
- * differs from those handed out before it), given the mode (and, run by
- * root, the owner) of the store it replaces, and renamed over it; the
- * stale lock file and group commit file go.  Everything it does in the
- * store's folder is done by name as whoever calls it: the caller must be
- * the folder's owner, never root in a folder another user may write
- * (links planted there would be followed).
+ * differs from those handed out before it) and sequence numbers past the
+ * backup's and the replaced store's (store_seq_jump), given the mode
+ * (and, run by root, the owner) of the store it replaces, and renamed
+ * over it; the stale lock file and group commit file go.  Everything it
+ * does in the store's folder is done by name as whoever calls it: the
+ * caller must be the folder's owner, never root in a folder another user
+ * may write (links planted there would be followed).
  */
 int store_restore(const char *path, int fd, const char *backup,
     size_t map_size, struct store_restore_report *rep,

@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include <lmdb.h>
@@ -777,6 +778,86 @@ done:
 	return rc;
 }
 
+/* What the child of restore_replaced_next() hands back. */
+struct restore_seq {
+	int rc;
+	uint64_t next;
+	char why[sizeof(((struct store_restore_report *)0)->replaced_unread)];
+};
+
+/* In the child: opens the store at path as any command does, reads its
+ * next sequence number. */
+static void
+restore_seq_read(const char *path, size_t map_size, struct restore_seq *r)
+{
+	struct ph_diag diag;
+	struct store *s;
+
+	memset(&diag, 0, sizeof(diag));
+	if ((r->rc = store_lmdb_open(path, map_size, STORE_OPEN_OLDER |
+	    STORE_OPEN_EXISTING, &s, &diag)) != PH_OK) {
+		ph_strlcpy(r->why, diag.msg, sizeof(r->why));
+		return;
+	}
+	if ((r->rc = store_seq_next(s, &r->next)) != PH_OK)
+		snprintf(r->why, sizeof(r->why), "database %s: %s", path,
+		    ph_strerror(r->rc));
+	store_close(s);
+}
+
+/*
+ * The next sequence number of the store a restore replaces, which may
+ * have handed out more than the backup holds (or been restored from it
+ * before) into rep; why not in rep->replaced_unread.  Read in a child:
+ * a damaged store, often why it is restored, can crash its reader, and
+ * the restore goes on without it.  No process has the store open.
+ */
+static void
+restore_replaced_next(const char *path, size_t map_size,
+    struct store_restore_report *rep)
+{
+	struct restore_seq r;
+	ssize_t n;
+	pid_t pid;
+	int p[2], status;
+
+	memset(&r, 0, sizeof(r));
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		snprintf(rep->replaced_unread, sizeof(rep->replaced_unread),
+		    "pipe: %s", strerror(errno));
+		return;
+	}
+	if ((pid = fork()) == -1) {
+		snprintf(rep->replaced_unread, sizeof(rep->replaced_unread),
+		    "fork: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		close(p[0]);
+		restore_seq_read(path, map_size, &r);
+		/* Less than PIPE_BUF: written and read whole. */
+		n = write(p[1], &r, sizeof(r));
+		_exit(n == (ssize_t)sizeof(r) ? 0 : 1);
+	}
+	close(p[1]);
+	while ((n = read(p[0], &r, sizeof(r))) == -1 && errno == EINTR)
+		;
+	close(p[0]);
+	while (waitpid(pid, &status, 0) == -1 && errno == EINTR)
+		;
+	if (n != (ssize_t)sizeof(r))
+		snprintf(rep->replaced_unread, sizeof(rep->replaced_unread),
+		    "database %s: its reader died%s", path,
+		    WIFSIGNALED(status) ? " of a signal" : "");
+	else if (r.rc != PH_OK)
+		ph_strlcpy(rep->replaced_unread, r.why,
+		    sizeof(rep->replaced_unread));
+	else
+		rep->seq_replaced = r.next;
+}
+
 /* The restore itself, its lock held (restore_lock). */
 static int
 restore_locked(const char *path, int fd, const char *backup,
@@ -816,6 +897,8 @@ restore_locked(const char *path, int fd, const char *backup,
 		    strerror(errno));
 	/* The store must stay the owner's to read and write. */
 	rep->mode |= S_IRUSR | S_IWUSR;
+	if (rep->replaced)
+		restore_replaced_next(path, map_size, rep);
 	/* Left by a restore that died: the lock makes the name this run's. */
 	unlink(tmp);
 	unlink(tmplock);
@@ -838,9 +921,10 @@ restore_locked(const char *path, int fd, const char *backup,
 	}
 	ph_strlcpy(rep->epoch_before, store_epoch(s),
 	    sizeof(rep->epoch_before));
-	if ((rc = store_begin(s, 1, &t)) == PH_OK) {
+	if ((rc = store_seq_next(s, &rep->seq_backup)) == PH_OK &&
+	    (rc = store_begin(s, 1, &t)) == PH_OK) {
 		store_new_epoch(&t);
-		store_seq_jump(&t);
+		rep->seq_from = store_seq_jump(&t, rep->seq_replaced);
 		rc = store_commit(&t);
 	}
 	if (rc != PH_OK) {

@@ -10,6 +10,7 @@ import ctypes
 import ctypes.util
 import os
 import random
+import re
 import select
 import shutil
 import signal
@@ -304,6 +305,64 @@ def test_restore(tap, inst, sim):
     fresh.cleanup()
 
 
+def test_restore_twice(tap):
+    """One backup restored twice: sequence numbers after the second
+    restore go on past those handed out after the first, so a reader that
+    keeps only its cursor misses none of the new events, and refund ids
+    go on too; before, the second restore jumped 2^32 past the backup's
+    again and handed the same numbers out once more."""
+    inst = harness.Instance(tap, 'restore-twice')
+    inst.start()
+    paid(tap, inst, 'R2-A')
+    backup = os.path.join(inst.dir, 'nightly.mdb')
+    tap.is_(inst.cli('backup', backup).returncode, 0, 'backup')
+    inst.stop()
+    tap.is_(inst.cli('restore', backup).returncode, 0, 'restored once')
+    inst.start()
+    paid(tap, inst, 'R2-B')
+    paid(tap, inst, 'R2-C')
+    first = inst.all_events(0)
+    cursor = max(e['seq'] for e in first)
+    r1 = (refund(inst, 'R2-B', {'amount': 100}).json or {}).get('refund_id')
+    inst.stop()
+    p = inst.cli('restore', backup)
+    tap.is_(p.returncode, 0, 'the same backup restored again', p.stderr)
+    m = re.search(r'sequence numbers go on from (\d+): 2\^32 past the '
+                  r'backup\'s next \((\d+)\) and the replaced store\'s '
+                  r'\((\d+)\)', p.stdout)
+    tap.ok(m and int(m.group(3)) > cursor and
+           int(m.group(1)) == int(m.group(3)) + 2 ** 32,
+           '... it says the sequence numbers go on 2^32 past the replaced '
+           'store\'s, which went past the backup\'s', cursor, p.stdout)
+    inst.start()
+    paid(tap, inst, 'R2-D')
+    old = {e['id'] for e in first}
+    new = [e['id'] for e in inst.all_events(0) if e['id'] not in old]
+    r = inst.events(after=cursor, limit=1000)
+    seen = [e['id'] for e in (r.json or {}).get('events') or []]
+    tap.ok(new and sorted(seen) == sorted(new),
+           'a reader without the epoch, its cursor %d from after the first '
+           'restore: given every event made after the second' % cursor,
+           new, seen)
+    r2 = (refund(inst, 'R2-D', {'amount': 100}).json or {}).get('refund_id')
+    n1, n2 = (int(re.sub(r'^phr[0-9a-f]{12}', '', x or '') or 0)
+              for x in (r1, r2))
+    tap.ok(n1 and n2 > n1, '... and the refund minted after it goes on '
+           'past the one minted after the first', r1, r2)
+    inst.stop()
+    # A store that cannot be read (damaged: often why one restores).
+    with open(inst.db, 'r+b') as fh:
+        fh.write(b'\xff' * 4096)
+    p = inst.cli('restore', backup)
+    tap.ok(p.returncode == 0 and 'warning: the store replaced could not '
+           'be read' in p.stderr and 'go on from' in p.stdout and
+           'replaced store\'s' not in p.stdout,
+           'a damaged store replaced: restored, with a warning that the '
+           'sequence numbers go on past the backup\'s only', p.stdout,
+           p.stderr)
+    inst.cleanup()
+
+
 def padded_backup(tap, inst, mib):
     """A backup of inst's store (stopped) grown by mib MiB of padding in a
     table of its own, so that copying it takes a while."""
@@ -512,6 +571,7 @@ def main(tap):
     test_attempt_data(tap, inst)
     if harness.E2E_STORE == 'lmdb':      # payhook backup and restore
         test_restore(tap, inst, sim)
+        test_restore_twice(tap)
         test_restore_one_at_a_time(tap)
     inst.cleanup()
     sim.stop()
