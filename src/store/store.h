@@ -88,6 +88,10 @@ struct store_spec {
 	const char *pg_password;	/* NULL, or pg_password_file's text:
 					 * kept by reference, for reconnecting,
 					 * so it must outlive the store */
+	int pg_interactive;		/* a caller waits for every transaction
+					 * (payhook.fcgi): lock and statement
+					 * waits bounded to seconds, not
+					 * minutes (doc/payhook.conf.5) */
 	/*
 	 * How a record is shown as JSON where an engine keeps it so beside
 	 * the record (PostgreSQL's doc column, which its typed columns come

@@ -21,7 +21,8 @@
  * is a REPEATABLE READ snapshot, like an LMDB reader.  A commit returns
  * once the server made it durable (synchronous_commit as the server has
  * it, on a synchronous standby too when one is named); whatever a reader
- * sees was committed so, and settle has nothing to wait for.
+ * sees was committed so, and settle has nothing to wait for.  Every
+ * session bounds its waits for locks and statements (PG_BOUNDS).
  *
  * A lost connection fails the transaction it was in, and says so
  * (store_retryable: the group commit runs it again, and a notification
@@ -49,6 +50,24 @@
 #define PG_COUNT_MAX	100000
 /* Rows a scan fetches at a time. */
 #define PG_SCAN_PAGE	"256"
+
+/*
+ * The waits a session bounds, set once it connects, except those the
+ * operator set for payhook's sessions (pg_conninfo's options, ALTER ROLE
+ * or DATABASE ... SET): a lock held elsewhere, a statement that does not
+ * end, or a session that holds the writers' lock and does nothing would
+ * otherwise stall every writer on every host (doc/payhook.conf.5).  A
+ * provider waits about five seconds for an answer to a notification;
+ * the commands wait longer.
+ */
+#define PG_BOUNDS(lock, stmt) \
+	"SELECT count(set_config(name, v, false)) FROM pg_settings " \
+	"JOIN (VALUES ('lock_timeout', '" lock "'), ('statement_timeout', '" \
+	stmt "'), ('idle_in_transaction_session_timeout', '60s')) " \
+	"b (name, v) USING (name) WHERE source NOT IN ('client', 'user', " \
+	"'database', 'database user')"
+#define PG_BOUNDS_INTERACTIVE	PG_BOUNDS("2s", "4s")
+#define PG_BOUNDS_COMMAND	PG_BOUNDS("60s", "5min")
 
 /* The statements on a table: head, the table, tail. */
 enum pg_op {
@@ -91,6 +110,7 @@ struct pg_store {
 					 * transaction */
 	int retry;			/* the last failure may not recur in
 					 * a new transaction */
+	int interactive;		/* store_spec's pg_interactive */
 };
 
 /* One top-level transaction and the nested ones inside it. */
@@ -265,6 +285,24 @@ pg_run_text(struct store_txn *t, const char *sql, PGresult **out)
 	return PH_OK;
 }
 
+/* Bounds the new session's waits (PG_BOUNDS). */
+static int
+pg_bound(struct pg_store *s, struct ph_diag *diag)
+{
+	PGresult *res;
+	char msg[512];
+	int rc = PH_OK;
+
+	res = PQexec(s->conn, s->interactive ? PG_BOUNDS_INTERACTIVE :
+	    PG_BOUNDS_COMMAND);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = ph_fail(diag, PH_E_STORE, "database %s: cannot bound its "
+		    "waits: %s", s->s.where, store_pg_msg(
+		    PQresultErrorMessage(res), msg, sizeof(msg)));
+	PQclear(res);
+	return rc;
+}
+
 static int
 pg_connect(struct pg_store *s, struct ph_diag *diag)
 {
@@ -284,6 +322,10 @@ pg_connect(struct pg_store *s, struct ph_diag *diag)
 		ph_fail(diag, PH_E_STORE, "database %s: cannot connect: %s",
 		    s->s.where, store_pg_msg(PQerrorMessage(s->conn), msg,
 		    sizeof(msg)));
+		s->lost = 1;
+		return PH_E_STORE;
+	}
+	if (pg_bound(s, diag) != PH_OK) {
 		s->lost = 1;
 		return PH_E_STORE;
 	}
@@ -756,6 +798,7 @@ store_pg_open(const struct store_spec *spec, int flags, struct store **out,
 	if (s != NULL) {
 		s->s.project = spec->project;
 		s->password = password;
+		s->interactive = spec->pg_interactive;
 	}
 	if (s == NULL || (s->conninfo = strdup(conninfo)) == NULL) {
 		if (s != NULL)

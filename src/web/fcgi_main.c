@@ -429,6 +429,7 @@ main(int argc, char **argv)
 	log_set_format(ctx.conf->log_format);
 	memset(&diag, 0, sizeof(diag));
 	conf_store_spec(ctx.conf, &spec);
+	spec.pg_interactive = 1;	/* a provider waits seconds */
 	/* Never STORE_OPEN_CREATE: payhook check makes a PostgreSQL store's
 	 * tables; a server that made or altered them could race another
 	 * host's. */

@@ -29,6 +29,10 @@ sockets only, stopped by pid).
   payment made twice).
 * /readyz reads none of payhook's tables (it answers while a session
   holds them all locked).
+* A session holding an order's row locked: the notification for it is
+  answered with the retry format and a merchant call that writes it 503
+  store_unavailable, within seconds (lock_timeout), not when the lock
+  goes.
 * `payhook store import`: an LMDB store copied into an empty PostgreSQL
   one, the counts compared; a store that is not empty is refused.
 """
@@ -212,6 +216,60 @@ def test_readyz_no_tables(tap, inst):
     tap.ok(status == 200 and took < 3, '/readyz answers while every table '
            'of payhook is locked (%d tables, %.2f s)' % (len(tables), took),
            'status %s' % status)
+
+
+def test_row_lock(tap):
+    """A session holding a lock on an order's row (an operator's
+    forgotten SELECT ... FOR UPDATE in psql): a notification for that
+    order is answered with the retry format and a merchant call that
+    writes it 503 store_unavailable, each within the provider's five
+    seconds, instead of waiting (and holding every other writer back)
+    until the lock goes; then the notification sent again is applied."""
+    PRI.createdb('rowlock')
+    inst = pg_instance(tap, 'pglock', PRI.conninfo(dbname='rowlock'),
+                       max_procs=2)
+    tap.is_(inst.cli('check').returncode, 0, 'row lock: the tables made')
+    inst.start()
+    inst.create_order('LOCK1', 1000)
+    holder = threading.Thread(target=PRI.psql, args=(
+        "BEGIN; SELECT order_id FROM payhook.orders WHERE order_id = "
+        "'LOCK1' FOR UPDATE; SELECT pg_sleep(7); COMMIT;",), kwargs={
+            'dbname': 'rowlock'})
+    holder.start()
+    PRI.wait_for("select count(*) from pg_locks where locktype = "
+                 "'transactionid' and mode = 'ExclusiveLock' and pid in "
+                 "(select pid from pg_stat_activity where query like "
+                 "'%FOR UPDATE%' and pid <> pg_backend_pid())", '1', 10)
+    body = harness.notify_xml(harness.make_payment(
+        'LOCK1', 1000, harness.txn_id('lock1')))
+
+    def timed(call):
+        t0 = time.monotonic()
+        try:
+            r = call()
+        except Exception as e:  # noqa: BLE001 (a timeout is the failure)
+            r = harness.Response(None, {}, b'', str(e))
+        return r, time.monotonic() - t0
+    r, took = timed(lambda: inst.request(
+        'POST', inst.path('/notify/wxshop'), body,
+        {'Content-Type': 'text/xml'}, timeout=10))
+    tap.ok(harness.FAIL_ACK_RE.match(r.body or b'') and took < 5,
+           'the order\'s row locked by another session: the notification '
+           'is answered with the retry format in %.1f s' % took,
+           r.describe())
+    r, took = timed(lambda: inst.api(
+        'POST', '/orders/LOCK1/attempts', {'profile': 'wxshop'}))
+    tap.ok(r.status == 503 and (r.json or {}).get('error') ==
+           'store_unavailable' and took < 5, '... a merchant call that '
+           'writes the order: 503 store_unavailable in %.1f s' % took,
+           r.describe())
+    tap.is_(inst.create_order('LOCK2', 500).status, 201,
+            '... another order is written meanwhile')
+    holder.join()
+    tap.ok(acked(inst.notify(body)) and (inst.order('LOCK1') or {}).get(
+        'state') == 'PAID', '... the lock gone, the notification sent again '
+        'is applied')
+    inst.stop()
 
 
 def test_two_host_recon(tap, hosts, sim):
@@ -666,6 +724,7 @@ def main(tap):
     test_one_host(tap, inst)
     test_two_hosts(tap, inst)
     inst.stop()
+    test_row_lock(tap)
     test_import(tap)
     test_two_host_sweep(tap)
     test_failover(tap)
