@@ -307,13 +307,23 @@ static int
 pg_connect(struct pg_store *s, struct ph_diag *diag)
 {
 	char msg[512];
-	const char *keys[] = { "dbname", "password", "fallback_application_name",
-	    NULL };
-	const char *vals[] = { s->conninfo, s->password, "payhook", NULL };
+	/*
+	 * A server lost without closing the connection (power lost, a
+	 * partition) fails the statement in flight within about ten
+	 * seconds: data unacknowledged for 10 s (tcp_user_timeout), or no
+	 * answer to keepalives sent after 5 s of silence; a new connection
+	 * waits 5 s at most for each host.  Given before dbname, which
+	 * holds pg_conninfo (expand_dbname): the operator's values win.
+	 */
+	const char *keys[] = { "keepalives", "keepalives_idle",
+	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+	    "connect_timeout", "dbname", "password",
+	    "fallback_application_name", NULL };
+	const char *vals[] = { "1", "5", "2", "3", "10000", "5", s->conninfo,
+	    s->password, "payhook", NULL };
 
 	if (s->conn != NULL)
 		PQfinish(s->conn);
-	/* dbname holding a connection string is expanded (expand_dbname). */
 	s->conn = PQconnectdbParams(keys, vals, 1);
 	memset(s->prepared, 0, sizeof(s->prepared));
 	if (s->conn == NULL)

@@ -33,6 +33,9 @@ sockets only, stopped by pid).
   answered with the retry format and a merchant call that writes it 503
   store_unavailable, within seconds (lock_timeout), not when the lock
   goes.
+* The server lost without closing the connection (a network namespace
+  of its own, pgblackhole.py): the notification in flight is answered
+  with the retry format within seconds (TCP keepalives, tcp_user_timeout).
 * `payhook store import`: an LMDB store copied into an empty PostgreSQL
   one, the counts compared; a store that is not empty is refused.
 """
@@ -270,6 +273,43 @@ def test_row_lock(tap):
         'state') == 'PAID', '... the lock gone, the notification sent again '
         'is applied')
     inst.stop()
+
+
+def test_blackholed(tap):
+    """The server lost without closing the connection (power lost, a
+    partition: packets go nowhere, nothing is reset), in a network
+    namespace of its own (pgblackhole.py): the notification in flight
+    is answered with the retry format within about ten seconds (TCP
+    keepalives, tcp_user_timeout), not never; the server back, the one
+    sent again is applied."""
+    if os.geteuid() != 0 or not shutil.which('unshare') or \
+            not shutil.which('ip'):
+        tap.skip('blackholed server', 'needs root, unshare and ip (a '
+                 'network namespace of its own)')
+        return
+    PRI.createdb('blackhole')
+    sock = os.path.join(PRI.dir, '.s.PGSQL.%d' % PRI.port)
+    helper = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          'pgblackhole.py')
+    p = subprocess.run(['unshare', '-n', sys.executable, helper, sock,
+                        'blackhole'], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=180)
+    try:
+        out = json.loads(p.stdout.splitlines()[-1])
+    except (IndexError, ValueError):
+        out = {}
+    lost, back = out.get('lost') or {}, out.get('back') or {}
+    tap.ok(out.get('check') == 0 and out.get('order') == 201,
+           'blackholed: the tables and an order made through the proxy',
+           p.stdout[-600:], p.stderr[-1500:])
+    tap.ok(lost.get('status') is not None and harness.FAIL_ACK_RE.match(
+        (lost.get('body') or '').encode()) and lost.get('secs', 99) < 25,
+        'the server gone silent: the notification in flight is answered '
+        'with the retry format in %s s' % lost.get('secs'), lost)
+    tap.ok(back.get('status') == 200 and (back.get('body') or '').encode()
+           == harness.SUCCESS_ACK and out.get('state') == 'PAID',
+           '... the server reachable again: sent again, it is applied',
+           back, out.get('state'))
 
 
 def test_two_host_recon(tap, hosts, sim):
@@ -725,6 +765,7 @@ def main(tap):
     test_two_hosts(tap, inst)
     inst.stop()
     test_row_lock(tap)
+    test_blackholed(tap)
     test_import(tap)
     test_two_host_sweep(tap)
     test_failover(tap)
