@@ -10,7 +10,8 @@
  * write that would break one fails, and with it the transaction.
  *
  * The tables are made by payhook check (STORE_OPEN_CREATE), never by
- * payhook.fcgi; another layout is refused.
+ * payhook.fcgi, in the schema a DBA may have made already; another layout
+ * is refused.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -33,7 +34,6 @@
 	"v bytea NOT NULL, doc jsonb" cols ");"
 
 static const char pg_ddl[] =
-    "CREATE SCHEMA payhook;"
     "CREATE TABLE payhook.layout (version integer NOT NULL);"
     PG_TABLE("orders",
 	", " PG_TEXT("order_id") ", " PG_TEXT("profile") ", "
@@ -132,6 +132,31 @@ pg_exec_ok(PGconn *conn, const char *sql, const char *where,
 	return ok;
 }
 
+/*
+ * Schema payhook, made unless it exists: a DBA may have made it for a
+ * role that may not create schemas, and PostgreSQL asks for CREATE on the
+ * database even for CREATE SCHEMA IF NOT EXISTS.
+ */
+static int
+pg_make_schema(PGconn *conn, const char *where, struct ph_diag *diag)
+{
+	PGresult *res;
+	char msg[512];
+	int found;
+
+	res = PQexec(conn, "SELECT count(*) FROM pg_namespace WHERE "
+	    "nspname = 'payhook'");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		ph_fail(diag, PH_E_STORE, "database %s: %s", where,
+		    store_pg_msg(PQresultErrorMessage(res), msg, sizeof(msg)));
+		PQclear(res);
+		return 0;
+	}
+	found = atoi(PQgetvalue(res, 0, 0)) > 0;
+	PQclear(res);
+	return found || pg_exec_ok(conn, "CREATE SCHEMA payhook", where, diag);
+}
+
 int
 store_pg_layout(PGconn *conn, const char *where, int create,
     struct ph_diag *diag)
@@ -150,7 +175,8 @@ store_pg_layout(PGconn *conn, const char *where, int create,
 			PQclear(PQexec(conn, "ROLLBACK"));
 			return PH_E_STORE;
 		}
-		if (v == 0 && (!pg_exec_ok(conn, pg_ddl, where, diag) ||
+		if (v == 0 && (!pg_make_schema(conn, where, diag) ||
+		    !pg_exec_ok(conn, pg_ddl, where, diag) ||
 		    !pg_exec_ok(conn, "COMMIT", where, diag))) {
 			PQclear(PQexec(conn, "ROLLBACK"));
 			return PH_E_STORE;

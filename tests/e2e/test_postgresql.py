@@ -6,7 +6,8 @@ sockets only, stopped by pid).
 * `payhook check` makes payhook's tables; payhook.fcgi and the other
   commands refuse a database without them, or of another layout; a
   password in pg_conninfo is refused, pg_password_file (mode 0600) is how a
-  password is given.
+  password is given.  In a schema payhook the DBA made for a role that
+  may not create schemas, check makes the tables.
 * Under lighttpd: orders, a notification and its duplicate, the order and
   the event feed, as on LMDB; the records in typed columns an operator
   queries with SQL (amounts bigint, times timestamptz).
@@ -125,6 +126,26 @@ def test_tables(tap, pri):
            'a password in pg_conninfo is refused, without repeating it',
            r.stderr)
     return inst
+
+
+def test_premade_schema(tap):
+    """Least privilege: the DBA made the database and an empty schema
+    payhook owned by payhook's role, which may not create schemas:
+    check makes the tables in it."""
+    PRI.psql("CREATE ROLE app LOGIN")
+    PRI.createdb('premade')
+    PRI.psql("CREATE SCHEMA payhook AUTHORIZATION app; REVOKE CREATE ON "
+             "DATABASE premade FROM PUBLIC", dbname='premade')
+    inst = pg_instance(tap, 'pgpremade', PRI.conninfo(dbname='premade',
+                                                      user='app'))
+    r = inst.cli('check')
+    tap.ok(r.returncode == 0 and 'configuration OK' in r.stdout,
+           'a schema payhook the DBA made for a role that may not create '
+           'one: check makes the tables in it', r.stdout + r.stderr)
+    tap.is_(PRI.psql("select count(*) from pg_tables where schemaname = "
+                     "'payhook' and tableowner = 'app'",
+                     dbname='premade').strip(), '12',
+            '... the role owns them')
 
 
 def test_password(tap):
@@ -760,6 +781,7 @@ def main(tap):
         return
     PRI = pgcluster.Cluster(None, 'pg1').init().start()
     inst = test_tables(tap, PRI)
+    test_premade_schema(tap)
     test_password(tap)
     test_one_host(tap, inst)
     test_two_hosts(tap, inst)
