@@ -15,15 +15,16 @@
 /* The layout of payhook's tables; payhook.layout holds it. */
 #define STORE_PG_LAYOUT 1
 
+/* PostgreSQL's message m on one line in buf (newlines as spaces, no
+ * trailing space); returns buf. */
+const char *store_pg_msg(const char *m, char *buf, size_t cap);
 /*
  * Checks that the database holds payhook's tables in the layout this
  * payhook uses; with create, a database without them gets them (in one
  * transaction, under the writers' lock: two hosts' checks at once make them
- * once).  where names the database in messages.
+ * once), and a role that may not write them is refused.  where names the
+ * database in messages.
  */
-/* PostgreSQL's message m on one line in buf (newlines as spaces, no
- * trailing space); returns buf. */
-const char *store_pg_msg(const char *m, char *buf, size_t cap);
 int store_pg_layout(PGconn *conn, const char *where, int create,
     struct ph_diag *diag);
 

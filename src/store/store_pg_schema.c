@@ -157,6 +157,39 @@ pg_make_schema(PGconn *conn, const char *where, struct ph_diag *diag)
 	return found || pg_exec_ok(conn, "CREATE SCHEMA payhook", where, diag);
 }
 
+/*
+ * Refuses a role that may not write payhook's tables (made by another
+ * role, or granted SELECT only): every write of payhook.fcgi would fail.
+ * layout is only read.  The first right missing is named.
+ */
+static int
+pg_rights(PGconn *conn, const char *where, struct ph_diag *diag)
+{
+	PGresult *res;
+	char msg[512];
+	int rc = PH_OK;
+
+	res = PQexec(conn, "SELECT current_user, p.priv, c.relname FROM "
+	    "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace CROSS "
+	    "JOIN (VALUES (1, 'SELECT'), (2, 'INSERT'), (3, 'UPDATE'), "
+	    "(4, 'DELETE')) p (o, priv) WHERE n.nspname = 'payhook' AND "
+	    "c.relkind = 'r' AND (c.relname <> 'layout' OR p.o = 1) AND NOT "
+	    "has_table_privilege(c.oid, p.priv) ORDER BY c.relname, p.o");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = ph_fail(diag, PH_E_STORE, "database %s: cannot read the "
+		    "rights on payhook's tables: %s", where, store_pg_msg(
+		    PQresultErrorMessage(res), msg, sizeof(msg)));
+	else if (PQntuples(res) > 0)
+		rc = ph_fail(diag, PH_E_STORE, "database %s: role %s has no "
+		    "%s right on table payhook.%s (%d right(s) missing): "
+		    "payhook needs SELECT, INSERT, UPDATE and DELETE on every "
+		    "table of schema payhook", where, PQgetvalue(res, 0, 0),
+		    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+		    PQntuples(res));
+	PQclear(res);
+	return rc;
+}
+
 int
 store_pg_layout(PGconn *conn, const char *where, int create,
     struct ph_diag *diag)
@@ -194,5 +227,5 @@ store_pg_layout(PGconn *conn, const char *where, int create,
 		return ph_fail(diag, PH_E_STORE, "database %s holds payhook "
 		    "tables of layout %d; this payhook uses layout %d: use the "
 		    "payhook that made them", where, v, STORE_PG_LAYOUT);
-	return PH_OK;
+	return create ? pg_rights(conn, where, diag) : PH_OK;
 }

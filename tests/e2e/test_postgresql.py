@@ -7,7 +7,8 @@ sockets only, stopped by pid).
   commands refuse a database without them, or of another layout; a
   password in pg_conninfo is refused, pg_password_file (mode 0600) is how a
   password is given.  In a schema payhook the DBA made for a role that
-  may not create schemas, check makes the tables.
+  may not create schemas, check makes the tables; a role that may not
+  write them is refused, naming the table and the right.
 * Under lighttpd: orders, a notification and its duplicate, the order and
   the event feed, as on LMDB; the records in typed columns an operator
   queries with SQL (amounts bigint, times timestamptz).
@@ -146,6 +147,30 @@ def test_premade_schema(tap):
                      "'payhook' and tableowner = 'app'",
                      dbname='premade').strip(), '12',
             '... the role owns them')
+
+
+def test_read_only_role(tap):
+    """A role that may only read payhook's tables (made by another):
+    check refuses it, naming a table and the right missing, instead of
+    "configuration OK" and a payhook.fcgi that fails every write."""
+    PRI.psql("CREATE ROLE ro LOGIN")
+    PRI.psql("GRANT USAGE ON SCHEMA payhook TO ro; GRANT SELECT ON ALL "
+             "TABLES IN SCHEMA payhook TO ro", dbname='premade')
+    inst = pg_instance(tap, 'pgro', PRI.conninfo(dbname='premade',
+                                                 user='ro'))
+    r = inst.cli('check')
+    tap.ok(r.returncode == 1 and 'role ro has no INSERT right on table '
+           'payhook.dedup' in r.stderr and 'configuration OK' not in
+           r.stdout, 'a role that may only read the tables: check '
+           'refuses it (exit 1), naming the table and the right',
+           r.returncode, r.stdout + r.stderr)
+    tap.is_(inst.cli('stats').returncode, 0, '... stats, which only reads, '
+            'runs as it')
+    PRI.psql("GRANT INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA payhook "
+             "TO ro", dbname='premade')
+    r = inst.cli('check')
+    tap.is_(r.returncode, 0, '... given INSERT, UPDATE and DELETE, it '
+            'passes', r.stdout + r.stderr)
 
 
 def test_password(tap):
@@ -782,6 +807,7 @@ def main(tap):
     PRI = pgcluster.Cluster(None, 'pg1').init().start()
     inst = test_tables(tap, PRI)
     test_premade_schema(tap)
+    test_read_only_role(tap)
     test_password(tap)
     test_one_host(tap, inst)
     test_two_hosts(tap, inst)
