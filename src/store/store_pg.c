@@ -20,9 +20,13 @@
  * no transaction fails on a serialization conflict.  A read transaction
  * is a REPEATABLE READ snapshot, like an LMDB reader.  A commit returns
  * once the server made it durable (synchronous_commit as the server has
- * it, on a synchronous standby too when one is named); whatever a reader
- * sees was committed so, and settle has nothing to wait for.  Every
- * session bounds its waits for locks and statements (PG_BOUNDS).
+ * it, on a synchronous standby too when one is named).  A commit whose
+ * wait for the standby was cut short (the session cancelled or ended)
+ * is seen by the others all the same, on the primary only: with a
+ * standby named, every write transaction and every settle commits a
+ * record (PG_SYNC_WAL), which waits for the standby to have everything
+ * before it, and a commit whose wait was cut short fails.
+ * Every session bounds its waits for locks and statements (PG_BOUNDS).
  *
  * A lost connection fails the transaction it was in, and says so
  * (store_retryable: the group commit runs it again, and a notification
@@ -69,6 +73,17 @@
 #define PG_BOUNDS_INTERACTIVE	PG_BOUNDS("2s", "4s")
 #define PG_BOUNDS_COMMAND	PG_BOUNDS("60s", "5min")
 
+/*
+ * When a synchronous standby is named, a record in the WAL for the
+ * transaction (an empty logical message): its commit then waits for the
+ * standby, which confirms every commit before it too.  A transaction id
+ * alone is committed without waiting (doc/design/store.md).
+ */
+#define PG_SYNC_WAL \
+	"SELECT CASE WHEN current_setting('synchronous_standby_names') <> " \
+	"'' AND NOT pg_is_in_recovery() THEN " \
+	"pg_logical_emit_message(true, 'payhook', '') END"
+
 /* The statements on a table: head, the table, tail. */
 enum pg_op {
 	PG_GET,
@@ -111,6 +126,8 @@ struct pg_store {
 	int retry;			/* the last failure may not recur in
 					 * a new transaction */
 	int interactive;		/* store_spec's pg_interactive */
+	int cut;			/* a WARNING of class 01 came (the
+					 * wait for the standby cut short) */
 };
 
 /* One top-level transaction and the nested ones inside it. */
@@ -285,6 +302,28 @@ pg_run_text(struct store_txn *t, const char *sql, PGresult **out)
 	return PH_OK;
 }
 
+/*
+ * The server's notices.  A WARNING with SQLSTATE 01000 at a commit is the
+ * server giving up the wait for the synchronous standby (a cancel, a
+ * statement_timeout): it is logged, and pg_commit_sync fails the commit.
+ */
+static void
+pg_notice(void *arg, const PGresult *res)
+{
+	struct pg_store *s = arg;
+	const char *sev, *state;
+	char msg[512];
+
+	sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	if (sev == NULL || strcmp(sev, "WARNING") != 0)
+		return;
+	if (state != NULL && strcmp(state, "01000") == 0)
+		s->cut = 1;
+	log_warn("database: %s", store_pg_msg(PQresultErrorMessage(res), msg,
+	    sizeof(msg)));
+}
+
 /* Bounds the new session's waits (PG_BOUNDS). */
 static int
 pg_bound(struct pg_store *s, struct ph_diag *diag)
@@ -335,6 +374,7 @@ pg_connect(struct pg_store *s, struct ph_diag *diag)
 		s->lost = 1;
 		return PH_E_STORE;
 	}
+	PQsetNoticeReceiver(s->conn, pg_notice, s);
 	if (pg_bound(s, diag) != PH_OK) {
 		s->lost = 1;
 		return PH_E_STORE;
@@ -397,7 +437,7 @@ pg_begin(struct store_txn *t)
 		t->txn = x;
 		rc = pg_exec(t, t->write ? "BEGIN ISOLATION LEVEL READ "
 		    "COMMITTED; SELECT pg_advisory_xact_lock("
-		    STORE_PG_WRITE_LOCK ")" :
+		    STORE_PG_WRITE_LOCK "); " PG_SYNC_WAL :
 		    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 		if (rc == PH_OK)
 			return PH_OK;
@@ -426,11 +466,33 @@ pg_begin_nested(struct store_txn *child)
 	return PH_OK;
 }
 
+/*
+ * Runs sql, which commits: a commit whose wait for the synchronous
+ * standby the server cut short (pg_notice) stands on the primary only, so
+ * it fails, and is not run again at once (the standby is away).
+ */
+static int
+pg_commit_sync(struct store_txn *t, const char *sql)
+{
+	struct pg_store *s = pg_of(t->store);
+	int rc;
+
+	s->cut = 0;
+	if ((rc = pg_exec(t, sql)) == PH_OK && s->cut) {
+		log_err("database: the wait for the synchronous standby was "
+		    "cut short: committed on the primary only");
+		s->retry = 0;
+		rc = PH_E_STORE;
+	}
+	return rc;
+}
+
+/* What t saw may be a commit whose wait for the standby was cut short:
+ * a record committed now waits for the standby to have it. */
 static int
 pg_settle(struct store_txn *t)
 {
-	(void)t;
-	return PH_OK;
+	return pg_commit_sync(t, PG_SYNC_WAL);
 }
 
 /* The first column of res's one row as out (res held until the
@@ -607,7 +669,7 @@ pg_commit(struct store_txn *t)
 		x->depth--;
 		return pg_exec(t, sql);
 	}
-	rc = pg_exec(t, "COMMIT");
+	rc = pg_commit_sync(t, "COMMIT");
 	pg_txn_free(x);
 	if (rc == PH_OK && t->write)
 		metrics_add("payhook_store_commits_total", NULL, 1);

@@ -38,6 +38,9 @@ sockets only, stopped by pid).
 * The server lost without closing the connection (a network namespace
   of its own, pgblackhole.py): the notification in flight is answered
   with the retry format within seconds (TCP keepalives, tcp_user_timeout).
+* A synchronous standby away: no notification is acknowledged before it
+  has it (a commit whose wait for it was cut short by statement_timeout
+  or by the session's end stands on the primary only).
 * `payhook store import`: an LMDB store copied into an empty PostgreSQL
   one, the counts compared; a store that is not empty is refused.
 """
@@ -539,6 +542,67 @@ def test_failover(tap):
     s.stop()
 
 
+def test_sync_standby_away(tap):
+    """A synchronous standby away: a commit waits for it.  An operator
+    ending the waiting session leaves the commit on the primary only,
+    seen by the others; payhook runs the transaction again and finds the
+    fact applied, but does not acknowledge it before the standby has it,
+    nor a duplicate of it; a wait cancelled (the commit stands on the
+    primary only) is answered with the retry format.  The standby back,
+    those waiting are acknowledged, and the standby has the payment."""
+    base = os.path.dirname(PRI.dir)
+    p = pgcluster.Cluster(base, 'sync1').init().start()
+    p.createdb('payhook')
+    s = p.make_standby('sync2')
+    inst = pg_instance(tap, 'pgsync', p.conninfo(), max_procs=2)
+    tap.is_(inst.cli('check').returncode, 0, 'sync: the tables made')
+    inst.start()
+    inst.create_order('SY1', 100)
+    body = harness.notify_xml(harness.make_payment('SY1', 100,
+                                                   harness.txn_id('SY1')))
+    waiting = ("select count(*) from pg_stat_activity where wait_event = "
+               "'SyncRep' and application_name = 'payhook'")
+    sessions = ("from pg_stat_activity where wait_event = 'SyncRep' and "
+                "application_name = 'payhook'")
+    s.stop()
+    out = {}
+
+    def send(key):
+        out[key] = inst.notify(body)
+    first = threading.Thread(target=send, args=('first',))
+    first.start()
+    p.wait_for(waiting, '1', 10, 'payhook')
+    p.psql("select pg_terminate_backend(pid) " + sessions)
+    time.sleep(1.5)
+    tap.ok('first' not in out and sql(p, waiting) == '1', 'the standby '
+           'away, the session whose commit waited for it ended: the '
+           'transaction run again finds the payment applied and waits for '
+           'the standby, not acknowledged', out.get('first'))
+    p.psql("select pg_cancel_backend(pid) " + sessions)
+    first.join(30)
+    r = out.get('first')
+    tap.ok(r is not None and not acked(r) and
+           harness.FAIL_ACK_RE.match(r.body or b''), '... that wait '
+           'cancelled: answered with the retry format',
+           r and r.describe())
+    again = threading.Thread(target=send, args=('again',))
+    again.start()
+    p.wait_for(waiting, '1', 10, 'payhook')
+    time.sleep(1)
+    tap.ok('again' not in out, '... sent again, found applied on the '
+           'primary only: waits for the standby too')
+    s.start()
+    again.join(30)
+    tap.ok(acked(out.get('again') or harness.Response(None, {}, b'')),
+           'the standby back: it is acknowledged')
+    tap.is_(s.psql("select count(*) from payhook.payments where order_id "
+                   "= 'SY1'", dbname='payhook').strip(), '1',
+            '... and the standby has the payment')
+    inst.stop()
+    s.stop()
+    p.stop()
+
+
 def test_import(tap):
     lm = Instance(tap, 'pgimp-lmdb')
     lm.start()
@@ -817,6 +881,7 @@ def main(tap):
     test_import(tap)
     test_two_host_sweep(tap)
     test_failover(tap)
+    test_sync_standby_away(tap)
     test_store_down(tap)
     PRI.stop()
 
