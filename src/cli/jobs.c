@@ -5,6 +5,7 @@
  * CLI_EXIT_TEMPFAIL, so that cron and systemd see it.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -103,6 +104,32 @@ cli_sweep_pass(struct cli *c, const char *token)
 	    CLI_EXIT_OK);
 }
 
+/*
+ * A job's leases, and the expiry and holds it reads, are compared with
+ * other hosts' on this host's clock: one far off the database server's
+ * would take leases another host holds, or close orders not expired.
+ */
+static int
+cli_job_clock(const struct cli *c)
+{
+	int64_t skew;
+	int rc;
+
+	if ((rc = store_clock_skew(c->store, &skew)) != PH_OK) {
+		log_err("%s: the database's clock cannot be read: %s",
+		    c->cmd->name, ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	if (llabs(skew) <= STORE_SKEW_MAX_MS)
+		return CLI_EXIT_OK;
+	log_err("%s: this host's clock is %.1f s %s the database server's, "
+	    "more than %d s: its leases would not hold against other hosts'; "
+	    "not run: set the time right (NTP)", c->cmd->name,
+	    llabs(skew) / 1000.0, skew > 0 ? "behind" : "ahead of",
+	    STORE_SKEW_MAX_MS / 1000);
+	return CLI_EXIT_FAIL;
+}
+
 /* What a job that leases work starts with: a random name for its leases
  * into token (its log is set up with the configuration: CLI_NEED_LOG). */
 static int
@@ -115,7 +142,7 @@ cli_job_begin(struct cli *c, char token[33])
 		return CLI_EXIT_FAIL;
 	}
 	ph_hex_lower(rnd, sizeof(rnd), token);
-	return CLI_EXIT_OK;
+	return cli_job_clock(c);
 }
 
 /* One pass, or with --watch one every --interval until a signal: the

@@ -624,6 +624,31 @@ store_retryable(const struct store *s)
 	return s->eng->retryable != NULL && s->eng->retryable(s);
 }
 
+static int64_t
+store_ms(const struct timespec *ts)
+{
+	return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
+}
+
+int
+store_clock_skew(struct store *s, int64_t *skew_ms)
+{
+	struct timespec a, b;
+	int64_t there;
+	int rc;
+
+	*skew_ms = 0;
+	if (s->eng->clock == NULL)
+		return PH_OK;
+	clock_gettime(CLOCK_REALTIME, &a);
+	if ((rc = s->eng->clock(s, &there)) != PH_OK)
+		return rc;
+	clock_gettime(CLOCK_REALTIME, &b);
+	/* Read halfway through the round trip, as well as it can tell. */
+	*skew_ms = there - (store_ms(&a) + store_ms(&b)) / 2;
+	return PH_OK;
+}
+
 int
 store_backup(struct store *s, const char *path, struct ph_diag *diag)
 {

@@ -224,6 +224,15 @@ uint64_t store_next_seq(struct store_txn *t, enum store_db db);
  * applied again only as every fact is: found applied, answered once.
  */
 int store_retryable(const struct store *s);
+/*
+ * How far this host's clock is from the one every host of the store
+ * shares (the database server's), in milliseconds, + when the server's
+ * is ahead; 0 for a store of one host.  Leases, holds and expiry times
+ * one host writes are read against another's clock: beyond
+ * STORE_SKEW_MAX_MS they would not hold (doc/design/store.md).
+ */
+#define STORE_SKEW_MAX_MS	5000
+int store_clock_skew(struct store *s, int64_t *skew_ms);
 /* Commits a write transaction (or ends a read one); aborts on a sticky
  * error and returns it. */
 int store_commit(struct store_txn *t);

@@ -50,6 +50,9 @@ struct store_engine {
 	/* May the transaction that failed last succeed if run again (a
 	 * connection lost, a conflict)?  NULL: never. */
 	int (*retryable)(const struct store *s);
+	/* The time on the server every host shares, in milliseconds since
+	 * the epoch.  NULL: the store is one host's (its clock is ours). */
+	int (*clock)(struct store *s, int64_t *ms);
 };
 
 /* The part of every engine's store that store.c reads and writes; an

@@ -762,6 +762,24 @@ pg_retryable(const struct store *s)
 	return pg_of(s)->retry;
 }
 
+static int
+pg_clock(struct store *s, int64_t *ms)
+{
+	struct store_txn t;
+	PGresult *res;
+	int rc;
+
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	if ((rc = pg_run_text(&t, "SELECT (extract(epoch FROM "
+	    "clock_timestamp()) * 1000)::bigint::text", &res)) == PH_OK) {
+		*ms = (int64_t)atoll(PQgetvalue(res, 0, 0));
+		PQclear(res);
+	}
+	store_abort(&t);
+	return rc;
+}
+
 static const struct store_engine pg_engine = {
 	.name = "postgresql",
 	.close = pg_close,
@@ -781,6 +799,7 @@ static const struct store_engine pg_engine = {
 	.stats = pg_stats,
 	.backup = pg_backup,
 	.retryable = pg_retryable,
+	.clock = pg_clock,
 };
 
 /*

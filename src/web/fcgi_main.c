@@ -374,6 +374,20 @@ main_metrics_open(const char *db_path)
 		metrics_open(path);
 }
 
+/* Said at start: /readyz refuses traffic while it lasts. */
+static void
+main_clock_check(struct store *s)
+{
+	int64_t skew;
+
+	if (store_clock_skew(s, &skew) == PH_OK &&
+	    llabs(skew) > STORE_SKEW_MAX_MS)
+		log_warn("this host's clock is %.1f s %s the database "
+		    "server's: other hosts' leases and holds would not hold "
+		    "here; GET /readyz answers 503 until the time is set right",
+		    llabs(skew) / 1000.0, skew > 0 ? "behind" : "ahead of");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -458,6 +472,7 @@ main(int argc, char **argv)
 	if (ledger_counts_init(ctx.store) != PH_OK)
 		log_warn("database %s: orders could not be counted per state",
 		    ctx.conf->db_path);
+	main_clock_check(ctx.store);
 	main_metrics_open(ctx.conf->db_path);
 	{
 		struct archive_limits lim;

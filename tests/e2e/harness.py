@@ -29,6 +29,7 @@ than 127.0.0.1.
 import base64
 import concurrent.futures
 import datetime
+import glob
 import hashlib
 import http.client
 import http.server
@@ -323,6 +324,21 @@ def beijing_time_end(when=None):
     """`time_end` format: yyyyMMddHHmmss, Beijing time (UTC+8)."""
     when = when or datetime.datetime.now(datetime.timezone.utc)
     return (when + datetime.timedelta(hours=8)).strftime('%Y%m%d%H%M%S')
+
+
+def libfaketime():
+    """The preloadable libfaketime of Debian's `faketime` package, or
+    None."""
+    env = os.environ.get('LIBFAKETIME')
+    if env:
+        return env if os.path.exists(env) else None
+    for pat in ('/usr/lib/*/faketime/libfaketime.so.1',
+                '/usr/lib/faketime/libfaketime.so.1',
+                '/usr/local/lib/faketime/libfaketime.so.1'):
+        found = sorted(glob.glob(pat))
+        if found:
+            return found[0]
+    return None
 
 
 def nonce():

@@ -192,9 +192,14 @@ class Cluster:
                        % (what, why, (stderr or '').rstrip(), self.log,
                           self.log_tail()))
 
-    def run(self, prog, *args, timeout=120, password=False):
-        """Run a PostgreSQL program (as RUN_AS when root); its stdout."""
+    def run(self, prog, *args, timeout=120, password=False, env=None):
+        """Run a PostgreSQL program (as RUN_AS when root), with env added
+        to its environment; its stdout."""
         cmd = [os.path.join(bindir(), prog)] + [str(a) for a in args]
+        if env:
+            # Set by env(1) after setpriv: a preloaded library (libfaketime)
+            # then starts in the server's user, not in root's setpriv.
+            cmd = ['env'] + ['%s=%s' % kv for kv in sorted(env.items())] + cmd
         env = {k: v for k, v in os.environ.items() if not k.startswith('PG')}
         env.update(HOME=self.dir, LC_ALL='C', LANG='C')  # no ~/.pgpass
         if password and self.password:
@@ -247,9 +252,10 @@ class Cluster:
                      % (auth, auth))
         return self
 
-    def start(self):
+    def start(self, env=None):
+        """pg_ctl start; env is added to the server's environment."""
         self.run('pg_ctl', '-D', self.data, '-l', self.log, '-w', '-t', 60,
-                 'start', timeout=90)
+                 'start', timeout=90, env=env)
         with open(os.path.join(self.data, 'postmaster.pid')) as fh:
             self.pid = int(fh.readline())
         return self

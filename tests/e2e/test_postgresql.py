@@ -49,6 +49,7 @@ import concurrent.futures
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -859,6 +860,38 @@ def test_store_down(tap):
     cl.stop()
 
 
+def test_clock_skew(tap):
+    """A host whose clock is far off the database server's, which other
+    hosts' leases and holds are read against: /readyz takes it out of
+    the load balancer and the jobs that lease refuse to run, saying
+    why.  The server's clock runs five minutes ahead (libfaketime in its
+    environment only)."""
+    lib = harness.libfaketime()
+    if lib is None:
+        tap.skip('clock skew', 'libfaketime is not installed')
+        return
+    cl = pgcluster.Cluster(None, 'pgskew').init().start(env={
+        'LD_PRELOAD': lib, 'FAKETIME': '+300'})
+    cl.createdb('skew')
+    inst = pg_instance(tap, 'pgskew', cl.conninfo(dbname='skew'))
+    tap.is_(inst.cli('check').returncode, 0, 'skew: the tables made')
+    inst.start()
+    r = inst.request('GET', '/readyz')
+    reasons = (r.json or {}).get('reasons') or []
+    tap.ok(r.status == 503 and any(re.match(
+        r"clock_skew: this host's clock is 30\d\.\d s behind the "
+        r"database server's", x) for x in reasons), 'a host 300 s behind '
+        'the server: /readyz 503 clock_skew, saying by how much',
+        r.describe())
+    for args in (['sweep'], ['refunds', 'run']):
+        p = inst.cli(*args)
+        tap.ok(p.returncode == 1 and 's behind the database server' in
+               p.stderr and 'not run' in p.stderr, '%s refuses to run, '
+               'saying why' % ' '.join(args), p.returncode, p.stderr[-300:])
+    inst.stop()
+    cl.stop()
+
+
 PRI = None
 
 
@@ -883,6 +916,7 @@ def main(tap):
     test_failover(tap)
     test_sync_standby_away(tap)
     test_store_down(tap)
+    test_clock_skew(tap)
     PRI.stop()
 
 

@@ -22,7 +22,6 @@ plaintext.
 """
 
 import base64
-import glob
 import json
 import os
 import sys
@@ -49,21 +48,6 @@ def vec(rel, mode='rb'):
 
 def vjson(rel):
     return json.loads(vec(rel).decode('utf-8'))
-
-
-def libfaketime():
-    """The preloadable libfaketime of Debian's `faketime` package, or
-    None."""
-    env = os.environ.get('LIBFAKETIME')
-    if env:
-        return env if os.path.exists(env) else None
-    for pat in ('/usr/lib/*/faketime/libfaketime.so.1',
-                '/usr/lib/faketime/libfaketime.so.1',
-                '/usr/local/lib/faketime/libfaketime.so.1'):
-        found = sorted(glob.glob(pat))
-        if found:
-            return found[0]
-    return None
 
 
 class FakeTimeServer(harness.Server):
@@ -486,7 +470,7 @@ def main(tap):
     test_alipay(tap)
     test_wechat_v2(tap)
     test_decrypt_only(tap)
-    lib = libfaketime()
+    lib = harness.libfaketime()
     if lib is None:
         tap.ok(False, 'libfaketime is installed (Debian package faketime, '
                'tools/install-deps): the UnionPay and WeChat v3 vectors '
