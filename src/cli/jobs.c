@@ -56,10 +56,11 @@ cli_push_pass(struct cli *c, int64_t now, const char *token)
 		log_err("push: %s", ph_strerror(rc));
 		return CLI_EXIT_FAIL;
 	}
-	if (ps.delivered > 0 || ps.failed > 0)
-		log_kv(LOG_LVL_INFO, "push", "delivered=%zu failed=%zu",
-		    ps.delivered, ps.failed);
-	if (ps.failed > 0)
+	if (ps.delivered > 0 || ps.failed > 0 || ps.waiting > 0)
+		log_kv(LOG_LVL_INFO, "push", "delivered=%zu failed=%zu "
+		    "waiting=%zu", ps.delivered, ps.failed, ps.waiting);
+	/* An endpoint backing off still has an event it did not take. */
+	if (ps.failed > 0 || ps.waiting > 0)
 		return CLI_EXIT_TEMPFAIL;
 	cli_job_succeeded("payhook_push_last_success_timestamp_seconds");
 	return CLI_EXIT_OK;
@@ -357,6 +358,8 @@ cli_resend_run(struct cli *c)
 	return CLI_EXIT_OK;
 }
 
+#define CLI_DELIVERIES_MAX 1000	/* attempts events deliveries shows */
+
 int
 cli_deliveries_run(struct cli *c)
 {
@@ -365,7 +368,9 @@ cli_deliveries_run(struct cli *c)
 	size_t i;
 	int rc;
 
-	if ((rc = push_log(c->store, c->a.word, 1000, &log)) != PH_OK) {
+	/* One more than is shown: whether older ones were left out. */
+	if ((rc = push_log(c->store, c->a.word, CLI_DELIVERIES_MAX + 1,
+	    &log)) != PH_OK) {
 		fprintf(stderr, "payhook: events deliveries: %s\n",
 		    ph_strerror(rc));
 		return CLI_EXIT_FAIL;
@@ -378,6 +383,12 @@ cli_deliveries_run(struct cli *c)
 		    "deliveries logged under that name\n", c->a.word);
 		json_decref(log);
 		return CLI_EXIT_FAIL;
+	}
+	if (json_array_size(log) > CLI_DELIVERIES_MAX) {
+		json_array_remove(log, 0);
+		fprintf(stderr, "payhook: events deliveries: the last %d "
+		    "attempts; older ones are not shown\n",
+		    CLI_DELIVERIES_MAX);
 	}
 	json_array_foreach(log, i, e) {
 		text_time(json_integer_value(json_object_get(e, "at")),

@@ -34,6 +34,7 @@
 #define CONF_FILE_MAX	(1024 * 1024)	/* keys and certificates */
 #define CONF_PROFILES_MAX 256
 #define CONF_KEYS_MAX	64		/* keys in one profile */
+#define CONF_HEADER_NAME_MAX 63		/* a ph_http_request header's name */
 
 struct conf_raw {
 	char *key;
@@ -519,6 +520,11 @@ conf_push_key(struct conf_parse *p, struct conf_push *pu, const char *key,
 			conf_err(p->errs, "line %d: [push.%s] signature_header "
 			    "\"%s\" is not a header name", p->line, pu->name,
 			    val);
+		/* What ph_http_request's header name holds. */
+		else if (strlen(val) > CONF_HEADER_NAME_MAX)
+			conf_err(p->errs, "line %d: [push.%s] signature_header "
+			    "is %zu characters: at most %d", p->line, pu->name,
+			    strlen(val), CONF_HEADER_NAME_MAX);
 		else if (conf_set_str(&pu->signature_header, val) == -1)
 			conf_err(p->errs, "out of memory");
 	} else if (strcmp(key, "allow_insecure_http") == 0) {

@@ -19,6 +19,9 @@
 #include "jobs/push.h"
 
 #define PUSH_BATCH 50
+/* An answer's body is never read: a 2xx is delivered, however long its
+ * body, which is not kept past this. */
+#define PUSH_ANSWER_MAX (64 * 1024)
 #define PUSH_LOG_CLASS 'L'
 #define PUSH_STATE_CLASS 'C'
 
@@ -117,8 +120,9 @@ push_state_put(struct store_txn *t, const char *name,
 
 /*
  * Takes endpoint name for this pass (token) until now + lease_s and reads
- * its state into ps; PH_E_CONFLICT while another pusher holds it or it is
- * backing off after a failure.
+ * its state into ps; PH_E_CONFLICT while another pusher holds it,
+ * PH_E_UNAVAILABLE while it is backing off after a failure (an event
+ * waits).
  */
 static int
 push_take(const struct conf *c, struct store *s, const char *name,
@@ -130,11 +134,14 @@ push_take(const struct conf *c, struct store *s, const char *name,
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return rc;
 	push_state_get(&t, name, ps);
-	if (ps->retry_at > now || (ps->lease_until > now &&
-	    strcmp(ps->owner, token) != 0 &&
-	    !ledger_proc_gone(ps->pid, ps->host))) {
+	if (ps->lease_until > now && strcmp(ps->owner, token) != 0 &&
+	    !ledger_proc_gone(ps->pid, ps->host)) {
 		store_abort(&t);
 		return PH_E_CONFLICT;
+	}
+	if (ps->retry_at > now) {
+		store_abort(&t);
+		return PH_E_UNAVAILABLE;
 	}
 	ph_strlcpy(ps->owner, token, sizeof(ps->owner));
 	ps->lease_until = now + (int64_t)c->lease_s;
@@ -145,8 +152,9 @@ push_take(const struct conf *c, struct store *s, const char *name,
 }
 
 /*
- * Records one attempt and, while this pass still holds the endpoint, its
- * new state (ps, the lease renewed), in one transaction.  PH_E_CONFLICT
+ * Records one attempt made at `at` and, while this pass still holds the
+ * endpoint, its new state (ps, the lease renewed from now: the attempt
+ * may have taken up to http_timeout_s), in one transaction.  PH_E_CONFLICT
  * when the endpoint was taken from it (its lease ran out and another
  * pusher took it, or `events resend` moved it): the attempt is logged,
  * the state left to the other, and the pass goes no further there.
@@ -169,7 +177,7 @@ push_record(const struct conf *c, struct store *s, const char *name,
 	push_state_get(&t, name, &cur);
 	held = strcmp(cur.owner, ps->owner) == 0;
 	if (held) {
-		ps->lease_until = at + (int64_t)c->lease_s;
+		ps->lease_until = (int64_t)time(NULL) + (int64_t)c->lease_s;
 		push_state_put(&t, name, ps);
 	}
 	/* The log: class, endpoint, the microsecond of the attempt and the
@@ -277,9 +285,15 @@ push_send(const struct conf *c, const struct conf_push *pu, const json_t *ev,
 	call.req = rq;
 	call.url = pu->url;
 	call.allow_insecure_http = pu->allow_insecure_http;
+	call.max_body = PUSH_ANSWER_MAX;
 	http_run(c, &call, 1, 1);
 	*status = call.status;
-	if (call.err != PH_OK) {
+	/* The status is the answer; a body over the bound was cut off. */
+	if (call.err != PH_OK && call.too_big && call.status >= 200 &&
+	    call.status <= 299) {
+		err[0] = '\0';
+		rc = PH_OK;
+	} else if (call.err != PH_OK) {
 		ph_strlcpy(err, call.errmsg, errlen);
 		rc = PH_E_UNAVAILABLE;
 	} else if (call.status < 200 || call.status > 299) {
@@ -312,9 +326,16 @@ push_run(const struct conf *c, struct store *s, int64_t now,
 
 		if (pu->name == NULL || pu->secret == NULL)
 			continue;
-		rc = push_take(c, s, pu->name, token, now, &ps);
+		/* The time now, not the pass's: an earlier endpoint may have
+		 * taken a while, and a lease from then would be short. */
+		rc = push_take(c, s, pu->name, token, (int64_t)time(NULL) >
+		    now ? (int64_t)time(NULL) : now, &ps);
 		if (rc == PH_E_CONFLICT)
-			continue;	/* backing off, or another's */
+			continue;	/* another pusher's */
+		if (rc == PH_E_UNAVAILABLE) {
+			st->waiting++;	/* backing off: not delivered */
+			continue;
+		}
 		if (rc != PH_OK)
 			return rc;
 		if ((rc = ledger_events(s, ps.next - 1, PUSH_BATCH, &events,

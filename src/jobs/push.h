@@ -19,6 +19,8 @@
 struct push_stats {
 	size_t delivered;
 	size_t failed;		/* attempts without a 2xx */
+	size_t waiting;		/* endpoints backing off after a failure,
+				 * an event waiting for them */
 };
 
 /* Delivers what is due to every endpoint (one pass); an endpoint is held

@@ -38,6 +38,7 @@ class Receiver:
         self.got = []
         self.down = False
         self.delay = 0.0                # seconds before each answer
+        self.answer_bytes = 0           # the answer's body, in bytes
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -47,8 +48,12 @@ class Receiver:
                 time.sleep(outer.delay)
                 outer.got.append((dict(self.headers), body, outer.down))
                 self.send_response(503 if outer.down else 200)
-                self.send_header('Content-Length', '0')
+                self.send_header('Content-Length', str(outer.answer_bytes))
                 self.end_headers()
+                try:
+                    self.wfile.write(b'x' * outer.answer_bytes)
+                except OSError:
+                    pass            # payhook read what it needed
 
             def log_message(self, *_a):
                 pass
@@ -219,6 +224,19 @@ def test_push(tap, inst, recv):
     r = sweep(inst)
     tap.ok('not delivered' in r.stderr, 'receiver down: the sweeper logs it',
            r.stderr[-400:])
+
+    def push_success():
+        text = inst.request('GET', '/metrics').body.decode()
+        m = re.search(r'^payhook_push_last_success_timestamp_seconds '
+                      r'(\S+)$', text, re.M)
+        return m and m.group(1)
+    before = push_success()
+    r = sweep(inst)
+    tap.ok(r.returncode == 75 and re.search(r'event=push .*waiting=1',
+                                            r.stderr) and
+           push_success() == before, '... a pass while it backs off: the '
+           'event still waits, exit 75, no push success counted',
+           r.returncode, r.stderr[-300:], before, push_success())
     n_before = len(recv.accepted())
     recv.down = False
     time.sleep(5.5)                         # the first backoff
@@ -226,6 +244,19 @@ def test_push(tap, inst, recv):
     got = recv.accepted()
     tap.is_(len(got), n_before + 1, '... delivered when it is back')
     tap.is_(got[-1].get('order_id'), o, '... the waiting event')
+    # A 2xx is delivered whatever its body: 1.5 MiB of it here.
+    recv.answer_bytes = 1536 * 1024
+    o = 'PUSHBIG-' + os.urandom(3).hex()
+    inst.create_order(o, 6)
+    inst.notify(make_payment(o, 6, txn_id('pushbig')))
+    r = sweep(inst)
+    recv.answer_bytes = 0
+    seqs = [g.get('seq') for g in recv.accepted()]
+    tap.ok(r.returncode == 0 and seqs == sorted(set(seqs)) and
+           seqs[-1] == inst.last_seq(), 'a 200 with a 1.5 MiB body: '
+           'delivered once, not sent again', r.returncode, seqs[-4:],
+           r.stderr[-300:])
+    got = recv.accepted()
     r = inst.cli('events', 'deliveries', '--endpoint', 'erp')
     tap.ok('\t503\t' in r.stdout and '\t200\t' in r.stdout,
            'delivery log shows the failure and the delivery',
@@ -317,6 +348,27 @@ def test_push_shared(tap, inst, recv):
     tap.is_([json.loads(b).get('order_id') for h, b, d in
              recv.got[n_before:]], [o], '... and the waiting event is '
             'delivered, not skipped')
+    # A receiver taking 3 s an answer, lease_s 5: the lease is renewed
+    # when each answer came, not when its call began, so a second
+    # sweeper 5.5 s on does not take the endpoint in the middle.
+    first, last = paid_orders(inst, 'PUSHL', 4)
+    recv.delay = 3.0
+    n_before = len(recv.got)
+    a = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    time.sleep(5.5)
+    b = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    a.wait(timeout=120)
+    b.wait(timeout=120)
+    recv.delay = 0.0
+    seqs = [x for x in (json.loads(body).get('seq') for h, body, d in
+                        recv.got[n_before:]) if first <= x <= last]
+    tap.is_(seqs, list(range(first, last + 1)),
+            'a slow receiver (3 s an answer, lease_s 5) and a second '
+            'sweeper 5.5 s on: each event pushed once, in order')
     # Each push of a pass signed when it is sent, not when the pass
     # began: behind a receiver taking 1.2 s an answer, three events of
     # one pass carry times 2 s and more apart.

@@ -280,6 +280,19 @@ def test_job_log_json(tap):
         tap.ok(not bad and warned, '%s, log_format json: every line a '
                'JSON object, the configuration\'s warning too' %
                ' '.join(args), bad[:3], p.stderr[-400:])
+    # A signature header name longer than a request's header holds is
+    # refused, not cut short on the way out.
+    with open(inst.config) as fh:
+        conf = fh.read()
+    with open(inst.config, 'w') as fh:
+        fh.write(conf.replace('[push.erp]\n', '[push.erp]\n'
+                              'signature_header = X-%s\n' % ('S' * 62), 1))
+    p = inst.cli('check')
+    tap.ok(p.returncode == 78 and 'signature_header is 64 characters: at '
+           'most 63' in p.stderr, 'a signature_header of 64 characters: '
+           'refused', p.returncode, p.stderr[-300:])
+    with open(inst.config, 'w') as fh:
+        fh.write(conf)
 
 
 def main(tap):
