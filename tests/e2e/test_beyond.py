@@ -78,6 +78,13 @@ def sweep(inst):
                           stderr=subprocess.PIPE, text=True, timeout=60)
 
 
+def sweep_bg(inst, stderr=subprocess.DEVNULL):
+    """A sweep running beside the test (its Popen)."""
+    return subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
+                            stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=stderr)
+
+
 def test_replay(tap, inst):
     o = 'RPL-' + os.urandom(3).hex()
     inst.create_order(o, 300)
@@ -300,10 +307,7 @@ def test_push_shared(tap, inst, recv):
     first, last = paid_orders(inst, 'PUSH2', 12)
     recv.delay = 0.05
     n_before = len(recv.got)
-    procs = [subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
-                              stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE) for _ in range(2)]
+    procs = [sweep_bg(inst, subprocess.PIPE) for _ in range(2)]
     errs = [p.communicate(timeout=120)[1] for p in procs]
     recv.delay = 0.0
     sweep(inst)                 # whatever a pass left for the next one
@@ -318,9 +322,7 @@ def test_push_shared(tap, inst, recv):
     first, last = paid_orders(inst, 'PUSHK', 10)
     recv.delay = 0.3
     n_before = len(recv.got)
-    p = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    p = sweep_bg(inst)
     wait_for(lambda: len(recv.got) > n_before + 1, timeout=20)
     p.kill()
     p.wait()
@@ -354,13 +356,9 @@ def test_push_shared(tap, inst, recv):
     first, last = paid_orders(inst, 'PUSHL', 4)
     recv.delay = 3.0
     n_before = len(recv.got)
-    a = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    a = sweep_bg(inst)
     time.sleep(5.5)
-    b = subprocess.Popen([PAYHOOK, '-c', inst.config, 'sweep'],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
+    b = sweep_bg(inst)
     a.wait(timeout=120)
     b.wait(timeout=120)
     recv.delay = 0.0
