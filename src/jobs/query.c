@@ -258,6 +258,7 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	query_field(job->txn_id, sizeof(job->txn_id), item, "provider_txn_id");
 	query_field(job->currency, sizeof(job->currency), item, "currency");
 	query_field(job->refund_id, sizeof(job->refund_id), item, "refund_id");
+	job->rref.amount = json_integer_value(json_object_get(item, "amount"));
 	if (!can)
 		return;
 	ph_strlcpy(job->reason, query_refund_reason(item), sizeof(job->reason));
@@ -268,7 +269,6 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	job->rref.order_id = job->order_id;
 	job->rref.txn_id = job->txn_id;
 	job->rref.refund_id = job->refund_id;
-	job->rref.amount = json_integer_value(json_object_get(item, "amount"));
 	job->rref.payment_amount = json_integer_value(json_object_get(item,
 	    "payment_amount"));
 	job->rref.currency = job->currency;

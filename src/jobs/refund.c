@@ -104,12 +104,13 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 			    j->refund_id, j->order_id, j->message);
 			j->err = PH_OK;
 			j->ev.kind = PH_EV_REFUND_FAILED;
+			j->ev.amount = j->rref.amount;
 		} else if (j->err != PH_OK) {
 			st->errors++;
 			result = "error";
 			log_warn("refund %s of order %s: %s", j->refund_id,
 			    j->order_id, j->message);
-		} else if (j->ev.amount != 0 &&
+		} else if (ledger_refund_answered(&j->ev) &&
 		    j->ev.amount != j->rref.amount) {
 			/* Not the refund as asked: the ledger raises it, and
 			 * it stays to be settled by hand. */
@@ -127,6 +128,10 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 			st->failed++;
 			result = "failed";
 		} else {
+			/* Pending, or a kind no refund answer has: nothing
+			 * about the refund is taken from it. */
+			if (j->ev.kind != PH_EV_PAYMENT_PENDING)
+				j->ev.amount = j->rref.amount;
 			j->ev.kind = PH_EV_PAYMENT_PENDING;
 			st->pending++;
 			result = "pending";

@@ -454,8 +454,12 @@ int ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
  * What the provider said of refund seq: REFUND_SUCCEEDED, REFUND_FAILED,
  * PAYMENT_PENDING (accepted, not done), or err != PH_OK (not known: try
  * again later, with message).  Applies it to the order, raises
- * refund.succeeded or refund.failed, lets the lease go.
+ * refund.succeeded or refund.failed, lets the lease go.  An answer whose
+ * amount (0 too) is not the refund's settles nothing: refund.unmatched,
+ * once.
  */
+/* Is ev one of the kinds of a refund answer, its amount the answer's? */
+int ledger_refund_answered(const struct ph_event *ev);
 int ledger_refund_result(struct store *s, uint64_t seq, const char *token,
     int err, const char *message, const struct ph_event *ev, int64_t now,
     struct ledger_result *res);

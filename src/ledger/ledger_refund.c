@@ -857,6 +857,14 @@ ledger_refund_unmatched(struct store_txn *t, const struct ledger_fact *f,
 	res->outcome = LEDGER_RECORDED;
 }
 
+int
+ledger_refund_answered(const struct ph_event *ev)
+{
+	return ev->kind == PH_EV_REFUND_SUCCEEDED ||
+	    ev->kind == PH_EV_REFUND_FAILED ||
+	    ev->kind == PH_EV_PAYMENT_PENDING;
+}
+
 /* Lets the runner's lease on r go, when token holds it. */
 static void
 ledger_refund_unlease(json_t *r, const char *token)
@@ -879,6 +887,7 @@ ledger_refund_other_amount(struct store_txn *t, json_t *r,
     const struct ph_event *ev, int64_t now, struct ledger_result *res)
 {
 	struct ledger_fact f;
+	json_t *seen;
 	char why[160];
 
 	res->outcome = LEDGER_NOOP;
@@ -895,8 +904,8 @@ ledger_refund_other_amount(struct store_txn *t, json_t *r,
 		json_object_set_new(r, "last_error", json_string(why));
 		json_object_set_new(r, "updated_at", json_integer(now));
 	}
-	if (json_integer_value(json_object_get(r, "answer_amount")) !=
-	    ev->amount) {
+	seen = json_object_get(r, "answer_amount");
+	if (!json_is_integer(seen) || json_integer_value(seen) != ev->amount) {
 		json_object_set_new(r, "answer_amount",
 		    json_integer(ev->amount));
 		log_info("refund %s of order %s: the provider reports %lld, "
@@ -933,7 +942,7 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		store_abort(&t);
 		return rc;
 	}
-	if (err == PH_OK && ev->amount != 0 && ev->amount !=
+	if (err == PH_OK && ledger_refund_answered(ev) && ev->amount !=
 	    json_integer_value(json_object_get(r, "amount"))) {
 		ledger_refund_other_amount(&t, r, ev, now, res);
 		ledger_refund_unlease(r, token);

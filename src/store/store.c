@@ -403,7 +403,7 @@ store_seq_jump(struct store_txn *t, uint64_t past)
 	floor = store_seq_high(t);
 	if (t->err != PH_OK)
 		return 0;
-	if (past > floor)
+	if (past > floor && past <= STORE_SEQ_SANE)
 		floor = past;
 	floor += STORE_SEQ_GAP;
 	n = snprintf(num, sizeof(num), "%llu", (unsigned long long)floor);

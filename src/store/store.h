@@ -193,6 +193,9 @@ void store_new_epoch(struct store_txn *t);
  * when it opened the store.
  */
 #define STORE_SEQ_GAP	((uint64_t)1 << 32)
+/* Past this, a sequence number was never handed out (2^16 restores of
+ * 2^32 each): a store that holds one is damaged. */
+#define STORE_SEQ_SANE	((uint64_t)1 << 48)
 uint64_t store_seq_jump(struct store_txn *t, uint64_t past);
 /* The least sequence number s would hand out next to an event or a
  * refund (its floor, or past their last), in *next. */
@@ -281,7 +284,7 @@ struct store_restore_report {
 	int replaced;			/* a store file was there */
 	uint64_t seq_backup;		/* the backup's next sequence number */
 	uint64_t seq_replaced;		/* the replaced store's; 0: none read */
-	char replaced_unread[128];	/* why it could not be read, or "" */
+	char replaced_unread[512];	/* why it could not be read, or "" */
 	uint64_t seq_from;		/* the first handed out from now on */
 	int lock_removed;		/* its stale lock file was removed */
 	size_t bytes;

@@ -854,6 +854,13 @@ restore_replaced_next(const char *path, size_t map_size,
 	else if (r.rc != PH_OK)
 		ph_strlcpy(rep->replaced_unread, r.why,
 		    sizeof(rep->replaced_unread));
+	else if (r.next > STORE_SEQ_SANE)
+		/* A flipped bit in a key LMDB does not check: taken as
+		 * is, it would put every number past the feed's range. */
+		snprintf(rep->replaced_unread, sizeof(rep->replaced_unread),
+		    "database %s: its next sequence number %llu is past any "
+		    "payhook hands out: damaged", path,
+		    (unsigned long long)r.next);
 	else
 		rep->seq_replaced = r.next;
 }

@@ -349,6 +349,28 @@ def test_restore_twice(tap):
               for x in (r1, r2))
     tap.ok(n1 and n2 > n1, '... and the refund minted after it goes on '
            'past the one minted after the first', r1, r2)
+    # A store whose last event key has its top bit flipped (LMDB checks
+    # no key): its next number is past any payhook hands out, so it is
+    # not trusted, and the feed's next cursor stays one it takes.
+    last = inst.last_seq()
+    inst.stop()
+    with open(inst.db, 'rb') as fh:
+        data = fh.read()
+    data = data.replace(struct.pack('>Q', last),
+                        struct.pack('>Q', last | (1 << 63)))
+    with open(inst.db, 'wb') as fh:
+        fh.write(data)
+    p = inst.cli('restore', backup)
+    tap.ok(p.returncode == 0 and 'is past any payhook hands out: damaged'
+           in p.stderr, 'a store with a damaged sequence number replaced: '
+           'restored, with a warning', p.stdout, p.stderr)
+    inst.start()
+    paid(tap, inst, 'R2-E')
+    r = inst.events(after=0, limit=1000)
+    nxt = (r.json or {}).get('next')
+    tap.ok(isinstance(nxt, int) and 0 < nxt < 2 ** 48 and
+           inst.events(after=nxt).status == 200, '... the feed\'s next '
+           'cursor is one it takes', nxt)
     inst.stop()
     # A store that cannot be read (damaged: often why one restores).
     with open(inst.db, 'r+b') as fh:

@@ -907,6 +907,21 @@ def test_refund_query(tap, inst, sim):
     tap.ok(r.returncode == 0 and state(rid) == 'SUCCEEDED' and
            o.get('refunded') == 800, '... an answer of the amount asked '
            'settles it', r.returncode, r.stderr[-300:], o)
+    # An answer reporting 0 is another amount too, not "none told".
+    sim.control('/_sim/refund_mode', {'answer_delta': -900})
+    oid, rid = paid_refund(900)
+    base = inst.last_seq()
+    r = refunds_run(inst)
+    evs = [(e['type'], e.get('amount')) for e in inst.all_events(base)
+           if e.get('order_id') == oid]
+    tap.ok(r.returncode == 75 and state(rid) == 'PROCESSING' and
+           evs == [('refund.unmatched', 0)] and
+           not (inst.order(oid) or {}).get('refunded'),
+           'an answer reporting 0 of a refund of 900: refund.unmatched, '
+           'nothing refunded', r.returncode, r.stderr[-300:], evs,
+           inst.order(oid))
+    sim.control('/_sim/refund_mode', {'answer_delta': 0})
+    refunds_run(inst)
     sim.control('/_sim/refund_mode', {'notify': 'ok'})
 
 
