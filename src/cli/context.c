@@ -75,8 +75,10 @@ cli_open_conf(struct cli *c)
 }
 
 /*
- * Who the store belongs to: its file, or while there is none the folder
- * it will be made in.  0 with *st filled, -1 when neither is there.
+ * Who the store belongs to: its file, or while there is none (or it is a
+ * link: whoever owns the folder could have made it point to root's
+ * files, and root must never act for that file's owner) the folder it
+ * will be made in.  0 with *st filled, -1 when neither is there.
  */
 static int
 cli_store_owner(const char *db_path, struct stat *st)
@@ -84,9 +86,12 @@ cli_store_owner(const char *db_path, struct stat *st)
 	char *tmp;
 	int rc;
 
-	if (stat(db_path, st) == 0)
-		return 0;
-	if (errno != ENOENT || (tmp = strdup(db_path)) == NULL)
+	if (lstat(db_path, st) == 0) {
+		if (!S_ISLNK(st->st_mode))
+			return 0;
+	} else if (errno != ENOENT)
+		return -1;
+	if ((tmp = strdup(db_path)) == NULL)
 		return -1;
 	rc = stat(dirname(tmp), st);
 	free(tmp);

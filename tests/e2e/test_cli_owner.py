@@ -166,6 +166,31 @@ def restore_under_links(tap, inst, user, backup):
             'puts the backup back', p.stderr)
 
 
+def restore_over_link(tap, inst, user, who, backup):
+    """The store's name made a link by the folder's owner, to a store only
+    root may use: root acts as the folder's owner, not as the owner of
+    what the link points to; the restore puts a store of the folder's
+    owner in place of the link and leaves root's store as it was."""
+    theirs = os.path.join(inst.base, 'root-store.mdb')
+    shutil.copy(inst.db, theirs)
+    os.chown(theirs, 0, 0)
+    os.chmod(theirs, 0o600)
+    with open(theirs, 'rb') as fh:
+        before = fh.read()
+    os.unlink(inst.db)
+    os.symlink(theirs, inst.db)
+    p = inst.cli('restore', backup)
+    st = os.lstat(inst.db)
+    with open(theirs, 'rb') as fh:
+        after = fh.read()
+    tap.ok(p.returncode == 0 and stat.S_ISREG(st.st_mode) and
+           (st.st_uid, st.st_gid) == who and after == before,
+           'root restores over a link to a store of root\'s: the store put '
+           'back is %s\'s, root\'s store untouched' % user.pw_name,
+           p.returncode, p.stderr[-300:], (st.st_uid, st.st_mode))
+    os.unlink(theirs)
+
+
 def main(tap):
     harness.lmdb_only(tap, 'who owns the LMDB file and its lock')
     if os.geteuid() != 0:
@@ -224,6 +249,7 @@ def run(tap, inst, user, who):
     tap.is_(root_owned(inst.var), ['copy.mdb'],
             '... and nothing beside it is root\'s but the copy')
     restore_under_links(tap, inst, user, backup)
+    restore_over_link(tap, inst, user, who, backup)
     os.unlink(backup)
     p = inst.cli('backup', os.path.join(inst.dir, 'copy.mdb'))
     tap.ok(p.returncode == 1 and 'copy.mdb' in p.stderr,
