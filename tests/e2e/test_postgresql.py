@@ -133,17 +133,23 @@ def test_tables(tap, pri):
     return inst
 
 
+def role_check(tap, role, grants):
+    """A new role, the DBA's SQL grants run in database premade, then
+    payhook check as that role: (its instance, check's result)."""
+    PRI.psql("CREATE ROLE %s LOGIN" % role)
+    PRI.psql(grants, dbname='premade')
+    inst = pg_instance(tap, 'pg' + role, PRI.conninfo(dbname='premade',
+                                                      user=role))
+    return inst, inst.cli('check')
+
+
 def test_premade_schema(tap):
     """Least privilege: the DBA made the database and an empty schema
     payhook owned by payhook's role, which may not create schemas:
     check makes the tables in it."""
-    PRI.psql("CREATE ROLE app LOGIN")
     PRI.createdb('premade')
-    PRI.psql("CREATE SCHEMA payhook AUTHORIZATION app; REVOKE CREATE ON "
-             "DATABASE premade FROM PUBLIC", dbname='premade')
-    inst = pg_instance(tap, 'pgpremade', PRI.conninfo(dbname='premade',
-                                                      user='app'))
-    r = inst.cli('check')
+    inst, r = role_check(tap, 'app', "CREATE SCHEMA payhook AUTHORIZATION "
+                         "app; REVOKE CREATE ON DATABASE premade FROM PUBLIC")
     tap.ok(r.returncode == 0 and 'configuration OK' in r.stdout,
            'a schema payhook the DBA made for a role that may not create '
            'one: check makes the tables in it', r.stdout + r.stderr)
@@ -157,12 +163,9 @@ def test_read_only_role(tap):
     """A role that may only read payhook's tables (made by another):
     check refuses it, naming a table and the right missing, instead of
     "configuration OK" and a payhook.fcgi that fails every write."""
-    PRI.psql("CREATE ROLE ro LOGIN")
-    PRI.psql("GRANT USAGE ON SCHEMA payhook TO ro; GRANT SELECT ON ALL "
-             "TABLES IN SCHEMA payhook TO ro", dbname='premade')
-    inst = pg_instance(tap, 'pgro', PRI.conninfo(dbname='premade',
-                                                 user='ro'))
-    r = inst.cli('check')
+    inst, r = role_check(tap, 'ro', "GRANT USAGE ON SCHEMA payhook TO ro; "
+                         "GRANT SELECT ON ALL TABLES IN SCHEMA payhook TO "
+                         "ro")
     tap.ok(r.returncode == 1 and 'role ro has no INSERT right on table '
            'payhook.dedup' in r.stderr and 'configuration OK' not in
            r.stdout, 'a role that may only read the tables: check '
