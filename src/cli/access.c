@@ -45,6 +45,15 @@ cli_mode_allows(const struct cli_user *u, const struct stat *st, int want)
 	return (int)((st->st_mode >> shift) & 7 & (unsigned)want) == want;
 }
 
+/* "mode 0700, owner 33": how a refusal names what it refuses. */
+static const char *
+cli_owned(const struct stat *st, char buf[48])
+{
+	snprintf(buf, 48, "mode %04o, owner %ld",
+	    (unsigned)(st->st_mode & 07777), (long)st->st_uid);
+	return buf;
+}
+
 /*
  * The first folder on the way to path that user cannot enter, into dir
  * and *st; 0 when there is none.
@@ -71,14 +80,13 @@ static int
 cli_user_may(const struct cli_user *u, const char *path, int want,
     const char *what)
 {
-	char dir[4096];
+	char dir[4096], own[48];
 	struct stat st;
 
 	if (cli_user_blocked(u, path, dir, sizeof(dir), &st)) {
-		fprintf(stderr, "payhook: user %s cannot enter %s (mode %04o, "
-		    "owner %ld), on the way to the %s %s\n", u->name, dir,
-		    (unsigned)(st.st_mode & 07777), (long)st.st_uid, what,
-		    path);
+		fprintf(stderr, "payhook: user %s cannot enter %s (%s), on the "
+		    "way to the %s %s\n", u->name, dir, cli_owned(&st, own),
+		    what, path);
 		return -1;
 	}
 	if (stat(path, &st) == -1) {
@@ -87,10 +95,9 @@ cli_user_may(const struct cli_user *u, const char *path, int want,
 		return -1;
 	}
 	if (!cli_mode_allows(u, &st, want)) {
-		fprintf(stderr, "payhook: user %s cannot %s the %s %s (mode "
-		    "%04o, owner %ld)\n", u->name, want & 2 ? "write" : "read",
-		    what, path, (unsigned)(st.st_mode & 07777),
-		    (long)st.st_uid);
+		fprintf(stderr, "payhook: user %s cannot %s the %s %s (%s)\n",
+		    u->name, want & 2 ? "write" : "read", what, path,
+		    cli_owned(&st, own));
 		return -1;
 	}
 	return 0;
@@ -107,7 +114,7 @@ static int
 cli_user_may_make(const struct cli_user *u, const char *path, int want,
     const char *what)
 {
-	char *tmp, dir[4096], blocked[4096];
+	char *tmp, dir[4096], blocked[4096], own[48];
 	struct stat st, bst;
 
 	if (stat(path, &st) == 0 || errno != ENOENT)
@@ -128,14 +135,12 @@ cli_user_may_make(const struct cli_user *u, const char *path, int want,
 	if (cli_mode_allows(u, &st, 3))
 		/* The folder would do, but one on the way is closed. */
 		fprintf(stderr, "payhook: %s %s: missing, and user %s cannot "
-		    "enter %s (mode %04o, owner %ld) to create it\n", what,
-		    path, u->name, blocked, (unsigned)(bst.st_mode & 07777),
-		    (long)bst.st_uid);
+		    "enter %s (%s) to create it\n", what, path, u->name,
+		    blocked, cli_owned(&bst, own));
 	else
 		fprintf(stderr, "payhook: %s %s: missing, and user %s cannot "
-		    "create it in %s (mode %04o, owner %ld)\n", what, path,
-		    u->name, dir, (unsigned)(st.st_mode & 07777),
-		    (long)st.st_uid);
+		    "create it in %s (%s)\n", what, path, u->name, dir,
+		    cli_owned(&st, own));
 	return -1;
 }
 

@@ -68,7 +68,7 @@ struct cli_stranded {
 };
 
 #define CLI_STRANDED_MAX	16
-#define CHECK_PENDING_MAX	100000	/* orders and refunds read at most */
+#define CLI_CHECK_PENDING_MAX	100000	/* orders and refunds read at most */
 
 struct cli_strandeds {
 	struct cli_stranded	p[CLI_STRANDED_MAX];
@@ -117,7 +117,7 @@ cli_check_stranded(const struct cli *c)
 	int w;
 
 	memset(&s, 0, sizeof(s));
-	if (ledger_due(c->store, INT64_MAX, CHECK_PENDING_MAX, &ids) == PH_OK)
+	if (ledger_due(c->store, INT64_MAX, CLI_CHECK_PENDING_MAX, &ids) == PH_OK)
 		json_array_foreach(ids, i, v) {
 			order = NULL;
 			if (ledger_get_order(c->store, json_string_value(v),
@@ -132,7 +132,7 @@ cli_check_stranded(const struct cli *c)
 			}
 			json_decref(order);
 		}
-	if (ledger_refunds_due(c->store, CHECK_PENDING_MAX, &items) == PH_OK)
+	if (ledger_refunds_due(c->store, CLI_CHECK_PENDING_MAX, &items) == PH_OK)
 		json_array_foreach(items, i, v) {
 			pname = json_string_value(json_object_get(v,
 			    "profile"));
@@ -156,11 +156,11 @@ cli_check_stranded(const struct cli *c)
 		fprintf(stderr, "payhook: warning: %zu more pending order(s) "
 		    "and refund(s) of other profiles that are not "
 		    "configured\n", s.more);
-	if (json_array_size(ids) == CHECK_PENDING_MAX ||
-	    json_array_size(items) == CHECK_PENDING_MAX)
+	if (json_array_size(ids) == CLI_CHECK_PENDING_MAX ||
+	    json_array_size(items) == CLI_CHECK_PENDING_MAX)
 		printf("payhook: the first %d scheduled orders and refunds were "
 		    "checked for profiles that are not configured\n",
-		    CHECK_PENDING_MAX);
+		    CLI_CHECK_PENDING_MAX);
 	json_decref(ids);
 	json_decref(items);
 }

@@ -5,7 +5,6 @@
  * CLI_EXIT_TEMPFAIL, so that cron and systemd see it.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -113,21 +112,19 @@ cli_sweep_pass(struct cli *c, const char *token)
 static int
 cli_job_clock(const struct cli *c)
 {
-	int64_t skew;
-	int rc;
+	char why[128];
 
-	if ((rc = store_clock_skew(c->store, &skew)) != PH_OK) {
-		log_err("%s: the database's clock cannot be read: %s",
-		    c->cmd->name, ph_strerror(rc));
-		return CLI_EXIT_FAIL;
-	}
-	if (llabs(skew) <= STORE_SKEW_MAX_MS)
+	switch (store_clock_off(c->store, why, sizeof(why))) {
+	case 0:
 		return CLI_EXIT_OK;
-	log_err("%s: this host's clock is %.1f s %s the database server's, "
-	    "more than %d s: its leases would not hold against other hosts'; "
-	    "not run: set the time right (NTP)", c->cmd->name,
-	    llabs(skew) / 1000.0, skew > 0 ? "behind" : "ahead of",
-	    STORE_SKEW_MAX_MS / 1000);
+	case 1:
+		log_err("%s: %s, more than %d s: its leases would not hold "
+		    "against other hosts'; not run: set the time right (NTP)",
+		    c->cmd->name, why, STORE_SKEW_MAX_MS / 1000);
+		break;
+	default:
+		log_err("%s: %s", c->cmd->name, why);
+	}
 	return CLI_EXIT_FAIL;
 }
 

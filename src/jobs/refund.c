@@ -110,8 +110,7 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 			result = "error";
 			log_warn("refund %s of order %s: %s", j->refund_id,
 			    j->order_id, j->message);
-		} else if (ledger_refund_answered(&j->ev) &&
-		    j->ev.amount != j->rref.amount) {
+		} else if (ledger_refund_amount_off(&j->ev, j->rref.amount)) {
 			/* Not the refund as asked: the ledger raises it, and
 			 * it stays to be settled by hand. */
 			st->errors++;

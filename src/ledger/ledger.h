@@ -458,8 +458,9 @@ int ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
  * amount (0 too) is not the refund's settles nothing: refund.unmatched,
  * once.
  */
-/* Is ev one of the kinds of a refund answer, its amount the answer's? */
-int ledger_refund_answered(const struct ph_event *ev);
+/* Does ev, a refund answer (of its kinds), report another amount than
+ * asked, the refund's?  Such an answer settles nothing. */
+int ledger_refund_amount_off(const struct ph_event *ev, int64_t asked);
 int ledger_refund_result(struct store *s, uint64_t seq, const char *token,
     int err, const char *message, const struct ph_event *ev, int64_t now,
     struct ledger_result *res);

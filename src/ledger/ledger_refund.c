@@ -858,11 +858,11 @@ ledger_refund_unmatched(struct store_txn *t, const struct ledger_fact *f,
 }
 
 int
-ledger_refund_answered(const struct ph_event *ev)
+ledger_refund_amount_off(const struct ph_event *ev, int64_t asked)
 {
-	return ev->kind == PH_EV_REFUND_SUCCEEDED ||
+	return (ev->kind == PH_EV_REFUND_SUCCEEDED ||
 	    ev->kind == PH_EV_REFUND_FAILED ||
-	    ev->kind == PH_EV_PAYMENT_PENDING;
+	    ev->kind == PH_EV_PAYMENT_PENDING) && ev->amount != asked;
 }
 
 /* Lets the runner's lease on r go, when token holds it. */
@@ -942,8 +942,8 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		store_abort(&t);
 		return rc;
 	}
-	if (err == PH_OK && ledger_refund_answered(ev) && ev->amount !=
-	    json_integer_value(json_object_get(r, "amount"))) {
+	if (err == PH_OK && ledger_refund_amount_off(ev,
+	    json_integer_value(json_object_get(r, "amount")))) {
 		ledger_refund_other_amount(&t, r, ev, now, res);
 		ledger_refund_unlease(r, token);
 		ledger_put(&t, STORE_DB_REFUNDS, &k, r);

@@ -403,7 +403,7 @@ store_seq_jump(struct store_txn *t, uint64_t past)
 	floor = store_seq_high(t);
 	if (t->err != PH_OK)
 		return 0;
-	if (past > floor && past <= STORE_SEQ_SANE)
+	if (past > floor)
 		floor = past;
 	floor += STORE_SEQ_GAP;
 	n = snprintf(num, sizeof(num), "%llu", (unsigned long long)floor);
@@ -630,7 +630,8 @@ store_ms(const struct timespec *ts)
 	return (int64_t)ts->tv_sec * 1000 + ts->tv_nsec / 1000000;
 }
 
-int
+/* How far the shared clock is ahead of this host's, in milliseconds. */
+static int
 store_clock_skew(struct store *s, int64_t *skew_ms)
 {
 	struct timespec a, b;
@@ -647,6 +648,25 @@ store_clock_skew(struct store *s, int64_t *skew_ms)
 	/* Read halfway through the round trip, as well as it can tell. */
 	*skew_ms = there - (store_ms(&a) + store_ms(&b)) / 2;
 	return PH_OK;
+}
+
+int
+store_clock_off(struct store *s, char *why, size_t len)
+{
+	int64_t skew;
+	int rc;
+
+	if ((rc = store_clock_skew(s, &skew)) != PH_OK) {
+		snprintf(why, len, "the database server's clock cannot be "
+		    "read: %s", ph_strerror(rc));
+		return -1;
+	}
+	if (llabs(skew) <= STORE_SKEW_MAX_MS)
+		return 0;
+	snprintf(why, len, "this host's clock is %.1f s %s the database "
+	    "server's", llabs(skew) / 1000.0, skew > 0 ? "behind" :
+	    "ahead of");
+	return 1;
 }
 
 int

@@ -228,14 +228,16 @@ uint64_t store_next_seq(struct store_txn *t, enum store_db db);
  */
 int store_retryable(const struct store *s);
 /*
- * How far this host's clock is from the one every host of the store
- * shares (the database server's), in milliseconds, + when the server's
- * is ahead; 0 for a store of one host.  Leases, holds and expiry times
- * one host writes are read against another's clock: beyond
- * STORE_SKEW_MAX_MS they would not hold (doc/design/store.md).
+ * Is this host's clock more than STORE_SKEW_MAX_MS from the one every
+ * host of the store shares (the database server's)?  Leases, holds and
+ * expiry times one host writes are read against another's clock, and
+ * beyond that they would not hold (doc/design/store.md).  0: no (or a
+ * store of one host); 1: yes, why says by how much ("this host's clock
+ * is 300.0 s behind the database server's"); -1: the server's clock
+ * could not be read, why says so.
  */
 #define STORE_SKEW_MAX_MS	5000
-int store_clock_skew(struct store *s, int64_t *skew_ms);
+int store_clock_off(struct store *s, char *why, size_t len);
 /* Commits a write transaction (or ends a read one); aborts on a sticky
  * error and returns it. */
 int store_commit(struct store_txn *t);

@@ -378,14 +378,12 @@ main_metrics_open(const char *db_path)
 static void
 main_clock_check(struct store *s)
 {
-	int64_t skew;
+	char why[128];
 
-	if (store_clock_skew(s, &skew) == PH_OK &&
-	    llabs(skew) > STORE_SKEW_MAX_MS)
-		log_warn("this host's clock is %.1f s %s the database "
-		    "server's: other hosts' leases and holds would not hold "
+	if (store_clock_off(s, why, sizeof(why)) == 1)
+		log_warn("%s: other hosts' leases and holds would not hold "
 		    "here; GET /readyz answers 503 until the time is set right",
-		    llabs(skew) / 1000.0, skew > 0 ? "behind" : "ahead of");
+		    why);
 }
 
 int

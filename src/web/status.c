@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,7 +74,6 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 	struct store_txn t;
 	char path[4096], why[256], when[32];
 	uint64_t since;
-	int64_t skew;
 	int rc;
 
 	if ((rc = store_begin(ctx->store, 0, &t)) != PH_OK)
@@ -83,13 +81,10 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 		    "not answer a read: %s", ph_strerror(rc));
 	else {
 		store_abort(&t);
-		if (store_clock_skew(ctx->store, &skew) == PH_OK &&
-		    llabs(skew) > STORE_SKEW_MAX_MS)
-			status_reason(reasons, "clock_skew: this host's clock "
-			    "is %.1f s %s the database server's, which other "
+		if (store_clock_off(ctx->store, why, sizeof(why)) == 1)
+			status_reason(reasons, "clock_skew: %s, which other "
 			    "hosts' leases and holds are read against: set "
-			    "the time right (NTP)", llabs(skew) / 1000.0,
-			    skew > 0 ? "behind" : "ahead of");
+			    "the time right (NTP)", why);
 		if (store_space(ctx->store, &st) == PH_OK &&
 		    store_fill(&st) > c->ready_max_fill)
 			status_reason(reasons, "store_fill: %.3f of the "
