@@ -155,7 +155,10 @@ cli_sweep_run(struct cli *c)
 		return rc;
 	cli_catch_signals();
 	do {
-		rc = cli_sweep_pass(c, token);
+		/* A watch runs for months: the clock it started with may
+		 * have moved since (a host's NTP stopped, a VM resumed). */
+		if ((rc = cli_job_clock(c)) == CLI_EXIT_OK)
+			rc = cli_sweep_pass(c, token);
 		if (c->a.flag && !cli_stop)
 			sleep((unsigned)c->a.interval);
 	} while (c->a.flag && !cli_stop);

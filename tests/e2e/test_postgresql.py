@@ -53,6 +53,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -863,6 +864,46 @@ def test_store_down(tap):
     cl.stop()
 
 
+def test_clock_skew_watch(tap, inst, offset):
+    """A sweep --watch started while the clocks agreed: the clock is
+    checked before every pass, not only at the start, and the watch
+    resumes by itself once the clocks agree again."""
+    err = os.path.join(inst.dir, 'watch.err')
+    with open(err, 'w') as f:
+        p = subprocess.Popen([harness.PAYHOOK, '-c', inst.config, 'sweep',
+                              '--watch', '--interval', '1'],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=f)
+
+    def text(path):
+        with open(path) as f:
+            return f.read()
+
+    def refusals():
+        return text(err).count('not run')
+    time.sleep(2.5)
+    tap.ok(p.poll() is None and refusals() == 0, 'skew: a watch runs '
+           'while the clocks agree', text(err)[-300:])
+    harness.write_file(offset, '+300\n', 0o644)
+    time.sleep(3.5)
+    n = refusals()
+    tap.ok(p.poll() is None and n >= 2 and
+           's behind the database server' in text(err),
+           'skew: the server\'s clock moved 300 s on: the watch refuses '
+           'every pass from then on, saying why, and goes on', n,
+           text(err)[-300:])
+    harness.write_file(offset, '+0\n', 0o644)
+    time.sleep(1.5)
+    n = refusals()
+    time.sleep(2.5)
+    tap.ok(p.poll() is None and refusals() == n, 'skew: the clocks '
+           'agree again: the watch makes its passes again',
+           refusals(), n)
+    p.terminate()
+    tap.is_(p.wait(timeout=30), 0, 'skew: the watch ends on SIGTERM with '
+            'its last pass\'s status (0)')
+
+
 def test_clock_skew(tap):
     """A host whose clock is far off the database server's, which other
     hosts' leases and holds are read against: /readyz takes it out of
@@ -873,11 +914,20 @@ def test_clock_skew(tap):
     if lib is None:
         tap.skip('clock skew', 'libfaketime is not installed')
         return
+    # The server's offset is read from a file at every clock read, so
+    # that it can move while payhook runs.
+    tmp = tempfile.mkdtemp(prefix='payhook-skew-')
+    os.chmod(tmp, 0o755)     # read by the server's user
+    offset = os.path.join(tmp, 'offset')
+    harness.write_file(offset, '+0\n', 0o644)
     cl = pgcluster.Cluster(None, 'pgskew').init().start(env={
-        'LD_PRELOAD': lib, 'FAKETIME': '+300'})
+        'LD_PRELOAD': lib, 'FAKETIME_TIMESTAMP_FILE': offset,
+        'FAKETIME_NO_CACHE': '1'})
     cl.createdb('skew')
     inst = pg_instance(tap, 'pgskew', cl.conninfo(dbname='skew'))
     tap.is_(inst.cli('check').returncode, 0, 'skew: the tables made')
+    test_clock_skew_watch(tap, inst, offset)
+    harness.write_file(offset, '+300\n', 0o644)
     inst.start()
     r = inst.request('GET', '/readyz')
     reasons = (r.json or {}).get('reasons') or []
@@ -893,6 +943,7 @@ def test_clock_skew(tap):
                'saying why' % ' '.join(args), p.returncode, p.stderr[-300:])
     inst.stop()
     cl.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 PRI = None
