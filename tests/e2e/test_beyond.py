@@ -440,6 +440,57 @@ def test_archive_full(tap):
     inst.cleanup()
 
 
+class TwoPushInstance(SimInstance):
+    """Events pushed to two endpoints: erp first, then crm."""
+
+    def __init__(self, tap, crm_port, **kw):
+        self.crm_port = crm_port
+        super().__init__(tap, **kw)
+
+    def extra_config(self):
+        return super().extra_config() + (
+            '\n[push.crm]\nurl = http://127.0.0.1:%d/hook\n'
+            'secret_file = keys/push.secret\n'
+            'allow_insecure_http = yes\n' % self.crm_port)
+
+
+def test_push_two_endpoints(tap, sim):
+    """A pass that reaches its second endpoint late (the first one slow)
+    takes it for lease_s from then, not from when the pass began: a
+    second sweeper arriving meanwhile finds it held and pushes nothing
+    there twice."""
+    erp, crm = Receiver(), Receiver()
+    inst = TwoPushInstance(tap, crm.port, sim_port=sim.port,
+                           core={'lease_s': '5'}, push_port=erp.port)
+    inst.start()
+    try:
+        first, last = paid_orders(inst, 'PUSH2E', 2)
+        n = last - first + 1
+        erp.delay, crm.delay = 3.0, 2.0
+        a = sweep_bg(inst)
+        # erp takes a n * 3 s (over lease_s); then crm, 2 s an event.
+        # A lease on crm from the pass's start would have run out before
+        # a reached it: b comes 0.5 s after.
+        wait_for(lambda: len(erp.got) >= n or a.poll() is not None,
+                 timeout=60)
+        time.sleep(0.5)
+        b = sweep_bg(inst)
+        a.wait(timeout=120)
+        b.wait(timeout=120)
+        erp.delay = crm.delay = 0.0
+        for name, recv in (('erp', erp), ('crm', crm)):
+            seqs = [x for x in (json.loads(body).get('seq') for h, body, d
+                                in recv.got) if first <= x <= last]
+            tap.is_(seqs, list(range(first, last + 1)), 'two endpoints, '
+                    'the first slow, a second sweeper arriving while the '
+                    'first pushes to the second: each event pushed once '
+                    'to %s, in order' % name)
+    finally:
+        inst.stop()
+        erp.close()
+        crm.close()
+
+
 def main(tap):
     recv = Receiver()
     sim = Simulator(tap, time_factor=1000).start()
@@ -457,6 +508,7 @@ def main(tap):
         test_missed_rate(tap, inst, sim)
         test_push(tap, inst, recv)
         test_push_shared(tap, inst, recv)
+        test_push_two_endpoints(tap, sim)
         if shutil.which('openssl'):
             test_certs(tap)
         test_archive_full(tap)
