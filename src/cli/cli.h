@@ -161,6 +161,9 @@ int cli_become_owner(const struct cli *c);
 int cli_open(struct cli *c);
 void cli_close(struct cli *c);
 int cli_print_new(json_t *j);
+/* What was printed reached the standard output: 0, or -1 said on the
+ * standard error. */
+int cli_stdout_done(void);
 int cli_number(const char *s, unsigned long long *out);
 
 /* access.c */

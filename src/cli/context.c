@@ -241,3 +241,22 @@ cli_number(const char *s, unsigned long long *out)
 	*out = strtoull(s, &end, 10);
 	return errno != 0 || *end != '\0' ? -1 : 0;
 }
+
+/*
+ * What a command printed must have reached its reader: on a full disk or
+ * a file that fails its writes, `payhook order list --json > f` is not
+ * done.  0, or -1 said on the standard error.
+ */
+int
+cli_stdout_done(void)
+{
+	int err;
+
+	errno = 0;
+	if (fflush(stdout) == 0 && !ferror(stdout))
+		return 0;
+	err = errno != 0 ? errno : EIO;
+	fprintf(stderr, "payhook: the standard output could not be written: "
+	    "%s\n", strerror(err));
+	return -1;
+}

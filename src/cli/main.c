@@ -384,25 +384,6 @@ cli_parse(struct cli *c, int argc, char **argv)
 	return cmd->valid != NULL ? cmd->valid(c) : CLI_EXIT_OK;
 }
 
-/*
- * What a command printed must have reached its reader: on a full disk or
- * a file that fails its writes, `payhook order list --json > f` is not
- * done.  0, or -1 said on the standard error.
- */
-static int
-cli_stdout_done(void)
-{
-	int err;
-
-	errno = 0;
-	if (fflush(stdout) == 0 && !ferror(stdout))
-		return 0;
-	err = errno != 0 ? errno : EIO;
-	fprintf(stderr, "payhook: the standard output could not be written: "
-	    "%s\n", strerror(err));
-	return -1;
-}
-
 int
 main(int argc, char **argv)
 {
@@ -425,11 +406,13 @@ main(int argc, char **argv)
 			break;
 		case 'h':
 			cli_usage(stdout);
-			return CLI_EXIT_OK;
+			return cli_stdout_done() == 0 ? CLI_EXIT_OK :
+			    CLI_EXIT_FAIL;
 		case 'V':
 			version_line(line, sizeof(line), "payhook");
 			printf("%s\n", line);
-			return CLI_EXIT_OK;
+			return cli_stdout_done() == 0 ? CLI_EXIT_OK :
+			    CLI_EXIT_FAIL;
 		default:
 			cli_usage(stderr);
 			return CLI_EXIT_USAGE;

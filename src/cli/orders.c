@@ -125,7 +125,11 @@ cli_events_tail_run(struct cli *c)
 			free(line);
 			json_decref(v);
 		}
-		fflush(stdout);
+		/* A follower on a full disk must not go on losing events. */
+		if (cli_stdout_done() != 0) {
+			json_decref(events);
+			return CLI_EXIT_FAIL;
+		}
 		if (json_array_size(events) == 0 && c->a.flag)
 			sleep(1);
 		json_decref(events);

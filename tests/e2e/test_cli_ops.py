@@ -225,9 +225,11 @@ def test_output_lost(tap, inst):
     did not do its job: exit 1 and a message, not 0."""
     inst.start()
     o = paid_order(tap, inst, 'DF', 300)
+    after = inst.last_seq()
     inst.stop()
     for args in (['order', 'list'], ['order', 'list', '--json'],
-                 ['order', 'show', o], ['events'], ['stats']):
+                 ['order', 'show', o], ['events'], ['stats'], ['--help'],
+                 ['--version']):
         with open('/dev/full', 'w') as full:
             p = subprocess.run([PAYHOOK, '-c', inst.config] + args,
                                stdin=subprocess.DEVNULL, stdout=full,
@@ -237,6 +239,27 @@ def test_output_lost(tap, inst):
                'written: No space left on device' in p.stderr,
                '%s, its output to a full disk: exit 1, said' %
                ' '.join(args), p.returncode, p.stderr[-300:])
+    # A follower does not go on for ever while what it prints is lost:
+    # it ends at the first event it could not write.
+    with open('/dev/full', 'w') as full:
+        p = subprocess.Popen([PAYHOOK, '-c', inst.config, 'events', 'tail',
+                              '--follow', '--after', str(after)],
+                             stdin=subprocess.DEVNULL, stdout=full,
+                             stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    alive = p.poll() is None
+    inst.start()
+    paid_order(tap, inst, 'DG', 300)
+    inst.stop()
+    try:
+        err = p.communicate(timeout=20)[1]
+    except subprocess.TimeoutExpired:
+        p.kill()
+        err = p.communicate()[1] + ' (still running after 20 s)'
+    tap.ok(alive and p.returncode == 1 and 'standard output could not be '
+           'written' in err, 'events tail --follow, its output to a full '
+           'disk: follows while there is nothing to write, then exits 1 '
+           'at the first event, said', alive, p.returncode, err[-300:])
 
 
 def test_no_api_base(tap):
