@@ -771,6 +771,10 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	json_object_set_new(r, "updated_at", json_integer(now));
 	json_object_del(r, "lease_until");
 	json_object_del(r, "lease_owner");
+	/* What held it back (an answer of another amount, a call that
+	 * failed) is over: a failure's own reason was set by the caller. */
+	if (succeeded)
+		json_object_set_new(r, "last_error", json_null());
 	if (provider_refund_id != NULL && *provider_refund_id != '\0')
 		json_object_set_new(r, "provider_refund_id",
 		    json_string(provider_refund_id));
@@ -884,14 +888,18 @@ ledger_refund_unlease(json_t *r, const char *token)
  */
 static void
 ledger_refund_other_amount(struct store_txn *t, json_t *r,
-    const struct ph_event *ev, int64_t now, struct ledger_result *res)
+    const struct ph_event *ev, const char *source, int64_t now,
+    struct ledger_result *res)
 {
 	struct ledger_fact f;
 	json_t *seen;
 	char why[160];
 
 	res->outcome = LEDGER_NOOP;
-	if (!ledger_refund_settled(r)) {
+	/* Held back only once sent: a result about a refund never sent
+	 * (a notification) must not stop it going out. */
+	if (!ledger_refund_settled(r) &&
+	    json_is_integer(json_object_get(r, "sent_at"))) {
 		snprintf(why, sizeof(why), "the provider reports this refund "
 		    "%s with %lld, not the %lld asked: raised as "
 		    "refund.unmatched; settle it by hand", ev->kind ==
@@ -915,7 +923,7 @@ ledger_refund_other_amount(struct store_txn *t, json_t *r,
 		    json_object_get(r, "amount")));
 		f.profile = ledger_str(r, "profile");
 		f.provider = ledger_str(r, "provider");
-		f.source = "refund";
+		f.source = source;
 		f.ev = ev;
 		f.now = now;
 		ledger_refund_unmatched(t, &f, res);
@@ -944,7 +952,7 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 	}
 	if (err == PH_OK && ledger_refund_amount_off(ev,
 	    json_integer_value(json_object_get(r, "amount")))) {
-		ledger_refund_other_amount(&t, r, ev, now, res);
+		ledger_refund_other_amount(&t, r, ev, "refund", now, res);
 		ledger_refund_unlease(r, token);
 		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
 	} else if (err != PH_OK || ev->kind == PH_EV_PAYMENT_PENDING) {
@@ -1009,7 +1017,6 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 	    strcmp(ledger_str(r, "profile"), f->profile) != 0 ||
 	    strcmp(ledger_str(r, "provider"), f->provider) != 0 ||
 	    strcmp(ledger_str(r, "provider_txn_id"), ev->txn_id) != 0 ||
-	    json_integer_value(json_object_get(r, "amount")) != ev->amount ||
 	    (ev->order_id[0] != '\0' &&
 	    strcmp(ledger_str(r, "order_id"), ev->order_id) != 0) ||
 	    (ev->currency[0] != '\0' &&
@@ -1026,6 +1033,15 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
 		    (long long)ev->amount, ev->currency, ev->txn_id,
 		    f->provider, f->profile);
 		ledger_refund_unmatched(t, f, res);
+		return;
+	}
+	if (ledger_refund_amount_off(ev, json_integer_value(
+	    json_object_get(r, "amount")))) {
+		/* The refund asked for, of another amount: as the runner
+		 * takes such an answer, raised once whichever brings it. */
+		ledger_refund_other_amount(t, r, ev, f->source, f->now, res);
+		ledger_put(t, STORE_DB_REFUNDS, &k, r);
+		json_decref(r);
 		return;
 	}
 	type = ledger_refund_settle(t, &k, r, ev->kind ==

@@ -893,6 +893,18 @@ def test_refund_query(tap, inst, sim):
            (inst.order(oid) or {}).get('refunded', 0) == 0,
            '... its last_error says why, an exception on the order, '
            'nothing counted refunded', view(rid), inst.order(oid))
+    # The same amount told again by a refund notification: the same
+    # answer, raised once whichever path brings it.
+    sref = sim.control('/_sim/refunds', method='GET').json['refunds'][rid]
+    base = inst.last_seq()
+    n = inst.notify(harness.wechat_refund_notification(
+        harness.PROFILES['wxshop'], rid, oid, sref['txn_id'], 700, 800,
+        'SUCCESS', refund_id=sref['refund_id']))
+    tap.ok(n.status == 200 and n.body == harness.SUCCESS_ACK and
+           inst.all_events(base) == [] and state(rid) == 'PROCESSING',
+           '... a refund notification of the same 700: acknowledged, '
+           'nothing raised again, still PROCESSING', n.describe(),
+           inst.all_events(base))
     base = inst.last_seq()
     r = refunds_run(inst)
     tap.ok(r.returncode == 75 and state(rid) == 'PROCESSING' and
@@ -905,8 +917,10 @@ def test_refund_query(tap, inst, sim):
     r = refunds_run(inst)
     o = inst.order(oid) or {}
     tap.ok(r.returncode == 0 and state(rid) == 'SUCCEEDED' and
-           o.get('refunded') == 800, '... an answer of the amount asked '
-           'settles it', r.returncode, r.stderr[-300:], o)
+           o.get('refunded') == 800 and view(rid).get('last_error') is None,
+           '... an answer of the amount asked settles it, and what held it '
+           'back is no longer shown', r.returncode, r.stderr[-300:], o,
+           view(rid))
     # An answer reporting 0 is another amount too, not "none told".
     sim.control('/_sim/refund_mode', {'answer_delta': -900})
     oid, rid = paid_refund(900)
