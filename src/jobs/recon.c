@@ -661,17 +661,19 @@ recon_of_day(int64_t day_start, const struct ph_statement *st,
  * The first pass: the whole statement through the plugin, the end (its
  * own totals) included, before anything is applied or marked.  A
  * statement that is truncated, does not add up, has a malformed line,
- * lists a fact twice, or is of another day than day_start's (0: the day
- * of its first payment) is refused here and changes nothing.
+ * lists a fact twice, or is of another day than *day's is refused here
+ * and changes nothing.  *day 0: the day of its first payment, set there
+ * (still 0 when it lists none), the one day the run then reconciles.
  */
 static int
 recon_check(const struct conf_profile *pr, FILE *in, char **line,
-    size_t *cap, int64_t day_start, struct ph_diag *diag)
+    size_t *cap, int64_t *day, struct ph_diag *diag)
 {
 	struct ph_statement *st;
 	struct ph_event ev;
 	json_t *seen;
 	uint64_t inside = 0, pays = 0;
+	int64_t day_start = *day;
 	int rc, more = 1;
 
 	st = calloc(1, sizeof(*st));
@@ -710,6 +712,7 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 	json_decref(seen);
 	if (rc == PH_OK && fseeko(in, 0, SEEK_SET) == -1)
 		rc = ph_fail(diag, PH_E_IO, "statement: %s", strerror(errno));
+	*day = day_start;
 	return rc;
 }
 
@@ -778,6 +781,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	char *line = NULL;
 	size_t cap = 0;
 	FILE *in = NULL;
+	int64_t day;
 	int rc = PH_OK, started = 0, more;
 
 	memset(sum, 0, sizeof(*sum));
@@ -822,9 +826,20 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
 		goto done;
 	}
-	if (in != NULL && (rc = recon_check(r.pr, in, &line, &cap,
-	    r.day_start, diag)) != PH_OK)
+	day = r.day_start;
+	if (in != NULL && (rc = recon_check(r.pr, in, &line, &cap, &day,
+	    diag)) != PH_OK)
 		goto done;
+	/* The day checked is the day reconciled: a refund or a row without
+	 * a time first must not choose another. */
+	if (r.day_start == 0) {
+		if (day == 0) {
+			rc = ph_fail(diag, PH_E_FIELD, "statement %s lists no "
+			    "payment and no --date was given", o->statement);
+			goto done;
+		}
+		recon_set_day(&r, day);
+	}
 	if ((st = calloc(1, sizeof(*st))) == NULL) {
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
 		goto done;
@@ -842,8 +857,6 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 		sum->lines++;
 		if (ev.kind == PH_EV_IGNORED)
 			continue;
-		if (r.day_start == 0)
-			recon_set_day(&r, ev.occurred_at);
 		if (!started) {
 			if ((rc = recon_open_reports(&r, o->report_dir)) !=
 			    PH_OK || (rc = ledger_batch_clear(&r.b, r.run)) !=
@@ -869,11 +882,6 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	if (in != NULL && (rc = prov->statement_line(r.pr->ctx, st, NULL, 0,
 	    &ev, diag)) != PH_OK)
 		goto done;
-	if (r.day_start == 0) {
-		rc = ph_fail(diag, PH_E_FIELD, "statement %s lists no payment "
-		    "and no --date was given", o->statement);
-		goto done;
-	}
 	if (!started && ((rc = recon_open_reports(&r, o->report_dir)) !=
 	    PH_OK || (rc = ledger_batch_clear(&r.b, r.run)) != PH_OK))
 		goto done;

@@ -21,6 +21,7 @@ requests checked byte for byte, the answers applied.
 """
 
 import base64
+import calendar
 import hashlib
 import hmac
 import json
@@ -530,6 +531,74 @@ def test_query(tap, inst, mock):
             '... and the order stays PENDING')
 
 
+def test_statement_day(tap, inst):
+    """reconcile without --date reconciles the day it checked the
+    statement against, the day of its payments: a refund of the day
+    before (or a row without a time) listed first must not choose
+    another day, where the payment missing from the statement would go
+    unseen and one rightly absent be raised."""
+    def utc(text):
+        return calendar.timegm(time.strptime(text, '%Y-%m-%d %H:%M:%S'))
+
+    tag = os.urandom(3).hex()
+    before, listed, dropped = ('SD0-' + tag, 'SD1-' + tag, 'SD2-' + tag)
+    charges = {}
+    for oid, when in ((before, '2026-11-05 04:00:00'),
+                      (listed, '2026-11-06 02:00:00'),
+                      (dropped, '2026-11-06 03:00:00')):
+        inst.create_order(oid, 100, profile='agghmac')
+        charges[oid] = new_id('ch_')
+        b = event(charge(oid, ch=charges[oid], time_paid=utc(when)))
+        check_ok(tap, post(inst, 'agghmac', b, hmac_headers(b)),
+                 'statement day: %s paid' % oid)
+    rep = os.path.join(inst.dir, 'statement-day')
+    os.makedirs(rep)
+
+    def run(name, rows):
+        path = os.path.join(rep, name)
+        with open(path, 'w') as fh:
+            fh.write('\n'.join(
+                ['type,id,app,order_no,charge,amount,currency,channel,'
+                 'time,refund_no'] + rows +
+                ['total,%d,%d' % (len(rows), 100 * len(rows))]) + '\n')
+        return inst.cli('reconcile', '--profile', 'agghmac', '--statement',
+                        path, '--report-dir', rep)
+
+    pay_row = 'charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
+        charges[listed], APP, listed, utc('2026-11-06 02:00:00'))
+    # A refund that succeeded at 23:00 Beijing the day before, first.
+    r = run('refund-first.csv', [
+        'refund,%s,%s,%s,%s,100,cny,,%d,' % (
+            new_id('re_'), APP, before, charges[before],
+            utc('2026-11-05 15:00:00')), pay_row])
+    tap.ok(r.returncode == 0 and
+           r.stdout.startswith('reconcile agghmac 2026-11-06'),
+           'statement day: a refund of the day before listed first: the '
+           'day of the payments is reconciled', r.returncode,
+           r.stdout[:200], r.stderr[-300:])
+    rows = []
+    path = os.path.join(rep, 'reconcile-agghmac-2026-11-06.json')
+    if os.path.exists(path):
+        with open(path) as fh:
+            rows = json.load(fh).get('rows', [])
+    missing = sorted(x['order_id'] for x in rows
+                     if x.get('category') == 'missing_at_provider')
+    tap.is_(missing, [dropped], 'statement day: ... the payment of that '
+            'day left out of the statement is raised, the one of the day '
+            'before is not', rows)
+    # A row without a time first: refused, not the day of 1970.
+    r = run('time-zero-first.csv', [
+        'charge,%s,%s,%s,,100,cny,wx_pub,0,' % (
+            new_id('ch_'), APP, 'SDZ-' + tag), pay_row])
+    tap.ok(r.returncode == 0 and
+           r.stdout.startswith('reconcile agghmac 2026-11-06') and
+           not os.path.exists(os.path.join(
+               rep, 'reconcile-agghmac-1970-01-01.json')),
+           'statement day: a row without a time first: the day of the '
+           'payments is reconciled, not 1970-01-01', r.returncode,
+           r.stdout[:200], r.stderr[-300:])
+
+
 def main(tap):
     global KEY, OTHER
     KEY, OTHER = rsa_key(), rsa_key()
@@ -576,6 +645,7 @@ def main(tap):
         test_profile(tap, inst, 'agghmac', hmac_headers, hmac_refusals)
         test_hmac_rotation(tap, inst)
         test_query(tap, inst, mock)
+        test_statement_day(tap, inst)
         inst.stop()
     finally:
         mock.close()
