@@ -717,6 +717,43 @@ ledger_refund_overask(struct store_txn *t, json_t *order, const json_t *late,
 }
 
 /*
+ * A refund that had failed succeeded after all, while refunds asked since
+ * had gone out too: more went back than the payment, and nothing can
+ * call it back.  An exception over_refunded on the order, of the amount
+ * over, for someone to recover; returns that amount.
+ */
+static int64_t
+ledger_refund_over(struct store_txn *t, json_t *order, const json_t *r,
+    const char *source, int64_t now)
+{
+	int64_t over = json_integer_value(json_object_get(order, "refunded")) -
+	    json_integer_value(json_object_get(order, "amount"));
+	struct ledger_fact f;
+	struct ph_event ev;
+
+	if (over <= 0)
+		return 0;
+	memset(&ev, 0, sizeof(ev));
+	snprintf(ev.txn_id, sizeof(ev.txn_id), "%s", ledger_str(r,
+	    "provider_txn_id"));
+	snprintf(ev.currency, sizeof(ev.currency), "%s", ledger_str(r,
+	    "currency"));
+	ev.amount = over;
+	f.profile = ledger_str(r, "profile");
+	f.provider = ledger_str(r, "provider");
+	f.source = source;
+	f.ev = &ev;
+	f.now = now;
+	ledger_add_exception_new(t, order, &f, "over_refunded", json_pack(
+	    "{s:s}", "refund_id", ledger_str(r, "refund_id")));
+	log_warn("order %s: refund %s, which had failed, succeeded after "
+	    "refunds asked since had gone out: %lld more than the payment "
+	    "went back; raised as over_refunded", ledger_str(order,
+	    "order_id"), ledger_str(r, "refund_id"), (long long)over);
+	return over;
+}
+
+/*
  * Moves item r (stored at k) to SUCCEEDED or FAILED and carries it to its
  * order.  Returns the event raised, or LEDGER_EV_NONE when it was settled
  * already (a repeat changes nothing).  A refund the merchant cancelled was
@@ -735,6 +772,7 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	struct store_key ok;
 	json_t *order = NULL, *extra;
 	int64_t amount = json_integer_value(json_object_get(r, "amount"));
+	int64_t over = 0;
 	int late = 0;
 
 	if (ledger_refund_settled(r)) {
@@ -799,6 +837,9 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 			json_object_set_new(order, "refunded",
 			    json_integer(json_integer_value(
 			    json_object_get(order, "refunded")) + amount));
+			if (late)
+				over = ledger_refund_over(t, order, r, source,
+				    now);
 			ledger_order_refund_state(t, order, now);
 		} else
 			ledger_refund_release(t, order, r, now);
@@ -813,6 +854,8 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	if (late)
 		json_object_set_new(extra, "previous_state", json_string(
 		    ledger_refund_state_name(LEDGER_REFUND_FAILED)));
+	if (over > 0)
+		json_object_set_new(extra, "over_refunded", json_integer(over));
 	*seq_out = ledger_refund_event_new(t, r, type, source, now, extra);
 	if (late)
 		log_warn("refund %s of order %s: succeeded after it had failed: "

@@ -639,6 +639,48 @@ def test_late_refund_success(tap, inst, sim):
             (200, []), '... another failure of it after that: acknowledged, '
             'raised once only', r.describe())
 
+    # The second refund already gone out and succeeded when the first
+    # succeeds after all: more went back than the payment, which nothing
+    # can call back; raised on the order for someone to recover.
+    ov = 'OVER-' + os.urandom(4).hex()
+    inst.create_order(ov, 1000)
+    otxn = sim_pay(sim, ov, 1000, None)
+    wait_for(lambda: (inst.order(ov) or {}).get('state') == 'PAID',
+             timeout=20)
+
+    def tell(n, amount, status):
+        """Refund ov-r<n>'s result, under the simulator's refund id."""
+        made = (sim.control('/_sim/refunds', method='GET').json or {}).get(
+            'refunds', {}).get('%s-r%d' % (ov, n), {})
+        inst.notify(harness.wechat_refund_notification(
+            prof, '%s-r%d' % (ov, n), ov, otxn, amount, 1000, status,
+            made.get('refund_id')))
+
+    sim.control('/_sim/refund_mode', {'notify': 'drop'})
+    inst.api('POST', '/orders/%s/refunds' % ov,
+             {'amount': 600, 'refund_id': ov + '-r1'})
+    refunds_run(inst)
+    tell(1, 600, 'CHANGE')
+    inst.api('POST', '/orders/%s/refunds' % ov,
+             {'amount': 1000, 'refund_id': ov + '-r2'})
+    refunds_run(inst)
+    tell(2, 1000, 'SUCCESS')
+    sim.control('/_sim/refund_mode', {'notify': 'ok'})
+    base = inst.last_seq()
+    tell(1, 600, 'SUCCESS')
+    o = inst.order(ov) or {}
+    ex = [(x.get('type'), x.get('amount'), x.get('refund_id'))
+          for x in o.get('exceptions', [])]
+    tap.ok(o.get('refunded') == 1600 and
+           ex == [('over_refunded', 600, ov + '-r1')],
+           'a failed refund of 600 succeeding after a second of 1000 went '
+           'out: 1600 refunded of 1000, exception over_refunded of 600',
+           o)
+    tap.is_([(e['type'], e.get('refund_id'), e.get('over_refunded'))
+             for e in inst.all_events(base) if e.get('order_id') == ov],
+            [('refund.succeeded', ov + '-r1', 600)],
+            '... refund.succeeded says it: over_refunded 600')
+
     # A refund payhook never asked for (made at the merchant platform):
     # raised, and an exception on the order.
     base = inst.last_seq()
