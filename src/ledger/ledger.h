@@ -132,6 +132,7 @@ enum ledger_refusal {
 	LEDGER_REFUSAL_SETTLED,		/* the refund is done */
 	LEDGER_REFUSAL_ATTEMPT,		/* the guard refused the attempt */
 	LEDGER_REFUSAL_ATTEMPTS_MAX,	/* the order has had all it may */
+	LEDGER_REFUSAL_EXPIRED,		/* past its expiry: no new attempt */
 	LEDGER_REFUSAL__MAX
 };
 
@@ -232,8 +233,10 @@ int ledger_create_order(struct store *s, const struct ledger_new_order *n,
  * The pre-payment guard, in two steps around the provider queries the
  * caller makes in between.  ledger_guard_begin holds the order for hold_s
  * seconds under token: PH_OK (held, *order set), PH_E_NOTFOUND, or
- * PH_E_CONFLICT with *order set (already paid or closed, or another
- * attempt is being opened right now).  ledger_guard_end records the
+ * PH_E_CONFLICT with *order and *why set (already paid or closed, or
+ * another attempt is being opened right now: LEDGER_REFUSAL_ATTEMPT;
+ * past its expiry, where a payment opened now would come after the
+ * order is closed: LEDGER_REFUSAL_EXPIRED).  ledger_guard_end records the
  * attempt and lets go: PH_OK, or PH_E_CONFLICT when the order was paid
  * meanwhile or when an earlier attempt, still unsettled, was opened less
  * than hold_s seconds ago (the shopper may be paying it right now).
@@ -241,7 +244,8 @@ int ledger_create_order(struct store *s, const struct ledger_new_order *n,
  * token's any more), or why the store could not.
  */
 int ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
-    int64_t hold_s, const char *token, json_t **order, struct ph_diag *diag);
+    int64_t hold_s, const char *token, json_t **order,
+    enum ledger_refusal *why, struct ph_diag *diag);
 int ledger_guard_end(struct store *s, const char *order_id, const char *token,
     const char *profile, const json_t *data, int64_t now, int64_t hold_s,
     int64_t next_query_at, struct ledger_idem *idem, json_t **order,

@@ -125,12 +125,15 @@ ledger_guard_hold(json_t *order, const char *token, int64_t until)
 
 int
 ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
-    int64_t hold_s, const char *token, json_t **order, struct ph_diag *diag)
+    int64_t hold_s, const char *token, json_t **order,
+    enum ledger_refusal *why, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
+	int64_t expires;
 	int rc;
 
+	*why = LEDGER_REFUSAL_ATTEMPT;
 	if ((rc = ledger_open_order(s, order_id, &t, &k, order)) != PH_OK)
 		return rc == PH_E_NOTFOUND ? rc :
 		    ph_fail(diag, rc, "database: %s", ph_strerror(rc));
@@ -138,6 +141,17 @@ ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
 		store_abort(&t);
 		return ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id,
 		    ledger_str(*order, "state"));
+	}
+	/* The sweep closes it at its providers, but not every provider has
+	 * a close call: a payment opened now would come late, to be
+	 * refunded (by hand where the provider has no refund call). */
+	expires = json_integer_value(json_object_get(*order, "expires_at"));
+	if (expires > 0 && now >= expires) {
+		store_abort(&t);
+		*why = LEDGER_REFUSAL_EXPIRED;
+		return ph_fail(diag, PH_E_CONFLICT, "order %s expired %llds "
+		    "ago: no new payment attempt; open a new order", order_id,
+		    (long long)(now - expires));
 	}
 	if (ledger_guard_held(*order, token, now)) {
 		store_abort(&t);

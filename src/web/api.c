@@ -438,6 +438,8 @@ api_attempt_answer(void *arg, const struct ledger_reply *r,
 	}
 	if (r->why == LEDGER_REFUSAL_ATTEMPTS_MAX)
 		code = "too_many_attempts";
+	else if (r->why == LEDGER_REFUSAL_EXPIRED)
+		code = "order_expired";
 	else if (st == NULL || strcmp(st, "PENDING") == 0)
 		code = "attempt_in_progress";
 	else if (strcmp(st, "CLOSED") == 0)
@@ -457,6 +459,7 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	json_t *in, *order = NULL, *asked = NULL, *view, *v;
 	const char *key, *profile;
 	const json_t *data;
+	enum ledger_refusal why = LEDGER_REFUSAL_ATTEMPT;
 	int64_t expires_at;
 	int rc, unreached = 0;
 
@@ -505,7 +508,7 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	 * a call whose hold ran out is refused at its end anyway. */
 	rc = ledger_guard_begin(ctx->store, order_id, req->now,
 	    API_GUARD_HOLD_S + 2 * (int64_t)ctx->conf->http_timeout_s, token,
-	    &order, &diag);
+	    &order, &why, &diag);
 	if (rc == PH_E_CONFLICT)
 		goto refused;
 	if (api_read_failed(resp, rc, "order", order_id))
@@ -550,8 +553,7 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 		    order_id, profile);
 refused:
 	api_reply(resp, api_attempt_answer, rc, rc == PH_OK,
-	    rc == PH_OK ? LEDGER_REFUSAL_NONE : LEDGER_REFUSAL_ATTEMPT,
-	    diag.msg, order);
+	    rc == PH_OK ? LEDGER_REFUSAL_NONE : why, diag.msg, order);
 done:
 	json_decref(asked);
 	json_decref(order);

@@ -217,6 +217,16 @@ def test_expiry(tap, inst, sim):
            '... expires_at shown')
     sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o,
                                 'amount': 100})
+    # Expired, not closed yet: a payment opened now would come after it
+    # is closed (late, to be refunded), so the guard opens none.
+    time.sleep(2.2)
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop'})
+    tap.ok(r.status == 409 and (r.json or {}).get('error') ==
+           'order_expired' and 'open a new order' in (r.json or {}).get(
+               'message', '') and (r.json or {}).get('order', {}).get(
+               'state') == 'PENDING', 'an expired order not closed yet: no '
+           'new attempt (409 order_expired, saying to open a new order)',
+           r.describe())
     took = sweep_until(inst, o, 'CLOSED', 20)
     tap.ok(took is not None, 'expired unpaid order: CLOSED here',
            repr(inst.order(o)))

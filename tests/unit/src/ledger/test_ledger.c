@@ -25,6 +25,7 @@ static char dbpath[256];
 static int
 guard_dead(void *arg)
 {
+	enum ledger_refusal why;
 	struct store *cs = NULL;
 	struct ph_diag d;
 	json_t *o = NULL;
@@ -32,7 +33,7 @@ guard_dead(void *arg)
 	(void)arg;
 	memset(&d, 0, sizeof(d));
 	return store_open(dbpath, 16 << 20, 0, &cs, &d) == PH_OK &&
-	    ledger_guard_begin(cs, "S1", 1700000190, 60, "dead", &o, &d) ==
+	    ledger_guard_begin(cs, "S1", 1700000190, 60, "dead", &o, &why, &d) ==
 	    PH_OK;
 }
 
@@ -276,10 +277,11 @@ static int
 guard_begin(struct store *s, int64_t now, const char *token,
     struct ph_diag *d)
 {
+	enum ledger_refusal why;
 	json_t *o = NULL;
 	int rc;
 
-	rc = ledger_guard_begin(s, "S1", now, 60, token, &o, d);
+	rc = ledger_guard_begin(s, "S1", now, 60, token, &o, &why, d);
 	json_decref(o);
 	return rc;
 }
@@ -397,6 +399,7 @@ test_sweeper_side(struct store *s)
 	/* An order has at most 32 attempts, its creation one of them: the
 	 * next is refused for good, and the guard let go. */
 	{
+		enum ledger_refusal why;
 		char tok[16];
 		int i, got = PH_OK, made;
 
@@ -406,7 +409,7 @@ test_sweeper_side(struct store *s)
 		for (i = 0; i < 40 && got == PH_OK; i++) {
 			snprintf(tok, sizeof(tok), "a%d", i);
 			if ((got = ledger_guard_begin(s, "SA", 1700000101 + i,
-			    60, tok, &o, &d)) != PH_OK)
+			    60, tok, &o, &why, &d)) != PH_OK)
 				break;
 			json_decref(o);
 			got = ledger_guard_end(s, "SA", tok, "wxshop", NULL,
@@ -421,7 +424,7 @@ test_sweeper_side(struct store *s)
 		ok(strstr(d.msg, "the most an order may have") != NULL,
 		    "... saying so: %s", d.msg);
 		is_int(ledger_guard_begin(s, "SA", 1700000101 + i, 60, "after",
-		    &o, &d), PH_OK, "... and the guard was let go at once");
+		    &o, &why, &d), PH_OK, "... and the guard was let go at once");
 		json_decref(o);
 		ledger_guard_release(s, "SA", "after");
 	}
