@@ -117,20 +117,18 @@ cli_check_stranded(const struct cli *c)
 	int w;
 
 	memset(&s, 0, sizeof(s));
-	if (ledger_due(c->store, INT64_MAX, CLI_CHECK_PENDING_MAX, &ids) == PH_OK)
-		json_array_foreach(ids, i, v) {
-			order = NULL;
-			if (ledger_get_order(c->store, json_string_value(v),
-			    &order) == PH_OK && order_state_parse(
-			    json_string_value(json_object_get(order,
-			    "state"))) == ORDER_PENDING) {
-				n = query_unconfigured(c->conf, order, gone,
-				    QUERY_NAMES_MAX);
-				for (j = 0; j < n; j++)
-					cli_stranded_add(&s, gone[j], 0,
-					    json_string_value(v));
-			}
-			json_decref(order);
+	/* Every pending order, not only those the sweeper will ask about:
+	 * one whose schedule has ended can still be paid, and its
+	 * notification comes to the profile's URL, gone too. */
+	if (ledger_list_orders(c->store, order_state_name(ORDER_PENDING), "",
+	    CLI_CHECK_PENDING_MAX, &ids) == PH_OK)
+		json_array_foreach(ids, i, order) {
+			n = query_unconfigured(c->conf, order, gone,
+			    QUERY_NAMES_MAX);
+			for (j = 0; j < n; j++)
+				cli_stranded_add(&s, gone[j], 0,
+				    json_string_value(json_object_get(order,
+				    "order_id")));
 		}
 	if (ledger_refunds_due(c->store, CLI_CHECK_PENDING_MAX, &items) == PH_OK)
 		json_array_foreach(items, i, v) {
@@ -158,7 +156,7 @@ cli_check_stranded(const struct cli *c)
 		    "configured\n", s.more);
 	if (json_array_size(ids) == CLI_CHECK_PENDING_MAX ||
 	    json_array_size(items) == CLI_CHECK_PENDING_MAX)
-		printf("payhook: the first %d scheduled orders and refunds were "
+		printf("payhook: the first %d pending orders and refunds were "
 		    "checked for profiles that are not configured\n",
 		    CLI_CHECK_PENDING_MAX);
 	json_decref(ids);

@@ -470,6 +470,19 @@ def test_removed_profile(tap):
     closed when it expires, the sweep and the query route say why, and the
     order is asked again, and paid, once the profile is back."""
     sim, inst = lease_instance(tap, 'rmprof', 4)
+    # One never paid, without expiry, asked along its schedule to its end:
+    # no longer due, but pending, and payable still.
+    ended = oid('RMEND')
+    inst.create_order(ended, 100, profile='wxhmac')
+    sim.control('/_sim/order', {'profile': 'wxhmac', 'order_id': ended,
+                                'amount': 100})
+
+    def ended_due():
+        inst.cli('sweep')
+        return (inst.order(ended) or {}).get('next_query_at')
+    tap.ok(wait_for(lambda: ended_due() is None, 15, 0.5), 'an order '
+           'without expiry asked to the end of its schedule: no longer due',
+           inst.order(ended))
     o = oid('RMPROF')
     r = inst.create_order(o, 100, profile='wxhmac', expires_in=2)
     tap.is_(r.status, 201, 'an order on wxhmac', r.describe())
@@ -488,12 +501,12 @@ def test_removed_profile(tap):
     inst.write()
     p = inst.cli('check')
     tap.ok(p.returncode == 0 and 'warning: profile wxhmac is not '
-           'configured, but 1 pending order(s)' in p.stderr and o in p.stderr
-           and paid not in p.stderr and 'but 1 refund(s) wait to be sent '
-           'through it (%s)' % rid in p.stderr, 'check: warnings naming the '
-           'profile, its pending order (not its paid one) and its refund',
-           p.returncode,
-           p.stderr[-400:])
+           'configured, but 2 pending order(s)' in p.stderr and
+           (o in p.stderr or ended in p.stderr) and paid not in p.stderr and
+           'but 1 refund(s) wait to be sent through it (%s)' % rid in
+           p.stderr, 'check: warnings naming the profile, its two pending '
+           'orders (the one no longer due too, not its paid one) and its '
+           'refund', p.returncode, p.stderr[-400:])
     p = inst.cli('refunds', 'run')
     tap.ok(p.returncode == 75 and rid in p.stderr and 'wxhmac' in p.stderr
            and 'no longer configured' in p.stderr, 'refunds run, profile '
