@@ -618,10 +618,16 @@ api_refundable(struct web_ctx *ctx, const char *order_id,
 	const struct conf_profile *pr;
 	const char *profile;
 	json_t *order = NULL;
-	int ok = 1;
+	int ok = 1, st;
 
 	if (ledger_get_order(ctx->store, order_id, &order) != PH_OK)
 		return 1;
+	st = order_state_parse(json_string_value(json_object_get(order,
+	    "state")));
+	if (st == ORDER_PENDING || st == ORDER_CLOSED) {
+		json_decref(order);
+		return 1;
+	}
 	profile = json_string_value(json_object_get(order, "paid_through"));
 	if (profile == NULL)
 		profile = json_string_value(json_object_get(order, "profile"));

@@ -255,6 +255,14 @@ def test_profile(tap, inst, profile, headers_for, refusals):
     tap.is_((r.status, (r.json or {}).get('error')),
             (409, 'refund_unsupported'), '%s: a refund asked for: 409 '
             'refund_unsupported' % profile, r.describe())
+    # Of an order not paid: that it is not paid, not how it was paid.
+    unpaid = 'UNP-' + os.urandom(3).hex()
+    inst.create_order(unpaid, 100, profile=profile)
+    r = inst.api('POST', '/orders/%s/refunds' % unpaid, {'amount': 50})
+    tap.ok(r.status == 409 and (r.json or {}).get('error') == 'conflict' and
+           'PENDING' in (r.json or {}).get('message', ''),
+           '%s: a refund of an order not paid: 409 conflict, saying it is '
+           'PENDING' % profile, r.describe())
     b = event(charge(oid, new_id('ch_'), 200, channel='alipay_wap'))
     check_ok(tap, post(inst, profile, b, headers_for(b)),
              '%s: a second charge of the paid order' % profile)
