@@ -136,15 +136,25 @@ agg_currency(const struct json_t *o, const char *path, int required,
 	return PH_OK;
 }
 
-/* An optional unix time member, when present within range. */
+/* An optional unix time member, when present within range: *out is
+ * left as it was when it is missing, null or 0 (a charge not paid yet
+ * carries time_paid 0). */
 static int
 agg_time(const struct json_t *o, const char *path, int64_t *out,
     struct ph_diag *diag)
 {
+	int64_t t;
+	int rc;
+
 	if (ph_json_lookup(o, path) == NULL ||
 	    json_is_null((const json_t *)ph_json_lookup(o, path)))
 		return PH_OK;
-	return ph_json_get_int(o, path, 0, AGG_TIME_MAX, out, diag);
+	if ((rc = ph_json_get_int(o, path, 0, AGG_TIME_MAX, &t, diag)) !=
+	    PH_OK)
+		return rc;
+	if (t > 0)
+		*out = t;
+	return PH_OK;
 }
 
 /* "object" names the kind of a resource: when present it must be want. */

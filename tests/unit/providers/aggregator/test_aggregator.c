@@ -352,6 +352,23 @@ test_rsa(void)
 	is_int(ev.occurred_at, 1410834527, "time_paid");
 	is_str(ev.dedup_key, "pay:ch_L8qn10mLmr1GS8e5OODmHaL4",
 	    "dedup key pay:<charge id>");
+	/* time_paid 0 tells no time: the event's created is the time. */
+	{
+		char *at = strstr(obj, "\"time_paid\":1410834527");
+
+		if (at != NULL)
+			memcpy(at + strlen("\"time_paid\":"), "0         ", 10);
+		event(body, sizeof(body), "evt_401180201144021390210002",
+		    "charge.succeeded", "true", obj);
+		is_int(send_rsa(ctx, agg_key, body, &ev), PH_OK,
+		    "time_paid 0: verified");
+		is_int(ev.occurred_at, 1517463360, "time_paid 0: the event's "
+		    "created is the time");
+		charge(obj, sizeof(obj), "ch_L8qn10mLmr1GS8e5OODmHaL4",
+		    "123456789", "100", "\"cny\"", "true", APP, "wx_pub");
+		event(body, sizeof(body), "evt_401180201144021390210001",
+		    "charge.succeeded", "true", obj);
+	}
 
 	/* The header name in any case, as the core rebuilds it. */
 	th_rsa_sign(agg_key, "SHA256", body, strlen(body), sig);
