@@ -238,6 +238,14 @@ cli_reconcile_valid(struct cli *c)
 		    "(YYYY-MM-DD)\n", o->date);
 		return CLI_EXIT_USAGE;
 	}
+	/* A day that has not begun in Beijing has no statement: a typo in
+	 * the year would otherwise raise nothing and report an empty day. */
+	if (o->date != NULL && start > (int64_t)time(NULL)) {
+		fprintf(stderr, "payhook: reconcile: --date %s has not begun "
+		    "yet in Beijing time: there is no statement of it\n",
+		    o->date);
+		return CLI_EXIT_USAGE;
+	}
 	return CLI_EXIT_OK;
 }
 

@@ -9,6 +9,7 @@ a push endpoint exits 75, under lighttpd with the providers' API and the
 push endpoint on ports where nothing listens.
 """
 
+import datetime
 import json
 import os
 import re
@@ -113,6 +114,9 @@ def test_usage(tap, inst):
         (['notifications', 'show', 'x'], 'notifications show x'),
         (['reconcile', '--profile', 'wxshop'], 'reconcile without '
          '--statement'),
+        (['reconcile', '--profile', 'wxshop', '--download', '--date',
+          '%d-06-01' % (datetime.date.today().year + 1)],
+         'reconcile of a day not begun yet'),
         (['check', '--user'], 'check --user without a user'),
     ]
     for args, name in cases:
