@@ -68,6 +68,7 @@ enum cli_cmd_id {
 	CLI_NOTIFICATIONS_REPLAY,
 	CLI_REFUNDS_RUN,
 	CLI_REFUNDS_LIST,
+	CLI_REFUNDS_SETTLE,
 	CLI_SWEEP,
 	CLI_CMD__MAX
 };
@@ -101,6 +102,8 @@ struct cli_args {
 	int flag;			/* --json, --follow, --all, --watch,
 					 * --trust-file */
 	int download;			/* reconcile --download */
+	int succeeded, failed;		/* refunds settle --succeeded, --failed */
+	unsigned long long amount;	/* refunds settle --amount N */
 	struct recon_opts recon;	/* reconcile's options */
 };
 
@@ -196,6 +199,8 @@ int cli_notif_replay_run(struct cli *c);
 int cli_sweep_run(struct cli *c);
 int cli_refunds_run(struct cli *c);
 int cli_refunds_list_run(struct cli *c);
+int cli_refunds_settle_valid(struct cli *c);
+int cli_refunds_settle_run(struct cli *c);
 int cli_reconcile_valid(struct cli *c);
 int cli_reconcile_run(struct cli *c);
 int cli_resend_run(struct cli *c);

@@ -218,6 +218,39 @@ cli_refunds_list_run(struct cli *c)
 }
 
 int
+cli_refunds_settle_valid(struct cli *c)
+{
+	if (c->a.succeeded == c->a.failed) {
+		fprintf(stderr, "payhook: refunds settle: give either "
+		    "--succeeded or --failed\n");
+		return CLI_EXIT_USAGE;
+	}
+	if (c->a.failed && c->a.amount != 0) {
+		fprintf(stderr, "payhook: refunds settle: --amount is what went "
+		    "back, with --succeeded\n");
+		return CLI_EXIT_USAGE;
+	}
+	return CLI_EXIT_OK;
+}
+
+/* Prints the refund settled, as GET /refunds/<id> shows it. */
+int
+cli_refunds_settle_run(struct cli *c)
+{
+	struct ph_diag diag;
+	json_t *item;
+
+	memset(&diag, 0, sizeof(diag));
+	if (ledger_refund_by_hand(c->store, c->a.word, c->a.succeeded,
+	    (int64_t)c->a.amount, (int64_t)time(NULL), &item, &diag) !=
+	    PH_OK) {
+		fprintf(stderr, "payhook: refunds settle: %s\n", diag.msg);
+		return CLI_EXIT_FAIL;
+	}
+	return cli_print_new(order_refund_to_api_new(item));
+}
+
+int
 cli_reconcile_valid(struct cli *c)
 {
 	const struct recon_opts *o = &c->a.recon;

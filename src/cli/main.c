@@ -160,6 +160,17 @@ static const struct cli_cmd cli_cmds[CLI_CMD__MAX] = {
 	    .opts = { CLI_FLAG("all", flag) },
 	    .run = cli_refunds_list_run, .args = "[--all]",
 	    .help = "list open (or all) refunds" },
+	[CLI_REFUNDS_SETTLE] = { .name = "refunds", .sub = "settle",
+	    .needs = CLI_STORE | CLI_NEED_METRICS | CLI_NEED_LOG,
+	    .operand = 1,
+	    .opts = { CLI_FLAG("succeeded", succeeded),
+		CLI_FLAG("failed", failed),
+		CLI_NUMBER("amount", amount, 1, CLI_SEQ_MAX, 0) },
+	    .valid = cli_refunds_settle_valid, .run = cli_refunds_settle_run,
+	    .args = "REFUND_ID (--succeeded [--amount N] |\n--failed)",
+	    .help = "settle a refund by hand, as found at the\n"
+	    "provider: one held for an answer of\n"
+	    "another amount, or made at its platform" },
 	[CLI_SWEEP] = { .name = "sweep",
 	    .needs = CLI_STORE | CLI_NEED_HTTP | CLI_NEED_METRICS |
 	    CLI_NEED_ARCHIVE_KEPT | CLI_NEED_LOG,
@@ -350,7 +361,9 @@ cli_parse(struct cli *c, int argc, char **argv)
 	}
 	/* getopt's own complaints name the program, not the command. */
 	argv[0] = (char *)"payhook";
-	optind = 1;
+	/* 0, not 1: glibc then reads "" afresh, and options may follow the
+	 * operand (the "+" of the first parse would stop at it). */
+	optind = 0;
 	while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		if (ch < 1 || ch > n)
 			return CLI_EXIT_USAGE;

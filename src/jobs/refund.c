@@ -116,8 +116,9 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 			st->errors++;
 			result = "error";
 			log_warn("refund %s of order %s: the provider reports "
-			    "%lld, not the %lld asked; settle it by hand",
-			    j->refund_id, j->order_id,
+			    "%lld, not the %lld asked; settle it by hand "
+			    "(payhook refunds settle)", j->refund_id,
+			    j->order_id,
 			    (long long)j->ev.amount,
 			    (long long)j->rref.amount);
 		} else if (j->ev.kind == PH_EV_REFUND_SUCCEEDED) {

@@ -435,6 +435,17 @@ int ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 int ledger_cancel_refund(struct store *s, const char *refund_id, int64_t now,
     struct ledger_idem *idem, json_t **item, enum ledger_refusal *why,
     struct ph_diag *diag);
+/*
+ * The operator settles a refund by hand, after looking at the provider:
+ * succeeded with amount (0: as asked; less than asked: the rest released),
+ * or failed.  PH_E_NOTFOUND, PH_E_CONFLICT (cancelled, succeeded already,
+ * failed already and failed asked, or more than asked), or PH_OK with the
+ * refund in *item (caller frees).  Raises refund.succeeded or
+ * refund.failed, source "operator".
+ */
+int ledger_refund_by_hand(struct store *s, const char *refund_id,
+    int succeeded, int64_t amount, int64_t now, json_t **item,
+    struct ph_diag *diag);
 /* The refund with this id, or PH_E_NOTFOUND (caller frees *item). */
 int ledger_get_refund(struct store *s, const char *refund_id, json_t **item);
 /* Every refund of the order, in the order they were asked (caller frees

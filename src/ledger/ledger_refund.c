@@ -936,7 +936,7 @@ ledger_refund_other_amount(struct store_txn *t, json_t *r,
 {
 	struct ledger_fact f;
 	json_t *seen;
-	char why[160];
+	char why[192];
 
 	res->outcome = LEDGER_NOOP;
 	/* Held back only once sent: a result about a refund never sent
@@ -945,7 +945,8 @@ ledger_refund_other_amount(struct store_txn *t, json_t *r,
 	    json_is_integer(json_object_get(r, "sent_at"))) {
 		snprintf(why, sizeof(why), "the provider reports this refund "
 		    "%s with %lld, not the %lld asked: raised as "
-		    "refund.unmatched; settle it by hand", ev->kind ==
+		    "refund.unmatched; settle it by hand (payhook refunds "
+		    "settle)", ev->kind ==
 		    PH_EV_REFUND_SUCCEEDED ? "succeeded" : ev->kind ==
 		    PH_EV_REFUND_FAILED ? "failed" : "accepted",
 		    (long long)ev->amount, (long long)json_integer_value(
@@ -1033,6 +1034,80 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 	}
 	json_decref(r);
 	return store_commit(&t);
+}
+
+/*
+ * What the operator found at the provider, for a refund payhook cannot
+ * settle by itself (an answer of another amount holds it PROCESSING; a
+ * provider without a refund call fails it, to be made by hand): it
+ * succeeded, with amount (0: the amount asked; less: the rest is free to
+ * be asked again), or it failed.  One that failed may be found made after
+ * all, as a late answer would settle it.  Raised as refund.succeeded or
+ * refund.failed with source "operator".
+ */
+int
+ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
+    int64_t amount, int64_t now, json_t **item, struct ph_diag *diag)
+{
+	struct store_txn t;
+	struct store_key k, ok;
+	json_t *order = NULL;
+	uint64_t eseq = 0;
+	int64_t asked;
+	int rc, st;
+
+	*item = NULL;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	if ((rc = ledger_refund_by_id(&t, refund_id, &k, item)) != PH_OK) {
+		store_abort(&t);
+		return rc == PH_E_NOTFOUND ? ph_fail(diag, rc, "no refund %s",
+		    refund_id) : ph_fail(diag, rc, "database: %s",
+		    ph_strerror(rc));
+	}
+	st = ledger_refund_state(*item);
+	asked = json_integer_value(json_object_get(*item, "amount"));
+	if (st == LEDGER_REFUND_CANCELLED || st == LEDGER_REFUND_SUCCEEDED ||
+	    (st == LEDGER_REFUND_FAILED && !succeeded) || amount > asked) {
+		store_abort(&t);
+		return amount > asked ? ph_fail(diag, PH_E_CONFLICT, "refund "
+		    "%s asked for %lld: it cannot have succeeded with more",
+		    refund_id, (long long)asked) : ph_fail(diag, PH_E_CONFLICT,
+		    "refund %s is %s already%s", refund_id,
+		    ledger_refund_state_name(st), st ==
+		    LEDGER_REFUND_CANCELLED ? ": it was never sent" : "");
+	}
+	if (amount > 0 && amount < asked) {
+		/* A failed one's amount was released whole; otherwise the
+		 * part that did not go back is free again now. */
+		ledger_key_order(&ok, ledger_str(*item, "order_id"));
+		if (st != LEDGER_REFUND_FAILED &&
+		    strcmp(ledger_str(*item, "reason"), "merchant") == 0 &&
+		    ledger_get(&t, STORE_DB_ORDERS, &ok, &order) == PH_OK) {
+			json_object_set_new(order, "refund_requested",
+			    json_integer(json_integer_value(json_object_get(
+			    order, "refund_requested")) - (asked - amount)));
+			ledger_put(&t, STORE_DB_ORDERS, &ok, order);
+		}
+		json_decref(order);
+		json_object_set_new(*item, "asked_amount", json_integer(asked));
+		json_object_set_new(*item, "amount", json_integer(amount));
+	}
+	if (!succeeded)
+		json_object_set_new(*item, "last_error",
+		    json_string("failed: settled by hand"));
+	ledger_refund_settle(&t, &k, *item, succeeded, NULL, "operator", now,
+	    &eseq);
+	log_warn("refund %s of order %s settled by hand: %s, %lld of %lld",
+	    refund_id, ledger_str(*item, "order_id"), succeeded ?
+	    "succeeded" : "failed", (long long)json_integer_value(
+	    json_object_get(*item, "amount")), (long long)asked);
+	if ((rc = store_commit(&t)) != PH_OK) {
+		json_decref(*item);
+		*item = NULL;
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	}
+	return PH_OK;
 }
 
 /*

@@ -169,6 +169,16 @@ order_to_api(const json_t *rec)
 }
 
 json_t *
+order_refund_to_api_new(json_t *rec)
+{
+	json_t *v = order_view_new(rec, &order_api_refund);
+
+	if (v != NULL && json_object_get(v, "merchant_reason") == NULL)
+		json_object_set_new(v, "merchant_reason", json_null());
+	return v;
+}
+
+json_t *
 order_view_new(json_t *o, const struct order_api_spec *spec)
 {
 	const char *const *k;

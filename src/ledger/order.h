@@ -107,6 +107,9 @@ json_t *order_to_api_new(json_t *rec);
 /* A record made into what the API shows by spec, in place (taking the
  * reference, NULL stays NULL). */
 json_t *order_view_new(json_t *rec, const struct order_api_spec *spec);
+/* The merchant API's view of a refund work item, taking rec's reference
+ * (NULL stays NULL): merchant_reason always there, null when none. */
+json_t *order_refund_to_api_new(json_t *rec);
 /* The merchant API's view of a stored event record (caller owns). */
 json_t *order_event_to_api(const json_t *rec);
 

@@ -565,11 +565,7 @@ done:
 static json_t *
 api_refund_view(const json_t *item)
 {
-	json_t *v = order_view_new(json_deep_copy(item), &order_api_refund);
-
-	if (v != NULL && json_object_get(v, "merchant_reason") == NULL)
-		json_object_set_new(v, "merchant_reason", json_null());
-	return v;
+	return order_refund_to_api_new(json_deep_copy(item));
 }
 
 /* The answer to a refund call: POST /orders/<id>/refunds (201 new, 200

@@ -118,6 +118,13 @@ def test_usage(tap, inst):
           '%d-06-01' % (datetime.date.today().year + 1)],
          'reconcile of a day not begun yet'),
         (['check', '--user'], 'check --user without a user'),
+        (['refunds', 'settle', 'R1'], 'refunds settle without an outcome'),
+        (['refunds', 'settle', 'R1', '--succeeded', '--failed'],
+         'refunds settle with both outcomes'),
+        (['refunds', 'settle', 'R1', '--failed', '--amount', '5'],
+         'refunds settle --failed --amount'),
+        (['refunds', 'settle', '--succeeded'], 'refunds settle without an '
+         'id'),
     ]
     for args, name in cases:
         for config in (inst.config, absent):

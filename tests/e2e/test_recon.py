@@ -976,8 +976,52 @@ def test_refund_query(tap, inst, sim):
            'an answer reporting 0 of a refund of 900: refund.unmatched, '
            'nothing refunded', r.returncode, r.stderr[-300:], evs,
            inst.order(oid))
-    sim.control('/_sim/refund_mode', {'answer_delta': 0})
+    # What the operator finds at the provider settles a held refund:
+    # here that it did not go back.
+    base = inst.last_seq()
+    r = inst.cli('refunds', 'settle', rid, '--failed')
+    o = inst.order(oid) or {}
+    tap.ok(r.returncode == 0 and json.loads(r.stdout or '{}').get(
+        'state') == 'FAILED' and state(rid) == 'FAILED' and
+           o.get('refund_requested', 0) == 0 and [
+               (e['type'], e.get('source')) for e in inst.all_events(base)
+           ] == [('refund.failed', 'operator')], 'refunds settle --failed: '
+           'FAILED, its amount free again, refund.failed from the operator',
+           r.returncode, r.stdout[-300:], r.stderr[-300:], o,
+           inst.all_events(base))
+    for args, want in ((['--failed'], 'is FAILED already'),
+                       (['--succeeded', '--amount', '901'],
+                        'cannot have succeeded with more')):
+        r = inst.cli('refunds', 'settle', rid, *args)
+        tap.ok(r.returncode == 1 and want in r.stderr, 'refunds settle %s '
+               'of that refund: exit 1, saying why' % ' '.join(args),
+               r.returncode, r.stderr[-300:])
+    # Here that 700 of the 800 asked went back: the rest is free again.
+    sim.control('/_sim/refund_mode', {'answer_delta': -100})
+    oid, rid = paid_refund(800)
     refunds_run(inst)
+    base = inst.last_seq()
+    r = inst.cli('refunds', 'settle', rid, '--succeeded', '--amount', '700')
+    got = json.loads(r.stdout or '{}')
+    o = inst.order(oid) or {}
+    tap.ok(r.returncode == 0 and (got.get('state'), got.get('amount'),
+                                  got.get('asked_amount')) ==
+           ('SUCCEEDED', 700, 800) and got.get('last_error') is None and
+           (o.get('refunded'), o.get('refund_requested')) == (700, 700) and
+           [(e['type'], e.get('amount'), e.get('source')) for e in
+            inst.all_events(base)] == [('refund.succeeded', 700, 'operator')],
+           'refunds settle --succeeded --amount 700 of a refund of 800 held '
+           'for that answer: SUCCEEDED with 700 (asked_amount 800), 700 '
+           'refunded, refund.succeeded from the operator', r.returncode,
+           r.stdout[-400:], r.stderr[-300:], o, inst.all_events(base))
+    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 100})
+    tap.is_(r.status, 201, '... the 100 that did not go back may be asked '
+            'again', r.describe())
+    inst.api('POST', '/refunds/%s/cancel' % (r.json or {}).get('refund_id'))
+    sim.control('/_sim/refund_mode', {'answer_delta': 0})
+    r = refunds_run(inst)
+    tap.is_(r.returncode, 0, '... and the next run has nothing held back',
+            r.stderr[-300:])
     sim.control('/_sim/refund_mode', {'notify': 'ok'})
 
 
