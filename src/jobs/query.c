@@ -484,7 +484,8 @@ again:
 		    "provider but not recorded: %s", diag.msg);
 		log_err("query %s at %s: %s", job->order_id,
 		    job->profile->name, job->message);
-	}
+	} else
+		job->recorded = 1;
 }
 
 void

@@ -31,7 +31,8 @@ struct query_job {
 					 * when what it said was not recorded */
 	char message[512];		/* why not, for logs and the API */
 	struct ph_event ev;		/* what it said (when err == PH_OK) */
-	struct ledger_result applied;	/* for a payment that was applied */
+	struct ledger_result applied;	/* for a payment that was applied, */
+	int recorded;			/* when it was (1) */
 	/* Private. */
 	struct ph_order_ref ref;
 	struct ph_refund_ref rref;

@@ -32,6 +32,20 @@ ledger_outcome_name(enum ledger_outcome o)
 	return o < LEDGER__MAX ? ledger_outcome_names[o] : "?";
 }
 
+const char *
+ledger_result_label(const struct ledger_result *res)
+{
+	const char *dot;
+
+	if (res->outcome == LEDGER_RECORDED && res->event_type[0] != '\0') {
+		if (res->event == LEDGER_EV_PAYMENT_FAILED)
+			return "payment_failed";
+		dot = strchr(res->event_type, '.');
+		return dot != NULL ? dot + 1 : res->event_type;
+	}
+	return ledger_outcome_name(res->outcome);
+}
+
 /* ---- Applying facts ------------------------------------------------------ */
 
 /* The digest that tells a duplicate from a conflict: the verified facts

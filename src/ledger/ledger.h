@@ -88,6 +88,10 @@ struct ledger_result {
 };
 
 const char *ledger_outcome_name(enum ledger_outcome o);
+/* What a fact came to, as a notification's outcome is named: applied,
+ * duplicate, conflict, noop, or for one recorded, what it raised
+ * (amount_mismatch, double_payment, payment_failed, ...). */
+const char *ledger_result_label(const struct ledger_result *res);
 
 /*
  * Opens the store spec names (flags: STORE_OPEN_CREATE, for payhook check

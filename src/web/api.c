@@ -362,11 +362,16 @@ api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 	query_send(ctx->conf, jobs, n, n);
 	for (i = 0; i < n; i++) {
 		query_finish(ctx->store, &jobs[i], now);
-		if (jobs[i].err == PH_OK)
+		if (jobs[i].err == PH_OK) {
 			r = json_pack("{s:s, s:b, s:s}", "profile",
 			    prs[i]->name, "asked", 1, "result",
 			    query_kind_name(jobs[i].ev.kind));
-		else {
+			/* "paid", but not necessarily of this order's
+			 * amount: what payhook made of it. */
+			if (r != NULL && jobs[i].recorded)
+				json_object_set_new(r, "outcome", json_string(
+				    ledger_result_label(&jobs[i].applied)));
+		} else {
 			*unreached = 1;
 			r = json_pack("{s:s, s:b, s:s}", "profile",
 			    prs[i]->name, "asked", 0, "error",

@@ -64,20 +64,6 @@ notify_refusal(int rc)
 	}
 }
 
-/* The outcome label of a recorded fact: its kind, from the event raised. */
-static const char *
-notify_outcome(const struct ledger_result *res)
-{
-	const char *dot;
-
-	if (res->outcome == LEDGER_RECORDED && res->event_type[0] != '\0') {
-		if (res->event == LEDGER_EV_PAYMENT_FAILED)
-			return "payment_failed";
-		dot = strchr(res->event_type, '.');
-		return dot != NULL ? dot + 1 : res->event_type;
-	}
-	return ledger_outcome_name(res->outcome);
-}
 
 static void
 notify_count(const struct conf_profile *pr, const char *outcome)
@@ -234,7 +220,7 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	 * line, the fact it recorded. */
 	notify_answer(pr, PH_ACK_OK, NULL, resp);
 	web_note_set(resp->note.order_id, ev.order_id);
-	web_note_set(resp->note.outcome, notify_outcome(&res));
+	web_note_set(resp->note.outcome, ledger_result_label(&res));
 	notify_count(pr, resp->note.outcome);
 	notify_archive(pr, req, &preq, ARCHIVE_VERIFIED, "verified", "",
 	    ev.order_id, resp->note.outcome);

@@ -306,9 +306,21 @@ def test_query_now(tap, inst, sim):
     r = inst.api('POST', '/orders/%s/query' % o)
     tap.is_((r.json or {}).get('state'), 'PAID',
             'query now after paying: PAID', r.describe())
-    tap.is_([c.get('result') for c in
+    tap.is_([(c.get('result'), c.get('outcome')) for c in
              ((r.json or {}).get('query') or {}).get('calls') or []],
-            ['paid'], '... the provider said paid')
+            [('paid', 'applied')], '... the provider said paid, and it was '
+            'applied')
+    # Paid at the provider, but not the order's amount: the provider's
+    # "paid" and what payhook made of it.
+    om = oid('QMIS')
+    inst.create_order(om, 250)
+    sim_pay(sim, tap, om, 240, {'drop_all': True})
+    r = inst.api('POST', '/orders/%s/query' % om)
+    tap.ok((r.json or {}).get('state') == 'PENDING' and [
+        (c.get('result'), c.get('outcome')) for c in
+        ((r.json or {}).get('query') or {}).get('calls') or []] ==
+        [('paid', 'amount_mismatch')], 'query now, paid 240 of 250: '
+        'PENDING, the call says paid and amount_mismatch', r.describe())
     r = inst.api('POST', '/orders/nope-%s/query' % o)
     tap.is_(r.status, 404, 'query now on an unknown order: 404')
     r = inst.api('POST', '/orders/%s/query' % o, token='wrong')
