@@ -125,6 +125,22 @@ def sim_pay(sim, oid, amount, when, notify=None, force=False):
     return r.json['txn_id']
 
 
+def paid_refund_of(inst, sim, tag, amount):
+    """An order of amount paid through the simulator and a refund of it
+    asked for: (order id, refund id)."""
+    oid = '%s-%s' % (tag, os.urandom(4).hex())
+    inst.create_order(oid, amount)
+    sim_pay(sim, oid, amount, None)
+    wait_for(lambda: (inst.order(oid) or {}).get('state') == 'PAID',
+             timeout=20)
+    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': amount})
+    return oid, (r.json or {}).get('refund_id')
+
+
+def refund_state(inst, rid):
+    return (inst.api('GET', '/refunds/%s' % rid).json or {}).get('state')
+
+
 def test_day(tap, inst, sim, workdir):
     yesterday = (datetime.datetime.now(BJ) - datetime.timedelta(days=1))
     day = yesterday.strftime('%Y-%m-%d')
@@ -841,6 +857,7 @@ def main(tap):
     test_refund_query(tap, inst, sim)
     test_lost_refund_result(tap, inst, sim, workdir)
     test_refused_statements(tap, inst, sim, workdir)
+    test_settle_by_hand(tap, inst, sim, workdir)
 
 
 def test_refund_query(tap, inst, sim):
@@ -848,16 +865,10 @@ def test_refund_query(tap, inst, sim):
     next run asks for its state (/pay/refundquery) instead of sending it
     again, and that answer settles it, either way."""
     def paid_refund(amount):
-        oid = 'RQ-' + os.urandom(4).hex()
-        inst.create_order(oid, amount)
-        sim_pay(sim, oid, amount, None)
-        wait_for(lambda: (inst.order(oid) or {}).get('state') == 'PAID',
-                 timeout=20)
-        r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': amount})
-        return oid, (r.json or {}).get('refund_id')
+        return paid_refund_of(inst, sim, 'RQ', amount)
 
     def state(rid):
-        return (inst.api('GET', '/refunds/%s' % rid).json or {}).get('state')
+        return refund_state(inst, rid)
 
     def seen(rid):
         return sim.stats()['refunds']['by_id'].get(rid)
@@ -976,8 +987,27 @@ def test_refund_query(tap, inst, sim):
            'an answer reporting 0 of a refund of 900: refund.unmatched, '
            'nothing refunded', r.returncode, r.stderr[-300:], evs,
            inst.order(oid))
-    # What the operator finds at the provider settles a held refund:
-    # here that it did not go back.
+    sim.control('/_sim/refund_mode', {'answer_delta': 0})
+    refunds_run(inst)
+    sim.control('/_sim/refund_mode', {'notify': 'ok'})
+
+
+def test_settle_by_hand(tap, inst, sim, workdir):
+    """Refunds held for an answer of another amount, settled by the
+    operator with what the provider's platform shows: the money counted
+    as the operator says, and a settlement the day's statement does not
+    bear out raised by reconciliation."""
+    def paid_refund(amount):
+        return paid_refund_of(inst, sim, 'SH', amount)
+
+    def state(rid):
+        return refund_state(inst, rid)
+
+    sim.control('/_sim/refund_mode', {'notify': 'drop', 'answer_delta': -900})
+    oid, rid = paid_refund(900)
+    first = oid
+    refunds_run(inst)
+    # Here the operator finds that it did not go back.
     base = inst.last_seq()
     r = inst.cli('refunds', 'settle', rid, '--failed')
     o = inst.order(oid) or {}
@@ -1023,6 +1053,22 @@ def test_refund_query(tap, inst, sim):
     tap.is_(r.returncode, 0, '... and the next run has nothing held back',
             r.stderr[-300:])
     sim.control('/_sim/refund_mode', {'notify': 'ok'})
+    # The provider's statement lists both refunds as asked: neither
+    # settlement is borne out, and the day's reconciliation says so.
+    today = datetime.datetime.now(BJ).strftime('%Y-%m-%d')
+    stmt = os.path.join(workdir, 'bill-hand-%s.txt' % today)
+    fetch_statement(tap, sim, today, stmt)
+    reports = os.path.join(workdir, 'hand')
+    os.makedirs(reports)
+    rc, out, err, counts = reconcile(inst, stmt, today, reports)
+    doc, rows = read_report(reports, today)
+    mine = sorted((r['order_id'], r['category']) for r in rows
+                  if r['order_id'] in (first, oid) and
+                  r['category'].startswith('refund'))
+    tap.is_(mine, sorted([(first, 'refund_mismatch'),
+                          (oid, 'refund_mismatch')]),
+            'refunds settled by hand unlike the statement: '
+            'refund_mismatch, each', out + err)
 
 
 def test_lost_refund_result(tap, inst, sim, workdir):
