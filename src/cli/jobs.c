@@ -129,7 +129,8 @@ cli_job_clock(const struct cli *c)
 }
 
 /* What a job that leases work starts with: a random name for its leases
- * into token (its log is set up with the configuration: CLI_NEED_LOG). */
+ * into token (its log is set up with the configuration: CLI_NEED_LOG).
+ * The clock is for each job to check (cli_job_clock). */
 static int
 cli_job_begin(struct cli *c, char token[33])
 {
@@ -140,7 +141,7 @@ cli_job_begin(struct cli *c, char token[33])
 		return CLI_EXIT_FAIL;
 	}
 	ph_hex_lower(rnd, sizeof(rnd), token);
-	return cli_job_clock(c);
+	return CLI_EXIT_OK;
 }
 
 /* One pass, or with --watch one every --interval until a signal: the
@@ -155,8 +156,8 @@ cli_sweep_run(struct cli *c)
 		return rc;
 	cli_catch_signals();
 	do {
-		/* A watch runs for months: the clock it started with may
-		 * have moved since (a host's NTP stopped, a VM resumed). */
+		/* A watch runs for months: the clock may move off (a host's
+		 * NTP stopped, a VM resumed) and back; a pass waits for it. */
 		if ((rc = cli_job_clock(c)) == CLI_EXIT_OK)
 			rc = cli_sweep_pass(c, token);
 		if (c->a.flag && !cli_stop)
@@ -172,7 +173,8 @@ cli_refunds_run(struct cli *c)
 	char token[33];
 	int rc;
 
-	if ((rc = cli_job_begin(c, token)) != CLI_EXIT_OK)
+	if ((rc = cli_job_begin(c, token)) != CLI_EXIT_OK ||
+	    (rc = cli_job_clock(c)) != CLI_EXIT_OK)
 		return rc;
 	rc = refund_run(c->conf, c->store, (int64_t)time(NULL), token, &st);
 	log_kv(LOG_LVL_INFO, "refunds", "due=%zu sent=%zu succeeded=%zu "

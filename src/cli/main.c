@@ -464,7 +464,8 @@ main(int argc, char **argv)
 	if ((rc = cli_open(&c)) == CLI_EXIT_OK)
 		rc = c.cmd->run(&c);
 	cli_close(&c);
-	if (cli_stdout_done() != 0 && rc == CLI_EXIT_OK)
+	/* A command that failed has said why; once is enough. */
+	if (rc == CLI_EXIT_OK && cli_stdout_done() != 0)
 		rc = CLI_EXIT_FAIL;
 	return rc;
 }

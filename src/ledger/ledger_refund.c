@@ -335,9 +335,15 @@ ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 		rc = ledger_refund_by_id(&t, rq->refund_id, &rk, item);
 		if (rc == PH_OK) {
 			/* Asked before: the same refund, or another one. */
+			/* What was asked, though settled for less by
+			 * hand (asked_amount). */
+			json_t *was = json_object_get(*item, "asked_amount");
+
+			if (!json_is_integer(was))
+				was = json_object_get(*item, "amount");
 			if (strcmp(ledger_str(*item, "order_id"),
-			    rq->order_id) == 0 && json_integer_value(
-			    json_object_get(*item, "amount")) == rq->amount)
+			    rq->order_id) == 0 && json_integer_value(was) ==
+			    rq->amount)
 				rc = PH_OK;
 			else {
 				*why = LEDGER_REFUSAL_REFUND_ID;
@@ -728,11 +734,15 @@ ledger_refund_over(struct store_txn *t, json_t *order, const json_t *r,
 {
 	int64_t over = json_integer_value(json_object_get(order, "refunded")) -
 	    json_integer_value(json_object_get(order, "amount"));
+	int64_t amount = json_integer_value(json_object_get(r, "amount"));
 	struct ledger_fact f;
 	struct ph_event ev;
 
 	if (over <= 0)
 		return 0;
+	/* This refund's part of it: an earlier late one raised its own. */
+	if (over > amount)
+		over = amount;
 	memset(&ev, 0, sizeof(ev));
 	snprintf(ev.txn_id, sizeof(ev.txn_id), "%s", ledger_str(r,
 	    "provider_txn_id"));
@@ -1053,7 +1063,7 @@ ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
 	struct store_key k, ok;
 	json_t *order = NULL;
 	uint64_t eseq = 0;
-	int64_t asked;
+	int64_t asked, lease;
 	int rc, st;
 
 	*item = NULL;
@@ -1067,22 +1077,44 @@ ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
 	}
 	st = ledger_refund_state(*item);
 	asked = json_integer_value(json_object_get(*item, "amount"));
+	lease = json_integer_value(json_object_get(*item, "lease_until"));
 	if (st == LEDGER_REFUND_CANCELLED || st == LEDGER_REFUND_SUCCEEDED ||
-	    (st == LEDGER_REFUND_FAILED && !succeeded) || amount > asked) {
+	    (st == LEDGER_REFUND_FAILED && !succeeded)) {
 		store_abort(&t);
-		return amount > asked ? ph_fail(diag, PH_E_CONFLICT, "refund "
-		    "%s asked for %lld: it cannot have succeeded with more",
-		    refund_id, (long long)asked) : ph_fail(diag, PH_E_CONFLICT,
-		    "refund %s is %s already%s", refund_id,
-		    ledger_refund_state_name(st), st ==
+		return ph_fail(diag, PH_E_CONFLICT, "refund %s is %s already%s",
+		    refund_id, ledger_refund_state_name(st), st ==
 		    LEDGER_REFUND_CANCELLED ? ": it was never sent" : "");
+	}
+	if (amount > asked) {
+		store_abort(&t);
+		return ph_fail(diag, PH_E_CONFLICT, "refund %s asked for %lld: "
+		    "it cannot have succeeded with more", refund_id,
+		    (long long)asked);
+	}
+	/* The runner's answer, on its way, would be dropped on a refund
+	 * settled meanwhile: what the provider does then is what counts. */
+	if (lease > now && (st == LEDGER_REFUND_PENDING ||
+	    st == LEDGER_REFUND_PROCESSING)) {
+		store_abort(&t);
+		return ph_fail(diag, PH_E_CONFLICT, "refund %s is with refunds "
+		    "run right now (for %llds more): settle it once that run "
+		    "is done", refund_id, (long long)(lease - now));
+	}
+	/* A double or late payment is repaid whole: nothing could ask for
+	 * the rest of it again through payhook. */
+	if (amount > 0 && amount < asked &&
+	    strcmp(ledger_str(*item, "reason"), "merchant") != 0) {
+		store_abort(&t);
+		return ph_fail(diag, PH_E_CONFLICT, "refund %s repays a %s "
+		    "whole: settle it --succeeded or --failed, and refund a "
+		    "part left at the provider's platform", refund_id,
+		    ledger_str(*item, "reason"));
 	}
 	if (amount > 0 && amount < asked) {
 		/* A failed one's amount was released whole; otherwise the
 		 * part that did not go back is free again now. */
 		ledger_key_order(&ok, ledger_str(*item, "order_id"));
 		if (st != LEDGER_REFUND_FAILED &&
-		    strcmp(ledger_str(*item, "reason"), "merchant") == 0 &&
 		    ledger_get(&t, STORE_DB_ORDERS, &ok, &order) == PH_OK) {
 			json_object_set_new(order, "refund_requested",
 			    json_integer(json_integer_value(json_object_get(

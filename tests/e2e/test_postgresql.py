@@ -902,6 +902,25 @@ def test_clock_skew_watch(tap, inst, offset):
     p.terminate()
     tap.is_(p.wait(timeout=30), 0, 'skew: the watch ends on SIGTERM with '
             'its last pass\'s status (0)')
+    # A watch started while the clocks disagree waits for them too.
+    harness.write_file(offset, '+300\n', 0o644)
+    with open(err, 'w') as f:
+        p = subprocess.Popen([harness.PAYHOOK, '-c', inst.config, 'sweep',
+                              '--watch', '--interval', '1'],
+                             stdin=subprocess.DEVNULL,
+                             stdout=subprocess.DEVNULL, stderr=f)
+    time.sleep(2.5)
+    alive = p.poll() is None
+    harness.write_file(offset, '+0\n', 0o644)
+    time.sleep(1.5)
+    n = refusals()
+    time.sleep(2.5)
+    tap.ok(alive and p.poll() is None and n >= 1 and refusals() == n,
+           'skew: a watch started while the clocks disagree refuses its '
+           'passes, goes on, and makes them once they agree', alive, n,
+           text(err)[-300:])
+    p.terminate()
+    p.wait(timeout=30)
 
 
 def test_clock_skew(tap):

@@ -672,30 +672,36 @@ def test_late_refund_success(tap, inst, sim):
             prof, '%s-r%d' % (ov, n), ov, otxn, amount, 1000, status,
             made.get('refund_id')))
 
+    def ask(n, amount):
+        inst.api('POST', '/orders/%s/refunds' % ov,
+                 {'amount': amount, 'refund_id': '%s-r%d' % (ov, n)})
+        refunds_run(inst)
+
     sim.control('/_sim/refund_mode', {'notify': 'drop'})
-    inst.api('POST', '/orders/%s/refunds' % ov,
-             {'amount': 600, 'refund_id': ov + '-r1'})
-    refunds_run(inst)
+    ask(1, 600)
     tell(1, 600, 'CHANGE')
-    inst.api('POST', '/orders/%s/refunds' % ov,
-             {'amount': 1000, 'refund_id': ov + '-r2'})
-    refunds_run(inst)
-    tell(2, 1000, 'SUCCESS')
+    ask(2, 600)
+    tell(2, 600, 'CHANGE')
+    ask(3, 1000)
+    tell(3, 1000, 'SUCCESS')
     sim.control('/_sim/refund_mode', {'notify': 'ok'})
     base = inst.last_seq()
     tell(1, 600, 'SUCCESS')
+    tell(2, 600, 'SUCCESS')
     o = inst.order(ov) or {}
     ex = [(x.get('type'), x.get('amount'), x.get('refund_id'))
           for x in o.get('exceptions', [])]
-    tap.ok(o.get('refunded') == 1600 and
-           ex == [('over_refunded', 600, ov + '-r1')],
-           'a failed refund of 600 succeeding after a second of 1000 went '
-           'out: 1600 refunded of 1000, exception over_refunded of 600',
-           o)
+    tap.ok(o.get('refunded') == 2200 and
+           ex == [('over_refunded', 600, ov + '-r1'),
+                  ('over_refunded', 600, ov + '-r2')],
+           'two failed refunds of 600 succeeding after a third of 1000 went '
+           'out: 2200 refunded of 1000, exception over_refunded of 600 '
+           'each (1200 over in all)', o)
     tap.is_([(e['type'], e.get('refund_id'), e.get('over_refunded'))
              for e in inst.all_events(base) if e.get('order_id') == ov],
-            [('refund.succeeded', ov + '-r1', 600)],
-            '... refund.succeeded says it: over_refunded 600')
+            [('refund.succeeded', ov + '-r1', 600),
+             ('refund.succeeded', ov + '-r2', 600)],
+            '... each refund.succeeded says its part: over_refunded 600')
 
     # A refund payhook never asked for (made at the merchant platform):
     # raised, and an exception on the order.
@@ -1044,6 +1050,11 @@ def test_settle_by_hand(tap, inst, sim, workdir):
            'for that answer: SUCCEEDED with 700 (asked_amount 800), 700 '
            'refunded, refund.succeeded from the operator', r.returncode,
            r.stdout[-400:], r.stderr[-300:], o, inst.all_events(base))
+    r = inst.api('POST', '/orders/%s/refunds' % oid,
+                 {'amount': 800, 'refund_id': rid})
+    tap.ok(r.status == 200 and (r.json or {}).get('amount') == 700,
+           '... the merchant asking the same refund of 800 again: 200, the '
+           'refund as it is now', r.describe())
     r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 100})
     tap.is_(r.status, 201, '... the 100 that did not go back may be asked '
             'again', r.describe())
@@ -1052,6 +1063,51 @@ def test_settle_by_hand(tap, inst, sim, workdir):
     r = refunds_run(inst)
     tap.is_(r.returncode, 0, '... and the next run has nothing held back',
             r.stderr[-300:])
+    # Not while refunds run has it: its answer, on the way, counts.
+    sim.control('/_sim/mode', {'slow_s': 3})
+    sim.control('/_sim/refund_mode', {'api': 'slow'})
+    busy, brid = paid_refund(500)
+    runner = subprocess.Popen([harness.PAYHOOK, '-c', inst.config, 'refunds',
+                               'run'], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    wait_for(lambda: (inst.api('GET', '/refunds/%s' % brid).json or {}).get(
+        'sent_at') is not None, timeout=10)
+    r = inst.cli('refunds', 'settle', brid, '--failed')
+    tap.ok(r.returncode == 1 and 'with refunds run right now' in r.stderr,
+           'refunds settle of a refund refunds run is sending: exit 1, '
+           'saying why', r.returncode, r.stderr[-300:])
+    runner.wait(timeout=60)
+    sim.control('/_sim/refund_mode', {'api': 'ok'})
+    sim.control('/_sim/mode', {'slow_s': 10})
+    refunds_run(inst)
+    tap.is_(refund_state(inst, brid), 'SUCCEEDED', '... and its answer '
+            'settled it')
+    # A double payment is repaid whole, or not: no rest to ask again.
+    dbl = 'SHD-' + os.urandom(4).hex()
+    inst.create_order(dbl, 1000)
+    sim_pay(sim, dbl, 1000, None)
+    wait_for(lambda: (inst.order(dbl) or {}).get('state') == 'PAID',
+             timeout=20)
+    sim.control('/_sim/refund_mode', {'answer_delta': -100})
+    sim_pay(sim, dbl, 1000, None, force=True)
+    wait_for(lambda: [x for x in (inst.order(dbl) or {}).get(
+        'exceptions', []) if x.get('type') == 'double_payment'], timeout=20)
+    refunds_run(inst)
+    drid = next((x.get('refund_id') for x in (inst.api(
+        'GET', '/orders/%s/refunds' % dbl).json or {}).get('refunds', [])
+        if x.get('reason') == 'double_payment'), None)
+    r = inst.cli('refunds', 'settle', str(drid), '--succeeded', '--amount',
+                 '900')
+    tap.ok(r.returncode == 1 and 'repays a double_payment whole' in r.stderr
+           and refund_state(inst, drid) == 'PROCESSING', 'refunds settle '
+           '--amount of a double payment\'s refund: exit 1, saying why',
+           r.returncode, r.stderr[-300:], drid)
+    r = inst.cli('refunds', 'settle', str(drid), '--succeeded')
+    tap.ok(r.returncode == 0 and refund_state(inst, drid) == 'SUCCEEDED',
+           '... --succeeded in whole: SUCCEEDED', r.returncode,
+           r.stderr[-300:])
+    sim.control('/_sim/refund_mode', {'answer_delta': 0})
     sim.control('/_sim/refund_mode', {'notify': 'ok'})
     # The provider's statement lists both refunds as asked: neither
     # settlement is borne out, and the day's reconciliation says so.
