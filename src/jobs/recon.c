@@ -636,25 +636,87 @@ recon_once(json_t *seen, const struct ph_statement *st,
  * be off) is of another day's statement.
  */
 static int
-recon_of_day(int64_t day_start, const struct ph_statement *st,
-    const struct ph_event *ev, struct ph_diag *diag)
+recon_of_day(int64_t day_start, uint64_t line, int64_t at,
+    struct ph_diag *diag)
 {
 	char day[11], its[11];
 	time_t t;
 	struct tm tm;
 
-	if (ev->occurred_at >= day_start - RECON_SLACK &&
-	    ev->occurred_at < day_start + RECON_DAY + RECON_SLACK)
+	if (at >= day_start - RECON_SLACK &&
+	    at < day_start + RECON_DAY + RECON_SLACK)
 		return PH_OK;
 	t = (time_t)(day_start + RECON_CST);
 	gmtime_r(&t, &tm);
 	strftime(day, sizeof(day), "%Y-%m-%d", &tm);
-	t = (time_t)(ev->occurred_at + RECON_CST);
+	t = (time_t)(at + RECON_CST);
 	gmtime_r(&t, &tm);
 	strftime(its, sizeof(its), "%Y-%m-%d", &tm);
 	return ph_fail(diag, PH_E_FIELD, "statement line %llu: a payment of "
 	    "%s in the statement of %s: the statement of another day?",
-	    (unsigned long long)st->line, its, day);
+	    (unsigned long long)line, its, day);
+}
+
+/*
+ * The day of a statement given without one: the Beijing day most of its
+ * payments fall on (the later one of a tie), so that a payment of the
+ * slack before or after it, listed first, does not choose another; its
+ * earliest and latest payments must then lie within the slack of it.
+ */
+#define RECON_DAYS_MAX 4		/* one day, its slack, and more is wrong */
+
+struct recon_days {
+	int64_t day[RECON_DAYS_MAX];
+	uint64_t n[RECON_DAYS_MAX];
+	size_t nd;
+	int64_t first, last;		/* the earliest and latest payment */
+	uint64_t first_line, last_line;
+};
+
+static int
+recon_days_add(struct recon_days *d, int64_t at, uint64_t line,
+    struct ph_diag *diag)
+{
+	int64_t day = recon_day_of(at);
+	size_t i;
+
+	if (d->nd == 0 || at < d->first) {
+		d->first = at;
+		d->first_line = line;
+	}
+	if (d->nd == 0 || at > d->last) {
+		d->last = at;
+		d->last_line = line;
+	}
+	for (i = 0; i < d->nd && d->day[i] != day; i++)
+		;
+	if (i == RECON_DAYS_MAX)
+		return ph_fail(diag, PH_E_FIELD, "statement line %llu: "
+		    "payments of more than %d days: not the statement of one "
+		    "day", (unsigned long long)line, RECON_DAYS_MAX);
+	if (i == d->nd) {
+		d->day[i] = day;
+		d->n[i] = 0;
+		d->nd++;
+	}
+	d->n[i]++;
+	return PH_OK;
+}
+
+/* The day chosen, its payments in *inside; 0 when there was none. */
+static int64_t
+recon_days_pick(const struct recon_days *d, uint64_t *inside)
+{
+	size_t i, best = 0;
+
+	if (d->nd == 0)
+		return 0;
+	for (i = 1; i < d->nd; i++)
+		if (d->n[i] > d->n[best] || (d->n[i] == d->n[best] &&
+		    d->day[i] > d->day[best]))
+			best = i;
+	*inside = d->n[best];
+	return d->day[best];
 }
 
 /*
@@ -662,8 +724,9 @@ recon_of_day(int64_t day_start, const struct ph_statement *st,
  * own totals) included, before anything is applied or marked.  A
  * statement that is truncated, does not add up, has a malformed line,
  * lists a fact twice, or is of another day than *day's is refused here
- * and changes nothing.  *day 0: the day of its first payment, set there
- * (still 0 when it lists none), the one day the run then reconciles.
+ * and changes nothing.  *day 0: the day most of its payments fall on
+ * (recon_days_pick), set there (still 0 when it lists none), the one day
+ * the run then reconciles.
  */
 static int
 recon_check(const struct conf_profile *pr, FILE *in, char **line,
@@ -672,9 +735,12 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 	struct ph_statement *st;
 	struct ph_event ev;
 	json_t *seen;
+	struct recon_days days;
 	uint64_t inside = 0, pays = 0;
 	int64_t day_start = *day;
 	int rc, more = 1;
+
+	memset(&days, 0, sizeof(days));
 
 	st = calloc(1, sizeof(*st));
 	seen = json_object();
@@ -691,11 +757,16 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 			break;
 		if (ev.kind != PH_EV_PAYMENT_SUCCEEDED || ev.occurred_at == 0)
 			continue;
-		if (day_start == 0)
-			day_start = recon_day_of(ev.occurred_at);
-		if ((rc = recon_of_day(day_start, st, &ev, diag)) != PH_OK)
-			break;
 		pays++;
+		if (day_start == 0) {
+			if ((rc = recon_days_add(&days, ev.occurred_at,
+			    st->line, diag)) != PH_OK)
+				break;
+			continue;
+		}
+		if ((rc = recon_of_day(day_start, st->line, ev.occurred_at,
+		    diag)) != PH_OK)
+			break;
 		inside += ev.occurred_at >= day_start &&
 		    ev.occurred_at < day_start + RECON_DAY;
 	}
@@ -704,6 +775,11 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 		rc = pr->plugin->prov->statement_line(pr->ctx, st, NULL, 0,
 		    &ev, diag);
 	}
+	if (rc == PH_OK && day_start == 0 &&
+	    (day_start = recon_days_pick(&days, &inside)) != 0 &&
+	    (rc = recon_of_day(day_start, days.first_line, days.first,
+	    diag)) == PH_OK)
+		rc = recon_of_day(day_start, days.last_line, days.last, diag);
 	if (rc == PH_OK && pays > 0 && inside == 0)
 		rc = ph_fail(diag, PH_E_FIELD, "the statement lists %llu "
 		    "payment(s), none of the day asked: the statement of "

@@ -594,6 +594,25 @@ def test_statement_day(tap, inst):
     tap.is_(missing, [dropped], 'statement day: ... the payment of that '
             'day left out of the statement is raised, the one of the day '
             'before is not', rows)
+    # A payment of the slack before the day (23:50 Beijing) listed
+    # first: the day most payments fall on, not the slack's.
+    late = 'SDL-' + tag
+    inst.create_order(late, 100, profile='agghmac')
+    charges[late] = new_id('ch_')
+    b = event(charge(late, ch=charges[late],
+                     time_paid=utc('2026-11-05 15:50:00')))
+    check_ok(tap, post(inst, 'agghmac', b, hmac_headers(b)),
+             'statement day: %s paid' % late)
+    r = run('slack-first.csv', [
+        'charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
+            charges[late], APP, late, utc('2026-11-05 15:50:00')), pay_row,
+        'charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
+            charges[dropped], APP, dropped, utc('2026-11-06 03:00:00'))])
+    tap.ok(r.returncode == 0 and
+           r.stdout.startswith('reconcile agghmac 2026-11-06'),
+           'statement day: a payment of 23:50 the day before listed first: '
+           'the day most payments fall on is reconciled', r.returncode,
+           r.stdout[:200], r.stderr[-300:])
     # A row without a time first: refused, not the day of 1970.
     r = run('time-zero-first.csv', [
         'charge,%s,%s,%s,,100,cny,wx_pub,0,' % (
