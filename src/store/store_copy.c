@@ -96,12 +96,45 @@ copy_db(struct store_txn *src, struct store *to, enum store_db db,
 	return PH_OK;
 }
 
+/*
+ * Takes out what a failed copy put in to (every record but its meta
+ * ones, copied last and so still its own): the store is new again, and
+ * the import may be run again once its cause is fixed.
+ */
+static int
+copy_wipe(struct store *to)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	size_t n;
+	int rc = PH_OK, db, more;
+
+	for (db = 0; db < STORE_DB__MAX && rc == PH_OK; db++) {
+		if (db == STORE_DB_META)
+			continue;
+		do {
+			if ((rc = store_begin(to, 1, &t)) != PH_OK)
+				break;
+			n = 0;
+			store_scan_begin(&sc, &t, (enum store_db)db, NULL);
+			while ((more = store_scan_next(&sc)) &&
+			    n < COPY_BATCH) {
+				store_scan_del(&sc);
+				n++;
+			}
+			store_scan_end(&sc);
+			rc = store_commit(&t);
+		} while (rc == PH_OK && more);
+	}
+	return rc;
+}
+
 int
 store_copy(struct store *from, struct store *to,
     struct store_copy_report *rep, struct ph_diag *diag)
 {
 	struct store_txn src, dst;
-	int rc, db;
+	int rc, wrc, db;
 
 	memset(rep, 0, sizeof(*rep));
 	memset(&dst, 0, sizeof(dst));
@@ -115,8 +148,13 @@ store_copy(struct store *from, struct store *to,
 	if ((rc = store_begin(from, 0, &src)) != PH_OK)
 		return ph_fail(diag, rc, "%s: %s", store_where(from),
 		    ph_strerror(rc));
+	/* The meta records (the schema, the epoch) last: until they are
+	 * copied, the target is still the new store it was. */
 	for (db = 0; db < STORE_DB__MAX && rc == PH_OK; db++)
-		rc = copy_db(&src, to, (enum store_db)db, diag);
+		if (db != STORE_DB_META)
+			rc = copy_db(&src, to, (enum store_db)db, diag);
+	if (rc == PH_OK)
+		rc = copy_db(&src, to, STORE_DB_META, diag);
 	if (rc == PH_OK && (rc = store_begin(to, 0, &dst)) != PH_OK)
 		ph_fail(diag, rc, "%s: %s", store_where(to), ph_strerror(rc));
 	for (db = 0; db < STORE_DB__MAX && rc == PH_OK; db++) {
@@ -135,6 +173,14 @@ store_copy(struct store *from, struct store *to,
 	if (dst.txn != NULL)
 		store_abort(&dst);
 	store_abort(&src);
+	if (rc != PH_OK && (wrc = copy_wipe(to)) != PH_OK) {
+		size_t len = strlen(diag->msg);
+
+		snprintf(diag->msg + len, sizeof(diag->msg) - len, "; and the "
+		    "records copied could not be taken out again (%s): make "
+		    "%s anew before importing again", ph_strerror(wrc),
+		    store_where(to));
+	}
 	/* The target's meta records are the source's now: its epoch too. */
 	if (rc == PH_OK)
 		rc = store_check_schema(to, STORE_OPEN_OLDER, 0, diag);

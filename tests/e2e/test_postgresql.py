@@ -620,6 +620,21 @@ def test_import(tap):
     lm.stop()
     PRI.createdb('imported')
     pg = pg_instance(tap, 'pgimp', PRI.conninfo(dbname='imported'))
+    # An import that fails half-way (here the events refused by a
+    # constraint) takes out what it copied: the store is new again.
+    tap.is_(pg.cli('check').returncode, 0, 'store import: the tables made')
+    PRI.psql("alter table payhook.events add constraint no_events "
+             "check (false)", dbname='imported')
+    r = pg.cli('store', 'import', lm.config)
+    left = PRI.psql("select (select count(*) from payhook.orders) + "
+                    "(select count(*) from payhook.payments)",
+                    dbname='imported').strip()
+    tap.ok(r.returncode == 1 and 'events records' in r.stderr and
+           left == '0', 'store import failing at the events: exit 1, '
+           'naming them, and the orders and payments copied taken out',
+           r.returncode, r.stderr[-300:], left)
+    PRI.psql("alter table payhook.events drop constraint no_events",
+             dbname='imported')
     r = pg.cli('store', 'import', lm.config)
     tap.ok(r.returncode == 0 and 'the counts of both agree' in r.stdout,
            'store import: an LMDB store into a new PostgreSQL database',
