@@ -164,6 +164,29 @@ cli_check_stranded(const struct cli *c)
 }
 
 /*
+ * Records an older payhook.fcgi, still running after the store was
+ * brought up (until the web server's reload), wrote in its old form:
+ * moved as the upgrade moved the others.  0, or 1 said.
+ */
+static int
+cli_check_strays(const struct cli *c)
+{
+	size_t moved;
+	int rc;
+
+	if ((rc = ledger_migrate_strays(c->store, &moved)) != PH_OK) {
+		fprintf(stderr, "payhook: database %s: %s\n",
+		    store_where(c->store), ph_strerror(rc));
+		return CLI_EXIT_FAIL;
+	}
+	if (moved > 0)
+		printf("payhook: database %s: %zu record(s) an older "
+		    "payhook.fcgi wrote after the upgrade brought to this "
+		    "schema\n", store_where(c->store), moved);
+	return CLI_EXIT_OK;
+}
+
+/*
  * check opens what it checks itself, to say what failed: the
  * configuration, then (as root) whether the --user can use it all, then
  * the store, as its owner, creating it when it is missing.
@@ -205,6 +228,8 @@ cli_check_run(struct cli *c)
 		printf("payhook: database %s brought from schema %d to %d\n",
 		    store_where(c->store), store_schema_found(c->store),
 		    store_schema(c->store));
+	if ((rc = cli_check_strays(c)) != CLI_EXIT_OK)
+		return rc;
 	printf("payhook: %s: configuration OK (%zu profile(s), %zu "
 	    "plugin(s), database %s%s)%s%s\n", c->path, c->conf->nprofiles,
 	    c->conf->loader.n, store_where(c->store), exists ? "" : ", created",
@@ -475,6 +500,13 @@ cli_store_import_run(struct cli *c)
 	    0 && strcmp(store_where(from), store_where(c->store)) == 0) {
 		fprintf(stderr, "payhook: store import: %s and %s name the "
 		    "same store\n", c->a.word, c->path);
+		goto done;
+	}
+	/* What an older payhook.fcgi wrote after the source's upgrade would
+	 * break the target's keys (PostgreSQL's unique columns). */
+	if (ledger_migrate_strays(from, &i) != PH_OK) {
+		fprintf(stderr, "payhook: store import: %s: its records could "
+		    "not be read\n", c->a.word);
 		goto done;
 	}
 	if (store_copy(from, c->store, &rep, &diag) != PH_OK) {

@@ -110,6 +110,13 @@ int ledger_group_stats(struct store *s, uint64_t *commits, uint64_t *facts);
 /* Brings the store's records up to STORE_SCHEMA_VERSION, in batches of
  * short transactions that a crash can interrupt and a rerun resumes. */
 int ledger_migrate(struct store *s, struct ph_diag *diag);
+/*
+ * What a payhook.fcgi of schema 4 still running during an upgrade wrote
+ * in the old form after the store was brought to 5 (failed payments under
+ * the provider's name), moved as that step moves them; *moved says how
+ * many.  For payhook check and store import: it reads every payment.
+ */
+int ledger_migrate_strays(struct store *s, size_t *moved);
 
 /*
  * The one contract every plugin event is held to before it reaches the

@@ -278,18 +278,29 @@ ledger_migrate_done(struct store *s, int version)
 	return store_commit(&t);
 }
 
-static int
-ledger_migrate_4(struct store *s)
+int
+ledger_migrate_strays(struct store *s, size_t *moved)
 {
 	struct store_key resume;
-	size_t moved = 0;
 	int rc, more = 1;
 
+	*moved = 0;
 	store_key_init(&resume, 0);
 	while (more)
 		if ((rc = ledger_migrate_payment_keys(s, &resume, &more,
-		    &moved)) != PH_OK)
+		    moved)) != PH_OK)
 			return rc;
+	return PH_OK;
+}
+
+static int
+ledger_migrate_4(struct store *s)
+{
+	size_t moved;
+	int rc;
+
+	if ((rc = ledger_migrate_strays(s, &moved)) != PH_OK)
+		return rc;
 	if ((rc = ledger_migrate_done(s, 5)) != PH_OK)
 		return rc;
 	log_info("database: brought from schema 4 to 5 (%zu payment "

@@ -1106,6 +1106,25 @@ test_schema4_failed_payments(void)
 	ok(payment_status(s, "wechat", "TF1") == NULL &&
 	    payment_status(s, "wechat", "TF2") == NULL, "nothing left under "
 	    "the provider's name");
+	/* A payhook.fcgi of schema 4 still running writes one more. */
+	if (ok(store_begin(s, 1, &t) == PH_OK, "schema 5, written as 4 did")) {
+		put_payment(&t, "wechat", "TF4", "FAILED");
+		ok(store_commit(&t) == PH_OK, "... a failed payment under the "
+		    "provider's name");
+	}
+	{
+		size_t moved = 99;
+		int rc = ledger_migrate_strays(s, &moved);
+
+		ok(rc == PH_OK && moved == 1, "ledger_migrate_strays moves it "
+		    "(%zu)", moved);
+		ledger_migrate_strays(s, &moved);
+		is_int((int)moved, 0, "... and nothing more when run again");
+	}
+	st = payment_status(s, "wxshop", "TF4");
+	is_str(st != NULL ? st : "(none)", "FAILED", "... under its "
+	    "profile's key");
+	free(st);
 	store_close(s);
 }
 
