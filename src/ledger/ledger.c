@@ -371,6 +371,15 @@ ledger_payment_failed(struct store_txn *t, const struct ledger_fact *f,
 		/* A failure never overwrites a payment known to succeed. */
 		if (rc == PH_E_NOTFOUND)
 			ledger_payment_record(t, f, &pk, "FAILED", "failed");
+		/* The same failure told again, its dedup key pruned since
+		 * (or under another key): the payment record remembers it,
+		 * as it remembers a success. */
+		if (rc == PH_OK && strcmp(ledger_str(pay, "status"),
+		    "FAILED") == 0) {
+			json_decref(pay);
+			r->outcome = LEDGER_DUPLICATE;
+			return;
+		}
 		json_decref(pay);
 	}
 	log_info("order %s: payment failed at %s (%s)", ev->order_id,

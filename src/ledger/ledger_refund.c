@@ -334,9 +334,9 @@ ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 	if (rq->refund_id != NULL) {
 		rc = ledger_refund_by_id(&t, rq->refund_id, &rk, item);
 		if (rc == PH_OK) {
-			/* Asked before: the same refund, or another one. */
-			/* What was asked, though settled for less by
-			 * hand (asked_amount). */
+			/* Asked before: the same refund, or another one;
+			 * by what was asked, though it was settled for
+			 * less by hand (asked_amount). */
 			json_t *was = json_object_get(*item, "asked_amount");
 
 			if (!json_is_integer(was))

@@ -30,8 +30,9 @@ def check_backup(tap, inst):
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                         text=True)
     tap.is_(st.returncode, 0, '... a valid LMDB file', st.stderr)
-    tap.like(st.stdout, r'Status of orders\n(.*\n)*?\s+Entries: 20\n',
-             '... holding the 20 orders', st.stdout[:600])
+    tap.like(st.stdout, r'Status of orders\n(.*\n)*?\s+Entries: 21\n',
+             '... holding the 21 orders (20 paid, one failed)',
+             st.stdout[:600])
     r = inst.cli('backup', backup)
     tap.ok(r.returncode != 0 and 'exists' in r.stderr,
            'backup refuses to overwrite')
@@ -147,19 +148,28 @@ def main(tap):
     st = json.loads(r.stdout or '{}')
     tap.is_((st.get('orders') or {}).get('PAID'), 20, 'stats: 20 PAID')
 
+    # A failed payment too: its record remembers it, as a success's does.
+    failed = 'OPSF-' + os.urandom(3).hex()
+    inst.create_order(failed, 300)
+    fbody = make_payment(failed, 300, txn_id('opsfail'), result_code='FAIL')
+    inst.notify(fbody)
     r = inst.cli('dedup', 'prune', '--older-than', '1d')
     tap.like(r.stdout, r': 0 key', 'dedup prune --older-than 1d: nothing',
              r.stdout)
     time.sleep(2.2)     # whole seconds: first seen at least 2s ago
     r = inst.cli('dedup', 'prune', '--older-than', '1s')
     tap.is_(r.returncode, 0, 'dedup prune: exit 0', r.stderr)
-    tap.like(r.stdout, r': 20 key', 'dedup prune --older-than 1s: the 20 '
+    tap.like(r.stdout, r': 21 key', 'dedup prune --older-than 1s: the 21 '
              'keys', r.stdout)
     base = inst.last_seq()
     tap.is_(inst.notify(bodies[0]).body, SUCCESS_ACK,
             'a retry after pruning: SUCCESS')
     tap.is_(inst.last_seq(), base, '... and still nothing new (the payment '
             'record dedups it)')
+    tap.is_(inst.notify(fbody).body, SUCCESS_ACK,
+            'a failed payment\'s retry after pruning: SUCCESS')
+    tap.is_(inst.last_seq(), base, '... and no payment.failed again (its '
+            'payment record dedups it)')
     r = inst.cli('dedup', 'prune', '--older-than', 'soon')
     tap.ok(r.returncode != 0, 'dedup prune with a bad age refused')
 
