@@ -417,6 +417,7 @@ archive_prune(int64_t now, size_t *removed)
 	struct archive_segfile *segs;
 	char path[ARCHIVE_PATH_MAX];
 	uint64_t used[ARCHIVE__MAX];
+	int64_t newest[ARCHIVE__MAX];
 	int64_t today = now / 86400;
 	int64_t oldest = (now - (int64_t)archive.lim.days * 86400) / 86400;
 	size_t i, n;
@@ -428,18 +429,24 @@ archive_prune(int64_t now, size_t *removed)
 	if ((rc = archive_segments(&segs, &n)) != PH_OK)
 		return rc;
 	memset(used, 0, sizeof(used));
-	for (i = 0; i < n; i++)
+	memset(newest, 0, sizeof(newest));
+	for (i = 0; i < n; i++) {
 		used[segs[i].id.class] += (uint64_t)segs[i].size;
+		if (segs[i].id.day > newest[segs[i].id.class])
+			newest[segs[i].id.class] = segs[i].id.day;
+	}
 	/*
 	 * Oldest first: the days past the retention, then, while a class
 	 * holds more than its share, its own oldest days; never today's,
 	 * which new records of the class no longer enter once it is full,
-	 * and never another class's.
+	 * and never another class's.  Never a class's newest day either,
+	 * whatever this clock says: the one being written, whose ids would
+	 * be handed out again from its start (a sweeper days ahead).
 	 */
 	for (i = 0; i < n; i++) {
 		c = segs[i].id.class;
-		if (segs[i].id.day >= oldest && (segs[i].id.day >= today ||
-		    used[c] <= archive_share(c)))
+		if (segs[i].id.day >= newest[c] || (segs[i].id.day >= oldest &&
+		    (segs[i].id.day >= today || used[c] <= archive_share(c))))
 			continue;
 		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
 		    segs[i].name);
