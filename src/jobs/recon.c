@@ -523,22 +523,30 @@ recon_write(FILE *tmp, const char *path, const char *head, const char *tail,
 static int
 recon_finish_reports(struct recon *r, const struct recon_opts *o)
 {
-	char head[1024], tail[2048];
-	json_t *sum = json_object();
-	char *s;
+	char head[1024], tail[4096];
+	json_t *sum = json_object(), *amounts = json_object();
+	char *s, *a;
 	int i, rc;
 
-	for (i = 0; i < RECON__MAX; i++)
+	/* Counts in "summary", and beside them what they add up to, in
+	 * minor units, as the standard output shows both. */
+	for (i = 0; i < RECON__MAX; i++) {
 		json_object_set_new(sum, recon_cat_names[i],
 		    json_integer((json_int_t)r->sum->count[i]));
+		json_object_set_new(amounts, recon_cat_names[i],
+		    json_integer((json_int_t)r->sum->amount[i]));
+	}
 	s = json_dumps(sum, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	a = json_dumps(amounts, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(sum);
+	json_decref(amounts);
 	snprintf(head, sizeof(head), "{\"profile\": \"%s\", \"date\": \"%s\", "
 	    "\"statement_lines\": %llu, \"rows\": [", r->pr->name,
 	    r->sum->date, (unsigned long long)r->sum->lines);
-	snprintf(tail, sizeof(tail), "\n], \"summary\": %s}\n",
-	    s != NULL ? s : "{}");
+	snprintf(tail, sizeof(tail), "\n], \"summary\": %s, \"amounts\": "
+	    "%s}\n", s != NULL ? s : "{}", a != NULL ? a : "{}");
 	free(s);
+	free(a);
 	if ((rc = recon_write(r->csv, r->sum->csv_path, "", "", r->diag)) !=
 	    PH_OK)
 		return rc;

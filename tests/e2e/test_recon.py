@@ -277,6 +277,11 @@ def test_day(tap, inst, sim, workdir):
 
     doc, rows = read_report(reports, day)
     tap.is_(doc.get('summary'), want, 'the JSON report: the same summary')
+    amounts = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^\s+(\w+)\s+\d+\s+(-?\d+)$', out, re.M)}
+    tap.ok(len(amounts) == len(want) and doc.get('amounts') == amounts,
+           'the JSON report: the amounts the standard output shows, '
+           'category by category', doc.get('amounts'), amounts)
     tap.is_((doc.get('profile'), doc.get('date'), doc.get('statement_lines')),
             ('wxshop', day, rows_want + 3), 'the JSON report: profile, day, '
             'lines')
