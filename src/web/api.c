@@ -186,6 +186,36 @@ api_refusal(struct ph_buf *body, int status, const char *code,
 	return status;
 }
 
+
+/*
+ * The request's body as a JSON object (caller frees), or NULL with resp
+ * the 400 saying why: where the JSON breaks, or that it is not an object
+ * like example.
+ */
+static json_t *
+api_body_object(const struct web_request *req, struct web_response *resp,
+    const char *example)
+{
+	json_error_t jerr;
+	json_t *in;
+
+	in = json_loadb((const char *)req->body, req->body_len,
+	    JSON_REJECT_DUPLICATES, &jerr);
+	if (in == NULL) {
+		web_error(resp, 400, "bad_request", "body is not valid JSON: "
+		    "%s (line %d, column %d)", jerr.text, jerr.line,
+		    jerr.column);
+		return NULL;
+	}
+	if (!json_is_object(in)) {
+		web_error(resp, 400, "bad_request", "body must be a JSON object "
+		    "like %s", example);
+		json_decref(in);
+		return NULL;
+	}
+	return in;
+}
+
 /* The answer to POST /orders. */
 static int
 api_order_answer(void *arg, const struct ledger_reply *r,
@@ -211,24 +241,14 @@ api_create_order(struct web_ctx *ctx, const struct web_request *req,
 	struct ledger_new_order n;
 	json_int_t expires_in = 0;
 	struct ph_diag diag;
-	json_error_t jerr;
 	json_t *in, *v, *order = NULL;
 	json_int_t amount;
 	int created, rc;
 	size_t i;
 
-	in = json_loadb((const char *)req->body, req->body_len,
-	    JSON_REJECT_DUPLICATES, &jerr);
-	if (in == NULL) {
-		web_error(resp, 400, "bad_request", "body is not valid JSON: "
-		    "%s (line %d, column %d)", jerr.text, jerr.line,
-		    jerr.column);
+	if ((in = api_body_object(req, resp, "{\"order_id\": \"A-1\", "
+	    "\"amount\": 100, ...}")) == NULL)
 		return;
-	}
-	if (!json_is_object(in)) {
-		web_error(resp, 400, "bad_request", "body must be a JSON object");
-		goto done;
-	}
 	json_object_foreach(in, key, v) {
 		for (i = 0; api_order_fields[i] != NULL; i++)
 			if (strcmp(key, api_order_fields[i]) == 0)
@@ -460,7 +480,6 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	char token[33];
 	unsigned char rnd[16];
 	struct ph_diag diag;
-	json_error_t jerr;
 	json_t *in, *order = NULL, *asked = NULL, *view, *v;
 	const char *key, *profile;
 	const json_t *data;
@@ -468,14 +487,9 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	int64_t expires_at;
 	int rc, unreached = 0;
 
-	in = json_loadb((const char *)req->body, req->body_len,
-	    JSON_REJECT_DUPLICATES, &jerr);
-	if (in == NULL || !json_is_object(in)) {
-		web_error(resp, 400, "bad_request", "body must be a JSON object "
-		    "like {\"profile\": \"wxshop\"}");
-		json_decref(in);
+	if ((in = api_body_object(req, resp,
+	    "{\"profile\": \"wxshop\"}")) == NULL)
 		return;
-	}
 	json_object_foreach(in, key, v) {
 		size_t i;
 
@@ -650,20 +664,14 @@ api_refund(struct web_ctx *ctx, const struct web_request *req,
 {
 	struct ledger_refund_req rq;
 	enum ledger_refusal why;
-	json_error_t jerr;
 	json_t *in, *v, *item = NULL;
 	struct ph_diag diag;
 	const char *key;
 	int rc, created;
 
-	in = json_loadb((const char *)req->body, req->body_len,
-	    JSON_REJECT_DUPLICATES, &jerr);
-	if (in == NULL || !json_is_object(in)) {
-		web_error(resp, 400, "bad_request", "body must be a JSON object "
-		    "like {\"amount\": 100, \"reason\": \"...\"}");
-		json_decref(in);
+	if ((in = api_body_object(req, resp,
+	    "{\"amount\": 100, \"reason\": \"...\"}")) == NULL)
 		return;
-	}
 	memset(&rq, 0, sizeof(rq));
 	rq.order_id = order_id;
 	rq.reason = "";

@@ -221,6 +221,19 @@ def test_routes(tap, inst):
     r = inst.api('GET', '/orders/A1?foo=bar')
     tap.is_((r.status, (r.json or {}).get('order_id')), (200, 'A1'),
             'GET /orders/A1?foo=bar')
+    # A body that is not JSON, or not an object: said the same way on
+    # every call that takes one.
+    for path in ('/orders', '/orders/A1/attempts', '/orders/A1/refunds'):
+        r = inst.api('POST', path, '0100')
+        tap.ok(r.status == 400 and (r.json or {}).get('message', '').
+               startswith('body is not valid JSON: ') and 'column' in
+               (r.json or {}).get('message', ''), 'POST %s, a body that is '
+               'not JSON: 400, saying where it breaks' % path, r.describe())
+        r = inst.api('POST', path, '[1]')
+        tap.ok(r.status == 400 and (r.json or {}).get('message', '').
+               startswith('body must be a JSON object like {'),
+               'POST %s, a body that is not an object: 400, with an '
+               'example' % path, r.describe())
 
 
 def test_chunked(tap, inst):
