@@ -138,11 +138,25 @@ fc_authorised(const struct conf *c, enum fc_auth auth, const char *header)
 	}
 }
 
-/* The path below base_path, percent-escapes kept; NULL if outside it. */
+/*
+ * The path below base_path, percent-escapes kept; NULL if outside it.  A
+ * request target in absolute form (POST http://host/notify/x HTTP/1.1,
+ * which HTTP/1.1 servers accept) is its path: Apache passes the target
+ * as it came in REQUEST_URI, lighttpd the path alone.
+ */
 static const char *
 fc_route_path(const struct conf *c, const char *uri, char *buf, size_t cap)
 {
-	size_t n = strcspn(uri, "?#"), blen = strlen(c->base_path);
+	size_t n, blen = strlen(c->base_path);
+
+	if (strncasecmp(uri, "http://", 7) == 0 ||
+	    strncasecmp(uri, "https://", 8) == 0) {
+		uri = strstr(uri, "://") + 3;
+		uri += strcspn(uri, "/?#");
+		if (*uri != '/')
+			return NULL;
+	}
+	n = strcspn(uri, "?#");
 
 	if (n >= cap)
 		return NULL;

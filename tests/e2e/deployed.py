@@ -215,7 +215,7 @@ class _Base:
         if not self.proc:
             return []
         return [p for p in _descendants(self.proc.pid)
-                if 'payhook' in harness.cmdline(p)]
+                if harness.is_payhook_fcgi(p)]
 
     def stop(self):
         if not self.proc:

@@ -1191,6 +1191,13 @@ def cmdline(pid):
         return ''
 
 
+def is_payhook_fcgi(pid):
+    """Is pid a payhook.fcgi (by the program it runs, not by an argument
+    naming a folder of payhook's, as Apache's -d does)?"""
+    prog = cmdline(pid).split(' ', 1)[0]
+    return os.path.basename(prog).startswith('payhook.fcgi')
+
+
 def _alive(pid):
     try:
         with open('/proc/%d/stat' % pid) as fh:
@@ -1228,7 +1235,7 @@ def stop_web_server(server, backends, wait):
         deadline = time.time() + 5
         while _alive(pid) and time.time() < deadline:
             time.sleep(0.05)
-        if _alive(pid) and 'payhook' in cmdline(pid):
+        if _alive(pid) and is_payhook_fcgi(pid):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -1356,7 +1363,7 @@ class Server:
         if not self.proc:
             return []
         return [p for p in proc_children(self.proc.pid)
-                if 'payhook' in cmdline(p)]
+                if is_payhook_fcgi(p)]
 
     def stop(self):
         """SIGTERM lighttpd, wait, SIGKILL as a fallback; then make sure the

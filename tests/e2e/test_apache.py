@@ -69,6 +69,18 @@ def main(tap):
     tap.is_(events_of(inst, o, base), ['order.paid'],
             'exactly one order.paid')
 
+    # A request target in absolute form, which Apache passes as it came:
+    # routed by its path, as lighttpd's is.
+    oa = 'APA-' + os.urandom(4).hex()
+    inst.create_order(oa, 120)
+    body = harness.notify_xml(make_payment(oa, 120, txn_id('apa')))
+    r = harness.http_request(
+        server.port, 'POST', 'http://127.0.0.1:%d/notify/wxshop' %
+        server.port, body, {'Content-Type': 'text/xml'})
+    tap.ok(r.body == SUCCESS_ACK and (inst.order(oa) or {}).get('state') ==
+           'PAID', 'POST http://host/notify/wxshop (absolute form): '
+           'SUCCESS, the order PAID', r.describe())
+
     r = inst.api('TRACE', '/orders/' + o)
     tap.ok(r.status == 405 and inst.token.encode() not in (r.body or b''),
            'TRACE is payhook\'s 405, no echo of the request and its token',

@@ -151,6 +151,15 @@ static const struct want_status below_pay[] = {
 	{ "/payhealthz", NULL, 404,
 	    "a prefix that is not a path segment: 404" },
 	{ "/pay/orders/N1", AUTH, 200, "merchant API below base_path" },
+	/* A request target in absolute form, as Apache passes it. */
+	{ "http://127.0.0.1:8080/pay/healthz", NULL, 200,
+	    "absolute form: routed by its path" },
+	{ "HTTPS://shop.example/pay/orders/N1?x=1", AUTH, 200,
+	    "absolute form, https, a query: routed by its path" },
+	{ "http://shop.example/healthz", NULL, 404,
+	    "absolute form outside base_path: 404" },
+	{ "http://shop.example", NULL, 404, "absolute form without a path: "
+	    "404" },
 };
 
 /* One test point for each of the n GETs w. */
