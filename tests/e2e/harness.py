@@ -1195,7 +1195,7 @@ def is_payhook_fcgi(pid):
     """Is pid a payhook.fcgi (by the program it runs, not by an argument
     naming a folder of payhook's, as Apache's -d does)?"""
     prog = cmdline(pid).split(' ', 1)[0]
-    return os.path.basename(prog).startswith('payhook.fcgi')
+    return 'payhook.fcgi' in os.path.basename(prog)
 
 
 def _alive(pid):
