@@ -176,7 +176,7 @@ cli_refunds_run(struct cli *c)
 	if ((rc = cli_job_begin(c, token)) != CLI_EXIT_OK ||
 	    (rc = cli_job_clock(c)) != CLI_EXIT_OK)
 		return rc;
-	rc = refund_run(c->conf, c->store, (int64_t)time(NULL), token, &st);
+	rc = refund_run(c->conf, c->store, token, &st);
 	log_kv(LOG_LVL_INFO, "refunds", "due=%zu sent=%zu succeeded=%zu "
 	    "failed=%zu pending=%zu errors=%zu", st.due, st.sent,
 	    st.succeeded, st.failed, st.pending, st.errors);

@@ -1,10 +1,12 @@
 /*
- * The refund runner.  Work items are leased one by one, so two runners
- * never send one refund at the same moment; the provider's own
- * idempotency (the refund id) covers a runner killed after sending.
+ * The refund runner.  Work items are leased one by one as they go out,
+ * so two runners never send one refund at the same moment, nor does the
+ * operator settle one on its way; the provider's own idempotency (the
+ * refund id) covers a runner killed after sending.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -25,37 +27,39 @@ refund_text(const json_t *item, const char *name)
 	return v != NULL ? v : "";
 }
 
-int
-refund_run(const struct conf *c, struct store *s, int64_t now,
-    const char *token, struct refund_stats *st)
+/*
+ * Sends the count work items of items from from on, at once: each leased
+ * now, as it goes out, and its answer recorded.  Returns the first result
+ * the database did not record, else PH_OK.
+ */
+static int
+refund_wave(const struct conf *c, struct store *s, json_t *items,
+    size_t from, size_t count, const char *token, struct refund_stats *st)
 {
 	struct query_job *jobs;
 	struct ledger_result res;
-	json_t *items, *item, *order;
+	json_t *item, *order;
 	uint64_t *seqs;
+	int64_t now = (int64_t)time(NULL);
 	size_t i, n = 0;
 	int rc, failed = PH_OK;	/* the first result not recorded */
 
-	memset(st, 0, sizeof(*st));
-	if ((rc = ledger_refunds_due(s, REFUND_BATCH, &items)) != PH_OK)
-		return rc;
-	st->due = json_array_size(items);
-	jobs = calloc(st->due + 1, sizeof(*jobs));
-	seqs = calloc(st->due + 1, sizeof(*seqs));
+	jobs = calloc(count + 1, sizeof(*jobs));
+	seqs = calloc(count + 1, sizeof(*seqs));
 	if (jobs == NULL || seqs == NULL) {
 		free(jobs);
 		free(seqs);
-		json_decref(items);
 		return PH_E_NOMEM;
 	}
-	json_array_foreach(items, i, item) {
-		uint64_t seq = (uint64_t)json_integer_value(json_object_get(item,
-		    "seq"));
-		const char *pname = json_string_value(json_object_get(item,
-		    "profile"));
+	for (i = from; i < from + count; i++) {
 		const struct conf_profile *pr;
+		const char *pname;
 		json_t *leased;
+		uint64_t seq;
 
+		item = json_array_get(items, i);
+		seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
+		pname = json_string_value(json_object_get(item, "profile"));
 		if (ledger_refund_lease(s, seq, now, (int64_t)c->lease_s, token,
 		    &leased) != PH_OK) {
 			json_decref(leased);
@@ -83,7 +87,7 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 		json_decref(order);
 		seqs[n++] = seq;
 	}
-	query_send(c, jobs, n, c->sweep_concurrency);
+	query_send(c, jobs, n, n);
 	for (i = 0; i < n; i++) {
 		struct query_job *j = &jobs[i];
 		const char *result;
@@ -151,6 +155,39 @@ refund_run(const struct conf *c, struct store *s, int64_t now,
 	}
 	free(jobs);
 	free(seqs);
+	return failed;
+}
+
+int
+refund_run(const struct conf *c, struct store *s, const char *token,
+    struct refund_stats *st)
+{
+	json_t *items;
+	size_t i, wave = c->sweep_concurrency > 0 ?
+	    (size_t)c->sweep_concurrency : 1;
+	int rc, failed = PH_OK;
+
+	memset(st, 0, sizeof(*st));
+	if ((rc = ledger_refunds_due(s, REFUND_BATCH, &items)) != PH_OK)
+		return rc;
+	st->due = json_array_size(items);
+	/*
+	 * sweep_concurrency at once, each wave leased as it goes out: leases
+	 * taken for the whole batch at its start ran out before its last
+	 * waves went (256 refunds behind a slow provider), and another
+	 * runner, or the operator's refunds settle, took a refund about to
+	 * be sent.
+	 */
+	for (i = 0; i < st->due; i += wave) {
+		rc = refund_wave(c, s, items, i, st->due - i < wave ?
+		    st->due - i : wave, token, st);
+		if (rc == PH_E_NOMEM) {
+			failed = rc;
+			break;
+		}
+		if (rc != PH_OK && failed == PH_OK)
+			failed = rc;
+	}
 	json_decref(items);
 	/* The database failed: the run did not do its work, whatever the
 	 * providers answered. */

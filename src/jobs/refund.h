@@ -21,9 +21,9 @@ struct refund_stats {
 	size_t errors;		/* no usable answer: tried again later */
 };
 
-/* One pass over the refunds due: PH_OK, or the database's error (st is
- * filled either way with what the pass did). */
-int refund_run(const struct conf *c, struct store *s, int64_t now,
-    const char *token, struct refund_stats *st);
+/* One pass over the refunds due, on the clock as it goes: PH_OK, or the
+ * database's error (st is filled either way with what the pass did). */
+int refund_run(const struct conf *c, struct store *s, const char *token,
+    struct refund_stats *st);
 
 #endif
