@@ -1178,6 +1178,12 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 	if (c->nprofiles == 0)
 		conf_warn(errs, "no [profile.NAME] section: no notification "
 		    "can be received");
+	/* A lease that runs out while its call waits lets another sweeper
+	 * or refund runner (or the operator's refunds settle) in. */
+	if (c->lease_s <= c->http_timeout_s)
+		conf_warn(errs, "[core] lease_s = %lu is not above "
+		    "http_timeout_s = %lu: a lease can run out while its "
+		    "provider call waits", c->lease_s, c->http_timeout_s);
 	if (conf_resolve(c, &c->db_path) == -1 ||
 	    conf_resolve(c, &c->plugin_dir) == -1 ||
 	    (c->ca_file != NULL && conf_resolve(c, &c->ca_file) == -1) ||

@@ -461,7 +461,8 @@ def test_push_two_endpoints(tap, sim):
     there twice."""
     erp, crm = Receiver(), Receiver()
     inst = TwoPushInstance(tap, crm.port, sim_port=sim.port,
-                           core={'lease_s': '5'}, push_port=erp.port)
+                           core={'lease_s': '5', 'http_timeout_s': '4'},
+                           push_port=erp.port)
     inst.start()
     try:
         first, last = paid_orders(inst, 'PUSH2E', 2)
@@ -497,7 +498,8 @@ def main(tap):
     # The default profiles (both WeChat) on a fast query schedule; a
     # push endpoint.
     inst = SimInstance(tap, sim_port=sim.port,
-                       core={'hint_per_minute': '3', 'lease_s': '5'},
+                       core={'hint_per_minute': '3', 'lease_s': '5',
+                             'http_timeout_s': '4'},
                        profile={'query_schedule': '1s,1s,2s'},
                        push_port=recv.port)
     inst.start()

@@ -81,6 +81,16 @@ def main(tap):
          r'line %d: api_token_file \S*api\.token: No such file' % line)
     os.rename(token + '.gone', token)
 
+    # A lease shorter than a provider call may wait: said, not refused.
+    short = harness.Instance(tap, 'shortlease', core={'lease_s': '8',
+                                                      'http_timeout_s': '8'})
+    r = short.cli('check')
+    tap.ok(r.returncode == 0 and 'warning: ' in r.stderr and
+           'lease_s = 8 is not above http_timeout_s = 8' in r.stderr,
+           'lease_s not above http_timeout_s: a warning, check passes',
+           r.returncode, r.stderr[-300:])
+    short.cleanup()
+
     r = harness.run_cli(['-c', inst.etc, 'check'])
     tap.ok(r.returncode == 78 and '%s: a folder, not a configuration file'
            % inst.etc in r.stderr, '-c naming a folder: refused as one, '

@@ -52,7 +52,7 @@ class ReconInstance(SimInstance):
         core = SimInstance.core_settings(self)
         core['lease_s'] = '5'
         core['map_size_mb'] = '256'
-        core['http_timeout_s'] = '10'
+        core['http_timeout_s'] = '4'        # below lease_s
         return core
 
 
