@@ -724,9 +724,10 @@ ledger_refund_overask(struct store_txn *t, json_t *order, const json_t *late,
 
 /*
  * A refund that had failed succeeded after all, while refunds asked since
- * had gone out too: more went back than the payment, and nothing can
- * call it back.  An exception over_refunded on the order, of the amount
- * over, for someone to recover; returns that amount.
+ * had gone out too (which of them succeeds last does not matter): more
+ * went back than the payment, and nothing can call it back.  An exception
+ * over_refunded on the order, of the amount over that refund r's success
+ * makes, for someone to recover; returns that amount (0: none over).
  */
 static int64_t
 ledger_refund_over(struct store_txn *t, json_t *order, const json_t *r,
@@ -756,10 +757,10 @@ ledger_refund_over(struct store_txn *t, json_t *order, const json_t *r,
 	f.now = now;
 	ledger_add_exception_new(t, order, &f, "over_refunded", json_pack(
 	    "{s:s}", "refund_id", ledger_str(r, "refund_id")));
-	log_warn("order %s: refund %s, which had failed, succeeded after "
-	    "refunds asked since had gone out: %lld more than the payment "
-	    "went back; raised as over_refunded", ledger_str(order,
-	    "order_id"), ledger_str(r, "refund_id"), (long long)over);
+	log_warn("order %s: refund %s succeeded with a refund that had "
+	    "failed succeeding after all: %lld more than the payment went "
+	    "back; raised as over_refunded", ledger_str(order, "order_id"),
+	    ledger_str(r, "refund_id"), (long long)over);
 	return over;
 }
 
@@ -847,9 +848,9 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 			json_object_set_new(order, "refunded",
 			    json_integer(json_integer_value(
 			    json_object_get(order, "refunded")) + amount));
-			if (late)
-				over = ledger_refund_over(t, order, r, source,
-				    now);
+			/* Over the payment: by this one, or by one that
+			 * failed and succeeded after all, before it. */
+			over = ledger_refund_over(t, order, r, source, now);
 			ledger_order_refund_state(t, order, now);
 		} else
 			ledger_refund_release(t, order, r, now);

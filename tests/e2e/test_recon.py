@@ -668,50 +668,68 @@ def test_late_refund_success(tap, inst, sim):
     # The second refund already gone out and succeeded when the first
     # succeeds after all: more went back than the payment, which nothing
     # can call back; raised on the order for someone to recover.
-    ov = 'OVER-' + os.urandom(4).hex()
-    inst.create_order(ov, 1000)
-    otxn = sim_pay(sim, ov, 1000, None)
-    wait_for(lambda: (inst.order(ov) or {}).get('state') == 'PAID',
-             timeout=20)
+    def paid(tag):
+        o = '%s-%s' % (tag, os.urandom(4).hex())
+        inst.create_order(o, 1000)
+        t = sim_pay(sim, o, 1000, None)
+        wait_for(lambda: (inst.order(o) or {}).get('state') == 'PAID',
+                 timeout=20)
+        return o, t
 
-    def tell(n, amount, status):
-        """Refund ov-r<n>'s result, under the simulator's refund id."""
+    def tell(o, t, n, amount, status):
+        """Refund o-r<n>'s result, under the simulator's refund id."""
         made = (sim.control('/_sim/refunds', method='GET').json or {}).get(
-            'refunds', {}).get('%s-r%d' % (ov, n), {})
+            'refunds', {}).get('%s-r%d' % (o, n), {})
         inst.notify(harness.wechat_refund_notification(
-            prof, '%s-r%d' % (ov, n), ov, otxn, amount, 1000, status,
+            prof, '%s-r%d' % (o, n), o, t, amount, 1000, status,
             made.get('refund_id')))
 
-    def ask(n, amount):
-        inst.api('POST', '/orders/%s/refunds' % ov,
-                 {'amount': amount, 'refund_id': '%s-r%d' % (ov, n)})
+    def ask(o, n, amount):
+        inst.api('POST', '/orders/%s/refunds' % o,
+                 {'amount': amount, 'refund_id': '%s-r%d' % (o, n)})
         refunds_run(inst)
 
+    def over(o):
+        return [(x.get('type'), x.get('amount'), x.get('refund_id'))
+                for x in (inst.order(o) or {}).get('exceptions', [])]
+
+    ov, otxn = paid('OVER')
     sim.control('/_sim/refund_mode', {'notify': 'drop'})
-    ask(1, 600)
-    tell(1, 600, 'CHANGE')
-    ask(2, 600)
-    tell(2, 600, 'CHANGE')
-    ask(3, 1000)
-    tell(3, 1000, 'SUCCESS')
-    sim.control('/_sim/refund_mode', {'notify': 'ok'})
+    ask(ov, 1, 600)
+    tell(ov, otxn, 1, 600, 'CHANGE')
+    ask(ov, 2, 600)
+    tell(ov, otxn, 2, 600, 'CHANGE')
+    ask(ov, 3, 1000)
+    tell(ov, otxn, 3, 1000, 'SUCCESS')
     base = inst.last_seq()
-    tell(1, 600, 'SUCCESS')
-    tell(2, 600, 'SUCCESS')
-    o = inst.order(ov) or {}
-    ex = [(x.get('type'), x.get('amount'), x.get('refund_id'))
-          for x in o.get('exceptions', [])]
-    tap.ok(o.get('refunded') == 2200 and
-           ex == [('over_refunded', 600, ov + '-r1'),
-                  ('over_refunded', 600, ov + '-r2')],
+    tell(ov, otxn, 1, 600, 'SUCCESS')
+    tell(ov, otxn, 2, 600, 'SUCCESS')
+    tap.ok((inst.order(ov) or {}).get('refunded') == 2200 and
+           over(ov) == [('over_refunded', 600, ov + '-r1'),
+                        ('over_refunded', 600, ov + '-r2')],
            'two failed refunds of 600 succeeding after a third of 1000 went '
            'out: 2200 refunded of 1000, exception over_refunded of 600 '
-           'each (1200 over in all)', o)
+           'each (1200 over in all)', inst.order(ov))
     tap.is_([(e['type'], e.get('refund_id'), e.get('over_refunded'))
              for e in inst.all_events(base) if e.get('order_id') == ov],
             [('refund.succeeded', ov + '-r1', 600),
              ('refund.succeeded', ov + '-r2', 600)],
             '... each refund.succeeded says its part: over_refunded 600')
+    # The late success first, the refund asked since succeeding after.
+    ow, wtxn = paid('OVER2')
+    sim.control('/_sim/refund_mode', {'status': 'CHANGE'})
+    ask(ow, 1, 600)
+    tell(ow, wtxn, 1, 600, 'CHANGE')
+    sim.control('/_sim/refund_mode', {'status': 'SUCCESS'})
+    ask(ow, 2, 1000)
+    tell(ow, wtxn, 1, 600, 'SUCCESS')
+    tell(ow, wtxn, 2, 1000, 'SUCCESS')
+    tap.ok((inst.order(ow) or {}).get('refunded') == 1600 and
+           over(ow) == [('over_refunded', 600, ow + '-r2')],
+           'a failed refund of 600 succeeding while the 1000 asked since '
+           'is out, which then succeeds too: over_refunded of 600 on that '
+           'one', inst.order(ow), over(ow))
+    sim.control('/_sim/refund_mode', {'notify': 'ok'})
 
     # A refund payhook never asked for (made at the merchant platform):
     # raised, and an exception on the order.

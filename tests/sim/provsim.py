@@ -726,8 +726,11 @@ class WeChatV2(WeChatBill, Provider):
                                  'refused by the simulator')
                 if total != pay['amount']:
                     return error('PARAM_ERROR', '订单金额不一致')
+                # A refund that failed (CHANGE, REFUNDCLOSE) gave nothing
+                # back: its amount may be refunded again.
                 done = sum(r['amount'] for r in sim.refunds.values()
-                           if r['txn_id'] == pay['txn_id'])
+                           if r['txn_id'] == pay['txn_id'] and
+                           r['status'] not in ('CHANGE', 'REFUNDCLOSE'))
                 if fee <= 0 or fee > pay['amount'] - done:
                     return error('ERROR', '累计退款金额大于支付金额')
                 refund = {'out_refund_no': no,
