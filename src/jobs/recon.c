@@ -666,10 +666,9 @@ recon_of_day(int64_t day_start, uint64_t line, int64_t at,
 }
 
 /*
- * The day of a statement given without one: the Beijing day most of its
- * payments fall on (the later one of a tie), so that a payment of the
- * slack before or after it, listed first, does not choose another; its
- * earliest and latest payments must then lie within the slack of it.
+ * The day of a statement given without one: of the Beijing days its
+ * payments fall on, one whose slack holds them all, so that a payment of
+ * the slack before or after it, listed first, does not choose another.
  */
 #define RECON_DAYS_MAX 4		/* one day, its slack, and more is wrong */
 
@@ -711,18 +710,38 @@ recon_days_add(struct recon_days *d, int64_t at, uint64_t line,
 	return PH_OK;
 }
 
-/* The day chosen, its payments in *inside; 0 when there was none. */
+/* Do the earliest and the latest payment lie within day's slack? */
+static int
+recon_days_fit(const struct recon_days *d, int64_t day)
+{
+	return d->first >= day - RECON_SLACK &&
+	    d->last < day + RECON_DAY + RECON_SLACK;
+}
+
+/*
+ * The day chosen, its payments in *inside; 0 when there was none.  Of the
+ * days every payment lies within the slack of, the one most fall on (the
+ * earlier of a tie); when there is none such, the one most fall on, for
+ * the caller to refuse naming the payment outside it.
+ */
 static int64_t
 recon_days_pick(const struct recon_days *d, uint64_t *inside)
 {
 	size_t i, best = 0;
+	int fit, best_fit;
 
 	if (d->nd == 0)
 		return 0;
-	for (i = 1; i < d->nd; i++)
-		if (d->n[i] > d->n[best] || (d->n[i] == d->n[best] &&
-		    d->day[i] > d->day[best]))
+	best_fit = recon_days_fit(d, d->day[0]);
+	for (i = 1; i < d->nd; i++) {
+		fit = recon_days_fit(d, d->day[i]);
+		if (fit > best_fit || (fit == best_fit && (d->n[i] >
+		    d->n[best] || (d->n[i] == d->n[best] &&
+		    d->day[i] < d->day[best])))) {
 			best = i;
+			best_fit = fit;
+		}
+	}
 	*inside = d->n[best];
 	return d->day[best];
 }

@@ -613,6 +613,25 @@ def test_statement_day(tap, inst):
            'statement day: a payment of 23:50 the day before listed first: '
            'the day most payments fall on is reconciled', r.returncode,
            r.stdout[:200], r.stderr[-300:])
+    # Payments of the slack after the day (00:20 and 00:40 Beijing the day
+    # after), more than those of the day: the only day whose slack holds
+    # them all.
+    after = []
+    for i, when in enumerate(('2026-11-06 16:20:00', '2026-11-06 16:40:00')):
+        o = 'SDA%d-%s' % (i, tag)
+        inst.create_order(o, 100, profile='agghmac')
+        charges[o] = new_id('ch_')
+        b = event(charge(o, ch=charges[o], time_paid=utc(when)))
+        check_ok(tap, post(inst, 'agghmac', b, hmac_headers(b)),
+                 'statement day: %s paid' % o)
+        after.append('charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
+            charges[o], APP, o, utc(when)))
+    r = run('slack-after.csv', [pay_row] + after)
+    tap.ok(r.returncode == 0 and
+           r.stdout.startswith('reconcile agghmac 2026-11-06'),
+           'statement day: more payments of 00:20 and 00:40 the day after '
+           'than of the day: the day whose slack holds them all', r.returncode,
+           r.stdout[:200], r.stderr[-300:])
     # A row without a time first: refused, not the day of 1970.
     r = run('time-zero-first.csv', [
         'charge,%s,%s,%s,,100,cny,wx_pub,0,' % (
