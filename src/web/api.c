@@ -200,7 +200,7 @@ api_body_object(const struct web_request *req, struct web_response *resp,
 	json_t *in;
 
 	in = json_loadb((const char *)req->body, req->body_len,
-	    JSON_REJECT_DUPLICATES, &jerr);
+	    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (in == NULL) {
 		web_error(resp, 400, "bad_request", "body is not valid JSON: "
 		    "%s (line %d, column %d)", jerr.text, jerr.line,

@@ -229,11 +229,12 @@ def test_routes(tap, inst):
                startswith('body is not valid JSON: ') and 'column' in
                (r.json or {}).get('message', ''), 'POST %s, a body that is '
                'not JSON: 400, saying where it breaks' % path, r.describe())
-        r = inst.api('POST', path, '[1]')
-        tap.ok(r.status == 400 and (r.json or {}).get('message', '').
-               startswith('body must be a JSON object like {'),
-               'POST %s, a body that is not an object: 400, with an '
-               'example' % path, r.describe())
+        for body in ('[1]', 'null', '"x"'):
+            r = inst.api('POST', path, body)
+            tap.ok(r.status == 400 and (r.json or {}).get('message', '').
+                   startswith('body must be a JSON object like {'),
+                   'POST %s, a body that is not an object (%s): 400, with '
+                   'an example' % (path, body), r.describe())
 
 
 def test_chunked(tap, inst):
