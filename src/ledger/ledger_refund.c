@@ -1097,9 +1097,10 @@ ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
 	if (lease > now && (st == LEDGER_REFUND_PENDING ||
 	    st == LEDGER_REFUND_PROCESSING)) {
 		store_abort(&t);
-		return ph_fail(diag, PH_E_CONFLICT, "refund %s is with refunds "
-		    "run right now (for %llds more): settle it once that run "
-		    "is done", refund_id, (long long)(lease - now));
+		return ph_fail(diag, PH_E_CONFLICT, "refund %s is leased to "
+		    "refunds run for %llds more (a run sending it, or one "
+		    "killed while it did): settle it once the lease is over",
+		    refund_id, (long long)(lease - now));
 	}
 	/* A double or late payment is repaid whole: nothing could ask for
 	 * the rest of it again through payhook. */

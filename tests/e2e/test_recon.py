@@ -1102,7 +1102,7 @@ def test_settle_by_hand(tap, inst, sim, workdir):
     wait_for(lambda: (inst.api('GET', '/refunds/%s' % brid).json or {}).get(
         'sent_at') is not None, timeout=10)
     r = inst.cli('refunds', 'settle', brid, '--failed')
-    tap.ok(r.returncode == 1 and 'with refunds run right now' in r.stderr,
+    tap.ok(r.returncode == 1 and 'is leased to refunds run for' in r.stderr,
            'refunds settle of a refund refunds run is sending: exit 1, '
            'saying why', r.returncode, r.stderr[-300:])
     runner.wait(timeout=60)
