@@ -1081,36 +1081,36 @@ ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
 	lease = json_integer_value(json_object_get(*item, "lease_until"));
 	if (st == LEDGER_REFUND_CANCELLED || st == LEDGER_REFUND_SUCCEEDED ||
 	    (st == LEDGER_REFUND_FAILED && !succeeded)) {
-		store_abort(&t);
-		return ph_fail(diag, PH_E_CONFLICT, "refund %s is %s already%s",
+		rc = ph_fail(diag, PH_E_CONFLICT, "refund %s is %s already%s",
 		    refund_id, ledger_refund_state_name(st), st ==
 		    LEDGER_REFUND_CANCELLED ? ": it was never sent" : "");
+		goto refused;
 	}
 	if (amount > asked) {
-		store_abort(&t);
-		return ph_fail(diag, PH_E_CONFLICT, "refund %s asked for %lld: "
+		rc = ph_fail(diag, PH_E_CONFLICT, "refund %s asked for %lld: "
 		    "it cannot have succeeded with more", refund_id,
 		    (long long)asked);
+		goto refused;
 	}
 	/* The runner's answer, on its way, would be dropped on a refund
 	 * settled meanwhile: what the provider does then is what counts. */
 	if (lease > now && (st == LEDGER_REFUND_PENDING ||
 	    st == LEDGER_REFUND_PROCESSING)) {
-		store_abort(&t);
-		return ph_fail(diag, PH_E_CONFLICT, "refund %s is leased to "
+		rc = ph_fail(diag, PH_E_CONFLICT, "refund %s is leased to "
 		    "refunds run for %llds more (a run sending it, or one "
 		    "killed while it did): settle it once the lease is over",
 		    refund_id, (long long)(lease - now));
+		goto refused;
 	}
 	/* A double or late payment is repaid whole: nothing could ask for
 	 * the rest of it again through payhook. */
 	if (amount > 0 && amount < asked &&
 	    strcmp(ledger_str(*item, "reason"), "merchant") != 0) {
-		store_abort(&t);
-		return ph_fail(diag, PH_E_CONFLICT, "refund %s repays a %s "
+		rc = ph_fail(diag, PH_E_CONFLICT, "refund %s repays a %s "
 		    "whole: settle it --succeeded or --failed, and refund a "
 		    "part left at the provider's platform", refund_id,
 		    ledger_str(*item, "reason"));
+		goto refused;
 	}
 	if (amount > 0 && amount < asked) {
 		/* A failed one's amount was released whole; otherwise the
@@ -1142,6 +1142,11 @@ ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	}
 	return PH_OK;
+refused:
+	store_abort(&t);
+	json_decref(*item);
+	*item = NULL;
+	return rc;
 }
 
 /*
