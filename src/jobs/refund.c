@@ -57,15 +57,17 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		json_t *leased;
 		uint64_t seq;
 
-		item = json_array_get(items, i);
-		seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
-		pname = json_string_value(json_object_get(item, "profile"));
+		seq = (uint64_t)json_integer_value(json_object_get(
+		    json_array_get(items, i), "seq"));
 		if (ledger_refund_lease(s, seq, now, (int64_t)c->lease_s, token,
 		    &leased) != PH_OK) {
 			json_decref(leased);
 			continue;
 		}
-		json_decref(leased);
+		/* As it is now, not as the list read at the start had it: a
+		 * wave may go out minutes later, the refund sent meanwhile. */
+		item = leased;
+		pname = json_string_value(json_object_get(item, "profile"));
 		if ((pr = conf_profile(c, pname != NULL ? pname : "")) == NULL) {
 			/* Kept: the money is owed, and the profile may be
 			 * configured again. */
@@ -78,6 +80,7 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 			    "its profile is no longer configured", NULL, now,
 			    &res);
 			st->errors++;
+			json_decref(leased);
 			continue;
 		}
 		order = NULL;
@@ -85,6 +88,7 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		    "order_id")), &order);
 		query_prepare_refund(&jobs[n], pr, item, order, now);
 		json_decref(order);
+		json_decref(leased);
 		seqs[n++] = seq;
 	}
 	query_send(c, jobs, n, n);
