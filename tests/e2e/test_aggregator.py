@@ -541,49 +541,55 @@ def test_query(tap, inst, mock):
 
 def test_statement_day(tap, inst):
     """reconcile without --date reconciles the day it checked the
-    statement against, the day of its payments: a refund of the day
-    before (or a row without a time) listed first must not choose
-    another day, where the payment missing from the statement would go
-    unseen and one rightly absent be raised."""
+    statement against, one whose slack holds all its payments: a refund of
+    the day before, a row without a time, or payments of the slack before
+    or after it listed first must not choose another day, where the
+    payment missing from the statement would go unseen and one rightly
+    absent be raised."""
     def utc(text):
         return calendar.timegm(time.strptime(text, '%Y-%m-%d %H:%M:%S'))
 
     tag = os.urandom(3).hex()
-    before, listed, dropped = ('SD0-' + tag, 'SD1-' + tag, 'SD2-' + tag)
-    charges = {}
-    for oid, when in ((before, '2026-11-05 04:00:00'),
-                      (listed, '2026-11-06 02:00:00'),
-                      (dropped, '2026-11-06 03:00:00')):
+    rows_of = {}
+
+    def paid(name, when):
+        """An order paid at when (UTC): its statement row."""
+        oid = '%s-%s' % (name, tag)
         inst.create_order(oid, 100, profile='agghmac')
-        charges[oid] = new_id('ch_')
-        b = event(charge(oid, ch=charges[oid], time_paid=utc(when)))
+        ch = new_id('ch_')
+        b = event(charge(oid, ch=ch, time_paid=utc(when)))
         check_ok(tap, post(inst, 'agghmac', b, hmac_headers(b)),
                  'statement day: %s paid' % oid)
+        rows_of[oid] = ch
+        return oid, 'charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
+            ch, APP, oid, utc(when))
+
+    before, _ = paid('SD0', '2026-11-05 04:00:00')
+    listed, pay_row = paid('SD1', '2026-11-06 02:00:00')
+    dropped, dropped_row = paid('SD2', '2026-11-06 03:00:00')
     rep = os.path.join(inst.dir, 'statement-day')
     os.makedirs(rep)
 
-    def run(name, rows):
+    def run(name, rows, want, what):
         path = os.path.join(rep, name)
         with open(path, 'w') as fh:
             fh.write('\n'.join(
                 ['type,id,app,order_no,charge,amount,currency,channel,'
                  'time,refund_no'] + rows +
                 ['total,%d,%d' % (len(rows), 100 * len(rows))]) + '\n')
-        return inst.cli('reconcile', '--profile', 'agghmac', '--statement',
-                        path, '--report-dir', rep)
+        r = inst.cli('reconcile', '--profile', 'agghmac', '--statement',
+                     path, '--report-dir', rep)
+        tap.ok(r.returncode == 0 and r.stdout.startswith(
+            'reconcile agghmac %s' % want), 'statement day: ' + what,
+            r.returncode, r.stdout[:200], r.stderr[-300:])
 
-    pay_row = 'charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
-        charges[listed], APP, listed, utc('2026-11-06 02:00:00'))
     # A refund that succeeded at 23:00 Beijing the day before, first.
-    r = run('refund-first.csv', [
+    run('refund-first.csv', [
         'refund,%s,%s,%s,%s,100,cny,,%d,' % (
-            new_id('re_'), APP, before, charges[before],
-            utc('2026-11-05 15:00:00')), pay_row])
-    tap.ok(r.returncode == 0 and
-           r.stdout.startswith('reconcile agghmac 2026-11-06'),
-           'statement day: a refund of the day before listed first: the '
-           'day of the payments is reconciled', r.returncode,
-           r.stdout[:200], r.stderr[-300:])
+            new_id('re_'), APP, before, rows_of[before],
+            utc('2026-11-05 15:00:00')), pay_row], '2026-11-06',
+        'a refund of the day before listed first: the day of the payments '
+        'is reconciled')
     rows = []
     path = os.path.join(rep, 'reconcile-agghmac-2026-11-06.json')
     if os.path.exists(path):
@@ -594,55 +600,26 @@ def test_statement_day(tap, inst):
     tap.is_(missing, [dropped], 'statement day: ... the payment of that '
             'day left out of the statement is raised, the one of the day '
             'before is not', rows)
-    # A payment of the slack before the day (23:50 Beijing) listed
-    # first: the day most payments fall on, not the slack's.
-    late = 'SDL-' + tag
-    inst.create_order(late, 100, profile='agghmac')
-    charges[late] = new_id('ch_')
-    b = event(charge(late, ch=charges[late],
-                     time_paid=utc('2026-11-05 15:50:00')))
-    check_ok(tap, post(inst, 'agghmac', b, hmac_headers(b)),
-             'statement day: %s paid' % late)
-    r = run('slack-first.csv', [
-        'charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
-            charges[late], APP, late, utc('2026-11-05 15:50:00')), pay_row,
-        'charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
-            charges[dropped], APP, dropped, utc('2026-11-06 03:00:00'))])
-    tap.ok(r.returncode == 0 and
-           r.stdout.startswith('reconcile agghmac 2026-11-06'),
-           'statement day: a payment of 23:50 the day before listed first: '
-           'the day most payments fall on is reconciled', r.returncode,
-           r.stdout[:200], r.stderr[-300:])
-    # Payments of the slack after the day (00:20 and 00:40 Beijing the day
-    # after), more than those of the day: the only day whose slack holds
-    # them all.
-    after = []
-    for i, when in enumerate(('2026-11-06 16:20:00', '2026-11-06 16:40:00')):
-        o = 'SDA%d-%s' % (i, tag)
-        inst.create_order(o, 100, profile='agghmac')
-        charges[o] = new_id('ch_')
-        b = event(charge(o, ch=charges[o], time_paid=utc(when)))
-        check_ok(tap, post(inst, 'agghmac', b, hmac_headers(b)),
-                 'statement day: %s paid' % o)
-        after.append('charge,%s,%s,%s,,100,cny,wx_pub,%d,' % (
-            charges[o], APP, o, utc(when)))
-    r = run('slack-after.csv', [pay_row] + after)
-    tap.ok(r.returncode == 0 and
-           r.stdout.startswith('reconcile agghmac 2026-11-06'),
-           'statement day: more payments of 00:20 and 00:40 the day after '
-           'than of the day: the day whose slack holds them all', r.returncode,
-           r.stdout[:200], r.stderr[-300:])
-    # A row without a time first: refused, not the day of 1970.
-    r = run('time-zero-first.csv', [
+    # A payment of the slack before the day (23:50 Beijing) listed first.
+    _, late_row = paid('SDL', '2026-11-05 15:50:00')
+    run('slack-first.csv', [late_row, pay_row, dropped_row], '2026-11-06',
+        'a payment of 23:50 the day before listed first: the day of the '
+        'others is reconciled')
+    # More payments of the slack after the day (00:20 and 00:40 Beijing
+    # the day after) than of the day: the only day whose slack holds all.
+    after = [paid('SDA%d' % i, when)[1] for i, when in enumerate((
+        '2026-11-06 16:20:00', '2026-11-06 16:40:00'))]
+    run('slack-after.csv', [pay_row] + after, '2026-11-06',
+        'more payments of 00:20 and 00:40 the day after than of the day: '
+        'the day whose slack holds them all')
+    # A row without a time first: not the day of 1970.
+    run('time-zero-first.csv', [
         'charge,%s,%s,%s,,100,cny,wx_pub,0,' % (
-            new_id('ch_'), APP, 'SDZ-' + tag), pay_row])
-    tap.ok(r.returncode == 0 and
-           r.stdout.startswith('reconcile agghmac 2026-11-06') and
-           not os.path.exists(os.path.join(
-               rep, 'reconcile-agghmac-1970-01-01.json')),
-           'statement day: a row without a time first: the day of the '
-           'payments is reconciled, not 1970-01-01', r.returncode,
-           r.stdout[:200], r.stderr[-300:])
+            new_id('ch_'), APP, 'SDZ-' + tag), pay_row], '2026-11-06',
+        'a row without a time first: the day of the payments is reconciled')
+    tap.ok(not os.path.exists(os.path.join(
+        rep, 'reconcile-agghmac-1970-01-01.json')),
+        'statement day: ... and no report of 1970-01-01')
 
 
 def main(tap):
