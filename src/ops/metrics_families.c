@@ -72,7 +72,8 @@ const struct metrics_family metrics_families[] = {
 	GAUGE("payhook_refunds_last_success_timestamp_seconds",
 	    "When payhook refunds run last completed without a provider "
 	    "failure (0: never).", ZERO),
-	GAUGE("payhook_refunds_queued", "Refund work items.", SCRAPED),
+	GAUGE("payhook_refunds_queued",
+	    "Refund work items, settled ones included.", SCRAPED),
 	COUNTER("payhook_refunds_total",
 	    "Refund calls made by payhook refunds run, by result."),
 	HISTOGRAM("payhook_request_duration_seconds",
