@@ -472,7 +472,7 @@ cli_store_import_run(struct cli *c)
 	struct conf *other = NULL;
 	struct store *from = NULL;
 	struct ph_diag diag;
-	size_t i, total = 0;
+	size_t i, moved, total = 0;
 	int rc = CLI_EXIT_FAIL;
 
 	memset(&errs, 0, sizeof(errs));
@@ -504,7 +504,7 @@ cli_store_import_run(struct cli *c)
 	}
 	/* What an older payhook.fcgi wrote after the source's upgrade would
 	 * break the target's keys (PostgreSQL's unique columns). */
-	if (ledger_migrate_strays(from, &i) != PH_OK) {
+	if (ledger_migrate_strays(from, &moved) != PH_OK) {
 		fprintf(stderr, "payhook: store import: %s: its records could "
 		    "not be read\n", c->a.word);
 		goto done;

@@ -643,6 +643,14 @@ recon_once(json_t *seen, const struct ph_statement *st,
  * hours outside it (the most a provider's cut-off or clock is allowed to
  * be off) is of another day's statement.
  */
+/* Does at lie within the day starting at day_start, or its slack? */
+static int
+recon_in_slack(int64_t day_start, int64_t at)
+{
+	return at >= day_start - RECON_SLACK &&
+	    at < day_start + RECON_DAY + RECON_SLACK;
+}
+
 static int
 recon_of_day(int64_t day_start, uint64_t line, int64_t at,
     struct ph_diag *diag)
@@ -651,8 +659,7 @@ recon_of_day(int64_t day_start, uint64_t line, int64_t at,
 	time_t t;
 	struct tm tm;
 
-	if (at >= day_start - RECON_SLACK &&
-	    at < day_start + RECON_DAY + RECON_SLACK)
+	if (recon_in_slack(day_start, at))
 		return PH_OK;
 	t = (time_t)(day_start + RECON_CST);
 	gmtime_r(&t, &tm);
@@ -714,8 +721,7 @@ recon_days_add(struct recon_days *d, int64_t at, uint64_t line,
 static int
 recon_days_fit(const struct recon_days *d, int64_t day)
 {
-	return d->first >= day - RECON_SLACK &&
-	    d->last < day + RECON_DAY + RECON_SLACK;
+	return recon_in_slack(day, d->first) && recon_in_slack(day, d->last);
 }
 
 /*

@@ -54,19 +54,18 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 	for (i = from; i < from + count; i++) {
 		const struct conf_profile *pr;
 		const char *pname;
-		json_t *leased;
 		uint64_t seq;
 
 		seq = (uint64_t)json_integer_value(json_object_get(
 		    json_array_get(items, i), "seq"));
+		/* Sent as the lease finds it, not as the list read at the
+		 * start had it: a wave may go out minutes later, the refund
+		 * sent meanwhile. */
 		if (ledger_refund_lease(s, seq, now, (int64_t)c->lease_s, token,
-		    &leased) != PH_OK) {
-			json_decref(leased);
+		    &item) != PH_OK) {
+			json_decref(item);
 			continue;
 		}
-		/* As it is now, not as the list read at the start had it: a
-		 * wave may go out minutes later, the refund sent meanwhile. */
-		item = leased;
 		pname = json_string_value(json_object_get(item, "profile"));
 		if ((pr = conf_profile(c, pname != NULL ? pname : "")) == NULL) {
 			/* Kept: the money is owed, and the profile may be
@@ -80,7 +79,7 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 			    "its profile is no longer configured", NULL, now,
 			    &res);
 			st->errors++;
-			json_decref(leased);
+			json_decref(item);
 			continue;
 		}
 		order = NULL;
@@ -88,7 +87,7 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		    "order_id")), &order);
 		query_prepare_refund(&jobs[n], pr, item, order, now);
 		json_decref(order);
-		json_decref(leased);
+		json_decref(item);
 		seqs[n++] = seq;
 	}
 	query_send(c, jobs, n, n);

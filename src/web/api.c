@@ -186,7 +186,6 @@ api_refusal(struct ph_buf *body, int status, const char *code,
 	return status;
 }
 
-
 /*
  * The request's body as a JSON object (caller frees), or NULL with resp
  * the 400 saying why: where the JSON breaks, or that it is not an object

@@ -64,7 +64,6 @@ notify_refusal(int rc)
 	}
 }
 
-
 static void
 notify_count(const struct conf_profile *pr, const char *outcome)
 {
