@@ -63,6 +63,17 @@ uint64_t ledger_emit_new(struct store_txn *t, const struct ledger_fact *f,
     enum ledger_event type, const char *order_id, json_t *extra);
 void ledger_note(struct ledger_result *r, enum ledger_event type,
     uint64_t seq);
+/* An order's exception, as its fields; every string borrowed. */
+struct ledger_exception {
+	const char *type;
+	const char *provider;
+	const char *txn_id;
+	int64_t amount;
+	const char *currency;
+	int64_t at;
+};
+void ledger_add_exception_at_new(struct store_txn *t, json_t *order,
+    const struct ledger_exception *x, json_t *extra);
 void ledger_add_exception_new(struct store_txn *t, json_t *order,
     const struct ledger_fact *f, const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);

@@ -243,23 +243,23 @@ ledger_note(struct ledger_result *r, enum ledger_event type, uint64_t seq)
 }
 
 /*
- * Adds an exception to the order's list.  extra is taken (its reference
+ * Adds exception x to the order's list.  extra is taken (its reference
  * stolen, jansson's _new convention).  Nothing is dropped silently: when
  * the entry cannot be made the transaction fails with PH_E_NOMEM.
  */
 void
-ledger_add_exception_new(struct store_txn *t, json_t *order,
-    const struct ledger_fact *f, const char *type, json_t *extra)
+ledger_add_exception_at_new(struct store_txn *t, json_t *order,
+    const struct ledger_exception *x, json_t *extra)
 {
 	json_t *ex = json_object_get(order, "exceptions"), *e;
 
 	e = json_pack("{s:s, s:s, s:s, s:I, s:s, s:I}",
-	    "type", type,
-	    "provider", f->provider,
-	    "provider_txn_id", f->ev->txn_id,
-	    "amount", (json_int_t)f->ev->amount,
-	    "currency", f->ev->currency,
-	    "at", (json_int_t)f->now);
+	    "type", x->type,
+	    "provider", x->provider,
+	    "provider_txn_id", x->txn_id,
+	    "amount", (json_int_t)x->amount,
+	    "currency", x->currency,
+	    "at", (json_int_t)x->at);
 	if (e != NULL && extra != NULL && json_object_update(e, extra) != 0) {
 		json_decref(e);
 		e = NULL;
@@ -277,10 +277,27 @@ ledger_add_exception_new(struct store_txn *t, json_t *order,
 	/* json_array_append_new takes e even when it fails. */
 	if (e == NULL || json_array_append_new(ex, e) != 0 ||
 	    json_object_set_new(order, "updated_at",
-	    json_integer(f->now)) != 0) {
+	    json_integer(x->at)) != 0) {
 		if (t->err == PH_OK)
 			t->err = PH_E_NOMEM;
 	}
+}
+
+/* An exception about the fact f: its provider, payment and amount. */
+void
+ledger_add_exception_new(struct store_txn *t, json_t *order,
+    const struct ledger_fact *f, const char *type, json_t *extra)
+{
+	struct ledger_exception x = {
+		.type = type,
+		.provider = f->provider,
+		.txn_id = f->ev->txn_id,
+		.amount = f->ev->amount,
+		.currency = f->ev->currency,
+		.at = f->now,
+	};
+
+	ledger_add_exception_at_new(t, order, &x, extra);
 }
 
 const char *

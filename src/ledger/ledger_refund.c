@@ -731,32 +731,26 @@ ledger_refund_overask(struct store_txn *t, json_t *order, const json_t *late,
  */
 static int64_t
 ledger_refund_over(struct store_txn *t, json_t *order, const json_t *r,
-    const char *source, int64_t now)
+    int64_t now)
 {
 	int64_t over = json_integer_value(json_object_get(order, "refunded")) -
 	    json_integer_value(json_object_get(order, "amount"));
 	int64_t amount = json_integer_value(json_object_get(r, "amount"));
-	struct ledger_fact f;
-	struct ph_event ev;
+	struct ledger_exception x;
 
 	if (over <= 0)
 		return 0;
 	/* This refund's part of it: an earlier late one raised its own. */
 	if (over > amount)
 		over = amount;
-	memset(&ev, 0, sizeof(ev));
-	snprintf(ev.txn_id, sizeof(ev.txn_id), "%s", ledger_str(r,
-	    "provider_txn_id"));
-	snprintf(ev.currency, sizeof(ev.currency), "%s", ledger_str(r,
-	    "currency"));
-	ev.amount = over;
-	f.profile = ledger_str(r, "profile");
-	f.provider = ledger_str(r, "provider");
-	f.source = source;
-	f.ev = &ev;
-	f.now = now;
-	ledger_add_exception_new(t, order, &f, "over_refunded", json_pack(
-	    "{s:s}", "refund_id", ledger_str(r, "refund_id")));
+	x.type = "over_refunded";
+	x.provider = ledger_str(r, "provider");
+	x.txn_id = ledger_str(r, "provider_txn_id");
+	x.amount = over;
+	x.currency = ledger_str(r, "currency");
+	x.at = now;
+	ledger_add_exception_at_new(t, order, &x, json_pack("{s:s}",
+	    "refund_id", ledger_str(r, "refund_id")));
 	log_warn("order %s: refund %s succeeded with a refund that had "
 	    "failed succeeding after all: %lld more than the payment went "
 	    "back; raised as over_refunded", ledger_str(order, "order_id"),
@@ -850,7 +844,7 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 			    json_object_get(order, "refunded")) + amount));
 			/* Over the payment: by this one, or by one that
 			 * failed and succeeded after all, before it. */
-			over = ledger_refund_over(t, order, r, source, now);
+			over = ledger_refund_over(t, order, r, now);
 			ledger_order_refund_state(t, order, now);
 		} else
 			ledger_refund_release(t, order, r, now);
