@@ -171,7 +171,9 @@ enum ph_event_kind {
  */
 struct ph_event {
 	enum ph_event_kind kind;
-	char order_id[PH_ID_MAX + 1];	/* merchant's order id */
+	/* The merchant's order id; a refund result whose message names only
+	 * the payment (txn_id) leaves it "", and payhook finds the order. */
+	char order_id[PH_ID_MAX + 1];
 	char txn_id[PH_ID_MAX + 1];	/* provider's transaction id */
 	char refund_id[PH_ID_MAX + 1];	/* provider's refund id, refunds only */
 	int64_t amount;			/* minor units (fen), >= 0 */

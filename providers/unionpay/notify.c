@@ -97,9 +97,11 @@ up_notify_event(const struct up_msg *m, struct ph_event *ev,
 		ev->kind = ok ? PH_EV_REFUND_SUCCEEDED : PH_EV_REFUND_FAILED;
 		memcpy(ev->refund_id, qid, strlen(qid) + 1);
 		/* A refund is a transaction of its own, with the orderId the
-		 * merchant gave it: the merchant's refund id. */
+		 * merchant gave it: the merchant's refund id.  The payment's
+		 * order is not named (origQryId names the payment). */
 		memcpy(ev->merchant_refund_id, ev->order_id,
 		    strlen(ev->order_id) + 1);
+		ev->order_id[0] = '\0';
 		if (up_get(m, "origQryId") != NULL &&
 		    (rc = up_token(m, "origQryId", ev->txn_id,
 		    sizeof(ev->txn_id), PH_ID_MAX, diag)) != PH_OK)

@@ -116,6 +116,7 @@ up_st_row(const void *p, const struct ph_csv_row *r, uint64_t no,
 		memcpy(ev->refund_id, qid, strlen(qid) + 1);
 		memcpy(ev->merchant_refund_id, ev->order_id,
 		    strlen(ev->order_id) + 1);
+		ev->order_id[0] = '\0';
 		c = r->col[UP_ST_ORIGQRYID];
 		if (c < 0 || up_st_token(f[c], n[c], PH_ID_MAX, ev->txn_id,
 		    sizeof(ev->txn_id)) != 0)

@@ -429,8 +429,11 @@ recon_refund(struct recon *r, struct ph_event *ev)
 		    r->pr->name, provider, ev, json_pack("{s:s, s:s}",
 		    "refund_id", ev->merchant_refund_id, "provider_refund_id",
 		    ev->refund_id), r->now);
+	/* A row that names only the payment: the order of the refund it
+	 * matched, where it matched one. */
 	recon_row(r, ok || waiting ? RECON_REFUND_MATCHED :
-	    RECON_REFUND_MISMATCH, ev->order_id, ev->txn_id, ev->amount,
+	    RECON_REFUND_MISMATCH, ev->order_id[0] != '\0' ? ev->order_id :
+	    recon_str(item, "order_id"), ev->txn_id, ev->amount,
 	    item != NULL ? json_integer_value(json_object_get(item,
 	    "amount")) : -1, ev->currency, ok ? "" : waiting ? "not settled "
 	    "(an unverified statement): its result, or a statement payhook "

@@ -59,11 +59,17 @@ ledger_digest(const struct ph_event *ev, char hex[2 * PH_SHA256_LEN + 1])
 	char text[3 * (PH_ID_MAX + 1) + 2 * TEXT_INT_MAX + 16];
 	char kind[TEXT_INT_MAX], amount[TEXT_INT_MAX];
 	unsigned char d[PH_SHA256_LEN];
+	const char *order = ev->order_id;
 	size_t n;
 
+	/* A refund result that names no order stands for itself by its
+	 * merchant refund id, the value UnionPay's plugin gave order_id
+	 * before (its digests stored since stay the same). */
+	if (order[0] == '\0' && ledger_kind_is_refund(ev->kind))
+		order = ev->merchant_refund_id;
 	text_int(kind, (long long)ev->kind);
 	text_int(amount, (long long)ev->amount);
-	n = text_cat(text, sizeof(text), kind, "|", ev->order_id, "|",
+	n = text_cat(text, sizeof(text), kind, "|", order, "|",
 	    ev->txn_id, "|", ev->refund_id, "|", amount, "|", ev->currency,
 	    (char *)NULL);
 	ph_sha256(text, n < sizeof(text) ? n : sizeof(text) - 1, d);
@@ -495,7 +501,10 @@ ledger_event_check(const struct ph_event *ev, struct ph_diag *diag)
 		return PH_OK;
 	if (ev->dedup_key[0] == '\0')
 		return ph_fail(diag, PH_E_FIELD, "the event has no dedup key");
-	if (!order_id_valid(ev->order_id, strlen(ev->order_id)))
+	/* A refund result may name only the payment: the ledger finds
+	 * its order through the payment it recorded. */
+	if (!(ev->order_id[0] == '\0' && ledger_kind_is_refund(ev->kind)) &&
+	    !order_id_valid(ev->order_id, strlen(ev->order_id)))
 		return ph_fail(diag, PH_E_FIELD, "invalid order id \"%s\"",
 		    ev->order_id);
 	if (ev->kind == PH_EV_NOT_FOUND || ev->kind == PH_EV_PAYMENT_PENDING)

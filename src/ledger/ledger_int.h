@@ -77,6 +77,8 @@ void ledger_add_exception_at_new(struct store_txn *t, json_t *order,
 void ledger_add_exception_new(struct store_txn *t, json_t *order,
     const struct ledger_fact *f, const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);
+/* Is kind the result of a refund (succeeded or failed)? */
+int ledger_kind_is_refund(enum ph_event_kind kind);
 
 /* An event's id: the epoch of the store that made it and its sequence
  * number, unique across every store and every restore. */

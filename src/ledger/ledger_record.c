@@ -300,6 +300,12 @@ ledger_add_exception_new(struct store_txn *t, json_t *order,
 	ledger_add_exception_at_new(t, order, &x, extra);
 }
 
+int
+ledger_kind_is_refund(enum ph_event_kind kind)
+{
+	return kind == PH_EV_REFUND_SUCCEEDED || kind == PH_EV_REFUND_FAILED;
+}
+
 const char *
 ledger_str(const json_t *o, const char *key)
 {

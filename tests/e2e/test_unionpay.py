@@ -15,6 +15,7 @@ through a loopback UnionPay that checks the request's signature.
 import base64
 import datetime
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -341,6 +342,55 @@ def test_no_download(tap, inst, mock):
             'no call to UnionPay, no event')
 
 
+def test_portal_refunds(tap, inst, signer):
+    """Refunds are made at UnionPay's portal: the one payhook queued for a
+    double payment (its runner cannot make it) made there under payhook's
+    refund id settles it; another is raised on the order it refunds."""
+    oid = 'UPD' + os.urandom(5).hex().upper()
+    inst.create_order(oid, 1000, profile='upshop')
+    q1, q2 = new_query_id(), new_query_id()
+    for q in (q1, q2):
+        inst.notify(unionpay_form(signer.sign(notification(signer, oid, q))),
+                    'upshop', content_type=FORM)
+    r = inst.cli('refunds', 'run')
+    m = re.search(r'refund (phr[0-9a-z]+) of order %s: not sent' % oid,
+                  r.stderr)
+    tap.ok(m is not None, 'double payment: its refund cannot be sent to '
+           'UnionPay, it fails to be made at the portal', r.stderr)
+    rid = m.group(1) if m else 'none'
+
+    base = inst.last_seq()
+    portal = new_query_id()
+    fields = signer.sign(notification(
+        signer, 'RF' + os.urandom(4).hex(), portal, amount=300,
+        txnType='04', txnSubType='00', origQryId=q1))
+    r = inst.notify(unionpay_form(fields), 'upshop', content_type=FORM)
+    evs = inst.all_events(base)
+    tap.is_((r.status, types_of(evs), [e.get('order_id') for e in evs]),
+            (200, ['refund.unmatched'], [oid]),
+            'a refund payhook did not ask for: refund.unmatched on the '
+            'order of the payment it names', repr(evs))
+    ex = [x for x in (inst.order(oid) or {}).get('exceptions') or []
+          if x.get('type') == 'refund_unmatched']
+    tap.is_([(x.get('provider_refund_id'), x.get('amount')) for x in ex],
+            [(portal, 300)], '... and an exception on that order', repr(ex))
+
+    base = inst.last_seq()
+    fields = signer.sign(notification(
+        signer, rid, new_query_id(), amount=1000, txnType='04',
+        txnSubType='00', origQryId=q2))
+    r = inst.notify(unionpay_form(fields), 'upshop', content_type=FORM)
+    got = inst.api('GET', '/refunds/' + rid)
+    evs = inst.all_events(base)
+    tap.is_((r.status, (got.json or {}).get('state'), types_of(evs)),
+            (200, 'SUCCEEDED', ['refund.succeeded']),
+            'the double payment refunded at the portal under payhook\'s '
+            'refund id: that refund SUCCEEDED', got.describe())
+    r = inst.notify(unionpay_form(fields), 'upshop', content_type=FORM)
+    tap.is_((r.status, types_of(inst.all_events(base))),
+            (200, ['refund.succeeded']), '... told again: a duplicate')
+
+
 def main(tap):
     if shutil.which('openssl') is None:
         tap.skip_all('the openssl command is not installed')
@@ -361,6 +411,7 @@ def main(tap):
         test_notifications(tap, inst, signer, base)
         test_query(tap, inst, signer, mock)
         test_no_download(tap, inst, mock)
+        test_portal_refunds(tap, inst, signer)
     finally:
         if mock is not None:
             mock.close()

@@ -565,6 +565,97 @@ test_refund_race(struct store *s)
 	json_decref(o);
 }
 
+/* A refund result of the order's payment, naming no order: with
+ * merchant refund id mrid, of amount, under dedup key key. */
+static struct ph_event
+refund_of_payment(const char *order_id, const char *mrid, int64_t amount,
+    const char *key)
+{
+	struct ph_event ev;
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PH_EV_REFUND_SUCCEEDED;
+	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
+	snprintf(ev.txn_id, sizeof(ev.txn_id), "TXNRP1");
+	snprintf(ev.refund_id, sizeof(ev.refund_id), "Q%s", key);
+	snprintf(ev.merchant_refund_id, sizeof(ev.merchant_refund_id), "%s",
+	    mrid);
+	ev.amount = amount;
+	snprintf(ev.currency, sizeof(ev.currency), "CNY");
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "up:%s:04:00", key);
+	return ev;
+}
+
+/*
+ * UnionPay's refund names the payment (origQryId) and the refund's own
+ * orderId, not the payment's order: the ledger finds the order through
+ * the payment, so payhook's refund made at the portal under its refund id
+ * settles, and another is raised on the order it refunds.
+ */
+static void
+test_refund_by_payment(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	json_t *item = NULL, *o = NULL, *ex;
+	char id[24];
+	uint64_t after;
+
+	create(s, "RP1", 500, "CNY");
+	ev = fx_pay_event("RP1", "TXNRP1", 500, "CNY");
+	apply(s, &ev, &r);
+	memset(&d, 0, sizeof(d));
+	is_int(request_refund(s, "RP1", 200, 1700000200, &item, &d), PH_OK,
+	    "by payment: refund of 200 requested");
+	snprintf(id, sizeof(id), "%s",
+	    json_string_value(json_object_get(item, "refund_id")));
+	json_decref(item);
+
+	ev = refund_of_payment("", "PORTAL1", 100, "901");
+	ok(ledger_event_check(&ev, &d) == PH_OK, "by payment: a refund "
+	    "result naming no order is a valid event");
+	ev.kind = PH_EV_PAYMENT_SUCCEEDED;
+	ok(ledger_event_check(&ev, &d) != PH_OK, "... a payment naming no "
+	    "order is not");
+	ev.kind = PH_EV_REFUND_SUCCEEDED;
+	after = 0;
+	ledger_events(s, 0, 100000, &item, &after);
+	json_decref(item);
+	ok(apply(s, &ev, &r) == PH_OK && r.outcome == LEDGER_RECORDED &&
+	    r.event == LEDGER_EV_REFUND_UNMATCHED, "by payment: a refund "
+	    "payhook did not ask for is raised (outcome %d)", r.outcome);
+	ok(ledger_events(s, after, 10, &item, &after) == PH_OK &&
+	    json_array_size(item) == 1 && strcmp(fx_str(json_array_get(item,
+	    0), "order_id"), "RP1") == 0, "... refund.unmatched names the "
+	    "order of the payment");
+	json_decref(item);
+	ok(ledger_get_order(s, "RP1", &o) == PH_OK &&
+	    (ex = json_array_get(json_object_get(o, "exceptions"), 0)) !=
+	    NULL && strcmp(fx_str(ex, "type"), "refund_unmatched") == 0 &&
+	    strcmp(fx_str(ex, "refund_id"), "PORTAL1") == 0, "... and is an "
+	    "exception on that order");
+	json_decref(o);
+
+	/* Recorded by an earlier build, which named the refund's orderId as
+	 * the order: the same fact again is a duplicate, not a conflict. */
+	ev = refund_of_payment("PORTAL2", "PORTAL2", 50, "902");
+	apply(s, &ev, &r);
+	ev = refund_of_payment("", "PORTAL2", 50, "902");
+	ok(apply(s, &ev, &r) == PH_OK && r.outcome == LEDGER_DUPLICATE,
+	    "by payment: the fact as an earlier build recorded it is the same "
+	    "(outcome %d)", r.outcome);
+
+	ev = refund_of_payment("", id, 200, "903");
+	ok(apply(s, &ev, &r) == PH_OK && r.outcome == LEDGER_APPLIED &&
+	    r.event == LEDGER_EV_REFUND_SUCCEEDED, "by payment: payhook's "
+	    "refund made under its id settles it (outcome %d)", r.outcome);
+	ok(ledger_get_order(s, "RP1", &o) == PH_OK &&
+	    json_integer_value(json_object_get(o, "refunded")) == 200,
+	    "... the order shows 200 refunded");
+	json_decref(o);
+}
+
 static void
 test_map_full(void)
 {
@@ -818,6 +909,7 @@ main(void)
 	test_sweeper_side(s);
 	test_events_paging(s);
 	test_refund_race(s);
+	test_refund_by_payment(s);
 	test_dedup_record(s);
 	test_copy(s);
 	store_close(s);
