@@ -505,6 +505,31 @@ test_events_paging(struct store *s)
 	json_decref(arr);
 }
 
+/* Order oid of 500 paid by transaction txn, then a refund of 200 asked:
+ * its seq, and its id into id (24 bytes). */
+static uint64_t
+paid_refund_asked(struct store *s, const char *oid, const char *txn,
+    char id[24], const char *what)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	json_t *item = NULL;
+	uint64_t seq;
+
+	create(s, oid, 500, "CNY");
+	ev = fx_pay_event(oid, txn, 500, "CNY");
+	apply(s, &ev, &r);
+	memset(&d, 0, sizeof(d));
+	is_int(request_refund(s, oid, 200, 1700000200, &item, &d), PH_OK,
+	    "%s: refund of 200 requested", what);
+	seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
+	snprintf(id, 24, "%s",
+	    json_string_value(json_object_get(item, "refund_id")));
+	json_decref(item);
+	return seq;
+}
+
 /*
  * A refund notification can settle a work item while the runner still
  * waits for the provider's answer to the refund call; that answer
@@ -515,21 +540,11 @@ test_refund_race(struct store *s)
 {
 	struct ledger_result r;
 	struct ph_event ev, pending;
-	struct ph_diag d;
 	json_t *item = NULL, *leased = NULL, *o = NULL;
 	uint64_t seq;
 	char id[24];
 
-	create(s, "RR1", 500, "CNY");
-	ev = fx_pay_event("RR1", "TXNRR1", 500, "CNY");
-	apply(s, &ev, &r);
-	memset(&d, 0, sizeof(d));
-	is_int(request_refund(s, "RR1", 200, 1700000200, &item, &d), PH_OK,
-	    "race: refund of 200 requested");
-	seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
-	snprintf(id, sizeof(id), "%s",
-	    json_string_value(json_object_get(item, "refund_id")));
-	json_decref(item);
+	seq = paid_refund_asked(s, "RR1", "TXNRR1", id, "race");
 	is_int(ledger_refund_lease(s, seq, 1700000201, 60, "runner", &leased),
 	    PH_OK, "race: the runner leases it");
 	json_decref(leased);
@@ -565,27 +580,6 @@ test_refund_race(struct store *s)
 	json_decref(o);
 }
 
-/* A refund result of the order's payment, naming no order: with
- * merchant refund id mrid, of amount, under dedup key key. */
-static struct ph_event
-refund_of_payment(const char *order_id, const char *mrid, int64_t amount,
-    const char *key)
-{
-	struct ph_event ev;
-
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PH_EV_REFUND_SUCCEEDED;
-	snprintf(ev.order_id, sizeof(ev.order_id), "%s", order_id);
-	snprintf(ev.txn_id, sizeof(ev.txn_id), "TXNRP1");
-	snprintf(ev.refund_id, sizeof(ev.refund_id), "Q%s", key);
-	snprintf(ev.merchant_refund_id, sizeof(ev.merchant_refund_id), "%s",
-	    mrid);
-	ev.amount = amount;
-	snprintf(ev.currency, sizeof(ev.currency), "CNY");
-	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "up:%s:04:00", key);
-	return ev;
-}
-
 /*
  * UnionPay's refund names the payment (origQryId) and the refund's own
  * orderId, not the payment's order: the ledger finds the order through
@@ -602,17 +596,10 @@ test_refund_by_payment(struct store *s)
 	char id[24];
 	uint64_t after;
 
-	create(s, "RP1", 500, "CNY");
-	ev = fx_pay_event("RP1", "TXNRP1", 500, "CNY");
-	apply(s, &ev, &r);
+	paid_refund_asked(s, "RP1", "TXNRP1", id, "by payment");
 	memset(&d, 0, sizeof(d));
-	is_int(request_refund(s, "RP1", 200, 1700000200, &item, &d), PH_OK,
-	    "by payment: refund of 200 requested");
-	snprintf(id, sizeof(id), "%s",
-	    json_string_value(json_object_get(item, "refund_id")));
-	json_decref(item);
 
-	ev = refund_of_payment("", "PORTAL1", 100, "901");
+	ev = fx_refund_event("", "TXNRP1", "PORTAL1", 100, 1);
 	ok(ledger_event_check(&ev, &d) == PH_OK, "by payment: a refund "
 	    "result naming no order is a valid event");
 	ev.kind = PH_EV_PAYMENT_SUCCEEDED;
@@ -639,14 +626,14 @@ test_refund_by_payment(struct store *s)
 
 	/* Recorded by an earlier build, which named the refund's orderId as
 	 * the order: the same fact again is a duplicate, not a conflict. */
-	ev = refund_of_payment("PORTAL2", "PORTAL2", 50, "902");
+	ev = fx_refund_event("PORTAL2", "TXNRP1", "PORTAL2", 50, 1);
 	apply(s, &ev, &r);
-	ev = refund_of_payment("", "PORTAL2", 50, "902");
+	ev = fx_refund_event("", "TXNRP1", "PORTAL2", 50, 1);
 	ok(apply(s, &ev, &r) == PH_OK && r.outcome == LEDGER_DUPLICATE,
 	    "by payment: the fact as an earlier build recorded it is the same "
 	    "(outcome %d)", r.outcome);
 
-	ev = refund_of_payment("", id, 200, "903");
+	ev = fx_refund_event("", "TXNRP1", id, 200, 1);
 	ok(apply(s, &ev, &r) == PH_OK && r.outcome == LEDGER_APPLIED &&
 	    r.event == LEDGER_EV_REFUND_SUCCEEDED, "by payment: payhook's "
 	    "refund made under its id settles it (outcome %d)", r.outcome);
