@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,8 @@ struct metrics_file {
 };
 
 static struct metrics_file *metrics_map;
+static volatile sig_atomic_t metrics_lost;	/* a write to it was refused */
+static struct sigaction metrics_old_bus;	/* SIGBUS's action before ours */
 static int metrics_fd = -1;
 static char metrics_path[4096];		/* the file mapped, for metrics_follow */
 static int64_t metrics_looked;		/* when metrics_follow last looked */
@@ -76,6 +79,46 @@ metrics_setup(void *p)
 	return 0;
 }
 
+/*
+ * A write through the mapping that the file refuses (its file system
+ * remounted read-only, the file made immutable) raises SIGBUS.  Counting
+ * is not worth a process: the pages become private ones, written in vain,
+ * and metrics_follow turns the metrics off and opens the file again.  A
+ * SIGBUS anywhere else is given back to the action before ours, which
+ * the faulting instruction meets when it runs again.
+ */
+static void
+metrics_on_bus(int sig, siginfo_t *si, void *uc)
+{
+	char *base = (char *)metrics_map, *at = si->si_addr;
+
+	(void)sig;
+	(void)uc;
+	if (base != NULL && at >= base && at < base + sizeof(*metrics_map) &&
+	    mmap(base, sizeof(*metrics_map), PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != MAP_FAILED) {
+		metrics_lost = 1;
+		return;
+	}
+	sigaction(SIGBUS, &metrics_old_bus, NULL);
+}
+
+static void
+metrics_guard(void)
+{
+	static int installed;
+	struct sigaction sa;
+
+	if (installed)
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_sigaction = metrics_on_bus;
+	sa.sa_flags = SA_SIGINFO;
+	sigemptyset(&sa.sa_mask);
+	if (sigaction(SIGBUS, &sa, &metrics_old_bus) == 0)
+		installed = 1;
+}
+
 int
 metrics_open(const char *path)
 {
@@ -88,6 +131,7 @@ metrics_open(const char *path)
 		    strerror(errno));
 		return -1;
 	}
+	metrics_guard();
 	return 0;
 }
 
@@ -99,6 +143,7 @@ metrics_close(void)
 	if (metrics_fd != -1)
 		close(metrics_fd);
 	metrics_map = NULL;
+	metrics_lost = 0;
 	metrics_fd = -1;
 	memset(metrics_cache, 0, sizeof(metrics_cache));
 }
@@ -108,9 +153,26 @@ metrics_follow(int64_t now)
 {
 	struct stat st;
 
-	if (metrics_fd == -1 || now == metrics_looked)
+	if (metrics_path[0] == '\0' || now == metrics_looked)
 		return;
 	metrics_looked = now;
+	if (metrics_lost) {
+		log_warn("metrics file %s cannot be written; metrics are off "
+		    "until it can", metrics_path);
+		metrics_close();
+	}
+	/* Off since it could not be opened: tried again, once a second,
+	 * so that a file made writable again counts without a restart. */
+	if (metrics_map == NULL) {
+		if ((metrics_map = shmfile_map(metrics_path,
+		    sizeof(struct metrics_file), metrics_setup,
+		    &metrics_fd)) != NULL) {
+			metrics_guard();
+			log_info("metrics file %s: writable again; metrics are "
+			    "on", metrics_path);
+		}
+		return;
+	}
 	if (fstat(metrics_fd, &st) == -1 || st.st_nlink > 0)
 		return;
 	log_info("metrics file %s was removed: counting again from zero in a "
@@ -122,7 +184,7 @@ metrics_follow(int64_t now)
 int
 metrics_active(void)
 {
-	return metrics_map != NULL;
+	return metrics_map != NULL && !metrics_lost;
 }
 
 /* FNV-1a, never 0 (0 marks an empty cache entry). */

@@ -91,10 +91,10 @@ const struct metrics_family metrics_families[] = {
 	    "Share of the database map in use (used bytes over map bytes).",
 	    SCRAPED),
 	GAUGE("payhook_store_full_since_timestamp_seconds",
-	    "When writes began to fail because the database map is full; 0 "
-	    "once a write succeeds again.", ZERO),
+	    "When writes began to fail because the database map or its disk "
+	    "is full; 0 once a write succeeds again.", ZERO),
 	COUNTER0("payhook_store_full_total",
-	    "Writes refused because the database map was full."),
+	    "Writes refused because the database map or its disk was full."),
 	COUNTER0("payhook_store_group_commits_total",
 	    "Write transactions committed by the group commit."),
 	COUNTER0("payhook_store_group_facts_total",

@@ -13,7 +13,7 @@ shmfile_map(const char *path, size_t size, int (*setup)(void *p), int *fdp)
 {
 	struct stat st;
 	void *m = NULL, *p;
-	int fd, saved;
+	int fd, saved, rc;
 
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
 		return NULL;
@@ -21,6 +21,13 @@ shmfile_map(const char *path, size_t size, int (*setup)(void *p), int *fdp)
 		goto out;
 	if ((size_t)st.st_size < size && ftruncate(fd, (off_t)size) == -1)
 		goto out;
+	/* Blocks for every page now: a page of a sparse file first written
+	 * through the mapping on a full disk kills the writer (SIGBUS). */
+	if ((rc = posix_fallocate(fd, 0, (off_t)size)) != 0 &&
+	    rc != EOPNOTSUPP && rc != EINVAL) {
+		errno = rc;
+		goto out;
+	}
 	p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED)
 		goto out;

@@ -5,7 +5,9 @@
 #include <stddef.h>
 
 /*
- * Maps size bytes of the file at path (made 0600 the first time), shared.
+ * Maps size bytes of the file at path (made 0600 the first time, its
+ * blocks allocated: a full disk refuses the map, it does not kill a later
+ * write through it), shared.
  * setup(p) runs on the mapping under an exclusive flock of the file, so
  * that one process at a time looks at its header: it makes the contents
  * its own when they are not (a new file, another version) and returns 0,

@@ -28,6 +28,7 @@
 
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "ops/shmfile.h"
 #include "store/archive.h"
 #include "store/archive_int.h"
 
@@ -89,30 +90,23 @@ archive_admit(enum archive_class c, const char *source, const char *profile,
 	    archive.lim.unverified_per_minute);
 }
 
+/* The budget file holds counters only: any contents are its own. */
+static int
+archive_budget_setup(void *p)
+{
+	(void)p;
+	return 0;
+}
+
 static int
 archive_budget_open(void)
 {
 	char path[ARCHIVE_PATH_MAX];
-	struct stat st;
-	void *m;
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/budget", archive.dir);
-	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
-		return -1;
-	if (fstat(fd, &st) == -1 || (st.st_size < (off_t)sizeof(
-	    struct archive_budget) && ftruncate(fd,
-	    (off_t)sizeof(struct archive_budget)) == -1)) {
-		close(fd);
-		return -1;
-	}
-	m = mmap(NULL, sizeof(struct archive_budget), PROT_READ | PROT_WRITE,
-	    MAP_SHARED, fd, 0);
-	close(fd);
-	if (m == MAP_FAILED)
-		return -1;
-	archive.budget = m;
-	return 0;
+	archive.budget = shmfile_map(path, sizeof(struct archive_budget),
+	    archive_budget_setup, NULL);
+	return archive.budget != NULL ? 0 : -1;
 }
 
 /* A record of class c not kept: counted for operators. */
@@ -337,6 +331,18 @@ archive_rec_init(struct archive_rec *r, const struct ph_request *req,
 	r->verdict = r->reason = r->order_id = r->outcome = "";
 }
 
+/* An append failed with err: readiness says so until one succeeds. */
+static void
+archive_failing(int err)
+{
+	uint64_t zero = 0;
+
+	__atomic_store_n(&archive.budget->failed_errno, err,
+	    __ATOMIC_RELAXED);
+	__atomic_compare_exchange_n(&archive.budget->failed_since, &zero,
+	    (uint64_t)time(NULL), 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
 uint64_t
 archive_put(const struct archive_rec *r)
 {
@@ -416,8 +422,12 @@ place:
 	__atomic_add_fetch(&archive.budget->used[r->class], (uint64_t)b.len,
 	    __ATOMIC_RELAXED);
 	archive.warned[r->class] = 0;
+	if (__atomic_load_n(&archive.budget->failed_since, __ATOMIC_RELAXED))
+		__atomic_store_n(&archive.budget->failed_since, 0,
+		    __ATOMIC_RELAXED);
 	goto done;
 fail:
+	archive_failing(errno);
 	if (!archive.warned[r->class])
 		log_warn("notification archive: %s; %s notifications are not "
 		    "archived (the store of payments is not affected)",
@@ -495,8 +505,11 @@ archive_writable(int64_t now, char *why, size_t cap)
 		{ "/hints", "its hints folder", W_OK | X_OK },
 		{ "/budget", "its budget file", R_OK | W_OK },
 	};
-	char path[ARCHIVE_PATH_MAX], name[40];
+	char path[ARCHIVE_PATH_MAX], name[40], when[32];
 	struct archive_segid sg;
+	uint64_t since;
+	struct tm tm;
+	time_t t;
 	size_t i;
 
 	if (archive.dir[0] == '\0' || archive.budget == NULL) {
@@ -510,6 +523,18 @@ archive_writable(int64_t now, char *why, size_t cap)
 			    parts[i].what, strerror(errno));
 			return -1;
 		}
+	}
+	if ((since = __atomic_load_n(&archive.budget->failed_since,
+	    __ATOMIC_RELAXED)) != 0) {
+		t = (time_t)since;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		snprintf(why, cap, "its writes have failed since %s: %s (free "
+		    "room on its disk, or mend its files; the next write that "
+		    "succeeds clears this)", when, strerror(
+		    __atomic_load_n(&archive.budget->failed_errno,
+		    __ATOMIC_RELAXED)));
+		return -1;
 	}
 	/* A segment another user began today would refuse our records. */
 	for (i = 0; i < ARCHIVE__MAX; i++) {

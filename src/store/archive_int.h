@@ -71,6 +71,10 @@ struct archive_budget {
 	 * unlink, so a process that appended to its open segment and sees it
 	 * unmoved knows the record is in a file that is still there. */
 	uint64_t removals;
+	/* When appends began to fail, and why (0: they do not); the next
+	 * one that succeeds clears it.  Last: an older, shorter file grows. */
+	uint64_t failed_since;
+	int32_t failed_errno;
 };
 
 struct archive_seg {

@@ -89,6 +89,8 @@ lmdb_status(int rc)
 		return PH_E_NOTFOUND;
 	case MDB_MAP_FULL:
 	case MDB_TXN_FULL:
+	case ENOSPC:		/* the disk under the map */
+	case EDQUOT:
 		return PH_E_STORE_FULL;
 	case ENOMEM:
 		return PH_E_NOMEM;
@@ -296,7 +298,7 @@ lmdb_close(struct store *st)
 }
 
 /* The translation of an LMDB error, logged once (the first of t's);
- * a full map counted (store_note_full). */
+ * a full map or disk counted (store_note_full). */
 static int
 lmdb_fail(struct store_txn *t, int mdb_rc)
 {
@@ -306,7 +308,8 @@ lmdb_fail(struct store_txn *t, int mdb_rc)
 		st = PH_E_STORE;
 	if (t->err == PH_OK) {
 		log_err("database: %s", mdb_strerror(mdb_rc));
-		if (mdb_rc == MDB_MAP_FULL)
+		if (mdb_rc == MDB_MAP_FULL || mdb_rc == ENOSPC ||
+		    mdb_rc == EDQUOT)
 			store_note_full(t);
 	}
 	return st;

@@ -96,13 +96,15 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 	    NULL)) != 0) {
 		text_time((int64_t)since, when);
 		status_reason(reasons, "store_full: writes have failed since "
-		    "%s because the database map is full: raise map_size_mb",
-		    when);
+		    "%s for want of room: the database map is full (raise "
+		    "map_size_mb) or the disk under it is (free room on it); "
+		    "the log says which", when);
 	}
 	snprintf(path, sizeof(path), "%s-metrics", c->db_path);
 	if (!metrics_active())
 		status_reason(reasons, "metrics_not_writable: the metrics file "
-		    "beside the database could not be opened");
+		    "beside the database could not be opened (it is tried "
+		    "again each second): make it writable by this user");
 	else if (access(path, R_OK | W_OK) == -1)
 		status_reason(reasons, "metrics_not_writable: the metrics file "
 		    "beside the database cannot be written: %s",

@@ -7,12 +7,17 @@ once more than ready_max_fill of its map is in use, then with store_full
 once writes fail, while /healthz (liveness) stays 200 and `payhook check`
 warns on stdout and exits 0.  A metrics file that cannot be opened and an
 archive that cannot be written are reasons too, named without their
-paths.  /readyz needs no token; its reasons are "code: text".
+paths.  A full disk under the database and a metrics file that stops
+taking writes are reasons, not crashes, and pass once mended.  /readyz
+needs no token; its reasons are "code: text".
 """
 
 import os
 import re
+import subprocess
 import sys
+import tempfile
+import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -125,10 +130,106 @@ def test_files(tap):
     inst.cleanup()
 
 
+def crashes(inst):
+    """The web server's lines about a backend that died by a signal."""
+    path = os.path.join(inst.dir, 'lighttpd-error.log')
+    text = open(path).read() if os.path.exists(path) else ''
+    return [x for x in text.splitlines() if 'signalled' in x]
+
+
+def test_disk_full(tap):
+    """The disk under the database fills up (map_size_mb is far larger):
+    writes are refused so that providers retry, /readyz says store_full
+    and archive_not_writable, nothing dies, and all comes back once room
+    is freed."""
+    mnt = tempfile.mkdtemp(prefix='payhook-e2e-full-')
+    if os.geteuid() != 0 or subprocess.run(
+            ['mount', '-t', 'tmpfs', '-o', 'size=4m,mode=0755', 'tmpfs',
+             mnt], stderr=subprocess.DEVNULL).returncode != 0:
+        os.rmdir(mnt)
+        tap.skip('disk full', 'a small file system needs root (mount)')
+        return
+    inst = None
+    try:
+        inst = Instance(tap, 'readydisk', core={
+            'db_path': mnt + '/payhook.mdb', 'map_size_mb': '64'})
+        inst.start()
+        for i in range(3):
+            inst.create_order('DF%d' % i, 100)
+            inst.pay('DF%d' % i, 100, harness.txn_id('df%d' % i))
+        st = os.statvfs(mnt)
+        with open(os.path.join(mnt, 'filler'), 'wb') as f:
+            try:
+                f.write(b'\0' * (st.f_bavail * st.f_frsize))
+            except OSError:
+                pass
+        answers = []
+        for i in range(3, 40):
+            inst.create_order('DF%d' % i, 100)
+            r, _ = inst.pay('DF%d' % i, 100, harness.txn_id('df%d' % i))
+            answers.append(r)
+        refused = [r for r in answers if r.status != 200]
+        tap.ok(refused and all(b'SUCCESS' not in r.body for r in refused),
+               'disk full: notifications refused so that the provider '
+               'retries', [r.describe() for r in answers[-2:]])
+        status, body, codes, r = ready(inst)
+        tap.ok(status == 503 and 'store_full' in codes and
+               'archive_not_writable' in codes,
+               'disk full: /readyz 503 store_full and archive_not_writable',
+               r.describe())
+        tap.ok(re.search(r'free room', r.body.decode('utf-8', 'replace'))
+               is not None and mnt not in r.body.decode('utf-8', 'replace'),
+               '... saying what to do, naming no path', r.describe())
+        tap.is_(crashes(inst), [], 'disk full: no payhook.fcgi died')
+        os.unlink(os.path.join(mnt, 'filler'))
+        inst.create_order('DFX', 100)
+        pay, _ = inst.pay('DFX', 100, harness.txn_id('dfx'))
+        status, body, codes, r = ready(inst)
+        tap.is_((pay.status, (inst.order('DFX') or {}).get('state'),
+                 status), (200, 'PAID', 200),
+                'room freed: paid, and ready again', r.describe())
+    finally:
+        if inst is not None:
+            inst.cleanup()
+        subprocess.run(['umount', mnt])
+        os.rmdir(mnt)
+
+
+def test_metrics_refused(tap):
+    """The metrics file refuses writes while payhook.fcgi has it mapped
+    (made immutable; a file system remounted read-only does the same):
+    not a crash, but /readyz metrics_not_writable, and ready again once
+    the file can be written."""
+    inst = Instance(tap, 'readymetrics')
+    inst.start()
+    m = inst.db + '-metrics'
+    if os.geteuid() != 0 or subprocess.run(
+            ['chattr', '+i', m], stderr=subprocess.DEVNULL).returncode != 0:
+        inst.cleanup()
+        tap.skip('metrics file refused', 'chattr +i needs root and a '
+                 'file system that has it')
+        return
+    try:
+        got = [ready(inst) for _ in range(4)]
+    finally:
+        subprocess.run(['chattr', '-i', m])
+    tap.ok(all(g[0] == 503 and 'metrics_not_writable' in g[2] for g in got),
+           'metrics file immutable: /readyz 503 metrics_not_writable',
+           [g[3].describe() for g in got])
+    tap.is_(crashes(inst), [], '... and no payhook.fcgi died')
+    time.sleep(1.2)
+    got = [ready(inst) for _ in range(4)]
+    tap.ok(all(g[0] == 200 for g in got), 'writable again: ready within '
+           'a second, without a restart', [g[3].describe() for g in got])
+    inst.cleanup()
+
+
 def main(tap):
     test_files(tap)
+    test_metrics_refused(tap)
     if harness.E2E_STORE == 'lmdb':      # the LMDB map filling up
         test_fill(tap)
+        test_disk_full(tap)
 
 
 if __name__ == '__main__':
