@@ -341,17 +341,22 @@ ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 
 			if (!json_is_integer(was))
 				was = json_object_get(*item, "amount");
+			/* Only the merchant's own: one payhook made for a
+			 * double or late payment was never asked for. */
 			if (strcmp(ledger_str(*item, "order_id"),
 			    rq->order_id) == 0 && json_integer_value(was) ==
-			    rq->amount)
+			    rq->amount && strcmp(ledger_str(*item, "reason"),
+			    "merchant") == 0)
 				rc = PH_OK;
 			else {
 				*why = LEDGER_REFUSAL_REFUND_ID;
 				rc = ph_fail(diag, PH_E_CONFLICT, "refund id %s "
-				    "names a refund of %lld on order %s",
-				    rq->refund_id, (long long)json_integer_value(
+				    "names a refund of %lld on order %s "
+				    "(reason %s)", rq->refund_id,
+				    (long long)json_integer_value(
 				    json_object_get(*item, "amount")),
-				    ledger_str(*item, "order_id"));
+				    ledger_str(*item, "order_id"),
+				    ledger_str(*item, "reason"));
 			}
 			goto reply;
 		}

@@ -130,6 +130,20 @@ def test_refund_ids(tap, inst):
     r = refund(inst, other, {'amount': 400, 'refund_id': rid})
     tap.is_((r.status, (r.json or {}).get('error')),
             (409, 'refund_id_conflict'), 'another order: 409', r.describe())
+    # A double payment: payhook's own refund of it is not the merchant's.
+    dbl = 'RD-' + os.urandom(4).hex()
+    paid(tap, inst, dbl, amount=500)
+    inst.pay(dbl, 500, harness.txn_id(dbl + '-again'))
+    mine = [x for x in refunds_of(inst, dbl) or []
+            if x.get('reason') == 'double_payment']
+    theirs = mine[0].get('refund_id') if mine else 'none'
+    r = refund(inst, dbl, {'amount': 500, 'refund_id': theirs})
+    tap.is_((r.status, (r.json or {}).get('error'),
+             len(refunds_of(inst, dbl) or [])),
+            (409, 'refund_id_conflict', 1),
+            'the refund_id of payhook\'s refund of a double payment: 409 '
+            'refund_id_conflict, not that refund as the merchant\'s',
+            r.describe())
     for bad in ('', 'x' * 65, 'has space', 'ü'):
         r = refund(inst, oid, {'amount': 1, 'refund_id': bad})
         tap.is_(r.status, 400, 'refund_id %r refused: 400' % bad,
