@@ -257,11 +257,11 @@ cli_usage(FILE *f)
 }
 
 /*
- * The synopsis of cmd on stderr; of every listed command called name when
+ * The synopsis of cmd on f; of every listed command called name when
  * cmd is NULL or unlisted.
  */
 static void
-cli_usage_of(const char *name, const struct cli_cmd *cmd)
+cli_usage_of(FILE *f, const char *name, const struct cli_cmd *cmd)
 {
 	const struct cli_cmd *r;
 	const char *lead = "usage:", *args;
@@ -272,17 +272,30 @@ cli_usage_of(const char *name, const struct cli_cmd *cmd)
 		if (r->help == NULL || strcmp(r->name, name) != 0 ||
 		    (cmd != NULL && cmd->help != NULL && r != cmd))
 			continue;
-		fprintf(stderr, "%s payhook [-c FILE] %s", lead,
+		fprintf(f, "%s payhook [-c FILE] %s", lead,
 		    cli_words(r, words, sizeof(words)));
 		for (args = r->args; *args != '\0'; args += n) {
 			n = cli_line_len(args);
-			fprintf(stderr, " %.*s", n, args);
+			fprintf(f, " %.*s", n, args);
 			if (args[n] == '\n')
 				n++;
 		}
-		fputc('\n', stderr);
+		fputc('\n', f);
 		lead = "      ";
 	}
+}
+
+/* Does a command's argv (its name first) hold -h or --help before "--"? */
+static int
+cli_asks_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--help") == 0 ||
+		    strcmp(argv[i], "-h") == 0)
+			return 1;
+	return 0;
 }
 
 /*
@@ -439,7 +452,7 @@ main(int argc, char **argv)
 	}
 	if ((c.cmd = cli_find(argc, argv)) == NULL) {
 		if (cli_known(argv[0]))
-			cli_usage_of(argv[0], NULL);
+			cli_usage_of(stderr, argv[0], NULL);
 		else {
 			fprintf(stderr, "payhook: unknown command %s\n",
 			    argv[0]);
@@ -452,8 +465,14 @@ main(int argc, char **argv)
 		argc--;
 		argv++;
 	}
+	if (cli_asks_help(argc, argv)) {
+		cli_usage_of(stdout, c.cmd->name, c.cmd);
+		fputc('\n', stdout);
+		cli_usage_cmd(stdout, c.cmd);
+		return cli_stdout_done() == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+	}
 	if ((rc = cli_parse(&c, argc, argv)) != CLI_EXIT_OK) {
-		cli_usage_of(c.cmd->name, c.cmd);
+		cli_usage_of(stderr, c.cmd->name, c.cmd);
 		return rc;
 	}
 	if (c.path == NULL || *c.path == '\0') {

@@ -417,8 +417,11 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (argc > 1) {
+		/* The first argument that is not an option alone. */
 		fprintf(stderr, "payhook.fcgi: unknown argument %s\n%s",
-		    argv[1], usage);
+		    argc > 2 && (strcmp(argv[1], "--version") == 0 ||
+		    strcmp(argv[1], "--help") == 0 ||
+		    strcmp(argv[1], "-h") == 0) ? argv[2] : argv[1], usage);
 		return 64;
 	}
 	log_init("payhook.fcgi", LOG_LVL_INFO);

@@ -87,6 +87,18 @@ def test_versions(tap):
         missing = [c for c in COMMANDS if '\n  %s ' % c not in p.stdout and
                    '\n  %s\n' % c not in p.stdout]
         tap.is_(missing, [], '... listing every command')
+    for words in (['stats'], ['refunds', 'settle'], ['sweep'],
+                  ['events', 'tail']):
+        p = run(PAYHOOK, *(words + ['--help']))
+        tap.ok(p.returncode == 0 and p.stderr == '' and
+               p.stdout.startswith('usage: payhook [-c FILE] %s' %
+                                   ' '.join(words)),
+               'payhook %s --help: its usage on stdout, exit 0, no '
+               'configuration needed' % ' '.join(words), p.returncode,
+               p.stdout[:200], p.stderr[:200])
+    p = run(PAYHOOK_FCGI, '--version', 'extra')
+    tap.ok(p.returncode == EX_USAGE and 'unknown argument extra' in p.stderr,
+           'payhook.fcgi --version extra: exit 64 naming "extra"', p.stderr)
     p = run(PAYHOOK_FCGI, '--help')
     tap.ok(p.returncode == 0 and p.stdout.startswith('usage: payhook.fcgi')
            and p.stderr == '', 'payhook.fcgi --help: the usage on stdout, '
