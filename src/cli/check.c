@@ -237,6 +237,26 @@ cli_check_run(struct cli *c)
 	return CLI_EXIT_OK;
 }
 
+/* A series of payhook_notifications_total of one profile: its count, by
+ * the outcome that ends its key (…,outcome="NAME"}), into the object. */
+static void
+cli_outcome_count(const char *key, uint64_t v, void *arg)
+{
+	const char *at = strstr(key, ",outcome=\"");
+	char name[64];
+	size_t n;
+
+	if (at == NULL)
+		return;
+	at += strlen(",outcome=\"");
+	if ((n = strcspn(at, "\"")) == 0 || n >= sizeof(name) ||
+	    strcmp(at + n, "\"}") != 0)
+		return;
+	memcpy(name, at, n);
+	name[n] = '\0';
+	json_object_set_new(arg, name, json_integer((json_int_t)v));
+}
+
 /*
  * Per profile, from the shared counters: how paid orders were learnt
  * (the 掉单 rate is the share not by notification), the mean payment lag,
@@ -273,14 +293,14 @@ cli_profile_rates(const struct conf *conf)
 			n += vn;
 			lag += vs;
 		}
+		/* The common outcomes always, at 0 when none came; then
+		 * every other one that came. */
 		no = json_object();
-		for (j = 0; j < sizeof(outcomes) / sizeof(outcomes[0]); j++) {
-			snprintf(labels, sizeof(labels),
-			    "profile=%s&outcome=%s", name, outcomes[j]);
-			json_object_set_new(no, outcomes[j], json_integer(
-			    (json_int_t)metrics_get(
-			    "payhook_notifications_total", labels)));
-		}
+		for (j = 0; j < sizeof(outcomes) / sizeof(outcomes[0]); j++)
+			json_object_set_new(no, outcomes[j], json_integer(0));
+		snprintf(labels, sizeof(labels),
+		    "payhook_notifications_total{profile=\"%s\",", name);
+		metrics_each(labels, cli_outcome_count, no);
 		p = json_pack("{s:o, s:f, s:f, s:o}", "paid_by", by,
 		    "missed_notification_ratio", total == 0 ? 0.0 :
 		    (double)missed / (double)total,

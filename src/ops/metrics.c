@@ -517,6 +517,27 @@ metrics_render_histogram(struct ph_buf *out, const struct metrics_family *f,
 	    (unsigned long long)cum);
 }
 
+void
+metrics_each(const char *prefix, void (*fn)(const char *key, uint64_t v,
+    void *arg), void *arg)
+{
+	size_t plen = strlen(prefix), i;
+
+	if (metrics_map == NULL)
+		return;
+	for (i = 0; i < METRICS_SLOTS; i++) {
+		struct metrics_slot *s = &metrics_map->slots[i];
+		uint32_t used = __atomic_load_n(&s->used, __ATOMIC_ACQUIRE);
+
+		if (used == METRICS_FREE)
+			break;
+		if (used == METRICS_SERIES && memchr(s->key, '\0',
+		    METRICS_KEY) != NULL && strncmp(s->key, prefix, plen) == 0)
+			fn(s->key, __atomic_load_n(&s->value,
+			    __ATOMIC_RELAXED), arg);
+	}
+}
+
 int
 metrics_render(struct ph_buf *out)
 {

@@ -72,6 +72,11 @@ uint64_t metrics_get(const char *name, const char *labels);
 void metrics_histogram_get(const char *name, const char *labels,
     uint64_t *count, double *sum);
 
+/* Calls fn with each counter or gauge series whose key
+ * (name{k="v",...}) begins with prefix, and its value. */
+void metrics_each(const char *prefix, void (*fn)(const char *key,
+    uint64_t v, void *arg), void *arg);
+
 /* Appends every stored series in the Prometheus text format, each family
  * once with its HELP and TYPE. */
 int metrics_render(struct ph_buf *out);

@@ -198,10 +198,25 @@ def test_missed_rate(tap, inst, sim):
     tap.ok(lag is not None and 0 < lag <= paid_q,
            'payment lag reported: a histogram of the orders paid by query',
            lag, paid_q)
+    # A payment for an order payhook does not know: an outcome beyond
+    # the common ones, which stats counts as the metric does.
+    stray = 'BSTRAY-' + os.urandom(3).hex()
+    inst.pay(stray, 100, harness.txn_id(stray))
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    counted = {m.group(1): int(float(m.group(2))) for m in re.finditer(
+        r'^payhook_notifications_total\{profile="wxshop",outcome="([a-z_]+)"'
+        r'\} (\S+)$', text, re.M)}
     r = inst.cli('stats')
     st = json.loads(r.stdout or '{}')
-    tap.is_(((st.get('profiles') or {}).get('wxshop') or {}).get(
-        'paid_by', {}).get('query'), int(paid_q), 'stats: paid by query')
+    wx = (st.get('profiles') or {}).get('wxshop') or {}
+    tap.is_(wx.get('paid_by', {}).get('query'), int(paid_q),
+            'stats: paid by query')
+    tap.ok(counted.get('unknown_order', 0) >= 1 and
+           {k: v for k, v in (wx.get('notifications') or {}).items()
+            if v} == counted,
+           'stats: every notification outcome counted, as the metric '
+           'counts it (unknown_order among them)',
+           wx.get('notifications'), counted)
 
 
 def test_push(tap, inst, recv):
