@@ -144,6 +144,11 @@ def test_refund_ids(tap, inst):
             'the refund_id of payhook\'s refund of a double payment: 409 '
             'refund_id_conflict, not that refund as the merchant\'s',
             r.describe())
+    r = inst.api('POST', '/refunds/%s/cancel' % theirs)
+    tap.is_((r.status, (r.json or {}).get('state'),
+             (r.json or {}).get('reason')), (200, 'CANCELLED', 'double_payment'),
+            '... which the merchant may cancel (given back another way)',
+            r.describe())
     for bad in ('', 'x' * 65, 'has space', 'ü'):
         r = refund(inst, oid, {'amount': 1, 'refund_id': bad})
         tap.is_(r.status, 400, 'refund_id %r refused: 400' % bad,
