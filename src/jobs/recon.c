@@ -288,6 +288,13 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	int rc;
 
 	rc = ledger_batch_payment(&r->b, r->pr->name, ev->txn_id, &pay);
+	if (rc == PH_OK && strcmp(recon_str(pay, "status"), "SUCCEEDED") != 0) {
+		/* Known only as a failure (a notification that said so):
+		 * the statement's success is a payment payhook lacks. */
+		json_decref(pay);
+		pay = NULL;
+		rc = PH_E_NOTFOUND;
+	}
 	if (rc == PH_E_NOTFOUND && r->trust == RECON_FILE) {
 		/* Anyone could have written this file: say so, apply
 		 * nothing, and ask the provider about a pending order

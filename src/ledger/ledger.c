@@ -275,6 +275,11 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		r->outcome = LEDGER_DUPLICATE;
 		json_decref(order);
 		return;
+	case ORDER_V_CONFLICT:
+		json_decref(order);
+		ledger_conflict(t, f, "the order's paying transaction with "
+		    "another amount or currency", r);
+		return;
 	case ORDER_V_PAY:
 		json_object_set_new(order, "state",
 		    json_string(order_state_name(ORDER_PAID)));

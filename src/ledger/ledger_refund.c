@@ -766,12 +766,13 @@ ledger_refund_over(struct store_txn *t, json_t *order, const json_t *r,
 /*
  * Moves item r (stored at k) to SUCCEEDED or FAILED and carries it to its
  * order.  Returns the event raised, or LEDGER_EV_NONE when it was settled
- * already (a repeat changes nothing).  A refund the merchant cancelled was
- * never sent, so no answer about it can come: it stays CANCELLED.  One
- * that FAILED and is then verified SUCCEEDED (WeChat Pay's abnormal
- * refund, settled by hand at the merchant platform) did give the money
- * back: it becomes SUCCEEDED, counts on its order again, and the event
- * says what it was.
+ * already (a repeat changes nothing).  One that FAILED and is then
+ * verified SUCCEEDED (WeChat Pay's abnormal refund, settled by hand at the
+ * merchant platform) did give the money back: it becomes SUCCEEDED, counts
+ * on its order again, and the event says what it was.  So does one the
+ * merchant cancelled (payhook never sent it) and then made at the
+ * provider's platform under the same refund id; a failure of it changes
+ * nothing.
  */
 static enum ledger_event
 ledger_refund_settle(struct store_txn *t, const struct store_key *k,
@@ -783,6 +784,7 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	json_t *order = NULL, *extra;
 	int64_t amount = json_integer_value(json_object_get(r, "amount"));
 	int64_t over = 0;
+	enum ledger_refund_state was = LEDGER_REFUND_FAILED;
 	int late = 0;
 
 	if (ledger_refund_settled(r)) {
@@ -810,7 +812,9 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 			    LEDGER_REFUND_SUCCEEDED)));
 			return LEDGER_EV_REFUND_FAILED;
 		}
-		if (!succeeded || ledger_refund_state(r) != LEDGER_REFUND_FAILED)
+		was = ledger_refund_state(r);
+		if (!succeeded || (was != LEDGER_REFUND_FAILED &&
+		    was != LEDGER_REFUND_CANCELLED))
 			return LEDGER_EV_NONE;
 		late = 1;
 	}
@@ -863,14 +867,15 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 		    json_string(provider_refund_id));
 	if (late)
 		json_object_set_new(extra, "previous_state", json_string(
-		    ledger_refund_state_name(LEDGER_REFUND_FAILED)));
+		    ledger_refund_state_name(was)));
 	if (over > 0)
 		json_object_set_new(extra, "over_refunded", json_integer(over));
 	*seq_out = ledger_refund_event_new(t, r, type, source, now, extra);
 	if (late)
-		log_warn("refund %s of order %s: succeeded after it had failed: "
+		log_warn("refund %s of order %s: succeeded after it was %s: "
 		    "the money went back; counted on its order again",
-		    ledger_str(r, "refund_id"), ledger_str(r, "order_id"));
+		    ledger_str(r, "refund_id"), ledger_str(r, "order_id"),
+		    ledger_refund_state_name(was));
 	else
 		log_info("refund %s of order %s: %s", ledger_str(r,
 		    "refund_id"), ledger_str(r, "order_id"), succeeded ?
@@ -1094,8 +1099,10 @@ ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
 	st = ledger_refund_state(*item);
 	asked = json_integer_value(json_object_get(*item, "amount"));
 	lease = json_integer_value(json_object_get(*item, "lease_until"));
-	if (st == LEDGER_REFUND_CANCELLED || st == LEDGER_REFUND_SUCCEEDED ||
-	    (st == LEDGER_REFUND_FAILED && !succeeded)) {
+	/* One that failed or was cancelled may have been made after all
+	 * (at the provider's platform): found so, it succeeded. */
+	if (st == LEDGER_REFUND_SUCCEEDED || (!succeeded &&
+	    (st == LEDGER_REFUND_FAILED || st == LEDGER_REFUND_CANCELLED))) {
 		rc = ph_fail(diag, PH_E_CONFLICT, "refund %s is %s already%s",
 		    refund_id, ledger_refund_state_name(st), st ==
 		    LEDGER_REFUND_CANCELLED ? ": it was never sent" : "");
@@ -1128,10 +1135,11 @@ ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
 		goto refused;
 	}
 	if (amount > 0 && amount < asked) {
-		/* A failed one's amount was released whole; otherwise the
-		 * part that did not go back is free again now. */
+		/* A failed or cancelled one's amount was released whole;
+		 * otherwise the part that did not go back is free again. */
 		ledger_key_order(&ok, ledger_str(*item, "order_id"));
 		if (st != LEDGER_REFUND_FAILED &&
+		    st != LEDGER_REFUND_CANCELLED &&
 		    ledger_get(&t, STORE_DB_ORDERS, &ok, &order) == PH_OK) {
 			json_object_set_new(order, "refund_requested",
 			    json_integer(json_integer_value(json_object_get(

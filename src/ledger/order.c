@@ -26,8 +26,12 @@ order_state_parse(const char *s)
 enum order_verdict
 order_decide_payment(const struct order_view *o, const struct order_payment *p)
 {
+	/* Paid by this transaction (through any account: one fact told
+	 * twice); with other facts it is not the same payment. */
 	if (o->paid_txn != NULL && strcmp(o->paid_txn, p->txn_id) == 0)
-		return ORDER_V_SAME;
+		return p->amount == o->amount &&
+		    strcmp(p->currency, o->currency) == 0 ? ORDER_V_SAME :
+		    ORDER_V_CONFLICT;
 	switch (o->state) {
 	case ORDER_PENDING:
 		/* Order ids are unique per merchant account at the provider:

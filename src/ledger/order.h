@@ -32,6 +32,8 @@ enum order_state {
 enum order_verdict {
 	ORDER_V_PAY,		/* PENDING and matching: mark paid */
 	ORDER_V_SAME,		/* already paid by this very transaction */
+	ORDER_V_CONFLICT,	/* that transaction, with another amount or
+				 * currency */
 	ORDER_V_DOUBLE,		/* paid by another transaction: double payment */
 	ORDER_V_MISMATCH,	/* amount or currency differs: not paid */
 	ORDER_V_PROFILE,	/* arrived through another merchant account */

@@ -488,6 +488,69 @@ def test_header_limit(tap, inst):
                  'a GET of exactly %d request headers: %d' % (n, want))
 
 
+def test_facts_after_the_fact(tap, inst):
+    """Verified facts that come after payhook thought a matter closed are
+    taken, not swallowed: a refund the merchant cancelled and then made at
+    the merchant platform under its refund_id; the paying transaction told
+    again through another merchant account with another amount."""
+    prof = harness.PROFILES['wxshop']
+    oid = 'CM-' + os.urandom(4).hex()
+    inst.create_order(oid, 1000)
+    txn = harness.txn_id(oid)
+    inst.pay(oid, 1000, txn)
+    rid = oid + '-r1'
+    inst.api('POST', '/orders/%s/refunds' % oid,
+             {'amount': 600, 'refund_id': rid})
+    c = inst.api('POST', '/refunds/%s/cancel' % rid)
+    tap.is_((c.json or {}).get('state'), 'CANCELLED', 'a refund cancelled',
+            c.describe())
+    base = inst.last_seq()
+    r = inst.notify(harness.wechat_refund_notification(
+        prof, rid, oid, txn, 600, 1000, 'SUCCESS'))
+    evs = inst.all_events(base)
+    o = inst.order(oid) or {}
+    tap.is_((r.status, [(e['type'], e.get('previous_state')) for e in evs],
+             (inst.api('GET', '/refunds/' + rid).json or {}).get('state'),
+             o.get('refunded')),
+            (200, [('refund.succeeded', 'CANCELLED')], 'SUCCEEDED', 600),
+            '... then made at the platform under its id: SUCCEEDED, '
+            'counted on the order, refund.succeeded says it was cancelled',
+            r.describe(), evs, o)
+    more = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 1000})
+    tap.is_((more.status, (more.json or {}).get('error')), (409, 'conflict'),
+            '... so no more than the 400 left may be asked', more.describe())
+
+    # Another refund cancelled and found made by the operator.
+    r = inst.api('POST', '/orders/%s/refunds' % oid,
+                 {'amount': 400, 'refund_id': oid + '-r2'})
+    inst.api('POST', '/refunds/%s-r2/cancel' % oid)
+    p = inst.cli('refunds', 'settle', oid + '-r2', '--failed')
+    tap.ok(p.returncode == 1 and 'is CANCELLED already' in p.stderr,
+           'refunds settle --failed of a cancelled refund: refused',
+           p.returncode, p.stderr)
+    p = inst.cli('refunds', 'settle', oid + '-r2', '--succeeded')
+    tap.is_((p.returncode, (inst.order(oid) or {}).get('refunded'),
+             (inst.order(oid) or {}).get('state')), (0, 1000, 'REFUNDED'),
+            'refunds settle --succeeded of a cancelled refund made by hand: '
+            'counted, the order REFUNDED', p.stderr[-300:])
+
+    # The paying transaction, verified again through another merchant
+    # account: with another amount a conflict, with the same one the same
+    # fact told twice.
+    for amount, want, what in (
+            (900, ['notification.conflict'], 'with another amount: '
+             'notification.conflict'),
+            (500, [], 'with the same amount: the same fact told again')):
+        oid = 'CT-' + os.urandom(4).hex()
+        inst.create_order(oid, 500)
+        txn = harness.txn_id(oid)
+        inst.pay(oid, 500, txn)
+        base = inst.last_seq()
+        r, _ = inst.pay(oid, amount, txn, profile='wxhmac')
+        tap.is_([e['type'] for e in inst.all_events(base)], want,
+                'the paying transaction through another account ' + what,
+                r.describe())
+
 def main(tap):
     inst = harness.Instance(tap, 'api')
     inst.start()
@@ -499,6 +562,7 @@ def main(tap):
     test_body_limit(tap, inst)
     test_header_limit(tap, inst)
     test_events(tap, inst)
+    test_facts_after_the_fact(tap, inst)
     inst.stop()
     test_base_path(tap)
 

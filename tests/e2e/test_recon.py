@@ -892,6 +892,39 @@ def main(tap):
     test_lost_refund_result(tap, inst, sim, workdir)
     test_refused_statements(tap, inst, sim, workdir)
     test_settle_by_hand(tap, inst, sim, workdir)
+    test_failed_then_listed(tap, inst, sim, workdir)
+
+
+def test_failed_then_listed(tap, inst, sim, workdir):
+    """A payment payhook knows only as failed (a notification said so)
+    that the statement lists as made, every notification of it lost: it is
+    missing here, applied from the statement, not "matched"."""
+    day = datetime.datetime.now(BJ).strftime('%Y-%m-%d')
+    oid = 'FL-' + os.urandom(4).hex()
+    inst.create_order(oid, 500)
+    txn = harness.txn_id(oid)
+    inst.pay(oid, 500, txn, result_code='FAIL')
+    r = sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
+                                  'amount': 500, 'txn_id': txn,
+                                  'notify': {'drop_all': True}})
+    tap.is_(r.status, 200, 'the provider takes the payment the '
+            'notification said failed', r.describe())
+    path = os.path.join(workdir, 'failed-then-listed.txt')
+    fetch_statement(tap, sim, day, path)
+    reports = os.path.join(workdir, 'failed-then-listed')
+    os.makedirs(reports)
+    base = inst.last_seq()
+    rc, out, err, counts = reconcile(inst, path, day, reports)
+    doc, rows = read_report(reports, day)
+    mine = [(x['category'], x['action']) for x in rows
+            if x['provider_txn_id'] == txn]
+    tap.is_((mine, (inst.order(oid) or {}).get('state'),
+             [e['type'] for e in inst.all_events(base)
+              if e.get('order_id') == oid]),
+            ([('missing_here', 'applied from the statement')], 'PAID',
+             ['order.paid', 'reconcile.missing_here']),
+            'a payment known as failed, listed as made: missing here, '
+            'applied, the order PAID', err[-400:])
 
 
 def test_refund_query(tap, inst, sim):
