@@ -285,17 +285,13 @@ cli_usage_of(FILE *f, const char *name, const struct cli_cmd *cmd)
 	}
 }
 
-/* Does a command's argv (its name first) hold -h or --help before "--"? */
+/* Is a command's first argument (argv[1], its name first) -h or --help?
+ * Only there: further on it may be an operand or an option's value. */
 static int
 cli_asks_help(int argc, char **argv)
 {
-	int i;
-
-	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
-		if (strcmp(argv[i], "--help") == 0 ||
-		    strcmp(argv[i], "-h") == 0)
-			return 1;
-	return 0;
+	return argc > 1 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0);
 }
 
 /*
@@ -451,6 +447,12 @@ main(int argc, char **argv)
 		return CLI_EXIT_USAGE;
 	}
 	if ((c.cmd = cli_find(argc, argv)) == NULL) {
+		if (cli_known(argv[0]) && cli_asks_help(argc, argv)) {
+			/* A group (refunds --help): its commands. */
+			cli_usage_of(stdout, argv[0], NULL);
+			return cli_stdout_done() == 0 ? CLI_EXIT_OK :
+			    CLI_EXIT_FAIL;
+		}
 		if (cli_known(argv[0]))
 			cli_usage_of(stderr, argv[0], NULL);
 		else {
@@ -466,9 +468,13 @@ main(int argc, char **argv)
 		argv++;
 	}
 	if (cli_asks_help(argc, argv)) {
+		/* A row without a summary (order ID) stands for the listed
+		 * rows of its name. */
 		cli_usage_of(stdout, c.cmd->name, c.cmd);
-		fputc('\n', stdout);
-		cli_usage_cmd(stdout, c.cmd);
+		if (c.cmd->help != NULL) {
+			fputc('\n', stdout);
+			cli_usage_cmd(stdout, c.cmd);
+		}
 		return cli_stdout_done() == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 	}
 	if ((rc = cli_parse(&c, argc, argv)) != CLI_EXIT_OK) {

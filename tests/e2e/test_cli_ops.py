@@ -88,7 +88,8 @@ def test_versions(tap):
                    '\n  %s\n' % c not in p.stdout]
         tap.is_(missing, [], '... listing every command')
     for words in (['stats'], ['refunds', 'settle'], ['sweep'],
-                  ['events', 'tail']):
+                  ['events', 'tail'], ['order'], ['refunds'],
+                  ['order', 'show']):
         p = run(PAYHOOK, *(words + ['--help']))
         tap.ok(p.returncode == 0 and p.stderr == '' and
                p.stdout.startswith('usage: payhook [-c FILE] %s' %
