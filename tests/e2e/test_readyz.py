@@ -221,7 +221,38 @@ def test_metrics_refused(tap):
     got = [ready(inst) for _ in range(4)]
     tap.ok(all(g[0] == 200 for g in got), 'writable again: ready within '
            'a second, without a restart', [g[3].describe() for g in got])
+
+    # The same under sweep --watch, whose passes the alerts read.
+    sweeper = subprocess.Popen(
+        [harness.PAYHOOK, '-c', inst.config, 'sweep', '--watch',
+         '--interval', '1'], stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2.5)
+        subprocess.run(['chattr', '+i', m])
+        fd = os.open(m, os.O_RDONLY)     # written back: the next write
+        os.fsync(fd)                     # through the mapping faults
+        os.close(fd)
+        time.sleep(2.5)
+        subprocess.run(['chattr', '-i', m])
+        alive = sweeper.poll() is None
+        before = passes(inst)
+        time.sleep(3.5)
+        after = passes(inst)
+    finally:
+        subprocess.run(['chattr', '-i', m])
+        sweeper.terminate()
+        _, err = sweeper.communicate(timeout=30)
+    tap.ok(alive and after > before, 'sweep --watch through it: alive, '
+           'its passes counted again once the file takes writes',
+           before, after, err[-600:])
     inst.cleanup()
+
+
+def passes(inst):
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    return sum(float(v) for v in re.findall(
+        r'^payhook_sweeper_passes_total(?:\{[^}]*\})? (\S+)$', text, re.M))
 
 
 def main(tap):
