@@ -655,13 +655,13 @@ ledger_apply_alone(struct store *s, const struct ledger_fact *f,
 		store_abort(&t);
 		memset(r, 0, sizeof(*r));
 		return ph_fail(diag, rc, "database: %s: %s", ph_strerror(rc),
-		    rc == PH_E_STORE_FULL ? "raise map_size_mb" :
+		    rc == PH_E_STORE_FULL ? LEDGER_FULL_ADVICE :
 		    "see the log");
 	}
 	if ((rc = store_commit(&t)) != PH_OK) {
 		memset(r, 0, sizeof(*r));
 		return ph_fail(diag, rc, "database: %s: %s", ph_strerror(rc),
-		    rc == PH_E_STORE_FULL ? "raise map_size_mb" :
+		    rc == PH_E_STORE_FULL ? LEDGER_FULL_ADVICE :
 		    "see the log");
 	}
 	ledger_applied(f, r);

@@ -297,7 +297,7 @@ group_apply_all(struct store *s, struct group_slot **taken, size_t n)
 			    sl->rc == PH_E_STORE_FULL)
 				ph_fail(&diag, sl->rc, "database: %s: %s",
 				    ph_strerror(sl->rc), sl->rc ==
-				    PH_E_STORE_FULL ? "raise map_size_mb" :
+				    PH_E_STORE_FULL ? LEDGER_FULL_ADVICE :
 				    "see the log");
 		}
 		ph_strlcpy(sl->diag, diag.msg, sizeof(sl->diag));
@@ -358,7 +358,7 @@ group_lead(struct group_shm *g, struct store *s)
 			memset(&sl->res, 0, sizeof(sl->res));
 			snprintf(sl->diag, sizeof(sl->diag), "database: %s: %s",
 			    ph_strerror(rc), rc == PH_E_STORE_FULL ?
-			    "raise map_size_mb" : "see the log");
+			    LEDGER_FULL_ADVICE : "see the log");
 		}
 		sl->state = GROUP_DONE;
 	}

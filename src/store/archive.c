@@ -493,6 +493,31 @@ archive_close(void)
 		archive.seg[i].fd = -1;
 }
 
+/*
+ * Whether a page can be written in the segment folder now: a file of one
+ * page, flushed and removed.  Asked only while appends are failing, so
+ * that an archive nobody writes to (a load balancer holding traffic back
+ * until /readyz passes) is found writable again once room is freed.
+ */
+static int
+archive_probe(void)
+{
+	char path[ARCHIVE_PATH_MAX], page[4096];
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "%s/seg/.probe-%ld", archive.dir,
+	    (long)getpid());
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+	    O_NOFOLLOW, 0600)) == -1)
+		return -1;
+	memset(page, 0, sizeof(page));
+	ok = write(fd, page, sizeof(page)) == (ssize_t)sizeof(page) &&
+	    fdatasync(fd) == 0;
+	close(fd);
+	unlink(path);
+	return ok ? 0 : -1;
+}
+
 int
 archive_writable(int64_t now, char *why, size_t cap)
 {
@@ -525,7 +550,10 @@ archive_writable(int64_t now, char *why, size_t cap)
 		}
 	}
 	if ((since = __atomic_load_n(&archive.budget->failed_since,
-	    __ATOMIC_RELAXED)) != 0) {
+	    __ATOMIC_RELAXED)) != 0 && archive_probe() == 0)
+		__atomic_store_n(&archive.budget->failed_since, 0,
+		    __ATOMIC_RELAXED);
+	else if (since != 0) {
 		t = (time_t)since;
 		gmtime_r(&t, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);

@@ -15,6 +15,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -297,17 +298,39 @@ lmdb_close(struct store *st)
 	store_free(st);
 }
 
+/* Less room than this on the database's file system is a full disk. */
+#define LMDB_DISK_SLACK	(1024 * 1024)
+
+/*
+ * LMDB reports a write cut short as EIO, and a full disk cuts writes
+ * short: an EIO with no room left under the file is a full disk.
+ */
+static int
+lmdb_disk_full(const struct store_txn *t)
+{
+	struct statvfs vs;
+	int fd;
+
+	return mdb_env_get_fd(lmdb_of(t->store)->env, &fd) == 0 &&
+	    fstatvfs(fd, &vs) == 0 &&
+	    (uint64_t)vs.f_bavail * vs.f_frsize < LMDB_DISK_SLACK;
+}
+
 /* The translation of an LMDB error, logged once (the first of t's);
  * a full map or disk counted (store_note_full). */
 static int
 lmdb_fail(struct store_txn *t, int mdb_rc)
 {
-	int st = lmdb_status(mdb_rc);
+	int full = mdb_rc == EIO && lmdb_disk_full(t);
+	int st = lmdb_status(full ? ENOSPC : mdb_rc);
 
 	if (st == PH_OK)
 		st = PH_E_STORE;
 	if (t->err == PH_OK) {
-		log_err("database: %s", mdb_strerror(mdb_rc));
+		log_err("database: %s%s", mdb_strerror(mdb_rc), full ?
+		    " (no room left on its disk)" : "");
+		if (full)
+			mdb_rc = ENOSPC;
 		if (mdb_rc == MDB_MAP_FULL || mdb_rc == ENOSPC ||
 		    mdb_rc == EDQUOT)
 			store_note_full(t);
