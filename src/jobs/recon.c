@@ -397,6 +397,21 @@ recon_refund_settle(struct recon *r, struct ph_event *ev, json_t **item)
 	return rc == PH_E_NOTFOUND ? PH_OK : rc;
 }
 
+/* The order of refund row ev that names none: its refund's, else its
+ * payment's (nothing when payhook knows neither). */
+static void
+recon_order_of(struct recon *r, const json_t *item, struct ph_event *ev)
+{
+	json_t *pay = NULL;
+	const char *id = recon_str(item, "order_id");
+
+	if (*id == '\0' && ledger_batch_payment(&r->b, r->pr->name,
+	    ev->txn_id, &pay) == PH_OK)
+		id = recon_str(pay, "order_id");
+	ph_strlcpy(ev->order_id, id, sizeof(ev->order_id));
+	json_decref(pay);
+}
+
 static void
 recon_refund(struct recon *r, struct ph_event *ev)
 {
@@ -429,6 +444,10 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	    strcmp(recon_str(item, "state"), "PROCESSING") == 0);
 	ok = same && item != NULL &&
 	    strcmp(recon_str(item, "state"), "SUCCEEDED") == 0;
+	/* A row that names only the payment (UnionPay's), applied already
+	 * if at all: its order for the report and the alarm. */
+	if (ev->order_id[0] == '\0')
+		recon_order_of(r, item, ev);
 	ledger_batch_mark(&r->b, r->run, ev->refund_id[0] != '\0' ?
 	    ev->refund_id : ev->merchant_refund_id);
 	if (!ok && !waiting)
@@ -436,11 +455,8 @@ recon_refund(struct recon *r, struct ph_event *ev)
 		    r->pr->name, provider, ev, json_pack("{s:s, s:s}",
 		    "refund_id", ev->merchant_refund_id, "provider_refund_id",
 		    ev->refund_id), r->now);
-	/* A row that names only the payment: the order of the refund it
-	 * matched, where it matched one. */
 	recon_row(r, ok || waiting ? RECON_REFUND_MATCHED :
-	    RECON_REFUND_MISMATCH, ev->order_id[0] != '\0' ? ev->order_id :
-	    recon_str(item, "order_id"), ev->txn_id, ev->amount,
+	    RECON_REFUND_MISMATCH, ev->order_id, ev->txn_id, ev->amount,
 	    item != NULL ? json_integer_value(json_object_get(item,
 	    "amount")) : -1, ev->currency, ok ? "" : waiting ? "not settled "
 	    "(an unverified statement): its result, or a statement payhook "

@@ -13,6 +13,7 @@ through a loopback UnionPay that checks the request's signature.
 """
 
 import base64
+import csv
 import datetime
 import os
 import re
@@ -376,8 +377,9 @@ def test_portal_refunds(tap, inst, signer):
             [(portal, 300)], '... and an exception on that order', repr(ex))
 
     base = inst.last_seq()
+    made = new_query_id()
     fields = signer.sign(notification(
-        signer, rid, new_query_id(), amount=1000, txnType='04',
+        signer, rid, made, amount=1000, txnType='04',
         txnSubType='00', origQryId=q2))
     r = inst.notify(unionpay_form(fields), 'upshop', content_type=FORM)
     got = inst.api('GET', '/refunds/' + rid)
@@ -389,6 +391,37 @@ def test_portal_refunds(tap, inst, signer):
     r = inst.notify(unionpay_form(fields), 'upshop', content_type=FORM)
     tap.is_((r.status, types_of(inst.all_events(base))),
             (200, ['refund.succeeded']), '... told again: a duplicate')
+
+    # The day's statement lists both refunds under their own orderId:
+    # the report names the order of each.
+    now = datetime.datetime.now(BEIJING)
+    when = now.strftime('%Y%m%d%H%M%S')
+    rows = [('01', oid, q1, '', 1000), ('01', oid, q2, '', 1000),
+            ('04', 'RF' + os.urandom(4).hex(), portal, q1, 300),
+            ('04', rid, made, q2, 1000)]
+    work = os.path.join(inst.dir, 'up-statement')
+    os.makedirs(work)
+    path = os.path.join(work, 'statement.csv')
+    with open(path, 'w', encoding='utf-8') as fh:
+        fh.write('merId,txnType,orderId,queryId,origQryId,txnTime,txnAmt,'
+                 'currencyCode\n')
+        for t, o, q, orig, amount in rows:
+            fh.write('%s,%s,%s,%s,%s,%s,%d,156\n' % (MER_ID, t, o, q, orig,
+                                                     when, amount))
+        fh.write('total,%d,%d\n' % (len(rows), sum(x[4] for x in rows)))
+    r = inst.cli('reconcile', '--profile', 'upshop', '--statement', path,
+                 '--date', now.strftime('%Y-%m-%d'), '--report-dir', work,
+                 '--trust-file')
+    with open(os.path.join(work, 'reconcile-upshop-%s.csv'
+                           % now.strftime('%Y-%m-%d')), newline='',
+              encoding='utf-8') as fh:
+        got = sorted((x['category'], x['order_id'], x['statement_amount'])
+                     for x in csv.DictReader(fh)
+                     if x['category'].startswith('refund'))
+    tap.is_(got, [('refund_matched', oid, '1000'),
+                  ('refund_mismatch', oid, '300')],
+            'reconcile: each refund row of the statement names the order '
+            'of the payment it refunds', r.stderr[-400:])
 
 
 def main(tap):
