@@ -156,11 +156,11 @@ cli_sweep_run(struct cli *c)
 		return rc;
 	cli_catch_signals();
 	do {
-		/* A watch runs for months: the clock may move off (a host's
-		 * NTP stopped, a VM resumed) and back; a pass waits for it. */
-		/* Its metrics too: a file that refused a write is opened
+		/* Its metrics file, when it refused a write, is opened
 		 * again once it takes them (the alerts read the passes). */
 		metrics_follow((int64_t)time(NULL));
+		/* A watch runs for months: the clock may move off (a host's
+		 * NTP stopped, a VM resumed) and back; a pass waits for it. */
 		if ((rc = cli_job_clock(c)) == CLI_EXIT_OK)
 			rc = cli_sweep_pass(c, token);
 		if (c->a.flag && !cli_stop)

@@ -72,7 +72,7 @@ struct ledger_exception {
 	const char *currency;
 	int64_t at;
 };
-void ledger_add_exception_at_new(struct store_txn *t, json_t *order,
+void ledger_add_exception_fields_new(struct store_txn *t, json_t *order,
     const struct ledger_exception *x, json_t *extra);
 void ledger_add_exception_new(struct store_txn *t, json_t *order,
     const struct ledger_fact *f, const char *type, json_t *extra);

@@ -248,7 +248,7 @@ ledger_note(struct ledger_result *r, enum ledger_event type, uint64_t seq)
  * the entry cannot be made the transaction fails with PH_E_NOMEM.
  */
 void
-ledger_add_exception_at_new(struct store_txn *t, json_t *order,
+ledger_add_exception_fields_new(struct store_txn *t, json_t *order,
     const struct ledger_exception *x, json_t *extra)
 {
 	json_t *ex = json_object_get(order, "exceptions"), *e;
@@ -297,7 +297,7 @@ ledger_add_exception_new(struct store_txn *t, json_t *order,
 		.at = f->now,
 	};
 
-	ledger_add_exception_at_new(t, order, &x, extra);
+	ledger_add_exception_fields_new(t, order, &x, extra);
 }
 
 int

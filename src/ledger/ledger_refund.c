@@ -754,7 +754,7 @@ ledger_refund_over(struct store_txn *t, json_t *order, const json_t *r,
 	x.amount = over;
 	x.currency = ledger_str(r, "currency");
 	x.at = now;
-	ledger_add_exception_at_new(t, order, &x, json_pack("{s:s}",
+	ledger_add_exception_fields_new(t, order, &x, json_pack("{s:s}",
 	    "refund_id", ledger_str(r, "refund_id")));
 	log_warn("order %s: refund %s succeeded with a refund that had "
 	    "failed succeeding after all: %lld more than the payment went "
