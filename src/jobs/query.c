@@ -65,24 +65,60 @@ query_names(const json_t *order, const char *names[QUERY_NAMES_MAX])
 	return n;
 }
 
-size_t
-query_profiles(const struct conf *c, const json_t *order,
-    const struct conf_profile **out, size_t max)
+/*
+ * Adds to out (n of max used) a target of pr for each distinct data its
+ * attempts gave, newest first (a payment key such as UnionPay's txnTime
+ * or an aggregator's charge: each attempt may have paid); one without
+ * data when none gave any.  Returns the new count.
+ */
+static size_t
+query_targets_of(const json_t *order, const struct conf_profile *pr,
+    struct query_target *out, size_t n, size_t max)
 {
-	const struct conf_profile *pr;
+	json_t *attempts = json_object_get(order, "attempts"), *a, *data;
+	size_t i, j, first = n;
+
+	for (i = json_array_size(attempts); i-- > 0 && n < max;) {
+		a = json_array_get(attempts, i);
+		data = json_object_get(a, "data");
+		if (!json_is_object(data) || json_string_value(json_object_get(
+		    a, "profile")) == NULL || strcmp(json_string_value(
+		    json_object_get(a, "profile")), pr->name) != 0)
+			continue;
+		for (j = first; j < n && !json_equal(out[j].data, data); j++)
+			;
+		if (j == n) {
+			out[n].profile = pr;
+			out[n++].data = data;
+		}
+	}
+	if (n == first && n < max) {
+		out[n].profile = pr;
+		out[n++].data = NULL;
+	}
+	return n;
+}
+
+size_t
+query_targets(const struct conf *c, const json_t *order,
+    struct query_target *out, size_t max)
+{
+	const struct conf_profile *pr, *seen[QUERY_NAMES_MAX];
 	const char *names[QUERY_NAMES_MAX];
-	size_t i, j, n = 0, nn = query_names(order, names);
+	size_t i, j, nseen = 0, n = 0, nn = query_names(order, names);
 
 	for (i = 0; i < nn && n < max; i++) {
 		if (names[i] == NULL ||
 		    (pr = conf_profile(c, names[i])) == NULL ||
 		    !(pr->plugin->prov->caps & PH_CAP_QUERY))
 			continue;
-		for (j = 0; j < n; j++)
-			if (out[j] == pr)
+		for (j = 0; j < nseen; j++)
+			if (seen[j] == pr)
 				break;
-		if (j == n)
-			out[n++] = pr;
+		if (j < nseen)
+			continue;
+		seen[nseen++] = pr;
+		n = query_targets_of(order, pr, out, n, max);
 	}
 	return n;
 }
@@ -190,13 +226,19 @@ query_field(char *dst, size_t size, const json_t *o, const char *key)
 
 void
 query_prepare(struct query_job *job, enum query_op op,
-    const struct conf_profile *pr, const json_t *order, int64_t now)
+    const struct query_target *t, const json_t *order, int64_t now)
 {
+	const struct conf_profile *pr = t->profile;
 	const struct ph_provider *prov = pr->plugin->prov;
 	struct ph_call_ctx cc;
 	struct ph_diag diag;
 	int started = query_job_start(job, op, pr);
 
+	/* Its own reference to the data: a close is prepared from a query's
+	 * target after the order it came from was read again. */
+	job->target.profile = pr;
+	job->target.data = t->data != NULL ? json_incref((json_t *)t->data) :
+	    NULL;
 	/* The order's id even for a job that cannot start: its log line. */
 	query_field(job->order_id, sizeof(job->order_id), order, "order_id");
 	if (started != 0)
@@ -204,7 +246,8 @@ query_prepare(struct query_job *job, enum query_op op,
 	query_field(job->currency, sizeof(job->currency), order, "currency");
 	query_field(job->txn_id, sizeof(job->txn_id), order,
 	    "provider_txn_id");
-	job->attempt = query_attempt_text(order, pr->name);
+	job->attempt = t->data != NULL ? json_dumps(t->data, JSON_COMPACT) :
+	    strdup("");
 	if (query_job_alloc(job) != 0 || query_call_ctx(job, now, &cc) != 0)
 		return;
 	job->ref.order_id = job->order_id;
@@ -494,6 +537,8 @@ query_job_free(struct query_job *job)
 	http_call_free(&job->call);
 	free(job->attempt);
 	free(job->req);
+	json_decref((json_t *)job->target.data);
 	job->attempt = NULL;
 	job->req = NULL;
+	job->target.data = NULL;
 }

@@ -21,10 +21,19 @@ enum query_op {
 	QUERY_OP__MAX
 };
 
+/* Where an order is asked about: a profile it was offered on, with the
+ * data of one of its attempts there (NULL: none).  From query_targets,
+ * borrowed from the order; in a job, the job's own reference. */
+struct query_target {
+	const struct conf_profile *profile;
+	const json_t *data;
+};
+
 struct query_job {
 	/* In. */
 	enum query_op op;
 	const struct conf_profile *profile;
+	struct query_target target;	/* its data a reference of the job's */
 	/* Out, after query_finish(). */
 	int err;			/* PH_OK when the provider answered */
 	int store_err;			/* PH_OK, or the database's error
@@ -50,12 +59,12 @@ struct query_job {
 };
 
 /*
- * Prepares a job for op on order (a stored record) through profile: the
- * plugin builds the request.  On failure job->err says why and the job is
+ * Prepares a job for op on order (a stored record) at target: the plugin
+ * builds the request.  On failure job->err says why and the job is
  * skipped by http_run through query_calls().
  */
 void query_prepare(struct query_job *job, enum query_op op,
-    const struct conf_profile *profile, const json_t *order, int64_t now);
+    const struct query_target *target, const json_t *order, int64_t now);
 /*
  * Prepares the refund of work item (a stored refund record) through
  * profile.  query_finish() then reads the answer into job->ev but applies
@@ -74,13 +83,15 @@ void query_send(const struct conf *c, struct query_job *jobs, size_t n,
 void query_finish(struct store *s, struct query_job *job, int64_t now);
 void query_job_free(struct query_job *job);
 
-/* The most profiles an order is asked about at (its own and its attempts'). */
+/* The most targets an order is asked about at (its own profile and its
+ * attempts', each attempt's data there). */
 #define QUERY_PROFILES_MAX 8
 
-/* The profiles an order was offered on, distinct, that can be queried:
- * fills out (max entries), returns how many. */
-size_t query_profiles(const struct conf *c, const json_t *order,
-    const struct conf_profile **out, size_t max);
+/* Where an order is asked about: each profile it was offered on that can
+ * be queried, once for each distinct data its attempts there gave (the
+ * newest first), else once.  Fills out (max entries), returns how many. */
+size_t query_targets(const struct conf *c, const json_t *order,
+    struct query_target *out, size_t max);
 
 /* The most profile names of one order looked at (its own, its attempts'). */
 #define QUERY_NAMES_MAX 64

@@ -859,7 +859,7 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 static void
 recon_ask(struct recon *r)
 {
-	const struct conf_profile *prs[QUERY_PROFILES_MAX];
+	struct query_target ts[QUERY_PROFILES_MAX];
 	struct query_job *jobs;
 	const char *id;
 	json_t *order;
@@ -877,12 +877,12 @@ recon_ask(struct recon *r)
 			if (ledger_get_order(r->s, id, &order) != PH_OK)
 				continue;
 			if (strcmp(recon_str(order, "state"), "PENDING") == 0) {
-				size_t k, np = query_profiles(r->conf, order,
-				    prs, QUERY_PROFILES_MAX);
+				size_t k, np = query_targets(r->conf, order,
+				    ts, QUERY_PROFILES_MAX);
 
 				for (k = 0; k < np; k++)
 					query_prepare(&jobs[njobs++],
-					    QUERY_OP_QUERY, prs[k], order,
+					    QUERY_OP_QUERY, &ts[k], order,
 					    r->now);
 				r->sum->asked += np > 0;
 			}

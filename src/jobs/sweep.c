@@ -26,8 +26,9 @@
 struct sweep_order {
 	json_t *order;			/* leased record, owned */
 	char id[PH_ID_MAX + 1];
-	const struct conf_profile *profiles[SWEEP_PROFILES_MAX];
-	size_t nprofiles;
+	struct query_target targets[SWEEP_PROFILES_MAX];
+	size_t ntargets;
+	size_t nattempts;		/* when it was leased and asked about */
 	size_t first_job, njobs;
 };
 
@@ -119,7 +120,7 @@ sweep_renew(const struct conf *c, struct store *s, const char *token,
 static int
 sweep_close(const struct conf *c, struct store *s, const char *token,
     struct sweep_order *so, struct query_job *qjobs, int64_t now,
-    struct sweep_stats *st)
+    int *again, struct sweep_stats *st)
 {
 	struct query_job jobs[SWEEP_PROFILES_MAX];
 	struct ledger_result res;
@@ -143,7 +144,7 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 		if ((q->ev.kind == PH_EV_PAYMENT_PENDING ||
 		    q->ev.kind == PH_EV_PAYMENT_FAILED) &&
 		    (q->profile->plugin->prov->caps & PH_CAP_CLOSE))
-			query_prepare(&jobs[n++], QUERY_OP_CLOSE, q->profile,
+			query_prepare(&jobs[n++], QUERY_OP_CLOSE, &q->target,
 			    so->order, now);
 	}
 	if (n > 0 && !sweep_renew(c, s, token, so->id)) {
@@ -166,6 +167,7 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 		} else if (jobs[i].ev.kind != PH_EV_PAYMENT_CLOSED) {
 			/* "Already paid": the next pass queries it at once. */
 			confirmed = 0;
+			*again = 1;
 			log_warn("close %s at %s: the provider says it is paid; "
 			    "querying it", so->id, jobs[i].profile->name);
 		}
@@ -216,12 +218,14 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 			continue;
 		}
 		ph_strlcpy(so->id, id, sizeof(so->id));
-		so->nprofiles = query_profiles(c, so->order, so->profiles,
+		so->nattempts = json_array_size(json_object_get(so->order,
+		    "attempts"));
+		so->ntargets = query_targets(c, so->order, so->targets,
 		    SWEEP_PROFILES_MAX);
 		so->first_job = njobs;
-		for (j = 0; j < so->nprofiles; j++)
+		for (j = 0; j < so->ntargets; j++)
 			query_prepare(&jobs[njobs++], QUERY_OP_QUERY,
-			    so->profiles[j], so->order, now);
+			    &so->targets[j], so->order, now);
 		so->njobs = njobs - so->first_job;
 		n++;
 	}
@@ -243,6 +247,7 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		size_t ngone;
 		json_t *exp;
 		int64_t next = 0;
+		int again = 0;
 
 		if (sweep_still_pending(s, so->id, &so->order)) {
 			exp = json_object_get(so->order, "expires_at");
@@ -251,11 +256,18 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 			if (ngone > 0)
 				next = sweep_unconfigured(c, so->order, so->id,
 				    gone, ngone, now, st);
+			else if (json_array_size(json_object_get(so->order,
+			    "attempts")) != so->nattempts)
+				/* An attempt opened while it was asked about:
+				 * not asked there yet, so neither closed. */
+				next = now;
 			else if (!(json_is_integer(exp) &&
 			    json_integer_value(exp) <= now &&
 			    so->njobs > 0 &&
-			    sweep_close(c, s, token, so, jobs, now, st)))
-				next = sweep_next(c, so->order, now);
+			    sweep_close(c, s, token, so, jobs, now, &again,
+			    st)))
+				next = again ? now : sweep_next(c,
+				    so->order, now);
 		}
 		if (ledger_reschedule(s, so->id, token, next, now,
 		    hinted) != PH_OK) {

@@ -248,9 +248,11 @@ int ledger_create_order(struct store *s, const struct ledger_new_order *n,
  * another attempt is being opened right now: LEDGER_REFUSAL_ATTEMPT;
  * past its expiry, where a payment opened now would come after the
  * order is closed: LEDGER_REFUSAL_EXPIRED).  ledger_guard_end records the
- * attempt and lets go: PH_OK, or PH_E_CONFLICT when the order was paid
+ * attempt at now (when it ends: the checks of earlier attempts take time)
+ * and lets go: PH_OK, or PH_E_CONFLICT with *why when the order was paid
  * meanwhile or when an earlier attempt, still unsettled, was opened less
- * than hold_s seconds ago (the shopper may be paying it right now).
+ * than hold_s seconds ago (the shopper may be paying it right now):
+ * LEDGER_REFUSAL_ATTEMPT; when it expired meanwhile: LEDGER_REFUSAL_EXPIRED.
  * ledger_guard_release lets go without recording: PH_OK (let go, or not
  * token's any more), or why the store could not.
  */
@@ -260,7 +262,7 @@ int ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
 int ledger_guard_end(struct store *s, const char *order_id, const char *token,
     const char *profile, const json_t *data, int64_t now, int64_t hold_s,
     int64_t next_query_at, struct ledger_idem *idem, json_t **order,
-    struct ph_diag *diag);
+    enum ledger_refusal *why, struct ph_diag *diag);
 int ledger_guard_release(struct store *s, const char *order_id,
     const char *token);
 

@@ -196,14 +196,15 @@ int
 ledger_guard_end(struct store *s, const char *order_id, const char *token,
     const char *profile, const json_t *data, int64_t now, int64_t hold_s,
     int64_t next_query_at, struct ledger_idem *idem, json_t **order,
-    struct ph_diag *diag)
+    enum ledger_refusal *why, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_key k;
 	json_t *att, *list;
-	int64_t last;
+	int64_t last, expires;
 	int rc, paid;
 
+	*why = LEDGER_REFUSAL_ATTEMPT;
 	if ((rc = ledger_open_order(s, order_id, &t, &k, order)) != PH_OK)
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	paid = !ledger_is_pending(*order);
@@ -216,6 +217,21 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 		    order_id);
 	}
 	ledger_guard_hold(*order, NULL, 0);
+	/* Expired while its earlier attempts were asked about: the sweeper
+	 * may be closing it at its providers, this one's not among them. */
+	expires = json_integer_value(json_object_get(*order, "expires_at"));
+	if (!paid && expires > 0 && now >= expires) {
+		ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+		*why = LEDGER_REFUSAL_EXPIRED;
+		ph_fail(diag, PH_E_CONFLICT, "order %s expired while its "
+		    "earlier payment attempts were checked: no new payment "
+		    "attempt; open a new order", order_id);
+		if ((rc = ledger_guard_commit(&t, idem, PH_E_CONFLICT,
+		    LEDGER_REFUSAL_EXPIRED, diag->msg, *order)) != PH_OK)
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
+		return PH_E_CONFLICT;
+	}
 	list = json_object_get(*order, "attempts");
 	last = ledger_last_attempt(*order);
 	if (!paid && hold_s > 0 && last > 0 && now - last < hold_s) {

@@ -360,7 +360,7 @@ api_get_order(struct web_ctx *ctx, const struct web_request *req,
 static json_t *
 api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 {
-	const struct conf_profile *prs[QUERY_PROFILES_MAX];
+	struct query_target ts[QUERY_PROFILES_MAX];
 	struct query_job jobs[QUERY_PROFILES_MAX];
 	const char *gone[QUERY_PROFILES_MAX];
 	json_t *out = json_array(), *r;
@@ -376,15 +376,15 @@ api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 		    "profile", gone[i], "asked", 0, "error", "profile ",
 		    gone[i], " is not configured"));
 	}
-	n = query_profiles(ctx->conf, order, prs, QUERY_PROFILES_MAX);
+	n = query_targets(ctx->conf, order, ts, QUERY_PROFILES_MAX);
 	for (i = 0; i < n; i++)
-		query_prepare(&jobs[i], QUERY_OP_QUERY, prs[i], order, now);
+		query_prepare(&jobs[i], QUERY_OP_QUERY, &ts[i], order, now);
 	query_send(ctx->conf, jobs, n, n);
 	for (i = 0; i < n; i++) {
 		query_finish(ctx->store, &jobs[i], now);
 		if (jobs[i].err == PH_OK) {
 			r = json_pack("{s:s, s:b, s:s}", "profile",
-			    prs[i]->name, "asked", 1, "result",
+			    ts[i].profile->name, "asked", 1, "result",
 			    query_kind_name(jobs[i].ev.kind));
 			/* "paid", but not necessarily of this order's
 			 * amount: what payhook made of it. */
@@ -394,7 +394,7 @@ api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 		} else {
 			*unreached = 1;
 			r = json_pack("{s:s, s:b, s:s}", "profile",
-			    prs[i]->name, "asked", 0, "error",
+			    ts[i].profile->name, "asked", 0, "error",
 			    jobs[i].message);
 		}
 		json_array_append_new(out, r);
@@ -484,7 +484,7 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	const char *key, *profile;
 	const json_t *data;
 	enum ledger_refusal why = LEDGER_REFUSAL_ATTEMPT;
-	int64_t expires_at;
+	int64_t expires_at, end;
 	int rc, unreached = 0;
 
 	if ((in = api_body_object(req, resp,
@@ -550,11 +550,14 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	memset(&diag, 0, sizeof(diag));
 	if (req->idem != NULL)
 		req->idem->answer = api_attempt_answer;
+	/* Recorded when it ends: the checks above take time. */
+	end = (int64_t)time(NULL);
+	if (end < req->now)
+		end = req->now;
 	rc = ledger_guard_end(ctx->store, order_id, token, profile,
-	    data, req->now,
-	    (int64_t)ctx->conf->attempt_hold_s,
-	    api_first_query(pr, req->now, expires_at), req->idem, &order,
-	    &diag);
+	    data, end, (int64_t)ctx->conf->attempt_hold_s,
+	    api_first_query(pr, end, expires_at), req->idem, &order,
+	    &why, &diag);
 	if (rc == PH_E_TOOBIG) {
 		api_reply(resp, api_attempt_answer, PH_E_CONFLICT, 0,
 		    LEDGER_REFUSAL_ATTEMPTS_MAX, diag.msg, order);

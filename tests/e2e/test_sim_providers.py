@@ -775,6 +775,36 @@ def test_aggregator_api(tap, sim, k):
             'charge (out_of_order is 400)', r.describe())
 
 
+def test_earlier_attempt_paid(tap, sim, inst):
+    """UnionPay keys a payment by orderId and txnTime: an order whose
+    shopper opened a second attempt (another txnTime) and paid the first,
+    every notification lost, is asked about at every attempt's txnTime,
+    not the latest alone: paid, the guard refuses another, never closed."""
+    t = 'upsim: '
+    oid = new_oid('EA')
+    first = beijing_now()
+    inst.create_order(oid, 700, profile='upsim', expires_in=8,
+                      attempt={'txnTime': first})
+    time.sleep(1.1)
+    r = inst.api('POST', '/orders/%s/attempts' % oid,
+                 {'profile': 'upsim', 'data': {'txnTime': beijing_now()}})
+    tap.is_(r.status, 201, t + 'a second attempt, another txnTime',
+            r.describe())
+    sim_pay(sim, 'upsim', oid, 700, first, notify={'drop_all': True})
+    tap.ok(sweep_until(inst, oid, 'PAID', 20) is not None,
+           t + 'the first attempt paid, the second open: the sweeper '
+           'finds the payment', inst.order(oid))
+    time.sleep(1.1)
+    r = inst.api('POST', '/orders/%s/attempts' % oid,
+                 {'profile': 'upsim', 'data': {'txnTime': beijing_now()}})
+    tap.is_((r.status, (r.json or {}).get('error')), (409, 'already_paid'),
+            t + 'another attempt: 409 already_paid', r.describe())
+    time.sleep(7)
+    sweep(inst)
+    tap.is_(state_of(inst, oid), 'PAID', t + 'past its expiry it stays '
+            'PAID, never closed')
+
+
 def test_forged(tap, sim, inst, k, cfg):
     """The profiles again, signing with what payhook does not trust: every
     send refused (HTTP 400, not acknowledged), the order left PENDING.
@@ -817,7 +847,8 @@ def main(tap):
                         name='sim-prov').start()
         # Queries go to the simulator, on a compressed query schedule.
         inst = SimInstance(tap, 'simprov', sim_port=sim.port, profiles=cfg,
-                           core=harness.QUICK_SWEEP,
+                           core=dict(harness.QUICK_SWEEP,
+                                     attempt_hold_s='0'),
                            profile={'query_schedule': SCHEDULE})
         p = inst.cli('check')
         tap.ok(p.returncode == 0, 'payhook check accepts the profiles',
@@ -830,6 +861,7 @@ def main(tap):
         for prof in ('upsim', 'aggrsa', 'agghmac'):
             test_expiry(tap, sim, inst, prof)
         test_expiry_v3(tap, sim, inst)
+        test_earlier_attempt_paid(tap, sim, inst)
         test_unionpay_api(tap, sim, k)
         test_v3_api(tap, sim, k)
         test_v3_bill_api(tap, sim, k)

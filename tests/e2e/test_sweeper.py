@@ -53,6 +53,15 @@ def sweep_until(inst, order_id, state, limit_s=30):
     return None
 
 
+def unpaid_order(inst, sim, o, expires_in):
+    """An order of 100 on wxshop, known to the simulator as unpaid."""
+    inst.api('POST', '/orders', {'order_id': o, 'amount': 100,
+                                 'currency': 'CNY', 'profile': 'wxshop',
+                                 'expires_in': expires_in})
+    sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o,
+                                'amount': 100})
+
+
 def events_for(inst, order_id, base):
     return [e['type'] for e in inst.all_events(base)
             if e.get('order_id') == order_id]
@@ -569,11 +578,7 @@ def test_close_lease(tap):
     # 8 profiles), their closes 2 s each, one after the other.
     ids = [oid('CLOSE%d' % i) for i in range(5)]
     for o in ids:
-        inst.api('POST', '/orders', {'order_id': o, 'amount': 100,
-                                     'currency': 'CNY', 'profile': 'wxshop',
-                                     'expires_in': 1})
-        sim.control('/_sim/order', {'profile': 'wxshop', 'order_id': o,
-                                    'amount': 100})
+        unpaid_order(inst, sim, o, 1)
     time.sleep(1.5)
     each_once(tap, sim, inst, ids, 'close', 2, 'two sweepers, the second '
               'after the first\'s wave lease ran out, its closes still '
@@ -583,6 +588,86 @@ def test_close_lease(tap):
            [(inst.order(o) or {}).get('state') for o in ids])
     inst.stop()
     sim.stop()
+
+
+def test_attempt_outlives_expiry(tap, inst, sim):
+    """An attempt asked for before the order expires, its earlier attempts'
+    check at a slow provider ending after: 409 order_expired (the sweeper
+    may be closing the order at the providers it knows, not this one)."""
+    o = oid('ATX')
+    unpaid_order(inst, sim, o, 3)
+    time.sleep(1)
+    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 2.5})
+    try:
+        r = inst.api('POST', '/orders/%s/attempts' % o,
+                     {'profile': 'wxhmac'})
+    finally:
+        sim.control('/_sim/mode', {'query': 'ok'})
+    tap.is_((r.status, (r.json or {}).get('error'),
+             len((inst.order(o) or {}).get('attempts') or [])),
+            (409, 'order_expired', 1), 'an attempt whose checks end past '
+            'the expiry: 409 order_expired, not recorded', r.describe())
+
+
+class CloseSaysPaid(harness.MockServer):
+    """WeChat Pay v2 for one order: "not paid" to a query until the close,
+    which answers ORDERPAID (the shopper paid between the two), then the
+    payment."""
+
+    def __init__(self, order_id, txn):
+        self.order_id, self.txn, self.closed = order_id, txn, False
+        self.queries = 0
+        harness.MockServer.__init__(self)
+
+    def handle(self, h, body):
+        prof = harness.PROFILES['wxshop']
+        f = {'return_code': 'SUCCESS', 'appid': prof['appid'],
+             'mch_id': prof['mch_id'], 'nonce_str': os.urandom(8).hex()}
+        if 'closeorder' in h.path:
+            self.closed = True
+            f.update(result_code='FAIL', err_code='ORDERPAID',
+                     err_code_des='paid')
+        else:
+            self.queries += 1
+            f.update(result_code='SUCCESS', out_trade_no=self.order_id,
+                     total_fee='100', trade_state='NOTPAY')
+            if self.closed:
+                f.update(trade_state='SUCCESS', transaction_id=self.txn,
+                         fee_type='CNY', cash_fee='100', trade_type='JSAPI',
+                         time_end=harness.beijing_time_end())
+        f['sign'] = harness.sign_v2(f, prof['key'],
+                                    prof.get('sign_type', 'MD5'))
+        out = harness.notify_xml(f)
+        h.send_response(200)
+        h.send_header('Content-Type', 'text/xml')
+        h.send_header('Content-Length', str(len(out)))
+        h.end_headers()
+        h.wfile.write(out)
+
+
+def test_close_says_paid(tap):
+    """An expired order's close answered "already paid": the sweeper's
+    next pass asks about it at once, not after the schedule's next delay
+    (hours, late in the schedule)."""
+    o = oid('CSP')
+    mock = CloseSaysPaid(o, harness.txn_id(o))
+    inst = harness.Instance(
+        tap, 'closepaid', profiles={'wxshop': harness.PROFILES['wxshop']},
+        core=dict(harness.QUICK_SWEEP), profile={
+            'api_base': 'http://127.0.0.1:%d' % mock.port,
+            'allow_insecure_http': 'yes', 'query_schedule': '1s,6h'})
+    inst.start()
+    inst.create_order(o, 100, expires_in=1)
+    time.sleep(1.5)
+    sweep(inst)
+    first = mock.queries
+    sweep(inst)
+    tap.is_((mock.closed, mock.queries - first,
+             (inst.order(o) or {}).get('state')), (True, 1, 'PAID'),
+            'close answered ORDERPAID: the next pass queries it at once, '
+            'and it is PAID', inst.order(o))
+    inst.stop()
+    mock.close()
 
 
 def main(tap):
@@ -601,10 +686,12 @@ def main(tap):
     test_provider_trouble(tap, inst, sim)
     test_killed_sweeper(tap, inst, sim)
     test_expiry(tap, inst, sim)
+    test_attempt_outlives_expiry(tap, inst, sim)
     test_paid_before_registered(tap, inst, sim)
     test_watch(tap, inst, sim)
     test_lease_waves(tap)
     test_close_lease(tap)
+    test_close_says_paid(tap)
     test_removed_profile(tap)
 
 

@@ -292,11 +292,12 @@ static int
 guard_end(struct store *s, const char *token, const char *profile,
     int64_t now, int64_t hold_s, json_t **o, struct ph_diag *d)
 {
+	enum ledger_refusal why;
 	json_t *got = NULL;
 	int rc;
 
 	rc = ledger_guard_end(s, "S1", token, profile, NULL, now, hold_s,
-	    1700000200, NULL, &got, d);
+	    1700000200, NULL, &got, &why, d);
 	if (o != NULL)
 		*o = got;
 	else
@@ -413,7 +414,7 @@ test_sweeper_side(struct store *s)
 				break;
 			json_decref(o);
 			got = ledger_guard_end(s, "SA", tok, "wxshop", NULL,
-			    1700000101 + i, 0, 0, NULL, &o, &d);
+			    1700000101 + i, 0, 0, NULL, &o, &why, &d);
 			json_decref(o);
 		}
 		ok(got == PH_E_TOOBIG && ledger_get_order(s, "SA", &o) ==
