@@ -165,7 +165,7 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 			confirmed = 0;
 			st->failures++;
 		} else if (jobs[i].ev.kind != PH_EV_PAYMENT_CLOSED) {
-			/* "Already paid": the next pass queries it at once. */
+			/* "Already paid": the next pass queries it. */
 			confirmed = 0;
 			*again = 1;
 			log_warn("close %s at %s: the provider says it is paid; "
@@ -259,14 +259,16 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 			else if (json_array_size(json_object_get(so->order,
 			    "attempts")) != so->nattempts)
 				/* An attempt opened while it was asked about:
-				 * not asked there yet, so neither closed. */
-				next = now;
+				 * not asked there yet, so neither closed.  The
+				 * next pass asks (a second after: never this
+				 * pass again, which would spin on it). */
+				next = now + 1;
 			else if (!(json_is_integer(exp) &&
 			    json_integer_value(exp) <= now &&
 			    so->njobs > 0 &&
 			    sweep_close(c, s, token, so, jobs, now, &again,
 			    st)))
-				next = again ? now : sweep_next(c,
+				next = again ? now + 1 : sweep_next(c,
 				    so->order, now);
 		}
 		if (ledger_reschedule(s, so->id, token, next, now,

@@ -661,11 +661,12 @@ def test_close_says_paid(tap):
     time.sleep(1.5)
     sweep(inst)
     first = mock.queries
+    time.sleep(1.1)
     sweep(inst)
     tap.is_((mock.closed, mock.queries - first,
              (inst.order(o) or {}).get('state')), (True, 1, 'PAID'),
-            'close answered ORDERPAID: the next pass queries it at once, '
-            'and it is PAID', inst.order(o))
+            'close answered ORDERPAID: the next pass queries it, not the '
+            'schedule\'s next delay, and it is PAID', inst.order(o))
     inst.stop()
     mock.close()
 
