@@ -65,60 +65,79 @@ query_names(const json_t *order, const char *names[QUERY_NAMES_MAX])
 	return n;
 }
 
-/*
- * Adds to out (n of max used) a target of pr for each distinct data its
- * attempts gave, newest first (a payment key such as UnionPay's txnTime
- * or an aggregator's charge: each attempt may have paid); one without
- * data when none gave any.  Returns the new count.
- */
-static size_t
-query_targets_of(const json_t *order, const struct conf_profile *pr,
-    struct query_target *out, size_t n, size_t max)
+/* The data of the newest attempt at profile pr (NULL: none gave any). */
+static const json_t *
+query_newest_data(const json_t *attempts, const struct conf_profile *pr)
 {
-	json_t *attempts = json_object_get(order, "attempts"), *a, *data;
-	size_t i, j, first = n;
+	const json_t *a, *data;
+	const char *p;
+	size_t i;
 
-	for (i = json_array_size(attempts); i-- > 0 && n < max;) {
+	for (i = json_array_size(attempts); i-- > 0;) {
 		a = json_array_get(attempts, i);
 		data = json_object_get(a, "data");
-		if (!json_is_object(data) || json_string_value(json_object_get(
-		    a, "profile")) == NULL || strcmp(json_string_value(
-		    json_object_get(a, "profile")), pr->name) != 0)
-			continue;
-		for (j = first; j < n && !json_equal(out[j].data, data); j++)
-			;
-		if (j == n) {
-			out[n].profile = pr;
-			out[n++].data = data;
-		}
+		p = json_string_value(json_object_get(a, "profile"));
+		if (json_is_object(data) && p != NULL &&
+		    strcmp(p, pr->name) == 0)
+			return data;
 	}
-	if (n == first && n < max) {
-		out[n].profile = pr;
-		out[n++].data = NULL;
-	}
-	return n;
+	return NULL;
+}
+
+/* Is target (pr, data) in out[0..n) already? */
+static int
+query_target_known(const struct query_target *out, size_t n,
+    const struct conf_profile *pr, const json_t *data)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (out[i].profile == pr && (out[i].data == data ||
+		    (out[i].data != NULL && data != NULL &&
+		    json_equal(out[i].data, data))))
+			return 1;
+	return 0;
 }
 
 size_t
 query_targets(const struct conf *c, const json_t *order,
     struct query_target *out, size_t max)
 {
-	const struct conf_profile *pr, *seen[QUERY_NAMES_MAX];
-	const char *names[QUERY_NAMES_MAX];
-	size_t i, j, nseen = 0, n = 0, nn = query_names(order, names);
+	const json_t *attempts = json_object_get(order, "attempts"), *a, *data;
+	const struct conf_profile *pr, *prs[QUERY_NAMES_MAX];
+	const char *names[QUERY_NAMES_MAX], *name;
+	size_t i, j, np = 0, n = 0, nn = query_names(order, names);
 
-	for (i = 0; i < nn && n < max; i++) {
+	/* Every profile first, with its newest attempt's data. */
+	for (i = 0; i < nn; i++) {
 		if (names[i] == NULL ||
 		    (pr = conf_profile(c, names[i])) == NULL ||
 		    !(pr->plugin->prov->caps & PH_CAP_QUERY))
 			continue;
-		for (j = 0; j < nseen; j++)
-			if (seen[j] == pr)
-				break;
-		if (j < nseen)
+		for (j = 0; j < np && prs[j] != pr; j++)
+			;
+		if (j < np)
 			continue;
-		seen[nseen++] = pr;
-		n = query_targets_of(order, pr, out, n, max);
+		prs[np++] = pr;
+		if (n < max) {
+			out[n].profile = pr;
+			out[n++].data = query_newest_data(attempts, pr);
+		}
+	}
+	/* Then every other data an attempt gave there, newest first: a
+	 * payment key (UnionPay's txnTime, an aggregator's charge) of its
+	 * own, any of which the shopper may have paid. */
+	for (i = json_array_size(attempts); i-- > 0 && n < max;) {
+		a = json_array_get(attempts, i);
+		data = json_object_get(a, "data");
+		name = json_string_value(json_object_get(a, "profile"));
+		if (!json_is_object(data) || name == NULL ||
+		    (pr = conf_profile(c, name)) == NULL ||
+		    !(pr->plugin->prov->caps & PH_CAP_QUERY) ||
+		    query_target_known(out, n, pr, data))
+			continue;
+		out[n].profile = pr;
+		out[n++].data = data;
 	}
 	return n;
 }

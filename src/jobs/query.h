@@ -83,13 +83,15 @@ void query_send(const struct conf *c, struct query_job *jobs, size_t n,
 void query_finish(struct store *s, struct query_job *job, int64_t now);
 void query_job_free(struct query_job *job);
 
-/* The most targets an order is asked about at (its own profile and its
- * attempts', each attempt's data there). */
-#define QUERY_PROFILES_MAX 8
+/* The most targets an order is asked about at: its own profile and its
+ * attempts' (at most LEDGER_ATTEMPTS_MAX, its creation one of them), each
+ * attempt's data there. */
+#define QUERY_TARGETS_MAX 40
 
 /* Where an order is asked about: each profile it was offered on that can
- * be queried, once for each distinct data its attempts there gave (the
- * newest first), else once.  Fills out (max entries), returns how many. */
+ * be queried, with its newest attempt's data there, then each other
+ * distinct data an attempt gave, the newest first.  Fills out (max
+ * entries: QUERY_TARGETS_MAX leaves none out), returns how many. */
 size_t query_targets(const struct conf *c, const json_t *order,
     struct query_target *out, size_t max);
 

@@ -859,14 +859,14 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 static void
 recon_ask(struct recon *r)
 {
-	struct query_target ts[QUERY_PROFILES_MAX];
+	struct query_target ts[QUERY_TARGETS_MAX];
 	struct query_job *jobs;
 	const char *id;
 	json_t *order;
 	size_t i, n, njobs, round = r->conf->sweep_concurrency * 4;
 	void *iter = json_object_iter(r->ask);
 
-	if ((jobs = calloc(round * QUERY_PROFILES_MAX + 1,
+	if ((jobs = calloc(round * QUERY_TARGETS_MAX + 1,
 	    sizeof(*jobs))) == NULL)
 		return;
 	while (iter != NULL) {
@@ -878,7 +878,7 @@ recon_ask(struct recon *r)
 				continue;
 			if (strcmp(recon_str(order, "state"), "PENDING") == 0) {
 				size_t k, np = query_targets(r->conf, order,
-				    ts, QUERY_PROFILES_MAX);
+				    ts, QUERY_TARGETS_MAX);
 
 				for (k = 0; k < np; k++)
 					query_prepare(&jobs[njobs++],
@@ -898,7 +898,7 @@ recon_ask(struct recon *r)
 				r->sum->confirmed++;
 			query_job_free(&jobs[i]);
 		}
-		memset(jobs, 0, (round * QUERY_PROFILES_MAX + 1) *
+		memset(jobs, 0, (round * QUERY_TARGETS_MAX + 1) *
 		    sizeof(*jobs));
 	}
 	free(jobs);

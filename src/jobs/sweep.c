@@ -21,12 +21,14 @@
 #include "jobs/sweep.h"
 
 #define SWEEP_BATCH 256
-#define SWEEP_PROFILES_MAX QUERY_PROFILES_MAX
+/* The calls a wave keeps room for per order: most orders need one or
+ * two; one of many attempts takes more, its wave longer. */
+#define SWEEP_ORDER_CALLS 8
 
 struct sweep_order {
 	json_t *order;			/* leased record, owned */
 	char id[PH_ID_MAX + 1];
-	struct query_target targets[SWEEP_PROFILES_MAX];
+	struct query_target targets[QUERY_TARGETS_MAX];
 	size_t ntargets;
 	size_t nattempts;		/* when it was leased and asked about */
 	size_t first_job, njobs;
@@ -122,7 +124,7 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
     struct sweep_order *so, struct query_job *qjobs, int64_t now,
     int *again, struct sweep_stats *st)
 {
-	struct query_job jobs[SWEEP_PROFILES_MAX];
+	struct query_job *jobs;
 	struct ledger_result res;
 	struct ph_diag diag;
 	size_t i, n = 0;
@@ -138,6 +140,8 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 		    q->ev.kind != PH_EV_PAYMENT_CLOSED))
 			return 0;
 	}
+	if ((jobs = calloc(so->njobs, sizeof(*jobs))) == NULL)
+		return 0;
 	for (i = 0; i < so->njobs; i++) {
 		const struct query_job *q = &qjobs[so->first_job + i];
 
@@ -150,6 +154,7 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 	if (n > 0 && !sweep_renew(c, s, token, so->id)) {
 		for (i = 0; i < n; i++)
 			query_job_free(&jobs[i]);
+		free(jobs);
 		return 0;
 	}
 	query_send(c, jobs, n, c->sweep_concurrency);
@@ -173,6 +178,7 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 		}
 		query_job_free(&jobs[i]);
 	}
+	free(jobs);
 	if (!confirmed)
 		return 0;
 	memset(&diag, 0, sizeof(diag));
@@ -208,7 +214,7 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		const char *id = json_string_value(json_array_get(ids, *at));
 		struct sweep_order *so = &orders[n];
 
-		if (n == cap || (njobs > 0 && njobs + SWEEP_PROFILES_MAX >
+		if (n == cap || (njobs > 0 && njobs + SWEEP_ORDER_CALLS >
 		    c->sweep_concurrency))
 			break;
 		if (ledger_lease(s, id, now, (int64_t)c->lease_s, token,
@@ -221,7 +227,7 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		so->nattempts = json_array_size(json_object_get(so->order,
 		    "attempts"));
 		so->ntargets = query_targets(c, so->order, so->targets,
-		    SWEEP_PROFILES_MAX);
+		    QUERY_TARGETS_MAX);
 		so->first_job = njobs;
 		for (j = 0; j < so->ntargets; j++)
 			query_prepare(&jobs[njobs++], QUERY_OP_QUERY,
@@ -243,7 +249,7 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 	}
 	for (i = 0; i < n; i++) {
 		struct sweep_order *so = &orders[i];
-		const char *gone[SWEEP_PROFILES_MAX];
+		const char *gone[QUERY_TARGETS_MAX];
 		size_t ngone;
 		json_t *exp;
 		int64_t next = 0;
@@ -252,7 +258,7 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		if (sweep_still_pending(s, so->id, &so->order)) {
 			exp = json_object_get(so->order, "expires_at");
 			ngone = query_unconfigured(c, so->order, gone,
-			    SWEEP_PROFILES_MAX);
+			    QUERY_TARGETS_MAX);
 			if (ngone > 0)
 				next = sweep_unconfigured(c, so->order, so->id,
 				    gone, ngone, now, st);
@@ -289,7 +295,8 @@ sweep_batch(const struct conf *c, struct store *s, const char *token,
 {
 	struct sweep_order *orders;
 	struct query_job *jobs;
-	size_t at = 0, wave = c->sweep_concurrency + SWEEP_PROFILES_MAX;
+	/* Room for the last order's every target past the planned calls. */
+	size_t at = 0, wave = c->sweep_concurrency + QUERY_TARGETS_MAX;
 
 	orders = calloc(wave, sizeof(*orders));
 	jobs = calloc(wave, sizeof(*jobs));

@@ -360,23 +360,27 @@ api_get_order(struct web_ctx *ctx, const struct web_request *req,
 static json_t *
 api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 {
-	struct query_target ts[QUERY_PROFILES_MAX];
-	struct query_job jobs[QUERY_PROFILES_MAX];
-	const char *gone[QUERY_PROFILES_MAX];
+	struct query_target ts[QUERY_TARGETS_MAX];
+	struct query_job *jobs;
+	const char *gone[QUERY_TARGETS_MAX];
 	json_t *out = json_array(), *r;
 	size_t i, n;
 
 	*unreached = 0;
+	if ((jobs = calloc(QUERY_TARGETS_MAX, sizeof(*jobs))) == NULL) {
+		*unreached = 1;
+		return out;
+	}
 	/* A profile taken out of the configuration cannot be asked: the
 	 * order stays as stored, and the answer says so. */
-	n = query_unconfigured(ctx->conf, order, gone, QUERY_PROFILES_MAX);
+	n = query_unconfigured(ctx->conf, order, gone, QUERY_TARGETS_MAX);
 	for (i = 0; i < n; i++) {
 		*unreached = 1;
 		json_array_append_new(out, json_pack("{s:s, s:b, s:s++}",
 		    "profile", gone[i], "asked", 0, "error", "profile ",
 		    gone[i], " is not configured"));
 	}
-	n = query_targets(ctx->conf, order, ts, QUERY_PROFILES_MAX);
+	n = query_targets(ctx->conf, order, ts, QUERY_TARGETS_MAX);
 	for (i = 0; i < n; i++)
 		query_prepare(&jobs[i], QUERY_OP_QUERY, &ts[i], order, now);
 	query_send(ctx->conf, jobs, n, n);
@@ -400,6 +404,7 @@ api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 		json_array_append_new(out, r);
 		query_job_free(&jobs[i]);
 	}
+	free(jobs);
 	return out;
 }
 
