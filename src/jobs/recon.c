@@ -864,14 +864,20 @@ recon_ask(struct recon *r)
 	const char *id;
 	json_t *order;
 	size_t i, n, njobs, round = r->conf->sweep_concurrency * 4;
+	/* Room for a round of orders of a call or two each, and for one of
+	 * every target more: a round ends where the next might not fit. */
+	size_t cap = round * 2 + QUERY_TARGETS_MAX;
 	void *iter = json_object_iter(r->ask);
 
-	if ((jobs = calloc(round * QUERY_TARGETS_MAX + 1,
-	    sizeof(*jobs))) == NULL)
+	if ((jobs = calloc(cap, sizeof(*jobs))) == NULL) {
+		log_err("reconcile %s: out of memory: the pending orders it "
+		    "lists as paid are not asked about", r->pr->name);
 		return;
+	}
 	while (iter != NULL) {
 		njobs = 0;
-		for (n = 0; iter != NULL && n < round;
+		for (n = 0; iter != NULL && n < round &&
+		    njobs + QUERY_TARGETS_MAX <= cap;
 		    iter = json_object_iter_next(r->ask, iter), n++) {
 			id = json_object_iter_key(iter);
 			if (ledger_get_order(r->s, id, &order) != PH_OK)
@@ -898,8 +904,7 @@ recon_ask(struct recon *r)
 				r->sum->confirmed++;
 			query_job_free(&jobs[i]);
 		}
-		memset(jobs, 0, (round * QUERY_TARGETS_MAX + 1) *
-		    sizeof(*jobs));
+		memset(jobs, 0, njobs * sizeof(*jobs));
 	}
 	free(jobs);
 }

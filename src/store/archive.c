@@ -362,8 +362,10 @@ archive_put(const struct archive_rec *r)
 		return 0;
 	}
 	ph_buf_init(&b, (size_t)r->body_len + 65536);
-	if (archive_encode(r, &b) != 0)
+	if (archive_encode(r, &b) != 0) {
+		errno = ENOMEM;
 		goto fail;
+	}
 place:
 	if ((fd = archive_segment(r->class, day, &size)) == -1)
 		goto fail;
@@ -391,8 +393,10 @@ place:
 		archive.warned[r->class] = 1;
 		goto done;
 	}
-	if (size >= ARCHIVE_OFFSET_MAX)
+	if (size >= ARCHIVE_OFFSET_MAX) {
+		errno = EFBIG;
 		goto fail;
+	}
 	w = write(fd, b.data, b.len);
 	if (w != (ssize_t)b.len) {
 		/* A torn record is skipped by the reader. */
