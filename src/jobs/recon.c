@@ -402,14 +402,13 @@ recon_refund_settle(struct recon *r, struct ph_event *ev, json_t **item)
 static void
 recon_order_of(struct recon *r, const json_t *item, struct ph_event *ev)
 {
-	json_t *pay = NULL;
 	const char *id = recon_str(item, "order_id");
 
-	if (*id == '\0' && ledger_batch_payment(&r->b, r->pr->name,
-	    ev->txn_id, &pay) == PH_OK)
-		id = recon_str(pay, "order_id");
-	ph_strlcpy(ev->order_id, id, sizeof(ev->order_id));
-	json_decref(pay);
+	if (*id != '\0')
+		ph_strlcpy(ev->order_id, id, sizeof(ev->order_id));
+	else
+		ledger_batch_payment_order(&r->b, r->pr->name, ev->txn_id,
+		    ev->order_id, sizeof(ev->order_id));
 }
 
 static void

@@ -28,8 +28,6 @@
 struct sweep_order {
 	json_t *order;			/* leased record, owned */
 	char id[PH_ID_MAX + 1];
-	struct query_target targets[QUERY_TARGETS_MAX];
-	size_t ntargets;
 	size_t nattempts;		/* when it was leased and asked about */
 	size_t first_job, njobs;
 };
@@ -213,6 +211,11 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 	for (; *at < json_array_size(ids); (*at)++) {
 		const char *id = json_string_value(json_array_get(ids, *at));
 		struct sweep_order *so = &orders[n];
+		/* Borrowed from the leased record, which the re-read after
+		 * the calls replaces: good for preparing the calls only
+		 * (each call holds its own reference to its data). */
+		struct query_target targets[QUERY_TARGETS_MAX];
+		size_t ntargets;
 
 		if (n == cap || (njobs > 0 && njobs + SWEEP_ORDER_CALLS >
 		    c->sweep_concurrency))
@@ -226,12 +229,12 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		ph_strlcpy(so->id, id, sizeof(so->id));
 		so->nattempts = json_array_size(json_object_get(so->order,
 		    "attempts"));
-		so->ntargets = query_targets(c, so->order, so->targets,
+		ntargets = query_targets(c, so->order, targets,
 		    QUERY_TARGETS_MAX);
 		so->first_job = njobs;
-		for (j = 0; j < so->ntargets; j++)
+		for (j = 0; j < ntargets; j++)
 			query_prepare(&jobs[njobs++], QUERY_OP_QUERY,
-			    &so->targets[j], so->order, now);
+			    &targets[j], so->order, now);
 		so->njobs = njobs - so->first_job;
 		n++;
 	}

@@ -566,11 +566,26 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 	const struct ph_event *ev = f->ev;
 	struct ledger_fact_keys k;
 	struct ledger_dedup d;
+	struct ledger_fact named;
+	struct ph_event nev;
 	int rc, conflict;
 
 	memset(r, 0, sizeof(*r));
 	if ((rc = ledger_fact_keys(f, &k, diag)) != PH_OK)
 		return rc;
+	if (ev->order_id[0] == '\0' && ledger_kind_is_refund(ev->kind)) {
+		/* A refund result that names only its payment (UnionPay's)
+		 * is about the order that payment was recorded for: for
+		 * every path below, a conflict's as much as a settlement's.
+		 * The digest stays the event's as the provider told it. */
+		nev = *ev;
+		ledger_payment_order(t, f->profile, ev->txn_id, nev.order_id,
+		    sizeof(nev.order_id));
+		named = *f;
+		named.ev = &nev;
+		f = &named;
+		ev = &nev;
+	}
 	if (ledger_seen(t, f, &k, &conflict)) {
 		r->outcome = LEDGER_DUPLICATE;
 		return t->err;

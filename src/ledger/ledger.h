@@ -336,6 +336,9 @@ int ledger_prune_dedup(struct store *s, int64_t before, size_t *removed);
  * a batch is a fact about money: facts found missing go through
  * ledger_apply() after ledger_batch_flush().
  */
+/* What a write refused for want of room (PH_E_STORE_FULL) says to do. */
+#define LEDGER_FULL_ADVICE	"raise map_size_mb, or free room on its disk"
+
 struct ledger_batch {
 	struct store *s;
 	struct store_txn t;
@@ -352,6 +355,10 @@ int ledger_batch_end(struct ledger_batch *b);
 /* The stored payment (profile, txn), or PH_E_NOTFOUND. */
 int ledger_batch_payment(struct ledger_batch *b, const char *profile,
     const char *txn_id, json_t **pay);
+/* The order the payment (profile, txn) was recorded for, into order_id
+ * (cap bytes); "" when none. */
+void ledger_batch_payment_order(struct ledger_batch *b, const char *profile,
+    const char *txn_id, char *order_id, size_t cap);
 /* The refund with this id, or PH_E_NOTFOUND. */
 /* Whether process pid of host ran on this host and is gone: what it held
  * (a lease, a guard, an Idempotency-Key's claim) can be taken over at

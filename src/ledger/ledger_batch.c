@@ -94,6 +94,15 @@ ledger_batch_payment(struct ledger_batch *b, const char *profile,
 	return ledger_batch_get(b, STORE_DB_PAYMENTS, &k, pay);
 }
 
+void
+ledger_batch_payment_order(struct ledger_batch *b, const char *profile,
+    const char *txn_id, char *order_id, size_t cap)
+{
+	order_id[0] = '\0';
+	if (b->open)
+		ledger_payment_order(&b->t, profile, txn_id, order_id, cap);
+}
+
 int
 ledger_batch_order(struct ledger_batch *b, const char *order_id,
     json_t **order)

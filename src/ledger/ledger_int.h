@@ -77,11 +77,13 @@ void ledger_add_exception_fields_new(struct store_txn *t, json_t *order,
 void ledger_add_exception_new(struct store_txn *t, json_t *order,
     const struct ledger_fact *f, const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);
-/* What a write refused for want of room says to do. */
-#define LEDGER_FULL_ADVICE	"raise map_size_mb, or free room on its disk"
 
 /* Is kind the result of a refund (succeeded or failed)? */
 int ledger_kind_is_refund(enum ph_event_kind kind);
+/* The order payment txn_id of profile was recorded for, into order_id
+ * (cap bytes); "" when t holds no such payment. */
+void ledger_payment_order(struct store_txn *t, const char *profile,
+    const char *txn_id, char *order_id, size_t cap);
 
 /* An event's id: the epoch of the store that made it and its sequence
  * number, unique across every store and every restore. */

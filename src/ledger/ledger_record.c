@@ -300,6 +300,20 @@ ledger_add_exception_new(struct store_txn *t, json_t *order,
 	ledger_add_exception_fields_new(t, order, &x, extra);
 }
 
+void
+ledger_payment_order(struct store_txn *t, const char *profile,
+    const char *txn_id, char *order_id, size_t cap)
+{
+	struct store_key pk;
+	json_t *pay = NULL;
+
+	order_id[0] = '\0';
+	ledger_key_pair(&pk, STORE_KEY_PAYMENT, profile, txn_id);
+	if (!pk.err && ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay) == PH_OK)
+		ph_strlcpy(order_id, ledger_str(pay, "order_id"), cap);
+	json_decref(pay);
+}
+
 int
 ledger_kind_is_refund(enum ph_event_kind kind)
 {

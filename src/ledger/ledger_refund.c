@@ -883,22 +883,6 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	return type;
 }
 
-/* The order payment txn_id of profile was recorded for, into order_id
- * (cap bytes); "" when there is no such payment. */
-static void
-ledger_payment_order(struct store_txn *t, const char *profile,
-    const char *txn_id, char *order_id, size_t cap)
-{
-	struct store_key pk;
-	json_t *pay = NULL;
-
-	order_id[0] = '\0';
-	ledger_key_pair(&pk, STORE_KEY_PAYMENT, profile, txn_id);
-	if (!pk.err && ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay) == PH_OK)
-		ph_strlcpy(order_id, ledger_str(pay, "order_id"), cap);
-	json_decref(pay);
-}
-
 /* A refund result payhook cannot match, on a known order: an exception
  * there too, as every fact that does not fit. */
 static void
@@ -1184,25 +1168,12 @@ ledger_refund_fact(struct store_txn *t, const struct ledger_fact *f,
     struct ledger_result *res)
 {
 	const struct ph_event *ev = f->ev;
-	struct ledger_fact named;
-	struct ph_event nev;
 	struct store_key k;
 	enum ledger_event type;
 	uint64_t eseq = 0;
 	json_t *r = NULL;
 	int rc;
 
-	if (ev->order_id[0] == '\0') {
-		/* The result names only the payment (UnionPay's): its order
-		 * is the one that payment was recorded for, if any. */
-		nev = *ev;
-		ledger_payment_order(t, f->profile, ev->txn_id, nev.order_id,
-		    sizeof(nev.order_id));
-		named = *f;
-		named.ev = &nev;
-		f = &named;
-		ev = &nev;
-	}
 	rc = ev->merchant_refund_id[0] != '\0' ?
 	    ledger_refund_by_id(t, ev->merchant_refund_id, &k, &r) :
 	    PH_E_NOTFOUND;

@@ -28,8 +28,7 @@ api_store_error(struct web_response *resp, int rc)
 {
 	if (rc == PH_E_STORE_FULL)
 		web_error(resp, 503, "store_full", "the database is full; "
-		    "the operator must raise map_size_mb, or free room on "
-		    "its disk");
+		    "the operator must " LEDGER_FULL_ADVICE);
 	else
 		web_error(resp, 503, "store_unavailable",
 		    "the database is unavailable: %s", ph_strerror(rc));

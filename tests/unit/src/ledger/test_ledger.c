@@ -625,6 +625,23 @@ test_refund_by_payment(struct store *s)
 	    "exception on that order");
 	json_decref(o);
 
+	/* The same refund told again with another amount: a conflict, on
+	 * the order of the payment as much as the fact itself was. */
+	ev = fx_refund_event("", "TXNRP1", "PORTAL1", 90, 1);
+	ok(apply(s, &ev, &r) == PH_OK && r.outcome == LEDGER_CONFLICT,
+	    "by payment: the same refund with another amount is a conflict "
+	    "(outcome %d)", r.outcome);
+	ok(ledger_events(s, after, 10, &item, &after) == PH_OK &&
+	    json_array_size(item) == 1 && strcmp(fx_str(json_array_get(item,
+	    0), "order_id"), "RP1") == 0, "... notification.conflict names "
+	    "the order of the payment");
+	json_decref(item);
+	ok(ledger_get_order(s, "RP1", &o) == PH_OK &&
+	    (ex = json_array_get(json_object_get(o, "exceptions"), 1)) !=
+	    NULL && strcmp(fx_str(ex, "type"), "notification_conflict") == 0,
+	    "... and is an exception on that order");
+	json_decref(o);
+
 	/* Recorded by an earlier build, which named the refund's orderId as
 	 * the order: the same fact again is a duplicate, not a conflict. */
 	ev = fx_refund_event("PORTAL2", "TXNRP1", "PORTAL2", 50, 1);
