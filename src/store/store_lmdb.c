@@ -239,7 +239,7 @@ store_create(const char *path, size_t map_size, struct ph_diag *diag)
 {
 	char tmp[PATH_MAX], lock[PATH_MAX];
 	struct store *s;
-	int rc;
+	int rc, won;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%ld.new", path,
 	    (long)getpid()) >= sizeof(tmp) ||
@@ -253,12 +253,17 @@ store_create(const char *path, size_t map_size, struct ph_diag *diag)
 	if ((rc = lmdb_open_file(tmp, map_size, 0, &s, diag)) != PH_OK)
 		goto cleanup;
 	store_close(s);
-	if (link(tmp, path) == -1 && errno != EEXIST)
+	if ((won = link(tmp, path) == 0) == 0 && errno != EEXIST)
 		rc = ph_fail(diag, PH_E_IO, "database %s: %s", path,
 		    strerror(errno));
 	else if (store_sync_dir(path) == -1)
 		rc = ph_fail(diag, PH_E_IO, "database folder of %s: %s", path,
 		    strerror(errno));
+	else if (won)
+		/* Said once, by the process that made it: a db_path that
+		 * points at the wrong place (a volume not mounted) shows. */
+		log_info("database %s did not exist: made a new, empty store",
+		    path);
 cleanup:
 	(void)unlink(tmp);
 	(void)unlink(lock);

@@ -99,6 +99,13 @@ def test_logfmt(tap):
 
     log = read_log(inst)
     lines = log.splitlines()
+    if harness.E2E_STORE == 'lmdb':
+        made = [l for l in lines if 'made a new, empty store' in l]
+        tap.ok(len(made) == 1 and ' level=info ' in made[0] and
+               'database %s did not exist' % os.path.join(
+                   inst.etc, 'var', 'payhook.mdb') in made[0],
+               'the new store is said once, naming its file, by the one '
+               'process of the two that made it', *made)
     for rid in ids:
         reqs = [l for l in with_id(lines, rid) if ' event=request ' in l]
         if len(reqs) != 1:
