@@ -559,6 +559,42 @@ ledger_fact_keys(const struct ledger_fact *f, struct ledger_fact_keys *k,
 	return PH_OK;
 }
 
+/*
+ * f, or when its event is a refund result that names only its payment
+ * (UnionPay's), a copy in named and nev naming the order that payment was
+ * recorded for.
+ */
+static const struct ledger_fact *
+ledger_fact_order(struct store_txn *t, const struct ledger_fact *f,
+    struct ledger_fact *named, struct ph_event *nev)
+{
+	if (f->ev->order_id[0] == '\0' && ledger_kind_is_refund(f->ev->kind)) {
+		*nev = *f->ev;
+		ledger_payment_order(t, f->profile, nev->txn_id, nev->order_id,
+		    sizeof(nev->order_id));
+		*named = *f;
+		named->ev = nev;
+		f = named;
+	}
+	return f;
+}
+
+void
+ledger_fact_order_id(struct store *s, const struct ledger_fact *f,
+    char order_id[PH_ID_MAX + 1])
+{
+	struct ledger_fact named;
+	struct ph_event nev;
+	struct store_txn t;
+
+	ph_strlcpy(order_id, f->ev->order_id, PH_ID_MAX + 1);
+	if (order_id[0] != '\0' || store_begin(s, 0, &t) != PH_OK)
+		return;
+	ph_strlcpy(order_id, ledger_fact_order(&t, f, &named, &nev)->
+	    ev->order_id, PH_ID_MAX + 1);
+	store_abort(&t);
+}
+
 int
 ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
     struct ledger_result *r, struct ph_diag *diag)
@@ -573,19 +609,10 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 	memset(r, 0, sizeof(*r));
 	if ((rc = ledger_fact_keys(f, &k, diag)) != PH_OK)
 		return rc;
-	if (ev->order_id[0] == '\0' && ledger_kind_is_refund(ev->kind)) {
-		/* A refund result that names only its payment (UnionPay's)
-		 * is about the order that payment was recorded for: for
-		 * every path below, a conflict's as much as a settlement's.
-		 * The digest stays the event's as the provider told it. */
-		nev = *ev;
-		ledger_payment_order(t, f->profile, ev->txn_id, nev.order_id,
-		    sizeof(nev.order_id));
-		named = *f;
-		named.ev = &nev;
-		f = &named;
-		ev = &nev;
-	}
+	/* For every path below, a conflict's as much as a settlement's; the
+	 * digest stays the event's as the provider told it. */
+	f = ledger_fact_order(t, f, &named, &nev);
+	ev = f->ev;
 	if (ledger_seen(t, f, &k, &conflict)) {
 		r->outcome = LEDGER_DUPLICATE;
 		return t->err;

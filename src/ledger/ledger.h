@@ -291,6 +291,11 @@ int ledger_reschedule(struct store *s, const char *order_id,
 int ledger_close_order(struct store *s, const char *order_id, int64_t now,
     const char *reason, struct ledger_result *res, struct ph_diag *diag);
 
+/* The order fact f is about, into order_id: its event's, or for a refund
+ * result that names only its payment (UnionPay's), the order that payment
+ * was recorded for ("" when payhook knows none). */
+void ledger_fact_order_id(struct store *s, const struct ledger_fact *f,
+    char order_id[PH_ID_MAX + 1]);
 /* The stored order record, or PH_E_NOTFOUND.  Caller frees *out. */
 int ledger_get_order(struct store *s, const char *order_id, json_t **out);
 /*

@@ -148,6 +148,7 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	struct ph_request preq;
 	struct ph_event ev;
 	struct ph_diag diag;
+	char order_id[PH_ID_MAX + 1];
 	const char *hinted;
 	int rc, ours;
 
@@ -218,11 +219,12 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	/* The request's line says it: order and outcome; the ledger's own
 	 * line, the fact it recorded. */
 	notify_answer(pr, PH_ACK_OK, NULL, resp);
-	web_note_set(resp->note.order_id, ev.order_id);
+	ledger_fact_order_id(ctx->store, &fact, order_id);
+	web_note_set(resp->note.order_id, order_id);
 	web_note_set(resp->note.outcome, ledger_result_label(&res));
 	notify_count(pr, resp->note.outcome);
 	notify_archive(pr, req, &preq, ARCHIVE_VERIFIED, "verified", "",
-	    ev.order_id, resp->note.outcome);
+	    order_id, resp->note.outcome);
 }
 
 void

@@ -375,6 +375,12 @@ def test_portal_refunds(tap, inst, signer):
           if x.get('type') == 'refund_unmatched']
     tap.is_([(x.get('provider_refund_id'), x.get('amount')) for x in ex],
             [(portal, 300)], '... and an exception on that order', repr(ex))
+    r = inst.cli('notifications', 'list')
+    lines = [l for l in r.stdout.splitlines() if '\t%s\t' % oid in l]
+    tap.ok(len(lines) == 3 and
+           lines[-1].endswith('\tverified\tunmatched'),
+           '... the archive lists it under that order, with the two '
+           'payments', *lines)
 
     base = inst.last_seq()
     made = new_query_id()
