@@ -52,11 +52,20 @@
 #include "ops/metrics.h"
 
 #define GROUP_MAGIC	0x50484731u	/* "PHG1" */
+/*
+ * The layout of the file.  A process keeps the mapping it made for its
+ * life, so that a build with another layout must never share the file
+ * with it (Apache's graceful restart runs both at once): a new layout
+ * takes a new file name as well as a new version (-group4), and a file of
+ * another version is never made over, only left alone.
+ */
 #define GROUP_VERSION	3
+#define GROUP_SUFFIX	"-group"
 #define GROUP_SLOTS	256
 #define GROUP_WAIT_MS	50		/* how often a waiter checks that
 					 * its leader still runs */
 #define GROUP_STORES	8
+#define GROUP_REMAP_S	60		/* between tries to map the file */
 #define GROUP_RETRIES	4		/* of a transaction that may pass
 					 * when run again (store_retryable) */
 
@@ -98,8 +107,8 @@ struct group_shm {
 /* The group of each store file this process opened, by its path. */
 static struct {
 	char path[4096];
-	struct group_shm *shm;
-	int failed;
+	struct group_shm *shm;		/* NULL: not mapped, since failed_at */
+	time_t failed_at;
 } group_maps[GROUP_STORES];
 
 static int
@@ -126,10 +135,12 @@ group_setup(void *p)
 {
 	struct group_shm *g = p;
 
-	if (__atomic_load_n(&g->magic, __ATOMIC_ACQUIRE) == GROUP_MAGIC &&
-	    g->version == GROUP_VERSION)
+	if (__atomic_load_n(&g->magic, __ATOMIC_ACQUIRE) != GROUP_MAGIC)
+		return group_init(g);
+	if (g->version == GROUP_VERSION)
 		return 0;
-	return group_init(g);
+	errno = EPROTO;		/* another build's: see GROUP_VERSION */
+	return -1;
 }
 
 /* Maps <path>-group, making it the first time. */
@@ -138,7 +149,7 @@ group_map(const char *path)
 {
 	char file[4200];
 
-	snprintf(file, sizeof(file), "%s-group", path);
+	snprintf(file, sizeof(file), "%s" GROUP_SUFFIX, path);
 	return shmfile_map(file, sizeof(struct group_shm), group_setup, NULL);
 }
 
@@ -146,25 +157,38 @@ static struct group_shm *
 group_of(struct store *s)
 {
 	const char *path = store_path(s);
-	size_t i, free_i = GROUP_STORES;
+	time_t now = time(NULL);
+	size_t i;
 
-	for (i = 0; i < GROUP_STORES; i++) {
+	for (i = 0; i < GROUP_STORES; i++)
 		if (strcmp(group_maps[i].path, path) == 0)
-			return group_maps[i].failed ? NULL :
-			    group_maps[i].shm;
-		if (group_maps[i].path[0] == '\0' && free_i == GROUP_STORES)
-			free_i = i;
-	}
-	if (free_i == GROUP_STORES || strlen(path) >= sizeof(group_maps[0].path))
-		return NULL;
-	ph_strlcpy(group_maps[free_i].path, path,
-	    sizeof(group_maps[free_i].path));
-	if ((group_maps[free_i].shm = group_map(path)) == NULL) {
-		group_maps[free_i].failed = 1;
-		log_warn("database %s: no group commit (%s): each fact commits "
-		    "on its own", path, strerror(errno));
-	}
-	return group_maps[free_i].shm;
+			break;
+	if (i == GROUP_STORES) {
+		for (i = 0; i < GROUP_STORES; i++)
+			if (group_maps[i].path[0] == '\0')
+				break;
+		if (i == GROUP_STORES ||
+		    strlen(path) >= sizeof(group_maps[0].path))
+			return NULL;
+		ph_strlcpy(group_maps[i].path, path,
+		    sizeof(group_maps[i].path));
+	} else if (group_maps[i].shm != NULL ||
+	    now - group_maps[i].failed_at < GROUP_REMAP_S)
+		return group_maps[i].shm;
+	/* First use, or a while after a failure (a full disk freed since):
+	 * a process lives for days, and should not commit alone for them. */
+	if ((group_maps[i].shm = group_map(path)) != NULL)
+		return group_maps[i].shm;
+	if (errno != EPROTO)
+		log_warn("database %s: no group commit (%s): each fact "
+		    "commits on its own", path, strerror(errno));
+	else if (group_maps[i].failed_at == 0)
+		log_warn("database %s: no group commit: %s" GROUP_SUFFIX
+		    " has another version's layout (a payhook of that version "
+		    "maps it); each fact commits on its own; remove the file "
+		    "while no payhook process runs", path, path);
+	group_maps[i].failed_at = now;
+	return NULL;
 }
 
 /* Before try number try + 2 of a transaction: 50, 100, 200, 400 ms. */

@@ -6,6 +6,8 @@
  */
 #include <sys/wait.h>
 
+#include <stdint.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +76,58 @@ worker(int w)
 	bad = pay_all(s, w, LEDGER_APPLIED) + pay_all(s, w, LEDGER_DUPLICATE);
 	store_close(s);
 	return bad > 99 ? 99 : bad;
+}
+
+/*
+ * A group file of another layout (a build of another version still
+ * running, which keeps its mapping): left alone, and facts commit on
+ * their own meanwhile.
+ */
+static void
+test_other_layout(void)
+{
+	unsigned char head[4096];
+	uint32_t word[2] = { 0x50484731u, 99 };	/* magic, version */
+	char path[300], group[320];
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	struct store *s;
+	uint64_t commits, facts;
+	json_t *o = NULL;
+	FILE *fp;
+	int created;
+
+	snprintf(path, sizeof(path), "%s/other.mdb", dir);
+	snprintf(group, sizeof(group), "%s-group", path);
+	memset(head, 0, sizeof(head));
+	memcpy(head, word, sizeof(word));
+	if ((fp = fopen(group, "wb")) == NULL ||
+	    fwrite(head, sizeof(head), 1, fp) != 1 || fclose(fp) != 0) {
+		ok(0, "other layout: its group file written");
+		return;
+	}
+	memset(&d, 0, sizeof(d));
+	if (!ok(ledger_open(path, 16 << 20, &s, &d) == PH_OK,
+	    "other layout: the store opens (%s)", d.msg))
+		return;
+	fx_create(s, "GO-1", "wxshop", 100, "CNY", 1700000000, &o, &created,
+	    &d);
+	json_decref(o);
+	ev = fx_pay_event("GO-1", "4299000001", 100, "CNY");
+	ok(fx_apply(s, "wxshop", &ev, &r, NULL) == PH_OK &&
+	    r.outcome == LEDGER_APPLIED && strcmp(fx_state(s, "GO-1"),
+	    "PAID") == 0, "other layout: a payment applies, committed alone");
+	ok(ledger_group_stats(s, &commits, &facts) == PH_E_NOTFOUND,
+	    "... no group is used");
+	store_close(s);
+	memset(head, 0xff, sizeof(word));
+	fp = fopen(group, "rb");
+	ok(fp != NULL && fread(head, sizeof(word), 1, fp) == 1 &&
+	    memcmp(head, word, sizeof(word)) == 0, "... and the file is left "
+	    "as the other build made it, not made over");
+	if (fp != NULL)
+		fclose(fp);
 }
 
 int
@@ -145,6 +199,7 @@ main(void)
 	diag("facts per commit: %.2f", commits > commits0 ?
 	    (double)(facts - facts0) / (double)(commits - commits0) : 0.0);
 	store_close(s);
+	test_other_layout();
 	th_scratch_remove(dir);
 	return done_testing();
 }
