@@ -367,6 +367,10 @@ struct ph_download {
 #define PH_CAP_REFUND		0x08u
 #define PH_CAP_STATEMENT	0x10u
 #define PH_CAP_DOWNLOAD		0x20u	/* with PH_CAP_STATEMENT */
+/* Query and close name the order by its id alone and never read
+ * ph_order_ref.attempt: one call at a profile answers for every attempt
+ * opened there (without it, each attempt's distinct data is asked). */
+#define PH_CAP_ORDER_KEYED	0x40u
 
 struct ph_provider {
 	uint32_t abi;			/* PH_PROVIDER_ABI, always first */

@@ -142,8 +142,8 @@ PH_PROVIDER_DEFINE_DOWNLOAD("alipay",
     "Alipay open platform: notifications, trade query/close/refund, bills "
     "(read or downloaded)",
     PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE | PH_CAP_REFUND |
-    PH_CAP_STATEMENT | PH_CAP_DOWNLOAD, ali_conf_keys, ali_profile_new,
-    ali_profile_free, ali_parse_notify, ali_ack, ali_query_request,
+    PH_CAP_STATEMENT | PH_CAP_DOWNLOAD | PH_CAP_ORDER_KEYED, ali_conf_keys,
+    ali_profile_new, ali_profile_free, ali_parse_notify, ali_ack, ali_query_request,
     ali_query_response, ali_close_request, ali_close_response,
     ali_refund_request, ali_refund_response, ali_statement_line,
     ali_notify_hint, ali_statement_request, ali_statement_response,

@@ -269,7 +269,7 @@ PH_PROVIDER_DEFINE_DOWNLOAD("wechat",
     "WeChat Pay API v2 and v3 notifications, order query and close, "
     "refunds and trade bills, downloaded or given",
     PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE | PH_CAP_REFUND |
-    PH_CAP_STATEMENT | PH_CAP_DOWNLOAD, wx_conf_keys,
+    PH_CAP_STATEMENT | PH_CAP_DOWNLOAD | PH_CAP_ORDER_KEYED, wx_conf_keys,
     wx_profile_new, wx_profile_free, wx_parse_notify, wx_ack,
     wx_dispatch_query_request, wx_dispatch_query_response,
     wx_dispatch_close_request, wx_dispatch_close_response,

@@ -126,7 +126,9 @@ query_targets(const struct conf *c, const json_t *order,
 	}
 	/* Then every other data an attempt gave there, newest first: a
 	 * payment key (UnionPay's txnTime, an aggregator's charge) of its
-	 * own, any of which the shopper may have paid. */
+	 * own, any of which the shopper may have paid.  Not where the
+	 * provider knows the order by its id alone: the one call above
+	 * answers for all of them. */
 	for (i = json_array_size(attempts); i-- > 0 && n < max;) {
 		a = json_array_get(attempts, i);
 		data = json_object_get(a, "data");
@@ -134,6 +136,7 @@ query_targets(const struct conf *c, const json_t *order,
 		if (!json_is_object(data) || name == NULL ||
 		    (pr = conf_profile(c, name)) == NULL ||
 		    !(pr->plugin->prov->caps & PH_CAP_QUERY) ||
+		    (pr->plugin->prov->caps & PH_CAP_ORDER_KEYED) ||
 		    query_target_known(out, n, pr, data))
 			continue;
 		out[n].profile = pr;

@@ -90,7 +90,8 @@ void query_job_free(struct query_job *job);
 
 /* Where an order is asked about: each profile it was offered on that can
  * be queried, with its newest attempt's data there, then each other
- * distinct data an attempt gave, the newest first.  Fills out (max
+ * distinct data an attempt gave, the newest first (none at a provider
+ * that knows orders by id alone, PH_CAP_ORDER_KEYED).  Fills out (max
  * entries: QUERY_TARGETS_MAX leaves none out), returns how many. */
 size_t query_targets(const struct conf *c, const json_t *order,
     struct query_target *out, size_t max);

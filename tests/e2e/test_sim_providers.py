@@ -810,6 +810,28 @@ def test_earlier_attempt_paid(tap, sim, inst):
             'PAID, never closed')
 
 
+def test_asked_once(tap, inst):
+    """WeChat Pay knows an order by its id alone: an order of three
+    attempts, each with data of its own, is asked about in one call, not
+    three identical ones; UnionPay, which keys a payment by txnTime, at
+    each attempt's."""
+    for prof, data, calls in (
+            ('wxv3sim', lambda i: {'scene': 'S%d' % i}, 1),
+            ('upsim', lambda i: {'txnTime': (datetime.datetime.now(
+                BEIJING) - datetime.timedelta(seconds=10 - i)).strftime(
+                    '%Y%m%d%H%M%S')}, 3)):
+        oid = new_oid('AO')
+        inst.create_order(oid, 300, profile=prof, attempt=data(0))
+        got = [inst.api('POST', '/orders/%s/attempts' % oid,
+                        {'profile': prof, 'data': data(i)}).status
+               for i in (1, 2)]
+        r = inst.api('POST', '/orders/%s/query' % oid)
+        asked = ((r.json or {}).get('query') or {}).get('calls') or []
+        tap.is_((got, r.status, len(asked)), ([201, 201], 200, calls),
+                '%s: an order of three attempts with data of their own is '
+                'asked in %d call(s)' % (prof, calls), r.describe())
+
+
 def test_forged(tap, sim, inst, k, cfg):
     """The profiles again, signing with what payhook does not trust: every
     send refused (HTTP 400, not acknowledged), the order left PENDING.
@@ -867,6 +889,7 @@ def main(tap):
             test_expiry(tap, sim, inst, prof)
         test_expiry_v3(tap, sim, inst)
         test_earlier_attempt_paid(tap, sim, inst)
+        test_asked_once(tap, inst)
         test_unionpay_api(tap, sim, k)
         test_v3_api(tap, sim, k)
         test_v3_bill_api(tap, sim, k)
