@@ -559,39 +559,43 @@ ledger_fact_keys(const struct ledger_fact *f, struct ledger_fact_keys *k,
 	return PH_OK;
 }
 
+/* A fact given the order its event did not name. */
+struct ledger_named {
+	struct ledger_fact f;
+	struct ph_event ev;
+};
+
 /*
  * f, or when its event is a refund result that names only its payment
- * (UnionPay's), a copy in named and nev naming the order that payment was
- * recorded for.
+ * (UnionPay's), its copy in n naming the order that payment was recorded
+ * for.
  */
 static const struct ledger_fact *
 ledger_fact_order(struct store_txn *t, const struct ledger_fact *f,
-    struct ledger_fact *named, struct ph_event *nev)
+    struct ledger_named *n)
 {
-	if (f->ev->order_id[0] == '\0' && ledger_kind_is_refund(f->ev->kind)) {
-		*nev = *f->ev;
-		ledger_payment_order(t, f->profile, nev->txn_id, nev->order_id,
-		    sizeof(nev->order_id));
-		*named = *f;
-		named->ev = nev;
-		f = named;
-	}
-	return f;
+	if (f->ev->order_id[0] != '\0' || !ledger_kind_is_refund(f->ev->kind))
+		return f;
+	n->ev = *f->ev;
+	ledger_payment_order(t, f->profile, n->ev.txn_id, n->ev.order_id,
+	    sizeof(n->ev.order_id));
+	n->f = *f;
+	n->f.ev = &n->ev;
+	return &n->f;
 }
 
 void
 ledger_fact_order_id(struct store *s, const struct ledger_fact *f,
     char order_id[PH_ID_MAX + 1])
 {
-	struct ledger_fact named;
-	struct ph_event nev;
+	struct ledger_named n;
 	struct store_txn t;
 
 	ph_strlcpy(order_id, f->ev->order_id, PH_ID_MAX + 1);
 	if (order_id[0] != '\0' || store_begin(s, 0, &t) != PH_OK)
 		return;
-	ph_strlcpy(order_id, ledger_fact_order(&t, f, &named, &nev)->
-	    ev->order_id, PH_ID_MAX + 1);
+	ph_strlcpy(order_id, ledger_fact_order(&t, f, &n)->ev->order_id,
+	    PH_ID_MAX + 1);
 	store_abort(&t);
 }
 
@@ -602,8 +606,7 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 	const struct ph_event *ev = f->ev;
 	struct ledger_fact_keys k;
 	struct ledger_dedup d;
-	struct ledger_fact named;
-	struct ph_event nev;
+	struct ledger_named n;
 	int rc, conflict;
 
 	memset(r, 0, sizeof(*r));
@@ -611,7 +614,7 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 		return rc;
 	/* For every path below, a conflict's as much as a settlement's; the
 	 * digest stays the event's as the provider told it. */
-	f = ledger_fact_order(t, f, &named, &nev);
+	f = ledger_fact_order(t, f, &n);
 	ev = f->ev;
 	if (ledger_seen(t, f, &k, &conflict)) {
 		r->outcome = LEDGER_DUPLICATE;

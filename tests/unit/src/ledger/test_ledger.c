@@ -587,6 +587,29 @@ test_refund_race(struct store *s)
  * the payment, so payhook's refund made at the portal under its refund id
  * settles, and another is raised on the order it refunds.
  */
+/*
+ * The one event after *after names order oid (a test point, naming the
+ * event type); returns the order's exception number nth (a reference,
+ * NULL when none), and moves *after past the event.
+ */
+static json_t *
+raised_on(struct store *s, uint64_t *after, const char *oid, size_t nth,
+    const char *type)
+{
+	json_t *item = NULL, *o = NULL, *ex;
+
+	ok(ledger_events(s, *after, 10, &item, after) == PH_OK &&
+	    json_array_size(item) == 1 && strcmp(fx_str(json_array_get(item,
+	    0), "order_id"), oid) == 0, "... %s names the order of the "
+	    "payment", type);
+	json_decref(item);
+	ex = ledger_get_order(s, oid, &o) == PH_OK ? json_array_get(
+	    json_object_get(o, "exceptions"), nth) : NULL;
+	json_incref(ex);
+	json_decref(o);
+	return ex;
+}
+
 static void
 test_refund_by_payment(struct store *s)
 {
@@ -613,17 +636,11 @@ test_refund_by_payment(struct store *s)
 	ok(apply(s, &ev, &r) == PH_OK && r.outcome == LEDGER_RECORDED &&
 	    r.event == LEDGER_EV_REFUND_UNMATCHED, "by payment: a refund "
 	    "payhook did not ask for is raised (outcome %d)", r.outcome);
-	ok(ledger_events(s, after, 10, &item, &after) == PH_OK &&
-	    json_array_size(item) == 1 && strcmp(fx_str(json_array_get(item,
-	    0), "order_id"), "RP1") == 0, "... refund.unmatched names the "
-	    "order of the payment");
-	json_decref(item);
-	ok(ledger_get_order(s, "RP1", &o) == PH_OK &&
-	    (ex = json_array_get(json_object_get(o, "exceptions"), 0)) !=
-	    NULL && strcmp(fx_str(ex, "type"), "refund_unmatched") == 0 &&
+	ex = raised_on(s, &after, "RP1", 0, "refund.unmatched");
+	ok(strcmp(fx_str(ex, "type"), "refund_unmatched") == 0 &&
 	    strcmp(fx_str(ex, "refund_id"), "PORTAL1") == 0, "... and is an "
 	    "exception on that order");
-	json_decref(o);
+	json_decref(ex);
 
 	/* The same refund told again with another amount: a conflict, on
 	 * the order of the payment as much as the fact itself was. */
@@ -631,16 +648,10 @@ test_refund_by_payment(struct store *s)
 	ok(apply(s, &ev, &r) == PH_OK && r.outcome == LEDGER_CONFLICT,
 	    "by payment: the same refund with another amount is a conflict "
 	    "(outcome %d)", r.outcome);
-	ok(ledger_events(s, after, 10, &item, &after) == PH_OK &&
-	    json_array_size(item) == 1 && strcmp(fx_str(json_array_get(item,
-	    0), "order_id"), "RP1") == 0, "... notification.conflict names "
-	    "the order of the payment");
-	json_decref(item);
-	ok(ledger_get_order(s, "RP1", &o) == PH_OK &&
-	    (ex = json_array_get(json_object_get(o, "exceptions"), 1)) !=
-	    NULL && strcmp(fx_str(ex, "type"), "notification_conflict") == 0,
+	ex = raised_on(s, &after, "RP1", 1, "notification.conflict");
+	ok(strcmp(fx_str(ex, "type"), "notification_conflict") == 0,
 	    "... and is an exception on that order");
-	json_decref(o);
+	json_decref(ex);
 
 	/* Recorded by an earlier build, which named the refund's orderId as
 	 * the order: the same fact again is a duplicate, not a conflict. */
