@@ -476,6 +476,25 @@ ledger_group_stats(struct store *s, uint64_t *commits, uint64_t *facts)
 }
 
 int
+ledger_group_oldest(struct store *s, int64_t *since)
+{
+	struct group_shm *g = group_of(s);
+	size_t i;
+
+	*since = 0;
+	if (g == NULL)
+		return PH_E_NOTFOUND;
+	group_lock(g);
+	for (i = 0; i < GROUP_SLOTS; i++)
+		if ((g->slot[i].state == GROUP_QUEUED ||
+		    g->slot[i].state == GROUP_TAKEN) && g->slot[i].now > 0 &&
+		    (*since == 0 || g->slot[i].now < *since))
+			*since = g->slot[i].now;
+	pthread_mutex_unlock(&g->mu);
+	return PH_OK;
+}
+
+int
 ledger_apply(struct store *s, const struct ledger_fact *f,
     struct ledger_result *r, struct ph_diag *diag)
 {

@@ -104,6 +104,9 @@ const struct metrics_family metrics_families[] = {
 	GAUGE("payhook_store_readers", "Database reader slots in use.",
 	    SCRAPED),
 	GAUGE("payhook_store_used_bytes", "Database map in use.", SCRAPED),
+	GAUGE("payhook_store_write_wait_seconds", "How long the oldest fact "
+	    "still waiting for its commit has waited (0: none waits).",
+	    SCRAPED),
 	GAUGE("payhook_sweep_last_success_timestamp_seconds",
 	    "When a sweep pass last completed without a provider failure "
 	    "(0: never).", ZERO),

@@ -45,6 +45,11 @@ status_health(struct web_ctx *ctx, const struct web_request *req,
 	json_decref(j);
 }
 
+/* A fact waiting longer than this for its commit: the write lock is held
+ * by someone who does not finish (a commit takes milliseconds, a retried
+ * one about a second, and providers give up on an answer in 5 to 10). */
+#define STATUS_STUCK_S	10
+
 /* One reason of /readyz: "code: what is wrong". */
 static void __attribute__((format(printf, 2, 3)))
 status_reason(json_t *reasons, const char *fmt, ...)
@@ -74,6 +79,7 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 	struct store_txn t;
 	char path[4096], why[256], when[32];
 	uint64_t since;
+	int64_t waiting, now = req->now > 0 ? req->now : (int64_t)time(NULL);
 	int rc;
 
 	if ((rc = store_begin(ctx->store, 0, &t)) != PH_OK)
@@ -92,6 +98,15 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 			    "raise map_size_mb", store_fill(&st),
 			    c->ready_max_fill);
 	}
+	if (ledger_group_oldest(ctx->store, &waiting) == PH_OK &&
+	    waiting > 0 && now - waiting > STATUS_STUCK_S) {
+		text_time(waiting, when);
+		status_reason(reasons, "store_stuck: a fact has waited since "
+		    "%s for its commit: a process holds the database's write "
+		    "lock and does not finish (stopped, hung, or a tool left "
+		    "open): find it with fuser on the database's -lock file",
+		    when);
+	}
 	if ((since = metrics_get("payhook_store_full_since_timestamp_seconds",
 	    NULL)) != 0) {
 		text_time((int64_t)since, when);
@@ -109,8 +124,8 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 		status_reason(reasons, "metrics_not_writable: the metrics file "
 		    "beside the database cannot be written: %s",
 		    strerror(errno));
-	if (c->archive_days > 0 && archive_writable(req->now > 0 ? req->now :
-	    (int64_t)time(NULL), why, sizeof(why)) == -1)
+	if (c->archive_days > 0 && archive_writable(now, why, sizeof(why)) ==
+	    -1)
 		status_reason(reasons, "archive_not_writable: the notification "
 		    "archive: %s", why);
 	if (json_array_size(reasons) == 0) {
@@ -210,6 +225,7 @@ status_metrics(struct web_ctx *ctx, const struct web_request *req,
     const char *unused, struct web_response *resp)
 {
 	uint64_t counts[ORDER__MAX];
+	int64_t since;
 	struct store_stats st;
 	struct ph_buf *b = &resp->body;
 	int i;
@@ -253,6 +269,10 @@ status_metrics(struct web_ctx *ctx, const struct web_request *req,
 		status_gauge(b, "payhook_store_readers",
 		    st.readers_used);
 	}
+	if (ledger_group_oldest(ctx->store, &since) == PH_OK)
+		status_gauge(b, "payhook_store_write_wait_seconds",
+		    since > 0 && req->now > since ? (uint64_t)(req->now -
+		    since) : 0);
 	if (b->err) {
 		web_error(resp, 500, "internal", "metrics did not fit");
 		return;

@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -260,12 +261,84 @@ def passes(inst):
         r'^payhook_sweeper_passes_total(?:\{[^}]*\})? (\S+)$', text, re.M))
 
 
+# Holds LMDB's write lock of the database at argv[1] until stdin closes:
+# another program (a tool left open, a stopped process) in the middle of a
+# write transaction, through the library itself.
+LOCK_HOLDER = r'''
+import ctypes, sys
+lmdb = ctypes.CDLL('liblmdb.so.0')
+env, txn = ctypes.c_void_p(), ctypes.c_void_p()
+MDB_NOSUBDIR, MDB_NOTLS = 0x4000, 0x200000
+assert lmdb.mdb_env_create(ctypes.byref(env)) == 0
+lmdb.mdb_env_set_maxdbs(env, 32)
+lmdb.mdb_env_set_maxreaders(env, 256)
+assert lmdb.mdb_env_open(env, sys.argv[1].encode(), MDB_NOSUBDIR | MDB_NOTLS,
+                         0o600) == 0
+assert lmdb.mdb_txn_begin(env, None, 0, ctypes.byref(txn)) == 0
+print('held', flush=True)
+sys.stdin.read()
+lmdb.mdb_txn_abort(txn)
+lmdb.mdb_env_close(env)
+'''
+
+
+def test_stuck_writer(tap):
+    """Another process holds the database's write lock and does not
+    finish: a notification waits (unanswered, never acknowledged), /readyz
+    says store_stuck once a fact has waited past 10 s, /metrics shows the
+    wait, and all comes back when the lock is let go."""
+    inst = Instance(tap, 'readystuck')
+    inst.start()
+    inst.create_order('SW1', 100)
+    db = os.path.join(inst.etc, 'var', 'payhook.mdb')
+    holder = subprocess.Popen([sys.executable, '-c', LOCK_HOLDER, db],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        tap.is_(holder.stdout.readline().strip(), 'held',
+                'stuck writer: another process takes the write lock')
+        answer = []
+        t = threading.Thread(target=lambda: answer.append(
+            inst.pay('SW1', 100, harness.txn_id('sw1'))[0]))
+        t.start()
+        time.sleep(2)
+        status, body, codes, r = ready(inst)
+        tap.ok(status == 200 and not answer, 'stuck writer: a notification '
+               'waits, unanswered; /readyz still ready 2 s in',
+               r.describe())
+        got = harness.wait_for(lambda: 'store_stuck' in ready(inst)[2],
+                               timeout=20, step=0.5)
+        status, body, codes, r = ready(inst)
+        tap.ok(got and status == 503 and not answer and
+               re.search(r'write lock', r.body.decode()),
+               'stuck writer: /readyz 503 store_stuck once a fact has '
+               'waited past 10 s, naming the write lock', r.describe())
+        m = inst.request('GET', inst.path('/metrics'))
+        wait = harness.metric(m.body.decode('utf-8', 'replace'),
+                              'payhook_store_write_wait_seconds')
+        tap.ok(wait is not None and wait >= 10, 'stuck writer: /metrics '
+               'payhook_store_write_wait_seconds %s' % wait)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    t.join(timeout=30)
+    tap.ok(answer and answer[0].status == 200 and
+           b'SUCCESS' in answer[0].body and
+           (inst.order('SW1') or {}).get('state') == 'PAID',
+           'stuck writer: once the lock is let go the notification is '
+           'applied and acknowledged', answer and answer[0].describe())
+    tap.ok(harness.wait_for(lambda: ready(inst)[0] == 200, timeout=10),
+           'stuck writer: /readyz ready again')
+    inst.stop()
+
+
 def main(tap):
     test_files(tap)
     test_metrics_refused(tap)
     if harness.E2E_STORE == 'lmdb':      # the LMDB map filling up
         test_fill(tap)
         test_disk_full(tap)
+        test_stuck_writer(tap)
 
 
 if __name__ == '__main__':
