@@ -426,10 +426,14 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	    recon_refund_same(r, item, ev);
 	state = recon_str(item, "state");
 	if (same && r->trust != RECON_FILE && ev->dedup_key[0] != '\0' &&
-	    (strcmp(state, "PENDING") == 0 ||
-	    strcmp(state, "PROCESSING") == 0)) {
+	    strcmp(state, "SUCCEEDED") != 0 &&
+	    strcmp(recon_str(item, "settled_by"), "operator") != 0) {
 		/* Reported as matched, as a later run over the same
-		 * statement reports it: the event says it was settled. */
+		 * statement reports it: the event says it was settled.  One
+		 * marked FAILED or CANCELLED that the provider made after all
+		 * (at its portal, or its success told late) is settled too,
+		 * as its late notification would: the money went back.  Not
+		 * one the operator settled by hand: a mismatch to look at. */
 		if ((r->err = recon_refund_settle(r, ev, &item)) != PH_OK) {
 			json_decref(item);
 			return;

@@ -201,8 +201,16 @@ ledger_batch_alarm_new(struct ledger_batch *b, const char *run,
 		json_decref(extra);
 		return;
 	}
+	/* Once per run and fact: a payment by its transaction, a refund by
+	 * its own id (a payment may have several refunds).  A refund's
+	 * alarm recorded by an earlier build under its payment counts. */
 	ledger_key_recon(&k, LEDGER_KEY_ALARM, run, ev->txn_id,
 	    ledger_event_name(type));
+	if (ledger_kind_is_refund(ev->kind) &&
+	    store_get(&b->t, STORE_DB_RECON, &k, &v) != PH_OK)
+		ledger_key_recon(&k, LEDGER_KEY_ALARM, run,
+		    ev->refund_id[0] != '\0' ? ev->refund_id :
+		    ev->merchant_refund_id, ledger_event_name(type));
 	if (store_get(&b->t, STORE_DB_RECON, &k, &v) == PH_OK) {
 		json_decref(extra);
 		return;		/* raised by an earlier run */

@@ -821,6 +821,9 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	json_object_set_new(r, "state", json_string(ledger_refund_state_name(
 	    succeeded ? LEDGER_REFUND_SUCCEEDED : LEDGER_REFUND_FAILED)));
 	json_object_set_new(r, "updated_at", json_integer(now));
+	/* Who settled it (not shown): a statement does not overrule what
+	 * the operator found, it raises the difference for a person. */
+	json_object_set_new(r, "settled_by", json_string(source));
 	json_object_del(r, "lease_until");
 	json_object_del(r, "lease_owner");
 	/* What held it back (an answer of another amount, a call that

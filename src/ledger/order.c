@@ -140,7 +140,8 @@ static const char *const order_api_event_drop[] = { "v", NULL };
 static const char *const order_api_event_times[] = { "at", "occurred_at",
     NULL };
 static const char *const order_api_refund_drop[] = { "v", "lease_until",
-    "lease_owner", "failed_after_success", "answer_amount", NULL };
+    "lease_owner", "failed_after_success", "answer_amount", "settled_by",
+    NULL };
 static const char *const order_api_refund_times[] = { "created_at",
     "updated_at", "sent_at", NULL };
 

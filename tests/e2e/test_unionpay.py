@@ -347,18 +347,22 @@ def test_portal_refunds(tap, inst, signer):
     """Refunds are made at UnionPay's portal: the one payhook queued for a
     double payment (its runner cannot make it) made there under payhook's
     refund id settles it; another is raised on the order it refunds."""
-    oid = 'UPD' + os.urandom(5).hex().upper()
-    inst.create_order(oid, 1000, profile='upshop')
-    q1, q2 = new_query_id(), new_query_id()
-    for q in (q1, q2):
-        inst.notify(unionpay_form(signer.sign(notification(signer, oid, q))),
-                    'upshop', content_type=FORM)
+    oid, oid2 = ['UPD' + os.urandom(5).hex().upper() for _ in range(2)]
+    q1, q2, q3, q4 = [new_query_id() for _ in range(4)]
+    for o, qs in ((oid, (q1, q2)), (oid2, (q3, q4))):
+        inst.create_order(o, 1000, profile='upshop')
+        for q in qs:
+            inst.notify(unionpay_form(signer.sign(notification(signer, o,
+                                                               q))),
+                        'upshop', content_type=FORM)
     r = inst.cli('refunds', 'run')
-    m = re.search(r'refund (phr[0-9a-z]+) of order %s: not sent' % oid,
-                  r.stderr)
-    tap.ok(m is not None, 'double payment: its refund cannot be sent to '
-           'UnionPay, it fails to be made at the portal', r.stderr)
+    m, m2 = [re.search(r'refund (phr[0-9a-z]+) of order %s: not sent' % o,
+                       r.stderr) for o in (oid, oid2)]
+    tap.ok(m is not None and m2 is not None, 'double payments: their '
+           'refunds cannot be sent to UnionPay, they fail, to be made at '
+           'the portal', r.stderr)
     rid = m.group(1) if m else 'none'
+    rid2 = m2.group(1) if m2 else 'none'
 
     base = inst.last_seq()
     portal = new_query_id()
@@ -398,13 +402,19 @@ def test_portal_refunds(tap, inst, signer):
     tap.is_((r.status, types_of(inst.all_events(base))),
             (200, ['refund.succeeded']), '... told again: a duplicate')
 
-    # The day's statement lists both refunds under their own orderId:
-    # the report names the order of each.
+    # The day's statement lists the refunds under their own orderId: the
+    # report names the order of each.  Another portal refund of the first
+    # payment, whose notification was lost; the second double payment's
+    # refund (FAILED: not sent) made at the portal, its notification lost.
     now = datetime.datetime.now(BEIJING)
     when = now.strftime('%Y%m%d%H%M%S')
     rows = [('01', oid, q1, '', 1000), ('01', oid, q2, '', 1000),
+            ('01', oid2, q3, '', 1000), ('01', oid2, q4, '', 1000),
             ('04', 'RF' + os.urandom(4).hex(), portal, q1, 300),
-            ('04', rid, made, q2, 1000)]
+            ('04', 'RG' + os.urandom(4).hex(), new_query_id(), q1, 200),
+            ('04', rid, made, q2, 1000),
+            ('04', rid2, new_query_id(), q4, 1000)]
+    base = inst.last_seq()
     work = os.path.join(inst.dir, 'up-statement')
     os.makedirs(work)
     path = os.path.join(work, 'statement.csv')
@@ -424,10 +434,26 @@ def test_portal_refunds(tap, inst, signer):
         got = sorted((x['category'], x['order_id'], x['statement_amount'])
                      for x in csv.DictReader(fh)
                      if x['category'].startswith('refund'))
-    tap.is_(got, [('refund_matched', oid, '1000'),
-                  ('refund_mismatch', oid, '300')],
+    tap.is_(got, sorted([('refund_matched', oid, '1000'),
+                         ('refund_matched', oid2, '1000'),
+                         ('refund_mismatch', oid, '200'),
+                         ('refund_mismatch', oid, '300')]),
             'reconcile: each refund row of the statement names the order '
             'of the payment it refunds', r.stderr[-400:])
+    evs = [e for e in inst.all_events(base)
+           if e.get('order_id') in (oid, oid2)]
+    tap.is_(sorted((e.get('type'), e.get('order_id'), e.get('amount'))
+                   for e in evs),
+            sorted([('reconcile.refund_mismatch', oid, 200),
+                    ('reconcile.refund_mismatch', oid, 300),
+                    ('refund.succeeded', oid2, 1000)]),
+            'reconcile: an alarm for each refund payhook did not ask for, '
+            'two of one payment; the failed refund the portal made is '
+            'settled', repr(evs))
+    got = inst.api('GET', '/refunds/' + rid2)
+    tap.is_((got.json or {}).get('state'), 'SUCCEEDED', 'reconcile: the '
+            'refund payhook held FAILED, listed as made by a statement the '
+            'operator vouches for, is SUCCEEDED', got.describe())
 
 
 def main(tap):
