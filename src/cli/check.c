@@ -130,7 +130,7 @@ cli_check_stranded(const struct cli *c)
 				    json_string_value(json_object_get(order,
 				    "order_id")));
 		}
-	if (ledger_refunds_due(c->store, CLI_CHECK_PENDING_MAX, &items) == PH_OK)
+	if (ledger_refunds_due(c->store, 0, CLI_CHECK_PENDING_MAX, &items) == PH_OK)
 		json_array_foreach(items, i, v) {
 			pname = json_string_value(json_object_get(v,
 			    "profile"));

@@ -203,7 +203,7 @@ cli_refunds_list_run(struct cli *c)
 	int rc;
 
 	rc = c->a.flag ? ledger_refunds_list(c->store, 0, 100000, &items) :
-	    ledger_refunds_due(c->store, 100000, &items);
+	    ledger_refunds_due(c->store, 0, 100000, &items);
 	if (rc != PH_OK) {
 		fprintf(stderr, "payhook: refunds list: %s\n", ph_strerror(rc));
 		return CLI_EXIT_FAIL;

@@ -166,32 +166,42 @@ refund_run(const struct conf *c, struct store *s, const char *token,
     struct refund_stats *st)
 {
 	json_t *items;
-	size_t i, wave = c->sweep_concurrency > 0 ?
+	uint64_t after = 0;
+	size_t i, n, wave = c->sweep_concurrency > 0 ?
 	    (size_t)c->sweep_concurrency : 1;
 	int rc, failed = PH_OK;
 
 	memset(st, 0, sizeof(*st));
-	if ((rc = ledger_refunds_due(s, REFUND_BATCH, &items)) != PH_OK)
-		return rc;
-	st->due = json_array_size(items);
 	/*
-	 * sweep_concurrency at once, each wave leased as it goes out: leases
-	 * taken for the whole batch at its start ran out before its last
-	 * waves went (256 refunds behind a slow provider), and another
-	 * runner, or the operator's refunds settle, took a refund about to
-	 * be sent.
+	 * The whole list, REFUND_BATCH at a time: the first batch alone
+	 * left every newer refund unsent while that many older ones were
+	 * still being made (a bank card's refund takes days).
 	 */
-	for (i = 0; i < st->due; i += wave) {
-		rc = refund_wave(c, s, items, i, st->due - i < wave ?
-		    st->due - i : wave, token, st);
-		if (rc == PH_E_NOMEM) {
-			failed = rc;
-			break;
+	do {
+		if ((rc = ledger_refunds_due(s, after, REFUND_BATCH,
+		    &items)) != PH_OK)
+			return failed != PH_OK ? failed : rc;
+		n = json_array_size(items);
+		st->due += n;
+		/*
+		 * sweep_concurrency at once, each wave leased as it goes
+		 * out: leases taken for the whole batch at its start ran
+		 * out before its last waves went (256 refunds behind a slow
+		 * provider), and another runner, or the operator's refunds
+		 * settle, took a refund about to be sent.
+		 */
+		for (i = 0; i < n && failed != PH_E_NOMEM; i += wave) {
+			rc = refund_wave(c, s, items, i, n - i < wave ?
+			    n - i : wave, token, st);
+			if (rc != PH_OK && (failed == PH_OK ||
+			    rc == PH_E_NOMEM))
+				failed = rc;
 		}
-		if (rc != PH_OK && failed == PH_OK)
-			failed = rc;
-	}
-	json_decref(items);
+		if (n > 0)
+			after = (uint64_t)json_integer_value(json_object_get(
+			    json_array_get(items, n - 1), "seq"));
+		json_decref(items);
+	} while (n == REFUND_BATCH && failed != PH_E_NOMEM);
 	/* The database failed: the run did not do its work, whatever the
 	 * providers answered. */
 	return failed;

@@ -482,8 +482,10 @@ int ledger_get_refund(struct store *s, const char *refund_id, json_t **item);
 int ledger_order_refunds(struct store *s, const char *order_id,
     json_t **items);
 
-/* Work items to carry out (PENDING or PROCESSING), oldest first. */
-int ledger_refunds_due(struct store *s, size_t limit, json_t **items);
+/* Work items to carry out (PENDING or PROCESSING), oldest first, from
+ * seq after (0: the first). */
+int ledger_refunds_due(struct store *s, uint64_t after, size_t limit,
+    json_t **items);
 /* All work items (for listing), oldest first, from seq after. */
 int ledger_refunds_list(struct store *s, uint64_t after, size_t limit,
     json_t **items);

@@ -618,9 +618,10 @@ ledger_refund_scan(struct store *s, uint64_t after, size_t limit,
 }
 
 int
-ledger_refunds_due(struct store *s, size_t limit, json_t **items)
+ledger_refunds_due(struct store *s, uint64_t after, size_t limit,
+    json_t **items)
 {
-	return ledger_refund_scan(s, 0, limit, 1, items);
+	return ledger_refund_scan(s, after, limit, 1, items);
 }
 
 int

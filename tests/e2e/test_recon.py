@@ -893,6 +893,35 @@ def main(tap):
     test_refused_statements(tap, inst, sim, workdir)
     test_settle_by_hand(tap, inst, sim, workdir)
     test_failed_then_listed(tap, inst, sim, workdir)
+    test_many_refunds(tap, inst, sim)
+
+
+def test_many_refunds(tap, inst, sim):
+    """More refunds to make than one batch of the runner (256): one run
+    sends every one of them, the newest too (it took the oldest 256 only,
+    and while they stayed open at the provider, no newer refund was ever
+    sent)."""
+    sim.control('/_sim/refund_mode', {'api': 'ok', 'notify': 'drop'})
+    tag = 'MR' + os.urandom(3).hex()
+    oids = ['%s-%03d' % (tag, i) for i in range(257)]
+
+    def paid_refund(oid):
+        inst.create_order(oid, 100)
+        inst.pay(oid, 100, harness.txn_id(oid))
+        r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 100})
+        return (r.json or {}).get('refund_id')
+
+    rids = harness.parallel(paid_refund, oids, workers=8)
+    tap.ok(all(rids), '257 paid orders, a refund asked of each')
+    r = refunds_run(inst)
+    unsent = [rid for rid in rids if (inst.api('GET', '/refunds/%s' % rid)
+                                      .json or {}).get('sent_at') is None]
+    # (The simulator has none of these payments: each answer is a
+    # refusal, which the run reports; sent is what counts here.)
+    tap.ok(unsent == [] and ' due=257 sent=257 ' in r.stderr,
+           'one refunds run sends all 257 refunds, past its batch of 256',
+           unsent, r.stderr[-300:])
+    sim.control('/_sim/refund_mode', {'notify': 'ok'})
 
 
 def test_failed_then_listed(tap, inst, sim, workdir):
