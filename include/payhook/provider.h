@@ -152,7 +152,8 @@ enum ph_event_kind {
 	PH_EV_PAYMENT_CLOSED,
 	PH_EV_REFUND_SUCCEEDED,
 	PH_EV_REFUND_FAILED,
-	PH_EV_NOT_FOUND,	/* the provider does not know the order */
+	PH_EV_NOT_FOUND,	/* the provider does not know the order (or,
+				 * to a refund query, has not made it) */
 	PH_EV_IGNORED,		/* verified, but nothing payhook acts on */
 	PH_EV_QUERY_MORE,	/* query_response only: this page of a list
 				 * did not settle the order; ask again with
@@ -441,7 +442,10 @@ struct ph_provider {
 	 * REFUND_SUCCEEDED (done), REFUND_FAILED (refused for good), or
 	 * PAYMENT_PENDING (accepted, result later: by notification or a
 	 * later call with the same refund id, ref->query set); an error
-	 * worth retrying is PH_E_PROVIDER.  The event's merchant_refund_id
+	 * worth retrying is PH_E_PROVIDER.  The answer to a query (ref->query
+	 * set) may be NOT_FOUND: the provider has not made the refund (never
+	 * received, or not carried out), and the core sends it again under
+	 * the same refund id, as the provider asks.  The event's merchant_refund_id
 	 * is ref->refund_id; its amount is the one the answer reports for
 	 * this refund (ref->amount where it reports none): an answer about
 	 * the refund asked for with another amount is the core's to raise,

@@ -461,9 +461,11 @@ ali_refund_event(const json_t *r, const void *call, struct ph_event *ev,
 /*
  * alipay.trade.fastpay.refund.query, verified: the refund asked about
  * (out_request_no, the trade; refund_amount the event's) with refund_status
- * REFUND_SUCCESS is done; without refund_status Alipay has not done it
- * (yet): pending, asked again.  Every error code is retried: a query's
- * refusal says nothing of the refund.
+ * REFUND_SUCCESS is done; without refund_status Alipay has not made it
+ * (not received, or not carried out): NOT_FOUND, and the core sends it
+ * again under the same out_request_no, as Alipay asks (a request number
+ * is refunded once).  Every error code is retried: a query's refusal says
+ * nothing of the refund.
  */
 static int
 ali_refund_query_event(const json_t *r, const void *call,
@@ -498,7 +500,7 @@ ali_refund_query_event(const json_t *r, const void *call,
 	    diag)) != PH_OK)
 		return rc;
 	if (st == NULL || *st == '\0')
-		ev->kind = PH_EV_PAYMENT_PENDING;
+		ev->kind = PH_EV_NOT_FOUND;
 	else if (strcmp(st, "REFUND_SUCCESS") == 0) {
 		ev->kind = PH_EV_REFUND_SUCCEEDED;
 		/* refund_amount is this refund's, not the trade's total. */

@@ -134,6 +134,15 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		} else if (j->ev.kind == PH_EV_REFUND_FAILED) {
 			st->failed++;
 			result = "failed";
+		} else if (j->ev.kind == PH_EV_NOT_FOUND && j->rref.query) {
+			/* Asked about, not made there: sent again, under the
+			 * same refund id, by the next run. */
+			j->ev.amount = j->rref.amount;
+			st->pending++;
+			result = "pending";
+			log_warn("refund %s of order %s: the provider has not "
+			    "made it; it is sent again", j->refund_id,
+			    j->order_id);
 		} else {
 			/* Pending, or a kind no refund answer has: nothing
 			 * about the refund is taken from it. */

@@ -1018,17 +1018,21 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		ledger_refund_other_amount(&t, r, ev, "refund", now, res);
 		ledger_refund_unlease(r, token);
 		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
-	} else if (err != PH_OK || ev->kind == PH_EV_PAYMENT_PENDING) {
+	} else if (err != PH_OK || ev->kind == PH_EV_PAYMENT_PENDING ||
+	    ev->kind == PH_EV_NOT_FOUND) {
 		/*
 		 * Not settled by this answer: note why, let the lease go, try
 		 * later.  A refund notification may have settled the item
-		 * while the answer was on its way: that state stays.
+		 * while the answer was on its way: that state stays.  One the
+		 * provider has not made (NOT_FOUND, to a query) is PENDING
+		 * again: sent again, never taken for failed.
 		 */
 		int settled = ledger_refund_settled(r);
 
 		if (err == PH_OK && !settled)
 			json_object_set_new(r, "state", json_string(
-			    ledger_refund_state_name(
+			    ledger_refund_state_name(ev->kind ==
+			    PH_EV_NOT_FOUND ? LEDGER_REFUND_PENDING :
 			    LEDGER_REFUND_PROCESSING)));
 		if (!settled) {
 			json_object_set_new(r, "last_error", err != PH_OK ?

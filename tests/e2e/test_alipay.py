@@ -154,6 +154,8 @@ class MockAlipay(harness.MockServer):
         self.downloads = []     # the paths of the GETs
         self.refunds = {}       # out_request_no -> the refund made
         self.lose_refund = False    # the first answer of a refund is lost
+        self.not_made = False   # the first call accepted (fund_change N),
+        #                         the refund not made
         harness.MockServer.__init__(self)
 
     def handle(self, h, body):
@@ -239,6 +241,10 @@ class MockAlipay(harness.MockServer):
             return head
         head.update(buyer_logon_id='abc***@example.com',
                     buyer_user_id=SELLER_ID[:-4] + '0001')
+        if made is None and self.not_made:
+            self.not_made = False
+            head.update(fund_change='N', refund_fee='0.00')
+            return head
         if made is None:
             made = self.refunds[no] = {
                 'refund_amount': biz.get('refund_amount', ''),
@@ -522,6 +528,37 @@ def test_refund(tap, inst, mock):
             '... one refund.succeeded, learnt by the refund runner')
 
 
+def test_refund_not_made(tap, inst, mock):
+    """A refund Alipay accepts without making it (fund_change N, its query
+    then without refund_status: not received or not carried out): sent
+    again under the same out_request_no, as Alipay asks, and made; never
+    held PROCESSING for ever."""
+    oid = 'AN' + os.urandom(5).hex().upper()
+    inst.create_order(oid, 1234, profile='alishop')
+    mock.answers[oid] = ('TRADE_SUCCESS', new_trade_no())
+    inst.api('POST', '/orders/%s/query' % oid)
+    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 1234})
+    rid = (r.json or {}).get('refund_id')
+    first = len(mock.requests)
+    mock.not_made = True
+    states = []
+    for _ in range(3):
+        inst.cli('refunds', 'run')
+        states.append((inst.api('GET', '/refunds/%s' % rid).json or
+                       {}).get('state'))
+    calls = [q[2].get('method') for q in mock.requests[first:]
+             if q[2].get('method') in (REFUND_METHOD, REFUND_QUERY_METHOD)]
+    tap.is_((states, calls), (['PROCESSING', 'PENDING', 'SUCCEEDED'],
+                              [REFUND_METHOD, REFUND_QUERY_METHOD,
+                               REFUND_METHOD]),
+            'refund accepted, not made: asked about, not found, sent '
+            'again with the same out_request_no, made: SUCCEEDED')
+    o = inst.order(oid) or {}
+    tap.ok(list(mock.refunds).count(rid) == 1 and
+           o.get('refunded') == 1234, '... made once, the order shows '
+           'it refunded', o)
+
+
 BILL_HEADER = ('支付宝交易号,商户订单号,业务类型,商品名称,创建时间,完成时间,'
                '门店编号,门店名称,操作员,终端号,对方账户,订单金额（元）,'
                '商家实收（元）,支付宝红包（元）,集分宝（元）,支付宝优惠（元）,'
@@ -788,6 +825,7 @@ def main(tap):
         test_reconcile(tap, inst, paid)
         test_download(tap, inst, mock, paid)
         test_refund(tap, inst, mock)
+        test_refund_not_made(tap, inst, mock)
     finally:
         if mock is not None:
             mock.close()
