@@ -1040,6 +1040,11 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 			json_object_set_new(r, "updated_at",
 			    json_integer(now));
 		}
+		/* The provider's number for it, once an answer names it:
+		 * what support quotes while it is being made. */
+		if (err == PH_OK && !settled && ev->refund_id[0] != '\0')
+			json_object_set_new(r, "provider_refund_id",
+			    json_string(ev->refund_id));
 		ledger_refund_unlease(r, token);
 		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
 		res->outcome = LEDGER_NOOP;

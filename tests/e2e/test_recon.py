@@ -984,6 +984,9 @@ def test_refund_query(tap, inst, sim):
            seen(rid) == {'calls': 1, 'refunds': 1, 'queries': 0},
            'refund query: the first run sends the refund, accepted: '
            'PROCESSING, nothing asked', r.stderr[-300:], seen(rid))
+    tap.ok(re.match(r'^\d+$', view(rid).get('provider_refund_id') or ''),
+           '... its provider_refund_id, as WeChat\'s accepting answer named '
+           'it, shown while PROCESSING', view(rid))
     sim.control('/_sim/refund_mode', {'api': 'down'})
     r = refunds_run(inst)
     tap.ok(r.returncode != 0 and state(rid) == 'PROCESSING',
