@@ -56,20 +56,14 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		const char *pname;
 		uint64_t seq;
 
-		seq = (uint64_t)json_integer_value(json_object_get(
-		    json_array_get(items, i), "seq"));
-		/* Sent as the lease finds it, not as the list read at the
-		 * start had it: a wave may go out minutes later, the refund
-		 * sent meanwhile. */
-		if (ledger_refund_lease(s, seq, now, (int64_t)c->lease_s, token,
-		    &item) != PH_OK) {
-			json_decref(item);
-			continue;
-		}
+		item = json_array_get(items, i);
+		seq = (uint64_t)json_integer_value(json_object_get(item,
+		    "seq"));
 		pname = json_string_value(json_object_get(item, "profile"));
 		if ((pr = conf_profile(c, pname != NULL ? pname : "")) == NULL) {
 			/* Kept: the money is owed, and the profile may be
-			 * configured again. */
+			 * configured again.  Not leased: never sent, it is
+			 * not in flight, and the merchant may cancel it. */
 			log_warn("refund %s of order %s: not sent: its profile "
 			    "%s is no longer configured; it waits until it is",
 			    refund_text(item, "refund_id"),
@@ -79,6 +73,13 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 			    "its profile is no longer configured", NULL, now,
 			    &res);
 			st->errors++;
+			continue;
+		}
+		/* Sent as the lease finds it, not as the list read at the
+		 * start had it: a wave may go out minutes later, the refund
+		 * sent meanwhile. */
+		if (ledger_refund_lease(s, seq, now, (int64_t)c->lease_s, token,
+		    &item) != PH_OK) {
 			json_decref(item);
 			continue;
 		}

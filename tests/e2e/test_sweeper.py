@@ -552,6 +552,11 @@ def test_removed_profile(tap):
     tap.ok(left is not None and 0 < left <= 600, '... and still on the '
            'schedule, asked again within ten minutes', due, left)
     inst.start()
+    got = inst.api('GET', '/refunds/%s' % rid).json or {}
+    tap.is_((got.get('state'), got.get('sent_at'), got.get('tries'),
+             got.get('last_error')),
+            ('PENDING', None, 0, 'its profile is no longer configured'),
+            '... never sent: sent_at null, no try, last_error says why', got)
     r = inst.api('POST', '/orders/%s/query' % o)
     tap.is_(((r.json or {}).get('query') or {}), {
         'provider_unavailable': True,
