@@ -85,6 +85,7 @@ struct ali_stmt {
 	int have_pay_total, have_refund_total;
 	uint64_t pay_total_n, refund_total_n;
 	int64_t pay_total, refund_total;
+	int have_account;		/* its #账号 line seen, and ours */
 };
 
 _Static_assert(sizeof(struct ali_stmt) <= PH_STATEMENT_STATE_MAX,
@@ -461,17 +462,25 @@ ali_statement_end(const struct ali_stmt *z, struct ph_diag *diag)
 /*
  * "#账号：[20881021196858380156]": whose bill it is, the seller's id (2088
  * and 12 digits) and the account's code.  The bill of another seller is
- * refused: its payments are not this profile's.
+ * refused: its payments are not this profile's; so is a bill that does
+ * not say whose it is before its list (its rows name no seller).
  */
 static int
-ali_account(const struct ali_ctx *ctx, const char *text, uint64_t lineno,
-    struct ph_diag *diag)
+ali_account(const struct ali_ctx *ctx, struct ali_stmt *z, const char *text,
+    uint64_t lineno, struct ph_diag *diag)
 {
 	size_t n = strlen(ctx->seller_id), len;
 	const char *p, *e;
 
-	if (!ali_starts(text, "#账号：") && !ali_starts(text, "#账号:"))
+	if (!ali_starts(text, "#账号：") && !ali_starts(text, "#账号:")) {
+		if (strstr(text, ALI_MARK_LIST) != NULL && !z->have_account)
+			return ph_fail(diag, PH_E_MERCHANT, "statement line "
+			    "%llu: the list starts, but the bill has not said "
+			    "whose it is (no account line): it cannot be "
+			    "checked as this profile's",
+			    (unsigned long long)lineno);
 		return PH_OK;
+	}
 	if ((p = strchr(text, '[')) == NULL || (e = strchr(++p, ']')) ==
 	    NULL || (len = (size_t)(e - p)) == 0 || strspn(p, "0123456789") !=
 	    len)
@@ -481,6 +490,7 @@ ali_account(const struct ali_ctx *ctx, const char *text, uint64_t lineno,
 		return ph_fail(diag, PH_E_MERCHANT, "statement line %llu: the "
 		    "bill of account %.*s, not of this profile's seller_id %s",
 		    (unsigned long long)lineno, (int)len, p, ctx->seller_id);
+	z->have_account = 1;
 	return PH_OK;
 }
 
@@ -514,7 +524,7 @@ ali_statement_step(const struct ali_ctx *ctx, struct ali_stmt *z,
 			return ph_fail(diag, PH_E_MALFORMED, "statement line "
 			    "%llu: the list ends before it starts",
 			    (unsigned long long)st->line);
-		if ((rc = ali_account(ctx, text, st->line, diag)) != PH_OK)
+		if ((rc = ali_account(ctx, z, text, st->line, diag)) != PH_OK)
 			return rc;
 		if (strstr(text, ALI_MARK_LIST) != NULL)
 			z->phase = ALI_ST_HEADER;

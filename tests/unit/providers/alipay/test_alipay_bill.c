@@ -194,6 +194,13 @@ test_statement(void *ctx)
 	    PH_OK, "the seller's id alone, without the account's code, reads");
 	is_int(stream(ctx, 0, NULL, 1, "#账号：[2088102119685838x]", evs, &n),
 	    PH_E_MALFORMED, "an account that is not digits refused");
+	is_int(stream(ctx, 1, NULL, 1, "#账户：[20881021196858380156]", evs,
+	    &n), PH_E_MERCHANT, "a bill that does not say whose it is "
+	    "refused (no #账号 line before the list)");
+	ok(strstr(d.msg, "line 4") != NULL && strstr(d.msg, "no account "
+	    "line") != NULL, "... naming the line where the list starts: %s",
+	    d.msg);
+	is_int(n, 0, "... before any fact");
 }
 
 /* ---- statement download -------------------------------------------------- */
