@@ -31,6 +31,7 @@
 
 enum wxb_col {
 	WXB_TIME,		/* 交易时间 */
+	WXB_APPID,		/* 公众账号ID */
 	WXB_MCH,		/* 商户号 */
 	WXB_SUB_MCH,		/* 子商户号 / 特约商户号 */
 	WXB_TXN,		/* 微信订单号 */
@@ -61,6 +62,7 @@ struct wxb_name {
 
 static const struct wxb_name wxb_cols[] = {
 	{ "交易时间", WXB_TIME },
+	{ "公众账号ID", WXB_APPID },
 	{ "商户号", WXB_MCH },
 	{ "子商户号", WXB_SUB_MCH },
 	{ "特约商户号", WXB_SUB_MCH },
@@ -366,6 +368,17 @@ wxb_row(const struct wx_ctx *ctx, struct wxb_state *s,
 			return ph_fail(diag, PH_E_MERCHANT, "line %llu: a "
 			    "sub-merchant's row: service-provider mode is not "
 			    "supported", (unsigned long long)lineno);
+	}
+	/* The row of another app on the same merchant account (an Official
+	 * Account and a Mini Program share a mch_id): that app's profile
+	 * reconciles it, as only that profile takes its notifications.  It
+	 * counts toward the summary all the same. */
+	if (s->col[WXB_APPID] >= 0) {
+		c = &f[s->col[WXB_APPID]];
+		if (c->n > 0 && !wxb_is(c, ctx->appid)) {
+			ev->kind = PH_EV_IGNORED;
+			return PH_OK;
+		}
 	}
 	if (wxb_str(&f[s->col[WXB_STATE]], state, sizeof(state)) != 0)
 		return ph_fail(diag, PH_E_MALFORMED, "line %llu: the trade "

@@ -251,6 +251,19 @@ test_tv8(void)
 	bill(ctx, tv8, "\r", 0, &r);
 	is_int(r.rc, PH_OK, "lines handed over with a stray CR: read");
 
+	/* The second row another app's of the same merchant account (a
+	 * Mini Program beside the Official Account): not this profile's
+	 * fact, but counted toward the summary. */
+	bill(ctx, th_variant(tv8, 2, "`2014-11-10 16:46:14,`wx0000000000000002,"
+	    "`10000100,`0,`1000,`1002780740201411100005729794,`1415635270,"
+	    "`085e9858e90ca40c0b5aee463,`MICROPAY,`SUCCESS,`OTHERS,`CNY,"
+	    "`0.01,`0.0,`0,`0,`0,`0,`,`,`被扫支付测试,`订单额外描述,`0,"
+	    "`0.60%"), "", 0, &r);
+	ok(r.rc == PH_OK && r.nev == 1 && strcmp(r.ev[0].order_id,
+	    "1415640626") == 0, "a row of another appid on the same mch_id: "
+	    "left to that app's profile, the summary still checked (rc %d, "
+	    "%zu facts)", r.rc, r.nev);
+
 	/* The summary, checked at the end. */
 	is_statement_rows(payhook_provider(), ctx, tv8, summary_bad);
 
