@@ -31,6 +31,7 @@
 #include "ops/log.h"
 #include "jobs/query.h"
 #include "jobs/recon.h"
+#include "jobs/recon_seen.h"
 
 #define RECON_LINE_MAX (64 * 1024)
 #define RECON_DAY 86400
@@ -644,8 +645,8 @@ recon_next(const struct conf_profile *pr, FILE *in, char **line,
 
 /*
  * A fact listed twice is one fact: a statement that lists it again is
- * refused (its money would count twice in the report).  seen maps each
- * fact's key to the line that listed it.
+ * refused (its money would count twice in the report).  seen maps the key
+ * of each fact suspected of it (recon_seen) to the line that listed it.
  */
 static int
 recon_once(json_t *seen, const struct ph_statement *st,
@@ -665,6 +666,36 @@ recon_once(json_t *seen, const struct ph_statement *st,
 	    (json_int_t)st->line)) != 0)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	return PH_OK;
+}
+
+/*
+ * The statement read again for the facts whose fingerprint came twice:
+ * the first one listed again is refused, naming both its lines (two facts
+ * that share a fingerprint are no fault).
+ */
+static int
+recon_twice(const struct conf_profile *pr, FILE *in, char **line,
+    size_t *cap, const struct recon_seen *seen, struct ph_diag *diag)
+{
+	struct ph_statement *st = calloc(1, sizeof(*st));
+	struct ph_event ev;
+	json_t *keys = json_object();
+	int rc, more = 1;
+
+	if (st == NULL || keys == NULL)
+		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
+	else if (fseeko(in, 0, SEEK_SET) == -1)
+		rc = ph_fail(diag, PH_E_IO, "statement: %s", strerror(errno));
+	else
+		while ((rc = recon_next(pr, in, line, cap, st, &ev, &more,
+		    diag)) == PH_OK && more)
+			if (ev.kind != PH_EV_IGNORED &&
+			    recon_seen_suspect(seen, &ev) &&
+			    (rc = recon_once(keys, st, &ev, diag)) != PH_OK)
+				break;
+	free(st);
+	json_decref(keys);
+	return rc;
 }
 
 /*
@@ -796,27 +827,25 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 {
 	struct ph_statement *st;
 	struct ph_event ev;
-	json_t *seen;
+	struct recon_seen seen;
 	struct recon_days days;
 	uint64_t inside = 0, pays = 0;
 	int64_t day_start = *day;
 	int rc, more = 1;
 
 	memset(&days, 0, sizeof(days));
-
-	st = calloc(1, sizeof(*st));
-	seen = json_object();
-	if (st == NULL || seen == NULL) {
-		free(st);
-		json_decref(seen);
+	if (recon_seen_init(&seen) != PH_OK)
+		return ph_fail(diag, PH_E_INTERNAL, "no randomness available");
+	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	}
 	while ((rc = recon_next(pr, in, line, cap, st, &ev, &more, diag)) ==
 	    PH_OK && more) {
 		if (ev.kind == PH_EV_IGNORED)
 			continue;
-		if ((rc = recon_once(seen, st, &ev, diag)) != PH_OK)
+		if (recon_seen_add(&seen, &ev) != PH_OK) {
+			rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
 			break;
+		}
 		if (ev.kind != PH_EV_PAYMENT_SUCCEEDED || ev.occurred_at == 0)
 			continue;
 		pays++;
@@ -832,6 +861,9 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 		inside += ev.occurred_at >= day_start &&
 		    ev.occurred_at < day_start + RECON_DAY;
 	}
+	if (rc == PH_OK && recon_seen_sort(&seen) > 0)
+		rc = recon_twice(pr, in, line, cap, &seen, diag);
+	recon_seen_free(&seen);
 	if (rc == PH_OK) {
 		memset(&ev, 0, sizeof(ev));
 		rc = pr->plugin->prov->statement_line(pr->ctx, st, NULL, 0,
@@ -847,7 +879,6 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 		    "payment(s), none of the day asked: the statement of "
 		    "another day?", (unsigned long long)pays);
 	free(st);
-	json_decref(seen);
 	if (rc == PH_OK && fseeko(in, 0, SEEK_SET) == -1)
 		rc = ph_fail(diag, PH_E_IO, "statement: %s", strerror(errno));
 	*day = day_start;

@@ -853,7 +853,10 @@ def test_refused_statements(tap, inst, sim, workdir):
     with open(dup, 'wb') as fh:
         fh.write(twice)
     rc, out, err, counts = reconcile(inst, dup, day, reports)
-    tap.ok(rc == 1 and 'a fact is listed once' in err,
+    m = re.search(r'statement line (\d+): the payment of line (\d+) '
+                  r'again \(pay:[^)]+\): a fact is listed once', err)
+    tap.ok(rc == 1 and m and int(m.group(1)) == len(lines) - 2 and
+           int(m.group(2)) < int(m.group(1)),
            'a statement that lists a payment twice: refused, naming the '
            'lines', rc, err[-300:])
 
