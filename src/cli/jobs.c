@@ -353,12 +353,20 @@ cli_reconcile_run(struct cli *c)
 		    sum.count[i], (long long)sum.amount[i]);
 	if (sum.asked > 0)
 		printf("  asked the provider about %zu order(s) the statement "
-		    "says were paid: %zu confirmed\n", sum.asked,
-		    sum.confirmed);
+		    "says were paid: %zu confirmed%s\n", sum.asked,
+		    sum.confirmed, sum.unanswered > 0 ? ", the others not "
+		    "answered: run it again" : "");
 	printf("report: %s\n        %s\n", sum.csv_path, sum.json_path);
-	if (sum.unanswered == 0)
-		cli_job_succeeded(
-		    "payhook_reconcile_last_success_timestamp_seconds");
+	if (sum.unanswered > 0) {
+		/* "0 confirmed" would read as "not paid": the provider did
+		 * not say, and a run again asks again. */
+		fprintf(stderr, "payhook: reconcile %s %s: %zu call(s) to the "
+		    "provider got no usable answer; the orders they asked "
+		    "about are still pending: run it again\n", o->profile,
+		    sum.date, sum.unanswered);
+		return CLI_EXIT_TEMPFAIL;
+	}
+	cli_job_succeeded("payhook_reconcile_last_success_timestamp_seconds");
 	return CLI_EXIT_OK;
 }
 

@@ -820,6 +820,35 @@ def test_unverified(tap, inst, sim, workdir):
             'PENDING', out + err)
 
 
+def test_unverified_unanswered(tap, inst, sim, workdir):
+    """An unverified statement lists a payment of a pending order while
+    the provider's query is down: not "0 confirmed" but exit 75, the
+    order asked again by the next run, which confirms it."""
+    four = (datetime.datetime.now(BJ) - datetime.timedelta(days=4))
+    day = four.strftime('%Y-%m-%d')
+    oid = 'UA-' + os.urandom(4).hex()
+    inst.create_order(oid, 700)
+    sim_pay(sim, oid, 700, four.replace(hour=9).strftime('%Y%m%d%H%M%S'),
+            {'drop_all': True})
+    stmt = os.path.join(workdir, 'bill-unanswered-%s.txt' % day)
+    fetch_statement(tap, sim, day, stmt)
+    reports = os.path.join(workdir, 'reports-unanswered')
+    os.makedirs(reports)
+    sim.control('/_sim/mode', {'query': 'down'})
+    rc, out, err, counts = reconcile(inst, stmt, day, reports, trust=False)
+    sim.control('/_sim/mode', {'query': 'ok'})
+    tap.ok(rc == 75 and 'not answered: run it again' in out and
+           'got no usable answer' in err and
+           (inst.order(oid) or {}).get('state') == 'PENDING',
+           'the provider down while an unverified statement\'s pending '
+           'order is asked about: exit 75, saying so', rc, out[-300:],
+           err[-300:])
+    rc, out, err, counts = reconcile(inst, stmt, day, reports, trust=False)
+    tap.ok(rc == 0 and (inst.order(oid) or {}).get('state') == 'PAID',
+           '... run again, the provider up: exit 0, the order PAID', rc,
+           out[-300:], err[-300:])
+
+
 def test_refused_statements(tap, inst, sim, workdir):
     """A statement that lists a payment twice, a statement of another day
     than the one asked, and a report folder that cannot be written: each
@@ -889,6 +918,7 @@ def main(tap):
     os.makedirs(workdir)
     test_day(tap, inst, sim, workdir)
     test_unverified(tap, inst, sim, workdir)
+    test_unverified_unanswered(tap, inst, sim, workdir)
     test_merchant_refunds(tap, inst, sim)
     test_late_refund_success(tap, inst, sim)
     test_refund_query(tap, inst, sim)
