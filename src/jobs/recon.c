@@ -100,17 +100,29 @@ recon_day_of(int64_t t)
 	return local - (local % RECON_DAY + RECON_DAY) % RECON_DAY - RECON_CST;
 }
 
+/* The run of profile pr for the day starting at day_start, and its date
+ * (11 bytes) into date when not NULL. */
+static void
+recon_run_name(const struct conf_profile *pr, int64_t day_start, char *run,
+    size_t cap, char *date)
+{
+	char d[16];
+	time_t mid = (time_t)(day_start + RECON_CST);
+	struct tm tm;
+
+	gmtime_r(&mid, &tm);
+	strftime(d, sizeof(d), "%Y-%m-%d", &tm);
+	snprintf(run, cap, "%s:%s", pr->name, d);
+	if (date != NULL)
+		memcpy(date, d, 11);
+}
+
 static void
 recon_set_day(struct recon *r, int64_t t)
 {
-	time_t mid;
-	struct tm tm;
-
 	r->day_start = recon_day_of(t);
-	mid = (time_t)(r->day_start + RECON_CST);
-	gmtime_r(&mid, &tm);
-	strftime(r->sum->date, sizeof(r->sum->date), "%Y-%m-%d", &tm);
-	snprintf(r->run, sizeof(r->run), "%s:%s", r->pr->name, r->sum->date);
+	recon_run_name(r->pr, r->day_start, r->run, sizeof(r->run),
+	    r->sum->date);
 }
 
 static void
@@ -475,11 +487,24 @@ recon_unlisted(struct ledger_batch *b, const json_t *pay, void *arg)
 	struct recon *r = arg;
 	int64_t at = json_integer_value(json_object_get(pay, "occurred_at"));
 	struct ph_event ev;
+	char other[sizeof(r->run)] = "";
 
 	if (strcmp(recon_str(pay, "status"), "SUCCEEDED") != 0 ||
 	    strcmp(recon_str(pay, "profile"), r->pr->name) != 0 ||
 	    at < r->day_start || at >= r->day_start + RECON_DAY ||
 	    ledger_batch_seen(b, r->run, recon_str(pay, "provider_txn_id")))
+		return 0;
+	/* Near midnight, the neighbouring day's statement may have listed
+	 * it (within the slack a provider's cut-off is allowed): found
+	 * there, it is not missing. */
+	if (at < r->day_start + RECON_SLACK)
+		recon_run_name(r->pr, r->day_start - RECON_DAY, other,
+		    sizeof(other), NULL);
+	else if (at >= r->day_start + RECON_DAY - RECON_SLACK)
+		recon_run_name(r->pr, r->day_start + RECON_DAY, other,
+		    sizeof(other), NULL);
+	if (other[0] != '\0' && ledger_batch_seen(b, other,
+	    recon_str(pay, "provider_txn_id")))
 		return 0;
 	ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, &ev);
 	ev.occurred_at = at;

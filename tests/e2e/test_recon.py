@@ -820,6 +820,68 @@ def test_unverified(tap, inst, sim, workdir):
             'PENDING', out + err)
 
 
+def bill_moved(src, dst, oid):
+    """Statements src and dst (the simulator's bytes) with the row of
+    order oid moved from src to dst, each summary made to agree."""
+    def parts(text):
+        lines = text.split(b'\r\n')
+        return lines[:-3], lines[-3], lines[-2].split(b',')
+
+    def summary(fields, n, fen):
+        fields = list(fields)
+        fields[0] = b'`%d' % (int(fields[0].strip(b'`')) + n)
+        total = int(round(float(fields[1].strip(b'`')) * 100)) + fen
+        fields[1] = b'`%d.%02d' % (total // 100, total % 100)
+        return b','.join(fields)
+
+    s_rows, s_head, s_sum = parts(src)
+    d_rows, d_head, d_sum = parts(dst)
+    row = [r for r in s_rows if oid.encode() in r][0]
+    fen = int(round(float(row.split(b',')[12].strip(b'`')) * 100))
+    return (b'\r\n'.join([r for r in s_rows if r != row] +
+                          [s_head, summary(s_sum, -1, -fen), b'']),
+            b'\r\n'.join(d_rows + [row, d_head, summary(d_sum, 1, fen),
+                                    b'']))
+
+
+def test_slack_neighbour(tap, inst, sim, workdir):
+    """A provider whose cut-off puts a payment of 00:30 in the day before:
+    day D's statement lists it (within the slack payhook(1) allows), day
+    D+1's does not, and D+1's reconciliation does not raise it missing at
+    the provider."""
+    d = datetime.datetime.now(BJ) - datetime.timedelta(days=6)
+    d1 = d + datetime.timedelta(days=1)
+    days = [x.strftime('%Y-%m-%d') for x in (d, d1)]
+    tag = os.urandom(3).hex()
+    late, noon, next_noon = 'SLA' + tag, 'SLB' + tag, 'SLC' + tag
+    for oid, amount, when in ((late, 700, d1.replace(hour=0, minute=30)),
+                              (noon, 800, d.replace(hour=12)),
+                              (next_noon, 900, d1.replace(hour=12))):
+        inst.create_order(oid, amount)
+        sim_pay(sim, oid, amount, when.strftime('%Y%m%d%H%M%S'))
+        wait_for(lambda: (inst.order(oid) or {}).get('state') == 'PAID',
+                 timeout=30)
+    texts = [fetch_statement(tap, sim, day, os.path.join(
+        workdir, 'slack-sim-%s.txt' % day)) for day in days]
+    day_d1, day_d = bill_moved(texts[1], texts[0], late)
+    reports = os.path.join(workdir, 'slack')
+    os.makedirs(reports)
+    got = []
+    for day, text in zip(days, (day_d, day_d1)):
+        path = os.path.join(workdir, 'slack-%s.txt' % day)
+        with open(path, 'wb') as fh:
+            fh.write(text)
+        got.append(reconcile(inst, path, day, reports))
+    doc, rows = read_report(reports, days[1])
+    tap.ok([g[0] for g in got] == [0, 0] and got[0][3].get('matched') == 2
+           and not [r for r in rows if r['order_id'] == late],
+           'a payment of 00:30 listed by the day before\'s statement: '
+           'matched there, not missing at the provider the day after',
+           [g[0] for g in got], got[0][3], [r for r in rows
+                                          if r['order_id'] == late],
+           got[0][2][-300:], got[1][2][-300:])
+
+
 def test_unverified_unanswered(tap, inst, sim, workdir):
     """An unverified statement lists a payment of a pending order while
     the provider's query is down: not "0 confirmed" but exit 75, the
@@ -919,6 +981,7 @@ def main(tap):
     test_day(tap, inst, sim, workdir)
     test_unverified(tap, inst, sim, workdir)
     test_unverified_unanswered(tap, inst, sim, workdir)
+    test_slack_neighbour(tap, inst, sim, workdir)
     test_merchant_refunds(tap, inst, sim)
     test_late_refund_success(tap, inst, sim)
     test_refund_query(tap, inst, sim)
