@@ -192,7 +192,7 @@ cli_user_store(const struct cli_user *u, const struct conf *conf)
 		{ "", "database", 0, 6 },
 		{ "-lock", "database lock file", 0, 6 },
 		{ "-metrics", "metrics file", 0, 6 },
-		{ "-group", "group commit file", 0, 6 },
+		{ STORE_GROUP_SUFFIX, "group commit file", 0, 6 },
 		{ "-archive", "notification archive folder", 1, 7 },
 		{ "-archive/seg", "notification segments folder", 1, 7 },
 		{ "-archive/hints", "query hints folder", 1, 7 },

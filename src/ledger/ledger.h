@@ -106,9 +106,10 @@ int ledger_open(const char *path, size_t map_size, struct store **out,
 /* Group commits made so far by every process of the store, and the facts
  * they carried (facts per durable flush = facts / commits). */
 int ledger_group_stats(struct store *s, uint64_t *commits, uint64_t *facts);
-/* When the oldest fact still waiting for its commit came in (*since,
- * unix seconds; 0 when none waits): a fact that waits long means some
- * process holds the store's write lock and does not finish. */
+/* When the oldest fact still waiting for its commit, for a process that
+ * is still there, began to wait (*since, unix seconds; 0 when none
+ * waits): a fact that waits long means some process holds the store's
+ * write lock and does not finish. */
 int ledger_group_oldest(struct store *s, int64_t *since);
 
 /* Brings the store's records up to STORE_SCHEMA_VERSION, in batches of

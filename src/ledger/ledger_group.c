@@ -56,11 +56,11 @@
  * The layout of the file.  A process keeps the mapping it made for its
  * life, so that a build with another layout must never share the file
  * with it (Apache's graceful restart runs both at once): a new layout
- * takes a new file name as well as a new version (-group4), and a file of
- * another version is never made over, only left alone.
+ * takes a new file name (STORE_GROUP_SUFFIX) as well as a new version,
+ * and a file of another version is never made over, only left alone.
  */
-#define GROUP_VERSION	3
-#define GROUP_SUFFIX	"-group"
+#define GROUP_VERSION	4
+#define GROUP_SUFFIX	STORE_GROUP_SUFFIX
 #define GROUP_SLOTS	256
 #define GROUP_WAIT_MS	50		/* how often a waiter checks that
 					 * its leader still runs */
@@ -85,7 +85,8 @@ struct group_slot {
 	char provider[40];
 	char source[24];
 	struct ph_event ev;
-	int64_t now;
+	int64_t now;		/* the fact's time, as its caller gave it */
+	int64_t queued_at;	/* when it began to wait for its commit */
 	char request_id[80];	/* the asker's, for the lines its fact logs */
 	/* The result. */
 	int rc;
@@ -273,6 +274,7 @@ group_put_fact(struct group_slot *sl, const struct ledger_fact *f)
 	ph_strlcpy(sl->request_id, log_request_id(), sizeof(sl->request_id));
 	sl->ev = *f->ev;
 	sl->now = f->now;
+	sl->queued_at = (int64_t)time(NULL);
 	return 0;
 }
 
@@ -485,11 +487,18 @@ ledger_group_oldest(struct store *s, int64_t *since)
 	if (g == NULL)
 		return PH_E_NOTFOUND;
 	group_lock(g);
-	for (i = 0; i < GROUP_SLOTS; i++)
-		if ((g->slot[i].state == GROUP_QUEUED ||
-		    g->slot[i].state == GROUP_TAKEN) && g->slot[i].now > 0 &&
-		    (*since == 0 || g->slot[i].now < *since))
-			*since = g->slot[i].now;
+	for (i = 0; i < GROUP_SLOTS; i++) {
+		const struct group_slot *sl = &g->slot[i];
+
+		/* Waited for by a process still there: a fact whose asker
+		 * died waits for no one (the next leader applies it), nor
+		 * one whose leader died (the next one takes it again). */
+		if (!((sl->state == GROUP_QUEUED && group_alive(sl->owner)) ||
+		    (sl->state == GROUP_TAKEN && group_alive(sl->taker))))
+			continue;
+		if (*since == 0 || sl->queued_at < *since)
+			*since = sl->queued_at;
+	}
 	pthread_mutex_unlock(&g->mu);
 	return PH_OK;
 }

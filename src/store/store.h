@@ -26,6 +26,11 @@
  * (ledger_open); a newer one is refused.
  */
 #define STORE_SCHEMA_VERSION 5
+/* The group commit file beside the database (ledger/ledger_group.c): its
+ * name carries its layout's version, so that builds of two layouts never
+ * share one (a process keeps the mapping it made for its life).  Older
+ * builds' files were "-group". */
+#define STORE_GROUP_SUFFIX "-group4"
 #define STORE_OPEN_OLDER 0x01
 /* PostgreSQL: a database without payhook's tables gets them (payhook
  * check); without it such a database is refused (payhook.fcgi never

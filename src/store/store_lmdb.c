@@ -991,7 +991,9 @@ restore_locked(const char *path, int fd, const char *backup,
 	 * the group commit file facts meant for it. */
 	if (unlink(lock) == 0)
 		rep->lock_removed = 1;
-	snprintf(tmplock, sizeof(tmplock), "%s-group", path);
+	snprintf(tmplock, sizeof(tmplock), "%s" STORE_GROUP_SUFFIX, path);
+	unlink(tmplock);
+	snprintf(tmplock, sizeof(tmplock), "%s-group", path);	/* older */
 	unlink(tmplock);
 	store_sync_dir(path);
 	return PH_OK;

@@ -6,7 +6,9 @@
  */
 #include <sys/wait.h>
 
+#include <signal.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,7 +101,7 @@ test_other_layout(void)
 	int created;
 
 	snprintf(path, sizeof(path), "%s/other.mdb", dir);
-	snprintf(group, sizeof(group), "%s-group", path);
+	snprintf(group, sizeof(group), "%s" STORE_GROUP_SUFFIX, path);
 	memset(head, 0, sizeof(head));
 	memcpy(head, word, sizeof(word));
 	if ((fp = fopen(group, "wb")) == NULL ||
@@ -128,6 +130,98 @@ test_other_layout(void)
 	    "as the other build made it, not made over");
 	if (fp != NULL)
 		fclose(fp);
+}
+
+/* A child that holds the store's write lock until it is killed. */
+static pid_t
+hold_writer(int *ready)
+{
+	struct ph_diag d;
+	struct store_txn t;
+	struct store *s;
+	int fds[2];
+	pid_t pid;
+	char c = 0;
+
+	*ready = 0;
+	if (pipe(fds) == -1)
+		return -1;
+	fflush(NULL);
+	if ((pid = fork()) == 0) {
+		close(fds[0]);
+		memset(&d, 0, sizeof(d));
+		if (ledger_open(dbpath, 16 << 20, &s, &d) == PH_OK &&
+		    store_begin(s, 1, &t) == PH_OK)
+			(void)write(fds[1], "h", 1);
+		for (;;)
+			pause();
+	}
+	close(fds[1]);
+	*ready = pid > 0 && read(fds[0], &c, 1) == 1 && c == 'h';
+	close(fds[0]);
+	return pid;
+}
+
+/*
+ * What /readyz's store_stuck reads: the oldest fact waiting for its
+ * commit, by when it began to wait (not the time its caller gave it), and
+ * only while the process that waits for it is there.
+ */
+static void
+test_waiting(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	int64_t since = 0, start = (int64_t)time(NULL);
+	pid_t holder = -1, waiter;
+	int ready = 0, i, status, go[2];
+	char c = 0;
+
+	/* The waiter opens the store first: opening it writes too. */
+	if (pipe(go) == -1)
+		return;
+	fflush(NULL);
+	if ((waiter = fork()) == 0) {
+		struct ph_diag d;
+		struct store *ws;
+
+		close(go[1]);
+		memset(&d, 0, sizeof(d));
+		if (ledger_open(dbpath, 16 << 20, &ws, &d) != PH_OK ||
+		    read(go[0], &c, 1) != 1)
+			_exit(1);
+		/* A fact its caller dated long ago (FX_NOW, 2023). */
+		ev = fx_pay_event("GW-1", "4299000002", 100, "CNY");
+		fx_apply(ws, "wxshop", &ev, &r, NULL);
+		_exit(0);
+	}
+	close(go[0]);
+	usleep(200000);
+	holder = hold_writer(&ready);
+	if (!ok(ready, "waiting: another process holds the write lock")) {
+		kill(waiter, SIGKILL);
+		waitpid(waiter, &status, 0);
+		goto done;
+	}
+	(void)write(go[1], "g", 1);
+	for (i = 0; i < 100 && since == 0; i++) {
+		usleep(50000);
+		ledger_group_oldest(s, &since);
+	}
+	ok(since >= start && since <= (int64_t)time(NULL), "waiting: a fact "
+	    "waits, since it was queued (%lld), not since the time its "
+	    "caller gave it", (long long)since);
+	kill(waiter, SIGKILL);
+	waitpid(waiter, &status, 0);
+	i = ledger_group_oldest(s, &since);
+	ok(i == PH_OK && since == 0, "waiting: its process killed, nothing "
+	    "is waited for (%lld)", (long long)since);
+done:
+	close(go[1]);
+	if (holder > 0) {
+		kill(holder, SIGKILL);
+		waitpid(holder, &status, 0);
+	}
 }
 
 int
@@ -198,6 +292,7 @@ main(void)
 	    commits0), (unsigned long long)(facts - facts0));
 	diag("facts per commit: %.2f", commits > commits0 ?
 	    (double)(facts - facts0) / (double)(commits - commits0) : 0.0);
+	test_waiting(s);
 	store_close(s);
 	test_other_layout();
 	th_scratch_remove(dir);
