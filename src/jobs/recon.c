@@ -424,6 +424,17 @@ recon_order_of(struct recon *r, const json_t *item, struct ph_event *ev)
 		    ev->order_id, sizeof(ev->order_id));
 }
 
+/* Did the operator settle refund item by hand (refunds settle)?  Before
+ * settled_by was kept, a failure settled by hand said so in last_error. */
+static int
+recon_by_hand(const json_t *item)
+{
+	return strcmp(recon_str(item, "settled_by"), "operator") == 0 ||
+	    (strcmp(recon_str(item, "state"), "FAILED") == 0 &&
+	    strcmp(recon_str(item, "last_error"), "failed: settled by hand") ==
+	    0);
+}
+
 static void
 recon_refund(struct recon *r, struct ph_event *ev)
 {
@@ -439,8 +450,7 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	    recon_refund_same(r, item, ev);
 	state = recon_str(item, "state");
 	if (same && r->trust != RECON_FILE && ev->dedup_key[0] != '\0' &&
-	    strcmp(state, "SUCCEEDED") != 0 &&
-	    strcmp(recon_str(item, "settled_by"), "operator") != 0) {
+	    strcmp(state, "SUCCEEDED") != 0 && !recon_by_hand(item)) {
 		/* Reported as matched, as a later run over the same
 		 * statement reports it: the event says it was settled.  One
 		 * marked FAILED or CANCELLED that the provider made after all
@@ -480,31 +490,33 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	json_decref(item);
 }
 
-/* Pass 2: a stored payment of the day that the statement did not list. */
+/*
+ * Pass 2: a stored payment of the day that the statement did not list.
+ * Near midnight a provider's cut-off may put a payment in the other day's
+ * statement (within RECON_SLACK): one of the day's first hours that the
+ * day before listed is not missing; one of its last hours is left to the
+ * next day's run, which raises it when neither statement listed it.
+ */
 static int
 recon_unlisted(struct ledger_batch *b, const json_t *pay, void *arg)
 {
 	struct recon *r = arg;
 	int64_t at = json_integer_value(json_object_get(pay, "occurred_at"));
+	int64_t end = r->day_start + RECON_DAY;
+	const char *txn = recon_str(pay, "provider_txn_id");
 	struct ph_event ev;
-	char other[sizeof(r->run)] = "";
+	char prev[sizeof(r->run)];
 
 	if (strcmp(recon_str(pay, "status"), "SUCCEEDED") != 0 ||
 	    strcmp(recon_str(pay, "profile"), r->pr->name) != 0 ||
-	    at < r->day_start || at >= r->day_start + RECON_DAY ||
-	    ledger_batch_seen(b, r->run, recon_str(pay, "provider_txn_id")))
+	    at < r->day_start - RECON_SLACK || at >= end ||
+	    ledger_batch_seen(b, r->run, txn))
 		return 0;
-	/* Near midnight, the neighbouring day's statement may have listed
-	 * it (within the slack a provider's cut-off is allowed): found
-	 * there, it is not missing. */
-	if (at < r->day_start + RECON_SLACK)
-		recon_run_name(r->pr, r->day_start - RECON_DAY, other,
-		    sizeof(other), NULL);
-	else if (at >= r->day_start + RECON_DAY - RECON_SLACK)
-		recon_run_name(r->pr, r->day_start + RECON_DAY, other,
-		    sizeof(other), NULL);
-	if (other[0] != '\0' && ledger_batch_seen(b, other,
-	    recon_str(pay, "provider_txn_id")))
+	if (at >= end - RECON_SLACK)
+		return 0;	/* the next day's run says */
+	recon_run_name(r->pr, r->day_start - RECON_DAY, prev, sizeof(prev),
+	    NULL);
+	if (at < r->day_start + RECON_SLACK && ledger_batch_seen(b, prev, txn))
 		return 0;
 	ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, &ev);
 	ev.occurred_at = at;

@@ -845,40 +845,54 @@ def bill_moved(src, dst, oid):
 
 
 def test_slack_neighbour(tap, inst, sim, workdir):
-    """A provider whose cut-off puts a payment of 00:30 in the day before:
-    day D's statement lists it (within the slack payhook(1) allows), day
-    D+1's does not, and D+1's reconciliation does not raise it missing at
-    the provider."""
+    """A provider's cut-off may put a payment near midnight in the other
+    day's statement (within the slack payhook(1) allows): one of 00:30
+    that day D's statement lists, one of 23:30 that D+1's lists; neither
+    is raised missing at the provider, in the ordinary order of the runs
+    (D, then D+1).  One of 23:15 that neither lists is raised, by D+1's
+    run, once."""
     d = datetime.datetime.now(BJ) - datetime.timedelta(days=6)
     d1 = d + datetime.timedelta(days=1)
     days = [x.strftime('%Y-%m-%d') for x in (d, d1)]
     tag = os.urandom(3).hex()
-    late, noon, next_noon = 'SLA' + tag, 'SLB' + tag, 'SLC' + tag
+    late, early, lost = 'SLA' + tag, 'SLE' + tag, 'SLL' + tag
     for oid, amount, when in ((late, 700, d1.replace(hour=0, minute=30)),
-                              (noon, 800, d.replace(hour=12)),
-                              (next_noon, 900, d1.replace(hour=12))):
+                              (early, 600, d.replace(hour=23, minute=30)),
+                              (lost, 500, d.replace(hour=23, minute=15)),
+                              ('SLB' + tag, 800, d.replace(hour=12)),
+                              ('SLC' + tag, 900, d1.replace(hour=12))):
         inst.create_order(oid, amount)
         sim_pay(sim, oid, amount, when.strftime('%Y%m%d%H%M%S'))
         wait_for(lambda: (inst.order(oid) or {}).get('state') == 'PAID',
                  timeout=30)
-    texts = [fetch_statement(tap, sim, day, os.path.join(
+    sim_d, sim_d1 = [fetch_statement(tap, sim, day, os.path.join(
         workdir, 'slack-sim-%s.txt' % day)) for day in days]
-    day_d1, day_d = bill_moved(texts[1], texts[0], late)
+    day_d1, day_d = bill_moved(sim_d1, sim_d, late)
+    day_d, day_d1 = bill_moved(day_d, day_d1, early)
+    day_d = bill_moved(day_d, day_d1, lost)[0]
     reports = os.path.join(workdir, 'slack')
     os.makedirs(reports)
+    base = inst.last_seq()
     got = []
     for day, text in zip(days, (day_d, day_d1)):
         path = os.path.join(workdir, 'slack-%s.txt' % day)
         with open(path, 'wb') as fh:
             fh.write(text)
         got.append(reconcile(inst, path, day, reports))
-    doc, rows = read_report(reports, days[1])
-    tap.ok([g[0] for g in got] == [0, 0] and got[0][3].get('matched') == 2
-           and not [r for r in rows if r['order_id'] == late],
-           'a payment of 00:30 listed by the day before\'s statement: '
-           'matched there, not missing at the provider the day after',
-           [g[0] for g in got], got[0][3], [r for r in rows
-                                          if r['order_id'] == late],
+    mine = []
+    for day in days:
+        doc, rows = read_report(reports, day)
+        mine += [(day, r['category'], r['order_id']) for r in rows
+                 if r['order_id'] in (late, early, lost)]
+    evs = [(e['type'], e.get('order_id')) for e in inst.all_events(base)
+           if e.get('order_id') in (late, early, lost)]
+    tap.ok([g[0] for g in got] == [0, 0] and sorted(mine) == sorted([
+        (days[0], 'matched', late), (days[1], 'matched', early),
+        (days[1], 'missing_at_provider', lost)]) and
+           evs == [('reconcile.missing_at_provider', lost)],
+           'payments near midnight in the other day\'s statement: matched '
+           'there, not missing at the provider; one neither lists raised '
+           'once, by the day after\'s run', [g[0] for g in got], mine, evs,
            got[0][2][-300:], got[1][2][-300:])
 
 
