@@ -62,8 +62,9 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		pname = json_string_value(json_object_get(item, "profile"));
 		if ((pr = conf_profile(c, pname != NULL ? pname : "")) == NULL) {
 			/* Kept: the money is owed, and the profile may be
-			 * configured again.  Not leased: never sent, it is
-			 * not in flight, and the merchant may cancel it. */
+			 * configured again.  Not leased: nothing goes out
+			 * now, and one never sent stays the merchant's to
+			 * cancel (a lease marks it sent). */
 			log_warn("refund %s of order %s: not sent: its profile "
 			    "%s is no longer configured; it waits until it is",
 			    refund_text(item, "refund_id"),
