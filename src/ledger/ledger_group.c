@@ -144,7 +144,7 @@ group_setup(void *p)
 	return -1;
 }
 
-/* Maps <path>-group, making it the first time. */
+/* Maps <path>-group4 (GROUP_SUFFIX), making it the first time. */
 static struct group_shm *
 group_map(const char *path)
 {
