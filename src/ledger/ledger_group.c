@@ -80,6 +80,9 @@ struct group_slot {
 	uint32_t state;
 	pid_t owner;		/* who asked */
 	pid_t taker;		/* the leader that took it */
+	/* Their start times (proc_start): a pid alone may be another
+	 * process's after a restart (a container's pids come back). */
+	unsigned long long owner_start, taker_start;
 	/* The fact. */
 	char profile[64];
 	char provider[40];
@@ -100,6 +103,7 @@ struct group_shm {
 	pthread_mutex_t mu;
 	uint32_t done_seq;	/* bumped by a leader that is done */
 	pid_t leader;		/* 0 when none */
+	unsigned long long leader_start;
 	uint64_t commits;	/* group commits made, and the facts they */
 	uint64_t facts;		/* carried: facts per flush */
 	struct group_slot slot[GROUP_SLOTS];
@@ -205,10 +209,22 @@ group_pause(int try)
 	nanosleep(&ts, NULL);
 }
 
+/*
+ * Is process pid, started at start, still there?  By its start time
+ * where /proc tells it: a crash and a restart (a container's, whose pids
+ * come back) leave pids in the file that are other processes now, and a
+ * waiter would wait for ever for a leader that is gone, or for itself.
+ */
 static int
-group_alive(pid_t pid)
+group_alive(pid_t pid, unsigned long long start)
 {
-	return pid > 0 && (kill(pid, 0) == 0 || errno != ESRCH);
+	unsigned long long now;
+
+	if (pid <= 0)
+		return 0;
+	if (start != 0 && (now = proc_start_of(pid)) != 0)
+		return now == start;
+	return kill(pid, 0) == 0 || errno != ESRCH;
 }
 
 /* Sleeps until done_seq moves from seen, or GROUP_WAIT_MS pass; 1 when
@@ -248,14 +264,16 @@ group_reap(struct group_shm *g)
 	struct group_slot *sl;
 	size_t i;
 
-	if (g->leader != 0 && !group_alive(g->leader))
+	if (g->leader != 0 && !group_alive(g->leader, g->leader_start))
 		g->leader = 0;
 	for (i = 0; i < GROUP_SLOTS; i++) {
 		sl = &g->slot[i];
-		if (sl->state == GROUP_TAKEN && sl->taker != g->leader &&
-		    !group_alive(sl->taker))
+		if (sl->state == GROUP_TAKEN && (sl->taker != g->leader ||
+		    sl->taker_start != g->leader_start) &&
+		    !group_alive(sl->taker, sl->taker_start))
 			sl->state = GROUP_QUEUED;
-		if (sl->state == GROUP_DONE && !group_alive(sl->owner))
+		if (sl->state == GROUP_DONE &&
+		    !group_alive(sl->owner, sl->owner_start))
 			sl->state = GROUP_FREE;
 	}
 }
@@ -360,6 +378,7 @@ group_lead(struct group_shm *g, struct store *s)
 		if (g->slot[i].state == GROUP_QUEUED) {
 			g->slot[i].state = GROUP_TAKEN;
 			g->slot[i].taker = me;
+			g->slot[i].taker_start = proc_start();
 			taken[n++] = &g->slot[i];
 		}
 	pthread_mutex_unlock(&g->mu);
@@ -429,11 +448,13 @@ ledger_group_apply(struct store *s, const struct ledger_fact *f,
 		return ledger_apply_alone(s, f, r, diag);
 	}
 	sl->owner = proc_pid();
+	sl->owner_start = proc_start();
 	sl->taker = 0;
 	sl->state = GROUP_QUEUED;
 	while (sl->state != GROUP_DONE) {
 		if (g->leader == 0) {
 			g->leader = sl->owner;
+			g->leader_start = sl->owner_start;
 			pthread_mutex_unlock(&g->mu);
 			group_lead(g, s);
 			group_lock(g);
@@ -493,8 +514,10 @@ ledger_group_oldest(struct store *s, int64_t *since)
 		/* Waited for by a process still there: a fact whose asker
 		 * died waits for no one (the next leader applies it), nor
 		 * one whose leader died (the next one takes it again). */
-		if (!((sl->state == GROUP_QUEUED && group_alive(sl->owner)) ||
-		    (sl->state == GROUP_TAKEN && group_alive(sl->taker))))
+		if (!((sl->state == GROUP_QUEUED &&
+		    group_alive(sl->owner, sl->owner_start)) ||
+		    (sl->state == GROUP_TAKEN &&
+		    group_alive(sl->taker, sl->taker_start))))
 			continue;
 		if (*since == 0 || sl->queued_at < *since)
 			*since = sl->queued_at;

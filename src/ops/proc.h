@@ -13,4 +13,12 @@ pid_t proc_pid(void);
  * makes itself again when it differs. */
 unsigned proc_generation(void);
 
+/* When process pid started, in clock ticks after boot (/proc/PID/stat):
+ * with its pid, who a process is, where a pid alone may be another's (a
+ * restarted container gives its processes the same small pids); 0 when
+ * it cannot be read (no such process). */
+unsigned long long proc_start_of(pid_t pid);
+/* This process's start, read once (again in a child of a fork). */
+unsigned long long proc_start(void);
+
 #endif

@@ -30,6 +30,15 @@ ok(int cond, const char *fmt, ...)
 	return cond;
 }
 
+/* n points that cannot be run here, saying why. */
+static void __attribute__((unused))
+skip(int n, const char *why)
+{
+	while (n-- > 0)
+		printf("ok %d # SKIP %s\n", ++tap_count, why);
+	fflush(stdout);
+}
+
 #define is_int(got, want, ...) tap_is_int(__LINE__, (long long)(got), \
     (long long)(want), __VA_ARGS__)
 #define is_str(got, want, ...) tap_is_str(__LINE__, (got), (want), __VA_ARGS__)

@@ -4,6 +4,8 @@
  * is known, and the store's counters say how many facts the shared
  * commits carried.
  */
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 
 #include <signal.h>
@@ -224,6 +226,101 @@ done:
 	}
 }
 
+/*
+ * Round one of a container: a leader (pid 2) waiting behind a holder of
+ * the write lock (pid 3); then the whole pid namespace is killed, as a
+ * container is, with the leader's slot and pid left in the group file.
+ * Round two, the container started again: its pid 2 applies a fact and
+ * must not wait for the leader of its pid that is gone (for itself).
+ * Returns the status to exit with: 0, or what went wrong.
+ */
+static int
+container_round(int two)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	struct store *s;
+	pid_t leader;
+	int status, ready, go[2];
+	char c = 0;
+
+	if (pipe(go) == -1)
+		return 9;
+	fflush(NULL);
+	if ((leader = fork()) == 0) {
+		alarm(20);
+		close(go[1]);
+		memset(&d, 0, sizeof(d));
+		/* Opened first: opening the store writes too. */
+		if (ledger_open(dbpath, 16 << 20, &s, &d) != PH_OK ||
+		    (!two && read(go[0], &c, 1) != 1))
+			_exit(1);
+		ev = fx_pay_event(two ? "GC-2" : "GC-1", two ? "4299000004" :
+		    "4299000003", 100, "CNY");
+		_exit(fx_apply(s, "wxshop", &ev, &r, NULL) == PH_OK &&
+		    r.outcome == LEDGER_RECORDED ? 0 : 2);
+	}
+	close(go[0]);
+	if (leader != 2) {
+		kill(leader, SIGKILL);
+		return 11;
+	}
+	if (!two) {
+		usleep(300000);
+		if (hold_writer(&ready) != 3 || !ready)
+			return 10;
+		(void)write(go[1], "g", 1);
+		sleep(1);		/* the leader waits behind the lock */
+		return 0;		/* pid 1 leaves: the kernel kills all */
+	}
+	waitpid(leader, &status, 0);
+	close(go[1]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 13;
+}
+
+static void
+test_container_restart(void)
+{
+	pid_t p;
+	int round, status[2] = { -1, -1 };
+
+	for (round = 0; round < 2; round++) {
+		fflush(NULL);
+		if ((p = fork()) == 0) {
+			pid_t init;
+			int st = -1;
+
+			/* A pid namespace with its own /proc, as a container
+			 * has (unshare -p -m --fork --mount-proc). */
+			if (unshare(CLONE_NEWPID | CLONE_NEWNS) == -1 ||
+			    mount("none", "/", "none", MS_REC | MS_PRIVATE,
+			    NULL) == -1)
+				_exit(77);
+			fflush(NULL);
+			if ((init = fork()) == 0)
+				_exit(mount("proc", "/proc", "proc", MS_NOSUID |
+				    MS_NODEV | MS_NOEXEC, NULL) == -1 ? 77 :
+				    container_round(round));
+			waitpid(init, &st, 0);
+			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 14);
+		}
+		waitpid(p, &status[round], 0);
+		if (WIFEXITED(status[round]) && WEXITSTATUS(status[round]) ==
+		    77) {
+			skip(2, "a pid namespace and its /proc need root "
+			    "(unshare, mount)");
+			return;
+		}
+	}
+	ok(WIFEXITED(status[0]) && WEXITSTATUS(status[0]) == 0,
+	    "container restart: round one left a leader (pid 2) in the group "
+	    "file (status %d)", status[0]);
+	ok(WIFEXITED(status[1]) && WEXITSTATUS(status[1]) == 0,
+	    "... round two's pid 2 applies its fact, not waiting for the "
+	    "leader of its pid that is gone (status %d)", status[1]);
+}
+
 int
 main(void)
 {
@@ -294,6 +391,7 @@ main(void)
 	    (double)(facts - facts0) / (double)(commits - commits0) : 0.0);
 	test_waiting(s);
 	store_close(s);
+	test_container_restart();
 	test_other_layout();
 	th_scratch_remove(dir);
 	return done_testing();
