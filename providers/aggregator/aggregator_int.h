@@ -29,6 +29,10 @@
 #define AGG_HMAC_HEADER_DEF	"X-Signature"
 /* Ids (evt_..., ch_..., re_...) and event types (charge.succeeded). */
 #define AGG_ID_EXTRA		"_-"
+/* A query's cursor that starts with it lists the order's charges after
+ * the one its attempt named was found unpaid (never in a charge id). */
+#define AGG_LIST_MARK		'+'
+#define AGG_LIST_MARK_S		"+"
 #define AGG_TYPE_EXTRA		"._"
 /* Merchant order numbers: what the core accepts as an order id. */
 #define AGG_ORDER_EXTRA		"_-|*.:"

@@ -103,6 +103,11 @@ agg_query_request(void *p, const struct ph_order_ref *order,
 	if ((rc = agg_charge_id(order, id, diag)) != PH_OK)
 		return rc;
 	cursor = order->cursor != NULL ? order->cursor : "";
+	if (cursor[0] == AGG_LIST_MARK) {
+		/* The charge named was unpaid: the order's others. */
+		cursor++;
+		id[0] = '\0';
+	}
 	if (cursor[0] != '\0' && (id[0] != '\0' ||
 	    !ph_token_valid(cursor, strlen(cursor), PH_ID_MAX, AGG_ID_EXTRA)))
 		return ph_fail(diag, PH_E_FIELD, "cursor: not a charge id of "
@@ -206,7 +211,12 @@ agg_answer(const struct agg_ctx *ctx, const struct ph_http_response *in,
 	    diag);
 }
 
-/* One charge, asked for by id: it must be the order's. */
+/*
+ * One charge, asked for by id: it must be the order's.  Unpaid, it is not
+ * the order's last word: a shopper who switched wallets paid another
+ * charge of the same order_no (one charge per channel), so the order's
+ * charges are listed next (QUERY_MORE, the list's mark as the cursor).
+ */
 static int
 agg_query_charge(const struct agg_ctx *ctx, const struct ph_order_ref *order,
     const json_t *ch, struct ph_event *ev, struct ph_diag *diag)
@@ -224,30 +234,40 @@ agg_query_charge(const struct agg_ctx *ctx, const struct ph_order_ref *order,
 		*ev = cur;
 		return PH_OK;
 	}
-	ev->amount = cur.amount;
-	memcpy(ev->currency, cur.currency, sizeof(ev->currency));
-	memcpy(ev->channel, cur.channel, sizeof(ev->channel));
-	return agg_query_event(order, PH_EV_PAYMENT_PENDING, "UNPAID", ev,
-	    diag);
+	ev->kind = PH_EV_QUERY_MORE;
+	ev->cursor[0] = AGG_LIST_MARK;
+	return PH_OK;
+}
+
+/* Does paid charge cur pay order as it is (its amount and currency)? */
+static int
+agg_pays(const struct ph_order_ref *order, const struct ph_event *cur)
+{
+	return cur->amount == order->amount && order->currency != NULL &&
+	    strcmp(cur->currency, order->currency) == 0;
 }
 
 /*
  * One page of the app's charges, newest first.  Charges of other orders
  * are passed over (the list is the app's); one of another app or mode is
- * refused.  The order's paid charge is the payment (its key is the one
- * its event carries).  Otherwise, while the list has more, the next page
- * starts after this page's last charge; at its end, the order has no
- * paid charge in the window: pending.
+ * refused.  The order's paid charge that pays it (its amount, its
+ * currency) is the payment (its key is the one its event carries); one
+ * that does not is the answer only when the list has no more (a shopper
+ * may have paid another charge of the order in full).  Otherwise, while
+ * the list has more, the next page starts after this page's last charge
+ * (marked when the list follows an unpaid charge named: listing); at its
+ * end, the order has no paid charge in the window: pending.
  */
 static int
 agg_query_list(const struct agg_ctx *ctx, const struct ph_order_ref *order,
-    const json_t *root, struct ph_event *ev, struct ph_diag *diag)
+    const json_t *root, int listing, struct ph_event *ev,
+    struct ph_diag *diag)
 {
-	struct ph_event cur, unpaid;
+	struct ph_event cur, unpaid, other;
 	const json_t *data, *ch;
 	const char *no;
 	char last[PH_ID_MAX + 1];
-	int rc, paid, more = 0, found = 0;
+	int rc, paid, more = 0, found = 0, have_other = 0;
 	size_t i, n;
 
 	if ((rc = agg_object_is(root, "list", 1, diag)) != PH_OK)
@@ -260,6 +280,7 @@ agg_query_list(const struct agg_ctx *ctx, const struct ph_order_ref *order,
 		return rc;
 	last[0] = '\0';
 	memset(&unpaid, 0, sizeof(unpaid));
+	memset(&other, 0, sizeof(other));
 	for (i = 0; i < json_array_size(data); i++) {
 		ch = json_array_get(data, i);
 		if (!json_is_object(ch))
@@ -276,11 +297,13 @@ agg_query_list(const struct agg_ctx *ctx, const struct ph_order_ref *order,
 		memset(&cur, 0, sizeof(cur));
 		if ((rc = agg_charge(ctx, ch, 0, &cur, &paid, diag)) != PH_OK)
 			return rc;
-		if (paid) {
+		if (paid && agg_pays(order, &cur)) {
 			*ev = cur;
 			return PH_OK;
 		}
-		if (found++ == 0)
+		if (paid && !have_other++)
+			other = cur;
+		else if (!paid && found++ == 0)
 			unpaid = cur;
 	}
 	if (more) {
@@ -288,7 +311,14 @@ agg_query_list(const struct agg_ctx *ctx, const struct ph_order_ref *order,
 			return ph_fail(diag, PH_E_PROVIDER, "query: an empty "
 			    "page that says it has more");
 		ev->kind = PH_EV_QUERY_MORE;
-		memcpy(ev->cursor, last, sizeof(ev->cursor));
+		if ((size_t)snprintf(ev->cursor, sizeof(ev->cursor), "%s%s",
+		    listing ? AGG_LIST_MARK_S : "", last) >= sizeof(ev->cursor))
+			return ph_fail(diag, PH_E_PROVIDER, "query: a charge id "
+			    "too long to page on");
+		return PH_OK;
+	}
+	if (have_other) {
+		*ev = other;
 		return PH_OK;
 	}
 	if (found > 0) {
@@ -308,7 +338,7 @@ agg_query_response(void *p, const struct ph_order_ref *order,
 	const struct agg_ctx *ctx = p;
 	char id[PH_ID_MAX + 1];
 	json_t *root = NULL;
-	int rc;
+	int rc, listing;
 
 	if (in == NULL || ev == NULL)
 		return ph_fail(diag, PH_E_INTERNAL,
@@ -318,8 +348,9 @@ agg_query_response(void *p, const struct ph_order_ref *order,
 	    (rc = agg_charge_id(order, id, diag)) != PH_OK ||
 	    (rc = agg_answer(ctx, in, &root, diag)) != PH_OK)
 		goto out;
-	rc = id[0] != '\0' ? agg_query_charge(ctx, order, root, ev, diag) :
-	    agg_query_list(ctx, order, root, ev, diag);
+	listing = order->cursor != NULL && order->cursor[0] == AGG_LIST_MARK;
+	rc = id[0] != '\0' && !listing ? agg_query_charge(ctx, order, root,
+	    ev, diag) : agg_query_list(ctx, order, root, listing, ev, diag);
 out:
 	json_decref(root);
 	return ph_clear_on_fail(rc, ev, sizeof(*ev));

@@ -486,6 +486,24 @@ def test_query(tap, inst, mock):
     tap.is_((inst.order(o2) or {}).get('provider_txn_id'), c2,
             'query by charge id: PAID with it')
 
+    # The charge named by the attempt unpaid: the shopper switched
+    # wallets and paid another charge of the order, its event lost.
+    o5 = 'Q' + os.urandom(5).hex()
+    c5, c6 = new_id('ch_'), new_id('ch_')
+    inst.create_order(o5, 300, profile='pingxx', attempt={'charge': c5})
+    t5 = created_of(inst, o5)
+    mock.add(charge(o5, c5, 300, paid=False, created=t5 + 1),
+             charge(o5, c6, 300, channel='alipay', created=t5 + 2))
+    n0 = len(mock.requests)
+    r, calls = query(inst, o5)
+    asked = [q['path'] for q in mock.requests[n0:]]
+    tap.ok(asked[:1] == ['/v1/charges/' + c5] and len(asked) == 2 and
+           asked[1].startswith('/v1/charges?app[id]=') and
+           (inst.order(o5) or {}).get('provider_txn_id') == c6,
+           'query: the attempt\'s charge unpaid, the order\'s charges '
+           'listed next: PAID with the one paid through another wallet',
+           asked, inst.order(o5))
+
     # Not paid (only an unpaid charge, or none); signed answers.
     for tag, items, key, state, asked in (
             ('unpaid', 'unpaid', None, 'PENDING', True),

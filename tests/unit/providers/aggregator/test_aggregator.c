@@ -678,6 +678,18 @@ test_query_request(void)
 	o->cursor = "ch_Q0";
 	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_E_FIELD,
 	    "query: no cursor for one charge");
+	o->cursor = "+";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
+	    "query: the charge named found unpaid, the order's others");
+	is_str(r.path, "/v1/charges?app[id]=app_1Gqj58ynP0mHeX1q&limit=100"
+	    "&paid=true&created[gte]=1699999400", "... the list, from its "
+	    "first page");
+	o->cursor = "+ch_Q0";
+	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
+	    "... and its next page");
+	is_str(r.path, "/v1/charges?app[id]=app_1Gqj58ynP0mHeX1q&limit=100"
+	    "&paid=true&created[gte]=1699999400&starting_after=ch_Q0",
+	    "... starting after the last charge of the page before");
 	o = order_ref("Q1");
 	o->txn_id = "ch_X1";
 	is_int(pv->query_request(ctx, o, &cc, &r, &d), PH_OK,
@@ -930,8 +942,58 @@ test_query_charge(void)
 	o->attempt = "{\"charge\":\"ch_U1\"}";
 	is_int(answer_ref(ctx, o, 200, NULL, one, &ev), PH_OK,
 	    "an unpaid charge retrieved");
-	ok(ev.kind == PH_EV_PAYMENT_PENDING && ev.amount == 250 &&
-	    strcmp(ev.dedup_key, "query:U1:UNPAID") == 0, "unpaid: pending");
+	ok(ev.kind == PH_EV_QUERY_MORE && strcmp(ev.cursor, "+") == 0 &&
+	    ev.dedup_key[0] == '\0', "unpaid: not the last word, the order's "
+	    "other charges are listed next (a shopper may have switched "
+	    "wallets)");
+	{
+		char paid[2048], list[16384];
+
+		charge(paid, sizeof(paid), "ch_U2", "U1", "250", "\"cny\"",
+		    "true", "app_vcPcqDeS88ixrPlu", "alipay");
+		snprintf(list, sizeof(list), "{\"object\":\"list\","
+		    "\"has_more\":true,\"data\":[%s]}", one);
+		o->cursor = "+";
+		ok(answer_ref(ctx, o, 200, NULL, list, &ev) == PH_OK &&
+		    ev.kind == PH_EV_QUERY_MORE && strcmp(ev.cursor,
+		    "+ch_U1") == 0, "... its page with more: the next one, "
+		    "still the order's list");
+		snprintf(list, sizeof(list), "{\"object\":\"list\","
+		    "\"has_more\":false,\"data\":[%s]}", paid);
+		o->cursor = "+ch_U1";
+		ok(answer_ref(ctx, o, 200, NULL, list, &ev) == PH_OK &&
+		    ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+		    strcmp(ev.txn_id, "ch_U2") == 0 && ev.amount == 250,
+		    "... the charge paid through the other wallet: the "
+		    "payment");
+		snprintf(list, sizeof(list), "{\"object\":\"list\","
+		    "\"has_more\":false,\"data\":[%s]}", one);
+		ok(answer_ref(ctx, o, 200, NULL, list, &ev) == PH_OK &&
+		    ev.kind == PH_EV_PAYMENT_PENDING && ev.amount == 250 &&
+		    strcmp(ev.dedup_key, "query:U1:UNPAID") == 0,
+		    "... none paid: pending");
+		o->cursor = NULL;
+		/* Two paid charges, the newer of another amount: the one
+		 * that pays the order (100) is the payment. */
+		charge(one, sizeof(one), "ch_U3", "U1", "90", "\"cny\"",
+		    "true", "app_vcPcqDeS88ixrPlu", "wx");
+		charge(paid, sizeof(paid), "ch_U4", "U1", "100", "\"cny\"",
+		    "true", "app_vcPcqDeS88ixrPlu", "alipay");
+		snprintf(list, sizeof(list), "{\"object\":\"list\","
+		    "\"has_more\":false,\"data\":[%s,%s]}", one, paid);
+		o = order_ref("U1");
+		ok(answer_ref(ctx, o, 200, NULL, list, &ev) == PH_OK &&
+		    ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+		    strcmp(ev.txn_id, "ch_U4") == 0, "two paid charges, the "
+		    "first of another amount: the one that pays the order");
+		snprintf(list, sizeof(list), "{\"object\":\"list\","
+		    "\"has_more\":false,\"data\":[%s]}", one);
+		ok(answer_ref(ctx, o, 200, NULL, list, &ev) == PH_OK &&
+		    ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+		    strcmp(ev.txn_id, "ch_U3") == 0 && ev.amount == 90,
+		    "... only the one of another amount: that payment, for the "
+		    "ledger to raise");
+	}
 	is_int(answer_ref(ctx, o, 404, NULL, "{\"error\":{\"type\":"
 	    "\"invalid_request_error\",\"message\":\"No such charge\"}}", &ev),
 	    PH_E_PROVIDER, "404 for the charge: ask later");
