@@ -486,12 +486,11 @@ ali_account(const struct ali_ctx *ctx, struct ali_stmt *z, const char *text,
 	    len)
 		return ph_fail(diag, PH_E_MALFORMED, "statement line %llu: "
 		    "the account is not understood", (unsigned long long)lineno);
-	if (len < n || memcmp(p, ctx->seller_id, n) != 0)
-		return ph_fail(diag, PH_E_MERCHANT, "statement line %llu: the "
-		    "bill of account %.*s, not of this profile's seller_id %s",
-		    (unsigned long long)lineno, (int)len, p, ctx->seller_id);
-	z->have_account = 1;
-	return PH_OK;
+	z->have_account = len >= n && memcmp(p, ctx->seller_id, n) == 0;
+	return z->have_account ? PH_OK : ph_fail(diag, PH_E_MERCHANT,
+	    "statement line %llu: the bill of account %.*s, not of this "
+	    "profile's seller_id %s", (unsigned long long)lineno, (int)len, p,
+	    ctx->seller_id);
 }
 
 static int

@@ -75,9 +75,9 @@ test_table(void)
 
 	is_int(p->abi, PH_PROVIDER_ABI, "table: ABI version");
 	is_str(p->name, "wechat", "table: name");
-	is_int(p->caps, PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE |
+	ok(p->caps == (PH_CAP_NOTIFY | PH_CAP_QUERY | PH_CAP_CLOSE |
 	    PH_CAP_REFUND | PH_CAP_STATEMENT | PH_CAP_DOWNLOAD |
-	    PH_CAP_ORDER_KEYED, "table: notify, query, close, refund, "
+	    PH_CAP_ORDER_KEYED), "table: notify, query, close, refund, "
 	    "statement and download; orders known by their id alone");
 	ok(p->profile_new && p->profile_free && p->parse_notify && p->ack,
 	    "table: all notify entries set");
