@@ -217,8 +217,14 @@ ph_csv_step(const void *p, void *state, const struct ph_statement *st,
 		line += 3;
 		len -= 3;
 	}
-	/* -1 (too many fields) is no header, total or row: each says so. */
+	/* -1 (quoted, or too many fields) is no header, total or row. */
 	row.nf = ph_csv_split(line, len, row.f, row.n, PH_CSV_FIELDS_MAX);
+	if (row.nf < 0)
+		return ph_fail(diag, PH_E_MALFORMED, "line %llu: %s",
+		    (unsigned long long)st->line, memchr(line, '"', len) !=
+		    NULL ? "a quoted field: this statement's fields are never "
+		    "quoted (a spreadsheet's export quotes them)" : "more "
+		    "fields than any statement has");
 	if (s->phase == 0)
 		return ph_csv_header(call->lay, s, &row, st->line, diag);
 	if (len >= 6 && memcmp(line, "total,", 6) == 0)

@@ -62,6 +62,10 @@ main(void)
 		    NULL, NULL, "an order_no with a slash: refused" },
 		{ 0, "type,id,app,order_no,amount,currency", PH_E_MALFORMED, 1,
 		    "time", NULL, "a header without time: refused" },
+		{ 1, "charge,ch_L8qn10mLmr1GS8e5OODmHaL4," APP
+		    ",\"A-1\",,1000,cny,wx_pub,1764487800,", PH_E_MALFORMED,
+		    -1, "a quoted field", NULL, "a quoted field (a "
+		    "spreadsheet's export): refused, saying so" },
 	};
 	const struct ph_provider *p = payhook_provider();
 	struct agg_ctx ctx = { .app_id = APP };
