@@ -31,8 +31,7 @@
 #define AGG_ID_EXTRA		"_-"
 /* A query's cursor that starts with it lists the order's charges after
  * the one its attempt named was found unpaid (never in a charge id). */
-#define AGG_LIST_MARK		'+'
-#define AGG_LIST_MARK_S		"+"
+#define AGG_LIST_MARK		"+"
 #define AGG_TYPE_EXTRA		"._"
 /* Merchant order numbers: what the core accepts as an order id. */
 #define AGG_ORDER_EXTRA		"_-|*.:"

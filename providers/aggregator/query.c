@@ -103,7 +103,7 @@ agg_query_request(void *p, const struct ph_order_ref *order,
 	if ((rc = agg_charge_id(order, id, diag)) != PH_OK)
 		return rc;
 	cursor = order->cursor != NULL ? order->cursor : "";
-	if (cursor[0] == AGG_LIST_MARK) {
+	if (cursor[0] == AGG_LIST_MARK[0]) {
 		/* The charge named was unpaid: the order's others. */
 		cursor++;
 		id[0] = '\0';
@@ -235,7 +235,7 @@ agg_query_charge(const struct agg_ctx *ctx, const struct ph_order_ref *order,
 		return PH_OK;
 	}
 	ev->kind = PH_EV_QUERY_MORE;
-	ev->cursor[0] = AGG_LIST_MARK;
+	ev->cursor[0] = AGG_LIST_MARK[0];
 	return PH_OK;
 }
 
@@ -312,7 +312,7 @@ agg_query_list(const struct agg_ctx *ctx, const struct ph_order_ref *order,
 			    "page that says it has more");
 		ev->kind = PH_EV_QUERY_MORE;
 		if ((size_t)snprintf(ev->cursor, sizeof(ev->cursor), "%s%s",
-		    listing ? AGG_LIST_MARK_S : "", last) >= sizeof(ev->cursor))
+		    listing ? AGG_LIST_MARK : "", last) >= sizeof(ev->cursor))
 			return ph_fail(diag, PH_E_PROVIDER, "query: a charge id "
 			    "too long to page on");
 		return PH_OK;
@@ -348,7 +348,7 @@ agg_query_response(void *p, const struct ph_order_ref *order,
 	    (rc = agg_charge_id(order, id, diag)) != PH_OK ||
 	    (rc = agg_answer(ctx, in, &root, diag)) != PH_OK)
 		goto out;
-	listing = order->cursor != NULL && order->cursor[0] == AGG_LIST_MARK;
+	listing = order->cursor != NULL && order->cursor[0] == AGG_LIST_MARK[0];
 	rc = id[0] != '\0' && !listing ? agg_query_charge(ctx, order, root,
 	    ev, diag) : agg_query_list(ctx, order, root, listing, ev, diag);
 out:

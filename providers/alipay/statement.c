@@ -472,15 +472,8 @@ ali_account(const struct ali_ctx *ctx, struct ali_stmt *z, const char *text,
 	size_t n = strlen(ctx->seller_id), len;
 	const char *p, *e;
 
-	if (!ali_starts(text, "#账号：") && !ali_starts(text, "#账号:")) {
-		if (strstr(text, ALI_MARK_LIST) != NULL && !z->have_account)
-			return ph_fail(diag, PH_E_MERCHANT, "statement line "
-			    "%llu: the list starts, but the bill has not said "
-			    "whose it is (no account line): it cannot be "
-			    "checked as this profile's",
-			    (unsigned long long)lineno);
+	if (!ali_starts(text, "#账号：") && !ali_starts(text, "#账号:"))
 		return PH_OK;
-	}
 	if ((p = strchr(text, '[')) == NULL || (e = strchr(++p, ']')) ==
 	    NULL || (len = (size_t)(e - p)) == 0 || strspn(p, "0123456789") !=
 	    len)
@@ -525,8 +518,15 @@ ali_statement_step(const struct ali_ctx *ctx, struct ali_stmt *z,
 			    (unsigned long long)st->line);
 		if ((rc = ali_account(ctx, z, text, st->line, diag)) != PH_OK)
 			return rc;
-		if (strstr(text, ALI_MARK_LIST) != NULL)
-			z->phase = ALI_ST_HEADER;
+		if (strstr(text, ALI_MARK_LIST) == NULL)
+			return PH_OK;
+		if (!z->have_account)
+			return ph_fail(diag, PH_E_MERCHANT, "statement line "
+			    "%llu: the list starts, but the bill has not said "
+			    "whose it is (no account line): it cannot be "
+			    "checked as this profile's",
+			    (unsigned long long)st->line);
+		z->phase = ALI_ST_HEADER;
 		return PH_OK;
 	case ALI_ST_HEADER:
 		return ali_header(z, text, st->line, diag);

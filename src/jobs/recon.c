@@ -58,6 +58,7 @@ struct recon {
 	struct ledger_batch b;
 	struct recon_summary *sum;
 	char run[96];
+	char prev_run[96];		/* the day before's: pass 2 looks */
 	int64_t day_start;		/* unix seconds, 0 until known */
 	int64_t now;
 	FILE *csv, *json;
@@ -123,6 +124,8 @@ recon_set_day(struct recon *r, int64_t t)
 	r->day_start = recon_day_of(t);
 	recon_run_name(r->pr, r->day_start, r->run, sizeof(r->run),
 	    r->sum->date);
+	recon_run_name(r->pr, r->day_start - RECON_DAY, r->prev_run,
+	    sizeof(r->prev_run), NULL);
 }
 
 static void
@@ -424,17 +427,6 @@ recon_order_of(struct recon *r, const json_t *item, struct ph_event *ev)
 		    ev->order_id, sizeof(ev->order_id));
 }
 
-/* Did the operator settle refund item by hand (refunds settle)?  Before
- * settled_by was kept, a failure settled by hand said so in last_error. */
-static int
-recon_by_hand(const json_t *item)
-{
-	return strcmp(recon_str(item, "settled_by"), "operator") == 0 ||
-	    (strcmp(recon_str(item, "state"), "FAILED") == 0 &&
-	    strcmp(recon_str(item, "last_error"), "failed: settled by hand") ==
-	    0);
-}
-
 static void
 recon_refund(struct recon *r, struct ph_event *ev)
 {
@@ -450,7 +442,8 @@ recon_refund(struct recon *r, struct ph_event *ev)
 	    recon_refund_same(r, item, ev);
 	state = recon_str(item, "state");
 	if (same && r->trust != RECON_FILE && ev->dedup_key[0] != '\0' &&
-	    strcmp(state, "SUCCEEDED") != 0 && !recon_by_hand(item)) {
+	    strcmp(state, "SUCCEEDED") != 0 &&
+	    !ledger_refund_hand_settled(item)) {
 		/* Reported as matched, as a later run over the same
 		 * statement reports it: the event says it was settled.  One
 		 * marked FAILED or CANCELLED that the provider made after all
@@ -505,7 +498,6 @@ recon_unlisted(struct ledger_batch *b, const json_t *pay, void *arg)
 	int64_t end = r->day_start + RECON_DAY;
 	const char *txn = recon_str(pay, "provider_txn_id");
 	struct ph_event ev;
-	char prev[sizeof(r->run)];
 
 	if (strcmp(recon_str(pay, "status"), "SUCCEEDED") != 0 ||
 	    strcmp(recon_str(pay, "profile"), r->pr->name) != 0 ||
@@ -514,9 +506,8 @@ recon_unlisted(struct ledger_batch *b, const json_t *pay, void *arg)
 		return 0;
 	if (at >= end - RECON_SLACK)
 		return 0;	/* the next day's run says */
-	recon_run_name(r->pr, r->day_start - RECON_DAY, prev, sizeof(prev),
-	    NULL);
-	if (at < r->day_start + RECON_SLACK && ledger_batch_seen(b, prev, txn))
+	if (at < r->day_start + RECON_SLACK &&
+	    ledger_batch_seen(b, r->prev_run, txn))
 		return 0;
 	ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, &ev);
 	ev.occurred_at = at;

@@ -429,6 +429,8 @@ enum ledger_refund_state {
 const char *ledger_refund_state_name(enum ledger_refund_state st);
 /* The state a name stands for, or -1. */
 int ledger_refund_state_parse(const char *name);
+/* Did the operator settle refund item by hand (payhook refunds settle)? */
+int ledger_refund_hand_settled(const json_t *item);
 
 /* A refund id: 1 to 64 of A-Za-z0-9_-|*@. (what WeChat, Alipay and
  * UnionPay take as the merchant's refund number). */

@@ -60,7 +60,6 @@
  * and a file of another version is never made over, only left alone.
  */
 #define GROUP_VERSION	4
-#define GROUP_SUFFIX	STORE_GROUP_SUFFIX
 #define GROUP_SLOTS	256
 #define GROUP_WAIT_MS	50		/* how often a waiter checks that
 					 * its leader still runs */
@@ -148,13 +147,13 @@ group_setup(void *p)
 	return -1;
 }
 
-/* Maps <path>-group4 (GROUP_SUFFIX), making it the first time. */
+/* Maps <path>-group4 (STORE_GROUP_SUFFIX), making it the first time. */
 static struct group_shm *
 group_map(const char *path)
 {
 	char file[4200];
 
-	snprintf(file, sizeof(file), "%s" GROUP_SUFFIX, path);
+	snprintf(file, sizeof(file), "%s" STORE_GROUP_SUFFIX, path);
 	return shmfile_map(file, sizeof(struct group_shm), group_setup, NULL);
 }
 
@@ -188,7 +187,7 @@ group_of(struct store *s)
 		log_warn("database %s: no group commit (%s): each fact "
 		    "commits on its own", path, strerror(errno));
 	else if (group_maps[i].failed_at == 0)
-		log_warn("database %s: no group commit: %s" GROUP_SUFFIX
+		log_warn("database %s: no group commit: %s" STORE_GROUP_SUFFIX
 		    " has another version's layout (a payhook of that version "
 		    "maps it); each fact commits on its own; remove the file "
 		    "while no payhook process runs", path, path);

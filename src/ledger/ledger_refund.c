@@ -764,6 +764,19 @@ ledger_refund_over(struct store_txn *t, json_t *order, const json_t *r,
 	return over;
 }
 
+/* The reason a failure settled by hand gives (before settled_by was
+ * kept, the one mark of it). */
+#define LEDGER_REFUND_HAND_FAILED	"failed: settled by hand"
+
+int
+ledger_refund_hand_settled(const json_t *item)
+{
+	return strcmp(ledger_str(item, "settled_by"), "operator") == 0 ||
+	    (ledger_refund_state(item) == LEDGER_REFUND_FAILED &&
+	    strcmp(ledger_str(item, "last_error"),
+	    LEDGER_REFUND_HAND_FAILED) == 0);
+}
+
 /*
  * Moves item r (stored at k) to SUCCEEDED or FAILED and carries it to its
  * order.  Returns the event raised, or LEDGER_EV_NONE when it was settled
@@ -1149,7 +1162,7 @@ ledger_refund_by_hand(struct store *s, const char *refund_id, int succeeded,
 	}
 	if (!succeeded)
 		json_object_set_new(*item, "last_error",
-		    json_string("failed: settled by hand"));
+		    json_string(LEDGER_REFUND_HAND_FAILED));
 	ledger_refund_settle(&t, &k, *item, succeeded, NULL, "operator", now,
 	    &eseq);
 	log_warn("refund %s of order %s settled by hand: %s, %lld of %lld",
