@@ -15,6 +15,7 @@
 #include "ledger/ledger.h"
 #include "ops/log.h"
 #include "ops/metrics.h"
+#include "ops/proc.h"
 #include "ledger/order.h"
 #include "jobs/push.h"
 
@@ -56,8 +57,9 @@ struct push_state {
 	int64_t retry_at;
 	int64_t lease_until;
 	char owner[33];
-	long pid;			/* the holder's process and host: */
-	char host[LEDGER_HOST_MAX];	/* one killed is taken over at once */
+	long pid;			/* the holder's process, its start */
+	unsigned long long start;	/* and host: one killed is taken */
+	char host[LEDGER_HOST_MAX];	/* over at once */
 };
 
 /* A text member of j into out; "" when it is not text. */
@@ -90,6 +92,8 @@ push_state_get(struct store_txn *t, const char *name, struct push_state *ps)
 	    "lease_until"));
 	push_text(j, "lease_owner", ps->owner, sizeof(ps->owner));
 	ps->pid = (long)json_integer_value(json_object_get(j, "lease_pid"));
+	ps->start = (unsigned long long)json_integer_value(json_object_get(j,
+	    "lease_start"));
 	push_text(j, "lease_host", ps->host, sizeof(ps->host));
 	if (ps->next == 0)
 		ps->next = 1;
@@ -105,11 +109,12 @@ push_state_put(struct store_txn *t, const char *name,
 	char *text;
 
 	push_key_state(&k, name);
-	j = json_pack("{s:i, s:I, s:I, s:I, s:I, s:s, s:I, s:s}", "v", 1,
+	j = json_pack("{s:i, s:I, s:I, s:I, s:I, s:s, s:I, s:I, s:s}", "v", 1,
 	    "next", (json_int_t)ps->next, "failures", (json_int_t)ps->failures,
 	    "retry_at", (json_int_t)ps->retry_at, "lease_until",
 	    (json_int_t)ps->lease_until, "lease_owner", ps->owner, "lease_pid",
-	    (json_int_t)ps->pid, "lease_host", ps->host);
+	    (json_int_t)ps->pid, "lease_start", (json_int_t)ps->start,
+	    "lease_host", ps->host);
 	if (j != NULL && (text = json_dumps(j, JSON_COMPACT)) != NULL) {
 		store_put(t, STORE_DB_PUSH, &k, text, strlen(text));
 		free(text);
@@ -135,7 +140,7 @@ push_take(const struct conf *c, struct store *s, const char *name,
 		return rc;
 	push_state_get(&t, name, ps);
 	if (ps->lease_until > now && strcmp(ps->owner, token) != 0 &&
-	    !ledger_proc_gone(ps->pid, ps->host)) {
+	    !ledger_proc_gone(ps->pid, ps->start, ps->host)) {
 		store_abort(&t);
 		return PH_E_CONFLICT;
 	}
@@ -146,6 +151,7 @@ push_take(const struct conf *c, struct store *s, const char *name,
 	ph_strlcpy(ps->owner, token, sizeof(ps->owner));
 	ps->lease_until = now + (int64_t)c->lease_s;
 	ps->pid = (long)getpid();
+	ps->start = proc_start();
 	ledger_proc_host(ps->host);
 	push_state_put(&t, name, ps);
 	return store_commit(&t);
@@ -221,6 +227,7 @@ push_release(struct store *s, const char *name, struct push_state *ps)
 	cur.lease_until = 0;
 	cur.owner[0] = '\0';
 	cur.pid = 0;
+	cur.start = 0;
 	cur.host[0] = '\0';
 	push_state_put(&t, name, &cur);
 	(void)store_commit(&t);

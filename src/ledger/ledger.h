@@ -369,11 +369,13 @@ int ledger_batch_payment(struct ledger_batch *b, const char *profile,
  * (cap bytes); "" when none. */
 void ledger_batch_payment_order(struct ledger_batch *b, const char *profile,
     const char *txn_id, char *order_id, size_t cap);
-/* The refund with this id, or PH_E_NOTFOUND. */
-/* Whether process pid of host ran on this host and is gone: what it held
- * (a lease, a guard, an Idempotency-Key's claim) can be taken over at
- * once, not when its time runs out. */
-int ledger_proc_gone(long pid, const char *host);
+/* Whether process pid of host, started at start (proc_start(); 0: not
+ * recorded), ran on this host and is gone: what it held (a lease, a
+ * guard, an Idempotency-Key's claim) can be taken over at once, not when
+ * its time runs out.  A pid that now names a process started at another
+ * time is gone too: pids are reused, from the smallest, by a container
+ * started again. */
+int ledger_proc_gone(long pid, unsigned long long start, const char *host);
 /* This host's name as holders record it with their pid ("" when it has
  * none). */
 #define LEDGER_HOST_MAX 256

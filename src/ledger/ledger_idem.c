@@ -23,6 +23,7 @@
 #include "ledger/ledger.h"
 #include "ledger/ledger_int.h"
 #include "ops/log.h"
+#include "ops/proc.h"
 
 #define LEDGER_KEY_IDEM 'K'
 #define LEDGER_IDEM_BODY_MAX (1u << 20)
@@ -55,14 +56,19 @@ ledger_proc_host(char host[LEDGER_HOST_MAX])
 }
 
 int
-ledger_proc_gone(long pid, const char *host)
+ledger_proc_gone(long pid, unsigned long long start, const char *host)
 {
 	char here[LEDGER_HOST_MAX];
+	unsigned long long now;
 
 	ledger_proc_host(here);
-	return pid > 0 && host != NULL && here[0] != '\0' &&
-	    strcmp(host, here) == 0 && kill((pid_t)pid, 0) == -1 &&
-	    errno == ESRCH;
+	if (pid <= 0 || host == NULL || here[0] == '\0' ||
+	    strcmp(host, here) != 0)
+		return 0;
+	if (kill((pid_t)pid, 0) == -1)
+		return errno == ESRCH;
+	return start != 0 && (now = proc_start_of((pid_t)pid)) != 0 &&
+	    now != start;
 }
 
 /*
@@ -75,7 +81,8 @@ ledger_idem_alive(const json_t *rec, int64_t now)
 	if (json_integer_value(json_object_get(rec, "lease_until")) <= now)
 		return 0;
 	return !ledger_proc_gone((long)json_integer_value(json_object_get(rec,
-	    "pid")), ledger_str(rec, "host"));
+	    "pid")), (unsigned long long)json_integer_value(json_object_get(rec,
+	    "pid_start")), ledger_str(rec, "host"));
 }
 
 static void
@@ -140,13 +147,14 @@ ledger_idem_begin(struct store *s, struct ledger_idem *idem,
 	}
 	json_decref(rec);
 	ledger_proc_host(host);
-	rec = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:s, s:I, s:I}",
+	rec = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:I, s:s, s:I, s:I}",
 	    "v", LEDGER_RECORD_VERSION,
 	    "state", "running",
 	    "fp", idem->fp,
 	    "token", idem->token,
 	    "lease_until", (json_int_t)(idem->now + idem->lease_s),
 	    "pid", (json_int_t)getpid(),
+	    "pid_start", (json_int_t)proc_start(),
 	    "host", host,
 	    "created_at", (json_int_t)idem->now,
 	    "expires_at", (json_int_t)(idem->now + idem->ttl_s));

@@ -13,6 +13,7 @@
 
 #include "ledger/ledger_int.h"
 #include "ops/log.h"
+#include "ops/proc.h"
 #include "ledger/order.h"
 
 #define LEDGER_ATTEMPTS_MAX 32
@@ -104,7 +105,9 @@ ledger_guard_held(const json_t *order, const char *token, int64_t now)
 {
 	return ledger_held(order, "guard_until", "guard_owner", token, now) &&
 	    !ledger_proc_gone((long)json_integer_value(json_object_get(order,
-	    "guard_pid")), ledger_str(order, "guard_host"));
+	    "guard_pid")), (unsigned long long)json_integer_value(
+	    json_object_get(order, "guard_start")), ledger_str(order,
+	    "guard_host"));
 }
 
 static void
@@ -115,11 +118,14 @@ ledger_guard_hold(json_t *order, const char *token, int64_t until)
 	ledger_hold(order, "guard_until", "guard_owner", token, until);
 	if (token == NULL) {
 		json_object_del(order, "guard_pid");
+		json_object_del(order, "guard_start");
 		json_object_del(order, "guard_host");
 		return;
 	}
 	ledger_proc_host(host);
 	json_object_set_new(order, "guard_pid", json_integer(getpid()));
+	json_object_set_new(order, "guard_start",
+	    json_integer((json_int_t)proc_start()));
 	json_object_set_new(order, "guard_host", json_string(host));
 }
 

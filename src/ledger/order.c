@@ -128,8 +128,8 @@ order_time_field(json_t *o, const char *key)
 /* The format version, and the coordination between payhook's own
  * processes: not order or refund facts. */
 static const char *const order_api_drop[] = { "v", "lease_until",
-    "lease_owner", "guard_until", "guard_owner", "guard_pid", "guard_host",
-    NULL };
+    "lease_owner", "guard_until", "guard_owner", "guard_pid", "guard_start",
+    "guard_host", NULL };
 static const char *const order_api_times[] = { "created_at", "closed_at",
     "next_query_at", "last_query_at", "updated_at", "paid_at", "expires_at",
     NULL };

@@ -1,4 +1,6 @@
 /* Shared by the ledger's unit tests: see ledger_fixture.h. */
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 
 #include <signal.h>
@@ -175,4 +177,33 @@ fx_in_killed_child(int (*fn)(void *), void *arg)
 	if (child != -1)
 		waitpid(child, &status, 0);
 	return done && child != -1 && WIFSIGNALED(status);
+}
+
+int
+fx_in_pidns(int (*fn)(void *), void *arg)
+{
+	pid_t p;
+	int status = -1;
+
+	fflush(NULL);
+	if ((p = fork()) == 0) {
+		pid_t init;
+		int st = -1;
+
+		if (unshare(CLONE_NEWPID | CLONE_NEWNS) == -1 ||
+		    mount("none", "/", "none", MS_REC | MS_PRIVATE,
+		    NULL) == -1)
+			_exit(FX_NO_PIDNS);
+		fflush(NULL);
+		if ((init = fork()) == 0)
+			_exit(mount("proc", "/proc", "proc", MS_NOSUID |
+			    MS_NODEV | MS_NOEXEC, NULL) == -1 ? FX_NO_PIDNS :
+			    fn(arg));
+		waitpid(init, &st, 0);
+		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 14);
+	}
+	if (p == -1)
+		return -1;
+	waitpid(p, &status, 0);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

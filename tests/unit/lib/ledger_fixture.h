@@ -59,4 +59,15 @@ json_t *fx_nested(int depth);
  */
 int fx_in_killed_child(int (*fn)(void *), void *arg);
 
+/*
+ * Runs fn(arg) as pid 1 of a new pid namespace with its own /proc, as a
+ * container's first process (unshare -p -m --fork --mount-proc): the
+ * processes it forks get pids from 2 up, the same pids in each round, as
+ * a container started again gives them.  When fn returns, the kernel
+ * kills what is left in the namespace.  fn's exit status; FX_NO_PIDNS
+ * where namespaces need root and there is none.
+ */
+#define FX_NO_PIDNS 77
+int fx_in_pidns(int (*fn)(void *), void *arg);
+
 #endif

@@ -4,8 +4,6 @@
  * is known, and the store's counters say how many facts the shared
  * commits carried.
  */
-#include <sched.h>
-#include <sys/mount.h>
 #include <sys/wait.h>
 
 #include <signal.h>
@@ -235,8 +233,9 @@ done:
  * Returns the status to exit with: 0, or what went wrong.
  */
 static int
-container_round(int two)
+container_round(void *arg)
 {
+	int two = *(const int *)arg;
 	struct ledger_result r;
 	struct ph_event ev;
 	struct ph_diag d;
@@ -282,43 +281,20 @@ container_round(int two)
 static void
 test_container_restart(void)
 {
-	pid_t p;
 	int round, status[2] = { -1, -1 };
 
 	for (round = 0; round < 2; round++) {
-		fflush(NULL);
-		if ((p = fork()) == 0) {
-			pid_t init;
-			int st = -1;
-
-			/* A pid namespace with its own /proc, as a container
-			 * has (unshare -p -m --fork --mount-proc). */
-			if (unshare(CLONE_NEWPID | CLONE_NEWNS) == -1 ||
-			    mount("none", "/", "none", MS_REC | MS_PRIVATE,
-			    NULL) == -1)
-				_exit(77);
-			fflush(NULL);
-			if ((init = fork()) == 0)
-				_exit(mount("proc", "/proc", "proc", MS_NOSUID |
-				    MS_NODEV | MS_NOEXEC, NULL) == -1 ? 77 :
-				    container_round(round));
-			waitpid(init, &st, 0);
-			_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 14);
-		}
-		waitpid(p, &status[round], 0);
-		if (WIFEXITED(status[round]) && WEXITSTATUS(status[round]) ==
-		    77) {
+		status[round] = fx_in_pidns(container_round, &round);
+		if (status[round] == FX_NO_PIDNS) {
 			skip(2, "a pid namespace and its /proc need root "
 			    "(unshare, mount)");
 			return;
 		}
 	}
-	ok(WIFEXITED(status[0]) && WEXITSTATUS(status[0]) == 0,
-	    "container restart: round one left a leader (pid 2) in the group "
-	    "file (status %d)", status[0]);
-	ok(WIFEXITED(status[1]) && WEXITSTATUS(status[1]) == 0,
-	    "... round two's pid 2 applies its fact, not waiting for the "
-	    "leader of its pid that is gone (status %d)", status[1]);
+	is_int(status[0], 0, "container restart: round one left a leader "
+	    "(pid 2) in the group file");
+	is_int(status[1], 0, "... round two's pid 2 applies its fact, not "
+	    "waiting for the leader of its pid that is gone");
 }
 
 int

@@ -92,6 +92,34 @@ claim_dead(void *arg)
 	    st == LEDGER_IDEM_RUN;
 }
 
+/*
+ * A container's first process (pid 1 of its pid namespace) claims a key in
+ * round one and is killed with the container; in round two, the container
+ * started again, its new pid 1 retries: the pid in the claim is alive, but
+ * it is another process, and the claim is taken over at once.  0 when each
+ * round saw what it should.
+ */
+static int
+claim_in_container(void *arg)
+{
+	const int *round = arg;
+	struct store *cs = open_at("m.mdb");
+	enum ledger_idem_state st;
+
+	if (cs == NULL || getpid() != 1)
+		return 2;
+	if (*round == 0) {
+		struct ledger_idem c;
+
+		idem_init(&c, "container", "fp-c", FX_NOW);
+		return ledger_idem_begin(cs, &c, &st) == PH_OK &&
+		    st == LEDGER_IDEM_RUN ? 0 : 3;
+	}
+	st = idem_state(cs, "container", "fp-c", FX_NOW + 1);
+	store_close(cs);
+	return st == LEDGER_IDEM_RUN ? 0 : 4;
+}
+
 /* An order of profile paid by txn. */
 static void
 paid_order(struct store *s, const char *id, const char *profile,
@@ -201,6 +229,25 @@ test_idempotency(struct store *s)
 		is_int(idem_state(s, "dead", "fp-d", FX_NOW + 1),
 		    LEDGER_IDEM_RUN, "... its claim is taken over at once, "
 		    "lease or not");
+	}
+
+	/* Its pid given to another process when a container started again. */
+	{
+		int round, status[2] = { -1, -1 };
+
+		for (round = 0; round < 2; round++) {
+			usleep(30000);	/* a start time of its own */
+			status[round] = fx_in_pidns(claim_in_container, &round);
+		}
+		if (status[0] == FX_NO_PIDNS)
+			skip(2, "a pid namespace and its /proc need root");
+		else {
+			is_int(status[0], 0, "a container's pid 1 claims a key "
+			    "and is killed with its container");
+			is_int(status[1], 0, "... the container's new pid 1 "
+			    "takes the claim over at once: the pid is alive, "
+			    "the process is another");
+		}
 	}
 
 	/* Answers without effect: a 4xx is kept, a 5xx lets go. */
