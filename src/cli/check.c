@@ -512,8 +512,10 @@ cli_store_import_run(struct cli *c)
 		    diag.msg);
 		goto done;
 	}
-	if ((rc = cli_open_store(c, c->path, STORE_OPEN_CREATE)) !=
-	    CLI_EXIT_OK)
+	/* The target may be what an import that did not finish left: this
+	 * one starts it over. */
+	if ((rc = cli_open_store(c, c->path, STORE_OPEN_CREATE |
+	    STORE_OPEN_IMPORT)) != CLI_EXIT_OK)
 		goto done;
 	rc = CLI_EXIT_FAIL;
 	if (strcmp(store_engine_name(from), store_engine_name(c->store)) ==

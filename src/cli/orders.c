@@ -108,15 +108,29 @@ cli_events_tail_run(struct cli *c)
 	uint64_t next;
 	size_t i;
 	char *line;
-	int rc;
+	int rc, down = 0;
 
 	do {
 		if ((rc = ledger_events(c->store, after, 1000, &events,
 		    &next)) != PH_OK) {
-			fprintf(stderr, "payhook: events: %s\n",
-			    ph_strerror(rc));
-			return CLI_EXIT_FAIL;
+			/* A follower outlives a database restarted or failed
+			 * over, as a sweeper does: said once, then waited. */
+			if (!c->a.flag || !store_retryable(c->store)) {
+				fprintf(stderr, "payhook: events: %s\n",
+				    ph_strerror(rc));
+				return CLI_EXIT_FAIL;
+			}
+			if (!down)
+				fprintf(stderr, "payhook: events: %s; trying "
+				    "again every second\n", ph_strerror(rc));
+			down = 1;
+			sleep(1);
+			continue;
 		}
+		if (down)
+			fprintf(stderr, "payhook: events: the store answers "
+			    "again\n");
+		down = 0;
 		json_array_foreach(events, i, e) {
 			v = order_event_to_api(e);
 			line = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -106,7 +106,7 @@ store_epoch(const struct store *s)
 	return s->epoch;
 }
 
-static void
+void
 store_meta_key(struct store_key *k, const char *name)
 {
 	store_key_init(k, 0);
@@ -200,6 +200,15 @@ store_check_schema(struct store *s, int flags, int create,
 	snprintf(have, sizeof(have), "%.*s", (int)(v.len < 15 ? v.len : 15),
 	    (const char *)v.data);
 	s->schema = s->schema_found = (int)strtol(have, NULL, 10);
+	store_meta_key(&k, STORE_META_IMPORT);
+	if (!(flags & STORE_OPEN_IMPORT) &&
+	    store_get(&t, STORE_DB_META, &k, &v) == PH_OK) {
+		store_abort(&t);
+		return ph_fail(diag, PH_E_STORE, "database %s is half made: an "
+		    "import into it did not finish; run payhook store import "
+		    "again, which starts over (it was from %.*s)", s->where,
+		    (int)(v.len < 512 ? v.len : 512), (const char *)v.data);
+	}
 	store_meta_key(&k, "epoch");
 	rc = store_get(&t, STORE_DB_META, &k, &v);
 	if (rc == PH_OK && !store_epoch_valid(&v)) {

@@ -40,6 +40,10 @@
  * restore); an empty file, or another program's, is refused, not made
  * into a new store. */
 #define STORE_OPEN_EXISTING 0x04
+/* The store may be one an import did not finish (store_copy's mark in
+ * its meta records): only payhook store import, which starts it over,
+ * opens such a store; anything else refuses it, half copied. */
+#define STORE_OPEN_IMPORT 0x08
 
 /* The store's epoch: random, made when the store is made, made anew by a
  * restore; every id payhook hands out carries it (lower-case hex digits,
@@ -327,7 +331,10 @@ struct store_copy_report {
  * nothing but its meta records (PH_E_CONFLICT otherwise; the meta records,
  * the epoch among them, are from's afterwards: the same store moved, its
  * ids going on), then counts both: a count that differs fails.  Both must
- * have the same schema.  Stop every payhook on from first.
+ * have the same schema.  Stop every payhook on from first.  Until the copy
+ * is whole, to is marked as an import under way: a copy stopped half way
+ * (killed, the machine down) leaves a store that nothing but another
+ * import opens (STORE_OPEN_IMPORT), and that import starts over.
  */
 int store_copy(struct store *from, struct store *to,
     struct store_copy_report *rep, struct ph_diag *diag);

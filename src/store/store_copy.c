@@ -27,18 +27,26 @@ copy_count(struct store_txn *t, enum store_db db)
 	return n;
 }
 
-/* Is the target empty but for the meta records its opening wrote? */
+/*
+ * Is the target empty but for the meta records its opening wrote?  *left
+ * is set when it is what an import that did not finish left (its mark
+ * still there): not empty, but to be emptied and copied into again.
+ */
 static int
-copy_target_empty(struct store *to, struct ph_diag *diag)
+copy_target_empty(struct store *to, int *left, struct ph_diag *diag)
 {
 	struct store_txn t;
 	struct store_scan sc;
+	struct store_key k;
+	struct store_val v;
 	int rc, db, found = -1;
 
 	if ((rc = store_begin(to, 0, &t)) != PH_OK)
 		return ph_fail(diag, rc, "%s: %s", store_where(to),
 		    ph_strerror(rc));
-	for (db = 0; db < STORE_DB__MAX && found < 0; db++) {
+	store_meta_key(&k, STORE_META_IMPORT);
+	*left = store_get(&t, STORE_DB_META, &k, &v) == PH_OK;
+	for (db = 0; db < STORE_DB__MAX && found < 0 && !*left; db++) {
 		if (db == STORE_DB_META)
 			continue;
 		store_scan_begin(&sc, &t, (enum store_db)db, NULL);
@@ -96,10 +104,30 @@ copy_db(struct store_txn *src, struct store *to, enum store_db db,
 	return PH_OK;
 }
 
+/* Marks to as an import under way, from where, or takes the mark away
+ * (where NULL). */
+static int
+copy_mark(struct store *to, const char *where)
+{
+	struct store_txn t;
+	struct store_key k;
+	int rc;
+
+	if ((rc = store_begin(to, 1, &t)) != PH_OK)
+		return rc;
+	store_meta_key(&k, STORE_META_IMPORT);
+	if (where != NULL)
+		store_put(&t, STORE_DB_META, &k, where, strlen(where));
+	else
+		store_del(&t, STORE_DB_META, &k);
+	return store_commit(&t);
+}
+
 /*
- * Takes out what a failed copy put in to (every record but its meta
- * ones, copied last and so still its own): the store is new again, and
- * the import may be run again once its cause is fixed.
+ * Takes out what a copy put in to (every record but its meta ones, copied
+ * last and so still its own, if the copy did not get that far), then its
+ * mark: the store is new again, and the import may be run again once its
+ * cause is fixed.
  */
 static int
 copy_wipe(struct store *to)
@@ -126,7 +154,7 @@ copy_wipe(struct store *to)
 			rc = store_commit(&t);
 		} while (rc == PH_OK && more);
 	}
-	return rc;
+	return rc == PH_OK ? copy_mark(to, NULL) : rc;
 }
 
 int
@@ -134,7 +162,8 @@ store_copy(struct store *from, struct store *to,
     struct store_copy_report *rep, struct ph_diag *diag)
 {
 	struct store_txn src, dst;
-	int rc, wrc, db;
+	char from_where[600];
+	int rc, wrc, db, left = 0;
 
 	memset(rep, 0, sizeof(*rep));
 	memset(&dst, 0, sizeof(dst));
@@ -142,19 +171,33 @@ store_copy(struct store *from, struct store *to,
 		return ph_fail(diag, PH_E_STORE, "%s has schema %d, %s %d",
 		    store_where(from), store_schema(from), store_where(to),
 		    store_schema(to));
-	if ((rc = copy_target_empty(to, diag)) != PH_OK)
+	if ((rc = copy_target_empty(to, &left, diag)) != PH_OK)
 		return rc;
+	if (left && (rc = copy_wipe(to)) != PH_OK)
+		return ph_fail(diag, rc, "%s: what an import that did not "
+		    "finish copied could not be taken out: %s",
+		    store_where(to), ph_strerror(rc));
+	snprintf(from_where, sizeof(from_where), "%s (%s)", store_where(from),
+	    store_engine_name(from));
+	if ((rc = copy_mark(to, from_where)) != PH_OK)
+		return ph_fail(diag, rc, "%s: %s", store_where(to),
+		    ph_strerror(rc));
 	/* One snapshot of the source for every kind of record. */
-	if ((rc = store_begin(from, 0, &src)) != PH_OK)
+	if ((rc = store_begin(from, 0, &src)) != PH_OK) {
+		(void)copy_mark(to, NULL);
 		return ph_fail(diag, rc, "%s: %s", store_where(from),
 		    ph_strerror(rc));
+	}
 	/* The meta records (the schema, the epoch) last: until they are
-	 * copied, the target is still the new store it was. */
+	 * copied, the target is still the new store it was.  The mark goes
+	 * once they are; then both are counted. */
 	for (db = 0; db < STORE_DB__MAX && rc == PH_OK; db++)
 		if (db != STORE_DB_META)
 			rc = copy_db(&src, to, (enum store_db)db, diag);
 	if (rc == PH_OK)
 		rc = copy_db(&src, to, STORE_DB_META, diag);
+	if (rc == PH_OK && (rc = copy_mark(to, NULL)) != PH_OK)
+		ph_fail(diag, rc, "%s: %s", store_where(to), ph_strerror(rc));
 	if (rc == PH_OK && (rc = store_begin(to, 0, &dst)) != PH_OK)
 		ph_fail(diag, rc, "%s: %s", store_where(to), ph_strerror(rc));
 	for (db = 0; db < STORE_DB__MAX && rc == PH_OK; db++) {

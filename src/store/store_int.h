@@ -81,6 +81,10 @@ struct store {
  * command passes 0 where a server opens it), and is refused when it is
  * not.  Every engine's open calls it last.
  */
+/* The key of the meta record name ("schema", "epoch", ...). */
+void store_meta_key(struct store_key *k, const char *name);
+/* The meta record marking an import under way (store_copy): where from. */
+#define STORE_META_IMPORT "import"
 int store_check_schema(struct store *s, int flags, int create,
     struct ph_diag *diag);
 /* A store whose engine allocated sz bytes, of which struct store is the

@@ -635,6 +635,7 @@ def test_import(tap):
            r.returncode, r.stderr[-300:], left)
     PRI.psql("alter table payhook.events drop constraint no_events",
              dbname='imported')
+    test_import_killed(tap, lm, pg)
     r = pg.cli('store', 'import', lm.config)
     tap.ok(r.returncode == 0 and 'the counts of both agree' in r.stdout,
            'store import: an LMDB store into a new PostgreSQL database',
@@ -668,6 +669,41 @@ def test_import(tap):
            '... with sequence numbers 2^32 past the store\'s before',
            r.json['events'][-1]['seq'], feed[-1]['seq'])
     pg.stop()
+
+
+def test_import_killed(tap, lm, pg):
+    """An import killed half way (its copy of the events held up by a
+    lock, the orders and payments copied): the store left is refused by
+    check, saying so; the next import starts it over (the caller's)."""
+    def hold():
+        try:
+            PRI.psql("begin; lock table payhook.events in share mode; "
+                     "select pg_sleep(60); commit;", 'imported', 90)
+        except pgcluster.PgError:
+            pass                # ended below, by pg_terminate_backend
+    held = threading.Thread(target=hold)
+    held.start()
+    PRI.wait_for("select count(*) from pg_locks where mode = 'ShareLock' "
+                 "and relation = 'payhook.events'::regclass", '1', 10,
+                 'imported')
+    imp = subprocess.Popen([harness.PAYHOOK, '-c', pg.config, 'store',
+                            'import', lm.config], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    copied = ("select (select count(*) from payhook.orders) || ' ' || "
+              "(select count(*) from payhook.payments)")
+    PRI.wait_for(copied, '25 13', 30, 'imported')
+    imp.kill()
+    imp.wait()
+    PRI.psql("select pg_terminate_backend(pid) from pg_stat_activity "
+             "where query like '%pg_sleep(60)%' and pid <> "
+             "pg_backend_pid()")
+    held.join(30)
+    r = pg.cli('check')
+    tap.ok(r.returncode != 0 and 'half made' in r.stderr and
+           'run payhook store import again' in r.stderr, 'an import killed half way '
+           '(orders and payments copied, not the events): check refuses '
+           'the store, saying so', r.returncode, r.stderr[-400:])
 
 
 def test_two_host_sweep(tap):
@@ -874,9 +910,39 @@ def test_store_down(tap):
     tap.is_(r.status, 201, '... the database back: the retry with its '
             'key runs at once (not 409 while the claims\' leases run)',
             r.describe())
+    test_follow_restart(tap, inst, cl)
     inst.stop()
     sim.stop()
     cl.stop()
+
+
+def test_follow_restart(tap, inst, cl):
+    """`events tail --follow` outlives the database restarted (as a
+    failover restarts it): it says so once and goes on printing."""
+    out = os.path.join(inst.dir, 'tail.out')
+    err = os.path.join(inst.dir, 'tail.err')
+    with open(out, 'w') as fo, open(err, 'w') as fe:
+        p = subprocess.Popen([harness.PAYHOOK, '-c', inst.config, 'events',
+                              'tail', '--follow'], stdin=subprocess.DEVNULL,
+                             stdout=fo, stderr=fe)
+
+    def text(path):
+        with open(path) as f:
+            return f.read()
+    harness.wait_for(lambda: 'order.paid' in text(out), 10)
+    cl.stop(mode='fast')
+    time.sleep(2.5)
+    cl.start()
+    inst.create_order('DOWN3', 700)
+    inst.pay('DOWN3', 700, harness.txn_id('DOWN3'))
+    tap.ok(harness.wait_for(lambda: '"DOWN3"' in text(out), 15) and
+           p.poll() is None, 'events tail --follow: the database '
+           'restarted, it goes on and prints the next event', p.poll(),
+           text(err)[-300:])
+    tap.ok(text(err).count('trying again') == 1, '... having said once '
+           'that it waits for the store', text(err)[-300:])
+    p.terminate()
+    p.wait(timeout=30)
 
 
 def test_clock_skew_watch(tap, inst, offset):

@@ -787,6 +787,69 @@ test_dedup_record(struct store *s)
 	    "JSON still read");
 }
 
+/* A new store dir/name, as a test point named what; NULL when it did not
+ * open. */
+static struct store *
+new_store(const char *name, size_t map, const char *what)
+{
+	char path[600];
+	struct store *s = NULL;
+	struct ph_diag d;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, map, 0, &s, &d) == PH_OK, "%s (%s)", what,
+	    d.msg))
+		return NULL;
+	return s;
+}
+
+/* What a copy killed half way leaves: its mark (the meta record
+ * "import") and some records.  Refused by every opening but an import's,
+ * which starts over. */
+static void
+test_copy_killed(struct store *from)
+{
+	struct store_copy_report rep;
+	struct store_txn t;
+	struct store_key k;
+	char path[600];
+	struct store *to;
+	struct ph_diag d;
+
+	if ((to = new_store("killed.mdb", 16 << 20, "a store an import was "
+	    "killed in")) == NULL)
+		return;
+	snprintf(path, sizeof(path), "%s/killed.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	store_begin(to, 1, &t);
+	store_key_init(&k, 0);
+	store_key_str(&k, "import");
+	store_put(&t, STORE_DB_META, &k, "/var/lib/payhook/payhook.mdb", 28);
+	store_key_init(&k, 0);
+	store_key_str(&k, "STRAY");
+	store_put(&t, STORE_DB_ORDERS, &k, "{}", 2);
+	ok(store_commit(&t) == PH_OK, "... its mark and an order copied");
+	store_close(to);
+	ok(store_open(path, 16 << 20, 0, &to, &d) == PH_E_STORE &&
+	    strstr(d.msg, "half made") != NULL &&
+	    strstr(d.msg, "/var/lib/payhook/payhook.mdb") != NULL, "refused "
+	    "when opened, naming the import's source (%s)", d.msg);
+	memset(&d, 0, sizeof(d));
+	if (!ok(store_open(path, 16 << 20, STORE_OPEN_IMPORT, &to, &d) ==
+	    PH_OK, "an import opens it (%s)", d.msg))
+		return;
+	ok(store_copy(from, to, &rep, &d) == PH_OK &&
+	    rep.to[STORE_DB_ORDERS] == rep.from[STORE_DB_ORDERS],
+	    "... and copies into it again, what was there taken out (%s)",
+	    d.msg);
+	store_close(to);
+	ok(store_open(path, 16 << 20, 0, &to, &d) == PH_OK &&
+	    strcmp(store_epoch(to), store_epoch(from)) == 0, "the copy "
+	    "whole, it opens: the same store moved (%s)", d.msg);
+	store_close(to);
+}
+
 /* store_copy (payhook store import): every record into a new store, the
  * counts compared; the same store moved (its epoch goes with it); a store
  * that holds records refused. */
@@ -799,11 +862,11 @@ test_copy(struct store *from)
 	struct ph_diag d;
 	size_t i, total = 0, same = 0;
 
+	if ((to = new_store("copy.mdb", 16 << 20, "a new store to copy "
+	    "into")) == NULL)
+		return;
 	snprintf(path, sizeof(path), "%s/copy.mdb", dir);
 	memset(&d, 0, sizeof(d));
-	if (!ok(store_open(path, 16 << 20, 0, &to, &d) == PH_OK,
-	    "a new store to copy into (%s)", d.msg))
-		return;
 	ok(store_copy(from, to, &rep, &d) == PH_OK, "store_copy (%s)", d.msg);
 	for (i = 0; i < STORE_DB__MAX; i++) {
 		total += rep.from[i];
@@ -823,6 +886,7 @@ test_copy(struct store *from)
 	    strstr(d.msg, "not empty") != NULL, "a second copy into it is "
 	    "refused (%s)", d.msg);
 	store_close(to);
+	test_copy_killed(from);
 }
 
 /* An epoch that is not 16 hex digits would go into every event id
@@ -836,11 +900,10 @@ test_damaged_epoch(void)
 	struct store *s;
 	struct ph_diag d;
 
+	if ((s = new_store("epoch.mdb", 1 << 20, "a new store opens")) == NULL)
+		return;
 	snprintf(path, sizeof(path), "%s/epoch.mdb", dir);
 	memset(&d, 0, sizeof(d));
-	if (!ok(store_open(path, 1 << 20, 0, &s, &d) == PH_OK,
-	    "a new store opens (%s)", d.msg))
-		return;
 	ok(strlen(store_epoch(s)) == STORE_EPOCH_LEN &&
 	    strspn(store_epoch(s), "0123456789abcdef") == STORE_EPOCH_LEN,
 	    "its epoch is %d hex digits (%s)", STORE_EPOCH_LEN,
