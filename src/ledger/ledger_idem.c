@@ -35,6 +35,19 @@ ledger_key_idem(struct store_key *k, const char *key)
 	store_key_str(k, key);
 }
 
+/*
+ * When the key's record may be forgotten: idempotency_ttl_s after the call
+ * began, but never while the call may still run (its lease), so that a
+ * TTL shorter than the slowest call neither lets a retry take the key over
+ * from a call that runs nor forgets its answer as it is given.
+ */
+static int64_t
+ledger_idem_expiry(const struct ledger_idem *idem)
+{
+	return idem->now + (idem->ttl_s > idem->lease_s ? idem->ttl_s :
+	    idem->lease_s);
+}
+
 /* A claim token: 16 random bytes in hex. */
 static int
 ledger_idem_token(char out[33])
@@ -121,8 +134,11 @@ ledger_idem_begin(struct store *s, struct ledger_idem *idem,
 		store_abort(&t);
 		return rc;
 	}
-	if (rc == PH_OK && json_integer_value(json_object_get(rec,
-	    "expires_at")) > idem->now) {
+	/* A claim whose call still runs is there even past its expiry (one
+	 * an older payhook wrote with the TTL alone). */
+	if (rc == PH_OK && (json_integer_value(json_object_get(rec,
+	    "expires_at")) > idem->now || (strcmp(ledger_str(rec, "state"),
+	    "running") == 0 && ledger_idem_alive(rec, idem->now)))) {
 		st = ledger_str(rec, "state");
 		if (strcmp(ledger_str(rec, "fp"), idem->fp) != 0)
 			*state = LEDGER_IDEM_REUSED;
@@ -157,7 +173,7 @@ ledger_idem_begin(struct store *s, struct ledger_idem *idem,
 	    "pid_start", (json_int_t)proc_start(),
 	    "host", host,
 	    "created_at", (json_int_t)idem->now,
-	    "expires_at", (json_int_t)(idem->now + idem->ttl_s));
+	    "expires_at", (json_int_t)ledger_idem_expiry(idem));
 	ledger_put(&t, STORE_DB_IDEM, &k, rec);
 	json_decref(rec);
 	return store_commit(&t);
@@ -192,7 +208,7 @@ ledger_idem_put(struct store_txn *t, struct ledger_idem *idem, int status,
 	    "status", status,
 	    "body", body,
 	    "created_at", (json_int_t)idem->now,
-	    "expires_at", (json_int_t)(idem->now + idem->ttl_s));
+	    "expires_at", (json_int_t)ledger_idem_expiry(idem));
 	ledger_put(t, STORE_DB_IDEM, &k, rec);
 	json_decref(rec);
 }
@@ -272,15 +288,19 @@ ledger_idem_free(struct ledger_idem *idem)
 	ph_buf_free(&idem->body);
 }
 
-/* When an idempotency record may go. */
+/* When an idempotency record may go: not while its call may run. */
 static int
 ledger_idem_expires(const struct store_val *v, int64_t *at)
 {
 	json_t *j;
+	int64_t lease;
 
 	if ((j = ledger_load(v)) == NULL)
 		return -1;
 	*at = json_integer_value(json_object_get(j, "expires_at"));
+	lease = json_integer_value(json_object_get(j, "lease_until"));
+	if (strcmp(ledger_str(j, "state"), "running") == 0 && lease > *at)
+		*at = lease;
 	json_decref(j);
 	return 0;
 }

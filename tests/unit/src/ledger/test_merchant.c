@@ -222,6 +222,36 @@ test_idempotency(struct store *s)
 	}
 	ledger_idem_free(&idem);
 
+	/* A call that runs longer than idempotency_ttl_s (an attempt waits
+	 * for providers): its key is neither taken over nor forgotten. */
+	idem_init(&idem, "longer", "fp-l", FX_NOW);
+	idem.ttl_s = 60;
+	idem.lease_s = 240;
+	ledger_idem_begin(s, &idem, &st);
+	is_int(st, LEDGER_IDEM_RUN, "a call of a key kept 60 s, leased 240 s");
+	{
+		size_t gone = 9;
+		struct ledger_idem later;
+
+		idem_init(&later, "longer", "fp-l", FX_NOW + 62);
+		later.ttl_s = 60;
+		later.lease_s = 240;
+		ledger_idem_begin(s, &later, &st);
+		is_int(st, LEDGER_IDEM_BUSY, "... a retry at 62 s: in use, not "
+		    "taken over");
+		ledger_idem_free(&later);
+		ok(ledger_prune_idem(s, FX_NOW + 100, &gone) == PH_OK &&
+		    gone == 0, "... nor pruned at 100 s (%zu gone)", gone);
+		is_int(ledger_idem_end(s, &idem, 201, "{\"ok\":1}\n", 9),
+		    PH_OK, "... the call answers");
+		idem_init(&later, "longer", "fp-l", FX_NOW + 200);
+		ledger_idem_begin(s, &later, &st);
+		ok(st == LEDGER_IDEM_REPLAY && later.status == 201, "... a retry "
+		    "at 200 s gets its answer, not a second call");
+		ledger_idem_free(&later);
+	}
+	ledger_idem_free(&idem);
+
 	/* A claim of a process that died, on this host: taken over at once. */
 	{
 		ok(fx_in_killed_child(claim_dead, NULL),
