@@ -20,6 +20,10 @@
 #include "jobs/push.h"
 
 #define PUSH_BATCH 50
+/* The seconds an endpoint is given in a pass before the pass goes on: a
+ * slow receiver takes its events over several passes, and the sweeper's
+ * compensation, in the same pass, is not held up behind it. */
+#define PUSH_PASS_S 5
 /* An answer's body is never read: a 2xx is delivered, however long its
  * body, which is not kept past this. */
 #define PUSH_ANSWER_MAX (64 * 1024)
@@ -321,7 +325,7 @@ push_run(const struct conf *c, struct store *s, int64_t now,
 {
 	struct push_state ps;
 	uint64_t last;
-	int64_t at;
+	int64_t at, began;
 	json_t *events, *ev;
 	size_t i, j;
 	char err[300];
@@ -350,6 +354,7 @@ push_run(const struct conf *c, struct store *s, int64_t now,
 			push_release(s, pu->name, &ps);
 			return rc;
 		}
+		began = (int64_t)time(NULL);
 		json_array_foreach(events, j, ev) {
 			uint64_t seq = (uint64_t)json_integer_value(
 			    json_object_get(ev, "seq"));
@@ -357,6 +362,8 @@ push_run(const struct conf *c, struct store *s, int64_t now,
 			/* Signed with the time it is sent: a receiver
 			 * checks t against its clock. */
 			at = (int64_t)time(NULL);
+			if (at - began >= PUSH_PASS_S)
+				break;	/* the next pass goes on */
 			rc = push_send(c, pu, ev, at, &status, err,
 			    sizeof(err));
 			if (rc == PH_OK) {

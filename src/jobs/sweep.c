@@ -21,9 +21,9 @@
 #include "jobs/sweep.h"
 
 #define SWEEP_BATCH 256
-/* The calls a wave keeps room for per order: most orders need one or
- * two; one of many attempts takes more, its wave longer. */
-#define SWEEP_ORDER_CALLS 8
+/* The longest wait before an order whose provider did not answer is
+ * asked again: the wait doubles from its schedule's step up to this. */
+#define SWEEP_RETRY_MAX_S 3600
 
 struct sweep_order {
 	json_t *order;			/* leased record, owned */
@@ -67,6 +67,58 @@ sweep_next(const struct conf *c, const json_t *order, int64_t now)
 	    json_object_get(order, "query_count")) + 1,
 	    json_is_integer(exp) ? json_integer_value(exp) : 0, pr->schedule,
 	    pr->nschedule);
+}
+
+/*
+ * When to ask again about an order none of whose calls was answered (the
+ * provider down, refusing for its rate limit, answering garbage; or the
+ * answer not stored): an ask that was not answered does not use up the
+ * order's schedule, or an outage longer than the schedule would leave a
+ * paid order unasked for good.  The wait is the schedule's step, doubled
+ * for each such pass in a row, up to SWEEP_RETRY_MAX_S (or the step, when
+ * longer); and at the expiry, when the order is to be closed.
+ */
+static int64_t
+sweep_retry(const struct conf *c, const json_t *order, int64_t now)
+{
+	const struct conf_profile *pr;
+	json_t *exp = json_object_get(order, "expires_at");
+	int64_t step, wait, cap;
+	long done, fails;
+
+	pr = conf_profile(c, json_string_value(json_object_get(order,
+	    "profile")));
+	if (pr == NULL || pr->nschedule == 0)
+		return now + SWEEP_RETRY_MAX_S;
+	done = (long)json_integer_value(json_object_get(order,
+	    "query_count"));
+	fails = (long)json_integer_value(json_object_get(order,
+	    "query_failures"));
+	step = pr->schedule[(size_t)done < pr->nschedule ? (size_t)done :
+	    pr->nschedule - 1];
+	if (step < 1)
+		step = 1;
+	cap = step > SWEEP_RETRY_MAX_S ? step : SWEEP_RETRY_MAX_S;
+	for (wait = step; fails > 0 && wait < cap; fails--)
+		wait *= 2;
+	if (wait > cap)
+		wait = cap;
+	if (json_is_integer(exp) && json_integer_value(exp) > now &&
+	    now + wait > json_integer_value(exp))
+		return json_integer_value(exp);
+	return now + wait;
+}
+
+/* Was any of so's calls answered and its answer stored? */
+static int
+sweep_answered(const struct sweep_order *so, const struct query_job *jobs)
+{
+	size_t j;
+
+	for (j = so->first_job; j < so->first_job + so->njobs; j++)
+		if (jobs[j].err == PH_OK && jobs[j].store_err == PH_OK)
+			return 1;
+	return 0;
 }
 
 /*
@@ -197,8 +249,10 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
  * within about one http_timeout_s, inside the leases (lease_s is above
  * it).  A batch sent whole would keep the last orders' leases running
  * while the first ones' calls were answered, and another sweeper could
- * take them and ask again.  *at moves past the orders looked at; orders
- * holds cap of them, jobs cap calls.
+ * take them and ask again.  An order whose calls would not fit is left,
+ * leased, to the next wave, which leases it again.  *at moves past the
+ * orders looked at; orders holds cap of them, jobs cap calls (cap is
+ * sweep_concurrency and one order's every call more).
  */
 static void
 sweep_wave(const struct conf *c, struct store *s, const char *token,
@@ -217,8 +271,7 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		struct query_target targets[QUERY_TARGETS_MAX];
 		size_t ntargets;
 
-		if (n == cap || (njobs > 0 && njobs + SWEEP_ORDER_CALLS >
-		    c->sweep_concurrency))
+		if (n == cap || njobs >= c->sweep_concurrency)
 			break;
 		if (ledger_lease(s, id, now, (int64_t)c->lease_s, token,
 		    &so->order) != PH_OK) {
@@ -226,11 +279,16 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 			so->order = NULL;
 			continue;
 		}
+		ntargets = query_targets(c, so->order, targets,
+		    QUERY_TARGETS_MAX);
+		if (njobs > 0 && njobs + ntargets > c->sweep_concurrency) {
+			json_decref(so->order);
+			so->order = NULL;
+			break;
+		}
 		ph_strlcpy(so->id, id, sizeof(so->id));
 		so->nattempts = json_array_size(json_object_get(so->order,
 		    "attempts"));
-		ntargets = query_targets(c, so->order, targets,
-		    QUERY_TARGETS_MAX);
 		so->first_job = njobs;
 		for (j = 0; j < ntargets; j++)
 			query_prepare(&jobs[njobs++], QUERY_OP_QUERY,
@@ -256,7 +314,8 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		size_t ngone;
 		json_t *exp;
 		int64_t next = 0;
-		int again = 0;
+		int again = 0, how = hinted ? LEDGER_ASK_HINTED :
+		    LEDGER_ASK_ANSWERED;
 
 		if (sweep_still_pending(s, so->id, &so->order)) {
 			exp = json_object_get(so->order, "expires_at");
@@ -272,7 +331,11 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 				 * next pass asks (a second after: never this
 				 * pass again, which would spin on it). */
 				next = now + 1;
-			else if (!(json_is_integer(exp) &&
+			else if (so->njobs > 0 && !sweep_answered(so, jobs)) {
+				next = sweep_retry(c, so->order, now);
+				if (!hinted)
+					how = LEDGER_ASK_UNANSWERED;
+			} else if (!(json_is_integer(exp) &&
 			    json_integer_value(exp) <= now &&
 			    so->njobs > 0 &&
 			    sweep_close(c, s, token, so, jobs, now, &again,
@@ -281,7 +344,7 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 				    so->order, now);
 		}
 		if (ledger_reschedule(s, so->id, token, next, now,
-		    hinted) != PH_OK) {
+		    (enum ledger_ask)how) != PH_OK) {
 			log_err("sweep: order %s could not be rescheduled; "
 			    "its lease runs out in %lus", so->id, c->lease_s);
 			st->store_errors++;

@@ -282,13 +282,21 @@ int ledger_due(struct store *s, int64_t now, size_t limit, json_t **ids);
  */
 int ledger_lease(struct store *s, const char *order_id, int64_t now,
     int64_t lease_s, const char *token, json_t **order);
+/* What came of the sweeper's asking about an order. */
+enum ledger_ask {
+	LEDGER_ASK_ANSWERED,	/* a step of its schedule is used up */
+	LEDGER_ASK_UNANSWERED,	/* not: the step is tried again, later */
+	LEDGER_ASK_HINTED,	/* hinted by a notification nobody
+				 * authenticated: the schedule stays */
+};
 /*
- * Lets the lease go after a query: counts it and sets the next one (0:
- * none), unless the query was hinted by a notification nobody
- * authenticated, which leaves the order's schedule as it was.
+ * Lets the lease go after a query and sets the next one (0: none).  An
+ * answered ask counts toward the schedule (query_count) and ends a run of
+ * unanswered ones (query_failures); an unanswered one counts in that run
+ * only; a hinted one leaves the schedule and the next time as they were.
  */
 int ledger_reschedule(struct store *s, const char *order_id,
-    const char *token, int64_t next_at, int64_t now, int hinted);
+    const char *token, int64_t next_at, int64_t now, enum ledger_ask how);
 /*
  * Closes a PENDING order (the provider confirmed it unpaid): CLOSED, off
  * the due list, order.closed raised.  PH_E_CONFLICT if it is not PENDING.

@@ -365,9 +365,17 @@ ledger_lease(struct store *s, const char *order_id, int64_t now,
 	return store_commit(&t);
 }
 
+/* One more in the order's counter name. */
+static void
+ledger_count_up(json_t *order, const char *name)
+{
+	json_object_set_new(order, name, json_integer(json_integer_value(
+	    json_object_get(order, name)) + 1));
+}
+
 int
 ledger_reschedule(struct store *s, const char *order_id, const char *token,
-    int64_t next_at, int64_t now, int hinted)
+    int64_t next_at, int64_t now, enum ledger_ask how)
 {
 	struct store_txn t;
 	struct store_key k;
@@ -379,12 +387,15 @@ ledger_reschedule(struct store *s, const char *order_id, const char *token,
 	if (strcmp(ledger_str(order, "lease_owner"), token) == 0)
 		ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
 	json_object_set_new(order, "last_query_at", json_integer(now));
+	if (how == LEDGER_ASK_ANSWERED)
+		json_object_del(order, "query_failures");
 	if (!ledger_is_pending(order))
 		ledger_set_due(&t, order, 0);
-	else if (!hinted) {
-		json_object_set_new(order, "query_count", json_integer(
-		    json_integer_value(json_object_get(order,
-		    "query_count")) + 1));
+	else if (how == LEDGER_ASK_ANSWERED) {
+		ledger_count_up(order, "query_count");
+		ledger_set_due(&t, order, next_at);
+	} else if (how == LEDGER_ASK_UNANSWERED) {
+		ledger_count_up(order, "query_failures");
 		ledger_set_due(&t, order, next_at);
 	}
 	/* A hint is unauthenticated traffic: its query neither uses up the

@@ -42,6 +42,12 @@ def sweep(inst, *extra, timeout=60):
     return p.returncode, p.stderr.decode('utf-8', 'replace')
 
 
+def api_time(text):
+    """Seconds since the epoch of a time as the API writes it."""
+    return datetime.datetime.fromisoformat(
+        text.replace('Z', '+00:00')).timestamp()
+
+
 def sweep_until(inst, order_id, state, limit_s=30):
     """Runs passes until the order reaches state; seconds taken, or None."""
     start = time.time()
@@ -293,6 +299,48 @@ def test_provider_trouble(tap, inst, sim):
                 '... one order.paid, nothing lost')
 
 
+def test_outage_outlasts_schedule(tap, inst, sim):
+    """The provider down for longer than an order's schedule (an order
+    without expiry, its notifications lost): unanswered asks do not use
+    the schedule up, they are tried again, waiting longer each time; once
+    the provider is back, the order is asked and paid."""
+    o = oid('OUTAGE')
+    base = inst.last_seq()
+    inst.create_order(o, 432)
+    sim_pay(sim, tap, o, 432, {'drop_all': True})
+    sim.control('/_sim/mode', {'query': 'down'})
+
+    def asked():
+        return sim.stats()['by_order'].get(o, {}).get('query', 0)
+
+    def failed_pass():
+        sweep(inst)
+        return asked() >= 4
+    tap.ok(wait_for(failed_pass, 40, 0.3), 'provider down: the order asked '
+           'four times, more than its schedule\'s three steps', asked())
+    order = inst.order(o) or {}
+    tap.ok(order.get('state') == 'PENDING' and
+           isinstance(order.get('next_query_at'), str) and
+           order.get('query_count') == 0 and
+           order.get('query_failures', 0) >= 4, '... still due, its '
+           'schedule not used up (query_count 0), the failures counted',
+           repr(order))
+    gap = (api_time(order['next_query_at']) -
+           api_time(order['last_query_at'])
+           if order.get('next_query_at') and order.get('last_query_at')
+           else None)
+    tap.ok(gap is not None and gap >= 8, '... the wait doubled from the first step (1 s) '
+           'with each failure in a row', gap)
+    sim.control('/_sim/mode', {'query': 'ok'})
+    took = sweep_until(inst, o, 'PAID', 40)
+    tap.ok(took is not None, '... the provider back: the order is asked '
+           'and paid')
+    tap.is_(events_for(inst, o, base), ['order.paid'], '... one order.paid')
+    order = inst.order(o) or {}
+    tap.ok('query_failures' not in order, '... the run of failures over',
+           repr(order))
+
+
 def test_query_now(tap, inst, sim):
     o = oid('QNOW')
     inst.create_order(o, 250)
@@ -463,21 +511,48 @@ def test_paid_before_registered(tap, inst, sim):
                 '... and asking again changes nothing')
 
 
+def paid_unheard(sim, inst, tag, n):
+    """n orders paid at the provider, every notification dropped, due for
+    their first query; their ids."""
+    ids = [oid('%s%d' % (tag, i)) for i in range(n)]
+    for o in ids:
+        inst.create_order(o, 100)
+        sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
+                                  'amount': 100, 'notify': {'drop_all': True}})
+    time.sleep(1.2)
+    return ids
+
+
 def test_lease_waves(tap):
     """A sweeper leases the orders of a batch as it asks about them, a
     wave of sweep_concurrency calls at a time, not the whole batch at
     once: a second sweeper coming after the first's oldest leases would
     have run out never asks the provider about an order again."""
     sim, inst = lease_instance(tap, 'waves', 1)
-    ids = [oid('WAVE%d' % i) for i in range(5)]
-    for o in ids:
-        inst.create_order(o, 100)
-        sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
-                                  'amount': 100, 'notify': {'drop_all': True}})
-    time.sleep(1.2)
+    ids = paid_unheard(sim, inst, 'WAVE', 5)
     each_once(tap, sim, inst, ids, 'query', 1.5, 'two sweepers, one after '
               'the other\'s leases would have run out: each order asked '
               'about once')
+    tap.ok(all((inst.order(o) or {}).get('state') == 'PAID' for o in ids),
+           '... and every one of them PAID')
+    inst.stop()
+    sim.stop()
+
+
+def test_wave_width(tap):
+    """A wave makes sweep_concurrency calls at once (the default, 8),
+    not fewer: sixteen orders due, the provider slow, two waves of eight
+    calls in flight together."""
+    sim, inst = lease_instance(tap, 'width', 8)
+    ids = paid_unheard(sim, inst, 'WIDE', 16)
+    sim.control('/_sim/mode', {'query': 'slow', 'slow_s': 1.0})
+    rc, err = sweep(inst)
+    sim.control('/_sim/mode', {'query': 'ok'})
+    st = sim.stats()
+    tap.is_(st['most_at_once'], 8, 'sixteen orders due, the provider slow: '
+            'eight calls in flight together', err[-300:])
+    tap.is_(st['total']['query'], 16, '... each order asked once in the '
+            'pass')
     tap.ok(all((inst.order(o) or {}).get('state') == 'PAID' for o in ids),
            '... and every one of them PAID')
     inst.stop()
@@ -690,12 +765,14 @@ def main(tap):
     test_double_payment(tap, inst, sim)
     test_query_now(tap, inst, sim)
     test_provider_trouble(tap, inst, sim)
+    test_outage_outlasts_schedule(tap, inst, sim)
     test_killed_sweeper(tap, inst, sim)
     test_expiry(tap, inst, sim)
     test_attempt_outlives_expiry(tap, inst, sim)
     test_paid_before_registered(tap, inst, sim)
     test_watch(tap, inst, sim)
     test_lease_waves(tap)
+    test_wave_width(tap)
     test_close_lease(tap)
     test_close_says_paid(tap)
     test_removed_profile(tap)

@@ -82,9 +82,12 @@ GET  /_sim/deliveries[?order_id=X][&txn_id=T]
     copy: 0, or 1..N for duplicates; result: SUCCESS or FAIL (the
     notification's result_code); request: the notification body sent.
 GET  /_sim/stats      {"total": {"query": n, "close": n},
+                       "most_at_once": n,
                        "by_order": {order_id: {"query": n, "close": n}},
                        "notifications": {"sent": n, "dropped": n,
                        "acked": n}}
+    most_at_once: the most query/close requests in the simulator at one
+    time (a slow mode shows how many calls a sweeper makes together).
     Every request to the query/close API is counted, whatever the mode
     and whether or not its signature checks; the aggregator's list names
     no order, and counts by_order for the orders of the page it answers
@@ -1844,7 +1847,9 @@ class Sim:
             self.generation = getattr(self, 'generation', 0) + 1
             self.orders = {}
             self.deliveries = []
-            self.stats = {'total': {'query': 0, 'close': 0}, 'by_order': {}}
+            self.stats = {'total': {'query': 0, 'close': 0}, 'by_order': {},
+                          'most_at_once': 0}
+            self.at_once = 0
             self.modes = {'query': 'ok', 'close': 'ok', 'notify': 'ok'}
             self.slow_s = 10.0
             self.refunds = {}       # out_refund_no -> refund
@@ -2184,6 +2189,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
             sim.count(kind, order_id)
             with sim.lock:
                 mode, slow = sim.modes[kind], sim.slow_s
+                sim.at_once += 1
+                sim.stats['most_at_once'] = max(sim.stats['most_at_once'],
+                                                sim.at_once)
+            try:
+                self._api_moded(sim, cls, kind, req, mode, slow)
+            finally:
+                with sim.lock:
+                    sim.at_once -= 1
+            return
+        self._api_moded(sim, cls, kind, req, mode, slow)
+
+    def _api_moded(self, sim, cls, kind, req, mode, slow):
+        order_id = cls.api_order(kind, req)
         sim.log('%s %s (mode %s)' % (kind, order_id, mode))
         if mode == 'down':
             self._send(503, b'Service Unavailable\n', 'text/plain')

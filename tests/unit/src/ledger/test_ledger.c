@@ -346,7 +346,7 @@ test_sweeper_side(struct store *s)
 	    "a lease that ran out (killed sweeper) is taken over");
 	json_decref(o);
 	is_int(ledger_reschedule(s, "S1", "sweeper-b", 1700000100,
-	    1700000080, 0), PH_OK, "rescheduled");
+	    1700000080, LEDGER_ASK_ANSWERED), PH_OK, "rescheduled");
 	ok(ledger_due(s, 1700000099, 100, &ids) == PH_OK &&
 	    json_array_size(ids) == 0, "... off the list until then");
 	json_decref(ids);
