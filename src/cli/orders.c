@@ -99,6 +99,8 @@ cli_events_run(struct cli *c)
 	return rc;
 }
 
+#define CLI_TAIL_PAGE 1000
+
 /* Every event after --after, one compact line each; --follow waits on. */
 int
 cli_events_tail_run(struct cli *c)
@@ -108,10 +110,10 @@ cli_events_tail_run(struct cli *c)
 	uint64_t next;
 	size_t i;
 	char *line;
-	int rc, down = 0;
+	int rc, down = 0, more = 0;
 
 	do {
-		if ((rc = ledger_events(c->store, after, 1000, &events,
+		if ((rc = ledger_events(c->store, after, CLI_TAIL_PAGE, &events,
 		    &next)) != PH_OK) {
 			/* A follower outlives a database restarted or failed
 			 * over, as a sweeper does: said once, then waited. */
@@ -144,10 +146,12 @@ cli_events_tail_run(struct cli *c)
 			json_decref(events);
 			return CLI_EXIT_FAIL;
 		}
-		if (json_array_size(events) == 0 && c->a.flag)
+		more = json_array_size(events) == CLI_TAIL_PAGE;
+		if (!more && c->a.flag)
 			sleep(1);
 		json_decref(events);
 		after = next;
-	} while (c->a.flag && !cli_stop);
+		/* Without --follow: every page up to the last event. */
+	} while ((c->a.flag || more) && !cli_stop);
 	return CLI_EXIT_OK;
 }

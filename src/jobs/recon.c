@@ -270,29 +270,24 @@ recon_unverified(struct recon *r, const struct ph_event *ev)
 }
 
 /*
- * Applies a fact the statement proves, as a notification would be: the
- * batch's write transaction is committed and closed first (LMDB has one
- * writer, and ledger_apply() opens its own: under the batch's it would
- * wait for ever), then begun again for the rest of the statement.
+ * Applies a fact the statement proves, as a notification would be, in the
+ * batch's transaction: what the run marks and raises of it after this is
+ * committed with it (a run killed between the two would have left a
+ * payment applied with no alarm, which no later run raises).
  */
 static int
 recon_apply(struct recon *r, struct ph_event *ev)
 {
 	struct ledger_result res;
 	struct ledger_fact f;
-	int rc;
 
-	if ((rc = ledger_batch_end(&r->b)) != PH_OK)
-		return rc;
 	f.profile = r->pr->name;
 	f.provider = r->pr->plugin->prov->name;
 	f.source = ledger_source_name(r->trust == RECON_FILE_TRUSTED ?
 	    LEDGER_SRC_STATEMENT_FILE : LEDGER_SRC_STATEMENT);
 	f.ev = ev;
 	f.now = r->now;
-	if ((rc = ledger_apply(r->s, &f, &res, r->diag)) != PH_OK)
-		return rc;
-	return ledger_batch_begin(&r->b, r->s);
+	return ledger_batch_apply(&r->b, &f, &res, r->diag);
 }
 
 static void

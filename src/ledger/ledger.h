@@ -350,9 +350,11 @@ int ledger_prune_dedup(struct store *s, int64_t before, size_t *removed);
  *
  * Reconciling a statement reads and marks many rows; doing each in its own
  * durable transaction would take hours.  A batch keeps one write
- * transaction open for a bounded number of rows, then commits.  Nothing in
- * a batch is a fact about money: facts found missing go through
- * ledger_apply() after ledger_batch_flush().
+ * transaction open for a bounded number of rows, then commits.  A fact
+ * the statement proves and payhook lacks is applied in the batch's
+ * transaction (ledger_batch_apply, through the one place every fact goes
+ * through), with the run's mark and alarm of it: a run killed in between
+ * leaves all of them or none, never the money without its alarm.
  */
 /* What a write refused for want of room (PH_E_STORE_FULL) says to do. */
 #define LEDGER_FULL_ADVICE	"raise map_size_mb, or free room on its disk"
@@ -370,6 +372,11 @@ int ledger_batch_begin(struct ledger_batch *b, struct store *s);
 int ledger_batch_flush(struct ledger_batch *b);
 /* Commits (or, after an error, aborts) and closes. */
 int ledger_batch_end(struct ledger_batch *b);
+/* Applies fact f as ledger_apply() does, in the batch's transaction: it is
+ * durable when the batch commits.  On failure the batch's transaction is
+ * failed too (its error is sticky); diag says why. */
+int ledger_batch_apply(struct ledger_batch *b, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag);
 /* The stored payment (profile, txn), or PH_E_NOTFOUND. */
 int ledger_batch_payment(struct ledger_batch *b, const char *profile,
     const char *txn_id, json_t **pay);

@@ -1,6 +1,7 @@
 /*
  * Batches for reconciliation: one write transaction for a bounded number
- * of statement rows; nothing in a batch is a fact about money.
+ * of statement rows, the facts a statement proves applied in it with
+ * their marks and alarms.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,28 @@ ledger_batch_row(struct ledger_batch *b)
 	/* Never under an open cursor: ledger_batch_payments flushes. */
 	if (++b->n >= LEDGER_BATCH_ROWS && !b->scanning)
 		ledger_batch_flush(b);
+}
+
+int
+ledger_batch_apply(struct ledger_batch *b, const struct ledger_fact *f,
+    struct ledger_result *r, struct ph_diag *diag)
+{
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (!b->open)
+		return ph_fail(diag, PH_E_STORE, "database: the batch's "
+		    "transaction is not open");
+	if ((rc = ledger_apply_txn(&b->t, f, r, diag)) != PH_OK) {
+		if (b->t.err == PH_OK)
+			b->t.err = rc;
+		return ph_fail(diag, rc, "database: %s: %s", ph_strerror(rc),
+		    rc == PH_E_STORE_FULL ? LEDGER_FULL_ADVICE :
+		    "see the log");
+	}
+	ledger_applied(f, r);
+	ledger_batch_row(b);
+	return PH_OK;
 }
 
 /* The record under k in db, read in the batch's transaction: PH_OK,

@@ -368,6 +368,11 @@ def test_day(tap, inst, sim, workdir):
     tap.ok(snap[:2] == (0, 0) and snap2[:2] == (0, 0), '... (payhook events '
            'and order list ran)')
     tap.ok(snap[2] == snap2[2], '... payhook events: unchanged')
+    tail = [json.loads(x)['seq'] for x in snap2[2].splitlines()]
+    feed = [e['seq'] for e in inst.all_events(0)]
+    tap.ok(len(feed) > 1000 and tail == feed, '... events tail without '
+           '--follow prints the whole feed, past its first page of 1000',
+           len(tail), len(feed))
     tap.ok(snap[3] == snap2[3], '... payhook order list: unchanged')
     rc, items2 = refunds_list(inst)
     tap.is_(items2, items, '... the refund work list: unchanged')

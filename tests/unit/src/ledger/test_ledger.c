@@ -804,6 +804,52 @@ new_store(const char *name, size_t map, const char *what)
 	return s;
 }
 
+/* A fact a statement proves is applied in the reconciliation's batch,
+ * with its alarm: a run killed before the batch commits leaves neither
+ * (never the money without its alarm, which no later run would raise);
+ * committed, both. */
+static void
+test_batch_apply(struct store *s)
+{
+	struct ledger_batch b;
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	json_t *o = NULL;
+	size_t alarms;
+	int created, round;
+
+	memset(&d, 0, sizeof(d));
+	fx_create(s, "BA1", "wxshop", 700, "CNY", FX_NOW, &o, &created, &d);
+	json_decref(o);
+	ev = fx_pay_event("BA1", "TBA1", 700, "CNY");
+	alarms = fx_events_of_type(s, "reconcile.missing_here", NULL);
+	for (round = 0; round < 2; round++) {
+		struct ledger_fact f = { "wxshop", "wechat", "statement", &ev,
+		    FX_NOW };
+
+		ledger_batch_begin(&b, s);
+		ok(ledger_batch_apply(&b, &f, &r, &d) == PH_OK &&
+		    r.event == LEDGER_EV_ORDER_PAID, "a payment the statement "
+		    "proves, applied in the batch (%s)", d.msg);
+		ledger_batch_alarm_new(&b, "wxshop/2023-11-14",
+		    LEDGER_EV_RECONCILE_MISSING_HERE, "wxshop", "wechat", &ev,
+		    json_object(), FX_NOW);
+		if (round == 0) {
+			store_abort(&b.t);	/* the run killed here */
+			is_str(fx_state(s, "BA1"), "PENDING", "... the run "
+			    "killed before the batch committed: not paid");
+			is_int(fx_events_of_type(s, "reconcile.missing_here",
+			    NULL), alarms, "... and no alarm");
+			continue;
+		}
+		is_int(ledger_batch_end(&b), PH_OK, "... the batch committed");
+		is_str(fx_state(s, "BA1"), "PAID", "... paid");
+		is_int(fx_events_of_type(s, "reconcile.missing_here", NULL),
+		    alarms + 1, "... with its alarm");
+	}
+}
+
 /* What a copy killed half way leaves: its mark (the meta record
  * "import") and some records.  Refused by every opening but an import's,
  * which starts over. */
@@ -990,6 +1036,7 @@ main(void)
 	test_refund_race(s);
 	test_refund_by_payment(s);
 	test_dedup_record(s);
+	test_batch_apply(s);
 	test_copy(s);
 	store_close(s);
 
