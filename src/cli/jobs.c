@@ -77,6 +77,9 @@ cli_sweep_pass(struct cli *c, const char *token)
 	certs_warn_daily(c->conf, c->store, now);
 	if (c->conf->archive_days > 0)
 		archive_prune(now, &pruned);
+	/* Whether a store whose writes failed takes them again: /readyz
+	 * says so before traffic comes back.  Its failure is logged. */
+	(void)store_probe_write(c->store, now);
 	rc = sweep_pass(c->conf, c->store, now, token, &st);
 	/* After the sweep, so that the events it raised go out in this pass,
 	 * and whether it worked or not. */

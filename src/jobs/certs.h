@@ -18,7 +18,8 @@ struct certs_item {
 	const char *profile;
 	const char *key;		/* the config key naming the file */
 	const char *file;		/* the path as configured */
-	char subject[160];		/* one line, e.g. "CN=..., O=..." */
+	char subject[512];		/* one line, e.g. "/C=CN/O=...": room for
+				 * a UTF-8 CN, escaped (\xE4...) */
 	int64_t not_after;		/* unix seconds */
 };
 

@@ -92,8 +92,7 @@ sweep_retry(const struct conf *c, const json_t *order, int64_t now)
 		return now + SWEEP_RETRY_MAX_S;
 	done = (long)json_integer_value(json_object_get(order,
 	    "query_count"));
-	fails = (long)json_integer_value(json_object_get(order,
-	    "query_failures"));
+	fails = ledger_query_failures(order);
 	step = pr->schedule[(size_t)done < pr->nschedule ? (size_t)done :
 	    pr->nschedule - 1];
 	if (step < 1)

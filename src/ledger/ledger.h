@@ -297,6 +297,9 @@ enum ledger_ask {
  */
 int ledger_reschedule(struct store *s, const char *order_id,
     const char *token, int64_t next_at, int64_t now, enum ledger_ask how);
+/* The unanswered asks in a row at the order's present step (0 when the
+ * step moved since: an answer came). */
+long ledger_query_failures(const json_t *order);
 /*
  * Closes a PENDING order (the provider confirmed it unpaid): CLOSED, off
  * the due list, order.closed raised.  PH_E_CONFLICT if it is not PENDING.

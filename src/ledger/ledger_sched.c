@@ -103,10 +103,18 @@ ledger_hold(json_t *order, const char *until, const char *owner,
 static int
 ledger_guard_held(const json_t *order, const char *token, int64_t now)
 {
+	json_int_t pid = json_integer_value(json_object_get(order,
+	    "guard_pid"));
+	const json_t *st = json_object_get(order, "guard_start");
+	unsigned long long start = 0;
+
+	/* [pid, start]: the start of that pid only.  An older payhook that
+	 * took the guard since wrote its own pid and left this as it was. */
+	if (json_integer_value(json_array_get(st, 0)) == pid)
+		start = (unsigned long long)json_integer_value(
+		    json_array_get(st, 1));
 	return ledger_held(order, "guard_until", "guard_owner", token, now) &&
-	    !ledger_proc_gone((long)json_integer_value(json_object_get(order,
-	    "guard_pid")), (unsigned long long)json_integer_value(
-	    json_object_get(order, "guard_start")), ledger_str(order,
+	    !ledger_proc_gone((long)pid, start, ledger_str(order,
 	    "guard_host"));
 }
 
@@ -124,8 +132,8 @@ ledger_guard_hold(json_t *order, const char *token, int64_t until)
 	}
 	ledger_proc_host(host);
 	json_object_set_new(order, "guard_pid", json_integer(getpid()));
-	json_object_set_new(order, "guard_start",
-	    json_integer((json_int_t)proc_start()));
+	json_object_set_new(order, "guard_start", json_pack("[I, I]",
+	    (json_int_t)getpid(), (json_int_t)proc_start()));
 	json_object_set_new(order, "guard_host", json_string(host));
 }
 
@@ -365,6 +373,18 @@ ledger_lease(struct store *s, const char *order_id, int64_t now,
 	return store_commit(&t);
 }
 
+long
+ledger_query_failures(const json_t *order)
+{
+	const json_t *at = json_object_get(order, "query_failures_at");
+
+	if (!json_is_integer(at) || json_integer_value(at) !=
+	    json_integer_value(json_object_get(order, "query_count")))
+		return 0;
+	return (long)json_integer_value(json_object_get(order,
+	    "query_failures"));
+}
+
 /* One more in the order's counter name. */
 static void
 ledger_count_up(json_t *order, const char *name)
@@ -387,15 +407,25 @@ ledger_reschedule(struct store *s, const char *order_id, const char *token,
 	if (strcmp(ledger_str(order, "lease_owner"), token) == 0)
 		ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
 	json_object_set_new(order, "last_query_at", json_integer(now));
-	if (how == LEDGER_ASK_ANSWERED)
+	if (how == LEDGER_ASK_ANSWERED) {
 		json_object_del(order, "query_failures");
+		json_object_del(order, "query_failures_at");
+	}
 	if (!ledger_is_pending(order))
 		ledger_set_due(&t, order, 0);
 	else if (how == LEDGER_ASK_ANSWERED) {
 		ledger_count_up(order, "query_count");
 		ledger_set_due(&t, order, next_at);
 	} else if (how == LEDGER_ASK_UNANSWERED) {
+		/* A run of failures at one step of the schedule: one that an
+		 * older payhook's answered ask ended (it moved the step, and
+		 * knows nothing of this count) starts again. */
+		if (ledger_query_failures(order) == 0)
+			json_object_del(order, "query_failures");
 		ledger_count_up(order, "query_failures");
+		json_object_set_new(order, "query_failures_at", json_integer(
+		    json_integer_value(json_object_get(order,
+		    "query_count"))));
 		ledger_set_due(&t, order, next_at);
 	}
 	/* A hint is unauthenticated traffic: its query neither uses up the

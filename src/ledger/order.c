@@ -129,7 +129,7 @@ order_time_field(json_t *o, const char *key)
  * processes: not order or refund facts. */
 static const char *const order_api_drop[] = { "v", "lease_until",
     "lease_owner", "guard_until", "guard_owner", "guard_pid", "guard_start",
-    "guard_host", NULL };
+    "guard_host", "query_failures_at", NULL };
 static const char *const order_api_times[] = { "created_at", "closed_at",
     "next_query_at", "last_query_at", "updated_at", "paid_at", "expires_at",
     NULL };

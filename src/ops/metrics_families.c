@@ -103,6 +103,10 @@ const struct metrics_family metrics_families[] = {
 	    SCRAPED),
 	GAUGE("payhook_store_readers", "Database reader slots in use.",
 	    SCRAPED),
+	GAUGE("payhook_store_unwritable_since_timestamp_seconds",
+	    "When writes began to fail because the database refuses them (a "
+	    "read-only file system, its permissions, an I/O error); 0 once a "
+	    "write succeeds again.", ZERO),
 	GAUGE("payhook_store_used_bytes", "Database map in use.", SCRAPED),
 	GAUGE("payhook_store_write_wait_seconds", "How long the oldest fact "
 	    "still waiting for its commit has waited (0: none waits).",

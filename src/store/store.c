@@ -266,6 +266,34 @@ store_note_full(struct store_txn *t)
 	    (uint64_t)time(NULL));
 }
 
+void
+store_note_unwritable(struct store_txn *t)
+{
+	(void)t;
+	metrics_set_first("payhook_store_unwritable_since_timestamp_seconds",
+	    NULL, (uint64_t)time(NULL));
+}
+
+int
+store_probe_write(struct store *s, int64_t now)
+{
+	struct store_txn t;
+	struct store_key k;
+	char v[24];
+	int rc, n;
+
+	if (metrics_get("payhook_store_full_since_timestamp_seconds",
+	    NULL) == 0 && metrics_get("payhook_store_unwritable_since_"
+	    "timestamp_seconds", NULL) == 0)
+		return PH_OK;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	n = snprintf(v, sizeof(v), "%lld", (long long)now);
+	store_meta_key(&k, "write_probe");
+	store_put(&t, STORE_DB_META, &k, v, (size_t)n);
+	return store_commit(&t);
+}
+
 int
 store_begin(struct store *s, int write, struct store_txn *t)
 {
@@ -334,9 +362,12 @@ store_put(struct store_txn *t, enum store_db db, const struct store_key *k,
 {
 	int rc;
 
-	if (store_writable(t, k) &&
-	    (rc = t->store->eng->put(t, db, k, val, len)) != PH_OK)
+	if (!store_writable(t, k))
+		return;
+	if ((rc = t->store->eng->put(t, db, k, val, len)) != PH_OK)
 		store_failed(t, rc);
+	else
+		t->wrote = 1;
 }
 
 void
@@ -344,9 +375,12 @@ store_del(struct store_txn *t, enum store_db db, const struct store_key *k)
 {
 	int rc;
 
-	if (store_writable(t, k) &&
-	    (rc = t->store->eng->del(t, db, k)) != PH_OK)
+	if (!store_writable(t, k))
+		return;
+	if ((rc = t->store->eng->del(t, db, k)) != PH_OK)
 		store_failed(t, rc);
+	else
+		t->wrote = 1;
 }
 
 /* The sequence number after the last of db's keys; 0 on t's error. */
@@ -448,16 +482,22 @@ store_commit(struct store_txn *t)
 	t->txn = NULL;
 	if (rc != PH_OK)
 		return store_failed(t, rc);
-	if (t->nested)
+	if (t->nested) {
+		t->parent->wrote |= t->wrote;
 		return PH_OK;
+	}
 	if (t->store->epoch_new[0] != '\0') {
 		memcpy(t->store->epoch, t->store->epoch_new,
 		    sizeof(t->store->epoch));
 		t->store->epoch_new[0] = '\0';
 	}
-	if (t->write && !t->full)
+	/* Room again, and writable, once something was written. */
+	if (t->write && t->wrote && !t->full) {
 		metrics_set("payhook_store_full_since_timestamp_seconds", NULL,
 		    0);
+		metrics_set("payhook_store_unwritable_since_timestamp_seconds",
+		    NULL, 0);
+	}
 	return PH_OK;
 }
 
@@ -531,6 +571,8 @@ store_scan_del(struct store_scan *sc)
 	}
 	if ((rc = sc->t->store->eng->scan_del(sc)) != PH_OK)
 		store_failed(sc->t, rc);
+	else
+		sc->t->wrote = 1;
 }
 
 void

@@ -122,6 +122,8 @@ struct store_txn {
 	struct store_txn *parent;	/* of a nested one */
 	int full;		/* a write here or in a nested one found the
 				 * map full */
+	int wrote;		/* it changed something (a commit of nothing
+				 * proves nothing of the disk under it) */
 };
 
 #define STORE_KEY_MAX 511	/* LMDB's default maximum key size */
@@ -338,6 +340,15 @@ struct store_copy_report {
  */
 int store_copy(struct store *from, struct store *to,
     struct store_copy_report *rep, struct ph_diag *diag);
+
+/*
+ * When writes have been failing (the map or disk full, or refused): one
+ * small real write (a meta record), so that a store that takes writes
+ * again says so (/readyz's store_full and store_unwritable end) before
+ * traffic comes back to it; a commit of nothing proves nothing.  Nothing
+ * is written while writes succeed.  PH_OK, or the write's failure.
+ */
+int store_probe_write(struct store *s, int64_t now);
 
 /* Database statistics for operators: entries per database, map use. */
 struct store_stats {

@@ -101,6 +101,10 @@ void store_free(struct store *s);
 /* Counts a write that found the store full, for /readyz and the
  * metrics (every engine that can be full calls it). */
 void store_note_full(struct store_txn *t);
+/* Records that a write of t was refused by the database or the disk under
+ * it for another reason than room (read-only, permissions, I/O): /readyz
+ * says so until a write succeeds. */
+void store_note_unwritable(struct store_txn *t);
 
 /* The engines. */
 /* Creates the folder that holds path when it is missing (0700). */

@@ -339,6 +339,9 @@ lmdb_fail(struct store_txn *t, int mdb_rc)
 		if (mdb_rc == MDB_MAP_FULL || mdb_rc == ENOSPC ||
 		    mdb_rc == EDQUOT)
 			store_note_full(t);
+		else if (t->write && (mdb_rc == EROFS || mdb_rc == EPERM ||
+		    mdb_rc == EACCES || mdb_rc == EIO))
+			store_note_unwritable(t);
 	}
 	return st;
 }
@@ -594,6 +597,11 @@ lmdb_commit(struct store_txn *t)
 	metrics_add("payhook_store_commits_total", NULL, 1);
 	metrics_add("payhook_store_commit_written_bytes_total", NULL,
 	    lmdb_written_bytes() - written);
+	/* A commit can reuse the file's free pages on a disk still full:
+	 * it proves room only once the disk has some (store_commit). */
+	if (metrics_get("payhook_store_full_since_timestamp_seconds",
+	    NULL) != 0 && lmdb_disk_full(t))
+		t->full = 1;
 	return PH_OK;
 }
 

@@ -115,6 +115,14 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 		    "map_size_mb) or the disk under it is (free room on it); "
 		    "the log says which", when);
 	}
+	if ((since = metrics_get("payhook_store_unwritable_since_timestamp_"
+	    "seconds", NULL)) != 0) {
+		text_time((int64_t)since, when);
+		status_reason(reasons, "store_unwritable: writes have failed "
+		    "since %s: the database file or the disk under it refuses "
+		    "them (a read-only file system, its permissions or "
+		    "attributes, an I/O error); the log says which", when);
+	}
 	snprintf(path, sizeof(path), "%s-metrics", c->db_path);
 	if (!metrics_active())
 		status_reason(reasons, "metrics_not_writable: the metrics file "
@@ -194,7 +202,7 @@ static void
 status_cert_metric(const struct certs_item *it, void *arg)
 {
 	struct status_certs *ac = arg;
-	char subject[200], which[128];
+	char subject[sizeof(it->subject)], which[128];
 	size_t i, o;
 
 	snprintf(which, sizeof(which), "%s/%s", it->profile, it->key);

@@ -513,14 +513,15 @@ def unionpay_test_pki(d, signer_cn=UP_SIGNER_CN):
     return {n: os.path.join(d, n) for n in names}
 
 
-def unionpay_merchant_cert(d, days):
-    """The merchant's signing key and self-signed certificate (CN
-    041@Z12@Test Merchant@00000004, serial 68759529225, valid for `days`
-    days), made with the `openssl` command in directory d as mer.key and
-    mer.pem.  Returns (key path, certificate path)."""
-    _openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes',
-              '-keyout', 'mer.key', '-out', 'mer.pem', '-subj',
-              '/C=CN/CN=041@Z12@Test Merchant@00000004',
+def unionpay_merchant_cert(d, days,
+                           subject='/C=CN/CN=041@Z12@Test Merchant@00000004'):
+    """The merchant's signing key and self-signed certificate (subject
+    CN 041@Z12@Test Merchant@00000004 unless given, UTF-8; serial
+    68759529225, valid for `days` days), made with the `openssl` command
+    in directory d as mer.key and mer.pem.  Returns (key path,
+    certificate path)."""
+    _openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-utf8',
+              '-keyout', 'mer.key', '-out', 'mer.pem', '-subj', subject,
               '-days', str(days), '-set_serial', '68759529225'], d)
     return os.path.join(d, 'mer.key'), os.path.join(d, 'mer.pem')
 

@@ -407,7 +407,11 @@ def test_certs(tap):
     work = tempfile.mkdtemp(prefix='payhook-e2e-certs-')
     try:
         pki = harness.unionpay_test_pki(work)
-        mer_key, mer_cert = harness.unionpay_merchant_cert(work, 10)
+        # A subject as a Chinese merchant's certificate has it: UTF-8,
+        # long once each byte is escaped.
+        mer_key, mer_cert = harness.unionpay_merchant_cert(
+            work, 10, '/C=CN/O=上海某某商贸有限公司/CN=041@Z12@'
+            '上海某某商贸有限公司浦东分公司@00000004')
         profiles = {'upshop': harness.unionpay_profile(
             '777290058110048', pki, mer_key, mer_cert)}
         inst = harness.Instance(tap, 'certs', profiles=profiles)
@@ -420,6 +424,10 @@ def test_certs(tap):
                  r.stderr[-400:])
         tap.like(r.stdout, r'profile upshop: root_cert_file .* in \d{3,} '
                  'days', 'check lists the others with their expiry')
+        tap.like(r.stderr, r'sign_cert_file unionpay/sign\.pem: '
+                 r'certificate /C=CN/O=\S+/CN=041@Z12@\S+@00000004 expires',
+                 '... naming it by its whole subject, a long UTF-8 one too',
+                 r.stderr[-600:])
         inst.start()
         text = inst.request('GET', inst.path('/metrics')).body.decode()
         m = re.search(r'^payhook_certificate_expiry_seconds\{profile='

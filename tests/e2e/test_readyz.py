@@ -182,6 +182,14 @@ def test_disk_full(tap):
                is not None and mnt not in r.body.decode('utf-8', 'replace'),
                '... saying what to do, naming no path', r.describe())
         tap.is_(crashes(inst), [], 'disk full: no payhook.fcgi died')
+        # A pass that writes nothing (nothing due) proves nothing: the
+        # disk still full, the host stays out of service.
+        inst.cli('sweep')
+        inst.cli('check')
+        status, body, codes, r = ready(inst)
+        tap.ok(status == 503 and 'store_full' in codes, 'disk still full: '
+               'a sweeper pass and payhook check leave /readyz 503 '
+               'store_full', r.describe())
         os.unlink(os.path.join(mnt, 'filler'))
         # Nothing comes while a load balancer holds traffic back: the
         # sweeper's pass writes, and /readyz tries the archive itself.
@@ -201,6 +209,53 @@ def test_disk_full(tap):
         os.rmdir(mnt)
 
 
+def immutable(tap, inst, path, what):
+    """Makes path immutable (chattr +i); else skips what, the instance
+    cleaned up."""
+    if os.geteuid() == 0 and subprocess.run(
+            ['chattr', '+i', path], stderr=subprocess.DEVNULL).returncode == 0:
+        return True
+    inst.cleanup()
+    tap.skip(what, 'chattr +i needs root and a file system that has it')
+    return False
+
+
+def test_unwritable(tap):
+    """The database file refuses writes for another reason than room
+    (made immutable, as a read-only file system or an I/O error would):
+    notifications are refused so that the provider retries, /readyz says
+    store_unwritable, and all comes back once the file takes writes."""
+    inst = Instance(tap, 'readyro')
+    inst.start()
+    inst.create_order('RO1', 100)
+    db = inst.db
+    if not immutable(tap, inst, db, 'store unwritable'):
+        return
+    try:
+        r, _ = inst.pay('RO1', 100, harness.txn_id('ro1'))
+        tap.ok(r.status != 200 or b'SUCCESS' not in r.body, 'the database '
+               'file immutable: the notification refused so that the '
+               'provider retries', r.describe())
+        status, body, codes, r = ready(inst)
+        tap.ok(status == 503 and 'store_unwritable' in codes,
+               '... /readyz 503 store_unwritable', r.describe())
+        inst.cli('sweep')
+        status, body, codes, r = ready(inst)
+        tap.ok(status == 503 and 'store_unwritable' in codes,
+               '... still, after a sweeper pass', r.describe())
+    finally:
+        subprocess.run(['chattr', '-i', db])
+    inst.cli('sweep')
+    status, body, codes, r = ready(inst)
+    tap.is_(status, 200, 'the file takes writes again: ready after a '
+            'sweeper pass', r.describe())
+    r, _ = inst.pay('RO1', 100, harness.txn_id('ro1'))
+    tap.is_((r.status, (inst.order('RO1') or {}).get('state')),
+            (200, 'PAID'), '... and the notification is applied',
+            r.describe())
+    inst.cleanup()
+
+
 def test_metrics_refused(tap):
     """The metrics file refuses writes while payhook.fcgi has it mapped
     (made immutable; a file system remounted read-only does the same):
@@ -209,11 +264,7 @@ def test_metrics_refused(tap):
     inst = Instance(tap, 'readymetrics')
     inst.start()
     m = inst.db + '-metrics'
-    if os.geteuid() != 0 or subprocess.run(
-            ['chattr', '+i', m], stderr=subprocess.DEVNULL).returncode != 0:
-        inst.cleanup()
-        tap.skip('metrics file refused', 'chattr +i needs root and a '
-                 'file system that has it')
+    if not immutable(tap, inst, m, 'metrics file refused'):
         return
     try:
         got = [ready(inst) for _ in range(4)]
@@ -338,6 +389,7 @@ def main(tap):
     if harness.E2E_STORE == 'lmdb':      # the LMDB map filling up
         test_fill(tap)
         test_disk_full(tap)
+        test_unwritable(tap)
         test_stuck_writer(tap)
 
 

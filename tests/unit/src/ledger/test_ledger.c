@@ -804,6 +804,88 @@ new_store(const char *name, size_t map, const char *what)
 	return s;
 }
 
+/* Rewrites order id's field name as an older payhook would have. */
+static void
+order_set(struct store *s, const char *id, const char *name, json_t *v)
+{
+	struct store_txn t;
+	struct store_key k;
+	json_t *o = NULL;
+
+	ledger_key_order(&k, id);
+	if (store_begin(s, 1, &t) != PH_OK)
+		return;
+	if (ledger_get(&t, STORE_DB_ORDERS, &k, &o) == PH_OK) {
+		json_object_set_new(o, name, v);
+		ledger_put(&t, STORE_DB_ORDERS, &k, o);
+	} else
+		json_decref(v);
+	json_decref(o);
+	store_commit(&t);
+}
+
+/*
+ * Fields an older payhook (before the pid's start and the failures were
+ * kept) does not know, sharing a store with it during an upgrade or a
+ * rollback: the guard it takes over writes its pid but leaves the start
+ * of the killed holder before it, which must not make it look gone; and
+ * its answered ask moves the schedule's step without ending the run of
+ * unanswered ones, which must end it all the same.
+ */
+static void
+test_older_fields(struct store *s)
+{
+	enum ledger_refusal why;
+	struct ph_diag d;
+	json_t *o = NULL, *order;
+	int created, i;
+
+	memset(&d, 0, sizeof(d));
+	fx_create(s, "UG1", "wxshop", 100, "CNY", FX_NOW, &o, &created, &d);
+	json_decref(o);
+	o = NULL;
+	ok(ledger_guard_begin(s, "UG1", FX_NOW, 60, "new", &o, &why, &d) ==
+	    PH_OK, "this build holds UG1's guard");
+	json_decref(o);
+	o = NULL;
+	/* The holder killed; an older build's call (here pid 1, a live
+	 * process started long before) takes the guard over. */
+	order_set(s, "UG1", "guard_owner", json_string("older"));
+	order_set(s, "UG1", "guard_pid", json_integer(1));
+	is_int(ledger_guard_begin(s, "UG1", FX_NOW + 1, 60, "another", &o,
+	    &why, &d), PH_E_CONFLICT, "an older build's live holder is not "
+	    "taken for gone by the start its killed predecessor left");
+	json_decref(o);
+
+	for (i = 0; i < 3; i++) {
+		ok(ledger_lease(s, "UG1", FX_NOW + 10 * i, 5, "sw", &o) ==
+		    PH_OK, "leased (%d)", i);
+		json_decref(o);
+		ledger_reschedule(s, "UG1", "sw", FX_NOW + 10 * i + 5,
+		    FX_NOW + 10 * i, LEDGER_ASK_UNANSWERED);
+	}
+	ok(ledger_get_order(s, "UG1", &order) == PH_OK &&
+	    ledger_query_failures(order) == 3 &&
+	    json_integer_value(json_object_get(order, "query_count")) == 0,
+	    "three asks unanswered: three failures, no step used up");
+	json_decref(order);
+	/* An older build's answered ask: the step moves, the count stays. */
+	order_set(s, "UG1", "query_count", json_integer(1));
+	ok(ledger_get_order(s, "UG1", &order) == PH_OK &&
+	    ledger_query_failures(order) == 0, "an older build's answer ended "
+	    "the run");
+	json_decref(order);
+	ledger_lease(s, "UG1", FX_NOW + 40, 5, "sw", &o);
+	json_decref(o);
+	ledger_reschedule(s, "UG1", "sw", FX_NOW + 45, FX_NOW + 40,
+	    LEDGER_ASK_UNANSWERED);
+	ok(ledger_get_order(s, "UG1", &order) == PH_OK &&
+	    ledger_query_failures(order) == 1 && json_integer_value(
+	    json_object_get(order, "query_failures")) == 1, "... the next "
+	    "unanswered ask starts a new one");
+	json_decref(order);
+}
+
 /* A fact a statement proves is applied in the reconciliation's batch,
  * with its alarm: a run killed before the batch commits leaves neither
  * (never the money without its alarm, which no later run would raise);
@@ -1037,6 +1119,7 @@ main(void)
 	test_refund_by_payment(s);
 	test_dedup_record(s);
 	test_batch_apply(s);
+	test_older_fields(s);
 	test_copy(s);
 	store_close(s);
 
