@@ -652,14 +652,22 @@ lmdb_stats(struct store *st_, struct store_stats *st)
 static int
 lmdb_backup(struct store *st_, const char *path, struct ph_diag *diag)
 {
+	char tmp[4096], dir[4096];
 	struct stat st;
-	int fd, rc;
+	int fd, dfd, rc;
 
 	if (stat(path, &st) == 0)
 		return ph_fail(diag, PH_E_IO, "backup %s: the file exists; "
 		    "refusing to overwrite it", path);
-	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	    0600)) == -1)
+	/* Written under another name beside it and linked into place once
+	 * whole and on disk: a backup killed half way leaves no file by
+	 * the name given, where a copy taken off-site would be a broken
+	 * one (the partial file's name says what it is). */
+	if (snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", path) >=
+	    (int)sizeof(tmp))
+		return ph_fail(diag, PH_E_IO, "backup %s: the name is too "
+		    "long", path);
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
 		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
 		    strerror(errno));
 	rc = mdb_env_copyfd2(lmdb_of(st_)->env, fd, MDB_CP_COMPACT);
@@ -667,10 +675,18 @@ lmdb_backup(struct store *st_, const char *path, struct ph_diag *diag)
 		rc = errno;
 	if (close(fd) == -1 && rc == 0)
 		rc = errno;
-	if (rc != 0) {
-		unlink(path);
+	/* link(2) fails on a name taken meanwhile: nothing overwritten. */
+	if (rc == 0 && link(tmp, path) == -1)
+		rc = errno;
+	unlink(tmp);
+	if (rc != 0)
 		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
 		    mdb_strerror(rc));
+	ph_strlcpy(dir, path, sizeof(dir));
+	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY |
+	    O_CLOEXEC)) != -1) {
+		(void)fsync(dfd);
+		close(dfd);
 	}
 	return PH_OK;
 }

@@ -1009,6 +1009,37 @@ def main(tap):
     test_settle_by_hand(tap, inst, sim, workdir)
     test_failed_then_listed(tap, inst, sim, workdir)
     test_many_refunds(tap, inst, sim)
+    test_backup_killed(tap, inst, workdir)
+
+
+def test_backup_killed(tap, inst, workdir):
+    """`payhook backup` killed while it copies (here a store of some
+    thousands of orders): nothing is left under the name given, where a
+    copy taken off-site would be a broken one; run again, it writes it."""
+    if harness.E2E_STORE != 'lmdb':
+        return                  # PostgreSQL: backup refuses
+    dest = os.path.join(workdir, 'killed.mdb')
+    p = subprocess.Popen([harness.PAYHOOK, '-c', inst.config, 'backup',
+                          dest], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    seen, deadline = [], time.time() + 30
+    while p.poll() is None and not seen and time.time() < deadline:
+        seen = [n for n in os.listdir(workdir) if n.startswith('killed.')]
+    p.kill()
+    p.wait()
+    whole = os.path.exists(dest) and subprocess.run(
+        ['mdb_stat', '-n', dest], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL).returncode == 0
+    tap.ok(seen and (not os.path.exists(dest) or whole), 'backup killed '
+           'while it copies: no file half written under the name given',
+           seen, os.path.exists(dest) and os.path.getsize(dest))
+    for n in os.listdir(workdir):
+        if n.startswith('killed.'):
+            os.unlink(os.path.join(workdir, n))
+    r = inst.cli('backup', dest)
+    tap.ok(r.returncode == 0 and subprocess.run(
+        ['mdb_stat', '-n', dest], stdout=subprocess.DEVNULL).returncode == 0,
+        '... run again, it writes a whole copy', r.stderr[-300:])
 
 
 def test_many_refunds(tap, inst, sim):
