@@ -70,9 +70,9 @@ sweep_next(const struct conf *c, const json_t *order, int64_t now)
 }
 
 /*
- * When to ask again about an order none of whose calls was answered (the
- * provider down, refusing for its rate limit, answering garbage; or the
- * answer not stored): an ask that was not answered does not use up the
+ * When to ask again about an order one of whose calls was not answered
+ * (the provider down, refusing for its rate limit, answering garbage; or
+ * the answer not stored): an ask that was not answered does not use up the
  * order's schedule, or an outage longer than the schedule would leave a
  * paid order unasked for good.  The wait is the schedule's step, doubled
  * for each such pass in a row, up to SWEEP_RETRY_MAX_S (or the step, when
@@ -108,16 +108,17 @@ sweep_retry(const struct conf *c, const json_t *order, int64_t now)
 	return now + wait;
 }
 
-/* Was any of so's calls answered and its answer stored? */
+/* Was every one of so's calls answered and its answer stored?  One left
+ * unanswered may be the one that was paid. */
 static int
 sweep_answered(const struct sweep_order *so, const struct query_job *jobs)
 {
 	size_t j;
 
 	for (j = so->first_job; j < so->first_job + so->njobs; j++)
-		if (jobs[j].err == PH_OK && jobs[j].store_err == PH_OK)
-			return 1;
-	return 0;
+		if (jobs[j].err != PH_OK || jobs[j].store_err != PH_OK)
+			return 0;
+	return 1;
 }
 
 /*

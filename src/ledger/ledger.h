@@ -149,6 +149,8 @@ enum ledger_refusal {
 	LEDGER_REFUSAL_ATTEMPT,		/* the guard refused the attempt */
 	LEDGER_REFUSAL_ATTEMPTS_MAX,	/* the order has had all it may */
 	LEDGER_REFUSAL_EXPIRED,		/* past its expiry: no new attempt */
+	LEDGER_REFUSAL_MISMATCH,	/* paid by a payment that does not
+					 * fit it: no new attempt either */
 	LEDGER_REFUSAL__MAX
 };
 

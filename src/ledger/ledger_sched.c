@@ -206,6 +206,21 @@ ledger_guard_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
 	return store_commit(t);
 }
 
+/* The exception of a payment of order that does not fit it (another
+ * amount or currency, another merchant account); NULL when none. */
+static const json_t *
+ledger_mismatch(const json_t *order)
+{
+	const json_t *x;
+	size_t i;
+
+	json_array_foreach(json_object_get(order, "exceptions"), i, x)
+		if (strcmp(ledger_str(x, "type"), "amount_mismatch") == 0 ||
+		    strcmp(ledger_str(x, "type"), "profile_mismatch") == 0)
+			return x;
+	return NULL;
+}
+
 int
 ledger_guard_end(struct store *s, const char *order_id, const char *token,
     const char *profile, const json_t *data, int64_t now, int64_t hold_s,
@@ -215,6 +230,7 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 	struct store_txn t;
 	struct store_key k;
 	json_t *att, *list;
+	const json_t *x;
 	int64_t last, expires;
 	int rc, paid;
 
@@ -242,6 +258,24 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 		    "attempt; open a new order", order_id);
 		if ((rc = ledger_guard_commit(&t, idem, PH_E_CONFLICT,
 		    LEDGER_REFUSAL_EXPIRED, diag->msg, *order)) != PH_OK)
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
+		return PH_E_CONFLICT;
+	}
+	/* Paid already, but not as it says (another amount or currency,
+	 * another merchant account): a new attempt would be a second
+	 * payment the shopper makes for it. */
+	if (!paid && (x = ledger_mismatch(*order)) != NULL) {
+		ledger_put(&t, STORE_DB_ORDERS, &k, *order);
+		*why = LEDGER_REFUSAL_MISMATCH;
+		ph_fail(diag, PH_E_CONFLICT, "order %s has a payment that does "
+		    "not fit it (%s: %s %lld %s; see its exceptions): no new "
+		    "payment attempt; settle that payment (refund it) and "
+		    "open a new order", order_id, ledger_str(x, "type"),
+		    ledger_str(x, "provider_txn_id"), (long long)json_integer_value(
+		    json_object_get(x, "amount")), ledger_str(x, "currency"));
+		if ((rc = ledger_guard_commit(&t, idem, PH_E_CONFLICT,
+		    LEDGER_REFUSAL_MISMATCH, diag->msg, *order)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
 			    ph_strerror(rc));
 		return PH_E_CONFLICT;
@@ -288,6 +322,8 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 		json_object_set_new(*order, "updated_at", json_integer(now));
 		/* A new attempt restarts the polling schedule. */
 		json_object_set_new(*order, "query_count", json_integer(0));
+		json_object_del(*order, "query_failures");
+		json_object_del(*order, "query_failures_at");
 		ledger_set_due(&t, *order, next_query_at);
 	}
 	ledger_put(&t, STORE_DB_ORDERS, &k, *order);
@@ -404,6 +440,13 @@ ledger_reschedule(struct store *s, const char *order_id, const char *token,
 
 	if ((rc = ledger_open_order(s, order_id, &t, &k, &order)) != PH_OK)
 		return rc;
+	/* Another sweeper took the order over once this one's lease ran
+	 * out (a wave longer than lease_s): its ask counts, not this one. */
+	if (ledger_held(order, "lease_until", "lease_owner", token, now)) {
+		store_abort(&t);
+		json_decref(order);
+		return PH_OK;
+	}
 	if (strcmp(ledger_str(order, "lease_owner"), token) == 0)
 		ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
 	json_object_set_new(order, "last_query_at", json_integer(now));

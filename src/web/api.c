@@ -354,10 +354,12 @@ api_get_order(struct web_ctx *ctx, const struct web_request *req,
 /*
  * Asks every queryable profile of order now and applies what they say.
  * Returns a JSON array describing each call (caller owns); *unreached is
- * set when a provider could not be asked or gave no usable answer.
+ * set when a provider could not be asked or gave no usable answer, *paid
+ * (may be NULL) when one said paid.
  */
 static json_t *
-api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
+api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached,
+    int *paid)
 {
 	struct query_target ts[QUERY_TARGETS_MAX];
 	struct query_job *jobs;
@@ -366,6 +368,8 @@ api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 	size_t i, n;
 
 	*unreached = 0;
+	if (paid != NULL)
+		*paid = 0;
 	if ((jobs = calloc(QUERY_TARGETS_MAX, sizeof(*jobs))) == NULL) {
 		*unreached = 1;
 		return out;
@@ -394,6 +398,9 @@ api_ask(struct web_ctx *ctx, const json_t *order, int64_t now, int *unreached)
 			if (r != NULL && jobs[i].recorded)
 				json_object_set_new(r, "outcome", json_string(
 				    ledger_result_label(&jobs[i].applied)));
+			if (paid != NULL && jobs[i].ev.kind ==
+			    PH_EV_PAYMENT_SUCCEEDED)
+				*paid = 1;
 		} else {
 			*unreached = 1;
 			r = json_pack("{s:s, s:b, s:s}", "profile",
@@ -436,7 +443,7 @@ api_query_order(struct web_ctx *ctx, const struct web_request *req,
 	    order_state_name(ORDER_PENDING)) != 0)
 		asked = json_array();	/* settled: nothing to ask */
 	else {
-		asked = api_ask(ctx, order, req->now, &unreached);
+		asked = api_ask(ctx, order, req->now, &unreached, NULL);
 		json_decref(order);
 		if ((rc = ledger_get_order(ctx->store, order_id, &order)) !=
 		    PH_OK) {
@@ -467,6 +474,8 @@ api_attempt_answer(void *arg, const struct ledger_reply *r,
 	}
 	if (r->why == LEDGER_REFUSAL_ATTEMPTS_MAX)
 		code = "too_many_attempts";
+	else if (r->why == LEDGER_REFUSAL_MISMATCH)
+		code = "payment_mismatch";
 	else if (r->why == LEDGER_REFUSAL_EXPIRED)
 		code = "order_expired";
 	else if (st == NULL || strcmp(st, "PENDING") == 0)
@@ -489,7 +498,7 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	const json_t *data;
 	enum ledger_refusal why = LEDGER_REFUSAL_ATTEMPT;
 	int64_t expires_at, end;
-	int rc, unreached = 0;
+	int rc, unreached = 0, paid = 0;
 
 	if ((in = api_body_object(req, resp,
 	    "{\"profile\": \"wxshop\"}")) == NULL)
@@ -536,9 +545,12 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 		goto refused;
 	if (api_read_failed(resp, rc, "order", order_id))
 		goto done;
-	/* Earlier attempts may have been paid without a word yet. */
-	asked = api_ask(ctx, order, req->now, &unreached);
-	if (unreached) {
+	/* Earlier attempts may have been paid without a word yet.  One
+	 * found paid settles it whatever the others said: the order is paid
+	 * (already_paid), or holds a payment that does not fit it
+	 * (payment_mismatch). */
+	asked = api_ask(ctx, order, req->now, &unreached, &paid);
+	if (unreached && !paid) {
 		if (ledger_guard_release(ctx->store, order_id, token) != PH_OK)
 			web_stuck_add(WEB_STUCK_GUARD, order_id, token);
 		view = json_pack("{s:s, s:s, s:O}", "error",

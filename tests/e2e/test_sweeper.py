@@ -147,6 +147,21 @@ def test_guard(tap, inst, sim):
     tap.is_(events_for(inst, o, base), ['order.paid'],
             '... one order.paid in all')
 
+    # Paid at an earlier attempt, but 240 of 250, its notifications
+    # lost: a new attempt would be a second payment for the order.
+    om = oid('GMIS')
+    inst.create_order(om, 250)
+    sim_pay(sim, tap, om, 240, {'drop_all': True})
+    before = len((inst.order(om) or {}).get('attempts') or [])
+    r = inst.api('POST', '/orders/%s/attempts' % om, {'profile': 'wxhmac'})
+    tap.is_((r.status, (r.json or {}).get('error')), (409,
+            'payment_mismatch'), 'an earlier attempt found paid 240 of '
+            '250: 409 payment_mismatch', r.describe())
+    tap.ok(len((inst.order(om) or {}).get('attempts') or []) == before and
+           'amount_mismatch' in (r.json or {}).get('message', ''),
+           '... no attempt recorded, the message naming the exception',
+           r.describe())
+
     r = inst.api('POST', '/orders/nope-%s/attempts' % o,
                  {'profile': 'wxshop'})
     tap.is_(r.status, 404, 'attempt on an unknown order: 404')
@@ -299,6 +314,15 @@ def test_provider_trouble(tap, inst, sim):
                 '... one order.paid, nothing lost')
 
 
+def asked_in_passes(inst, sim, order_id, n, limit_s=40):
+    """Runs sweeper passes until the simulator was asked about order_id
+    n times; whether it was within limit_s."""
+    def enough():
+        sweep(inst)
+        return sim.stats()['by_order'].get(order_id, {}).get('query', 0) >= n
+    return wait_for(enough, limit_s, 0.3)
+
+
 def test_outage_outlasts_schedule(tap, inst, sim):
     """The provider down for longer than an order's schedule (an order
     without expiry, its notifications lost): unanswered asks do not use
@@ -310,14 +334,8 @@ def test_outage_outlasts_schedule(tap, inst, sim):
     sim_pay(sim, tap, o, 432, {'drop_all': True})
     sim.control('/_sim/mode', {'query': 'down'})
 
-    def asked():
-        return sim.stats()['by_order'].get(o, {}).get('query', 0)
-
-    def failed_pass():
-        sweep(inst)
-        return asked() >= 4
-    tap.ok(wait_for(failed_pass, 40, 0.3), 'provider down: the order asked '
-           'four times, more than its schedule\'s three steps', asked())
+    tap.ok(asked_in_passes(inst, sim, o, 4), 'provider down: the order '
+           'asked four times, more than its schedule\'s three steps')
     order = inst.order(o) or {}
     tap.ok(order.get('state') == 'PENDING' and
            isinstance(order.get('next_query_at'), str) and
@@ -339,6 +357,41 @@ def test_outage_outlasts_schedule(tap, inst, sim):
     order = inst.order(o) or {}
     tap.ok('query_failures' not in order, '... the run of failures over',
            repr(order))
+
+
+def test_outage_of_one_profile(tap, inst, sim):
+    """An order offered on two profiles, paid through one whose provider
+    is then down while the other answers NOTPAY: the ask half answered
+    does not use the schedule up either, and once that provider is back
+    the order is asked there and paid."""
+    o = oid('HALF')
+    base = inst.last_seq()
+    inst.create_order(o, 345, profile='wxhmac')
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop'})
+    tap.is_(r.status, 201, 'an order offered on wxhmac, then wxshop',
+            r.describe())
+    sim_pay(sim, tap, o, 345, {'drop_all': True}, profile='wxhmac')
+    served = inst.profile_settings
+
+    def hmac_down():
+        out = served()
+        out['wxhmac']['api_base'] = 'http://127.0.0.1:%d' % harness.free_port()
+        return out
+    inst.profile_settings = hmac_down
+    inst.write()
+
+    tap.ok(asked_in_passes(inst, sim, o, 4), 'wxhmac\'s provider down: '
+           'asked at wxshop four times, more than the schedule\'s three '
+           'steps')
+    order = inst.order(o) or {}
+    tap.ok(order.get('state') == 'PENDING' and order.get('query_count') == 0
+           and isinstance(order.get('next_query_at'), str), '... still '
+           'due, no step used up', repr(order))
+    inst.profile_settings = served
+    inst.write()
+    tap.ok(sweep_until(inst, o, 'PAID', 40) is not None, '... wxhmac back: '
+           'asked there, PAID')
+    tap.is_(events_for(inst, o, base), ['order.paid'], '... one order.paid')
 
 
 def test_query_now(tap, inst, sim):
@@ -591,18 +644,24 @@ def test_removed_profile(tap):
     r = inst.api('POST', '/orders/%s/refunds' % paid, {'amount': 40})
     tap.is_(r.status, 201, 'a refund of a paid wxhmac order', r.describe())
     rid = (r.json or {}).get('refund_id') or '?'
+    # An order offered on wxhmac, then on wxshop, paid there unheard.
+    both = oid('RMBOTH')
+    inst.create_order(both, 100, profile='wxhmac')
+    r = inst.api('POST', '/orders/%s/attempts' % both, {'profile': 'wxshop'})
+    tap.is_(r.status, 201, 'an order offered on wxhmac, then on wxshop',
+            r.describe())
     inst.stop()
     kept = dict(inst.profiles)
     del inst.profiles['wxhmac']
     inst.write()
     p = inst.cli('check')
     tap.ok(p.returncode == 0 and 'warning: profile wxhmac is not '
-           'configured, but 2 pending order(s)' in p.stderr and
+           'configured, but 3 pending order(s)' in p.stderr and
            (o in p.stderr or ended in p.stderr) and paid not in p.stderr and
            'but 1 refund(s) wait to be sent through it (%s)' % rid in
-           p.stderr, 'check: warnings naming the profile, its two pending '
-           'orders (the one no longer due too, not its paid one) and its '
-           'refund', p.returncode, p.stderr[-400:])
+           p.stderr, 'check: warnings naming the profile, its three '
+           'pending orders (the one no longer due too, not its paid one) '
+           'and its refund', p.returncode, p.stderr[-400:])
     p = inst.cli('refunds', 'run')
     tap.ok(p.returncode == 75 and rid in p.stderr and 'wxhmac' in p.stderr
            and 'no longer configured' in p.stderr, 'refunds run, profile '
@@ -626,7 +685,14 @@ def test_removed_profile(tap):
         if isinstance(due, str) else None)
     tap.ok(left is not None and 0 < left <= 600, '... and still on the '
            'schedule, asked again within ten minutes', due, left)
+    sim_pay(sim, tap, both, 100, {'drop_all': True})   # after the sweep
     inst.start()
+    r = inst.api('POST', '/orders/%s/attempts' % both, {'profile': 'wxshop'})
+    tap.is_((r.status, (r.json or {}).get('error'),
+             (inst.order(both) or {}).get('state')),
+            (409, 'already_paid', 'PAID'), 'an attempt on it, wxhmac not '
+            'asked (gone), wxshop saying paid: 409 already_paid, not 503 '
+            '"try again"', r.describe())
     got = inst.api('GET', '/refunds/%s' % rid).json or {}
     tap.is_((got.get('state'), got.get('sent_at'), got.get('tries'),
              got.get('last_error')),
@@ -766,6 +832,7 @@ def main(tap):
     test_query_now(tap, inst, sim)
     test_provider_trouble(tap, inst, sim)
     test_outage_outlasts_schedule(tap, inst, sim)
+    test_outage_of_one_profile(tap, inst, sim)
     test_killed_sweeper(tap, inst, sim)
     test_expiry(tap, inst, sim)
     test_attempt_outlives_expiry(tap, inst, sim)

@@ -422,6 +422,11 @@ def drop_in(tap, lay, work):
         harness.write_file(os.path.join(pcdir, 'payhook-provider.pc'), pc,
                            mode=0o644)
         env['PKG_CONFIG_PATH'] = pcdir
+    r = run(['pkg-config', '--variable=abi', 'payhook-provider'], env=env)
+    with open(lay.path('/usr/include/payhook/provider.h')) as fh:
+        abi = re.search(r'^#define PH_PROVIDER_ABI (\d+)$', fh.read(), re.M)
+    tap.is_(text(r).strip(), abi.group(1) if abi else None, 'payhook-dev: '
+            'pkg-config\'s abi is the PH_PROVIDER_ABI of its headers')
     cmd = ('cc -shared -fPIC template.c '
            '$(pkg-config --cflags --libs payhook-provider) -o template.so')
     r = run(['sh', '-c', cmd], cwd=src, env=env)

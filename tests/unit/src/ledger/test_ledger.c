@@ -886,6 +886,37 @@ test_older_fields(struct store *s)
 	json_decref(order);
 }
 
+/* A sweeper whose wave outlasted its lease (more calls than
+ * sweep_concurrency, each up to http_timeout_s): another took the order
+ * over and asked too; only the holder's ask counts, not both. */
+static void
+test_lease_overrun(struct store *s)
+{
+	struct ph_diag d;
+	json_t *o = NULL;
+	int created;
+
+	memset(&d, 0, sizeof(d));
+	fx_create(s, "LO1", "wxshop", 100, "CNY", FX_NOW, &o, &created, &d);
+	json_decref(o);
+	ok(ledger_lease(s, "LO1", FX_NOW, 5, "slow", &o) == PH_OK, "sweeper "
+	    "slow leases LO1 for 5 s");
+	json_decref(o);
+	ok(ledger_lease(s, "LO1", FX_NOW + 6, 5, "next", &o) == PH_OK,
+	    "... its wave outlasts the lease: sweeper next takes it over");
+	json_decref(o);
+	is_int(ledger_reschedule(s, "LO1", "slow", FX_NOW + 30, FX_NOW,
+	    LEDGER_ASK_ANSWERED), PH_OK, "slow's wave ends");
+	is_int(ledger_reschedule(s, "LO1", "next", FX_NOW + 30, FX_NOW + 6,
+	    LEDGER_ASK_ANSWERED), PH_OK, "... then next's");
+	o = NULL;
+	if (ledger_get_order(s, "LO1", &o) != PH_OK)
+		o = NULL;
+	is_int(json_integer_value(json_object_get(o, "query_count")), 1,
+	    "one step of the schedule used, not two");
+	json_decref(o);
+}
+
 /* A fact a statement proves is applied in the reconciliation's batch,
  * with its alarm: a run killed before the batch commits leaves neither
  * (never the money without its alarm, which no later run would raise);
@@ -1120,6 +1151,7 @@ main(void)
 	test_dedup_record(s);
 	test_batch_apply(s);
 	test_older_fields(s);
+	test_lease_overrun(s);
 	test_copy(s);
 	store_close(s);
 

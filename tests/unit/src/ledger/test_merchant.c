@@ -105,19 +105,26 @@ claim_in_container(void *arg)
 	const int *round = arg;
 	struct store *cs = open_at("m.mdb");
 	enum ledger_idem_state st;
+	int rc;
 
-	if (cs == NULL || getpid() != 1)
+	if (cs == NULL || getpid() != 1) {
+		store_close(cs);
 		return 2;
+	}
 	if (*round == 0) {
 		struct ledger_idem c;
 
+		/* Its claim stays as the killed process left it. */
 		idem_init(&c, "container", "fp-c", FX_NOW);
-		return ledger_idem_begin(cs, &c, &st) == PH_OK &&
+		rc = ledger_idem_begin(cs, &c, &st) == PH_OK &&
 		    st == LEDGER_IDEM_RUN ? 0 : 3;
+		ledger_idem_free(&c);
+	} else {
+		st = idem_state(cs, "container", "fp-c", FX_NOW + 1);
+		rc = st == LEDGER_IDEM_RUN ? 0 : 4;
 	}
-	st = idem_state(cs, "container", "fp-c", FX_NOW + 1);
 	store_close(cs);
-	return st == LEDGER_IDEM_RUN ? 0 : 4;
+	return rc;
 }
 
 /* An order of profile paid by txn. */
