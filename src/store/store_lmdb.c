@@ -652,24 +652,33 @@ lmdb_stats(struct store *st_, struct store_stats *st)
 static int
 lmdb_backup(struct store *st_, const char *path, struct ph_diag *diag)
 {
-	char tmp[4096], dir[4096];
+	char tmp[4096], dir[4096], *base;
 	struct stat st;
 	int fd, dfd, rc;
 
 	if (stat(path, &st) == 0)
-		return ph_fail(diag, PH_E_IO, "backup %s: the file exists; "
-		    "refusing to overwrite it", path);
+		return ph_fail(diag, PH_E_IO, "backup: the file exists, not "
+		    "overwritten: %s", path);
 	/* Written under another name beside it and linked into place once
 	 * whole and on disk: a backup killed half way leaves no file by
 	 * the name given, where a copy taken off-site would be a broken
-	 * one (the partial file's name says what it is). */
-	if (snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", path) >=
-	    (int)sizeof(tmp))
-		return ph_fail(diag, PH_E_IO, "backup %s: the name is too "
-		    "long", path);
+	 * one (the partial file's name says what it is).  A name too long
+	 * to take the suffix gets a short one in the same folder. */
+	ph_strlcpy(dir, path, sizeof(dir));
+	base = basename(dir);
+	if (strlen(base) + sizeof(".partial-XXXXXX") - 1 <= NAME_MAX)
+		rc = snprintf(tmp, sizeof(tmp), "%s.partial-XXXXXX", path);
+	else {
+		ph_strlcpy(dir, path, sizeof(dir));
+		rc = snprintf(tmp, sizeof(tmp), "%s/.payhook-backup.partial-"
+		    "XXXXXX", dirname(dir));
+	}
+	if (rc < 0 || rc >= (int)sizeof(tmp))
+		return ph_fail(diag, PH_E_IO, "backup: the name is too long: "
+		    "%s", path);
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1)
-		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
-		    strerror(errno));
+		return ph_fail(diag, PH_E_IO, "backup: %s: %s",
+		    strerror(errno), path);
 	rc = mdb_env_copyfd2(lmdb_of(st_)->env, fd, MDB_CP_COMPACT);
 	if (rc == 0 && fsync(fd) == -1)
 		rc = errno;
@@ -680,8 +689,8 @@ lmdb_backup(struct store *st_, const char *path, struct ph_diag *diag)
 		rc = errno;
 	unlink(tmp);
 	if (rc != 0)
-		return ph_fail(diag, PH_E_IO, "backup %s: %s", path,
-		    mdb_strerror(rc));
+		return ph_fail(diag, PH_E_IO, "backup: %s: %s",
+		    mdb_strerror(rc), path);
 	ph_strlcpy(dir, path, sizeof(dir));
 	if ((dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY |
 	    O_CLOEXEC)) != -1) {

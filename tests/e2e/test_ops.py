@@ -10,6 +10,7 @@ stays deduplicated after its key is pruned), backup, check --user.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +37,26 @@ def check_backup(tap, inst):
     r = inst.cli('backup', backup)
     tap.ok(r.returncode != 0 and 'exists' in r.stderr,
            'backup refuses to overwrite')
+    # A name as long as the file system takes (255 bytes): too long to
+    # carry the partial file's suffix, which is then a short name beside.
+    long_name = os.path.join(inst.dir, 'b' * 251 + '.mdb')
+    r = inst.cli('backup', long_name)
+    short = os.path.join(inst.dir, 'short.mdb')   # mdb_stat adds "-lock"
+    if os.path.exists(long_name):
+        shutil.copyfile(long_name, short)
+    tap.ok(r.returncode == 0 and os.path.exists(short) and subprocess.run(
+        ['mdb_stat', '-n', short], stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL).returncode == 0 and not [
+        n for n in os.listdir(inst.dir) if 'partial' in n],
+        'backup to a 255-byte name: a whole copy, nothing partial left',
+        r.returncode, r.stderr[-300:])
+    for f in (long_name, short, short + '-lock'):
+        if os.path.exists(f):
+            os.unlink(f)
+    r = inst.cli('backup', os.path.join(inst.dir, 'b' * 256))
+    tap.ok(r.returncode != 0 and 'too long' in r.stderr[:120],
+           'a name longer than that: refused, the reason before the name',
+           r.stderr[:200])
 
 
 def main(tap):
