@@ -208,24 +208,6 @@ group_pause(int try)
 	nanosleep(&ts, NULL);
 }
 
-/*
- * Is process pid, started at start, still there?  By its start time
- * where /proc tells it: a crash and a restart (a container's, whose pids
- * come back) leave pids in the file that are other processes now, and a
- * waiter would wait for ever for a leader that is gone, or for itself.
- */
-static int
-group_alive(pid_t pid, unsigned long long start)
-{
-	unsigned long long now;
-
-	if (pid <= 0)
-		return 0;
-	if (start != 0 && (now = proc_start_of(pid)) != 0)
-		return now == start;
-	return kill(pid, 0) == 0 || errno != ESRCH;
-}
-
 /* Sleeps until done_seq moves from seen, or GROUP_WAIT_MS pass; 1 when
  * the time ran out.  Shared (not FUTEX_PRIVATE): the word lives in a file
  * every process maps. */
@@ -263,16 +245,16 @@ group_reap(struct group_shm *g)
 	struct group_slot *sl;
 	size_t i;
 
-	if (g->leader != 0 && !group_alive(g->leader, g->leader_start))
+	if (g->leader != 0 && !proc_alive(g->leader, g->leader_start))
 		g->leader = 0;
 	for (i = 0; i < GROUP_SLOTS; i++) {
 		sl = &g->slot[i];
 		if (sl->state == GROUP_TAKEN && (sl->taker != g->leader ||
 		    sl->taker_start != g->leader_start) &&
-		    !group_alive(sl->taker, sl->taker_start))
+		    !proc_alive(sl->taker, sl->taker_start))
 			sl->state = GROUP_QUEUED;
 		if (sl->state == GROUP_DONE &&
-		    !group_alive(sl->owner, sl->owner_start))
+		    !proc_alive(sl->owner, sl->owner_start))
 			sl->state = GROUP_FREE;
 	}
 }
@@ -514,9 +496,9 @@ ledger_group_oldest(struct store *s, int64_t *since)
 		 * died waits for no one (the next leader applies it), nor
 		 * one whose leader died (the next one takes it again). */
 		if (!((sl->state == GROUP_QUEUED &&
-		    group_alive(sl->owner, sl->owner_start)) ||
+		    proc_alive(sl->owner, sl->owner_start)) ||
 		    (sl->state == GROUP_TAKEN &&
-		    group_alive(sl->taker, sl->taker_start))))
+		    proc_alive(sl->taker, sl->taker_start))))
 			continue;
 		if (*since == 0 || sl->queued_at < *since)
 			*since = sl->queued_at;

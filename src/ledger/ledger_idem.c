@@ -72,16 +72,10 @@ int
 ledger_proc_gone(long pid, unsigned long long start, const char *host)
 {
 	char here[LEDGER_HOST_MAX];
-	unsigned long long now;
 
 	ledger_proc_host(here);
-	if (pid <= 0 || host == NULL || here[0] == '\0' ||
-	    strcmp(host, here) != 0)
-		return 0;
-	if (kill((pid_t)pid, 0) == -1)
-		return errno == ESRCH;
-	return start != 0 && (now = proc_start_of((pid_t)pid)) != 0 &&
-	    now != start;
+	return pid > 0 && host != NULL && here[0] != '\0' &&
+	    strcmp(host, here) == 0 && !proc_alive((pid_t)pid, start);
 }
 
 /*

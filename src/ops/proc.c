@@ -1,5 +1,7 @@
 /* What a process knows of itself: see proc.h. */
+#include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,4 +79,16 @@ proc_start(void)
 	if (proc_start_cached == 0)
 		proc_start_cached = proc_start_of(proc_pid());
 	return proc_start_cached;
+}
+
+int
+proc_alive(pid_t pid, unsigned long long start)
+{
+	unsigned long long now;
+
+	if (pid <= 0)
+		return 0;
+	if (start != 0 && (now = proc_start_of(pid)) != 0)
+		return now == start;
+	return kill(pid, 0) == 0 || errno != ESRCH;
 }

@@ -20,5 +20,8 @@ unsigned proc_generation(void);
 unsigned long long proc_start_of(pid_t pid);
 /* This process's start, read once (again in a child of a fork). */
 unsigned long long proc_start(void);
+/* Is process pid, started at start (0: not known), still there?  By its
+ * start time where /proc tells it, else by kill(pid, 0). */
+int proc_alive(pid_t pid, unsigned long long start);
 
 #endif
