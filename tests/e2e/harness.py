@@ -1359,6 +1359,19 @@ class Server:
         raise StartError('lighttpd did not serve /healthz on %s:%s\n%s'
                          % (HOST, self.port, last[-4000:]))
 
+    def wait_serving(self, timeout=60):
+        """Wait until /healthz answers 200 again: after its backends were
+        killed lighttpd answers 503 ("all handlers ... are down") until it
+        has spawned them again, longer on a slow (sanitizer) build."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            r = http_request(self.port, 'GET', self.inst.path('/healthz'),
+                             timeout=5)
+            if r.status == 200:
+                return True
+            time.sleep(0.2)
+        return False
+
     def backend_pids(self):
         """pids of the payhook.fcgi processes lighttpd spawned."""
         if not self.proc:

@@ -112,6 +112,10 @@ def load_test(tap, inst, sim):
            'kills: %d' % killer.kills)
     # With the killer gone the simulator's retries finish the rest.
     done = wait_for(all_acked, 120, 0.5) and loaded
+    # A merchant's client retries a 503 from a web server whose backends
+    # were just killed; the checks below read once, so wait for it to serve.
+    tap.ok(inst.server.wait_serving(),
+           'lighttpd serves again once the killing stops')
     tap.ok(done, 'the simulator\'s retries got every notification '
            'acknowledged', '%d of %d' % (len(acked), N))
     deliveries = sim.deliveries()
