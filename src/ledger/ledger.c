@@ -3,6 +3,7 @@
  * write transaction (dedup key, payment record, order transition, outbox
  * events, refund work), committed durably before ledger_apply returns.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,9 +200,144 @@ ledger_payment_orphan(struct store_txn *t, const struct ledger_fact *f)
 	return !ok.err && store_get(t, STORE_DB_ORDERS, &ok, &v) == PH_OK;
 }
 
+/*
+ * The orphan index (STORE_DB_RECON, LEDGER_KEY_ORPHAN): order id, profile
+ * and transaction of each payment recorded while its order did not exist,
+ * the payment's key as value.  Registering the order reads it
+ * (ledger_adopt_orphans): a provider whose query cannot find a payment
+ * made long before the order was registered (a charge list searched from
+ * the order's creation) would otherwise leave it unapplied and the order
+ * closed at its expiry, paid.
+ */
+static void
+ledger_orphan_key(struct store_key *k, const char *order_id,
+    const char *profile, const char *txn_id)
+{
+	store_key_init(k, LEDGER_KEY_ORPHAN);
+	store_key_str(k, order_id);
+	store_key_str(k, profile);
+	store_key_str(k, txn_id);
+}
+
+/*
+ * A second payment f of order (paid by paid_txn), or one after it closed
+ * (type order.double_payment or order.late_payment): recorded as an
+ * exception, its money queued to go back, the event raised; its sequence
+ * number.  The refund's in *refund when asked.
+ */
+static uint64_t
+ledger_extra_payment(struct store_txn *t, json_t *order,
+    const struct ledger_fact *f, const char *paid_txn,
+    enum ledger_event type, uint64_t *refund)
+{
+	const struct ph_event *ev = f->ev;
+	const char *disposition = ledger_event_name(type) + strlen("order.");
+	uint64_t seq;
+
+	seq = ledger_queue_refund(t, f, order, disposition);
+	if (refund != NULL)
+		*refund = seq;
+	ledger_add_exception_new(t, order, f, disposition,
+	    json_pack("{s:I}", "refund_seq", (json_int_t)seq));
+	log_warn("order %s: %s %s of %lld %s (paid by %s): recorded, "
+	    "refund queued as #%llu", ev->order_id, disposition,
+	    ev->txn_id, (long long)ev->amount, ev->currency,
+	    paid_txn != NULL ? paid_txn : "-", (unsigned long long)seq);
+	return ledger_emit_new(t, f, type, ev->order_id, json_pack(
+	    "{s:s?, s:I}", "paid_txn_id", paid_txn, "refund_seq",
+	    (json_int_t)seq));
+}
+
+/*
+ * The payment record (and its key, in pk) that exception e of order
+ * speaks of, while it is still recorded with e's verdict: through the
+ * profile it named, or (an amount_mismatch) one the order allows.
+ */
+static json_t *
+ledger_stray_payment(struct store_txn *t, const json_t *order,
+    const json_t *e, struct store_key *pk)
+{
+	const char *txn = ledger_str(e, "provider_txn_id");
+	const char *type = ledger_str(e, "type");
+	const char *profile;
+	json_t *pay, *a;
+	size_t i, n = json_array_size(json_object_get(order, "attempts"));
+
+	for (i = 0; i <= n + 1; i++) {
+		if (i == 0)
+			profile = ledger_str(e, "paid_through");
+		else if (i == 1)
+			profile = ledger_str(order, "profile");
+		else {
+			a = json_array_get(json_object_get(order, "attempts"),
+			    i - 2);
+			profile = ledger_str(a, "profile");
+		}
+		if (profile[0] == '\0')
+			continue;
+		ledger_key_pair(pk, STORE_KEY_PAYMENT, profile, txn);
+		pay = NULL;
+		if (pk->err || ledger_get(t, STORE_DB_PAYMENTS, pk, &pay) !=
+		    PH_OK)
+			continue;
+		if (strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0 &&
+		    strcmp(ledger_str(pay, "disposition"), type) == 0 &&
+		    strcmp(ledger_str(pay, "order_id"),
+		    ledger_str(order, "order_id")) == 0)
+			return pay;
+		json_decref(pay);
+	}
+	return NULL;
+}
+
+/*
+ * Order has just been paid by paid: a payment recorded before that did
+ * not fit it (another amount or currency, another of the merchant's
+ * accounts) is now a second payment of it, as it is when it comes after
+ * (order.c), and its money is queued to go back.  Otherwise a shopper who
+ * paid the wrong amount and then the right one would have paid twice,
+ * nothing queued, and payhook has no refund of an unpaid order to offer.
+ */
+static void
+ledger_refund_strays(struct store_txn *t, json_t *order,
+    const struct ledger_fact *paid)
+{
+	json_t *ex = json_object_get(order, "exceptions"), *e, *pay;
+	size_t i, n = json_array_size(ex);
+	struct store_key pk;
+	struct ledger_fact f;
+	struct ph_event ev;
+	uint64_t refund;
+
+	/* n fixed first: the exceptions added below are not looked at */
+	for (i = 0; i < n && t->err == PH_OK; i++) {
+		e = json_array_get(ex, i);
+		if ((strcmp(ledger_str(e, "type"), "amount_mismatch") != 0 &&
+		    strcmp(ledger_str(e, "type"), "profile_mismatch") != 0) ||
+		    json_object_get(e, "refund_seq") != NULL)
+			continue;
+		if ((pay = ledger_stray_payment(t, order, e, &pk)) == NULL)
+			continue;
+		ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, &ev);
+		f.profile = ledger_str(pay, "profile");
+		f.provider = ledger_str(pay, "provider");
+		f.source = paid->source;
+		f.ev = &ev;
+		f.now = paid->now;
+		ledger_extra_payment(t, order, &f, paid->ev->txn_id,
+		    LEDGER_EV_ORDER_DOUBLE_PAYMENT, &refund);
+		json_object_set_new(e, "refund_seq", json_integer(
+		    (json_int_t)refund));
+		json_object_set_new(pay, "disposition",
+		    json_string("double_payment"));
+		ledger_put(t, STORE_DB_PAYMENTS, &pk, pay);
+		json_decref(pay);
+	}
+}
+
 static void
 ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
-    struct ledger_result *r)
+    int adopt, struct ledger_result *r)
 {
 	const struct ph_event *ev = f->ev;
 	struct store_key pk, ok;
@@ -211,13 +347,13 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	enum order_verdict verdict;
 	struct order_view view;
 	struct order_payment pay_in;
-	uint64_t seq, refund;
+	uint64_t seq;
 	int state, rc;
 
 	ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->profile, ev->txn_id);
 	rc = ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay);
 	if (rc == PH_OK && strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0 &&
-	    !ledger_payment_orphan(t, f)) {
+	    !adopt && !ledger_payment_orphan(t, f)) {
 		/* Known through another path (a query, a statement). */
 		if (strcmp(ledger_str(pay, "order_id"), ev->order_id) == 0 &&
 		    json_integer_value(json_object_get(pay, "amount")) ==
@@ -230,6 +366,13 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		json_decref(pay);
 		return;
 	}
+	if (rc == PH_OK && strcmp(ledger_str(pay, "status"),
+	    "SUCCEEDED") == 0) {
+		/* an orphan applied now: its index entry goes */
+		ledger_orphan_key(&ok, ev->order_id, f->profile, ev->txn_id);
+		if (!ok.err)
+			store_del(t, STORE_DB_RECON, &ok);
+	}
 	json_decref(pay);
 	if (rc != PH_OK && rc != PH_E_NOTFOUND)
 		return;
@@ -241,6 +384,9 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		    "recorded", ev->txn_id, (long long)ev->amount,
 		    ev->currency, f->provider, ev->order_id);
 		ledger_payment_record(t, f, &pk, "SUCCEEDED", "unknown_order");
+		ledger_orphan_key(&ok, ev->order_id, f->profile, ev->txn_id);
+		if (!ok.err && !pk.err)
+			store_put(t, STORE_DB_RECON, &ok, pk.b, pk.len);
 		seq = ledger_emit_new(t, f, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, ev->order_id,
 		    NULL);
 		ledger_note(r, LEDGER_EV_PAYMENT_UNKNOWN_ORDER, seq);
@@ -302,6 +448,7 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		r->outcome = LEDGER_APPLIED;
 		ledger_log_paid(f);
 		seq = ledger_emit_new(t, f, type, ev->order_id, NULL);
+		ledger_refund_strays(t, order, f);
 		break;
 	case ORDER_V_MISMATCH:
 		ledger_add_exception_new(t, order, f, "amount_mismatch",
@@ -339,28 +486,115 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 	case ORDER_V_DOUBLE:
 	case ORDER_V_LATE:
 	default:
-		disposition = verdict == ORDER_V_LATE ? "late_payment" :
-		    "double_payment";
 		type = verdict == ORDER_V_LATE ? LEDGER_EV_ORDER_LATE_PAYMENT :
 		    LEDGER_EV_ORDER_DOUBLE_PAYMENT;
-		refund = ledger_queue_refund(t, f, order, disposition);
-		ledger_add_exception_new(t, order, f, disposition,
-		    json_pack("{s:I}", "refund_seq", (json_int_t)refund));
+		disposition = ledger_event_name(type) + strlen("order.");
+		seq = ledger_extra_payment(t, order, f, paid_txn, type, NULL);
 		r->outcome = LEDGER_RECORDED;
-		log_warn("order %s: %s %s of %lld %s (paid by %s): recorded, "
-		    "refund queued as #%llu", ev->order_id, disposition,
-		    ev->txn_id, (long long)ev->amount, ev->currency,
-		    paid_txn != NULL ? paid_txn : "-",
-		    (unsigned long long)refund);
-		seq = ledger_emit_new(t, f, type, ev->order_id, json_pack(
-		    "{s:s?, s:I}", "paid_txn_id", paid_txn,
-		    "refund_seq", (json_int_t)refund));
 		break;
 	}
 	ledger_note(r, type, seq);
 	ledger_put(t, STORE_DB_ORDERS, &ok, order);
 	ledger_payment_record(t, f, &pk, "SUCCEEDED", disposition);
 	json_decref(order);
+}
+
+/* Applies the orphan payment whose key v holds to its order, now
+ * registered; a record that is no orphan of order_id any more (applied by
+ * a query since) is left alone. */
+static void
+ledger_adopt_one(struct store_txn *t, const char *order_id,
+    const struct store_val *v, int64_t now, struct ledger_adopted *a)
+{
+	struct store_key pk;
+	struct ledger_fact f;
+	struct ledger_result r;
+	struct ph_event ev;
+	json_t *pay = NULL;
+
+	store_key_from_val(&pk, v);
+	if (pk.err || ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay) != PH_OK)
+		return;
+	if (strcmp(ledger_str(pay, "status"), "SUCCEEDED") != 0 ||
+	    strcmp(ledger_str(pay, "disposition"), "unknown_order") != 0 ||
+	    strcmp(ledger_str(pay, "order_id"), order_id) != 0) {
+		json_decref(pay);
+		return;
+	}
+	ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, &ev);
+	ev.occurred_at = json_integer_value(json_object_get(pay,
+	    "occurred_at"));
+	ph_strlcpy(ev.channel, ledger_str(pay, "channel"),
+	    sizeof(ev.channel));
+	f.profile = ledger_str(pay, "profile");
+	f.provider = ledger_str(pay, "provider");
+	f.source = ledger_str(pay, "source");
+	f.ev = &ev;
+	f.now = now;
+	memset(&r, 0, sizeof(r));
+	log_info("order %s registered: payment %s of %lld %s recorded "
+	    "before it (unknown_order) applied", order_id, ev.txn_id,
+	    (long long)ev.amount, ev.currency);
+	ledger_payment_succeeded(t, &f, 1, &r);
+	a->applied++;
+	if (r.event == LEDGER_EV_ORDER_PAID && t->err == PH_OK) {
+		a->paid = 1;
+		a->ev = ev;
+		ph_strlcpy(a->profile, f.profile, sizeof(a->profile));
+		ph_strlcpy(a->provider, f.provider, sizeof(a->provider));
+		ph_strlcpy(a->source, f.source, sizeof(a->source));
+	}
+	json_decref(pay);
+}
+
+#define LEDGER_ADOPT_BATCH 8
+
+void
+ledger_adopt_orphans(struct store_txn *t, const char *order_id, int64_t now,
+    struct ledger_adopted *a)
+{
+	struct store_key from, keys[LEDGER_ADOPT_BATCH];
+	struct store_scan sc;
+	struct store_val v;
+	size_t i, n;
+
+	memset(a, 0, sizeof(*a));
+	store_key_init(&from, LEDGER_KEY_ORPHAN);
+	store_key_str(&from, order_id);
+	if (from.err)
+		return;
+	/* The payment keys first, their entries gone, then each applied:
+	 * applying writes to other databases than the one scanned. */
+	do {
+		n = 0;
+		store_scan_begin(&sc, t, STORE_DB_RECON, &from);
+		while (n < LEDGER_ADOPT_BATCH && store_scan_next(&sc) &&
+		    store_val_has_prefix(&sc.key, &from)) {
+			store_key_from_val(&keys[n++], &sc.val);
+			store_scan_del(&sc);
+		}
+		store_scan_end(&sc);
+		for (i = 0; i < n && t->err == PH_OK; i++) {
+			v.data = keys[i].b;
+			v.len = keys[i].len;
+			ledger_adopt_one(t, order_id, &v, now, a);
+		}
+	} while (n == LEDGER_ADOPT_BATCH && t->err == PH_OK);
+}
+
+void
+ledger_orphan_index(struct store_txn *t, const json_t *pay,
+    const struct store_val *pk)
+{
+	struct store_key k;
+
+	if (strcmp(ledger_str(pay, "status"), "SUCCEEDED") != 0 ||
+	    strcmp(ledger_str(pay, "disposition"), "unknown_order") != 0)
+		return;
+	ledger_orphan_key(&k, ledger_str(pay, "order_id"),
+	    ledger_str(pay, "profile"), ledger_str(pay, "provider_txn_id"));
+	if (!k.err)
+		store_put(t, STORE_DB_RECON, &k, pk->data, pk->len);
 }
 
 static void
@@ -478,9 +712,44 @@ ledger_seen(struct store_txn *t, const struct ledger_fact *f,
 #define LEDGER_TERMINATED(field) \
 	(memchr((field), '\0', sizeof(field)) != NULL)
 
+/* Text a record and the event feed can hold: UTF-8 (JSON and CBOR
+ * hold nothing else; a write of other bytes fails) without control
+ * characters (the log's). */
+static int
+ledger_text_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), len;
+
+	while (n > 0) {
+		if (*p < 0x20 || *p == 0x7f || (len = text_utf8_len(p, n)) == 0)
+			return 0;
+		p += len;
+		n -= len;
+	}
+	return 1;
+}
+
+/* 9999-12-31T23:59:59Z: the last time an RFC 3339 text can hold. */
+#define LEDGER_TIME_MAX 253402300799LL
+
 int
 ledger_event_check(const struct ph_event *ev, struct ph_diag *diag)
 {
+	static const struct {
+		size_t off;
+		const char *name;
+	} texts[] = {
+		{ offsetof(struct ph_event, txn_id), "txn_id" },
+		{ offsetof(struct ph_event, refund_id), "refund_id" },
+		{ offsetof(struct ph_event, dedup_key), "dedup_key" },
+		{ offsetof(struct ph_event, channel), "channel" },
+		{ offsetof(struct ph_event, merchant_refund_id),
+		    "merchant_refund_id" },
+		{ offsetof(struct ph_event, cursor), "cursor" },
+	};
+	size_t i;
+
 	if (!LEDGER_TERMINATED(ev->order_id) ||
 	    !LEDGER_TERMINATED(ev->txn_id) ||
 	    !LEDGER_TERMINATED(ev->refund_id) ||
@@ -494,6 +763,14 @@ ledger_event_check(const struct ph_event *ev, struct ph_diag *diag)
 	if ((unsigned)ev->kind >= PH_EV__MAX)
 		return ph_fail(diag, PH_E_FIELD, "unknown event kind %d",
 		    (int)ev->kind);
+	for (i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		if (!ledger_text_ok((const char *)ev + texts[i].off))
+			return ph_fail(diag, PH_E_FIELD, "%s is not UTF-8 "
+			    "text without control characters", texts[i].name);
+	if (ev->occurred_at < 0 || ev->occurred_at > LEDGER_TIME_MAX)
+		return ph_fail(diag, PH_E_FIELD, "occurred_at %lld out of "
+		    "range (unix seconds up to the year 9999, or 0)",
+		    (long long)ev->occurred_at);
 	/* The query runner consumes it; anywhere else it is a bug. */
 	if (ev->kind == PH_EV_QUERY_MORE)
 		return ph_fail(diag, PH_E_FIELD, "a page marker (query.more) "
@@ -636,7 +913,7 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 	ledger_dedup_put(t, &k.dk, &d);
 	switch (ev->kind) {
 	case PH_EV_PAYMENT_SUCCEEDED:
-		ledger_payment_succeeded(t, f, r);
+		ledger_payment_succeeded(t, f, 0, r);
 		break;
 	case PH_EV_PAYMENT_FAILED:
 		ledger_payment_failed(t, f, r);
@@ -657,6 +934,19 @@ ledger_applied(const struct ledger_fact *f, const struct ledger_result *r)
 {
 	if (r->event == LEDGER_EV_ORDER_PAID)
 		ledger_paid_metrics(f);
+}
+
+void
+ledger_adopted_paid(const struct ledger_adopted *a, int64_t now)
+{
+	struct ledger_fact f;
+
+	f.profile = a->profile;
+	f.provider = a->provider;
+	f.source = a->source;
+	f.ev = &a->ev;
+	f.now = now;
+	ledger_paid_metrics(&f);
 }
 
 int

@@ -179,6 +179,36 @@ int ledger_collect(struct store *s, enum store_db db,
     const struct store_key *from, size_t limit, ledger_keep_fn *keep,
     void *arg, json_t **out);
 
+/* STORE_DB_RECON's keys that are not a reconciliation's: the orphan
+ * payments' index (ledger.c). */
+#define LEDGER_KEY_ORPHAN 'U'
+
+/* What registering an order applied of the payments recorded before it. */
+struct ledger_adopted {
+	size_t applied;			/* payments applied to the order */
+	int paid;			/* one of them paid it: the rest for
+					 * ledger_applied() after the commit */
+	struct ph_event ev;
+	char profile[PH_ID_MAX + 1];
+	char provider[PH_ID_MAX + 1];
+	char source[24];
+};
+
+/*
+ * Inside t, which has just made order order_id: applies every payment
+ * recorded for it while it did not exist (payment.unknown_order), as
+ * ledger_apply would have had the order been there, and drops their index
+ * entries.
+ */
+void ledger_adopt_orphans(struct store_txn *t, const char *order_id,
+    int64_t now, struct ledger_adopted *a);
+/* After the commit: counts the payment that paid an order at its
+ * registration as ledger_applied() counts one applied. */
+void ledger_adopted_paid(const struct ledger_adopted *a, int64_t now);
+/* Indexes pay (stored under pk) when it is an orphan payment. */
+void ledger_orphan_index(struct store_txn *t, const json_t *pay,
+    const struct store_val *pk);
+
 /*
  * The read part of ledger_apply(): *known when the fact was applied
  * already (r says a duplicate; what the read saw is then on disk), from a

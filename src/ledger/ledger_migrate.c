@@ -265,6 +265,55 @@ ledger_migrate_cbor(struct store *s, struct store_txn *t, enum store_db db,
 	json_decref(j);
 }
 
+/* An orphan payment (ledger.c) indexed under its order id. */
+static void
+ledger_migrate_orphan(struct store *s, struct store_txn *t, enum store_db db,
+    const struct store_val *key, const struct store_val *val)
+{
+	json_t *p;
+
+	(void)s;
+	(void)db;
+	if (key->len == 0 || *(const unsigned char *)key->data !=
+	    STORE_KEY_PAYMENT || (p = ledger_load(val)) == NULL)
+		return;
+	ledger_orphan_index(t, p, key);
+	json_decref(p);
+}
+
+/*
+ * Payments recorded for an order that did not exist before the orphan
+ * index was kept are indexed once, the meta record "orphan_index" saying
+ * so.  Not a schema step: a build before it reads the store as it did and
+ * leaves the index alone.  An import's target is left to its source's
+ * mark (an older source's orphans are indexed at the next opening).
+ */
+static int
+ledger_migrate_orphans(struct store *s)
+{
+	struct store_txn t;
+	struct store_key k;
+	struct store_val v;
+	int rc, done;
+
+	store_key_init(&k, 0);
+	store_key_str(&k, "orphan_index");
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
+		return rc;
+	done = store_get(&t, STORE_DB_META, &k, &v) == PH_OK;
+	rc = t.err;
+	store_abort(&t);
+	if (rc != PH_OK || done)
+		return rc;
+	if ((rc = ledger_migrate_all(s, STORE_DB_PAYMENTS,
+	    ledger_migrate_orphan)) != PH_OK)
+		return rc;
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	store_put(&t, STORE_DB_META, &k, "1", 1);
+	return store_commit(&t);
+}
+
 /* The last step of a migration: the store says it has version now. */
 static int
 ledger_migrate_done(struct store *s, int version)
@@ -539,13 +588,21 @@ ledger_open_spec(const struct store_spec *spec, int flags,
     struct store **out, struct ph_diag *diag)
 {
 	struct store_spec s = *spec;
-	int rc;
+	int rc, orc;
 
 	s.project = ledger_project;
 	if ((rc = store_open_spec(&s, flags | STORE_OPEN_OLDER, out,
 	    diag)) != PH_OK)
 		return rc;
-	if ((rc = ledger_migrate(*out, diag)) != PH_OK) {
+	/* The index only spares a query: a store it cannot be written to
+	 * (full, read-only) still opens, and the next opening tries again. */
+	if ((rc = ledger_migrate(*out, diag)) == PH_OK &&
+	    !(flags & STORE_OPEN_IMPORT) &&
+	    (orc = ledger_migrate_orphans(*out)) != PH_OK)
+		log_warn("database: indexing the payments of orders not "
+		    "registered yet failed: %s (tried again at the next "
+		    "opening)", ph_strerror(orc));
+	if (rc != PH_OK) {
 		store_close(*out);
 		*out = NULL;
 	}

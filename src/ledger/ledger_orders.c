@@ -48,6 +48,7 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 {
 	struct store_txn t;
 	struct store_key k;
+	struct ledger_adopted adopted;
 	json_t *o = NULL, *att;
 	int rc;
 
@@ -100,11 +101,23 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 	ledger_set_due(&t, o, n->first_query_at);
 	ledger_put(&t, STORE_DB_ORDERS, &k, o);
 	ledger_count(&t, ORDER_PENDING, 1);
+	/* A payment the provider told of before the order was registered
+	 * is applied to it now: the answer shows the order as it is. */
+	ledger_adopt_orphans(&t, n->order_id, now, &adopted);
+	if (adopted.applied > 0) {
+		json_decref(o);
+		o = NULL;
+		if (ledger_get(&t, STORE_DB_ORDERS, &k, &o) != PH_OK &&
+		    t.err == PH_OK)
+			t.err = PH_E_STORE;
+	}
 	ledger_idem_keep(&t, idem, PH_OK, 1, LEDGER_REFUSAL_NONE, "", o);
 	if ((rc = store_commit(&t)) != PH_OK) {
 		json_decref(o);
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	}
+	if (adopted.paid)
+		ledger_adopted_paid(&adopted, now);
 	*out = o;
 	*created = 1;
 	return PH_OK;

@@ -323,6 +323,38 @@ def asked_in_passes(inst, sim, order_id, n, limit_s=40):
     return wait_for(enough, limit_s, 0.3)
 
 
+def test_close_down(tap, inst, sim):
+    """An expired unpaid order whose close call goes unanswered (the
+    provider's close API down): that is an unanswered ask, tried again
+    waiting longer each time, not a step of the schedule used up; once
+    the close API is back, it is closed."""
+    o = oid('CLOSEDOWN')
+    base = inst.last_seq()
+    unpaid_order(inst, sim, o, 2)
+    sim.control('/_sim/mode', {'close': 'down'})
+    time.sleep(2.2)
+
+    def closes():
+        return sim.stats()['by_order'].get(o, {}).get('close', 0)
+
+    def enough():
+        sweep(inst)
+        return closes() >= 4
+    tap.ok(wait_for(enough, 40, 0.3), 'close API down: the close tried '
+           'four times')
+    order = inst.order(o) or {}
+    tap.ok(order.get('state') == 'PENDING' and
+           order.get('query_failures', 0) >= 4 and
+           order.get('query_count', 99) <= 1, '... still PENDING, its '
+           'schedule not used up, the failures counted', repr(order))
+    sim.control('/_sim/mode', {'close': 'ok'})
+    took = sweep_until(inst, o, 'CLOSED', 40)
+    tap.ok(took is not None, '... the close API back: CLOSED',
+           repr(inst.order(o)))
+    tap.is_(events_for(inst, o, base), ['order.closed'],
+            '... one order.closed')
+
+
 def test_outage_outlasts_schedule(tap, inst, sim):
     """The provider down for longer than an order's schedule (an order
     without expiry, its notifications lost): unanswered asks do not use
@@ -533,8 +565,8 @@ def lease_instance(tap, name, concurrency):
 def test_paid_before_registered(tap, inst, sim):
     """The shopper pays before the merchant's POST /orders goes through:
     the notification is recorded as payment.unknown_order and
-    acknowledged; once the order is registered, the provider's answer to
-    a query (the merchant's, or the sweeper's) pays it."""
+    acknowledged; registering the order applies it (201 PAID, order.paid),
+    and neither the merchant's query nor the sweeper's applies it again."""
     for how in ('query', 'sweep'):
         o = oid('EARLY')
         base = inst.last_seq()
@@ -544,24 +576,22 @@ def test_paid_before_registered(tap, inst, sim):
                 '%s: paid before it was registered: payment.unknown_order'
                 % how)
         r = inst.create_order(o, 100)
-        tap.is_((r.status, (r.json or {}).get('state')), (201, 'PENDING'),
-                '... then registered: 201 PENDING', r.describe())
-        if how == 'query':
-            r = inst.api('POST', '/orders/%s/query' % o)
-            tap.is_((r.json or {}).get('state'), 'PAID',
-                    '... the merchant\'s query pays it', r.describe())
-        else:
-            took = sweep_until(inst, o, 'PAID', 20)
-            tap.ok(took is not None, '... the sweeper pays it',
-                   repr(inst.order(o)))
+        tap.is_((r.status, (r.json or {}).get('state')), (201, 'PAID'),
+                '... then registered: 201 PAID', r.describe())
         tap.is_(events_for(inst, o, base), ['payment.unknown_order',
                                             'order.paid'],
                 '... order.paid raised once')
-        sweep(inst)
-        r = inst.api('POST', '/orders/%s/query' % o)
+        if how == 'query':
+            r = inst.api('POST', '/orders/%s/query' % o)
+            tap.is_((r.json or {}).get('state'), 'PAID',
+                    '... the merchant\'s query finds it paid', r.describe())
+        else:
+            sweep(inst)
         tap.is_(events_for(inst, o, base), ['payment.unknown_order',
                                             'order.paid'],
                 '... and asking again changes nothing')
+        tap.is_(inst.create_order(o, 100).status, 200,
+                '... registering it again is the same order')
 
 
 def paid_unheard(sim, inst, tag, n):
@@ -837,6 +867,7 @@ def main(tap):
     test_expiry(tap, inst, sim)
     test_attempt_outlives_expiry(tap, inst, sim)
     test_paid_before_registered(tap, inst, sim)
+    test_close_down(tap, inst, sim)
     test_watch(tap, inst, sim)
     test_lease_waves(tap)
     test_wave_width(tap)

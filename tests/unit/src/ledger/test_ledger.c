@@ -1128,6 +1128,239 @@ test_damaged_file(void)
 	store_close(s);
 }
 
+/* How many orphan index entries (STORE_DB_RECON) order_id has. */
+static int
+orphans_of(struct store *s, const char *order_id)
+{
+	struct store_txn t;
+	struct store_scan sc;
+	struct store_key k;
+	int n = 0;
+
+	store_key_init(&k, LEDGER_KEY_ORPHAN);
+	store_key_str(&k, order_id);
+	if (store_begin(s, 0, &t) != PH_OK)
+		return -1;
+	store_scan_begin(&sc, &t, STORE_DB_RECON, &k);
+	while (store_scan_next(&sc) && store_val_has_prefix(&sc.key, &k))
+		n++;
+	store_scan_end(&sc);
+	store_abort(&t);
+	return n;
+}
+
+/* What a plugin may put in an event: text the records can hold, a time an
+ * RFC 3339 text can say. */
+static void
+test_event_text(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	uint64_t before, after;
+
+	create(s, "ET1", 100, "CNY");
+	fx_events_of_type(s, "order.paid", &before);
+	memset(&d, 0, sizeof(d));
+	ev = fx_pay_event("ET1", "\xff\xfe" "A", 100, "CNY");
+	ok(ledger_event_check(&ev, &d) == PH_E_FIELD &&
+	    strstr(d.msg, "txn_id") != NULL, "a txn_id not UTF-8 is refused "
+	    "by name: %s", d.msg);
+	ok(apply(s, &ev, &r) != PH_OK && strcmp(fx_state(s, "ET1"),
+	    "PENDING") == 0, "... and not applied");
+	ev = fx_pay_event("ET1", "TET1", 100, "CNY");
+	strcpy(ev.channel, "NATIVE\n");
+	ok(ledger_event_check(&ev, &d) == PH_E_FIELD, "a channel with a "
+	    "control character is refused");
+	strcpy(ev.channel, "微信");
+	ok(ledger_event_check(&ev, &d) == PH_OK, "UTF-8 text is not");
+	ev.occurred_at = INT64_MAX;
+	ok(ledger_event_check(&ev, &d) == PH_E_FIELD &&
+	    strstr(d.msg, "occurred_at") != NULL, "occurred_at past the year "
+	    "9999 is refused: %s", d.msg);
+	ev.occurred_at = -1;
+	ok(ledger_event_check(&ev, &d) == PH_E_FIELD, "... before 1970 too");
+	ev.occurred_at = 253402300799LL;
+	ok(ledger_event_check(&ev, &d) == PH_OK, "9999-12-31T23:59:59Z is "
+	    "not");
+	fx_events_of_type(s, "order.paid", &after);
+	is_int(after, before, "nothing was raised meanwhile");
+}
+
+/* The one refund of order_id that payhook queued itself, with reason,
+ * transaction and amount as asked: 1 when so. */
+static int
+queued_refund(struct store *s, const char *order_id, const char *reason,
+    const char *txn, int64_t amount)
+{
+	json_t *list = NULL, *r;
+	size_t i, n = 0, hit = 0;
+
+	if (ledger_order_refunds(s, order_id, &list) != PH_OK)
+		return 0;
+	json_array_foreach(list, i, r) {
+		n++;
+		hit += strcmp(fx_str(r, "reason"), reason) == 0 &&
+		    strcmp(fx_str(r, "provider_txn_id"), txn) == 0 &&
+		    json_integer_value(json_object_get(r, "amount")) == amount;
+	}
+	json_decref(list);
+	return n == 1 && hit == 1;
+}
+
+/* A payment that did not fit the order, then the right one: the first is
+ * a second payment of the order once it is paid, as it is when it comes
+ * after, and its money goes back. */
+static void
+test_stray_refund(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	json_t *o = NULL;
+
+	create(s, "SM1", 1000, "CNY");
+	ev = fx_pay_event("SM1", "TSM1", 900, "CNY");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "order.amount_mismatch", "900 of 1000 first: "
+	    "amount_mismatch");
+	ev = fx_pay_event("SM1", "TSM2", 1000, "CNY");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "order.paid", "... then 1000 pays the order");
+	is_int(fx_exceptions(s, "SM1", "double_payment"), 1,
+	    "... and the 900 is a double payment");
+	ok(queued_refund(s, "SM1", "double_payment", "TSM1", 900),
+	    "... its 900 queued to go back");
+	ok(ledger_get_order(s, "SM1", &o) == PH_OK &&
+	    json_integer_value(json_object_get(json_array_get(
+	    json_object_get(o, "exceptions"), 0), "refund_seq")) > 0,
+	    "... the amount_mismatch naming the refund");
+	json_decref(o);
+	ev = fx_pay_event("SM1", "TSM1", 900, "CNY");
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "query:TSM1");
+	apply(s, &ev, &r);
+	ok(r.outcome == LEDGER_DUPLICATE && queued_refund(s, "SM1",
+	    "double_payment", "TSM1", 900), "... told again: a duplicate, "
+	    "still one refund");
+
+	/* Through another of the merchant's accounts, first. */
+	create(s, "SM2", 1000, "CNY");
+	ev = fx_pay_event("SM2", "TSM3", 1000, "CNY");
+	fx_apply(s, "wxother", &ev, &r, NULL);
+	is_str(r.event_type, "order.profile_mismatch", "another account "
+	    "first: profile_mismatch");
+	ev = fx_pay_event("SM2", "TSM4", 1000, "CNY");
+	apply(s, &ev, &r);
+	ok(strcmp(fx_state(s, "SM2"), "PAID") == 0 && queued_refund(s, "SM2",
+	    "double_payment", "TSM3", 1000), "... then the right one: PAID, "
+	    "the first queued to go back");
+}
+
+/* Registers order id of amount CNY through wxshop: 1 when made, 0 when it
+ * was there, -1 on a failure or when the answer is not in state. */
+static int
+register_as(struct store *s, const char *id, int64_t amount,
+    const char *state)
+{
+	struct ph_diag d;
+	json_t *o = NULL;
+	int created, rc;
+
+	memset(&d, 0, sizeof(d));
+	rc = fx_create(s, id, "wxshop", amount, "CNY", 1700000000, &o,
+	    &created, &d);
+	if (rc == PH_OK && strcmp(fx_str(o, "state"), state) == 0)
+		rc = created;
+	else
+		rc = -1;
+	json_decref(o);
+	return rc;
+}
+
+/* Payments the provider told of before the merchant registered the order
+ * (payment.unknown_order) are applied when it is registered. */
+static void
+test_orphans(struct store *s)
+{
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+	json_t *o;
+	int created;
+
+	ev = fx_pay_event("OR1", "TO1", 250, "CNY");
+	apply(s, &ev, &r);
+	is_str(r.event_type, "payment.unknown_order", "orphan: unknown order");
+	ev = fx_pay_event("OR1", "TO2", 250, "CNY");
+	apply(s, &ev, &r);
+	is_int(orphans_of(s, "OR1"), 2, "... both payments indexed under it");
+	memset(&d, 0, sizeof(d));
+	ok(fx_create(s, "OR1", "wxshop", 250, "CNY", 1700000000, &o,
+	    &created, &d) == PH_OK && created, "the order registered late");
+	is_str(fx_str(o, "state"), "PAID", "... is answered PAID");
+	is_str(fx_str(o, "provider_txn_id"), "TO1", "... by the first payment");
+	json_decref(o);
+	is_str(fx_state(s, "OR1"), "PAID", "... and stored PAID");
+	is_int(fx_exceptions(s, "OR1", "double_payment"), 1,
+	    "... the second payment a double payment (refund queued)");
+	is_int(orphans_of(s, "OR1"), 0, "... the index entries gone");
+	is_int(register_as(s, "OR1", 250, "PAID"), 0,
+	    "registered again: the same order, nothing applied twice");
+	is_int(fx_exceptions(s, "OR1", "double_payment"), 1,
+	    "... still one double payment");
+
+	ev = fx_pay_event("OR2", "TO3", 99, "CNY");
+	apply(s, &ev, &r);
+	is_int(register_as(s, "OR2", 100, "PENDING"), 1,
+	    "an orphan of another amount: the order stays PENDING");
+	is_int(fx_exceptions(s, "OR2", "amount_mismatch"), 1,
+	    "... with an amount_mismatch exception");
+	ev = fx_pay_event("OR2", "TO3", 99, "CNY");
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "query:TO3");
+	apply(s, &ev, &r);
+	is_int(fx_exceptions(s, "OR2", "amount_mismatch"), 1,
+	    "... and the same payment queried again is not counted twice");
+}
+
+/* A store whose orphans were recorded before the index is indexed when
+ * it is opened. */
+static void
+test_orphan_backfill(void)
+{
+	char path[300];
+	struct store *s;
+	struct store_txn t;
+	struct store_key k;
+	struct ledger_result r;
+	struct ph_event ev;
+	struct ph_diag d;
+
+	snprintf(path, sizeof(path), "%s/orphans.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(ledger_open(path, 16 << 20, &s, &d) == PH_OK,
+	    "a new store opens (%s)", d.msg))
+		return;
+	ev = fx_pay_event("OB1", "TB1", 10, "CNY");
+	apply(s, &ev, &r);
+	/* What a build before the index left: no entry, no mark. */
+	store_begin(s, 1, &t);
+	store_key_init(&k, LEDGER_KEY_ORPHAN);
+	store_key_str(&k, "OB1");
+	store_key_str(&k, "wxshop");
+	store_key_str(&k, "TB1");
+	store_del(&t, STORE_DB_RECON, &k);
+	store_key_init(&k, 0);
+	store_key_str(&k, "orphan_index");
+	store_del(&t, STORE_DB_META, &k);
+	ok(store_commit(&t) == PH_OK && orphans_of(s, "OB1") == 0,
+	    "an orphan without its index entry");
+	store_close(s);
+	ok(ledger_open(path, 16 << 20, &s, &d) == PH_OK, "reopened");
+	is_int(orphans_of(s, "OB1"), 1, "... the orphan indexed");
+	is_int(register_as(s, "OB1", 10, "PAID"), 1,
+	    "... and its order, registered, is PAID");
+	store_close(s);
+}
+
 int
 main(void)
 {
@@ -1153,7 +1386,11 @@ main(void)
 	test_older_fields(s);
 	test_lease_overrun(s);
 	test_copy(s);
+	test_orphans(s);
+	test_stray_refund(s);
+	test_event_text(s);
 	store_close(s);
+	test_orphan_backfill();
 
 	/* Committed means durable: a new environment sees everything. */
 	ok(store_open(dbpath, 16 << 20, 0, &s, &d) == PH_OK, "store reopens");
