@@ -25,11 +25,18 @@
 static void
 cli_cert_line(const struct certs_item *it, void *arg)
 {
-	int64_t left = it->not_after - *(const int64_t *)arg;
-	char when[32];
+	int64_t now = *(const int64_t *)arg, left = it->not_after - now;
+	char when[TEXT_TIME_MAX], from[TEXT_TIME_MAX];
 
 	text_time(it->not_after, when);
-	if (left <= 0)
+	text_time(it->not_before, from);
+	if (it->not_before > now)
+		fprintf(stderr, "payhook: warning: profile %s: %s %s: "
+		    "certificate %s is NOT VALID YET: from %s, in %lld "
+		    "day(s); what it signs is refused until then\n",
+		    it->profile, it->key, it->file, it->subject, from,
+		    (long long)((it->not_before - now + 86399) / 86400));
+	else if (left <= 0)
 		fprintf(stderr, "payhook: warning: profile %s: %s %s: "
 		    "certificate %s EXPIRED on %s\n", it->profile, it->key,
 		    it->file, it->subject, when);

@@ -146,7 +146,8 @@ cli_notif_replay_run(struct cli *c)
 	    pr->plugin->prov->name);
 	a.source = "replay";
 	a.replay_of = id;
-	if ((rc = pr->plugin->prov->parse_notify(pr->ctx, &req, &ev,
+	if ((rc = loader_result(pr->plugin->prov,
+	    pr->plugin->prov->parse_notify(pr->ctx, &req, &ev, &diag),
 	    &diag)) != PH_OK || (rc = ledger_event_check(&ev, &diag)) !=
 	    PH_OK) {
 		printf("notification %llu: still refused: %s (%s)\n", id,

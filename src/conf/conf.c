@@ -948,8 +948,8 @@ conf_bind_profile(struct conf *c, struct conf_profile *pr,
 	pr->pconf.values = pr->values;
 	pr->pconf.nvalues = nkeys;
 	memset(&diag, 0, sizeof(diag));
-	if (pr->plugin->prov->profile_new(&pr->pconf, &pr->ctx, &diag) !=
-	    PH_OK) {
+	if (loader_result(pr->plugin->prov, pr->plugin->prov->profile_new(
+	    &pr->pconf, &pr->ctx, &diag), &diag) != PH_OK) {
 		pr->ctx = NULL;
 		conf_err(errs, "line %d: [profile.%s] plugin %s refused it: %s",
 		    pr->line, pr->name, pr->plugin->prov->name, diag.msg);

@@ -14,6 +14,7 @@
 
 #include "jobs/certs.h"
 #include "ops/log.h"
+#include "ops/text.h"
 
 static void
 certs_blob(const char *profile, const char *key, const char *file,
@@ -37,6 +38,8 @@ certs_blob(const char *profile, const char *key, const char *file,
 		it.file = file;
 		X509_NAME_oneline(X509_get_subject_name(x), it.subject,
 		    sizeof(it.subject));
+		if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) == 1)
+			it.not_before = (int64_t)timegm(&tm);
 		if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) {
 			it.not_after = (int64_t)timegm(&tm);
 			fn(&it, arg);
@@ -92,7 +95,17 @@ certs_warn_one(const struct certs_item *it, void *arg)
 {
 	struct certs_warn *w = arg;
 	int64_t days = (it->not_after - w->now) / 86400;
+	char from[TEXT_TIME_MAX];
 
+	if (it->not_before > w->now) {
+		/* Everything signed with it is refused until then. */
+		w->warned++;
+		text_time(it->not_before, from);
+		log_warn("profile %s: %s %s: certificate %s IS NOT VALID YET "
+		    "(from %s); what it signs is refused until then",
+		    it->profile, it->key, it->file, it->subject, from);
+		return;
+	}
 	if (it->not_after - w->now > (int64_t)CERTS_WARN_DAYS * 86400)
 		return;
 	w->warned++;

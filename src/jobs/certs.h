@@ -21,6 +21,7 @@ struct certs_item {
 	char subject[512];		/* one line, e.g. "/C=CN/O=...": room for
 				 * a UTF-8 CN, escaped (\xE4...) */
 	int64_t not_after;		/* unix seconds */
+	int64_t not_before;		/* unix seconds; 0 when unreadable */
 };
 
 /* Calls fn for each certificate found in each profile's files. */

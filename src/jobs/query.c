@@ -281,10 +281,10 @@ query_prepare(struct query_job *job, enum query_op op,
 	job->ref.attempt = job->attempt;
 	job->ref.cursor = job->cursor;
 	memset(&diag, 0, sizeof(diag));
-	query_built(job, op == QUERY_OP_QUERY ?
+	query_built(job, loader_result(prov, op == QUERY_OP_QUERY ?
 	    prov->query_request(pr->ctx, &job->ref, &cc, job->req, &diag) :
 	    prov->close_request(pr->ctx, &job->ref, &cc, job->req, &diag),
-	    &diag);
+	    &diag), &diag);
 }
 
 /*
@@ -345,8 +345,8 @@ query_prepare_refund(struct query_job *job, const struct conf_profile *pr,
 	job->rref.query = state != NULL &&
 	    ledger_refund_state_parse(state) == LEDGER_REFUND_PROCESSING;
 	memset(&diag, 0, sizeof(diag));
-	query_built(job, prov->refund_request(pr->ctx, &job->rref, &cc,
-	    job->req, &diag), &diag);
+	query_built(job, loader_result(prov, prov->refund_request(pr->ctx,
+	    &job->rref, &cc, job->req, &diag), &diag), &diag);
 }
 
 void
@@ -407,8 +407,9 @@ query_next_page(struct query_job *job, int64_t now)
 	if (query_call_ctx(job, now, &cc) != 0)
 		return -1;
 	memset(&diag, 0, sizeof(diag));
-	query_built(job, prov->query_request(job->profile->ctx, &job->ref,
-	    &cc, job->req, &diag), &diag);
+	query_built(job, loader_result(prov,
+	    prov->query_request(job->profile->ctx, &job->ref, &cc, job->req,
+	    &diag), &diag), &diag);
 	if (!job->prepared)
 		return -1;
 	if (job->conf == NULL) {
@@ -421,6 +422,43 @@ query_next_page(struct query_job *job, int64_t now)
 	return 0;
 }
 
+/* What a job is about, for the log: "query O", "close O", or "refund R
+ * of order O" (a refund's id, not its order's: an order may have many). */
+static const char *
+query_subject(const struct query_job *job, char *buf, size_t cap)
+{
+	if (job->op == QUERY_OP_REFUND)
+		snprintf(buf, cap, "refund %s of order %s", job->refund_id,
+		    job->order_id);
+	else
+		snprintf(buf, cap, "%s %s", query_op_names[job->op],
+		    job->order_id);
+	return buf;
+}
+
+/* query.h: why an answer is no refund's it settles. */
+int
+query_refund_same(const struct query_job *job, char *why, size_t cap)
+{
+	const struct ph_event *ev = &job->ev;
+
+	if (ev->merchant_refund_id[0] != '\0' &&
+	    strcmp(ev->merchant_refund_id, job->refund_id) != 0)
+		snprintf(why, cap, "refund %s", ev->merchant_refund_id);
+	else if (ev->order_id[0] != '\0' &&
+	    strcmp(ev->order_id, job->order_id) != 0)
+		snprintf(why, cap, "order %s", ev->order_id);
+	else if (ev->txn_id[0] != '\0' && job->txn_id[0] != '\0' &&
+	    strcmp(ev->txn_id, job->txn_id) != 0)
+		snprintf(why, cap, "transaction %s", ev->txn_id);
+	else if (ev->kind == PH_EV_REFUND_SUCCEEDED &&
+	    strcmp(ev->currency, job->currency) != 0)
+		snprintf(why, cap, "currency %s", ev->currency);
+	else
+		return 1;
+	return 0;
+}
+
 void
 query_finish(struct store *s, struct query_job *job, int64_t now)
 {
@@ -428,14 +466,15 @@ query_finish(struct store *s, struct query_job *job, int64_t now)
 	struct ph_http_response resp;
 	struct ledger_fact fact;
 	struct ph_diag diag;
+	char subj[PH_ID_MAX * 2 + 32], other[PH_ID_MAX + 16];
 	int rc, page = 1;
 
 	if (!job->prepared) {
 		/* Never sent (no api_base, a plugin's refusal): why, in
 		 * the log; the refund runner says it for its own. */
 		if (job->op != QUERY_OP_REFUND && job->message[0] != '\0')
-			log_warn("%s %s at %s: not sent: %s",
-			    query_op_names[job->op], job->order_id,
+			log_warn("%s at %s: not sent: %s",
+			    query_subject(job, subj, sizeof(subj)),
 			    job->profile->name, job->message);
 		return;
 	}
@@ -445,8 +484,8 @@ again:
 		job->err = job->call.err;
 		snprintf(job->message, sizeof(job->message), "provider not "
 		    "reached: %s", job->call.errmsg);
-		log_warn("%s %s at %s: %s", query_op_names[job->op],
-		    job->order_id, job->profile->name, job->message);
+		log_warn("%s at %s: %s", query_subject(job, subj,
+		    sizeof(subj)), job->profile->name, job->message);
 		query_count(job, "unreachable");
 		return;
 	}
@@ -462,13 +501,14 @@ again:
 	else
 		rc = prov->refund_response(job->profile->ctx, &job->rref,
 		    &resp, &job->ev, &diag);
+	rc = loader_result(prov, rc, &diag);
 	if (rc != PH_OK) {
 		job->err = rc;
 		snprintf(job->message, sizeof(job->message), "answer (HTTP "
 		    "%d) not accepted: %s", job->call.status,
 		    diag.msg[0] != '\0' ? diag.msg : ph_strerror(rc));
-		log_warn("%s %s at %s: %s", query_op_names[job->op],
-		    job->order_id, job->profile->name, job->message);
+		log_warn("%s at %s: %s", query_subject(job, subj,
+		    sizeof(subj)), job->profile->name, job->message);
 		query_count(job, rc == PH_E_PROVIDER ? "provider_error" :
 		    "bad_answer");
 		return;
@@ -506,19 +546,29 @@ again:
 		query_count(job, query_kind_name(job->ev.kind));
 		return;
 	}
-	if ((rc = ledger_event_check(&job->ev, &diag)) != PH_OK) {
-		job->err = rc;
+	if ((rc = ledger_event_check(&job->ev, &diag)) != PH_OK)
 		snprintf(job->message, sizeof(job->message), "answer (HTTP "
 		    "%d) read as an invalid event: %s", job->call.status,
 		    diag.msg);
-		log_err("%s %s at %s: plugin %s: %s", query_op_names[job->op],
-		    job->order_id, job->profile->name, prov->name,
+	else if (job->op == QUERY_OP_REFUND &&
+	    !query_refund_same(job, other, sizeof(other))) {
+		rc = PH_E_FIELD;
+		snprintf(job->message, sizeof(job->message), "answer (HTTP "
+		    "%d) is about %s, not this refund: nothing settled",
+		    job->call.status, other);
+	}
+	if (rc != PH_OK) {
+		/* The plugin's event breaks the contract: nothing of it is
+		 * taken. */
+		job->err = rc;
+		log_err("%s at %s: plugin %s: %s", query_subject(job, subj,
+		    sizeof(subj)), job->profile->name, prov->name,
 		    job->message);
 		memset(&job->ev, 0, sizeof(job->ev));
 		query_count(job, "bad_answer");
 		return;
 	}
-	log_info("%s %s at %s: %s", query_op_names[job->op], job->order_id,
+	log_info("%s at %s: %s", query_subject(job, subj, sizeof(subj)),
 	    job->profile->name, query_kind_name(job->ev.kind));
 	query_count(job, query_kind_name(job->ev.kind));
 	/* Only a payment with its transaction is a fact to apply; a close
@@ -532,8 +582,8 @@ again:
 		job->err = PH_E_FIELD;
 		snprintf(job->message, sizeof(job->message), "provider "
 		    "answered about order %s", job->ev.order_id);
-		log_warn("%s %s at %s: %s", query_op_names[job->op],
-		    job->order_id, job->profile->name, job->message);
+		log_warn("%s at %s: %s", query_subject(job, subj,
+		    sizeof(subj)), job->profile->name, job->message);
 		return;
 	}
 	fact.profile = job->profile->name;

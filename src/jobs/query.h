@@ -45,7 +45,7 @@ struct query_job {
 	/* Private. */
 	struct ph_order_ref ref;
 	struct ph_refund_ref rref;
-	char refund_id[24];
+	char refund_id[PH_ID_MAX + 1];	/* a merchant's: up to 64 */
 	char reason[256];		/* what the payer is shown */
 	char order_id[PH_ID_MAX + 1];
 	char currency[4];
@@ -73,6 +73,16 @@ void query_prepare(struct query_job *job, enum query_op op,
 void query_prepare_refund(struct query_job *job,
     const struct conf_profile *profile, const json_t *item,
     const json_t *order, int64_t now);
+
+/*
+ * Whether job's event (a refund answer's, checked by ledger_event_check)
+ * is about the refund asked: the ids it names, where it names them, and
+ * a success's currency are the request's.  The runner applies it to the
+ * refund it sent, so an answer about another one (a plugin's mistake, a
+ * provider's mix-up) must not settle this one: 0, with what it is about
+ * in why.
+ */
+int query_refund_same(const struct query_job *job, char *why, size_t cap);
 
 /* Sends every prepared job, at most parallel at once.  A query whose
  * answer is one page of a list (PH_EV_QUERY_MORE) is asked again for the

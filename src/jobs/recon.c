@@ -619,6 +619,22 @@ recon_getline(char **line, size_t *cap, FILE *in)
 	return len;
 }
 
+/* The plugin's answer about a statement line, through loader_result;
+ * one that is no status names the line too. */
+static int
+recon_plugin_rc(const struct conf_profile *pr, const struct ph_statement *st,
+    int rc, struct ph_diag *diag)
+{
+	char msg[sizeof(diag->msg)];
+	int out = loader_result(pr->plugin->prov, rc, diag);
+
+	if (out == rc)
+		return out;
+	memcpy(msg, diag->msg, sizeof(msg));
+	return ph_fail(diag, out, "statement line %llu: %s",
+	    (unsigned long long)st->line, msg);
+}
+
 /* A statement line's fact, held to the ledger's contract; the line number
  * says where. */
 static int
@@ -660,8 +676,8 @@ recon_next(const struct conf_profile *pr, FILE *in, char **line,
 		    "longer than %d bytes", (unsigned long long)st->line,
 		    RECON_LINE_MAX);
 	memset(ev, 0, sizeof(*ev));
-	if ((rc = pr->plugin->prov->statement_line(pr->ctx, st, *line,
-	    (size_t)len, ev, diag)) != PH_OK)
+	if ((rc = recon_plugin_rc(pr, st, pr->plugin->prov->statement_line(
+	    pr->ctx, st, *line, (size_t)len, ev, diag), diag)) != PH_OK)
 		return rc;
 	return recon_event_check(st, ev, diag);
 }
@@ -889,8 +905,8 @@ recon_check(const struct conf_profile *pr, FILE *in, char **line,
 	recon_seen_free(&seen);
 	if (rc == PH_OK) {
 		memset(&ev, 0, sizeof(ev));
-		rc = pr->plugin->prov->statement_line(pr->ctx, st, NULL, 0,
-		    &ev, diag);
+		rc = recon_plugin_rc(pr, st, pr->plugin->prov->statement_line(
+		    pr->ctx, st, NULL, 0, &ev, diag), diag);
 	}
 	if (rc == PH_OK && day_start == 0 &&
 	    (day_start = recon_days_pick(&days, &inside)) != 0 &&
@@ -1076,8 +1092,9 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	}
 	/* The end: the plugin checks the statement's own totals. */
 	memset(&ev, 0, sizeof(ev));
-	if (in != NULL && (rc = prov->statement_line(r.pr->ctx, st, NULL, 0,
-	    &ev, diag)) != PH_OK)
+	if (in != NULL && (rc = recon_plugin_rc(r.pr, st,
+	    prov->statement_line(r.pr->ctx, st, NULL, 0, &ev, diag),
+	    diag)) != PH_OK)
 		goto done;
 	if (!started && ((rc = recon_open_reports(&r, o->report_dir)) !=
 	    PH_OK || (rc = ledger_batch_clear(&r.b, r.run)) != PH_OK))

@@ -114,8 +114,8 @@ recon_get_call(const struct conf *c, const struct conf_profile *pr,
 		rc = ph_fail(diag, PH_E_INTERNAL, "no randomness");
 		goto done;
 	}
-	if ((rc = prov->statement_request(pr->ctx, ref, &cc, req, diag)) !=
-	    PH_OK)
+	if ((rc = loader_result(prov, prov->statement_request(pr->ctx, ref,
+	    &cc, req, diag), diag)) != PH_OK)
 		goto done;
 	req->path[sizeof(req->path) - 1] = '\0';
 	memset(call, 0, sizeof(*call));
@@ -138,8 +138,8 @@ recon_get_call(const struct conf *c, const struct conf_profile *pr,
 	}
 	http_call_response(call, now, &resp);
 	memset(dl, 0, sizeof(*dl));
-	if ((rc = prov->statement_response(pr->ctx, ref, &resp, dl, diag)) !=
-	    PH_OK)
+	if ((rc = loader_result(prov, prov->statement_response(pr->ctx, ref,
+	    &resp, dl, diag), diag)) != PH_OK)
 		goto done;
 	dl->next[sizeof(dl->next) - 1] = '\0';
 	if (dl->kind == PH_DL_STATEMENT && (dl->offset > call->body_len ||

@@ -167,12 +167,15 @@ sweep_renew(const struct conf *c, struct store *s, const char *token,
 
 /*
  * An expired order every provider says is unpaid: close it where the
- * provider can close, then here.  Returns 1 when closed here.
+ * provider can close, then here.  Returns 1 when closed here; *again when
+ * a provider says it is paid (the next pass queries it), *unanswered when
+ * a close call got no answer (it is tried again as an unanswered ask is,
+ * not after the schedule's next step).
  */
 static int
 sweep_close(const struct conf *c, struct store *s, const char *token,
     struct sweep_order *so, struct query_job *qjobs, int64_t now,
-    int *again, struct sweep_stats *st)
+    int *again, int *unanswered, struct sweep_stats *st)
 {
 	struct query_job *jobs;
 	struct ledger_result res;
@@ -218,6 +221,7 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 		query_finish(s, &jobs[i], now);
 		if (jobs[i].err != PH_OK) {
 			confirmed = 0;
+			*unanswered = 1;
 			st->failures++;
 		} else if (jobs[i].ev.kind != PH_EV_PAYMENT_CLOSED) {
 			/* "Already paid": the next pass queries it. */
@@ -314,8 +318,8 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		size_t ngone;
 		json_t *exp;
 		int64_t next = 0;
-		int again = 0, how = hinted ? LEDGER_ASK_HINTED :
-		    LEDGER_ASK_ANSWERED;
+		int again = 0, unanswered = 0, how = hinted ?
+		    LEDGER_ASK_HINTED : LEDGER_ASK_ANSWERED;
 
 		if (sweep_still_pending(s, so->id, &so->order)) {
 			exp = json_object_get(so->order, "expires_at");
@@ -339,9 +343,14 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 			    json_integer_value(exp) <= now &&
 			    so->njobs > 0 &&
 			    sweep_close(c, s, token, so, jobs, now, &again,
-			    st)))
+			    &unanswered, st)))
 				next = again ? now + 1 : sweep_next(c,
 				    so->order, now);
+			if (unanswered && !again) {
+				next = sweep_retry(c, so->order, now);
+				if (!hinted)
+					how = LEDGER_ASK_UNANSWERED;
+			}
 		}
 		if (ledger_reschedule(s, so->id, token, next, now,
 		    (enum ledger_ask)how) != PH_OK) {

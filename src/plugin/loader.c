@@ -184,3 +184,13 @@ loader_close(struct loader *l)
 	}
 	l->n = 0;
 }
+
+int
+loader_result(const struct ph_provider *prov, int rc, struct ph_diag *diag)
+{
+	diag->msg[sizeof(diag->msg) - 1] = '\0';
+	if (rc >= PH_OK && rc < PH_E__MAX)
+		return rc;
+	return ph_fail(diag, PH_E_INTERNAL, "plugin %s returned %d, which "
+	    "is no status (enum ph_status)", prov->name, rc);
+}

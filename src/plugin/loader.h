@@ -36,4 +36,14 @@ int loader_open_path(struct loader *l, const char *path,
     const struct loader_plugin **out, struct ph_diag *diag);
 void loader_close(struct loader *l);
 
+/*
+ * What a call into prov returned, made safe to read before anything acts
+ * on it: its diag terminated (a plugin may fill all of it), and a status
+ * that is not one of enum ph_status (a bug in the plugin) turned into
+ * PH_E_INTERNAL with a diag that names the plugin and what it returned.
+ * Every caller of a plugin's callback passes its result through it.
+ */
+int loader_result(const struct ph_provider *prov, int rc,
+    struct ph_diag *diag);
+
 #endif

@@ -17,6 +17,15 @@
 #include "ops/metrics.h"
 #include "web/notify.h"
 
+static int
+notify_media_type_ok(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if (*s < 0x20 || *s > 0x7e)
+			return 0;
+	return 1;
+}
+
 static void
 notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
     const char *reason, struct web_response *resp)
@@ -35,7 +44,14 @@ notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
 	pr->plugin->prov->ack(pr->ctx, kind, reason, out);
 	if (out->body_len > sizeof(out->body))
 		out->body_len = 0;
-	resp->status = out->status;
+	/* What goes into the answer's head is held to HTTP's grammar: a
+	 * status of three digits, a media type of visible characters
+	 * (no line break a plugin could add a header with). */
+	resp->status = out->status >= 200 && out->status <= 599 ?
+	    out->status : 500;
+	out->content_type[sizeof(out->content_type) - 1] = '\0';
+	if (!notify_media_type_ok(out->content_type))
+		out->content_type[0] = '\0';
 	ph_strlcpy(resp->content_type, out->content_type,
 	    sizeof(resp->content_type));
 	ph_buf_free(&resp->body);
@@ -163,7 +179,8 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	memset(&ev, 0, sizeof(ev));
 	memset(&diag, 0, sizeof(diag));
 
-	rc = prov->parse_notify(pr->ctx, &preq, &ev, &diag);
+	rc = loader_result(prov, prov->parse_notify(pr->ctx, &preq, &ev,
+	    &diag), &diag);
 	if (rc != PH_OK) {
 		/* Said once, on the request's line (fcgi_main.c), at warn:
 		 * a refused signature is a failed authentication. */

@@ -428,6 +428,24 @@ def test_certs(tap):
                  r'certificate /C=CN/O=\S+/CN=041@Z12@\S+@00000004 expires',
                  '... naming it by its whole subject, a long UTF-8 one too',
                  r.stderr[-600:])
+        # Three days ago the certificate was not valid yet: whatever it
+        # signed then was refused, and check said so.
+        lib = harness.libfaketime()
+        if lib is None:
+            tap.skip('a certificate not valid yet', 'libfaketime is not '
+                     'installed')
+        else:
+            r = subprocess.run(
+                [harness.PAYHOOK, '-c', inst.config, 'check'],
+                stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                errors='replace', timeout=60,
+                env=dict(os.environ, LD_PRELOAD=lib, FAKETIME='-3d',
+                         FAKETIME_DONT_FAKE_MONOTONIC='1'))
+            tap.like(r.stderr, r'warning: profile upshop: sign_cert_file '
+                     r'unionpay/sign\.pem: certificate .* is NOT VALID YET: '
+                     r'from \S+, in 3 day', 'check three days before a '
+                     'certificate\'s notBefore warns that it is not valid '
+                     'yet', r.stderr[-600:])
         inst.start()
         text = inst.request('GET', inst.path('/metrics')).body.decode()
         m = re.search(r'^payhook_certificate_expiry_seconds\{profile='

@@ -109,7 +109,7 @@ def test_keys(tap, inst):
             '... one attempt recorded')
 
 
-def test_refund_ids(tap, inst):
+def test_refund_ids(tap, inst, sim):
     oid = 'RI-' + os.urandom(4).hex()
     paid(tap, inst, oid)
     rid = 'mr-' + os.urandom(4).hex()
@@ -198,6 +198,30 @@ def test_refund_ids(tap, inst):
            'take: FAILED at the first run, last_error says why', got)
     tap.is_((inst.order(oid) or {}).get('refund_requested'), 100,
             '... and its amount no longer counts')
+    # Ids of the longest length go to the provider whole: two that share
+    # their first 40 characters are two refunds there (an order the
+    # simulator took the payment of).
+    sim_oid = 'RL-' + os.urandom(4).hex()
+    inst.create_order(sim_oid, 1000)
+    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': sim_oid,
+                              'amount': 1000})
+    tap.ok(harness.wait_for(lambda: (inst.order(sim_oid) or {}).get(
+        'state') == 'PAID', 20), 'an order paid at the simulator')
+    stem = 'L' * 40 + os.urandom(3).hex()
+    longs = [stem + c * (64 - len(stem)) for c in 'ab']
+    for lid in longs:
+        r = refund(inst, sim_oid, {'amount': 10, 'refund_id': lid})
+        tap.is_(r.status, 201, 'a refund_id of 64 characters: 201',
+                r.describe())
+    r = inst.cli('refunds', 'run')
+    made = (sim.control('/_sim/refunds', method='GET').json or {}).get(
+        'refunds', {})
+    tap.is_(sorted(k for k in made if k.startswith(stem)), longs,
+            '... each sent whole as out_refund_no, two refunds made',
+            r.stdout + r.stderr)
+    tap.is_([(inst.api('GET', '/refunds/' + lid).json or {}).get('state')
+             for lid in longs], ['SUCCEEDED', 'SUCCEEDED'],
+            '... and both SUCCEEDED')
 
 
 def test_feed(tap, inst):
@@ -607,7 +631,7 @@ def main(tap):
     inst.start()
     sim.point_at(inst)
     test_keys(tap, inst)
-    test_refund_ids(tap, inst)
+    test_refund_ids(tap, inst, sim)
     test_feed(tap, inst)
     test_attempt_data(tap, inst)
     if harness.E2E_STORE == 'lmdb':      # payhook backup and restore

@@ -73,6 +73,19 @@ main(void)
 		    "%s: %s", bad[i].naming, d.msg);
 	}
 
+	/* What a plugin's call gives back, made safe to read. */
+	memset(d.msg, 'x', sizeof(d.msg));
+	is_int(loader_result(p->prov, PH_E_FIELD, &d), PH_E_FIELD,
+	    "a plugin's status is kept");
+	ok(strlen(d.msg) == sizeof(d.msg) - 1, "... its diag, filled to the "
+	    "last byte, is terminated");
+	is_int(loader_result(p->prov, 9999, &d), PH_E_INTERNAL, "a status "
+	    "that is none: PH_E_INTERNAL");
+	ok(strstr(d.msg, "plugin wechat returned 9999") != NULL,
+	    "... naming the plugin and what it returned: %s", d.msg);
+	is_int(loader_result(p->prov, -3, &d), PH_E_INTERNAL, "... a "
+	    "negative one too");
+
 	is_int(try(&l, unit, "../x", &d), PH_E_CONFIG,
 	    "a name with a path in it is refused");
 	is_int(l.n, 1, "only the good plugin stays loaded");

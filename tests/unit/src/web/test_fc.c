@@ -385,6 +385,40 @@ reasons(void)
 	return buf;
 }
 
+/* A plugin whose acknowledgement breaks HTTP's grammar. */
+static void
+bad_ack(void *pctx, enum ph_ack_kind kind, const char *reason,
+    struct ph_response *out)
+{
+	(void)pctx;
+	(void)kind;
+	(void)reason;
+	out->status = 99999;
+	strcpy(out->content_type, "text/plain\r\nSet-Cookie: x=1");
+	memcpy(out->body, "ok", 2);
+	out->body_len = 2;
+}
+
+/* What a plugin's answer puts in the head is held to HTTP's grammar. */
+static void
+test_bad_ack(void)
+{
+	struct conf_profile *pr = (struct conf_profile *)conf_profile(ctx.conf,
+	    "wxshop");
+	const struct loader_plugin *was = pr->plugin;
+	struct loader_plugin fake = *was;
+	struct ph_provider prov = *was->prov;
+
+	prov.ack = bad_ack;
+	fake.prov = &prov;
+	pr->plugin = &fake;
+	call("POST", "/notify/wxshop", NULL, "<xml><bad/></xml>");
+	is_int(resp.status, 500, "a plugin's answer with status 99999: 500");
+	is_str(resp.content_type, "", "... a content type with a line break "
+	    "in it is not sent");
+	pr->plugin = was;
+}
+
 static void
 test_ready(void)
 {
@@ -567,6 +601,7 @@ main(void)
 	test_orders();
 	test_idempotency();
 	test_notify();
+	test_bad_ack();
 	test_ready();
 	test_request_ids();
 	test_base_path();
