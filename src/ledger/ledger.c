@@ -989,15 +989,11 @@ ledger_apply_alone(struct store *s, const struct ledger_fact *f,
 	if ((rc = ledger_apply_txn(&t, f, r, diag)) != PH_OK) {
 		store_abort(&t);
 		memset(r, 0, sizeof(*r));
-		return ph_fail(diag, rc, "database: %s: %s", ph_strerror(rc),
-		    rc == PH_E_STORE_FULL ? LEDGER_FULL_ADVICE :
-		    "see the log");
+		return ledger_store_fail(diag, rc);
 	}
 	if ((rc = store_commit(&t)) != PH_OK) {
 		memset(r, 0, sizeof(*r));
-		return ph_fail(diag, rc, "database: %s: %s", ph_strerror(rc),
-		    rc == PH_E_STORE_FULL ? LEDGER_FULL_ADVICE :
-		    "see the log");
+		return ledger_store_fail(diag, rc);
 	}
 	ledger_applied(f, r);
 	return PH_OK;

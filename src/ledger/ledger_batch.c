@@ -83,9 +83,7 @@ ledger_batch_apply(struct ledger_batch *b, const struct ledger_fact *f,
 	if ((rc = ledger_apply_txn(&b->t, f, r, diag)) != PH_OK) {
 		if (b->t.err == PH_OK)
 			b->t.err = rc;
-		return ph_fail(diag, rc, "database: %s: %s", ph_strerror(rc),
-		    rc == PH_E_STORE_FULL ? LEDGER_FULL_ADVICE :
-		    "see the log");
+		return ledger_store_fail(diag, rc);
 	}
 	ledger_applied(f, r);
 	ledger_batch_row(b);

@@ -320,10 +320,7 @@ group_apply_all(struct store *s, struct group_slot **taken, size_t n)
 			memset(&sl->res, 0, sizeof(sl->res));
 			if (diag.msg[0] == '\0' ||
 			    sl->rc == PH_E_STORE_FULL)
-				ph_fail(&diag, sl->rc, "database: %s: %s",
-				    ph_strerror(sl->rc), sl->rc ==
-				    PH_E_STORE_FULL ? LEDGER_FULL_ADVICE :
-				    "see the log");
+				ledger_store_fail(&diag, sl->rc);
 		}
 		ph_strlcpy(sl->diag, diag.msg, sizeof(sl->diag));
 		/* A failure of the whole transaction fails every fact. */
@@ -349,6 +346,7 @@ static void
 group_lead(struct group_shm *g, struct store *s)
 {
 	struct group_slot *taken[GROUP_SLOTS];
+	struct ph_diag diag;
 	char mine[80];
 	size_t i, n = 0;
 	pid_t me = proc_pid();
@@ -382,9 +380,9 @@ group_lead(struct group_shm *g, struct store *s)
 		if (rc != PH_OK) {
 			sl->rc = rc;
 			memset(&sl->res, 0, sizeof(sl->res));
-			snprintf(sl->diag, sizeof(sl->diag), "database: %s: %s",
-			    ph_strerror(rc), rc == PH_E_STORE_FULL ?
-			    LEDGER_FULL_ADVICE : "see the log");
+			memset(&diag, 0, sizeof(diag));
+			ledger_store_fail(&diag, rc);
+			ph_strlcpy(sl->diag, diag.msg, sizeof(sl->diag));
 		}
 		sl->state = GROUP_DONE;
 	}

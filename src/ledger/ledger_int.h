@@ -179,6 +179,10 @@ int ledger_collect(struct store *s, enum store_db db,
     const struct store_key *from, size_t limit, ledger_keep_fn *keep,
     void *arg, json_t **out);
 
+/* A write that failed with rc, said as every path into the ledger says
+ * it (with what to do about a full store); returns rc. */
+int ledger_store_fail(struct ph_diag *diag, int rc);
+
 /* STORE_DB_RECON's keys that are not a reconciliation's: the orphan
  * payments' index (ledger.c). */
 #define LEDGER_KEY_ORPHAN 'U'

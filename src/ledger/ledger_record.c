@@ -536,3 +536,10 @@ ledger_collect(struct store *s, enum store_db db, const struct store_key *from,
 	*out = arr;
 	return PH_OK;
 }
+
+int
+ledger_store_fail(struct ph_diag *diag, int rc)
+{
+	return ph_fail(diag, rc, "database: %s: %s", ph_strerror(rc),
+	    rc == PH_E_STORE_FULL ? LEDGER_FULL_ADVICE : "see the log");
+}
