@@ -196,6 +196,19 @@ recon_str(const json_t *o, const char *k)
 	return v != NULL ? v : "";
 }
 
+/* reconcile.missing_here about ev, applied from a statement payhook
+ * downloaded or the operator vouched for; once per run (the batch keeps
+ * the alarms raised). */
+static void
+recon_missing_here(struct recon *r, const char *provider,
+    const struct ph_event *ev)
+{
+	ledger_batch_alarm_new(&r->b, r->run, LEDGER_EV_RECONCILE_MISSING_HERE,
+	    r->pr->name, provider, ev, json_pack("{s:s}", "statement",
+	    r->trust == RECON_FILE_TRUSTED ? "vouched_for" :
+	    r->trust == RECON_FILE ? "unverified" : "downloaded"), r->now);
+}
+
 /* What a stored payment's disposition makes of a statement row. */
 static enum recon_cat
 recon_disposition(const json_t *pay)
@@ -335,11 +348,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		/* Applied, and still an alarm: the notifications and the
 		 * sweeper missed it. */
 		if (cat == RECON_MISSING_HERE)
-			ledger_batch_alarm_new(&r->b, r->run,
-			    LEDGER_EV_RECONCILE_MISSING_HERE, r->pr->name,
-			    provider, ev, json_pack("{s:s}", "statement",
-			    r->trust == RECON_FILE_TRUSTED ? "vouched_for" :
-			    "downloaded"), r->now);
+			recon_missing_here(r, provider, ev);
 		/* The stored amount as a later run over the same statement
 		 * reports it, so that both runs give the same report. */
 		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
@@ -361,8 +370,11 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		    "stored_currency", json_object_get(pay, "currency")),
 		    r->now);
 		cat = RECON_AMOUNT_DIFFERS;
-	} else
-		cat = recon_disposition(pay);
+	} else if ((cat = recon_disposition(pay)) == RECON_MISSING_HERE)
+		/* Learnt from a statement, an exception then (its order not
+		 * registered yet) and paid since: reported missing here now,
+		 * raised as such if no run of this day has. */
+		recon_missing_here(r, provider, ev);
 	recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
 	    json_integer_value(json_object_get(pay, "amount")), ev->currency,
 	    recon_action(cat));

@@ -582,19 +582,22 @@ ledger_adopt_orphans(struct store_txn *t, const char *order_id, int64_t now,
 	} while (n == LEDGER_ADOPT_BATCH && t->err == PH_OK);
 }
 
-void
+int
 ledger_orphan_index(struct store_txn *t, const json_t *pay,
     const struct store_val *pk)
 {
 	struct store_key k;
+	struct store_val v;
 
 	if (strcmp(ledger_str(pay, "status"), "SUCCEEDED") != 0 ||
 	    strcmp(ledger_str(pay, "disposition"), "unknown_order") != 0)
-		return;
+		return 0;
 	ledger_orphan_key(&k, ledger_str(pay, "order_id"),
 	    ledger_str(pay, "profile"), ledger_str(pay, "provider_txn_id"));
-	if (!k.err)
-		store_put(t, STORE_DB_RECON, &k, pk->data, pk->len);
+	if (k.err || store_get(t, STORE_DB_RECON, &k, &v) == PH_OK)
+		return 0;
+	store_put(t, STORE_DB_RECON, &k, pk->data, pk->len);
+	return 1;
 }
 
 static void

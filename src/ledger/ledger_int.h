@@ -209,8 +209,9 @@ void ledger_adopt_orphans(struct store_txn *t, const char *order_id,
 /* After the commit: counts the payment that paid an order at its
  * registration as ledger_applied() counts one applied. */
 void ledger_adopted_paid(const struct ledger_adopted *a, int64_t now);
-/* Indexes pay (stored under pk) when it is an orphan payment. */
-void ledger_orphan_index(struct store_txn *t, const json_t *pay,
+/* Indexes pay (stored under pk) when it is an orphan payment not indexed
+ * yet: 1 when it did. */
+int ledger_orphan_index(struct store_txn *t, const json_t *pay,
     const struct store_val *pk);
 
 /*

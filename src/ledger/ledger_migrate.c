@@ -85,8 +85,9 @@ ledger_migrate_payments(struct store *s, int *more, size_t *moved)
 
 /*
  * Moves the payments of class 'p' whose key does not name the profile
- * their record does, from *resume on, a batch in one transaction; *more
- * while some are left to look at.
+ * their record does, and indexes the orphans an older build recorded
+ * without an index entry (ledger.c), from *resume on, a batch in one
+ * transaction; *more while some are left to look at.
  */
 static int
 ledger_migrate_payment_keys(struct store *s, struct store_key *resume,
@@ -94,8 +95,8 @@ ledger_migrate_payment_keys(struct store *s, struct store_key *resume,
 {
 	struct store_txn t;
 	struct store_scan sc;
-	struct store_key pre, k;
-	struct store_val v;
+	struct store_key pre, k, here;
+	struct store_val v, at;
 	json_t *p;
 	size_t n = 0, off;
 	char profile[256];
@@ -116,6 +117,11 @@ ledger_migrate_payment_keys(struct store *s, struct store_key *resume,
 		off = 1;
 		if ((p = ledger_load(&sc.val)) == NULL)
 			continue;	/* refused where it is read */
+		/* Its key as it stands, copied: the writes below may move
+		 * what the scan points into. */
+		store_key_from_val(&here, &sc.key);
+		at.data = here.b;
+		at.len = here.len;
 		if (ledger_key_text(&sc.key, &off, profile, sizeof(profile)) &&
 		    ledger_str(p, "profile")[0] != '\0' &&
 		    strcmp(profile, ledger_str(p, "profile")) != 0) {
@@ -129,7 +135,12 @@ ledger_migrate_payment_keys(struct store *s, struct store_key *resume,
 			    PH_E_NOTFOUND)
 				ledger_put(&t, STORE_DB_PAYMENTS, &k, p);
 			(*moved)++;
+			at.data = k.b;
+			at.len = k.err ? 0 : k.len;
 		}
+		/* An orphan an older build recorded has no index entry. */
+		if (!here.err && at.len > 0 && ledger_orphan_index(&t, p, &at))
+			(*moved)++;
 		json_decref(p);
 	}
 	store_scan_end(&sc);

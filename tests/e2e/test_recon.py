@@ -1008,6 +1008,7 @@ def main(tap):
     test_refused_statements(tap, inst, sim, workdir)
     test_settle_by_hand(tap, inst, sim, workdir)
     test_failed_then_listed(tap, inst, sim, workdir)
+    test_listed_before_registered(tap, inst, sim, workdir)
     test_many_refunds(tap, inst, sim)
     test_backup_killed(tap, inst, workdir)
 
@@ -1070,6 +1071,43 @@ def test_many_refunds(tap, inst, sim):
            'one refunds run sends all 257 refunds, past its batch of 256 '
            '(and any other still open)', unsent, r.stderr[-300:])
     sim.control('/_sim/refund_mode', {'notify': 'ok'})
+
+
+def test_listed_before_registered(tap, inst, sim, workdir):
+    """A payment only the statement tells of, for an order the merchant
+    registers after the reconcile (its notifications lost): unknown_order
+    then; registered, the order is PAID, and the next reconcile of the
+    day reports it missing here and raises reconcile.missing_here, once."""
+    day = datetime.datetime.now(BJ).strftime('%Y-%m-%d')
+    oid = 'LB-' + os.urandom(4).hex()
+    r = sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': oid,
+                                  'amount': 700,
+                                  'notify': {'drop_all': True}})
+    txn = (r.json or {}).get('txn_id')
+    tap.ok(txn, 'the provider takes a payment of an order payhook lacks',
+           r.describe())
+    path = os.path.join(workdir, 'listed-before-registered.txt')
+    fetch_statement(tap, sim, day, path)
+    reports = os.path.join(workdir, 'listed-before-registered')
+    os.makedirs(reports)
+    base = inst.last_seq()
+
+    def run():
+        rc, out, err, counts = reconcile(inst, path, day, reports)
+        doc, rows = read_report(reports, day)
+        return [x['category'] for x in rows if x['provider_txn_id'] == txn]
+    tap.is_(run(), ['unknown_order'], 'reconciled before it is registered: '
+            'unknown_order')
+    r = inst.create_order(oid, 700)
+    tap.is_((r.status, (r.json or {}).get('state')), (201, 'PAID'),
+            '... registered: 201 PAID', r.describe())
+    tap.is_(run(), ['missing_here'], '... reconciled again: missing here')
+    run()
+    tap.is_([e['type'] for e in inst.all_events(base)
+             if e.get('order_id') == oid],
+            ['payment.unknown_order', 'order.paid',
+             'reconcile.missing_here'],
+            '... raised as reconcile.missing_here, once over three runs')
 
 
 def test_failed_then_listed(tap, inst, sim, workdir):

@@ -1321,6 +1321,23 @@ test_orphans(struct store *s)
 	    "... and the same payment queried again is not counted twice");
 }
 
+/* Drops the index entry of orphan txn of order_id, as an older build
+ * never wrote it. */
+static void
+unindex(struct store *s, const char *order_id, const char *txn)
+{
+	struct store_txn t;
+	struct store_key k;
+
+	store_key_init(&k, LEDGER_KEY_ORPHAN);
+	store_key_str(&k, order_id);
+	store_key_str(&k, "wxshop");
+	store_key_str(&k, txn);
+	store_begin(s, 1, &t);
+	store_del(&t, STORE_DB_RECON, &k);
+	store_commit(&t);
+}
+
 /* A store whose orphans were recorded before the index is indexed when
  * it is opened. */
 static void
@@ -1333,6 +1350,7 @@ test_orphan_backfill(void)
 	struct ledger_result r;
 	struct ph_event ev;
 	struct ph_diag d;
+	size_t moved;
 
 	snprintf(path, sizeof(path), "%s/orphans.mdb", dir);
 	memset(&d, 0, sizeof(d));
@@ -1342,12 +1360,8 @@ test_orphan_backfill(void)
 	ev = fx_pay_event("OB1", "TB1", 10, "CNY");
 	apply(s, &ev, &r);
 	/* What a build before the index left: no entry, no mark. */
+	unindex(s, "OB1", "TB1");
 	store_begin(s, 1, &t);
-	store_key_init(&k, LEDGER_KEY_ORPHAN);
-	store_key_str(&k, "OB1");
-	store_key_str(&k, "wxshop");
-	store_key_str(&k, "TB1");
-	store_del(&t, STORE_DB_RECON, &k);
 	store_key_init(&k, 0);
 	store_key_str(&k, "orphan_index");
 	store_del(&t, STORE_DB_META, &k);
@@ -1357,6 +1371,19 @@ test_orphan_backfill(void)
 	ok(ledger_open(path, 16 << 20, &s, &d) == PH_OK, "reopened");
 	is_int(orphans_of(s, "OB1"), 1, "... the orphan indexed");
 	is_int(register_as(s, "OB1", 10, "PAID"), 1,
+	    "... and its order, registered, is PAID");
+
+	/* An older payhook.fcgi still running after the upgrade (the mark
+	 * set) records an orphan without its entry: check indexes it. */
+	ev = fx_pay_event("OB2", "TB2", 10, "CNY");
+	apply(s, &ev, &r);
+	unindex(s, "OB2", "TB2");
+	ok(ledger_migrate_strays(s, &moved) == PH_OK && moved == 1 &&
+	    orphans_of(s, "OB2") == 1, "an orphan an older build recorded "
+	    "after the upgrade is indexed by check (%zu)", moved);
+	ok(ledger_migrate_strays(s, &moved) == PH_OK && moved == 0,
+	    "... once");
+	is_int(register_as(s, "OB2", 10, "PAID"), 1,
 	    "... and its order, registered, is PAID");
 	store_close(s);
 }
