@@ -295,8 +295,9 @@ cli_reconcile_valid(struct cli *c)
 static int
 cli_reconcile_exit(int rc)
 {
-	return rc == PH_E_UNAVAILABLE || rc == PH_E_PROVIDER ?
-	    CLI_EXIT_TEMPFAIL : CLI_EXIT_FAIL;
+	/* Another run of the day under way is "later" too. */
+	return rc == PH_E_UNAVAILABLE || rc == PH_E_PROVIDER ||
+	    rc == PH_E_CONFLICT ? CLI_EXIT_TEMPFAIL : CLI_EXIT_FAIL;
 }
 
 int
@@ -347,7 +348,8 @@ cli_reconcile_run(struct cli *c)
 		fprintf(stderr, "payhook: reconcile %s: %s\n", o->statement !=
 		    NULL ? o->statement : o->date, diag.msg[0] != '\0' ?
 		    diag.msg : ph_strerror(rc));
-		return CLI_EXIT_FAIL;
+		return rc == PH_E_CONFLICT ? CLI_EXIT_TEMPFAIL :
+		    CLI_EXIT_FAIL;
 	}
 	printf("reconcile %s %s: %llu statement lines\n", o->profile,
 	    sum.date, (unsigned long long)sum.lines);

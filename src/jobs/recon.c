@@ -1084,7 +1084,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 			continue;
 		if (!started) {
 			if ((rc = recon_open_reports(&r, o->report_dir)) !=
-			    PH_OK || (rc = ledger_batch_clear(&r.b, r.run)) !=
+			    PH_OK || (rc = ledger_batch_clear(&r.b, r.run, diag)) !=
 			    PH_OK)
 				goto done;
 			started = 1;
@@ -1109,7 +1109,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	    diag)) != PH_OK)
 		goto done;
 	if (!started && ((rc = recon_open_reports(&r, o->report_dir)) !=
-	    PH_OK || (rc = ledger_batch_clear(&r.b, r.run)) != PH_OK))
+	    PH_OK || (rc = ledger_batch_clear(&r.b, r.run, diag)) != PH_OK))
 		goto done;
 	if ((rc = ledger_batch_payments(&r.b, r.pr->name, recon_unlisted,
 	    &r)) != PH_OK) {

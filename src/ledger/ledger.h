@@ -370,6 +370,7 @@ struct ledger_batch {
 	size_t n;
 	int open;
 	int scanning;			/* under a cursor: do not commit */
+	char run[128];			/* the run it holds, "" for none */
 };
 
 int ledger_batch_begin(struct ledger_batch *b, struct store *s);
@@ -406,8 +407,16 @@ int ledger_batch_order(struct ledger_batch *b, const char *order_id,
     json_t **order);
 int ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
     json_t **item);
-/* Forgets the seen-marks of run (profile and day). */
-int ledger_batch_clear(struct ledger_batch *b, const char *run);
+/*
+ * Takes run (profile and day) for this process and forgets its
+ * seen-marks: one reconcile of a day at a time, as each run clears the
+ * marks the other would read.  PH_E_CONFLICT, diag saying who, while
+ * another process holds it: one on this host while it lives, one on
+ * another until its lease runs out (each commit of the batch renews it).
+ * ledger_batch_end gives it back.
+ */
+int ledger_batch_clear(struct ledger_batch *b, const char *run,
+    struct ph_diag *diag);
 /* Marks txn seen in run's statement. */
 void ledger_batch_mark(struct ledger_batch *b, const char *run,
     const char *txn_id);

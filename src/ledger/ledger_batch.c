@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <payhook/sdk.h>
 
@@ -13,6 +14,7 @@
 #include "ledger/ledger_int.h"
 #include "ledger/order.h"
 #include "ops/log.h"
+#include "ops/proc.h"
 #include "ops/metrics.h"
 
 /* ---- Batches for reconciliation ------------------------------------------ */
@@ -20,6 +22,39 @@
 #define LEDGER_BATCH_ROWS 2000
 #define LEDGER_KEY_SEEN 'S'
 #define LEDGER_KEY_ALARM 'A'
+#define LEDGER_KEY_RUN 'L'
+/* How long a run held by a process on another host stays its without a
+ * commit (a batch of LEDGER_BATCH_ROWS rows takes seconds). */
+#define LEDGER_RUN_LEASE_S 300
+
+static void
+ledger_run_key(struct store_key *k, const char *run)
+{
+	store_key_init(k, LEDGER_KEY_RUN);
+	store_key_str(k, run);
+}
+
+/* This process's hold of b's run, until now + the lease, written in b's
+ * transaction. */
+static void
+ledger_run_hold(struct ledger_batch *b)
+{
+	struct ledger_field f[] = {
+		LEDGER_INT("v", LEDGER_RECORD_VERSION),
+		LEDGER_INT("pid", proc_pid()),
+		LEDGER_INT("pid_start", (int64_t)proc_start()),
+		LEDGER_STR("host", ""),
+		LEDGER_INT("until", (int64_t)time(NULL) + LEDGER_RUN_LEASE_S),
+	};
+	char host[LEDGER_HOST_MAX];
+	struct store_key k;
+
+	ledger_proc_host(host);
+	f[3].s = host;
+	ledger_run_key(&k, b->run);
+	ledger_put_fields(&b->t, STORE_DB_RECON, &k, f,
+	    sizeof(f) / sizeof(f[0]), NULL);
+}
 
 int
 ledger_batch_begin(struct ledger_batch *b, struct store *s)
@@ -38,6 +73,8 @@ ledger_batch_flush(struct ledger_batch *b)
 {
 	int rc;
 
+	if (b->open && b->run[0] != '\0')
+		ledger_run_hold(b);
 	if (b->open && (rc = store_commit(&b->t)) != PH_OK) {
 		b->open = 0;
 		return rc;
@@ -52,8 +89,14 @@ ledger_batch_flush(struct ledger_batch *b)
 int
 ledger_batch_end(struct ledger_batch *b)
 {
+	struct store_key k;
 	int rc = PH_OK;
 
+	if (b->open && b->run[0] != '\0') {
+		ledger_run_key(&k, b->run);
+		store_del(&b->t, STORE_DB_RECON, &k);
+		b->run[0] = '\0';
+	}
 	if (b->open)
 		rc = store_commit(&b->t);
 	b->open = 0;
@@ -155,16 +198,57 @@ ledger_key_recon(struct store_key *k, unsigned char klass, const char *run,
 		store_key_str(k, type);
 }
 
+/* Does rec (a run's hold) still stand for another process than this? */
+static int
+ledger_run_held(const json_t *rec, int64_t now)
+{
+	long pid = (long)json_integer_value(json_object_get(rec, "pid"));
+	unsigned long long start = (unsigned long long)json_integer_value(
+	    json_object_get(rec, "pid_start"));
+	const char *host = ledger_str(rec, "host");
+	char here[LEDGER_HOST_MAX];
+
+	ledger_proc_host(here);
+	if (here[0] != '\0' && strcmp(host, here) == 0) {
+		if (pid == (long)proc_pid() && start == proc_start())
+			return 0;
+		return !ledger_proc_gone(pid, start, host);
+	}
+	return json_integer_value(json_object_get(rec, "until")) > now;
+}
+
 int
-ledger_batch_clear(struct ledger_batch *b, const char *run)
+ledger_batch_clear(struct ledger_batch *b, const char *run,
+    struct ph_diag *diag)
 {
 	struct store_key k;
 	struct store_scan sc;
+	json_t *rec = NULL;
 	size_t n;
 	int rc;
 
 	if (!b->open)
-		return PH_E_STORE;
+		return ph_fail(diag, PH_E_STORE, "database: the batch's "
+		    "transaction is not open");
+	ledger_run_key(&k, run);
+	if (k.err || strlen(run) >= sizeof(b->run))
+		return ph_fail(diag, PH_E_FIELD, "run %s: name too long", run);
+	rc = ledger_batch_get(b, STORE_DB_RECON, &k, &rec);
+	if (rc != PH_OK && rc != PH_E_NOTFOUND)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	if (rc == PH_OK && ledger_run_held(rec, (int64_t)time(NULL))) {
+		rc = ph_fail(diag, PH_E_CONFLICT, "another reconcile of %s is "
+		    "running (pid %lld on %s): run it again when it has "
+		    "ended", run, (long long)json_integer_value(
+		    json_object_get(rec, "pid")), ledger_str(rec, "host"));
+		json_decref(rec);
+		return rc;
+	}
+	json_decref(rec);
+	ph_strlcpy(b->run, run, sizeof(b->run));
+	/* Held from now on: committed at once, where the other looks. */
+	if ((rc = ledger_batch_flush(b)) != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	store_key_init(&k, LEDGER_KEY_SEEN);
 	store_key_str(&k, run);
 	for (;;) {
@@ -176,12 +260,11 @@ ledger_batch_clear(struct ledger_batch *b, const char *run)
 			n++;
 		}
 		store_scan_end(&sc);
-		if (b->t.err != PH_OK)
-			return b->t.err;
-		if (n < LEDGER_BATCH_ROWS)
+		if ((rc = b->t.err) == PH_OK && n < LEDGER_BATCH_ROWS)
 			return PH_OK;
-		if ((rc = ledger_batch_flush(b)) != PH_OK)
-			return rc;
+		if (rc != PH_OK || (rc = ledger_batch_flush(b)) != PH_OK)
+			return ph_fail(diag, rc, "database: %s",
+			    ph_strerror(rc));
 	}
 }
 

@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -14,6 +15,7 @@
 #include "ledger/ledger_int.h"
 #include "ledger/order.h"
 #include "store/store.h"
+#include "ops/proc.h"
 #include "../../lib/ledger_fixture.h"
 #include "../../lib/helpers.h"
 #include "../../lib/tap.h"
@@ -963,6 +965,69 @@ test_batch_apply(struct store *s)
 	}
 }
 
+/* Writes run's hold as another process left it: pid (its start read from
+ * /proc), host, lease until. */
+static void
+hold_run(struct store *s, const char *run, long pid, const char *host,
+    int64_t until)
+{
+	struct ledger_field f[] = {
+		LEDGER_INT("v", 1),
+		LEDGER_INT("pid", pid),
+		LEDGER_INT("pid_start", (int64_t)proc_start_of((pid_t)pid)),
+		LEDGER_STR("host", host),
+		LEDGER_INT("until", until),
+	};
+	struct store_txn t;
+	struct store_key k;
+
+	store_key_init(&k, 'L');
+	store_key_str(&k, run);
+	store_begin(s, 1, &t);
+	ledger_put_fields(&t, STORE_DB_RECON, &k, f, sizeof(f) / sizeof(f[0]),
+	    NULL);
+	store_commit(&t);
+}
+
+/* The run a reconcile clears and reads its marks of is held by one
+ * process at a time. */
+static void
+test_run_claim(struct store *s)
+{
+	const char *run = "wxshop/2023-11-20";
+	struct ledger_batch b;
+	char host[LEDGER_HOST_MAX];
+	struct ph_diag d;
+	int64_t now = (int64_t)time(NULL);
+
+	ledger_proc_host(host);
+	memset(&d, 0, sizeof(d));
+	hold_run(s, run, 1, host, now - 10);
+	ledger_batch_begin(&b, s);
+	ok(ledger_batch_clear(&b, run, &d) == PH_E_CONFLICT &&
+	    strstr(d.msg, "another reconcile") != NULL &&
+	    strstr(d.msg, "pid 1 ") != NULL, "a run held by a live process on "
+	    "this host is refused, its lease run out or not: %s", d.msg);
+	ledger_batch_end(&b);
+	hold_run(s, run, 1, "elsewhere.example", now + 100);
+	ledger_batch_begin(&b, s);
+	ok(ledger_batch_clear(&b, run, &d) == PH_E_CONFLICT, "... one held "
+	    "on another host within its lease too");
+	ledger_batch_end(&b);
+	hold_run(s, run, 1, "elsewhere.example", now - 1);
+	ledger_batch_begin(&b, s);
+	is_int(ledger_batch_clear(&b, run, &d), PH_OK, "... past it, it is "
+	    "taken over");
+	is_int(ledger_batch_clear(&b, run, &d), PH_OK, "... and the holder "
+	    "may clear it again");
+	ledger_batch_end(&b);
+	hold_run(s, run, 999999, host, now + 100);
+	ledger_batch_begin(&b, s);
+	is_int(ledger_batch_clear(&b, run, &d), PH_OK, "a run whose holder "
+	    "on this host is gone is taken over at once");
+	ledger_batch_end(&b);
+}
+
 /* What a copy killed half way leaves: its mark (the meta record
  * "import") and some records.  Refused by every opening but an import's,
  * which starts over. */
@@ -1410,6 +1475,7 @@ main(void)
 	test_refund_by_payment(s);
 	test_dedup_record(s);
 	test_batch_apply(s);
+	test_run_claim(s);
 	test_older_fields(s);
 	test_lease_overrun(s);
 	test_copy(s);
