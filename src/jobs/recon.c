@@ -375,6 +375,18 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		 * registered yet) and paid since: reported missing here now,
 		 * raised as such if no run of this day has. */
 		recon_missing_here(r, provider, ev);
+	else if (cat == RECON_MATCHED && ledger_batch_raised(&r->b, r->run,
+	    ev->txn_id, LEDGER_EV_RECONCILE_MISSING_HERE)) {
+		/* An earlier run of the day found it missing (an unverified
+		 * statement's, then confirmed by the provider): it still is,
+		 * so that a run again reports what the first did. */
+		recon_row(r, RECON_MISSING_HERE, ev->order_id, ev->txn_id,
+		    ev->amount, json_integer_value(json_object_get(pay,
+		    "amount")), ev->currency, "raised by an earlier run of "
+		    "this day; recorded here since");
+		json_decref(pay);
+		return;
+	}
 	recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
 	    json_integer_value(json_object_get(pay, "amount")), ev->currency,
 	    recon_action(cat));

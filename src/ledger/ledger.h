@@ -401,6 +401,10 @@ int ledger_proc_gone(long pid, unsigned long long start, const char *host);
  * none). */
 #define LEDGER_HOST_MAX 256
 void ledger_proc_host(char host[LEDGER_HOST_MAX]);
+/* Whether a run of run (profile and day) raised type about payment txn_id
+ * already. */
+int ledger_batch_raised(struct ledger_batch *b, const char *run,
+    const char *txn_id, enum ledger_event type);
 
 /* The order of that id as the batch sees it (new reference); NOTFOUND. */
 int ledger_batch_order(struct ledger_batch *b, const char *order_id,

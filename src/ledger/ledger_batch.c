@@ -292,6 +292,20 @@ ledger_batch_seen(struct ledger_batch *b, const char *run, const char *txn_id)
 	return store_get(&b->t, STORE_DB_RECON, &k, &v) == PH_OK;
 }
 
+int
+ledger_batch_raised(struct ledger_batch *b, const char *run,
+    const char *txn_id, enum ledger_event type)
+{
+	struct store_key k;
+	struct store_val v;
+
+	if (!b->open)
+		return 0;
+	ledger_key_recon(&k, LEDGER_KEY_ALARM, run, txn_id,
+	    ledger_event_name(type));
+	return !k.err && store_get(&b->t, STORE_DB_RECON, &k, &v) == PH_OK;
+}
+
 void
 ledger_batch_alarm_new(struct ledger_batch *b, const char *run,
     enum ledger_event type, const char *profile, const char *provider, const struct ph_event *ev,

@@ -816,6 +816,11 @@ def test_unverified(tap, inst, sim, workdir):
            '... its row says it waits for a trusted statement, the order '
            'being paid already (nothing to ask)',
            [r for r in rows if r['provider_txn_id'] == extra])
+    # Run again: the same report, the payments the provider confirmed
+    # since still missing here.
+    again = reconcile(inst, stmt, day, reports, trust=False)[3]
+    tap.is_(again, counts, 'the unverified statement run again: the same '
+            'counts', again)
     # The forged row.
     with open(stmt, 'wb') as fh:
         fh.write(forged_text)
