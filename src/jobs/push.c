@@ -299,9 +299,10 @@ push_send(const struct conf *c, const struct conf_push *pu, const json_t *ev,
 	call.max_body = PUSH_ANSWER_MAX;
 	http_run(c, &call, 1, 1);
 	*status = call.status;
-	/* The status is the answer; a body over the bound was cut off. */
-	if (call.err != PH_OK && call.too_big && call.status >= 200 &&
-	    call.status <= 299) {
+	/* The status is the answer: a 2xx is delivered whatever became of
+	 * its body (cut off at the bound, the connection closed or stalled
+	 * in it), or the receiver would get again what it took. */
+	if (call.status >= 200 && call.status <= 299) {
 		err[0] = '\0';
 		rc = PH_OK;
 	} else if (call.err != PH_OK) {
@@ -349,7 +350,8 @@ push_run(const struct conf *c, struct store *s, int64_t now,
 		}
 		if (rc != PH_OK)
 			return rc;
-		if ((rc = ledger_events(s, ps.next - 1, PUSH_BATCH, &events,
+		/* One more than a pass sends: whether more are waiting. */
+		if ((rc = ledger_events(s, ps.next - 1, PUSH_BATCH + 1, &events,
 		    &last)) != PH_OK) {
 			push_release(s, pu->name, &ps);
 			return rc;
@@ -362,8 +364,12 @@ push_run(const struct conf *c, struct store *s, int64_t now,
 			/* Signed with the time it is sent: a receiver
 			 * checks t against its clock. */
 			at = (int64_t)time(NULL);
-			if (at - began >= PUSH_PASS_S)
-				break;	/* the next pass goes on */
+			if (j == PUSH_BATCH || at - began >= PUSH_PASS_S) {
+				/* The next pass goes on; this one did not
+				 * deliver everything due. */
+				st->waiting++;
+				break;
+			}
 			rc = push_send(c, pu, ev, at, &status, err,
 			    sizeof(err));
 			if (rc == PH_OK) {
@@ -423,12 +429,49 @@ push_resend(struct store *s, const char *name, uint64_t from,
 	return store_commit(&t);
 }
 
+/* A log line's key: class, endpoint, microsecond, event. */
+struct push_line {
+	uint64_t us;
+	uint64_t seq;
+	json_t *j;
+};
+
+static int
+push_line_cmp(const void *a, const void *b)
+{
+	const struct push_line *x = a, *y = b;
+
+	if (x->us != y->us)
+		return x->us < y->us ? -1 : 1;
+	return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The microsecond and event of a log line's key (0s when it has none). */
+static void
+push_line_key(const struct store_val *k, struct push_line *l)
+{
+	const unsigned char *p = k->data;
+	struct store_val v;
+	size_t off;
+
+	l->us = l->seq = 0;
+	if (k->len < 2 || (off = 2 + (size_t)p[1]) + 16 > k->len)
+		return;
+	v.data = p + off;
+	v.len = 8;
+	l->us = store_key_get_u64(&v);
+	v.data = p + off + 8;
+	l->seq = store_key_get_u64(&v);
+}
+
 int
 push_log(struct store *s, const char *name, size_t limit, json_t **out)
 {
 	struct store_txn t;
 	struct store_key k;
 	struct store_scan sc;
+	struct push_line *lines = NULL, *grown;
+	size_t n = 0, cap = 0, i;
 	json_t *arr = json_array(), *j;
 	int rc;
 
@@ -438,16 +481,35 @@ push_log(struct store *s, const char *name, size_t limit, json_t **out)
 	store_key_init(&k, PUSH_LOG_CLASS);
 	if (name != NULL)
 		store_key_str(&k, name);
+	/* Every endpoint's lines, then in the order they were made: the
+	 * keys sort by endpoint first. */
 	store_scan_begin(&sc, &t, STORE_DB_PUSH, &k);
 	while (store_scan_next(&sc) && store_val_has_prefix(&sc.key, &k)) {
 		if ((j = json_loadb(sc.val.data, sc.val.len, 0, NULL)) == NULL)
 			continue;
-		json_array_append_new(arr, j);
-		if (json_array_size(arr) > limit)
-			json_array_remove(arr, 0);
+		if (n == cap) {
+			cap = cap > 0 ? cap * 2 : 256;
+			if ((grown = realloc(lines, cap * sizeof(*lines))) ==
+			    NULL) {
+				json_decref(j);
+				t.err = PH_E_NOMEM;
+				break;
+			}
+			lines = grown;
+		}
+		push_line_key(&sc.key, &lines[n]);
+		lines[n++].j = j;
 	}
 	store_scan_end(&sc);
 	rc = t.err;
 	store_abort(&t);
+	if (n > 0)
+		qsort(lines, n, sizeof(*lines), push_line_cmp);
+	for (i = 0; i < n; i++) {
+		if (rc == PH_OK && i + limit >= n)
+			json_array_append(arr, lines[i].j);
+		json_decref(lines[i].j);
+	}
+	free(lines);
 	return rc;
 }
