@@ -478,6 +478,19 @@ conf_section(struct conf_parse *p, const char *line)
 		conf_profile_add(p, name + 8);
 }
 
+/*
+ * A line inih refuses: not blank, no comment, no section, no
+ * continuation (white space first), and no '=' or ':' for a key.
+ */
+static int
+conf_ini_invalid(const char *line)
+{
+	size_t n = strcspn(line, "\r\n");
+
+	return n > 0 && strchr(" \t;#[", line[0]) == NULL &&
+	    strcspn(line, "=:") >= n;
+}
+
 static char *
 conf_ini_reader(char *str, int num, void *stream)
 {
@@ -489,7 +502,11 @@ conf_ini_reader(char *str, int num, void *stream)
 	p->line = p->lines.line;
 	if (p->lines.bad != NULL)
 		conf_err(p->errs, "line %d: %s", p->line, p->lines.bad);
-	else if (p->lines.kind == CONF_PIECE_WHOLE)
+	else if (p->lines.kind == CONF_PIECE_WHOLE && conf_ini_invalid(r)) {
+		/* Said here, each one: inih would name only the first. */
+		conf_err(p->errs, "line %d: not a valid INI line", p->line);
+		snprintf(str, (size_t)num, "#\n");
+	} else if (p->lines.kind == CONF_PIECE_WHOLE)
 		conf_section(p, r);
 	else if (p->lines.kind == CONF_PIECE_FIRST) {
 		free(p->long_key);

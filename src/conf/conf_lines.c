@@ -42,8 +42,9 @@ conf_lines_map(struct conf_lines *l)
 
 /*
  * The length of the next piece of s (len bytes, more than max): at most
- * max bytes, with no white space on either side of the cut; 0 when there
- * is no such place.
+ * max bytes, with no white space on either side of the cut and no ';' or
+ * '#' after it (a continuation line starting with one is a comment to
+ * inih, and the piece would be lost); 0 when there is no such place.
  */
 static size_t
 conf_lines_cut(const char *s, size_t len, size_t max)
@@ -52,7 +53,7 @@ conf_lines_cut(const char *s, size_t len, size_t max)
 
 	for (n = max < len ? max : len; n > 0; n--)
 		if (n == len || (!conf_lines_space(s[n - 1]) &&
-		    !conf_lines_space(s[n])))
+		    !conf_lines_space(s[n]) && s[n] != ';' && s[n] != '#'))
 			return n;
 	return 0;
 }
@@ -118,9 +119,21 @@ conf_lines_read(struct conf_lines *l, char *str, int num)
 	conf_lines_map(l);
 	l->kind = CONF_PIECE_WHOLE;
 	len = (size_t)got;
+	/* A UTF-8 byte order mark (an editor's) is no part of the first
+	 * line: inih skips it, and the section check must too. */
+	if (l->line == 1 && len >= 3 && memcmp(l->buf, "\xEF\xBB\xBF", 3) ==
+	    0) {
+		memmove(l->buf, l->buf + 3, len - 3);
+		len -= 3;
+	}
 	while (len > 0 && (l->buf[len - 1] == '\n' || l->buf[len - 1] == '\r'))
 		len--;
 	l->buf[len] = '\0';
+	if (memchr(l->buf, '\0', len) != NULL) {
+		/* inih would read the line up to it, the rest unseen. */
+		l->bad = "a NUL byte in the line";
+		return conf_lines_give(str, num, "", "#", 1);
+	}
 	if (len > CONF_LINE_MAX) {
 		l->bad = "line too long (more than " CONF_LINE_MAX_TEXT
 		    " bytes)";

@@ -269,6 +269,35 @@ test_long_lines(void)
 	conf_free(c);
 	c = NULL;
 
+	/* A ';' in a value (no white space before it: no comment) wherever
+	 * the line is cut: a continuation line starting with one (or '#')
+	 * would be a comment to inih, its piece of the value lost. */
+	for (i = 0; i < 120; i++) {
+		n = (size_t)snprintf(want, sizeof(want),
+		    "https://api.example.com/");
+		while (n < 150 + i)
+			want[n++] = 'a';
+		want[n++] = ';';
+		while (n < 380)		/* api_base: at most 400 */
+			want[n++] = 'b';
+		want[n] = '\0';
+		snprintf(tail, sizeof(tail), "api_base = %s\n", want);
+		e = open_with("", "MD5", tail, &c);
+		pr = c != NULL ? conf_profile(c, "wxshop") : NULL;
+		if (pr == NULL || pr->api_base == NULL ||
+		    strcmp(pr->api_base, want) != 0) {
+			diag("%s: %s", e, pr != NULL && pr->api_base != NULL ?
+			    pr->api_base : "(none)");
+			break;
+		}
+		conf_free(c);
+		c = NULL;
+	}
+	is_int((int)i, 120, "a ';' at bytes 150 to 269 of a long value is "
+	    "kept, wherever the line is cut");
+	conf_free(c);
+	c = NULL;
+
 	/* The lines after a long one keep their numbers. */
 	memset(want, 'p', 300);
 	memcpy(want, "https://api.example.com/", 24);
@@ -277,6 +306,66 @@ test_long_lines(void)
 	e = open_with("", "MD5", tail, NULL);
 	ok(strstr(e, "line 12: not a valid INI line") != NULL, "the line "
 	    "after a long one keeps its number: %s", e);
+}
+
+/* Bytes an editor or a copy may leave: a byte order mark, a NUL; and
+ * several bad lines, each named. */
+static void
+test_odd_bytes(void)
+{
+	static struct conf_errs errs;
+	struct conf *c = NULL;
+	char path[600];
+	size_t i, named;
+	int rc;
+
+	snprintf(path, sizeof(path), "%s/payhook.conf", dir);
+	put("payhook.conf", 0644, "\xEF\xBB\xBF" PROFILE_FMT CORE_FMT,
+	    "MD5", plugin_dir);
+	memset(&errs, 0, sizeof(errs));
+	rc = conf_open(path, &c, &errs);
+	ok(rc == 0 && conf_profile(c, "wxshop") != NULL, "a byte order mark "
+	    "before the first section: the section is read (%s)",
+	    errs.n > 0 ? errs.line[0] : "");
+	conf_free(c);
+	c = NULL;
+	put("payhook.conf", 0644, "\xEF\xBB\xBF" CORE_FMT PROFILE_FMT
+	    "[core]\n", plugin_dir, "MD5");
+	memset(&errs, 0, sizeof(errs));
+	ok(conf_open(path, &c, &errs) != 0 && errs.n > 0 &&
+	    strstr(errs.line[0], "twice") != NULL, "... and a section after "
+	    "it given again is found twice: %s", errs.n > 0 ? errs.line[0] :
+	    "");
+	conf_free(c);
+	c = NULL;
+	put("payhook.conf", 0644, CORE_FMT PROFILE_FMT, plugin_dir, "MD5");
+	{
+		/* A NUL byte inside a line: the line is refused, not read up
+		 * to it. */
+		FILE *f = fopen(path, "a");
+
+		fputs("[push.x]\nurl = https://a.example/", f);
+		fputc('\0', f);
+		fputs("junk\n", f);
+		fclose(f);
+	}
+	memset(&errs, 0, sizeof(errs));
+	rc = conf_open(path, &c, &errs);
+	for (i = named = 0; i < errs.n; i++)
+		named += strstr(errs.line[i], "line 12: a NUL byte") != NULL;
+	ok(rc != 0 && named == 1, "a NUL byte in a line: refused, named by "
+	    "its line");
+	conf_free(c);
+	c = NULL;
+	put("payhook.conf", 0644, CORE_FMT PROFILE_FMT "%s", plugin_dir,
+	    "MD5", "bogus one\nbogus two\nbogus three\n");
+	memset(&errs, 0, sizeof(errs));
+	rc = conf_open(path, &c, &errs);
+	for (i = named = 0; i < errs.n; i++)
+		named += strstr(errs.line[i], "not a valid INI line") != NULL;
+	ok(rc != 0 && named == 3, "three bad lines: each named (%zu)",
+	    named);
+	conf_free(c);
 }
 
 static void
@@ -447,6 +536,7 @@ main(void)
 	put("keys/api.token", 0600, "t0ken-for-the-merchant-api");
 
 	test_long_lines();
+	test_odd_bytes();
 	test_suggestions();
 
 	snprintf(path, sizeof(path), "%s/nowhere.conf", dir);
