@@ -33,6 +33,7 @@
 
 #define CONF_FILE_MAX	(1024 * 1024)	/* keys and certificates */
 #define CONF_PROFILES_MAX 256
+#define CONF_SECTIONS_MAX (1 + CONF_PROFILES_MAX + CONF_PUSH_MAX + 16)
 #define CONF_KEYS_MAX	64		/* keys in one profile */
 #define CONF_HEADER_NAME_MAX 63		/* a ph_http_request header's name */
 
@@ -105,8 +106,12 @@ conf_read_file(const char *path, const char *what, int secret,
 	 * is refused below instead, like anything not a regular file. */
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW |
 	    O_NONBLOCK)) == -1) {
-		conf_err(errs, "%s%s %s: %s", at, what, path,
-		    strerror(errno));
+		if (errno == ELOOP)
+			conf_err(errs, "%s%s %s is a symbolic link: name the "
+			    "file itself", at, what, path);
+		else
+			conf_err(errs, "%s%s %s: %s", at, what, path,
+			    strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == -1 || !S_ISREG(st.st_mode)) {
@@ -186,7 +191,9 @@ struct conf_parse {
 	char *long_val;
 	char *seen_core[64];	/* core keys seen, for duplicates */
 	size_t nseen_core;
-	char seen_sections[CONF_PROFILES_MAX + 1][128];
+	/* [core], every profile and push section, and room for a few
+	 * more (refused ones): a section given twice is found among all. */
+	char seen_sections[CONF_SECTIONS_MAX][128];
 	size_t nseen;
 };
 
@@ -445,7 +452,7 @@ conf_section(struct conf_parse *p, const char *line)
 			    "twice", p->line, name);
 			return;
 		}
-	if (p->nseen < CONF_PROFILES_MAX + 1)
+	if (p->nseen < CONF_SECTIONS_MAX)
 		ph_strlcpy(p->seen_sections[p->nseen++], name,
 		    sizeof(p->seen_sections[0]));
 	if (strcmp(name, "core") == 0)
@@ -849,8 +856,8 @@ static void
 conf_profile_calls(struct conf *c, struct conf_profile *pr,
     struct conf_errs *errs)
 {
-	char shown[512];
-	struct stat st;
+	char shown[512], what[96];
+	struct conf_file f;
 	char why[96];
 
 	if (pr->nschedule == 0)
@@ -882,17 +889,19 @@ conf_profile_calls(struct conf *c, struct conf_profile *pr,
 		conf_err(errs, "out of memory");
 		return;
 	}
-	if (access(pr->client_cert_file, R_OK) == -1)
-		conf_err(errs, "[profile.%s] client_cert_file %s: %s", pr->name,
-		    pr->client_cert_file, strerror(errno));
-	if (stat(pr->client_key_file, &st) == -1)
-		conf_err(errs, "[profile.%s] client_key_file %s: %s", pr->name,
-		    pr->client_key_file, strerror(errno));
-	else if (st.st_mode & (S_IRWXG | S_IRWXO))
-		conf_err(errs, "[profile.%s] client_key_file %s is accessible "
-		    "by group or others (mode %04o); refusing it: chmod 600 %s",
-		    pr->name, pr->client_key_file,
-		    (unsigned)(st.st_mode & 07777), pr->client_key_file);
+	/* Held to every file's rules (a regular file, no link, at most
+	 * CONF_FILE_MAX; the key a secret's mode), though libcurl reads
+	 * them by their path at each call. */
+	snprintf(what, sizeof(what), "[profile.%s] client_cert_file",
+	    pr->name);
+	if (conf_read_file(pr->client_cert_file, what, 0, &f, errs, 0) == 0)
+		free(f.data);
+	snprintf(what, sizeof(what), "[profile.%s] client_key_file",
+	    pr->name);
+	if (conf_read_file(pr->client_key_file, what, 1, &f, errs, 0) == 0) {
+		ph_cleanse(f.data, f.len);
+		free(f.data);
+	}
 }
 
 static void

@@ -446,7 +446,6 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		disposition = "paid";
 		type = LEDGER_EV_ORDER_PAID;
 		r->outcome = LEDGER_APPLIED;
-		ledger_log_paid(f);
 		seq = ledger_emit_new(t, f, type, ev->order_id, NULL);
 		ledger_refund_strays(t, order, f);
 		break;
@@ -935,8 +934,12 @@ ledger_apply_txn(struct store_txn *t, const struct ledger_fact *f,
 void
 ledger_applied(const struct ledger_fact *f, const struct ledger_result *r)
 {
-	if (r->event == LEDGER_EV_ORDER_PAID)
+	/* Only what is committed is told: a transaction aborted (a full
+	 * store, a leader killed) or run again paid nothing. */
+	if (r->event == LEDGER_EV_ORDER_PAID) {
+		ledger_log_paid(f);
 		ledger_paid_metrics(f);
+	}
 }
 
 void
@@ -949,6 +952,7 @@ ledger_adopted_paid(const struct ledger_adopted *a, int64_t now)
 	f.source = a->source;
 	f.ev = &a->ev;
 	f.now = now;
+	ledger_log_paid(&f);
 	ledger_paid_metrics(&f);
 }
 

@@ -172,11 +172,21 @@ store_check_schema(struct store *s, int flags, int create,
 	char have[16], num[24];
 	int rc;
 
-	if ((rc = store_begin(s, create, &t)) != PH_OK)
+	/* Read first: only a store without its schema needs a writer, and
+	 * the writer lock may be held a while (a stuck commit). */
+	if ((rc = store_begin(s, 0, &t)) != PH_OK)
 		return ph_fail(diag, rc, "database %s: %s", s->where,
 		    ph_strerror(rc));
 	store_meta_key(&k, "schema");
 	rc = store_get(&t, STORE_DB_META, &k, &v);
+	if (rc == PH_E_NOTFOUND && create) {
+		/* Made by this opening, unless another did meanwhile. */
+		store_abort(&t);
+		if ((rc = store_begin(s, 1, &t)) != PH_OK)
+			return ph_fail(diag, rc, "database %s: %s", s->where,
+			    ph_strerror(rc));
+		rc = store_get(&t, STORE_DB_META, &k, &v);
+	}
 	if (rc == PH_E_NOTFOUND && create) {
 		store_set_schema(&t, STORE_SCHEMA_VERSION);
 		s->schema_found = STORE_SCHEMA_VERSION;

@@ -174,12 +174,26 @@ lmdb_open_file(const char *path, size_t map_size, int flags,
 	if (mdb_reader_check(s->env, &dead) == 0 && dead > 0)
 		log_warn("database %s: cleared %d stale reader slot(s)", path,
 		    dead);
-	if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+	/* The databases' handles from a read transaction when they are all
+	 * there: an opening must not wait for the writer lock, which a
+	 * process stuck in a commit may hold (a new payhook.fcgi answers
+	 * /readyz with why meanwhile).  A write transaction makes them. */
+	if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)) != 0)
 		goto fail;
-	for (i = 0; i < STORE_DB__MAX; i++)
-		if ((rc = mdb_dbi_open(txn, store_db_name(i), MDB_CREATE,
-		    &s->dbi[i])) != 0)
+	for (i = 0; i < STORE_DB__MAX && rc == 0; i++)
+		rc = mdb_dbi_open(txn, store_db_name(i), 0, &s->dbi[i]);
+	if (rc == MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0) {
+			txn = NULL;
 			goto fail;
+		}
+		for (i = 0; i < STORE_DB__MAX && rc == 0; i++)
+			rc = mdb_dbi_open(txn, store_db_name(i), MDB_CREATE,
+			    &s->dbi[i]);
+	}
+	if (rc != 0)
+		goto fail;
 	if ((rc = mdb_txn_commit(txn)) != 0) {
 		txn = NULL;
 		goto fail;

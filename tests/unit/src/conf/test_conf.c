@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include "conf/conf.h"
@@ -100,6 +101,18 @@ static const struct refusal bad_values[] = {
 	    "non-http api_base refused" },
 	{ "", "MD5", "client_cert_file = keys/c.pem\n", "go together", NULL,
 	    "client cert without key" },
+	{ "", "MD5", "client_cert_file = keys/c.pem\n"
+	    "client_key_file = keys/open.key\n", "client_key_file",
+	    "accessible by group or others", "a client key others may read "
+	    "refused" },
+	{ "", "MD5", "client_cert_file = keys/c.pem\n"
+	    "client_key_file = keys/link.key\n", "client_key_file",
+	    "is a symbolic link", "a client key behind a symbolic link "
+	    "refused, saying so" },
+	{ "", "MD5", "client_cert_file = keys\n"
+	    "client_key_file = keys/c.key\n", "client_cert_file",
+	    "not a regular file", "a folder as the client certificate "
+	    "refused" },
 	{ "http_timeout_s = 0\n", "MD5", "", "http_timeout_s", NULL,
 	    "zero timeout refused" },
 	{ "colour = blue\n", "MD5", "", "line 5", "unknown key \"colour\"",
@@ -357,6 +370,29 @@ test_odd_bytes(void)
 	    "its line");
 	conf_free(c);
 	c = NULL;
+	{
+		/* 256 profiles, then a push section given twice. */
+		static char many[80000];
+		size_t n = 0;
+
+		for (i = 1; i < 256; i++)
+			n += (size_t)snprintf(many + n, sizeof(many) - n,
+			    "[profile.p%zu]\nplugin = wechat\nappid = "
+			    "wx2421b1c4370ec43b\nmch_id = 10000100\n"
+			    "api_key_file = keys/wechat.key\n", i);
+		snprintf(many + n, sizeof(many) - n, "[push.a]\n[push.a]\n");
+		put("payhook.conf", 0644, CORE_FMT PROFILE_FMT "%s",
+		    plugin_dir, "MD5", many);
+		memset(&errs, 0, sizeof(errs));
+		rc = conf_open(path, &c, &errs);
+		for (i = named = 0; i < errs.n; i++)
+			named += strstr(errs.line[i], "section [push.a] is "
+			    "given twice") != NULL;
+		ok(rc != 0 && named == 1, "256 profiles, then [push.a] twice: "
+		    "found twice");
+		conf_free(c);
+		c = NULL;
+	}
 	put("payhook.conf", 0644, CORE_FMT PROFILE_FMT "%s", plugin_dir,
 	    "MD5", "bogus one\nbogus two\nbogus three\n");
 	memset(&errs, 0, sizeof(errs));
@@ -409,7 +445,16 @@ main(void)
 	mkdir(path, 0700);
 	put("keys/api.token", 0600, "t0ken-for-the-merchant-api\n");
 	put("keys/wechat.key", 0600, "192006250b4c09247ec02edce69f6a2d\n");
+	/* A client certificate and keys as an operator may leave them. */
+	put("keys/c.pem", 0644, "-----BEGIN CERTIFICATE-----\n");
+	put("keys/c.key", 0600, "-----BEGIN PRIVATE KEY-----\n");
+	put("keys/open.key", 0644, "-----BEGIN PRIVATE KEY-----\n");
+	snprintf(path, sizeof(path), "%s/keys/link.key", dir);
+	(void)!symlink("c.key", path);
 
+	e = open_with("", "MD5", "client_cert_file = keys/c.pem\n"
+	    "client_key_file = keys/c.key\n", NULL);
+	is_str(e, "", "a client certificate and its key (0600)");
 	e = open_with("", "MD5", "", &c);
 	is_str(e, "", "a good configuration opens");
 	if (c != NULL) {

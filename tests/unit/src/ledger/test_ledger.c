@@ -3,6 +3,10 @@
  * machine, durability across a reopen, and a full map.
  */
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <signal.h>
+
+#include <fcntl.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -674,6 +678,73 @@ test_refund_by_payment(struct store *s)
 	json_decref(o);
 }
 
+/* An opening does not wait for the writer lock: a process stuck in a
+ * write transaction (a tool left open, a commit that hangs) leaves a new
+ * payhook.fcgi able to start and answer /readyz with why. */
+static void
+test_open_beside_writer(void)
+{
+	char path[300], c;
+	struct store *s = NULL, *cs = NULL;
+	struct store_txn t;
+	struct ph_diag d;
+	struct timespec a, b;
+	int p[2], rc;
+	pid_t pid;
+
+	snprintf(path, sizeof(path), "%s/held.mdb", dir);
+	memset(&d, 0, sizeof(d));
+	if (!ok(ledger_open(path, 16 << 20, &s, &d) == PH_OK, "a store to "
+	    "hold (%s)", d.msg))
+		return;
+	store_close(s);
+	if (pipe(p) != 0)
+		return;
+	if ((pid = fork()) == 0) {
+		close(p[0]);
+		if (store_open(path, 16 << 20, 0, &cs, &d) != PH_OK ||
+		    store_begin(cs, 1, &t) != PH_OK)
+			_exit(1);
+		(void)!write(p[1], "h", 1);
+		sleep(60);
+		_exit(0);
+	}
+	close(p[1]);
+	if (!ok(pid > 0 && read(p[0], &c, 1) == 1, "another process holds "
+	    "the writer lock")) {
+		close(p[0]);
+		return;
+	}
+	close(p[0]);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	alarm(20);		/* the old opening waited for ever */
+	rc = ledger_open(path, 16 << 20, &s, &d);
+	alarm(0);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ok(rc == PH_OK && b.tv_sec - a.tv_sec < 5, "... and an opening does "
+	    "not wait for it (%s)", d.msg);
+	if (rc == PH_OK)
+		store_close(s);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+}
+
+/* How many lines of file path hold text. */
+static size_t
+count_in_file(const char *path, const char *text)
+{
+	char line[4096];
+	size_t n = 0;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
 static void
 test_map_full(void)
 {
@@ -682,14 +753,21 @@ test_map_full(void)
 	struct ph_diag d;
 	struct ledger_result r;
 	struct ph_event ev;
-	int i, rc = PH_OK;
-	char id[32], txn[32];
+	int i, rc = PH_OK, saved, logfd;
+	char id[32], txn[32], logpath[300];
+	size_t paid = 0;
 
 	snprintf(path, sizeof(path), "%s/small.mdb", dir);
 	memset(&d, 0, sizeof(d));
-	if (!ok(store_open(path, 64 * 1024, 0, &s, &d) == PH_OK,
+	if (!ok(store_open(path, 256 * 1024, 0, &s, &d) == PH_OK,
 	    "small store opens"))
 		return;
+	/* The log of it, to count the order_paid lines. */
+	snprintf(logpath, sizeof(logpath), "%s/small.log", dir);
+	fflush(stderr);
+	saved = dup(2);
+	if ((logfd = open(logpath, O_CREAT | O_TRUNC | O_WRONLY, 0600)) >= 0)
+		dup2(logfd, 2);
 	for (i = 0; i < 5000 && rc == PH_OK; i++) {
 		json_t *o;
 		int created;
@@ -704,8 +782,18 @@ test_map_full(void)
 		ev = fx_pay_event(id, txn, 1, "CNY");
 		if ((rc = apply(s, &ev, &r)) != PH_OK)
 			d = last_diag;
+		else if (r.event == LEDGER_EV_ORDER_PAID)
+			paid++;
 	}
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	if (logfd >= 0)
+		close(logfd);
 	is_int(rc, PH_E_STORE_FULL, "a full map is reported as such");
+	is_int(count_in_file(logpath, "event=order_paid"), paid, "the log "
+	    "tells of the %zu payments committed, not of the one the full "
+	    "store refused", paid);
 	ok(strstr(d.msg, "map_size_mb") != NULL || strstr(d.msg, "full") !=
 	    NULL, "... with a message that says so (%s)", d.msg);
 	/* Whatever failed left nothing half-written: either the order was
@@ -1493,6 +1581,7 @@ main(void)
 	test_damaged_epoch();
 	test_damaged_file();
 	test_map_full();
+	test_open_beside_writer();
 	th_scratch_remove(dir);
 	return done_testing();
 }
