@@ -352,13 +352,18 @@ conf_profile_core_key(struct conf_parse *p, struct conf_profile *pr,
 	} else if (strcmp(key, "api_base") == 0) {
 		size_t len = strlen(val);
 
-		if ((strncmp(val, "https://", 8) != 0 &&
+		if (len > 400)
+			conf_err(p->errs, "line %d: [profile.%s] api_base is "
+			    "%zu bytes long, more than 400", p->line,
+			    pr->name, len);
+		else if ((strncmp(val, "https://", 8) != 0 &&
 		    strncmp(val, "http://", 7) != 0) ||
-		    strpbrk(val, " \t?#") != NULL || len > 400)
+		    strpbrk(val, " \t?#") != NULL ||
+		    strcspn(val + (val[4] == 's' ? 8 : 7), "/") == 0)
 			conf_err(p->errs, "line %d: [profile.%s] api_base "
-			    "\"%s\" must be an https:// URL", p->line,
-			    pr->name, conf_url_shown(val, shown,
-			    sizeof(shown)));
+			    "\"%s\" must be an https:// URL with a host and no "
+			    "query or fragment", p->line, pr->name,
+			    conf_url_shown(val, shown, sizeof(shown)));
 		else if (conf_set_str(&pr->api_base, val) == -1)
 			conf_err(p->errs, "out of memory");
 		else

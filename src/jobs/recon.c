@@ -1135,10 +1135,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	recon_ask(&r);
 	rc = recon_finish_reports(&r, o);
 done:
-	if (r.b.open) {
-		store_abort(&r.b.t);
-		r.b.open = 0;
-	}
+	ledger_batch_abort(&r.b);
 	if (r.csv != NULL)
 		fclose(r.csv);
 	if (r.json != NULL)

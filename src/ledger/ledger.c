@@ -250,8 +250,8 @@ ledger_extra_payment(struct store_txn *t, json_t *order,
 
 /*
  * The payment record (and its key, in pk) that exception e of order
- * speaks of, while it is still recorded with e's verdict: through the
- * profile it named, or (an amount_mismatch) one the order allows.
+ * speaks of, while it is still recorded with e's verdict: through one of
+ * the profiles the order allows.
  */
 static json_t *
 ledger_stray_payment(struct store_txn *t, const json_t *order,
@@ -291,12 +291,16 @@ ledger_stray_payment(struct store_txn *t, const json_t *order,
 }
 
 /*
- * Order has just been paid by paid: a payment recorded before that did
- * not fit it (another amount or currency, another of the merchant's
- * accounts) is now a second payment of it, as it is when it comes after
- * (order.c), and its money is queued to go back.  Otherwise a shopper who
- * paid the wrong amount and then the right one would have paid twice,
- * nothing queued, and payhook has no refund of an unpaid order to offer.
+ * Order has just been paid by paid: a payment of another amount or
+ * currency recorded before that, through one of the order's own profiles,
+ * is now a second payment of it, as it is when it comes after (order.c),
+ * and its money is queued to go back.  Otherwise a shopper who paid the
+ * wrong amount and then the right one would have paid twice, nothing
+ * queued, and payhook has no refund of an unpaid order to offer.  One
+ * through another account (profile_mismatch) is left as it was: it may be
+ * another merchant's order of the same id, or the same transaction told
+ * through the wrong profile first, and no refund goes out through an
+ * account the order was never offered on.
  */
 static void
 ledger_refund_strays(struct store_txn *t, json_t *order,
@@ -312,9 +316,10 @@ ledger_refund_strays(struct store_txn *t, json_t *order,
 	/* n fixed first: the exceptions added below are not looked at */
 	for (i = 0; i < n && t->err == PH_OK; i++) {
 		e = json_array_get(ex, i);
-		if ((strcmp(ledger_str(e, "type"), "amount_mismatch") != 0 &&
-		    strcmp(ledger_str(e, "type"), "profile_mismatch") != 0) ||
-		    json_object_get(e, "refund_seq") != NULL)
+		if (strcmp(ledger_str(e, "type"), "amount_mismatch") != 0 ||
+		    json_object_get(e, "refund_seq") != NULL ||
+		    strcmp(ledger_str(e, "provider_txn_id"),
+		    paid->ev->txn_id) == 0)
 			continue;
 		if ((pay = ledger_stray_payment(t, order, e, &pk)) == NULL)
 			continue;

@@ -371,6 +371,10 @@ struct ledger_batch {
 	int open;
 	int scanning;			/* under a cursor: do not commit */
 	char run[128];			/* the run it holds, "" for none */
+	/* Facts that paid an order, told (log, counters) once committed;
+	 * owned. */
+	struct ledger_batch_paid *paid;
+	size_t npaid, cappaid;
 };
 
 int ledger_batch_begin(struct ledger_batch *b, struct store *s);
@@ -378,6 +382,8 @@ int ledger_batch_begin(struct ledger_batch *b, struct store *s);
 int ledger_batch_flush(struct ledger_batch *b);
 /* Commits (or, after an error, aborts) and closes. */
 int ledger_batch_end(struct ledger_batch *b);
+/* Aborts what the batch holds and closes (a run that failed). */
+void ledger_batch_abort(struct ledger_batch *b);
 /* Applies fact f as ledger_apply() does, in the batch's transaction: it is
  * durable when the batch commits.  On failure the batch's transaction is
  * failed too (its error is sticky); diag says why. */

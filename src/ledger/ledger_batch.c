@@ -27,6 +27,42 @@
  * commit (a batch of LEDGER_BATCH_ROWS rows takes seconds). */
 #define LEDGER_RUN_LEASE_S 300
 
+/* A fact that paid an order in the batch, kept to be told once it is
+ * committed. */
+struct ledger_batch_paid {
+	char profile[PH_ID_MAX + 1];
+	char provider[PH_ID_MAX + 1];
+	char source[24];
+	struct ph_event ev;
+	int64_t now;
+};
+
+/* Tells the facts the commit just made durable, and forgets them. */
+static void
+ledger_batch_told(struct ledger_batch *b, int committed)
+{
+	struct ledger_result r;
+	struct ledger_fact f;
+	size_t i;
+
+	memset(&r, 0, sizeof(r));
+	r.event = LEDGER_EV_ORDER_PAID;
+	for (i = 0; committed && i < b->npaid; i++) {
+		f.profile = b->paid[i].profile;
+		f.provider = b->paid[i].provider;
+		f.source = b->paid[i].source;
+		f.ev = &b->paid[i].ev;
+		f.now = b->paid[i].now;
+		ledger_applied(&f, &r);
+	}
+	b->npaid = 0;
+	if (!committed || !b->open) {
+		free(b->paid);
+		b->paid = NULL;
+		b->cappaid = 0;
+	}
+}
+
 static void
 ledger_run_key(struct store_key *k, const char *run)
 {
@@ -77,8 +113,10 @@ ledger_batch_flush(struct ledger_batch *b)
 		ledger_run_hold(b);
 	if (b->open && (rc = store_commit(&b->t)) != PH_OK) {
 		b->open = 0;
+		ledger_batch_told(b, 0);
 		return rc;
 	}
+	ledger_batch_told(b, 1);
 	b->open = 0;
 	b->n = 0;
 	if ((rc = store_begin(b->s, 1, &b->t)) == PH_OK)
@@ -99,8 +137,19 @@ ledger_batch_end(struct ledger_batch *b)
 	}
 	if (b->open)
 		rc = store_commit(&b->t);
+	ledger_batch_told(b, rc == PH_OK);
 	b->open = 0;
+	ledger_batch_told(b, 0);
 	return rc;
+}
+
+void
+ledger_batch_abort(struct ledger_batch *b)
+{
+	if (b->open)
+		store_abort(&b->t);
+	b->open = 0;
+	ledger_batch_told(b, 0);
 }
 
 /* Counts a row; commits every LEDGER_BATCH_ROWS so writers elsewhere wait
@@ -111,6 +160,30 @@ ledger_batch_row(struct ledger_batch *b)
 	/* Never under an open cursor: ledger_batch_payments flushes. */
 	if (++b->n >= LEDGER_BATCH_ROWS && !b->scanning)
 		ledger_batch_flush(b);
+}
+
+/* Keeps f, which paid an order, to be told at the commit; -1 without
+ * room. */
+static int
+ledger_batch_keep(struct ledger_batch *b, const struct ledger_fact *f)
+{
+	struct ledger_batch_paid *p;
+	size_t cap;
+
+	if (b->npaid == b->cappaid) {
+		cap = b->cappaid > 0 ? 2 * b->cappaid : 64;
+		if ((p = realloc(b->paid, cap * sizeof(*p))) == NULL)
+			return -1;
+		b->paid = p;
+		b->cappaid = cap;
+	}
+	p = &b->paid[b->npaid++];
+	ph_strlcpy(p->profile, f->profile, sizeof(p->profile));
+	ph_strlcpy(p->provider, f->provider, sizeof(p->provider));
+	ph_strlcpy(p->source, f->source, sizeof(p->source));
+	p->ev = *f->ev;
+	p->now = f->now;
+	return 0;
 }
 
 int
@@ -128,7 +201,8 @@ ledger_batch_apply(struct ledger_batch *b, const struct ledger_fact *f,
 			b->t.err = rc;
 		return ledger_store_fail(diag, rc);
 	}
-	ledger_applied(f, r);
+	if (r->event == LEDGER_EV_ORDER_PAID && ledger_batch_keep(b, f) != 0)
+		ledger_applied(f, r);	/* no room to wait: told now */
 	ledger_batch_row(b);
 	return PH_OK;
 }

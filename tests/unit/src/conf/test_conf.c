@@ -99,6 +99,18 @@ static const struct refusal bad_values[] = {
 	    "bad unit refused" },
 	{ "", "MD5", "api_base = ftp://x\n", "api_base", NULL,
 	    "non-http api_base refused" },
+	{ "", "MD5", "api_base = https://\n", "with a host", NULL,
+	    "an api_base without a host refused" },
+	{ "", "MD5", "api_base = https://api.example.com/"
+	    "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+	    "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+	    "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+	    "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+	    "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+	    "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp"
+	    "pppppppppppppppppppppppppppppppppppppppppppppppppppppppppppp\n",
+	    "more than 400", NULL, "an api_base over 400 bytes refused, "
+	    "saying so" },
 	{ "", "MD5", "client_cert_file = keys/c.pem\n", "go together", NULL,
 	    "client cert without key" },
 	{ "", "MD5", "client_cert_file = keys/c.pem\n"

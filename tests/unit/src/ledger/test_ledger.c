@@ -1020,33 +1020,51 @@ test_batch_apply(struct store *s)
 	struct ph_diag d;
 	json_t *o = NULL;
 	size_t alarms;
-	int created, round;
+	int created, round, rc, rc2 = -1, saved, logfd;
+	char logpath[300];
 
 	memset(&d, 0, sizeof(d));
 	fx_create(s, "BA1", "wxshop", 700, "CNY", FX_NOW, &o, &created, &d);
 	json_decref(o);
 	ev = fx_pay_event("BA1", "TBA1", 700, "CNY");
 	alarms = fx_events_of_type(s, "reconcile.missing_here", NULL);
+	snprintf(logpath, sizeof(logpath), "%s/batch.log", dir);
 	for (round = 0; round < 2; round++) {
 		struct ledger_fact f = { "wxshop", "wechat", "statement", &ev,
 		    FX_NOW };
 
+		fflush(stderr);
+		saved = dup(2);
+		if ((logfd = open(logpath, O_CREAT | O_TRUNC | O_WRONLY,
+		    0600)) >= 0)
+			dup2(logfd, 2);
 		ledger_batch_begin(&b, s);
-		ok(ledger_batch_apply(&b, &f, &r, &d) == PH_OK &&
-		    r.event == LEDGER_EV_ORDER_PAID, "a payment the statement "
-		    "proves, applied in the batch (%s)", d.msg);
+		rc = ledger_batch_apply(&b, &f, &r, &d);
 		ledger_batch_alarm_new(&b, "wxshop/2023-11-14",
 		    LEDGER_EV_RECONCILE_MISSING_HERE, "wxshop", "wechat", &ev,
 		    json_object(), FX_NOW);
+		if (round == 0)
+			ledger_batch_abort(&b);	/* the run killed here */
+		else
+			rc2 = ledger_batch_end(&b);
+		fflush(stderr);
+		dup2(saved, 2);
+		close(saved);
+		if (logfd >= 0)
+			close(logfd);
+		ok(rc == PH_OK && r.event == LEDGER_EV_ORDER_PAID, "a payment "
+		    "the statement proves, applied in the batch (%s)", d.msg);
+		is_int(count_in_file(logpath, "event=order_paid"), round,
+		    round == 0 ? "... not told in the log before the batch "
+		    "commits" : "... told once it has");
 		if (round == 0) {
-			store_abort(&b.t);	/* the run killed here */
 			is_str(fx_state(s, "BA1"), "PENDING", "... the run "
 			    "killed before the batch committed: not paid");
 			is_int(fx_events_of_type(s, "reconcile.missing_here",
 			    NULL), alarms, "... and no alarm");
 			continue;
 		}
-		is_int(ledger_batch_end(&b), PH_OK, "... the batch committed");
+		is_int(rc2, PH_OK, "... the batch committed");
 		is_str(fx_state(s, "BA1"), "PAID", "... paid");
 		is_int(fx_events_of_type(s, "reconcile.missing_here", NULL),
 		    alarms + 1, "... with its alarm");
@@ -1403,9 +1421,19 @@ test_stray_refund(struct store *s)
 	    "first: profile_mismatch");
 	ev = fx_pay_event("SM2", "TSM4", 1000, "CNY");
 	apply(s, &ev, &r);
-	ok(strcmp(fx_state(s, "SM2"), "PAID") == 0 && queued_refund(s, "SM2",
-	    "double_payment", "TSM3", 1000), "... then the right one: PAID, "
-	    "the first queued to go back");
+	ok(strcmp(fx_state(s, "SM2"), "PAID") == 0 &&
+	    !queued_refund(s, "SM2", "double_payment", "TSM3", 1000) &&
+	    fx_exceptions(s, "SM2", "double_payment") == 0, "... then the "
+	    "right one: PAID, nothing sent back through an account the order "
+	    "was never offered on");
+	/* Another order, another wrong amount first: its own refund. */
+	create(s, "SM3", 800, "CNY");
+	ev = fx_pay_event("SM3", "TSM5", 700, "CNY");
+	apply(s, &ev, &r);
+	ev = fx_pay_event("SM3", "TSM6", 800, "CNY");
+	apply(s, &ev, &r);
+	ok(queued_refund(s, "SM3", "double_payment", "TSM5", 700),
+	    "a wrong amount, then the right one: one refund, of the first");
 }
 
 /* Registers order id of amount CNY through wxshop: 1 when made, 0 when it
