@@ -458,6 +458,11 @@ def test_certs(tap):
         if lib is None:
             tap.skip('a certificate not valid yet', 'libfaketime is not '
                      'installed')
+        elif harness.built_with_asan():
+            # libfaketime preloaded into an AddressSanitizer build hangs
+            # in its start (both wrap the clock and allocation calls).
+            tap.skip('a certificate not valid yet', 'not under '
+                     'AddressSanitizer')
         else:
             r = subprocess.run(
                 [harness.PAYHOOK, '-c', inst.config, 'check'],
