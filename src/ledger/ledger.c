@@ -166,6 +166,35 @@ ledger_profile_allowed(const json_t *order, const char *profile)
 	return 0;
 }
 
+/* Is pay a payment recorded while its order did not exist (and, with
+ * order_id, one of that order)? */
+static int
+ledger_is_orphan(const json_t *pay, const char *order_id)
+{
+	return strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0 &&
+	    strcmp(ledger_str(pay, "disposition"), "unknown_order") == 0 &&
+	    (order_id == NULL ||
+	    strcmp(ledger_str(pay, "order_id"), order_id) == 0);
+}
+
+/* f and ev as a stored payment pay states its fact (f's strings point
+ * into pay), told by source at now. */
+static void
+ledger_payment_fact(const json_t *pay, const char *source, int64_t now,
+    struct ph_event *ev, struct ledger_fact *f)
+{
+	ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, ev);
+	ev->occurred_at = json_integer_value(json_object_get(pay,
+	    "occurred_at"));
+	ph_strlcpy(ev->channel, ledger_str(pay, "channel"),
+	    sizeof(ev->channel));
+	f->profile = ledger_str(pay, "profile");
+	f->provider = ledger_str(pay, "provider");
+	f->source = source;
+	f->ev = ev;
+	f->now = now;
+}
+
 /*
  * A payment recorded while its order did not exist (disposition
  * unknown_order: the provider took the money before the merchant's
@@ -190,9 +219,7 @@ ledger_payment_orphan(struct store_txn *t, const struct ledger_fact *f)
 	ledger_key_pair(&pk, STORE_KEY_PAYMENT, f->profile, ev->txn_id);
 	if (pk.err || ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay) != PH_OK)
 		return 0;
-	orphan = strcmp(ledger_str(pay, "status"), "SUCCEEDED") == 0 &&
-	    strcmp(ledger_str(pay, "disposition"), "unknown_order") == 0 &&
-	    strcmp(ledger_str(pay, "order_id"), ev->order_id) == 0;
+	orphan = ledger_is_orphan(pay, ev->order_id);
 	json_decref(pay);
 	if (!orphan)
 		return 0;
@@ -263,14 +290,13 @@ ledger_stray_payment(struct store_txn *t, const json_t *order,
 	json_t *pay, *a;
 	size_t i, n = json_array_size(json_object_get(order, "attempts"));
 
-	for (i = 0; i <= n + 1; i++) {
+	/* The order's profile, then its attempts' */
+	for (i = 0; i <= n; i++) {
 		if (i == 0)
-			profile = ledger_str(e, "paid_through");
-		else if (i == 1)
 			profile = ledger_str(order, "profile");
 		else {
 			a = json_array_get(json_object_get(order, "attempts"),
-			    i - 2);
+			    i - 1);
 			profile = ledger_str(a, "profile");
 		}
 		if (profile[0] == '\0')
@@ -323,12 +349,7 @@ ledger_refund_strays(struct store_txn *t, json_t *order,
 			continue;
 		if ((pay = ledger_stray_payment(t, order, e, &pk)) == NULL)
 			continue;
-		ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, &ev);
-		f.profile = ledger_str(pay, "profile");
-		f.provider = ledger_str(pay, "provider");
-		f.source = paid->source;
-		f.ev = &ev;
-		f.now = paid->now;
+		ledger_payment_fact(pay, paid->source, paid->now, &ev, &f);
 		ledger_extra_payment(t, order, &f, paid->ev->txn_id,
 		    LEDGER_EV_ORDER_DOUBLE_PAYMENT, &refund);
 		json_object_set_new(e, "refund_seq", json_integer(
@@ -519,22 +540,11 @@ ledger_adopt_one(struct store_txn *t, const char *order_id,
 	store_key_from_val(&pk, v);
 	if (pk.err || ledger_get(t, STORE_DB_PAYMENTS, &pk, &pay) != PH_OK)
 		return;
-	if (strcmp(ledger_str(pay, "status"), "SUCCEEDED") != 0 ||
-	    strcmp(ledger_str(pay, "disposition"), "unknown_order") != 0 ||
-	    strcmp(ledger_str(pay, "order_id"), order_id) != 0) {
+	if (!ledger_is_orphan(pay, order_id)) {
 		json_decref(pay);
 		return;
 	}
-	ledger_record_event(pay, PH_EV_PAYMENT_SUCCEEDED, &ev);
-	ev.occurred_at = json_integer_value(json_object_get(pay,
-	    "occurred_at"));
-	ph_strlcpy(ev.channel, ledger_str(pay, "channel"),
-	    sizeof(ev.channel));
-	f.profile = ledger_str(pay, "profile");
-	f.provider = ledger_str(pay, "provider");
-	f.source = ledger_str(pay, "source");
-	f.ev = &ev;
-	f.now = now;
+	ledger_payment_fact(pay, ledger_str(pay, "source"), now, &ev, &f);
 	memset(&r, 0, sizeof(r));
 	log_info("order %s registered: payment %s of %lld %s recorded "
 	    "before it (unknown_order) applied", order_id, ev.txn_id,
@@ -593,8 +603,7 @@ ledger_orphan_index(struct store_txn *t, const json_t *pay,
 	struct store_key k;
 	struct store_val v;
 
-	if (strcmp(ledger_str(pay, "status"), "SUCCEEDED") != 0 ||
-	    strcmp(ledger_str(pay, "disposition"), "unknown_order") != 0)
+	if (!ledger_is_orphan(pay, NULL))
 		return 0;
 	ledger_orphan_key(&k, ledger_str(pay, "order_id"),
 	    ledger_str(pay, "profile"), ledger_str(pay, "provider_txn_id"));
