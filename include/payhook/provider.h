@@ -548,6 +548,52 @@ typedef int ph_statement_response_fn(void *ctx,
     const struct ph_download_ref *ref, const struct ph_http_response *in,
     struct ph_download *dl, struct ph_diag *diag);
 
+/*
+ * The heads of the entries' definitions, so that every plugin writes an
+ * entry's signature once, with the same parameter names (the context as
+ * `p`, which the body converts to its own type):
+ *	static PH_PARSE_NOTIFY(xx_parse_notify)
+ *	{
+ *		const struct xx_ctx *ctx = p;
+ */
+#define PH_PROFILE_NEW(fn)						\
+	int fn(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+#define PH_PROFILE_FREE(fn)	void fn(void *p)
+#define PH_PARSE_NOTIFY(fn)						\
+	int fn(void *p, const struct ph_request *req, struct ph_event *ev, \
+	    struct ph_diag *diag)
+#define PH_ACK(fn)							\
+	void fn(void *p, enum ph_ack_kind kind, const char *reason,	\
+	    struct ph_response *out)
+#define PH_STATEMENT_LINE(fn)						\
+	int fn(void *p, struct ph_statement *st, const char *line,	\
+	    size_t len, struct ph_event *ev, struct ph_diag *diag)
+#define PH_NOTIFY_HINT(fn)						\
+	int fn(void *p, const struct ph_request *req,			\
+	    char order_id[PH_ID_MAX + 1])
+/* An outbound call's two halves: what the request is built from and into,
+ * what the answer is read from and into. */
+#define PH_REQUEST_PARAMS_						\
+	const struct ph_call_ctx *cc, struct ph_http_request *out,	\
+	struct ph_diag *diag
+#define PH_ANSWER_PARAMS_(OUT)						\
+	const struct ph_http_response *in, OUT, struct ph_diag *diag
+#define PH_CALL_REQUEST(fn)						\
+	int fn(void *p, const struct ph_order_ref *order, PH_REQUEST_PARAMS_)
+#define PH_CALL_RESPONSE(fn)						\
+	int fn(void *p, const struct ph_order_ref *order,		\
+	    PH_ANSWER_PARAMS_(struct ph_event *ev))
+#define PH_REFUND_REQUEST(fn)						\
+	int fn(void *p, const struct ph_refund_ref *ref, PH_REQUEST_PARAMS_)
+#define PH_REFUND_RESPONSE(fn)						\
+	int fn(void *p, const struct ph_refund_ref *ref,		\
+	    PH_ANSWER_PARAMS_(struct ph_event *ev))
+#define PH_STATEMENT_REQUEST(fn)					\
+	int fn(void *p, const struct ph_download_ref *ref, PH_REQUEST_PARAMS_)
+#define PH_STATEMENT_RESPONSE(fn)					\
+	int fn(void *p, const struct ph_download_ref *ref,		\
+	    PH_ANSWER_PARAMS_(struct ph_download *dl))
+
 #if defined(__GNUC__)
 #define PH_EXPORT __attribute__((visibility("default")))
 #else

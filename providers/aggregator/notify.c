@@ -277,9 +277,7 @@ agg_refund(const struct json_t *re, int64_t created, struct ph_event *ev,
 	return agg_time(re, "time_succeed", &ev->occurred_at, diag);
 }
 
-int
-agg_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_PARSE_NOTIFY(agg_parse_notify)
 {
 	const struct agg_ctx *ctx = p;
 	const struct json_t *obj;
@@ -366,9 +364,7 @@ out:
 }
 
 /* Any 2xx is received: 200 {"ok":true}; refused 400, retry 500. */
-void
-agg_ack(void *p, enum ph_ack_kind kind, const char *reason,
-    struct ph_response *out)
+PH_ACK(agg_ack)
 {
 	static const char ok[] = "{\"ok\":true}";
 

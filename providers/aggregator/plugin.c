@@ -73,8 +73,7 @@ static const struct ph_conf_key agg_conf_keys[AGG_CONF__MAX + 1] = {
 	    "token" },
 };
 
-static void
-agg_profile_free(void *p)
+static PH_PROFILE_FREE(agg_profile_free)
 {
 	struct agg_ctx *ctx = p;
 
@@ -168,8 +167,7 @@ agg_hmac_profile(const struct ph_conf *conf, struct agg_ctx *ctx,
 	return PH_OK;
 }
 
-static int
-agg_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+static PH_PROFILE_NEW(agg_profile_new)
 {
 	const struct ph_conf_value *mode, *live, *key;
 	struct agg_ctx *ctx;

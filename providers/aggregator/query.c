@@ -79,10 +79,7 @@ agg_order_ok(const struct agg_ctx *ctx, const struct ph_order_ref *order,
  * pingpp-python example/charge/list.py and retrieve.py, pingpp-java
  * ChargeExample.java; tests/vectors/FINDINGS.md section 1.
  */
-int
-agg_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_CALL_REQUEST(agg_query_request)
 {
 	const struct agg_ctx *ctx = p;
 	char id[PH_ID_MAX + 1];
@@ -330,10 +327,7 @@ agg_query_list(const struct agg_ctx *ctx, const struct ph_order_ref *order,
 	    diag);
 }
 
-int
-agg_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_CALL_RESPONSE(agg_query_response)
 {
 	const struct agg_ctx *ctx = p;
 	char id[PH_ID_MAX + 1];
@@ -360,9 +354,7 @@ out:
  * The order an event names, read without verifying it: the core only
  * asks the aggregator about that order, it never applies anything from it.
  */
-int
-agg_notify_hint(void *p, const struct ph_request *req,
-    char order_id[PH_ID_MAX + 1])
+PH_NOTIFY_HINT(agg_notify_hint)
 {
 	const json_t *obj;
 	json_t *doc;

@@ -137,9 +137,7 @@ static const struct ph_csv_layout agg_st_layout = {
 	"amount", agg_st_row,
 };
 
-int
-agg_statement_line(void *p, struct ph_statement *st, const char *line,
-    size_t len, struct ph_event *ev, struct ph_diag *diag)
+PH_STATEMENT_LINE(agg_statement_line)
 {
 	return ph_csv_statement_line(&agg_st_layout, p, st, line, len, ev,
 	    diag);

@@ -119,10 +119,7 @@ ali_bill_where_request(const struct ali_ctx *ctx, const char *date,
 	return rc;
 }
 
-int
-ali_statement_request(void *p, const struct ph_download_ref *ref,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_STATEMENT_REQUEST(ali_statement_request)
 {
 	const struct ali_ctx *ctx = p;
 	char link[PH_HTTP_PATH_MAX];
@@ -233,10 +230,7 @@ ali_bill_file(const struct ph_http_response *in, struct ph_download *dl,
 	return PH_OK;
 }
 
-int
-ali_statement_response(void *p, const struct ph_download_ref *ref,
-    const struct ph_http_response *in, struct ph_download *dl,
-    struct ph_diag *diag)
+PH_STATEMENT_RESPONSE(ali_statement_response)
 {
 	const struct ali_ctx *ctx = p;
 	const json_t *r;

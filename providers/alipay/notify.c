@@ -234,9 +234,8 @@ ali_opt_time(const struct ph_kvlist *kv, const char *name, int64_t *out,
 	const char *v = ali_get(kv, name);
 
 	*out = 0;
-	if (v == NULL)
-		return PH_OK;
-	if (ph_time_parse_dashed(v, strlen(v), ALI_BEIJING, out) != PH_OK)
+	if (v != NULL &&
+	    ph_time_parse_dashed(v, strlen(v), ALI_BEIJING, out) != PH_OK)
 		return ph_fail(diag, PH_E_FIELD, "%s: not yyyy-MM-dd HH:mm:ss",
 		    name);
 	return PH_OK;
@@ -306,9 +305,7 @@ ali_notify_event(const struct ph_kvlist *kv, struct ph_event *ev,
 	return rc;
 }
 
-int
-ali_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_PARSE_NOTIFY(ali_parse_notify)
 {
 	const struct ali_ctx *ctx = p;
 	struct ph_kvlist kv;
@@ -335,9 +332,7 @@ ali_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
  * server's log and payhook's metrics apart: 200 received, 400 refused,
  * 500 not recorded.
  */
-void
-ali_ack(void *p, enum ph_ack_kind kind, const char *reason,
-    struct ph_response *out)
+PH_ACK(ali_ack)
 {
 	(void)p;
 	(void)reason;

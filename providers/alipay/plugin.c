@@ -72,8 +72,7 @@ static const char *const ali_download_hosts[] = { ALI_BILL_HOST, NULL };
 
 /* ---- Profiles ------------------------------------------------------------ */
 
-static void
-ali_profile_free(void *p)
+static PH_PROFILE_FREE(ali_profile_free)
 {
 	struct ali_ctx *ctx = p;
 
@@ -84,8 +83,7 @@ ali_profile_free(void *p)
 	free(ctx);
 }
 
-static int
-ali_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+static PH_PROFILE_NEW(ali_profile_new)
 {
 	const struct ph_conf_value *v;
 	struct ali_ctx *ctx;
@@ -128,9 +126,7 @@ fail:
  * notification is refused (a key rotated at Alipay but not here, say),
  * the core only asks Alipay about that order; nothing is applied from it.
  */
-static int
-ali_notify_hint(void *p, const struct ph_request *req,
-    char order_id[PH_ID_MAX + 1])
+static PH_NOTIFY_HINT(ali_notify_hint)
 {
 	if (p == NULL)
 		return PH_E_INTERNAL;

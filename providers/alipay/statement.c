@@ -298,11 +298,8 @@ ali_row(struct ali_stmt *z, struct ph_statement *st, char *text,
 		return ph_fail(diag, PH_E_MALFORMED, "statement line %llu: not "
 		    "%d fields like the header", ln, z->ncols);
 	type = f[z->col[ALI_COL_TYPE]];
-	if (strcmp(type, "交易") == 0)
-		refund = 0;
-	else if (strcmp(type, "退款") == 0)
-		refund = 1;
-	else
+	refund = strcmp(type, "退款") == 0;
+	if (!refund && strcmp(type, "交易") != 0)
 		return ph_fail(diag, PH_E_UNSUPPORTED, "statement line %llu: "
 		    "业务类型 is neither 交易 nor 退款", ln);
 	if (ph_copy_token(ev->order_id, sizeof(ev->order_id),
@@ -548,9 +545,7 @@ ali_statement_step(const struct ali_ctx *ctx, struct ali_stmt *z,
 	}
 }
 
-int
-ali_statement_line(void *p, struct ph_statement *st, const char *line,
-    size_t len, struct ph_event *ev, struct ph_diag *diag)
+PH_STATEMENT_LINE(ali_statement_line)
 {
 	struct ali_stmt z;
 	int rc;

@@ -56,18 +56,12 @@ ali_trade_request(void *p, const struct ali_method *m,
 	return rc;
 }
 
-int
-ali_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_CALL_REQUEST(ali_query_request)
 {
 	return ali_trade_request(p, &ali_query, order, cc, out, diag);
 }
 
-int
-ali_close_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_CALL_REQUEST(ali_close_request)
 {
 	return ali_trade_request(p, &ali_close, order, cc, out, diag);
 }
@@ -117,10 +111,7 @@ ali_refund_query_request(const struct ali_ctx *ctx,
 
 /* alipay.trade.refund with out_request_no = payhook's refund id, so a
  * retry can never refund twice. */
-int
-ali_refund_request(void *p, const struct ph_refund_ref *ref,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_REFUND_REQUEST(ali_refund_request)
 {
 	const struct ali_ctx *ctx = p;
 	char amount[32];
@@ -347,10 +338,7 @@ ali_order_answer(void *p, const struct ali_method *m, ali_answer_fn *read,
 	return ali_answer_event(p, m, in, read, order, ev, diag);
 }
 
-int
-ali_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_CALL_RESPONSE(ali_query_response)
 {
 	return ali_order_answer(p, &ali_query, ali_query_event, order, in, ev,
 	    diag);
@@ -389,10 +377,7 @@ ali_close_event(const json_t *r, const void *call, struct ph_event *ev,
 	return rc;
 }
 
-int
-ali_close_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_CALL_RESPONSE(ali_close_response)
 {
 	return ali_order_answer(p, &ali_close, ali_close_event, order, in, ev,
 	    diag);
@@ -541,10 +526,7 @@ ali_refund_ids(const struct ph_refund_ref *ref, int64_t amount,
 	    ev->merchant_refund_id, (char *)NULL);
 }
 
-int
-ali_refund_response(void *p, const struct ph_refund_ref *ref,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_REFUND_RESPONSE(ali_refund_response)
 {
 	if (p == NULL || ref == NULL || in == NULL || ev == NULL ||
 	    ref->order_id == NULL || ref->refund_id == NULL)

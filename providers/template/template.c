@@ -71,8 +71,7 @@ struct tpl_ctx {
 	unsigned char secret[];	/* secret_len bytes */
 };
 
-static void
-tpl_profile_free(void *p)
+static PH_PROFILE_FREE(tpl_profile_free)
 {
 	struct tpl_ctx *ctx = p;
 
@@ -82,8 +81,7 @@ tpl_profile_free(void *p)
 	free(ctx);
 }
 
-static int
-tpl_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+static PH_PROFILE_NEW(tpl_profile_new)
 {
 	const struct ph_conf_value *secret;
 	struct tpl_ctx *ctx;
@@ -219,9 +217,7 @@ tpl_map(const json_t *root, const char *type, struct ph_event *ev,
 	    diag);
 }
 
-static int
-tpl_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
-    struct ph_diag *diag)
+static PH_PARSE_NOTIFY(tpl_parse_notify)
 {
 	const struct tpl_ctx *ctx = p;
 	char id[PH_ID_MAX + 1];
@@ -291,9 +287,7 @@ out:
  * diagnostics and may echo request bytes, so they are reduced to
  * printable ASCII and JSON-escaped by jansson.
  */
-static void
-tpl_ack(void *p, enum ph_ack_kind kind, const char *reason,
-    struct ph_response *out)
+static PH_ACK(tpl_ack)
 {
 	static const char ok[] = "{\"ok\":true}";
 	char msg[129];

@@ -113,9 +113,7 @@ up_notify_event(const struct up_msg *m, struct ph_event *ev,
 	return ph_dedup_key(ev, diag, "up", qid, type, resp, (char *)NULL);
 }
 
-int
-up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_PARSE_NOTIFY(up_parse_notify)
 {
 	struct up_ctx *ctx = p;
 	struct up_msg m;
@@ -138,9 +136,7 @@ up_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
 
 /* ---- Acknowledgement ----------------------------------------------------- */
 
-void
-up_ack(void *p, enum ph_ack_kind kind, const char *reason,
-    struct ph_response *out)
+PH_ACK(up_ack)
 {
 	const char *text;
 

@@ -68,8 +68,7 @@ const struct ph_form_limits up_form_limits = {
 
 /* ---- Profiles ------------------------------------------------------------ */
 
-static void
-up_profile_free(void *p)
+static PH_PROFILE_FREE(up_profile_free)
 {
 	struct up_ctx *ctx = p;
 	size_t i;
@@ -227,8 +226,7 @@ up_load_biz_type(struct up_ctx *ctx, const struct ph_conf *conf,
 	return PH_OK;
 }
 
-static int
-up_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+static PH_PROFILE_NEW(up_profile_new)
 {
 	const struct ph_conf_value *cn;
 	struct up_ctx *ctx;

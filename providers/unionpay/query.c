@@ -93,10 +93,7 @@ out:
  * and 5.0.0 demos do.  The order is named by merId, orderId and the
  * original txnTime in every demo.
  */
-int
-up_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_CALL_REQUEST(up_query_request)
 {
 	static const char ct[] = "application/x-www-form-urlencoded";
 	const struct up_ctx *ctx = p;
@@ -324,10 +321,7 @@ up_query_event(const struct up_msg *m, const struct ph_order_ref *order,
 	    (char *)NULL);
 }
 
-int
-up_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_CALL_RESPONSE(up_query_response)
 {
 	struct up_ctx *ctx = p;
 	struct up_msg m;
@@ -360,9 +354,7 @@ up_query_response(void *p, const struct ph_order_ref *order,
  * The order a notification names, read without verifying it: the core
  * only asks UnionPay about that order, it never applies anything from it.
  */
-int
-up_notify_hint(void *p, const struct ph_request *req,
-    char order_id[PH_ID_MAX + 1])
+PH_NOTIFY_HINT(up_notify_hint)
 {
 	if (p == NULL)
 		return PH_E_INTERNAL;

@@ -132,9 +132,7 @@ static const struct ph_csv_layout up_st_layout = {
 	up_st_names, UP_ST__MAX, 1u << UP_ST_ORIGQRYID, "txnAmt", up_st_row,
 };
 
-int
-up_statement_line(void *p, struct ph_statement *st, const char *line,
-    size_t len, struct ph_event *ev, struct ph_diag *diag)
+PH_STATEMENT_LINE(up_statement_line)
 {
 	return ph_csv_statement_line(&up_st_layout, p, st, line, len, ev,
 	    diag);

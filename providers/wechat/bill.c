@@ -568,9 +568,7 @@ wxb_step(const void *p, void *state, const struct ph_statement *st,
 	return rc;
 }
 
-int
-wx_statement_line(void *p, struct ph_statement *st, const char *line,
-    size_t len, struct ph_event *ev, struct ph_diag *diag)
+PH_STATEMENT_LINE(wx_statement_line)
 {
 	struct wxb_state s;
 

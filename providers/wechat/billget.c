@@ -351,10 +351,7 @@ wxd_step_ok(const struct wx_ctx *ctx, const struct ph_download_ref *ref,
 	return PH_OK;
 }
 
-int
-wx_statement_request(void *p, const struct ph_download_ref *ref,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_STATEMENT_REQUEST(wx_statement_request)
 {
 	const struct wx_ctx *ctx = p;
 	char day[9];
@@ -371,10 +368,7 @@ wx_statement_request(void *p, const struct ph_download_ref *ref,
 	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
-int
-wx_statement_response(void *p, const struct ph_download_ref *ref,
-    const struct ph_http_response *in, struct ph_download *dl,
-    struct ph_diag *diag)
+PH_STATEMENT_RESPONSE(wx_statement_response)
 {
 	const struct wx_ctx *ctx = p;
 	char day[9];

@@ -76,8 +76,7 @@ static const struct ph_conf_key wx_conf_keys[WX_CONF__MAX + 1] = {
 	    "platform" },
 };
 
-static void
-wx_profile_free(void *p)
+static PH_PROFILE_FREE(wx_profile_free)
 {
 	struct wx_ctx *ctx = p;
 
@@ -88,8 +87,7 @@ wx_profile_free(void *p)
 	free(ctx);
 }
 
-static int
-wx_profile_new(const struct ph_conf *conf, void **out, struct ph_diag *diag)
+static PH_PROFILE_NEW(wx_profile_new)
 {
 	const struct ph_conf_value *key, *st;
 	struct wx_ctx *ctx = NULL;
@@ -150,33 +148,18 @@ fail:
 /* ---- The table: one entry per call, dispatched on api_version ----------- */
 
 /* A notification: v3 JSON, or v2 XML holding a payment or a refund. */
-static int
-wx_parse_notify(void *p, const struct ph_request *req, struct ph_event *ev,
-    struct ph_diag *diag)
+static PH_PARSE_NOTIFY(wx_parse_notify)
 {
 	const struct wx_ctx *ctx = p;
-	struct ph_kvlist kv;
-	int rc;
 
 	if (ctx == NULL || req == NULL || ev == NULL)
 		return ph_fail(diag, PH_E_INTERNAL, "wechat: NULL argument");
 	memset(ev, 0, sizeof(*ev));
-	if (ctx->api_version == 3)
-		return wx3_parse_notify(ctx, req, ev, diag);
-	if ((rc = ph_xml_parse_flat(req->body, req->body_len, "xml",
-	    &wx_xml_limits, &kv, diag)) != PH_OK)
-		return rc;
-	/* A refund result: no sign, an encrypted req_info instead. */
-	rc = ph_kvlist_get(&kv, "req_info") != NULL ?
-	    wx_refund_notify(ctx, &kv, ev, diag) :
-	    wx_pay_notify(ctx, &kv, ev, diag);
-	ph_kvlist_free(&kv);
-	return ph_clear_on_fail(rc, ev, sizeof(*ev));
+	return ctx->api_version == 3 ? wx3_parse_notify(ctx, req, ev, diag) :
+	    wx2_parse_notify(ctx, req, ev, diag);
 }
 
-static void
-wx_ack(void *p, enum ph_ack_kind kind, const char *reason,
-    struct ph_response *out)
+static PH_ACK(wx_ack)
 {
 	const struct wx_ctx *ctx = p;
 
@@ -186,10 +169,7 @@ wx_ack(void *p, enum ph_ack_kind kind, const char *reason,
 		wx2_ack(kind, reason, out);
 }
 
-static int
-wx_dispatch_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+static PH_CALL_REQUEST(wx_dispatch_query_request)
 {
 	const struct wx_ctx *ctx = p;
 
@@ -198,10 +178,7 @@ wx_dispatch_query_request(void *p, const struct ph_order_ref *order,
 	return wx_query_request(p, order, cc, out, diag);
 }
 
-static int
-wx_dispatch_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+static PH_CALL_RESPONSE(wx_dispatch_query_response)
 {
 	const struct wx_ctx *ctx = p;
 
@@ -210,10 +187,7 @@ wx_dispatch_query_response(void *p, const struct ph_order_ref *order,
 	return wx_query_response(p, order, in, ev, diag);
 }
 
-static int
-wx_dispatch_close_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+static PH_CALL_REQUEST(wx_dispatch_close_request)
 {
 	const struct wx_ctx *ctx = p;
 
@@ -222,10 +196,7 @@ wx_dispatch_close_request(void *p, const struct ph_order_ref *order,
 	return wx_close_request(p, order, cc, out, diag);
 }
 
-static int
-wx_dispatch_close_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+static PH_CALL_RESPONSE(wx_dispatch_close_response)
 {
 	const struct wx_ctx *ctx = p;
 
@@ -239,9 +210,7 @@ wx_dispatch_close_response(void *p, const struct ph_order_ref *order,
  * only queries that order at WeChat, it never applies anything from here.
  * v3 notifications carry the order inside the encrypted resource: no hint.
  */
-static int
-wx_notify_hint(void *p, const struct ph_request *req,
-    char order_id[PH_ID_MAX + 1])
+static PH_NOTIFY_HINT(wx_notify_hint)
 {
 	const struct wx_ctx *ctx = p;
 	struct ph_kvlist kv;

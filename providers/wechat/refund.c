@@ -775,10 +775,7 @@ wx3_refundquery_request(const struct wx_ctx *ctx,
 	    ref->refund_id, NULL, out, diag);
 }
 
-int
-wx_refund_request(void *p, const struct ph_refund_ref *ref,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_REFUND_REQUEST(wx_refund_request)
 {
 	const struct wx_ctx *ctx = p;
 	int rc;
@@ -797,10 +794,7 @@ wx_refund_request(void *p, const struct ph_refund_ref *ref,
 	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
-int
-wx_refund_response(void *p, const struct ph_refund_ref *ref,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_REFUND_RESPONSE(wx_refund_response)
 {
 	const struct wx_ctx *ctx = p;
 	int rc;

@@ -293,7 +293,7 @@ wx_result(const struct ph_kvlist *kv, const char *name, int *success,
 	return PH_OK;
 }
 
-/* A payment notification, its XML parsed by plugin.c. */
+/* A payment notification, its XML parsed by wx2_parse_notify. */
 int
 wx_pay_notify(const struct wx_ctx *ctx, struct ph_kvlist *kv,
     struct ph_event *ev, struct ph_diag *diag)
@@ -391,6 +391,25 @@ wx2_ack(enum ph_ack_kind kind, const char *reason, struct ph_response *out)
 		return;
 	}
 	memcpy(out->content_type, "text/xml", sizeof("text/xml"));
+}
+
+/* A v2 notification: XML holding a payment, or a refund's result (no
+ * sign, an encrypted req_info instead). */
+int
+wx2_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
+    struct ph_event *ev, struct ph_diag *diag)
+{
+	struct ph_kvlist kv;
+	int rc;
+
+	if ((rc = ph_xml_parse_flat(req->body, req->body_len, "xml",
+	    &wx_xml_limits, &kv, diag)) != PH_OK)
+		return rc;
+	rc = ph_kvlist_get(&kv, "req_info") != NULL ?
+	    wx_refund_notify(ctx, &kv, ev, diag) :
+	    wx_pay_notify(ctx, &kv, ev, diag);
+	ph_kvlist_free(&kv);
+	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
 
 /* ---- Outbound calls: orderquery and closeorder ------------------------- */
@@ -533,18 +552,12 @@ out:
 	return ph_clear_on_fail(rc, out, sizeof(*out));
 }
 
-int
-wx_query_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_CALL_REQUEST(wx_query_request)
 {
 	return wx_query_build(p, WX_QUERY_PATH, order, cc, out, diag);
 }
 
-int
-wx_close_request(void *p, const struct ph_order_ref *order,
-    const struct ph_call_ctx *cc, struct ph_http_request *out,
-    struct ph_diag *diag)
+PH_CALL_REQUEST(wx_close_request)
 {
 	return wx_query_build(p, WX_CLOSE_PATH, order, cc, out, diag);
 }
@@ -716,10 +729,7 @@ wx_query_other(const struct ph_kvlist *kv, const struct ph_order_ref *order,
 	return PH_OK;
 }
 
-int
-wx_query_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_CALL_RESPONSE(wx_query_response)
 {
 	const struct wx_ctx *ctx = p;
 	const struct ph_state *known;
@@ -772,10 +782,7 @@ out:
  * the core must not apply: it says "query this order"; ORDERNOTEXIST is
  * NOT_FOUND; anything else is an error worth retrying.
  */
-int
-wx_close_response(void *p, const struct ph_order_ref *order,
-    const struct ph_http_response *in, struct ph_event *ev,
-    struct ph_diag *diag)
+PH_CALL_RESPONSE(wx_close_response)
 {
 	const struct wx_ctx *ctx = p;
 	struct ph_kvlist kv;
@@ -809,3 +816,4 @@ out:
 	ph_kvlist_free(&kv);
 	return ph_clear_on_fail(rc, ev, sizeof(*ev));
 }
+

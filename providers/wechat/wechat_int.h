@@ -145,6 +145,8 @@ int wx_result(const struct ph_kvlist *kv, const char *name, int *success,
     struct ph_diag *diag);
 int wx_pay_notify(const struct wx_ctx *ctx, struct ph_kvlist *kv,
     struct ph_event *ev, struct ph_diag *diag);
+int wx2_parse_notify(const struct wx_ctx *ctx, const struct ph_request *req,
+    struct ph_event *ev, struct ph_diag *diag);
 void wx2_ack(enum ph_ack_kind kind, const char *reason,
     struct ph_response *out);
 ph_call_request_fn wx_query_request;
