@@ -403,8 +403,9 @@ void ledger_batch_payment_order(struct ledger_batch *b, const char *profile,
  * time is gone too: pids are reused, from the smallest, by a container
  * started again. */
 int ledger_proc_gone(long pid, unsigned long long start, const char *host);
-/* This host's name as holders record it with their pid ("" when it has
- * none). */
+/* Where this process runs, as holders record it with their pid: the host's
+ * name, its boot and the pid namespace (proc_where), so that a pid is only
+ * checked by a process that sees the same pids. */
 #define LEDGER_HOST_MAX 256
 void ledger_proc_host(char host[LEDGER_HOST_MAX]);
 /* Whether a run of run (profile and day) raised type about payment txn_id

@@ -63,9 +63,7 @@ ledger_idem_token(char out[33])
 void
 ledger_proc_host(char host[LEDGER_HOST_MAX])
 {
-	if (gethostname(host, LEDGER_HOST_MAX) != 0)
-		host[0] = '\0';
-	host[LEDGER_HOST_MAX - 1] = '\0';
+	proc_where(host, LEDGER_HOST_MAX);
 }
 
 int

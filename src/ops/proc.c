@@ -92,3 +92,49 @@ proc_alive(pid_t pid, unsigned long long start)
 		return now == start;
 	return kill(pid, 0) == 0 || errno != ESRCH;
 }
+
+/* The first 8 characters of the boot's id, into id (9 bytes); "" when
+ * unread. */
+static void
+proc_boot_id(char id[9])
+{
+	FILE *f;
+	size_t n = 0;
+
+	if ((f = fopen("/proc/sys/kernel/random/boot_id", "re")) != NULL) {
+		n = fread(id, 1, 8, f);
+		fclose(f);
+	}
+	id[n == 8 ? 8 : 0] = '\0';
+}
+
+void
+proc_where(char *buf, size_t cap)
+{
+	char host[256], boot[9], ns[64], *open, *close;
+	ssize_t n;
+	int len;
+
+	if (gethostname(host, sizeof(host)) != 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	proc_boot_id(boot);
+	/* "pid:[4026531836]": the namespace's inode. */
+	ns[0] = '\0';
+	if ((n = readlink("/proc/self/ns/pid", ns, sizeof(ns) - 1)) > 0) {
+		ns[n] = '\0';
+		if ((open = strchr(ns, '[')) != NULL &&
+		    (close = strchr(open, ']')) != NULL) {
+			*close = '\0';
+			memmove(ns, open + 1, strlen(open + 1) + 1);
+		} else
+			ns[0] = '\0';
+	}
+	if (boot[0] == '\0' && ns[0] == '\0')
+		len = snprintf(buf, cap, "%s", host);
+	else
+		len = snprintf(buf, cap, "%s (boot %s, pid ns %s)", host,
+		    boot[0] != '\0' ? boot : "?", ns[0] != '\0' ? ns : "?");
+	if (len < 0)
+		buf[0] = '\0';
+}

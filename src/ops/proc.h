@@ -24,4 +24,15 @@ unsigned long long proc_start(void);
  * start time where /proc tells it, else by kill(pid, 0). */
 int proc_alive(pid_t pid, unsigned long long start);
 
+/*
+ * Where this process's pid means something, as text into buf (cap bytes,
+ * at least 1): the host's name, the kernel's boot and the pid namespace
+ * ("db1 (boot 3f2a9c1e, pid ns 4026531836)").  Two processes whose texts
+ * are equal can check each other's pid; two hosts of one name, the same
+ * host booted again, or two containers of one name on one kernel give
+ * different texts.  What cannot be read is left out; "" when nothing
+ * can.
+ */
+void proc_where(char *buf, size_t cap);
+
 #endif

@@ -1112,7 +1112,7 @@ test_run_claim(struct store *s)
 {
 	const char *run = "wxshop/2023-11-20";
 	struct ledger_batch b;
-	char host[LEDGER_HOST_MAX];
+	char host[LEDGER_HOST_MAX], name[256];
 	struct ph_diag d;
 	int64_t now = (int64_t)time(NULL);
 
@@ -1141,6 +1141,18 @@ test_run_claim(struct store *s)
 	ledger_batch_begin(&b, s);
 	is_int(ledger_batch_clear(&b, run, &d), PH_OK, "a run whose holder "
 	    "on this host is gone is taken over at once");
+	ledger_batch_end(&b);
+	/* The host's name alone (another host of this name, this one before
+	 * a boot, or an older payhook): its pid says nothing here. */
+	ok(gethostname(name, sizeof(name) - 1) == 0, "this host has a name");
+	name[sizeof(name) - 1] = '\0';
+	ok(strcmp(name, host) != 0 && strncmp(host, name, strlen(name)) == 0,
+	    "a holder records more than the host's name: %s", host);
+	hold_run(s, run, 999999, name, now + 100);
+	ledger_batch_begin(&b, s);
+	ok(ledger_batch_clear(&b, run, &d) == PH_E_CONFLICT, "a run held by "
+	    "a gone pid on a host of this one's name but another boot or pid "
+	    "namespace waits for its lease: %s", d.msg);
 	ledger_batch_end(&b);
 }
 
