@@ -895,17 +895,18 @@ conf_profile_calls(struct conf *c, struct conf_profile *pr,
 		return;
 	}
 	/* Held to every file's rules (a regular file, no link, at most
-	 * CONF_FILE_MAX; the key a secret's mode), though libcurl reads
-	 * them by their path at each call. */
+	 * CONF_FILE_MAX; the key a secret's mode), and kept as read. */
 	snprintf(what, sizeof(what), "[profile.%s] client_cert_file",
 	    pr->name);
-	if (conf_read_file(pr->client_cert_file, what, 0, &f, errs, 0) == 0)
-		free(f.data);
+	if (conf_read_file(pr->client_cert_file, what, 0, &f, errs, 0) == 0) {
+		pr->client_cert.data = f.data;
+		pr->client_cert.len = f.len;
+	}
 	snprintf(what, sizeof(what), "[profile.%s] client_key_file",
 	    pr->name);
 	if (conf_read_file(pr->client_key_file, what, 1, &f, errs, 0) == 0) {
-		ph_cleanse(f.data, f.len);
-		free(f.data);
+		pr->client_key.data = f.data;
+		pr->client_key.len = f.len;
 	}
 }
 
@@ -1284,6 +1285,11 @@ conf_free(struct conf *c)
 		free(pr->api_base);
 		free(pr->client_cert_file);
 		free(pr->client_key_file);
+		free((void *)pr->client_cert.data);
+		if (pr->client_key.data != NULL)
+			ph_cleanse((void *)pr->client_key.data,
+			    pr->client_key.len);
+		free((void *)pr->client_key.data);
 	}
 	free(c->profiles);
 	for (i = 0; i < c->npushes; i++) {

@@ -48,6 +48,10 @@ struct conf_profile {
 	size_t nschedule;
 	char *client_cert_file;		/* TLS client certificate, or NULL */
 	char *client_key_file;		/* its key (secret), or NULL */
+	/* Their contents as checked (owned, NUL-terminated): what libcurl
+	 * is given, so a file changed or replaced by a link later is not
+	 * what a call presents. */
+	struct ph_blob client_cert, client_key;
 	const struct loader_plugin *plugin;
 	struct ph_conf pconf;		/* values handed to the plugin */
 	struct ph_conf_value *values;	/* owned; parallel to conf_keys */

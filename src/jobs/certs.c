@@ -69,19 +69,9 @@ certs_each(const struct conf *c, void (*fn)(const struct certs_item *, void *),
 				certs_blob(pr->name, v->name, v->str,
 				    &v->files[k], fn, arg);
 		}
-		if (pr->client_cert_file != NULL) {
-			FILE *f = fopen(pr->client_cert_file, "re");
-			unsigned char buf[65536];
-			struct ph_blob b;
-
-			if (f != NULL) {
-				b.len = fread(buf, 1, sizeof(buf), f);
-				b.data = buf;
-				fclose(f);
-				certs_blob(pr->name, "client_cert_file",
-				    pr->client_cert_file, &b, fn, arg);
-			}
-		}
+		if (pr->client_cert.data != NULL)
+			certs_blob(pr->name, "client_cert_file",
+			    pr->client_cert_file, &pr->client_cert, fn, arg);
 	}
 }
 

@@ -179,9 +179,16 @@ http_setup(const struct conf *conf, struct http_xfer *x)
 	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (conf->ca_file != NULL)
 		curl_easy_setopt(e, CURLOPT_CAINFO, conf->ca_file);
-	if (pr != NULL && pr->client_cert_file != NULL) {
-		curl_easy_setopt(e, CURLOPT_SSLCERT, pr->client_cert_file);
-		curl_easy_setopt(e, CURLOPT_SSLKEY, pr->client_key_file);
+	if (pr != NULL && pr->client_cert.data != NULL &&
+	    pr->client_key.data != NULL) {
+		/* As the configuration checked them; libcurl copies. */
+		struct curl_blob cert = { (void *)pr->client_cert.data,
+		    pr->client_cert.len, CURL_BLOB_COPY };
+		struct curl_blob key = { (void *)pr->client_key.data,
+		    pr->client_key.len, CURL_BLOB_COPY };
+
+		curl_easy_setopt(e, CURLOPT_SSLCERT_BLOB, &cert);
+		curl_easy_setopt(e, CURLOPT_SSLKEY_BLOB, &key);
 	}
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT,
 	    (long)conf->http_connect_timeout_s);
