@@ -858,6 +858,24 @@ def config_text(core, profiles, extra=''):
     return '\n'.join(lines) + '\n' + extra
 
 
+def relay(src, dst):
+    """Copies what src sends to dst until src ends or either fails, then
+    shuts both down (so the other direction's relay ends too)."""
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            dst.sendall(data)
+    except OSError:
+        pass
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
 def write_file(path, data, mode=0o600):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     if isinstance(data, str):

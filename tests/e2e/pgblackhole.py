@@ -61,24 +61,8 @@ class Proxy:
             except OSError:
                 continue
             for src, dst in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(src, dst),
+                threading.Thread(target=harness.relay, args=(src, dst),
                                  daemon=True).start()
-
-    @staticmethod
-    def _pump(src, dst):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                dst.sendall(data)
-        except OSError:
-            pass
-        for s in (src, dst):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def timed_notify(inst, body, timeout):

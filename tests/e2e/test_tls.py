@@ -98,25 +98,10 @@ class Front:
         with self.lock:
             self.seen.append(cn.get('commonName'))
         up = socket.create_connection((HOST, self.sim_port), timeout=30)
-
-        def pump(a, b):
-            try:
-                while True:
-                    data = a.recv(65536)
-                    if not data:
-                        break
-                    b.sendall(data)
-            except OSError:
-                pass
-            for s in (a, b):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-        back = threading.Thread(target=pump, args=(up, t), daemon=True)
+        back = threading.Thread(target=harness.relay, args=(up, t),
+                                daemon=True)
         back.start()
-        pump(t, up)
+        harness.relay(t, up)
         back.join(30)
         t.close()
         up.close()
