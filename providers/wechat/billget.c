@@ -180,7 +180,7 @@ wxd_response_v2(const struct ph_http_response *in, struct ph_download *dl,
 		return PH_OK;
 	}
 	if ((rc = ph_xml_parse_flat(in->body, in->body_len, "xml",
-	    &wx_xml_limits, &kv, diag)) != PH_OK)
+	    &wx_answer_limits, &kv, diag)) != PH_OK)
 		return rc;
 	if ((rc = wx_result(&kv, "return_code", &ok, diag)) != PH_OK)
 		goto out;

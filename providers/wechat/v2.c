@@ -27,10 +27,25 @@ const char *const wx_sign_names[WX_SIGN__MAX + 1] = {
 	[WX_SIGN__MAX] = NULL,
 };
 
+/* A value as long as the longest WeChat documents: promotion_detail,
+ * String(6000), sent with every payment of an order made with version=1.0,
+ * in characters of up to 3 bytes (its names are Chinese). */
+#define WX_VALUE_MAX	(24 * 1024)
+
+/* What a notification (and a refund's decrypted req_info) may be. */
 const struct ph_xml_limits wx_xml_limits = {
 	.max_bytes = 64 * 1024,
 	.max_fields = 128,
-	.max_value = 2048,
+	.max_value = WX_VALUE_MAX,
+};
+
+/* What an answer to our own call may be: a refundquery lists up to
+ * WX_REFUNDQUERY_MAX refunds of about ten fields each, and three more for
+ * each coupon of a refund. */
+const struct ph_xml_limits wx_answer_limits = {
+	.max_bytes = 128 * 1024,
+	.max_fields = 2048,
+	.max_value = WX_VALUE_MAX,
 };
 
 /* A present, non-empty value; WeChat treats empty values as absent. */
@@ -56,7 +71,7 @@ wx_sign(const struct wx_ctx *ctx, const struct ph_kvlist *kv, char *hex,
 	struct ph_buf s;
 	int rc;
 
-	ph_buf_init(&s, 2 * wx_xml_limits.max_bytes);
+	ph_buf_init(&s, 2 * wx_answer_limits.max_bytes);
 	ph_canonical_join(kv, skip, 1, &s);
 	ph_buf_puts(&s, "&key=");
 	ph_buf_append(&s, ctx->key, WX_KEY_LEN);
@@ -608,7 +623,7 @@ wx_query_parse(const struct wx_ctx *ctx, const struct ph_http_response *in,
 		return ph_fail(diag, PH_E_PROVIDER, "%s: HTTP status %d",
 		    what, in->status);
 	if ((rc = ph_xml_parse_flat(in->body, in->body_len, "xml",
-	    &wx_xml_limits, kv, diag)) != PH_OK)
+	    &wx_answer_limits, kv, diag)) != PH_OK)
 		return rc;
 	if ((rc = wx_result(kv, "return_code", &ret_ok, diag)) != PH_OK)
 		goto fail;

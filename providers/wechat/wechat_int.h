@@ -118,6 +118,7 @@ struct wx3_line {
 /* The flat XML of API v2 messages, and the names of the v2 signature
  * types (v2.c). */
 extern const struct ph_xml_limits wx_xml_limits;
+extern const struct ph_xml_limits wx_answer_limits;
 extern const char *const wx_sign_names[WX_SIGN__MAX + 1];
 /* The v3 envelope and its decrypted resource (v3.c). */
 extern const struct ph_json_limits wx3_envelope_limits;

@@ -93,6 +93,38 @@ def check_event(tap, ev, name, **want):
            % name, repr(ev.get('at')))
 
 
+def promotion_detail(chars):
+    """A 单品优惠 promotion_detail (JSON, names in Chinese) of as many
+    promotions as fit in chars characters."""
+    one = ('{"promotion_id":"10980%05d","name":"单品惠-%d","scope":"SINGLE",'
+           '"type":"DISCOUNT","amount":1,"activity_id":"10000",'
+           '"wxpay_contribute":0,"merchant_contribute":1,'
+           '"other_contribute":0,"goods_detail":[{"goods_id":"a%d",'
+           '"goods_remark":"商品备注信息","quantity":1,"price":100,'
+           '"discount_amount":1}]}')
+    items = []
+    while True:
+        text = '{"promotion_detail":[%s]}' % ','.join(
+            items + [one % ((len(items),) * 3)])
+        if len(text) > chars:
+            return '{"promotion_detail":[%s]}' % ','.join(items)
+        items.append(one % ((len(items),) * 3))
+
+
+def test_promotions(tap, inst):
+    """WeChat sends promotion_detail, String(6000), with every payment of
+    an order made with version=1.0: the longest it may be is taken."""
+    oid = 'WP-' + os.urandom(4).hex()
+    inst.create_order(oid, 100)
+    pd = promotion_detail(6000)
+    r = inst.notify(notify_xml(make_payment(oid, 100, txn_id('wp'), extra={
+        'version': '1.0', 'promotion_detail': pd})))
+    check_ack(tap, r, 'SUCCESS', 'a promotion_detail of %d characters '
+              '(%d bytes)' % (len(pd), len(pd.encode())))
+    tap.is_((inst.order(oid) or {}).get('state'), 'PAID', '... the order '
+            'is paid')
+
+
 def main(tap):
     test_signer(tap)
 
@@ -723,6 +755,7 @@ def main(tap):
               'after restart: the first notification again')
     tap.is_(types_of(new_events(inst, base)), [],
             'after restart: still no new event')
+    test_promotions(tap, inst)
 
     inst.stop()
     if harness.E2E_STORE == 'lmdb':      # a full LMDB map

@@ -592,15 +592,20 @@ test_v2_requests(void)
 
 /* ---- v2 refund answers ------------------------------------------------- */
 
+/* Fields of an answer: a refundquery may list 50 refunds of ~10 each. */
+#define KVS_MAX	640
+
 struct kvs {
-	const char *k[32];
-	const char *v[32];
+	const char *k[KVS_MAX];
+	const char *v[KVS_MAX];
 	size_t n;
 };
 
 static void
 kv(struct kvs *s, const char *k, const char *v)
 {
+	if (s->n == KVS_MAX)
+		abort();
 	s->k[s->n] = k;
 	s->v[s->n] = v;
 	s->n++;
@@ -621,8 +626,9 @@ kv_set(struct kvs *s, const char *k, const char *v)
 static void
 md5sign(const struct kvs *s, const char *key, char out[33])
 {
-	size_t idx[32], i, j, t;
-	char buf[8192];
+	static size_t idx[KVS_MAX];
+	static char buf[128 * 1024];
+	size_t i, j, t;
 	size_t n = 0;
 	unsigned char md[16];
 
@@ -660,7 +666,7 @@ render(const struct kvs *s, char *out, size_t cap)
 	return n;
 }
 
-static char answer_buf[8192];
+static char answer_buf[128 * 1024];
 static struct ph_http_response answer;
 
 static void
@@ -1124,6 +1130,42 @@ test_v2_query(void)
 	    ev.kind == PH_EV_REFUND_FAILED &&
 	    strcmp(ev.refund_id, "50000408942018111907145868883") == 0,
 	    "ours listed second: its own fields (_1) decide");
+	/* Ours the last of WX_REFUNDQUERY_MAX listed, each with nine
+	 * fields. */
+	{
+		static const char *const names[] = { "out_refund_no",
+		    "refund_id", "refund_channel", "refund_fee",
+		    "settlement_refund_fee", "refund_status",
+		    "refund_recv_accout", "refund_success_time",
+		    "coupon_refund_fee" };
+		static char keys[50][9][40], vals[50][9][40];
+		size_t m, f;
+
+		refundquery_ok(&s, "SUCCESS");
+		s.n -= 8;	/* refund_count and the one listed */
+		kv(&s, "refund_count", "50");
+		for (m = 0; m < 50; m++)
+			for (f = 0; f < 9; f++) {
+				snprintf(keys[m][f], sizeof(keys[m][f]), "%s_%zu",
+				    names[f], m);
+				snprintf(vals[m][f], sizeof(vals[m][f]), "%s",
+				    f == 0 ? (m == 49 ? "phr0000000000007" :
+				    "phr0000000000006") : f == 1 ?
+				    "50000408942018111907145868883" : f == 2 ?
+				    "ORIGINAL" : f == 5 ? "SUCCESS" : f == 6 ?
+				    "支付用户零钱" : f == 7 ? "2018-11-19 16:24:13" :
+				    "1");
+				if (m == 49 && f == 3)
+					snprintf(vals[m][f], sizeof(vals[m][f]),
+					    "50");
+				kv(&s, keys[m][f], vals[m][f]);
+			}
+		answer_of(&s, 1, 200);
+		ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
+		    ev.kind == PH_EV_REFUND_SUCCEEDED && ev.amount == 50,
+		    "ours the last of 50 listed (459 fields): read (%s)",
+		    d.msg);
+	}
 	refund_fail(&s, "REFUNDNOTEXIST", "退款订单查询失败");
 	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_E_PROVIDER &&
 	    strstr(d.msg, "REFUNDNOTEXIST") != NULL,
