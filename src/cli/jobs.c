@@ -391,20 +391,21 @@ int
 cli_resend_run(struct cli *c)
 {
 	const char *name = c->a.word;
-	uint64_t next;
+	/* 0 is before the first event: from the first. */
+	uint64_t from = c->a.from != 0 ? c->a.from : 1, next;
 	int rc;
 
 	if (!cli_push_known(c, name)) {
 		fprintf(stderr, "payhook: no [push.%s] endpoint\n", name);
 		return CLI_EXIT_FAIL;
 	}
-	if ((rc = push_resend(c->store, name, c->a.from, &next)) ==
+	if ((rc = push_resend(c->store, name, from, &next)) ==
 	    PH_E_CONFLICT) {
 		fprintf(stderr, "payhook: events resend: push %s has not "
 		    "delivered event %llu yet (it delivers from there on): "
 		    "--from %llu would skip what it never delivered; resend "
 		    "goes back, never forward\n", name,
-		    (unsigned long long)next, c->a.from);
+		    (unsigned long long)next, (unsigned long long)from);
 		return CLI_EXIT_FAIL;
 	}
 	if (rc != PH_OK) {
@@ -413,7 +414,7 @@ cli_resend_run(struct cli *c)
 		return CLI_EXIT_FAIL;
 	}
 	printf("payhook: push %s delivers again from event %llu at the next "
-	    "sweep\n", name, c->a.from);
+	    "sweep\n", name, (unsigned long long)from);
 	return CLI_EXIT_OK;
 }
 

@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "ledger/ledger.h"
 #include "ledger/order.h"
+#include "plugin/loader.h"
 #include "store/archive.h"
 
 int
@@ -114,7 +115,8 @@ cli_notif_replay_run(struct cli *c)
 	struct ph_request req;
 	struct ph_event ev;
 	struct ph_diag diag;
-	int rc;
+	char hint[PH_ID_MAX + 1];
+	int rc, parsed = 0;
 
 	if ((rc = archive_read(id, &e)) != PH_OK) {
 		fprintf(stderr, "payhook: notification %llu: %s\n", id,
@@ -148,11 +150,21 @@ cli_notif_replay_run(struct cli *c)
 	a.replay_of = id;
 	if ((rc = loader_result(pr->plugin->prov,
 	    pr->plugin->prov->parse_notify(pr->ctx, &req, &ev, &diag),
-	    &diag)) != PH_OK || (rc = ledger_event_check(&ev, &diag)) !=
-	    PH_OK) {
+	    &diag)) != PH_OK || (parsed = 1,
+	    rc = ledger_event_check(&ev, &diag)) != PH_OK) {
 		printf("notification %llu: still refused: %s (%s)\n", id,
 		    ph_strerror(rc), diag.msg);
-		cli_notif_archive(&a, "refused", diag.msg, "", "refused");
+		/* As a refusal on arrival is archived: why, and the order
+		 * a refused signature's message names, unverified (none for
+		 * an event the contract refused: its fields are not safe). */
+		hint[0] = '\0';
+		if (!parsed && (pr->plugin->prov->notify_hint == NULL ||
+		    pr->plugin->prov->notify_hint(pr->ctx, &req, hint) !=
+		    PH_OK))
+			hint[0] = '\0';
+		hint[PH_ID_MAX] = '\0';
+		cli_notif_archive(&a, "refused", diag.msg, hint,
+		    loader_refusal(rc));
 		rc = CLI_EXIT_FAIL;
 		goto done;
 	}

@@ -194,3 +194,23 @@ loader_result(const struct ph_provider *prov, int rc, struct ph_diag *diag)
 	return ph_fail(diag, PH_E_INTERNAL, "plugin %s returned %d, which "
 	    "is no status (enum ph_status)", prov->name, rc);
 }
+
+const char *
+loader_refusal(int rc)
+{
+	switch (rc) {
+	case PH_E_SIGNATURE:
+		return "refused_signature";
+	case PH_E_MERCHANT:
+		return "refused_merchant";
+	case PH_E_MALFORMED:
+	case PH_E_TOOBIG:
+		return "refused_malformed";
+	case PH_E_FIELD:
+		return "refused_field";
+	case PH_E_UNSUPPORTED:
+		return "refused_unsupported";
+	default:
+		return "refused_other";
+	}
+}

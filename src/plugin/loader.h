@@ -46,4 +46,10 @@ void loader_close(struct loader *l);
 int loader_result(const struct ph_provider *prov, int rc,
     struct ph_diag *diag);
 
+/* The outcome a notification parse_notify refused with rc is counted,
+ * logged and archived under: "refused_signature", "refused_merchant",
+ * "refused_malformed", "refused_field", "refused_unsupported" or
+ * "refused_other". */
+const char *loader_refusal(int rc);
+
 #endif

@@ -59,27 +59,6 @@ notify_answer(const struct conf_profile *pr, enum ph_ack_kind kind,
 	ph_buf_append(&resp->body, out->body, out->body_len);
 }
 
-/* The outcome label of a refusal, for the log line and the counters. */
-static const char *
-notify_refusal(int rc)
-{
-	switch (rc) {
-	case PH_E_SIGNATURE:
-		return "refused_signature";
-	case PH_E_MERCHANT:
-		return "refused_merchant";
-	case PH_E_MALFORMED:
-	case PH_E_TOOBIG:
-		return "refused_malformed";
-	case PH_E_FIELD:
-		return "refused_field";
-	case PH_E_UNSUPPORTED:
-		return "refused_unsupported";
-	default:
-		return "refused_other";
-	}
-}
-
 static void
 notify_count(const struct conf_profile *pr, const char *outcome)
 {
@@ -189,7 +168,7 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		    "%s%s%s", ph_strerror(rc), diag.msg[0] != '\0' ? ": " :
 		    "", diag.msg);
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
-		web_note_set(resp->note.outcome, notify_refusal(rc));
+		web_note_set(resp->note.outcome, loader_refusal(rc));
 		notify_count(pr, resp->note.outcome);
 		hinted = notify_hint(ctx, pr, &preq, &ours);
 		notify_archive(pr, req, &preq, ours ? ARCHIVE_OURS :
@@ -204,7 +183,7 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 		    "plugin %s gave an event payhook does not accept: %s",
 		    prov->name, diag.msg);
 		notify_answer(pr, PH_ACK_REFUSED, ph_strerror(rc), resp);
-		web_note_set(resp->note.outcome, notify_refusal(rc));
+		web_note_set(resp->note.outcome, loader_refusal(rc));
 		notify_count(pr, resp->note.outcome);
 		/* Verified by its signature, refused by the contract. */
 		notify_archive(pr, req, &preq, ARCHIVE_VERIFIED, "refused",

@@ -120,6 +120,13 @@ def test_replay(tap, inst):
     tap.ok(r.returncode != 0 and 'still refused' in r.stdout,
            'replay before the fix: still refused', r.stdout + r.stderr)
     tap.is_(inst.order(o).get('state'), 'PENDING', '... order unchanged')
+    r = inst.cli('notifications', 'list')
+    lines = [l.split('\t') for l in r.stdout.splitlines()
+             if 'replay_of=%s' % nid in l]
+    tap.ok(len(lines) == 1 and lines[0][2:6] == [
+        'wxshop', o, 'refused', 'refused_signature'], '... archived as '
+        'the refusal on arrival is: the order it names, refused_signature',
+        r.stdout[-600:])
     harness.write_file(keyfile, good)      # the fix
     base = inst.last_seq()
     r = inst.cli('notifications', 'replay', nid)

@@ -243,6 +243,10 @@ def test_tempfail(tap):
     p = inst.cli('events', 'resend', '--endpoint', 'erp')
     tap.is_(p.returncode, 0, 'events resend: exit 0 (nothing is called)',
             p.stderr)
+    p = inst.cli('events', 'resend', '--endpoint', 'erp', '--from', '0')
+    tap.ok(p.returncode == 0 and 'from event 1 ' in p.stdout, 'events '
+           'resend --from 0: from the first event, as it says', p.stdout,
+           p.stderr)
     p = inst.cli('events', 'resend', '--endpoint', 'nosuch')
     tap.is_(p.returncode, 1, 'events resend to an endpoint not configured: '
             'exit 1', p.stderr)
