@@ -213,11 +213,14 @@ main_write(FCGX_Request *r, const struct web_request *req,
     const struct web_response *resp)
 {
 	char head[640], status[TEXT_INT_MAX], length[TEXT_INT_MAX];
+	char retry[TEXT_INT_MAX];
 	int ct = resp->content_type[0] != '\0', allow = resp->allow[0] != '\0';
+	int again = resp->retry_after > 0;
 	size_t n;
 
 	text_int(status, resp->status);
 	text_int(length, (long long)resp->body.len);
+	text_int(retry, resp->retry_after);
 	n = text_cat(head, sizeof(head), "Status: ", status, " ",
 	    web_status_text(resp->status), "\r\n",
 	    ct ? "Content-Type: " : "", resp->content_type, ct ? "\r\n" : "",
@@ -225,6 +228,8 @@ main_write(FCGX_Request *r, const struct web_request *req,
 	    resp->status == 401 ? "WWW-Authenticate: Bearer "
 	    "realm=\"payhook\"\r\n" : "",
 	    resp->replayed ? "Idempotent-Replayed: true\r\n" : "",
+	    again ? "Retry-After: " : "", again ? retry : "",
+	    again ? "\r\n" : "",
 	    "X-Request-Id: ", req->request_id, "\r\n"
 	    "Cache-Control: no-store\r\nContent-Length: ", length,
 	    "\r\n\r\n", (char *)NULL);

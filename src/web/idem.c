@@ -115,6 +115,7 @@ idem_run(struct web_ctx *ctx, const struct web_request *req,
 	case LEDGER_IDEM_BUSY:
 		web_error(resp, 409, "idempotency_key_in_use", "a request with "
 		    "this Idempotency-Key is still being handled; retry later");
+		resp->retry_after = 1;
 		break;
 	default:
 		call = *req;

@@ -199,6 +199,7 @@ web_error(struct web_response *r, int status, const char *code,
 	web_json(r, status, j);
 	if (j != NULL)
 		r->status = status;
+	r->retry_after = r->status == 503 ? WEB_RETRY_AFTER_S : 0;
 	json_decref(j);
 }
 

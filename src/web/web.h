@@ -56,6 +56,7 @@ struct web_response {
 	char content_type[64];
 	char allow[32];			/* Allow header for 405, or "" */
 	int replayed;			/* an Idempotency-Key's kept answer */
+	int retry_after;		/* seconds for Retry-After, 0: none */
 	struct ph_buf body;		/* owned: free with web_response_free */
 };
 
@@ -79,7 +80,12 @@ void web_response_free(struct web_response *r);
 #define web_note_set(field, value) \
 	ph_strlcpy((field), (value), sizeof(field))
 
-/* A JSON error body: {"error": code, "message": text}. */
+/* When a client may try again after a 503 (the store or the provider out
+ * of reach): the Retry-After every such answer carries. */
+#define WEB_RETRY_AFTER_S	5
+
+/* A JSON error body: {"error": code, "message": text}; a 503 says when to
+ * retry (WEB_RETRY_AFTER_S). */
 void web_error(struct web_response *r, int status, const char *code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /*

@@ -29,6 +29,9 @@ def main(tap):
            full.describe() if full else 'never full')
     tap.like((full.json or {}).get('message', '') if full else '',
              r'map_size_mb', '... and the answer says to raise map_size_mb')
+    if full is not None and full.status == 503:
+        tap.is_(full.headers.get('retry-after'), '5', '... and when to '
+                'retry (Retry-After: 5)', full.describe())
     before = harness.store_dump(inst)
     payers = orders[:5]
     for o in payers:

@@ -566,6 +566,21 @@ test_base_path(void)
 	statuses(below_pay, sizeof(below_pay) / sizeof(below_pay[0]));
 }
 
+/* A 503 tells the client when to try again; other errors do not. */
+static void
+test_retry_after(void)
+{
+	struct web_response r;
+
+	web_response_init(&r);
+	web_error(&r, 503, "store_unavailable", "the database cannot be used");
+	is_int(r.retry_after, WEB_RETRY_AFTER_S, "503: Retry-After %d",
+	    WEB_RETRY_AFTER_S);
+	web_error(&r, 400, "bad_request", "no");
+	is_int(r.retry_after, 0, "400 after it on the same response: none");
+	web_response_free(&r);
+}
+
 int
 main(void)
 {
@@ -604,6 +619,7 @@ main(void)
 	test_bad_ack();
 	test_ready();
 	test_request_ids();
+	test_retry_after();
 	test_base_path();
 	web_response_free(&resp);
 	archive_close();
