@@ -450,18 +450,15 @@ push_line_cmp(const void *a, const void *b)
 static void
 push_line_key(const struct store_val *k, struct push_line *l)
 {
-	const unsigned char *p = k->data;
-	struct store_val v;
-	size_t off;
+	struct store_key_reader r;
+	char name[256];
 
-	l->us = l->seq = 0;
-	if (k->len < 2 || (off = 2 + (size_t)p[1]) + 16 > k->len)
-		return;
-	v.data = p + off;
-	v.len = 8;
-	l->us = store_key_get_u64(&v);
-	v.data = p + off + 8;
-	l->seq = store_key_get_u64(&v);
+	store_key_read(&r, k, 1);
+	store_key_read_str(&r, name, sizeof(name));
+	l->us = store_key_read_u64(&r);
+	l->seq = store_key_read_u64(&r);
+	if (r.bad)
+		l->us = l->seq = 0;
 }
 
 int

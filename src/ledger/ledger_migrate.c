@@ -41,8 +41,6 @@
 
 #define LEDGER_MIGRATE_BATCH 1000
 
-static int ledger_key_text(const struct store_val *k, size_t *off, char *out,
-    size_t cap);
 
 /* Moves schema 1's payments to their profile's keys; *more while some
  * are left. */
@@ -96,9 +94,10 @@ ledger_migrate_payment_keys(struct store *s, struct store_key *resume,
 	struct store_txn t;
 	struct store_scan sc;
 	struct store_key pre, k, here;
+	struct store_key_reader r;
 	struct store_val v, at;
 	json_t *p;
-	size_t n = 0, off;
+	size_t n = 0;
 	char profile[256];
 	int rc;
 
@@ -114,7 +113,6 @@ ledger_migrate_payment_keys(struct store *s, struct store_key *resume,
 			*more = 1;
 			break;
 		}
-		off = 1;
 		if ((p = ledger_load(&sc.val)) == NULL)
 			continue;	/* refused where it is read */
 		/* Its key as it stands, copied: the writes below may move
@@ -122,8 +120,9 @@ ledger_migrate_payment_keys(struct store *s, struct store_key *resume,
 		store_key_from_val(&here, &sc.key);
 		at.data = here.b;
 		at.len = here.len;
-		if (ledger_key_text(&sc.key, &off, profile, sizeof(profile)) &&
-		    ledger_str(p, "profile")[0] != '\0' &&
+		store_key_read(&r, &sc.key, 1);
+		store_key_read_str(&r, profile, sizeof(profile));
+		if (!r.bad && ledger_str(p, "profile")[0] != '\0' &&
 		    strcmp(profile, ledger_str(p, "profile")) != 0) {
 			ledger_key_pair(&k, STORE_KEY_PAYMENT,
 			    ledger_str(p, "profile"),
@@ -449,23 +448,6 @@ ledger_migrate(struct store *s, struct ph_diag *diag)
 	return PH_OK;
 }
 
-/* The text part of a key at *off (a length byte and its bytes) into out;
- * 0 when the key ends or the text does not fit. */
-static int
-ledger_key_text(const struct store_val *k, size_t *off, char *out,
-    size_t cap)
-{
-	const unsigned char *p = k->data;
-	size_t n;
-
-	if (*off >= k->len || (n = p[*off]) >= cap || *off + 1 + n > k->len)
-		return 0;
-	memcpy(out, p + *off + 1, n);
-	out[n] = '\0';
-	*off += 1 + n;
-	return 1;
-}
-
 /* name = text in doc; text that is not UTF-8 (JSON cannot hold it) is
  * left out: its column stays empty rather than the record unwritten. */
 static void
@@ -482,37 +464,40 @@ ledger_doc_text(json_t *doc, const char *name, const char *text)
 static int
 ledger_key_doc(enum store_db db, const struct store_val *k, json_t *doc)
 {
+	struct store_key_reader r;
 	char a[256], b[256];
-	size_t off = 1;
 	uint64_t u;
 
+	store_key_read(&r, k, 1);
 	switch (db) {
 	case STORE_DB_DEDUP:
-		if (!ledger_key_text(k, &off, a, sizeof(a)) ||
-		    !ledger_key_text(k, &off, b, sizeof(b)))
+		store_key_read_str(&r, a, sizeof(a));
+		store_key_read_str(&r, b, sizeof(b));
+		if (r.bad)
 			return -1;
 		ledger_doc_text(doc, "profile", a);
 		ledger_doc_text(doc, "dedup_key", b);
 		return 0;
 	case STORE_DB_IDEM:
-		if (!ledger_key_text(k, &off, a, sizeof(a)))
+		store_key_read_str(&r, a, sizeof(a));
+		if (r.bad)
 			return -1;
 		ledger_doc_text(doc, "key", a);
 		return 0;
 	case STORE_DB_DUE:
-		if (k->len < 8)
-			return -1;
-		u = store_key_get_u64(k);
-		off = 8;
-		if (!ledger_key_text(k, &off, a, sizeof(a)) || u > INT64_MAX)
+		store_key_read(&r, k, 0);
+		u = store_key_read_u64(&r);
+		store_key_read_str(&r, a, sizeof(a));
+		if (r.bad || u > INT64_MAX)
 			return -1;
 		ledger_doc_text(doc, "order_id", a);
 		return json_object_set_new(doc, "due_at",
 		    json_integer((json_int_t)u));
 	case STORE_DB_REFUND_IDS:
 	case STORE_DB_META:
-		off = 0;
-		if (!ledger_key_text(k, &off, a, sizeof(a)))
+		store_key_read(&r, k, 0);
+		store_key_read_str(&r, a, sizeof(a));
+		if (r.bad)
 			return -1;
 		ledger_doc_text(doc, db == STORE_DB_META ? "name" :
 		    "refund_id", a);

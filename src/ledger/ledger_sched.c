@@ -363,15 +363,17 @@ static int
 ledger_keep_due(const struct store_scan *sc, json_t *arr, void *arg)
 {
 	const int64_t *now = arg;
-	const unsigned char *p = sc->key.data;
-	size_t len;
+	struct store_key_reader r;
+	char id[256];
+	uint64_t due;
 
-	if (sc->key.len < 9 || (int64_t)store_key_get_u64(&sc->key) > *now)
+	store_key_read(&r, &sc->key, 0);
+	due = store_key_read_u64(&r);
+	if (r.bad || (int64_t)due > *now)
 		return 1;
-	len = p[8];
-	if (sc->key.len == 9 + len)
-		json_array_append_new(arr, json_stringn((const char *)p + 9,
-		    len));
+	store_key_read_str(&r, id, sizeof(id));
+	if (store_key_read_all(&r))
+		json_array_append_new(arr, json_string(id));
 	return 0;
 }
 

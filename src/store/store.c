@@ -656,6 +656,53 @@ store_key_get_u64(const struct store_val *v)
 	return r;
 }
 
+void
+store_key_read(struct store_key_reader *r, const struct store_val *key,
+    size_t off)
+{
+	r->p = key->data;
+	r->len = key->len;
+	r->off = off;
+	r->bad = off > key->len;
+}
+
+uint64_t
+store_key_read_u64(struct store_key_reader *r)
+{
+	struct store_val v;
+
+	if (r->bad || r->len - r->off < 8) {
+		r->bad = 1;
+		return 0;
+	}
+	v.data = r->p + r->off;
+	v.len = 8;
+	r->off += 8;
+	return store_key_get_u64(&v);
+}
+
+void
+store_key_read_str(struct store_key_reader *r, char *out, size_t cap)
+{
+	size_t n;
+
+	out[0] = '\0';
+	if (r->bad || r->off >= r->len || (n = r->p[r->off]) >= cap ||
+	    r->len - r->off - 1 < n) {
+		r->bad = 1;
+		return;
+	}
+	memcpy(out, r->p + r->off + 1, n);
+	out[n] = '\0';
+	r->off += 1 + n;
+}
+
+int
+store_key_read_all(const struct store_key_reader *r)
+{
+	return !r->bad && r->off == r->len;
+}
+
 int
 store_stats(struct store *s, struct store_stats *st)
 {

@@ -283,6 +283,25 @@ void store_key_u64(struct store_key *k, uint64_t v);	/* big-endian */
 uint64_t store_key_get_u64(const struct store_val *v);
 
 /*
+ * A key read back part by part, in the order the builders wrote it, from
+ * byte off (1 past a class byte, 0 for a key without one).  A part that is
+ * not there (the key ends first, or a text does not fit its buffer) sets
+ * bad, for good, and reads as 0 or "".
+ */
+struct store_key_reader {
+	const unsigned char *p;
+	size_t len, off;
+	int bad;
+};
+void store_key_read(struct store_key_reader *r, const struct store_val *key,
+    size_t off);
+uint64_t store_key_read_u64(struct store_key_reader *r);
+/* A text part (u8 length, bytes) into out, cap bytes with its NUL. */
+void store_key_read_str(struct store_key_reader *r, char *out, size_t cap);
+/* Whether every byte of the key was read, and well. */
+int store_key_read_all(const struct store_key_reader *r);
+
+/*
  * A consistent copy of the database to path (which must not exist),
  * compacted, while other processes keep reading and writing.
  */

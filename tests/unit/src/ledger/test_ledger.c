@@ -1081,6 +1081,47 @@ test_batch_apply(struct store *s)
 	}
 }
 
+/* A key read back part by part as it was built; one cut short or with a
+ * text too long for its buffer is bad, for good. */
+static void
+test_key_reader(void)
+{
+	struct store_key_reader r;
+	struct store_key k;
+	struct store_val v;
+	char a[16], b[4];
+	uint64_t u;
+
+	store_key_init(&k, 'Z');
+	store_key_str(&k, "erp");
+	store_key_u64(&k, 1234567890123ULL);
+	store_key_str(&k, "ORDER-1");
+	v.data = k.b;
+	v.len = k.len;
+	store_key_read(&r, &v, 1);
+	store_key_read_str(&r, a, sizeof(a));
+	u = store_key_read_u64(&r);
+	ok(!r.bad && strcmp(a, "erp") == 0 && u == 1234567890123ULL,
+	    "key reader: a text and a number as written");
+	store_key_read_str(&r, a, sizeof(a));
+	ok(store_key_read_all(&r) && strcmp(a, "ORDER-1") == 0,
+	    "... the last text, and the whole key read");
+	store_key_read(&r, &v, 1);
+	store_key_read_str(&r, b, sizeof(b));
+	u = store_key_read_u64(&r);
+	store_key_read_str(&r, b, sizeof(b));
+	ok(r.bad && b[0] == '\0' && !store_key_read_all(&r), "... a text "
+	    "longer than its buffer: bad, read as \"\"");
+	v.len = 1 + 4 + 5;
+	store_key_read(&r, &v, 1);
+	store_key_read_str(&r, a, sizeof(a));
+	u = store_key_read_u64(&r);
+	ok(r.bad && u == 0, "... a key cut short: bad, the number 0");
+	v.len = 0;
+	store_key_read(&r, &v, 1);
+	ok(r.bad, "... an offset past the key: bad");
+}
+
 /* Writes run's hold as another process left it: pid (its start read from
  * /proc), host, lease until. */
 static void
@@ -1604,6 +1645,7 @@ main(void)
 	if (!ok(store_open(dbpath, 16 << 20, 0, &s, &d) == PH_OK,
 	    "store opens, creating its folder (%s)", d.msg))
 		return done_testing();
+	test_key_reader();
 	test_orders(s);
 	test_payments(s);
 	test_schedule();
