@@ -642,6 +642,14 @@ ledger_payment_failed(struct store_txn *t, const struct ledger_fact *f,
 			return;
 		}
 		json_decref(pay);
+		/* A transaction known to have succeeded said to have failed:
+		 * the provider contradicts itself, and a merchant told
+		 * payment.failed might stop a paid order. */
+		if (rc == PH_OK) {
+			ledger_conflict(t, f, "a failure of a transaction "
+			    "recorded as paid", r);
+			return;
+		}
 	}
 	log_info("order %s: payment failed at %s (%s)", ev->order_id,
 	    f->provider, ev->txn_id[0] != '\0' ? ev->txn_id : "no txn");

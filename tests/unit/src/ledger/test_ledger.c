@@ -208,6 +208,17 @@ test_payments(struct store *s)
 	    "succeeded, pays its order");
 	is_int(payments_of(s, "T70"), 1, "... one payment record, the "
 	    "success over the failure");
+	ev = fx_pay_event("C2", "T70", 100, "CNY");
+	ev.kind = PH_EV_PAYMENT_FAILED;
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "fail:C2:T70:again");
+	apply(s, &ev, &r);
+	ok(strcmp(r.event_type, "notification.conflict") == 0 &&
+	    r.outcome == LEDGER_CONFLICT, "a failure of the transaction that "
+	    "paid the order: a conflict, not payment.failed (%s)",
+	    r.event_type);
+	is_str(fx_state(s, "C2"), "PAID", "... the order still paid");
+	apply(s, &ev, &r);
+	is_int(r.outcome, LEDGER_DUPLICATE, "... told again: a duplicate");
 
 	/* A page marker of a paged query is for the query runner only. */
 	ev = fx_pay_event("C1", "T7", 100, "CNY");
@@ -217,7 +228,8 @@ test_payments(struct store *s)
 	    "refused by the ledger");
 	is_str(fx_state(s, "C1"), "PENDING", "... order unchanged");
 
-	/* Conflict: a known dedup key with a different payload. */
+	/* Conflict: a known dedup key with a different payload (one
+	 * conflict raised before, C2's). */
 	ev = fx_pay_event("C1", "T8", 100, "CNY");
 	apply(s, &ev, &r);
 	is_str(fx_state(s, "C1"), "PAID", "C1 paid by T8");
@@ -233,7 +245,7 @@ test_payments(struct store *s)
 	apply(s, &ev, &r);
 	is_int(fx_exceptions(s, "C1", "notification_conflict"), 1,
 	    "... no second exception on the order");
-	is_int(fx_events_of_type(s, "notification.conflict", NULL), 1,
+	is_int(fx_events_of_type(s, "notification.conflict", NULL), 2,
 	    "... no second conflict event");
 	ev.amount = 2;
 	apply(s, &ev, &r);
