@@ -219,8 +219,13 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	web_note_set(resp->note.order_id, order_id);
 	web_note_set(resp->note.outcome, ledger_result_label(&res));
 	notify_count(pr, resp->note.outcome);
-	notify_archive(pr, req, &preq, ARCHIVE_VERIFIED, "verified", "",
-	    order_id, resp->note.outcome);
+	/* A duplicate is not archived again: what it says is known (its
+	 * first copy is archived, or it came by a query), and its copies,
+	 * padded with the blanks a signature does not cover, could otherwise
+	 * be replayed until they evict every genuine record. */
+	if (res.outcome != LEDGER_DUPLICATE)
+		notify_archive(pr, req, &preq, ARCHIVE_VERIFIED, "verified",
+		    "", order_id, resp->note.outcome);
 }
 
 void

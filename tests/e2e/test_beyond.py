@@ -142,6 +142,24 @@ def test_replay(tap, inst):
     inst.start()                            # serve with the good key
 
 
+def test_duplicates_unarchived(tap, inst):
+    """One genuine notification sent again and again, padded with the
+    blanks its signature does not cover: acknowledged each time, archived
+    once, so that its copies cannot evict the archive's other records."""
+    o = 'DUPA-' + os.urandom(3).hex()
+    inst.create_order(o, 300)
+    body = harness.notify_xml(make_payment(o, 300, txn_id('dupa')))
+    acks = []
+    for i in range(12):
+        padded = body.replace(b'</xml>', b' ' * (i * 997) + b'</xml>')
+        acks.append(inst.notify(padded).body == SUCCESS_ACK)
+    tap.ok(all(acks), 'a notification and 11 padded copies: every one '
+           'acknowledged', acks)
+    r = inst.cli('notifications', 'list')
+    lines = [l for l in r.stdout.splitlines() if '\t%s\t' % o in l]
+    tap.is_(len(lines), 1, '... archived once, the copies not', *lines)
+
+
 def test_hints(tap, inst, sim):
     o = 'HINT-' + os.urandom(3).hex()
     inst.create_order(o, 400)
@@ -596,6 +614,7 @@ def main(tap):
     inst.start()
     try:
         test_replay(tap, inst)
+        test_duplicates_unarchived(tap, inst)
         sim.point_at(inst)              # the restarted server's port
         test_hints(tap, inst, sim)
         test_missed_rate(tap, inst, sim)
