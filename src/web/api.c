@@ -485,6 +485,35 @@ api_attempt_answer(void *arg, const struct ledger_reply *r,
 	return api_refusal(body, 409, code, r->message, "order", view);
 }
 
+/*
+ * An attempt refused because the order expired: no new attempt, but one
+ * opened before may have been paid without a word yet, and "open a new
+ * order" would have the shopper pay twice.  Its providers are asked, as
+ * for any attempt; one that says paid makes the answer already_paid, with
+ * the order as it now is (*order replaced).
+ */
+static void
+api_attempt_expired(struct web_ctx *ctx, const struct web_request *req,
+    const char *order_id, json_t **order, enum ledger_refusal *why,
+    struct ph_diag *diag)
+{
+	json_t *asked, *now = NULL;
+	const char *st;
+	int unreached, paid;
+
+	asked = api_ask(ctx, *order, req->now, &unreached, &paid);
+	json_decref(asked);
+	if (!paid || ledger_get_order(ctx->store, order_id, &now) != PH_OK)
+		return;
+	st = json_string_value(json_object_get(now, "state"));
+	if (st != NULL && strcmp(st, "PENDING") != 0) {
+		*why = LEDGER_REFUSAL_ATTEMPT;
+		ph_fail(diag, PH_E_CONFLICT, "order %s is %s", order_id, st);
+	}
+	json_decref(*order);
+	*order = now;
+}
+
 void
 api_attempt(struct web_ctx *ctx, const struct web_request *req,
     const char *order_id, struct web_response *resp)
@@ -541,6 +570,8 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 	rc = ledger_guard_begin(ctx->store, order_id, req->now,
 	    API_GUARD_HOLD_S + 2 * (int64_t)ctx->conf->http_timeout_s, token,
 	    &order, &why, &diag);
+	if (rc == PH_E_CONFLICT && why == LEDGER_REFUSAL_EXPIRED)
+		api_attempt_expired(ctx, req, order_id, &order, &why, &diag);
 	if (rc == PH_E_CONFLICT)
 		goto refused;
 	if (api_read_failed(resp, rc, "order", order_id))

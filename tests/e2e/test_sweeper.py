@@ -785,6 +785,31 @@ def test_attempt_outlives_expiry(tap, inst, sim):
             'the expiry: 409 order_expired, not recorded', r.describe())
 
 
+def test_expired_paid_attempt(tap, inst, sim):
+    """An order past its expiry, not closed yet, that the shopper paid
+    without a word (every notification lost): an attempt is refused, but
+    409 already_paid after asking the provider, not order_expired (which
+    tells the merchant to open a new order, for the shopper to pay
+    twice)."""
+    o = oid('EXPP')
+    inst.create_order(o, 100, expires_in=2)
+    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
+                              'amount': 100, 'notify': {'drop_all': True}})
+    time.sleep(2.3)
+    r = inst.api('POST', '/orders/%s/attempts' % o, {'profile': 'wxshop'})
+    tap.is_((r.status, (r.json or {}).get('error'),
+             ((r.json or {}).get('order') or {}).get('state')),
+            (409, 'already_paid', 'PAID'), 'an attempt on an expired order '
+            'paid unheard: the provider asked, 409 already_paid',
+            r.describe())
+    o2 = oid('EXPU')
+    unpaid_order(inst, sim, o2, 2)
+    time.sleep(2.3)
+    r = inst.api('POST', '/orders/%s/attempts' % o2, {'profile': 'wxshop'})
+    tap.is_((r.status, (r.json or {}).get('error')), (409, 'order_expired'),
+            '... one not paid: 409 order_expired', r.describe())
+
+
 class CloseSaysPaid(harness.MockServer):
     """WeChat Pay v2 for one order: "not paid" to a query until the close,
     which answers ORDERPAID (the shopper paid between the two), then the
@@ -866,6 +891,7 @@ def main(tap):
     test_killed_sweeper(tap, inst, sim)
     test_expiry(tap, inst, sim)
     test_attempt_outlives_expiry(tap, inst, sim)
+    test_expired_paid_attempt(tap, inst, sim)
     test_paid_before_registered(tap, inst, sim)
     test_close_down(tap, inst, sim)
     test_watch(tap, inst, sim)
