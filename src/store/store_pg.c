@@ -64,14 +64,25 @@
  * provider waits about five seconds for an answer to a notification;
  * the commands wait longer.
  */
-#define PG_BOUNDS(lock, stmt) \
+#define PG_BOUNDS(lock, stmt, idle) \
 	"SELECT count(set_config(name, v, false)) FROM pg_settings " \
 	"JOIN (VALUES ('lock_timeout', '" lock "'), ('statement_timeout', '" \
-	stmt "'), ('idle_in_transaction_session_timeout', '60s')) " \
-	"b (name, v) USING (name) WHERE source NOT IN ('client', 'user', " \
-	"'database', 'database user')"
-#define PG_BOUNDS_INTERACTIVE	PG_BOUNDS("2s", "4s")
-#define PG_BOUNDS_COMMAND	PG_BOUNDS("60s", "5min")
+	stmt "'), ('idle_in_transaction_session_timeout', '" idle "'), " \
+	PG_SERVER_KEEPALIVE ") b (name, v) USING (name) WHERE source NOT IN " \
+	"('client', 'user', 'database', 'database user')"
+/*
+ * The server's side of a connection whose host went silent (a partition,
+ * power lost) with the writers' lock: found dead in about ten seconds, as
+ * payhook's side is (pg_connect), so the lock goes with it.  A host whose
+ * TCP peer still answers but whose session says nothing (a stalled proxy)
+ * is ended by idle_in_transaction_session_timeout: payhook.fcgi keeps no
+ * transaction open past a provider's five seconds.
+ */
+#define PG_SERVER_KEEPALIVE \
+	"('tcp_keepalives_idle', '5'), ('tcp_keepalives_interval', '2'), " \
+	"('tcp_keepalives_count', '3'), ('tcp_user_timeout', '10000')"
+#define PG_BOUNDS_INTERACTIVE	PG_BOUNDS("2s", "4s", "5s")
+#define PG_BOUNDS_COMMAND	PG_BOUNDS("60s", "5min", "60s")
 
 /*
  * When a synchronous standby is named, a record in the WAL for the

@@ -51,6 +51,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -364,6 +365,95 @@ def test_blackholed(tap):
            == harness.SUCCESS_ACK and out.get('state') == 'PAID',
            '... the server reachable again: sent again, it is applied',
            back, out.get('state'))
+
+
+class FreezeProxy:
+    """TCP on 127.0.0.1 to the cluster's socket that, armed, goes silent
+    both ways (nothing closed: a host cut off, or a proxy that stalled)
+    just after a session's statement taking the writers' lock has passed
+    through."""
+
+    def __init__(self, sock_path):
+        self.sock_path = sock_path
+        self.ls = socket.socket()
+        self.ls.bind(('127.0.0.1', 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.armed = self.frozen = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.ls.accept()
+                b = socket.socket(socket.AF_UNIX)
+                b.connect(self.sock_path)
+            except OSError:
+                return
+            for src, dst, up in ((a, b, True), (b, a, False)):
+                threading.Thread(target=self._relay, args=(src, dst, up),
+                                 daemon=True).start()
+
+    def _relay(self, src, dst, up):
+        try:
+            while True:
+                data = src.recv(65536)
+                while self.frozen:
+                    time.sleep(0.05)
+                if not data:
+                    break
+                dst.sendall(data)
+                if up and self.armed and b'pg_advisory_xact_lock' in data:
+                    self.frozen = True
+        except OSError:
+            pass
+
+    def close(self):
+        self.frozen = False
+        self.ls.close()
+
+
+def test_stalled_writer(tap):
+    """Host A, through a proxy, goes silent in the middle of a write (its
+    session holds the writers' lock, idle in transaction): host B's
+    notifications are answered with the retry format for a few seconds,
+    then applied, once the server ends A's idle session (5 s for
+    payhook.fcgi), not after a minute."""
+    PRI.createdb('stall')
+    px = FreezeProxy(os.path.join(PRI.dir, '.s.PGSQL.%d' % PRI.port))
+    a = pg_instance(tap, 'pgstalla', 'host=127.0.0.1 port=%d dbname=stall '
+                    'user=postgres' % px.port, max_procs=1)
+    b = pg_instance(tap, 'pgstallb', PRI.conninfo(dbname='stall'),
+                    max_procs=2)
+    tap.is_(b.cli('check').returncode, 0, 'stalled writer: the tables made')
+    a.start()
+    b.start()
+    tap.is_(a.create_order('STA', 100).status, 201, '... host A writes '
+            'through the proxy')
+    ids = ['STB%02d' % i for i in range(30)]
+    for o in ids:
+        b.create_order(o, 100)
+    px.armed = True
+    th = threading.Thread(target=lambda: a.notify(harness.notify_xml(
+        harness.make_payment('STA', 100, harness.txn_id('sta')))),
+        daemon=True)
+    th.start()
+    harness.wait_for(lambda: px.frozen, 20)
+    t0, first = time.monotonic(), None
+    for o in ids:
+        r = b.notify(harness.notify_xml(harness.make_payment(
+            o, 100, harness.txn_id(o))))
+        if acked(r):
+            first = time.monotonic() - t0
+            break
+        time.sleep(1)
+    tap.ok(px.frozen and first is not None and first < 20, 'host A silent '
+           'holding the writers\' lock: host B applies again after %s s'
+           % (None if first is None else round(first, 1)))
+    px.close()
+    th.join(30)
+    a.stop()
+    b.stop()
 
 
 def test_two_host_recon(tap, hosts, sim):
@@ -1077,6 +1167,7 @@ def main(tap):
     inst.stop()
     test_row_lock(tap)
     test_blackholed(tap)
+    test_stalled_writer(tap)
     test_import(tap)
     test_two_host_sweep(tap)
     test_failover(tap)
