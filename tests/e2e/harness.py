@@ -858,15 +858,21 @@ def config_text(core, profiles, extra=''):
     return '\n'.join(lines) + '\n' + extra
 
 
-def relay(src, dst):
+def relay(src, dst, gate=None, up=False):
     """Copies what src sends to dst until src ends or either fails, then
-    shuts both down (so the other direction's relay ends too)."""
+    shuts both down (so the other direction's relay ends too).  With gate
+    (a UnixProxy), each piece waits while the gate is frozen, and one
+    going up (client to server) is shown to it."""
     try:
         while True:
             data = src.recv(65536)
+            while gate is not None and gate.frozen:
+                time.sleep(0.05)
             if not data:
                 break
             dst.sendall(data)
+            if gate is not None and up:
+                gate.passed(data)
     except OSError:
         pass
     for s in (src, dst):
@@ -874,6 +880,50 @@ def relay(src, dst):
             s.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass
+
+
+class UnixProxy:
+    """TCP on (addr, a free port) to the Unix socket sock_path, a thread
+    per direction.  freeze_after(marker): once a piece holding marker has
+    gone up, the proxy goes silent both ways, closing nothing (a host cut
+    off, a proxy that stalled), until thaw()."""
+
+    def __init__(self, sock_path, addr=HOST):
+        self.sock_path = sock_path
+        self.ls = socket.socket()
+        self.ls.bind((addr, 0))
+        self.ls.listen(16)
+        self.port = self.ls.getsockname()[1]
+        self.marker, self.frozen = None, False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                a, _ = self.ls.accept()
+                b = socket.socket(socket.AF_UNIX)
+                b.connect(self.sock_path)
+            except OSError:
+                if self.ls.fileno() < 0:
+                    return
+                continue
+            for src, dst, up in ((a, b, True), (b, a, False)):
+                threading.Thread(target=relay, args=(src, dst, self, up),
+                                 daemon=True).start()
+
+    def freeze_after(self, marker):
+        self.marker = marker
+
+    def passed(self, data):
+        if self.marker is not None and self.marker in data:
+            self.frozen = True
+
+    def thaw(self):
+        self.marker, self.frozen = None, False
+
+    def close(self):
+        self.thaw()
+        self.ls.close()
 
 
 def write_file(path, data, mode=0o600):

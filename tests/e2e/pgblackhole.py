@@ -19,10 +19,8 @@ Standard library and harness.py only; everything chatty goes to stderr.
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 
 sys.dont_write_bytecode = True
@@ -41,30 +39,6 @@ def ip(*args):
     subprocess.run(['ip'] + list(args), check=True, timeout=30)
 
 
-class Proxy:
-    """TCP on ADDR to a Unix socket, a thread per direction."""
-
-    def __init__(self, sock_path):
-        self.sock_path = sock_path
-        self.ls = socket.socket()
-        self.ls.bind((ADDR, 0))
-        self.ls.listen(16)
-        self.port = self.ls.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-                b = socket.socket(socket.AF_UNIX)
-                b.connect(self.sock_path)
-            except OSError:
-                continue
-            for src, dst in ((a, b), (b, a)):
-                threading.Thread(target=harness.relay, args=(src, dst),
-                                 daemon=True).start()
-
-
 def timed_notify(inst, body, timeout):
     t0 = time.monotonic()
     try:
@@ -80,7 +54,7 @@ def timed_notify(inst, body, timeout):
 def main(sock_path, dbname):
     ip('link', 'set', 'lo', 'up')
     ip('addr', 'add', ADDR + '/32', 'dev', 'lo')
-    px = Proxy(sock_path)
+    px = harness.UnixProxy(sock_path, ADDR)
     conninfo = ('host=%s port=%d dbname=%s user=postgres '
                 'target_session_attrs=read-write connect_timeout=3'
                 % (ADDR, px.port, dbname))

@@ -51,7 +51,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -367,52 +366,6 @@ def test_blackholed(tap):
            back, out.get('state'))
 
 
-class FreezeProxy:
-    """TCP on 127.0.0.1 to the cluster's socket that, armed, goes silent
-    both ways (nothing closed: a host cut off, or a proxy that stalled)
-    just after a session's statement taking the writers' lock has passed
-    through."""
-
-    def __init__(self, sock_path):
-        self.sock_path = sock_path
-        self.ls = socket.socket()
-        self.ls.bind(('127.0.0.1', 0))
-        self.ls.listen(16)
-        self.port = self.ls.getsockname()[1]
-        self.armed = self.frozen = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-                b = socket.socket(socket.AF_UNIX)
-                b.connect(self.sock_path)
-            except OSError:
-                return
-            for src, dst, up in ((a, b, True), (b, a, False)):
-                threading.Thread(target=self._relay, args=(src, dst, up),
-                                 daemon=True).start()
-
-    def _relay(self, src, dst, up):
-        try:
-            while True:
-                data = src.recv(65536)
-                while self.frozen:
-                    time.sleep(0.05)
-                if not data:
-                    break
-                dst.sendall(data)
-                if up and self.armed and b'pg_advisory_xact_lock' in data:
-                    self.frozen = True
-        except OSError:
-            pass
-
-    def close(self):
-        self.frozen = False
-        self.ls.close()
-
-
 def test_stalled_writer(tap):
     """Host A, through a proxy, goes silent in the middle of a write (its
     session holds the writers' lock, idle in transaction): host B's
@@ -420,7 +373,7 @@ def test_stalled_writer(tap):
     then applied, once the server ends A's idle session (5 s for
     payhook.fcgi), not after a minute."""
     PRI.createdb('stall')
-    px = FreezeProxy(os.path.join(PRI.dir, '.s.PGSQL.%d' % PRI.port))
+    px = harness.UnixProxy(os.path.join(PRI.dir, '.s.PGSQL.%d' % PRI.port))
     a = pg_instance(tap, 'pgstalla', 'host=127.0.0.1 port=%d dbname=stall '
                     'user=postgres' % px.port, max_procs=1)
     b = pg_instance(tap, 'pgstallb', PRI.conninfo(dbname='stall'),
@@ -433,7 +386,7 @@ def test_stalled_writer(tap):
     ids = ['STB%02d' % i for i in range(30)]
     for o in ids:
         b.create_order(o, 100)
-    px.armed = True
+    px.freeze_after(b'pg_advisory_xact_lock')
     th = threading.Thread(target=lambda: a.notify(harness.notify_xml(
         harness.make_payment('STA', 100, harness.txn_id('sta')))),
         daemon=True)
