@@ -165,12 +165,35 @@ sweep_renew(const struct conf *c, struct store *s, const char *token,
 	return rc == PH_OK;
 }
 
+/* Is txn a payment order holds that does not fit it (an amount or
+ * currency of its own, through one of its profiles)? */
+static int
+sweep_misfit(const json_t *order, const char *txn)
+{
+	const char *type, *paid;
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(order, "exceptions"), i, e) {
+		type = json_string_value(json_object_get(e, "type"));
+		paid = json_string_value(json_object_get(e, "provider_txn_id"));
+		if (type != NULL && paid != NULL &&
+		    strcmp(type, "amount_mismatch") == 0 &&
+		    strcmp(paid, txn) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 /*
- * An expired order every provider says is unpaid: close it where the
- * provider can close, then here.  Returns 1 when closed here; *again when
- * a provider says it is paid (the next pass queries it), *unanswered when
- * a close call got no answer (it is tried again as an unanswered ask is,
- * not after the schedule's next step).
+ * An expired order every provider says is unpaid, or paid only by
+ * payments that do not fit it: close it where the provider can close,
+ * then here, where the payments that do not fit it are queued to go back
+ * (ledger_close_order); asked again for ever, it would keep them.  Returns
+ * 1 when closed here; *again when a provider says it is paid (the next
+ * pass queries it), *unanswered when a close call got no answer (it is
+ * tried again as an unanswered ask is, not after the schedule's next
+ * step).
  */
 static int
 sweep_close(const struct conf *c, struct store *s, const char *token,
@@ -181,12 +204,19 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 	struct ledger_result res;
 	struct ph_diag diag;
 	size_t i, n = 0;
-	int confirmed = 1, rc;
+	int confirmed = 1, misfits = 0, rc;
 
-	/* Unpaid everywhere, every query answered, before any close. */
+	/* Unpaid everywhere (or by what does not fit), every query
+	 * answered, before any close. */
 	for (i = 0; i < so->njobs; i++) {
 		const struct query_job *q = &qjobs[so->first_job + i];
 
+		if (q->err == PH_OK && q->store_err == PH_OK &&
+		    q->ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
+		    sweep_misfit(so->order, q->ev.txn_id)) {
+			misfits++;
+			continue;
+		}
 		if (q->err != PH_OK || (q->ev.kind != PH_EV_PAYMENT_PENDING &&
 		    q->ev.kind != PH_EV_PAYMENT_FAILED &&
 		    q->ev.kind != PH_EV_NOT_FOUND &&
@@ -236,8 +266,9 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 	if (!confirmed)
 		return 0;
 	memset(&diag, 0, sizeof(diag));
-	rc = ledger_close_order(s, so->id, now, "expired, unpaid at the "
-	    "provider", &res, &diag);
+	rc = ledger_close_order(s, so->id, now, misfits > 0 ? "expired, paid "
+	    "at the provider only by payments that do not fit it (refunded)" :
+	    "expired, unpaid at the provider", &res, &diag);
 	if (rc != PH_OK) {
 		log_warn("close %s: %s", so->id, diag.msg);
 		return 0;

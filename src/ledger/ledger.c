@@ -317,20 +317,22 @@ ledger_stray_payment(struct store_txn *t, const json_t *order,
 }
 
 /*
- * Order has just been paid by paid: a payment of another amount or
- * currency recorded before that, through one of the order's own profiles,
- * is now a second payment of it, as it is when it comes after (order.c),
+ * Order has just been paid (by the transaction paid_txn) or closed
+ * (paid_txn NULL): a payment of another amount or currency recorded
+ * before that, through one of the order's own profiles, is now a second
+ * payment of it (type order.double_payment) or one the closed order will
+ * not take (order.late_payment), as it is when it comes after (order.c),
  * and its money is queued to go back.  Otherwise a shopper who paid the
- * wrong amount and then the right one would have paid twice, nothing
- * queued, and payhook has no refund of an unpaid order to offer.  One
- * through another account (profile_mismatch) is left as it was: it may be
- * another merchant's order of the same id, or the same transaction told
- * through the wrong profile first, and no refund goes out through an
- * account the order was never offered on.
+ * wrong amount would keep it paid, nothing queued, and payhook has no
+ * refund of an unpaid order to offer.  One through another account
+ * (profile_mismatch) is left as it was: it may be another merchant's order
+ * of the same id, or the same transaction told through the wrong profile
+ * first, and no refund goes out through an account the order was never
+ * offered on.  source and now are the settling fact's.
  */
-static void
-ledger_refund_strays(struct store_txn *t, json_t *order,
-    const struct ledger_fact *paid)
+void
+ledger_refund_strays(struct store_txn *t, json_t *order, const char *paid_txn,
+    enum ledger_event type, const char *source, int64_t now)
 {
 	json_t *ex = json_object_get(order, "exceptions"), *e, *pay;
 	size_t i, n = json_array_size(ex);
@@ -344,18 +346,17 @@ ledger_refund_strays(struct store_txn *t, json_t *order,
 		e = json_array_get(ex, i);
 		if (strcmp(ledger_str(e, "type"), "amount_mismatch") != 0 ||
 		    json_object_get(e, "refund_seq") != NULL ||
-		    strcmp(ledger_str(e, "provider_txn_id"),
-		    paid->ev->txn_id) == 0)
+		    (paid_txn != NULL && strcmp(ledger_str(e,
+		    "provider_txn_id"), paid_txn) == 0))
 			continue;
 		if ((pay = ledger_stray_payment(t, order, e, &pk)) == NULL)
 			continue;
-		ledger_payment_fact(pay, paid->source, paid->now, &ev, &f);
-		ledger_extra_payment(t, order, &f, paid->ev->txn_id,
-		    LEDGER_EV_ORDER_DOUBLE_PAYMENT, &refund);
+		ledger_payment_fact(pay, source, now, &ev, &f);
+		ledger_extra_payment(t, order, &f, paid_txn, type, &refund);
 		json_object_set_new(e, "refund_seq", json_integer(
 		    (json_int_t)refund));
-		json_object_set_new(pay, "disposition",
-		    json_string("double_payment"));
+		json_object_set_new(pay, "disposition", json_string(
+		    ledger_event_name(type) + strlen("order.")));
 		ledger_put(t, STORE_DB_PAYMENTS, &pk, pay);
 		json_decref(pay);
 	}
@@ -473,7 +474,8 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		type = LEDGER_EV_ORDER_PAID;
 		r->outcome = LEDGER_APPLIED;
 		seq = ledger_emit_new(t, f, type, ev->order_id, NULL);
-		ledger_refund_strays(t, order, f);
+		ledger_refund_strays(t, order, ev->txn_id,
+		    LEDGER_EV_ORDER_DOUBLE_PAYMENT, f->source, f->now);
 		break;
 	case ORDER_V_MISMATCH:
 		ledger_add_exception_new(t, order, f, "amount_mismatch",

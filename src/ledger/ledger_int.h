@@ -77,6 +77,11 @@ void ledger_add_exception_fields_new(struct store_txn *t, json_t *order,
 void ledger_add_exception_new(struct store_txn *t, json_t *order,
     const struct ledger_fact *f, const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);
+/* Payments of order that did not fit it, queued to go back now that it
+ * is paid by paid_txn or closed (NULL): ledger.c. */
+void ledger_refund_strays(struct store_txn *t, json_t *order,
+    const char *paid_txn, enum ledger_event type, const char *source,
+    int64_t now);
 
 /* Is kind the result of a refund (succeeded or failed)? */
 int ledger_kind_is_refund(enum ph_event_kind kind);

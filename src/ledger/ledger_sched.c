@@ -512,7 +512,6 @@ ledger_close_order(struct store *s, const char *order_id, int64_t now,
 	ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
 	ledger_guard_hold(order, NULL, 0);
 	ledger_set_due(&t, order, 0);
-	ledger_put(&t, STORE_DB_ORDERS, &k, order);
 	ledger_count(&t, ORDER_PENDING, -1);
 	ledger_count(&t, ORDER_CLOSED, 1);
 
@@ -530,6 +529,10 @@ ledger_close_order(struct store *s, const char *order_id, int64_t now,
 	seq = ledger_emit_new(&t, &f, LEDGER_EV_ORDER_CLOSED, order_id,
 	    json_pack("{s:s}", "reason", reason));
 	ledger_note(r, LEDGER_EV_ORDER_CLOSED, seq);
+	/* What it holds that did not fit it goes back: it is closed now. */
+	ledger_refund_strays(&t, order, NULL, LEDGER_EV_ORDER_LATE_PAYMENT,
+	    "sweep", now);
+	ledger_put(&t, STORE_DB_ORDERS, &k, order);
 	r->outcome = LEDGER_APPLIED;
 	rc = store_commit(&t);
 	json_decref(order);

@@ -810,6 +810,39 @@ def test_expired_paid_attempt(tap, inst, sim):
             '... one not paid: 409 order_expired', r.describe())
 
 
+def test_expired_misfit(tap, inst, sim):
+    """An order of 100 the shopper paid 90 (every notification lost),
+    then expired: the sweeper finds the payment, which does not fit, and
+    closes the order, the 90 queued to go back (order.late_payment); not
+    asked about for ever, the money kept."""
+    o = oid('MISX')
+    inst.create_order(o, 100, expires_in=2)
+    sim.control('/_sim/pay', {'profile': 'wxshop', 'order_id': o,
+                              'amount': 90, 'notify': {'drop_all': True}})
+    base = inst.last_seq()
+    time.sleep(2.2)
+    for _ in range(4):
+        sweep(inst)
+        if (inst.order(o) or {}).get('state') != 'PENDING':
+            break
+        time.sleep(1.1)
+    order = inst.order(o) or {}
+    ex = {e.get('type'): e for e in order.get('exceptions') or []}
+    tap.is_((order.get('state'), order.get('next_query_at')),
+            ('CLOSED', None), 'an expired order paid only with the wrong '
+            'amount: CLOSED, no longer asked about', order)
+    tap.ok('amount_mismatch' in ex and 'late_payment' in ex and
+           ex['late_payment'].get('amount') == 90 and
+           ex['amount_mismatch'].get('refund_seq') is not None,
+           '... the 90 queued to go back (late_payment)', order)
+    tap.is_(events_for(inst, o, base), ['order.amount_mismatch',
+            'order.closed', 'order.late_payment'], '... its events')
+    r = inst.cli('refunds', 'run')
+    tap.is_([x.get('amount') for x in (inst.api(
+        'GET', '/orders/%s/refunds' % o).json or {}).get('refunds') or []],
+        [90], '... and the refund runner makes it', r.stderr[-400:])
+
+
 class CloseSaysPaid(harness.MockServer):
     """WeChat Pay v2 for one order: "not paid" to a query until the close,
     which answers ORDERPAID (the shopper paid between the two), then the
@@ -892,6 +925,7 @@ def main(tap):
     test_expiry(tap, inst, sim)
     test_attempt_outlives_expiry(tap, inst, sim)
     test_expired_paid_attempt(tap, inst, sim)
+    test_expired_misfit(tap, inst, sim)
     test_paid_before_registered(tap, inst, sim)
     test_close_down(tap, inst, sim)
     test_watch(tap, inst, sim)
