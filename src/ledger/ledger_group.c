@@ -67,6 +67,9 @@
 #define GROUP_REMAP_S	60		/* between tries to map the file */
 #define GROUP_RETRIES	4		/* of a transaction that may pass
 					 * when run again (store_retryable) */
+#define GROUP_RETRY_MS	2000		/* ... begun within this long of
+					 * the first try: a provider waits
+					 * about five seconds in all */
 
 enum group_state {
 	GROUP_FREE,
@@ -338,14 +341,16 @@ group_apply_all(struct store *s, struct group_slot **taken, size_t n)
  * The leader: takes every waiting fact, applies them together and hands
  * each process its result once the commit is durable.  A transaction that
  * failed in a way another may not (the connection to a database server
- * lost, a failover) is run again, a few times over about a second: a fact
- * it applied before failing is then found applied, never applied twice.
+ * lost, a failover) is run again, a few times over about a second (none
+ * begun past GROUP_RETRY_MS): a fact it applied before failing is then
+ * found applied, never applied twice.
  * Called without the mutex.
  */
 static void
 group_lead(struct group_shm *g, struct store *s)
 {
 	struct group_slot *taken[GROUP_SLOTS];
+	struct timespec t0, now;
 	struct ph_diag diag;
 	char mine[80];
 	size_t i, n = 0;
@@ -364,10 +369,18 @@ group_lead(struct group_shm *g, struct store *s)
 	if (n == 0)
 		return;
 	ph_strlcpy(mine, log_request_id(), sizeof(mine));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	for (try = 0; ; try++) {
 		rc = group_apply_all(s, taken, n);
 		log_request_begin(mine);
 		if (rc == PH_OK || try == GROUP_RETRIES || !store_retryable(s))
+			break;
+		/* A try that took long (a server that stopped answering) is
+		 * not run again: the answer would come after the provider
+		 * gave up on it. */
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec -
+		    t0.tv_nsec) / 1000000 > GROUP_RETRY_MS)
 			break;
 		log_warn("database: the commit of %zu fact(s) failed (%s); "
 		    "trying again", n, ph_strerror(rc));

@@ -34,9 +34,12 @@
  * again, to whichever host libpq's connection string finds
  * (target_session_attrs=read-write finds the primary after a promotion).
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -139,6 +142,8 @@ struct pg_store {
 	int interactive;		/* store_spec's pg_interactive */
 	int cut;			/* a WARNING of class 01 came (the
 					 * wait for the standby cut short) */
+	int stalled;			/* the last statement got no answer
+					 * in time: its connection closed */
 };
 
 /* One top-level transaction and the nested ones inside it. */
@@ -163,6 +168,81 @@ static struct pg_store *
 pg_of(const struct store *s)
 {
 	return (struct pg_store *)s;
+}
+
+/*
+ * How long a statement's answer is waited for: the server's own
+ * statement_timeout (PG_BOUNDS) and a margin.  A server, or a proxy, that
+ * stops answering without closing the connection (which keepalives do
+ * not find while its TCP peer answers) would otherwise hold the process
+ * for as long as it lasts.
+ */
+#define PG_ANSWER_INTERACTIVE_MS	6000
+#define PG_ANSWER_COMMAND_MS		(5 * 60 * 1000 + 15000)
+
+static int64_t
+pg_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int
+pg_failed(ExecStatusType rs)
+{
+	return rs != PGRES_COMMAND_OK && rs != PGRES_TUPLES_OK &&
+	    rs != PGRES_EMPTY_QUERY;
+}
+
+/*
+ * The answer to what was just sent (sent: what PQsend* returned), as
+ * PQexec gives it: the first failure, else the last result.  NULL when
+ * nothing could be sent, or nothing came within the limit: then the
+ * connection is closed (the server's side, once it hears, ends what the
+ * session held) and marked lost.
+ */
+static PGresult *
+pg_answer(struct pg_store *s, int sent)
+{
+	PGresult *res, *keep = NULL;
+	struct pollfd pfd;
+	int64_t deadline;
+	int left, n;
+
+	if (!sent)
+		return NULL;
+	deadline = pg_now_ms() + (s->interactive ? PG_ANSWER_INTERACTIVE_MS :
+	    PG_ANSWER_COMMAND_MS);
+	for (;;) {
+		while (PQisBusy(s->conn)) {
+			if ((left = (int)(deadline - pg_now_ms())) <= 0)
+				goto stalled;
+			pfd.fd = PQsocket(s->conn);
+			pfd.events = POLLIN;
+			pfd.revents = 0;
+			if ((n = poll(&pfd, 1, left)) < 0 && errno != EINTR)
+				break;
+			if (n > 0 && !PQconsumeInput(s->conn))
+				break;	/* broken: PQgetResult says so */
+		}
+		if ((res = PQgetResult(s->conn)) == NULL)
+			return keep;
+		if (keep != NULL && pg_failed(PQresultStatus(keep)))
+			PQclear(res);
+		else {
+			PQclear(keep);
+			keep = res;
+		}
+	}
+stalled:
+	PQclear(keep);
+	PQfinish(s->conn);
+	s->conn = NULL;
+	s->lost = 1;
+	s->stalled = 1;
+	return NULL;
 }
 
 /*
@@ -193,7 +273,13 @@ pg_status(struct store_txn *t, PGresult *res, const char *what)
 		rc = PH_E_STORE_FULL;	/* disk_full */
 	else if (state != NULL && strcmp(state, "53200") == 0)
 		rc = PH_E_NOMEM;
-	if (t->err == PH_OK) {
+	if (t->err == PH_OK && s->stalled)
+		log_err("database: %s: no answer from the server within %d s: "
+		    "connection closed", what, (s->interactive ?
+		    PG_ANSWER_INTERACTIVE_MS : PG_ANSWER_COMMAND_MS) / 1000);
+	else if (t->err == PH_OK && s->conn == NULL)
+		log_err("database: %s: its connection was closed", what);
+	else if (t->err == PH_OK) {
 		log_err("database: %s: %s%s%s", what, store_pg_msg(res != NULL ?
 		    PQresultErrorMessage(res) : PQerrorMessage(s->conn), msg,
 		    sizeof(msg)), state != NULL ? " sqlstate=" : "",
@@ -208,7 +294,8 @@ pg_status(struct store_txn *t, PGresult *res, const char *what)
 static int
 pg_exec(struct store_txn *t, const char *sql)
 {
-	PGresult *res = PQexec(pg_of(t->store)->conn, sql);
+	struct pg_store *s = pg_of(t->store);
+	PGresult *res = pg_answer(s, PQsendQuery(s->conn, sql));
 	int rc = PH_OK;
 
 	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
@@ -272,7 +359,8 @@ pg_stmt(struct store_txn *t, enum pg_op op, enum store_db db,
 	snprintf(name, sizeof(name), "ph_%d_%d", (int)op, (int)db);
 	if (!(s->prepared[db] & (1u << op))) {
 		pg_sql(sql, sizeof(sql), st->head, db, st->tail);
-		res = PQprepare(s->conn, name, sql, st->nparams, NULL);
+		res = pg_answer(s, PQsendPrepare(s->conn, name, sql,
+		    st->nparams, NULL));
 		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			rc = pg_status(t, res, sql);
 			PQclear(res);
@@ -281,7 +369,8 @@ pg_stmt(struct store_txn *t, enum pg_op op, enum store_db db,
 		PQclear(res);
 		s->prepared[db] |= 1u << op;
 	}
-	res = PQexecPrepared(s->conn, name, st->nparams, vals, lens, fmts, 1);
+	res = pg_answer(s, PQsendQueryPrepared(s->conn, name, st->nparams,
+	    vals, lens, fmts, 1));
 	rs = PQresultStatus(res);
 	if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK) {
 		rc = pg_status(t, res, pg_sql(sql, sizeof(sql), st->head, db,
@@ -301,7 +390,8 @@ pg_stmt(struct store_txn *t, enum pg_op op, enum store_db db,
 static int
 pg_run_text(struct store_txn *t, const char *sql, PGresult **out)
 {
-	PGresult *res = PQexec(pg_of(t->store)->conn, sql);
+	struct pg_store *s = pg_of(t->store);
+	PGresult *res = pg_answer(s, PQsendQuery(s->conn, sql));
 	int rc;
 
 	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
@@ -343,8 +433,8 @@ pg_bound(struct pg_store *s, struct ph_diag *diag)
 	char msg[512];
 	int rc = PH_OK;
 
-	res = PQexec(s->conn, s->interactive ? PG_BOUNDS_INTERACTIVE :
-	    PG_BOUNDS_COMMAND);
+	res = pg_answer(s, PQsendQuery(s->conn, s->interactive ?
+	    PG_BOUNDS_INTERACTIVE : PG_BOUNDS_COMMAND));
 	if (PQresultStatus(res) != PGRES_TUPLES_OK)
 		rc = ph_fail(diag, PH_E_STORE, "database %s: cannot bound its "
 		    "waits: %s", s->s.where, store_pg_msg(
@@ -375,6 +465,7 @@ pg_connect(struct pg_store *s, struct ph_diag *diag)
 	if (s->conn != NULL)
 		PQfinish(s->conn);
 	s->conn = PQconnectdbParams(keys, vals, 1);
+	s->stalled = 0;
 	memset(s->prepared, 0, sizeof(s->prepared));
 	if (s->conn == NULL)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
@@ -452,7 +543,8 @@ pg_begin(struct store_txn *t)
 		    "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
 		if (rc == PH_OK)
 			return PH_OK;
-		(void)pg_exec(t, "ROLLBACK");
+		if (s->conn != NULL)	/* NULL: closed, a stall */
+			(void)pg_exec(t, "ROLLBACK");
 		pg_txn_free(x);
 		t->txn = NULL;
 		if (try > 0 || !s->lost)

@@ -371,7 +371,9 @@ def test_stalled_writer(tap):
     session holds the writers' lock, idle in transaction): host B's
     notifications are answered with the retry format for a few seconds,
     then applied, once the server ends A's idle session (5 s for
-    payhook.fcgi), not after a minute."""
+    payhook.fcgi), not after a minute; host A gives its connection up
+    when no answer comes (6 s) and answers with the retry format, not
+    never."""
     PRI.createdb('stall')
     px = harness.UnixProxy(os.path.join(PRI.dir, '.s.PGSQL.%d' % PRI.port))
     a = pg_instance(tap, 'pgstalla', 'host=127.0.0.1 port=%d dbname=stall '
@@ -387,9 +389,15 @@ def test_stalled_writer(tap):
     for o in ids:
         b.create_order(o, 100)
     px.freeze_after(b'pg_advisory_xact_lock')
-    th = threading.Thread(target=lambda: a.notify(harness.notify_xml(
-        harness.make_payment('STA', 100, harness.txn_id('sta')))),
-        daemon=True)
+    got = []
+
+    def on_a():
+        t = time.monotonic()
+        r = a.notify(harness.notify_xml(harness.make_payment(
+            'STA', 100, harness.txn_id('sta'))))
+        got.append((r, time.monotonic() - t))
+
+    th = threading.Thread(target=on_a, daemon=True)
     th.start()
     harness.wait_for(lambda: px.frozen, 20)
     t0, first = time.monotonic(), None
@@ -403,8 +411,13 @@ def test_stalled_writer(tap):
     tap.ok(px.frozen and first is not None and first < 20, 'host A silent '
            'holding the writers\' lock: host B applies again after %s s'
            % (None if first is None else round(first, 1)))
-    px.close()
     th.join(30)
+    tap.ok(got and harness.FAIL_ACK_RE.match(got[0][0].body or b'') and
+           got[0][1] < 20, '... and host A, its connection silent, answers '
+           'its notification with the retry format (in %s s), not never'
+           % (round(got[0][1], 1) if got else None),
+           got[0][0].describe() if got else 'no answer')
+    px.close()
     a.stop()
     b.stop()
 
