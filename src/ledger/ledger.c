@@ -330,7 +330,7 @@ ledger_stray_payment(struct store_txn *t, const json_t *order,
  * first, and no refund goes out through an account the order was never
  * offered on.  source and now are the settling fact's.
  */
-void
+static void
 ledger_refund_strays(struct store_txn *t, json_t *order, const char *paid_txn,
     enum ledger_event type, const char *source, int64_t now)
 {
@@ -1027,5 +1027,66 @@ ledger_apply_alone(struct store *s, const struct ledger_fact *f,
 		return ledger_store_fail(diag, rc);
 	}
 	ledger_applied(f, r);
+	return PH_OK;
+}
+
+int
+ledger_close_order(struct store *s, const char *order_id, int64_t now,
+    const char *reason, struct ledger_result *r, struct ph_diag *diag)
+{
+	struct ledger_fact f;
+	struct ph_event ev;
+	struct store_txn t;
+	struct store_key k;
+	json_t *order;
+	uint64_t seq;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if ((rc = ledger_open_order(s, order_id, &t, &k, &order)) != PH_OK)
+		return ph_fail(diag, rc, "order %s: %s", order_id,
+		    ph_strerror(rc));
+	if (!ledger_is_pending(order)) {
+		store_abort(&t);
+		rc = ph_fail(diag, PH_E_CONFLICT, "order %s is %s, not closed",
+		    order_id, ledger_str(order, "state"));
+		json_decref(order);
+		return rc;
+	}
+	json_object_set_new(order, "state",
+	    json_string(order_state_name(ORDER_CLOSED)));
+	json_object_set_new(order, "closed_at", json_integer(now));
+	json_object_set_new(order, "close_reason", json_string(reason));
+	json_object_set_new(order, "updated_at", json_integer(now));
+	ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
+	ledger_guard_hold(order, NULL, 0);
+	ledger_set_due(&t, order, 0);
+	ledger_count(&t, ORDER_PENDING, -1);
+	ledger_count(&t, ORDER_CLOSED, 1);
+
+	memset(&ev, 0, sizeof(ev));
+	ev.kind = PH_EV_PAYMENT_CLOSED;
+	ph_strlcpy(ev.order_id, order_id, sizeof(ev.order_id));
+	ev.amount = json_integer_value(json_object_get(order, "amount"));
+	ph_strlcpy(ev.currency, ledger_str(order, "currency"),
+	    sizeof(ev.currency));
+	f.profile = ledger_str(order, "profile");
+	f.provider = "";
+	f.source = "sweep";
+	f.ev = &ev;
+	f.now = now;
+	seq = ledger_emit_new(&t, &f, LEDGER_EV_ORDER_CLOSED, order_id,
+	    json_pack("{s:s}", "reason", reason));
+	ledger_note(r, LEDGER_EV_ORDER_CLOSED, seq);
+	/* What it holds that did not fit it goes back: it is closed now. */
+	ledger_refund_strays(&t, order, NULL, LEDGER_EV_ORDER_LATE_PAYMENT,
+	    "sweep", now);
+	ledger_put(&t, STORE_DB_ORDERS, &k, order);
+	r->outcome = LEDGER_APPLIED;
+	rc = store_commit(&t);
+	json_decref(order);
+	if (rc != PH_OK)
+		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
+	log_info("order %s closed: %s", order_id, reason);
 	return PH_OK;
 }

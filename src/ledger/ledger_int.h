@@ -77,11 +77,18 @@ void ledger_add_exception_fields_new(struct store_txn *t, json_t *order,
 void ledger_add_exception_new(struct store_txn *t, json_t *order,
     const struct ledger_fact *f, const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);
-/* Payments of order that did not fit it, queued to go back now that it
- * is paid by paid_txn or closed (NULL): ledger.c. */
-void ledger_refund_strays(struct store_txn *t, json_t *order,
-    const char *paid_txn, enum ledger_event type, const char *source,
-    int64_t now);
+/* An order's state and holds, ledger_sched.c: */
+/* Opens a write transaction and reads the order; *order owned by caller. */
+int ledger_open_order(struct store *s, const char *order_id,
+    struct store_txn *t, struct store_key *k, json_t **order);
+int ledger_is_pending(const json_t *order);
+/* Sets (token, until expires) or clears (token NULL) a claim on order,
+ * its fields until and owner. */
+void ledger_hold(json_t *order, const char *until, const char *owner,
+    const char *token, int64_t expires);
+/* Takes (token) or lets go (NULL) the hold on order that keeps a second
+ * payment attempt from being opened, until until. */
+void ledger_guard_hold(json_t *order, const char *token, int64_t until);
 
 /* Is kind the result of a refund (succeeded or failed)? */
 int ledger_kind_is_refund(enum ph_event_kind kind);

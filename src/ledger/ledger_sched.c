@@ -46,7 +46,7 @@ ledger_set_due(struct store_txn *t, json_t *order, int64_t at)
 }
 
 /* Opens a write transaction and reads the order; *order owned by caller. */
-static int
+int
 ledger_open_order(struct store *s, const char *order_id, struct store_txn *t,
     struct store_key *k, json_t **order)
 {
@@ -63,7 +63,7 @@ ledger_open_order(struct store *s, const char *order_id, struct store_txn *t,
 	return rc;
 }
 
-static int
+int
 ledger_is_pending(const json_t *order)
 {
 	return strcmp(ledger_str(order, "state"),
@@ -81,7 +81,7 @@ ledger_held(const json_t *order, const char *until, const char *owner,
 	    strcmp(ledger_str(order, owner), token) != 0;
 }
 
-static void
+void
 ledger_hold(json_t *order, const char *until, const char *owner,
     const char *token, int64_t expires)
 {
@@ -118,7 +118,7 @@ ledger_guard_held(const json_t *order, const char *token, int64_t now)
 	    "guard_host"));
 }
 
-static void
+void
 ledger_guard_hold(json_t *order, const char *token, int64_t until)
 {
 	char host[LEDGER_HOST_MAX];
@@ -481,63 +481,3 @@ ledger_reschedule(struct store *s, const char *order_id, const char *token,
 	return rc;
 }
 
-int
-ledger_close_order(struct store *s, const char *order_id, int64_t now,
-    const char *reason, struct ledger_result *r, struct ph_diag *diag)
-{
-	struct ledger_fact f;
-	struct ph_event ev;
-	struct store_txn t;
-	struct store_key k;
-	json_t *order;
-	uint64_t seq;
-	int rc;
-
-	memset(r, 0, sizeof(*r));
-	if ((rc = ledger_open_order(s, order_id, &t, &k, &order)) != PH_OK)
-		return ph_fail(diag, rc, "order %s: %s", order_id,
-		    ph_strerror(rc));
-	if (!ledger_is_pending(order)) {
-		store_abort(&t);
-		rc = ph_fail(diag, PH_E_CONFLICT, "order %s is %s, not closed",
-		    order_id, ledger_str(order, "state"));
-		json_decref(order);
-		return rc;
-	}
-	json_object_set_new(order, "state",
-	    json_string(order_state_name(ORDER_CLOSED)));
-	json_object_set_new(order, "closed_at", json_integer(now));
-	json_object_set_new(order, "close_reason", json_string(reason));
-	json_object_set_new(order, "updated_at", json_integer(now));
-	ledger_hold(order, "lease_until", "lease_owner", NULL, 0);
-	ledger_guard_hold(order, NULL, 0);
-	ledger_set_due(&t, order, 0);
-	ledger_count(&t, ORDER_PENDING, -1);
-	ledger_count(&t, ORDER_CLOSED, 1);
-
-	memset(&ev, 0, sizeof(ev));
-	ev.kind = PH_EV_PAYMENT_CLOSED;
-	ph_strlcpy(ev.order_id, order_id, sizeof(ev.order_id));
-	ev.amount = json_integer_value(json_object_get(order, "amount"));
-	ph_strlcpy(ev.currency, ledger_str(order, "currency"),
-	    sizeof(ev.currency));
-	f.profile = ledger_str(order, "profile");
-	f.provider = "";
-	f.source = "sweep";
-	f.ev = &ev;
-	f.now = now;
-	seq = ledger_emit_new(&t, &f, LEDGER_EV_ORDER_CLOSED, order_id,
-	    json_pack("{s:s}", "reason", reason));
-	ledger_note(r, LEDGER_EV_ORDER_CLOSED, seq);
-	/* What it holds that did not fit it goes back: it is closed now. */
-	ledger_refund_strays(&t, order, NULL, LEDGER_EV_ORDER_LATE_PAYMENT,
-	    "sweep", now);
-	ledger_put(&t, STORE_DB_ORDERS, &k, order);
-	r->outcome = LEDGER_APPLIED;
-	rc = store_commit(&t);
-	json_decref(order);
-	if (rc != PH_OK)
-		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
-	log_info("order %s closed: %s", order_id, reason);
-	return PH_OK;
-}

@@ -413,13 +413,16 @@ def main(tap):
     evs = new_events(inst, base)
     tap.is_(types_of(evs), ['order.paid'], 'order.paid after a failed attempt')
     base = evs[-1]['seq'] if evs else base
-    # A failure of the transaction that paid it changes nothing.
+    # A failure of the transaction that paid it changes nothing: the
+    # provider contradicts itself (a conflict), and no payment.failed
+    # tells the merchant to stop a paid order.
     r, _ = inst.pay(oidf, 700, tf, result_code='FAIL')
     check_ack(tap, r, 'SUCCESS', 'result_code=FAIL for the transaction that '
               'paid the order')
     tap.is_((inst.order(oidf) or {}).get('state'), 'PAID', '... still PAID')
     evs = new_events(inst, base)
-    tap.is_(types_of(evs), ['payment.failed'], '... payment.failed raised')
+    tap.is_(types_of(evs), ['notification.conflict'], '... raised as a '
+            'notification.conflict, not payment.failed')
     base = evs[-1]['seq'] if evs else base
     # One transaction reported failed, then paid: it pays the order.
     oidg = 'F2-' + os.urandom(4).hex()
