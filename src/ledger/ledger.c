@@ -555,10 +555,7 @@ ledger_adopt_one(struct store_txn *t, const char *order_id,
 	a->applied++;
 	if (r.event == LEDGER_EV_ORDER_PAID && t->err == PH_OK) {
 		a->paid = 1;
-		a->ev = ev;
-		ph_strlcpy(a->profile, f.profile, sizeof(a->profile));
-		ph_strlcpy(a->provider, f.provider, sizeof(a->provider));
-		ph_strlcpy(a->source, f.source, sizeof(a->source));
+		ledger_paid_keep(&a->kept, &f);
 	}
 	json_decref(pay);
 }
@@ -967,15 +964,25 @@ ledger_applied(const struct ledger_fact *f, const struct ledger_result *r)
 }
 
 void
-ledger_adopted_paid(const struct ledger_adopted *a, int64_t now)
+ledger_paid_keep(struct ledger_paid_kept *k, const struct ledger_fact *f)
+{
+	k->ev = *f->ev;
+	ph_strlcpy(k->profile, f->profile, sizeof(k->profile));
+	ph_strlcpy(k->provider, f->provider, sizeof(k->provider));
+	ph_strlcpy(k->source, f->source, sizeof(k->source));
+	k->now = f->now;
+}
+
+void
+ledger_paid_tell(const struct ledger_paid_kept *k)
 {
 	struct ledger_fact f;
 
-	f.profile = a->profile;
-	f.provider = a->provider;
-	f.source = a->source;
-	f.ev = &a->ev;
-	f.now = now;
+	f.profile = k->profile;
+	f.provider = k->provider;
+	f.source = k->source;
+	f.ev = &k->ev;
+	f.now = k->now;
 	ledger_log_paid(&f);
 	ledger_paid_metrics(&f);
 }

@@ -373,7 +373,7 @@ struct ledger_batch {
 	char run[128];			/* the run it holds, "" for none */
 	/* Facts that paid an order, told (log, counters) once committed;
 	 * owned. */
-	struct ledger_batch_paid *paid;
+	struct ledger_paid_kept *paid;
 	size_t npaid, cappaid;
 };
 

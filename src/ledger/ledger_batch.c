@@ -27,34 +27,14 @@
  * commit (a batch of LEDGER_BATCH_ROWS rows takes seconds). */
 #define LEDGER_RUN_LEASE_S 300
 
-/* A fact that paid an order in the batch, kept to be told once it is
- * committed. */
-struct ledger_batch_paid {
-	char profile[PH_ID_MAX + 1];
-	char provider[PH_ID_MAX + 1];
-	char source[24];
-	struct ph_event ev;
-	int64_t now;
-};
-
 /* Tells the facts the commit just made durable, and forgets them. */
 static void
 ledger_batch_told(struct ledger_batch *b, int committed)
 {
-	struct ledger_result r;
-	struct ledger_fact f;
 	size_t i;
 
-	memset(&r, 0, sizeof(r));
-	r.event = LEDGER_EV_ORDER_PAID;
-	for (i = 0; committed && i < b->npaid; i++) {
-		f.profile = b->paid[i].profile;
-		f.provider = b->paid[i].provider;
-		f.source = b->paid[i].source;
-		f.ev = &b->paid[i].ev;
-		f.now = b->paid[i].now;
-		ledger_applied(&f, &r);
-	}
+	for (i = 0; committed && i < b->npaid; i++)
+		ledger_paid_tell(&b->paid[i]);
 	b->npaid = 0;
 	if (!committed || !b->open) {
 		free(b->paid);
@@ -137,9 +117,8 @@ ledger_batch_end(struct ledger_batch *b)
 	}
 	if (b->open)
 		rc = store_commit(&b->t);
-	ledger_batch_told(b, rc == PH_OK);
 	b->open = 0;
-	ledger_batch_told(b, 0);
+	ledger_batch_told(b, rc == PH_OK);
 	return rc;
 }
 
@@ -167,7 +146,7 @@ ledger_batch_row(struct ledger_batch *b)
 static int
 ledger_batch_keep(struct ledger_batch *b, const struct ledger_fact *f)
 {
-	struct ledger_batch_paid *p;
+	struct ledger_paid_kept *p;
 	size_t cap;
 
 	if (b->npaid == b->cappaid) {
@@ -177,12 +156,7 @@ ledger_batch_keep(struct ledger_batch *b, const struct ledger_fact *f)
 		b->paid = p;
 		b->cappaid = cap;
 	}
-	p = &b->paid[b->npaid++];
-	ph_strlcpy(p->profile, f->profile, sizeof(p->profile));
-	ph_strlcpy(p->provider, f->provider, sizeof(p->provider));
-	ph_strlcpy(p->source, f->source, sizeof(p->source));
-	p->ev = *f->ev;
-	p->now = f->now;
+	ledger_paid_keep(&b->paid[b->npaid++], f);
 	return 0;
 }
 

@@ -200,14 +200,23 @@ int ledger_store_fail(struct ph_diag *diag, int rc);
 #define LEDGER_KEY_ORPHAN 'U'
 
 /* What registering an order applied of the payments recorded before it. */
-struct ledger_adopted {
-	size_t applied;			/* payments applied to the order */
-	int paid;			/* one of them paid it: the rest for
-					 * ledger_applied() after the commit */
+/* A fact that paid an order, kept past the transaction that applied it,
+ * to be told (its log line, the counters) once that one is committed. */
+struct ledger_paid_kept {
 	struct ph_event ev;
 	char profile[PH_ID_MAX + 1];
 	char provider[PH_ID_MAX + 1];
 	char source[24];
+	int64_t now;
+};
+void ledger_paid_keep(struct ledger_paid_kept *k, const struct ledger_fact *f);
+/* After the commit: tells k as ledger_applied() tells a payment. */
+void ledger_paid_tell(const struct ledger_paid_kept *k);
+
+struct ledger_adopted {
+	size_t applied;			/* payments applied to the order */
+	int paid;			/* one of them paid it: kept */
+	struct ledger_paid_kept kept;
 };
 
 /*
@@ -218,9 +227,6 @@ struct ledger_adopted {
  */
 void ledger_adopt_orphans(struct store_txn *t, const char *order_id,
     int64_t now, struct ledger_adopted *a);
-/* After the commit: counts the payment that paid an order at its
- * registration as ledger_applied() counts one applied. */
-void ledger_adopted_paid(const struct ledger_adopted *a, int64_t now);
 /* Indexes pay (stored under pk) when it is an orphan payment not indexed
  * yet: 1 when it did. */
 int ledger_orphan_index(struct store_txn *t, const json_t *pay,

@@ -117,7 +117,7 @@ ledger_create_order(struct store *s, const struct ledger_new_order *n,
 		return ph_fail(diag, rc, "database: %s", ph_strerror(rc));
 	}
 	if (adopted.paid)
-		ledger_adopted_paid(&adopted, now);
+		ledger_paid_tell(&adopted.kept);
 	*out = o;
 	*created = 1;
 	return PH_OK;
