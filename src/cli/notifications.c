@@ -158,11 +158,8 @@ cli_notif_replay_run(struct cli *c)
 		 * a refused signature's message names, unverified (none for
 		 * an event the contract refused: its fields are not safe). */
 		hint[0] = '\0';
-		if (!parsed && (pr->plugin->prov->notify_hint == NULL ||
-		    pr->plugin->prov->notify_hint(pr->ctx, &req, hint) !=
-		    PH_OK))
-			hint[0] = '\0';
-		hint[PH_ID_MAX] = '\0';
+		if (!parsed)
+			loader_hint(pr->plugin->prov, pr->ctx, &req, hint);
 		cli_notif_archive(&a, "refused", diag.msg, hint,
 		    loader_refusal(rc));
 		rc = CLI_EXIT_FAIL;

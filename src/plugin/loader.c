@@ -214,3 +214,17 @@ loader_refusal(int rc)
 		return "refused_other";
 	}
 }
+
+int
+loader_hint(const struct ph_provider *prov, void *ctx,
+    const struct ph_request *req, char order_id[PH_ID_MAX + 1])
+{
+	order_id[0] = '\0';
+	if (prov->notify_hint == NULL ||
+	    prov->notify_hint(ctx, req, order_id) != PH_OK) {
+		order_id[0] = '\0';
+		return 0;
+	}
+	order_id[PH_ID_MAX] = '\0';
+	return order_id[0] != '\0';
+}

@@ -52,4 +52,13 @@ int loader_result(const struct ph_provider *prov, int rc,
  * "refused_other". */
 const char *loader_refusal(int rc);
 
+/*
+ * The order id a refused notification names, unverified, through prov's
+ * notify_hint (ctx is the profile's): written to order_id, terminated,
+ * and "" where the plugin has no hint, finds none or fails.  Returns 1
+ * when one was found.  Nothing is ever applied from it.
+ */
+int loader_hint(const struct ph_provider *prov, void *ctx,
+    const struct ph_request *req, char order_id[PH_ID_MAX + 1]);
+
 #endif

@@ -84,13 +84,8 @@ notify_hint(struct web_ctx *ctx, const struct conf_profile *pr,
 	json_t *order;
 
 	*ours = 0;
-	order_id[0] = '\0';
-	if (prov->notify_hint == NULL ||
-	    prov->notify_hint(pr->ctx, preq, order_id) != PH_OK) {
-		order_id[0] = '\0';
+	if (!loader_hint(prov, pr->ctx, preq, order_id))
 		return order_id;
-	}
-	order_id[PH_ID_MAX] = '\0';
 	/* Only orders payhook knows and still waits for; read-only. */
 	if (ledger_get_order(ctx->store, order_id, &order) != PH_OK)
 		return order_id;
