@@ -32,12 +32,14 @@ order_decide_payment(const struct order_view *o, const struct order_payment *p)
 		return p->amount == o->amount &&
 		    strcmp(p->currency, o->currency) == 0 ? ORDER_V_SAME :
 		    ORDER_V_CONFLICT;
+	/* Order ids are unique per merchant account at the provider: the
+	 * same id under another account is another order, in every state.
+	 * Its payment is never the order's, nor a second payment of it whose
+	 * money goes back through that account (doc/design/security.md §7). */
+	if (!p->account_ok)
+		return ORDER_V_PROFILE;
 	switch (o->state) {
 	case ORDER_PENDING:
-		/* Order ids are unique per merchant account at the provider:
-		 * the same id under another account is another order. */
-		if (!p->account_ok)
-			return ORDER_V_PROFILE;
 		if (p->amount != o->amount ||
 		    strcmp(p->currency, o->currency) != 0)
 			return ORDER_V_MISMATCH;
@@ -48,8 +50,8 @@ order_decide_payment(const struct order_view *o, const struct order_payment *p)
 	case ORDER_REFUNDING:
 	case ORDER_REFUNDED:
 	default:
-		/* Paid once already: whatever its amount or account, this is a
-		 * second payment and its money goes back. */
+		/* Paid once already: whatever its amount, this is a second
+		 * payment and its money goes back. */
 		return ORDER_V_DOUBLE;
 	}
 }

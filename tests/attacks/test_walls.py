@@ -235,6 +235,44 @@ def test_same_account_twice(tap, inst):
     tap.is_(refunds, [], '... and no refund queued')
 
 
+def test_foreign_payment_after(tap, inst):
+    """Attack: another merchant's notification on the victim's paid order.
+
+    The victim's order is paid through wxshop.  The attacker then signs
+    with their own key (wxevil) a payment naming that order and another
+    transaction.  The same order id under another account is another
+    order: the victim's order must not take it as a second payment of its
+    own, with a refund queued through the attacker's account and the
+    order's refunds and state changed; it is a profile mismatch, recorded
+    and raised, as it is while the order is pending."""
+    oid = 'WALL-A-' + os.urandom(3).hex()
+    txn = txn_id('victim')
+    tap.is_(inst.create_order(oid, 900).status, 201, 'victim order created')
+    r, _ = inst.pay(oid, 900, txn, profile='wxshop')
+    tap.ok(is_ack(r), 'the victim\'s payment on /notify/wxshop is '
+           'acknowledged', r.describe())
+    base = inst.last_seq()
+    r, _ = inst.pay(oid, 900, txn_id('evil'), profile='wxevil')
+    tap.ok(is_ack(r), 'the attacker\'s payment on /notify/wxevil: '
+           'acknowledged (a genuine fact of that account, recorded)',
+           r.describe())
+    o = inst.order(oid) or {}
+    tap.is_((o.get('state'), o.get('provider_txn_id'), o.get('paid_through')),
+            ('PAID', txn, 'wxshop'), '... the victim order still PAID by '
+            'its own payment', o)
+    tap.is_(sorted(x.get('type') for x in o.get('exceptions') or []),
+            ['profile_mismatch'], '... with a profile_mismatch exception, '
+            'not a double payment', o.get('exceptions'))
+    refunds = (inst.api('GET', '/orders/%s/refunds' % oid).json or {}).get(
+        'refunds')
+    tap.is_(refunds, [], '... no refund queued through the attacker\'s '
+            'account')
+    evs = events_since(inst, base)
+    tap.is_([e.get('type') for e in of_order(evs, oid)],
+            ['order.profile_mismatch'], '... and only '
+            'order.profile_mismatch in the feed', of_order(evs, oid))
+
+
 # ---------------------------------------------------------------------------
 # 2. Forged notifications cannot drain the compensation schedule
 # ---------------------------------------------------------------------------
@@ -543,6 +581,7 @@ def main(tap):
     test_foreign_refund_result(tap, inst)
     test_foreign_payment_first(tap, inst)
     test_same_account_twice(tap, inst)
+    test_foreign_payment_after(tap, inst)
     test_error_answers(tap, inst)
     test_report_links(tap, inst)
     test_metrics_open(tap, inst)

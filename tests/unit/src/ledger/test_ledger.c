@@ -1462,6 +1462,7 @@ test_stray_refund(struct store *s)
 {
 	struct ledger_result r;
 	struct ph_event ev;
+	struct ph_diag d;
 	json_t *o = NULL;
 
 	create(s, "SM1", 1000, "CNY");
@@ -1509,6 +1510,33 @@ test_stray_refund(struct store *s)
 	apply(s, &ev, &r);
 	ok(queued_refund(s, "SM3", "double_payment", "TSM5", 700),
 	    "a wrong amount, then the right one: one refund, of the first");
+
+	/* Another account after the order was paid, or closed: the same id
+	 * under another account is another order whatever the state, so
+	 * nothing of it is booked on this one nor sent back through it. */
+	create(s, "SM4", 600, "CNY");
+	ev = fx_pay_event("SM4", "TSM7", 600, "CNY");
+	apply(s, &ev, &r);
+	ev = fx_pay_event("SM4", "TSM8", 600, "CNY");
+	fx_apply(s, "wxother", &ev, &r, NULL);
+	is_str(r.event_type, "order.profile_mismatch", "a paid order, then "
+	    "another account's payment: profile_mismatch");
+	ok(strcmp(fx_state(s, "SM4"), "PAID") == 0 &&
+	    fx_exceptions(s, "SM4", "double_payment") == 0 &&
+	    !queued_refund(s, "SM4", "double_payment", "TSM8", 600),
+	    "... not a double payment of it: nothing sent back through an "
+	    "account the order was never offered on");
+	create(s, "SM5", 600, "CNY");
+	is_int(ledger_close_order(s, "SM5", 1700001000, "expired", &r, &d),
+	    PH_OK, "SM5 closed");
+	ev = fx_pay_event("SM5", "TSM9", 600, "CNY");
+	fx_apply(s, "wxother", &ev, &r, NULL);
+	ok(strcmp(r.event_type, "order.profile_mismatch") == 0 &&
+	    strcmp(fx_state(s, "SM5"), "CLOSED") == 0 &&
+	    fx_exceptions(s, "SM5", "late_payment") == 0 &&
+	    !queued_refund(s, "SM5", "late_payment", "TSM9", 600),
+	    "a closed order, then another account's payment: "
+	    "profile_mismatch, no late payment");
 }
 
 /* Registers order id of amount CNY through wxshop: 1 when made, 0 when it
