@@ -306,6 +306,18 @@ ph_trust_add(struct ph_trust *t, const struct ph_cert *c, int root)
 	return PH_OK;
 }
 
+/* Is x one of t's intermediates? */
+static int
+ph_trust_is_middle(const struct ph_trust *t, const X509 *x)
+{
+	int i;
+
+	for (i = 0; i < sk_X509_num(t->middle); i++)
+		if (X509_cmp(sk_X509_value(t->middle, i), x) == 0)
+			return 1;
+	return 0;
+}
+
 int
 ph_trust_verify(const struct ph_trust *t, const struct ph_cert *c,
     int64_t now, int64_t *not_before, int64_t *not_after, const char *what,
@@ -331,6 +343,21 @@ ph_trust_verify(const struct ph_trust *t, const struct ph_cert *c,
 		goto out;
 	}
 	chain = X509_STORE_CTX_get0_chain(sc);
+	/* The certificate a message carries signs messages: it is no CA,
+	 * and where intermediates are configured it is issued by one of
+	 * them, not straight by a root, as the provider issues it. */
+	if (X509_check_ca(c->x509) != 0) {
+		ph_fail(diag, rc, "%s: not trusted: it is a CA certificate, "
+		    "not a signing one", what);
+		goto out;
+	}
+	if (sk_X509_num(t->middle) > 0 && (chain == NULL ||
+	    sk_X509_num(chain) < 3 ||
+	    !ph_trust_is_middle(t, sk_X509_value(chain, 1)))) {
+		ph_fail(diag, rc, "%s: not trusted: not issued by the "
+		    "configured intermediate", what);
+		goto out;
+	}
 	for (i = 0; chain != NULL && i < sk_X509_num(chain); i++) {
 		if (ph_x509_validity(sk_X509_value(chain, i), &b,
 		    &a) != PH_OK) {

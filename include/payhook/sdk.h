@@ -445,7 +445,9 @@ int ph_trust_add(struct ph_trust *t, const struct ph_cert *c, int root);
  * PH_OK when c chains to a root of t through t's intermediates at time
  * now, with the window in which every certificate of the chain is valid
  * in *not_before and *not_after; PH_E_SIGNATURE, naming what and the
- * reason, when it does not.
+ * reason, when it does not.  c must be no CA, and where t has
+ * intermediates it must be issued by one of them (a certificate a root
+ * issued directly is refused).
  */
 int ph_trust_verify(const struct ph_trust *t, const struct ph_cert *c,
     int64_t now, int64_t *not_before, int64_t *not_after, const char *what,

@@ -190,7 +190,9 @@ th_cert(const struct th_cert *c)
 	is = c->issuer != NULL ? c->issuer : x;
 	if (c->ca) {
 		th_ext(x, is, NID_basic_constraints, "critical,CA:TRUE");
-		th_ext(x, is, NID_key_usage, "critical,keyCertSign,cRLSign");
+		th_ext(x, is, NID_key_usage, c->ca == 2 ?
+		    "critical,digitalSignature,keyCertSign,cRLSign" :
+		    "critical,keyCertSign,cRLSign");
 	} else if (!c->no_ext)
 		th_ext(x, is, NID_key_usage,
 		    "critical,digitalSignature,nonRepudiation");

@@ -36,8 +36,9 @@ struct th_cert {
 	EVP_PKEY *issuer_key;
 	const char *serial_hex;		/* serial number, in hex */
 	int64_t not_before, not_after;
-	int ca;				/* a CA (keyCertSign), else a
-					 * signer (digitalSignature) */
+	int ca;				/* 1: a CA (keyCertSign); 2: a CA
+					 * that may sign too; 0: a signer
+					 * (digitalSignature) */
 	int no_ext;			/* no extensions at all */
 };
 X509 *th_cert(const struct th_cert *c);

@@ -52,6 +52,9 @@ struct pki {
 	char *foreign_mid;
 	char *self_signed;		/* right CN, self-signed */
 	char *cn_in_o;			/* the name in O, CN elsewhere */
+	char *by_root;			/* right CN, issued by the root */
+	char *leaf_ca;			/* right CN and chain, a CA that
+					 * may sign */
 	char *mer_cert;			/* the merchant's certificate */
 	char *mer_key_pem;
 	char leaf_serial[32];
@@ -127,6 +130,15 @@ pki_make(void)
 	    pki.mid_key, 13, NOW - 100 * DAY, NOW + 700 * DAY);
 	pki.self_signed = mkcert_pem(pki.leaf_key, leaf_name, NULL, NULL, 14,
 	    NOW - 100 * DAY, NOW + 700 * DAY);
+	pki.by_root = mkcert_pem(pki.leaf_key, leaf_name, root, pki.root_key,
+	    16, NOW - 100 * DAY, NOW + 700 * DAY);
+	{
+		X509 *x = mkcert(pki.leaf_key, leaf_name, mid, pki.mid_key,
+		    17, NOW - 100 * DAY, NOW + 700 * DAY, 2);
+
+		pki.leaf_ca = th_pem_cert(x);
+		X509_free(x);
+	}
 
 	/* Another hierarchy with the same names, other keys. */
 	fkey = pki.mer_key;
@@ -165,6 +177,8 @@ pki_free(void)
 	free(pki.foreign_mid);
 	free(pki.self_signed);
 	free(pki.cn_in_o);
+	free(pki.by_root);
+	free(pki.leaf_ca);
 	free(pki.mer_cert);
 	free(pki.mer_key_pem);
 }
@@ -621,6 +635,21 @@ test_refused(void *ctx)
 	sign_note(&n);
 	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
 	    "self-signed certificate with the right CN refused");
+
+	base_note(&n);
+	th_note_set(&n, "signPubKeyCert", pki.by_root);
+	sign_note(&n);
+	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
+	    "the right CN issued straight by the root, not through the "
+	    "intermediate, refused");
+	ok(strstr(d.msg, "intermediate") != NULL, "diagnostic: %s", d.msg);
+
+	base_note(&n);
+	th_note_set(&n, "signPubKeyCert", pki.leaf_ca);
+	sign_note(&n);
+	is_int(run(ctx, &n, &ev), PH_E_SIGNATURE,
+	    "the right CN and chain, but a CA certificate, refused");
+	ok(strstr(d.msg, "CA certificate") != NULL, "diagnostic: %s", d.msg);
 
 	base_note(&n);
 	th_note_set(&n, "signPubKeyCert", pki.other_cn);
