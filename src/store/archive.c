@@ -611,11 +611,16 @@ archive_hint(const char *profile, const char *order_id, int64_t now,
 	if (archive.dir[0] == '\0' || archive.budget == NULL ||
 	    per_minute == 0)
 		return 0;
+	/* An order already waiting for its query takes nothing from the
+	 * budget: naming one order again and again must not use up the
+	 * hints of every other (a flood needs only one order id). */
+	archive_hint_path(profile, order_id, path, sizeof(path));
+	if (access(path, F_OK) == 0)
+		return 0;
 	snprintf(key, sizeof(key), "hint:%s", profile);
 	if (!archive_take(archive_slot(archive.budget->hints, key), now / 60,
 	    per_minute))
 		return 0;
-	archive_hint_path(profile, order_id, path, sizeof(path));
 	if ((fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600)) == -1)
 		return 0;
 	close(fd);

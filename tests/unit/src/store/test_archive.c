@@ -212,11 +212,20 @@ test_prune_and_hints(void)
 	size_t removed;
 	int i, noted = 0;
 
-	for (i = 0; i < 5; i++)
-		noted += archive_hint("wxshop", i < 3 ? "O-1" : "O.2", NOW, 4);
-	is_int(noted, 4, "hints: at most per_minute");
+	for (i = 0; i < 10; i++)
+		noted += archive_hint("wxshop", "O-1", NOW, 4);
+	is_int(noted, 1, "hints: one order named ten times is queued once");
+	noted = 0;
+	for (i = 0; i < 5; i++) {
+		char id[8];
+
+		snprintf(id, sizeof(id), "O.%d", i);
+		noted += archive_hint("wxshop", id, NOW, 4);
+	}
+	is_int(noted, 3, "... and takes one hint of the minute's 4, not "
+	    "ten: three other orders still get theirs");
 	is_int(archive_hints_take(100, &ids), PH_OK, "hints taken");
-	is_int(json_array_size(ids), 2, "... each order once");
+	is_int(json_array_size(ids), 4, "... each order once");
 	json_decref(ids);
 	archive_hints_take(100, &ids);
 	is_int(json_array_size(ids), 0, "... and gone");
