@@ -63,8 +63,18 @@ cli_user_blocked(const struct cli_user *u, const char *path, char *dir,
     size_t len, struct stat *st)
 {
 	char *slash;
+	size_t n = 0;
 
-	ph_strlcpy(dir, path, len);
+	/* A relative path is walked from the root through the working
+	 * folder: the folders above it are on the way too. */
+	if (path[0] != '/') {
+		if (getcwd(dir, len) == NULL)
+			dir[0] = '\0';
+		n = strlen(dir);
+		if (n + 1 < len && (n == 0 || dir[n - 1] != '/'))
+			dir[n++] = '/';
+	}
+	ph_strlcpy(dir + n, path, len - n);
 	for (slash = strchr(dir + 1, '/'); slash != NULL;
 	    slash = strchr(slash + 1, '/')) {
 		*slash = '\0';

@@ -335,6 +335,22 @@ def run(tap, inst, user, who):
         fh.write(conf)
     os.unlink(token)
 
+    # A configuration named by a relative path: the folders above the
+    # working folder are on its way too.
+    etc = os.path.dirname(inst.config)
+    was = os.stat(etc)
+    os.chown(etc, 0, 0)
+    os.chmod(etc, 0o700)
+    p = inst.cli('check', '--user', user.pw_name,
+                 config=os.path.basename(inst.config), cwd=etc)
+    tap.ok(p.returncode == 78 and 'user %s cannot enter %s (mode 0700, '
+           'owner 0), on the way to the configuration file' %
+           (user.pw_name, os.path.realpath(etc)) in p.stderr,
+           '-c with a relative path, its folder one %s cannot enter: named, '
+           'exit 78' % user.pw_name, p.returncode, p.stderr)
+    os.chown(etc, was.st_uid, was.st_gid)
+    os.chmod(etc, was.st_mode & 0o7777)
+
     # The database's folder missing, in a folder the user cannot write:
     # refused, and nothing made (made by root, it would be root's and the
     # next check would name another problem).
