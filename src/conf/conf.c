@@ -1177,7 +1177,7 @@ conf_open(const char *path, struct conf **out, struct conf_errs *errs)
 		}
 	}
 	if ((p.lines.fp = fopen(path, "re")) == NULL) {
-		conf_err(errs, "%s: %s", path, strerror(errno));
+		conf_err(errs, "cannot be opened: %s", strerror(errno));
 		goto fail;
 	}
 	/* A folder opens, and reads as nothing: a file without [core]. */

@@ -671,8 +671,10 @@ lmdb_backup(struct store *st_, const char *path, struct ph_diag *diag)
 	int fd, dfd, rc;
 
 	if (stat(path, &st) == 0)
-		return ph_fail(diag, PH_E_IO, "backup: the file exists, not "
-		    "overwritten: %s", path);
+		return ph_fail(diag, PH_E_IO, S_ISDIR(st.st_mode) ?
+		    "backup: %s is a folder: name the backup file to make "
+		    "in it" : "backup: the file exists, not overwritten: %s",
+		    path);
 	/* Written under another name beside it and linked into place once
 	 * whole and on disk: a backup killed half way leaves no file by
 	 * the name given, where a copy taken off-site would be a broken
