@@ -246,6 +246,24 @@ archive_put_u32(struct ph_buf *b, const void *p, size_t n)
 		archive_raw(b, p, n);
 }
 
+/*
+ * The microsecond, within the second at, at which a record is written:
+ * with at, the order in which records arrived across classes (their ids
+ * grow with time only within one).  Written in a later second than it
+ * arrived in, it goes after that second's others.
+ */
+static uint32_t
+archive_usec(int64_t at)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 || ts.tv_sec < at)
+		return 0;
+	if (ts.tv_sec > at)
+		return 999999;
+	return (uint32_t)(ts.tv_nsec / 1000);
+}
+
 /* The record's bytes: header, strings, headers, body. */
 static int
 archive_encode(const struct archive_rec *r, struct ph_buf *b)
@@ -306,6 +324,7 @@ archive_encode(const struct archive_rec *r, struct ph_buf *b)
 	archive_be(b->data + 12, (uint64_t)r->at, 8);
 	archive_be(b->data + 20, r->replay_of, 8);
 	b->data[28] = (char)r->class;
+	archive_be(b->data + ARCHIVE_USEC_AT, archive_usec(r->at), 3);
 	sum = archive_fnv(b->data + 12, b->len - 12, ARCHIVE_FNV_SEED);
 	archive_be(b->data + 8, sum, 4);
 	return 0;

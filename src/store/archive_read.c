@@ -340,51 +340,183 @@ archive_kept_free(struct archive_kept *e)
 	memset(e, 0, sizeof(*e));
 }
 
+/*
+ * A record's place in arrival order: when it was received, to the
+ * microsecond its writer saw (0 in records of builds before it), then its
+ * id.  Ids grow with time only within a class, so a day's records are
+ * listed in this order, not the ids'.
+ */
+struct archive_pos {
+	int64_t at;
+	uint32_t usec;
+	uint64_t id;
+	size_t seg;		/* its segment in the list being read */
+};
+
+static int
+archive_pos_cmp(const void *a_, const void *b_)
+{
+	const struct archive_pos *a = a_, *b = b_;
+
+	if (a->at != b->at)
+		return a->at < b->at ? -1 : 1;
+	if (a->usec != b->usec)
+		return a->usec < b->usec ? -1 : 1;
+	return a->id < b->id ? -1 : a->id > b->id;
+}
+
+static void
+archive_pos_read(const unsigned char *rec, uint64_t id, size_t seg,
+    struct archive_pos *p)
+{
+	p->at = (int64_t)archive_get_be(rec + 12, 8);
+	p->usec = (uint32_t)archive_get_be(rec + ARCHIVE_USEC_AT, 3);
+	p->id = id;
+	p->seg = seg;
+}
+
+/* Where the record id stands; -1 when it is not in the archive (any
+ * more). */
+static int
+archive_pos_of(uint64_t id, struct archive_pos *p)
+{
+	struct archive_segid sg;
+	char name[40], path[ARCHIVE_PATH_MAX];
+	unsigned char *rec;
+	struct stat st;
+	size_t len;
+	off_t next;
+	int fd, rc = -1;
+
+	archive_id_segment(id, &sg);
+	archive_segment_name(&sg, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/seg/%s", archive.dir, name);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (fstat(fd, &st) == 0 && archive_record_at(fd,
+	    (off_t)archive_id_offset(id), st.st_size, &rec, &len,
+	    &next) == 0) {
+		archive_pos_read(rec, id, 0, p);
+		free(rec);
+		rc = 0;
+	}
+	close(fd);
+	return rc;
+}
+
+/* The records of segs[first..last) that stand after from, appended to
+ * *pos (*npos of *cap). */
+static int
+archive_day_read(const struct archive_segfile *segs, size_t first,
+    size_t last, const struct archive_pos *from, struct archive_pos **pos,
+    size_t *npos, size_t *cap)
+{
+	char path[ARCHIVE_PATH_MAX];
+	struct archive_pos p, *grown;
+	unsigned char *rec;
+	size_t i, len;
+	off_t off, next;
+	int fd;
+
+	for (i = first; i < last; i++) {
+		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
+		    segs[i].name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+			continue;
+		for (off = 0; off < segs[i].size; off = next) {
+			if (archive_record_at(fd, off, segs[i].size, &rec,
+			    &len, &next) != 0) {
+				next = archive_resync(fd, off, segs[i].size);
+				continue;
+			}
+			archive_pos_read(rec, archive_id_make(&segs[i].id,
+			    off), i, &p);
+			free(rec);
+			if (archive_pos_cmp(&p, from) <= 0)
+				continue;
+			if (*npos == *cap) {
+				*cap = *cap ? 2 * *cap : 256;
+				if ((grown = reallocarray(*pos, *cap,
+				    sizeof(**pos))) == NULL) {
+					close(fd);
+					return PH_E_NOMEM;
+				}
+				*pos = grown;
+			}
+			(*pos)[(*npos)++] = p;
+		}
+		close(fd);
+	}
+	return PH_OK;
+}
+
 int
 archive_list(uint64_t after, size_t limit, json_t **out)
 {
 	struct archive_segfile *segs;
+	struct archive_pos from = { INT64_MIN, 0, 0, 0 }, *pos = NULL;
+	struct archive_segid sg;
 	char path[ARCHIVE_PATH_MAX];
 	unsigned char *rec;
-	size_t i, n, len;
-	off_t off, next;
+	size_t i, k, first, n, npos, cap = 0, open_seg = (size_t)-1;
+	size_t len;
+	off_t next;
 	json_t *arr = json_array(), *j;
-	uint64_t id;
-	int fd, rc;
+	int fd = -1, rc;
 
 	*out = arr;
 	if (archive.dir[0] == '\0')
 		return PH_OK;
 	if ((rc = archive_segments(&segs, &n)) != PH_OK)
 		return rc;
-	for (i = 0; i < n && json_array_size(arr) < limit; i++) {
-		if (archive_id_make(&segs[i].id, ARCHIVE_OFFSET_MAX - 1) <=
-		    after)
+	/* A record no longer kept (pruned, evicted): from the start of its
+	 * day, so that nothing after it is missed. */
+	if (after != 0 && archive_pos_of(after, &from) != 0) {
+		archive_id_segment(after, &sg);
+		from.at = sg.day * 86400 - 1;
+		from.usec = 0;
+		from.id = 0;
+	}
+	for (first = 0; first < n && json_array_size(arr) < limit &&
+	    rc == PH_OK; first = i) {
+		for (i = first; i < n && segs[i].id.day == segs[first].id.day;
+		    i++)
+			;
+		/* A day's records were received that day. */
+		if (segs[first].id.day * 86400 + 86399 < from.at)
 			continue;
-		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
-		    segs[i].name);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-			continue;
-		off = 0;
-		if (archive_id_make(&segs[i].id, 0) <= after)
-			off = (off_t)archive_id_offset(after);
-		while (off < segs[i].size && json_array_size(arr) < limit) {
-			if (archive_record_at(fd, off, segs[i].size, &rec,
-			    &len, &next) != 0) {
-				off = archive_resync(fd, off, segs[i].size);
-				continue;
+		npos = 0;
+		if ((rc = archive_day_read(segs, first, i, &from, &pos, &npos,
+		    &cap)) != PH_OK)
+			break;
+		qsort(pos, npos, sizeof(*pos), archive_pos_cmp);
+		for (k = 0; k < npos && json_array_size(arr) < limit; k++) {
+			if (pos[k].seg != open_seg) {
+				if (fd != -1)
+					close(fd);
+				snprintf(path, sizeof(path), "%s/seg/%s",
+				    archive.dir, segs[pos[k].seg].name);
+				open_seg = pos[k].seg;
+				if ((fd = open(path, O_RDONLY | O_CLOEXEC)) ==
+				    -1)
+					continue;
 			}
-			id = archive_id_make(&segs[i].id, off);
-			if (id > after && (j = archive_json(id, rec, len)) !=
-			    NULL)
+			if (fd == -1 || archive_record_at(fd,
+			    (off_t)archive_id_offset(pos[k].id),
+			    segs[pos[k].seg].size, &rec, &len, &next) != 0)
+				continue;
+			if ((j = archive_json(pos[k].id, rec, len)) != NULL)
 				json_array_append_new(arr, j);
 			free(rec);
-			off = next;
 		}
-		close(fd);
+		if (fd != -1)
+			close(fd);
+		fd = -1;
+		open_seg = (size_t)-1;
 	}
+	free(pos);
 	free(segs);
-	return PH_OK;
+	return rc;
 }
 
 /* Records in a segment (for the operator's count of what was pruned). */

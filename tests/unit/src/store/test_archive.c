@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -391,6 +392,48 @@ test_deleted_under(void)
 	archive_usage();
 }
 
+/* Ids grow with time only within a class: the list is in the order the
+ * records arrived, and --after a refused record still finds the verified
+ * ones that came after it. */
+static void
+test_arrival_order(void)
+{
+	int64_t now = (int64_t)time(NULL);
+	uint64_t a, b, c;
+	json_t *list;
+	size_t i, n, at_a = 0, at_b = 0, at_c = 0;
+
+	a = put(ARCHIVE_VERIFIED, "127.0.0.1", "first", 5, now);
+	b = put(ARCHIVE_UNVERIFIED, "127.0.0.9", "forged", 6, now);
+	c = put(ARCHIVE_VERIFIED, "127.0.0.1", "third", 5, now);
+	ok(a != 0 && b != 0 && c != 0, "a verified, a refused and a "
+	    "verified record, in that order");
+	ok(c < b, "... the last verified one's id below the refused one's "
+	    "(ids are per class)");
+	archive_list(0, 100000, &list);
+	n = json_array_size(list);
+	for (i = 0; i < n; i++) {
+		uint64_t id = (uint64_t)json_integer_value(json_object_get(
+		    json_array_get(list, i), "id"));
+
+		at_a = id == a ? i + 1 : at_a;
+		at_b = id == b ? i + 1 : at_b;
+		at_c = id == c ? i + 1 : at_c;
+	}
+	ok(at_a && at_b && at_c && at_a < at_b && at_b < at_c,
+	    "listed in the order they arrived (%zu, %zu, %zu)", at_a, at_b,
+	    at_c);
+	json_decref(list);
+	archive_list(b, 100, &list);
+	ok(json_array_size(list) == 1 && (uint64_t)json_integer_value(
+	    json_object_get(json_array_get(list, 0), "id")) == c,
+	    "after the refused one: the verified one that came next");
+	json_decref(list);
+	archive_list(c, 100, &list);
+	is_int(json_array_size(list), 0, "after the last: nothing");
+	json_decref(list);
+}
+
 int
 main(void)
 {
@@ -413,6 +456,7 @@ main(void)
 	test_prune_and_hints();
 	test_others_append();
 	test_deleted_under();
+	test_arrival_order();
 	archive_close();
 	th_scratch_remove(dir);
 	return done_testing();
