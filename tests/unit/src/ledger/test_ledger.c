@@ -1489,6 +1489,18 @@ test_stray_refund(struct store *s)
 	    "double_payment", "TSM1", 900), "... told again: a duplicate, "
 	    "still one refund");
 
+	/* Unpaid but for a misfit: a refund asked for says how it goes. */
+	create(s, "SM6", 1000, "CNY");
+	ev = fx_pay_event("SM6", "TSM10", 900, "CNY");
+	apply(s, &ev, &r);
+	memset(&d, 0, sizeof(d));
+	o = NULL;
+	ok(request_refund(s, "SM6", 900, 1700000000, &o, &d) ==
+	    PH_E_CONFLICT && strstr(d.msg, "go back by themselves once it is "
+	    "paid") != NULL, "a refund of a pending order holding a misfit: "
+	    "refused, saying how it goes back (%s)", d.msg);
+	json_decref(o);
+
 	/* Through another of the merchant's accounts, first. */
 	create(s, "SM2", 1000, "CNY");
 	ev = fx_pay_event("SM2", "TSM3", 1000, "CNY");
