@@ -264,17 +264,46 @@ cli_outcome_count(const char *key, uint64_t v, void *arg)
 	json_object_set_new(arg, name, json_integer((json_int_t)v));
 }
 
+/* Of the notification outcomes counted in no: how many in all, how many
+ * duplicates, how many refused (signature, merchant, form, fields: what
+ * did not pass verification). */
+static void
+cli_outcome_rates(const json_t *no, uint64_t *told, uint64_t *dup,
+    uint64_t *refused)
+{
+	const char *k;
+	json_t *v;
+	uint64_t n;
+
+	*told = *dup = *refused = 0;
+	json_object_foreach((json_t *)no, k, v) {
+		n = (uint64_t)json_integer_value(v);
+		*told += n;
+		if (strcmp(k, "duplicate") == 0)
+			*dup += n;
+		else if (strncmp(k, "refused_", 8) == 0)
+			*refused += n;
+	}
+}
+
 /*
  * Per profile, from the shared counters: how paid orders were learnt
  * (the 掉单 rate is the share not by notification), the mean payment lag,
- * notification outcomes.
+ * notification outcomes with the shares of duplicates and of refusals, and
+ * the mean time to the acknowledgement.
  */
 static json_t *
 cli_profile_rates(const struct conf *conf)
 {
+	/* Every outcome a notification can have (README), so that each
+	 * profile's object has the same members. */
 	static const char *const outcomes[] = {
-		"applied", "duplicate", "refused_signature", "refused_merchant",
-		"refused_malformed", "refused_field", "storage_failure",
+		"applied", "duplicate", "conflict", "amount_mismatch",
+		"double_payment", "late_payment", "unknown_order",
+		"profile_mismatch", "payment_failed", "unmatched", "noop",
+		"refused_signature", "refused_merchant", "refused_malformed",
+		"refused_field", "refused_unsupported", "refused_other",
+		"storage_failure",
 	};
 	json_t *all = json_object(), *p, *by, *no;
 	char labels[128];
@@ -282,8 +311,9 @@ cli_profile_rates(const struct conf *conf)
 
 	for (i = 0; i < conf->nprofiles; i++) {
 		const char *name = conf->profiles[i].name;
-		uint64_t total = 0, missed = 0, n = 0, v, vn;
-		double lag = 0, vs;
+		uint64_t total = 0, missed = 0, n = 0, v, vn, an;
+		uint64_t told, dup, refused;
+		double lag = 0, vs, as;
 
 		by = json_object();
 		for (j = 0; j < LEDGER_SRC__MAX; j++) {
@@ -300,19 +330,30 @@ cli_profile_rates(const struct conf *conf)
 			n += vn;
 			lag += vs;
 		}
-		/* The common outcomes always, at 0 when none came; then
-		 * every other one that came. */
+		/* Every outcome always, at 0 when none came; then any
+		 * other one that came. */
 		no = json_object();
 		for (j = 0; j < sizeof(outcomes) / sizeof(outcomes[0]); j++)
 			json_object_set_new(no, outcomes[j], json_integer(0));
 		snprintf(labels, sizeof(labels),
 		    "payhook_notifications_total{profile=\"%s\",", name);
 		metrics_each(labels, cli_outcome_count, no);
-		p = json_pack("{s:o, s:f, s:f, s:o}", "paid_by", by,
+		cli_outcome_rates(no, &told, &dup, &refused);
+		snprintf(labels, sizeof(labels), "profile=%s", name);
+		metrics_histogram_get("payhook_notify_ack_seconds", labels,
+		    &an, &as);
+		p = json_pack("{s:o, s:f, s:f, s:o, s:I, s:f, s:f, s:f}",
+		    "paid_by", by,
 		    "missed_notification_ratio", total == 0 ? 0.0 :
 		    (double)missed / (double)total,
 		    "payment_lag_seconds_mean", n == 0 ? 0.0 :
-		    lag / (double)n, "notifications", no);
+		    lag / (double)n, "notifications", no,
+		    "notifications_total", (json_int_t)told,
+		    "duplicate_ratio", told == 0 ? 0.0 :
+		    (double)dup / (double)told,
+		    "verification_failure_ratio", told == 0 ? 0.0 :
+		    (double)refused / (double)told,
+		    "ack_seconds_mean", an == 0 ? 0.0 : as / (double)an);
 		json_object_set_new(all, name, p);
 	}
 	return all;

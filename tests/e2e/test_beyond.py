@@ -250,6 +250,27 @@ def test_missed_rate(tap, inst, sim):
            'stats: every notification outcome counted, as the metric '
            'counts it (unknown_order among them)',
            wx.get('notifications'), counted)
+    told = sum(counted.values())
+    refused = sum(v for k, v in counted.items() if k.startswith('refused_'))
+    tap.ok(wx.get('notifications_total') == told and
+           abs(wx.get('duplicate_ratio', -1) -
+               counted.get('duplicate', 0) / told) < 1e-9 and
+           abs(wx.get('verification_failure_ratio', -1) -
+               refused / told) < 1e-9 and refused > 0,
+           'stats: the duplicate and verification-failure shares of the '
+           '%d notifications' % told, wx)
+    acks = metric(text, 'payhook_notify_ack_seconds_count{profile='
+                        '"wxshop"}') or 0
+    ack_sum = metric(text, 'payhook_notify_ack_seconds_sum{profile='
+                           '"wxshop"}') or 0
+    tap.ok(acks > 0 and abs(wx.get('ack_seconds_mean', -1) -
+                            ack_sum / acks) < 1e-6,
+           'stats: the mean time to acknowledge, as the metric has it',
+           wx.get('ack_seconds_mean'), ack_sum, acks)
+    tap.is_((wx.get('notifications') or {}).get('amount_mismatch'),
+            counted.get('amount_mismatch', 0),
+            'stats: every outcome present, at 0 when none came '
+            '(amount_mismatch)')
 
 
 def test_push(tap, inst, recv):
