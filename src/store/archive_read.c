@@ -474,8 +474,8 @@ archive_list(uint64_t after, size_t limit, json_t **out)
 	if (after != 0 && archive_pos_of(after, &from) != 0) {
 		archive_id_segment(after, &sg);
 		from.at = sg.day * 86400 - 1;
-		from.usec = 0;
-		from.id = 0;
+		from.usec = UINT32_MAX;
+		from.id = UINT64_MAX;
 	}
 	for (first = 0; first < n && json_array_size(arr) < limit &&
 	    rc == PH_OK; first = i) {
