@@ -75,16 +75,22 @@ archive_admit(enum archive_class c, const char *source, const char *profile,
 {
 	struct archive_budget *b = archive.budget;
 	int64_t minute = now / 60;
+	char key[64 + 1 + 64];
 
 	if (c == ARCHIVE_VERIFIED)
 		return 1;
 	if (b == NULL)
 		return 0;
-	if (c == ARCHIVE_OURS)
-		return archive_take(archive_slot(b->per_profile, profile),
+	/* Those naming a pending order by profile and client address: a
+	 * flood from one address naming orders it opened itself must not
+	 * keep the provider's refused-but-genuine ones (a key mix-up) out. */
+	if (c == ARCHIVE_OURS) {
+		snprintf(key, sizeof(key), "%s\n%s", profile, source);
+		return archive_take(archive_slot(b->per_profile, key),
 		    minute, archive.lim.per_source) &&
 		    archive_take(&b->total[c], minute,
 		    archive.lim.unverified_per_minute);
+	}
 	return archive_take(archive_slot(b->per_source, source), minute,
 	    archive.lim.per_source) && archive_take(&b->total[c], minute,
 	    archive.lim.unverified_per_minute);
@@ -247,21 +253,23 @@ archive_put_u32(struct ph_buf *b, const void *p, size_t n)
 }
 
 /*
- * The microsecond, within the second at, at which a record is written:
- * with at, the order in which records arrived across classes (their ids
- * grow with time only within one).  Written in a later second than it
- * arrived in, it goes after that second's others.
+ * When a record is written, in microseconds from the start of the second
+ * at it arrived in (0 to ARCHIVE_USEC_MAX, about 16 s): with at, the
+ * order in which records were written across classes (their ids grow
+ * with time only within one), also for those written after their second.
  */
 static uint32_t
 archive_usec(int64_t at)
 {
 	struct timespec ts;
+	int64_t d;
 
 	if (clock_gettime(CLOCK_REALTIME, &ts) == -1 || ts.tv_sec < at)
 		return 0;
-	if (ts.tv_sec > at)
-		return 999999;
-	return (uint32_t)(ts.tv_nsec / 1000);
+	if (ts.tv_sec - at > ARCHIVE_USEC_MAX / 1000000)
+		return ARCHIVE_USEC_MAX;
+	d = (ts.tv_sec - at) * 1000000 + ts.tv_nsec / 1000;
+	return d > ARCHIVE_USEC_MAX ? ARCHIVE_USEC_MAX : (uint32_t)d;
 }
 
 /* The record's bytes: header, strings, headers, body. */

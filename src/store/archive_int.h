@@ -10,9 +10,10 @@
  *	12	i64 when it was received (unix seconds)
  *	20	u64 the id it replays, or 0
  *	28	u8 its class
- *	29	u24 the microsecond of the second at which it was written (0
- *		in records of builds before it): with the time, the order in
- *		which records arrived, across classes
+ *	29	u24 when it was written, in microseconds from the start of
+ *		the second it was received in, at most ARCHIVE_USEC_MAX (0 in
+ *		records of builds before it): with that second, the order in
+ *		which records were written, across classes
  *	32	nine strings, each u16 length and bytes: source, profile,
  *		provider, method, content type, verdict, reason, order id,
  *		outcome
@@ -32,6 +33,7 @@
 #define ARCHIVE_MAGIC		"PHA1"
 #define ARCHIVE_HEAD		32
 #define ARCHIVE_USEC_AT		29
+#define ARCHIVE_USEC_MAX	0xffffffu
 #define ARCHIVE_NSTRINGS	9
 #define ARCHIVE_DIR_MAX		3800	/* leaves room for the names in it */
 #define ARCHIVE_PATH_MAX	4096

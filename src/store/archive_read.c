@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -341,14 +342,14 @@ archive_kept_free(struct archive_kept *e)
 }
 
 /*
- * A record's place in arrival order: when it was received, to the
- * microsecond its writer saw (0 in records of builds before it), then its
- * id.  Ids grow with time only within a class, so a day's records are
- * listed in this order, not the ids'.
+ * A record's place in the order records were written: when, in
+ * microseconds since 1970 (the second it was received in, and how long
+ * after that second began it was written: 0 in records of builds before
+ * that), then its id.  Ids grow with time only within a class, so the
+ * records of a day are listed in this order, not the ids'.
  */
 struct archive_pos {
-	int64_t at;
-	uint32_t usec;
+	int64_t t;
 	uint64_t id;
 	size_t seg;		/* its segment in the list being read */
 };
@@ -358,21 +359,26 @@ archive_pos_cmp(const void *a_, const void *b_)
 {
 	const struct archive_pos *a = a_, *b = b_;
 
-	if (a->at != b->at)
-		return a->at < b->at ? -1 : 1;
-	if (a->usec != b->usec)
-		return a->usec < b->usec ? -1 : 1;
+	if (a->t != b->t)
+		return a->t < b->t ? -1 : 1;
 	return a->id < b->id ? -1 : a->id > b->id;
 }
 
 static void
-archive_pos_read(const unsigned char *rec, uint64_t id, size_t seg,
+archive_pos_read(const unsigned char *head, uint64_t id, size_t seg,
     struct archive_pos *p)
 {
-	p->at = (int64_t)archive_get_be(rec + 12, 8);
-	p->usec = (uint32_t)archive_get_be(rec + ARCHIVE_USEC_AT, 3);
+	p->t = (int64_t)archive_get_be(head + 12, 8) * 1000000 +
+	    (int64_t)archive_get_be(head + ARCHIVE_USEC_AT, 3);
 	p->id = id;
 	p->seg = seg;
+}
+
+/* The latest a record of day can have been written. */
+static int64_t
+archive_day_end(int64_t day)
+{
+	return ((day + 1) * 86400 - 1) * 1000000 + ARCHIVE_USEC_MAX;
 }
 
 /* Where the record id stands; -1 when it is not in the archive (any
@@ -404,8 +410,34 @@ archive_pos_of(uint64_t id, struct archive_pos *p)
 	return rc;
 }
 
-/* The records of segs[first..last) that stand after from, appended to
- * *pos (*npos of *cap). */
+/*
+ * The length of the record at off of the segment mapped at m (size
+ * bytes), or 0 when no sound one starts there.  Only its head is read
+ * when the next record (or the segment's end) starts where it says it
+ * ends; otherwise its checksum decides, since a torn record claims bytes
+ * the record after it holds.  Listing checks the checksum of every record
+ * it shows.
+ */
+static size_t
+archive_length_at(const unsigned char *m, size_t size, size_t off)
+{
+	uint64_t n;
+
+	if (size - off < ARCHIVE_HEAD ||
+	    memcmp(m + off, ARCHIVE_MAGIC, 4) != 0)
+		return 0;
+	n = archive_get_be(m + off + 4, 4);
+	if (n < ARCHIVE_HEAD || n > ARCHIVE_RECORD_MAX || n > size - off)
+		return 0;
+	if (off + n == size || (size - off - n >= 4 &&
+	    memcmp(m + off + n, ARCHIVE_MAGIC, 4) == 0))
+		return (size_t)n;
+	return archive_fnv(m + off + 12, (size_t)n - 12, ARCHIVE_FNV_SEED) ==
+	    (uint32_t)archive_get_be(m + off + 8, 4) ? (size_t)n : 0;
+}
+
+/* The records of segs[first..last) written after from, appended to *pos
+ * (*npos of *cap): their heads read through a map of each segment. */
 static int
 archive_day_read(const struct archive_segfile *segs, size_t first,
     size_t last, const struct archive_pos *from, struct archive_pos **pos,
@@ -413,48 +445,55 @@ archive_day_read(const struct archive_segfile *segs, size_t first,
 {
 	char path[ARCHIVE_PATH_MAX];
 	struct archive_pos p, *grown;
-	unsigned char *rec;
-	size_t i, len;
-	off_t off, next;
-	int fd;
+	const unsigned char *m, *q;
+	size_t i, off, n, size;
+	int fd, rc = PH_OK;
 
-	for (i = first; i < last; i++) {
+	for (i = first; i < last && rc == PH_OK; i++) {
+		if (segs[i].size < ARCHIVE_HEAD)
+			continue;
+		size = (size_t)segs[i].size;
 		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,
 		    segs[i].name);
 		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 			continue;
-		for (off = 0; off < segs[i].size; off = next) {
-			if (archive_record_at(fd, off, segs[i].size, &rec,
-			    &len, &next) != 0) {
-				next = archive_resync(fd, off, segs[i].size);
+		m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		if (m == MAP_FAILED)
+			continue;
+		for (off = 0; off < size && rc == PH_OK; ) {
+			if ((n = archive_length_at(m, size, off)) == 0) {
+				q = memmem(m + off + 1, size - off - 1,
+				    ARCHIVE_MAGIC, 4);
+				off = q != NULL ? (size_t)(q - m) : size;
 				continue;
 			}
-			archive_pos_read(rec, archive_id_make(&segs[i].id,
+			archive_pos_read(m + off, archive_id_make(&segs[i].id,
 			    off), i, &p);
-			free(rec);
+			off += n;
 			if (archive_pos_cmp(&p, from) <= 0)
 				continue;
 			if (*npos == *cap) {
 				*cap = *cap ? 2 * *cap : 256;
 				if ((grown = reallocarray(*pos, *cap,
 				    sizeof(**pos))) == NULL) {
-					close(fd);
-					return PH_E_NOMEM;
+					rc = PH_E_NOMEM;
+					break;
 				}
 				*pos = grown;
 			}
 			(*pos)[(*npos)++] = p;
 		}
-		close(fd);
+		munmap((void *)m, size);
 	}
-	return PH_OK;
+	return rc;
 }
 
 int
 archive_list(uint64_t after, size_t limit, json_t **out)
 {
 	struct archive_segfile *segs;
-	struct archive_pos from = { INT64_MIN, 0, 0, 0 }, *pos = NULL;
+	struct archive_pos from = { INT64_MIN, 0, 0 }, *pos = NULL;
 	struct archive_segid sg;
 	char path[ARCHIVE_PATH_MAX];
 	unsigned char *rec;
@@ -473,8 +512,7 @@ archive_list(uint64_t after, size_t limit, json_t **out)
 	 * day, so that nothing after it is missed. */
 	if (after != 0 && archive_pos_of(after, &from) != 0) {
 		archive_id_segment(after, &sg);
-		from.at = sg.day * 86400 - 1;
-		from.usec = UINT32_MAX;
+		from.t = sg.day * 86400 * 1000000 - 1;
 		from.id = UINT64_MAX;
 	}
 	for (first = 0; first < n && json_array_size(arr) < limit &&
@@ -482,8 +520,9 @@ archive_list(uint64_t after, size_t limit, json_t **out)
 		for (i = first; i < n && segs[i].id.day == segs[first].id.day;
 		    i++)
 			;
-		/* A day's records were received that day. */
-		if (segs[first].id.day * 86400 + 86399 < from.at)
+		/* A day's records were received that day, and written
+		 * soon after. */
+		if (archive_day_end(segs[first].id.day) < from.t)
 			continue;
 		npos = 0;
 		if ((rc = archive_day_read(segs, first, i, &from, &pos, &npos,

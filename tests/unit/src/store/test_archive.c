@@ -191,6 +191,15 @@ test_budgets(void)
 		kept += put(ARCHIVE_OURS, "10.3.0.1", "maybe genuine", 13,
 		    NOW + 2000 + i) != 0;
 	is_int(kept, 5, "... and those naming our orders too");
+	kept = 0;
+	for (i = 0; i < 10; i++)
+		kept += put(ARCHIVE_OURS, "10.3.0.2", "forged, ours", 12,
+		    NOW + 2100) != 0;
+	is_int(kept, 5, "a flood naming our orders from one address: 5 a "
+	    "minute");
+	ok(put(ARCHIVE_OURS, "10.3.0.3", "genuine, bad key", 16,
+	    NOW + 2100) != 0, "... and the provider's own from another "
+	    "address in that minute still archived");
 }
 
 /* Records of list of class name. */
