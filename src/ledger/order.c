@@ -26,18 +26,20 @@ order_state_parse(const char *s)
 enum order_verdict
 order_decide_payment(const struct order_view *o, const struct order_payment *p)
 {
-	/* Paid by this transaction (through any account: one fact told
-	 * twice); with other facts it is not the same payment. */
+	/* Order ids are unique per merchant account at the provider: the
+	 * same id under another account is another order, in every state.
+	 * Its payment is never the order's, nor a second payment of it whose
+	 * money goes back through that account, nor (naming the paying
+	 * transaction) a duplicate or a conflict of the order's own
+	 * (doc/design/security.md §7). */
+	if (!p->account_ok)
+		return ORDER_V_PROFILE;
+	/* Paid by this transaction (one fact told twice); with other facts
+	 * it is not the same payment. */
 	if (o->paid_txn != NULL && strcmp(o->paid_txn, p->txn_id) == 0)
 		return p->amount == o->amount &&
 		    strcmp(p->currency, o->currency) == 0 ? ORDER_V_SAME :
 		    ORDER_V_CONFLICT;
-	/* Order ids are unique per merchant account at the provider: the
-	 * same id under another account is another order, in every state.
-	 * Its payment is never the order's, nor a second payment of it whose
-	 * money goes back through that account (doc/design/security.md §7). */
-	if (!p->account_ok)
-		return ORDER_V_PROFILE;
 	switch (o->state) {
 	case ORDER_PENDING:
 		if (p->amount != o->amount ||

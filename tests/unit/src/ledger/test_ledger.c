@@ -1538,6 +1538,22 @@ test_stray_refund(struct store *s)
 	    !queued_refund(s, "SM4", "double_payment", "TSM8", 600),
 	    "... not a double payment of it: nothing sent back through an "
 	    "account the order was never offered on");
+	/* ... even naming the transaction that paid it: neither a duplicate
+	 * nor a conflict of the order's own. */
+	ev = fx_pay_event("SM4", "TSM7", 599, "CNY");
+	fx_apply(s, "wxother", &ev, &r, NULL);
+	ok(strcmp(r.event_type, "order.profile_mismatch") == 0 &&
+	    fx_exceptions(s, "SM4", "notification_conflict") == 0,
+	    "another account naming the order's paying transaction with "
+	    "another amount: profile_mismatch, no conflict raised on the "
+	    "order (%s)", r.event_type);
+	create(s, "SM7", 600, "CNY");
+	ev = fx_pay_event("SM7", "TSM11", 600, "CNY");
+	apply(s, &ev, &r);
+	ev = fx_pay_event("SM7", "TSM11", 600, "CNY");
+	fx_apply(s, "wxother", &ev, &r, NULL);
+	is_str(r.event_type, "order.profile_mismatch", "... with the same "
+	    "amount: profile_mismatch, not a duplicate of the order's own");
 	create(s, "SM5", 600, "CNY");
 	is_int(ledger_close_order(s, "SM5", 1700001000, "expired", &r, &d),
 	    PH_OK, "SM5 closed");
