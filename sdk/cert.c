@@ -343,10 +343,12 @@ ph_trust_verify(const struct ph_trust *t, const struct ph_cert *c,
 		goto out;
 	}
 	chain = X509_STORE_CTX_get0_chain(sc);
-	/* The certificate a message carries signs messages: it is no CA,
-	 * and where intermediates are configured it is issued by one of
-	 * them, not straight by a root, as the provider issues it. */
-	if (X509_check_ca(c->x509) != 0) {
+	/* The certificate a message carries signs messages: it is no CA
+	 * (basic constraints CA:TRUE), and where intermediates are
+	 * configured it is issued by one of them, not straight by a root,
+	 * as the provider issues it. */
+	if ((X509_get_extension_flags(c->x509) & (EXFLAG_BCONS | EXFLAG_CA))
+	    == (EXFLAG_BCONS | EXFLAG_CA)) {
 		ph_fail(diag, rc, "%s: not trusted: it is a CA certificate, "
 		    "not a signing one", what);
 		goto out;

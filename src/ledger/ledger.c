@@ -503,8 +503,8 @@ ledger_payment_succeeded(struct store_txn *t, const struct ledger_fact *f,
 		type = LEDGER_EV_ORDER_PROFILE_MISMATCH;
 		r->outcome = LEDGER_RECORDED;
 		log_warn("order %s: payment %s of %lld %s arrived through "
-		    "profile %s, the order belongs to %s: recorded, order not "
-		    "paid", ev->order_id, ev->txn_id, (long long)ev->amount,
+		    "profile %s, the order belongs to %s: recorded, not the "
+		    "order's", ev->order_id, ev->txn_id, (long long)ev->amount,
 		    ev->currency, f->profile, ledger_str(order, "profile"));
 		seq = ledger_emit_new(t, f, type, ev->order_id, json_pack(
 		    "{s:O}", "expected_profile",

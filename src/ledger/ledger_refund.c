@@ -391,9 +391,10 @@ ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 		    "order can be refunded%s", rq->order_id,
 		    ledger_str(order, "state"), st == ORDER_PENDING &&
 		    ledger_has_misfit(order) ? "; the payments it holds "
-		    "that do not fit it (its exceptions) go back by "
-		    "themselves once it is paid or, past its expiry, "
-		    "closed" : "");
+		    "that do not fit it (its exceptions) are queued to go "
+		    "back once it is paid, or closed past its expiry when "
+		    "it has one; until then a refund of them is made at the "
+		    "provider" : "");
 		goto reply;
 	}
 	paid = json_integer_value(json_object_get(order, "amount"));

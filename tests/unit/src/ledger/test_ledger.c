@@ -1496,7 +1496,7 @@ test_stray_refund(struct store *s)
 	memset(&d, 0, sizeof(d));
 	o = NULL;
 	ok(request_refund(s, "SM6", 900, 1700000000, &o, &d) ==
-	    PH_E_CONFLICT && strstr(d.msg, "go back by themselves once it is "
+	    PH_E_CONFLICT && strstr(d.msg, "are queued to go back once it is "
 	    "paid") != NULL, "a refund of a pending order holding a misfit: "
 	    "refused, saying how it goes back (%s)", d.msg);
 	json_decref(o);
