@@ -65,6 +65,33 @@ cli_push_pass(struct cli *c, int64_t now, const char *token)
 	return CLI_EXIT_OK;
 }
 
+/*
+ * Whether the sweeper is failing after pass st: a provider call of it
+ * failed, or it asked nothing while the last asks went unanswered and
+ * orders are still due later (their retry).  Kept in
+ * payhook_sweep_failing, shared by every sweeper.
+ */
+static int
+cli_sweep_failing(struct cli *c, const struct sweep_stats *st)
+{
+	struct store_stats ss;
+	int failing;
+
+	if (st->queries > 0)
+		failing = st->failures > 0;
+	else if (metrics_get("payhook_sweep_failing", NULL) == 0)
+		failing = 0;
+	else
+		failing = store_stats(c->store, &ss) != PH_OK ||
+		    ss.entries[STORE_DB_DUE] > 0;
+	metrics_set("payhook_sweep_failing", NULL, (uint64_t)failing);
+	if (failing && st->queries == 0)
+		log_kv(LOG_LVL_WARN, "sweep", "nothing due, but the last asks "
+		    "got no usable answer and orders wait to be asked again: "
+		    "not a success");
+	return failing;
+}
+
 /* One pass of the sweeper and what it drives; its exit status. */
 static int
 cli_sweep_pass(struct cli *c, const char *token)
@@ -72,7 +99,7 @@ cli_sweep_pass(struct cli *c, const char *token)
 	int64_t now = (int64_t)time(NULL);
 	struct sweep_stats st;
 	size_t pruned;
-	int rc, status;
+	int rc, status, failing;
 
 	certs_warn_daily(c->conf, c->store, now);
 	if (c->conf->archive_days > 0)
@@ -91,8 +118,11 @@ cli_sweep_pass(struct cli *c, const char *token)
 		metrics_add("payhook_sweeper_passes_total", "result=error", 1);
 		return CLI_EXIT_FAIL;
 	}
-	/* A pass in which a provider call failed is no success. */
-	metrics_add("payhook_sweeper_passes_total", st.failures > 0 ?
+	failing = cli_sweep_failing(c, &st);
+	/* A pass in which a provider call failed is no success, nor is one
+	 * that had nothing to ask while the orders the last asks were about
+	 * wait to be asked again: every provider may be out of reach. */
+	metrics_add("payhook_sweeper_passes_total", failing ?
 	    "result=provider_error" : "result=ok", 1);
 	metrics_add("payhook_sweeper_orders_paid_total", NULL, st.paid);
 	metrics_add("payhook_sweeper_orders_closed_total", NULL, st.closed);
@@ -100,11 +130,10 @@ cli_sweep_pass(struct cli *c, const char *token)
 		log_kv(LOG_LVL_INFO, "sweep", "due=%zu taken=%zu queries=%zu "
 		    "failed=%zu paid=%zu closed=%zu", st.due, st.leased,
 		    st.queries, st.failures, st.paid, st.closed);
-	if (st.failures == 0)
+	if (!failing)
 		cli_job_succeeded(
 		    "payhook_sweep_last_success_timestamp_seconds");
-	return cli_worse(status, st.failures > 0 ? CLI_EXIT_TEMPFAIL :
-	    CLI_EXIT_OK);
+	return cli_worse(status, failing ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK);
 }
 
 /*

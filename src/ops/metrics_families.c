@@ -111,6 +111,9 @@ const struct metrics_family metrics_families[] = {
 	GAUGE("payhook_store_write_wait_seconds", "How long the oldest fact "
 	    "still waiting for its commit has waited (0: none waits).",
 	    SCRAPED),
+	GAUGE("payhook_sweep_failing", "1 while the last orders the sweeper "
+	    "asked about got no usable answer and orders wait to be asked "
+	    "again; 0 otherwise.", ZERO),
 	GAUGE("payhook_sweep_last_success_timestamp_seconds",
 	    "When a sweep pass last completed without a provider failure "
 	    "(0: never).", ZERO),

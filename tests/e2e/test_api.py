@@ -535,12 +535,14 @@ def test_facts_after_the_fact(tap, inst):
             'counted, the order REFUNDED', p.stderr[-300:])
 
     # The paying transaction, verified again through another merchant
-    # account: with another amount a conflict, with the same one the same
-    # fact told twice.
+    # account: that account's fact, about another order of the same id
+    # (profiles are walls), whatever its amount; neither a conflict
+    # planted on this order nor a duplicate of its own payment.
     for amount, want, what in (
-            (900, ['notification.conflict'], 'with another amount: '
-             'notification.conflict'),
-            (500, [], 'with the same amount: the same fact told again')):
+            (900, ['order.profile_mismatch'], 'with another amount: '
+             'order.profile_mismatch, no notification.conflict'),
+            (500, ['order.profile_mismatch'], 'with the same amount: '
+             'order.profile_mismatch, recorded as that account\'s')):
         oid = 'CT-' + os.urandom(4).hex()
         inst.create_order(oid, 500)
         txn = harness.txn_id(oid)
@@ -550,6 +552,10 @@ def test_facts_after_the_fact(tap, inst):
         tap.is_([e['type'] for e in inst.all_events(base)], want,
                 'the paying transaction through another account ' + what,
                 r.describe())
+        o = inst.order(oid) or {}
+        tap.is_((o.get('state'), o.get('provider_txn_id'),
+                 o.get('paid_through')), ('PAID', txn, 'wxshop'),
+                '... the order as its own payment left it')
 
 def main(tap):
     inst = harness.Instance(tap, 'api')

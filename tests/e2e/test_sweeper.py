@@ -307,9 +307,19 @@ def test_provider_trouble(tap, inst, sim):
         tap.is_(order.get('state'), 'PENDING', '... order still PENDING')
         tap.ok(isinstance(order.get('next_query_at'), str),
                '... rescheduled (backs off)', repr(order))
+        rc, err = sweep(inst)
+        text = inst.request('GET', inst.path('/metrics')).body.decode()
+        tap.ok(rc == 75 and harness.metric(
+            text, 'payhook_sweep_failing') == 1,
+            '... a pass right after, the order waiting for its retry: '
+            'exit 75 still, payhook_sweep_failing 1 (no success while '
+            'the provider may be out of reach)', rc, err[-600:])
         sim.control('/_sim/mode', {'query': 'ok'})
         took = sweep_until(inst, o, 'PAID', 20)
         tap.ok(took is not None, '... recovers when the provider is back')
+        text = inst.request('GET', inst.path('/metrics')).body.decode()
+        tap.is_(harness.metric(text, 'payhook_sweep_failing'), 0,
+                '... payhook_sweep_failing back at 0')
         tap.is_(events_for(inst, o, base), ['order.paid'],
                 '... one order.paid, nothing lost')
 
