@@ -171,6 +171,30 @@ cli_check_stranded(const struct cli *c)
 }
 
 /*
+ * A profile whose plugin makes calls (query, close, refund, statement
+ * download) but that names no api_base: payhook cannot make them, and the
+ * jobs that would exit 78 on its orders.  Said here, where an operator
+ * looks before the jobs run.
+ */
+static void
+cli_check_calls(const struct cli *c)
+{
+	const struct conf_profile *pr;
+	size_t i;
+
+	for (i = 0; i < c->conf->nprofiles; i++) {
+		pr = &c->conf->profiles[i];
+		if (pr->api_base == NULL && pr->plugin != NULL &&
+		    (pr->plugin->prov->caps & (PH_CAP_QUERY | PH_CAP_CLOSE |
+		    PH_CAP_REFUND | PH_CAP_DOWNLOAD)))
+			fprintf(stderr, "payhook: %s: warning: [profile.%s] has "
+			    "no api_base: payhook cannot query, close or "
+			    "refund through it (payhook sweep and refunds run "
+			    "exit 78 on its orders)\n", c->path, pr->name);
+	}
+}
+
+/*
  * Records an older payhook.fcgi, still running after the store was
  * brought up (until the web server's reload), wrote in its old form:
  * moved as the upgrade moved the others.  0, or 1 said.
@@ -231,6 +255,7 @@ cli_check_run(struct cli *c)
 		return rc;
 	cli_check_fill(c);
 	cli_check_stranded(c);
+	cli_check_calls(c);
 	if (store_schema_found(c->store) < store_schema(c->store))
 		printf("payhook: database %s brought from schema %d to %d\n",
 		    store_where(c->store), store_schema_found(c->store),

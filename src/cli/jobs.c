@@ -133,7 +133,10 @@ cli_sweep_pass(struct cli *c, const char *token)
 	if (!failing)
 		cli_job_succeeded(
 		    "payhook_sweep_last_success_timestamp_seconds");
-	return cli_worse(status, failing ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK);
+	/* A call the configuration kept from going out (no api_base, a
+	 * profile gone) waits for a person, not for the next run. */
+	return cli_worse(status, st.config_failures > 0 ? CLI_EXIT_CONFIG :
+	    failing ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK);
 }
 
 /*
@@ -220,7 +223,10 @@ cli_refunds_run(struct cli *c)
 		    ph_strerror(rc));
 		return CLI_EXIT_FAIL;
 	}
-	/* errors: no usable answer, tried again by the next run. */
+	/* errors: no usable answer, tried again by the next run; those
+	 * the configuration made wait for a person. */
+	if (st.config_errors > 0)
+		return CLI_EXIT_CONFIG;
 	if (st.errors > 0)
 		return CLI_EXIT_TEMPFAIL;
 	cli_job_succeeded("payhook_refunds_last_success_timestamp_seconds");

@@ -74,6 +74,7 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 			    "its profile is no longer configured", NULL, now,
 			    &res);
 			st->errors++;
+			st->config_errors++;
 			continue;
 		}
 		/* Sent as the lease finds it, not as the list read at the
@@ -116,6 +117,8 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 			j->ev.amount = j->rref.amount;
 		} else if (j->err != PH_OK) {
 			st->errors++;
+			if (j->err == PH_E_CONFIG)
+				st->config_errors++;
 			result = "error";
 			log_warn("refund %s of order %s: %s", j->refund_id,
 			    j->order_id, j->message);

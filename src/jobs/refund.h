@@ -19,6 +19,8 @@ struct refund_stats {
 	size_t failed;		/* refused for good by the provider */
 	size_t pending;		/* accepted, result to come */
 	size_t errors;		/* no usable answer: tried again later */
+	size_t config_errors;	/* of errors, those the configuration made
+				 * (a profile gone, no api_base) */
 };
 
 /* One pass over the refunds due, on the clock as it goes: PH_OK, or the

@@ -140,6 +140,7 @@ sweep_unconfigured(const struct conf *c, const json_t *order, const char *id,
 	    "asked again in %ds", id, names[0], n > 1 ? " (and others)" : "",
 	    SWEEP_UNCONFIGURED_S);
 	st->failures++;
+	st->config_failures++;
 	if (next == 0 || next > now + SWEEP_UNCONFIGURED_S)
 		next = now + SWEEP_UNCONFIGURED_S;
 	return next;
@@ -338,9 +339,11 @@ sweep_wave(const struct conf *c, struct store *s, const char *token,
 		st->queries++;
 		if (jobs[i].store_err != PH_OK)
 			st->store_errors++;
-		else if (jobs[i].err != PH_OK)
+		else if (jobs[i].err != PH_OK) {
 			st->failures++;
-		else if (jobs[i].applied.event == LEDGER_EV_ORDER_PAID)
+			if (jobs[i].err == PH_E_CONFIG)
+				st->config_failures++;
+		} else if (jobs[i].applied.event == LEDGER_EV_ORDER_PAID)
 			st->paid++;
 	}
 	for (i = 0; i < n; i++) {

@@ -17,6 +17,8 @@ struct sweep_stats {
 	size_t leased;		/* of which this pass took */
 	size_t queries;		/* provider queries sent */
 	size_t failures;	/* queries or closes without a usable answer */
+	size_t config_failures;	/* of failures, those the configuration
+				 * made (a profile gone, no api_base) */
 	size_t store_errors;	/* answers or schedules the database did not
 				 * take: the pass failed */
 	size_t paid;		/* orders a query found paid */

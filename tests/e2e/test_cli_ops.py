@@ -304,11 +304,18 @@ def test_no_api_base(tap):
     inst.create_order(o, 300)
     inst.stop()
     time.sleep(1.2)
+    p = inst.cli('check')
+    tap.ok(p.returncode == 0 and re.search(
+        r'warning: \[profile\.\w+\] has no api_base: payhook cannot '
+        r'query, close or refund through it', p.stderr),
+        'check, a profile without api_base: a warning that says what '
+        'cannot be done', p.returncode, p.stderr[-600:])
     p = inst.cli('sweep')
-    tap.ok(p.returncode == EX_TEMPFAIL and re.search(
+    tap.ok(p.returncode == EX_CONFIG and re.search(
         r'query %s at \w+: not sent: profile \w+ has no api_base' % o,
-        p.stderr), 'sweep, a profile without api_base: exit 75, a warn '
-        'line naming the order and why', p.returncode, p.stderr[-600:])
+        p.stderr), 'sweep, a profile without api_base: exit 78 (the '
+        'configuration, not the provider), a warn line naming the order '
+        'and why', p.returncode, p.stderr[-600:])
 
 
 def test_job_log_json(tap):

@@ -703,9 +703,10 @@ def test_removed_profile(tap):
            'pending orders (the one no longer due too, not its paid one) '
            'and its refund', p.returncode, p.stderr[-400:])
     p = inst.cli('refunds', 'run')
-    tap.ok(p.returncode == 75 and rid in p.stderr and 'wxhmac' in p.stderr
+    tap.ok(p.returncode == 78 and rid in p.stderr and 'wxhmac' in p.stderr
            and 'no longer configured' in p.stderr, 'refunds run, profile '
-           'gone: exit 75, a warning naming the refund and the profile',
+           'gone: exit 78 (the configuration), a warning naming the refund '
+           'and the profile',
            p.returncode, p.stderr[-400:])
     got = inst.cli('refunds', 'list')
     tap.is_([line.split('\t')[1] for line in got.stdout.splitlines()
@@ -713,7 +714,8 @@ def test_removed_profile(tap):
             '... and the refund waits', got.stdout[-300:])
     time.sleep(2.2)
     rc, err = sweep(inst)
-    tap.is_(rc, 75, 'profile gone: the sweep exits 75, the order waits', err)
+    tap.is_(rc, 78, 'profile gone: the sweep exits 78 (the configuration), '
+            'the order waits', err)
     tap.ok(o in err and 'wxhmac' in err and 'no longer has' in err,
            '... a warning naming the order and the profile', err)
     got = inst.cli('order', 'show', o)
