@@ -676,11 +676,53 @@ api_refund_answer(void *arg, const struct ledger_reply *r,
  * refund it cannot send would wait for ever.  An order not there or not
  * paid is for ledger_request_refund to answer.
  */
+/*
+ * Whether pr's plugin can send a refund under rq's refund_id of order,
+ * paid through pr: a request built now, as the refund run would build it,
+ * of the least amount (what is left to refund is the ledger's to judge),
+ * and no call goes out.  A refund_id the plugin refuses would be accepted
+ * here and fail at the first run; when it does, resp is the 400 and 0.  A
+ * request it cannot build for any other reason (no api_base, a key) is
+ * the run's to report.
+ */
 static int
-api_refundable(struct web_ctx *ctx, const char *order_id,
+api_refund_sendable(const struct conf_profile *pr, const json_t *order,
+    const struct ledger_refund_req *rq, int64_t now,
     struct web_response *resp)
 {
-	const struct conf_profile *pr;
+	struct query_job job;
+	json_t *item;
+	int ok = 1;
+
+	item = json_pack("{s:s, s:O, s:O, s:s, s:I, s:O, s:s}",
+	    "order_id", rq->order_id,
+	    "provider_txn_id", json_object_get(order, "provider_txn_id"),
+	    "currency", json_object_get(order, "currency"),
+	    "refund_id", rq->refund_id != NULL ? rq->refund_id : "R1",
+	    "amount", (json_int_t)1,
+	    "payment_amount", json_object_get(order, "amount"),
+	    "reason", "merchant");
+	if (item == NULL)
+		return 1;
+	memset(&job, 0, sizeof(job));
+	query_prepare_refund(&job, pr, item, order, now);
+	if (!job.prepared && job.err == PH_E_FIELD) {
+		web_error(resp, 400, "bad_request", "profile %s (%s) cannot "
+		    "make this refund: %s", pr->name, pr->plugin->prov->name,
+		    job.message);
+		ok = 0;
+	}
+	query_job_free(&job);
+	json_decref(item);
+	return ok;
+}
+
+static int
+api_refundable(struct web_ctx *ctx, const struct ledger_refund_req *rq,
+    int64_t now, struct web_response *resp)
+{
+	const char *order_id = rq->order_id;
+	const struct conf_profile *pr = NULL;
 	const char *profile;
 	json_t *order = NULL;
 	int ok = 1, st;
@@ -703,7 +745,9 @@ api_refundable(struct web_ctx *ctx, const char *order_id,
 		    "refunds through payhook: refund it at the provider",
 		    order_id, profile, pr->plugin->prov->name);
 		ok = 0;
-	}
+	} else if (pr != NULL && json_is_string(json_object_get(order,
+	    "provider_txn_id")))
+		ok = api_refund_sendable(pr, order, rq, now, resp);
 	json_decref(order);
 	return ok;
 }
@@ -763,7 +807,7 @@ api_refund(struct web_ctx *ctx, const struct web_request *req,
 		web_error(resp, 404, "not_found", "no order \"%s\"", order_id);
 		goto done;
 	}
-	if (!api_refundable(ctx, order_id, resp))
+	if (!api_refundable(ctx, &rq, req->now, resp))
 		goto done;
 	memset(&diag, 0, sizeof(diag));
 	if (req->idem != NULL)

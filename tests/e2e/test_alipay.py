@@ -488,6 +488,14 @@ def test_refund(tap, inst, mock):
     inst.api('POST', '/orders/%s/query' % oid)
     tap.is_((inst.order(oid) or {}).get('state'), 'PAID',
             'refund: the order is paid')
+    # An id Alipay's out_request_no does not take: refused at once, not
+    # accepted to fail at the first run.
+    for bad in ('R.1', 'R|1', 'R*1', 'R@1'):
+        r = inst.api('POST', '/orders/%s/refunds' % oid,
+                     {'amount': 1234, 'refund_id': bad + oid})
+        tap.ok(r.status == 400 and 'alipay' in
+               (r.json or {}).get('message', ''), 'refund_id %s...: 400, '
+               'naming the provider' % bad, r.describe())
     r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 1234})
     rid = (r.json or {}).get('refund_id')
     tap.is_(r.status, 201, 'refund asked for', r.describe())

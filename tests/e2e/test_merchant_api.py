@@ -181,23 +181,25 @@ def test_refund_ids(tap, inst, sim):
             'cancelling it again: 409 refund_settled', r.describe())
     r = inst.api('POST', '/refunds/nope-%s/cancel' % rid)
     tap.is_(r.status, 404, 'cancelling an unknown refund: 404')
-    # An id WeChat Pay does not take as out_refund_no ('.'): the refund
-    # fails at the first run, never sent, instead of waiting for ever.
+    # An id WeChat Pay does not take as out_refund_no ('.'): refused at
+    # once (the plugin builds the request as the run would, and says
+    # why), not accepted to fail at the first run.
     dot = 'mr.' + os.urandom(4).hex()
     r = refund(inst, oid, {'amount': 50, 'refund_id': dot})
-    tap.is_(r.status, 201, 'a refund_id with a dot: 201', r.describe())
+    tap.ok(r.status == 400 and 'out_refund_no' in
+           (r.json or {}).get('message', ''), 'a refund_id with a dot: 400, '
+           'saying what the provider does not take', r.describe())
     inst.cli('refunds', 'run')
     r = inst.api('POST', '/refunds/%s/cancel' % minted)
     tap.is_((r.status, (r.json or {}).get('error')),
             (409, 'refund_in_flight'),
             'a refund the runner has sent: 409 refund_in_flight',
             r.describe())
-    got = inst.api('GET', '/refunds/' + dot).json or {}
-    tap.ok(got.get('state') == 'FAILED' and 'out_refund_no' in
-           (got.get('last_error') or ''), '... the one WeChat Pay cannot '
-           'take: FAILED at the first run, last_error says why', got)
+    got = inst.api('GET', '/refunds/' + dot)
+    tap.is_(got.status, 404, '... the one WeChat Pay cannot take was never '
+            'made', got.describe())
     tap.is_((inst.order(oid) or {}).get('refund_requested'), 100,
-            '... and its amount no longer counts')
+            '... and its amount never counted')
     # Ids of the longest length go to the provider whole: two that share
     # their first 40 characters are two refunds there (an order the
     # simulator took the payment of).
