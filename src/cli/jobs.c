@@ -77,8 +77,10 @@ cli_sweep_failing(struct cli *c, const struct sweep_stats *st)
 	struct store_stats ss;
 	int failing;
 
-	if (st->queries > 0)
-		failing = st->failures > 0;
+	if (st->failures > 0)
+		failing = 1;
+	else if (st->queries > 0)
+		failing = 0;
 	else if (metrics_get("payhook_sweep_failing", NULL) == 0)
 		failing = 0;
 	else

@@ -342,13 +342,16 @@ archive_kept_free(struct archive_kept *e)
 }
 
 /*
- * A record's place in the order records were written: when, in
- * microseconds since 1970 (the second it was received in, and how long
- * after that second began it was written: 0 in records of builds before
- * that), then its id.  Ids grow with time only within a class, so the
- * records of a day are listed in this order, not the ids'.
+ * A record's place in the list: the day it was received (its segment's),
+ * then when it was written, in microseconds since 1970 (the second it was
+ * received in, and how long after that second began it was written: 0 in
+ * records of builds before that), then its id.  Ids grow with time only
+ * within a class, so the records of a day are listed in this order, not
+ * the ids'; a record received before midnight and written after it stays
+ * with its day, so that a listing after any record misses none.
  */
 struct archive_pos {
+	int64_t day;
 	int64_t t;
 	uint64_t id;
 	size_t seg;		/* its segment in the list being read */
@@ -359,6 +362,8 @@ archive_pos_cmp(const void *a_, const void *b_)
 {
 	const struct archive_pos *a = a_, *b = b_;
 
+	if (a->day != b->day)
+		return a->day < b->day ? -1 : 1;
 	if (a->t != b->t)
 		return a->t < b->t ? -1 : 1;
 	return a->id < b->id ? -1 : a->id > b->id;
@@ -368,17 +373,14 @@ static void
 archive_pos_read(const unsigned char *head, uint64_t id, size_t seg,
     struct archive_pos *p)
 {
+	struct archive_segid sg;
+
+	archive_id_segment(id, &sg);
+	p->day = sg.day;
 	p->t = (int64_t)archive_get_be(head + 12, 8) * 1000000 +
 	    (int64_t)archive_get_be(head + ARCHIVE_USEC_AT, 3);
 	p->id = id;
 	p->seg = seg;
-}
-
-/* The latest a record of day can have been written. */
-static int64_t
-archive_day_end(int64_t day)
-{
-	return ((day + 1) * 86400 - 1) * 1000000 + ARCHIVE_USEC_MAX;
 }
 
 /* Where the record id stands; -1 when it is not in the archive (any
@@ -412,11 +414,10 @@ archive_pos_of(uint64_t id, struct archive_pos *p)
 
 /*
  * The length of the record at off of the segment mapped at m (size
- * bytes), or 0 when no sound one starts there.  Only its head is read
- * when the next record (or the segment's end) starts where it says it
- * ends; otherwise its checksum decides, since a torn record claims bytes
- * the record after it holds.  Listing checks the checksum of every record
- * it shows.
+ * bytes), or 0 when no sound one starts there: its checksum is checked
+ * where it lies, as archive_record_at() does, so that a torn record, which
+ * claims bytes the records after it hold, is passed over and they are
+ * found.
  */
 static size_t
 archive_length_at(const unsigned char *m, size_t size, size_t off)
@@ -429,9 +430,6 @@ archive_length_at(const unsigned char *m, size_t size, size_t off)
 	n = archive_get_be(m + off + 4, 4);
 	if (n < ARCHIVE_HEAD || n > ARCHIVE_RECORD_MAX || n > size - off)
 		return 0;
-	if (off + n == size || (size - off - n >= 4 &&
-	    memcmp(m + off + n, ARCHIVE_MAGIC, 4) == 0))
-		return (size_t)n;
 	return archive_fnv(m + off + 12, (size_t)n - 12, ARCHIVE_FNV_SEED) ==
 	    (uint32_t)archive_get_be(m + off + 8, 4) ? (size_t)n : 0;
 }
@@ -493,7 +491,7 @@ int
 archive_list(uint64_t after, size_t limit, json_t **out)
 {
 	struct archive_segfile *segs;
-	struct archive_pos from = { INT64_MIN, 0, 0 }, *pos = NULL;
+	struct archive_pos from = { INT64_MIN, 0, 0, 0 }, *pos = NULL;
 	struct archive_segid sg;
 	char path[ARCHIVE_PATH_MAX];
 	unsigned char *rec;
@@ -512,17 +510,16 @@ archive_list(uint64_t after, size_t limit, json_t **out)
 	 * day, so that nothing after it is missed. */
 	if (after != 0 && archive_pos_of(after, &from) != 0) {
 		archive_id_segment(after, &sg);
-		from.t = sg.day * 86400 * 1000000 - 1;
-		from.id = UINT64_MAX;
+		from.day = sg.day;
+		from.t = INT64_MIN;
+		from.id = 0;
 	}
 	for (first = 0; first < n && json_array_size(arr) < limit &&
 	    rc == PH_OK; first = i) {
 		for (i = first; i < n && segs[i].id.day == segs[first].id.day;
 		    i++)
 			;
-		/* A day's records were received that day, and written
-		 * soon after. */
-		if (archive_day_end(segs[first].id.day) < from.t)
+		if (segs[first].id.day < from.day)
 			continue;
 		npos = 0;
 		if ((rc = archive_day_read(segs, first, i, &from, &pos, &npos,

@@ -443,6 +443,146 @@ test_arrival_order(void)
 	json_decref(list);
 }
 
+static void
+seg_path(uint64_t id, char *out, size_t cap)
+{
+	struct archive_segid sg;
+	char name[40];
+
+	archive_id_segment(id, &sg);
+	archive_segment_name(&sg, name, sizeof(name));
+	snprintf(out, cap, "%s-archive/seg/%s", db, name);
+}
+
+static void
+set_usec(uint64_t id, uint32_t usec)
+{
+	char path[400];
+	unsigned char head[8], *buf;
+	uint32_t n, sum;
+	off_t off = (off_t)archive_id_offset(id);
+	int fd;
+
+	seg_path(id, path, sizeof(path));
+	fd = open(path, O_RDWR);
+	if (pread(fd, head, 8, off) != 8)
+		diag("pread");
+	n = (uint32_t)head[4] << 24 | head[5] << 16 | head[6] << 8 | head[7];
+	buf = malloc(n);
+	if (pread(fd, buf, n, off) != (ssize_t)n)
+		diag("pread");
+	archive_be(buf + ARCHIVE_USEC_AT, usec, 3);
+	sum = archive_fnv(buf + 12, n - 12, ARCHIVE_FNV_SEED);
+	archive_be(buf + 8, sum, 4);
+	if (pwrite(fd, buf, n, off) != (ssize_t)n)
+		diag("pwrite");
+	free(buf);
+	close(fd);
+}
+
+static int
+listed(json_t *list, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < json_array_size(list); i++)
+		if ((uint64_t)json_integer_value(json_object_get(
+		    json_array_get(list, i), "id")) == id)
+			return 1;
+	return 0;
+}
+
+/* A record received in the last second of day D but written 2.5 s later
+ * (00:00:01.5 of D+1), and one received at 00:00:00 of D+1, written at
+ * 00:00:00.2: listed after the first, page by page too. */
+static void
+test_midnight(void)
+{
+	int64_t d = NOW / 86400 + 5;
+	uint64_t p, a, b;
+	json_t *list;
+
+	p = put(ARCHIVE_VERIFIED, "127.0.0.1", "p", 1, d * 86400 + 100);
+	a = put(ARCHIVE_VERIFIED, "127.0.0.1", "a", 1, (d + 1) * 86400 - 1);
+	b = put(ARCHIVE_VERIFIED, "127.0.0.1", "b", 1, (d + 1) * 86400);
+	ok(p && a && b, "three records (day D, end of D, start of D+1)");
+	set_usec(p, 1000);
+	set_usec(a, 2500000);	/* written 2.5 s after its second began */
+	set_usec(b, 200000);	/* written 0.2 s after its second began */
+	archive_list(p, 100, &list);
+	ok(listed(list, a) && listed(list, b), "after p, all at once: a "
+	    "and b (%zu)", json_array_size(list));
+	json_decref(list);
+	archive_list(p, 1, &list);
+	ok(json_array_size(list) == 1 && listed(list, a), "page 1 of "
+	    "size 1 after p: a");
+	json_decref(list);
+	archive_list(a, 100, &list);
+	ok(listed(list, b), "page 2, after a: b must be there (%zu "
+	    "listed)", json_array_size(list));
+	json_decref(list);
+}
+
+/* A record torn by ENOSPC (its head says n bytes, fewer were written),
+ * then genuine records, one whose body holds "PHA1" where the torn one
+ * claims to end: the records in between are still listed. */
+static void
+test_torn_claims_more(void)
+{
+	int64_t at = (NOW / 86400 + 9) * 86400 + 10;
+	char path[400], body[256];
+	unsigned char torn[40];
+	uint64_t r0, r1, r2, r3;
+	off_t t, target;
+	json_t *list;
+	size_t i;
+	int fd;
+	unsigned char *m;
+	struct stat st;
+	uint32_t n;
+
+	for (i = 0; i < sizeof(body); i += 4)
+		memcpy(body + i, "PHA1", 4);
+	r0 = put(ARCHIVE_VERIFIED, "127.0.0.1", "r0", 2, at);
+	seg_path(r0, path, sizeof(path));
+	fd = open(path, O_RDWR | O_APPEND);
+	fstat(fd, &st);
+	t = st.st_size;
+	memset(torn, 0, sizeof(torn));
+	memcpy(torn, "PHA1", 4);
+	if (write(fd, torn, sizeof(torn)) != sizeof(torn))
+		diag("write");
+	close(fd);
+	r1 = put(ARCHIVE_VERIFIED, "127.0.0.1", "r1 genuine", 10, at + 1);
+	r2 = put(ARCHIVE_VERIFIED, "127.0.0.1", body, sizeof(body), at + 2);
+	r3 = put(ARCHIVE_VERIFIED, "127.0.0.1", "r3", 2, at + 3);
+	/* Where in r2's body a PHA1 is, at a 4-byte step from its start. */
+	fd = open(path, O_RDWR);
+	fstat(fd, &st);
+	m = malloc(st.st_size);
+	if (pread(fd, m, st.st_size, 0) != st.st_size)
+		diag("pread");
+	target = (off_t)archive_id_offset(r2) + 4;
+	while (memcmp(m + target, "PHA1", 4) != 0)
+		target++;
+	target += 8;	/* well inside the body */
+	n = (uint32_t)(target - t);
+	archive_be(torn + 4, n, 4);
+	if (pwrite(fd, torn, 8, t) != 8)
+		diag("pwrite");
+	close(fd);
+	free(m);
+	archive_list(r0, 100, &list);
+	diag("torn at %lld claims %u bytes; r1 at %llu r2 at %llu r3 at %llu",
+	    (long long)t, n, (unsigned long long)archive_id_offset(r1),
+	    (unsigned long long)archive_id_offset(r2),
+	    (unsigned long long)archive_id_offset(r3));
+	ok(listed(list, r1), "r1 (after the torn record) listed");
+	ok(listed(list, r2), "r2 listed");
+	ok(listed(list, r3), "r3 listed");
+	json_decref(list);
+}
+
 int
 main(void)
 {
@@ -466,6 +606,8 @@ main(void)
 	test_others_append();
 	test_deleted_under();
 	test_arrival_order();
+	test_midnight();
+	test_torn_claims_more();
 	archive_close();
 	th_scratch_remove(dir);
 	return done_testing();
