@@ -671,12 +671,6 @@ api_refund_answer(void *arg, const struct ledger_reply *r,
 }
 
 /*
- * Whether the provider an order was paid through makes refunds through
- * payhook (PH_CAP_REFUND); when it does not, resp is the 409 and 0.  A
- * refund it cannot send would wait for ever.  An order not there or not
- * paid is for ledger_request_refund to answer.
- */
-/*
  * Whether pr's plugin can send a refund under rq's refund_id of order,
  * paid through pr: a request built now, as the refund run would build it,
  * of the least amount (what is left to refund is the ledger's to judge),
@@ -717,6 +711,29 @@ api_refund_sendable(const struct conf_profile *pr, const json_t *order,
 	return ok;
 }
 
+/* Is rq's refund_id one a refund has already (asked before: the ledger
+ * answers for it as it is, whatever the plugin would say now)? */
+static int
+api_refund_known(struct web_ctx *ctx, const struct ledger_refund_req *rq)
+{
+	json_t *item = NULL;
+	int known;
+
+	if (rq->refund_id == NULL)
+		return 0;
+	known = ledger_get_refund(ctx->store, rq->refund_id, &item) == PH_OK;
+	json_decref(item);
+	return known;
+}
+
+/*
+ * Whether the provider an order was paid through makes refunds through
+ * payhook (PH_CAP_REFUND); when it does not, resp is the 409 and 0.  A
+ * refund it cannot send would wait for ever.  An order not there or not
+ * paid is for ledger_request_refund to answer.  When it does, but its
+ * plugin cannot take a new refund_id (api_refund_sendable), resp is the
+ * 400 and 0.
+ */
 static int
 api_refundable(struct web_ctx *ctx, const struct ledger_refund_req *rq,
     int64_t now, struct web_response *resp)
@@ -746,7 +763,7 @@ api_refundable(struct web_ctx *ctx, const struct ledger_refund_req *rq,
 		    order_id, profile, pr->plugin->prov->name);
 		ok = 0;
 	} else if (pr != NULL && json_is_string(json_object_get(order,
-	    "provider_txn_id")))
+	    "provider_txn_id")) && !api_refund_known(ctx, rq))
 		ok = api_refund_sendable(pr, order, rq, now, resp);
 	json_decref(order);
 	return ok;
