@@ -1454,6 +1454,21 @@ queued_refund(struct store *s, const char *order_id, const char *reason,
 	return n == 1 && hit == 1;
 }
 
+/* Order id of 600 CNY paid by txn through its own profile, then told by
+ * the account wxother as paid by txn2, of 600 too: what that made, in r. */
+static void
+paid_then_foreign(struct store *s, const char *id, const char *txn,
+    const char *txn2, struct ledger_result *r)
+{
+	struct ph_event ev;
+
+	create(s, id, 600, "CNY");
+	ev = fx_pay_event(id, txn, 600, "CNY");
+	apply(s, &ev, r);
+	ev = fx_pay_event(id, txn2, 600, "CNY");
+	fx_apply(s, "wxother", &ev, r, NULL);
+}
+
 /* A payment that did not fit the order, then the right one: the first is
  * a second payment of the order once it is paid, as it is when it comes
  * after, and its money goes back. */
@@ -1526,11 +1541,7 @@ test_stray_refund(struct store *s)
 	/* Another account after the order was paid, or closed: the same id
 	 * under another account is another order whatever the state, so
 	 * nothing of it is booked on this one nor sent back through it. */
-	create(s, "SM4", 600, "CNY");
-	ev = fx_pay_event("SM4", "TSM7", 600, "CNY");
-	apply(s, &ev, &r);
-	ev = fx_pay_event("SM4", "TSM8", 600, "CNY");
-	fx_apply(s, "wxother", &ev, &r, NULL);
+	paid_then_foreign(s, "SM4", "TSM7", "TSM8", &r);
 	is_str(r.event_type, "order.profile_mismatch", "a paid order, then "
 	    "another account's payment: profile_mismatch");
 	ok(strcmp(fx_state(s, "SM4"), "PAID") == 0 &&
@@ -1547,11 +1558,7 @@ test_stray_refund(struct store *s)
 	    "another account naming the order's paying transaction with "
 	    "another amount: profile_mismatch, no conflict raised on the "
 	    "order (%s)", r.event_type);
-	create(s, "SM7", 600, "CNY");
-	ev = fx_pay_event("SM7", "TSM11", 600, "CNY");
-	apply(s, &ev, &r);
-	ev = fx_pay_event("SM7", "TSM11", 600, "CNY");
-	fx_apply(s, "wxother", &ev, &r, NULL);
+	paid_then_foreign(s, "SM7", "TSM11", "TSM11", &r);
 	is_str(r.event_type, "order.profile_mismatch", "... with the same "
 	    "amount: profile_mismatch, not a duplicate of the order's own");
 	create(s, "SM5", 600, "CNY");
