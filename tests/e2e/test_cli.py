@@ -150,10 +150,12 @@ def main(tap):
     tap.is_(p.stderr.splitlines()[0] if p.stderr else '',
             'payhook: %s: cannot be opened: No such file or directory' %
             missing, '... once, saying why')
-    p = inst.cli('backup', inst.dir)
-    tap.ok(p.returncode == 1 and 'is a folder: name the backup file' in
-           p.stderr, 'backup into a folder: refused, saying to name a file',
-           p.returncode, p.stderr)
+    # (payhook backup copies an LMDB store; PostgreSQL has its own tools)
+    if harness.E2E_STORE == 'lmdb':
+        p = inst.cli('backup', inst.dir)
+        tap.ok(p.returncode == 1 and 'is a folder: name the backup file' in
+               p.stderr, 'backup into a folder: refused, saying to name a '
+               'file', p.returncode, p.stderr)
     p = inst.cli('frobnicate')
     tap.ok(p.returncode > 0, 'unknown command: non-zero exit',
            'exit %s' % p.returncode)
