@@ -525,7 +525,8 @@ archive_list(uint64_t after, size_t limit, json_t **out)
 		if ((rc = archive_day_read(segs, first, i, &from, &pos, &npos,
 		    &cap)) != PH_OK)
 			break;
-		qsort(pos, npos, sizeof(*pos), archive_pos_cmp);
+		if (npos > 1)	/* qsort's array may not be NULL, even empty */
+			qsort(pos, npos, sizeof(*pos), archive_pos_cmp);
 		for (k = 0; k < npos && json_array_size(arr) < limit; k++) {
 			if (pos[k].seg != open_seg) {
 				if (fd != -1)
