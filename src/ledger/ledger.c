@@ -612,6 +612,34 @@ ledger_orphan_index(struct store_txn *t, const json_t *pay,
 	return 1;
 }
 
+/*
+ * Is f a failure told through a profile its order was never offered on?
+ * Then it is another order of the same id (as a success there is,
+ * order.profile_mismatch), and payment.failed would let one account's
+ * traffic tell the merchant that another account's order failed.  No
+ * money moved, so nothing is raised: the payment record keeps it.
+ */
+static int
+ledger_failure_foreign(struct store_txn *t, const struct ledger_fact *f)
+{
+	struct store_key ok;
+	json_t *order = NULL;
+	int foreign;
+
+	ledger_key_order(&ok, f->ev->order_id);
+	if (ledger_get(t, STORE_DB_ORDERS, &ok, &order) != PH_OK)
+		return 0;
+	foreign = !ledger_profile_allowed(order, f->profile);
+	json_decref(order);
+	if (foreign)
+		log_warn("order %s: a payment failure (%s) through profile %s, "
+		    "on which the order was never offered: not this order's, "
+		    "nothing raised", f->ev->order_id,
+		    f->ev->txn_id[0] != '\0' ? f->ev->txn_id : "no txn",
+		    f->profile);
+	return foreign;
+}
+
 static void
 ledger_payment_failed(struct store_txn *t, const struct ledger_fact *f,
     struct ledger_result *r)
@@ -649,6 +677,10 @@ ledger_payment_failed(struct store_txn *t, const struct ledger_fact *f,
 			    "recorded as paid", r);
 			return;
 		}
+	}
+	if (ledger_failure_foreign(t, f)) {
+		r->outcome = LEDGER_RECORDED;
+		return;
 	}
 	log_info("order %s: payment failed at %s (%s)", ev->order_id,
 	    f->provider, ev->txn_id[0] != '\0' ? ev->txn_id : "no txn");

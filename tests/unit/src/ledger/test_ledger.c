@@ -140,6 +140,7 @@ test_payments(struct store *s)
 	struct ledger_result r;
 	struct ph_event ev;
 	uint64_t last, before;
+	size_t failed_before;
 
 	ev = fx_pay_event("A1", "T1", 100, "CNY");
 	is_int(apply(s, &ev, &r), PH_OK, "payment applies");
@@ -218,6 +219,22 @@ test_payments(struct store *s)
 	    r.event_type);
 	is_str(fx_state(s, "C2"), "PAID", "... the order still paid");
 	apply(s, &ev, &r);
+	is_int(r.outcome, LEDGER_DUPLICATE, "... told again: a duplicate");
+
+	/* A failure through an account the order was never offered on is
+	 * another order's of the same id: nothing told of this one. */
+	create(s, "C3", 100, "CNY");
+	failed_before = fx_events_of_type(s, "payment.failed", NULL);
+	ev = fx_pay_event("C3", "T71", 100, "CNY");
+	ev.kind = PH_EV_PAYMENT_FAILED;
+	snprintf(ev.dedup_key, sizeof(ev.dedup_key), "fail:C3:T71:-");
+	fx_apply(s, "wxother", &ev, &r, NULL);
+	ok(r.outcome == LEDGER_RECORDED && r.event_type[0] == '\0' &&
+	    fx_events_of_type(s, "payment.failed", NULL) == failed_before,
+	    "a failure through another account: recorded, no payment.failed "
+	    "(%s)", r.event_type);
+	is_str(fx_state(s, "C3"), "PENDING", "... the order unchanged");
+	fx_apply(s, "wxother", &ev, &r, NULL);
 	is_int(r.outcome, LEDGER_DUPLICATE, "... told again: a duplicate");
 
 	/* A page marker of a paged query is for the query runner only. */
