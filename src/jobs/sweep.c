@@ -166,26 +166,6 @@ sweep_renew(const struct conf *c, struct store *s, const char *token,
 	return rc == PH_OK;
 }
 
-/* Is txn a payment order holds that does not fit it (an amount or
- * currency of its own, through one of its profiles)? */
-static int
-sweep_misfit(const json_t *order, const char *txn)
-{
-	const char *type, *paid;
-	const json_t *e;
-	size_t i;
-
-	json_array_foreach(json_object_get(order, "exceptions"), i, e) {
-		type = json_string_value(json_object_get(e, "type"));
-		paid = json_string_value(json_object_get(e, "provider_txn_id"));
-		if (type != NULL && paid != NULL &&
-		    strcmp(type, "amount_mismatch") == 0 &&
-		    strcmp(paid, txn) == 0)
-			return 1;
-	}
-	return 0;
-}
-
 /*
  * An expired order every provider says is unpaid, or paid only by
  * payments that do not fit it: close it where the provider can close,
@@ -214,7 +194,7 @@ sweep_close(const struct conf *c, struct store *s, const char *token,
 
 		if (q->err == PH_OK && q->store_err == PH_OK &&
 		    q->ev.kind == PH_EV_PAYMENT_SUCCEEDED &&
-		    sweep_misfit(so->order, q->ev.txn_id)) {
+		    ledger_order_misfit(so->order, q->ev.txn_id) != NULL) {
 			misfits++;
 			continue;
 		}

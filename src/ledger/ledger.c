@@ -344,10 +344,8 @@ ledger_refund_strays(struct store_txn *t, json_t *order, const char *paid_txn,
 	/* n fixed first: the exceptions added below are not looked at */
 	for (i = 0; i < n && t->err == PH_OK; i++) {
 		e = json_array_get(ex, i);
-		if (strcmp(ledger_str(e, "type"), "amount_mismatch") != 0 ||
-		    json_object_get(e, "refund_seq") != NULL ||
-		    (paid_txn != NULL && strcmp(ledger_str(e,
-		    "provider_txn_id"), paid_txn) == 0))
+		if (!ledger_is_misfit(e) || (paid_txn != NULL &&
+		    strcmp(ledger_str(e, "provider_txn_id"), paid_txn) == 0))
 			continue;
 		if ((pay = ledger_stray_payment(t, order, e, &pk)) == NULL)
 			continue;

@@ -303,6 +303,15 @@ int ledger_reschedule(struct store *s, const char *order_id,
  * step moved since: an answer came). */
 long ledger_query_failures(const json_t *order);
 /*
+ * The exception of order naming a payment of another amount or currency
+ * through one of its profiles (amount_mismatch) that is not yet queued to
+ * go back, and is of transaction txn unless txn is NULL; NULL if none.
+ * Borrowed from order.
+ */
+const json_t *ledger_order_misfit(const json_t *order, const char *txn);
+/* Is exception e such a payment? */
+int ledger_is_misfit(const json_t *e);
+/*
  * Closes a PENDING order (the provider confirmed it unpaid): CLOSED, off
  * the due list, order.closed raised.  PH_E_CONFLICT if it is not PENDING.
  */

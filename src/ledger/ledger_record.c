@@ -328,6 +328,26 @@ ledger_str(const json_t *o, const char *key)
 	return s != NULL ? s : "";
 }
 
+int
+ledger_is_misfit(const json_t *e)
+{
+	return strcmp(ledger_str(e, "type"), "amount_mismatch") == 0 &&
+	    json_object_get(e, "refund_seq") == NULL;
+}
+
+const json_t *
+ledger_order_misfit(const json_t *order, const char *txn)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(json_object_get(order, "exceptions"), i, e)
+		if (ledger_is_misfit(e) && (txn == NULL ||
+		    strcmp(ledger_str(e, "provider_txn_id"), txn) == 0))
+			return e;
+	return NULL;
+}
+
 void
 ledger_record_event(const json_t *rec, enum ph_event_kind kind,
     struct ph_event *ev)

@@ -310,21 +310,6 @@ ledger_refund_commit(struct store_txn *t, struct ledger_idem *idem, int rc,
 	return ph_fail(diag, crc, "database: %s", ph_strerror(crc));
 }
 
-/* Does order hold a payment of another amount or currency not yet
- * queued to go back? */
-static int
-ledger_has_misfit(const json_t *order)
-{
-	const json_t *e;
-	size_t i;
-
-	json_array_foreach(json_object_get(order, "exceptions"), i, e)
-		if (strcmp(ledger_str(e, "type"), "amount_mismatch") == 0 &&
-		    json_object_get(e, "refund_seq") == NULL)
-			return 1;
-	return 0;
-}
-
 int
 ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
     int64_t now, struct ledger_idem *idem, json_t **item, int *created,
@@ -390,7 +375,7 @@ ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 		rc = ph_fail(diag, PH_E_CONFLICT, "order %s is %s: only a paid "
 		    "order can be refunded%s", rq->order_id,
 		    ledger_str(order, "state"), st == ORDER_PENDING &&
-		    ledger_has_misfit(order) ? "; the payments it holds "
+		    ledger_order_misfit(order, NULL) != NULL ? "; the payments it holds "
 		    "that do not fit it (its exceptions) are queued to go "
 		    "back once it is paid, or closed past its expiry when "
 		    "it has one; until then a refund of them is made at the "

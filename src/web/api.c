@@ -692,7 +692,7 @@ api_refund_sendable(const struct conf_profile *pr, const json_t *order,
 	    "order_id", rq->order_id,
 	    "provider_txn_id", json_object_get(order, "provider_txn_id"),
 	    "currency", json_object_get(order, "currency"),
-	    "refund_id", rq->refund_id != NULL ? rq->refund_id : "R1",
+	    "refund_id", rq->refund_id,
 	    "amount", (json_int_t)1,
 	    "payment_amount", json_object_get(order, "amount"),
 	    "reason", "merchant");
@@ -719,8 +719,6 @@ api_refund_known(struct web_ctx *ctx, const struct ledger_refund_req *rq)
 	json_t *item = NULL;
 	int known;
 
-	if (rq->refund_id == NULL)
-		return 0;
 	known = ledger_get_refund(ctx->store, rq->refund_id, &item) == PH_OK;
 	json_decref(item);
 	return known;
@@ -731,7 +729,8 @@ api_refund_known(struct web_ctx *ctx, const struct ledger_refund_req *rq)
  * payhook (PH_CAP_REFUND); when it does not, resp is the 409 and 0.  A
  * refund it cannot send would wait for ever.  An order not there or not
  * paid is for ledger_request_refund to answer.  When it does, but its
- * plugin cannot take a new refund_id (api_refund_sendable), resp is the
+ * plugin cannot take a new refund_id the merchant chose
+ * (api_refund_sendable; payhook's own ids fit every plugin), resp is the
  * 400 and 0.
  */
 static int
@@ -762,8 +761,9 @@ api_refundable(struct web_ctx *ctx, const struct ledger_refund_req *rq,
 		    "refunds through payhook: refund it at the provider",
 		    order_id, profile, pr->plugin->prov->name);
 		ok = 0;
-	} else if (pr != NULL && json_is_string(json_object_get(order,
-	    "provider_txn_id")) && !api_refund_known(ctx, rq))
+	} else if (pr != NULL && rq->refund_id != NULL &&
+	    json_is_string(json_object_get(order, "provider_txn_id")) &&
+	    !api_refund_known(ctx, rq))
 		ok = api_refund_sendable(pr, order, rq, now, resp);
 	json_decref(order);
 	return ok;
