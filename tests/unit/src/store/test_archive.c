@@ -583,6 +583,37 @@ test_torn_claims_more(void)
 	json_decref(list);
 }
 
+/* --after a record no longer kept (its segment pruned, evicted): listed
+ * from the start of its day, so that nothing after it is missed. */
+static void
+test_after_gone(void)
+{
+	int64_t d = NOW / 86400 + 12;
+	uint64_t o, p, q, r;
+	char path[400];
+	json_t *list;
+	int rc;
+
+	o = put(ARCHIVE_VERIFIED, "127.0.0.1", "o", 1, d * 86400 - 10);
+	p = put(ARCHIVE_VERIFIED, "127.0.0.1", "p", 1, d * 86400 + 10);
+	q = put(ARCHIVE_UNVERIFIED, "10.12.0.1", "q", 1, d * 86400 + 20);
+	r = put(ARCHIVE_VERIFIED, "127.0.0.1", "r", 1, (d + 1) * 86400 + 5);
+	seg_path(p, path, sizeof(path));
+	ok(o && p && q && r && unlink(path) == 0,
+	    "a record of day D-1, one of D, a refused one after it, one of "
+	    "D+1; D's first one's segment removed");
+	rc = archive_list(p, 100, &list);
+	ok(rc == PH_OK && listed(list, q) && listed(list, r) &&
+	    !listed(list, p) && !listed(list, o), "--after the record gone: "
+	    "from the start of its day, the day before not (%zu)",
+	    json_array_size(list));
+	json_decref(list);
+	archive_list(q, 100, &list);
+	ok(listed(list, r) && !listed(list, q), "--after the refused one, "
+	    "still kept: from the record after it");
+	json_decref(list);
+}
+
 int
 main(void)
 {
@@ -608,6 +639,7 @@ main(void)
 	test_arrival_order();
 	test_midnight();
 	test_torn_claims_more();
+	test_after_gone();
 	archive_close();
 	th_scratch_remove(dir);
 	return done_testing();
