@@ -690,6 +690,9 @@ def test_removed_profile(tap):
     r = inst.api('POST', '/orders/%s/attempts' % both, {'profile': 'wxshop'})
     tap.is_(r.status, 201, 'an order offered on wxhmac, then on wxshop',
             r.describe())
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    last_ok = harness.metric(
+        text, 'payhook_sweep_last_success_timestamp_seconds')
     inst.stop()
     kept = dict(inst.profiles)
     del inst.profiles['wxhmac']
@@ -729,6 +732,12 @@ def test_removed_profile(tap):
            'schedule, asked again within ten minutes', due, left)
     sim_pay(sim, tap, both, 100, {'drop_all': True})   # after the sweep
     inst.start()
+    text = inst.request('GET', inst.path('/metrics')).body.decode()
+    tap.is_((harness.metric(text, 'payhook_sweep_failing'),
+             harness.metric(
+                 text, 'payhook_sweep_last_success_timestamp_seconds')),
+            (1, last_ok or 'none before'), '... and no success: payhook_sweep_failing 1, '
+            'the last success where it was')
     r = inst.api('POST', '/orders/%s/attempts' % both, {'profile': 'wxshop'})
     tap.is_((r.status, (r.json or {}).get('error'),
              (inst.order(both) or {}).get('state')),
