@@ -443,6 +443,37 @@ pg_bound(struct pg_store *s, struct ph_diag *diag)
 	return rc;
 }
 
+/*
+ * libpq's account of a failed connection in one line: a line a host,
+ * joined by "; ", without the hints it indents below them (so that the
+ * reason every host was passed over fits in a diagnostic).
+ */
+static const char *
+pg_connect_msg(const char *m, char *buf, size_t cap)
+{
+	const char *end;
+	size_t n = 0, len;
+
+	for (; *m != '\0'; m = *end != '\0' ? end + 1 : end) {
+		end = strchr(m, '\n');
+		if (end == NULL)
+			end = m + strlen(m);
+		len = (size_t)(end - m);
+		if (len == 0 || *m == '\t' || *m == ' ')
+			continue;
+		if (n > 0 && n + 2 < cap) {
+			memcpy(buf + n, "; ", 2);
+			n += 2;
+		}
+		if (len > cap - 1 - n)
+			len = cap - 1 - n;
+		memcpy(buf + n, m, len);
+		n += len;
+	}
+	buf[n] = '\0';
+	return store_pg_msg(buf, buf, cap);
+}
+
 static int
 pg_connect(struct pg_store *s, struct ph_diag *diag)
 {
@@ -452,15 +483,17 @@ pg_connect(struct pg_store *s, struct ph_diag *diag)
 	 * partition) fails the statement in flight within about ten
 	 * seconds: data unacknowledged for 10 s (tcp_user_timeout), or no
 	 * answer to keepalives sent after 5 s of silence; a new connection
-	 * waits 5 s at most for each host.  Given before dbname, which
+	 * waits 5 s at most for each host.  Only a server that takes
+	 * writes: a standby named alone, or first, would answer every read
+	 * and refuse every fact, and look ready.  Given before dbname, which
 	 * holds pg_conninfo (expand_dbname): the operator's values win.
 	 */
 	const char *keys[] = { "keepalives", "keepalives_idle",
 	    "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-	    "connect_timeout", "dbname", "password",
+	    "connect_timeout", "target_session_attrs", "dbname", "password",
 	    "fallback_application_name", NULL };
-	const char *vals[] = { "1", "5", "2", "3", "10000", "5", s->conninfo,
-	    s->password, "payhook", NULL };
+	const char *vals[] = { "1", "5", "2", "3", "10000", "5", "read-write",
+	    s->conninfo, s->password, "payhook", NULL };
 
 	if (s->conn != NULL)
 		PQfinish(s->conn);
@@ -471,7 +504,7 @@ pg_connect(struct pg_store *s, struct ph_diag *diag)
 		return ph_fail(diag, PH_E_NOMEM, "out of memory");
 	if (PQstatus(s->conn) != CONNECTION_OK) {
 		ph_fail(diag, PH_E_STORE, "database %s: cannot connect: %s",
-		    s->s.where, store_pg_msg(PQerrorMessage(s->conn), msg,
+		    s->s.where, pg_connect_msg(PQerrorMessage(s->conn), msg,
 		    sizeof(msg)));
 		s->lost = 1;
 		return PH_E_STORE;

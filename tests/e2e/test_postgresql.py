@@ -615,6 +615,49 @@ def test_failover(tap):
     s.stop()
 
 
+def test_standby_named(tap):
+    """pg_conninfo naming a standby alone, or first without
+    target_session_attrs: payhook takes only a server that takes writes,
+    so it is not ready there, and takes the primary named after it."""
+    base = os.path.dirname(PRI.dir)
+    p = pgcluster.Cluster(base, 'ro1').init().start()
+    p.createdb('payhook')
+    prim = pg_instance(tap, 'pgroprim', p.conninfo())
+    r = prim.cli('check')
+    tap.is_(r.returncode, 0, 'standby: the tables made on the primary',
+            r.stdout + r.stderr)
+    s = p.make_standby('ro2', synchronous=False)
+    only = pg_instance(tap, 'pgroonly', s.conninfo())
+    r = only.cli('check')
+    tap.ok(r.returncode != 0 and 'read-only' in r.stderr, 'pg_conninfo '
+           'naming a standby alone: check refused, saying it is read-only',
+           r.returncode, r.stderr[-400:])
+    only.start()
+    r = only.request('GET', '/readyz')
+    tap.is_(r.status, 503, '... /readyz 503: no fact could be stored there',
+            r.describe())
+    body = harness.notify_xml(harness.make_payment(
+        'PGRO1', 100, harness.txn_id('pgro1')))
+    r = only.notify(body)
+    tap.ok(not acked(r) and harness.FAIL_ACK_RE.match(r.body), '... a '
+           'notification answered with the retry format', r.describe())
+    only.stop()
+    both = pg_instance(tap, 'pgroboth', 'host=%s,%s port=%d,%d '
+                       'dbname=payhook user=postgres' % (
+                           s.dir, p.dir, s.port, p.port))
+    both.start()
+    r = both.create_order('PGRO2', 100)
+    n = both.notify(harness.notify_xml(harness.make_payment(
+        'PGRO2', 100, harness.txn_id('pgro2'))))
+    tap.ok(r.status == 201 and acked(n) and (both.order('PGRO2') or {}).get(
+        'state') == 'PAID', 'the standby named first, the primary after it '
+        '(no target_session_attrs): the primary taken, the order paid',
+        r.describe(), n.describe())
+    both.stop()
+    s.stop()
+    p.stop()
+
+
 def test_sync_standby_away(tap):
     """A synchronous standby away: a commit waits for it.  An operator
     ending the waiting session leaves the commit on the primary only,
@@ -1137,6 +1180,7 @@ def main(tap):
     test_import(tap)
     test_two_host_sweep(tap)
     test_failover(tap)
+    test_standby_named(tap)
     test_sync_standby_away(tap)
     test_store_down(tap)
     test_clock_skew(tap)
