@@ -88,7 +88,7 @@ cli_sweep_failing(struct cli *c, const struct sweep_stats *st)
 		    ss.entries[STORE_DB_DUE] > 0;
 	metrics_set("payhook_sweep_failing", NULL, (uint64_t)failing);
 	if (failing && st->queries == 0)
-		log_kv(LOG_LVL_WARN, "sweep", "nothing due, but the last asks "
+		log_msg(LOG_LVL_WARN, "sweep: nothing due, but the last asks "
 		    "got no usable answer and orders wait to be asked again: "
 		    "not a success");
 	return failing;

@@ -177,11 +177,13 @@ cli_notif_replay_run(struct cli *c)
 		rc = CLI_EXIT_FAIL;
 		goto done;
 	}
+	/* The outcome named as a notification's on arrival is
+	 * (ledger_result_label): double_payment, not "recorded". */
 	printf("notification %llu: verified; order %s: %s%s%s\n", id,
-	    ev.order_id, ledger_outcome_name(res.outcome),
+	    ev.order_id, ledger_result_label(&res),
 	    res.event_type[0] != '\0' ? ", raised " : "", res.event_type);
 	cli_notif_archive(&a, "verified", "", ev.order_id,
-	    ledger_outcome_name(res.outcome));
+	    ledger_result_label(&res));
 	rc = CLI_EXIT_OK;
 done:
 	archive_kept_free(&e);

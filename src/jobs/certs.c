@@ -16,6 +16,43 @@
 #include "ops/log.h"
 #include "ops/text.h"
 
+/*
+ * The subject as one line, "/C=CN/O=...", its values in UTF-8 as written
+ * (a Chinese company's name stays readable in the log and in /metrics);
+ * a control character is shown as '?'.  Cut at cap.
+ */
+static void
+certs_subject(const X509_NAME *name, char *out, size_t cap)
+{
+	const X509_NAME_ENTRY *e;
+	unsigned char *v;
+	const char *sn;
+	size_t o = 0, k;
+	int i, len, n;
+
+	out[0] = '\0';
+	for (i = 0; i < X509_NAME_entry_count(name) && o + 1 < cap; i++) {
+		e = X509_NAME_get_entry(name, i);
+		sn = OBJ_nid2sn(OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)));
+		if ((len = ASN1_STRING_to_UTF8(&v,
+		    X509_NAME_ENTRY_get_data(e))) < 0)
+			continue;
+		n = snprintf(out + o, cap - o, "/%s=", sn != NULL ? sn : "?");
+		o = n < 0 || (size_t)n >= cap - o ? cap - 1 : o + (size_t)n;
+		for (k = 0; k < (size_t)len && o + 1 < cap; k++)
+			out[o++] = v[k] < 0x20 || v[k] == 0x7f ? '?' : (char)v[k];
+		if (k < (size_t)len) {	/* cut: not inside a character */
+			while (o > 0 && ((unsigned char)out[o - 1] & 0xc0) ==
+			    0x80)
+				o--;
+			if (o > 0 && (unsigned char)out[o - 1] >= 0xc0)
+				o--;
+		}
+		out[o] = '\0';
+		OPENSSL_free(v);
+	}
+}
+
 static void
 certs_blob(const char *profile, const char *key, const char *file,
     const struct ph_blob *b, void (*fn)(const struct certs_item *, void *),
@@ -36,7 +73,7 @@ certs_blob(const char *profile, const char *key, const char *file,
 		it.profile = profile;
 		it.key = key;
 		it.file = file;
-		X509_NAME_oneline(X509_get_subject_name(x), it.subject,
+		certs_subject(X509_get_subject_name(x), it.subject,
 		    sizeof(it.subject));
 		if (ASN1_TIME_to_tm(X509_get0_notBefore(x), &tm) == 1)
 			it.not_before = (int64_t)timegm(&tm);

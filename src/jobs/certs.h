@@ -18,8 +18,7 @@ struct certs_item {
 	const char *profile;
 	const char *key;		/* the config key naming the file */
 	const char *file;		/* the path as configured */
-	char subject[512];		/* one line, e.g. "/C=CN/O=...": room for
-				 * a UTF-8 CN, escaped (\xE4...) */
+	char subject[512];		/* one line, "/C=CN/O=...", UTF-8 */
 	int64_t not_after;		/* unix seconds */
 	int64_t not_before;		/* unix seconds; 0 when unreadable */
 };

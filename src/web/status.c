@@ -202,17 +202,20 @@ static void
 status_cert_metric(const struct certs_item *it, void *arg)
 {
 	struct status_certs *ac = arg;
-	char subject[sizeof(it->subject)], which[128];
+	char subject[2 * sizeof(it->subject)], which[128];
 	size_t i, o;
 
 	snprintf(which, sizeof(which), "%s/%s", it->profile, it->key);
 	ac->nth = strcmp(which, ac->last) == 0 ? ac->nth + 1 : 0;
 	ph_strlcpy(ac->last, which, sizeof(ac->last));
-	/* Label values: no quotes or backslashes to escape in them. */
-	for (i = o = 0; it->subject[i] != '\0' && o + 1 < sizeof(subject);
-	    i++)
-		if (it->subject[i] != '"' && it->subject[i] != '\\')
-			subject[o++] = it->subject[i];
+	/* A label value escapes its backslashes and quotes (the exposition
+	 * format); the subject has no line feed (certs_subject). */
+	for (i = o = 0; it->subject[i] != '\0' && o + 2 < sizeof(subject);
+	    i++) {
+		if (it->subject[i] == '"' || it->subject[i] == '\\')
+			subject[o++] = '\\';
+		subject[o++] = it->subject[i];
+	}
 	subject[o] = '\0';
 	ph_buf_printf(ac->b, "payhook_certificate_expiry_seconds{profile="
 	    "\"%s\",key=\"%s\",cert=\"%u\",subject=\"%s\"} %lld\n",

@@ -138,6 +138,29 @@ def test_replay(tap, inst):
     tap.like(r.stdout, r'duplicate', 'a second replay is a duplicate')
     tap.is_(len([e for e in inst.all_events(base)
                  if e.get('order_id') == o]), 1, '... one event in all')
+    # A second payment of the paid order, refused, then replayed: named
+    # as it would have been on arrival, double_payment.
+    harness.write_file(keyfile, good[::-1])
+    inst.stop()
+    inst.start()
+    r = inst.notify(make_payment(o, 300, txn_id('replay2')))
+    tap.ok(SUCCESS_ACK != r.body, 'a second payment refused while the key '
+           'is wrong')
+    r = inst.cli('notifications', 'list')
+    nid2 = ([l.split('\t')[0] for l in r.stdout.splitlines()
+             if '\t%s\t' % o in l and '\trefused\t' in l
+             and 'replay_of=' not in l] + ['0'])[-1]
+    harness.write_file(keyfile, good)
+    r = inst.cli('notifications', 'replay', nid2)
+    tap.like(r.stdout, r'verified; order %s: double_payment, raised '
+             r'order\.double_payment' % o, '... replayed after the fix: '
+             'double_payment, as on arrival', r.stdout + r.stderr)
+    r = inst.cli('notifications', 'list')
+    lines = [l.split('\t') for l in r.stdout.splitlines()
+             if 'replay_of=%s' % nid2 in l]
+    tap.ok(len(lines) == 1 and lines[0][4:6] == ['verified',
+           'double_payment'], '... archived with that outcome',
+           r.stdout[-600:])
     inst.stop()
     inst.start()                            # serve with the good key
 
@@ -494,10 +517,10 @@ def test_certs(tap):
                  r.stderr[-400:])
         tap.like(r.stdout, r'profile upshop: root_cert_file .* in \d{3,} '
                  'days', 'check lists the others with their expiry')
-        tap.like(r.stderr, r'sign_cert_file unionpay/sign\.pem: '
-                 r'certificate /C=CN/O=\S+/CN=041@Z12@\S+@00000004 expires',
-                 '... naming it by its whole subject, a long UTF-8 one too',
-                 r.stderr[-600:])
+        tap.ok('sign_cert_file unionpay/sign.pem: certificate /C=CN/O=上海某'
+               '某商贸有限公司/CN=041@Z12@上海某某商贸有限公司浦东分公司@00000004 '
+               'expires' in r.stderr, '... naming it by its whole subject, '
+               'a long UTF-8 one too, as written', r.stderr[-600:])
         # Three days ago the certificate was not valid yet: whatever it
         # signed then was refused, and check said so.
         lib = harness.libfaketime()
@@ -529,6 +552,9 @@ def test_certs(tap):
         tap.ok(m and 8 * 86400 < int(m.group(1)) <= 10 * 86400,
                '/metrics shows it expiring within 10 days',
                m.group(0) if m else text[-600:])
+        tap.ok(m and 'subject="/C=CN/O=上海某某商贸有限公司/CN=041@Z12@上海某某'
+               '商贸有限公司浦东分公司@00000004"' in m.group(0), '... labelled '
+               'by its subject in UTF-8', m.group(0) if m else '')
         log = open(os.path.join(inst.dir, 'lighttpd-stdout.log'),
                    errors='replace').read()
         tap.ok('expires in' in log and 'sign_cert_file' in log,
