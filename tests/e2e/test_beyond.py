@@ -146,10 +146,14 @@ def test_replay(tap, inst):
     r = inst.notify(make_payment(o, 300, txn_id('replay2')))
     tap.ok(SUCCESS_ACK != r.body, 'a second payment refused while the key '
            'is wrong')
-    r = inst.cli('notifications', 'list')
-    nid2 = ([l.split('\t')[0] for l in r.stdout.splitlines()
-             if '\t%s\t' % o in l and '\trefused\t' in l
-             and 'replay_of=' not in l] + ['0'])[-1]
+
+    def refused_ids():
+        r = inst.cli('notifications', 'list')
+        return [l.split('\t')[0] for l in r.stdout.splitlines()
+                if '\t%s\t' % o in l and '\trefused\t' in l and
+                'replay_of=' not in l]
+    harness.wait_for(lambda: len(refused_ids()) == 2, 10, 0.2)
+    nid2 = (refused_ids() + ['0'])[-1]
     harness.write_file(keyfile, good)
     r = inst.cli('notifications', 'replay', nid2)
     tap.like(r.stdout, r'verified; order %s: double_payment, raised '
