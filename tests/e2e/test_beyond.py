@@ -153,7 +153,7 @@ def test_replay(tap, inst):
                 if '\t%s\t' % o in l and '\trefused\t' in l and
                 'replay_of=' not in l]
     harness.wait_for(lambda: len(refused_ids()) == 2, 10, 0.2)
-    nid2 = (refused_ids() + ['0'])[-1]
+    nid2 = (refused_ids() or ['0'])[-1]
     harness.write_file(keyfile, good)
     r = inst.cli('notifications', 'replay', nid2)
     tap.like(r.stdout, r'verified; order %s: double_payment, raised '
