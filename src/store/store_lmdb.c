@@ -284,16 +284,70 @@ cleanup:
 	return rc;
 }
 
-int
-store_lmdb_open(const char *path, size_t map_size, int flags,
+/*
+ * The store's folder, flocked: exclusively by a restore (restore_lock),
+ * shared by an open for as long as it takes.  A restore checks that no
+ * process has the store open, renames its copy over the store and
+ * removes the old lock file; an open between the two would map the file
+ * replaced (its commits lost with it), or the new one under the old lock
+ * file while later opens make another (two writers' locks for one file).
+ * The lock waits up to STORE_FOLDER_WAIT_MS for the other side (an open
+ * takes moments; a restore may take minutes, and the open is refused).
+ * *dfd gets the folder's descriptor, which holds the lock until closed.
+ */
+#define STORE_FOLDER_WAIT_MS	3000
+
+static int
+store_folder_lock(const char *path, int how, int *dfd, struct ph_diag *diag)
+{
+	struct timespec nap = { 0, 10 * 1000 * 1000 };
+	char *tmp, *dir;
+	int fd, waited, rc = PH_OK;
+
+	*dfd = -1;
+	if ((tmp = strdup(path)) == NULL)
+		return ph_fail(diag, PH_E_NOMEM, "out of memory");
+	dir = dirname(tmp);
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		rc = ph_fail(diag, PH_E_IO, "database folder %s: %s", dir,
+		    strerror(errno));
+		goto done;
+	}
+	for (waited = 0; flock(fd, how | LOCK_NB) == -1; waited += 10) {
+		if (errno == EINTR)
+			continue;
+		if (errno != EWOULDBLOCK)
+			rc = ph_fail(diag, PH_E_IO, "database folder %s: "
+			    "cannot lock it: %s", dir, strerror(errno));
+		else if (waited >= STORE_FOLDER_WAIT_MS)
+			rc = ph_fail(diag, PH_E_STORE, how == LOCK_EX ?
+			    "database %s: another payhook restore of it is "
+			    "running (or a process was opening it); nothing "
+			    "was replaced" : "database %s: a payhook restore of "
+			    "it is under way: open it again when it has ended",
+			    path);
+		else {
+			nanosleep(&nap, NULL);
+			continue;
+		}
+		close(fd);
+		goto done;
+	}
+	*dfd = fd;
+done:
+	free(tmp);
+	return rc;
+}
+
+/* store_lmdb_open() without the folder's lock: a restore's own opens,
+ * which hold it exclusively. */
+static int
+store_lmdb_open_unlocked(const char *path, size_t map_size, int flags,
     struct store **out, struct ph_diag *diag)
 {
 	struct stat st;
 	int rc;
 
-	*out = NULL;
-	if ((rc = store_mkparent(path, diag)) != PH_OK)
-		return rc;
 	if (stat(path, &st) == -1) {
 		if (errno == ENOENT &&
 		    (rc = store_create(path, map_size, diag)) != PH_OK)
@@ -305,6 +359,21 @@ store_lmdb_open(const char *path, size_t map_size, int flags,
 		    "(0 bytes), not a database: put a backup back (payhook "
 		    "restore), or remove it to start a new store", path);
 	return lmdb_open_file(path, map_size, flags, out, diag);
+}
+
+int
+store_lmdb_open(const char *path, size_t map_size, int flags,
+    struct store **out, struct ph_diag *diag)
+{
+	int dfd, rc;
+
+	*out = NULL;
+	if ((rc = store_mkparent(path, diag)) != PH_OK ||
+	    (rc = store_folder_lock(path, LOCK_SH, &dfd, diag)) != PH_OK)
+		return rc;
+	rc = store_lmdb_open_unlocked(path, map_size, flags, out, diag);
+	close(dfd);
+	return rc;
 }
 
 static void
@@ -818,46 +887,6 @@ done:
 	return rc;
 }
 
-/*
- * One restore of the store at a time: each copies the backup to the same
- * name beside the store, removing what is there first, and renames it
- * over the store, so two that overlap put an empty or half-written copy
- * in place.  An exclusive flock of the store's folder, held until the
- * restore returns (the kernel drops it when a restore dies); another
- * restore is refused at once.  *dfd gets the folder's descriptor.
- */
-static int
-restore_lock(const char *path, int *dfd, struct ph_diag *diag)
-{
-	char *tmp, *dir;
-	int fd, rc = PH_OK;
-
-	*dfd = -1;
-	if ((tmp = strdup(path)) == NULL)
-		return ph_fail(diag, PH_E_NOMEM, "out of memory");
-	dir = dirname(tmp);
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
-		rc = ph_fail(diag, PH_E_IO, "database folder %s: %s", dir,
-		    strerror(errno));
-		goto done;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		if (errno == EWOULDBLOCK)
-			rc = ph_fail(diag, PH_E_STORE, "database %s: another "
-			    "payhook restore of it is running; nothing was "
-			    "replaced", path);
-		else
-			rc = ph_fail(diag, PH_E_IO, "database folder %s: "
-			    "cannot lock it: %s", dir, strerror(errno));
-		close(fd);
-		goto done;
-	}
-	*dfd = fd;
-done:
-	free(tmp);
-	return rc;
-}
-
 /* What the child of restore_replaced_next() hands back. */
 struct restore_seq {
 	int rc;
@@ -874,7 +903,7 @@ restore_seq_read(const char *path, size_t map_size, struct restore_seq *r)
 	struct store *s;
 
 	memset(&diag, 0, sizeof(diag));
-	if ((r->rc = store_lmdb_open(path, map_size, STORE_OPEN_OLDER |
+	if ((r->rc = store_lmdb_open_unlocked(path, map_size, STORE_OPEN_OLDER |
 	    STORE_OPEN_EXISTING, &s, &diag)) != PH_OK) {
 		ph_strlcpy(r->why, diag.msg, sizeof(r->why));
 		return;
@@ -945,7 +974,7 @@ restore_replaced_next(const char *path, size_t map_size,
 		rep->seq_replaced = r.next;
 }
 
-/* The restore itself, its lock held (restore_lock). */
+/* The restore itself, the folder's lock held (store_folder_lock). */
 static int
 restore_locked(const char *path, int fd, const char *backup,
     size_t map_size, struct store_restore_report *rep,
@@ -999,7 +1028,7 @@ restore_locked(const char *path, int fd, const char *backup,
 		    "not a payhook database; nothing was replaced", backup);
 		goto fail;
 	}
-	if ((rc = store_lmdb_open(tmp, map_size, STORE_OPEN_OLDER |
+	if ((rc = store_lmdb_open_unlocked(tmp, map_size, STORE_OPEN_OLDER |
 	    STORE_OPEN_EXISTING, &s, diag)) != PH_OK) {
 		ph_strlcpy(why, diag->msg, sizeof(why));
 		ph_fail(diag, rc, "backup %s is not a database this payhook "
@@ -1064,7 +1093,9 @@ store_restore(const char *path, int fd, const char *backup,
 	/* A new host: the folder as the store's open would make it. */
 	if ((rc = store_mkparent(path, diag)) != PH_OK)
 		return rc;
-	if ((rc = restore_lock(path, &dfd, diag)) != PH_OK)
+	/* One restore at a time, and no open of the store meanwhile (each
+	 * restore copies to the same name beside the store). */
+	if ((rc = store_folder_lock(path, LOCK_EX, &dfd, diag)) != PH_OK)
 		return rc;
 	rc = restore_locked(path, fd, backup, map_size, rep, diag);
 	close(dfd);

@@ -495,9 +495,14 @@ def test_restore_one_at_a_time(tap):
     tap.ok(caught, 'a restore stopped while it copies the backup')
     p = inst.cli('restore', backup)
     tap.ok(p.returncode == 1 and 'another payhook restore of it is '
-           'running; nothing was replaced' in p.stderr,
-           '... a second restore meanwhile: refused at once, exit 1',
+           'running' in p.stderr and 'nothing was replaced' in p.stderr,
+           '... a second restore meanwhile: refused within seconds, exit 1',
            p.returncode, p.stdout, p.stderr)
+    p = inst.cli('sweep')
+    tap.ok(p.returncode != 0 and 'a payhook restore of it is under way'
+           in p.stderr, '... a sweep meanwhile: not run, saying why (it '
+           'would open the store the restore is about to replace)',
+           p.returncode, p.stderr[-300:])
     os.kill(first.pid, signal.SIGCONT)
     out, err = first.communicate(timeout=60)
     tap.is_(first.returncode, 0, '... and the first one, let go, puts the '
