@@ -57,6 +57,7 @@ static struct metrics_file *metrics_map;
 static volatile sig_atomic_t metrics_lost;	/* a write to it was refused */
 static struct sigaction metrics_old_bus;	/* SIGBUS's action before ours */
 static int metrics_fd = -1;
+static int metrics_errno;	/* why the file could not be opened last */
 static char metrics_path[4096];		/* the file mapped, for metrics_follow */
 static int64_t metrics_looked;		/* when metrics_follow last looked */
 static struct {
@@ -127,6 +128,7 @@ metrics_open(const char *path)
 	metrics_map = shmfile_map(path, sizeof(struct metrics_file),
 	    metrics_setup, &metrics_fd);
 	if (metrics_map == NULL) {
+		metrics_errno = errno;
 		log_warn("metrics file %s: %s; metrics are off", path,
 		    strerror(errno));
 		return -1;
@@ -166,7 +168,9 @@ metrics_follow(int64_t now)
 	if (metrics_map == NULL) {
 		if ((metrics_map = shmfile_map(metrics_path,
 		    sizeof(struct metrics_file), metrics_setup,
-		    &metrics_fd)) != NULL) {
+		    &metrics_fd)) == NULL)
+			metrics_errno = errno;
+		else {
 			metrics_guard();
 			log_info("metrics file %s: writable again; metrics are "
 			    "on", metrics_path);
@@ -185,6 +189,14 @@ int
 metrics_active(void)
 {
 	return metrics_map != NULL && !metrics_lost;
+}
+
+const char *
+metrics_off_reason(void)
+{
+	if (metrics_lost)
+		return "a write to it was refused";
+	return metrics_errno != 0 ? strerror(metrics_errno) : "not opened";
 }
 
 /* FNV-1a, never 0 (0 marks an empty cache entry). */

@@ -52,6 +52,8 @@ void metrics_close(void);
 void metrics_follow(int64_t now);
 /* Is the file open in this process? */
 int metrics_active(void);
+/* Why not, when it is not: the last error opening it (strerror). */
+const char *metrics_off_reason(void);
 
 /*
  * Adds n to the counter name{labels}.  labels is "k=v" pairs separated by

@@ -126,8 +126,11 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 	snprintf(path, sizeof(path), "%s-metrics", c->db_path);
 	if (!metrics_active())
 		status_reason(reasons, "metrics_not_writable: the metrics file "
-		    "beside the database could not be opened (it is tried "
-		    "again each second): make it writable by this user");
+		    "beside the database could not be opened: %s (it is "
+		    "tried again each second): make room on its disk, or make "
+		    "it writable by this user, as that says; until then the "
+		    "store's own faults (a full map or disk) are not shown "
+		    "here", metrics_off_reason());
 	else if (access(path, R_OK | W_OK) == -1)
 		status_reason(reasons, "metrics_not_writable: the metrics file "
 		    "beside the database cannot be written: %s",

@@ -114,6 +114,9 @@ def test_files(tap):
             r.describe())
     tap.is_(sorted(codes), ['archive_not_writable', 'metrics_not_writable'],
             '... both named')
+    tap.ok('could not be opened: Is a directory' in r.body.decode(
+        'utf-8', 'replace'), '... the metrics file saying why (the '
+        'system\'s reason: a full disk says so)', r.body)
     tap.ok(inst.dir not in r.body.decode('utf-8', 'replace'),
            '... without their paths', r.body)
     tap.is_(inst.request('GET', inst.path('/healthz')).status, 200,
