@@ -222,6 +222,25 @@ cli_check_strays(const struct cli *c)
  * configuration, then (as root) whether the --user can use it all, then
  * the store, as its owner, creating it when it is missing.
  */
+/*
+ * A store whose writes failed (a full map or disk, a read-only file) is
+ * written once: /readyz shows the fault until a write goes through, and a
+ * host its balancer took out of service gets none, so the operator's fix
+ * (a larger map_size_mb, room on the disk) is seen here.  A write that
+ * still fails is warned of, as a store too full is (cli_check_fill).
+ */
+static void
+cli_check_writes(struct cli *c, int64_t now)
+{
+	int rc;
+
+	cli_metrics_open(c->conf);
+	if ((rc = store_probe_write(c->store, now)) != PH_OK)
+		printf("payhook: warning: database %s still refuses writes: "
+		    "%s; GET /readyz answers 503 until one goes through\n",
+		    store_where(c->store), ph_strerror(rc));
+}
+
 int
 cli_check_run(struct cli *c)
 {
@@ -254,6 +273,7 @@ cli_check_run(struct cli *c)
 	    CLI_EXIT_OK)
 		return rc;
 	cli_check_fill(c);
+	cli_check_writes(c, now);
 	cli_check_stranded(c);
 	cli_check_calls(c);
 	if (store_schema_found(c->store) < store_schema(c->store))

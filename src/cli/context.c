@@ -163,7 +163,7 @@ cli_open_store(struct cli *c, const char *where, int flags)
 }
 
 /* The counters shared with payhook.fcgi, beside the database. */
-static void
+void
 cli_metrics_open(const struct conf *conf)
 {
 	char path[4096];
