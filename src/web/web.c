@@ -28,7 +28,11 @@ web_request_id(const char *in, char *out)
 	size_t i, n = in != NULL ? strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 	    "abcdefghijklmnopqrstuvwxyz0123456789._-") : 0;
 
-	if (n > 0 && n <= WEB_REQUEST_ID_MAX && in[n] == '\0') {
+	/* Taken as sent when it has a letter or digit: "-" alone is what a
+	 * log line writes for no value. */
+	if (n > 0 && n <= WEB_REQUEST_ID_MAX && in[n] == '\0' &&
+	    strcspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789") < n) {
 		memcpy(out, in, n + 1);
 		return;
 	}

@@ -64,7 +64,7 @@ def test_logfmt(tap):
     tap.is_(r.headers.get('x-request-id'), 'trace-ABC_1.2',
             'a well-formed X-Request-Id is echoed')
     ids.append('trace-ABC_1.2')
-    for bad in ('has space', 'x' * 65, 'semi;colon'):
+    for bad in ('has space', 'x' * 65, 'semi;colon', '-', '._'):
         r = inst.request('GET', inst.path('/healthz'),
                          headers={'X-Request-Id': bad})
         got = r.headers.get('x-request-id', '')
