@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -445,7 +446,15 @@ cli_backup_run(struct cli *c)
 
 	memset(&diag, 0, sizeof(diag));
 	if (store_backup(c->store, c->a.word, &diag) != PH_OK) {
-		fprintf(stderr, "payhook: %s\n", diag.msg);
+		struct passwd *pw = getpwuid(geteuid());
+
+		/* Root left for the database's owner (cli_become_owner): a
+		 * folder only root may write refuses that user. */
+		fprintf(stderr, "payhook: %s%s%s%s\n", diag.msg,
+		    c->root_left && pw != NULL ? " (written as " : "",
+		    c->root_left && pw != NULL ? pw->pw_name : "",
+		    c->root_left && pw != NULL ? ", the database's owner: "
+		    "choose a folder that user may write)" : "");
 		return CLI_EXIT_FAIL;
 	}
 	printf("payhook: database %s copied to %s\n", c->conf->db_path,

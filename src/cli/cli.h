@@ -131,6 +131,7 @@ struct cli {
 	struct conf *conf;		/* opened as the row needs, else NULL */
 	struct store *store;
 	struct cli_args a;
+	int root_left;			/* root became the database's owner */
 };
 
 /* valid: what the options table cannot say; prints why it refuses. */
@@ -163,7 +164,7 @@ int cli_open_store(struct cli *c, const char *where, int flags);
 void cli_metrics_open(const struct conf *conf);
 /* As root, becomes the store's owner (the owner of its folder while there
  * is no store); 0, or -1 after printing why. */
-int cli_become_owner(const struct cli *c);
+int cli_become_owner(struct cli *c);
 int cli_open(struct cli *c);
 void cli_close(struct cli *c);
 int cli_print_new(json_t *j);

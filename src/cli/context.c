@@ -106,7 +106,7 @@ cli_store_owner(const char *db_path, struct stat *st)
  * server out.  Prints why when it cannot.
  */
 int
-cli_become_owner(const struct cli *c)
+cli_become_owner(struct cli *c)
 {
 	const char *db = c->conf->db_path;
 	struct passwd *pw;
@@ -136,6 +136,7 @@ cli_become_owner(const struct cli *c)
 		return -1;
 	}
 	log_info("running as %s, who owns the database %s", name, db);
+	c->root_left = 1;
 	return 0;
 }
 

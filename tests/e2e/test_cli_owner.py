@@ -232,6 +232,14 @@ def run(tap, inst, user, who):
     tap.ok(all(db + s in got for s in SIDE) and not root_owned(inst.var),
            '... which makes them again, %s\'s' % user.pw_name, got)
 
+    rootdir = tempfile.mkdtemp(prefix='payhook-e2e-rootonly-')
+    os.chmod(rootdir, 0o755)
+    p = inst.cli('backup', os.path.join(rootdir, 'copy.mdb'))
+    shutil.rmtree(rootdir, ignore_errors=True)
+    tap.ok(p.returncode == 1 and 'Permission denied' in p.stderr and
+           '(written as %s, the database\'s owner' % user.pw_name in
+           p.stderr, 'root runs backup into a folder only root may write: '
+           'refused, saying as whom it writes', p.returncode, p.stderr)
     backup = os.path.join(inst.var, 'copy.mdb')
     p = inst.cli('backup', backup)
     tap.is_(p.returncode, 0, 'root runs backup into the store\'s folder',
