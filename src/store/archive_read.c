@@ -610,18 +610,11 @@ archive_prune(int64_t now, size_t *removed)
 	 * which new records of the class no longer enter once it is full,
 	 * and never another class's.  Never a class's newest day either,
 	 * whatever this clock says: the one being written, whose ids would
-	 * be handed out again from its start (a sweeper days ahead) -- but
-	 * for a refused class full, or all but (within a sixteenth of its
-	 * share), whose newest day is past the retention: no record enters
-	 * it, so none is written there, and kept it would keep the class
-	 * full for ever (a flood of forged notifications naming pending
-	 * orders, then no new day of the class to prune it behind).
+	 * be handed out again from its start (a sweeper days ahead).
 	 */
 	for (i = 0; i < n; i++) {
 		c = segs[i].id.class;
-		if ((segs[i].id.day >= newest[c] && !(segs[i].id.day < oldest &&
-		    c != ARCHIVE_VERIFIED && used[c] > archive_share(c) -
-		    archive_share(c) / 16)) || (segs[i].id.day >= oldest &&
+		if (segs[i].id.day >= newest[c] || (segs[i].id.day >= oldest &&
 		    (segs[i].id.day >= today || used[c] <= archive_share(c))))
 			continue;
 		snprintf(path, sizeof(path), "%s/seg/%s", archive.dir,

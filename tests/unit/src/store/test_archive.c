@@ -4,7 +4,6 @@
  * flood of refused notifications never pushes out verified ones), torn
  * records skipped, pruning, and hints.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -615,36 +614,6 @@ test_after_gone(void)
 	json_decref(list);
 }
 
-/* A refused class filled in one day (a flood of forged notifications
- * naming pending orders), then nothing more: no record enters it, so no
- * later day of it comes to prune behind.  Past the retention its newest
- * day goes too, and the class takes records again. */
-static void
-test_full_refused_pruned(void)
-{
-	int64_t d = NOW / 86400 + 100;
-	char path[400];
-	struct stat st;
-	uint64_t q, r;
-	size_t removed, i;
-
-	q = put(ARCHIVE_OURS, "10.100.0.1", "forged", 6, d * 86400 + 10);
-	seg_path(q, path, sizeof(path));
-	for (i = 0; i < 4; i++)		/* 1 MiB share, filled but 8 KiB */
-		another_appends(path, 260000);
-	archive_usage();
-	is_int(archive_prune((d + 2) * 86400, &removed), PH_OK, "a full "
-	    "refused class, pruned within the retention");
-	ok(stat(path, &st) == 0, "... its newest day kept");
-	is_int(archive_prune((d + 31) * 86400 + 100, &removed), PH_OK,
-	    "... pruned past the retention");
-	ok(stat(path, &st) == -1 && errno == ENOENT, "... its newest day "
-	    "removed too (%zu records)", removed);
-	r = put(ARCHIVE_OURS, "10.100.0.2", "genuine", 7, (d + 31) * 86400 +
-	    200);
-	ok(r != 0, "... and the class takes a record again");
-}
-
 int
 main(void)
 {
@@ -671,7 +640,6 @@ main(void)
 	test_midnight();
 	test_torn_claims_more();
 	test_after_gone();
-	test_full_refused_pruned();
 	archive_close();
 	th_scratch_remove(dir);
 	return done_testing();
