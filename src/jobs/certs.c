@@ -16,6 +16,24 @@
 #include "ops/log.h"
 #include "ops/text.h"
 
+/* Ends out (o bytes) before a character cut short. */
+static void
+certs_utf8_end(char *out, size_t *o)
+{
+	size_t start = *o, need;
+	unsigned char lead;
+
+	while (start > 0 && ((unsigned char)out[start - 1] & 0xc0) == 0x80)
+		start--;
+	if (start == 0)
+		return;
+	lead = (unsigned char)out[start - 1];
+	need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : lead >= 0xc0 ? 2 : 1;
+	if (*o - (start - 1) < need)
+		*o = start - 1;
+	out[*o] = '\0';
+}
+
 /*
  * The subject as one line, "/C=CN/O=...", its values in UTF-8 as written
  * (a Chinese company's name stays readable in the log and in /metrics);
@@ -25,7 +43,9 @@ static void
 certs_subject(const X509_NAME *name, char *out, size_t cap)
 {
 	const X509_NAME_ENTRY *e;
+	const ASN1_OBJECT *obj;
 	unsigned char *v;
+	char oid[80];
 	const char *sn;
 	size_t o = 0, k;
 	int i, len, n;
@@ -33,23 +53,27 @@ certs_subject(const X509_NAME *name, char *out, size_t cap)
 	out[0] = '\0';
 	for (i = 0; i < X509_NAME_entry_count(name) && o + 1 < cap; i++) {
 		e = X509_NAME_get_entry(name, i);
-		sn = OBJ_nid2sn(OBJ_obj2nid(X509_NAME_ENTRY_get_object(e)));
+		obj = X509_NAME_ENTRY_get_object(e);
+		/* An attribute OpenSSL has no name for: its OID, in digits */
+		if ((sn = OBJ_nid2sn(OBJ_obj2nid(obj))) == NULL ||
+		    OBJ_obj2nid(obj) == NID_undef)
+			sn = OBJ_obj2txt(oid, sizeof(oid), obj, 1) > 0 ? oid : "?";
 		if ((len = ASN1_STRING_to_UTF8(&v,
-		    X509_NAME_ENTRY_get_data(e))) < 0)
-			continue;
-		n = snprintf(out + o, cap - o, "/%s=", sn != NULL ? sn : "?");
+		    X509_NAME_ENTRY_get_data(e))) < 0) {
+			v = NULL;	/* a value it cannot convert: "?" */
+			len = 0;
+		}
+		n = snprintf(out + o, cap - o, "/%s=%s", sn, v == NULL ? "?" :
+		    "");
 		o = n < 0 || (size_t)n >= cap - o ? cap - 1 : o + (size_t)n;
 		for (k = 0; k < (size_t)len && o + 1 < cap; k++)
 			out[o++] = v[k] < 0x20 || v[k] == 0x7f ? '?' : (char)v[k];
-		if (k < (size_t)len) {	/* cut: not inside a character */
-			while (o > 0 && ((unsigned char)out[o - 1] & 0xc0) ==
-			    0x80)
-				o--;
-			if (o > 0 && (unsigned char)out[o - 1] >= 0xc0)
-				o--;
-		}
 		out[o] = '\0';
 		OPENSSL_free(v);
+		if (k < (size_t)len) {	/* cut: the last whole character */
+			certs_utf8_end(out, &o);
+			break;
+		}
 	}
 }
 

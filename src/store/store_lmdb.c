@@ -887,6 +887,9 @@ done:
 	return rc;
 }
 
+/* The most a restore's child may take to read the store replaced. */
+#define RESTORE_CHILD_S	60
+
 /* What the child of restore_replaced_next() hands back. */
 struct restore_seq {
 	int rc;
@@ -922,7 +925,7 @@ restore_seq_read(const char *path, size_t map_size, struct restore_seq *r)
  * the restore goes on without it.  No process has the store open.
  */
 static void
-restore_replaced_next(const char *path, size_t map_size,
+restore_replaced_next(const char *path, size_t map_size, int dfd,
     struct store_restore_report *rep)
 {
 	struct restore_seq r;
@@ -945,6 +948,10 @@ restore_replaced_next(const char *path, size_t map_size,
 	}
 	if (pid == 0) {
 		close(p[0]);
+		/* The folder's lock is the restore's: a child that hung
+		 * would keep every open refused after the restore ended. */
+		close(dfd);
+		alarm(RESTORE_CHILD_S);
 		restore_seq_read(path, map_size, &r);
 		/* Less than PIPE_BUF: written and read whole. */
 		n = write(p[1], &r, sizeof(r));
@@ -976,7 +983,7 @@ restore_replaced_next(const char *path, size_t map_size,
 
 /* The restore itself, the folder's lock held (store_folder_lock). */
 static int
-restore_locked(const char *path, int fd, const char *backup,
+restore_locked(const char *path, int fd, int dfd, const char *backup,
     size_t map_size, struct store_restore_report *rep,
     struct ph_diag *diag)
 {
@@ -1014,7 +1021,7 @@ restore_locked(const char *path, int fd, const char *backup,
 	/* The store must stay the owner's to read and write. */
 	rep->mode |= S_IRUSR | S_IWUSR;
 	if (rep->replaced)
-		restore_replaced_next(path, map_size, rep);
+		restore_replaced_next(path, map_size, dfd, rep);
 	/* Left by a restore that died: the lock makes the name this run's. */
 	unlink(tmp);
 	unlink(tmplock);
@@ -1097,7 +1104,7 @@ store_restore(const char *path, int fd, const char *backup,
 	 * restore copies to the same name beside the store). */
 	if ((rc = store_folder_lock(path, LOCK_EX, &dfd, diag)) != PH_OK)
 		return rc;
-	rc = restore_locked(path, fd, backup, map_size, rep, diag);
+	rc = restore_locked(path, fd, dfd, backup, map_size, rep, diag);
 	close(dfd);
 	return rc;
 }

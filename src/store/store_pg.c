@@ -445,25 +445,28 @@ pg_bound(struct pg_store *s, struct ph_diag *diag)
 
 /*
  * libpq's account of a failed connection in one line: a line a host,
- * joined by "; ", without the hints it indents below them (so that the
- * reason every host was passed over fits in a diagnostic).
+ * joined by "; ", without the hints libpq 14 and later indent below them
+ * (so that the reason every host was passed over fits in a diagnostic).
+ * Before 14 the host is named only in those lines: kept, folded.
  */
 static const char *
 pg_connect_msg(const char *m, char *buf, size_t cap)
 {
 	const char *end;
 	size_t n = 0, len;
+	int hint, hints = PQlibVersion() < 140000;
 
 	for (; *m != '\0'; m = *end != '\0' ? end + 1 : end) {
 		end = strchr(m, '\n');
 		if (end == NULL)
 			end = m + strlen(m);
 		len = (size_t)(end - m);
-		if (len == 0 || *m == '\t' || *m == ' ')
+		hint = len > 0 && (*m == '\t' || *m == ' ');
+		if (len == 0 || (hint && !hints))
 			continue;
 		if (n > 0 && n + 2 < cap) {
-			memcpy(buf + n, "; ", 2);
-			n += 2;
+			memcpy(buf + n, hint ? " " : "; ", hint ? 1 : 2);
+			n += hint ? 1 : 2;
 		}
 		if (len > cap - 1 - n)
 			len = cap - 1 - n;
