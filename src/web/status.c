@@ -104,8 +104,11 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 		status_reason(reasons, "store_stuck: a fact has waited since "
 		    "%s for its commit: a process holds the database's write "
 		    "lock and does not finish (stopped, hung, or a tool left "
-		    "open): find it with fuser on the database's -lock file",
-		    when);
+		    "open): find it %s", when, c->store_kind == STORE_LMDB ?
+		    "with fuser on the database's -lock file" : "in the "
+		    "server's pg_stat_activity (a session idle in a "
+		    "transaction, or waiting), or a process of this host's "
+		    "with fuser on the group commit file beside db_path");
 	}
 	if ((since = metrics_get("payhook_store_full_since_timestamp_seconds",
 	    NULL)) != 0) {
