@@ -31,6 +31,7 @@ ph_statement_drive(const void *ctx, struct ph_statement *st, void *state,
     const char *line, size_t len, struct ph_event *ev, struct ph_diag *diag)
 {
 	uint32_t have;
+	int64_t sum;
 	int rc;
 
 	if (ctx == NULL || st == NULL || ev == NULL || state == NULL ||
@@ -59,8 +60,17 @@ ph_statement_drive(const void *ctx, struct ph_statement *st, void *state,
 	}
 	if (ev->kind == PH_EV_PAYMENT_SUCCEEDED ||
 	    ev->kind == PH_EV_REFUND_SUCCEEDED) {
+		/* Each amount is bounded (PH_AMOUNT_MAX), their sum is not:
+		 * no real statement comes near, so one that does is refused. */
+		if (__builtin_add_overflow(st->total, ev->amount, &sum)) {
+			memset(ev, 0, sizeof(*ev));
+			return ph_fail(diag, PH_E_MALFORMED, "line %llu: the "
+			    "statement's amounts add up past what an integer "
+			    "of minor units holds", (unsigned long long)
+			    st->line);
+		}
+		st->total = sum;
 		st->facts++;
-		st->total += ev->amount;
 	}
 	memcpy(st->state, state, size);
 	return PH_OK;
