@@ -51,7 +51,10 @@ idem_fingerprint(const struct web_request *req, char out[2 * PH_SHA256_LEN +
 	struct ph_buf b;
 	int rc;
 
-	ph_buf_init(&b, (size_t)req->body_len + 4096);
+	/* Room for all three and their lengths (a URI is as long as the
+	 * web server lets it be). */
+	ph_buf_init(&b, (size_t)req->body_len + strlen(req->method) +
+	    strlen(req->uri) + 3 * 24);
 	ph_buf_printf(&b, "%zu:%s\n%zu:%s\n%zu:", strlen(req->method),
 	    req->method, strlen(req->uri), req->uri, req->body_len);
 	ph_buf_append(&b, req->body, req->body_len);

@@ -81,6 +81,17 @@ def test_keys(tap, inst):
                 r.describe())
     r = refund(inst, oid, {'amount': 1}, key='x' * 255)
     tap.is_(r.status, 201, 'a key of 255 characters is fine', r.describe())
+    # The URI is part of the key's fingerprint, however long.
+    long_path = '/orders?' + 'q' * 6000
+    order = {'order_id': 'LONGURI-' + oid, 'amount': 100, 'currency': 'CNY',
+             'profile': 'wxshop'}
+    r1, r2 = [inst.api('POST', long_path, order, raw_path=True,
+                       headers={'Idempotency-Key': 'long-' + oid})
+              for _ in range(2)]
+    tap.ok(r1.status == 201 and r2.status == 201 and r1.body == r2.body and
+           r2.headers.get('idempotent-replayed') == 'true', 'a key on a '
+           'call of a 6,000-byte URI: made, then replayed (not 503)',
+           r1.describe(), r2.describe())
     # A 4xx answer is kept too; the body it was given is part of the key.
     r1 = refund(inst, oid, {'amount': 10 ** 6}, key='too-much-' + oid)
     r2 = refund(inst, oid, {'amount': 10 ** 6}, key='too-much-' + oid)
