@@ -219,11 +219,6 @@ cli_check_strays(const struct cli *c)
 }
 
 /*
- * check opens what it checks itself, to say what failed: the
- * configuration, then (as root) whether the --user can use it all, then
- * the store, as its owner, creating it when it is missing.
- */
-/*
  * A store whose writes failed (a full map or disk, a read-only file) is
  * written once: /readyz shows the fault until a write goes through, and a
  * host its balancer took out of service gets none, so the operator's fix
@@ -249,6 +244,11 @@ cli_check_writes(struct cli *c, int64_t now)
 		    store_where(c->store), ph_strerror(rc));
 }
 
+/*
+ * check opens what it checks itself, to say what failed: the
+ * configuration, then (as root) whether the --user can use it all, then
+ * the store, as its owner, creating it when it is missing.
+ */
 int
 cli_check_run(struct cli *c)
 {
@@ -453,15 +453,16 @@ cli_backup_run(struct cli *c)
 
 	memset(&diag, 0, sizeof(diag));
 	if (store_backup(c->store, c->a.word, &diag) != PH_OK) {
-		struct passwd *pw = getpwuid(geteuid());
+		struct passwd *pw = c->root_left ? getpwuid(geteuid()) : NULL;
 
 		/* Root left for the database's owner (cli_become_owner): a
 		 * folder only root may write refuses that user. */
-		fprintf(stderr, "payhook: %s%s%s%s\n", diag.msg,
-		    c->root_left && pw != NULL ? " (written as " : "",
-		    c->root_left && pw != NULL ? pw->pw_name : "",
-		    c->root_left && pw != NULL ? ", the database's owner: "
-		    "choose a folder that user may write)" : "");
+		if (pw != NULL)
+			fprintf(stderr, "payhook: %s (written as %s, the "
+			    "database's owner: choose a folder that user may "
+			    "write)\n", diag.msg, pw->pw_name);
+		else
+			fprintf(stderr, "payhook: %s\n", diag.msg);
 		return CLI_EXIT_FAIL;
 	}
 	printf("payhook: database %s copied to %s\n", c->conf->db_path,

@@ -48,15 +48,15 @@ certs_subject(const X509_NAME *name, char *out, size_t cap)
 	char oid[80];
 	const char *sn;
 	size_t o = 0, k;
-	int i, len, n;
+	int i, len, n, nid;
 
 	out[0] = '\0';
 	for (i = 0; i < X509_NAME_entry_count(name) && o + 1 < cap; i++) {
 		e = X509_NAME_get_entry(name, i);
 		obj = X509_NAME_ENTRY_get_object(e);
 		/* An attribute OpenSSL has no name for: its OID, in digits */
-		if ((sn = OBJ_nid2sn(OBJ_obj2nid(obj))) == NULL ||
-		    OBJ_obj2nid(obj) == NID_undef)
+		nid = OBJ_obj2nid(obj);
+		if (nid == NID_undef || (sn = OBJ_nid2sn(nid)) == NULL)
 			sn = OBJ_obj2txt(oid, sizeof(oid), obj, 1) > 0 ? oid : "?";
 		if ((len = ASN1_STRING_to_UTF8(&v,
 		    X509_NAME_ENTRY_get_data(e))) < 0) {

@@ -309,8 +309,6 @@ long ledger_query_failures(const json_t *order);
  * Borrowed from order.
  */
 const json_t *ledger_order_misfit(const json_t *order, const char *txn);
-/* Is exception e such a payment? */
-int ledger_is_misfit(const json_t *e);
 /*
  * Closes a PENDING order (the provider confirmed it unpaid): CLOSED, off
  * the due list, order.closed raised.  PH_E_CONFLICT if it is not PENDING.

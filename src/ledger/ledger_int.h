@@ -77,6 +77,9 @@ void ledger_add_exception_fields_new(struct store_txn *t, json_t *order,
 void ledger_add_exception_new(struct store_txn *t, json_t *order,
     const struct ledger_fact *f, const char *type, json_t *extra);
 const char *ledger_str(const json_t *o, const char *key);
+/* Is exception e a payment of another amount not yet queued to go back
+ * (ledger_order_misfit)? */
+int ledger_is_misfit(const json_t *e);
 /* An order's state and holds, ledger_sched.c: */
 /* Opens a write transaction and reads the order; *order owned by caller. */
 int ledger_open_order(struct store *s, const char *order_id,

@@ -236,20 +236,9 @@ metrics_key(char *out, size_t cap, const char *name, const char *labels)
 		o += (size_t)(eq - p);
 		out[o++] = '=';
 		out[o++] = '"';
-		for (p = eq + 1; p < end; p++) {
-			char c = *p;
-
-			if (o + 3 >= cap)
-				return -1;
-			if (c == '"' || c == '\\') {
-				out[o++] = '\\';
-				out[o++] = c;
-			} else if (c == '\n') {
-				out[o++] = '\\';
-				out[o++] = 'n';
-			} else if ((unsigned char)c >= 0x20)
-				out[o++] = c;
-		}
+		if (metrics_label_escape(eq + 1, (size_t)(end - eq - 1), out, &o,
+		    cap) != 0)
+			return -1;
 		if (o + 2 >= cap)
 			return -1;
 		out[o++] = '"';
@@ -259,6 +248,32 @@ metrics_key(char *out, size_t cap, const char *name, const char *labels)
 		p = end;
 	}
 	out[o] = '\0';
+	return 0;
+}
+
+int
+metrics_label_escape(const char *v, size_t len, char *out, size_t *o,
+    size_t cap)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = v[i];
+
+		if (*o + 3 >= cap) {
+			out[*o] = '\0';
+			return -1;
+		}
+		if (c == '"' || c == '\\') {
+			out[(*o)++] = '\\';
+			out[(*o)++] = c;
+		} else if (c == '\n') {
+			out[(*o)++] = '\\';
+			out[(*o)++] = 'n';
+		} else if ((unsigned char)c >= 0x20)
+			out[(*o)++] = c;
+	}
+	out[*o] = '\0';
 	return 0;
 }
 

@@ -52,6 +52,13 @@ void metrics_close(void);
 void metrics_follow(int64_t now);
 /* Is the file open in this process? */
 int metrics_active(void);
+/*
+ * Appends label value v (len bytes) to out at *o, escaped as the
+ * exposition format asks (\\, \", \n; other control bytes dropped);
+ * -1 when it does not fit cap, out then cut.
+ */
+int metrics_label_escape(const char *v, size_t len, char *out, size_t *o,
+    size_t cap);
 /* Why not, when it is not: the last error opening it (strerror). */
 const char *metrics_off_reason(void);
 

@@ -285,7 +285,7 @@ cleanup:
 }
 
 /*
- * The store's folder, flocked: exclusively by a restore (restore_lock),
+ * The store's folder, flocked: exclusively by a restore (store_restore),
  * shared by an open for as long as it takes.  A restore checks that no
  * process has the store open, renames its copy over the store and
  * removes the old lock file; an open between the two would map the file

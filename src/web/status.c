@@ -208,21 +208,15 @@ static void
 status_cert_metric(const struct certs_item *it, void *arg)
 {
 	struct status_certs *ac = arg;
-	char subject[2 * sizeof(it->subject)], which[128];
-	size_t i, o;
+	char subject[2 * sizeof(it->subject) + 4], which[128];
+	size_t o;
 
 	snprintf(which, sizeof(which), "%s/%s", it->profile, it->key);
 	ac->nth = strcmp(which, ac->last) == 0 ? ac->nth + 1 : 0;
 	ph_strlcpy(ac->last, which, sizeof(ac->last));
-	/* A label value escapes its backslashes and quotes (the exposition
-	 * format); the subject has no line feed (certs_subject). */
-	for (i = o = 0; it->subject[i] != '\0' && o + 2 < sizeof(subject);
-	    i++) {
-		if (it->subject[i] == '"' || it->subject[i] == '\\')
-			subject[o++] = '\\';
-		subject[o++] = it->subject[i];
-	}
-	subject[o] = '\0';
+	o = 0;
+	(void)metrics_label_escape(it->subject, strlen(it->subject), subject,
+	    &o, sizeof(subject));
 	ph_buf_printf(ac->b, "payhook_certificate_expiry_seconds{profile="
 	    "\"%s\",key=\"%s\",cert=\"%u\",subject=\"%s\"} %lld\n",
 	    it->profile, it->key, ac->nth, subject,
