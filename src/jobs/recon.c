@@ -256,6 +256,46 @@ recon_action(enum recon_cat c)
 }
 
 /*
+ * The action of a double or late payment's row: where the refund queued
+ * for it stands.  buf holds the text when it names the refund.
+ */
+static const char *
+recon_extra_action(struct recon *r, enum recon_cat cat, const json_t *pay,
+    const struct ph_event *ev, char *buf, size_t cap)
+{
+	json_t *item = NULL;
+	const char *id, *what = buf;
+
+	if ((cat != RECON_DOUBLE_PAYMENT && cat != RECON_LATE_PAYMENT) ||
+	    ledger_batch_extra_refund(&r->b, r->pr->name, recon_str(pay,
+	    "order_id"), ev->txn_id, &item) != PH_OK)
+		return recon_action(cat);
+	id = recon_str(item, "refund_id");
+	switch (ledger_refund_state_parse(recon_str(item, "state"))) {
+	case LEDGER_REFUND_PROCESSING:
+		snprintf(buf, cap, "on the refund work list: refund %s sent, "
+		    "its result to come", id);
+		break;
+	case LEDGER_REFUND_SUCCEEDED:
+		snprintf(buf, cap, "refunded: refund %s", id);
+		break;
+	case LEDGER_REFUND_FAILED:
+		snprintf(buf, cap, "its refund %s failed: for a person to look "
+		    "at", id);
+		break;
+	case LEDGER_REFUND_CANCELLED:
+		snprintf(buf, cap, "its refund %s was cancelled: for a person "
+		    "to look at", id);
+		break;
+	default:
+		what = recon_action(cat);
+		break;
+	}
+	json_decref(item);
+	return what;
+}
+
+/*
  * What is done with a payment only an unverified statement lists, for
  * its report row: a pending order is asked about at the provider; any
  * other waits for a statement payhook may trust.
@@ -309,6 +349,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	const char *provider = r->pr->plugin->prov->name;
 	enum recon_cat cat;
 	json_t *pay = NULL;
+	char action[200];
 	int rc;
 
 	rc = ledger_batch_payment(&r->b, r->pr->name, ev->txn_id, &pay);
@@ -353,7 +394,9 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		 * reports it, so that both runs give the same report. */
 		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
 		    pay != NULL ? json_integer_value(json_object_get(pay,
-		    "amount")) : -1, ev->currency, recon_action(cat));
+		    "amount")) : -1, ev->currency, pay != NULL ?
+		    recon_extra_action(r, cat, pay, ev, action,
+		    sizeof(action)) : recon_action(cat));
 		json_decref(pay);
 		return;
 	}
@@ -389,7 +432,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	}
 	recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
 	    json_integer_value(json_object_get(pay, "amount")), ev->currency,
-	    recon_action(cat));
+	    recon_extra_action(r, cat, pay, ev, action, sizeof(action)));
 	json_decref(pay);
 }
 

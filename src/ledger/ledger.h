@@ -425,6 +425,10 @@ int ledger_batch_order(struct ledger_batch *b, const char *order_id,
     json_t **order);
 int ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
     json_t **item);
+/* The refund queued for the extra payment txn_id of profile (a double or
+ * late payment of order order_id), new reference; PH_E_NOTFOUND. */
+int ledger_batch_extra_refund(struct ledger_batch *b, const char *profile,
+    const char *order_id, const char *txn_id, json_t **item);
 /*
  * Takes run (profile and day) for this process and forgets its
  * seen-marks: one reconcile of a day at a time, as each run clears the

@@ -235,6 +235,21 @@ ledger_batch_refund(struct ledger_batch *b, const char *refund_id,
 	return ledger_refund_get_txn(&b->t, refund_id, item);
 }
 
+int
+ledger_batch_extra_refund(struct ledger_batch *b, const char *profile,
+    const char *order_id, const char *txn_id, json_t **item)
+{
+	json_t *order = NULL;
+	int rc;
+
+	*item = NULL;
+	if ((rc = ledger_batch_order(b, order_id, &order)) != PH_OK)
+		return rc;
+	rc = ledger_refund_of_extra(&b->t, order, profile, txn_id, item);
+	json_decref(order);
+	return rc;
+}
+
 static void
 ledger_key_recon(struct store_key *k, unsigned char klass, const char *run,
     const char *txn_id, const char *type)

@@ -115,6 +115,10 @@ uint64_t ledger_queue_refund(struct store_txn *t, const struct ledger_fact *f,
 /* The refund with this id, read in t (PH_E_NOTFOUND when none). */
 int ledger_refund_get_txn(struct store_txn *t, const char *refund_id,
     json_t **item);
+/* The refund queued for the extra payment txn_id of profile that order
+ * recorded as an exception (new reference); PH_E_NOTFOUND when none. */
+int ledger_refund_of_extra(struct store_txn *t, const json_t *order,
+    const char *profile, const char *txn_id, json_t **item);
 /* Indexes refund seq under its id. */
 void ledger_refund_index(struct store_txn *t, const char *id, uint64_t seq);
 /* Adds refund seq to the order's list of refunds (once). */

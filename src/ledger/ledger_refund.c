@@ -128,6 +128,39 @@ ledger_refund_get_txn(struct store_txn *t, const char *refund_id,
 	return ledger_refund_by_id(t, refund_id, &k, item);
 }
 
+int
+ledger_refund_of_extra(struct store_txn *t, const json_t *order,
+    const char *profile, const char *txn_id, json_t **item)
+{
+	json_t *ex = json_object_get(order, "exceptions"), *e, *r;
+	struct store_key k;
+	size_t i;
+	int rc;
+
+	*item = NULL;
+	for (i = 0; i < json_array_size(ex); i++) {
+		e = json_array_get(ex, i);
+		if (json_object_get(e, "refund_seq") == NULL ||
+		    strcmp(ledger_str(e, "provider_txn_id"), txn_id) != 0)
+			continue;
+		ledger_key_seq(&k, (uint64_t)json_integer_value(
+		    json_object_get(e, "refund_seq")));
+		if ((rc = ledger_get(t, STORE_DB_REFUNDS, &k, &r)) ==
+		    PH_E_NOTFOUND)
+			continue;
+		if (rc != PH_OK)
+			return rc;
+		/* One transaction id may be two profiles' payments. */
+		if (strcmp(ledger_str(r, "profile"), profile) == 0 &&
+		    strcmp(ledger_str(r, "provider_txn_id"), txn_id) == 0) {
+			*item = r;
+			return PH_OK;
+		}
+		json_decref(r);
+	}
+	return PH_E_NOTFOUND;
+}
+
 void
 ledger_refund_index(struct store_txn *t, const char *id, uint64_t seq)
 {

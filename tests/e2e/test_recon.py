@@ -1013,6 +1013,7 @@ def main(tap):
     test_refused_statements(tap, inst, sim, workdir)
     test_settle_by_hand(tap, inst, sim, workdir)
     test_failed_then_listed(tap, inst, sim, workdir)
+    test_extra_refund_state(tap, inst, sim, workdir)
     test_listed_before_registered(tap, inst, sim, workdir)
     test_many_refunds(tap, inst, sim)
     test_backup_killed(tap, inst, workdir)
@@ -1145,6 +1146,52 @@ def test_failed_then_listed(tap, inst, sim, workdir):
              ['order.paid', 'reconcile.missing_here']),
             'a payment known as failed, listed as made: missing here, '
             'applied, the order PAID', err[-400:])
+
+
+def test_extra_refund_state(tap, inst, sim, workdir):
+    """A double payment's row says where its refund stands: on the work
+    list, refunded, or failed and left to a person, and says it again when
+    reconciled again."""
+    day = datetime.datetime.now(BJ).strftime('%Y-%m-%d')
+    extra = {}
+    for how in ('queued', 'succeeded', 'failed'):
+        oid = 'XR-%s-%s' % (how, os.urandom(3).hex())
+        inst.create_order(oid, 600)
+        sim_pay(sim, oid, 600, None)
+        wait_for(lambda: (inst.order(oid) or {}).get('state') == 'PAID',
+                 timeout=20)
+        txn = sim_pay(sim, oid, 600, None, force=True)
+        wait_for(lambda: any(x['order_id'] == oid
+                             for x in refunds_list(inst)[1]), timeout=20)
+        rid = [x['refund_id'] for x in refunds_list(inst)[1]
+               if x['order_id'] == oid][0]
+        if how != 'queued':
+            r = inst.cli('refunds', 'settle', rid, '--' + how)
+            tap.is_(r.returncode, 0, 'refunds settle --%s of the double '
+                    'payment\'s refund' % how, r.stderr[-300:])
+        extra[how] = (txn, rid)
+    path = os.path.join(workdir, 'extra-refunds.txt')
+    fetch_statement(tap, sim, day, path)
+    want = {
+        extra['queued'][0]: 'on the refund work list',
+        extra['succeeded'][0]: 'refunded: refund %s' % extra['succeeded'][1],
+        extra['failed'][0]: 'its refund %s failed: for a person to look at'
+        % extra['failed'][1],
+    }
+    for run in ('', 'again: '):
+        reports = os.path.join(workdir, 'extra-refunds' + run[:5])
+        os.makedirs(reports)
+        rc, out, err, counts = reconcile(inst, path, day, reports)
+        doc, rows = read_report(reports, day)
+        got = {x['provider_txn_id']: (x['category'], x['action'])
+               for x in rows if x['provider_txn_id'] in want}
+        in_json = {x['provider_txn_id']: x['action'] for x in doc['rows']
+                   if x['provider_txn_id'] in want}
+        tap.is_((rc, got, in_json),
+                (0, {t: ('double_payment', a) for t, a in want.items()},
+                 want), '%sa double payment\'s row says where its refund '
+                'stands (queued, refunded, failed), in both reports' % run,
+                err[-400:])
 
 
 def test_refund_query(tap, inst, sim):
