@@ -17,6 +17,7 @@
 #include <payhook/sdk.h>
 
 #include "cli/cli.h"
+#include "ops/metrics.h"
 
 /* The identity a check is made for. */
 struct cli_user {
@@ -201,7 +202,7 @@ cli_user_store(const struct cli_user *u, const struct conf *conf)
 	} beside[] = {
 		{ "", "database", 0, 6 },
 		{ "-lock", "database lock file", 0, 6 },
-		{ "-metrics", "metrics file", 0, 6 },
+		{ METRICS_FILE_SUFFIX, "metrics file", 0, 6 },
 		{ STORE_GROUP_SUFFIX, "group commit file", 0, 6 },
 		{ "-archive", "notification archive folder", 1, 7 },
 		{ "-archive/seg", "notification segments folder", 1, 7 },

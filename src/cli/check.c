@@ -234,10 +234,10 @@ cli_check_writes(struct cli *c, int64_t now)
 
 	/* The faults are kept in the metrics file: none without it (and
 	 * check makes none, whose place a test or an operator may hold). */
-	if (snprintf(path, sizeof(path), "%s-metrics", c->conf->db_path) >=
-	    (int)sizeof(path) || stat(path, &st) == -1 || !S_ISREG(st.st_mode))
+	if (metrics_file_of(c->conf->db_path, path, sizeof(path)) == -1 ||
+	    stat(path, &st) == -1 || !S_ISREG(st.st_mode))
 		return;
-	cli_metrics_open(c->conf);
+	metrics_open(path);
 	if ((rc = store_probe_write(c->store, now)) != PH_OK)
 		printf("payhook: warning: database %s still refuses writes: "
 		    "%s; GET /readyz answers 503 until one goes through\n",

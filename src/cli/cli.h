@@ -159,9 +159,6 @@ extern volatile sig_atomic_t cli_stop;	/* set by SIGTERM and SIGINT */
 void cli_catch_signals(void);
 int cli_open_conf(struct cli *c);
 int cli_open_store(struct cli *c, const char *where, int flags);
-/* Opens the metrics file beside the database (off, logged, if it cannot
- * be). */
-void cli_metrics_open(const struct conf *conf);
 /* As root, becomes the store's owner (the owner of its folder while there
  * is no store); 0, or -1 after printing why. */
 int cli_become_owner(struct cli *c);

@@ -163,17 +163,6 @@ cli_open_store(struct cli *c, const char *where, int flags)
 	return CLI_EXIT_OK;
 }
 
-/* The counters shared with payhook.fcgi, beside the database. */
-void
-cli_metrics_open(const struct conf *conf)
-{
-	char path[4096];
-
-	if (snprintf(path, sizeof(path), "%s-metrics", conf->db_path) <
-	    (int)sizeof(path))
-		metrics_open(path);
-}
-
 /* Opens what c->cmd needs; prints what fails. */
 int
 cli_open(struct cli *c)
@@ -191,7 +180,7 @@ cli_open(struct cli *c)
 	    (rc = cli_open_store(c, NULL, 0)) != CLI_EXIT_OK)
 		return rc;
 	if (needs & CLI_NEED_METRICS)
-		cli_metrics_open(c->conf);
+		metrics_open_beside(c->conf->db_path);
 	/* archive_open() logs its failure; the commands go on without it. */
 	if ((needs & CLI_NEED_ARCHIVE) || ((needs & CLI_NEED_ARCHIVE_KEPT) &&
 	    c->conf->archive_days > 0)) {

@@ -121,6 +121,26 @@ metrics_guard(void)
 }
 
 int
+metrics_file_of(const char *db_path, char *buf, size_t cap)
+{
+	int n = snprintf(buf, cap, "%s" METRICS_FILE_SUFFIX, db_path);
+
+	return n >= 0 && (size_t)n < cap ? 0 : -1;
+}
+
+int
+metrics_open_beside(const char *db_path)
+{
+	char path[4096];
+
+	if (metrics_file_of(db_path, path, sizeof(path)) == -1) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return metrics_open(path);
+}
+
+int
 metrics_open(const char *path)
 {
 	if (path != metrics_path)

@@ -42,6 +42,13 @@ extern const struct metrics_family metrics_families[];
 extern const size_t metrics_nfamilies;
 const struct metrics_family *metrics_family(const char *name);
 
+/* The metrics file is the database's path and this. */
+#define METRICS_FILE_SUFFIX "-metrics"
+/* The metrics file of the database at db_path, in buf; 0, or -1 when it
+ * does not fit. */
+int metrics_file_of(const char *db_path, char *buf, size_t cap);
+/* metrics_open() of the metrics file of the database at db_path. */
+int metrics_open_beside(const char *db_path);
 /* Opens (creating) the metrics file at path; 0 or -1.  Without it, every
  * metrics_* call does nothing, so a process never fails over metrics. */
 int metrics_open(const char *path);

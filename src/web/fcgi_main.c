@@ -368,17 +368,6 @@ main_serve(struct web_ctx *ctx, FCGX_Request *r)
 	free(body);
 }
 
-/* The shared counters live beside the database: DB-metrics. */
-static void
-main_metrics_open(const char *db_path)
-{
-	char path[4096];
-
-	if (snprintf(path, sizeof(path), "%s-metrics", db_path) <
-	    (int)sizeof(path))
-		metrics_open(path);
-}
-
 /* Said at start: /readyz refuses traffic while it lasts. */
 static void
 main_clock_check(struct store *s)
@@ -479,7 +468,8 @@ main(int argc, char **argv)
 		log_warn("database %s: orders could not be counted per state",
 		    ctx.conf->db_path);
 	main_clock_check(ctx.store);
-	main_metrics_open(ctx.conf->db_path);
+	/* The shared counters live beside the database. */
+	metrics_open_beside(ctx.conf->db_path);
 	{
 		struct archive_limits lim;
 

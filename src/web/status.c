@@ -126,7 +126,8 @@ status_ready(struct web_ctx *ctx, const struct web_request *req,
 		    "them (a read-only file system, its permissions or "
 		    "attributes, an I/O error); the log says which", when);
 	}
-	snprintf(path, sizeof(path), "%s-metrics", c->db_path);
+	if (metrics_file_of(c->db_path, path, sizeof(path)) == -1)
+		path[0] = '\0';
 	if (!metrics_active())
 		status_reason(reasons, "metrics_not_writable: the metrics file "
 		    "beside the database could not be opened: %s (it is "
