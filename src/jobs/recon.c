@@ -256,16 +256,24 @@ recon_action(enum recon_cat c)
 }
 
 /*
- * The action of a double or late payment's row: where the refund queued
- * for it stands.  buf holds the text when it names the refund.
+ * The action of the row of a payment payhook holds (pay): a double or late
+ * payment's says where the refund queued for it stands, an amount that
+ * differs in its currency names the one payhook holds (the row has the
+ * statement's).  buf holds the text when it is made here.
  */
 static const char *
-recon_extra_action(struct recon *r, enum recon_cat cat, const json_t *pay,
+recon_pay_action(struct recon *r, enum recon_cat cat, const json_t *pay,
     const struct ph_event *ev, char *buf, size_t cap)
 {
 	json_t *item = NULL;
 	const char *id, *what = buf;
 
+	if (cat == RECON_AMOUNT_DIFFERS &&
+	    strcmp(recon_str(pay, "currency"), ev->currency) != 0) {
+		snprintf(buf, cap, "%s (payhook holds it in %s)",
+		    recon_action(cat), recon_str(pay, "currency"));
+		return buf;
+	}
 	if ((cat != RECON_DOUBLE_PAYMENT && cat != RECON_LATE_PAYMENT) ||
 	    ledger_batch_extra_refund(&r->b, r->pr->name, recon_str(pay,
 	    "order_id"), ev->txn_id, &item) != PH_OK)
@@ -395,7 +403,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
 		    pay != NULL ? json_integer_value(json_object_get(pay,
 		    "amount")) : -1, ev->currency, pay != NULL ?
-		    recon_extra_action(r, cat, pay, ev, action,
+		    recon_pay_action(r, cat, pay, ev, action,
 		    sizeof(action)) : recon_action(cat));
 		json_decref(pay);
 		return;
@@ -432,7 +440,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	}
 	recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
 	    json_integer_value(json_object_get(pay, "amount")), ev->currency,
-	    recon_extra_action(r, cat, pay, ev, action, sizeof(action)));
+	    recon_pay_action(r, cat, pay, ev, action, sizeof(action)));
 	json_decref(pay);
 }
 

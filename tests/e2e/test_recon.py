@@ -1150,8 +1150,9 @@ def test_failed_then_listed(tap, inst, sim, workdir):
 
 def test_extra_refund_state(tap, inst, sim, workdir):
     """A double payment's row says where its refund stands: on the work
-    list, refunded, or failed and left to a person, and says it again when
-    reconciled again."""
+    list, refunded, or failed and left to a person; a payment the statement
+    lists in another currency names the currency payhook holds.  The same
+    again when reconciled again."""
     day = datetime.datetime.now(BJ).strftime('%Y-%m-%d')
     extra = {}
     for how in ('queued', 'succeeded', 'failed'):
@@ -1170,9 +1171,23 @@ def test_extra_refund_state(tap, inst, sim, workdir):
             tap.is_(r.returncode, 0, 'refunds settle --%s of the double '
                     'payment\'s refund' % how, r.stderr[-300:])
         extra[how] = (txn, rid)
+    # And a payment the statement lists in another currency.
+    other = 'XR-usd-' + os.urandom(3).hex()
+    inst.create_order(other, 600)
+    usd = sim_pay(sim, other, 600, None)
+    wait_for(lambda: (inst.order(other) or {}).get('state') == 'PAID',
+             timeout=20)
     path = os.path.join(workdir, 'extra-refunds.txt')
-    fetch_statement(tap, sim, day, path)
+    text = fetch_statement(tap, sim, day, path).decode('utf-8')
+    lines = text.split('\r\n')
+    at = [i for i, line in enumerate(lines) if usd in line][0]
+    tap.ok('`CNY' in lines[at], 'the statement lists the payment in CNY',
+           lines[at])
+    lines[at] = lines[at].replace('`CNY', '`USD')
+    with open(path, 'w', encoding='utf-8', newline='') as fh:
+        fh.write('\r\n'.join(lines))
     want = {
+        usd: 'raised: for a person to look at (payhook holds it in CNY)',
         extra['queued'][0]: 'on the refund work list',
         extra['succeeded'][0]: 'refunded: refund %s' % extra['succeeded'][1],
         extra['failed'][0]: 'its refund %s failed: for a person to look at'
@@ -1188,10 +1203,11 @@ def test_extra_refund_state(tap, inst, sim, workdir):
         in_json = {x['provider_txn_id']: x['action'] for x in doc['rows']
                    if x['provider_txn_id'] in want}
         tap.is_((rc, got, in_json),
-                (0, {t: ('double_payment', a) for t, a in want.items()},
-                 want), '%sa double payment\'s row says where its refund '
-                'stands (queued, refunded, failed), in both reports' % run,
-                err[-400:])
+                (0, {t: ('amount_differs' if t == usd else 'double_payment',
+                         a) for t, a in want.items()}, want),
+                '%sa double payment\'s row says where its refund stands '
+                '(queued, refunded, failed), one in another currency names '
+                'the one payhook holds, in both reports' % run, err[-400:])
 
 
 def test_refund_query(tap, inst, sim):
