@@ -68,6 +68,9 @@ struct recon {
 	enum recon_trust trust;
 	json_t *ask;			/* orders to ask the provider about:
 					 * id -> true */
+	json_t *extra;			/* double and late payments' rows,
+					 * written at the statement's end
+					 * (recon_extra_rows) */
 };
 
 int
@@ -256,27 +259,18 @@ recon_action(enum recon_cat c)
 }
 
 /*
- * The action of the row of a payment payhook holds (pay): a double or late
- * payment's says where the refund queued for it stands, an amount that
- * differs in its currency names the one payhook holds (the row has the
- * statement's).  buf holds the text when it is made here.
+ * Where the refund queued for a double or late payment stands, as its
+ * row's action.  buf holds the text when it names the refund.
  */
 static const char *
-recon_pay_action(struct recon *r, enum recon_cat cat, const json_t *pay,
-    const struct ph_event *ev, char *buf, size_t cap)
+recon_refund_action(struct recon *r, enum recon_cat cat, const char *order_id,
+    const char *txn_id, char *buf, size_t cap)
 {
 	json_t *item = NULL;
 	const char *id, *what = buf;
 
-	if (cat == RECON_AMOUNT_DIFFERS &&
-	    strcmp(recon_str(pay, "currency"), ev->currency) != 0) {
-		snprintf(buf, cap, "%s (payhook holds it in %s)",
-		    recon_action(cat), recon_str(pay, "currency"));
-		return buf;
-	}
-	if ((cat != RECON_DOUBLE_PAYMENT && cat != RECON_LATE_PAYMENT) ||
-	    ledger_batch_extra_refund(&r->b, r->pr->name, recon_str(pay,
-	    "order_id"), ev->txn_id, &item) != PH_OK)
+	if (ledger_batch_extra_refund(&r->b, r->pr->name, order_id, txn_id,
+	    &item) != PH_OK)
 		return recon_action(cat);
 	id = recon_str(item, "refund_id");
 	switch (ledger_refund_state_parse(recon_str(item, "state"))) {
@@ -301,6 +295,67 @@ recon_pay_action(struct recon *r, enum recon_cat cat, const json_t *pay,
 	}
 	json_decref(item);
 	return what;
+}
+
+/*
+ * The row of a statement's payment that payhook holds (pay; NULL when it
+ * could not be read back).  A double or late payment's waits for the
+ * statement's end, where its action says where its refund stands then: a
+ * refund row further on may settle that refund, and a run again over the
+ * same statement must say what this one did.  An amount that differs in
+ * its currency names the one payhook holds (the row has the statement's).
+ */
+static void
+recon_pay_row(struct recon *r, enum recon_cat cat, const struct ph_event *ev,
+    const json_t *pay)
+{
+	int64_t stored = pay != NULL ?
+	    json_integer_value(json_object_get(pay, "amount")) : -1;
+	char action[200];
+	json_t *row;
+
+	if (pay != NULL && (cat == RECON_DOUBLE_PAYMENT ||
+	    cat == RECON_LATE_PAYMENT)) {
+		row = json_pack("{s:i, s:s, s:s, s:s, s:I, s:I, s:s}", "cat",
+		    (int)cat, "order_id", ev->order_id, "txn_id", ev->txn_id,
+		    "held_by", recon_str(pay, "order_id"), "amount",
+		    (json_int_t)ev->amount, "stored", (json_int_t)stored,
+		    "currency", ev->currency);
+		if (row == NULL || json_array_append_new(r->extra, row) != 0)
+			r->err = PH_E_NOMEM;
+		return;
+	}
+	if (pay != NULL && cat == RECON_AMOUNT_DIFFERS &&
+	    strcmp(recon_str(pay, "currency"), ev->currency) != 0) {
+		snprintf(action, sizeof(action), "%s (payhook holds it in %s)",
+		    recon_action(cat), recon_str(pay, "currency"));
+		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount, stored,
+		    ev->currency, action);
+		return;
+	}
+	recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount, stored,
+	    ev->currency, recon_action(cat));
+}
+
+/* The rows recon_pay_row kept back, in the statement's order. */
+static void
+recon_extra_rows(struct recon *r)
+{
+	char action[200];
+	enum recon_cat cat;
+	json_t *row;
+	size_t i;
+
+	json_array_foreach(r->extra, i, row) {
+		cat = (enum recon_cat)json_integer_value(json_object_get(row,
+		    "cat"));
+		recon_row(r, cat, recon_str(row, "order_id"), recon_str(row,
+		    "txn_id"), json_integer_value(json_object_get(row,
+		    "amount")), json_integer_value(json_object_get(row,
+		    "stored")), recon_str(row, "currency"),
+		    recon_refund_action(r, cat, recon_str(row, "held_by"),
+		    recon_str(row, "txn_id"), action, sizeof(action)));
+	}
 }
 
 /*
@@ -357,7 +412,6 @@ recon_payment(struct recon *r, struct ph_event *ev)
 	const char *provider = r->pr->plugin->prov->name;
 	enum recon_cat cat;
 	json_t *pay = NULL;
-	char action[200];
 	int rc;
 
 	rc = ledger_batch_payment(&r->b, r->pr->name, ev->txn_id, &pay);
@@ -400,11 +454,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 			recon_missing_here(r, provider, ev);
 		/* The stored amount as a later run over the same statement
 		 * reports it, so that both runs give the same report. */
-		recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
-		    pay != NULL ? json_integer_value(json_object_get(pay,
-		    "amount")) : -1, ev->currency, pay != NULL ?
-		    recon_pay_action(r, cat, pay, ev, action,
-		    sizeof(action)) : recon_action(cat));
+		recon_pay_row(r, cat, ev, pay);
 		json_decref(pay);
 		return;
 	}
@@ -438,9 +488,7 @@ recon_payment(struct recon *r, struct ph_event *ev)
 		json_decref(pay);
 		return;
 	}
-	recon_row(r, cat, ev->order_id, ev->txn_id, ev->amount,
-	    json_integer_value(json_object_get(pay, "amount")), ev->currency,
-	    recon_pay_action(r, cat, pay, ev, action, sizeof(action)));
+	recon_pay_row(r, cat, ev, pay);
 	json_decref(pay);
 }
 
@@ -1110,7 +1158,8 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	if (o->statement != NULL && (in = fopen(o->statement, "r")) == NULL)
 		return ph_fail(diag, PH_E_IO, "statement %s: %s", o->statement,
 		    strerror(errno));
-	if ((r.ask = json_object()) == NULL) {
+	if ((r.ask = json_object()) == NULL || (r.extra = json_array()) ==
+	    NULL) {
 		rc = ph_fail(diag, PH_E_NOMEM, "out of memory");
 		goto done;
 	}
@@ -1174,6 +1223,7 @@ recon_run(const struct conf *c, struct store *s, const struct recon_opts *o,
 	if (!started && ((rc = recon_open_reports(&r, o->report_dir)) !=
 	    PH_OK || (rc = ledger_batch_clear(&r.b, r.run, diag)) != PH_OK))
 		goto done;
+	recon_extra_rows(&r);
 	if ((rc = ledger_batch_payments(&r.b, r.pr->name, recon_unlisted,
 	    &r)) != PH_OK) {
 		ph_fail(diag, rc, "database: %s", ph_strerror(rc));
@@ -1196,5 +1246,6 @@ done:
 	free(line);
 	free(st);
 	json_decref(r.ask);
+	json_decref(r.extra);
 	return rc;
 }

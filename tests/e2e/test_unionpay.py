@@ -425,15 +425,16 @@ def test_portal_refunds(tap, inst, signer):
             fh.write('%s,%s,%s,%s,%s,%s,%d,156\n' % (MER_ID, t, o, q, orig,
                                                      when, amount))
         fh.write('total,%d,%d\n' % (len(rows), sum(x[4] for x in rows)))
+    report = os.path.join(work, 'reconcile-upshop-%s.csv'
+                          % now.strftime('%Y-%m-%d'))
     r = inst.cli('reconcile', '--profile', 'upshop', '--statement', path,
                  '--date', now.strftime('%Y-%m-%d'), '--report-dir', work,
                  '--trust-file')
-    with open(os.path.join(work, 'reconcile-upshop-%s.csv'
-                           % now.strftime('%Y-%m-%d')), newline='',
-              encoding='utf-8') as fh:
-        got = sorted((x['category'], x['order_id'], x['statement_amount'])
-                     for x in csv.DictReader(fh)
-                     if x['category'].startswith('refund'))
+    with open(report, newline='', encoding='utf-8') as fh:
+        first = fh.read()
+    rows = list(csv.DictReader(first.splitlines()))
+    got = sorted((x['category'], x['order_id'], x['statement_amount'])
+                 for x in rows if x['category'].startswith('refund'))
     tap.is_(got, sorted([('refund_matched', oid, '1000'),
                          ('refund_matched', oid2, '1000'),
                          ('refund_mismatch', oid, '200'),
@@ -454,6 +455,18 @@ def test_portal_refunds(tap, inst, signer):
     tap.is_((got.json or {}).get('state'), 'SUCCEEDED', 'reconcile: the '
             'refund payhook held FAILED, listed as made by a statement the '
             'operator vouches for, is SUCCEEDED', got.describe())
+    tap.is_([x['action'] for x in rows if x['provider_txn_id'] == q4 and
+             x['category'] == 'double_payment'],
+            ['refunded: refund %s' % rid2],
+            '... and the report\'s row of its double payment says it was '
+            'refunded, not that it failed', first)
+    r = inst.cli('reconcile', '--profile', 'upshop', '--statement', path,
+                 '--date', now.strftime('%Y-%m-%d'), '--report-dir', work,
+                 '--trust-file')
+    with open(report, newline='', encoding='utf-8') as fh:
+        second = fh.read()
+    tap.ok(r.returncode == 0 and second == first, 'reconcile again: the '
+           'same report', r.stderr[-400:], first, second)
 
 
 def main(tap):
