@@ -146,7 +146,12 @@ enum ledger_refusal {
 	LEDGER_REFUSAL_REFUND_ID,	/* the refund id names another refund */
 	LEDGER_REFUSAL_IN_FLIGHT,	/* sent to the provider already */
 	LEDGER_REFUSAL_SETTLED,		/* the refund is done */
-	LEDGER_REFUSAL_ATTEMPT,		/* the guard refused the attempt */
+	LEDGER_REFUSAL_ATTEMPT,		/* the guard refused the attempt: the
+					 * order is paid or closed */
+	LEDGER_REFUSAL_HELD,		/* another attempt holds the order, or
+					 * the last one is younger than its
+					 * hold: this passes, and is never
+					 * kept under an Idempotency-Key */
 	LEDGER_REFUSAL_ATTEMPTS_MAX,	/* the order has had all it may */
 	LEDGER_REFUSAL_EXPIRED,		/* past its expiry: no new attempt */
 	LEDGER_REFUSAL_MISMATCH,	/* paid by a payment that does not
@@ -198,6 +203,9 @@ enum ledger_idem_state {
 	LEDGER_IDEM__MAX
 };
 
+/* Whether a refusal passes by itself (LEDGER_REFUSAL_HELD): the answer is
+ * then not kept, and a retry under the same key runs the call again. */
+int ledger_refusal_passes(enum ledger_refusal why);
 /* Claims idem's key for this call: *state says what to do. */
 int ledger_idem_begin(struct store *s, struct ledger_idem *idem,
     enum ledger_idem_state *state);
@@ -211,6 +219,8 @@ void ledger_idem_keep(struct store_txn *t, struct ledger_idem *idem,
  * lets the claim go (a server error: a retry runs again). */
 int ledger_idem_end(struct store *s, struct ledger_idem *idem, int status,
     const char *body, size_t len);
+/* Lets the claim go, if it is still this call's: a retry runs again. */
+int ledger_idem_release(struct store *s, struct ledger_idem *idem);
 void ledger_idem_free(struct ledger_idem *idem);
 /* Forgets keys kept past their time; *removed counts them. */
 int ledger_prune_idem(struct store *s, int64_t now, size_t *removed);

@@ -214,7 +214,8 @@ ledger_idem_keep(struct store_txn *t, struct ledger_idem *idem,
 	struct ph_buf body;
 	int status;
 
-	if (idem == NULL || idem->answer == NULL || t->err != PH_OK)
+	if (idem == NULL || idem->answer == NULL || t->err != PH_OK ||
+	    (rc != PH_OK && ledger_refusal_passes(why)))
 		return;
 	r.rc = rc;
 	r.created = created;
@@ -238,29 +239,45 @@ ledger_idem_keep(struct store_txn *t, struct ledger_idem *idem,
 }
 
 int
-ledger_idem_end(struct store *s, struct ledger_idem *idem, int status,
-    const char *body, size_t len)
+ledger_refusal_passes(enum ledger_refusal why)
+{
+	return why == LEDGER_REFUSAL_HELD;
+}
+
+int
+ledger_idem_release(struct store *s, struct ledger_idem *idem)
 {
 	struct store_txn t;
 	struct store_key k;
 	json_t *rec = NULL;
+	int rc;
+
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	ledger_key_idem(&k, idem->key);
+	/* Only a claim that is still this call's. */
+	if (ledger_get(&t, STORE_DB_IDEM, &k, &rec) == PH_OK &&
+	    strcmp(ledger_str(rec, "token"), idem->token) == 0 &&
+	    strcmp(ledger_str(rec, "state"), "running") == 0)
+		store_del(&t, STORE_DB_IDEM, &k);
+	json_decref(rec);
+	return store_commit(&t);
+}
+
+int
+ledger_idem_end(struct store *s, struct ledger_idem *idem, int status,
+    const char *body, size_t len)
+{
+	struct store_txn t;
 	char *copy;
 	int rc;
 
 	if (idem->kept)
 		return PH_OK;
+	if (status >= 500)
+		return ledger_idem_release(s, idem);
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return rc;
-	ledger_key_idem(&k, idem->key);
-	if (status >= 500) {
-		/* Let the claim go, if it is still ours. */
-		if (ledger_get(&t, STORE_DB_IDEM, &k, &rec) == PH_OK &&
-		    strcmp(ledger_str(rec, "token"), idem->token) == 0 &&
-		    strcmp(ledger_str(rec, "state"), "running") == 0)
-			store_del(&t, STORE_DB_IDEM, &k);
-		json_decref(rec);
-		return store_commit(&t);
-	}
 	if ((copy = malloc(len + 1)) == NULL) {
 		store_abort(&t);
 		return PH_E_NOMEM;

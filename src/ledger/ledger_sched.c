@@ -169,6 +169,7 @@ ledger_guard_begin(struct store *s, const char *order_id, int64_t now,
 	}
 	if (ledger_guard_held(*order, token, now)) {
 		store_abort(&t);
+		*why = LEDGER_REFUSAL_HELD;
 		return ph_fail(diag, PH_E_CONFLICT, "another payment attempt "
 		    "for order %s is being opened right now", order_id);
 	}
@@ -242,6 +243,7 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 	 * provider, and another call taken the guard (and let it go). */
 	if (!paid && strcmp(ledger_str(*order, "guard_owner"), token) != 0) {
 		store_abort(&t);
+		*why = LEDGER_REFUSAL_HELD;
 		return ph_fail(diag, PH_E_CONFLICT, "another payment attempt "
 		    "for order %s was opened while this one was being checked",
 		    order_id);
@@ -289,8 +291,9 @@ ledger_guard_end(struct store *s, const char *order_id, const char *token,
 		    "was opened %llds ago and is not settled; a new one may "
 		    "start %llds after it", order_id, (long long)(now - last),
 		    (long long)hold_s);
+		*why = LEDGER_REFUSAL_HELD;
 		if ((rc = ledger_guard_commit(&t, idem, PH_E_CONFLICT,
-		    LEDGER_REFUSAL_ATTEMPT, diag->msg, *order)) != PH_OK)
+		    LEDGER_REFUSAL_HELD, diag->msg, *order)) != PH_OK)
 			return ph_fail(diag, rc, "database: %s",
 			    ph_strerror(rc));
 		return PH_E_CONFLICT;

@@ -166,6 +166,7 @@ api_reply(struct web_response *resp, ledger_answer_fn fn, int rc,
 	r.message = message;
 	r.rec = rec;
 	web_reply(resp, fn, NULL, &r);
+	resp->passes = rc != PH_OK && ledger_refusal_passes(why);
 }
 
 /* Appends {"error": code, "message": text, key: view} (view taken). */
@@ -478,7 +479,8 @@ api_attempt_answer(void *arg, const struct ledger_reply *r,
 		code = "payment_mismatch";
 	else if (r->why == LEDGER_REFUSAL_EXPIRED)
 		code = "order_expired";
-	else if (st == NULL || strcmp(st, "PENDING") == 0)
+	else if (r->why == LEDGER_REFUSAL_HELD || st == NULL ||
+	    strcmp(st, "PENDING") == 0)
 		code = "attempt_in_progress";
 	else if (strcmp(st, "CLOSED") == 0)
 		code = "order_closed";

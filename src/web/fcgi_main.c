@@ -215,12 +215,15 @@ main_write(FCGX_Request *r, const struct web_request *req,
 	char head[640], status[TEXT_INT_MAX], length[TEXT_INT_MAX];
 	char retry[TEXT_INT_MAX];
 	int ct = resp->content_type[0] != '\0', allow = resp->allow[0] != '\0';
-	int again = resp->retry_after > 0;
+	/* Every 503 says when to try again, whichever way it was made. */
+	int after = resp->retry_after > 0 ? resp->retry_after :
+	    resp->status == 503 ? WEB_RETRY_AFTER_S : 0;
+	int again = after > 0;
 	size_t n;
 
 	text_int(status, resp->status);
 	text_int(length, (long long)resp->body.len);
-	text_int(retry, resp->retry_after);
+	text_int(retry, after);
 	n = text_cat(head, sizeof(head), "Status: ", status, " ",
 	    web_status_text(resp->status), "\r\n",
 	    ct ? "Content-Type: " : "", resp->content_type, ct ? "\r\n" : "",

@@ -134,7 +134,8 @@ idem_run(struct web_ctx *ctx, const struct web_request *req,
 			break;
 		}
 		idem.kept = 0;
-		if ((rc = ledger_idem_end(ctx->store, &idem, resp->status,
+		if ((rc = resp->passes ? ledger_idem_release(ctx->store,
+		    &idem) : ledger_idem_end(ctx->store, &idem, resp->status,
 		    resp->body.data != NULL ? resp->body.data : "",
 		    resp->body.len)) != PH_OK) {
 			log_err("Idempotency-Key %s: the answer could not be "

@@ -57,6 +57,9 @@ struct web_response {
 	char allow[32];			/* Allow header for 405, or "" */
 	int replayed;			/* an Idempotency-Key's kept answer */
 	int retry_after;		/* seconds for Retry-After, 0: none */
+	int passes;			/* a refusal that passes by itself
+					 * (ledger_refusal_passes): not kept
+					 * under an Idempotency-Key */
 	struct ph_buf body;		/* owned: free with web_response_free */
 };
 

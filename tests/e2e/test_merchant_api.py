@@ -641,6 +641,57 @@ def test_attempt_data(tap, inst):
     tap.is_(inst.get_order(oid + 'x').status, 404, '... no order made')
 
 
+def test_attempt_passes(tap, sim):
+    """An attempt refused because another holds the order passes by
+    itself: the refusal is not kept under its Idempotency-Key, and the same
+    call retried once the hold is over opens the attempt.  A 503 says when
+    to try again."""
+    inst = harness.SimInstance(tap, 'passes', sim_port=sim.port,
+                               core={'attempt_hold_s': '2'})
+    inst.start()
+    try:
+        oid = 'AP-' + os.urandom(4).hex()
+        inst.create_order(oid, 100)
+
+        def attempt(key):
+            return inst.api('POST', '/orders/%s/attempts' % oid,
+                            {'profile': 'wxshop'},
+                            headers={'Idempotency-Key': key})
+        first = attempt('a-' + oid)
+        tap.is_(first.status, 201, 'an attempt opened', first.describe())
+        r1, r2 = attempt('b-' + oid), attempt('b-' + oid)
+        tap.ok([(r.status, (r.json or {}).get('error'),
+                 r.headers.get('idempotent-replayed')) for r in (r1, r2)] ==
+               [(409, 'attempt_in_progress', None)] * 2, 'another key while '
+               'the first attempt is younger than attempt_hold_s: 409 '
+               'attempt_in_progress, and again, not replayed',
+               r1.describe(), r2.describe())
+        time.sleep(2.2)
+        r3, r4 = attempt('b-' + oid), attempt('b-' + oid)
+        tap.ok(r3.status == 201 and r3.headers.get('idempotent-replayed')
+               is None and r4.status == 201 and r4.body == r3.body and
+               r4.headers.get('idempotent-replayed') == 'true', 'the same '
+               'key once the hold is over: 201, then replayed',
+               r3.describe(), r4.describe())
+    finally:
+        inst.cleanup()
+    # No provider to ask about the order's earlier attempt.
+    inst = harness.Instance(tap, 'unasked')
+    inst.start()
+    try:
+        oid = 'AU-' + os.urandom(4).hex()
+        inst.create_order(oid, 100)
+        r = inst.api('POST', '/orders/%s/attempts' % oid,
+                     {'profile': 'wxshop'})
+        tap.is_((r.status, (r.json or {}).get('error'),
+                 r.headers.get('retry-after')),
+                (503, 'provider_unavailable', '5'), 'an attempt whose '
+                'earlier one could not be checked: 503 provider_unavailable '
+                'with Retry-After: 5', r.describe())
+    finally:
+        inst.cleanup()
+
+
 def main(tap):
     # Attempts ask the provider first, the refund runner sends: both to
     # the simulator.
@@ -652,6 +703,7 @@ def main(tap):
     test_refund_ids(tap, inst, sim)
     test_feed(tap, inst)
     test_attempt_data(tap, inst)
+    test_attempt_passes(tap, sim)
     if harness.E2E_STORE == 'lmdb':      # payhook backup and restore
         test_restore(tap, inst, sim)
         test_restore_twice(tap)
