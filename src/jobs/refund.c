@@ -101,7 +101,9 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		if (j->prepared) {
 			st->sent++;
 			query_finish(s, j, now);
-		}
+		} else if (ledger_refund_unsent(s, seqs[i], token) != PH_OK)
+			log_warn("refund %s: could not be marked unsent; a "
+			    "cancel of it is refused as sent", j->refund_id);
 		if (!j->prepared && (j->err == PH_E_UNSUPPORTED ||
 		    j->err == PH_E_FIELD)) {
 			/* Never sent and never sendable as it is (the provider

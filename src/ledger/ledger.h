@@ -562,6 +562,13 @@ int ledger_refunds_list(struct store *s, uint64_t after, size_t limit,
  */
 int ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
     int64_t lease_s, const char *token, json_t **item);
+/* A refund leased under token whose request was never built (a
+ * configuration fault): not sent after all, when this lease was the first
+ * to mark it so, and the merchant's to cancel again. */
+int ledger_refund_unsent(struct store *s, uint64_t seq, const char *token);
+/* Does ev, a refund answer (of its kinds), report another amount than
+ * asked, the refund's?  Such an answer settles nothing. */
+int ledger_refund_amount_off(const struct ph_event *ev, int64_t asked);
 /*
  * What the provider said of refund seq: REFUND_SUCCEEDED, REFUND_FAILED,
  * PAYMENT_PENDING (accepted, not done), or err != PH_OK (not known: try
@@ -570,9 +577,6 @@ int ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
  * amount (0 too) is not the refund's settles nothing: refund.unmatched,
  * once.
  */
-/* Does ev, a refund answer (of its kinds), report another amount than
- * asked, the refund's?  Such an answer settles nothing. */
-int ledger_refund_amount_off(const struct ph_event *ev, int64_t asked);
 int ledger_refund_result(struct store *s, uint64_t seq, const char *token,
     int err, const char *message, const struct ph_event *ev, int64_t now,
     struct ledger_result *res);

@@ -698,10 +698,38 @@ ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
 	json_object_set_new(*item, "lease_owner", json_string(token));
 	json_object_set_new(*item, "tries", json_integer(json_integer_value(
 	    json_object_get(*item, "tries")) + 1));
-	/* Sent from now on, as far as a cancel can tell. */
-	if (!json_is_integer(json_object_get(*item, "sent_at")))
+	/* Sent from now on, as far as a cancel can tell; by this lease, until
+	 * ledger_refund_unsent says its request was never built. */
+	if (!json_is_integer(json_object_get(*item, "sent_at"))) {
 		json_object_set_new(*item, "sent_at", json_integer(now));
+		json_object_set_new(*item, "sent_by", json_string(token));
+	}
 	ledger_put(&t, STORE_DB_REFUNDS, &k, *item);
+	return store_commit(&t);
+}
+
+int
+ledger_refund_unsent(struct store *s, uint64_t seq, const char *token)
+{
+	struct store_txn t;
+	struct store_key k;
+	json_t *r = NULL;
+	int rc;
+
+	ledger_key_seq(&k, seq);
+	if ((rc = store_begin(s, 1, &t)) != PH_OK)
+		return rc;
+	if ((rc = ledger_get(&t, STORE_DB_REFUNDS, &k, &r)) != PH_OK) {
+		store_abort(&t);
+		return rc == PH_E_NOTFOUND ? PH_OK : rc;
+	}
+	if (strcmp(ledger_str(r, "sent_by"), token) == 0 &&
+	    ledger_refund_state(r) == LEDGER_REFUND_PENDING) {
+		json_object_del(r, "sent_at");
+		json_object_del(r, "sent_by");
+		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
+	}
+	json_decref(r);
 	return store_commit(&t);
 }
 

@@ -817,6 +817,42 @@ def test_download(tap, inst, mock, paid):
                 '%s: no event' % what)
 
 
+def test_refund_unbuilt(tap, keys, mock):
+    """A profile without the app's private key takes notifications only:
+    a refund asked of it waits, each run saying why (exit 78), and, never
+    sent, stays the merchant's to cancel."""
+    profiles = {'alishop': harness.alipay_profile(
+        APP_ID, SELLER_ID, public_pem(keys['alipay']),
+        api_base='http://%s:%d' % (harness.HOST, mock.port))}
+    inst = harness.Instance(tap, 'alipay-nokey', profiles=profiles)
+    inst.start()
+    try:
+        oid = 'AN' + os.urandom(5).hex().upper()
+        inst.create_order(oid, 1234, profile='alishop')
+        r = inst.notify(harness.unionpay_form(sign(notification(
+            oid, new_trade_no()), keys['alipay'])), 'alishop',
+            content_type=FORM)
+        check_success(tap, r, 'no private key: a notification')
+        r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 100})
+        rid = (r.json or {}).get('refund_id')
+        tap.is_(r.status, 201, 'no private key: a refund is taken',
+                r.describe())
+        runs = [inst.cli('refunds', 'run') for _ in range(2)]
+        tap.ok(all(x.returncode == 78 and 'app_private_key_file' in
+                   x.stderr for x in runs), '... every refunds run exits '
+               '78, naming the missing key', [x.stderr[-300:] for x in runs])
+        got = inst.api('GET', '/refunds/%s' % rid).json or {}
+        tap.ok(got.get('state') == 'PENDING' and
+               got.get('sent_at') is None and 'app_private_key_file' in
+               (got.get('last_error') or ''), '... the refund: PENDING, '
+               'never sent, its last_error saying why', got)
+        r = inst.api('POST', '/refunds/%s/cancel' % rid)
+        tap.is_((r.status, (r.json or {}).get('state')), (200, 'CANCELLED'),
+                '... and the merchant may cancel it', r.describe())
+    finally:
+        inst.cleanup()
+
+
 def main(tap):
     if rsa is None:
         tap.skip_all('python3 cryptography not installed '
@@ -840,6 +876,7 @@ def main(tap):
         test_reconcile(tap, inst, paid)
         test_download(tap, inst, mock, paid)
         test_refund(tap, inst, mock)
+        test_refund_unbuilt(tap, keys, mock)
     finally:
         if mock is not None:
             mock.close()
