@@ -449,7 +449,9 @@ struct ph_provider {
 	 * is ref->refund_id; its amount is the one the answer reports for
 	 * this refund (ref->amount where it reports none): an answer about
 	 * the refund asked for with another amount is the core's to raise,
-	 * not an error.
+	 * not an error.  A REFUND_FAILED answer may leave in diag why the
+	 * provider refused it (its code and text): the core keeps that as the
+	 * refund's last_error.
 	 */
 	int (*refund_request)(void *ctx, const struct ph_refund_ref *ref,
 	    const struct ph_call_ctx *cc, struct ph_http_request *out,

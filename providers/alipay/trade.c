@@ -408,8 +408,11 @@ ali_refund_event(const json_t *r, const void *call, struct ph_event *ev,
 	int rc;
 
 	code = ali_code(r, &sub);
-	if (strcmp(code, "40004") == 0 && ph_in(sub, ali_refund_final))
+	if (strcmp(code, "40004") == 0 && ph_in(sub, ali_refund_final)) {
+		/* Why, for the refund's last_error. */
+		(void)ali_provider_error(r, "refund", 1, diag);
 		ev->kind = PH_EV_REFUND_FAILED;
+	}
 	else if (strcmp(code, "10000") != 0)
 		return ali_provider_error(r, "refund", 1, diag);
 	else {

@@ -441,9 +441,12 @@ wx_refund_response_v2(const struct wx_ctx *ctx,
 	if (!res_ok) {
 		if ((rc = wx_query_err_code(&kv, &err, diag)) != PH_OK)
 			goto out;
-		if (ph_in(err, wx_refund_final))
+		if (ph_in(err, wx_refund_final)) {
+			/* Why, for the refund's last_error. */
+			(void)wx_query_provider_error(&kv, "refund", err, diag);
 			rc = wx_refund_event(ref, PH_EV_REFUND_FAILED, NULL, err,
 			    ref->amount, ev, diag);
+		}
 		else
 			rc = wx_query_provider_error(&kv, "refund", err, diag);
 		goto out;
@@ -575,9 +578,13 @@ wx3_refund_response(const struct wx_ctx *ctx, const struct ph_refund_ref *ref,
 		    ph_in(c, wx3_refund_final)) {
 			if ((rc = wx3_verify(ctx->v3, in->headers, in->nheaders,
 			    in->body, in->body_len, in->now, "refund answer",
-			    diag)) == PH_OK)
+			    diag)) == PH_OK) {
+				/* Why, for the refund's last_error. */
+				(void)ph_fail(diag, PH_E_PROVIDER, "refund: HTTP "
+				    "%d, code %s: %s", in->status, code, text);
 				rc = wx_refund_event(ref, PH_EV_REFUND_FAILED,
 				    NULL, c, ref->amount, ev, diag);
+			}
 			goto out;
 		}
 		rc = ph_fail(diag, PH_E_PROVIDER, "refund: HTTP %d, code %s: "

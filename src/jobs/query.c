@@ -502,6 +502,10 @@ again:
 		rc = prov->refund_response(job->profile->ctx, &job->rref,
 		    &resp, &job->ev, &diag);
 	rc = loader_result(prov, rc, &diag);
+	if (rc == PH_OK && job->op == QUERY_OP_REFUND &&
+	    job->ev.kind == PH_EV_REFUND_FAILED)
+		/* Why the provider refused it, where the plugin said. */
+		snprintf(job->message, sizeof(job->message), "%s", diag.msg);
 	if (rc != PH_OK) {
 		job->err = rc;
 		snprintf(job->message, sizeof(job->message), "answer (HTTP "

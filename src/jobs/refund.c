@@ -141,6 +141,10 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		} else if (j->ev.kind == PH_EV_REFUND_FAILED) {
 			st->failed++;
 			result = "failed";
+			log_warn("refund %s of order %s: refused by the "
+			    "provider: %s", j->refund_id, j->order_id,
+			    j->message[0] != '\0' ? j->message : "no reason "
+			    "given");
 		} else if (j->ev.kind == PH_EV_NOT_FOUND && j->rref.query) {
 			/* Asked about, not made there: sent again, under the
 			 * same refund id, by the next run. */

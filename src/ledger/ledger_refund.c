@@ -282,6 +282,11 @@ ledger_refund_event_new(struct store_txn *t, const json_t *r,
 	if (x != NULL && extra != NULL)
 		json_object_update(x, extra);
 	json_decref(extra);
+	/* Why it failed, where that is known. */
+	if (x != NULL && type == LEDGER_EV_REFUND_FAILED &&
+	    json_is_string(json_object_get(r, "last_error")))
+		json_object_set(x, "last_error", json_object_get(r,
+		    "last_error"));
 	return ledger_emit_new(t, &f, type, ev.order_id, x);
 }
 

@@ -160,6 +160,7 @@ class MockAlipay(harness.MockServer):
         self.downloads = []     # the paths of the GETs
         self.refunds = {}       # out_request_no -> the refund made
         self.lose_refund = False    # the first answer of a refund is lost
+        self.refuse_refund = None   # (sub_code, sub_msg): refused for good
         self.not_made = False   # the first call accepted (fund_change N),
         #                         the refund not made
         harness.MockServer.__init__(self)
@@ -245,6 +246,10 @@ class MockAlipay(harness.MockServer):
                             refund_status='REFUND_SUCCESS',
                             gmt_refund_pay=made['at'])
             return head
+        if self.refuse_refund is not None:
+            return {'code': '40004', 'msg': 'Business Failed',
+                    'sub_code': self.refuse_refund[0],
+                    'sub_msg': self.refuse_refund[1]}
         head.update(buyer_logon_id='abc***@example.com',
                     buyer_user_id=SELLER_ID[:-4] + '0001')
         if made is None and self.not_made:
@@ -817,6 +822,34 @@ def test_download(tap, inst, mock, paid):
                 '%s: no event' % what)
 
 
+def test_refund_refused(tap, inst, mock):
+    """A refund Alipay refuses for good: FAILED, and why is kept as its
+    last_error and said by refund.failed."""
+    oid = 'AX' + os.urandom(5).hex().upper()
+    inst.create_order(oid, 1234, profile='alishop')
+    mock.answers[oid] = ('TRADE_SUCCESS', new_trade_no())
+    inst.api('POST', '/orders/%s/query' % oid)
+    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 300})
+    rid = (r.json or {}).get('refund_id')
+    base = inst.last_seq()
+    mock.refuse_refund = ('ACQ.TRADE_NOT_ALLOW_REFUND', 'not allowed')
+    try:
+        run = inst.cli('refunds', 'run')
+    finally:
+        mock.refuse_refund = None
+    got = inst.api('GET', '/refunds/%s' % rid).json or {}
+    tap.ok(got.get('state') == 'FAILED' and 'ACQ.TRADE_NOT_ALLOW_REFUND' in
+           (got.get('last_error') or ''), 'a refund Alipay refuses for '
+           'good: FAILED, its last_error naming the sub_code', got,
+           run.stderr[-400:])
+    evs = [e for e in inst.all_events(base) if e.get('order_id') == oid]
+    tap.ok([e['type'] for e in evs] == ['refund.failed'] and
+           'ACQ.TRADE_NOT_ALLOW_REFUND' in (evs[0].get('last_error') or ''),
+           '... refund.failed says why', evs)
+    tap.ok('ACQ.TRADE_NOT_ALLOW_REFUND' in run.stderr, '... and so does '
+           'refunds run', run.stderr[-400:])
+
+
 def test_refund_unbuilt(tap, keys, mock):
     """A profile without the app's private key takes notifications only:
     a refund asked of it waits, each run saying why (exit 78), and, never
@@ -876,6 +909,7 @@ def main(tap):
         test_reconcile(tap, inst, paid)
         test_download(tap, inst, mock, paid)
         test_refund(tap, inst, mock)
+        test_refund_refused(tap, inst, mock)
         test_refund_unbuilt(tap, keys, mock)
     finally:
         if mock is not None:

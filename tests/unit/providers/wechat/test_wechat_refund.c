@@ -814,10 +814,13 @@ test_v2_answers(void)
 		    strstr(d.msg, retry[i].msg) != NULL), "%s", retry[i].what);
 	}
 	refund_fail(&s, "TRADE_OVERDUE", "订单已经超过退款期限");
+	memset(&d, 0, sizeof(d));
 	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
 	    ev.kind == PH_EV_REFUND_FAILED &&
 	    strcmp(ev.merchant_refund_id, "phr0000000000007") == 0 &&
 	    ev.amount == 50, "TRADE_OVERDUE: refund failed for good");
+	ok(strstr(d.msg, "TRADE_OVERDUE") != NULL, "... saying why in diag: "
+	    "%s", d.msg);
 	answer_of(&s, 0, 200);
 	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_SIGNATURE,
 	    "... but not unsigned");
@@ -979,9 +982,12 @@ test_v3(void)
 	    ev.kind == PH_EV_REFUND_FAILED, "v3 answer CLOSED: refund failed");
 	v3answer(400, "{\"code\":\"INVALID_REQUEST\",\"message\":"
 	    "\"订单已全额退款\"}", 1);
+	memset(&d, 0, sizeof(d));
 	ok(p->refund_response(ctx, &r, &answer, &ev, &d) == PH_OK &&
 	    ev.kind == PH_EV_REFUND_FAILED,
 	    "v3 400 INVALID_REQUEST, signed: refund failed for good");
+	ok(strstr(d.msg, "INVALID_REQUEST") != NULL, "... saying why in diag: "
+	    "%s", d.msg);
 	v3answer(400, "{\"code\":\"INVALID_REQUEST\",\"message\":"
 	    "\"订单已全额退款\"}", 0);
 	is_int(p->refund_response(ctx, &r, &answer, &ev, &d), PH_E_SIGNATURE,
