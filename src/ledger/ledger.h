@@ -156,6 +156,8 @@ enum ledger_refusal {
 	LEDGER_REFUSAL_EXPIRED,		/* past its expiry: no new attempt */
 	LEDGER_REFUSAL_MISMATCH,	/* paid by a payment that does not
 					 * fit it: no new attempt either */
+	LEDGER_REFUSAL_REFUNDS_MAX,	/* the order has had all the refunds
+					 * it may (LEDGER_REFUNDS_MAX) */
 	LEDGER_REFUSAL__MAX
 };
 
@@ -474,6 +476,12 @@ int ledger_batch_payments(struct ledger_batch *b, const char *profile,
     void *arg);
 
 /* ---- Refunds ---------------------------------------------------------- */
+
+/* The most refunds an order's list holds for the merchant to ask another:
+ * its record and its answers stay small (providers take far fewer
+ * partial refunds of one payment: WeChat Pay 50).  Those payhook queues
+ * for a double or late payment always go. */
+#define LEDGER_REFUNDS_MAX 100
 
 /*
  * A refund's life: PENDING (queued, never sent), PROCESSING (the provider

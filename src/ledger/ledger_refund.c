@@ -422,6 +422,14 @@ ledger_request_refund(struct store *s, const struct ledger_refund_req *rq,
 	}
 	paid = json_integer_value(json_object_get(order, "amount"));
 	asked = json_integer_value(json_object_get(order, "refund_requested"));
+	if (json_array_size(json_object_get(order, "refunds")) >=
+	    LEDGER_REFUNDS_MAX) {
+		*why = LEDGER_REFUSAL_REFUNDS_MAX;
+		rc = ph_fail(diag, PH_E_CONFLICT, "order %s has %d refunds, the "
+		    "most an order may have: refund the rest at the provider",
+		    rq->order_id, LEDGER_REFUNDS_MAX);
+		goto reply;
+	}
 	if (rq->amount <= 0 || rq->amount > paid - asked) {
 		*why = LEDGER_REFUSAL_TOO_MUCH;
 		rc = ph_fail(diag, PH_E_CONFLICT, "order %s: refunding %lld "

@@ -662,6 +662,9 @@ api_refund_answer(void *arg, const struct ledger_reply *r,
 		case LEDGER_REFUSAL_SETTLED:
 			return api_refusal(body, 409, "refund_settled",
 			    r->message, "refund", api_refund_view(r->rec));
+		case LEDGER_REFUSAL_REFUNDS_MAX:
+			return api_refusal(body, 409, "too_many_refunds",
+			    r->message, NULL, NULL);
 		default:
 			return api_refusal(body, 409, "conflict", r->message,
 			    NULL, NULL);

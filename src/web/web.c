@@ -108,6 +108,10 @@ web_json_text(const json_t *j, struct ph_buf *body)
 
 	if (j == NULL || (s = json_dumps(j, JSON_COMPACT)) == NULL)
 		return -1;
+	if (body->max > 0 && strlen(s) + 2 > body->max - body->len) {
+		free(s);
+		return -2;
+	}
 	ph_buf_puts(body, s);
 	ph_buf_puts(body, "\n");
 	free(s);
@@ -128,14 +132,18 @@ web_json_body(struct web_response *r, int status)
 void
 web_json(struct web_response *r, int status, const void *j)
 {
-	if (web_json_text(j, web_json_body(r, status)) == 0)
+	int rc;
+
+	if ((rc = web_json_text(j, web_json_body(r, status))) == 0)
 		return;
 	ph_buf_free(&r->body);
 	ph_buf_init(&r->body, WEB_RESP_MAX);
 	r->status = 500;
 	ph_buf_puts(&r->body, j == NULL ?
 	    "{\"error\":\"internal\",\"message\":\"the answer could not be "
-	    "built\"}\n" :
+	    "built\"}\n" : rc == -2 ?
+	    "{\"error\":\"internal\",\"message\":\"the answer would be "
+	    "larger than payhook sends (8 MiB)\"}\n" :
 	    "{\"error\":\"internal\",\"message\":\"out of memory\"}\n");
 }
 

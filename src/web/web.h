@@ -102,7 +102,7 @@ typedef void web_handler(struct web_ctx *ctx, const struct web_request *req,
 /* Serialises j (borrowed) as the JSON response body. */
 void web_json(struct web_response *r, int status, const void *j);
 /* Appends j (borrowed) as compact JSON and a newline to body; -1 when it
- * cannot be written. */
+ * cannot be written, -2 when it is larger than body may hold. */
 int web_json_text(const json_t *j, struct ph_buf *body);
 /* Makes r a JSON answer of status with an empty body, and returns the body
  * for the caller to write the text into (web_error replaces it). */

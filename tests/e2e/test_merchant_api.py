@@ -641,6 +641,29 @@ def test_attempt_data(tap, inst):
     tap.is_(inst.get_order(oid + 'x').status, 404, '... no order made')
 
 
+def test_refunds_max(tap, inst):
+    """An order takes at most 100 refunds: the 101st the merchant asks for
+    is 409 too_many_refunds, one asked before is still answered, and the
+    refund payhook queues for a double payment goes all the same."""
+    oid = 'RM-' + os.urandom(4).hex()
+    paid(tap, inst, oid, amount=1000)
+    codes = [refund(inst, oid, {'amount': 1, 'refund_id': 'rm%d-%s' %
+                                (i, oid)}).status for i in range(100)]
+    tap.is_(sorted(set(codes)), [201], '100 refunds of one order: 201 each')
+    r = refund(inst, oid, {'amount': 1})
+    tap.is_((r.status, (r.json or {}).get('error')),
+            (409, 'too_many_refunds'), 'the 101st: 409 too_many_refunds',
+            r.describe())
+    r = refund(inst, oid, {'amount': 1, 'refund_id': 'rm7-' + oid})
+    tap.is_(r.status, 200, '... one asked before: 200, as it is',
+            r.describe())
+    inst.pay(oid, 1000, harness.txn_id(oid + '-again'))
+    got = refunds_of(inst, oid) or []
+    tap.is_((len(got), [x.get('reason') for x in got][-1]),
+            (101, 'double_payment'), '... a double payment\'s refund is '
+            'queued all the same, and the list answers', len(got))
+
+
 def test_attempt_passes(tap, sim):
     """An attempt refused because another holds the order passes by
     itself: the refusal is not kept under its Idempotency-Key, and the same
@@ -703,6 +726,7 @@ def main(tap):
     test_refund_ids(tap, inst, sim)
     test_feed(tap, inst)
     test_attempt_data(tap, inst)
+    test_refunds_max(tap, inst)
     test_attempt_passes(tap, sim)
     if harness.E2E_STORE == 'lmdb':      # payhook backup and restore
         test_restore(tap, inst, sim)
