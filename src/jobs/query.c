@@ -302,8 +302,10 @@ query_refund_reason(const json_t *item)
 		return why;
 	if (cat != NULL && strcmp(cat, "double_payment") == 0)
 		return "Refund of a duplicate payment";
+	/* After the close, or before it but not fitting the order (another
+	 * amount or currency), which the close refunds too. */
 	if (cat != NULL && strcmp(cat, "late_payment") == 0)
-		return "Refund of a payment made after the order was closed";
+		return "Refund of a payment for an order closed unpaid";
 	return "Refund";
 }
 
