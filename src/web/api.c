@@ -864,9 +864,14 @@ api_cancel_refund(struct web_ctx *ctx, const struct web_request *req,
 		req->idem->answer = api_refund_answer;
 	rc = ledger_cancel_refund(ctx->store, refund_id, req->now, req->idem,
 	    &item, &why, &diag);
-	if (rc == PH_E_NOTFOUND)
-		ph_fail(&diag, rc, "no refund \"%s\"", refund_id);
-	else if (rc != PH_OK && rc != PH_E_CONFLICT) {
+	if (rc == PH_E_NOTFOUND) {
+		/* As GET /refunds/<id> says it: the id as sent (ph_fail's
+		 * text is ASCII, for logs). */
+		char text[sizeof(diag.msg)];
+
+		snprintf(text, sizeof(text), "no refund \"%s\"", refund_id);
+		web_utf8_copy(diag.msg, sizeof(diag.msg), text);
+	} else if (rc != PH_OK && rc != PH_E_CONFLICT) {
 		api_store_error(resp, rc);
 		return;
 	}

@@ -121,6 +121,14 @@ def test_keys(tap, inst):
 
 
 def test_refund_ids(tap, inst, sim):
+    # An unknown id is named as it was sent, by a cancel as by a read.
+    for method, path in (('GET', '/refunds/%s'),
+                         ('POST', '/refunds/%s/cancel')):
+        r = inst.api(method, path % ('%C3%A9' * 3))
+        tap.is_((r.status, (r.json or {}).get('message')),
+                (404, 'no refund "\u00e9\u00e9\u00e9"'), '%s of an unknown '
+                'refund id not in ASCII: 404, naming it' % method,
+                r.describe())
     oid = 'RI-' + os.urandom(4).hex()
     paid(tap, inst, oid)
     rid = 'mr-' + os.urandom(4).hex()
