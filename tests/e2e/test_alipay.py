@@ -548,17 +548,23 @@ def test_refund(tap, inst, mock):
     test_refund_not_made(tap, inst, mock)
 
 
+def paid_refund(inst, mock, tag, amount):
+    """An order of 12.34 paid (Alipay says so to a query) and a refund of
+    amount asked of it: (order id, refund id)."""
+    oid = tag + os.urandom(5).hex().upper()
+    inst.create_order(oid, 1234, profile='alishop')
+    mock.answers[oid] = ('TRADE_SUCCESS', new_trade_no())
+    inst.api('POST', '/orders/%s/query' % oid)
+    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': amount})
+    return oid, (r.json or {}).get('refund_id')
+
+
 def test_refund_not_made(tap, inst, mock):
     """A refund Alipay accepts without making it (fund_change N, its query
     then without refund_status: not received or not carried out): sent
     again under the same out_request_no, as Alipay asks, and made; never
     held PROCESSING for ever."""
-    oid = 'AN' + os.urandom(5).hex().upper()
-    inst.create_order(oid, 1234, profile='alishop')
-    mock.answers[oid] = ('TRADE_SUCCESS', new_trade_no())
-    inst.api('POST', '/orders/%s/query' % oid)
-    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 1234})
-    rid = (r.json or {}).get('refund_id')
+    oid, rid = paid_refund(inst, mock, 'AN', 1234)
     first = len(mock.requests)
     mock.not_made = True
     states = []
@@ -825,12 +831,7 @@ def test_download(tap, inst, mock, paid):
 def test_refund_refused(tap, inst, mock):
     """A refund Alipay refuses for good: FAILED, and why is kept as its
     last_error and said by refund.failed."""
-    oid = 'AX' + os.urandom(5).hex().upper()
-    inst.create_order(oid, 1234, profile='alishop')
-    mock.answers[oid] = ('TRADE_SUCCESS', new_trade_no())
-    inst.api('POST', '/orders/%s/query' % oid)
-    r = inst.api('POST', '/orders/%s/refunds' % oid, {'amount': 300})
-    rid = (r.json or {}).get('refund_id')
+    oid, rid = paid_refund(inst, mock, 'AX', 300)
     base = inst.last_seq()
     mock.refuse_refund = ('ACQ.TRADE_NOT_ALLOW_REFUND', 'not allowed')
     try:
