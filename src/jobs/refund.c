@@ -32,6 +32,51 @@ refund_text(const json_t *item, const char *name)
  * now, as it goes out, and its answer recorded.  Returns the first result
  * the database did not record, else PH_OK.
  */
+/*
+ * The wave's refunds whose requests were built count as sent from now on
+ * (ledger_refunds_sending), before any goes out.  One whose lease another
+ * run has taken since is not sent (its job unprepared, PH_E_CONFLICT);
+ * when the store cannot record it, none is.
+ */
+static void
+refund_mark_sending(struct store *s, struct query_job *jobs,
+    const uint64_t *seqs, size_t n, const char *token, int64_t now)
+{
+	uint64_t *mine;
+	int *ours;
+	size_t i, m = 0;
+	int rc = PH_E_NOMEM;
+
+	mine = calloc(n + 1, sizeof(*mine));
+	ours = calloc(n + 1, sizeof(*ours));
+	if (mine != NULL && ours != NULL) {
+		for (i = 0; i < n; i++)
+			if (jobs[i].prepared)
+				mine[m++] = seqs[i];
+		rc = m > 0 ? ledger_refunds_sending(s, mine, ours, m, token,
+		    now) : PH_OK;
+	}
+	for (i = 0, m = 0; i < n; i++) {
+		if (!jobs[i].prepared)
+			continue;
+		if (rc != PH_OK) {
+			jobs[i].err = rc;
+			snprintf(jobs[i].message, sizeof(jobs[i].message),
+			    "not sent: it could not be recorded as sent (%s)",
+			    ph_strerror(rc));
+			jobs[i].prepared = 0;
+		} else if (!ours[m]) {
+			jobs[i].err = PH_E_CONFLICT;
+			snprintf(jobs[i].message, sizeof(jobs[i].message),
+			    "not sent: another run holds it now");
+			jobs[i].prepared = 0;
+		}
+		m++;
+	}
+	free(mine);
+	free(ours);
+}
+
 static int
 refund_wave(const struct conf *c, struct store *s, json_t *items,
     size_t from, size_t count, const char *token, struct refund_stats *st)
@@ -93,17 +138,23 @@ refund_wave(const struct conf *c, struct store *s, json_t *items,
 		json_decref(item);
 		seqs[n++] = seq;
 	}
+	refund_mark_sending(s, jobs, seqs, n, token, now);
 	query_send(c, jobs, n, n);
 	for (i = 0; i < n; i++) {
 		struct query_job *j = &jobs[i];
 		const char *result;
 
+		if (!j->prepared && j->err == PH_E_CONFLICT) {
+			/* Another run's now: nothing of it is this run's. */
+			log_warn("refund %s of order %s: %s", j->refund_id,
+			    j->order_id, j->message);
+			query_job_free(j);
+			continue;
+		}
 		if (j->prepared) {
 			st->sent++;
 			query_finish(s, j, now);
-		} else if (ledger_refund_unsent(s, seqs[i], token) != PH_OK)
-			log_warn("refund %s: could not be marked unsent; a "
-			    "cancel of it is refused as sent", j->refund_id);
+		}
 		if (!j->prepared && (j->err == PH_E_UNSUPPORTED ||
 		    j->err == PH_E_FIELD)) {
 			/* Never sent and never sendable as it is (the provider

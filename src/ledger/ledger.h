@@ -565,15 +565,20 @@ int ledger_refunds_list(struct store *s, uint64_t after, size_t limit,
     json_t **items);
 /*
  * Takes a runner's lease on item seq: PH_OK (*item set), PH_E_CONFLICT.
- * From the first lease on the refund counts as sent: the provider may
- * have it, whatever the runner then learns.
+ * While the lease lasts a cancel is refused: the runner may be sending it.
  */
 int ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
     int64_t lease_s, const char *token, json_t **item);
-/* A refund leased under token whose request was never built (a
- * configuration fault): not sent after all, when this lease was the first
- * to mark it so, and the merchant's to cancel again. */
-int ledger_refund_unsent(struct store *s, uint64_t seq, const char *token);
+/*
+ * Before the n refunds seqs leased under token go out, their requests
+ * built: each counts as sent from now on (sent_at; the provider may have
+ * it, whatever the runner then learns), where the lease is still token's
+ * (ours[i] 1; 0: another run's now, and it must not be sent).  One whose
+ * request could not be built is never marked, and stays the merchant's to
+ * cancel once its lease is let go.
+ */
+int ledger_refunds_sending(struct store *s, const uint64_t *seqs, int *ours,
+    size_t n, const char *token, int64_t now);
 /* Does ev, a refund answer (of its kinds), report another amount than
  * asked, the refund's?  Such an answer settles nothing. */
 int ledger_refund_amount_off(const struct ph_event *ev, int64_t asked);

@@ -551,6 +551,12 @@ ledger_cancel_refund(struct store *s, const char *refund_id, int64_t now,
 			*why = LEDGER_REFUSAL_IN_FLIGHT;
 			rc = ph_fail(diag, PH_E_CONFLICT, "refund %s was sent "
 			    "to the provider already", refund_id);
+		} else if (json_integer_value(json_object_get(*item,
+		    "lease_until")) > now) {
+			/* A run holds it, and may be sending it now. */
+			*why = LEDGER_REFUSAL_IN_FLIGHT;
+			rc = ph_fail(diag, PH_E_CONFLICT, "refund %s is being "
+			    "sent to the provider right now", refund_id);
 		} else {
 			json_object_set_new(*item, "state", json_string(
 			    ledger_refund_state_name(LEDGER_REFUND_CANCELLED)));
@@ -711,38 +717,44 @@ ledger_refund_lease(struct store *s, uint64_t seq, int64_t now,
 	json_object_set_new(*item, "lease_owner", json_string(token));
 	json_object_set_new(*item, "tries", json_integer(json_integer_value(
 	    json_object_get(*item, "tries")) + 1));
-	/* Sent from now on, as far as a cancel can tell; by this lease, until
-	 * ledger_refund_unsent says its request was never built. */
-	if (!json_is_integer(json_object_get(*item, "sent_at"))) {
-		json_object_set_new(*item, "sent_at", json_integer(now));
-		json_object_set_new(*item, "sent_by", json_string(token));
-	}
 	ledger_put(&t, STORE_DB_REFUNDS, &k, *item);
 	return store_commit(&t);
 }
 
 int
-ledger_refund_unsent(struct store *s, uint64_t seq, const char *token)
+ledger_refunds_sending(struct store *s, const uint64_t *seqs, int *ours,
+    size_t n, const char *token, int64_t now)
 {
 	struct store_txn t;
 	struct store_key k;
-	json_t *r = NULL;
+	json_t *r;
+	size_t i;
 	int rc;
 
-	ledger_key_seq(&k, seq);
 	if ((rc = store_begin(s, 1, &t)) != PH_OK)
 		return rc;
-	if ((rc = ledger_get(&t, STORE_DB_REFUNDS, &k, &r)) != PH_OK) {
+	for (i = 0; i < n && t.err == PH_OK; i++) {
+		ours[i] = 0;
+		ledger_key_seq(&k, seqs[i]);
+		if (ledger_get(&t, STORE_DB_REFUNDS, &k, &r) != PH_OK)
+			continue;
+		if (strcmp(ledger_str(r, "lease_owner"), token) == 0 &&
+		    json_integer_value(json_object_get(r, "lease_until")) >
+		    now) {
+			ours[i] = 1;
+			if (!json_is_integer(json_object_get(r, "sent_at"))) {
+				json_object_set_new(r, "sent_at",
+				    json_integer(now));
+				ledger_put(&t, STORE_DB_REFUNDS, &k, r);
+			}
+		}
+		json_decref(r);
+	}
+	if (t.err != PH_OK) {
+		rc = t.err;
 		store_abort(&t);
-		return rc == PH_E_NOTFOUND ? PH_OK : rc;
+		return rc;
 	}
-	if (strcmp(ledger_str(r, "sent_by"), token) == 0 &&
-	    ledger_refund_state(r) == LEDGER_REFUND_PENDING) {
-		json_object_del(r, "sent_at");
-		json_object_del(r, "sent_by");
-		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
-	}
-	json_decref(r);
 	return store_commit(&t);
 }
 
@@ -920,8 +932,9 @@ ledger_refund_settle(struct store_txn *t, const struct store_key *k,
 	json_object_del(r, "lease_until");
 	json_object_del(r, "lease_owner");
 	/* What held it back (an answer of another amount, a call that
-	 * failed) is over: a failure's own reason was set by the caller. */
-	if (succeeded)
+	 * failed) is over: a failure's own reason was set by the refund
+	 * runner; told by anything else, it has none. */
+	if (succeeded || strcmp(source, "refund") != 0)
 		json_object_set_new(r, "last_error", json_null());
 	if (provider_refund_id != NULL && *provider_refund_id != '\0')
 		json_object_set_new(r, "provider_refund_id",
@@ -1141,10 +1154,13 @@ ledger_refund_result(struct store *s, uint64_t seq, const char *token,
 		ledger_put(&t, STORE_DB_REFUNDS, &k, r);
 		res->outcome = LEDGER_NOOP;
 	} else {
-		/* Why a refund failed, where the runner knows it. */
-		if (ev->kind == PH_EV_REFUND_FAILED && message != NULL &&
-		    *message != '\0')
-			json_object_set_new(r, "last_error", json_string(message));
+		/* Why a refund failed, where the runner knows it: the
+		 * provider's reason, or none (not an earlier try's). */
+		if (ev->kind == PH_EV_REFUND_FAILED &&
+		    !ledger_refund_settled(r))
+			json_object_set_new(r, "last_error", message != NULL &&
+			    *message != '\0' ? json_string(message) :
+			    json_null());
 		type = ledger_refund_settle(&t, &k, r,
 		    ev->kind == PH_EV_REFUND_SUCCEEDED, ev->refund_id, "refund",
 		    now, &eseq);

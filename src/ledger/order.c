@@ -145,7 +145,7 @@ static const char *const order_api_event_times[] = { "at", "occurred_at",
     NULL };
 static const char *const order_api_refund_drop[] = { "v", "lease_until",
     "lease_owner", "failed_after_success", "answer_amount", "settled_by",
-    "sent_by", NULL };
+    NULL };
 static const char *const order_api_refund_times[] = { "created_at",
     "updated_at", "sent_at", NULL };
 

@@ -108,7 +108,7 @@ web_json_text(const json_t *j, struct ph_buf *body)
 
 	if (j == NULL || (s = json_dumps(j, JSON_COMPACT)) == NULL)
 		return -1;
-	if (body->max > 0 && strlen(s) + 2 > body->max - body->len) {
+	if (body->max > 0 && strlen(s) + 1 > body->max - body->len) {
 		free(s);
 		return -2;
 	}

@@ -416,16 +416,54 @@ test_refund_ids(struct store *s)
 		    &why, &d), PH_E_CONFLICT, "a cancelled refund: settled");
 		is_int(why, LEDGER_REFUSAL_SETTLED, "... refund_settled");
 		json_decref(item);
+		int ours = 0;
+
 		ledger_refund_lease(s, seq, FX_NOW + 12, 60, "runner", &lease);
 		json_decref(lease);
 		is_int(ledger_cancel_refund(s, id, FX_NOW + 13, NULL, &item,
-		    &why, &d), PH_E_CONFLICT, "a refund being sent");
+		    &why, &d), PH_E_CONFLICT, "a refund a run holds");
 		is_int(why, LEDGER_REFUSAL_IN_FLIGHT, "... refund_in_flight");
 		json_decref(item);
 		is_int(ledger_get_refund(s, id, &item), PH_OK,
 		    "GET a refund by id");
+		ok(!json_is_integer(json_object_get(item, "sent_at")),
+		    "... not sent yet: its request is not built");
+		json_decref(item);
+		/* The run died before building it: once its lease is over,
+		 * the merchant's to cancel (below, after the other case). */
+		ok(ledger_refunds_sending(s, &seq, &ours, 1, "another",
+		    FX_NOW + 14) == PH_OK && ours == 0, "a run whose lease it "
+		    "is not may not send it");
+		ok(ledger_refunds_sending(s, &seq, &ours, 1, "runner",
+		    FX_NOW + 14) == PH_OK && ours == 1, "the run that holds it "
+		    "sends it");
+		is_int(ledger_get_refund(s, id, &item), PH_OK, "GET it again");
 		ok(json_is_integer(json_object_get(item, "sent_at")),
-		    "... it counts as sent");
+		    "... it counts as sent from then on");
+		json_decref(item);
+		is_int(ledger_cancel_refund(s, id, FX_NOW + 100, NULL, &item,
+		    &why, &d), PH_E_CONFLICT, "... its lease over: still sent");
+		is_int(why, LEDGER_REFUSAL_IN_FLIGHT, "... refund_in_flight");
+		json_decref(item);
+
+		/* Leased by a run that died before it built the request. */
+		paid_order(s, "R9", "wxshop", "TR9", 500);
+		fx_refund(s, "R9", "m-ref-9", 500, FX_NOW, NULL, &item,
+		    &created, &why, &d);
+		seq = (uint64_t)json_integer_value(json_object_get(item,
+		    "seq"));
+		json_decref(item);
+		ledger_refund_lease(s, seq, FX_NOW + 20, 60, "died", &lease);
+		json_decref(lease);
+		is_int(ledger_cancel_refund(s, "m-ref-9", FX_NOW + 21, NULL,
+		    &item, &why, &d), PH_E_CONFLICT, "a refund leased by a run "
+		    "that died before building it: refused while the lease "
+		    "lasts");
+		json_decref(item);
+		ok(ledger_cancel_refund(s, "m-ref-9", FX_NOW + 81, NULL, &item,
+		    &why, &d) == PH_OK && strcmp(fx_str(item, "state"),
+		    "CANCELLED") == 0, "... cancelled once it is over: it was "
+		    "never sent");
 		json_decref(item);
 	}
 	is_int(ledger_get_refund(s, "no-such", &item), PH_E_NOTFOUND,
@@ -481,6 +519,33 @@ test_refund_ids(struct store *s)
 		    "amount")) == 30, "... and payhook's its own");
 		json_decref(mine);
 		json_decref(item);
+	}
+
+	/* A try whose answer was not taken, then a failure told by a
+	 * notification: the try's error is no reason of the failure. */
+	paid_order(s, "R5", "wxshop", "TR5", 1000);
+	fx_refund(s, "R5", "m-ref-5", 100, FX_NOW, NULL, &item, &created,
+	    &why, &d);
+	seq = (uint64_t)json_integer_value(json_object_get(item, "seq"));
+	json_decref(item);
+	{
+		struct ledger_result res;
+		size_t n0 = fx_events_of_type(s, "refund.failed", NULL);
+
+		ledger_refund_lease(s, seq, FX_NOW + 1, 60, "runner", &item);
+		json_decref(item);
+		ledger_refund_result(s, seq, "runner", PH_E_PROVIDER,
+		    "answer (HTTP 503) not accepted", NULL, FX_NOW + 2, &res);
+		ev = fx_refund_event("R5", "TR5", "m-ref-5", 100, 0);
+		fx_apply(s, "wxshop", &ev, &r, NULL);
+		ok(ledger_get_refund(s, "m-ref-5", &item) == PH_OK &&
+		    strcmp(fx_str(item, "state"), "FAILED") == 0 &&
+		    json_is_null(json_object_get(item, "last_error")),
+		    "a refund a notification says failed, after a try that "
+		    "got no answer: FAILED, no last_error of that try");
+		json_decref(item);
+		is_int(fx_events_of_type(s, "refund.failed", NULL), n0 + 1,
+		    "... refund.failed raised");
 	}
 
 	/* A refund that failed, then verified made after all (an abnormal
