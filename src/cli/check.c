@@ -177,6 +177,14 @@ cli_check_stranded(const struct cli *c)
  * jobs that would exit 78 on its orders.  Said here, where an operator
  * looks before the jobs run.
  */
+int
+cli_profile_uncallable(const struct conf_profile *pr)
+{
+	return pr->api_base == NULL && pr->plugin != NULL &&
+	    (pr->plugin->prov->caps & (PH_CAP_QUERY | PH_CAP_CLOSE |
+	    PH_CAP_REFUND | PH_CAP_DOWNLOAD));
+}
+
 static void
 cli_check_calls(const struct cli *c)
 {
@@ -185,9 +193,7 @@ cli_check_calls(const struct cli *c)
 
 	for (i = 0; i < c->conf->nprofiles; i++) {
 		pr = &c->conf->profiles[i];
-		if (pr->api_base == NULL && pr->plugin != NULL &&
-		    (pr->plugin->prov->caps & (PH_CAP_QUERY | PH_CAP_CLOSE |
-		    PH_CAP_REFUND | PH_CAP_DOWNLOAD)))
+		if (cli_profile_uncallable(pr))
 			fprintf(stderr, "payhook: %s: warning: [profile.%s] has "
 			    "no api_base: payhook cannot query, close or "
 			    "refund through it (payhook sweep and refunds run "

@@ -175,6 +175,9 @@ int cli_check_user(const struct conf *conf, const char *user);
 
 /* check.c */
 int cli_check_run(struct cli *c);
+/* Whether pr's plugin makes calls (query, close, refund, download) but pr
+ * names no api_base to make them at. */
+int cli_profile_uncallable(const struct conf_profile *pr);
 int cli_stats_run(struct cli *c);
 int cli_backup_run(struct cli *c);
 int cli_restore_run(struct cli *c);

@@ -94,6 +94,18 @@ cli_sweep_failing(struct cli *c, const struct sweep_stats *st)
 	return failing;
 }
 
+/* Whether a profile of c's configuration makes calls but cannot. */
+static int
+cli_sweep_uncallable(const struct cli *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->conf->nprofiles; i++)
+		if (cli_profile_uncallable(&c->conf->profiles[i]))
+			return 1;
+	return 0;
+}
+
 /* One pass of the sweeper and what it drives; its exit status. */
 static int
 cli_sweep_pass(struct cli *c, const char *token)
@@ -136,8 +148,10 @@ cli_sweep_pass(struct cli *c, const char *token)
 		cli_job_succeeded(
 		    "payhook_sweep_last_success_timestamp_seconds");
 	/* A call the configuration kept from going out (no api_base, a
-	 * profile gone) waits for a person, not for the next run. */
-	return cli_worse(status, st.config_failures > 0 ? CLI_EXIT_CONFIG :
+	 * profile gone) waits for a person, not for the next run: so does
+	 * a failing pass that asked nothing while a profile cannot call. */
+	return cli_worse(status, st.config_failures > 0 || (failing &&
+	    st.queries == 0 && cli_sweep_uncallable(c)) ? CLI_EXIT_CONFIG :
 	    failing ? CLI_EXIT_TEMPFAIL : CLI_EXIT_OK);
 }
 
@@ -396,9 +410,20 @@ cli_reconcile_run(struct cli *c)
 	if (sum.asked > 0)
 		printf("  asked the provider about %zu order(s) the statement "
 		    "says were paid: %zu confirmed%s\n", sum.asked,
-		    sum.confirmed, sum.unanswered > 0 ? ", the others not "
-		    "answered: run it again" : "");
+		    sum.confirmed, sum.unsendable > 0 ? ", the others not "
+		    "asked: the configuration kept the calls from going out" :
+		    sum.unanswered > 0 ? ", the others not answered: run it "
+		    "again" : "");
 	printf("report: %s\n        %s\n", sum.csv_path, sum.json_path);
+	if (sum.unsendable > 0) {
+		/* Never sent: a run again would not send them either. */
+		fprintf(stderr, "payhook: reconcile %s %s: %zu call(s) to the "
+		    "provider could not be made (the log says why: no api_base "
+		    "in the profile?); the orders they asked about are still "
+		    "pending: fix the configuration\n", o->profile, sum.date,
+		    sum.unsendable);
+		return CLI_EXIT_CONFIG;
+	}
 	if (sum.unanswered > 0) {
 		/* "0 confirmed" would read as "not paid": the provider did
 		 * not say, and a run again asks again. */

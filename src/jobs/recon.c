@@ -1095,6 +1095,8 @@ recon_ask(struct recon *r)
 			query_finish(r->s, &jobs[i], r->now);
 			if (jobs[i].err != PH_OK)
 				r->sum->unanswered++;
+			if (jobs[i].err == PH_E_CONFIG)
+				r->sum->unsendable++;
 			if (jobs[i].err == PH_OK &&
 			    jobs[i].applied.event == LEDGER_EV_ORDER_PAID)
 				r->sum->confirmed++;

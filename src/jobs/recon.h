@@ -71,6 +71,8 @@ struct recon_summary {
 					 * (an unverified statement) */
 	size_t confirmed;		/* of which it said paid */
 	size_t unanswered;		/* queries without a usable answer */
+	size_t unsendable;		/* of which the configuration kept
+					 * from going out (no api_base) */
 	char date[16];
 	char csv_path[1024];
 	char json_path[1024];

@@ -640,6 +640,30 @@ def test_statement_day(tap, inst):
         'statement day: ... and no report of 1970-01-01')
 
 
+def test_unverified_unsendable(tap, inst):
+    """A statement nobody vouches for lists a pending order of a profile
+    without api_base as paid: payhook would ask the aggregator, cannot,
+    and says so with exit 78 (a run again would not ask either)."""
+    now = int(time.time())
+    oid = 'UN-' + os.urandom(3).hex()
+    inst.create_order(oid, 100, profile='agghmac')
+    rep = os.path.join(inst.dir, 'unsendable')
+    os.makedirs(rep)
+    path = os.path.join(rep, 'stmt.csv')
+    with open(path, 'w') as fh:
+        fh.write('type,id,app,order_no,charge,amount,currency,channel,time,'
+                 'refund_no\ncharge,%s,%s,%s,,100,cny,wx_pub,%d,\n'
+                 'total,1,100\n' % (new_id('ch_'), APP, oid, now))
+    r = inst.cli('reconcile', '--profile', 'agghmac', '--statement', path,
+                 '--report-dir', rep)
+    tap.ok(r.returncode == 78 and 'could not be made' in r.stderr and
+           (inst.order(oid) or {}).get('state') == 'PENDING',
+           'an unverified statement\'s payment of a pending order, the '
+           'profile without api_base: exit 78, saying the call could not '
+           'be made; the order still PENDING', r.returncode,
+           r.stdout[-300:], r.stderr[-400:])
+
+
 def main(tap):
     global KEY, OTHER
     KEY, OTHER = rsa_key(), rsa_key()
@@ -687,6 +711,7 @@ def main(tap):
         test_hmac_rotation(tap, inst)
         test_query(tap, inst, mock)
         test_statement_day(tap, inst)
+        test_unverified_unsendable(tap, inst)
         inst.stop()
     finally:
         mock.close()

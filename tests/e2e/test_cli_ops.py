@@ -316,6 +316,10 @@ def test_no_api_base(tap):
         p.stderr), 'sweep, a profile without api_base: exit 78 (the '
         'configuration, not the provider), a warn line naming the order '
         'and why', p.returncode, p.stderr[-600:])
+    p = inst.cli('sweep')
+    tap.is_(p.returncode, EX_CONFIG, '... the next pass, nothing due while '
+            'the order waits: 78 still, not 75 (a run again cannot help)',
+            p.stderr[-600:])
 
 
 def test_job_log_json(tap):
