@@ -677,8 +677,18 @@ cli_store_new_epoch_run(struct cli *c)
 {
 	char before[STORE_EPOCH_LEN + 1];
 	struct store_txn t;
+	long pid;
 	int rc;
 
+	/* A process that has it open would go on with the old epoch. */
+	if (store_others(c->store, &pid) == 1) {
+		fprintf(stderr, "payhook: store new-epoch: %s is open in "
+		    "process %ld (payhook.fcgi or a job), which would go on "
+		    "handing out ids of the old epoch: stop every payhook "
+		    "process first; nothing was changed\n",
+		    store_where(c->store), pid);
+		return CLI_EXIT_TEMPFAIL;
+	}
 	ph_strlcpy(before, store_epoch(c->store), sizeof(before));
 	if ((rc = store_begin(c->store, 1, &t)) == PH_OK) {
 		store_new_epoch(&t);

@@ -717,6 +717,13 @@ store_space(struct store *s, struct store_stats *st)
 	return s->eng->space != NULL ? s->eng->space(s, st) : PH_OK;
 }
 
+int
+store_others(struct store *s, long *pid)
+{
+	*pid = 0;
+	return s->eng->others != NULL ? s->eng->others(s, pid) : -1;
+}
+
 double
 store_fill(const struct store_stats *st)
 {

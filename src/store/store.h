@@ -381,6 +381,10 @@ int store_stats(struct store *s, struct store_stats *st);
  * on every call, without counting anything (no query on a database
  * server, which has no map: both stay 0 there). */
 int store_space(struct store *s, struct store_stats *st);
+/* Does another process (not this one) have s open, *pid one of them: 1,
+ * 0, or -1 when the engine cannot tell (PostgreSQL's clients may be on
+ * other hosts). */
+int store_others(struct store *s, long *pid);
 /* The share of the map in use, 0 to 1 (the highest page ever written:
  * LMDB reuses freed pages but never gives them back). */
 double store_fill(const struct store_stats *st);

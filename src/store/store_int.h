@@ -47,6 +47,10 @@ struct store_engine {
 	 * counted).  NULL: the engine has no map (nothing filled in). */
 	int (*space)(struct store *s, struct store_stats *st);
 	int (*backup)(struct store *s, const char *path, struct ph_diag *diag);
+	/* Does another process have the store open (*pid one of them)?  1,
+	 * 0, or -1 when it cannot tell.  NULL: the engine cannot tell (a
+	 * database server's clients may be on other hosts). */
+	int (*others)(struct store *s, long *pid);
 	/* May the transaction that failed last succeed if run again (a
 	 * connection lost, a conflict)?  NULL: never. */
 	int (*retryable)(const struct store *s);

@@ -785,6 +785,15 @@ lmdb_backup(struct store *st_, const char *path, struct ph_diag *diag)
 	return PH_OK;
 }
 
+static int store_in_use(const char *path, long *pid);
+
+/* Its own lock on the lock file is not seen by F_GETLK: only others'. */
+static int
+lmdb_others(struct store *s, long *pid)
+{
+	return store_in_use(store_path(s), pid);
+}
+
 static const struct store_engine lmdb_engine = {
 	.name = "lmdb",
 	.close = lmdb_close,
@@ -804,6 +813,7 @@ static const struct store_engine lmdb_engine = {
 	.stats = lmdb_stats,
 	.space = lmdb_space,
 	.backup = lmdb_backup,
+	.others = lmdb_others,
 };
 
 /*

@@ -287,6 +287,12 @@ def test_restore(tap, inst, sim):
            '75, naming a process', p.returncode, p.stderr)
     tap.ok(state and (inst.order(oid) or {}).get('state') == state,
            '... and the store is untouched', state)
+    p = inst.cli('store', 'new-epoch')
+    tap.ok(p.returncode == 75 and 'is open in process' in p.stderr and
+           (inst.events(0, 1).json or {}).get('epoch') == old_epoch,
+           'store new-epoch while payhook.fcgi has the store open: refused, '
+           'exit 75, naming a process; the epoch unchanged', p.returncode,
+           p.stderr)
     inst.stop()
     p = inst.cli('restore', os.path.join(inst.dir, 'no-such.mdb'))
     tap.ok(p.returncode == 1 and 'no-such.mdb' in p.stderr,
