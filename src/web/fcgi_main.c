@@ -308,9 +308,9 @@ main_log(const struct web_request *req, const struct web_response *resp,
 	text_cat(labels, sizeof(labels), "route=", resp->note.route,
 	    (char *)NULL);
 	metrics_observe("payhook_request_duration_seconds", labels, ms / 1e3);
-	if (strcmp(resp->note.route, "notify") == 0 &&
-	    resp->note.profile[0] != '\0') {
-		/* How long providers wait for their acknowledgement. */
+	if (resp->note.acked && resp->note.profile[0] != '\0') {
+		/* How long providers wait for their acknowledgement: a
+		 * refusal or a retry answer is none. */
 		text_cat(labels, sizeof(labels), "profile=",
 		    resp->note.profile, (char *)NULL);
 		metrics_observe("payhook_notify_ack_seconds", labels, ms / 1e3);

@@ -210,6 +210,7 @@ notify_handle(struct web_ctx *ctx, const struct conf_profile *pr,
 	/* The request's line says it: order and outcome; the ledger's own
 	 * line, the fact it recorded. */
 	notify_answer(pr, PH_ACK_OK, NULL, resp);
+	resp->note.acked = 1;
 	ledger_fact_order_id(ctx->store, &fact, order_id);
 	web_note_set(resp->note.order_id, order_id);
 	web_note_set(resp->note.outcome, ledger_result_label(&res));

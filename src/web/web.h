@@ -48,6 +48,8 @@ struct web_note {
 	char reason[600];		/* why it was refused or failed, or "" */
 	int level;			/* of the request's log line: at least
 					 * LOG_LVL_INFO (ops/log.h) */
+	int acked;			/* a notification acknowledged: timed
+					 * by payhook_notify_ack_seconds */
 };
 
 struct web_response {
