@@ -292,6 +292,7 @@ api_create_order(struct web_ctx *ctx, const struct web_request *req,
 		    "configured", profile);
 		goto done;
 	}
+	web_note_set(resp->note.profile, pr->name);
 	v = json_object_get(in, "expires_in");
 	if (v != NULL && (!json_is_integer(v) ||
 	    (expires_in = json_integer_value(v)) < 1 ||
@@ -554,6 +555,7 @@ api_attempt(struct web_ctx *ctx, const struct web_request *req,
 		    "configured profile");
 		goto done;
 	}
+	web_note_set(resp->note.profile, pr->name);
 	if (api_attempt_data(in, &data, resp) == -1 ||
 	    !api_attempt_valid(data, resp, "data"))
 		goto done;

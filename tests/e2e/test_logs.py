@@ -135,6 +135,9 @@ def test_logfmt(tap):
     tap.ok(len(same) == 2 and any('LOG-1 created' in l for l in same),
            'order creation: the request line and the order created line '
            'share the request_id', *same)
+    tap.ok(any(' event=request ' in l and ' route=orders profile=wxshop '
+               in l for l in same), '... the request line names the '
+           'order\'s profile', *same)
     same = with_id(lines, refused.headers['x-request-id'])
     tap.ok(len(same) == 1 and ' level=warn ' in same[0] and
            'outcome=refused_signature' in same[0] and
