@@ -480,9 +480,10 @@ reply:
 		return crc;
 	}
 	if (*created)
-		log_info("order %s: refund %s of %lld requested (%s)",
+		log_info("order %s: refund %s of %lld requested%s%s%s",
 		    rq->order_id, ledger_str(*item, "refund_id"),
-		    (long long)rq->amount, rq->reason);
+		    (long long)rq->amount, rq->reason[0] != '\0' ? " (" : "",
+		    rq->reason, rq->reason[0] != '\0' ? ")" : "");
 	return rc;
 fail:
 	store_abort(&t);
