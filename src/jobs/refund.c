@@ -28,11 +28,6 @@ refund_text(const json_t *item, const char *name)
 }
 
 /*
- * Sends the count work items of items from from on, at once: each leased
- * now, as it goes out, and its answer recorded.  Returns the first result
- * the database did not record, else PH_OK.
- */
-/*
  * The wave's refunds whose requests were built count as sent from now on
  * (ledger_refunds_sending), before any goes out.  One whose lease another
  * run has taken since is not sent (its job unprepared, PH_E_CONFLICT);
@@ -77,6 +72,11 @@ refund_mark_sending(struct store *s, struct query_job *jobs,
 	free(ours);
 }
 
+/*
+ * Sends the count work items of items from from on, at once: each leased
+ * now, as it goes out, and its answer recorded.  Returns the first result
+ * the database did not record, else PH_OK.
+ */
 static int
 refund_wave(const struct conf *c, struct store *s, json_t *items,
     size_t from, size_t count, const char *token, struct refund_stats *st)
